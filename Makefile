@@ -1,0 +1,44 @@
+# harness — developer tasks. `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DATA := datasets/pubmedqa/pubmedqa_pqal.jsonl
+
+.PHONY: install demo test check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The main job, offline, on the bundled PubMedQA set: import, run the context baseline
+# with the heuristic metrics, log to the local MLflow store, say where to look next.
+demo: install
+	$(BIN)/harness data import $(DEMO_DATA) --name pubmedqa
+	$(BIN)/harness run --data pubmedqa --model python:harness.baselines:context_overlap \
+		--metric exact_match --metric token_f1 --metric rouge1 --metric rouge2 --metric rougeL \
+		--metric flesch_kincaid_grade_level --metric ari_grade_level --metric word_count \
+		--metric latency --run-name demo-baseline
+	@echo
+	@echo "Next:"
+	@echo "  rows in DuckDB:  $(BIN)/python -c \"import duckdb; print(duckdb.connect('harness.duckdb', read_only=True).sql('SELECT metric, avg(value) FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  one run's rows:  $(BIN)/harness runs show <RUN_ID> --rows   (ids: $(BIN)/harness runs list)"
+	@echo "  MLflow UI:       $(BIN)/harness ui   then open http://127.0.0.1:5000"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+check: install
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff format --check harness tests bench
+	$(BIN)/mypy harness
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf harness.duckdb harness.duckdb.wal cache mlruns

@@ -1,0 +1,40 @@
+"""Simple non-LLM baselines: a floor any model should beat, and a model for offline demos.
+
+``python:harness.baselines:context_overlap`` answers with the context sentences that
+share the most words with the question, preferring later sentences (abstracts tend to
+put results last). It needs no network and no weights.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be by can do does for from has have in is it its of on or that the "
+    "their there these this to was were what when which who why will with within without".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def context_overlap(row: dict[str, Any], sentences: int = 2) -> str:
+    """The ``sentences`` context sentences most like the question, in their original order."""
+    context = row.get("context") or ""
+    if not context.strip():
+        return ""
+    question = _words(str(row.get("input") or ""))
+    candidates = [s.strip() for s in _SENTENCE.split(" ".join(context.split())) if s.strip()]
+    n = len(candidates)
+    ranked = sorted(
+        range(n),
+        # Overlap first; position breaks ties in favour of later sentences.
+        key=lambda i: (len(question & _words(candidates[i])), i / max(n, 1)),
+        reverse=True,
+    )
+    chosen = sorted(ranked[:sentences])
+    return " ".join(candidates[i] for i in chosen)

@@ -1,0 +1,218 @@
+"""Cassettes: cache entries in a portable, diffable file to commit next to a test suite.
+
+A cassette is JSON Lines, gzipped when its name ends in ``.gz``. The first line is a
+header, ``{"harness_cassette":1,"entry_schema":1,"key_schema":1}``; every other line is
+one cache entry exactly as the cache stores it (canonical JSON, see
+``harness.cache.store``), sorted by key, so exporting the same entries twice gives the same
+bytes and a change shows as a change of the lines it touches. Gzipped cassettes carry no
+name or time in their header, for the same reason.
+
+Importing checks every line as the cache would (checksum, format) and, because a checksum
+proves nothing about who wrote it, also that each entry's key is the key of its own
+request: a tampered cassette cannot put an answer under somebody else's request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
+from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, ResponseCache
+from harness.errors import CacheCorrupt, CacheError, ConfigError
+
+__all__ = ["CASSETTE_VERSION", "ImportReport", "export_cassette", "import_cassette"]
+
+CASSETTE_VERSION = 1
+_GZIP_MAGIC = b"\x1f\x8b"
+_BATCH = 500  # entries written per transaction on import
+
+
+@dataclass
+class ImportReport:
+    """What ``import_cassette`` did with each line of a cassette."""
+
+    added: int = 0
+    unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)  # keys whose local entry was kept
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "unchanged": self.unchanged,
+            "conflicts": list(self.conflicts),
+            "invalid": [{"line": line, "problem": problem} for line, problem in self.invalid],
+        }
+
+
+def _header() -> str:
+    header = {
+        "harness_cassette": CASSETTE_VERSION,
+        "entry_schema": ENTRY_SCHEMA_VERSION,
+        "key_schema": KEY_SCHEMA_VERSION,
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":"))
+
+
+def export_cassette(
+    cache: ResponseCache, path: Path | str, keys: Iterable[str] | None = None
+) -> int:
+    """Write the entries of ``keys`` (all entries if None) to a cassette at ``path``.
+
+    Keys that are not in the cache are skipped; the return value is the number of
+    entries written. A corrupt entry raises ``CacheCorrupt`` naming its key (run
+    ``harness cache verify``/``prune``) rather than leave a silent hole in the cassette.
+    The file is written to a temporary name and renamed, so a failed export leaves no
+    half-written cassette.
+    """
+    path = Path(path)
+    wanted = cache.keys() if keys is None else sorted(set(keys))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    written = 0
+    try:
+        with _open_for_writing(temporary, gzipped=path.name.endswith(".gz")) as out:
+            out.write(_header() + "\n")
+            for key in wanted:
+                entry = cache.get(key)
+                if entry is not None:
+                    out.write(entry.to_text() + "\n")
+                    written += 1
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise CacheError(f"cannot write cassette {path}: {exc.strerror or exc}") from None
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return written
+
+
+@contextlib.contextmanager
+def _open_for_writing(path: Path, *, gzipped: bool) -> Iterator[IO[str]]:
+    with open(path, "wb") as raw:
+        if not gzipped:
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
+                yield text
+            return
+        # mtime=0 and no file name in the gzip header: same entries, same bytes.
+        with (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as binary,
+            io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as text,
+        ):
+            yield text
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    try:
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == _GZIP_MAGIC
+        opener = gzip.open if gzipped else open
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="\n") as lines:
+            yield from lines
+    except FileNotFoundError:
+        raise CacheError(f"no cassette at {path}") from None
+    except IsADirectoryError:
+        raise CacheError(f"{path} is a directory, not a cassette") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CacheError(f"cannot read cassette {path}: {exc}") from None
+
+
+def _check_header(path: Path, line: str) -> bool:
+    """True if ``line`` is the header; False if it is an entry (a header-less cassette)."""
+    try:
+        first = json.loads(line)
+    except ValueError:
+        first = None
+    if isinstance(first, dict) and "harness_cassette" in first:
+        version = first["harness_cassette"]
+        if version != CASSETTE_VERSION:
+            raise CacheError(
+                f"{path} is a version {version!r} cassette; this harness reads version "
+                f"{CASSETTE_VERSION}"
+            )
+        return True
+    if isinstance(first, dict) and {"key", "request", "response"} <= first.keys():
+        return False
+    raise CacheError(f"{path} is not a harness cassette (line 1 is not a cassette header)")
+
+
+def _parse_entry(line: str) -> CacheEntry:
+    try:
+        document = json.loads(line)
+    except ValueError:
+        raise CacheCorrupt("not valid JSON (truncated line?)") from None
+    entry = CacheEntry.from_document(document)
+    try:
+        own_key = canonical_key(entry.request)
+    except ConfigError as exc:
+        raise CacheCorrupt(f"its request cannot be keyed: {exc}") from None
+    if own_key != entry.key:
+        raise CacheCorrupt(f"key {entry.key} is not the key of its request (tampered?)")
+    return entry
+
+
+def import_cassette(cache: ResponseCache, path: Path | str) -> ImportReport:
+    """Merge a cassette into ``cache``; safe to run any number of times.
+
+    A valid entry whose key is not in the cache (or whose local entry is corrupt) is
+    added; one whose response equals the local one is unchanged; one whose response
+    differs is a conflict and the local entry is kept. Lines that fail their checksum,
+    are not entries, or whose key is not their request's key are rejected and listed in
+    ``invalid`` with their line number. Raises ``CacheError`` if the file is missing or
+    is not a cassette.
+    """
+    path = Path(path)
+    report = ImportReport()
+    pending: list[CacheEntry] = []
+    lines = _read_lines(path)
+    first = next(lines, None)
+    if first is None or not first.strip():
+        raise CacheError(f"{path} is not a harness cassette (it is empty)")
+    numbered: Iterable[tuple[int, str]] = enumerate(lines, start=2)
+    if not _check_header(path, first):
+        numbered = _chain_first(first, numbered)
+    for line_no, line in numbered:
+        if not line.strip():
+            continue
+        try:
+            entry = _parse_entry(line)
+        except CacheCorrupt as exc:
+            report.invalid.append((line_no, str(exc).replace("cache entry ? ", "")))
+            continue
+        pending.append(entry)
+        if len(pending) >= _BATCH:
+            _merge(cache, pending, report)
+            pending = []
+    _merge(cache, pending, report)
+    return report
+
+
+def _chain_first(first: str, rest: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    yield 1, first
+    yield from rest
+
+
+def _merge(cache: ResponseCache, entries: list[CacheEntry], report: ImportReport) -> None:
+    if not entries:
+        return
+    with cache.batch():
+        for entry in entries:
+            try:
+                local = cache.get(entry.key)
+            except CacheCorrupt:
+                local = None  # a corrupt local entry can never be served; the good one wins
+            if local is None:
+                cache.set(entry.key, entry)
+                report.added += 1
+            elif local.response == entry.response:
+                report.unchanged += 1
+            else:
+                report.conflicts.append(entry.key)

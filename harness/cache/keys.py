@@ -1,0 +1,217 @@
+"""Request keys: the documented function from a model request to its cache key.
+
+The key of a request is ``sha256(canonical_json(canonical_request(req))).hexdigest()``,
+where ``canonical_json`` is ``json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False, allow_nan=False)`` encoded as UTF-8. The canonical request is a dict
+with exactly these fields:
+
+``key_schema``
+    ``KEY_SCHEMA_VERSION`` (an int). Bumped whenever this function changes, so old
+    entries miss instead of answering a request they were not made for.
+``provider``
+    The provider's URI scheme (``openai``, ``anthropic``, ``databricks``, ``ollama``, ...).
+``base_url``
+    The server the request goes to, or ``null`` for the provider's default. A trailing
+    ``/`` is removed and the scheme and host are lower-cased, so ``HTTP://Host:8000/v1/``
+    and ``http://host:8000/v1`` are one server.
+``model``
+    The model or endpoint name, as given.
+``messages``
+    The full message list, in order. Each message keeps ``role`` (a str) and ``content``
+    (a str, or a list of content parts; a missing or null content becomes ``""``) and any
+    other field a message carries (``name``, ``tool_calls``, ``tool_call_id``, ...) whose
+    value is not null.
+``params``
+    Every generation parameter (temperature, top_p, max_tokens, seed, stop, response
+    format, tools, ...) whose value is not null, normalized so that one logical request
+    has one key: the sampling parameters in ``FLOAT_PARAMS`` are floats (``0`` and ``0.0``
+    are one temperature); the counts in ``INT_PARAMS`` and any other whole-number float
+    are ints; tuples are lists; ``stop`` given as one string is a one-element list.
+    Parameters in ``EXCLUDED_PARAMS`` (API keys, headers, timeouts, retry and concurrency
+    settings) are dropped: they change how a request is sent, not what it answers.
+``sample_index``
+    Which repetition of the same request this is (0 unless a call is repeated on purpose).
+
+Never in the key: the eval row handed to ``python:`` models (``ModelRequest.row``), API
+keys, headers, timeouts, retry or concurrency settings. Dict order never matters, since
+the JSON is written with sorted keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.errors import ConfigError
+from harness.providers.base import ModelRequest
+
+__all__ = [
+    "EXCLUDED_PARAMS",
+    "FLOAT_PARAMS",
+    "INT_PARAMS",
+    "KEY_SCHEMA_VERSION",
+    "canonical_json",
+    "canonical_key",
+    "canonical_request",
+    "family_of",
+    "request_key",
+]
+
+KEY_SCHEMA_VERSION = 1
+
+FLOAT_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "repetition_penalty",
+        "repeat_penalty",
+    }
+)
+INT_PARAMS = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "num_predict",
+        "num_ctx",
+        "seed",
+        "n",
+        "top_k",
+        "top_logprobs",
+    }
+)
+EXCLUDED_PARAMS = frozenset(
+    {
+        "api_key",
+        "api_key_env",
+        "headers",
+        "extra_headers",
+        "timeout",
+        "request_timeout",
+        "connect_timeout",
+        "read_timeout",
+        "max_retries",
+        "retries",
+        "retry",
+        "concurrency",
+        "max_concurrency",
+    }
+)
+
+# Floats beyond 2**53 are not exact ints; leave them as floats.
+_EXACT_INT_LIMIT = 2.0**53
+
+
+def canonical_json(value: Any) -> bytes:
+    """Compact, key-sorted, UTF-8 JSON: the one byte form that keys and checksums hash."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _normalize(value: Any, where: str) -> Any:
+    """A JSON value in one spelling: whole floats as ints, tuples as lists, str dict keys."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return value
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} is {value}, which JSON cannot hold")
+        if value.is_integer() and abs(value) < _EXACT_INT_LIMIT:
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _normalize(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (int, float)):  # numpy-like or bool subclasses
+        return _normalize(float(value) if isinstance(value, float) else int(value), where)
+    raise ConfigError(f"{where} has a {kind.__name__} value, which a cache key cannot hold")
+
+
+def _normalize_param(name: str, value: Any) -> Any:
+    where = f"parameter {name!r}"
+    if name in FLOAT_PARAMS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        as_float = float(value)
+        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} is {value}, which JSON cannot hold")
+        return as_float
+    if name in INT_PARAMS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if name == "stop" and isinstance(value, str):
+        return [value]
+    return _normalize(value, where)
+
+
+def _normalize_base_url(base_url: str | None) -> str | None:
+    if base_url is None:
+        return None
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc:
+        url = urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
+    return url
+
+
+def _normalize_message(index: int, message: Mapping[str, Any]) -> dict[str, Any]:
+    where = f"message {index}"
+    out: dict[str, Any] = {}
+    for name, value in message.items():
+        if value is not None:
+            out[str(name)] = _normalize(value, f"{where} {name!r}")
+    out["role"] = str(message.get("role", ""))
+    content = message.get("content")
+    out["content"] = "" if content is None else out["content"]
+    return out
+
+
+def canonical_request(req: ModelRequest) -> dict[str, Any]:
+    """The normalized request that the key hashes; also stored in each cache entry.
+
+    See the module docstring for each field. The result is plain JSON data (dicts,
+    lists, str, int, float, bool, None) with no tuples and no nulls in ``params``.
+    """
+    params = {
+        str(name): _normalize_param(str(name), value)
+        for name, value in req.params.items()
+        if value is not None and name not in EXCLUDED_PARAMS
+    }
+    return {
+        "key_schema": KEY_SCHEMA_VERSION,
+        "provider": req.provider,
+        "base_url": _normalize_base_url(req.base_url),
+        "model": req.model,
+        "messages": [_normalize_message(i, m) for i, m in enumerate(req.messages)],
+        "params": params,
+        "sample_index": int(req.sample_index),
+    }
+
+
+def canonical_key(canonical: Mapping[str, Any]) -> str:
+    """The key of an already canonical request (as stored in a cache entry)."""
+    try:
+        return hashlib.sha256(canonical_json(canonical)).hexdigest()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"request cannot be keyed: {exc}") from None
+
+
+def request_key(req: ModelRequest) -> str:
+    """The cache key of a request: hex SHA-256 of its canonical JSON."""
+    return canonical_key(canonical_request(req))
+
+
+def family_of(canonical: Mapping[str, Any]) -> str:
+    """The (provider, base_url, model) a request belongs to, as compact JSON text.
+
+    Entries of one family are the candidates when a miss is explained. JSON escapes
+    control characters, so the text never holds the separator the store puts after it.
+    """
+    family = [canonical.get("provider"), canonical.get("base_url"), canonical.get("model")]
+    return json.dumps(family, separators=(",", ":"), ensure_ascii=False)

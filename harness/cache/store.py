@@ -1,0 +1,518 @@
+"""The response cache: JSON entries with checksums in a diskcache directory.
+
+Each entry is stored as the canonical JSON text (see ``harness.cache.keys.canonical_json``)
+of::
+
+    {"checksum": sha256 hex of the canonical JSON of the entry without "checksum",
+     "created_at": ISO 8601 UTC time of the original call, e.g. "2025-01-02T03:04:05.678Z",
+     "key": the request key, "latency_s": seconds the original call took,
+     "request": the canonical request, "response": {"text", "input_tokens",
+     "output_tokens", "raw"}, "schema": ENTRY_SCHEMA_VERSION}
+
+Values are text, never pickle: ``SafeDisk`` refuses to write anything but str or bytes and
+refuses to read a pickled key or value, so a cache directory copied from somebody else
+cannot run code. A value that fails its checksum raises ``CacheCorrupt``; the caller
+decides whether that is a miss (``use``) or an error (``replay``).
+
+Each row's diskcache tag is ``family + "\\x1f" + prompt sort key`` (see ``_index_tag``), with
+the tag index on, so ``nearest`` finds the entries sharing the longest prompt prefix
+within a (provider, base_url, model) family with two indexed range queries. The tag is
+written in the same row as the entry, so the index can never disagree with the entries.
+diskcache is safe across threads and processes; nothing here keeps state outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from harness.cache.explain import distance
+from harness.cache.keys import canonical_json, canonical_key, family_of
+from harness.errors import CacheCorrupt, CacheError
+from harness.providers.base import ModelResponse
+
+__all__ = ["ENTRY_SCHEMA_VERSION", "CacheEntry", "ResponseCache", "SafeDisk", "utc_now"]
+
+ENTRY_SCHEMA_VERSION = 1
+
+_SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
+_SORT_KEY_CHARS = 512
+_NEIGHBOURS = 8  # entries read on each side of a missed request's place in the index
+_HEAD = '{"checksum":"'  # every entry this module writes starts so
+_CREATED_AT = re.compile(r'^\{"checksum":"[0-9a-f]{64}","created_at":"([^"]+)"')
+
+_SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",  # never drop a paid response behind the user's back
+    "size_limit": 2**62,
+    "tag_index": True,
+    "statistics": False,  # statistics turn every get into a write transaction
+}
+
+
+def utc_now() -> str:
+    """The current time as ``created_at`` spells it: ISO 8601 UTC, milliseconds, ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """A ``created_at`` string as an aware datetime (naive times are taken as UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _optional_int(value: Any) -> bool:
+    return value is None or (type(value) is int)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached response, with the canonical request it answers."""
+
+    key: str
+    request: dict[str, Any]
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    raw: dict[str, Any] | None = None
+    latency_s: float = 0.0
+    created_at: str = ""
+
+    @classmethod
+    def from_response(
+        cls,
+        request: dict[str, Any],
+        response: ModelResponse,
+        *,
+        key: str | None = None,
+        created_at: str | None = None,
+    ) -> CacheEntry:
+        """The entry for a provider's answer to a canonical request (now, unless told)."""
+        return cls(
+            key=key if key is not None else canonical_key(request),
+            request=request,
+            text=response.text,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            raw=response.raw,
+            latency_s=float(response.latency_s),
+            created_at=created_at or utc_now(),
+        )
+
+    def to_response(self) -> ModelResponse:
+        """The cached answer as the provider gave it (latency of the original call)."""
+        return ModelResponse(
+            text=self.text,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            latency_s=self.latency_s,
+            raw=self.raw,
+        )
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The ``response`` member of the stored document."""
+        return {
+            "text": self.text,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "raw": self.raw,
+        }
+
+    def to_text(self) -> str:
+        """The stored form: canonical JSON with the checksum as its first member."""
+        body = {
+            "schema": ENTRY_SCHEMA_VERSION,
+            "key": self.key,
+            "request": self.request,
+            "response": self.response,
+            "latency_s": self.latency_s,
+            "created_at": self.created_at,
+        }
+        try:
+            encoded = canonical_json(body)
+        except (TypeError, ValueError) as exc:
+            raise CacheError(f"response for {self.key[:12]} is not JSON data: {exc}") from None
+        checksum = hashlib.sha256(encoded).hexdigest()
+        # "checksum" sorts before every other member, so this is canonical_json(document).
+        return _HEAD + checksum + '",' + encoded[1:].decode("utf-8")
+
+    def to_document(self) -> dict[str, Any]:
+        """The stored form as a dict (what export writes, one per line)."""
+        return json.loads(self.to_text())
+
+    @classmethod
+    def from_document(
+        cls,
+        document: Any,
+        *,
+        expected_key: str | None = None,
+        checksum_verified: bool = False,
+    ) -> CacheEntry:
+        """Check a stored document and build its entry; raise ``CacheCorrupt`` if it is bad.
+
+        Checks the checksum (unless the caller already did), the schema, the types of every
+        field, and that ``key`` is ``expected_key``. It does not recompute the request's
+        key; ``ResponseCache.verify`` and ``import_cassette`` do.
+        """
+        name = expected_key or "?"
+        if not isinstance(document, Mapping):
+            raise CacheCorrupt(f"cache entry {name} is not a JSON object")
+        if not checksum_verified:
+            body = {k: v for k, v in document.items() if k != "checksum"}
+            try:
+                digest = hashlib.sha256(canonical_json(body)).hexdigest()
+            except (TypeError, ValueError):
+                digest = None
+            if digest != document.get("checksum"):
+                raise CacheCorrupt(f"cache entry {name} failed its checksum")
+        schema = document.get("schema")
+        if schema != ENTRY_SCHEMA_VERSION:
+            raise CacheCorrupt(
+                f"cache entry {name} has entry schema {schema!r}; "
+                f"this harness reads schema {ENTRY_SCHEMA_VERSION}"
+            )
+        key, request, response = (
+            document.get("key"),
+            document.get("request"),
+            document.get("response"),
+        )
+        latency, created = document.get("latency_s"), document.get("created_at")
+        if expected_key is not None and key != expected_key:
+            raise CacheCorrupt(f"cache entry {name} holds the entry of another key ({key!r:.16})")
+        if not (
+            isinstance(key, str)
+            and isinstance(request, dict)
+            and isinstance(response, dict)
+            and isinstance(response.get("text"), str)
+            and _optional_int(response.get("input_tokens"))
+            and _optional_int(response.get("output_tokens"))
+            and (response.get("raw") is None or isinstance(response.get("raw"), dict))
+            and type(latency) in (int, float)
+            and isinstance(created, str)
+        ):
+            raise CacheCorrupt(
+                f"cache entry {name} is missing a field or has one of the wrong type"
+            )
+        return cls(
+            key=key,
+            request=request,
+            text=response["text"],
+            input_tokens=response.get("input_tokens"),
+            output_tokens=response.get("output_tokens"),
+            raw=response.get("raw"),
+            latency_s=latency,
+            created_at=created,
+        )
+
+
+class SafeDisk(diskcache.Disk):
+    """A diskcache Disk that stores only text and bytes and never unpickles."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if type(key) is not str:
+            raise CacheError(f"cache keys are str, not {type(key).__name__}")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise CacheCorrupt("the cache holds a pickled key; refusing to unpickle it")
+        return bytes(key) if type(key) is sqlite3.Binary else key
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if type(value) not in (str, bytes) or read:
+            raise CacheError(f"cache values are JSON text, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_PICKLE:
+            raise CacheCorrupt("the cache holds a pickled value; refusing to unpickle it")
+        if filename is not None:
+            self._inside(filename)
+        return super().fetch(mode, filename, value, read)
+
+    def remove(self, file_path: str) -> None:
+        # A tampered cache.db could name any file; only ever delete our own.
+        with contextlib.suppress(CacheCorrupt):
+            self._inside(file_path)
+            super().remove(file_path)
+
+    def _inside(self, filename: str) -> None:
+        root = os.path.realpath(self._directory)
+        full = os.path.realpath(os.path.join(root, filename))
+        if os.path.commonpath([root, full]) != root:
+            raise CacheCorrupt(f"cache row points outside the cache directory: {filename!r}")
+
+
+def _prompt_sort_key(canonical: dict[str, Any]) -> str:
+    # Last message first: the row-specific text usually sits in the last user message,
+    # so the entry with the longest shared prefix is most often the same row's.
+    parts = []
+    for message in reversed(canonical.get("messages") or []):
+        content = message.get("content", "")
+        parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
+    return "\x1e".join(parts)[:_SORT_KEY_CHARS]
+
+
+def _index_tag(canonical: dict[str, Any]) -> str:
+    return family_of(canonical) + _SEP + _prompt_sort_key(canonical)
+
+
+def _decode(key: str, value: Any) -> CacheEntry:
+    """Check and parse one stored value; raise ``CacheCorrupt`` if it is not a good entry."""
+    if type(value) is bytes:
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CacheCorrupt(f"cache entry {key} is not UTF-8 text") from None
+    if type(value) is not str:
+        raise CacheCorrupt(f"cache entry {key} is a {type(value).__name__}, not JSON text")
+    # Fast path: text written by ``set`` is canonical with "checksum" as its first member,
+    # so the checksummed bytes are the text minus that member, no re-encoding needed.
+    verified = False
+    if value.startswith(_HEAD) and value[77:79] == '",':
+        digest = hashlib.sha256(("{" + value[79:]).encode("utf-8")).hexdigest()
+        verified = digest == value[13:77]
+    try:
+        document = json.loads(value)
+    except ValueError:
+        raise CacheCorrupt(f"cache entry {key} is not valid JSON (truncated?)") from None
+    return CacheEntry.from_document(document, expected_key=key, checksum_verified=verified)
+
+
+class ResponseCache:
+    """Model responses on disk, keyed by ``harness.cache.keys.request_key``.
+
+    Safe to share between threads and processes. ``get`` costs one indexed SQLite read,
+    one SHA-256 over the entry text and one ``json.loads``.
+    """
+
+    def __init__(self, directory: Path | str, *, timeout: float = 60.0) -> None:
+        self.directory = Path(directory)
+        try:
+            self._cache = diskcache.Cache(
+                str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise CacheError(f"cannot open the cache at {self.directory}: {exc}") from None
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks."""
+        try:
+            value = self._cache.get(key)
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
+        if value is None:
+            return None
+        return _decode(key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._cache
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def keys(self) -> list[str]:
+        """Every key, sorted."""
+        rows = self._cache._sql("SELECT key FROM Cache WHERE raw = 1 ORDER BY key").fetchall()
+        return [key for (key,) in rows if isinstance(key, str)]
+
+    def nearest(self, canonical: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]:
+        """The canonical requests of up to ``limit`` cached entries closest to ``canonical``.
+
+        Looks in the request's own (provider, base_url, model) family first, around its
+        place in the prompt-sorted index; only if that family is empty, a few entries of
+        every other family, so a changed model or base URL can be named. Closest first,
+        by ``harness.cache.explain.distance``. Corrupt entries are skipped.
+        """
+        family = family_of(canonical)
+        keys = self._neighbour_keys(family, _index_tag(canonical), _NEIGHBOURS)
+        if not keys:
+            for other in self._families():
+                keys += self._neighbour_keys(other, other + _SEP + _prompt_sort_key(canonical), 2)
+        candidates = []
+        for key in dict.fromkeys(keys):
+            with contextlib.suppress(CacheCorrupt):
+                entry = self.get(key)
+                if entry is not None:
+                    candidates.append(entry.request)
+        candidates.sort(key=lambda cached: distance(canonical, cached))
+        return candidates[:limit]
+
+    def _neighbour_keys(self, family: str, tag: str, count: int) -> list[str]:
+        low, high = family + _SEP, family + chr(ord(_SEP) + 1)
+        sql = self._cache._sql
+        below = sql(
+            "SELECT key FROM Cache WHERE tag >= ? AND tag < ? AND raw = 1"
+            " ORDER BY tag DESC LIMIT ?",
+            (low, tag, count),
+        ).fetchall()
+        above = sql(
+            "SELECT key FROM Cache WHERE tag >= ? AND tag < ? AND raw = 1 ORDER BY tag LIMIT ?",
+            (tag, high, count),
+        ).fetchall()
+        return [key for (key,) in above + below]
+
+    def _families(self) -> dict[str, int]:
+        rows = self._cache._sql(
+            "SELECT substr(tag, 1, instr(tag, char(31)) - 1) AS family, COUNT(*) FROM Cache"
+            " WHERE raw = 1 AND instr(tag, char(31)) > 0 GROUP BY family"
+        ).fetchall()
+        return {family: count for family, count in rows}
+
+    # -- writes ----------------------------------------------------------------------
+
+    def set(self, key: str, entry: CacheEntry) -> None:
+        """Store ``entry`` under ``key``, replacing any entry there.
+
+        ``key`` must be the key of ``entry.request``: a cache never holds an answer
+        under a key it was not asked with.
+        """
+        if entry.key != key or canonical_key(entry.request) != key:
+            raise CacheError(f"entry for {entry.key[:12]} does not belong under key {key[:12]}")
+        text = entry.to_text()
+        try:
+            self._cache.set(key, text, tag=_index_tag(entry.request))
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise CacheError(f"cannot write the cache at {self.directory}: {exc}") from None
+
+    def delete(self, key: str) -> bool:
+        """Remove one entry; True if it was there."""
+        return bool(self._cache.delete(key))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group many writes in one transaction (holds the write lock until the end)."""
+        with self._cache.transact():
+            yield
+
+    # -- maintenance -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, size on disk, oldest and newest call, and entries per model."""
+        oldest = newest = None
+        for key in self.keys():
+            created = self._created_at(key)
+            if created is not None:
+                oldest = created if oldest is None or created < oldest else oldest
+                newest = created if newest is None or created > newest else newest
+        by_model = []
+        by_provider: Counter[str] = Counter()
+        for family, count in sorted(self._families().items()):
+            provider, base_url, model = json.loads(family)
+            by_model.append(
+                {"provider": provider, "base_url": base_url, "model": model, "entries": count}
+            )
+            by_provider[provider] += count
+        return {
+            "directory": str(self.directory),
+            "entries": len(self),
+            "size_bytes": _size_on_disk(self.directory),
+            "oldest": oldest,
+            "newest": newest,
+            "by_provider": dict(sorted(by_provider.items())),
+            "by_model": by_model,
+        }
+
+    def _created_at(self, key: str) -> str | None:
+        value = self._cache.get(key)
+        if isinstance(value, str):
+            match = _CREATED_AT.match(value[:120])
+            if match:
+                return match.group(1)
+        try:
+            entry = _decode(key, value)
+        except CacheCorrupt:
+            return None
+        return entry.created_at
+
+    def verify(self) -> list[tuple[str, str]]:
+        """Check every entry: checksum, format, and that its key is its request's key.
+
+        Returns (key, problem) pairs, empty when all is well. Problems that belong to no
+        one entry (SQLite integrity, missing or stray value files) have key ``"(store)"``.
+        """
+        problems = []
+        for key in self.keys():
+            problem = self._problem(key)
+            if problem:
+                problems.append((key, problem))
+        try:
+            warnings = self._cache.check(fix=False)
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            warnings = [exc]
+        problems += [("(store)", str(getattr(w, "message", w))) for w in warnings]
+        return problems
+
+    def _problem(self, key: str) -> str | None:
+        try:
+            entry = self.get(key)
+        except CacheCorrupt as exc:
+            return str(exc).replace(f"cache entry {key} ", "", 1)
+        if entry is None:
+            return None  # deleted since the key was listed
+        if canonical_key(entry.request) != key:
+            return "stored under a key that is not its request's key"
+        return None
+
+    def prune(self, older_than_days: float | None = None) -> int:
+        """Remove entries that fail ``verify`` and, if given, those older than N days.
+
+        Age is the time of the original call (``created_at``), so an imported cassette
+        keeps its age. Returns the number of entries removed.
+        """
+        cutoff = None
+        if older_than_days is not None:
+            cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
+        doomed = []
+        for key in self.keys():
+            if self._problem(key):
+                doomed.append(key)
+            elif cutoff is not None:
+                created = self._created_at(key)
+                if created is not None and parse_time(created) < cutoff:
+                    doomed.append(key)
+        removed = 0
+        for start in range(0, len(doomed), 500):
+            with self._cache.transact():
+                removed += sum(bool(self._cache.delete(k)) for k in doomed[start : start + 500])
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry; return how many there were."""
+        return int(self._cache.clear())
+
+    def close(self) -> None:
+        """Close this process's connections (the cache can be reopened any time)."""
+        self._cache.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.directory)!r})"
+
+
+def _size_on_disk(directory: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(root, name))
+    return total

@@ -1,0 +1,82 @@
+"""The ``harness`` command: a thin Click front over the library.
+
+Each command group lives in its own module and is imported only when used, and those
+modules import the library inside the command functions, so ``harness --help`` loads
+neither pandas, DuckDB nor MLflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from harness import __version__
+
+# command name -> "module:attribute"
+COMMANDS = {
+    "data": "harness.cli.data:data",
+    "run": "harness.cli.run:run",
+    "runs": "harness.cli.runs:runs",
+    "cache": "harness.cli.cache:cache",
+    "sync": "harness.cli.sync:sync",
+    "ui": "harness.cli.ui:ui",
+}
+
+
+class HarnessCommandError(click.ClickException):
+    """A HarnessError shown as one line, with the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class HarnessGroup(click.Group):
+    """Loads command modules lazily and turns HarnessError into a one-line error."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from harness.errors import HarnessError
+
+        try:
+            return super().invoke(ctx)
+        except HarnessError as e:
+            raise HarnessCommandError(str(e), e.exit_code) from None
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), envvar="HARNESS_HOME",
+              help="Project home: where harness.duckdb, cache/ and mlruns/ live. "
+                   "[env: HARNESS_HOME; default: the current directory]")
+@click.version_option(__version__, prog_name="harness")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Evaluate LLM applications locally: cached model and judge calls, results in DuckDB
+    and MLflow.
+
+    \b
+    Quick start:
+      harness data import questions.csv --name qa
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match
+      harness runs list
+      harness ui
+    """
+    ctx.obj = {"home": home}
+
+
+def main() -> None:
+    cli(prog_name="harness")

@@ -1,0 +1,144 @@
+"""``harness cache``: inspect, share and trim the response cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+
+from harness.cli.output import home_of, print_json, print_table
+
+if TYPE_CHECKING:
+    from harness.cache.store import ResponseCache
+
+
+@contextmanager
+def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
+    from harness.cache.store import ResponseCache
+    from harness.config import resolve_home
+
+    cache = ResponseCache(resolve_home(home_of(ctx)).cache_dir)
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+@click.group()
+def cache() -> None:
+    """The response cache: every model and judge call, keyed by a hash of the request."""
+
+
+@cache.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Entries, size on disk, age, and entries per model."""
+    with _open_cache(ctx) as c:
+        document = c.stats()
+    if as_json:
+        print_json(document)
+        return
+    click.echo(f"{document['entries']} entries, {document['size_bytes'] / 1e6:.1f} MB in "
+               f"{document['directory']}")
+    if document["entries"]:
+        click.echo(f"oldest {document['oldest']}, newest {document['newest']}")
+        print_table(None, ["provider", "base url", "model", "entries"],
+                    [[m["provider"], m["base_url"] or "", m["model"], m["entries"]]
+                     for m in document["by_model"]])
+
+
+@cache.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--run", "run_id", metavar="RUN_ID", help="Only the calls of this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> None:
+    """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable."""
+    from harness.cache.cassette import export_cassette
+    from harness.config import resolve_home
+    from harness.store.runs import get_run, request_keys
+
+    keys = None
+    if run_id:
+        db_path = resolve_home(home_of(ctx)).db_path
+        keys = request_keys(db_path, get_run(db_path, run_id).run_id)
+    with _open_cache(ctx) as c:
+        written = export_cassette(c, path, keys)
+    if as_json:
+        print_json({"path": path, "entries": written})
+    else:
+        click.echo(f"wrote {written} entries to {path}")
+
+
+@cache.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def import_(ctx: click.Context, path: str, as_json: bool) -> None:
+    """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one."""
+    from harness.cache.cassette import import_cassette
+
+    with _open_cache(ctx) as c:
+        report = import_cassette(c, path)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    click.echo(f"added {report.added}, unchanged {report.unchanged}, "
+               f"conflicts {len(report.conflicts)}, invalid {len(report.invalid)}")
+    for key in report.conflicts[:10]:
+        click.echo(f"conflict: {key} differs from the local entry (kept the local one)")
+    for line, problem in report.invalid[:10]:
+        click.echo(f"invalid: line {line}: {problem}")
+
+
+@cache.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Check every entry's checksum. Exit code 1 if any entry is corrupt."""
+    with _open_cache(ctx) as c:
+        problems = c.verify()
+        total = len(c)
+    if as_json:
+        print_json({"entries": total, "problems": [{"key": k, "problem": p} for k, p in problems]})
+    else:
+        for key, problem in problems:
+            click.echo(f"{key}: {problem}")
+        click.echo(f"{total} entries checked, {len(problems)} corrupt")
+    if problems:
+        ctx.exit(1)
+
+
+@cache.command()
+@click.option("--older-than", "days", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Remove entries created more than DAYS ago. Without it, remove only "
+                   "corrupt entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
+    """Remove old or corrupt entries."""
+    with _open_cache(ctx) as c:
+        removed = c.prune(days)
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} entries")
+
+
+@cache.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Remove every entry (reruns will pay for every call again)."""
+    if not yes and not as_json:
+        click.confirm("Remove every cached response?", abort=True)
+    with _open_cache(ctx) as c:
+        removed = c.clear()
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        click.echo(f"removed {removed} entries")

@@ -1,0 +1,101 @@
+"""``harness data``: import, list and show eval sets."""
+
+from __future__ import annotations
+
+import click
+
+from harness.cli.output import fmt, home_of, print_json, print_table
+
+
+@click.group()
+def data() -> None:
+    """Eval sets: import files, list them, show their rows."""
+
+
+@data.command("import")
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--name", required=True, help="Dataset name; imports under one name are versions.")
+@click.option("--input", "input_col", metavar="COL",
+              help="Column with the question. [default: input, question or inputs]")
+@click.option("--expected", "expected_col", metavar="COL",
+              help="Column with the expected answer, or a list of acceptable answers. "
+                   "[default: expected, answer, ground_truth or targets]")
+@click.option("--context", "context_col", metavar="COL",
+              help="Column with retrieved context. [default: context]")
+@click.option("--id", "id_col", metavar="COL", help="Column with a unique row id. [default: id, "
+              "else the row number]")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_(ctx: click.Context, path: str, name: str, input_col: str | None,
+            expected_col: str | None, context_col: str | None, id_col: str | None,
+            as_json: bool) -> None:
+    """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
+
+    A version is named by the digest of its content: importing the same content again
+    reports the existing version; changed content makes a new one.
+    """
+    from harness.data import import_file
+
+    result = import_file(path, name=name, input=input_col, expected=expected_col,
+                         context=context_col, id=id_col, home=home_of(ctx))
+    if as_json:
+        print_json(result.as_dict())
+        return
+    info = result.dataset
+    verb = "imported" if result.created else "unchanged: already stored as"
+    click.echo(f"{verb} {info.ref} ({info.n_rows} rows; columns: "
+               + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v) + ")")
+
+
+@data.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List datasets and their versions, newest first."""
+    from harness.config import resolve_home
+    from harness.store.datasets import list_datasets
+
+    infos = list_datasets(resolve_home(home_of(ctx)).db_path)
+    if as_json:
+        print_json([i.as_dict() for i in infos])
+        return
+    if not infos:
+        click.echo("no datasets yet; import one with `harness data import PATH --name NAME`")
+        return
+    print_table(None, ["dataset", "version", "rows", "created", "source"],
+                [[i.name, i.version, i.n_rows, i.created_at.strftime("%Y-%m-%d %H:%M"),
+                  i.source] for i in infos])
+
+
+@data.command("show")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Rows to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the dataset and rows as JSON.")
+@click.pass_context
+def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
+    """Show a dataset version and its first rows."""
+    from harness.config import resolve_home
+    from harness.store.datasets import load_examples, resolve_dataset
+
+    db_path = resolve_home(home_of(ctx)).db_path
+    info = resolve_dataset(db_path, ref)
+    examples = load_examples(db_path, info, limit=limit)
+    if as_json:
+        print_json({**info.as_dict(), "examples": [
+            {"id": e.id, "input": e.input, "expected": list(e.expected), "context": e.context,
+             "extra": e.extra} for e in examples]})
+        return
+    click.echo(f"{info.ref}  {info.n_rows} rows  digest {info.digest}  source {info.source}")
+    print_table(None, ["id", "input", "expected", "context"],
+                [[e.id, _short(e.input), _short(" || ".join(e.expected)), _short(e.context)]
+                 for e in examples])
+    if info.n_rows > len(examples):
+        click.echo(f"... {fmt(info.n_rows - len(examples))} more rows (--limit N)")
+
+
+def _short(text: str | None, width: int = 80) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

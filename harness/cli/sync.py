@@ -1,0 +1,60 @@
+"""``harness sync``: copy local MLflow runs to another tracking server or Databricks."""
+
+from __future__ import annotations
+
+import click
+
+from harness.cli.output import home_of, print_json, print_table
+
+
+@click.command()
+@click.option("--tracking-uri", metavar="URI", help="Target MLflow server, e.g. http://host:5000.")
+@click.option("--databricks", is_flag=True, help="Target Databricks managed MLflow.")
+@click.option("--profile", metavar="NAME", help="~/.databrickscfg profile (with --databricks).")
+@click.option("--experiment", metavar="NAME|PATH",
+              help="Only this local experiment; with --databricks, also its workspace path.")
+@click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def sync(ctx: click.Context, tracking_uri: str | None, databricks: bool, profile: str | None,
+         experiment: str | None, dry_run: bool, as_json: bool) -> None:
+    """Copy local experiments and runs to a tracking server, idempotently.
+
+    A second sync copies nothing; a run changed locally since the last sync is updated
+    in place, never duplicated; an interrupted sync resumes where it stopped.
+    """
+    from harness.config import resolve_home
+    from harness.errors import ConfigError
+    from harness.tracking.sync import SyncTarget, databricks_target
+    from harness.tracking.sync import sync as sync_runs
+
+    if bool(tracking_uri) == databricks:
+        raise ConfigError("harness sync needs one target: --tracking-uri URI or --databricks")
+    if profile and not databricks:
+        raise ConfigError("--profile goes with --databricks")
+    home = resolve_home(home_of(ctx))
+    if not (home.mlruns_dir / "mlflow.db").exists():
+        raise ConfigError(f"no local MLflow store in {home.path}; run `harness run` first")
+    if databricks:
+        target = databricks_target(profile=profile, experiment=experiment)
+        experiments = None
+    else:
+        assert tracking_uri is not None
+        target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)
+        experiments = [experiment] if experiment else None
+    progress = None if as_json else (lambda message: click.echo(message, err=True))
+    report = sync_runs(home.tracking_uri, target, experiments=experiments, dry_run=dry_run,
+                       progress=progress)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    document = report.as_dict()
+    runs = document.get("runs", [])
+    if runs:
+        print_table("would copy" if dry_run else "synced",
+                    ["run", "experiment", "action", "params", "metrics", "artifacts", "traces"],
+                    [[r.get("local_run_id"), r.get("experiment"), r.get("action"),
+                      r.get("params"), r.get("metrics"), r.get("artifacts"), r.get("traces")]
+                     for r in runs])
+    else:
+        click.echo("no local runs to sync")

@@ -1,0 +1,284 @@
+"""Importing eval sets from CSV, JSONL/JSON, Parquet or a pandas DataFrame.
+
+Columns are mapped to the four fields harness knows: ``id``, ``input``, ``expected``
+(one answer or a list of acceptable answers) and ``context``. Every other column is kept
+as ``extra`` and reaches ``python:`` models and prompt templates. A version is named by
+the digest of the normalized rows, so importing the same content again is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.config import resolve_home
+from harness.errors import DataError
+from harness.store.datasets import DatasetInfo, Example, save_dataset
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+
+INPUT_COLUMNS = ("input", "question", "inputs")
+EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets")
+CONTEXT_COLUMNS = ("context",)
+ID_COLUMNS = ("id",)
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+DIGEST_SCHEMA = 1  # bump when normalization changes, so digests stay honest
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    dataset: DatasetInfo
+    created: bool  # False when the same content was already stored under this name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.dataset.as_dict(), "created": self.created}
+
+
+def import_file(
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    input: str | None = None,
+    expected: str | None = None,
+    context: str | None = None,
+    id: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Import a CSV, TSV, JSONL, JSON or Parquet file as dataset ``name``."""
+    source = Path(path).expanduser()
+    df = read_table(source)
+    return _import(df, name=name, source=str(source), input=input, expected=expected,
+                   context=context, id=id, home=home)
+
+
+def import_dataframe(
+    df: pd.DataFrame,
+    *,
+    name: str,
+    input: str | None = None,
+    expected: str | None = None,
+    context: str | None = None,
+    id: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Import a pandas DataFrame as dataset ``name`` (same mapping rules as files)."""
+    return _import(df, name=name, source="dataframe", input=input, expected=expected,
+                   context=context, id=id, home=home)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a data file into a DataFrame of Python objects, with one-line errors."""
+    import pandas as pd
+
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(FORMATS))
+        raise DataError(f"unknown format {path.suffix or '(no extension)'!r} for {path}; "
+                        f"use one of {known}")
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty")
+    try:
+        if fmt in ("csv", "tsv"):
+            df = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str,
+                             keep_default_na=False, encoding="utf-8", encoding_errors="strict")
+        elif fmt == "jsonl":
+            df = pd.DataFrame(_read_jsonl(path))
+        elif fmt == "json":
+            df = pd.DataFrame(_read_json(path))
+        else:
+            df = pd.read_parquet(path)
+    except DataError:
+        raise
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no rows") from None
+    except (pd.errors.ParserError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot read {path} as {fmt}: {first}") from None
+    if len(df) == 0:
+        raise DataError(f"{path} has no rows")
+    return df
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                raise DataError(f"{path}:{line_no}: invalid JSON: {e.msg}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{line_no}: expected a JSON object per line")
+            records.append(record)
+    return records
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        if isinstance(e, UnicodeDecodeError):
+            raise
+        raise DataError(f"{path}: invalid JSON: {e}") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]  # the common {"data": [...]} wrapper
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path}: expected a JSON array of objects")
+    return data
+
+
+def _pick(columns: list[str], explicit: str | None, candidates: tuple[str, ...], what: str,
+          required: bool) -> str | None:
+    if explicit is not None:
+        if explicit not in columns:
+            raise DataError(f"column {explicit!r} (for {what}) does not exist; "
+                            f"columns are: {', '.join(columns)}")
+        return explicit
+    for candidate in candidates:
+        if candidate in columns:
+            return candidate
+    if required:
+        raise DataError(f"no {what} column: looked for {', '.join(candidates)}; "
+                        f"name one with --{what} (columns are: {', '.join(columns)})")
+    return None
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return False
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if hasattr(value, "tolist"):  # numpy arrays and scalars from parquet
+        return _text(value.tolist())
+    return str(value)
+
+
+def _answers(value: Any) -> tuple[str, ...]:
+    """One expected answer, a list of them, or a JSON list written in a CSV cell."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if _is_missing(value) or value == "":
+        return ()
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            value = parsed
+    if isinstance(value, (list, tuple)):
+        return tuple(_text(v) for v in value if not _is_missing(v))
+    return (_text(value),)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if _is_missing(value):
+        return None
+    if isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)
+
+
+def to_examples(
+    df: pd.DataFrame,
+    *,
+    input: str | None = None,
+    expected: str | None = None,
+    context: str | None = None,
+    id: str | None = None,
+) -> tuple[list[Example], dict[str, str | None]]:
+    """Map a DataFrame's columns to examples; return them and the mapping used."""
+    columns = [str(c) for c in df.columns]
+    mapping = {
+        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True),
+        "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", required=False),
+        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False),
+        "id": _pick(columns, id, ID_COLUMNS, "id", required=False),
+    }
+    mapped = {c for c in mapping.values() if c}
+    records = df.to_dict(orient="records")
+    examples: list[Example] = []
+    seen: dict[str, int] = {}
+    for position, record in enumerate(records):
+        row_no = position + 1
+        raw_input = record[mapping["input"]]
+        if _is_missing(raw_input) or _text(raw_input).strip() == "":
+            raise DataError(f"row {row_no}: empty {mapping['input']!r} (the input column)")
+        example_id = (
+            _text(record[mapping["id"]]) if mapping["id"] and not _is_missing(record[mapping["id"]])
+            else str(position)
+        )
+        if example_id in seen:
+            raise DataError(f"duplicate id {example_id!r} in rows {seen[example_id]} and {row_no}")
+        seen[example_id] = row_no
+        raw_context = record[mapping["context"]] if mapping["context"] else None
+        examples.append(Example(
+            id=example_id,
+            input=_text(raw_input),
+            expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
+            context=None if _is_missing(raw_context) else _text(raw_context),
+            extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
+        ))
+    return examples, mapping
+
+
+def content_digest(examples: list[Example]) -> str:
+    """sha256 of the normalized rows in order: the identity of a dataset version."""
+    h = hashlib.sha256(f"harness-dataset-v{DIGEST_SCHEMA}\n".encode())
+    for e in examples:
+        h.update(json.dumps([e.id, e.input, list(e.expected), e.context, e.extra],
+                            ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _import(df: pd.DataFrame, *, name: str, source: str, input: str | None,
+            expected: str | None, context: str | None, id: str | None,
+            home: str | os.PathLike[str] | None) -> ImportResult:
+    _check_name(name)
+    if len(df) == 0:
+        raise DataError(f"{source} has no rows")
+    examples, mapping = to_examples(df, input=input, expected=expected, context=context, id=id)
+    digest = content_digest(examples)
+    info, created = save_dataset(resolve_home(home).db_path, name=name, digest=digest,
+                                 examples=examples, source=source, columns=dict(mapping))
+    return ImportResult(info, created)
+
+
+def _check_name(name: str) -> None:
+    if not name or any(ch in name for ch in "@/\\\n\t ") or len(name) > 200:
+        raise DataError(f"invalid dataset name {name!r}: use letters, digits, '-', '_' or '.'")
+

@@ -1,0 +1,149 @@
+"""The one error hierarchy of harness.
+
+Every error a user can cause or meet is a ``HarnessError``. The CLI turns any of them
+into a one-line message on stderr and the error's ``exit_code`` (2 unless stated), so a
+user never sees a traceback for their own mistake. Errors from DuckDB, httpx and MLflow
+are mapped to these classes where they enter harness.
+
+::
+
+    HarnessError                    exit 2: bad usage or bad input
+    ├── ConfigError                 a flag, an environment variable or harness.toml is wrong
+    ├── DataError                   a data file cannot be read or mapped
+    │   └── DatasetNotFound         NAME[@VERSION] is not in the store
+    ├── ModelURIError               a model URI that no provider knows, or a bad python: target
+    ├── MetricError                 an unknown metric or judge, or a bad judge definition
+    ├── StoreError                  the DuckDB file cannot be opened or written
+    │   └── StoreBusy               another process held the file for too long
+    ├── RunNotFound                 a run id that is not in the store
+    ├── CacheError                  the response cache cannot be used
+    │   ├── CacheCorrupt            an entry failed its checksum
+    │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
+    ├── BudgetExceeded              exit 1: --max-cost reached
+    ├── RunFailed                   exit 1: a run finished with failed rows
+    ├── ProviderError               one model call failed (recorded on its row; the run goes on)
+    │   ├── ProviderHTTPError       the server answered 4xx/5xx
+    │   ├── ProviderTimeout         no answer in time
+    │   ├── ProviderConnectionError the connection failed or dropped
+    │   └── ProviderResponseError   the body could not be understood
+    ├── JudgeParseError             a judge's answer had no usable verdict
+    └── TrackingError               MLflow logging or sync failed
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Root of every error harness raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(HarnessError):
+    """A flag, an environment variable or harness.toml holds a value harness cannot use."""
+
+
+class DataError(HarnessError):
+    """A data file or DataFrame cannot be read or mapped to an eval set."""
+
+
+class DatasetNotFound(DataError):
+    """A dataset name or version that is not in the store."""
+
+
+class ModelURIError(HarnessError):
+    """A model URI that no provider understands."""
+
+
+class MetricError(HarnessError):
+    """An unknown metric or judge, or an invalid judge definition."""
+
+
+class StoreError(HarnessError):
+    """The DuckDB store cannot be opened, read or written."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the DuckDB file longer than harness was willing to wait."""
+
+
+class RunNotFound(HarnessError):
+    """A run id that is not in the store."""
+
+
+class CacheError(HarnessError):
+    """The response cache cannot be used."""
+
+
+class CacheCorrupt(CacheError):
+    """A cache entry failed its checksum or could not be decoded."""
+
+
+class ReplayMiss(CacheError):
+    """In replay mode, a request that the cache has not seen."""
+
+    exit_code = 1
+
+
+class BudgetExceeded(HarnessError):
+    """The run reached its --max-cost budget."""
+
+    exit_code = 1
+
+
+class RunFailed(HarnessError):
+    """A run finished, but some rows failed."""
+
+    exit_code = 1
+
+
+class ProviderError(HarnessError):
+    """One call to a model provider failed.
+
+    ``retryable`` tells the executor whether trying again may help (429, 5xx, timeouts,
+    dropped connections); ``retry_after`` carries a server's Retry-After in seconds.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderHTTPError(ProviderError):
+    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+        self.retryable = status == 429 or status >= 500 or status == 408
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    retryable = True
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered 2xx with a body harness cannot understand."""
+
+
+class JudgeParseError(HarnessError):
+    """A judge's answer held no verdict harness could parse."""
+
+    def __init__(self, message: str, *, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class TrackingError(HarnessError):
+    """MLflow logging or sync failed."""

@@ -1,0 +1,34 @@
+"""Metrics that need no reference: ``word_count`` of the output and the call's ``latency``."""
+
+from __future__ import annotations
+
+from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.text import words
+
+__all__: list[str] = []
+
+
+def _word_count(row: ScoringRow) -> float:
+    return float(len(words(row.output)))
+
+
+def _latency(row: ScoringRow) -> float | None:
+    return row.latency_s
+
+
+register_metric(
+    Metric(
+        name="word_count",
+        description="number of words in the output (punctuation is not a word)",
+        needs_expected=False,
+        fn=_word_count,
+    )
+)
+register_metric(
+    Metric(
+        name="latency",
+        description="seconds the model call took, as recorded on the row",
+        needs_expected=False,
+        fn=_latency,
+    )
+)

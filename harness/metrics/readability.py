@@ -1,0 +1,201 @@
+"""Readability grade levels: the Automated Readability Index and Flesch-Kincaid.
+
+Both are US school grades computed from counts of sentences, words, letters and syllables:
+
+- ARI = 4.71 * characters/words + 0.5 * words/sentences - 21.43 (characters are letters
+  and digits);
+- Flesch-Kincaid grade = 0.39 * words/sentences + 11.8 * syllables/words - 15.59.
+
+Syllables come from a pure-Python English heuristic (no dictionary, nothing downloaded:
+libraries such as textstat fetch the CMU dictionary through nltk on first use). It agrees
+with the CMU Pronouncing Dictionary on most running words; tests/metrics measure by how much.
+A text with no words has no grade: the metrics return None for it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.text import words
+
+__all__ = [
+    "TextStats",
+    "automated_readability_index",
+    "count_sentences",
+    "count_syllables",
+    "flesch_kincaid_grade",
+    "text_stats",
+]
+
+_VOWEL_GROUP = re.compile(r"[aeiouy]+")
+_LATIN_LETTERS = re.compile(r"[a-z]+")
+# Vowel pairs that are usually two syllables: bacte-ri-a, bi-o-logy, me-di-um, vi-de-o,
+# ac-tu-al, flu-ent, flu-id, cha-os, di-et, expe-ri-ence, be-ing, go-ing, my-o-cardial.
+_TWO_SYLLABLE_PAIR = re.compile(
+    r"ia|io|iu|eo|ua|uo|ao|ue(?=[^sd])|ui(?=d)|ie(?=t|nc|nt)|[eoy]i(?=ng)|(?<=^c)oe|(?<=[^aeiou])yo"
+)
+# ...except after a consonant that merges with the i, e or u: na-tion, spe-cial, pa-tient,
+# re-gion, gor-geous, qua-lity, lan-guage; and "peo(ple)". Not before t (associ-a-ted) and
+# not at the end of the word (ra-ti-o).
+_MERGING_CONSONANT = re.compile(r"(?:[tcsxg]i|[cg]e|[qg]u|pe(?=o))(?!at)..")
+# A final e that is not spoken: "make", "rates", "jumped", "technique", "lately"
+# (but "wanted", "changes", "table").
+_SILENT_FINAL_E = re.compile(
+    r"[^aeiouy]e$|(?:[^aeiouyszxcgh]|[^aeiouycs]h)es$|[^aeiouytd]ed$|ques?$"
+    r"|[^aeiouy]e(?=ly$|ment$|ments$|ful$|less$|ness$)"
+)
+_CONSONANT_LE = re.compile(r"[^aeiouyl]l(?:e|es|ed)$")
+_SPOKEN_FINAL_M = re.compile(r"sms?$")  # mecha-nis-m, neo-pla-sm
+_SPOKEN_FINAL_EA = re.compile(r"..ea$|...eas$")  # are-a, ide-as
+
+
+def count_syllables(word: str) -> int:
+    """Estimate the syllables of one English word (at least 1 for any word).
+
+    Counts vowel groups, then corrects the common cases where spelling and sound differ:
+    a silent final e ("make", "rates", "lately"), silent -ed ("jumped"), a consonant + le
+    ending ("table"), and vowel pairs spoken as two syllables ("bacteria", "being").
+    Accents are folded to plain letters; a word with no Latin vowel (a number, an acronym,
+    another script) counts as one syllable.
+    """
+    return _count_syllables(word)
+
+
+@lru_cache(maxsize=65536)
+def _count_syllables(word: str) -> int:
+    lowered = word.lower()
+    if not lowered.isascii():
+        decomposed = unicodedata.normalize("NFKD", lowered)
+        lowered = "".join(c for c in decomposed if not unicodedata.combining(c))
+    letters = "".join(_LATIN_LETTERS.findall(lowered))
+    # A leading y before a vowel is a consonant ("year", "you").
+    if len(letters) > 1 and letters[0] == "y" and letters[1] in "aeiou":
+        letters = letters[1:]
+    count = 0
+    for group in _VOWEL_GROUP.finditer(letters):
+        count += 1
+        if group.end() - group.start() < 2:
+            continue
+        # Search past the group's end so lookaheads see what follows it ("be-ing").
+        for pair in _TWO_SYLLABLE_PAIR.finditer(letters, group.start()):
+            if pair.end() > group.end():
+                break
+            at_end = pair.end() == len(letters)
+            if at_end or not _MERGING_CONSONANT.match(letters, max(0, pair.start() - 1)):
+                count += 1
+    if _SPOKEN_FINAL_EA.search(letters):
+        count += 1
+    if _SPOKEN_FINAL_M.search(letters):
+        count += 1
+    if not _CONSONANT_LE.search(letters) and _SILENT_FINAL_E.search(letters):
+        count -= 1
+    return max(1, count)
+
+
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)|\n[ \t]*\n")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+# Words whose trailing point does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    {"e.g", "i.e", "al", "vs", "cf", "ca", "approx", "fig", "figs", "eq", "no", "nos", "vol"}
+    | {"dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr"}
+)
+
+
+def count_sentences(text: str) -> int:
+    """Count sentences: runs ending in . ! or ?, or separated by a blank line.
+
+    A point after a common abbreviation ("e.g.", "et al.", "Dr.") or a single letter
+    ("J. Smith") does not end a sentence, a point inside a number ("3.5") is not an end,
+    and a run without letters ("1." in a numbered list) is not a sentence.
+    """
+    sentences = 0
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group() == "." and _is_abbreviation(text, match.start()):
+            continue
+        if _HAS_LETTER.search(text, start, match.start()):
+            sentences += 1
+        start = match.end()
+    if _HAS_LETTER.search(text, start):
+        sentences += 1
+    return sentences
+
+
+def _is_abbreviation(text: str, point: int) -> bool:
+    before = text[max(0, point - 8) : point].split()
+    if not before:
+        return False
+    last = before[-1].lower()
+    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+
+
+@dataclass(frozen=True)
+class TextStats:
+    """The counts readability formulas are made of."""
+
+    sentences: int
+    words: int
+    characters: int  # letters and digits inside words
+    syllables: int
+
+
+@lru_cache(maxsize=8192)
+def text_stats(text: str) -> TextStats:
+    """Count sentences, words, characters and syllables of ``text`` (memoized per text)."""
+    text_words = words(text)
+    joined = "".join(text_words)
+    connectors = joined.count("-") + joined.count("'") + joined.count("’")
+    connectors += joined.count(".") + joined.count(",")
+    return TextStats(
+        # Words without a sentence end still make one sentence ("42", a heading).
+        sentences=max(1, count_sentences(text)) if text_words else 0,
+        words=len(text_words),
+        characters=len(joined) - connectors,
+        syllables=sum(map(_count_syllables, text_words)),
+    )
+
+
+def automated_readability_index(text: str) -> float | None:
+    """ARI grade of ``text``; None when it has no words."""
+    stats = text_stats(text)
+    if not stats.words:
+        return None
+    return 4.71 * stats.characters / stats.words + 0.5 * stats.words / stats.sentences - 21.43
+
+
+def flesch_kincaid_grade(text: str) -> float | None:
+    """Flesch-Kincaid grade level of ``text``; None when it has no words."""
+    stats = text_stats(text)
+    if not stats.words:
+        return None
+    return 0.39 * stats.words / stats.sentences + 11.8 * stats.syllables / stats.words - 15.59
+
+
+def _ari_of_output(row: ScoringRow) -> float | None:
+    return automated_readability_index(row.output)
+
+
+def _fk_of_output(row: ScoringRow) -> float | None:
+    return flesch_kincaid_grade(row.output)
+
+
+register_metric(
+    Metric(
+        name="ari_grade_level",
+        description="Automated Readability Index of the output (US grade); None if no words",
+        needs_expected=False,
+        fn=_ari_of_output,
+    )
+)
+register_metric(
+    Metric(
+        name="flesch_kincaid_grade_level",
+        description="Flesch-Kincaid grade level of the output (offline syllable heuristic)",
+        needs_expected=False,
+        fn=_fk_of_output,
+    )
+)

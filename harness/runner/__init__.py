@@ -1,0 +1,1 @@
+"""The run executor: planning, concurrency, batching, progress, resume."""

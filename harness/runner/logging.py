@@ -1,0 +1,71 @@
+"""Handing a finished run to MLflow (``harness.tracking``) in the shape it logs."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.runner.summary import results_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.runner.config import RunResult
+    from harness.runner.run import RunPlan
+
+
+def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[str, Any]]:
+    """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE."""
+    usable = scores[scores["value"].notna() | scores["error"].notna()]
+    if usable.empty:
+        return []
+    per_row = usable.sort_values("sample").groupby(["example_id", "metric"], sort=False).agg(
+        value=("value", "mean"), rationale=("rationale", "first"), source=("source", "first"),
+        error=("error", "first"),
+    ).reset_index()
+    return [
+        {
+            "row_id": r.example_id,
+            "name": r.metric,
+            "value": None if r.value != r.value else float(r.value),  # NaN -> None
+            "rationale": r.rationale,
+            "error": r.error,
+            "source": "LLM_JUDGE" if r.source == "llm_judge" else "CODE",
+            "source_id": judge_model if r.source == "llm_judge" else f"harness/{r.metric}",
+        }
+        for r in per_row.itertuples(index=False)
+    ]
+
+
+def log_to_mlflow(plan: RunPlan, run_id: str, result: RunResult, outputs: pd.DataFrame,
+                  scores: pd.DataFrame, started: float) -> str:
+    from harness.tracking import RunRecord, log_run
+
+    metrics = result.flat_metrics()
+    for kind, counters in result.calls.items():
+        for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+            metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
+    calls = sum(c.get("requests", 0) + c.get("cache_hits", 0) for c in result.calls.values())
+    hits = sum(c.get("cache_hits", 0) for c in result.calls.values())
+    if calls:
+        metrics["cache_hit_ratio"] = hits / calls
+    metrics["cost_usd"] = sum(float(c.get("cost_usd", 0) or 0) for c in result.calls.values())
+    metrics["errors"] = float(result.errors)
+    record = RunRecord(
+        run_id=run_id,
+        run_name=plan.config.run_name,
+        experiment=plan.config.experiment,
+        params=plan.params,
+        metrics=metrics,
+        dataset_name=plan.dataset.name,
+        dataset_version=plan.dataset.version,
+        dataset_digest=plan.dataset.digest,
+        dataset_rows=plan.dataset.n_rows,
+        prompt_template=plan.template,
+        config=plan.config.as_dict(),
+        started_at=started,
+        finished_at=time.time(),
+        rows=results_table(outputs, scores),
+        feedback=feedback_rows(scores, plan.judge_provider.uri if plan.judge_provider else None),
+    )
+    return log_run(record, tracking_uri=plan.home.tracking_uri)

@@ -1,0 +1,395 @@
+"""Running an evaluation: rows through the call path, scores into DuckDB, the run into MLflow.
+
+``run_eval`` validates everything it can before it creates the run (a typo in a metric
+name or template leaves nothing behind), then processes rows with bounded concurrency,
+writes them in short batches, and computes the aggregates from what is stored — so a
+resumed run and a run done in one go end the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from harness.calls import Caller, CallResult
+from harness.config import DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS, Home, resolve_home
+from harness.errors import (
+    BudgetExceeded,
+    ConfigError,
+    HarnessError,
+    MetricError,
+    ProviderError,
+)
+from harness.metrics import DEFAULT_METRICS, Metric, ScoringRow, get_metric
+from harness.prompts import (
+    DEFAULT_PROMPT,
+    DEFAULT_PROMPT_NO_CONTEXT,
+    check_template,
+    prompt_digest,
+    render,
+)
+from harness.providers import Provider, resolve
+from harness.runner.config import RunConfig, RunResult
+from harness.runner.progress import NullProgress, Progress
+from harness.runner.summary import aggregate_scores
+from harness.store import datasets as dataset_store
+from harness.store import runs as run_store
+from harness.store.datasets import DatasetInfo, Example
+from harness.store.runs import OutputRow, ScoreRow
+
+
+@dataclass
+class RunPlan:
+    """A validated run: everything resolved, nothing written yet."""
+
+    config: RunConfig
+    home: Home
+    dataset: DatasetInfo
+    examples: list[Example]
+    provider: Provider
+    template: str
+    metrics: list[Metric]
+    judges: list[Any]
+    judge_provider: Provider | None
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The run's MLflow params."""
+        from harness import __version__
+
+        c = self.config
+        params = {
+            "model": self.provider.uri,
+            "dataset": self.dataset.ref,
+            "dataset_digest": self.dataset.digest,
+            "prompt_digest": prompt_digest(self.template, c.system),
+            "metrics": ",".join(m.name for m in self.metrics),
+            "cache_mode": c.cache,
+            "concurrency": str(c.concurrency),
+            "harness_version": __version__,
+        }
+        params.update({f"param.{k}": str(v) for k, v in sorted(c.params.items())})
+        if self.judges:
+            params["judges"] = ",".join(f"{j.name}@{j.version}" for j in self.judges)
+            params["judge_model"] = self.judge_provider.uri if self.judge_provider else ""
+            params["judge_samples"] = str(c.judge_samples)
+        return params
+
+
+def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) -> RunPlan:
+    """Resolve and check a run's configuration; raise HarnessError on anything wrong."""
+    if config.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
+    if config.judge_samples < 1:
+        raise ConfigError(f"--judge-samples must be at least 1, got {config.judge_samples}")
+    if config.max_cost is not None and config.max_cost < 0:
+        raise ConfigError(f"--max-cost must be positive, got {config.max_cost}")
+    from harness.calls import CACHE_MODES
+
+    if config.cache not in CACHE_MODES:
+        raise ConfigError(f"unknown cache mode {config.cache!r}; use one of "
+                          f"{', '.join(CACHE_MODES)}")
+    dataset = dataset_store.resolve_dataset(home.db_path, config.data)
+    examples = dataset_store.load_examples(home.db_path, dataset, limit=config.limit)
+    has_expected = any(e.expected for e in examples)
+    has_context = any(e.context for e in examples)
+    names = config.metrics or [
+        m for m in DEFAULT_METRICS if has_expected or not get_metric(m).needs_expected
+    ]
+    metrics = [get_metric(name) for name in dict.fromkeys(names)]
+    for metric in metrics:
+        if metric.needs_expected and not has_expected:
+            raise MetricError(f"metric {metric.name!r} needs expected answers, and "
+                              f"{dataset.ref} has none (map a column with --expected at import)")
+    template = config.prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
+    available = {"id", "input", "expected", "context"} | {
+        k for e in examples[:1] for k in e.extra
+    }
+    check_template(template, available)
+    if provider is None:
+        provider = resolve(config.model, home.settings.get("providers", {}).get(
+            config.model.partition(":")[0], {}))
+    judges: list[Any] = []
+    judge_provider = None
+    if config.judges:
+        from harness.judges import resolve_judges
+
+        judges = resolve_judges(config.judges, home=home, judges_file=config.judges_file,
+                                guidelines=config.guidelines)
+        judge_uri = config.judge_model or home.settings.get("judge_model")
+        if not judge_uri:
+            raise ConfigError("--judge needs a judge model: pass --judge-model URI "
+                              "or set judge_model in harness.toml")
+        judge_provider = resolve(judge_uri)
+    return RunPlan(config, home, dataset, examples, provider, template, metrics, judges,
+                   judge_provider)
+
+
+class BatchWriter:
+    """Buffers finished rows and writes them in short transactions."""
+
+    def __init__(self, home: Home, run_id: str, *, rows: int = DEFAULT_BATCH_ROWS,
+                 seconds: float = DEFAULT_BATCH_SECONDS) -> None:
+        self.home, self.run_id = home, run_id
+        self.max_rows, self.max_seconds = rows, seconds
+        self.outputs: list[OutputRow] = []
+        self.scores: list[ScoreRow] = []
+        self.last_write = time.monotonic()
+
+    def add(self, output: OutputRow, scores: list[ScoreRow]) -> None:
+        self.outputs.append(output)
+        self.scores.extend(scores)
+        if (len(self.outputs) >= self.max_rows
+                or time.monotonic() - self.last_write >= self.max_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.outputs:
+            run_store.write_batch(self.home.db_path, self.run_id, self.outputs, self.scores)
+        self.outputs, self.scores = [], []
+        self.last_write = time.monotonic()
+
+
+class _Engine:
+    def __init__(self, plan: RunPlan, caller: Caller, writer: BatchWriter,
+                 progress: Progress) -> None:
+        self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
+        self.errors = 0
+        self.stopped_by_budget = False
+
+    async def run(self, examples: list[Example]) -> None:
+        pending = iter(examples)
+        # Twice as many row workers as connections keeps the pipe full while rows score.
+        n_workers = min(len(examples), self.plan.config.concurrency * 2) or 1
+
+        async def worker() -> None:
+            for example in pending:  # one shared iterator: memory stays flat with rows
+                if self.stopped_by_budget:
+                    return
+                try:
+                    output, scores = await self.process(example)
+                except BudgetExceeded:
+                    self.stopped_by_budget = True
+                    return
+                self.writer.add(output, scores)
+                self.errors += output.error is not None
+                calls = self.caller.stats
+                self.progress.advance(
+                    1,
+                    cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
+                    errors=self.errors,
+                    tokens=calls.model.input_tokens + calls.model.output_tokens
+                    + calls.judge.input_tokens + calls.judge.output_tokens,
+                    cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
+                    if calls.model.cost_usd + calls.judge.cost_usd else "",
+                )
+
+        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def process(self, example: Example) -> tuple[OutputRow, list[ScoreRow]]:
+        plan, config = self.plan, self.plan.config
+        row = example.as_row()
+        prompt = render(plan.template, row)
+        row["prompt"] = prompt
+        messages = ([{"role": "system", "content": config.system}] if config.system else [])
+        messages.append({"role": "user", "content": prompt})
+        request = plan.provider.request(messages, config.params, row=row)
+        try:
+            result = await self.caller.call(plan.provider, request, kind="model",
+                                            row_id=example.id)
+        except ProviderError as e:
+            return _output(example.id, None, error=str(e)), []
+        scoring = ScoringRow(input=example.input, output=result.text, expected=example.expected,
+                             context=example.context, latency_s=result.latency_s)
+        scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
+        if plan.judges:
+            assert plan.judge_provider is not None
+            judged = await asyncio.gather(*(
+                judge.evaluate(scoring, example_id=example.id, caller=self.caller,
+                               provider=plan.judge_provider, samples=config.judge_samples)
+                for judge in plan.judges
+            ))
+            for judge_scores in judged:
+                scores.extend(judge_scores)
+        return _output(example.id, result), scores
+
+
+def _output(example_id: str, result: CallResult | None, error: str | None = None) -> OutputRow:
+    if result is None:
+        return OutputRow(example_id, None, error, None, None, None, None, None, None)
+    return OutputRow(example_id, result.text, None, result.latency_s, result.input_tokens,
+                     result.output_tokens, result.cost_usd, result.request_key, result.cached)
+
+
+def _prefetch_mlflow() -> None:
+    """Import MLflow in a thread while rows run: it costs ~1 s we would otherwise wait for."""
+
+    def load() -> None:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            pass  # reported properly when logging starts
+
+    threading.Thread(target=load, name="mlflow-prefetch", daemon=True).start()
+
+
+def run_eval(
+    config: RunConfig,
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    progress: Progress | None = None,
+    resume: str | None = None,
+    provider: Provider | None = None,
+) -> RunResult:
+    """Run (or resume) an evaluation and return its result.
+
+    Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
+    ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
+    rows done when ``max_cost`` is reached. Rows whose model call failed are stored with
+    their error and counted in ``RunResult.errors``; the caller decides the exit code.
+    """
+    started = time.time()
+    home = home if isinstance(home, Home) else resolve_home(home)
+    progress = progress or NullProgress()
+    previous_usage: dict[str, Any] = {}
+    if resume:
+        info = run_store.get_run(home.db_path, resume)
+        if info.status == "finished":
+            raise ConfigError(f"run {info.run_id} is finished already; nothing to resume")
+        config = RunConfig.from_dict(info.config)
+        run_id, previous_usage = info.run_id, info.usage
+    else:
+        run_id = uuid.uuid4().hex[:12]
+    plan = plan_run(config, home, provider)
+    if config.mlflow:
+        _prefetch_mlflow()
+    from harness.providers.pricing import set_prices
+
+    set_prices(home.settings.get("prices", {}))
+    if resume:
+        done = run_store.done_example_ids(home.db_path, run_id)
+        todo = [e for e in plan.examples if e.id not in done]
+    else:
+        run_store.create_run(home.db_path, run_id=run_id, run_name=config.run_name,
+                             dataset=plan.dataset.name, dataset_version=plan.dataset.version,
+                             model=plan.provider.uri, config=config.as_dict(),
+                             rows_total=len(plan.examples))
+        todo = plan.examples
+    cache = None
+    if config.cache != "off":
+        from harness.cache.store import ResponseCache
+
+        cache = ResponseCache(home.cache_dir)
+    caller = Caller(cache=cache, mode=config.cache, concurrency=config.concurrency,  # type: ignore[arg-type]
+                    on_event=lambda kind, data: _on_call_event(progress, kind, data))
+    writer = BatchWriter(home, run_id)
+    engine = _Engine(plan, caller, writer, progress)
+    progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
+    status = "failed"
+    try:
+        asyncio_run(_drive(engine, todo, caller))
+        status = "stopped" if engine.stopped_by_budget else "finished"
+    finally:
+        # Whatever happened, keep every row already paid for.
+        writer.flush()
+        progress.stop()
+        usage = _merge_usage(previous_usage, caller.stats.as_dict())
+        if status == "failed":
+            run_store.finish_run(home.db_path, run_id, status=status, metrics={},
+                                 usage=usage, errors=engine.errors)
+        if cache is not None:
+            cache.close()
+    result = _finish(plan, run_id, usage, status, started, progress)
+    if engine.stopped_by_budget:
+        raise BudgetExceeded(
+            f"stopped at the --max-cost budget of ${config.max_cost:.4f} with "
+            f"{result.rows_done} of {result.rows} rows done; finish with "
+            f"`harness run --resume {run_id}`"
+        )
+    return result
+
+
+async def _drive(engine: _Engine, todo: list[Example], caller: Caller) -> None:
+    try:
+        await engine.run(todo)
+    finally:
+        await caller.aclose()
+
+
+def asyncio_run(coro: Any) -> Any:
+    """``asyncio.run``, also from inside a running loop (Jupyter): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
+    if kind == "cache_corrupt":
+        progress.note(f"cache entry {data['key'][:12]} is corrupt; calling the model again "
+                      f"({data['error']})")
+
+
+def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for kind in ("model", "judge"):
+        before, now = previous.get(kind, {}), current.get(kind, {})
+        merged[kind] = {k: round(before.get(k, 0) + v, 6) if isinstance(v, float)
+                        else before.get(k, 0) + v for k, v in now.items()}
+    return merged
+
+
+def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
+            started: float, progress: Progress) -> RunResult:
+    home, config = plan.home, plan.config
+    outputs = run_store.load_outputs(home.db_path, run_id)
+    scores = run_store.load_scores(home.db_path, run_id)
+    metrics = aggregate_scores(scores)
+    errors = int(outputs["error"].notna().sum()) if len(outputs) else 0
+    reasons = Counter(outputs["error"].dropna()) if len(outputs) else Counter()
+    run_store.finish_run(home.db_path, run_id, status=status, metrics=metrics,
+                         usage=usage, errors=errors)
+    result = RunResult(
+        run_id=run_id, run_name=config.run_name, mlflow_run_id=None, dataset=plan.dataset.ref,
+        model=plan.provider.uri, status=status, rows=len(plan.examples),
+        rows_done=len(outputs), errors=errors,
+        metrics=metrics, calls=usage, error_reasons=reasons.most_common(5),
+        duration_s=time.time() - started,
+    )
+    if config.mlflow and status == "finished":
+        from harness.runner.logging import log_to_mlflow
+
+        try:
+            result.mlflow_run_id = log_to_mlflow(plan, run_id, result, outputs, scores, started)
+            run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
+        except HarnessError as e:
+            result.warnings.append(f"MLflow logging failed: {e}")
+            progress.note(f"MLflow logging failed: {e}")
+    result.duration_s = time.time() - started
+    return result

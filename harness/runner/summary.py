@@ -1,0 +1,57 @@
+"""Aggregates of a run's stored scores: what the summary, ``--json`` and MLflow show."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.metrics import aggregate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """metric -> {"mean", "p50", "p90", "count"} over rows.
+
+    A judge asked several times (``--judge-samples``) is first averaged per row, so each
+    row weighs the same whatever its number of samples.
+    """
+    if scores.empty:
+        return {}
+    per_row = (
+        scores.dropna(subset=["value"])
+        .groupby(["metric", "example_id"], sort=True)["value"]
+        .mean()
+    )
+    result: dict[str, dict[str, float]] = {}
+    for metric in sorted(scores["metric"].unique()):
+        values = per_row.loc[metric].tolist() if metric in per_row.index.get_level_values(0) else []
+        result[metric] = aggregate(values)
+    return result
+
+
+def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The per-row table: one row per example, one column per metric.
+
+    Columns: id, input, expected (several answers joined with `` || ``), context, output,
+    error, latency_s, tokens, cached, then each metric's value (a judge's mean over its
+    samples) and, for judges, ``<judge>/rationale``. This is ``eval_results_table`` in
+    ``evaluate`` and in MLflow.
+    """
+    table = outputs[["id", "input", "expected", "context", "output", "error", "latency_s",
+                     "input_tokens", "output_tokens", "cached"]].copy()
+    table["expected"] = [
+        " || ".join(v) if v is not None and len(v) else None for v in table["expected"]
+    ]
+    if scores.empty:
+        return table
+    values = scores.pivot_table(index="example_id", columns="metric", values="value",
+                                aggfunc="mean", dropna=False, sort=False)
+    table = table.join(values, on="id")
+    judged = scores[scores["source"] == "llm_judge"]
+    if not judged.empty:
+        first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
+        rationales = first.pivot(index="example_id", columns="metric", values="rationale")
+        rationales.columns = [f"{c}/rationale" for c in rationales.columns]
+        table = table.join(rationales, on="id")
+    return table.reset_index(drop=True)

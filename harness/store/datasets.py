@@ -1,0 +1,186 @@
+"""Eval sets in DuckDB: immutable versions named by a content digest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from harness.errors import DatasetNotFound, DataError
+from harness.store.db import connect
+
+
+@dataclass(frozen=True)
+class Example:
+    """One row of an eval set."""
+
+    id: str
+    input: str
+    expected: tuple[str, ...] = ()
+    context: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def as_row(self) -> dict[str, Any]:
+        """The dict a ``python:`` model receives (extra columns included, never overriding)."""
+        row: dict[str, Any] = dict(self.extra)
+        row.update(
+            id=self.id,
+            input=self.input,
+            expected=self.expected[0] if len(self.expected) == 1 else list(self.expected),
+            expected_all=list(self.expected),
+            context=self.context,
+        )
+        return row
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    version: str
+    digest: str
+    n_rows: int
+    source: str | None
+    columns: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "digest": self.digest,
+            "rows": self.n_rows,
+            "source": self.source,
+            "columns": self.columns,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
+    name, _, version = ref.partition("@")
+    if not name:
+        raise DataError(f"dataset reference {ref!r} has no name")
+    return name, version or None
+
+
+_INFO_COLUMNS = "name, version, digest, n_rows, source, columns, created_at"
+
+
+def _info(row: tuple[Any, ...]) -> DatasetInfo:
+    name, version, digest, n_rows, source, columns, created_at = row
+    return DatasetInfo(name, version, digest, n_rows, source, json.loads(columns or "{}"), created_at)
+
+
+def save_dataset(
+    db_path: Path,
+    *,
+    name: str,
+    digest: str,
+    examples: list[Example],
+    source: str | None,
+    columns: dict[str, Any],
+) -> tuple[DatasetInfo, bool]:
+    """Store a version unless the same content is already stored under this name.
+
+    Returns the version's info and whether it was created (False: it existed already).
+    Everything is written in one transaction, so a failure leaves no partial dataset.
+    """
+    version = digest[:12]
+    table = pa.table(
+        {
+            "dataset": pa.array([name] * len(examples), pa.string()),
+            "version": pa.array([version] * len(examples), pa.string()),
+            "position": pa.array(range(len(examples)), pa.int32()),
+            "id": pa.array([e.id for e in examples], pa.string()),
+            "input": pa.array([e.input for e in examples], pa.string()),
+            "expected": pa.array([list(e.expected) for e in examples], pa.list_(pa.string())),
+            "context": pa.array([e.context for e in examples], pa.string()),
+            "extra": pa.array(
+                [json.dumps(e.extra, ensure_ascii=False, default=str) for e in examples],
+                pa.string(),
+            ),
+        }
+    )
+    with connect(db_path) as con:
+        existing = con.execute(
+            f"SELECT {_INFO_COLUMNS} FROM datasets WHERE name = ? AND version = ?", [name, version]
+        ).fetchone()
+        if existing:
+            return _info(existing), False
+        created_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [name, version, digest, len(examples), source, json.dumps(columns), created_at],
+            )
+            con.register("new_examples", table)
+            con.execute("INSERT INTO examples SELECT * FROM new_examples")
+            con.unregister("new_examples")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return DatasetInfo(
+            name, version, digest, len(examples), source, columns, created_at
+        ), True
+
+
+def list_datasets(db_path: Path) -> list[DatasetInfo]:
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            f"SELECT {_INFO_COLUMNS} FROM datasets ORDER BY name, created_at DESC"
+        ).fetchall()
+    return [_info(r) for r in rows]
+
+
+def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
+    """``NAME`` (the latest version) or ``NAME@VERSION`` (a version or a prefix of one)."""
+    name, version = parse_ref(ref)
+    with connect(db_path, read_only=True) as con:
+        if version is None:
+            row = con.execute(
+                f"SELECT {_INFO_COLUMNS} FROM datasets WHERE name = ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                [name],
+            ).fetchone()
+            rows = [row] if row else []
+        else:
+            rows = con.execute(
+                f"SELECT {_INFO_COLUMNS} FROM datasets WHERE name = ? AND starts_with(version, ?)",
+                [name, version],
+            ).fetchall()
+        if not rows:
+            known = [r[0] for r in con.execute("SELECT DISTINCT name FROM datasets ORDER BY 1")]
+    if not rows:
+        hint = f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
+        what = f"dataset {name!r}" if version is None else f"dataset version {name}@{version}"
+        raise DatasetNotFound(f"unknown {what}{hint}")
+    if len(rows) > 1:
+        raise DataError(f"{name}@{version} is ambiguous: matches {len(rows)} versions")
+    return _info(rows[0])
+
+
+def load_examples(db_path: Path, info: DatasetInfo, limit: int | None = None) -> list[Example]:
+    sql = (
+        "SELECT id, input, expected, context, extra FROM examples "
+        "WHERE dataset = ? AND version = ? ORDER BY position"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(sql, [info.name, info.version]).fetchall()
+    return [
+        Example(id=r[0], input=r[1], expected=tuple(r[2] or ()), context=r[3],
+                extra=json.loads(r[4] or "{}"))
+        for r in rows
+    ]

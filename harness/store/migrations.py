@@ -1,0 +1,125 @@
+"""Numbered schema migrations for the DuckDB store.
+
+Each migration is a function registered in order; ``apply_migrations`` runs those not
+yet recorded in ``schema_migrations`` inside one transaction, on every writable connect.
+Never edit a released migration: add a new one. ``tests/store/test_migrations.py`` opens
+a database written at every earlier version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE datasets (
+            name        VARCHAR NOT NULL,
+            version     VARCHAR NOT NULL,   -- first 12 hex digits of digest
+            digest      VARCHAR NOT NULL,   -- sha256 of the normalized rows
+            n_rows      INTEGER NOT NULL,
+            source      VARCHAR,            -- file path or 'dataframe'
+            columns     JSON,               -- the column mapping used at import
+            created_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE examples (
+            dataset     VARCHAR NOT NULL,
+            version     VARCHAR NOT NULL,
+            position    INTEGER NOT NULL,
+            id          VARCHAR NOT NULL,
+            input       VARCHAR NOT NULL,
+            expected    VARCHAR[],          -- zero or more acceptable answers
+            context     VARCHAR,
+            extra       JSON,               -- every other column of the source
+            PRIMARY KEY (dataset, version, id)
+        );
+        CREATE TABLE runs (
+            run_id          VARCHAR PRIMARY KEY,
+            run_name        VARCHAR,
+            dataset         VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            model           VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL,   -- running | finished | failed
+            config          JSON NOT NULL,
+            metrics         JSON,
+            usage           JSON,
+            rows_total      INTEGER NOT NULL,
+            errors          INTEGER,
+            mlflow_run_id   VARCHAR,
+            created_at      TIMESTAMP NOT NULL,
+            finished_at     TIMESTAMP
+        );
+        CREATE TABLE outputs (
+            run_id          VARCHAR NOT NULL,
+            example_id      VARCHAR NOT NULL,
+            output          VARCHAR,
+            error           VARCHAR,
+            latency_s       DOUBLE,
+            input_tokens    INTEGER,
+            output_tokens   INTEGER,
+            cost_usd        DOUBLE,
+            request_key     VARCHAR,
+            cached          BOOLEAN,
+            created_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, example_id)
+        );
+        CREATE TABLE scores (
+            run_id          VARCHAR NOT NULL,
+            example_id      VARCHAR NOT NULL,
+            metric          VARCHAR NOT NULL,
+            sample          INTEGER NOT NULL,   -- judge sample index; 0 for metrics
+            value           DOUBLE,
+            label           VARCHAR,            -- a judge's verdict label, if any
+            rationale       VARCHAR,
+            raw             VARCHAR,            -- a judge's raw answer
+            error           VARCHAR,
+            source          VARCHAR NOT NULL,   -- code | llm_judge
+            request_key     VARCHAR,
+            cached          BOOLEAN,
+            PRIMARY KEY (run_id, example_id, metric, sample)
+        );
+        """
+    )
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the database to the newest schema; return how many migrations ran."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT now())"
+    )
+    applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    pending = [(i, fn) for i, fn in enumerate(MIGRATIONS, start=1) if i not in applied]
+    if not pending:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version, fn in pending:
+            fn(con)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                [version, fn.__name__],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(pending)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0) if row else 0

@@ -1,0 +1,353 @@
+"""A local fake LLM HTTP server for tests and benchmarks: real wire formats, injectable faults.
+
+``FakeLLMServer`` starts ``python -m harness.testing.fake_llm`` in its own process (an
+aiohttp server, so it never competes with the client under test for the GIL) on 127.0.0.1
+and a free port::
+
+    with FakeLLMServer(latency_s=0.1, error_429_rate=0.2, retry_after_s=0.05) as server:
+        httpx.post(server.openai_base_url + "/chat/completions", ...)
+        assert server.stats()["faults"]["error_429"] > 0
+
+The process exits when its parent does (it watches its stdin for EOF and the parent pid), so
+a crashed test never leaks a server. From a shell: ``python -m harness.testing.fake_llm
+--port 8765 --latency 0.1 --error-429-rate 0.1`` (``--help`` lists every flag).
+
+Routes (request and response bodies as the real services send them, including errors):
+
+- ``POST /v1/chat/completions`` OpenAI (and vLLM, llama.cpp, LM Studio, Azure-compatible):
+  needs ``Authorization: Bearer <non-empty>``; accepts ``response_format``, ignores ``n``;
+  errors ``{"error": {"message", "type", "param", "code"}}``.
+- ``POST /v1/messages`` Anthropic: needs ``x-api-key`` (401 ``authentication_error``) and
+  ``anthropic-version`` (400, as the real API), and ``max_tokens``; errors
+  ``{"type": "error", "error": {"type", "message"}}``.
+- ``POST /serving-endpoints/{name}/invocations`` Databricks: OpenAI chat bodies, bearer
+  auth, errors ``{"error_code", "message"}``; the answer's model is ``name`` unless the body
+  names one.
+- ``POST /api/chat`` Ollama: no auth, ``"stream": false`` required (Ollama streams unless told
+  not to, and the fake does not stream); errors ``{"error": "..."}``.
+- ``GET /_stats``: ``requests_total``, ``by_route``, ``by_status``, ``faults`` (count per kind),
+  ``unique_bodies``, ``in_flight``, ``max_in_flight``, ``config``, and ``requests``: the last
+  ``max_recorded`` requests, each ``{seq, time, route, method, path, headers, body (raw text),
+  fault, status}`` (``status`` is null for dropped and hung requests). Control routes are
+  never counted.
+- ``POST /_reset``: zero the counters and restart the fault sequence and canned replies.
+- ``POST /_config`` with a JSON object of settings: change them (400 on an unknown name or a
+  bad value); the fault sequence and canned replies start over, counters are kept.
+
+Replies are deterministic. By default the text is a pure function of the conversation:
+
+- when JSON is asked for (``response_format`` json, Ollama ``format``, or "json" in the prompt)
+  and the prompt mentions "score" and/or "verdict", a judge answer
+  ``{"score": N, "verdict": "yes"|"no", "rationale": "..."}`` with only the keys mentioned;
+  N is drawn by hash from the first ``LOW-HIGH`` or ``LOW to HIGH`` scale after "score"
+  (else 1-5), and the verdict is ``"pass"|"fail"`` when the prompt mentions both words;
+- else ``"Answer: <first sentence of the last user message, cut to 80 characters>"``, or
+  ``{"answer": "<that sentence>"}`` when a JSON response format is asked for.
+
+``replies`` overrides this: a list of texts is used in order (cycling), a mapping from a prompt
+substring to a text answers the first key found in the prompt (system + messages) and falls
+back to the default. With ``vary_with_temperature``, a request whose ``temperature`` is > 0
+gets sample number k (its ``seed`` when it sends one, else how many times this exact body has
+already been answered): plain answers end in ``" (sample k)"`` (for k > 0) and judge scores
+are drawn from a hash that includes k, so repeated sampling is observable. ``max_tokens``
+(OpenAI ``max_completion_tokens``, Ollama ``num_predict``) cuts the answer to that many words
+with ``finish_reason`` ``"length"``. Tokens are whitespace-separated words; input tokens
+count the system prompt and every message.
+
+Faults (see ``FakeLLMConfig``): each valid request waits ``latency_s`` plus up to ``jitter_s``,
+then meets at most one fault, drawn with the given rates from ``random.Random(seed)`` in
+arrival order, or taken from ``fault_script`` for the first requests:
+``error_500``; ``error_429`` with ``Retry-After: retry_after_s`` (fractions allowed, so tests
+wait milliseconds) and ``retry-after-ms``; ``timeout`` (hold the request ``hang_s`` seconds,
+then close it unanswered); ``drop`` (close the connection without a response); ``malformed``
+(status 200 whose body is alternately cut in half and an HTML page). With
+``fault_once_per_body`` a body (byte-identical request) meets at most one fault, so a retry
+of it succeeds. Refused requests (auth, bad body) are answered at once and draw no fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.errors import ConfigError, HarnessError
+from harness.testing._fake_llm_config import FakeLLMConfig
+
+START_TIMEOUT_S = 15.0
+_READY = re.compile(r"fake_llm ready http://\S+:(\d+)")
+_REPO_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the harness package
+
+
+class FakeLLMServer:
+    """A fake LLM server in a child process; see the module docstring for its behaviour."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
+        error_500_rate: float = 0.0,
+        error_429_rate: float = 0.0,
+        retry_after_s: float = 1.0,
+        timeout_rate: float = 0.0,
+        hang_s: float = 30.0,
+        drop_rate: float = 0.0,
+        malformed_rate: float = 0.0,
+        seed: int = 0,
+        replies: list[str] | dict[str, str] | None = None,
+        fault_once_per_body: bool = False,
+        port: int = 0,
+        fault_script: list[str] | tuple[str, ...] = (),
+        script_per_body: bool = False,
+        vary_with_temperature: bool = False,
+        max_recorded: int = 1000,
+    ) -> None:
+        self.config = FakeLLMConfig(
+            latency_s=latency_s,
+            jitter_s=jitter_s,
+            error_500_rate=error_500_rate,
+            error_429_rate=error_429_rate,
+            retry_after_s=retry_after_s,
+            timeout_rate=timeout_rate,
+            hang_s=hang_s,
+            drop_rate=drop_rate,
+            malformed_rate=malformed_rate,
+            seed=seed,
+            replies=replies,
+            fault_once_per_body=fault_once_per_body,
+            fault_script=tuple(fault_script),
+            script_per_body=script_per_body,
+            vary_with_temperature=vary_with_temperature,
+            max_recorded=max_recorded,
+        )
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the bound port once started)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL an OpenAI client takes (it appends ``/chat/completions``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """The base URL an Anthropic client takes (it appends ``/v1/messages``)."""
+        return self.url
+
+    def start(self) -> FakeLLMServer:
+        """Spawn the server process, wait until it listens, and learn its port."""
+        if self._process is not None:
+            return self
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "harness.testing.fake_llm",
+            "--port",
+            str(self.port),
+            "--config",
+            json.dumps(self.config.as_dict()),
+            "--watch-stdin",
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the server.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env
+        )
+        self._process = process
+        try:
+            self.port = self._wait_ready(process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> int:
+        assert process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=deadline - time.monotonic()):
+                    line = process.stdout.readline().decode(errors="replace")
+                    match = _READY.search(line)
+                    if match:
+                        return int(match.group(1))
+                    if not line:  # EOF: the process died before it was ready
+                        break
+        process.poll()
+        raise HarnessError(
+            f"fake LLM server did not start (exit code {process.returncode}): {self._errors()}"
+        )
+
+    def _errors(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()[-2000:]
+
+    def stop(self) -> None:
+        """Stop the server process (closing its stdin makes it exit at once)."""
+        process, self._process = self._process, None
+        if process is not None:
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _control(self, method: str, path: str, payload: Any = None) -> Any:
+        if self._process is None:
+            raise HarnessError("fake LLM server is not running: call start() first")
+        import httpx  # here, not at the top: the server process has no use for it
+
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            response = client.request(method, self.url + path, json=payload)
+        if response.status_code == 400:
+            raise ConfigError(response.json()["error"])
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters and recorded requests (``GET /_stats``)."""
+        result: dict[str, Any] = self._control("GET", "/_stats")
+        return result
+
+    def reset(self) -> None:
+        """Zero the counters; the fault sequence and canned replies start over."""
+        self._control("POST", "/_reset")
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings at runtime (same names as the constructor, except ``port``)."""
+        self.config = self.config.replace(**changes)  # fail here, before the server does
+        self._control("POST", "/_config", changes)
+
+
+_FLAGS: tuple[tuple[str, str, type], ...] = (
+    ("--latency", "latency_s", float),
+    ("--jitter", "jitter_s", float),
+    ("--error-500-rate", "error_500_rate", float),
+    ("--error-429-rate", "error_429_rate", float),
+    ("--retry-after", "retry_after_s", float),
+    ("--timeout-rate", "timeout_rate", float),
+    ("--hang", "hang_s", float),
+    ("--drop-rate", "drop_rate", float),
+    ("--malformed-rate", "malformed_rate", float),
+    ("--seed", "seed", int),
+    ("--max-recorded", "max_recorded", int),
+)
+_SWITCHES = ("fault_once_per_body", "script_per_body", "vary_with_temperature")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.testing.fake_llm",
+        description="Fake LLM HTTP server (OpenAI, Anthropic, Databricks, Ollama wire formats).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--config", help="settings as a JSON object; flags override it")
+    for flag, name, kind in _FLAGS:
+        parser.add_argument(flag, dest=name, type=kind, default=None)
+    for name in _SWITCHES:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true")
+    parser.add_argument("--replies", help="JSON list of texts or object of substring -> text")
+    parser.add_argument("--fault-script", help="comma-separated steps, e.g. error_429,ok")
+    parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    return parser.parse_args(argv)
+
+
+def _config_from_args(args: argparse.Namespace) -> FakeLLMConfig:
+    settings: dict[str, Any] = json.loads(args.config) if args.config else {}
+    settings.update(
+        {name: getattr(args, name) for _, name, _ in _FLAGS if getattr(args, name) is not None}
+    )
+    settings.update({name: True for name in _SWITCHES if getattr(args, name)})
+    if args.replies:
+        settings["replies"] = json.loads(args.replies)
+    if args.fault_script:
+        settings["fault_script"] = [s.strip() for s in args.fault_script.split(",")]
+    return FakeLLMConfig.from_mapping(settings)
+
+
+def _exit_with_parent(watch_stdin: bool, parent_pid: int | None) -> None:
+    """Exit this process as soon as the parent closes our stdin or is gone."""
+
+    def watch_stdin_eof() -> None:
+        while sys.stdin.buffer.read(65536):
+            pass
+        os._exit(0)  # nothing to flush: the server keeps no state worth saving
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    if watch_stdin:
+        threading.Thread(target=watch_stdin_eof, daemon=True).start()
+    if parent_pid is not None:
+        threading.Thread(target=watch_parent, daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server until killed (or until the parent goes, with the watch flags)."""
+    import asyncio
+
+    from harness.testing._fake_llm_app import serve
+
+    args = _parse_args(argv)
+    try:
+        config = _config_from_args(args)
+    except (ValueError, ConfigError) as exc:
+        sys.exit(f"fake_llm: {exc}")
+    _exit_with_parent(args.watch_stdin, args.parent_pid)
+
+    def ready(port: int) -> None:
+        print(f"fake_llm ready http://{args.host}:{port}", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C from a shell is the normal stop
+        asyncio.run(serve(config, args.host, args.port, ready))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""MLflow logging for harness runs (and, in ``sync``, copying runs to other servers).
+
+Importing this package does not import MLflow; ``log_run`` does, when called.
+"""
+
+from __future__ import annotations
+
+from harness.tracking.mlflow_log import RunRecord, log_run, tracking_uri_for
+
+__all__ = ["RunRecord", "log_run", "tracking_uri_for"]

@@ -1,0 +1,304 @@
+"""Log a finished harness run to MLflow: params, metrics, dataset input, tables, traces.
+
+The runner hands over a ``RunRecord`` (plain data) and calls ``log_run``. The MLflow run
+then holds what ``mlflow.evaluate`` / ``mlflow.genai.evaluate`` would leave behind:
+
+- params and aggregate metrics, and the tag ``mlflow.runType = genai_evaluate``;
+- the dataset as a run input (name, digest, context ``eval``);
+- ``eval_results_table.json`` in ``mlflow.log_table``'s format, registered in the run's
+  ``mlflow.loggedArtifacts`` tag so the UI's evaluation table view lists it;
+- ``prompt_template.txt`` and ``run_config.json``;
+- one trace per row with feedback and expectation assessments (``harness.tracking.traces``).
+
+``import mlflow`` costs about a second, so MLflow is imported inside functions only.
+Errors from MLflow, SQLAlchemy and the artifact store become ``TrackingError`` here.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import TrackingError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from mlflow.tracking import MlflowClient
+
+DEFAULT_EXPERIMENT = "harness"
+MLRUNS_DIR = "mlruns"
+DB_FILE = "mlflow.db"
+ARTIFACTS_DIR = "artifacts"
+TABLE_ARTIFACT = "eval_results_table.json"
+PROMPT_ARTIFACT = "prompt_template.txt"
+CONFIG_ARTIFACT = "run_config.json"
+HARNESS_RUN_TAG = "harness.run_id"
+TRACES_TAG = "harness.traces"
+# MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
+# servers a run is synced to. The full digest stays in the params.
+MLFLOW_DIGEST_MAX = 36
+_SQLITE_PREFIX = "sqlite:///"
+
+
+@dataclass
+class RunRecord:
+    """Everything about a finished run that MLflow should hold; plain data from the runner."""
+
+    run_id: str
+    run_name: str | None
+    experiment: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    dataset_name: str
+    dataset_version: str
+    dataset_digest: str
+    dataset_rows: int
+    prompt_template: str
+    config: dict
+    started_at: float
+    finished_at: float
+    rows: pandas.DataFrame
+    feedback: list[dict] = field(default_factory=list)
+
+
+def tracking_uri_for(home: Path) -> str:
+    """The default MLflow store of a project home: ``sqlite:///<home>/mlruns/mlflow.db``."""
+    db_path = Path(home).expanduser().resolve() / MLRUNS_DIR / DB_FILE
+    return _SQLITE_PREFIX + db_path.as_posix()
+
+
+def artifact_root_for(tracking_uri: str) -> Path | None:
+    """Where a SQLite store keeps artifacts (``artifacts/`` next to the database), else None."""
+    if not tracking_uri.startswith(_SQLITE_PREFIX):
+        return None
+    db_path = tracking_uri[len(_SQLITE_PREFIX) :].split("?", 1)[0]
+    if not db_path or db_path == ":memory:":
+        return None
+    return Path(db_path).resolve().parent / ARTIFACTS_DIR
+
+
+@contextmanager
+def _mapped_errors(what: str) -> Iterator[None]:
+    """Turn MLflow, database and file errors into ``TrackingError`` where they enter."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except TrackingError:
+        raise
+    except (MlflowException, SQLAlchemyError, OSError, ValueError, TypeError, KeyError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise TrackingError(f"{what}: {message}") from exc
+
+
+def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True) -> str:
+    """Log ``record`` as one finished MLflow run and return the MLflow run id.
+
+    With ``traces`` the run also gets one trace per row, with its judge and metric feedback
+    and the expected answer. A failure marks the MLflow run FAILED and raises
+    ``TrackingError``; a run that was logged completely is FINISHED.
+    """
+    with _mapped_errors(f"cannot log run {record.run_id} to MLflow at {tracking_uri}"):
+        client, store = _open_store(tracking_uri)
+        experiment = _get_or_create_experiment(client, store, record.experiment)
+        run = client.create_run(
+            experiment.experiment_id,
+            start_time=_ms(record.started_at),
+            run_name=record.run_name or record.run_id,
+            tags=_run_tags(record),
+        )
+        run_id = run.info.run_id
+        try:
+            _log_params_and_metrics(client, run_id, record)
+            _log_dataset_input(client, run_id, record)
+            _log_artifacts(client, run_id, record)
+            if traces:
+                _log_traces(client, store, experiment, run_id, record)
+            client.set_terminated(run_id, "FINISHED", end_time=_ms(record.finished_at))
+        except BaseException:
+            _mark_failed(client, run_id)
+            raise
+    return run_id
+
+
+def _ms(epoch_seconds: float) -> int:
+    return int(epoch_seconds * 1000)
+
+
+def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
+    """A client for ``tracking_uri`` and its tracking store, creating a SQLite store if new."""
+    from mlflow.tracking import MlflowClient
+
+    store = None
+    artifact_root = artifact_root_for(tracking_uri)
+    if artifact_root is not None:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        # Opening the store ourselves, with the home's artifact root, means the database
+        # (and its "Default" experiment) is created pointing into the home, not the cwd.
+        store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if store is None:
+        # MlflowClient exposes no public accessor for its store; trace writes need it.
+        store = client._tracking_client.store
+    return client, store
+
+
+def _get_or_create_experiment(client: MlflowClient, store: Any, name: str) -> Any:
+    """The experiment called ``name``; a new one keeps artifacts under the store's root."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage != "active":
+            raise TrackingError(
+                f"MLflow experiment {name!r} is deleted; restore it or use --experiment"
+            )
+        return experiment
+    try:
+        # The store (not the client) picks <artifact root>/<experiment id> as location.
+        experiment_id = store.create_experiment(name)
+    except MlflowException:
+        # Another process may have created it in between.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment
+    return client.get_experiment(experiment_id)
+
+
+def _run_tags(record: RunRecord) -> dict[str, str]:
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_LOGGED_ARTIFACTS,
+        MLFLOW_RUN_TYPE,
+        MLFLOW_RUN_TYPE_GENAI_EVALUATE,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+        MLFLOW_USER,
+    )
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        user = "unknown"
+    return {
+        HARNESS_RUN_TAG: record.run_id,
+        MLFLOW_USER: user,
+        MLFLOW_SOURCE_NAME: "harness",
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
+        MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE,
+        # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
+        MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
+    }
+
+
+def _log_params_and_metrics(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+    import math
+
+    from mlflow.entities import Metric, Param
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    params = [
+        Param(key, value if len(value) <= MAX_PARAM_VAL_LENGTH else value[: MAX_PARAM_VAL_LENGTH])
+        for key, value in ((str(k), str(v)) for k, v in record.params.items())
+    ]
+    timestamp = _ms(record.finished_at)
+    metrics = []
+    for key, value in record.metrics.items():
+        if value is None:
+            continue
+        number = float(value)
+        if math.isnan(number):
+            continue  # an aggregate over no scored rows; MLflow charts cannot use it
+        metrics.append(Metric(str(key), number, timestamp, 0))
+    # log_batch splits into MLflow's per-request limits itself.
+    client.log_batch(run_id, metrics=metrics, params=params)
+
+
+def _log_dataset_input(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
+    # An explicit source: the default (the calling code) runs git to describe it.
+    source = CodeDatasetSource(
+        tags={
+            "harness.dataset": f"{record.dataset_name}@{record.dataset_version}",
+            "harness.dataset_digest": record.dataset_digest,
+        }
+    )
+    dataset = from_pandas(
+        record.rows[columns],
+        source=source,
+        targets="expected" if "expected" in columns else None,
+        name=record.dataset_name,
+        digest=record.dataset_digest[:MLFLOW_DIGEST_MAX],
+    )
+    dataset_input = DatasetInput(
+        dataset=dataset._to_mlflow_entity(),
+        tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value="eval")],
+    )
+    client.log_inputs(run_id, datasets=[dataset_input])
+
+
+def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+    """Write the per-row table, prompt and config to a temp dir and log it in one call."""
+    with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as tmp:
+        folder = Path(tmp)
+        # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
+        record.rows.to_json(
+            folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso"
+        )
+        (folder / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
+        (folder / CONFIG_ARTIFACT).write_text(
+            json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
+        )
+        client.log_artifacts(run_id, tmp)
+
+
+def _log_traces(
+    client: MlflowClient, store: Any, experiment: Any, run_id: str, record: RunRecord
+) -> None:
+    from harness.tracking.traces import build_row_traces, write_traces_via_store
+    from harness.tracking.traces_sql import is_sql_store, write_traces_sql
+
+    row_traces = build_row_traces(record, mlflow_run_id=run_id)
+    if is_sql_store(store):
+        write_traces_sql(
+            store,
+            row_traces,
+            experiment=experiment,
+            mlflow_run_id=run_id,
+            harness_run_id=record.run_id,
+        )
+        written = "sql-bulk"
+    else:
+        write_traces_via_store(
+            store,
+            row_traces,
+            experiment_id=experiment.experiment_id,
+            mlflow_run_id=run_id,
+            harness_run_id=record.run_id,
+        )
+        written = "store-api"
+    client.set_tag(run_id, TRACES_TAG, f"{len(row_traces)} traces ({written})")
+
+
+def _mark_failed(client: MlflowClient, run_id: str) -> None:
+    """Best effort: the original error is the one worth reporting."""
+    try:
+        client.set_terminated(run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - never mask the error that got us here
+        pass
