@@ -25,9 +25,9 @@ demo: install
 		--metric latency --run-name demo-baseline
 	@echo
 	@echo "Next:"
-	@echo "  rows in DuckDB:  $(BIN)/python -c \"import duckdb; print(duckdb.connect('harness.duckdb', read_only=True).sql('SELECT metric, avg(value) FROM scores GROUP BY metric ORDER BY 1'))\""
-	@echo "  one run's rows:  $(BIN)/harness runs show <RUN_ID> --rows   (ids: $(BIN)/harness runs list)"
-	@echo "  MLflow UI:       $(BIN)/harness ui   then open http://127.0.0.1:5000"
+	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  runs:              $(BIN)/harness runs list"
+	@echo "  MLflow UI:         $(BIN)/harness ui   (then open http://127.0.0.1:5000)"
 
 test: install
 	$(BIN)/python -m pytest -q

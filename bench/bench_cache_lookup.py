@@ -122,10 +122,13 @@ def main() -> None:
         both_s = best_of(args.repeats, key_and_get)
         print(f"entries: {args.rows:,} ({entry_chars:,} chars each), lookups: {n:,}")
         print(f"fill (request_key + set, one transaction): {fill_s:.2f} s")
-        print(f"raw diskcache.Cache.get:  {raw_s / n * 1e6:7.1f} us/lookup  {raw_s:6.3f} s total")
-        print(f"ResponseCache.get:        {harness_s / n * 1e6:7.1f} us/lookup  {harness_s:6.3f} s total")
-        print(f"request_key:              {key_s / n * 1e6:7.1f} us/call    {key_s:6.3f} s total")
-        print(f"request_key + get:        {both_s / n * 1e6:7.1f} us/call    {both_s:6.3f} s total")
+        for label, total, unit in [
+            ("raw diskcache.Cache.get", raw_s, "lookup"),
+            ("ResponseCache.get", harness_s, "lookup"),
+            ("request_key", key_s, "call"),
+            ("request_key + get", both_s, "call"),
+        ]:
+            print(f"{label + ':':26}{total / n * 1e6:7.1f} us/{unit:7} {total:6.3f} s total")
         print(f"ratio ResponseCache.get / raw diskcache get: {harness_s / raw_s:.2f}x")
         cache.close()
         raw_cache.close()

@@ -141,7 +141,7 @@ def _check_header(path: Path, line: str) -> bool:
         return True
     if isinstance(first, dict) and {"key", "request", "response"} <= first.keys():
         return False
-    raise CacheError(f"{path} is not a harness cassette (line 1 is not a cassette header)")
+    raise CacheError(f"{path} is not a harness cassette (its first line is not a header)")
 
 
 def _parse_entry(line: str) -> CacheEntry:
@@ -172,13 +172,14 @@ def import_cassette(cache: ResponseCache, path: Path | str) -> ImportReport:
     path = Path(path)
     report = ImportReport()
     pending: list[CacheEntry] = []
-    lines = _read_lines(path)
-    first = next(lines, None)
-    if first is None or not first.strip():
+    numbered: Iterator[tuple[int, str]] = enumerate(_read_lines(path), start=1)
+    for line_no, line in numbered:
+        if line.strip():
+            if not _check_header(path, line):
+                numbered = _chain_first((line_no, line), numbered)
+            break
+    else:
         raise CacheError(f"{path} is not a harness cassette (it is empty)")
-    numbered: Iterable[tuple[int, str]] = enumerate(lines, start=2)
-    if not _check_header(path, first):
-        numbered = _chain_first(first, numbered)
     for line_no, line in numbered:
         if not line.strip():
             continue
@@ -195,8 +196,10 @@ def import_cassette(cache: ResponseCache, path: Path | str) -> ImportReport:
     return report
 
 
-def _chain_first(first: str, rest: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    yield 1, first
+def _chain_first(
+    first: tuple[int, str], rest: Iterator[tuple[int, str]]
+) -> Iterator[tuple[int, str]]:
+    yield first
     yield from rest
 
 

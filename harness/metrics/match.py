@@ -11,14 +11,15 @@ from collections import Counter
 from functools import lru_cache
 
 from harness.metrics import Metric, ScoringRow, register_metric
-from harness.metrics.text import best_of_expected, squad_normalize, squad_tokens
+from harness.metrics.rouge import clipped_overlap
+from harness.metrics.text import best_of_expected, squad_tokens
 
 __all__ = ["exact_match_score", "token_f1_score"]
 
 
 def exact_match_score(output: str, answer: str) -> float:
     """1.0 if ``output`` and ``answer`` are equal after SQuAD normalization, else 0.0."""
-    return 1.0 if squad_normalize(output) == squad_normalize(answer) else 0.0
+    return 1.0 if squad_tokens(output) == squad_tokens(answer) else 0.0
 
 
 @lru_cache(maxsize=8192)
@@ -36,11 +37,7 @@ def token_f1_score(output: str, answer: str) -> float:
     answer_counts = _token_counts(answer)
     if not output_counts or not answer_counts:
         return 1.0 if output_counts == answer_counts else 0.0
-    if len(output_counts) > len(answer_counts):
-        smaller, larger = answer_counts, output_counts
-    else:
-        smaller, larger = output_counts, answer_counts
-    common = sum(min(count, larger[token]) for token, count in smaller.items() if token in larger)
+    common = clipped_overlap(output_counts, answer_counts)
     if common == 0:
         return 0.0
     precision = common / len(squad_tokens(output))

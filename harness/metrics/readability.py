@@ -96,7 +96,10 @@ def _count_syllables(word: str) -> int:
     return max(1, count)
 
 
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)|\n[ \t]*\n")
+# A candidate end: a run of . ! ? or a line break; the code below decides. One character
+# class up front keeps the regex scan at C speed (an alternation here was 4x slower).
+_CANDIDATE_END = re.compile(r"[.!?\n][.!?]*")
+_CLOSERS = "\"'”’)]"
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 # Words whose trailing point does not end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -106,31 +109,42 @@ _ABBREVIATIONS = frozenset(
 
 
 def count_sentences(text: str) -> int:
-    """Count sentences: runs ending in . ! or ?, or separated by a blank line.
+    """Count sentences: runs ending in . ! or ? before a space, or separated by a blank line.
 
     A point after a common abbreviation ("e.g.", "et al.", "Dr.") or a single letter
     ("J. Smith") does not end a sentence, a point inside a number ("3.5") is not an end,
-    and a run without letters ("1." in a numbered list) is not a sentence.
+    and a run without letters ("1." in a numbered list) is not a sentence. A single line
+    break does not end a sentence (prose is often wrapped).
     """
     sentences = 0
     start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if match.group() == "." and _is_abbreviation(text, match.start()):
-            continue
-        if _HAS_LETTER.search(text, start, match.start()):
+    length = len(text)
+    for candidate in _CANDIDATE_END.finditer(text):
+        after = candidate.end()
+        if candidate.group() == "\n":
+            while after < length and text[after] in " \t":
+                after += 1
+            if after >= length or text[after] != "\n":
+                continue
+        else:
+            while after < length and text[after] in _CLOSERS:
+                after += 1
+            if after < length and not text[after].isspace():
+                continue
+            if candidate.group() == "." and _is_abbreviation(text, candidate.start()):
+                continue
+        if _HAS_LETTER.search(text, start, candidate.start()):
             sentences += 1
-        start = match.end()
+        start = after
     if _HAS_LETTER.search(text, start):
         sentences += 1
     return sentences
 
 
 def _is_abbreviation(text: str, point: int) -> bool:
-    before = text[max(0, point - 8) : point].split()
-    if not before:
-        return False
-    last = before[-1].lower()
-    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+    word_start = max(text.rfind(" ", 0, point), text.rfind("\n", 0, point)) + 1
+    word = text[word_start:point].lstrip("([\"'“‘").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
 @dataclass(frozen=True)
@@ -147,14 +161,11 @@ class TextStats:
 def text_stats(text: str) -> TextStats:
     """Count sentences, words, characters and syllables of ``text`` (memoized per text)."""
     text_words = words(text)
-    joined = "".join(text_words)
-    connectors = joined.count("-") + joined.count("'") + joined.count("’")
-    connectors += joined.count(".") + joined.count(",")
     return TextStats(
         # Words without a sentence end still make one sentence ("42", a heading).
         sentences=max(1, count_sentences(text)) if text_words else 0,
         words=len(text_words),
-        characters=len(joined) - connectors,
+        characters=sum(map(len, text_words)),
         syllables=sum(map(_count_syllables, text_words)),
     )
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from harness.metrics import Metric, ScoringRow, register_metric
 from harness.metrics.text import best_of_expected, rouge_tokens
 
-__all__ = ["lcs_length", "rouge_l_score", "rouge_n_score"]
+__all__ = ["clipped_overlap", "lcs_length", "rouge_l_score", "rouge_n_score"]
 
 
 def _f_measure(overlap: int, output_count: int, answer_count: int) -> float:
@@ -32,25 +33,27 @@ def _f_measure(overlap: int, output_count: int, answer_count: int) -> float:
 
 
 @lru_cache(maxsize=8192)
-def _ngram_counts(text: str, n: int) -> Counter[tuple[str, ...]]:
+def _ngram_counts(text: str, n: int) -> Counter[Any]:
+    # Keys are tokens for n == 1 and n-tuples of tokens above.
     tokens = rouge_tokens(text)
+    if n == 1:
+        return Counter(tokens)  # tokens for unigrams: no 1-tuples to build
     return Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
+
+
+def clipped_overlap(first: Counter[Any], second: Counter[Any]) -> int:
+    """How many items two multisets share, counting each at most as often as in both."""
+    common = first.keys() & second.keys()
+    # map() over bound methods keeps the loop in C; a set iterates in the same order twice.
+    return sum(map(min, map(first.__getitem__, common), map(second.__getitem__, common)))
 
 
 def rouge_n_score(output: str, answer: str, n: int) -> float:
     """ROUGE-N F-measure of ``output`` against one ``answer`` (n-gram overlap, clipped)."""
-    output_ngrams = _ngram_counts(output, n)
-    answer_ngrams = _ngram_counts(answer, n)
-    if len(output_ngrams) > len(answer_ngrams):
-        smaller, larger = answer_ngrams, output_ngrams
-    else:
-        smaller, larger = output_ngrams, answer_ngrams
-    overlap = sum(min(count, larger[gram]) for gram, count in smaller.items() if gram in larger)
-    return _f_measure(
-        overlap,
-        max(len(rouge_tokens(output)) - n + 1, 0),
-        max(len(rouge_tokens(answer)) - n + 1, 0),
-    )
+    overlap = clipped_overlap(_ngram_counts(output, n), _ngram_counts(answer, n))
+    output_count = max(len(rouge_tokens(output)) - n + 1, 0)
+    answer_count = max(len(rouge_tokens(answer)) - n + 1, 0)
+    return _f_measure(overlap, output_count, answer_count)
 
 
 def lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
@@ -67,13 +70,17 @@ def lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
     for token in longer:
         positions[token] = positions.get(token, 0) | bit
         bit <<= 1
-    all_ones = bit - 1
-    row = all_ones
+    row = bit - 1
     for token in shorter:
-        matches = row & positions.get(token, 0)
-        row = ((row + matches) | (row - matches)) & all_ones
+        matches = positions.get(token)
+        if matches is None:
+            continue  # a token the longer sequence lacks leaves the row as it is
+        matches &= row
+        # Carries past the top bit only ever move upward, so they never disturb the low
+        # bits and are masked off once at the end instead of on every step.
+        row = (row + matches) | (row - matches)
     # Each zero bit left in the row is one token of the common subsequence.
-    return len(longer) - row.bit_count()
+    return len(longer) - (row & (bit - 1)).bit_count()
 
 
 def rouge_l_score(output: str, answer: str) -> float:

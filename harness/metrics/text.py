@@ -13,6 +13,7 @@ import string
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
+from itertools import filterfalse
 
 __all__ = [
     "best_of_expected",
@@ -30,26 +31,49 @@ _ASCII_PUNCTUATION = frozenset(string.punctuation)
 _ASCII_DELETE = str.maketrans("", "", string.punctuation)
 
 
-class _UnicodePunctuationTable(dict[int, "int | None"]):
-    """A ``str.translate`` table that deletes ASCII and Unicode punctuation, filled lazily.
+class _LazyTranslation(dict[int, "int | str | None"]):
+    """A ``str.translate`` table for all of Unicode, filled one character at a time.
 
-    Building the table for every code point up front would cost ~0.3 s at import; texts use
-    few distinct characters, so each one is classified once, on first sight.
+    Classifying every code point up front would cost ~0.3 s at import; a text uses few
+    distinct characters, so each is classified once, on first sight, by ``classify``.
     """
 
-    def __missing__(self, code_point: int) -> int | None:
+    def __init__(self, classify: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self._classify = classify
+
+    def __missing__(self, code_point: int) -> int | str | None:
         char = chr(code_point)
-        delete = char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith("P")
-        value = None if delete else code_point
+        replacement = self._classify(char)
+        value: int | str | None = code_point if replacement == char else replacement
         self[code_point] = value
         return value
 
 
-_UNICODE_DELETE = _UnicodePunctuationTable()
+def _squad_punctuation(char: str) -> str | None:
+    if char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith("P"):
+        return None
+    return char
+
+
+_SQUAD_DELETE = _LazyTranslation(_squad_punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ARTICLE_WORDS = frozenset({"a", "an", "the"})
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
+def squad_tokens(text: str) -> tuple[str, ...]:
+    """Tokens of ``text`` after SQuAD's answer normalization (see :func:`squad_normalize`)."""
+    lowered = text.lower()
+    if lowered.isascii():
+        # Without punctuation only letters, digits and spaces remain, so "a whole token is
+        # an article" is what the official regex \b(a|an|the)\b finds, at C speed.
+        return tuple(
+            filterfalse(_ARTICLE_WORDS.__contains__, lowered.translate(_ASCII_DELETE).split())
+        )
+    return tuple(_ARTICLES.sub(" ", lowered.translate(_SQUAD_DELETE)).split())
+
+
 def squad_normalize(text: str) -> str:
     """Normalize an answer the way SQuAD's official evaluation script does.
 
@@ -58,21 +82,14 @@ def squad_normalize(text: str) -> str:
     Unicode punctuation (curly quotes, dashes, CJK marks), which the official script keeps,
     because chat models emit it freely and it should not decide a match.
     """
-    lowered = text.lower()
-    if lowered.isascii():
-        no_punctuation = lowered.translate(_ASCII_DELETE)
-    else:
-        no_punctuation = lowered.translate(_UNICODE_DELETE)
-    return " ".join(_ARTICLES.sub(" ", no_punctuation).split())
+    return " ".join(squad_tokens(text))
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def squad_tokens(text: str) -> tuple[str, ...]:
-    """Tokens of :func:`squad_normalize` (split on whitespace), as SQuAD's F1 uses them."""
-    return tuple(squad_normalize(text).split())
-
-
-_ROUGE_NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
+# rouge-score replaces every run of characters outside [a-z0-9] with a space; as bytes,
+# after encoding non-ASCII characters as "?", that is one C-speed translate.
+_ROUGE_SEPARATORS = bytes(
+    byte if chr(byte) in string.ascii_lowercase + string.digits else ord(" ") for byte in range(256)
+)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -83,22 +100,41 @@ def rouge_tokens(text: str) -> tuple[str, ...]:
     Letters outside ASCII are dropped, exactly as ``rouge-score`` drops them, so scores agree
     with it; the price is that text in non-Latin scripts has no ROUGE tokens at all.
     """
-    return tuple(_ROUGE_NON_ALPHANUMERIC.sub(" ", text.lower()).split())
+    ascii_bytes = text.lower().encode("ascii", "replace")
+    return tuple(ascii_bytes.translate(_ROUGE_SEPARATORS).decode("ascii").split())
 
 
-# A word: letters or digits (any script), joined by apostrophes or hyphens ("don't",
-# "well-known"), or by a point or comma between digits ("3.5", "10,000").
-_WORD = re.compile(r"[^\W_]+(?:(?:['’\-]|(?<=\d)[.,](?=\d))[^\W_]+)*")
+# Inside a word, apostrophes, hyphens, points and commas join ("don't", "well-known", "3.5",
+# "10,000", "e.g."); other punctuation and symbols separate ("and/or", "x—y", "(a)").
+_JOINERS = "'’‐‑-.,"
+
+
+def _word_character(char: str) -> str | None:
+    if char in _JOINERS:
+        return None
+    if char.isspace() or unicodedata.category(char)[0] in "LMN":
+        return char
+    return " "
+
+
+_WORD_CHARACTERS = _LazyTranslation(_word_character)
+_ASCII_WORD_CHARACTERS = str.maketrans(
+    {char: (None if char in _JOINERS else " ") for char in string.punctuation}
+)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def words(text: str) -> tuple[str, ...]:
-    """The words of ``text`` as a reader counts them; used by word_count and readability.
+    """The words of ``text`` as a reader counts them, stripped of punctuation.
 
-    Punctuation and symbols are not words; "well-known", "don't" and "3.5" are one word each.
-    Scripts written without spaces (Chinese, Japanese) count a whole run as one word.
+    Used by word_count and the readability grades. Punctuation and symbols are not words;
+    "well-known", "don't" and "3.5" are one word each (returned as "wellknown", "dont",
+    "35"), "and/or" is two. Scripts written without spaces (Chinese, Japanese) count a
+    whole run as one word.
     """
-    return tuple(_WORD.findall(text))
+    if text.isascii():
+        return tuple(text.translate(_ASCII_WORD_CHARACTERS).split())
+    return tuple(text.translate(_WORD_CHARACTERS).split())
 
 
 def best_of_expected(

@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,16 +77,27 @@ class PythonProvider(Provider):
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None
     ) -> ModelResponse:
-        arg: Any = dict(request.row) if request.row is not None else [dict(m) for m in request.messages]
+        arg: Any = (dict(request.row) if request.row is not None
+                    else [dict(m) for m in request.messages])
         try:
             if self.is_async:
+                started = time.perf_counter()
                 result = await self.fn(arg)
+                latency = time.perf_counter() - started
             else:
-                result = await asyncio.to_thread(self.fn, arg)
+                # Timed inside the worker thread: queueing for a thread is not the model's latency.
+                result, latency = await asyncio.to_thread(_timed, self.fn, arg)
         except Exception as e:  # a failing user function fails its row, not the run
             raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}") from e
         if isinstance(result, ModelResponse):
+            result.latency_s = result.latency_s or latency
             return result
         if result is None:
             raise ProviderError(f"{self.uri} returned None; a model must return text")
-        return ModelResponse(text=str(result))
+        return ModelResponse(text=str(result), latency_s=latency)
+
+
+def _timed(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn(arg)
+    return result, time.perf_counter() - started

@@ -266,8 +266,9 @@ def run_eval(
     previous_usage: dict[str, Any] = {}
     if resume:
         info = run_store.get_run(home.db_path, resume)
-        if info.status == "finished":
-            raise ConfigError(f"run {info.run_id} is finished already; nothing to resume")
+        if info.status == "finished" and not info.errors:
+            raise ConfigError(f"run {info.run_id} finished with no failed rows; "
+                              "nothing to resume")
         config = RunConfig.from_dict(info.config)
         run_id, previous_usage = info.run_id, info.usage
     else:
@@ -279,7 +280,7 @@ def run_eval(
 
     set_prices(home.settings.get("prices", {}))
     if resume:
-        done = run_store.done_example_ids(home.db_path, run_id)
+        done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
     else:
         run_store.create_run(home.db_path, run_id=run_id, run_name=config.run_name,
@@ -322,6 +323,11 @@ def run_eval(
 
 
 async def _drive(engine: _Engine, todo: list[Example], caller: Caller) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # python: models run in worker threads; as many as rows in flight, not the default 6.
+    workers = max(4, engine.plan.config.concurrency)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
     try:
         await engine.run(todo)
     finally:

@@ -160,7 +160,8 @@ def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
                 [name, version],
             ).fetchall()
         if not rows:
-            known = [r[0] for r in con.execute("SELECT DISTINCT name FROM datasets ORDER BY 1")]
+            known = [r[0] for r in con.execute(
+                "SELECT DISTINCT name FROM datasets ORDER BY 1").fetchall()]
     if not rows:
         hint = f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
         what = f"dataset {name!r}" if version is None else f"dataset version {name}@{version}"

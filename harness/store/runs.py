@@ -198,9 +198,22 @@ def get_run(db_path: Path, run_id: str) -> RunInfo:
     return _run_info(rows[0])
 
 
-def done_example_ids(db_path: Path, run_id: str) -> set[str]:
-    """Examples of a run whose rows are stored (for resume)."""
-    with connect(db_path, read_only=True) as con:
+def prepare_resume(db_path: Path, run_id: str) -> set[str]:
+    """Forget a run's failed rows so they are tried again; return the examples done.
+
+    A failed row's model call was never paid for (errors are not cached), so trying it
+    again costs no more than the first attempt did.
+    """
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM scores WHERE run_id = ? AND example_id IN "
+            "(SELECT example_id FROM outputs WHERE run_id = ? AND error IS NOT NULL)",
+            [run_id, run_id],
+        )
+        con.execute("DELETE FROM outputs WHERE run_id = ? AND error IS NOT NULL", [run_id])
+        con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
+        con.execute("COMMIT")
         return {r[0] for r in con.execute(
             "SELECT example_id FROM outputs WHERE run_id = ?", [run_id]).fetchall()}
 

@@ -209,7 +209,9 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         return _json_response(dialect.error(429, "error_429", message), 429, headers)
 
     reply = state.replies.reply(conversation, body_id)
-    model = body.get("model") if isinstance(body.get("model"), str) else endpoint or "fake"
+    model = body.get("model")
+    if not isinstance(model, str):
+        model = endpoint or "fake"
     payload = json.dumps(dialect.answer(reply, model, entry["seq"])).encode()
     if plan.fault == "malformed":
         # Alternate between the two kinds a client meets: a cut-off body and an HTML page.

@@ -188,7 +188,9 @@ class OllamaDialect(Dialect):
                 400, "bad_request", 'the fake server does not stream: send "stream": false'
             )
         messages = _messages(body)
-        options = body.get("options") if isinstance(body.get("options"), Mapping) else {}
+        options = body.get("options")
+        if not isinstance(options, Mapping):
+            options = {}
         limit = _number(options.get("num_predict"))
         return Conversation(
             system="\n".join(text for role, text in messages if role == "system"),

@@ -80,10 +80,13 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, HarnessError
 from harness.testing._fake_llm_config import FakeLLMConfig
+
+if TYPE_CHECKING:
+    import httpx
 
 START_TIMEOUT_S = 15.0
 _READY = re.compile(r"fake_llm ready http://\S+:(\d+)")
@@ -135,6 +138,7 @@ class FakeLLMServer:
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
+        self._client: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -211,6 +215,9 @@ class FakeLLMServer:
     def stop(self) -> None:
         """Stop the server process (closing its stdin makes it exit at once)."""
         process, self._process = self._process, None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if process is not None:
             for stream in (process.stdin, process.stdout):
                 if stream is not None:
@@ -238,10 +245,12 @@ class FakeLLMServer:
     def _control(self, method: str, path: str, payload: Any = None) -> Any:
         if self._process is None:
             raise HarnessError("fake LLM server is not running: call start() first")
-        import httpx  # here, not at the top: the server process has no use for it
+        if self._client is None:
+            import httpx  # here, not at the top: the server process has no use for it
 
-        with httpx.Client(trust_env=False, timeout=10) as client:
-            response = client.request(method, self.url + path, json=payload)
+            # One client for the server's life: building one (its SSL context) costs ~20 ms.
+            self._client = httpx.Client(base_url=self.url, trust_env=False, timeout=10)
+        response = self._client.request(method, path, json=payload)
         if response.status_code == 400:
             raise ConfigError(response.json()["error"])
         response.raise_for_status()
@@ -262,18 +271,18 @@ class FakeLLMServer:
         self._control("POST", "/_config", changes)
 
 
-_FLAGS: tuple[tuple[str, str, type], ...] = (
-    ("--latency", "latency_s", float),
-    ("--jitter", "jitter_s", float),
-    ("--error-500-rate", "error_500_rate", float),
-    ("--error-429-rate", "error_429_rate", float),
-    ("--retry-after", "retry_after_s", float),
-    ("--timeout-rate", "timeout_rate", float),
-    ("--hang", "hang_s", float),
-    ("--drop-rate", "drop_rate", float),
-    ("--malformed-rate", "malformed_rate", float),
-    ("--seed", "seed", int),
-    ("--max-recorded", "max_recorded", int),
+_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--latency", "latency_s", float, "seconds every answer waits"),
+    ("--jitter", "jitter_s", float, "up to this many seconds more, drawn per request"),
+    ("--error-500-rate", "error_500_rate", float, "probability of a 500"),
+    ("--error-429-rate", "error_429_rate", float, "probability of a 429"),
+    ("--retry-after", "retry_after_s", float, "Retry-After seconds sent with a 429"),
+    ("--timeout-rate", "timeout_rate", float, "probability of holding a request unanswered"),
+    ("--hang", "hang_s", float, "seconds a timed-out request is held before it is closed"),
+    ("--drop-rate", "drop_rate", float, "probability of closing the connection unanswered"),
+    ("--malformed-rate", "malformed_rate", float, "probability of a 200 with a broken body"),
+    ("--seed", "seed", int, "seed of the fault sequence"),
+    ("--max-recorded", "max_recorded", int, "requests kept for /_stats"),
 )
 _SWITCHES = ("fault_once_per_body", "script_per_body", "vary_with_temperature")
 
@@ -286,8 +295,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--config", help="settings as a JSON object; flags override it")
-    for flag, name, kind in _FLAGS:
-        parser.add_argument(flag, dest=name, type=kind, default=None)
+    for flag, name, kind, help_text in _FLAGS:
+        parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
     for name in _SWITCHES:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true")
     parser.add_argument("--replies", help="JSON list of texts or object of substring -> text")
@@ -300,7 +309,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _config_from_args(args: argparse.Namespace) -> FakeLLMConfig:
     settings: dict[str, Any] = json.loads(args.config) if args.config else {}
     settings.update(
-        {name: getattr(args, name) for _, name, _ in _FLAGS if getattr(args, name) is not None}
+        {name: getattr(args, name) for _, name, _, _ in _FLAGS if getattr(args, name) is not None}
     )
     settings.update({name: True for name in _SWITCHES if getattr(args, name)})
     if args.replies:

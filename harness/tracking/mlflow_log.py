@@ -16,11 +16,11 @@ Errors from MLflow, SQLAlchemy and the artifact store become ``TrackingError`` h
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,6 @@ from harness.errors import TrackingError
 
 if TYPE_CHECKING:
     import pandas
-
     from mlflow.tracking import MlflowClient
 
 DEFAULT_EXPERIMENT = "harness"
@@ -84,7 +83,7 @@ def artifact_root_for(tracking_uri: str) -> Path | None:
     return Path(db_path).resolve().parent / ARTIFACTS_DIR
 
 
-@contextmanager
+@contextlib.contextmanager
 def _mapped_errors(what: str) -> Iterator[None]:
     """Turn MLflow, database and file errors into ``TrackingError`` where they enter."""
     from mlflow.exceptions import MlflowException
@@ -209,7 +208,7 @@ def _log_params_and_metrics(client: MlflowClient, run_id: str, record: RunRecord
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
     params = [
-        Param(key, value if len(value) <= MAX_PARAM_VAL_LENGTH else value[: MAX_PARAM_VAL_LENGTH])
+        Param(key, value if len(value) <= MAX_PARAM_VAL_LENGTH else value[:MAX_PARAM_VAL_LENGTH])
         for key, value in ((str(k), str(v)) for k, v in record.params.items())
     ]
     timestamp = _ms(record.finished_at)
@@ -258,9 +257,7 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
     with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as tmp:
         folder = Path(tmp)
         # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
-        record.rows.to_json(
-            folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso"
-        )
+        record.rows.to_json(folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso")
         (folder / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
         (folder / CONFIG_ARTIFACT).write_text(
             json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
@@ -274,23 +271,13 @@ def _log_traces(
     from harness.tracking.traces import build_row_traces, write_traces_via_store
     from harness.tracking.traces_sql import is_sql_store, write_traces_sql
 
-    row_traces = build_row_traces(record, mlflow_run_id=run_id)
+    row_traces = build_row_traces(record)
     if is_sql_store(store):
-        write_traces_sql(
-            store,
-            row_traces,
-            experiment=experiment,
-            mlflow_run_id=run_id,
-            harness_run_id=record.run_id,
-        )
+        write_traces_sql(store, row_traces, experiment=experiment, mlflow_run_id=run_id)
         written = "sql-bulk"
     else:
         write_traces_via_store(
-            store,
-            row_traces,
-            experiment_id=experiment.experiment_id,
-            mlflow_run_id=run_id,
-            harness_run_id=record.run_id,
+            store, row_traces, experiment_id=experiment.experiment_id, mlflow_run_id=run_id
         )
         written = "store-api"
     client.set_tag(run_id, TRACES_TAG, f"{len(row_traces)} traces ({written})")
@@ -298,7 +285,6 @@ def _log_traces(
 
 def _mark_failed(client: MlflowClient, run_id: str) -> None:
     """Best effort: the original error is the one worth reporting."""
-    try:
+    # Never mask the error that got us here.
+    with contextlib.suppress(Exception):
         client.set_terminated(run_id, "FAILED")
-    except Exception:  # noqa: BLE001 - never mask the error that got us here
-        pass

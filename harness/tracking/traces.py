@@ -5,8 +5,9 @@ outputs: the model output), the expected answer as an ``Expectation`` and every 
 judge score as a ``Feedback`` on that span, linked to the MLflow run. This is the shape
 ``mlflow.genai.evaluate`` writes, so MLflow's evaluation views show per-row results.
 
-Traces are built here as MLflow entities; ``traces_sql`` writes them in bulk to a SQL store
-and ``write_traces_via_store`` writes them one call at a time through any store's API.
+Rows are first turned into plain ``RowTrace`` data (cheap: no MLflow objects). From there,
+``traces_sql`` inserts them in bulk into a SQL store, and ``write_traces_via_store`` turns
+them into MLflow entities and writes them through any store's public API.
 MLflow is imported inside functions only: importing it costs about a second.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,27 +27,50 @@ if TYPE_CHECKING:
     from harness.tracking.mlflow_log import RunRecord
 
 ROOT_SPAN_NAME = "evaluate_row"
+SPAN_TYPE = "CHAIN"
 EXPECTATION_NAME = "expected_response"  # the name MLflow's built-in scorers read
-HARNESS_RUN_KEY = "harness.run_id"
 HARNESS_ROW_KEY = "harness.row_id"
 # MLflow's store accepts at most this many trace ids per link_traces_to_run call.
 MAX_LINKS_PER_CALL = 100
 SOURCE_TYPES = ("LLM_JUDGE", "CODE", "HUMAN")
+FEEDBACK_ERROR_CODE = "HARNESS_ERROR"
 
 
-@dataclass
+@dataclass(slots=True)
+class AssessmentData:
+    """One feedback (a metric or judge score) or expectation (the expected answer)."""
+
+    kind: str  # "feedback" | "expectation"
+    name: str
+    value: Any
+    source_type: str
+    source_id: str
+    created_ms: int
+    rationale: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
 class RowTrace:
-    """One row of a run as an MLflow trace: its root span and its assessments."""
+    """One row of a run as plain trace data: ids, root span content, assessments."""
 
-    trace_id: str
+    otel_trace_id: int
+    otel_span_id: int
     row_id: str
-    span: Span
     inputs: dict[str, str]
     outputs: str | None
     error: str | None
     start_ns: int
     end_ns: int
-    assessments: list[Assessment] = field(default_factory=list)
+    assessments: list[AssessmentData] = field(default_factory=list)
+
+    @property
+    def trace_id(self) -> str:
+        return f"tr-{self.otel_trace_id:032x}"
+
+    @property
+    def span_id(self) -> str:
+        return f"{self.otel_span_id:016x}"
 
     @property
     def request_time_ms(self) -> int:
@@ -76,121 +101,85 @@ def _latency_ns(value: Any) -> int:
 
 def _feedback_value(value: Any) -> Any:
     """Feedback values as MLflow stores them: JSON scalars, with NaN as no value."""
+    if hasattr(value, "item"):  # numpy scalars from a DataFrame
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):  # numpy scalars from a DataFrame
-        return value.item()
     return value
 
 
-def build_row_traces(record: RunRecord, *, mlflow_run_id: str) -> list[RowTrace]:
-    """Build one ``RowTrace`` per row of ``record.rows``, with its feedback and expectation."""
-    from mlflow.entities import AssessmentSource, Expectation, Feedback
-    from mlflow.entities.span import Span
-    from mlflow.tracing.constant import AssessmentMetadataKey, SpanAttributeKey
-    from mlflow.tracing.utils import build_otel_context
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.trace import Status, StatusCode
-
+def build_row_traces(record: RunRecord) -> list[RowTrace]:
+    """One ``RowTrace`` per row of ``record.rows``, with its feedback and expectation."""
     feedback_by_row: dict[str, list[dict]] = defaultdict(list)
     for item in record.feedback:
         feedback_by_row[str(item["row_id"])].append(item)
-
-    # An empty resource, as MLflow's own Span.from_dict does: Resource.create() is slow.
-    resource = Resource({})
     start_ns = int(record.started_at * 1e9)
-    expectation_source = AssessmentSource(
-        source_type="HUMAN",
-        source_id=f"dataset:{record.dataset_name}@{record.dataset_version}",
-    )
-    assessment_metadata = {AssessmentMetadataKey.SOURCE_RUN_ID: mlflow_run_id}
+    created_ms = int(record.finished_at * 1000) if record.finished_at else int(time.time() * 1000)
+    dataset_source = f"dataset:{record.dataset_name}@{record.dataset_version}"
     traces: list[RowTrace] = []
     for row in record.rows.to_dict("records"):
         row_id = str(row.get("id"))
-        otel_trace_id = secrets.randbits(128)
-        span_id = secrets.randbits(64) or 1
-        trace_id = f"tr-{otel_trace_id:032x}"
         inputs = {"input": _text(row.get("input")) or ""}
         if context := _text(row.get("context")):
             inputs["context"] = context
-        outputs = _text(row.get("output"))
-        error = _text(row.get("error"))
-        end_ns = start_ns + _latency_ns(row.get("latency_s"))
-        attributes = {
-            SpanAttributeKey.REQUEST_ID: json.dumps(trace_id),
-            SpanAttributeKey.SPAN_TYPE: json.dumps("CHAIN"),
-            SpanAttributeKey.INPUTS: json.dumps(inputs, ensure_ascii=False),
-            SpanAttributeKey.OUTPUTS: json.dumps(outputs, ensure_ascii=False),
-            HARNESS_ROW_KEY: json.dumps(row_id),
-        }
-        events = []
-        if error:
-            events.append(
-                Event(
-                    "exception",
-                    {"exception.type": "HarnessRowError", "exception.message": error},
-                    timestamp=end_ns,
-                )
-            )
-        otel_span = ReadableSpan(
-            name=ROOT_SPAN_NAME,
-            context=build_otel_context(otel_trace_id, span_id),
-            parent=None,
-            start_time=start_ns,
-            end_time=end_ns,
-            attributes=attributes,
-            events=events,
-            status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.OK),
-            resource=resource,
-        )
-        span = Span(otel_span)
-        assessments: list[Assessment] = []
+        assessments = []
         if expected := _text(row.get("expected")):
             assessments.append(
-                Expectation(
-                    name=EXPECTATION_NAME,
-                    value=expected,
-                    source=expectation_source,
-                    trace_id=trace_id,
-                    span_id=span.span_id,
-                    metadata=dict(assessment_metadata),
-                )
-            )
+                AssessmentData("expectation", EXPECTATION_NAME, expected, "HUMAN",
+                               dataset_source, created_ms)
+            )  # fmt: skip
         for item in feedback_by_row.get(row_id, ()):
-            source_type = str(item.get("source", "CODE")).upper()
+            source_type = str(item.get("source") or "CODE").upper()
             assessments.append(
-                Feedback(
+                AssessmentData(
+                    kind="feedback",
                     name=str(item["name"]),
                     value=_feedback_value(item.get("value")),
+                    source_type=source_type if source_type in SOURCE_TYPES else "CODE",
+                    source_id=str(item.get("source_id") or item["name"]),
+                    created_ms=created_ms,
                     rationale=_text(item.get("rationale")),
                     error=_text(item.get("error")),
-                    source=AssessmentSource(
-                        source_type=source_type if source_type in SOURCE_TYPES else "CODE",
-                        source_id=str(item.get("source_id") or item["name"]),
-                    ),
-                    trace_id=trace_id,
-                    span_id=span.span_id,
-                    metadata=dict(assessment_metadata),
                 )
             )
         traces.append(
             RowTrace(
-                trace_id=trace_id,
+                otel_trace_id=secrets.randbits(128) or 1,
+                otel_span_id=secrets.randbits(64) or 1,
                 row_id=row_id,
-                span=span,
                 inputs=inputs,
-                outputs=outputs,
-                error=error,
+                outputs=_text(row.get("output")),
+                error=_text(row.get("error")),
                 start_ns=start_ns,
-                end_ns=end_ns,
+                end_ns=start_ns + _latency_ns(row.get("latency_s")),
                 assessments=assessments,
             )
         )
     return traces
 
 
-def trace_metadata(row: RowTrace, *, mlflow_run_id: str, harness_run_id: str) -> dict[str, str]:
+def span_attributes(row: RowTrace) -> dict[str, str]:
+    """The root span's attributes, JSON-encoded as MLflow stores span attributes."""
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    return {
+        SpanAttributeKey.REQUEST_ID: json.dumps(row.trace_id),
+        SpanAttributeKey.SPAN_TYPE: json.dumps(SPAN_TYPE),
+        SpanAttributeKey.INPUTS: json.dumps(row.inputs, ensure_ascii=False),
+        SpanAttributeKey.OUTPUTS: json.dumps(row.outputs, ensure_ascii=False),
+        HARNESS_ROW_KEY: json.dumps(row.row_id),
+    }
+
+
+def span_events(row: RowTrace) -> list[dict[str, Any]]:
+    """A failed row carries its error as an OpenTelemetry ``exception`` event."""
+    if not row.error:
+        return []
+    attributes = {"exception.type": "HarnessRowError", "exception.message": row.error}
+    return [{"name": "exception", "time_unix_nano": row.end_ns, "attributes": attributes}]
+
+
+def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
     """The request metadata of a row's trace; ``mlflow.sourceRun`` links it to the run."""
     from mlflow.tracing.constant import (
         MAX_CHARS_IN_TRACE_INFO_METADATA,
@@ -204,15 +193,15 @@ def trace_metadata(row: RowTrace, *, mlflow_run_id: str, harness_run_id: str) ->
         # The same cut MLflow's span processor makes for these two keys.
         if len(value) <= MAX_CHARS_IN_TRACE_INFO_METADATA:
             return value
-        return value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+        return (
+            value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+        )
 
     return {
         TraceMetadataKey.SOURCE_RUN: mlflow_run_id,
         TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
         TraceMetadataKey.INPUTS: truncated(json.dumps(row.inputs, ensure_ascii=False)),
         TraceMetadataKey.OUTPUTS: truncated(json.dumps(row.outputs, ensure_ascii=False)),
-        HARNESS_RUN_KEY: harness_run_id,
-        HARNESS_ROW_KEY: row.row_id,
     }
 
 
@@ -229,19 +218,68 @@ def previews(row: RowTrace) -> tuple[str | None, str | None]:
     return request, response
 
 
+def to_mlflow_span(row: RowTrace) -> Span:
+    """The root span as an MLflow ``Span`` (for stores written through their API)."""
+    from mlflow.entities.span import Span
+    from mlflow.tracing.utils import build_otel_context
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import Status, StatusCode
+
+    events = [Event(e["name"], e["attributes"], e["time_unix_nano"]) for e in span_events(row)]
+    return Span(
+        ReadableSpan(
+            name=ROOT_SPAN_NAME,
+            context=build_otel_context(row.otel_trace_id, row.otel_span_id),
+            parent=None,
+            start_time=row.start_ns,
+            end_time=row.end_ns,
+            attributes=span_attributes(row),
+            events=events,
+            status=Status(StatusCode.ERROR, row.error) if row.error else Status(StatusCode.OK),
+            # An empty resource, as MLflow's Span.from_dict: Resource.create() is slow.
+            resource=Resource({}),
+        )
+    )
+
+
+def to_mlflow_assessment(row: RowTrace, data: AssessmentData, *, mlflow_run_id: str) -> Assessment:
+    """One assessment as an MLflow ``Feedback`` or ``Expectation`` on the row's root span."""
+    from mlflow.entities import AssessmentError, AssessmentSource, Expectation, Feedback
+    from mlflow.tracing.constant import AssessmentMetadataKey
+
+    common: dict[str, Any] = {
+        "name": data.name,
+        "source": AssessmentSource(source_type=data.source_type, source_id=data.source_id),
+        "trace_id": row.trace_id,
+        "span_id": row.span_id,
+        # As mlflow.genai.evaluate does; MLflow also fills the assessment's run_id from it.
+        "metadata": {AssessmentMetadataKey.SOURCE_RUN_ID: mlflow_run_id},
+        "create_time_ms": data.created_ms,
+        "last_update_time_ms": data.created_ms,
+    }
+    if data.kind == "expectation":
+        return Expectation(value=data.value, **common)
+    error = (
+        AssessmentError(error_code=FEEDBACK_ERROR_CODE, error_message=data.error)
+        if data.error
+        else None
+    )
+    return Feedback(value=data.value, rationale=data.rationale, error=error, **common)
+
+
 def write_traces_via_store(
     store: Any,
     traces: list[RowTrace],
     *,
     experiment_id: str,
     mlflow_run_id: str,
-    harness_run_id: str,
     chunk_size: int = 1000,
 ) -> None:
     """Write traces through the store's public API: start_trace, log_spans, assessments, links.
 
-    Works with any store that implements the MLflow 3 trace API (SQL, MLflow server), at a
-    few milliseconds per trace and per assessment; SQL stores use ``traces_sql`` instead.
+    Works with any store that implements the MLflow 3 trace API (SQL, MLflow server), at
+    several milliseconds per trace and per assessment; SQL stores use ``traces_sql`` instead.
     """
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
@@ -257,17 +295,16 @@ def write_traces_via_store(
                 request_preview=request_preview,
                 response_preview=response_preview,
                 client_request_id=row.row_id,
-                trace_metadata=trace_metadata(
-                    row, mlflow_run_id=mlflow_run_id, harness_run_id=harness_run_id
-                ),
+                trace_metadata=trace_metadata(row, mlflow_run_id=mlflow_run_id),
                 tags={},
             )
         )
     for start in range(0, len(traces), chunk_size):
-        store.log_spans(experiment_id, [row.span for row in traces[start : start + chunk_size]])
+        chunk = traces[start : start + chunk_size]
+        store.log_spans(experiment_id, [to_mlflow_span(row) for row in chunk])
     for row in traces:
-        for assessment in row.assessments:
-            store.create_assessment(assessment)
+        for data in row.assessments:
+            store.create_assessment(to_mlflow_assessment(row, data, mlflow_run_id=mlflow_run_id))
     for start in range(0, len(traces), MAX_LINKS_PER_CALL):
         chunk = traces[start : start + MAX_LINKS_PER_CALL]
         store.link_traces_to_run([row.trace_id for row in chunk], mlflow_run_id)

@@ -11,17 +11,36 @@ back from this path equals one written through the public API (``write_traces_vi
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from harness.tracking.traces import RowTrace, previews, trace_metadata
+from harness.tracking.traces import (
+    FEEDBACK_ERROR_CODE,
+    ROOT_SPAN_NAME,
+    SPAN_TYPE,
+    RowTrace,
+    previews,
+    span_attributes,
+    span_events,
+    trace_metadata,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Experiment
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 DEFAULT_CHUNK_ROWS = 2000
+# Parents first: the other tables hold foreign keys to trace_info.
+_TABLES = (
+    "trace_info",
+    "trace_tags",
+    "trace_request_metadata",
+    "spans",
+    "assessments",
+    "entity_associations",
+)
 
 
 def is_sql_store(store: Any) -> bool:
@@ -37,7 +56,6 @@ def write_traces_sql(
     *,
     experiment: Experiment,
     mlflow_run_id: str,
-    harness_run_id: str,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> None:
     """Insert ``traces`` (info, tags, metadata, spans, assessments, run links) in chunks.
@@ -46,25 +64,54 @@ def write_traces_sql(
     """
     for start in range(0, len(traces), chunk_rows):
         chunk = traces[start : start + chunk_rows]
-        tables = _rows_for(
-            chunk,
-            experiment=experiment,
-            mlflow_run_id=mlflow_run_id,
-            harness_run_id=harness_run_id,
-        )
+        tables = _rows_for(chunk, experiment=experiment, mlflow_run_id=mlflow_run_id)
         _insert(store, tables, experiment_id=int(experiment.experiment_id), chunk=chunk)
 
 
+def span_content(row: RowTrace) -> dict[str, Any]:
+    """The stored JSON of a row's root span: what ``log_spans`` makes of ``to_mlflow_span``.
+
+    Built directly, since building OpenTelemetry spans and translating them back costs
+    ~0.1 ms a row. ``sanitize_attributes`` is the step of that translation that changes
+    values (a JSON-looking string output loses one layer of quoting), so it is kept.
+    """
+    from mlflow.tracing.otel.translation import sanitize_attributes
+
+    return {
+        "trace_id": _b64(row.otel_trace_id.to_bytes(16, "big")),
+        "span_id": _b64(row.otel_span_id.to_bytes(8, "big")),
+        "parent_span_id": None,
+        "name": ROOT_SPAN_NAME,
+        "start_time_unix_nano": row.start_ns,
+        "end_time_unix_nano": row.end_ns,
+        "events": span_events(row),
+        "status": {
+            "code": "STATUS_CODE_ERROR" if row.error else "STATUS_CODE_OK",
+            "message": row.error or "",
+        },
+        "attributes": sanitize_attributes(span_attributes(row)),
+        "links": [],
+    }
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
 def _rows_for(
-    chunk: list[RowTrace], *, experiment: Experiment, mlflow_run_id: str, harness_run_id: str
+    chunk: list[RowTrace], *, experiment: Experiment, mlflow_run_id: str
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows each MLflow trace table receives for ``chunk``, as the store would write them."""
     from mlflow.entities import TraceState
     from mlflow.entities.entity_type import EntityAssociationType
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.store.tracking.utils.trace_analytics import assessment_aggregate
-    from mlflow.tracing.constant import SpansLocation, TraceMetadataKey, TraceTagKey
-    from mlflow.tracing.otel.translation import translate_span_when_storing
+    from mlflow.tracing.constant import (
+        AssessmentMetadataKey,
+        SpansLocation,
+        TraceMetadataKey,
+        TraceTagKey,
+    )
     from mlflow.tracing.utils import TraceJSONEncoder, generate_assessment_id
     from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
     from mlflow.utils.time import get_current_time_millis
@@ -72,14 +119,8 @@ def _rows_for(
 
     now_ms = get_current_time_millis()
     experiment_id = int(experiment.experiment_id)
-    tables: dict[str, list[dict[str, Any]]] = {
-        "trace_info": [],
-        "trace_tags": [],
-        "trace_request_metadata": [],
-        "spans": [],
-        "assessments": [],
-        "entity_associations": [],
-    }
+    assessment_metadata = json.dumps({AssessmentMetadataKey.SOURCE_RUN_ID: mlflow_run_id})
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in _TABLES}
     for row in chunk:
         trace_id = row.trace_id
         request_preview, response_preview = previews(row)
@@ -95,7 +136,7 @@ def _rows_for(
                 "response_preview": response_preview,
                 # log_spans bumps this once per span write; one write here.
                 "db_payload_generation": 1,
-                "trace_name": row.span.name,
+                "trace_name": ROOT_SPAN_NAME,
             }
         )
         artifact_location = append_to_uri_path(
@@ -112,56 +153,55 @@ def _rows_for(
                 "value": SpansLocation.TRACKING_STORE.value,
             },
         ]
-        metadata = trace_metadata(row, mlflow_run_id=mlflow_run_id, harness_run_id=harness_run_id)
+        metadata = trace_metadata(row, mlflow_run_id=mlflow_run_id)
         metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
         tables["trace_request_metadata"] += [
             {"request_id": trace_id, "key": key, "value": value}
             for key, value in sorted(metadata.items())
         ]
-        span = row.span
         tables["spans"].append(
             {
                 "trace_id": trace_id,
                 "experiment_id": experiment_id,
-                "span_id": span.span_id,
-                "parent_span_id": span.parent_id,
-                "name": span.name,
-                "type": span.span_type,
-                "status": span.status.status_code,
-                "start_time_unix_nano": span.start_time_ns,
-                "end_time_unix_nano": span.end_time_ns,
-                "content": json.dumps(
-                    translate_span_when_storing(span), cls=TraceJSONEncoder, ensure_ascii=False
-                ),
+                "span_id": row.span_id,
+                "parent_span_id": None,
+                "name": ROOT_SPAN_NAME,
+                "type": SPAN_TYPE,
+                "status": TraceState.ERROR.value if row.error else TraceState.OK.value,
+                "start_time_unix_nano": row.start_ns,
+                "end_time_unix_nano": row.end_ns,
+                "content": json.dumps(span_content(row), cls=TraceJSONEncoder, ensure_ascii=False),
             }
         )
-        for assessment in row.assessments:
-            if assessment.feedback is not None:
-                kind, value = "feedback", assessment.feedback.value
-                error = assessment.feedback.error
-            else:
-                kind, value, error = "expectation", assessment.expectation.value, None
-            aggregate_value, is_numeric = assessment_aggregate(value)
+        for data in row.assessments:
+            aggregate_value, is_numeric = assessment_aggregate(data.value)
+            error = (
+                {
+                    "error_code": FEEDBACK_ERROR_CODE,
+                    "error_message": data.error,
+                    "stack_trace": None,
+                }
+                if data.error
+                else None
+            )
             tables["assessments"].append(
                 {
                     "assessment_id": generate_assessment_id(),
                     "trace_id": trace_id,
-                    "name": assessment.name,
-                    "assessment_type": kind,
-                    "value": json.dumps(value),
-                    "error": json.dumps(error.to_dictionary()) if error else None,
-                    "created_timestamp": assessment.create_time_ms,
-                    "last_updated_timestamp": assessment.last_update_time_ms,
-                    "source_type": assessment.source.source_type,
-                    "source_id": assessment.source.source_id,
-                    "run_id": assessment.run_id,
-                    "span_id": assessment.span_id,
-                    "rationale": assessment.rationale,
+                    "name": data.name,
+                    "assessment_type": data.kind,
+                    "value": json.dumps(data.value),
+                    "error": json.dumps(error) if error else None,
+                    "created_timestamp": data.created_ms,
+                    "last_updated_timestamp": data.created_ms,
+                    "source_type": data.source_type,
+                    "source_id": data.source_id,
+                    "run_id": mlflow_run_id,
+                    "span_id": row.span_id,
+                    "rationale": data.rationale,
                     "overrides": None,
                     "valid": True,
-                    "assessment_metadata": (
-                        json.dumps(assessment.metadata) if assessment.metadata else None
-                    ),
+                    "assessment_metadata": assessment_metadata,
                     "experiment_id": experiment_id,
                     "trace_timestamp_ms": row.request_time_ms,
                     "aggregate_value": aggregate_value,
@@ -204,7 +244,7 @@ def _insert(
     from sqlalchemy import insert
 
     models = {
-        "trace_info": SqlTraceInfo,  # parents first: the others hold foreign keys to it
+        "trace_info": SqlTraceInfo,
         "trace_tags": SqlTraceTag,
         "trace_request_metadata": SqlTraceMetadata,
         "spans": SqlSpan,
@@ -226,6 +266,6 @@ def _insert(
                 )
             ],
         )
-        for name, model in models.items():
+        for name in _TABLES:
             if tables[name]:
-                session.execute(insert(model.__table__), tables[name])
+                session.execute(insert(models[name].__table__), tables[name])

@@ -31,9 +31,7 @@ def build_request(**overrides: Any) -> ModelRequest:
     return ModelRequest(**fields)
 
 
-def build_entry(
-    req: ModelRequest, text: str = "Paris", created_at: str = FIXED_TIME
-) -> CacheEntry:
+def build_entry(req: ModelRequest, text: str = "Paris", created_at: str = FIXED_TIME) -> CacheEntry:
     response = ModelResponse(
         text=text,
         input_tokens=21,
@@ -60,3 +58,13 @@ def store_request(cache: ResponseCache) -> Callable[..., str]:
         return key
 
     return store
+
+
+@pytest.fixture
+def make_request() -> Callable[..., ModelRequest]:
+    return build_request
+
+
+@pytest.fixture
+def make_entry() -> Callable[..., CacheEntry]:
+    return build_entry

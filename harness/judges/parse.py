@@ -1,0 +1,272 @@
+"""Reading a verdict out of what a real judge wrote.
+
+Judges are asked for one JSON object, and most comply; the rest wrap it in a code fence,
+follow it with prose, write Python dicts, add trailing commas, think aloud in ``<think>``
+blocks, or answer in prose: ``Score: 4/5``, ``**Rating:** [[3]]``, ``Yes, the candidate is
+correct.`` :func:`parse_verdict` accepts all of these, in this order:
+
+1. every JSON (or Python-literal) object in the text, nested objects included, whose keys
+   name a verdict (the judge's own key first, then common synonyms);
+2. labelled lines (``score: N``, ``verdict: yes``), the last one winning, since judges
+   reason first and conclude last;
+3. a bare answer: the whole text, its first word (``Yes, ...``), its last line, or ``[[N]]``;
+4. for scales only, ``a score of N`` in a sentence, when every such mention agrees.
+
+An answer of the right kind that is not allowed (a score of 7 on a 1-5 scale, ``8/10`` on a
+1-5 scale, a label not in the list) is rejected rather than read some other way. Bump
+``PARSER_VERSION`` whenever the accepted shapes change: it is part of every judge's version.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import JudgeParseError
+from harness.judges.output import OutputSpec
+
+__all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
+
+PARSER_VERSION = 1
+
+_VERDICT_KEYS = {
+    "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
+    "yes/no": ("verdict", "answer", "judgment", "judgement", "decision", "result", "label",
+               "passed", "pass", "correct", "is_correct", "value", "score"),
+    "labels": ("label", "verdict", "winner", "choice", "answer", "decision", "category",
+               "result", "value"),
+}
+_RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation", "justification",
+                   "comment", "comments", "feedback", "analysis", "critique")
+_LINE_WORDS = {
+    "scale": r"(?:final\s+|overall\s+)?(?:score|rating|grade)",
+    "yes/no": r"(?:final\s+)?(?:verdict|answer|judge?ment|decision|result|conclusion|label)",
+    "labels": r"(?:final\s+)?(?:label|verdict|winner|choice|answer|decision|category|result)",
+}
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_DOUBLE_BRACKETS = re.compile(r"\[\[\s*([^\[\]\n]{1,40}?)\s*\]\]")
+_SCORE_IN_PROSE = re.compile(
+    r"\b(?:score|rating|rate\s+(?:it|this(?:\s+answer|\s+response)?)|grade)\s+(?:of\s+|as\s+|an?\s+)?"
+    r"(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)", re.I)
+_MARKUP = "\"'`*_#>-[]() \t"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One parsed judge answer: the stored value, its canonical label, and the why."""
+
+    value: float
+    label: str
+    rationale: str | None
+
+
+def parse_verdict(text: str, output: OutputSpec) -> Verdict:
+    """Read ``output``'s verdict from a judge's ``text``.
+
+    Raises JudgeParseError (with ``raw`` set to ``text``) when there is no verdict, or
+    when the verdict given is not allowed (a score outside the scale, an unknown label).
+    """
+    try:
+        return _parse(text, output)
+    except JudgeParseError as e:
+        raise JudgeParseError(e.message, raw=text) from None
+
+
+def _parse(text: str, output: OutputSpec) -> Verdict:
+    cleaned = _THINK.sub("", text or "").strip()
+    if not cleaned:
+        raise JudgeParseError("the judge's answer is empty")
+    for obj in _json_objects(cleaned):
+        found = _from_mapping(obj, output)
+        if found is not None:
+            return found
+    found = _from_lines(cleaned, output) or _from_bare(cleaned, output)
+    if found is None and output.kind == "scale":
+        found = _from_sentences(cleaned, output)
+    if found is None:
+        raise JudgeParseError(f"no {output.describe()} verdict found in the judge's answer")
+    return found
+
+
+# -- JSON and Python-literal objects ---------------------------------------------------
+
+
+def _json_objects(text: str, limit: int = 20) -> Iterator[dict[str, Any]]:
+    """Every top-level ``{...}`` in ``text`` that parses, in order (at most ``limit`` tried)."""
+    start, tried = text.find("{"), 0
+    while start != -1 and tried < limit:
+        tried += 1
+        end = _matching_brace(text, start)
+        if end is None:
+            return
+        obj = _load_object(text[start:end + 1])
+        if obj is not None:
+            yield obj
+            start = text.find("{", end + 1)
+        else:  # not an object: look inside it, it may hold one
+            start = text.find("{", start + 1)
+
+
+def _matching_brace(text: str, start: int) -> int | None:
+    depth, quote, escaped = 0, "", False
+    for i in range(start, len(text)):
+        char = text[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            # An apostrophe inside prose ("don't") is no quote; only one after {, :, [ or ,
+            if char == '"' or text[:i].rstrip()[-1:] in ("{", ":", "[", ","):
+                quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _load_object(snippet: str) -> dict[str, Any] | None:
+    for candidate in (snippet, _TRAILING_COMMA.sub(r"\1", snippet)):
+        try:
+            obj = json.loads(candidate)
+        except ValueError:
+            try:  # a Python dict: {'score': 4} (literal_eval runs no code)
+                obj = ast.literal_eval(candidate)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) -> Verdict | None:
+    keys = {str(k).strip().lower(): v for k, v in obj.items()}
+    rationale = _rationale(keys)
+    for key in dict.fromkeys((output.key, *_VERDICT_KEYS[output.kind])):
+        if key in keys:
+            # A label judge's other keys may hold free text ("answer": "..."): not a verdict.
+            strict = output.kind != "labels" or key == output.key
+            label = output.coerce(keys[key]) if strict else _soft(keys[key], output)
+            if label is not None:
+                return Verdict(output.value_of(label), label, rationale)
+    if depth < 2:  # {"evaluation": {"score": 4, ...}}
+        for value in keys.values():
+            if isinstance(value, Mapping):
+                found = _from_mapping(value, output, depth + 1)
+                if found is not None:
+                    return found if found.rationale or not rationale else \
+                        Verdict(found.value, found.label, rationale)
+    return None
+
+
+def _rationale(keys: Mapping[str, Any]) -> str | None:
+    for key in _RATIONALE_KEYS:
+        value = keys.get(key)
+        if value is None or value == "":
+            continue
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return None
+
+
+# -- prose -----------------------------------------------------------------------------
+
+
+def _from_lines(text: str, output: OutputSpec) -> Verdict | None:
+    """``Score: 4/5``, ``**Verdict:** yes``, ``"score" = 3``: the last such line wins."""
+    pattern = re.compile(
+        rf"(?<![\w])[\"']?{_LINE_WORDS[output.kind]}[\"']?\s*[*_]*\s*(?:\([^)\n]*\))?\s*"
+        r"[:=]\s*[*_\"'`]*\s*([^\n]*)", re.I)
+    matches = list(pattern.finditer(text))
+    for match in reversed(matches):
+        value = _first_value(match.group(1), output)
+        if not value:
+            continue
+        label = _soft(value, output) if output.kind == "labels" else output.coerce(value)
+        if label is not None:
+            return _verdict(output, label, text, match.group(0))
+    return None
+
+
+def _first_value(rest: str, output: OutputSpec) -> str:
+    """The answer at the start of what follows ``score:``, e.g. ``4/5`` or ``yes``."""
+    rest = rest.strip().strip(_MARKUP)
+    if output.kind == "scale":
+        match = re.match(r"\[*\s*(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)", rest, re.I)
+        return match.group(1) if match else ""
+    if output.kind == "yes/no":
+        match = re.match(r"[A-Za-z]+", rest)
+        return match.group(0) if match else ""
+    for label in sorted(output.labels, key=len, reverse=True):  # longest first: "no" vs "none"
+        if re.match(rf"(?:response\s+|option\s+)?{re.escape(label)}(?![\w])", rest, re.I):
+            return label
+    return rest.split(",")[0].split(".")[0]
+
+
+def _from_bare(text: str, output: OutputSpec) -> Verdict | None:
+    """The whole answer, its first word (``Yes, ...``), ``[[N]]``, or its last line."""
+    label = _bare(text, output)
+    if label is not None:
+        return _verdict(output, label, text, text)
+    for match in _DOUBLE_BRACKETS.finditer(text):
+        label = _bare(match.group(1), output)
+        if label is not None:
+            return _verdict(output, label, text, match.group(0))
+    lines = [line for line in text.splitlines() if line.strip(_MARKUP + ".:")]
+    if not lines:
+        return None
+    first = re.match(r"[\s\"'`*_#>]*([A-Za-z0-9]+)(?=\s*[.,;:!)—–-]|\s*$)", lines[0])
+    if first and output.kind != "scale":
+        label = _soft(first.group(1), output)
+        if label is not None:
+            return _verdict(output, label, text, first.group(0))
+    label = _bare(lines[-1], output)
+    if label is not None:
+        return _verdict(output, label, text, lines[-1])
+    return None
+
+
+def _bare(text: str, output: OutputSpec) -> str | None:
+    """``text`` as a whole answer (``4``, ``4/5``, ``No.``, ``**yes**``), else None."""
+    stripped = text.strip().strip(_MARKUP).rstrip(".!").strip(_MARKUP)
+    if not stripped or len(stripped) > 40:
+        return None
+    return output.coerce(stripped) if output.kind == "scale" else _soft(stripped, output)
+
+
+def _soft(word: str, output: OutputSpec) -> str | None:
+    """Like ``coerce``, but a word that is no label is just not an answer."""
+    try:
+        return output.coerce(word)
+    except JudgeParseError:
+        return None
+
+
+def _from_sentences(text: str, output: OutputSpec) -> Verdict | None:
+    """``I would give this a score of 4``: accepted only when every mention agrees."""
+    labels = {output.coerce(m.group(1)) for m in _SCORE_IN_PROSE.finditer(text)}
+    labels.discard(None)
+    if len(labels) == 1:
+        label = labels.pop()
+        assert label is not None
+        return _verdict(output, label, text, "")
+    if len(labels) > 1:
+        raise JudgeParseError(f"the judge's answer gives several scores ({', '.join(sorted(labels))})")
+    return None
+
+
+def _verdict(output: OutputSpec, label: str, text: str, verdict_part: str) -> Verdict:
+    """The rationale of a prose answer is the text around its verdict."""
+    rest = text.replace(verdict_part, " ", 1) if verdict_part else text
+    rationale = " ".join(rest.split()).strip(" .,:;-—*_#") or None
+    return Verdict(output.value_of(label), label, rationale)

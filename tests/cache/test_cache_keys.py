@@ -1,0 +1,200 @@
+"""Request keys: what is in them, what is not, and that order never matters."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from harness.cache.keys import (
+    KEY_SCHEMA_VERSION,
+    canonical_json,
+    canonical_request,
+    family_of,
+    request_key,
+)
+from harness.errors import ConfigError
+from harness.providers.base import ModelRequest, ModelResponse, Provider
+
+BASE: dict[str, Any] = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "base_url": "https://api.openai.com/v1",
+    "messages": (
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ),
+    "params": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 7},
+    "sample_index": 0,
+}
+
+
+def request(**overrides: Any) -> ModelRequest:
+    return ModelRequest(**{**BASE, **overrides})
+
+
+def with_params(**changes: Any) -> ModelRequest:
+    return request(params={**BASE["params"], **changes})
+
+
+def test_canonical_request_is_the_documented_dict() -> None:
+    assert canonical_request(request(base_url="https://api.openai.com/v1/")) == {
+        "key_schema": KEY_SCHEMA_VERSION,
+        "provider": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+        "params": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 7},
+        "sample_index": 0,
+    }
+
+
+def test_key_is_sha256_of_canonical_json() -> None:
+    req = request()
+    expected = hashlib.sha256(canonical_json(canonical_request(req))).hexdigest()
+    assert request_key(req) == expected
+    assert len(expected) == 64
+
+
+def test_canonical_json_is_compact_sorted_utf8() -> None:
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+INCLUDED = {
+    "provider": request(provider="anthropic"),
+    "base_url": request(base_url="http://127.0.0.1:8000/v1"),
+    "base_url default": request(base_url=None),
+    "model": request(model="gpt-4o"),
+    "message content": request(
+        messages=(BASE["messages"][0], {"role": "user", "content": "What is the capital of Spain?"})
+    ),
+    "message role": request(
+        messages=(
+            BASE["messages"][0],
+            {"role": "assistant", "content": BASE["messages"][1]["content"]},
+        )
+    ),
+    "message order": request(messages=tuple(reversed(BASE["messages"]))),
+    "extra message": request(
+        messages=(*BASE["messages"], {"role": "assistant", "content": "Paris"})
+    ),
+    "message name": request(messages=(BASE["messages"][0], {**BASE["messages"][1], "name": "bob"})),
+    "content parts": request(
+        messages=(
+            BASE["messages"][0],
+            {"role": "user", "content": [{"type": "text", "text": BASE["messages"][1]["content"]}]},
+        )
+    ),
+    "temperature": with_params(temperature=0.7),
+    "top_p": with_params(top_p=0.9),
+    "max_tokens": with_params(max_tokens=17),
+    "seed": with_params(seed=8),
+    "new param": with_params(frequency_penalty=0.5),
+    "stop": with_params(stop=["\n"]),
+    "response_format": with_params(response_format={"type": "json_object"}),
+    "tools": with_params(tools=[{"type": "function", "function": {"name": "f"}}]),
+    "string vs number": with_params(temperature="0.0"),
+    "sample_index": request(sample_index=1),
+}
+
+
+@pytest.mark.parametrize("changed", list(INCLUDED), ids=list(INCLUDED))
+def test_changing_an_included_field_changes_the_key(changed: str) -> None:
+    assert request_key(INCLUDED[changed]) != request_key(request())
+
+
+EXCLUDED = {
+    "row": request(row={"id": 3, "input": "France"}),
+    "api_key": with_params(api_key="sk-secret"),
+    "headers": with_params(headers={"Authorization": "Bearer x"}),
+    "extra_headers": with_params(extra_headers={"X-Trace": "1"}),
+    "timeout": with_params(timeout=30),
+    "max_retries": with_params(max_retries=5),
+    "concurrency": with_params(concurrency=64),
+    "None-valued param": with_params(logit_bias=None),
+    "trailing slash": request(base_url="https://api.openai.com/v1/"),
+    "upper-case host": request(base_url="HTTPS://API.OpenAI.com/v1"),
+    "int temperature": with_params(temperature=0),
+    "float max_tokens": with_params(max_tokens=16.0),
+    "null content": request(
+        messages=(*BASE["messages"], {"role": "assistant", "content": None, "tool_calls": []})
+    ),
+}
+
+
+@pytest.mark.parametrize("changed", list(EXCLUDED), ids=list(EXCLUDED))
+def test_changing_an_excluded_field_keeps_the_key(changed: str) -> None:
+    baseline = request()
+    if changed == "null content":
+        baseline = request(
+            messages=(*BASE["messages"], {"role": "assistant", "content": "", "tool_calls": []})
+        )
+    assert request_key(EXCLUDED[changed]) == request_key(baseline)
+
+
+def test_same_request_in_another_order_has_the_same_key() -> None:
+    reordered = ModelRequest(
+        sample_index=0,
+        params={"seed": 7, "max_tokens": 16, "top_p": 1.0, "temperature": 0.0},
+        messages=[
+            {"content": "Answer in one word.", "role": "system"},
+            {"content": "What is the capital of France?", "role": "user"},
+        ],  # a list, not a tuple, with keys in another order
+        model="gpt-4o-mini",
+        base_url="https://api.openai.com/v1",
+        provider="openai",
+    )
+    assert request_key(reordered) == request_key(request())
+
+
+def test_nested_params_in_another_order_have_the_same_key() -> None:
+    schema_a = {"type": "json_schema", "json_schema": {"name": "a", "strict": True}}
+    schema_b = {"json_schema": {"strict": True, "name": "a"}, "type": "json_schema"}
+    assert request_key(with_params(response_format=schema_a)) == request_key(
+        with_params(response_format=schema_b)
+    )
+
+
+def test_stop_as_a_string_is_a_one_element_list() -> None:
+    assert request_key(with_params(stop="\n")) == request_key(with_params(stop=["\n"]))
+    assert request_key(with_params(stop=("a", "b"))) == request_key(with_params(stop=["a", "b"]))
+
+
+def test_float_params_are_stored_as_floats_and_counts_as_ints() -> None:
+    params = canonical_request(with_params(temperature=1, max_tokens=16.0, custom=2.0))["params"]
+    assert params["temperature"] == 1.0 and isinstance(params["temperature"], float)
+    assert params["max_tokens"] == 16 and isinstance(params["max_tokens"], int)
+    assert params["custom"] == 2 and isinstance(params["custom"], int)
+    assert canonical_request(with_params(custom=True))["params"]["custom"] is True
+
+
+class _ShapeOnlyProvider(Provider):
+    scheme = "openai"
+
+    async def complete(self, request: ModelRequest, client: Any) -> ModelResponse:
+        raise NotImplementedError  # never called: only Provider.request is under test
+
+
+def test_a_provider_built_request_has_the_same_key_as_a_hand_built_one() -> None:
+    provider = _ShapeOnlyProvider("gpt-4o-mini", "https://api.openai.com/v1")
+    built = provider.request(list(BASE["messages"]), BASE["params"], row={"id": 1})
+    assert request_key(built) == request_key(request())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), object()])
+def test_values_json_cannot_hold_are_refused(bad: object) -> None:
+    with pytest.raises(ConfigError):
+        request_key(with_params(custom=bad))
+
+
+def test_family_is_provider_base_url_and_model() -> None:
+    assert family_of(canonical_request(request())) == (
+        '["openai","https://api.openai.com/v1","gpt-4o-mini"]'
+    )
+    assert family_of(canonical_request(with_params(temperature=0.5))) == family_of(
+        canonical_request(request())
+    )

@@ -1,0 +1,43 @@
+"""Shared fixtures: every test gets its own project home; nothing touches the network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PUBMEDQA = REPO / "datasets" / "pubmedqa" / "pubmedqa_pqal.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the project home at a fresh folder, for the library and the CLI alike."""
+    project = tmp_path / "home"
+    project.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(project))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "stray-mlflow.db"))
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DATABRICKS_TOKEN", "DATABRICKS_HOST",
+                "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OLLAMA_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    return project
+
+
+@pytest.fixture
+def qa_rows() -> list[dict[str, object]]:
+    """Twenty real PubMedQA rows (question, context, long answer, label)."""
+    rows = []
+    with open(PUBMEDQA, encoding="utf-8") as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if len(rows) == 20:
+                break
+    return rows
+
+
+@pytest.fixture
+def qa_file(tmp_path: Path, qa_rows: list[dict[str, object]]) -> Path:
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in qa_rows), encoding="utf-8")
+    return path

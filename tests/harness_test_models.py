@@ -1,0 +1,30 @@
+"""``python:`` models for the tests (importable because pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def answer_expected(row: dict[str, Any]) -> str:
+    """A perfect model: returns the first expected answer."""
+    expected = row["expected_all"]
+    return expected[0] if expected else ""
+
+
+def fail_while_flagged(row: dict[str, Any]) -> str:
+    """Fails the rows with an even position while the file in $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag) and int(row["id"]) % 2 == 0:
+        raise RuntimeError(f"flagged row {row['id']}")
+    return answer_expected(row)
+
+
+def slow_echo(row: dict[str, Any]) -> str:
+    time.sleep(float(os.environ.get("HARNESS_TEST_DELAY", "0.05")))
+    return row["input"]
+
+
+def judge_messages(messages: list[dict[str, Any]]) -> str:
+    return '{"score": 4, "rationale": "ok"}'

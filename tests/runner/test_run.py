@@ -1,0 +1,178 @@
+"""`harness run` end to end with local models: the stored rows, the JSON contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+
+TESTS = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def query(home: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def qa(qa_file: Path) -> str:
+    code, out, err = invoke("data", "import", str(qa_file), "--name", "qa", "--json")
+    assert code == 0, err
+    return json.loads(out)["ref"]
+
+
+def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
+    code, out, err = invoke("run", "--data", "qa", "--model", "python:harness_test_models:"
+                            "answer_expected", "--metric", "exact_match", "--metric", "token_f1",
+                            "--metric", "word_count", "--json", "--no-mlflow")
+    assert code == 0, err
+    doc = json.loads(out)  # stdout holds one JSON document and nothing else
+    for key in ("run_id", "mlflow_run_id", "dataset", "rows", "errors", "metrics", "calls"):
+        assert key in doc
+    assert doc["dataset"] == qa and doc["rows"] == 20 and doc["errors"] == 0
+    assert doc["metrics"]["exact_match"] == {"mean": 1.0, "p50": 1.0, "p90": 1.0, "count": 20}
+    assert doc["metrics"]["token_f1"]["mean"] == 1.0
+    assert set(doc["calls"]) == {"model", "judge"}
+    assert doc["calls"]["model"]["requests"] == 0  # a local model sends nothing...
+    assert doc["calls"]["model"]["local_calls"] == 20  # ...but every call went the one path
+    assert doc["calls"]["model"]["cache_hits"] == 0
+    rows = query(home, f"SELECT count(*), count(output) FROM outputs WHERE run_id = '{doc['run_id']}'")
+    assert rows == [(20, 20)]
+    per_metric = dict(query(home, "SELECT metric, count(*) FROM scores GROUP BY metric"))
+    assert per_metric == {"exact_match": 20, "token_f1": 20, "word_count": 20}
+    status = query(home, f"SELECT status, errors FROM runs WHERE run_id = '{doc['run_id']}'")
+    assert status == [("finished", 0)]
+
+
+def test_runs_list_and_show(qa: str) -> None:
+    code, out, _ = invoke("run", "--data", "qa", "--model", "echo", "--metric", "word_count",
+                          "--json", "--no-mlflow")
+    run_id = json.loads(out)["run_id"]
+    code, out, _ = invoke("runs", "list", "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == [run_id]
+    code, out, _ = invoke("runs", "show", run_id[:6], "--rows", "--json")
+    shown = json.loads(out)
+    assert shown["run_id"] == run_id and shown["status"] == "finished"
+    assert len(shown["rows_table"]) == 20
+    first = shown["rows_table"][0]
+    assert first["output"].endswith("Answer:")  # echo returns the rendered default prompt
+    assert first["word_count"] == len(first["output"].split())
+    code, out, _ = invoke("runs", "show", run_id)
+    assert code == 0 and "word_count" in out
+    code, _, err = invoke("runs", "show", "nope")
+    assert code == 2 and "no run 'nope'" in err
+
+
+BAD_RUNS = {
+    "unknown model": (["--model", "gpt4"], "unknown model URI 'gpt4'"),
+    "unknown python module": (["--model", "python:no_such_module:f"], "no module named"),
+    "unknown metric": (["--model", "echo", "--metric", "bleu"], "unknown metric 'bleu'"),
+    "unknown dataset": (["--model", "echo", "--data", "other"], "unknown dataset 'other'"),
+    "bad template": (["--model", "echo", "--prompt", "Q: {question}"], "uses {question}"),
+    "bad param": (["--model", "echo", "--param", "temperature"], "--param expects KEY=VALUE"),
+    "missing prompt file": (["--model", "echo", "--prompt", "@nope.txt"], "file not found"),
+    "judge without model": (["--model", "echo", "--judge", "faithfulness"], "judge"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUNS))
+def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Path) -> None:
+    extra, message = BAD_RUNS[case]
+    args = ["run", "--data", "qa", *extra]
+    if "--data" in extra:
+        args = ["run", *extra]
+    code, out, err = invoke(*args, "--no-mlflow")
+    assert code == 2, err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_failed_rows_exit_1_then_resume_finishes(qa: str, home: Path, tmp_path: Path,
+                                                  qa_rows: list[dict[str, object]]) -> None:
+    failing = sum(int(str(r["id"])) % 2 == 0 for r in qa_rows)
+    assert 0 < failing < 20
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    code, out, err = invoke("run", "--data", "qa", "--model",
+                            "python:harness_test_models:fail_while_flagged", "--metric",
+                            "exact_match", "--no-mlflow", "--json", env=env)
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["errors"] == failing
+    assert doc["metrics"]["exact_match"]["count"] == 20 - failing
+    assert f"{failing} of 20 rows failed" in err and "flagged row" in err
+    assert f"--resume {doc['run_id']}" in err
+    stored = query(home, "SELECT count(*) FROM outputs WHERE error LIKE '%flagged row%'")
+    assert stored == [(failing,)]
+
+    flag.unlink()
+    code, out, err = invoke("run", "--resume", doc["run_id"], "--json", env=env)
+    assert code == 0, err
+    resumed = json.loads(out)
+    assert resumed["run_id"] == doc["run_id"]
+    assert resumed["errors"] == 0 and resumed["metrics"]["exact_match"]["count"] == 20
+    assert query(home, "SELECT count(*) FROM outputs") == [(20,)]
+
+
+def test_reader_in_another_process_works_while_a_run_writes(qa: str, home: Path) -> None:
+    env = {**os.environ, "HARNESS_HOME": str(home), "HARNESS_TEST_DELAY": "0.05",
+           "PYTHONPATH": str(TESTS)}
+    harness = [sys.executable, "-m", "harness"]
+    writer = subprocess.Popen(
+        [*harness, "run", "--data", "qa", "--model", "python:harness_test_models:slow_echo",
+         "--metric", "word_count", "--concurrency", "1", "--no-mlflow", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS,
+    )
+    seen_running = False
+    try:
+        deadline = time.monotonic() + 60
+        while writer.poll() is None and time.monotonic() < deadline:
+            reader = subprocess.run([*harness, "runs", "list", "--json"], env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert reader.returncode == 0, reader.stderr
+            listed = json.loads(reader.stdout)
+            seen_running |= any(r["status"] == "running" for r in listed)
+        out, err = writer.communicate(timeout=60)
+    finally:
+        writer.kill()
+    assert writer.returncode == 0, err
+    assert seen_running, "the reader never saw the run in progress"
+    assert json.loads(out)["rows"] == 20
+
+
+def test_evaluate_api_with_a_dataframe_and_a_callable(home: Path) -> None:
+    import harness
+
+    df = pd.DataFrame({"question": ["2+2?", "Capital of France?", "Colour of the sky?"],
+                       "answer": ["4", "Paris", "blue"]})
+    answers = {"2+2?": "4", "Capital of France?": "paris.", "Colour of the sky?": "grey"}
+    result = harness.evaluate(lambda row: answers[row["input"]], df,
+                              metrics=["exact_match", "token_f1"], log_to_mlflow=False)
+    assert result.metrics["exact_match/mean"] == pytest.approx(2 / 3)
+    assert result.metrics["exact_match/count"] == 3
+    table = result.tables["eval_results_table"]
+    assert list(table["exact_match"]) == [1.0, 1.0, 0.0]
+    assert list(table["output"]) == ["4", "paris.", "grey"]
+    again = harness.evaluate(lambda row: answers[row["input"]], df, metrics=["exact_match"],
+                             log_to_mlflow=False)
+    assert again.run_id != result.run_id
+    assert query(home, "SELECT count(*) FROM datasets") == [(1,)]  # same frame, one version

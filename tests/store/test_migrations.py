@@ -1,0 +1,67 @@
+"""Schema migrations: a store written at any earlier version opens and is upgraded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness.store import db as store_db
+from harness.store.migrations import MIGRATIONS, apply_migrations, schema_version
+
+
+def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.duckdb"
+    with store_db.connect(path) as con:
+        assert schema_version(con) == len(MIGRATIONS)
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}
+    assert {"datasets", "examples", "runs", "outputs", "scores", "schema_migrations"} <= tables
+
+
+@pytest.mark.parametrize("version", range(len(MIGRATIONS)))
+def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int) -> None:
+    path = tmp_path / f"v{version}.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+                "applied_at TIMESTAMP DEFAULT now())")
+    for number, fn in enumerate(MIGRATIONS[:version], start=1):
+        fn(con)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    [number, fn.__name__])
+    con.close()
+    store_db._migrated.discard(path.resolve())
+    with store_db.connect(path) as con:
+        assert schema_version(con) == len(MIGRATIONS)
+        assert apply_migrations(con) == 0  # idempotent
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "absent.duckdb"
+    with store_db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    assert not path.exists()
+
+
+def test_a_locked_store_is_waited_for_then_reported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "locked.duckdb"
+    with store_db.connect(path):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(30)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        from harness.errors import StoreBusy
+
+        with pytest.raises(StoreBusy, match="held by another process"), \
+                store_db.connect(path, timeout_s=0.5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()

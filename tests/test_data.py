@@ -1,0 +1,177 @@
+"""Importing eval sets: formats, column mapping, versions, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.data import import_dataframe, import_file
+from harness.errors import DataError
+from harness.store.datasets import list_datasets, load_examples, resolve_dataset
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def table_counts(home: Path) -> tuple[int, int]:
+    db = home / "harness.duckdb"
+    if not db.exists():
+        return 0, 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return (con.execute("SELECT count(*) FROM datasets").fetchone()[0],
+                con.execute("SELECT count(*) FROM examples").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_jsonl_import_maps_default_columns_and_keeps_extra(qa_file: Path, home: Path) -> None:
+    result = import_file(qa_file, name="qa")
+    assert result.created
+    info = result.dataset
+    assert info.n_rows == 20
+    assert info.columns == {"input": "question", "expected": "answer", "context": "context",
+                            "id": "id"}
+    first = load_examples(home / "harness.duckdb", info, limit=1)[0]
+    source = json.loads(qa_file.read_text().splitlines()[0])
+    assert first.id == source["id"]
+    assert first.input == source["question"]
+    assert first.expected == (source["answer"],)
+    assert first.context == source["context"]
+    assert first.extra["final_decision"] == source["final_decision"]
+    assert first.extra["meshes"] == source["meshes"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_every_format_gives_the_same_digest(tmp_path: Path, fmt: str) -> None:
+    df = pd.DataFrame({"id": ["a", "b"], "question": ["What is 2+2?", "Capital of France?"],
+                       "answer": ["4", "Paris"]})
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "parquet":
+        df.to_parquet(path)
+    else:
+        path.write_text(json.dumps(df.to_dict(orient="records")))
+    from_file = import_file(path, name=f"d-{fmt}").dataset
+    from_frame = import_dataframe(df, name=f"f-{fmt}").dataset
+    assert from_file.digest == from_frame.digest
+
+
+def test_identical_content_is_one_version_and_changes_make_another(qa_file: Path,
+                                                                   home: Path) -> None:
+    first = import_file(qa_file, name="qa")
+    again = import_file(qa_file, name="qa")
+    assert not again.created
+    assert again.dataset.version == first.dataset.version
+    assert table_counts(home) == (1, 20)
+
+    lines = qa_file.read_text().splitlines()
+    qa_file.write_text("\n".join(lines[:-1]) + "\n")
+    changed = import_file(qa_file, name="qa")
+    assert changed.created
+    assert changed.dataset.version != first.dataset.version
+    assert table_counts(home) == (2, 39)
+    db = home / "harness.duckdb"
+    assert resolve_dataset(db, "qa").version == changed.dataset.version  # NAME = the latest
+    assert resolve_dataset(db, f"qa@{first.dataset.version}").n_rows == 20
+    assert resolve_dataset(db, f"qa@{first.dataset.version[:6]}").n_rows == 20  # a prefix
+
+
+def test_expected_may_hold_several_answers(tmp_path: Path, home: Path) -> None:
+    path = tmp_path / "multi.csv"
+    path.write_text('question,answer\n"Who wrote Hamlet?","[""Shakespeare"", ""W. Shakespeare""]"\n')
+    info = import_file(path, name="multi").dataset
+    assert load_examples(home / "harness.duckdb", info)[0].expected == (
+        "Shakespeare", "W. Shakespeare")
+    df = pd.DataFrame({"inputs": ["q"], "targets": [["a", "b", "c"]]})
+    info = import_dataframe(df, name="frame").dataset
+    example = load_examples(home / "harness.duckdb", info)[0]
+    assert example.input == "q" and example.expected == ("a", "b", "c")
+    assert example.id == "0"
+
+
+def test_explicit_column_mapping(tmp_path: Path, home: Path) -> None:
+    path = tmp_path / "custom.csv"
+    path.write_text("key,prompt,gold,docs\nk1,Q1,A1,D1\nk2,Q2,A2,D2\n")
+    info = import_file(path, name="custom", input="prompt", expected="gold", context="docs",
+                       id="key").dataset
+    examples = load_examples(home / "harness.duckdb", info)
+    assert [(e.id, e.input, e.expected, e.context) for e in examples] == [
+        ("k1", "Q1", ("A1",), "D1"), ("k2", "Q2", ("A2",), "D2")]
+
+
+def test_cli_import_list_show_json(qa_file: Path) -> None:
+    code, out, _ = invoke("data", "import", str(qa_file), "--name", "qa", "--json")
+    assert code == 0
+    imported = json.loads(out)
+    assert imported["created"] is True and imported["rows"] == 20
+    code, out, _ = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0 and "unchanged" in out and imported["version"] in out
+    code, out, _ = invoke("data", "list", "--json")
+    listed = json.loads(out)
+    assert [d["ref"] for d in listed] == [imported["ref"]]
+    code, out, _ = invoke("data", "show", f"qa@{imported['version']}", "--limit", "3", "--json")
+    shown = json.loads(out)
+    assert len(shown["examples"]) == 3 and shown["rows"] == 20
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: d / "nope.csv", [], "no such file"),
+    "unknown format": (lambda d: write(d / "data.xlsx", b"x"), [], "unknown format '.xlsx'"),
+    "empty file": (lambda d: write(d / "empty.csv", b""), [], "is empty"),
+    "header only": (lambda d: write(d / "head.csv", b"question,answer\n"), [], "has no rows"),
+    "empty jsonl": (lambda d: write(d / "blank.jsonl", b"\n\n"), [], "has no rows"),
+    "missing column": (lambda d: write(d / "a.csv", b"question,answer\nq,a\n"),
+                       ["--expected", "gold"], "column 'gold' (for expected) does not exist"),
+    "no input column": (lambda d: write(d / "b.csv", b"foo,bar\n1,2\n"), [], "no input column"),
+    "duplicate ids": (lambda d: write(d / "dup.csv", b"id,question\n1,a\n2,b\n1,c\n"), [],
+                      "duplicate id '1' in rows 1 and 3"),
+    "non-utf8": (lambda d: write(d / "latin.csv", "question\ncaf\xe9\n".encode("latin-1")), [],
+                 "not UTF-8"),
+    "bad json line": (lambda d: write(d / "bad.jsonl", b'{"question": "a"}\n{oops\n'), [],
+                      "bad.jsonl:2: invalid JSON"),
+    "empty input": (lambda d: write(d / "e.csv", b"question,answer\n,a\n"), [], "row 1: empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Path,
+                                                         home: Path) -> None:
+    make, extra, message = BAD_INPUTS[case]
+    path = make(tmp_path)
+    code, out, err = invoke("data", "import", str(path), "--name", "bad", *extra)
+    assert code == 2, err
+    assert message in err
+    assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
+    assert "Traceback" not in err + out
+    assert table_counts(home) == (0, 0)
+
+
+def test_unknown_dataset_is_exit_2(qa_file: Path) -> None:
+    invoke("data", "import", str(qa_file), "--name", "qa")
+    code, _, err = invoke("data", "show", "nope")
+    assert code == 2 and "unknown dataset 'nope'; known: qa" in err
+    code, _, err = invoke("data", "show", "qa@ffffff")
+    assert code == 2 and "unknown dataset version qa@ffffff" in err
+
+
+def test_library_raises_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="invalid dataset name"):
+        import_dataframe(pd.DataFrame({"input": ["q"]}), name="a b")
+    with pytest.raises(DataError, match="has no rows"):
+        import_dataframe(pd.DataFrame({"input": []}), name="empty")
+    assert list_datasets(Path(tmp_path) / "home" / "harness.duckdb") == []
