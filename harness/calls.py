@@ -4,7 +4,14 @@ For each request it computes the request key, looks it up in the response cache 
 cache mode), calls the provider only on a miss, and records usage and cost. Identical
 requests in flight at the same time are sent once. Errors are never cached.
 
-The runner and the judges hold a ``Caller``; nothing else talks to a provider.
+A miss is sent politely: the ``--max-cost`` budget reserves its estimated cost first
+(``BudgetExceeded`` instead of a call that could overspend), the model's rate limiter
+spaces it out, at most ``concurrency`` requests are on the wire at once over one shared
+HTTP client, and 408/429/5xx, timeouts and dropped connections are retried with backoff
+and jitter, honouring Retry-After (``harness.retry``).
+
+The runner and the judges hold a ``Caller``; nothing else talks to a provider. From Python,
+``complete("openai:/gpt-4o-mini", "Hello")`` makes one cached call.
 """
 
 from __future__ import annotations
@@ -12,22 +19,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.errors import ProviderError, ReplayMiss
+from harness.config import DEFAULT_TIMEOUT_S
+from harness.errors import ConfigError, ProviderError, ReplayMiss
 
 if TYPE_CHECKING:
     import httpx
 
     from harness.cache.store import ResponseCache
-    from harness.providers.base import ModelRequest, ModelResponse, Provider
+    from harness.providers.base import Message, ModelRequest, ModelResponse, Provider
     from harness.retry import RetryPolicy
+    from harness.runner.limits import Budget, RateLimits
 
 CallKind = Literal["model", "judge"]
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")
+TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx")
+DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 
 
 @dataclass
@@ -47,10 +58,11 @@ class CallResult:
 class KindStats:
     """Counters for one kind of call (model or judge)."""
 
-    requests: int = 0  # requests actually sent to a provider
+    requests: int = 0  # calls answered by a provider over the wire
     cache_hits: int = 0
     local_calls: int = 0  # python:/echo calls (never cached)
     errors: int = 0
+    retries: int = 0  # extra attempts after a retryable failure
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -75,6 +87,25 @@ class CallStats:
         return {"model": self.model.as_dict(), "judge": self.judge.as_dict()}
 
 
+def make_client(concurrency: int, timeout_s: float = DEFAULT_TIMEOUT_S,
+                transport: str = DEFAULT_TRANSPORT) -> httpx.AsyncClient:
+    """The shared HTTP client: keep-alive connections, up to ``concurrency`` of them.
+
+    ``aiohttp`` (the default) is httpx's API over aiohttp's connection pool, which keeps
+    its speed at high concurrency where httpx's own pool does not (encode/httpx#3215;
+    numbers in bench/bench_providers.py). ``httpx`` is the pure-httpx pool.
+    """
+    import httpx
+
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
+    timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    if transport == "aiohttp":
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        return HttpxAiohttpClient(timeout=timeout, limits=limits)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
 class Caller:
@@ -82,6 +113,7 @@ class Caller:
 
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
     ``concurrency``; cache hits and local (``python:``/``echo``) calls are not.
+    ``rate_limits`` and ``budget`` (``harness.runner.limits``) are optional.
     """
 
     def __init__(
@@ -91,15 +123,16 @@ class Caller:
         mode: CacheMode = "use",
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         client: httpx.AsyncClient | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        rate_limits: RateLimits | None = None,
+        budget: Budget | None = None,
+        transport: str = DEFAULT_TRANSPORT,
     ) -> None:
         from harness.retry import RetryPolicy
 
         if mode not in CACHE_MODES:
-            from harness.errors import ConfigError
-
             raise ConfigError(f"unknown cache mode {mode!r}; use one of {', '.join(CACHE_MODES)}")
         if mode != "off" and cache is None:
             raise ValueError("a cache is required unless mode is 'off'")
@@ -108,12 +141,52 @@ class Caller:
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
+        self.rate_limits = rate_limits
+        self.budget = budget
+        self.transport = transport
         self.stats = CallStats()
         self._client = client
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         self._on_event = on_event or (lambda kind, data: None)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> Caller:
+        """A Caller configured by the ``[calls]`` table of harness.toml and rate limits.
+
+        ``[calls]`` keys: ``timeout_s``, ``max_retries``, ``retry_base_delay_s``,
+        ``retry_max_delay_s``, ``transport`` (``aiohttp`` or ``httpx``). ``kwargs`` are
+        passed on (``cache``, ``mode``, ``concurrency``, ``budget``, ``on_event``...).
+        """
+        from harness.retry import RetryPolicy
+        from harness.runner.limits import RateLimits
+
+        table = settings.get("calls") or {}
+        unknown = sorted(set(table) - {"timeout_s", "max_retries", "retry_base_delay_s",
+                                       "retry_max_delay_s", "transport"})
+        if unknown:
+            raise ConfigError(f"[calls] in harness.toml: unknown setting(s) {', '.join(unknown)}")
+
+        def number(name: str, default: float, kind: type = float) -> Any:
+            value = table.get(name, default)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"[calls] {name} must be a number >= 0, got {value!r}")
+            return kind(value)
+
+        defaults = RetryPolicy()
+        retry = RetryPolicy(
+            max_retries=number("max_retries", defaults.max_retries, int),
+            base_delay_s=number("retry_base_delay_s", defaults.base_delay_s),
+            max_delay_s=number("retry_max_delay_s", defaults.max_delay_s),
+        )
+        kwargs.setdefault("retry", retry)
+        kwargs.setdefault("timeout_s", number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
+        kwargs.setdefault("transport", str(table.get("transport", DEFAULT_TRANSPORT)))
+        kwargs.setdefault("rate_limits", RateLimits(settings))
+        if kwargs["transport"] not in TRANSPORTS:
+            raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
+        return cls(**kwargs)
 
     # -- the call path -------------------------------------------------------------------
 
@@ -208,31 +281,92 @@ class Caller:
 
         return cost_usd(provider.uri, response.input_tokens, response.output_tokens)
 
+    # -- sending ---------------------------------------------------------------------------
+
     async def _send(self, provider: Provider, request: ModelRequest,
                     kind: CallKind) -> ModelResponse:
         stats = self.stats.of(kind)
+        if provider.local:
+            try:
+                return await self._attempt(provider, request, None)
+            except ProviderError as e:
+                stats.errors += 1
+                self.stats.error_kinds[str(e)[:200]] += 1
+                raise
+        limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
+        tokens_in = tokens_out = 0
+        reserved = 0.0
+        if self.budget is not None or limiter is not None:
+            tokens_in, tokens_out = self._estimate(provider, request)
+        if self.budget is not None:
+            from harness.providers.pricing import cost_usd
+
+            reserved = self.budget.reserve(cost_usd(provider.uri, tokens_in, tokens_out) or 0.0)
+        attempts = 0
 
         async def attempt() -> ModelResponse:
-            started = time.perf_counter()
-            if provider.local:
-                response = await provider.complete(request, None)
-            else:
-                async with self._limit():
-                    response = await provider.complete(request, self._http())
-            if not response.latency_s:
-                response.latency_s = time.perf_counter() - started
+            nonlocal attempts
+            attempts += 1
+            if limiter is not None:
+                await limiter.acquire(tokens_in + tokens_out)
+            try:
+                response = await self._attempt(provider, request, self._http())
+            except ProviderError:
+                if limiter is not None:  # a refused request used no tokens
+                    limiter.settle(tokens_in + tokens_out, 0)
+                raise
+            if limiter is not None:
+                used = (response.input_tokens or 0) + (response.output_tokens or 0)
+                limiter.settle(tokens_in + tokens_out, used or None)
             return response
 
         def on_retry(error: ProviderError) -> None:
+            stats.retries += 1
             self.stats.error_kinds[f"retried: {type(error).__name__}"] += 1
             self._on_event("retry", {"kind": kind, "error": str(error)})
 
+        response: ModelResponse | None = None
         try:
-            return await self.retry.run(attempt, on_retry)
+            response = await self.retry.run(attempt, on_retry)
+            return response
         except ProviderError as e:
             stats.errors += 1
+            if attempts > 1:
+                e.message = f"{e.message} (gave up after {attempts} attempts)"
             self.stats.error_kinds[str(e)[:200]] += 1
             raise
+        finally:
+            if self.budget is not None:
+                self.budget.settle(
+                    reserved, self._cost(provider, response) if response else 0.0,
+                    uri=provider.uri, estimated_input=tokens_in,
+                    input_tokens=response.input_tokens if response else None,
+                    output_tokens=response.output_tokens if response else None,
+                )
+
+    async def _attempt(self, provider: Provider, request: ModelRequest,
+                       client: httpx.AsyncClient | None) -> ModelResponse:
+        started = time.perf_counter()
+        if client is None:
+            response = await provider.complete(request, None)
+        else:
+            async with self._limit():
+                response = await provider.complete(request, client)
+        if not response.latency_s:
+            response.latency_s = time.perf_counter() - started
+        return response
+
+    def _estimate(self, provider: Provider, request: ModelRequest) -> tuple[int, int]:
+        if self.budget is not None:
+            return self.budget.estimate_tokens(provider.uri, request.messages, request.params)
+        from harness.runner.limits import (
+            DEFAULT_OUTPUT_TOKENS,
+            estimate_input_tokens,
+            requested_output_tokens,
+        )
+
+        return (estimate_input_tokens(request.messages),
+                requested_output_tokens(request.params) or DEFAULT_OUTPUT_TOKENS)
 
     def _limit(self) -> asyncio.Semaphore:
         if self._semaphore is None:  # created lazily: it must belong to the running loop
@@ -241,16 +375,54 @@ class Caller:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
-                limits=httpx.Limits(max_connections=self.concurrency,
-                                    max_keepalive_connections=self.concurrency),
-            )
+            self._client = make_client(self.concurrency, self.timeout_s, self.transport)
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None
+
+
+async def acomplete(model: str | Provider, prompt: str | list[Message], *,
+                    system: str | None = None, params: Mapping[str, Any] | None = None,
+                    cache: CacheMode = "use", home: Any = None) -> CallResult:
+    """One call from Python, through the project's cache: ``await acomplete(uri, "Hi")``.
+
+    ``prompt`` is the user message, or a whole message list. Settings (provider options,
+    prices, retries, rate limits) come from the project home's harness.toml.
+    """
+    from harness.config import resolve_home
+    from harness.providers import resolve
+    from harness.providers._http import HTTPProvider
+    from harness.providers.pricing import set_prices
+
+    project = resolve_home(home)
+    settings = project.settings
+    if isinstance(model, str):
+        options = (settings.get("providers") or {}).get(model.partition(":")[0], {})
+        provider = resolve(model, options)
+    else:
+        provider = model
+    if isinstance(provider, HTTPProvider) and cache != "replay":
+        provider.check_credentials()
+    set_prices(settings.get("prices") or {})
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    store = None
+    if cache != "off":
+        from harness.cache.store import ResponseCache
+
+        store = ResponseCache(project.cache_dir)
+    caller = Caller.from_settings(settings, cache=store, mode=cache, concurrency=1)
+    try:
+        return await caller.call(provider, provider.request(messages, params))
+    finally:
+        await caller.aclose()
+        if store is not None:
+            store.close()
+
+
+def complete(model: str | Provider, prompt: str | list[Message], **kwargs: Any) -> CallResult:
+    """``acomplete`` for code that is not async (raises inside a running event loop)."""
+    return asyncio.run(acomplete(model, prompt, **kwargs))

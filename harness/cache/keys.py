@@ -161,14 +161,17 @@ def _normalize_base_url(base_url: str | None) -> str | None:
 
 
 def _normalize_message(index: int, message: Mapping[str, Any]) -> dict[str, Any]:
+    role, content = message.get("role"), message.get("content")
+    if len(message) == 2 and type(role) is str and type(content) is str:
+        return {"role": role, "content": content}  # the common case, already normal
     where = f"message {index}"
     out: dict[str, Any] = {}
     for name, value in message.items():
         if value is not None:
             out[str(name)] = _normalize(value, f"{where} {name!r}")
-    out["role"] = str(message.get("role", ""))
-    content = message.get("content")
-    out["content"] = "" if content is None else out["content"]
+    out["role"] = "" if role is None else str(role)
+    if content is None:
+        out["content"] = ""
     return out
 
 

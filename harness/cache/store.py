@@ -72,11 +72,7 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _optional_int(value: Any) -> bool:
-    return value is None or (type(value) is int)
-
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheEntry:
     """One cached response, with the canonical request it answers."""
 
@@ -183,38 +179,39 @@ class CacheEntry:
                 f"cache entry {name} has entry schema {schema!r}; "
                 f"this harness reads schema {ENTRY_SCHEMA_VERSION}"
             )
-        key, request, response = (
-            document.get("key"),
-            document.get("request"),
-            document.get("response"),
-        )
-        latency, created = document.get("latency_s"), document.get("created_at")
+        key: Any = document.get("key")
         if expected_key is not None and key != expected_key:
             raise CacheCorrupt(f"cache entry {name} holds the entry of another key ({key!r:.16})")
-        if not (
-            isinstance(key, str)
-            and isinstance(request, dict)
-            and isinstance(response, dict)
-            and isinstance(response.get("text"), str)
-            and _optional_int(response.get("input_tokens"))
-            and _optional_int(response.get("output_tokens"))
-            and (response.get("raw") is None or isinstance(response.get("raw"), dict))
-            and type(latency) in (int, float)
-            and isinstance(created, str)
+        # One pass of plain lookups and type checks: this runs on every cache hit.
+        try:
+            response = document["response"]
+            entry = cls(
+                key,
+                document["request"],
+                response["text"],
+                response["input_tokens"],
+                response["output_tokens"],
+                response["raw"],
+                document["latency_s"],
+                document["created_at"],
+            )
+        except (KeyError, TypeError):
+            entry = None
+        if (
+            entry is None
+            or type(entry.key) is not str
+            or type(entry.request) is not dict
+            or type(entry.text) is not str
+            or not (entry.input_tokens is None or type(entry.input_tokens) is int)
+            or not (entry.output_tokens is None or type(entry.output_tokens) is int)
+            or not (entry.raw is None or type(entry.raw) is dict)
+            or type(entry.latency_s) not in (int, float)
+            or type(entry.created_at) is not str
         ):
             raise CacheCorrupt(
                 f"cache entry {name} is missing a field or has one of the wrong type"
             )
-        return cls(
-            key=key,
-            request=request,
-            text=response["text"],
-            input_tokens=response.get("input_tokens"),
-            output_tokens=response.get("output_tokens"),
-            raw=response.get("raw"),
-            latency_s=latency,
-            created_at=created,
-        )
+        return entry
 
 
 class SafeDisk(diskcache.Disk):
@@ -313,6 +310,10 @@ class ResponseCache:
         """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks."""
         try:
             value = self._cache.get(key)
+        except CacheCorrupt as exc:  # SafeDisk refused a pickled or misplaced value
+            raise CacheCorrupt(f"cache entry {key}: {exc}") from None
+        except ValueError:  # a value file that is not UTF-8
+            raise CacheCorrupt(f"cache entry {key} is not UTF-8 text") from None
         except (sqlite3.Error, diskcache.Timeout) as exc:
             raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
         if value is None:
@@ -403,12 +404,13 @@ class ResponseCache:
 
     def stats(self) -> dict[str, Any]:
         """Entries, size on disk, oldest and newest call, and entries per model."""
-        oldest = newest = None
+        times = []
         for key in self.keys():
             created = self._created_at(key)
-            if created is not None:
-                oldest = created if oldest is None or created < oldest else oldest
-                newest = created if newest is None or created > newest else newest
+            with contextlib.suppress(ValueError, TypeError):
+                times.append((parse_time(created), created))  # type: ignore[arg-type]
+        oldest = min(times)[1] if times else None
+        newest = max(times)[1] if times else None
         by_model = []
         by_provider: Counter[str] = Counter()
         for family, count in sorted(self._families().items()):
@@ -450,6 +452,13 @@ class ResponseCache:
             problem = self._problem(key)
             if problem:
                 problems.append((key, problem))
+        ((foreign,),) = self._cache._sql(
+            "SELECT COUNT(*) FROM Cache WHERE raw = 0 OR typeof(key) != 'text'"
+        ).fetchall()
+        if foreign:
+            problems.append(
+                ("(store)", f"{foreign} rows have keys harness never writes (pickled?)")
+            )
         try:
             warnings = self._cache.check(fix=False)
         except (sqlite3.Error, diskcache.Timeout) as exc:
@@ -461,7 +470,11 @@ class ResponseCache:
         try:
             entry = self.get(key)
         except CacheCorrupt as exc:
-            return str(exc).replace(f"cache entry {key} ", "", 1)
+            return (
+                str(exc)
+                .replace(f"cache entry {key}: ", "", 1)
+                .replace(f"cache entry {key} ", "", 1)
+            )
         if entry is None:
             return None  # deleted since the key was listed
         if canonical_key(entry.request) != key:

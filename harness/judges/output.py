@@ -74,6 +74,12 @@ class OutputSpec:
             return "labels: " + ", ".join(self.labels)
         return "yes/no"
 
+    def expectation(self) -> str:
+        """What a valid answer is, in words: for error and repair messages."""
+        if self.kind == "scale":
+            return f'"{self.key}": an integer from {self.low} to {self.high}'
+        return f'"{self.key}": ' + " or ".join(f'"{label}"' for label in self.labels)
+
     def as_key(self) -> dict[str, Any]:
         """What identifies this output type in a judge's version hash."""
         return {"kind": self.kind, "low": self.low, "high": self.high,

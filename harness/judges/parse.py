@@ -81,32 +81,35 @@ def _parse(text: str, output: OutputSpec) -> Verdict:
     cleaned = _THINK.sub("", text or "").strip()
     if not cleaned:
         raise JudgeParseError("the judge's answer is empty")
-    for obj in _json_objects(cleaned):
+    for obj, snippet in _json_objects(cleaned):
         found = _from_mapping(obj, output)
         if found is not None:
+            if found.rationale is None:  # {"score": 4} after some reasoning: keep the reasoning
+                found = _verdict(output, found.label, cleaned, snippet)
             return found
     found = _from_lines(cleaned, output) or _from_bare(cleaned, output)
     if found is None and output.kind == "scale":
         found = _from_sentences(cleaned, output)
     if found is None:
-        raise JudgeParseError(f"no {output.describe()} verdict found in the judge's answer")
+        raise JudgeParseError(f"no verdict ({output.expectation()}) found in the answer")
     return found
 
 
 # -- JSON and Python-literal objects ---------------------------------------------------
 
 
-def _json_objects(text: str, limit: int = 20) -> Iterator[dict[str, Any]]:
-    """Every top-level ``{...}`` in ``text`` that parses, in order (at most ``limit`` tried)."""
+def _json_objects(text: str, limit: int = 20) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every top-level ``{...}`` in ``text`` that parses, with its text, in order."""
     start, tried = text.find("{"), 0
     while start != -1 and tried < limit:
         tried += 1
         end = _matching_brace(text, start)
         if end is None:
             return
-        obj = _load_object(text[start:end + 1])
+        snippet = text[start:end + 1]
+        obj = _load_object(snippet)
         if obj is not None:
-            yield obj
+            yield obj, snippet
             start = text.find("{", end + 1)
         else:  # not an object: look inside it, it may hold one
             start = text.find("{", start + 1)
@@ -268,5 +271,5 @@ def _from_sentences(text: str, output: OutputSpec) -> Verdict | None:
 def _verdict(output: OutputSpec, label: str, text: str, verdict_part: str) -> Verdict:
     """The rationale of a prose answer is the text around its verdict."""
     rest = text.replace(verdict_part, " ", 1) if verdict_part else text
-    rationale = " ".join(rest.split()).strip(" .,:;-—*_#") or None
+    rationale = " ".join(rest.split()).lstrip(" .,:;-—*_#").rstrip(" ,:;-—*_#") or None
     return Verdict(output.value_of(label), label, rationale)

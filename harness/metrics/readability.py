@@ -42,15 +42,17 @@ _TWO_SYLLABLE_PAIR = re.compile(
 # re-gion, gor-geous, qua-lity, lan-guage; and "peo(ple)". Not before t (associ-a-ted) and
 # not at the end of the word (ra-ti-o).
 _MERGING_CONSONANT = re.compile(r"(?:[tcsxg]i|[cg]e|[qg]u|pe(?=o))(?!at)..")
-# A final e that is not spoken: "make", "rates", "jumped", "technique", "lately"
-# (but "wanted", "changes", "table").
+# A final vowel that is not spoken: "make", "rates", "jumped", "technique", "lately",
+# "basically" (but "wanted", "changes").
 _SILENT_FINAL_E = re.compile(
     r"[^aeiouy]e$|(?:[^aeiouyszxcgh]|[^aeiouycs]h)es$|[^aeiouytd]ed$|ques?$"
-    r"|[^aeiouy]e(?=ly$|ment$|ments$|ful$|less$|ness$)"
+    r"|[^aeiouy]e(?=ly$|ment$|ments$|ful$|less$|ness$)|ically$"
 )
-_CONSONANT_LE = re.compile(r"[^aeiouyl]l(?:e|es|ed)$")
+# ...but spoken after a consonant + l ("table", "tables") and in -ire ("fire", "entire").
+_SPOKEN_FINAL_E = re.compile(r"[^aeiouyl]l(?:es?|ed)$|ire[sd]?$")
 _SPOKEN_FINAL_M = re.compile(r"sms?$")  # mecha-nis-m, neo-pla-sm
-_SPOKEN_FINAL_EA = re.compile(r"..ea$|...eas$")  # are-a, ide-as
+_DIAERESIS = re.compile(r"(?<=[aeiou])[äëïöü]")
+_SPOKEN_FINAL_EA = re.compile(r"..eas?$")  # are-a, ide-as
 
 
 def count_syllables(word: str) -> int:
@@ -68,14 +70,19 @@ def count_syllables(word: str) -> int:
 @lru_cache(maxsize=65536)
 def _count_syllables(word: str) -> int:
     lowered = word.lower()
+    spoken_final_e = False
+    diaereses = 0
     if not lowered.isascii():
+        spoken_final_e = lowered.endswith("é")  # café, résumé
+        # A diaeresis splits a vowel pair: na-ïve, co-ördinate.
+        diaereses = len(_DIAERESIS.findall(lowered))
         decomposed = unicodedata.normalize("NFKD", lowered)
         lowered = "".join(c for c in decomposed if not unicodedata.combining(c))
     letters = "".join(_LATIN_LETTERS.findall(lowered))
     # A leading y before a vowel is a consonant ("year", "you").
     if len(letters) > 1 and letters[0] == "y" and letters[1] in "aeiou":
         letters = letters[1:]
-    count = 0
+    count = diaereses
     for group in _VOWEL_GROUP.finditer(letters):
         count += 1
         if group.end() - group.start() < 2:
@@ -91,7 +98,7 @@ def _count_syllables(word: str) -> int:
         count += 1
     if _SPOKEN_FINAL_M.search(letters):
         count += 1
-    if not _CONSONANT_LE.search(letters) and _SILENT_FINAL_E.search(letters):
+    if _SILENT_FINAL_E.search(letters) and not (spoken_final_e or _SPOKEN_FINAL_E.search(letters)):
         count -= 1
     return max(1, count)
 

@@ -122,11 +122,18 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
 
         judges = resolve_judges(config.judges, home=home, judges_file=config.judges_file,
                                 guidelines=config.guidelines)
+        for judge in judges:  # as for metrics: fail before the run, not on every row
+            for needed, what, present in (("expected", "expected answers", has_expected),
+                                          ("context", "contexts", has_context)):
+                if needed in judge.needs and not present:
+                    raise MetricError(f"judge {judge.name!r} needs {what}, and {dataset.ref} "
+                                      f"has none (map a column with --{needed} at import)")
         judge_uri = config.judge_model or home.settings.get("judge_model")
         if not judge_uri:
             raise ConfigError("--judge needs a judge model: pass --judge-model URI "
                               "or set judge_model in harness.toml")
-        judge_provider = resolve(judge_uri)
+        judge_provider = resolve(judge_uri, home.settings.get("providers", {}).get(
+            judge_uri.partition(":")[0], {}))
     return RunPlan(config, home, dataset, examples, provider, template, metrics, judges,
                    judge_provider)
 
@@ -274,11 +281,12 @@ def run_eval(
     else:
         run_id = uuid.uuid4().hex[:12]
     plan = plan_run(config, home, provider)
+    from harness.runner.limits import Budget, preflight
+
+    # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
+    preflight(config, home.settings, [plan.provider, plan.judge_provider])
     if config.mlflow:
         _prefetch_mlflow()
-    from harness.providers.pricing import set_prices
-
-    set_prices(home.settings.get("prices", {}))
     if resume:
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
@@ -293,8 +301,12 @@ def run_eval(
         from harness.cache.store import ResponseCache
 
         cache = ResponseCache(home.cache_dir)
-    caller = Caller(cache=cache, mode=config.cache, concurrency=config.concurrency,  # type: ignore[arg-type]
-                    on_event=lambda kind, data: _on_call_event(progress, kind, data))
+    spent = sum(float(u.get("cost_usd") or 0) for u in previous_usage.values()
+                if isinstance(u, dict))
+    caller = Caller.from_settings(
+        home.settings, cache=cache, mode=config.cache, concurrency=config.concurrency,
+        budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
+        on_event=lambda kind, data: _on_call_event(progress, kind, data))
     writer = BatchWriter(home, run_id)
     engine = _Engine(plan, caller, writer, progress)
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")

@@ -14,7 +14,10 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
     """metric -> {"mean", "p50", "p90", "count"} over rows.
 
     A judge asked several times (``--judge-samples``) is first averaged per row, so each
-    row weighs the same whatever its number of samples.
+    row weighs the same whatever its number of samples. Judges also get ``errors`` (judge
+    answers that failed: call errors and unparseable answers) and, when rows have two or
+    more samples, ``std`` and ``agreement`` (means over rows) and ``self_disagreement`` (rows
+    whose samples differ); see ``harness.judges.variance``.
     """
     if scores.empty:
         return {}
@@ -27,6 +30,16 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
     for metric in sorted(scores["metric"].unique()):
         values = per_row.loc[metric].tolist() if metric in per_row.index.get_level_values(0) else []
         result[metric] = aggregate(values)
+    if "source" in scores.columns:
+        from harness.judges.variance import sample_stats, summarize_samples
+
+        judged = scores[scores["source"] == "llm_judge"]
+        if not judged.empty:
+            errors = judged.groupby("metric")["error"].count()
+            for metric in judged["metric"].unique():
+                result[metric]["errors"] = int(errors.get(metric, 0))
+            for metric, stats in summarize_samples(sample_stats(judged)).items():
+                result[metric].update(stats)
     return result
 
 
@@ -35,8 +48,9 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 
     Columns: id, input, expected (several answers joined with `` || ``), context, output,
     error, latency_s, tokens, cached, then each metric's value (a judge's mean over its
-    samples) and, for judges, ``<judge>/rationale``. This is ``eval_results_table`` in
-    ``evaluate`` and in MLflow.
+    samples) and, for judges, ``<judge>/rationale``, ``<judge>/error`` when a judge answer
+    failed, and with several samples ``<judge>/std``, ``<judge>/agreement`` and
+    ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in MLflow.
     """
     table = outputs[["id", "input", "expected", "context", "output", "error", "latency_s",
                      "input_tokens", "output_tokens", "cached"]].copy()
@@ -54,4 +68,22 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
         rationales = first.pivot(index="example_id", columns="metric", values="rationale")
         rationales.columns = [f"{c}/rationale" for c in rationales.columns]
         table = table.join(rationales, on="id")
+        failed = judged.dropna(subset=["error"])
+        if not failed.empty:
+            errors = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
+            errors = errors.pivot(index="example_id", columns="metric", values="error")
+            errors.columns = [f"{c}/error" for c in errors.columns]
+            table = table.join(errors, on="id")
+        table = _join_sample_stats(table, judged)
     return table.reset_index(drop=True)
+
+
+def _join_sample_stats(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
+    from harness.judges.variance import sample_stats
+
+    stats = sample_stats(judged)
+    for metric, group in stats.groupby("metric", sort=True):
+        columns = group.set_index("example_id")[["std", "agreement", "self_disagreement"]]
+        columns.columns = [f"{metric}/{c}" for c in columns.columns]
+        table = table.join(columns, on="id")
+    return table

@@ -88,6 +88,8 @@ from harness.testing._fake_llm_config import FakeLLMConfig
 if TYPE_CHECKING:
     import httpx
 
+__all__ = ["FakeLLMConfig", "FakeLLMServer", "main"]
+
 START_TIMEOUT_S = 15.0
 _READY = re.compile(r"fake_llm ready http://\S+:(\d+)")
 _REPO_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the harness package
@@ -201,7 +203,8 @@ class FakeLLMServer:
                         return int(match.group(1))
                     if not line:  # EOF: the process died before it was ready
                         break
-        process.poll()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # alive but silent: stop() kills it
+            process.wait(timeout=2)
         raise HarnessError(
             f"fake LLM server did not start (exit code {process.returncode}): {self._errors()}"
         )
@@ -349,13 +352,21 @@ def main(argv: list[str] | None = None) -> None:
         config = _config_from_args(args)
     except (ValueError, ConfigError) as exc:
         sys.exit(f"fake_llm: {exc}")
-    _exit_with_parent(args.watch_stdin, args.parent_pid)
 
     def ready(port: int) -> None:
         print(f"fake_llm ready http://{args.host}:{port}", flush=True)
+        # Watch only once listening: a failed start then exits with its own message. A parent
+        # that died meanwhile is still noticed (stdin is already at EOF).
+        _exit_with_parent(args.watch_stdin, args.parent_pid)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C from a shell is the normal stop
+    try:
         asyncio.run(serve(config, args.host, args.port, ready))
+    except OSError as exc:  # the port is taken, or the host is not ours
+        sys.exit(f"fake_llm: cannot listen on {args.host}:{args.port}: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C from a shell is the normal stop
+        # os._exit: a watcher thread blocked reading stdin would abort a normal shutdown.
+        sys.stdout.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

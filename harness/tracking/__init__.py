@@ -5,6 +5,6 @@ Importing this package does not import MLflow; ``log_run`` does, when called.
 
 from __future__ import annotations
 
-from harness.tracking.mlflow_log import RunRecord, log_run, tracking_uri_for
+from harness.tracking.mlflow_log import DEFAULT_EXPERIMENT, RunRecord, log_run, tracking_uri_for
 
-__all__ = ["RunRecord", "log_run", "tracking_uri_for"]
+__all__ = ["DEFAULT_EXPERIMENT", "RunRecord", "log_run", "tracking_uri_for"]

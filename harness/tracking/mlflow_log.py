@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,7 +108,9 @@ def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True) -> str
     """
     with _mapped_errors(f"cannot log run {record.run_id} to MLflow at {tracking_uri}"):
         client, store = _open_store(tracking_uri)
-        experiment = _get_or_create_experiment(client, store, record.experiment)
+        experiment = _get_or_create_experiment(
+            client, store, record.experiment or DEFAULT_EXPERIMENT
+        )
         run = client.create_run(
             experiment.experiment_id,
             start_time=_ms(record.started_at),
@@ -144,12 +147,25 @@ def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
         artifact_root.mkdir(parents=True, exist_ok=True)
         # Opening the store ourselves, with the home's artifact root, means the database
         # (and its "Default" experiment) is created pointing into the home, not the cwd.
-        store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
+        with _quiet_logger("mlflow.store.db.utils"):
+            store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
     client = MlflowClient(tracking_uri=tracking_uri)
     if store is None:
         # MlflowClient exposes no public accessor for its store; trace writes need it.
         store = client._tracking_client.store
     return client, store
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Hide a logger's INFO lines ("Creating initial MLflow database tables...") for a while."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _get_or_create_experiment(client: MlflowClient, store: Any, name: str) -> Any:
@@ -268,10 +284,18 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
 def _log_traces(
     client: MlflowClient, store: Any, experiment: Any, run_id: str, record: RunRecord
 ) -> None:
-    from harness.tracking.traces import build_row_traces, write_traces_via_store
+    from harness.tracking.traces import (
+        build_row_traces,
+        supports_trace_api,
+        write_traces_via_store,
+    )
     from harness.tracking.traces_sql import is_sql_store, write_traces_sql
 
     row_traces = build_row_traces(record)
+    if not is_sql_store(store) and not supports_trace_api(store):
+        # e.g. the legacy file store: the run is still complete without its traces.
+        client.set_tag(run_id, TRACES_TAG, f"skipped: {type(store).__name__} cannot store traces")
+        return
     if is_sql_store(store):
         write_traces_sql(store, row_traces, experiment=experiment, mlflow_run_id=run_id)
         written = "sql-bulk"

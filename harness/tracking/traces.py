@@ -162,13 +162,16 @@ def span_attributes(row: RowTrace) -> dict[str, str]:
     """The root span's attributes, JSON-encoded as MLflow stores span attributes."""
     from mlflow.tracing.constant import SpanAttributeKey
 
-    return {
+    attributes = {
         SpanAttributeKey.REQUEST_ID: json.dumps(row.trace_id),
         SpanAttributeKey.SPAN_TYPE: json.dumps(SPAN_TYPE),
         SpanAttributeKey.INPUTS: json.dumps(row.inputs, ensure_ascii=False),
-        SpanAttributeKey.OUTPUTS: json.dumps(row.outputs, ensure_ascii=False),
-        HARNESS_ROW_KEY: json.dumps(row.row_id),
     }
+    # A row without output (it failed) has no outputs at all, as a span that never set them.
+    if row.outputs is not None:
+        attributes[SpanAttributeKey.OUTPUTS] = json.dumps(row.outputs, ensure_ascii=False)
+    attributes[HARNESS_ROW_KEY] = json.dumps(row.row_id)
+    return attributes
 
 
 def span_events(row: RowTrace) -> list[dict[str, Any]]:
@@ -189,8 +192,10 @@ def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
         TraceMetadataKey,
     )
 
-    def truncated(value: str) -> str:
+    def truncated(value: str | None) -> str:
         # The same cut MLflow's span processor makes for these two keys.
+        if not value:
+            return ""
         if len(value) <= MAX_CHARS_IN_TRACE_INFO_METADATA:
             return value
         return (
@@ -201,7 +206,9 @@ def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
         TraceMetadataKey.SOURCE_RUN: mlflow_run_id,
         TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
         TraceMetadataKey.INPUTS: truncated(json.dumps(row.inputs, ensure_ascii=False)),
-        TraceMetadataKey.OUTPUTS: truncated(json.dumps(row.outputs, ensure_ascii=False)),
+        TraceMetadataKey.OUTPUTS: truncated(
+            None if row.outputs is None else json.dumps(row.outputs, ensure_ascii=False)
+        ),
     }
 
 
@@ -268,6 +275,13 @@ def to_mlflow_assessment(row: RowTrace, data: AssessmentData, *, mlflow_run_id: 
     return Feedback(value=data.value, rationale=data.rationale, error=error, **common)
 
 
+def supports_trace_api(store: Any) -> bool:
+    """Whether ``store`` implements span logging (MLflow's base store only raises)."""
+    from mlflow.store.tracking.abstract_store import AbstractStore
+
+    return type(store).log_spans is not AbstractStore.log_spans
+
+
 def write_traces_via_store(
     store: Any,
     traces: list[RowTrace],
@@ -282,6 +296,7 @@ def write_traces_via_store(
     several milliseconds per trace and per assessment; SQL stores use ``traces_sql`` instead.
     """
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
+    from mlflow.tracing.constant import TraceTagKey
 
     for row in traces:
         request_preview, response_preview = previews(row)
@@ -296,7 +311,7 @@ def write_traces_via_store(
                 response_preview=response_preview,
                 client_request_id=row.row_id,
                 trace_metadata=trace_metadata(row, mlflow_run_id=mlflow_run_id),
-                tags={},
+                tags={TraceTagKey.TRACE_NAME: ROOT_SPAN_NAME},
             )
         )
     for start in range(0, len(traces), chunk_size):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def build_entry(req: ModelRequest, text: str = "Paris", created_at: str = FIXED_
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> ResponseCache:
+def cache(tmp_path: Path) -> Iterator[ResponseCache]:
     with ResponseCache(tmp_path / "cache") as opened:
         yield opened
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -31,7 +32,7 @@ def filled(cache, make_request, store_request) -> list[str]:
 
 
 @pytest.fixture
-def fresh(tmp_path) -> ResponseCache:
+def fresh(tmp_path) -> Iterator[ResponseCache]:
     with ResponseCache(tmp_path / "fresh") as opened:
         yield opened
 

@@ -74,5 +74,6 @@ def test_two_processes_write_distinct_keys_concurrently(tmp_path) -> None:
         assert len(cache) == 2 * PER_PROCESS
         for w in (1, 2):
             for i in range(PER_PROCESS):
-                assert cache.get(request_key(request(w, i))).text == f"{w}:{i}"
+                entry = cache.get(request_key(request(w, i)))
+                assert entry is not None and entry.text == f"{w}:{i}"
         assert cache.verify() == []

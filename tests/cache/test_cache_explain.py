@@ -71,9 +71,8 @@ def test_ties_go_to_the_longest_common_prompt_prefix(make_request) -> None:
         return canonical_request(make_request(messages=({"role": "user", "content": text},)))
 
     wanted = asking("What is the capital of Peru?")
-    assert closest(wanted, [asking("Who wrote Hamlet?"), asking("What is the capital of Chile?")])[
-        "messages"
-    ][0]["content"].endswith("Chile?")
+    chile = asking("What is the capital of Chile?")
+    assert closest(wanted, [asking("Who wrote Hamlet?"), chile]) is chile
 
 
 def test_message_count_role_and_sample_index(make_request) -> None:

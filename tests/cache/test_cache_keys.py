@@ -140,10 +140,10 @@ def test_same_request_in_another_order_has_the_same_key() -> None:
     reordered = ModelRequest(
         sample_index=0,
         params={"seed": 7, "max_tokens": 16, "top_p": 1.0, "temperature": 0.0},
-        messages=[
+        messages=[  # type: ignore[arg-type]  # a list, not a tuple, keys in another order
             {"content": "Answer in one word.", "role": "system"},
             {"content": "What is the capital of France?", "role": "user"},
-        ],  # a list, not a tuple, with keys in another order
+        ],
         model="gpt-4o-mini",
         base_url="https://api.openai.com/v1",
         provider="openai",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_a_missing_key_is_none(cache) -> None:
 def test_entries_survive_reopening(tmp_path, make_request, store_request) -> None:
     key = store_request(make_request())
     with ResponseCache(tmp_path / "cache") as reopened:
-        assert reopened.get(key).text == "Paris"
+        entry = reopened.get(key)
+        assert entry is not None and entry.text == "Paris"
 
 
 def test_set_refuses_an_entry_under_another_key(cache, make_request, make_entry) -> None:
@@ -67,8 +69,6 @@ def test_stored_value_is_canonical_json_text(cache, make_request, store_request)
     document = json.loads(stored)
     assert canonical_json(document).decode() == stored
     body = {k: v for k, v in document.items() if k != "checksum"}
-    import hashlib
-
     assert document["checksum"] == hashlib.sha256(canonical_json(body)).hexdigest()
     assert set(document) == {
         "schema", "key", "request", "response", "latency_s", "created_at", "checksum"
@@ -109,8 +109,11 @@ def test_a_pickled_value_is_never_unpickled(cache, tmp_path, make_request) -> No
 
     key = request_key(make_request())
     raw_store(cache).set(key, pickle.loads(pickle.dumps({"x": 1})) | {"e": Exploit()})
-    with pytest.raises(CacheCorrupt, match="pickle"):
+    with pytest.raises(CacheCorrupt, match=f"{key}: .*pickle"):
         cache.get(key)
+    assert cache.verify()[0][0] == key
+    raw_store(cache).set(("pickled", "key"), "v")
+    assert ("(store)", "1 rows have keys harness never writes (pickled?)") in cache.verify()
     assert not marker.exists()
 
 
@@ -140,6 +143,25 @@ def test_a_valid_but_non_canonical_entry_is_accepted(cache, make_request, make_e
     document = make_entry(req).to_document()
     raw_store(cache).set(key, json.dumps(document, indent=2))
     assert cache.get(key).text == "Paris"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("text", 5), ("input_tokens", "21"), ("raw", [1]), ("latency_s", "fast"), ("request", None)],
+)
+def test_a_checksummed_entry_with_a_wrong_field_is_corrupt(
+    cache, make_request, make_entry, field, value
+) -> None:
+    req = make_request()
+    key = request_key(req)
+    document = make_entry(req).to_document()
+    del document["checksum"]
+    target = document if field in ("latency_s", "request") else document["response"]
+    target[field] = value
+    document["checksum"] = hashlib.sha256(canonical_json(document)).hexdigest()
+    raw_store(cache).set(key, canonical_json(document).decode())
+    with pytest.raises(CacheCorrupt, match="wrong type"):
+        cache.get(key)
 
 
 def test_an_entry_moved_under_another_key_is_corrupt(cache, make_request, store_request) -> None:

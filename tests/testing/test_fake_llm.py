@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import harness.testing
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.testing import FakeLLMConfig, FakeLLMServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,9 +109,7 @@ def test_max_tokens_cuts_the_answer(server: FakeLLMServer, client: httpx.Client)
     assert data["usage"]["completion_tokens"] == 3
 
 
-@pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic x"}]
-)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic x"}])
 def test_openai_and_databricks_need_a_bearer_token(
     server: FakeLLMServer, client: httpx.Client, headers: dict[str, str]
 ) -> None:
@@ -499,6 +497,11 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_start_failure_is_reported(running: FakeLLMServer) -> None:
+    with pytest.raises(HarnessError, match="address already in use"):
+        FakeLLMServer(port=running.port).start()
 
 
 def test_stop_ends_the_process() -> None:

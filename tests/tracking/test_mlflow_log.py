@@ -183,7 +183,7 @@ def test_prompt_and_config_artifacts_land_in_the_home(logged):
 
 def _traces_by_row(client, run):
     traces = client.search_traces(
-        experiment_ids=[run.info.experiment_id], run_id=run.info.run_id, max_results=100
+        locations=[run.info.experiment_id], run_id=run.info.run_id, max_results=100
     )
     return {t.info.client_request_id: t for t in traces}
 
@@ -201,6 +201,9 @@ def test_one_trace_per_row_with_inputs_outputs_and_state(logged):
         if output is not None and not output.startswith("{"):
             assert span.outputs == output
             assert trace.info.response_preview == json.dumps(output, ensure_ascii=False)
+    # MLflow's span store decodes a string output that is itself JSON (the table keeps it raw).
+    assert traces["r3"].data.spans[0].outputs == {"a": [1, 2]}
+    assert traces["r5"].info.response_preview is None
     assert traces["r1"].info.execution_duration == 500
     assert traces["r5"].data.spans[0].events[0].attributes["exception.message"].startswith(
         "ProviderTimeout"
@@ -241,7 +244,9 @@ def test_traces_carry_feedback_and_the_expectation(logged):
 
 def test_fluent_search_traces_by_run_finds_every_row(logged):
     with global_tracking_uri(logged["uri"]):
-        frame = mlflow.search_traces(run_id=logged["run_id"])
+        frame = mlflow.search_traces(
+            run_id=logged["run_id"], locations=[logged["run"].info.experiment_id]
+        )
     assert len(frame) == len(ROWS)
 
 
@@ -249,8 +254,9 @@ def _normalized(trace) -> dict:
     """A trace as a dict without the parts that differ between two writes of it."""
     info = trace.info
     assessments = sorted(
-        (a.name, a.source.source_type, a.source.source_id, a.rationale, a.valid, a.metadata,
-         json.dumps(a.feedback.to_dictionary() if a.feedback else a.expectation.to_dictionary()))
+        (a.name, a.source.source_type, a.source.source_id, a.rationale, a.valid,
+         sorted(a.metadata), json.dumps(a.feedback.to_dictionary() if a.feedback
+                                        else a.expectation.to_dictionary()))
         for a in info.assessments
     )  # fmt: skip
     span = trace.data.spans[0].to_dict()
@@ -295,7 +301,7 @@ def test_without_traces_the_run_has_table_but_no_traces(tmp_path):
     run_id = log_run(make_record(experiment="no-traces"), tracking_uri=uri, traces=False)
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
-    assert client.search_traces(experiment_ids=[run.info.experiment_id], run_id=run_id) == []
+    assert client.search_traces(locations=[run.info.experiment_id], run_id=run_id) == []
     assert [f.path for f in client.list_artifacts(run_id)] == [
         "eval_results_table.json",
         "prompt_template.txt",
@@ -319,3 +325,26 @@ def test_an_unusable_store_path_is_a_tracking_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(TrackingError):
         log_run(make_record(), tracking_uri=tracking_uri_for(tmp_path))
+
+
+def test_a_file_store_gets_the_run_and_skips_traces(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    run_id = log_run(make_record(experiment="files"), tracking_uri=uri)
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.data.metrics == make_record().metrics
+    assert run.data.tags["harness.traces"] == "skipped: FileStore cannot store traces"
+
+
+def test_a_run_without_rows_is_logged(tmp_path):
+    record = make_record(experiment="empty")
+    record.rows = record.rows.iloc[0:0]
+    record.feedback = []
+    uri = tracking_uri_for(tmp_path)
+    run_id = log_run(record, tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert client.search_traces(locations=[run.info.experiment_id], run_id=run_id) == []
+    table = json.loads(Path(client.download_artifacts(run_id, "eval_results_table.json")).read_text())
+    assert table == {"columns": list(record.rows.columns), "data": []}

@@ -1,0 +1,66 @@
+"""How much a judge asked several times (``--judge-samples N``) agrees with itself.
+
+Per row and judge, over the samples that gave a verdict: the mean, the standard deviation
+(population, ``ddof=0``: the spread of these very answers), and the agreement, the share of
+samples that gave the most common answer (1.0 when all agree). A row where the samples do
+not all agree is flagged ``self_disagreement``. Overall, per judge: the mean of the per-row
+std and agreement, and the number of flagged rows. Rows with fewer than two usable samples
+have no spread to measure and are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["STAT_COLUMNS", "row_stats", "sample_stats", "summarize_samples"]
+
+STAT_COLUMNS = ("samples", "mean", "std", "agreement", "self_disagreement")
+
+
+def row_stats(values: list[float]) -> dict[str, Any]:
+    """Mean, std, agreement and the self-disagreement flag of one row's sample values."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
+    top = Counter(values).most_common(1)[0][1]
+    return {"samples": n, "mean": mean, "std": std, "agreement": top / n,
+            "self_disagreement": top < n}
+
+
+def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (metric, example_id) of judge scores with at least two usable samples.
+
+    Columns: metric, example_id, samples, mean, std, agreement, self_disagreement.
+    """
+    import pandas as pd
+
+    columns = ["metric", "example_id", *STAT_COLUMNS]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
+    judged = scores
+    if "source" in scores.columns:
+        judged = scores[scores["source"] == "llm_judge"]
+    judged = judged.dropna(subset=["value"])
+    records = []
+    for (metric, example_id), group in judged.groupby(["metric", "example_id"], sort=True):
+        values = [float(v) for v in group["value"]]
+        if len(values) >= 2:
+            records.append({"metric": metric, "example_id": example_id, **row_stats(values)})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def summarize_samples(stats: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """metric -> {"std", "agreement", "self_disagreement"} over the rows of ``sample_stats``."""
+    summary: dict[str, dict[str, float]] = {}
+    for metric, group in stats.groupby("metric", sort=True):
+        summary[str(metric)] = {
+            "std": float(group["std"].mean()),
+            "agreement": float(group["agreement"].mean()),
+            "self_disagreement": int(group["self_disagreement"].sum()),
+        }
+    return summary

@@ -1,0 +1,245 @@
+"""What the HTTP providers share: the base class, error mapping and Retry-After parsing.
+
+An ``HTTPProvider`` builds a URL, headers and a JSON body for a ``ModelRequest``, posts it
+with the ``httpx.AsyncClient`` the caller hands in, and parses the answer. Every failure
+becomes one of the ``ProviderError`` classes here, where it enters harness:
+
+- HTTP 4xx/5xx -> ``ProviderHTTPError(status, retry_after)`` (retryable: 408, 429, 5xx);
+- httpx timeouts -> ``ProviderTimeout``; other transport errors -> ``ProviderConnectionError``;
+- a 2xx body that is not JSON (a gateway's HTML page, a cut-off body) -> a retryable
+  ``ProviderResponseError``; JSON of the wrong shape -> a final one.
+
+Messages name the model URI, the server (without credentials or query string) and the
+server's own error text, never a header or a key: the API key lives in the provider
+instance only, and any echo of it in a server's message is replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.cache.keys import EXCLUDED_PARAMS
+from harness.errors import (
+    ConfigError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeout,
+)
+from harness.providers.base import ModelRequest, ModelResponse, Provider
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_SERVER_MESSAGE = 300  # characters of a server's error text kept in a row's error
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password and query string (Azure and proxies put keys there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a server asks us to wait: ``retry-after-ms``, else ``Retry-After``.
+
+    ``Retry-After`` is whole seconds or an HTTP date on the real wire; fractions are
+    accepted too. Anything unparseable is ignored (the backoff takes over).
+    """
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def env_value(name: str | None) -> str | None:
+    """The environment variable ``name``, or None when unset or blank."""
+    if not name:
+        return None
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def reject_inline_secrets(options: Mapping[str, Any], where: str) -> None:
+    """Keys belong in environment variables: refuse them in harness.toml or options."""
+    for name in ("api_key", "token", "headers", "extra_headers"):
+        if name in options:
+            raise ConfigError(
+                f"{where}: {name!r} is not read from settings, so it can never be stored "
+                f"with a run; put the key in an environment variable and name it with "
+                f"api_key_env"
+            )
+
+
+class HTTPProvider(Provider):
+    """A provider that answers over HTTP; subclasses say how to build and read a call."""
+
+    key_env: ClassVar[str] = ""  # the environment variable a key comes from, for messages
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        key_env: str | None = None,
+        key_required: bool = True,
+    ) -> None:
+        super().__init__(model, base_url.rstrip("/"))
+        self._api_key = api_key  # never in a request, a key, a message or a repr
+        self.key_env_name = key_env or self.key_env
+        self.key_required = key_required
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r}, base_url={self.base_url!r})"
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._api_key)
+
+    def check_credentials(self) -> None:
+        """Raise ConfigError when a key is needed and missing (called before a run starts)."""
+        if self.key_required and not self._api_key:
+            raise ConfigError(f"{self.uri} needs an API key: set {self.key_env_name}")
+
+    def auth_hint(self) -> str:
+        """What to check after a 401/403, naming the variable, never its value."""
+        return f"check {self.key_env_name}"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a message."""
+        return (self._api_key,) if self._api_key else ()
+
+    # -- what a subclass provides -------------------------------------------------------
+
+    @abstractmethod
+    def url(self, request: ModelRequest) -> str:
+        """Where the request is posted."""
+
+    @abstractmethod
+    def headers(self) -> dict[str, str]:
+        """Headers for every request, including auth."""
+
+    @abstractmethod
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body for ``request``."""
+
+    @abstractmethod
+    def parse(self, data: dict[str, Any]) -> ModelResponse:
+        """Text and usage from a 2xx JSON body; raise KeyError/TypeError/ValueError if odd."""
+
+    def error_text(self, data: Any) -> str:
+        """The server's own message from an error body (OpenAI shape by default)."""
+        if isinstance(data, dict):
+            error = data.get("error")
+            if isinstance(error, dict) and error.get("message"):
+                return str(error["message"])
+            if isinstance(error, str):
+                return error
+            if data.get("message"):
+                return str(data["message"])
+        return ""
+
+    # -- the call -----------------------------------------------------------------------
+
+    async def complete(
+        self, request: ModelRequest, client: httpx.AsyncClient | None
+    ) -> ModelResponse:
+        if client is None:
+            raise ProviderError(f"{self.uri} is an HTTP provider and needs an HTTP client")
+        import httpx
+
+        url = self.url(request)
+        started = time.perf_counter()
+        try:
+            response = await client.post(url, json=self.body(request), headers=self.headers())
+        except httpx.TimeoutException as e:
+            raise ProviderTimeout(
+                f"{self.uri}: no answer from {redact_url(url)} in time ({type(e).__name__})"
+            ) from None
+        except httpx.HTTPError as e:  # connect, read, write, protocol errors: all transient
+            reason = self.scrub(str(e))[:200] or type(e).__name__
+            raise ProviderConnectionError(
+                f"{self.uri}: connection to {redact_url(url)} failed: {reason}"
+            ) from None
+        latency = time.perf_counter() - started
+        if response.status_code >= 400:
+            raise self.http_error(response, url)
+        try:
+            data = response.json()
+        except ValueError:
+            error = ProviderResponseError(
+                f"{self.uri}: HTTP {response.status_code} from {redact_url(url)} "
+                f"with a body that is not JSON"
+            )
+            error.retryable = True  # a gateway's HTML page or a cut-off body: try again
+            raise error from None
+        try:
+            result = self.parse(data)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise ProviderResponseError(
+                f"{self.uri}: unexpected answer shape from {redact_url(url)} "
+                f"({type(e).__name__}: {self.scrub(str(e))[:100]})"
+            ) from None
+        result.latency_s = result.latency_s or latency
+        result.raw = data if isinstance(data, dict) else {"body": data}
+        return result
+
+    def http_error(self, response: httpx.Response, url: str) -> ProviderHTTPError:
+        """A 4xx/5xx answer as an error that names the server's reason, never a key."""
+        status = response.status_code
+        try:
+            text = self.error_text(response.json())
+        except ValueError:
+            text = ""
+        text = " ".join(self.scrub(text).split())[:MAX_SERVER_MESSAGE]
+        message = f"{self.uri}: HTTP {status} from {redact_url(url)}"
+        if text:
+            message += f": {text}"
+        if status in (401, 403):
+            message += f" ({self.auth_hint()})"
+        elif status == 404:
+            message += f" (is {self.model!r} the right model name?)"
+        return ProviderHTTPError(
+            message, status=status, retry_after=parse_retry_after(response.headers)
+        )
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Generation parameters to send: nulls and client-side settings dropped."""
+    return {k: v for k, v in params.items() if v is not None and k not in EXCLUDED_PARAMS}
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,54 @@
+"""word_count and latency, and the word splitting that word_count and readability share."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.metrics import ScoringRow, get_metric
+from harness.metrics.text import words
+
+
+def score(name: str, output: str, latency_s: float | None = None) -> float | None:
+    row = ScoringRow(input="", output=output, expected=(), context=None, latency_s=latency_s)
+    return get_metric(name).score(row)
+
+
+@pytest.mark.parametrize(
+    ("output", "count"),
+    [
+        ("The cat sat on the mat.", 6),
+        ("", 0),
+        ("   \n\t ", 0),
+        ("... -- !!! (—)", 0),
+        ("well-known don't 3.5 10,000 e.g.", 5),
+        ("and/or x—y (a)", 5),
+        ("L’Hôpital’s rule", 2),
+        ("Ünïcödé wörds çount", 3),
+        ("p < 0.05, n = 120", 4),
+        ("東京 は 首都", 3),
+        ("東京は首都です", 1),
+        ("line one\nline two", 4),
+    ],
+)
+def test_word_count(output: str, count: int) -> None:
+    assert score("word_count", output) == float(count)
+    assert len(words(output)) == count
+
+
+def test_words_are_stripped_of_joining_punctuation() -> None:
+    assert words("Well-known, isn't it? 3.5%") == ("Wellknown", "isnt", "it", "35")
+    assert words("“Quoted” — text…") == ("Quoted", "text")
+
+
+def test_word_count_is_a_float_even_for_empty_output() -> None:
+    value = score("word_count", "")
+    assert value == 0.0 and isinstance(value, float)
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.25, 12.5])
+def test_latency_is_the_rows_latency(latency: float) -> None:
+    assert score("latency", "anything", latency_s=latency) == latency
+
+
+def test_latency_is_none_when_unknown() -> None:
+    assert score("latency", "anything", latency_s=None) is None

@@ -1,0 +1,152 @@
+"""The public interface of harness.metrics: names, lookup, errors, the None rule."""
+
+from __future__ import annotations
+
+import pytest
+
+import harness.metrics as metrics
+from harness.errors import HarnessError, MetricError
+from harness.metrics import (
+    DEFAULT_METRICS,
+    Metric,
+    ScoringRow,
+    get_metric,
+    metric_names,
+    register_metric,
+)
+
+BUILTIN = [
+    "ari_grade_level",
+    "exact_match",
+    "flesch_kincaid_grade_level",
+    "latency",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "token_f1",
+    "word_count",
+]
+
+
+def row(output: str, *expected: str, latency_s: float | None = 0.5) -> ScoringRow:
+    return ScoringRow(
+        input="q", output=output, expected=expected, context=None, latency_s=latency_s
+    )
+
+
+def test_exported_names_are_the_contract() -> None:
+    assert sorted(metrics.__all__) == [
+        "AGGREGATE_KEYS",
+        "DEFAULT_METRICS",
+        "Metric",
+        "ScoringRow",
+        "aggregate",
+        "aggregate_scores",
+        "get_metric",
+        "metric_names",
+        "register_metric",
+    ]
+
+
+def test_builtin_metrics_are_registered_and_sorted() -> None:
+    assert [name for name in metric_names() if name in BUILTIN] == BUILTIN
+    assert set(BUILTIN) <= set(metric_names())
+
+
+def test_every_builtin_has_a_one_line_description() -> None:
+    for name in BUILTIN:
+        metric = get_metric(name)
+        assert metric.name == name
+        assert metric.description and "\n" not in metric.description
+        assert len(metric.description) <= 100
+
+
+def test_needs_expected_marks_the_reference_metrics() -> None:
+    needing = {name for name in BUILTIN if get_metric(name).needs_expected}
+    assert needing == {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
+
+
+def test_default_metrics_exist() -> None:
+    assert DEFAULT_METRICS
+    for name in DEFAULT_METRICS:
+        assert get_metric(name).name == name
+
+
+def test_unknown_metric_names_the_known_ones() -> None:
+    with pytest.raises(MetricError) as caught:
+        get_metric("bleu")
+    message = str(caught.value)
+    assert message.startswith("unknown metric 'bleu'; known: ")
+    assert message == "unknown metric 'bleu'; known: " + ", ".join(metric_names())
+    assert isinstance(caught.value, HarnessError)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["exact_match", "token_f1", "rouge1", "rouge2", "rougeL"])
+def test_reference_metrics_return_none_without_expected(name: str) -> None:
+    assert get_metric(name).score(row("Paris")) is None
+    assert get_metric(name).score(row("Paris, France", "paris france")) == 1.0
+
+
+@pytest.mark.parametrize(
+    "name", ["word_count", "ari_grade_level", "flesch_kincaid_grade_level", "latency"]
+)
+def test_other_metrics_score_rows_without_expected(name: str) -> None:
+    assert get_metric(name).score(row("The cat sat on the mat.")) is not None
+
+
+def test_register_a_custom_metric_and_refuse_a_duplicate() -> None:
+    shouting = Metric(
+        name="test_shouting",
+        description="1 if the output is all capitals",
+        needs_expected=False,
+        fn=lambda scoring_row: float(scoring_row.output.isupper()),
+    )
+    try:
+        assert register_metric(shouting) is shouting
+        assert get_metric("test_shouting").score(row("HELLO")) == 1.0
+        assert "test_shouting" in metric_names()
+        register_metric(shouting)  # the same object again is harmless
+        impostor = Metric("test_shouting", "other", False, lambda scoring_row: 0.0)
+        with pytest.raises(MetricError, match="already registered"):
+            register_metric(impostor)
+        assert register_metric(impostor, replace=True) is impostor
+        assert get_metric("test_shouting").score(row("HELLO")) == 0.0
+    finally:
+        metrics._registry.pop("test_shouting", None)
+
+
+def test_builtin_name_cannot_be_taken_silently() -> None:
+    fake = Metric("exact_match", "fake", True, lambda scoring_row: 0.5)
+    with pytest.raises(MetricError, match="'exact_match' is already registered"):
+        register_metric(fake)
+    assert get_metric("exact_match").score(row("a", "a")) == 1.0
+
+
+def test_rows_and_metrics_are_immutable() -> None:
+    scoring_row = row("x", "y")
+    with pytest.raises(AttributeError):
+        scoring_row.output = "z"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        get_metric("rouge1").name = "rouge9"  # type: ignore[misc]
+
+
+def test_every_metric_scores_odd_rows_without_raising() -> None:
+    odd_outputs = [
+        "",
+        " ",
+        "...",
+        "?!",
+        "42",
+        "日本語のテキスト。",
+        "Ünïcödé — “quoted” text…",
+        "a\n\nb",
+    ]
+    for output in odd_outputs:
+        for name in BUILTIN:
+            value = get_metric(name).score(
+                ScoringRow(
+                    input="", output=output, expected=("x", ""), context=None, latency_s=None
+                )
+            )
+            assert value is None or isinstance(value, float), (name, output, value)
