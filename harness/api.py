@@ -59,6 +59,8 @@ def evaluate(
     judges: Sequence[str] = (),
     judge_model: str | None = None,
     judge_samples: int = 1,
+    guidelines: Sequence[str] = (),
+    judges_file: str | os.PathLike[str] | None = None,
     prompt: str | None = None,
     system: str | None = None,
     params: dict[str, Any] | None = None,
@@ -109,7 +111,8 @@ def evaluate(
     config = RunConfig(
         data=ref, model=str(model_uri), prompt=prompt, system=system, params=dict(params or {}),
         metrics=list(dict.fromkeys([*chosen, *extra_metrics])), judges=list(judges),
-        judge_model=judge_model, judge_samples=judge_samples, cache=cache,
+        judge_model=judge_model, judge_samples=judge_samples, guidelines=list(guidelines),
+        judges_file=str(judges_file) if judges_file is not None else None, cache=cache,
         concurrency=concurrency, experiment=experiment, run_name=run_name, max_cost=max_cost,
         mlflow=log_to_mlflow,
     )

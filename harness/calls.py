@@ -301,7 +301,12 @@ class Caller:
         if self.budget is not None:
             from harness.providers.pricing import cost_usd
 
-            reserved = self.budget.reserve(cost_usd(provider.uri, tokens_in, tokens_out) or 0.0)
+            def estimate() -> float:
+                nonlocal tokens_in, tokens_out
+                tokens_in, tokens_out = self._estimate(provider, request)
+                return cost_usd(provider.uri, tokens_in, tokens_out) or 0.0
+
+            reserved = await self.budget.reserve(estimate)
         attempts = 0
 
         async def attempt() -> ModelResponse:

@@ -20,6 +20,7 @@ COMMANDS = {
     "run": "harness.cli.run:run",
     "runs": "harness.cli.runs:runs",
     "cache": "harness.cli.cache:cache",
+    "judges": "harness.cli.judges:judges",
     "sync": "harness.cli.sync:sync",
     "ui": "harness.cli.ui:ui",
 }

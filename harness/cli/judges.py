@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from harness.cli.output import fmt, home_of, print_json, print_table
@@ -15,73 +17,168 @@ def judges() -> None:
 
 
 @judges.command("list")
-@click.option("--judges", "judges_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Also list the [judges.NAME] tables of this TOML file.")
-@click.option("--guideline", "guidelines", multiple=True, metavar="TEXT",
-              help="Guidelines for the `guidelines` judge (they are part of its version).")
+@click.option(
+    "--judges",
+    "judges_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also list the [judges.NAME] tables of this TOML file.",
+)
+@click.option(
+    "--guideline",
+    "guidelines",
+    multiple=True,
+    metavar="TEXT",
+    help="Guidelines for the `guidelines` judge (they are part of its version).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the judges as JSON.")
 @click.pass_context
-def list_(ctx: click.Context, judges_file: str | None, guidelines: tuple[str, ...],
-          as_json: bool) -> None:
-    """List the judges --judge accepts, with output type, needs and version."""
+def list_(
+    ctx: click.Context, judges_file: str | None, guidelines: tuple[str, ...], as_json: bool
+) -> None:
+    """List the judges --judge accepts: output type, the fields they use, version."""
     from harness.config import resolve_home
     from harness.judges import available_judges
 
-    found = available_judges(home=resolve_home(home_of(ctx)), judges_file=judges_file,
-                             guidelines=guidelines)
-    rows = []
+    found = available_judges(
+        home=resolve_home(home_of(ctx)), judges_file=judges_file, guidelines=guidelines
+    )
+    rows: list[dict[str, Any]] = []
     for name, judge in sorted(found.items()):
         if judge is None:  # the guidelines judge, without guidelines
-            rows.append({"name": name, "origin": "builtin", "output": "yes/no",
-                         "needs": ["input", "output"], "version": None,
-                         "description": "yes/no: the output follows every --guideline "
-                                        "(pass --guideline TEXT)"})
+            rows.append(
+                {
+                    "name": name,
+                    "origin": "builtin",
+                    "output": "yes/no",
+                    "fields": ["input", "output"],
+                    "version": None,
+                    "description": "yes/no: the output follows every --guideline "
+                    "(pass --guideline TEXT)",
+                }
+            )
             continue
-        rows.append({"name": name, "origin": judge.origin, "output": judge.output.describe(),
-                     "needs": sorted(judge.fields), "version": judge.version,
-                     "description": judge.description})
+        rows.append(
+            {
+                "name": name,
+                "origin": judge.origin,
+                "output": judge.output.describe(),
+                "fields": sorted(judge.fields),
+                "version": judge.version,
+                "description": judge.description,
+            }
+        )
     if as_json:
         print_json(rows)
         return
-    print_table(None, ["judge", "origin", "output", "uses", "version", "description"],
-                [[r["name"], r["origin"], r["output"], ", ".join(r["needs"]), r["version"] or "",
-                  r["description"]] for r in rows])
+    print_table(
+        None,
+        ["judge", "origin", "output", "uses", "version", "description"],
+        [
+            [
+                r["name"],
+                r["origin"],
+                r["output"],
+                ", ".join(r["fields"]),
+                r["version"] or "",
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @judges.command("calibrate")
-@click.option("--data", "data_ref", required=True, metavar="NAME[@VERSION]",
-              help="Dataset holding the human labels.")
+@click.option(
+    "--data",
+    "data_ref",
+    required=True,
+    metavar="NAME[@VERSION]",
+    help="Dataset holding the human labels.",
+)
 @click.option("--judge", "judge_name", required=True, metavar="NAME", help="Judge to check.")
-@click.option("--label", "label_column", required=True, metavar="COLUMN",
-              help="Column with the human labels (e.g. final_decision).")
+@click.option(
+    "--label",
+    "label_column",
+    required=True,
+    metavar="COLUMN",
+    help="Column with the human labels (e.g. final_decision).",
+)
 @click.option("--judge-model", metavar="URI", help="Model the judge calls.")
-@click.option("--output", "output_column", metavar="COLUMN",
-              help="Column with the outputs to grade. [default: an `output` column]")
+@click.option(
+    "--output",
+    "output_column",
+    metavar="COLUMN",
+    help="Column with the outputs to grade. [default: an `output` column]",
+)
 @click.option("--run", "run_id", metavar="RUN_ID", help="Grade this run's stored outputs.")
-@click.option("--label-map", "label_map", multiple=True, metavar="LABEL=ANSWER",
-              help="Map a human label to a judge answer (e.g. maybe=no), repeatable. Labels "
-                   "that map to no answer are excluded and counted.")
-@click.option("--judges", "judges_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="TOML file with custom [judges.NAME] tables.")
-@click.option("--guideline", "guidelines", multiple=True, metavar="TEXT",
-              help="A guideline for the `guidelines` judge, repeatable.")
+@click.option(
+    "--label-map",
+    "label_map",
+    multiple=True,
+    metavar="LABEL=ANSWER",
+    help="Map a human label to a judge answer (e.g. maybe=no), repeatable. Labels "
+    "that map to no answer are excluded and counted.",
+)
+@click.option(
+    "--judges",
+    "judges_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="TOML file with custom [judges.NAME] tables.",
+)
+@click.option(
+    "--guideline",
+    "guidelines",
+    multiple=True,
+    metavar="TEXT",
+    help="A guideline for the `guidelines` judge, repeatable.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option("--cache", "cache_mode", type=_CACHE, default="use", show_default=True,
-              help="Cache mode for the judge calls.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Judge requests in flight at once.")
-@click.option("--show", default=10, show_default=True, type=click.IntRange(min=0),
-              help="How many disagreeing rows to print.")
+@click.option(
+    "--cache",
+    "cache_mode",
+    type=_CACHE,
+    default="use",
+    show_default=True,
+    help="Cache mode for the judge calls.",
+)
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Judge requests in flight at once.",
+)
+@click.option(
+    "--show",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many disagreeing rows to print.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_context
-def calibrate_(ctx: click.Context, data_ref: str, judge_name: str, label_column: str,
-               judge_model: str | None, output_column: str | None, run_id: str | None,
-               label_map: tuple[str, ...], judges_file: str | None, guidelines: tuple[str, ...],
-               limit: int | None, cache_mode: str, concurrency: int, show: int,
-               as_json: bool) -> None:
+def calibrate_(
+    ctx: click.Context,
+    data_ref: str,
+    judge_name: str,
+    label_column: str,
+    judge_model: str | None,
+    output_column: str | None,
+    run_id: str | None,
+    label_map: tuple[str, ...],
+    judges_file: str | None,
+    guidelines: tuple[str, ...],
+    limit: int | None,
+    cache_mode: str,
+    concurrency: int,
+    show: int,
+    as_json: bool,
+) -> None:
     """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix."""
     from harness.errors import ConfigError
-    from harness.judges.calibrate import calibrate
+    from harness.judges.calibration import calibrate
 
     mapping = {}
     for item in label_map:
@@ -89,30 +186,52 @@ def calibrate_(ctx: click.Context, data_ref: str, judge_name: str, label_column:
         if not sep or not key.strip():
             raise ConfigError(f"--label-map expects LABEL=ANSWER, got {item!r}")
         mapping[key.strip()] = value.strip()
-    result = calibrate(judge_name, data=data_ref, label=label_column, judge_model=judge_model,
-                       home=home_of(ctx), output=output_column, run=run_id, label_map=mapping,
-                       judges_file=judges_file, guidelines=guidelines, cache=cache_mode,
-                       concurrency=concurrency, limit=limit)
+    result = calibrate(
+        judge_name,
+        data=data_ref,
+        label=label_column,
+        judge_model=judge_model,
+        home=home_of(ctx),
+        output=output_column,
+        run=run_id,
+        label_map=mapping,
+        judges_file=judges_file,
+        guidelines=guidelines,
+        cache=cache_mode,
+        concurrency=concurrency,
+        limit=limit,
+    )
     if as_json:
         print_json(result.as_dict())
         return
-    click.echo(f"judge {result.judge}@{result.judge_version} ({result.judge_model}) vs "
-               f"{result.label_column} on {result.dataset}")
+    click.echo(
+        f"judge {result.judge}@{result.judge_version} ({result.judge_model}) vs "
+        f"{result.label_column} on {result.dataset}"
+    )
     excluded = ", ".join(f"{v} x{n}" for v, n in result.excluded_values.items())
-    click.echo(f"rows: {result.rows}; compared {result.compared}; excluded {result.excluded}"
-               + (f" (labels that map to no judge answer: {excluded})" if excluded else "")
-               + f"; not judged {result.not_judged}; judge errors {len(result.errors)}")
+    click.echo(
+        f"rows: {result.rows}; compared {result.compared}; excluded {result.excluded}"
+        + (f" (labels that map to no judge answer: {excluded})" if excluded else "")
+        + f"; not judged {result.not_judged}; judge errors {len(result.errors)}"
+    )
     line = f"accuracy {fmt(result.accuracy)}  Cohen's kappa {fmt(result.kappa)}"
     if result.weighted_kappa is not None:
         line += f"  quadratic-weighted kappa {fmt(result.weighted_kappa)}"
     click.echo(line)
-    print_table("confusion matrix (rows: human, columns: judge)", ["human", *result.labels],
-                [[h, *(result.confusion[h][j] for j in result.labels)] for h in result.labels])
+    print_table(
+        "confusion matrix (rows: human, columns: judge)",
+        ["human", *result.labels],
+        [[h, *(result.confusion[h][j] for j in result.labels)] for h in result.labels],
+    )
     if result.disagreements and show:
-        print_table(f"disagreements ({len(result.disagreements)}, first {show})",
-                    ["id", "human", "judge", "rationale"],
-                    [[d["id"], d["human"], d["judge"], _short(d["rationale"])]
-                     for d in result.disagreements[:show]])
+        print_table(
+            f"disagreements ({len(result.disagreements)}, first {show})",
+            ["id", "human", "judge", "rationale"],
+            [
+                [d["id"], d["human"], d["judge"], _short(d["rationale"])]
+                for d in result.disagreements[:show]
+            ],
+        )
     _print_calls(result.calls)
 
 
@@ -121,16 +240,35 @@ def calibrate_(ctx: click.Context, data_ref: str, judge_name: str, label_column:
 @click.argument("run_b")
 @click.option("--judge-model", metavar="URI", help="Model the pairwise judge calls.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N shared rows.")
-@click.option("--cache", "cache_mode", type=_CACHE, default="use", show_default=True,
-              help="Cache mode for the judge calls.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Judge requests in flight at once.")
+@click.option(
+    "--cache",
+    "cache_mode",
+    type=_CACHE,
+    default="use",
+    show_default=True,
+    help="Cache mode for the judge calls.",
+)
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Judge requests in flight at once.",
+)
 @click.option("--rows", "with_rows", is_flag=True, help="Also print every row's verdicts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_context
-def compare(ctx: click.Context, run_a: str, run_b: str, judge_model: str | None,
-            limit: int | None, cache_mode: str, concurrency: int, with_rows: bool,
-            as_json: bool) -> None:
+def compare(
+    ctx: click.Context,
+    run_a: str,
+    run_b: str,
+    judge_model: str | None,
+    limit: int | None,
+    cache_mode: str,
+    concurrency: int,
+    with_rows: bool,
+    as_json: bool,
+) -> None:
     """Compare two runs row by row with a pairwise judge, asked in both orders.
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
@@ -138,30 +276,64 @@ def compare(ctx: click.Context, run_a: str, run_b: str, judge_model: str | None,
     """
     from harness.judges.pairwise import compare_runs
 
-    result = compare_runs(run_a, run_b, judge_model=judge_model, home=home_of(ctx),
-                          cache=cache_mode, concurrency=concurrency, limit=limit)
+    result = compare_runs(
+        run_a,
+        run_b,
+        judge_model=judge_model,
+        home=home_of(ctx),
+        cache=cache_mode,
+        concurrency=concurrency,
+        limit=limit,
+    )
     if as_json:
         print_json(result.as_dict())
         return
     t = result.totals
-    click.echo(f"A = {result.run_a}, B = {result.run_b} on {result.dataset}; judge "
-               f"{result.judge_model} (pairwise@{result.judge_version})")
-    print_table(None, ["compared", "A wins", "B wins", "ties", "inconsistent", "errors",
-                       "skipped", "A win rate"],
-                [[t["compared"], t["wins_a"], t["wins_b"], t["ties"], t["inconsistent"],
-                  t["errors"], t["skipped"], fmt(t["win_rate_a"])]])
+    click.echo(
+        f"A = {result.run_a}, B = {result.run_b} on {result.dataset}; judge "
+        f"{result.judge_model} (pairwise@{result.judge_version})"
+    )
+    print_table(
+        None,
+        ["compared", "A wins", "B wins", "ties", "inconsistent", "errors", "skipped", "A win rate"],
+        [
+            [
+                t["compared"],
+                t["wins_a"],
+                t["wins_b"],
+                t["ties"],
+                t["inconsistent"],
+                t["errors"],
+                t["skipped"],
+                fmt(t["win_rate_a"]),
+            ]
+        ],
+    )
     if with_rows:
-        print_table(None, ["id", "winner", "A first", "B first", "rationale (A first)"],
-                    [[r.example_id, r.winner or f"error: {r.error}", r.a_first, r.b_first,
-                      _short(r.rationale_a_first)] for r in result.rows])
+        print_table(
+            None,
+            ["id", "winner", "A first", "B first", "rationale (A first)"],
+            [
+                [
+                    r.example_id,
+                    r.winner or f"error: {r.error}",
+                    r.a_first,
+                    r.b_first,
+                    _short(r.rationale_a_first),
+                ]
+                for r in result.rows
+            ],
+        )
     _print_calls(result.calls)
 
 
 def _print_calls(calls: dict[str, dict[str, object]]) -> None:
     c = calls.get("judge", {})
-    click.echo(f"judge calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-               + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-               + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out")
+    click.echo(
+        f"judge calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
+        + (f", {c['local_calls']} local" if c.get("local_calls") else "")
+        + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+    )
 
 
 def _short(text: object, width: int = 80) -> str:

@@ -41,6 +41,8 @@ from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
               help="Model requests in flight at once.")
 @click.option("--max-cost", type=float, metavar="USD",
               help="Stop scheduling calls before the run would spend more than this.")
+@click.option("--dry-run", is_flag=True,
+              help="Estimate calls, tokens and cost from the cache and prompts; send nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True,
               help="MLflow experiment name.")
@@ -56,7 +58,8 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str
         judges: tuple[str, ...], judge_model: str | None, judge_samples: int,
         judges_file: str | None, guidelines: tuple[str, ...], cache_mode: str,
         concurrency: int, max_cost: float | None, limit: int | None, experiment: str,
-        run_name: str | None, resume_id: str | None, no_mlflow: bool, as_json: bool) -> None:
+        run_name: str | None, resume_id: str | None, no_mlflow: bool, as_json: bool,
+        dry_run: bool) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
     Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
@@ -78,6 +81,17 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str
         cache=cache_mode, concurrency=concurrency, experiment=experiment, run_name=run_name,
         max_cost=max_cost, limit=limit, mlflow=not no_mlflow,
     )
+    if dry_run:
+        from harness.runner.estimate import estimate_run
+
+        if resume_id:
+            raise ConfigError("--dry-run estimates a new run; it cannot be used with --resume")
+        estimate = estimate_run(config, home=home_of(ctx))
+        if as_json:
+            print_json(estimate.as_dict())
+        else:
+            click.echo("\n".join(estimate.lines()))
+        return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
     result = run_eval(config, home=home_of(ctx), progress=progress, resume=resume_id)
     if as_json:

@@ -31,7 +31,7 @@ from harness.judges.parse import PARSER_VERSION, Verdict, parse_verdict
 
 if TYPE_CHECKING:
     from harness.config import Home
-    from harness.judges.calibrate import Calibration, calibrate
+    from harness.judges.calibration import Calibration, calibrate
     from harness.judges.pairwise import Comparison, compare_runs
     from harness.judges.variance import sample_stats
 
@@ -44,18 +44,20 @@ __all__ = [
     "OutputSpec",
     "Verdict",
     "available_judges",
+    "builtin_judge",
     "calibrate",
     "compare_runs",
     "make_judge",
     "parse_verdict",
     "register_judge",
+    "registered_judges",
     "resolve_judges",
     "sample_stats",
 ]
 
 _LAZY = {
-    "calibrate": "harness.judges.calibrate",
-    "Calibration": "harness.judges.calibrate",
+    "calibrate": "harness.judges.calibration",
+    "Calibration": "harness.judges.calibration",
     "compare_runs": "harness.judges.pairwise",
     "Comparison": "harness.judges.pairwise",
     "sample_stats": "harness.judges.variance",
@@ -89,8 +91,9 @@ def _json_mode(home: Home) -> bool:
     return value
 
 
-def available_judges(*, home: Home, judges_file: str | None = None,
-                     guidelines: Sequence[str] = ()) -> dict[str, Judge | None]:
+def available_judges(
+    *, home: Home, judges_file: str | None = None, guidelines: Sequence[str] = ()
+) -> dict[str, Judge | None]:
     """Every judge name usable here -> its judge (None for ``guidelines`` without any)."""
     found: dict[str, Judge | None] = {}
     for name in BUILTIN_NAMES:
@@ -102,8 +105,9 @@ def available_judges(*, home: Home, judges_file: str | None = None,
     return found
 
 
-def resolve_judges(names: list[str], *, home: Home, judges_file: str | None,
-                   guidelines: list[str] | Sequence[str]) -> list[Judge]:
+def resolve_judges(
+    names: list[str], *, home: Home, judges_file: str | None, guidelines: Sequence[str]
+) -> list[Judge]:
     """The judges for ``--judge`` names, in order, each once.
 
     Raises MetricError for an unknown name (listing the known ones), a bad custom judge
@@ -122,5 +126,7 @@ def resolve_judges(names: list[str], *, home: Home, judges_file: str | None,
         else:
             known = ", ".join(sorted({*BUILTIN_NAMES, *custom}))
             raise MetricError(f"unknown judge {name!r}; known: {known}")
-        judges.append(judge if judge.json_mode == json_mode else replace(judge, json_mode=json_mode))
+        judges.append(
+            judge if judge.json_mode == json_mode else replace(judge, json_mode=json_mode)
+        )
     return judges

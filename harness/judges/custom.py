@@ -32,11 +32,17 @@ from harness.errors import JudgeParseError, MetricError
 from harness.judges.judge import FIELDS, Judge
 from harness.judges.output import OutputSpec
 
-__all__ = ["load_judges_file", "make_judge", "register_judge", "registered_judges",
-           "settings_judges"]
+__all__ = [
+    "load_judges_file",
+    "make_judge",
+    "register_judge",
+    "registered_judges",
+    "settings_judges",
+]
 
-_KEYS = frozenset({"prompt", "output", "definition", "rubric", "examples", "system", "params",
-                   "description"})
+_KEYS = frozenset(
+    {"prompt", "output", "definition", "rubric", "examples", "system", "params", "description"}
+)
 _EXAMPLE_KEYS = frozenset({*FIELDS, "answer", "rationale"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _registry: dict[str, Judge] = {}
@@ -74,9 +80,18 @@ def make_judge(
     checked = tuple(_check_example(name, i, e, spec) for i, e in enumerate(examples, start=1))
     if params is not None and not isinstance(params, Mapping):
         raise MetricError(f"judge {name!r}: params must be a table of generation parameters")
-    return Judge(name=name, template=prompt, output=spec, definition=definition or None,
-                 rubric=rubric or None, examples=checked, system=system or None,
-                 params=dict(params or {}), description=description, origin=origin)
+    return Judge(
+        name=name,
+        template=prompt,
+        output=spec,
+        definition=definition or None,
+        rubric=rubric or None,
+        examples=checked,
+        system=system or None,
+        params=dict(params or {}),
+        description=description,
+        origin=origin,
+    )
 
 
 def _check_example(name: str, number: int, example: Any, spec: OutputSpec) -> dict[str, Any]:
@@ -85,8 +100,9 @@ def _check_example(name: str, number: int, example: Any, spec: OutputSpec) -> di
         raise MetricError(f"{where}: an example is a table of fields")
     unknown = sorted(set(example) - _EXAMPLE_KEYS)
     if unknown:
-        raise MetricError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                          f"use {', '.join(sorted(_EXAMPLE_KEYS))}")
+        raise MetricError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(_EXAMPLE_KEYS))}"
+        )
     if "answer" not in example:
         raise MetricError(f"{where}: needs an answer ({spec.describe()})")
     try:
@@ -94,17 +110,29 @@ def _check_example(name: str, number: int, example: Any, spec: OutputSpec) -> di
     except JudgeParseError as e:
         raise MetricError(f"{where}: {e}") from None
     if label is None:
-        raise MetricError(f"{where}: answer {example['answer']!r} is not a valid "
-                          f"{spec.describe()} answer")
+        raise MetricError(
+            f"{where}: answer {example['answer']!r} is not a valid {spec.describe()} answer"
+        )
     return {k: str(v) for k, v in example.items()}
+
+
+def _taken(name: str) -> str | None:
+    """Why ``name`` cannot name a custom judge: scores of one run are keyed by name."""
+    from harness.judges.builtin import BUILTIN_NAMES
+    from harness.metrics import metric_names
+
+    if name in BUILTIN_NAMES:
+        return f"{name!r} is a built-in judge; choose another name"
+    if name in metric_names():
+        return f"{name!r} is a metric; choose another name"
+    return None
 
 
 def register_judge(judge: Judge, *, replace: bool = False) -> Judge:
     """Make a Python-built judge available by name to ``harness run --judge`` and evaluate."""
-    from harness.judges.builtin import BUILTIN_NAMES
-
-    if judge.name in BUILTIN_NAMES:
-        raise MetricError(f"judge name {judge.name!r} is a built-in judge; choose another")
+    reason = _taken(judge.name)
+    if reason is not None:
+        raise MetricError(f"judge name {reason}")
     if judge.name in _registry and _registry[judge.name] != judge and not replace:
         raise MetricError(f"a judge named {judge.name!r} is already registered")
     _registry[judge.name] = judge
@@ -118,8 +146,6 @@ def registered_judges() -> dict[str, Judge]:
 
 def judges_from_table(table: Any, source: str) -> dict[str, Judge]:
     """Judges from a ``[judges]`` table; ``source`` names the file in error messages."""
-    from harness.judges.builtin import BUILTIN_NAMES
-
     if table is None:
         return {}
     if not isinstance(table, Mapping):
@@ -127,22 +153,29 @@ def judges_from_table(table: Any, source: str) -> dict[str, Judge]:
     judges: dict[str, Judge] = {}
     for name, body in table.items():
         where = f"{source}: [judges.{name}]"
-        if name in BUILTIN_NAMES:
-            raise MetricError(f"{where}: {name!r} is a built-in judge; choose another name")
+        reason = _taken(name)
+        if reason is not None:
+            raise MetricError(f"{where}: {reason}")
         if not isinstance(body, Mapping):
             raise MetricError(f"{where} must be a table")
         unknown = sorted(set(body) - _KEYS)
         if unknown:
-            raise MetricError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                              f"use {', '.join(sorted(_KEYS))}")
+            raise MetricError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(_KEYS))}"
+            )
         if "prompt" not in body:
             raise MetricError(f"{where} needs a prompt")
         try:
             judges[name] = make_judge(
-                name, body["prompt"], output=body.get("output", "yes/no"),
-                definition=body.get("definition"), rubric=body.get("rubric"),
-                examples=body.get("examples", ()), system=body.get("system"),
-                params=body.get("params"), description=str(body.get("description", "")),
+                name,
+                body["prompt"],
+                output=body.get("output", "yes/no"),
+                definition=body.get("definition"),
+                rubric=body.get("rubric"),
+                examples=body.get("examples", ()),
+                system=body.get("system"),
+                params=body.get("params"),
+                description=str(body.get("description", "")),
                 origin="custom",
             )
         except MetricError as e:

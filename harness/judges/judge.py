@@ -48,8 +48,12 @@ SYSTEM_PROMPT = (
     "are asked to judge, using only the information given to you."
 )
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_FIELD_TITLES = {"input": "Input", "output": "Output", "expected": "Expected answer",
-                 "context": "Context"}
+_FIELD_TITLES = {
+    "input": "Input",
+    "output": "Output",
+    "expected": "Expected answer",
+    "context": "Context",
+}
 
 
 @dataclass(frozen=True)
@@ -75,15 +79,17 @@ class Judge:
     json_mode: bool = True  # ask for structured output where the provider supports it
 
     def __post_init__(self) -> None:
-        used = [name for name in _PLACEHOLDER.findall(self.template)]
+        used = _PLACEHOLDER.findall(self.template)
         unknown = sorted({name for name in used if name not in FIELDS})
+        allowed = ", ".join("{" + f + "}" for f in FIELDS)
         if unknown:
+            shown = ", ".join("{" + u + "}" for u in unknown)
             raise MetricError(
-                f"judge {self.name!r}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}"
-                f"; a judge prompt can use {', '.join('{' + f + '}' for f in FIELDS)}")
+                f"judge {self.name!r}: unknown placeholder(s) {shown}; "
+                f"a judge prompt can use {allowed}"
+            )
         if not used:
-            raise MetricError(f"judge {self.name!r}: its prompt uses no placeholder; "
-                              f"use some of {', '.join('{' + f + '}' for f in FIELDS)}")
+            raise MetricError(f"judge {self.name!r}: its prompt uses no placeholder; use {allowed}")
 
     # -- identity ------------------------------------------------------------------------
 
@@ -101,9 +107,13 @@ class Judge:
     def version(self) -> str:
         """12 hex digits over everything that defines the judge, parser version included."""
         identity = {
-            "system": self.system, "template": self.template, "definition": self.definition,
-            "rubric": self.rubric, "examples": [dict(e) for e in self.examples],
-            "output": self.output.as_key(), "params": dict(self.params),
+            "system": self.system,
+            "template": self.template,
+            "definition": self.definition,
+            "rubric": self.rubric,
+            "examples": [dict(e) for e in self.examples],
+            "output": self.output.as_key(),
+            "params": dict(self.params),
             "parser": PARSER_VERSION,
         }
         text = json.dumps(identity, sort_keys=True, ensure_ascii=False, default=str)
@@ -112,22 +122,29 @@ class Judge:
     # -- messages ------------------------------------------------------------------------
 
     def answer_instructions(self) -> str:
-        return ("Reply with one JSON object and nothing else, in exactly this form:\n"
-                + self.output.answer_format())
+        return (
+            "Reply with one JSON object and nothing else, in exactly this form:\n"
+            + self.output.answer_format()
+        )
 
     def messages(self, row: ScoringRow) -> list[dict[str, str]]:
         """The system and user messages for one row."""
-        system = "\n\n".join(p for p in (SYSTEM_PROMPT, self.system, self.answer_instructions())
-                             if p)
+        system = "\n\n".join(
+            p for p in (SYSTEM_PROMPT, self.system, self.answer_instructions()) if p
+        )
         parts = [self.definition] if self.definition else []
         if self.rubric:
             parts.append("Rubric:\n" + self.rubric.strip())
         if self.examples:
-            parts.append("Examples:\n\n" + "\n\n".join(
-                self._example(i, e) for i, e in enumerate(self.examples, start=1)))
+            parts.append(
+                "Examples:\n\n"
+                + "\n\n".join(self._example(i, e) for i, e in enumerate(self.examples, start=1))
+            )
         parts.append(self.render(self.template, _values(row)))
-        return [{"role": "system", "content": system},
-                {"role": "user", "content": "\n\n".join(p.strip() for p in parts)}]
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "\n\n".join(p.strip() for p in parts)},
+        ]
 
     @staticmethod
     def render(template: str, values: Mapping[str, str]) -> str:
@@ -146,8 +163,10 @@ class Judge:
         return "\n".join(lines)
 
     def repair_message(self, error: JudgeParseError) -> dict[str, str]:
-        return {"role": "user", "content": f"Your reply could not be used: {error}. "
-                + self.answer_instructions()}
+        return {
+            "role": "user",
+            "content": f"Your reply could not be used: {error}. " + self.answer_instructions(),
+        }
 
     def request_params(self, provider: Provider, samples: int) -> dict[str, Any]:
         """Structured output where supported, the judge's params, and a default temperature:
@@ -169,8 +188,15 @@ class Judge:
             return "context"
         return None
 
-    async def evaluate(self, row: ScoringRow, *, example_id: str, caller: Caller,
-                       provider: Provider, samples: int = 1) -> list[ScoreRow]:
+    async def evaluate(
+        self,
+        row: ScoringRow,
+        *,
+        example_id: str,
+        caller: Caller,
+        provider: Provider,
+        samples: int = 1,
+    ) -> list[ScoreRow]:
         """One ScoreRow per sample (``sample`` 0..n-1), each from its own cache entry.
 
         A row without a field the judge needs is not judged (value None, no call). An
@@ -181,20 +207,47 @@ class Judge:
             raise MetricError(f"judge samples must be at least 1, got {samples}")
         lacking = self.missing(row)
         if lacking is not None:
-            return [ScoreRow(example_id, self.name, None, source="llm_judge", sample=i,
-                             rationale=f"not judged: the row has no {lacking}")
-                    for i in range(samples)]
+            return [
+                ScoreRow(
+                    example_id,
+                    self.name,
+                    None,
+                    source="llm_judge",
+                    sample=i,
+                    rationale=f"not judged: the row has no {lacking}",
+                )
+                for i in range(samples)
+            ]
         messages = self.messages(row)
         params = self.request_params(provider, samples)
-        return list(await asyncio.gather(*(
-            self.ask(messages, params, example_id=example_id, caller=caller, provider=provider,
-                     sample=i) for i in range(samples))))
+        return list(
+            await asyncio.gather(
+                *(
+                    self.ask(
+                        messages,
+                        params,
+                        example_id=example_id,
+                        caller=caller,
+                        provider=provider,
+                        sample=i,
+                    )
+                    for i in range(samples)
+                )
+            )
+        )
 
-    async def ask(self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *,
-                  example_id: str, caller: Caller, provider: Provider,
-                  sample: int = 0) -> ScoreRow:
+    async def ask(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        *,
+        example_id: str,
+        caller: Caller,
+        provider: Provider,
+        sample: int = 0,
+    ) -> ScoreRow:
         """Ask once (plus repairs) and turn the answer into a ScoreRow."""
-        conversation = [dict(m) for m in messages]
+        conversation: list[Mapping[str, Any]] = [dict(m) for m in messages]
         raws: list[str] = []
         result: CallResult | None = None
         error: JudgeParseError | None = None
@@ -203,27 +256,49 @@ class Judge:
             try:
                 result = await caller.call(provider, request, kind="judge", row_id=example_id)
             except ProviderError as e:
-                return self._row(example_id, sample, None, raws, result,
-                                 error=f"judge call failed: {e}")
+                return self._row(
+                    example_id, sample, None, raws, result, error=f"judge call failed: {e}"
+                )
             raws.append(result.text)
             try:
                 verdict = parse_verdict(result.text, self.output)
             except JudgeParseError as e:
                 error = e
-                conversation += [{"role": "assistant", "content": result.text},
-                                 self.repair_message(e)]
+                conversation += [
+                    {"role": "assistant", "content": result.text},
+                    self.repair_message(e),
+                ]
                 continue
             return self._row(example_id, sample, verdict, raws, result)
-        return self._row(example_id, sample, None, raws, result,
-                         error=f"no usable verdict after {MAX_REPAIRS} repair(s): {error}")
+        return self._row(
+            example_id,
+            sample,
+            None,
+            raws,
+            result,
+            error=f"no usable verdict after {MAX_REPAIRS} repair(s): {error}",
+        )
 
-    def _row(self, example_id: str, sample: int, verdict: Verdict | None, raws: list[str],
-             result: CallResult | None, *, error: str | None = None) -> ScoreRow:
+    def _row(
+        self,
+        example_id: str,
+        sample: int,
+        verdict: Verdict | None,
+        raws: list[str],
+        result: CallResult | None,
+        *,
+        error: str | None = None,
+    ) -> ScoreRow:
         return ScoreRow(
-            example_id, self.name, verdict.value if verdict else None, source="llm_judge",
-            sample=sample, label=verdict.label if verdict else None,
+            example_id,
+            self.name,
+            verdict.value if verdict else None,
+            source="llm_judge",
+            sample=sample,
+            label=verdict.label if verdict else None,
             rationale=verdict.rationale if verdict else None,
-            raw=REPAIR_SEPARATOR.join(raws) if raws else None, error=error,
+            raw=REPAIR_SEPARATOR.join(raws) if raws else None,
+            error=error,
             request_key=result.request_key if result else None,
             cached=result.cached if result else None,
         )
@@ -235,5 +310,9 @@ def _values(row: ScoringRow) -> dict[str, str]:
         shown = "any of these:\n" + "\n".join(f"- {a}" for a in expected)
     else:
         shown = expected[0] if expected else ""
-    return {"input": row.input, "output": row.output or "", "expected": shown,
-            "context": row.context or ""}
+    return {
+        "input": row.input,
+        "output": row.output or "",
+        "expected": shown,
+        "context": row.context or "",
+    }

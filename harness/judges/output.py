@@ -25,8 +25,9 @@ _SCALE = re.compile(r"^\s*(-?\d+)\s*(?:-|–|to|\.\.)\s*(-?\d+)\s*$")
 _NUMBER = re.compile(
     r"^\s*\[*\s*(-?\d+(?:\.\d+)?)\s*\]*\s*(?:(?:/|out\s+of|of)\s*(\d+))?\s*[.!]?\s*$", re.I
 )
-_LABEL_NOISE = re.compile(r"^[\s\[\]\"'`*_(]*(?:response|option|output|answer)?\s*|[\s\]\"'`*_).!]*$",
-                          re.I)
+_LABEL_NOISE = re.compile(
+    r"^[\s\[\]\"'`*_(]*(?:response|option|output|answer)?\s*|[\s\]\"'`*_).!]*$", re.I
+)
 
 Kind = Literal["yes/no", "scale", "labels"]
 
@@ -63,8 +64,10 @@ class OutputSpec:
                 raise MetricError(f"a judge's output scale {value!r} has more than 101 points")
             labels = tuple(str(i) for i in range(low, high + 1))
             return cls("scale", low=low, high=high, labels=labels, key=key or "score")
-        raise MetricError(f"unknown judge output {value!r}: use \"yes/no\", an integer range "
-                          "such as \"1-5\", or a list of labels")
+        raise MetricError(
+            f'unknown judge output {value!r}: use "yes/no", an integer range '
+            'such as "1-5", or a list of labels'
+        )
 
     def describe(self) -> str:
         """``yes/no``, ``1-5`` or ``labels: a, b, c``: how `harness judges list` shows it."""
@@ -82,8 +85,13 @@ class OutputSpec:
 
     def as_key(self) -> dict[str, Any]:
         """What identifies this output type in a judge's version hash."""
-        return {"kind": self.kind, "low": self.low, "high": self.high,
-                "labels": list(self.labels), "key": self.key}
+        return {
+            "kind": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "labels": list(self.labels),
+            "key": self.key,
+        }
 
     def answer_format(self) -> str:
         """The one-line JSON shape the judge is told to reply with."""
@@ -128,21 +136,25 @@ class OutputSpec:
             number = float(match.group(1))
             denominator = int(match.group(2)) if match.group(2) else None
         if denominator is not None and denominator != self.high:
-            raise JudgeParseError(f"score {match_text(number)}/{denominator} is not on the "
-                                  f"{self.low}-{self.high} scale")
+            raise JudgeParseError(
+                f"score {match_text(number)}/{denominator} is not on the "
+                f"{self.low}-{self.high} scale"
+            )
         if not number.is_integer():
-            raise JudgeParseError(f"score {number} is not an integer on the "
-                                  f"{self.low}-{self.high} scale")
+            raise JudgeParseError(
+                f"score {number} is not an integer on the {self.low}-{self.high} scale"
+            )
         if not self.low <= number <= self.high:
-            raise JudgeParseError(f"score {match_text(number)} is outside the "
-                                  f"{self.low}-{self.high} scale")
+            raise JudgeParseError(
+                f"score {match_text(number)} is outside the {self.low}-{self.high} scale"
+            )
         return str(int(number))
 
     def _coerce_yes_no(self, raw: Any) -> str | None:
         if isinstance(raw, bool):
             return "yes" if raw else "no"
         if isinstance(raw, (int, float)):
-            return {1: "yes", 0: "no"}.get(raw) if float(raw).is_integer() else None
+            return {1.0: "yes", 0.0: "no"}.get(float(raw))
         if not isinstance(raw, str):
             return None
         word = raw.strip().strip("\"'`*_[]().!").strip().lower()

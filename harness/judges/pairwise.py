@@ -38,13 +38,15 @@ PAIRWISE_JUDGE = Judge(
         "correct (against the reference answer, when one is given), more complete, more "
         "relevant to the question, and better supported by the context, when one is given. "
         "Do not let the order of the responses, their length or their style sway you. Say "
-        "\"1\" or \"2\" for the better response, or \"tie\" when neither is better."),
+        '"1" or "2" for the better response, or "tie" when neither is better.'
+    ),
     description="pairwise: which of two outputs is better (asked in both orders)",
     origin="builtin",
 )
 PAIRWISE_TEMPLATE = "{sections}\n\nResponse 1:\n{first}\n\nResponse 2:\n{second}"
 PAIRWISE_VERSION = hashlib.sha256(
-    (PAIRWISE_JUDGE.version + PAIRWISE_TEMPLATE).encode()).hexdigest()[:12]
+    (PAIRWISE_JUDGE.version + PAIRWISE_TEMPLATE).encode()
+).hexdigest()[:12]
 
 
 @dataclass
@@ -84,21 +86,38 @@ class Comparison:
         wins_b = sum(r.winner == "b" for r in decided)
         ties = sum(r.winner == "tie" for r in decided)
         return {
-            "compared": len(self.rows), "wins_a": wins_a, "wins_b": wins_b, "ties": ties,
+            "compared": len(self.rows),
+            "wins_a": wins_a,
+            "wins_b": wins_b,
+            "ties": ties,
             "inconsistent": sum(r.consistent is False for r in decided),
-            "errors": len(self.rows) - len(decided), "skipped": self.skipped,
+            "errors": len(self.rows) - len(decided),
+            "skipped": self.skipped,
             # A tie counts half, as in chess and Chatbot Arena's win rates.
             "win_rate_a": (wins_a + ties / 2) / len(decided) if decided else None,
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_a": self.run_a, "run_b": self.run_b, "dataset": self.dataset,
-                "judge_model": self.judge_model, "judge_version": self.judge_version,
-                **self.totals, "calls": self.calls, "rows": [asdict(r) for r in self.rows]}
+        return {
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "dataset": self.dataset,
+            "judge_model": self.judge_model,
+            "judge_version": self.judge_version,
+            **self.totals,
+            "calls": self.calls,
+            "rows": [asdict(r) for r in self.rows],
+        }
 
 
-def pairwise_messages(question: str, first: str, second: str, *, expected: tuple[str, ...] = (),
-                      context: str | None = None) -> list[dict[str, str]]:
+def pairwise_messages(
+    question: str,
+    first: str,
+    second: str,
+    *,
+    expected: tuple[str, ...] = (),
+    context: str | None = None,
+) -> list[dict[str, str]]:
     """The judge's messages with ``first`` shown as Response 1 and ``second`` as Response 2."""
     sections = [f"Question:\n{question}"]
     if context:
@@ -108,8 +127,10 @@ def pairwise_messages(question: str, first: str, second: str, *, expected: tuple
         sections.append(f"Reference answer:\n{shown}")
     body = PAIRWISE_TEMPLATE.format(sections="\n\n".join(sections), first=first, second=second)
     system = f"{SYSTEM_PROMPT}\n\n{PAIRWISE_JUDGE.answer_instructions()}"
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": f"{PAIRWISE_JUDGE.definition}\n\n{body}"}]
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"{PAIRWISE_JUDGE.definition}\n\n{body}"},
+    ]
 
 
 def _in_run_terms(label: str | None, a_shown_first: bool) -> str | None:
@@ -122,11 +143,20 @@ async def compare_row(row: dict[str, Any], *, caller: Caller, provider: Provider
     """Ask the judge in both orders and combine the verdicts."""
     params = PAIRWISE_JUDGE.request_params(provider, samples=1)
     common = {"expected": tuple(row["expected"]), "context": row["context"]}
-    orders = [pairwise_messages(row["input"], row["output_a"], row["output_b"], **common),
-              pairwise_messages(row["input"], row["output_b"], row["output_a"], **common)]
-    answers: list[ScoreRow] = list(await asyncio.gather(*(
-        PAIRWISE_JUDGE.ask(messages, params, example_id=row["id"], caller=caller,
-                           provider=provider) for messages in orders)))
+    orders = [
+        pairwise_messages(row["input"], row["output_a"], row["output_b"], **common),
+        pairwise_messages(row["input"], row["output_b"], row["output_a"], **common),
+    ]
+    answers: list[ScoreRow] = list(
+        await asyncio.gather(
+            *(
+                PAIRWISE_JUDGE.ask(
+                    messages, params, example_id=row["id"], caller=caller, provider=provider
+                )
+                for messages in orders
+            )
+        )
+    )
     a_first = _in_run_terms(answers[0].label, a_shown_first=True)
     b_first = _in_run_terms(answers[1].label, a_shown_first=False)
     errors = [a.error for a in answers if a.error]
@@ -134,14 +164,31 @@ async def compare_row(row: dict[str, Any], *, caller: Caller, provider: Provider
     if not errors:
         consistent = a_first == b_first
         winner = a_first if consistent else "tie"
-    return PairwiseRow(row["id"], row["input"], row["output_a"], row["output_b"], winner,
-                       a_first, b_first, consistent, answers[0].rationale, answers[1].rationale,
-                       "; ".join(errors) or None)
+    return PairwiseRow(
+        row["id"],
+        row["input"],
+        row["output_a"],
+        row["output_b"],
+        winner,
+        a_first,
+        b_first,
+        consistent,
+        answers[0].rationale,
+        answers[1].rationale,
+        "; ".join(errors) or None,
+    )
 
 
-def compare_runs(run_a: str, run_b: str, *, judge_model: str | None = None,
-                 home: str | os.PathLike[str] | Home | None = None, cache: str = "use",
-                 concurrency: int = 16, limit: int | None = None) -> Comparison:
+def compare_runs(
+    run_a: str,
+    run_b: str,
+    *,
+    judge_model: str | None = None,
+    home: str | os.PathLike[str] | Home | None = None,
+    cache: str = "use",
+    concurrency: int = 16,
+    limit: int | None = None,
+) -> Comparison:
     """Compare two runs' outputs row by row with a pairwise judge (both orders per row).
 
     Runs are given by id (or an unambiguous prefix) and must be on the same dataset.
@@ -154,33 +201,54 @@ def compare_runs(run_a: str, run_b: str, *, judge_model: str | None = None,
     home = home if isinstance(home, Home) else resolve_home(home)
     info_a, info_b = get_run(home.db_path, run_a), get_run(home.db_path, run_b)
     if info_a.dataset != info_b.dataset:
-        raise ConfigError(f"runs {info_a.run_id} and {info_b.run_id} are on different datasets "
-                          f"({info_a.dataset}, {info_b.dataset}); compare runs of one dataset")
+        raise ConfigError(
+            f"runs {info_a.run_id} and {info_b.run_id} are on different datasets "
+            f"({info_a.dataset}, {info_b.dataset}); compare runs of one dataset"
+        )
     provider = judge_provider(home, judge_model)
     outputs_a = load_outputs(home.db_path, info_a.run_id).to_dict("records")
     outputs_b = {r["id"]: r for r in load_outputs(home.db_path, info_b.run_id).to_dict("records")}
     rows = []
     for a in outputs_a:
         b = outputs_b.get(a["id"])
-        if b is None or _text(a["output"]) is None or _text(b["output"]) is None \
-                or a["input"] != b["input"]:
+        if (
+            b is None
+            or _text(a["output"]) is None
+            or _text(b["output"]) is None
+            or a["input"] != b["input"]
+        ):
             continue
         expected = a["expected"]
-        rows.append({"id": a["id"], "input": a["input"], "context": _text(a["context"]),
-                     "expected": tuple(expected) if _text(a["expected"], True) else (),
-                     "output_a": a["output"], "output_b": b["output"]})
+        rows.append(
+            {
+                "id": a["id"],
+                "input": a["input"],
+                "context": _text(a["context"]),
+                "expected": tuple(expected) if _text(a["expected"], True) else (),
+                "output_a": a["output"],
+                "output_b": b["output"],
+            }
+        )
     skipped = len({r["id"] for r in outputs_a} | set(outputs_b)) - len(rows)
     if limit is not None:
         rows = rows[:limit]
 
     async def work(caller: Caller) -> list[PairwiseRow]:
-        return list(await asyncio.gather(*(compare_row(r, caller=caller, provider=provider)
-                                           for r in rows)))
+        return list(
+            await asyncio.gather(*(compare_row(r, caller=caller, provider=provider) for r in rows))
+        )
 
     compared, calls = judge_session(home, work, cache=cache, concurrency=concurrency)
-    return Comparison(info_a.run_id, info_b.run_id,
-                      f"{info_a.dataset}@{info_a.dataset_version}", provider.uri,
-                      PAIRWISE_VERSION, compared, skipped, calls)
+    return Comparison(
+        info_a.run_id,
+        info_b.run_id,
+        f"{info_a.dataset}@{info_a.dataset_version}",
+        provider.uri,
+        PAIRWISE_VERSION,
+        compared,
+        skipped,
+        calls,
+    )
 
 
 def _text(value: Any, sequence: bool = False) -> Any:
@@ -188,4 +256,3 @@ def _text(value: Any, sequence: bool = False) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return None
     return value if sequence or isinstance(value, str) else str(value)
-

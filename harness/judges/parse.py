@@ -35,13 +35,45 @@ PARSER_VERSION = 1
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
-    "yes/no": ("verdict", "answer", "judgment", "judgement", "decision", "result", "label",
-               "passed", "pass", "correct", "is_correct", "value", "score"),
-    "labels": ("label", "verdict", "winner", "choice", "answer", "decision", "category",
-               "result", "value"),
+    "yes/no": (
+        "verdict",
+        "answer",
+        "judgment",
+        "judgement",
+        "decision",
+        "result",
+        "label",
+        "passed",
+        "pass",
+        "correct",
+        "is_correct",
+        "value",
+        "score",
+    ),
+    "labels": (
+        "label",
+        "verdict",
+        "winner",
+        "choice",
+        "answer",
+        "decision",
+        "category",
+        "result",
+        "value",
+    ),
 }
-_RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation", "justification",
-                   "comment", "comments", "feedback", "analysis", "critique")
+_RATIONALE_KEYS = (
+    "rationale",
+    "reason",
+    "reasoning",
+    "explanation",
+    "justification",
+    "comment",
+    "comments",
+    "feedback",
+    "analysis",
+    "critique",
+)
 _LINE_WORDS = {
     "scale": r"(?:final\s+|overall\s+)?(?:score|rating|grade)",
     "yes/no": r"(?:final\s+)?(?:verdict|answer|judge?ment|decision|result|conclusion|label)",
@@ -52,7 +84,9 @@ _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _DOUBLE_BRACKETS = re.compile(r"\[\[\s*([^\[\]\n]{1,40}?)\s*\]\]")
 _SCORE_IN_PROSE = re.compile(
     r"\b(?:score|rating|rate\s+(?:it|this(?:\s+answer|\s+response)?)|grade)\s+(?:of\s+|as\s+|an?\s+)?"
-    r"(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)", re.I)
+    r"(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)",
+    re.I,
+)
 _MARKUP = "\"'`*_#>-[]() \t"
 
 
@@ -106,7 +140,7 @@ def _json_objects(text: str, limit: int = 20) -> Iterator[tuple[dict[str, Any], 
         end = _matching_brace(text, start)
         if end is None:
             return
-        snippet = text[start:end + 1]
+        snippet = text[start : end + 1]
         obj = _load_object(snippet)
         if obj is not None:
             yield obj, snippet
@@ -168,8 +202,11 @@ def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) ->
             if isinstance(value, Mapping):
                 found = _from_mapping(value, output, depth + 1)
                 if found is not None:
-                    return found if found.rationale or not rationale else \
-                        Verdict(found.value, found.label, rationale)
+                    return (
+                        found
+                        if found.rationale or not rationale
+                        else Verdict(found.value, found.label, rationale)
+                    )
     return None
 
 
@@ -189,7 +226,9 @@ def _from_lines(text: str, output: OutputSpec) -> Verdict | None:
     """``Score: 4/5``, ``**Verdict:** yes``, ``"score" = 3``: the last such line wins."""
     pattern = re.compile(
         rf"(?<![\w])[\"']?{_LINE_WORDS[output.kind]}[\"']?\s*[*_]*\s*(?:\([^)\n]*\))?\s*"
-        r"[:=]\s*[*_\"'`]*\s*([^\n]*)", re.I)
+        r"[:=]\s*[*_\"'`]*\s*([^\n]*)",
+        re.I,
+    )
     matches = list(pattern.finditer(text))
     for match in reversed(matches):
         value = _first_value(match.group(1), output)
@@ -257,14 +296,12 @@ def _soft(word: str, output: OutputSpec) -> str | None:
 
 def _from_sentences(text: str, output: OutputSpec) -> Verdict | None:
     """``I would give this a score of 4``: accepted only when every mention agrees."""
-    labels = {output.coerce(m.group(1)) for m in _SCORE_IN_PROSE.finditer(text)}
-    labels.discard(None)
+    found = {output.coerce(m.group(1)) for m in _SCORE_IN_PROSE.finditer(text)}
+    labels = sorted(label for label in found if label is not None)
     if len(labels) == 1:
-        label = labels.pop()
-        assert label is not None
-        return _verdict(output, label, text, "")
+        return _verdict(output, labels[0], text, "")
     if len(labels) > 1:
-        raise JudgeParseError(f"the judge's answer gives several scores ({', '.join(sorted(labels))})")
+        raise JudgeParseError(f"the judge's answer gives several scores ({', '.join(labels)})")
     return None
 
 

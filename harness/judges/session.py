@@ -26,13 +26,15 @@ def judge_provider(home: Home, judge_model: str | None) -> Provider:
 
     uri = judge_model or home.settings.get("judge_model")
     if not uri:
-        raise ConfigError("a judge model is needed: pass --judge-model URI "
-                          "or set judge_model in harness.toml")
+        raise ConfigError(
+            "a judge model is needed: pass --judge-model URI or set judge_model in harness.toml"
+        )
     return resolve(uri, home.settings.get("providers", {}).get(uri.partition(":")[0], {}))
 
 
-def judge_session(home: Home, work: Callable[[Caller], Awaitable[T]], *, cache: str = "use",
-                  concurrency: int = 16) -> tuple[T, dict[str, Any]]:
+def judge_session(
+    home: Home, work: Callable[[Caller], Awaitable[T]], *, cache: str = "use", concurrency: int = 16
+) -> tuple[T, dict[str, Any]]:
     """Run ``work(caller)`` to completion; return its result and the call counters."""
     from harness.cache.store import ResponseCache
     from harness.calls import CACHE_MODES, Caller

@@ -28,8 +28,13 @@ def row_stats(values: list[float]) -> dict[str, Any]:
     mean = math.fsum(values) / n
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
     top = Counter(values).most_common(1)[0][1]
-    return {"samples": n, "mean": mean, "std": std, "agreement": top / n,
-            "self_disagreement": top < n}
+    return {
+        "samples": n,
+        "mean": mean,
+        "std": std,
+        "agreement": top / n,
+        "self_disagreement": top < n,
+    }
 
 
 def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:

@@ -8,12 +8,10 @@ tuples so a cached value cannot be changed by a caller.
 
 from __future__ import annotations
 
-import re
 import string
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from itertools import filterfalse
 
 __all__ = [
     "best_of_expected",
@@ -57,8 +55,7 @@ def _squad_punctuation(char: str) -> str | None:
 
 
 _SQUAD_DELETE = _LazyTranslation(_squad_punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_ARTICLE_WORDS = frozenset({"a", "an", "the"})
+_ARTICLES = frozenset({"a", "an", "the"})
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -66,12 +63,12 @@ def squad_tokens(text: str) -> tuple[str, ...]:
     """Tokens of ``text`` after SQuAD's answer normalization (see :func:`squad_normalize`)."""
     lowered = text.lower()
     if lowered.isascii():
-        # Without punctuation only letters, digits and spaces remain, so "a whole token is
-        # an article" is what the official regex \b(a|an|the)\b finds, at C speed.
-        return tuple(
-            filterfalse(_ARTICLE_WORDS.__contains__, lowered.translate(_ASCII_DELETE).split())
-        )
-    return tuple(_ARTICLES.sub(" ", lowered.translate(_SQUAD_DELETE)).split())
+        tokens: Iterable[str] = words(text)  # the same pass, shared with word_count
+    else:
+        tokens = lowered.translate(_SQUAD_DELETE).split()
+    # Without punctuation only letters, digits and spaces remain, so "a whole token is an
+    # article" is what the official regex \b(a|an|the)\b finds.
+    return tuple([token for token in tokens if token not in _ARTICLES])
 
 
 def squad_normalize(text: str) -> str:
@@ -104,37 +101,29 @@ def rouge_tokens(text: str) -> tuple[str, ...]:
     return tuple(ascii_bytes.translate(_ROUGE_SEPARATORS).decode("ascii").split())
 
 
-# Inside a word, apostrophes, hyphens, points and commas join ("don't", "well-known", "3.5",
-# "10,000", "e.g."); other punctuation and symbols separate ("and/or", "x—y", "(a)").
-_JOINERS = "'’‐‑-.,"
-
-
 def _word_character(char: str) -> str | None:
-    if char in _JOINERS:
-        return None
     if char.isspace() or unicodedata.category(char)[0] in "LMN":
         return char
-    return " "
+    return None  # punctuation, symbols, controls
 
 
 _WORD_CHARACTERS = _LazyTranslation(_word_character)
-_ASCII_WORD_CHARACTERS = str.maketrans(
-    {char: (None if char in _JOINERS else " ") for char in string.punctuation}
-)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def words(text: str) -> tuple[str, ...]:
-    """The words of ``text`` as a reader counts them, stripped of punctuation.
+    """The words of ``text``, lowercased and stripped of punctuation and symbols.
 
-    Used by word_count and the readability grades. Punctuation and symbols are not words;
-    "well-known", "don't" and "3.5" are one word each (returned as "wellknown", "dont",
-    "35"), "and/or" is two. Scripts written without spaces (Chinese, Japanese) count a
-    whole run as one word.
+    A word is what whitespace separates, if it holds a letter or a digit, as word processors
+    count: "well-known", "don't", "3.5" and "and/or" are one word each (returned as
+    "wellknown", "dont", "35", "andor"); a lone "—" or "..." is none. Used by word_count and
+    the readability grades. Scripts written without spaces (Chinese, Japanese) count a whole
+    run as one word.
     """
-    if text.isascii():
-        return tuple(text.translate(_ASCII_WORD_CHARACTERS).split())
-    return tuple(text.translate(_WORD_CHARACTERS).split())
+    lowered = text.lower()
+    if lowered.isascii():
+        return tuple(lowered.translate(_ASCII_DELETE).split())
+    return tuple(lowered.translate(_WORD_CHARACTERS).split())
 
 
 def best_of_expected(

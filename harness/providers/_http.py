@@ -178,15 +178,16 @@ class HTTPProvider(Provider):
         started = time.perf_counter()
         try:
             response = await client.post(url, json=self.body(request), headers=self.headers())
-        except httpx.TimeoutException as e:
-            raise ProviderTimeout(
-                f"{self.uri}: no answer from {redact_url(url)} in time ({type(e).__name__})"
-            ) from None
         except httpx.HTTPError as e:  # connect, read, write, protocol errors: all transient
-            reason = self.scrub(str(e))[:200] or type(e).__name__
-            raise ProviderConnectionError(
-                f"{self.uri}: connection to {redact_url(url)} failed: {reason}"
-            ) from None
+            if _is_timeout(e):
+                raise ProviderTimeout(
+                    f"{self.uri}: no answer from {redact_url(url)} in time ({type(e).__name__})"
+                ) from None
+            raise self.connection_error(e, url) from None
+        except Exception as e:
+            if _from_aiohttp(e):  # an aiohttp error its transport does not map (parser errors)
+                raise self.connection_error(e, url) from None
+            raise
         latency = time.perf_counter() - started
         if response.status_code >= 400:
             raise self.http_error(response, url)
@@ -209,6 +210,12 @@ class HTTPProvider(Provider):
         result.latency_s = result.latency_s or latency
         result.raw = data if isinstance(data, dict) else {"body": data}
         return result
+
+    def connection_error(self, error: Exception, url: str) -> ProviderConnectionError:
+        reason = " ".join(self.scrub(str(error)).split())[:200] or type(error).__name__
+        return ProviderConnectionError(
+            f"{self.uri}: connection to {redact_url(url)} failed: {reason}"
+        )
 
     def http_error(self, response: httpx.Response, url: str) -> ProviderHTTPError:
         """A 4xx/5xx answer as an error that names the server's reason, never a key."""
@@ -234,6 +241,21 @@ class HTTPProvider(Provider):
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _is_timeout(error: Exception) -> bool:
+    """An httpx timeout that really is one: the aiohttp transport reports a dropped
+    connection as ``ConnectTimeout``, with the aiohttp error as its cause."""
+    import httpx
+
+    cause = error.__cause__
+    return isinstance(error, httpx.TimeoutException) and (
+        cause is None or isinstance(cause, TimeoutError) or not _from_aiohttp(cause)
+    )
+
+
+def _from_aiohttp(error: BaseException) -> bool:
+    return type(error).__module__.startswith("aiohttp")
 
 
 def wire_params(params: Mapping[str, Any]) -> dict[str, Any]:

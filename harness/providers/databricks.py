@@ -79,7 +79,7 @@ class DatabricksProvider(HTTPProvider):
         host: str | None,
         *,
         token: str | None = None,
-        source: str = f"{HOST_ENV}/{TOKEN_ENV}",
+        source: str = TOKEN_ENV,
         auth_headers: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.host = normalize_host(host) if host else None

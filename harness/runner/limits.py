@@ -180,6 +180,7 @@ class Budget:
         self.reserved_usd = 0.0
         self._output_seen: dict[str, int] = {}
         self._input_ratio = (0, 0)  # (real, estimated) input tokens so far
+        self._waiters: list[asyncio.Future[None]] = []
 
     def estimate_tokens(self, uri: str, messages: Iterable[Message],
                         params: Mapping[str, Any]) -> tuple[int, int]:
@@ -193,16 +194,27 @@ class Budget:
         )
         return estimate, output
 
-    def reserve(self, cost_usd: float) -> float:
-        """Hold ``cost_usd`` for a call, or raise BudgetExceeded if it could pass the limit."""
-        if self.spent_usd + self.reserved_usd + cost_usd > self.max_cost_usd:
-            raise BudgetExceeded(
-                f"the next call (about ${cost_usd:.4f}) could take spending past the --max-cost "
-                f"budget of ${self.max_cost_usd:.4f} (spent ${self.spent_usd:.4f}, "
-                f"${self.reserved_usd:.4f} in flight)"
-            )
-        self.reserved_usd += cost_usd
-        return cost_usd
+    async def reserve(self, estimate: Callable[[], float]) -> float:
+        """Hold a call's estimated cost; raise BudgetExceeded if it could pass the limit.
+
+        While calls in flight hold reservations that leave no room, wait for them to
+        settle (their real cost is usually below the estimate) and estimate again; give up
+        only when the call would not fit even if everything in flight cost nothing.
+        """
+        while True:
+            cost = estimate()
+            if self.spent_usd + self.reserved_usd + cost <= self.max_cost_usd:
+                self.reserved_usd += cost
+                return cost
+            if self.spent_usd + cost > self.max_cost_usd or self.reserved_usd <= 0:
+                raise BudgetExceeded(
+                    f"the next call (about ${cost:.4f}) could take spending past the "
+                    f"--max-cost budget of ${self.max_cost_usd:.4f} (spent "
+                    f"${self.spent_usd:.4f})"
+                )
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def settle(self, reserved_usd: float, cost_usd: float | None, *, uri: str = "",
                estimated_input: int = 0, input_tokens: int | None = None,
@@ -210,6 +222,10 @@ class Budget:
         """Release a reservation and book what the call really cost (0 for a failed call)."""
         self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
         self.spent_usd += cost_usd or 0.0
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # room may have been freed: let them estimate again
+            if not waiter.done():
+                waiter.set_result(None)
         if output_tokens is not None and uri:
             # Later calls without max_tokens assume the longest answer seen so far.
             self._output_seen[uri] = max(self._output_seen.get(uri, 0), output_tokens)
@@ -219,7 +235,8 @@ class Budget:
 
 
 def preflight(config: RunConfig, settings: Mapping[str, Any],
-              providers: Iterable[Provider | None]) -> None:
+              providers: Iterable[Provider | None], *, check_credentials: bool = True,
+              check_prices: bool = True) -> None:
     """Everything about calls that can be wrong, checked before a run is created.
 
     Refuses credentials in ``--param``; installs the ``[prices]`` of harness.toml; checks
@@ -240,9 +257,10 @@ def preflight(config: RunConfig, settings: Mapping[str, Any],
     for provider in providers:
         if provider is None:
             continue
-        if isinstance(provider, HTTPProvider) and config.cache != "replay":
+        if check_credentials and isinstance(provider, HTTPProvider) and config.cache != "replay":
             provider.check_credentials()
-        if config.max_cost is not None and not provider.local and price_of(provider.uri) is None:
+        if (check_prices and config.max_cost is not None and not provider.local
+                and price_of(provider.uri) is None):
             raise ConfigError(
                 f"--max-cost needs the price of {provider.uri}, which harness does not know; "
                 f'add it to harness.toml: [prices] "{provider.uri}" = [INPUT, OUTPUT] '

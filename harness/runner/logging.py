@@ -38,7 +38,7 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
 
 
 def log_to_mlflow(plan: RunPlan, run_id: str, result: RunResult, outputs: pd.DataFrame,
-                  scores: pd.DataFrame, started: float) -> str:
+                  scores: pd.DataFrame, started: float, replaces: str | None = None) -> str:
     from harness.tracking import RunRecord, log_run
 
     metrics = result.flat_metrics()
@@ -68,4 +68,4 @@ def log_to_mlflow(plan: RunPlan, run_id: str, result: RunResult, outputs: pd.Dat
         rows=results_table(outputs, scores),
         feedback=feedback_rows(scores, plan.judge_provider.uri if plan.judge_provider else None),
     )
-    return log_run(record, tracking_uri=plan.home.tracking_uri)
+    return log_run(record, tracking_uri=plan.home.tracking_uri, replaces=replaces)

@@ -271,6 +271,7 @@ def run_eval(
     home = home if isinstance(home, Home) else resolve_home(home)
     progress = progress or NullProgress()
     previous_usage: dict[str, Any] = {}
+    previous_mlflow_run: str | None = None
     if resume:
         info = run_store.get_run(home.db_path, resume)
         if info.status == "finished" and not info.errors:
@@ -278,6 +279,7 @@ def run_eval(
                               "nothing to resume")
         config = RunConfig.from_dict(info.config)
         run_id, previous_usage = info.run_id, info.usage
+        previous_mlflow_run = info.mlflow_run_id
     else:
         run_id = uuid.uuid4().hex[:12]
     plan = plan_run(config, home, provider)
@@ -324,7 +326,7 @@ def run_eval(
                                  usage=usage, errors=engine.errors)
         if cache is not None:
             cache.close()
-    result = _finish(plan, run_id, usage, status, started, progress)
+    result = _finish(plan, run_id, usage, status, started, progress, previous_mlflow_run)
     if engine.stopped_by_budget:
         raise BudgetExceeded(
             f"stopped at the --max-cost budget of ${config.max_cost:.4f} with "
@@ -384,7 +386,7 @@ def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str,
 
 
 def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
-            started: float, progress: Progress) -> RunResult:
+            started: float, progress: Progress, replaces: str | None = None) -> RunResult:
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
     scores = run_store.load_scores(home.db_path, run_id)
@@ -404,7 +406,8 @@ def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
         from harness.runner.logging import log_to_mlflow
 
         try:
-            result.mlflow_run_id = log_to_mlflow(plan, run_id, result, outputs, scores, started)
+            result.mlflow_run_id = log_to_mlflow(plan, run_id, result, outputs, scores, started,
+                                                 replaces=replaces)
             run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
         except HarnessError as e:
             result.warnings.append(f"MLflow logging failed: {e}")

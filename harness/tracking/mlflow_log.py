@@ -99,12 +99,15 @@ def _mapped_errors(what: str) -> Iterator[None]:
         raise TrackingError(f"{what}: {message}") from exc
 
 
-def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True) -> str:
+def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True,
+            replaces: str | None = None) -> str:
     """Log ``record`` as one finished MLflow run and return the MLflow run id.
 
     With ``traces`` the run also gets one trace per row, with its judge and metric feedback
     and the expected answer. A failure marks the MLflow run FAILED and raises
-    ``TrackingError``; a run that was logged completely is FINISHED.
+    ``TrackingError``; a run that was logged completely is FINISHED. ``replaces`` names an
+    MLflow run logged earlier for the same harness run (before a ``--resume``): it is
+    deleted once the new one is complete, so one harness run is one MLflow run.
     """
     with _mapped_errors(f"cannot log run {record.run_id} to MLflow at {tracking_uri}"):
         client, store = _open_store(tracking_uri)
@@ -128,6 +131,8 @@ def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True) -> str
         except BaseException:
             _mark_failed(client, run_id)
             raise
+        if replaces and replaces != run_id:
+            client.delete_run(replaces)
     return run_id
 
 

@@ -21,7 +21,8 @@ def score(name: str, output: str, latency_s: float | None = None) -> float | Non
         ("   \n\t ", 0),
         ("... -- !!! (—)", 0),
         ("well-known don't 3.5 10,000 e.g.", 5),
-        ("and/or x—y (a)", 5),
+        ("and/or x—y (a)", 3),
+        ("x — y", 2),
         ("L’Hôpital’s rule", 2),
         ("Ünïcödé wörds çount", 3),
         ("p < 0.05, n = 120", 4),
@@ -35,9 +36,9 @@ def test_word_count(output: str, count: int) -> None:
     assert len(words(output)) == count
 
 
-def test_words_are_stripped_of_joining_punctuation() -> None:
-    assert words("Well-known, isn't it? 3.5%") == ("Wellknown", "isnt", "it", "35")
-    assert words("“Quoted” — text…") == ("Quoted", "text")
+def test_words_are_lowercased_and_stripped_of_punctuation() -> None:
+    assert words("Well-known, isn't it? 3.5%") == ("wellknown", "isnt", "it", "35")
+    assert words("“Quoted” — text… ±2 ©") == ("quoted", "text", "2")
 
 
 def test_word_count_is_a_float_even_for_empty_output() -> None:

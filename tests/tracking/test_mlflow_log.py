@@ -28,7 +28,7 @@ ROWS = [
     ("r2", "Capital of France?", "Paris || paris", "", "Lyon", 1.25, None, 0.0, 2),
     ("r3", "Say JSON", "{}", None, '{"a": [1, 2]}', 0.1, None, 0.0, 3),
     ("r4", "Grüße auf Deutsch?", "Hallo", "Sprache", "Grüß Gott", 0.3, None, 0.0, 4),
-    ("r5", "Will time out", "x", None, None, None, "ProviderTimeout: no answer in 30 s", None, None),
+    ("r5", "Will time out", "x", None, None, None, "ProviderTimeout: no answer", None, None),
     ("r6", "No expected answer", None, None, "anything", 0.2, None, None, 1),
 ]
 
@@ -40,7 +40,7 @@ def make_record(experiment: str = "harness", metrics: dict | None = None) -> Run
     )
     rows["exact_match"] = [row[7] for row in ROWS]
     rows["faithfulness/score"] = [row[8] for row in ROWS]
-    rows["faithfulness/rationale"] = [None if row[8] is None else f"scored {row[8]}" for row in ROWS]
+    rows["faithfulness/rationale"] = [row[8] and f"scored {row[8]}" for row in ROWS]
     feedback = []
     for row in ROWS:
         if row[7] is not None:
@@ -205,8 +205,12 @@ def test_one_trace_per_row_with_inputs_outputs_and_state(logged):
     assert traces["r3"].data.spans[0].outputs == {"a": [1, 2]}
     assert traces["r5"].info.response_preview is None
     assert traces["r1"].info.execution_duration == 500
-    assert traces["r5"].data.spans[0].events[0].attributes["exception.message"].startswith(
-        "ProviderTimeout"
+    assert (
+        traces["r5"]
+        .data.spans[0]
+        .events[0]
+        .attributes["exception.message"]
+        .startswith("ProviderTimeout")
     )
 
 
@@ -346,5 +350,6 @@ def test_a_run_without_rows_is_logged(tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert client.search_traces(locations=[run.info.experiment_id], run_id=run_id) == []
-    table = json.loads(Path(client.download_artifacts(run_id, "eval_results_table.json")).read_text())
+    table_path = Path(client.download_artifacts(run_id, "eval_results_table.json"))
+    table = json.loads(table_path.read_text())
     assert table == {"columns": list(record.rows.columns), "data": []}

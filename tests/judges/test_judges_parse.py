@@ -115,16 +115,22 @@ REJECTED = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "text", "label"), ACCEPTED,
-                         ids=[f"{i}:{t[:30]}" for i, (_, t, _) in enumerate(ACCEPTED)])
+@pytest.mark.parametrize(
+    ("spec", "text", "label"),
+    ACCEPTED,
+    ids=[f"{i}:{t[:30]}" for i, (_, t, _) in enumerate(ACCEPTED)],
+)
 def test_accepted_answers(spec: OutputSpec, text: str, label: str) -> None:
     verdict = parse_verdict(text, spec)
     assert verdict.label == label
     assert verdict.value == spec.value_of(label)
 
 
-@pytest.mark.parametrize(("spec", "text", "message"), REJECTED,
-                         ids=[f"{i}:{t[:30]}" for i, (_, t, _) in enumerate(REJECTED)])
+@pytest.mark.parametrize(
+    ("spec", "text", "message"),
+    REJECTED,
+    ids=[f"{i}:{t[:30]}" for i, (_, t, _) in enumerate(REJECTED)],
+)
 def test_rejected_answers(spec: OutputSpec, text: str, message: str) -> None:
     with pytest.raises(JudgeParseError) as caught:
         parse_verdict(text, spec)
@@ -139,15 +145,22 @@ def test_values_stored_per_output_type() -> None:
     assert [parse_verdict(g, GRADES).value for g in ("bad", "okay", "good")] == [0.0, 0.5, 1.0]
 
 
-@pytest.mark.parametrize(("spec", "text", "rationale"), [
-    (SCALE, '{"score": 4, "rationale": "Covers the main finding."}', "Covers the main finding."),
-    (SCALE, '{"score": 4, "explanation": "From another key."}', "From another key."),
-    (SCALE, '{"score": 4, "reason": ["a", "b"]}', '["a", "b"]'),
-    (SCALE, "The dose is wrong.\nScore: 2", "The dose is wrong."),
-    (SCALE, "It matches the abstract. {\"score\": 5}", "It matches the abstract."),
-    (SCALE, '{"score": 5}', None),
-    (SCALE, "5", None),
-    (YES_NO, "Yes, the candidate is correct.", "the candidate is correct."),
-])
+@pytest.mark.parametrize(
+    ("spec", "text", "rationale"),
+    [
+        (
+            SCALE,
+            '{"score": 4, "rationale": "Covers the main finding."}',
+            "Covers the main finding.",
+        ),
+        (SCALE, '{"score": 4, "explanation": "From another key."}', "From another key."),
+        (SCALE, '{"score": 4, "reason": ["a", "b"]}', '["a", "b"]'),
+        (SCALE, "The dose is wrong.\nScore: 2", "The dose is wrong."),
+        (SCALE, 'It matches the abstract. {"score": 5}', "It matches the abstract."),
+        (SCALE, '{"score": 5}', None),
+        (SCALE, "5", None),
+        (YES_NO, "Yes, the candidate is correct.", "the candidate is correct."),
+    ],
+)
 def test_rationale_is_kept(spec: OutputSpec, text: str, rationale: str | None) -> None:
     assert parse_verdict(text, spec).rationale == rationale

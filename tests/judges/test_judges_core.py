@@ -18,8 +18,13 @@ from harness.providers.openai import OpenAIProvider
 from harness.providers.python import PythonProvider
 from harness.store.runs import ScoreRow
 
-ROW = ScoringRow(input="Does aspirin lower fever?", output="Yes, it does.",
-                 expected=("Yes.",), context="Aspirin is an antipyretic.", latency_s=0.1)
+ROW = ScoringRow(
+    input="Does aspirin lower fever?",
+    output="Yes, it does.",
+    expected=("Yes.",),
+    context="Aspirin is an antipyretic.",
+    latency_s=0.1,
+)
 REMOTE = OpenAIProvider("judge", "http://127.0.0.1:9/v1")  # only builds requests here
 
 
@@ -27,11 +32,17 @@ def judge_with(fn_name: str) -> PythonProvider:
     return PythonProvider(f"fake_judges:{fn_name}")
 
 
-def evaluate(judge: Judge, provider: Any, row: ScoringRow = ROW, samples: int = 1,
-             caller: Caller | None = None) -> tuple[list[ScoreRow], Caller]:
+def evaluate(
+    judge: Judge,
+    provider: Any,
+    row: ScoringRow = ROW,
+    samples: int = 1,
+    caller: Caller | None = None,
+) -> tuple[list[ScoreRow], Caller]:
     caller = caller or Caller(cache=None, mode="off")
-    rows = asyncio.run(judge.evaluate(row, example_id="r1", caller=caller, provider=provider,
-                                      samples=samples))
+    rows = asyncio.run(
+        judge.evaluate(row, example_id="r1", caller=caller, provider=provider, samples=samples)
+    )
     return rows, caller
 
 
@@ -43,12 +54,16 @@ def test_messages_hold_definition_rubric_data_and_answer_format() -> None:
     judge = builtin_judge("answer_correctness")
     system, user = judge.messages(ROW)
     assert system["role"] == "system" and user["role"] == "user"
-    assert '{"rationale": "<your reasoning, in one to three sentences>", "score": <an integer ' \
-           'from 1 to 5>}' in system["content"]
+    assert (
+        '{"rationale": "<your reasoning, in one to three sentences>", "score": <an integer '
+        "from 1 to 5>}" in system["content"]
+    )
     assert user["content"].startswith("Judge how correct the answer is")
     assert "Rubric:\n5: fully correct" in user["content"]
-    assert user["content"].endswith("Question:\nDoes aspirin lower fever?\n\nReference answer:\n"
-                                    "Yes.\n\nAnswer to judge:\nYes, it does.")
+    assert user["content"].endswith(
+        "Question:\nDoes aspirin lower fever?\n\nReference answer:\n"
+        "Yes.\n\nAnswer to judge:\nYes, it does."
+    )
 
 
 def test_several_expected_answers_are_all_shown() -> None:
@@ -62,16 +77,21 @@ def test_custom_prompt_keeps_literal_braces() -> None:
     assert 'Note: JSON looks like {"a": 1}.' in judge.messages(ROW)[1]["content"]
 
 
-@pytest.mark.parametrize("change", [
-    {"prompt": "Question: {input}\nAnswer: {output}\nIs it right?"},
-    {"definition": "Decide strictly."},
-    {"rubric": "yes: all facts right"},
-    {"examples": [{"input": "q", "output": "a", "answer": "no"}]},
-    {"output": "1-5"},
-    {"output": ["wrong", "right"]},
-    {"system": "Be terse."},
-])
-def test_every_part_of_a_judge_changes_its_version_and_its_cache_key(change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": "Question: {input}\nAnswer: {output}\nIs it right?"},
+        {"definition": "Decide strictly."},
+        {"rubric": "yes: all facts right"},
+        {"examples": [{"input": "q", "output": "a", "answer": "no"}]},
+        {"output": "1-5"},
+        {"output": ["wrong", "right"]},
+        {"system": "Be terse."},
+    ],
+)
+def test_every_part_of_a_judge_changes_its_version_and_its_cache_key(
+    change: dict[str, Any],
+) -> None:
     base = {"prompt": "Question: {input}\nAnswer: {output}\nIs it correct?", "output": "yes/no"}
     before = make_judge("j", **base)
     after = make_judge("j", **{**base, **change})
@@ -86,7 +106,9 @@ def test_params_change_version_and_key() -> None:
     assert after.version != before.version and key_of(after) != key_of(before)
 
 
-def test_parser_version_is_in_the_version_but_not_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parser_version_is_in_the_version_but_not_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     judge = builtin_judge("correctness")
     version, key = judge.version, key_of(judge)
     monkeypatch.setattr("harness.judges.judge.PARSER_VERSION", 999)
@@ -106,14 +128,20 @@ def test_guidelines_are_part_of_the_prompt_and_version() -> None:
 def test_request_params_defaults_and_structured_output() -> None:
     judge = builtin_judge("correctness")
     assert judge.request_params(REMOTE, 1) == {
-        "response_format": {"type": "json_object"}, "temperature": 0.0}
+        "response_format": {"type": "json_object"},
+        "temperature": 0.0,
+    }
     assert judge.request_params(REMOTE, 3)["temperature"] == 1.0
     assert judge.request_params(judge_with("valid"), 1) == {"temperature": 0.0}
     assert "response_format" not in dataclasses.replace(judge, json_mode=False).request_params(
-        REMOTE, 1)
+        REMOTE, 1
+    )
     custom = make_judge("j", "{input} {output}", params={"temperature": 0.3, "max_tokens": 50})
     assert custom.request_params(REMOTE, 3) == {
-        "response_format": {"type": "json_object"}, "temperature": 0.3, "max_tokens": 50}
+        "response_format": {"type": "json_object"},
+        "temperature": 0.3,
+        "max_tokens": 50,
+    }
 
 
 def test_a_valid_answer_is_one_call_and_one_row() -> None:
@@ -171,12 +199,16 @@ def test_a_failing_judge_call_is_an_error_row() -> None:
     assert caller.stats.judge.errors == 1
 
 
-@pytest.mark.parametrize(("name", "row", "lacking"), [
-    ("correctness", dataclasses.replace(ROW, expected=()), "expected answer"),
-    ("groundedness", dataclasses.replace(ROW, context=None), "context"),
-])
-def test_a_row_without_the_needed_field_is_not_judged(name: str, row: ScoringRow,
-                                                      lacking: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "row", "lacking"),
+    [
+        ("correctness", dataclasses.replace(ROW, expected=()), "expected answer"),
+        ("groundedness", dataclasses.replace(ROW, context=None), "context"),
+    ],
+)
+def test_a_row_without_the_needed_field_is_not_judged(
+    name: str, row: ScoringRow, lacking: str
+) -> None:
     rows, caller = evaluate(builtin_judge(name), judge_with("valid"), row=row, samples=2)
     assert [(r.sample, r.value, r.error) for r in rows] == [(0, None, None), (1, None, None)]
     assert rows[0].rationale == f"not judged: the row has no {lacking}"
@@ -195,8 +227,12 @@ def test_samples_are_distinct_requests() -> None:
     rows, _ = evaluate(builtin_judge("correctness"), provider, samples=3)
     assert [r.sample for r in rows] == [0, 1, 2] and sorted(seen) == [0, 1, 2]
     judge = builtin_judge("correctness")
-    keys = {request_key(REMOTE.request(judge.messages(ROW), judge.request_params(REMOTE, 3),
-                                       sample_index=i)) for i in range(3)}
+    keys = {
+        request_key(
+            REMOTE.request(judge.messages(ROW), judge.request_params(REMOTE, 3), sample_index=i)
+        )
+        for i in range(3)
+    }
     assert len(keys) == 3
 
 

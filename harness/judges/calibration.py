@@ -58,8 +58,9 @@ class Calibration:
         return dict(vars(self))
 
 
-def cohen_kappa(pairs: Sequence[tuple[str, str]], categories: Sequence[str], *,
-                quadratic: bool = False) -> float | None:
+def cohen_kappa(
+    pairs: Sequence[tuple[str, str]], categories: Sequence[str], *, quadratic: bool = False
+) -> float | None:
     """Cohen's kappa of (rater 1, rater 2) pairs; quadratic weights for ordinal categories.
 
     ``1 - sum(w * observed) / sum(w * expected)``, which is ``(p_o - p_e) / (1 - p_e)``
@@ -131,8 +132,9 @@ def calibrate(
     from harness.store import datasets as dataset_store
 
     home = home if isinstance(home, Home) else resolve_home(home)
-    chosen = resolve_judges([judge], home=home, judges_file=judges_file,
-                            guidelines=list(guidelines))[0]
+    chosen = resolve_judges(
+        [judge], home=home, judges_file=judges_file, guidelines=list(guidelines)
+    )[0]
     info = dataset_store.resolve_dataset(home.db_path, data)
     examples = dataset_store.load_examples(home.db_path, info, limit=limit)
     outputs = _outputs(home, chosen, examples, output=output, run=run)
@@ -154,15 +156,24 @@ def calibrate(
         todo = [e for e in todo if e.id in outputs]
 
     async def work(caller: Caller) -> list[list[ScoreRow]]:
-        return list(await asyncio.gather(*(
-            chosen.evaluate(ScoringRow(e.input, outputs.get(e.id, ""), e.expected, e.context,
-                                       None), example_id=e.id, caller=caller, provider=provider)
-            for e in todo)))
+        return list(
+            await asyncio.gather(
+                *(
+                    chosen.evaluate(
+                        ScoringRow(e.input, outputs.get(e.id, ""), e.expected, e.context, None),
+                        example_id=e.id,
+                        caller=caller,
+                        provider=provider,
+                    )
+                    for e in todo
+                )
+            )
+        )
 
     scored, calls = judge_session(home, work, cache=cache, concurrency=concurrency)
     pairs: list[tuple[str, str]] = []
     errors, disagreements, not_judged = [], [], no_output
-    for example, (score,) in zip(todo, scored):
+    for example, (score,) in zip(todo, scored, strict=True):
         if score.error:
             errors.append({"id": example.id, "error": score.error})
         elif score.label is None:
@@ -170,24 +181,41 @@ def calibrate(
         else:
             pairs.append((humans[example.id], score.label))
             if score.label != humans[example.id]:
-                disagreements.append({
-                    "id": example.id, "input": example.input, "output": outputs.get(example.id),
-                    "human": humans[example.id], "judge": score.label,
-                    "rationale": score.rationale})
+                disagreements.append(
+                    {
+                        "id": example.id,
+                        "input": example.input,
+                        "output": outputs.get(example.id),
+                        "human": humans[example.id],
+                        "judge": score.label,
+                        "rationale": score.rationale,
+                    }
+                )
     categories = list(spec.labels)
     confusion = {h: {j: 0 for j in categories} for h in categories}
     for h, j in pairs:
         confusion[h][j] += 1
     return Calibration(
-        judge=chosen.name, judge_version=chosen.version, judge_model=provider.uri,
-        dataset=info.ref, label_column=label, labels=categories, rows=len(examples),
-        compared=len(pairs), excluded=sum(excluded.values()),
-        excluded_values=dict(excluded.most_common()), not_judged=not_judged, errors=errors,
+        judge=chosen.name,
+        judge_version=chosen.version,
+        judge_model=provider.uri,
+        dataset=info.ref,
+        label_column=label,
+        labels=categories,
+        rows=len(examples),
+        compared=len(pairs),
+        excluded=sum(excluded.values()),
+        excluded_values=dict(excluded.most_common()),
+        not_judged=not_judged,
+        errors=errors,
         accuracy=sum(h == j for h, j in pairs) / len(pairs) if pairs else None,
         kappa=cohen_kappa(pairs, categories),
         weighted_kappa=cohen_kappa(pairs, categories, quadratic=True)
-        if spec.kind == "scale" else None,
-        confusion=confusion, disagreements=disagreements, calls=calls,
+        if spec.kind == "scale"
+        else None,
+        confusion=confusion,
+        disagreements=disagreements,
+        calls=calls,
     )
 
 
@@ -202,8 +230,9 @@ def _column(example: Example, column: str) -> Any:
     return example.extra[column]
 
 
-def _outputs(home: Home, judge: Judge, examples: list[Example], *, output: str | None,
-             run: str | None) -> dict[str, str]:
+def _outputs(
+    home: Home, judge: Judge, examples: list[Example], *, output: str | None, run: str | None
+) -> dict[str, str]:
     """Example id -> the output the judge grades."""
     if run is not None and output is not None:
         raise MetricError("give either --run or --output, not both")
@@ -212,13 +241,16 @@ def _outputs(home: Home, judge: Judge, examples: list[Example], *, output: str |
 
         info = get_run(home.db_path, run)
         table = load_outputs(home.db_path, info.run_id)
-        return {r["id"]: r["output"] for r in table.to_dict("records")
-                if isinstance(r["output"], str)}
+        return {
+            r["id"]: r["output"] for r in table.to_dict("records") if isinstance(r["output"], str)
+        }
     if output is None and "output" in judge.fields:
         if not examples or "output" not in examples[0].extra:
-            raise MetricError(f"judge {judge.name!r} grades an output: name the column that "
-                              "holds it with --output COLUMN, or use a run's outputs with "
-                              "--run RUN_ID")
+            raise MetricError(
+                f"judge {judge.name!r} grades an output: name the column that "
+                "holds it with --output COLUMN, or use a run's outputs with "
+                "--run RUN_ID"
+            )
         output = "output"
     if output is None:
         return {}

@@ -1,0 +1,252 @@
+"""Custom judges from harness.toml, a --judges file and Python; resolving judge names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from judge_helpers import judge_bodies
+
+from harness.cli import COMMANDS, cli
+from harness.config import resolve_home
+from harness.errors import MetricError
+from harness.judges import available_judges, make_judge, register_judge, resolve_judges
+from harness.judges.custom import _registry
+from harness.runner.config import RunConfig
+from harness.runner.run import run_eval
+from harness.store.runs import load_scores
+from harness.testing import FakeLLMServer
+
+TOML = '''
+[judges.cites_study]
+prompt = """Question: {input}
+Reference: {expected}
+Answer: {output}
+Does the answer cite the study's result?"""
+output = "yes/no"
+definition = "Decide whether the answer reports what the study found."
+description = "yes/no: cites the study"
+
+[judges.detail]
+prompt = "Context: {context}\\nAnswer: {output}"
+output = "0-10"
+rubric = {"10" = "every number from the context", "0" = "no detail"}
+
+[judges.tone]
+prompt = "Answer: {output}"
+output = ["rude", "neutral", "warm"]
+[[judges.tone.examples]]
+output = "Happy to help!"
+answer = "warm"
+rationale = "friendly"
+'''
+
+
+@pytest.fixture(autouse=True)
+def no_registered_judges() -> Iterator[None]:
+    _registry.clear()
+    yield
+    _registry.clear()
+
+
+@pytest.fixture
+def judges_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(COMMANDS, "judges", "harness.cli.judges:judges")
+
+
+def test_toml_judges_load_with_their_output_types(home: Path) -> None:
+    (home / "harness.toml").write_text(TOML, encoding="utf-8")
+    found = resolve_judges(
+        ["cites_study", "detail", "tone"], home=resolve_home(home), judges_file=None, guidelines=[]
+    )
+    cites, detail, tone = found
+    assert cites.output.describe() == "yes/no" and cites.origin == "custom"
+    assert cites.needs == {"expected"} and detail.needs == {"context"} and not tone.needs
+    assert (detail.output.low, detail.output.high) == (0, 10)
+    assert (
+        "Rubric:\n10: every number from the context\n0: no detail"
+        in detail.messages(_row())[1]["content"]
+    )
+    assert tone.output.labels == ("rude", "neutral", "warm")
+    user = tone.messages(_row())[1]["content"]
+    assert (
+        'Example 1:\nOutput: Happy to help!\nReply: {"rationale": "friendly", "label": "warm"}'
+        in user
+    )
+
+
+def _row() -> object:
+    from harness.metrics import ScoringRow
+
+    return ScoringRow("q", "a", ("e",), "c", None)
+
+
+def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: Path) -> None:
+    (home / "harness.toml").write_text(TOML, encoding="utf-8")
+    extra = tmp_path / "judges.toml"
+    extra.write_text(
+        '[judges.tone]\nprompt = "Reply: {output}"\noutput = "1-3"\n'
+        '[judges.short]\nprompt = "{output}"\n',
+        encoding="utf-8",
+    )
+    found = {
+        j.name: j
+        for j in resolve_judges(
+            ["tone", "short", "detail"],
+            home=resolve_home(home),
+            judges_file=str(extra),
+            guidelines=[],
+        )
+    }
+    assert found["tone"].output.describe() == "1-3"  # the file wins
+    assert found["short"].output.describe() == "yes/no"  # the default output type
+    assert found["detail"].output.describe() == "0-10"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[judges.j]\noutput = "yes/no"\n', "[judges.j] needs a prompt"),
+        ('[judges.j]\nprompt = "{output}"\nscale = "1-5"\n', "unknown key(s) scale"),
+        ('[judges.j]\nprompt = "{output}"\noutput = "5-1"\n', "must go from low to high"),
+        ('[judges.j]\nprompt = "{output}"\noutput = ["only"]\n', "at least two"),
+        ('[judges.j]\nprompt = "{answer}"\n', "unknown placeholder(s) {answer}"),
+        ('[judges.safety]\nprompt = "{output}"\n', "'safety' is a built-in judge"),
+        ('[judges.token_f1]\nprompt = "{output}"\n', "'token_f1' is a metric"),
+        (
+            '[judges.j]\nprompt = "{output}"\n'
+            '[[judges.j.examples]]\noutput = "x"\nanswer = "perhaps"\n',
+            "example 1: answer 'perhaps' is not a valid yes/no answer",
+        ),
+        ("judges = 3\n", "must be a table of [judges.NAME] tables"),
+    ],
+)
+def test_bad_custom_judges_are_one_line_errors(home: Path, toml: str, message: str) -> None:
+    (home / "harness.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(MetricError) as caught:
+        resolve_judges(["j"], home=resolve_home(home), judges_file=None, guidelines=[])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_unknown_judge_lists_the_known_ones(home: Path) -> None:
+    (home / "harness.toml").write_text(TOML, encoding="utf-8")
+    with pytest.raises(MetricError) as caught:
+        resolve_judges(["corectness"], home=resolve_home(home), judges_file=None, guidelines=[])
+    message = str(caught.value)
+    assert message.startswith("unknown judge 'corectness'; known: ")
+    for name in ("answer_correctness", "cites_study", "correctness", "guidelines", "tone"):
+        assert name in message
+
+
+def test_judge_json_mode_can_be_turned_off(home: Path) -> None:
+    (home / "harness.toml").write_text("judge_json_mode = false\n", encoding="utf-8")
+    (judge,) = resolve_judges(["safety"], home=resolve_home(home), judges_file=None, guidelines=[])
+    assert judge.json_mode is False
+
+
+def test_yes_no_custom_judge_aggregates_as_a_rate(
+    qa: str, home: Path, server: FakeLLMServer
+) -> None:
+    (home / "harness.toml").write_text(TOML, encoding="utf-8")
+    result = run_eval(
+        RunConfig(
+            data="qa",
+            model="python:harness_test_models:answer_expected",
+            judges=["cites_study", "detail"],
+            judge_model="openai:/judge",
+            metrics=["exact_match"],
+            mlflow=False,
+        ),
+        home=home,
+    )
+    scores = load_scores(resolve_home(home).db_path, result.run_id)
+    cites = scores[scores["metric"] == "cites_study"]
+    assert set(cites["value"]) == {0.0, 1.0}
+    assert result.metrics["cites_study"]["mean"] == pytest.approx(cites["value"].mean())
+    assert 0 < result.flat_metrics()["cites_study/mean"] < 1
+    detail = scores[scores["metric"] == "detail"]
+    assert detail["value"].between(0, 10).all() and detail["value"].max() > 5  # the 0-10 scale
+    bodies = judge_bodies(server)
+    assert len(bodies) == 40
+    cites_bodies = [b for b in bodies if "cite the study's result" in b["messages"][1]["content"]]
+    assert len(cites_bodies) == 20
+    assert all(
+        b["messages"][1]["content"].startswith(
+            "Decide whether the answer reports what the study found."
+        )
+        for b in cites_bodies
+    )
+
+
+def test_a_python_judge_is_usable_by_name(qa: str, home: Path) -> None:
+    register_judge(
+        make_judge(
+            "short_answer", "Answer: {output}\nIs it under 50 words?", description="yes/no: short"
+        )
+    )
+    with pytest.raises(MetricError, match="already registered"):
+        register_judge(make_judge("short_answer", "{output}"))
+    with pytest.raises(MetricError, match="built-in judge"):
+        register_judge(make_judge("safety", "{output}"))
+    result = run_eval(
+        RunConfig(
+            data="qa",
+            model="python:harness_test_models:answer_expected",
+            judges=["short_answer"],
+            judge_model="python:fake_judges:valid",
+            metrics=["exact_match"],
+            mlflow=False,
+        ),
+        home=home,
+    )
+    assert result.metrics["short_answer"]["mean"] == 1.0
+    assert result.calls["judge"]["local_calls"] == 20
+
+
+def test_a_judge_needing_context_fails_before_the_run(home: Path, tmp_path: Path) -> None:
+    from harness.data import import_dataframe
+
+    import_dataframe(
+        pd.DataFrame({"input": ["q1", "q2"], "expected": ["a", "b"]}), name="no_context", home=home
+    )
+    with pytest.raises(MetricError, match="judge 'faithfulness' needs contexts, and no_context@"):
+        run_eval(
+            RunConfig(
+                data="no_context",
+                model="echo",
+                judges=["faithfulness"],
+                judge_model="python:fake_judges:valid",
+                mlflow=False,
+            ),
+            home=home,
+        )
+    from harness.store.runs import list_runs
+
+    assert list_runs(resolve_home(home).db_path) == []
+
+
+def test_judges_list_cli(home: Path, judges_cli: None) -> None:
+    (home / "harness.toml").write_text(TOML, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["judges", "list", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {*available_judges(home=resolve_home(home))}
+    assert rows["answer_correctness"]["output"] == "1-5"
+    assert rows["answer_correctness"]["fields"] == ["expected", "input", "output"]
+    assert rows["guidelines"]["version"] is None  # no --guideline given
+    assert rows["tone"] == {
+        "name": "tone",
+        "origin": "custom",
+        "output": "labels: rude, neutral, warm",
+        "fields": ["output"],
+        "version": rows["tone"]["version"],
+        "description": "",
+    }
+    text = CliRunner().invoke(cli, ["judges", "list", "--guideline", "Be brief."])
+    assert text.exit_code == 0 and "cites_study" in text.stdout and "1-5" in text.stdout
+    bad = CliRunner().invoke(cli, ["judges", "list", "--judges", str(home / "missing.toml")])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: no such file")

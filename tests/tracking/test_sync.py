@@ -1,0 +1,637 @@
+"""``harness sync`` against a real ``mlflow server`` on 127.0.0.1.
+
+The sync target is a real MLflow tracking server (started once for this module, SQLite
+backend, artifacts served over HTTP). Source runs are written with the plain MLflow client
+and fluent APIs: params, metric histories with their own steps and timestamps, tags,
+artifacts (a JSON table among them), a dataset input and traces with feedback and
+expectations. Copies are compared with the source field by field.
+
+Databricks cannot be reached from here: its configuration (environment variables,
+``~/.databrickscfg`` profiles) and path mapping are tested without any network, and its
+error path only against a stub HTTP server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import ConfigError, TrackingError
+from harness.tracking.databricks_auth import resolve_databricks_credentials
+from harness.tracking.sync import (
+    KILL_AFTER_ENV,
+    META_SOURCE_ASSESSMENT,
+    TAG_FINGERPRINT,
+    TAG_SOURCE_RUN,
+    SyncTarget,
+    databricks_target,
+    sync,
+)
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import AssessmentSource, ViewType  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+MLFLOW_BIN = Path(sys.executable).parent / "mlflow"
+STORE_TRACE_TAGS = {
+    "mlflow.artifactLocation",
+    "mlflow.trace.spansLocation",
+    "harness.source_trace_id",
+}
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, Path]]:
+    """Launch ``mlflow server`` on 127.0.0.1 (artifacts over HTTP); stop its group at the end."""
+    root = tmp_path_factory.mktemp("target")
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [str(MLFLOW_BIN), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    command += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1"]
+    with open(root / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            yield proc, f"http://127.0.0.1:{port}", root
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(server_process: tuple[Any, str, Path], source: tuple[str, Path]) -> str:
+    """The server's URL once /health answers (it starts while ``source`` is being built)."""
+    proc, url, root = server_process
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((root / "server.log").read_text()[-2000:])
+        time.sleep(0.3)
+
+
+@contextmanager
+def _tracking(uri: str) -> Iterator[None]:
+    """Point the fluent API at ``uri``, exporting traces synchronously (no flush waits)."""
+    previous = mlflow.get_tracking_uri()
+    before = os.environ.get("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING")
+    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING")
+        else:
+            os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = before
+        mlflow.set_tracking_uri(previous)
+
+
+def _new_store(root: Path) -> str:
+    (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root}/mlruns/mlflow.db"
+
+
+def _make_experiment(uri: str, root: Path, name: str) -> str:
+    client = MlflowClient(uri)
+    return client.create_experiment(
+        name, artifact_location=str(root / "mlruns" / "artifacts"), tags={"team": "eval"}
+    )
+
+
+def _log_eval_run(experiment: str, name: str, *, traces: int = 2, nested: bool = False) -> str:
+    """One evaluation-like run, written with the fluent API like a user would.
+
+    Call it inside ``_tracking(uri)``.
+    """
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "input": [f"q{i}" for i in range(5)],
+            "output": [f"a{i}" for i in range(5)],
+            "score": [0.5, 1.0, 0.0, 1.0, 0.25],
+        }
+    )
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params({"model": "echo", "temperature": "0.0", "prompt": "x" * 6000})
+        client = MlflowClient(mlflow.get_tracking_uri())
+        base = 1_700_000_000_000
+        for step in range(4):
+            client.log_metric(
+                run.info.run_id, "loss", 1.0 / (step + 1), timestamp=base + 10 * step, step=step
+            )
+        mlflow.log_metric("accuracy", 0.75)
+        mlflow.set_tags({"harness.version": "0.1.0", "purpose": "sync test"})
+        mlflow.log_table(rows, "eval_results_table.json")
+        mlflow.log_text("notes\n", "extra/notes.txt")
+        dataset = mlflow.data.from_pandas(rows, name="qa", targets="output")
+        mlflow.log_input(dataset, context="eval")
+        for i in range(traces):
+            _log_trace(i)
+        if nested:
+            with mlflow.start_run(run_name=f"{name}-child", nested=True):
+                mlflow.log_param("child", "yes")
+    return run.info.run_id
+
+
+def _log_trace(i: int) -> str:
+    with mlflow.start_span(name="row") as root:
+        root.set_inputs({"question": f"q{i}"})
+        with mlflow.start_span(name="llm", span_type="LLM") as child:
+            child.set_inputs([{"role": "user", "content": f"q{i}"}])
+            child.set_outputs(f"a{i}")
+        root.set_outputs(f"a{i}")
+        trace_id = root.trace_id
+    mlflow.set_trace_tag(trace_id, "row", str(i))
+    mlflow.log_feedback(
+        trace_id=trace_id,
+        name="correct",
+        value=bool(i % 2),
+        rationale="why",
+        source=AssessmentSource(source_type="LLM_JUDGE", source_id="judge"),
+    )
+    mlflow.log_expectation(
+        trace_id=trace_id,
+        name="expected_response",
+        value=f"a{i}",
+        source=AssessmentSource(source_type="HUMAN", source_id="dataset"),
+    )
+    return trace_id
+
+
+@pytest.fixture(scope="module")
+def source(
+    tmp_path_factory: pytest.TempPathFactory, server_process: tuple[Any, str, Path]
+) -> tuple[str, Path]:
+    """A local store with two experiments: two eval runs (one with a child) and a wide run."""
+    root = tmp_path_factory.mktemp("source")
+    uri = _new_store(root)
+    _make_experiment(uri, root, "evals")
+    _make_experiment(uri, root, "wide")
+    with _tracking(uri):
+        _log_eval_run("evals", "first", traces=3, nested=True)
+        _log_eval_run("evals", "second", traces=1)
+    client = MlflowClient(uri)
+    # Beyond one log_batch: 150 params, 120 tags, 2,500 metric values.
+    wide = client.create_run(client.get_experiment_by_name("wide").experiment_id, run_name="wide")
+    from mlflow.entities import Metric, Param, RunTag
+
+    client.log_batch(wide.info.run_id, params=[Param(f"p{i}", str(i)) for i in range(100)])
+    client.log_batch(
+        wide.info.run_id,
+        params=[Param(f"p{i}", str(i)) for i in range(100, 150)],
+        tags=[RunTag(f"t{i}", str(i)) for i in range(100)],
+    )
+    client.log_batch(wide.info.run_id, tags=[RunTag(f"t{i}", str(i)) for i in range(100, 120)])
+    for start in range(0, 2500, 1000):
+        client.log_batch(
+            wide.info.run_id,
+            metrics=[
+                Metric("curve", i * 0.5, 1_700_000_000_000 + i, i)
+                for i in range(start, min(start + 1000, 2500))
+            ],
+        )
+    client.set_terminated(wide.info.run_id, status="FAILED")
+    return uri, root
+
+
+# --- comparing a run with its copy ------------------------------------------------------
+
+
+def _copies(server: str) -> dict[str, Any]:
+    client = MlflowClient(server)
+    found: dict[str, Any] = {}
+    for exp in client.search_experiments(view_type=ViewType.ALL):
+        for run in client.search_runs(
+            [exp.experiment_id], run_view_type=ViewType.ALL, max_results=1000
+        ):
+            source_id = run.data.tags.get(TAG_SOURCE_RUN)
+            if source_id:
+                found.setdefault(source_id, []).append(run)
+    return found
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            files.update(_artifacts(client, run_id, item.path))
+        else:
+            local = client.download_artifacts(run_id, item.path)
+            files[item.path] = Path(local).read_bytes()
+    return files
+
+
+def _assert_same_run(src_uri: str, server: str, run_id: str, copy: Any) -> None:
+    src, dst = MlflowClient(src_uri), MlflowClient(server)
+    local = src.get_run(run_id)
+    copy = dst.get_run(copy.info.run_id)
+    assert copy.info.run_name == local.info.run_name
+    assert (copy.info.start_time, copy.info.end_time, copy.info.status) == (
+        local.info.start_time,
+        local.info.end_time,
+        local.info.status,
+    )
+    assert copy.data.params == local.data.params
+    copied_tags = {k: v for k, v in copy.data.tags.items() if not k.startswith("harness.s")}
+    expected_tags = dict(local.data.tags)
+    if "mlflow.parentRunId" in expected_tags:  # points at the parent's copy
+        parent = dst.search_runs(
+            [copy.info.experiment_id],
+            f"tags.`{TAG_SOURCE_RUN}` = '{expected_tags['mlflow.parentRunId']}'",
+        )
+        expected_tags["mlflow.parentRunId"] = parent[0].info.run_id
+    assert copied_tags == expected_tags
+    assert set(copy.data.metrics) == set(local.data.metrics)
+    for key in local.data.metrics:
+
+        def history(client: MlflowClient, rid: str) -> list[tuple]:
+            return sorted(
+                (m.step, m.timestamp, m.value) for m in client.get_metric_history(rid, key)
+            )
+
+        assert history(dst, copy.info.run_id) == history(src, run_id), key
+
+    def inputs(run: Any) -> list[tuple]:
+        return sorted(
+            (
+                i.dataset.name,
+                i.dataset.digest,
+                i.dataset.source_type,
+                i.dataset.source,
+                i.dataset.schema,
+                i.dataset.profile,
+                tuple((t.key, t.value) for t in i.tags),
+            )
+            for i in run.inputs.dataset_inputs
+        )
+
+    assert inputs(copy) == inputs(local)
+    assert _artifacts(dst, copy.info.run_id) == _artifacts(src, run_id)
+    _assert_same_traces(src, dst, local, copy)
+
+
+def _assert_same_traces(src: MlflowClient, dst: MlflowClient, local: Any, copy: Any) -> None:
+    mine = {
+        t.info.trace_id: t
+        for t in src.search_traces(
+            locations=[local.info.experiment_id], run_id=local.info.run_id, max_results=500
+        )
+    }
+    theirs = {
+        t.info.trace_id: t
+        for t in dst.search_traces(
+            locations=[copy.info.experiment_id], run_id=copy.info.run_id, max_results=500
+        )
+    }
+    assert set(theirs) == set(mine)
+    for trace_id, trace in mine.items():
+        info, other = trace.info, theirs[trace_id].info
+        assert other.tags.get("harness.source_trace_id") == trace_id
+        for field in (
+            "request_time",
+            "state",
+            "request_preview",
+            "response_preview",
+            "client_request_id",
+        ):
+            assert getattr(other, field) == getattr(info, field), field
+        # The server re-derives the duration from the span times at millisecond resolution
+        # when it receives the spans, so it may differ by the rounding of one millisecond.
+        assert abs(other.execution_duration - info.execution_duration) <= 1
+        strip = lambda tags: {k: v for k, v in tags.items() if k not in STORE_TRACE_TAGS}  # noqa: E731
+        assert strip(other.tags) == strip(info.tags)
+        for key, value in info.trace_metadata.items():
+            expected = copy.info.run_id if key == "mlflow.sourceRun" else value
+            assert other.trace_metadata.get(key) == expected, key
+        spans = lambda t: sorted((s.to_dict() for s in t.data.spans), key=lambda d: d["span_id"])  # noqa: E731
+        assert spans(theirs[trace_id]) == spans(trace)
+        copied = {a.assessment_id: a for a in other.assessments}
+        assert set(copied) == {a.assessment_id for a in info.assessments}
+        for assessment in info.assessments:
+            twin = copied[assessment.assessment_id]
+            for field in (
+                "name",
+                "source",
+                "rationale",
+                "expectation",
+                "feedback",
+                "span_id",
+                "create_time_ms",
+                "overrides",
+            ):
+                assert getattr(twin, field) == getattr(assessment, field), field
+            if assessment.feedback is not None:  # Expectation.from_proto does not read `valid`
+                assert twin.valid == assessment.valid
+            assert twin.metadata[META_SOURCE_ASSESSMENT] == assessment.assessment_id
+
+
+def _assert_all_copied(src_uri: str, server: str) -> None:
+    copies = _copies(server)
+    src = MlflowClient(src_uri)
+    local_runs = [r for e in src.search_experiments() for r in src.search_runs([e.experiment_id])]
+    assert local_runs
+    for run in local_runs:
+        assert len(copies.get(run.info.run_id, [])) == 1, run.info.run_name
+        _assert_same_run(src_uri, server, run.info.run_id, copies[run.info.run_id][0])
+
+
+# --- the tests --------------------------------------------------------------------------
+
+
+def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, source):
+    src_uri, _ = source
+    plan = sync(src_uri, SyncTarget(server), dry_run=True)
+    assert [r.action for r in plan.runs] == ["create"] * 4
+    assert _copies(server) == {}, "a dry run wrote to the target"
+    assert plan.totals["traces"] == 4 and plan.totals["assessments"] == 8
+    assert plan.totals["metrics"] == 2 * 5 + 2500
+
+    first = sync(src_uri, SyncTarget(server))
+    assert [r.action for r in first.runs] == ["create"] * 4
+    assert sorted(first.experiments_created) == ["evals", "wide"]
+    assert first.totals == {**plan.totals}
+    _assert_all_copied(src_uri, server)
+
+    messages: list[str] = []
+    second = sync(src_uri, SyncTarget(server), progress=messages.append)
+    assert [r.action for r in second.runs] == ["skip"] * 4
+    assert {k: v for k, v in second.totals.items() if k != "runs_skip"} == dict.fromkeys(
+        [k for k in second.totals if k != "runs_skip"], 0
+    )
+    assert sum(len(v) for v in _copies(server).values()) == 4
+    assert all(m.startswith("skip ") for m in messages)
+    assert json.loads(json.dumps(second.as_dict()))["totals"]["runs_skip"] == 4
+
+
+def test_a_run_changed_locally_is_updated_in_place(server, source):
+    src_uri, root = source
+    sync(src_uri, SyncTarget(server))
+    client = MlflowClient(src_uri)
+    run = client.search_runs(
+        [client.get_experiment_by_name("evals").experiment_id], "attributes.run_name = 'second'"
+    )[0]
+    run_id = run.info.run_id
+    client.log_metric(run_id, "loss", 0.01, timestamp=1_800_000_000_000, step=9)
+    client.set_tag(run_id, "reviewed", "yes")
+    extra = root / "later.txt"
+    extra.write_text("added after the first sync\n")
+    client.log_artifact(run_id, str(extra), "extra")
+    trace = client.search_traces(locations=[run.info.experiment_id], run_id=run_id)[0]
+    feedback = next(a for a in trace.info.assessments if a.name == "correct")
+    with _tracking(src_uri):
+        mlflow.override_feedback(
+            trace_id=trace.info.trace_id,
+            assessment_id=feedback.assessment_id,
+            value=True,
+            rationale="a human said so",
+        )
+
+    before = sum(len(v) for v in _copies(server).values())
+    report = sync(src_uri, SyncTarget(server))
+    changed = [r for r in report.runs if r.action != "skip"]
+    assert [(r.run_id, r.action) for r in changed] == [(run_id, "update")]
+    assert (changed[0].metrics, changed[0].tags, changed[0].artifacts) == (1, 1, 1)
+    assert (changed[0].traces, changed[0].assessments, changed[0].params) == (1, 1, 0)
+    assert sum(len(v) for v in _copies(server).values()) == before
+    _assert_all_copied(src_uri, server)
+    assert [r.action for r in sync(src_uri, SyncTarget(server)).runs] == ["skip"] * 4
+
+
+def _run_killed_sync(src_uri: str, server: str, kill_after: int) -> subprocess.CompletedProcess:
+    code = (
+        "import sys; from harness.tracking.sync import sync, SyncTarget; "
+        "sync(sys.argv[1], SyncTarget(sys.argv[2]))"
+    )
+    env = dict(os.environ, **{KILL_AFTER_ENV: str(kill_after)}, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [PYTHON, "-c", code, src_uri, server], env=env, capture_output=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("kill_after", [8, 14])
+def test_a_sync_killed_half_way_resumes_without_duplicates(server, tmp_path, kill_after):
+    T0=time.time(); print("start", flush=True)
+    uri = _new_store(tmp_path)
+    name = f"resume-{kill_after}"
+    _make_experiment(uri, tmp_path, name)
+    with _tracking(uri):
+        run_ids = [_log_eval_run(name, f"r{i}", traces=2) for i in range(3)]
+
+    print("built", time.time()-T0, flush=True)
+    killed = _run_killed_sync(uri, server, kill_after)
+    print("killed", time.time()-T0, flush=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    partial = _copies(server)
+    started = [rid for rid in run_ids if rid in partial]
+    assert started, "the kill came before any run was created"
+    assert all(len(partial[rid]) == 1 for rid in started)
+    # The first run was cut off before its fingerprint: marked incomplete.
+    assert TAG_FINGERPRINT not in partial[started[-1]][0].data.tags
+
+    print("partial", time.time()-T0, flush=True)
+    resumed = sync(uri, SyncTarget(server), experiments=[name])
+    print("resumed", time.time()-T0, flush=True)
+    actions = {r.run_id: r.action for r in resumed.runs}
+    assert actions[started[-1]] == "update"
+    assert all(actions[rid] == "create" for rid in run_ids if rid not in started)
+    copies = _copies(server)
+    for rid in run_ids:
+        assert len(copies[rid]) == 1
+        _assert_same_run(uri, server, rid, copies[rid][0])
+    print("compared", time.time()-T0, flush=True)
+    assert {r.action for r in sync(uri, SyncTarget(server), experiments=[name]).runs} == {"skip"}
+    print("done", time.time()-T0, flush=True)
+
+
+def test_unknown_local_experiment_is_a_config_error(server, source):
+    with pytest.raises(ConfigError, match="no local experiment named 'nope'"):
+        sync(source[0], SyncTarget(server), experiments=["nope"])
+
+
+def test_unreachable_target_is_one_line_tracking_error(source):
+    port = _free_port()  # nothing listens there
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], SyncTarget(f"http://127.0.0.1:{port}"))
+    assert str(caught.value).startswith(f"cannot reach the tracking server http://127.0.0.1:{port}")
+    assert "\n" not in str(caught.value)
+
+
+class _Refuse(http.server.BaseHTTPRequestHandler):
+    def _refuse(self) -> None:
+        body = b'{"error_code": "UNAUTHENTICATED", "message": "bad token"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    """A stub on 127.0.0.1 that answers 401 to everything (a wrong token)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+SECRET = "dapi0123456789abcdefSECRET"
+
+
+def test_refused_credentials_name_the_problem_but_not_the_token(
+    source, refusing_server, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRET)
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], SyncTarget(refusing_server, secrets=(SECRET,)))
+    assert "refused the credentials (HTTP 401)" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+# --- Databricks: configuration and paths, no network ------------------------------------
+
+
+def _cfg(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "databrickscfg"
+    path.write_text(text)
+    return path
+
+
+def test_databricks_from_environment_maps_experiments_under_the_user(tmp_path):
+    env = {"DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": SECRET}
+    target = databricks_target(
+        user="ana@example.com", environ=env, config_file=tmp_path / "missing"
+    )
+    assert target.tracking_uri == "databricks"
+    assert target.experiment_path("evals") == "/Users/ana@example.com/harness/evals"
+    assert SECRET not in repr(target) and target.secrets == (SECRET,)
+    creds = resolve_databricks_credentials(environ=env, config_file=tmp_path / "missing")
+    assert creds.host == "https://adb-1.azuredatabricks.net" and SECRET not in repr(creds)
+    shared = databricks_target(
+        experiment="/Shared/evals", environ=env, config_file=tmp_path / "missing"
+    )
+    assert shared.experiment_path("anything") == "/Shared/evals"  # no user lookup needed
+    named = databricks_target(
+        experiment="nightly",
+        environ={**env, "DATABRICKS_USER": "bo"},
+        config_file=tmp_path / "missing",
+    )
+    assert named.experiment_path("evals") == "/Users/bo/harness/nightly"
+
+
+def test_databricks_profiles_from_a_config_file(tmp_path, monkeypatch):
+    cfg = _cfg(
+        tmp_path,
+        f"""[DEFAULT]
+host = https://default.cloud.databricks.com
+token = {SECRET}-default
+
+[staging]
+host = https://staging.cloud.databricks.com/
+token = {SECRET}
+
+[sso]
+host = https://sso.cloud.databricks.com
+auth_type = databricks-cli
+
+[empty]
+host = https://empty.cloud.databricks.com
+""",
+    )
+    staging = resolve_databricks_credentials("staging", environ={}, config_file=cfg)
+    assert (staging.host, staging.tracking_uri) == (
+        "https://staging.cloud.databricks.com",
+        "databricks://staging",
+    )
+    assert staging.token == SECRET and staging.source.endswith("[staging]")
+    default = resolve_databricks_credentials(None, environ={}, config_file=cfg)
+    assert (default.host, default.tracking_uri) == (
+        "https://default.cloud.databricks.com",
+        "databricks",
+    )
+    sso = resolve_databricks_credentials(
+        None, environ={"DATABRICKS_CONFIG_PROFILE": "sso"}, config_file=cfg
+    )
+    assert (sso.auth_type, sso.token, sso.tracking_uri) == (
+        "databricks-cli",
+        None,
+        "databricks://sso",
+    )
+    # The environment wins over the profile, as in the Databricks SDK.
+    moved = resolve_databricks_credentials(
+        "staging", environ={"DATABRICKS_HOST": "https://other.example"}, config_file=cfg
+    )
+    assert moved.host == "https://other.example" and moved.token == SECRET
+    # ~/.databrickscfg is found through HOME, like the SDK does.
+    (tmp_path / ".databrickscfg").write_text(cfg.read_text())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_databricks_credentials("staging", environ={}).host.startswith("https://staging")
+
+    with pytest.raises(ConfigError) as missing:
+        resolve_databricks_credentials("prod", environ={}, config_file=cfg)
+    assert "profile 'prod' not found" in str(missing.value) and SECRET not in str(missing.value)
+    with pytest.raises(ConfigError, match="no Databricks credential"):
+        resolve_databricks_credentials("empty", environ={}, config_file=cfg)
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_databricks_credentials("staging", environ={}, config_file=tmp_path / "nope")
+    with pytest.raises(ConfigError, match="no Databricks credentials"):
+        resolve_databricks_credentials(None, environ={}, config_file=tmp_path / "nope")
+
+
+def test_databricks_refusal_never_shows_the_token(source, refusing_server, tmp_path, monkeypatch):
+    """The stub on 127.0.0.1 plays a workspace that rejects the token (no real network)."""
+    monkeypatch.setenv("DATABRICKS_HOST", refusing_server)
+    monkeypatch.setenv("DATABRICKS_TOKEN", SECRET)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none"))
+    target = databricks_target(user="ana@example.com")
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], target, dry_run=True)
+    assert SECRET not in str(caught.value)
+    assert "\n" not in str(caught.value)
