@@ -20,11 +20,12 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.config import DEFAULT_TIMEOUT_S
-from harness.errors import ConfigError, ProviderError, ReplayMiss
+from harness.errors import CacheError, ConfigError, ProviderError, ReplayMiss
 
 if TYPE_CHECKING:
     import httpx
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 CallKind = Literal["model", "judge"]
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")
-TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx")
-DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 
 
 @dataclass
@@ -87,25 +86,70 @@ class CallStats:
         return {"model": self.model.as_dict(), "judge": self.judge.as_dict()}
 
 
-def make_client(concurrency: int, timeout_s: float = DEFAULT_TIMEOUT_S,
-                transport: str = DEFAULT_TRANSPORT) -> httpx.AsyncClient:
-    """The shared HTTP client: keep-alive connections, up to ``concurrency`` of them.
+class CacheWriter:
+    """Stores answers in the cache from one background thread, many per transaction.
 
-    ``aiohttp`` (the default) is httpx's API over aiohttp's connection pool, which keeps
-    its speed at high concurrency where httpx's own pool does not (encode/httpx#3215;
-    numbers in bench/bench_providers.py). ``httpx`` is the pure-httpx pool.
+    A SQLite commit costs more than the rest of a write; batching the entries that arrive
+    while the previous batch is being written makes commits rare, and the thread keeps
+    them off the event loop.
     """
-    import httpx
 
-    if transport not in TRANSPORTS:
-        raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
-    timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    if transport == "aiohttp":
-        from httpx_aiohttp import HttpxAiohttpClient
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
+        self._pending: list[tuple[str, ModelRequest, ModelResponse, asyncio.Future[None]]] = []
+        self._draining: asyncio.Task[None] | None = None
 
-        return HttpxAiohttpClient(timeout=timeout, limits=limits)
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+    async def write(self, key: str, request: ModelRequest, response: ModelResponse) -> None:
+        """Store one answer; return once it is committed (raise CacheError if it is not)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((key, request, response, done))
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                errors = await loop.run_in_executor(self._thread, self._store, batch)
+            except BaseException as e:  # cancelled: nobody may wait forever
+                errors = [CacheError(f"cache write interrupted ({type(e).__name__})")] * len(batch)
+                raise
+            finally:
+                for (*_, done), error in zip(batch, errors, strict=True):
+                    if not done.done():
+                        if error is None:
+                            done.set_result(None)
+                        else:
+                            done.set_exception(error)
+
+    def _store(self, batch: list[Any]) -> list[BaseException | None]:
+        from harness.cache.keys import canonical_request
+        from harness.cache.store import CacheEntry
+
+        entries = [
+            (key, CacheEntry.from_response(canonical_request(request), response, key=key))
+            for key, request, response, _ in batch
+        ]
+        try:
+            with self.cache.batch():
+                for key, entry in entries:
+                    self.cache.set(key, entry)
+            return [None] * len(entries)
+        except Exception:  # noqa: BLE001 - one bad entry must not fail the others: one by one
+            errors: list[BaseException | None] = []
+            for key, entry in entries:
+                try:
+                    self.cache.set(key, entry)
+                    errors.append(None)
+                except Exception as e:  # noqa: BLE001 - handed to that entry's caller
+                    errors.append(e)
+            return errors
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
 
 
 class Caller:
@@ -128,7 +172,7 @@ class Caller:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         rate_limits: RateLimits | None = None,
         budget: Budget | None = None,
-        transport: str = DEFAULT_TRANSPORT,
+        transport: str | None = None,
     ) -> None:
         from harness.retry import RetryPolicy
 
@@ -149,6 +193,7 @@ class Caller:
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
+        self._cache_writer: CacheWriter | None = None
         self._on_event = on_event or (lambda kind, data: None)
 
     @classmethod
@@ -156,15 +201,17 @@ class Caller:
         """A Caller configured by the ``[calls]`` table of harness.toml and rate limits.
 
         ``[calls]`` keys: ``timeout_s``, ``max_retries``, ``retry_base_delay_s``,
-        ``retry_max_delay_s``, ``transport`` (``aiohttp`` or ``httpx``). ``kwargs`` are
-        passed on (``cache``, ``mode``, ``concurrency``, ``budget``, ``on_event``...).
+        ``retry_max_delay_s``, ``transport`` (``aiohttp``, ``httpx-shards`` or ``httpx``).
+        ``kwargs`` go to the constructor (``cache``, ``mode``, ``concurrency``, ``budget``...).
         """
         from harness.retry import RetryPolicy
         from harness.runner.limits import RateLimits
 
         table = settings.get("calls") or {}
-        unknown = sorted(set(table) - {"timeout_s", "max_retries", "retry_base_delay_s",
-                                       "retry_max_delay_s", "transport"})
+        unknown = sorted(
+            set(table)
+            - {"timeout_s", "max_retries", "retry_base_delay_s", "retry_max_delay_s", "transport"}
+        )
         if unknown:
             raise ConfigError(f"[calls] in harness.toml: unknown setting(s) {', '.join(unknown)}")
 
@@ -182,16 +229,22 @@ class Caller:
         )
         kwargs.setdefault("retry", retry)
         kwargs.setdefault("timeout_s", number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
-        kwargs.setdefault("transport", str(table.get("transport", DEFAULT_TRANSPORT)))
+        kwargs.setdefault("transport", table.get("transport"))
         kwargs.setdefault("rate_limits", RateLimits(settings))
-        if kwargs["transport"] not in TRANSPORTS:
+        from harness.providers._http import TRANSPORTS
+
+        if kwargs["transport"] not in (None, *TRANSPORTS):
             raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
         return cls(**kwargs)
 
     # -- the call path -------------------------------------------------------------------
 
     async def call(
-        self, provider: Provider, request: ModelRequest, *, kind: CallKind = "model",
+        self,
+        provider: Provider,
+        request: ModelRequest,
+        *,
+        kind: CallKind = "model",
         row_id: str | None = None,
     ) -> CallResult:
         """Answer ``request``: from the cache when the mode allows, else from ``provider``."""
@@ -199,8 +252,15 @@ class Caller:
         if provider.local:
             response = await self._send(provider, request, kind)
             stats.local_calls += 1
-            return CallResult(response.text, None, False, response.input_tokens,
-                              response.output_tokens, response.latency_s, 0.0)
+            return CallResult(
+                response.text,
+                None,
+                False,
+                response.input_tokens,
+                response.output_tokens,
+                response.latency_s,
+                0.0,
+            )
         from harness.cache.keys import canonical_request, request_key
 
         key = request_key(request)
@@ -221,26 +281,36 @@ class Caller:
         self._inflight[key] = future
         try:
             response = await self._send(provider, request, kind)
-            result = CallResult(response.text, key, False, response.input_tokens,
-                                response.output_tokens, response.latency_s,
-                                self._cost(provider, response))
+            result = CallResult(
+                response.text,
+                key,
+                False,
+                response.input_tokens,
+                response.output_tokens,
+                response.latency_s,
+                self._cost(provider, response),
+            )
             stats.requests += 1
             stats.input_tokens += response.input_tokens or 0
             stats.output_tokens += response.output_tokens or 0
             stats.cost_usd += result.cost_usd or 0.0
+            future.set_result(result)  # callers sharing this request go on now
             if self.mode != "off":
-                self._store(key, request, response)
-            future.set_result(result)
+                # Written off the event loop; the key stays "in flight" until the entry is
+                # stored, so an identical request meanwhile is not sent again.
+                await self._writer().write(key, request, response)
             return result
         except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # mark retrieved: nobody else may be waiting
+            if not future.done():
+                future.set_exception(e)
+                future.exception()  # mark retrieved: nobody else may be waiting
             raise
         finally:
             del self._inflight[key]
 
-    def _lookup(self, provider: Provider, key: str, kind: CallKind,
-                row_id: str | None) -> CallResult | None:
+    def _lookup(
+        self, provider: Provider, key: str, kind: CallKind, row_id: str | None
+    ) -> CallResult | None:
         from harness.errors import CacheCorrupt
 
         assert self.cache is not None
@@ -255,9 +325,15 @@ class Caller:
             return None
         response = entry.to_response()
         # The cost a hit saved is priced now, from its stored token counts.
-        return CallResult(response.text, key, True, response.input_tokens,
-                          response.output_tokens, response.latency_s,
-                          self._cost(provider, response))
+        return CallResult(
+            response.text,
+            key,
+            True,
+            response.input_tokens,
+            response.output_tokens,
+            response.latency_s,
+            self._cost(provider, response),
+        )
 
     def _replay_miss(self, canonical: dict[str, Any], kind: CallKind, row_id: str | None) -> None:
         from harness.cache.explain import explain_miss
@@ -269,13 +345,6 @@ class Caller:
             f"{explain_miss(canonical, near)}"
         )
 
-    def _store(self, key: str, request: ModelRequest, response: ModelResponse) -> None:
-        from harness.cache.keys import canonical_request
-        from harness.cache.store import CacheEntry
-
-        assert self.cache is not None
-        self.cache.set(key, CacheEntry.from_response(canonical_request(request), response, key=key))
-
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
         from harness.providers.pricing import cost_usd
 
@@ -283,8 +352,9 @@ class Caller:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send(self, provider: Provider, request: ModelRequest,
-                    kind: CallKind) -> ModelResponse:
+    async def _send(
+        self, provider: Provider, request: ModelRequest, kind: CallKind
+    ) -> ModelResponse:
         stats = self.stats.of(kind)
         if provider.local:
             try:
@@ -343,14 +413,17 @@ class Caller:
         finally:
             if self.budget is not None:
                 self.budget.settle(
-                    reserved, self._cost(provider, response) if response else 0.0,
-                    uri=provider.uri, estimated_input=tokens_in,
+                    reserved,
+                    self._cost(provider, response) if response else 0.0,
+                    uri=provider.uri,
+                    estimated_input=tokens_in,
                     input_tokens=response.input_tokens if response else None,
                     output_tokens=response.output_tokens if response else None,
                 )
 
-    async def _attempt(self, provider: Provider, request: ModelRequest,
-                       client: httpx.AsyncClient | None) -> ModelResponse:
+    async def _attempt(
+        self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None
+    ) -> ModelResponse:
         started = time.perf_counter()
         if client is None:
             response = await provider.complete(request, None)
@@ -370,16 +443,26 @@ class Caller:
             requested_output_tokens,
         )
 
-        return (estimate_input_tokens(request.messages),
-                requested_output_tokens(request.params) or DEFAULT_OUTPUT_TOKENS)
+        return (
+            estimate_input_tokens(request.messages),
+            requested_output_tokens(request.params) or DEFAULT_OUTPUT_TOKENS,
+        )
 
     def _limit(self) -> asyncio.Semaphore:
         if self._semaphore is None:  # created lazily: it must belong to the running loop
             self._semaphore = asyncio.Semaphore(self.concurrency)
         return self._semaphore
 
+    def _writer(self) -> CacheWriter:
+        if self._cache_writer is None:
+            assert self.cache is not None
+            self._cache_writer = CacheWriter(self.cache)
+        return self._cache_writer
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            from harness.providers._http import make_client
+
             self._client = make_client(self.concurrency, self.timeout_s, self.transport)
         return self._client
 
@@ -387,11 +470,20 @@ class Caller:
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None
+        if self._cache_writer is not None:
+            self._cache_writer.close()
+            self._cache_writer = None
 
 
-async def acomplete(model: str | Provider, prompt: str | list[Message], *,
-                    system: str | None = None, params: Mapping[str, Any] | None = None,
-                    cache: CacheMode = "use", home: Any = None) -> CallResult:
+async def acomplete(
+    model: str | Provider,
+    prompt: str | list[Message],
+    *,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    cache: CacheMode = "use",
+    home: Any = None,
+) -> CallResult:
     """One call from Python, through the project's cache: ``await acomplete(uri, "Hi")``.
 
     ``prompt`` is the user message, or a whole message list. Settings (provider options,

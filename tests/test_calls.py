@@ -70,9 +70,14 @@ def ask(caller: Caller, prov: OpenAIProvider, *texts: str, **params: Any) -> lis
     async def go() -> list[Any]:
         try:
             return await asyncio.gather(
-                *(caller.call(prov, prov.request([{"role": "user", "content": t}], params),
-                              row_id=f"r{i}") for i, t in enumerate(texts)),
-                return_exceptions=True)
+                *(
+                    caller.call(
+                        prov, prov.request([{"role": "user", "content": t}], params), row_id=f"r{i}"
+                    )
+                    for i, t in enumerate(texts)
+                ),
+                return_exceptions=True,
+            )
         finally:
             await caller.aclose()
 
@@ -95,16 +100,18 @@ def test_a_miss_is_sent_and_stored_then_hit(fake: FakeLLMServer, cache: Response
     assert (caller.stats.model.requests, caller.stats.model.cache_hits) == (0, 1)
 
 
-def test_identical_requests_in_flight_are_sent_once(fake: FakeLLMServer,
-                                                    cache: ResponseCache) -> None:
+def test_identical_requests_in_flight_are_sent_once(
+    fake: FakeLLMServer, cache: ResponseCache
+) -> None:
     fake.configure(latency_s=0.2)
     results = ask(Caller(cache=cache, retry=FAST), provider(fake), *["same question"] * 5)
     assert {r.text for r in results} == {"Answer: same question"}
     assert sent(fake) == 1
 
 
-def test_retries_429_and_500_honouring_retry_after(fake: FakeLLMServer,
-                                                   cache: ResponseCache) -> None:
+def test_retries_429_and_500_honouring_retry_after(
+    fake: FakeLLMServer, cache: ResponseCache
+) -> None:
     fake.configure(fault_script=["error_429", "error_500", "ok"], retry_after_s=0.05)
     policy = RecordingRetry(max_retries=4, base_delay_s=0.001, max_delay_s=0.01)
     caller = Caller(cache=cache, retry=policy)
@@ -118,7 +125,8 @@ def test_retries_429_and_500_honouring_retry_after(fake: FakeLLMServer,
 
 
 def test_a_call_that_exhausts_its_retries_fails_and_is_not_cached(
-        fake: FakeLLMServer, cache: ResponseCache) -> None:
+    fake: FakeLLMServer, cache: ResponseCache
+) -> None:
     fake.configure(error_500_rate=1.0)
     caller = Caller(cache=cache, retry=RetryPolicy(max_retries=2, base_delay_s=0.001))
     [error] = ask(caller, provider(fake), "doomed")
@@ -141,17 +149,21 @@ def test_an_auth_error_is_not_retried(fake: FakeLLMServer) -> None:
 
 def test_requests_on_the_wire_are_bounded(fake: FakeLLMServer) -> None:
     fake.configure(latency_s=0.05)
-    results = ask(Caller(cache=None, mode="off", concurrency=3, retry=FAST), provider(fake),
-                  *[f"question {i}" for i in range(12)])
+    results = ask(
+        Caller(cache=None, mode="off", concurrency=3, retry=FAST),
+        provider(fake),
+        *[f"question {i}" for i in range(12)],
+    )
     assert all(not isinstance(r, Exception) for r in results)
     assert fake.stats()["max_in_flight"] <= 3
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx-shards", "httpx"])
 def test_both_transports_map_faults_alike(fake: FakeLLMServer, transport: str) -> None:
     fake.configure(fault_script=["drop", "timeout", "ok"], hang_s=5)
-    caller = Caller(cache=None, mode="off", retry=RetryPolicy(max_retries=0), timeout_s=0.3,
-                    transport=transport)
+    caller = Caller(
+        cache=None, mode="off", retry=RetryPolicy(max_retries=0), timeout_s=0.3, transport=transport
+    )
     prov = provider(fake)
 
     async def one_by_one() -> list[Any]:
@@ -181,7 +193,7 @@ def test_budget_stops_before_a_call_that_could_overspend(fake: FakeLLMServer) ->
         set_prices({})
     done = [r for r in results if not isinstance(r, Exception)]
     assert done and isinstance(results[len(done)], BudgetExceeded)
-    assert all(isinstance(r, BudgetExceeded) for r in results[len(done):])
+    assert all(isinstance(r, BudgetExceeded) for r in results[len(done) :])
     assert sent(fake) == len(done)  # the refused calls never left
     assert budget.spent_usd == pytest.approx(sum(r.cost_usd for r in done))
     assert len(done) == 2
@@ -190,9 +202,17 @@ def test_budget_stops_before_a_call_that_could_overspend(fake: FakeLLMServer) ->
 
 def test_settings_configure_retries_timeout_transport() -> None:
     caller = Caller.from_settings(
-        {"calls": {"max_retries": 9, "retry_base_delay_s": 0.1, "timeout_s": 5,
-                   "transport": "httpx"}},
-        cache=None, mode="off")
+        {
+            "calls": {
+                "max_retries": 9,
+                "retry_base_delay_s": 0.1,
+                "timeout_s": 5,
+                "transport": "httpx",
+            }
+        },
+        cache=None,
+        mode="off",
+    )
     assert (caller.retry.max_retries, caller.retry.base_delay_s) == (9, 0.1)
     assert (caller.timeout_s, caller.transport) == (5.0, "httpx")
     with pytest.raises(ConfigError, match="unknown setting"):
@@ -203,14 +223,17 @@ def test_settings_configure_retries_timeout_transport() -> None:
         Caller.from_settings({"calls": {"max_retries": -1}}, cache=None, mode="off")
 
 
-def test_complete_from_python(fake: FakeLLMServer, home: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_complete_from_python(
+    fake: FakeLLMServer, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    first = complete("openai:/gpt-test", "Is water wet? Answer.", system="Be brief.",
-                     params={"temperature": 0})
-    again = complete("openai:/gpt-test", "Is water wet? Answer.", system="Be brief.",
-                     params={"temperature": 0})
+    first = complete(
+        "openai:/gpt-test", "Is water wet? Answer.", system="Be brief.", params={"temperature": 0}
+    )
+    again = complete(
+        "openai:/gpt-test", "Is water wet? Answer.", system="Be brief.", params={"temperature": 0}
+    )
     assert first.text == again.text == "Answer: Is water wet?"
     assert (first.cached, again.cached) == (False, True)
     assert (home / "cache").is_dir()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.cli.output import fmt, home_of, print_json, print_table
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
+
+if TYPE_CHECKING:
+    from harness.config import Home
+    from harness.runner.config import RunConfig
 
 
 @click.command()
@@ -15,12 +20,14 @@ from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
               help="Dataset to evaluate on (see `harness data list`).")
 @click.option("--model", metavar="URI", help="openai:/MODEL, anthropic:/MODEL, "
               "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION or echo.")
-@click.option("--prompt", metavar="TEXT|@FILE", help="Prompt template with {input}, {context}, "
-              "{expected} or any column. [default: a concise QA prompt]")
+@click.option("--prompt", "prompts", multiple=True, metavar="TEXT|@FILE",
+              help="Prompt template with {input}, {context}, {expected} or any column; "
+                   "repeat to sweep prompts. [default: a concise QA prompt]")
 @click.option("--system", metavar="TEXT|@FILE", help="System prompt.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Generation parameter (temperature, max_tokens, top_p, seed, stop, ...); "
-                   "VALUE is read as JSON when it parses. Repeatable.")
+                   "VALUE is read as JSON when it parses. Repeatable; a KEY given with "
+                   "several values (or a [sweep] table in harness.toml) runs a sweep.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
               help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
                    "word_count, latency]")
@@ -53,7 +60,7 @@ from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as one JSON document on stdout.")
 @click.pass_context
-def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str | None,
+def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tuple[str, ...],
         system: str | None, params: tuple[str, ...], metrics: tuple[str, ...],
         judges: tuple[str, ...], judge_model: str | None, judge_samples: int,
         judges_file: str | None, guidelines: tuple[str, ...], cache_mode: str,
@@ -65,7 +72,7 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str
     Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
     their error; finish them later with --resume), 2 for bad input.
     """
-    from harness.config import parse_param, read_text_arg
+    from harness.config import read_text_arg, resolve_home
     from harness.errors import ConfigError, RunFailed
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
@@ -73,14 +80,23 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str
 
     if not resume_id and (not data_ref or not model):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    from harness.runner.sweep import sweep_options
+
+    home = resolve_home(home_of(ctx))
+    # --resume takes its options from the run: a [sweep] table does not apply to it.
+    options = sweep_options(params, prompts, None if resume_id else home.settings,
+                            base_dir=home.path)
     config = RunConfig(
-        data=data_ref or "", model=model or "", prompt=read_text_arg(prompt, "--prompt"),
-        system=read_text_arg(system, "--system"), params=dict(parse_param(p) for p in params),
+        data=data_ref or "", model=model or "", prompt=read_text_arg(options.prompt, "--prompt"),
+        system=read_text_arg(system, "--system"), params=options.params,
         metrics=list(metrics), judges=list(judges), judge_model=judge_model,
         judge_samples=judge_samples, judges_file=judges_file, guidelines=list(guidelines),
         cache=cache_mode, concurrency=concurrency, experiment=experiment, run_name=run_name,
         max_cost=max_cost, limit=limit, mlflow=not no_mlflow,
     )
+    if options.grid and not resume_id:
+        _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)
+        return
     if dry_run:
         from harness.runner.estimate import estimate_run
 
@@ -102,6 +118,44 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompt: str
         reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
         raise RunFailed(f"{result.errors} of {result.rows} rows failed ({reasons}); "
                         f"retry them with `harness run --resume {result.run_id}`")
+
+
+def _sweep(config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json: bool,
+           dry_run: bool) -> None:
+    """Run (or estimate) a sweep and print its comparison table."""
+    from harness.errors import RunFailed
+    from harness.runner.progress import NullProgress, RichProgress
+    from harness.runner.sweep import estimate_sweep, run_sweep
+
+    if dry_run:
+        estimates = estimate_sweep(config, grid, home=home)
+        if as_json:
+            print_json({"runs": [{"values": p.values, **e.as_dict()} for p, e in estimates]})
+            return
+        for point, estimate in estimates:
+            click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
+        return
+    progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
+    sweep = run_sweep(config, grid, home=home, progress=progress)
+    if as_json:
+        print_json(sweep.as_dict())
+    else:
+        hidden = sweep.columns.index("mlflow_run_id")
+        print_table(
+            f"sweep of {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
+            + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
+            ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
+            [["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
+             for n, row in enumerate(sweep.rows)],
+        )
+        for warning in sweep.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if sweep.parent_mlflow_run_id:
+            click.echo(f"MLflow parent run {sweep.parent_mlflow_run_id} "
+                       "(open it with `harness ui`)")
+    if sweep.errors:
+        raise RunFailed(f"{sweep.errors} rows failed in the sweep; finish each run with "
+                        "`harness run --resume RUN_ID`")
 
 
 def _print_summary(result: object) -> None:

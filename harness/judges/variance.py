@@ -41,22 +41,33 @@ def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (metric, example_id) of judge scores with at least two usable samples.
 
     Columns: metric, example_id, samples, mean, std, agreement, self_disagreement.
+    Vectorized: a 10,000-row run must not pay a Python loop per row and judge.
     """
     import pandas as pd
 
     columns = ["metric", "example_id", *STAT_COLUMNS]
-    if scores.empty:
-        return pd.DataFrame(columns=columns)
     judged = scores
     if "source" in scores.columns:
         judged = scores[scores["source"] == "llm_judge"]
     judged = judged.dropna(subset=["value"])
-    records = []
-    for (metric, example_id), group in judged.groupby(["metric", "example_id"], sort=True):
-        values = [float(v) for v in group["value"]]
-        if len(values) >= 2:
-            records.append({"metric": metric, "example_id": example_id, **row_stats(values)})
-    return pd.DataFrame.from_records(records, columns=columns)
+    if judged.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["metric", "example_id"]
+    values = judged.assign(value=judged["value"].astype(float)).groupby(keys, sort=True)["value"]
+    samples = values.size()
+    repeated = samples[samples >= 2].index
+    if len(repeated) == 0:  # one sample per row: nothing to measure, the common case
+        return pd.DataFrame(columns=columns)
+    top = judged.groupby([*keys, "value"], sort=False).size().groupby(level=[0, 1]).max()
+    stats = pd.DataFrame({
+        "samples": samples,
+        "mean": values.mean(),
+        "std": values.std(ddof=0),
+        "agreement": top / samples,
+    }).loc[repeated]
+    stats["self_disagreement"] = stats["agreement"] < 1.0
+    stats["samples"] = stats["samples"].astype(int)
+    return stats.reset_index()[columns]
 
 
 def summarize_samples(stats: pd.DataFrame) -> dict[str, dict[str, float]]:

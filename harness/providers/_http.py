@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.cache.keys import EXCLUDED_PARAMS
+from harness.config import DEFAULT_TIMEOUT_S
 from harness.errors import (
     ConfigError,
     ProviderConnectionError,
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     import httpx
 
 MAX_SERVER_MESSAGE = 300  # characters of a server's error text kept in a row's error
+TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
+SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
+DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 
 
 def redact_url(url: str) -> str:
@@ -241,6 +245,57 @@ class HTTPProvider(Provider):
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def make_client(
+    concurrency: int, timeout_s: float = DEFAULT_TIMEOUT_S, transport: str | None = None
+) -> httpx.AsyncClient:
+    """The shared HTTP client: keep-alive connections, up to ``concurrency`` of them.
+
+    httpx's own connection pool gets slower per request as it grows (encode/httpx#3215),
+    so the default, ``aiohttp``, is httpx's API over aiohttp's pool (httpx-aiohttp);
+    ``httpx-shards`` spreads requests over several small httpx pools, and is used when
+    httpx-aiohttp is not installed; ``httpx`` is one plain httpx pool. Numbers in
+    bench/bench_providers.py.
+    """
+    import httpx
+
+    transport = transport or DEFAULT_TRANSPORT
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
+    timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    if transport == "aiohttp":
+        try:
+            from httpx_aiohttp import HttpxAiohttpClient
+        except ImportError:
+            transport = "httpx-shards"
+        else:
+            return HttpxAiohttpClient(timeout=timeout, limits=limits)
+    if transport == "httpx-shards":
+        shards = max(1, -(-concurrency // SHARD_CONNECTIONS))
+        return httpx.AsyncClient(timeout=timeout, transport=_shards(shards, limits))
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+def _shards(count: int, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """A transport over ``count`` httpx connection pools used in turn, none of them large."""
+    import httpx
+
+    class Shards(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+            self.turn = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.turn = (self.turn + 1) % count
+            return await self.pools[self.turn].handle_async_request(request)
+
+        async def aclose(self) -> None:
+            for pool in self.pools:
+                await pool.aclose()
+
+    return Shards()
 
 
 def _is_timeout(error: Exception) -> bool:

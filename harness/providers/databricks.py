@@ -104,8 +104,10 @@ class DatabricksProvider(HTTPProvider):
             values = read_profile(DEFAULT_PROFILE, required=False)
             host = options.get("host") or env_value(HOST_ENV) or values.get("host")
             token = env_value(TOKEN_ENV) or values.get("token")
-            source = TOKEN_ENV if env_value(TOKEN_ENV) else (
-                f"{TOKEN_ENV} or the {DEFAULT_PROFILE} profile in {config_file()}"
+            source = (
+                TOKEN_ENV
+                if env_value(TOKEN_ENV)
+                else (f"{TOKEN_ENV} or the {DEFAULT_PROFILE} profile in {config_file()}")
             )
         auth_headers = None
         if host and not token and values:

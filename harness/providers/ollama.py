@@ -29,7 +29,7 @@ def normalize_host(host: str) -> str:
         host = "http://" + host
     scheme, _, rest = host.partition("://")
     if rest.startswith("0.0.0.0"):  # the server's listen address; clients dial localhost
-        rest = "127.0.0.1" + rest[len("0.0.0.0"):]
+        rest = "127.0.0.1" + rest[len("0.0.0.0") :]
     if scheme == "http" and ":" not in rest.split("/", 1)[0]:  # Ollama's default port
         head, sep, path = rest.partition("/")
         rest = f"{head}:11434{sep}{path}"

@@ -25,7 +25,7 @@ from harness.runner.limits import (
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
-    from harness.providers.base import ModelRequest, Provider
+    from harness.providers.base import Message, ModelRequest, Provider
     from harness.runner.config import RunConfig
 
 
@@ -53,10 +53,15 @@ class CallEstimate:
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "cached": self.cached, "local": self.local,
-                "to_send": self.to_send, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
-                "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6)}
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "local": self.local,
+            "to_send": self.to_send,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+        }
 
 
 @dataclass
@@ -78,12 +83,16 @@ class RunEstimate:
 
     def as_dict(self) -> dict[str, Any]:
         cost = self.cost_usd
-        return {"dry_run": True, "dataset": self.dataset, "model": self.model,
-                "judge_model": self.judge_model, "rows": self.rows,
-                "calls": {"model": self.model_calls.as_dict(),
-                          "judge": self.judge_calls.as_dict()},
-                "cost_usd": None if cost is None else round(cost, 6),
-                "assumptions": self.assumptions}
+        return {
+            "dry_run": True,
+            "dataset": self.dataset,
+            "model": self.model,
+            "judge_model": self.judge_model,
+            "rows": self.rows,
+            "calls": {"model": self.model_calls.as_dict(), "judge": self.judge_calls.as_dict()},
+            "cost_usd": None if cost is None else round(cost, 6),
+            "assumptions": self.assumptions,
+        }
 
     def lines(self) -> list[str]:
         """The estimate as text lines, for the CLI."""
@@ -92,19 +101,30 @@ class RunEstimate:
             if not est.calls:
                 continue
             cost = "unknown price" if est.cost_usd is None else f"~${est.cost_usd:.4f}"
-            out.append(f"{kind} calls: {est.calls} ({est.cached} cached, {est.local} local, "
-                       f"{est.to_send} to send); ~{est.input_tokens} tokens in / "
-                       f"~{est.output_tokens} out; {cost}")
+            out.append(
+                f"{kind} calls: {est.calls} ({est.cached} cached, {est.local} local, "
+                f"{est.to_send} to send); ~{est.input_tokens} tokens in / "
+                f"~{est.output_tokens} out; {cost}"
+            )
         total = self.cost_usd
-        out.append("estimated cost: " + ("unknown (a model has no price; add it to [prices] "
-                                         "in harness.toml)" if total is None
-                                         else f"~${total:.4f}"))
+        out.append(
+            "estimated cost: "
+            + (
+                "unknown (a model has no price; add it to [prices] in harness.toml)"
+                if total is None
+                else f"~${total:.4f}"
+            )
+        )
         out += [f"assumes {a}" for a in self.assumptions]
         return out
 
 
-def estimate_run(config: RunConfig, *, home: str | os.PathLike[str] | Home | None = None,
-                 provider: Provider | None = None) -> RunEstimate:
+def estimate_run(
+    config: RunConfig,
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    provider: Provider | None = None,
+) -> RunEstimate:
     """Plan ``config`` as ``run_eval`` would and estimate its calls, tokens and cost."""
     from harness.metrics import ScoringRow
     from harness.prompts import render
@@ -112,8 +132,13 @@ def estimate_run(config: RunConfig, *, home: str | os.PathLike[str] | Home | Non
 
     home = home if isinstance(home, Home) else resolve_home(home)
     plan = plan_run(config, home, provider)
-    preflight(config, home.settings, [plan.provider, plan.judge_provider],
-              check_credentials=False, check_prices=False)
+    preflight(
+        config,
+        home.settings,
+        [plan.provider, plan.judge_provider],
+        check_credentials=False,
+        check_prices=False,
+    )
     cache = _open_cache(home, config.cache)
     out_default = requested_output_tokens(config.params) or DEFAULT_OUTPUT_TOKENS
     model_est, judge_est = CallEstimate(), CallEstimate()
@@ -121,16 +146,22 @@ def estimate_run(config: RunConfig, *, home: str | os.PathLike[str] | Home | Non
         for example in plan.examples:
             row = example.as_row()
             row["prompt"] = render(plan.template, row)
-            messages = [{"role": "system", "content": config.system}] if config.system else []
+            messages: list[Message] = (
+                [{"role": "system", "content": config.system}] if config.system else []
+            )
             messages.append({"role": "user", "content": row["prompt"]})
             request = plan.provider.request(messages, config.params, row=row)
             answer = _count(model_est, plan.provider, request, cache, out_default)
             if not plan.judges:
                 continue
             assert plan.judge_provider is not None
-            scoring = ScoringRow(input=example.input, output=answer or "",
-                                 expected=example.expected, context=example.context,
-                                 latency_s=None)
+            scoring = ScoringRow(
+                input=example.input,
+                output=answer or "",
+                expected=example.expected,
+                context=example.context,
+                latency_s=None,
+            )
             for judge in plan.judges:
                 if judge.missing(scoring) is not None:
                     continue
@@ -138,21 +169,35 @@ def estimate_run(config: RunConfig, *, home: str | os.PathLike[str] | Home | Non
                 judge_out = requested_output_tokens(params) or DEFAULT_OUTPUT_TOKENS
                 for sample in range(config.judge_samples):
                     judge_request = plan.judge_provider.request(
-                        judge.messages(scoring), params, sample_index=sample)
+                        judge.messages(scoring), params, sample_index=sample
+                    )
                     extra = 0 if answer is not None else out_default  # the unknown answer
-                    _count(judge_est, plan.judge_provider, judge_request,
-                           cache if answer is not None else None, judge_out, extra)
+                    _count(
+                        judge_est,
+                        plan.judge_provider,
+                        judge_request,
+                        cache if answer is not None else None,
+                        judge_out,
+                        extra,
+                    )
     finally:
         if cache is not None:
             cache.close()
-    assumptions = [f"~4 characters per token and {out_default} output tokens per model call"
-                   + ("" if requested_output_tokens(config.params) else " (set max_tokens to "
-                      "bound it)")]
+    assumptions = [
+        f"~4 characters per token and {out_default} output tokens per model call"
+        + ("" if requested_output_tokens(config.params) else " (set max_tokens to bound it)")
+    ]
     if plan.judges:
         assumptions.append("one judge call per judge and sample (no repair re-asks)")
-    return RunEstimate(plan.dataset.ref, plan.provider.uri,
-                       plan.judge_provider.uri if plan.judge_provider else None,
-                       len(plan.examples), model_est, judge_est, assumptions)
+    return RunEstimate(
+        plan.dataset.ref,
+        plan.provider.uri,
+        plan.judge_provider.uri if plan.judge_provider else None,
+        len(plan.examples),
+        model_est,
+        judge_est,
+        assumptions,
+    )
 
 
 def _open_cache(home: Home, mode: str) -> ResponseCache | None:
@@ -163,8 +208,14 @@ def _open_cache(home: Home, mode: str) -> ResponseCache | None:
     return ResponseCache(home.cache_dir)
 
 
-def _count(est: CallEstimate, provider: Provider, request: ModelRequest,
-           cache: ResponseCache | None, output_tokens: int, extra_input: int = 0) -> str | None:
+def _count(
+    est: CallEstimate,
+    provider: Provider,
+    request: ModelRequest,
+    cache: ResponseCache | None,
+    output_tokens: int,
+    extra_input: int = 0,
+) -> str | None:
     """Count one call; return its cached answer's text when the cache holds it."""
     est.calls += 1
     if provider.local:

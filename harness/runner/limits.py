@@ -167,7 +167,11 @@ class RateLimits:
         key = (provider.uri, provider.base_url)
         if key not in self._limiters:
             limits = self.limits_for(provider)
-            self._limiters[key] = RateLimiter(**limits) if limits else None
+            self._limiters[key] = (
+                RateLimiter(limits.get("requests_per_minute"), limits.get("tokens_per_minute"))
+                if limits
+                else None
+            )
         return self._limiters[key]
 
 
@@ -182,8 +186,9 @@ class Budget:
         self._input_ratio = (0, 0)  # (real, estimated) input tokens so far
         self._waiters: list[asyncio.Future[None]] = []
 
-    def estimate_tokens(self, uri: str, messages: Iterable[Message],
-                        params: Mapping[str, Any]) -> tuple[int, int]:
+    def estimate_tokens(
+        self, uri: str, messages: Iterable[Message], params: Mapping[str, Any]
+    ) -> tuple[int, int]:
         """(input, output) tokens to reserve for a call: calibrated on the calls seen so far."""
         estimate = estimate_input_tokens(messages)
         real, guessed = self._input_ratio
@@ -216,9 +221,16 @@ class Budget:
             self._waiters.append(waiter)
             await waiter
 
-    def settle(self, reserved_usd: float, cost_usd: float | None, *, uri: str = "",
-               estimated_input: int = 0, input_tokens: int | None = None,
-               output_tokens: int | None = None) -> None:
+    def settle(
+        self,
+        reserved_usd: float,
+        cost_usd: float | None,
+        *,
+        uri: str = "",
+        estimated_input: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
         """Release a reservation and book what the call really cost (0 for a failed call)."""
         self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
         self.spent_usd += cost_usd or 0.0
@@ -234,9 +246,14 @@ class Budget:
             self._input_ratio = (real + input_tokens, guessed + estimated_input)
 
 
-def preflight(config: RunConfig, settings: Mapping[str, Any],
-              providers: Iterable[Provider | None], *, check_credentials: bool = True,
-              check_prices: bool = True) -> None:
+def preflight(
+    config: RunConfig,
+    settings: Mapping[str, Any],
+    providers: Iterable[Provider | None],
+    *,
+    check_credentials: bool = True,
+    check_prices: bool = True,
+) -> None:
     """Everything about calls that can be wrong, checked before a run is created.
 
     Refuses credentials in ``--param``; installs the ``[prices]`` of harness.toml; checks
@@ -259,8 +276,12 @@ def preflight(config: RunConfig, settings: Mapping[str, Any],
             continue
         if check_credentials and isinstance(provider, HTTPProvider) and config.cache != "replay":
             provider.check_credentials()
-        if (check_prices and config.max_cost is not None and not provider.local
-                and price_of(provider.uri) is None):
+        if (
+            check_prices
+            and config.max_cost is not None
+            and not provider.local
+            and price_of(provider.uri) is None
+        ):
             raise ConfigError(
                 f"--max-cost needs the price of {provider.uri}, which harness does not know; "
                 f'add it to harness.toml: [prices] "{provider.uri}" = [INPUT, OUTPUT] '

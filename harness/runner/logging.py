@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness.runner.summary import results_table
@@ -14,15 +18,64 @@ if TYPE_CHECKING:
     from harness.runner.run import RunPlan
 
 
+MLFLOW_PREFETCH_THREAD = "mlflow-prefetch"  # the name harness.runner.run gives its thread
+# The MLflow parent run of the runs logged in this context: a sweep sets it around each
+# child's run_eval, so the runner needs no sweep-specific argument.
+_parent_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "harness_mlflow_parent_run", default=None
+)
+
+
+@contextlib.contextmanager
+def mlflow_parent_run(parent_run_id: str | None) -> Iterator[None]:
+    """Log the runs finished inside this block as children of ``parent_run_id``."""
+    token = _parent_run.set(parent_run_id)
+    try:
+        yield
+    finally:
+        _parent_run.reset(token)
+
+
+def prompt_name_for(plan: RunPlan) -> str | None:
+    """The prompt registry name: the run's own, else ``[mlflow] prompt_name`` in harness.toml.
+
+    None lets ``harness.tracking`` use ``<experiment>-prompt``.
+    """
+    # getattr: RunConfig has no prompt_name field yet (a --prompt-name flag would add it).
+    own = getattr(plan.config, "prompt_name", None)
+    mlflow_settings = plan.home.settings.get("mlflow", {})
+    configured = mlflow_settings.get("prompt_name") if isinstance(mlflow_settings, dict) else None
+    return own or configured or None
+
+
+def _wait_for_mlflow_prefetch() -> None:
+    """Let the runner's background ``import mlflow`` finish before importing MLflow here.
+
+    Two threads importing MLflow's modules at once can meet its circular imports half done
+    ("cannot import name ... from partially initialized module"); a short run reaches
+    logging while the prefetch thread (``harness.runner.run._prefetch_mlflow``) still runs.
+    """
+    for thread in threading.enumerate():
+        if thread.name == MLFLOW_PREFETCH_THREAD and thread is not threading.current_thread():
+            thread.join()
+
+
 def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[str, Any]]:
     """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE."""
     usable = scores[scores["value"].notna() | scores["error"].notna()]
     if usable.empty:
         return []
-    per_row = usable.sort_values("sample").groupby(["example_id", "metric"], sort=False).agg(
-        value=("value", "mean"), rationale=("rationale", "first"), source=("source", "first"),
-        error=("error", "first"),
-    ).reset_index()
+    per_row = (
+        usable.sort_values("sample")
+        .groupby(["example_id", "metric"], sort=False)
+        .agg(
+            value=("value", "mean"),
+            rationale=("rationale", "first"),
+            source=("source", "first"),
+            error=("error", "first"),
+        )
+        .reset_index()
+    )
     return [
         {
             "row_id": r.example_id,
@@ -37,8 +90,16 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
     ]
 
 
-def log_to_mlflow(plan: RunPlan, run_id: str, result: RunResult, outputs: pd.DataFrame,
-                  scores: pd.DataFrame, started: float, replaces: str | None = None) -> str:
+def log_to_mlflow(
+    plan: RunPlan,
+    run_id: str,
+    result: RunResult,
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    started: float,
+    replaces: str | None = None,
+) -> str:
+    _wait_for_mlflow_prefetch()
     from harness.tracking import RunRecord, log_run
 
     metrics = result.flat_metrics()
@@ -67,5 +128,9 @@ def log_to_mlflow(plan: RunPlan, run_id: str, result: RunResult, outputs: pd.Dat
         finished_at=time.time(),
         rows=results_table(outputs, scores),
         feedback=feedback_rows(scores, plan.judge_provider.uri if plan.judge_provider else None),
+        parent_run_id=_parent_run.get(),
+        prompt_name=prompt_name_for(plan),
+        system_prompt=plan.config.system,
+        generation_params=dict(plan.config.params),
     )
-    return log_run(record, tracking_uri=plan.home.tracking_uri, replaces=replaces)
+    return log_run(record, tracking_uri=plan.home.tracking_uri, replaces=replaces, register=True)

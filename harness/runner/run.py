@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.calls import Caller, CallResult
 from harness.config import DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS, Home, resolve_home
@@ -42,6 +42,9 @@ from harness.store import datasets as dataset_store
 from harness.store import runs as run_store
 from harness.store.datasets import DatasetInfo, Example
 from harness.store.runs import OutputRow, ScoreRow
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -223,13 +226,12 @@ class _Engine:
         scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
         if plan.judges:
             assert plan.judge_provider is not None
-            judged = await asyncio.gather(*(
-                judge.evaluate(scoring, example_id=example.id, caller=self.caller,
-                               provider=plan.judge_provider, samples=config.judge_samples)
-                for judge in plan.judges
-            ))
-            for judge_scores in judged:
-                scores.extend(judge_scores)
+            # One judge after another: the row workers already keep `concurrency` calls in
+            # flight, and a cache hit then costs no task of its own (40,000 fewer per 10,000 rows).
+            for judge in plan.judges:
+                scores.extend(await judge.evaluate(
+                    scoring, example_id=example.id, caller=self.caller,
+                    provider=plan.judge_provider, samples=config.judge_samples))
         return _output(example.id, result), scores
 
 
@@ -259,8 +261,12 @@ def run_eval(
     progress: Progress | None = None,
     resume: str | None = None,
     provider: Provider | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
+
+    ``http_client`` replaces the HTTP client harness would build (e.g. one with an
+    ``httpx.MockTransport``); the caller keeps ownership of it.
 
     Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
     ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
@@ -308,7 +314,7 @@ def run_eval(
     caller = Caller.from_settings(
         home.settings, cache=cache, mode=config.cache, concurrency=config.concurrency,
         budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
-        on_event=lambda kind, data: _on_call_event(progress, kind, data))
+        client=http_client, on_event=lambda kind, data: _on_call_event(progress, kind, data))
     writer = BatchWriter(home, run_id)
     engine = _Engine(plan, caller, writer, progress)
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")

@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import configparser
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError, TrackingError
+
+if TYPE_CHECKING:
+    from harness.tracking.sync import SyncTarget
 
 DEFAULT_CONFIG_FILE = "~/.databrickscfg"
 #: Where local experiments land in the workspace unless ``--experiment PATH`` is given.
@@ -108,20 +113,19 @@ def _read_profile(path: Path, profile: str | None) -> tuple[dict[str, str], str 
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
         raise ConfigError(f"cannot parse {path}: {type(exc).__name__}") from None
-    sections = {name: dict(parser.items(name, raw=True)) for name in parser.sections()}
-    defaults = dict(parser.defaults())
-    if defaults:
-        sections["DEFAULT"] = defaults
+    # Like the SDK, a profile's keys are its own: ConfigParser would mix [DEFAULT] into
+    # every section, so read the raw sections.
+    sections = {name: dict(values) for name, values in parser._sections.items()}  # type: ignore[attr-defined]
     settings = sections.pop("__settings__", {})
+    if parser.defaults():
+        sections["DEFAULT"] = dict(parser.defaults())
     wanted = profile or settings.get("default_profile", "").strip() or None
     if wanted is None:
-        return (defaults, "DEFAULT") if defaults else ({}, None)
+        return (sections["DEFAULT"], "DEFAULT") if "DEFAULT" in sections else ({}, None)
     if wanted not in sections:
         known = ", ".join(sorted(sections)) or "none"
         raise ConfigError(f"Databricks profile '{wanted}' not found in {path} (profiles: {known})")
-    # ConfigParser merges [DEFAULT] into every section; the SDK does not, so undo it.
-    values = sections[wanted] if wanted == "DEFAULT" else dict(parser._sections[wanted])  # type: ignore[attr-defined]
-    return {k: v for k, v in values.items() if v}, wanted
+    return {k: v for k, v in sections[wanted].items() if v}, wanted
 
 
 def _build(values: Mapping[str, str], *, profile: str | None, source: str) -> DatabricksCredentials:
@@ -146,6 +150,43 @@ def _build(values: Mapping[str, str], *, profile: str | None, source: str) -> Da
         client_secret=values.get("client_secret"),
         auth_type=values.get("auth_type"),
     )
+
+
+def databricks_target(
+    profile: str | None = None,
+    experiment: str | None = None,
+    user: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> SyncTarget:
+    """A Databricks managed-MLflow sync target (``harness sync --databricks [--profile]``).
+
+    Credentials as in :func:`resolve_databricks_credentials` (no network here). Local
+    experiments land at ``/Users/<user>/harness/<experiment>``, or at ``experiment`` when
+    it is an absolute workspace path (see :func:`workspace_experiment_path`). ``user``
+    defaults to ``DATABRICKS_USER`` or, looked up once when the sync needs it, the
+    workspace's SCIM ``Me`` endpoint.
+    """
+    from harness.tracking.sync import SyncTarget  # sync imports this module
+
+    creds = resolve_databricks_credentials(profile, environ=environ, config_file=config_file)
+    lock = threading.Lock()
+    users: list[str] = [user] if user else []
+
+    def experiment_path(name: str) -> str:
+        if experiment and experiment.startswith("/"):
+            return experiment
+        with lock:
+            if not users:
+                users.append(current_user(creds, environ=environ))
+        return workspace_experiment_path(name, user=users[0], target=experiment)
+
+    def prepare(path: str) -> None:
+        ensure_workspace_dir(creds, path.rsplit("/", 1)[0] or "/")
+
+    label = f"Databricks workspace {creds.host} ({creds.source})"
+    return SyncTarget(creds.tracking_uri, experiment_path, prepare, creds.secrets, label)
 
 
 def workspace_experiment_path(experiment: str, *, user: str, target: str | None = None) -> str:

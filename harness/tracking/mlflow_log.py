@@ -8,7 +8,13 @@ then holds what ``mlflow.evaluate`` / ``mlflow.genai.evaluate`` would leave behi
 - ``eval_results_table.json`` in ``mlflow.log_table``'s format, registered in the run's
   ``mlflow.loggedArtifacts`` tag so the UI's evaluation table view lists it;
 - ``prompt_template.txt`` and ``run_config.json``;
-- one trace per row with feedback and expectation assessments (``harness.tracking.traces``).
+- one trace per row with feedback and expectation assessments (``harness.tracking.traces``);
+- with ``register=True``: the prompt as a version in MLflow's prompt registry and the
+  configuration as a ``LoggedModel`` that the run, its metrics and traces link to
+  (``harness.tracking.registry``);
+- with ``parent_run_id``: the tag ``mlflow.parentRunId`` (a child run of a sweep).
+
+``start_parent_run`` and ``finish_parent_run`` log a sweep's parent run.
 
 ``import mlflow`` costs about a second, so MLflow is imported inside functions only.
 Errors from MLflow, SQLAlchemy and the artifact store become ``TrackingError`` here.
@@ -20,6 +26,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
     import pandas
     from mlflow.tracking import MlflowClient
 
+    from harness.tracking.registry import RegistryLinks
+
 DEFAULT_EXPERIMENT = "harness"
 MLRUNS_DIR = "mlruns"
 DB_FILE = "mlflow.db"
@@ -39,8 +48,10 @@ ARTIFACTS_DIR = "artifacts"
 TABLE_ARTIFACT = "eval_results_table.json"
 PROMPT_ARTIFACT = "prompt_template.txt"
 CONFIG_ARTIFACT = "run_config.json"
+SWEEP_TABLE_ARTIFACT = "sweep_comparison.json"
 HARNESS_RUN_TAG = "harness.run_id"
 TRACES_TAG = "harness.traces"
+SWEEP_TAG = "harness.sweep"
 # MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
 # servers a run is synced to. The full digest stays in the params.
 MLFLOW_DIGEST_MAX = 36
@@ -66,6 +77,10 @@ class RunRecord:
     finished_at: float
     rows: pandas.DataFrame
     feedback: list[dict] = field(default_factory=list)
+    parent_run_id: str | None = None  # the sweep's parent MLflow run
+    prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
+    system_prompt: str | None = None
+    generation_params: dict[str, Any] = field(default_factory=dict)
 
 
 def tracking_uri_for(home: Path) -> str:
@@ -99,15 +114,24 @@ def _mapped_errors(what: str) -> Iterator[None]:
         raise TrackingError(f"{what}: {message}") from exc
 
 
-def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True,
-            replaces: str | None = None) -> str:
+def log_run(
+    record: RunRecord,
+    *,
+    tracking_uri: str,
+    traces: bool = True,
+    replaces: str | None = None,
+    register: bool = False,
+) -> str:
     """Log ``record`` as one finished MLflow run and return the MLflow run id.
 
     With ``traces`` the run also gets one trace per row, with its judge and metric feedback
-    and the expected answer. A failure marks the MLflow run FAILED and raises
-    ``TrackingError``; a run that was logged completely is FINISHED. ``replaces`` names an
-    MLflow run logged earlier for the same harness run (before a ``--resume``): it is
-    deleted once the new one is complete, so one harness run is one MLflow run.
+    and the expected answer. With ``register`` the prompt is registered (a new version only
+    when its text changed) and the run is linked to its configuration's ``LoggedModel``
+    (one per model + prompt + params), see ``harness.tracking.registry``. A failure marks
+    the MLflow run FAILED and raises ``TrackingError``; a run that was logged completely is
+    FINISHED. ``replaces`` names an MLflow run logged earlier for the same harness run
+    (before a ``--resume``): it is deleted once the new one is complete, so one harness
+    run is one MLflow run.
     """
     with _mapped_errors(f"cannot log run {record.run_id} to MLflow at {tracking_uri}"):
         client, store = _open_store(tracking_uri)
@@ -122,11 +146,12 @@ def log_run(record: RunRecord, *, tracking_uri: str, traces: bool = True,
         )
         run_id = run.info.run_id
         try:
-            _log_params_and_metrics(client, run_id, record)
-            _log_dataset_input(client, run_id, record)
+            links = _register(client, experiment, run_id, record) if register else None
+            _log_params_and_metrics(client, run_id, record, links)
+            _log_inputs(client, run_id, record, links)
             _log_artifacts(client, run_id, record)
             if traces:
-                _log_traces(client, store, experiment, run_id, record)
+                _log_traces(client, store, experiment, run_id, record, links)
             client.set_terminated(run_id, "FINISHED", end_time=_ms(record.finished_at))
         except BaseException:
             _mark_failed(client, run_id)
@@ -150,15 +175,50 @@ def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         artifact_root.mkdir(parents=True, exist_ok=True)
+        db_path = artifact_root.parent / DB_FILE
+        if not db_path.exists():
+            _create_sqlite_store(db_path, artifact_root)
         # Opening the store ourselves, with the home's artifact root, means the database
         # (and its "Default" experiment) is created pointing into the home, not the cwd.
         with _quiet_logger("mlflow.store.db.utils"):
             store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
-    client = MlflowClient(tracking_uri=tracking_uri)
+    # The registry (prompts) is the same SQLite file: never MLFLOW_REGISTRY_URI's.
+    registry_uri = tracking_uri if artifact_root is not None else None
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     if store is None:
         # MlflowClient exposes no public accessor for its store; trace writes need it.
         store = client._tracking_client.store
     return client, store
+
+
+def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
+    """Create a new SQLite store quickly, and atomically.
+
+    MLflow builds a new store by running ~400 alembic DDL statements, each its own
+    fsync'd transaction: 5-9 s on a laptop disk. Built in a temporary file with
+    ``synchronous=OFF`` it takes ~1.5 s, and renaming it into place means a crash
+    mid-way leaves no half-built store behind.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    temporary = db_path.with_name(f".{db_path.name}.{os.getpid()}.tmp")
+
+    def unsynced(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.close()
+
+    event.listen(Engine, "connect", unsynced)
+    try:
+        with _quiet_logger("mlflow.store.db.utils"), _quiet_logger("alembic.runtime.migration"):
+            store = SqlAlchemyStore(_SQLITE_PREFIX + temporary.as_posix(), artifact_root.as_posix())
+        store.engine.dispose()
+        os.replace(temporary, db_path)
+    finally:
+        event.remove(Engine, "connect", unsynced)
+        temporary.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -206,13 +266,9 @@ def _run_tags(record: RunRecord) -> dict[str, str]:
         MLFLOW_USER,
     )
 
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        user = "unknown"
-    return {
+    tags = {
         HARNESS_RUN_TAG: record.run_id,
-        MLFLOW_USER: user,
+        MLFLOW_USER: _user(),
         MLFLOW_SOURCE_NAME: "harness",
         MLFLOW_SOURCE_TYPE: "LOCAL",
         # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
@@ -220,19 +276,77 @@ def _run_tags(record: RunRecord) -> dict[str, str]:
         # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
         MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
     }
+    if record.parent_run_id:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        # The UI nests child runs under their parent; sync maps the id on copy.
+        tags[MLFLOW_PARENT_RUN_ID] = record.parent_run_id
+    return tags
 
 
-def _log_params_and_metrics(client: MlflowClient, run_id: str, record: RunRecord) -> None:
-    import math
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
 
-    from mlflow.entities import Metric, Param
+
+def _params(values: dict[str, Any]) -> list[Any]:
+    """MLflow params, each value cut to MLflow's maximum length."""
+    from mlflow.entities import Param
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-    params = [
-        Param(key, value if len(value) <= MAX_PARAM_VAL_LENGTH else value[:MAX_PARAM_VAL_LENGTH])
-        for key, value in ((str(k), str(v)) for k, v in record.params.items())
-    ]
+    return [Param(str(k), str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in values.items()]
+
+
+def _register(
+    client: MlflowClient, experiment: Any, run_id: str, record: RunRecord
+) -> RegistryLinks:
+    from harness.prompts import prompt_digest
+    from harness.tracking.registry import (
+        ConfigIdentity,
+        default_prompt_name,
+        register_configuration,
+    )
+
+    model_uri = str(record.params.get("model") or record.config.get("model") or "")
+    digest = prompt_digest(record.prompt_template, record.system_prompt)
+    identity = ConfigIdentity(model_uri, digest, dict(record.generation_params))
+    model_params = {"model": model_uri, "prompt_digest": digest}
+    model_params.update({f"param.{k}": str(v) for k, v in sorted(identity.params.items())})
+    return register_configuration(
+        client,
+        experiment_id=experiment.experiment_id,
+        run_id=run_id,
+        prompt_name=record.prompt_name or default_prompt_name(experiment.name),
+        template=record.prompt_template,
+        system=record.system_prompt,
+        identity=identity,
+        model_params=model_params,
+    )
+
+
+def _log_params_and_metrics(
+    client: MlflowClient, run_id: str, record: RunRecord, links: RegistryLinks | None = None
+) -> None:
+    import math
+
+    from mlflow.entities import Metric
+
+    values = {str(k): str(v) for k, v in record.params.items()}
+    if links is not None:
+        values["prompt_uri"] = links.prompt_uri
+    params = _params(values)
     timestamp = _ms(record.finished_at)
+    # Metrics with a model id are also the model's metrics, per dataset, as
+    # mlflow.genai.evaluate logs them for an active model.
+    linked: dict[str, Any] = {}
+    if links is not None:
+        linked = {
+            "model_id": links.model_id,
+            "dataset_name": record.dataset_name,
+            "dataset_digest": record.dataset_digest[:MLFLOW_DIGEST_MAX],
+        }
     metrics = []
     for key, value in record.metrics.items():
         if value is None:
@@ -240,15 +354,18 @@ def _log_params_and_metrics(client: MlflowClient, run_id: str, record: RunRecord
         number = float(value)
         if math.isnan(number):
             continue  # an aggregate over no scored rows; MLflow charts cannot use it
-        metrics.append(Metric(str(key), number, timestamp, 0))
+        metrics.append(Metric(str(key), number, timestamp, 0, **linked))
     # log_batch splits into MLflow's per-request limits itself.
     client.log_batch(run_id, metrics=metrics, params=params)
 
 
-def _log_dataset_input(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+def _log_inputs(
+    client: MlflowClient, run_id: str, record: RunRecord, links: RegistryLinks | None = None
+) -> None:
+    """The dataset (and the configuration's model) as the run's inputs, in one call."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
@@ -270,7 +387,8 @@ def _log_dataset_input(client: MlflowClient, run_id: str, record: RunRecord) -> 
         dataset=dataset._to_mlflow_entity(),
         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value="eval")],
     )
-    client.log_inputs(run_id, datasets=[dataset_input])
+    models = [LoggedModelInput(links.model_id)] if links is not None else None
+    client.log_inputs(run_id, datasets=[dataset_input], models=models)
 
 
 def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -287,8 +405,14 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
 
 
 def _log_traces(
-    client: MlflowClient, store: Any, experiment: Any, run_id: str, record: RunRecord
+    client: MlflowClient,
+    store: Any,
+    experiment: Any,
+    run_id: str,
+    record: RunRecord,
+    links: RegistryLinks | None = None,
 ) -> None:
+    from harness.tracking.registry import LINKED_PROMPTS_TAG
     from harness.tracking.traces import (
         build_row_traces,
         supports_trace_api,
@@ -301,13 +425,27 @@ def _log_traces(
         # e.g. the legacy file store: the run is still complete without its traces.
         client.set_tag(run_id, TRACES_TAG, f"skipped: {type(store).__name__} cannot store traces")
         return
+    # The model id puts the traces on the model's page; the prompt tag makes the trace
+    # table filterable by prompt version.
+    model_id = links.model_id if links is not None else None
+    tags = (
+        {LINKED_PROMPTS_TAG: json.dumps([
+            {"name": links.prompt_name, "version": str(links.prompt_version)}
+        ])}
+        if links is not None
+        else None
+    )  # fmt: skip
     if is_sql_store(store):
-        write_traces_sql(store, row_traces, experiment=experiment, mlflow_run_id=run_id)
+        write_traces_sql(
+            store, row_traces, experiment=experiment, mlflow_run_id=run_id,
+            model_id=model_id, tags=tags,
+        )  # fmt: skip
         written = "sql-bulk"
     else:
         write_traces_via_store(
-            store, row_traces, experiment_id=experiment.experiment_id, mlflow_run_id=run_id
-        )
+            store, row_traces, experiment_id=experiment.experiment_id, mlflow_run_id=run_id,
+            model_id=model_id, tags=tags,
+        )  # fmt: skip
         written = "store-api"
     client.set_tag(run_id, TRACES_TAG, f"{len(row_traces)} traces ({written})")
 
@@ -317,3 +455,79 @@ def _mark_failed(client: MlflowClient, run_id: str) -> None:
     # Never mask the error that got us here.
     with contextlib.suppress(Exception):
         client.set_terminated(run_id, "FAILED")
+
+
+def start_parent_run(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None,
+    params: dict[str, Any],
+    started_at: float | None = None,
+) -> str:
+    """Create the RUNNING parent run of a sweep (children name it in ``RunRecord``)."""
+    import time
+
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_LOGGED_ARTIFACTS,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+        MLFLOW_USER,
+    )
+
+    with _mapped_errors(f"cannot start a sweep run in MLflow at {tracking_uri}"):
+        client, store = _open_store(tracking_uri)
+        experiment_entity = _get_or_create_experiment(
+            client, store, experiment or DEFAULT_EXPERIMENT
+        )
+        run = client.create_run(
+            experiment_entity.experiment_id,
+            start_time=_ms(started_at or time.time()),
+            run_name=run_name,
+            tags={
+                SWEEP_TAG: "parent",
+                MLFLOW_USER: _user(),
+                MLFLOW_SOURCE_NAME: "harness",
+                MLFLOW_SOURCE_TYPE: "LOCAL",
+                MLFLOW_LOGGED_ARTIFACTS: json.dumps(
+                    [{"path": SWEEP_TABLE_ARTIFACT, "type": "table"}]
+                ),
+            },
+        )
+        client.log_batch(run.info.run_id, params=_params(params))
+    return run.info.run_id
+
+
+def finish_parent_run(
+    run_id: str,
+    *,
+    tracking_uri: str,
+    table: pandas.DataFrame,
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+    status: str = "FINISHED",
+) -> None:
+    """Log a sweep's comparison table, best metrics and tags, and end its parent run."""
+    import math
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    with _mapped_errors(f"cannot finish sweep run {run_id} in MLflow at {tracking_uri}"):
+        client, _ = _open_store(tracking_uri)
+        now = _ms(time.time())
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(k, float(v), now, 0)
+                for k, v in metrics.items()
+                if v is not None and not math.isnan(float(v))
+            ],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        )
+        with tempfile.TemporaryDirectory(prefix="harness-sweep-") as tmp:
+            table.to_json(
+                Path(tmp) / SWEEP_TABLE_ARTIFACT, orient="split", index=False, date_format="iso"
+            )
+            client.log_artifacts(run_id, tmp)
+        client.set_terminated(run_id, status, end_time=now)

@@ -1,45 +1,40 @@
 """Copy local MLflow experiments and runs to another tracking server (``harness sync``).
 
-What is copied, per local run: params, every metric value with its step and timestamp,
-tags, artifacts, dataset inputs, start/end time and status, and the run's traces (spans,
-tags, metadata) with their assessments (feedback and expectations).
+Copied per local run: params, every metric value with its step and timestamp, tags,
+artifacts, dataset inputs, start/end time and status, and the run's traces (spans, tags,
+metadata) with their assessments (feedback and expectations).
 
-How a copy is found again (idempotence). Every target run carries the tag
-``harness.source_run_id`` (the local run id; set when the run is created, so even a run
-cut off right after its creation is found), every copied trace the tag
-``harness.source_trace_id`` and every copied assessment the metadata key
-``harness.source_assessment_id``. Trace and assessment ids are kept where the server
-accepts them (any MLflow server does). A second sync looks these up instead of creating.
+Finding a copy again: a target run carries the tag ``harness.source_run_id`` (set when it
+is created, so even a run cut off just after creation is found), a copied trace the tag
+``harness.source_trace_id``, a copied assessment the metadata key
+``harness.source_assessment_id``; trace and assessment ids are kept. A second sync finds
+these instead of creating anything.
 
-How a change is noticed. The last write to a target run is the tag
-``harness.sync_fingerprint``: one short hash per section of the local run (info, params,
-tags, metrics, inputs, artifacts, traces) and the time the local run was read. Equal
-hashes: the run is skipped with no further reads. A missing tag (a sync was interrupted)
-or a changed hash: only the changed sections are compared with the target and what is
-missing there is copied, so an interrupted sync resumes and an edited run is updated in
-place, never duplicated.
+Noticing a change: the last write to a target run is its tag ``harness.sync_fingerprint``,
+a short hash per section of the local run (info, params, tags, metrics, inputs, artifacts,
+traces) and the time the run was read. Equal hashes: skip, with no further reads. No tag
+(an interrupted sync) or other hashes: the changed sections are compared with the target
+and what is missing there is copied, so a killed sync resumes and a run changed locally
+is updated in place, never duplicated. In an update:
 
-Rules for an update:
-- params are immutable in MLflow: missing ones are logged; a param whose local value now
-  differs keeps the target's value and the run's report carries a warning. Values are cut
-  to 6000 characters (the MLflow limit), with a warning.
-- tags: missing or different values are set. Nothing is ever deleted on the target
-  (deleted local tags, artifacts, traces stay there).
-- metrics: values (step, timestamp, value) absent from the target history are logged.
-- artifacts: files missing on the target, of another size, or modified locally after the
-  previous sync read the run (rsync's size + mtime rule) are uploaded.
-- traces: missing traces are created; on existing ones, missing assessments are added,
-  tags set, and spans re-sent if the earlier copy stopped before them.
-- a run deleted on the target is left alone (reported as ``skip`` with a warning).
+- params are immutable in MLflow: missing ones are logged, one whose value differs keeps
+  the target's value with a warning in the report (values are cut to 6000 characters);
+- tags missing or different are set; metric values (step, timestamp, value) missing from
+  the target history are logged; artifacts missing there, of another size, or modified
+  locally since the last sync read the run (rsync's size + mtime rule) are uploaded;
+- missing traces are created; existing ones get their missing assessments and tags, and
+  their spans if the earlier copy stopped before them;
+- nothing is deleted on the target, and a copy deleted there is left alone (``skip``).
 
-Requests respect the REST limits (``log_batch``: 1000 metrics, 100 params, 100 tags).
-Spans go in bulk (OTLP ``/v1/traces``, many traces per request) to MLflow >= 3.4 servers,
-and as the ``traces.json`` artifact of each trace to Databricks; trace infos go one
-request per trace (``StartTraceV3``, with their assessments), which dominates the time of
-a large sync: no MLflow REST call creates several traces at once.
+Requests respect the REST limits (``MlflowClient.log_batch`` splits by 1000 metrics,
+100 params, 100 tags).
+Spans go in bulk (OTLP, many traces per request) to MLflow >= 3.4 servers, and as each
+trace's ``traces.json`` artifact to Databricks. Trace infos take one request per trace
+(``StartTraceV3``, with the assessments): MLflow has no call that creates several traces,
+so this dominates the time of a large sync.
 
-Testing hook: with ``HARNESS_SYNC_TEST_KILL_AFTER_WRITES=N`` in the environment the
-process SIGKILLs itself just before its (N+1)-th write to the target, to test resuming.
+Testing hook: with ``HARNESS_SYNC_TEST_KILL_AFTER_WRITES=N`` set, the process SIGKILLs
+itself just before its (N+1)-th write to the target.
 """
 
 from __future__ import annotations
@@ -48,7 +43,9 @@ import copy
 import hashlib
 import json
 import os
+import re
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,16 +56,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlunparse
 
 from harness.errors import ConfigError, HarnessError, TrackingError
-from harness.tracking.databricks_auth import (
-    current_user,
-    ensure_workspace_dir,
-    redact,
-    resolve_databricks_credentials,
-    workspace_experiment_path,
-)
+from harness.tracking.databricks_auth import databricks_target, redact
 
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
+
+__all__ = ["RunSync", "SyncPlan", "SyncReport", "SyncTarget", "databricks_target", "sync"]
 
 TAG_SOURCE_RUN = "harness.source_run_id"
 TAG_SOURCE_STORE = "harness.source_store"
@@ -77,23 +70,24 @@ TAG_SOURCE_TRACE = "harness.source_trace_id"
 META_SOURCE_ASSESSMENT = "harness.source_assessment_id"
 FINGERPRINT_VERSION = 1
 
-MAX_BATCH_METRICS = 1000  # log_batch: entities per request
-MAX_BATCH_PARAMS = 100
-MAX_BATCH_TAGS = 100
-MAX_PARAM_VALUE = 6000
+MAX_PARAM_VALUE = 6000  # MLflow's limit
 MAX_LINK_TRACES = 100  # link_traces_to_run
-SEARCH_TRACES_PAGE = 500  # the server's max_results for SearchTracesV3
+SEARCH_TRACES_PAGE = 500  # the largest max_results SearchTracesV3 accepts
 TRACE_CHUNK = 200  # traces read, created and span-logged together
 SPANS_REQUEST_BYTES = 4_000_000  # rough cap on one OTLP request
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
 
-# Trace tags that describe where one store keeps a trace, not the trace itself.
+# Trace tags that say where one store keeps a trace, not what the trace is.
 _STORE_TRACE_TAGS = ("mlflow.artifactLocation", "mlflow.trace.spansLocation", TAG_SOURCE_TRACE)
 _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
+_SPANS_LOCATION = "mlflow.trace.spansLocation"
+_IN_TRACKING_STORE = "TRACKING_STORE"
 _SOURCE_RUN_META = "mlflow.sourceRun"
 _ASSESSMENT_RUN_META = "mlflow.assessment.sourceRunId"
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
+_COUNTS = ("params", "metrics", "tags", "inputs", "artifacts", "traces", "assessments")
+_ACTIONS = ("create", "update", "skip")
 
 
 @dataclass
@@ -104,40 +98,7 @@ class SyncTarget:
     experiment_path: Callable[[str], str] | None = None  # local name -> target name
     prepare_experiment: Callable[[str], None] | None = None  # called before creating one
     secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from messages
-
-
-def databricks_target(
-    profile: str | None = None,
-    experiment: str | None = None,
-    user: str | None = None,
-    *,
-    environ: dict[str, str] | None = None,
-    config_file: str | os.PathLike[str] | None = None,
-) -> SyncTarget:
-    """A Databricks managed-MLflow target (``--databricks [--profile NAME]``).
-
-    Credentials come from ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` or a ``~/.databrickscfg``
-    profile (see :mod:`harness.tracking.databricks_auth`); no network here. Experiments
-    land at ``/Users/<user>/harness/<experiment>``, or at ``experiment`` when it is an
-    absolute workspace path. ``user`` defaults to ``DATABRICKS_USER`` or, at sync time,
-    the workspace's SCIM ``Me`` endpoint.
-    """
-    creds = resolve_databricks_credentials(profile, environ=environ, config_file=config_file)
-    lock = threading.Lock()
-    resolved: list[str] = [user] if user else []
-
-    def experiment_path(name: str) -> str:
-        if experiment and experiment.startswith("/"):
-            return experiment
-        with lock:
-            if not resolved:
-                resolved.append(current_user(creds, environ=environ))
-        return workspace_experiment_path(name, user=resolved[0], target=experiment)
-
-    def prepare(path: str) -> None:
-        ensure_workspace_dir(creds, path.rsplit("/", 1)[0] or "/")
-
-    return SyncTarget(creds.tracking_uri, experiment_path, prepare, creds.secrets)
+    label: str | None = None  # how messages name the target; default: its URI
 
 
 @dataclass
@@ -151,16 +112,13 @@ class RunSync:
     run_name: str = ""
     target_run_id: str | None = None
     params: int = 0
-    metrics: int = 0  # metric values (each step of a history counts)
+    metrics: int = 0  # metric values: each step of a history counts
     tags: int = 0
     inputs: int = 0
     artifacts: int = 0
     traces: int = 0
     assessments: int = 0
     warnings: list[str] = field(default_factory=list)
-
-
-_COUNTS = ("params", "metrics", "tags", "inputs", "artifacts", "traces", "assessments")
 
 
 @dataclass
@@ -181,18 +139,12 @@ class SyncReport:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``harness sync --json``)."""
-        return {
-            "target": self.target,
-            "dry_run": self.dry_run,
-            "experiments_created": list(self.experiments_created),
-            "runs": [asdict(r) for r in self.runs],
-            "totals": self.totals,
-            "seconds": round(self.seconds, 3),
-        }
+        data = asdict(self)
+        data.update(totals=self.totals, seconds=round(self.seconds, 3))
+        return data
 
 
 SyncPlan = SyncReport  # a dry run's report is the plan
-_ACTIONS = ("create", "update", "skip")
 
 
 def sync(
@@ -205,12 +157,11 @@ def sync(
 ) -> SyncReport:
     """Copy the local experiments (all, or those named) and their runs to ``target``.
 
-    Idempotent and incremental (see the module docstring). Raises ``TrackingError`` with a
-    one-line message when the target cannot be reached, refuses the credentials or fails,
-    and ``ConfigError`` for an unknown local experiment.
+    Idempotent and incremental (see the module docstring). ``progress`` receives one line
+    per run. Raises ``TrackingError`` with a one-line message when the target cannot be
+    reached, refuses the credentials or fails, ``ConfigError`` for an unknown experiment.
     """
     started = time.monotonic()
-    shown = _display_uri(target.tracking_uri)
     try:
         syncer = _Syncer(source_tracking_uri, target, dry_run, progress or (lambda _m: None))
         syncer.preflight()
@@ -219,15 +170,15 @@ def sync(
     except HarnessError as exc:
         exc.message = redact(exc.message, target.secrets)
         raise
-    except Exception as exc:  # MLflow, requests, OS errors: one line, no secret
-        raise TrackingError(
-            f"sync to {shown} failed: " + redact(_first_line(exc), target.secrets)
-        ) from exc
+    except Exception as exc:  # MLflow, HTTP and OS errors: one line, no secret
+        shown = target.label or _display_uri(target.tracking_uri)
+        reason = redact(_first_line(exc), target.secrets)
+        raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started
     return syncer.report
 
 
-# --- the local side ---------------------------------------------------------------------
+# --- what a local run holds -------------------------------------------------------------
 
 
 @dataclass
@@ -244,33 +195,29 @@ class _LocalRun:
     read_at_ms: int
     params: dict[str, str]
     tags: dict[str, str]
-    metrics: dict[str, list[Any]]
+    metrics: dict[str, list[Any]]  # key -> full history
     inputs: list[Any]
     artifacts: list[_Artifact]
     traces: list[TraceInfo]
 
     def fingerprint(self) -> dict[str, str]:
         info = self.run.info
+        traces = [
+            (
+                t.trace_id,
+                sorted(_trace_tags(t).items()),
+                sorted((a.assessment_id, a.last_update_time_ms, a.valid) for a in t.assessments),
+            )
+            for t in self.traces
+        ]
         sections: dict[str, Any] = {
             "info": [info.run_name, info.start_time, info.end_time, info.status],
             "params": sorted(self.params.items()),
             "tags": sorted(self.tags.items()),
-            "metrics": sorted(
-                (key, sorted(_metric_key(m) for m in history))
-                for key, history in self.metrics.items()
-            ),
+            "metrics": sorted((k, sorted(map(_metric_key, h))) for k, h in self.metrics.items()),
             "inputs": sorted(_input_key(i) for i in self.inputs),
             "artifacts": sorted((a.path, a.size, a.mtime_ns) for a in self.artifacts),
-            "traces": sorted(
-                (
-                    t.trace_id,
-                    sorted(_trace_tags(t).items()),
-                    sorted(
-                        (a.assessment_id, a.last_update_time_ms, a.valid) for a in t.assessments
-                    ),
-                )
-                for t in self.traces
-            ),
+            "traces": sorted(traces),
         }
         return {name: _digest(sections[name]) for name in _SECTIONS}
 
@@ -285,8 +232,8 @@ def _metric_key(metric: Any) -> tuple[int, int, str]:
 
 
 def _input_key(dataset_input: Any) -> tuple[str, str, str]:
-    context = sorted((t.key, t.value) for t in dataset_input.tags)
-    return (dataset_input.dataset.name, dataset_input.dataset.digest, json.dumps(context))
+    context = json.dumps(sorted((t.key, t.value) for t in dataset_input.tags))
+    return (dataset_input.dataset.name, dataset_input.dataset.digest, context)
 
 
 def _trace_tags(info: TraceInfo) -> dict[str, str]:
@@ -295,17 +242,12 @@ def _trace_tags(info: TraceInfo) -> dict[str, str]:
 
 def _local_dir(uri: str) -> Path | None:
     """The directory behind a local artifact URI, or None for a remote one."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        from mlflow.utils.uri import local_file_uri_to_path
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        from mlflow.utils.file_utils import local_file_uri_to_path
 
         return Path(local_file_uri_to_path(uri))
-    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a path (or a Windows drive)
-        return Path(uri)
-    return None
-
-
-# --- the sync itself --------------------------------------------------------------------
+    return Path(uri) if len(scheme) <= 1 else None  # a path, or a Windows drive letter
 
 
 @dataclass
@@ -328,6 +270,9 @@ class _RunPlan:
     terminate: bool = False
 
 
+# --- the sync ---------------------------------------------------------------------------
+
+
 class _Syncer:
     def __init__(
         self, source_uri: str, target: SyncTarget, dry_run: bool, say: Callable[[str], None]
@@ -336,25 +281,23 @@ class _Syncer:
         from mlflow.tracing.client import TracingClient
         from mlflow.utils.uri import is_databricks_uri
 
-        self.src = MlflowClient(source_uri)
-        self.dst = MlflowClient(target.tracking_uri)
+        self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
         self.src_traces = TracingClient(source_uri)
         self.dst_traces = TracingClient(target.tracking_uri)
-        self.target = target
-        self.dry_run = dry_run
-        self.say = say
-        self.shown = _display_uri(target.tracking_uri)
+        self.target, self.dry_run, self.say = target, dry_run, say
+        self.shown = target.label or f"the tracking server {_display_uri(target.tracking_uri)}"
         self.source_id = hashlib.sha256(_display_uri(source_uri).encode()).hexdigest()[:16]
-        self.report = SyncReport(target=self.shown, dry_run=dry_run)
+        self.report = SyncReport(target=_display_uri(target.tracking_uri), dry_run=dry_run)
         self.id_map: dict[str, str] = {}  # local run id -> target run id
-        # Databricks keeps trace spans as an artifact; MLflow servers take OTLP in bulk.
-        self.bulk_spans = not is_databricks_uri(target.tracking_uri)
+        self.is_databricks = is_databricks_uri(target.tracking_uri)
+        # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
+        self.bulk_spans = not self.is_databricks
         self._writes = 0
-        self._kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+        self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         self._lock = threading.Lock()
 
-    # Every write to the target goes through here (the resume tests count on it).
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Every write to the target goes through here (the resume tests count them)."""
         if self._kill_after:
             with self._lock:
                 self._writes += 1
@@ -364,91 +307,82 @@ class _Syncer:
 
     def preflight(self) -> None:
         """Fail fast, in one line, when the target is unreachable or refuses us."""
-        scheme = urlparse(self.target.tracking_uri).scheme
-        if scheme not in ("http", "https", "databricks"):
-            return
         from mlflow.utils.rest_utils import http_request
 
+        remote = urlparse(self.target.tracking_uri).scheme in ("http", "https")
+        if not (remote or self.is_databricks):
+            return  # a local store: nothing to reach
         try:
             creds = self.dst._tracking_client.store.get_host_creds()
+            probe = {"max_results": 1}  # the cheapest authenticated call, without retries
             response = http_request(
                 creds,
                 "/api/2.0/mlflow/experiments/search",
                 "GET",
-                params={"max_results": 1},
+                params=probe,
                 max_retries=0,
                 timeout=15,
                 raise_on_status=False,
                 retry_timeout_seconds=1,
             )
         except Exception as exc:  # noqa: BLE001 - connection errors of every kind
+            reason = redact(_connection_reason(exc), self.target.secrets)
+            raise TrackingError(f"cannot reach {self.shown}: {reason}") from None
+        status = response.status_code
+        if status in (401, 403):
             raise TrackingError(
-                f"cannot reach the tracking server {self.shown}: "
-                + redact(_first_line(exc), self.target.secrets)
-            ) from None
-        if response.status_code in (401, 403):
-            raise TrackingError(
-                f"the tracking server {self.shown} refused the credentials "
-                f"(HTTP {response.status_code}); check the token or profile"
+                f"{self.shown} refused the credentials (HTTP {status}); check the token or profile"
             )
-        if response.status_code >= 400:
+        if status >= 400:
             raise TrackingError(
-                f"the tracking server {self.shown} answered HTTP {response.status_code} "
-                "to a test request; is it an MLflow server?"
+                f"{self.shown} answered HTTP {status} to a test request; is it an MLflow server?"
             )
 
     def local_experiments(self, names: list[str] | None) -> list[Any]:
         from mlflow.entities import ViewType
 
-        found = list(
-            _pages(
-                lambda tok: self.src.search_experiments(
-                    view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=tok
-                )
-            )
-        )
-        if names is not None:
-            known = {e.name for e in found}
-            for name in names:
-                if name not in known:
-                    raise ConfigError(f"no local experiment named '{name}'")
-            found = [e for e in found if e.name in names]
+        def fetch(token: str | None) -> Any:
+            return self.src.search_experiments(ViewType.ACTIVE_ONLY, 1000, page_token=token)
+
+        found = list(_pages(fetch))
+        for name in names or ():
+            if name not in {e.name for e in found}:
+                raise ConfigError(f"no local experiment named '{name}'")
+        found = [e for e in found if names is None or e.name in names]
         return sorted(found, key=lambda e: (e.creation_time or 0, e.name))
 
     def sync_experiment(self, experiment: Any) -> None:
         from mlflow.entities import ViewType
 
-        runs = list(
-            _pages(
-                lambda tok: self.src.search_runs(
-                    [experiment.experiment_id],
-                    run_view_type=ViewType.ACTIVE_ONLY,
-                    max_results=1000,
-                    order_by=["attributes.start_time ASC"],
-                    page_token=tok,
-                )
-            )
-        )
+        runs = _search_runs(self.src, experiment.experiment_id, ViewType.ACTIVE_ONLY)
         if not runs:
             return
         mapper = self.target.experiment_path
-        target_name = mapper(experiment.name) if mapper else experiment.name
-        target_exp = self.dst.get_experiment_by_name(target_name)
-        if target_exp is not None and target_exp.lifecycle_stage == "deleted":
+        name = mapper(experiment.name) if mapper else experiment.name
+        existing = self.dst.get_experiment_by_name(name)
+        if existing is not None and existing.lifecycle_stage == "deleted":
             raise TrackingError(
-                f"experiment '{target_name}' is deleted on {self.shown}: restore it, "
+                f"experiment '{name}' is deleted on {self.shown}: restore it, "
                 "or sync into another experiment"
             )
-        copies = self._target_copies(target_exp.experiment_id) if target_exp else {}
-        state = {"id": target_exp.experiment_id if target_exp else None}
+        copies: dict[str, Run] = {}
+        for run in _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []:
+            source_id = run.data.tags.get(TAG_SOURCE_RUN)
+            # Two copies of one run (made by hand?): prefer the one whose sync completed.
+            if source_id and TAG_FINGERPRINT in copies.get(source_id, run).data.tags:
+                copies.setdefault(source_id, run)
+            elif source_id:
+                copies[source_id] = run
+        slot: list[str | None] = [existing.experiment_id if existing else None]
 
-        def experiment_id() -> str:  # created on the first run that needs it
-            if state["id"] is None:
-                state["id"] = self._create_experiment(target_name, experiment)
-            return state["id"]
+        def experiment_id() -> str:  # created when the first run needs it
+            if slot[0] is None:
+                slot[0] = self._create_experiment(name, experiment)
+            return slot[0] or ""  # "" in a dry run
 
         for run in _parents_first(runs):
-            result = self._sync_run(run, experiment.name, target_name, copies, experiment_id)
+            result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
+            self._sync_run(run, result, copies.get(run.info.run_id), experiment_id)
             self.report.runs.append(result)
             self.say(_describe_run(result, self.dry_run))
 
@@ -458,127 +392,65 @@ class _Syncer:
             return ""
         if self.target.prepare_experiment:
             self.target.prepare_experiment(name)
-        tags = {
-            k: v
-            for k, v in local.tags.items()
-            if not k.startswith("mlflow.") or k == "mlflow.note.content"
-        }
+        keep = [k for k in local.tags if not k.startswith("mlflow.") or k == "mlflow.note.content"]
+        tags = {k: local.tags[k] for k in keep}
         return self._write(self.dst.create_experiment, name, tags=tags)
 
-    def _target_copies(self, experiment_id: str) -> dict[str, Run]:
-        from mlflow.entities import ViewType
-
-        copies: dict[str, Run] = {}
-        for run in _pages(
-            lambda tok: self.dst.search_runs(
-                [experiment_id],
-                run_view_type=ViewType.ALL,
-                max_results=1000,
-                order_by=["attributes.start_time ASC"],
-                page_token=tok,
-            )
-        ):
-            source_id = run.data.tags.get(TAG_SOURCE_RUN)
-            # Keep the first target_run (and the one whose sync completed) if there are two.
-            if source_id and (
-                source_id not in copies
-                or TAG_FINGERPRINT in run.data.tags
-                and TAG_FINGERPRINT not in copies[source_id].data.tags
-            ):
-                copies[source_id] = run
-        return copies
-
     def _read_local(self, run: Run) -> _LocalRun:
-        run_id = run.info.run_id
-        read_at_ms = int(time.time() * 1000)
+        run_id, read_at_ms = run.info.run_id, int(time.time() * 1000)
         tags = {k: v for k, v in run.data.tags.items() if k not in _RUN_SYNC_TAGS}
         metrics = {key: self.src.get_metric_history(run_id, key) for key in run.data.metrics}
         inputs = list(run.inputs.dataset_inputs) if run.inputs else []
-        traces = list(
-            _pages(
-                lambda tok: _page(
-                    self.src_traces._search_traces(
-                        locations=[run.info.experiment_id],
-                        filter_string=f"attribute.run_id = '{run_id}'",
-                        max_results=SEARCH_TRACES_PAGE,
-                        page_token=tok,
-                    )
-                )
-            )
-        )
-        return _LocalRun(
-            run,
-            read_at_ms,
-            dict(run.data.params),
-            tags,
-            metrics,
-            inputs,
-            self._local_artifacts(run),
-            traces,
-        )
+        traces = _search_traces(self.src_traces, run.info.experiment_id, run_id)
+        artifacts = self._local_artifacts(run)
+        params = dict(run.data.params)
+        return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces)
 
     def _local_artifacts(self, run: Run) -> list[_Artifact]:
         root = _local_dir(run.info.artifact_uri)
-        if root is not None:
-            if not root.is_dir():
-                return []
-            found = []
-            for path in sorted(root.rglob("*")):
-                if path.is_file():
-                    stat = path.stat()
-                    rel = path.relative_to(root).as_posix()
-                    found.append(_Artifact(rel, stat.st_size, stat.st_mtime_ns, path))
-            return found
-        return [
-            _Artifact(f.path, f.file_size, None, None)
-            for f in _walk_artifacts(self.src, run.info.run_id)
-        ]
+        if root is None:  # a remote artifact store: list it, download when uploading
+            files = _walk_artifacts(self.src, run.info.run_id)
+            return [_Artifact(f.path, f.file_size, None, None) for f in files]
+        found = []
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.is_file():
+                stat = path.stat()
+                rel = path.relative_to(root).as_posix()
+                found.append(_Artifact(rel, stat.st_size, stat.st_mtime_ns, path))
+        return found
 
     def _sync_run(
-        self,
-        run: Run,
-        experiment: str,
-        target_experiment: str,
-        copies: dict[str, Run],
-        experiment_id: Callable[[], str],
+        self, run: Run, result: RunSync, target_run: Run | None, experiment_id: Callable[[], str]
     ) -> RunSync:
         run_id = run.info.run_id
-        target_run = copies.get(run_id)
-        result = RunSync(run_id, experiment, target_experiment, "create", run.info.run_name)
         if target_run is not None:
-            result.action = "update"
-            result.target_run_id = target_run.info.run_id
+            result.action, result.target_run_id = "update", target_run.info.run_id
             self.id_map[run_id] = target_run.info.run_id
             if target_run.info.lifecycle_stage == "deleted":
                 result.action = "skip"
-                result.warnings.append(
-                    "the target_run is deleted on the target; restore it to sync"
-                )
+                result.warnings.append("the copy is deleted on the target; restore it to sync")
                 return result
         local = self._read_local(run)
         now = local.fingerprint()
-        before = (
-            _parse_fingerprint(target_run.data.tags.get(TAG_FINGERPRINT)) if target_run else None
-        )
+        before = _parse_fingerprint(target_run.data.tags if target_run else {})
         if before is not None and before["sections"] == now:
             result.action = "skip"
             return result
         changed = {s for s in _SECTIONS if before is None or before["sections"].get(s) != now[s]}
         plan = self._plan(local, target_run, changed, before["at"] if before else None, result)
-        for name in ("params", "metrics", "tags", "inputs", "artifacts", "traces"):
+        for name in _COUNTS[:-1]:
             setattr(result, name, len(getattr(plan, name)))
         result.assessments = sum(len(p.assessments) for p in plan.traces)
+        experiment = experiment_id()  # in a dry run, only noted as to be created
         if self.dry_run:
             return result
         if target_run is None:
-            result.target_run_id = self._create_run(local, experiment_id())
+            result.target_run_id = self._create_run(local, experiment)
         assert result.target_run_id is not None
-        self._apply(local, plan, result.target_run_id, target_run, experiment_id())
-        stamp = json.dumps(
-            {"v": FINGERPRINT_VERSION, "at": local.read_at_ms, "sections": now},
-            separators=(",", ":"),
-        )
-        self._write(self.dst.set_tag, result.target_run_id, TAG_FINGERPRINT, stamp)
+        self._apply(local, plan, result.target_run_id, experiment)
+        stamp = {"v": FINGERPRINT_VERSION, "at": local.read_at_ms, "sections": now}
+        stamp_text = json.dumps(stamp, separators=(",", ":"))
+        self._write(self.dst.set_tag, result.target_run_id, TAG_FINGERPRINT, stamp_text)
         return result
 
     def _create_run(self, local: _LocalRun, experiment_id: str) -> str:
@@ -586,153 +458,104 @@ class _Syncer:
         tags = {TAG_SOURCE_RUN: info.run_id, TAG_SOURCE_STORE: self.source_id}
         if "mlflow.user" in local.tags:  # the server takes the run's user from this tag
             tags["mlflow.user"] = local.tags["mlflow.user"]
-        created = self._write(
-            self.dst.create_run,
-            experiment_id,
-            start_time=info.start_time,
-            tags=tags,
-            run_name=info.run_name,
-        )
+        create = self.dst.create_run
+        created = self._write(create, experiment_id, info.start_time, tags, info.run_name)
         self.id_map[info.run_id] = created.info.run_id
         return created.info.run_id
 
-    # --- planning: what is missing on the target ------------------------------------------
+    # --- what is missing on the target ----------------------------------------------------
 
     def _plan(
         self,
         local: _LocalRun,
         target_run: Run | None,
         changed: set[str],
-        synced_at: int | None,
+        synced_at_ms: int | None,
         result: RunSync,
     ) -> _RunPlan:
-        from mlflow.entities import Param
+        from mlflow.entities import Metric, Param
 
         plan = _RunPlan()
-        target_id = target_run.info.run_id if target_run else None
+        have = target_run.data if target_run else None
         if "params" in changed:
-            have = target_run.data.params if target_run else {}
             for key, value in sorted(local.params.items()):
                 if len(value) > MAX_PARAM_VALUE:
                     result.warnings.append(f"param '{key}' cut to {MAX_PARAM_VALUE} characters")
                     value = value[:MAX_PARAM_VALUE]
-                if key not in have:
+                if have is None or key not in have.params:
                     plan.params.append(Param(key, value))
-                elif have[key] != value:
-                    result.warnings.append(
-                        f"param '{key}' changed locally; the target keeps its value "
-                        "(MLflow params cannot change)"
-                    )
+                elif have.params[key] != value:
+                    kept = f"param '{key}' differs locally; the target keeps its value"
+                    result.warnings.append(kept + " (MLflow params cannot change)")
         if "tags" in changed:
-            have = target_run.data.tags if target_run else {}
             for key, value in sorted(local.tags.items()):
                 if key == "mlflow.parentRunId":
                     value = self.id_map.get(value, value)
-                if have.get(key) != value:
+                if have is None or have.tags.get(key) != value:
                     plan.tags[key] = value
         if "metrics" in changed:
             for key, history in sorted(local.metrics.items()):
-                have_keys: set[tuple[int, int, str]] = set()
-                if target_run is not None and key in target_run.data.metrics:
-                    have_keys = {
-                        _metric_key(m) for m in self.dst.get_metric_history(target_id, key)
-                    }
-                plan.metrics += [m for m in history if _metric_key(m) not in have_keys]
+                present: set[tuple[int, int, str]] = set()
+                if target_run is not None and have is not None and key in have.metrics:
+                    target_history = self.dst.get_metric_history(target_run.info.run_id, key)
+                    present = set(map(_metric_key, target_history))
+                missing = [m for m in history if _metric_key(m) not in present]
+                # Only the value: a model id would point at a logged model the target lacks.
+                plan.metrics += [Metric(key, m.value, m.timestamp, m.step) for m in missing]
         if "inputs" in changed:
-            have_inputs = {
-                _input_key(i)
-                for i in (
-                    target_run.inputs.dataset_inputs if target_run and target_run.inputs else []
-                )
-            }
-            plan.inputs = [i for i in local.inputs if _input_key(i) not in have_inputs]
+            inputs = target_run.inputs.dataset_inputs if target_run and target_run.inputs else []
+            present_inputs = set(map(_input_key, inputs))
+            plan.inputs = [i for i in local.inputs if _input_key(i) not in present_inputs]
         if "artifacts" in changed:
-            sizes = (
-                {f.path: f.file_size for f in _walk_artifacts(self.dst, target_id)}
-                if target_run is not None
-                else {}
-            )
-            since_ns = synced_at * 1_000_000 if synced_at is not None else None
-            plan.artifacts = [
-                a
-                for a in local.artifacts
-                if a.path not in sizes
-                or sizes[a.path] != a.size
-                or (since_ns is not None and a.mtime_ns is not None and a.mtime_ns > since_ns)
-            ]
+            files = _walk_artifacts(self.dst, target_run.info.run_id) if target_run else ()
+            sizes = {f.path: f.file_size for f in files}
+            since_ns = (synced_at_ms or 0) * 1_000_000 or None
+            for artifact in local.artifacts:
+                changed_since = since_ns and artifact.mtime_ns and artifact.mtime_ns > since_ns
+                if sizes.get(artifact.path) != artifact.size or changed_since:
+                    plan.artifacts.append(artifact)
         if "traces" in changed:
             plan.traces = self._plan_traces(local, target_run)
         if "info" in changed:
             info = local.run.info
-            plan.terminate = info.status != "RUNNING" and (
-                target_run is None
-                or (target_run.info.status, target_run.info.end_time)
-                != (info.status, info.end_time)
-            )
+            now = (info.status, info.end_time)
+            was = (target_run.info.status, target_run.info.end_time) if target_run else None
+            plan.terminate = info.status != "RUNNING" and was != now
         return plan
 
     def _plan_traces(self, local: _LocalRun, target_run: Run | None) -> list[_TracePlan]:
-        from mlflow.tracing.constant import SpansLocation, TraceTagKey
-
         existing: dict[str, TraceInfo] = {}
         if target_run is not None:
-            for info in _pages(
-                lambda tok: _page(
-                    self.dst_traces._search_traces(
-                        locations=[target_run.info.experiment_id],
-                        filter_string=f"attribute.run_id = '{target_run.info.run_id}'",
-                        max_results=SEARCH_TRACES_PAGE,
-                        page_token=tok,
-                    )
-                )
-            ):
-                existing[info.tags.get(TAG_SOURCE_TRACE, info.trace_id)] = info
+            where = target_run.info
+            for found in _search_traces(self.dst_traces, where.experiment_id, where.run_id):
+                existing[found.tags.get(TAG_SOURCE_TRACE, found.trace_id)] = found
         plans = []
         for info in local.traces:
             have = existing.get(info.trace_id)
             if have is None:
                 plans.append(_TracePlan(info, None, assessments=list(info.assessments)))
                 continue
-            have_ids = {a.assessment_id for a in have.assessments} | {
-                (a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in have.assessments
-            }
-            plan = _TracePlan(
-                info,
-                have,
-                tags={k: v for k, v in _trace_tags(info).items() if have.tags.get(k) != v},
-                assessments=[a for a in info.assessments if a.assessment_id not in have_ids],
-                spans=(
-                    have.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value
-                )
-                if self.bulk_spans
-                else TAG_SOURCE_TRACE not in have.tags,
-            )
+            have_ids = {a.assessment_id for a in have.assessments}
+            have_ids |= {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in have.assessments}
+            plan = _TracePlan(info, have)
+            plan.tags = {k: v for k, v in _trace_tags(info).items() if have.tags.get(k) != v}
+            plan.assessments = [a for a in info.assessments if a.assessment_id not in have_ids]
+            if self.bulk_spans:  # spans sent: the server marks where it keeps them
+                plan.spans = have.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE
+            else:  # spans uploaded: we set our tag after the upload
+                plan.spans = TAG_SOURCE_TRACE not in have.tags
             if plan.tags or plan.assessments or plan.spans:
                 plans.append(plan)
         return plans
 
-    # --- applying the plan ----------------------------------------------------------------
+    # --- copying it -----------------------------------------------------------------------
 
-    def _apply(
-        self,
-        local: _LocalRun,
-        plan: _RunPlan,
-        run_id: str,
-        target_run: Run | None,
-        experiment_id: str,
-    ) -> None:
+    def _apply(self, local: _LocalRun, plan: _RunPlan, run_id: str, experiment_id: str) -> None:
         from mlflow.entities import RunStatus, RunTag
 
         tags = [RunTag(k, v) for k, v in plan.tags.items()]
-        for params, metrics, tag_batch in _batches(plan.params, plan.metrics, tags):
-            self._write(
-                self.dst.log_batch,
-                run_id,
-                metrics=metrics,
-                params=params,
-                tags=tag_batch,
-                synchronous=True,
-            )
+        if plan.params or plan.metrics or tags:  # the client splits it by the REST limits
+            self._write(self.dst.log_batch, run_id, plan.metrics, plan.params, tags, True)
         if plan.inputs:
             self._write(self.dst.log_inputs, run_id, datasets=plan.inputs)
         if plan.artifacts:
@@ -741,28 +564,19 @@ class _Syncer:
             self._copy_traces(local, plan.traces, run_id, experiment_id)
         if plan.terminate:
             info = local.run.info
-            # The store call: MlflowClient.set_terminated would print a "View run" URL.
-            self._write(
-                self.dst._tracking_client.store.update_run_info,
-                run_id,
-                RunStatus.from_string(info.status),
-                info.end_time,
-                None,
-            )
+            # The store's call: MlflowClient.set_terminated also prints a "View run" URL.
+            store = self.dst._tracking_client.store
+            status = RunStatus.from_string(info.status)
+            self._write(store.update_run_info, run_id, status, info.end_time, None)
 
     def _upload(self, local: _LocalRun, artifacts: list[_Artifact], run_id: str) -> None:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="harness-sync-") as tmp:
 
             def upload(artifact: _Artifact) -> None:
                 path = artifact.local_file
                 if path is None:  # a remote source: fetch the file first
-                    path = Path(
-                        self.src.download_artifacts(
-                            local.run.info.run_id, artifact.path, dst_path=tmp
-                        )
-                    )
+                    fetched = self.src.download_artifacts(local.run.info.run_id, artifact.path, tmp)
+                    path = Path(fetched)
                 parent = artifact.path.rpartition("/")[0] or None
                 self._write(self.dst.log_artifact, run_id, str(path), artifact_path=parent)
 
@@ -772,89 +586,72 @@ class _Syncer:
     def _copy_traces(
         self, local: _LocalRun, plans: list[_TracePlan], run_id: str, experiment_id: str
     ) -> None:
-        local_run_id = local.run.info.run_id
-        done = 0
+        run_map = {local.run.info.run_id: run_id}
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="harness-sync") as pool:
-            for chunk in _chunks(plans, TRACE_CHUNK):
-                data = {}
-                wanted = [p.local.trace_id for p in chunk if p.spans]
-                if wanted:
-                    data = {
-                        t.info.trace_id: t.data for t in self.src_traces.batch_get_traces(wanted)
-                    }
-                to_link = list(
-                    pool.map(
-                        lambda p: self._trace_info(p, local_run_id, run_id, experiment_id), chunk
-                    )
+            for done, chunk in enumerate(_chunks(plans, TRACE_CHUNK)):
+                spans = self._read_spans([p.local for p in chunk if p.spans])
+                linked = list(
+                    pool.map(lambda p: self._copy_trace_info(p, run_map, experiment_id), chunk)
                 )
-                spans_for = [p for p in chunk if p.spans and p.local.trace_id in data]
+                with_spans = [p for p in chunk if p.spans and p.local.trace_id in spans]
                 if self.bulk_spans:
                     try:
-                        self._log_spans(
-                            experiment_id,
-                            [s for p in spans_for for s in data[p.local.trace_id].spans],
-                        )
+                        batch = [s for p in with_spans for s in spans[p.local.trace_id].spans]
+                        self._log_spans(experiment_id, batch)
                     except NotImplementedError:  # an MLflow server older than 3.4
                         self.bulk_spans = False
                 if not self.bulk_spans:
-                    pairs = [(p, data[p.local.trace_id]) for p in spans_for]
+                    pairs = [(p, spans[p.local.trace_id]) for p in with_spans]
                     list(pool.map(lambda pair: self._upload_spans(*pair), pairs))
-                links = [tid for tid in to_link if tid]
-                for ids in _chunks(links, MAX_LINK_TRACES):
-                    self._write(self.dst.link_traces_to_run, ids, run_id)
-                done += len(chunk)
-                self.say(f"  traces {done}/{len(plans)}")
+                for ids in _chunks([tid for tid in linked if tid], MAX_LINK_TRACES):
+                    self._write(self.dst.link_traces_to_run, list(ids), run_id)
+                self.say(f"  traces {min((done + 1) * TRACE_CHUNK, len(plans))}/{len(plans)}")
 
-    def _trace_info(
-        self, plan: _TracePlan, local_run_id: str, run_id: str, experiment_id: str
+    def _read_spans(self, infos: list[TraceInfo]) -> dict[str, Any]:
+        """Trace id -> TraceData. Spans in the local database come in one query."""
+        in_store = [t.trace_id for t in infos if t.tags.get(_SPANS_LOCATION) == _IN_TRACKING_STORE]
+        elsewhere = [t.trace_id for t in infos if t.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE]
+        found = self.src_traces.store.batch_get_traces(in_store) if in_store else []
+        if elsewhere:  # artifacts or an archive: the client knows where to look
+            found += self.src_traces.batch_get_traces(elsewhere)
+        return {t.info.trace_id: t.data for t in found}
+
+    def _copy_trace_info(
+        self, plan: _TracePlan, run_map: dict[str, str], experiment_id: str
     ) -> str | None:
-        """Create or complete one trace's info; return its id if it must be linked."""
-        from mlflow.entities import TraceInfo, TraceLocation
+        """Create or complete one trace's info; return its id if it must be linked to the run."""
+        from mlflow.entities import TraceLocation
 
-        info = plan.local
-        run_map = {**self.id_map, local_run_id: run_id}
+        info, linked = plan.local, None
+        run_map = {**self.id_map, **run_map}
         assessments = [self._assessment(a, run_map) for a in plan.assessments]
         if plan.target is None:
             metadata = dict(info.trace_metadata)
-            linked_only = metadata.get(_SOURCE_RUN_META) not in run_map
-            if linked_only:
-                metadata.pop(_SOURCE_RUN_META, None)
-            else:
-                metadata[_SOURCE_RUN_META] = run_map[metadata[_SOURCE_RUN_META]]
+            source_run = metadata.pop(_SOURCE_RUN_META, None)
+            if source_run in run_map:
+                metadata[_SOURCE_RUN_META] = run_map[source_run]
+            else:  # linked to the run rather than logged in it: link the copy too
+                linked = info.trace_id
             tags = _trace_tags(info)
-            if self.bulk_spans:  # else set after the spans are uploaded: the "done" mark
+            if self.bulk_spans:  # else set once the spans are uploaded: the "done" mark
                 tags[TAG_SOURCE_TRACE] = info.trace_id
-            created = self._write(
-                self.dst_traces.store.start_trace,
-                TraceInfo(
-                    trace_id=info.trace_id,
-                    trace_location=TraceLocation.from_experiment_id(experiment_id),
-                    request_time=info.request_time,
-                    state=info.state,
-                    request_preview=info.request_preview,
-                    response_preview=info.response_preview,
-                    client_request_id=info.client_request_id,
-                    execution_duration=info.execution_duration,
-                    trace_metadata=metadata,
-                    tags=tags,
-                    assessments=assessments,
-                ),
-            )
+            twin = copy.copy(info)  # a shallow copy: only whole fields are replaced below
+            twin.trace_location = TraceLocation.from_experiment_id(experiment_id)
+            twin.trace_metadata, twin.tags, twin.assessments = metadata, tags, assessments
+            created = self._write(self.dst_traces.store.start_trace, twin)
             plan.target = created
             # A server that ignored the assessments sent with the trace gets them one by one.
-            have = {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in created.assessments}
-            assessments = [a for a in assessments if a.metadata[META_SOURCE_ASSESSMENT] not in have]
-            result = info.trace_id if linked_only else None
-        else:
-            for key, value in plan.tags.items():
-                self._write(self.dst.set_trace_tag, plan.target.trace_id, key, value)
-            result = None
+            kept = {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in created.assessments}
+            assessments = [a for a in assessments if a.metadata[META_SOURCE_ASSESSMENT] not in kept]
+        for key, value in plan.tags.items():  # empty for a trace created just now
+            self._write(self.dst.set_trace_tag, plan.target.trace_id, key, value)
         for assessment in assessments:
             assessment.trace_id = plan.target.trace_id
             self._write(self.dst_traces.store.create_assessment, assessment)
-        return result
+        return linked
 
-    def _assessment(self, assessment: Any, run_map: dict[str, str]) -> Any:
+    @staticmethod
+    def _assessment(assessment: Any, run_map: dict[str, str]) -> Any:
         copied = copy.copy(assessment)  # not via proto: Expectation.from_proto drops `valid`
         metadata = dict(assessment.metadata or {})
         metadata[META_SOURCE_ASSESSMENT] = assessment.assessment_id
@@ -868,7 +665,7 @@ class _Syncer:
         batch: list[Any] = []
         size = 0
         for span in spans:
-            span_size = sum(len(str(v)) for v in span._span.attributes.values()) + 200
+            span_size = 200 + sum(len(str(v)) for v in span._span.attributes.values())
             if batch and size + span_size > SPANS_REQUEST_BYTES:
                 self._write(self.dst_traces.store.log_spans, experiment_id, batch)
                 batch, size = [], 0
@@ -878,11 +675,9 @@ class _Syncer:
             self._write(self.dst_traces.store.log_spans, experiment_id, batch)
 
     def _upload_spans(self, plan: _TracePlan, data: Any) -> None:
-        from mlflow.tracing.constant import SpansLocation, TraceTagKey
-
         target = plan.target
         assert target is not None
-        if target.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
+        if target.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE:
             self._write(self.dst_traces._upload_trace_data, target, data)
         self._write(self.dst.set_trace_tag, target.trace_id, TAG_SOURCE_TRACE, plan.local.trace_id)
 
@@ -891,49 +686,48 @@ class _Syncer:
 
 
 def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    """Iterate over every item of a paged MLflow listing (``PagedList`` with ``token``)."""
+    """Every item of a paged MLflow listing (a ``PagedList``, or a (items, token) pair)."""
     token = None
     while True:
         page = fetch(token)
-        yield from page
-        token = page.token
+        items, token = page if isinstance(page, tuple) else (page, page.token)
+        yield from items
         if not token:
             return
 
 
-class _Page(list):  # type: ignore[type-arg]
-    token: str | None = None
+def _search_runs(client: Any, experiment_id: str, view: Any) -> list[Run]:
+    def fetch(token: str | None) -> Any:
+        order = ["attributes.start_time ASC"]
+        return client.search_runs([experiment_id], "", view, 1000, order, token)
+
+    return list(_pages(fetch))
 
 
-def _page(result: tuple[list[Any], str | None]) -> _Page:
-    page = _Page(result[0])
-    page.token = result[1]
-    return page
+def _search_traces(tracing: Any, experiment_id: str, run_id: str) -> list[TraceInfo]:
+    """Every trace of a run: logged in it (``mlflow.sourceRun``) or linked to it."""
+    where = f"attribute.run_id = '{run_id}'"
+    search = tracing._search_traces  # TracingClient's, without loading spans
+    return list(
+        _pages(
+            lambda token: search(
+                locations=[experiment_id],
+                filter_string=where,
+                max_results=SEARCH_TRACES_PAGE,
+                page_token=token,
+            )
+        )
+    )
 
 
-def _walk_artifacts(client: Any, run_id: str | None, path: str | None = None) -> Iterator[Any]:
+def _walk_artifacts(client: Any, run_id: str, path: str | None = None) -> Iterator[Any]:
     for item in client.list_artifacts(run_id, path):
-        if item.is_dir:
-            yield from _walk_artifacts(client, run_id, item.path)
-        else:
-            yield item
+        yield from _walk_artifacts(client, run_id, item.path) if item.is_dir else (item,)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _batches(params: list[Any], metrics: list[Any], tags: list[Any]) -> Iterator[tuple]:
-    """Split into ``log_batch`` requests: <= 100 params, <= 100 tags, <= 1000 in all."""
-    p = m = t = 0
-    while p < len(params) or m < len(metrics) or t < len(tags):
-        batch_params = params[p : p + MAX_BATCH_PARAMS]
-        batch_tags = tags[t : t + MAX_BATCH_TAGS]
-        room = MAX_BATCH_METRICS - len(batch_params) - len(batch_tags)
-        batch_metrics = metrics[m : m + room]
-        p, t, m = p + len(batch_params), t + len(batch_tags), m + len(batch_metrics)
-        yield batch_params, batch_metrics, batch_tags
 
 
 def _parents_first(runs: list[Run]) -> list[Run]:
@@ -950,9 +744,9 @@ def _parents_first(runs: list[Run]) -> list[Run]:
     return sorted(runs, key=depth)  # stable: start-time order within a depth
 
 
-def _parse_fingerprint(value: str | None) -> dict[str, Any] | None:
+def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
     try:
-        data = json.loads(value) if value else None
+        data = json.loads(tags.get(TAG_FINGERPRINT) or "null")
     except ValueError:
         return None
     ok = isinstance(data, dict) and data.get("v") == FINGERPRINT_VERSION
@@ -962,11 +756,22 @@ def _parse_fingerprint(value: str | None) -> dict[str, Any] | None:
 def _display_uri(uri: str) -> str:
     """The URI without any user:password part."""
     parsed = urlparse(uri)
-    if parsed.password or parsed.username:
-        host = parsed.hostname or ""
-        netloc = f"{host}:{parsed.port}" if parsed.port else host
-        return urlunparse(parsed._replace(netloc=netloc))
-    return uri
+    if not (parsed.password or parsed.username):
+        return uri
+    netloc = f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname or ""
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+_CONNECTION_REASON = re.compile(
+    r"Connection refused|timed out|Name or service not known|nodename nor servname provided"
+    r"|Temporary failure in name resolution|No route to host|CERTIFICATE_VERIFY_FAILED"
+)
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection, instead of urllib3's nested retry message."""
+    found = _CONNECTION_REASON.search(str(exc))
+    return found.group(0) if found else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -975,9 +780,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _describe_run(result: RunSync, dry_run: bool) -> str:
-    verb = {"create": "create", "update": "update", "skip": "skip"}[result.action]
-    if dry_run and result.action != "skip":
-        verb = f"would {verb}"
+    verb = f"would {result.action}" if dry_run and result.action != "skip" else result.action
     counts = ", ".join(f"{getattr(result, k)} {k}" for k in _COUNTS if getattr(result, k))
-    name = result.run_name or result.run_id
-    return f"{verb} {result.experiment}/{name}" + (f": {counts}" if counts else "")
+    name = f"{result.experiment}/{result.run_name or result.run_id}"
+    return f"{verb} {name}" + (f": {counts}" if counts else "")

@@ -182,8 +182,14 @@ def span_events(row: RowTrace) -> list[dict[str, Any]]:
     return [{"name": "exception", "time_unix_nano": row.end_ns, "attributes": attributes}]
 
 
-def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
-    """The request metadata of a row's trace; ``mlflow.sourceRun`` links it to the run."""
+def trace_metadata(
+    row: RowTrace, *, mlflow_run_id: str, model_id: str | None = None
+) -> dict[str, str]:
+    """The request metadata of a row's trace; ``mlflow.sourceRun`` links it to the run.
+
+    With ``model_id``, ``mlflow.modelId`` links it to a LoggedModel, as traces made under
+    ``mlflow.set_active_model`` are (the model page's traces tab searches by it).
+    """
     from mlflow.tracing.constant import (
         MAX_CHARS_IN_TRACE_INFO_METADATA,
         TRACE_SCHEMA_VERSION,
@@ -202,7 +208,7 @@ def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
             value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
         )
 
-    return {
+    metadata = {
         TraceMetadataKey.SOURCE_RUN: mlflow_run_id,
         TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
         TraceMetadataKey.INPUTS: truncated(json.dumps(row.inputs, ensure_ascii=False)),
@@ -210,6 +216,9 @@ def trace_metadata(row: RowTrace, *, mlflow_run_id: str) -> dict[str, str]:
             None if row.outputs is None else json.dumps(row.outputs, ensure_ascii=False)
         ),
     }
+    if model_id:
+        metadata[TraceMetadataKey.MODEL_ID] = model_id
+    return metadata
 
 
 def previews(row: RowTrace) -> tuple[str | None, str | None]:
@@ -289,8 +298,12 @@ def write_traces_via_store(
     experiment_id: str,
     mlflow_run_id: str,
     chunk_size: int = 1000,
+    model_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Write traces through the store's public API: start_trace, log_spans, assessments, links.
+
+    ``model_id`` links every trace to a LoggedModel; ``tags`` are set on every trace.
 
     Works with any store that implements the MLflow 3 trace API (SQL, MLflow server), at
     several milliseconds per trace and per assessment; SQL stores use ``traces_sql`` instead.
@@ -310,8 +323,8 @@ def write_traces_via_store(
                 request_preview=request_preview,
                 response_preview=response_preview,
                 client_request_id=row.row_id,
-                trace_metadata=trace_metadata(row, mlflow_run_id=mlflow_run_id),
-                tags={TraceTagKey.TRACE_NAME: ROOT_SPAN_NAME},
+                trace_metadata=trace_metadata(row, mlflow_run_id=mlflow_run_id, model_id=model_id),
+                tags={TraceTagKey.TRACE_NAME: ROOT_SPAN_NAME, **(tags or {})},
             )
         )
     for start in range(0, len(traces), chunk_size):

@@ -58,14 +58,20 @@ def write_traces_sql(
     experiment: Experiment,
     mlflow_run_id: str,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    model_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Insert ``traces`` (info, tags, metadata, spans, assessments, run links) in chunks.
 
     Each chunk is one transaction, so a reader (``mlflow ui``) waits at most one chunk.
+    ``model_id`` links every trace to a LoggedModel; ``tags`` are set on every trace.
     """
     for start in range(0, len(traces), chunk_rows):
         chunk = traces[start : start + chunk_rows]
-        tables = _rows_for(chunk, experiment=experiment, mlflow_run_id=mlflow_run_id)
+        tables = _rows_for(
+            chunk, experiment=experiment, mlflow_run_id=mlflow_run_id, model_id=model_id,
+            tags=tags,
+        )  # fmt: skip
         _insert(store, tables, experiment_id=int(experiment.experiment_id), chunk=chunk)
 
 
@@ -100,7 +106,12 @@ def _b64(raw: bytes) -> str:
 
 
 def _rows_for(
-    chunk: list[RowTrace], *, experiment: Experiment, mlflow_run_id: str
+    chunk: list[RowTrace],
+    *,
+    experiment: Experiment,
+    mlflow_run_id: str,
+    model_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows each MLflow trace table receives for ``chunk``, as the store would write them."""
     from mlflow.entities import TraceState
@@ -154,7 +165,11 @@ def _rows_for(
                 "value": SpansLocation.TRACKING_STORE.value,
             },
         ]
-        metadata = trace_metadata(row, mlflow_run_id=mlflow_run_id)
+        tables["trace_tags"] += [
+            {"request_id": trace_id, "key": key, "value": value}
+            for key, value in (tags or {}).items()
+        ]
+        metadata = trace_metadata(row, mlflow_run_id=mlflow_run_id, model_id=model_id)
         metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
         tables["trace_request_metadata"] += [
             {"request_id": trace_id, "key": key, "value": value}

@@ -29,8 +29,9 @@ def test_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_max_tokens_is_filled_in_and_part_of_the_key() -> None:
     provider = AnthropicProvider("claude", "http://127.0.0.1:9", api_key=SECRET)
     implicit = provider.request([{"role": "user", "content": "hi"}])
-    explicit = provider.request([{"role": "user", "content": "hi"}],
-                                {"max_tokens": DEFAULT_MAX_TOKENS})
+    explicit = provider.request(
+        [{"role": "user", "content": "hi"}], {"max_tokens": DEFAULT_MAX_TOKENS}
+    )
     assert implicit.params["max_tokens"] == DEFAULT_MAX_TOKENS
     assert request_key(implicit) == request_key(explicit)
     shorter = provider.request([{"role": "user", "content": "hi"}], {"max_tokens": 10})
@@ -40,10 +41,17 @@ def test_max_tokens_is_filled_in_and_part_of_the_key() -> None:
 def test_wire_body_headers_and_usage(fake: FakeLLMServer, send: Any, last_request: Any) -> None:
     provider = AnthropicProvider("claude-test", fake.anthropic_base_url, api_key=SECRET)
     request = provider.request(
-        [{"role": "system", "content": "Be terse."},
-         {"role": "user", "content": "Name the largest planet. Then explain."}],
-        {"temperature": 0.5, "stop": "\n", "seed": 3, "response_format": {"type": "json_object"},
-         "top_k": 4},
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Name the largest planet. Then explain."},
+        ],
+        {
+            "temperature": 0.5,
+            "stop": "\n",
+            "seed": 3,
+            "response_format": {"type": "json_object"},
+            "top_k": 4,
+        },
     )
     response = send(provider, request)
     assert response.text == "Answer: Name the largest planet."
@@ -58,8 +66,11 @@ def test_wire_body_headers_and_usage(fake: FakeLLMServer, send: Any, last_reques
         "model": "claude-test",
         "system": "Be terse.",
         "messages": [{"role": "user", "content": "Name the largest planet. Then explain."}],
-        "max_tokens": DEFAULT_MAX_TOKENS, "temperature": 0.5, "stop_sequences": ["\n"],
-        "top_k": 4, "stream": False,
+        "max_tokens": DEFAULT_MAX_TOKENS,
+        "temperature": 0.5,
+        "stop_sequences": ["\n"],
+        "top_k": 4,
+        "stream": False,
     }
 
 

@@ -46,18 +46,24 @@ def captured(provider: DatabricksProvider, send: Any) -> httpx.Request:
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}],
-                                         "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": "ok"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            },
+        )
 
-    response = send(provider, provider.request([{"role": "user", "content": "hi"}],
-                                               {"max_tokens": 5}),
-                    transport=httpx.MockTransport(answer))
+    response = send(
+        provider,
+        provider.request([{"role": "user", "content": "hi"}], {"max_tokens": 5}),
+        transport=httpx.MockTransport(answer),
+    )
     assert response.text == "ok"
     return seen[0]
 
 
-def test_host_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                             send: Any) -> None:
+def test_host_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch, send: Any) -> None:
     monkeypatch.setenv("DATABRICKS_HOST", "adb-999.azuredatabricks.net/")
     monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
     provider = resolve("databricks:/my-endpoint")
@@ -66,7 +72,8 @@ def test_host_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert provider.base_url == "https://adb-999.azuredatabricks.net/serving-endpoints"
     request = captured(provider, send)
     assert str(request.url) == (
-        "https://adb-999.azuredatabricks.net/serving-endpoints/my-endpoint/invocations")
+        "https://adb-999.azuredatabricks.net/serving-endpoints/my-endpoint/invocations"
+    )
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in repr(provider)
 
@@ -77,12 +84,14 @@ def test_default_profile_when_the_environment_is_empty(config_file: Path, send: 
     assert isinstance(provider, DatabricksProvider)
     request = captured(provider, send)
     assert str(request.url) == (
-        "https://adb-111.azuredatabricks.net/serving-endpoints/chat/invocations")
+        "https://adb-111.azuredatabricks.net/serving-endpoints/chat/invocations"
+    )
     assert request.headers["authorization"] == "Bearer dapi-default-token"
 
 
-def test_a_named_profile_wins_over_the_environment(config_file: Path, send: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_named_profile_wins_over_the_environment(
+    config_file: Path, send: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config_file.write_text(CONFIG)
     monkeypatch.setenv("DATABRICKS_HOST", "https://other.example.com")
     monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
@@ -90,22 +99,25 @@ def test_a_named_profile_wins_over_the_environment(config_file: Path, send: Any,
     assert isinstance(provider, DatabricksProvider)
     request = captured(provider, send)
     assert str(request.url) == (
-        "https://dbc-222.cloud.databricks.com/serving-endpoints/chat/invocations")
+        "https://dbc-222.cloud.databricks.com/serving-endpoints/chat/invocations"
+    )
     assert request.headers["authorization"] == "Bearer dapi-staging-token"
     monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "staging")
     assert resolve("databricks:/chat").base_url == provider.base_url
 
 
 def test_a_missing_token_is_taken_from_the_default_profile(
-        config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config_file.write_text(CONFIG)
     monkeypatch.setenv("DATABRICKS_HOST", "https://adb-111.azuredatabricks.net")
     provider = resolve("databricks:/chat")
     assert provider.headers()["Authorization"] == "Bearer dapi-default-token"  # type: ignore[attr-defined]
 
 
-def test_missing_configuration_is_a_config_error(config_file: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_configuration_is_a_config_error(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigError, match="DATABRICKS_HOST and DATABRICKS_TOKEN"):
         resolve("databricks:/chat").check_credentials()  # type: ignore[attr-defined]
     monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.azuredatabricks.net")
@@ -122,9 +134,11 @@ def test_missing_configuration_is_a_config_error(config_file: Path,
 
 @pytest.mark.parametrize(
     ("host", "url"),
-    [("adb-1.azuredatabricks.net", "https://adb-1.azuredatabricks.net"),
-     ("https://dbc-2.cloud.databricks.com/", "https://dbc-2.cloud.databricks.com"),
-     ("http://127.0.0.1:8080", "http://127.0.0.1:8080")],
+    [
+        ("adb-1.azuredatabricks.net", "https://adb-1.azuredatabricks.net"),
+        ("https://dbc-2.cloud.databricks.com/", "https://dbc-2.cloud.databricks.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ],
 )
 def test_host_forms(host: str, url: str) -> None:
     assert normalize_host(host) == url
@@ -133,20 +147,27 @@ def test_host_forms(host: str, url: str) -> None:
 def test_endpoint_names_are_quoted_in_the_path(send: Any) -> None:
     provider = DatabricksProvider("team/odd name", "https://adb-1.net", token=TOKEN)
     assert captured(provider, send).url.raw_path == (
-        b"/serving-endpoints/team%2Fodd%20name/invocations")
+        b"/serving-endpoints/team%2Fodd%20name/invocations"
+    )
 
 
-def test_wire_format_against_the_local_fake(fake: FakeLLMServer, send: Any,
-                                            last_request: Any) -> None:
+def test_wire_format_against_the_local_fake(
+    fake: FakeLLMServer, send: Any, last_request: Any
+) -> None:
     provider = DatabricksProvider("my-endpoint", fake.url, token=TOKEN)
-    response = send(provider, provider.request([{"role": "user", "content": "Say hi. Now."}],
-                                               {"temperature": 0}))
+    response = send(
+        provider,
+        provider.request([{"role": "user", "content": "Say hi. Now."}], {"temperature": 0}),
+    )
     assert response.text == "Answer: Say hi."
     assert response.raw is not None and response.raw["model"] == "my-endpoint"
     seen = last_request(fake)
     assert seen["path"] == "/serving-endpoints/my-endpoint/invocations"
-    assert seen["body"] == {"messages": [{"role": "user", "content": "Say hi. Now."}],
-                            "temperature": 0, "stream": False}
+    assert seen["body"] == {
+        "messages": [{"role": "user", "content": "Say hi. Now."}],
+        "temperature": 0,
+        "stream": False,
+    }
     fake.configure(fault_script=["error_429"], retry_after_s=0.5)
     with pytest.raises(ProviderHTTPError, match="REQUEST_LIMIT_EXCEEDED") as caught:
         send(provider, provider.request([{"role": "user", "content": "again"}]))

@@ -28,8 +28,7 @@ def provider_for(server: FakeLLMServer) -> OpenAIProvider:
 
 
 def ask(provider: OpenAIProvider, send: Any, **kwargs: Any) -> Any:
-    return send(provider, provider.request([{"role": "user", "content": "hello there"}]),
-                **kwargs)
+    return send(provider, provider.request([{"role": "user", "content": "hello there"}]), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +54,8 @@ def test_parse_retry_after_as_an_http_date() -> None:
 
 def test_redact_url_drops_credentials_and_query() -> None:
     assert redact_url("https://user:pw@Host.example:8443/v1/x?api-key=abc") == (
-        "https://host.example:8443/v1/x")
+        "https://host.example:8443/v1/x"
+    )
 
 
 def test_500_is_retryable_and_400_is_not(fake: FakeLLMServer, send: Any) -> None:
@@ -64,8 +64,9 @@ def test_500_is_retryable_and_400_is_not(fake: FakeLLMServer, send: Any) -> None
         ask(provider_for(fake), send)
     assert (caught.value.status, caught.value.retryable) == (500, True)
     assert "The server had an error" in str(caught.value)
-    transport = httpx.MockTransport(lambda r: httpx.Response(
-        400, json={"error": {"message": "'temperature' must be <= 2"}}))
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(400, json={"error": {"message": "'temperature' must be <= 2"}})
+    )
     with pytest.raises(ProviderHTTPError) as refused:
         ask(provider_for(fake), send, transport=transport)
     assert (refused.value.status, refused.value.retryable) == (400, False)
@@ -112,8 +113,11 @@ def test_json_of_the_wrong_shape_is_final(send: Any) -> None:
 
 
 def test_404_suggests_the_model_name(send: Any) -> None:
-    transport = httpx.MockTransport(lambda r: httpx.Response(
-        404, json={"error": {"message": "The model `gtp-4o` does not exist"}}))
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(
+            404, json={"error": {"message": "The model `gtp-4o` does not exist"}}
+        )
+    )
     with pytest.raises(ProviderHTTPError, match="is 'm' the right model name"):
         ask(OpenAIProvider("m", "http://127.0.0.1:9/v1", api_key=KEY), send, transport=transport)
 

@@ -36,8 +36,15 @@ def test_wire_body_and_usage(fake: FakeLLMServer, send: Any, last_request: Any) 
     provider = OllamaProvider("llama-test", fake.url)
     request = provider.request(
         [{"role": "user", "content": "Is the sky blue? Reply in JSON."}],
-        {"temperature": 0.2, "max_tokens": 40, "seed": 1, "stop": "END", "num_ctx": 4096,
-         "response_format": {"type": "json_object"}, "keep_alive": "5m"},
+        {
+            "temperature": 0.2,
+            "max_tokens": 40,
+            "seed": 1,
+            "stop": "END",
+            "num_ctx": 4096,
+            "response_format": {"type": "json_object"},
+            "keep_alive": "5m",
+        },
     )
     response = send(provider, request)
     assert response.text == '{"answer": "Is the sky blue?"}'
@@ -48,7 +55,14 @@ def test_wire_body_and_usage(fake: FakeLLMServer, send: Any, last_request: Any) 
     assert seen["body"] == {
         "model": "llama-test",
         "messages": [{"role": "user", "content": "Is the sky blue? Reply in JSON."}],
-        "stream": False, "format": "json", "keep_alive": "5m",
-        "options": {"temperature": 0.2, "num_predict": 40, "seed": 1, "stop": ["END"],
-                    "num_ctx": 4096},
+        "stream": False,
+        "format": "json",
+        "keep_alive": "5m",
+        "options": {
+            "temperature": 0.2,
+            "num_predict": 40,
+            "seed": 1,
+            "stop": ["END"],
+            "num_ctx": 4096,
+        },
     }

@@ -40,8 +40,13 @@ def test_cost_is_per_million_tokens() -> None:
 
 
 def test_overrides_from_settings() -> None:
-    set_prices({"openai:/gpt-4o-mini": [1, 2], "openai:/local": {"input": 0, "output": 0},
-                "ollama:/paid": [3, 4]})
+    set_prices(
+        {
+            "openai:/gpt-4o-mini": [1, 2],
+            "openai:/local": {"input": 0, "output": 0},
+            "ollama:/paid": [3, 4],
+        }
+    )
     assert price_of("openai:/gpt-4o-mini") == (1.0, 2.0)
     assert price_of("openai:/gpt-4o-mini-2024-07-18") == (1.0, 2.0)
     assert price_of("openai:/local") == (0.0, 0.0)

@@ -78,11 +78,18 @@ def test_a_request_larger_than_the_bucket_still_goes_out() -> None:
 
 
 def test_limits_per_scheme_with_model_overrides() -> None:
-    limits = RateLimits({
-        "providers": {"openai": {"requests_per_minute": 500, "tokens_per_minute": 10_000,
-                                 "base_url": "http://x"}},
-        "rate_limits": {"openai:/gpt-4o": {"requests_per_minute": 50}},
-    })
+    limits = RateLimits(
+        {
+            "providers": {
+                "openai": {
+                    "requests_per_minute": 500,
+                    "tokens_per_minute": 10_000,
+                    "base_url": "http://x",
+                }
+            },
+            "rate_limits": {"openai:/gpt-4o": {"requests_per_minute": 50}},
+        }
+    )
     mini, big = resolve("openai:/gpt-4o-mini"), resolve("openai:/gpt-4o")
     assert limits.limits_for(mini) == {"requests_per_minute": 500, "tokens_per_minute": 10_000}
     assert limits.limits_for(big) == {"requests_per_minute": 50, "tokens_per_minute": 10_000}
@@ -125,8 +132,14 @@ def test_budget_estimates_calibrate_on_real_usage() -> None:
     messages = [{"role": "user", "content": "word " * 100}]
     guessed_in, guessed_out = budget.estimate_tokens("openai:/m", messages, {})
     assert guessed_out == 256
-    budget.settle(0.0, 0.0, uri="openai:/m", estimated_input=guessed_in,
-                  input_tokens=guessed_in * 2, output_tokens=40)
+    budget.settle(
+        0.0,
+        0.0,
+        uri="openai:/m",
+        estimated_input=guessed_in,
+        input_tokens=guessed_in * 2,
+        output_tokens=40,
+    )
     again_in, again_out = budget.estimate_tokens("openai:/m", messages, {})
     assert (again_in, again_out) == (guessed_in * 2, 40)
     assert budget.estimate_tokens("openai:/m", messages, {"max_tokens": 7})[1] == 7

@@ -1,0 +1,387 @@
+"""Sweeps: a grid of configurations run as MLflow child runs of one parent run.
+
+A sweep varies generation params (``temperature = [0, 0.7]``), prompts, system prompts
+or models over a base ``RunConfig``. Every point of the grid is an ordinary run
+(``run_eval``: stored in DuckDB, logged to MLflow with the tag ``mlflow.parentRunId``);
+the parent run holds the sweep's params, the comparison table
+(``sweep_comparison.json``) and the metrics of the best child. ``run_sweep`` returns the
+same table: one row per child with the values that vary, its run ids and each metric's mean.
+
+Where sweeps come from (``sweep_options``): a ``--param KEY`` given more than once, more
+than one ``--prompt``, or a ``[sweep]`` table in harness.toml::
+
+    [sweep]
+    temperature = [0, 0.7]
+    prompt = ["@prompts/short.txt", "@prompts/long.txt"]   # relative to the home
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.config import Home, parse_param, read_text_arg, resolve_home
+from harness.errors import ConfigError, HarnessError
+from harness.prompts import prompt_digest
+from harness.providers import Provider
+from harness.runner.config import RunConfig, RunResult
+from harness.runner.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from harness.runner.estimate import RunEstimate
+
+SWEEP_SETTINGS = "sweep"
+TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
+CONFIG_AXES = ("model", *TEXT_AXES)  # RunConfig fields; any other axis is a generation param
+# Which way is better, for choosing the best child. Unknown metrics (judges, matches,
+# ROUGE) are higher-is-better; these are lower-is-better or have no better direction.
+LOWER_IS_BETTER = frozenset({"latency"})
+NO_DIRECTION = frozenset({"word_count", "ari_grade_level", "flesch_kincaid_grade_level"})
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The run options split into fixed values and the axes of a sweep (``grid``)."""
+
+    params: dict[str, Any]
+    prompt: str | None  # TEXT or @FILE, None for the default prompt
+    grid: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One child of a sweep: the values that vary (as shown) and its full configuration."""
+
+    values: dict[str, Any]
+    config: RunConfig
+
+
+@dataclass
+class SweepRun:
+    values: dict[str, Any]
+    result: RunResult
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep: its parent MLflow run and one child run per grid point."""
+
+    parent_mlflow_run_id: str | None
+    axes: list[str]
+    runs: list[SweepRun]
+    primary_metric: str | None = None
+    best: int | None = None  # index into runs
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        """Failed rows over all children."""
+        return sum(run.result.errors for run in self.runs)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return sorted({name for run in self.runs for name in run.result.metrics})
+
+    @property
+    def columns(self) -> list[str]:
+        """The comparison table's columns: the axes, ids, counts, then each metric's mean."""
+        return [*self.axes, "run_id", "mlflow_run_id", "rows", "errors", *self.metric_names]
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        """The comparison table, one row per child, in grid order."""
+        return [
+            [
+                *(run.values.get(axis) for axis in self.axes),
+                run.result.run_id,
+                run.result.mlflow_run_id,
+                run.result.rows_done,
+                run.result.errors,
+                *(run.result.metrics.get(name, {}).get("mean") for name in self.metric_names),
+            ]
+            for run in self.runs
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``harness run --json`` prints for a sweep."""
+        best = self.runs[self.best].result if self.best is not None else None
+        return {
+            "parent_mlflow_run_id": self.parent_mlflow_run_id,
+            "axes": self.axes,
+            "primary_metric": self.primary_metric,
+            "best_run_id": best.run_id if best else None,
+            "errors": self.errors,
+            "runs": [
+                {
+                    "values": run.values,
+                    **run.result.as_dict(),
+                    "metric_means": {k: v.get("mean") for k, v in run.result.metrics.items()},
+                }
+                for run in self.runs
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def sweep_options(
+    params: Sequence[str],
+    prompts: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> SweepOptions:
+    """Split ``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into fixed values
+    and sweep axes. A key given on the command line replaces the same key of ``[sweep]``
+    (flag > harness.toml); ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
+    """
+    values: dict[str, list[Any]] = {}
+    for item in params:
+        key, value = parse_param(item)
+        values.setdefault(key, []).append(value)
+    if prompts:
+        values["prompt"] = list(prompts)
+    table = (settings or {}).get(SWEEP_SETTINGS, {})
+    if not isinstance(table, dict):
+        raise ConfigError("[sweep] in harness.toml must be a table of KEY = [VALUES]")
+    for key, listed in table.items():
+        if key in values:
+            continue
+        if not isinstance(listed, list) or not listed:
+            raise ConfigError(f"[sweep] {key} in harness.toml must be a non-empty list")
+        if key in TEXT_AXES:
+            listed = [_relative_to(v, base_dir) for v in listed]
+        values[key] = listed
+    fixed: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    for key, listed in values.items():
+        unique = _unique(listed)
+        if len(unique) == 1:
+            fixed[key] = unique[0]
+        else:
+            grid[key] = unique
+    prompt = fixed.pop("prompt", None)
+    for key in ("model", "system"):
+        if key in fixed:  # a one-value [sweep] entry: only the flag may set these
+            raise ConfigError(f"[sweep] {key} needs two or more values (or use --{key})")
+    return SweepOptions(params=fixed, prompt=prompt, grid=grid)
+
+
+def _relative_to(value: Any, base_dir: str | os.PathLike[str] | None) -> Any:
+    if isinstance(value, str) and value.startswith("@") and base_dir is not None:
+        path = Path(value[1:]).expanduser()
+        return "@" + str(path if path.is_absolute() else Path(base_dir) / path)
+    return value
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """Values in first-seen order, without repeats (by their JSON form: 0 and 0.0 differ)."""
+    seen: dict[str, Any] = {}
+    for value in values:
+        seen.setdefault(json.dumps(value, sort_keys=True, default=str), value)
+    return list(seen.values())
+
+
+def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[SweepPoint]:
+    """Every combination of the grid's values applied to ``base``, in grid order."""
+    if not grid:
+        raise ConfigError("a sweep needs at least one KEY with values")
+    axes = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[axis] for axis in axes)):
+        config = replace(base, params=dict(base.params))
+        shown: dict[str, Any] = {}
+        for axis, value in zip(axes, combo, strict=True):
+            if axis in TEXT_AXES:
+                text = read_text_arg(str(value), f"--{axis}")
+                setattr(config, axis, text)
+                shown[axis] = _text_label(str(value), text)
+            elif axis == "model":
+                config.model = str(value)
+                shown[axis] = config.model
+            else:
+                config.params[axis] = value
+                shown[axis] = value
+        label = " ".join(f"{k}={_short(v)}" for k, v in shown.items())
+        config.run_name = f"{base.run_name} {label}" if base.run_name else label
+        points.append(SweepPoint(shown, config))
+    return points
+
+
+def _text_label(raw: str, text: str | None) -> str:
+    """A prompt as the table shows it: its file name, or ``#`` and its digest."""
+    if raw.startswith("@"):
+        return Path(raw[1:]).name
+    return "#" + prompt_digest(text or "")[:8]
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_sweep(
+    base: RunConfig,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    progress: Progress | None = None,
+    provider: Provider | None = None,
+) -> SweepResult:
+    """Run every point of ``grid`` over ``base`` as a child run of one MLflow parent run.
+
+    Every child is checked (``plan_run``) before the first one starts, so a typo in one
+    prompt fails the sweep before anything is written. A child that raises (e.g. a
+    ``--max-cost`` stop) ends the sweep: the parent is logged FAILED with the children done.
+    """
+    from harness.runner.limits import preflight
+    from harness.runner.run import plan_run
+
+    home = home if isinstance(home, Home) else resolve_home(home)
+    progress = progress or NullProgress()
+    points = expand_grid(base, grid)
+    for point in points:
+        plan = plan_run(point.config, home, provider)
+        preflight(point.config, home.settings, [plan.provider, plan.judge_provider])
+    sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
+    if base.mlflow:
+        sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
+    finished = False
+    try:
+        _run_children(points, sweep, home=home, progress=progress, provider=provider)
+        finished = True
+    finally:
+        sweep.primary_metric = primary_metric(base, sweep.metric_names)
+        sweep.best = best_run(sweep.runs, sweep.primary_metric)
+        if sweep.parent_mlflow_run_id:
+            _finish_parent(sweep, home, progress, status="FINISHED" if finished else "FAILED")
+    return sweep
+
+
+def _run_children(
+    points: list[SweepPoint],
+    sweep: SweepResult,
+    *,
+    home: Home,
+    progress: Progress,
+    provider: Provider | None,
+) -> None:
+    from harness.runner.logging import mlflow_parent_run
+    from harness.runner.run import run_eval
+
+    for number, point in enumerate(points, 1):
+        progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
+        with mlflow_parent_run(sweep.parent_mlflow_run_id):
+            result = run_eval(point.config, home=home, progress=progress, provider=provider)
+        sweep.runs.append(SweepRun(point.values, result))
+        sweep.warnings += [f"{point.config.run_name}: {w}" for w in result.warnings]
+
+
+def estimate_sweep(
+    base: RunConfig,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    provider: Provider | None = None,
+) -> list[tuple[SweepPoint, RunEstimate]]:
+    """``--dry-run`` for a sweep: every child's estimate (nothing is sent or written)."""
+    from harness.runner.estimate import estimate_run
+
+    home = home if isinstance(home, Home) else resolve_home(home)
+    return [
+        (point, estimate_run(point.config, home=home, provider=provider))
+        for point in expand_grid(base, grid)
+    ]
+
+
+def primary_metric(base: RunConfig, names: Sequence[str]) -> str | None:
+    """The metric that picks the best child: the first judge, else the first metric that
+    has a better direction, in the order the run asked for them."""
+    from harness.metrics import DEFAULT_METRICS
+
+    preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
+    return next((n for n in preferred if n in names and direction(n) != 0), None)
+
+
+def direction(metric: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when neither."""
+    if metric in NO_DIRECTION:
+        return 0
+    return -1 if metric in LOWER_IS_BETTER else 1
+
+
+def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
+    """Index of the child with the best mean of ``metric`` (the first one on ties)."""
+    if metric is None:
+        return None
+    scored = [
+        (direction(metric) * mean, -i)
+        for i, run in enumerate(runs)
+        if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
+    ]
+    return -max(scored)[1] if scored else None
+
+
+def _start_parent(
+    base: RunConfig,
+    grid: Mapping[str, Sequence[Any]],
+    points: list[SweepPoint],
+    home: Home,
+    sweep: SweepResult,
+    progress: Progress,
+) -> str | None:
+    from harness.tracking.mlflow_log import start_parent_run
+
+    params: dict[str, Any] = {"dataset": base.data, "sweep.runs": len(points)}
+    if "model" not in grid:
+        params["model"] = base.model
+    params.update({f"param.{k}": v for k, v in sorted(base.params.items())})
+    for axis in grid:
+        labels = _unique([p.values[axis] for p in points])
+        params[f"sweep.{axis}"] = json.dumps(labels, ensure_ascii=False, default=str)
+    try:
+        return start_parent_run(
+            tracking_uri=home.tracking_uri,
+            experiment=base.experiment,
+            run_name=base.run_name or f"sweep {' x '.join(grid)}",
+            params=params,
+            started_at=time.time(),
+        )
+    except HarnessError as e:  # as for a single run: MLflow failing does not stop the work
+        sweep.warnings.append(f"MLflow logging failed: {e}")
+        progress.note(f"MLflow logging failed: {e}")
+        return None
+
+
+def _finish_parent(sweep: SweepResult, home: Home, progress: Progress, *, status: str) -> None:
+    import pandas as pd
+
+    from harness.tracking.mlflow_log import finish_parent_run
+
+    assert sweep.parent_mlflow_run_id is not None
+    # object columns keep each value as given: 0 stays 0, not 0.0 next to 0.7.
+    table = pd.DataFrame(sweep.rows, columns=sweep.columns, dtype=object)
+    tags = {"harness.sweep.axes": ",".join(sweep.axes)}
+    metrics: dict[str, float] = {}
+    if sweep.best is not None and sweep.primary_metric:
+        best = sweep.runs[sweep.best].result
+        # The parent shows its best child's metrics, so parents of sweeps compare directly.
+        metrics = {k: v for k, v in best.flat_metrics().items() if k.endswith("/mean")}
+        tags["harness.sweep.primary_metric"] = sweep.primary_metric
+        tags["harness.sweep.best_run"] = best.mlflow_run_id or best.run_id
+    try:
+        finish_parent_run(
+            sweep.parent_mlflow_run_id,
+            tracking_uri=home.tracking_uri,
+            table=table,
+            metrics=metrics,
+            tags=tags,
+            status=status,
+        )
+    except HarnessError as e:
+        sweep.warnings.append(f"MLflow logging failed: {e}")
+        progress.note(f"MLflow logging failed: {e}")

@@ -1,0 +1,117 @@
+"""`harness run --dry-run`: calls, tokens and cost estimated, nothing sent or written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.testing import FakeLLMServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as running:
+        yield running
+
+
+@pytest.fixture
+def fake(server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> FakeLLMServer:
+    server.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    return server
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def qa(qa_file: Path, home: Path) -> None:
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+
+
+RUN = (
+    "run",
+    "--data",
+    "qa",
+    "--model",
+    "openai:/gpt-4o-mini",
+    "--limit",
+    "10",
+    "--metric",
+    "exact_match",
+    "--no-mlflow",
+)
+
+
+def dry_run(*extra: str) -> dict[str, object]:
+    code, out, err = invoke(*RUN, "--dry-run", "--json", *extra)
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+def test_a_dry_run_sends_and_writes_nothing(fake: FakeLLMServer, qa: None, home: Path) -> None:
+    doc = dry_run(
+        "--judge",
+        "correctness",
+        "--judge-samples",
+        "2",
+        "--judge-model",
+        "openai:/gpt-4o",
+        "--param",
+        "max_tokens=20",
+    )
+    calls = doc["calls"]
+    assert isinstance(calls, dict)
+    model, judge = calls["model"], calls["judge"]
+    assert (model["calls"], model["cached"], model["to_send"]) == (10, 0, 10)
+    assert model["output_tokens"] == 200  # max_tokens bounds each answer
+    assert model["input_tokens"] > 10 * 50  # PubMedQA prompts carry their abstracts
+    assert (judge["calls"], judge["to_send"]) == (20, 20)  # 10 rows x 2 samples
+    expected = (
+        model["input_tokens"] * 0.15
+        + model["output_tokens"] * 0.60
+        + judge["input_tokens"] * 2.50
+        + judge["output_tokens"] * 10.00
+    ) / 1e6
+    assert doc["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    assert fake.stats()["requests_total"] == 0
+    assert not (home / "cache").exists()
+    code, out, _ = invoke("runs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_cached_calls_are_free(
+    fake: FakeLLMServer, qa: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, _, err = invoke(*RUN, "--limit", "4")
+    assert code == 0, err
+    sent = fake.stats()["requests_total"]
+    doc = dry_run("--judge", "correctness", "--judge-model", "openai:/gpt-4o-mini")
+    calls = doc["calls"]
+    assert isinstance(calls, dict)
+    assert (calls["model"]["cached"], calls["model"]["to_send"]) == (4, 6)
+    assert calls["judge"]["calls"] == 10
+    assert fake.stats()["requests_total"] == sent
+
+
+def test_unknown_prices_and_the_text_report(fake: FakeLLMServer, qa: None) -> None:
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "openai:/my-finetune", "--limit", "3", "--dry-run"
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "dry run: openai:/my-finetune on " + lines[0].split(" on ")[1]
+    assert lines[1].startswith("model calls: 3 (0 cached, 0 local, 3 to send); ~")
+    assert lines[1].endswith("; unknown price")
+    assert lines[2].startswith("estimated cost: unknown")
+    code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--dry-run", "--resume", "x")
+    assert code == 2 and "cannot be used with --resume" in err

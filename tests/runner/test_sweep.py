@@ -1,0 +1,211 @@
+"""Sweeps: options -> grid -> child runs under one MLflow parent, and the comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.errors import ConfigError
+from harness.runner.config import RunConfig, RunResult
+from harness.runner.sweep import (
+    SweepRun,
+    best_run,
+    expand_grid,
+    primary_metric,
+    run_sweep,
+    sweep_options,
+)
+
+MODEL = "python:harness_test_models:answer_expected"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def qa(qa_file: Path) -> str:
+    code, out, err = invoke("data", "import", str(qa_file), "--name", "qa", "--json")
+    assert code == 0, err
+    return json.loads(out)["ref"]
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> dict[str, Path]:
+    files = {"short": tmp_path / "short.txt", "long": tmp_path / "long.txt"}
+    files["short"].write_text("Q: {input}\nA:", encoding="utf-8")
+    files["long"].write_text("Answer the question below.\n\nQ: {input}\nA:", encoding="utf-8")
+    return files
+
+
+def test_repeated_keys_become_axes_and_single_values_stay_fixed():
+    options = sweep_options(
+        ["temperature=0", "max_tokens=64", "temperature=0.7", "temperature=0"], ["@a.txt"]
+    )
+    assert options.params == {"max_tokens": 64}
+    assert options.prompt == "@a.txt"
+    assert options.grid == {"temperature": [0, 0.7]}  # repeats collapse, order is kept
+    options = sweep_options([], ["one {input}", "two {input}"])
+    assert options.prompt is None and options.grid == {"prompt": ["one {input}", "two {input}"]}
+
+
+def test_the_sweep_table_of_harness_toml_and_flag_precedence(tmp_path):
+    settings = {"sweep": {"temperature": [0, 0.7], "prompt": ["@a.txt", "@/abs/b.txt", "inline"]}}
+    options = sweep_options([], [], settings, base_dir=tmp_path)
+    assert options.grid == {
+        "temperature": [0, 0.7],
+        "prompt": [f"@{tmp_path / 'a.txt'}", "@/abs/b.txt", "inline"],
+    }
+    # A flag replaces the same key of [sweep]: flag > harness.toml.
+    options = sweep_options(["temperature=1"], [], settings, base_dir=tmp_path)
+    assert options.params == {"temperature": 1} and list(options.grid) == ["prompt"]
+    with pytest.raises(ConfigError, match=r"\[sweep\] top_p .* non-empty list"):
+        sweep_options([], [], {"sweep": {"top_p": 0.5}})
+    with pytest.raises(ConfigError, match="table"):
+        sweep_options([], [], {"sweep": [1, 2]})
+
+
+def test_expand_grid_is_the_product_with_readable_names(prompts):
+    base = RunConfig(data="qa", model="echo", params={"max_tokens": 8}, run_name="exp")
+    grid = {"temperature": [0, 0.7], "prompt": [f"@{prompts['short']}", "Inline {input}"]}
+    points = expand_grid(base, grid)
+    assert [p.values for p in points] == [
+        {"temperature": 0, "prompt": "short.txt"},
+        {"temperature": 0, "prompt": points[1].values["prompt"]},
+        {"temperature": 0.7, "prompt": "short.txt"},
+        {"temperature": 0.7, "prompt": points[1].values["prompt"]},
+    ]
+    assert points[1].values["prompt"].startswith("#") and len(points[1].values["prompt"]) == 9
+    assert points[0].config.prompt == "Q: {input}\nA:"
+    assert points[1].config.prompt == "Inline {input}"
+    assert points[2].config.params == {"max_tokens": 8, "temperature": 0.7}
+    assert points[0].config.run_name == "exp temperature=0 prompt=short.txt"
+    assert base.params == {"max_tokens": 8} and base.prompt is None  # the base is not changed
+    with pytest.raises(ConfigError, match="--prompt file not found"):
+        expand_grid(base, {"prompt": ["@/no/such/prompt.txt"]})
+
+
+def _result(metrics: dict[str, float | None]) -> SweepRun:
+    result = RunResult(
+        run_id="r", run_name=None, mlflow_run_id=None, dataset="qa@1", model="echo",
+        status="finished", rows=1, rows_done=1, errors=0,
+        metrics={k: {"mean": v} for k, v in metrics.items()}, calls={}, error_reasons=[],
+        duration_s=0.0,
+    )  # fmt: skip
+    return SweepRun({}, result)
+
+
+def test_the_best_child_by_the_primary_metric():
+    base = RunConfig(data="qa", model="echo", judges=["faithfulness"])
+    names = ["exact_match", "faithfulness", "latency", "word_count"]
+    assert primary_metric(base, names) == "faithfulness"
+    assert primary_metric(RunConfig(data="qa", model="echo"), names) == "exact_match"
+    assert primary_metric(RunConfig(data="qa", model="echo"), ["word_count"]) is None
+    runs = [_result({"faithfulness": 3.0, "latency": 2.0}), _result({"faithfulness": 4.5,
+            "latency": 3.0}), _result({"faithfulness": None, "latency": 1.0})]  # fmt: skip
+    assert best_run(runs, "faithfulness") == 1
+    assert best_run(runs, "latency") == 2  # lower is better
+    assert best_run(runs, None) is None
+    assert best_run([_result({"x": 1.0}), _result({"x": 1.0})], "x") == 0  # first on ties
+
+
+def test_run_sweep_logs_children_under_one_parent(qa, home, prompts):
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+
+    base = RunConfig(data="qa", model=MODEL, metrics=["exact_match", "word_count"],
+                     experiment="sweeps", limit=5)  # fmt: skip
+    grid = {"prompt": [f"@{prompts['short']}", f"@{prompts['long']}"], "seed": [1, 2]}
+    sweep = run_sweep(base, grid, home=home)
+    assert sweep.columns == ["prompt", "seed", "run_id", "mlflow_run_id", "rows", "errors",
+                             "exact_match", "word_count"]  # fmt: skip
+    assert [row[:2] for row in sweep.rows] == [
+        ["short.txt", 1], ["short.txt", 2], ["long.txt", 1], ["long.txt", 2]
+    ]  # fmt: skip
+    assert all(row[4:7] == [5, 0, 1.0] for row in sweep.rows)
+    assert sweep.primary_metric == "exact_match" and sweep.best == 0
+    uri = resolve_home(home).tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    parent = client.get_run(sweep.parent_mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.prompt"] == '["short.txt", "long.txt"]'
+    assert parent.data.params["sweep.seed"] == "[1, 2]"
+    assert parent.data.params["model"] == MODEL
+    assert parent.data.metrics["exact_match/mean"] == 1.0
+    assert parent.data.tags["harness.sweep.best_run"] == sweep.rows[0][3]
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(r.info.run_id for r in children) == sorted(row[3] for row in sweep.rows)
+    table = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "sweep_comparison.json")).read_text()
+    )
+    assert table["columns"] == sweep.columns and table["data"] == sweep.rows
+    # Two prompt texts: two versions of the experiment's prompt, one per file.
+    uris = {r.data.params["prompt_uri"] for r in children}
+    assert uris == {"prompts:/sweeps-prompt/1", "prompts:/sweeps-prompt/2"}
+    assert len({r.data.tags["harness.model_id"] for r in children}) == 4
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        stored = con.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()
+    finally:
+        con.close()
+    assert stored == (4,)
+
+
+def test_a_bad_point_fails_the_sweep_before_anything_runs(qa, home, prompts):
+    bad = prompts["short"].with_name("bad.txt")
+    bad.write_text("Uses {nope}", encoding="utf-8")
+    base = RunConfig(data="qa", model=MODEL, experiment="sweeps")
+    with pytest.raises(ConfigError, match=r"\{nope\}"):
+        run_sweep(base, {"prompt": [f"@{prompts['short']}", f"@{bad}"]}, home=home)
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        con.close()
+    assert not (home / "mlruns").exists()
+
+
+def test_cli_repeated_param_runs_a_sweep_and_prints_json(qa):
+    code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match",
+                            "--param", "seed=1", "--param", "seed=2", "--limit", "3",
+                            "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["parent_mlflow_run_id"] is None and doc["axes"] == ["seed"]
+    assert [run["values"] for run in doc["runs"]] == [{"seed": 1}, {"seed": 2}]
+    assert [run["metric_means"] for run in doc["runs"]] == [{"exact_match": 1.0}] * 2
+    assert [run["rows"] for run in doc["runs"]] == [3, 3]
+    assert doc["best_run_id"] == doc["runs"][0]["run_id"]
+
+
+def test_cli_sweep_table_from_harness_toml_and_dry_run(qa, home, prompts):
+    (home / "prompts").mkdir()
+    for name, path in prompts.items():
+        (home / "prompts" / f"{name}.txt").write_text(path.read_text(), encoding="utf-8")
+    (home / "harness.toml").write_text(
+        '[sweep]\nprompt = ["@prompts/short.txt", "@prompts/long.txt"]\n', encoding="utf-8"
+    )
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--dry-run", "--json")
+    assert code == 0, err
+    estimates = json.loads(out)["runs"]
+    assert [e["values"] for e in estimates] == [{"prompt": "short.txt"}, {"prompt": "long.txt"}]
+    code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match",
+                            "--limit", "2", "--no-mlflow")  # fmt: skip
+    assert code == 0, err
+    assert "sweep of 2 runs over prompt" in out
+    assert "short.txt" in out and "long.txt" in out
+    # A --prompt flag replaces the [sweep] prompts: one ordinary run.
+    code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--prompt", "{input}",
+                            "--limit", "2", "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    assert "run_id" in json.loads(out) and "runs" not in json.loads(out)

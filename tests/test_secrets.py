@@ -1,0 +1,128 @@
+"""API keys never leave the process: not in DuckDB, the cache, MLflow, exports or any output.
+
+Sentinel keys go into the environment; the real CLI (subprocesses) runs against the fake
+server with the cache, MLflow logging, judges, a failing run, a dry run and a cache export;
+then every byte of every file under the test's folder (the project home included), and all
+stdout and stderr, are searched for the keys. DuckDB compresses strings, so its tables are
+also searched through SQL. The server's record proves the keys were really sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness.testing import FakeLLMServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+def sentinel(name: str) -> str:
+    return f"sk-{name}-SENTINEL-{uuid.uuid4().hex}"
+
+
+def test_no_key_is_stored_or_printed(
+    fake: FakeLLMServer, home: Path, tmp_path: Path, qa_file: Path
+) -> None:
+    keys = {"OPENAI_API_KEY": sentinel("openai"), "ANTHROPIC_API_KEY": sentinel("anthropic")}
+    env = {
+        **os.environ,
+        **keys,
+        "HARNESS_HOME": str(home),
+        "OPENAI_BASE_URL": fake.openai_base_url,
+        "ANTHROPIC_BASE_URL": fake.url,
+        "PYTHONPATH": str(REPO),
+    }
+    outputs: list[str] = []
+
+    def harness(*args: str, expect: int = 0) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        outputs.extend((done.stdout, done.stderr))
+        assert done.returncode == expect, done.stderr
+        return done.stdout
+
+    (home / "harness.toml").write_text(
+        "[calls]\nmax_retries = 1\nretry_base_delay_s = 0.01\n"
+        '[prices]\n"openai:/gpt-test" = [1, 2]\n"anthropic:/claude-test" = [3, 4]\n'
+    )
+    harness("data", "import", str(qa_file), "--name", "qa")
+    run = [
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "openai:/gpt-test",
+        "--limit",
+        "5",
+        "--judge",
+        "correctness",
+        "--judge-model",
+        "anthropic:/claude-test",
+        "--system",
+        "Answer briefly.",
+        "--param",
+        "temperature=0",
+        "--max-cost",
+        "1",
+    ]
+    first = json.loads(harness(*run, "--json"))
+    assert first["errors"] == 0 and first["mlflow_run_id"]
+    harness(*run, "--no-mlflow")  # again, from the cache, with the human summary
+    harness(*run, "--dry-run")
+    fake.configure(error_500_rate=1.0)  # every call fails: errors stored, printed, logged
+    harness(*run, "--cache", "refresh", expect=1)
+    fake.configure(error_500_rate=0.0)
+    harness("runs", "list", "--json")
+    harness("runs", "show", first["run_id"], "--rows", "--json")
+    harness("cache", "stats", "--json")
+    harness("cache", "export", str(tmp_path / "cassette.jsonl"))
+
+    sent = json.dumps(fake.stats()["requests"])
+    assert all(key in sent for key in keys.values())  # the keys were really used
+
+    needles = [k.encode() for k in keys.values()]
+    needles += [k.split("SENTINEL-")[1].encode() for k in keys.values()]  # masked echoes
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "harness.duckdb" for p in files)
+    assert any(p.suffix == ".db" and "mlruns" in p.parts for p in files)
+    assert any("cache" in p.parts for p in files)
+    assert (tmp_path / "cassette.jsonl").stat().st_size > 0
+    leaks = [str(p) for p in files for n in needles if n in p.read_bytes()]
+    assert leaks == []
+    assert [o for o in outputs for k in keys.values() if k in o] == []
+
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        tables = [
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        ]
+        assert {"runs", "outputs", "scores"} <= set(tables)
+        stored = "".join(str(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables)
+    finally:
+        con.close()
+    assert "HTTP 500" in stored  # the failed run's errors are in there...
+    assert all(k not in stored for k in keys.values())  # ...and no key
