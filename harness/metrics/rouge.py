@@ -5,24 +5,30 @@ runs of characters outside ``[a-z0-9]`` become spaces, no stemming), same precis
 recall and F-measure arithmetic, and the best expected answer wins, as in its
 ``score_multi``; tests/metrics check the numbers against the package itself.
 
-ROUGE-L needs the longest common subsequence of two token lists. The textbook table costs
-n*m steps (40,000 for two 200-word texts); this module uses the bit-parallel algorithm of
-Allison & Dix (1986) / Hyyrö (2004) on Python integers, one step per token.
+All three work from one table per text, memoized, so a row pays for it once: for each
+token, an integer whose bit i is set when the text's token i is that token. Counts are
+bit counts, a bigram's occurrences are ``positions[x] & (positions[y] >> 1)``, and the
+longest common subsequence for ROUGE-L is the bit-parallel algorithm of Allison & Dix
+(1986) / Hyyrö (2004): one step per token instead of the textbook table's n*m steps
+(40,000 for two 200-word texts). Measured on this project's machine, this was ~20% fewer
+instructions than ``Counter`` over n-gram tuples plus a separate LCS.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from itertools import compress, islice
-from operator import and_
-from typing import Any
+from itertools import islice
 
 from harness.metrics import Metric, ScoringRow, register_metric
 from harness.metrics.text import best_of_expected, rouge_tokens
 
-__all__ = ["clipped_overlap", "lcs_length", "rouge_l_score", "rouge_n_score"]
+__all__ = ["lcs_length", "rouge_l_score", "rouge_n_metric", "rouge_n_score"]
+
+Positions = dict[str, int]  # token -> bit i set where the text's token i is that token
+
+# 1, 2, 4, ...: zip()ing tokens with these is cheaper than shifting a bit per token.
+_POWERS_OF_TWO = [1 << index for index in range(2048)]
 
 
 def _f_measure(overlap: int, output_count: int, answer_count: int) -> float:
@@ -34,80 +40,80 @@ def _f_measure(overlap: int, output_count: int, answer_count: int) -> float:
     return 0.0
 
 
+def _positions(tokens: Sequence[str]) -> Positions:
+    positions: Positions = {}
+    get = positions.get
+    powers = (
+        _POWERS_OF_TWO
+        if len(tokens) <= len(_POWERS_OF_TWO)
+        else (1 << i for i in range(len(tokens)))
+    )
+    for bit, token in zip(powers, tokens, strict=False):
+        positions[token] = get(token, 0) | bit
+    return positions
+
+
 @lru_cache(maxsize=8192)
-def _unigram_counts(text: str) -> Counter[str]:
-    return Counter(rouge_tokens(text))
+def _text_positions(text: str) -> Positions:
+    return _positions(rouge_tokens(text))
 
 
-def clipped_overlap(first: Counter[Any], second: Counter[Any]) -> int:
-    """How many items two multisets share, counting each at most as often as in both."""
-    common = first.keys() & second.keys()
-    # map() over bound methods keeps the loop in C; a set iterates in the same order twice.
-    return sum(map(min, map(first.__getitem__, common), map(second.__getitem__, common)))
+def _ngram_overlap(shorter: Sequence[str], first: Positions, second: Positions, n: int) -> int:
+    """How many n-grams two texts share, each counted as often as in both (clipped).
 
-
-def _shared_ngram_counts(tokens: Sequence[str], n: int, shared: set[str]) -> Counter[Any]:
-    # Only n-grams made of tokens both texts contain can be common, so only those are
-    # counted (each with all its occurrences); building a tuple for every n-gram was the
-    # slowest part of scoring. zip, map and compress keep the loop in C.
-    shared_at = list(map(shared.__contains__, tokens))
-    ngrams = zip(*(islice(tokens, i, None) for i in range(n)), strict=False)
-    all_shared: Iterator[bool] = iter(shared_at)
-    for offset in range(1, n):
-        all_shared = map(and_, all_shared, islice(shared_at, offset, None))
-    return Counter(compress(ngrams, all_shared))
+    ``shorter`` is the token list of one of the two texts; walking its n-grams finds
+    every common one.
+    """
+    shared = first.keys() & second.keys()
+    if not shared:
+        return 0
+    if n == 1:
+        return sum(min(first[token].bit_count(), second[token].bit_count()) for token in shared)
+    overlap = 0
+    grams = zip(*(islice(shorter, offset, None) for offset in range(n)), strict=False)
+    for gram in set(grams):
+        if not shared.issuperset(gram):
+            continue
+        in_first = in_second = -1  # all bits set
+        for offset, token in enumerate(gram):
+            in_first &= first[token] >> offset
+            in_second &= second[token] >> offset
+        overlap += min(in_first.bit_count(), in_second.bit_count())
+    return overlap
 
 
 def rouge_n_score(output: str, answer: str, n: int) -> float:
     """ROUGE-N F-measure of ``output`` against one ``answer`` (n-gram overlap, clipped)."""
     output_tokens = rouge_tokens(output)
     answer_tokens = rouge_tokens(answer)
-    output_unigrams = _unigram_counts(output)
-    answer_unigrams = _unigram_counts(answer)
-    if n == 1:
-        overlap = clipped_overlap(output_unigrams, answer_unigrams)
-    else:
-        shared = output_unigrams.keys() & answer_unigrams.keys()
-        overlap = 0
-        if shared:
-            overlap = clipped_overlap(
-                _shared_ngram_counts(output_tokens, n, shared),
-                _shared_ngram_counts(answer_tokens, n, shared),
-            )
+    shorter = answer_tokens if len(answer_tokens) <= len(output_tokens) else output_tokens
+    overlap = _ngram_overlap(shorter, _text_positions(output), _text_positions(answer), n)
     output_count = max(len(output_tokens) - n + 1, 0)
     answer_count = max(len(answer_tokens) - n + 1, 0)
     return _f_measure(overlap, output_count, answer_count)
 
 
-def lcs_length(first: Sequence[str], second: Sequence[str], shared: set[str] | None = None) -> int:
-    """Length of the longest common subsequence of two token sequences.
-
-    Bit-parallel: bit i of ``row`` stands for position i of the longer sequence, and each
-    token of the shorter one updates all positions at once with integer arithmetic.
-    ``shared``, the set of tokens both contain, may be passed when already known.
-    """
-    if shared is None:
-        shared = set(first).intersection(second)
-    if not shared:
-        return 0
-    # A token missing from either side cannot be in a common subsequence: dropping those
-    # first (at C speed) leaves the length unchanged and the loops below much shorter.
-    first = list(filter(shared.__contains__, first))
-    second = list(filter(shared.__contains__, second))
-    longer, shorter = (first, second) if len(first) >= len(second) else (second, first)
-    positions: dict[str, int] = dict.fromkeys(shared, 0)
-    bit = 1
-    for token in longer:
-        positions[token] |= bit
-        bit <<= 1
-    row = bit - 1
+def _lcs(longer: Positions, longer_length: int, shorter: Sequence[str]) -> int:
+    # Bit i of ``row`` stands for position i of the longer sequence; each token of the
+    # shorter one updates all positions at once with integer arithmetic.
+    all_ones = (1 << longer_length) - 1
+    row = all_ones
     for token in shorter:
-        matches = positions[token] & row
+        matches = longer.get(token)
+        if matches is None:
+            continue  # a token the longer sequence lacks leaves the row as it is
+        matches &= row
         # Carries past the top bit only ever move upward, so they never disturb the low
         # bits and are masked off once at the end instead of on every step.
         row = (row + matches) | (row - matches)
     # Each zero bit left in the row is one token of the common subsequence.
-    return len(longer) - (row & (bit - 1)).bit_count()
+    return longer_length - (row & all_ones).bit_count()
+
+
+def lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences (bit-parallel)."""
+    longer, shorter = (first, second) if len(first) >= len(second) else (second, first)
+    return _lcs(_positions(longer), len(longer), shorter)
 
 
 def rouge_l_score(output: str, answer: str) -> float:
@@ -116,8 +122,10 @@ def rouge_l_score(output: str, answer: str) -> float:
     answer_tokens = rouge_tokens(answer)
     if not output_tokens or not answer_tokens:
         return 0.0
-    shared = _unigram_counts(output).keys() & _unigram_counts(answer).keys()
-    lcs = lcs_length(answer_tokens, output_tokens, shared)
+    if len(output_tokens) >= len(answer_tokens):
+        lcs = _lcs(_text_positions(output), len(output_tokens), answer_tokens)
+    else:
+        lcs = _lcs(_text_positions(answer), len(answer_tokens), output_tokens)
     return _f_measure(lcs, len(output_tokens), len(answer_tokens))
 
 

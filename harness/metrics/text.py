@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import string
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 __all__ = [
     "best_of_expected",
+    "clipped_overlap",
     "rouge_tokens",
     "squad_normalize",
     "squad_tokens",
@@ -124,6 +126,13 @@ def words(text: str) -> tuple[str, ...]:
     if lowered.isascii():
         return tuple(lowered.translate(_ASCII_DELETE).split())
     return tuple(lowered.translate(_WORD_CHARACTERS).split())
+
+
+def clipped_overlap(first: Counter[str], second: Counter[str]) -> int:
+    """How many items two multisets share, counting each at most as often as in both."""
+    common = first.keys() & second.keys()
+    # map() over bound methods keeps the loop in C; a set iterates in the same order twice.
+    return sum(map(min, map(first.__getitem__, common), map(second.__getitem__, common)))
 
 
 def best_of_expected(

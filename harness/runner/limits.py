@@ -39,7 +39,7 @@ DEFAULT_OUTPUT_TOKENS = 256  # assumed per call when max_tokens is unset and not
 BURST_S = 1.0
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute")
 # Parameters that could carry a credential into the run's stored config.
-SECRET_PARAMS = frozenset({"api_key", "api_key_env", "token", "headers", "extra_headers"})
+SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
 
 
 def estimate_tokens(text: str) -> int:

@@ -138,11 +138,13 @@ def log_run(
         experiment = _get_or_create_experiment(
             client, store, record.experiment or DEFAULT_EXPERIMENT
         )
+        # A resumed sweep child stays a child: the run it replaces names the parent.
+        parent = record.parent_run_id or (_parent_of(client, replaces) if replaces else None)
         run = client.create_run(
             experiment.experiment_id,
             start_time=_ms(record.started_at),
             run_name=record.run_name or record.run_id,
-            tags=_run_tags(record),
+            tags=_run_tags(record, parent),
         )
         run_id = run.info.run_id
         try:
@@ -256,7 +258,18 @@ def _get_or_create_experiment(client: MlflowClient, store: Any, name: str) -> An
     return client.get_experiment(experiment_id)
 
 
-def _run_tags(record: RunRecord) -> dict[str, str]:
+def _parent_of(client: MlflowClient, run_id: str) -> str | None:
+    """The ``mlflow.parentRunId`` of an earlier run, None when it has none or is gone."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    try:
+        return client.get_run(run_id).data.tags.get(MLFLOW_PARENT_RUN_ID)
+    except MlflowException:
+        return None
+
+
+def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, str]:
     from mlflow.utils.mlflow_tags import (
         MLFLOW_LOGGED_ARTIFACTS,
         MLFLOW_RUN_TYPE,
@@ -276,11 +289,11 @@ def _run_tags(record: RunRecord) -> dict[str, str]:
         # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
         MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
     }
-    if record.parent_run_id:
+    if parent_run_id:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         # The UI nests child runs under their parent; sync maps the id on copy.
-        tags[MLFLOW_PARENT_RUN_ID] = record.parent_run_id
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     return tags
 
 

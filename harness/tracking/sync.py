@@ -78,10 +78,10 @@ SPANS_REQUEST_BYTES = 4_000_000  # rough cap on one OTLP request
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
 
-# Trace tags that say where one store keeps a trace, not what the trace is.
-_STORE_TRACE_TAGS = ("mlflow.artifactLocation", "mlflow.trace.spansLocation", TAG_SOURCE_TRACE)
-_RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 _SPANS_LOCATION = "mlflow.trace.spansLocation"
+# Trace tags that say where one store keeps a trace, not what the trace is.
+_STORE_TRACE_TAGS = ("mlflow.artifactLocation", _SPANS_LOCATION, TAG_SOURCE_TRACE)
+_RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 _IN_TRACKING_STORE = "TRACKING_STORE"
 _SOURCE_RUN_META = "mlflow.sourceRun"
 _ASSESSMENT_RUN_META = "mlflow.assessment.sourceRunId"
@@ -598,7 +598,9 @@ class _Syncer:
                     try:
                         batch = [s for p in with_spans for s in spans[p.local.trace_id].spans]
                         self._log_spans(experiment_id, batch)
-                    except NotImplementedError:  # an MLflow server older than 3.4
+                    except Exception as exc:  # a server before 3.4, or on a file store
+                        if not _no_bulk_spans(exc):
+                            raise
                         self.bulk_spans = False
                 if not self.bulk_spans:
                     pairs = [(p, spans[p.local.trace_id]) for p in with_spans]
@@ -728,6 +730,11 @@ def _walk_artifacts(client: Any, run_id: str, path: str | None = None) -> Iterat
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _no_bulk_spans(exc: Exception) -> bool:
+    """Whether a failed OTLP request means the server cannot take spans that way at all."""
+    return isinstance(exc, NotImplementedError) or "span logging is not supported" in str(exc)
 
 
 def _parents_first(runs: list[Run]) -> list[Run]:

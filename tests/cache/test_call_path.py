@@ -150,7 +150,8 @@ def test_refresh_calls_again_and_off_writes_nothing(qa: str, home: Path, openai_
 
 def test_errors_are_never_cached(qa: str, home: Path, openai_env: dict,
                                  server: FakeLLMServer) -> None:
-    server.configure(malformed_rate=1.0)  # 200 with a body nobody can parse: not retried
+    (home / "harness.toml").write_text("[calls]\nmax_retries = 0\n")
+    server.configure(malformed_rate=1.0)  # 200 with a body nobody can parse
     failed = run_json("--limit", "4", expect=1)
     assert failed["errors"] == 4
     code, out, _ = harness_cli("cache", "stats", "--json")

@@ -17,8 +17,8 @@ ROUGE_TYPES = ["rouge1", "rouge2", "rougeL"]
 
 @pytest.fixture(scope="module")
 def reference() -> rouge_scorer.RougeScorer:
-    # rouge-score's defaults: no stemming, its own tokenizer.
-    return rouge_scorer.RougeScorer(ROUGE_TYPES)
+    # rouge-score's defaults: no stemming, its own tokenizer. rouge3 checks any n works.
+    return rouge_scorer.RougeScorer([*ROUGE_TYPES, "rouge3"])
 
 
 def score(name: str, output: str, *expected: str) -> float | None:
@@ -49,6 +49,7 @@ def test_same_floats_as_rouge_score_on_real_rows(
         assert rouge_n_score(output, answer, 1) == expected["rouge1"].fmeasure
         assert rouge_n_score(output, answer, 2) == expected["rouge2"].fmeasure
         assert rouge_l_score(output, answer) == expected["rougeL"].fmeasure
+        assert rouge_n_score(output, answer, 3) == expected["rouge3"].fmeasure
 
 
 def test_scores_are_spread_out_on_real_rows(pubmedqa: list[dict[str, Any]]) -> None:

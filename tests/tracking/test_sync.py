@@ -181,12 +181,15 @@ def _log_trace(i: int) -> str:
         root.set_outputs(f"a{i}")
         trace_id = root.trace_id
     mlflow.set_trace_tag(trace_id, "row", str(i))
+    run = mlflow.active_run()
     mlflow.log_feedback(
         trace_id=trace_id,
         name="correct",
         value=bool(i % 2),
         rationale="why",
         source=AssessmentSource(source_type="LLM_JUDGE", source_id="judge"),
+        # As harness's judges do: the run that produced the assessment.
+        metadata={"mlflow.assessment.sourceRunId": run.info.run_id} if run else None,
     )
     mlflow.log_expectation(
         trace_id=trace_id,
@@ -208,7 +211,10 @@ def source(
     _make_experiment(uri, root, "wide", file_uri=True)
     with _tracking(uri):
         _log_eval_run("evals", "first", traces=3, nested=True)
-        _log_eval_run("evals", "second", traces=1)
+        second = _log_eval_run("evals", "second", traces=1)
+        mlflow.set_experiment("evals")
+        linked = _log_trace(7)  # outside any run, then linked to one (no mlflow.sourceRun)
+    MlflowClient(uri).link_traces_to_run([linked], second)
     client = MlflowClient(uri)
     # Beyond one log_batch: 150 params, 120 tags, 2,500 metric values.
     wide = client.create_run(client.get_experiment_by_name("wide").experiment_id, run_name="wide")
@@ -355,6 +361,12 @@ def _assert_same_traces(src: MlflowClient, dst: MlflowClient, local: Any, copy: 
             if assessment.feedback is not None:  # Expectation.from_proto does not read `valid`
                 assert twin.valid == assessment.valid
             assert twin.metadata[META_SOURCE_ASSESSMENT] == assessment.assessment_id
+            expected = dict(assessment.metadata or {})
+            if "mlflow.assessment.sourceRunId" in expected:  # points at the run's copy
+                expected["mlflow.assessment.sourceRunId"] = copy.info.run_id
+            assert {k: v for k, v in twin.metadata.items() if k != META_SOURCE_ASSESSMENT} == (
+                expected
+            )
 
 
 def _assert_all_copied(src_uri: str, server: str) -> None:
@@ -375,7 +387,7 @@ def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, sourc
     plan = sync(src_uri, SyncTarget(server), dry_run=True)
     assert [r.action for r in plan.runs] == ["create"] * 4
     assert _copies(server) == {}, "a dry run wrote to the target"
-    assert plan.totals["traces"] == 4 and plan.totals["assessments"] == 8
+    assert plan.totals["traces"] == 5 and plan.totals["assessments"] == 10
     assert plan.totals["metrics"] == 2 * 5 + 2500
     assert plan.totals["params"] == 2 * 3 + 1 + 150
     assert plan.totals["artifacts"] == 2 * 2 + 1
@@ -659,3 +671,46 @@ def test_databricks_refusal_never_shows_the_token(source, refusing_server, tmp_p
         f"Databricks workspace {refusing_server} (environment) refused the credentials "
         "(HTTP 401); check the token or profile"
     )
+
+
+def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
+    """`harness sync` end to end: a real harness run in a project home, a real server."""
+    import json as json_module
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    data = tmp_path / "qa.csv"
+    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    ran = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--metric", "word_count",
+                              "--experiment", "cli-sync", "--json"])
+    assert ran.exit_code == 0, ran.stderr
+    local_run = json_module.loads(ran.stdout)["mlflow_run_id"]
+
+    def sync_json(*extra):
+        result = runner.invoke(cli, ["sync", "--tracking-uri", server, "--experiment",
+                                     "cli-sync", "--json", *extra])
+        assert result.exit_code == 0, result.stderr
+        return json_module.loads(result.stdout)
+
+    planned = sync_json("--dry-run")
+    assert [(r["run_id"], r["action"]) for r in planned["runs"]] == [(local_run, "create")]
+    assert local_run not in _copies(server)  # a dry run copies nothing
+    copied = sync_json()
+    assert [(r["run_id"], r["action"]) for r in copied["runs"]] == [(local_run, "create")]
+    assert copied["runs"][0]["traces"] == 2
+    assert len(_copies(server)[local_run]) == 1
+    again = sync_json()
+    assert [r["action"] for r in again["runs"]] == ["skip"]
+    assert len(_copies(server)[local_run]) == 1
+
+    both = runner.invoke(cli, ["sync", "--tracking-uri", server, "--databricks"])
+    assert both.exit_code == 2 and "one target" in both.stderr
+    neither = runner.invoke(cli, ["sync"])
+    assert neither.exit_code == 2 and "one target" in neither.stderr

@@ -44,7 +44,9 @@ SERVER_START_S = 180.0
 SCREENSHOT = "mlflow-ui-judges.png"
 
 
-def chromium_binary() -> str:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Chromium's path; checked first, so a missing browser costs no server start."""
     for name in BROWSERS:
         if found := shutil.which(name):
             return found
@@ -61,7 +63,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def demo_run(home: Path, tmp_path: Path) -> dict[str, str]:
+def demo_run(chromium: str, home: Path, tmp_path: Path) -> dict[str, str]:
     """A finished run with judge feedback, logged to the home's MLflow store."""
     data = tmp_path / "capitals.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ui_demo_app.rows()), encoding="utf-8")
@@ -131,10 +133,10 @@ def stop(server: subprocess.Popen) -> None:
             continue
 
 
-def render(url: str, profile: Path, screenshot: Path | None = None) -> str:
+def render(chromium: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
     """The DOM of ``url`` after Chromium ran its scripts (and a screenshot, if asked)."""
     args = [
-        chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=20000",
         f"--window-size={WINDOW[0]},{WINDOW[1]}",
@@ -167,10 +169,10 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_mlflow_ui_shows_per_row_judge_results(mlflow_ui, demo_run, tmp_path):
+def test_mlflow_ui_shows_per_row_judge_results(chromium, mlflow_ui, demo_run, tmp_path):
     page = f"{mlflow_ui}/#/experiments/{demo_run['experiment_id']}/runs/{demo_run['run_id']}"
     screenshot = tmp_path / SCREENSHOT
-    dom = render(f"{page}/traces", tmp_path / "chromium-profile", screenshot)
+    dom = render(chromium, f"{page}/traces", tmp_path / "chromium-profile", screenshot)
     (tmp_path / "traces.html").write_text(dom, encoding="utf-8")  # to look at on failure
 
     column = f"{JUDGE}_assessment_column"
@@ -192,7 +194,7 @@ def test_mlflow_ui_shows_per_row_judge_results(mlflow_ui, demo_run, tmp_path):
         shutil.copy(screenshot, Path(target) / SCREENSHOT)
 
     # The overview lists the registered prompt version and the configuration's model.
-    overview = render(page, tmp_path / "chromium-profile")
+    overview = render(chromium, page, tmp_path / "chromium-profile")
     name, version = demo_run["prompt"].removeprefix("prompts:/").split("/")
     assert name == "ui-demo-prompt" and version == "1"
     assert f"{name} (v{version})" in html.unescape(re.sub(r"<[^>]+>", "", overview))

@@ -227,3 +227,7 @@ def test_parent_and_child_runs(store):
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
     )
     assert [r.info.run_id for r in nested] == [child]
+    # A resumed child (logged again, replacing its first run) keeps its parent.
+    resumed = log_run(record(experiment="sweeps"), tracking_uri=uri, replaces=child)
+    assert client.get_run(resumed).data.tags["mlflow.parentRunId"] == parent
+    assert client.get_run(child).info.lifecycle_stage == "deleted"
