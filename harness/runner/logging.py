@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
     from harness.runner.run import RunPlan
 
 
-MLFLOW_PREFETCH_THREAD = "mlflow-prefetch"  # the name harness.runner.run gives its thread
 # The MLflow parent run of the runs logged in this context: a sweep sets it around each
 # child's run_eval, so the runner needs no sweep-specific argument.
 _parent_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -46,18 +44,6 @@ def prompt_name_for(plan: RunPlan) -> str | None:
     mlflow_settings = plan.home.settings.get("mlflow", {})
     configured = mlflow_settings.get("prompt_name") if isinstance(mlflow_settings, dict) else None
     return own or configured or None
-
-
-def _wait_for_mlflow_prefetch() -> None:
-    """Let the runner's background ``import mlflow`` finish before importing MLflow here.
-
-    Two threads importing MLflow's modules at once can meet its circular imports half done
-    ("cannot import name ... from partially initialized module"); a short run reaches
-    logging while the prefetch thread (``harness.runner.run._prefetch_mlflow``) still runs.
-    """
-    for thread in threading.enumerate():
-        if thread.name == MLFLOW_PREFETCH_THREAD and thread is not threading.current_thread():
-            thread.join()
 
 
 def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[str, Any]]:
@@ -99,7 +85,6 @@ def log_to_mlflow(
     started: float,
     replaces: str | None = None,
 ) -> str:
-    _wait_for_mlflow_prefetch()
     from harness.tracking import RunRecord, log_run
 
     metrics = result.flat_metrics()

@@ -242,16 +242,23 @@ def _output(example_id: str, result: CallResult | None, error: str | None = None
                      result.output_tokens, result.cost_usd, result.request_key, result.cached)
 
 
-def _prefetch_mlflow() -> None:
-    """Import MLflow in a thread while rows run: it costs ~1 s we would otherwise wait for."""
+def _prefetch_mlflow() -> threading.Thread:
+    """Import MLflow in a thread while rows run: it costs 1-3 s we would otherwise wait for.
+
+    The caller must join the thread before importing MLflow itself: two threads importing
+    MLflow's modules at once can meet its circular imports half done.
+    """
 
     def load() -> None:
         try:
-            import mlflow  # noqa: F401
-        except ImportError:
-            pass  # reported properly when logging starts
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the slow part)
+            import mlflow.tracking  # noqa: F401
+        except ImportError:  # reported properly when logging starts
+            return
 
-    threading.Thread(target=load, name="mlflow-prefetch", daemon=True).start()
+    thread = threading.Thread(target=load, name="mlflow-prefetch", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_eval(
@@ -293,8 +300,7 @@ def run_eval(
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
     preflight(config, home.settings, [plan.provider, plan.judge_provider])
-    if config.mlflow:
-        _prefetch_mlflow()
+    prefetch = _prefetch_mlflow() if config.mlflow else None
     if resume:
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
@@ -332,6 +338,8 @@ def run_eval(
                                  usage=usage, errors=engine.errors)
         if cache is not None:
             cache.close()
+    if prefetch is not None:
+        prefetch.join()
     result = _finish(plan, run_id, usage, status, started, progress, previous_mlflow_run)
     if engine.stopped_by_budget:
         raise BudgetExceeded(
