@@ -76,13 +76,13 @@ def make_dataset(path: Path, rows: int) -> None:
                                 "context": row["context"], "answer": row["answer"]}) + "\n")
 
 
-def run_args(mlflow: bool) -> list[str]:
+def run_args(mlflow: bool, traces: bool = True) -> list[str]:
     args = ["run", "--data", "bench", "--model", "openai:/bench-model",
             "--judge-model", "openai:/bench-judge", "--concurrency", "64",
             "--metric", "token_f1", "--metric", "rougeL", "--json"]
     for judge in JUDGES:
         args += ["--judge", judge]
-    return args + ([] if mlflow else ["--no-mlflow"])
+    return args + ([] if mlflow else ["--no-mlflow"]) + ([] if traces else ["--no-traces"])
 
 
 def measure(rows: int, mlflow: bool) -> dict[str, float]:
@@ -105,20 +105,24 @@ def measure(rows: int, mlflow: bool) -> dict[str, float]:
         cold = run_eval(config, home=home, http_client=client)
         cold_s = time.perf_counter() - cold_started
         assert cold.errors == 0, cold.error_reasons
-        started = time.perf_counter()
-        done = subprocess.run([*harness, *run_args(mlflow)], env=env, capture_output=True,
-                              text=True)
-        rerun_s = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"rerun failed ({done.returncode}): {done.stderr[-2000:]}")
-        result = json.loads(done.stdout)
-        calls = result["calls"]
-        sent = calls["model"]["requests"] + calls["judge"]["requests"]
-        hits = calls["model"]["cache_hits"] + calls["judge"]["cache_hits"]
-        assert sent == 0, f"the rerun sent {sent} requests"
-        assert hits == 4 * rows, f"expected {4 * rows} cache hits, got {hits}"
-        assert result["metrics"] == cold_metrics(cold.metrics), "the rerun changed a metric"
-        return {"rows": rows, "cold_s": cold_s, "rerun_s": rerun_s}
+        timings = {"rows": rows, "cold_s": cold_s}
+        for label, traces in (("rerun_s", True), ("rerun_no_traces_s", False)):
+            if label == "rerun_no_traces_s" and not mlflow:
+                continue
+            started = time.perf_counter()
+            done = subprocess.run([*harness, *run_args(mlflow, traces)], env=env,
+                                  capture_output=True, text=True)
+            timings[label] = time.perf_counter() - started
+            if done.returncode != 0:
+                raise SystemExit(f"rerun failed ({done.returncode}): {done.stderr[-2000:]}")
+            result = json.loads(done.stdout)
+            calls = result["calls"]
+            sent = calls["model"]["requests"] + calls["judge"]["requests"]
+            hits = calls["model"]["cache_hits"] + calls["judge"]["cache_hits"]
+            assert sent == 0, f"the rerun sent {sent} requests"
+            assert hits == 4 * rows, f"expected {4 * rows} cache hits, got {hits}"
+            assert result["metrics"] == cold_metrics(cold.metrics), "the rerun changed a metric"
+        return timings
 
 
 def cold_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -142,6 +146,10 @@ def main() -> None:
                 f"({r['rerun_s'] / rows * 1e6:,.0f} us/row; cold fill {r['cold_s']:.1f} s)")
         if rows == 10_000:
             line += f"  ratio to {LIMIT_10K_S:.0f} s limit: {r['rerun_s'] / LIMIT_10K_S:.2f}"
+        if "rerun_no_traces_s" in r:
+            line += f"\n{'':>13}without traces: {r['rerun_no_traces_s']:6.2f} s"
+            if rows == 10_000:
+                line += f"  ratio: {r['rerun_no_traces_s'] / LIMIT_10K_S:.2f}"
         print(line, flush=True)
     for a, b in zip(results, results[1:]):
         growth = b["rerun_s"] / a["rerun_s"]

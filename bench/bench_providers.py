@@ -65,10 +65,6 @@ def child(args: argparse.Namespace) -> None:
     from harness.runner.config import RunConfig
     from harness.runner.run import run_eval
 
-    if os.environ.get("BENCH_FASTPATCH"):  # experiment only
-        sys.path.insert(0, "/tmp/h4")
-        import fastpatch  # noqa: F401
-
     config = RunConfig(
         data="bench",
         model="openai:/bench-model",
@@ -76,7 +72,7 @@ def child(args: argparse.Namespace) -> None:
         judge_model="openai:/bench-judge",
         metrics=["exact_match", "token_f1"],
         concurrency=args.concurrency,
-        cache="use",
+        cache=args.cache,
         mlflow=args.mlflow,
     )
     started = time.perf_counter()
@@ -140,6 +136,8 @@ def measure(
             home,
             "--concurrency",
             str(args.concurrency),
+            "--cache",
+            args.cache,
         ] + (["--mlflow"] if args.mlflow else [])
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -149,6 +147,39 @@ def measure(
         numbers: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
         numbers["process_s"] = process_s
         return numbers
+
+
+def floor(url: str, calls: int, concurrency: int) -> float:
+    """Wall time of a bare aiohttp client sending ``calls`` requests to the same server.
+
+    The server's own overhead per request (parsing, recording, its event loop) counts
+    against the bound too; this is the best any client can do here.
+    """
+    import asyncio
+
+    import aiohttp
+
+    with open(PUBMEDQA, encoding="utf-8") as f:
+        question = json.loads(f.readline())["context"]
+    body = {"model": "m", "messages": [{"role": "user", "content": question}]}
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            todo = iter(range(calls))
+
+            async def worker() -> None:
+                for _ in todo:
+                    async with session.post(
+                        url, json=body, headers={"Authorization": "Bearer x"}
+                    ) as response:
+                        await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - started
+
+    return asyncio.run(run())
 
 
 def time_help() -> tuple[float, list[str]]:
@@ -186,6 +217,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--transport", default="aiohttp", choices=[*TRANSPORTS, "all"])
     parser.add_argument("--mlflow", action="store_true", help="log each run to MLflow too")
+    parser.add_argument(
+        "--cache",
+        default="use",
+        choices=["use", "off"],
+        help="use: every answer is also written to the (empty) cache",
+    )
     parser.add_argument("--scaling", action="store_true", help="peak memory at 1k/2k/4k rows")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -199,7 +236,8 @@ def main() -> None:
     transports = TRANSPORTS if args.transport == "all" else [args.transport]
     print(
         f"{args.rows} rows x {calls_per_row} calls, {args.latency * 1000:.0f} ms latency, "
-        f"concurrency {args.concurrency}, mlflow {'on' if args.mlflow else 'off'}, "
+        f"concurrency {args.concurrency}, cache {args.cache}, "
+        f"mlflow {'on' if args.mlflow else 'off'}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     with (
@@ -211,6 +249,14 @@ def main() -> None:
             rows_file = Path(scratch, f"rows{rows}.jsonl")
             write_rows(rows_file, rows)
             bound = rows * calls_per_row * args.latency / args.concurrency
+            bare = floor(
+                server.openai_base_url + "/chat/completions", rows * calls_per_row, args.concurrency
+            )
+            print(
+                f"  {'bare aiohttp':13s} rows {rows:5d}: {bare:.2f} s = {bare / bound:.2f} x "
+                f"bound (no harness: the floor on this machine)",
+                flush=True,
+            )
             for transport in transports:
                 walls = []
                 for _ in range(args.repeat):

@@ -97,13 +97,14 @@ class CacheWriter:
     def __init__(self, cache: ResponseCache) -> None:
         self.cache = cache
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
-        self._pending: list[tuple[str, ModelRequest, ModelResponse, asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, dict[str, Any], ModelResponse, asyncio.Future[None]]] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def write(self, key: str, request: ModelRequest, response: ModelResponse) -> None:
-        """Store one answer; return once it is committed (raise CacheError if it is not)."""
+    async def write(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> None:
+        """Store the answer to a canonical request; return once it is committed (raise
+        CacheError if it is not)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, request, response, done))
+        self._pending.append((key, canonical, response, done))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.get_running_loop().create_task(self._drain())
         await done
@@ -126,12 +127,11 @@ class CacheWriter:
                             done.set_exception(error)
 
     def _store(self, batch: list[Any]) -> list[BaseException | None]:
-        from harness.cache.keys import canonical_request
         from harness.cache.store import CacheEntry
 
         entries = [
-            (key, CacheEntry.from_response(canonical_request(request), response, key=key))
-            for key, request, response, _ in batch
+            (key, CacheEntry.from_response(canonical, response, key=key))
+            for key, canonical, response, _ in batch
         ]
         try:
             with self.cache.batch():
@@ -261,9 +261,10 @@ class Caller:
                 response.latency_s,
                 0.0,
             )
-        from harness.cache.keys import canonical_request, request_key
+        from harness.cache.keys import canonical_key, canonical_request
 
-        key = request_key(request)
+        canonical = canonical_request(request)  # kept: the cache entry stores it too
+        key = canonical_key(canonical)
         if self.mode in ("use", "replay"):
             hit = self._lookup(provider, key, kind, row_id)
             if hit is not None:
@@ -273,7 +274,7 @@ class Caller:
                 stats.saved_cost_usd += hit.cost_usd or 0.0
                 return hit
             if self.mode == "replay":
-                self._replay_miss(canonical_request(request), kind, row_id)
+                self._replay_miss(canonical, kind, row_id)
         pending = self._inflight.get(key)
         if pending is not None:  # the same request is on the wire already: share its answer
             return await asyncio.shield(pending)
@@ -298,7 +299,7 @@ class Caller:
             if self.mode != "off":
                 # Written off the event loop; the key stays "in flight" until the entry is
                 # stored, so an identical request meanwhile is not sent again.
-                await self._writer().write(key, request, response)
+                await self._writer().write(key, canonical, response)
             return result
         except BaseException as e:
             if not future.done():

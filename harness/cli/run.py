@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 @click.option("--resume", "resume_id", metavar="RUN_ID",
               help="Finish an interrupted run (its other options are taken from the run).")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
+@click.option("--no-traces", is_flag=True,
+              help="Log the run to MLflow without one trace per row (faster for large runs; "
+                   "the per-row table is logged either way).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as one JSON document on stdout.")
 @click.pass_context
@@ -65,7 +68,8 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
         judges: tuple[str, ...], judge_model: str | None, judge_samples: int,
         judges_file: str | None, guidelines: tuple[str, ...], cache_mode: str,
         concurrency: int, max_cost: float | None, limit: int | None, experiment: str,
-        run_name: str | None, resume_id: str | None, no_mlflow: bool, as_json: bool,
+        run_name: str | None, resume_id: str | None, no_mlflow: bool, no_traces: bool,
+        as_json: bool,
         dry_run: bool) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
@@ -92,7 +96,7 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
         metrics=list(metrics), judges=list(judges), judge_model=judge_model,
         judge_samples=judge_samples, judges_file=judges_file, guidelines=list(guidelines),
         cache=cache_mode, concurrency=concurrency, experiment=experiment, run_name=run_name,
-        max_cost=max_cost, limit=limit, mlflow=not no_mlflow,
+        max_cost=max_cost, limit=limit, mlflow=not no_mlflow, traces=not no_traces,
     )
     if options.grid and not resume_id:
         _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)

@@ -11,7 +11,7 @@ from collections import Counter
 from functools import lru_cache
 
 from harness.metrics import Metric, ScoringRow, register_metric
-from harness.metrics.text import best_of_expected, clipped_overlap, squad_tokens
+from harness.metrics.text import MEMO_SIZE, best_of_expected, clipped_overlap, squad_tokens
 
 __all__ = ["exact_match_score", "token_f1_score"]
 
@@ -21,7 +21,7 @@ def exact_match_score(output: str, answer: str) -> float:
     return 1.0 if squad_tokens(output) == squad_tokens(answer) else 0.0
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=MEMO_SIZE)
 def _token_counts(text: str) -> Counter[str]:
     return Counter(squad_tokens(text))
 

@@ -7,8 +7,10 @@ Both are US school grades computed from counts of sentences, words, letters and 
 - Flesch-Kincaid grade = 0.39 * words/sentences + 11.8 * syllables/words - 15.59.
 
 Syllables come from a pure-Python English heuristic (no dictionary, nothing downloaded:
-libraries such as textstat fetch the CMU dictionary through nltk on first use). It agrees
-with the CMU Pronouncing Dictionary on most running words; tests/metrics measure by how much.
+textstat, for one, fetches the CMU dictionary through nltk on first use). It agrees with
+the CMU Pronouncing Dictionary on 98% of the running words of PubMedQA (99% of plain
+English prose), and moves a PubMedQA answer's Flesch-Kincaid grade by 0.2 on average;
+tests/metrics/test_readability.py keeps those numbers from slipping.
 A text with no words has no grade: the metrics return None for it.
 """
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from harness.metrics import Metric, ScoringRow, register_metric
-from harness.metrics.text import words
+from harness.metrics.text import MEMO_SIZE, words
 
 __all__ = [
     "TextStats",
@@ -32,7 +34,6 @@ __all__ = [
     "text_stats",
 ]
 
-_VOWEL_GROUP = re.compile(r"[aeiouy]+")
 _LATIN_LETTERS = re.compile(r"[a-z]+")
 # Vowel pairs that are usually two syllables: bacte-ri-a, bi-o-logy, me-di-um, vi-de-o,
 # ac-tu-al, flu-ent, flu-id, cha-os, di-et, expe-ri-ence, be-ing, go-ing, my-o-cardial.
@@ -56,7 +57,9 @@ _SPOKEN_FINAL_SYLLABLE = re.compile(r"sms?$|..eas?$")
 # The endings these rules can match at all, for a quick str.endswith test first.
 _SPOKEN_FINAL_SYLLABLE_ENDS = ("sm", "sms", "ea", "eas")
 _SILENT_FINAL_E_ENDS = ("e", "es", "ed", "ly", "ment", "ments", "ful", "less", "ness")
-_VOWELS_ONLY = str.maketrans({char: " " for char in string.ascii_lowercase if char not in "aeiouy"})
+_VOWEL_SHAPE = str.maketrans(
+    {char: "v" if char in "aeiouy" else " " for char in string.ascii_lowercase}
+)
 _DIAERESIS = re.compile(r"(?<=[aeiou])[äëïöü]")
 
 
@@ -64,8 +67,9 @@ def count_syllables(word: str) -> int:
     """Estimate the syllables of one English word (at least 1 for any word).
 
     Counts vowel groups, then corrects the common cases where spelling and sound differ:
-    a silent final e ("make", "rates", "lately"), silent -ed ("jumped"), a consonant + le
-    ending ("table"), and vowel pairs spoken as two syllables ("bacteria", "being").
+    a silent final e ("make", "rates", "lately"), silent -ed ("jumped"), a spoken one
+    after consonant + l or in -ire ("table", "fire"), and vowel pairs spoken as two
+    syllables ("bacteria", "being").
     Accents are folded to plain letters; a word with no Latin vowel (a number, an acronym,
     another script) counts as one syllable.
     """
@@ -73,8 +77,11 @@ def count_syllables(word: str) -> int:
 
 
 class _SyllableCache(dict[str, int]):
-    """Syllables per word, computed on first sight; ``map(cache.__getitem__, ...)`` stays
-    in C for the words seen before, which after a few rows are nearly all of them."""
+    """Syllables per word, each computed on first sight.
+
+    ``map(cache.__getitem__, words)`` stays in C for words seen before, which after a few
+    rows are nearly all of them; an lru_cache wrapper cost 1.7 times as much per word.
+    """
 
     def __missing__(self, word: str) -> int:
         if len(self) >= 200_000:  # bound the memory on endless vocabularies
@@ -105,9 +112,9 @@ def _count_syllables(word: str) -> int:
     # A leading y before a vowel is a consonant ("year", "you").
     if len(letters) > 1 and letters[0] == "y" and letters[1] in "aeiou":
         letters = letters[1:]
-    vowel_groups = letters.translate(_VOWELS_ONLY).split()
-    count = diaereses + len(vowel_groups)
-    if count > diaereses and max(map(len, vowel_groups)) > 1:
+    shape = letters.translate(_VOWEL_SHAPE)  # "mitochondria" -> " v v  v   vv"
+    count = diaereses + len(shape.split())
+    if "vv" in shape:
         for pair in _TWO_SYLLABLE_PAIR.finditer(letters):
             at_end = pair.end() == len(letters)
             if at_end or not _MERGING_CONSONANT.match(letters, max(0, pair.start() - 1)):
@@ -168,7 +175,7 @@ class TextStats:
     syllables: int
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=MEMO_SIZE)
 def text_stats(text: str) -> TextStats:
     """Count sentences, words, characters and syllables of ``text`` (memoized per text)."""
     text_words = words(text)

@@ -1,9 +1,9 @@
 """Text helpers shared by the heuristic metrics: normalization, tokenizers, word splitting.
 
 Each tokenizer is memoized on the exact input string, because one row is usually scored by
-several metrics that tokenize the same output and expected answers (rouge1, rouge2 and
-rougeL share one tokenization; exact_match and token_f1 share another). Tokens come back as
-tuples so a cached value cannot be changed by a caller.
+several metrics that tokenize the same output and expected answers: rouge1, rouge2 and
+rougeL share one tokenization; exact_match, token_f1, word_count and the readability grades
+share another. Tokens come back as tuples so a cached value cannot be changed by a caller.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 __all__ = [
+    "MEMO_SIZE",
     "best_of_expected",
     "clipped_overlap",
     "rouge_tokens",
@@ -23,9 +24,10 @@ __all__ = [
     "words",
 ]
 
-# Big enough for all the distinct strings of a batch of rows scored metric after metric,
-# small enough (a few MB of short tuples) not to matter.
-_CACHE_SIZE = 8192
+# How many texts each memoized tokenizer keeps. Rows are scored one at a time by every
+# metric, so only the current row's few texts need to stay; 512 leaves room for expected
+# answers shared across rows ("yes", "no"); all caches full of 200-word texts held 13 MB.
+MEMO_SIZE = 512
 
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 _ASCII_DELETE = str.maketrans("", "", string.punctuation)
@@ -60,7 +62,7 @@ _SQUAD_DELETE = _LazyTranslation(_squad_punctuation)
 _ARTICLES = frozenset({"a", "an", "the"})
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=MEMO_SIZE)
 def squad_tokens(text: str) -> tuple[str, ...]:
     """Tokens of ``text`` after SQuAD's answer normalization (see :func:`squad_normalize`)."""
     lowered = text.lower()
@@ -68,8 +70,8 @@ def squad_tokens(text: str) -> tuple[str, ...]:
         tokens: Iterable[str] = words(text)  # the same pass, shared with word_count
     else:
         tokens = lowered.translate(_SQUAD_DELETE).split()
-    # Without punctuation only letters, digits and spaces remain, so "a whole token is an
-    # article" is what the official regex \b(a|an|the)\b finds.
+    # Once punctuation is gone, dropping tokens equal to an article is what the official
+    # regex \b(a|an|the)\b does (exactly so on ASCII text), without a second regex pass.
     return tuple([token for token in tokens if token not in _ARTICLES])
 
 
@@ -91,7 +93,7 @@ _ROUGE_SEPARATORS = bytes(
 )
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=MEMO_SIZE)
 def rouge_tokens(text: str) -> tuple[str, ...]:
     """Tokenize like the ``rouge-score`` package's default tokenizer (no stemming).
 
@@ -112,7 +114,7 @@ def _word_character(char: str) -> str | None:
 _WORD_CHARACTERS = _LazyTranslation(_word_character)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=MEMO_SIZE)
 def words(text: str) -> tuple[str, ...]:
     """The words of ``text``, lowercased and stripped of punctuation and symbols.
 

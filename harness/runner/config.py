@@ -30,6 +30,7 @@ class RunConfig:
     max_cost: float | None = None
     limit: int | None = None  # only the first N rows
     mlflow: bool = True
+    traces: bool = True  # one MLflow trace per row, with its judge feedback
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

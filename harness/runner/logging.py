@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.runner.config import RunResult
+    from harness.runner.mlflow_worker import MlflowWorker
     from harness.runner.run import RunPlan
 
 
@@ -83,9 +84,10 @@ def log_to_mlflow(
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
     started: float,
+    worker: MlflowWorker,
     replaces: str | None = None,
 ) -> str:
-    from harness.tracking import RunRecord, log_run
+    from harness.tracking import RunRecord
 
     metrics = result.flat_metrics()
     for kind, counters in result.calls.items():
@@ -118,4 +120,5 @@ def log_to_mlflow(
         system_prompt=plan.config.system,
         generation_params=dict(plan.config.params),
     )
-    return log_run(record, tracking_uri=plan.home.tracking_uri, replaces=replaces, register=True)
+    return worker.log_run(record, replaces=replaces, register=True,
+                          traces=plan.config.traces)

@@ -46,6 +46,8 @@ from harness.store.runs import OutputRow, ScoreRow
 if TYPE_CHECKING:
     import httpx
 
+    from harness.runner.mlflow_worker import MlflowWorker
+
 
 @dataclass
 class RunPlan:
@@ -242,25 +244,6 @@ def _output(example_id: str, result: CallResult | None, error: str | None = None
                      result.output_tokens, result.cost_usd, result.request_key, result.cached)
 
 
-def _prefetch_mlflow() -> threading.Thread:
-    """Import MLflow in a thread while rows run: it costs 1-3 s we would otherwise wait for.
-
-    The caller must join the thread before importing MLflow itself: two threads importing
-    MLflow's modules at once can meet its circular imports half done.
-    """
-
-    def load() -> None:
-        try:
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the slow part)
-            import mlflow.tracking  # noqa: F401
-        except ImportError:  # reported properly when logging starts
-            return
-
-    thread = threading.Thread(target=load, name="mlflow-prefetch", daemon=True)
-    thread.start()
-    return thread
-
-
 def run_eval(
     config: RunConfig,
     *,
@@ -300,7 +283,10 @@ def run_eval(
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
     preflight(config, home.settings, [plan.provider, plan.judge_provider])
-    prefetch = _prefetch_mlflow() if config.mlflow else None
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    # Started now so MLflow's import and store setup overlap with the rows (see the module).
+    mlflow_worker = MlflowWorker(home.tracking_uri) if config.mlflow else None
     if resume:
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
@@ -338,9 +324,12 @@ def run_eval(
                                  usage=usage, errors=engine.errors)
         if cache is not None:
             cache.close()
-    if prefetch is not None:
-        prefetch.join()
-    result = _finish(plan, run_id, usage, status, started, progress, previous_mlflow_run)
+    try:
+        result = _finish(plan, run_id, usage, status, started, progress, previous_mlflow_run,
+                         mlflow_worker)
+    finally:
+        if mlflow_worker is not None:
+            mlflow_worker.close()
     if engine.stopped_by_budget:
         raise BudgetExceeded(
             f"stopped at the --max-cost budget of ${config.max_cost:.4f} with "
@@ -400,7 +389,8 @@ def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str,
 
 
 def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
-            started: float, progress: Progress, replaces: str | None = None) -> RunResult:
+            started: float, progress: Progress, replaces: str | None = None,
+            mlflow_worker: MlflowWorker | None = None) -> RunResult:
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
     scores = run_store.load_scores(home.db_path, run_id)
@@ -416,12 +406,12 @@ def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
         metrics=metrics, calls=usage, error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
     )
-    if config.mlflow and status == "finished":
+    if mlflow_worker is not None and status == "finished":
         from harness.runner.logging import log_to_mlflow
 
         try:
             result.mlflow_run_id = log_to_mlflow(plan, run_id, result, outputs, scores, started,
-                                                 replaces=replaces)
+                                                 mlflow_worker, replaces=replaces)
             run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
         except HarnessError as e:
             result.warnings.append(f"MLflow logging failed: {e}")

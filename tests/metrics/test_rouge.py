@@ -99,6 +99,11 @@ def test_known_values() -> None:
     assert rouge_l_score("a b c d", "d c b a") == pytest.approx(1 / 4)
 
 
+def test_rouge_n_needs_a_positive_n() -> None:
+    with pytest.raises(ValueError, match="n >= 1"):
+        rouge_n_score("a b", "a b", 0)
+
+
 def test_empty_and_unscorable_text_scores_zero() -> None:
     for name in ROUGE_TYPES:
         assert score(name, "", "Paris is the capital") == 0.0
