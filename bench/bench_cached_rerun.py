@@ -151,7 +151,7 @@ def main() -> None:
             if rows == 10_000:
                 line += f"  ratio: {r['rerun_no_traces_s'] / LIMIT_10K_S:.2f}"
         print(line, flush=True)
-    for a, b in zip(results, results[1:]):
+    for a, b in zip(results, results[1:], strict=False):
         growth = b["rerun_s"] / a["rerun_s"]
         print(f"growth {a['rows']:,} -> {b['rows']:,} rows: x{growth:.1f} "
               f"(linear: x{b['rows'] / a['rows']:.0f})")

@@ -32,6 +32,8 @@ are mapped to these classes where they enter harness.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HarnessError(Exception):
     """Root of every error harness raises on purpose."""
@@ -93,9 +95,10 @@ class ReplayMiss(CacheError):
 
 
 class BudgetExceeded(HarnessError):
-    """The run reached its --max-cost budget."""
+    """The run reached its --max-cost budget. ``result`` holds the rows done, when known."""
 
     exit_code = 1
+    result: Any = None
 
 
 class RunFailed(HarnessError):

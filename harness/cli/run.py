@@ -77,7 +77,7 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
     their error; finish them later with --resume), 2 for bad input.
     """
     from harness.config import read_text_arg, resolve_home
-    from harness.errors import ConfigError, RunFailed
+    from harness.errors import BudgetExceeded, ConfigError, RunFailed
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
@@ -113,7 +113,15 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
             click.echo("\n".join(estimate.lines()))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    result = run_eval(config, home=home_of(ctx), progress=progress, resume=resume_id)
+    try:
+        result = run_eval(config, home=home_of(ctx), progress=progress, resume=resume_id)
+    except BudgetExceeded as stopped:
+        # The rows done are stored; show them like any result, then exit 1 with the reason.
+        if stopped.result is not None and as_json:
+            print_json(stopped.result.as_dict())
+        elif stopped.result is not None:
+            _print_summary(stopped.result)
+        raise
     if as_json:
         print_json(result.as_dict())
     else:

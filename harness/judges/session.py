@@ -47,7 +47,8 @@ def judge_session(
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
     set_prices(home.settings.get("prices", {}))
     store = ResponseCache(home.cache_dir) if cache != "off" else None
-    caller = Caller(cache=store, mode=cache, concurrency=concurrency)  # type: ignore[arg-type]
+    # The same retries, rate limits and transport as `harness run` ([calls] in harness.toml).
+    caller = Caller.from_settings(home.settings, cache=store, mode=cache, concurrency=concurrency)
 
     async def main() -> T:
         try:

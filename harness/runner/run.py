@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -144,15 +145,23 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
 
 
 class BatchWriter:
-    """Buffers finished rows and writes them in short transactions."""
+    """Buffers finished rows and writes them in short transactions, off the event loop.
+
+    One background thread writes one batch at a time, in order, while the rows go on;
+    ``close`` waits for the last write. A write that failed is raised by the next call.
+    """
 
     def __init__(self, home: Home, run_id: str, *, rows: int = DEFAULT_BATCH_ROWS,
                  seconds: float = DEFAULT_BATCH_SECONDS) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.home, self.run_id = home, run_id
         self.max_rows, self.max_seconds = rows, seconds
         self.outputs: list[OutputRow] = []
         self.scores: list[ScoreRow] = []
         self.last_write = time.monotonic()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        self._pending: Future[None] | None = None
 
     def add(self, output: OutputRow, scores: list[ScoreRow]) -> None:
         self.outputs.append(output)
@@ -163,9 +172,24 @@ class BatchWriter:
 
     def flush(self) -> None:
         if self.outputs:
-            run_store.write_batch(self.home.db_path, self.run_id, self.outputs, self.scores)
+            self._wait()  # one write at a time, in order
+            self._pending = self._thread.submit(
+                run_store.write_batch, self.home.db_path, self.run_id, self.outputs, self.scores)
         self.outputs, self.scores = [], []
         self.last_write = time.monotonic()
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Write what is buffered and wait until every batch is stored."""
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 class _Engine:
@@ -316,7 +340,7 @@ def run_eval(
         status = "stopped" if engine.stopped_by_budget else "finished"
     finally:
         # Whatever happened, keep every row already paid for.
-        writer.flush()
+        writer.close()
         progress.stop()
         usage = _merge_usage(previous_usage, caller.stats.as_dict())
         if status == "failed":
@@ -331,11 +355,13 @@ def run_eval(
         if mlflow_worker is not None:
             mlflow_worker.close()
     if engine.stopped_by_budget:
-        raise BudgetExceeded(
+        stopped = BudgetExceeded(
             f"stopped at the --max-cost budget of ${config.max_cost:.4f} with "
             f"{result.rows_done} of {result.rows} rows done; finish with "
             f"`harness run --resume {run_id}`"
         )
+        stopped.result = result
+        raise stopped
     return result
 
 

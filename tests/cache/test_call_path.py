@@ -212,3 +212,17 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(qa_file: Path, home: Pa
                                  "--metric", "token_f1", "--no-mlflow", "--json")
     assert code == 0 and json.loads(out)["calls"]["model"]["requests"] == 0, err
     assert server.stats()["requests_total"] == before
+
+
+def test_max_cost_stops_before_the_budget_and_still_reports(qa: str, home: Path,
+                                                            openai_env: dict) -> None:
+    (home / "harness.toml").write_text('[prices]\n"openai:/gpt-test" = [1.0, 1.0]\n')
+    code, out, err = harness_cli("run", "--data", "qa", "--model", "openai:/gpt-test",
+                                 "--metric", "token_f1", "--concurrency", "1", "--max-cost",
+                                 "0.001", "--no-mlflow", "--json")
+    assert code == 1
+    assert "--max-cost budget of $0.0010" in err and "--resume" in err
+    stopped = json.loads(out)  # the rows done are still reported on stdout
+    assert stopped["status"] == "stopped"
+    assert 0 < stopped["rows_done"] < stopped["rows"] == 20
+    assert 0 < stopped["calls"]["model"]["cost_usd"] <= 0.001
