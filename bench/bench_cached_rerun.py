@@ -48,22 +48,35 @@ DEAD_URL = "http://127.0.0.1:9/v1"  # the discard port: nothing listens, any mis
 def fake_openai(request: httpx.Request) -> httpx.Response:
     """The fake server's OpenAI route, in process."""
     body = json.loads(request.content)
-    system = " ".join(content_text(m["content"]) for m in body["messages"]
-                      if m["role"] == "system")
-    messages = tuple((m["role"], content_text(m["content"])) for m in body["messages"]
-                     if m["role"] != "system")
+    system = " ".join(content_text(m["content"]) for m in body["messages"] if m["role"] == "system")
+    messages = tuple(
+        (m["role"], content_text(m["content"])) for m in body["messages"] if m["role"] != "system"
+    )
     wants_json = (body.get("response_format") or {}).get("type", "").startswith("json")
     conversation = Conversation(system, messages, wants_json=wants_json)
     text = default_reply(conversation)
-    usage = {"prompt_tokens": count_tokens(conversation.prompt_text),
-             "completion_tokens": count_tokens(text)}
+    usage = {
+        "prompt_tokens": count_tokens(conversation.prompt_text),
+        "completion_tokens": count_tokens(text),
+    }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return httpx.Response(200, json={
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0,
-        "model": body["model"], "usage": usage,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "usage": usage,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+        },
+    )
 
 
 def make_dataset(path: Path, rows: int) -> None:
@@ -72,14 +85,36 @@ def make_dataset(path: Path, rows: int) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for i in range(rows):
             row = source[i % len(source)]
-            f.write(json.dumps({"id": f"r{i}", "question": f"{row['question']} (#{i})",
-                                "context": row["context"], "answer": row["answer"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"r{i}",
+                        "question": f"{row['question']} (#{i})",
+                        "context": row["context"],
+                        "answer": row["answer"],
+                    }
+                )
+                + "\n"
+            )
 
 
 def run_args(mlflow: bool, traces: bool = True) -> list[str]:
-    args = ["run", "--data", "bench", "--model", "openai:/bench-model",
-            "--judge-model", "openai:/bench-judge", "--concurrency", "64",
-            "--metric", "token_f1", "--metric", "rougeL", "--json"]
+    args = [
+        "run",
+        "--data",
+        "bench",
+        "--model",
+        "openai:/bench-model",
+        "--judge-model",
+        "openai:/bench-judge",
+        "--concurrency",
+        "64",
+        "--metric",
+        "token_f1",
+        "--metric",
+        "rougeL",
+        "--json",
+    ]
     for judge in JUDGES:
         args += ["--judge", judge]
     return args + ([] if mlflow else ["--no-mlflow"]) + ([] if traces else ["--no-traces"])
@@ -88,19 +123,34 @@ def run_args(mlflow: bool, traces: bool = True) -> list[str]:
 def measure(rows: int, mlflow: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         home = Path(tmp)
-        env = {**os.environ, "HARNESS_HOME": str(home), "OPENAI_BASE_URL": DEAD_URL,
-               "OPENAI_API_KEY": "sk-bench"}
-        os.environ.update({k: env[k] for k in ("HARNESS_HOME", "OPENAI_BASE_URL",
-                                               "OPENAI_API_KEY")})
+        env = {
+            **os.environ,
+            "HARNESS_HOME": str(home),
+            "OPENAI_BASE_URL": DEAD_URL,
+            "OPENAI_API_KEY": "sk-bench",
+        }
+        os.environ.update(
+            {k: env[k] for k in ("HARNESS_HOME", "OPENAI_BASE_URL", "OPENAI_API_KEY")}
+        )
         data = home / "bench.jsonl"
         make_dataset(data, rows)
         harness = [sys.executable, "-m", "harness"]
-        subprocess.run([*harness, "data", "import", str(data), "--name", "bench"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*harness, "data", "import", str(data), "--name", "bench"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         cold_started = time.perf_counter()
-        config = RunConfig(data="bench", model="openai:/bench-model", metrics=["token_f1",
-                           "rougeL"], judges=JUDGES, judge_model="openai:/bench-judge",
-                           concurrency=64, mlflow=mlflow)
+        config = RunConfig(
+            data="bench",
+            model="openai:/bench-model",
+            metrics=["token_f1", "rougeL"],
+            judges=JUDGES,
+            judge_model="openai:/bench-judge",
+            concurrency=64,
+            mlflow=mlflow,
+        )
         client = httpx.AsyncClient(transport=httpx.MockTransport(fake_openai))
         cold = run_eval(config, home=home, http_client=client)
         cold_s = time.perf_counter() - cold_started
@@ -110,8 +160,9 @@ def measure(rows: int, mlflow: bool) -> dict[str, float]:
             if label == "rerun_no_traces_s" and not mlflow:
                 continue
             started = time.perf_counter()
-            done = subprocess.run([*harness, *run_args(mlflow, traces)], env=env,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [*harness, *run_args(mlflow, traces)], env=env, capture_output=True, text=True
+            )
             timings[label] = time.perf_counter() - started
             if done.returncode != 0:
                 raise SystemExit(f"rerun failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -136,14 +187,18 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     mlflow = not args.no_mlflow
-    print(f"cached rerun, 1 model + {len(JUDGES)} judge calls per row, "
-          f"MLflow {'on (table + traces)' if mlflow else 'off'}")
+    print(
+        f"cached rerun, 1 model + {len(JUDGES)} judge calls per row, "
+        f"MLflow {'on (table + traces)' if mlflow else 'off'}"
+    )
     results = []
     for rows in sizes:
         r = measure(rows, mlflow)
         results.append(r)
-        line = (f"{rows:>7,} rows: rerun {r['rerun_s']:6.2f} s "
-                f"({r['rerun_s'] / rows * 1e6:,.0f} us/row; cold fill {r['cold_s']:.1f} s)")
+        line = (
+            f"{rows:>7,} rows: rerun {r['rerun_s']:6.2f} s "
+            f"({r['rerun_s'] / rows * 1e6:,.0f} us/row; cold fill {r['cold_s']:.1f} s)"
+        )
         if rows == 10_000:
             line += f"  ratio to {LIMIT_10K_S:.0f} s limit: {r['rerun_s'] / LIMIT_10K_S:.2f}"
         if "rerun_no_traces_s" in r:
@@ -153,8 +208,10 @@ def main() -> None:
         print(line, flush=True)
     for a, b in zip(results, results[1:], strict=False):
         growth = b["rerun_s"] / a["rerun_s"]
-        print(f"growth {a['rows']:,} -> {b['rows']:,} rows: x{growth:.1f} "
-              f"(linear: x{b['rows'] / a['rows']:.0f})")
+        print(
+            f"growth {a['rows']:,} -> {b['rows']:,} rows: x{growth:.1f} "
+            f"(linear: x{b['rows'] / a['rows']:.0f})"
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,15 @@ if TYPE_CHECKING:
 
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
-    "text-summarization": ("rouge1", "rouge2", "rougeL", "flesch_kincaid_grade_level",
-                           "ari_grade_level", "word_count", "latency"),
+    "text-summarization": (
+        "rouge1",
+        "rouge2",
+        "rougeL",
+        "flesch_kincaid_grade_level",
+        "ari_grade_level",
+        "word_count",
+        "latency",
+    ),
     "text": ("flesch_kincaid_grade_level", "ari_grade_level", "word_count", "latency"),
 }
 
@@ -87,18 +94,21 @@ def evaluate(
 
     project = resolve_home(home)
     if model_type not in MODEL_TYPE_METRICS:
-        raise ConfigError(f"unknown model_type {model_type!r}; use one of "
-                          f"{', '.join(MODEL_TYPE_METRICS)}")
+        raise ConfigError(
+            f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"
+        )
     mapping = {"input": inputs, "expected": targets, "context": context, "id": id}
     if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() in data_module.FORMATS:
-        imported = data_module.import_file(data, name=data_name or Path(data).stem,
-                                           home=project.path, **mapping)
+        imported = data_module.import_file(
+            data, name=data_name or Path(data).stem, home=project.path, **mapping
+        )
         ref = imported.dataset.ref
     elif isinstance(data, (str, os.PathLike)):
         ref = str(data)
     else:
-        imported = data_module.import_dataframe(data, name=data_name or "dataframe",
-                                                home=project.path, **mapping)
+        imported = data_module.import_dataframe(
+            data, name=data_name or "dataframe", home=project.path, **mapping
+        )
         ref = imported.dataset.ref
     provider = None
     model_uri = model
@@ -109,18 +119,34 @@ def evaluate(
         model_uri = provider.uri
     chosen = list(metrics) if metrics is not None else list(MODEL_TYPE_METRICS[model_type])
     config = RunConfig(
-        data=ref, model=str(model_uri), prompt=prompt, system=system, params=dict(params or {}),
-        metrics=list(dict.fromkeys([*chosen, *extra_metrics])), judges=list(judges),
-        judge_model=judge_model, judge_samples=judge_samples, guidelines=list(guidelines),
-        judges_file=str(judges_file) if judges_file is not None else None, cache=cache,
-        concurrency=concurrency, experiment=experiment, run_name=run_name, max_cost=max_cost,
+        data=ref,
+        model=str(model_uri),
+        prompt=prompt,
+        system=system,
+        params=dict(params or {}),
+        metrics=list(dict.fromkeys([*chosen, *extra_metrics])),
+        judges=list(judges),
+        judge_model=judge_model,
+        judge_samples=judge_samples,
+        guidelines=list(guidelines),
+        judges_file=str(judges_file) if judges_file is not None else None,
+        cache=cache,
+        concurrency=concurrency,
+        experiment=experiment,
+        run_name=run_name,
+        max_cost=max_cost,
         mlflow=log_to_mlflow,
     )
     result = run_eval(config, home=project, provider=provider)
     from harness.runner.summary import results_table
 
-    table = results_table(load_outputs(project.db_path, result.run_id),
-                          load_scores(project.db_path, result.run_id))
-    return EvaluationResult(metrics=result.flat_metrics(), tables={"eval_results_table": table},
-                            run_id=result.run_id, mlflow_run_id=result.mlflow_run_id,
-                            result=result)
+    table = results_table(
+        load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
+    )
+    return EvaluationResult(
+        metrics=result.flat_metrics(),
+        tables={"eval_results_table": table},
+        run_id=result.run_id,
+        mlflow_run_id=result.mlflow_run_id,
+        result=result,
+    )

@@ -121,4 +121,3 @@ def parse_param(item: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key, value
-

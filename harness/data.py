@@ -62,8 +62,16 @@ def import_file(
     """Import a CSV, TSV, JSONL, JSON or Parquet file as dataset ``name``."""
     source = Path(path).expanduser()
     df = read_table(source)
-    return _import(df, name=name, source=str(source), input=input, expected=expected,
-                   context=context, id=id, home=home)
+    return _import(
+        df,
+        name=name,
+        source=str(source),
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        home=home,
+    )
 
 
 def import_dataframe(
@@ -77,8 +85,16 @@ def import_dataframe(
     home: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
     """Import a pandas DataFrame as dataset ``name`` (same mapping rules as files)."""
-    return _import(df, name=name, source="dataframe", input=input, expected=expected,
-                   context=context, id=id, home=home)
+    return _import(
+        df,
+        name=name,
+        source="dataframe",
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        home=home,
+    )
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -88,8 +104,9 @@ def read_table(path: Path) -> pd.DataFrame:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(FORMATS))
-        raise DataError(f"unknown format {path.suffix or '(no extension)'!r} for {path}; "
-                        f"use one of {known}")
+        raise DataError(
+            f"unknown format {path.suffix or '(no extension)'!r} for {path}; use one of {known}"
+        )
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
@@ -98,8 +115,14 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} is empty")
     try:
         if fmt in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str,
-                             keep_default_na=False, encoding="utf-8", encoding_errors="strict")
+            df = pd.read_csv(
+                path,
+                sep="," if fmt == "csv" else "\t",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+                encoding_errors="strict",
+            )
         elif fmt == "jsonl":
             df = pd.DataFrame(_read_jsonl(path))
         elif fmt == "json":
@@ -128,7 +151,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
-            except ValueError as e:
+            except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{line_no}: invalid JSON: {e.msg}") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line")
@@ -150,28 +173,29 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _pick(columns: list[str], explicit: str | None, candidates: tuple[str, ...], what: str,
-          required: bool) -> str | None:
+def _pick(
+    columns: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, required: bool
+) -> str | None:
     if explicit is not None:
         if explicit not in columns:
-            raise DataError(f"column {explicit!r} (for {what}) does not exist; "
-                            f"columns are: {', '.join(columns)}")
+            raise DataError(
+                f"column {explicit!r} (for {what}) does not exist; "
+                f"columns are: {', '.join(columns)}"
+            )
         return explicit
     for candidate in candidates:
         if candidate in columns:
             return candidate
     if required:
-        raise DataError(f"no {what} column: looked for {', '.join(candidates)}; "
-                        f"name one with --{what} (columns are: {', '.join(columns)})")
+        raise DataError(
+            f"no {what} column: looked for {', '.join(candidates)}; "
+            f"name one with --{what} (columns are: {', '.join(columns)})"
+        )
     return None
 
 
 def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return False
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _text(value: Any) -> str:
@@ -238,20 +262,23 @@ def to_examples(
         if _is_missing(raw_input) or _text(raw_input).strip() == "":
             raise DataError(f"row {row_no}: empty {mapping['input']!r} (the input column)")
         example_id = (
-            _text(record[mapping["id"]]) if mapping["id"] and not _is_missing(record[mapping["id"]])
+            _text(record[mapping["id"]])
+            if mapping["id"] and not _is_missing(record[mapping["id"]])
             else str(position)
         )
         if example_id in seen:
             raise DataError(f"duplicate id {example_id!r} in rows {seen[example_id]} and {row_no}")
         seen[example_id] = row_no
         raw_context = record[mapping["context"]] if mapping["context"] else None
-        examples.append(Example(
-            id=example_id,
-            input=_text(raw_input),
-            expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
-            context=None if _is_missing(raw_context) else _text(raw_context),
-            extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
-        ))
+        examples.append(
+            Example(
+                id=example_id,
+                input=_text(raw_input),
+                expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
+                context=None if _is_missing(raw_context) else _text(raw_context),
+                extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
+            )
+        )
     return examples, mapping
 
 
@@ -259,26 +286,45 @@ def content_digest(examples: list[Example]) -> str:
     """sha256 of the normalized rows in order: the identity of a dataset version."""
     h = hashlib.sha256(f"harness-dataset-v{DIGEST_SCHEMA}\n".encode())
     for e in examples:
-        h.update(json.dumps([e.id, e.input, list(e.expected), e.context, e.extra],
-                            ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+        h.update(
+            json.dumps(
+                [e.id, e.input, list(e.expected), e.context, e.extra],
+                ensure_ascii=False,
+                sort_keys=True,
+                default=str,
+            ).encode("utf-8")
+        )
         h.update(b"\n")
     return h.hexdigest()
 
 
-def _import(df: pd.DataFrame, *, name: str, source: str, input: str | None,
-            expected: str | None, context: str | None, id: str | None,
-            home: str | os.PathLike[str] | None) -> ImportResult:
+def _import(
+    df: pd.DataFrame,
+    *,
+    name: str,
+    source: str,
+    input: str | None,
+    expected: str | None,
+    context: str | None,
+    id: str | None,
+    home: str | os.PathLike[str] | None,
+) -> ImportResult:
     _check_name(name)
     if len(df) == 0:
         raise DataError(f"{source} has no rows")
     examples, mapping = to_examples(df, input=input, expected=expected, context=context, id=id)
     digest = content_digest(examples)
-    info, created = save_dataset(resolve_home(home).db_path, name=name, digest=digest,
-                                 examples=examples, source=source, columns=dict(mapping))
+    info, created = save_dataset(
+        resolve_home(home).db_path,
+        name=name,
+        digest=digest,
+        examples=examples,
+        source=source,
+        columns=dict(mapping),
+    )
     return ImportResult(info, created)
 
 
 def _check_name(name: str) -> None:
     if not name or any(ch in name for ch in "@/\\\n\t ") or len(name) > 200:
         raise DataError(f"invalid dataset name {name!r}: use letters, digits, '-', '_' or '.'")
-

@@ -31,7 +31,9 @@ def template_fields(template: str) -> list[str]:
     try:
         return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as e:  # e.g. a lone "{"
-        raise ConfigError(f"prompt template is not valid: {e} (write literal braces as {{{{ }}}})") from None
+        raise ConfigError(
+            f"prompt template is not valid: {e} (write literal braces as {{{{ }}}})"
+        ) from None
 
 
 def check_template(template: str, available: Iterable[str]) -> None:
@@ -40,11 +42,15 @@ def check_template(template: str, available: Iterable[str]) -> None:
     for field in template_fields(template):
         base = field.split(".")[0].split("[")[0]
         if not base or base.isdigit():
-            raise ConfigError("prompt template fields must be named, e.g. {input}; "
-                              "write literal braces as {{ and }}")
+            raise ConfigError(
+                "prompt template fields must be named, e.g. {input}; "
+                "write literal braces as {{ and }}"
+            )
         if base not in names:
-            raise ConfigError(f"prompt template uses {{{base}}}, which rows do not have; "
-                              f"available: {', '.join('{' + n + '}' for n in sorted(names))}")
+            raise ConfigError(
+                f"prompt template uses {{{base}}}, which rows do not have; "
+                f"available: {', '.join('{' + n + '}' for n in sorted(names))}"
+            )
 
 
 def render(template: str, row: Mapping[str, Any]) -> str:

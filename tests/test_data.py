@@ -27,8 +27,10 @@ def table_counts(home: Path) -> tuple[int, int]:
         return 0, 0
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return (con.execute("SELECT count(*) FROM datasets").fetchone()[0],
-                con.execute("SELECT count(*) FROM examples").fetchone()[0])
+        return (
+            con.execute("SELECT count(*) FROM datasets").fetchone()[0],
+            con.execute("SELECT count(*) FROM examples").fetchone()[0],
+        )
     finally:
         con.close()
 
@@ -38,8 +40,12 @@ def test_jsonl_import_maps_default_columns_and_keeps_extra(qa_file: Path, home: 
     assert result.created
     info = result.dataset
     assert info.n_rows == 20
-    assert info.columns == {"input": "question", "expected": "answer", "context": "context",
-                            "id": "id"}
+    assert info.columns == {
+        "input": "question",
+        "expected": "answer",
+        "context": "context",
+        "id": "id",
+    }
     first = load_examples(home / "harness.duckdb", info, limit=1)[0]
     source = json.loads(qa_file.read_text().splitlines()[0])
     assert first.id == source["id"]
@@ -52,8 +58,13 @@ def test_jsonl_import_maps_default_columns_and_keeps_extra(qa_file: Path, home: 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
 def test_every_format_gives_the_same_digest(tmp_path: Path, fmt: str) -> None:
-    df = pd.DataFrame({"id": ["a", "b"], "question": ["What is 2+2?", "Capital of France?"],
-                       "answer": ["4", "Paris"]})
+    df = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "question": ["What is 2+2?", "Capital of France?"],
+            "answer": ["4", "Paris"],
+        }
+    )
     path = tmp_path / f"data.{fmt}"
     if fmt == "csv":
         df.to_csv(path, index=False)
@@ -66,8 +77,9 @@ def test_every_format_gives_the_same_digest(tmp_path: Path, fmt: str) -> None:
     assert from_file.digest == from_frame.digest
 
 
-def test_identical_content_is_one_version_and_changes_make_another(qa_file: Path,
-                                                                   home: Path) -> None:
+def test_identical_content_is_one_version_and_changes_make_another(
+    qa_file: Path, home: Path
+) -> None:
     first = import_file(qa_file, name="qa")
     again = import_file(qa_file, name="qa")
     assert not again.created
@@ -88,10 +100,14 @@ def test_identical_content_is_one_version_and_changes_make_another(qa_file: Path
 
 def test_expected_may_hold_several_answers(tmp_path: Path, home: Path) -> None:
     path = tmp_path / "multi.csv"
-    path.write_text('question,answer\n"Who wrote Hamlet?","[""Shakespeare"", ""W. Shakespeare""]"\n')
+    path.write_text(
+        'question,answer\n"Who wrote Hamlet?","[""Shakespeare"", ""W. Shakespeare""]"\n'
+    )
     info = import_file(path, name="multi").dataset
     assert load_examples(home / "harness.duckdb", info)[0].expected == (
-        "Shakespeare", "W. Shakespeare")
+        "Shakespeare",
+        "W. Shakespeare",
+    )
     df = pd.DataFrame({"inputs": ["q"], "targets": [["a", "b", "c"]]})
     info = import_dataframe(df, name="frame").dataset
     example = load_examples(home / "harness.duckdb", info)[0]
@@ -102,11 +118,14 @@ def test_expected_may_hold_several_answers(tmp_path: Path, home: Path) -> None:
 def test_explicit_column_mapping(tmp_path: Path, home: Path) -> None:
     path = tmp_path / "custom.csv"
     path.write_text("key,prompt,gold,docs\nk1,Q1,A1,D1\nk2,Q2,A2,D2\n")
-    info = import_file(path, name="custom", input="prompt", expected="gold", context="docs",
-                       id="key").dataset
+    info = import_file(
+        path, name="custom", input="prompt", expected="gold", context="docs", id="key"
+    ).dataset
     examples = load_examples(home / "harness.duckdb", info)
     assert [(e.id, e.input, e.expected, e.context) for e in examples] == [
-        ("k1", "Q1", ("A1",), "D1"), ("k2", "Q2", ("A2",), "D2")]
+        ("k1", "Q1", ("A1",), "D1"),
+        ("k2", "Q2", ("A2",), "D2"),
+    ]
 
 
 def test_cli_import_list_show_json(qa_file: Path) -> None:
@@ -135,22 +154,35 @@ BAD_INPUTS = {
     "empty file": (lambda d: write(d / "empty.csv", b""), [], "is empty"),
     "header only": (lambda d: write(d / "head.csv", b"question,answer\n"), [], "has no rows"),
     "empty jsonl": (lambda d: write(d / "blank.jsonl", b"\n\n"), [], "has no rows"),
-    "missing column": (lambda d: write(d / "a.csv", b"question,answer\nq,a\n"),
-                       ["--expected", "gold"], "column 'gold' (for expected) does not exist"),
+    "missing column": (
+        lambda d: write(d / "a.csv", b"question,answer\nq,a\n"),
+        ["--expected", "gold"],
+        "column 'gold' (for expected) does not exist",
+    ),
     "no input column": (lambda d: write(d / "b.csv", b"foo,bar\n1,2\n"), [], "no input column"),
-    "duplicate ids": (lambda d: write(d / "dup.csv", b"id,question\n1,a\n2,b\n1,c\n"), [],
-                      "duplicate id '1' in rows 1 and 3"),
-    "non-utf8": (lambda d: write(d / "latin.csv", "question\ncaf\xe9\n".encode("latin-1")), [],
-                 "not UTF-8"),
-    "bad json line": (lambda d: write(d / "bad.jsonl", b'{"question": "a"}\n{oops\n'), [],
-                      "bad.jsonl:2: invalid JSON"),
+    "duplicate ids": (
+        lambda d: write(d / "dup.csv", b"id,question\n1,a\n2,b\n1,c\n"),
+        [],
+        "duplicate id '1' in rows 1 and 3",
+    ),
+    "non-utf8": (
+        lambda d: write(d / "latin.csv", "question\ncaf\xe9\n".encode("latin-1")),
+        [],
+        "not UTF-8",
+    ),
+    "bad json line": (
+        lambda d: write(d / "bad.jsonl", b'{"question": "a"}\n{oops\n'),
+        [],
+        "bad.jsonl:2: invalid JSON",
+    ),
     "empty input": (lambda d: write(d / "e.csv", b"question,answer\n,a\n"), [], "row 1: empty"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Path,
-                                                         home: Path) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str, tmp_path: Path, home: Path
+) -> None:
     make, extra, message = BAD_INPUTS[case]
     path = make(tmp_path)
     code, out, err = invoke("data", "import", str(path), "--name", "bad", *extra)

@@ -31,7 +31,7 @@ class HarnessCommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it from the instance
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
@@ -60,9 +60,13 @@ class HarnessGroup(click.Group):
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(file_okay=False), envvar="HARNESS_HOME",
-              help="Project home: where harness.duckdb, cache/ and mlruns/ live. "
-                   "[env: HARNESS_HOME; default: the current directory]")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="HARNESS_HOME",
+    help="Project home: where harness.duckdb, cache/ and mlruns/ live. "
+    "[env: HARNESS_HOME; default: the current directory]",
+)
 @click.version_option(__version__, prog_name="harness")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:

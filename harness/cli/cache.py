@@ -41,13 +41,20 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json(document)
         return
-    click.echo(f"{document['entries']} entries, {document['size_bytes'] / 1e6:.1f} MB in "
-               f"{document['directory']}")
+    click.echo(
+        f"{document['entries']} entries, {document['size_bytes'] / 1e6:.1f} MB in "
+        f"{document['directory']}"
+    )
     if document["entries"]:
         click.echo(f"oldest {document['oldest']}, newest {document['newest']}")
-        print_table(None, ["provider", "base url", "model", "entries"],
-                    [[m["provider"], m["base_url"] or "", m["model"], m["entries"]]
-                     for m in document["by_model"]])
+        print_table(
+            None,
+            ["provider", "base url", "model", "entries"],
+            [
+                [m["provider"], m["base_url"] or "", m["model"], m["entries"]]
+                for m in document["by_model"]
+            ],
+        )
 
 
 @cache.command("export")
@@ -86,8 +93,10 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    click.echo(f"added {report.added}, unchanged {report.unchanged}, "
-               f"conflicts {len(report.conflicts)}, invalid {len(report.invalid)}")
+    click.echo(
+        f"added {report.added}, unchanged {report.unchanged}, "
+        f"conflicts {len(report.conflicts)}, invalid {len(report.invalid)}"
+    )
     for key in report.conflicts[:10]:
         click.echo(f"conflict: {key} differs from the local entry (kept the local one)")
     for line, problem in report.invalid[:10]:
@@ -113,9 +122,13 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 
 
 @cache.command()
-@click.option("--older-than", "days", type=click.FloatRange(min=0), metavar="DAYS",
-              help="Remove entries created more than DAYS ago. Without it, remove only "
-                   "corrupt entries.")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove entries created more than DAYS ago. Without it, remove only corrupt entries.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:

@@ -15,20 +15,43 @@ def data() -> None:
 @data.command("import")
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--name", required=True, help="Dataset name; imports under one name are versions.")
-@click.option("--input", "input_col", metavar="COL",
-              help="Column with the question. [default: input, question or inputs]")
-@click.option("--expected", "expected_col", metavar="COL",
-              help="Column with the expected answer, or a list of acceptable answers. "
-                   "[default: expected, answer, ground_truth or targets]")
-@click.option("--context", "context_col", metavar="COL",
-              help="Column with retrieved context. [default: context]")
-@click.option("--id", "id_col", metavar="COL", help="Column with a unique row id. [default: id, "
-              "else the row number]")
+@click.option(
+    "--input",
+    "input_col",
+    metavar="COL",
+    help="Column with the question. [default: input, question or inputs]",
+)
+@click.option(
+    "--expected",
+    "expected_col",
+    metavar="COL",
+    help="Column with the expected answer, or a list of acceptable answers. "
+    "[default: expected, answer, ground_truth or targets]",
+)
+@click.option(
+    "--context",
+    "context_col",
+    metavar="COL",
+    help="Column with retrieved context. [default: context]",
+)
+@click.option(
+    "--id",
+    "id_col",
+    metavar="COL",
+    help="Column with a unique row id. [default: id, else the row number]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def import_(ctx: click.Context, path: str, name: str, input_col: str | None,
-            expected_col: str | None, context_col: str | None, id_col: str | None,
-            as_json: bool) -> None:
+def import_(
+    ctx: click.Context,
+    path: str,
+    name: str,
+    input_col: str | None,
+    expected_col: str | None,
+    context_col: str | None,
+    id_col: str | None,
+    as_json: bool,
+) -> None:
     """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
 
     A version is named by the digest of its content: importing the same content again
@@ -36,15 +59,25 @@ def import_(ctx: click.Context, path: str, name: str, input_col: str | None,
     """
     from harness.data import import_file
 
-    result = import_file(path, name=name, input=input_col, expected=expected_col,
-                         context=context_col, id=id_col, home=home_of(ctx))
+    result = import_file(
+        path,
+        name=name,
+        input=input_col,
+        expected=expected_col,
+        context=context_col,
+        id=id_col,
+        home=home_of(ctx),
+    )
     if as_json:
         print_json(result.as_dict())
         return
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
-    click.echo(f"{verb} {info.ref} ({info.n_rows} rows; columns: "
-               + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v) + ")")
+    click.echo(
+        f"{verb} {info.ref} ({info.n_rows} rows; columns: "
+        + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
+        + ")"
+    )
 
 
 @data.command("list")
@@ -62,15 +95,21 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if not infos:
         click.echo("no datasets yet; import one with `harness data import PATH --name NAME`")
         return
-    print_table(None, ["dataset", "version", "rows", "created", "source"],
-                [[i.name, i.version, i.n_rows, i.created_at.strftime("%Y-%m-%d %H:%M"),
-                  i.source] for i in infos])
+    print_table(
+        None,
+        ["dataset", "version", "rows", "created", "source"],
+        [
+            [i.name, i.version, i.n_rows, i.created_at.strftime("%Y-%m-%d %H:%M"), i.source]
+            for i in infos
+        ],
+    )
 
 
 @data.command("show")
 @click.argument("ref", metavar="NAME[@VERSION]")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=0),
-              help="Rows to show.")
+@click.option(
+    "--limit", default=10, show_default=True, type=click.IntRange(min=0), help="Rows to show."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset and rows as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
@@ -82,14 +121,31 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
     info = resolve_dataset(db_path, ref)
     examples = load_examples(db_path, info, limit=limit)
     if as_json:
-        print_json({**info.as_dict(), "examples": [
-            {"id": e.id, "input": e.input, "expected": list(e.expected), "context": e.context,
-             "extra": e.extra} for e in examples]})
+        print_json(
+            {
+                **info.as_dict(),
+                "examples": [
+                    {
+                        "id": e.id,
+                        "input": e.input,
+                        "expected": list(e.expected),
+                        "context": e.context,
+                        "extra": e.extra,
+                    }
+                    for e in examples
+                ],
+            }
+        )
         return
     click.echo(f"{info.ref}  {info.n_rows} rows  digest {info.digest}  source {info.source}")
-    print_table(None, ["id", "input", "expected", "context"],
-                [[e.id, _short(e.input), _short(" || ".join(e.expected)), _short(e.context)]
-                 for e in examples])
+    print_table(
+        None,
+        ["id", "input", "expected", "context"],
+        [
+            [e.id, _short(e.input), _short(" || ".join(e.expected)), _short(e.context)]
+            for e in examples
+        ],
+    )
     if info.n_rows > len(examples):
         click.echo(f"... {fmt(info.n_rows - len(examples))} more rows (--limit N)")
 

@@ -16,61 +16,147 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--data", "data_ref", metavar="NAME[@VERSION]",
-              help="Dataset to evaluate on (see `harness data list`).")
-@click.option("--model", metavar="URI", help="openai:/MODEL, anthropic:/MODEL, "
-              "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION or echo.")
-@click.option("--prompt", "prompts", multiple=True, metavar="TEXT|@FILE",
-              help="Prompt template with {input}, {context}, {expected} or any column; "
-                   "repeat to sweep prompts. [default: a concise QA prompt]")
+@click.option(
+    "--data",
+    "data_ref",
+    metavar="NAME[@VERSION]",
+    help="Dataset to evaluate on (see `harness data list`).",
+)
+@click.option(
+    "--model",
+    metavar="URI",
+    help="openai:/MODEL, anthropic:/MODEL, "
+    "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION or echo.",
+)
+@click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    metavar="TEXT|@FILE",
+    help="Prompt template with {input}, {context}, {expected} or any column; "
+    "repeat to sweep prompts. [default: a concise QA prompt]",
+)
 @click.option("--system", metavar="TEXT|@FILE", help="System prompt.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Generation parameter (temperature, max_tokens, top_p, seed, stop, ...); "
-                   "VALUE is read as JSON when it parses. Repeatable; a KEY given with "
-                   "several values (or a [sweep] table in harness.toml) runs a sweep.")
-@click.option("--metric", "metrics", multiple=True, metavar="NAME",
-              help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
-                   "word_count, latency]")
-@click.option("--judge", "judges", multiple=True, metavar="NAME",
-              help="LLM judge (built-in or from harness.toml / --judges), repeatable.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generation parameter (temperature, max_tokens, top_p, seed, stop, ...); "
+    "VALUE is read as JSON when it parses. Repeatable; a KEY given with "
+    "several values (or a [sweep] table in harness.toml) runs a sweep.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME",
+    help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
+    "word_count, latency]",
+)
+@click.option(
+    "--judge",
+    "judges",
+    multiple=True,
+    metavar="NAME",
+    help="LLM judge (built-in or from harness.toml / --judges), repeatable.",
+)
 @click.option("--judge-model", metavar="URI", help="Model the judges call.")
-@click.option("--judge-samples", default=1, show_default=True, type=int,
-              help="Ask each judge N times per row (distinct cache entries).")
-@click.option("--judges", "judges_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="TOML file with custom [judges.NAME] tables.")
-@click.option("--guideline", "guidelines", multiple=True, metavar="TEXT",
-              help="A guideline for the `guidelines` judge, repeatable.")
-@click.option("--cache", "cache_mode", type=click.Choice(["use", "replay", "refresh", "off"]),
-              default="use", show_default=True,
-              help="use: read and write; replay: cache only, no network, a miss fails; "
-                   "refresh: call again and overwrite; off: no cache.")
-@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=int,
-              help="Model requests in flight at once.")
-@click.option("--max-cost", type=float, metavar="USD",
-              help="Stop scheduling calls before the run would spend more than this.")
-@click.option("--dry-run", is_flag=True,
-              help="Estimate calls, tokens and cost from the cache and prompts; send nothing.")
+@click.option(
+    "--judge-samples",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Ask each judge N times per row (distinct cache entries).",
+)
+@click.option(
+    "--judges",
+    "judges_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="TOML file with custom [judges.NAME] tables.",
+)
+@click.option(
+    "--guideline",
+    "guidelines",
+    multiple=True,
+    metavar="TEXT",
+    help="A guideline for the `guidelines` judge, repeatable.",
+)
+@click.option(
+    "--cache",
+    "cache_mode",
+    type=click.Choice(["use", "replay", "refresh", "off"]),
+    default="use",
+    show_default=True,
+    help="use: read and write; replay: cache only, no network, a miss fails; "
+    "refresh: call again and overwrite; off: no cache.",
+)
+@click.option(
+    "--concurrency",
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=int,
+    help="Model requests in flight at once.",
+)
+@click.option(
+    "--max-cost",
+    type=float,
+    metavar="USD",
+    help="Stop scheduling calls before the run would spend more than this.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Estimate calls, tokens and cost from the cache and prompts; send nothing.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True,
-              help="MLflow experiment name.")
+@click.option(
+    "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
+)
 @click.option("--run-name", help="MLflow run name.")
-@click.option("--resume", "resume_id", metavar="RUN_ID",
-              help="Finish an interrupted run (its other options are taken from the run).")
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Finish an interrupted run (its other options are taken from the run).",
+)
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
-@click.option("--no-traces", is_flag=True,
-              help="Log the run to MLflow without one trace per row (faster for large runs; "
-                   "the per-row table is logged either way).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the result as one JSON document on stdout.")
+@click.option(
+    "--no-traces",
+    is_flag=True,
+    help="Log the run to MLflow without one trace per row (faster for large runs; "
+    "the per-row table is logged either way).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
+)
 @click.pass_context
-def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tuple[str, ...],
-        system: str | None, params: tuple[str, ...], metrics: tuple[str, ...],
-        judges: tuple[str, ...], judge_model: str | None, judge_samples: int,
-        judges_file: str | None, guidelines: tuple[str, ...], cache_mode: str,
-        concurrency: int, max_cost: float | None, limit: int | None, experiment: str,
-        run_name: str | None, resume_id: str | None, no_mlflow: bool, no_traces: bool,
-        as_json: bool,
-        dry_run: bool) -> None:
+def run(
+    ctx: click.Context,
+    data_ref: str | None,
+    model: str | None,
+    prompts: tuple[str, ...],
+    system: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    judges: tuple[str, ...],
+    judge_model: str | None,
+    judge_samples: int,
+    judges_file: str | None,
+    guidelines: tuple[str, ...],
+    cache_mode: str,
+    concurrency: int,
+    max_cost: float | None,
+    limit: int | None,
+    experiment: str,
+    run_name: str | None,
+    resume_id: str | None,
+    no_mlflow: bool,
+    no_traces: bool,
+    as_json: bool,
+    dry_run: bool,
+) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
     Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
@@ -88,15 +174,29 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
 
     home = resolve_home(home_of(ctx))
     # --resume takes its options from the run: a [sweep] table does not apply to it.
-    options = sweep_options(params, prompts, None if resume_id else home.settings,
-                            base_dir=home.path)
+    options = sweep_options(
+        params, prompts, None if resume_id else home.settings, base_dir=home.path
+    )
     config = RunConfig(
-        data=data_ref or "", model=model or "", prompt=read_text_arg(options.prompt, "--prompt"),
-        system=read_text_arg(system, "--system"), params=options.params,
-        metrics=list(metrics), judges=list(judges), judge_model=judge_model,
-        judge_samples=judge_samples, judges_file=judges_file, guidelines=list(guidelines),
-        cache=cache_mode, concurrency=concurrency, experiment=experiment, run_name=run_name,
-        max_cost=max_cost, limit=limit, mlflow=not no_mlflow, traces=not no_traces,
+        data=data_ref or "",
+        model=model or "",
+        prompt=read_text_arg(options.prompt, "--prompt"),
+        system=read_text_arg(system, "--system"),
+        params=options.params,
+        metrics=list(metrics),
+        judges=list(judges),
+        judge_model=judge_model,
+        judge_samples=judge_samples,
+        judges_file=judges_file,
+        guidelines=list(guidelines),
+        cache=cache_mode,
+        concurrency=concurrency,
+        experiment=experiment,
+        run_name=run_name,
+        max_cost=max_cost,
+        limit=limit,
+        mlflow=not no_mlflow,
+        traces=not no_traces,
     )
     if options.grid and not resume_id:
         _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)
@@ -128,12 +228,15 @@ def run(ctx: click.Context, data_ref: str | None, model: str | None, prompts: tu
         _print_summary(result)
     if result.errors:
         reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
-        raise RunFailed(f"{result.errors} of {result.rows} rows failed ({reasons}); "
-                        f"retry them with `harness run --resume {result.run_id}`")
+        raise RunFailed(
+            f"{result.errors} of {result.rows} rows failed ({reasons}); "
+            f"retry them with `harness run --resume {result.run_id}`"
+        )
 
 
-def _sweep(config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json: bool,
-           dry_run: bool) -> None:
+def _sweep(
+    config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json: bool, dry_run: bool
+) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
     from harness.errors import RunFailed
     from harness.runner.progress import NullProgress, RichProgress
@@ -157,17 +260,25 @@ def _sweep(config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json
             f"sweep of {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
             + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
             ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
-            [["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
-             for n, row in enumerate(sweep.rows)],
+            [
+                [
+                    "*" if n == sweep.best else "",
+                    *(fmt(v) for i, v in enumerate(row) if i != hidden),
+                ]
+                for n, row in enumerate(sweep.rows)
+            ],
         )
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
         if sweep.parent_mlflow_run_id:
-            click.echo(f"MLflow parent run {sweep.parent_mlflow_run_id} "
-                       "(open it with `harness ui`)")
+            click.echo(
+                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `harness ui`)"
+            )
     if sweep.errors:
-        raise RunFailed(f"{sweep.errors} rows failed in the sweep; finish each run with "
-                        "`harness run --resume RUN_ID`")
+        raise RunFailed(
+            f"{sweep.errors} rows failed in the sweep; finish each run with "
+            "`harness run --resume RUN_ID`"
+        )
 
 
 def _print_summary(result: object) -> None:
@@ -178,16 +289,20 @@ def _print_summary(result: object) -> None:
         f"run {result.run_id}: {result.model} on {result.dataset} "
         f"({result.rows_done} rows, {result.errors} errors, {result.duration_s:.1f} s)",
         ["metric", "mean", "p50", "p90", "rows"],
-        [[name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
-         for name, a in result.metrics.items()],
+        [
+            [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
+            for name, a in result.metrics.items()
+        ],
     )
     for kind in ("model", "judge"):
         c = result.calls.get(kind, {})
         if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls")):
             continue
-        line = (f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-                + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-                + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out")
+        line = (
+            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
+            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
+            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+        )
         if c.get("cost_usd"):
             line += f"; cost ${c['cost_usd']:.4f}"
         if c.get("saved_cost_usd"):

@@ -31,12 +31,23 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     rows = []
     for i in infos:
         headline = next(iter(i.metrics.items()), None)
-        rows.append([i.run_id, i.created_at.strftime("%Y-%m-%d %H:%M"), i.status,
-                     f"{i.dataset}@{i.dataset_version}", i.model, f"{i.rows_done}/{i.rows_total}",
-                     i.errors if i.errors is not None else "",
-                     f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else ""])
-    print_table(None, ["run", "created", "status", "dataset", "model", "rows", "errors",
-                       "first metric (mean)"], rows)
+        rows.append(
+            [
+                i.run_id,
+                i.created_at.strftime("%Y-%m-%d %H:%M"),
+                i.status,
+                f"{i.dataset}@{i.dataset_version}",
+                i.model,
+                f"{i.rows_done}/{i.rows_total}",
+                i.errors if i.errors is not None else "",
+                f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
+            ]
+        )
+    print_table(
+        None,
+        ["run", "created", "status", "dataset", "model", "rows", "errors", "first metric (mean)"],
+        rows,
+    )
 
 
 @runs.command("show")
@@ -61,21 +72,31 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
         return
-    click.echo(f"run {info.run_id}  {info.status}  {info.model} on "
-               f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
-               f"{info.errors or 0} errors")
+    click.echo(
+        f"run {info.run_id}  {info.status}  {info.model} on "
+        f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
+        f"{info.errors or 0} errors"
+    )
     if info.mlflow_run_id:
         click.echo(f"MLflow run {info.mlflow_run_id}")
-    print_table(None, ["metric", "mean", "p50", "p90", "rows"],
-                [[n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count")]
-                 for n, a in info.metrics.items()])
+    print_table(
+        None,
+        ["metric", "mean", "p50", "p90", "rows"],
+        [
+            [n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count")]
+            for n, a in info.metrics.items()
+        ],
+    )
     for kind, c in info.usage.items():
-        click.echo(f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} cached, "
-                   f"{c.get('errors', 0)} failed")
+        click.echo(
+            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} cached, "
+            f"{c.get('errors', 0)} failed"
+        )
     if table is not None:
         shown = [c for c in table.columns if c not in ("input_tokens", "output_tokens", "context")]
-        print_table(None, shown, [[_cell(v) for v in row] for row in
-                                  table[shown].itertuples(index=False)])
+        print_table(
+            None, shown, [[_cell(v) for v in row] for row in table[shown].itertuples(index=False)]
+        )
 
 
 def _cell(value: object, width: int = 60) -> str:

@@ -11,13 +11,23 @@ from harness.cli.output import home_of, print_json, print_table
 @click.option("--tracking-uri", metavar="URI", help="Target MLflow server, e.g. http://host:5000.")
 @click.option("--databricks", is_flag=True, help="Target Databricks managed MLflow.")
 @click.option("--profile", metavar="NAME", help="~/.databrickscfg profile (with --databricks).")
-@click.option("--experiment", metavar="NAME|PATH",
-              help="Only this local experiment; with --databricks, also its workspace path.")
+@click.option(
+    "--experiment",
+    metavar="NAME|PATH",
+    help="Only this local experiment; with --databricks, also its workspace path.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def sync(ctx: click.Context, tracking_uri: str | None, databricks: bool, profile: str | None,
-         experiment: str | None, dry_run: bool, as_json: bool) -> None:
+def sync(
+    ctx: click.Context,
+    tracking_uri: str | None,
+    databricks: bool,
+    profile: str | None,
+    experiment: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Copy local experiments and runs to a tracking server, idempotently.
 
     A second sync copies nothing; a run changed locally since the last sync is updated
@@ -43,8 +53,9 @@ def sync(ctx: click.Context, tracking_uri: str | None, databricks: bool, profile
         target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)
         experiments = [experiment] if experiment else None
     progress = None if as_json else (lambda message: click.echo(message, err=True))
-    report = sync_runs(home.tracking_uri, target, experiments=experiments, dry_run=dry_run,
-                       progress=progress)
+    report = sync_runs(
+        home.tracking_uri, target, experiments=experiments, dry_run=dry_run, progress=progress
+    )
     if as_json:
         print_json(report.as_dict())
         return
@@ -53,12 +64,23 @@ def sync(ctx: click.Context, tracking_uri: str | None, databricks: bool, profile
     if not runs:
         click.echo("no local runs to sync")
         return
-    print_table(f"{'would sync' if dry_run else 'synced'} to {document.get('target')}",
-                ["run", "experiment", "action", "params", "metrics", "tags", "artifacts",
-                 "traces"],
-                [[r["run_id"], r["target_experiment"] or r["experiment"], r["action"],
-                  r["params"], r["metrics"], r["tags"], r["artifacts"], r["traces"]]
-                 for r in runs])
+    print_table(
+        f"{'would sync' if dry_run else 'synced'} to {document.get('target')}",
+        ["run", "experiment", "action", "params", "metrics", "tags", "artifacts", "traces"],
+        [
+            [
+                r["run_id"],
+                r["target_experiment"] or r["experiment"],
+                r["action"],
+                r["params"],
+                r["metrics"],
+                r["tags"],
+                r["artifacts"],
+                r["traces"],
+            ]
+            for r in runs
+        ],
+    )
     for r in runs:
         for warning in r.get("warnings") or []:
             click.echo(f"warning: run {r['run_id']}: {warning}", err=True)

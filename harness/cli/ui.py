@@ -24,8 +24,17 @@ def ui(ctx: click.Context, host: str, port: int) -> None:
     if not (home.mlruns_dir / "mlflow.db").exists():
         raise ConfigError(f"no MLflow store in {home.path} yet; run `harness run` first")
     mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
-    args = [mlflow, "ui", "--backend-store-uri", home.tracking_uri,
-            "--default-artifact-root", str(home.artifacts_dir), "--host", host,
-            "--port", str(port)]
+    args = [
+        mlflow,
+        "ui",
+        "--backend-store-uri",
+        home.tracking_uri,
+        "--default-artifact-root",
+        str(home.artifacts_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     click.echo(f"MLflow UI for {home.path} at http://{host}:{port} (Ctrl-C to stop)", err=True)
     os.execv(args[0], args)  # hand the terminal to MLflow: Ctrl-C and exit codes are its own

@@ -221,8 +221,16 @@ class Judge:
         messages = self.messages(row)
         params = self.request_params(provider, samples)
         if samples == 1:  # the common case: no task to schedule, a cache hit stays synchronous
-            return [await self.ask(messages, params, example_id=example_id, caller=caller,
-                                   provider=provider, sample=0)]
+            return [
+                await self.ask(
+                    messages,
+                    params,
+                    example_id=example_id,
+                    caller=caller,
+                    provider=provider,
+                    sample=0,
+                )
+            ]
         return list(
             await asyncio.gather(
                 *(

@@ -59,12 +59,14 @@ def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:
     if len(repeated) == 0:  # one sample per row: nothing to measure, the common case
         return pd.DataFrame(columns=columns)
     top = judged.groupby([*keys, "value"], sort=False).size().groupby(level=[0, 1]).max()
-    stats = pd.DataFrame({
-        "samples": samples,
-        "mean": values.mean(),
-        "std": values.std(ddof=0),
-        "agreement": top / samples,
-    }).loc[repeated]
+    stats = pd.DataFrame(
+        {
+            "samples": samples,
+            "mean": values.mean(),
+            "std": values.std(ddof=0),
+            "agreement": top / samples,
+        }
+    ).loc[repeated]
     stats["self_disagreement"] = stats["agreement"] < 1.0
     stats["samples"] = stats["samples"].astype(int)
     return stats.reset_index()[columns]

@@ -25,7 +25,10 @@ PROVIDERS: dict[str, str] = {
     "echo": "harness.providers.echo:EchoProvider",
 }
 
-URI_FORMS = "openai:/MODEL, anthropic:/MODEL, databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION, echo"
+URI_FORMS = (
+    "openai:/MODEL, anthropic:/MODEL, databricks:/ENDPOINT, ollama:/MODEL, "
+    "python:MODULE:FUNCTION, echo"
+)
 
 
 def split_uri(uri: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ sent as given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.providers._http import (
@@ -61,7 +61,7 @@ class AnthropicProvider(HTTPProvider):
 
     def request(
         self,
-        messages: list[Message] | tuple[Message, ...],
+        messages: Sequence[Message],
         params: Mapping[str, Any] | None = None,
         *,
         sample_index: int = 0,

@@ -8,7 +8,7 @@ process, for ``python:`` and ``echo``). It knows nothing of caching, DuckDB or M
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -77,7 +77,7 @@ class Provider(ABC):
 
     def request(
         self,
-        messages: list[Message] | tuple[Message, ...],
+        messages: Sequence[Message],
         params: Mapping[str, Any] | None = None,
         *,
         sample_index: int = 0,

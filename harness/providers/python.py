@@ -41,7 +41,7 @@ def load_callable(target: str) -> Callable[..., Any]:
         raise ModelURIError(
             f"python model {target!r}: importing {module_name} failed: {type(e).__name__}: {e}"
         ) from e
-    fn = module
+    fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
@@ -77,8 +77,9 @@ class PythonProvider(Provider):
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None
     ) -> ModelResponse:
-        arg: Any = (dict(request.row) if request.row is not None
-                    else [dict(m) for m in request.messages])
+        arg: Any = (
+            dict(request.row) if request.row is not None else [dict(m) for m in request.messages]
+        )
         try:
             if self.is_async:
                 started = time.perf_counter()

@@ -62,8 +62,11 @@ class RunResult:
 
     def flat_metrics(self) -> dict[str, float]:
         """``{"exact_match/mean": 0.4, ...}``: the names MLflow shows."""
-        return {f"{name}/{stat}": value for name, aggs in self.metrics.items()
-                for stat, value in aggs.items()}
+        return {
+            f"{name}/{stat}": value
+            for name, aggs in self.metrics.items()
+            for stat, value in aggs.items()
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -120,5 +120,4 @@ def log_to_mlflow(
         system_prompt=plan.config.system,
         generation_params=dict(plan.config.params),
     )
-    return worker.log_run(record, replaces=replaces, register=True,
-                          traces=plan.config.traces)
+    return worker.log_run(record, replaces=replaces, register=True, traces=plan.config.traces)

@@ -36,10 +36,13 @@ class MlflowWorker:
     def __init__(self, tracking_uri: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+            p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p
+        )
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.runner.mlflow_worker", tracking_uri],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
 
     def log_run(self, record: RunRecord, **options: Any) -> str:

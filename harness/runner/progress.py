@@ -78,7 +78,9 @@ class RichProgress:
         speed = task.speed
         info = "  ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items() if v)
         self._progress.update(
-            self._task, advance=n, info=info,
+            self._task,
+            advance=n,
+            info=info,
             rate=f"{speed:,.1f} rows/s" if speed else "",
         )
 

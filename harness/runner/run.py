@@ -99,8 +99,9 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
     from harness.calls import CACHE_MODES
 
     if config.cache not in CACHE_MODES:
-        raise ConfigError(f"unknown cache mode {config.cache!r}; use one of "
-                          f"{', '.join(CACHE_MODES)}")
+        raise ConfigError(
+            f"unknown cache mode {config.cache!r}; use one of {', '.join(CACHE_MODES)}"
+        )
     dataset = dataset_store.resolve_dataset(home.db_path, config.data)
     examples = dataset_store.load_examples(home.db_path, dataset, limit=config.limit)
     has_expected = any(e.expected for e in examples)
@@ -111,37 +112,47 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
     metrics = [get_metric(name) for name in dict.fromkeys(names)]
     for metric in metrics:
         if metric.needs_expected and not has_expected:
-            raise MetricError(f"metric {metric.name!r} needs expected answers, and "
-                              f"{dataset.ref} has none (map a column with --expected at import)")
+            raise MetricError(
+                f"metric {metric.name!r} needs expected answers, and "
+                f"{dataset.ref} has none (map a column with --expected at import)"
+            )
     template = config.prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
-    available = {"id", "input", "expected", "context"} | {
-        k for e in examples[:1] for k in e.extra
-    }
+    available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
     if provider is None:
-        provider = resolve(config.model, home.settings.get("providers", {}).get(
-            config.model.partition(":")[0], {}))
+        provider = resolve(
+            config.model, home.settings.get("providers", {}).get(config.model.partition(":")[0], {})
+        )
     judges: list[Any] = []
     judge_provider = None
     if config.judges:
         from harness.judges import resolve_judges
 
-        judges = resolve_judges(config.judges, home=home, judges_file=config.judges_file,
-                                guidelines=config.guidelines)
+        judges = resolve_judges(
+            config.judges, home=home, judges_file=config.judges_file, guidelines=config.guidelines
+        )
         for judge in judges:  # as for metrics: fail before the run, not on every row
-            for needed, what, present in (("expected", "expected answers", has_expected),
-                                          ("context", "contexts", has_context)):
+            for needed, what, present in (
+                ("expected", "expected answers", has_expected),
+                ("context", "contexts", has_context),
+            ):
                 if needed in judge.needs and not present:
-                    raise MetricError(f"judge {judge.name!r} needs {what}, and {dataset.ref} "
-                                      f"has none (map a column with --{needed} at import)")
+                    raise MetricError(
+                        f"judge {judge.name!r} needs {what}, and {dataset.ref} "
+                        f"has none (map a column with --{needed} at import)"
+                    )
         judge_uri = config.judge_model or home.settings.get("judge_model")
         if not judge_uri:
-            raise ConfigError("--judge needs a judge model: pass --judge-model URI "
-                              "or set judge_model in harness.toml")
-        judge_provider = resolve(judge_uri, home.settings.get("providers", {}).get(
-            judge_uri.partition(":")[0], {}))
-    return RunPlan(config, home, dataset, examples, provider, template, metrics, judges,
-                   judge_provider)
+            raise ConfigError(
+                "--judge needs a judge model: pass --judge-model URI "
+                "or set judge_model in harness.toml"
+            )
+        judge_provider = resolve(
+            judge_uri, home.settings.get("providers", {}).get(judge_uri.partition(":")[0], {})
+        )
+    return RunPlan(
+        config, home, dataset, examples, provider, template, metrics, judges, judge_provider
+    )
 
 
 class BatchWriter:
@@ -151,8 +162,14 @@ class BatchWriter:
     ``close`` waits for the last write. A write that failed is raised by the next call.
     """
 
-    def __init__(self, home: Home, run_id: str, *, rows: int = DEFAULT_BATCH_ROWS,
-                 seconds: float = DEFAULT_BATCH_SECONDS) -> None:
+    def __init__(
+        self,
+        home: Home,
+        run_id: str,
+        *,
+        rows: int = DEFAULT_BATCH_ROWS,
+        seconds: float = DEFAULT_BATCH_SECONDS,
+    ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.home, self.run_id = home, run_id
@@ -166,15 +183,18 @@ class BatchWriter:
     def add(self, output: OutputRow, scores: list[ScoreRow]) -> None:
         self.outputs.append(output)
         self.scores.extend(scores)
-        if (len(self.outputs) >= self.max_rows
-                or time.monotonic() - self.last_write >= self.max_seconds):
+        if (
+            len(self.outputs) >= self.max_rows
+            or time.monotonic() - self.last_write >= self.max_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:
         if self.outputs:
             self._wait()  # one write at a time, in order
             self._pending = self._thread.submit(
-                run_store.write_batch, self.home.db_path, self.run_id, self.outputs, self.scores)
+                run_store.write_batch, self.home.db_path, self.run_id, self.outputs, self.scores
+            )
         self.outputs, self.scores = [], []
         self.last_write = time.monotonic()
 
@@ -193,8 +213,9 @@ class BatchWriter:
 
 
 class _Engine:
-    def __init__(self, plan: RunPlan, caller: Caller, writer: BatchWriter,
-                 progress: Progress) -> None:
+    def __init__(
+        self, plan: RunPlan, caller: Caller, writer: BatchWriter, progress: Progress
+    ) -> None:
         self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
         self.errors = 0
         self.stopped_by_budget = False
@@ -220,10 +241,13 @@ class _Engine:
                     1,
                     cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
                     errors=self.errors,
-                    tokens=calls.model.input_tokens + calls.model.output_tokens
-                    + calls.judge.input_tokens + calls.judge.output_tokens,
+                    tokens=calls.model.input_tokens
+                    + calls.model.output_tokens
+                    + calls.judge.input_tokens
+                    + calls.judge.output_tokens,
                     cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
-                    if calls.model.cost_usd + calls.judge.cost_usd else "",
+                    if calls.model.cost_usd + calls.judge.cost_usd
+                    else "",
                 )
 
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
@@ -239,33 +263,52 @@ class _Engine:
         row = example.as_row()
         prompt = render(plan.template, row)
         row["prompt"] = prompt
-        messages = ([{"role": "system", "content": config.system}] if config.system else [])
+        messages = [{"role": "system", "content": config.system}] if config.system else []
         messages.append({"role": "user", "content": prompt})
         request = plan.provider.request(messages, config.params, row=row)
         try:
-            result = await self.caller.call(plan.provider, request, kind="model",
-                                            row_id=example.id)
+            result = await self.caller.call(plan.provider, request, kind="model", row_id=example.id)
         except ProviderError as e:
             return _output(example.id, None, error=str(e)), []
-        scoring = ScoringRow(input=example.input, output=result.text, expected=example.expected,
-                             context=example.context, latency_s=result.latency_s)
+        scoring = ScoringRow(
+            input=example.input,
+            output=result.text,
+            expected=example.expected,
+            context=example.context,
+            latency_s=result.latency_s,
+        )
         scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
         if plan.judges:
             assert plan.judge_provider is not None
             # One judge after another: the row workers already keep `concurrency` calls in
             # flight, and a cache hit then costs no task of its own (40,000 fewer per 10,000 rows).
             for judge in plan.judges:
-                scores.extend(await judge.evaluate(
-                    scoring, example_id=example.id, caller=self.caller,
-                    provider=plan.judge_provider, samples=config.judge_samples))
+                scores.extend(
+                    await judge.evaluate(
+                        scoring,
+                        example_id=example.id,
+                        caller=self.caller,
+                        provider=plan.judge_provider,
+                        samples=config.judge_samples,
+                    )
+                )
         return _output(example.id, result), scores
 
 
 def _output(example_id: str, result: CallResult | None, error: str | None = None) -> OutputRow:
     if result is None:
         return OutputRow(example_id, None, error, None, None, None, None, None, None)
-    return OutputRow(example_id, result.text, None, result.latency_s, result.input_tokens,
-                     result.output_tokens, result.cost_usd, result.request_key, result.cached)
+    return OutputRow(
+        example_id,
+        result.text,
+        None,
+        result.latency_s,
+        result.input_tokens,
+        result.output_tokens,
+        result.cost_usd,
+        result.request_key,
+        result.cached,
+    )
 
 
 def run_eval(
@@ -295,8 +338,7 @@ def run_eval(
     if resume:
         info = run_store.get_run(home.db_path, resume)
         if info.status == "finished" and not info.errors:
-            raise ConfigError(f"run {info.run_id} finished with no failed rows; "
-                              "nothing to resume")
+            raise ConfigError(f"run {info.run_id} finished with no failed rows; nothing to resume")
         config = RunConfig.from_dict(info.config)
         run_id, previous_usage = info.run_id, info.usage
         previous_mlflow_run = info.mlflow_run_id
@@ -315,22 +357,34 @@ def run_eval(
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
     else:
-        run_store.create_run(home.db_path, run_id=run_id, run_name=config.run_name,
-                             dataset=plan.dataset.name, dataset_version=plan.dataset.version,
-                             model=plan.provider.uri, config=config.as_dict(),
-                             rows_total=len(plan.examples))
+        run_store.create_run(
+            home.db_path,
+            run_id=run_id,
+            run_name=config.run_name,
+            dataset=plan.dataset.name,
+            dataset_version=plan.dataset.version,
+            model=plan.provider.uri,
+            config=config.as_dict(),
+            rows_total=len(plan.examples),
+        )
         todo = plan.examples
     cache = None
     if config.cache != "off":
         from harness.cache.store import ResponseCache
 
         cache = ResponseCache(home.cache_dir)
-    spent = sum(float(u.get("cost_usd") or 0) for u in previous_usage.values()
-                if isinstance(u, dict))
+    spent = sum(
+        float(u.get("cost_usd") or 0) for u in previous_usage.values() if isinstance(u, dict)
+    )
     caller = Caller.from_settings(
-        home.settings, cache=cache, mode=config.cache, concurrency=config.concurrency,
+        home.settings,
+        cache=cache,
+        mode=config.cache,
+        concurrency=config.concurrency,
         budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
-        client=http_client, on_event=lambda kind, data: _on_call_event(progress, kind, data))
+        client=http_client,
+        on_event=lambda kind, data: _on_call_event(progress, kind, data),
+    )
     writer = BatchWriter(home, run_id)
     engine = _Engine(plan, caller, writer, progress)
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
@@ -344,13 +398,15 @@ def run_eval(
         progress.stop()
         usage = _merge_usage(previous_usage, caller.stats.as_dict())
         if status == "failed":
-            run_store.finish_run(home.db_path, run_id, status=status, metrics={},
-                                 usage=usage, errors=engine.errors)
+            run_store.finish_run(
+                home.db_path, run_id, status=status, metrics={}, usage=usage, errors=engine.errors
+            )
         if cache is not None:
             cache.close()
     try:
-        result = _finish(plan, run_id, usage, status, started, progress, previous_mlflow_run,
-                         mlflow_worker)
+        result = _finish(
+            plan, run_id, usage, status, started, progress, previous_mlflow_run, mlflow_worker
+        )
     finally:
         if mlflow_worker is not None:
             mlflow_worker.close()
@@ -401,43 +457,63 @@ def asyncio_run(coro: Any) -> Any:
 
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
     if kind == "cache_corrupt":
-        progress.note(f"cache entry {data['key'][:12]} is corrupt; calling the model again "
-                      f"({data['error']})")
+        progress.note(
+            f"cache entry {data['key'][:12]} is corrupt; calling the model again ({data['error']})"
+        )
 
 
 def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for kind in ("model", "judge"):
         before, now = previous.get(kind, {}), current.get(kind, {})
-        merged[kind] = {k: round(before.get(k, 0) + v, 6) if isinstance(v, float)
-                        else before.get(k, 0) + v for k, v in now.items()}
+        merged[kind] = {
+            k: round(before.get(k, 0) + v, 6) if isinstance(v, float) else before.get(k, 0) + v
+            for k, v in now.items()
+        }
     return merged
 
 
-def _finish(plan: RunPlan, run_id: str, usage: dict[str, Any], status: str,
-            started: float, progress: Progress, replaces: str | None = None,
-            mlflow_worker: MlflowWorker | None = None) -> RunResult:
+def _finish(
+    plan: RunPlan,
+    run_id: str,
+    usage: dict[str, Any],
+    status: str,
+    started: float,
+    progress: Progress,
+    replaces: str | None = None,
+    mlflow_worker: MlflowWorker | None = None,
+) -> RunResult:
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
     scores = run_store.load_scores(home.db_path, run_id)
     metrics = aggregate_scores(scores)
     errors = int(outputs["error"].notna().sum()) if len(outputs) else 0
     reasons = Counter(outputs["error"].dropna()) if len(outputs) else Counter()
-    run_store.finish_run(home.db_path, run_id, status=status, metrics=metrics,
-                         usage=usage, errors=errors)
+    run_store.finish_run(
+        home.db_path, run_id, status=status, metrics=metrics, usage=usage, errors=errors
+    )
     result = RunResult(
-        run_id=run_id, run_name=config.run_name, mlflow_run_id=None, dataset=plan.dataset.ref,
-        model=plan.provider.uri, status=status, rows=len(plan.examples),
-        rows_done=len(outputs), errors=errors,
-        metrics=metrics, calls=usage, error_reasons=reasons.most_common(5),
+        run_id=run_id,
+        run_name=config.run_name,
+        mlflow_run_id=None,
+        dataset=plan.dataset.ref,
+        model=plan.provider.uri,
+        status=status,
+        rows=len(plan.examples),
+        rows_done=len(outputs),
+        errors=errors,
+        metrics=metrics,
+        calls=usage,
+        error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
     )
     if mlflow_worker is not None and status == "finished":
         from harness.runner.logging import log_to_mlflow
 
         try:
-            result.mlflow_run_id = log_to_mlflow(plan, run_id, result, outputs, scores, started,
-                                                 mlflow_worker, replaces=replaces)
+            result.mlflow_run_id = log_to_mlflow(
+                plan, run_id, result, outputs, scores, started, mlflow_worker, replaces=replaces
+            )
             run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
         except HarnessError as e:
             result.warnings.append(f"MLflow logging failed: {e}")

@@ -22,9 +22,7 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
     if scores.empty:
         return {}
     per_row = (
-        scores.dropna(subset=["value"])
-        .groupby(["metric", "example_id"], sort=True)["value"]
-        .mean()
+        scores.dropna(subset=["value"]).groupby(["metric", "example_id"], sort=True)["value"].mean()
     )
     result: dict[str, dict[str, float]] = {}
     for metric in sorted(scores["metric"].unique()):
@@ -52,15 +50,33 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     failed, and with several samples ``<judge>/std``, ``<judge>/agreement`` and
     ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in MLflow.
     """
-    table = outputs[["id", "input", "expected", "context", "output", "error", "latency_s",
-                     "input_tokens", "output_tokens", "cached"]].copy()
+    table = outputs[
+        [
+            "id",
+            "input",
+            "expected",
+            "context",
+            "output",
+            "error",
+            "latency_s",
+            "input_tokens",
+            "output_tokens",
+            "cached",
+        ]
+    ].copy()
     table["expected"] = [
         " || ".join(v) if v is not None and len(v) else None for v in table["expected"]
     ]
     if scores.empty:
         return table
-    values = scores.pivot_table(index="example_id", columns="metric", values="value",
-                                aggfunc="mean", dropna=False, sort=False)
+    values = scores.pivot_table(
+        index="example_id",
+        columns="metric",
+        values="value",
+        aggfunc="mean",
+        dropna=False,
+        sort=False,
+    )
     table = table.join(values, on="id")
     judged = scores[scores["source"] == "llm_judge"]
     if not judged.empty:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from harness.errors import DatasetNotFound, DataError
+from harness.errors import DataError, DatasetNotFound
 from harness.store.db import connect
 
 
@@ -77,7 +77,9 @@ _INFO_COLUMNS = "name, version, digest, n_rows, source, columns, created_at"
 
 def _info(row: tuple[Any, ...]) -> DatasetInfo:
     name, version, digest, n_rows, source, columns, created_at = row
-    return DatasetInfo(name, version, digest, n_rows, source, json.loads(columns or "{}"), created_at)
+    return DatasetInfo(
+        name, version, digest, n_rows, source, json.loads(columns or "{}"), created_at
+    )
 
 
 def save_dataset(
@@ -130,9 +132,7 @@ def save_dataset(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return DatasetInfo(
-            name, version, digest, len(examples), source, columns, created_at
-        ), True
+        return DatasetInfo(name, version, digest, len(examples), source, columns, created_at), True
 
 
 def list_datasets(db_path: Path) -> list[DatasetInfo]:
@@ -160,10 +160,14 @@ def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
                 [name, version],
             ).fetchall()
         if not rows:
-            known = [r[0] for r in con.execute(
-                "SELECT DISTINCT name FROM datasets ORDER BY 1").fetchall()]
+            known = [
+                r[0]
+                for r in con.execute("SELECT DISTINCT name FROM datasets ORDER BY 1").fetchall()
+            ]
     if not rows:
-        hint = f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
+        hint = (
+            f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
+        )
         what = f"dataset {name!r}" if version is None else f"dataset version {name}@{version}"
         raise DatasetNotFound(f"unknown {what}{hint}")
     if len(rows) > 1:
@@ -181,7 +185,12 @@ def load_examples(db_path: Path, info: DatasetInfo, limit: int | None = None) ->
     with connect(db_path, read_only=True) as con:
         rows = con.execute(sql, [info.name, info.version]).fetchall()
     return [
-        Example(id=r[0], input=r[1], expected=tuple(r[2] or ()), context=r[3],
-                extra=json.loads(r[4] or "{}"))
+        Example(
+            id=r[0],
+            input=r[1],
+            expected=tuple(r[2] or ()),
+            context=r[3],
+            extra=json.loads(r[4] or "{}"),
+        )
         for r in rows
     ]

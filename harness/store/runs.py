@@ -91,33 +91,70 @@ class RunInfo:
         }
 
 
-def create_run(db_path: Path, *, run_id: str, run_name: str | None, dataset: str,
-               dataset_version: str, model: str, config: dict[str, Any], rows_total: int) -> None:
+def create_run(
+    db_path: Path,
+    *,
+    run_id: str,
+    run_name: str | None,
+    dataset: str,
+    dataset_version: str,
+    model: str,
+    config: dict[str, Any],
+    rows_total: int,
+) -> None:
     with connect(db_path) as con:
         con.execute(
             "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, config, "
             "rows_total, created_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-            [run_id, run_name, dataset, dataset_version, model,
-             json.dumps(config, sort_keys=True), rows_total, _now()],
+            [
+                run_id,
+                run_name,
+                dataset,
+                dataset_version,
+                model,
+                json.dumps(config, sort_keys=True),
+                rows_total,
+                _now(),
+            ],
         )
 
 
-_OUTPUT_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("example_id", pa.string()), ("output", pa.string()),
-    ("error", pa.string()), ("latency_s", pa.float64()), ("input_tokens", pa.int32()),
-    ("output_tokens", pa.int32()), ("cost_usd", pa.float64()), ("request_key", pa.string()),
-    ("cached", pa.bool_()), ("created_at", pa.timestamp("us")),
-])
-_SCORE_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("example_id", pa.string()), ("metric", pa.string()),
-    ("sample", pa.int32()), ("value", pa.float64()), ("label", pa.string()),
-    ("rationale", pa.string()), ("raw", pa.string()), ("error", pa.string()),
-    ("source", pa.string()), ("request_key", pa.string()), ("cached", pa.bool_()),
-])
+_OUTPUT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("example_id", pa.string()),
+        ("output", pa.string()),
+        ("error", pa.string()),
+        ("latency_s", pa.float64()),
+        ("input_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+        ("cost_usd", pa.float64()),
+        ("request_key", pa.string()),
+        ("cached", pa.bool_()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+_SCORE_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("example_id", pa.string()),
+        ("metric", pa.string()),
+        ("sample", pa.int32()),
+        ("value", pa.float64()),
+        ("label", pa.string()),
+        ("rationale", pa.string()),
+        ("raw", pa.string()),
+        ("error", pa.string()),
+        ("source", pa.string()),
+        ("request_key", pa.string()),
+        ("cached", pa.bool_()),
+    ]
+)
 
 
-def write_batch(db_path: Path, run_id: str, outputs: list[OutputRow],
-                scores: list[ScoreRow]) -> None:
+def write_batch(
+    db_path: Path, run_id: str, outputs: list[OutputRow], scores: list[ScoreRow]
+) -> None:
     """Append one batch of rows in a single short transaction (bulk, through Arrow)."""
     if not outputs and not scores:
         return
@@ -134,10 +171,13 @@ def write_batch(db_path: Path, run_id: str, outputs: list[OutputRow],
             con.register("batch_outputs", out_table)
             con.register("batch_scores", score_table)
             # Column lists are explicit so the table's physical order never matters.
-            con.execute(f"INSERT INTO outputs ({', '.join(_OUTPUT_SCHEMA.names)}) "
-                        "SELECT * FROM batch_outputs")
-            con.execute(f"INSERT INTO scores ({', '.join(_SCORE_SCHEMA.names)}) "
-                        "SELECT * FROM batch_scores")
+            con.execute(
+                f"INSERT INTO outputs ({', '.join(_OUTPUT_SCHEMA.names)}) "
+                "SELECT * FROM batch_outputs"
+            )
+            con.execute(
+                f"INSERT INTO scores ({', '.join(_SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -147,8 +187,15 @@ def write_batch(db_path: Path, run_id: str, outputs: list[OutputRow],
             con.unregister("batch_scores")
 
 
-def finish_run(db_path: Path, run_id: str, *, status: str, metrics: dict[str, Any],
-               usage: dict[str, Any], errors: int) -> None:
+def finish_run(
+    db_path: Path,
+    run_id: str,
+    *,
+    status: str,
+    metrics: dict[str, Any],
+    usage: dict[str, Any],
+    errors: int,
+) -> None:
     with connect(db_path) as con:
         con.execute(
             "UPDATE runs SET status = ?, metrics = ?, usage = ?, errors = ?, finished_at = ? "
@@ -170,11 +217,40 @@ _RUN_COLUMNS = (
 
 
 def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    (run_id, run_name, dataset, version, model, status, config, metrics, usage, total, done,
-     errors, mlflow_run_id, created_at, finished_at) = row
-    return RunInfo(run_id, run_name, dataset, version, model, status, json.loads(config),
-                   json.loads(metrics or "{}"), json.loads(usage or "{}"), total, done, errors,
-                   mlflow_run_id, created_at, finished_at)
+    (
+        run_id,
+        run_name,
+        dataset,
+        version,
+        model,
+        status,
+        config,
+        metrics,
+        usage,
+        total,
+        done,
+        errors,
+        mlflow_run_id,
+        created_at,
+        finished_at,
+    ) = row
+    return RunInfo(
+        run_id,
+        run_name,
+        dataset,
+        version,
+        model,
+        status,
+        json.loads(config),
+        json.loads(metrics or "{}"),
+        json.loads(usage or "{}"),
+        total,
+        done,
+        errors,
+        mlflow_run_id,
+        created_at,
+        finished_at,
+    )
 
 
 def list_runs(db_path: Path, limit: int | None = None) -> list[RunInfo]:
@@ -214,8 +290,12 @@ def prepare_resume(db_path: Path, run_id: str) -> set[str]:
         con.execute("DELETE FROM outputs WHERE run_id = ? AND error IS NOT NULL", [run_id])
         con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
         con.execute("COMMIT")
-        return {r[0] for r in con.execute(
-            "SELECT example_id FROM outputs WHERE run_id = ?", [run_id]).fetchall()}
+        return {
+            r[0]
+            for r in con.execute(
+                "SELECT example_id FROM outputs WHERE run_id = ?", [run_id]
+            ).fetchall()
+        }
 
 
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:

@@ -48,8 +48,18 @@ def harness_cli(*args: str, home: Path | None = None) -> tuple[int, str, str]:
 
 
 def run_json(*extra: str, home: Path | None = None, expect: int = 0) -> dict:
-    code, out, err = harness_cli("run", "--data", "qa", "--model", "openai:/gpt-test",
-                                 *METRICS, "--no-mlflow", "--json", *extra, home=home)
+    code, out, err = harness_cli(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "openai:/gpt-test",
+        *METRICS,
+        "--no-mlflow",
+        "--json",
+        *extra,
+        home=home,
+    )
     assert code == expect, err
     return json.loads(out)
 
@@ -61,7 +71,9 @@ def rows_of(home: Path, run_id: str) -> pd.DataFrame:
             "SELECT o.example_id, o.output, o.request_key, o.cached, o.input_tokens, "
             "o.output_tokens, o.latency_s, s.metric, s.value FROM outputs o "
             "JOIN scores s USING (run_id, example_id) WHERE o.run_id = ? "
-            "ORDER BY o.example_id, s.metric", [run_id]).df()
+            "ORDER BY o.example_id, s.metric",
+            [run_id],
+        ).df()
     finally:
         con.close()
 
@@ -73,9 +85,14 @@ def qa(qa_file: Path, home: Path) -> str:
     return json.loads(out)["ref"]
 
 
-def test_rerun_and_replay_reproduce_the_run_exactly(qa: str, home: Path, openai_env: dict,
-                                                    server: FakeLLMServer, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_and_replay_reproduce_the_run_exactly(
+    qa: str,
+    home: Path,
+    openai_env: dict,
+    server: FakeLLMServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first = run_json()
     assert first["calls"]["model"]["requests"] == 20 and first["calls"]["model"]["cache_hits"] == 0
     assert server.stats()["requests_total"] == 20
@@ -83,13 +100,23 @@ def test_rerun_and_replay_reproduce_the_run_exactly(qa: str, home: Path, openai_
     assert not recorded["cached"].any() and recorded["request_key"].str.len().eq(64).all()
 
     second = run_json()
-    assert second["calls"]["model"]["requests"] == 0 and second["calls"]["model"]["cache_hits"] == 20
+    assert (
+        second["calls"]["model"]["requests"] == 0 and second["calls"]["model"]["cache_hits"] == 20
+    )
     assert server.stats()["requests_total"] == 20  # the rerun sent nothing
     assert second["metrics"] == first["metrics"]
     rerun = rows_of(home, second["run_id"])
     assert rerun["cached"].all()
-    columns = ["example_id", "output", "request_key", "input_tokens", "output_tokens",
-               "latency_s", "metric", "value"]
+    columns = [
+        "example_id",
+        "output",
+        "request_key",
+        "input_tokens",
+        "output_tokens",
+        "latency_s",
+        "metric",
+        "value",
+    ]
     pd.testing.assert_frame_equal(rerun[columns], recorded[columns])
 
     # Replay with the server gone: no network at all, the same rows and metrics.
@@ -101,39 +128,67 @@ def test_rerun_and_replay_reproduce_the_run_exactly(qa: str, home: Path, openai_
 
     # ...and from an exported cassette, in a fresh project home, with no API key.
     cassette = tmp_path / "qa.jsonl.gz"
-    code, out, err = harness_cli("cache", "export", str(cassette), "--run", first["run_id"],
-                                 "--json")
+    code, out, err = harness_cli(
+        "cache", "export", str(cassette), "--run", first["run_id"], "--json"
+    )
     assert code == 0 and json.loads(out)["entries"] == 20, err
     fresh = tmp_path / "fresh"
     monkeypatch.delenv("OPENAI_API_KEY")
-    code, _, err = harness_cli("data", "import", str(home.parent / "qa.jsonl"), "--name", "qa",
-                               home=fresh)
+    code, _, err = harness_cli(
+        "data", "import", str(home.parent / "qa.jsonl"), "--name", "qa", home=fresh
+    )
     assert code == 0, err
     code, out, err = harness_cli("cache", "import", str(cassette), "--json", home=fresh)
     assert code == 0 and json.loads(out)["added"] == 20, err
     from_cassette = run_json("--cache", "replay", home=fresh)
     assert from_cassette["metrics"] == first["metrics"]
-    pd.testing.assert_frame_equal(rows_of(fresh, from_cassette["run_id"])[columns],
-                                  recorded[columns])
+    pd.testing.assert_frame_equal(
+        rows_of(fresh, from_cassette["run_id"])[columns], recorded[columns]
+    )
 
 
 def test_replay_miss_names_row_kind_and_difference(qa: str, openai_env: dict) -> None:
     run_json("--param", "temperature=0", "--limit", "3")
-    code, out, err = harness_cli("run", "--data", "qa", "--model", "openai:/gpt-test",
-                                 "--param", "temperature=0.7", "--limit", "3", "--cache",
-                                 "replay", "--no-mlflow")
+    code, out, err = harness_cli(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "openai:/gpt-test",
+        "--param",
+        "temperature=0.7",
+        "--limit",
+        "3",
+        "--cache",
+        "replay",
+        "--no-mlflow",
+    )
     assert code == 1
     assert "model call for row" in err and "temperature: 0.7 (cached: 0.0)" in err
     assert "Traceback" not in err
 
-    code, _, err = harness_cli("run", "--data", "qa", "--model", "openai:/gpt-test",
-                               "--param", "temperature=0", "--limit", "3", "--cache", "replay",
-                               "--prompt", "Q: {input}", "--no-mlflow")
+    code, _, err = harness_cli(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "openai:/gpt-test",
+        "--param",
+        "temperature=0",
+        "--limit",
+        "3",
+        "--cache",
+        "replay",
+        "--prompt",
+        "Q: {input}",
+        "--no-mlflow",
+    )
     assert code == 1 and "prompt differs at character" in err
 
 
-def test_refresh_calls_again_and_off_writes_nothing(qa: str, home: Path, openai_env: dict,
-                                                    server: FakeLLMServer) -> None:
+def test_refresh_calls_again_and_off_writes_nothing(
+    qa: str, home: Path, openai_env: dict, server: FakeLLMServer
+) -> None:
     run_json("--limit", "5")
     refreshed = run_json("--limit", "5", "--cache", "refresh")
     assert refreshed["calls"]["model"]["requests"] == 5
@@ -148,8 +203,9 @@ def test_refresh_calls_again_and_off_writes_nothing(qa: str, home: Path, openai_
     assert json.loads(out)["entries"] == 5  # off neither read nor wrote
 
 
-def test_errors_are_never_cached(qa: str, home: Path, openai_env: dict,
-                                 server: FakeLLMServer) -> None:
+def test_errors_are_never_cached(
+    qa: str, home: Path, openai_env: dict, server: FakeLLMServer
+) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retries = 0\n")
     server.configure(malformed_rate=1.0)  # 200 with a body nobody can parse
     failed = run_json("--limit", "4", expect=1)
@@ -161,9 +217,9 @@ def test_errors_are_never_cached(qa: str, home: Path, openai_env: dict,
     assert healed["errors"] == 0 and healed["calls"]["model"]["requests"] == 4
 
 
-def test_identical_requests_in_flight_are_sent_once(tmp_path: Path, home: Path,
-                                                   openai_env: dict,
-                                                   server: FakeLLMServer) -> None:
+def test_identical_requests_in_flight_are_sent_once(
+    tmp_path: Path, home: Path, openai_env: dict, server: FakeLLMServer
+) -> None:
     server.configure(latency_s=0.3)
     rows = [{"id": str(i), "question": f"Question {i % 3}?", "answer": "x"} for i in range(12)]
     path = tmp_path / "dupes.jsonl"
@@ -174,21 +230,35 @@ def test_identical_requests_in_flight_are_sent_once(tmp_path: Path, home: Path,
     assert doc["rows"] == 12 and doc["errors"] == 0
 
 
-def test_a_killed_run_resumes_and_pays_for_nothing_twice(qa_file: Path, home: Path,
-                                                         openai_env: dict,
-                                                         server: FakeLLMServer,
-                                                         tmp_path: Path) -> None:
-    rows = [{"id": f"r{i:03d}", "question": f"What is item {i}?", "answer": str(i)}
-            for i in range(80)]
+def test_a_killed_run_resumes_and_pays_for_nothing_twice(
+    qa_file: Path, home: Path, openai_env: dict, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    rows = [
+        {"id": f"r{i:03d}", "question": f"What is item {i}?", "answer": str(i)} for i in range(80)
+    ]
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert harness_cli("data", "import", str(path), "--name", "many")[0] == 0
     server.configure(latency_s=0.1)
     env = {**os.environ, **openai_env, "HARNESS_HOME": str(home)}
-    command = [sys.executable, "-m", "harness", "run", "--data", "many", "--model",
-               "openai:/gpt-test", "--metric", "token_f1", "--concurrency", "2", "--no-mlflow"]
-    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--data",
+        "many",
+        "--model",
+        "openai:/gpt-test",
+        "--metric",
+        "token_f1",
+        "--concurrency",
+        "2",
+        "--no-mlflow",
+    ]
+    victim = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while server.stats()["requests_total"] < 30 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -208,18 +278,40 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(qa_file: Path, home: Pa
     # flight at the kill were paid for twice.
     assert server.stats()["requests_total"] <= 80 + 2
     before = server.stats()["requests_total"]
-    code, out, err = harness_cli("run", "--data", "many", "--model", "openai:/gpt-test",
-                                 "--metric", "token_f1", "--no-mlflow", "--json")
+    code, out, err = harness_cli(
+        "run",
+        "--data",
+        "many",
+        "--model",
+        "openai:/gpt-test",
+        "--metric",
+        "token_f1",
+        "--no-mlflow",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["calls"]["model"]["requests"] == 0, err
     assert server.stats()["requests_total"] == before
 
 
-def test_max_cost_stops_before_the_budget_and_still_reports(qa: str, home: Path,
-                                                            openai_env: dict) -> None:
+def test_max_cost_stops_before_the_budget_and_still_reports(
+    qa: str, home: Path, openai_env: dict
+) -> None:
     (home / "harness.toml").write_text('[prices]\n"openai:/gpt-test" = [1.0, 1.0]\n')
-    code, out, err = harness_cli("run", "--data", "qa", "--model", "openai:/gpt-test",
-                                 "--metric", "token_f1", "--concurrency", "1", "--max-cost",
-                                 "0.001", "--no-mlflow", "--json")
+    code, out, err = harness_cli(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "openai:/gpt-test",
+        "--metric",
+        "token_f1",
+        "--concurrency",
+        "1",
+        "--max-cost",
+        "0.001",
+        "--no-mlflow",
+        "--json",
+    )
     assert code == 1
     assert "--max-cost budget of $0.0010" in err and "--resume" in err
     stopped = json.loads(out)  # the rows done are still reported on stdout

@@ -40,9 +40,21 @@ def qa(qa_file: Path) -> str:
 
 
 def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
-    code, out, err = invoke("run", "--data", "qa", "--model", "python:harness_test_models:"
-                            "answer_expected", "--metric", "exact_match", "--metric", "token_f1",
-                            "--metric", "word_count", "--json", "--no-mlflow")
+    code, out, err = invoke(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "python:harness_test_models:answer_expected",
+        "--metric",
+        "exact_match",
+        "--metric",
+        "token_f1",
+        "--metric",
+        "word_count",
+        "--json",
+        "--no-mlflow",
+    )
     assert code == 0, err
     doc = json.loads(out)  # stdout holds one JSON document and nothing else
     for key in ("run_id", "mlflow_run_id", "dataset", "rows", "errors", "metrics", "calls"):
@@ -54,7 +66,9 @@ def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
     assert doc["calls"]["model"]["requests"] == 0  # a local model sends nothing...
     assert doc["calls"]["model"]["local_calls"] == 20  # ...but every call went the one path
     assert doc["calls"]["model"]["cache_hits"] == 0
-    rows = query(home, f"SELECT count(*), count(output) FROM outputs WHERE run_id = '{doc['run_id']}'")
+    rows = query(
+        home, f"SELECT count(*), count(output) FROM outputs WHERE run_id = '{doc['run_id']}'"
+    )
     assert rows == [(20, 20)]
     per_metric = dict(query(home, "SELECT metric, count(*) FROM scores GROUP BY metric"))
     assert per_metric == {"exact_match": 20, "token_f1": 20, "word_count": 20}
@@ -63,8 +77,9 @@ def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
 
 
 def test_runs_list_and_show(qa: str) -> None:
-    code, out, _ = invoke("run", "--data", "qa", "--model", "echo", "--metric", "word_count",
-                          "--json", "--no-mlflow")
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "echo", "--metric", "word_count", "--json", "--no-mlflow"
+    )
     run_id = json.loads(out)["run_id"]
     code, out, _ = invoke("runs", "list", "--json")
     assert code == 0 and [r["run_id"] for r in json.loads(out)] == [run_id]
@@ -105,16 +120,26 @@ def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Pat
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
-def test_failed_rows_exit_1_then_resume_finishes(qa: str, home: Path, tmp_path: Path,
-                                                  qa_rows: list[dict[str, object]]) -> None:
+def test_failed_rows_exit_1_then_resume_finishes(
+    qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
+) -> None:
     failing = sum(int(str(r["id"])) % 2 == 0 for r in qa_rows)
     assert 0 < failing < 20
     flag = tmp_path / "flag"
     flag.touch()
     env = {"HARNESS_TEST_FLAG": str(flag)}
-    code, out, err = invoke("run", "--data", "qa", "--model",
-                            "python:harness_test_models:fail_while_flagged", "--metric",
-                            "exact_match", "--no-mlflow", "--json", env=env)
+    code, out, err = invoke(
+        "run",
+        "--data",
+        "qa",
+        "--model",
+        "python:harness_test_models:fail_while_flagged",
+        "--metric",
+        "exact_match",
+        "--no-mlflow",
+        "--json",
+        env=env,
+    )
     assert code == 1
     doc = json.loads(out)
     assert doc["errors"] == failing
@@ -134,20 +159,45 @@ def test_failed_rows_exit_1_then_resume_finishes(qa: str, home: Path, tmp_path: 
 
 
 def test_reader_in_another_process_works_while_a_run_writes(qa: str, home: Path) -> None:
-    env = {**os.environ, "HARNESS_HOME": str(home), "HARNESS_TEST_DELAY": "0.05",
-           "PYTHONPATH": str(TESTS)}
+    env = {
+        **os.environ,
+        "HARNESS_HOME": str(home),
+        "HARNESS_TEST_DELAY": "0.05",
+        "PYTHONPATH": str(TESTS),
+    }
     harness = [sys.executable, "-m", "harness"]
     writer = subprocess.Popen(
-        [*harness, "run", "--data", "qa", "--model", "python:harness_test_models:slow_echo",
-         "--metric", "word_count", "--concurrency", "1", "--no-mlflow", "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS,
+        [
+            *harness,
+            "run",
+            "--data",
+            "qa",
+            "--model",
+            "python:harness_test_models:slow_echo",
+            "--metric",
+            "word_count",
+            "--concurrency",
+            "1",
+            "--no-mlflow",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=TESTS,
     )
     seen_running = False
     try:
         deadline = time.monotonic() + 60
         while writer.poll() is None and time.monotonic() < deadline:
-            reader = subprocess.run([*harness, "runs", "list", "--json"], env=env,
-                                    capture_output=True, text=True, timeout=60)
+            reader = subprocess.run(
+                [*harness, "runs", "list", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert reader.returncode == 0, reader.stderr
             listed = json.loads(reader.stdout)
             seen_running |= any(r["status"] == "running" for r in listed)
@@ -162,17 +212,26 @@ def test_reader_in_another_process_works_while_a_run_writes(qa: str, home: Path)
 def test_evaluate_api_with_a_dataframe_and_a_callable(home: Path) -> None:
     import harness
 
-    df = pd.DataFrame({"question": ["2+2?", "Capital of France?", "Colour of the sky?"],
-                       "answer": ["4", "Paris", "blue"]})
+    df = pd.DataFrame(
+        {
+            "question": ["2+2?", "Capital of France?", "Colour of the sky?"],
+            "answer": ["4", "Paris", "blue"],
+        }
+    )
     answers = {"2+2?": "4", "Capital of France?": "paris.", "Colour of the sky?": "grey"}
-    result = harness.evaluate(lambda row: answers[row["input"]], df,
-                              metrics=["exact_match", "token_f1"], log_to_mlflow=False)
+    result = harness.evaluate(
+        lambda row: answers[row["input"]],
+        df,
+        metrics=["exact_match", "token_f1"],
+        log_to_mlflow=False,
+    )
     assert result.metrics["exact_match/mean"] == pytest.approx(2 / 3)
     assert result.metrics["exact_match/count"] == 3
     table = result.tables["eval_results_table"]
     assert list(table["exact_match"]) == [1.0, 1.0, 0.0]
     assert list(table["output"]) == ["4", "paris.", "grey"]
-    again = harness.evaluate(lambda row: answers[row["input"]], df, metrics=["exact_match"],
-                             log_to_mlflow=False)
+    again = harness.evaluate(
+        lambda row: answers[row["input"]], df, metrics=["exact_match"], log_to_mlflow=False
+    )
     assert again.run_id != result.run_id
     assert query(home, "SELECT count(*) FROM datasets") == [(1,)]  # same frame, one version

@@ -15,8 +15,9 @@ def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
     path = tmp_path / "fresh.duckdb"
     with store_db.connect(path) as con:
         assert schema_version(con) == len(MIGRATIONS)
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
-                  .fetchall()}
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
     assert {"datasets", "examples", "runs", "outputs", "scores", "schema_migrations"} <= tables
 
 
@@ -24,12 +25,15 @@ def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
 def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int) -> None:
     path = tmp_path / f"v{version}.duckdb"
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
-                "applied_at TIMESTAMP DEFAULT now())")
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+        "applied_at TIMESTAMP DEFAULT now())"
+    )
     for number, fn in enumerate(MIGRATIONS[:version], start=1):
         fn(con)
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                    [number, fn.__name__])
+        con.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, fn.__name__]
+        )
     con.close()
     store_db._migrated.discard(path.resolve())
     with store_db.connect(path) as con:
@@ -52,15 +56,24 @@ def test_a_locked_store_is_waited_for_then_reported(tmp_path: Path) -> None:
     with store_db.connect(path):
         pass
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(30)", str(path)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(30)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         from harness.errors import StoreBusy
 
-        with pytest.raises(StoreBusy, match="held by another process"), \
-                store_db.connect(path, timeout_s=0.5):
+        with (
+            pytest.raises(StoreBusy, match="held by another process"),
+            store_db.connect(path, timeout_s=0.5),
+        ):
             pass
     finally:
         holder.kill()

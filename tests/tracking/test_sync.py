@@ -688,14 +688,28 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
     data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
     runner = CliRunner()
     assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
-    ran = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--metric", "word_count",
-                              "--experiment", "cli-sync", "--json"])
+    ran = runner.invoke(
+        cli,
+        [
+            "run",
+            "--data",
+            "qa",
+            "--model",
+            "echo",
+            "--metric",
+            "word_count",
+            "--experiment",
+            "cli-sync",
+            "--json",
+        ],
+    )
     assert ran.exit_code == 0, ran.stderr
     local_run = json_module.loads(ran.stdout)["mlflow_run_id"]
 
     def sync_json(*extra):
-        result = runner.invoke(cli, ["sync", "--tracking-uri", server, "--experiment",
-                                     "cli-sync", "--json", *extra])
+        result = runner.invoke(
+            cli, ["sync", "--tracking-uri", server, "--experiment", "cli-sync", "--json", *extra]
+        )
         assert result.exit_code == 0, result.stderr
         return json_module.loads(result.stdout)
 
