@@ -1,0 +1,40 @@
+"""`make bench`: every benchmark under bench/, each printing its ratios to its limits.
+
+The default sizes keep the whole run to roughly 15 minutes on a 2-core machine; each
+script takes flags for the full sizes the issues name (e.g. ``bench_cached_rerun.py
+--sizes 1000,10000,100000``, ``bench_sync.py --traces 10000``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = [
+    ["bench_cache_lookup.py"],
+    ["bench_providers.py"],
+    ["bench_cached_rerun.py", "--sizes", "1000,10000"],
+    ["bench_mlflow_log.py"],
+    ["bench_sync.py", "--traces", "1000"],
+]
+
+
+def main() -> int:
+    failed = []
+    for script, *args in BENCHMARKS:
+        print(f"\n=== {script} {' '.join(args)}", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, str(HERE / script), *args])
+        print(f"=== {script}: {time.perf_counter() - started:.0f} s, exit {code}", flush=True)
+        if code:
+            failed.append(script)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
