@@ -34,7 +34,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console(soft_wrap=False).print(table)
+    import sys
+
+    # Piped output gets a fixed, wide table rather than rich's 80-column default.
+    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
