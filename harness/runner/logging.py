@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.runner.summary import results_table
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from harness.runner.config import RunResult
     from harness.runner.mlflow_worker import MlflowWorker
     from harness.runner.run import RunPlan
+    from harness.store.datasets import Example
+    from harness.store.runs import OutputRow, ScoreRow
+    from harness.tracking import RunRecord
 
 
 # The MLflow parent run of the runs logged in this context: a sweep sets it around each
@@ -77,18 +81,7 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
     ]
 
 
-def log_to_mlflow(
-    plan: RunPlan,
-    run_id: str,
-    result: RunResult,
-    outputs: pd.DataFrame,
-    scores: pd.DataFrame,
-    started: float,
-    worker: MlflowWorker,
-    replaces: str | None = None,
-) -> str:
-    from harness.tracking import RunRecord
-
+def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
     for kind, counters in result.calls.items():
         for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
@@ -99,12 +92,21 @@ def log_to_mlflow(
         metrics["cache_hit_ratio"] = hits / calls
     metrics["cost_usd"] = sum(float(c.get("cost_usd", 0) or 0) for c in result.calls.values())
     metrics["errors"] = float(result.errors)
-    record = RunRecord(
+    return metrics
+
+
+def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
+    """What the MLflow run is opened with: everything known before the first row."""
+    import pandas as pd
+
+    from harness.tracking import RunRecord
+
+    return RunRecord(
         run_id=run_id,
         run_name=plan.config.run_name,
         experiment=plan.config.experiment,
         params=plan.params,
-        metrics=metrics,
+        metrics={},
         dataset_name=plan.dataset.name,
         dataset_version=plan.dataset.version,
         dataset_digest=plan.dataset.digest,
@@ -112,12 +114,80 @@ def log_to_mlflow(
         prompt_template=plan.template,
         config=plan.config.as_dict(),
         started_at=started,
-        finished_at=time.time(),
-        rows=results_table(outputs, scores),
-        feedback=feedback_rows(scores, plan.judge_provider.uri if plan.judge_provider else None),
+        finished_at=started,
+        rows=pd.DataFrame(),
+        feedback=[],
         parent_run_id=_parent_run.get(),
         prompt_name=prompt_name_for(plan),
         system_prompt=plan.config.system,
         generation_params=dict(plan.config.params),
     )
-    return worker.log_run(record, replaces=replaces, register=True, traces=plan.config.traces)
+
+
+def rows_record(
+    head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_model: str | None
+) -> RunRecord:
+    """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes)."""
+    return dataclasses.replace(
+        head,
+        rows=results_table(outputs, scores),
+        feedback=feedback_rows(scores, judge_model),
+        finished_at=time.time(),
+    )
+
+
+def batch_frames(
+    by_id: Mapping[str, Example], outputs: list[OutputRow], scores: list[ScoreRow]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A batch of rows in memory, as ``load_outputs`` and ``load_scores`` would read it."""
+    import pandas as pd
+
+    out = pd.DataFrame(
+        [
+            {
+                "id": o.example_id,
+                "input": by_id[o.example_id].input,
+                "expected": list(by_id[o.example_id].expected),
+                "context": by_id[o.example_id].context,
+                "output": o.output,
+                "error": o.error,
+                "latency_s": o.latency_s,
+                "input_tokens": o.input_tokens,
+                "output_tokens": o.output_tokens,
+                "cached": o.cached,
+            }
+            for o in outputs
+        ]
+    )
+    score_frame = pd.DataFrame(
+        [vars(s) for s in scores],
+        columns=[
+            "example_id",
+            "metric",
+            "value",
+            "source",
+            "sample",
+            "label",
+            "rationale",
+            "raw",
+            "error",
+            "request_key",
+            "cached",
+        ],
+    )
+    return out, score_frame
+
+
+def log_to_mlflow(
+    plan: RunPlan,
+    head: RunRecord,
+    result: RunResult,
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    worker: MlflowWorker,
+) -> str:
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
+    record = dataclasses.replace(
+        head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
+    )
+    return worker.finish(record)

@@ -1,24 +1,30 @@
 """MLflow logging in a worker process that starts when the run starts.
 
 Importing MLflow and opening (or creating) its SQLite store costs 2-4 s of CPU, and
-logging a large run several more. In the run's own process that work competes with the
-rows for the GIL; in a worker process started at launch it runs on another core while
-the rows are processed, and the run's process never imports MLflow at all (which also
-spares it MLflow's slow interpreter shutdown).
+writing one trace per row several more. In the run's own process that work competes with
+the rows for the GIL; in a worker process it runs on another core while the rows are
+processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
+traces as the batch is stored (``add_rows``), and logs params, metrics and artifacts at the
+end (``finish``). The run's process never imports MLflow at all (which also spares it
+MLflow's slow interpreter shutdown).
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
-breaks every script that calls ``harness.evaluate`` without an ``if __name__`` guard. The
-run record goes to the child as a pickle on its stdin and the MLflow run id comes back on
-its stdout; both ends are this package, so nothing foreign is ever unpickled.
+breaks every script that calls ``harness.evaluate`` without an ``if __name__`` guard.
+Messages go to the child as pickles on its stdin and the MLflow run id comes back on its
+stdout; both ends are this package, so nothing foreign is ever unpickled. A run that ends
+without ``finish`` (an error, Ctrl-C) closes the pipe, and the worker deletes the MLflow
+run it opened: the rows are in DuckDB, and ``--resume`` logs the run anew.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +37,7 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds har
 
 
 class MlflowWorker:
-    """One child process that imports MLflow at once and logs the run when it is done."""
+    """One child process that logs one run to MLflow, in stages."""
 
     def __init__(self, tracking_uri: str) -> None:
         env = dict(os.environ)
@@ -44,67 +50,111 @@ class MlflowWorker:
             stdout=subprocess.PIPE,
             env=env,
         )
+        self._lock = threading.Lock()  # batches are sent from the DuckDB writer thread
+        self._broken: str | None = None
 
-    def log_run(self, record: RunRecord, **options: Any) -> str:
-        """``harness.tracking.log_run(record, **options)`` in the worker."""
+    def _send(self, message: tuple[Any, ...]) -> None:
+        assert self._process.stdin is not None
+        with self._lock:
+            if self._broken is not None:
+                return
+            try:
+                pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self._process.stdin.flush()
+            except OSError as e:  # the worker died; ``finish`` reports it
+                self._broken = str(e)
+
+    def begin(self, head: RunRecord, **options: Any) -> None:
+        """Open the MLflow run (``harness.tracking.RunLogger(head, **options)``)."""
+        self._send(("begin", head, options))
+
+    def add_rows(self, chunk: RunRecord) -> None:
+        """Write the traces of ``chunk.rows``; never blocks on the worker's answer."""
+        self._send(("rows", chunk))
+
+    def finish(self, record: RunRecord) -> str:
+        """Log the rest of the run and end it; return the MLflow run id."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        try:
-            pickle.dump((record, options), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self._send(("finish", record))
+        with self._lock:
             self._process.stdin.close()
-            reply = self._process.stdout.read()
-        except OSError as e:  # the worker died before it read the record
-            raise TrackingError(f"the MLflow logging process died: {e}") from e
+        reply = self._process.stdout.read()
         self._process.wait()
         try:
             outcome, value = pickle.loads(reply)
         except (pickle.UnpicklingError, EOFError, ValueError) as e:
             raise TrackingError(
                 f"the MLflow logging process died (exit code {self._process.returncode})"
+                + (f": {self._broken}" if self._broken else "")
             ) from e
         if outcome != "ok":
             raise TrackingError(value)
         return str(value)
 
     def close(self) -> None:
-        """Stop the worker if it is still waiting (a run that failed logs nothing)."""
-        if self._process.poll() is None:
+        """End the worker; if the run did not ``finish``, its MLflow run is deleted."""
+        with self._lock:
             if self._process.stdin is not None and not self._process.stdin.closed:
-                self._process.stdin.close()  # EOF: the worker exits without logging
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                with contextlib.suppress(OSError):  # it may be gone already
+                    self._process.stdin.close()  # EOF: the worker aborts and exits
+        try:
+            self._process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
 
 
 def main(tracking_uri: str) -> int:
     from harness.errors import HarnessError
-    from harness.tracking import log_run
-    from harness.tracking.mlflow_log import _open_store
+    from harness.tracking.mlflow_log import RunLogger, _open_store
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
+    error: str | None = None
+    logger: RunLogger | None = None
     try:
         _open_store(tracking_uri)  # import MLflow and create the store while rows run
-        warm_error = None
     except HarnessError as e:
-        warm_error = str(e)
-    data = sys.stdin.buffer.read()
-    if not data:
-        return 0  # the run ended without anything to log
-    record, options = pickle.loads(data)
-    try:
-        if warm_error:
-            raise TrackingError(warm_error)
-        reply: tuple[str, str] = ("ok", log_run(record, tracking_uri=tracking_uri, **options))
-    except HarnessError as e:
-        reply = ("error", str(e))
-    except Exception as e:  # an MLflow failure nobody mapped: still one line for the user
-        reply = ("error", f"MLflow logging failed: {type(e).__name__}: {e}")
-    out.write(pickle.dumps(reply))
-    out.flush()
+        error = str(e)
+    finished = False
+    while True:
+        try:
+            message = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            break
+        kind = message[0]
+        try:
+            if error is not None and kind != "finish":
+                continue  # already failed: drain the pipe, report at finish
+            if kind == "begin":
+                logger = RunLogger(message[1], tracking_uri=tracking_uri, **message[2])
+            elif kind == "rows" and logger is not None:
+                logger.add_rows(message[1])
+            elif kind == "finish":
+                if error is None and logger is None:
+                    error = "the MLflow run was never opened"
+                if error is not None:
+                    reply: tuple[str, str] = ("error", error)
+                else:
+                    assert logger is not None
+                    reply = ("ok", logger.finish(message[1]))
+                finished = True
+                out.write(pickle.dumps(reply))
+                out.flush()
+                break
+        except HarnessError as e:
+            error = str(e)
+        except Exception as e:  # an MLflow failure nobody mapped: still one line for the user
+            error = f"MLflow logging failed: {type(e).__name__}: {e}"
+        if kind == "finish" and not finished:  # finish itself raised
+            out.write(pickle.dumps(("error", error or "MLflow logging failed")))
+            out.flush()
+            finished = True
+            break
+    if not finished and logger is not None:
+        logger.abort()
     return 0
 
 

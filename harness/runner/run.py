@@ -45,9 +45,12 @@ from harness.store.datasets import DatasetInfo, Example
 from harness.store.runs import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from harness.runner.mlflow_worker import MlflowWorker
+    from harness.tracking import RunRecord
 
 
 @dataclass
@@ -169,10 +172,12 @@ class BatchWriter:
         *,
         rows: int = DEFAULT_BATCH_ROWS,
         seconds: float = DEFAULT_BATCH_SECONDS,
+        on_batch: Callable[[list[OutputRow], list[ScoreRow]], None] | None = None,
     ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.home, self.run_id = home, run_id
+        self.on_batch = on_batch  # called in the writer thread after each stored batch
         self.max_rows, self.max_seconds = rows, seconds
         self.outputs: list[OutputRow] = []
         self.scores: list[ScoreRow] = []
@@ -192,11 +197,14 @@ class BatchWriter:
     def flush(self) -> None:
         if self.outputs:
             self._wait()  # one write at a time, in order
-            self._pending = self._thread.submit(
-                run_store.write_batch, self.home.db_path, self.run_id, self.outputs, self.scores
-            )
+            self._pending = self._thread.submit(self._write, self.outputs, self.scores)
         self.outputs, self.scores = [], []
         self.last_write = time.monotonic()
+
+    def _write(self, outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
+        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores)
+        if self.on_batch is not None:
+            self.on_batch(outputs, scores)
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -357,6 +365,7 @@ def run_eval(
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
     else:
+        done = set()
         run_store.create_run(
             home.db_path,
             run_id=run_id,
@@ -385,7 +394,13 @@ def run_eval(
         client=http_client,
         on_event=lambda kind, data: _on_call_event(progress, kind, data),
     )
-    writer = BatchWriter(home, run_id)
+    mlflow_head = _open_mlflow_run(
+        plan, run_id, started, mlflow_worker, previous_mlflow_run, resumed_rows=bool(done)
+    )
+    on_batch = None
+    if mlflow_worker is not None and config.traces:
+        on_batch = _trace_sender(plan, mlflow_worker, mlflow_head)
+    writer = BatchWriter(home, run_id, on_batch=on_batch)
     engine = _Engine(plan, caller, writer, progress)
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
     status = "failed"
@@ -404,9 +419,7 @@ def run_eval(
         if cache is not None:
             cache.close()
     try:
-        result = _finish(
-            plan, run_id, usage, status, started, progress, previous_mlflow_run, mlflow_worker
-        )
+        result = _finish(plan, run_id, usage, status, started, progress, mlflow_worker, mlflow_head)
     finally:
         if mlflow_worker is not None:
             mlflow_worker.close()
@@ -473,6 +486,54 @@ def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str,
     return merged
 
 
+def _open_mlflow_run(
+    plan: RunPlan,
+    run_id: str,
+    started: float,
+    worker: MlflowWorker | None,
+    replaces: str | None,
+    resumed_rows: bool,
+) -> RunRecord | None:
+    """Open the run's MLflow run in the worker; a resumed run's stored rows go first."""
+    if worker is None:
+        return None
+    from harness.runner.logging import head_record, rows_record
+
+    head = head_record(plan, run_id, started)
+    worker.begin(head, traces=plan.config.traces, replaces=replaces, register=True)
+    if resumed_rows and plan.config.traces:
+        home = plan.home
+        worker.add_rows(
+            rows_record(
+                head,
+                run_store.load_outputs(home.db_path, run_id),
+                run_store.load_scores(home.db_path, run_id),
+                _judge_uri(plan),
+            )
+        )
+    return head
+
+
+def _trace_sender(
+    plan: RunPlan, worker: MlflowWorker, head: RunRecord | None
+) -> Callable[[list[OutputRow], list[ScoreRow]], None]:
+    """Each stored batch's traces go to the MLflow worker while the next rows run."""
+    from harness.runner.logging import batch_frames, rows_record
+
+    assert head is not None
+    examples = {e.id: e for e in plan.examples}
+
+    def send(outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
+        frames = batch_frames(examples, outputs, scores)
+        worker.add_rows(rows_record(head, *frames, _judge_uri(plan)))
+
+    return send
+
+
+def _judge_uri(plan: RunPlan) -> str | None:
+    return plan.judge_provider.uri if plan.judge_provider else None
+
+
 def _finish(
     plan: RunPlan,
     run_id: str,
@@ -480,8 +541,8 @@ def _finish(
     status: str,
     started: float,
     progress: Progress,
-    replaces: str | None = None,
     mlflow_worker: MlflowWorker | None = None,
+    mlflow_head: RunRecord | None = None,
 ) -> RunResult:
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
@@ -507,12 +568,12 @@ def _finish(
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
     )
-    if mlflow_worker is not None and status == "finished":
+    if mlflow_worker is not None and mlflow_head is not None and status == "finished":
         from harness.runner.logging import log_to_mlflow
 
         try:
             result.mlflow_run_id = log_to_mlflow(
-                plan, run_id, result, outputs, scores, started, mlflow_worker, replaces=replaces
+                plan, mlflow_head, result, outputs, scores, mlflow_worker
             )
             run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
         except HarnessError as e:

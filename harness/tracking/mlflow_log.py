@@ -131,36 +131,97 @@ def log_run(
     the MLflow run FAILED and raises ``TrackingError``; a run that was logged completely is
     FINISHED. ``replaces`` names an MLflow run logged earlier for the same harness run
     (before a ``--resume``): it is deleted once the new one is complete, so one harness
-    run is one MLflow run.
+    run is one MLflow run. This is ``RunLogger`` done in one go.
     """
-    with _mapped_errors(f"cannot log run {record.run_id} to MLflow at {tracking_uri}"):
-        client, store = _open_store(tracking_uri)
-        experiment = _get_or_create_experiment(
-            client, store, record.experiment or DEFAULT_EXPERIMENT
-        )
-        # A resumed sweep child stays a child: the run it replaces names the parent.
-        parent = record.parent_run_id or (_parent_of(client, replaces) if replaces else None)
-        run = client.create_run(
-            experiment.experiment_id,
-            start_time=_ms(record.started_at),
-            run_name=record.run_name or record.run_id,
-            tags=_run_tags(record, parent),
-        )
-        run_id = run.info.run_id
+    logger = RunLogger(
+        record, tracking_uri=tracking_uri, traces=traces, replaces=replaces, register=register
+    )
+    logger.add_rows(record)
+    return logger.finish(record)
+
+
+class RunLogger:
+    """One MLflow run logged in stages, so traces can be written while rows still run.
+
+    ``RunLogger(head)`` opens the run (and registers the prompt and model), ``add_rows``
+    writes the traces of the rows in a record as they finish, and ``finish`` logs params,
+    metrics, inputs and artifacts and ends the run. ``abort`` deletes a run that will not
+    finish: the rows stay in DuckDB, and ``--resume`` logs a new run.
+    """
+
+    def __init__(
+        self,
+        head: RunRecord,
+        *,
+        tracking_uri: str,
+        traces: bool = True,
+        replaces: str | None = None,
+        register: bool = False,
+    ) -> None:
+        self.tracking_uri, self.traces, self.replaces = tracking_uri, traces, replaces
+        self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
+        self.trace_count = 0
+        self.trace_note: str | None = None
+        with _mapped_errors(self._what):
+            self.client, self.store = _open_store(tracking_uri)
+            self.experiment = _get_or_create_experiment(
+                self.client, self.store, head.experiment or DEFAULT_EXPERIMENT
+            )
+            # A resumed sweep child stays a child: the run it replaces names the parent.
+            parent = head.parent_run_id or (_parent_of(self.client, replaces) if replaces else None)
+            run = self.client.create_run(
+                self.experiment.experiment_id,
+                start_time=_ms(head.started_at),
+                run_name=head.run_name or head.run_id,
+                tags=_run_tags(head, parent),
+            )
+            self.run_id: str = run.info.run_id
+            with self._failing():
+                self.links = (
+                    _register(self.client, self.experiment, self.run_id, head) if register else None
+                )
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
         try:
-            links = _register(client, experiment, run_id, record) if register else None
-            _log_params_and_metrics(client, run_id, record, links)
-            _log_inputs(client, run_id, record, links)
-            _log_artifacts(client, run_id, record)
-            if traces:
-                _log_traces(client, store, experiment, run_id, record, links)
-            client.set_terminated(run_id, "FINISHED", end_time=_ms(record.finished_at))
+            yield
         except BaseException:
-            _mark_failed(client, run_id)
+            _mark_failed(self.client, self.run_id)
             raise
-        if replaces and replaces != run_id:
-            client.delete_run(replaces)
-    return run_id
+
+    def add_rows(self, record: RunRecord) -> None:
+        """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
+        if not self.traces or record.rows.empty:
+            return
+        with _mapped_errors(self._what), self._failing():
+            count, note = _log_traces(
+                self.client, self.store, self.experiment, self.run_id, record, self.links
+            )
+            self.trace_count += count
+            self.trace_note = note
+
+    def finish(self, record: RunRecord) -> str:
+        """Log params, metrics, inputs and artifacts, end the run, return its id."""
+        with _mapped_errors(self._what):
+            with self._failing():
+                _log_params_and_metrics(self.client, self.run_id, record, self.links)
+                _log_inputs(self.client, self.run_id, record, self.links)
+                _log_artifacts(self.client, self.run_id, record)
+                if self.trace_note is not None:
+                    self.client.set_tag(
+                        self.run_id, TRACES_TAG, self.trace_note.format(count=self.trace_count)
+                    )
+                self.client.set_terminated(
+                    self.run_id, "FINISHED", end_time=_ms(record.finished_at)
+                )
+            if self.replaces and self.replaces != self.run_id:
+                self.client.delete_run(self.replaces)
+        return self.run_id
+
+    def abort(self) -> None:
+        """Best effort: delete a run that will not be finished."""
+        with contextlib.suppress(Exception):
+            self.client.delete_run(self.run_id)
 
 
 def _ms(epoch_seconds: float) -> int:
@@ -424,7 +485,8 @@ def _log_traces(
     run_id: str,
     record: RunRecord,
     links: RegistryLinks | None = None,
-) -> None:
+) -> tuple[int, str]:
+    """Write the traces of ``record.rows``; return how many and a note for the run's tag."""
     from harness.tracking.registry import LINKED_PROMPTS_TAG
     from harness.tracking.traces import (
         build_row_traces,
@@ -436,8 +498,7 @@ def _log_traces(
     row_traces = build_row_traces(record)
     if not is_sql_store(store) and not supports_trace_api(store):
         # e.g. the legacy file store: the run is still complete without its traces.
-        client.set_tag(run_id, TRACES_TAG, f"skipped: {type(store).__name__} cannot store traces")
-        return
+        return 0, f"skipped: {type(store).__name__} cannot store traces"
     # The model id puts the traces on the model's page; the prompt tag makes the trace
     # table filterable by prompt version.
     model_id = links.model_id if links is not None else None
@@ -460,7 +521,7 @@ def _log_traces(
             model_id=model_id, tags=tags,
         )  # fmt: skip
         written = "store-api"
-    client.set_tag(run_id, TRACES_TAG, f"{len(row_traces)} traces ({written})")
+    return len(row_traces), "{count} traces (" + written + ")"
 
 
 def _mark_failed(client: MlflowClient, run_id: str) -> None:

@@ -235,3 +235,54 @@ def test_evaluate_api_with_a_dataframe_and_a_callable(home: Path) -> None:
     )
     assert again.run_id != result.run_id
     assert query(home, "SELECT count(*) FROM datasets") == [(1,)]  # same frame, one version
+
+
+def _mlflow_traces(home: Path, mlflow_run_id: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    run = client.get_run(mlflow_run_id)
+    return client.search_traces(
+        locations=[run.info.experiment_id], run_id=mlflow_run_id, max_results=1000
+    )
+
+
+def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
+    qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
+) -> None:
+    """Traces are written batch by batch while rows run; a resumed run ends as one MLflow run
+    with one trace per row, and the MLflow run of the first attempt is deleted."""
+    from mlflow import MlflowClient
+
+    failing = sum(int(str(r["id"])) % 2 == 0 for r in qa_rows)
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    args = [
+        "--model",
+        "python:harness_test_models:fail_while_flagged",
+        "--metric",
+        "exact_match",
+        "--judge",
+        "answer_relevance",
+        "--judge-model",
+        "python:harness_test_models:judge_messages",
+        "--json",
+    ]
+    code, out, err = invoke("run", "--data", "qa", *args, env=env)
+    assert code == 1, err
+    first = json.loads(out)
+    states = [str(t.info.state) for t in _mlflow_traces(home, first["mlflow_run_id"])]
+    assert len(states) == 20 and sum("ERROR" in s for s in states) == failing
+
+    flag.unlink()
+    code, out, err = invoke("run", "--resume", first["run_id"], "--json", env=env)
+    assert code == 0, err
+    resumed = json.loads(out)
+    traces = _mlflow_traces(home, resumed["mlflow_run_id"])
+    assert len(traces) == 20 and not any("ERROR" in str(t.info.state) for t in traces)
+    assert len({t.info.client_request_id for t in traces}) == 20
+    names = {a.name for a in traces[0].info.assessments}
+    assert {"exact_match", "answer_relevance", "expected_response"} <= names
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    assert client.get_run(first["mlflow_run_id"]).info.lifecycle_stage == "deleted"
