@@ -28,7 +28,7 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_CACHE_MODE = "use"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 10  # 40% of calls failing: 0.4**11, 1 call in 24,000 gives up
-DEFAULT_BATCH_ROWS = 2000  # rows per DuckDB write transaction...
+DEFAULT_BATCH_ROWS = 1000  # rows per DuckDB write transaction...
 DEFAULT_BATCH_SECONDS = 2.0  # ...or fewer, when this much time has passed since the last write
 
 HOME_ENV = "HARNESS_HOME"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -50,8 +51,17 @@ class MlflowWorker:
             stdout=subprocess.PIPE,
             env=env,
         )
-        self._lock = threading.Lock()  # batches are sent from the DuckDB writer thread
+        self._lock = threading.Lock()
         self._broken: str | None = None
+        # Batches go through a queue and a sender thread, so a worker busy writing traces
+        # never makes the run wait: the pipe may block, the rows do not.
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._drain, name="mlflow-sender", daemon=True)
+        self._sender.start()
+
+    def _drain(self) -> None:
+        while (message := self._queue.get()) is not None:
+            self._send(message)
 
     def _send(self, message: tuple[Any, ...]) -> None:
         assert self._process.stdin is not None
@@ -66,15 +76,21 @@ class MlflowWorker:
 
     def begin(self, head: RunRecord, **options: Any) -> None:
         """Open the MLflow run (``harness.tracking.RunLogger(head, **options)``)."""
-        self._send(("begin", head, options))
+        self._queue.put(("begin", head, options))
 
     def add_rows(self, chunk: RunRecord) -> None:
-        """Write the traces of ``chunk.rows``; never blocks on the worker's answer."""
-        self._send(("rows", chunk))
+        """Write the traces of ``chunk.rows``; returns at once."""
+        self._queue.put(("rows", chunk))
+
+    def _stop_sender(self) -> None:
+        if self._sender.is_alive():
+            self._queue.put(None)
+            self._sender.join()
 
     def finish(self, record: RunRecord) -> str:
         """Log the rest of the run and end it; return the MLflow run id."""
         assert self._process.stdin is not None and self._process.stdout is not None
+        self._stop_sender()  # every batch is in the pipe before the finish
         self._send(("finish", record))
         with self._lock:
             self._process.stdin.close()
@@ -93,6 +109,7 @@ class MlflowWorker:
 
     def close(self) -> None:
         """End the worker; if the run did not ``finish``, its MLflow run is deleted."""
+        self._stop_sender()
         with self._lock:
             if self._process.stdin is not None and not self._process.stdin.closed:
                 with contextlib.suppress(OSError):  # it may be gone already

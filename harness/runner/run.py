@@ -418,6 +418,8 @@ def run_eval(
             )
         if cache is not None:
             cache.close()
+        if status == "failed" and mlflow_worker is not None:
+            mlflow_worker.close()  # the worker deletes the MLflow run it had opened
     try:
         result = _finish(plan, run_id, usage, status, started, progress, mlflow_worker, mlflow_head)
     finally:
