@@ -6,9 +6,13 @@ from typing import Any
 
 import click
 
+from harness.cli.options import (
+    cache_option,
+    concurrency_option,
+    guideline_option,
+    judges_file_option,
+)
 from harness.cli.output import fmt, home_of, print_json, print_table
-
-_CACHE = click.Choice(["use", "replay", "refresh", "off"])
 
 
 @click.group()
@@ -17,20 +21,8 @@ def judges() -> None:
 
 
 @judges.command("list")
-@click.option(
-    "--judges",
-    "judges_file",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="Also list the [judges.NAME] tables of this TOML file.",
-)
-@click.option(
-    "--guideline",
-    "guidelines",
-    multiple=True,
-    metavar="TEXT",
-    help="Guidelines for the `guidelines` judge (they are part of its version).",
-)
+@judges_file_option
+@guideline_option
 @click.option("--json", "as_json", is_flag=True, help="Print the judges as JSON.")
 @click.pass_context
 def list_(
@@ -120,36 +112,11 @@ def list_(
     help="Map a human label to a judge answer (e.g. maybe=no), repeatable. Labels "
     "that map to no answer are excluded and counted.",
 )
-@click.option(
-    "--judges",
-    "judges_file",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="TOML file with custom [judges.NAME] tables.",
-)
-@click.option(
-    "--guideline",
-    "guidelines",
-    multiple=True,
-    metavar="TEXT",
-    help="A guideline for the `guidelines` judge, repeatable.",
-)
+@judges_file_option
+@guideline_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option(
-    "--cache",
-    "cache_mode",
-    type=_CACHE,
-    default="use",
-    show_default=True,
-    help="Cache mode for the judge calls.",
-)
-@click.option(
-    "--concurrency",
-    default=16,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Judge requests in flight at once.",
-)
+@cache_option("Cache mode for the judge calls.")
+@concurrency_option("Judge requests in flight at once.")
 @click.option(
     "--show",
     default=10,
@@ -240,21 +207,8 @@ def calibrate_(
 @click.argument("run_b")
 @click.option("--judge-model", metavar="URI", help="Model the pairwise judge calls.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N shared rows.")
-@click.option(
-    "--cache",
-    "cache_mode",
-    type=_CACHE,
-    default="use",
-    show_default=True,
-    help="Cache mode for the judge calls.",
-)
-@click.option(
-    "--concurrency",
-    default=16,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Judge requests in flight at once.",
-)
+@cache_option("Cache mode for the judge calls.")
+@concurrency_option("Judge requests in flight at once.")
 @click.option("--rows", "with_rows", is_flag=True, help="Also print every row's verdicts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_context

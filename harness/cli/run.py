@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.cli.options import (
+    cache_option,
+    concurrency_option,
+    guideline_option,
+    judges_file_option,
+)
 from harness.cli.output import fmt, home_of, print_json, print_table
-from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
+from harness.config import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from harness.config import Home
@@ -69,36 +75,10 @@ if TYPE_CHECKING:
     type=int,
     help="Ask each judge N times per row (distinct cache entries).",
 )
-@click.option(
-    "--judges",
-    "judges_file",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="TOML file with custom [judges.NAME] tables.",
-)
-@click.option(
-    "--guideline",
-    "guidelines",
-    multiple=True,
-    metavar="TEXT",
-    help="A guideline for the `guidelines` judge, repeatable.",
-)
-@click.option(
-    "--cache",
-    "cache_mode",
-    type=click.Choice(["use", "replay", "refresh", "off"]),
-    default="use",
-    show_default=True,
-    help="use: read and write; replay: cache only, no network, a miss fails; "
-    "refresh: call again and overwrite; off: no cache.",
-)
-@click.option(
-    "--concurrency",
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    type=int,
-    help="Model requests in flight at once.",
-)
+@judges_file_option
+@guideline_option
+@cache_option()
+@concurrency_option("Model requests in flight at once.")
 @click.option(
     "--max-cost",
     type=float,
