@@ -357,6 +357,28 @@ def run_eval(
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
     preflight(config, home.settings, [plan.provider, plan.judge_provider])
+    cache = None
+    if config.cache != "off":
+        from harness.cache.store import ResponseCache
+
+        cache = ResponseCache(home.cache_dir)
+    spent = sum(
+        float(u.get("cost_usd") or 0) for u in previous_usage.values() if isinstance(u, dict)
+    )
+    try:  # built before the run row exists: a bad [calls] table leaves nothing behind
+        caller = Caller.from_settings(
+            home.settings,
+            cache=cache,
+            mode=config.cache,
+            concurrency=config.concurrency,
+            budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
+            client=http_client,
+            on_event=lambda kind, data: _on_call_event(progress, kind, data),
+        )
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise
     from harness.runner.mlflow_worker import MlflowWorker
 
     # Started now so MLflow's import and store setup overlap with the rows (see the module).
@@ -377,23 +399,6 @@ def run_eval(
             rows_total=len(plan.examples),
         )
         todo = plan.examples
-    cache = None
-    if config.cache != "off":
-        from harness.cache.store import ResponseCache
-
-        cache = ResponseCache(home.cache_dir)
-    spent = sum(
-        float(u.get("cost_usd") or 0) for u in previous_usage.values() if isinstance(u, dict)
-    )
-    caller = Caller.from_settings(
-        home.settings,
-        cache=cache,
-        mode=config.cache,
-        concurrency=config.concurrency,
-        budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
-        client=http_client,
-        on_event=lambda kind, data: _on_call_event(progress, kind, data),
-    )
     mlflow_head = _open_mlflow_run(
         plan, run_id, started, mlflow_worker, previous_mlflow_run, resumed_rows=bool(done)
     )

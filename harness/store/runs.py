@@ -7,7 +7,7 @@ another process can read between batches and a crash loses at most the batch in 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,6 @@ class RunInfo:
     mlflow_run_id: str | None
     created_at: datetime
     finished_at: datetime | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -120,6 +120,13 @@ def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Pat
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
+    (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
+    code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert code == 2 and "unknown setting(s) max_retriez" in err
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_failed_rows_exit_1_then_resume_finishes(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
