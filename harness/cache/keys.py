@@ -39,11 +39,14 @@ the JSON is written with sorted keys.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import orjson
 
 from harness.errors import ConfigError
 from harness.providers.base import ModelRequest
@@ -110,10 +113,46 @@ _EXACT_INT_LIMIT = 2.0**53
 
 
 def canonical_json(value: Any) -> bytes:
-    """Compact, key-sorted, UTF-8 JSON: the one byte form that keys and checksums hash."""
+    """Compact, key-sorted, UTF-8 JSON: the one byte form that keys and checksums hash.
+
+    The definition is the standard library's ``json.dumps`` (see the module docstring).
+    orjson writes the same bytes ~5x faster for everything but a few floats, ints beyond
+    64 bits, NaN and non-str keys; ``_orjson_same`` sends those to ``json.dumps``.
+    tests/cache/test_keys.py checks the two agree, character by character and float by float.
+    """
+    if _orjson_same(value, 0):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # e.g. a lone surrogate: json.dumps gives the reference behaviour
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+# Python's float repr switches to exponent notation outside [1e-4, 1e16); orjson's at
+# other points ("1e-05" vs "0.00001"), so only floats inside that range take orjson.
+_PLAIN_FLOAT_MIN, _PLAIN_FLOAT_MAX = 1e-4, 1e16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _orjson_same(value: Any, depth: int) -> bool:
+    """Whether orjson writes ``value`` byte for byte as ``json.dumps`` would."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return _INT64_MIN <= value <= _INT64_MAX
+    if kind is float:
+        magnitude = abs(value)
+        return value == 0.0 or _PLAIN_FLOAT_MIN <= magnitude < _PLAIN_FLOAT_MAX
+    if depth > 64:  # orjson refuses deeper nesting than json.dumps does
+        return False
+    if kind is dict:
+        return all(type(k) is str and _orjson_same(v, depth + 1) for k, v in value.items())
+    if kind is list:
+        return all(_orjson_same(v, depth + 1) for v in value)
+    return False  # tuples, subclasses, anything else: the reference encoder decides
 
 
 def _normalize(value: Any, where: str) -> Any:
@@ -150,6 +189,7 @@ def _normalize_param(name: str, value: Any) -> Any:
     return _normalize(value, where)
 
 
+@functools.lru_cache(maxsize=256)  # one or two servers per run, asked 4 times per row
 def _normalize_base_url(base_url: str | None) -> str | None:
     if base_url is None:
         return None

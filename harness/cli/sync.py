@@ -17,6 +17,11 @@ from harness.cli.output import home_of, print_json, print_table
     help="Only this local experiment; with --databricks, also its workspace path.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
+@click.option(
+    "--no-traces",
+    is_flag=True,
+    help="Copy runs without their traces and assessments (fast); a later sync copies them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(
@@ -26,12 +31,15 @@ def sync(
     profile: str | None,
     experiment: str | None,
     dry_run: bool,
+    no_traces: bool,
     as_json: bool,
 ) -> None:
     """Copy local experiments and runs to a tracking server, idempotently.
 
     A second sync copies nothing; a run changed locally since the last sync is updated
-    in place, never duplicated; an interrupted sync resumes where it stopped.
+    in place, never duplicated; an interrupted sync resumes where it stopped. Traces cost
+    one request each: --no-traces leaves them for a later sync. One sync at a time per
+    project home: a second one fails at once.
     """
     from harness.config import resolve_home
     from harness.errors import ConfigError
@@ -54,7 +62,12 @@ def sync(
         experiments = [experiment] if experiment else None
     progress = None if as_json else (lambda message: click.echo(message, err=True))
     report = sync_runs(
-        home.tracking_uri, target, experiments=experiments, dry_run=dry_run, progress=progress
+        home.tracking_uri,
+        target,
+        experiments=experiments,
+        dry_run=dry_run,
+        traces=not no_traces,
+        progress=progress,
     )
     if as_json:
         print_json(report.as_dict())
@@ -65,7 +78,8 @@ def sync(
         click.echo("no local runs to sync")
         return
     print_table(
-        f"{'would sync' if dry_run else 'synced'} to {document.get('target')}",
+        f"{'would sync' if dry_run else 'synced'} to {document.get('target')}"
+        + (" without traces (--no-traces)" if report.traces_skipped else ""),
         ["run", "experiment", "action", "params", "metrics", "tags", "artifacts", "traces"],
         [
             [
@@ -76,7 +90,7 @@ def sync(
                 r["metrics"],
                 r["tags"],
                 r["artifacts"],
-                r["traces"],
+                "skipped" if report.traces_skipped else r["traces"],
             ]
             for r in runs
         ],

@@ -58,6 +58,8 @@ FREE_SCHEMES = ("ollama:", "python:", "echo")
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 
 _overrides: dict[str, tuple[float, float]] = {}
+# price_of runs on every call (cache hits price the cost they saved): remember answers.
+_known: dict[str, tuple[float, float] | None] = {}
 
 
 def _pair(uri: str, value: Any) -> tuple[float, float]:
@@ -81,6 +83,7 @@ def set_prices(prices: Mapping[str, Any]) -> None:
     parsed = {str(uri): _pair(str(uri), value) for uri, value in prices.items()}
     _overrides.clear()
     _overrides.update(parsed)
+    _known.clear()
 
 
 def base_name(uri: str) -> str:
@@ -90,6 +93,12 @@ def base_name(uri: str) -> str:
 
 def price_of(uri: str) -> tuple[float, float] | None:
     """(input, output) USD per million tokens, or None when unknown."""
+    if uri not in _known:
+        _known[uri] = _look_up_price(uri)
+    return _known[uri]
+
+
+def _look_up_price(uri: str) -> tuple[float, float] | None:
     for name in dict.fromkeys((uri, base_name(uri))):
         if name in _overrides:
             return _overrides[name]

@@ -136,46 +136,71 @@ def rows_record(
     )
 
 
-def batch_frames(
+# A batch travels to the MLflow worker as plain tuples in these column orders: pickling
+# them costs a fraction of pickling DataFrames, and the frames are built in the worker,
+# off the run's process (whose event loop would otherwise wait for the GIL meanwhile).
+OUTPUT_COLUMNS = (
+    "id", "input", "expected", "context", "output", "error", "latency_s",
+    "input_tokens", "output_tokens", "cached",
+)  # fmt: skip
+SCORE_COLUMNS = (
+    "example_id", "metric", "value", "source", "sample", "label", "rationale", "raw",
+    "error", "request_key", "cached",
+)  # fmt: skip
+
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def batch_payload(
     by_id: Mapping[str, Example], outputs: list[OutputRow], scores: list[ScoreRow]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A batch of rows in memory, as ``load_outputs`` and ``load_scores`` would read it."""
+) -> Batch:
+    """A stored batch as tuples (``OUTPUT_COLUMNS``, ``SCORE_COLUMNS``); the raw judge text,
+    which MLflow does not show, is left out."""
+    out = []
+    for o in outputs:
+        example = by_id[o.example_id]
+        out.append(
+            (
+                o.example_id, example.input, list(example.expected), example.context,
+                o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cached,
+            )
+        )  # fmt: skip
+    score_rows = [
+        (
+            s.example_id, s.metric, s.value, s.source, s.sample, s.label, s.rationale, None,
+            s.error, s.request_key, s.cached,
+        )
+        for s in scores
+    ]  # fmt: skip
+    return out, score_rows
+
+
+def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A batch in memory, as ``load_outputs`` and ``load_scores`` would read it."""
     import pandas as pd
 
-    out = pd.DataFrame(
-        [
-            {
-                "id": o.example_id,
-                "input": by_id[o.example_id].input,
-                "expected": list(by_id[o.example_id].expected),
-                "context": by_id[o.example_id].context,
-                "output": o.output,
-                "error": o.error,
-                "latency_s": o.latency_s,
-                "input_tokens": o.input_tokens,
-                "output_tokens": o.output_tokens,
-                "cached": o.cached,
-            }
-            for o in outputs
-        ]
+    outputs, scores = batch
+    return (
+        pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)),
+        pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
     )
-    score_frame = pd.DataFrame(
-        [vars(s) for s in scores],
-        columns=[
-            "example_id",
-            "metric",
-            "value",
-            "source",
-            "sample",
-            "label",
-            "rationale",
-            "raw",
-            "error",
-            "request_key",
-            "cached",
-        ],
+
+
+def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunRecord:
+    """``head`` carrying a stored batch's rows: what the worker writes traces for.
+
+    Traces need each row's columns and its feedback, not the metric columns of the
+    per-row table, so the pivots of ``results_table`` are skipped here.
+    """
+    from harness.runner.summary import row_columns
+
+    outputs, scores = batch_frames(batch)
+    return dataclasses.replace(
+        head,
+        rows=row_columns(outputs),
+        feedback=feedback_rows(scores, judge_model),
+        finished_at=time.time(),
     )
-    return out, score_frame
 
 
 def log_to_mlflow(

@@ -4,9 +4,10 @@ Importing MLflow and opening (or creating) its SQLite store costs 2-4 s of CPU, 
 writing one trace per row several more. In the run's own process that work competes with
 the rows for the GIL; in a worker process it runs on another core while the rows are
 processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
-traces as the batch is stored (``add_rows``), and logs params, metrics and artifacts at the
-end (``finish``). The run's process never imports MLflow at all (which also spares it
-MLflow's slow interpreter shutdown).
+traces as the batch is stored (``add_batch``: plain tuples, turned into frames here, off the
+run's process), and logs params, metrics and artifacts at the end (``finish``). The run's
+process never imports MLflow at all, and the worker skips MLflow's slow interpreter
+shutdown once it has replied.
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import TrackingError
 
 if TYPE_CHECKING:
+    from harness.runner.logging import Batch
     from harness.tracking import RunRecord
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
@@ -82,6 +84,10 @@ class MlflowWorker:
         """Write the traces of ``chunk.rows``; returns at once."""
         self._queue.put(("rows", chunk))
 
+    def add_batch(self, batch: Batch, judge_model: str | None) -> None:
+        """Write the traces of a stored batch (``harness.runner.logging.batch_payload``)."""
+        self._queue.put(("batch", batch, judge_model))
+
     def _stop_sender(self) -> None:
         if self._sender.is_alive():
             self._queue.put(None)
@@ -131,6 +137,7 @@ def main(tracking_uri: str) -> int:
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
     error: str | None = None
     logger: RunLogger | None = None
+    head: RunRecord | None = None  # what the run was opened with; each batch extends it
     try:
         _open_store(tracking_uri)  # import MLflow and create the store while rows run
     except HarnessError as e:
@@ -146,9 +153,14 @@ def main(tracking_uri: str) -> int:
             if error is not None and kind != "finish":
                 continue  # already failed: drain the pipe, report at finish
             if kind == "begin":
-                logger = RunLogger(message[1], tracking_uri=tracking_uri, **message[2])
+                head = message[1]
+                logger = RunLogger(head, tracking_uri=tracking_uri, **message[2])
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
+            elif kind == "batch" and logger is not None and head is not None:
+                from harness.runner.logging import batch_record
+
+                logger.add_rows(batch_record(head, message[1], message[2]))
             elif kind == "finish":
                 if error is None and logger is None:
                     error = "the MLflow run was never opened"
@@ -157,10 +169,9 @@ def main(tracking_uri: str) -> int:
                 else:
                     assert logger is not None
                     reply = ("ok", logger.finish(message[1]))
-                finished = True
                 out.write(pickle.dumps(reply))
                 out.flush()
-                break
+                _exit_now()
         except HarnessError as e:
             error = str(e)
         except Exception as e:  # an MLflow failure nobody mapped: still one line for the user
@@ -173,6 +184,17 @@ def main(tracking_uri: str) -> int:
     if not finished and logger is not None:
         logger.abort()
     return 0
+
+
+def _exit_now() -> None:
+    """Leave without the interpreter's shutdown, once the run is logged and the reply sent.
+
+    With MLflow loaded, shutdown (atexit hooks, SQLAlchemy pools, module teardown) takes
+    ~1 s, and the run's process waits for this one to end. Every write is committed by
+    now, and SQLite needs no goodbye, so there is nothing left that shutdown would do.
+    """
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -525,14 +525,14 @@ def _trace_sender(
     plan: RunPlan, worker: MlflowWorker, head: RunRecord | None
 ) -> Callable[[list[OutputRow], list[ScoreRow]], None]:
     """Each stored batch's traces go to the MLflow worker while the next rows run."""
-    from harness.runner.logging import batch_frames, rows_record
+    from harness.runner.logging import batch_payload
 
     assert head is not None
     examples = {e.id: e for e in plan.examples}
+    judge_model = _judge_uri(plan)
 
     def send(outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
-        frames = batch_frames(examples, outputs, scores)
-        worker.add_rows(rows_record(head, *frames, _judge_uri(plan)))
+        worker.add_batch(batch_payload(examples, outputs, scores), judge_model)
 
     return send
 

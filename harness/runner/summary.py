@@ -50,23 +50,7 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     failed, and with several samples ``<judge>/std``, ``<judge>/agreement`` and
     ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in MLflow.
     """
-    table = outputs[
-        [
-            "id",
-            "input",
-            "expected",
-            "context",
-            "output",
-            "error",
-            "latency_s",
-            "input_tokens",
-            "output_tokens",
-            "cached",
-        ]
-    ].copy()
-    table["expected"] = [
-        " || ".join(v) if v is not None and len(v) else None for v in table["expected"]
-    ]
+    table = row_columns(outputs)
     if scores.empty:
         return table
     values = scores.pivot_table(
@@ -92,6 +76,28 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
             table = table.join(errors, on="id")
         table = _join_sample_stats(table, judged)
     return table.reset_index(drop=True)
+
+
+def row_columns(outputs: pd.DataFrame) -> pd.DataFrame:
+    """The per-row table's columns before the metrics: what a row's MLflow trace shows."""
+    table = outputs[
+        [
+            "id",
+            "input",
+            "expected",
+            "context",
+            "output",
+            "error",
+            "latency_s",
+            "input_tokens",
+            "output_tokens",
+            "cached",
+        ]
+    ].copy()
+    table["expected"] = [
+        " || ".join(v) if v is not None and len(v) else None for v in table["expected"]
+    ]
+    return table
 
 
 def _join_sample_stats(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:

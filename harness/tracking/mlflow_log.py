@@ -245,6 +245,7 @@ def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
         # (and its "Default" experiment) is created pointing into the home, not the cwd.
         with _quiet_logger("mlflow.store.db.utils"):
             store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
+        _enlarge_page_cache(store.engine)
     # The registry (prompts) is the same SQLite file: never MLFLOW_REGISTRY_URI's.
     registry_uri = tracking_uri if artifact_root is not None else None
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
@@ -252,6 +253,25 @@ def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
         # MlflowClient exposes no public accessor for its store; trace writes need it.
         store = client._tracking_client.store
     return client, store
+
+
+# SQLite's default page cache is 2 MB; a run's traces update a dozen indexes, which in a
+# store of a few hundred MB means re-reading index pages from the OS on every insert.
+# 64 MB keeps them in memory (allocated only as pages are read). Inserting 5,000 traces
+# into a store holding 10,000 took 1.06 s of CPU with the default cache, 0.68 s with this.
+_PAGE_CACHE_KIB = 65536
+
+
+def _enlarge_page_cache(engine: Any) -> None:
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener close; new ones get it
 
 
 def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:

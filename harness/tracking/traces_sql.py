@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from harness.tracking.traces import (
     FEEDBACK_ERROR_CODE,
+    HARNESS_ROW_KEY,
     ROOT_SPAN_NAME,
     SPAN_TYPE,
     RowTrace,
     previews,
     span_attributes,
     span_events,
+    time_ordered_id,
     trace_metadata,
 )
 
@@ -79,11 +80,10 @@ def span_content(row: RowTrace) -> dict[str, Any]:
     """The stored JSON of a row's root span: what ``log_spans`` makes of ``to_mlflow_span``.
 
     Built directly, since building OpenTelemetry spans and translating them back costs
-    ~0.1 ms a row. ``sanitize_attributes`` is the step of that translation that changes
-    values (a JSON-looking string output loses one layer of quoting), so it is kept.
+    ~0.1 ms a row. MLflow's ``sanitize_attributes`` is the step of that translation that
+    changes values (a JSON-looking string output loses one layer of quoting);
+    ``_sanitized_attributes`` gives its result without parsing every value back.
     """
-    from mlflow.tracing.otel.translation import sanitize_attributes
-
     return {
         "trace_id": _b64(row.otel_trace_id.to_bytes(16, "big")),
         "span_id": _b64(row.otel_span_id.to_bytes(8, "big")),
@@ -96,9 +96,33 @@ def span_content(row: RowTrace) -> dict[str, Any]:
             "code": "STATUS_CODE_ERROR" if row.error else "STATUS_CODE_OK",
             "message": row.error or "",
         },
-        "attributes": sanitize_attributes(span_attributes(row)),
+        "attributes": _sanitized_attributes(row),
         "links": [],
     }
+
+
+def _sanitized_attributes(row: RowTrace) -> dict[str, str]:
+    """``sanitize_attributes(span_attributes(row))``, parsing only what could change.
+
+    MLflow's function parses each JSON-encoded value; one that holds a string which is
+    itself JSON for a string, object or array is stored as that string, unquoted once.
+    Only our string values can be such (the inputs are an object, kept as they are), and
+    only if they start like JSON, so just those are parsed: the inputs, often kilobytes of
+    context, never are. tests/tracking/test_mlflow_log.py compares the two on tricky values.
+    """
+    attributes = span_attributes(row)
+    for key, text in ((HARNESS_ROW_KEY, row.row_id), (_OUTPUTS_KEY, row.outputs)):
+        if text is not None and text.lstrip()[:1] in ('"', "{", "["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(parsed, (str, dict, list)):
+                attributes[key] = text
+    return attributes
+
+
+_OUTPUTS_KEY = "mlflow.spanOutputs"  # SpanAttributeKey.OUTPUTS, without importing MLflow here
 
 
 def _b64(raw: bytes) -> str:
@@ -124,7 +148,7 @@ def _rows_for(
         TraceMetadataKey,
         TraceTagKey,
     )
-    from mlflow.tracing.utils import TraceJSONEncoder, generate_assessment_id
+    from mlflow.tracing.utils import TraceJSONEncoder
     from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
     from mlflow.utils.time import get_current_time_millis
     from mlflow.utils.uri import append_to_uri_path
@@ -202,7 +226,7 @@ def _rows_for(
             )
             tables["assessments"].append(
                 {
-                    "assessment_id": generate_assessment_id(),
+                    "assessment_id": f"a-{time_ordered_id():032x}",  # as MLflow's, but ordered
                     "trace_id": trace_id,
                     "name": data.name,
                     "assessment_type": data.kind,
@@ -226,7 +250,7 @@ def _rows_for(
             )
         tables["entity_associations"].append(
             {
-                "association_id": uuid.uuid4().hex,
+                "association_id": f"{time_ordered_id():032x}",
                 "source_type": EntityAssociationType.TRACE,
                 "source_id": trace_id,
                 "destination_type": EntityAssociationType.RUN,
@@ -282,6 +306,33 @@ def _insert(
                 )
             ],
         )
+        connection = session.connection()
+        sqlite = connection.dialect.name == "sqlite"  # its driver takes :name parameters
         for name in _TABLES:
-            if tables[name]:
+            if not tables[name]:
+                continue
+            if sqlite:
+                connection.exec_driver_sql(*_driver_insert(models[name].__table__, tables[name]))
+            else:
                 session.execute(insert(models[name].__table__), tables[name])
+
+
+def _driver_insert(table: Any, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """One SQLite INSERT with named parameters, run by the driver's ``executemany`` as is.
+
+    ``session.execute(insert(table), rows)`` spends as long turning each row's parameters
+    into SQLAlchemy's form as SQLite spends storing them. It buys nothing here: these
+    tables' columns are plain strings and numbers with no Python-side defaults, and every
+    row of a table has the same keys, which ``_rows_for`` builds from the table's own
+    column names (a test writes through both paths and compares what reads back).
+    """
+    columns = list(rows[0])
+    unknown = [c for c in columns if c not in table.c]
+    if unknown:
+        raise KeyError(f"{table.name} has no column {unknown[0]!r}")
+    from sqlalchemy.dialects import sqlite
+
+    quote = sqlite.dialect().identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    values = ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({values})", rows

@@ -198,3 +198,53 @@ def test_family_is_provider_base_url_and_model() -> None:
     assert family_of(canonical_request(with_params(temperature=0.5))) == family_of(
         canonical_request(request())
     )
+
+
+# -- canonical_json takes orjson only where it writes json.dumps's exact bytes ---------
+
+
+def _reference_json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def test_canonical_json_matches_json_dumps_for_every_character() -> None:
+    text = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    value = {"messages": [{"role": "user", "content": text}], "z": text[:500]}
+    assert canonical_json(value) == _reference_json(value)
+
+
+def test_canonical_json_matches_json_dumps_for_floats_and_ints() -> None:
+    import random
+
+    rng = random.Random(7)
+    floats = [0.0, -0.0, 1e-4, 9.99e-5, 1e16, 9.999e15, 1e-5, 1e22, 5e-324, 1.7976931348623157e308]
+    floats += [rng.uniform(-2, 2) for _ in range(2000)]
+    floats += [10 ** rng.uniform(-12, 20) * rng.choice((1, -1)) for _ in range(20000)]
+    ints = [0, -1, 2**53, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**30]
+    for number in floats + ints:
+        value = {"params": {"temperature": number, "logit_bias": {"50256": [number]}}}
+        assert canonical_json(value) == _reference_json(value), number
+
+
+def test_canonical_json_keeps_json_dumps_behaviour_on_odd_values() -> None:
+    odd: list[Any] = [
+        {"s": "lone \ud800 surrogate"},  # json.dumps writes it; UTF-8 then refuses it
+        {"t": ("a", 1)},  # a tuple: written as a list by json.dumps
+        {1: "int key"},  # json.dumps writes the key as "1"
+    ]
+    for value in odd:
+        try:
+            expected: Any = _reference_json(value)
+        except (ValueError, UnicodeError) as exc:
+            expected = type(exc)
+        try:
+            got: Any = canonical_json(value)
+        except (ValueError, UnicodeError) as exc:
+            got = type(exc)
+        assert got == expected, value
+    with pytest.raises(ValueError):
+        canonical_json({"temperature": float("nan")})

@@ -300,6 +300,22 @@ def test_span_content_equals_mlflow_translation_of_the_span():
         assert span_content(row) == translate_span_when_storing(to_mlflow_span(row))
 
 
+def test_span_content_unquotes_json_looking_outputs_as_mlflow_does():
+    from dataclasses import replace
+
+    from mlflow.tracing.otel.translation import translate_span_when_storing
+
+    row = build_row_traces(make_record())[0]
+    tricky = [
+        '{"answer": 4}', '"quoted"', "[1, 2]", '  {"x": "y"} ', "1", "true", "null",
+        "{not json", '"unterminated', "plain text", "", "\u3000{}", '{"a": NaN}',
+    ]  # fmt: skip
+    for text in tricky:
+        for changed in (replace(row, outputs=text), replace(row, row_id=text)):
+            expected = translate_span_when_storing(to_mlflow_span(changed))
+            assert span_content(changed) == expected, text
+
+
 def test_without_traces_the_run_has_table_but_no_traces(tmp_path):
     uri = tracking_uri_for(tmp_path)
     run_id = log_run(make_record(experiment="no-traces"), tracking_uri=uri, traces=False)

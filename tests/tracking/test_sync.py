@@ -34,13 +34,14 @@ from harness.errors import ConfigError, TrackingError
 from harness.tracking.databricks_auth import redact, resolve_databricks_credentials
 from harness.tracking.sync import (
     KILL_AFTER_ENV,
-    META_SOURCE_ASSESSMENT,
+    LOCK_FILE,
     TAG_FINGERPRINT,
     TAG_SOURCE_RUN,
     SyncTarget,
     databricks_target,
     sync,
 )
+from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -491,6 +492,96 @@ def test_a_sync_killed_half_way_resumes_without_duplicates(server, tmp_path):
         assert len(copies[rid]) == 1
         _assert_same_run(uri, server, rid, copies[rid][0])
     assert {r.action for r in sync(uri, SyncTarget(server), experiments=[name]).runs} == {"skip"}
+
+
+def _cli_sync(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    return CliRunner().invoke(cli, ["sync", *args])
+
+
+def test_no_traces_then_a_sync_with_traces_copies_them_once(server, home):
+    # The store of the project home, so the CLI syncs it too.
+    uri = _new_store(home)
+    name = "no-traces"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        run_id = _log_eval_run(name, "r", traces=2)
+
+    shown = _cli_sync("--tracking-uri", server, "--experiment", name, "--no-traces")
+    assert shown.exit_code == 0, shown.stderr
+    assert "without traces (--no-traces)" in shown.stdout
+    [row] = [line.split("│") for line in shown.stdout.splitlines() if run_id in line]
+    # action, params, metric values, tags, artifacts, traces
+    dst, src = MlflowClient(server), MlflowClient(uri)
+    local = src.get_run(run_id)
+    tags = str(len(local.data.tags))
+    assert [cell.strip() for cell in row[2:]] == ["create", "3", "5", tags, "2", "skipped"]
+    assert shown.stderr.rstrip().endswith("(traces skipped)")
+    [copy] = _copies(server)[run_id]
+    assert dst.search_traces(locations=[copy.info.experiment_id], include_spans=False) == []
+    assert copy.data.params == local.data.params
+    for key in local.data.metrics:
+        assert _history(dst, copy.info.run_id, key) == _history(src, run_id, key), key
+    assert _artifacts(dst, copy.info.run_id) == _artifacts(src, run_id)
+    assert (copy.info.status, copy.info.end_time) == (local.info.status, local.info.end_time)
+
+    light = sync(uri, SyncTarget(server), experiments=[name], traces=False)
+    assert [r.action for r in light.runs] == ["skip"] and light.as_dict()["traces_skipped"]
+
+    full = sync(uri, SyncTarget(server), experiments=[name])
+    assert not full.traces_skipped
+    [result] = full.runs
+    assert (result.action, result.traces, result.assessments) == ("update", 2, 4)
+    assert (result.params, result.metrics, result.tags, result.artifacts) == (0, 0, 0, 0)
+    copies = _copies(server)
+    assert len(copies[run_id]) == 1
+    _assert_same_run(uri, server, run_id, copies[run_id][0])  # traces, spans, assessments
+
+    again = sync(uri, SyncTarget(server), experiments=[name])
+    assert [r.action for r in again.runs] == ["skip"]
+    assert again.totals["traces"] == again.totals["assessments"] == 0
+    assert len(_copies(server)[run_id]) == 1
+
+
+def test_a_second_sync_from_the_same_home_fails_at_once(server, home):
+    uri = _new_store(home)
+    name = "locked"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        run_id = _log_eval_run(name, "r", traces=1)
+    lock = home / "mlruns" / LOCK_FILE
+    # Another process holds the lock, as a running sync would.
+    code = (
+        "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
+        "lock.acquire(); print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [PYTHON, "-c", code, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        busy = _cli_sync("--tracking-uri", server, "--experiment", name)
+        assert busy.exit_code == TrackingError.exit_code == 2
+        assert busy.stderr == (
+            f"error: another harness sync from {home.resolve() / 'mlruns'} is running; "
+            f"wait for it to finish (lock: {lock.resolve()})\n"
+        )
+        assert run_id not in _copies(server)
+        with pytest.raises(TrackingError, match="another harness sync"):
+            sync(uri, SyncTarget(server), experiments=[name])
+        # A dry run writes nothing, so it needs no lock.
+        assert _cli_sync("--tracking-uri", server, "--experiment", name, "--dry-run").exit_code == 0
+    finally:
+        holder.communicate("", timeout=30)  # stdin closed: the holder exits, the OS unlocks
+    done = _cli_sync("--tracking-uri", server, "--experiment", name, "--json")
+    assert done.exit_code == 0, done.stderr
+    assert [r["action"] for r in json.loads(done.stdout)["runs"]] == ["create"]
 
 
 def test_experiment_mapping_and_a_copy_deleted_on_the_target(server, source):
