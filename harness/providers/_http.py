@@ -265,17 +265,26 @@ def make_client(
         raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
     timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client: httpx.AsyncClient
     if transport == "aiohttp":
         try:
             from httpx_aiohttp import HttpxAiohttpClient
         except ImportError:
             transport = "httpx-shards"
         else:
-            return HttpxAiohttpClient(timeout=timeout, limits=limits)
+            client = HttpxAiohttpClient(timeout=timeout, limits=limits)
     if transport == "httpx-shards":
         shards = max(1, -(-concurrency // SHARD_CONNECTIONS))
-        return httpx.AsyncClient(timeout=timeout, transport=_shards(shards, limits))
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+        client = httpx.AsyncClient(timeout=timeout, transport=_shards(shards, limits))
+    elif transport == "httpx":
+        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+    # httpx runs every response through http.cookiejar, Set-Cookie or not: ~10% of a
+    # request's CPU here. This jar reads only responses that set a cookie. (The client
+    # builds its jar in __init__ and keeps it in ``_cookies``: there is no public hook.)
+    from harness.providers._cookies import SetCookieOnly
+
+    client._cookies = SetCookieOnly()
+    return client
 
 
 def _shards(count: int, limits: httpx.Limits) -> httpx.AsyncBaseTransport:

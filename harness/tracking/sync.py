@@ -40,34 +40,47 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse, urlunparse
+from urllib.parse import urlparse
 
 from harness.errors import ConfigError, HarnessError, TrackingError
 from harness.tracking.databricks_auth import databricks_target, redact
+from harness.tracking.sync_target import (
+    LOCK_FILE,
+    SyncTarget,
+    check_reachable,
+    display_uri,
+    first_line,
+    sync_lock,
+)
 from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
 
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
 
-__all__ = ["RunSync", "SyncPlan", "SyncReport", "SyncTarget", "databricks_target", "sync"]
+__all__ = [
+    "LOCK_FILE",
+    "RunSync",
+    "SyncPlan",
+    "SyncReport",
+    "SyncTarget",
+    "databricks_target",
+    "sync",
+]
 
 TAG_SOURCE_RUN = "harness.source_run_id"
 TAG_SOURCE_STORE = "harness.source_store"
 TAG_FINGERPRINT = "harness.sync_fingerprint"
 FINGERPRINT_VERSION = 1
 TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace was copied
-LOCK_FILE = "harness-sync.lock"
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit
 WORKERS = 4  # concurrent requests to the target
@@ -77,17 +90,6 @@ _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
 _COUNTS = ("params", "metrics", "tags", "inputs", "artifacts", "traces", "assessments")
 _ACTIONS = ("create", "update", "skip")
-
-
-@dataclass
-class SyncTarget:
-    """Where to copy: a tracking URI and how local experiment names map to target names."""
-
-    tracking_uri: str
-    experiment_path: Callable[[str], str] | None = None  # local name -> target name
-    prepare_experiment: Callable[[str], None] | None = None  # called before creating one
-    secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from messages
-    label: str | None = None  # how messages name the target; default: its URI
 
 
 @dataclass
@@ -158,7 +160,7 @@ def sync(
     started = time.monotonic()
     say = progress or (lambda _m: None)
     try:
-        with _sync_lock(source_tracking_uri, hold=not dry_run):
+        with sync_lock(source_tracking_uri, hold=not dry_run):
             syncer = _Syncer(source_tracking_uri, target, dry_run, say, traces=traces)
             syncer.preflight()
             for experiment in syncer.local_experiments(experiments):
@@ -167,34 +169,11 @@ def sync(
         exc.message = redact(exc.message, target.secrets)
         raise
     except Exception as exc:  # MLflow, HTTP and OS errors: one line, no secret
-        shown = target.label or _display_uri(target.tracking_uri)
-        reason = redact(_first_line(exc), target.secrets)
+        shown = target.label or display_uri(target.tracking_uri)
+        reason = redact(first_line(exc), target.secrets)
         raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started
     return syncer.report
-
-
-@contextmanager
-def _sync_lock(source_uri: str, *, hold: bool) -> Iterator[None]:
-    """Hold the local store's sync lock for the block; fail at once if another sync has it.
-
-    A TrackingError, not a ConfigError: nothing the user wrote is wrong, the sync cannot
-    run now. The OS releases the lock when its process dies, even by SIGKILL.
-    """
-    # Only a SQLite store (harness's) has a directory of its own to hold the lock.
-    db_path = unquote(urlparse(source_uri).path)[1:]  # sqlite:////abs/x.db -> /abs/x.db
-    if not (hold and source_uri.startswith("sqlite:///") and db_path):
-        yield
-        return
-    from filelock import FileLock, Timeout
-
-    path = Path(db_path).parent / LOCK_FILE
-    try:
-        with FileLock(path, timeout=0):
-            yield
-    except Timeout:
-        message = f"another harness sync from {path.parent} is running; wait for it to finish"
-        raise TrackingError(f"{message} (lock: {path})") from None
 
 
 # --- what a local run holds -------------------------------------------------------------
@@ -289,9 +268,9 @@ class _Syncer:
 
         self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
         self.target, self.dry_run, self.say = target, dry_run, say
-        self.shown = target.label or f"the tracking server {_display_uri(target.tracking_uri)}"
-        self.source_id = hashlib.sha256(_display_uri(source_uri).encode()).hexdigest()[:16]
-        self.report = SyncReport(target=_display_uri(target.tracking_uri), dry_run=dry_run)
+        self.shown = target.label or f"the tracking server {display_uri(target.tracking_uri)}"
+        self.source_id = hashlib.sha256(display_uri(source_uri).encode()).hexdigest()[:16]
+        self.report = SyncReport(target=display_uri(target.tracking_uri), dry_run=dry_run)
         self.report.traces_skipped = not traces
         self.id_map: dict[str, str] = {}  # local run id -> target run id
         self.is_databricks = is_databricks_uri(target.tracking_uri)
@@ -321,36 +300,7 @@ class _Syncer:
 
     def preflight(self) -> None:
         """Fail fast, in one line, when the target is unreachable or refuses us."""
-        from mlflow.utils.rest_utils import http_request
-
-        remote = urlparse(self.target.tracking_uri).scheme in ("http", "https")
-        if not (remote or self.is_databricks):
-            return  # a local store: nothing to reach
-        try:
-            creds = self.dst._tracking_client.store.get_host_creds()
-            probe = {"max_results": 1}  # the cheapest authenticated call, without retries
-            response = http_request(
-                creds,
-                "/api/2.0/mlflow/experiments/search",
-                "GET",
-                params=probe,
-                max_retries=0,
-                timeout=15,
-                raise_on_status=False,
-                retry_timeout_seconds=1,
-            )
-        except Exception as exc:  # noqa: BLE001 - connection errors of every kind
-            reason = redact(_connection_reason(exc), self.target.secrets)
-            raise TrackingError(f"cannot reach {self.shown}: {reason}") from None
-        status = response.status_code
-        if status in (401, 403):
-            raise TrackingError(
-                f"{self.shown} refused the credentials (HTTP {status}); check the token or profile"
-            )
-        if status >= 400:
-            raise TrackingError(
-                f"{self.shown} answered HTTP {status} to a test request; is it an MLflow server?"
-            )
+        check_reachable(self.dst, self.target, self.shown, databricks=self.is_databricks)
 
     def local_experiments(self, names: list[str] | None) -> list[Any]:
         from mlflow.entities import ViewType
@@ -615,32 +565,6 @@ def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
         return None
     ok = isinstance(data, dict) and data.get("v") == FINGERPRINT_VERSION
     return data if ok and isinstance(data.get("sections"), dict) else None
-
-
-def _display_uri(uri: str) -> str:
-    """The URI without any user:password part."""
-    parsed = urlparse(uri)
-    if not (parsed.password or parsed.username):
-        return uri
-    netloc = f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname or ""
-    return urlunparse(parsed._replace(netloc=netloc))
-
-
-_CONNECTION_REASON = re.compile(
-    r"Connection refused|timed out|Name or service not known|nodename nor servname provided"
-    r"|Temporary failure in name resolution|No route to host|CERTIFICATE_VERIFY_FAILED"
-)
-
-
-def _connection_reason(exc: BaseException) -> str:
-    """A short reason for a failed connection, instead of urllib3's nested retry message."""
-    found = _CONNECTION_REASON.search(str(exc))
-    return found.group(0) if found else _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:

@@ -1,0 +1,110 @@
+"""The sync target: where runs go, whether it answers, and the one-sync-at-a-time lock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse, urlunparse
+
+from harness.errors import TrackingError
+from harness.tracking.databricks_auth import redact
+
+LOCK_FILE = "harness-sync.lock"
+
+
+@dataclass
+class SyncTarget:
+    """Where to copy: a tracking URI and how local experiment names map to target names."""
+
+    tracking_uri: str
+    experiment_path: Callable[[str], str] | None = None  # local name -> target name
+    prepare_experiment: Callable[[str], None] | None = None  # called before creating one
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from messages
+    label: str | None = None  # how messages name the target; default: its URI
+
+
+@contextmanager
+def sync_lock(source_uri: str, *, hold: bool) -> Iterator[None]:
+    """Hold the local store's sync lock for the block; fail at once if another sync has it.
+
+    A TrackingError, not a ConfigError: nothing the user wrote is wrong, the sync cannot
+    run now. The OS releases the lock when its process dies, even by SIGKILL.
+    """
+    # Only a SQLite store (harness's) has a directory of its own to hold the lock.
+    db_path = unquote(urlparse(source_uri).path)[1:]  # sqlite:////abs/x.db -> /abs/x.db
+    if not (hold and source_uri.startswith("sqlite:///") and db_path):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = Path(db_path).parent / LOCK_FILE
+    try:
+        with FileLock(path, timeout=0):
+            yield
+    except Timeout:
+        message = f"another harness sync from {path.parent} is running; wait for it to finish"
+        raise TrackingError(f"{message} (lock: {path})") from None
+
+
+def check_reachable(client: Any, target: SyncTarget, shown: str, *, databricks: bool) -> None:
+    """Fail fast, in one line, when the target is unreachable or refuses us."""
+    from mlflow.utils.rest_utils import http_request
+
+    remote = urlparse(target.tracking_uri).scheme in ("http", "https")
+    if not (remote or databricks):
+        return  # a local store: nothing to reach
+    try:
+        creds = client._tracking_client.store.get_host_creds()
+        probe = {"max_results": 1}  # the cheapest authenticated call, without retries
+        response = http_request(
+            creds,
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            params=probe,
+            max_retries=0,
+            timeout=15,
+            raise_on_status=False,
+            retry_timeout_seconds=1,
+        )
+    except Exception as exc:  # noqa: BLE001 - connection errors of every kind
+        reason = redact(_connection_reason(exc), target.secrets)
+        raise TrackingError(f"cannot reach {shown}: {reason}") from None
+    status = response.status_code
+    if status in (401, 403):
+        raise TrackingError(
+            f"{shown} refused the credentials (HTTP {status}); check the token or profile"
+        )
+    if status >= 400:
+        raise TrackingError(
+            f"{shown} answered HTTP {status} to a test request; is it an MLflow server?"
+        )
+
+
+def display_uri(uri: str) -> str:
+    """The URI without any user:password part."""
+    parsed = urlparse(uri)
+    if not (parsed.password or parsed.username):
+        return uri
+    netloc = f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname or ""
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+_CONNECTION_REASON = re.compile(
+    r"Connection refused|timed out|Name or service not known|nodename nor servname provided"
+    r"|Temporary failure in name resolution|No route to host|CERTIFICATE_VERIFY_FAILED"
+)
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection, instead of urllib3's nested retry message."""
+    found = _CONNECTION_REASON.search(str(exc))
+    return found.group(0) if found else first_line(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
