@@ -9,9 +9,9 @@ lower bound is 6,000 x 0.1 s / 64 = 9.4 s; the ratio wall / bound is printed (ta
 Each measurement runs in a fresh child process with a fresh project home (a new dataset
 import, an empty cache in ``use`` mode, so every response is also written to the cache),
 timing ``run_eval`` from its call to its return: planning, DuckDB writes, cache writes,
-metrics, judges, aggregates and, with ``--mlflow``, MLflow logging. ``--transport`` compares
-the HTTP clients (see ``harness.calls.make_client``); ``--scaling`` prints peak memory at
-1,000 / 2,000 / 4,000 rows to show it stays flat. Last, ``harness --help`` is timed (target
+metrics, judges, aggregates and, with ``--mlflow``, MLflow logging. ``--transport``
+compares the HTTP clients (``harness.providers._client``); ``--scaling`` prints peak memory
+at 1,000 / 2,000 / 4,000 rows to show it stays flat. Last, ``harness --help`` is timed (target
 <= 0.3 s) and checked not to import MLflow, pandas, httpx or a provider.
 
 Run: ``python bench/bench_providers.py [--rows 2000] [--concurrency 64] [--latency 0.1]

@@ -231,7 +231,7 @@ class Caller:
         kwargs.setdefault("timeout_s", number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
         kwargs.setdefault("transport", table.get("transport"))
         kwargs.setdefault("rate_limits", RateLimits(settings))
-        from harness.providers._http import TRANSPORTS
+        from harness.providers._client import TRANSPORTS
 
         if kwargs["transport"] not in (None, *TRANSPORTS):
             raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
@@ -462,7 +462,7 @@ class Caller:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            from harness.providers._http import make_client
+            from harness.providers._client import make_client
 
             self._client = make_client(self.concurrency, self.timeout_s, self.transport)
         return self._client

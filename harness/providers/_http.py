@@ -1,8 +1,9 @@
 """What the HTTP providers share: the base class, error mapping and Retry-After parsing.
 
 An ``HTTPProvider`` builds a URL, headers and a JSON body for a ``ModelRequest``, posts it
-with the ``httpx.AsyncClient`` the caller hands in, and parses the answer. Every failure
-becomes one of the ``ProviderError`` classes here, where it enters harness:
+with the ``httpx.AsyncClient`` the caller hands in (``harness.providers._client.send_json``),
+and parses the answer. Every failure becomes one of the ``ProviderError`` classes here,
+where it enters harness:
 
 - HTTP 4xx/5xx -> ``ProviderHTTPError(status, retry_after)`` (retryable: 408, 429, 5xx);
 - httpx timeouts -> ``ProviderTimeout``; other transport errors -> ``ProviderConnectionError``;
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.cache.keys import EXCLUDED_PARAMS
-from harness.config import DEFAULT_TIMEOUT_S
 from harness.errors import (
     ConfigError,
     ProviderConnectionError,
@@ -41,9 +41,6 @@ if TYPE_CHECKING:
     import httpx
 
 MAX_SERVER_MESSAGE = 300  # characters of a server's error text kept in a row's error
-TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
-SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
-DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 
 
 def redact_url(url: str) -> str:
@@ -178,10 +175,12 @@ class HTTPProvider(Provider):
             raise ProviderError(f"{self.uri} is an HTTP provider and needs an HTTP client")
         import httpx
 
+        from harness.providers._client import send_json
+
         url = self.url(request)
         started = time.perf_counter()
         try:
-            response = await client.post(url, json=self.body(request), headers=self.headers())
+            response = await send_json(client, url, self.body(request), self.headers())
         except httpx.HTTPError as e:  # connect, read, write, protocol errors: all transient
             if _is_timeout(e):
                 raise ProviderTimeout(
@@ -245,66 +244,6 @@ class HTTPProvider(Provider):
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def make_client(
-    concurrency: int, timeout_s: float = DEFAULT_TIMEOUT_S, transport: str | None = None
-) -> httpx.AsyncClient:
-    """The shared HTTP client: keep-alive connections, up to ``concurrency`` of them.
-
-    httpx's own connection pool gets slower per request as it grows (encode/httpx#3215),
-    so the default, ``aiohttp``, is httpx's API over aiohttp's pool (httpx-aiohttp);
-    ``httpx-shards`` spreads requests over several small httpx pools, and is used when
-    httpx-aiohttp is not installed; ``httpx`` is one plain httpx pool. Numbers in
-    bench/bench_providers.py.
-    """
-    import httpx
-
-    transport = transport or DEFAULT_TRANSPORT
-    if transport not in TRANSPORTS:
-        raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
-    timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client: httpx.AsyncClient
-    if transport == "aiohttp":
-        try:
-            from httpx_aiohttp import HttpxAiohttpClient
-        except ImportError:
-            transport = "httpx-shards"
-        else:
-            client = HttpxAiohttpClient(timeout=timeout, limits=limits)
-    if transport == "httpx-shards":
-        shards = max(1, -(-concurrency // SHARD_CONNECTIONS))
-        client = httpx.AsyncClient(timeout=timeout, transport=_shards(shards, limits))
-    elif transport == "httpx":
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
-    # httpx runs every response through http.cookiejar, Set-Cookie or not: ~10% of a
-    # request's CPU here. This jar reads only responses that set a cookie. (The client
-    # builds its jar in __init__ and keeps it in ``_cookies``: there is no public hook.)
-    from harness.providers._cookies import SetCookieOnly
-
-    client._cookies = SetCookieOnly()
-    return client
-
-
-def _shards(count: int, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """A transport over ``count`` httpx connection pools used in turn, none of them large."""
-    import httpx
-
-    class Shards(httpx.AsyncBaseTransport):
-        def __init__(self) -> None:
-            self.pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
-            self.turn = 0
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            self.turn = (self.turn + 1) % count
-            return await self.pools[self.turn].handle_async_request(request)
-
-        async def aclose(self) -> None:
-            for pool in self.pools:
-                await pool.aclose()
-
-    return Shards()
 
 
 def _is_timeout(error: Exception) -> bool:

@@ -1,0 +1,136 @@
+"""The shared HTTP client harness makes, and a lean way to send on it.
+
+Imported only when a run first needs HTTP (``harness --help`` never loads httpx).
+
+``make_client`` builds an ``httpx.AsyncClient`` over one of three transports (numbers in
+bench/bench_providers.py): ``aiohttp`` (httpx's API over aiohttp's pool, httpx-aiohttp;
+the default, since httpx's own pool gets slower per request as it grows, encode/httpx#3215),
+``httpx-shards`` (several small httpx pools used in turn; the fallback without
+httpx-aiohttp) and ``httpx`` (one plain pool).
+
+``send_json`` posts a JSON body. On a client from ``make_client``, with no proxy set in the
+environment, it hands the request straight to the client's transport: the client's own
+per-request work (merging URLs and headers, the auth and redirect flows, cookie
+bookkeeping) was ~12% of a request's CPU in the provider benchmark, and none of it applies
+to harness's requests (full URLs, header auth, redirects not followed). It keeps what does
+apply: the client's default headers, its timeouts and its cookie jar. Any other client (a
+test's mock transport, a caller's own client) gets a plain ``client.post``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from harness.errors import ConfigError
+
+TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
+SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
+DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class SetCookieOnly(httpx.Cookies):
+    """``httpx.Cookies`` that parses a response only when it carries ``Set-Cookie``.
+
+    httpx hands every response to ``http.cookiejar`` (two compatibility objects and a
+    policy walk per response) even when there is nothing to store; LLM APIs rarely set
+    cookies, and when one does, it is stored exactly as httpx would.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+@dataclass(frozen=True)
+class _Direct:
+    """What sending past a client needs: its transport, default headers and timeouts."""
+
+    transport: httpx.AsyncBaseTransport
+    headers: dict[str, str]
+    timeout: dict[str, float | None]
+
+
+_direct: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
+
+
+def make_client(
+    concurrency: int, timeout_s: float, transport: str | None = None
+) -> httpx.AsyncClient:
+    """The shared HTTP client: keep-alive connections, up to ``concurrency`` of them."""
+    transport = transport or DEFAULT_TRANSPORT
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
+    timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    pool: httpx.AsyncBaseTransport
+    client_class: type[httpx.AsyncClient] = httpx.AsyncClient
+    if transport == "aiohttp":
+        try:
+            from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+        except ImportError:
+            transport = "httpx-shards"
+        else:
+            pool, client_class = AiohttpTransport(limits=limits), HttpxAiohttpClient
+    if transport == "httpx-shards":
+        pool = _Shards(max(1, -(-concurrency // SHARD_CONNECTIONS)), limits)
+    elif transport == "httpx":
+        pool = httpx.AsyncHTTPTransport(limits=limits)
+    # The client still mounts proxy transports from the environment (trust_env).
+    client = client_class(timeout=timeout, transport=pool)
+    # The client builds its jar in __init__ and keeps it in ``_cookies``: no public hook.
+    client._cookies = SetCookieOnly()
+    if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARIABLES):
+        _direct[client] = _Direct(pool, dict(client.headers), timeout.as_dict())
+    return client
+
+
+async def send_json(
+    client: httpx.AsyncClient, url: str, body: Any, headers: dict[str, str]
+) -> httpx.Response:
+    """POST ``body`` as JSON to ``url`` and read the whole answer."""
+    direct = _direct.get(client)
+    if direct is None:
+        return await client.post(url, json=body, headers=headers)
+    # The bytes httpx's ``json=`` would send.
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    request = httpx.Request(
+        "POST",
+        url,
+        headers={**direct.headers, **headers, "Content-Type": "application/json"},
+        content=content.encode("utf-8"),
+        extensions={"timeout": direct.timeout},
+    )
+    jar = client.cookies
+    if jar:
+        jar.set_cookie_header(request)
+    response = await direct.transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    jar.extract_cookies(response)
+    return response
+
+
+class _Shards(httpx.AsyncBaseTransport):
+    """A transport over ``count`` httpx connection pools used in turn, none of them large."""
+
+    def __init__(self, count: int, limits: httpx.Limits) -> None:
+        self.pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+        self.turn = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.turn = (self.turn + 1) % len(self.pools)
+        return await self.pools[self.turn].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
