@@ -118,9 +118,10 @@ def canonical_json(value: Any) -> bytes:
     The definition is the standard library's ``json.dumps`` (see the module docstring).
     orjson writes the same bytes ~5x faster for everything but a few floats, ints beyond
     64 bits, NaN and non-str keys; ``_orjson_same`` sends those to ``json.dumps``.
-    tests/cache/test_keys.py checks the two agree, character by character and float by float.
+    tests/cache/test_cache_keys.py checks the two agree, character by character and float
+    by float.
     """
-    if _orjson_same(value, 0):
+    if _orjson_same(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except (TypeError, orjson.JSONEncodeError):
@@ -136,23 +137,34 @@ _PLAIN_FLOAT_MIN, _PLAIN_FLOAT_MAX = 1e-4, 1e16
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _orjson_same(value: Any, depth: int) -> bool:
-    """Whether orjson writes ``value`` byte for byte as ``json.dumps`` would."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return _INT64_MIN <= value <= _INT64_MAX
-    if kind is float:
-        magnitude = abs(value)
-        return value == 0.0 or _PLAIN_FLOAT_MIN <= magnitude < _PLAIN_FLOAT_MAX
-    if depth > 64:  # orjson refuses deeper nesting than json.dumps does
-        return False
-    if kind is dict:
-        return all(type(k) is str and _orjson_same(v, depth + 1) for k, v in value.items())
-    if kind is list:
-        return all(_orjson_same(v, depth + 1) for v in value)
-    return False  # tuples, subclasses, anything else: the reference encoder decides
+def _orjson_same(value: Any) -> bool:
+    """Whether orjson writes ``value`` byte for byte as ``json.dumps`` would.
+
+    A loop over an explicit stack, not recursion: this runs on every request's key.
+    Nesting orjson refuses raises in ``orjson.dumps`` and falls back there.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key, member in item.items():
+                if type(key) is not str:
+                    return False
+                stack.append(member)
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                return False
+        elif kind is float:
+            if not (item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX):
+                return False
+        else:  # tuples, subclasses, anything else: the reference encoder decides
+            return False
+    return True
 
 
 def _normalize(value: Any, where: str) -> Any:

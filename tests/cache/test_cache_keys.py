@@ -235,7 +235,12 @@ def test_canonical_json_keeps_json_dumps_behaviour_on_odd_values() -> None:
         {"s": "lone \ud800 surrogate"},  # json.dumps writes it; UTF-8 then refuses it
         {"t": ("a", 1)},  # a tuple: written as a list by json.dumps
         {1: "int key"},  # json.dumps writes the key as "1"
+        {"deep": [[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]] * 2},
     ]
+    nested: Any = []
+    for _ in range(300):  # deeper than orjson goes
+        nested = [nested]
+    odd.append({"nested": nested})
     for value in odd:
         try:
             expected: Any = _reference_json(value)
