@@ -154,8 +154,10 @@ Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 def batch_payload(
     by_id: Mapping[str, Example], outputs: list[OutputRow], scores: list[ScoreRow]
 ) -> Batch:
-    """A stored batch as tuples (``OUTPUT_COLUMNS``, ``SCORE_COLUMNS``); the raw judge text,
-    which MLflow does not show, is left out."""
+    """A stored batch as tuples in ``OUTPUT_COLUMNS`` and ``SCORE_COLUMNS`` order.
+
+    The raw judge text, which MLflow does not show, is left out.
+    """
     out = []
     for o in outputs:
         example = by_id[o.example_id]

@@ -320,11 +320,13 @@ def _insert(
 def _driver_insert(table: Any, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """One SQLite INSERT with named parameters, run by the driver's ``executemany`` as is.
 
-    ``session.execute(insert(table), rows)`` spends as long turning each row's parameters
-    into SQLAlchemy's form as SQLite spends storing them. It buys nothing here: these
-    tables' columns are plain strings and numbers with no Python-side defaults, and every
-    row of a table has the same keys, which ``_rows_for`` builds from the table's own
-    column names (a test writes through both paths and compares what reads back).
+    ``session.execute(insert(table), rows)`` adds a third to SQLite's own time turning each
+    row's parameters into SQLAlchemy's form (cProfile of 10,000 traces: 0.75 s next to
+    2.2 s in ``executemany``). It buys nothing here: these tables' columns are plain
+    strings and numbers with no Python-side defaults, and every row of a table has the same
+    keys, checked against the table's columns below. tests/tracking/test_mlflow_log.py
+    checks that traces written this way read back equal to traces written through MLflow's
+    own API.
     """
     columns = list(rows[0])
     unknown = [c for c in columns if c not in table.c]

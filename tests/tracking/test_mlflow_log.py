@@ -316,6 +316,16 @@ def test_span_content_unquotes_json_looking_outputs_as_mlflow_does():
             assert span_content(changed) == expected, text
 
 
+def test_trace_ids_carry_their_creation_millisecond_first():
+    """Time-ordered ids (as UUIDv7) keep a batch's traces together in MLflow's indexes."""
+    before_ms = time.time_ns() // 1_000_000
+    rows = build_row_traces(make_record())
+    after_ms = time.time_ns() // 1_000_000
+    prefixes = [row.otel_trace_id >> 80 for row in rows]
+    assert all(before_ms <= p <= after_ms for p in prefixes), (before_ms, prefixes, after_ms)
+    assert len({row.trace_id for row in rows}) == len(rows)
+
+
 def test_without_traces_the_run_has_table_but_no_traces(tmp_path):
     uri = tracking_uri_for(tmp_path)
     run_id = log_run(make_record(experiment="no-traces"), tracking_uri=uri, traces=False)
