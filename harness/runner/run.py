@@ -14,12 +14,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.calls import Caller, CallResult
-from harness.config import DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS, Home, resolve_home
+from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
     ConfigError,
@@ -36,6 +35,7 @@ from harness.prompts import (
     render,
 )
 from harness.providers import Provider, resolve
+from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores
@@ -44,11 +44,14 @@ from harness.store import runs as run_store
 from harness.store.datasets import DatasetInfo, Example
 from harness.store.runs import OutputRow, ScoreRow
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     import httpx
 
+    from harness.judges import Judge
     from harness.runner.mlflow_worker import MlflowWorker
     from harness.tracking import RunRecord
 
@@ -158,68 +161,6 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
     )
 
 
-class BatchWriter:
-    """Buffers finished rows and writes them in short transactions, off the event loop.
-
-    One background thread writes one batch at a time, in order, while the rows go on;
-    ``close`` waits for the last write. A write that failed is raised by the next call.
-    """
-
-    def __init__(
-        self,
-        home: Home,
-        run_id: str,
-        *,
-        rows: int = DEFAULT_BATCH_ROWS,
-        seconds: float = DEFAULT_BATCH_SECONDS,
-        on_batch: Callable[[list[OutputRow], list[ScoreRow]], None] | None = None,
-    ) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.home, self.run_id = home, run_id
-        self.on_batch = on_batch  # called in the writer thread after each stored batch
-        self.max_rows, self.max_seconds = rows, seconds
-        self.outputs: list[OutputRow] = []
-        self.scores: list[ScoreRow] = []
-        self.last_write = time.monotonic()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
-        self._pending: Future[None] | None = None
-
-    def add(self, output: OutputRow, scores: list[ScoreRow]) -> None:
-        self.outputs.append(output)
-        self.scores.extend(scores)
-        if (
-            len(self.outputs) >= self.max_rows
-            or time.monotonic() - self.last_write >= self.max_seconds
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if self.outputs:
-            self._wait()  # one write at a time, in order
-            self._pending = self._thread.submit(self._write, self.outputs, self.scores)
-        self.outputs, self.scores = [], []
-        self.last_write = time.monotonic()
-
-    def _write(self, outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
-        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores)
-        if self.on_batch is not None:
-            self.on_batch(outputs, scores)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def close(self) -> None:
-        """Write what is buffered and wait until every batch is stored."""
-        try:
-            self.flush()
-            self._wait()
-        finally:
-            self._thread.shutdown(wait=True)
-
-
 class _Engine:
     def __init__(
         self, plan: RunPlan, caller: Caller, writer: BatchWriter, progress: Progress
@@ -227,11 +168,17 @@ class _Engine:
         self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
         self.errors = 0
         self.stopped_by_budget = False
+        self.judges_together = False
 
     async def run(self, examples: list[Example]) -> None:
         pending = iter(examples)
         # Twice as many row workers as connections keeps the pipe full while rows score.
         n_workers = min(len(examples), self.plan.config.concurrency * 2) or 1
+        # With that many rows, asking a row's judges one after another costs no time (the
+        # other rows fill the connections) and a cache hit costs no task. With fewer rows
+        # than workers, connections would idle: a row's judges are then asked together.
+        few_rows = n_workers < self.plan.config.concurrency * 2
+        self.judges_together = few_rows and len(self.plan.judges) > 1
 
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
@@ -288,19 +235,36 @@ class _Engine:
         scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
         if plan.judges:
             assert plan.judge_provider is not None
-            # One judge after another: the row workers already keep `concurrency` calls in
-            # flight, and a cache hit then costs no task of its own (40,000 fewer per 10,000 rows).
-            for judge in plan.judges:
-                scores.extend(
-                    await judge.evaluate(
-                        scoring,
-                        example_id=example.id,
-                        caller=self.caller,
-                        provider=plan.judge_provider,
-                        samples=config.judge_samples,
-                    )
+            judge_provider = plan.judge_provider
+
+            def ask(judge: Judge) -> Awaitable[list[ScoreRow]]:
+                return judge.evaluate(
+                    scoring,
+                    example_id=example.id,
+                    caller=self.caller,
+                    provider=judge_provider,
+                    samples=config.judge_samples,
                 )
+
+            if self.judges_together:
+                for found in await _all_of([ask(judge) for judge in plan.judges]):
+                    scores.extend(found)
+            else:  # see ``run``: one judge after another, no task per cache hit
+                for judge in plan.judges:
+                    scores.extend(await ask(judge))
         return _output(example.id, result), scores
+
+
+async def _all_of(awaitables: list[Awaitable[T]]) -> list[T]:
+    """Await all together, results in order; on an error, cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _output(example_id: str, result: CallResult | None, error: str | None = None) -> OutputRow:
