@@ -25,7 +25,7 @@ demo: install
 		--metric latency --run-name demo-baseline
 	@echo
 	@echo "Next:"
-	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
 	@echo "  runs:              $(BIN)/harness runs list"
 	@echo "  MLflow UI:         $(BIN)/harness ui   (then open http://127.0.0.1:5000)"
 
