@@ -116,8 +116,9 @@ def canonical_json(value: Any) -> bytes:
     """Compact, key-sorted, UTF-8 JSON: the one byte form that keys and checksums hash.
 
     The definition is the standard library's ``json.dumps`` (see the module docstring).
-    orjson writes the same bytes ~5x faster for everything but a few floats, ints beyond
-    64 bits, NaN and non-str keys; ``_orjson_same`` sends those to ``json.dumps``.
+    orjson writes the same bytes faster (a cached judge request: 5 µs instead of 11, guard
+    included) for everything but a few floats, ints beyond 64 bits, NaN, non-str keys,
+    tuples and subclasses; ``_orjson_same`` sends those to ``json.dumps``.
     tests/cache/test_cache_keys.py checks the two agree, character by character and float
     by float.
     """

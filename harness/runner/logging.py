@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.runner.summary import results_table
+from harness.runner.summary import ROW_COLUMNS, results_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,13 +136,10 @@ def rows_record(
     )
 
 
-# A batch travels to the MLflow worker as plain tuples in these column orders: pickling
-# them costs a fraction of pickling DataFrames, and the frames are built in the worker,
-# off the run's process (whose event loop would otherwise wait for the GIL meanwhile).
-OUTPUT_COLUMNS = (
-    "id", "input", "expected", "context", "output", "error", "latency_s",
-    "input_tokens", "output_tokens", "cached",
-)  # fmt: skip
+# A batch travels to the MLflow worker as plain tuples, outputs in ``ROW_COLUMNS`` order
+# and scores in this one: pickling them costs a fraction of pickling DataFrames, and the
+# frames are built in the worker, off the run's process (whose event loop would otherwise
+# wait for the GIL meanwhile).
 SCORE_COLUMNS = (
     "example_id", "metric", "value", "source", "sample", "label", "rationale", "raw",
     "error", "request_key", "cached",
@@ -154,7 +151,7 @@ Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 def batch_payload(
     by_id: Mapping[str, Example], outputs: list[OutputRow], scores: list[ScoreRow]
 ) -> Batch:
-    """A stored batch as tuples in ``OUTPUT_COLUMNS`` and ``SCORE_COLUMNS`` order.
+    """A stored batch as tuples in ``ROW_COLUMNS`` and ``SCORE_COLUMNS`` order.
 
     The raw judge text, which MLflow does not show, is left out.
     """
@@ -183,7 +180,7 @@ def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     outputs, scores = batch
     return (
-        pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)),
+        pd.DataFrame(outputs, columns=list(ROW_COLUMNS)),
         pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
     )
 

@@ -78,22 +78,16 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+# The per-row table's columns before the metrics, in order.
+ROW_COLUMNS = (
+    "id", "input", "expected", "context", "output", "error", "latency_s",
+    "input_tokens", "output_tokens", "cached",
+)  # fmt: skip
+
+
 def row_columns(outputs: pd.DataFrame) -> pd.DataFrame:
     """The per-row table's columns before the metrics: what a row's MLflow trace shows."""
-    table = outputs[
-        [
-            "id",
-            "input",
-            "expected",
-            "context",
-            "output",
-            "error",
-            "latency_s",
-            "input_tokens",
-            "output_tokens",
-            "cached",
-        ]
-    ].copy()
+    table = outputs[list(ROW_COLUMNS)].copy()
     table["expected"] = [
         " || ".join(v) if v is not None and len(v) else None for v in table["expected"]
     ]
