@@ -3,11 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SPARK_STAMP := $(VENV)/.spark-stamp
 DEMO_DATA := datasets/pubmedqa/pubmedqa_pqal.jsonl
 
 .PHONY: install demo test check bench clean
 
 install: $(STAMP)
+
+# pyspark (~400 MB) only for the tests and benchmarks of --spark: `make demo` stays light.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +35,7 @@ demo: install
 	@echo "  runs:              $(BIN)/harness runs list"
 	@echo "  MLflow UI:         $(BIN)/harness ui   (then open http://127.0.0.1:5000)"
 
-test: install
+test: install $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
 
 check: install
@@ -37,7 +43,7 @@ check: install
 	$(BIN)/ruff format --check harness tests bench
 	$(BIN)/mypy harness
 
-bench: install
+bench: install $(SPARK_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -19,6 +19,7 @@ BENCHMARKS = [
     ["bench_cached_rerun.py", "--sizes", "1000,10000"],
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
+    ["bench_spark.py"],
 ]
 
 

@@ -79,6 +79,7 @@ def evaluate(
     data_name: str | None = None,
     log_to_mlflow: bool = True,
     home: str | os.PathLike[str] | None = None,
+    spark: Any = False,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``data`` and return metrics and the per-row table.
 
@@ -86,6 +87,9 @@ def evaluate(
     identical content is stored once), a path to a CSV/JSONL/JSON/Parquet file, or the
     name of a stored dataset (``NAME`` or ``NAME@VERSION``). ``metrics`` replaces the
     defaults of ``model_type``; ``extra_metrics`` adds to them.
+
+    ``spark=True`` (or a ``SparkSession``) sends the rows the cache cannot answer to Spark
+    executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
     """
     from harness import data as data_module
     from harness.runner.config import RunConfig
@@ -136,8 +140,10 @@ def evaluate(
         run_name=run_name,
         max_cost=max_cost,
         mlflow=log_to_mlflow,
+        spark=spark is not False and spark is not None,
     )
-    result = run_eval(config, home=project, provider=provider)
+    session = None if isinstance(spark, bool) or spark is None else spark
+    result = run_eval(config, home=project, provider=provider, spark_session=session)
     from harness.runner.summary import results_table
 
     table = results_table(

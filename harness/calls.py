@@ -30,7 +30,7 @@ from harness.errors import CacheError, ConfigError, ProviderError, ReplayMiss
 if TYPE_CHECKING:
     import httpx
 
-    from harness.cache.store import ResponseCache
+    from harness.cache.store import CacheEntry, ResponseCache
     from harness.providers.base import Message, ModelRequest, ModelResponse, Provider
     from harness.retry import RetryPolicy
     from harness.runner.limits import Budget, RateLimits
@@ -38,6 +38,13 @@ if TYPE_CHECKING:
 CallKind = Literal["model", "judge"]
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")
+
+
+class CallDeferred(Exception):
+    """Raised instead of sending when ``Caller.defer_misses`` is set: the row goes elsewhere.
+
+    Not a ``ProviderError``: nothing failed, so no error row or error score is recorded.
+    """
 
 
 @dataclass
@@ -84,6 +91,14 @@ class CallStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model.as_dict(), "judge": self.judge.as_dict()}
+
+    def add(self, other: Mapping[str, Any], error_kinds: Mapping[str, int] | None = None) -> None:
+        """Add counters reported elsewhere (``as_dict`` of another Caller's stats)."""
+        for kind in ("model", "judge"):
+            mine = self.of(kind)
+            for name, value in (other.get(kind) or {}).items():
+                setattr(mine, name, getattr(mine, name) + value)
+        self.error_kinds.update(error_kinds or {})
 
 
 class CacheWriter:
@@ -195,6 +210,17 @@ class Caller:
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         self._cache_writer: CacheWriter | None = None
         self._on_event = on_event or (lambda kind, data: None)
+        # Spark scale-out (harness.runner.spark). On the driver, ``defer_misses`` answers
+        # what the cache holds and local calls, and raises CallDeferred for the rest; each
+        # row's hits (``seeds``: row id -> entries) and local answers (``local_seeds``: row
+        # id -> request key -> result) are kept to ship with it. On an executor, the shipped
+        # entries are in its cache and named by ``precounted``, the local answers are in
+        # ``local_answers``: the driver counted those, so they are not counted again.
+        self.defer_misses = False
+        self.seeds: dict[str, list[CacheEntry]] | None = None
+        self.local_seeds: dict[str, dict[str, CallResult]] | None = None
+        self.precounted: frozenset[str] = frozenset()
+        self.local_answers: dict[str, dict[str, CallResult]] = {}
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> Caller:
@@ -250,17 +276,7 @@ class Caller:
         """Answer ``request``: from the cache when the mode allows, else from ``provider``."""
         stats = self.stats.of(kind)
         if provider.local:
-            response = await self._send(provider, request, kind)
-            stats.local_calls += 1
-            return CallResult(
-                response.text,
-                None,
-                False,
-                response.input_tokens,
-                response.output_tokens,
-                response.latency_s,
-                0.0,
-            )
+            return await self._local(provider, request, kind, row_id)
         from harness.cache.keys import canonical_key, canonical_request
 
         canonical = canonical_request(request)  # kept: the cache entry stores it too
@@ -268,6 +284,8 @@ class Caller:
         if self.mode in ("use", "replay"):
             hit = self._lookup(provider, key, kind, row_id)
             if hit is not None:
+                if key in self.precounted:
+                    return hit
                 stats.cache_hits += 1
                 stats.saved_input_tokens += hit.input_tokens or 0
                 stats.saved_output_tokens += hit.output_tokens or 0
@@ -275,6 +293,8 @@ class Caller:
                 return hit
             if self.mode == "replay":
                 self._replay_miss(canonical, kind, row_id)
+        if self.defer_misses:
+            raise CallDeferred(kind)
         pending = self._inflight.get(key)
         if pending is not None:  # the same request is on the wire already: share its answer
             return await asyncio.shield(pending)
@@ -309,6 +329,33 @@ class Caller:
         finally:
             del self._inflight[key]
 
+    async def _local(
+        self, provider: Provider, request: ModelRequest, kind: CallKind, row_id: str | None
+    ) -> CallResult:
+        """A ``python:``/``echo`` call: never cached, but remembered for Spark (see __init__)."""
+        key = None
+        if row_id is not None and (self.local_seeds is not None or self.local_answers):
+            from harness.cache.keys import request_key
+
+            key = request_key(request)
+            known = self.local_answers.get(row_id, {}).get(key)
+            if known is not None:  # answered (and counted) on the driver
+                return known
+        response = await self._send(provider, request, kind)
+        self.stats.of(kind).local_calls += 1
+        result = CallResult(
+            response.text,
+            None,
+            False,
+            response.input_tokens,
+            response.output_tokens,
+            response.latency_s,
+            0.0,
+        )
+        if key is not None and self.local_seeds is not None:
+            self.local_seeds.setdefault(row_id, {})[key] = result  # type: ignore[arg-type]
+        return result
+
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
     ) -> CallResult | None:
@@ -324,6 +371,8 @@ class Caller:
             return None
         if entry is None:
             return None
+        if self.seeds is not None and row_id is not None:
+            self.seeds.setdefault(row_id, []).append(entry)
         response = entry.to_response()
         # The cost a hit saved is priced now, from its stored token counts.
         return CallResult(

@@ -84,17 +84,33 @@ def import_dataframe(
     id: str | None = None,
     home: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
-    """Import a pandas DataFrame as dataset ``name`` (same mapping rules as files)."""
+    """Import a DataFrame as dataset ``name`` (same mapping rules as files).
+
+    ``df`` is a pandas DataFrame or a Spark DataFrame (``spark.table("qa")``); a Spark
+    DataFrame is collected to the driver through Arrow, so the same rows give the same
+    dataset version either way.
+    """
+    source = "dataframe"
+    if type(df).__module__.startswith("pyspark."):
+        df = _spark_to_pandas(df)
+        source = "spark"
     return _import(
         df,
         name=name,
-        source="dataframe",
+        source=source,
         input=input,
         expected=expected,
         context=context,
         id=id,
         home=home,
     )
+
+
+def _spark_to_pandas(df: Any) -> pd.DataFrame:
+    # toArrow (pyspark >= 4) skips pyspark's own pandas conversion, which lags pandas
+    # releases; toPandas is the fallback for 3.5.
+    to_arrow = getattr(df, "toArrow", None)
+    return to_arrow().to_pandas() if to_arrow is not None else df.toPandas()
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -109,6 +109,12 @@ if TYPE_CHECKING:
     "the per-row table is logged either way).",
 )
 @click.option(
+    "--spark",
+    is_flag=True,
+    help="Send the rows the cache cannot answer to Apache Spark executors (the active "
+    "session, else [spark] master in harness.toml, default local[*]); needs pyspark.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
 )
 @click.pass_context
@@ -134,6 +140,7 @@ def run(
     resume_id: str | None,
     no_mlflow: bool,
     no_traces: bool,
+    spark: bool,
     as_json: bool,
     dry_run: bool,
 ) -> None:
@@ -177,6 +184,7 @@ def run(
         limit=limit,
         mlflow=not no_mlflow,
         traces=not no_traces,
+        spark=spark,
     )
     if options.grid and not resume_id:
         _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)

@@ -31,6 +31,7 @@ class RunConfig:
     limit: int | None = None  # only the first N rows
     mlflow: bool = True
     traces: bool = True  # one MLflow trace per row, with its judge feedback
+    spark: bool = False  # rows the cache cannot answer go to Spark executors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness.calls import Caller, CallResult
+from harness.calls import CallDeferred, Caller, CallResult
 from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
@@ -169,6 +169,25 @@ class _Engine:
         self.errors = 0
         self.stopped_by_budget = False
         self.judges_together = False
+        self.deferred: list[Example] = []  # rows a CallDeferred sent elsewhere
+
+    def record(self, output: OutputRow, scores: list[ScoreRow]) -> None:
+        """Store one finished row and show it in the progress."""
+        self.writer.add(output, scores)
+        self.errors += output.error is not None
+        calls = self.caller.stats
+        self.progress.advance(
+            1,
+            cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
+            errors=self.errors,
+            tokens=calls.model.input_tokens
+            + calls.model.output_tokens
+            + calls.judge.input_tokens
+            + calls.judge.output_tokens,
+            cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
+            if calls.model.cost_usd + calls.judge.cost_usd
+            else "",
+        )
 
     async def run(self, examples: list[Example]) -> None:
         pending = iter(examples)
@@ -180,6 +199,8 @@ class _Engine:
         few_rows = n_workers < self.plan.config.concurrency * 2
         self.judges_together = few_rows and len(self.plan.judges) > 1
 
+        seeds = self.caller.seeds
+
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
                 if self.stopped_by_budget:
@@ -189,21 +210,12 @@ class _Engine:
                 except BudgetExceeded:
                     self.stopped_by_budget = True
                     return
-                self.writer.add(output, scores)
-                self.errors += output.error is not None
-                calls = self.caller.stats
-                self.progress.advance(
-                    1,
-                    cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
-                    errors=self.errors,
-                    tokens=calls.model.input_tokens
-                    + calls.model.output_tokens
-                    + calls.judge.input_tokens
-                    + calls.judge.output_tokens,
-                    cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
-                    if calls.model.cost_usd + calls.judge.cost_usd
-                    else "",
-                )
+                except CallDeferred:  # Spark's driver pass: the row goes to an executor
+                    self.deferred.append(example)
+                    continue
+                if seeds is not None:
+                    seeds.pop(example.id, None)
+                self.record(output, scores)
 
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
         try:
@@ -246,7 +258,16 @@ class _Engine:
                     samples=config.judge_samples,
                 )
 
-            if self.judges_together:
+            if self.caller.defer_misses:  # Spark's driver pass: look every judge up
+                deferred = False  # (their hits ship with the row, so none is paid twice)
+                for judge in plan.judges:
+                    try:
+                        scores.extend(await ask(judge))
+                    except CallDeferred:
+                        deferred = True
+                if deferred:
+                    raise CallDeferred("judge")
+            elif self.judges_together:
                 for found in await _all_of([ask(judge) for judge in plan.judges]):
                     scores.extend(found)
             else:  # see ``run``: one judge after another, no task per cache hit
@@ -291,11 +312,14 @@ def run_eval(
     resume: str | None = None,
     provider: Provider | None = None,
     http_client: httpx.AsyncClient | None = None,
+    spark_session: Any = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
 
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
-    ``httpx.MockTransport``); the caller keeps ownership of it.
+    ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
+    ``spark_session`` is the session to use (default: the active one, else a local one
+    harness starts and stops; see ``harness.runner.spark``).
 
     Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
     ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
@@ -321,6 +345,12 @@ def run_eval(
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
     preflight(config, home.settings, [plan.provider, plan.judge_provider])
+    if config.spark:
+        from harness.runner.spark import check_ready
+
+        if http_client is not None:
+            raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
+        check_ready(home.settings)
     cache = None
     if config.cache != "off":
         from harness.cache.store import ResponseCache
@@ -374,7 +404,12 @@ def run_eval(
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
     status = "failed"
     try:
-        asyncio_run(_drive(engine, todo, caller))
+        if config.spark:
+            from harness.runner.spark import run_on_spark
+
+            run_on_spark(engine, todo, caller, spark_session)
+        else:
+            asyncio_run(_drive(engine, todo, caller))
         status = "stopped" if engine.stopped_by_budget else "finished"
     finally:
         # Whatever happened, keep every row already paid for.

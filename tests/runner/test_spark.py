@@ -1,0 +1,316 @@
+"""Runs on Apache Spark (pyspark in local mode, real executors' Python workers).
+
+The executors talk to the fake OpenAI-compatible server on 127.0.0.1, so every claim about
+what was sent is checked against the requests the server really received. The Spark
+session and the server are shared by the module (a session takes ~5 s to start); the
+executors' environment is fixed when the session starts, as on a real cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from harness.config import resolve_home
+from harness.errors import ConfigError, HarnessError
+from harness.runner.config import RunConfig
+from harness.runner.run import run_eval
+from harness.runner.spark import spark_session
+from harness.testing import FakeLLMServer
+
+KEY = "sk-spark-test"
+JUDGES = ["correctness", "faithfulness"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[FakeLLMServer, Any]]:
+    with FakeLLMServer() as server, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        env.setenv("OPENAI_API_KEY", KEY)
+        env.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+        env.delenv("ANTHROPIC_API_KEY", raising=False)  # the executors never get it
+        spark, owned = spark_session("local[2]")
+        assert owned
+        try:
+            yield server, spark
+        finally:
+            spark.stop()
+
+
+@pytest.fixture
+def fake(
+    cluster: tuple[FakeLLMServer, Any], monkeypatch: pytest.MonkeyPatch
+) -> tuple[FakeLLMServer, Any]:
+    server, spark = cluster
+    server.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return server, spark
+
+
+@pytest.fixture
+def qa(home: Path, qa_file: Path) -> str:
+    from harness.data import import_file
+
+    return import_file(qa_file, name="qa", home=home).dataset.ref
+
+
+def config(**changes: Any) -> RunConfig:
+    base: dict[str, Any] = dict(
+        data="qa",
+        model="openai:/m",
+        judges=list(JUDGES),
+        judge_model="openai:/j",
+        metrics=["token_f1", "word_count"],
+        concurrency=8,
+        mlflow=False,
+    )
+    base.update(changes)
+    return RunConfig(**base)
+
+
+def rows(home: Path, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        outputs = con.execute(
+            "SELECT example_id, output, error, request_key, cached FROM outputs "
+            "WHERE run_id = ? ORDER BY example_id",
+            [run_id],
+        ).fetchall()
+        scores = con.execute(
+            "SELECT example_id, metric, value, label, rationale, request_key, cached FROM scores "
+            "WHERE run_id = ? ORDER BY example_id, metric",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    return outputs, scores
+
+
+def jobs(spark: Any) -> int:
+    return len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+
+
+def write_settings(home: Path, text: str) -> None:
+    (home / "harness.toml").write_text(text)
+
+
+def test_a_spark_run_stores_what_a_local_run_stores_and_reruns_without_spark(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path, tmp_path: Path
+) -> None:
+    server, spark = fake
+    before = jobs(spark)
+    on_spark = run_eval(config(spark=True), home=home, spark_session=spark)
+    assert jobs(spark) > before  # the calls went through Spark jobs
+    assert on_spark.status == "finished" and on_spark.errors == 0 and on_spark.rows_done == 20
+    assert on_spark.calls["model"]["requests"] == 20
+    assert on_spark.calls["judge"]["requests"] == 40
+    assert on_spark.calls["model"]["cache_hits"] == on_spark.calls["judge"]["cache_hits"] == 0
+    assert server.stats()["requests_total"] == 60  # what the counters say is what was sent
+    outputs, scores = rows(home, on_spark.run_id)
+    assert len(outputs) == 20 and all(o[2] is None and o[4] is False for o in outputs)
+    assert {s[1] for s in scores} == {"correctness", "faithfulness", "token_f1", "word_count"}
+    assert all(s[6] is False for s in scores if s[1] in JUDGES)
+
+    # The same run done locally, in another home, stores the same rows and metrics.
+    other = tmp_path / "local-home"
+    other.mkdir()
+    from harness.data import import_file
+
+    import_file(tmp_path / "qa.jsonl", name="qa", home=other)
+    local = run_eval(config(), home=other)
+    assert rows(other, local.run_id) == (outputs, scores)
+    assert local.metrics == on_spark.metrics
+
+    # The executors' answers are in the project's cache: a rerun sends nothing and
+    # needs no Spark job; a replay does the same.
+    server.reset()
+    before = jobs(spark)
+    for mode in ("use", "replay"):
+        again = run_eval(config(spark=True, cache=mode), home=home, spark_session=spark)
+        assert again.calls["model"]["requests"] == again.calls["judge"]["requests"] == 0
+        assert again.calls["model"]["cache_hits"] == 20
+        assert again.calls["judge"]["cache_hits"] == 40
+        assert again.metrics == on_spark.metrics
+    assert jobs(spark) == before
+    assert server.stats()["requests_total"] == 0
+
+
+def test_what_the_cache_holds_is_not_paid_for_again_on_an_executor(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    first = run_eval(config(judges=["correctness"]), home=home)  # locally, one judge
+    assert first.calls["judge"]["requests"] == 20
+    server.reset()
+    second = run_eval(config(spark=True), home=home, spark_session=spark)
+    # Every row still goes to Spark (faithfulness is new), with its model answer and its
+    # correctness verdict shipped along: only the new judge is asked.
+    assert second.calls["model"]["requests"] == 0
+    assert second.calls["judge"]["requests"] == 20
+    assert second.calls["model"]["cache_hits"] == 20
+    assert second.calls["judge"]["cache_hits"] == 20
+    assert server.stats()["requests_total"] == 20
+    outputs, scores = rows(home, second.run_id)
+    assert all(o[4] is True for o in outputs)
+    cached = {(s[1], s[6]) for s in scores if s[1] in JUDGES}
+    assert cached == {("correctness", True), ("faithfulness", False)}
+
+
+def test_a_local_model_runs_on_the_driver_and_its_judges_on_the_executors(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    result = run_eval(
+        config(model="python:harness_test_models:answer_expected", spark=True),
+        home=home,
+        spark_session=spark,
+    )
+    assert result.errors == 0
+    assert result.calls["model"]["local_calls"] == 20  # once per row, not again on Spark
+    assert result.calls["judge"]["requests"] == 40
+    assert server.stats()["requests_total"] == 40
+    outputs, _ = rows(home, result.run_id)
+    assert all(o[1] for o in outputs)
+
+
+def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    write_settings(home, "[calls]\nmax_retries = 0\n")
+    server.configure(error_500_rate=1.0)
+    try:
+        result = run_eval(config(judges=[], spark=True), home=home, spark_session=spark)
+    finally:
+        server.configure(error_500_rate=0.0)
+    assert result.errors == 20 and result.rows_done == 20
+    assert result.calls["model"]["errors"] == 20
+    assert server.stats()["requests_total"] == 20  # one attempt per row, on the executors only
+    outputs, _ = rows(home, result.run_id)
+    assert all("500" in o[2] for o in outputs)
+
+
+def test_an_executor_without_the_key_fails_the_run_in_one_line(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, spark = fake
+    # The driver has the key; the executors (started without it) do not: as on a cluster
+    # whose workers lack the secret.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-driver-only")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake[0].anthropic_base_url)
+    fake[0].reset()
+    with pytest.raises(HarnessError) as caught:
+        run_eval(
+            config(judges=[], model="anthropic:/claude-test", spark=True),
+            home=home,
+            spark_session=spark,
+        )
+    message = str(caught.value)
+    assert isinstance(caught.value, ConfigError)  # exit 2, as on the driver
+    assert "ANTHROPIC_API_KEY" in message and "\n" not in message
+    assert "sk-ant-driver-only" not in message
+    assert fake[0].stats()["requests_total"] == 0
+
+
+def test_bad_spark_settings_fail_before_the_run_exists(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    write_settings(home, "[spark]\nrows_per_task = 0\n")
+    with pytest.raises(ConfigError, match="rows_per_task"):
+        run_eval(config(spark=True), home=home)
+    write_settings(home, "[spark]\nworkers = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        run_eval(config(spark=True), home=home)
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_the_cli_runs_on_spark_and_says_so_without_pyspark(
+    cluster: tuple[FakeLLMServer, Any], qa: str, home: Path, tmp_path: Path
+) -> None:
+    server, _ = cluster
+    server.reset()
+    env = {
+        **os.environ,
+        "HARNESS_HOME": str(home),
+        "OPENAI_BASE_URL": server.openai_base_url,
+        "OPENAI_API_KEY": KEY,
+    }
+    (home / "harness.toml").write_text('[spark]\nmaster = "local[2]"\nrows_per_task = 5\n')
+    command = [
+        str(Path(sys.executable).parent / "harness"), "run", "--data", "qa", "--model", "openai:/m",
+        "--metric", "token_f1", "--spark", "--no-mlflow", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["rows"] == 20 and document["calls"]["model"]["requests"] == 20
+    assert server.stats()["requests_total"] == 20
+
+    # Without pyspark: one line, exit 2, no run row.
+    shim = tmp_path / "no-pyspark"
+    (shim / "pyspark").mkdir(parents=True)
+    (shim / "pyspark" / "__init__.py").write_text("raise ImportError('no pyspark here')\n")
+    env["PYTHONPATH"] = str(shim)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and "pyspark" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_a_spark_dataframe_imports_as_the_same_dataset(
+    cluster: tuple[FakeLLMServer, Any], home: Path, qa_rows: list[dict[str, object]]
+) -> None:
+    from harness.data import import_dataframe
+
+    _, spark = cluster
+    frame = pd.DataFrame(qa_rows)[["question", "answer"]]
+    from_pandas = import_dataframe(frame, name="qa", home=home)
+    from_spark = import_dataframe(spark.createDataFrame(frame), name="qa", home=home)
+    assert from_spark.dataset.ref == from_pandas.dataset.ref
+    assert from_spark.created is False
+    assert resolve_home(home).db_path.exists()
+
+
+def test_evaluate_takes_a_spark_session_and_a_spark_dataframe(
+    fake: tuple[FakeLLMServer, Any], home: Path, qa_rows: list[dict[str, object]]
+) -> None:
+    import harness
+
+    server, spark = fake
+    frame = spark.createDataFrame(pd.DataFrame(qa_rows)[["id", "question", "answer", "context"]])
+    result = harness.evaluate(
+        model="openai:/m",
+        data=frame,
+        data_name="qa",
+        metrics=["token_f1"],
+        judges=["correctness"],
+        judge_model="openai:/j",
+        log_to_mlflow=False,
+        spark=spark,
+        home=home,
+    )
+    assert result.result.rows_done == 20
+    assert result.result.calls["judge"]["requests"] == 20
+    assert server.stats()["requests_total"] == 40
+    assert len(result.tables["eval_results_table"]) == 20
+    assert "correctness/mean" in result.metrics
