@@ -94,8 +94,8 @@ def main() -> int:
             (home / "harness.toml").write_text(
                 f'[spark]\nmaster = "local[2]"\n{args.spark_settings}\n'
             )
-            harness(home, env, "data", "import", str(rows_file), "--name", "bench",
-                    "--input", "question", "--expected", "answer", "--context", "context")  # fmt: skip
+            mapping = ("--input", "question", "--expected", "answer", "--context", "context")
+            harness(home, env, "data", "import", str(rows_file), "--name", "bench", *mapping)
         results = {}
         for label, home, extra in (
             ("local, cold", homes["local"], []),

@@ -199,7 +199,7 @@ class _Engine:
         few_rows = n_workers < self.plan.config.concurrency * 2
         self.judges_together = few_rows and len(self.plan.judges) > 1
 
-        seeds = self.caller.seeds
+        seeds, local_seeds = self.caller.seeds, self.caller.local_seeds
 
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
@@ -213,8 +213,9 @@ class _Engine:
                 except CallDeferred:  # Spark's driver pass: the row goes to an executor
                     self.deferred.append(example)
                     continue
-                if seeds is not None:
+                if seeds is not None and local_seeds is not None:  # only a deferred row's travel
                     seeds.pop(example.id, None)
+                    local_seeds.pop(example.id, None)
                 self.record(output, scores)
 
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]

@@ -314,3 +314,35 @@ def test_evaluate_takes_a_spark_session_and_a_spark_dataframe(
     assert server.stats()["requests_total"] == 40
     assert len(result.tables["eval_results_table"]) == 20
     assert "correctness/mean" in result.metrics
+
+
+def test_the_budget_is_shared_by_the_tasks_and_stops_the_run(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    from harness.errors import BudgetExceeded
+
+    server, spark = fake
+    # $1,000 per million tokens in and out: each call of the fake server costs ~ $0.2-1.
+    write_settings(home, '[prices]\n"openai:/m" = [1000, 1000]\n[spark]\nrows_per_task = 2\n')
+    with pytest.raises(BudgetExceeded) as caught:
+        run_eval(config(judges=[], spark=True, max_cost=3.0), home=home, spark_session=spark)
+    result = caught.value.result
+    assert result is not None and 0 < result.rows_done < 20
+    assert result.calls["model"]["cost_usd"] <= 3.0
+    assert server.stats()["requests_total"] == result.calls["model"]["requests"]
+    assert result.calls["model"]["requests"] == result.rows_done
+
+
+def test_rate_limits_are_divided_among_the_tasks_running_at_once() -> None:
+    from harness.runner.spark import _divided_limits
+
+    settings = {
+        "providers": {"openai": {"requests_per_minute": 600, "base_url": "http://x"}},
+        "rate_limits": {"openai:/m": {"tokens_per_minute": 90000}},
+        "calls": {"max_retries": 3},
+    }
+    divided = _divided_limits(settings, 3)
+    assert divided["providers"]["openai"] == {"requests_per_minute": 200, "base_url": "http://x"}
+    assert divided["rate_limits"]["openai:/m"] == {"tokens_per_minute": 30000}
+    assert divided["calls"] == {"max_retries": 3}
+    assert settings["providers"]["openai"]["requests_per_minute"] == 600  # not changed
