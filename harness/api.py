@@ -53,11 +53,12 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: str | Callable[[dict[str, Any]], str],
-    data: pd.DataFrame | str | os.PathLike[str],
+    model: str | Callable[[dict[str, Any]], str] | None = None,
+    data: pd.DataFrame | str | os.PathLike[str] | None = None,
     *,
     model_type: str = "question-answering",
     targets: str | None = None,
+    predictions: str | None = None,
     inputs: str | None = None,
     context: str | None = None,
     id: str | None = None,
@@ -88,6 +89,9 @@ def evaluate(
     name of a stored dataset (``NAME`` or ``NAME@VERSION``). ``metrics`` replaces the
     defaults of ``model_type``; ``extra_metrics`` adds to them.
 
+    ``predictions="COLUMN"`` scores outputs already in ``data`` instead of calling a model
+    (the model URI ``column:COLUMN``; give ``model`` or ``predictions``, not both).
+
     ``spark=True`` (or a ``SparkSession``) sends the rows the cache cannot answer to Spark
     executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
     """
@@ -97,6 +101,16 @@ def evaluate(
     from harness.store.runs import load_outputs, load_scores
 
     project = resolve_home(home)
+    if data is None:
+        raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
+    if model is not None and predictions is not None:
+        raise ConfigError("evaluate takes model= or predictions=, not both")
+    if model is None and predictions is None:
+        raise ConfigError(
+            "evaluate needs model= (a URI or a function) or predictions= (a column of data)"
+        )
+    if predictions is not None:
+        model = f"column:{predictions}"
     if model_type not in MODEL_TYPE_METRICS:
         raise ConfigError(
             f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"

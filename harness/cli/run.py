@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     "--model",
     metavar="URI",
     help="openai:/MODEL, anthropic:/MODEL, "
-    "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION or echo.",
+    "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION, echo, or column:NAME "
+    "(outputs already in the dataset's column NAME).",
 )
 @click.option(
     "--prompt",

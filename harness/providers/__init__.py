@@ -23,11 +23,12 @@ PROVIDERS: dict[str, str] = {
     "ollama": "harness.providers.ollama:OllamaProvider",
     "python": "harness.providers.python:PythonProvider",
     "echo": "harness.providers.echo:EchoProvider",
+    "column": "harness.providers.column:ColumnProvider",
 }
 
 URI_FORMS = (
     "openai:/MODEL, anthropic:/MODEL, databricks:/ENDPOINT, ollama:/MODEL, "
-    "python:MODULE:FUNCTION, echo"
+    "python:MODULE:FUNCTION, echo, column:NAME"
 )
 
 
@@ -38,7 +39,7 @@ def split_uri(uri: str) -> tuple[str, str]:
         return "echo", ""
     if not sep or scheme not in PROVIDERS:
         raise ModelURIError(f"unknown model URI {uri!r}; use one of: {URI_FORMS}")
-    model = rest[1:] if rest.startswith("/") and scheme != "python" else rest
+    model = rest[1:] if rest.startswith("/") and scheme not in ("python", "column") else rest
     if scheme != "echo" and not model.strip("/"):
         raise ModelURIError(f"model URI {uri!r} names no model; e.g. {scheme}:/MODEL")
     return scheme, model

@@ -22,6 +22,7 @@ from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
     ConfigError,
+    DataError,
     HarnessError,
     MetricError,
     ProviderError,
@@ -128,6 +129,11 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
     if provider is None:
         provider = resolve(
             config.model, home.settings.get("providers", {}).get(config.model.partition(":")[0], {})
+        )
+    if provider.scheme == "column" and provider.model not in available - {"id", "input"}:
+        raise DataError(
+            f"{dataset.ref} has no column {provider.model!r} for {provider.uri}; its other "
+            f"columns: {', '.join(sorted(available - {'id', 'input'})) or 'none'}"
         )
     judges: list[Any] = []
     judge_provider = None

@@ -244,6 +244,53 @@ def test_evaluate_api_with_a_dataframe_and_a_callable(home: Path) -> None:
     assert query(home, "SELECT count(*) FROM datasets") == [(1,)]  # same frame, one version
 
 
+def test_evaluate_scores_predictions_already_in_the_data(home: Path) -> None:
+    import harness
+    from harness.errors import ConfigError, DataError
+
+    df = pd.DataFrame(
+        {
+            "question": ["2+2?", "Capital of France?", "Colour of the sky?"],
+            "answer": ["4", "Paris", "blue"],
+            "response": ["4", "paris.", None],
+        }
+    )
+    result = harness.evaluate(
+        data=df, predictions="response", metrics=["exact_match"], log_to_mlflow=False
+    )
+    table = result.tables["eval_results_table"].set_index("input")
+    assert table.loc["2+2?", "output"] == "4" and table.loc["2+2?", "exact_match"] == 1.0
+    assert table.loc["Capital of France?", "exact_match"] == 1.0  # SQuAD normalization
+    assert result.result.errors == 1  # the empty cell is that row's error, not the run's
+    errors = query(home, f"SELECT error FROM outputs WHERE run_id = '{result.run_id}'")
+    assert [e for (e,) in errors if e] == ["the row has no value in column 'response'"]
+    assert result.result.calls["model"]["local_calls"] == 2
+    assert result.result.calls["model"]["errors"] == 1
+    assert result.result.model == "column:response"
+
+    with pytest.raises(DataError, match="no column 'reply'.*: context, expected, response"):
+        harness.evaluate(data=df, predictions="reply", log_to_mlflow=False)
+    with pytest.raises(ConfigError, match="not both"):
+        harness.evaluate("echo", df, predictions="response", log_to_mlflow=False)
+    with pytest.raises(ConfigError, match="needs model="):
+        harness.evaluate(data=df, log_to_mlflow=False)
+    runs = query(home, "SELECT count(*) FROM runs")
+    assert runs == [(1,)]  # the refused calls left no run behind
+
+
+def test_the_cli_scores_a_column_as_the_model(qa_file: Path) -> None:
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "column:final_decision", "--metric", "word_count",
+        "--json", "--no-mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["word_count"]["mean"] == 1.0  # yes / no / maybe
+    code, _, err = invoke("run", "--data", "qa", "--model", "column:nope", "--no-mlflow")
+    assert code == 2 and err.startswith("error:") and "no column 'nope'" in err
+
+
 def _mlflow_traces(home: Path, mlflow_run_id: str) -> list:
     from mlflow import MlflowClient
 

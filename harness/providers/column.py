@@ -1,0 +1,38 @@
+"""``column:NAME``: outputs already in the eval set, like ``mlflow.evaluate(predictions=...)``.
+
+For answers produced elsewhere (a production log, another tool, a notebook): import them
+as a column of the dataset and score them with every metric and judge, no model called.
+A row whose column is empty is that row's error. The run checks before it starts that the
+dataset has the column (``harness.runner.run.plan_run``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ProviderError
+from harness.providers.base import ModelRequest, ModelResponse, Provider
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class ColumnProvider(Provider):
+    scheme = "column"
+    local = True  # nothing to cache: the answer is in the row
+
+    @property
+    def uri(self) -> str:
+        return f"column:{self.model}"
+
+    @classmethod
+    def from_uri(cls, model: str, options: dict[str, Any]) -> ColumnProvider:
+        return cls(model)
+
+    async def complete(
+        self, request: ModelRequest, client: httpx.AsyncClient | None
+    ) -> ModelResponse:
+        value = (request.row or {}).get(self.model)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ProviderError(f"the row has no value in column {self.model!r}")
+        return ModelResponse(text=str(value))
