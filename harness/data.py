@@ -109,8 +109,12 @@ def import_dataframe(
 def _spark_to_pandas(df: Any) -> pd.DataFrame:
     # toArrow (pyspark >= 4) skips pyspark's own pandas conversion, which lags pandas
     # releases; toPandas is the fallback for 3.5.
+    import warnings
+
     to_arrow = getattr(df, "toArrow", None)
-    return to_arrow().to_pandas() if to_arrow is not None else df.toPandas()
+    with warnings.catch_warnings():  # pyspark 4 warns about pandas 3 even on the Arrow path
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        return to_arrow().to_pandas() if to_arrow is not None else df.toPandas()
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -219,9 +220,14 @@ def _collect(spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any) -> li
     def task(batches: Any) -> Any:
         return run_task(packed, batches)
 
-    frame = spark.createDataFrame(items, "item string").repartition(n_tasks)  # round robin: even
+    with warnings.catch_warnings():
+        # pyspark checks the pandas version even for Arrow-only functions and warns about
+        # pandas 3; nothing here goes through pandas.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        frame = spark.createDataFrame(items, "item string").repartition(n_tasks)  # round robin
+        mapped = frame.mapInArrow(task, "payload string")
     try:
-        rows = frame.mapInArrow(task, "payload string").collect()
+        rows = mapped.collect()
     except Exception as e:  # noqa: BLE001 - Py4J/Spark errors have no common type
         raise RunFailed(f"the Spark job failed: {_last_line(e)}") from None
     return [json.loads(row[0]) for row in rows]
