@@ -15,8 +15,9 @@
    then the rows into DuckDB (and their traces into MLflow), then the next wave.
 
 Limits are shared, not multiplied: ``--concurrency``, the rate limits of harness.toml and
-what is left of ``--max-cost`` are divided among a wave's tasks. A task's answers live in
-its executor until its wave returns, so a crash loses at most one wave's calls.
+what is left of ``--max-cost`` are divided among the tasks that may run at once. A task's
+answers live in its executor until its wave returns, so a crash of the driver loses at
+most the calls of the waves in flight (two; one with ``--max-cost``).
 
 Settings (``[spark]`` in harness.toml): ``master`` (for a session harness starts; default
 ``local[*]``: an active session, e.g. on Databricks, is always used as it is), ``tasks``
