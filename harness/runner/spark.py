@@ -47,6 +47,7 @@ __all__ = ["DEFAULT_ROWS_PER_TASK", "run_on_spark", "spark_session"]
 
 DEFAULT_ROWS_PER_TASK = 100
 _SETTINGS = {"master", "tasks", "rows_per_task"}
+_NEEDS_PYSPARK = "--spark needs pyspark: pip install 'harness[spark]' (and Java 17 or later)"
 
 
 def run_on_spark(engine: _Engine, todo: list[Example], caller: Caller, session: Any = None) -> None:
@@ -77,9 +78,7 @@ def spark_session(master: str | None = None, session: Any = None) -> tuple[Any, 
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise ConfigError(
-            "--spark needs pyspark: pip install 'harness[spark]' (and Java 17 or later)"
-        ) from None
+        raise ConfigError(_NEEDS_PYSPARK) from None
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
@@ -116,9 +115,7 @@ def check_ready(home_settings: dict[str, Any]) -> None:
     try:
         import pyspark.sql  # noqa: F401 - only whether it imports
     except ImportError:
-        raise ConfigError(
-            "--spark needs pyspark: pip install 'harness[spark]' (and Java 17 or later)"
-        ) from None
+        raise ConfigError(_NEEDS_PYSPARK) from None
 
 
 def _waves(
