@@ -26,7 +26,7 @@ import diskcache
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key  # noqa: E402
-from harness.providers.base import ModelRequest, ModelResponse  # noqa: E402
+from harness.model_io import ModelRequest, ModelResponse  # noqa: E402
 
 SYSTEM = "You are a careful assistant. Answer the question using only the context. " * 3
 

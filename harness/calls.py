@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     import httpx
 
     from harness.cache.store import CacheEntry, ResponseCache
-    from harness.providers.base import Message, ModelRequest, ModelResponse, Provider
+    from harness.model_io import Message, ModelRequest, ModelResponse
+    from harness.providers.base import Provider
     from harness.retry import RetryPolicy
     from harness.runner.limits import Budget, RateLimits
 

@@ -27,8 +27,9 @@ with exactly these fields:
     has one key: the sampling parameters in ``FLOAT_PARAMS`` are floats (``0`` and ``0.0``
     are one temperature); the counts in ``INT_PARAMS`` and any other whole-number float
     are ints; tuples are lists; ``stop`` given as one string is a one-element list.
-    Parameters in ``EXCLUDED_PARAMS`` (API keys, headers, timeouts, retry and concurrency
-    settings) are dropped: they change how a request is sent, not what it answers.
+    Parameters in ``harness.model_io.EXCLUDED_PARAMS`` (API keys, headers, timeouts, retry
+    and concurrency settings) are dropped: they change how a request is sent, not what it
+    answers.
 ``sample_index``
     Which repetition of the same request this is (0 unless a call is repeated on purpose).
 
@@ -49,10 +50,9 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from harness.errors import ConfigError
-from harness.providers.base import ModelRequest
+from harness.model_io import EXCLUDED_PARAMS, ModelRequest
 
 __all__ = [
-    "EXCLUDED_PARAMS",
     "FLOAT_PARAMS",
     "INT_PARAMS",
     "KEY_SCHEMA_VERSION",
@@ -90,24 +90,6 @@ INT_PARAMS = frozenset(
         "top_logprobs",
     }
 )
-EXCLUDED_PARAMS = frozenset(
-    {
-        "api_key",
-        "api_key_env",
-        "headers",
-        "extra_headers",
-        "timeout",
-        "request_timeout",
-        "connect_timeout",
-        "read_timeout",
-        "max_retries",
-        "retries",
-        "retry",
-        "concurrency",
-        "max_concurrency",
-    }
-)
-
 # Floats beyond 2**53 are not exact ints; leave them as floats.
 _EXACT_INT_LIMIT = 2.0**53
 

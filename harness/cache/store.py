@@ -41,7 +41,7 @@ import diskcache
 from harness.cache.explain import distance
 from harness.cache.keys import canonical_json, canonical_key, family_of
 from harness.errors import CacheCorrupt, CacheError
-from harness.providers.base import ModelResponse
+from harness.model_io import ModelResponse
 
 __all__ = ["ENTRY_SCHEMA_VERSION", "CacheEntry", "ResponseCache", "SafeDisk", "utc_now"]
 

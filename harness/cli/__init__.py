@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from harness import __version__
+from harness._version import __version__
 
 # command name -> "module:attribute"
 COMMANDS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from harness.aio import asyncio_run
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ def judge_session(
     from harness.cache.store import ResponseCache
     from harness.calls import CACHE_MODES, Caller
     from harness.providers.pricing import set_prices
-    from harness.runner.run import asyncio_run
 
     if cache not in CACHE_MODES:
         raise ConfigError(f"unknown cache mode {cache!r}; use one of {', '.join(CACHE_MODES)}")

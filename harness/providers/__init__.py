@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import ModelURIError
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 __all__ = ["PROVIDERS", "ModelRequest", "ModelResponse", "Provider", "resolve"]
 

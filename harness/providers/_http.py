@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from harness.cache.keys import EXCLUDED_PARAMS
 from harness.errors import (
     ConfigError,
     ProviderConnectionError,
@@ -35,7 +34,8 @@ from harness.errors import (
     ProviderResponseError,
     ProviderTimeout,
 )
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import EXCLUDED_PARAMS, ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 if TYPE_CHECKING:
     import httpx

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.model_io import Message, ModelRequest, ModelResponse
 from harness.providers._http import (
     HTTPProvider,
     env_value,
     reject_inline_secrets,
     wire_params,
 )
-from harness.providers.base import Message, ModelRequest, ModelResponse
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"

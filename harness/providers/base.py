@@ -1,55 +1,23 @@
-"""What every provider is: a request it understands, a response it returns.
+"""What every provider is: a model behind a URI that answers requests.
 
-A provider turns a ``ModelRequest`` into a ``ModelResponse`` over the wire (or in
-process, for ``python:`` and ``echo``). It knows nothing of caching, DuckDB or MLflow:
-``harness.calls`` is the only caller, and it does the keying, caching and accounting.
+A provider turns a ``ModelRequest`` into a ``ModelResponse`` (both in ``harness.model_io``)
+over the wire (or in process, for ``python:`` and ``echo``). It knows nothing of caching,
+DuckDB or MLflow: ``harness.calls`` is the only caller, and it does the keying, caching and
+accounting.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.model_io import Message, ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
     import httpx
 
-Message = Mapping[str, Any]  # {"role": "system"|"user"|"assistant", "content": str}
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """One logical call to a model: everything that can change its answer.
-
-    ``provider``, ``base_url``, ``model``, ``messages``, ``params`` and ``sample_index``
-    make the cache key (see ``harness.cache.keys``). ``row`` is the eval row handed to
-    ``python:`` models; it is never part of a key and never sent over the wire.
-    """
-
-    provider: str
-    model: str
-    messages: tuple[Message, ...]
-    params: Mapping[str, Any] = field(default_factory=dict)
-    base_url: str | None = None
-    sample_index: int = 0
-    row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def prompt_text(self) -> str:
-        """All message contents joined, for providers that take one string."""
-        return "\n\n".join(str(m.get("content", "")) for m in self.messages)
-
-
-@dataclass
-class ModelResponse:
-    """What a provider returned for one request."""
-
-    text: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    latency_s: float = 0.0
-    raw: dict[str, Any] | None = None  # the provider's JSON body, kept for the cache
+__all__ = ["Provider"]
 
 
 class Provider(ABC):

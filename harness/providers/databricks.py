@@ -26,8 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.errors import ConfigError, ProviderConnectionError
+from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import HTTPProvider, env_value, reject_inline_secrets
-from harness.providers.base import ModelRequest, ModelResponse
 from harness.providers.openai import chat_body, parse_chat
 
 HOST_ENV = "DATABRICKS_HOST"

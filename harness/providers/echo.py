@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 if TYPE_CHECKING:
     import httpx

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import HTTPProvider, env_value, reject_inline_secrets, wire_params
-from harness.providers.base import ModelRequest, ModelResponse
 
 DEFAULT_HOST = "http://localhost:11434"
 HOST_ENV = "OLLAMA_HOST"

@@ -22,13 +22,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import (
     HTTPProvider,
     env_value,
     reject_inline_secrets,
     wire_params,
 )
-from harness.providers.base import ModelRequest, ModelResponse
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ModelURIError, ProviderError
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 if TYPE_CHECKING:
     import httpx

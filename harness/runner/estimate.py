@@ -25,7 +25,8 @@ from harness.runner.limits import (
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
-    from harness.providers.base import Message, ModelRequest, Provider
+    from harness.model_io import Message, ModelRequest
+    from harness.providers.base import Provider
     from harness.runner.config import RunConfig
 
 

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import BudgetExceeded, ConfigError
 
 if TYPE_CHECKING:
-    from harness.providers.base import Message, Provider
+    from harness.model_io import Message
+    from harness.providers.base import Provider
     from harness.runner.config import RunConfig
 
 DEFAULT_OUTPUT_TOKENS = 256  # assumed per call when max_tokens is unset and nothing observed

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from harness.aio import asyncio_run
 from harness.calls import CallDeferred, Caller, CallResult
 from harness.config import Home, resolve_home
 from harness.errors import (
@@ -457,28 +457,6 @@ async def _drive(engine: _Engine, todo: list[Example], caller: Caller) -> None:
         await engine.run(todo)
     finally:
         await caller.aclose()
-
-
-def asyncio_run(coro: Any) -> Any:
-    """``asyncio.run``, also from inside a running loop (Jupyter): then in a thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:

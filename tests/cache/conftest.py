@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key
-from harness.providers.base import ModelRequest, ModelResponse
+from harness.model_io import ModelRequest, ModelResponse
 
 FIXED_TIME = "2025-01-02T03:04:05.678Z"
 

@@ -18,7 +18,7 @@ from harness.cache import (
 )
 from harness.cache.keys import canonical_json
 from harness.errors import CacheCorrupt, CacheError
-from harness.providers.base import ModelResponse
+from harness.model_io import ModelResponse
 
 
 @pytest.fixture

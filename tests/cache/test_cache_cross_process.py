@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from harness.cache import ResponseCache, request_key
-from harness.providers.base import ModelRequest
+from harness.model_io import ModelRequest
 
 REPO = Path(__file__).resolve().parents[2]
 PER_PROCESS = 150
@@ -19,7 +19,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key
-    from harness.providers.base import ModelRequest, ModelResponse
+    from harness.model_io import ModelRequest, ModelResponse
 
     directory, go = Path(sys.argv[1]), Path(sys.argv[2])
     worker, count = int(sys.argv[3]), int(sys.argv[4])

@@ -14,7 +14,7 @@ import diskcache
 import pytest
 
 from harness.cache import CacheEntry, canonical_request, export_cassette, request_key
-from harness.providers.base import ModelRequest, ModelResponse
+from harness.model_io import ModelRequest, ModelResponse
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("HARNESS_UPDATE_GOLDEN") == "1"

@@ -15,7 +15,8 @@ from harness.cache.keys import (
     request_key,
 )
 from harness.errors import ConfigError
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 BASE: dict[str, Any] = {
     "provider": "openai",

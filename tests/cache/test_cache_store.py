@@ -14,7 +14,7 @@ from harness.cache import CacheEntry, ResponseCache, canonical_request, request_
 from harness.cache.keys import canonical_json
 from harness.cache.store import SafeDisk
 from harness.errors import CacheCorrupt, CacheError
-from harness.providers.base import ModelResponse
+from harness.model_io import ModelResponse
 
 
 def raw_store(cache: ResponseCache) -> diskcache.Cache:

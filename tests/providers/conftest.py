@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 from harness.testing import FakeLLMConfig, FakeLLMServer
 
 SECRET = "sk-test-0123456789abcdef"
