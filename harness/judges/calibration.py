@@ -126,7 +126,7 @@ def calibrate(
     ``{output}`` needs none. Judge calls go through the project's cache.
     """
     from harness.config import Home, resolve_home
-    from harness.judges import resolve_judges
+    from harness.judges.resolve import resolve_judges
     from harness.judges.session import judge_provider, judge_session
     from harness.metrics import ScoringRow
     from harness.store import datasets as dataset_store

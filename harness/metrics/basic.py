@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.registry import Metric, ScoringRow, register_metric
 from harness.metrics.text import words
 
 __all__: list[str] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
-from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.registry import Metric, ScoringRow, register_metric
 from harness.metrics.text import MEMO_SIZE, best_of_expected, clipped_overlap, squad_tokens
 
 __all__ = ["exact_match_score", "token_f1_score"]

@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.registry import Metric, ScoringRow, register_metric
 from harness.metrics.text import MEMO_SIZE, words
 
 __all__ = [

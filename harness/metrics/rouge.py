@@ -21,7 +21,7 @@ from functools import lru_cache
 from itertools import compress, islice
 from operator import and_
 
-from harness.metrics import Metric, ScoringRow, register_metric
+from harness.metrics.registry import Metric, ScoringRow, register_metric
 from harness.metrics.text import MEMO_SIZE, best_of_expected, rouge_tokens
 
 __all__ = ["lcs_length", "rouge_l_score", "rouge_n_metric", "rouge_n_score"]

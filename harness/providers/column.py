@@ -3,7 +3,7 @@
 For answers produced elsewhere (a production log, another tool, a notebook): import them
 as a column of the dataset and score them with every metric and judge, no model called.
 A row whose column is empty is that row's error. The run checks before it starts that the
-dataset has the column (``harness.runner.run.plan_run``).
+dataset has the column (``harness.runner.plan.plan_run``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ProviderError
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers.base import Provider
 
 if TYPE_CHECKING:
     import httpx

@@ -3,7 +3,7 @@
 Nothing is sent and nothing is written: the run is planned as ``harness run`` plans it
 (same validation), each row's model request is built and looked up in the cache, and the
 calls that would go out are counted with estimated tokens (see
-``harness.runner.limits.estimate_tokens``) and priced. A judge call is built exactly when
+``harness.calls.limits.estimate_tokens``) and priced. A judge call is built exactly when
 the row's model answer is cached; otherwise the answer is assumed to be as long as the
 model's output estimate. Answers are assumed to be ``max_tokens`` long when it is set, else
 ``DEFAULT_OUTPUT_TOKENS``; repair re-asks of a judge are not counted.
@@ -15,13 +15,12 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.config import Home, resolve_home
-from harness.runner.limits import (
+from harness.calls.limits import (
     DEFAULT_OUTPUT_TOKENS,
     estimate_input_tokens,
-    preflight,
     requested_output_tokens,
 )
+from harness.config import Home, resolve_home
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
@@ -129,7 +128,7 @@ def estimate_run(
     """Plan ``config`` as ``run_eval`` would and estimate its calls, tokens and cost."""
     from harness.metrics import ScoringRow
     from harness.prompts import render
-    from harness.runner.run import plan_run
+    from harness.runner.plan import plan_run, preflight
 
     home = home if isinstance(home, Home) else resolve_home(home)
     plan = plan_run(config, home, provider)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import TrackingError
 
 if TYPE_CHECKING:
-    from harness.runner.logging import Batch
+    from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
@@ -85,7 +85,7 @@ class MlflowWorker:
         self._queue.put(("rows", chunk))
 
     def add_batch(self, batch: Batch, judge_model: str | None) -> None:
-        """Write the traces of a stored batch (``harness.runner.logging.batch_payload``)."""
+        """Write the traces of a stored batch (``harness.runner.mlflow_records.batch_payload``)."""
         self._queue.put(("batch", batch, judge_model))
 
     def _stop_sender(self) -> None:
@@ -158,7 +158,7 @@ def main(tracking_uri: str) -> int:
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:
-                from harness.runner.logging import batch_record
+                from harness.runner.mlflow_records import batch_record
 
                 logger.add_rows(batch_record(head, message[1], message[2]))
             elif kind == "finish":

@@ -40,7 +40,7 @@ from harness.errors import ConfigError, HarnessError, RunFailed
 
 if TYPE_CHECKING:
     from harness.calls import Caller
-    from harness.runner.run import _Engine
+    from harness.runner.engine import Engine
     from harness.store.datasets import Example
 
 __all__ = ["DEFAULT_ROWS_PER_TASK", "run_on_spark", "spark_session"]
@@ -50,14 +50,15 @@ _SETTINGS = {"master", "tasks", "rows_per_task"}
 _NEEDS_PYSPARK = "--spark needs pyspark: pip install 'harness[spark]' (and Java 17 or later)"
 
 
-def run_on_spark(engine: _Engine, todo: list[Example], caller: Caller, session: Any = None) -> None:
+def run_on_spark(engine: Engine, todo: list[Example], caller: Caller, session: Any = None) -> None:
     """Run ``todo`` with the driver pass, then waves of Spark tasks (see the module)."""
-    from harness.runner.run import _drive, asyncio_run
+    from harness.aio import asyncio_run
+    from harness.runner.engine import drive
 
     settings = _settings(engine.plan.home.settings)
     caller.defer_misses, caller.seeds, caller.local_seeds = True, {}, {}
     try:
-        asyncio_run(_drive(engine, todo, caller))
+        asyncio_run(drive(engine, todo, caller))
     finally:
         caller.defer_misses = False
     deferred, engine.deferred = engine.deferred, []
@@ -119,7 +120,7 @@ def check_ready(home_settings: dict[str, Any]) -> None:
 
 
 def _waves(
-    engine: _Engine, deferred: list[Example], caller: Caller, spark: Any, settings: dict[str, Any]
+    engine: Engine, deferred: list[Example], caller: Caller, spark: Any, settings: dict[str, Any]
 ) -> None:
     from harness.runner.spark_task import encode_item
 
@@ -170,7 +171,7 @@ def _waves(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _spec(engine: _Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
+def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
     """What the ``n_tasks`` tasks of a wave get; limits are shared by ``at_once`` tasks."""
     from harness.runner.spark_task import ProviderRef, TaskSpec
 
@@ -198,7 +199,7 @@ def _spec(engine: _Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
 def _divided_limits(settings: dict[str, Any], n_tasks: int) -> dict[str, Any]:
     """harness.toml with every rate limit divided among ``n_tasks`` tasks running at once."""
     # (a share of a bucket's burst as well: the tasks' buckets together hold one burst)
-    from harness.runner.limits import LIMIT_NAMES
+    from harness.calls.limits import LIMIT_NAMES
 
     divided = copy.deepcopy(dict(settings))
     for section in ("providers", "rate_limits"):
@@ -231,7 +232,7 @@ def _collect(spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any) -> li
     return [json.loads(row[0]) for row in rows]
 
 
-def _keep(engine: _Engine, caller: Caller, records: list[dict[str, Any]]) -> bool:
+def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool:
     """Keep one wave's results: entries, counters, then rows. True if the budget stopped it.
 
     A task's error is raised after the other tasks' results are kept.

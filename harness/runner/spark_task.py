@@ -148,12 +148,14 @@ def run_task(packed: PackedSpec, batches: Iterable[pa.RecordBatch]) -> Iterator[
 
 
 def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
+    from harness.aio import asyncio_run
     from harness.cache.store import CacheEntry, ResponseCache
     from harness.calls import Caller, CallResult
+    from harness.calls.budget import Budget
     from harness.metrics import get_metric
-    from harness.runner.limits import Budget, preflight
+    from harness.runner.engine import Engine, drive
+    from harness.runner.plan import RunPlan, preflight
     from harness.runner.progress import NullProgress
-    from harness.runner.run import RunPlan, _drive, _Engine, asyncio_run
     from harness.store.datasets import Example
 
     config = spec.config
@@ -199,8 +201,8 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
             judge_provider,
         )
         rows = _Rows()
-        engine = _Engine(plan, caller, rows, NullProgress())  # type: ignore[arg-type]
-        asyncio_run(_drive(engine, examples, caller))
+        engine = Engine(plan, caller, rows, NullProgress())  # type: ignore[arg-type]
+        asyncio_run(drive(engine, examples, caller))
         payloads = rows.payloads
         if cache is not None:
             stored = cache.keys()

@@ -238,8 +238,7 @@ def run_sweep(
     prompt fails the sweep before anything is written. A child that raises (e.g. a
     ``--max-cost`` stop) ends the sweep: the parent is logged FAILED with the children done.
     """
-    from harness.runner.limits import preflight
-    from harness.runner.run import plan_run
+    from harness.runner.plan import plan_run, preflight
 
     home = home if isinstance(home, Home) else resolve_home(home)
     progress = progress or NullProgress()
@@ -270,7 +269,7 @@ def _run_children(
     progress: Progress,
     provider: Provider | None,
 ) -> None:
-    from harness.runner.logging import mlflow_parent_run
+    from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
 
     for number, point in enumerate(points, 1):

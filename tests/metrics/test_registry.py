@@ -113,7 +113,7 @@ def test_register_a_custom_metric_and_refuse_a_duplicate() -> None:
         assert register_metric(impostor, replace=True) is impostor
         assert get_metric("test_shouting").score(row("HELLO")) == 0.0
     finally:
-        metrics._registry.pop("test_shouting", None)
+        metrics.registry.registered().pop("test_shouting", None)
 
 
 def test_builtin_name_cannot_be_taken_silently() -> None:

@@ -1,4 +1,11 @@
-"""Handing a finished run to MLflow (``harness.tracking``) in the shape it logs."""
+"""The MLflow records of a run: what ``harness.tracking`` logs, built from the run's rows.
+
+``head_record`` is what the MLflow run is opened with, ``rows_record`` and
+``batch_record`` carry finished rows (their traces), ``final_record`` the whole run;
+``batch_payload`` is a stored batch as the plain tuples that travel to the MLflow worker
+(``harness.runner.mlflow_worker``), and ``mlflow_parent_run`` makes the runs of a block
+children of a sweep's parent run.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.runner.config import RunResult
-    from harness.runner.mlflow_worker import MlflowWorker
-    from harness.runner.run import RunPlan
+    from harness.runner.plan import RunPlan
     from harness.store.datasets import Example
     from harness.store.runs import OutputRow, ScoreRow
     from harness.tracking import RunRecord
@@ -202,16 +208,10 @@ def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunR
     )
 
 
-def log_to_mlflow(
-    plan: RunPlan,
-    head: RunRecord,
-    result: RunResult,
-    outputs: pd.DataFrame,
-    scores: pd.DataFrame,
-    worker: MlflowWorker,
-) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
-    record = dataclasses.replace(
+def final_record(
+    head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
+) -> RunRecord:
+    """``head`` completed with the run's metrics and its whole per-row table."""
+    return dataclasses.replace(
         head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
     )
-    return worker.finish(record)

@@ -1,42 +1,33 @@
-"""The one call path: every model call and every judge call goes through ``Caller.call``.
+"""The ``Caller``: request key, cache lookup by mode, the provider on a miss, the counters.
 
-For each request it computes the request key, looks it up in the response cache (by the
-cache mode), calls the provider only on a miss, and records usage and cost. Identical
-requests in flight at the same time are sent once. Errors are never cached.
-
-A miss is sent politely: the ``--max-cost`` budget reserves its estimated cost first
-(``BudgetExceeded`` instead of a call that could overspend), the model's rate limiter
-spaces it out, at most ``concurrency`` requests are on the wire at once over one shared
-HTTP client, and 408/429/5xx, timeouts and dropped connections are retried with backoff
-and jitter, honouring Retry-After (``harness.retry``).
-
-The runner and the judges hold a ``Caller``; nothing else talks to a provider. From Python,
-``complete("openai:/gpt-4o-mini", "Hello")`` makes one cached call.
+See the package docstring (``harness.calls``) for the whole path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.calls.cache_writer import CacheWriter
+from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
-from harness.errors import CacheError, ConfigError, ProviderError, ReplayMiss
+from harness.errors import ConfigError, ProviderError, ReplayMiss
 
 if TYPE_CHECKING:
     import httpx
 
     from harness.cache.store import CacheEntry, ResponseCache
-    from harness.model_io import Message, ModelRequest, ModelResponse
+    from harness.calls.budget import Budget
+    from harness.calls.limits import RateLimits
+    from harness.model_io import ModelRequest, ModelResponse
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
-    from harness.runner.limits import Budget, RateLimits
 
-CallKind = Literal["model", "judge"]
+__all__ = ["CACHE_MODES", "CacheMode", "CallDeferred", "CallResult", "Caller"]
+
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")
 
@@ -61,119 +52,13 @@ class CallResult:
     cost_usd: float | None = None
 
 
-@dataclass
-class KindStats:
-    """Counters for one kind of call (model or judge)."""
-
-    requests: int = 0  # calls answered by a provider over the wire
-    cache_hits: int = 0
-    local_calls: int = 0  # python:/echo calls (never cached)
-    errors: int = 0
-    retries: int = 0  # extra attempts after a retryable failure
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    saved_input_tokens: int = 0  # tokens the cache hits did not pay for
-    saved_output_tokens: int = 0
-    saved_cost_usd: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in vars(self).items()}
-
-
-@dataclass
-class CallStats:
-    model: KindStats = field(default_factory=KindStats)
-    judge: KindStats = field(default_factory=KindStats)
-    error_kinds: Counter[str] = field(default_factory=Counter)
-
-    def of(self, kind: CallKind) -> KindStats:
-        return self.model if kind == "model" else self.judge
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model.as_dict(), "judge": self.judge.as_dict()}
-
-    def add(self, other: Mapping[str, Any], error_kinds: Mapping[str, int] | None = None) -> None:
-        """Add counters reported elsewhere (``as_dict`` of another Caller's stats)."""
-        for kind in ("model", "judge"):
-            mine = self.of(kind)
-            for name, value in (other.get(kind) or {}).items():
-                setattr(mine, name, getattr(mine, name) + value)
-        self.error_kinds.update(error_kinds or {})
-
-
-class CacheWriter:
-    """Stores answers in the cache from one background thread, many per transaction.
-
-    A SQLite commit costs more than the rest of a write; batching the entries that arrive
-    while the previous batch is being written makes commits rare, and the thread keeps
-    them off the event loop.
-    """
-
-    def __init__(self, cache: ResponseCache) -> None:
-        self.cache = cache
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
-        self._pending: list[tuple[str, dict[str, Any], ModelResponse, asyncio.Future[None]]] = []
-        self._draining: asyncio.Task[None] | None = None
-
-    async def write(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> None:
-        """Store the answer to a canonical request; return once it is committed (raise
-        CacheError if it is not)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, canonical, response, done))
-        if self._draining is None or self._draining.done():
-            self._draining = asyncio.get_running_loop().create_task(self._drain())
-        await done
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                errors = await loop.run_in_executor(self._thread, self._store, batch)
-            except BaseException as e:  # cancelled: nobody may wait forever
-                errors = [CacheError(f"cache write interrupted ({type(e).__name__})")] * len(batch)
-                raise
-            finally:
-                for (*_, done), error in zip(batch, errors, strict=True):
-                    if not done.done():
-                        if error is None:
-                            done.set_result(None)
-                        else:
-                            done.set_exception(error)
-
-    def _store(self, batch: list[Any]) -> list[BaseException | None]:
-        from harness.cache.store import CacheEntry
-
-        entries = [
-            (key, CacheEntry.from_response(canonical, response, key=key))
-            for key, canonical, response, _ in batch
-        ]
-        try:
-            with self.cache.batch():
-                for key, entry in entries:
-                    self.cache.set(key, entry)
-            return [None] * len(entries)
-        except Exception:  # noqa: BLE001 - one bad entry must not fail the others: one by one
-            errors: list[BaseException | None] = []
-            for key, entry in entries:
-                try:
-                    self.cache.set(key, entry)
-                    errors.append(None)
-                except Exception as e:  # noqa: BLE001 - handed to that entry's caller
-                    errors.append(e)
-            return errors
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=True)
-
-
 class Caller:
     """The one call path. Holds the cache, the HTTP client, the retry policy and the stats.
 
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
     ``concurrency``; cache hits and local (``python:``/``echo``) calls are not.
-    ``rate_limits`` and ``budget`` (``harness.runner.limits``) are optional.
+    ``rate_limits`` (``harness.calls.limits``) and ``budget`` (``harness.calls.budget``)
+    are optional.
     """
 
     def __init__(
@@ -231,8 +116,8 @@ class Caller:
         ``retry_max_delay_s``, ``transport`` (``aiohttp``, ``httpx-shards`` or ``httpx``).
         ``kwargs`` go to the constructor (``cache``, ``mode``, ``concurrency``, ``budget``...).
         """
+        from harness.calls.limits import RateLimits
         from harness.retry import RetryPolicy
-        from harness.runner.limits import RateLimits
 
         table = settings.get("calls") or {}
         unknown = sorted(
@@ -488,7 +373,7 @@ class Caller:
     def _estimate(self, provider: Provider, request: ModelRequest) -> tuple[int, int]:
         if self.budget is not None:
             return self.budget.estimate_tokens(provider.uri, request.messages, request.params)
-        from harness.runner.limits import (
+        from harness.calls.limits import (
             DEFAULT_OUTPUT_TOKENS,
             estimate_input_tokens,
             requested_output_tokens,
@@ -524,53 +409,3 @@ class Caller:
         if self._cache_writer is not None:
             self._cache_writer.close()
             self._cache_writer = None
-
-
-async def acomplete(
-    model: str | Provider,
-    prompt: str | list[Message],
-    *,
-    system: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    cache: CacheMode = "use",
-    home: Any = None,
-) -> CallResult:
-    """One call from Python, through the project's cache: ``await acomplete(uri, "Hi")``.
-
-    ``prompt`` is the user message, or a whole message list. Settings (provider options,
-    prices, retries, rate limits) come from the project home's harness.toml.
-    """
-    from harness.config import resolve_home
-    from harness.providers import resolve
-    from harness.providers._http import HTTPProvider
-    from harness.providers.pricing import set_prices
-
-    project = resolve_home(home)
-    settings = project.settings
-    if isinstance(model, str):
-        options = (settings.get("providers") or {}).get(model.partition(":")[0], {})
-        provider = resolve(model, options)
-    else:
-        provider = model
-    if isinstance(provider, HTTPProvider) and cache != "replay":
-        provider.check_credentials()
-    set_prices(settings.get("prices") or {})
-    messages: list[Message] = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-    store = None
-    if cache != "off":
-        from harness.cache.store import ResponseCache
-
-        store = ResponseCache(project.cache_dir)
-    caller = Caller.from_settings(settings, cache=store, mode=cache, concurrency=1)
-    try:
-        return await caller.call(provider, provider.request(messages, params))
-    finally:
-        await caller.aclose()
-        if store is not None:
-            store.close()
-
-
-def complete(model: str | Provider, prompt: str | list[Message], **kwargs: Any) -> CallResult:
-    """``acomplete`` for code that is not async (raises inside a running event loop)."""
-    return asyncio.run(acomplete(model, prompt, **kwargs))

@@ -1,5 +1,4 @@
-"""Politeness and money: client-side rate limits per model, the ``--max-cost`` budget,
-token estimates, and the checks a run passes before it is created.
+"""Politeness: client-side rate limits per model, and the token estimates they run on.
 
 Rate limits come from harness.toml, per provider scheme (applied to each model of that
 provider on its own, as OpenAI and Anthropic count them) and optionally per model URI::
@@ -16,9 +15,6 @@ most one second's worth (at least one request), so calls go out evenly instead o
 burst at the start of each minute. A call takes its estimated tokens (prompt estimate plus
 ``max_tokens``, as OpenAI counts them) when it is sent and is corrected by the real usage
 when it returns; a bucket may go below zero, which delays the next call.
-
-The budget reserves each call's estimated cost before it is sent and raises
-``BudgetExceeded`` instead of sending a call that could take spending past the limit.
 """
 
 from __future__ import annotations
@@ -29,18 +25,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BudgetExceeded, ConfigError
+from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     from harness.model_io import Message
     from harness.providers.base import Provider
-    from harness.runner.config import RunConfig
 
 DEFAULT_OUTPUT_TOKENS = 256  # assumed per call when max_tokens is unset and nothing observed
 BURST_S = 1.0
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute")
-# Parameters that could carry a credential into the run's stored config.
-SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
 
 
 def estimate_tokens(text: str) -> int:
@@ -174,117 +167,3 @@ class RateLimits:
                 else None
             )
         return self._limiters[key]
-
-
-class Budget:
-    """Spending of a run against ``--max-cost``: reserve before a call, settle after it."""
-
-    def __init__(self, max_cost_usd: float, spent_usd: float = 0.0) -> None:
-        self.max_cost_usd = max_cost_usd
-        self.spent_usd = spent_usd  # a resumed run starts with what it spent before
-        self.reserved_usd = 0.0
-        self._output_seen: dict[str, int] = {}
-        self._input_ratio = (0, 0)  # (real, estimated) input tokens so far
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def estimate_tokens(
-        self, uri: str, messages: Iterable[Message], params: Mapping[str, Any]
-    ) -> tuple[int, int]:
-        """(input, output) tokens to reserve for a call: calibrated on the calls seen so far."""
-        estimate = estimate_input_tokens(messages)
-        real, guessed = self._input_ratio
-        if guessed and real > guessed:  # the estimate ran low: scale it up, never down
-            estimate = math.ceil(estimate * real / guessed)
-        output = requested_output_tokens(params) or self._output_seen.get(
-            uri, DEFAULT_OUTPUT_TOKENS
-        )
-        return estimate, output
-
-    async def reserve(self, estimate: Callable[[], float]) -> float:
-        """Hold a call's estimated cost; raise BudgetExceeded if it could pass the limit.
-
-        While calls in flight hold reservations that leave no room, wait for them to
-        settle (their real cost is usually below the estimate) and estimate again; give up
-        only when the call would not fit even if everything in flight cost nothing.
-        """
-        while True:
-            cost = estimate()
-            if self.spent_usd + self.reserved_usd + cost <= self.max_cost_usd:
-                self.reserved_usd += cost
-                return cost
-            if self.spent_usd + cost > self.max_cost_usd or self.reserved_usd <= 0:
-                raise BudgetExceeded(
-                    f"the next call (about ${cost:.4f}) could take spending past the "
-                    f"--max-cost budget of ${self.max_cost_usd:.4f} (spent "
-                    f"${self.spent_usd:.4f})"
-                )
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    def settle(
-        self,
-        reserved_usd: float,
-        cost_usd: float | None,
-        *,
-        uri: str = "",
-        estimated_input: int = 0,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-    ) -> None:
-        """Release a reservation and book what the call really cost (0 for a failed call)."""
-        self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
-        self.spent_usd += cost_usd or 0.0
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:  # room may have been freed: let them estimate again
-            if not waiter.done():
-                waiter.set_result(None)
-        if output_tokens is not None and uri:
-            # Later calls without max_tokens assume the longest answer seen so far.
-            self._output_seen[uri] = max(self._output_seen.get(uri, 0), output_tokens)
-        if input_tokens is not None and estimated_input:
-            real, guessed = self._input_ratio
-            self._input_ratio = (real + input_tokens, guessed + estimated_input)
-
-
-def preflight(
-    config: RunConfig,
-    settings: Mapping[str, Any],
-    providers: Iterable[Provider | None],
-    *,
-    check_credentials: bool = True,
-    check_prices: bool = True,
-) -> None:
-    """Everything about calls that can be wrong, checked before a run is created.
-
-    Refuses credentials in ``--param``; installs the ``[prices]`` of harness.toml; checks
-    each HTTP provider has its key (unless ``--cache replay``, which sends nothing); checks
-    rate-limit settings; and, with ``--max-cost``, that every model has a known price.
-    """
-    from harness.providers._http import HTTPProvider
-    from harness.providers.pricing import price_of, set_prices
-
-    secret = sorted(SECRET_PARAMS & set(config.params))
-    if secret:
-        raise ConfigError(
-            f"--param {secret[0]}=... would store a credential with the run; keys are read "
-            f"from environment variables only (e.g. OPENAI_API_KEY)"
-        )
-    set_prices(settings.get("prices") or {})
-    RateLimits(settings)  # validates the tables
-    for provider in providers:
-        if provider is None:
-            continue
-        if check_credentials and isinstance(provider, HTTPProvider) and config.cache != "replay":
-            provider.check_credentials()
-        if (
-            check_prices
-            and config.max_cost is not None
-            and not provider.local
-            and price_of(provider.uri) is None
-        ):
-            raise ConfigError(
-                f"--max-cost needs the price of {provider.uri}, which harness does not know; "
-                f'add it to harness.toml: [prices] "{provider.uri}" = [INPUT, OUTPUT] '
-                f"(USD per million tokens)"
-            )

@@ -1,4 +1,4 @@
-"""Rate limiters on a fake clock, the budget's reservations, and the checks before a run."""
+"""Rate limiters on a fake clock, the budget's reservations, and the token estimates."""
 
 from __future__ import annotations
 
@@ -6,19 +6,16 @@ import asyncio
 
 import pytest
 
-from harness.errors import BudgetExceeded, ConfigError
-from harness.providers import resolve
-from harness.providers.pricing import price_of, set_prices
-from harness.runner.config import RunConfig
-from harness.runner.limits import (
-    Budget,
+from harness.calls.budget import Budget
+from harness.calls.limits import (
     RateLimiter,
     RateLimits,
     estimate_input_tokens,
     estimate_tokens,
-    preflight,
     requested_output_tokens,
 )
+from harness.errors import BudgetExceeded, ConfigError
+from harness.providers import resolve
 
 
 class FakeClock:
@@ -152,33 +149,3 @@ def test_token_estimates() -> None:
     assert estimate_input_tokens([{"role": "user", "content": "abcd" * 10}]) == 14
     assert requested_output_tokens({"max_completion_tokens": 9.0}) == 9
     assert requested_output_tokens({"max_tokens": True}) is None
-
-
-def config(**fields: object) -> RunConfig:
-    return RunConfig(data="qa", model="openai:/gpt-4o-mini", **fields)  # type: ignore[arg-type]
-
-
-def test_preflight_refuses_credentials_in_params() -> None:
-    with pytest.raises(ConfigError, match="--param api_key=... would store a credential"):
-        preflight(config(params={"api_key": "sk-x"}), {}, [])
-
-
-def test_preflight_needs_keys_except_for_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = resolve("openai:/gpt-4o-mini")
-    with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
-        preflight(config(), {}, [provider, None])
-    preflight(config(cache="replay"), {}, [provider])  # replay sends nothing: no key needed
-    preflight(config(), {}, [provider], check_credentials=False)
-
-
-def test_preflight_needs_a_price_for_max_cost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
-    unknown = resolve("openai:/my-finetune")
-    with pytest.raises(ConfigError, match=r'\[prices\] "openai:/my-finetune"'):
-        preflight(config(max_cost=1.0), {}, [unknown])
-    try:
-        preflight(config(max_cost=1.0), {"prices": {"openai:/my-finetune": [1, 2]}}, [unknown])
-        assert price_of("openai:/my-finetune") == (1.0, 2.0)
-    finally:
-        set_prices({})
-    preflight(config(max_cost=1.0), {}, [resolve("echo")])  # local models cost nothing

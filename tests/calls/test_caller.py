@@ -12,6 +12,7 @@ import pytest
 
 from harness.cache.store import ResponseCache
 from harness.calls import Caller, complete
+from harness.calls.budget import Budget
 from harness.errors import (
     BudgetExceeded,
     ConfigError,
@@ -23,7 +24,6 @@ from harness.errors import (
 from harness.providers.openai import OpenAIProvider
 from harness.providers.pricing import set_prices
 from harness.retry import RetryPolicy
-from harness.runner.limits import Budget
 from harness.testing import FakeLLMConfig, FakeLLMServer
 
 FAST = RetryPolicy(max_retries=4, base_delay_s=0.001, max_delay_s=0.01)

@@ -1,0 +1,194 @@
+"""The engine: rows through the call path, metrics and judges, with bounded concurrency.
+
+``Engine.run`` starts twice ``--concurrency`` row workers over one shared iterator (flat
+memory however many rows), each rendering the prompt, calling the model through the
+``Caller``, scoring the heuristic metrics and asking the judges, and hands each finished
+row to the writer. ``drive`` runs it on an event loop. A local run, Spark's driver pass
+and each Spark task (``harness.runner.spark``, ``spark_task``) all run rows through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, TypeVar
+
+from harness.calls import CallDeferred, Caller, CallResult
+from harness.errors import BudgetExceeded, ProviderError
+from harness.metrics import ScoringRow
+from harness.prompts import render
+from harness.store.runs import OutputRow, ScoreRow
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from harness.judges import Judge
+    from harness.runner.batches import BatchWriter
+    from harness.runner.plan import RunPlan
+    from harness.runner.progress import Progress
+    from harness.store.datasets import Example
+
+__all__ = ["Engine", "drive"]
+
+T = TypeVar("T")
+
+
+class Engine:
+    """Rows of one plan through one ``Caller``; finished rows go to ``writer``.
+
+    Counts failed rows (``errors``), notes a ``--max-cost`` stop (``stopped_by_budget``)
+    and keeps the rows a ``CallDeferred`` sent elsewhere (``deferred``, for Spark).
+    """
+
+    def __init__(
+        self, plan: RunPlan, caller: Caller, writer: BatchWriter, progress: Progress
+    ) -> None:
+        self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
+        self.errors = 0
+        self.stopped_by_budget = False
+        self.judges_together = False
+        self.deferred: list[Example] = []  # rows a CallDeferred sent elsewhere
+
+    def record(self, output: OutputRow, scores: list[ScoreRow]) -> None:
+        """Store one finished row and show it in the progress."""
+        self.writer.add(output, scores)
+        self.errors += output.error is not None
+        calls = self.caller.stats
+        self.progress.advance(
+            1,
+            cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
+            errors=self.errors,
+            tokens=calls.model.input_tokens
+            + calls.model.output_tokens
+            + calls.judge.input_tokens
+            + calls.judge.output_tokens,
+            cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
+            if calls.model.cost_usd + calls.judge.cost_usd
+            else "",
+        )
+
+    async def run(self, examples: list[Example]) -> None:
+        pending = iter(examples)
+        # Twice as many row workers as connections keeps the pipe full while rows score.
+        n_workers = min(len(examples), self.plan.config.concurrency * 2) or 1
+        # With that many rows, asking a row's judges one after another costs no time (the
+        # other rows fill the connections) and a cache hit costs no task. With fewer rows
+        # than workers, connections would idle: a row's judges are then asked together.
+        few_rows = n_workers < self.plan.config.concurrency * 2
+        self.judges_together = few_rows and len(self.plan.judges) > 1
+
+        seeds, local_seeds = self.caller.seeds, self.caller.local_seeds
+
+        async def worker() -> None:
+            for example in pending:  # one shared iterator: memory stays flat with rows
+                if self.stopped_by_budget:
+                    return
+                try:
+                    output, scores = await self.process(example)
+                except BudgetExceeded:
+                    self.stopped_by_budget = True
+                    return
+                except CallDeferred:  # Spark's driver pass: the row goes to an executor
+                    self.deferred.append(example)
+                    continue
+                if seeds is not None and local_seeds is not None:  # only a deferred row's travel
+                    seeds.pop(example.id, None)
+                    local_seeds.pop(example.id, None)
+                self.record(output, scores)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def process(self, example: Example) -> tuple[OutputRow, list[ScoreRow]]:
+        plan, config = self.plan, self.plan.config
+        row = example.as_row()
+        prompt = render(plan.template, row)
+        row["prompt"] = prompt
+        messages = [{"role": "system", "content": config.system}] if config.system else []
+        messages.append({"role": "user", "content": prompt})
+        request = plan.provider.request(messages, config.params, row=row)
+        try:
+            result = await self.caller.call(plan.provider, request, kind="model", row_id=example.id)
+        except ProviderError as e:
+            return _output(example.id, None, error=str(e)), []
+        scoring = ScoringRow(
+            input=example.input,
+            output=result.text,
+            expected=example.expected,
+            context=example.context,
+            latency_s=result.latency_s,
+        )
+        scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
+        if plan.judges:
+            assert plan.judge_provider is not None
+            judge_provider = plan.judge_provider
+
+            def ask(judge: Judge) -> Awaitable[list[ScoreRow]]:
+                return judge.evaluate(
+                    scoring,
+                    example_id=example.id,
+                    caller=self.caller,
+                    provider=judge_provider,
+                    samples=config.judge_samples,
+                )
+
+            if self.caller.defer_misses:  # Spark's driver pass: look every judge up
+                deferred = False  # (their hits ship with the row, so none is paid twice)
+                for judge in plan.judges:
+                    try:
+                        scores.extend(await ask(judge))
+                    except CallDeferred:
+                        deferred = True
+                if deferred:
+                    raise CallDeferred("judge")
+            elif self.judges_together:
+                for found in await _all_of([ask(judge) for judge in plan.judges]):
+                    scores.extend(found)
+            else:  # see ``run``: one judge after another, no task per cache hit
+                for judge in plan.judges:
+                    scores.extend(await ask(judge))
+        return _output(example.id, result), scores
+
+
+async def _all_of(awaitables: list[Awaitable[T]]) -> list[T]:
+    """Await all together, results in order; on an error, cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _output(example_id: str, result: CallResult | None, error: str | None = None) -> OutputRow:
+    if result is None:
+        return OutputRow(example_id, None, error, None, None, None, None, None, None)
+    return OutputRow(
+        example_id,
+        result.text,
+        None,
+        result.latency_s,
+        result.input_tokens,
+        result.output_tokens,
+        result.cost_usd,
+        result.request_key,
+        result.cached,
+    )
+
+
+async def drive(engine: Engine, todo: list[Example], caller: Caller) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # python: models run in worker threads; as many as rows in flight, not the default 6.
+    workers = max(4, engine.plan.config.concurrency)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
+    try:
+        await engine.run(todo)
+    finally:
+        await caller.aclose()
