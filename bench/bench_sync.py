@@ -51,7 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import harness.tracking.sync as sync_module  # noqa: E402
+import harness.tracking.sync_runs as sync_runs  # noqa: E402
 from harness.tracking.sync import SyncTarget, sync  # noqa: E402
 from harness.tracking.sync_traces import (  # noqa: E402
     META_SOURCE_ASSESSMENT,
@@ -362,11 +362,11 @@ def main() -> None:
     parser.add_argument("--target-uri", help="an MLflow server to sync to (default: start one)")
     parser.add_argument("--server-workers", type=int, default=2, help="mlflow server --workers")
     parser.add_argument(
-        "--sync-workers", type=int, default=sync_module.WORKERS, help="concurrent requests"
+        "--sync-workers", type=int, default=sync_runs.WORKERS, help="concurrent requests"
     )
     parser.add_argument("--profile", type=Path, help="cProfile the full sync into this file")
     args = parser.parse_args()
-    sync_module.WORKERS = args.sync_workers
+    sync_runs.WORKERS = args.sync_workers
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
 
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:

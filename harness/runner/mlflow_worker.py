@@ -131,7 +131,8 @@ class MlflowWorker:
 
 def main(tracking_uri: str) -> int:
     from harness.errors import HarnessError
-    from harness.tracking.mlflow_log import RunLogger, _open_store
+    from harness.tracking.mlflow_log import RunLogger
+    from harness.tracking.mlflow_store import open_store
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
@@ -139,7 +140,7 @@ def main(tracking_uri: str) -> int:
     logger: RunLogger | None = None
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
     try:
-        _open_store(tracking_uri)  # import MLflow and create the store while rows run
+        open_store(tracking_uri)  # import MLflow and create the store while rows run
     except HarnessError as e:
         error = str(e)
     finished = False

@@ -333,7 +333,7 @@ def _start_parent(
     sweep: SweepResult,
     progress: Progress,
 ) -> str | None:
-    from harness.tracking.mlflow_log import start_parent_run
+    from harness.tracking.sweep_log import start_parent_run
 
     params: dict[str, Any] = {"dataset": base.data, "sweep.runs": len(points)}
     if "model" not in grid:
@@ -359,7 +359,7 @@ def _start_parent(
 def _finish_parent(sweep: SweepResult, home: Home, progress: Progress, *, status: str) -> None:
     import pandas as pd
 
-    from harness.tracking.mlflow_log import finish_parent_run
+    from harness.tracking.sweep_log import finish_parent_run
 
     assert sweep.parent_mlflow_run_id is not None
     # object columns keep each value as given: 0 stays 0, not 0.0 next to 0.7.

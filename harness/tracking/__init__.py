@@ -5,6 +5,8 @@ Importing this package does not import MLflow; ``log_run`` does, when called.
 
 from __future__ import annotations
 
-from harness.tracking.mlflow_log import DEFAULT_EXPERIMENT, RunRecord, log_run, tracking_uri_for
+from harness.tracking.mlflow_log import log_run
+from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT, tracking_uri_for
+from harness.tracking.record import RunRecord
 
 __all__ = ["DEFAULT_EXPERIMENT", "RunRecord", "log_run", "tracking_uri_for"]

@@ -14,7 +14,7 @@ when it is built; MLflow builds it anyway when the sync talks to the workspace, 
 actual authentication (PAT, OAuth M2M, ``databricks auth login`` U2M) is the SDK's.
 
 The token never appears in a message, a ``repr`` or a log line: errors name the profile,
-the file or the host, and :func:`redact` scrubs any secret out of foreign error text.
+the file or the host, and ``sync_target.redact`` scrubs any secret out of foreign error text.
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError, TrackingError
-
-if TYPE_CHECKING:
-    from harness.tracking.sync import SyncTarget
+from harness.tracking.sync_target import SyncTarget, redact
 
 DEFAULT_CONFIG_FILE = "~/.databrickscfg"
 #: Where local experiments land in the workspace unless ``--experiment PATH`` is given.
@@ -168,8 +165,6 @@ def databricks_target(
     defaults to ``DATABRICKS_USER`` or, looked up once when the sync needs it, the
     workspace's SCIM ``Me`` endpoint.
     """
-    from harness.tracking.sync import SyncTarget  # sync imports this module
-
     creds = resolve_databricks_credentials(profile, environ=environ, config_file=config_file)
     lock = threading.Lock()
     users: list[str] = [user] if user else []
@@ -203,14 +198,6 @@ def workspace_experiment_path(experiment: str, *, user: str, target: str | None 
     if not name:
         raise ConfigError("experiment name is empty")
     return f"{DEFAULT_EXPERIMENT_ROOT.format(user=user)}/{name}"
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _workspace_client(creds: DatabricksCredentials):  # pragma: no cover - needs a workspace

@@ -12,106 +12,49 @@ then holds what ``mlflow.evaluate`` / ``mlflow.genai.evaluate`` would leave behi
 - with ``register=True``: the prompt as a version in MLflow's prompt registry and the
   configuration as a ``LoggedModel`` that the run, its metrics and traces link to
   (``harness.tracking.registry``);
-- with ``parent_run_id``: the tag ``mlflow.parentRunId`` (a child run of a sweep).
+- with ``parent_run_id``: the tag ``mlflow.parentRunId`` (a child run of a sweep, whose
+  parent run ``harness.tracking.sweep_log`` logs).
 
-``start_parent_run`` and ``finish_parent_run`` log a sweep's parent run.
-
-``import mlflow`` costs about a second, so MLflow is imported inside functions only.
-Errors from MLflow, SQLAlchemy and the artifact store become ``TrackingError`` here.
+The store is opened by ``harness.tracking.mlflow_store``. ``import mlflow`` costs about a
+second, so MLflow is imported inside functions only. Errors from MLflow, SQLAlchemy and
+the artifact store become ``TrackingError`` here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
-import logging
-import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import TrackingError
+from harness.tracking.mlflow_store import (
+    DEFAULT_EXPERIMENT,
+    epoch_ms,
+    get_or_create_experiment,
+    mapped_errors,
+    mlflow_params,
+    open_store,
+    user_name,
+)
+from harness.tracking.record import RunRecord
 
 if TYPE_CHECKING:
-    import pandas
     from mlflow.tracking import MlflowClient
 
     from harness.tracking.registry import RegistryLinks
 
-DEFAULT_EXPERIMENT = "harness"
-MLRUNS_DIR = "mlruns"
-DB_FILE = "mlflow.db"
-ARTIFACTS_DIR = "artifacts"
+__all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run"]
+
 TABLE_ARTIFACT = "eval_results_table.json"
 PROMPT_ARTIFACT = "prompt_template.txt"
 CONFIG_ARTIFACT = "run_config.json"
-SWEEP_TABLE_ARTIFACT = "sweep_comparison.json"
 HARNESS_RUN_TAG = "harness.run_id"
 TRACES_TAG = "harness.traces"
-SWEEP_TAG = "harness.sweep"
 # MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
 # servers a run is synced to. The full digest stays in the params.
 MLFLOW_DIGEST_MAX = 36
-_SQLITE_PREFIX = "sqlite:///"
-
-
-@dataclass
-class RunRecord:
-    """Everything about a finished run that MLflow should hold; plain data from the runner."""
-
-    run_id: str
-    run_name: str | None
-    experiment: str
-    params: dict[str, str]
-    metrics: dict[str, float]
-    dataset_name: str
-    dataset_version: str
-    dataset_digest: str
-    dataset_rows: int
-    prompt_template: str
-    config: dict
-    started_at: float
-    finished_at: float
-    rows: pandas.DataFrame
-    feedback: list[dict] = field(default_factory=list)
-    parent_run_id: str | None = None  # the sweep's parent MLflow run
-    prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
-    system_prompt: str | None = None
-    generation_params: dict[str, Any] = field(default_factory=dict)
-
-
-def tracking_uri_for(home: Path) -> str:
-    """The default MLflow store of a project home: ``sqlite:///<home>/mlruns/mlflow.db``."""
-    db_path = Path(home).expanduser().resolve() / MLRUNS_DIR / DB_FILE
-    return _SQLITE_PREFIX + db_path.as_posix()
-
-
-def artifact_root_for(tracking_uri: str) -> Path | None:
-    """Where a SQLite store keeps artifacts (``artifacts/`` next to the database), else None."""
-    if not tracking_uri.startswith(_SQLITE_PREFIX):
-        return None
-    db_path = tracking_uri[len(_SQLITE_PREFIX) :].split("?", 1)[0]
-    if not db_path or db_path == ":memory:":
-        return None
-    return Path(db_path).resolve().parent / ARTIFACTS_DIR
-
-
-@contextlib.contextmanager
-def _mapped_errors(what: str) -> Iterator[None]:
-    """Turn MLflow, database and file errors into ``TrackingError`` where they enter."""
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        yield
-    except TrackingError:
-        raise
-    except (MlflowException, SQLAlchemyError, OSError, ValueError, TypeError, KeyError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise TrackingError(f"{what}: {message}") from exc
 
 
 def log_run(
@@ -162,16 +105,16 @@ class RunLogger:
         self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
         self.trace_count = 0
         self.trace_note: str | None = None
-        with _mapped_errors(self._what):
-            self.client, self.store = _open_store(tracking_uri)
-            self.experiment = _get_or_create_experiment(
+        with mapped_errors(self._what):
+            self.client, self.store = open_store(tracking_uri)
+            self.experiment = get_or_create_experiment(
                 self.client, self.store, head.experiment or DEFAULT_EXPERIMENT
             )
             # A resumed sweep child stays a child: the run it replaces names the parent.
             parent = head.parent_run_id or (_parent_of(self.client, replaces) if replaces else None)
             run = self.client.create_run(
                 self.experiment.experiment_id,
-                start_time=_ms(head.started_at),
+                start_time=epoch_ms(head.started_at),
                 run_name=head.run_name or head.run_id,
                 tags=_run_tags(head, parent),
             )
@@ -193,7 +136,7 @@ class RunLogger:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
         if not self.traces or record.rows.empty:
             return
-        with _mapped_errors(self._what), self._failing():
+        with mapped_errors(self._what), self._failing():
             count, note = _log_traces(
                 self.client, self.store, self.experiment, self.run_id, record, self.links
             )
@@ -202,7 +145,7 @@ class RunLogger:
 
     def finish(self, record: RunRecord) -> str:
         """Log params, metrics, inputs and artifacts, end the run, return its id."""
-        with _mapped_errors(self._what):
+        with mapped_errors(self._what):
             with self._failing():
                 _log_params_and_metrics(self.client, self.run_id, record, self.links)
                 _log_inputs(self.client, self.run_id, record, self.links)
@@ -212,7 +155,7 @@ class RunLogger:
                         self.run_id, TRACES_TAG, self.trace_note.format(count=self.trace_count)
                     )
                 self.client.set_terminated(
-                    self.run_id, "FINISHED", end_time=_ms(record.finished_at)
+                    self.run_id, "FINISHED", end_time=epoch_ms(record.finished_at)
                 )
             if self.replaces and self.replaces != self.run_id:
                 self.client.delete_run(self.replaces)
@@ -222,121 +165,6 @@ class RunLogger:
         """Best effort: delete a run that will not be finished."""
         with contextlib.suppress(Exception):
             self.client.delete_run(self.run_id)
-
-
-def _ms(epoch_seconds: float) -> int:
-    return int(epoch_seconds * 1000)
-
-
-def _open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
-    """A client for ``tracking_uri`` and its tracking store, creating a SQLite store if new."""
-    from mlflow.tracking import MlflowClient
-
-    store = None
-    artifact_root = artifact_root_for(tracking_uri)
-    if artifact_root is not None:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        artifact_root.mkdir(parents=True, exist_ok=True)
-        db_path = artifact_root.parent / DB_FILE
-        if not db_path.exists():
-            _create_sqlite_store(db_path, artifact_root)
-        # Opening the store ourselves, with the home's artifact root, means the database
-        # (and its "Default" experiment) is created pointing into the home, not the cwd.
-        with _quiet_logger("mlflow.store.db.utils"):
-            store = SqlAlchemyStore(tracking_uri, artifact_root.as_posix())
-        _enlarge_page_cache(store.engine)
-    # The registry (prompts) is the same SQLite file: never MLFLOW_REGISTRY_URI's.
-    registry_uri = tracking_uri if artifact_root is not None else None
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    if store is None:
-        # MlflowClient exposes no public accessor for its store; trace writes need it.
-        store = client._tracking_client.store
-    return client, store
-
-
-# SQLite's default page cache is 2 MB; a run's traces update a dozen indexes, which in a
-# store of a few hundred MB means re-reading index pages from the OS on every insert.
-# 64 MB keeps them in memory (allocated only as pages are read). Inserting 5,000 traces
-# into a store holding 10,000 took 1.06 s of CPU with the default cache, 0.68 s with this.
-_PAGE_CACHE_KIB = 65536
-
-
-def _enlarge_page_cache(engine: Any) -> None:
-    from sqlalchemy import event
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
-        cursor.close()
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened before the listener close; new ones get it
-
-
-def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
-    """Create a new SQLite store quickly, and atomically.
-
-    MLflow builds a new store by running ~400 alembic DDL statements, each its own
-    fsync'd transaction: 5-9 s on a laptop disk. Built in a temporary file with
-    ``synchronous=OFF`` it takes ~1.5 s, and renaming it into place means a crash
-    mid-way leaves no half-built store behind.
-    """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    temporary = db_path.with_name(f".{db_path.name}.{os.getpid()}.tmp")
-
-    def unsynced(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous = OFF")
-        cursor.close()
-
-    event.listen(Engine, "connect", unsynced)
-    try:
-        with _quiet_logger("mlflow.store.db.utils"), _quiet_logger("alembic.runtime.migration"):
-            store = SqlAlchemyStore(_SQLITE_PREFIX + temporary.as_posix(), artifact_root.as_posix())
-        store.engine.dispose()
-        os.replace(temporary, db_path)
-    finally:
-        event.remove(Engine, "connect", unsynced)
-        temporary.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """Hide a logger's INFO lines ("Creating initial MLflow database tables...") for a while."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _get_or_create_experiment(client: MlflowClient, store: Any, name: str) -> Any:
-    """The experiment called ``name``; a new one keeps artifacts under the store's root."""
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage != "active":
-            raise TrackingError(
-                f"MLflow experiment {name!r} is deleted; restore it or use --experiment"
-            )
-        return experiment
-    try:
-        # The store (not the client) picks <artifact root>/<experiment id> as location.
-        experiment_id = store.create_experiment(name)
-    except MlflowException:
-        # Another process may have created it in between.
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment
-    return client.get_experiment(experiment_id)
 
 
 def _parent_of(client: MlflowClient, run_id: str) -> str | None:
@@ -362,7 +190,7 @@ def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, 
 
     tags = {
         HARNESS_RUN_TAG: record.run_id,
-        MLFLOW_USER: _user(),
+        MLFLOW_USER: user_name(),
         MLFLOW_SOURCE_NAME: "harness",
         MLFLOW_SOURCE_TYPE: "LOCAL",
         # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
@@ -376,21 +204,6 @@ def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, 
         # The UI nests child runs under their parent; sync maps the id on copy.
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     return tags
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in some containers
-        return "unknown"
-
-
-def _params(values: dict[str, Any]) -> list[Any]:
-    """MLflow params, each value cut to MLflow's maximum length."""
-    from mlflow.entities import Param
-    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-
-    return [Param(str(k), str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in values.items()]
 
 
 def _register(
@@ -430,8 +243,8 @@ def _log_params_and_metrics(
     values = {str(k): str(v) for k, v in record.params.items()}
     if links is not None:
         values["prompt_uri"] = links.prompt_uri
-    params = _params(values)
-    timestamp = _ms(record.finished_at)
+    params = mlflow_params(values)
+    timestamp = epoch_ms(record.finished_at)
     # Metrics with a model id are also the model's metrics, per dataset, as
     # mlflow.genai.evaluate logs them for an active model.
     linked: dict[str, Any] = {}
@@ -549,79 +362,3 @@ def _mark_failed(client: MlflowClient, run_id: str) -> None:
     # Never mask the error that got us here.
     with contextlib.suppress(Exception):
         client.set_terminated(run_id, "FAILED")
-
-
-def start_parent_run(
-    *,
-    tracking_uri: str,
-    experiment: str,
-    run_name: str | None,
-    params: dict[str, Any],
-    started_at: float | None = None,
-) -> str:
-    """Create the RUNNING parent run of a sweep (children name it in ``RunRecord``)."""
-    import time
-
-    from mlflow.utils.mlflow_tags import (
-        MLFLOW_LOGGED_ARTIFACTS,
-        MLFLOW_SOURCE_NAME,
-        MLFLOW_SOURCE_TYPE,
-        MLFLOW_USER,
-    )
-
-    with _mapped_errors(f"cannot start a sweep run in MLflow at {tracking_uri}"):
-        client, store = _open_store(tracking_uri)
-        experiment_entity = _get_or_create_experiment(
-            client, store, experiment or DEFAULT_EXPERIMENT
-        )
-        run = client.create_run(
-            experiment_entity.experiment_id,
-            start_time=_ms(started_at or time.time()),
-            run_name=run_name,
-            tags={
-                SWEEP_TAG: "parent",
-                MLFLOW_USER: _user(),
-                MLFLOW_SOURCE_NAME: "harness",
-                MLFLOW_SOURCE_TYPE: "LOCAL",
-                MLFLOW_LOGGED_ARTIFACTS: json.dumps(
-                    [{"path": SWEEP_TABLE_ARTIFACT, "type": "table"}]
-                ),
-            },
-        )
-        client.log_batch(run.info.run_id, params=_params(params))
-    return run.info.run_id
-
-
-def finish_parent_run(
-    run_id: str,
-    *,
-    tracking_uri: str,
-    table: pandas.DataFrame,
-    metrics: dict[str, float],
-    tags: dict[str, str] | None = None,
-    status: str = "FINISHED",
-) -> None:
-    """Log a sweep's comparison table, best metrics and tags, and end its parent run."""
-    import math
-    import time
-
-    from mlflow.entities import Metric, RunTag
-
-    with _mapped_errors(f"cannot finish sweep run {run_id} in MLflow at {tracking_uri}"):
-        client, _ = _open_store(tracking_uri)
-        now = _ms(time.time())
-        client.log_batch(
-            run_id,
-            metrics=[
-                Metric(k, float(v), now, 0)
-                for k, v in metrics.items()
-                if v is not None and not math.isnan(float(v))
-            ],
-            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
-        )
-        with tempfile.TemporaryDirectory(prefix="harness-sweep-") as tmp:
-            table.to_json(
-                Path(tmp) / SWEEP_TABLE_ARTIFACT, orient="split", index=False, date_format="iso"
-            )
-            client.log_artifacts(run_id, tmp)
-        client.set_terminated(run_id, status, end_time=now)

@@ -1,4 +1,7 @@
-"""The sync target: where runs go, whether it answers, and the one-sync-at-a-time lock."""
+"""The sync target: where runs go, whether it answers, and the one-sync-at-a-time lock.
+
+Also ``redact``, which scrubs a target's secrets out of any message that names it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from harness.errors import TrackingError
-from harness.tracking.databricks_auth import redact
 
 LOCK_FILE = "harness-sync.lock"
 
@@ -25,6 +27,14 @@ class SyncTarget:
     prepare_experiment: Callable[[str], None] | None = None  # called before creating one
     secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from messages
     label: str | None = None  # how messages name the target; default: its URI
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """Replace every secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow.entities import Assessment, Span
 
-    from harness.tracking.mlflow_log import RunRecord
+    from harness.tracking.record import RunRecord
 
 ROOT_SPAN_NAME = "evaluate_row"
 SPAN_TYPE = "CHAIN"

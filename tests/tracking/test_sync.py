@@ -31,16 +31,10 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError, TrackingError
-from harness.tracking.databricks_auth import redact, resolve_databricks_credentials
-from harness.tracking.sync import (
-    KILL_AFTER_ENV,
-    LOCK_FILE,
-    TAG_FINGERPRINT,
-    TAG_SOURCE_RUN,
-    SyncTarget,
-    databricks_target,
-    sync,
-)
+from harness.tracking.databricks_auth import resolve_databricks_credentials
+from harness.tracking.sync import LOCK_FILE, SyncTarget, databricks_target, sync
+from harness.tracking.sync_runs import KILL_AFTER_ENV, TAG_FINGERPRINT, TAG_SOURCE_RUN
+from harness.tracking.sync_target import redact
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
 mlflow = pytest.importorskip("mlflow")

@@ -9,7 +9,6 @@ import pytest
 
 from harness.errors import TrackingError
 from harness.tracking import log_run, tracking_uri_for
-from harness.tracking.mlflow_log import finish_parent_run, start_parent_run
 from harness.tracking.registry import (
     ConfigIdentity,
     default_prompt_name,
@@ -17,6 +16,7 @@ from harness.tracking.registry import (
     mlflow_prompt,
     to_mlflow_template,
 )
+from harness.tracking.sweep_log import finish_parent_run, start_parent_run
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import LoggedModelStatus  # noqa: E402

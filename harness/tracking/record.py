@@ -1,0 +1,40 @@
+"""A finished run as MLflow should hold it: plain data the runner hands to ``harness.tracking``.
+
+A module of its own so that the modules that log it (``mlflow_log``, ``traces``) and the
+runner that builds it all import it from one place, and none of them from another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["RunRecord"]
+
+
+@dataclass
+class RunRecord:
+    """Everything about a finished run that MLflow should hold; plain data from the runner."""
+
+    run_id: str
+    run_name: str | None
+    experiment: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    dataset_name: str
+    dataset_version: str
+    dataset_digest: str
+    dataset_rows: int
+    prompt_template: str
+    config: dict
+    started_at: float
+    finished_at: float
+    rows: pandas.DataFrame
+    feedback: list[dict] = field(default_factory=list)
+    parent_run_id: str | None = None  # the sweep's parent MLflow run
+    prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
+    system_prompt: str | None = None
+    generation_params: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,437 @@
+"""Copying runs to the target: what a local run holds, what the target lacks, and the writes.
+
+``Syncer`` does the work of :func:`harness.tracking.sync.sync` (whose docstring says what
+is copied and how a change is noticed): it reads each local run with its fingerprint,
+plans what is missing on the target (``_plan``) and copies it (``_apply``), every write
+through ``_write``. Traces are copied by :mod:`harness.tracking.sync_traces`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from harness.errors import ConfigError, TrackingError
+from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
+from harness.tracking.sync_target import SyncTarget, check_reachable, display_uri
+from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run, TraceInfo
+
+__all__ = ["KILL_AFTER_ENV", "TAG_FINGERPRINT", "TAG_SOURCE_RUN", "WORKERS", "Syncer"]
+
+TAG_SOURCE_RUN = "harness.source_run_id"
+TAG_SOURCE_STORE = "harness.source_store"
+TAG_FINGERPRINT = "harness.sync_fingerprint"
+FINGERPRINT_VERSION = 1
+TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace was copied
+
+MAX_PARAM_VALUE = 6000  # MLflow's limit
+WORKERS = 4  # concurrent requests to the target
+KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
+
+_RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
+_SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
+
+
+# --- what a local run holds -------------------------------------------------------------
+
+
+@dataclass
+class _Artifact:
+    path: str  # relative, "/"-separated
+    size: int | None
+    mtime_ns: int | None  # None when the source is not a local directory
+    local_file: Path | None
+
+
+@dataclass
+class _LocalRun:
+    run: Run
+    read_at_ms: int
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, list[Any]]  # key -> full history
+    inputs: list[Any]
+    artifacts: list[_Artifact]
+    traces: list[TraceInfo] | None  # None: not read (traces=False)
+
+    def fingerprint(self) -> dict[str, str]:
+        """A hash per section; no "traces" key when the traces were not read."""
+        info = self.run.info
+        sections: dict[str, Any] = {
+            "info": [info.run_name, info.start_time, info.end_time, info.status],
+            "params": sorted(self.params.items()),
+            "tags": sorted(self.tags.items()),
+            "metrics": sorted((k, sorted(map(_metric_key, h))) for k, h in self.metrics.items()),
+            "inputs": sorted(_input_key(i) for i in self.inputs),
+            "artifacts": sorted((a.path, a.size, a.mtime_ns) for a in self.artifacts),
+        }
+        if self.traces is not None:
+            sections["traces"] = traces_fingerprint(self.traces)
+        return {name: _digest(sections[name]) for name in _SECTIONS if name in sections}
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _metric_key(metric: Any) -> tuple[int, int, str]:
+    return (int(metric.step), int(metric.timestamp), repr(float(metric.value)))
+
+
+def _input_key(dataset_input: Any) -> tuple[str, str, str]:
+    context = json.dumps(sorted((t.key, t.value) for t in dataset_input.tags))
+    return (dataset_input.dataset.name, dataset_input.dataset.digest, context)
+
+
+def _local_dir(uri: str) -> Path | None:
+    """The directory behind a local artifact URI, or None for a remote one."""
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        from mlflow.utils.file_utils import local_file_uri_to_path
+
+        return Path(local_file_uri_to_path(uri))
+    return Path(uri) if len(scheme) <= 1 else None  # a path, or a Windows drive letter
+
+
+@dataclass
+class _RunPlan:
+    params: list[Any] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[Any] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    artifacts: list[_Artifact] = field(default_factory=list)
+    traces: list[TracePlan] = field(default_factory=list)
+    terminate: bool = False
+
+
+# --- the sync ---------------------------------------------------------------------------
+
+
+class Syncer:
+    def __init__(
+        self,
+        source_uri: str,
+        target: SyncTarget,
+        dry_run: bool,
+        say: Callable[[str], None],
+        *,
+        traces: bool,
+    ) -> None:
+        from mlflow import MlflowClient
+        from mlflow.tracing.client import TracingClient
+        from mlflow.utils.uri import is_databricks_uri
+
+        self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
+        self.target, self.dry_run, self.say = target, dry_run, say
+        self.shown = target.label or f"the tracking server {display_uri(target.tracking_uri)}"
+        self.source_id = hashlib.sha256(display_uri(source_uri).encode()).hexdigest()[:16]
+        self.report = SyncReport(target=display_uri(target.tracking_uri), dry_run=dry_run)
+        self.report.traces_skipped = not traces
+        self.id_map: dict[str, str] = {}  # local run id -> target run id
+        self.is_databricks = is_databricks_uri(target.tracking_uri)
+        self.copier = TraceCopier(
+            TracingClient(source_uri),
+            self.dst,
+            TracingClient(target.tracking_uri),
+            self._write,
+            id_map=self.id_map,
+            say=say,
+            # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
+            bulk_spans=not self.is_databricks,
+            workers=WORKERS,
+        )
+        self._writes = 0
+        self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
+        self._lock = threading.Lock()
+
+    def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Every write to the target goes through here (the resume tests count them)."""
+        if self._kill_after:
+            with self._lock:
+                self._writes += 1
+                if self._writes > self._kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return fn(*args, **kwargs)
+
+    def preflight(self) -> None:
+        """Fail fast, in one line, when the target is unreachable or refuses us."""
+        check_reachable(self.dst, self.target, self.shown, databricks=self.is_databricks)
+
+    def local_experiments(self, names: list[str] | None) -> list[Any]:
+        from mlflow.entities import ViewType
+
+        def fetch(token: str | None) -> Any:
+            return self.src.search_experiments(ViewType.ACTIVE_ONLY, 1000, page_token=token)
+
+        found = list(pages(fetch))
+        for name in names or ():
+            if name not in {e.name for e in found}:
+                raise ConfigError(f"no local experiment named '{name}'")
+        found = [e for e in found if names is None or e.name in names]
+        return sorted(found, key=lambda e: (e.creation_time or 0, e.name))
+
+    def sync_experiment(self, experiment: Any) -> None:
+        from mlflow.entities import ViewType
+
+        runs = _search_runs(self.src, experiment.experiment_id, ViewType.ACTIVE_ONLY)
+        if not runs:
+            return
+        mapper = self.target.experiment_path
+        name = mapper(experiment.name) if mapper else experiment.name
+        existing = self.dst.get_experiment_by_name(name)
+        if existing is not None and existing.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"experiment '{name}' is deleted on {self.shown}: restore it, "
+                "or sync into another experiment"
+            )
+        copies: dict[str, Run] = {}
+        for run in _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []:
+            source_id = run.data.tags.get(TAG_SOURCE_RUN)
+            # Two copies of one run (made by hand?): prefer the one whose sync completed.
+            if source_id and TAG_FINGERPRINT in copies.get(source_id, run).data.tags:
+                copies.setdefault(source_id, run)
+            elif source_id:
+                copies[source_id] = run
+        slot: list[str | None] = [existing.experiment_id if existing else None]
+
+        def experiment_id() -> str:  # created when the first run needs it
+            if slot[0] is None:
+                slot[0] = self._create_experiment(name, experiment)
+            return slot[0] or ""  # "" in a dry run
+
+        for run in _parents_first(runs):
+            result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
+            self._sync_run(run, result, copies.get(run.info.run_id), experiment_id)
+            self.report.runs.append(result)
+            self.say(describe_run(result, self.dry_run, self.report.traces_skipped))
+
+    def _create_experiment(self, name: str, local: Any) -> str:
+        self.report.experiments_created.append(name)
+        if self.dry_run:
+            return ""
+        if self.target.prepare_experiment:
+            self.target.prepare_experiment(name)
+        keep = [k for k in local.tags if not k.startswith("mlflow.") or k == "mlflow.note.content"]
+        tags = {k: local.tags[k] for k in keep}
+        return self._write(self.dst.create_experiment, name, tags=tags)
+
+    def _read_local(self, run: Run) -> _LocalRun:
+        run_id, read_at_ms = run.info.run_id, int(time.time() * 1000)
+        tags = {k: v for k, v in run.data.tags.items() if k not in _RUN_SYNC_TAGS}
+        metrics = {key: self.src.get_metric_history(run_id, key) for key in run.data.metrics}
+        inputs = list(run.inputs.dataset_inputs) if run.inputs else []
+        skip_traces = self.report.traces_skipped
+        traces = None if skip_traces else self.copier.read(run.info.experiment_id, run_id)
+        artifacts = self._local_artifacts(run)
+        params = dict(run.data.params)
+        return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces)
+
+    def _local_artifacts(self, run: Run) -> list[_Artifact]:
+        root = _local_dir(run.info.artifact_uri)
+        if root is None:  # a remote artifact store: list it, download when uploading
+            files = _walk_artifacts(self.src, run.info.run_id)
+            return [_Artifact(f.path, f.file_size, None, None) for f in files]
+        found = []
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.is_file():
+                stat = path.stat()
+                rel = path.relative_to(root).as_posix()
+                found.append(_Artifact(rel, stat.st_size, stat.st_mtime_ns, path))
+        return found
+
+    def _sync_run(
+        self, run: Run, result: RunSync, target_run: Run | None, experiment_id: Callable[[], str]
+    ) -> RunSync:
+        run_id = run.info.run_id
+        if target_run is not None:
+            result.action, result.target_run_id = "update", target_run.info.run_id
+            self.id_map[run_id] = target_run.info.run_id
+            if target_run.info.lifecycle_stage == "deleted":
+                result.action = "skip"
+                result.warnings.append("the copy is deleted on the target; restore it to sync")
+                return result
+        local = self._read_local(run)
+        now = local.fingerprint()
+        before = _parse_fingerprint(target_run.data.tags if target_run else {})
+        compared = [s for s in _SECTIONS if s in now]  # without traces when they are skipped
+        if before is not None and all(before["sections"].get(s) == now[s] for s in compared):
+            result.action = "skip"
+            return result
+        changed = {s for s in compared if before is None or before["sections"].get(s) != now[s]}
+        if "traces" not in now:  # keep the target's mark, so a sync with traces copies them
+            previous = before["sections"].get("traces") if before else None
+            now["traces"] = previous or TRACES_SKIPPED
+        plan = self._plan(local, target_run, changed, before["at"] if before else None, result)
+        for name in COUNTS[:-1]:
+            setattr(result, name, len(getattr(plan, name)))
+        result.assessments = sum(len(p.assessments) for p in plan.traces)
+        experiment = experiment_id()  # in a dry run, only noted as to be created
+        if self.dry_run:
+            return result
+        if target_run is None:
+            result.target_run_id = self._create_run(local, experiment)
+        assert result.target_run_id is not None
+        self._apply(local, plan, result.target_run_id, experiment)
+        stamp = {"v": FINGERPRINT_VERSION, "at": local.read_at_ms, "sections": now}
+        stamp_text = json.dumps(stamp, separators=(",", ":"))
+        self._write(self.dst.set_tag, result.target_run_id, TAG_FINGERPRINT, stamp_text)
+        return result
+
+    def _create_run(self, local: _LocalRun, experiment_id: str) -> str:
+        info = local.run.info
+        tags = {TAG_SOURCE_RUN: info.run_id, TAG_SOURCE_STORE: self.source_id}
+        if "mlflow.user" in local.tags:  # the server takes the run's user from this tag
+            tags["mlflow.user"] = local.tags["mlflow.user"]
+        create = self.dst.create_run
+        created = self._write(create, experiment_id, info.start_time, tags, info.run_name)
+        self.id_map[info.run_id] = created.info.run_id
+        return created.info.run_id
+
+    # --- what is missing on the target ----------------------------------------------------
+
+    def _plan(
+        self,
+        local: _LocalRun,
+        target_run: Run | None,
+        changed: set[str],
+        synced_at_ms: int | None,
+        result: RunSync,
+    ) -> _RunPlan:
+        from mlflow.entities import Metric, Param
+
+        plan = _RunPlan()
+        have = target_run.data if target_run else None
+        if "params" in changed:
+            for key, value in sorted(local.params.items()):
+                if len(value) > MAX_PARAM_VALUE:
+                    result.warnings.append(f"param '{key}' cut to {MAX_PARAM_VALUE} characters")
+                    value = value[:MAX_PARAM_VALUE]
+                if have is None or key not in have.params:
+                    plan.params.append(Param(key, value))
+                elif have.params[key] != value:
+                    kept = f"param '{key}' differs locally; the target keeps its value"
+                    result.warnings.append(kept + " (MLflow params cannot change)")
+        if "tags" in changed:
+            for key, value in sorted(local.tags.items()):
+                if key == "mlflow.parentRunId":
+                    value = self.id_map.get(value, value)
+                if have is None or have.tags.get(key) != value:
+                    plan.tags[key] = value
+        if "metrics" in changed:
+            for key, history in sorted(local.metrics.items()):
+                present: set[tuple[int, int, str]] = set()
+                if target_run is not None and have is not None and key in have.metrics:
+                    target_history = self.dst.get_metric_history(target_run.info.run_id, key)
+                    present = set(map(_metric_key, target_history))
+                missing = [m for m in history if _metric_key(m) not in present]
+                # Only the value: a model id would point at a logged model the target lacks.
+                plan.metrics += [Metric(key, m.value, m.timestamp, m.step) for m in missing]
+        if "inputs" in changed:
+            inputs = target_run.inputs.dataset_inputs if target_run and target_run.inputs else []
+            present_inputs = set(map(_input_key, inputs))
+            plan.inputs = [i for i in local.inputs if _input_key(i) not in present_inputs]
+        if "artifacts" in changed:
+            files = _walk_artifacts(self.dst, target_run.info.run_id) if target_run else ()
+            sizes = {f.path: f.file_size for f in files}
+            since_ns = (synced_at_ms or 0) * 1_000_000 or None
+            for artifact in local.artifacts:
+                changed_since = since_ns and artifact.mtime_ns and artifact.mtime_ns > since_ns
+                if sizes.get(artifact.path) != artifact.size or changed_since:
+                    plan.artifacts.append(artifact)
+        if "traces" in changed and local.traces is not None:
+            plan.traces = self.copier.plan(local.traces, target_run)
+        if "info" in changed:
+            info = local.run.info
+            now = (info.status, info.end_time)
+            was = (target_run.info.status, target_run.info.end_time) if target_run else None
+            plan.terminate = info.status != "RUNNING" and was != now
+        return plan
+
+    # --- copying it -----------------------------------------------------------------------
+
+    def _apply(self, local: _LocalRun, plan: _RunPlan, run_id: str, experiment_id: str) -> None:
+        from mlflow.entities import RunStatus, RunTag
+
+        tags = [RunTag(k, v) for k, v in plan.tags.items()]
+        if plan.params or plan.metrics or tags:  # the client splits it by the REST limits
+            self._write(self.dst.log_batch, run_id, plan.metrics, plan.params, tags, True)
+        if plan.inputs:
+            self._write(self.dst.log_inputs, run_id, datasets=plan.inputs)
+        if plan.artifacts:
+            self._upload(local, plan.artifacts, run_id)
+        if plan.traces:
+            self.copier.copy(plan.traces, local.run.info.run_id, run_id, experiment_id)
+        if plan.terminate:
+            info = local.run.info
+            # The store's call: MlflowClient.set_terminated also prints a "View run" URL.
+            store = self.dst._tracking_client.store
+            status = RunStatus.from_string(info.status)
+            self._write(store.update_run_info, run_id, status, info.end_time, None)
+
+    def _upload(self, local: _LocalRun, artifacts: list[_Artifact], run_id: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="harness-sync-") as tmp:
+
+            def upload(artifact: _Artifact) -> None:
+                path = artifact.local_file
+                if path is None:  # a remote source: fetch the file first
+                    fetched = self.src.download_artifacts(local.run.info.run_id, artifact.path, tmp)
+                    path = Path(fetched)
+                parent = artifact.path.rpartition("/")[0] or None
+                self._write(self.dst.log_artifact, run_id, str(path), artifact_path=parent)
+
+            with ThreadPoolExecutor(WORKERS, thread_name_prefix="harness-sync") as pool:
+                list(pool.map(upload, artifacts))
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _search_runs(client: Any, experiment_id: str, view: Any) -> list[Run]:
+    def fetch(token: str | None) -> Any:
+        order = ["attributes.start_time ASC"]
+        return client.search_runs([experiment_id], "", view, 1000, order, token)
+
+    return list(pages(fetch))
+
+
+def _walk_artifacts(client: Any, run_id: str, path: str | None = None) -> Iterator[Any]:
+    for item in client.list_artifacts(run_id, path):
+        yield from _walk_artifacts(client, run_id, item.path) if item.is_dir else (item,)
+
+
+def _parents_first(runs: list[Run]) -> list[Run]:
+    """Order runs so a parent is copied before its children (to map mlflow.parentRunId)."""
+    by_id = {r.info.run_id: r for r in runs}
+
+    def depth(run: Run) -> int:
+        seen = set()
+        while (parent := run.data.tags.get("mlflow.parentRunId")) in by_id and parent not in seen:
+            seen.add(parent)
+            run = by_id[parent]
+        return len(seen)
+
+    return sorted(runs, key=depth)  # stable: start-time order within a depth
+
+
+def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(tags.get(TAG_FINGERPRINT) or "null")
+    except ValueError:
+        return None
+    ok = isinstance(data, dict) and data.get("v") == FINGERPRINT_VERSION
+    return data if ok and isinstance(data.get("sections"), dict) else None
