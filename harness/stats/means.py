@@ -1,0 +1,103 @@
+"""The mean of one run's per-row scores, with its standard error and confidence interval.
+
+Rows are treated as a sample from the population of questions the eval set stands for
+(Miller, "Adding Error Bars to Evals", arXiv 2411.00640): the standard error is the CLT one,
+``s / sqrt(n)`` with the sample standard deviation, or the cluster-robust one when rows come
+in groups that share a cause (several questions on one passage). The interval is:
+
+- ``wilson`` for 0/1 scores without clusters: Wilson's score interval, which stays inside
+  [0, 1] and keeps its coverage at small n and near 0 or 1, where ``p ± z·SE`` does not;
+- ``t`` otherwise: ``mean ± t(n-1)·SE`` (the exact interval for normal scores, the CLT one
+  as n grows);
+- ``clustered t`` with clusters: ``mean ± t(G-1)·SE_cluster`` over G clusters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+__all__ = ["MeanEstimate", "cluster_se", "estimate_mean", "is_binary", "wilson_interval"]
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class MeanEstimate:
+    """A mean over ``n`` rows with its standard error and ``1 - alpha`` interval."""
+
+    mean: float
+    n: int
+    se: float  # CLT (s / sqrt n), or cluster-robust with clusters
+    low: float
+    high: float
+    method: str  # wilson | t | clustered t | none (fewer than two rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_binary(values: NDArray[np.float64]) -> bool:
+    """True when every value is 0 or 1 (and there is at least one): a rate, not a scale."""
+    return values.size > 0 and bool(np.all((values == 0.0) | (values == 1.0)))
+
+
+def cluster_se(values: NDArray[np.float64], clusters: ArrayLike) -> tuple[float, int]:
+    """The cluster-robust standard error of the mean of ``values`` and the number of clusters.
+
+    ``sqrt(G/(G-1) · Σ_g (Σ_{i∈g} (x_i - x̄))² / n²)``: Miller's eq. 4 (eq. 8 for paired
+    differences) with the usual small-sample factor G/(G-1) (the CR1 estimator, the default
+    of Stata and of statsmodels' ``cov_type="cluster"``). With every row its own cluster it
+    is exactly the CLT standard error ``s / sqrt(n)``.
+    """
+    n = values.size
+    _, group = np.unique(np.asarray(clusters), return_inverse=True)
+    n_clusters = int(group.max()) + 1 if n else 0
+    if n_clusters < 2:
+        return NAN, n_clusters
+    sums = np.bincount(group, weights=values - values.mean(), minlength=n_clusters)
+    variance = n_clusters / (n_clusters - 1) * float(np.dot(sums, sums)) / n**2
+    return math.sqrt(variance), n_clusters
+
+
+def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson's score interval for a proportion (``statsmodels.proportion_confint(method=
+    "wilson")``)."""
+    if n == 0:
+        return NAN, NAN
+    z = float(special.ndtri(1 - alpha / 2))
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def estimate_mean(
+    values: ArrayLike, *, clusters: ArrayLike | None = None, alpha: float = 0.05
+) -> MeanEstimate:
+    """The mean of ``values`` (no NaN) with its standard error and ``1 - alpha`` interval."""
+    x = np.asarray(values, dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        return MeanEstimate(NAN, 0, NAN, NAN, NAN, "none")
+    mean = float(x.mean())
+    if clusters is not None:
+        se, n_clusters = cluster_se(x, clusters)
+        if n_clusters < 2:
+            return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
+        half = float(special.stdtrit(n_clusters - 1, 1 - alpha / 2)) * se
+        return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
+    if n < 2:
+        return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    if is_binary(x):
+        low, high = wilson_interval(int(x.sum()), n, alpha)
+        return MeanEstimate(mean, n, se, low, high, "wilson")
+    half = float(special.stdtrit(n - 1, 1 - alpha / 2)) * se
+    return MeanEstimate(mean, n, se, mean - half, mean + half, "t")

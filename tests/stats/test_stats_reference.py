@@ -1,0 +1,174 @@
+"""The statistics against scipy and statsmodels, computed here on the same per-row data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.regression.linear_model import OLS
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.weightstats import DescrStatsW
+
+from harness.stats import estimate_mean, holm, paired_difference, wilson_interval
+
+
+def scale_scores(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Judge-like 1-5 scores for two correlated runs."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(1, 6, n).astype(float)
+    candidate = np.clip(base + rng.choice([-1, 0, 0, 0, 1, 1], n), 1, 5)
+    return base, candidate
+
+
+def binary_scores(seed: int, n: int, flip: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = (rng.random(n) < 0.6).astype(float)
+    candidate = np.where(rng.random(n) < flip, 1 - base, base)
+    return base, candidate
+
+
+@pytest.mark.parametrize("seed,n", [(1, 12), (2, 80), (3, 1000)])
+def test_paired_t_interval_and_p_value_match_scipy(seed: int, n: int) -> None:
+    base, candidate = scale_scores(seed, n)
+    result = paired_difference(base, candidate)
+    reference = scipy_stats.ttest_rel(candidate, base)
+    ci = reference.confidence_interval(0.95)
+    assert result.test == "paired t" and result.interval == "t"
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert (result.low, result.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    # Miller eq. 7: the SE of the mean of the per-row differences.
+    assert result.se == pytest.approx(scipy_stats.sem(candidate - base), rel=1e-12)
+    assert result.correlation == pytest.approx(scipy_stats.pearsonr(base, candidate)[0])
+
+
+@pytest.mark.parametrize("seed,n,flip", [(4, 25, 0.2), (5, 300, 0.1), (6, 2000, 0.02)])
+def test_exact_mcnemar_matches_statsmodels(seed: int, n: int, flip: float) -> None:
+    base, candidate = binary_scores(seed, n, flip)
+    result = paired_difference(base, candidate)
+    table = [
+        [np.sum((base == 1) & (candidate == 1)), np.sum((base == 1) & (candidate == 0))],
+        [np.sum((base == 0) & (candidate == 1)), np.sum((base == 0) & (candidate == 0))],
+    ]
+    assert result.test == "exact McNemar"
+    assert result.discordant == (table[0][1], table[1][0])
+    assert result.p_value == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-9)
+
+
+def test_adjusted_wald_is_the_wald_interval_with_one_discordant_pair_of_each_kind_added() -> None:
+    base, candidate = binary_scores(7, 60, 0.2)
+    result = paired_difference(base, candidate)
+    # Bonett & Price (2012): add a (1, 0) and a (0, 1) row, then the Wald interval, whose
+    # variance is the maximum-likelihood (ddof=0) variance of the differences.
+    augmented = np.concatenate([candidate - base, [1.0, -1.0]])
+    stats = DescrStatsW(augmented, ddof=0)
+    half = scipy_stats.norm.ppf(0.975) * stats.std / math.sqrt(augmented.size)
+    assert result.interval == "adjusted wald"
+    assert (result.low, result.high) == pytest.approx((stats.mean - half, stats.mean + half))
+
+
+def test_adjusted_wald_agrees_with_the_exact_test_when_few_rows_changed() -> None:
+    # 5 of 1,000 rows improve, none get worse: exact McNemar p = 2 / 2**5 = 0.0625.
+    base = np.zeros(1000)
+    candidate = base.copy()
+    candidate[:5] = 1
+    result = paired_difference(base, candidate)
+    assert result.p_value == pytest.approx(0.0625)
+    naive_low = result.diff - 1.96 * result.se
+    assert naive_low > 0  # plain d ± z·SE would call this significant...
+    assert result.low < 0 < result.high  # ...the adjusted interval does not
+
+
+def test_wilson_interval_matches_statsmodels() -> None:
+    for successes, n in [(0, 10), (3, 10), (10, 10), (412, 1000)]:
+        expected = proportion_confint(successes, n, alpha=0.05, method="wilson")
+        assert wilson_interval(successes, n) == pytest.approx(expected, rel=1e-12)
+    base, _ = binary_scores(8, 40)
+    estimate = estimate_mean(base)
+    assert estimate.method == "wilson"
+    assert (estimate.low, estimate.high) == pytest.approx(
+        proportion_confint(int(base.sum()), 40, method="wilson")
+    )
+
+
+def test_mean_t_interval_matches_statsmodels() -> None:
+    base, _ = scale_scores(9, 30)
+    estimate = estimate_mean(base)
+    assert estimate.method == "t"
+    assert (estimate.low, estimate.high) == pytest.approx(DescrStatsW(base).tconfint_mean())
+    assert estimate.se == pytest.approx(scipy_stats.sem(base))
+
+
+def clustered_ols(values: np.ndarray, groups: np.ndarray):  # type: ignore[no-untyped-def]
+    return OLS(values, np.ones_like(values)).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
+    )
+
+
+def test_clustered_se_interval_and_p_value_match_statsmodels_cluster_robust_ols() -> None:
+    rng = np.random.default_rng(10)
+    groups = np.repeat(np.arange(40), rng.integers(1, 8, 40))
+    shift = rng.normal(0, 0.3, 40)[groups]  # a shared push per cluster
+    base = rng.normal(3, 1, groups.size)
+    candidate = base + 0.1 + shift + rng.normal(0, 0.5, groups.size)
+    result = paired_difference(base, candidate, clusters=groups)
+    fit = clustered_ols(candidate - base, groups)
+    assert result.test == "clustered t" and result.clusters == 40
+    assert result.se == pytest.approx(fit.bse[0], rel=1e-9)  # Miller eq. 8 with CR1
+    assert (result.low, result.high) == pytest.approx(tuple(fit.conf_int()[0]), rel=1e-9)
+    assert result.p_value == pytest.approx(fit.pvalues[0], rel=1e-9)
+    mean_fit = clustered_ols(base, groups)
+    assert result.base.se == pytest.approx(mean_fit.bse[0], rel=1e-9)
+    assert (result.base.low, result.base.high) == pytest.approx(tuple(mean_fit.conf_int()[0]))
+
+
+def test_one_row_per_cluster_is_the_unclustered_standard_error() -> None:
+    base, candidate = scale_scores(11, 50)
+    clustered = paired_difference(base, candidate, clusters=np.arange(50))
+    plain = paired_difference(base, candidate)
+    assert clustered.se == pytest.approx(plain.se, rel=1e-12)
+
+
+def test_holm_matches_statsmodels() -> None:
+    p_values = [0.01, 0.04, 0.03, 0.005, 0.2, 0.04]
+    expected = multipletests(p_values, alpha=0.05, method="holm")[1]
+    assert holm(p_values) == pytest.approx(list(expected), rel=1e-12)
+
+
+def test_holm_leaves_untested_metrics_out_of_the_family() -> None:
+    adjusted = holm([0.01, float("nan"), 0.04])
+    expected = multipletests([0.01, 0.04], method="holm")[1]
+    assert adjusted[0] == pytest.approx(expected[0]) and adjusted[2] == pytest.approx(expected[1])
+    assert math.isnan(adjusted[1])
+
+
+def test_minimum_detectable_effect_is_the_difference_found_80_percent_of_the_time() -> None:
+    base, candidate = scale_scores(12, 400)
+    result = paired_difference(base, candidate)
+    z = scipy_stats.norm.ppf
+    assert result.mde == pytest.approx((z(0.975) + z(0.8)) * result.se)
+    # By definition: a true difference of one MDE is significant with probability 0.8.
+    power = scipy_stats.norm.sf(z(0.975) - result.mde / result.se)
+    assert power == pytest.approx(0.8, abs=0.001)
+
+
+def test_identical_runs_and_too_few_rows() -> None:
+    base, _ = scale_scores(13, 30)
+    same = paired_difference(base, base)
+    assert (same.diff, same.se, same.low, same.high, same.p_value) == (0, 0, 0, 0, 1.0)
+    assert same.p_less(-0.01) == 1.0 and same.p_greater(-0.01) == 0.0
+    one = paired_difference([1.0], [0.0])
+    assert one.interval == "none" and math.isnan(one.p_value) and math.isnan(one.low)
+
+
+def test_one_sided_p_values_agree_with_the_interval() -> None:
+    base, candidate = scale_scores(14, 200)
+    result = paired_difference(base, candidate)
+    # The interval's upper end is where "below it" has one-sided p = alpha / 2.
+    assert result.p_less(result.high) == pytest.approx(0.025)
+    assert result.p_greater(result.low) == pytest.approx(0.025)
+    binary = paired_difference(*binary_scores(15, 500))
+    assert binary.p_less(binary.high) == pytest.approx(0.025)
