@@ -12,7 +12,8 @@ Built-in families, one module each, register themselves when first looked up:
 - ``basic``: ``word_count``, ``latency``
 
 Use :func:`get_metric` to look one up, :func:`metric_names` to list them and
-:func:`register_metric` to add your own.
+:func:`register_metric` to add your own. Each metric declares which way is better
+(``direction``); :func:`metric_direction` answers for any score name, judges included.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "aggregate",
     "aggregate_scores",
     "get_metric",
+    "metric_direction",
     "metric_names",
     "register_metric",
 ]
@@ -63,6 +65,17 @@ def get_metric(name: str) -> Metric:
     except KeyError:
         known = ", ".join(metric_names())
         raise MetricError(f"unknown metric '{name}'; known: {known}") from None
+
+
+def metric_direction(name: str) -> int:
+    """+1 when a higher ``name`` score is better, -1 when lower is, 0 when neither.
+
+    Registered metrics say so themselves; any other score is a judge's, and every judge
+    scores higher for better (yes over no, 5 over 1, labels listed worst to best).
+    """
+    _load_builtins()
+    metric = registered().get(name)
+    return metric.direction if metric is not None else 1
 
 
 def metric_names() -> list[str]:

@@ -217,6 +217,7 @@ register_metric(
         name="ari_grade_level",
         description="Automated Readability Index of the output (US grade); None if no words",
         needs_expected=False,
+        direction=0,  # the right reading grade depends on the audience
         fn=_ari_of_output,
     )
 )
@@ -225,6 +226,7 @@ register_metric(
         name="flesch_kincaid_grade_level",
         description="Flesch-Kincaid grade level of the output (offline syllable heuristic)",
         needs_expected=False,
+        direction=0,  # the right reading grade depends on the audience
         fn=_fk_of_output,
     )
 )

@@ -31,13 +31,16 @@ class Metric:
     """A named heuristic score of one row.
 
     ``needs_expected`` metrics compare the output to the expected answers; they return
-    None for a row with none, without calling ``fn``.
+    None for a row with none, without calling ``fn``. ``direction`` says which way is
+    better: +1 higher (correctness, overlap), -1 lower (latency), 0 neither (length,
+    reading grade); ``compare``, ``check`` and sweeps read it.
     """
 
     name: str
     description: str  # one line, shown by `harness run --help` and the docs
     needs_expected: bool
     fn: Callable[[ScoringRow], float | None]
+    direction: int = 1
 
     def score(self, row: ScoringRow) -> float | None:
         """Score one row; None means the row cannot be scored by this metric."""

@@ -95,6 +95,21 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m002_run_tags(con: duckdb.DuckDBPyConnection) -> None:
+    # A tag is a name a user pins on one run (`harness runs tag RUN baseline`), usable
+    # wherever a run id is. Tagging another run with the same name moves the tag.
+    con.execute(
+        """
+        CREATE TABLE run_tags (
+            name        VARCHAR PRIMARY KEY,
+            run_id      VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

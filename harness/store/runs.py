@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness.errors import RunNotFound
+from harness.errors import ConfigError, RunNotFound
 from harness.store.db import connect
 
 if TYPE_CHECKING:
@@ -334,3 +334,30 @@ def request_keys(db_path: Path, run_id: str) -> set[str]:
             [run_id, run_id],
         ).fetchall()
     return {r[0] for r in rows}
+
+
+def delete_run(db_path: Path, run_id: str, *, force: bool = False) -> tuple[RunInfo, list[str]]:
+    """Delete a run's rows, outputs, scores and tags in one transaction; return the run as it
+    was and the tags it had. The MLflow run is the caller's to mark deleted.
+
+    A run whose status is still ``running`` may be writing in another process: deleting it
+    needs ``force`` (a run killed with SIGKILL keeps that status too).
+    """
+    info = get_run(db_path, run_id)
+    if info.status == "running" and not force:
+        raise ConfigError(
+            f"run {info.run_id} is still running (or was killed while running); "
+            "use --force to delete it anyway"
+        )
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        tags = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", [info.run_id]
+            ).fetchall()
+        ]
+        for table in ("scores", "outputs", "run_tags", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [info.run_id])
+        con.execute("COMMIT")
+    return info, tags

@@ -43,9 +43,20 @@ def test_exported_names_are_the_contract() -> None:
         "aggregate",
         "aggregate_scores",
         "get_metric",
+        "metric_direction",
         "metric_names",
         "register_metric",
     ]
+
+
+def test_each_metric_says_which_way_is_better() -> None:
+    from harness.metrics import metric_direction
+
+    lower, neither = {"latency"}, {"word_count", "ari_grade_level", "flesch_kincaid_grade_level"}
+    for name in BUILTIN:
+        expected = -1 if name in lower else 0 if name in neither else 1
+        assert get_metric(name).direction == metric_direction(name) == expected, name
+    assert metric_direction("faithfulness") == 1  # a judge's name: higher is better
 
 
 def test_builtin_metrics_are_registered_and_sorted() -> None:

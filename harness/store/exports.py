@@ -1,0 +1,319 @@
+"""Run files: one run with its per-row outputs, scores and configuration, in a portable file.
+
+A CI machine starts with an empty project home, so a baseline must travel with the code:
+``harness runs export RUN FILE`` writes one, and ``compare``, ``check`` and ``runs show``
+accept the file wherever they accept a run id. The format (version 1) is the same in both
+encodings, chosen by the file's name:
+
+- JSON Lines (``.jsonl``, gzipped when ``.jsonl.gz``): a header line
+  ``{"harness_run_export": 1, "run": {...}, "dataset": {...}}``, then one line per example in
+  dataset order: ``id, input, expected`` (a list), ``context``, ``extra`` (the example's other
+  columns, an object), ``output, error, latency_s, input_tokens, output_tokens, cost_usd,
+  request_key, cached`` and ``scores``, a list of ``{metric, sample, value, label, rationale,
+  raw, error, source, request_key, cached}``;
+- Parquet (``.parquet``): the same columns, ``scores`` a list of structs and ``extra`` JSON
+  text; the header is the file's key-value metadata ``harness_run_export``.
+
+The header's ``run`` holds what ``runs`` stores: the run's configuration (model, prompt,
+params, metrics, judges), aggregates, usage and status. API keys are never part of a run,
+so they cannot reach a file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from harness import __version__
+from harness.errors import ConfigError, DataError
+from harness.store.db import connect
+from harness.store.runs import RunInfo, get_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "EXPORT_VERSION",
+    "RunRecord",
+    "export_run",
+    "is_run_file",
+    "load_run_record",
+    "read_run_file",
+]
+
+EXPORT_VERSION = 1
+HEADER_KEY = "harness_run_export"
+SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+_SCORE = pa.struct(
+    [
+        ("metric", pa.string()),
+        ("sample", pa.int32()),
+        ("value", pa.float64()),
+        ("label", pa.string()),
+        ("rationale", pa.string()),
+        ("raw", pa.string()),
+        ("error", pa.string()),
+        ("source", pa.string()),
+        ("request_key", pa.string()),
+        ("cached", pa.bool_()),
+    ]
+)
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("input", pa.string()),
+        ("expected", pa.list_(pa.string())),
+        ("context", pa.string()),
+        ("extra", pa.string()),  # JSON text
+        ("output", pa.string()),
+        ("error", pa.string()),
+        ("latency_s", pa.float64()),
+        ("input_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+        ("cost_usd", pa.float64()),
+        ("request_key", pa.string()),
+        ("cached", pa.bool_()),
+        ("scores", pa.list_(_SCORE)),
+    ]
+)
+
+_ROWS_SQL = """
+WITH s AS (
+    SELECT example_id, list({'metric': metric, 'sample': sample, 'value': value,
+        'label': label, 'rationale': rationale, 'raw': raw, 'error': error, 'source': source,
+        'request_key': request_key, 'cached': cached} ORDER BY metric, sample) AS scores
+    FROM scores WHERE run_id = $run GROUP BY example_id
+)
+SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
+       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
+       o.request_key, o.cached, s.scores
+FROM outputs o
+JOIN runs r ON r.run_id = o.run_id
+LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
+                    AND e.id = o.example_id
+LEFT JOIN s ON s.example_id = o.example_id
+WHERE o.run_id = $run
+ORDER BY e.position, o.example_id
+"""
+
+
+@dataclass
+class RunRecord:
+    """A run and its rows, read from the store or from a run file: what ``compare``,
+    ``check`` and ``runs show`` work on."""
+
+    info: RunInfo
+    dataset_digest: str | None
+    table: pa.Table  # ROW_SCHEMA: one row per example, its scores nested
+    origin: str  # "store", or the path of the run file
+
+    @property
+    def from_file(self) -> bool:
+        return self.origin != "store"
+
+    def rows(self) -> pd.DataFrame:
+        """One row per example (``id`` first), without the scores."""
+        return self.table.drop_columns(["scores"]).to_pandas()
+
+    def scores(self) -> pd.DataFrame:
+        """One row per example, metric and sample, as ``harness.store.runs.load_scores``."""
+        import pyarrow.compute as pc
+
+        scores = self.table.column("scores").combine_chunks()
+        flat = pc.list_flatten(scores)
+        parents = pc.list_parent_indices(scores)
+        columns = {"example_id": pc.take(self.table.column("id"), parents)}
+        for field in _SCORE:
+            columns[field.name] = flat.field(field.name)
+        return pa.table(columns).to_pandas()
+
+
+def load_run_record(db_path: Path, run_id: str) -> RunRecord:
+    """A stored run with its rows (``run_id`` may be a unique prefix)."""
+    info = get_run(db_path, run_id)
+    with connect(db_path, read_only=True) as con:
+        table = con.sql(_ROWS_SQL, params={"run": info.run_id}).fetch_arrow_table()
+        digest = con.execute(
+            "SELECT digest FROM datasets WHERE name = ? AND version = ?",
+            [info.dataset, info.dataset_version],
+        ).fetchone()
+    table = table.cast(ROW_SCHEMA)
+    empty = pa.array([[]] * table.num_rows, type=ROW_SCHEMA.field("scores").type)
+    scores = table.column("scores")
+    if scores.null_count:  # rows with no score at all get an empty list, not null
+        import pyarrow.compute as pc
+
+        table = table.set_column(
+            table.schema.get_field_index("scores"),
+            "scores",
+            pc.if_else(pc.is_null(scores), empty, scores),
+        )
+    return RunRecord(info, digest[0] if digest else None, table, "store")
+
+
+def is_run_file(ref: str) -> bool:
+    """Whether ``ref`` names a run file (by its suffix) rather than a run."""
+    return ref.lower().endswith(SUFFIXES)
+
+
+def _header(record: RunRecord) -> dict[str, Any]:
+    info = record.info
+    return {
+        HEADER_KEY: EXPORT_VERSION,
+        "harness_version": __version__,
+        "run": {
+            "run_id": info.run_id,
+            "run_name": info.run_name,
+            "model": info.model,
+            "status": info.status,
+            "config": info.config,
+            "metrics": info.metrics,
+            "usage": info.usage,
+            "rows_total": info.rows_total,
+            "errors": info.errors,
+            "mlflow_run_id": info.mlflow_run_id,
+            "created_at": info.created_at.isoformat(),
+            "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+        },
+        "dataset": {
+            "name": info.dataset,
+            "version": info.dataset_version,
+            "digest": record.dataset_digest,
+        },
+    }
+
+
+def export_run(record: RunRecord, path: str | os.PathLike[str]) -> int:
+    """Write ``record`` to ``path`` (format by suffix); return the number of rows written.
+
+    The file appears whole or not at all: it is written next to its destination and
+    renamed into place.
+    """
+    target = Path(path)
+    name = target.name.lower()
+    if not name.endswith(SUFFIXES):
+        raise ConfigError(
+            f"{target}: a run file must end in .parquet, .jsonl or .jsonl.gz "
+            "(the format is chosen by the name)"
+        )
+    if not target.parent.is_dir():
+        raise ConfigError(f"{target.parent} is not a folder")
+    header = json.dumps(_header(record), ensure_ascii=False, sort_keys=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            table = record.table.replace_schema_metadata({HEADER_KEY: header})
+            pq.write_table(table, partial)
+        else:
+            with _text_writer(partial, name.endswith(".gz")) as f:
+                f.write(header + "\n")
+                for row in record.table.to_pylist():
+                    extra = row["extra"]
+                    row["extra"] = json.loads(extra) if extra else None
+                    f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return record.table.num_rows
+
+
+@contextmanager
+def _text_writer(path: Path, gzipped: bool) -> Iterator[IO[str]]:
+    with open(path, "wb") as raw:
+        if not gzipped:
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
+                yield text
+            return
+        # No name and mtime 0: exporting the same run twice gives the same bytes.
+        with (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+            io.TextIOWrapper(zipped, encoding="utf-8", newline="\n") as text,
+        ):
+            yield text
+
+
+def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
+    """A run file written by :func:`export_run`. Raises DataError for anything else."""
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"no such run file: {source}")
+    name = source.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            header, table = _read_parquet(source)
+        elif name.endswith(SUFFIXES):
+            header, table = _read_jsonl(source, name.endswith(".gz"))
+        else:
+            raise DataError(f"{source}: a run file ends in .parquet, .jsonl or .jsonl.gz")
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException, EOFError) as e:
+        raise DataError(f"{source} is not a readable harness run file: {e}") from None
+    run, dataset = header["run"], header["dataset"]
+    info = RunInfo(
+        run_id=run["run_id"],
+        run_name=run.get("run_name"),
+        dataset=dataset["name"],
+        dataset_version=dataset["version"],
+        model=run["model"],
+        status=run.get("status", "finished"),
+        config=run.get("config") or {},
+        metrics=run.get("metrics") or {},
+        usage=run.get("usage") or {},
+        rows_total=int(run.get("rows_total") or table.num_rows),
+        rows_done=table.num_rows,
+        errors=run.get("errors"),
+        mlflow_run_id=run.get("mlflow_run_id"),
+        created_at=datetime.fromisoformat(run["created_at"]),
+        finished_at=datetime.fromisoformat(run["finished_at"]) if run.get("finished_at") else None,
+    )
+    return RunRecord(info, dataset.get("digest"), table, str(source))
+
+
+def _check_header(header: Any, source: Path) -> dict[str, Any]:
+    if not isinstance(header, dict) or HEADER_KEY not in header:
+        raise DataError(f"{source} is not a harness run file (its header is missing)")
+    if header[HEADER_KEY] != EXPORT_VERSION:
+        raise DataError(
+            f"{source} is a run file of format {header[HEADER_KEY]}; this harness reads "
+            f"format {EXPORT_VERSION}"
+        )
+    return header
+
+
+def _read_parquet(source: Path) -> tuple[dict[str, Any], pa.Table]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    metadata = table.schema.metadata or {}
+    raw = metadata.get(HEADER_KEY.encode())
+    header = _check_header(json.loads(raw) if raw else None, source)
+    return header, table.replace_schema_metadata(None).cast(ROW_SCHEMA)
+
+
+def _read_jsonl(source: Path, gzipped: bool) -> tuple[dict[str, Any], pa.Table]:
+    opener = gzip.open if gzipped else open
+    with opener(source, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        first = f.readline()
+        header = _check_header(json.loads(first) if first.strip() else None, source)
+        rows = []
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("extra") is not None:
+                row["extra"] = json.dumps(row["extra"], ensure_ascii=False)
+            rows.append(row)
+    return header, pa.Table.from_pylist(rows, schema=ROW_SCHEMA)

@@ -1,0 +1,92 @@
+"""Run tags: names a user pins on runs (``harness runs tag RUN baseline``), and finding a
+run by id, tag or run name.
+
+A tag names one run at a time; tagging another run with the same name moves it, as a
+baseline moves when a better run replaces it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.errors import ConfigError, RunNotFound
+from harness.store.db import connect
+from harness.store.runs import RunInfo, get_run, list_runs
+
+__all__ = ["find_run", "run_tags", "tag_run"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]:
+    """Pin ``name`` on the run ``run_id`` (an id or a prefix); return the run and the run
+    the tag named before, if it moved."""
+    name = name.strip()
+    if not name or any(c.isspace() for c in name):
+        raise ConfigError(f"a tag must be one word without spaces, not {name!r}")
+    info = get_run(db_path, run_id)
+    if name != info.run_id and _ids_starting(db_path, name):
+        raise ConfigError(f"tag {name!r} would hide the run ids it starts; choose another name")
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        row = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [name]).fetchone()
+        con.execute("DELETE FROM run_tags WHERE name = ?", [name])
+        con.execute(
+            "INSERT INTO run_tags (name, run_id, created_at) VALUES (?, ?, ?)",
+            [name, info.run_id, _now()],
+        )
+        con.execute("COMMIT")
+    previous = row[0] if row and row[0] != info.run_id else None
+    return info, previous
+
+
+def run_tags(db_path: Path) -> dict[str, list[str]]:
+    """run id -> its tags, sorted."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute("SELECT run_id, name FROM run_tags ORDER BY name").fetchall()
+    tags: dict[str, list[str]] = {}
+    for run_id, name in rows:
+        tags.setdefault(run_id, []).append(name)
+    return tags
+
+
+def _ids_starting(db_path: Path, prefix: str) -> int:
+    with connect(db_path, read_only=True) as con:
+        row = con.execute(
+            "SELECT count(*) FROM runs WHERE starts_with(run_id, ?)", [prefix]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
+    """The run that ``ref`` names, and a note when the choice needs saying.
+
+    In order: a tag, a run id or an unambiguous prefix of one, a run name (the newest run
+    of that name, with a note when several have it).
+    """
+    with connect(db_path, read_only=True) as con:
+        tagged = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [ref]).fetchone()
+        ids = con.execute(
+            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 2", [ref]
+        ).fetchall()
+    if tagged:
+        return get_run(db_path, tagged[0]), None
+    if len(ids) == 1:
+        return get_run(db_path, ids[0][0]), None
+    named = [info for info in list_runs(db_path) if info.run_name == ref]  # newest first
+    if named:
+        note = None
+        if len(named) > 1:
+            note = (
+                f"{len(named)} runs are named {ref!r}; using the newest, {named[0].run_id} "
+                f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with `harness runs tag`"
+            )
+        return named[0], note
+    if ids:
+        raise RunNotFound(f"run id {ref!r} is ambiguous: it starts several runs")
+    raise RunNotFound(
+        f"no run, tag or run name {ref!r}; see `harness runs list` (or give an exported run file)"
+    )
