@@ -78,3 +78,8 @@ def context_overlap(row: dict[str, Any], sentences: int = 2) -> str:
     )
     chosen = sorted(ranked[:sentences])
     return " ".join(candidates[i] for i in chosen)
+
+
+def top_sentence(row: dict[str, Any]) -> str:
+    """A variant of ``context_overlap``: only the one context sentence most like the question."""
+    return context_overlap(row, sentences=1)

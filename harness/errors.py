@@ -21,6 +21,9 @@ are mapped to these classes where they enter harness.
     │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
     ├── BudgetExceeded              exit 1: --max-cost reached
     ├── RunFailed                   exit 1: a run finished with failed rows
+    ├── CheckFailed                 exit 1: `harness check` found a gate failed
+    ├── CheckUndecided              exit 3: `harness check` cannot decide (too few rows,
+    │                               too many failed rows, a replay miss, no baseline)
     ├── ProviderError               one model call failed (recorded on its row; the run goes on)
     │   ├── ProviderHTTPError       the server answered 4xx/5xx
     │   ├── ProviderTimeout         no answer in time
@@ -105,6 +108,19 @@ class RunFailed(HarnessError):
     """A run finished, but some rows failed."""
 
     exit_code = 1
+
+
+class CheckFailed(HarnessError):
+    """``harness check``: at least one gate failed (the data show the candidate is worse)."""
+
+    exit_code = 1
+
+
+class CheckUndecided(HarnessError):
+    """``harness check``: no gate failed, but at least one cannot be decided: too few rows
+    to tell, too many rows without a score, a replay miss, or no baseline."""
+
+    exit_code = 3
 
 
 class ProviderError(HarnessError):

@@ -20,6 +20,8 @@ COMMANDS = {
     "run": "harness.cli.run:run",
     "runs": "harness.cli.runs:runs",
     "cache": "harness.cli.cache:cache",
+    "check": "harness.cli.compare:check",
+    "compare": "harness.cli.compare:compare",
     "judges": "harness.cli.judges:judges",
     "sync": "harness.cli.sync:sync",
     "ui": "harness.cli.ui:ui",

@@ -40,6 +40,17 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160).print(table)
 
 
+def print_renderables(renderables: Sequence[Any]) -> None:
+    """Rich renderables (tables, text) on stdout, one after another."""
+    import sys
+
+    from rich.console import Console
+
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    for renderable in renderables:
+        console.print(renderable)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""

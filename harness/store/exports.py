@@ -209,7 +209,7 @@ def export_run(record: RunRecord, path: str | os.PathLike[str]) -> int:
         )
     if not target.parent.is_dir():
         raise ConfigError(f"{target.parent} is not a folder")
-    header = json.dumps(_header(record), ensure_ascii=False, sort_keys=True)
+    header = json.dumps(_header(record), ensure_ascii=False)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         if name.endswith(".parquet"):

@@ -1,0 +1,205 @@
+"""``harness compare`` and ``harness check``: compare runs, gate a candidate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from harness.cli.output import home_of, print_json, print_renderables
+
+if TYPE_CHECKING:
+    from harness.compare.result import CheckResult
+
+def rows_option(help: str):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--rows", default=10, show_default=True, type=click.IntRange(min=0), help=help
+    )
+
+
+def cluster_option(help: str):  # type: ignore[no-untyped-def]
+    return click.option("--cluster", metavar="COLUMN", help=help)
+
+
+@click.command()
+@click.argument("base")
+@click.argument("candidates", nargs=-1, required=True)
+@cluster_option(
+    "Rows that share this dataset column (e.g. context: several questions on one "
+    "passage) form a cluster: clustered standard errors."
+)
+@click.option(
+    "--margin",
+    "margins",
+    multiple=True,
+    metavar="[METRIC=]VALUE[%]",
+    help="The smallest difference that matters, in the metric's units or in % of the "
+    "base mean; repeatable. [default: 0.02 for scores in [0, 1], else 5%]",
+)
+@rows_option("Flipped rows to show of each kind (worse, better).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    base: str,
+    candidates: tuple[str, ...],
+    cluster: str | None,
+    margins: tuple[str, ...],
+    rows: int,
+    as_json: bool,
+    markdown: bool,
+) -> None:
+    """Compare CANDIDATE runs with the BASE run, row by row.
+
+    A run is a run id (or a unique prefix), a tag (`harness runs tag`), a run name, or
+    a file from `harness runs export`. Rows are paired by example id. For each metric and
+    judge: both means with 95% intervals; the paired change with its interval and p-value
+    (exact McNemar for 0/1 scores, paired t otherwise), adjusted across metrics (Holm);
+    the minimum detectable effect; and a verdict: better, worse, no detectable difference,
+    or inconclusive (the interval is wider than the margin that matters). Then the rows
+    that flipped, worse first. With $GITHUB_STEP_SUMMARY set, the markdown is appended
+    there too.
+
+    \b
+    Example:
+      harness compare baseline.jsonl 3f2a9c1b4d5e --markdown > comment.md
+    """
+    from harness.compare.api import compare_refs
+    from harness.compare.publish import publish_comparison
+    from harness.errors import ConfigError
+
+    if as_json and markdown:
+        raise ConfigError("choose one of --json and --markdown")
+    comparison = compare_refs(
+        base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows
+    )
+    if as_json:
+        print_json(comparison.as_dict())
+    elif markdown:
+        from harness.compare.render.markdown import comparison_markdown
+
+        click.echo(comparison_markdown(comparison), nl=False)
+    else:
+        from harness.compare.render.terminal import comparison_renderables
+
+        print_renderables(comparison_renderables(comparison))
+    publish_comparison(comparison)
+
+
+def check_options(fn):  # type: ignore[no-untyped-def]
+    """The gate options `harness check` and `harness run --check` share."""
+    options = [
+        click.option(
+            "--baseline",
+            metavar="RUN|FILE",
+            help="The run to compare with (run id, tag, name or exported file). "
+            "[default: [check] baseline in harness.toml]",
+        ),
+        click.option(
+            "--min", "minimums", multiple=True, metavar="METRIC=VALUE",
+            help="Fail when the candidate's mean is below VALUE. Repeatable.",
+        ),
+        click.option(
+            "--max", "maximums", multiple=True, metavar="METRIC=VALUE",
+            help="Fail when the candidate's mean is above VALUE. Repeatable.",
+        ),
+        click.option(
+            "--max-drop", "max_drops", multiple=True, metavar="METRIC=VALUE[%]",
+            help="The largest drop from the baseline allowed (a rise, where lower is "
+            "better), in the metric's units or % of the baseline mean. Repeatable.",
+        ),
+        click.option(
+            "--max-error-rate", type=click.FloatRange(0, 1), metavar="RATE",
+            help="Fail when more than this share of rows failed.",
+        ),
+        click.option(
+            "--max-missing", type=click.FloatRange(0, 1), metavar="RATE",
+            help="Cannot decide a gate when more than this share of its rows has no score "
+            "in a run. [default: 0.05]",
+        ),
+        cluster_option("Rows that share this dataset column form a cluster."),
+        click.option(
+            "--junit", metavar="FILE", type=click.Path(dir_okay=False),
+            help="Write the gates as JUnit XML (one testcase per gate).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.argument("candidate")
+@check_options
+@rows_option("Flipped rows to show of each kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    candidate: str,
+    rows: int,
+    as_json: bool,
+    markdown: bool,
+    **gates: object,
+) -> None:
+    """Check the CANDIDATE run against its gates: pass, fail, or cannot tell.
+
+    Gates come from the options and the [check] table of harness.toml, for example
+    `exact_match = { min = 0.30, max_drop = 0.02 }`, `faithfulness = { max_drop_pct = 5 }`,
+    `errors = { max_rate = 0.01 }`. A drop gate fails when the whole 95% interval of the
+    change lies beyond the allowed drop, passes when it lies above it, and cannot tell
+    otherwise. With no gate at all, every metric is checked for a drop beyond compare's
+    default margin. --junit, $GITHUB_STEP_SUMMARY and GITHUB_ACTIONS=true (::error:: lines
+    on stderr) show the same verdict.
+
+    \b
+    Exit codes:
+      0  every gate passed
+      1  a gate failed: the data show the candidate is worse than allowed
+      2  bad input (an unknown run, metric or option)
+      3  cannot decide: too few rows to tell, too many rows without a score,
+         a replay miss (with `harness run --check`), or no baseline
+
+    \b
+    Example:
+      harness check 3f2a9c1b4d5e --baseline baseline.jsonl --max-drop exact_match=0.02
+    """
+    from harness.errors import ConfigError
+
+    if as_json and markdown:
+        raise ConfigError("choose one of --json and --markdown")
+    from harness.compare.api import check_ref
+
+    junit = gates.pop("junit")
+    result = check_ref(candidate, home=home_of(ctx), rows=rows, **gates)  # type: ignore[arg-type]
+    finish_check(result, junit=junit, as_json=as_json, markdown=markdown)  # type: ignore[arg-type]
+
+
+def finish_check(
+    result: CheckResult, *, junit: str | None, as_json: bool, markdown: bool
+) -> None:
+    """Show and publish a check's result, then exit with its code (shared with `run --check`)."""
+    from harness.compare.publish import publish_check
+    from harness.errors import CheckFailed, CheckUndecided
+
+    if as_json:
+        print_json(result.as_dict())
+    elif markdown:
+        from harness.compare.render.markdown import check_markdown
+
+        click.echo(check_markdown(result), nl=False)
+    else:
+        from harness.compare.render.terminal import check_renderables
+
+        print_renderables(check_renderables(result))
+    published = publish_check(result, junit=junit)
+    for line in published.annotations:
+        click.echo(line, err=True)
+    if published.junit is not None and not as_json:
+        click.echo(f"JUnit XML: {published.junit}", err=True)
+    if result.outcome == "fail":
+        raise CheckFailed(result.summary())
+    if result.outcome == "undecided":
+        raise CheckUndecided(result.summary())

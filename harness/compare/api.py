@@ -1,0 +1,83 @@
+"""``compare`` and ``check`` from run references: what the CLI (and a script) calls.
+
+A reference is a run file, a tag, a run id (or unique prefix) or a run name; see
+``harness.compare.sources.load_run``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from harness.compare.check import check
+from harness.compare.compare import DEFAULT_ROWS, Margin, compare, parse_margin
+from harness.compare.gates import check_settings, parse_gate_option
+from harness.compare.result import CheckResult, Comparison, Gate
+from harness.compare.sources import load_run
+from harness.config import Home, resolve_home
+
+__all__ = ["check_ref", "compare_refs"]
+
+
+def _home(home: str | os.PathLike[str] | Home | None) -> Home:
+    return home if isinstance(home, Home) else resolve_home(home)
+
+
+def compare_refs(
+    base: str,
+    candidates: Sequence[str],
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    cluster: str | None = None,
+    margins: Sequence[str] = (),
+    rows: int = DEFAULT_ROWS,
+) -> Comparison:
+    """``harness compare BASE CANDIDATE...``: ``margins`` as ``[METRIC=]VALUE[%]`` texts."""
+    home = _home(home)
+    parsed: dict[str | None, Margin] = dict(parse_margin(m) for m in margins)
+    loaded_base = load_run(base, home)
+    loaded = [load_run(ref, home) for ref in candidates]
+    return compare(loaded_base, loaded, cluster=cluster, margins=parsed, rows=rows)
+
+
+def check_ref(
+    candidate: str,
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    baseline: str | None = None,
+    minimums: Sequence[str] = (),
+    maximums: Sequence[str] = (),
+    max_drops: Sequence[str] = (),
+    max_error_rate: float | None = None,
+    cluster: str | None = None,
+    max_missing: float | None = None,
+    rows: int = DEFAULT_ROWS,
+) -> CheckResult:
+    """``harness check CANDIDATE``: gates from the flags (``METRIC=VALUE`` texts) over the
+    ``[check]`` table of the project's harness.toml."""
+    home = _home(home)
+    options = [
+        *(parse_gate_option("min", text) for text in minimums),
+        *(parse_gate_option("max", text) for text in maximums),
+        *(parse_gate_option("max_drop", text) for text in max_drops),
+    ]
+    if max_error_rate is not None:
+        options.append(Gate("errors", "max_rate", max_error_rate, "option"))
+    settings = check_settings(
+        home.settings,
+        base_dir=home.path,
+        options=options,
+        baseline=baseline,
+        cluster=cluster,
+        max_missing=max_missing,
+    )
+    loaded = load_run(candidate, home)
+    loaded_baseline = load_run(settings.baseline, home) if settings.baseline else None
+    return check(
+        loaded,
+        loaded_baseline,
+        settings.gates,
+        cluster=settings.cluster,
+        max_missing=settings.max_missing,
+        rows=rows,
+    )

@@ -1,0 +1,254 @@
+"""``harness check``: does a candidate run pass its gates? pass, fail, or cannot tell.
+
+Each gate ends in one of three outcomes, and the check in the worst of them (a failure
+beats "cannot tell"), with its own exit code:
+
+- ``min`` / ``max`` / ``errors max_rate``: the candidate's mean (or share of failed rows)
+  against the bound: **pass** or **fail**;
+- ``max_drop`` / ``max_drop_pct``: the paired difference against the baseline (see
+  ``harness.compare.compare``), with the allowed drop as the margin:
+  **fail** ("worse") when the data show a drop larger than allowed: the whole 95% interval of
+  the change lies beyond the allowed drop (with several such gates, their one-sided
+  p-values are Holm-adjusted, so the chance that any of them fails falsely stays 2.5%);
+  **pass** ("not worse") when the whole interval lies above it: any true drop is smaller
+  than allowed;
+  **undecided** ("cannot tell") when the interval straddles it: these rows cannot tell,
+  and the result says about how many would, if the change stays as measured.
+
+A gate is also undecided, whatever its numbers, when more than ``max_missing`` of its rows
+have no score in one of the runs (failed rows, failed judge calls, rows the run did not
+reach), and a drop gate is undecided without a baseline. With no gate configured at all, every
+metric with a better direction gets a ``max_drop`` gate at compare's default margin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.compare.compare import DEFAULT_ROWS, Margin, compare
+from harness.compare.gates import DEFAULT_MAX_MISSING
+from harness.compare.result import (
+    FAIL,
+    PASS,
+    UNDECIDED,
+    CheckResult,
+    Comparison,
+    Gate,
+    GateResult,
+    MetricResult,
+)
+from harness.compare.sources import ERRORS, LoadedRun, RunScores, run_scores
+from harness.errors import ConfigError
+from harness.metrics import metric_direction
+from harness.stats import DEFAULT_ALPHA, holm
+
+__all__ = ["check"]
+
+
+@dataclass
+class _DropTest:
+    gate: Gate
+    result: MetricResult
+    p_worse: float
+    p_not_worse: float
+
+
+def check(
+    candidate: LoadedRun,
+    baseline: LoadedRun | None,
+    gates: Sequence[Gate],
+    *,
+    cluster: str | None = None,
+    max_missing: float = DEFAULT_MAX_MISSING,
+    rows: int = DEFAULT_ROWS,
+    alpha: float = DEFAULT_ALPHA,
+) -> CheckResult:
+    """Check ``candidate`` against ``gates`` (and ``baseline``, for drop gates).
+
+    Raises ConfigError for a gate on a metric the candidate has no scores for, or a drop
+    gate on a metric with no better direction.
+    """
+    scores = run_scores(candidate)
+    notes = list(candidate.notes) + (baseline.notes if baseline else [])
+    for gate in gates:
+        if gate.metric not in scores.values.columns:
+            raise ConfigError(
+                f"gate {gate.name}: the candidate has no {gate.metric!r} scores; "
+                f"it has {', '.join(scores.order)}"
+            )
+        if gate.needs_baseline and metric_direction(gate.metric) == 0:
+            raise ConfigError(
+                f"gate {gate.name}: {gate.metric} has no better direction, so it cannot "
+                "drop; bound it with min or max"
+            )
+    if not gates and baseline is None:
+        return CheckResult(
+            candidate.ref, None, [], None, notes,
+            undecided_reason="no baseline and no gates: give --baseline RUN|FILE "
+            "(or [check] baseline in harness.toml), or gates such as --min METRIC=VALUE",
+        )  # fmt: skip
+    comparison = None
+    if baseline is not None and (not gates or any(g.needs_baseline for g in gates)):
+        margins = {
+            g.metric: Margin(g.threshold, g.rule == "max_drop_pct", f"{g.rule} ({g.origin})")
+            for g in gates
+            if g.needs_baseline
+        }
+        comparison = compare(baseline, [candidate], cluster=cluster, margins=margins, rows=rows)
+    if not gates and comparison is not None:
+        gates = _default_gates(comparison)
+        notes.append(
+            "no gates configured: every metric with a better direction is checked for a "
+            "drop beyond compare's default margin"
+        )
+    results: dict[int, GateResult] = {}
+    drops: dict[int, _DropTest] = {}
+    for i, gate in enumerate(gates):
+        if gate.needs_baseline:
+            outcome = _drop_test(gate, comparison, baseline, max_missing)
+            if isinstance(outcome, GateResult):
+                results[i] = outcome
+            else:
+                drops[i] = outcome
+        else:
+            results[i] = _bound(gate, scores, candidate, max_missing)
+    adjusted = holm([d.p_worse for d in drops.values()])
+    for (i, drop), p_worse in zip(drops.items(), adjusted, strict=True):
+        results[i] = _drop_result(drop, p_worse, alpha)
+    return CheckResult(
+        candidate.ref,
+        baseline.ref if baseline else None,
+        [results[i] for i in range(len(gates))],
+        comparison,
+        notes,
+    )
+
+
+def _default_gates(comparison: Comparison) -> list[Gate]:
+    return [
+        Gate(m.metric, "max_drop", m.margin, "default")
+        for m in comparison.candidates[0].metrics
+        if m.direction != 0 and m.metric != ERRORS
+    ]
+
+
+def _missing(missing: int, total: int, what: str, max_missing: float) -> str | None:
+    if total and missing / total > max_missing:
+        return (
+            f"{missing} of {total} rows have no {what} (failed rows or judge calls, or rows "
+            f"the run did not reach): more than the {max_missing:.0%} a gate may miss"
+        )
+    if not total or missing == total:
+        return f"no row has {what}"
+    return None
+
+
+def _bound(gate: Gate, scores: RunScores, candidate: LoadedRun, max_missing: float) -> GateResult:
+    total = max(candidate.record.info.rows_total, len(scores.rows))
+    column = scores.values[gate.metric]
+    if gate.metric == ERRORS:
+        failed, done = int(column.sum()), len(column)
+        missing = _missing(total - done, total, "result", max_missing)
+        rate = failed / done if done else math.nan
+        if missing:
+            return GateResult(gate, UNDECIDED, "cannot tell", missing, rate)
+        if rate > gate.threshold:
+            return GateResult(
+                gate, FAIL, "too many failed rows",
+                f"{failed} of {done} rows failed ({rate:.1%}), more than the "
+                f"{gate.threshold:.1%} allowed", rate,
+            )  # fmt: skip
+        return GateResult(
+            gate, PASS, "within the limit",
+            f"{failed} of {done} rows failed ({rate:.1%}); at most {gate.threshold:.1%} allowed",
+            rate,
+        )  # fmt: skip
+    scored = column.dropna()
+    missing = _missing(total - len(scored), total, f"{gate.metric} score", max_missing)
+    mean = float(scored.mean()) if len(scored) else math.nan
+    if missing:
+        return GateResult(gate, UNDECIDED, "cannot tell", missing, mean)
+    below = gate.rule == "min" and mean < gate.threshold
+    above = gate.rule == "max" and mean > gate.threshold
+    if below or above:
+        where = "below the minimum" if below else "above the maximum"
+        return GateResult(
+            gate, FAIL, where, f"{gate.metric} is {mean:.4g}, {where} {gate.threshold:g}", mean
+        )
+    word = "at least" if gate.rule == "min" else "at most"
+    return GateResult(
+        gate, PASS, "within the bound",
+        f"{gate.metric} is {mean:.4g}; {word} {gate.threshold:g} required", mean,
+    )  # fmt: skip
+
+
+def _drop_test(
+    gate: Gate, comparison: Comparison | None, baseline: LoadedRun | None, max_missing: float
+) -> GateResult | _DropTest:
+    if baseline is None or comparison is None:
+        return GateResult(
+            gate, UNDECIDED, "cannot tell",
+            "no baseline to compare with: give --baseline RUN|FILE or [check] baseline", None,
+        )  # fmt: skip
+    candidate = comparison.candidates[0]
+    result = candidate.metric(gate.metric)
+    if result is None:
+        return GateResult(
+            gate, UNDECIDED, "cannot tell",
+            f"the baseline has no {gate.metric!r} scores to compare with", None,
+        )  # fmt: skip
+    missing = _missing(result.missing, candidate.paired, f"{gate.metric} score in both runs",
+                       max_missing)  # fmt: skip
+    if missing or math.isnan(result.stats.low):
+        reason = missing or f"{result.stats.n} paired rows are too few to estimate a change"
+        return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
+    stats, m = result.stats, result.margin
+    if result.direction > 0:
+        p_worse, p_not_worse = stats.p_less(-m), stats.p_greater(-m)
+    else:
+        p_worse, p_not_worse = stats.p_greater(m), stats.p_less(m)
+    return _DropTest(gate, result, p_worse, p_not_worse)
+
+
+def _drop_result(drop: _DropTest, p_worse: float, alpha: float) -> GateResult:
+    gate, result = drop.gate, drop.result
+    stats, margin, direction = result.stats, result.margin, result.direction
+    change = stats.diff * direction  # > 0: the good way
+    interval = f"{stats.diff:+.4g} (95% CI {stats.low:+.4g} to {stats.high:+.4g})"
+    allowed = f"{margin:.4g}" + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
+    way = "drop" if direction > 0 else "rise"
+    common = {"observed": stats.diff, "low": stats.low, "high": stats.high, "margin": margin}
+    if p_worse < alpha / 2:
+        return GateResult(
+            gate, FAIL, "worse",
+            f"worse: the change is {interval}, a {way} larger than the {allowed} allowed",
+            p_worse=p_worse, **common,
+        )  # fmt: skip
+    if drop.p_not_worse < alpha / 2:
+        return GateResult(
+            gate, PASS, "not worse",
+            f"not worse: the change is {interval}; a {way} beyond {allowed} is ruled out",
+            p_worse=p_worse, **common,
+        )  # fmt: skip
+    needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
+    more = f"; about {needed:,} rows would tell, if the change stays as measured" if needed else ""
+    return GateResult(
+        gate, UNDECIDED, "cannot tell",
+        f"cannot tell with {stats.n} rows: the change is {interval}, and the interval "
+        f"reaches past the {way} of {allowed} allowed{more}",
+        p_worse=p_worse, rows_needed=needed, **common,
+    )  # fmt: skip
+
+
+def _rows_needed(
+    n: int, interval_se: float, change: float, margin: float, clusters: int | None
+) -> int | None:
+    """Rows for the 95% interval to clear the allowed drop, if the change and the spread
+    per row stay as measured (None when the change sits on the bound itself)."""
+    distance = abs(change + margin)
+    if distance < 1e-12 or not math.isfinite(interval_se):
+        return None
+    needed = n * (1.96 * interval_se / distance) ** 2
+    return int(math.ceil(needed)) if needed > n and clusters is None else None

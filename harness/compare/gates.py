@@ -1,0 +1,141 @@
+"""Gates for ``harness check``: from options and the ``[check]`` table of harness.toml.
+
+::
+
+    [check]
+    baseline = "baseline.jsonl"     # a run file (relative to the project home), tag, id or name
+    cluster = "context"             # optional: rows sharing this column are one cluster
+    max_missing = 0.05              # share of rows a gate may lack scores for (default 5%)
+    exact_match = { min = 0.30, max_drop = 0.02 }
+    faithfulness = { max_drop_pct = 5 }
+    latency = { max = 2.0 }
+    errors = { max_rate = 0.01 }
+
+Rules: ``min`` / ``max`` bound the candidate's mean; ``max_drop`` is the largest drop from
+the baseline allowed, in the metric's units (a rise, for a metric where lower is better),
+``max_drop_pct`` the same in percent of the baseline's mean; ``errors`` takes ``max_rate``,
+the largest share of rows whose model call may fail. A flag (``--min``, ``--max``,
+``--max-drop``, ``--max-error-rate``) replaces the table's rule of the same metric and kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.compare.result import Gate
+from harness.compare.sources import ERRORS
+from harness.errors import ConfigError
+from harness.store.exports import is_run_file
+
+__all__ = [
+    "DEFAULT_MAX_MISSING",
+    "METRIC_RULES",
+    "CheckSettings",
+    "check_settings",
+    "parse_gate_option",
+]
+
+DEFAULT_MAX_MISSING = 0.05
+METRIC_RULES = ("min", "max", "max_drop", "max_drop_pct")
+ERROR_RULES = ("max_rate",)
+SETTINGS = ("baseline", "cluster", "max_missing")
+
+
+@dataclass
+class CheckSettings:
+    gates: list[Gate]
+    baseline: str | None
+    cluster: str | None
+    max_missing: float
+
+
+def parse_gate_option(rule: str, text: str) -> Gate:
+    """``--min/--max/--max-drop METRIC=VALUE`` (``--max-drop`` takes ``VALUE%`` too)."""
+    flag = "--" + rule.replace("_", "-")
+    metric, sep, raw = text.partition("=")
+    metric, raw = metric.strip(), raw.strip()
+    if not sep or not metric or not raw:
+        raise ConfigError(f"{flag} expects METRIC=VALUE, got {text!r}")
+    if rule == "max_drop" and raw.endswith("%"):
+        rule, raw = "max_drop_pct", raw[:-1]
+    return Gate(metric, rule, _number(raw, f"{flag} {text}"), "option")
+
+
+def check_settings(
+    settings: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    options: Iterable[Gate] = (),
+    baseline: str | None = None,
+    cluster: str | None = None,
+    max_missing: float | None = None,
+) -> CheckSettings:
+    """The gates and settings of a check: flags over ``[check]`` in harness.toml."""
+    table = settings.get("check", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("harness.toml: [check] must be a table")
+    gates: dict[tuple[str, str], Gate] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            for rule, threshold in value.items():
+                gate = Gate(key, rule, _number(threshold, f"[check] {key}.{rule}"), "harness.toml")
+                gates[(gate.metric, gate.rule)] = _valid(gate)
+        elif key not in SETTINGS:
+            raise ConfigError(
+                f"harness.toml: unknown [check] setting {key!r}; settings are "
+                f"{', '.join(SETTINGS)}, and a gate is a table such as "
+                f"{key} = {{ max_drop = 0.02 }}"
+            )
+    for gate in options:
+        gates[(gate.metric, gate.rule)] = _valid(gate)
+    chosen = list(gates.values())
+    for metric in {g.metric for g in chosen}:
+        rules = {g.rule for g in chosen if g.metric == metric}
+        if {"max_drop", "max_drop_pct"} <= rules:
+            raise ConfigError(f"gate {metric!r}: give max_drop or max_drop_pct, not both")
+    configured = table.get("baseline")
+    if baseline is None and configured is not None:
+        if not isinstance(configured, str) or not configured.strip():
+            raise ConfigError("harness.toml: [check] baseline must be a run, tag or file name")
+        baseline = configured
+        # A file named in harness.toml is relative to the project home, where the file is.
+        if is_run_file(configured) and not Path(configured).is_absolute():
+            baseline = str(base_dir / configured)
+    if cluster is None and isinstance(table.get("cluster"), str):
+        cluster = table["cluster"]
+    if max_missing is None:
+        max_missing = _number(table.get("max_missing", DEFAULT_MAX_MISSING), "max_missing")
+    if not 0 <= max_missing <= 1:
+        raise ConfigError(f"max_missing must be between 0 and 1, got {max_missing:g}")
+    return CheckSettings(chosen, baseline, cluster, max_missing)
+
+
+def _valid(gate: Gate) -> Gate:
+    if gate.metric == ERRORS:
+        if gate.rule not in ERROR_RULES:
+            raise ConfigError(f"gate errors: the rule is max_rate (a share of rows), not {gate.rule}")
+        if not 0 <= gate.threshold <= 1:
+            raise ConfigError(f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}")
+    elif gate.rule not in METRIC_RULES:
+        raise ConfigError(
+            f"gate {gate.metric}: unknown rule {gate.rule!r}; rules are {', '.join(METRIC_RULES)}"
+        )
+    if gate.rule.startswith("max_drop") and gate.threshold < 0:
+        raise ConfigError(f"gate {gate.name}: an allowed drop cannot be negative")
+    return gate
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return number

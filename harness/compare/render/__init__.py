@@ -1,0 +1,10 @@
+"""Rendering ``Comparison`` and ``CheckResult``: one result, every surface.
+
+- ``terminal``: rich tables for ``harness compare`` / ``harness check``;
+- ``markdown``: a PR comment (``--markdown``) and the GitHub step summary;
+- ``junit``: JUnit XML, one testcase per gate (``--junit FILE``);
+- ``github``: ``::error::``/``::warning::`` lines and the ``$GITHUB_STEP_SUMMARY`` file.
+
+Nothing here computes a number: every figure comes from the result object, formatted by
+``numbers``, so all surfaces agree.
+"""

@@ -1,0 +1,55 @@
+"""GitHub Actions: annotations (``::error::``) and the job's step summary.
+
+With ``GITHUB_ACTIONS=true``, each gate that failed or cannot be decided becomes an
+``::error`` line (either one fails the step, so either one is an error to explain), shown on
+the run's summary page and the PR's checks. They go to stderr (the runner reads workflow commands from both streams), so
+``--json`` keeps stdout to its one document. With ``$GITHUB_STEP_SUMMARY`` set, the
+markdown summary is appended to that file, as GitHub asks of every step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.compare.result import FAIL, UNDECIDED, CheckResult
+
+__all__ = ["annotations", "append_step_summary", "in_github_actions"]
+
+
+def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(result: CheckResult) -> list[str]:
+    """One workflow command per gate that did not pass (and one if nothing was checked)."""
+    lines = []
+    for gate in result.gates:
+        if gate.outcome not in (FAIL, UNDECIDED):
+            continue
+        title = _escape_property(f"harness check: {gate.gate.name}: {gate.finding}")
+        lines.append(f"::error title={title}::{_escape_data(gate.reason)}")
+    if result.undecided_reason:
+        title = _escape_property("harness check: cannot decide")
+        lines.append(f"::error title={title}::{_escape_data(result.undecided_reason)}")
+    return lines
+
+
+def append_step_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY``; return the file, None when unset."""
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path

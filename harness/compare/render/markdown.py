@@ -1,0 +1,164 @@
+"""Markdown for a PR comment (``--markdown``) and the GitHub step summary.
+
+GitHub-flavoured: tables, and ``<details>`` for what a reviewer opens only when needed.
+Cell text is escaped so an answer containing ``|`` or HTML cannot break the page.
+"""
+
+from __future__ import annotations
+
+import html
+
+from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.compare.result import (
+    BETTER,
+    FAIL,
+    PASS,
+    VERDICTS,
+    WORSE,
+    CandidateResult,
+    CheckResult,
+    Comparison,
+    FlippedRow,
+    RunRef,
+)
+
+__all__ = ["check_markdown", "comparison_markdown"]
+
+MARK = {PASS: "✅", FAIL: "❌"}
+VERDICT_MARK = {BETTER: "🟢 ", WORSE: "🔴 "}
+CELL_WIDTH = 300
+
+
+def _cell(text: object) -> str:
+    return html.escape(clip(str(text), CELL_WIDTH)).replace("|", "\\|") if text else ""
+
+
+def _run(run: RunRef) -> str:
+    return (
+        f"**{_cell(run.label)}** (`{run.run_id}`, `{_cell(run.model)}` on "
+        f"`{run.dataset}@{run.dataset_version}`, {run.rows} rows"
+        + (f", {run.errors} failed" if run.errors else "")
+        + ")"
+    )
+
+
+def comparison_markdown(comparison: Comparison, *, heading: str = "###") -> str:
+    lines = [f"{heading} harness compare", "", f"Base: {_run(comparison.base)}", ""]
+    lines += [f"> **Note:** {_cell(n)}" for n in comparison.notes]
+    for candidate in comparison.candidates:
+        lines += _candidate(comparison, candidate, heading)
+    return "\n".join(lines) + "\n"
+
+
+def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str) -> list[str]:
+    lines = [f"{heading}# Candidate: {_run(candidate.run)}", ""]
+    lines += [f"> **Note:** {_cell(n)}" for n in candidate.notes]
+    if candidate.notes:
+        lines.append("")
+    cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
+    lines += [
+        f"{candidate.paired} paired rows{cluster}. Means and changes with 95% intervals; "
+        "p-values Holm-adjusted across every metric compared.",
+        "",
+        "| metric | base | candidate | change [95% CI] | p (adj.) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in candidate.metrics:
+        s = m.stats
+        arrow = {1: " ↑", -1: " ↓"}.get(m.direction, "")
+        lines.append(
+            f"| {_cell(m.metric)}{arrow} | {mean_ci(s.base.mean, s.base.low, s.base.high)} | "
+            f"{mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high)} | "
+            f"{signed(s.diff)} {ci(s.low, s.high)} | {p_value(m.p_adjusted)} | "
+            f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
+        )
+    lines += [
+        "",
+        "<details><summary>How each metric was compared</summary>",
+        "",
+        "| metric | rows | missing | test | p | interval | MDE (80% power) | correlation "
+        "| margin |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in candidate.metrics:
+        s = m.stats
+        lines.append(
+            f"| {_cell(m.metric)} | {s.n} | {m.missing} | {s.test} | {p_value(s.p_value)} | "
+            f"{s.interval} | {number(s.mde, 3)} | {number(s.correlation, 2)} | "
+            f"{number(m.margin, 3)} ({_cell(m.margin_rule)}) |"
+        )
+    lines += ["", "Verdicts:", ""]
+    lines += [f"- **{name}**: {meaning}" for name, meaning in VERDICTS.items()]
+    lines += ["", "</details>", ""]
+    lines += _flips(candidate)
+    return lines
+
+
+def _flips(candidate: CandidateResult) -> list[str]:
+    lines = [
+        f"**{candidate.regressions_total}** rows got worse, **{candidate.improvements_total}** "
+        "got better.",
+        "",
+    ]
+    for title, rows, total, kind in (
+        ("Rows that got worse", candidate.regressions, candidate.regressions_total, "worse"),
+        ("Rows that got better", candidate.improvements, candidate.improvements_total, "better"),
+    ):
+        if not rows:
+            continue
+        shown = f" (first {len(rows)} of {total})" if total > len(rows) else ""
+        lines += [f"<details><summary>{title}{shown}</summary>", ""]
+        for row in rows:
+            lines += _row(row, kind)
+        lines += ["</details>", ""]
+    return lines
+
+
+def _row(row: FlippedRow, kind: str) -> list[str]:
+    changes = ", ".join(
+        f"{_cell(c.metric)} {number(c.base, 3)} → {number(c.candidate, 3)}"
+        for c in (row.worse if kind == "worse" else row.better)
+    )
+    base = row.base_output if row.base_error is None else f"[failed] {row.base_error}"
+    candidate = (
+        row.candidate_output if row.candidate_error is None else f"[failed] {row.candidate_error}"
+    )
+    lines = [
+        f"**Row `{_cell(row.example_id)}`**: {changes}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| input | {_cell(row.input)} |",
+    ]
+    if row.expected:
+        lines.append(f"| expected | {_cell(' || '.join(row.expected))} |")
+    lines += [f"| base | {_cell(base)} |", f"| candidate | {_cell(candidate)} |"]
+    for judge, (b, c) in row.rationales.items():
+        if b:
+            lines.append(f"| {_cell(judge)} (base) | {_cell(b)} |")
+        if c:
+            lines.append(f"| {_cell(judge)} (candidate) | {_cell(c)} |")
+    return [*lines, ""]
+
+
+def check_markdown(result: CheckResult) -> str:
+    mark = MARK.get(result.outcome, "⚠️")
+    lines = [f"### {mark} harness check: {result.outcome}", "", _cell(result.summary()), ""]
+    if result.candidate:
+        lines.append(f"Candidate: {_run(result.candidate)}  ")
+    if result.baseline:
+        lines.append(f"Baseline: {_run(result.baseline)}")
+    lines.append("")
+    lines += [f"> **Note:** {_cell(n)}" for n in result.notes]
+    if result.gates:
+        lines += ["", "| gate | result | observed | 95% CI | why |", "|---|---|---|---|---|"]
+        for g in result.gates:
+            observed = signed(g.observed, 4) if g.gate.needs_baseline else number(g.observed)
+            lines.append(
+                f"| {MARK.get(g.outcome, '⚠️')} {_cell(g.gate.name)} | {g.finding} | "
+                f"{observed} | {ci(g.low, g.high)} | {_cell(g.reason)} |"
+            )
+    lines.append("")
+    if result.comparison is not None:
+        lines.append(comparison_markdown(result.comparison, heading="####"))
+    return "\n".join(lines) + "\n"

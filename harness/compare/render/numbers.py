@@ -1,0 +1,53 @@
+"""How every surface writes numbers, so the terminal, markdown and JUnit agree."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["ci", "mean_ci", "number", "p_value", "signed"]
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def signed(value: float | None, digits: int = 3) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if value == 0:
+        return "0"
+    return f"{value:+.{digits}g}"
+
+
+def ci(low: float | None, high: float | None, digits: int = 3) -> str:
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "–"
+    return f"[{signed(low, digits)}, {signed(high, digits)}]"
+
+
+def mean_ci(mean: float, low: float, high: float) -> str:
+    if math.isnan(low):
+        return number(mean)
+    return f"{number(mean)} [{number(low, 3)}, {number(high, 3)}]"
+
+
+def p_value(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    if p < 0.0001:
+        return "<0.0001"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".")
+
+
+def clip(text: str | None, width: int) -> str:
+    """One line of at most ``width`` characters."""
+    if not text:
+        return ""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"

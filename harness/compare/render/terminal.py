@@ -1,0 +1,164 @@
+"""Rich renderables for ``harness compare`` and ``harness check`` (the CLI prints them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.compare.result import (
+    BETTER,
+    CHANGED,
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    WORSE,
+    CandidateResult,
+    CheckResult,
+    Comparison,
+    FlippedRow,
+    RunRef,
+)
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["check_renderables", "comparison_renderables"]
+
+VERDICT_STYLE = {BETTER: "bold green", WORSE: "bold red", INCONCLUSIVE: "yellow", CHANGED: "cyan"}
+OUTCOME_STYLE = {PASS: "green", FAIL: "bold red"}
+TEXT_WIDTH = 120
+
+
+def _run_line(role: str, run: RunRef) -> str:
+    return (
+        f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
+        f"{run.rows} rows"
+        + (f", {run.errors} failed" if run.errors else "")
+    )
+
+
+def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
+    """The comparison as the terminal shows it: per candidate a table, notes, flipped rows."""
+    from rich.text import Text
+
+    out: list[RenderableType] = [Text(_run_line("base", comparison.base), style="bold")]
+    out += [Text(f"note: {n}", style="yellow") for n in comparison.notes]
+    for candidate in comparison.candidates:
+        out += _candidate(comparison, candidate)
+    return out
+
+
+def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[RenderableType]:
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[RenderableType] = [Text(""), Text(_run_line("candidate", candidate.run), "bold")]
+    for note in candidate.notes:
+        loud = note.isupper() or "DIFFER" in note
+        out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
+    cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
+    table = Table(
+        title=f"{candidate.paired} paired rows{cluster}; 95% intervals; p adjusted across "
+        f"{sum(len(c.metrics) for c in comparison.candidates)} comparisons (Holm)",
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for column in ("metric", "n", "base", "candidate", "change [95% CI]", "p adj", "MDE",
+                   "r", "verdict"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for m in candidate.metrics:
+        s = m.stats
+        arrow = {1: "↑", -1: "↓"}.get(m.direction, "")
+        table.add_row(
+            f"{m.metric} {arrow}".strip(),
+            str(s.n) + (f" (-{m.missing})" if m.missing else ""),
+            mean_ci(s.base.mean, s.base.low, s.base.high),
+            mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high),
+            f"{signed(s.diff)} {ci(s.low, s.high)}",
+            p_value(m.p_adjusted),
+            number(s.mde, 3),
+            number(s.correlation, 2),
+            Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
+        )
+    out.append(table)
+    tests = sorted({m.stats.test for m in candidate.metrics} - {"none"})
+    out.append(
+        Text(
+            "margin that matters: "
+            + ", ".join(f"{m.metric} {number(m.margin, 3)}" for m in candidate.metrics)
+            + f"; tests: {', '.join(tests)}; MDE: minimum detectable effect (80% power); "
+            "r: correlation of the paired scores",
+            style="dim",
+        )
+    )
+    out.append(
+        Text(
+            f"{candidate.regressions_total} rows got worse, {candidate.improvements_total} "
+            "got better"
+            + (f" (showing up to {len(candidate.regressions)} of each)" if candidate.regressions
+               or candidate.improvements else ""),  # fmt: skip
+            style="bold",
+        )
+    )
+    for row in candidate.regressions:
+        out += _flipped(row, "worse", "red")
+    for row in candidate.improvements:
+        out += _flipped(row, "better", "green")
+    return out
+
+
+def _flipped(row: FlippedRow, kind: str, style: str) -> list[RenderableType]:
+    from rich.text import Text
+
+    changes = [
+        f"{c.metric} {number(c.base, 3)} → {number(c.candidate, 3)}"
+        for c in (row.worse if kind == "worse" else row.better)
+    ]
+    lines: list[RenderableType] = [Text(f"{kind}: row {row.example_id}  " + ", ".join(changes),
+                                        style=style)]  # fmt: skip
+    fields = [("input", row.input), ("expected", " || ".join(row.expected) or None)]
+    fields += [
+        ("base", row.base_output if row.base_error is None else f"[failed] {row.base_error}"),
+        ("candidate", row.candidate_output if row.candidate_error is None
+         else f"[failed] {row.candidate_error}"),  # fmt: skip
+    ]
+    for judge, (base, candidate) in row.rationales.items():
+        if base or candidate:
+            fields.append((f"{judge} (base)", base))
+            fields.append((f"{judge} (candidate)", candidate))
+    for name, value in fields:
+        if value:
+            lines.append(Text(f"  {name + ':':<24}{clip(value, TEXT_WIDTH)}"))
+    return lines
+
+
+def check_renderables(result: CheckResult) -> list[RenderableType]:
+    """The gates and the outcome, then the comparison behind them."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[RenderableType] = []
+    if result.candidate:
+        out.append(Text(_run_line("candidate", result.candidate), style="bold"))
+    if result.baseline:
+        out.append(Text(_run_line("baseline", result.baseline), style="bold"))
+    out += [Text(f"note: {n}", style="yellow") for n in result.notes]
+    if result.gates:
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("gate", "result", "observed", "95% CI", "why"):
+            table.add_column(column, overflow="fold")
+        for g in result.gates:
+            table.add_row(
+                g.gate.name + ("" if g.gate.origin == "option" else f"  ({g.gate.origin})"),
+                Text(g.finding, style=OUTCOME_STYLE.get(g.outcome, "yellow")),
+                signed(g.observed, 4) if g.gate.needs_baseline else number(g.observed),
+                ci(g.low, g.high),
+                g.reason,
+            )
+        out.append(table)
+    if result.comparison is not None:
+        out += [Text(""), *comparison_renderables(result.comparison)]
+    style = OUTCOME_STYLE.get(result.outcome, "bold yellow")
+    out += [Text(""), Text(f"check: {result.outcome} ({result.summary()})", style=style)]
+    return out

@@ -1,0 +1,318 @@
+"""The results of ``compare`` and ``check``: plain dataclasses that every surface renders.
+
+The terminal table, ``--json``, ``--markdown``, JUnit XML, the GitHub step summary and
+``::error::`` lines, and the MLflow tag and artifact are all rendered from these objects
+(``harness.compare.render``), so they show the same numbers. ``as_dict`` is the JSON form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import CheckFailed, CheckUndecided
+from harness.stats import PairedDifference
+
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_PASS",
+    "EXIT_UNDECIDED",
+    "VERDICTS",
+    "CandidateResult",
+    "CheckResult",
+    "Comparison",
+    "FlippedRow",
+    "Gate",
+    "GateResult",
+    "MetricResult",
+    "RunRef",
+    "ScoreChange",
+]
+
+# Exit codes of `harness check` (and `harness run --check`). 2 is bad input, as everywhere.
+EXIT_PASS = 0
+EXIT_FAIL = CheckFailed.exit_code  # 1: a gate failed, the data show the candidate is worse
+EXIT_UNDECIDED = CheckUndecided.exit_code  # 3: too few rows, too many failed, no baseline...
+
+BETTER = "better"
+WORSE = "worse"
+NO_DIFFERENCE = "no detectable difference"
+INCONCLUSIVE = "inconclusive"
+CHANGED = "changed"  # a significant change of a metric with no better direction
+VERDICTS = {
+    BETTER: "the candidate scores higher (lower, where lower is better), beyond chance",
+    WORSE: "the candidate scores lower (higher, where lower is better), beyond chance",
+    NO_DIFFERENCE: "no difference found, and the interval rules out any larger than the margin",
+    INCONCLUSIVE: "no difference found, but the interval is wider than the margin: more rows",
+    CHANGED: "the scores moved beyond chance; the metric has no better direction",
+}
+
+PASS = "pass"
+FAIL = "fail"
+UNDECIDED = "undecided"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which run a side of a comparison is, as the user named it."""
+
+    ref: str  # what was typed: a run id, tag, name or file
+    run_id: str
+    run_name: str | None
+    model: str
+    dataset: str
+    dataset_version: str
+    rows: int
+    errors: int | None
+    status: str
+    origin: str  # "store", or the run file's path
+    mlflow_run_id: str | None
+
+    @property
+    def label(self) -> str:
+        """How tables name the run: its name or id, and the file it came from."""
+        name = self.run_name or self.run_id
+        return f"{name} ({self.origin})" if self.origin != "store" else name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "model": self.model,
+            "dataset": f"{self.dataset}@{self.dataset_version}",
+            "rows": self.rows,
+            "errors": self.errors,
+            "status": self.status,
+            "origin": self.origin,
+            "mlflow_run_id": self.mlflow_run_id,
+        }
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric of one candidate against the base."""
+
+    metric: str
+    direction: int  # +1 higher is better, -1 lower is better, 0 neither
+    margin: float  # the smallest difference that matters, in the metric's units
+    margin_rule: str  # where the margin came from, in words
+    stats: PairedDifference
+    missing: int  # rows of the pairing that one side has no score for
+    p_adjusted: float  # Holm, across every metric and candidate of the comparison
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "verdict": self.verdict,
+            "margin": self.margin,
+            "margin_rule": self.margin_rule,
+            "missing": self.missing,
+            "p_adjusted": self.p_adjusted,
+            **self.stats.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    metric: str
+    base: float | None
+    candidate: float | None
+
+
+@dataclass(frozen=True)
+class FlippedRow:
+    """A row whose answer got worse or better between the two runs."""
+
+    example_id: str
+    input: str | None
+    expected: list[str]
+    base_output: str | None
+    candidate_output: str | None
+    base_error: str | None
+    candidate_error: str | None
+    worse: list[ScoreChange]
+    better: list[ScoreChange]
+    rationales: dict[str, tuple[str | None, str | None]]  # judge -> (base, candidate)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "example_id": self.example_id,
+            "input": self.input,
+            "expected": self.expected,
+            "base_output": self.base_output,
+            "candidate_output": self.candidate_output,
+            "base_error": self.base_error,
+            "candidate_error": self.candidate_error,
+            "worse": [vars(c) for c in self.worse],
+            "better": [vars(c) for c in self.better],
+            "rationales": {
+                judge: {"base": base, "candidate": candidate}
+                for judge, (base, candidate) in self.rationales.items()
+            },
+        }
+
+
+@dataclass
+class CandidateResult:
+    """One candidate against the base: the pairing, each metric, the rows that flipped."""
+
+    run: RunRef
+    paired: int  # example ids both runs have
+    base_only: int
+    candidate_only: int
+    metrics: list[MetricResult]
+    regressions: list[FlippedRow]  # at most the --rows asked for
+    improvements: list[FlippedRow]
+    regressions_total: int
+    improvements_total: int
+    notes: list[str] = field(default_factory=list)
+
+    def metric(self, name: str) -> MetricResult | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run.as_dict(),
+            "pairing": {
+                "paired": self.paired,
+                "base_only": self.base_only,
+                "candidate_only": self.candidate_only,
+            },
+            "metrics": [m.as_dict() for m in self.metrics],
+            "flipped": {
+                "regressions": self.regressions_total,
+                "improvements": self.improvements_total,
+                "regressed_rows": [r.as_dict() for r in self.regressions],
+                "improved_rows": [r.as_dict() for r in self.improvements],
+            },
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Comparison:
+    """``harness compare``: every candidate against one base run."""
+
+    base: RunRef
+    candidates: list[CandidateResult]
+    alpha: float
+    power: float
+    cluster: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "harness_comparison": 1,
+            "alpha": self.alpha,
+            "power": self.power,
+            "cluster": self.cluster,
+            "adjustment": "holm",
+            "base": self.base.as_dict(),
+            "candidates": [c.as_dict() for c in self.candidates],
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One rule of ``check``: ``metric`` ``rule`` ``threshold`` (e.g. exact_match max_drop 0.02)."""
+
+    metric: str  # a metric or judge name, or "errors"
+    rule: str  # min | max | max_drop | max_drop_pct | max_rate
+    threshold: float
+    origin: str  # "harness.toml", "option" or "default"
+
+    @property
+    def name(self) -> str:
+        unit = "%" if self.rule == "max_drop_pct" else ""
+        return f"{self.metric} {self.rule} {self.threshold:g}{unit}"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.rule in ("max_drop", "max_drop_pct")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    outcome: str  # pass | fail | undecided
+    finding: str  # "not worse", "worse", "cannot tell", "below the minimum", ...
+    reason: str  # one sentence with the numbers
+    observed: float | None  # the candidate's mean or rate, or the change for drop gates
+    low: float | None = None  # the 95% interval of the change, for drop gates
+    high: float | None = None
+    margin: float | None = None  # the allowed drop, in the metric's units
+    p_worse: float | None = None  # Holm-adjusted one-sided p of "dropped more than allowed"
+    rows_needed: int | None = None  # rows that would tell, if the change stays as measured
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate.name,
+            "metric": self.gate.metric,
+            "rule": self.gate.rule,
+            "threshold": self.gate.threshold,
+            "origin": self.gate.origin,
+            "outcome": self.outcome,
+            "finding": self.finding,
+            "reason": self.reason,
+            "observed": self.observed,
+            "ci": None if self.low is None else [self.low, self.high],
+            "margin": self.margin,
+            "p_worse": self.p_worse,
+            "rows_needed": self.rows_needed,
+        }
+
+
+@dataclass
+class CheckResult:
+    """``harness check``: the candidate against its gates, and the comparison behind them."""
+
+    candidate: RunRef | None  # None when the run could not finish (a replay miss)
+    baseline: RunRef | None
+    gates: list[GateResult]
+    comparison: Comparison | None
+    notes: list[str] = field(default_factory=list)
+    undecided_reason: str | None = None  # why nothing could be checked at all
+
+    @property
+    def outcome(self) -> str:
+        if any(g.outcome == FAIL for g in self.gates):
+            return FAIL
+        if self.undecided_reason or any(g.outcome == UNDECIDED for g in self.gates):
+            return UNDECIDED
+        return PASS
+
+    @property
+    def exit_code(self) -> int:
+        return {PASS: EXIT_PASS, FAIL: EXIT_FAIL, UNDECIDED: EXIT_UNDECIDED}[self.outcome]
+
+    def summary(self) -> str:
+        """One line: the outcome and which gates decided it."""
+        failed = [g.gate.name for g in self.gates if g.outcome == FAIL]
+        undecided = [g.gate.name for g in self.gates if g.outcome == UNDECIDED]
+        if failed:
+            return f"{len(failed)} of {len(self.gates)} gates failed: {', '.join(failed)}"
+        if self.undecided_reason:
+            return f"cannot decide: {self.undecided_reason}"
+        if undecided:
+            return f"cannot decide {len(undecided)} of {len(self.gates)} gates: " + ", ".join(
+                undecided
+            )
+        return f"all {len(self.gates)} gates passed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "harness_check": 1,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "summary": self.summary(),
+            "candidate": self.candidate.as_dict() if self.candidate else None,
+            "baseline": self.baseline.as_dict() if self.baseline else None,
+            "gates": [g.as_dict() for g in self.gates],
+            "comparison": self.comparison.as_dict() if self.comparison else None,
+            "notes": self.notes,
+            "undecided_reason": self.undecided_reason,
+        }

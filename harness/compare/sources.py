@@ -1,0 +1,153 @@
+"""Finding the runs to compare, and reading each one's per-row scores.
+
+A run is named by a run file (``harness runs export``), a tag (``harness runs tag``), a run
+id or a prefix of one, or a run name. Its scores become one row per example and one column
+per metric: a judge asked several times (``--judge-samples``) scores each row with the mean
+of its samples, so every row weighs the same. ``errors`` is one more column: 1 for a row
+whose model call failed, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.compare.result import RunRef
+from harness.errors import ConfigError
+from harness.store.exports import RunRecord, is_run_file, load_run_record, read_run_file
+from harness.store.tags import find_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.config import Home
+
+__all__ = ["ERRORS", "LoadedRun", "RunScores", "cluster_ids", "load_run", "run_scores"]
+
+ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
+BUILTIN_COLUMNS = ("input", "expected", "context", "output")
+
+
+@dataclass
+class LoadedRun:
+    """A run found from what the user typed, with anything worth telling them about it."""
+
+    ref: RunRef
+    record: RunRecord
+    notes: list[str] = field(default_factory=list)
+
+
+def load_run(ref: str, home: Home) -> LoadedRun:
+    """The run ``ref`` names: a run file, else a tag, run id (or prefix) or run name."""
+    notes: list[str] = []
+    path = Path(ref).expanduser()
+    if is_run_file(ref) or path.is_file():
+        record = read_run_file(path)
+    else:
+        info, note = find_run(home.db_path, ref)
+        if note:
+            notes.append(note)
+        record = load_run_record(home.db_path, info.run_id)
+    info = record.info
+    if info.status != "finished":
+        notes.append(
+            f"run {info.run_id} is {info.status}, with {info.rows_done} of {info.rows_total} rows"
+        )
+    run = RunRef(
+        ref=ref,
+        run_id=info.run_id,
+        run_name=info.run_name,
+        model=info.model,
+        dataset=info.dataset,
+        dataset_version=info.dataset_version,
+        rows=info.rows_done,
+        errors=info.errors,
+        status=info.status,
+        origin=record.origin,
+        mlflow_run_id=info.mlflow_run_id,
+    )
+    return LoadedRun(run, record, notes)
+
+
+@dataclass
+class RunScores:
+    """One run's rows (indexed by example id) and its per-row scores."""
+
+    rows: pd.DataFrame  # input, expected, context, extra, output, error
+    values: pd.DataFrame  # one column per metric, judge and ERRORS; NaN = not scored
+    rationales: pd.DataFrame  # one column per judge: the first sample's rationale
+    judges: frozenset[str]
+    order: list[str]  # the metrics in the order the run asked for them, then ERRORS
+
+
+def run_scores(run: LoadedRun) -> RunScores:
+    """Per-row scores of ``run``: a judge's samples averaged per row."""
+    import pandas as pd
+
+    rows = run.record.rows().set_index("id")
+    scores = run.record.scores()
+    metrics = list(dict.fromkeys(scores["metric"]))
+    scored = scores.dropna(subset=["value"])
+    values = (
+        scored.groupby(["example_id", "metric"], sort=False)["value"]
+        .mean()
+        .unstack("metric")
+        .reindex(index=rows.index, columns=metrics)
+        .astype(float)
+    )
+    values[ERRORS] = rows["error"].notna().astype(float)
+    judged = scores[scores["source"] == "llm_judge"]
+    judges = frozenset(judged["metric"])
+    first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
+    rationales = (
+        first.pivot(index="example_id", columns="metric", values="rationale")
+        if not first.empty
+        else pd.DataFrame(index=rows.index)
+    )
+    config = run.record.info.config
+    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
+    order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
+    return RunScores(rows, values, rationales, judges, [*order, ERRORS])
+
+
+def cluster_ids(rows: pd.DataFrame, column: str) -> pd.Series:
+    """Each row's cluster: the value of the dataset column ``column`` (``context``,
+    ``input``, ``expected`` or any column kept in the example's extra fields).
+
+    A row without a value is a cluster of its own. Raises ConfigError when no row has
+    the column, naming the columns there are.
+    """
+    if column in BUILTIN_COLUMNS:
+        values = rows[column].map(_hashable)
+    else:
+        extras = rows["extra"].map(lambda text: json.loads(text) if text else {})
+        if not any(column in extra for extra in extras):
+            known = sorted({k for extra in extras for k in extra} | set(BUILTIN_COLUMNS))
+            raise ConfigError(
+                f"--cluster {column}: no row has that column; columns: {', '.join(known)}"
+            )
+        values = extras.map(lambda extra: _hashable(extra.get(column)))
+    alone = values.isna()
+    values = values.astype(object)
+    values[alone] = [f"\x00row:{i}" for i in values.index[alone]]
+    return values.astype(str)
+
+
+def _hashable(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except TypeError:
+        return str(value)
+
+
+def check_columns(scores: RunScores, metric: str) -> None:
+    """Raise ConfigError when ``metric`` is not scored in the run at all."""
+    if metric not in scores.values.columns:
+        known = ", ".join(scores.order)
+        raise ConfigError(f"the run has no scores for {metric!r}; it has: {known}")
