@@ -20,10 +20,13 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List runs, newest first."""
     from harness.config import resolve_home
     from harness.store.runs import list_runs
+    from harness.store.tags import run_tags
 
-    infos = list_runs(resolve_home(home_of(ctx)).db_path, limit=limit)
+    db_path = resolve_home(home_of(ctx)).db_path
+    infos = list_runs(db_path, limit=limit)
+    tags = run_tags(db_path)
     if as_json:
-        print_json([i.as_dict() for i in infos])
+        print_json([{**i.as_dict(), "tags": tags.get(i.run_id, [])} for i in infos])
         return
     if not infos:
         click.echo("no runs yet; start one with `harness run --data NAME --model URI`")
@@ -33,7 +36,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         headline = next(iter(i.metrics.items()), None)
         rows.append(
             [
-                i.run_id,
+                " ".join([i.run_id, *tags.get(i.run_id, [])]),
                 i.created_at.strftime("%Y-%m-%d %H:%M"),
                 i.status,
                 f"{i.dataset}@{i.dataset_version}",
@@ -45,27 +48,47 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         )
     print_table(
         None,
-        ["run", "created", "status", "dataset", "model", "rows", "errors", "first metric (mean)"],
+        ["run (tags)", "created", "status", "dataset", "model", "rows", "errors", "first metric (mean)"],
         rows,
     )
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 @click.option("--rows", "with_rows", is_flag=True, help="Also show every row with its scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> None:
-    """Show one run: configuration, metrics, calls; with --rows the per-row table."""
+    """Show one run: configuration, metrics, calls; with --rows the per-row table.
+
+    RUN is a run id (or a unique prefix), a tag, a run name or a file from
+    `harness runs export`.
+
+    \b
+    Example:
+      harness runs show baseline.jsonl --rows
+    """
     from harness.config import resolve_home
     from harness.runner.summary import results_table
-    from harness.store.runs import get_run, load_outputs, load_scores
+    from harness.store.exports import is_run_file, read_run_file
+    from harness.store.runs import load_outputs, load_scores
+    from harness.store.tags import find_run
 
     db_path = resolve_home(home_of(ctx)).db_path
-    info = get_run(db_path, run_id)
     table = None
-    if with_rows:
-        table = results_table(load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id))
+    if is_run_file(run_id):
+        record = read_run_file(run_id)
+        info = record.info
+        if with_rows:
+            table = results_table(record.rows(), record.scores())
+    else:
+        info, note = find_run(db_path, run_id)
+        if note:
+            click.echo(f"note: {note}", err=True)
+        if with_rows:
+            table = results_table(
+                load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
+            )
     if as_json:
         document = info.as_dict()
         if table is not None:
@@ -97,6 +120,85 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
         print_table(
             None, shown, [[_cell(v) for v in row] for row in table[shown].itertuples(index=False)]
         )
+
+
+@runs.command("export")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def export(ctx: click.Context, run_ref: str, file: str) -> None:
+    """Write a run with its per-row outputs, scores and configuration to FILE.
+
+    The format follows the name: .jsonl, .jsonl.gz or .parquet. `harness compare`,
+    `harness check` and `harness runs show` accept the file wherever they take a run, on
+    any machine: this is how a baseline travels to CI.
+
+    \b
+    Example:
+      harness runs export baseline examples/ci/baseline.jsonl
+    """
+    from harness.config import resolve_home
+    from harness.store.exports import export_run, load_run_record
+    from harness.store.tags import find_run
+
+    db_path = resolve_home(home_of(ctx)).db_path
+    info, note = find_run(db_path, run_ref)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    rows = export_run(load_run_record(db_path, info.run_id), file)
+    click.echo(f"wrote run {info.run_id} ({rows} rows) to {file}")
+
+
+@runs.command("tag")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("name")
+@click.pass_context
+def tag(ctx: click.Context, run_ref: str, name: str) -> None:
+    """Pin the tag NAME on RUN; use NAME wherever a run id goes.
+
+    A tag names one run: tagging another run with the same NAME moves it.
+
+    \b
+    Example:
+      harness runs tag 3f2a9c1b4d5e baseline && harness check NEW_RUN --baseline baseline
+    """
+    from harness.config import resolve_home
+    from harness.store.tags import find_run, tag_run
+
+    db_path = resolve_home(home_of(ctx)).db_path
+    info, note = find_run(db_path, run_ref)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    _, previous = tag_run(db_path, info.run_id, name)
+    moved = f" (moved from {previous})" if previous else ""
+    click.echo(f"tagged run {info.run_id} {name!r}{moved}")
+
+
+@runs.command("delete")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--force", is_flag=True, help="Delete a run whose status is still running.")
+@click.pass_context
+def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
+    """Delete RUN: its rows, outputs, scores and tags in DuckDB, and mark its MLflow run
+    deleted (restorable with `mlflow runs restore`). The cache keeps every response.
+
+    \b
+    Example:
+      harness runs delete 3f2a9c1b4d5e
+    """
+    from harness.config import resolve_home
+    from harness.store.runs import delete_run
+    from harness.store.tags import find_run
+
+    home = resolve_home(home_of(ctx))
+    info, note = find_run(home.db_path, run_ref)
+    if note:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{note}; delete it by its run id")
+    deleted, tags = delete_run(home.db_path, info.run_id, force=force)
+    also = f", tags {', '.join(tags)}" if tags else ""
+    click.echo(f"deleted run {deleted.run_id} ({deleted.rows_done} rows{also})")
 
 
 def _cell(value: object, width: int = 60) -> str:

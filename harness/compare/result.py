@@ -228,7 +228,7 @@ class Gate:
     @property
     def name(self) -> str:
         unit = "%" if self.rule == "max_drop_pct" else ""
-        return f"{self.metric} {self.rule} {self.threshold:g}{unit}"
+        return f"{self.metric} {self.rule} {self.threshold:.4g}{unit}"
 
     @property
     def needs_baseline(self) -> bool:

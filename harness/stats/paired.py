@@ -21,7 +21,8 @@ here is computed from those differences:
   disagree with the interval), and ``clustered t`` with clusters (McNemar assumes
   independent rows);
 - **minimum detectable effect**: ``(z(1-alpha/2) + z(power)) · SE`` (Miller eq. 10 with the
-  variance measured on these pairs): the smallest true difference this comparison finds
+  variance measured on these pairs; for 0/1 scores the adjusted interval's SE, which is
+  not 0 when no row changed): the smallest true difference this comparison finds
   significant with probability ``power``;
 - the Pearson **correlation** of the paired scores: how much pairing helped.
 
@@ -191,7 +192,7 @@ def paired_difference(
         p_value=p_value,
         test=test,
         correlation=_correlation(b, c),
-        mde=z_sum * se,
+        mde=z_sum * interval_se,
         center=center,
         interval_se=interval_se,
         df=df,

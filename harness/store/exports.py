@@ -143,7 +143,9 @@ def load_run_record(db_path: Path, run_id: str) -> RunRecord:
     """A stored run with its rows (``run_id`` may be a unique prefix)."""
     info = get_run(db_path, run_id)
     with connect(db_path, read_only=True) as con:
-        table = con.sql(_ROWS_SQL, params={"run": info.run_id}).fetch_arrow_table()
+        relation = con.sql(_ROWS_SQL, params={"run": info.run_id})
+        # to_arrow_table from DuckDB 1.4 (fetch_arrow_table is deprecated in 2.0).
+        table = getattr(relation, "to_arrow_table", relation.fetch_arrow_table)()
         digest = con.execute(
             "SELECT digest FROM datasets WHERE name = ? AND version = ?",
             [info.dataset, info.dataset_version],

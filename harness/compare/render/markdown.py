@@ -30,7 +30,7 @@ CELL_WIDTH = 300
 
 
 def _cell(text: object) -> str:
-    return html.escape(clip(str(text), CELL_WIDTH)).replace("|", "\\|") if text else ""
+    return html.escape(clip(str(text), CELL_WIDTH), quote=False).replace("|", "\\|") if text else ""
 
 
 def _run(run: RunRef) -> str:

@@ -1,0 +1,99 @@
+"""`harness check` tells worse, not worse and cannot tell apart, through the CLI, on
+synthetic runs whose true difference is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from run_files import write_run
+
+from harness.cli import cli
+from harness.stats import paired_difference
+
+
+def binary_pair(seed: int, n: int, worse: float, better: float) -> tuple[np.ndarray, np.ndarray]:
+    """Base correct 60% of the time; the candidate loses a row with probability ``worse``
+    and gains one with probability ``better``: the true change is ``better - worse``."""
+    rng = np.random.default_rng(seed)
+    base = (rng.random(n) < 0.6).astype(float)
+    u = rng.random(n)
+    candidate = base.copy()
+    candidate[(base == 1) & (u < worse / 0.6)] = 0
+    candidate[(base == 0) & (u < better / 0.4)] = 1
+    return base, candidate
+
+
+def check(folder: Path, *args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(
+        cli,
+        ["check", str(folder / "cand.jsonl"), "--baseline", str(folder / "base.jsonl"),
+         *args, "--json"],
+    )  # fmt: skip
+    assert result.exit_code != 2, result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_true_five_point_drop_on_1000_rows_fails(tmp_path: Path) -> None:
+    # 6% of rows lost, 1% gained: a true drop of 5 points, as when a prompt change breaks
+    # one kind of question. (How often such a drop fails the gate: the power test below.)
+    base, candidate = binary_pair(1, 1000, worse=0.06, better=0.01)
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": base})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"exact_match": candidate})
+    code, doc = check(tmp_path, "--max-drop", "exact_match=0.02")
+    gate = doc["gates"][0]
+    assert code == 1 and doc["outcome"] == "fail", gate
+    assert gate["finding"] == "worse" and gate["ci"][1] < -0.02
+    assert doc["comparison"]["candidates"][0]["metrics"][0]["verdict"] == "worse"
+
+
+def test_an_identical_candidate_passes(tmp_path: Path) -> None:
+    base, _ = binary_pair(2, 1000, 0, 0)
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": base})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"exact_match": base})
+    code, doc = check(tmp_path, "--max-drop", "exact_match=0.02")
+    assert code == 0 and doc["gates"][0]["finding"] == "not worse"
+    metric = doc["comparison"]["candidates"][0]["metrics"][0]
+    assert metric["verdict"] == "no detectable difference"
+
+
+def test_the_same_drop_on_40_rows_cannot_be_told(tmp_path: Path) -> None:
+    base, candidate = binary_pair(3, 40, worse=0.075, better=0.025)
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": base})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"exact_match": candidate})
+    code, doc = check(tmp_path, "--max-drop", "exact_match=0.02")
+    gate = doc["gates"][0]
+    assert code == 3 and gate["outcome"] == "undecided" and gate["finding"] == "cannot tell"
+    assert gate["ci"][0] < -0.02 < gate["ci"][1]
+    assert gate["rows_needed"] and gate["rows_needed"] > 40
+
+
+def test_a_five_point_drop_fails_the_gate_in_most_datasets() -> None:
+    # The gate's power: the share of 400 datasets of 1,000 rows whose 95% interval lies
+    # wholly beyond the allowed drop of 0.02. Where 7% of rows change it is ~97%; where 10%
+    # change (7.5% lost, 2.5% gained: noisier pairs) ~86%: rows that change add variance.
+    for (worse, better), least in (((0.06, 0.01), 0.93), ((0.075, 0.025), 0.80)):
+        fails = sum(
+            paired_difference(*binary_pair(5000 + i, 1000, worse, better)).p_less(-0.02) < 0.025
+            for i in range(400)
+        )
+        assert fails / 400 >= least, (worse, better, fails)
+
+
+@pytest.fixture(scope="module")
+def boundary_draws() -> list[tuple[np.ndarray, np.ndarray]]:
+    return [binary_pair(1000 + i, 1000, worse=0.06, better=0.04) for i in range(400)]
+
+
+def test_a_drop_exactly_at_the_margin_is_called_worse_at_most_2_5_percent_of_the_time(
+    boundary_draws: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    # The true drop is 0.02 = the allowed drop: "worse" would be a false alarm. The gate
+    # decides "worse" when the one-sided p of "dropped more than 0.02" is below 0.025.
+    false_alarms = sum(
+        paired_difference(b, c).p_less(-0.02) < 0.025 for b, c in boundary_draws
+    )
+    assert false_alarms / len(boundary_draws) <= 0.025 + 3 * (0.025 * 0.975 / 400) ** 0.5

@@ -1,0 +1,223 @@
+"""`harness compare` end to end: stored runs (local models, judges on the fake LLM server),
+run files, tags and names, the pairing, every output format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from run_files import write_run
+
+from harness.cli import cli
+from harness.testing import FakeLLMConfig, FakeLLMServer
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(running_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> FakeLLMServer:
+    running_server.configure(**FakeLLMConfig().as_dict())
+    running_server.reset()
+    monkeypatch.setenv("OPENAI_BASE_URL", running_server.openai_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return running_server
+
+
+def run(model: str, name: str, *extra: str, data: str = "qa") -> str:
+    code, out, err = invoke(
+        "run", "--data", data, "--model", model, "--run-name", name, "--no-mlflow", "--json",
+        "--metric", "exact_match", "--metric", "token_f1", "--metric", "word_count",
+        "--metric", "latency", *extra,
+    )  # fmt: skip
+    assert code == 0, err
+    return json.loads(out)["run_id"]
+
+
+@pytest.fixture
+def two_runs(qa_file: Path, server: FakeLLMServer) -> tuple[str, str]:
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+    judge = ("--judge", "correctness", "--judge-model", "openai:/judge")
+    base = run("python:harness.baselines:context_overlap", "overlap", *judge)
+    candidate = run("python:harness_test_models:answer_expected", "perfect", *judge)
+    return base, candidate
+
+
+def per_row(home: Path, run_id: str, metric: str) -> dict[str, float]:
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT example_id, avg(value) FROM scores WHERE run_id = ? AND metric = ? "
+            "AND value IS NOT NULL GROUP BY example_id",
+            [run_id, metric],
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+def test_compare_two_stored_runs(two_runs: tuple[str, str], home: Path, tmp_path: Path) -> None:
+    base_id, candidate_id = two_runs
+    code, _, err = invoke("runs", "tag", base_id, "baseline")
+    assert code == 0, err
+    code, out, err = invoke("compare", "baseline", "perfect", "--json")  # a tag, a run name
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["base"]["run_id"] == base_id
+    candidate = doc["candidates"][0]
+    assert candidate["run"]["run_id"] == candidate_id
+    assert candidate["pairing"] == {"paired": 20, "base_only": 0, "candidate_only": 0}
+    metrics = {m["metric"]: m for m in candidate["metrics"]}
+    assert list(metrics) == ["exact_match", "token_f1", "word_count", "latency", "correctness"]
+    # The numbers are the per-row scores in DuckDB, paired by example id.
+    for name in ("token_f1", "correctness"):
+        b, c = per_row(home, base_id, name), per_row(home, candidate_id, name)
+        shared = sorted(set(b) & set(c))
+        assert metrics[name]["n"] == len(shared)
+        expected = np.mean([c[i] - b[i] for i in shared])
+        assert metrics[name]["diff"] == pytest.approx(expected)
+    em = metrics["exact_match"]
+    assert em["binary"] and em["test"] == "exact McNemar" and em["discordant"] == [0, 20]
+    assert em["p_value"] == pytest.approx(2 * 0.5**20)  # exact: 20 of 20 rows improved
+    assert em["verdict"] == "better" and metrics["token_f1"]["verdict"] == "better"
+    assert metrics["latency"]["direction"] == -1 and metrics["word_count"]["direction"] == 0
+    assert metrics["correctness"]["test"] == "exact McNemar"  # a yes/no judge
+    p_values = [m["p_value"] for m in metrics.values()]
+    from statsmodels.stats.multitest import multipletests
+
+    assert [m["p_adjusted"] for m in metrics.values()] == pytest.approx(
+        list(multipletests(p_values, method="holm")[1])
+    )
+    flipped = candidate["flipped"]
+    assert flipped["improvements"] + flipped["regressions"] >= 20
+    for row in flipped["regressed_rows"]:
+        assert row["worse"]
+    for row in flipped["improved_rows"]:
+        assert row["better"] and not row["worse"]
+        assert row["input"] and row["base_output"] and row["candidate_output"]
+        assert row["rationales"]["correctness"]["candidate"]  # the judge's reason, shown
+    # The same comparison from an exported baseline file gives the same numbers.
+    exported = tmp_path / "baseline.parquet"
+    assert invoke("runs", "export", "baseline", str(exported))[0] == 0
+    code, out, err = invoke("compare", str(exported), candidate_id[:6], "--json")
+    assert code == 0, err
+    again = json.loads(out)["candidates"][0]
+    assert again["metrics"] == candidate["metrics"] and again["flipped"] == flipped
+
+
+def test_compare_outputs_rows_limit_and_step_summary(
+    two_runs: tuple[str, str], tmp_path: Path
+) -> None:
+    summary = tmp_path / "summary.md"
+    code, out, _ = invoke(
+        "compare", "overlap", "perfect", "--rows", "2", env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    assert code == 0
+    assert "exact_match ↑" in out and "better" in out
+    assert out.count("better: row ") <= 2 and "got better" in out
+    code, markdown, _ = invoke("compare", "overlap", "perfect", "--markdown", "--rows", "2")
+    assert code == 0
+    assert "| metric | base | candidate | change [95% CI] | p (adj.) | verdict |" in markdown
+    assert "| exact_match ↑ | 0 [0, 0.161] | 1 [0.839, 1] | +1 [" in markdown
+    assert summary.read_text(encoding="utf-8").startswith("### harness compare")
+    code, out, _ = invoke("compare", "overlap", "perfect", "--json", "--rows", "2")
+    flipped = json.loads(out)["candidates"][0]["flipped"]
+    assert len(flipped["improved_rows"]) == 2 and flipped["improvements"] > 2
+
+
+def test_judge_samples_are_averaged_per_row(
+    qa_file: Path, server: FakeLLMServer, home: Path
+) -> None:
+    server.configure(vary_with_temperature=True)
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    judge = ("--judge", "faithfulness", "--judge-model", "openai:/judge", "--judge-samples", "3")
+    base = run("python:harness.baselines:context_overlap", "a", *judge, "--limit", "10")
+    candidate = run("python:harness.baselines:top_sentence", "b", *judge, "--limit", "10")
+    code, out, err = invoke("compare", base, candidate, "--json")
+    assert code == 0, err
+    metric = next(
+        m for m in json.loads(out)["candidates"][0]["metrics"] if m["metric"] == "faithfulness"
+    )
+    b, c = per_row(home, base, "faithfulness"), per_row(home, candidate, "faithfulness")
+    assert any(v != int(v) for v in [*b.values(), *c.values()])  # samples disagreed somewhere
+    assert metric["base"]["mean"] == pytest.approx(np.mean(list(b.values())))
+    assert metric["diff"] == pytest.approx(np.mean([c[k] - b[k] for k in b]))
+    assert metric["test"] == "paired t"  # means of samples are not 0/1 any more
+
+
+def test_different_dataset_versions_pair_the_common_ids_loudly(
+    qa_rows: list[dict[str, object]], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "v1.jsonl", tmp_path / "v2.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in qa_rows), encoding="utf-8")
+    changed = [dict(r) for r in qa_rows[2:]] + [{**qa_rows[0], "id": "new-row"}]
+    second.write_text("".join(json.dumps(r) + "\n" for r in changed), encoding="utf-8")
+    refs = []
+    for path in (first, second):
+        code, out, err = invoke("data", "import", str(path), "--name", "qa", "--json")
+        assert code == 0, err
+        refs.append(json.loads(out)["ref"])
+    base = run("python:harness.baselines:context_overlap", "v1", data=refs[0])
+    candidate = run("python:harness.baselines:context_overlap", "v2", data=refs[1])
+    code, out, err = invoke("compare", base, candidate)
+    assert code == 0, err
+    assert "DATASET VERSIONS DIFFER" in out and "paired on the 18 example ids" in out
+    doc = json.loads(invoke("compare", base, candidate, "--json")[1])["candidates"][0]
+    assert doc["pairing"] == {"paired": 18, "base_only": 2, "candidate_only": 1}
+
+
+def test_clustered_comparison(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 200
+    passages = [{"passage": f"p{i // 4}"} for i in range(n)]  # four questions per passage
+    shift = np.repeat(rng.normal(0, 0.2, n // 4), 4)
+    base = rng.random(n)
+    write_run(tmp_path / "a.jsonl", run_id="a", scores={"token_f1": base}, extra=passages)
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"token_f1": np.clip(base + shift, 0, 1)},
+              extra=passages)  # fmt: skip
+    args = ("compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--json")
+    plain = json.loads(invoke(*args)[1])["candidates"][0]["metrics"][0]
+    code, out, err = invoke(*args, "--cluster", "passage")
+    assert code == 0, err
+    clustered = json.loads(out)["candidates"][0]["metrics"][0]
+    assert clustered["clusters"] == 50 and clustered["test"] == "clustered t"
+    assert clustered["se"] > plain["se"] * 1.3  # shared shifts: rows are not independent
+    code, _, err = invoke(*args, "--cluster", "chapter")
+    assert code == 2 and "no row has that column; columns: context, expected" in err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("nope", "nope2"), "no run, tag or run name 'nope'"),
+        (("{a}", "{missing}"), "no such run file"),
+        (("{a}", "{a}", "--json", "--markdown"), "choose one of --json and --markdown"),
+        (("{a}", "{other}"), "share no example id"),
+        (("{a}", "{a}", "--margin", "x=abc"), "--margin expects [METRIC=]VALUE[%]"),
+        (("{a}", "{garbage}"), "is not a harness run file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    write_run(tmp_path / "a.jsonl", run_id="a", scores={"exact_match": [1.0, 0.0]})
+    write_run(tmp_path / "other.jsonl", run_id="o", scores={"exact_match": [1.0]}, ids=["zz"])
+    (tmp_path / "garbage.jsonl").write_text('{"hello": 1}\n', encoding="utf-8")
+    paths = {k: str(tmp_path / f"{k}.jsonl") for k in ("a", "other", "garbage", "missing")}
+    code, out, err = invoke("compare", *(a.format(**paths) for a in args))
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
