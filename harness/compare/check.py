@@ -103,6 +103,7 @@ def check(
             "no gates configured: every metric with a better direction is checked for a "
             "drop beyond compare's default margin"
         )
+    gates = _in_order(gates, scores)
     results: dict[int, GateResult] = {}
     drops: dict[int, _DropTest] = {}
     for i, gate in enumerate(gates):
@@ -124,6 +125,15 @@ def check(
         comparison,
         notes,
     )
+
+
+RULE_ORDER = ("min", "max", "max_drop", "max_drop_pct", "max_rate")
+
+
+def _in_order(gates: Sequence[Gate], scores: RunScores) -> list[Gate]:
+    """Gates in the order of the run's metrics (errors last), then of their rules."""
+    position = {metric: i for i, metric in enumerate(scores.order)}
+    return sorted(gates, key=lambda g: (position.get(g.metric, 0), RULE_ORDER.index(g.rule)))
 
 
 def _default_gates(comparison: Comparison) -> list[Gate]:

@@ -298,9 +298,11 @@ class CheckResult:
         if self.undecided_reason:
             return f"cannot decide: {self.undecided_reason}"
         if undecided:
-            return f"cannot decide {len(undecided)} of {len(self.gates)} gates: " + ", ".join(
-                undecided
-            )
+            text = f"cannot decide {len(undecided)} of {len(self.gates)} gates: "
+            if len(undecided) == 1:
+                gate = next(g for g in self.gates if g.outcome == UNDECIDED)
+                return text + f"{gate.gate.name} ({gate.reason})"
+            return text + ", ".join(undecided)
         return f"all {len(self.gates)} gates passed"
 
     def as_dict(self) -> dict[str, Any]:

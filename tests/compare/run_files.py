@@ -35,7 +35,7 @@ def write_run(
 ) -> Path:
     n = len(next(iter(scores.values())))
     ids = list(ids) if ids is not None else [f"q{i}" for i in range(n)]
-    failed = list(errors) if errors is not None else [False] * n
+    failed = [bool(e) for e in errors] if errors is not None else [False] * n
     rows = []
     for i in range(n):
         row_scores = []

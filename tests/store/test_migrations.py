@@ -41,6 +41,29 @@ def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int)
         assert apply_migrations(con) == 0  # idempotent
 
 
+def test_a_version_1_store_with_runs_gets_run_tags(tmp_path: Path) -> None:
+    """A store written before tags existed keeps its runs and can tag them."""
+    from harness.store.tags import find_run, tag_run
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+        "applied_at TIMESTAMP DEFAULT now())"
+    )
+    MIGRATIONS[0](con)
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (1, 'm001_initial')")
+    con.execute(
+        "INSERT INTO runs (run_id, dataset, dataset_version, model, status, config, rows_total, "
+        "created_at) VALUES ('abc123', 'qa', 'v1', 'echo', 'finished', '{}', 0, now())"
+    )
+    con.close()
+    store_db._migrated.discard(path.resolve())
+    tag_run(path, "abc123", "baseline")
+    info, note = find_run(path, "baseline")
+    assert info.run_id == "abc123" and note is None
+
+
 def test_reading_a_missing_store_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "absent.duckdb"
     with store_db.connect(path, read_only=True) as con:

@@ -1,0 +1,194 @@
+"""`harness check` through the CLI: every exit code, JUnit XML read back with the standard
+library, the GitHub step summary and annotations, gates from harness.toml."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from run_files import write_run
+
+from harness.cli import cli
+
+N = 400
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, str]:
+    """A baseline and candidates whose differences are known, as run files."""
+    rng = np.random.default_rng(3)
+    correct = (rng.random(N) < 0.6).astype(float)
+    f1 = rng.beta(2, 3, N)
+    judge = rng.integers(3, 6, N).astype(float)
+    same = {"exact_match": correct, "token_f1": f1, "faithfulness": judge}
+    broken = correct.copy()
+    broken[rng.choice(np.flatnonzero(correct), 60, replace=False)] = 0  # 15 points lost
+    failing = rng.random(N) < 0.10
+    files = {
+        "base": write_run(tmp_path / "base.jsonl", run_id="base", scores=same,
+                          judges=["faithfulness"]),
+        "same": write_run(tmp_path / "same.jsonl", run_id="same", scores=same,
+                          judges=["faithfulness"]),
+        "worse": write_run(tmp_path / "worse.jsonl", run_id="worse",
+                           scores={**same, "exact_match": broken}, judges=["faithfulness"]),
+        "failing": write_run(tmp_path / "failing.jsonl", run_id="failing", scores=same,
+                             errors=list(failing), judges=["faithfulness"]),
+        "small": write_run(tmp_path / "small.jsonl", run_id="small",
+                           scores={k: v[:30] for k, v in same.items()}, ids=[f"q{i}" for i in
+                           range(30)], judges=["faithfulness"]),
+    }  # fmt: skip
+    return {name: str(path) for name, path in files.items()}
+
+
+def test_exit_codes_for_each_outcome(runs: dict[str, str], home: Path) -> None:
+    gate = ("--max-drop", "exact_match=0.02", "--baseline", runs["base"])
+    assert invoke("check", runs["same"], *gate)[0] == 0
+    code, out, err = invoke("check", runs["worse"], *gate)
+    assert code == 1 and "check: fail" in out
+    assert err.splitlines()[-1] == "error: 1 of 1 gates failed: exact_match max_drop 0.02"
+    code, _, err = invoke("check", runs["small"], "--max-drop", "exact_match=0.02", "--baseline",
+                          runs["base"])  # fmt: skip
+    assert code == 3 and "cannot decide 1 of 1 gates" in err
+    code, _, err = invoke("check", runs["same"], "--max-drop", "exact_match=0.02")
+    assert code == 3 and "no baseline" in err  # a drop gate with nothing to compare with
+    code, _, err = invoke("check", runs["same"], "--max-drop", "rouge9=0.02", "--baseline",
+                          runs["base"])  # fmt: skip
+    assert code == 2 and "the candidate has no 'rouge9' scores" in err
+    code, _, err = invoke("check", runs["same"], "--min", "exact_match")
+    assert code == 2 and err == "error: --min expects METRIC=VALUE, got 'exact_match'\n"
+
+
+def test_failed_rows_cannot_decide_unless_an_error_gate_fails(runs: dict[str, str]) -> None:
+    args = ("check", runs["failing"], "--baseline", runs["base"], "--json")
+    code, out, _ = invoke(*args, "--max-drop", "token_f1=0.05")
+    gate = json.loads(out)["gates"][0]
+    assert code == 3 and gate["outcome"] == "undecided"
+    assert "have no token_f1 score in both runs" in gate["reason"]
+    assert invoke(*args, "--max-drop", "token_f1=0.05", "--max-missing", "0.2")[0] == 0
+    code, out, _ = invoke(*args, "--max-drop", "token_f1=0.05", "--max-error-rate", "0.05")
+    outcomes = [g["outcome"] for g in json.loads(out)["gates"]]
+    assert code == 1 and outcomes == ["undecided", "fail"]  # a failure beats "cannot tell"
+
+
+def test_junit_xml_reads_back_with_the_standard_library(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
+    junit = tmp_path / "out" / "check.xml"
+    junit.parent.mkdir()
+    code, _, _ = invoke(
+        "check", runs["worse"], "--baseline", runs["base"], "--junit", str(junit),
+        "--max-drop", "exact_match=0.02", "--max-drop", "faithfulness=5%",
+        "--min", "token_f1=0.9", "--max-error-rate", "0.01",
+    )  # fmt: skip
+    assert code == 1
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("4", "2", "0")
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert list(cases) == [  # in the run's order of metrics
+        "exact_match max_drop 0.02", "token_f1 min 0.9", "faithfulness max_drop_pct 5%",
+        "errors max_rate 0.01",
+    ]  # fmt: skip
+    failure = cases["exact_match max_drop 0.02"].find("failure")
+    assert failure is not None and failure.get("type") == "worse"
+    assert failure.get("message", "").startswith("worse: the change is -0.15")
+    assert cases["token_f1 min 0.9"].find("failure") is not None
+    assert "not worse" in (cases["faithfulness max_drop_pct 5%"].findtext("system-out") or "")
+    properties = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert properties["outcome"] == "fail" and properties["baseline"].startswith("base ")
+
+
+def test_cannot_decide_is_a_junit_error_and_an_error_annotation(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
+    junit, summary = tmp_path / "check.xml", tmp_path / "summary.md"
+    summary.write_text("earlier step\n", encoding="utf-8")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    code, out, err = invoke(
+        "check", runs["small"], "--baseline", runs["base"], "--max-drop", "exact_match=0.02",
+        "--junit", str(junit), "--json", env=env,
+    )  # fmt: skip
+    assert code == 3
+    doc = json.loads(out)  # stdout is the JSON document alone; annotations went to stderr
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("type") == "undecided"
+    assert error.get("message") == doc["gates"][0]["reason"]
+    annotation = next(line for line in err.splitlines() if line.startswith("::error "))
+    assert annotation.startswith(
+        "::error title=harness check%3A exact_match max_drop 0.02%3A cannot tell::cannot tell "
+        "with 30 rows"
+    )
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("earlier step\n### ⚠️ harness check: undecided")  # appended
+    assert "| ⚠️ exact_match max_drop 0.02 | cannot tell |" in text
+
+
+def test_no_annotations_outside_github_actions(runs: dict[str, str]) -> None:
+    code, _, err = invoke("check", runs["worse"], "--baseline", runs["base"], "--max-drop",
+                          "exact_match=0.02")  # fmt: skip
+    assert code == 1 and "::error" not in err
+
+
+def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) -> None:
+    Path(runs["base"]).replace(home / "baseline.jsonl")
+    (home / "harness.toml").write_text(
+        '[check]\nbaseline = "baseline.jsonl"\nmax_missing = 0.01\n'
+        "exact_match = { min = 0.30, max_drop = 0.02 }\n"
+        "faithfulness = { max_drop_pct = 5 }\nerrors = { max_rate = 0.01 }\n",
+        encoding="utf-8",
+    )
+    code, out, err = invoke("check", runs["worse"], "--json")
+    doc = json.loads(out)
+    assert code == 1, err
+    assert doc["baseline"]["run_id"] == "base"
+    assert [(g["gate"], g["outcome"], g["origin"]) for g in doc["gates"]] == [
+        ("exact_match min 0.3", "pass", "harness.toml"),
+        ("exact_match max_drop 0.02", "fail", "harness.toml"),
+        ("faithfulness max_drop_pct 5%", "pass", "harness.toml"),
+        ("errors max_rate 0.01", "pass", "harness.toml"),
+    ]
+    # A flag replaces the table's rule of the same metric and kind.
+    code, out, _ = invoke("check", runs["worse"], "--json", "--max-drop", "exact_match=0.2")
+    assert code == 0 and json.loads(out)["gates"][1]["gate"] == "exact_match max_drop 0.2"
+
+
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        ("exact_match = { most = 1 }", "gate exact_match: unknown rule 'most'"),
+        ("exact_match = { min = 'high' }", "[check] exact_match.min: expected a number"),
+        ("errors = { min = 0 }", "gate errors: the rule is max_rate"),
+        ("treshold = 3", "unknown [check] setting 'treshold'"),
+        ("x = { max_drop = 1, max_drop_pct = 2 }", "give max_drop or max_drop_pct, not both"),
+    ],
+)
+def test_bad_check_tables_are_exit_2(
+    table: str, message: str, runs: dict[str, str], home: Path
+) -> None:
+    (home / "harness.toml").write_text(f"[check]\n{table}\n", encoding="utf-8")
+    code, out, err = invoke("check", runs["same"], "--baseline", runs["base"])
+    assert code == 2 and out == "" and message in err
+
+
+def test_default_gates_check_every_metric_with_a_direction(runs: dict[str, str]) -> None:
+    code, out, _ = invoke("check", runs["same"], "--baseline", runs["base"], "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert [g["gate"][: g["gate"].rindex(" ")] for g in doc["gates"]] == [
+        "exact_match max_drop", "token_f1 max_drop", "faithfulness max_drop"
+    ]
+    assert all(g["origin"] == "default" and g["finding"] == "not worse" for g in doc["gates"])
+    # compare's default margins: 0.02 for scores in [0, 1], else 5% of the base mean.
+    judge = doc["comparison"]["candidates"][0]["metrics"][2]
+    assert [g["threshold"] for g in doc["gates"]] == pytest.approx(
+        [0.02, 0.02, 0.05 * judge["base"]["mean"]]
+    )

@@ -1,0 +1,157 @@
+"""Run files (`harness runs export`), tags and deleting runs, on real stored runs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.config import resolve_home
+from harness.store.exports import load_run_record, read_run_file
+from harness.store.runs import load_outputs, load_scores
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def run_id(qa_file: Path) -> str:
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness.baselines:context_overlap",
+        "--metric", "exact_match", "--metric", "token_f1", "--no-mlflow", "--json",
+        "--run-name", "first",
+    )  # fmt: skip
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
+
+
+@pytest.mark.parametrize("name", ["run.jsonl", "run.jsonl.gz", "run.parquet"])
+def test_export_holds_rows_scores_and_configuration(
+    run_id: str, name: str, tmp_path: Path, home: Path
+) -> None:
+    path = tmp_path / name
+    code, out, err = invoke("runs", "export", run_id, str(path))
+    assert code == 0, err
+    assert out == f"wrote run {run_id} (20 rows) to {path}\n"
+    record = read_run_file(path)
+    db_path = resolve_home(home).db_path
+    assert record.table.equals(load_run_record(db_path, run_id).table)
+    assert record.info.config["metrics"] == ["exact_match", "token_f1"]
+    assert record.info.dataset == "qa" and record.dataset_digest
+    # The rows and scores read back are what the store holds.
+    stored = load_scores(db_path, run_id)
+    back = record.scores()
+    columns = ["example_id", "metric", "sample", "value", "source"]
+    key = ["example_id", "metric"]
+    assert back[columns].sort_values(key).reset_index(drop=True).equals(
+        stored[columns].sort_values(key).reset_index(drop=True)
+    )
+    assert list(record.rows()["output"]) == list(load_outputs(db_path, run_id)["output"])
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_jsonl_layout_and_deterministic_gzip(run_id: str, tmp_path: Path) -> None:
+    assert invoke("runs", "export", run_id, str(tmp_path / "a.jsonl"))[0] == 0
+    lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert list(header)[:2] == ["harness_run_export", "harness_version"]
+    assert header["run"]["run_id"] == run_id and header["dataset"]["name"] == "qa"
+    row = json.loads(lines[1])
+    assert set(row) >= {"id", "input", "expected", "context", "extra", "output", "scores"}
+    assert {s["metric"] for s in row["scores"]} == {"exact_match", "token_f1"}
+    assert isinstance(row["extra"], dict) and "final_decision" in row["extra"]
+    for name in ("b.jsonl.gz", "c.jsonl.gz"):
+        assert invoke("runs", "export", run_id, str(tmp_path / name))[0] == 0
+    assert (tmp_path / "b.jsonl.gz").read_bytes() == (tmp_path / "c.jsonl.gz").read_bytes()
+    assert gzip.decompress((tmp_path / "b.jsonl.gz").read_bytes()).decode().splitlines() == lines
+    metadata = pq.read_schema(
+        _export(run_id, tmp_path / "d.parquet")
+    ).metadata[b"harness_run_export"]
+    assert json.loads(metadata) == header
+
+
+def _export(run_id: str, path: Path) -> Path:
+    assert invoke("runs", "export", run_id, str(path))[0] == 0
+    return path
+
+
+def test_bad_export_targets_write_nothing(run_id: str, tmp_path: Path) -> None:
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "run.csv"))
+    assert code == 2 and "must end in .parquet, .jsonl or .jsonl.gz" in err
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "nowhere" / "run.jsonl"))
+    assert code == 2 and "is not a folder" in err
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
+
+
+def test_runs_show_reads_a_run_file(run_id: str, tmp_path: Path) -> None:
+    path = _export(run_id, tmp_path / "run.parquet")
+    code, out, _ = invoke("runs", "show", str(path), "--rows", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["run_id"] == run_id and len(doc["rows_table"]) == 20
+    assert {"exact_match", "token_f1"} <= set(doc["rows_table"][0])
+
+
+def test_tags_name_runs_and_move(run_id: str, home: Path) -> None:
+    code, out, _ = invoke("runs", "tag", run_id, "baseline")
+    assert code == 0 and out == f"tagged run {run_id} 'baseline'\n"
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "python:harness.baselines:top_sentence",
+        "--metric", "exact_match", "--no-mlflow", "--json",
+    )  # fmt: skip
+    second = json.loads(out)["run_id"]
+    code, out, _ = invoke("runs", "tag", second, "baseline")
+    assert out == f"tagged run {second} 'baseline' (moved from {run_id})\n"
+    code, out, _ = invoke("runs", "show", "baseline", "--json")
+    assert json.loads(out)["run_id"] == second
+    code, out, _ = invoke("runs", "list", "--json")
+    assert {r["run_id"]: r["tags"] for r in json.loads(out)} == {second: ["baseline"], run_id: []}
+    code, _, err = invoke("runs", "tag", run_id, "two words")
+    assert code == 2 and "one word without spaces" in err
+    code, _, err = invoke("runs", "tag", run_id, second[:4])
+    assert code == 2 and "would hide the run ids it starts" in err
+
+
+def test_a_run_name_finds_the_newest_run_of_that_name(run_id: str) -> None:
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "python:harness.baselines:top_sentence",
+        "--metric", "exact_match", "--no-mlflow", "--json", "--run-name", "first",
+    )  # fmt: skip
+    newest = json.loads(out)["run_id"]
+    code, out, err = invoke("runs", "show", "first", "--json")
+    assert json.loads(out)["run_id"] == newest
+    assert "2 runs are named 'first'; using the newest" in err
+
+
+def test_delete_removes_the_runs_rows_and_tags(run_id: str, home: Path) -> None:
+    invoke("runs", "tag", run_id, "old")
+    code, out, _ = invoke("runs", "delete", run_id)
+    assert code == 0 and out == f"deleted run {run_id} (20 rows, tags old)\n"
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        for table in ("runs", "outputs", "scores", "run_tags"):
+            count = con.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])
+            assert count.fetchone() == (0,), table
+        assert con.execute("SELECT count(*) FROM examples").fetchone() == (20,)
+    finally:
+        con.close()
+    code, _, err = invoke("runs", "show", run_id)
+    assert code == 2 and "no run, tag or run name" in err
+
+
+def test_a_running_run_is_deleted_only_with_force(run_id: str, home: Path) -> None:
+    con = duckdb.connect(str(home / "harness.duckdb"))
+    con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
+    con.close()
+    code, _, err = invoke("runs", "delete", run_id)
+    assert code == 2 and "still running" in err
+    assert invoke("runs", "delete", run_id, "--force")[0] == 0
