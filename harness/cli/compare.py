@@ -83,7 +83,7 @@ def compare(
     else:
         from harness.compare.render.terminal import comparison_renderables
 
-        print_renderables(comparison_renderables(comparison))
+        print_renderables(comparison_renderables(comparison), width=200)
     publish_comparison(comparison)
 
 
@@ -193,7 +193,7 @@ def finish_check(
     else:
         from harness.compare.render.terminal import check_renderables
 
-        print_renderables(check_renderables(result))
+        print_renderables(check_renderables(result), width=200)
     published = publish_check(result, junit=junit)
     for line in published.annotations:
         click.echo(line, err=True)

@@ -40,13 +40,14 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160).print(table)
 
 
-def print_renderables(renderables: Sequence[Any]) -> None:
-    """Rich renderables (tables, text) on stdout, one after another."""
+def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
+    """Rich renderables (tables, text) on stdout, one after another; piped output gets
+    ``width`` columns rather than rich's 80."""
     import sys
 
     from rich.console import Console
 
-    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else width)
     for renderable in renderables:
         console.print(renderable)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from harness.compare.compare import DEFAULT_ROWS, Margin, compare
 from harness.compare.gates import DEFAULT_MAX_MISSING
+from harness.compare.render.numbers import number, signed
 from harness.compare.result import (
     FAIL,
     PASS,
@@ -226,8 +227,8 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float) -> GateResult:
     gate, result = drop.gate, drop.result
     stats, margin, direction = result.stats, result.margin, result.direction
     change = stats.diff * direction  # > 0: the good way
-    interval = f"{stats.diff:+.4g} (95% CI {stats.low:+.4g} to {stats.high:+.4g})"
-    allowed = f"{margin:.4g}" + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
+    interval = f"{signed(stats.diff, 4)} (95% CI {signed(stats.low, 4)} to {signed(stats.high, 4)})"
+    allowed = number(margin) + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
     way = "drop" if direction > 0 else "rise"
     common = {"observed": stats.diff, "low": stats.low, "high": stats.high, "margin": margin}
     if p_worse < alpha / 2:

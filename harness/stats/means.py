@@ -75,7 +75,10 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     denominator = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, center - half), min(1.0, center + half)
+    # At 0 or n successes the bound is exactly 0 or 1; the formula leaves rounding dust.
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == n else min(1.0, center + half)
+    return low, high
 
 
 def estimate_mean(

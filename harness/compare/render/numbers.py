@@ -31,10 +31,10 @@ def ci(low: float | None, high: float | None, digits: int = 3) -> str:
     return f"[{signed(low, digits)}, {signed(high, digits)}]"
 
 
-def mean_ci(mean: float, low: float, high: float) -> str:
+def mean_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     if math.isnan(low):
-        return number(mean)
-    return f"{number(mean)} [{number(low, 3)}, {number(high, 3)}]"
+        return number(mean, digits)
+    return f"{number(mean, digits)} [{number(low, 3)}, {number(high, 3)}]"
 
 
 def p_value(p: float | None) -> str:

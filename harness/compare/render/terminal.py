@@ -73,12 +73,13 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         table.add_row(
             f"{m.metric} {arrow}".strip(),
             str(s.n) + (f" (-{m.missing})" if m.missing else ""),
-            mean_ci(s.base.mean, s.base.low, s.base.high),
-            mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high),
+            mean_ci(s.base.mean, s.base.low, s.base.high, 3),
+            mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
             f"{signed(s.diff)} {ci(s.low, s.high)}",
             p_value(m.p_adjusted),
             number(s.mde, 3),
-            number(s.correlation, 2),
+            number(s.correlation, 2) if s.correlation is None or abs(s.correlation) >= 0.01
+            else "0",
             Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
         )
     out.append(table)
