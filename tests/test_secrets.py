@@ -97,6 +97,14 @@ def test_no_key_is_stored_or_printed(
     harness("runs", "show", first["run_id"], "--rows", "--json")
     harness("cache", "stats", "--json")
     harness("cache", "export", str(tmp_path / "cassette.jsonl"))
+    harness("runs", "export", first["run_id"], str(tmp_path / "run.jsonl"))
+    harness("runs", "export", first["run_id"], str(tmp_path / "run.parquet"))
+    harness("compare", str(tmp_path / "run.jsonl"), first["run_id"], "--json")
+    summary = tmp_path / "summary.md"
+    env["GITHUB_STEP_SUMMARY"], env["GITHUB_ACTIONS"] = str(summary), "true"
+    harness("check", first["run_id"], "--baseline", str(tmp_path / "run.parquet"),
+            "--junit", str(tmp_path / "junit.xml"), expect=3)  # fmt: skip  # 5 rows: can't tell
+    assert summary.stat().st_size > 0 and (tmp_path / "junit.xml").stat().st_size > 0
 
     sent = json.dumps(fake.stats()["requests"])
     assert all(key in sent for key in keys.values())  # the keys were really used

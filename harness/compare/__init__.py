@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from harness.compare.compare import DEFAULT_ROWS, Margin, compare, parse_margin
+from harness.compare.checking import check
+from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_margin
 from harness.compare.result import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -42,6 +43,7 @@ __all__ = [
     "Margin",
     "MetricResult",
     "RunRef",
+    "check",
     "compare",
     "load_run",
     "parse_margin",

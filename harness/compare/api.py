@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from harness.compare.check import check
-from harness.compare.compare import DEFAULT_ROWS, Margin, compare, parse_margin
+from harness.compare.checking import check
+from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_margin
 from harness.compare.gates import check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
 from harness.compare.sources import load_run

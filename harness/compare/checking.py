@@ -6,7 +6,7 @@ beats "cannot tell"), with its own exit code:
 - ``min`` / ``max`` / ``errors max_rate``: the candidate's mean (or share of failed rows)
   against the bound: **pass** or **fail**;
 - ``max_drop`` / ``max_drop_pct``: the paired difference against the baseline (see
-  ``harness.compare.compare``), with the allowed drop as the margin:
+  ``harness.compare.comparison``), with the allowed drop as the margin:
   **fail** ("worse") when the data show a drop larger than allowed: the whole 95% interval of
   the change lies beyond the allowed drop (with several such gates, their one-sided
   p-values are Holm-adjusted, so the chance that any of them fails falsely stays 2.5%);
@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.compare.compare import DEFAULT_ROWS, Margin, compare
+from harness.compare.comparison import DEFAULT_ROWS, Margin, compare
 from harness.compare.gates import DEFAULT_MAX_MISSING
 from harness.compare.render.numbers import number, signed
 from harness.compare.result import (

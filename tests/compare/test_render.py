@@ -1,0 +1,71 @@
+"""Every surface renders the same result: the same gates, reasons and numbers."""
+
+from __future__ import annotations
+
+import html
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from run_files import write_run
+
+from harness.compare import check, compare, load_run
+from harness.compare.gates import parse_gate_option
+from harness.compare.render.github import annotations
+from harness.compare.render.junit import check_junit
+from harness.compare.render.markdown import check_markdown, comparison_markdown
+from harness.compare.render.numbers import ci
+from harness.compare.render.terminal import check_renderables
+from harness.config import resolve_home
+
+
+def test_one_result_renders_the_same_everywhere(tmp_path: Path, home: Path) -> None:
+    rng = np.random.default_rng(11)
+    base = (rng.random(300) < 0.5).astype(float)
+    worse = base.copy()
+    worse[np.flatnonzero(base)[:40]] = 0
+    f1 = rng.random(300)
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": base, "token_f1": f1})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": worse, "token_f1": f1})
+    h = resolve_home(home)
+    result = check(
+        load_run(str(tmp_path / "c.jsonl"), h),
+        load_run(str(tmp_path / "b.jsonl"), h),
+        [parse_gate_option("max_drop", "exact_match=0.02"),
+         parse_gate_option("max_drop", "token_f1=0.02")],
+    )  # fmt: skip
+    console = Console(record=True, width=400)
+    for renderable in check_renderables(result):
+        console.print(renderable)
+    terminal = console.export_text()
+    markdown = check_markdown(result)
+    junit = ET.fromstring(check_junit(result))
+    document = json.loads(json.dumps(result.as_dict()))
+    lines = annotations(result)
+    assert [g["outcome"] for g in document["gates"]] == ["fail", "pass"]
+    for gate, data in zip(result.gates, document["gates"], strict=True):
+        assert data["reason"] == gate.reason
+        assert gate.reason in terminal.replace("\n", " ") or gate.reason[:60] in terminal
+        assert html.escape(gate.reason, quote=False) in markdown
+        case = next(c for c in junit.iter("testcase") if c.get("name") == gate.gate.name)
+        text = "".join(case.itertext())
+        assert gate.reason in text and ci(gate.low, gate.high) in text
+        assert ci(gate.low, gate.high) in markdown and ci(gate.low, gate.high) in terminal
+    # Workflow commands escape "%" as "%25"; the message is the same reason.
+    assert len(lines) == 1
+    assert lines[0].endswith(result.gates[0].reason.replace("%", "%25"))
+
+
+def test_markdown_escapes_what_would_break_a_table(tmp_path: Path, home: Path) -> None:
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [1.0, 1.0]},
+              outputs=["fine", "fine"])  # fmt: skip
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": [0.0, 1.0]},
+              outputs=["a | b <script>x</script>", "fine"])  # fmt: skip
+    h = resolve_home(home)
+    markdown = comparison_markdown(
+        compare(load_run(str(tmp_path / "b.jsonl"), h), [load_run(str(tmp_path / "c.jsonl"), h)])
+    )
+    assert "| candidate | a \\| b &lt;script&gt;x&lt;/script&gt; |" in markdown
+    assert "<script>" not in markdown
