@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from harness.cli.options import Decorator
 from harness.cli.output import home_of, print_json, print_renderables
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from harness.compare.result import CheckResult
 
-def rows_option(help: str):  # type: ignore[no-untyped-def]
+
+def rows_option(help: str) -> Decorator:
     return click.option(
         "--rows", default=10, show_default=True, type=click.IntRange(min=0), help=help
     )
 
 
-def cluster_option(help: str):  # type: ignore[no-untyped-def]
+def cluster_option(help: str) -> Decorator:
     return click.option("--cluster", metavar="COLUMN", help=help)
 
 
@@ -87,9 +92,9 @@ def compare(
     publish_comparison(comparison)
 
 
-def check_options(fn):  # type: ignore[no-untyped-def]
+def check_options(fn: F) -> F:
     """The gate options `harness check` and `harness run --check` share."""
-    options = [
+    options: list[Decorator] = [
         click.option(
             "--baseline",
             metavar="RUN|FILE",
@@ -124,9 +129,10 @@ def check_options(fn):  # type: ignore[no-untyped-def]
             help="Write the gates as JUnit XML (one testcase per gate).",
         ),
     ]  # fmt: skip
+    decorated: Callable[..., Any] = fn
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        decorated = option(decorated)
+    return decorated  # type: ignore[return-value]  # the same function, with Click params
 
 
 @click.command()
@@ -177,9 +183,7 @@ def check(
     finish_check(result, junit=junit, as_json=as_json, markdown=markdown)  # type: ignore[arg-type]
 
 
-def finish_check(
-    result: CheckResult, *, junit: str | None, as_json: bool, markdown: bool
-) -> None:
+def finish_check(result: CheckResult, *, junit: str | None, as_json: bool, markdown: bool) -> None:
     """Show and publish a check's result, then exit with its code (shared with `run --check`)."""
     from harness.compare.publish import publish_check
     from harness.errors import CheckFailed, CheckUndecided

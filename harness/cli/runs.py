@@ -48,7 +48,16 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         )
     print_table(
         None,
-        ["run (tags)", "created", "status", "dataset", "model", "rows", "errors", "first metric (mean)"],
+        [
+            "run (tags)",
+            "created",
+            "status",
+            "dataset",
+            "model",
+            "rows",
+            "errors",
+            "first metric (mean)",
+        ],  # fmt: skip
         rows,
     )
 

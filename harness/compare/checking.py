@@ -92,7 +92,7 @@ def check(
         )  # fmt: skip
     comparison = None
     if baseline is not None and (not gates or any(g.needs_baseline for g in gates)):
-        margins = {
+        margins: dict[str | None, Margin] = {
             g.metric: Margin(g.threshold, g.rule == "max_drop_pct", f"{g.rule} ({g.origin})")
             for g in gates
             if g.needs_baseline
@@ -230,27 +230,34 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float) -> GateResult:
     interval = f"{signed(stats.diff, 4)} (95% CI {signed(stats.low, 4)} to {signed(stats.high, 4)})"
     allowed = number(margin) + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
     way = "drop" if direction > 0 else "rise"
-    common = {"observed": stats.diff, "low": stats.low, "high": stats.high, "margin": margin}
     if p_worse < alpha / 2:
-        return GateResult(
-            gate, FAIL, "worse",
-            f"worse: the change is {interval}, a {way} larger than the {allowed} allowed",
-            p_worse=p_worse, **common,
-        )  # fmt: skip
-    if drop.p_not_worse < alpha / 2:
-        return GateResult(
-            gate, PASS, "not worse",
-            f"not worse: the change is {interval}; a {way} beyond {allowed} is ruled out",
-            p_worse=p_worse, **common,
-        )  # fmt: skip
-    needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
-    more = f"; about {needed:,} rows would tell, if the change stays as measured" if needed else ""
+        outcome, finding = FAIL, "worse"
+        reason = f"worse: the change is {interval}, a {way} larger than the {allowed} allowed"
+        needed = None
+    elif drop.p_not_worse < alpha / 2:
+        outcome, finding = PASS, "not worse"
+        reason = f"not worse: the change is {interval}; a {way} beyond {allowed} is ruled out"
+        needed = None
+    else:
+        outcome, finding = UNDECIDED, "cannot tell"
+        needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
+        more = f"; about {needed:,} rows would tell, if the change stays as measured"
+        reason = (
+            f"cannot tell with {stats.n} rows: the change is {interval}, and the interval "
+            f"reaches past the {way} of {allowed} allowed{more if needed else ''}"
+        )
     return GateResult(
-        gate, UNDECIDED, "cannot tell",
-        f"cannot tell with {stats.n} rows: the change is {interval}, and the interval "
-        f"reaches past the {way} of {allowed} allowed{more}",
-        p_worse=p_worse, rows_needed=needed, **common,
-    )  # fmt: skip
+        gate,
+        outcome,
+        finding,
+        reason,
+        observed=stats.diff,
+        low=stats.low,
+        high=stats.high,
+        margin=margin,
+        p_worse=p_worse,
+        rows_needed=needed,
+    )
 
 
 def _rows_needed(

@@ -101,9 +101,7 @@ def compare(
     results: list[CandidateResult] = []
     for candidate in candidates:
         results.append(
-            _compare_one(
-                base, base_scores, candidate, cluster, margins, rows, alpha, power
-            )
+            _compare_one(base, base_scores, candidate, cluster, margins, rows, alpha, power)
         )
     # Holm across every metric of every candidate: the chance of any false better/worse.
     adjusted = iter(holm([m.stats.p_value for c in results for m in c.metrics]))
@@ -152,9 +150,7 @@ def _compare_one(
             continue  # no row failed in either run: nothing to say
         metrics.append(_metric(metric, b, c, groups, margins, alpha, power))
     margin_of = {m.metric: m.margin for m in metrics}
-    regressions, improvements = flipped_rows(
-        base_scores, scores, common, margin_of, limit=rows
-    )
+    regressions, improvements = flipped_rows(base_scores, scores, common, margin_of, limit=rows)
     return CandidateResult(
         run=candidate.ref,
         paired=len(common),
@@ -230,9 +226,7 @@ def _unit_scale(metric: str, values: np.ndarray) -> bool:
 def _with_verdict(result: MetricResult, p_adjusted: float, alpha: float) -> MetricResult:
     from dataclasses import replace
 
-    return replace(
-        result, p_adjusted=p_adjusted, verdict=verdict(result, p_adjusted, alpha)
-    )
+    return replace(result, p_adjusted=p_adjusted, verdict=verdict(result, p_adjusted, alpha))
 
 
 def verdict(result: MetricResult, p_adjusted: float, alpha: float) -> str:

@@ -117,9 +117,13 @@ def check_settings(
 def _valid(gate: Gate) -> Gate:
     if gate.metric == ERRORS:
         if gate.rule not in ERROR_RULES:
-            raise ConfigError(f"gate errors: the rule is max_rate (a share of rows), not {gate.rule}")
+            raise ConfigError(
+                f"gate errors: the rule is max_rate (a share of rows), not {gate.rule}"
+            )
         if not 0 <= gate.threshold <= 1:
-            raise ConfigError(f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}")
+            raise ConfigError(
+                f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}"
+            )
     elif gate.rule not in METRIC_RULES:
         raise ConfigError(
             f"gate {gate.metric}: unknown rule {gate.rule!r}; rules are {', '.join(METRIC_RULES)}"

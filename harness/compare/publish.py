@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.compare.render.github import annotations, append_step_summary, in_github_actions
+from harness.compare.render.github import append_step_summary, error_lines, in_github_actions
 from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.result import CheckResult, Comparison
@@ -55,7 +55,7 @@ def publish_check(
         write_atomically(published.junit, check_junit(result))
     published.step_summary = append_step_summary(check_markdown(result), environ)
     if in_github_actions(environ):
-        published.annotations = annotations(result)
+        published.annotations = error_lines(result)
     return published
 
 

@@ -158,41 +158,38 @@ def paired_difference(
         if binary and n >= 2 and discordant is not None:
             center, interval_se = _adjusted_wald(discordant, n)
             df, interval = None, "adjusted wald"
-    common = {
-        "n": n,
-        "clusters": n_clusters,
-        "binary": binary,
-        "base": means[0],
-        "candidate": means[1],
-        "diff": diff,
-        "se": se,
-        "discordant": discordant,
-        "alpha": alpha,
-        "power": power,
-    }
     if math.isnan(se) or math.isnan(interval_se):  # fewer than two rows (or clusters)
-        return PairedDifference(
-            **common, low=NAN, high=NAN, interval="none", p_value=NAN, test="none",
-            correlation=None, mde=NAN, center=NAN, interval_se=NAN, df=None,
-        )  # fmt: skip
-    quantile = _quantile(1 - alpha / 2, df)
-    low, high = center - quantile * interval_se, center + quantile * interval_se
-    if groups is not None:
-        p_value, test = _t_p_value(diff, se, n_clusters - 1), "clustered t"  # type: ignore[operator]
-    elif binary and discordant is not None:
-        p_value, test = _mcnemar_exact(*discordant), "exact McNemar"
+        center = interval_se = low = high = p_value = mde = NAN
+        df, interval, test, correlation = None, "none", "none", None
     else:
-        p_value, test = _t_p_value(diff, se, n - 1), "paired t"
-    z_sum = _quantile(1 - alpha / 2, None) + _quantile(power, None)
+        quantile = _quantile(1 - alpha / 2, df)
+        low, high = center - quantile * interval_se, center + quantile * interval_se
+        if n_clusters is not None:
+            p_value, test = _t_p_value(diff, se, n_clusters - 1), "clustered t"
+        elif binary and discordant is not None:
+            p_value, test = _mcnemar_exact(*discordant), "exact McNemar"
+        else:
+            p_value, test = _t_p_value(diff, se, n - 1), "paired t"
+        mde = (_quantile(1 - alpha / 2, None) + _quantile(power, None)) * interval_se
+        correlation = _correlation(b, c)
     return PairedDifference(
-        **common,
+        n=n,
+        clusters=n_clusters,
+        binary=binary,
+        base=means[0],
+        candidate=means[1],
+        diff=diff,
+        se=se,
         low=low,
         high=high,
         interval=interval,
         p_value=p_value,
         test=test,
-        correlation=_correlation(b, c),
-        mde=z_sum * interval_se,
+        correlation=correlation,
+        mde=mde,
+        discordant=discordant,
+        alpha=alpha,
+        power=power,
         center=center,
         interval_se=interval_se,
         df=df,

@@ -307,7 +307,7 @@ def _read_parquet(source: Path) -> tuple[dict[str, Any], pa.Table]:
 
 def _read_jsonl(source: Path, gzipped: bool) -> tuple[dict[str, Any], pa.Table]:
     opener = gzip.open if gzipped else open
-    with opener(source, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with opener(source, "rt", encoding="utf-8") as f:
         first = f.readline()
         header = _check_header(json.loads(first) if first.strip() else None, source)
         rows = []

@@ -184,7 +184,9 @@ def test_default_gates_check_every_metric_with_a_direction(runs: dict[str, str])
     doc = json.loads(out)
     assert code == 0
     assert [g["gate"][: g["gate"].rindex(" ")] for g in doc["gates"]] == [
-        "exact_match max_drop", "token_f1 max_drop", "faithfulness max_drop"
+        "exact_match max_drop",
+        "token_f1 max_drop",
+        "faithfulness max_drop",
     ]
     assert all(g["origin"] == "default" and g["finding"] == "not worse" for g in doc["gates"])
     # compare's default margins: 0.02 for scores in [0, 1], else 5% of the base mean.

@@ -93,7 +93,5 @@ def test_a_drop_exactly_at_the_margin_is_called_worse_at_most_2_5_percent_of_the
 ) -> None:
     # The true drop is 0.02 = the allowed drop: "worse" would be a false alarm. The gate
     # decides "worse" when the one-sided p of "dropped more than 0.02" is below 0.025.
-    false_alarms = sum(
-        paired_difference(b, c).p_less(-0.02) < 0.025 for b, c in boundary_draws
-    )
+    false_alarms = sum(paired_difference(b, c).p_less(-0.02) < 0.025 for b, c in boundary_draws)
     assert false_alarms / len(boundary_draws) <= 0.025 + 3 * (0.025 * 0.975 / 400) ** 0.5

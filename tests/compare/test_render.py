@@ -13,7 +13,7 @@ from run_files import write_run
 
 from harness.compare import check, compare, load_run
 from harness.compare.gates import parse_gate_option
-from harness.compare.render.github import annotations
+from harness.compare.render.github import error_lines
 from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.render.numbers import ci
@@ -43,7 +43,7 @@ def test_one_result_renders_the_same_everywhere(tmp_path: Path, home: Path) -> N
     markdown = check_markdown(result)
     junit = ET.fromstring(check_junit(result))
     document = json.loads(json.dumps(result.as_dict()))
-    lines = annotations(result)
+    lines = error_lines(result)
     assert [g["outcome"] for g in document["gates"]] == ["fail", "pass"]
     for gate, data in zip(result.gates, document["gates"], strict=True):
         assert data["reason"] == gate.reason

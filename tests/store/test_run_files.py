@@ -52,8 +52,11 @@ def test_export_holds_rows_scores_and_configuration(
     back = record.scores()
     columns = ["example_id", "metric", "sample", "value", "source"]
     key = ["example_id", "metric"]
-    assert back[columns].sort_values(key).reset_index(drop=True).equals(
-        stored[columns].sort_values(key).reset_index(drop=True)
+    assert (
+        back[columns]
+        .sort_values(key)
+        .reset_index(drop=True)
+        .equals(stored[columns].sort_values(key).reset_index(drop=True))
     )
     assert list(record.rows()["output"]) == list(load_outputs(db_path, run_id)["output"])
     assert not list(tmp_path.glob(".*partial"))
@@ -73,9 +76,9 @@ def test_jsonl_layout_and_deterministic_gzip(run_id: str, tmp_path: Path) -> Non
         assert invoke("runs", "export", run_id, str(tmp_path / name))[0] == 0
     assert (tmp_path / "b.jsonl.gz").read_bytes() == (tmp_path / "c.jsonl.gz").read_bytes()
     assert gzip.decompress((tmp_path / "b.jsonl.gz").read_bytes()).decode().splitlines() == lines
-    metadata = pq.read_schema(
-        _export(run_id, tmp_path / "d.parquet")
-    ).metadata[b"harness_run_export"]
+    metadata = pq.read_schema(_export(run_id, tmp_path / "d.parquet")).metadata[
+        b"harness_run_export"
+    ]
     assert json.loads(metadata) == header
 
 

@@ -2,9 +2,10 @@
 
 With ``GITHUB_ACTIONS=true``, each gate that failed or cannot be decided becomes an
 ``::error`` line (either one fails the step, so either one is an error to explain), shown on
-the run's summary page and the PR's checks. They go to stderr (the runner reads workflow commands from both streams), so
-``--json`` keeps stdout to its one document. With ``$GITHUB_STEP_SUMMARY`` set, the
-markdown summary is appended to that file, as GitHub asks of every step.
+the run's summary page and the PR's checks. They go to stderr (the runner reads workflow
+commands from both streams), so ``--json`` keeps stdout to its one document. With
+``$GITHUB_STEP_SUMMARY`` set, the markdown summary is appended to that file, as GitHub asks
+of every step.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from harness.compare.result import FAIL, UNDECIDED, CheckResult
 
-__all__ = ["annotations", "append_step_summary", "in_github_actions"]
+__all__ = ["append_step_summary", "error_lines", "in_github_actions"]
 
 
 def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
@@ -30,7 +31,7 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(result: CheckResult) -> list[str]:
+def error_lines(result: CheckResult) -> list[str]:
     """One workflow command per gate that did not pass (and one if nothing was checked)."""
     lines = []
     for gate in result.gates:

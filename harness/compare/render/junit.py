@@ -34,9 +34,11 @@ def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> st
     name = "harness check"
     if result.candidate:
         name += f": {result.candidate.label}"
-    root = ET.Element("testsuites", name="harness check", **counts)
+    root = ET.Element("testsuites", {"name": "harness check", **counts})
     stamp = (timestamp or datetime.now(timezone.utc)).replace(microsecond=0)
-    suite = ET.SubElement(root, "testsuite", name=name, timestamp=stamp.isoformat(), **counts)
+    suite = ET.SubElement(
+        root, "testsuite", {"name": name, "timestamp": stamp.isoformat(), **counts}
+    )
     properties = ET.SubElement(suite, "properties")
     for key, run in (("candidate", result.candidate), ("baseline", result.baseline)):
         if run is not None:

@@ -32,8 +32,7 @@ TEXT_WIDTH = 120
 def _run_line(role: str, run: RunRef) -> str:
     return (
         f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
-        f"{run.rows} rows"
-        + (f", {run.errors} failed" if run.errors else "")
+        f"{run.rows} rows" + (f", {run.errors} failed" if run.errors else "")
     )
 
 
@@ -78,7 +77,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
             f"{signed(s.diff)} {ci(s.low, s.high)}",
             p_value(m.p_adjusted),
             number(s.mde, 3),
-            number(s.correlation, 2) if s.correlation is None or abs(s.correlation) >= 0.01
+            number(s.correlation, 2)
+            if s.correlation is None or abs(s.correlation) >= 0.01
             else "0",
             Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
         )
@@ -97,8 +97,11 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         Text(
             f"{candidate.regressions_total} rows got worse, {candidate.improvements_total} "
             "got better"
-            + (f" (showing up to {len(candidate.regressions)} of each)" if candidate.regressions
-               or candidate.improvements else ""),  # fmt: skip
+            + (
+                f" (showing up to {len(candidate.regressions)} of each)"
+                if candidate.regressions or candidate.improvements
+                else ""
+            ),  # fmt: skip
             style="bold",
         )
     )
@@ -121,8 +124,12 @@ def _flipped(row: FlippedRow, kind: str, style: str) -> list[RenderableType]:
     fields = [("input", row.input), ("expected", " || ".join(row.expected) or None)]
     fields += [
         ("base", row.base_output if row.base_error is None else f"[failed] {row.base_error}"),
-        ("candidate", row.candidate_output if row.candidate_error is None
-         else f"[failed] {row.candidate_error}"),  # fmt: skip
+        (
+            "candidate",
+            row.candidate_output
+            if row.candidate_error is None
+            else f"[failed] {row.candidate_error}",
+        ),  # fmt: skip
     ]
     for judge, (base, candidate) in row.rationales.items():
         if base or candidate:
