@@ -221,3 +221,34 @@ def test_bad_input_is_one_line_and_exit_2(
     code, out, err = invoke("compare", *(a.format(**paths) for a in args))
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_several_candidates_share_one_holm_family_and_failed_rows_show(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    base = (rng.random(100) < 0.5).astype(float)
+    better = base.copy()
+    better[np.flatnonzero(base == 0)[:20]] = 1
+    failing = [i < 10 for i in range(100)]
+    write_run(tmp_path / "a.jsonl", run_id="a", scores={"exact_match": base})
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": better})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": base}, errors=failing)
+    code, out, err = invoke(
+        "compare", *(str(tmp_path / f"{r}.jsonl") for r in "abc"), "--json", "--rows", "3"
+    )
+    assert code == 0, err
+    b, c = json.loads(out)["candidates"]
+    assert [m["metric"] for m in b["metrics"]] == ["exact_match"]  # no failed row: no errors
+    assert [m["metric"] for m in c["metrics"]] == ["exact_match", "errors"]
+    errors = c["metrics"][1]
+    assert errors["direction"] == -1 and errors["diff"] == pytest.approx(0.1)
+    assert errors["verdict"] == "worse" and errors["discordant"] == [0, 10]
+    assert c["metrics"][0]["n"] == 90 and c["metrics"][0]["missing"] == 10
+    from statsmodels.stats.multitest import multipletests
+
+    family = [b["metrics"][0]["p_value"], *(m["p_value"] for m in c["metrics"])]
+    adjusted = [b["metrics"][0]["p_adjusted"], *(m["p_adjusted"] for m in c["metrics"])]
+    assert adjusted == pytest.approx(list(multipletests(family, method="holm")[1]))
+    failed = c["flipped"]["regressed_rows"][0]
+    assert failed["candidate_error"] == "RuntimeError: boom" and failed["candidate_output"] is None
+    assert failed["worse"] == [{"metric": "errors", "base": 0.0, "candidate": 1.0}]
+    assert c["flipped"]["regressions"] == 10
