@@ -183,12 +183,27 @@ def check(
     finish_check(result, junit=junit, as_json=as_json, markdown=markdown)  # type: ignore[arg-type]
 
 
-def finish_check(result: CheckResult, *, junit: str | None, as_json: bool, markdown: bool) -> None:
-    """Show and publish a check's result, then exit with its code (shared with `run --check`)."""
-    from harness.compare.publish import publish_check
-    from harness.errors import CheckFailed, CheckUndecided
+def finish_check(
+    result: CheckResult,
+    *,
+    junit: str | None,
+    as_json: bool,
+    markdown: bool,
+    quiet: bool = False,
+    failed_rows: int = 0,
+) -> None:
+    """Show and publish a check's result, then exit with its code (shared with `run --check`).
 
-    if as_json:
+    ``quiet``: the caller printed the result already (``run --check --json``).
+    ``failed_rows``: rows of the run that failed; they make a passing check exit 1, as
+    any failed call does.
+    """
+    from harness.compare.publish import publish_check
+    from harness.errors import CheckFailed, CheckUndecided, RunFailed
+
+    if quiet:
+        pass
+    elif as_json:
         print_json(result.as_dict())
     elif markdown:
         from harness.compare.render.markdown import check_markdown
@@ -201,9 +216,11 @@ def finish_check(result: CheckResult, *, junit: str | None, as_json: bool, markd
     published = publish_check(result, junit=junit)
     for line in published.annotations:
         click.echo(line, err=True)
-    if published.junit is not None and not as_json:
+    if published.junit is not None and not (as_json or quiet):
         click.echo(f"JUnit XML: {published.junit}", err=True)
     if result.outcome == "fail":
         raise CheckFailed(result.summary())
     if result.outcome == "undecided":
         raise CheckUndecided(result.summary())
+    if failed_rows:
+        raise RunFailed(f"the check passed, but {failed_rows} rows of the run failed")

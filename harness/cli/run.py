@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.cli.compare import check_options, finish_check
 from harness.cli.options import (
     cache_option,
     concurrency_option,
@@ -118,6 +119,14 @@ if TYPE_CHECKING:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
 )
+@click.option(
+    "--check",
+    "check",
+    is_flag=True,
+    help="Then check the run against its gates, as `harness check` does (the options "
+    "below, and [check] in harness.toml); the exit code is the check's.",
+)
+@check_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -144,14 +153,23 @@ def run(
     spark: bool,
     as_json: bool,
     dry_run: bool,
+    check: bool,
+    junit: str | None,
+    **gates: Any,
 ) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
     Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
-    their error; finish them later with --resume), 2 for bad input.
+    their error; finish them later with --resume), 2 for bad input. With --check, the
+    check's code: 0 pass, 1 a gate failed (or rows failed), 3 cannot decide (a replay
+    miss among them); see `harness check --help`.
+
+    \b
+    Example:
+      harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
     """
     from harness.config import read_text_arg, resolve_home
-    from harness.errors import BudgetExceeded, ConfigError, RunFailed
+    from harness.errors import BudgetExceeded, ConfigError, ReplayMiss, RunFailed
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
@@ -187,6 +205,11 @@ def run(
         traces=not no_traces,
         spark=spark,
     )
+    if check and (dry_run or (options.grid and not resume_id)):
+        what = "--dry-run" if dry_run else "a sweep"
+        raise ConfigError(f"--check checks one run, not {what}; check runs with `harness check`")
+    if not check and (junit or any(v not in (None, ()) for v in gates.values())):
+        raise ConfigError("gate options (--baseline, --min, --max-drop, ...) need --check")
     if options.grid and not resume_id:
         _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)
         return
@@ -211,6 +234,28 @@ def run(
         elif stopped.result is not None:
             _print_summary(stopped.result)
         raise
+    except ReplayMiss as miss:
+        if not check:
+            raise
+        from harness.compare.checking import undecided
+
+        # No run to check: the check says so on every surface, and exits "cannot decide".
+        finish_check(undecided(f"replay miss: {miss}"), junit=junit, as_json=as_json,
+                     markdown=False)  # fmt: skip
+        return
+    if check:
+        from harness.compare.api import check_ref
+
+        checked = check_ref(result.run_id, home=home, **gates)
+        if as_json:
+            print_json({"run": result.as_dict(), "check": checked.as_dict()})
+        else:
+            _print_summary(result)
+            click.echo()
+        # Failed rows still exit 1 when the gates alone would pass (see finish_check).
+        finish_check(checked, junit=junit, as_json=False, markdown=False, quiet=as_json,
+                     failed_rows=result.errors)  # fmt: skip
+        return
     if as_json:
         print_json(result.as_dict())
     else:

@@ -45,7 +45,7 @@ from harness.errors import ConfigError
 from harness.metrics import metric_direction
 from harness.stats import DEFAULT_ALPHA, holm
 
-__all__ = ["check"]
+__all__ = ["check", "undecided"]
 
 
 @dataclass
@@ -135,6 +135,12 @@ def _in_order(gates: Sequence[Gate], scores: RunScores) -> list[Gate]:
     """Gates in the order of the run's metrics (errors last), then of their rules."""
     position = {metric: i for i, metric in enumerate(scores.order)}
     return sorted(gates, key=lambda g: (position.get(g.metric, 0), RULE_ORDER.index(g.rule)))
+
+
+def undecided(reason: str) -> CheckResult:
+    """A check that could not look at any run (``run --check`` met a replay miss): every
+    surface still reports it, with ``reason``, as "cannot decide"."""
+    return CheckResult(None, None, [], None, undecided_reason=reason)
 
 
 def _default_gates(comparison: Comparison) -> list[Gate]:
