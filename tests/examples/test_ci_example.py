@@ -22,8 +22,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ci"
 
 def test_check_sh_replays_and_passes_like_ci(tmp_path: Path) -> None:
     folder = tmp_path / "ci"
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("harness.duckdb*", "cache",
-                                                                   "mlruns", "junit.xml"))  # fmt: skip
+    local_state = shutil.ignore_patterns("harness.duckdb*", "cache", "mlruns", "junit.xml")
+    shutil.copytree(EXAMPLE, folder, ignore=local_state)
     summary = tmp_path / "step-summary.md"
     env = {
         key: value
