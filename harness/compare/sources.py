@@ -145,9 +145,3 @@ def _hashable(value: object) -> object:
     except TypeError:
         return str(value)
 
-
-def check_columns(scores: RunScores, metric: str) -> None:
-    """Raise ConfigError when ``metric`` is not scored in the run at all."""
-    if metric not in scores.values.columns:
-        known = ", ".join(scores.order)
-        raise ConfigError(f"the run has no scores for {metric!r}; it has: {known}")
