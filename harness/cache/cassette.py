@@ -14,20 +14,18 @@ request: a tampered cassette cannot put an answer under somebody else's request.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
-import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
 from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, ResponseCache
 from harness.errors import CacheCorrupt, CacheError, ConfigError
+from harness.files import replaced_on_success, text_writer
 
 __all__ = ["CASSETTE_VERSION", "ImportReport", "export_cassette", "import_cassette"]
 
@@ -76,38 +74,21 @@ def export_cassette(
     """
     path = Path(path)
     wanted = cache.keys() if keys is None else sorted(set(keys))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written = 0
     try:
-        with _open_for_writing(temporary, gzipped=path.name.endswith(".gz")) as out:
+        with (
+            replaced_on_success(path) as temporary,
+            text_writer(temporary, gzipped=path.name.endswith(".gz")) as out,
+        ):
             out.write(_header() + "\n")
             for key in wanted:
                 entry = cache.get(key)
                 if entry is not None:
                     out.write(entry.to_text() + "\n")
                     written += 1
-        os.replace(temporary, path)
     except OSError as exc:
         raise CacheError(f"cannot write cassette {path}: {exc.strerror or exc}") from None
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return written
-
-
-@contextlib.contextmanager
-def _open_for_writing(path: Path, *, gzipped: bool) -> Iterator[IO[str]]:
-    with open(path, "wb") as raw:
-        if not gzipped:
-            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
-                yield text
-            return
-        # mtime=0 and no file name in the gzip header: same entries, same bytes.
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as binary,
-            io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as text,
-        ):
-            yield text
 
 
 def _read_lines(path: Path) -> Iterator[str]:

@@ -13,7 +13,7 @@ from harness.cli.output import home_of, print_json, print_renderables
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
-    from harness.compare.result import CheckResult
+    from harness.compare.result import CheckResult, Comparison
 
 
 def rows_option(help: str) -> Decorator:
@@ -79,16 +79,7 @@ def compare(
     comparison = compare_refs(
         base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows
     )
-    if as_json:
-        print_json(comparison.as_dict())
-    elif markdown:
-        from harness.compare.render.markdown import comparison_markdown
-
-        click.echo(comparison_markdown(comparison), nl=False)
-    else:
-        from harness.compare.render.terminal import comparison_renderables
-
-        print_renderables(comparison_renderables(comparison), width=200)
+    _show(comparison, as_json=as_json, markdown=markdown)
     publish_comparison(comparison)
 
 
@@ -201,18 +192,8 @@ def finish_check(
     from harness.compare.publish import publish_check
     from harness.errors import CheckFailed, CheckUndecided, RunFailed
 
-    if quiet:
-        pass
-    elif as_json:
-        print_json(result.as_dict())
-    elif markdown:
-        from harness.compare.render.markdown import check_markdown
-
-        click.echo(check_markdown(result), nl=False)
-    else:
-        from harness.compare.render.terminal import check_renderables
-
-        print_renderables(check_renderables(result), width=200)
+    if not quiet:
+        _show(result, as_json=as_json, markdown=markdown)
     published = publish_check(result, junit=junit)
     for line in published.annotations:
         click.echo(line, err=True)
@@ -224,3 +205,24 @@ def finish_check(
         raise CheckUndecided(result.summary())
     if failed_rows:
         raise RunFailed(f"the check passed, but {failed_rows} rows of the run failed")
+
+
+def _show(result: Comparison | CheckResult, *, as_json: bool, markdown: bool) -> None:
+    """Print a comparison or a check as JSON, markdown or tables."""
+    from harness.compare.render import markdown as md
+    from harness.compare.render import terminal
+    from harness.compare.result import Comparison
+
+    if as_json:
+        print_json(result.as_dict())
+    elif markdown:
+        text = (
+            md.comparison_markdown(result)
+            if isinstance(result, Comparison)
+            else md.check_markdown(result)
+        )
+        click.echo(text, nl=False)
+    elif isinstance(result, Comparison):
+        print_renderables(terminal.comparison_renderables(result), width=200)
+    else:
+        print_renderables(terminal.check_renderables(result), width=200)

@@ -15,6 +15,7 @@ from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.result import CheckResult, Comparison
 from harness.errors import ConfigError
+from harness.files import write_text_atomically
 
 __all__ = ["Published", "publish_check", "publish_comparison", "write_atomically"]
 
@@ -29,16 +30,13 @@ class Published:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
+    """Write ``text`` to ``path`` whole or not at all; a folder that is not there is bad input."""
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: {path.parent} is not a folder")
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        write_text_atomically(path, text)
     except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {e.strerror}") from None
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def publish_check(

@@ -144,4 +144,3 @@ def _hashable(value: object) -> object:
         return json.dumps(value, sort_keys=True, default=str)
     except TypeError:
         return str(value)
-

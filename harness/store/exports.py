@@ -22,22 +22,20 @@ so they cannot reach a file.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from harness import __version__
 from harness.errors import ConfigError, DataError
+from harness.files import replaced_on_success, text_writer
 from harness.store.db import connect
-from harness.store.runs import RunInfo, get_run
+from harness.store.runs import SCORE_SCHEMA, RunInfo, get_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,20 +53,8 @@ EXPORT_VERSION = 1
 HEADER_KEY = "harness_run_export"
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
-_SCORE = pa.struct(
-    [
-        ("metric", pa.string()),
-        ("sample", pa.int32()),
-        ("value", pa.float64()),
-        ("label", pa.string()),
-        ("rationale", pa.string()),
-        ("raw", pa.string()),
-        ("error", pa.string()),
-        ("source", pa.string()),
-        ("request_key", pa.string()),
-        ("cached", pa.bool_()),
-    ]
-)
+# A row's scores: the columns of the scores table without the run and example ids.
+_SCORE = pa.struct([f for f in SCORE_SCHEMA if f.name not in ("run_id", "example_id")])
 ROW_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -212,40 +198,23 @@ def export_run(record: RunRecord, path: str | os.PathLike[str]) -> int:
     if not target.parent.is_dir():
         raise ConfigError(f"{target.parent} is not a folder")
     header = json.dumps(_header(record), ensure_ascii=False)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
+        with replaced_on_success(target) as partial:
+            if name.endswith(".parquet"):
+                import pyarrow.parquet as pq
 
-            table = record.table.replace_schema_metadata({HEADER_KEY: header})
-            pq.write_table(table, partial)
-        else:
-            with _text_writer(partial, name.endswith(".gz")) as f:
-                f.write(header + "\n")
-                for row in record.table.to_pylist():
-                    extra = row["extra"]
-                    row["extra"] = json.loads(extra) if extra else None
-                    f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+                table = record.table.replace_schema_metadata({HEADER_KEY: header})
+                pq.write_table(table, partial)
+            else:
+                with text_writer(partial, gzipped=name.endswith(".gz")) as f:
+                    f.write(header + "\n")
+                    for row in record.table.to_pylist():
+                        extra = row["extra"]
+                        row["extra"] = json.loads(extra) if extra else None
+                        f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+    except OSError as e:
+        raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
     return record.table.num_rows
-
-
-@contextmanager
-def _text_writer(path: Path, gzipped: bool) -> Iterator[IO[str]]:
-    with open(path, "wb") as raw:
-        if not gzipped:
-            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
-                yield text
-            return
-        # No name and mtime 0: exporting the same run twice gives the same bytes.
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-            io.TextIOWrapper(zipped, encoding="utf-8", newline="\n") as text,
-        ):
-            yield text
 
 
 def read_run_file(path: str | os.PathLike[str]) -> RunRecord:

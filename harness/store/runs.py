@@ -133,7 +133,7 @@ _OUTPUT_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us")),
     ]
 )
-_SCORE_SCHEMA = pa.schema(
+SCORE_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("example_id", pa.string()),
@@ -162,7 +162,7 @@ def write_batch(
         [{"run_id": run_id, **vars(o), "created_at": now} for o in outputs], schema=_OUTPUT_SCHEMA
     )
     score_table = pa.Table.from_pylist(
-        [{"run_id": run_id, **vars(s)} for s in scores], schema=_SCORE_SCHEMA
+        [{"run_id": run_id, **vars(s)} for s in scores], schema=SCORE_SCHEMA
     )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
@@ -175,7 +175,7 @@ def write_batch(
                 "SELECT * FROM batch_outputs"
             )
             con.execute(
-                f"INSERT INTO scores ({', '.join(_SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
+                f"INSERT INTO scores ({', '.join(SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
             )
             con.execute("COMMIT")
         except BaseException:

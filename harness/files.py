@@ -1,0 +1,52 @@
+"""Writing files whole: renamed into place when complete, and gzip that is the same bytes
+for the same text (cassettes, run files, JUnit reports).
+
+A file a user commits or a CI job reads must never be half-written: ``replaced_on_success``
+hands out a temporary name next to the target and renames it over the target only when
+the block finishes, so a crash, a full disk or Ctrl-C leaves the old file (or none).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+__all__ = ["replaced_on_success", "text_writer", "write_text_atomically"]
+
+
+@contextmanager
+def replaced_on_success(target: Path) -> Iterator[Path]:
+    """A temporary path to write; renamed to ``target`` if the block succeeds, else removed."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def text_writer(path: Path, *, gzipped: bool) -> Iterator[IO[str]]:
+    """UTF-8 text with ``\\n`` line ends; gzipped without a name or time in the header, so
+    writing the same text twice gives the same bytes (a committed file diffs cleanly)."""
+    with open(path, "wb") as raw:
+        if not gzipped:
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
+                yield text
+            return
+        with (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as binary,
+            io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as text,
+        ):
+            yield text
+
+
+def write_text_atomically(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` whole or not at all."""
+    with replaced_on_success(target) as partial:
+        partial.write_text(text, encoding="utf-8")
