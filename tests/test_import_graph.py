@@ -33,6 +33,7 @@ LAYERS: dict[str, str] = {
     "harness.cli": "cli",
     "harness.api": "api",
     "harness.data": "api",
+    "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
     "harness.runner": "runner",
     "harness.judges": "judges",
     "harness.metrics": "metrics",
@@ -315,9 +316,11 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.baselines",
         "harness.config",
         "harness.errors",
+        "harness.files",
         "harness.model_io",
         "harness.prompts",
         "harness.retry",
+        "harness.stats",
         "harness.testing",
     ]
 

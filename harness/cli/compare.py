@@ -132,6 +132,12 @@ def check_options(fn: F) -> F:
 @rows_option("Flipped rows to show of each kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
+@click.option(
+    "--no-mlflow",
+    is_flag=True,
+    help="Do not record the verdict on the candidate's MLflow run (tag harness.check and "
+    "artifact harness/check.json).",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -139,6 +145,7 @@ def check(
     rows: int,
     as_json: bool,
     markdown: bool,
+    no_mlflow: bool,
     **gates: object,
 ) -> None:
     """Check the CANDIDATE run against its gates: pass, fail, or cannot tell.
@@ -168,10 +175,18 @@ def check(
     if as_json and markdown:
         raise ConfigError("choose one of --json and --markdown")
     from harness.compare.api import check_ref
+    from harness.config import resolve_home
 
+    home = resolve_home(home_of(ctx))
     junit = gates.pop("junit")
-    result = check_ref(candidate, home=home_of(ctx), rows=rows, **gates)  # type: ignore[arg-type]
-    finish_check(result, junit=junit, as_json=as_json, markdown=markdown)  # type: ignore[arg-type]
+    result = check_ref(candidate, home=home, rows=rows, **gates)  # type: ignore[arg-type]
+    finish_check(
+        result,
+        junit=junit,  # type: ignore[arg-type]
+        tracking_uri=None if no_mlflow else home.tracking_uri,
+        as_json=as_json,
+        markdown=markdown,
+    )
 
 
 def finish_check(
@@ -180,6 +195,7 @@ def finish_check(
     junit: str | None,
     as_json: bool,
     markdown: bool,
+    tracking_uri: str | None = None,
     quiet: bool = False,
     failed_rows: int = 0,
 ) -> None:
@@ -194,9 +210,13 @@ def finish_check(
 
     if not quiet:
         _show(result, as_json=as_json, markdown=markdown)
-    published = publish_check(result, junit=junit)
+    published = publish_check(result, junit=junit, tracking_uri=tracking_uri)
     for line in published.annotations:
         click.echo(line, err=True)
+    for warning in published.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if published.mlflow_run_id and not (as_json or quiet):
+        click.echo(f"verdict tagged on MLflow run {published.mlflow_run_id}", err=True)
     if published.junit is not None and not (as_json or quiet):
         click.echo(f"JUnit XML: {published.junit}", err=True)
     if result.outcome == "fail":

@@ -254,7 +254,8 @@ def run(
             click.echo()
         # Failed rows still exit 1 when the gates alone would pass (see finish_check).
         finish_check(checked, junit=junit, as_json=False, markdown=False, quiet=as_json,
-                     failed_rows=result.errors)  # fmt: skip
+                     failed_rows=result.errors,
+                     tracking_uri=home.tracking_uri if config.mlflow else None)  # fmt: skip
         return
     if as_json:
         print_json(result.as_dict())

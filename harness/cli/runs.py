@@ -196,18 +196,15 @@ def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
       harness runs delete 3f2a9c1b4d5e
     """
     from harness.config import resolve_home
-    from harness.store.runs import delete_run
-    from harness.store.tags import find_run
+    from harness.runner.deletion import delete_run
 
-    home = resolve_home(home_of(ctx))
-    info, note = find_run(home.db_path, run_ref)
-    if note:
-        from harness.errors import ConfigError
-
-        raise ConfigError(f"{note}; delete it by its run id")
-    deleted, tags = delete_run(home.db_path, info.run_id, force=force)
-    also = f", tags {', '.join(tags)}" if tags else ""
-    click.echo(f"deleted run {deleted.run_id} ({deleted.rows_done} rows{also})")
+    deleted = delete_run(resolve_home(home_of(ctx)), run_ref, force=force)
+    also = f", tags {', '.join(deleted.tags)}" if deleted.tags else ""
+    click.echo(f"deleted run {deleted.info.run_id} ({deleted.info.rows_done} rows{also})")
+    if deleted.mlflow == "deleted":
+        click.echo(f"MLflow run {deleted.info.mlflow_run_id} marked deleted")
+    elif deleted.mlflow == "not found":
+        click.echo(f"MLflow run {deleted.info.mlflow_run_id} was not in the store", err=True)
 
 
 def _cell(value: object, width: int = 60) -> str:

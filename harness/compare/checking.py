@@ -247,10 +247,10 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float) -> GateResult:
     else:
         outcome, finding = UNDECIDED, "cannot tell"
         needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
-        more = f"; about {needed:,} rows would tell, if the change stays as measured"
+        more = f"; about {needed or 0:,} rows would tell, if the change stays as measured"
         reason = (
             f"cannot tell with {stats.n} rows: the change is {interval}, and the interval "
-            f"reaches past the {way} of {allowed} allowed{more if needed else ''}"
+            f"reaches past the {way} of {allowed} allowed{more if needed is not None else ''}"
         )
     return GateResult(
         gate,

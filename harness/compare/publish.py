@@ -27,6 +27,8 @@ class Published:
     junit: Path | None = None
     step_summary: Path | None = None
     annotations: list[str] = field(default_factory=list)
+    mlflow_run_id: str | None = None  # the run tagged with the verdict
+    warnings: list[str] = field(default_factory=list)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -43,17 +45,40 @@ def publish_check(
     result: CheckResult,
     *,
     junit: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Published:
     """Write the JUnit file (if asked), append the step summary (if ``$GITHUB_STEP_SUMMARY``),
-    and return the ``::error::`` lines (if ``GITHUB_ACTIONS=true``)."""
+    tag the candidate's MLflow run (given ``tracking_uri``, when the candidate is a stored
+    run logged to MLflow), and return the ``::error::`` lines (if ``GITHUB_ACTIONS=true``).
+
+    A failure to tag is a warning, not an error: the verdict stands without it.
+    """
     published = Published()
+    markdown = check_markdown(result)
     if junit is not None:
         published.junit = Path(junit)
         write_atomically(published.junit, check_junit(result))
-    published.step_summary = append_step_summary(check_markdown(result), environ)
+    published.step_summary = append_step_summary(markdown, environ)
     if in_github_actions(environ):
         published.annotations = error_lines(result)
+    candidate = result.candidate
+    if tracking_uri and candidate and candidate.mlflow_run_id and candidate.origin == "store":
+        from harness.errors import TrackingError
+        from harness.tracking.run_updates import tag_check
+
+        try:
+            tag_check(
+                tracking_uri,
+                candidate.mlflow_run_id,
+                outcome=result.outcome,
+                summary=result.summary(),
+                document=result.as_dict(),
+                markdown=markdown,
+            )
+            published.mlflow_run_id = candidate.mlflow_run_id
+        except TrackingError as e:
+            published.warnings.append(f"the verdict is not on the MLflow run: {e}")
     return published
 
 

@@ -7,6 +7,7 @@ The terminal table, ``--json``, ``--markdown``, JUnit XML, the GitHub step summa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,18 @@ VERDICTS = {
 PASS = "pass"
 FAIL = "fail"
 UNDECIDED = "undecided"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has neither), recursively: what
+    ``as_dict`` returns, so every JSON surface (``--json``, the MLflow artifact) agrees."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,9 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        return json_safe(self._as_dict())
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "harness_comparison": 1,
             "alpha": self.alpha,
@@ -306,6 +322,9 @@ class CheckResult:
         return f"all {len(self.gates)} gates passed"
 
     def as_dict(self) -> dict[str, Any]:
+        return json_safe(self._as_dict())
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "harness_check": 1,
             "outcome": self.outcome,
@@ -314,7 +333,7 @@ class CheckResult:
             "candidate": self.candidate.as_dict() if self.candidate else None,
             "baseline": self.baseline.as_dict() if self.baseline else None,
             "gates": [g.as_dict() for g in self.gates],
-            "comparison": self.comparison.as_dict() if self.comparison else None,
+            "comparison": self.comparison._as_dict() if self.comparison else None,
             "notes": self.notes,
             "undecided_reason": self.undecided_reason,
         }

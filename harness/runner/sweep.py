@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
 from harness.errors import ConfigError, HarnessError
+from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
 from harness.providers import Provider
 from harness.runner.config import RunConfig, RunResult
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
 CONFIG_AXES = ("model", *TEXT_AXES)  # RunConfig fields; any other axis is a generation param
-# Which way is better, for choosing the best child. Unknown metrics (judges, matches,
-# ROUGE) are higher-is-better; these are lower-is-better or have no better direction.
-LOWER_IS_BETTER = frozenset({"latency"})
-NO_DIRECTION = frozenset({"word_count", "ari_grade_level", "flesch_kincaid_grade_level"})
 
 
 @dataclass(frozen=True)
@@ -300,17 +297,8 @@ def estimate_sweep(
 def primary_metric(base: RunConfig, names: Sequence[str]) -> str | None:
     """The metric that picks the best child: the first judge, else the first metric that
     has a better direction, in the order the run asked for them."""
-    from harness.metrics import DEFAULT_METRICS
-
     preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
-    return next((n for n in preferred if n in names and direction(n) != 0), None)
-
-
-def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when neither."""
-    if metric in NO_DIRECTION:
-        return 0
-    return -1 if metric in LOWER_IS_BETTER else 1
+    return next((n for n in preferred if n in names and metric_direction(n) != 0), None)
 
 
 def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
@@ -318,7 +306,7 @@ def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
     if metric is None:
         return None
     scored = [
-        (direction(metric) * mean, -i)
+        (metric_direction(metric) * mean, -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness import __version__
+from harness._version import __version__
 from harness.errors import ConfigError, DataError
 from harness.files import replaced_on_success, text_writer
 from harness.store.db import connect

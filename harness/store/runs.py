@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness.errors import ConfigError, RunNotFound
+from harness.errors import RunNotFound
 from harness.store.db import connect
 
 if TYPE_CHECKING:
@@ -336,19 +336,10 @@ def request_keys(db_path: Path, run_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def delete_run(db_path: Path, run_id: str, *, force: bool = False) -> tuple[RunInfo, list[str]]:
+def delete_run(db_path: Path, run_id: str) -> tuple[RunInfo, list[str]]:
     """Delete a run's rows, outputs, scores and tags in one transaction; return the run as it
-    was and the tags it had. The MLflow run is the caller's to mark deleted.
-
-    A run whose status is still ``running`` may be writing in another process: deleting it
-    needs ``force`` (a run killed with SIGKILL keeps that status too).
-    """
+    was and the tags it had. (``harness.runner.deletion`` also deletes its MLflow run.)"""
     info = get_run(db_path, run_id)
-    if info.status == "running" and not force:
-        raise ConfigError(
-            f"run {info.run_id} is still running (or was killed while running); "
-            "use --force to delete it anyway"
-        )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         tags = [

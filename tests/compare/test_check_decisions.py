@@ -95,3 +95,15 @@ def test_a_drop_exactly_at_the_margin_is_called_worse_at_most_2_5_percent_of_the
     # decides "worse" when the one-sided p of "dropped more than 0.02" is below 0.025.
     false_alarms = sum(paired_difference(b, c).p_less(-0.02) < 0.025 for b, c in boundary_draws)
     assert false_alarms / len(boundary_draws) <= 0.025 + 3 * (0.025 * 0.975 / 400) ** 0.5
+
+
+def test_a_zero_margin_never_shows_not_worse(tmp_path: Path) -> None:
+    # max_drop 0 asks to rule out any drop at all: even an identical run cannot.
+    base, _ = binary_pair(4, 200, 0, 0)
+    f1 = np.linspace(0, 1, 200)
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": base, "f1": f1})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"exact_match": base, "f1": f1})
+    code, doc = check(tmp_path, "--max-drop", "exact_match=0", "--max-drop", "f1=0")
+    assert code == 3
+    assert [g["finding"] for g in doc["gates"]] == ["cannot tell", "cannot tell"]
+    assert all("rows would tell" not in g["reason"] for g in doc["gates"])

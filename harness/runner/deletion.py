@@ -1,0 +1,46 @@
+"""Deleting a run everywhere harness keeps it: its MLflow run, then its DuckDB rows.
+
+The MLflow run is soft-deleted first (reversible: ``mlflow runs restore``), then the rows,
+outputs, scores and tags go in one DuckDB transaction; if the second step fails, running
+the command again finishes it. The cache keeps every response: a deleted run can be run
+again for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.config import Home
+from harness.errors import ConfigError
+from harness.store.runs import RunInfo
+from harness.store.runs import delete_run as delete_rows
+from harness.store.tags import find_run
+from harness.tracking.run_updates import mark_deleted
+
+__all__ = ["Deleted", "delete_run"]
+
+
+@dataclass
+class Deleted:
+    info: RunInfo  # the run as it was
+    tags: list[str]  # the tags it had
+    mlflow: str  # "deleted", "not logged" (no MLflow run) or "not found" (already gone)
+
+
+def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
+    """Delete the run ``ref`` (an id, a unique prefix or a tag; a run name only when it
+    names one run). A run still ``running`` needs ``force``."""
+    info, note = find_run(home.db_path, ref)
+    if note:
+        raise ConfigError(f"{note}; delete it by its run id")
+    if info.status == "running" and not force:
+        raise ConfigError(
+            f"run {info.run_id} is still running (or was killed while running); "
+            "use --force to delete it anyway"
+        )
+    mlflow = "not logged"
+    if info.mlflow_run_id:
+        found = mark_deleted(home.tracking_uri, info.mlflow_run_id)
+        mlflow = "deleted" if found else "not found"
+    deleted, tags = delete_rows(home.db_path, info.run_id)
+    return Deleted(deleted, tags, mlflow)
