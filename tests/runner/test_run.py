@@ -93,7 +93,7 @@ def test_runs_list_and_show(qa: str) -> None:
     code, out, _ = invoke("runs", "show", run_id)
     assert code == 0 and "word_count" in out
     code, _, err = invoke("runs", "show", "nope")
-    assert code == 2 and "no run 'nope'" in err
+    assert code == 2 and "no run, tag or run name 'nope'" in err
 
 
 BAD_RUNS = {
