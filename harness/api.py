@@ -81,6 +81,8 @@ def evaluate(
     log_to_mlflow: bool = True,
     home: str | os.PathLike[str] | None = None,
     spark: Any = False,
+    spark_remote: str | None = None,
+    spark_profile: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``data`` and return metrics and the per-row table.
 
@@ -94,6 +96,10 @@ def evaluate(
 
     ``spark=True`` (or a ``SparkSession``) sends the rows the cache cannot answer to Spark
     executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
+    Without a session (and none active), ``spark_remote="sc://HOST:PORT"`` names a Spark
+    Connect server, and ``spark="databricks"`` a Databricks cluster through Databricks
+    Connect, with the ``~/.databrickscfg`` profile ``spark_profile``: the CLI's
+    ``--spark-remote``, ``--spark databricks`` and ``--profile``.
     """
     from harness import data as data_module
     from harness.runner.config import RunConfig
@@ -154,10 +160,22 @@ def evaluate(
         run_name=run_name,
         max_cost=max_cost,
         mlflow=log_to_mlflow,
-        spark=spark is not False and spark is not None,
     )
-    session = None if isinstance(spark, bool) or spark is None else spark
-    result = run_eval(config, home=project, provider=provider, spark_session=session)
+    session = None if isinstance(spark, (bool, str)) or spark is None else spark
+    target = None
+    if session is None:
+        from harness.runner.spark_session import SparkTarget
+
+        target = SparkTarget.from_flags(
+            project.settings,
+            spark="on" if spark is True else spark or None,
+            remote=spark_remote,
+            profile=spark_profile,
+        )
+    config.spark = session is not None or target is not None
+    result = run_eval(
+        config, home=project, provider=provider, spark_session=session, spark_target=target
+    )
     from harness.runner.summary import results_table
 
     table = results_table(

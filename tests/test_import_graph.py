@@ -34,6 +34,7 @@ LAYERS: dict[str, str] = {
     "harness.api": "api",
     "harness.data": "api",
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
+    "harness.spark_tables": "api",  # Spark tables in and out: a run's session, the store
     "harness.runner": "runner",
     "harness.judges": "judges",
     "harness.metrics": "metrics",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.options import profile_option, spark_remote_option, verbose_option
 from harness.cli.output import fmt, home_of, print_json, print_table
 
 
@@ -13,8 +14,21 @@ def data() -> None:
 
 
 @data.command("import")
-@click.argument("path", type=click.Path(dir_okay=True))
+@click.argument("path", type=click.Path(dir_okay=True), required=False)
 @click.option("--name", required=True, help="Dataset name; imports under one name are versions.")
+@click.option(
+    "--spark-table",
+    metavar="NAME",
+    help="Import a Spark table instead of a file (catalog.schema.table on Unity Catalog).",
+)
+@click.option(
+    "--spark-sql",
+    metavar="QUERY",
+    help="Import the result of a Spark SQL query instead of a file.",
+)
+@spark_remote_option
+@profile_option
+@verbose_option
 @click.option(
     "--input",
     "input_col",
@@ -50,24 +64,53 @@ def import_(
     expected_col: str | None,
     context_col: str | None,
     id_col: str | None,
+    spark_table: str | None,
+    spark_sql: str | None,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
     as_json: bool,
 ) -> None:
-    """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
+    """Import a CSV, TSV, JSONL, JSON or Parquet file, or a Spark table or query, as a
+    dataset version.
 
     A version is named by the digest of its content: importing the same content again
-    reports the existing version; changed content makes a new one.
-    """
-    from harness.data import import_file
+    reports the existing version; changed content makes a new one. A Spark table is read
+    in batches, so it may be larger than memory; its rows give the same version as the
+    same rows in a file.
 
-    result = import_file(
-        path,
-        name=name,
-        input=input_col,
-        expected=expected_col,
-        context=context_col,
-        id=id_col,
-        home=home_of(ctx),
-    )
+    \b
+    Examples:
+      harness data import questions.jsonl --name qa
+      harness data import --spark-table main.evals.qa --name qa --spark-remote sc://host:15002
+      harness data import --spark-sql "SELECT * FROM main.evals.qa WHERE split = 'test'" \\
+          --name qa-test --spark-remote databricks --profile prod
+    """
+    mapping = dict(input=input_col, expected=expected_col, context=context_col, id=id_col)
+    if spark_table is not None or spark_sql is not None:
+        from harness.config import resolve_home
+        from harness.errors import ConfigError
+        from harness.runner.spark_session import SparkTarget
+        from harness.spark_tables import import_spark_table
+
+        if path is not None:
+            raise ConfigError("give a file PATH or --spark-table/--spark-sql, not both")
+        target = SparkTarget.resolve(
+            resolve_home(home_of(ctx)).settings,
+            remote=spark_remote,
+            profile=profile,
+            verbose=verbose,
+        )
+        result = import_spark_table(
+            spark_table, sql=spark_sql, name=name, home=home_of(ctx), target=target, **mapping
+        )
+    else:
+        from harness.data import import_file
+        from harness.errors import ConfigError
+
+        if path is None:
+            raise ConfigError("harness data import needs a file PATH (or --spark-table NAME)")
+        result = import_file(path, name=name, home=home_of(ctx), **mapping)
     if as_json:
         print_json(result.as_dict())
         return

@@ -53,3 +53,24 @@ guideline_option: Decorator = click.option(
     metavar="TEXT",
     help="A guideline for the `guidelines` judge, repeatable.",
 )
+
+
+verbose_option: Decorator = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Spark's and pyspark's own log lines (off the terminal by default).",
+)
+
+spark_remote_option: Decorator = click.option(
+    "--spark-remote",
+    metavar="sc://HOST:PORT",
+    help="A Spark Connect server to use, or `databricks` for Databricks Connect. "
+    "[default: SPARK_REMOTE, else [spark] remote in harness.toml, else a local session]",
+)
+
+profile_option: Decorator = click.option(
+    "--profile",
+    metavar="NAME",
+    help="The ~/.databrickscfg profile for Databricks Connect (as in `harness sync`). "
+    "[default: DATABRICKS_CONFIG_PROFILE, else DEFAULT]",
+)

@@ -13,6 +13,8 @@ from harness.cli.options import (
     concurrency_option,
     guideline_option,
     judges_file_option,
+    profile_option,
+    verbose_option,
 )
 from harness.cli.output import fmt, home_of, print_json, print_table
 from harness.config import DEFAULT_EXPERIMENT
@@ -20,6 +22,7 @@ from harness.config import DEFAULT_EXPERIMENT
 if TYPE_CHECKING:
     from harness.config import Home
     from harness.runner.config import RunConfig
+    from harness.runner.spark_session import SparkTarget
 
 
 @click.command()
@@ -112,10 +115,22 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--spark",
-    is_flag=True,
-    help="Send the rows the cache cannot answer to Apache Spark executors (the active "
-    "session, else [spark] master in harness.toml, default local[*]); needs pyspark.",
+    is_flag=False,
+    flag_value="on",
+    default=None,
+    metavar="[databricks]",
+    help="Send the rows the cache cannot answer to Apache Spark executors: the active "
+    "session, else a remote one (--spark-remote, SPARK_REMOTE, [spark] remote), else a "
+    "local one ([spark] master, default local[*]). `--spark databricks` runs them on a "
+    "Databricks cluster through Databricks Connect. Needs pyspark.",
 )
+@click.option(
+    "--spark-remote",
+    metavar="sc://HOST:PORT",
+    help="Run the Spark tasks on this Spark Connect server (implies --spark).",
+)
+@profile_option
+@verbose_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
 )
@@ -150,7 +165,10 @@ def run(
     resume_id: str | None,
     no_mlflow: bool,
     no_traces: bool,
-    spark: bool,
+    spark: str | None,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
     as_json: bool,
     dry_run: bool,
     check: bool,
@@ -165,20 +183,26 @@ def run(
     miss among them); see `harness check --help`.
 
     \b
-    Example:
+    Examples:
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
+      harness run --data qa --model openai:/gpt-4o-mini --spark-remote sc://10.0.0.5:15002
+      harness run --data qa --model databricks:/my-endpoint --spark databricks --profile prod
     """
     from harness.config import read_text_arg, resolve_home
     from harness.errors import BudgetExceeded, ConfigError, ReplayMiss, RunFailed
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
+    from harness.runner.spark_session import SparkTarget
 
     if not resume_id and (not data_ref or not model):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
+    spark_target = SparkTarget.from_flags(
+        home.settings, spark=spark, remote=spark_remote, profile=profile, verbose=verbose
+    )
     # --resume takes its options from the run: a [sweep] table does not apply to it.
     options = sweep_options(
         params, prompts, None if resume_id else home.settings, base_dir=home.path
@@ -203,7 +227,7 @@ def run(
         limit=limit,
         mlflow=not no_mlflow,
         traces=not no_traces,
-        spark=spark,
+        spark=spark_target is not None,
     )
     if check and (dry_run or (options.grid and not resume_id)):
         what = "--dry-run" if dry_run else "a sweep"
@@ -211,7 +235,7 @@ def run(
     if not check and (junit or any(v not in (None, ()) for v in gates.values())):
         raise ConfigError("gate options (--baseline, --min, --max-drop, ...) need --check")
     if options.grid and not resume_id:
-        _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)
+        _sweep(config, options.grid, home, spark_target, as_json=as_json, dry_run=dry_run)
         return
     if dry_run:
         from harness.runner.estimate import estimate_run
@@ -226,7 +250,13 @@ def run(
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
     try:
-        result = run_eval(config, home=home_of(ctx), progress=progress, resume=resume_id)
+        result = run_eval(
+            config,
+            home=home_of(ctx),
+            progress=progress,
+            resume=resume_id,
+            spark_target=spark_target,
+        )
     except BudgetExceeded as stopped:
         # The rows done are stored; show them like any result, then exit 1 with the reason.
         if stopped.result is not None and as_json:
@@ -270,7 +300,13 @@ def run(
 
 
 def _sweep(
-    config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json: bool, dry_run: bool
+    config: RunConfig,
+    grid: dict[str, list[Any]],
+    home: Home,
+    spark_target: SparkTarget | None,
+    *,
+    as_json: bool,
+    dry_run: bool,
 ) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
     from harness.errors import RunFailed
@@ -286,7 +322,7 @@ def _sweep(
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    sweep = run_sweep(config, grid, home=home, progress=progress)
+    sweep = run_sweep(config, grid, home=home, progress=progress, spark_target=spark_target)
     if as_json:
         print_json(sweep.as_dict())
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.options import profile_option, spark_remote_option, verbose_option
 from harness.cli.output import fmt, home_of, print_json, print_table
 
 
@@ -214,3 +215,54 @@ def _cell(value: object, width: int = 60) -> str:
         return fmt(value)
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@runs.command("export")
+@click.argument("run_id")
+@click.option(
+    "--spark-table",
+    metavar="NAME",
+    required=True,
+    help="Write the run's per-row results to this Spark table (created, or appended to).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the table instead of appending.")
+@spark_remote_option
+@profile_option
+@verbose_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    run_id: str,
+    spark_table: str,
+    overwrite: bool,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Export a run's per-row results: one row per example, with its output, its
+    ``metrics`` (a map) and every score; runs append to one table.
+
+    \b
+    Examples:
+      harness runs export 3f2a9c1b7d4e --spark-table evals.results --spark-remote sc://host:15002
+      harness runs export 3f2a9c1b7d4e --spark-table main.evals.results --spark-remote databricks
+    """
+    from harness.config import resolve_home
+    from harness.runner.spark_session import SparkTarget
+    from harness.spark_tables import export_run_to_spark
+
+    target = SparkTarget.resolve(
+        resolve_home(home_of(ctx)).settings, remote=spark_remote, profile=profile, verbose=verbose
+    )
+    result = export_run_to_spark(
+        run_id, spark_table, overwrite=overwrite, home=home_of(ctx), target=target
+    )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    verb = "replaced" if result.replaced else "wrote"
+    click.echo(
+        f"{verb} {result.table} with run {result.run_id} ({result.rows} rows) on {result.where}"
+    )

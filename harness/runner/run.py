@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import httpx
 
     from harness.runner.mlflow_worker import MlflowWorker
+    from harness.runner.spark_session import SparkTarget
     from harness.tracking import RunRecord
 
 __all__ = ["run_eval"]
@@ -47,13 +48,15 @@ def run_eval(
     provider: Provider | None = None,
     http_client: httpx.AsyncClient | None = None,
     spark_session: Any = None,
+    spark_target: SparkTarget | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
 
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
     ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
-    ``spark_session`` is the session to use (default: the active one, else a local one
-    harness starts and stops; see ``harness.runner.spark``).
+    ``spark_session`` is the session to use (default: the active one, else the one
+    ``spark_target`` names: a Spark Connect or Databricks cluster, or a local session;
+    default from ``[spark]`` in harness.toml; see ``harness.runner.spark_session``).
 
     Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
     ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
@@ -84,7 +87,7 @@ def run_eval(
 
         if http_client is not None:
             raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
-        check_ready(home.settings)
+        spark_target = check_ready(home.settings, spark_target, spark_session)
     cache = None
     if config.cache != "off":
         from harness.cache.store import ResponseCache
@@ -143,7 +146,7 @@ def run_eval(
         if config.spark:
             from harness.runner.spark import run_on_spark
 
-            run_on_spark(engine, todo, caller, spark_session)
+            run_on_spark(engine, todo, caller, spark_session, spark_target)
         else:
             asyncio_run(drive(engine, todo, caller))
         status = "stopped" if engine.stopped_by_budget else "finished"

@@ -36,6 +36,7 @@ from harness.runner.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from harness.runner.estimate import RunEstimate
+    from harness.runner.spark_session import SparkTarget
 
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
@@ -228,6 +229,7 @@ def run_sweep(
     home: str | os.PathLike[str] | Home | None = None,
     progress: Progress | None = None,
     provider: Provider | None = None,
+    spark_target: SparkTarget | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` over ``base`` as a child run of one MLflow parent run.
 
@@ -248,7 +250,7 @@ def run_sweep(
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
     finished = False
     try:
-        _run_children(points, sweep, home=home, progress=progress, provider=provider)
+        _run_children(points, sweep, home, progress, provider, spark_target)
         finished = True
     finally:
         sweep.primary_metric = primary_metric(base, sweep.metric_names)
@@ -261,10 +263,10 @@ def run_sweep(
 def _run_children(
     points: list[SweepPoint],
     sweep: SweepResult,
-    *,
     home: Home,
     progress: Progress,
     provider: Provider | None,
+    spark_target: SparkTarget | None,
 ) -> None:
     from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
@@ -272,7 +274,13 @@ def _run_children(
     for number, point in enumerate(points, 1):
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
         with mlflow_parent_run(sweep.parent_mlflow_run_id):
-            result = run_eval(point.config, home=home, progress=progress, provider=provider)
+            result = run_eval(
+                point.config,
+                home=home,
+                progress=progress,
+                provider=provider,
+                spark_target=spark_target,
+            )
         sweep.runs.append(SweepRun(point.values, result))
         sweep.warnings += [f"{point.config.run_name}: {w}" for w in result.warnings]
 
