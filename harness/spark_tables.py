@@ -198,8 +198,8 @@ def run_rows(db_path: Path, run_id: str) -> pa.Table:
     from harness.store.db import connect
 
     with connect(db_path, read_only=True) as con:
-        result = con.execute(_RUN_ROWS_SQL, {"run": run_id})
-        # DuckDB 2 names it to_arrow_table; 1.x, fetch_arrow_table.
-        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # type: ignore[attr-defined]
+        rows = con.sql(_RUN_ROWS_SQL, params={"run": run_id})
+        # DuckDB 2 names it to_arrow_table; 1.x, arrow.
+        fetch = getattr(rows, "to_arrow_table", None) or rows.arrow
         table: pa.Table = fetch()
     return table

@@ -28,3 +28,14 @@ def slow_echo(row: dict[str, Any]) -> str:
 
 def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
+
+
+def crash_on_executor(messages: list[dict[str, Any]]) -> str:
+    """A judge model whose Python worker dies on a Spark executor (a crash Spark cannot
+    retry in local mode): a Spark job failure as a cluster meets one. On the driver, a
+    judge answer."""
+    from pyspark import TaskContext
+
+    if TaskContext.get() is not None:
+        os._exit(3)
+    return judge_messages(messages)

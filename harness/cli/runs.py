@@ -262,7 +262,7 @@ def export(
     if as_json:
         print_json(result.as_dict())
         return
-    verb = "replaced" if result.replaced else "wrote"
     click.echo(
-        f"{verb} {result.table} with run {result.run_id} ({result.rows} rows) on {result.where}"
+        f"run {result.run_id}: {result.rows} rows written to {result.table} on {result.where}"
+        + (" (the table replaced)" if result.replaced else "")
     )

@@ -162,6 +162,8 @@ def check_target(target: SparkTarget, session: Any = None) -> None:
         import pyspark.sql  # noqa: F401 - only whether it imports
     except ImportError:
         raise ConfigError(NEEDS_PYSPARK) from None
+    if not target.verbose:
+        quiet_pyspark()  # before the Connect client's import warns
     if session is not None or active_session() is not None:
         return  # used as it is: the target does not apply
     if target.remote == DATABRICKS:
