@@ -39,7 +39,7 @@ FORMATS = {
     ".pq": "parquet",
 }
 DIGEST_SCHEMA = 1  # bump when normalization changes, so digests stay honest
-RECORD_BATCH_ROWS = 2000  # rows of a Spark table held in memory at once while importing
+RECORD_BATCH_ROWS = 1000  # rows of a Spark table held in memory at once while importing
 
 
 @dataclass(frozen=True)
@@ -117,17 +117,30 @@ def import_dataframe(
 
 
 def spark_record_batches(df: Any, rows: int = RECORD_BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-    """A Spark DataFrame's rows as dicts, ``rows`` at a time, one partition in memory at
-    most: ``toLocalIterator`` fetches partitions one by one (over Spark Connect, as a
-    stream of Arrow batches), never the whole table as ``toPandas`` would."""
-    batch: list[dict[str, Any]] = []
-    for row in df.toLocalIterator():
-        batch.append(row.asDict(recursive=True))
-        if len(batch) >= rows:
+    """A Spark DataFrame's rows as dicts, ``rows`` at a time, never the whole table as
+    ``toPandas`` would: ``toLocalIterator`` fetches one partition at a time, and over
+    Spark Connect a stream of Arrow batches of ``rows`` rows (Spark's own default, 10,000,
+    would hold 40 MB of 4 kB rows at once, twice over while they become Python rows)."""
+    conf = df.sparkSession.conf
+    before = conf.get(_ARROW_BATCH, None)
+    conf.set(_ARROW_BATCH, str(rows))  # the session's own setting is put back below
+    try:
+        batch: list[dict[str, Any]] = []
+        for row in df.toLocalIterator():
+            batch.append(row.asDict(recursive=True))
+            if len(batch) >= rows:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+    finally:
+        if before is None:
+            conf.unset(_ARROW_BATCH)
+        else:
+            conf.set(_ARROW_BATCH, before)
+
+
+_ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
 def import_records(

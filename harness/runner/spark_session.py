@@ -397,18 +397,23 @@ def _cores(master: str | None) -> int | None:
 def error_line(error: BaseException) -> str:
     """The one line of a JVM, Spark Connect or Python worker error that says what went wrong.
 
-    A Python worker's traceback ends with its exception (``ValueError: ...``), then Spark
-    adds ``SQLSTATE`` and JVM frames; a Py4J error wraps all of it.
+    A Python worker's traceback ends with its exception (``ValueError: ...``), inside a
+    JVM ``SparkException: Job aborted ...``; Spark's own errors start with their class
+    (``[TABLE_OR_VIEW_NOT_FOUND] ...``); Spark Connect appends the JVM's stack trace.
     """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    kept = [
-        line
-        for line in lines
-        if not line.startswith(("at ", "File ", "...", "JVM stacktrace", "Traceback", "SQLSTATE"))
-    ]
-    python_errors = [line for line in kept if re.match(r"[\w.]+(Error|Exception|Exit): ", line)]
-    line = (python_errors or kept or [type(error).__name__])[-1]
-    return re.sub(r"\s*SQLSTATE: \w+$", "", line)[:300]
+    text = str(error).split("JVM stacktrace:", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not line.startswith(("at ", "File ", "...", "Traceback"))]
+    raised = [line for line in kept if re.match(r"[\w.]+(Error|Exception|Exit): ", line)]
+    classified = [line for line in kept if re.match(r"\[[A-Z_.]+\] ", line)]
+    line = (raised[-1:] or classified[:1] or kept[:1] or [type(error).__name__])[0]
+    line = re.sub(r"\s*SQLSTATE: \w+;?$", "", line)
+    # "Job aborted due to stage failure: ... org.apache.spark.SparkException: WHAT. Advice":
+    # the innermost exception's message says what happened; its first sentence, if long.
+    line = re.split(r"(?:[a-z_]+\.)+[A-Z]\w*(?:Exception|Error): ", line)[-1]
+    if len(line) > 200 and ". " in line:
+        line = line.split(". ", 1)[0]
+    return line[:300]
 
 
 _jvm_log_state: dict[str, Any] = {"path": None, "keep": False}

@@ -164,11 +164,15 @@ def save_staged_dataset(
     relation = f"read_parquet('{_sql_text(str(staged))}')"
 
     def insert(con: Any, version: str) -> None:
+        # Else DuckDB keeps the whole insert in memory until it commits (2.5x the rows);
+        # with a limit it spills to a temporary file next to the database.
+        con.execute(f"SET memory_limit = '{STAGED_INSERT_MEMORY}'")
         con.execute(_INSERT_EXAMPLES.format(source=relation), [name, version])
 
     return _save_version(db_path, name, digest, n_rows, source, columns, insert)
 
 
+STAGED_INSERT_MEMORY = "64MB"  # DuckDB spills beyond this while it inserts a staged version
 _INSERT_EXAMPLES = (
     "INSERT INTO examples SELECT ?, ?, position, id, input, expected, context, extra FROM {source}"
 )
