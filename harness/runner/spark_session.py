@@ -401,8 +401,10 @@ def error_line(error: BaseException) -> str:
     JVM ``SparkException: Job aborted ...``; Spark's own errors start with their class
     (``[TABLE_OR_VIEW_NOT_FOUND] ...``); Spark Connect appends the JVM's stack trace.
     """
-    text = str(error).split("JVM stacktrace:", 1)[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # The message, without the JVM's stack trace and causes (Spark Connect appends them
+    # after "JVM stacktrace:", Py4J after the first frame); a Python traceback stays.
+    text = re.split(r"JVM stacktrace:|\n\s*at [\w$.]+\(|\nCaused by: ", str(error))[0]
+    lines = [line.strip().removeprefix(": ") for line in text.splitlines() if line.strip()]
     kept = [line for line in lines if not line.startswith(("at ", "File ", "...", "Traceback"))]
     raised = [line for line in kept if re.match(r"[\w.]+(Error|Exception|Exit): ", line)]
     classified = [line for line in kept if re.match(r"\[[A-Z_.]+\] ", line)]
@@ -411,7 +413,7 @@ def error_line(error: BaseException) -> str:
     # "Job aborted due to stage failure: ... org.apache.spark.SparkException: WHAT. Advice":
     # the innermost exception's message says what happened; its first sentence, if long.
     line = re.split(r"(?:[a-z_]+\.)+[A-Z]\w*(?:Exception|Error): ", line)[-1]
-    if len(line) > 200 and ". " in line:
+    if len(line) > 120 and ". " in line:
         line = line.split(". ", 1)[0]
     return line[:300]
 

@@ -257,6 +257,8 @@ def test_the_cli_runs_on_spark_and_says_so_without_pyspark(
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # Quiet: the JVM's output goes to a log file, pyspark's warnings are off.
+    assert done.stderr == ""
     document = json.loads(done.stdout)
     assert document["rows"] == 20 and document["calls"]["model"]["requests"] == 20
     assert server.stats()["requests_total"] == 20
@@ -346,3 +348,48 @@ def test_rate_limits_are_divided_among_the_tasks_running_at_once() -> None:
     assert divided["rate_limits"]["openai:/m"] == {"tokens_per_minute": 30000}
     assert divided["calls"] == {"max_retries": 3}
     assert settings["providers"]["openai"]["requests_per_minute"] == 600  # not changed
+
+
+def test_a_spark_job_that_fails_fails_the_run_in_one_line(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    from harness.errors import RunFailed
+
+    _, spark = fake
+    # The judge's Python worker dies on the executor; Spark does not retry in local mode.
+    with pytest.raises(RunFailed) as caught:
+        run_eval(
+            config(judges=["correctness"], judge_model=CRASH, model="openai:/crash", spark=True),
+            home=home,
+            spark_session=spark,
+        )
+    assert str(caught.value) == "the Spark job failed: Python worker exited unexpectedly (crashed)"
+
+
+CRASH = "python:harness_test_models:crash_on_executor"
+
+
+def test_spark_errors_are_told_in_their_one_line(cluster: tuple[FakeLLMServer, Any]) -> None:
+    from pyspark.errors import AnalysisException, PythonException
+
+    from harness.runner.spark_session import SparkHandle, error_line
+
+    _, spark = cluster
+
+    def boom(batches: Any) -> Any:
+        for _ in batches:
+            raise ValueError("boom in a task")
+        yield from ()
+
+    with pytest.raises(PythonException) as failed:
+        spark.range(2).mapInArrow(boom, "id long").collect()
+    assert error_line(failed.value) == "ValueError: boom in a task"
+    handle = SparkHandle(spark, False, "local[2]", log_path="/tmp/harness-spark-x.log")
+    assert handle.failure("the Spark job failed", failed.value) == (
+        "the Spark job failed: ValueError: boom in a task (Spark's log: /tmp/harness-spark-x.log)"
+    )
+    with pytest.raises(AnalysisException) as missing:
+        spark.read.table("no_such_table").collect()
+    assert error_line(missing.value).startswith(
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found"
+    )

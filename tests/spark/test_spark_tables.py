@@ -96,7 +96,7 @@ def test_table_errors_are_one_line(spark: Any, remote: SparkTarget, home: Path) 
         import_spark_table("no_such_table", name="x", home=home, target=remote)
     assert str(caught.value).startswith(
         "cannot read Spark table no_such_table: [TABLE_OR_VIEW_NOT_FOUND] The table or view "
-        "`no_such_table` cannot be found."
+        "`no_such_table` cannot be found"
     )
     assert "\n" not in str(caught.value)
     spark.sql("SELECT 'a' AS id, 'q' AS question UNION ALL SELECT 'a', 'r'").write.mode(
