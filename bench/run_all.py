@@ -20,6 +20,8 @@ BENCHMARKS = [
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
     ["bench_spark.py"],
+    ["bench_spark_modes.py"],
+    ["bench_spark_import.py"],
 ]
 
 

@@ -1,11 +1,10 @@
-"""What the Spark tests share: the Connect server's address, the CLI in a subprocess."""
+"""What the Spark tests share: the fake server's key, the CLI in a subprocess."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.testing import FakeLLMServer
@@ -13,14 +12,6 @@ from harness.testing import FakeLLMServer
 KEY = "sk-connect-test"
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
-
-
-@dataclass(frozen=True)
-class ConnectServer:
-    url: str  # sc://127.0.0.1:PORT
-    ui_url: str
-    warehouse: Path
-    log: Path
 
 
 def cli_env(home: Path, llm: FakeLLMServer, **extra: str) -> dict[str, str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from spark_helpers import ConnectServer, cli_env, harness
+from spark_helpers import cli_env, harness
 
-from harness.testing import FakeLLMServer
+from harness.testing import FakeLLMServer, SparkConnectServer
 
 pytestmark = pytest.mark.timeout(900)  # the first test also waits for the server to start
 
@@ -46,7 +46,11 @@ def import_qa(home: Path, qa_file: Path, env: dict[str, str]) -> None:
 
 
 def test_a_run_on_spark_connect_equals_a_local_run_and_its_rerun_needs_no_spark(
-    connect_server: ConnectServer, fake: FakeLLMServer, home: Path, qa_file: Path, tmp_path: Path
+    connect_server: SparkConnectServer,
+    fake: FakeLLMServer,
+    home: Path,
+    qa_file: Path,
+    tmp_path: Path,
 ) -> None:
     env = cli_env(home, fake)
     import_qa(home, qa_file, env)
@@ -94,7 +98,7 @@ def test_a_run_on_spark_connect_equals_a_local_run_and_its_rerun_needs_no_spark(
 
 
 def test_the_probe_stops_a_run_whose_executors_lack_the_key_before_any_request(
-    connect_server: ConnectServer, fake: FakeLLMServer, home: Path, qa_file: Path
+    connect_server: SparkConnectServer, fake: FakeLLMServer, home: Path, qa_file: Path
 ) -> None:
     # The driver has the key; the server's executors do not, as on a cluster whose
     # environment was never given the secret.
@@ -118,7 +122,7 @@ def test_the_probe_stops_a_run_whose_executors_lack_the_key_before_any_request(
 
 
 def test_a_spark_failure_is_one_line_with_the_spark_ui(
-    connect_server: ConnectServer, fake: FakeLLMServer, home: Path, qa_file: Path
+    connect_server: SparkConnectServer, fake: FakeLLMServer, home: Path, qa_file: Path
 ) -> None:
     env = cli_env(home, fake)
     import_qa(home, qa_file, env)

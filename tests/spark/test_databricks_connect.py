@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spark_helpers import TESTS, ConnectServer, cli_env, harness
+from spark_helpers import TESTS, cli_env, harness
 
 from harness.errors import ConfigError
 from harness.runner.spark_session import SparkTarget, check_target, open_session
-from harness.testing import FakeLLMServer
+from harness.testing import FakeLLMServer, SparkConnectServer
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -122,7 +122,7 @@ def target(**flags: Any) -> SparkTarget:
 
 
 def test_a_run_with_spark_databricks_uses_the_profile_and_runs_on_its_cluster(
-    connect_server: ConnectServer,
+    connect_server: SparkConnectServer,
     fake: FakeLLMServer,
     fake_connect: Path,
     profiles: Path,

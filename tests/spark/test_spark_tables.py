@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spark_helpers import ConnectServer, cli_env
+from spark_helpers import cli_env
 
 from harness.data import import_file
 from harness.errors import ConfigError, DataError
@@ -26,13 +26,13 @@ from harness.runner.run import run_eval
 from harness.runner.spark_session import SparkTarget
 from harness.spark_tables import export_run_to_spark, import_spark_table
 from harness.store.runs import load_outputs, load_scores
-from harness.testing import FakeLLMServer
+from harness.testing import FakeLLMServer, SparkConnectServer
 
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def spark(connect_server: ConnectServer) -> Iterator[Any]:
+def spark(connect_server: SparkConnectServer) -> Iterator[Any]:
     from pyspark.sql.connect.session import SparkSession
 
     session = SparkSession.builder.remote(connect_server.url).create()
@@ -43,7 +43,7 @@ def spark(connect_server: ConnectServer) -> Iterator[Any]:
 
 
 @pytest.fixture
-def remote(connect_server: ConnectServer) -> SparkTarget:
+def remote(connect_server: SparkConnectServer) -> SparkTarget:
     return SparkTarget(remote=connect_server.url)
 
 
@@ -168,7 +168,7 @@ def peak_rss_mb(command: list[str], env: dict[str, str], log: Path) -> float:
 
 
 def test_importing_a_table_takes_memory_that_does_not_grow_with_the_table(
-    spark: Any, connect_server: ConnectServer, fake: FakeLLMServer, home: Path, tmp_path: Path
+    spark: Any, connect_server: SparkConnectServer, fake: FakeLLMServer, home: Path, tmp_path: Path
 ) -> None:
     # Two tables of 4 kB rows, one three times the other (~47 MB and ~141 MB of text).
     # Collecting a table (toPandas) grows the process by more than the table; reading it
