@@ -10,6 +10,7 @@ the end of the session.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from spark_helpers import KEY
@@ -42,3 +43,15 @@ def connect_server(
 def fake(llm: FakeLLMServer) -> FakeLLMServer:
     llm.reset()
     return llm
+
+
+@pytest.fixture(scope="module")
+def spark(connect_server: SparkConnectServer) -> Iterator[Any]:
+    """This process's own Connect session to the server, as a notebook has one."""
+    from pyspark.sql.connect.session import SparkSession
+
+    session = SparkSession.builder.remote(connect_server.url).create()
+    try:
+        yield session
+    finally:
+        session.stop()  # no Connect session stays active for the other modules

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,6 @@ from harness.store.runs import load_outputs, load_scores
 from harness.testing import FakeLLMServer, SparkConnectServer
 
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-def spark(connect_server: SparkConnectServer) -> Iterator[Any]:
-    from pyspark.sql.connect.session import SparkSession
-
-    session = SparkSession.builder.remote(connect_server.url).create()
-    try:
-        yield session
-    finally:
-        session.stop()  # no Connect session stays active for the other modules
 
 
 @pytest.fixture
@@ -194,4 +182,6 @@ def test_importing_a_table_takes_memory_that_does_not_grow_with_the_table(
     }  # fmt: skip
     extra_mb = (sizes["wide_large"] - sizes["wide_small"]) * row_kb / 1024  # 94 MB more rows
     growth = peaks["wide_large"] - peaks["wide_small"]
-    assert growth < extra_mb / 4, (peaks, extra_mb)  # measured: ~10 MB
+    # Holding the added rows once would take all of extra_mb (toPandas: 2-3 times it);
+    # measured growth 8-27 MB, the allocator's noise.
+    assert growth < extra_mb / 2, (peaks, extra_mb)
