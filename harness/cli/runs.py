@@ -134,28 +134,83 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
 
 @runs.command("export")
 @click.argument("run_ref", metavar="RUN")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--spark-table",
+    metavar="NAME",
+    help="Write the run's per-row results to this Spark table instead of a file "
+    "(created, or appended to; catalog.schema.table on Unity Catalog).",
+)
+@click.option("--overwrite", is_flag=True, help="With --spark-table: replace the table.")
+@spark_remote_option
+@profile_option
+@verbose_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def export(ctx: click.Context, run_ref: str, file: str) -> None:
-    """Write a run with its per-row outputs, scores and configuration to FILE.
+def export(
+    ctx: click.Context,
+    run_ref: str,
+    file: str | None,
+    spark_table: str | None,
+    overwrite: bool,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Write a run with its per-row outputs, scores and configuration to FILE, or its
+    per-row results to a Spark table (--spark-table).
 
-    The format follows the name: .jsonl, .jsonl.gz or .parquet. `harness compare`,
+    The file's format follows its name: .jsonl, .jsonl.gz or .parquet. `harness compare`,
     `harness check` and `harness runs show` accept the file wherever they take a run, on
-    any machine: this is how a baseline travels to CI.
+    any machine: this is how a baseline travels to CI. A Spark table gets one row per
+    example, with its output, its `metrics` (a map) and every score; runs append to one
+    table, for people who analyse in notebooks.
 
     \b
-    Example:
+    Examples:
       harness runs export baseline examples/ci/baseline.jsonl
+      harness runs export 3f2a9c1b7d4e --spark-table main.evals.results --spark-remote databricks
     """
     from harness.config import resolve_home
-    from harness.store.exports import export_run, load_run_record
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
-    info, note = find_run(db_path, run_ref)
+    home = resolve_home(home_of(ctx))
+    if (file is None) == (spark_table is None):
+        from harness.errors import ConfigError
+
+        raise ConfigError("harness runs export writes to a FILE or to --spark-table NAME: give one")
+    if spark_table is None and (overwrite or spark_remote or profile):
+        from harness.errors import ConfigError
+
+        raise ConfigError("--overwrite, --spark-remote and --profile go with --spark-table")
+    info, note = find_run(home.db_path, run_ref)
     if note:
         click.echo(f"note: {note}", err=True)
-    rows = export_run(load_run_record(db_path, info.run_id), file)
+    if spark_table is not None:
+        from harness.runner.spark_session import SparkTarget
+        from harness.spark_tables import export_run_to_spark
+
+        target = SparkTarget.resolve(
+            home.settings, remote=spark_remote, profile=profile, verbose=verbose
+        )
+        result = export_run_to_spark(
+            info.run_id, spark_table, overwrite=overwrite, home=home.path, target=target
+        )
+        if as_json:
+            print_json(result.as_dict())
+            return
+        click.echo(
+            f"run {result.run_id}: {result.rows} rows written to {result.table} on {result.where}"
+            + (" (the table replaced)" if result.replaced else "")
+        )
+        return
+    from harness.store.exports import export_run, load_run_record
+
+    rows = export_run(load_run_record(home.db_path, info.run_id), str(file))
+    if as_json:
+        print_json({"run_id": info.run_id, "rows": rows, "file": file})
+        return
     click.echo(f"wrote run {info.run_id} ({rows} rows) to {file}")
 
 
@@ -215,54 +270,3 @@ def _cell(value: object, width: int = 60) -> str:
         return fmt(value)
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-@runs.command("export")
-@click.argument("run_id")
-@click.option(
-    "--spark-table",
-    metavar="NAME",
-    required=True,
-    help="Write the run's per-row results to this Spark table (created, or appended to).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace the table instead of appending.")
-@spark_remote_option
-@profile_option
-@verbose_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def export(
-    ctx: click.Context,
-    run_id: str,
-    spark_table: str,
-    overwrite: bool,
-    spark_remote: str | None,
-    profile: str | None,
-    verbose: bool,
-    as_json: bool,
-) -> None:
-    """Export a run's per-row results: one row per example, with its output, its
-    ``metrics`` (a map) and every score; runs append to one table.
-
-    \b
-    Examples:
-      harness runs export 3f2a9c1b7d4e --spark-table evals.results --spark-remote sc://host:15002
-      harness runs export 3f2a9c1b7d4e --spark-table main.evals.results --spark-remote databricks
-    """
-    from harness.config import resolve_home
-    from harness.runner.spark_session import SparkTarget
-    from harness.spark_tables import export_run_to_spark
-
-    target = SparkTarget.resolve(
-        resolve_home(home_of(ctx)).settings, remote=spark_remote, profile=profile, verbose=verbose
-    )
-    result = export_run_to_spark(
-        run_id, spark_table, overwrite=overwrite, home=home_of(ctx), target=target
-    )
-    if as_json:
-        print_json(result.as_dict())
-        return
-    click.echo(
-        f"run {result.run_id}: {result.rows} rows written to {result.table} on {result.where}"
-        + (" (the table replaced)" if result.replaced else "")
-    )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
 import pytest
-from spark_helpers import cli_env, harness
+from spark_helpers import KEY, cli_env, harness
 
 from harness.testing import FakeLLMServer, SparkConnectServer
 
@@ -138,6 +139,42 @@ def test_a_spark_failure_is_one_line_with_the_spark_ui(
     assert lines[0].startswith("error: the Spark job failed: ")
     assert lines[0].endswith(f"(Spark UI: {connect_server.ui_url})")
     assert httpx.get(connect_server.ui_url, follow_redirects=True).status_code == 200
+
+
+def test_evaluate_runs_a_table_on_the_connect_session_it_is_given_or_the_active_one(
+    connect_server: SparkConnectServer,
+    spark: Any,
+    fake: FakeLLMServer,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harness
+
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    rows = [(f"s{i}", f"What is {i} plus {i}?", str(2 * i)) for i in range(12)]
+    spark.createDataFrame(rows, "id string, question string, answer string").write.mode(
+        "overwrite"
+    ).saveAsTable("sums")
+    # As in a notebook: the Connect session handed in, a Spark table as the eval set.
+    given = harness.evaluate(
+        model="openai:/m", data=spark.read.table("sums"), data_name="sums",
+        judges=["correctness"], judge_model="openai:/j", spark=spark, log_to_mlflow=False,
+    )  # fmt: skip
+    assert given.result.rows_done == 12 and given.result.errors == 0
+    assert given.result.calls["model"]["requests"] == given.result.calls["judge"]["requests"] == 12
+    assert fake.stats()["requests_total"] == 24
+    assert sorted(given.tables["eval_results_table"]["id"]) == sorted(r[0] for r in rows)
+
+    # The active session wins over a remote named in the call: the closed port below is
+    # never dialled, and a model the cache has not seen runs on the active session.
+    fake.reset()
+    closed = f"sc://127.0.0.1:{_closed_port()}"
+    active = harness.evaluate(
+        model="openai:/m2", data="sums", spark=True, spark_remote=closed, log_to_mlflow=False
+    )
+    assert active.result.rows_done == 12 and active.result.errors == 0
+    assert active.result.calls["model"]["requests"] == 12 == fake.stats()["requests_total"]
 
 
 def _closed_port() -> int:
