@@ -93,6 +93,14 @@ def test_bad_export_targets_write_nothing(run_id: str, tmp_path: Path) -> None:
     code, _, err = invoke("runs", "export", run_id, str(tmp_path / "nowhere" / "run.jsonl"))
     assert code == 2 and "is not a folder" in err
     assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
+    # A FILE or a Spark table (tests/spark/test_spark_tables.py), one of them.
+    code, _, err = invoke("runs", "export", run_id)
+    assert code == 2 and "writes to a FILE or to --spark-table NAME" in err
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "r.jsonl"), "--spark-table", "t")
+    assert code == 2 and "writes to a FILE or to --spark-table NAME" in err
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "r.jsonl"), "--overwrite")
+    assert code == 2 and "go with --spark-table" in err
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
 
 
 def test_runs_show_reads_a_run_file(run_id: str, tmp_path: Path) -> None:
