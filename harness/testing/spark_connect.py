@@ -98,6 +98,7 @@ class SparkConnectServer:
             "spark.sql.warehouse.dir": str(self.warehouse),
             **self.conf,
         }
+        self.folder.mkdir(parents=True, exist_ok=True)  # a folder given may not exist yet
         command = [str(spark_home / "sbin" / "start-connect-server.sh"), "--wait"]
         command += ["--master", self.master]
         for key, value in conf.items():
