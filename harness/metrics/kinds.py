@@ -1,0 +1,187 @@
+"""Parameterized metric kinds: ``regex`` with a pattern, ``contains`` with a value, ...
+
+A :class:`Kind` is a small factory registered by name, like a metric: it declares its
+parameters (so a typo in ``harness.toml`` fails before the run, in one line), which one a
+command-line value sets, and builds a :class:`~harness.metrics.Metric` from them. The same
+parameters reach it from either side::
+
+    [metrics.cites]                         --metric 'cites=regex:\\[\\d+\\]'
+    kind = "regex"
+    pattern = '\\[\\d+\\]'
+
+Every kind also takes ``description`` and ``greater_is_better`` (a check you want to fail,
+``icontains`` "I cannot help", is ``greater_is_better = false``). A metric built without a
+name is named after its kind, ``-`` read as ``_`` (``contains-any`` -> ``contains_any``).
+
+The families register themselves when first looked up: ``checks`` (contains, equals,
+starts-with, regex), ``structure`` (is-json, json-schema, length), ``similarity``
+(levenshtein).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import MetricError
+
+if TYPE_CHECKING:
+    from harness.metrics import Metric
+
+__all__ = [
+    "COMMON_PARAMS",
+    "NAME",
+    "Kind",
+    "Param",
+    "build",
+    "from_cli",
+    "get_kind",
+    "kind_names",
+    "register_kind",
+]
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # a metric name a user chooses
+COMMON_PARAMS = ("description", "greater_is_better")  # every kind takes these
+_FAMILIES = ("checks", "structure", "similarity")
+_TYPE_NAMES = {str: "text", bool: "true or false", int: "a whole number", list: "a list", dict: "a table"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a kind: its name, the TOML types it accepts, and what it means."""
+
+    name: str
+    types: tuple[type, ...]
+    doc: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A factory of metrics: ``build(name, params, base_dir) -> Metric``.
+
+    ``main`` names what a command-line value sets (``regex:PATTERN`` sets ``pattern``), and
+    ``parse_value`` turns that text into parameters (default: ``{main: text}``; the
+    ``length`` kind reads ``10..200`` as ``min`` and ``max``). ``base_dir`` is where a
+    ``@FILE`` value is read from.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    factory: Callable[[str, dict[str, Any], Path], Metric]
+    main: str | None = None
+    parse_value: Callable[[str], dict[str, Any]] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+_kinds: dict[str, Kind] = {}
+_families_loaded = False
+
+
+def register_kind(kind: Kind) -> Kind:
+    """Make ``kind`` available by its name; a name is registered once."""
+    if kind.name in _kinds and _kinds[kind.name] is not kind:
+        raise MetricError(f"a metric kind named {kind.name!r} is already registered")
+    _kinds[kind.name] = kind
+    return kind
+
+
+def _load_families() -> None:
+    global _families_loaded
+    if not _families_loaded:
+        _families_loaded = True  # first: the families import this module to register
+        for family in _FAMILIES:
+            importlib.import_module(f"harness.metrics.{family}")
+
+
+def get_kind(name: str) -> Kind:
+    """The kind registered as ``name``; MetricError naming the known ones otherwise."""
+    _load_families()
+    if name not in _kinds:
+        raise MetricError(f"unknown metric kind {name!r}; known: {', '.join(kind_names())}")
+    return _kinds[name]
+
+
+def kind_names() -> list[str]:
+    _load_families()
+    return sorted(_kinds)
+
+
+def is_kind(name: str) -> bool:
+    _load_families()
+    return name in _kinds
+
+
+def default_name(kind: str) -> str:
+    return kind.replace("-", "_")
+
+
+def from_cli(kind_name: str, value: str | None) -> dict[str, Any]:
+    """The parameters a command-line ``KIND[:VALUE]`` gives."""
+    kind = get_kind(kind_name)
+    if value is None:
+        return {}
+    if kind.main is None:
+        raise MetricError(
+            f"metric kind {kind.name!r} takes no value (got {value!r}); "
+            "options go in a [metrics.NAME] table of harness.toml"
+        )
+    return kind.parse_value(value) if kind.parse_value else {kind.main: value}
+
+
+def build(
+    kind_name: str,
+    name: str | None,
+    params: Mapping[str, Any],
+    *,
+    base_dir: str | Path | None = None,
+) -> Metric:
+    """A metric of kind ``kind_name`` named ``name`` (default: after the kind).
+
+    Raises MetricError, in one line, for an unknown kind or key, a value of the wrong
+    type, a missing required parameter, or a value the kind cannot use (a bad pattern).
+    """
+    kind = get_kind(kind_name)
+    name = name or default_name(kind.name)
+    if not NAME.match(name):
+        raise MetricError(f"invalid metric name {name!r}: use letters, digits, _ . -")
+    where = f"metric {name!r} ({kind.name})"
+    known = [p.name for p in kind.params]
+    unknown = sorted(set(params) - set(known) - set(COMMON_PARAMS))
+    if unknown:
+        allowed = ", ".join([*known, *COMMON_PARAMS])
+        raise MetricError(f"{where}: unknown key(s) {', '.join(unknown)}; use {allowed}")
+    for key, value in params.items():
+        _check_type(where, kind.param(key), key, value)
+    for param in kind.params:
+        if param.required and params.get(param.name) is None:
+            raise MetricError(f"{where} needs {param.name!r}: {param.doc}")
+    values = {**kind.defaults, **{k: v for k, v in params.items() if k not in COMMON_PARAMS}}
+    metric = kind.factory(name, values, Path(base_dir) if base_dir is not None else Path.cwd())
+    description = params.get("description")
+    return replace(
+        metric,
+        description=str(description) if description else metric.description,
+        greater_is_better=params.get("greater_is_better", True),
+        origin="kind",
+    )
+
+
+def _check_type(where: str, param: Param | None, key: str, value: Any) -> None:
+    if param is None:  # description, greater_is_better
+        wanted: tuple[type, ...] = (bool,) if key == "greater_is_better" else (str,)
+    else:
+        wanted = param.types
+    # bool is an int in Python; a TOML `true` is no count of characters.
+    ok = isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted)
+    if not ok:
+        shown = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in wanted)
+        raise MetricError(f"{where}: {key} must be {shown}, not {value!r}")
