@@ -217,7 +217,8 @@ class BatchMetric:
 
     ``fn`` returns a :class:`BatchResult` (or None: nothing to report, as MLflow skips a
     metric whose function returns nothing). ``columns`` are the dataset columns it reads
-    besides input, output, expected and context, checked before the run.
+    besides input, output, expected and context, checked before the run; ``wanted`` are
+    ``(parameter, name, optional)`` arguments that can only be other metrics' values.
     """
 
     name: str
@@ -228,6 +229,7 @@ class BatchMetric:
     origin: str = "python"
     columns: tuple[str, ...] = ()
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
+    wanted: tuple[tuple[str, str, bool], ...] = ()
 
 
 # A default set for question answering: answer correctness at three strictnesses, plus
