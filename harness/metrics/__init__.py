@@ -286,11 +286,16 @@ def metric_names() -> list[str]:
     return sorted(_registry)
 
 
-def build_metric(kind: str, name: str | None, params: Mapping[str, Any]) -> Metric:
-    """A metric of a parameterized kind (``regex``, ``contains``, ...); see ``kinds``."""
+def build_metric(
+    kind: str, name: str | None, params: Mapping[str, Any], *, base_dir: Any = None
+) -> Metric:
+    """A metric of a parameterized kind (``regex``, ``contains``, ...); see ``kinds``.
+
+    ``base_dir`` is where a ``@FILE`` parameter is read from (default: the current folder).
+    """
     from harness.metrics.kinds import build
 
-    return build(kind, name, params)
+    return build(kind, name, params, base_dir=base_dir)
 
 
 def kind_names() -> list[str]:

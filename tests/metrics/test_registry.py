@@ -37,12 +37,20 @@ def row(output: str, *expected: str, latency_s: float | None = 0.5) -> ScoringRo
 def test_exported_names_are_the_contract() -> None:
     assert sorted(metrics.__all__) == [
         "AGGREGATE_KEYS",
+        "BatchMetric",
+        "BatchResult",
+        "Columns",
         "DEFAULT_METRICS",
+        "EXTRA_AGGREGATIONS",
         "Metric",
+        "Score",
         "ScoringRow",
         "aggregate",
         "aggregate_scores",
+        "build_metric",
+        "extra_aggregates",
         "get_metric",
+        "kind_names",
         "metric_direction",
         "metric_names",
         "register_metric",
@@ -75,6 +83,28 @@ def test_every_builtin_has_a_one_line_description() -> None:
 def test_needs_expected_marks_the_reference_metrics() -> None:
     needing = {name for name in BUILTIN if get_metric(name).needs_expected}
     assert needing == {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
+
+
+def test_every_builtin_says_which_way_is_better() -> None:
+    directions = {name: get_metric(name).greater_is_better for name in BUILTIN}
+    assert directions == {
+        "ari_grade_level": None,  # a grade to match to readers, not to maximize
+        "exact_match": True,
+        "flesch_kincaid_grade_level": None,
+        "latency": False,
+        "rouge1": True,
+        "rouge2": True,
+        "rougeL": True,
+        "token_f1": True,
+        "word_count": None,
+    }
+
+
+def test_a_metric_that_raises_is_an_error_on_its_row_not_a_crash() -> None:
+    broken = Metric("test_broken", "raises", False, lambda scoring_row: 1 / 0)
+    [stored] = broken.evaluate(row("x"), "7")
+    assert (stored.example_id, stored.metric, stored.value) == ("7", "test_broken", None)
+    assert stored.error == "ZeroDivisionError: division by zero"
 
 
 def test_default_metrics_exist() -> None:
