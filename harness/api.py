@@ -243,7 +243,8 @@ def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:
 
 def _split(items: Sequence[Any], what: str) -> tuple[list[str], list[Any]]:
     """Names and specs (text) apart from objects, each kept in order."""
-    texts, objects = [], []
+    texts: list[str] = []
+    objects: list[Any] = []
     for item in items:
         (texts if isinstance(item, str) else objects).append(item)
     return list(dict.fromkeys(texts)), objects

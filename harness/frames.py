@@ -19,12 +19,9 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import DataError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["Frame", "to_frame"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetricError
 from harness.metrics.aggregate import (
@@ -107,7 +107,7 @@ class Score:
     name: str | None = None
 
 
-RowResult = Union[float, Score, Sequence[Score], None]
+RowResult = float | Score | Sequence[Score] | None
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,7 @@ _registry: dict[str, Metric | BatchMetric] = {}
 _builtins_loaded = False
 
 
-def register_metric(
-    metric: Metric | BatchMetric, *, replace: bool = False
-) -> Metric | BatchMetric:
+def register_metric(metric: Metric | BatchMetric, *, replace: bool = False) -> Metric | BatchMetric:
     """Make ``metric`` available under its name; returns it.
 
     Raises MetricError if another metric already has the name, unless ``replace``.

@@ -47,7 +47,13 @@ __all__ = [
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # a metric name a user chooses
 COMMON_PARAMS = ("description", "greater_is_better")  # every kind takes these
 _FAMILIES = ("checks", "structure", "similarity")
-_TYPE_NAMES = {str: "text", bool: "true or false", int: "a whole number", list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    str: "text",
+    bool: "true or false",
+    int: "a whole number",
+    list: "a list",
+    dict: "a table",
+}
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,10 @@ def levenshtein_similarity(a: str, b: str) -> float:
 
 
 def _levenshtein(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
-    fold = (lambda text: text.strip()) if params.get("case_sensitive", True) else (
-        lambda text: text.strip().casefold()
+    fold = (
+        (lambda text: text.strip())
+        if params.get("case_sensitive", True)
+        else (lambda text: text.strip().casefold())
     )
     value = params.get("value")
     if value is not None:
@@ -41,7 +43,9 @@ def _levenshtein(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
         output = fold(row.output)
         return max(levenshtein_similarity(output, fold(answer)) for answer in row.expected)
 
-    return Metric(name, "Levenshtein similarity to the best expected answer (0-1)", True, to_expected)
+    return Metric(
+        name, "Levenshtein similarity to the best expected answer (0-1)", True, to_expected
+    )
 
 
 register_kind(

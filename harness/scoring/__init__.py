@@ -69,7 +69,8 @@ class Scoring:
 
     @property
     def names(self) -> list[str]:
-        return [m.name for m in [*self.metrics, *self.batch, *self.judges]]
+        found: list[Scorer] = [*self.metrics, *self.batch, *self.judges]
+        return [item.name for item in found]
 
 
 def adapt(obj: Any, *, shape: DataShape | None = None, name: str | None = None) -> Scorer:
@@ -188,7 +189,8 @@ def check_scoring(
     taken = names & {j.name for j in judges} & set(scoring.names)
     if taken:
         raise MetricError(f"{sorted(taken)[0]!r} is both a metric and a judge; rename one")
-    for metric in [*scoring.metrics, *scoring.batch]:
+    code: list[Metric | BatchMetric] = [*scoring.metrics, *scoring.batch]
+    for metric in code:
         needs_context = getattr(metric, "needs_context", False)
         for needed, what, present, flag in (
             (metric.needs_expected, "expected answers", has_expected, "--expected"),
@@ -202,7 +204,9 @@ def check_scoring(
     for batch in scoring.batch:
         for column in batch.columns:
             if column not in columns:
-                raise MetricError(f"metric {batch.name!r} reads column {column!r}, not in {dataset}")
+                raise MetricError(
+                    f"metric {batch.name!r} reads column {column!r}, not in {dataset}"
+                )
         for parameter, wanted, optional in batch.wanted:
             if wanted not in names and not optional:
                 raise MetricError(

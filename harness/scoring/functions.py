@@ -121,9 +121,7 @@ def scorer_metric(
     names = {p.name for p in parameters}
     required = {p.name for p in parameters if _required(p)}
     if "session" in names:
-        raise MetricError(
-            f"metric {name!r} is a session-level scorer; harness scores single rows"
-        )
+        raise MetricError(f"metric {name!r} is a session-level scorer; harness scores single rows")
     if "trace" in required:
         raise MetricError(
             f"metric {name!r} needs an MLflow trace; harness rows have none to give it "
@@ -301,7 +299,10 @@ def _metric_values(data: Columns) -> dict[str, Any]:
     from mlflow.metrics.base import MetricValue
 
     return {
-        name: MetricValue(scores=list(values), aggregate_results=dict(data.aggregates.get(name, {})))
+        name: MetricValue(
+            scores=list(values),  # type: ignore[arg-type]  # a row not scored is None
+            aggregate_results=dict(data.aggregates.get(name, {})),
+        )
         for name, values in data.scores.items()
     }
 
@@ -327,9 +328,7 @@ def batch_result(value: Any, name: str, rows: int) -> BatchResult | None:
     if hasattr(value, "aggregate_results") and hasattr(value, "scores"):
         scores = None if value.scores is None else list(value.scores)
         if scores is not None and len(scores) != rows:
-            raise MetricError(
-                f"metric {name!r} returned {len(scores)} scores for {rows} rows"
-            )
+            raise MetricError(f"metric {name!r} returned {len(scores)} scores for {rows} rows")
         numbers = None if scores is None else [_number_or_none(s) for s in scores]
         labels = None
         if scores is not None and any(isinstance(s, str) for s in scores):

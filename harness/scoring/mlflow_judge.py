@@ -128,7 +128,9 @@ class MlflowJudge(Judge):
                 continue
             value = _value(row, source)
             if value is None or (isinstance(value, str) and not value):
-                return "expected answer" if source.kind == "expected" else source.column or source.kind
+                return (
+                    "expected answer" if source.kind == "expected" else source.column or source.kind
+                )
         return None
 
     def request_params(self, provider: Provider, samples: int) -> dict[str, Any]:

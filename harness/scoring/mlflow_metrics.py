@@ -145,7 +145,9 @@ def _graded(metric: Any, name: str, args: dict[str, Any], shape: DataShape) -> M
     try:
         fields = set(template_fields(template))
     except ValueError as e:
-        raise MetricError(f"MLflow metric {name!r}: its grading prompt has stray braces: {e}") from None
+        raise MetricError(
+            f"MLflow metric {name!r}: its grading prompt has stray braces: {e}"
+        ) from None
     unknown = sorted(fields - {"input", "output", "grading_context_columns"})
     if not template or unknown:
         raise MetricError(
@@ -181,7 +183,9 @@ def _from_prompt(metric: Any, name: str, args: dict[str, Any], shape: DataShape)
     try:
         variables = list(dict.fromkeys(template_fields(prompt)))
     except ValueError as e:
-        raise MetricError(f"MLflow metric {name!r}: its judge prompt has stray braces: {e}") from None
+        raise MetricError(
+            f"MLflow metric {name!r}: its judge prompt has stray braces: {e}"
+        ) from None
     pairs = []
     for variable in variables:
         source = Source("output") if variable in OUTPUT_NAMES else _source(shape, variable, name)

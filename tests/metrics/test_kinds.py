@@ -175,9 +175,7 @@ def test_length_explains_a_failure() -> None:
         ("json-schema", "@s.json", {"schema": "@s.json"}),
     ],
 )
-def test_command_line_values_give_the_same_parameters(
-    kind: str, value: str, params: dict
-) -> None:
+def test_command_line_values_give_the_same_parameters(kind: str, value: str, params: dict) -> None:
     assert from_cli(kind, value) == params
 
 
