@@ -126,12 +126,14 @@ def _text_kind(
         register_kind(
             Kind(
                 name=prefix + kind,
-                description=f"1 if the output {what[0]} the value (default: {what[1]}){case}",
+                description=f"1 if the output {what[0]} the "
+                f"{'values' if many else 'value'} (default: {what[1]}){case}",
                 params=(value, _CASE),
                 factory=factory,
                 main="value",
                 parse_value=_list_value if many else None,
                 defaults={} if case_sensitive else {"case_sensitive": False},
+                uses_expected=True,
             )
         )
 

@@ -73,7 +73,8 @@ class Kind:
     ``main`` names what a command-line value sets (``regex:PATTERN`` sets ``pattern``), and
     ``parse_value`` turns that text into parameters (default: ``{main: text}``; the
     ``length`` kind reads ``10..200`` as ``min`` and ``max``). ``base_dir`` is where a
-    ``@FILE`` value is read from.
+    ``@FILE`` value is read from. ``uses_expected``: without a value, the kind compares
+    the output with the row's expected answers (so the value may be left out).
     """
 
     name: str
@@ -83,6 +84,7 @@ class Kind:
     main: str | None = None
     parse_value: Callable[[str], dict[str, Any]] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    uses_expected: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

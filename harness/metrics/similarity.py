@@ -58,5 +58,6 @@ register_kind(
         ),
         factory=_levenshtein,
         main="value",
+        uses_expected=True,
     )
 )
