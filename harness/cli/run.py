@@ -58,9 +58,11 @@ if TYPE_CHECKING:
     "--metric",
     "metrics",
     multiple=True,
-    metavar="NAME",
-    help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
-    "word_count, latency]",
+    metavar="SPEC",
+    help="Offline metric, repeatable: NAME (built-in or a [metrics.NAME] table), "
+    "KIND:VALUE (contains:Paris, regex:PATTERN, length:..400, json-schema:@FILE, ...), "
+    "python:MODULE:FUNCTION; LABEL=... names it. See `harness metrics list`. "
+    "[default: exact_match, token_f1, rougeL, word_count, latency]",
 )
 @click.option(
     "--judge",
@@ -160,12 +162,14 @@ def run(
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
     Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
-    their error; finish them later with --resume), 2 for bad input. With --check, the
-    check's code: 0 pass, 1 a gate failed (or rows failed), 3 cannot decide (a replay
-    miss among them); see `harness check --help`.
+    their error; finish them later with --resume) or a metric raised, 2 for bad input. With
+    --check, the check's code: 0 pass, 1 a gate failed (or rows failed), 3 cannot decide (a
+    replay miss among them); see `harness check --help`.
 
     \b
-    Example:
+    Examples:
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
+          --metric 'cites=regex:\\[\\d+\\]' --metric python:my_metrics:has_citation
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
     """
     from harness.config import read_text_arg, resolve_home
