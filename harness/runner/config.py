@@ -32,6 +32,9 @@ class RunConfig:
     mlflow: bool = True
     traces: bool = True  # one MLflow trace per row, with its judge feedback
     spark: bool = False  # rows the cache cannot answer go to Spark executors
+    # Metrics and judges given as Python objects (harness.evaluate): named here, but only
+    # the objects can score them again, so such a run cannot be resumed from the CLI.
+    python_objects: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,11 +63,18 @@ class RunResult:
     error_reasons: list[tuple[str, int]]
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    # metric or judge -> True (higher is better), False (lower), None (neither)
+    greater_is_better: dict[str, bool | None] = field(default_factory=dict)
+    metric_errors: int = 0  # rows a metric raised on, plus batch metrics that raised
 
     def flat_metrics(self) -> dict[str, float]:
-        """``{"exact_match/mean": 0.4, ...}``: the names MLflow shows."""
+        """``{"exact_match/mean": 0.4, ...}``: the names MLflow shows.
+
+        As in MLflow, an aggregate named like its metric is the metric's own name: MLflow's
+        ``exact_match()`` reports ``{"exact_match": 0.5}`` as ``exact_match/v1``.
+        """
         return {
-            f"{name}/{stat}": value
+            name if stat == name.split("/")[0] else f"{name}/{stat}": value
             for name, aggs in self.metrics.items()
             for stat, value in aggs.items()
         }
@@ -85,4 +95,6 @@ class RunResult:
             "error_reasons": [{"error": e, "rows": n} for e, n in self.error_reasons],
             "duration_s": round(self.duration_s, 3),
             "warnings": self.warnings,
+            "greater_is_better": self.greater_is_better,
+            "metric_errors": self.metric_errors,
         }

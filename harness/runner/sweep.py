@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
 from harness.errors import ConfigError, HarnessError
-from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
 from harness.providers import Provider
 from harness.runner.config import RunConfig, RunResult
@@ -84,6 +83,11 @@ class SweepResult:
     @property
     def metric_names(self) -> list[str]:
         return sorted({name for run in self.runs for name in run.result.metrics})
+
+    @property
+    def directions(self) -> dict[str, bool | None]:
+        """Each metric's ``greater_is_better``, as the children's runs reported it."""
+        return {k: v for run in self.runs for k, v in run.result.greater_is_better.items()}
 
     @property
     def columns(self) -> list[str]:
@@ -251,8 +255,8 @@ def run_sweep(
         _run_children(points, sweep, home=home, progress=progress, provider=provider)
         finished = True
     finally:
-        sweep.primary_metric = primary_metric(base, sweep.metric_names)
-        sweep.best = best_run(sweep.runs, sweep.primary_metric)
+        sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
+        sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
         if sweep.parent_mlflow_run_id:
             _finish_parent(sweep, home, progress, status="FINISHED" if finished else "FAILED")
     return sweep
@@ -294,19 +298,45 @@ def estimate_sweep(
     ]
 
 
-def primary_metric(base: RunConfig, names: Sequence[str]) -> str | None:
+def primary_metric(
+    base: RunConfig, names: Sequence[str], directions: Mapping[str, bool | None]
+) -> str | None:
     """The metric that picks the best child: the first judge, else the first metric that
     has a better direction, in the order the run asked for them."""
+    from harness.metrics import DEFAULT_METRICS
+
     preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
-    return next((n for n in preferred if n in names and metric_direction(n) != 0), None)
+    return next((n for n in preferred if n in names and direction(n, directions) != 0), None)
 
 
-def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
+def direction(metric: str, directions: Mapping[str, bool | None]) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when neither.
+
+    ``directions`` are the runs' own (each metric's ``greater_is_better``); a metric they do
+    not name is looked up among the registered metrics, else taken as higher-is-better.
+    """
+    if metric in directions:
+        better = directions[metric]
+    else:
+        from harness.errors import MetricError
+        from harness.metrics import get_metric
+
+        try:
+            better = get_metric(metric).greater_is_better
+        except MetricError:
+            better = True
+    return 0 if better is None else 1 if better else -1
+
+
+def best_run(
+    runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, bool | None]
+) -> int | None:
     """Index of the child with the best mean of ``metric`` (the first one on ties)."""
     if metric is None:
         return None
+    sign = direction(metric, directions)
     scored = [
-        (metric_direction(metric) * mean, -i)
+        (sign * mean, -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]
