@@ -74,7 +74,9 @@ def test_the_harness_examples_run_as_written(notebook: dict[str, Any], home: Pat
     judged = runs["qa-with-judges"].data.metrics
     assert judged["professionalism/v1/mean"] == 4.0
     assert {"professionalism/v1/variance", "answer_similarity/v1/p90"} <= set(judged)
-    versions = {r.data.params["prompt_version"] for r in runs.values() if "prompt_version" in r.data.params}
+    versions = {
+        r.data.params["prompt_version"] for r in runs.values() if "prompt_version" in r.data.params
+    }
     assert versions == {"v1", "v2"}
     assert runs["qa-on-spark"].data.metrics["token_f1/mean"] == qa.data.metrics["token_f1/mean"]
     assert list(namespace["runs"]["params.prompt_version"].sort_values()) == ["v1", "v2"]

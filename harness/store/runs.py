@@ -186,6 +186,36 @@ def write_batch(
             con.unregister("batch_scores")
 
 
+def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[ScoreRow]) -> None:
+    """Swap a run's scores of ``metrics`` for ``scores``, in one transaction.
+
+    For the metrics computed over all of a run's rows once they are done (MLflow's
+    ``eval_fn``): computed again after ``--resume``, their old rows must go.
+    """
+    if not metrics:
+        return
+    score_table = pa.Table.from_pylist(
+        [{"run_id": run_id, **vars(s)} for s in scores], schema=_SCORE_SCHEMA
+    )
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "DELETE FROM scores WHERE run_id = ? AND list_contains(?, metric)",
+                [run_id, metrics],
+            )
+            con.register("batch_scores", score_table)
+            con.execute(
+                f"INSERT INTO scores ({', '.join(_SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("batch_scores")
+
+
 def finish_run(
     db_path: Path,
     run_id: str,

@@ -264,7 +264,7 @@ def test_the_cli_runs_python_metrics_tables_and_mlflow_objects(
     qa: str, home: Path, fake: FakeLLMServer
 ) -> None:
     (home / "harness.toml").write_text(
-        '[metrics.cites]\nkind = "regex"\npattern = \'\\[\\d+\\]\'\n\n'
+        "[metrics.cites]\nkind = \"regex\"\npattern = '\\[\\d+\\]'\n\n"
         '[metrics.matches]\npython = "harness_test_metrics:answer_matches"\n'
     )
     args = [
