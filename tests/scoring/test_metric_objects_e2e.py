@@ -72,10 +72,9 @@ def qa_frame(with_outputs: bool = False) -> pd.DataFrame:
 
 
 def mlflow_objects() -> dict[str, Any]:
+    from harness_test_metrics import cites_scorer, exact_eval_fn
     from mlflow.metrics import MetricValue, make_metric
     from mlflow.metrics.genai import answer_relevance, make_genai_metric_from_prompt
-
-    from harness_test_metrics import cites_scorer, exact_eval_fn
 
     def lengths(predictions: pd.Series) -> MetricValue:
         return MetricValue(scores=[float(len(p)) for p in predictions])
