@@ -15,6 +15,7 @@ has the porting guide); what differs:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +209,7 @@ def _run(
         spark_session=session,
         scoring_objects=objects,
         evaluator_config=evaluator_config,
+        mlflow_run=_active_mlflow_run() if config.mlflow else None,
     )
     table = results_table(
         load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
@@ -219,6 +221,20 @@ def _run(
         mlflow_run_id=result.mlflow_run_id,
         result=result,
     )
+
+
+def _active_mlflow_run() -> tuple[str, str] | None:
+    """``(tracking_uri, run_id)`` of the caller's active MLflow run, if there is one.
+
+    A script that never imported MLflow has no active run, so MLflow is not imported here.
+    """
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    return str(mlflow.get_tracking_uri()), str(run.info.run_id)
 
 
 def _check_mlflow_arguments(

@@ -84,3 +84,12 @@ def __getattr__(name: str) -> Any:
     if name in MLFLOW_OBJECTS:
         return _mlflow_objects()[name]
     raise AttributeError(name)
+
+
+def where_scored(row: dict[str, Any]) -> Any:
+    """1.0, with the id of the process that scored the row as its rationale."""
+    import os
+
+    from harness.metrics import Score
+
+    return Score(1.0, rationale=f"pid {os.getpid()}")

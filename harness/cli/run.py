@@ -265,12 +265,9 @@ def run(
         print_json(result.as_dict())
     else:
         _print_summary(result)
-    if result.errors:
-        reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
-        raise RunFailed(
-            f"{result.errors} of {result.rows} rows failed ({reasons}); "
-            f"retry them with `harness run --resume {result.run_id}`"
-        )
+    failure = result.failure()
+    if failure:
+        raise RunFailed(failure)
 
 
 def _sweep(
@@ -318,6 +315,9 @@ def _sweep(
             f"{sweep.errors} rows failed in the sweep; finish each run with "
             "`harness run --resume RUN_ID`"
         )
+    metric_errors = sum(run.result.metric_errors for run in sweep.runs)
+    if metric_errors:
+        raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")
 
 
 def _print_summary(result: object) -> None:

@@ -79,6 +79,20 @@ class RunResult:
             for stat, value in aggs.items()
         }
 
+    def failure(self) -> str | None:
+        """Why the run should exit 1 (failed rows, metrics that raised), or None."""
+        parts = []
+        if self.errors:
+            reasons = "; ".join(f"{n} x {e}" for e, n in self.error_reasons[:3])
+            parts.append(
+                f"{self.errors} of {self.rows} rows failed ({reasons}); "
+                f"retry them with `harness run --resume {self.run_id}`"
+            )
+        if self.metric_errors:
+            shown = "; ".join(w for w in self.warnings if w.startswith("metric"))
+            parts.append(f"metrics failed ({shown})")
+        return "; ".join(parts) or None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

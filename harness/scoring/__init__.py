@@ -160,18 +160,21 @@ def resolve_scoring(
 ) -> Scoring:
     """Every metric of a run, from ``specs`` (text) and ``objects``, each name once."""
     scoring = Scoring()
-    for text in dict.fromkeys(specs):
-        scoring.add(resolve_spec(text, settings=settings, home=home, shape=shape))
-    for obj in objects:
-        scoring.add(adapt(obj, shape=shape))
-    seen: set[str] = set()
-    for name in scoring.names:
-        if name in seen:
+    found = [
+        resolve_spec(t, settings=settings, home=home, shape=shape) for t in dict.fromkeys(specs)
+    ]
+    found += [adapt(obj, shape=shape) for obj in objects]
+    seen: dict[str, Scorer] = {}
+    for item in found:
+        if item.name in seen:
+            if seen[item.name] is item:  # MLflow's latency() is harness's latency: once
+                continue
             raise MetricError(
-                f"two metrics are named {name!r}; name one with LABEL=... on the command line "
-                "or [metrics.LABEL] in harness.toml"
+                f"two metrics are named {item.name!r}; name one with LABEL=... on the "
+                "command line or [metrics.LABEL] in harness.toml"
             )
-        seen.add(name)
+        seen[item.name] = item
+        scoring.add(item)
     return scoring
 
 
@@ -184,9 +187,12 @@ def check_scoring(
     has_context: bool,
     columns: Sequence[str] = (),
 ) -> None:
-    """Fail before the run, in one line, for what the data cannot give a metric."""
+    """Fail before the run, in one line, for what the data cannot give a metric.
+
+    ``judges`` are the run's judges named with ``--judge`` (``scoring`` has the others).
+    """
     names = {*scoring.names, *(j.name for j in judges)}
-    taken = names & {j.name for j in judges} & set(scoring.names)
+    taken = {j.name for j in judges} & set(scoring.names)
     if taken:
         raise MetricError(f"{sorted(taken)[0]!r} is both a metric and a judge; rename one")
     code: list[Metric | BatchMetric] = [*scoring.metrics, *scoring.batch]

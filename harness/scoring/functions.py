@@ -219,6 +219,7 @@ def eval_fn_metric(
         and parameters[1].name != "targets"
     )
     plan: list[tuple[str, Source | str | None, Any]] = []  # (param, source, default)
+    optional = {p.name for p in parameters if p.default is not inspect.Parameter.empty}
     needs_expected, columns = False, []
     for parameter in [] if legacy else parameters:
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -257,8 +258,8 @@ def eval_fn_metric(
         origin=origin,
         columns=tuple(columns),
         wanted=tuple(
-            (param, source[len("metric:") :], default is not None)
-            for param, source, default in plan
+            (param, source[len("metric:") :], param in optional)
+            for param, source, _ in plan
             if isinstance(source, str) and source.startswith("metric:")
         ),
     )

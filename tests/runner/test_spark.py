@@ -183,6 +183,36 @@ def test_a_local_model_runs_on_the_driver_and_its_judges_on_the_executors(
     assert all(o[1] for o in outputs)
 
 
+def test_python_metrics_and_mlflow_judges_run_on_the_executors(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    metrics = [
+        "python:harness_test_metrics:where_scored",  # imported by the executors
+        "cites=regex:\\[\\d+\\]",
+        "python:harness_test_metrics:relevance",  # an MLflow GenAI metric: its own model
+    ]
+    result = run_eval(
+        config(spark=True, judges=[], judge_model=None, metrics=metrics),
+        home=home,
+        spark_session=spark,
+    )
+    assert result.errors == 0 and result.metric_errors == 0
+    assert result.calls["judge"]["requests"] >= 20
+    assert server.stats()["requests_total"] == 20 + result.calls["judge"]["requests"]
+    asked = {json.loads(r["body"])["model"] for r in server.stats()["requests"]}
+    assert asked == {"m", "judge-model"}
+    _, scores = rows(home, result.run_id)
+    by_metric: dict[str, list[tuple[Any, ...]]] = {}
+    for score in scores:
+        by_metric.setdefault(score[1], []).append(score)
+    assert {len(v) for v in by_metric.values()} == {20}
+    scored_in = {s[4] for s in by_metric["where_scored"]}
+    assert f"pid {os.getpid()}" not in scored_in  # every row was scored on an executor
+    assert all(s[2] is not None for s in by_metric["answer_relevance/v1"])
+    assert result.greater_is_better["where_scored"] is True
+
+
 def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:

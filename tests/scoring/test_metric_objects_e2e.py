@@ -114,6 +114,7 @@ def test_every_kind_of_metric_object_runs_cold_then_cached_then_replayed(
             "openai:/m",
             qa_frame(),
             targets="ground_truth",
+            prompt="{input}",  # the fake answers with the prompt's first sentence: distinct
             metrics=[],
             extra_metrics=extra,
             judge_model="openai:/judge",
@@ -162,7 +163,10 @@ def test_every_kind_of_metric_object_runs_cold_then_cached_then_replayed(
 
 
 def _judge_requests(server: FakeLLMServer) -> list[dict[str, Any]]:
-    """The chat requests the server received: messages and MLflow's parameters."""
+    """The distinct chat requests the server received: messages and MLflow's parameters.
+
+    (MLflow asks the first row twice: once to test the metrics, then with the others.)
+    """
     found = []
     for record in server.stats()["requests"]:
         body = json.loads(record["body"])
@@ -172,7 +176,8 @@ def _judge_requests(server: FakeLLMServer) -> list[dict[str, Any]]:
                 "params": {k: body.get(k) for k in ("temperature", "max_tokens", "top_p")},
             }
         )
-    return sorted(found, key=lambda r: json.dumps(r, sort_keys=True))
+    unique = {json.dumps(r, sort_keys=True): r for r in found}
+    return [unique[key] for key in sorted(unique)]
 
 
 def test_harness_computes_and_asks_what_mlflow_evaluate_does(
@@ -220,9 +225,12 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
     )
     # The same grading prompts, byte for byte, with the same parameters.
     assert len(mlflow_asked) == len(QUESTIONS)
+    assert fake.stats()["requests_total"] == len(QUESTIONS)  # harness asks each row once
     assert _judge_requests(fake) == mlflow_asked
-    assert "Additional information used by the model:\nkey: targets\nvalue:\nParis" in str(
-        mlflow_asked
+    assert any(
+        "Additional information used by the model:\nkey: targets\nvalue:\nParis\n"
+        in r["messages"][0]["content"]
+        for r in mlflow_asked
     )
     # Every metric MLflow logged, under its name, with its value.
     expected = {k: v for k, v in reference.metrics.items() if "/" in k or k == "exact_match"}
