@@ -1,0 +1,157 @@
+"""harness.evaluate with what mlflow.evaluate scripts pass: data shapes, col_mapping, judges
+as objects, metrics that raise, directions, and runs that only Python can score again."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import harness
+from harness.cli import cli
+from harness.errors import ConfigError
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+def echo_question(row: dict) -> str:
+    return f"{row['input']} [1]"
+
+
+@pytest.mark.parametrize(
+    ("data", "options"),
+    [
+        (["What is 2+2?", "Capital of France?"], {"targets": ["4", "Paris"]}),
+        (np.array(["What is 2+2?", "Capital of France?"]), {"targets": np.array(["4", "Paris"])}),
+        (
+            [
+                {"inputs": "What is 2+2?", "expectations": {"expected_response": "4"}},
+                {"inputs": "Capital of France?", "expectations": {"expected_response": "Paris"}},
+            ],
+            {},
+        ),
+    ],
+)
+def test_lists_and_arrays_evaluate_like_a_dataframe(data: object, options: dict) -> None:
+    result = harness.evaluate(
+        echo_question,
+        data,
+        metrics=["exact_match", "contains"],
+        log_to_mlflow=False,
+        **options,
+    )
+    assert result.metrics["exact_match/count"] == 2  # both rows had an expected answer
+    assert result.metrics["contains/mean"] == 0.0
+    table = result.tables["eval_results_table"]
+    assert list(table["input"]) == ["What is 2+2?", "Capital of France?"]
+    assert list(table["expected"]) == ["4", "Paris"]
+
+
+def test_col_mapping_picks_columns_as_in_mlflow() -> None:
+    from mlflow.metrics.genai import faithfulness
+
+    data = pd.DataFrame(
+        {
+            "question": ["Capital of France?"],
+            "answer": ["Paris"],
+            "retrieved": ["Paris is the capital of France."],
+            "source_doc": ["atlas"],
+        }
+    )
+    seen: list[dict] = []
+
+    def model(row: dict) -> str:
+        seen.append(row)
+        return "Paris"
+
+    def cites_source(predictions: pd.Series, doc: pd.Series) -> float:
+        return float(all(d == "atlas" for d in doc))
+
+    result = harness.evaluate(
+        model,
+        data,
+        targets="answer",
+        metrics=["exact_match", cites_source],
+        evaluator_config={
+            "col_mapping": {"inputs": "question", "context": "retrieved", "doc": "source_doc"}
+        },
+        log_to_mlflow=False,
+    )
+    assert seen[0]["input"] == "Capital of France?"
+    assert seen[0]["context"] == "Paris is the capital of France."
+    assert result.metrics["exact_match/mean"] == 1.0
+    assert result.metrics["cites_source"] == 1.0  # an eval_fn's number: its own aggregate
+    # faithfulness reads `context`: mapped through col_mapping it is the retrieved text.
+    from harness.scoring import DataShape, adapt
+
+    judge = adapt(
+        faithfulness(model="openai:/m"),
+        shape=DataShape(fields={"context": "retrieved"}, col_mapping={"context": "retrieved"}),
+    )
+    assert judge.needs == {"context"}
+
+
+def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> None:
+    from harness.data import import_dataframe
+
+    import_dataframe(
+        pd.DataFrame({"question": ["a?", "b?"], "answer": ["a", "b"]}), name="qa", home=home
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json",
+            "--metric", "python:harness_test_metrics:raises", "--metric", "word_count",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["metric_errors"] == 2 and doc["errors"] == 0
+    assert doc["metrics"]["word_count"]["count"] == 2  # the other metric is there
+    assert doc["metrics"]["raises"] == {"count": 0}
+    assert "metrics failed (metrics raised on 2 row(s)" in result.stderr
+    assert doc["greater_is_better"] == {"raises": True, "word_count": None}
+
+
+def test_a_run_scored_with_python_objects_is_not_resumed_from_the_cli(home: Path) -> None:
+    def flaky(row: dict) -> str:
+        if row["input"] == "b?":
+            raise RuntimeError("down")
+        return "a"
+
+    def shout(row: dict) -> float:
+        return float(row["output"].isupper())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = harness.evaluate(
+            flaky,
+            pd.DataFrame({"question": ["a?", "b?"], "answer": ["a", "b"]}),
+            metrics=[shout],
+            log_to_mlflow=False,
+        )
+    assert result.result.errors == 1
+    run = CliRunner().invoke(cli, ["run", "--resume", result.run_id])
+    assert run.exit_code == 2
+    assert "scored with Python objects (shout)" in run.stderr
+
+
+def test_judges_take_harness_judge_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.judges import make_judge
+
+    brief = make_judge("brief", "Is this brief?\n{output}")
+    with pytest.raises(ConfigError, match="needs a judge model"):
+        harness.evaluate(echo_question, ["q?"], judges=[brief], log_to_mlflow=False)
+    result = harness.evaluate(
+        echo_question,
+        ["q?"],
+        judges=[brief],
+        judge_model="python:harness_test_models:judge_messages",
+        log_to_mlflow=False,
+    )
+    assert "brief/mean" in result.metrics
