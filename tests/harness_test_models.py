@@ -28,3 +28,7 @@ def slow_echo(row: dict[str, Any]) -> str:
 
 def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
+
+
+def judge_yes(messages: list[dict[str, Any]]) -> str:
+    return '{"verdict": "yes", "rationale": "it is"}'
