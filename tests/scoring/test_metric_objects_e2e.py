@@ -185,7 +185,7 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
 ) -> None:
     import mlflow
     from mlflow.metrics import MetricValue, make_metric
-    from mlflow.metrics.genai import answer_correctness
+    from mlflow.metrics.genai import answer_correctness, make_genai_metric_from_prompt
 
     def relative_length(predictions: pd.Series, targets: pd.Series) -> MetricValue:
         # Depends on every row at once: harness must call it once, as MLflow does.
@@ -199,6 +199,11 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
 
     metrics = [
         answer_correctness(model="openai:/judge"),
+        make_genai_metric_from_prompt(
+            name="on_topic",
+            judge_prompt="Question: {inputs}\nAnswer: {predictions}\nIs the answer on topic?",
+            model="openai:/judge",
+        ),
         make_metric(eval_fn=relative_length, greater_is_better=False, name="relative_length"),
         mlflow.metrics.exact_match(),
     ]
@@ -224,8 +229,8 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
         log_to_mlflow=False,
     )
     # The same grading prompts, byte for byte, with the same parameters.
-    assert len(mlflow_asked) == len(QUESTIONS)
-    assert fake.stats()["requests_total"] == len(QUESTIONS)  # harness asks each row once
+    assert len(mlflow_asked) == 2 * len(QUESTIONS)
+    assert fake.stats()["requests_total"] == 2 * len(QUESTIONS)  # harness asks each once
     assert _judge_requests(fake) == mlflow_asked
     assert any(
         "Additional information used by the model:\nkey: targets\nvalue:\nParis\n"
@@ -238,6 +243,7 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
         "answer_correctness/v1/mean",
         "answer_correctness/v1/variance",
         "answer_correctness/v1/p90",
+        "on_topic/mean",
         "relative_length/max",
         "relative_length/spread",
         "exact_match/v1",
@@ -247,7 +253,7 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
     # And every row's score and justification.
     theirs = reference.tables["eval_results_table"].sort_values("inputs")
     mine = ours.tables["eval_results_table"].sort_values("input")
-    for column in ("answer_correctness/v1", "relative_length"):
+    for column in ("answer_correctness/v1", "on_topic", "relative_length"):
         assert list(mine[column]) == pytest.approx(list(theirs[f"{column}/score"]))
     assert list(mine["relative_length/rationale"]) == list(theirs["relative_length/justification"])
     assert list(mine["answer_correctness/v1/rationale"]) == [
