@@ -51,7 +51,7 @@ def raises(row: dict[str, Any]) -> float:
 NOT_A_METRIC = 42
 
 
-MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "relevance")
+MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "relevance", "toxic")
 
 
 def _mlflow_objects() -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _mlflow_objects() -> dict[str, Any]:
 
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
-    from mlflow.metrics import make_metric
+    from mlflow.metrics import make_metric, toxicity
     from mlflow.metrics.genai import answer_relevance
 
     @scorer
@@ -76,6 +76,7 @@ def _mlflow_objects() -> dict[str, Any]:
             eval_fn=exact_eval_fn, greater_is_better=True, name="exact_mlflow"
         ),
         "relevance": relevance,
+        "toxic": toxicity(),  # refused: it would download a model
     }
 
 

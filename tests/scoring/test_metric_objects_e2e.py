@@ -320,6 +320,7 @@ def test_the_cli_runs_python_metrics_tables_and_mlflow_objects(
         ("regex:[", "bad regular expression '['"),
         ("nope", "unknown metric 'nope'"),
         ("python:harness_test_metrics:toxicity", "has no 'toxicity'"),
+        ("python:harness_test_metrics:toxic", "'toxicity/v1' cannot run in harness: it downloads"),
     ],
 )
 def test_bad_metrics_exit_2_in_one_line_and_leave_no_run(
