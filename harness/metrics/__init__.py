@@ -27,10 +27,8 @@ Use :func:`get_metric` to look one up, :func:`metric_names` to list them and
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from harness.errors import MetricError
 from harness.metrics.aggregate import (
@@ -40,9 +38,17 @@ from harness.metrics.aggregate import (
     aggregate_scores,
     extra_aggregates,
 )
-
-if TYPE_CHECKING:
-    from harness.store.runs import ScoreRow
+from harness.metrics.kinds import Kind
+from harness.metrics.registry import (
+    BatchMetric,
+    BatchResult,
+    Columns,
+    Metric,
+    Score,
+    ScoringRow,
+    register_metric,
+    registered,
+)
 
 __all__ = [
     "AGGREGATE_KEYS",
@@ -58,211 +64,38 @@ __all__ = [
     "aggregate_scores",
     "build_metric",
     "extra_aggregates",
+    "get_kind",
     "get_metric",
     "kind_names",
+    "kind_parameters",
     "metric_names",
     "register_metric",
 ]
-
-
-@dataclass(frozen=True)
-class ScoringRow:
-    """One row to score: the model's input and output, what was expected, and the call."""
-
-    input: str
-    output: str
-    expected: tuple[str, ...]  # zero or more acceptable answers
-    context: str | None
-    latency_s: float | None  # the model call's latency
-    id: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The dict a ``python:`` metric receives: the row's columns plus its ``output``."""
-        row: dict[str, Any] = dict(self.extra)
-        row.update(
-            id=self.id,
-            input=self.input,
-            output=self.output,
-            expected=self.expected[0] if len(self.expected) == 1 else list(self.expected),
-            expected_all=list(self.expected),
-            context=self.context,
-            latency_s=self.latency_s,
-        )
-        return row
-
-
-@dataclass(frozen=True)
-class Score:
-    """A metric's answer for one row when a number alone does not say it all.
-
-    ``name`` is only for a metric that answers several scores per row (an MLflow scorer
-    returning a list of ``Feedback``): each is stored under its own name.
-    """
-
-    value: float | None
-    rationale: str | None = None
-    label: str | None = None
-    error: str | None = None
-    name: str | None = None
-
-
-RowResult = float | Score | Sequence[Score] | None
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A named heuristic score of one row.
-
-    ``needs_expected`` metrics compare the output to the expected answers; they return
-    None for a row with none, without calling ``fn`` (``needs_context`` likewise).
-    ``aggregations`` names aggregates to report besides mean, p50, p90 and count (any of
-    ``EXTRA_AGGREGATIONS``, or a function of the scored values, named after it).
-    """
-
-    name: str
-    description: str  # one line, shown by `harness run --help` and the docs
-    needs_expected: bool
-    fn: Callable[[ScoringRow], RowResult]
-    greater_is_better: bool | None = True
-    needs_context: bool = False
-    origin: str = "builtin"  # builtin | kind | python | mlflow
-    aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
-
-    def score(self, row: ScoringRow) -> float | None:
-        """Score one row; None means the row cannot be scored by this metric."""
-        if (self.needs_expected and not row.expected) or (self.needs_context and not row.context):
-            return None
-        result = self.fn(row)
-        if isinstance(result, Score):
-            return result.value
-        if result is None or isinstance(result, float):
-            return result
-        if isinstance(result, (list, tuple)):
-            raise MetricError(f"metric {self.name!r} answers several scores; use evaluate()")
-        return _number(self.name, result)
-
-    def evaluate(self, row: ScoringRow, example_id: str) -> list[ScoreRow]:
-        """The rows to store for one example; a metric that raises gives a row with its error.
-
-        A user's metric function that fails is that row's problem, like a failed model call:
-        the value is None, the error says what was raised, and the run goes on.
-        """
-        from harness.store.runs import ScoreRow
-
-        if (self.needs_expected and not row.expected) or (self.needs_context and not row.context):
-            return [ScoreRow(example_id, self.name, None)]
-        try:
-            result = self.fn(row)
-            scores = result if isinstance(result, (list, tuple)) else [result]
-            rows = [self._row(example_id, score) for score in scores]
-        except Exception as e:  # noqa: BLE001 - the user's code: recorded on the row, not raised
-            return [ScoreRow(example_id, self.name, None, error=f"{type(e).__name__}: {e}")]
-        return rows
-
-    def _row(self, example_id: str, score: Any) -> ScoreRow:
-        from harness.store.runs import ScoreRow
-
-        if isinstance(score, Score):
-            value = None if score.value is None else _number(self.name, score.value)
-            return ScoreRow(
-                example_id,
-                score.name or self.name,
-                value,
-                label=score.label,
-                rationale=score.rationale,
-                error=score.error,
-            )
-        return ScoreRow(example_id, self.name, None if score is None else _number(self.name, score))
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) or hasattr(value, "__float__"):
-        return float(value)
-    raise MetricError(
-        f"metric {name!r} returned {type(value).__name__}; a metric returns a number, "
-        "a bool or None"
-    )
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Every row of a run, column by column: what a :class:`BatchMetric` receives."""
-
-    ids: list[str]
-    inputs: list[str]
-    outputs: list[str | None]  # None for a row whose model call failed
-    expected: list[tuple[str, ...]]
-    contexts: list[str | None]
-    extra: dict[str, list[Any]]  # the dataset's other columns
-    scores: dict[str, list[float | None]]  # per-row values of the metrics computed so far
-    aggregates: dict[str, dict[str, float]]  # and their aggregates
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What a batch metric found: per-row values (or none) and aggregates of its own."""
-
-    scores: list[float | None] | None = None
-    rationales: list[str | None] | None = None
-    labels: list[str | None] | None = None
-    aggregates: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BatchMetric:
-    """A metric computed once over all rows of a run (MLflow's ``eval_fn`` contract).
-
-    ``fn`` returns a :class:`BatchResult` (or None: nothing to report, as MLflow skips a
-    metric whose function returns nothing). ``columns`` are the dataset columns it reads
-    besides input, output, expected and context, checked before the run; ``wanted`` are
-    ``(parameter, name, optional)`` arguments that can only be other metrics' values.
-    """
-
-    name: str
-    description: str
-    needs_expected: bool
-    fn: Callable[[Columns], BatchResult | None]
-    greater_is_better: bool | None = True
-    origin: str = "python"
-    columns: tuple[str, ...] = ()
-    aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
-    wanted: tuple[tuple[str, str, bool], ...] = ()
-
 
 # A default set for question answering: answer correctness at three strictnesses, plus
 # length and speed, which explain most surprises in the other three.
 DEFAULT_METRICS: tuple[str, ...] = ("exact_match", "token_f1", "rougeL", "word_count", "latency")
 
-_BUILTIN_MODULES = ("match", "rouge", "readability", "basic")
-_registry: dict[str, Metric | BatchMetric] = {}
 _builtins_loaded = False
 
 
-def register_metric(metric: Metric | BatchMetric, *, replace: bool = False) -> Metric | BatchMetric:
-    """Make ``metric`` available under its name; returns it.
-
-    Raises MetricError if another metric already has the name, unless ``replace``.
-    """
-    _load_builtins()
-    existing = _registry.get(metric.name)
-    if existing is not None and existing is not metric and not replace:
-        raise MetricError(f"a metric named '{metric.name}' is already registered")
-    _registry[metric.name] = metric
-    return metric
-
-
 def _load_builtins() -> None:
-    # Imported on first use rather than at the top: the family modules import this package
-    # for Metric and register_metric, so importing them here at load time would be a cycle.
+    # Imported on first use rather than at the top, so a metric registered from Python
+    # before the first lookup keeps its name until then, as it always has. Each family
+    # registers itself in ``harness.metrics.registry`` (metrics) or ``.kinds`` (kinds).
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    from harness.metrics import (  # noqa: F401
+        basic,
+        checks,
+        match,
+        readability,
+        rouge,
+        similarity,
+        structure,
+    )
 
 
 def get_metric(name: str) -> Metric | BatchMetric:
@@ -272,7 +105,7 @@ def get_metric(name: str) -> Metric | BatchMetric:
     """
     _load_builtins()
     try:
-        return _registry[name]
+        return registered()[name]
     except KeyError:
         known = ", ".join(metric_names())
         raise MetricError(f"unknown metric '{name}'; known: {known}") from None
@@ -281,7 +114,7 @@ def get_metric(name: str) -> Metric | BatchMetric:
 def metric_names() -> list[str]:
     """Names of every registered metric, sorted."""
     _load_builtins()
-    return sorted(_registry)
+    return sorted(registered())
 
 
 def build_metric(
@@ -293,11 +126,29 @@ def build_metric(
     """
     from harness.metrics.kinds import build
 
+    _load_builtins()
     return build(kind, name, params, base_dir=base_dir)
+
+
+def get_kind(name: str) -> Kind:
+    """The parameterized kind ``name``; MetricError naming the known ones otherwise."""
+    from harness.metrics.kinds import lookup_kind
+
+    _load_builtins()
+    return lookup_kind(name)
 
 
 def kind_names() -> list[str]:
     """The parameterized kinds, sorted."""
-    from harness.metrics.kinds import kind_names as names
+    from harness.metrics.kinds import registered_kinds
 
-    return names()
+    _load_builtins()
+    return sorted(registered_kinds())
+
+
+def kind_parameters(name: str, value: str | None) -> dict[str, Any]:
+    """The parameters a command-line ``KIND[:VALUE]`` gives (``length:..200`` -> max)."""
+    from harness.metrics.kinds import from_cli
+
+    _load_builtins()
+    return from_cli(name, value)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MetricError
-from harness.metrics import Metric, ScoringRow
 from harness.metrics.kinds import Kind, Param, register_kind
+from harness.metrics.registry import Metric, ScoringRow
 
 __all__: list[str] = []
 

@@ -13,14 +13,14 @@ Every kind also takes ``description`` and ``greater_is_better`` (a check you wan
 ``icontains`` "I cannot help", is ``greater_is_better = false``). A metric built without a
 name is named after its kind, ``-`` read as ``_`` (``contains-any`` -> ``contains_any``).
 
-The families register themselves when first looked up: ``checks`` (contains, equals,
-starts-with, regex), ``structure`` (is-json, json-schema, length), ``similarity``
-(levenshtein).
+The families register themselves here when ``harness.metrics`` first looks a name up:
+``checks`` (contains, equals, starts-with, regex), ``structure`` (is-json, json-schema,
+length), ``similarity`` (levenshtein). Look kinds up through ``harness.metrics``
+(``get_kind``, ``kind_names``, ``build_metric``), which loads them first.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import MetricError
 
 if TYPE_CHECKING:
-    from harness.metrics import Metric
+    from harness.metrics.registry import Metric
 
 __all__ = [
     "COMMON_PARAMS",
@@ -39,14 +39,13 @@ __all__ = [
     "Param",
     "build",
     "from_cli",
-    "get_kind",
-    "kind_names",
+    "lookup_kind",
     "register_kind",
+    "registered_kinds",
 ]
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # a metric name a user chooses
 COMMON_PARAMS = ("description", "greater_is_better")  # every kind takes these
-_FAMILIES = ("checks", "structure", "similarity")
 _TYPE_NAMES = {
     str: "text",
     bool: "true or false",
@@ -91,7 +90,6 @@ class Kind:
 
 
 _kinds: dict[str, Kind] = {}
-_families_loaded = False
 
 
 def register_kind(kind: Kind) -> Kind:
@@ -102,39 +100,25 @@ def register_kind(kind: Kind) -> Kind:
     return kind
 
 
-def _load_families() -> None:
-    global _families_loaded
-    if not _families_loaded:
-        _families_loaded = True  # first: the families import this module to register
-        for family in _FAMILIES:
-            importlib.import_module(f"harness.metrics.{family}")
+def registered_kinds() -> dict[str, Kind]:
+    """The kinds registered so far, by name (the families register when loaded)."""
+    return _kinds
 
 
-def get_kind(name: str) -> Kind:
+def lookup_kind(name: str) -> Kind:
     """The kind registered as ``name``; MetricError naming the known ones otherwise."""
-    _load_families()
     if name not in _kinds:
-        raise MetricError(f"unknown metric kind {name!r}; known: {', '.join(kind_names())}")
+        raise MetricError(f"unknown metric kind {name!r}; known: {', '.join(sorted(_kinds))}")
     return _kinds[name]
 
 
-def kind_names() -> list[str]:
-    _load_families()
-    return sorted(_kinds)
-
-
-def is_kind(name: str) -> bool:
-    _load_families()
-    return name in _kinds
-
-
-def default_name(kind: str) -> str:
-    return kind.replace("-", "_")
+def default_name(kind_name: str) -> str:
+    return kind_name.replace("-", "_")
 
 
 def from_cli(kind_name: str, value: str | None) -> dict[str, Any]:
     """The parameters a command-line ``KIND[:VALUE]`` gives."""
-    kind = get_kind(kind_name)
+    kind = lookup_kind(kind_name)
     if value is None:
         return {}
     if kind.main is None:
@@ -157,7 +141,7 @@ def build(
     Raises MetricError, in one line, for an unknown kind or key, a value of the wrong
     type, a missing required parameter, or a value the kind cannot use (a bad pattern).
     """
-    kind = get_kind(kind_name)
+    kind = lookup_kind(kind_name)
     name = name or default_name(kind.name)
     if not NAME.match(name):
         raise MetricError(f"invalid metric name {name!r}: use letters, digits, _ . -")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.metrics import Metric, ScoringRow
 from harness.metrics.kinds import Kind, Param, register_kind
+from harness.metrics.registry import Metric, ScoringRow
 
 __all__ = ["levenshtein_similarity"]
 

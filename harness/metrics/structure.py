@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MetricError
-from harness.metrics import Metric, Score, ScoringRow
 from harness.metrics.kinds import Kind, Param, register_kind
+from harness.metrics.registry import Metric, Score, ScoringRow
 from harness.metrics.text import words
 
 __all__: list[str] = []

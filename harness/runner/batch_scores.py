@@ -23,9 +23,10 @@ from harness.store.runs import ScoreRow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.runner.plan import RunPlan
     from harness.store.datasets import Example
 
-__all__ = ["BatchOutcome", "add_extra_aggregates", "score_batches"]
+__all__ = ["BatchOutcome", "FinalScores", "add_extra_aggregates", "final_scores", "score_batches"]
 
 
 @dataclass
@@ -35,6 +36,44 @@ class BatchOutcome:
     rows: list[ScoreRow] = field(default_factory=list)
     aggregates: dict[str, dict[str, float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # one line each
+
+
+@dataclass
+class FinalScores:
+    """A finished run's scores and aggregates, and what went wrong in its metrics."""
+
+    scores: pd.DataFrame
+    metrics: dict[str, dict[str, float]]
+    problems: list[str]  # one line each: a batch metric that raised, rows a metric raised on
+    errors: int  # rows a metric raised on, plus batch metrics that raised
+
+
+def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame) -> FinalScores:
+    """Batch metrics over the stored rows, then every aggregate, from what is stored."""
+    from harness.runner.summary import aggregate_scores
+    from harness.store import runs as run_store
+
+    db = plan.home.db_path
+    scores = run_store.load_scores(db, run_id)
+    metrics = aggregate_scores(scores)
+    problems: list[str] = []  # batch metrics that raised, then the rows metrics raised on
+    if plan.batch:
+        outcome = score_batches(plan.batch, plan.examples, outputs, scores, metrics)
+        run_store.replace_scores(db, run_id, [m.name for m in plan.batch], outcome.rows)
+        scores = run_store.load_scores(db, run_id)
+        metrics = aggregate_scores(scores)
+        for name, aggregates in outcome.aggregates.items():
+            metrics.setdefault(name, {}).update(aggregates)
+        problems += outcome.failures
+    asked = {m.name: m.aggregations for m in [*plan.metrics, *plan.judges] if m.aggregations}
+    add_extra_aggregates(metrics, scores, asked)
+    failed_rows = (
+        int((scores["error"].notna() & (scores["source"] == "code")).sum()) if len(scores) else 0
+    )
+    errors = failed_rows + len(problems)
+    if failed_rows:
+        problems.append(f"metrics raised on {failed_rows} row(s); see the scores' error column")
+    return FinalScores(scores, metrics, problems, errors)
 
 
 def score_batches(

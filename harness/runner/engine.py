@@ -121,18 +121,18 @@ class Engine:
             expected=example.expected,
             context=example.context,
             latency_s=result.latency_s,
+            id=example.id,
+            extra=example.extra,
         )
-        scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
+        scores = [row for m in plan.metrics for row in m.evaluate(scoring, example.id)]
         if plan.judges:
-            assert plan.judge_provider is not None
-            judge_provider = plan.judge_provider
 
             def ask(judge: Judge) -> Awaitable[list[ScoreRow]]:
                 return judge.evaluate(
                     scoring,
                     example_id=example.id,
                     caller=self.caller,
-                    provider=judge_provider,
+                    provider=plan.provider_for(judge),
                     samples=config.judge_samples,
                 )
 

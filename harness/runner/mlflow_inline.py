@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import HarnessError, TrackingError
 
 if TYPE_CHECKING:
-    from harness.runner.logging import Batch
+    from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_log import RunLogger
 
@@ -48,7 +48,7 @@ class InlineLogger:
             self._guard(lambda: logger.add_rows(chunk))
 
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None:
-        from harness.runner.logging import batch_record
+        from harness.runner.mlflow_records import batch_record
 
         if self._logger is not None and self._head is not None:
             logger, head = self._logger, self._head

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import TrackingError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
 
@@ -84,9 +86,9 @@ class MlflowWorker:
         """Write the traces of ``chunk.rows``; returns at once."""
         self._queue.put(("rows", chunk))
 
-    def add_batch(self, batch: Batch, judge_model: str | None) -> None:
+    def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None:
         """Write the traces of a stored batch (``harness.runner.mlflow_records.batch_payload``)."""
-        self._queue.put(("batch", batch, judge_model))
+        self._queue.put(("batch", batch, dict(judge_models)))
 
     def _stop_sender(self) -> None:
         if self._sender.is_alive():

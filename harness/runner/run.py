@@ -26,13 +26,14 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import httpx
 
-    from harness.runner.mlflow_worker import MlflowWorker
+    from harness.runner.mlflow_run import MlflowLogger
     from harness.tracking import RunRecord
 
 __all__ = ["run_eval"]
@@ -47,13 +48,19 @@ def run_eval(
     provider: Provider | None = None,
     http_client: httpx.AsyncClient | None = None,
     spark_session: Any = None,
+    scoring_objects: Sequence[Any] = (),
+    evaluator_config: Mapping[str, Any] | None = None,
+    mlflow_run: tuple[str, str] | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
 
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
     ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
     ``spark_session`` is the session to use (default: the active one, else a local one
-    harness starts and stops; see ``harness.runner.spark``).
+    harness starts and stops; see ``harness.runner.spark``). ``scoring_objects`` and
+    ``evaluator_config`` are ``harness.evaluate``'s metric objects and MLflow's evaluator
+    config; ``mlflow_run`` is ``(tracking_uri, run_id)`` of the caller's active MLflow run,
+    logged into instead of a new run in the project's store.
 
     Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
     ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
@@ -74,11 +81,14 @@ def run_eval(
         previous_mlflow_run = info.mlflow_run_id
     else:
         run_id = uuid.uuid4().hex[:12]
-    plan = plan_run(config, home, provider)
+    plan = plan_run(
+        config, home, provider, scoring_objects=scoring_objects, evaluator_config=evaluator_config
+    )
+    config = plan.config  # names the metrics given as objects
     from harness.calls.budget import Budget
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
-    preflight(config, home.settings, [plan.provider, plan.judge_provider])
+    preflight(config, home.settings, plan.providers)
     if config.spark:
         from harness.runner.spark import check_ready
 
@@ -107,10 +117,7 @@ def run_eval(
         if cache is not None:
             cache.close()
         raise
-    from harness.runner.mlflow_worker import MlflowWorker
-
-    # Started now so MLflow's import and store setup overlap with the rows (see the module).
-    mlflow_worker = MlflowWorker(home.tracking_uri) if config.mlflow else None
+    mlflow_worker = _mlflow_logger(home, config.mlflow, mlflow_run)
     if resume:
         done = run_store.prepare_resume(home.db_path, run_id)
         todo = [e for e in plan.examples if e.id not in done]
@@ -123,14 +130,21 @@ def run_eval(
             dataset=plan.dataset.name,
             dataset_version=plan.dataset.version,
             model=plan.provider.uri,
-            config=config.as_dict(),
+            # Directions travel with the run: compare and check read them back.
+            config={**config.as_dict(), "greater_is_better": plan.directions},
             rows_total=len(plan.examples),
         )
         todo = plan.examples
     from harness.runner.mlflow_run import open_mlflow_run, trace_sender
 
     mlflow_head = open_mlflow_run(
-        plan, run_id, started, mlflow_worker, previous_mlflow_run, resumed_rows=bool(done)
+        plan,
+        run_id,
+        started,
+        mlflow_worker,
+        previous_mlflow_run,
+        resumed_rows=bool(done),
+        into_run=mlflow_run[1] if mlflow_run else None,
     )
     on_batch = None
     if mlflow_worker is not None and config.traces:
@@ -176,6 +190,21 @@ def run_eval(
     return result
 
 
+def _mlflow_logger(home: Home, log: bool, into: tuple[str, str] | None) -> MlflowLogger | None:
+    """Who logs the run to MLflow: nobody, the worker process, or (for the caller's active
+    MLflow run, in a process that has MLflow loaded already) this process."""
+    if not log:
+        return None
+    if into is not None:
+        from harness.runner.mlflow_inline import InlineLogger
+
+        return InlineLogger(into[0])
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    # Started now so MLflow's import and store setup overlap with the rows (see the module).
+    return MlflowWorker(home.tracking_uri)
+
+
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
     if kind == "cache_corrupt":
         progress.note(
@@ -201,13 +230,17 @@ def _finish(
     status: str,
     started: float,
     progress: Progress,
-    mlflow_worker: MlflowWorker | None = None,
+    mlflow_worker: MlflowLogger | None = None,
     mlflow_head: RunRecord | None = None,
 ) -> RunResult:
+    from harness.runner.batch_scores import final_scores
+
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
-    scores = run_store.load_scores(home.db_path, run_id)
-    metrics = aggregate_scores(scores)
+    final = final_scores(plan, run_id, outputs)
+    scores, metrics = final.scores, final.metrics
+    for problem in final.problems:
+        progress.note(problem)
     errors = int(outputs["error"].notna().sum()) if len(outputs) else 0
     reasons = Counter(outputs["error"].dropna()) if len(outputs) else Counter()
     run_store.finish_run(
@@ -227,6 +260,9 @@ def _finish(
         calls=usage,
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
+        warnings=list(final.problems),
+        greater_is_better=plan.directions,
+        metric_errors=final.errors,
     )
     if mlflow_worker is not None and mlflow_head is not None and status == "finished":
         from harness.runner.mlflow_run import log_to_mlflow

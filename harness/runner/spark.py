@@ -184,12 +184,17 @@ def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
     return TaskSpec(
         config=plan.config,
         template=plan.template,
-        metrics=[m.name for m in plan.metrics],
+        # The metrics themselves travel: a python: metric's function is pickled by
+        # reference, so the executor imports its module, as it does a python: model's.
+        metrics=list(plan.metrics),
         judges=list(plan.judges),
         provider=ProviderRef.of(plan.provider, plan.home.settings),
         judge_provider=ProviderRef.of(plan.judge_provider, plan.home.settings)
         if plan.judge_provider
         else None,
+        judge_providers={
+            uri: ProviderRef.of(p, plan.home.settings) for uri, p in plan.judge_providers.items()
+        },
         settings=settings,
         concurrency=max(1, plan.config.concurrency // at_once),
         budget_usd=budget,

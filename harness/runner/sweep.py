@@ -246,7 +246,7 @@ def run_sweep(
     points = expand_grid(base, grid)
     for point in points:
         plan = plan_run(point.config, home, provider)
-        preflight(point.config, home.settings, [plan.provider, plan.judge_provider])
+        preflight(point.config, home.settings, plan.providers)
     sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
     if base.mlflow:
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)

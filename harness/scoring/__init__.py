@@ -27,8 +27,7 @@ from typing import Any
 
 from harness.errors import MetricError
 from harness.judges.judge import Judge
-from harness.metrics import BatchMetric, Metric, get_metric
-from harness.metrics.kinds import build, is_kind
+from harness.metrics import BatchMetric, Metric, build_metric, get_metric, kind_names
 from harness.scoring.shape import DataShape, Source
 from harness.scoring.specs import (
     from_table,
@@ -142,8 +141,8 @@ def resolve_spec(
         try:
             return get_metric(name)
         except MetricError:
-            if is_kind(name):
-                return build(name, None, {})
+            if name in kind_names():
+                return build_metric(name, None, {})
             raise unknown_name(name, settings) from None
     if spec.kind == "python":
         return _load_python(str(spec.value), spec.label, shape)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.metrics import BatchMetric, Metric, get_metric, metric_names
-from harness.metrics.kinds import get_kind, kind_names
+from harness.metrics import BatchMetric, Metric, get_kind, get_metric, kind_names, metric_names
 
 if TYPE_CHECKING:
     from harness.config import Home

@@ -33,8 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MetricError
-from harness.metrics import BatchMetric, Metric, metric_names
-from harness.metrics.kinds import NAME, build, from_cli, is_kind, kind_names
+from harness.metrics import (
+    BatchMetric,
+    Metric,
+    build_metric,
+    kind_names,
+    kind_parameters,
+    metric_names,
+)
+from harness.metrics.kinds import NAME
 
 __all__ = ["MetricSpec", "from_table", "kind_metric", "override", "parse_spec", "table_names"]
 
@@ -64,7 +71,7 @@ def parse_spec(text: str) -> MetricSpec:
             raise MetricError(f"--metric {text!r}: nothing after {label}=")
     kind, colon, value = raw.partition(":")
     if not colon:
-        if label is not None and not is_kind(kind):
+        if label is not None and kind not in kind_names():
             raise MetricError(
                 f"--metric {text!r}: LABEL= names a kind or a python: function, and "
                 f"{kind!r} is neither"
@@ -72,7 +79,7 @@ def parse_spec(text: str) -> MetricSpec:
         return MetricSpec(text, label, kind if label is not None else None, None)
     if kind == "python":
         return MetricSpec(text, label, "python", value)
-    if not is_kind(kind):
+    if kind not in kind_names():
         raise MetricError(
             f"--metric {text!r}: unknown metric kind {kind!r}; known: python, "
             f"{', '.join(kind_names())}"
@@ -113,7 +120,7 @@ def from_table(
             params = {k: v for k, v in table.items() if k != "kind"}
             if not isinstance(table["kind"], str):
                 raise MetricError(f"kind must be text, not {table['kind']!r}")
-            return build(table["kind"], name, params, base_dir=base_dir)
+            return build_metric(table["kind"], name, params, base_dir=base_dir)
         unknown = sorted(set(table) - _PYTHON_KEYS)
         if unknown:
             raise MetricError(
@@ -146,7 +153,9 @@ def override(found: Any, table: Mapping[str, Any], where: str) -> Any:
 def kind_metric(spec: MetricSpec, base_dir: Path) -> Metric:
     """``[LABEL=]KIND[:VALUE]``."""
     assert spec.kind is not None and spec.kind != "python"
-    return build(spec.kind, spec.label, from_cli(spec.kind, spec.value), base_dir=base_dir)
+    return build_metric(
+        spec.kind, spec.label, kind_parameters(spec.kind, spec.value), base_dir=base_dir
+    )
 
 
 def unknown_name(name: str, settings: Mapping[str, Any]) -> MetricError:

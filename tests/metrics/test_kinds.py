@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import MetricError
 from harness.metrics import ScoringRow, build_metric, kind_names
-from harness.metrics.kinds import from_cli
+from harness.metrics import kind_parameters as from_cli
 
 
 def row(output: str, *expected: str) -> ScoringRow:

@@ -49,9 +49,11 @@ def test_exported_names_are_the_contract() -> None:
         "aggregate_scores",
         "build_metric",
         "extra_aggregates",
+        "get_kind",
         "get_metric",
         "kind_names",
         "metric_direction",
+        "kind_parameters",
         "metric_names",
         "register_metric",
     ]
