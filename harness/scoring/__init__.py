@@ -212,8 +212,9 @@ def check_scoring(
                 raise MetricError(
                     f"metric {batch.name!r} reads column {column!r}, not in {dataset}"
                 )
+        bases = names | {n.split("/")[0] for n in names}
         for parameter, wanted, optional in batch.wanted:
-            if wanted not in names and not optional:
+            if wanted not in bases and not optional:
                 raise MetricError(
                     f"metric {batch.name!r} needs {parameter!r}: no column, evaluator_config "
                     f"value or metric of that name (columns of {dataset}: "

@@ -231,8 +231,7 @@ def eval_fn_metric(
             continue
         source = shape.source(parameter.name)
         if source is not None and source.kind == "expected":
-            if shape.fields.get("expected") is None and _required(parameter):
-                needs_expected = True
+            needs_expected = needs_expected or _required(parameter)
             plan.append((parameter.name, source, default))
         elif source is not None:
             if source.kind == "extra" and source.column:
@@ -271,8 +270,10 @@ def _argument(data: Columns, source: Source | str | None, default: Any) -> Any:
     if source == "metrics":
         return _metric_values(data)
     if isinstance(source, str):  # "metric:NAME": another metric's values, else the default
-        metric = source[len("metric:") :]
-        return _metric_values(data).get(metric, default) if metric in data.scores else default
+        wanted = source[len("metric:") :]
+        # As MLflow matches it: the metric's name, or its name without the version.
+        found = [n for n in data.scores if wanted in (n, n.split("/")[0])]
+        return _metric_values(data)[found[0]] if found else default
     assert source is not None
     if source.kind == "value":
         return source.value

@@ -158,3 +158,24 @@ def test_judges_take_harness_judge_objects(monkeypatch: pytest.MonkeyPatch) -> N
         log_to_mlflow=False,
     )
     assert result.metrics["brief/mean"] == 1.0
+
+
+def test_an_eval_fn_reads_other_metrics_as_mlflow_passes_them() -> None:
+    from harness.errors import MetricError
+
+    def agrees(predictions: pd.Series, token_f1: object, metrics: dict) -> float:
+        # MLflow passes another metric by its name, and every metric as `metrics`.
+        mean = sum(token_f1.scores) / len(token_f1.scores)  # type: ignore[attr-defined]
+        return float(mean == metrics["token_f1"].aggregate_results["mean"])
+
+    data = pd.DataFrame({"question": ["a b?", "c?"], "answer": ["a b", "d"]})
+    result = harness.evaluate(
+        echo_question, data, metrics=["token_f1", agrees], log_to_mlflow=False
+    )
+    assert result.metrics["agrees"] == 1.0
+
+    def wants(predictions: pd.Series, nowhere: pd.Series) -> float:
+        return 0.0
+
+    with pytest.raises(MetricError, match="metric 'wants' needs 'nowhere': no column"):
+        harness.evaluate(echo_question, data, metrics=[wants], log_to_mlflow=False)
