@@ -27,7 +27,9 @@ from harness.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.runner.config import RunResult
+    from harness.config import Home
+    from harness.providers import Provider
+    from harness.runner.config import RunConfig, RunResult
 
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
@@ -162,8 +164,12 @@ def evaluate(
         model_uri = provider.uri
     defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
     chosen = list(metrics) if metrics is not None else list(defaults)
-    metric_specs, objects = _split([*chosen, *extra_metrics], "metric")
-    judge_names, judge_objects = _split(list(judges), "judge")
+    if not chosen and not extra_metrics and not judges:
+        raise ConfigError(  # as mlflow.evaluate: with no model_type, say what to compute
+            "nothing to compute: give model_type=, metrics=, extra_metrics= or judges="
+        )
+    metric_specs, objects = _split([*chosen, *extra_metrics])
+    judge_names, judge_objects = _split(list(judges))
     from harness.runner.config import RunConfig
 
     config = RunConfig(
@@ -190,9 +196,9 @@ def evaluate(
 
 
 def _run(
-    config: Any,
-    project: Any,
-    provider: Any,
+    config: RunConfig,
+    project: Home,
+    provider: Provider | None,
     spark: Any,
     objects: list[Any],
     evaluator_config: dict[str, Any],
@@ -257,7 +263,7 @@ def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:
     return None
 
 
-def _split(items: Sequence[Any], what: str) -> tuple[list[str], list[Any]]:
+def _split(items: Sequence[Any]) -> tuple[list[str], list[Any]]:
     """Names and specs (text) apart from objects, each kept in order."""
     texts: list[str] = []
     objects: list[Any] = []

@@ -179,3 +179,8 @@ def test_an_eval_fn_reads_other_metrics_as_mlflow_passes_them() -> None:
 
     with pytest.raises(MetricError, match="metric 'wants' needs 'nowhere': no column"):
         harness.evaluate(echo_question, data, metrics=[wants], log_to_mlflow=False)
+
+
+def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
+    with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
+        harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
