@@ -31,13 +31,13 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json([e.as_dict() for e in entries])
         return
-    better = {True: "higher", False: "lower", None: ""}
+    better = {1: "higher", -1: "lower", 0: ""}
     needs = {True: "yes", False: "", None: "without VALUE"}
     print_table(
         None,
         ["--metric", "origin", "better", "needs expected", "description"],
         [
-            [e.usage, e.origin, better[e.greater_is_better], needs[e.needs_expected], e.description]
+            [e.usage, e.origin, better[e.direction], needs[e.needs_expected], e.description]
             for e in entries
         ],
     )

@@ -78,7 +78,7 @@ class Judge:
     origin: str = "custom"  # builtin | custom (harness.toml / --judges) | python | mlflow
     json_mode: bool = True  # ask for structured output where the provider supports it
     model: str | None = None  # the judge's own model URI; None: the run's --judge-model
-    greater_is_better: bool = True
+    direction: int = 1  # +1: a higher verdict is better (-1 for a judge of faults)
     aggregations: tuple[str, ...] = ()  # reported besides mean, p50, p90 (MLflow's variance)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ A function may also return a :class:`Score` (a value with a rationale or a label
 of named Scores. A :class:`BatchMetric` scores every row of a run at once, as MLflow's
 ``eval_fn(predictions, targets, ...)`` does; the run calls it when its rows are done.
 
-Every metric says which way is better (``greater_is_better``: True, False, or None for a
+Every metric says which way is better (``direction``: +1 higher, -1 lower, 0 for a
 measurement with no better direction, such as ``word_count``), so sweeps, ``compare`` and
 ``check`` read a drop the right way round.
 
@@ -68,6 +68,7 @@ __all__ = [
     "get_metric",
     "kind_names",
     "kind_parameters",
+    "metric_direction",
     "metric_names",
     "register_metric",
 ]
@@ -109,6 +110,21 @@ def get_metric(name: str) -> Metric | BatchMetric:
     except KeyError:
         known = ", ".join(metric_names())
         raise MetricError(f"unknown metric '{name}'; known: {known}") from None
+
+
+def metric_direction(name: str, known: Mapping[str, int] | None = None) -> int:
+    """+1 when a higher ``name`` score is better, -1 when lower is, 0 when neither.
+
+    ``known`` are a run's own directions, stored with it (a ``python:`` metric, a kind or an
+    MLflow metric says which way is better only to the run that used it); else a registered
+    metric says so; any other score is a judge's, and a judge scores higher for better (yes
+    over no, 5 over 1, labels listed worst to best).
+    """
+    if known and name in known:
+        return int(known[name])
+    _load_builtins()
+    metric = registered().get(name)
+    return metric.direction if metric is not None else 1
 
 
 def metric_names() -> list[str]:

@@ -22,7 +22,7 @@ register_metric(
         description="number of words in the output (punctuation is not a word)",
         needs_expected=False,
         fn=_word_count,
-        greater_is_better=None,  # a measurement: longer is neither better nor worse
+        direction=0,  # longer is not better, nor worse: it explains other scores
     )
 )
 register_metric(
@@ -31,6 +31,6 @@ register_metric(
         description="seconds the model call took, as recorded on the row",
         needs_expected=False,
         fn=_latency,
-        greater_is_better=False,
+        direction=-1,
     )
 )

@@ -162,7 +162,7 @@ def build(
     return replace(
         metric,
         description=str(description) if description else metric.description,
-        greater_is_better=params.get("greater_is_better", True),
+        direction=1 if params.get("greater_is_better", True) else -1,
         origin="kind",
     )
 

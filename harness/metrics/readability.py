@@ -219,7 +219,6 @@ register_metric(
         needs_expected=False,
         direction=0,  # the right reading grade depends on the audience
         fn=_ari_of_output,
-        greater_is_better=None,  # a grade level to match to readers, not to maximize
     )
 )
 register_metric(
@@ -229,6 +228,5 @@ register_metric(
         needs_expected=False,
         direction=0,  # the right reading grade depends on the audience
         fn=_fk_of_output,
-        greater_is_better=None,
     )
 )

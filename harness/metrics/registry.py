@@ -80,6 +80,8 @@ class Metric:
 
     ``needs_expected`` metrics compare the output to the expected answers; they return
     None for a row with none, without calling ``fn`` (``needs_context`` likewise).
+    ``direction`` says which way is better: +1 higher (correctness, overlap), -1 lower
+    (latency), 0 neither (length, reading grade); sweeps, ``compare`` and ``check`` read it.
     ``aggregations`` names aggregates to report besides mean, p50, p90 and count (any of
     ``EXTRA_AGGREGATIONS``, or a function of the scored values, named after it).
     """
@@ -88,7 +90,7 @@ class Metric:
     description: str  # one line, shown by `harness run --help` and the docs
     needs_expected: bool
     fn: Callable[[ScoringRow], RowResult]
-    greater_is_better: bool | None = True
+    direction: int = 1  # +1 higher is better, -1 lower, 0 neither
     needs_context: bool = False
     origin: str = "builtin"  # builtin | kind | python | mlflow
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
@@ -189,7 +191,7 @@ class BatchMetric:
     description: str
     needs_expected: bool
     fn: Callable[[Columns], BatchResult | None]
-    greater_is_better: bool | None = True
+    direction: int = 1
     origin: str = "python"
     columns: tuple[str, ...] = ()
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()

@@ -63,8 +63,8 @@ class RunResult:
     error_reasons: list[tuple[str, int]]
     duration_s: float
     warnings: list[str] = field(default_factory=list)
-    # metric or judge -> True (higher is better), False (lower), None (neither)
-    greater_is_better: dict[str, bool | None] = field(default_factory=dict)
+    # metric or judge -> +1 (higher is better), -1 (lower), 0 (neither)
+    directions: dict[str, int] = field(default_factory=dict)
     metric_errors: int = 0  # rows a metric raised on, plus batch metrics that raised
 
     def flat_metrics(self) -> dict[str, float]:
@@ -109,6 +109,6 @@ class RunResult:
             "error_reasons": [{"error": e, "rows": n} for e, n in self.error_reasons],
             "duration_s": round(self.duration_s, 3),
             "warnings": self.warnings,
-            "greater_is_better": self.greater_is_better,
+            "directions": self.directions,
             "metric_errors": self.metric_errors,
         }

@@ -65,11 +65,11 @@ class RunPlan:
         return [self.provider, self.judge_provider, *self.judge_providers.values()]
 
     @property
-    def directions(self) -> dict[str, bool | None]:
-        """Each metric's and judge's ``greater_is_better``."""
-        found: dict[str, bool | None] = {m.name: m.greater_is_better for m in self.metrics}
-        found.update({b.name: b.greater_is_better for b in self.batch})
-        found.update({j.name: getattr(j, "greater_is_better", True) for j in self.judges})
+    def directions(self) -> dict[str, int]:
+        """Each metric's and judge's direction: +1 higher is better, -1 lower, 0 neither."""
+        found: dict[str, int] = {m.name: m.direction for m in self.metrics}
+        found.update({b.name: b.direction for b in self.batch})
+        found.update({j.name: j.direction for j in self.judges})
         return found
 
     @property

@@ -131,7 +131,7 @@ def run_eval(
             dataset_version=plan.dataset.version,
             model=plan.provider.uri,
             # Directions travel with the run: compare and check read them back.
-            config={**config.as_dict(), "greater_is_better": plan.directions},
+            config={**config.as_dict(), "directions": plan.directions},
             rows_total=len(plan.examples),
         )
         todo = plan.examples
@@ -261,7 +261,7 @@ def _finish(
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
         warnings=list(final.problems),
-        greater_is_better=plan.directions,
+        directions=plan.directions,
         metric_errors=final.errors,
     )
     if mlflow_worker is not None and mlflow_head is not None and status == "finished":

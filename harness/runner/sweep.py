@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
 from harness.errors import ConfigError, HarnessError
+from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
 from harness.providers import Provider
 from harness.runner.config import RunConfig, RunResult
@@ -85,9 +86,9 @@ class SweepResult:
         return sorted({name for run in self.runs for name in run.result.metrics})
 
     @property
-    def directions(self) -> dict[str, bool | None]:
-        """Each metric's ``greater_is_better``, as the children's runs reported it."""
-        return {k: v for run in self.runs for k, v in run.result.greater_is_better.items()}
+    def directions(self) -> dict[str, int]:
+        """Each metric's direction, as the children's runs reported it."""
+        return {k: v for run in self.runs for k, v in run.result.directions.items()}
 
     @property
     def columns(self) -> list[str]:
@@ -299,42 +300,22 @@ def estimate_sweep(
 
 
 def primary_metric(
-    base: RunConfig, names: Sequence[str], directions: Mapping[str, bool | None]
+    base: RunConfig, names: Sequence[str], directions: Mapping[str, int]
 ) -> str | None:
     """The metric that picks the best child: the first judge, else the first metric that
-    has a better direction, in the order the run asked for them."""
-    from harness.metrics import DEFAULT_METRICS
-
+    has a better direction, in the order the run asked for them. ``directions`` are the
+    children's own (``RunResult.directions``)."""
     preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
-    return next((n for n in preferred if n in names and direction(n, directions) != 0), None)
-
-
-def direction(metric: str, directions: Mapping[str, bool | None]) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when neither.
-
-    ``directions`` are the runs' own (each metric's ``greater_is_better``); a metric they do
-    not name is looked up among the registered metrics, else taken as higher-is-better.
-    """
-    if metric in directions:
-        better = directions[metric]
-    else:
-        from harness.errors import MetricError
-        from harness.metrics import get_metric
-
-        try:
-            better = get_metric(metric).greater_is_better
-        except MetricError:
-            better = True
-    return 0 if better is None else 1 if better else -1
+    return next((n for n in preferred if n in names and metric_direction(n, directions) != 0), None)
 
 
 def best_run(
-    runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, bool | None]
+    runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, int]
 ) -> int | None:
     """Index of the child with the best mean of ``metric`` (the first one on ties)."""
     if metric is None:
         return None
-    sign = direction(metric, directions)
+    sign = metric_direction(metric, directions)
     scored = [
         (sign * mean, -i)
         for i, run in enumerate(runs)

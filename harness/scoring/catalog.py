@@ -23,7 +23,7 @@ class CatalogEntry:
     origin: str  # builtin | kind | harness.toml | python
     usage: str  # what to pass to --metric
     needs_expected: bool | None  # None: when no VALUE is given (a kind)
-    greater_is_better: bool | None
+    direction: int  # +1 higher is better, -1 lower, 0 neither
     description: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,9 +44,7 @@ def metric_catalog(home: Home) -> list[CatalogEntry]:
             entries.append(_entry(found, name, "harness.toml"))
         else:  # an MLflow GenAI metric named by a table: a judge
             entries.append(
-                CatalogEntry(
-                    name, "harness.toml", name, None, found.greater_is_better, found.description
-                )
+                CatalogEntry(name, "harness.toml", name, None, found.direction, found.description)
             )
     for name in kind_names():
         kind = get_kind(name)
@@ -64,5 +62,5 @@ def _builtin(name: str) -> bool:
 
 def _entry(metric: Metric | BatchMetric, name: str, origin: str) -> CatalogEntry:
     return CatalogEntry(
-        name, origin, name, metric.needs_expected, metric.greater_is_better, metric.description
+        name, origin, name, metric.needs_expected, metric.direction, metric.description
     )

@@ -9,8 +9,8 @@
   (or the legacy ``(eval_df, builtin_metrics)``); a
   :class:`~harness.metrics.BatchMetric` called once with whole columns, as MLflow does.
 
-A function's ``greater_is_better`` and ``needs_expected`` attributes, when set, give its
-direction and whether it needs expected answers.
+A function's ``greater_is_better`` (False: lower is better) and ``needs_expected``
+attributes, when set, give its direction and whether it needs expected answers.
 """
 
 from __future__ import annotations
@@ -25,11 +25,16 @@ from harness.errors import MetricError
 from harness.metrics import BatchMetric, BatchResult, Columns, Metric, Score, ScoringRow
 from harness.scoring.shape import OUTPUT_NAMES, DataShape, Source
 
-__all__ = ["adapt_function", "eval_fn_metric", "scorer_arguments", "to_score"]
+__all__ = ["adapt_function", "direction_of", "eval_fn_metric", "scorer_arguments", "to_score"]
 
 SCORER_PARAMS = frozenset({"inputs", "outputs", "expectations", "trace", "session"})
 _EVAL_FN_PARAMS = frozenset({"predictions", "targets", "metrics"})
 _YES, _NO = frozenset({"yes", "true", "pass"}), frozenset({"no", "false", "fail"})
+
+
+def direction_of(greater_is_better: bool | None) -> int:
+    """MLflow's ``greater_is_better`` as a direction: +1, -1, or 0 for None."""
+    return 0 if greater_is_better is None else 1 if greater_is_better else -1
 
 
 def _parameters(fn: Callable[..., Any], what: str) -> list[inspect.Parameter]:
@@ -54,13 +59,13 @@ def adapt_function(
     what = f"metric {name!r}"
     parameters = _parameters(fn, what)
     names = [p.name for p in parameters]
-    direction = getattr(fn, "greater_is_better", True)
+    direction = direction_of(getattr(fn, "greater_is_better", True))
     if _EVAL_FN_PARAMS & set(names) or (
         len([p for p in parameters if _required(p)]) == 2 and not set(names) & SCORER_PARAMS
     ):
-        return eval_fn_metric(fn, name=name, greater_is_better=direction, shape=shape)
+        return eval_fn_metric(fn, name=name, direction=direction, shape=shape)
     if names and set(names) <= SCORER_PARAMS:
-        return scorer_metric(fn, name=name, greater_is_better=direction, parameters=parameters)
+        return scorer_metric(fn, name=name, direction=direction, parameters=parameters)
     required = [p for p in parameters if _required(p)]
     if len(required) != 1 and not (len(parameters) >= 1 and not required):
         shown = ", ".join(names) or "nothing"
@@ -78,7 +83,7 @@ def adapt_function(
         description=_doc_line(fn) or f"the Python function {_qualname(fn)}",
         needs_expected=bool(getattr(fn, "needs_expected", False)),
         fn=on_row,
-        greater_is_better=direction,
+        direction=direction,
         origin="python",
     )
 
@@ -111,7 +116,7 @@ def scorer_metric(
     fn: Callable[..., Any],
     *,
     name: str,
-    greater_is_better: bool | None,
+    direction: int,
     parameters: Sequence[inspect.Parameter],
     description: str | None = None,
     aggregations: tuple[Any, ...] = (),
@@ -137,7 +142,7 @@ def scorer_metric(
         description=description or _doc_line(fn) or f"the scorer {_qualname(fn)}",
         needs_expected="expectations" in required,
         fn=on_row,
-        greater_is_better=greater_is_better,
+        direction=direction,
         origin=origin,
         aggregations=aggregations,
     )
@@ -199,7 +204,7 @@ def eval_fn_metric(
     fn: Callable[..., Any],
     *,
     name: str,
-    greater_is_better: bool | None,
+    direction: int,
     shape: DataShape | None,
     description: str | None = None,
     origin: str = "python",
@@ -253,7 +258,7 @@ def eval_fn_metric(
         description=description or _doc_line(fn) or f"the eval_fn {_qualname(fn)}",
         needs_expected=needs_expected,
         fn=compute,
-        greater_is_better=greater_is_better,
+        direction=direction,
         origin=origin,
         columns=tuple(columns),
         wanted=tuple(

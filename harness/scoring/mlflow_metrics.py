@@ -31,7 +31,7 @@ from typing import Any
 from harness.errors import MetricError
 from harness.judges.output import OutputSpec
 from harness.metrics import BatchMetric, Metric, get_metric
-from harness.scoring.functions import eval_fn_metric
+from harness.scoring.functions import direction_of, eval_fn_metric
 from harness.scoring.mlflow_judge import MlflowJudge, template_fields
 from harness.scoring.shape import OUTPUT_NAMES, DataShape, Source
 
@@ -101,7 +101,7 @@ def adapt_evaluation_metric(
     return eval_fn_metric(
         metric.eval_fn,
         name=name,
-        greater_is_better=metric.greater_is_better,
+        direction=direction_of(metric.greater_is_better),
         shape=shape,
         description=_one_line(metric.long_name if metric.long_name != metric.name else ""),
         origin="mlflow",
@@ -167,7 +167,7 @@ def _graded(metric: Any, name: str, args: dict[str, Any], shape: DataShape) -> M
         origin="mlflow",
         json_mode=False,
         model=judge_model(args.get("model"), name),
-        greater_is_better=bool(args.get("greater_is_better", True)),
+        direction=direction_of(args.get("greater_is_better", True)),
         aggregations=_aggregations(args, name),
         style="grading",
         include_input=bool(args.get("include_input", True)),
@@ -199,7 +199,7 @@ def _from_prompt(metric: Any, name: str, args: dict[str, Any], shape: DataShape)
         origin="mlflow",
         json_mode=False,
         model=judge_model(args.get("model"), name),
-        greater_is_better=bool(args.get("greater_is_better", True)),
+        direction=direction_of(args.get("greater_is_better", True)),
         aggregations=_aggregations(args, name),
         style="prompt",
         variables=tuple(pairs),

@@ -59,7 +59,7 @@ def adapt_scorer(obj: Any) -> Metric:
     return scorer_metric(
         fn,
         name=name,
-        greater_is_better=True,
+        direction=1,
         parameters=parameters,
         description=(obj.description or "").strip().splitlines()[0][:100]
         if obj.description

@@ -144,7 +144,9 @@ def override(found: Any, table: Mapping[str, Any], where: str) -> Any:
                 raise MetricError(f"{key} must be true or false, not {table[key]!r}")
             if key == "needs_expected" and not isinstance(found, (Metric, BatchMetric)):
                 raise MetricError("needs_expected applies to code metrics, not to judges")
-            changes[key] = table[key]
+            changes[key if key != "greater_is_better" else "direction"] = (
+                table[key] if key != "greater_is_better" else (1 if table[key] else -1)
+            )
     if "description" in table:
         changes["description"] = str(table["description"])
     return dataclasses.replace(found, **changes) if changes else found

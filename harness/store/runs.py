@@ -195,7 +195,7 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
     if not metrics:
         return
     score_table = pa.Table.from_pylist(
-        [{"run_id": run_id, **vars(s)} for s in scores], schema=_SCORE_SCHEMA
+        [{"run_id": run_id, **vars(s)} for s in scores], schema=SCORE_SCHEMA
     )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
@@ -206,7 +206,7 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
             )
             con.register("batch_scores", score_table)
             con.execute(
-                f"INSERT INTO scores ({', '.join(_SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
+                f"INSERT INTO scores ({', '.join(SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
             )
             con.execute("COMMIT")
         except BaseException:

@@ -219,7 +219,7 @@ def test_names_and_directions() -> None:
     refusal = build_metric(
         "icontains", "refusals", {"value": "I cannot", "greater_is_better": False}
     )
-    assert refusal.greater_is_better is False and refusal.origin == "kind"
-    assert build_metric("is-json", None, {}).greater_is_better is True
+    assert refusal.direction == -1 and refusal.origin == "kind"
+    assert build_metric("is-json", None, {}).direction == 1
     with pytest.raises(MetricError, match="invalid metric name 'a b'"):
         build_metric("is-json", "a b", {})

@@ -87,19 +87,13 @@ def test_needs_expected_marks_the_reference_metrics() -> None:
     assert needing == {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
 
 
-def test_every_builtin_says_which_way_is_better() -> None:
-    directions = {name: get_metric(name).greater_is_better for name in BUILTIN}
-    assert directions == {
-        "ari_grade_level": None,  # a grade to match to readers, not to maximize
-        "exact_match": True,
-        "flesch_kincaid_grade_level": None,
-        "latency": False,
-        "rouge1": True,
-        "rouge2": True,
-        "rougeL": True,
-        "token_f1": True,
-        "word_count": None,
-    }
+def test_a_runs_own_directions_answer_for_its_metrics() -> None:
+    from harness.metrics import metric_direction
+
+    # A python: metric or a kind is known to the run that used it: it stores its direction.
+    assert metric_direction("refusals", {"refusals": -1}) == -1
+    assert metric_direction("refusals") == 1  # unknown here: read as a judge's score
+    assert metric_direction("latency", {"cites": 1}) == -1
 
 
 def test_a_metric_that_raises_is_an_error_on_its_row_not_a_crash() -> None:

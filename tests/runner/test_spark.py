@@ -210,7 +210,7 @@ def test_python_metrics_and_mlflow_judges_run_on_the_executors(
     scored_in = {s[4] for s in by_metric["where_scored"]}
     assert f"pid {os.getpid()}" not in scored_in  # every row was scored on an executor
     assert all(s[2] is not None for s in by_metric["answer_relevance/v1"])
-    assert result.greater_is_better["where_scored"] is True
+    assert result.directions["where_scored"] == 1
 
 
 def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(

@@ -119,10 +119,10 @@ def test_a_runs_own_directions_pick_the_best_child():
     # A metric of the user's own (python:, a kind, an MLflow object) says which way is
     # better; the sweep reads it from the runs, not from a list of known names.
     runs = [_result({"refusals": 0.4}), _result({"refusals": 0.1}), _result({"refusals": 0.3})]
-    assert best_run(runs, "refusals", {"refusals": False}) == 1
-    assert best_run(runs, "refusals", {"refusals": True}) == 0
+    assert best_run(runs, "refusals", {"refusals": -1}) == 1
+    assert best_run(runs, "refusals", {"refusals": 1}) == 0
     base = RunConfig(data="qa", model="echo", metrics=["length", "refusals"])
-    assert primary_metric(base, ["length", "refusals"], {"length": None}) == "refusals"
+    assert primary_metric(base, ["length", "refusals"], {"length": 0}) == "refusals"
 
 
 def test_run_sweep_logs_children_under_one_parent(qa, home, prompts):

@@ -22,11 +22,11 @@ def test_metrics_list_names_builtins_kinds_and_tables(home: Path) -> None:
         "origin": "builtin",
         "usage": "latency",
         "needs_expected": False,
-        "greater_is_better": False,
+        "direction": -1,
         "description": "seconds the model call took, as recorded on the row",
     }
     assert entries["refusals"]["origin"] == "harness.toml"
-    assert entries["refusals"]["greater_is_better"] is False
+    assert entries["refusals"]["direction"] == -1
     assert entries["regex"]["usage"] == "regex:PATTERN"
     assert entries["contains"]["usage"] == "contains[:VALUE]"
     assert entries["contains"]["needs_expected"] is None  # only without a value

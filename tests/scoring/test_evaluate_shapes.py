@@ -115,7 +115,7 @@ def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> 
     assert doc["metrics"]["word_count"]["count"] == 2  # the other metric is there
     assert doc["metrics"]["raises"] == {"count": 0}
     assert "metrics failed (metrics raised on 2 row(s)" in result.stderr
-    assert doc["greater_is_better"] == {"raises": True, "word_count": None}
+    assert doc["directions"] == {"raises": 1, "word_count": 0}
 
 
 def test_a_run_scored_with_python_objects_is_not_resumed_from_the_cli(home: Path) -> None:

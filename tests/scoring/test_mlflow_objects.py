@@ -98,7 +98,7 @@ def test_a_custom_genai_metric_keeps_its_definition_rubric_examples_and_directio
         {"temperature": 0.2},
     )
     assert (judge.output.low, judge.output.high) == (0, 3)  # the rubric's scale
-    assert judge.greater_is_better is False and judge.aggregations == ("max",)
+    assert judge.direction == -1 and judge.aggregations == ("max",)
     content = judge.messages(row())[0]["content"]
     for text in (
         "Whether the answer cites the source.",

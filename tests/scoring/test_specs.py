@@ -51,7 +51,7 @@ def test_names_kinds_and_python_targets_resolve() -> None:
 def test_a_function_says_its_direction_and_needs() -> None:
     longer = resolve_spec("python:harness_test_metrics:longer_than_expected")
     assert isinstance(longer, Metric)
-    assert longer.greater_is_better is False and longer.needs_expected
+    assert longer.direction == -1 and longer.needs_expected
     assert longer.score(row("a long answer", "short")) == 1.0  # a bool is 1.0 / 0.0
     assert longer.score(row("a long answer")) is None
 
@@ -99,13 +99,9 @@ needs_expected = true
     ).metrics
     cites, refusal, shape, matches = found
     assert cites.description == "cites a numbered source" and cites.score(row("[1]")) == 1.0
-    assert refusal.greater_is_better is False and refusal.score(row("i CANNOT")) == 1.0
+    assert refusal.direction == -1 and refusal.score(row("i CANNOT")) == 1.0
     assert shape.score(row("{}")) == 1.0 and shape.score(row("[]")) == 0.0  # read from the home
-    assert (matches.name, matches.greater_is_better, matches.needs_expected) == (
-        "matches",
-        False,
-        True,
-    )
+    assert (matches.name, matches.direction, matches.needs_expected) == ("matches", -1, True)
 
 
 @pytest.mark.parametrize(
