@@ -106,7 +106,7 @@ class Metric:
             return result
         if isinstance(result, (list, tuple)):
             raise MetricError(f"metric {self.name!r} answers several scores; use evaluate()")
-        return _number(self.name, result)
+        return as_number(self.name, result)
 
     def evaluate(self, row: ScoringRow, example_id: str) -> list[ScoreRow]:
         """The rows to store for one example; a metric that raises gives a row with its error.
@@ -130,7 +130,7 @@ class Metric:
         from harness.store.runs import ScoreRow
 
         if isinstance(score, Score):
-            value = None if score.value is None else _number(self.name, score.value)
+            value = None if score.value is None else as_number(self.name, score.value)
             return ScoreRow(
                 example_id,
                 score.name or self.name,
@@ -139,10 +139,13 @@ class Metric:
                 rationale=score.rationale,
                 error=score.error,
             )
-        return ScoreRow(example_id, self.name, None if score is None else _number(self.name, score))
+        return ScoreRow(
+            example_id, self.name, None if score is None else as_number(self.name, score)
+        )
 
 
-def _number(name: str, value: Any) -> float:
+def as_number(name: str, value: Any) -> float:
+    """A metric's value as stored: a number, a bool as 1.0/0.0; MetricError otherwise."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)) or hasattr(value, "__float__"):

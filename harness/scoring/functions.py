@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.errors import MetricError
 from harness.metrics import BatchMetric, BatchResult, Columns, Metric, Score, ScoringRow
+from harness.metrics.registry import as_number
 from harness.scoring.shape import OUTPUT_NAMES, DataShape, Source
 
 __all__ = ["adapt_function", "direction_of", "eval_fn_metric", "scorer_arguments", "to_score"]
@@ -164,14 +165,13 @@ def to_score(value: Any, name: str) -> float | Score | list[Score] | None:
         return _feedback(value, name, own_name=False)
     if isinstance(value, str):
         return _text_score(value)
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) or hasattr(value, "__float__"):
-        return float(value)
-    raise MetricError(
-        f"metric {name!r} returned {type(value).__name__}; return a number, a bool, "
-        "yes/no, None or an MLflow Feedback"
-    )
+    try:
+        return as_number(name, value)
+    except MetricError:
+        raise MetricError(
+            f"metric {name!r} returned {type(value).__name__}; return a number, a bool, "
+            "yes/no, None or an MLflow Feedback"
+        ) from None
 
 
 def _is_feedback(value: Any) -> bool:

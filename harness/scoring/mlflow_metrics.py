@@ -158,17 +158,13 @@ def _graded(metric: Any, name: str, args: dict[str, Any], shape: DataShape) -> M
     keys = [keys] if isinstance(keys, str) else list(keys)
     context = tuple((key, _source(shape, key, name)) for key in keys)
     examples = args.get("examples") or []
-    return MlflowJudge(
-        name=name,
+    return _judge(
+        name,
+        args,
         template=template,
         output=_scale([str(args.get("grading_prompt") or "")], [e.score for e in examples]),
         params=_parameters(args),
         description=_one_line(str(args.get("definition") or "")),
-        origin="mlflow",
-        json_mode=False,
-        model=judge_model(args.get("model"), name),
-        direction=direction_of(args.get("greater_is_better", True)),
-        aggregations=_aggregations(args, name),
         style="grading",
         include_input=bool(args.get("include_input", True)),
         context=context,
@@ -190,19 +186,29 @@ def _from_prompt(metric: Any, name: str, args: dict[str, Any], shape: DataShape)
     for variable in variables:
         source = Source("output") if variable in OUTPUT_NAMES else _source(shape, variable, name)
         pairs.append((variable, source))
-    return MlflowJudge(
-        name=name,
+    return _judge(
+        name,
+        args,
         template=prompt + _PROMPT_FORMATTING_WRAPPER,
         output=_scale([prompt], []),
         params=dict(args.get("parameters") or {}),
         description=_one_line(prompt),
+        style="prompt",
+        variables=tuple(pairs),
+    )
+
+
+def _judge(name: str, args: dict[str, Any], **own: Any) -> MlflowJudge:
+    """An MlflowJudge with what every GenAI metric gives: its model, direction, aggregations;
+    no structured output (MLflow asks for none)."""
+    return MlflowJudge(
+        name=name,
         origin="mlflow",
         json_mode=False,
         model=judge_model(args.get("model"), name),
         direction=direction_of(args.get("greater_is_better", True)),
         aggregations=_aggregations(args, name),
-        style="prompt",
-        variables=tuple(pairs),
+        **own,
     )
 
 

@@ -167,23 +167,21 @@ def write_batch(
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("batch_outputs", out_table)
-            con.register("batch_scores", score_table)
-            # Column lists are explicit so the table's physical order never matters.
-            con.execute(
-                f"INSERT INTO outputs ({', '.join(_OUTPUT_SCHEMA.names)}) "
-                "SELECT * FROM batch_outputs"
-            )
-            con.execute(
-                f"INSERT INTO scores ({', '.join(SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
-            )
+            _insert(con, "outputs", _OUTPUT_SCHEMA, out_table)
+            _insert(con, "scores", SCORE_SCHEMA, score_table)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("batch_outputs")
-            con.unregister("batch_scores")
+
+
+def _insert(con: Any, table: str, schema: pa.Schema, rows: pa.Table) -> None:
+    """Append Arrow ``rows`` to ``table`` (columns named: the physical order never matters)."""
+    con.register("batch_rows", rows)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(schema.names)}) SELECT * FROM batch_rows")
+    finally:
+        con.unregister("batch_rows")
 
 
 def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[ScoreRow]) -> None:
@@ -204,16 +202,11 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
                 "DELETE FROM scores WHERE run_id = ? AND list_contains(?, metric)",
                 [run_id, metrics],
             )
-            con.register("batch_scores", score_table)
-            con.execute(
-                f"INSERT INTO scores ({', '.join(SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
-            )
+            _insert(con, "scores", SCORE_SCHEMA, score_table)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("batch_scores")
 
 
 def finish_run(

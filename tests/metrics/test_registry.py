@@ -52,8 +52,8 @@ def test_exported_names_are_the_contract() -> None:
         "get_kind",
         "get_metric",
         "kind_names",
-        "metric_direction",
         "kind_parameters",
+        "metric_direction",
         "metric_names",
         "register_metric",
     ]
