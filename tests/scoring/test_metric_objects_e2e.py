@@ -68,6 +68,7 @@ def qa_frame(with_outputs: bool = False) -> pd.DataFrame:
     )
     if with_outputs:
         frame["outputs"] = OUTPUTS
+        frame["context"] = [f"Source {i}: {a} is the answer." for i, (_, a) in enumerate(QUESTIONS)]
     return frame
 
 
@@ -185,7 +186,14 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
 ) -> None:
     import mlflow
     from mlflow.metrics import MetricValue, make_metric
-    from mlflow.metrics.genai import answer_correctness, make_genai_metric_from_prompt
+    from mlflow.metrics.genai import (
+        answer_correctness,
+        answer_relevance,
+        answer_similarity,
+        faithfulness,
+        make_genai_metric_from_prompt,
+        relevance,
+    )
 
     def relative_length(predictions: pd.Series, targets: pd.Series) -> MetricValue:
         # Depends on every row at once: harness must call it once, as MLflow does.
@@ -197,8 +205,15 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
             aggregate_results={"max": max(scores), "spread": max(scores) - min(scores)},
         )
 
+    genai_builtins = [
+        answer_correctness,
+        answer_relevance,
+        answer_similarity,
+        faithfulness,
+        relevance,
+    ]
     metrics = [
-        answer_correctness(model="openai:/judge"),
+        *(make(model="openai:/judge") for make in genai_builtins),
         make_genai_metric_from_prompt(
             name="on_topic",
             judge_prompt="Question: {inputs}\nAnswer: {predictions}\nIs the answer on topic?",
@@ -228,9 +243,11 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
         extra_metrics=metrics,
         log_to_mlflow=False,
     )
-    # The same grading prompts, byte for byte, with the same parameters.
-    assert len(mlflow_asked) == 2 * len(QUESTIONS)
-    assert fake.stats()["requests_total"] == 2 * len(QUESTIONS)  # harness asks each once
+    # The same grading prompts, byte for byte, with the same parameters: the five GenAI
+    # builtins (their grading context: targets, the data's context) and the prompt metric.
+    judged = len(genai_builtins) + 1
+    assert len(mlflow_asked) == judged * len(QUESTIONS)
+    assert fake.stats()["requests_total"] == judged * len(QUESTIONS)  # harness asks each once
     assert _judge_requests(fake) == mlflow_asked
     assert any(
         "Additional information used by the model:\nkey: targets\nvalue:\nParis\n"
@@ -239,7 +256,12 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
     )
     # Every metric MLflow logged, under its name, with its value.
     expected = {k: v for k, v in reference.metrics.items() if "/" in k or k == "exact_match"}
+    assert any(
+        "key: context\nvalue:\nSource 0: Paris is the answer.\n" in r["messages"][0]["content"]
+        for r in mlflow_asked
+    )
     assert set(expected) >= {
+        *(f"{make.__name__}/v1/{agg}" for make in genai_builtins for agg in ("mean", "p90")),
         "answer_correctness/v1/mean",
         "answer_correctness/v1/variance",
         "answer_correctness/v1/p90",
@@ -253,7 +275,7 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
     # And every row's score and justification.
     theirs = reference.tables["eval_results_table"].sort_values("inputs")
     mine = ours.tables["eval_results_table"].sort_values("input")
-    for column in ("answer_correctness/v1", "on_topic", "relative_length"):
+    for column in (*(f"{m.__name__}/v1" for m in genai_builtins), "on_topic", "relative_length"):
         assert list(mine[column]) == pytest.approx(list(theirs[f"{column}/score"]))
     assert list(mine["relative_length/rationale"]) == list(theirs["relative_length/justification"])
     assert list(mine["answer_correctness/v1/rationale"]) == [
