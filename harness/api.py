@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from harness.providers import Provider
     from harness.runner.config import RunConfig, RunResult
 
+# model_type's default: "question-answering" when the call names no metrics; when it names
+# metrics= or extra_metrics= (as an mlflow.evaluate script without model_type does), MLflow's
+# own default, None, so that the script computes what it did under MLflow and nothing that
+# its data cannot feed (exact_match without targets, say).
+_UNSET: Any = object()
+DEFAULT_MODEL_TYPE = "question-answering"
+
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
     "text-summarization": (
@@ -61,7 +68,7 @@ def evaluate(
     model: str | Callable[[dict[str, Any]], str] | None = None,
     data: Any = None,
     *,
-    model_type: str | None = "question-answering",
+    model_type: str | None = _UNSET,
     targets: Any = None,
     predictions: str | None = None,
     inputs: str | None = None,
@@ -101,7 +108,9 @@ def evaluate(
     of a stored dataset (``NAME`` or ``NAME@VERSION``). Data given in Python is stored as
     dataset ``data_name`` (default: the mlflow dataset's name, else ``"dataframe"``);
     identical content is stored once. ``metrics`` replaces the defaults of ``model_type``
-    (None: no defaults); ``extra_metrics`` adds to them. ``judges`` takes judge names and
+    (None: no defaults); ``extra_metrics`` adds to them. Without ``model_type``, a call that
+    names ``metrics`` or ``extra_metrics`` has no defaults (MLflow's ``model_type=None``),
+    and one that names neither has question-answering's. ``judges`` takes judge names and
     harness Judges.
 
     ``predictions="COLUMN"`` scores outputs already in ``data`` instead of calling a model
@@ -144,6 +153,9 @@ def evaluate(
         )
     if predictions is not None:
         model = f"column:{predictions}"
+    if model_type is _UNSET:
+        named = metrics is not None or bool(extra_metrics)
+        model_type = None if named else DEFAULT_MODEL_TYPE
     if model_type is not None and model_type not in MODEL_TYPE_METRICS:
         raise ConfigError(
             f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"

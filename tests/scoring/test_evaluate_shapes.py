@@ -184,3 +184,33 @@ def test_an_eval_fn_reads_other_metrics_as_mlflow_passes_them() -> None:
 def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
     with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
         harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
+
+
+def test_without_model_type_named_metrics_are_all_that_is_computed_as_in_mlflow() -> None:
+    from mlflow.metrics import MetricValue, make_metric
+
+    def n_chars(predictions: pd.Series) -> MetricValue:
+        return MetricValue(scores=[float(len(p)) for p in predictions])
+
+    # An mlflow.evaluate call without model_type, on data without targets: MLflow computes
+    # the extra metric only, and so does harness (question-answering's exact_match would
+    # need targets and refuse the run).
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "outputs": ["x", "yy"]})
+    length = make_metric(eval_fn=n_chars, greater_is_better=False, name="n_chars")
+    result = harness.evaluate(
+        data=data, predictions="outputs", extra_metrics=[length], log_to_mlflow=False
+    )
+    assert set(result.result.metrics) == {"n_chars"}
+    assert result.metrics["n_chars/mean"] == 1.5
+    # Naming no metrics keeps question-answering's defaults, and model_type= still adds them.
+    qa = pd.DataFrame({"inputs": ["a?"], "outputs": ["x"], "ground_truth": ["x"]})
+    plain = harness.evaluate(data=qa, predictions="outputs", log_to_mlflow=False)
+    assert {"exact_match", "token_f1"} <= set(plain.result.metrics)
+    both = harness.evaluate(
+        data=qa,
+        predictions="outputs",
+        model_type="question-answering",
+        extra_metrics=[length],
+        log_to_mlflow=False,
+    )
+    assert {"exact_match", "n_chars"} <= set(both.result.metrics)

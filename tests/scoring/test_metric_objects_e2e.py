@@ -223,26 +223,27 @@ def test_harness_computes_and_asks_what_mlflow_evaluate_does(
         mlflow.metrics.exact_match(),
     ]
     mlflow.set_tracking_uri("sqlite:///" + str(tmp_path / "mlflow-reference.db"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with mlflow.start_run():
-            reference = mlflow.evaluate(
-                data=qa_frame(with_outputs=True),
-                predictions="outputs",
-                targets="ground_truth",
-                extra_metrics=metrics,
-                evaluators="default",
-            )
+
+    def evaluate_in_a_run(evaluate: Any) -> tuple[Any, str]:
+        # One script, two imports: the same arguments, in an active run, as users call it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mlflow.start_run() as run:
+                result = evaluate(
+                    data=qa_frame(with_outputs=True),
+                    predictions="outputs",
+                    targets="ground_truth",
+                    extra_metrics=metrics,
+                    evaluators="default",
+                )
+        return result, run.info.run_id
+
+    reference, _ = evaluate_in_a_run(mlflow.evaluate)
     mlflow_asked = _judge_requests(fake)
     fake.reset()
-    ours = harness.evaluate(
-        data=qa_frame(with_outputs=True),
-        predictions="outputs",
-        targets="ground_truth",
-        model_type=None,
-        extra_metrics=metrics,
-        log_to_mlflow=False,
-    )
+    ours, our_run = evaluate_in_a_run(harness.evaluate)
+    logged = mlflow.MlflowClient().get_run(our_run).data.metrics
+    assert logged["answer_correctness/v1/mean"] == ours.metrics["answer_correctness/v1/mean"]
     # The same grading prompts, byte for byte, with the same parameters: the five GenAI
     # builtins (their grading context: targets, the data's context) and the prompt metric.
     judged = len(genai_builtins) + 1
