@@ -232,6 +232,7 @@ def _run(
     table = results_table(
         load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
     )
+    _warn_failures(result)
     return EvaluationResult(
         metrics=result.flat_metrics(),
         tables={"eval_results_table": table},
@@ -239,6 +240,30 @@ def _run(
         mlflow_run_id=result.mlflow_run_id,
         result=result,
     )
+
+
+def _warn_failures(result: RunResult) -> None:
+    """Say, as a warning naming the first reasons, that rows failed or metrics raised.
+
+    Without it a notebook shows empty metrics and no reason (a function written for
+    mlflow.evaluate takes a DataFrame, say, and fails on every row dict).
+    """
+    import warnings
+
+    from harness.errors import RowsFailedWarning
+
+    parts = []
+    if result.errors:
+        reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
+        parts.append(
+            f"{result.errors} of {result.rows} rows failed ({reasons}): the rows are in "
+            "the table with their error"
+        )
+    if result.metric_errors:
+        shown = "; ".join(w for w in result.warnings if w.startswith("metric"))
+        parts.append(f"metrics failed ({shown})")
+    if parts:
+        warnings.warn("; ".join(parts), RowsFailedWarning, stacklevel=4)
 
 
 def _active_mlflow_run() -> tuple[str, str] | None:

@@ -166,3 +166,12 @@ class JudgeParseError(HarnessError):
 
 class TrackingError(HarnessError):
     """MLflow logging or sync failed."""
+
+
+class RowsFailedWarning(UserWarning):
+    """``evaluate`` finished, but rows failed or metrics raised: the result holds the rest.
+
+    A warning, not an error, so that what was paid for is returned (the CLI exits 1); a
+    notebook shows it, and ``warnings.simplefilter("error", RowsFailedWarning)`` makes a
+    script stop on it as ``mlflow.evaluate`` would.
+    """

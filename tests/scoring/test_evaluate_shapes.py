@@ -214,3 +214,26 @@ def test_without_model_type_named_metrics_are_all_that_is_computed_as_in_mlflow(
         log_to_mlflow=False,
     )
     assert {"exact_match", "n_chars"} <= set(both.result.metrics)
+
+
+def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
+    from harness.errors import RowsFailedWarning
+    from harness_test_metrics import raises
+
+    def dataframe_model(input_df: pd.DataFrame) -> pd.Series:
+        # Written for mlflow.evaluate (a DataFrame in): harness passes one row as a dict.
+        return input_df["inputs"].map(str.upper)
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "ground_truth": ["A?", "B?"]})
+    with pytest.warns(RowsFailedWarning) as caught:
+        result = harness.evaluate(
+            dataframe_model, data, targets="ground_truth", log_to_mlflow=False
+        )
+    assert result.result.errors == 2 and result.metrics == {}
+    [warning] = caught
+    assert str(warning.message).startswith("2 of 2 rows failed (2 x python:")
+    assert "dataframe_model raised KeyError: 'inputs'" in str(warning.message)
+    assert warning.filename == __file__  # the caller's line, not harness's
+
+    with pytest.warns(RowsFailedWarning, match=r"^metrics failed \(metrics raised on 2 row"):
+        harness.evaluate(echo_question, data, metrics=[raises], log_to_mlflow=False)
