@@ -237,3 +237,34 @@ def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> 
 
     with pytest.warns(RowsFailedWarning, match=r"^metrics failed \(metrics raised on 2 row"):
         harness.evaluate(echo_question, data, metrics=[raises], log_to_mlflow=False)
+
+
+def test_an_mlflow_scorer_gets_inputs_outputs_and_expectations_and_keeps_its_rationale() -> None:
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    @scorer
+    def answers_it(inputs: dict, outputs: str, expectations: dict) -> Feedback:
+        expected = expectations["expected_response"]
+        return Feedback(
+            value=float(outputs.strip().lower() == expected.lower()),
+            rationale=f"asked {inputs['question']!r}, expected {expected!r}",
+        )
+
+    # MLflow 3's records: inputs as a dict, expectations beside them.
+    data = [
+        {"inputs": {"question": "2+2?"}, "expectations": {"expected_response": "4"}},
+        {"inputs": {"question": "Capital?"}, "expectations": {"expected_response": "Paris"}},
+    ]
+
+    def model(row: dict) -> str:
+        return "4" if "2+2" in row["input"] else "Lyon"
+
+    result = harness.evaluate(model, data, extra_metrics=[answers_it], log_to_mlflow=False)
+    assert set(result.result.metrics) == {"answers_it"}
+    table = result.tables["eval_results_table"].sort_values("id")
+    assert list(table["answers_it"]) == [1.0, 0.0]
+    assert list(table["answers_it/rationale"]) == [
+        "asked '2+2?', expected '4'",
+        "asked 'Capital?', expected 'Paris'",
+    ]
