@@ -217,8 +217,9 @@ def test_without_model_type_named_metrics_are_all_that_is_computed_as_in_mlflow(
 
 
 def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
-    from harness.errors import RowsFailedWarning
     from harness_test_metrics import raises
+
+    from harness.errors import RowsFailedWarning
 
     def dataframe_model(input_df: pd.DataFrame) -> pd.Series:
         # Written for mlflow.evaluate (a DataFrame in): harness passes one row as a dict.
