@@ -62,7 +62,7 @@ def openai_chunks(reply: Reply, model: str, seq: int, *, include_usage: bool) ->
 
 def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
     """The SSE events of an Anthropic messages stream answering with ``reply``."""
-    message = {
+    message: dict[str, Any] = {
         "id": f"msg_fake{seq:08d}",
         "type": "message",
         "role": "assistant",
