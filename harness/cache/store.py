@@ -38,7 +38,7 @@ from typing import Any
 
 import diskcache
 
-from harness.cache.explain import distance
+from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
 from harness.errors import CacheCorrupt, CacheError
 from harness.model_io import ModelResponse
@@ -254,11 +254,14 @@ class SafeDisk(diskcache.Disk):
 
 def _prompt_sort_key(canonical: dict[str, Any]) -> str:
     # Last message first: the row-specific text usually sits in the last user message,
-    # so the entry with the longest shared prefix is most often the same row's.
+    # so the entry with the longest shared prefix is most often the same row's. A request
+    # with no messages (an embedding) sorts by its input.
     parts = []
     for message in reversed(canonical.get("messages") or []):
         content = message.get("content", "")
         parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
+    if not parts:
+        return prompt_text(canonical)[:_SORT_KEY_CHARS]
     return "\x1e".join(parts)[:_SORT_KEY_CHARS]
 
 
