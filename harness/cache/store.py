@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import diskcache
 
@@ -43,7 +43,14 @@ from harness.cache.keys import canonical_json, canonical_key, family_of
 from harness.errors import CacheCorrupt, CacheError
 from harness.model_io import ModelResponse
 
-__all__ = ["ENTRY_SCHEMA_VERSION", "CacheEntry", "ResponseCache", "SafeDisk", "utc_now"]
+__all__ = [
+    "ENTRY_SCHEMA_VERSION",
+    "CacheEntry",
+    "EntryStore",
+    "ResponseCache",
+    "SafeDisk",
+    "utc_now",
+]
 
 ENTRY_SCHEMA_VERSION = 1
 
@@ -212,6 +219,23 @@ class CacheEntry:
                 f"cache entry {name} is missing a field or has one of the wrong type"
             )
         return entry
+
+
+class EntryStore(Protocol):
+    """What the call path and cassettes need of a cache: ``ResponseCache`` on disk, or
+    ``harness.cache.memory.MemoryCache`` for a cassette in use."""
+
+    def get(self, key: str) -> CacheEntry | None: ...
+
+    def set(self, key: str, entry: CacheEntry) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+    def nearest(self, canonical: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]: ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
 
 
 class SafeDisk(diskcache.Disk):

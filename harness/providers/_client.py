@@ -30,6 +30,9 @@ import httpx
 from harness.errors import ConfigError
 
 TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
+# The request extension that marks harness's own requests: the interception of the user's
+# HTTP calls (harness.intercept) passes them through untouched, so none is routed twice.
+OWN_REQUEST = "harness_own_request"
 SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
 DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -97,7 +100,7 @@ async def send_json(
     """POST ``body`` as JSON to ``url`` and read the whole answer."""
     direct = _direct.get(client)
     if direct is None:
-        return await client.post(url, json=body, headers=headers)
+        return await client.post(url, json=body, headers=headers, extensions={OWN_REQUEST: True})
     # The bytes httpx's ``json=`` would send.
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     request = httpx.Request(
@@ -105,7 +108,7 @@ async def send_json(
         url,
         headers={**direct.headers, **headers, "Content-Type": "application/json"},
         content=content.encode("utf-8"),
-        extensions={"timeout": direct.timeout},
+        extensions={"timeout": direct.timeout, OWN_REQUEST: True},
     )
     jar = client.cookies
     if jar:
