@@ -93,9 +93,14 @@ class CacheCorrupt(CacheError):
 
 
 class ReplayMiss(CacheError):
-    """In replay mode, a request that the cache has not seen."""
+    """In replay mode, a request that the cache has not seen. ``explanation`` says what
+    differs from the closest cached request (``harness.cache.explain``)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, explanation: str | None = None) -> None:
+        super().__init__(message)
+        self.explanation = explanation
 
 
 class ReplayRefused(ReplayMiss):

@@ -106,10 +106,12 @@ class Recorder:
         hosts: tuple[str, ...] | list[str] = (),
         name: str | None = None,
         record_hint: str | None = None,
+        shown_path: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown replay mode {mode!r}; use one of {', '.join(MODES)}")
         self.path = Path(path)
+        self.shown_path = shown_path or str(self.path)  # the path as messages show it
         self.mode = mode
         self.home = home
         self.hosts = tuple(hosts)
@@ -126,6 +128,18 @@ class Recorder:
         self._caller: Caller | None = None
         self._scope: Scope | None = None
         self._loop: _LoopThread | None = None
+
+    @property
+    def current_failure(self) -> BaseException | None:
+        """The first failure so far (the block may still be running)."""
+        return self._scope.failure if self._started and self._scope else self.failure
+
+    @property
+    def calls(self) -> dict[str, Any]:
+        """The counters of the calls made so far, by kind (``app``, ``model``, ``judge``)."""
+        if self._started and self._caller is not None:
+            return dict(self._caller.stats.as_dict())
+        return self.stats
 
     # -- the block ----------------------------------------------------------------------
 
@@ -206,13 +220,13 @@ class Recorder:
         if not self.path.exists():
             if self.mode == "use":
                 return
-            raise CacheError(f"no cassette at {self.path}: record it with {self.record_hint}")
+            raise CacheError(f"no cassette at {self.shown_path}: record it with {self.record_hint}")
         report = import_cassette(cache, self.path)
         if report.invalid:
             line, problem = report.invalid[0]
             more = f" (and {len(report.invalid) - 1} more lines)" if len(report.invalid) > 1 else ""
             raise CacheError(
-                f"{self.path} line {line}: {problem}{more}; record it again with {self.record_hint}"
+                f"{self.shown_path} line {line}: {problem}{more}; record it again with {self.record_hint}"
             )
         self._loaded = report.added
 
@@ -232,7 +246,7 @@ class Recorder:
                 leaked = find_secret(entry.to_text(), secrets) if entry is not None else None
                 if leaked is not None:
                     raise CacheError(
-                        f"refusing to write {self.path}: a recorded call holds the value of "
+                        f"refusing to write {self.shown_path}: a recorded call holds the value of "
                         f"{leaked}"
                     )
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -161,7 +161,14 @@ def _refused(request: Any, api: str | None, error: BaseException) -> Any:
         status, kind = 424, "harness_replay_miss"
     else:
         status, kind = 424, "harness_refused"
-    return error_response(module, api, status, kind, str(error))
+    return error_response(module, api, status, kind, _describe(error))
+
+
+def _describe(error: BaseException) -> str:
+    """The message the user's client shows for a failed call."""
+    if isinstance(error, ReplayMiss) and error.explanation:
+        return f"harness replay: no recorded answer for this call: {error.explanation}"
+    return str(error)
 
 
 def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) -> Any:
