@@ -162,8 +162,9 @@ class Recorder:
         from harness.cache.memory import MemoryCache
         from harness.calls import Caller
         from harness.config import resolve_home
+        from harness.intercept.activate import activate
         from harness.intercept.endpoints import Endpoint, Endpoints
-        from harness.intercept.scope import Cassette, Scope, activate
+        from harness.intercept.scope import Cassette, Scope
         from harness.providers.pricing import set_prices
 
         if self._started:
@@ -226,7 +227,8 @@ class Recorder:
             line, problem = report.invalid[0]
             more = f" (and {len(report.invalid) - 1} more lines)" if len(report.invalid) > 1 else ""
             raise CacheError(
-                f"{self.shown_path} line {line}: {problem}{more}; record it again with {self.record_hint}"
+                f"{self.shown_path} line {line}: {problem}{more}; "
+                f"record it again with {self.record_hint}"
             )
         self._loaded = report.added
 

@@ -61,9 +61,7 @@ def _header() -> str:
     return json.dumps(header, sort_keys=True, separators=(",", ":"))
 
 
-def export_cassette(
-    cache: EntryStore, path: Path | str, keys: Iterable[str] | None = None
-) -> int:
+def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | None = None) -> int:
     """Write the entries of ``keys`` (all entries if None) to a cassette at ``path``.
 
     Keys that are not in the cache are skipped; the return value is the number of

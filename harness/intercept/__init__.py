@@ -10,6 +10,7 @@ the cache under the cache mode, over the wire on a miss, counted as the ``app`` 
 - ``wire``: an HTTP call as a keyed model request, and its stored answer as a response;
 - ``credentials``: the secrets that must never be keyed, cached or written;
 - ``scope``: which row, block or test a call belongs to (context variables);
+- ``activate``: turning a scope on, for a row of a run or a block;
 - ``routing``: what happens to each request; ``patch``: the hooks in httpx's transports;
 - ``app_provider``: the provider that sends an intercepted call on a miss;
 - ``network``: the network closed to all but loopback in replay.

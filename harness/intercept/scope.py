@@ -11,10 +11,9 @@ their calls go to the innermost *fallback* scope active in the process (the run'
 block's or the test's), so they are still answered by the cache under the same mode, but a
 run cannot tell which row made them and records them on none.
 
-``Interception`` is what a ``Caller`` holds: ``row(row_id)`` opens a row's scope around a
-local (``python:``) call. The scope of a replay block or a marked test also names its
-``Cassette``, so a run started inside it (``harness.evaluate`` in a test) uses the same
-cassette and mode for its own calls.
+The scope of a replay block or a marked test also names its ``Cassette``, so a run started
+inside it (``harness.evaluate`` in a test) uses the same cassette and mode for its own
+calls. ``harness.intercept.activate`` makes scopes current.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from harness.intercept.endpoints import Endpoints
     from harness.providers.base import ModelRequest, Provider
 
-__all__ = ["CallPath", "Cassette", "Interception", "Scope", "activate", "current"]
+__all__ = ["CallPath", "Cassette", "Scope", "current", "entered"]
 
 
 class CallPath(Protocol):
@@ -164,46 +163,19 @@ class _Fallbacks:
 _fallbacks = _Fallbacks()
 
 
-def current() -> Scope | None:
-    """The scope of the running code: its own, else the innermost fallback, else None."""
-    scope = _CURRENT.get()
-    return scope if scope is not None else _fallbacks.innermost()
-
-
 @contextlib.contextmanager
-def activate(scope: Scope, *, fallback: Scope) -> Iterator[Scope]:
-    """Make ``scope`` current in this context and ``fallback`` the scope of threads that
-    carry no context; in replay, close the network to everything but loopback."""
-    from harness.intercept.network import closed_network
-    from harness.intercept.patch import install
-
-    install()
+def entered(scope: Scope, *, fallback: Scope) -> Iterator[Scope]:
+    """``scope`` current in this context, ``fallback`` for threads that carry none."""
     token = _CURRENT.set(scope)
     _fallbacks.enter(fallback)
     try:
-        with closed_network() if scope.mode == "replay" else contextlib.nullcontext():
-            yield scope
+        yield scope
     finally:
         _fallbacks.exit(fallback)
         _CURRENT.reset(token)
 
 
-class Interception:
-    """The interception of one call path's local calls: a scope per row, plus the scope of
-    calls that carry no row (see the module docstring)."""
-
-    def __init__(self, caller: CallPath) -> None:
-        self.caller = caller
-        self.unattributed: Scope | None = None
-
-    @contextlib.contextmanager
-    def row(self, row_id: str | None) -> Iterator[Scope]:
-        """The scope of one row's local call; must be entered on the call path's loop."""
-        loop = asyncio.get_running_loop()
-        thread = threading.get_ident()
-        if self.unattributed is None or self.unattributed.loop is not loop:
-            self.unattributed = Scope(self.caller, loop, thread)
-        with activate(
-            Scope(self.caller, loop, thread, row_id), fallback=self.unattributed
-        ) as scope:
-            yield scope
+def current() -> Scope | None:
+    """The scope of the running code: its own, else the innermost fallback, else None."""
+    scope = _CURRENT.get()
+    return scope if scope is not None else _fallbacks.innermost()
