@@ -209,8 +209,10 @@ class Recorder:
         self.stats = self._caller.stats.as_dict()
         self.keys = list(self._scope.keys)
         self.failure = self._scope.failure
-        if self._cache is None or (self.mode == "use" and len(self._cache) == self._loaded):
-            return  # off, or nothing new: the file stays as it is
+        if self._cache is None or self.mode == "replay":
+            return  # the file is only read
+        if self.mode == "use" and len(self._cache) == self._loaded:
+            return  # nothing new: the file stays as it is
         self._save(self._cache, self._scope, merge_if)
 
     # -- the file -----------------------------------------------------------------------

@@ -105,7 +105,7 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
         return None
     carried = header_secrets(headers)
     scope.saw_credentials(carried)
-    secrets = {**carried, **scope.secrets}
+    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
     leaked = find_secret(keyed.base_url or "", secrets) or find_secret(
         content.decode("utf-8", "replace"), secrets
     )
