@@ -138,9 +138,12 @@ def test_a_swallowed_miss_still_fails_the_block(llm: FakeLLMServer, tmp_path: Pa
     cassette = tmp_path / "c.jsonl"
     with harness.replay(cassette, mode="use"):
         ask(openai.OpenAI(), "One")
-    with pytest.raises(ReplayMiss, match="prompt differs"), harness.replay(cassette):
-        with contextlib.suppress(openai.APIError):  # an app that falls back quietly
-            ask(openai.OpenAI(), "Two")
+    with (
+        pytest.raises(ReplayMiss, match="prompt differs"),
+        harness.replay(cassette),
+        contextlib.suppress(openai.APIError),  # an app that falls back quietly
+    ):
+        ask(openai.OpenAI(), "Two")
 
 
 def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
