@@ -19,6 +19,10 @@ the file:
   calls the block made (entries it no longer uses are dropped).
 - ``off``: calls are sent and counted, the cassette is neither read nor written.
 
+In ``replay``, ``OPENAI_API_KEY`` and ``ANTHROPIC_API_KEY`` are set to a placeholder for
+the block when they are not set, so SDK clients built inside it start without a real key
+(nothing is sent anyway); they are unset again when the block ends.
+
 A failure inside the block (a miss, a call that failed after its retries, a request that
 carries a credential in its URL or body) fails the block when it ends, even if the code
 caught the error it was handed. ``harness.evaluate`` inside the block uses the same cassette
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["MODES", "Recorder", "replay"]
 
 MODES = ("replay", "use", "refresh", "off")
+PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
+PLACEHOLDER_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 
 def replay(
@@ -192,6 +198,8 @@ class Recorder:
         self._scope = scope
         self._started = True
         self._stack.enter_context(activate(scope, fallback=scope))
+        if self.mode == "replay":
+            self._stack.callback(_placeholder_keys())
 
     def stop(self, merge_if: Callable[[], bool] | None = None) -> None:
         """End the block: stop routing, close the call path, write the cassette if the mode
@@ -255,6 +263,20 @@ class Recorder:
                     )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.written = export_cassette(cache, self.path)
+
+
+def _placeholder_keys() -> Callable[[], None]:
+    """Set the SDKs' key variables that are unset; return what unsets them again."""
+    missing = [name for name in PLACEHOLDER_VARIABLES if not os.environ.get(name)]
+    for name in missing:
+        os.environ[name] = PLACEHOLDER_KEY
+
+    def restore() -> None:
+        for name in missing:
+            if os.environ.get(name) == PLACEHOLDER_KEY:
+                del os.environ[name]
+
+    return restore
 
 
 def _lock_path(path: Path) -> str:
