@@ -219,8 +219,8 @@ class Recorder:
         self.failure = self._scope.failure
         if self._cache is None or self.mode == "replay":
             return  # the file is only read
-        if self.mode == "use" and len(self._cache) == self._loaded:
-            return  # nothing new: the file stays as it is
+        if self.mode == "use" and len(self._cache) == self._loaded and self.path.exists():
+            return  # nothing new: the file stays as it is (a block with no calls gets one)
         self._save(self._cache, self._scope, merge_if)
 
     # -- the file -----------------------------------------------------------------------

@@ -30,8 +30,9 @@ from harness.errors import (
 )
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import AppRequest, envelope, summary
+from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
-from harness.providers.base import ModelRequest, ModelResponse, Provider
+from harness.providers.base import Provider
 
 if TYPE_CHECKING:
     import httpx

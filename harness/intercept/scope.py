@@ -32,7 +32,8 @@ from harness.intercept.credentials import environment_secrets
 
 if TYPE_CHECKING:
     from harness.intercept.endpoints import Endpoints
-    from harness.providers.base import ModelRequest, Provider
+    from harness.model_io import ModelRequest
+    from harness.providers.base import Provider
 
 __all__ = ["CallPath", "Cassette", "Scope", "current", "entered"]
 

@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from harness.providers.base import ModelRequest
+from harness.model_io import ModelRequest
 
 __all__ = [
     "APP_PROVIDER",

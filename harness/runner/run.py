@@ -10,6 +10,7 @@ end the same way. With ``--spark`` the rows the cache cannot answer go to Spark
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
 from harness.calls import Caller
+from harness.calls.stats import KINDS
 from harness.config import Home, resolve_home
 from harness.errors import BudgetExceeded, ConfigError, HarnessError
 from harness.providers import Provider
@@ -32,6 +34,8 @@ from harness.store import runs as run_store
 if TYPE_CHECKING:
     import httpx
 
+    from harness.cache.store import EntryStore
+    from harness.intercept.scope import Cassette
     from harness.runner.mlflow_worker import MlflowWorker
     from harness.tracking import RunRecord
 
@@ -74,6 +78,9 @@ def run_eval(
         previous_mlflow_run = info.mlflow_run_id
     else:
         run_id = uuid.uuid4().hex[:12]
+    cassette = _cassette()
+    if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
+        config = dataclasses.replace(config, cache=cassette.mode)
     plan = plan_run(config, home, provider)
     from harness.calls.budget import Budget
 
@@ -85,8 +92,10 @@ def run_eval(
         if http_client is not None:
             raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
         check_ready(home.settings)
-    cache = None
-    if config.cache != "off":
+    cache: EntryStore | None = None
+    if cassette is not None:
+        cache = cassette.cache
+    elif config.cache != "off":
         from harness.cache.store import ResponseCache
 
         cache = ResponseCache(home.cache_dir)
@@ -176,6 +185,14 @@ def run_eval(
     return result
 
 
+def _cassette() -> Cassette | None:
+    """The cassette of the replay block or marked test this run is made in, if any."""
+    from harness.intercept.scope import current
+
+    scope = current()
+    return scope.cassette if scope is not None else None
+
+
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
     if kind == "cache_corrupt":
         progress.note(
@@ -185,7 +202,7 @@ def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
 
 def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for kind in ("model", "judge"):
+    for kind in KINDS:
         before, now = previous.get(kind, {}), current.get(kind, {})
         merged[kind] = {
             k: round(before.get(k, 0) + v, 6) if isinstance(v, float) else before.get(k, 0) + v

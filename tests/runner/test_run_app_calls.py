@@ -117,8 +117,8 @@ def test_cold_rerun_and_replay_with_the_server_stopped(
     assert errors[0] == (
         "python:harness_app_models:rag: --cache replay: the app call to "
         f"{sdk_env.openai_base_url}/chat/completions for row q000 is not in the cache: "
-        'prompt differs at character 37 (message 0, system): "…m the context, in one word." '
-        '(cached: "…m the context, in a few words.")'
+        'prompt differs at character 42 (message 0, system): "…rom the context, in one word." '
+        '(cached: "…rom the context, in a few words.")'
     )
 
     # A cassette of the run holds its app calls; no file anywhere holds the key.

@@ -78,7 +78,7 @@ def test_record_replay_miss_and_rerecord(
     cassettes = suite.path / "cassettes" / "test_app"
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        missing = suite.runpytest_subprocess("-p", "no:cacheprovider")
+        missing = suite.runpytest("-p", "no:cacheprovider")
         missing.assert_outcomes(errors=3)
         missing.stdout.fnmatch_lines(
             [
@@ -88,7 +88,7 @@ def test_record_replay_miss_and_rerecord(
         )
         assert server.stats()["requests_total"] == 0  # nothing was sent to find that out
 
-        suite.runpytest_subprocess("--harness-record=new").assert_outcomes(passed=3)
+        suite.runpytest("--harness-record=new").assert_outcomes(passed=3)
         assert server.stats()["requests_total"] == 4  # an embedding and a chat call per test
         assert sorted(p.name for p in cassettes.iterdir()) == [
             "test_a_marked_test_without_calls.jsonl",  # header only: it replays too
@@ -100,14 +100,14 @@ def test_record_replay_miss_and_rerecord(
 
     # The server is gone and there is no key: the suite replays.
     monkeypatch.delenv("OPENAI_API_KEY")
-    suite.runpytest_subprocess().assert_outcomes(passed=3)
+    suite.runpytest().assert_outcomes(passed=3)
     assert (cassettes / "test_france.jsonl").read_bytes() == recorded
     assert not any(SENTINEL_KEY.encode() in p.read_bytes() for p in suite.path.rglob("*.jsonl"))
 
     # The app changes its prompt: the test fails, naming the difference and the command.
     app = suite.path / "my_app.py"
     app.write_text(app.read_text().replace("in a few words", "in one word"))
-    changed = suite.runpytest_subprocess("-k", "france")
+    changed = suite.runpytest("-k", "france")
     changed.assert_outcomes(failed=1, deselected=2)  # the other two make no such call
     changed.stdout.fnmatch_lines(
         [
@@ -125,16 +125,16 @@ def test_all_drops_what_a_test_no_longer_uses(
     cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        suite.runpytest_subprocess("-k", "france", "--harness-record=new").assert_outcomes(
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
             passed=1, deselected=2
         )
         app = suite.path / "my_app.py"
         app.write_text(app.read_text().replace("in a few words", "in one word"))
-        suite.runpytest_subprocess("-k", "france", "--harness-record=new").assert_outcomes(
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
             passed=1, deselected=2
         )
         assert len(entries(cassette)) == 3  # new keeps the old chat call
-        suite.runpytest_subprocess("-k", "france", "--harness-record=all").assert_outcomes(
+        suite.runpytest("-k", "france", "--harness-record=all").assert_outcomes(
             passed=1, deselected=2
         )
         kept = entries(cassette)
@@ -160,10 +160,10 @@ def test_shared(question):
     )
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        result = suite.runpytest_subprocess("-n", "2", "-p", "xdist", "--harness-record=new")
+        result = suite.runpytest("-n", "2", "-p", "xdist", "--harness-record=new")
         result.assert_outcomes(passed=6)
         assert server.stats()["requests_total"] == 10  # 2 calls for each of 5 tests
     assert len(entries(suite.path / "shared.jsonl")) == 6
     assert len(list((suite.path / "cassettes" / "test_app").iterdir())) == 3
     monkeypatch.delenv("OPENAI_API_KEY")
-    suite.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
+    suite.runpytest().assert_outcomes(passed=6)  # what the workers wrote replays
