@@ -247,14 +247,14 @@ class Caller:
         scope = interception.scope(row_id)
         try:
             with interception.active(scope):
-                response = await self._send(provider, request, kind)
-        except ProviderError:
+                response = await self._attempt(provider, request, None)
+        except ProviderError as e:
             if scope.failure is None:
+                self._count_error(kind, e)
                 raise
-            raise self._app_failure(provider, scope.failure) from scope.failure
-        if scope.failure is not None:
-            self.stats.of(kind).errors += 1  # the code carried on: count the call failed
-            raise self._app_failure(provider, scope.failure) from scope.failure
+            raise self._app_failure(provider, kind, scope.failure) from scope.failure
+        if scope.failure is not None:  # the code carried on: the call failed all the same
+            raise self._app_failure(provider, kind, scope.failure) from scope.failure
         self.stats.of(kind).local_calls += 1
         result = CallResult(
             response.text,
@@ -277,13 +277,18 @@ class Caller:
             self._interception = Interception(self)
         return self._interception
 
-    def _app_failure(self, provider: Provider, failure: BaseException) -> Exception:
+    def _app_failure(self, provider: Provider, kind: CallKind, failure: BaseException) -> Exception:
         """What a local call raises when one of its app calls failed: the run's control
-        flow as it is (a deferred row, the budget), anything else as the row's error."""
+        flow as it is (a deferred row, the budget), anything else as the call's error."""
         if isinstance(failure, CallDeferred | BudgetExceeded):
             return failure
-        self.stats.error_kinds[f"app call: {type(failure).__name__}"] += 1
-        return ProviderError(f"{provider.uri}: {failure}")
+        error = ProviderError(f"{provider.uri}: {failure}")
+        self._count_error(kind, error)
+        return error
+
+    def _count_error(self, kind: CallKind, error: ProviderError) -> None:
+        self.stats.of(kind).errors += 1
+        self.stats.error_kinds[str(error)[:200]] += 1
 
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
@@ -337,13 +342,6 @@ class Caller:
         self, provider: Provider, request: ModelRequest, kind: CallKind
     ) -> ModelResponse:
         stats = self.stats.of(kind)
-        if provider.local:
-            try:
-                return await self._attempt(provider, request, None)
-            except ProviderError as e:
-                stats.errors += 1
-                self.stats.error_kinds[str(e)[:200]] += 1
-                raise
         limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
         tokens_in = tokens_out = 0
         reserved = 0.0

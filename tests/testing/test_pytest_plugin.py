@@ -167,3 +167,88 @@ def test_shared(question):
     assert len(list((suite.path / "cassettes" / "test_app").iterdir())) == 3
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest().assert_outcomes(passed=6)  # what the workers wrote replays
+
+
+EVALUATION = """
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import harness
+import my_app
+
+DATA = pd.DataFrame(
+    {"input": ["What is the capital of France?", "Which river flows through Egypt?"],
+     "expected": ["Paris", "The Nile"]}
+)
+
+
+@pytest.mark.harness
+def test_the_app_scores_well():
+    result = harness.evaluate(
+        model=lambda row: my_app.answer(row["input"]),
+        data=DATA,
+        metrics=["token_f1"],
+        judges=["correctness"],
+        judge_model="openai:/gpt-4o-mini",
+        log_to_mlflow=False,
+    )
+    assert result.metrics["token_f1/count"] == 2
+    assert result.result.calls["app"]["requests"] + result.result.calls["app"]["cache_hits"] == 4
+    seen = Path("metrics.json")
+    if seen.exists():  # a replay: the same numbers, to the last digit
+        assert json.loads(seen.read_text()) == result.metrics
+    seen.write_text(json.dumps(result.metrics))
+"""
+
+
+def test_evaluate_inside_a_marked_test_replays_its_own_calls_too(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a subprocess: DuckDB and pandas cannot be imported twice into one process, as
+    # inline runs would.
+    suite.makepyfile(test_evaluation=EVALUATION)
+    cassette = suite.path / "cassettes" / "test_evaluation" / "test_the_app_scores_well.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        args = ("-k", "scores_well", "-p", "no:cacheprovider")
+        suite.runpytest_subprocess(*args, "--harness-record=new").assert_outcomes(
+            passed=1, deselected=3
+        )
+        assert server.stats()["requests_total"] == 6  # 2 rows x (embedding, chat, judge)
+    providers = sorted(e["request"]["provider"] for e in entries(cassette))
+    assert providers == ["http"] * 4 + ["openai"] * 2  # the app's calls and the judge's
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest_subprocess(*args).assert_outcomes(passed=1, deselected=3)  # no server, no key
+
+
+def test_a_cassette_that_would_hold_a_key_is_not_written(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite.makepyfile(
+        test_leak=f"""
+import pandas as pd
+import pytest
+import harness
+
+@pytest.mark.harness
+def test_a_key_pasted_into_the_data():
+    data = pd.DataFrame({{"input": ["my key is {SENTINEL_KEY}"], "expected": ["no"]}})
+    harness.evaluate(model="openai:/gpt-4o-mini", data=data, metrics=["exact_match"],
+                     log_to_mlflow=False)
+"""
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        result = suite.runpytest_subprocess("-k", "pasted", "--harness-record=new")
+    result.assert_outcomes(passed=1, errors=1, deselected=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*harness: refusing to write cassettes/test_leak/test_a_key_pasted_into_the_data.jsonl"
+            ": a recorded call holds the value of OPENAI_API_KEY"
+        ]
+    )
+    assert not (suite.path / "cassettes" / "test_leak").exists()
+    assert not any(SENTINEL_KEY.encode() in p.read_bytes() for p in suite.path.rglob("*.jsonl"))
