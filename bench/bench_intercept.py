@@ -24,10 +24,8 @@ Run: ``python bench/bench_intercept.py [--hits 2000] [--rows 320] [--repeats 3]`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -103,7 +101,6 @@ def bench_hits(count: int, repeats: int) -> bool:
     from harness.cache import CacheEntry, ResponseCache, canonical_request
     from harness.calls import Caller
     from harness.intercept.activate import activate
-    from harness.intercept.app_provider import app_provider
     from harness.intercept.scope import Scope
     from harness.intercept.wire import app_request, envelope, summary
     from harness.providers import resolve
@@ -136,10 +133,20 @@ def bench_hits(count: int, repeats: int) -> bool:
                 entry = CacheEntry.from_response(canonical, response)
                 cache.set(entry.key, entry)
                 keyed = app_request(
-                    "openai", "POST", http[row].url, http[row].headers.multi_items(), http[row].content
+                    "openai",
+                    "POST",
+                    http[row].url,
+                    http[row].headers.multi_items(),
+                    http[row].content,
                 )
                 assert keyed is not None
-                stored = ModelResponse(text, given, produced, 0.5, envelope(200, "application/json", json.dumps(raw).encode()))
+                stored = ModelResponse(
+                    text,
+                    given,
+                    produced,
+                    0.5,
+                    envelope(200, "application/json", json.dumps(raw).encode()),
+                )
                 app_entry = CacheEntry.from_response(canonical_request(keyed), stored)
                 cache.set(app_entry.key, app_entry)
         loop = LoopThread()
@@ -166,7 +173,9 @@ def bench_hits(count: int, repeats: int) -> bool:
         def through_the_sdk() -> None:
             for row in range(count):
                 client.chat.completions.create(
-                    model="gpt-4o-mini", messages=messages(row), temperature=0.0  # type: ignore[arg-type]
+                    model="gpt-4o-mini",
+                    messages=messages(row),
+                    temperature=0.0,  # type: ignore[arg-type]
                 )
 
         def in_a_worker(work: Callable[[], None]) -> Callable[[], None]:
@@ -200,7 +209,9 @@ def bench_hits(count: int, repeats: int) -> bool:
     print(f"cache hit, {count} calls, best of {repeats}:")
     print(f"  direct Caller.call             {direct_us:8.1f} us/call")
     print(f"  intercepted, sync in a thread  {sync_us:8.1f} us/call  ({sync_us / direct_us:.2f}x)")
-    print(f"  intercepted, async on the loop {async_us:8.1f} us/call  ({async_us / direct_us:.2f}x)")
+    print(
+        f"  intercepted, async on the loop {async_us:8.1f} us/call  ({async_us / direct_us:.2f}x)"
+    )
     print(f"  (for scale: the openai SDK call, hit included: {sdk_us:.1f} us/call)")
     ok = worst <= HIT_LIMIT
     print(f"  ratio {worst:.2f} vs limit {HIT_LIMIT:.2f}: {'ok' if ok else 'OVER'}")
