@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["MODES", "Recorder", "replay"]
 
 MODES = ("replay", "use", "refresh", "off")
-PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
-PLACEHOLDER_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 
 def replay(
@@ -169,6 +167,7 @@ class Recorder:
         from harness.calls import Caller
         from harness.config import resolve_home
         from harness.intercept.activate import activate
+        from harness.intercept.credentials import placeholder_keys
         from harness.intercept.endpoints import Endpoint, Endpoints
         from harness.intercept.scope import Cassette, Scope
         from harness.providers.pricing import set_prices
@@ -199,7 +198,7 @@ class Recorder:
         self._started = True
         self._stack.enter_context(activate(scope, fallback=scope))
         if self.mode == "replay":
-            self._stack.callback(_placeholder_keys())
+            self._stack.enter_context(placeholder_keys())
 
     def stop(self, merge_if: Callable[[], bool] | None = None) -> None:
         """End the block: stop routing, close the call path, write the cassette if the mode
@@ -263,20 +262,6 @@ class Recorder:
                     )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.written = export_cassette(cache, self.path)
-
-
-def _placeholder_keys() -> Callable[[], None]:
-    """Set the SDKs' key variables that are unset; return what unsets them again."""
-    missing = [name for name in PLACEHOLDER_VARIABLES if not os.environ.get(name)]
-    for name in missing:
-        os.environ[name] = PLACEHOLDER_KEY
-
-    def restore() -> None:
-        for name in missing:
-            if os.environ.get(name) == PLACEHOLDER_KEY:
-                del os.environ[name]
-
-    return restore
 
 
 def _lock_path(path: Path) -> str:

@@ -10,8 +10,9 @@ than ``MIN_SECRET_CHARS`` are ignored: "1" or "true" would be found everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "CREDENTIAL_HEADERS",
@@ -20,6 +21,7 @@ __all__ = [
     "environment_secrets",
     "find_secret",
     "header_secrets",
+    "placeholder_keys",
 ]
 
 KEY_VARIABLES = (
@@ -47,6 +49,9 @@ KEY_VARIABLES = (
 _SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_ACCESS_KEY", "_SECRET_KEY")
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 MIN_SECRET_CHARS = 8
+# Set in replay when unset: SDK clients refuse to start without a key, though nothing is sent.
+PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
+PLACEHOLDER_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 
 def environment_secrets(
@@ -85,3 +90,18 @@ def find_secret(text: str, secrets: Mapping[str, str]) -> str | None:
         if value in text:
             return name
     return None
+
+
+@contextlib.contextmanager
+def placeholder_keys() -> Iterator[None]:
+    """``PLACEHOLDER_VARIABLES`` that are unset hold ``PLACEHOLDER_KEY`` while this is
+    entered (a replay sends nothing, but ``openai.OpenAI()`` will not start without a key)."""
+    missing = [name for name in PLACEHOLDER_VARIABLES if not os.environ.get(name)]
+    for name in missing:
+        os.environ[name] = PLACEHOLDER_KEY
+    try:
+        yield
+    finally:
+        for name in missing:
+            if os.environ.get(name) == PLACEHOLDER_KEY:
+                del os.environ[name]

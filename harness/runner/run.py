@@ -10,6 +10,7 @@ end the same way. With ``--spark`` the rows the cache cannot answer go to Spark
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -149,12 +150,13 @@ def run_eval(
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
     status = "failed"
     try:
-        if config.spark:
-            from harness.runner.spark import run_on_spark
+        with _keys_for_replay(config.cache):
+            if config.spark:
+                from harness.runner.spark import run_on_spark
 
-            run_on_spark(engine, todo, caller, spark_session)
-        else:
-            asyncio_run(drive(engine, todo, caller))
+                run_on_spark(engine, todo, caller, spark_session)
+            else:
+                asyncio_run(drive(engine, todo, caller))
         status = "stopped" if engine.stopped_by_budget else "finished"
     finally:
         # Whatever happened, keep every row already paid for.
@@ -183,6 +185,15 @@ def run_eval(
         stopped.result = result
         raise stopped
     return result
+
+
+def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
+    """In replay, a python: model's SDK client starts without a key (it sends nothing)."""
+    if mode != "replay":
+        return contextlib.nullcontext()
+    from harness.intercept.credentials import placeholder_keys
+
+    return placeholder_keys()
 
 
 def _cassette() -> Cassette | None:

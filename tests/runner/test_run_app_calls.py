@@ -103,6 +103,7 @@ def test_cold_rerun_and_replay_with_the_server_stopped(
     assert [r[:3] for r in rows_of(home, rerun["run_id"])] == [r[:3] for r in cold_rows]
 
     sdk_env.stop()
+    monkeypatch.delenv("OPENAI_API_KEY")  # no server, no key
     code, replayed, err = run("--cache", "replay")
     assert code == 0, err
     assert replayed["metrics"] == cold["metrics"]
