@@ -6,6 +6,7 @@ See the package docstring (``harness.calls``) for the whole path.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class Caller:
         self.budget = budget
         self.transport = transport
         self.stats = CallStats()
+        self._counting = threading.Lock()
         self.endpoints = Endpoints()  # where the app calls of local models are intercepted
         self._interception: Interception | None = None
         self._client = client
@@ -177,14 +179,8 @@ class Caller:
         canonical = canonical_request(request)  # kept: the cache entry stores it too
         key = canonical_key(canonical)
         if self.mode in ("use", "replay"):
-            hit = self._lookup(provider, key, kind, row_id)
+            hit = self._hit(provider, key, kind, row_id)
             if hit is not None:
-                if key in self.precounted:
-                    return hit
-                stats.cache_hits += 1
-                stats.saved_input_tokens += hit.input_tokens or 0
-                stats.saved_output_tokens += hit.output_tokens or 0
-                stats.saved_cost_usd += hit.cost_usd or 0.0
                 return hit
             if self.mode == "replay":
                 self._replay_miss(canonical, kind, row_id)
@@ -269,6 +265,37 @@ class Caller:
         if key is not None and self.local_seeds is not None:
             self.local_seeds.setdefault(row_id, {})[key] = result  # type: ignore[arg-type]
         return result
+
+    def cached(
+        self,
+        provider: Provider,
+        request: ModelRequest,
+        *,
+        kind: CallKind = "model",
+        row_id: str | None = None,
+    ) -> CallResult | None:
+        """The cached answer to ``request``, counted as a hit, when the mode reads the cache;
+        else None (then ``call`` it). Safe from any thread: a plain ``python:`` model's SDK
+        call is answered here from its own worker thread, without waiting for the loop."""
+        if self.mode not in ("use", "replay") or provider.local:
+            return None
+        from harness.cache.keys import request_key
+
+        return self._hit(provider, request_key(request), kind, row_id)
+
+    def _hit(
+        self, provider: Provider, key: str, kind: CallKind, row_id: str | None
+    ) -> CallResult | None:
+        hit = self._lookup(provider, key, kind, row_id)
+        if hit is None or key in self.precounted:
+            return hit
+        with self._counting:  # hits are counted from worker threads too (``cached``)
+            stats = self.stats.of(kind)
+            stats.cache_hits += 1
+            stats.saved_input_tokens += hit.input_tokens or 0
+            stats.saved_output_tokens += hit.output_tokens or 0
+            stats.saved_cost_usd += hit.cost_usd or 0.0
+        return hit
 
     def _intercepting(self) -> Interception:
         if self._interception is None:

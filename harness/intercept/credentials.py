@@ -84,10 +84,11 @@ def header_secrets(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def find_secret(text: str, secrets: Mapping[str, str]) -> str | None:
-    """The name of the first secret whose value occurs in ``text``, else None."""
+def find_secret(text: str | bytes, secrets: Mapping[str, str]) -> str | None:
+    """The name of the first secret whose value occurs in ``text`` (or in UTF-8 bytes)."""
     for name, value in secrets.items():
-        if value in text:
+        found = value.encode() in text if isinstance(text, bytes) else value in text
+        if found:
             return name
     return None
 

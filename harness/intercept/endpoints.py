@@ -29,7 +29,15 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
-__all__ = ["BASE_URL_ENV", "KNOWN_HOSTS", "KNOWN_SUFFIXES", "Endpoint", "Endpoints", "is_loopback"]
+__all__ = [
+    "BASE_URL_ENV",
+    "KNOWN_HOSTS",
+    "KNOWN_SUFFIXES",
+    "Endpoint",
+    "Endpoints",
+    "environment_endpoints",
+    "is_loopback",
+]
 
 KNOWN_HOSTS: dict[str, str] = {
     "api.openai.com": "openai",
@@ -137,10 +145,20 @@ class Endpoints:
                     raise ConfigError(f"[providers.{name}] base_url: {exc}") from None
         return cls(found)
 
-    def match(self, scheme: str, host: str, port: int | None, path: str) -> str | None:
-        """The API the URL's endpoint speaks, or None when it is not an LLM endpoint."""
+    def match(
+        self,
+        scheme: str,
+        host: str,
+        port: int | None,
+        path: str,
+        environment: tuple[Endpoint, ...] | None = None,
+    ) -> str | None:
+        """The API the URL's endpoint speaks, or None when it is not an LLM endpoint.
+        ``environment`` is ``environment_endpoints()``, when the caller read it already."""
         host = host.lower()
-        for endpoint in (*self.configured, *_environment_endpoints(_environment())):
+        if environment is None:
+            environment = environment_endpoints()
+        for endpoint in (*self.configured, *environment):
             if endpoint.matches(scheme, host, port, path):
                 return endpoint.api
         api = KNOWN_HOSTS.get(host)
@@ -152,8 +170,9 @@ class Endpoints:
         return None
 
 
-def _environment() -> tuple[str | None, ...]:
-    return tuple(os.environ.get(name) for name in BASE_URL_ENV)
+def environment_endpoints() -> tuple[Endpoint, ...]:
+    """The endpoints the environment's base-URL variables name, as they are now."""
+    return _environment_endpoints(tuple(os.environ.get(name) for name in BASE_URL_ENV))
 
 
 @functools.lru_cache(maxsize=16)

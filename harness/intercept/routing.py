@@ -19,9 +19,10 @@ block or test fails with it, and the client gets an error answer in its API's sh
 harness's refusals, 502 or 504 when the server could not be reached, or the server's own
 4xx/5xx answer.
 
-A blocking (sync) call made on the very thread that runs the call path's event loop (an
-``async def`` model using a sync client) cannot be answered without deadlocking that loop:
-it is refused with a message saying so.
+A cache hit is answered in the thread that asked (``Caller.cached``). A miss is sent from
+the call path's event loop; a blocking (sync) call that misses on the very thread that
+runs that loop (an ``async def`` model using a sync client) cannot wait for it without
+deadlocking the loop: it is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from harness.errors import (
     ReplayRefused,
 )
 from harness.intercept.app_provider import app_provider
-from harness.intercept.credentials import find_secret, header_secrets
+from harness.intercept.credentials import CREDENTIAL_HEADERS, find_secret, header_secrets
 from harness.intercept.endpoints import is_loopback
 from harness.intercept.scope import Scope, current
 from harness.intercept.wire import AppRequest, app_request, error_response, http_response
@@ -72,7 +73,7 @@ def _module(request: Any) -> ModuleType:
 def _endpoint(scope: Scope, request: Any) -> str | None:
     """The API of the request's endpoint, or None; raise ``_Refusal`` in replay off-machine."""
     url = request.url
-    api = scope.caller.endpoints.match(url.scheme, url.host, url.port, url.path)
+    api = scope.endpoint(url.scheme, url.host, url.port, url.path)
     if api is None and scope.mode == "replay" and not is_loopback(url.host):
         raise _Refusal(
             ReplayRefused(
@@ -88,9 +89,9 @@ def _endpoint(scope: Scope, request: Any) -> str | None:
 def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | None:
     """The keyed request for the call path, or None to send it as it is."""
     url = request.url
-    headers = request.headers.multi_items()
+    headers = request.headers
     keyed = app_request(
-        api, request.method, url, headers, content, request.extensions.get("timeout")
+        api, request.method, url, headers.raw, content, request.extensions.get("timeout")
     )
     if keyed is None:
         if scope.mode == "replay":
@@ -103,12 +104,12 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
                 api,
             )
         return None
-    carried = header_secrets(headers)
+    carried = header_secrets(
+        (name, headers[name]) for name in CREDENTIAL_HEADERS if name in headers
+    )
     scope.saw_credentials(carried)
     secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
-    leaked = find_secret(keyed.base_url or "", secrets) or find_secret(
-        content.decode("utf-8", "replace"), secrets
-    )
+    leaked = find_secret(keyed.base_url or "", secrets) or find_secret(content, secrets)
     if leaked is not None:
         raise _Refusal(
             ConfigError(
@@ -122,11 +123,29 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
     return dataclasses.replace(keyed, sample_index=sample) if sample else keyed
 
 
+def _provider(request: AppRequest) -> Any:
+    assert request.http is not None
+    return app_provider(request.http.api, request.model, request.base_url)
+
+
+def _cached(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool] | None:
+    """The answer from the cache, if it holds one, in the calling thread: a hit needs no
+    trip to the call path's loop. Raise what the lookup raised (recorded on the scope)."""
+    try:
+        result = scope.caller.cached(_provider(request), request, kind="app", row_id=scope.row_id)
+    except Exception as e:  # a corrupt entry in replay
+        scope.fail(e)
+        raise
+    if result is None:
+        return None
+    scope.record(result.request_key)
+    return result.raw, False
+
+
 async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
     """(the stored answer, whether it is the server's error answer) from the call path;
     raise what the call path raised (after recording it on the scope)."""
-    assert request.http is not None
-    provider = app_provider(request.http.api, request.model, request.base_url)
+    provider = _provider(request)
     try:
         result = await scope.caller.call(provider, request, kind="app", row_id=scope.row_id)
     except ProviderHTTPError as e:
@@ -186,6 +205,12 @@ def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) ->
         keyed = _plan(scope, request, api, request.read())
         if keyed is None:
             return send(transport, request)
+        try:
+            answer = _cached(scope, keyed)
+        except Exception as e:
+            return _refused(request, api, e)
+        if answer is not None:
+            return _respond(request, answer)
         if threading.get_ident() == scope.loop_thread:
             raise _Refusal(
                 ConfigError(
@@ -223,7 +248,7 @@ async def route_async(
         if keyed is None:
             return await send(transport, request)
         try:
-            answer = await _on_loop(scope, keyed)
+            answer = _cached(scope, keyed) or await _on_loop(scope, keyed)
         except Exception as e:
             return _refused(request, api, e)
         return _respond(request, answer)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.intercept.credentials import environment_secrets
+from harness.intercept.endpoints import Endpoint, environment_endpoints
 
 if TYPE_CHECKING:
     from harness.intercept.endpoints import Endpoints
@@ -48,6 +49,10 @@ class CallPath(Protocol):
     def endpoints(self) -> Endpoints: ...
 
     async def call(
+        self, provider: Provider, request: ModelRequest, *, kind: Any = ..., row_id: Any = ...
+    ) -> Any: ...
+
+    def cached(
         self, provider: Provider, request: ModelRequest, *, kind: Any = ..., row_id: Any = ...
     ) -> Any: ...
 
@@ -82,10 +87,17 @@ class Scope:
         self._repeats: dict[bytes, int] = {}
         self._lock = threading.Lock()
         self._secrets: dict[str, str] | None = None
+        self._environment: tuple[Endpoint, ...] | None = None
 
     @property
     def mode(self) -> str:
         return self.caller.mode
+
+    def endpoint(self, scheme: str, host: str, port: int | None, path: str) -> str | None:
+        """The API of the URL's LLM endpoint, or None (the environment read once a scope)."""
+        if self._environment is None:
+            self._environment = environment_endpoints()
+        return self.caller.endpoints.match(scheme, host, port, path, self._environment)
 
     @property
     def secrets(self) -> dict[str, str]:

@@ -58,17 +58,17 @@ _CREDENTIAL_QUERY = re.compile(
 )
 _HOP_BY_HOP = frozenset(
     {
-        "host",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "accept-encoding",  # harness's client asks for what it can decode, and decodes
+        b"host",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"accept-encoding",  # harness's client asks for what it can decode, and decodes
     }
 )
 
@@ -80,9 +80,19 @@ class HTTPCall:
     api: str  # the API the endpoint speaks (harness.intercept.endpoints)
     method: str
     url: str  # with its query string: the server needs it, the key does not
-    headers: tuple[tuple[str, str], ...]  # hop-by-hop headers removed
+    raw_headers: tuple[tuple[bytes, bytes], ...]  # as the client built them (httpx's .raw)
     content: bytes
     timeout: Mapping[str, float | None] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers to send: the client's, less the hop-by-hop ones (decoded on a miss
+        only: a cache hit never needs them)."""
+        return [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in self.raw_headers
+            if name.lower() not in _HOP_BY_HOP
+        ]
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,8 @@ class AppRequest(ModelRequest):
 def key_url(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
     """The URL as the key holds it (see the module docstring)."""
     netloc = host.lower() if port is None else f"{host.lower()}:{port}"
+    if not query:
+        return f"{scheme.lower()}://{netloc}{path}"
     kept = sorted(
         (name, value)
         for name, value in parse_qsl(query, keep_blank_values=True)
@@ -108,13 +120,13 @@ def app_request(
     api: str,
     method: str,
     url: Any,
-    headers: Iterable[tuple[str, str]],
+    raw_headers: Iterable[tuple[bytes, bytes]],
     content: bytes,
     timeout: Mapping[str, float | None] | None = None,
 ) -> AppRequest | None:
     """The model request for an HTTP call, or None when it is not a JSON POST.
 
-    ``url`` is an ``httpx.URL`` (of httpx or httpx2).
+    ``url`` is an ``httpx.URL`` (of httpx or httpx2), ``raw_headers`` its ``Headers.raw``.
     """
     if method.upper() != "POST" or content.lstrip()[:1] != b"{":
         return None
@@ -133,7 +145,7 @@ def app_request(
         api=api,
         method="POST",
         url=str(url),
-        headers=tuple((n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP),
+        raw_headers=tuple(raw_headers),
         content=content,
         timeout=timeout,
     )

@@ -33,7 +33,8 @@ CHAT = {
 def keyed(body: object, url: str = "https://api.openai.com/v1/chat/completions", **kw):
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = kw.pop("headers", [("authorization", "Bearer sk-secret-000"), ("user-agent", "x")])
-    return app_request("openai", kw.pop("method", "POST"), httpx.URL(url), headers, content)
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    return app_request("openai", kw.pop("method", "POST"), httpx.URL(url), raw, content)
 
 
 def test_a_chat_call_keys_like_a_model_request() -> None:
@@ -49,7 +50,7 @@ def test_a_chat_call_keys_like_a_model_request() -> None:
         "sample_index": 0,
     }
     assert request.http is not None
-    assert request.http.headers == (("authorization", "Bearer sk-secret-000"), ("user-agent", "x"))
+    assert request.http.headers == [("authorization", "Bearer sk-secret-000"), ("user-agent", "x")]
 
 
 def test_what_never_changes_the_key() -> None:
