@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.testing import FakeLLMServer
+from harness.testing.pytest_plugin import cassette_path
 
 pytest_plugins = ["pytester"]
 
@@ -252,3 +253,46 @@ def test_a_key_pasted_into_the_data():
     )
     assert not (suite.path / "cassettes" / "test_leak").exists()
     assert not any(SENTINEL_KEY.encode() in p.read_bytes() for p in suite.path.rglob("*.jsonl"))
+
+
+def test_where_cassettes_live(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_places="""
+import pytest
+
+@pytest.mark.harness
+def test_plain():
+    pass
+
+@pytest.mark.harness
+@pytest.mark.parametrize("q", ["a b", "a_b"])
+def test_asked(q):
+    pass
+
+class TestGroup:
+    def test_method(self):
+        pass
+
+@pytest.mark.harness(cassette="../shared/one.jsonl")
+def test_named():
+    pass
+"""
+    )
+    items = {item.name: item for item in pytester.getitems(pytester.path / "test_places.py")}
+    folder = pytester.path / "cassettes" / "test_places"
+    assert cassette_path(items["test_plain"]) == folder / "test_plain.jsonl"
+    assert cassette_path(items["test_method"]) == folder / "TestGroup.test_method.jsonl"
+    spaced = cassette_path(items["test_asked[a b]"])
+    underscored = cassette_path(items["test_asked[a_b]"])
+    assert spaced.name.startswith("test_asked_a_b_-") and spaced.suffix == ".jsonl"
+    assert spaced != underscored  # names that clean up alike still get files of their own
+    named = items["test_named"]
+    assert cassette_path(named, named.get_closest_marker("harness").kwargs["cassette"]) == (
+        pytester.path.parent / "shared" / "one.jsonl"
+    )
+    pytester.makeini("[pytest]\nharness_cassette_dir = recorded/llm\n")
+    moved = pytester.getitems(pytester.path / "test_places.py")[0]
+    assert (
+        cassette_path(moved)
+        == pytester.path / "recorded" / "llm" / "test_places" / "test_plain.jsonl"
+    )
