@@ -175,6 +175,10 @@ class Recorder:
         if self._started:
             raise HarnessError(f"the recorder of {self.path} is already in use")
         settings = resolve_home(self.home).settings
+        try:
+            extra = [Endpoint.parse(host, "http") for host in self.hosts]
+        except ValueError as exc:
+            raise ConfigError(f"harness.replay hosts: {exc}") from None
         set_prices(settings.get("prices") or {})
         self._cache = None if self.mode == "off" else MemoryCache()
         if self._cache is not None and self.mode != "refresh":
@@ -184,11 +188,8 @@ class Recorder:
             cache=self._cache,
             mode="replay" if self.mode == "replay" else "off" if self.mode == "off" else "use",
         )
-        try:
-            extra = [Endpoint.parse(host, "http") for host in self.hosts]
-        except ValueError as exc:
-            raise ConfigError(f"harness.replay hosts: {exc}") from None
         caller.endpoints = Endpoints([*extra, *caller.endpoints.configured])
+        # Everything that can fail on bad input has: from here on, nothing should.
         self._loop = _LoopThread()
         self._caller = caller
         scope = Scope(caller, self._loop.loop, self._loop.thread.ident or 0, self.name)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 MODES = {"none": "replay", "new": "use", "all": "refresh"}
 DEFAULT_CASSETTE_DIR = "cassettes"
 _RECORDER = pytest.StashKey["Recorder"]()
+_RUN_ID = pytest.StashKey[str]()  # this pytest session, as the controller named it
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -73,16 +74,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_RUN_ID] = uuid.uuid4().hex
 
 
-_RUN_ID = pytest.StashKey[str]()
-
-
 def cassette_path(item: pytest.Item, cassette: Any = None) -> Path:
     """Where a test's cassette lives (see the module docstring)."""
     folder = item.path.parent
     if cassette is not None:
         return (folder / Path(cassette)).resolve()
     base = folder / str(item.config.getini("harness_cassette_dir"))
-    name = item.name if getattr(item, "cls", None) is None else f"{item.cls.__name__}.{item.name}"  # type: ignore[attr-defined]
+    cls = getattr(item, "cls", None)
+    name = item.name if cls is None else f"{cls.__name__}.{item.name}"
     safe = _UNSAFE.sub("_", name)
     if safe != name:  # "test_x[a b]" and "test_x[a_b]" must not share a file
         safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
@@ -98,8 +97,8 @@ def _run_id(config: pytest.Config) -> str:
 
 @pytest.fixture(autouse=True)
 def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
-    """For a marked test: its recorder, active from its function-scoped fixtures to theirs
-    teardown; the cassette is written (record modes) when the test is over."""
+    """For a marked test: its recorder, active from the set-up of its function-scoped
+    fixtures to their teardown; the cassette is written (record modes) when it ends."""
     marker = request.node.get_closest_marker("harness")
     if marker is None:
         yield
