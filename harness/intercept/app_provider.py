@@ -64,12 +64,12 @@ class AppProvider(Provider):
         timeout = dict(call.timeout) if call.timeout else client.timeout.as_dict()
         outgoing = httpx.Request(
             call.method,
-            call.url,
+            str(call.url),
             headers=list(call.headers),
             content=call.content,
             extensions={"timeout": timeout, OWN_REQUEST: True},
         )
-        where = redact_url(call.url)
+        where = redact_url(str(call.url))
         started = time.perf_counter()
         try:
             response = await client.send(outgoing, follow_redirects=True)

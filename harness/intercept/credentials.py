@@ -70,13 +70,16 @@ def environment_secrets(
     return found
 
 
-def header_secrets(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Header name -> credential for a request's credential headers (bearer tokens unwrapped)."""
+def header_secrets(headers: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
+    """Header name -> credential for a request's credential headers (bearer tokens unwrapped).
+    ``headers`` may be str pairs or, as httpx's ``Headers.raw`` holds them, bytes pairs."""
     found = {}
-    for name, value in headers:
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
         lowered = name.lower()
         if lowered not in CREDENTIAL_HEADERS:
             continue
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
         scheme, _, token = value.strip().partition(" ")
         credential = token.strip() if token and scheme.lower() in ("bearer", "basic") else value
         if len(credential.strip()) >= MIN_SECRET_CHARS:

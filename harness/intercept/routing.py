@@ -44,7 +44,7 @@ from harness.errors import (
     ReplayRefused,
 )
 from harness.intercept.app_provider import app_provider
-from harness.intercept.credentials import CREDENTIAL_HEADERS, find_secret, header_secrets
+from harness.intercept.credentials import find_secret, header_secrets
 from harness.intercept.endpoints import is_loopback
 from harness.intercept.scope import Scope, current
 from harness.intercept.wire import AppRequest, app_request, error_response, http_response
@@ -104,9 +104,7 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
                 api,
             )
         return None
-    carried = header_secrets(
-        (name, headers[name]) for name in CREDENTIAL_HEADERS if name in headers
-    )
+    carried = header_secrets(headers.raw)
     scope.saw_credentials(carried)
     secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
     leaked = find_secret(keyed.base_url or "", secrets) or find_secret(content, secrets)

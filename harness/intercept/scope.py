@@ -88,16 +88,24 @@ class Scope:
         self._lock = threading.Lock()
         self._secrets: dict[str, str] | None = None
         self._environment: tuple[Endpoint, ...] | None = None
+        self._endpoints: dict[tuple[str, str, int | None, str], str | None] = {}
 
     @property
     def mode(self) -> str:
         return self.caller.mode
 
     def endpoint(self, scheme: str, host: str, port: int | None, path: str) -> str | None:
-        """The API of the URL's LLM endpoint, or None (the environment read once a scope)."""
+        """The API of the URL's LLM endpoint, or None (the environment is read once a scope,
+        and each URL matched once)."""
+        place = (scheme, host, port, path)
+        if place in self._endpoints:
+            return self._endpoints[place]
         if self._environment is None:
             self._environment = environment_endpoints()
-        return self.caller.endpoints.match(scheme, host, port, path, self._environment)
+        api = self.caller.endpoints.match(scheme, host, port, path, self._environment)
+        if len(self._endpoints) < _ENDPOINTS_KEPT:
+            self._endpoints[place] = api
+        return api
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -116,7 +124,7 @@ class Scope:
 
     def saw_credentials(self, found: dict[str, str]) -> None:
         """Remember the credentials a request carried in its headers (by header name)."""
-        if found:
+        if found and not all(v in self.request_secrets.values() for v in found.values()):
             with self._lock:
                 known = set(self.request_secrets.values())
                 for name, value in found.items():
@@ -136,6 +144,8 @@ class Scope:
             if self.failure is None:
                 self.failure = error
 
+
+_ENDPOINTS_KEPT = 256  # URLs whose endpoint a scope remembers
 
 _CURRENT: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "harness_intercept_scope", default=None

@@ -29,6 +29,7 @@ response the client expects.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -81,7 +82,7 @@ class HTTPCall:
 
     api: str  # the API the endpoint speaks (harness.intercept.endpoints)
     method: str
-    url: str  # with its query string: the server needs it, the key does not
+    url: Any  # the client's URL object, query string included: the server needs it
     raw_headers: tuple[tuple[bytes, bytes], ...]  # as the client built them (httpx's .raw)
     content: bytes
     timeout: Mapping[str, float | None] | None = None
@@ -146,7 +147,7 @@ def app_request(
     call = HTTPCall(
         api=api,
         method="POST",
-        url=str(url),
+        url=url,
         raw_headers=tuple(raw_headers),
         content=content,
         timeout=timeout,
@@ -199,13 +200,33 @@ def envelope_body(raw: Mapping[str, Any]) -> bytes:
 def http_response(
     module: ModuleType, raw: Mapping[str, Any], extra_headers: Iterable[tuple[str, str]] = ()
 ) -> Any:
-    """A ``module.Response`` (httpx or httpx2) with a stored answer, ready to read or stream."""
-    headers = [("content-type", str(raw.get("content_type") or "application/json"))]
-    return module.Response(
-        int(raw.get("status", 200)),
-        headers=[*headers, *extra_headers],
-        content=envelope_body(raw),
-    )
+    """A ``module.Response`` (httpx or httpx2) with a stored answer, ready to read or stream
+    as an answer from the network would be: the client reads it, once."""
+    body = envelope_body(raw)
+    headers = [
+        ("content-type", str(raw.get("content_type") or "application/json")),
+        ("content-length", str(len(body))),
+        *extra_headers,
+    ]
+    status = int(raw.get("status", 200))
+    return module.Response(status, headers=headers, stream=_body_class(module)(body))
+
+
+@functools.cache
+def _body_class(module: ModuleType) -> type:
+    # httpx reads a ``ByteStream`` as soon as a response is made with one; a stream of
+    # another class is read by the client, as a network response is, and only once.
+    class Body(module.SyncByteStream, module.AsyncByteStream):  # type: ignore[name-defined]
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield self.body
+
+        async def __aiter__(self) -> Any:
+            yield self.body
+
+    return Body
 
 
 def error_response(module: ModuleType, api: str, status: int, kind: str, message: str) -> Any:

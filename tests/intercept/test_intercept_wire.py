@@ -129,15 +129,17 @@ def test_a_stored_answer_is_a_response_of_the_clients_own_package(module) -> Non
     response = http_response(module, raw)
     assert isinstance(response, module.Response)
     assert response.headers["content-type"] == "text/event-stream"
-    assert response.content == b"data: 1\n\n"
+    assert list(response.iter_bytes()) == [b"data: 1\n\n"]  # read by the client, as a stream
 
 
 def test_error_answers_stop_sdk_retries_and_speak_the_apis_shape() -> None:
     openai_error = error_response(httpx, "openai", 424, "harness_replay_miss", "no answer")
+    openai_error.read()
     assert openai_error.status_code == 424
     assert openai_error.headers["x-should-retry"] == "false"
     assert openai_error.json()["error"]["message"] == "no answer"
     anthropic_error = error_response(httpx, "anthropic", 502, "harness_upstream_error", "down")
+    anthropic_error.read()
     assert anthropic_error.json() == {
         "type": "error",
         "error": {"type": "harness_upstream_error", "message": "down"},
