@@ -17,7 +17,6 @@ the same API.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +59,7 @@ class AppProvider(Provider):
         call = request.http if isinstance(request, AppRequest) else None
         if call is None or client is None:
             raise ProviderError(f"{self.uri}: an intercepted call needs its request and a client")
-        secrets = {**header_secrets(call.headers), **environment_secrets()}
+        secrets = dict(call.secrets) or {**environment_secrets(), **header_secrets(call.headers)}
         timeout = dict(call.timeout) if call.timeout else client.timeout.as_dict()
         outgoing = httpx.Request(
             call.method,
@@ -94,7 +93,7 @@ class AppProvider(Provider):
                 retry_after=parse_retry_after(response.headers),
                 response=raw,
             )
-        leaked = find_secret(json.dumps(raw, ensure_ascii=False), secrets)
+        leaked = find_secret(response.content, secrets)
         if leaked is not None:
             raise ProviderResponseError(
                 f"{self.uri}: the answer from {where} contains the value of {leaked}; "

@@ -89,10 +89,11 @@ def _endpoint(scope: Scope, request: Any) -> str | None:
 def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | None:
     """The keyed request for the call path, or None to send it as it is."""
     url = request.url
-    headers = request.headers
-    keyed = app_request(
-        api, request.method, url, headers.raw, content, request.extensions.get("timeout")
-    )
+    raw_headers = request.headers.raw
+    carried = header_secrets(raw_headers)
+    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
+    timeout = request.extensions.get("timeout")
+    keyed = app_request(api, request.method, url, raw_headers, content, timeout, secrets)
     if keyed is None:
         if scope.mode == "replay":
             raise _Refusal(
@@ -104,9 +105,7 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
                 api,
             )
         return None
-    carried = header_secrets(headers.raw)
     scope.saw_credentials(carried)
-    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
     leaked = find_secret(keyed.base_url or "", secrets) or find_secret(content, secrets)
     if leaked is not None:
         raise _Refusal(

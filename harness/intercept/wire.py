@@ -86,6 +86,9 @@ class HTTPCall:
     raw_headers: tuple[tuple[bytes, bytes], ...]  # as the client built them (httpx's .raw)
     content: bytes
     timeout: Mapping[str, float | None] | None = None
+    # Credentials (name -> value) the answer must not contain: the request's own and the
+    # environment's, found when the call was keyed.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -126,10 +129,12 @@ def app_request(
     raw_headers: Iterable[tuple[bytes, bytes]],
     content: bytes,
     timeout: Mapping[str, float | None] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> AppRequest | None:
     """The model request for an HTTP call, or None when it is not a JSON POST.
 
-    ``url`` is an ``httpx.URL`` (of httpx or httpx2), ``raw_headers`` its ``Headers.raw``.
+    ``url`` is an ``httpx.URL`` (of httpx or httpx2), ``raw_headers`` its ``Headers.raw``;
+    ``secrets`` are the credentials its answer must not contain (``HTTPCall.secrets``).
     """
     if method.upper() != "POST" or content.lstrip()[:1] != b"{":
         return None
@@ -141,7 +146,7 @@ def app_request(
         return None
     model = body.get("model")
     messages = body.get("messages")
-    chat = isinstance(messages, list) and all(isinstance(m, Mapping) for m in messages)
+    chat = type(messages) is list and all(type(m) is dict for m in messages)  # as JSON parses
     params = {k: v for k, v in body.items() if k != "model" and not (chat and k == "messages")}
     query = url.query.decode("ascii", "replace") if isinstance(url.query, bytes) else url.query
     call = HTTPCall(
@@ -151,6 +156,7 @@ def app_request(
         raw_headers=tuple(raw_headers),
         content=content,
         timeout=timeout,
+        secrets=secrets or {},
     )
     return AppRequest(
         provider=APP_PROVIDER,
