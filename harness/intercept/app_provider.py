@@ -53,25 +53,19 @@ class AppProvider(Provider):
     ) -> ModelResponse:
         import httpx
 
-        from harness.providers._client import OWN_REQUEST
+        from harness.providers._client import send
         from harness.providers._http import _from_aiohttp, _is_timeout
 
         call = request.http if isinstance(request, AppRequest) else None
         if call is None or client is None:
             raise ProviderError(f"{self.uri}: an intercepted call needs its request and a client")
         secrets = dict(call.secrets) or {**environment_secrets(), **header_secrets(call.headers)}
-        timeout = dict(call.timeout) if call.timeout else client.timeout.as_dict()
-        outgoing = httpx.Request(
-            call.method,
-            str(call.url),
-            headers=list(call.headers),
-            content=call.content,
-            extensions={"timeout": timeout, OWN_REQUEST: True},
-        )
         where = redact_url(str(call.url))
         started = time.perf_counter()
         try:
-            response = await client.send(outgoing, follow_redirects=True)
+            response = await send(
+                client, call.method, str(call.url), call.headers, call.content, call.timeout
+            )
         except httpx.HTTPError as e:
             if _is_timeout(e):
                 raise ProviderTimeout(f"{self.uri}: no answer from {where} in time") from None
