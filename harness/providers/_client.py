@@ -9,8 +9,9 @@ the default, since httpx's own pool gets slower per request as it grows, encode/
 httpx-aiohttp) and ``httpx`` (one plain pool).
 
 ``send_json`` posts a JSON body; ``send`` sends a request as it was built elsewhere (the
-user's own calls, routed through the call path by ``harness.intercept``). On a client from ``make_client``, with no proxy set in the
-environment, it hands the request straight to the client's transport: the client's own
+user's own calls, routed through the call path by ``harness.intercept``). On a client from
+``make_client``, with no proxy set in the environment, each hands the request straight to
+the client's transport: the client's own
 per-request work (merging URLs and headers, the auth and redirect flows, cookie
 bookkeeping) was ~12% of a request's CPU in the provider benchmark, and none of it applies
 to harness's requests (full URLs, header auth, redirects not followed). It keeps what does
