@@ -12,6 +12,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
+import harness
 from harness.cache import ResponseCache
 from harness.cli import cli
 from harness.testing import FakeLLMServer
@@ -126,7 +127,28 @@ def test_cold_rerun_and_replay_with_the_server_stopped(
     cassette = tmp_path / "run.jsonl"
     assert invoke("cache", "export", str(cassette), "--run", cold["run_id"])[0] == 0
     assert len(cassette.read_text().splitlines()) == 1 + 2 * len(QUESTIONS)
-    for root in (home, tmp_path):
+
+    # It is harness.replay's format: the app, called from a script, replays a row from it...
+    monkeypatch.delenv("APP_SYSTEM")
+    import harness_app_models  # imported by the runs above
+
+    with harness.replay(cassette) as recorder:
+        assert harness_app_models.rag({"input": QUESTIONS[0]}) == cold_rows[0][1]
+    assert recorder.stats["app"]["cache_hits"] == 2 and recorder.stats["app"]["requests"] == 0
+
+    # ...and another project imports it and replays the whole run, still with no server.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(elsewhere))
+    questions = tmp_path / "questions.jsonl"
+    assert invoke("data", "import", str(questions), "--name", "questions")[0] == 0
+    assert invoke("cache", "import", str(cassette))[0] == 0
+    code, imported, err = run("--cache", "replay")
+    assert code == 0, err
+    assert imported["metrics"] == cold["metrics"]
+    assert imported["calls"]["app"]["cache_hits"] == 2 * len(QUESTIONS)
+    assert [r[:3] for r in rows_of(elsewhere, imported["run_id"])] == [r[:3] for r in cold_rows]
+    for root in (home, tmp_path):  # tmp_path holds the other project too
         assert not [
             p for p in root.rglob("*") if p.is_file() and SENTINEL_KEY.encode() in p.read_bytes()
         ]
