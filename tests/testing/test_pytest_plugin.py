@@ -119,6 +119,12 @@ def test_record_replay_miss_and_rerecord(
         ]
     )
 
+    # With a server up, the miss still sends nothing: in replay the network is closed.
+    with FakeLLMServer() as live:
+        monkeypatch.setenv("OPENAI_BASE_URL", live.openai_base_url)
+        suite.runpytest("-k", "france").assert_outcomes(failed=1, deselected=2)
+        assert live.stats()["requests_total"] == 0
+
 
 def test_all_drops_what_a_test_no_longer_uses(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
