@@ -76,3 +76,23 @@ async def blocking_in_async(row: dict[str, Any]) -> str:
         model="gpt-4o-mini", messages=[{"role": "user", "content": row["input"]}]
     )
     return str(reply.choices[0].message.content)
+
+
+async def streamed(row: dict[str, Any]) -> str:
+    """Streams with the async clients of both SDKs: an OpenAI chat stream, then Claude's."""
+    import anthropic
+    import openai
+
+    chunks = await openai.AsyncOpenAI().chat.completions.create(
+        model="gpt-4o-mini",
+        messages=_messages(row["input"], "none"),  # type: ignore[arg-type]
+        stream=True,
+    )
+    first = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    async with anthropic.AsyncAnthropic().messages.stream(
+        model="claude-haiku-4-5",
+        max_tokens=64,
+        messages=[{"role": "user", "content": f"Check this answer: {first}"}],
+    ) as events:
+        second = "".join([piece async for piece in events.text_stream])
+    return f"{first} | {second}"

@@ -181,6 +181,35 @@ def test_rows_keep_their_own_calls_at_concurrency_64(
             assert output.startswith(f"Answer: {question}")
 
 
+def test_streams_of_both_sdks_replay_as_streams_with_the_server_stopped(
+    sdk_env: FakeLLMServer, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", sdk_env.anthropic_base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL_KEY)
+    invoke("data", "import", str(questions_file(tmp_path, QUESTIONS)), "--name", "streams")
+    args = ("run", "--data", "streams", "--model", "python:harness_app_models:streamed",
+            "--metric", "word_count", "--concurrency", "8", "--no-mlflow", "--json")  # fmt: skip
+    code, cold, err = invoke(*args)
+    assert code == 0, err
+    assert cold["calls"]["app"]["requests"] == 2 * len(QUESTIONS)
+    assert sdk_env.stats()["requests_total"] == 2 * len(QUESTIONS)
+    assert cold["calls"]["app"]["output_tokens"] > 0  # read from the streams' own usage
+    cold_rows = rows_of(home, cold["run_id"])
+    for (_, output, error, keys), question in zip(cold_rows, QUESTIONS, strict=True):
+        assert error is None and len(keys) == 2
+        first, _, second = output.partition(" | ")
+        assert question in first and first in second  # Claude was asked about its row's answer
+
+    sdk_env.stop()
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    code, replayed, err = invoke(*args, "--cache", "replay")
+    assert code == 0, err
+    assert replayed["calls"]["app"]["cache_hits"] == 2 * len(QUESTIONS)
+    assert replayed["metrics"] == cold["metrics"]
+    assert rows_of(home, replayed["run_id"]) == cold_rows
+
+
 def test_a_sync_client_in_an_async_model_is_refused_clearly(
     sdk_env: FakeLLMServer, tmp_path: Path
 ) -> None:
