@@ -210,6 +210,26 @@ def test_streams_of_both_sdks_replay_as_streams_with_the_server_stopped(
     assert rows_of(home, replayed["run_id"]) == cold_rows
 
 
+def test_app_calls_are_priced_and_held_to_the_budget(
+    sdk_env: FakeLLMServer, tmp_path: Path, home: Path
+) -> None:
+    # $1 per thousand input tokens: a row's chat call costs a few cents, its output nothing.
+    (home / "harness.toml").write_text('[prices]\n"openai:/gpt-4o-mini" = [1000.0, 0.0]\n')
+    many = [f"Question {i}: {q}" for i, q in enumerate(QUESTIONS * 4)]
+    invoke("data", "import", str(questions_file(tmp_path, many)), "--name", "priced")
+    code, doc, err = invoke(
+        "run", "--data", "priced", "--model", "python:harness_app_models:rag",
+        "--metric", "word_count", "--concurrency", "1", "--max-cost", "0.2",
+        "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 1
+    assert "--max-cost budget of $0.2000" in err and "--resume" in err
+    assert doc["status"] == "stopped" and 0 < doc["rows_done"] < doc["rows"] == len(many)
+    app = doc["calls"]["app"]
+    assert app["requests"] == sdk_env.stats()["requests_total"]
+    assert 0.1 < app["cost_usd"] <= 0.2  # at the list price: under $0.0001
+
+
 def test_a_sync_client_in_an_async_model_is_refused_clearly(
     sdk_env: FakeLLMServer, tmp_path: Path
 ) -> None:
