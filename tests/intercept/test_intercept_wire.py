@@ -9,6 +9,8 @@ import httpx2
 import pytest
 
 from harness.cache import canonical_request, request_key
+from harness.calls.limits import RateLimits
+from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import (
     app_request,
@@ -206,3 +208,14 @@ def test_credentials_are_found_by_name_never_shown() -> None:
     }
     assert find_secret('{"q": "sk-live-1234567890"}', found) == "OPENAI_API_KEY"
     assert find_secret('{"q": "hello"}', found) is None
+
+
+def test_app_calls_are_held_to_their_apis_rate_limits() -> None:
+    limits = RateLimits({"providers": {"openai": {"requests_per_minute": 5}}})
+    url = "http://127.0.0.1:8000/v1/chat/completions"
+    app = app_provider("openai", "gpt-4o-mini", url)
+    assert app.uri == "openai:/gpt-4o-mini"  # priced like harness's own calls to the model
+    assert limits.limits_for(app) == {"requests_per_minute": 5}
+    assert limits.limiter(app) is not None
+    assert limits.limiter(app) is limits.limiter(app_provider("openai", "gpt-4o-mini", url))
+    assert limits.limiter(app_provider("anthropic", "claude-haiku-4-5", None)) is None
