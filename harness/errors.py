@@ -19,6 +19,7 @@ are mapped to these classes where they enter harness.
     ├── CacheError                  the response cache cannot be used
     │   ├── CacheCorrupt            an entry failed its checksum
     │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
+    │       └── ReplayRefused       exit 1: in replay, a request that may not leave the machine
     ├── BudgetExceeded              exit 1: --max-cost reached
     ├── RunFailed                   exit 1: a run finished with failed rows
     ├── CheckFailed                 exit 1: `harness check` found a gate failed
@@ -92,9 +93,20 @@ class CacheCorrupt(CacheError):
 
 
 class ReplayMiss(CacheError):
-    """In replay mode, a request that the cache has not seen."""
+    """In replay mode, a request that the cache has not seen. ``explanation`` says what
+    differs from the closest cached request (``harness.cache.explain``)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, explanation: str | None = None) -> None:
+        super().__init__(message)
+        self.explanation = explanation
+
+
+class ReplayRefused(ReplayMiss):
+    """In replay, an HTTP request the user's code made that harness cannot answer from the
+    cache and will not send: to a host off the machine, or to an LLM endpoint but not a
+    JSON POST."""
 
 
 class BudgetExceeded(HarnessError):
@@ -138,10 +150,21 @@ class ProviderError(HarnessError):
 
 
 class ProviderHTTPError(ProviderError):
-    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+    """The server answered 4xx/5xx. ``response`` is the answer in its stored form
+    (``harness.intercept.wire``) when it must be handed back to the user's own client."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
         self.retryable = status == 429 or status >= 500 or status == 408
+        self.response = response
 
 
 class ProviderTimeout(ProviderError):

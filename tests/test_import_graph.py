@@ -41,6 +41,9 @@ LAYERS: dict[str, str] = {
     "harness.judges": "judges",
     "harness.metrics": "metrics",
     "harness.calls": "calls",
+    "harness.intercept": "calls",  # how the user's own HTTP calls enter the call path
+    "harness.recorder": "api",  # harness.replay: a cassette around any block of code
+    "harness.testing.pytest_plugin": "api",  # the pytest face of harness.replay
     "harness.cache": "cache",
     "harness.providers": "providers",
     "harness.store": "store",

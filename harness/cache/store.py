@@ -34,16 +34,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import diskcache
 
-from harness.cache.explain import distance
+from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
 from harness.errors import CacheCorrupt, CacheError
 from harness.model_io import ModelResponse
 
-__all__ = ["ENTRY_SCHEMA_VERSION", "CacheEntry", "ResponseCache", "SafeDisk", "utc_now"]
+__all__ = [
+    "ENTRY_SCHEMA_VERSION",
+    "CacheEntry",
+    "EntryStore",
+    "ResponseCache",
+    "SafeDisk",
+    "utc_now",
+]
 
 ENTRY_SCHEMA_VERSION = 1
 
@@ -214,6 +221,23 @@ class CacheEntry:
         return entry
 
 
+class EntryStore(Protocol):
+    """What the call path and cassettes need of a cache: ``ResponseCache`` on disk, or
+    ``harness.cache.memory.MemoryCache`` for a cassette in use."""
+
+    def get(self, key: str) -> CacheEntry | None: ...
+
+    def set(self, key: str, entry: CacheEntry) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+    def nearest(self, canonical: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]: ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
 class SafeDisk(diskcache.Disk):
     """A diskcache Disk that stores only text and bytes and never unpickles."""
 
@@ -254,11 +278,14 @@ class SafeDisk(diskcache.Disk):
 
 def _prompt_sort_key(canonical: dict[str, Any]) -> str:
     # Last message first: the row-specific text usually sits in the last user message,
-    # so the entry with the longest shared prefix is most often the same row's.
+    # so the entry with the longest shared prefix is most often the same row's. A request
+    # with no messages (an embedding) sorts by its input.
     parts = []
     for message in reversed(canonical.get("messages") or []):
         content = message.get("content", "")
         parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
+    if not parts:
+        return prompt_text(canonical)[:_SORT_KEY_CHARS]
     return "\x1e".join(parts)[:_SORT_KEY_CHARS]
 
 

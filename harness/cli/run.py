@@ -333,7 +333,7 @@ def _print_summary(result: object) -> None:
             for name, a in result.metrics.items()
         ],
     )
-    for kind in ("model", "judge"):
+    for kind in ("model", "judge", "app"):
         c = result.calls.get(kind, {})
         if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls")):
             continue

@@ -53,17 +53,13 @@ class Engine:
         self.writer.add(output, scores)
         self.errors += output.error is not None
         calls = self.caller.stats
+        cost = calls.total("cost_usd")
         self.progress.advance(
             1,
-            cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
+            cache_hits=calls.total("cache_hits"),
             errors=self.errors,
-            tokens=calls.model.input_tokens
-            + calls.model.output_tokens
-            + calls.judge.input_tokens
-            + calls.judge.output_tokens,
-            cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
-            if calls.model.cost_usd + calls.judge.cost_usd
-            else "",
+            tokens=calls.total("input_tokens") + calls.total("output_tokens"),
+            cost=f"${cost:.4f}" if cost else "",
         )
 
     async def run(self, examples: list[Example]) -> None:
@@ -179,6 +175,7 @@ def _output(example_id: str, result: CallResult | None, error: str | None = None
         result.cost_usd,
         result.request_key,
         result.cached,
+        list(result.app_keys) or None,
     )
 
 

@@ -10,6 +10,8 @@ end the same way. With ``--spark`` the rows the cache cannot answer go to Spark
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
 import uuid
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
 from harness.calls import Caller
+from harness.calls.stats import KINDS
 from harness.config import Home, resolve_home
 from harness.errors import BudgetExceeded, ConfigError, HarnessError
 from harness.providers import Provider
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     import httpx
 
     from harness.runner.mlflow_run import MlflowLogger
+    from harness.cache.store import EntryStore
+    from harness.intercept.scope import Cassette
     from harness.tracking import RunRecord
 
 __all__ = ["run_eval"]
@@ -81,6 +86,9 @@ def run_eval(
         previous_mlflow_run = info.mlflow_run_id
     else:
         run_id = uuid.uuid4().hex[:12]
+    cassette = _cassette()
+    if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
+        config = dataclasses.replace(config, cache=cassette.mode)
     plan = plan_run(
         config, home, provider, scoring_objects=scoring_objects, evaluator_config=evaluator_config
     )
@@ -95,8 +103,10 @@ def run_eval(
         if http_client is not None:
             raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
         check_ready(home.settings)
-    cache = None
-    if config.cache != "off":
+    cache: EntryStore | None = None
+    if cassette is not None:
+        cache = cassette.cache
+    elif config.cache != "off":
         from harness.cache.store import ResponseCache
 
         cache = ResponseCache(home.cache_dir)
@@ -154,12 +164,13 @@ def run_eval(
     progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
     status = "failed"
     try:
-        if config.spark:
-            from harness.runner.spark import run_on_spark
+        with _keys_for_replay(config.cache):
+            if config.spark:
+                from harness.runner.spark import run_on_spark
 
-            run_on_spark(engine, todo, caller, spark_session)
-        else:
-            asyncio_run(drive(engine, todo, caller))
+                run_on_spark(engine, todo, caller, spark_session)
+            else:
+                asyncio_run(drive(engine, todo, caller))
         status = "stopped" if engine.stopped_by_budget else "finished"
     finally:
         # Whatever happened, keep every row already paid for.
@@ -205,6 +216,23 @@ def _mlflow_logger(home: Home, log: bool, into: tuple[str, str] | None) -> Mlflo
     return MlflowWorker(home.tracking_uri)
 
 
+def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
+    """In replay, a python: model's SDK client starts without a key (it sends nothing)."""
+    if mode != "replay":
+        return contextlib.nullcontext()
+    from harness.intercept.credentials import placeholder_keys
+
+    return placeholder_keys()
+
+
+def _cassette() -> Cassette | None:
+    """The cassette of the replay block or marked test this run is made in, if any."""
+    from harness.intercept.scope import current
+
+    scope = current()
+    return scope.cassette if scope is not None else None
+
+
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
     if kind == "cache_corrupt":
         progress.note(
@@ -214,7 +242,7 @@ def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
 
 def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for kind in ("model", "judge"):
+    for kind in KINDS:
         before, now = previous.get(kind, {}), current.get(kind, {})
         merged[kind] = {
             k: round(before.get(k, 0) + v, 6) if isinstance(v, float) else before.get(k, 0) + v

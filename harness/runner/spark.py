@@ -258,7 +258,7 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
             caller.stats.add(record["stats"], record["error_kinds"])
             stopped = stopped or record["stopped"]
             if caller.budget is not None:
-                spent = sum(record["stats"][k]["cost_usd"] for k in ("model", "judge"))
+                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
                 caller.budget.spent_usd += spent
     for record in records:
         if "row" in record:

@@ -110,6 +110,13 @@ def m002_run_tags(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m003_app_request_keys(con: duckdb.DuckDBPyConnection) -> None:
+    # The cache keys of the calls a python: model's own code made (harness.intercept), in
+    # the order it made them; NULL for rows whose model made none.
+    con.execute("ALTER TABLE outputs ADD COLUMN app_request_keys VARCHAR[]")
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

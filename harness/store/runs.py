@@ -36,6 +36,7 @@ class OutputRow:
     cost_usd: float | None
     request_key: str | None
     cached: bool | None
+    app_request_keys: list[str] | None = None  # the calls the model's own code made
 
 
 @dataclass
@@ -130,6 +131,7 @@ _OUTPUT_SCHEMA = pa.schema(
         ("cost_usd", pa.float64()),
         ("request_key", pa.string()),
         ("cached", pa.bool_()),
+        ("app_request_keys", pa.list_(pa.string())),
         ("created_at", pa.timestamp("us")),
     ]
 )
@@ -349,12 +351,13 @@ def load_scores(db_path: Path, run_id: str) -> pd.DataFrame:
 
 
 def request_keys(db_path: Path, run_id: str) -> set[str]:
-    """Every cache key a run's model and judge calls used (for ``cache export --run``)."""
+    """Every cache key a run's model, judge and app calls used (for ``cache export --run``)."""
     with connect(db_path, read_only=True) as con:
         rows = con.execute(
             "SELECT request_key FROM outputs WHERE run_id = ? AND request_key IS NOT NULL "
-            "UNION SELECT request_key FROM scores WHERE run_id = ? AND request_key IS NOT NULL",
-            [run_id, run_id],
+            "UNION SELECT request_key FROM scores WHERE run_id = ? AND request_key IS NOT NULL "
+            "UNION SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?",
+            [run_id, run_id, run_id],
         ).fetchall()
     return {r[0] for r in rows}
 

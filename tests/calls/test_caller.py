@@ -100,6 +100,27 @@ def test_a_miss_is_sent_and_stored_then_hit(fake: FakeLLMServer, cache: Response
     assert (caller.stats.model.requests, caller.stats.model.cache_hits) == (0, 1)
 
 
+def test_hits_are_answered_and_counted_from_many_threads(
+    fake: FakeLLMServer, cache: ResponseCache
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    prov = provider(fake)
+    texts = [f"Question {i}?" for i in range(20)]
+    ask(Caller(cache=cache, retry=FAST), prov, *texts)  # stored
+    caller = Caller(cache=cache, mode="replay")
+    requests = [prov.request([{"role": "user", "content": t}]) for t in texts] * 10
+
+    with ThreadPoolExecutor(8) as pool:  # no event loop anywhere: ``cached`` needs none
+        answers = list(pool.map(lambda r: caller.cached(prov, r), requests))
+    assert [a.text for a in answers] == [f"Answer: {t}" for t in texts] * 10
+    assert caller.stats.model.cache_hits == 200  # no increment lost between the threads
+    missing = prov.request([{"role": "user", "content": "never asked"}])
+    assert caller.cached(prov, missing) is None and caller.stats.model.cache_hits == 200
+    assert Caller(cache=cache, mode="refresh").cached(prov, requests[0]) is None
+    assert sent(fake) == 20
+
+
 def test_identical_requests_in_flight_are_sent_once(
     fake: FakeLLMServer, cache: ResponseCache
 ) -> None:

@@ -62,7 +62,8 @@ def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
     assert doc["dataset"] == qa and doc["rows"] == 20 and doc["errors"] == 0
     assert doc["metrics"]["exact_match"] == {"mean": 1.0, "p50": 1.0, "p90": 1.0, "count": 20}
     assert doc["metrics"]["token_f1"]["mean"] == 1.0
-    assert set(doc["calls"]) == {"model", "judge"}
+    assert set(doc["calls"]) == {"model", "judge", "app"}
+    assert doc["calls"]["app"]["requests"] == 0  # this model's code makes no HTTP calls
     assert doc["calls"]["model"]["requests"] == 0  # a local model sends nothing...
     assert doc["calls"]["model"]["local_calls"] == 20  # ...but every call went the one path
     assert doc["calls"]["model"]["cache_hits"] == 0

@@ -213,6 +213,36 @@ def test_python_metrics_and_mlflow_judges_run_on_the_executors(
     assert result.directions["where_scored"] == 1
 
 
+def test_an_apps_own_calls_are_paid_once_on_the_executors_and_replayed_on_the_driver(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    # python:harness_app_models:rag calls the openai SDK itself (an embedding, a chat call).
+    server, spark = fake
+    app = config(model="python:harness_app_models:rag", judges=[], spark=True)
+    before = jobs(spark)
+    first = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) > before  # the driver could not answer them: the rows went to Spark
+    assert first.errors == 0 and first.rows_done == 20
+    assert first.calls["model"]["local_calls"] == 20  # on the executors; the driver's
+    assert first.calls["model"]["errors"] == 0  # deferred attempts are not failures
+    assert first.calls["app"]["requests"] == 40 == server.stats()["requests_total"]
+    outputs, _ = rows(home, first.run_id)
+    with duckdb.connect(str(home / "harness.duckdb"), read_only=True) as con:
+        keys = con.execute(
+            "SELECT count(*) FROM (SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?)",
+            [first.run_id],
+        ).fetchone()
+    assert keys == (40,)  # each row came back with the keys of its calls
+
+    server.reset()
+    before = jobs(spark)
+    again = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) == before  # the executors' answers are in the cache now
+    assert again.calls["app"]["cache_hits"] == 40 and again.calls["app"]["requests"] == 0
+    assert server.stats()["requests_total"] == 0
+    assert rows(home, again.run_id)[0] == outputs
+
+
 def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
