@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from harness.runner.mlflow_run import MlflowLogger
     from harness.cache.store import EntryStore
     from harness.intercept.scope import Cassette
+    from harness.runner.mlflow_run import MlflowLogger
     from harness.tracking import RunRecord
 
 __all__ = ["run_eval"]
