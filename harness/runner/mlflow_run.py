@@ -15,6 +15,7 @@ from harness.store import runs as run_store
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
     from harness.runner.mlflow_worker import MlflowWorker
     from harness.runner.plan import RunPlan
@@ -29,16 +30,25 @@ def open_mlflow_run(
     run_id: str,
     started: float,
     worker: MlflowWorker | None,
-    replaces: str | None,
-    resumed_rows: bool,
+    known_run_id: str | None,
+    resumed_rows: set[str] | None,
 ) -> RunRecord | None:
-    """Open the run's MLflow run in the worker; a resumed run's stored rows go first."""
+    """Open the run's MLflow run in the worker (a resumed run: the one it was logged to
+    before, ``known_run_id`` or found by its tag). A resumed run's stored rows
+    (``resumed_rows``, the ids) go first: the worker drops the traces of rows no longer
+    stored (failed rows run again) and writes those of the rows it does not hold yet."""
     if worker is None:
         return None
     from harness.runner.mlflow_records import head_record, rows_record
 
     head = head_record(plan, run_id, started)
-    worker.begin(head, traces=plan.config.traces, replaces=replaces, register=True)
+    worker.begin(
+        head,
+        traces=plan.config.traces,
+        register=True,
+        known_run_id=known_run_id,
+        keep_rows=sorted(resumed_rows) if resumed_rows is not None else None,
+    )
     if resumed_rows and plan.config.traces:
         home = plan.home
         worker.add_rows(
@@ -78,8 +88,12 @@ def log_to_mlflow(
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
     worker: MlflowWorker,
+    stop: StopRequest | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts.
+
+    After a stop request, the worker's answer is waited for a few seconds more (then
+    ``Interrupted``; the worker completes the MLflow run alone)."""
     from harness.runner.mlflow_records import final_record
 
-    return worker.finish(final_record(head, result, outputs, scores))
+    return worker.finish(final_record(head, result, outputs, scores), stop)

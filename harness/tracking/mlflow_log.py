@@ -89,7 +89,8 @@ class RunLogger:
     ``RunLogger(head)`` opens the run (and registers the prompt and model), ``add_rows``
     writes the traces of the rows in a record as they finish, and ``finish`` logs params,
     metrics, inputs and artifacts and ends the run. ``abort`` deletes a run that will not
-    finish: the rows stay in DuckDB, and ``--resume`` logs a new run.
+    finish. With ``run_id``, the run logged into is that existing one instead of a new one
+    (``harness.tracking.mlflow_resume`` continues a partly logged run so).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class RunLogger:
         traces: bool = True,
         replaces: str | None = None,
         register: bool = False,
+        run_id: str | None = None,
     ) -> None:
         self.tracking_uri, self.traces, self.replaces = tracking_uri, traces, replaces
         self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
@@ -112,13 +114,15 @@ class RunLogger:
             )
             # A resumed sweep child stays a child: the run it replaces names the parent.
             parent = head.parent_run_id or (_parent_of(self.client, replaces) if replaces else None)
-            run = self.client.create_run(
-                self.experiment.experiment_id,
-                start_time=epoch_ms(head.started_at),
-                run_name=head.run_name or head.run_id,
-                tags=_run_tags(head, parent),
-            )
-            self.run_id: str = run.info.run_id
+            if run_id is None:
+                run = self.client.create_run(
+                    self.experiment.experiment_id,
+                    start_time=epoch_ms(head.started_at),
+                    run_name=head.run_name or head.run_id,
+                    tags=_run_tags(head, parent),
+                )
+                run_id = run.info.run_id
+            self.run_id: str = run_id
             with self._failing():
                 self.links = (
                     _register(self.client, self.experiment, self.run_id, head) if register else None
