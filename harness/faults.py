@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from harness.errors import DiskFull, EnvironmentFault, NotWritable
 
@@ -101,9 +100,10 @@ def environment_fault(
     if any(t in text for t in _DENIED_TEXT):
         return NotWritable(f"permission denied while {action} {where}", path=where)
     if corrupt is not None and any(t in text for t in _CORRUPT_TEXT):
-        name = what or Path(where).name
+        name = f"{what} at {where}" if what else where
         return corrupt(
-            f"{name} at {where} is damaged or not a database ({_found(text, _CORRUPT_TEXT)})",
+            f"{name} is damaged or not a database ({_found(text, _CORRUPT_TEXT)}); "
+            "move it aside (harness starts a new one) or restore a copy",
             path=where,
         )
     return None

@@ -84,10 +84,9 @@ class RunResult:
         """
         failed = ""
         if self.errors:
-            kinds = "; ".join(
-                f"{kind}: {entry['failed']} {FAILURE_UNITS.get(kind, 'calls')} failed ("
+            kinds = " | ".join(
+                f"{kind}: {entry['failed']} {FAILURE_UNITS.get(kind, 'calls')}: "
                 + "; ".join(f"{n} x {reason}" for reason, n in entry["reasons"][:2])
-                + ")"
                 for kind, entry in self.failures.items()
             )
             failed = f"{self.errors} of {self.rows} rows failed" + (f" ({kinds})" if kinds else "")

@@ -166,10 +166,12 @@ class MlflowWorker:
                 with contextlib.suppress(OSError):  # it may be gone already
                     self._process.stdin.close()  # EOF: the worker ends the run and exits
         if not self._detached:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
                 # Still busy (a backlog of traces): it goes on alone, holding the run's
                 # MLflow lock, and whoever logs the run next waits for it.
-                self._process.wait(timeout=timeout_s)
+                self._detached = True
         if self._process.stdout is not None:
             self._process.stdout.close()
 

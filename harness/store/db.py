@@ -24,7 +24,14 @@ from pathlib import Path
 
 import duckdb
 
-from harness.errors import ConfigError, EnvironmentFault, StoreBusy, StoreCorrupt, StoreError
+from harness.errors import (
+    ConfigError,
+    EnvironmentFault,
+    NotWritable,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+)
 from harness.faults import environment_fault, first_line
 from harness.store.migrations import apply_migrations
 
@@ -87,7 +94,14 @@ def connect(
     # store written by an older harness is upgraded before anything reads it.
     writable = not read_only or db_path.resolve() not in _migrated
     timeout = lock_timeout() if timeout_s is None else timeout_s
-    con = _open(db_path, read_only=not writable, timeout_s=timeout)
+    try:
+        con = _open(db_path, read_only=not writable, timeout_s=timeout)
+    except NotWritable:
+        if not read_only:
+            raise
+        # A read-only home (a mounted copy, a CI cache): reading needs no migration.
+        con = _open(db_path, read_only=True, timeout_s=timeout)
+        writable = False
     try:
         if writable and db_path.resolve() not in _migrated:
             apply_migrations(con)

@@ -211,7 +211,7 @@ class ResumingLogger:
         """Log what the MLflow run lacks of ``record`` and end it FINISHED; its id."""
         try:
             if self.resumed:
-                record = dataclasses.replace(record, metrics=self._new_metrics(record.metrics))
+                record = self._missing(record)
                 if self.logger.trace_note is None and self.logged_rows:
                     self.logger.trace_note = "{count} traces"
             return self.logger.finish(record)
@@ -226,15 +226,25 @@ class ResumingLogger:
         finally:
             self._release()
 
-    def _new_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        """``metrics`` without those whose latest logged value is the same."""
+    def _missing(self, record: RunRecord) -> RunRecord:
+        """``record`` without the params the run has (MLflow refuses to change one) and
+        the metrics whose latest logged value is the same."""
         with mapped_errors(self.logger._what):
-            logged = self.logger.client.get_run(self.run_id).data.metrics
-        return {k: v for k, v in metrics.items() if not _same(logged.get(k), v)}
+            logged = self.logger.client.get_run(self.run_id).data
+        return dataclasses.replace(
+            record,
+            params={k: v for k, v in record.params.items() if str(k) not in logged.params},
+            metrics={
+                k: v for k, v in record.metrics.items() if not _same(logged.metrics.get(k), v)
+            },
+        )
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Let another process write this run (``finish`` and ``stop`` do it themselves)."""
         lock, self._lock = self._lock, contextlib.nullcontext()
         lock.__exit__(None, None, None)
+
+    _release = release
 
 
 def _same(logged: float | None, value: Any) -> bool:

@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from harness.errors import ConfigError, TrackingError
+from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import SyncTarget, check_reachable, display_uri
 from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
 
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
+
+    from harness.interrupt import StopRequest
 
 __all__ = ["KILL_AFTER_ENV", "TAG_FINGERPRINT", "TAG_SOURCE_RUN", "WORKERS", "Syncer"]
 
@@ -131,6 +133,7 @@ class Syncer:
         say: Callable[[str], None],
         *,
         traces: bool,
+        stop: StopRequest | None = None,
     ) -> None:
         from mlflow import MlflowClient
         from mlflow.tracing.client import TracingClient
@@ -155,12 +158,15 @@ class Syncer:
             bulk_spans=not self.is_databricks,
             workers=WORKERS,
         )
+        self.stop = stop  # after a signal, no write starts: those under way finish
         self._writes = 0
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         self._lock = threading.Lock()
 
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Every write to the target goes through here (the resume tests count them)."""
+        if self.stop is not None and self.stop.signum is not None:
+            raise Interrupted(f"interrupted by {self.stop.signal_name}", signum=self.stop.signum)
         if self._kill_after:
             with self._lock:
                 self._writes += 1

@@ -141,7 +141,7 @@ def test_rows_that_exhaust_their_retries_are_stored_counted_and_resumable(
     assert code == 1
     assert doc["errors"] == 4 and doc["rows_done"] == 4  # the run went on to every row
     assert (
-        "error: 4 of 4 rows failed (4 x openai:/gpt-test: HTTP 500 from "
+        "error: 4 of 4 rows failed (model: 4 rows: 4 x openai:/gpt-test: HTTP 500 from "
         f"{fake.openai_base_url}/chat/completions: The server had an error while "
         "processing your request. (gave up after 3 attempts)); retry them with "
         f"`harness run --resume {doc['run_id']}`"
