@@ -14,6 +14,7 @@ with EFBIG (SIGXFSZ ignored), the nearest thing to a full disk without a mount.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -31,7 +32,9 @@ def main(spec_path: str, mode: str = "mount") -> None:
     env = dict(spec["env"], HARNESS_HOME=str(home))
     limit = None
     if mode == "mount" and spec["kind"] == "full":
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={spec['size']}", "tmpfs", str(home)], check=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={spec['size']}", "tmpfs", str(home)], check=True
+        )
     if spec["kind"] == "full":
         for item in stage.iterdir():
             shutil.copy2(item, home / item.name)
@@ -63,9 +66,11 @@ def main(spec_path: str, mode: str = "mount") -> None:
             text=True,
             timeout=600,
             cwd=spec["cwd"],
-            preexec_fn=(lambda: _limit_file_size(limit)) if limit else None,
+            preexec_fn=functools.partial(_limit_file_size, limit) if limit else None,
         )
-        results.append({"step": args, "code": done.returncode, "out": done.stdout, "err": done.stderr})
+        results.append(
+            {"step": args, "code": done.returncode, "out": done.stdout, "err": done.stderr}
+        )
         if not run_id and (home / "harness.duckdb").exists():
             run_id = _first_run(env)
     shutil.copytree(home, Path(spec["out"]) / "home", ignore=shutil.ignore_patterns("filler"))

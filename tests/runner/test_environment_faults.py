@@ -143,9 +143,9 @@ def test_a_read_only_home_is_named_and_runs_list_still_reads_it(
     )
     run, listed = results["steps"]  # type: ignore[misc]
     assert run["code"] == 74
-    assert run["err"] == (
-        f"error: {home}/cache is on a read-only file system\n"
-    ) or run["err"].startswith(f"error: {home}"), run["err"]
+    assert run["err"] == (f"error: {home}/cache is on a read-only file system\n") or run[
+        "err"
+    ].startswith(f"error: {home}"), run["err"]
     assert run["err"].count("\n") == 1 and "read-only" in run["err"]
     assert listed["code"] == 0 and "qa" in listed["out"]  # reading needs no write
 
