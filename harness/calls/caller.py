@@ -381,8 +381,8 @@ class Caller:
 
             url = redact_url(provider.base_url or "")
             raise EndpointUnreachable(
-                f"{provider.uri}: nothing is listening at {url} (connection refused); "
-                "is the server running, and is its base URL right?",
+                f"{provider.uri}: nothing is listening at {url} (connection refused): "
+                "is the server running, and is its base URL right",
                 url=url,
             ) from None
 

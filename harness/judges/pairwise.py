@@ -188,7 +188,7 @@ async def compare_row(row: dict[str, Any], *, caller: Caller, provider: Provider
         consistent,
         answers[0].rationale,
         answers[1].rationale,
-        "; ".join(errors) or None,
+        "; ".join(dict.fromkeys(errors)) or None,  # both orders fail alike, mostly
     )
 
 

@@ -377,14 +377,12 @@ def claim_resume(db_path: Path, run_id: str) -> set[str]:
                     f"run {run_id} is running in another process ({holder.describe()}); "
                     "let it finish, or stop it (Ctrl-C) and resume then"
                 )
-            con.execute(
-                f"DELETE FROM scores WHERE run_id = $run AND example_id IN ({_FAILED_ROWS})",
-                {"run": run_id},
-            )
-            con.execute(
-                f"DELETE FROM outputs WHERE run_id = $run AND example_id IN ({_FAILED_ROWS})",
-                {"run": run_id},
-            )
+            failed = [r[0] for r in con.execute(_FAILED_ROWS, {"run": run_id}).fetchall()]
+            for table in ("scores", "outputs"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE run_id = ? AND list_contains(?, example_id)",
+                    [run_id, failed],
+                )
             con.execute(
                 "UPDATE runs SET status = 'running', reason = NULL, pid = ?, host = ?, "
                 "pid_started = ? WHERE run_id = ?",

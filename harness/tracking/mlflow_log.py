@@ -107,6 +107,7 @@ class RunLogger:
         self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
         self.trace_count = 0
         self.trace_note: str | None = None
+        self.inputs_logged = False  # an existing run may hold them (MLflow re-adds a model's)
         with mapped_errors(self._what):
             self.client, self.store = open_store(tracking_uri)
             self.experiment = get_or_create_experiment(
@@ -152,7 +153,8 @@ class RunLogger:
         with mapped_errors(self._what):
             with self._failing():
                 _log_params_and_metrics(self.client, self.run_id, record, self.links)
-                _log_inputs(self.client, self.run_id, record, self.links)
+                if not self.inputs_logged:
+                    _log_inputs(self.client, self.run_id, record, self.links)
                 _log_artifacts(self.client, self.run_id, record)
                 if self.trace_note is not None:
                     self.client.set_tag(

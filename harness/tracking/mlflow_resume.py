@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
-from harness.tracking.mlflow_log import HARNESS_RUN_TAG, RunLogger
+from harness.tracking.mlflow_log import HARNESS_RUN_TAG, TRACES_TAG, RunLogger
 from harness.tracking.mlflow_store import (
     DEFAULT_EXPERIMENT,
     artifact_root_for,
@@ -212,8 +212,6 @@ class ResumingLogger:
         try:
             if self.resumed:
                 record = self._missing(record)
-                if self.logger.trace_note is None and self.logged_rows:
-                    self.logger.trace_note = "{count} traces"
             return self.logger.finish(record)
         finally:
             self._release()
@@ -230,7 +228,11 @@ class ResumingLogger:
         """``record`` without the params the run has (MLflow refuses to change one) and
         the metrics whose latest logged value is the same."""
         with mapped_errors(self.logger._what):
-            logged = self.logger.client.get_run(self.run_id).data
+            run = self.logger.client.get_run(self.run_id)
+        logged = run.data
+        self.logger.inputs_logged = bool(run.inputs and run.inputs.dataset_inputs)
+        if self.logger.trace_note is None and self.logged_rows and TRACES_TAG not in logged.tags:
+            self.logger.trace_note = "{count} traces"  # written by a run that did not finish
         return dataclasses.replace(
             record,
             params={k: v for k, v in record.params.items() if str(k) not in logged.params},
