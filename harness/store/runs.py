@@ -297,7 +297,11 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
     stale = status == "running" and (owner is None or not owner.is_alive())
     if stale:
         status = "interrupted"
-        gone = f"the process that ran it ({owner.describe()}) is gone" if owner else "no process"
+        gone = (
+            f"the process that ran it ({owner.describe()}) is gone"
+            if owner
+            else "it was left running by a process that did not record itself"
+        )
         reason = reason or f"{gone}; resume it with `harness run --resume {run_id}`"
     return RunInfo(
         run_id,

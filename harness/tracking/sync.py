@@ -32,7 +32,8 @@ file lock ``harness-sync.lock`` beside the SQLite file (``<home>/mlruns``), and 
 one fails at once; a dry run takes no lock. A killed sync leaves no lock behind.
 
 Testing hook: with ``HARNESS_SYNC_TEST_KILL_AFTER_WRITES=N`` set, the process SIGKILLs
-itself just before its (N+1)-th write to the target.
+itself just before its (N+1)-th write to the target (``HARNESS_SYNC_TEST_KILL_SIGNAL=INT``
+or ``TERM``: sends itself that signal instead, which stops the sync gracefully).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace 
 MAX_PARAM_VALUE = 6000  # MLflow's limit
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
+KILL_SIGNAL_ENV = "HARNESS_SYNC_TEST_KILL_SIGNAL"  # KILL (the default), INT or TERM
 
 _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
@@ -161,6 +162,7 @@ class Syncer:
         self.stop = stop  # after a signal, no write starts: those under way finish
         self._writes = 0
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
+        self._kill_with = getattr(signal, "SIG" + os.environ.get(KILL_SIGNAL_ENV, "KILL"))
         self._lock = threading.Lock()
 
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -171,7 +173,8 @@ class Syncer:
             with self._lock:
                 self._writes += 1
                 if self._writes > self._kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    self._kill_after = 0  # once: a caught signal lets this write finish
+                    os.kill(os.getpid(), self._kill_with)
         return fn(*args, **kwargs)
 
     def preflight(self) -> None:

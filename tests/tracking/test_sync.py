@@ -33,7 +33,12 @@ import pytest
 from harness.errors import ConfigError, TrackingError
 from harness.tracking.databricks_auth import resolve_databricks_credentials
 from harness.tracking.sync import LOCK_FILE, SyncTarget, databricks_target, sync
-from harness.tracking.sync_runs import KILL_AFTER_ENV, TAG_FINGERPRINT, TAG_SOURCE_RUN
+from harness.tracking.sync_runs import (
+    KILL_AFTER_ENV,
+    KILL_SIGNAL_ENV,
+    TAG_FINGERPRINT,
+    TAG_SOURCE_RUN,
+)
 from harness.tracking.sync_target import redact
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
@@ -488,6 +493,42 @@ def test_a_sync_killed_half_way_resumes_without_duplicates(server, tmp_path):
     assert {r.action for r in sync(uri, SyncTarget(server), experiments=[name]).runs} == {"skip"}
 
 
+def test_ctrl_c_stops_a_sync_between_writes_and_the_next_sync_goes_on(server, home):
+    """A real SIGINT (the process sends it itself after 8 writes, so it lands mid-run):
+    the write under way finishes, none starts after it, exit 130, and a second sync
+    completes what the first began."""
+    uri = _new_store(home)
+    name = "interrupted"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        run_ids = [_log_eval_run(name, f"r{i}", traces=2) for i in range(3)]
+    env = dict(
+        os.environ,
+        **{KILL_AFTER_ENV: "8", KILL_SIGNAL_ENV: "INT"},
+        HARNESS_HOME=str(home),
+        PYTHONPATH=str(REPO),
+    )
+    done = subprocess.run(
+        [PYTHON, "-m", "harness", "sync", "--tracking-uri", server, "--experiment", name],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: sync interrupted by SIGINT after 0 run(s); what was copied stays, and the "
+        "same `harness sync` again goes on from there"
+    )
+    partial = _copies(server)
+    assert [rid for rid in run_ids if rid in partial] == run_ids[:1]  # cut off in the first
+
+    resumed = sync(uri, SyncTarget(server), experiments=[name])
+    assert [r.action for r in resumed.runs] == ["update", "create", "create"]
+    copies = _copies(server)
+    for rid in run_ids:
+        assert len(copies[rid]) == 1
+        _assert_same_run(uri, server, rid, copies[rid][0])
+
+
 def _cli_sync(*args: str) -> Any:
     from click.testing import CliRunner
 
@@ -561,7 +602,7 @@ def test_a_second_sync_from_the_same_home_fails_at_once(server, home):
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         busy = _cli_sync("--tracking-uri", server, "--experiment", name)
-        assert busy.exit_code == TrackingError.exit_code == 2
+        assert busy.exit_code == TrackingError.exit_code == 74  # not the user's mistake
         assert busy.stderr == (
             f"error: another harness sync from {home.resolve() / 'mlruns'} is running; "
             f"wait for it to finish (lock: {lock.resolve()})\n"
