@@ -156,7 +156,7 @@ class Syncer:
             id_map=self.id_map,
             say=say,
             # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
-            bulk_spans=not self.is_databricks,
+            bulk_spans=not self.is_databricks if target.bulk_spans is None else target.bulk_spans,
             workers=WORKERS,
         )
         self.stop = stop  # after a signal, no write starts: those under way finish

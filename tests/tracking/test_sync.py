@@ -411,6 +411,32 @@ def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, sourc
     assert json.loads(json.dumps(second.as_dict()))["totals"]["runs_skip"] == 4
 
 
+def test_spans_uploaded_one_trace_at_a_time_as_to_databricks(server, tmp_path):
+    """The Databricks way (no OTLP: each trace's spans as its ``traces.json`` artifact),
+    run against the local MLflow server with bulk spans off: Databricks itself cannot run
+    here, the path that writes to it can."""
+    uri = _new_store(tmp_path)
+    name = "per-trace-spans"
+    _make_experiment(uri, tmp_path, name)
+    with _tracking(uri):
+        run_id = _log_eval_run(name, "r", traces=3)
+    target = SyncTarget(server, bulk_spans=False)
+    first = sync(uri, target, experiments=[name])
+    assert [r.action for r in first.runs] == ["create"] and first.totals["traces"] == 3
+    [copy] = _copies(server)[run_id]
+    # Spans included, read back from the artifacts (MLflow's client finds an mlflow-artifacts
+    # location through the global tracking URI: the reading side needs it set).
+    with _tracking(server):
+        _assert_same_run(uri, server, run_id, copy)
+    copies = MlflowClient(server).search_traces(
+        locations=[copy.info.experiment_id], run_id=copy.info.run_id, include_spans=False
+    )
+    assert len(copies) == 3
+    assert all("mlflow.trace.spansLocation" not in t.info.tags for t in copies)  # not OTLP
+    again = sync(uri, target, experiments=[name])
+    assert [r.action for r in again.runs] == ["skip"]
+
+
 def test_a_run_changed_locally_is_updated_in_place(server, source):
     src_uri, root = source
     sync(src_uri, SyncTarget(server))
