@@ -108,7 +108,8 @@ if TYPE_CHECKING:
     "--resume",
     "resume_id",
     metavar="RUN_ID",
-    help="Finish an interrupted run (its other options are taken from the run).",
+    help="Finish an interrupted, failed or stopped run: failed rows are retried and the "
+    "same MLflow run completed (its other options are taken from the run).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
