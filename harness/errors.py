@@ -156,7 +156,7 @@ class EndpointUnreachable(HarnessError):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, url: str) -> None:
+    def __init__(self, message: str, *, url: str = "") -> None:
         super().__init__(message)
         self.url = url
 
