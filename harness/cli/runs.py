@@ -253,11 +253,13 @@ def _cell(value: object, width: int = 60) -> str:
 
 
 @runs.command("log")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print what was logged as JSON.")
 @click.pass_context
 def log(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Log a finished run from DuckDB to the local MLflow store, again or at last.
+
+    RUN is a run id (or a unique prefix), a tag, or a run name that names one run.
 
     For a run whose MLflow logging failed (a full disk, a damaged store) or was
     interrupted: its MLflow run is completed (the traces of the rows it lacks, params,

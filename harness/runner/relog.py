@@ -20,6 +20,7 @@ from typing import Any
 from harness.config import Home, resolve_home
 from harness.errors import ConfigError, HarnessError, RunBusy, TrackingStoreCorrupt
 from harness.store import runs as run_store
+from harness.store.tags import find_run
 
 __all__ = ["LoggedRun", "log_stored_run"]
 
@@ -47,7 +48,8 @@ class LoggedRun:
 
 
 def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = None) -> LoggedRun:
-    """Log the finished run ``run_id`` from DuckDB to the project's MLflow store.
+    """Log the finished run ``run_id`` (an id, a unique prefix or a tag; a run name only
+    when it names one run) from DuckDB to the project's MLflow store.
 
     Idempotent: the run's earlier MLflow run (complete, partly logged or ended KILLED) is
     completed, not duplicated, and a second call changes nothing. Raises ``ConfigError``
@@ -58,7 +60,9 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     """
     started = time.monotonic()
     home = home if isinstance(home, Home) else resolve_home(home)
-    info = run_store.get_run(home.db_path, run_id)
+    info, note = find_run(home.db_path, run_id)
+    if note:
+        raise ConfigError(f"{note}; log it by its run id")
     if info.status == "running":
         where = f" ({info.owner.describe()})" if info.owner else ""
         raise RunBusy(f"run {info.run_id} is still running{where}; it logs itself when it ends")

@@ -93,6 +93,19 @@ def test_a_run_never_logged_is_logged_once(qa: str, home: Path) -> None:
     assert runs_of(home, run_id) == [(first["mlflow_run_id"], "FINISHED", "active")]
 
 
+def test_a_run_is_logged_by_its_tag(qa: str, home: Path) -> None:
+    code, out, err = invoke(*RUN, "--no-mlflow")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert invoke("runs", "tag", run_id, "nightly")[0] == 0
+    code, out, err = invoke("runs", "log", "nightly", "--json")
+    assert code == 0, err
+    logged = json.loads(out)
+    assert logged["run_id"] == run_id and logged["traces_written"] == 20
+    code, _, err = invoke("runs", "log", "no-such-run")
+    assert code == 2 and err.startswith("error: no run, tag or run name 'no-such-run'")
+
+
 def test_a_partly_logged_run_is_completed_not_duplicated(qa: str, home: Path) -> None:
     code, out, err = invoke(*RUN, "--no-mlflow")
     assert code == 0, err
