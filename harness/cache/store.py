@@ -40,7 +40,8 @@ import diskcache
 
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
-from harness.errors import CacheCorrupt, CacheError
+from harness.errors import CacheCorrupt, CacheError, HarnessError
+from harness.faults import environment_fault, first_line
 from harness.model_io import ModelResponse
 
 __all__ = [
@@ -329,7 +330,7 @@ class ResponseCache:
                 str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
             )
         except (sqlite3.Error, OSError) as exc:
-            raise CacheError(f"cannot open the cache at {self.directory}: {exc}") from None
+            raise _fault(exc, self.directory, "opening") from None
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -414,8 +415,8 @@ class ResponseCache:
         text = entry.to_text()
         try:
             self._cache.set(key, text, tag=_index_tag(entry.request))
-        except (sqlite3.Error, diskcache.Timeout) as exc:
-            raise CacheError(f"cannot write the cache at {self.directory}: {exc}") from None
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _fault(exc, self.directory) from None
 
     def delete(self, key: str) -> bool:
         """Remove one entry; True if it was there."""
@@ -424,8 +425,11 @@ class ResponseCache:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Group many writes in one transaction (holds the write lock until the end)."""
-        with self._cache.transact():
-            yield
+        try:
+            with self._cache.transact():
+                yield
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:  # the commit itself
+            raise _fault(exc, self.directory) from None
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -547,6 +551,15 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
+
+
+def _fault(error: BaseException, directory: Path, action: str = "writing") -> HarnessError:
+    """A full disk or a read-only cache folder named as such; else a ``CacheError``."""
+    fault = environment_fault(error, directory, action=action)
+    if fault is not None:
+        return fault
+    verb = "open" if action == "opening" else "write"
+    return CacheError(f"cannot {verb} the cache at {directory}: {first_line(error)}")
 
 
 def _size_on_disk(directory: Path) -> int:

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.calls.cache_writer import CacheWriter
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
-from harness.errors import BudgetExceeded, ConfigError, ProviderError, ReplayMiss
+from harness.errors import (
+    BudgetExceeded,
+    ConfigError,
+    EndpointUnreachable,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ReplayMiss,
+)
 from harness.intercept.endpoints import Endpoints
 
 if TYPE_CHECKING:
@@ -103,6 +111,7 @@ class Caller:
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
+        self._reached: set[str | None] = set()  # base URLs that have answered at least once
         self._cache_writer: CacheWriter | None = None
         self._on_event = on_event or (lambda kind, data: None)
         # Spark scale-out (harness.runner.spark). On the driver, ``defer_misses`` answers
@@ -392,10 +401,12 @@ class Caller:
                 await limiter.acquire(tokens_in + tokens_out)
             try:
                 response = await self._attempt(provider, request, self._http())
-            except ProviderError:
+            except ProviderError as e:
                 if limiter is not None:  # a refused request used no tokens
                     limiter.settle(tokens_in + tokens_out, 0)
+                self._check_reachable(provider, e)
                 raise
+            self._reached.add(provider.base_url)
             if limiter is not None:
                 used = (response.input_tokens or 0) + (response.output_tokens or 0)
                 limiter.settle(tokens_in + tokens_out, used or None)
@@ -426,6 +437,25 @@ class Caller:
                     input_tokens=response.input_tokens if response else None,
                     output_tokens=response.output_tokens if response else None,
                 )
+
+    def _check_reachable(self, provider: Provider, error: ProviderError) -> None:
+        """Retries are for transient faults: a server that has never answered and refuses
+        the connection is not running (or the URL is wrong), so fail fast, naming it."""
+        if isinstance(error, ProviderHTTPError):
+            self._reached.add(provider.base_url)  # it answered: a later refusal is transient
+        elif (
+            isinstance(error, ProviderConnectionError)
+            and error.refused
+            and provider.base_url not in self._reached
+        ):
+            from harness.providers._http import redact_url
+
+            url = redact_url(provider.base_url or "")
+            raise EndpointUnreachable(
+                f"{provider.uri}: nothing is listening at {url} (connection refused): "
+                "is the server running, and is its base URL right",
+                url=url,
+            ) from None
 
     async def _attempt(
         self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import HarnessError, TrackingError
 
 if TYPE_CHECKING:
+    from harness.interrupt import StopRequest
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_log import RunLogger
@@ -54,12 +55,17 @@ class InlineLogger:
             logger, head = self._logger, self._head
             self._guard(lambda: logger.add_rows(batch_record(head, batch, judge_models)))
 
-    def finish(self, record: RunRecord) -> str:
+    def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
+        del stop  # in-process: nothing to wait for
         if self._error is not None:
             raise TrackingError(self._error)
         if self._logger is None:
             raise TrackingError("the MLflow run was never opened")
         return self._logger.finish(record)
+
+    def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None:
+        """Nothing to end: the caller's run is theirs to end (or fail), whatever stopped ours."""
+        del status, timeout_s
 
     def close(self) -> None:
         """Nothing to stop: the caller's run is theirs to end."""

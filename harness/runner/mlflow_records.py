@@ -216,5 +216,8 @@ def final_record(
 ) -> RunRecord:
     """``head`` completed with the run's metrics and its whole per-row table."""
     return dataclasses.replace(
-        head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
+        head,
+        metrics=_metrics(result),
+        rows=results_table(outputs, scores),
+        finished_at=result.finished_at or time.time(),
     )

@@ -17,6 +17,7 @@ from harness.store import runs as run_store
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
     from harness.runner.mlflow_records import Batch
     from harness.runner.plan import RunPlan
@@ -32,7 +33,8 @@ class MlflowLogger(Protocol):
     def begin(self, head: RunRecord, **options: Any) -> None: ...
     def add_rows(self, chunk: RunRecord) -> None: ...
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None: ...
-    def finish(self, record: RunRecord) -> str: ...
+    def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
+    def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
     def close(self) -> None: ...
 
 
@@ -41,11 +43,14 @@ def open_mlflow_run(
     run_id: str,
     started: float,
     worker: MlflowLogger | None,
-    replaces: str | None,
-    resumed_rows: bool,
+    known_run_id: str | None,
+    resumed_rows: set[str] | None,
     into_run: str | None = None,
 ) -> RunRecord | None:
-    """Open the run's MLflow run in the worker; a resumed run's stored rows go first.
+    """Open the run's MLflow run in the worker (a resumed run: the one it was logged to
+    before, ``known_run_id`` or found by its tag). A resumed run's stored rows
+    (``resumed_rows``, the ids) go first: the worker drops the traces of rows no longer
+    stored (failed rows run again) and writes those of the rows it does not hold yet.
 
     ``into_run`` is the caller's active MLflow run: logged into, never created or ended
     (and no prompt or model registered in a registry that is not ours to fill).
@@ -58,7 +63,13 @@ def open_mlflow_run(
     if into_run is not None:
         worker.begin(head, traces=plan.config.traces, into_run=into_run)
     else:
-        worker.begin(head, traces=plan.config.traces, replaces=replaces, register=True)
+        worker.begin(
+            head,
+            traces=plan.config.traces,
+            register=True,
+            known_run_id=known_run_id,
+            keep_rows=sorted(resumed_rows) if resumed_rows is not None else None,
+        )
     if resumed_rows and plan.config.traces:
         home = plan.home
         worker.add_rows(
@@ -94,8 +105,12 @@ def log_to_mlflow(
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
     worker: MlflowLogger,
+    stop: StopRequest | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts.
+
+    After a stop request, the worker's answer is waited for a few seconds more (then
+    ``Interrupted``; the worker completes the MLflow run alone)."""
     from harness.runner.mlflow_records import final_record
 
-    return worker.finish(final_record(head, result, outputs, scores))
+    return worker.finish(final_record(head, result, outputs, scores), stop)

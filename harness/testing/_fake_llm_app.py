@@ -76,6 +76,12 @@ def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None 
     return web.json_response(data, status=status, headers=headers)
 
 
+def _credential(request: web.Request) -> str:
+    """The key a request carried: a bearer token, else Anthropic's ``x-api-key``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else request.headers.get("x-api-key", "")
+
+
 def _drop(request: web.Request) -> web.Response:
     """Close the connection; aiohttp then fails quietly to write the response it is handed."""
     if request.transport is not None:
@@ -203,8 +209,10 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         await asyncio.sleep(plan.delay_s)
     if plan.fault == "drop":
         return _drop(request)
+    # A careless proxy's error page: the key it was sent, echoed back.
+    echo = f" (sent with key {_credential(request)})" if state.config.echo_key_in_errors else ""
     if plan.fault == "error_500":
-        message = "The server had an error while processing your request."
+        message = "The server had an error while processing your request." + echo
         return _json_response(dialect.error(500, "error_500", message), 500)
     if plan.fault == "error_429":
         retry_after = state.config.retry_after_s
@@ -212,7 +220,7 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
             "Retry-After": _format_seconds(retry_after),
             "retry-after-ms": str(int(retry_after * 1000)),
         }
-        message = "Rate limit reached. Please try again later."
+        message = "Rate limit reached. Please try again later." + echo
         return _json_response(dialect.error(429, "error_429", message), 429, headers)
 
     if isinstance(dialect, EmbeddingsDialect):

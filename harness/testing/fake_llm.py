@@ -72,7 +72,9 @@ wait milliseconds) and ``retry-after-ms``; ``timeout`` (hold the request ``hang_
 then close it unanswered); ``drop`` (close the connection without a response); ``malformed``
 (status 200 whose body is alternately cut in half and an HTML page). With
 ``fault_once_per_body`` a body (byte-identical request) meets at most one fault, so a retry
-of it succeeds. Refused requests (auth, bad body) are answered at once and draw no fault.
+of it succeeds. With ``echo_key_in_errors`` the 500 and 429 messages end with the key the
+request carried, as a careless proxy's would (the tests of scrubbing use it). Refused
+requests (auth, bad body) are answered at once and draw no fault.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class FakeLLMServer:
         script_per_body: bool = False,
         vary_with_temperature: bool = False,
         max_recorded: int = 1000,
+        echo_key_in_errors: bool = False,
     ) -> None:
         self.config = FakeLLMConfig(
             latency_s=latency_s,
@@ -146,6 +149,7 @@ class FakeLLMServer:
             script_per_body=script_per_body,
             vary_with_temperature=vary_with_temperature,
             max_recorded=max_recorded,
+            echo_key_in_errors=echo_key_in_errors,
         )
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
@@ -297,7 +301,12 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--seed", "seed", int, "seed of the fault sequence"),
     ("--max-recorded", "max_recorded", int, "requests kept for /_stats"),
 )
-_SWITCHES = ("fault_once_per_body", "script_per_body", "vary_with_temperature")
+_SWITCHES = (
+    "fault_once_per_body",
+    "script_per_body",
+    "vary_with_temperature",
+    "echo_key_in_errors",
+)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

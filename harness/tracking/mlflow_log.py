@@ -89,7 +89,8 @@ class RunLogger:
     ``RunLogger(head)`` opens the run (and registers the prompt and model), ``add_rows``
     writes the traces of the rows in a record as they finish, and ``finish`` logs params,
     metrics, inputs and artifacts and ends the run. ``abort`` deletes a run that will not
-    finish: the rows stay in DuckDB, and ``--resume`` logs a new run.
+    finish. With ``run_id``, the run logged into is that existing one instead of a new one
+    (``harness.tracking.mlflow_resume`` continues a partly logged run so).
 
     ``into_run`` logs into an existing run instead: the caller's active MLflow run
     (``harness.evaluate`` inside ``mlflow.start_run()``, as ``mlflow.evaluate`` does). That
@@ -106,11 +107,13 @@ class RunLogger:
         replaces: str | None = None,
         register: bool = False,
         into_run: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.tracking_uri, self.traces, self.replaces = tracking_uri, traces, replaces
         self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
         self.trace_count = 0
         self.trace_note: str | None = None
+        self.inputs_logged = False  # an existing run may hold them (MLflow re-adds a model's)
         self.owned = into_run is None
         self.existing_params: dict[str, str] = {}
         if into_run is not None:
@@ -124,13 +127,15 @@ class RunLogger:
             )
             # A resumed sweep child stays a child: the run it replaces names the parent.
             parent = head.parent_run_id or (_parent_of(self.client, replaces) if replaces else None)
-            run = self.client.create_run(
-                self.experiment.experiment_id,
-                start_time=epoch_ms(head.started_at),
-                run_name=head.run_name or head.run_id,
-                tags=_run_tags(head, parent),
-            )
-            self.run_id = str(run.info.run_id)
+            if run_id is None:
+                run = self.client.create_run(
+                    self.experiment.experiment_id,
+                    start_time=epoch_ms(head.started_at),
+                    run_name=head.run_name or head.run_id,
+                    tags=_run_tags(head, parent),
+                )
+                run_id = run.info.run_id
+            self.run_id: str = run_id
             with self._failing():
                 self.links = (
                     _register(self.client, self.experiment, self.run_id, head) if register else None
@@ -178,7 +183,8 @@ class RunLogger:
                 _log_params_and_metrics(
                     self.client, self.run_id, record, self.links, keep=self.existing_params
                 )
-                _log_inputs(self.client, self.run_id, record, self.links)
+                if not self.inputs_logged:
+                    _log_inputs(self.client, self.run_id, record, self.links)
                 _log_artifacts(self.client, self.run_id, record)
                 if self.trace_note is not None:
                     self.client.set_tag(

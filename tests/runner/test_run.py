@@ -305,8 +305,8 @@ def _mlflow_traces(home: Path, mlflow_run_id: str) -> list:
 def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
-    """Traces are written batch by batch while rows run; a resumed run ends as one MLflow run
-    with one trace per row, and the MLflow run of the first attempt is deleted."""
+    """Traces are written batch by batch while rows run; a resumed run completes the same
+    MLflow run: one trace per row, the failed rows' traces replaced by their new ones."""
     from mlflow import MlflowClient
 
     failing = sum(int(str(r["id"])) % 2 == 0 for r in qa_rows)
@@ -339,5 +339,8 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     assert len({t.info.client_request_id for t in traces}) == 20
     names = {a.name for a in traces[0].info.assessments}
     assert {"exact_match", "answer_relevance", "expected_response"} <= names
+    assert resumed["mlflow_run_id"] == first["mlflow_run_id"]
     client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
-    assert client.get_run(first["mlflow_run_id"]).info.lifecycle_stage == "deleted"
+    experiment = client.get_run(first["mlflow_run_id"]).info.experiment_id
+    runs = client.search_runs([experiment])
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(first["mlflow_run_id"], "FINISHED")]

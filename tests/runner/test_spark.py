@@ -406,3 +406,43 @@ def test_rate_limits_are_divided_among_the_tasks_running_at_once() -> None:
     assert divided["rate_limits"]["openai:/m"] == {"tokens_per_minute": 30000}
     assert divided["calls"] == {"max_retries": 3}
     assert settings["providers"]["openai"]["requests_per_minute"] == 600  # not changed
+
+
+def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A real SIGINT during a wave: no more waves, the wave's job is cancelled (its tasks
+    stop calling), the run is interrupted with the rows back so far, and resumes."""
+    import signal
+    import threading
+    import time
+
+    from harness.errors import Interrupted
+
+    server, spark = fake
+    write_settings(home, "[spark]\nrows_per_task = 5\n")
+    server.configure(latency_s=0.5)  # a wave takes seconds: time to interrupt it
+
+    def interrupt_once_executors_call() -> None:
+        deadline = time.monotonic() + 120
+        while server.stats()["requests_total"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # handled by run_eval, in this main thread
+
+    threading.Thread(target=interrupt_once_executors_call, daemon=True).start()
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run_eval(config(), home=home, spark_session=spark)
+    finally:
+        server.configure(latency_s=0.0)
+    assert stopped.value.exit_code == 130
+    result = stopped.value.result
+    assert result.status == "interrupted" and result.rows_done < 20
+    assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
+    sent = server.stats()["requests_total"]
+    time.sleep(3)  # a job left running would go on calling
+    assert server.stats()["requests_total"] == sent
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+
+    resumed = run_eval(config(), home=home, spark_session=spark, resume=result.run_id)
+    assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
