@@ -118,6 +118,7 @@ def m003_app_request_keys(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE outputs ADD COLUMN app_request_keys VARCHAR[]")
 
 
+@migration
 def m004_run_owner_and_reasons(con: duckdb.DuckDBPyConnection) -> None:
     """Who runs a run (so a dead one shows as interrupted), why it ended, what failed.
 
