@@ -119,7 +119,7 @@ def test_a_partly_logged_run_is_completed_not_duplicated(qa: str, home: Path) ->
     half = outputs["id"].iloc[:8]
     partial = ResumingLogger(head, tracking_uri=project.tracking_uri, register=True)
     partial.add_rows(
-        rows_record(head, outputs[outputs["id"].isin(half)], scores, plan.judge_provider.uri)
+        rows_record(head, outputs[outputs["id"].isin(half)], scores, plan.judge_models)
     )
     partial.stop("KILLED")
     [(mlflow_run_id, status, _)] = runs_of(home, run_id)
