@@ -39,3 +39,15 @@ def crash_on_executor(messages: list[dict[str, Any]]) -> str:
     if TaskContext.get() is not None:
         os._exit(3)
     return judge_messages(messages)
+
+
+def judge_yes(messages: list[dict[str, Any]]) -> str:
+    return '{"verdict": "yes", "rationale": "it is"}'
+
+
+def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:
+    """A judge model that raises while the file in $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag):
+        raise RuntimeError("judge backend exploded")
+    return judge_messages(messages)

@@ -23,6 +23,10 @@ Which session runs the tasks (active, Spark Connect, Databricks Connect or local
 Spark is kept quiet: :mod:`harness.runner.spark_session`. Before the first wave a probe
 job checks that the executors see the providers' keys (:mod:`harness.runner.spark_probe`).
 
+A stop request (Ctrl-C, SIGTERM) sends no more waves and cancels the Spark jobs in flight
+(their job group, or their tag over Spark Connect): the waves already back are kept, the
+cancelled ones run again on ``--resume``.
+
 Settings (``[spark]`` in harness.toml): ``master`` (for a local session harness starts;
 default ``local[*]``), ``remote`` (``sc://HOST:PORT`` or ``databricks``) and ``profile``,
 ``tasks`` (default: the session's default parallelism), ``rows_per_task`` (default 100).
@@ -34,6 +38,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
+import uuid
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -140,12 +146,17 @@ def _waves(
     seeds, local_seeds = caller.seeds or {}, caller.local_seeds or {}
     caller.seeds = caller.local_seeds = None
 
+    group = f"harness-{uuid.uuid4().hex[:12]}"  # the job group a stop cancels
+
     def submit(start: int) -> Future[list[dict[str, Any]]]:
         wave = deferred[start : start + wave_rows]
         n_tasks = min(tasks, math.ceil(len(wave) / per_task)) or 1
         items = [(encode_item(e, seeds.pop(e.id, ()), local_seeds.pop(e.id, None)),) for e in wave]
         spec = _spec(engine, caller, n_tasks, at_once)
-        return pool.submit(_collect, handle, items, n_tasks, spec)
+        return pool.submit(_collect, handle, items, n_tasks, spec, group)
+
+    def cancel(_signum: int) -> None:  # in the signal handler: Py4J work goes to a thread
+        threading.Thread(target=_cancel_jobs, args=(handle.session, group), daemon=True).start()
 
     # Two waves in flight (`depth`), so executors start the next wave's tasks as soon as
     # the last ones of the current wave free their cores, and the driver stores one wave
@@ -154,13 +165,24 @@ def _waves(
     pool = ThreadPoolExecutor(depth, thread_name_prefix="harness-spark")
     starts = iter(range(0, len(deferred), wave_rows))
     pending: deque[Future[list[dict[str, Any]]]] = deque()
+    forget = engine.stop.on_stop(cancel)
     try:
         while True:
-            while len(pending) < depth and (start := next(starts, None)) is not None:
+            while (
+                len(pending) < depth
+                and not engine.stop.requested
+                and (start := next(starts, None)) is not None
+            ):
                 pending.append(submit(start))
             if not pending:
                 return
-            if _keep(engine, caller, pending.popleft().result()):
+            try:
+                records = pending.popleft().result()
+            except RunFailed:
+                if engine.stop.requested:
+                    continue  # the wave a stop cancelled: its rows run again on --resume
+                raise
+            if _keep(engine, caller, records):
                 return  # the budget stopped a task: no more waves (the run is resumable)
     except HarnessError:
         # The wave still in flight has paid for its calls: keep them, then fail.
@@ -171,6 +193,7 @@ def _waves(
                 continue  # the first error is the one reported
         raise
     finally:
+        forget()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -187,12 +210,17 @@ def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
     return TaskSpec(
         config=plan.config,
         template=plan.template,
-        metrics=[m.name for m in plan.metrics],
+        # The metrics themselves travel: a python: metric's function is pickled by
+        # reference, so the executor imports its module, as it does a python: model's.
+        metrics=list(plan.metrics),
         judges=list(plan.judges),
         provider=ProviderRef.of(plan.provider, plan.home.settings),
         judge_provider=ProviderRef.of(plan.judge_provider, plan.home.settings)
         if plan.judge_provider
         else None,
+        judge_providers={
+            uri: ProviderRef.of(p, plan.home.settings) for uri, p in plan.judge_providers.items()
+        },
         settings=settings,
         concurrency=max(1, plan.config.concurrency // at_once),
         budget_usd=budget,
@@ -219,7 +247,7 @@ def _probe(engine: Engine, handle: SparkHandle, n_tasks: int) -> None:
     from harness.runner.spark_probe import ProbeTarget, probe_executors, visible_keys
 
     plan = engine.plan
-    providers = [p for p in (plan.provider, plan.judge_provider) if p is not None]
+    providers = [p for p in plan.providers if p is not None]
     settings = plan.home.settings
     targets = [ProbeTarget.of(p, settings) for p in providers if not p.local]
     unique = list({target.uri: target for target in targets}.values())  # model = judge
@@ -233,12 +261,29 @@ def _probe(engine: Engine, handle: SparkHandle, n_tasks: int) -> None:
         )
 
 
+def _cancel_jobs(spark: Any, group: str) -> None:
+    """Cancel the Spark jobs of ``group`` (a classic session's job group, or a tag)."""
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: its jobs carry a tag
+        spark.interruptTag(group)
+    else:
+        context.cancelJobGroup(group)
+
+
 def _collect(
-    handle: SparkHandle, items: list[tuple[str]], n_tasks: int, spec: Any
+    handle: SparkHandle, items: list[tuple[str]], n_tasks: int, spec: Any, group: str
 ) -> list[dict[str, Any]]:
     from harness.runner.spark_task import PackedSpec, run_task
 
     spark = handle.session
+
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: tag the session instead
+        spark.addTag(group)
+    else:  # this thread's jobs join the group a stop cancels (PySpark pins threads)
+        context.setJobGroup(group, "harness run", interruptOnCancel=True)
     packed = PackedSpec.of(spec)
 
     def task(batches: Any) -> Any:
@@ -278,7 +323,7 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
             caller.stats.add(record["stats"], record["error_kinds"])
             stopped = stopped or record["stopped"]
             if caller.budget is not None:
-                spent = sum(record["stats"][k]["cost_usd"] for k in ("model", "judge"))
+                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
                 caller.budget.spent_usd += spent
     for record in records:
         if "row" in record:
