@@ -87,8 +87,8 @@ def run_eval(
     ``spark_target`` names: a Spark Connect or Databricks cluster, or a local session;
     default from ``[spark]`` in harness.toml; see ``harness.runner.spark_session``).
     ``scoring_objects`` and ``evaluator_config`` are ``harness.evaluate``'s metric objects
-    and MLflow's evaluator config; ``mlflow_run`` is ``(tracking_uri, run_id)`` of the caller's active MLflow run,
-    logged into instead of a new run in the project's store.
+    and MLflow's evaluator config; ``mlflow_run`` is ``(tracking_uri, run_id)`` of the
+    caller's active MLflow run, logged into instead of a new run in the project's store.
 
     Raises ``HarnessError`` for bad input before anything is written. Once the run
     exists: ``Interrupted`` (exit 130/143) after SIGINT/SIGTERM, ``BudgetExceeded`` when

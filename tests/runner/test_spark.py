@@ -453,6 +453,8 @@ def test_spark_errors_are_told_in_their_one_line(cluster: tuple[FakeLLMServer, A
     assert error_line(missing.value).startswith(
         "[TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found"
     )
+
+
 def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
