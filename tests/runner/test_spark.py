@@ -97,7 +97,8 @@ def rows(home: Path, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any
 
 
 def jobs(spark: Any) -> int:
-    return len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    """Every job the session has run, in any job group (harness runs its waves in one)."""
+    return int(spark.sparkContext._jsc.sc().statusStore().jobsList(None).size())
 
 
 def write_settings(home: Path, text: str) -> None:
@@ -423,7 +424,11 @@ def test_a_spark_job_that_fails_fails_the_run_in_one_line(
             home=home,
             spark_session=spark,
         )
-    assert str(caught.value) == "the Spark job failed: Python worker exited unexpectedly (crashed)"
+    run_id = caught.value.result.run_id  # type: ignore[attr-defined]
+    assert str(caught.value) == (
+        "the Spark job failed: Python worker exited unexpectedly (crashed); "
+        f"run {run_id} failed; `harness run --resume {run_id}` tries again"
+    )
 
 
 CRASH = "python:harness_test_models:crash_on_executor"
