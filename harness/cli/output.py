@@ -62,3 +62,19 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def home_of(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("home")
+
+
+def invocation() -> str:
+    """How to type ``harness`` again in a hint: ``harness`` when that name on PATH is this
+    program, else the path it was started by (``.venv/bin/harness`` before activating)."""
+    import os
+    import shutil
+    import sys
+
+    started = sys.argv[0] if sys.argv and sys.argv[0] else "harness"
+    if os.path.basename(started) != "harness":
+        return "harness"  # python -m harness, or a test runner: the name is the best hint
+    on_path = shutil.which("harness")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(started):
+        return "harness"
+    return os.path.relpath(started) if not started.startswith("..") else started

@@ -14,7 +14,7 @@ from harness.cli.options import (
     guideline_option,
     judges_file_option,
 )
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import fmt, home_of, invocation, print_json, print_table
 from harness.config import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def run(
         reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
         raise RunFailed(
             f"{result.errors} of {result.rows} rows failed ({reasons}); "
-            f"retry them with `harness run --resume {result.run_id}`"
+            f"retry them with `{invocation()} run --resume {result.run_id}`"
         )
 
 
@@ -307,7 +307,7 @@ def _sweep(
             click.echo(f"warning: {warning}", err=True)
         if sweep.parent_mlflow_run_id:
             click.echo(
-                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `harness ui`)"
+                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
             )
     if sweep.errors:
         raise RunFailed(
@@ -346,5 +346,5 @@ def _print_summary(result: object) -> None:
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if result.mlflow_run_id:
-        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `harness ui`)")
-    click.echo(f"rows: harness runs show {result.run_id} --rows")
+        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `{invocation()} ui`)")
+    click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")
