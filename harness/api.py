@@ -12,19 +12,34 @@ Differences from ``mlflow.evaluate`` (see docs/python-api.md):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, resolve_home
+from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from harness.runner.config import RunResult
+
+_homes_said: set[Path] = set()
+
+
+def _say_home_once(path: Path) -> None:
+    """The CLI's home is a flag away; a notebook's is wherever it runs: say where, once."""
+    if path not in _homes_said:
+        _homes_said.add(path)
+        logging.getLogger("harness").warning(
+            "harness: writing harness.duckdb, cache/ and mlruns/ under %s "
+            "(pass home= or set HARNESS_HOME to choose the project home)",
+            path,
+        )
+
 
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
@@ -101,6 +116,8 @@ def evaluate(
     from harness.store.runs import load_outputs, load_scores
 
     project = resolve_home(home)
+    if home is None and not os.environ.get(HOME_ENV):
+        _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     if model is not None and predictions is not None:

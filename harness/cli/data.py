@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import home_of, print_json, print_table
+from harness.wording import plural
 
 
 @click.group()
@@ -74,7 +75,7 @@ def import_(
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
     click.echo(
-        f"{verb} {info.ref} ({info.n_rows} rows; columns: "
+        f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; columns: "
         + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
         + ")"
     )
@@ -137,7 +138,9 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"{info.ref}  {info.n_rows} rows  digest {info.digest}  source {info.source}")
+    click.echo(
+        f"{info.ref}  {plural(info.n_rows, 'row')}  digest {info.digest}  source {info.source}"
+    )
     print_table(
         None,
         ["id", "input", "expected", "context"],
@@ -147,7 +150,7 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
         ],
     )
     if info.n_rows > len(examples):
-        click.echo(f"... {fmt(info.n_rows - len(examples))} more rows (--limit N)")
+        click.echo(f"... {plural(info.n_rows - len(examples), 'more row')} (--limit N)")
 
 
 def _short(text: str | None, width: int = 80) -> str:

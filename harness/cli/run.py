@@ -16,6 +16,7 @@ from harness.cli.options import (
 )
 from harness.cli.output import fmt, home_of, invocation, print_json, print_table
 from harness.config import DEFAULT_EXPERIMENT
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.config import Home
@@ -322,7 +323,8 @@ def _print_summary(result: object) -> None:
     assert isinstance(result, RunResult)
     print_table(
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({result.rows_done} rows, {result.errors} errors, {result.duration_s:.1f} s)",
+        f"({plural(result.rows_done, 'row')}, {plural(result.errors, 'error')}, "
+        f"{result.duration_s:.1f} s)",
         ["metric", "mean", "p50", "p90", "rows"],
         [
             [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]

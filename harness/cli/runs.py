@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.wording import plural
 
 
 @click.group()
@@ -155,7 +156,7 @@ def export(ctx: click.Context, run_ref: str, file: str) -> None:
     if note:
         click.echo(f"note: {note}", err=True)
     rows = export_run(load_run_record(db_path, info.run_id), file)
-    click.echo(f"wrote run {info.run_id} ({rows} rows) to {file}")
+    click.echo(f"wrote run {info.run_id} ({plural(rows, 'row')}) to {file}")
 
 
 @runs.command("tag")

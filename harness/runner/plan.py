@@ -9,7 +9,7 @@ settings, no credential in ``--param``) before the run is created.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config import Home
@@ -45,6 +45,7 @@ class RunPlan:
     metrics: list[Metric]
     judges: list[Any]
     judge_provider: Provider | None
+    notes: list[str] = field(default_factory=list)  # said to the user, e.g. metrics skipped
 
     @property
     def params(self) -> dict[str, str]:
@@ -91,6 +92,13 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
     names = config.metrics or [
         m for m in DEFAULT_METRICS if has_expected or not get_metric(m).needs_expected
     ]
+    notes = []
+    if not config.metrics and not has_expected:
+        skipped = [m for m in DEFAULT_METRICS if m not in names]
+        notes.append(
+            f"default metrics {', '.join(skipped)} skipped: {dataset.ref} has no expected "
+            "answers (map a column with --expected at import)"
+        )
     metrics = [get_metric(name) for name in dict.fromkeys(names)]
     for metric in metrics:
         if metric.needs_expected and not has_expected:
@@ -138,7 +146,7 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
             judge_uri, home.settings.get("providers", {}).get(judge_uri.partition(":")[0], {})
         )
     return RunPlan(
-        config, home, dataset, examples, provider, template, metrics, judges, judge_provider
+        config, home, dataset, examples, provider, template, metrics, judges, judge_provider, notes
     )
 
 

@@ -208,6 +208,10 @@ def _finish(
     outputs = run_store.load_outputs(home.db_path, run_id)
     scores = run_store.load_scores(home.db_path, run_id)
     metrics = aggregate_scores(scores)
+    for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
+        if judge.output.kind == "yes/no" and judge.name in metrics:
+            metrics[judge.name].pop("p50", None)
+            metrics[judge.name].pop("p90", None)
     errors = int(outputs["error"].notna().sum()) if len(outputs) else 0
     reasons = Counter(outputs["error"].dropna()) if len(outputs) else Counter()
     run_store.finish_run(
@@ -227,6 +231,7 @@ def _finish(
         calls=usage,
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
+        warnings=list(plan.notes),
     )
     if mlflow_worker is not None and mlflow_head is not None and status == "finished":
         from harness.runner.mlflow_run import log_to_mlflow
