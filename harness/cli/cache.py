@@ -35,9 +35,16 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
-    """Entries, size on disk, age, and entries per model."""
-    with _open_cache(ctx) as c:
-        document = c.stats()
+    """Entries, size on disk, age, and entries per model.
+
+    \b
+    Example:
+      harness cache stats --json
+    """
+    from harness.cache.store import cache_stats
+    from harness.config import resolve_home
+
+    document = cache_stats(resolve_home(home_of(ctx)).cache_dir)
     if as_json:
         print_json(document)
         return
