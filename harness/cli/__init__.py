@@ -17,6 +17,7 @@ from harness._version import __version__
 # command name -> "module:attribute"
 COMMANDS = {
     "data": "harness.cli.data:data",
+    "dev": "harness.cli.dev:dev",
     "run": "harness.cli.run:run",
     "runs": "harness.cli.runs:runs",
     "cache": "harness.cli.cache:cache",

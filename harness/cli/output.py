@@ -77,4 +77,5 @@ def invocation() -> str:
     on_path = shutil.which("harness")
     if on_path and os.path.realpath(on_path) == os.path.realpath(started):
         return "harness"
-    return os.path.relpath(started) if not started.startswith("..") else started
+    relative = os.path.relpath(started)
+    return relative if not relative.startswith("..") else os.path.abspath(started)
