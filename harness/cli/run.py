@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--model",
+    "models",
+    multiple=True,
     metavar="URI",
     help="openai:/MODEL, anthropic:/MODEL, "
     "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION, echo, or column:NAME "
-    "(outputs already in the dataset's column NAME).",
+    "(outputs already in the dataset's column NAME). Repeat to sweep across models.",
 )
 @click.option(
     "--prompt",
@@ -132,7 +134,7 @@ if TYPE_CHECKING:
 def run(
     ctx: click.Context,
     data_ref: str | None,
-    model: str | None,
+    models: tuple[str, ...],
     prompts: tuple[str, ...],
     system: str | None,
     params: tuple[str, ...],
@@ -175,18 +177,18 @@ def run(
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
 
-    if not resume_id and (not data_ref or not model):
+    if not resume_id and (not data_ref or not models):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
     # --resume takes its options from the run: a [sweep] table does not apply to it.
     options = sweep_options(
-        params, prompts, None if resume_id else home.settings, base_dir=home.path
+        params, prompts, None if resume_id else home.settings, base_dir=home.path, models=models
     )
     config = RunConfig(
         data=data_ref or "",
-        model=model or "",
+        model=options.model or "",
         prompt=read_text_arg(options.prompt, "--prompt"),
         system=read_text_arg(system, "--system"),
         params=options.params,
