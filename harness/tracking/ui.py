@@ -59,6 +59,10 @@ def serve_ui(
     log_path = home.mlruns_dir / "ui.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     say(f"starting the MLflow UI for {home.path} on http://{host}:{port} (log: {log_path})")
+    # Ctrl-C, and a TERM from a supervisor or test, both stop MLflow's process group: a
+    # shell starts background jobs with SIGINT ignored, and the default TERM would orphan it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             ui_command(home, host, port),
@@ -81,6 +85,10 @@ def serve_ui(
     except KeyboardInterrupt:
         _stop(process)
         return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
