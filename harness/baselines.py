@@ -85,7 +85,6 @@ def top_sentence(row: dict[str, Any]) -> str:
     return context_overlap(row, sentences=1)
 
 
-
 _NEGATIVE = re.compile(
     r"\b(no|not|neither|nor|without|failed to|did not|does not|was not|were not|"
     r"no significant|insignificant|unrelated)\b",

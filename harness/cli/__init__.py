@@ -76,8 +76,11 @@ def cli(ctx: click.Context, home: str | None) -> None:
     """Evaluate LLM applications locally: cached model and judge calls, results in DuckDB
     and MLflow.
 
+    No API key? `harness dev fake-llm --help` shows how to try it all offline;
+    harness.toml settings: docs/config.md.
+
     \b
-    Quick start:
+    Example (a first session):
       harness data import questions.csv --name qa
       harness run --data qa --model openai:/gpt-4o-mini --metric exact_match
       harness runs list

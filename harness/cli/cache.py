@@ -28,7 +28,12 @@ def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
 
 @click.group()
 def cache() -> None:
-    """The response cache: every model and judge call, keyed by a hash of the request."""
+    """The response cache: every model and judge call, keyed by a hash of the request.
+
+    \b
+    Example:
+      harness cache stats
+    """
 
 
 @cache.command()
@@ -70,7 +75,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> None:
-    """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable."""
+    """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable.
+
+    \b
+    Example:
+      harness cache export tests/cassettes/qa.jsonl.gz --run RUN_ID
+    """
     from harness.cache.cassette import export_cassette
     from harness.config import resolve_home
     from harness.store.runs import get_run, request_keys
@@ -114,7 +124,12 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
-    """Check every entry's checksum. Exit code 1 if any entry is corrupt."""
+    """Check every entry's checksum. Exit code 1 if any entry is corrupt.
+
+    \b
+    Example:
+      harness cache verify
+    """
     with _open_cache(ctx) as c:
         problems = c.verify()
         total = len(c)
@@ -139,7 +154,12 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
-    """Remove old or corrupt entries."""
+    """Remove old or corrupt entries.
+
+    \b
+    Example:
+      harness cache prune --older-than 30
+    """
     with _open_cache(ctx) as c:
         removed = c.prune(days)
     if as_json:
@@ -153,7 +173,12 @@ def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Remove every entry (reruns will pay for every call again)."""
+    """Remove every entry (reruns will pay for every call again).
+
+    \b
+    Example:
+      harness cache clear --yes
+    """
     if not yes and not as_json:
         click.confirm("Remove every cached response?", abort=True)
     with _open_cache(ctx) as c:

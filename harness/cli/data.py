@@ -10,7 +10,12 @@ from harness.wording import plural
 
 @click.group()
 def data() -> None:
-    """Eval sets: import files, list them, show their rows."""
+    """Eval sets: import files, list them, show their rows.
+
+    \b
+    Example:
+      harness data import questions.csv --name qa
+    """
 
 
 @data.command("import")
@@ -56,7 +61,13 @@ def import_(
     """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
 
     A version is named by the digest of its content: importing the same content again
-    reports the existing version; changed content makes a new one.
+    reports the existing version; changed content makes a new one. Columns named input,
+    question, expected, answer, context or id (in any case) are found by themselves; a
+    .csv may be separated by commas, semicolons, tabs or bars.
+
+    \b
+    Example:
+      harness data import questions.csv --name qa --expected final_decision
     """
     from harness.data import import_file
 
@@ -85,7 +96,12 @@ def import_(
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List datasets and their versions, newest first."""
+    """List datasets and their versions, newest first.
+
+    \b
+    Example:
+      harness data list --json
+    """
     from harness.config import resolve_home
     from harness.store.datasets import list_datasets
 
@@ -114,7 +130,12 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset and rows as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
-    """Show a dataset version and its first rows."""
+    """Show a dataset version and its first rows.
+
+    \b
+    Example:
+      harness data show qa@3f2a9c --limit 5
+    """
     from harness.config import resolve_home
     from harness.store.datasets import load_examples, resolve_dataset
 

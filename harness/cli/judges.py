@@ -17,7 +17,12 @@ from harness.cli.output import fmt, home_of, print_json, print_table
 
 @click.group()
 def judges() -> None:
-    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python."""
+    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python.
+
+    \b
+    Example:
+      harness judges list
+    """
 
 
 @judges.command("list")
@@ -28,7 +33,12 @@ def judges() -> None:
 def list_(
     ctx: click.Context, judges_file: str | None, guidelines: tuple[str, ...], as_json: bool
 ) -> None:
-    """List the judges --judge accepts: output type, the fields they use, version."""
+    """List the judges --judge accepts: output type, the fields they use, version.
+
+    \b
+    Example:
+      harness judges list --judges my_judges.toml
+    """
     from harness.config import resolve_home
     from harness.judges import available_judges
 
@@ -143,7 +153,13 @@ def calibrate_(
     show: int,
     as_json: bool,
 ) -> None:
-    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix."""
+    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix.
+
+    \b
+    Example:
+      harness judges calibrate --data pubmedqa --run RUN_ID --judge correctness \\
+          --label final_decision --judge-model openai:/gpt-4o-mini
+    """
     from harness.errors import ConfigError
     from harness.judges.calibration import calibrate
 
@@ -227,6 +243,10 @@ def compare(
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
     as inconsistent: the judge preferred a position, not an answer).
+
+    \b
+    Example:
+      harness judges compare demo-baseline top-sentence --judge-model openai:/gpt-4o-mini
     """
     from harness.judges.pairwise import compare_runs
 

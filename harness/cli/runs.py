@@ -12,7 +12,12 @@ from harness.wording import plural
 
 @click.group()
 def runs() -> None:
-    """Runs stored in the project's DuckDB file."""
+    """Runs stored in the project's DuckDB file.
+
+    \b
+    Example:
+      harness runs show demo-baseline --rows --limit 5
+    """
 
 
 @runs.command("list")
@@ -20,7 +25,12 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
+    """List runs, newest first.
+
+    \b
+    Example:
+      harness runs list --limit 10
+    """
     from harness.config import resolve_home
     from harness.store.runs import list_runs
     from harness.store.tags import run_tags

@@ -40,6 +40,10 @@ def sync(
     in place, never duplicated; an interrupted sync resumes where it stopped. Traces cost
     one request each: --no-traces leaves them for a later sync. One sync at a time per
     project home: a second one fails at once.
+
+    \b
+    Example:
+      harness sync --tracking-uri http://127.0.0.1:5050 --dry-run
     """
     from harness.config import resolve_home
     from harness.errors import ConfigError
