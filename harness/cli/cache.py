@@ -102,7 +102,12 @@ def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one."""
+    """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one.
+
+    \b
+    Example:
+      harness cache import tests/cassettes/qa.jsonl.gz
+    """
     from harness.cache.cassette import import_cassette
 
     with _open_cache(ctx) as c:
