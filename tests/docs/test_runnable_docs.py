@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from doc_commands import runnable_commands
 
 from harness.testing import FakeLLMServer
 from harness.testing.dev import client_env
-from doc_commands import runnable_commands
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
