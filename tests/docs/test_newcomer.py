@@ -330,7 +330,7 @@ def test_every_command_help_ends_with_an_example() -> None:
             for name in command.list_commands(ctx):
                 yield from walk(command.get_command(ctx, name), [*path, name])
 
-    for path, command in walk(cli, []):
+    for path, _command in walk(cli, []):
         code, out, _ = invoke(*path, "--help")
         assert code == 0
         paragraphs = out.split("Options:")[0].strip().split("\n\n")
