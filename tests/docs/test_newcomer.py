@@ -336,3 +336,29 @@ def test_every_command_help_ends_with_an_example() -> None:
         paragraphs = out.split("Options:")[0].strip().split("\n\n")
         assert paragraphs[-1].lstrip().startswith("Example"), (path, paragraphs[-1])
         assert "harness " in paragraphs[-1]
+
+
+def test_dev_fake_llm_serves_and_prints_the_export_line_a_client_can_use() -> None:
+    import httpx
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness", "dev", "fake-llm", "--port", "0"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert "fake LLM server ready at http://127.0.0.1:" in server.stdout.readline()
+        export = server.stdout.readline().strip()
+        assert export.startswith("export OPENAI_BASE_URL=")
+        env = dict(item.split("=", 1) for item in export.removeprefix("export ").split())
+        reply = httpx.post(
+            env["OPENAI_BASE_URL"] + "/chat/completions",
+            headers={"Authorization": f"Bearer {env['OPENAI_API_KEY']}"},
+            json={"model": "m", "messages": [{"role": "user", "content": "Is it? Yes."}]},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        assert reply.json()["choices"][0]["message"]["content"] == "Answer: Is it?"
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) is not None
