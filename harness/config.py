@@ -69,7 +69,7 @@ class Home:
 
 
 # What harness.toml may hold (docs/config.md describes each). The tables whose keys are
-# checked where they are used ([calls], [spark], [check], [judges.NAME], [sweep]) are
+# checked where they are used ([calls], [check], [judges.NAME], [sweep]) are
 # listed with None here; the rest are checked in full by check_settings.
 SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "judge_model": None,
@@ -80,7 +80,7 @@ SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "prices": None,
     "calls": None,
     "sweep": None,
-    "spark": None,
+    "spark": frozenset({"master", "remote", "profile", "tasks", "rows_per_task"}),
     "check": None,
     "metrics": None,
     "intercept": None,

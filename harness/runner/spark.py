@@ -45,6 +45,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from harness.config import SETTINGS_TABLES
 from harness.errors import ConfigError, HarnessError, RunFailed
 from harness.runner.spark_session import (
     DEFAULT_TASKS,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ROWS_PER_TASK", "SparkTarget", "run_on_spark", "spark_session"]
 
 DEFAULT_ROWS_PER_TASK = 100
-_SETTINGS = {"master", "remote", "profile", "tasks", "rows_per_task"}
+_SETTINGS = SETTINGS_TABLES["spark"] or frozenset()  # checked here too: a dict given in code
 
 
 def run_on_spark(
