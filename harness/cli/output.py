@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from harness.runner.sweep import SweepResult
 
 
 def _clean(value: Any) -> Any:
@@ -116,3 +119,22 @@ def invocation() -> str:
         return "harness"
     relative = os.path.relpath(started)
     return relative if not relative.startswith("..") else os.path.abspath(started)
+
+
+def print_sweep(sweep: SweepResult) -> None:
+    """A sweep's comparison table (``harness run`` at its end, ``harness runs show``):
+    one row per child, ``*`` on the best, then where to find it again."""
+    hidden = sweep.columns.index("mlflow_run_id")
+    print_table(
+        f"sweep {sweep.sweep_id}: {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
+        + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
+        ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
+        [
+            ["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
+            for n, row in enumerate(sweep.rows)
+        ],
+    )
+    if sweep.parent_mlflow_run_id:
+        click.echo(
+            f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
+        )

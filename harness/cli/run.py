@@ -21,6 +21,7 @@ from harness.cli.output import (
     home_of,
     invocation,
     print_json,
+    print_sweep,
     print_table,
 )
 from harness.config import DEFAULT_EXPERIMENT
@@ -309,25 +310,13 @@ def _sweep(
     if as_json:
         print_json(sweep.as_dict())
     else:
-        hidden = sweep.columns.index("mlflow_run_id")
-        print_table(
-            f"sweep of {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
-            + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
-            ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
-            [
-                [
-                    "*" if n == sweep.best else "",
-                    *(fmt(v) for i, v in enumerate(row) if i != hidden),
-                ]
-                for n, row in enumerate(sweep.rows)
-            ],
-        )
+        print_sweep(sweep)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
-        if sweep.parent_mlflow_run_id:
-            click.echo(
-                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
-            )
+        click.echo(
+            f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')}; show it again with "
+            f"`{invocation()} runs show {sweep.sweep_id}`"
+        )
     if sweep.errors:
         raise RunFailed(
             f"{sweep.errors} rows failed in the sweep; finish each run with "

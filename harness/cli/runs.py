@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.cli.output import call_lines, failure_lines, fmt, home_of, print_json, print_table
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    print_json,
+    print_sweep,
+    print_table,
+)
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -30,7 +38,8 @@ def runs() -> None:
 @click.pass_context
 def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List runs, newest first: status (a run whose process is gone shows as
-    interrupted), rows done, failed rows, and whether it is in MLflow.
+    interrupted), rows done, failed rows, whether it is in MLflow, and the sweep a run
+    belongs to (`harness runs show SWEEP` shows the sweep's table).
 
     \b
     Example:
@@ -44,7 +53,9 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     infos = list_runs(db_path, limit=limit)
     tags = run_tags(db_path)
     if as_json:
-        print_json([{**i.as_dict(), "tags": tags.get(i.run_id, [])} for i in infos])
+        print_json(
+            [{**i.as_dict(), "tags": tags.get(i.run_id, []), "sweep_id": i.sweep_id} for i in infos]
+        )
         return
     if not infos:
         click.echo("no runs yet; start one with `harness run --data NAME --model URI`")
@@ -67,6 +78,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
                 i.errors if i.errors is not None else "",
                 _mlflow_state(i),
                 f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
+                i.sweep_id or "",
             ]
         )
     print_table(
@@ -82,6 +94,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
             "failed",
             "mlflow",
             "headline metric (mean)",
+            "sweep",
         ],  # fmt: skip
         rows,
     )
@@ -133,11 +146,12 @@ def show(
     as_json: bool,
 ) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
-    the per-row table.
+    the per-row table. Show a sweep: its comparison table, one row per run.
 
-    RUN is a run id (or a unique prefix), a tag, a run name or a file from
-    `harness runs export`. --rows prints the first 20 rows, cells cut to fit;
-    --json prints every row (of those --errors and --columns select), whole.
+    RUN is a run id (or a unique prefix), a tag, a run name, a file from
+    `harness runs export`, or a sweep's id (or its MLflow parent run's id).
+    --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
+    those --errors and --columns select), whole.
 
     \b
     Example:
@@ -145,12 +159,20 @@ def show(
     """
     from harness.config import resolve_home
     from harness.runner.summary import results_table, select_rows
+    from harness.runner.sweep import find_sweep
     from harness.store.exports import is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     table = None
+    if not is_run_file(run_id) and (sweep := find_sweep(run_id, home=home)) is not None:
+        if as_json:
+            print_json(sweep.as_dict())
+        else:
+            print_sweep(sweep)
+        return
     if is_run_file(run_id):
         record = read_run_file(run_id)
         info = record.info

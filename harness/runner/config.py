@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 from harness.errors import HarnessError, RunFailed, TrackingError
+
+if TYPE_CHECKING:
+    from harness.store.runs import RunInfo
 
 # What one failure of a kind of call costs: a model call fails its row, a judge call a score.
 FAILURE_UNITS = {"model": "rows", "judge": "scores"}
@@ -39,6 +42,9 @@ class RunConfig:
     # Metrics and judges given as Python objects (harness.evaluate): named here, but only
     # the objects can score them again, so such a run cannot be resumed from the CLI.
     python_objects: list[str] = field(default_factory=list)
+    # The sweep this run is a point of: {"id", "values", "parent_mlflow_run_id"}, so
+    # `harness runs show SWEEP_ID` finds its children in DuckDB. None for a single run.
+    sweep: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +86,37 @@ class RunResult:
     reason: str | None = None  # why the run failed, stopped or was interrupted
     mlflow_error: str | None = None  # why MLflow logging failed (`harness runs log` retries)
     finished_at: float | None = None  # epoch seconds, as stored (MLflow's end time)
+
+    @classmethod
+    def from_info(cls, info: RunInfo) -> RunResult:
+        """A run stored in DuckDB as the result it returned (``runs log``, a sweep's table)."""
+        from collections import Counter
+        from datetime import timezone
+
+        reasons: Counter[str] = Counter()
+        for entry in info.failures.values():
+            reasons.update({r: n for r, n in entry.get("reasons", [])})
+        begun = info.created_at.replace(tzinfo=timezone.utc).timestamp()
+        ended = (info.finished_at or info.created_at).replace(tzinfo=timezone.utc).timestamp()
+        return cls(
+            run_id=info.run_id,
+            run_name=info.run_name,
+            mlflow_run_id=info.mlflow_run_id,
+            dataset=f"{info.dataset}@{info.dataset_version}",
+            model=info.model,
+            status=info.status,
+            rows=info.rows_total,
+            rows_done=info.rows_done,
+            errors=info.errors or 0,
+            metrics=info.metrics,
+            calls=info.usage,
+            error_reasons=reasons.most_common(5),
+            duration_s=ended - begun,
+            directions={str(k): int(v) for k, v in (info.config.get("directions") or {}).items()},
+            failures=info.failures,
+            reason=info.reason,
+            finished_at=ended,
+        )
 
     def failure(self) -> HarnessError | None:
         """What went wrong in a run that ran to its end, as the error to exit with.

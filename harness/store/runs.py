@@ -84,6 +84,12 @@ class RunInfo:
     stale: bool = False  # stored as running, but its process is gone: shown as interrupted
 
     @property
+    def sweep_id(self) -> str | None:
+        """The sweep this run is a point of (``harness runs show SWEEP_ID``), if any."""
+        sweep = self.config.get("sweep")
+        return sweep.get("id") if isinstance(sweep, dict) else None
+
+    @property
     def mlflow_pending(self) -> bool:
         """Logging to MLflow was asked for and has not completed (`harness runs log` does it)."""
         return bool(self.config.get("mlflow", True)) and self.mlflow_run_id is None
