@@ -79,7 +79,7 @@ def test_a_sweep_without_mlflow_is_shown_again_by_its_id(qa):
     code, out, err = invoke("runs", "list", "--json")
     assert code == 0, err
     marks = {r["run_id"]: r["sweep_id"] for r in json.loads(out)}
-    assert sorted(marks.values(), key=str) == [None, sweep_id, sweep_id]
+    assert sorted(marks.values(), key=lambda v: v or "") == [None, sweep_id, sweep_id]
     assert {k for k, v in marks.items() if v} == {run_id for _, run_id, _ in children(ran)}
     code, out, _ = invoke("runs", "list")
     assert out.count(sweep_id) == 2
