@@ -9,12 +9,15 @@ import click
 
 from harness.cli.compare import check_options, finish_check
 from harness.cli.options import (
+    by_option,
     cache_option,
     concurrency_option,
     guideline_option,
     judges_file_option,
+    max_slices_option,
+    sample_options,
 )
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import fmt, home_of, print_json, print_slices, print_table
 from harness.config import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
@@ -93,6 +96,9 @@ if TYPE_CHECKING:
     help="Estimate calls, tokens and cost from the cache and prompts; send nothing.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@sample_options
+@by_option
+@max_slices_option
 @click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
 )
@@ -145,6 +151,11 @@ def run(
     concurrency: int,
     max_cost: float | None,
     limit: int | None,
+    sample: str | None,
+    sample_seed: int | None,
+    stratify: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     experiment: str,
     run_name: str | None,
     resume_id: str | None,
@@ -173,9 +184,12 @@ def run(
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
+    from harness.sampling import DEFAULT_SEED, parse_size
 
     if not resume_id and (not data_ref or not model):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    if sample is None and sample_seed is not None:
+        raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
@@ -201,6 +215,11 @@ def run(
         run_name=run_name,
         max_cost=max_cost,
         limit=limit,
+        sample=parse_size(sample) if sample is not None else None,
+        sample_seed=DEFAULT_SEED if sample_seed is None else sample_seed,
+        stratify=stratify,
+        by=list(by),
+        max_slices=max_slices,
         mlflow=not no_mlflow,
         traces=not no_traces,
         spark=spark,
@@ -329,6 +348,11 @@ def _print_summary(result: object) -> None:
             for name, a in result.metrics.items()
         ],
     )
+    if result.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(result.sample)}")
+    print_slices(result.slices)
     for kind in ("model", "judge"):
         c = result.calls.get(kind, {})
         if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls")):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.options import by_option, max_slices_option
+from harness.cli.output import fmt, home_of, print_json, print_slices, print_table
 
 
 @click.group()
@@ -65,41 +66,59 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 @runs.command("show")
 @click.argument("run_id", metavar="RUN")
 @click.option("--rows", "with_rows", is_flag=True, help="Also show every row with its scores.")
+@by_option
+@max_slices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> None:
-    """Show one run: configuration, metrics, calls; with --rows the per-row table.
+def show(
+    ctx: click.Context,
+    run_id: str,
+    with_rows: bool,
+    by: tuple[str, ...],
+    max_slices: int | None,
+    as_json: bool,
+) -> None:
+    """Show one run: configuration, metrics, calls; with --rows the per-row table; with
+    --by COLUMN every metric per value of a dataset column (a run made with --by shows
+    its own columns).
 
     RUN is a run id (or a unique prefix), a tag, a run name or a file from
     `harness runs export`.
 
     \b
     Example:
-      harness runs show baseline.jsonl --rows
+      harness runs show demo-baseline --by final_decision
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table
-    from harness.store.exports import is_run_file, read_run_file
+    from harness.runner.summary import record_slices, results_table
+    from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     table = None
+    run: str | RunRecord
     if is_run_file(run_id):
-        record = read_run_file(run_id)
-        info = record.info
+        run = read_run_file(run_id)
+        info = run.info
         if with_rows:
-            table = results_table(record.rows(), record.scores())
+            table = results_table(run.rows(), run.scores())
     else:
         info, note = find_run(db_path, run_id)
+        run = info.run_id
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    columns = list(by) or list(info.config.get("by") or [])
+    slices = record_slices(home, run, columns, max_slices=max_slices)
     if as_json:
         document = info.as_dict()
+        if slices:
+            document["slices"] = [s.as_dict() for s in slices]
         if table is not None:
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
@@ -119,6 +138,11 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
             for n, a in info.metrics.items()
         ],
     )
+    if info.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(info.sample)}")
+    print_slices(slices)
     for kind, c in info.usage.items():
         click.echo(
             f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} cached, "

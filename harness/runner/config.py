@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
+
+if TYPE_CHECKING:
+    from harness.slices import SliceTable
 
 
 @dataclass
@@ -29,6 +32,11 @@ class RunConfig:
     run_name: str | None = None
     max_cost: float | None = None
     limit: int | None = None  # only the first N rows
+    sample: int | float | None = None  # a random subset: N rows, or a fraction of them
+    sample_seed: int = 0  # --seed: which subset (harness.sampling)
+    stratify: str | None = None  # keep each value's share of this column in the sample
+    by: list[str] = field(default_factory=list)  # metrics per value of these columns
+    max_slices: int | None = None  # values a --by column may have; None: harness.toml, 50
     mlflow: bool = True
     traces: bool = True  # one MLflow trace per row, with its judge feedback
     spark: bool = False  # rows the cache cannot answer go to Spark executors
@@ -60,6 +68,8 @@ class RunResult:
     error_reasons: list[tuple[str, int]]
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    sample: dict[str, Any] | None = None  # a sampled run: size, seed, stratify, rows, population
+    slices: list[SliceTable] = field(default_factory=list)  # one per --by column
 
     def flat_metrics(self) -> dict[str, float]:
         """``{"exact_match/mean": 0.4, ...}``: the names MLflow shows."""
@@ -68,6 +78,13 @@ class RunResult:
             for name, aggs in self.metrics.items()
             for stat, value in aggs.items()
         }
+
+    def slice_metrics(self) -> dict[str, float]:
+        """``{"exact_match/mean/by/final_decision/yes": 0.4, ...}``: each slice's mean under
+        the name MLflow holds it by (see ``harness.slices.mlflow_slice_metrics``)."""
+        from harness.slices import mlflow_slice_metrics
+
+        return {k: v for table in self.slices for k, v in mlflow_slice_metrics(table).items()}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,4 +102,6 @@ class RunResult:
             "error_reasons": [{"error": e, "rows": n} for e, n in self.error_reasons],
             "duration_s": round(self.duration_s, 3),
             "warnings": self.warnings,
+            "sample": self.sample,
+            "slices": [table.as_dict() for table in self.slices],
         }

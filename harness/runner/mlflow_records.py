@@ -89,6 +89,7 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
 
 def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
+    metrics.update(result.slice_metrics())  # NAME/mean/by/COLUMN/VALUE (harness.slices)
     for kind, counters in result.calls.items():
         for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
             metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
@@ -141,6 +142,10 @@ def rows_record(
         finished_at=time.time(),
     )
 
+
+# Per slice, metric: rows, count, mean and the 95% interval (``SliceTable.records``), in
+# mlflow.log_table's format, beside the NAME/mean/by/COLUMN/VALUE metrics.
+SLICES_TABLE = "slices_table.json"
 
 # A batch travels to the MLflow worker as plain tuples, outputs in ``ROW_COLUMNS`` order
 # and scores in this one: pickling them costs a fraction of pickling DataFrames, and the
@@ -211,7 +216,18 @@ def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunR
 def final_record(
     head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
 ) -> RunRecord:
-    """``head`` completed with the run's metrics and its whole per-row table."""
+    """``head`` completed with the run's metrics, its whole per-row table and, with
+    ``--by``, the slices table."""
+    tables = {}
+    if result.slices:
+        import pandas as pd
+
+        records = [r for table in result.slices for r in table.records()]
+        tables[SLICES_TABLE] = pd.DataFrame.from_records(records)
     return dataclasses.replace(
-        head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
+        head,
+        metrics=_metrics(result),
+        rows=results_table(outputs, scores),
+        tables=tables,
+        finished_at=time.time(),
     )

@@ -8,7 +8,7 @@ settings, no credential in ``--param``) before the run is created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from harness.prompts import (
 )
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
+from harness.runner.selection import check_slices, select_examples
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
 
@@ -45,6 +46,7 @@ class RunPlan:
     metrics: list[Metric]
     judges: list[Any]
     judge_provider: Provider | None
+    sample: dict[str, Any] | None = None  # a sampled run: what it asked for and came to
 
     @property
     def params(self) -> dict[str, str]:
@@ -63,6 +65,13 @@ class RunPlan:
             "harness_version": __version__,
         }
         params.update({f"param.{k}": str(v) for k, v in sorted(c.params.items())})
+        if self.sample is not None:
+            params["sample"] = f"{self.sample['rows']} of {self.sample['population']}"
+            params["sample_seed"] = str(self.sample["seed"])
+            if self.sample["stratify"]:
+                params["sample_stratify"] = self.sample["stratify"]
+        if c.by:
+            params["by"] = ",".join(c.by)
         if self.judges:
             params["judges"] = ",".join(f"{j.name}@{j.version}" for j in self.judges)
             params["judge_model"] = self.judge_provider.uri if self.judge_provider else ""
@@ -70,8 +79,16 @@ class RunPlan:
         return params
 
 
-def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) -> RunPlan:
-    """Resolve and check a run's configuration; raise HarnessError on anything wrong."""
+def plan_run(
+    config: RunConfig,
+    home: Home,
+    provider: Provider | None = None,
+    example_ids: Sequence[str] | None = None,
+) -> RunPlan:
+    """Resolve and check a run's configuration; raise HarnessError on anything wrong.
+
+    ``example_ids``: the rows a sampled run stored (``--resume`` takes them, rather than
+    choosing again)."""
     if config.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
     if config.judge_samples < 1:
@@ -85,7 +102,8 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
             f"unknown cache mode {config.cache!r}; use one of {', '.join(CACHE_MODES)}"
         )
     dataset = dataset_store.resolve_dataset(home.db_path, config.data)
-    examples = dataset_store.load_examples(home.db_path, dataset, limit=config.limit)
+    examples, sample = select_examples(config, home.db_path, dataset, example_ids)
+    check_slices(config, examples, home.settings)
     has_expected = any(e.expected for e in examples)
     has_context = any(e.context for e in examples)
     names = config.metrics or [
@@ -138,8 +156,9 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
             judge_uri, home.settings.get("providers", {}).get(judge_uri.partition(":")[0], {})
         )
     return RunPlan(
-        config, home, dataset, examples, provider, template, metrics, judges, judge_provider
-    )
+        config, home, dataset, examples, provider, template, metrics, judges, judge_provider,
+        sample,
+    )  # fmt: skip
 
 
 def preflight(

@@ -26,7 +26,7 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores
+from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def run_eval(
     progress = progress or NullProgress()
     previous_usage: dict[str, Any] = {}
     previous_mlflow_run: str | None = None
+    sampled_ids: list[str] | None = None
     if resume:
         info = run_store.get_run(home.db_path, resume)
         if info.status == "finished" and not info.errors:
@@ -72,9 +73,10 @@ def run_eval(
         config = RunConfig.from_dict(info.config)
         run_id, previous_usage = info.run_id, info.usage
         previous_mlflow_run = info.mlflow_run_id
+        sampled_ids = run_store.run_example_ids(home.db_path, run_id)
     else:
         run_id = uuid.uuid4().hex[:12]
-    plan = plan_run(config, home, provider)
+    plan = plan_run(config, home, provider, example_ids=sampled_ids)
     from harness.calls.budget import Budget
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
@@ -125,6 +127,8 @@ def run_eval(
             model=plan.provider.uri,
             config=config.as_dict(),
             rows_total=len(plan.examples),
+            sample=plan.sample,
+            example_ids=[e.id for e in plan.examples] if plan.sample is not None else None,
         )
         todo = plan.examples
     from harness.runner.mlflow_run import open_mlflow_run, trace_sender
@@ -227,6 +231,8 @@ def _finish(
         calls=usage,
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
+        sample=plan.sample,
+        slices=run_slices(config.by, plan.examples, outputs, scores, config.as_dict()),
     )
     if mlflow_worker is not None and mlflow_head is not None and status == "finished":
         from harness.runner.mlflow_run import log_to_mlflow

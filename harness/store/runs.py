@@ -70,6 +70,8 @@ class RunInfo:
     mlflow_run_id: str | None
     created_at: datetime
     finished_at: datetime | None
+    # A sampled run: {"size", "seed", "stratify", "rows", "population"}; None otherwise.
+    sample: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class RunInfo:
             "mlflow_run_id": self.mlflow_run_id,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "sample": self.sample,
             "config": self.config,
         }
 
@@ -100,22 +103,52 @@ def create_run(
     model: str,
     config: dict[str, Any],
     rows_total: int,
+    sample: dict[str, Any] | None = None,
+    example_ids: list[str] | None = None,
 ) -> None:
+    """Create a run; a sampled run's description and chosen ids go in the same transaction."""
     with connect(db_path) as con:
-        con.execute(
-            "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, config, "
-            "rows_total, created_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-            [
-                run_id,
-                run_name,
-                dataset,
-                dataset_version,
-                model,
-                json.dumps(config, sort_keys=True),
-                rows_total,
-                _now(),
-            ],
-        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, "
+                "config, rows_total, created_at, sample) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                [
+                    run_id,
+                    run_name,
+                    dataset,
+                    dataset_version,
+                    model,
+                    json.dumps(config, sort_keys=True),
+                    rows_total,
+                    _now(),
+                    json.dumps(sample) if sample is not None else None,
+                ],
+            )
+            if example_ids is not None:
+                chosen = pa.table(
+                    {
+                        "run_id": pa.array([run_id] * len(example_ids), pa.string()),
+                        "example_id": pa.array(example_ids, pa.string()),
+                    }
+                )
+                con.register("chosen_examples", chosen)
+                con.execute("INSERT INTO run_examples SELECT * FROM chosen_examples")
+                con.unregister("chosen_examples")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def run_example_ids(db_path: Path, run_id: str) -> list[str] | None:
+    """The example ids a sampled run chose; None for a run over every row."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT example_id FROM run_examples WHERE run_id = ?", [run_id]
+        ).fetchall()
+    return [r[0] for r in rows] or None
 
 
 _OUTPUT_SCHEMA = pa.schema(
@@ -211,7 +244,7 @@ def set_mlflow_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
 _RUN_COLUMNS = (
     "r.run_id, r.run_name, r.dataset, r.dataset_version, r.model, r.status, r.config, r.metrics, "
     "r.usage, r.rows_total, (SELECT count(*) FROM outputs o WHERE o.run_id = r.run_id), "
-    "r.errors, r.mlflow_run_id, r.created_at, r.finished_at"
+    "r.errors, r.mlflow_run_id, r.created_at, r.finished_at, r.sample"
 )
 
 
@@ -232,6 +265,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         mlflow_run_id,
         created_at,
         finished_at,
+        sample,
     ) = row
     return RunInfo(
         run_id,
@@ -249,6 +283,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         mlflow_run_id,
         created_at,
         finished_at,
+        json.loads(sample) if sample else None,
     )
 
 
@@ -348,7 +383,7 @@ def delete_run(db_path: Path, run_id: str) -> tuple[RunInfo, list[str]]:
                 "SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", [info.run_id]
             ).fetchall()
         ]
-        for table in ("scores", "outputs", "run_tags", "runs"):
+        for table in ("scores", "outputs", "run_tags", "run_examples", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [info.run_id])
         con.execute("COMMIT")
     return info, tags
