@@ -81,6 +81,11 @@ def evaluate(
     log_to_mlflow: bool = True,
     home: str | os.PathLike[str] | None = None,
     spark: Any = False,
+    by: str | Sequence[str] = (),
+    sample: int | float | None = None,
+    seed: int = 0,
+    stratify: str | None = None,
+    max_slices: int | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``data`` and return metrics and the per-row table.
 
@@ -94,10 +99,17 @@ def evaluate(
 
     ``spark=True`` (or a ``SparkSession``) sends the rows the cache cannot answer to Spark
     executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
+
+    ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
+    ``tables["slices_table"]`` (column, value, metric, rows, count, mean, ci_low, ci_high)
+    and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` values per column.
+    ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
+    by ``seed``, keeping each value's share of the ``stratify`` column.
     """
     from harness import data as data_module
     from harness.runner.config import RunConfig
     from harness.runner.run import run_eval
+    from harness.sampling import parse_size
     from harness.store.runs import load_outputs, load_scores
 
     project = resolve_home(home)
@@ -153,6 +165,11 @@ def evaluate(
         experiment=experiment,
         run_name=run_name,
         max_cost=max_cost,
+        sample=parse_size(sample, "sample=") if sample is not None else None,
+        sample_seed=seed,
+        stratify=stratify,
+        by=[by] if isinstance(by, str) else list(by),
+        max_slices=max_slices,
         mlflow=log_to_mlflow,
         spark=spark is not False and spark is not None,
     )
@@ -163,9 +180,14 @@ def evaluate(
     table = results_table(
         load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
     )
+    tables = {"eval_results_table": table}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables["slices_table"] = slices_frame(result.slices)
     return EvaluationResult(
-        metrics=result.flat_metrics(),
-        tables={"eval_results_table": table},
+        metrics={**result.flat_metrics(), **result.slice_metrics()},
+        tables=tables,
         run_id=result.run_id,
         mlflow_run_id=result.mlflow_run_id,
         result=result,

@@ -67,9 +67,7 @@ def parse_size(value: Any, what: str = "--sample") -> int | float:
     if isinstance(value, bool):
         raise ConfigError(f"{what} expects a number of rows or a fraction, got {value!r}")
     number: int | float
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float):
+    if isinstance(value, (int, float)):
         number = value
     else:
         text = str(value).strip()

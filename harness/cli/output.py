@@ -55,10 +55,10 @@ def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
 def print_slices(tables: Sequence[Any]) -> None:
     """Each ``--by`` column's ``SliceTable``: per metric, the overall line, then a line per
     value (rows with a score, mean, 95% interval)."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     for table in tables:

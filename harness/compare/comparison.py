@@ -63,8 +63,16 @@ def compare(
     for candidate in candidates:
         results.append(
             _compare_one(
-                base, base_scores, candidate, cluster, margins, rows, alpha, power,
-                by, max_slices,
+                base,
+                base_scores,
+                candidate,
+                cluster,
+                margins,
+                rows,
+                alpha,
+                power,
+                by,
+                max_slices,
             )  # fmt: skip
         )
     # Holm across every metric of every candidate: the chance of any false better/worse.
@@ -187,9 +195,10 @@ def _sample_note(
         return f"both runs are the same sample: {describe_sample(samples[0])}"
     sides = [
         f"{role} is a sample of {describe_sample(sample)}" if sample else f"{role} has {n} rows"
-        for role, sample, n in (("base", samples[0], n_base), ("candidate", samples[1], n_candidate))
+        for role, sample, n in zip(
+            ("base", "candidate"), samples, (n_base, n_candidate), strict=True
+        )
     ]
     return (
-        f"SAMPLES: {'; '.join(sides)}; compared on the {n_common} rows both have, "
-        f"and only on those"
+        f"SAMPLES: {'; '.join(sides)}; compared on the {n_common} rows both have, and only on those"
     )

@@ -50,7 +50,9 @@ def compare_slices(
     labels = {column: row_labels(rows, column, "--by") for column in dict.fromkeys(by)}
     for column, found in labels.items():  # every column checked before any is compared
         check_value_count(column, found.tolist(), max_values)
-    margins = {m.metric: Margin(m.margin, origin=m.margin_rule) for m in overall}
+    margins: dict[str | None, Margin] = {
+        m.metric: Margin(m.margin, origin=m.margin_rule) for m in overall
+    }
     results = []
     for column, found in labels.items():
         values = found.to_numpy(dtype=object)
@@ -63,7 +65,10 @@ def compare_slices(
                     m.metric,
                     base.values.loc[ids, m.metric].to_numpy(),
                     candidate.values.loc[ids, m.metric].to_numpy(),
-                    clusters, margins, alpha, power,
+                    clusters,
+                    margins,
+                    alpha,
+                    power,
                 )  # fmt: skip
                 for m in overall
             ]

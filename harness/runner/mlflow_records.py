@@ -220,10 +220,9 @@ def final_record(
     ``--by``, the slices table."""
     tables = {}
     if result.slices:
-        import pandas as pd
+        from harness.slices import slices_frame
 
-        records = [r for table in result.slices for r in table.records()]
-        tables[SLICES_TABLE] = pd.DataFrame.from_records(records)
+        tables[SLICES_TABLE] = slices_frame(result.slices)
     return dataclasses.replace(
         head,
         metrics=_metrics(result),

@@ -200,8 +200,11 @@ def _slices(
     metrics = metric_order(config, list(values.columns))
     return [
         slice_table(
-            column, pd.Series(found, index=index, dtype=object), values,
-            failed=failed, metrics=metrics,
+            column,
+            pd.Series(found, index=index, dtype=object),
+            values,
+            failed=failed,
+            metrics=metrics,
         )  # fmt: skip
         for column, found in labels.items()
     ]

@@ -28,6 +28,7 @@ from harness.slices.table import (
     mlflow_slice_metrics,
     per_row_values,
     slice_table,
+    slices_frame,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "per_row_values",
     "row_fields",
     "slice_table",
+    "slices_frame",
     "sort_labels",
 ]

@@ -67,9 +67,7 @@ def row_fields(
 def example_fields(example: Any) -> dict[str, Any]:
     """``row_fields`` of a stored example (anything with ``id``, ``input``, ``expected``,
     ``context`` and ``extra``)."""
-    return row_fields(
-        example.id, example.input, example.expected, example.context, example.extra
-    )
+    return row_fields(example.id, example.input, example.expected, example.context, example.extra)
 
 
 def column_labels(rows: Iterable[Mapping[str, Any]], column: str, option: str) -> list[str | None]:
@@ -86,20 +84,19 @@ def sort_labels(labels: Iterable[str | None]) -> list[str | None]:
     """Distinct labels in a reader's order: numerically when every label is a number,
     else alphabetically; rows without a value last."""
     labels = list(labels)
-    distinct = {value for value in labels if value is not None}
-    has_missing = None in labels
+    distinct = sorted({value for value in labels if value is not None})
+    numbers = [_number(value) for value in distinct]
+    if all(n is not None for n in numbers):
+        distinct = [v for _, v in sorted(zip(numbers, distinct, strict=True))]
+    ordered: list[str | None] = list(distinct)
+    return [*ordered, None] if None in labels else ordered
 
-    def number(text: str) -> float | None:
-        try:
-            return float(text)
-        except ValueError:
-            return None
 
-    if distinct and all(number(v) is not None for v in distinct):
-        ordered: list[str | None] = sorted(distinct, key=lambda v: (number(v), v))
-    else:
-        ordered = sorted(distinct)
-    return [*ordered, None] if has_missing else ordered
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def max_values(option: int | None, settings: Mapping[str, Any]) -> int:

@@ -24,7 +24,14 @@ from harness.stats import MeanEstimate, estimate_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Slice", "SliceTable", "mlflow_slice_metrics", "per_row_values", "slice_table"]
+__all__ = [
+    "Slice",
+    "SliceTable",
+    "mlflow_slice_metrics",
+    "per_row_values",
+    "slice_table",
+    "slices_frame",
+]
 
 
 def per_row_values(scores: pd.DataFrame) -> pd.DataFrame:
@@ -106,6 +113,13 @@ class SliceTable:
         return records
 
 
+def slices_frame(tables: Sequence[SliceTable]) -> pd.DataFrame:
+    """Every table's ``records`` as one frame: ``slices_table`` in MLflow and ``evaluate``."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records([r for table in tables for r in table.records()])
+
+
 def slice_table(
     column: str,
     labels: pd.Series,
@@ -182,4 +196,3 @@ def mlflow_slice_metrics(table: SliceTable) -> dict[str, float]:
 def _segment(text: str) -> str:
     safe = _UNSAFE.sub("_", text).strip() or "_"
     return "_" * len(safe) if set(safe) == {"."} else safe  # "." and ".." are path moves
-
