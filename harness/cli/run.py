@@ -178,6 +178,7 @@ def run(
     \b
     Example:
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
+      harness run --data qa --model openai:/gpt-4o-mini --sample 200 --seed 1 --by topic
     """
     from harness.config import read_text_arg, resolve_home
     from harness.errors import BudgetExceeded, ConfigError, ReplayMiss, RunFailed
