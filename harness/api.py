@@ -101,7 +101,7 @@ def evaluate(
     executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
 
     ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
-    ``tables["slices_table"]`` (column, value, metric, rows, count, mean, ci_low, ci_high)
+    ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count)
     and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` values per column.
     ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
     by ``seed``, keeping each value's share of the ``stratify`` column.

@@ -41,6 +41,7 @@ def test_the_pinned_sample_is_the_same_on_every_machine() -> None:
     ids = [str(r["id"]) for r in rows]
     chosen = sorted(ids[i] for i in choose_sample(ids, 10, 7))
     assert chosen == PINNED_SEED_7
+
     # The documented key, computed here: the rows with the smallest keys.
     def key(example_id: str) -> int:
         digest = hashlib.sha256(f"harness-sample-v1\x00{7}\x00{example_id}".encode()).digest()

@@ -323,6 +323,11 @@ def _sweep(
                 for n, row in enumerate(sweep.rows)
             ],
         )
+        for run in sweep.runs:  # --by: each child's slices, named by what varies
+            if run.result.slices:
+                varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
+                click.echo(f"run {run.result.run_id} ({varied}):")
+                print_slices(run.result.slices)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
         if sweep.parent_mlflow_run_id:

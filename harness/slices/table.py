@@ -97,7 +97,8 @@ class SliceTable:
 
     def records(self) -> list[dict[str, Any]]:
         """One flat record per slice (overall first, value ``"(all)"``) and metric: the
-        table logged to MLflow and returned by ``harness.evaluate``."""
+        table logged to MLflow and returned by ``harness.evaluate``. The mean and its
+        interval come before the counts so MLflow's artifact view shows them unscrolled."""
         records = []
         for s in [self.overall, *self.slices]:
             value = "(all)" if s is self.overall else s.value
@@ -106,8 +107,8 @@ class SliceTable:
                 records.append(
                     {
                         "column": self.column, "value": value, "metric": metric,
-                        "rows": s.rows, "count": m.n, "mean": _finite(m.mean),
-                        "ci_low": _finite(m.low), "ci_high": _finite(m.high),
+                        "mean": _finite(m.mean), "ci_low": _finite(m.low),
+                        "ci_high": _finite(m.high), "rows": s.rows, "count": m.n,
                     }
                 )  # fmt: skip
         return records

@@ -172,6 +172,25 @@ def test_too_many_slice_values_are_refused_with_one_line(
     assert code == 2 and "more than the 4 allowed" in err
 
 
+def test_each_run_of_a_sweep_has_its_slices(pubmedqa: list[dict[str, object]], home: Path) -> None:
+    sweep = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--param",
+             "temperature=0", "--param", "temperature=1", "--by", "final_decision",
+             "--no-mlflow")  # fmt: skip
+    code, out, err = invoke(*sweep, "--json")
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert len(runs) == 2
+    for run in runs:
+        (table,) = run["slices"]
+        assert [s["rows"] for s in table["slices"]] == [
+            Counter(str(r["final_decision"]) for r in pubmedqa)[v] for v in ("maybe", "no", "yes")
+        ]
+    code, out, err = invoke(*sweep)
+    assert code == 0, err
+    assert out.count("by final_decision: 3 values") == 2
+    assert "(temperature=0):" in out and "(temperature=1):" in out
+
+
 def test_a_sampled_rerun_picks_the_same_rows_and_sends_no_requests(
     server: FakeLLMServer, pubmedqa: list[dict[str, object]], home: Path
 ) -> None:
