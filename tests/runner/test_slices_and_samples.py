@@ -266,8 +266,9 @@ def test_data_sample_saves_a_content_digested_version(
     assert code == 0, err
     saved = json.loads(out)
     assert saved["created"] and saved["rows"] == 24
-    assert saved["source"] == ("sample of pqa@" + saved["source"].split("@")[1].split(":")[0]
-                               + ": 24 of 120 rows (seed 3, stratified by final_decision)")  # fmt: skip
+    (pqa,) = query(home, "SELECT version FROM datasets WHERE name = 'pqa'")["version"]
+    expected = f"sample of pqa@{pqa}: 24 of 120 rows (seed 3, stratified by final_decision)"
+    assert saved["source"] == expected
     code, out, _ = invoke(*args)
     assert code == 0 and not json.loads(out)["created"]
     assert json.loads(out)["version"] == saved["version"]
