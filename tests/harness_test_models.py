@@ -36,3 +36,15 @@ def answer_some(row: dict[str, Any]) -> str:
     if int(row["id"]) % 3:
         return answer_expected(row)
     return (row["context"] or "").split(". ")[0]
+
+
+def judge_yes(messages: list[dict[str, Any]]) -> str:
+    return '{"verdict": "yes", "rationale": "it is"}'
+
+
+def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:
+    """A judge model that raises while the file in $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag):
+        raise RuntimeError("judge backend exploded")
+    return judge_messages(messages)

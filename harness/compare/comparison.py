@@ -27,6 +27,7 @@ from harness.compare.rows import flipped_rows
 from harness.compare.slices import compare_slices
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
 from harness.errors import ConfigError, DataError
+from harness.metrics import metric_direction
 from harness.slices import DEFAULT_MAX_VALUES
 from harness.stats import DEFAULT_ALPHA, DEFAULT_POWER, holm
 
@@ -129,7 +130,8 @@ def _compare_one(
         c = scores.values.loc[common, metric].to_numpy()
         if metric == ERRORS and not (b.any() or c.any()):
             continue  # no row failed in either run: nothing to say
-        metrics.append(metric_result(metric, b, c, groups, margins, alpha, power))
+        direction = metric_direction(metric, {**base_scores.directions, **scores.directions})
+        metrics.append(metric_result(metric, direction, b, c, groups, margins, alpha, power))
     slices = []
     if by:
         slices = compare_slices(
@@ -151,6 +153,7 @@ def _compare_one(
         notes=notes,
         slices=slices,
     )
+
 
 
 def _pairing_notes(

@@ -22,7 +22,6 @@ from harness.compare.result import (
 )
 from harness.compare.sources import ERRORS
 from harness.errors import ConfigError
-from harness.metrics import metric_direction
 from harness.stats import paired_difference
 
 if TYPE_CHECKING:
@@ -73,6 +72,7 @@ def parse_margin(text: str) -> tuple[str | None, Margin]:
 
 def metric_result(
     metric: str,
+    direction: int,
     base: np.ndarray,
     candidate: np.ndarray,
     groups: object,
@@ -81,7 +81,8 @@ def metric_result(
     power: float,
 ) -> MetricResult:
     """``metric`` compared on paired rows (``base[i]``, ``candidate[i]``; NaN: no score,
-    left out with its pair), with its margin: ``margins[metric]``, else ``margins[None]``,
+    left out with its pair), read in ``direction`` (+1 higher is better, -1 lower, 0
+    neither; the failed-rows count is always -1), with its margin: ``margins[metric]``, else ``margins[None]``,
     else the default for its scale. The verdict waits for the adjusted p-value."""
     import numpy as np
     import pandas as pd
@@ -93,7 +94,7 @@ def metric_result(
     stats = paired_difference(
         base[both], candidate[both], clusters=clusters, alpha=alpha, power=power
     )
-    direction = -1 if metric == ERRORS else metric_direction(metric)
+    direction = -1 if metric == ERRORS else direction
     margin_spec = margins.get(metric) or margins.get(None)
     if margin_spec is not None:
         margin, rule = margin_spec.resolve(stats.base.mean)

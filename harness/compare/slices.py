@@ -63,6 +63,7 @@ def compare_slices(
             metrics = [
                 metric_result(
                     m.metric,
+                    m.direction,
                     base.values.loc[ids, m.metric].to_numpy(),
                     candidate.values.loc[ids, m.metric].to_numpy(),
                     clusters,

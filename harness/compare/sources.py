@@ -85,6 +85,7 @@ class RunScores:
     rationales: pd.DataFrame  # one column per judge: the first sample's rationale
     judges: frozenset[str]
     order: list[str]  # the metrics in the order the run asked for them, then ERRORS
+    directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
 
 
 def run_scores(run: LoadedRun) -> RunScores:
@@ -109,7 +110,10 @@ def run_scores(run: LoadedRun) -> RunScores:
     config = run.record.info.config
     asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
     order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
-    return RunScores(rows, values, rationales, judges, [*order, ERRORS])
+    # A run stores which way each of its metrics is better: a python: metric, a kind or an
+    # MLflow metric is known to no registry here.
+    directions = {str(k): int(v) for k, v in (config.get("directions") or {}).items()}
+    return RunScores(rows, values, rationales, judges, [*order, ERRORS], directions)
 
 
 def row_labels(rows: pd.DataFrame, column: str, option: str) -> pd.Series:

@@ -28,14 +28,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import ui_demo_app  # a helper of this folder: if it breaks, the test must fail, not skip
 from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.config import resolve_home
 from harness.runner.config import RunConfig
 from harness.runner.run import run_eval
-
-ui_demo_app = pytest.importorskip("ui_demo_app")
 
 BROWSERS = ("chromium", "chromium-browser")
 JUDGE = "answer_correctness"
