@@ -155,7 +155,6 @@ def _compare_one(
     )
 
 
-
 def _pairing_notes(
     base: LoadedRun,
     candidate: LoadedRun,

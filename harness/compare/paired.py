@@ -82,8 +82,9 @@ def metric_result(
 ) -> MetricResult:
     """``metric`` compared on paired rows (``base[i]``, ``candidate[i]``; NaN: no score,
     left out with its pair), read in ``direction`` (+1 higher is better, -1 lower, 0
-    neither; the failed-rows count is always -1), with its margin: ``margins[metric]``, else ``margins[None]``,
-    else the default for its scale. The verdict waits for the adjusted p-value."""
+    neither; the failed-rows count is always -1), with its margin: ``margins[metric]``,
+    else ``margins[None]``, else the default for its scale. The verdict waits for the
+    adjusted p-value."""
     import numpy as np
     import pandas as pd
 

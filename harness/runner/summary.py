@@ -216,6 +216,8 @@ def _slices(
         )  # fmt: skip
         for column, found in labels.items()
     ]
+
+
 def headline_metric(metrics: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
     """The metric a one-line view shows: a judge first (it is what a run is usually for),
     then the defaults in their order (exact_match, token_f1, ...), then the rest by name —
