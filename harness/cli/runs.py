@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from harness.cli.options import by_option, max_slices_option
 from harness.cli.output import (
     call_lines,
     failure_lines,
     fmt,
     home_of,
     print_json,
+    print_slices,
     print_sweep,
     print_table,
 )
@@ -133,6 +135,8 @@ def _mlflow_state(info: RunInfo) -> str:
     metavar="A,B,...",
     help="With --rows: these columns (and id), e.g. output,error,token_f1.",
 )
+@by_option
+@max_slices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
 def show(
@@ -143,10 +147,13 @@ def show(
     all_rows: bool,
     errors_only: bool,
     columns: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     as_json: bool,
 ) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
-    the per-row table. Show a sweep: its comparison table, one row per run.
+    the per-row table; with --by COLUMN every metric per value of a dataset column (a run
+    made with --by shows its own columns). Show a sweep: its comparison table, one row per run.
 
     RUN is a run id (or a unique prefix), a tag, a run name, a file from
     `harness runs export`, or a sweep's id (or its MLflow parent run's id).
@@ -155,12 +162,13 @@ def show(
 
     \b
     Example:
+      harness runs show demo-baseline --by final_decision
       harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table, select_rows
+    from harness.runner.summary import record_slices, results_table, select_rows
     from harness.runner.sweep import find_sweep
-    from harness.store.exports import is_run_file, read_run_file
+    from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
@@ -173,19 +181,23 @@ def show(
         else:
             print_sweep(sweep)
         return
+    run: str | RunRecord
     if is_run_file(run_id):
-        record = read_run_file(run_id)
-        info = record.info
+        run = read_run_file(run_id)
+        info = run.info
         if with_rows:
-            table = results_table(record.rows(), record.scores())
+            table = results_table(run.rows(), run.scores())
     else:
         info, note = find_run(db_path, run_id)
+        run = info.run_id
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    slice_columns = list(by) or list(info.config.get("by") or [])
+    slices = record_slices(home, run, slice_columns, max_slices=max_slices)
     left_out = 0
     if table is not None:
         table, left_out = select_rows(
@@ -196,6 +208,8 @@ def show(
         )
     if as_json:
         document = info.as_dict()
+        if slices:
+            document["slices"] = [s.as_dict() for s in slices]
         if table is not None:
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
@@ -224,6 +238,11 @@ def show(
             for n, a in info.metrics.items()
         ],
     )
+    if info.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(info.sample)}")
+    print_slices(slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
     if table is not None:
