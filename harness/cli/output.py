@@ -52,6 +52,37 @@ def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
         console.print(renderable)
 
 
+def print_slices(tables: Sequence[Any]) -> None:
+    """Each ``--by`` column's ``SliceTable``: per metric, the overall line, then a line per
+    value (rows with a score, mean, 95% interval)."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    for table in tables:
+        shown = Table(
+            title=f"by {table.column}: {len(table.slices)} values; 95% intervals",
+            title_justify="left", show_edge=False, pad_edge=False,
+        )  # fmt: skip
+        for column in ("metric", table.column, "rows", "mean", "95% CI"):
+            shown.add_column(column, overflow="fold")
+        for metric in table.metrics:
+            for s in [table.overall, *table.slices]:
+                m = s.means[metric]
+                value = "(all)" if s is table.overall else s.value
+                shown.add_row(
+                    metric if s is table.overall else "",
+                    "(none)" if value is None else value,
+                    f"{m.n}" if m.n == s.rows else f"{m.n} of {s.rows}",
+                    fmt(m.mean) if m.n else "",
+                    "" if m.low != m.low else f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]",
+                )
+            shown.add_section()
+        console.print(shown)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""

@@ -9,10 +9,13 @@ import click
 
 from harness.cli.compare import check_options, finish_check
 from harness.cli.options import (
+    by_option,
     cache_option,
     concurrency_option,
     guideline_option,
     judges_file_option,
+    max_slices_option,
+    sample_options,
 )
 from harness.cli.output import (
     call_lines,
@@ -21,6 +24,7 @@ from harness.cli.output import (
     home_of,
     invocation,
     print_json,
+    print_slices,
     print_table,
 )
 from harness.config import DEFAULT_EXPERIMENT
@@ -106,6 +110,9 @@ if TYPE_CHECKING:
     help="Estimate calls, tokens and cost from the cache and prompts; send nothing.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@sample_options
+@by_option
+@max_slices_option
 @click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
 )
@@ -159,6 +166,11 @@ def run(
     concurrency: int,
     max_cost: float | None,
     limit: int | None,
+    sample: str | None,
+    sample_seed: int | None,
+    stratify: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     experiment: str,
     run_name: str | None,
     resume_id: str | None,
@@ -194,15 +206,19 @@ def run(
       harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
           --metric 'cites=regex:\\[\\d+\\]' --metric python:my_metrics:has_citation
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
+      harness run --data qa --model openai:/gpt-4o-mini --sample 200 --seed 1 --by topic
     """
     from harness.config import read_text_arg, resolve_home
     from harness.errors import ConfigError, HarnessError, ReplayMiss
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
+    from harness.sampling import DEFAULT_SEED, parse_size
 
     if not resume_id and (not data_ref or not models):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    if sample is None and sample_seed is not None:
+        raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
@@ -228,6 +244,11 @@ def run(
         run_name=run_name,
         max_cost=max_cost,
         limit=limit,
+        sample=parse_size(sample) if sample is not None else None,
+        sample_seed=DEFAULT_SEED if sample_seed is None else sample_seed,
+        stratify=stratify,
+        by=list(by),
+        max_slices=max_slices,
         mlflow=not no_mlflow,
         traces=not no_traces,
         spark=spark,
@@ -322,6 +343,11 @@ def _sweep(
                 for n, row in enumerate(sweep.rows)
             ],
         )
+        for run in sweep.runs:  # --by: each child's slices, named by what varies
+            if run.result.slices:
+                varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
+                click.echo(f"run {run.result.run_id} ({varied}):")
+                print_slices(run.result.slices)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
         if sweep.parent_mlflow_run_id:
@@ -359,6 +385,11 @@ def _print_summary(result: RunResult) -> None:
             for name, a in result.metrics.items()
         ],
     )
+    if result.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(result.sample)}")
+    print_slices(result.slices)
     for line in call_lines(result.calls):
         click.echo(line)
     for line in failure_lines(result.failures):

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.cli.output import call_lines, failure_lines, fmt, home_of, print_json, print_table
+from harness.cli.options import by_option, max_slices_option
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    print_json,
+    print_slices,
+    print_table,
+)
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -120,6 +129,8 @@ def _mlflow_state(info: RunInfo) -> str:
     metavar="A,B,...",
     help="With --rows: these columns (and id), e.g. output,error,token_f1.",
 )
+@by_option
+@max_slices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
 def show(
@@ -130,10 +141,13 @@ def show(
     all_rows: bool,
     errors_only: bool,
     columns: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     as_json: bool,
 ) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
-    the per-row table.
+    the per-row table; with --by COLUMN every metric per value of a dataset column (a run
+    made with --by shows its own columns).
 
     RUN is a run id (or a unique prefix), a tag, a run name or a file from
     `harness runs export`. --rows prints the first 20 rows, cells cut to fit;
@@ -141,29 +155,35 @@ def show(
 
     \b
     Example:
+      harness runs show demo-baseline --by final_decision
       harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table, select_rows
-    from harness.store.exports import is_run_file, read_run_file
+    from harness.runner.summary import record_slices, results_table, select_rows
+    from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     table = None
+    run: str | RunRecord
     if is_run_file(run_id):
-        record = read_run_file(run_id)
-        info = record.info
+        run = read_run_file(run_id)
+        info = run.info
         if with_rows:
-            table = results_table(record.rows(), record.scores())
+            table = results_table(run.rows(), run.scores())
     else:
         info, note = find_run(db_path, run_id)
+        run = info.run_id
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    slice_columns = list(by) or list(info.config.get("by") or [])
+    slices = record_slices(home, run, slice_columns, max_slices=max_slices)
     left_out = 0
     if table is not None:
         table, left_out = select_rows(
@@ -174,6 +194,8 @@ def show(
         )
     if as_json:
         document = info.as_dict()
+        if slices:
+            document["slices"] = [s.as_dict() for s in slices]
         if table is not None:
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
@@ -202,6 +224,11 @@ def show(
             for n, a in info.metrics.items()
         ],
     )
+    if info.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(info.sample)}")
+    print_slices(slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
     if table is not None:

@@ -74,10 +74,12 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     from harness.runner.config import RunConfig, RunResult
     from harness.runner.mlflow_records import final_record, head_record, rows_record
     from harness.runner.plan import plan_run
+    from harness.runner.summary import run_slices
     from harness.tracking.mlflow_resume import ResumingLogger
 
     config = RunConfig.from_dict(info.config)
-    plan = plan_run(config, home)
+    # A sampled run's stored ids, not a new draw: the rows and slices it logs are its own.
+    plan = plan_run(config, home, example_ids=run_store.run_example_ids(home.db_path, info.run_id))
     outputs = run_store.load_outputs(home.db_path, info.run_id)
     scores = run_store.load_scores(home.db_path, info.run_id)
     begun = info.created_at.replace(tzinfo=timezone.utc).timestamp()
@@ -101,6 +103,8 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
         duration_s=ended - begun,
         failures=info.failures,
         finished_at=ended,
+        sample=plan.sample,
+        slices=run_slices(config.by, plan.examples, outputs, scores, info.config),
     )
     head = head_record(plan, info.run_id, begun)
     try:

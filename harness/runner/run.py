@@ -47,7 +47,7 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores
+from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ def run_eval(
     home = home if isinstance(home, Home) else resolve_home(home)
     progress = progress or NullProgress()
     previous: RunInfo | None = None
+    sampled_ids: list[str] | None = None
     if resume:
         previous = run_store.get_run(home.db_path, resume)
         config = RunConfig.from_dict(previous.config)
@@ -107,13 +108,19 @@ def run_eval(
                 f"run {previous.run_id} finished with no failed rows; nothing to resume"
             )
         run_id = previous.run_id
+        sampled_ids = run_store.run_example_ids(home.db_path, run_id)
     else:
         run_id = uuid.uuid4().hex[:12]
     cassette = _cassette()
     if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
         config = dataclasses.replace(config, cache=cassette.mode)
     plan = plan_run(
-        config, home, provider, scoring_objects=scoring_objects, evaluator_config=evaluator_config
+        config,
+        home,
+        provider,
+        scoring_objects=scoring_objects,
+        evaluator_config=evaluator_config,
+        example_ids=sampled_ids,
     )
     config = plan.config  # names the metrics given as objects
     from harness.calls.budget import Budget
@@ -210,6 +217,8 @@ class _Run:
                 # Directions travel with the run: compare and check read them back.
                 config={**config.as_dict(), "directions": plan.directions},
                 rows_total=len(plan.examples),
+                sample=plan.sample,
+                example_ids=[e.id for e in plan.examples] if plan.sample is not None else None,
             )
             todo = plan.examples
         from harness.runner.mlflow_run import open_mlflow_run, trace_sender
@@ -409,6 +418,10 @@ class _Run:
             warnings=[*plan.notes, *problems],
             directions=plan.directions,
             metric_errors=metric_errors,
+            sample=plan.sample,
+            slices=run_slices(
+                self.config.by, plan.examples, outputs, scores, self.config.as_dict()
+            ),
         )
         return result, outputs, scores
 
