@@ -333,8 +333,8 @@ class _Run:
         error = failure if isinstance(failure, HarnessError) else None
         reason = error.message if error else f"{type(failure).__name__}: {first_line(failure)}"
         result = None
-        # A store that cannot be written (a full disk) leaves the run `running`: once this
-        # process is gone it reads back as interrupted, and resumable all the same.
+        # _record reports the rows stored even when the store cannot take the run's end
+        # (see there); only a store that cannot even be read leaves no result to show.
         with contextlib.suppress(EnvironmentFault):
             result = self._record("failed", reason=reason)[0]
         if self.worker is not None:
@@ -344,7 +344,15 @@ class _Run:
         raise _with_next_step(error, self.run_id, result) from failure
 
     def _record(self, status: str, reason: str | None = None) -> tuple[RunResult, Any, Any]:
-        """Store how the run ended, with aggregates computed from its stored rows."""
+        """Store how the run ended, with aggregates computed from its stored rows.
+
+        A run that ends other than ``finished`` is reported even when the store cannot take
+        its end: on a full disk the rows are readable but the UPDATE that ends the run
+        cannot be committed (DuckDB has no room to append it to ``harness.duckdb.wal``).
+        The run then stays ``running``, which reads back as interrupted once this process
+        is gone and resumes all the same; the result says so in a warning. A ``finished``
+        run that cannot be stored raises, and the caller records it as failed.
+        """
         home, plan, run_id = self.home, self.plan, self.run_id
         usage = _merge_usage(self.previous.usage if self.previous else {}, self.caller.stats)
         outputs = run_store.load_outputs(home.db_path, run_id)
@@ -368,17 +376,25 @@ class _Run:
         failures = run_store.failures(home.db_path, run_id)
         errors = run_store.failed_rows(home.db_path, run_id)
         finished_at = datetime.now(timezone.utc)
-        run_store.finish_run(
-            home.db_path,
-            run_id,
-            status=status,
-            metrics=metrics,
-            usage=usage,
-            errors=errors,
-            failures=failures,
-            reason=reason,
-            finished_at=finished_at,
-        )
+        try:
+            run_store.finish_run(
+                home.db_path,
+                run_id,
+                status=status,
+                metrics=metrics,
+                usage=usage,
+                errors=errors,
+                failures=failures,
+                reason=reason,
+                finished_at=finished_at,
+            )
+        except EnvironmentFault as e:
+            if status == "finished":
+                raise
+            problems.append(
+                f"the run's end could not be stored ({e.message}); it reads back as "
+                f"interrupted and `harness run --resume {run_id}` goes on from its rows"
+            )
         reasons: Counter[str] = Counter()
         for entry in failures.values():
             reasons.update({r: n for r, n in entry["reasons"]})
