@@ -92,6 +92,7 @@ def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list
 
 def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
+    metrics.update(result.slice_metrics())  # NAME/mean/by/COLUMN/VALUE (harness.slices)
     for kind, counters in result.calls.items():
         for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
             metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
@@ -144,6 +145,10 @@ def rows_record(
         finished_at=time.time(),
     )
 
+
+# Per slice, metric: rows, count, mean and the 95% interval (``SliceTable.records``), in
+# mlflow.log_table's format, beside the NAME/mean/by/COLUMN/VALUE metrics.
+SLICES_TABLE = "slices_table.json"
 
 # A batch travels to the MLflow worker as plain tuples, outputs in ``ROW_COLUMNS`` order
 # and scores in this one: pickling them costs a fraction of pickling DataFrames, and the
@@ -214,10 +219,17 @@ def batch_record(head: RunRecord, batch: Batch, judge_models: Mapping[str, str])
 def final_record(
     head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
 ) -> RunRecord:
-    """``head`` completed with the run's metrics and its whole per-row table."""
+    """``head`` completed with the run's metrics, its whole per-row table and, with
+    ``--by``, the slices table."""
+    tables = {}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables[SLICES_TABLE] = slices_frame(result.slices)
     return dataclasses.replace(
         head,
         metrics=_metrics(result),
         rows=results_table(outputs, scores),
+        tables=tables,
         finished_at=result.finished_at or time.time(),
     )

@@ -38,3 +38,5 @@ class RunRecord:
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
     system_prompt: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
+    # More tables to log beside the per-row one, by artifact name (``slices_table.json``).
+    tables: dict[str, pandas.DataFrame] = field(default_factory=dict)
