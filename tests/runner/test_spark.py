@@ -146,6 +146,31 @@ def test_a_spark_run_stores_what_a_local_run_stores_and_reruns_without_spark(
     assert server.stats()["requests_total"] == 0
 
 
+def test_a_sampled_sliced_run_on_spark_picks_the_rows_a_local_run_picks(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path, tmp_path: Path
+) -> None:
+    # --sample is chosen on the driver before any wave: Spark changes where rows run,
+    # never which rows. The same sample, slices and per-row scores as a local run.
+    server, spark = fake
+    sampled = dict(sample=9, sample_seed=7, stratify="final_decision", by=["final_decision"])
+    before = jobs(spark)
+    on_spark = run_eval(config(spark=True, **sampled), home=home, spark_session=spark)
+    assert jobs(spark) > before
+    assert on_spark.status == "finished" and on_spark.rows == on_spark.rows_done == 9
+    assert server.stats()["requests_total"] == 9 * 3  # the model and two judges, sampled rows only
+
+    other = tmp_path / "local-home"
+    other.mkdir()
+    from harness.data import import_file
+
+    import_file(tmp_path / "qa.jsonl", name="qa", home=other)
+    local = run_eval(config(**sampled), home=other)
+    assert rows(other, local.run_id) == rows(home, on_spark.run_id)
+    assert on_spark.sample == local.sample and on_spark.sample["rows"] == 9
+    assert [t.as_dict() for t in on_spark.slices] == [t.as_dict() for t in local.slices]
+    assert on_spark.slices and on_spark.metrics == local.metrics
+
+
 def test_what_the_cache_holds_is_not_paid_for_again_on_an_executor(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
