@@ -141,8 +141,13 @@ def test_a_spark_failure_is_one_line_with_the_spark_ui(
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
+    # What failed, where to look, then how to go on (the run exists: its driver pass came first).
+    failed_id = lines[0].rsplit("--resume ", 1)[-1].split("`")[0]
     assert lines[0].startswith("error: the Spark job failed: ")
-    assert lines[0].endswith(f"(Spark UI: {connect_server.ui_url})")
+    assert lines[0].endswith(
+        f"(Spark UI: {connect_server.ui_url}); run {failed_id} failed; "
+        f"`harness run --resume {failed_id}` tries again"
+    )
     assert httpx.get(connect_server.ui_url, follow_redirects=True).status_code == 200
 
 
