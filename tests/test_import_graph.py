@@ -23,8 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "harness"
 
-# The layers of docs/design.md, top to bottom: cli -> api/runner -> judges/metrics -> calls
-# -> cache, providers; store and tracking are leaves. A module's layer is its longest
+# The layers of docs/design.md, top to bottom: cli -> api/runner -> report -> judges/metrics
+# -> calls -> cache, providers; store and tracking are leaves. A module's layer is its longest
 # matching prefix; a module in none (errors, config, model_io, aio, prompts, retry, ...) is
 # shared: anyone may import it, and it imports only other shared modules.
 LAYERS: dict[str, str] = {
@@ -35,6 +35,7 @@ LAYERS: dict[str, str] = {
     "harness.data": "api",
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
     "harness.runner": "runner",
+    "harness.report": "report",  # the HTML report of a run; every run writes one
     "harness.judges": "judges",
     "harness.metrics": "metrics",
     "harness.calls": "calls",
@@ -48,9 +49,10 @@ _BELOW_CALLS = {"cache", "providers", SHARED}
 _LEAVES = {"store", "tracking"}
 # layer -> the layers its modules may import (each may always import its own).
 MAY_IMPORT: dict[str, set[str]] = {
-    "cli": {"api", "runner", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
-    "api": {"runner", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
-    "runner": {"judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "cli": {"api", "runner", "report", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "api": {"runner", "report", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "runner": {"report", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "report": {"judges", "metrics", SHARED, *_LEAVES},  # reads runs; calls nothing
     "judges": {"metrics", "calls", *_BELOW_CALLS, *_LEAVES},
     "metrics": {"calls", *_BELOW_CALLS, *_LEAVES},
     "calls": _BELOW_CALLS,
@@ -318,6 +320,7 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.errors",
         "harness.files",
         "harness.model_io",
+        "harness.numbers",
         "harness.prompts",
         "harness.retry",
         "harness.stats",

@@ -23,6 +23,7 @@ COMMANDS = {
     "check": "harness.cli.compare:check",
     "compare": "harness.cli.compare:compare",
     "judges": "harness.cli.judges:judges",
+    "report": "harness.cli.report:report",
     "sync": "harness.cli.sync:sync",
     "ui": "harness.cli.ui:ui",
 }

@@ -60,6 +60,7 @@ class RunResult:
     error_reasons: list[tuple[str, int]]
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    report: str | None = None  # where the run's HTML report was written (``report=``)
 
     def flat_metrics(self) -> dict[str, float]:
         """``{"exact_match/mean": 0.4, ...}``: the names MLflow shows."""
@@ -85,4 +86,5 @@ class RunResult:
             "error_reasons": [{"error": e, "rows": n} for e, n in self.error_reasons],
             "duration_s": round(self.duration_s, 3),
             "warnings": self.warnings,
+            "report": self.report,
         }

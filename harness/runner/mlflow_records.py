@@ -209,9 +209,17 @@ def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunR
 
 
 def final_record(
-    head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
+    head: RunRecord,
+    result: RunResult,
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    report_html: str | None = None,
 ) -> RunRecord:
-    """``head`` completed with the run's metrics and its whole per-row table."""
+    """``head`` completed with the run's metrics, its whole per-row table and its report."""
     return dataclasses.replace(
-        head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
+        head,
+        metrics=_metrics(result),
+        rows=results_table(outputs, scores),
+        finished_at=time.time(),
+        report_html=report_html,
     )

@@ -78,8 +78,10 @@ def log_to_mlflow(
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
     worker: MlflowWorker,
+    report_html: str | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts
+    (the run's report among them)."""
     from harness.runner.mlflow_records import final_record
 
-    return worker.finish(final_record(head, result, outputs, scores))
+    return worker.finish(final_record(head, result, outputs, scores, report_html))

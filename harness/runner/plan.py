@@ -15,12 +15,7 @@ from typing import Any
 from harness.config import Home
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, Metric, get_metric
-from harness.prompts import (
-    DEFAULT_PROMPT,
-    DEFAULT_PROMPT_NO_CONTEXT,
-    check_template,
-    prompt_digest,
-)
+from harness.prompts import check_template, prompt_digest, run_template
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
 from harness.store import datasets as dataset_store
@@ -45,6 +40,20 @@ class RunPlan:
     metrics: list[Metric]
     judges: list[Any]
     judge_provider: Provider | None
+
+    def stored_config(self) -> dict[str, Any]:
+        """The configuration the run's row keeps: the options and, for a run with judges,
+        what they resolved to: the judge model's URI (``--judge-model`` or harness.toml),
+        each judge's version (a judge whose prompt or scale changed is another judge) and
+        its answers from worst to best (what a report draws its bars over)."""
+        stored = self.config.as_dict()
+        if self.judges and self.judge_provider is not None:
+            stored["judge_model_uri"] = self.judge_provider.uri
+            stored["judge_versions"] = {j.name: j.version for j in self.judges}
+            stored["judge_labels"] = {
+                j.name: sorted(j.output.labels, key=j.output.value_of) for j in self.judges
+            }
+        return stored
 
     @property
     def params(self) -> dict[str, str]:
@@ -98,7 +107,7 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
                 f"metric {metric.name!r} needs expected answers, and "
                 f"{dataset.ref} has none (map a column with --expected at import)"
             )
-    template = config.prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
+    template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
     if provider is None:

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
@@ -47,8 +48,12 @@ def run_eval(
     provider: Provider | None = None,
     http_client: httpx.AsyncClient | None = None,
     spark_session: Any = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
+
+    ``report`` is a file to write the run's HTML report to when it ends (its folder is
+    checked first); the report is also logged to MLflow with the run.
 
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
     ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
@@ -75,6 +80,10 @@ def run_eval(
     else:
         run_id = uuid.uuid4().hex[:12]
     plan = plan_run(config, home, provider)
+    if report is not None:
+        from harness.files import check_writable
+
+        check_writable(Path(report))
     from harness.calls.budget import Budget
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
@@ -123,7 +132,7 @@ def run_eval(
             dataset=plan.dataset.name,
             dataset_version=plan.dataset.version,
             model=plan.provider.uri,
-            config=config.as_dict(),
+            config=plan.stored_config(),
             rows_total=len(plan.examples),
         )
         todo = plan.examples
@@ -161,7 +170,9 @@ def run_eval(
         if status == "failed" and mlflow_worker is not None:
             mlflow_worker.close()  # the worker deletes the MLflow run it had opened
     try:
-        result = _finish(plan, run_id, usage, status, started, progress, mlflow_worker, mlflow_head)
+        result = _finish(
+            plan, run_id, usage, status, started, progress, mlflow_worker, mlflow_head, report
+        )
     finally:
         if mlflow_worker is not None:
             mlflow_worker.close()
@@ -203,6 +214,7 @@ def _finish(
     progress: Progress,
     mlflow_worker: MlflowWorker | None = None,
     mlflow_head: RunRecord | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     home, config = plan.home, plan.config
     outputs = run_store.load_outputs(home.db_path, run_id)
@@ -228,12 +240,23 @@ def _finish(
         error_reasons=reasons.most_common(5),
         duration_s=time.time() - started,
     )
-    if mlflow_worker is not None and mlflow_head is not None and status == "finished":
+    to_mlflow = mlflow_worker is not None and mlflow_head is not None and status == "finished"
+    report_html = None
+    if report is not None or to_mlflow:
+        from harness.report import run_report, write_report
+        from harness.store.exports import load_run_record
+
+        # From the run as stored, as `harness report RUN` reads it: the same bytes.
+        report_html = run_report(load_run_record(home.db_path, run_id), db_path=home.db_path)
+        if report is not None:
+            result.report = str(write_report(report, report_html))
+    if to_mlflow:
+        assert mlflow_worker is not None and mlflow_head is not None
         from harness.runner.mlflow_run import log_to_mlflow
 
         try:
             result.mlflow_run_id = log_to_mlflow(
-                mlflow_head, result, outputs, scores, mlflow_worker
+                mlflow_head, result, outputs, scores, mlflow_worker, report_html
             )
             run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
         except HarnessError as e:

@@ -38,3 +38,4 @@ class RunRecord:
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
     system_prompt: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
+    report_html: str | None = None  # the run's HTML report (harness.report), logged as report.html
