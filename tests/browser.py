@@ -20,8 +20,10 @@ the internet would fail, and ``Browser`` records the attempt.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import select
 import shutil
 import struct
 import subprocess
@@ -128,20 +130,16 @@ class Browser:
         self.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):  # it may be gone already
             self.call("Browser.close", timeout=10)
-        except (BrowserError, OSError):
-            pass
         try:
             self._process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def _send(self, method: str, params: dict[str, Any], session: str | None) -> int:
         self._next_id += 1
@@ -155,8 +153,6 @@ class Browser:
         while b"\0" not in self._buffer:
             if time.monotonic() > deadline:
                 raise BrowserError("Chromium did not answer in time")
-            import select
-
             ready, _, _ = select.select([self._from_browser], [], [], 0.5)
             if ready:
                 chunk = os.read(self._from_browser, 1 << 20)
@@ -208,8 +204,10 @@ class Browser:
 
     def evaluate(self, expression: str, timeout: float = 60) -> Any:
         """The value of a JavaScript expression in the page (a promise is awaited)."""
-        result = self.call("Runtime.evaluate", session=self._session, timeout=timeout,
-                           expression=expression, returnByValue=True, awaitPromise=True)  # fmt: skip
+        result = self.call(
+            "Runtime.evaluate", session=self._session, timeout=timeout, expression=expression,
+            returnByValue=True, awaitPromise=True,
+        )  # fmt: skip
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")

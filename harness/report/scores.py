@@ -109,7 +109,7 @@ def _judge_bars(runs: Sequence[ReportRun], judge: str, label: str) -> str:
             break
     answers = []
     for run in runs:
-        scores = run.record.scores()
+        scores = run.score_rows
         mine = scores[(scores["metric"] == judge) & (scores["source"] == "llm_judge")]
         answers.append((run.label, mine))
     if not order:  # a run from before the labels were stored: the answers seen, by value
@@ -158,7 +158,7 @@ def judge_views(
     for run, calibrated in zip(runs, calibrations, strict=True):
         if not run.scores.judges:
             continue
-        scores = run.record.scores()
+        scores = run.score_rows
         judged = scores[scores["source"] == "llm_judge"]
         stats = sample_stats(judged)
         samples = int(run.record.info.config.get("judge_samples") or 1)

@@ -121,7 +121,7 @@
         } else {
           cell.textContent = fmt(value(row, 0, k)) + " → " + fmt(value(row, state.cand, k));
         }
-        cell.className = "num" + (flip.worse.indexOf(k) >= 0 ? " worse" : flip.better.indexOf(k) >= 0 ? " better" : "");
+        cell.className = "num" + (flip.worse.indexOf(m.name) >= 0 ? " worse" : flip.better.indexOf(m.name) >= 0 ? " better" : "");
       });
       var flags = cells[i];
       flags.textContent = "";
