@@ -1,0 +1,259 @@
+"""The report as a file: self-contained, the same bytes every time, small, written safely.
+
+The size limit is measured on all 1,000 PubMedQA rows with five metrics and two judges
+(``big_run``): the judges are a local ``python:`` judge (``report_models.judge``) writing
+rationales as long as a real judge's, run through the real run path, so the file holds
+what a real run's does.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from report_models import EVIL_OUTPUT
+from report_runs import ReportHome, invoke, ok
+
+from harness.store.runs import list_runs
+
+SIZE_LIMIT = 2_000_000
+# Attributes through which HTML or SVG loads something.
+LOADING = {"src", "href", "srcset", "action", "formaction", "poster", "data", "xlink:href",
+           "background", "ping", "manifest", "cite", "longdesc", "imagesrcset"}  # fmt: skip
+# A reference to anything outside the file: an attribute or CSS url() with a scheme or a
+# protocol-relative address, an @import, or elements that load by nature.
+OUTSIDE = re.compile(
+    r"""(?:\b(?:src|href|srcset|action|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//))"""
+    r"""|(?:url\(\s*["']?\s*(?!data:)[a-z/])|(?:@import)|(?:<(?:link|img|iframe|object|embed|"""
+    r"""audio|video|source|base)\b)""",
+    re.IGNORECASE,
+)
+
+
+def unpack(html: str) -> dict:
+    """The per-row data a report carries (base64 of gzipped JSON)."""
+    match = re.search(r'<script type="application/octet-stream" id="rows-data">([^<]*)</script>',
+                      html)  # fmt: skip
+    assert match, "no rows in the report"
+    return json.loads(gzip.decompress(base64.b64decode(match.group(1))))
+
+
+def reports(report_home: ReportHome, tmp_path: Path) -> dict[str, str]:
+    home = report_home.home
+    texts = {}
+    for name, args in {
+        "run": ["candidate"],
+        "comparison": ["base", "candidate"],
+    }.items():
+        texts[name] = ok(invoke(home, "report", *args, "-o", "-")).stdout
+    junit, page = tmp_path / "junit.xml", tmp_path / "check.html"
+    checked = invoke(home, "check", "candidate", "--baseline", "base", "--junit", str(junit),
+                     "--report", str(page), "--no-mlflow")  # fmt: skip
+    assert checked.exit_code in (0, 1, 3), checked.output
+    texts["check"] = page.read_text(encoding="utf-8")
+    return texts
+
+
+class References(HTMLParser):
+    """Every attribute value, and the text of every <style> and <script>, of a page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attributes: list[tuple[str, str, str]] = []  # (tag, name, value)
+        self.code: list[tuple[str, str]] = []  # (tag, text) of style and script
+        self._inside: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+        self._inside = tag if tag in ("style", "script") else None
+
+    def handle_endtag(self, tag: str) -> None:
+        self._inside = None
+
+    def handle_data(self, data: str) -> None:
+        if self._inside:
+            self.code.append((self._inside, data))
+
+
+def test_a_report_refers_to_nothing_outside_itself(report_home: ReportHome, tmp_path: Path
+                                                    ) -> None:  # fmt: skip
+    for name, page in reports(report_home, tmp_path).items():
+        found = [m.group(0) for m in OUTSIDE.finditer(page)]
+        assert not found, (name, found)
+        parsed = References()
+        parsed.feed(page)
+        linking = [
+            (tag, attribute, value)
+            for tag, attribute, value in parsed.attributes
+            if (attribute in LOADING and not value.startswith("#"))  # in-page links only
+            or re.search(r"https?:|url\(", value)
+        ]
+        assert not linking, (name, linking)
+        assert ("a", "href", "#rows") in parsed.attributes  # the parser sees the links
+        for tag, text in parsed.code:
+            assert "http://" not in text and "https://" not in text, (name, tag)
+            assert "@import" not in text and "url(" not in text, (name, tag)
+        # The only scripts are the page's own, inline; the rows are data, not code.
+        assert re.findall(r"<script\b[^>]*>", page) == [
+            '<script type="application/octet-stream" id="rows-data">',
+            "<script>",
+        ], name
+        # An output that is markup is text wherever it shows: escaped, or packed in the rows.
+        assert "img" not in {tag for tag, _, _ in parsed.attributes}, name
+        assert "<img" not in page and "<script>document" not in page, name
+        rows = unpack(page)["rows"]
+        evil = next(r for r in rows if r["id"] == report_home.evil_id)
+        assert any(run and run["output"] == EVIL_OUTPUT for run in evil["runs"])
+    # The pattern finds what it is meant to find.
+    for bad in ('<img src="x.png">', "src='https://cdn.example/x.js'", "href=//cdn.example/f",
+                "url(/x.png)", "@import 'x.css'", '<link rel="stylesheet">'):  # fmt: skip
+        assert OUTSIDE.search(bad), bad
+
+
+def test_every_surface_writes_the_same_bytes(report_home: ReportHome) -> None:
+    # `run --report`, the MLflow artifact and `harness report` later: one report.
+    assert report_home.run_report == report_home.mlflow_report == report_home.cli_report
+    assert "Not calibrated with this version and judge model" in report_home.run_report
+
+
+def test_two_generations_are_byte_identical(report_home: ReportHome, tmp_path: Path) -> None:
+    """Written by two processes with different hash seeds (set and dict order, if anything
+    depended on them, would differ), from the same runs: the same bytes."""
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"compare-{seed}.html"
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "--home", str(report_home.home), "report",
+             "base", "candidate", "-o", str(out)],
+            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"report: {out}\n"
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    # The only moments it names are the runs' own: nothing says when it was written.
+    from harness.store.runs import get_run
+
+    db = report_home.home / "harness.duckdb"
+    starts = {
+        get_run(db, run).created_at.strftime("%Y-%m-%d %H:%M:%S")
+        for run in (report_home.base, report_home.candidate)
+    }
+    moments = re.findall(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}", outputs[0].decode())
+    assert set(moments) == starts
+
+
+def test_the_report_of_1000_rows_with_five_metrics_and_two_judges_is_under_2_mb(
+    big_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    home, run_id = big_run
+    out = tmp_path / "big.html"
+    ok(invoke(home, "report", run_id, "-o", str(out)))
+    size = out.stat().st_size
+    html = out.read_text(encoding="utf-8")
+    data = unpack(html)
+    rows = data["rows"]
+    assert len(rows) == 1000
+    assert [m["name"] for m in data["metrics"]] == [
+        "exact_match", "token_f1", "rougeL", "word_count", "latency", "faithfulness",
+        "correctness",
+    ]  # fmt: skip
+    # Everything is there: every prompt's context, every output, every rationale.
+    judged = [r for r in rows if not r["runs"][0].get("error")]
+    assert len(judged) == 999
+    assert all(len(r["runs"][0]["judges"]) == 2 for r in judged)
+    rationale = sum(len(s[2]) for r in judged for v in r["runs"][0]["judges"].values() for s in v)
+    assert rationale / (2 * len(judged)) > 200  # characters per rationale, as real ones
+    contexts = sum(len(r.get("context") or "") for r in rows)
+    assert contexts > 1_000_000  # what makes the rows large: PubMedQA's passages
+    raw = len(json.dumps(data, ensure_ascii=False).encode())
+    packed = len(html.split('id="rows-data">')[1].split("<")[0])
+    print(f"\n1,000 rows, 5 metrics, 2 judges: report {size:,} bytes; rows as JSON {raw:,} "
+          f"bytes, packed {packed:,}")  # fmt: skip
+    assert size < SIZE_LIMIT
+
+
+def test_report_options_and_mistakes(
+    report_home: ReportHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = report_home.home
+    # The default file name comes from what was typed.
+    monkeypatch.chdir(tmp_path)
+    written = ok(invoke(home, "report", "base", "candidate"))
+    assert written.stdout == "report: report-base-vs-candidate.html\n"
+    assert (tmp_path / "report-base-vs-candidate.html").stat().st_size > 10_000
+
+    def refused(*args: str, message: str) -> None:
+        result = invoke(home, *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [f"error: {message}"]
+
+    runs_before = len(list_runs(home / "harness.duckdb"))
+    refused("report", "no-such-run", "-o", str(tmp_path / "x.html"),
+            message="no run, tag or run name 'no-such-run'; see `harness runs list` (or give "
+            "an exported run file)")  # fmt: skip
+    assert not (tmp_path / "x.html").exists()
+    missing = tmp_path / "nowhere" / "r.html"
+    refused("report", "base", "-o", str(missing),
+            message=f"cannot write {missing}: {missing.parent} is not a folder")  # fmt: skip
+    refused(
+        "report",
+        "base",
+        "--margin",
+        "0.1",
+        message="--cluster and --margin apply to a comparison: name two runs or more",
+    )
+    refused("run", "--data", "qa", "--model", "echo", "--metric", "word_count",
+            "--report", str(missing),
+            message=f"cannot write {missing}: {missing.parent} is not a folder")  # fmt: skip
+    refused("run", "--data", "qa", "--model", "echo", "--dry-run", "--report", "r.html",
+            message="--report writes one run's report, not --dry-run's; write each run's "
+            "with `harness report RUN`, or compare them with `harness report BASE "
+            "CANDIDATE...`")  # fmt: skip
+    assert len(list_runs(home / "harness.duckdb")) == runs_before  # nothing was run
+
+
+def test_check_writes_its_report_next_to_the_junit_file(
+    report_home: ReportHome, tmp_path: Path
+) -> None:
+    home = report_home.home
+    junit, page = tmp_path / "junit.xml", tmp_path / "check.html"
+    result = invoke(home, "check", "candidate", "--baseline", "base", "--max-drop",
+                    "token_f1=0.5", "--min", "word_count=1000", "--junit", str(junit),
+                    "--report", str(page), "--no-mlflow")  # fmt: skip
+    assert result.exit_code == 1  # word_count is far below 1,000
+    assert f"report: {page}" in result.stderr and junit.exists()
+    html = page.read_text(encoding="utf-8")
+    assert '<div class="banner fail">Fail: 1 of 2 gates failed: word_count min 1000</div>' in html
+    assert 'data-gate="token_f1 max_drop 0.5"' in html and 'id="comparison"' in html
+    assert len(unpack(html)["runs"]) == 2
+
+    # `run --check --report`: the check's report, for the run just made.
+    page = tmp_path / "run-check.html"
+    ran = invoke(home, "run", "--data", "qa", "--model", "python:harness.baselines:top_sentence",
+                 "--metric", "token_f1", "--no-mlflow", "--check", "--baseline", "base",
+                 "--max-drop", "token_f1=0.5", "--report", str(page))  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    html = page.read_text(encoding="utf-8")
+    assert '<div class="banner pass">Pass: all 1 gates passed</div>' in html
+
+
+def test_a_run_file_is_reported_in_an_empty_home(report_home: ReportHome, tmp_path: Path) -> None:
+    exported = tmp_path / "candidate.jsonl.gz"
+    ok(invoke(report_home.home, "runs", "export", "candidate", str(exported)))
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    html = ok(invoke(empty, "report", str(exported), "-o", "-")).stdout
+    assert f"<dt>read from</dt>\n<dd>{exported}</dd>" in html
+    data = unpack(html)
+    assert len(data["rows"]) == 40 and data["runs"][0]["label"] == "candidate"
+    assert not (empty / "harness.duckdb").exists()  # reading a report writes nothing
