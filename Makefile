@@ -22,15 +22,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job, offline, on the bundled PubMedQA set: import, run the context baseline
-# with the heuristic metrics, log to the local MLflow store, say where to look next.
+# with the heuristic metrics, log to the local MLflow store, write the run's HTML report,
+# say where to look next.
 demo: install
 	$(BIN)/harness data import $(DEMO_DATA) --name pubmedqa
 	$(BIN)/harness run --data pubmedqa --model python:harness.baselines:context_overlap \
 		--metric exact_match --metric token_f1 --metric rouge1 --metric rouge2 --metric rougeL \
 		--metric flesch_kincaid_grade_level --metric ari_grade_level --metric word_count \
-		--metric latency --run-name demo-baseline
+		--metric latency --run-name demo-baseline --report $${HARNESS_HOME:-.}/demo-report.html
 	@echo
 	@echo "Next:"
+	@echo "  the run's report:  $${HARNESS_HOME:-.}/demo-report.html   (one file: open it in a browser, offline)"
 	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
 	@echo "  runs:              $(BIN)/harness runs list"
 	@echo "  MLflow UI:         $(BIN)/harness ui   (then open http://127.0.0.1:5000)"
@@ -47,4 +49,4 @@ bench: install $(SPARK_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf harness.duckdb harness.duckdb.wal cache mlruns
+	rm -rf harness.duckdb harness.duckdb.wal cache mlruns demo-report.html

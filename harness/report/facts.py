@@ -83,9 +83,7 @@ def run_facts(run: ReportRun) -> list[Fact]:
     if system:
         facts.append(Fact("system prompt", clip(system, 80), detail=system))
     params = config.get("params") or {}
-    facts.append(
-        Fact("params", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none")
-    )
+    facts.append(Fact("params", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"))
     facts.append(Fact("metrics", ", ".join(config.get("metrics") or []) or "the defaults"))
     judges = config.get("judges") or []
     if judges:
@@ -108,7 +106,7 @@ def run_facts(run: ReportRun) -> list[Fact]:
     facts.append(Fact("status", status, warn=info.status != "finished"))
     if failed:
         reasons = Counter(rows["error"].dropna().map(lambda e: clip(str(e), 120)))
-        text = f"{failed:,} rows failed: " + "; ".join(
+        text = f"{failed:,} {'row' if failed == 1 else 'rows'} failed: " + "; ".join(
             f"{n} × {reason}" for reason, n in reasons.most_common(3)
         )
         facts.append(Fact("errors", text, warn=True))
@@ -120,7 +118,7 @@ def run_facts(run: ReportRun) -> list[Fact]:
         if any(counters.get(k) for k in ("requests", "cache_hits", "local_calls", "errors")):
             facts.append(Fact(f"{kind} calls", _calls(counters)))
     facts.append(Fact("cache mode", str(config.get("cache") or "use")))
-    latency = rows["latency_s"].dropna() if "latency_s" in rows else []
+    latency = rows["latency_s"].dropna()
     if len(latency):
         facts.append(
             Fact("model latency", f"median {number(float(latency.median()), 3)} s per row")

@@ -88,9 +88,13 @@ def prompt_parts(template: str) -> tuple[list[Any], list[str]]:
         if name in COLUMN_FIELDS and not spec and not conversion:
             parts.append({"c": name})
         else:
-            one = "{" + name + (f"!{conversion}" if conversion else "") + (
-                f":{spec}" if spec else ""
-            ) + "}"
+            one = (
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
             parts.append({"f": len(fields)})
             fields.append(one)
     return parts, fields
@@ -160,8 +164,7 @@ def rows_payload(
             for (records, per_row), (_, fields) in zip(per_run, templates, strict=True)
         ]
         moved = [
-            [list(f.worse.get(example_id, ())), list(f.better.get(example_id, ()))]
-            for f in flips
+            [list(f.worse.get(example_id, ())), list(f.better.get(example_id, ()))] for f in flips
         ]
         if any(w or b for w, b in moved):
             entry["flips"] = moved

@@ -193,4 +193,3 @@ def judge_views(
                 )
             views.setdefault(judge, JudgeView(judge)).runs.append(view)
     return list(views.values())
-

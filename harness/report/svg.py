@@ -134,8 +134,12 @@ def histogram(series: Sequence[Series], label: str) -> str:
     return _svg("histogram" + (" multi" if len(series) > 1 else ""), width, height, label, body)
 
 
-def bars(categories: Sequence[str], series: Sequence[tuple[str, Sequence[int]]], label: str,
-         unit: str = "rows") -> str:  # fmt: skip
+def bars(
+    categories: Sequence[str],
+    series: Sequence[tuple[str, Sequence[int]]],
+    label: str,
+    unit: str = "rows",
+) -> str:
     """Grouped bars: one group per category (a judge's answers, 0/1, a small scale), one
     bar per series, each with its count above it."""
     n_series = max(len(series), 1)
@@ -156,7 +160,8 @@ def bars(categories: Sequence[str], series: Sequence[tuple[str, Sequence[int]]],
             bx = x0 + i * 16
             total = sum(counts)
             share = f" ({n / total:.0%})" if total else ""
-            body.append(_rect(bx, bottom - h, 14, h, f"bar s{i}", f"{name}: {category}: {n} {unit}{share}"))  # fmt: skip
+            title = f"{name}: {category}: {n} {unit}{share}"
+            body.append(_rect(bx, bottom - h, 14, h, f"bar s{i}", title))
             body.append(_text(bx + 7, bottom - h - 3, str(n), "count"))
         shown = category if len(category) <= 10 else category[:9] + "…"
         body.append(_text(x0 + (group - 12) / 2, bottom + 13, shown))
@@ -205,8 +210,7 @@ def forest(rows: Sequence[ForestRow], label: str) -> str:
         f'width="{_c(2 * band / reach)}" height="{_c(bottom - top)}"/>'
     )
     body.append(
-        f'<line class="zero" x1="{_c(center)}" y1="{_c(top)}" x2="{_c(center)}" '
-        f'y2="{_c(bottom)}"/>'
+        f'<line class="zero" x1="{_c(center)}" y1="{_c(top)}" x2="{_c(center)}" y2="{_c(bottom)}"/>'
     )
     for i, row in enumerate(rows):
         y = top + row_h * i + row_h / 2

@@ -84,7 +84,7 @@ def judge_calibrations(
     """The newest calibration of each judge in ``judges`` ((name, version) pairs; a version
     of None matches any version: runs from before versions were stored) answered by
     ``judge_model``, in the order of ``judges``. Judges never calibrated are left out."""
-    found = []
+    found: list[StoredCalibration] = []
     if judge_model is None:
         return found
     with connect(db_path, read_only=True) as con:

@@ -40,8 +40,9 @@ OUTCOME_WORD = {PASS: "Pass", FAIL: "Fail", UNDECIDED: "Cannot decide"}
 def forest_plot(candidate: CandidateResult) -> str:
     """Each metric's change for ``candidate``, as ``harness.report.svg.forest`` draws it."""
     rows = [
-        ForestRow(m.metric, m.stats.diff, m.stats.low, m.stats.high, m.margin, m.direction,
-                  m.verdict)  # fmt: skip
+        ForestRow(
+            m.metric, m.stats.diff, m.stats.low, m.stats.high, m.margin, m.direction, m.verdict
+        )  # fmt: skip
         for m in candidate.metrics
     ]
     return forest(rows, f"changes of {candidate.run.label} against the base, with 95% intervals")
