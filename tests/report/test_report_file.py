@@ -15,14 +15,16 @@ import os
 import re
 import subprocess
 import sys
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from report_models import EVIL_OUTPUT
-from report_runs import ReportHome, invoke, ok
+from report_runs import CANDIDATE_PROMPT, JUDGES, ReportHome, invoke, ok
 
 from harness.store.runs import list_runs
+from harness.testing import FakeLLMServer
 
 SIZE_LIMIT = 2_000_000
 # Attributes through which HTML or SVG loads something.
@@ -116,6 +118,70 @@ def test_a_report_refers_to_nothing_outside_itself(report_home: ReportHome, tmp_
     for bad in ('<img src="x.png">', "src='https://cdn.example/x.js'", "href=//cdn.example/f",
                 "url(/x.png)", "@import 'x.css'", '<link rel="stylesheet">'):  # fmt: skip
         assert OUTSIDE.search(bad), bad
+
+
+def facts(html: str, card: int = 0) -> dict[str, str]:
+    """A run's "what was run" list, term -> text (without the unfolded block)."""
+    cards = html.split('<dl class="facts">')[1:]
+    dl = cards[card].split("</dl>")[0]
+    return {
+        unescape(term): unescape(re.sub(r"<details>.*?</details>", "", text, flags=re.S))
+        for term, text in re.findall(r"<dt>(.*?)</dt>\n<dd[^>]*>(.*?)</dd>", dl, re.S)
+    }
+
+
+def test_what_was_run_is_what_the_store_and_mlflow_hold(
+    report_home: ReportHome, report_server: FakeLLMServer
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+    from harness.store.exports import load_run_record
+
+    home = report_home.home
+    record = load_run_record(home / "harness.duckdb", report_home.candidate)
+    info, config = record.info, record.info.config
+    shown = facts(report_home.cli_report)
+    assert shown["run"] == f"candidate ({info.run_id})"
+    assert shown["model"] == "python:report_models:answer"
+    assert shown["dataset"].startswith(f"qa@{info.dataset_version} (digest ")
+    # The digest MLflow was given for the prompt, and the template itself one click away.
+    logged = MlflowClient(tracking_uri=resolve_home(home).tracking_uri).get_run(info.mlflow_run_id)
+    assert shown["prompt"] == f"digest {logged.data.params['prompt_digest']}"
+    assert f"<summary>show</summary><pre>{escape(CANDIDATE_PROMPT)}</pre>" in (
+        report_home.cli_report
+    )
+    assert shown["judges"] == ", ".join(f"{j}@{config['judge_versions'][j]}" for j in JUDGES)
+    assert shown["judge model"] == "openai:/gpt-4o-mini, 3 samples per row"
+    assert shown["status"] == "finished, 40 rows"
+    error = record.rows().set_index("id").loc[report_home.fail_id, "error"]
+    assert shown["errors"] == f"1 row failed: 1 × {error}"
+    # Every judge answer in the store was a call sent (39 rows, 2 judges, 3 samples).
+    judged = record.scores()
+    sent = int((judged["source"] == "llm_judge").sum())
+    assert sent == 39 * 2 * 3
+    assert shown["judge calls"].startswith(f"{sent} sent, 0 from cache; tokens ")
+    assert shown["model calls"] == "0 sent, 0 from cache, 39 local; tokens 0 in / 0 out; 1 failed"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC, took \d+\.\d s",
+                        shown["started"])  # fmt: skip
+
+    # The base again from the cache alone: every judge answer comes from it, and what it
+    # saved is what the base paid. (Replay sends nothing; the server's address is the one
+    # the base's requests were keyed with.)
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": report_server.openai_base_url}
+    sent_before = report_server.stats()["requests_total"]
+    ok(invoke(home, "run", "--data", "qa", "--model", "python:harness.baselines:context_overlap",
+              "--metric", "token_f1", *[a for j in JUDGES for a in ("--judge", j)],
+              "--judge-model", "openai:/gpt-4o-mini", "--cache", "replay",
+              "--run-name", "replayed", "--no-mlflow", env=env))  # fmt: skip
+    assert report_server.stats()["requests_total"] == sent_before
+    base = facts(ok(invoke(home, "report", "base", "-o", "-")).stdout)
+    replayed = facts(ok(invoke(home, "report", "replayed", "-o", "-")).stdout)
+    paid = re.search(r"cost (\$[0-9.]+)$", base["judge calls"])
+    assert paid and base["judge calls"].startswith("80 sent, 0 from cache; ")
+    assert replayed["judge calls"].startswith("0 sent, 80 from cache; tokens 0 in / 0 out")
+    assert replayed["judge calls"].endswith(f"; the cache saved {paid.group(1)}")
+    assert replayed["cache mode"] == "replay"
 
 
 def test_every_surface_writes_the_same_bytes(report_home: ReportHome) -> None:
