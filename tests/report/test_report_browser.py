@@ -27,7 +27,7 @@ from report_runs import CANDIDATE_PROMPT, METRICS, ReportHome, invoke, ok
 from harness.compare.api import compare_refs
 from harness.judges.variance import sample_stats
 from harness.numbers import ci, mean_ci, p_value, signed
-from harness.prompts import render
+from harness.prompts import DEFAULT_PROMPT, render
 from harness.store.exports import load_run_record
 
 JUDGES = ["faithfulness", "correctness"]
@@ -181,6 +181,9 @@ def test_a_runs_report_in_chromium(report_home: ReportHome, chromium: str, tmp_p
         order = list(rows.index)
         by_f1 = sorted(f1.index, key=lambda i: (f1[i], order.index(i)))
         assert visible_ids(browser) == [*by_f1, report_home.fail_id]  # no score: last
+        browser.evaluate("document.querySelector('#row-table th[aria-sort]').click()")
+        by_f1_down = sorted(f1.index, key=lambda i: (-f1[i], order.index(i)))
+        assert visible_ids(browser) == [*by_f1_down, report_home.fail_id]  # still last
 
         # Unfold the row whose output is markup: it stays text, and fetches nothing.
         browser.evaluate(
@@ -197,6 +200,21 @@ def test_a_runs_report_in_chromium(report_home: ReportHome, chromium: str, tmp_p
         assert browser.evaluate(f"{detail}.querySelector('pre.prompt').textContent") == (
             render(CANDIDATE_PROMPT, example.as_row())
         )
+        # Its expected answer, and every metric's and judge's score for it.
+        evil = rows.loc[report_home.evil_id]
+        assert browser.evaluate(
+            f"[...{detail}.querySelectorAll('h4')].find(h => h.textContent.startsWith("
+            "'expected')).nextElementSibling.textContent"
+        ) == "\n— or —\n".join(evil["expected"])
+        shown = browser.evaluate(
+            f"[...{detail}.querySelectorAll('table.row-scores tr')].map(tr =>"
+            " [tr.cells[0].textContent, Number(tr.cells[1].textContent)])"
+        )
+        assert [name for name, _ in shown] == [*METRICS, *JUDGES]
+        for name, value in shown:
+            assert abs(value - per_row.loc[(name, report_home.evil_id)]) <= 5e-4 * max(
+                1.0, abs(value)
+            ), name
         text = browser.evaluate(f"{detail}.textContent")
         mine = scores[scores["example_id"] == report_home.evil_id]
         assert len(mine.dropna(subset=["rationale"])) == 6  # two judges, three samples
@@ -268,5 +286,84 @@ def test_a_comparisons_report_in_chromium(
         choose(browser, "#filter-flip", "better")
         assert len(visible_ids(browser)) == candidate.improvements_total
         assert {r.example_id for r in candidate.improvements} <= set(visible_ids(browser))
+        choose(browser, "#filter-flip", "flipped")
+        flipped = candidate.regressions_total + candidate.improvements_total
+        assert len(visible_ids(browser)) == flipped  # here every row moved on some metric
+        assert browser.evaluate("document.getElementById('rows-status').textContent") == (
+            f"Showing {flipped} of 40 rows"
+        )
+
+        # A row unfolds to both runs' prompts and outputs, each as its run has it.
+        worst = candidate.regressions[0].example_id
+        browser.evaluate(
+            "[...document.querySelectorAll('#row-table tr.row')]"
+            f".find(tr => tr.cells[1].textContent === {js(worst)}).click()"
+        )
+        sides = browser.evaluate(
+            "[...document.querySelectorAll('#row-table tr.detail-row .run-detail')].map(d =>"
+            " [d.querySelector('h3').textContent, d.querySelector('pre.output, pre.err')"
+            ".textContent, d.querySelector('pre.prompt').textContent])"
+        )
+        db = home / "harness.duckdb"
+        expected_sides = []
+        for label, run in (("base: base", report_home.base),
+                           ("candidate: candidate", report_home.candidate)):  # fmt: skip
+            record = load_run_record(db, run)
+            row = record.rows().set_index("id").loc[worst]
+            prompt = render(record.info.config.get("prompt") or DEFAULT_PROMPT,
+                            _example(record, worst).as_row())  # fmt: skip
+            failed = isinstance(row["error"], str)  # pandas has NaN for no error
+            expected_sides.append([label, row["error"] if failed else row["output"], prompt])
+        assert len(sides) == len(expected_sides) == 2
+        for side, expected_side in zip(sides, expected_sides, strict=True):
+            for part, got, want in zip(("label", "output", "prompt"), side, expected_side,
+                                       strict=True):  # fmt: skip
+                assert got == want, (part, got[-300:], want[-300:])
         assert browser.requests == [(page.as_uri(), "Document")]
     keep(screenshot, "report-compare.png")
+
+
+def test_a_report_of_two_candidates_switches_between_them(
+    report_home: ReportHome, chromium: str, tmp_path: Path
+) -> None:
+    """The base against the candidate and against itself: the table shows one candidate at
+    a time, and its flips are that candidate's."""
+    home = report_home.home
+    page = tmp_path / "three.html"
+    ok(invoke(home, "report", "base", "candidate", "base", "-o", str(page)))
+    comparison = compare_refs("base", ["candidate", "base"], home=home)
+    against_candidate, against_itself = comparison.candidates
+    flipped = against_candidate.regressions_total + against_candidate.improvements_total
+    assert flipped and against_itself.regressions_total == against_itself.improvements_total == 0
+
+    with Browser(chromium, tmp_path / "profile", WINDOW) as browser:
+        open_report(browser, page)
+        assert browser.evaluate("document.querySelectorAll('#comparison svg.forest').length") == 2
+        verdicts = browser.evaluate(
+            "[...document.querySelectorAll('#comparison .candidate')].map(c =>"
+            " [...c.querySelectorAll('table.changes td.verdict')].map(td => td.textContent))"
+        )
+        assert verdicts == [[m.verdict for m in c.metrics] for c in comparison.candidates]
+        options = browser.evaluate(
+            "[...document.querySelectorAll('#candidate option')].map(o => o.textContent)"
+        )
+        assert options == [
+            "vs candidate 1: candidate",
+            f"vs candidate 2: base [{report_home.base[:8]}]",
+        ]
+        choose(browser, "#filter-flip", "flipped")
+        assert len(visible_ids(browser)) == flipped
+        choose(browser, "#candidate", "2")
+        assert visible_ids(browser) == []
+        choose(browser, "#filter-flip", "all")
+        # Each metric cell: the base's score → the second candidate's, the same one.
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('#row-table tbody tr.row')].flatMap(tr =>"
+            " [...tr.querySelectorAll('td.num')].map(td => td.textContent))"
+        )
+        assert len(cells) == 40 * len(METRICS + JUDGES)
+        assert all(left == right for left, right in (c.split(" → ") for c in cells))
+        choose(browser, "#candidate", "1")
+        choose(browser, "#filter-flip", "flipped")
+        assert len(visible_ids(browser)) == flipped
+        assert browser.requests == [(page.as_uri(), "Document")]
