@@ -25,7 +25,7 @@ from harness.report import Section, markup
 from harness.report.page import environment
 from harness.report.svg import ForestRow, forest
 
-__all__ = ["check_section", "comparison_section", "forest_plot"]
+__all__ = ["check_banner", "check_section", "comparison_section", "forest_plot"]
 
 VERDICT_CLASS = {
     BETTER: "better",
@@ -50,9 +50,7 @@ def forest_plot(candidate: CandidateResult) -> str:
 
 def _render(**context: object) -> str:
     template = environment("harness.compare.render").get_template("comparison.html.j2")
-    return template.render(
-        verdicts=VERDICTS, verdict_class=VERDICT_CLASS, outcome_word=OUTCOME_WORD, **context
-    )
+    return template.render(verdicts=VERDICTS, verdict_class=VERDICT_CLASS, **context)
 
 
 def comparison_section(comparison: Comparison) -> Section:
@@ -66,6 +64,16 @@ def comparison_section(comparison: Comparison) -> Section:
     return Section("comparison", "Comparison", markup(html))
 
 
+def check_banner(result: CheckResult) -> str:
+    """ "Pass: ...", "Fail: ...", "Cannot decide: ..." (the summary of an undecided check
+    says so itself)."""
+    summary = result.summary()
+    if summary.startswith("cannot decide"):
+        return summary[0].upper() + summary[1:]
+    return f"{OUTCOME_WORD[result.outcome]}: {summary}"
+
+
 def check_section(result: CheckResult) -> Section:
     """The check's outcome and each gate's, with the numbers that decided it."""
-    return Section("check", "Check", markup(_render(mode="check", result=result)))
+    html = _render(mode="check", result=result, banner=check_banner(result))
+    return Section("check", "Check", markup(html))
