@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INPUT_COLUMNS = ("input", "question", "inputs")
-EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets")
+EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets", "expected_response")
 CONTEXT_COLUMNS = ("context",)
 ID_COLUMNS = ("id",)
 FORMATS = {

@@ -28,3 +28,15 @@ def slow_echo(row: dict[str, Any]) -> str:
 
 def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
+
+
+def judge_yes(messages: list[dict[str, Any]]) -> str:
+    return '{"verdict": "yes", "rationale": "it is"}'
+
+
+def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:
+    """A judge model that raises while the file in $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag):
+        raise RuntimeError("judge backend exploded")
+    return judge_messages(messages)

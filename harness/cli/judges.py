@@ -143,7 +143,16 @@ def calibrate_(
     show: int,
     as_json: bool,
 ) -> None:
-    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix."""
+    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix.
+
+    Exit code 1 when judge answers failed (calls after their retries, or no usable
+    verdict): the figures leave those rows out.
+
+    \b
+    Example:
+      harness judges calibrate --data qa --run RUN_ID --judge correctness \\
+          --label final_decision --judge-model openai:/gpt-4o-mini
+    """
     from harness.errors import ConfigError
     from harness.judges.calibration import calibrate
 
@@ -170,7 +179,14 @@ def calibrate_(
     )
     if as_json:
         print_json(result.as_dict())
-        return
+    else:
+        _print_calibration(result, show)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
+
+
+def _print_calibration(result: Any, show: int) -> None:
     click.echo(
         f"judge {result.judge}@{result.judge_version} ({result.judge_model}) vs "
         f"{result.label_column} on {result.dataset}"
@@ -226,7 +242,12 @@ def compare(
     """Compare two runs row by row with a pairwise judge, asked in both orders.
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
-    as inconsistent: the judge preferred a position, not an answer).
+    as inconsistent: the judge preferred a position, not an answer). Exit code 1 when
+    rows could not be judged (judge calls that failed after their retries).
+
+    \b
+    Example:
+      harness judges compare RUN_A RUN_B --judge-model openai:/gpt-4o-mini
     """
     from harness.judges.pairwise import compare_runs
 
@@ -241,7 +262,14 @@ def compare(
     )
     if as_json:
         print_json(result.as_dict())
-        return
+    else:
+        _print_comparison(result, with_rows)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
+
+
+def _print_comparison(result: Any, with_rows: bool) -> None:
     t = result.totals
     click.echo(
         f"A = {result.run_a}, B = {result.run_b} on {result.dataset}; judge "

@@ -62,3 +62,40 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def home_of(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("home")
+
+
+def call_lines(calls: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per kind of call (model, judge, ...): sent, cached, local, failed, tokens."""
+    lines = []
+    for kind, c in calls.items():
+        if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls", "errors")):
+            continue
+        line = (
+            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
+            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
+            + (f", {c['errors']} failed" if c.get("errors") else "")
+            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+        )
+        if c.get("cost_usd"):
+            line += f"; cost ${c['cost_usd']:.4f}"
+        if c.get("saved_cost_usd"):
+            line += f"; cache saved ${c['saved_cost_usd']:.4f}"
+        lines.append(line)
+    return lines
+
+
+def failure_lines(failures: dict[str, dict[str, Any]], top: int = 3) -> list[str]:
+    """What failed, per kind of call, with the most common reasons (one line each)."""
+    from harness.runner.config import FAILURE_UNITS
+
+    lines = []
+    for kind, entry in failures.items():
+        unit = FAILURE_UNITS.get(kind, "calls")
+        lines.append(f"failed: {entry['failed']} {kind} {unit}")
+        lines += [f"  {n} x {_one_line(reason)}" for reason, n in entry["reasons"][:top]]
+    return lines
+
+
+def _one_line(text: object, width: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

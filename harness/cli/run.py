@@ -15,12 +15,19 @@ from harness.cli.options import (
     guideline_option,
     judges_file_option,
 )
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    print_json,
+    print_table,
+)
 from harness.config import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from harness.config import Home
-    from harness.runner.config import RunConfig
+    from harness.runner.config import RunConfig, RunResult
 
 
 @click.command()
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
     "--metric",
     "metrics",
     multiple=True,
-    metavar="NAME",
-    help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
-    "word_count, latency]",
+    metavar="SPEC",
+    help="Offline metric, repeatable: NAME (built-in or a [metrics.NAME] table), "
+    "KIND:VALUE (contains:Paris, regex:PATTERN, length:..400, json-schema:@FILE, ...), "
+    "python:MODULE:FUNCTION; LABEL=... names it. See `harness metrics list`. "
+    "[default: exact_match, token_f1, rougeL, word_count, latency]",
 )
 @click.option(
     "--judge",
@@ -102,7 +111,8 @@ if TYPE_CHECKING:
     "--resume",
     "resume_id",
     metavar="RUN_ID",
-    help="Finish an interrupted run (its other options are taken from the run).",
+    help="Finish an interrupted, failed or stopped run: failed rows are retried and the "
+    "same MLflow run completed (its other options are taken from the run).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
@@ -169,17 +179,30 @@ def run(
 ) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
-    Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
-    their error; finish them later with --resume), 2 for bad input. With --check, the
-    check's code: 0 pass, 1 a gate failed (or rows failed), 3 cannot decide (a replay
-    miss among them); see `harness check --help`.
+    \b
+    Exit codes:
+      0    every row and every judge call succeeded
+      1    rows or judge calls failed after their retries (stored with their error:
+           `--resume` retries them), a metric raised, a --cache replay miss,
+           --max-cost reached, or a server that refused the first connection
+      2    bad usage or input; nothing was written
+      3    with --check: the check cannot decide (see `harness check --help`)
+      74   the environment failed: disk full, read-only home, a locked or damaged
+           DuckDB file or MLflow store (the run is resumable, `harness runs log` logs
+           it to MLflow later)
+      130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: finished rows are kept;
+           `--resume RUN_ID` goes on (a second Ctrl-C exits at once, still resumable)
 
     \b
-    Example:
+    Examples:
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
+          --judge correctness --judge-model openai:/gpt-4o-mini
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
+          --metric 'cites=regex:\\[\\d+\\]' --metric python:my_metrics:has_citation
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
     """
     from harness.config import read_text_arg, resolve_home
-    from harness.errors import BudgetExceeded, ConfigError, ReplayMiss, RunFailed
+    from harness.errors import ConfigError, HarnessError, ReplayMiss
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
@@ -253,22 +276,20 @@ def run(
             resume=resume_id,
             report=None if check else report,
         )
-    except BudgetExceeded as stopped:
-        # The rows done are stored; show them like any result, then exit 1 with the reason.
-        if stopped.result is not None and as_json:
-            print_json(stopped.result.as_dict())
-        elif stopped.result is not None:
-            _print_summary(stopped.result)
-        raise
-    except ReplayMiss as miss:
-        if not check:
-            raise
-        from harness.compare.checking import undecided
+    except HarnessError as stopped:
+        if check and isinstance(stopped, ReplayMiss):
+            from harness.compare.checking import undecided
 
-        # No run to check: the check says so on every surface, and exits "cannot decide".
-        finish_check(undecided(f"replay miss: {miss}"), junit=junit, as_json=as_json,
-                     markdown=False, report=report)  # fmt: skip
-        return
+            # No run to check: the check says so on every surface, and exits "cannot decide".
+            finish_check(undecided(f"replay miss: {stopped}"), junit=junit, as_json=as_json,
+                         markdown=False, report=report)  # fmt: skip
+            return
+        # Interrupted, stopped at the budget, failed: the rows done are stored; show them
+        # like any result, then exit with the reason and what to do next.
+        found = getattr(stopped, "result", None)
+        if found is not None:
+            _show(found, as_json)
+        raise
     if check:
         from harness.compare.api import check_ref
 
@@ -283,16 +304,10 @@ def run(
                      failed_rows=result.errors, report=report, home=home,
                      tracking_uri=home.tracking_uri if config.mlflow else None)  # fmt: skip
         return
-    if as_json:
-        print_json(result.as_dict())
-    else:
-        _print_summary(result)
-    if result.errors:
-        reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
-        raise RunFailed(
-            f"{result.errors} of {result.rows} rows failed ({reasons}); "
-            f"retry them with `harness run --resume {result.run_id}`"
-        )
+    _show(result, as_json)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
 
 
 def _sweep(
@@ -340,34 +355,34 @@ def _sweep(
             f"{sweep.errors} rows failed in the sweep; finish each run with "
             "`harness run --resume RUN_ID`"
         )
+    metric_errors = sum(run.result.metric_errors for run in sweep.runs)
+    if metric_errors:
+        raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")
 
 
-def _print_summary(result: object) -> None:
+def _show(result: object, as_json: bool) -> None:
     from harness.runner.config import RunResult
 
     assert isinstance(result, RunResult)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_summary(result)
+
+
+def _print_summary(result: RunResult) -> None:
     print_table(
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({result.rows_done} rows, {result.errors} errors, {result.duration_s:.1f} s)",
+        f"({result.rows_done} rows, {result.errors} failed, {result.duration_s:.1f} s)",
         ["metric", "mean", "p50", "p90", "rows"],
         [
             [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
             for name, a in result.metrics.items()
         ],
     )
-    for kind in ("model", "judge"):
-        c = result.calls.get(kind, {})
-        if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls")):
-            continue
-        line = (
-            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
-        )
-        if c.get("cost_usd"):
-            line += f"; cost ${c['cost_usd']:.4f}"
-        if c.get("saved_cost_usd"):
-            line += f"; cache saved ${c['saved_cost_usd']:.4f}"
+    for line in call_lines(result.calls):
+        click.echo(line)
+    for line in failure_lines(result.failures):
         click.echo(line)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

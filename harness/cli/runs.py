@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import call_lines, failure_lines, fmt, home_of, print_json, print_table
+
+if TYPE_CHECKING:
+    from harness.store.runs import RunInfo
 
 
 @click.group()
@@ -17,7 +22,13 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
+    """List runs, newest first: status (a run whose process is gone shows as
+    interrupted), rows done, failed rows, and whether it is in MLflow.
+
+    \b
+    Example:
+      harness runs list --limit 5
+    """
     from harness.config import resolve_home
     from harness.store.runs import list_runs
     from harness.store.tags import run_tags
@@ -43,6 +54,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
                 i.model,
                 f"{i.rows_done}/{i.rows_total}",
                 i.errors if i.errors is not None else "",
+                _mlflow_state(i),
                 f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
             ]
         )
@@ -55,11 +67,28 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
             "dataset",
             "model",
             "rows",
-            "errors",
+            "failed",
+            "mlflow",
             "first metric (mean)",
         ],  # fmt: skip
         rows,
     )
+    for i in infos:
+        if i.status == "finished" and i.mlflow_pending:
+            click.echo(
+                f"run {i.run_id} is not in MLflow: log it with `harness runs log {i.run_id}`"
+            )
+
+
+def _mlflow_state(info: RunInfo) -> str:
+    """How far a run got into MLflow: logged, failed (logging failed), pending, or off."""
+    if not info.config.get("mlflow", True):
+        return "off"
+    if info.mlflow_run_id:
+        return "logged"
+    if info.mlflow_error:
+        return "failed"
+    return "pending" if info.status in ("running", "finished") else "-"
 
 
 @runs.command("show")
@@ -68,7 +97,8 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> None:
-    """Show one run: configuration, metrics, calls; with --rows the per-row table.
+    """Show one run: status and why it ended, metrics, calls, what failed; with --rows
+    the per-row table.
 
     RUN is a run id (or a unique prefix), a tag, a run name or a file from
     `harness runs export`.
@@ -107,10 +137,19 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
     click.echo(
         f"run {info.run_id}  {info.status}  {info.model} on "
         f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
-        f"{info.errors or 0} errors"
+        f"{info.errors or 0} failed"
     )
+    if info.reason:
+        click.echo(f"reason: {info.reason}")
     if info.mlflow_run_id:
         click.echo(f"MLflow run {info.mlflow_run_id}")
+    elif info.mlflow_error:
+        click.echo(
+            f"MLflow logging failed: {info.mlflow_error}; "
+            f"log it with `harness runs log {info.run_id}`"
+        )
+    elif info.status == "finished" and info.mlflow_pending:
+        click.echo(f"not in MLflow yet: log it with `harness runs log {info.run_id}`")
     print_table(
         None,
         ["metric", "mean", "p50", "p90", "rows"],
@@ -119,11 +158,8 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
             for n, a in info.metrics.items()
         ],
     )
-    for kind, c in info.usage.items():
-        click.echo(
-            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} cached, "
-            f"{c.get('errors', 0)} failed"
-        )
+    for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
+        click.echo(line)
     if table is not None:
         shown = [c for c in table.columns if c not in ("input_tokens", "output_tokens", "context")]
         print_table(
@@ -214,3 +250,34 @@ def _cell(value: object, width: int = 60) -> str:
         return fmt(value)
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@runs.command("log")
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print what was logged as JSON.")
+@click.pass_context
+def log(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Log a finished run from DuckDB to the local MLflow store, again or at last.
+
+    RUN is a run id (or a unique prefix), a tag, or a run name that names one run.
+
+    For a run whose MLflow logging failed (a full disk, a damaged store) or was
+    interrupted: its MLflow run is completed (the traces of the rows it lacks, params,
+    metrics, artifacts), never duplicated. Idempotent: logging a logged run changes
+    nothing. Exit 74 when the store cannot be written.
+
+    \b
+    Example:
+      harness runs log 3f2a9c1b7d4e
+    """
+    from harness.runner.relog import log_stored_run
+
+    logged = log_stored_run(run_id, home=home_of(ctx))
+    if as_json:
+        print_json(logged.as_dict())
+        return
+    how = "completed" if logged.resumed else "logged"
+    click.echo(
+        f"run {logged.run_id}: MLflow run {logged.mlflow_run_id} {how}; "
+        f"{logged.traces_written} trace(s) written, {logged.traces} in all"
+    )

@@ -79,7 +79,7 @@ def check(
                 f"gate {gate.name}: the candidate has no {gate.metric!r} scores; "
                 f"it has {', '.join(scores.order)}"
             )
-        if gate.needs_baseline and metric_direction(gate.metric) == 0:
+        if gate.needs_baseline and metric_direction(gate.metric, scores.directions) == 0:
             raise ConfigError(
                 f"gate {gate.name}: {gate.metric} has no better direction, so it cannot "
                 "drop; bound it with min or max"

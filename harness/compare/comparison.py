@@ -148,7 +148,8 @@ def _compare_one(
         c = scores.values.loc[common, metric].to_numpy()
         if metric == ERRORS and not (b.any() or c.any()):
             continue  # no row failed in either run: nothing to say
-        metrics.append(_metric(metric, b, c, groups, margins, alpha, power))
+        direction = metric_direction(metric, {**base_scores.directions, **scores.directions})
+        metrics.append(_metric(metric, direction, b, c, groups, margins, alpha, power))
     margin_of = {m.metric: m.margin for m in metrics}
     regressions, improvements = flipped_rows(base_scores, scores, common, margin_of, limit=rows)
     return CandidateResult(
@@ -167,6 +168,7 @@ def _compare_one(
 
 def _metric(
     metric: str,
+    direction: int,
     base: np.ndarray,
     candidate: np.ndarray,
     groups: object,
@@ -184,7 +186,7 @@ def _metric(
     stats = paired_difference(
         base[both], candidate[both], clusters=clusters, alpha=alpha, power=power
     )
-    direction = -1 if metric == ERRORS else metric_direction(metric)
+    direction = -1 if metric == ERRORS else direction
     margin_spec = margins.get(metric) or margins.get(None)
     if margin_spec is not None:
         margin, rule = margin_spec.resolve(stats.base.mean)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import DataError, JudgeParseError, MetricError
+from harness.errors import DataError, JudgeParseError, MetricError, RunFailed
 from harness.judges.output import OutputSpec
 
 if TYPE_CHECKING:
@@ -57,6 +57,18 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    def failure(self) -> RunFailed | None:
+        """Judge answers that failed (calls after their retries, or no usable verdict) make
+        the calibration unreliable: the error to exit with (1), None when there were none."""
+        if not self.errors:
+            return None
+        reasons = Counter(e["error"] for e in self.errors).most_common(2)
+        return RunFailed(
+            f"{len(self.errors)} of {self.compared + len(self.errors)} judge answers failed ("
+            + "; ".join(f"{n} x {r}" for r, n in reasons)
+            + "); the figures leave those rows out"
+        )
 
 
 def cohen_kappa(

@@ -91,7 +91,9 @@ def run_facts(run: ReportRun) -> list[Fact]:
         facts.append(
             Fact("judges", ", ".join(f"{j}@{versions[j]}" if j in versions else j for j in judges))
         )
-        model = config.get("judge_model_uri") or config.get("judge_model") or "–"
+        models = sorted(set((config.get("judge_models") or {}).values()))
+        model = ", ".join(models) or config.get("judge_model_uri") or config.get("judge_model")
+        model = model or "–"
         samples = int(config.get("judge_samples") or 1)
         facts.append(
             Fact("judge model", model + (f", {samples} samples per row" if samples > 1 else ""))

@@ -91,8 +91,13 @@ def find_calibrations(db_path: Path | None, run: ReportRun) -> list[StoredCalibr
     from harness.store.calibrations import judge_calibrations
 
     versions = config.get("judge_versions") or {}
+    models = config.get("judge_models") or {}  # a judge with its own model: that one
     model = config.get("judge_model_uri") or config.get("judge_model")
-    return judge_calibrations(db_path, [(j, versions.get(j)) for j in judges], model)
+    return [
+        found
+        for j in judges
+        for found in judge_calibrations(db_path, [(j, versions.get(j))], models.get(j) or model)
+    ]
 
 
 def render_report(

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from harness.store.exports import RunRecord
     from harness.store.scores import RunScores
 
-__all__ = ["Flips", "ReportRun", "pack", "prompt_parts", "rows_payload"]
+__all__ = ["Flips", "ReportRun", "pack", "prompt_parts", "rows_payload", "stored_directions"]
 
 COLUMN_FIELDS = ("input", "context", "id")  # fields the page fills in from the row itself
 
@@ -72,6 +72,12 @@ class Flips:
 
     worse: Mapping[str, Sequence[str]] = field(default_factory=dict)
     better: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+def stored_directions(runs: Sequence[ReportRun]) -> dict[str, int]:
+    """Which way each metric of the runs is better, as the runs stored it (a ``python:``
+    metric or a kind is known to no registry here); a later run's word wins."""
+    return {name: d for run in runs for name, d in run.scores.directions.items()}
 
 
 def prompt_parts(template: str) -> tuple[list[Any], list[str]]:
@@ -149,6 +155,7 @@ def rows_payload(
         }
         per_run.append((records, per_row))
     order = list(dict.fromkeys(example_id for records, _ in per_run for example_id in records))
+    known = stored_directions(runs)
     rows = []
     for example_id in order:
         example = _example(next(r[example_id] for r, _ in per_run if example_id in r))
@@ -182,7 +189,7 @@ def rows_payload(
             {
                 "name": m,
                 "judge": any(m in run.scores.judges for run in runs),
-                "dir": metric_direction(m),
+                "dir": metric_direction(m, known),
             }
             for m in metrics
         ],

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.metrics import metric_direction
 from harness.numbers import mean_ci, number
+from harness.report.rows import stored_directions
 from harness.report.svg import Series, bars, histogram, matrix
 from harness.stats import MeanEstimate, estimate_mean
 from harness.store.scores import ERRORS
@@ -62,6 +63,7 @@ def report_metrics(runs: Sequence[ReportRun]) -> list[str]:
 
 
 def metric_views(runs: Sequence[ReportRun], metrics: Sequence[str]) -> list[MetricView]:
+    known = stored_directions(runs)
     views = []
     for metric in metrics:
         judge = any(metric in run.scores.judges for run in runs)
@@ -79,7 +81,7 @@ def metric_views(runs: Sequence[ReportRun], metrics: Sequence[str]) -> list[Metr
                                  estimate.high))  # fmt: skip
         label = f"distribution of {metric}"
         plot = _judge_bars(runs, metric, label) if judge else _distribution(series, label)
-        views.append(MetricView(metric, judge, metric_direction(metric), cells, plot))
+        views.append(MetricView(metric, judge, metric_direction(metric, known), cells, plot))
     return views
 
 

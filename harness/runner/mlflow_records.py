@@ -57,8 +57,9 @@ def prompt_name_for(plan: RunPlan) -> str | None:
     return own or configured or None
 
 
-def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[str, Any]]:
-    """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE."""
+def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE (its
+    source the model the judge asked, from ``judge_models``: judge name -> model URI)."""
     usable = scores[scores["value"].notna() | scores["error"].notna()]
     if usable.empty:
         return []
@@ -81,7 +82,9 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
             "rationale": r.rationale,
             "error": r.error,
             "source": "LLM_JUDGE" if r.source == "llm_judge" else "CODE",
-            "source_id": judge_model if r.source == "llm_judge" else f"harness/{r.metric}",
+            "source_id": judge_models.get(r.metric)
+            if r.source == "llm_judge"
+            else f"harness/{r.metric}",
         }
         for r in per_row.itertuples(index=False)
     ]
@@ -131,13 +134,13 @@ def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
 
 
 def rows_record(
-    head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_model: str | None
+    head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_models: Mapping[str, str]
 ) -> RunRecord:
     """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes)."""
     return dataclasses.replace(
         head,
         rows=results_table(outputs, scores),
-        feedback=feedback_rows(scores, judge_model),
+        feedback=feedback_rows(scores, judge_models),
         finished_at=time.time(),
     )
 
@@ -191,7 +194,7 @@ def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunRecord:
+def batch_record(head: RunRecord, batch: Batch, judge_models: Mapping[str, str]) -> RunRecord:
     """``head`` carrying a stored batch's rows: what the worker writes traces for.
 
     Traces need each row's columns and its feedback, not the metric columns of the
@@ -203,7 +206,7 @@ def batch_record(head: RunRecord, batch: Batch, judge_model: str | None) -> RunR
     return dataclasses.replace(
         head,
         rows=row_columns(outputs),
-        feedback=feedback_rows(scores, judge_model),
+        feedback=feedback_rows(scores, judge_models),
         finished_at=time.time(),
     )
 
@@ -220,6 +223,6 @@ def final_record(
         head,
         metrics=_metrics(result),
         rows=results_table(outputs, scores),
-        finished_at=time.time(),
+        finished_at=result.finished_at or time.time(),
         report_html=report_html,
     )

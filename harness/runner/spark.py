@@ -19,6 +19,10 @@ what is left of ``--max-cost`` are divided among the tasks that may run at once.
 answers live in its executor until its wave returns, so a crash of the driver loses at
 most the calls of the waves in flight (two; one with ``--max-cost``).
 
+A stop request (Ctrl-C, SIGTERM) sends no more waves and cancels the Spark jobs in flight
+(their job group): the waves already back are kept, the cancelled ones run again on
+``--resume``.
+
 Settings (``[spark]`` in harness.toml): ``master`` (for a session harness starts; default
 ``local[*]``: an active session, e.g. on Databricks, is always used as it is), ``tasks``
 (default: the session's default parallelism), ``rows_per_task`` (default 100).
@@ -31,6 +35,8 @@ import json
 import math
 import os
 import sys
+import threading
+import uuid
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -135,12 +141,17 @@ def _waves(
     seeds, local_seeds = caller.seeds or {}, caller.local_seeds or {}
     caller.seeds = caller.local_seeds = None
 
+    group = f"harness-{uuid.uuid4().hex[:12]}"  # the job group a stop cancels
+
     def submit(start: int) -> Future[list[dict[str, Any]]]:
         wave = deferred[start : start + wave_rows]
         n_tasks = min(tasks, math.ceil(len(wave) / per_task)) or 1
         items = [(encode_item(e, seeds.pop(e.id, ()), local_seeds.pop(e.id, None)),) for e in wave]
         spec = _spec(engine, caller, n_tasks, at_once)
-        return pool.submit(_collect, spark, items, n_tasks, spec)
+        return pool.submit(_collect, spark, items, n_tasks, spec, group)
+
+    def cancel(_signum: int) -> None:  # in the signal handler: Py4J work goes to a thread
+        threading.Thread(target=_cancel_jobs, args=(spark, group), daemon=True).start()
 
     # Two waves in flight, so executors start the next wave's tasks as soon as the last
     # ones of the current wave free their cores, and the driver stores one wave while the
@@ -151,13 +162,24 @@ def _waves(
     pool = ThreadPoolExecutor(depth, thread_name_prefix="harness-spark")
     starts = iter(range(0, len(deferred), wave_rows))
     pending: deque[Future[list[dict[str, Any]]]] = deque()
+    forget = engine.stop.on_stop(cancel)
     try:
         while True:
-            while len(pending) < depth and (start := next(starts, None)) is not None:
+            while (
+                len(pending) < depth
+                and not engine.stop.requested
+                and (start := next(starts, None)) is not None
+            ):
                 pending.append(submit(start))
             if not pending:
                 return
-            if _keep(engine, caller, pending.popleft().result()):
+            try:
+                records = pending.popleft().result()
+            except RunFailed:
+                if engine.stop.requested:
+                    continue  # the wave a stop cancelled: its rows run again on --resume
+                raise
+            if _keep(engine, caller, records):
                 return  # the budget stopped a task: no more waves (the run is resumable)
     except HarnessError:
         # The wave still in flight has paid for its calls: keep them, then fail.
@@ -168,6 +190,7 @@ def _waves(
                 continue  # the first error is the one reported
         raise
     finally:
+        forget()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -184,12 +207,17 @@ def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
     return TaskSpec(
         config=plan.config,
         template=plan.template,
-        metrics=[m.name for m in plan.metrics],
+        # The metrics themselves travel: a python: metric's function is pickled by
+        # reference, so the executor imports its module, as it does a python: model's.
+        metrics=list(plan.metrics),
         judges=list(plan.judges),
         provider=ProviderRef.of(plan.provider, plan.home.settings),
         judge_provider=ProviderRef.of(plan.judge_provider, plan.home.settings)
         if plan.judge_provider
         else None,
+        judge_providers={
+            uri: ProviderRef.of(p, plan.home.settings) for uri, p in plan.judge_providers.items()
+        },
         settings=settings,
         concurrency=max(1, plan.config.concurrency // at_once),
         budget_usd=budget,
@@ -211,9 +239,27 @@ def _divided_limits(settings: dict[str, Any], n_tasks: int) -> dict[str, Any]:
     return divided
 
 
-def _collect(spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any) -> list[dict[str, Any]]:
+def _cancel_jobs(spark: Any, group: str) -> None:
+    """Cancel the Spark jobs of ``group`` (a classic session's job group, or a tag)."""
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: its jobs carry a tag
+        spark.interruptTag(group)
+    else:
+        context.cancelJobGroup(group)
+
+
+def _collect(
+    spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any, group: str
+) -> list[dict[str, Any]]:
     from harness.runner.spark_task import PackedSpec, run_task
 
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: tag the session instead
+        spark.addTag(group)
+    else:  # this thread's jobs join the group a stop cancels (PySpark pins threads)
+        context.setJobGroup(group, "harness run", interruptOnCancel=True)
     packed = PackedSpec.of(spec)
 
     def task(batches: Any) -> Any:
@@ -253,7 +299,7 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
             caller.stats.add(record["stats"], record["error_kinds"])
             stopped = stopped or record["stopped"]
             if caller.budget is not None:
-                spent = sum(record["stats"][k]["cost_usd"] for k in ("model", "judge"))
+                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
                 caller.budget.spent_usd += spent
     for record in records:
         if "row" in record:

@@ -46,9 +46,10 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 
     Columns: id, input, expected (several answers joined with `` || ``), context, output,
     error, latency_s, tokens, cached, then each metric's value (a judge's mean over its
-    samples) and, for judges, ``<judge>/rationale``, ``<judge>/error`` when a judge answer
-    failed, and with several samples ``<judge>/std``, ``<judge>/agreement`` and
-    ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in MLflow.
+    samples), ``<name>/rationale`` for judges and for metrics that explain their scores,
+    ``<name>/error`` when a judge answer or a metric failed, and for a judge with several
+    samples ``<judge>/std``, ``<judge>/agreement`` and ``<judge>/self_disagreement``. This is
+    ``eval_results_table`` in ``evaluate`` and in MLflow.
     """
     table = row_columns(outputs)
     if scores.empty:
@@ -63,17 +64,24 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.join(values, on="id")
     judged = scores[scores["source"] == "llm_judge"]
-    if not judged.empty:
-        first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
+    # Rationales: every judge's, and a metric's when it gives them (an MLflow Feedback, a
+    # json-schema complaint, an eval_fn's justifications).
+    explained = scores[
+        (scores["source"] == "llm_judge")
+        | scores["metric"].isin(scores.loc[scores["rationale"].notna(), "metric"])
+    ]
+    if not explained.empty:
+        first = explained.sort_values("sample").drop_duplicates(["example_id", "metric"])
         rationales = first.pivot(index="example_id", columns="metric", values="rationale")
         rationales.columns = [f"{c}/rationale" for c in rationales.columns]
         table = table.join(rationales, on="id")
-        failed = judged.dropna(subset=["error"])
-        if not failed.empty:
-            errors = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
-            errors = errors.pivot(index="example_id", columns="metric", values="error")
-            errors.columns = [f"{c}/error" for c in errors.columns]
-            table = table.join(errors, on="id")
+    failed = scores.dropna(subset=["error"])
+    if not failed.empty:
+        errors = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
+        errors = errors.pivot(index="example_id", columns="metric", values="error")
+        errors.columns = [f"{c}/error" for c in errors.columns]
+        table = table.join(errors, on="id")
+    if not judged.empty:
         table = _join_sample_stats(table, judged)
     return table.reset_index(drop=True)
 

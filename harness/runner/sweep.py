@@ -86,6 +86,11 @@ class SweepResult:
         return sorted({name for run in self.runs for name in run.result.metrics})
 
     @property
+    def directions(self) -> dict[str, int]:
+        """Each metric's direction, as the children's runs reported it."""
+        return {k: v for run in self.runs for k, v in run.result.directions.items()}
+
+    @property
     def columns(self) -> list[str]:
         """The comparison table's columns: the axes, ids, counts, then each metric's mean."""
         return [*self.axes, "run_id", "mlflow_run_id", "rows", "errors", *self.metric_names]
@@ -242,7 +247,7 @@ def run_sweep(
     points = expand_grid(base, grid)
     for point in points:
         plan = plan_run(point.config, home, provider)
-        preflight(point.config, home.settings, [plan.provider, plan.judge_provider])
+        preflight(point.config, home.settings, plan.providers)
     sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
     if base.mlflow:
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
@@ -251,8 +256,8 @@ def run_sweep(
         _run_children(points, sweep, home=home, progress=progress, provider=provider)
         finished = True
     finally:
-        sweep.primary_metric = primary_metric(base, sweep.metric_names)
-        sweep.best = best_run(sweep.runs, sweep.primary_metric)
+        sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
+        sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
         if sweep.parent_mlflow_run_id:
             _finish_parent(sweep, home, progress, status="FINISHED" if finished else "FAILED")
     return sweep
@@ -294,19 +299,25 @@ def estimate_sweep(
     ]
 
 
-def primary_metric(base: RunConfig, names: Sequence[str]) -> str | None:
+def primary_metric(
+    base: RunConfig, names: Sequence[str], directions: Mapping[str, int]
+) -> str | None:
     """The metric that picks the best child: the first judge, else the first metric that
-    has a better direction, in the order the run asked for them."""
+    has a better direction, in the order the run asked for them. ``directions`` are the
+    children's own (``RunResult.directions``)."""
     preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
-    return next((n for n in preferred if n in names and metric_direction(n) != 0), None)
+    return next((n for n in preferred if n in names and metric_direction(n, directions) != 0), None)
 
 
-def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
+def best_run(
+    runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, int]
+) -> int | None:
     """Index of the child with the best mean of ``metric`` (the first one on ties)."""
     if metric is None:
         return None
+    sign = metric_direction(metric, directions)
     scored = [
-        (metric_direction(metric) * mean, -i)
+        (sign * mean, -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]

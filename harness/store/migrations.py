@@ -8,6 +8,7 @@ a database written at every earlier version.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import duckdb
@@ -111,7 +112,33 @@ def m002_run_tags(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
-def m003_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
+def m003_app_request_keys(con: duckdb.DuckDBPyConnection) -> None:
+    # The cache keys of the calls a python: model's own code made (harness.intercept), in
+    # the order it made them; NULL for rows whose model made none.
+    con.execute("ALTER TABLE outputs ADD COLUMN app_request_keys VARCHAR[]")
+
+
+@migration
+def m004_run_owner_and_reasons(con: duckdb.DuckDBPyConnection) -> None:
+    """Who runs a run (so a dead one shows as interrupted), why it ended, what failed.
+
+    A run's status is now one of running, finished, failed, interrupted (a signal; or a
+    running run whose process is gone) and stopped (--max-cost).
+    """
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN reason VARCHAR;       -- why it failed or was stopped
+        ALTER TABLE runs ADD COLUMN failures JSON;        -- kind of call -> {failed, reasons}
+        ALTER TABLE runs ADD COLUMN pid INTEGER;          -- the process that runs (ran) it
+        ALTER TABLE runs ADD COLUMN host VARCHAR;         -- ...on this host
+        ALTER TABLE runs ADD COLUMN pid_started DOUBLE;   -- ...started then (pids are reused)
+        ALTER TABLE runs ADD COLUMN mlflow_error VARCHAR; -- why MLflow logging failed, if it did
+        """
+    )
+
+
+@migration
+def m005_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
     # `harness judges calibrate`: a judge (name, version, model) measured against human
     # labels. Kept so a report can show how far to trust the judges of a run.
     con.execute(
@@ -157,7 +184,8 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
             )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # DuckDB may have rolled back already
+            con.execute("ROLLBACK")
         raise
     return len(pending)
 

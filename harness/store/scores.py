@@ -8,7 +8,7 @@ model call failed, 0 otherwise, so failures are compared and gated like a metric
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class RunScores:
     rationales: pd.DataFrame  # one column per judge: the first sample's rationale
     judges: frozenset[str]
     order: list[str]  # the metrics in the order the run asked for them, then ERRORS
+    directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
 
 
 def record_scores(record: RunRecord) -> RunScores:
@@ -59,4 +60,7 @@ def record_scores(record: RunRecord) -> RunScores:
     config = record.info.config
     asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
     order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
-    return RunScores(rows, values, rationales, judges, [*order, ERRORS])
+    # A run stores which way each of its metrics is better: a python: metric, a kind or an
+    # MLflow metric is known to no registry here.
+    directions = {str(k): int(v) for k, v in (config.get("directions") or {}).items()}
+    return RunScores(rows, values, rationales, judges, [*order, ERRORS], directions)

@@ -183,6 +183,66 @@ def test_a_local_model_runs_on_the_driver_and_its_judges_on_the_executors(
     assert all(o[1] for o in outputs)
 
 
+def test_python_metrics_and_mlflow_judges_run_on_the_executors(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    metrics = [
+        "python:harness_test_metrics:where_scored",  # imported by the executors
+        "cites=regex:\\[\\d+\\]",
+        "python:harness_test_metrics:relevance",  # an MLflow GenAI metric: its own model
+    ]
+    result = run_eval(
+        config(spark=True, judges=[], judge_model=None, metrics=metrics),
+        home=home,
+        spark_session=spark,
+    )
+    assert result.errors == 0 and result.metric_errors == 0
+    assert result.calls["judge"]["requests"] >= 20
+    assert server.stats()["requests_total"] == 20 + result.calls["judge"]["requests"]
+    asked = {json.loads(r["body"])["model"] for r in server.stats()["requests"]}
+    assert asked == {"m", "judge-model"}
+    _, scores = rows(home, result.run_id)
+    by_metric: dict[str, list[tuple[Any, ...]]] = {}
+    for score in scores:
+        by_metric.setdefault(score[1], []).append(score)
+    assert {len(v) for v in by_metric.values()} == {20}
+    scored_in = {s[4] for s in by_metric["where_scored"]}
+    assert f"pid {os.getpid()}" not in scored_in  # every row was scored on an executor
+    assert all(s[2] is not None for s in by_metric["answer_relevance/v1"])
+    assert result.directions["where_scored"] == 1
+
+
+def test_an_apps_own_calls_are_paid_once_on_the_executors_and_replayed_on_the_driver(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    # python:harness_app_models:rag calls the openai SDK itself (an embedding, a chat call).
+    server, spark = fake
+    app = config(model="python:harness_app_models:rag", judges=[], spark=True)
+    before = jobs(spark)
+    first = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) > before  # the driver could not answer them: the rows went to Spark
+    assert first.errors == 0 and first.rows_done == 20
+    assert first.calls["model"]["local_calls"] == 20  # on the executors; the driver's
+    assert first.calls["model"]["errors"] == 0  # deferred attempts are not failures
+    assert first.calls["app"]["requests"] == 40 == server.stats()["requests_total"]
+    outputs, _ = rows(home, first.run_id)
+    with duckdb.connect(str(home / "harness.duckdb"), read_only=True) as con:
+        keys = con.execute(
+            "SELECT count(*) FROM (SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?)",
+            [first.run_id],
+        ).fetchone()
+    assert keys == (40,)  # each row came back with the keys of its calls
+
+    server.reset()
+    before = jobs(spark)
+    again = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) == before  # the executors' answers are in the cache now
+    assert again.calls["app"]["cache_hits"] == 40 and again.calls["app"]["requests"] == 0
+    assert server.stats()["requests_total"] == 0
+    assert rows(home, again.run_id)[0] == outputs
+
+
 def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
@@ -346,3 +406,43 @@ def test_rate_limits_are_divided_among_the_tasks_running_at_once() -> None:
     assert divided["rate_limits"]["openai:/m"] == {"tokens_per_minute": 30000}
     assert divided["calls"] == {"max_retries": 3}
     assert settings["providers"]["openai"]["requests_per_minute"] == 600  # not changed
+
+
+def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A real SIGINT during a wave: no more waves, the wave's job is cancelled (its tasks
+    stop calling), the run is interrupted with the rows back so far, and resumes."""
+    import signal
+    import threading
+    import time
+
+    from harness.errors import Interrupted
+
+    server, spark = fake
+    write_settings(home, "[spark]\nrows_per_task = 5\n")
+    server.configure(latency_s=0.5)  # a wave takes seconds: time to interrupt it
+
+    def interrupt_once_executors_call() -> None:
+        deadline = time.monotonic() + 120
+        while server.stats()["requests_total"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # handled by run_eval, in this main thread
+
+    threading.Thread(target=interrupt_once_executors_call, daemon=True).start()
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run_eval(config(), home=home, spark_session=spark)
+    finally:
+        server.configure(latency_s=0.0)
+    assert stopped.value.exit_code == 130
+    result = stopped.value.result
+    assert result.status == "interrupted" and result.rows_done < 20
+    assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
+    sent = server.stats()["requests_total"]
+    time.sleep(3)  # a job left running would go on calling
+    assert server.stats()["requests_total"] == sent
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+
+    resumed = run_eval(config(), home=home, spark_session=spark, resume=result.run_id)
+    assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0

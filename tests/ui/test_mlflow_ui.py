@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import ui_demo_app  # a helper of this folder: if it breaks, the test must fail, not skip
 from browser import png_size, render
 from click.testing import CliRunner
 
@@ -34,8 +35,6 @@ from harness.cli import cli
 from harness.config import resolve_home
 from harness.runner.config import RunConfig
 from harness.runner.run import run_eval
-
-ui_demo_app = pytest.importorskip("ui_demo_app")
 
 JUDGE = "answer_correctness"
 WINDOW = (2200, 1100)  # wide enough for the judge column beside MLflow's assistant panel
