@@ -14,6 +14,7 @@ has the porting guide); what differs:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, resolve_home
+from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,6 +38,20 @@ if TYPE_CHECKING:
 # its data cannot feed (exact_match without targets, say).
 _UNSET: Any = object()
 DEFAULT_MODEL_TYPE = "question-answering"
+
+_homes_said: set[Path] = set()
+
+
+def _say_home_once(path: Path) -> None:
+    """The CLI's home is a flag away; a notebook's is wherever it runs: say where, once."""
+    if path not in _homes_said:
+        _homes_said.add(path)
+        logging.getLogger("harness").warning(
+            "harness: writing harness.duckdb, cache/ and mlruns/ under %s "
+            "(pass home= or set HARNESS_HOME to choose the project home)",
+            path,
+        )
+
 
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
@@ -127,6 +142,9 @@ def evaluate(
     """
     from harness.frames import to_frame
 
+    project = resolve_home(home)
+    if home is None and not os.environ.get(HOME_ENV):
+        _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)

@@ -137,7 +137,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if fmt in ("csv", "tsv"):
             df = pd.read_csv(
                 path,
-                sep="," if fmt == "csv" else "\t",
+                sep=_delimiter(path) if fmt == "csv" else "\t",
                 dtype=str,
                 keep_default_na=False,
                 encoding="utf-8",
@@ -161,6 +161,19 @@ def read_table(path: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{path} has no rows")
     return df
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of a .csv file: ``,`` unless its first lines are plainly ``;``, tab or
+    ``|``-separated (spreadsheets in many locales write ``;``)."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        sample = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or no consistent separator: read it as commas
+        return ","
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -206,6 +219,13 @@ def _pick(
     for candidate in candidates:
         if candidate in columns:
             return candidate
+    by_lower: dict[str, list[str]] = {}
+    for column in columns:  # `Question`, ` ANSWER `: the names people give columns
+        by_lower.setdefault(str(column).strip().lower(), []).append(column)
+    for candidate in candidates:
+        found = by_lower.get(candidate, [])
+        if len(found) == 1:
+            return found[0]
     if required:
         raise DataError(
             f"no {what} column: looked for {', '.join(candidates)}; "

@@ -333,10 +333,12 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.interrupt",
         "harness.model_io",
         "harness.numbers",
+        "harness.ports",
         "harness.prompts",
         "harness.retry",
         "harness.stats",
         "harness.testing",
+        "harness.wording",
     ]
 
 

@@ -569,3 +569,23 @@ def _size_on_disk(directory: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return total
+
+
+def cache_stats(directory: Path | str) -> dict[str, Any]:
+    """``ResponseCache.stats()`` of the cache at ``directory``; a folder that does not exist
+    is an empty cache, and is not created (``cache stats`` only looks)."""
+    if not Path(directory).is_dir():
+        return {
+            "directory": str(directory),
+            "entries": 0,
+            "size_bytes": 0,
+            "oldest": None,
+            "newest": None,
+            "by_provider": {},
+            "by_model": [],
+        }
+    cache = ResponseCache(directory)
+    try:
+        return cache.stats()
+    finally:
+        cache.close()

@@ -19,6 +19,7 @@ from harness._version import __version__
 # command name -> "module:attribute"
 COMMANDS = {
     "data": "harness.cli.data:data",
+    "dev": "harness.cli.dev:dev",
     "run": "harness.cli.run:run",
     "runs": "harness.cli.runs:runs",
     "cache": "harness.cli.cache:cache",
@@ -105,8 +106,11 @@ def cli(ctx: click.Context, home: str | None) -> None:
     """Evaluate LLM applications locally: cached model and judge calls, results in DuckDB
     and MLflow.
 
+    No API key? `harness dev fake-llm --help` shows how to try it all offline;
+    harness.toml settings: docs/config.md.
+
     \b
-    Quick start:
+    Example (a first session):
       harness data import questions.csv --name qa
       harness run --data qa --model openai:/gpt-4o-mini --metric exact_match
       harness runs list

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import home_of, print_json, print_table
+from harness.wording import plural
 
 
 @click.group()
 def data() -> None:
-    """Eval sets: import files, list them, show their rows."""
+    """Eval sets: import files, list them, show their rows.
+
+    \b
+    Example:
+      harness data import questions.csv --name qa
+    """
 
 
 @data.command("import")
@@ -55,7 +61,13 @@ def import_(
     """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
 
     A version is named by the digest of its content: importing the same content again
-    reports the existing version; changed content makes a new one.
+    reports the existing version; changed content makes a new one. Columns named input,
+    question, expected, answer, context or id (in any case) are found by themselves; a
+    .csv may be separated by commas, semicolons, tabs or bars.
+
+    \b
+    Example:
+      harness data import questions.csv --name qa --expected final_decision
     """
     from harness.data import import_file
 
@@ -74,7 +86,7 @@ def import_(
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
     click.echo(
-        f"{verb} {info.ref} ({info.n_rows} rows; columns: "
+        f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; columns: "
         + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
         + ")"
     )
@@ -84,7 +96,12 @@ def import_(
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List datasets and their versions, newest first."""
+    """List datasets and their versions, newest first.
+
+    \b
+    Example:
+      harness data list --json
+    """
     from harness.config import resolve_home
     from harness.store.datasets import list_datasets
 
@@ -113,7 +130,12 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset and rows as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
-    """Show a dataset version and its first rows."""
+    """Show a dataset version and its first rows.
+
+    \b
+    Example:
+      harness data show qa@3f2a9c --limit 5
+    """
     from harness.config import resolve_home
     from harness.store.datasets import load_examples, resolve_dataset
 
@@ -137,7 +159,9 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"{info.ref}  {info.n_rows} rows  digest {info.digest}  source {info.source}")
+    click.echo(
+        f"{info.ref}  {plural(info.n_rows, 'row')}  digest {info.digest}  source {info.source}"
+    )
     print_table(
         None,
         ["id", "input", "expected", "context"],
@@ -147,7 +171,7 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
         ],
     )
     if info.n_rows > len(examples):
-        click.echo(f"... {fmt(info.n_rows - len(examples))} more rows (--limit N)")
+        click.echo(f"... {plural(info.n_rows - len(examples), 'more row')} (--limit N)")
 
 
 def _short(text: str | None, width: int = 80) -> str:

@@ -17,7 +17,12 @@ from harness.cli.output import fmt, home_of, print_json, print_table
 
 @click.group()
 def judges() -> None:
-    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python."""
+    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python.
+
+    \b
+    Example:
+      harness judges list
+    """
 
 
 @judges.command("list")
@@ -28,7 +33,12 @@ def judges() -> None:
 def list_(
     ctx: click.Context, judges_file: str | None, guidelines: tuple[str, ...], as_json: bool
 ) -> None:
-    """List the judges --judge accepts: output type, the fields they use, version."""
+    """List the judges --judge accepts: output type, the fields they use, version.
+
+    \b
+    Example:
+      harness judges list --judges my_judges.toml
+    """
     from harness.config import resolve_home
     from harness.judges import available_judges
 

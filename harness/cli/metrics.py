@@ -9,7 +9,12 @@ from harness.cli.output import home_of, print_json, print_table
 
 @click.group()
 def metrics() -> None:
-    """Offline metrics: built-in, parameterized kinds, [metrics.NAME] tables, python:."""
+    """Offline metrics: built-in, parameterized kinds, [metrics.NAME] tables, python:.
+
+    \b
+    Example:
+      harness metrics list
+    """
 
 
 @metrics.command("list")

@@ -99,3 +99,20 @@ def failure_lines(failures: dict[str, dict[str, Any]], top: int = 3) -> list[str
 def _one_line(text: object, width: int = 300) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def invocation() -> str:
+    """How to type ``harness`` again in a hint: ``harness`` when that name on PATH is this
+    program, else the path it was started by (``.venv/bin/harness`` before activating)."""
+    import os
+    import shutil
+    import sys
+
+    started = sys.argv[0] if sys.argv and sys.argv[0] else "harness"
+    if os.path.basename(started) != "harness":
+        return "harness"  # python -m harness, or a test runner: the name is the best hint
+    on_path = shutil.which("harness")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(started):
+        return "harness"
+    relative = os.path.relpath(started)
+    return relative if not relative.startswith("..") else os.path.abspath(started)

@@ -20,10 +20,12 @@ from harness.cli.output import (
     failure_lines,
     fmt,
     home_of,
+    invocation,
     print_json,
     print_table,
 )
 from harness.config import DEFAULT_EXPERIMENT
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.config import Home
@@ -39,10 +41,12 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--model",
+    "models",
+    multiple=True,
     metavar="URI",
     help="openai:/MODEL, anthropic:/MODEL, "
     "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION, echo, or column:NAME "
-    "(outputs already in the dataset's column NAME).",
+    "(outputs already in the dataset's column NAME). Repeat to sweep across models.",
 )
 @click.option(
     "--prompt",
@@ -150,7 +154,7 @@ if TYPE_CHECKING:
 def run(
     ctx: click.Context,
     data_ref: str | None,
-    model: str | None,
+    models: tuple[str, ...],
     prompts: tuple[str, ...],
     system: str | None,
     params: tuple[str, ...],
@@ -207,18 +211,18 @@ def run(
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
 
-    if not resume_id and (not data_ref or not model):
+    if not resume_id and (not data_ref or not models):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
     # --resume takes its options from the run: a [sweep] table does not apply to it.
     options = sweep_options(
-        params, prompts, None if resume_id else home.settings, base_dir=home.path
+        params, prompts, None if resume_id else home.settings, base_dir=home.path, models=models
     )
     config = RunConfig(
         data=data_ref or "",
-        model=model or "",
+        model=options.model or "",
         prompt=read_text_arg(options.prompt, "--prompt"),
         system=read_text_arg(system, "--system"),
         params=options.params,
@@ -348,7 +352,7 @@ def _sweep(
             click.echo(f"warning: {warning}", err=True)
         if sweep.parent_mlflow_run_id:
             click.echo(
-                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `harness ui`)"
+                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
             )
     if sweep.errors:
         raise RunFailed(
@@ -373,7 +377,8 @@ def _show(result: object, as_json: bool) -> None:
 def _print_summary(result: RunResult) -> None:
     print_table(
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({result.rows_done} rows, {result.errors} failed, {result.duration_s:.1f} s)",
+        f"({plural(result.rows_done, 'row')}, {result.errors} failed, "
+        f"{result.duration_s:.1f} s)",
         ["metric", "mean", "p50", "p90", "rows"],
         [
             [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
@@ -387,7 +392,7 @@ def _print_summary(result: RunResult) -> None:
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if result.mlflow_run_id:
-        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `harness ui`)")
+        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `{invocation()} ui`)")
     if result.report:
         click.echo(f"report: {result.report}")
-    click.echo(f"rows: harness runs show {result.run_id} --rows")
+    click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")

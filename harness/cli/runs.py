@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import click
 
 from harness.cli.output import call_lines, failure_lines, fmt, home_of, print_json, print_table
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.store.runs import RunInfo
@@ -14,7 +16,12 @@ if TYPE_CHECKING:
 
 @click.group()
 def runs() -> None:
-    """Runs stored in the project's DuckDB file."""
+    """Runs stored in the project's DuckDB file.
+
+    \b
+    Example:
+      harness runs show demo-baseline --rows --limit 5
+    """
 
 
 @runs.command("list")
@@ -27,7 +34,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 
     \b
     Example:
-      harness runs list --limit 5
+      harness runs list --limit 10
     """
     from harness.config import resolve_home
     from harness.store.runs import list_runs
@@ -42,16 +49,20 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     if not infos:
         click.echo("no runs yet; start one with `harness run --data NAME --model URI`")
         return
+    from harness.runner.summary import headline_metric
+
     rows = []
     for i in infos:
-        headline = next(iter(i.metrics.items()), None)
+        headline = headline_metric(i.metrics)
+        params = " ".join(f"{k}={v}" for k, v in sorted((i.config.get("params") or {}).items()))
         rows.append(
             [
                 " ".join([i.run_id, *tags.get(i.run_id, [])]),
+                i.run_name or "",
                 i.created_at.strftime("%Y-%m-%d %H:%M"),
                 i.status,
                 f"{i.dataset}@{i.dataset_version}",
-                i.model,
+                i.model + (f" {params}" if params else ""),
                 f"{i.rows_done}/{i.rows_total}",
                 i.errors if i.errors is not None else "",
                 _mlflow_state(i),
@@ -62,14 +73,15 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         None,
         [
             "run (tags)",
+            "name",
             "created",
             "status",
             "dataset",
-            "model",
+            "model (params)",
             "rows",
             "failed",
             "mlflow",
-            "first metric (mean)",
+            "headline metric (mean)",
         ],  # fmt: skip
         rows,
     )
@@ -93,22 +105,46 @@ def _mlflow_state(info: RunInfo) -> str:
 
 @runs.command("show")
 @click.argument("run_id", metavar="RUN")
-@click.option("--rows", "with_rows", is_flag=True, help="Also show every row with its scores.")
+@click.option("--rows", "with_rows", is_flag=True, help="Also show the rows with their scores.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --rows: at most N rows (--all for every row).",
+)
+@click.option("--all", "all_rows", is_flag=True, help="With --rows: every row.")
+@click.option("--errors", "errors_only", is_flag=True, help="With --rows: only failed rows.")
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    help="With --rows: these columns (and id), e.g. output,error,token_f1.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> None:
+def show(
+    ctx: click.Context,
+    run_id: str,
+    with_rows: bool,
+    limit: int,
+    all_rows: bool,
+    errors_only: bool,
+    columns: str | None,
+    as_json: bool,
+) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
     the per-row table.
 
     RUN is a run id (or a unique prefix), a tag, a run name or a file from
-    `harness runs export`.
+    `harness runs export`. --rows prints the first 20 rows, cells cut to fit;
+    --json prints every row (of those --errors and --columns select), whole.
 
     \b
     Example:
-      harness runs show baseline.jsonl --rows
+      harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table
+    from harness.runner.summary import results_table, select_rows
     from harness.store.exports import is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
@@ -128,6 +164,14 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    left_out = 0
+    if table is not None:
+        table, left_out = select_rows(
+            table,
+            errors_only=errors_only,
+            columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+            limit=None if all_rows or as_json else limit,
+        )
     if as_json:
         document = info.as_dict()
         if table is not None:
@@ -161,10 +205,16 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
     if table is not None:
-        shown = [c for c in table.columns if c not in ("input_tokens", "output_tokens", "context")]
+        width = max(12, (shutil.get_terminal_size().columns - 3 * len(table.columns)) // max(
+            1, len(table.columns)
+        ))  # fmt: skip
         print_table(
-            None, shown, [[_cell(v) for v in row] for row in table[shown].itertuples(index=False)]
+            None,
+            list(table.columns),
+            [[_cell(v, width) for v in row] for row in table.itertuples(index=False)],
         )
+        if left_out:
+            click.echo(f"... {plural(left_out, 'more row')} (--limit N, or --all)")
 
 
 @runs.command("export")
@@ -191,7 +241,7 @@ def export(ctx: click.Context, run_ref: str, file: str) -> None:
     if note:
         click.echo(f"note: {note}", err=True)
     rows = export_run(load_run_record(db_path, info.run_id), file)
-    click.echo(f"wrote run {info.run_id} ({rows} rows) to {file}")
+    click.echo(f"wrote run {info.run_id} ({plural(rows, 'row')}) to {file}")
 
 
 @runs.command("tag")

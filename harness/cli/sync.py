@@ -48,7 +48,7 @@ def sync(
 
     \b
     Example:
-      harness sync --tracking-uri http://mlflow.internal:5000
+      harness sync --tracking-uri http://127.0.0.1:5050 --dry-run
     """
     from harness.config import resolve_home
     from harness.errors import ConfigError, Interrupted

@@ -74,7 +74,14 @@ class PythonProvider(Provider):
                 # Timed inside the worker thread: queueing for a thread is not the model's latency.
                 result, latency = await asyncio.to_thread(_timed, self.fn, arg)
         except Exception as e:  # a failing user function fails its row, not the run
-            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}") from e
+            hint = ""
+            if request.row is None and isinstance(e, TypeError | KeyError | AttributeError):
+                # The likeliest cause: a function written for the model role, given messages.
+                hint = (
+                    "; as a judge model a python: function gets the judge's messages "
+                    '(a list of {"role", "content"} dicts), not a row dict'
+                )
+            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}{hint}") from e
         if isinstance(result, ModelResponse):
             result.latency_s = result.latency_s or latency
             return result

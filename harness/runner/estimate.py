@@ -21,6 +21,7 @@ from harness.calls.limits import (
     requested_output_tokens,
 )
 from harness.config import Home, resolve_home
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
@@ -96,7 +97,7 @@ class RunEstimate:
 
     def lines(self) -> list[str]:
         """The estimate as text lines, for the CLI."""
-        out = [f"dry run: {self.model} on {self.dataset}, {self.rows} rows; nothing sent"]
+        out = [f"dry run: {self.model} on {self.dataset}, {plural(self.rows, 'row')}; nothing sent"]
         for kind, est in (("model", self.model_calls), ("judge", self.judge_calls)):
             if not est.calls:
                 continue

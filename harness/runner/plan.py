@@ -46,6 +46,7 @@ class RunPlan:
     judge_provider: Provider | None  # the run's --judge-model, for judges without their own
     batch: list[BatchMetric] = field(default_factory=list)
     judge_providers: dict[str, Provider] = field(default_factory=dict)  # by URI
+    notes: list[str] = field(default_factory=list)  # said to the user, e.g. metrics skipped
 
     def provider_for(self, judge: Judge) -> Provider:
         """The model a judge asks: its own (an MLflow GenAI metric's), else the run's."""
@@ -170,6 +171,13 @@ def plan_run(
         specs = set(names)
         objects = [n for n in scoring.names if n not in specs]
         config = dataclasses.replace(config, python_objects=objects)
+    notes = []
+    if not config.metrics and not scoring_objects and not has_expected:
+        skipped = [m for m in DEFAULT_METRICS if m not in names]
+        notes.append(
+            f"default metrics {', '.join(skipped)} skipped: {dataset.ref} has no expected "
+            "answers (map a column with --expected at import)"
+        )
     template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
@@ -221,6 +229,7 @@ def plan_run(
         judge_provider,
         scoring.batch,
         judge_providers,
+        notes,
     )
 
 

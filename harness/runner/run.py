@@ -380,6 +380,10 @@ class _Run:
         else:
             scores = run_store.load_scores(home.db_path, run_id)
             metrics = aggregate_scores(scores)
+        for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
+            if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
+                metrics.get(judge.name, {}).pop("p50", None)
+                metrics.get(judge.name, {}).pop("p90", None)
         failures = run_store.failures(home.db_path, run_id)
         errors = run_store.failed_rows(home.db_path, run_id)
         finished_at = datetime.now(timezone.utc)
@@ -414,7 +418,7 @@ class _Run:
             failures=failures,
             reason=reason,
             finished_at=finished_at.timestamp(),
-            warnings=problems,
+            warnings=[*plan.notes, *problems],
             directions=plan.directions,
             metric_errors=metric_errors,
         )

@@ -111,3 +111,50 @@ def _join_sample_stats(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFram
         columns.columns = [f"{metric}/{c}" for c in columns.columns]
         table = table.join(columns, on="id")
     return table
+
+
+def headline_metric(metrics: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
+    """The metric a one-line view shows: a judge first (it is what a run is usually for),
+    then the defaults in their order (exact_match, token_f1, ...), then the rest by name —
+    not simply the first by name (``ari_grade_level`` says little about a run)."""
+    from harness.metrics import DEFAULT_METRICS
+
+    if not metrics:
+        return None
+    judges = [m for m, a in metrics.items() if "errors" in a]  # only judges count errors
+    order = [*judges, *(m for m in DEFAULT_METRICS if m != "latency"), *sorted(metrics)]
+    name = next(m for m in order if m in metrics)
+    return name, metrics[name]
+
+
+def select_rows(
+    table: pd.DataFrame,
+    *,
+    errors_only: bool = False,
+    columns: list[str] | None = None,
+    limit: int | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The rows and columns ``runs show --rows`` prints, and how many rows it leaves out.
+
+    ``columns`` are kept in the order given (``id`` first, always); an unknown one is a
+    ConfigError that lists the table's columns.
+    """
+    from harness.errors import ConfigError
+
+    if errors_only:
+        table = table[table["error"].notna()] if "error" in table.columns else table.iloc[:0]
+    if columns:
+        unknown = [c for c in columns if c not in table.columns]
+        if unknown:
+            raise ConfigError(
+                f"no column {', '.join(unknown)} in the rows; columns: {', '.join(table.columns)}"
+            )
+        table = table[list(dict.fromkeys(["id", *columns]))]
+    else:
+        table = table[[c for c in table.columns if c not in _LONG_COLUMNS]]
+    left_out = max(0, len(table) - limit) if limit is not None else 0
+    return (table.head(limit) if limit is not None else table), left_out
+
+
+# Shown only when asked for by name (--columns): long, or rarely what a reader looks for.
+_LONG_COLUMNS = ("input_tokens", "output_tokens", "context")

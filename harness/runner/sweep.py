@@ -49,6 +49,7 @@ class SweepOptions:
     params: dict[str, Any]
     prompt: str | None  # TEXT or @FILE, None for the default prompt
     grid: dict[str, list[Any]]
+    model: str | None = None  # the --model value, or a sweep's first model
 
 
 @dataclass(frozen=True)
@@ -137,12 +138,16 @@ def sweep_options(
     settings: Mapping[str, Any] | None = None,
     *,
     base_dir: str | os.PathLike[str] | None = None,
+    models: Sequence[str] = (),
 ) -> SweepOptions:
-    """Split ``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into fixed values
-    and sweep axes. A key given on the command line replaces the same key of ``[sweep]``
-    (flag > harness.toml); ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
+    """Split ``--model``/``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into
+    fixed values and sweep axes (several ``--model`` values: a sweep across models). A key
+    given on the command line replaces the same key of ``[sweep]`` (flag > harness.toml);
+    ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
     """
     values: dict[str, list[Any]] = {}
+    if models:
+        values["model"] = list(models)
     for item in params:
         key, value = parse_param(item)
         values.setdefault(key, []).append(value)
@@ -168,10 +173,13 @@ def sweep_options(
         else:
             grid[key] = unique
     prompt = fixed.pop("prompt", None)
+    model = fixed.pop("model", None) if models else None
     for key in ("model", "system"):
         if key in fixed:  # a one-value [sweep] entry: only the flag may set these
             raise ConfigError(f"[sweep] {key} needs two or more values (or use --{key})")
-    return SweepOptions(params=fixed, prompt=prompt, grid=grid)
+    if "model" in grid:  # the sweep's children each set it; the base needs a valid one
+        model = grid["model"][0]
+    return SweepOptions(params=fixed, prompt=prompt, grid=grid, model=model)
 
 
 def _relative_to(value: Any, base_dir: str | os.PathLike[str] | None) -> Any:

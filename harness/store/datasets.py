@@ -164,12 +164,27 @@ def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
                 r[0]
                 for r in con.execute("SELECT DISTINCT name FROM datasets ORDER BY 1").fetchall()
             ]
+            versions = [
+                r[0]
+                for r in con.execute(
+                    "SELECT version FROM datasets WHERE name = ? ORDER BY created_at DESC",
+                    [name],
+                ).fetchall()
+            ]
     if not rows:
+        where = f"in {db_path.parent} (the project home: --home DIR or HARNESS_HOME)"
+        if versions:  # the name is right, the version is not: show that dataset's versions
+            shown = ", ".join(f"{name}@{v[:12]}" for v in versions[:10])
+            more = f" and {len(versions) - 10} more" if len(versions) > 10 else ""
+            raise DatasetNotFound(
+                f"unknown dataset version {name}@{version}; {name} has {shown}{more}"
+            )
         hint = (
-            f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
+            f"; datasets there: {', '.join(known)}"
+            if known
+            else "; it has none: import one with `harness data import FILE --name NAME`"
         )
-        what = f"dataset {name!r}" if version is None else f"dataset version {name}@{version}"
-        raise DatasetNotFound(f"unknown {what}{hint}")
+        raise DatasetNotFound(f"unknown dataset {name!r} {where}{hint}")
     if len(rows) > 1:
         raise DataError(f"{name}@{version} is ambiguous: matches {len(rows)} versions")
     return _info(rows[0])

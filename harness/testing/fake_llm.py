@@ -229,6 +229,10 @@ class FakeLLMServer:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace").strip()[-2000:]
 
+    def wait(self) -> int | None:
+        """Block until the server process exits (it serves until stopped); its exit code."""
+        return self._process.wait() if self._process is not None else None
+
     def stop(self) -> None:
         """Stop the server process (closing its stdin makes it exit at once)."""
         process, self._process = self._process, None

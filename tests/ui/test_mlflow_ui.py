@@ -89,6 +89,10 @@ def mlflow_ui(demo_run, home: Path, tmp_path: Path):
     finally:
         stop(server)
         log.close()
+    # harness ui said when it answered, and a TERM to it stopped MLflow's workers too.
+    assert f"MLflow UI ready: {url}" in (tmp_path / "mlflow-ui.log").read_text()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:

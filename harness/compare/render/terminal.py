@@ -18,6 +18,7 @@ from harness.compare.result import (
     RunRef,
 )
 from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -32,7 +33,8 @@ TEXT_WIDTH = 120
 def _run_line(role: str, run: RunRef) -> str:
     return (
         f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
-        f"{run.rows} rows" + (f", {run.errors} failed" if run.errors else "")
+        + plural(run.rows, "row")
+        + (f", {run.errors} failed" if run.errors else "")
     )
 
 
