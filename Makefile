@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 
 # The main job, offline, on the bundled PubMedQA set: import, run the context baseline
 # with the heuristic metrics, log to the local MLflow store, write that run's HTML report,
-# say where to look next. Two questions, two runs: the long answer (a paragraph: overlap metrics, where exact match
-# is near 0 by nature) and the yes/no/maybe decision (exact match is then accuracy).
+# say where to look next. Two questions, two runs: the long answer (a paragraph: overlap
+# metrics, where exact match is near 0 by nature) and the yes/no/maybe decision (exact match
+# is then accuracy).
 demo: install
 	$(BIN)/harness data import $(DEMO_DATA) --name pubmedqa
 	$(BIN)/harness run --data pubmedqa --model python:harness.baselines:context_overlap \

@@ -173,3 +173,33 @@ def test_calibrations_are_kept_per_judge_version_and_model(home: Path) -> None:
     assert judge_calibrations(db, [("correctness", "v1")], None) == []
     other = judge_calibrations(db, [("correctness", None)], "openai:/other")
     assert [c.confusion["yes"]["yes"] for c in other] == [7]
+
+
+def test_a_metric_points_the_way_its_run_stored_not_the_way_its_name_says() -> None:
+    import pandas as pd
+
+    from harness.metrics import metric_direction
+    from harness.report.rows import ReportRun
+    from harness.report.scores import metric_views
+    from harness.store.scores import RunScores
+
+    rows = pd.DataFrame({"error": [None, None]}, index=pd.Index(["a", "b"], name="id"))
+    values = pd.DataFrame({"exact_match": [1.0, 0.0], "python:app:cost": [0.2, 0.4]}, rows.index)
+    names = list(values.columns)
+    stored = {"exact_match": -1, "python:app:cost": -1}  # what the runs' configs hold
+
+    def run(label: str, directions: dict[str, int]) -> ReportRun:
+        scores = RunScores(rows, values, pd.DataFrame(index=rows.index), frozenset(), names,
+                           directions)  # fmt: skip
+        return ReportRun(label, None, scores)  # type: ignore[arg-type]  # scores only
+
+    assert metric_direction("exact_match") == 1  # the registry's word, which must lose
+    shown = {v.metric: v.direction for v in metric_views([run("base", stored)], names)}
+    assert shown == stored
+    # A run from before directions were stored falls back to the registry: a later run's
+    # stored word wins over it.
+    shown = {
+        v.metric: v.direction for v in metric_views([run("old", {}), run("new", stored)], names)
+    }
+    assert shown == stored
+    assert metric_views([run("old", {})], ["exact_match"])[0].direction == 1
