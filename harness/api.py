@@ -115,6 +115,11 @@ def evaluate(
     custom_artifacts: Sequence[Any] | None = None,
     env_manager: str = "local",
     dataset_path: str | None = None,
+    by: str | Sequence[str] = (),
+    sample: int | float | None = None,
+    seed: int = 0,
+    stratify: str | None = None,
+    max_slices: int | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``data`` and return metrics and the per-row table.
 
@@ -139,6 +144,12 @@ def evaluate(
     ``evaluators`` (``"default"``), ``env_manager`` (``"local"``) and ``dataset_path`` are
     accepted so MLflow scripts run unchanged; ``inference_params`` are generation
     parameters, like ``params``. ``custom_artifacts`` are not supported.
+
+    ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
+    ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count)
+    and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` values per column.
+    ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
+    by ``seed``, keeping each value's share of the ``stratify`` column.
     """
     from harness.frames import to_frame
 
@@ -201,6 +212,7 @@ def evaluate(
     metric_specs, objects = _split([*chosen, *extra_metrics])
     judge_names, judge_objects = _split(list(judges))
     from harness.runner.config import RunConfig
+    from harness.sampling import parse_size
 
     config = RunConfig(
         data=ref,
@@ -219,6 +231,11 @@ def evaluate(
         experiment=experiment,
         run_name=run_name,
         max_cost=max_cost,
+        sample=parse_size(sample, "sample=") if sample is not None else None,
+        sample_seed=seed,
+        stratify=stratify,
+        by=[by] if isinstance(by, str) else list(by),
+        max_slices=max_slices,
         mlflow=log_to_mlflow,
         spark=spark is not False and spark is not None,
     )
@@ -251,9 +268,14 @@ def _run(
         load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
     )
     _warn_failures(result)
+    tables = {"eval_results_table": table}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables["slices_table"] = slices_frame(result.slices)
     return EvaluationResult(
-        metrics=result.flat_metrics(),
-        tables={"eval_results_table": table},
+        metrics={**result.flat_metrics(), **result.slice_metrics()},
+        tables=tables,
         run_id=result.run_id,
         mlflow_run_id=result.mlflow_run_id,
         result=result,

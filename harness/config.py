@@ -85,6 +85,7 @@ SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "metrics": None,
     "intercept": None,
     "mlflow": frozenset({"prompt_name"}),
+    "slices": frozenset({"max_values"}),  # value checked by harness.slices.max_values
 }
 # [providers.NAME]: the HTTP providers, which are the ones with settings.
 PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
@@ -108,7 +109,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
             f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
         )
-    for name in ("providers", "mlflow"):  # the other tables' owners say it in their words
+    for name in ("providers", "mlflow", "slices"):  # the other tables' owners say it in their words
         if name in settings and not isinstance(settings[name], dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
     for name in ("judge_model",):

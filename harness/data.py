@@ -365,6 +365,42 @@ def _import(
     return ImportResult(info, created)
 
 
+def sample_dataset(
+    ref: str,
+    size: int | float | str,
+    *,
+    name: str,
+    seed: int = 0,
+    stratify: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Save a reproducible random subset of dataset ``ref`` as a version of dataset
+    ``name`` (``harness data sample``): ``size`` rows or a fraction of them, chosen as
+    ``harness run --sample`` chooses them (``harness.sampling``), in the source's order.
+
+    The version is content-digested like any import: sampling again with the same
+    arguments reports the existing version.
+    """
+    from harness.sampling import SampleSpec, parse_size, sample_examples
+    from harness.store.datasets import load_examples, resolve_dataset
+
+    _check_name(name)
+    db_path = resolve_home(home).db_path
+    source = resolve_dataset(db_path, ref)
+    spec = SampleSpec(parse_size(size, "N"), seed, stratify)
+    chosen = sample_examples(load_examples(db_path, source), spec)
+    how = f"seed {seed}" + (f", stratified by {stratify}" if stratify else "")
+    info, created = save_dataset(
+        db_path,
+        name=name,
+        digest=content_digest(chosen),
+        examples=chosen,
+        source=f"sample of {source.ref}: {len(chosen)} of {source.n_rows} rows ({how})",
+        columns=dict(source.columns),
+    )
+    return ImportResult(info, created)
+
+
 def _check_name(name: str) -> None:
     if not name or any(ch in name for ch in "@/\\\n\t ") or len(name) > 200:
         raise DataError(f"invalid dataset name {name!r}: use letters, digits, '-', '_' or '.'")

@@ -30,6 +30,14 @@ def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
 
 
+def answer_some(row: dict[str, Any]) -> str:
+    """Right on two rows of three (by id), else the first sentence of the context: scores
+    that differ from row to row, for slices and intervals."""
+    if int(row["id"]) % 3:
+        return answer_expected(row)
+    return (row["context"] or "").split(". ")[0]
+
+
 def judge_yes(messages: list[dict[str, Any]]) -> str:
     return '{"verdict": "yes", "rationale": "it is"}'
 

@@ -336,6 +336,8 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.ports",
         "harness.prompts",
         "harness.retry",
+        "harness.sampling",
+        "harness.slices",
         "harness.stats",
         "harness.testing",
         "harness.wording",

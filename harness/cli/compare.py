@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from harness.cli.options import Decorator
+from harness.cli.options import Decorator, max_slices_option
 from harness.cli.output import home_of, print_json, print_renderables
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +43,14 @@ def cluster_option(help: str) -> Decorator:
     help="The smallest difference that matters, in the metric's units or in % of the "
     "base mean; repeatable. [default: 0.02 for scores in [0, 1], else 5%]",
 )
+@click.option(
+    "--by",
+    multiple=True,
+    metavar="COLUMN",
+    help="Also compare on the rows of each value of this dataset column; p-values of "
+    "every slice adjusted together (Holm). Repeatable.",
+)
+@max_slices_option
 @rows_option("Flipped rows to show of each kind (worse, better).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
@@ -53,6 +61,8 @@ def compare(
     candidates: tuple[str, ...],
     cluster: str | None,
     margins: tuple[str, ...],
+    by: tuple[str, ...],
+    max_slices: int | None,
     rows: int,
     as_json: bool,
     markdown: bool,
@@ -65,8 +75,9 @@ def compare(
     (exact McNemar for 0/1 scores, paired t otherwise), adjusted across metrics (Holm);
     the minimum detectable effect; and a verdict: better, worse, no detectable difference,
     or inconclusive (the interval is wider than the margin that matters). Then the rows
-    that flipped, worse first. With $GITHUB_STEP_SUMMARY set, the markdown is appended
-    there too.
+    that flipped, worse first. With --by COLUMN, the same per value of the column. Runs
+    that are samples are compared on the rows both have (a note says so). With
+    $GITHUB_STEP_SUMMARY set, the markdown is appended there too.
 
     \b
     Example:
@@ -79,8 +90,9 @@ def compare(
     if as_json and markdown:
         raise ConfigError("choose one of --json and --markdown")
     comparison = compare_refs(
-        base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows
-    )
+        base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows,
+        by=by, max_slices=max_slices,
+    )  # fmt: skip
     _show(comparison, as_json=as_json, markdown=markdown)
     publish_comparison(comparison)
 

@@ -92,6 +92,46 @@ def import_(
     )
 
 
+@data.command("sample")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.argument("size", metavar="N|FRACTION")
+@click.option("--name", required=True, help="Dataset to save the subset as (a new version).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random subset to take.")
+@click.option(
+    "--stratify", metavar="COLUMN", help="Keep each value's share of this column (within a row)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def sample(
+    ctx: click.Context,
+    ref: str,
+    size: str,
+    name: str,
+    seed: int,
+    stratify: str | None,
+    as_json: bool,
+) -> None:
+    """Save a reproducible random subset of a dataset as a dataset version of its own.
+
+    N rows, or a fraction such as 0.1, chosen as `harness run --sample` chooses them: the
+    same seed gives the same rows on any machine. The subset is content-digested like any
+    import, so sampling again with the same arguments changes nothing.
+
+    \b
+    Example:
+      harness data sample pubmedqa 100 --seed 1 --stratify final_decision --name pubmedqa-100
+    """
+    from harness.data import sample_dataset
+
+    result = sample_dataset(ref, size, name=name, seed=seed, stratify=stratify, home=home_of(ctx))
+    if as_json:
+        print_json(result.as_dict())
+        return
+    info = result.dataset
+    verb = "saved" if result.created else "unchanged: already stored as"
+    click.echo(f"{verb} {info.ref} ({info.n_rows} rows; {info.source})")
+
+
 @data.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context

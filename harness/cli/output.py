@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from harness.runner.sweep import SweepResult
 
 
 def _clean(value: Any) -> Any:
@@ -50,6 +53,37 @@ def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else width)
     for renderable in renderables:
         console.print(renderable)
+
+
+def print_slices(tables: Sequence[Any]) -> None:
+    """Each ``--by`` column's ``SliceTable``: per metric, the overall line, then a line per
+    value (rows with a score, mean, 95% interval)."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    for table in tables:
+        shown = Table(
+            title=f"by {table.column}: {len(table.slices)} values; 95% intervals",
+            title_justify="left", show_edge=False, pad_edge=False,
+        )  # fmt: skip
+        for column in ("metric", table.column, "rows", "mean", "95% CI"):
+            shown.add_column(column, overflow="fold")
+        for metric in table.metrics:
+            for s in [table.overall, *table.slices]:
+                m = s.means[metric]
+                value = "(all)" if s is table.overall else s.value
+                shown.add_row(
+                    metric if s is table.overall else "",
+                    "(none)" if value is None else value,
+                    f"{m.n}" if m.n == s.rows else f"{m.n} of {s.rows}",
+                    fmt(m.mean) if m.n else "",
+                    "" if m.low != m.low else f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]",
+                )
+            shown.add_section()
+        console.print(shown)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -116,3 +150,22 @@ def invocation() -> str:
         return "harness"
     relative = os.path.relpath(started)
     return relative if not relative.startswith("..") else os.path.abspath(started)
+
+
+def print_sweep(sweep: SweepResult) -> None:
+    """A sweep's comparison table (``harness run`` at its end, ``harness runs show``):
+    one row per child, ``*`` on the best, then where to find it again."""
+    hidden = sweep.columns.index("mlflow_run_id")
+    print_table(
+        f"sweep {sweep.sweep_id}: {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
+        + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
+        ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
+        [
+            ["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
+            for n, row in enumerate(sweep.rows)
+        ],
+    )
+    if sweep.parent_mlflow_run_id:
+        click.echo(
+            f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
+        )

@@ -10,10 +10,13 @@ import click
 
 from harness.cli.compare import check_options, finish_check
 from harness.cli.options import (
+    by_option,
     cache_option,
     concurrency_option,
     guideline_option,
     judges_file_option,
+    max_slices_option,
+    sample_options,
 )
 from harness.cli.output import (
     call_lines,
@@ -22,6 +25,8 @@ from harness.cli.output import (
     home_of,
     invocation,
     print_json,
+    print_slices,
+    print_sweep,
     print_table,
 )
 from harness.config import DEFAULT_EXPERIMENT
@@ -107,6 +112,9 @@ if TYPE_CHECKING:
     help="Estimate calls, tokens and cost from the cache and prompts; send nothing.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@sample_options
+@by_option
+@max_slices_option
 @click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
 )
@@ -168,6 +176,11 @@ def run(
     concurrency: int,
     max_cost: float | None,
     limit: int | None,
+    sample: str | None,
+    sample_seed: int | None,
+    stratify: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     experiment: str,
     run_name: str | None,
     resume_id: str | None,
@@ -204,15 +217,19 @@ def run(
       harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
           --metric 'cites=regex:\\[\\d+\\]' --metric python:my_metrics:has_citation
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
+      harness run --data qa --model openai:/gpt-4o-mini --sample 200 --seed 1 --by topic
     """
     from harness.config import read_text_arg, resolve_home
     from harness.errors import ConfigError, HarnessError, ReplayMiss
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
+    from harness.sampling import DEFAULT_SEED, parse_size
 
     if not resume_id and (not data_ref or not models):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    if sample is None and sample_seed is not None:
+        raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
@@ -238,6 +255,11 @@ def run(
         run_name=run_name,
         max_cost=max_cost,
         limit=limit,
+        sample=parse_size(sample) if sample is not None else None,
+        sample_seed=DEFAULT_SEED if sample_seed is None else sample_seed,
+        stratify=stratify,
+        by=list(by),
+        max_slices=max_slices,
         mlflow=not no_mlflow,
         traces=not no_traces,
         spark=spark,
@@ -335,25 +357,18 @@ def _sweep(
     if as_json:
         print_json(sweep.as_dict())
     else:
-        hidden = sweep.columns.index("mlflow_run_id")
-        print_table(
-            f"sweep of {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
-            + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
-            ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
-            [
-                [
-                    "*" if n == sweep.best else "",
-                    *(fmt(v) for i, v in enumerate(row) if i != hidden),
-                ]
-                for n, row in enumerate(sweep.rows)
-            ],
-        )
+        print_sweep(sweep)
+        for run in sweep.runs:  # --by: each child's slices, named by what varies
+            if run.result.slices:
+                varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
+                click.echo(f"run {run.result.run_id} ({varied}):")
+                print_slices(run.result.slices)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
-        if sweep.parent_mlflow_run_id:
-            click.echo(
-                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
-            )
+        click.echo(
+            f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')}; show it again with "
+            f"`{invocation()} runs show {sweep.sweep_id}`"
+        )
     if sweep.errors:
         raise RunFailed(
             f"{sweep.errors} rows failed in the sweep; finish each run with "
@@ -385,6 +400,11 @@ def _print_summary(result: RunResult) -> None:
             for name, a in result.metrics.items()
         ],
     )
+    if result.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(result.sample)}")
+    print_slices(result.slices)
     for line in call_lines(result.calls):
         click.echo(line)
     for line in failure_lines(result.failures):

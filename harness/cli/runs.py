@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.cli.output import call_lines, failure_lines, fmt, home_of, print_json, print_table
+from harness.cli.options import by_option, max_slices_option
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    print_json,
+    print_slices,
+    print_sweep,
+    print_table,
+)
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -30,7 +40,8 @@ def runs() -> None:
 @click.pass_context
 def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List runs, newest first: status (a run whose process is gone shows as
-    interrupted), rows done, failed rows, and whether it is in MLflow.
+    interrupted), rows done, failed rows, whether it is in MLflow, and the sweep a run
+    belongs to (`harness runs show SWEEP` shows the sweep's table).
 
     \b
     Example:
@@ -44,7 +55,9 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     infos = list_runs(db_path, limit=limit)
     tags = run_tags(db_path)
     if as_json:
-        print_json([{**i.as_dict(), "tags": tags.get(i.run_id, [])} for i in infos])
+        print_json(
+            [{**i.as_dict(), "tags": tags.get(i.run_id, []), "sweep_id": i.sweep_id} for i in infos]
+        )
         return
     if not infos:
         click.echo("no runs yet; start one with `harness run --data NAME --model URI`")
@@ -67,6 +80,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
                 i.errors if i.errors is not None else "",
                 _mlflow_state(i),
                 f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
+                i.sweep_id or "",
             ]
         )
     print_table(
@@ -82,6 +96,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
             "failed",
             "mlflow",
             "headline metric (mean)",
+            "sweep",
         ],  # fmt: skip
         rows,
     )
@@ -120,6 +135,8 @@ def _mlflow_state(info: RunInfo) -> str:
     metavar="A,B,...",
     help="With --rows: these columns (and id), e.g. output,error,token_f1.",
 )
+@by_option
+@max_slices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
 def show(
@@ -130,40 +147,57 @@ def show(
     all_rows: bool,
     errors_only: bool,
     columns: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     as_json: bool,
 ) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
-    the per-row table.
+    the per-row table; with --by COLUMN every metric per value of a dataset column (a run
+    made with --by shows its own columns). Show a sweep: its comparison table, one row per run.
 
-    RUN is a run id (or a unique prefix), a tag, a run name or a file from
-    `harness runs export`. --rows prints the first 20 rows, cells cut to fit;
-    --json prints every row (of those --errors and --columns select), whole.
+    RUN is a run id (or a unique prefix), a tag, a run name, a file from
+    `harness runs export`, or a sweep's id (or its MLflow parent run's id).
+    --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
+    those --errors and --columns select), whole.
 
     \b
     Example:
+      harness runs show demo-baseline --by final_decision
       harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table, select_rows
-    from harness.store.exports import is_run_file, read_run_file
+    from harness.runner.summary import record_slices, results_table, select_rows
+    from harness.runner.sweep import find_sweep
+    from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     table = None
+    if not is_run_file(run_id) and (sweep := find_sweep(run_id, home=home)) is not None:
+        if as_json:
+            print_json(sweep.as_dict())
+        else:
+            print_sweep(sweep)
+        return
+    run: str | RunRecord
     if is_run_file(run_id):
-        record = read_run_file(run_id)
-        info = record.info
+        run = read_run_file(run_id)
+        info = run.info
         if with_rows:
-            table = results_table(record.rows(), record.scores())
+            table = results_table(run.rows(), run.scores())
     else:
         info, note = find_run(db_path, run_id)
+        run = info.run_id
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    slice_columns = list(by) or list(info.config.get("by") or [])
+    slices = record_slices(home, run, slice_columns, max_slices=max_slices)
     left_out = 0
     if table is not None:
         table, left_out = select_rows(
@@ -174,6 +208,8 @@ def show(
         )
     if as_json:
         document = info.as_dict()
+        if slices:
+            document["slices"] = [s.as_dict() for s in slices]
         if table is not None:
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
@@ -202,6 +238,11 @@ def show(
             for n, a in info.metrics.items()
         ],
     )
+    if info.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(info.sample)}")
+    print_slices(slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
     if table is not None:

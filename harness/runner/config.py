@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 from harness.errors import HarnessError, RunFailed, TrackingError
 
+if TYPE_CHECKING:
+    from harness.store.runs import RunInfo
+
 # What one failure of a kind of call costs: a model call fails its row, a judge call a score.
 FAILURE_UNITS = {"model": "rows", "judge": "scores"}
+
+if TYPE_CHECKING:
+    from harness.slices import SliceTable
 
 
 @dataclass
@@ -33,12 +39,20 @@ class RunConfig:
     run_name: str | None = None
     max_cost: float | None = None
     limit: int | None = None  # only the first N rows
+    sample: int | float | None = None  # a random subset: N rows, or a fraction of them
+    sample_seed: int = 0  # --seed: which subset (harness.sampling)
+    stratify: str | None = None  # keep each value's share of this column in the sample
+    by: list[str] = field(default_factory=list)  # metrics per value of these columns
+    max_slices: int | None = None  # values a --by column may have; None: harness.toml, 50
     mlflow: bool = True
     traces: bool = True  # one MLflow trace per row, with its judge feedback
     spark: bool = False  # rows the cache cannot answer go to Spark executors
     # Metrics and judges given as Python objects (harness.evaluate): named here, but only
     # the objects can score them again, so such a run cannot be resumed from the CLI.
     python_objects: list[str] = field(default_factory=list)
+    # The sweep this run is a point of: {"id", "values", "parent_mlflow_run_id"}, so
+    # `harness runs show SWEEP_ID` finds its children in DuckDB. None for a single run.
+    sweep: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +87,8 @@ class RunResult:
     error_reasons: list[tuple[str, int]]  # the most common reasons, every kind together
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    sample: dict[str, Any] | None = None  # a sampled run: size, seed, stratify, rows, population
+    slices: list[SliceTable] = field(default_factory=list)  # one per --by column
     # metric or judge -> +1 (higher is better), -1 (lower), 0 (neither)
     directions: dict[str, int] = field(default_factory=dict)
     metric_errors: int = 0  # rows a metric raised on, plus batch metrics that raised
@@ -81,6 +97,37 @@ class RunResult:
     mlflow_error: str | None = None  # why MLflow logging failed (`harness runs log` retries)
     finished_at: float | None = None  # epoch seconds, as stored (MLflow's end time)
     report: str | None = None  # where the run's HTML report was written (``report=``)
+
+    @classmethod
+    def from_info(cls, info: RunInfo) -> RunResult:
+        """A run stored in DuckDB as the result it returned (``runs log``, a sweep's table)."""
+        from collections import Counter
+        from datetime import timezone
+
+        reasons: Counter[str] = Counter()
+        for entry in info.failures.values():
+            reasons.update({r: n for r, n in entry.get("reasons", [])})
+        begun = info.created_at.replace(tzinfo=timezone.utc).timestamp()
+        ended = (info.finished_at or info.created_at).replace(tzinfo=timezone.utc).timestamp()
+        return cls(
+            run_id=info.run_id,
+            run_name=info.run_name,
+            mlflow_run_id=info.mlflow_run_id,
+            dataset=f"{info.dataset}@{info.dataset_version}",
+            model=info.model,
+            status=info.status,
+            rows=info.rows_total,
+            rows_done=info.rows_done,
+            errors=info.errors or 0,
+            metrics=info.metrics,
+            calls=info.usage,
+            error_reasons=reasons.most_common(5),
+            duration_s=ended - begun,
+            directions={str(k): int(v) for k, v in (info.config.get("directions") or {}).items()},
+            failures=info.failures,
+            reason=info.reason,
+            finished_at=ended,
+        )
 
     def failure(self) -> HarnessError | None:
         """What went wrong in a run that ran to its end, as the error to exit with.
@@ -124,6 +171,13 @@ class RunResult:
             for stat, value in aggs.items()
         }
 
+    def slice_metrics(self) -> dict[str, float]:
+        """``{"exact_match/mean/by/final_decision/yes": 0.4, ...}``: each slice's mean under
+        the name MLflow holds it by (see ``harness.slices.mlflow_slice_metrics``)."""
+        from harness.slices import mlflow_slice_metrics
+
+        return {k: v for table in self.slices for k, v in mlflow_slice_metrics(table).items()}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -144,6 +198,8 @@ class RunResult:
             "mlflow_error": self.mlflow_error,
             "warnings": self.warnings,
             "report": self.report,
+            "sample": self.sample,
+            "slices": [table.as_dict() for table in self.slices],
             "directions": self.directions,
             "metric_errors": self.metric_errors,
         }

@@ -92,6 +92,7 @@ def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list
 
 def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
+    metrics.update(result.slice_metrics())  # NAME/mean/by/COLUMN/VALUE (harness.slices)
     for kind, counters in result.calls.items():
         for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
             metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
@@ -144,6 +145,10 @@ def rows_record(
         finished_at=time.time(),
     )
 
+
+# Per slice, metric: rows, count, mean and the 95% interval (``SliceTable.records``), in
+# mlflow.log_table's format, beside the NAME/mean/by/COLUMN/VALUE metrics.
+SLICES_TABLE = "slices_table.json"
 
 # A batch travels to the MLflow worker as plain tuples, outputs in ``ROW_COLUMNS`` order
 # and scores in this one: pickling them costs a fraction of pickling DataFrames, and the
@@ -218,11 +223,18 @@ def final_record(
     scores: pd.DataFrame,
     report_html: str | None = None,
 ) -> RunRecord:
-    """``head`` completed with the run's metrics, its whole per-row table and its report."""
+    """``head`` completed with the run's metrics, its whole per-row table, with ``--by`` the
+    slices table, and its report."""
+    tables = {}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables[SLICES_TABLE] = slices_frame(result.slices)
     return dataclasses.replace(
         head,
         metrics=_metrics(result),
         rows=results_table(outputs, scores),
+        tables=tables,
         finished_at=result.finished_at or time.time(),
         report_html=report_html,
     )

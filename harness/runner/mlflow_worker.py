@@ -202,8 +202,8 @@ def main(tracking_uri: str) -> int:
     while True:
         try:
             message = pickle.load(sys.stdin.buffer)
-        except EOFError:
-            break
+        except (EOFError, pickle.UnpicklingError):
+            break  # the pipe closed, or the run's process died mid-message: it is gone
         kind = message[0]
         try:
             if error is not None and kind != "finish":

@@ -19,6 +19,7 @@ from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
 from harness.prompts import check_template, prompt_digest, run_template
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
+from harness.runner.selection import check_slices, select_examples
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
 
@@ -46,6 +47,7 @@ class RunPlan:
     judge_provider: Provider | None  # the run's --judge-model, for judges without their own
     batch: list[BatchMetric] = field(default_factory=list)
     judge_providers: dict[str, Provider] = field(default_factory=dict)  # by URI
+    sample: dict[str, Any] | None = None  # a sampled run: what it asked for and came to
     notes: list[str] = field(default_factory=list)  # said to the user, e.g. metrics skipped
 
     def provider_for(self, judge: Judge) -> Provider:
@@ -108,6 +110,13 @@ class RunPlan:
             "harness_version": __version__,
         }
         params.update({f"param.{k}": str(v) for k, v in sorted(c.params.items())})
+        if self.sample is not None:
+            params["sample"] = f"{self.sample['rows']} of {self.sample['population']}"
+            params["sample_seed"] = str(self.sample["seed"])
+            if self.sample["stratify"]:
+                params["sample_stratify"] = self.sample["stratify"]
+        if c.by:
+            params["by"] = ",".join(c.by)
         if self.judges:
             params["judges"] = ",".join(f"{j.name}@{j.version}" for j in self.judges)
             params["judge_model"] = ",".join(sorted(set(self.judge_models.values())))
@@ -122,11 +131,13 @@ def plan_run(
     *,
     scoring_objects: Sequence[Any] = (),
     evaluator_config: Mapping[str, Any] | None = None,
+    example_ids: Sequence[str] | None = None,
 ) -> RunPlan:
     """Resolve and check a run's configuration; raise HarnessError on anything wrong.
 
     ``scoring_objects`` are metric and judge objects given in Python (``harness.evaluate``);
-    the plan's config names them in ``python_objects``.
+    the plan's config names them in ``python_objects``. ``example_ids``: the rows a sampled
+    run stored (``--resume`` takes them, rather than choosing again).
     """
     if config.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
@@ -146,7 +157,8 @@ def plan_run(
             "only harness.evaluate with those objects can score it again"
         )
     dataset = dataset_store.resolve_dataset(home.db_path, config.data)
-    examples = dataset_store.load_examples(home.db_path, dataset, limit=config.limit)
+    examples, sample = select_examples(config, home.db_path, dataset, example_ids)
+    check_slices(config, examples, home.settings)
     has_expected = any(e.expected for e in examples)
     has_context = any(e.context for e in examples)
     from harness.scoring import DataShape, check_scoring, resolve_scoring
@@ -229,6 +241,7 @@ def plan_run(
         judge_provider,
         scoring.batch,
         judge_providers,
+        sample,
         notes,
     )
 

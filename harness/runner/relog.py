@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from typing import Any
 
@@ -74,33 +73,20 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     from harness.runner.config import RunConfig, RunResult
     from harness.runner.mlflow_records import final_record, head_record, rows_record
     from harness.runner.plan import plan_run
+    from harness.runner.summary import run_slices
     from harness.tracking.mlflow_resume import ResumingLogger
 
     config = RunConfig.from_dict(info.config)
-    plan = plan_run(config, home)
+    # A sampled run's stored ids, not a new draw: the rows and slices it logs are its own.
+    plan = plan_run(config, home, example_ids=run_store.run_example_ids(home.db_path, info.run_id))
     outputs = run_store.load_outputs(home.db_path, info.run_id)
     scores = run_store.load_scores(home.db_path, info.run_id)
+    result = RunResult.from_info(info)
     begun = info.created_at.replace(tzinfo=timezone.utc).timestamp()
-    ended = (info.finished_at or info.created_at).replace(tzinfo=timezone.utc).timestamp()
-    reasons: Counter[str] = Counter()
-    for entry in info.failures.values():
-        reasons.update({r: n for r, n in entry.get("reasons", [])})
-    result = RunResult(
-        run_id=info.run_id,
-        run_name=info.run_name,
-        mlflow_run_id=info.mlflow_run_id,
-        dataset=plan.dataset.ref,
-        model=info.model,
-        status=info.status,
-        rows=info.rows_total,
-        rows_done=info.rows_done,
-        errors=info.errors or 0,
-        metrics=info.metrics,
-        calls=info.usage,
-        error_reasons=reasons.most_common(5),
-        duration_s=ended - begun,
-        failures=info.failures,
-        finished_at=ended,
+    result = replace(
+        result,
+        sample=plan.sample,
+        slices=run_slices(config.by, plan.examples, outputs, scores, info.config),
     )
     head = head_record(plan, info.run_id, begun)
     from harness.report import run_report

@@ -48,7 +48,7 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores
+from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def run_eval(
     home = home if isinstance(home, Home) else resolve_home(home)
     progress = progress or NullProgress()
     previous: RunInfo | None = None
+    sampled_ids: list[str] | None = None
     if resume:
         previous = run_store.get_run(home.db_path, resume)
         config = RunConfig.from_dict(previous.config)
@@ -112,13 +113,19 @@ def run_eval(
                 f"run {previous.run_id} finished with no failed rows; nothing to resume"
             )
         run_id = previous.run_id
+        sampled_ids = run_store.run_example_ids(home.db_path, run_id)
     else:
         run_id = uuid.uuid4().hex[:12]
     cassette = _cassette()
     if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
         config = dataclasses.replace(config, cache=cassette.mode)
     plan = plan_run(
-        config, home, provider, scoring_objects=scoring_objects, evaluator_config=evaluator_config
+        config,
+        home,
+        provider,
+        scoring_objects=scoring_objects,
+        evaluator_config=evaluator_config,
+        example_ids=sampled_ids,
     )
     config = plan.config  # names the metrics given as objects
     if report is not None:  # checked before the run exists: a bad path leaves nothing behind
@@ -221,6 +228,8 @@ class _Run:
                 # Directions travel with the run: compare, check and the report read them.
                 config=plan.stored_config(),
                 rows_total=len(plan.examples),
+                sample=plan.sample,
+                example_ids=[e.id for e in plan.examples] if plan.sample is not None else None,
             )
             todo = plan.examples
         from harness.runner.mlflow_run import open_mlflow_run, trace_sender
@@ -352,8 +361,8 @@ class _Run:
         error = failure if isinstance(failure, HarnessError) else None
         reason = error.message if error else f"{type(failure).__name__}: {first_line(failure)}"
         result = None
-        # A store that cannot be written (a full disk) leaves the run `running`: once this
-        # process is gone it reads back as interrupted, and resumable all the same.
+        # _record reports the rows stored even when the store cannot take the run's end
+        # (see there); only a store that cannot even be read leaves no result to show.
         with contextlib.suppress(EnvironmentFault):
             result = self._record("failed", reason=reason)[0]
         if self.worker is not None:
@@ -363,7 +372,15 @@ class _Run:
         raise _with_next_step(error, self.run_id, result) from failure
 
     def _record(self, status: str, reason: str | None = None) -> tuple[RunResult, Any, Any]:
-        """Store how the run ended, with aggregates computed from its stored rows."""
+        """Store how the run ended, with aggregates computed from its stored rows.
+
+        A run that ends other than ``finished`` is reported even when the store cannot take
+        its end: on a full disk the rows are readable but the UPDATE that ends the run
+        cannot be committed (DuckDB has no room to append it to ``harness.duckdb.wal``).
+        The run then stays ``running``, which reads back as interrupted once this process
+        is gone and resumes all the same; the result says so in a warning. A ``finished``
+        run that cannot be stored raises, and the caller records it as failed.
+        """
         home, plan, run_id = self.home, self.plan, self.run_id
         usage = _merge_usage(self.previous.usage if self.previous else {}, self.caller.stats)
         outputs = run_store.load_outputs(home.db_path, run_id)
@@ -387,17 +404,25 @@ class _Run:
         failures = run_store.failures(home.db_path, run_id)
         errors = run_store.failed_rows(home.db_path, run_id)
         finished_at = datetime.now(timezone.utc)
-        run_store.finish_run(
-            home.db_path,
-            run_id,
-            status=status,
-            metrics=metrics,
-            usage=usage,
-            errors=errors,
-            failures=failures,
-            reason=reason,
-            finished_at=finished_at,
-        )
+        try:
+            run_store.finish_run(
+                home.db_path,
+                run_id,
+                status=status,
+                metrics=metrics,
+                usage=usage,
+                errors=errors,
+                failures=failures,
+                reason=reason,
+                finished_at=finished_at,
+            )
+        except EnvironmentFault as e:
+            if status == "finished":
+                raise
+            problems.append(
+                f"the run's end could not be stored ({e.message}); it reads back as "
+                f"interrupted and `harness run --resume {run_id}` goes on from its rows"
+            )
         reasons: Counter[str] = Counter()
         for entry in failures.values():
             reasons.update({r: n for r, n in entry["reasons"]})
@@ -421,6 +446,10 @@ class _Run:
             warnings=[*plan.notes, *problems],
             directions=plan.directions,
             metric_errors=metric_errors,
+            sample=plan.sample,
+            slices=run_slices(
+                self.config.by, plan.examples, outputs, scores, self.config.as_dict()
+            ),
         )
         return result, outputs, scores
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.metrics import aggregate
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from harness.config import Home
+    from harness.slices import SliceTable
+    from harness.store.datasets import Example
+    from harness.store.exports import RunRecord
 
 
 def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -111,6 +117,105 @@ def _join_sample_stats(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFram
         columns.columns = [f"{metric}/{c}" for c in columns.columns]
         table = table.join(columns, on="id")
     return table
+
+
+def metric_order(config: Mapping[str, Any], present: Sequence[str]) -> list[str]:
+    """The metrics of ``present`` in the order the run asked for them (metrics, then
+    judges), then any others alphabetically."""
+    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
+    return [m for m in dict.fromkeys([*asked, *sorted(present)]) if m in present]
+
+
+def run_slices(
+    columns: Sequence[str],
+    examples: Sequence[Example],
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    config: Mapping[str, Any],
+) -> list[SliceTable]:
+    """The slices of a run's stored rows by each of ``columns`` (``harness.slices``):
+    ``examples`` gives each row's columns, ``outputs`` and ``scores`` its results."""
+    if not columns:
+        return []
+    from harness.slices import example_fields
+
+    done = set(outputs["id"])
+    rows = [example_fields(e) for e in examples if e.id in done]
+    return _slices(columns, rows, outputs["id"], outputs["error"], scores, config)
+
+
+def record_slices(
+    home: Home,
+    run: str | RunRecord,
+    columns: Sequence[str],
+    *,
+    max_slices: int | None = None,
+) -> list[SliceTable]:
+    """The slices of a stored run (by id) or a run's record, such as a run file's
+    (``harness runs show RUN --by COLUMN``).
+
+    Raises ConfigError for a column no row has, or one with more values than
+    ``max_slices`` (else ``[slices] max_values`` in harness.toml, else 50) allows.
+    """
+    from harness.slices import max_values, row_fields
+
+    if not columns:
+        return []
+    limit = max_values(max_slices, home.settings)
+    if isinstance(run, str):
+        from harness.store.exports import load_run_record
+
+        record = load_run_record(home.db_path, run)
+    else:
+        record = run
+    rows_table = record.rows()
+    rows = [
+        row_fields(r.id, r.input, r.expected, r.context, r.extra)
+        for r in rows_table.itertuples(index=False)
+    ]
+    return _slices(
+        columns,
+        rows,
+        rows_table["id"],
+        rows_table["error"],
+        record.scores(),
+        record.info.config,
+        max_values=limit,
+    )
+
+
+def _slices(
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
+    ids: pd.Series,
+    errors: pd.Series,
+    scores: pd.DataFrame,
+    config: Mapping[str, Any],
+    max_values: int | None = None,
+) -> list[SliceTable]:
+    import pandas as pd
+
+    from harness.slices import check_value_count, column_labels, per_row_values, slice_table
+
+    index = [row["id"] for row in rows]
+    labels = {}
+    for column in dict.fromkeys(columns):  # every column checked before any is computed
+        labels[column] = column_labels(rows, column, "--by")
+        if max_values is not None:
+            check_value_count(column, labels[column], max_values)
+    values = per_row_values(scores)
+    failed = pd.Series(errors.notna().to_numpy(), index=ids.to_numpy())
+    metrics = metric_order(config, list(values.columns))
+    return [
+        slice_table(
+            column,
+            pd.Series(found, index=index, dtype=object),
+            values,
+            failed=failed,
+            metrics=metrics,
+        )  # fmt: skip
+        for column, found in labels.items()
+    ]
 
 
 def headline_metric(metrics: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:

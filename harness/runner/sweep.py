@@ -7,6 +7,9 @@ the parent run holds the sweep's params, the comparison table
 (``sweep_comparison.json``) and the metrics of the best child. ``run_sweep`` returns the
 same table: one row per child with the values that vary, its run ids and each metric's mean.
 
+A sweep has an id of its own; each child stores it in its config (``config["sweep"]``),
+so ``load_sweep`` rebuilds the table from DuckDB by that id or by the MLflow parent's id.
+
 Where sweeps come from (``sweep_options``): a ``--param KEY`` given more than once, more
 than one ``--prompt``, or a ``[sweep]`` table in harness.toml::
 
@@ -21,6 +24,7 @@ import itertools
 import json
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,11 +72,12 @@ class SweepRun:
 
 @dataclass
 class SweepResult:
-    """A finished sweep: its parent MLflow run and one child run per grid point."""
+    """A finished sweep: its id, its parent MLflow run and one child run per grid point."""
 
     parent_mlflow_run_id: str | None
     axes: list[str]
     runs: list[SweepRun]
+    sweep_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     primary_metric: str | None = None
     best: int | None = None  # index into runs
     warnings: list[str] = field(default_factory=list)
@@ -115,6 +120,7 @@ class SweepResult:
         """What ``harness run --json`` prints for a sweep."""
         best = self.runs[self.best].result if self.best is not None else None
         return {
+            "sweep_id": self.sweep_id,
             "parent_mlflow_run_id": self.parent_mlflow_run_id,
             "axes": self.axes,
             "primary_metric": self.primary_metric,
@@ -284,10 +290,47 @@ def _run_children(
 
     for number, point in enumerate(points, 1):
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
+        # The child names its sweep in its stored config: that is how the sweep is found again.
+        config = replace(
+            point.config,
+            sweep={
+                "id": sweep.sweep_id,
+                "values": point.values,
+                "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
+            },
+        )
         with mlflow_parent_run(sweep.parent_mlflow_run_id):
-            result = run_eval(point.config, home=home, progress=progress, provider=provider)
+            result = run_eval(config, home=home, progress=progress, provider=provider)
         sweep.runs.append(SweepRun(point.values, result))
         sweep.warnings += [f"{point.config.run_name}: {w}" for w in result.warnings]
+
+
+def find_sweep(
+    ref: str, *, home: str | os.PathLike[str] | Home | None = None
+) -> SweepResult | None:
+    """The sweep ``ref`` names (its id, or its MLflow parent run's id), rebuilt from its
+    children in DuckDB: the same table, best child and JSON as when it ran; None when no
+    stored run belongs to such a sweep."""
+    from harness.store.sweeps import sweep_children
+
+    home = home if isinstance(home, Home) else resolve_home(home)
+    children = sweep_children(home.db_path, ref)
+    if not children:
+        return None
+    first = children[0].config["sweep"]
+    sweep = SweepResult(
+        parent_mlflow_run_id=first.get("parent_mlflow_run_id"),
+        axes=list(first.get("values") or {}),
+        runs=[
+            SweepRun(dict(c.config["sweep"].get("values") or {}), RunResult.from_info(c))
+            for c in children
+        ],
+        sweep_id=first["id"],
+    )
+    base = RunConfig.from_dict(children[0].config)
+    sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
+    sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
+    return sweep
 
 
 def estimate_sweep(

@@ -175,6 +175,7 @@ def _header(record: RunRecord) -> dict[str, Any]:
             "mlflow_run_id": info.mlflow_run_id,
             "created_at": info.created_at.isoformat(),
             "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+            "sample": info.sample,
         },
         "dataset": {
             "name": info.dataset,
@@ -253,6 +254,7 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
         mlflow_run_id=run.get("mlflow_run_id"),
         created_at=datetime.fromisoformat(run["created_at"]),
         finished_at=datetime.fromisoformat(run["finished_at"]) if run.get("finished_at") else None,
+        sample=run.get("sample"),
     )
     return RunRecord(info, dataset.get("digest"), table, str(source))
 

@@ -138,7 +138,25 @@ def m004_run_owner_and_reasons(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
-def m005_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
+def m005_run_samples(con: duckdb.DuckDBPyConnection) -> None:
+    # A sampled run (`--sample N --seed S [--stratify COL]`) keeps what it asked for and
+    # the example ids it chose, so `--resume` finishes exactly those rows and `runs show`
+    # and `compare` can say what the run is a sample of. Runs over every row (or the first
+    # --limit rows) store neither.
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN sample JSON;  -- {size, seed, stratify, rows, population}
+        CREATE TABLE run_examples (
+            run_id      VARCHAR NOT NULL,
+            example_id  VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, example_id)
+        );
+        """
+    )
+
+
+@migration
+def m006_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
     # `harness judges calibrate`: a judge (name, version, model) measured against human
     # labels. Kept so a report can show how far to trust the judges of a run.
     con.execute(

@@ -82,6 +82,14 @@ class RunInfo:
     owner: Owner | None = None  # the process that runs (or ran) it
     mlflow_error: str | None = None  # why MLflow logging failed, until it is logged
     stale: bool = False  # stored as running, but its process is gone: shown as interrupted
+    # A sampled run: {"size", "seed", "stratify", "rows", "population"}; None otherwise.
+    sample: dict[str, Any] | None = None
+
+    @property
+    def sweep_id(self) -> str | None:
+        """The sweep this run is a point of (``harness runs show SWEEP_ID``), if any."""
+        sweep = self.config.get("sweep")
+        return sweep.get("id") if isinstance(sweep, dict) else None
 
     @property
     def mlflow_pending(self) -> bool:
@@ -106,6 +114,7 @@ class RunInfo:
             "mlflow_error": self.mlflow_error,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "sample": self.sample,
             "process": {"pid": self.owner.pid, "host": self.owner.host} if self.owner else None,
             "config": self.config,
         }
@@ -121,28 +130,57 @@ def create_run(
     model: str,
     config: dict[str, Any],
     rows_total: int,
+    sample: dict[str, Any] | None = None,
+    example_ids: list[str] | None = None,
 ) -> None:
-    """A new run, ``running`` in this process."""
+    """A new run, ``running`` in this process; a sampled run's description and chosen ids
+    go in the same transaction."""
     owner = current_owner()
     with connect(db_path) as con:
-        con.execute(
-            "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, config, "
-            "rows_total, created_at, pid, host, pid_started) "
-            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                run_name,
-                dataset,
-                dataset_version,
-                model,
-                json.dumps(config, sort_keys=True),
-                rows_total,
-                _now(),
-                owner.pid,
-                owner.host,
-                owner.started,
-            ],
-        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, "
+                "config, rows_total, created_at, pid, host, pid_started, sample) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    run_name,
+                    dataset,
+                    dataset_version,
+                    model,
+                    json.dumps(config, sort_keys=True),
+                    rows_total,
+                    _now(),
+                    owner.pid,
+                    owner.host,
+                    owner.started,
+                    json.dumps(sample) if sample is not None else None,
+                ],
+            )
+            if example_ids is not None:
+                chosen = pa.table(
+                    {
+                        "run_id": pa.array([run_id] * len(example_ids), pa.string()),
+                        "example_id": pa.array(example_ids, pa.string()),
+                    }
+                )
+                con.register("chosen_examples", chosen)
+                con.execute("INSERT INTO run_examples SELECT * FROM chosen_examples")
+                con.unregister("chosen_examples")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def run_example_ids(db_path: Path, run_id: str) -> list[str] | None:
+    """The example ids a sampled run chose; None for a run over every row."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT example_id FROM run_examples WHERE run_id = ?", [run_id]
+        ).fetchall()
+    return [r[0] for r in rows] or None
 
 
 _OUTPUT_SCHEMA = pa.schema(
@@ -291,7 +329,7 @@ _RUN_COLUMNS = (
     "r.run_id, r.run_name, r.dataset, r.dataset_version, r.model, r.status, r.config, r.metrics, "
     "r.usage, r.rows_total, (SELECT count(*) FROM outputs o WHERE o.run_id = r.run_id), "
     "r.errors, r.mlflow_run_id, r.created_at, r.finished_at, r.reason, r.failures, r.pid, "
-    "r.host, r.pid_started, r.mlflow_error"
+    "r.host, r.pid_started, r.mlflow_error, r.sample"
 )
 
 
@@ -318,6 +356,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         host,
         pid_started,
         mlflow_error,
+        sample,
     ) = row
     owner = Owner(pid, host, pid_started) if pid is not None and host else None
     stale = status == "running" and (owner is None or not owner.is_alive())
@@ -350,6 +389,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         owner=owner,
         mlflow_error=mlflow_error,
         stale=stale,
+        sample=json.loads(sample) if sample else None,
     )
 
 
@@ -513,7 +553,7 @@ def delete_run(db_path: Path, run_id: str) -> tuple[RunInfo, list[str]]:
                 "SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", [info.run_id]
             ).fetchall()
         ]
-        for table in ("scores", "outputs", "run_tags", "runs"):
+        for table in ("scores", "outputs", "run_tags", "run_examples", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [info.run_id])
         con.execute("COMMIT")
     return info, tags

@@ -37,17 +37,12 @@ def record_scores(record: RunRecord) -> RunScores:
     """Per-row scores of ``record``: a judge's samples averaged per row."""
     import pandas as pd
 
+    from harness.slices import per_row_values
+
     rows = record.rows().set_index("id")
     scores = record.scores()
     metrics = list(dict.fromkeys(scores["metric"]))
-    scored = scores.dropna(subset=["value"])
-    values = (
-        scored.groupby(["example_id", "metric"], sort=False)["value"]
-        .mean()
-        .unstack("metric")
-        .reindex(index=rows.index, columns=metrics)
-        .astype(float)
-    )
+    values = per_row_values(scores).reindex(index=rows.index, columns=metrics).astype(float)
     values[ERRORS] = rows["error"].notna().astype(float)
     judged = scores[scores["source"] == "llm_judge"]
     judges = frozenset(judged["metric"])

@@ -188,6 +188,8 @@ class RunLogger:
                 if not self.inputs_logged:
                     _log_inputs(self.client, self.run_id, record, self.links)
                 _log_artifacts(self.client, self.run_id, record)
+                if record.tables:  # the UI lists the tables this tag names
+                    self.client.set_tag(self.run_id, *_logged_tables_tag(record))
                 if self.trace_note is not None:
                     self.client.set_tag(
                         self.run_id, TRACES_TAG, self.trace_note.format(count=self.trace_count)
@@ -237,7 +239,7 @@ def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, 
         # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
         MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE,
         # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
-        MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
+        MLFLOW_LOGGED_ARTIFACTS: _logged_tables_tag(record)[1],
     }
     if parent_run_id:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -245,6 +247,13 @@ def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, 
         # The UI nests child runs under their parent; sync maps the id on copy.
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     return tags
+
+
+def _logged_tables_tag(record: RunRecord) -> tuple[str, str]:
+    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
+    paths = [TABLE_ARTIFACT, *record.tables]
+    return MLFLOW_LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
 
 
 def _register(
@@ -351,6 +360,8 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
         folder = Path(tmp)
         # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
         record.rows.to_json(folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso")
+        for name, table in record.tables.items():
+            table.to_json(folder / name, orient="split", index=False, date_format="iso")
         (folder / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
         (folder / CONFIG_ARTIFACT).write_text(
             json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"

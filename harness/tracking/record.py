@@ -39,3 +39,5 @@ class RunRecord:
     system_prompt: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
     report_html: str | None = None  # the run's HTML report (harness.report), logged as report.html
+    # More tables to log beside the per-row one, by artifact name (``slices_table.json``).
+    tables: dict[str, pandas.DataFrame] = field(default_factory=dict)

@@ -217,6 +217,9 @@ def test_the_config_reference_example_is_accepted_by_every_reader(tmp_path: Path
     assert sweep_options([], [], settings).grid == {"temperature": [0, 0.7]}
     gates = gate_settings(settings, base_dir=tmp_path)
     assert len(gates.gates) == 5
+    from harness.slices import max_values
+
+    assert max_values(None, settings) == settings["slices"]["max_values"] == 50
     documented = set(re.findall(r"^\| `(?:\[)?([a-z_]+)", text, re.M))
     from harness.config import SETTINGS_TABLES
 

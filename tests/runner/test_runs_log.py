@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from processes import mlflow_runs
 
 from harness.cli import cli
 from harness.config import resolve_home
@@ -47,18 +48,6 @@ def store_contents(home: Path) -> dict[str, list[Any]]:
         con.close()
 
 
-def runs_of(home: Path, run_id: str) -> list[tuple[str, str, str]]:
-    con = sqlite3.connect(home / "mlruns" / "mlflow.db")
-    try:
-        return con.execute(
-            "SELECT r.run_uuid, r.status, r.lifecycle_stage FROM runs r JOIN tags t ON "
-            "t.run_uuid = r.run_uuid WHERE t.key = 'harness.run_id' AND t.value = ?",
-            [run_id],
-        ).fetchall()
-    finally:
-        con.close()
-
-
 def test_logging_a_logged_run_changes_nothing(qa: str, home: Path) -> None:
     code, out, err = invoke(*RUN)
     assert code == 0, err
@@ -90,7 +79,7 @@ def test_a_run_never_logged_is_logged_once(qa: str, home: Path) -> None:
     code, out, err = invoke("runs", "log", run_id, "--json")
     assert code == 0 and json.loads(out)["traces_written"] == 0
     assert store_contents(home) == after
-    assert runs_of(home, run_id) == [(first["mlflow_run_id"], "FINISHED", "active")]
+    assert mlflow_runs(home, run_id) == [(first["mlflow_run_id"], "FINISHED", "active")]
 
 
 def test_a_run_is_logged_by_its_tag(qa: str, home: Path) -> None:
@@ -122,7 +111,7 @@ def test_a_partly_logged_run_is_completed_not_duplicated(qa: str, home: Path) ->
         rows_record(head, outputs[outputs["id"].isin(half)], scores, plan.judge_models)
     )
     partial.stop("KILLED")
-    [(mlflow_run_id, status, _)] = runs_of(home, run_id)
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
     assert status == "KILLED"
 
     code, out, err = invoke("runs", "log", run_id, "--json")
@@ -130,7 +119,7 @@ def test_a_partly_logged_run_is_completed_not_duplicated(qa: str, home: Path) ->
     logged = json.loads(out)
     assert logged["mlflow_run_id"] == mlflow_run_id and logged["resumed"]
     assert (logged["traces_written"], logged["traces"]) == (12, 20)
-    assert runs_of(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
     code, out, _ = invoke("runs", "list", "--json")
     assert json.loads(out)[0]["mlflow_run_id"] == mlflow_run_id
 

@@ -212,7 +212,7 @@ def test_cli_sweep_table_from_harness_toml_and_dry_run(qa, home, prompts):
     code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match",
                             "--limit", "2", "--no-mlflow")  # fmt: skip
     assert code == 0, err
-    assert "sweep of 2 runs over prompt" in out
+    assert ": 2 runs over prompt" in out
     assert "short.txt" in out and "long.txt" in out
     # A --prompt flag replaces the [sweep] prompts: one ordinary run.
     code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--prompt", "{input}",
