@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DiskFull
 
 __all__ = [
     "check_writable",
@@ -71,9 +71,15 @@ def check_writable(target: Path) -> None:
 
 def write_user_file(target: Path, text: str) -> None:
     """Write ``text`` to a file the user named, whole or not at all; a folder that is not
-    there, or a file that cannot be written, is bad input (ConfigError)."""
+    there, or a file that cannot be written, is bad input (ConfigError), a full disk is
+    DiskFull."""
     check_writable(target)
     try:
         write_text_atomically(target, text)
     except OSError as e:
+        from harness.faults import environment_fault
+
+        fault = environment_fault(e, target)
+        if isinstance(fault, DiskFull):  # the environment, not the user's mistake: exit 74
+            raise fault from None
         raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.compare import cluster_option, rows_option
+from harness.cli.options import max_slices_option
 from harness.cli.output import home_of
 
 
@@ -26,6 +27,15 @@ from harness.cli.output import home_of
     metavar="[METRIC=]VALUE[%]",
     help="With several runs: the smallest difference that matters, as for `harness compare`.",
 )
+@click.option(
+    "--by",
+    multiple=True,
+    metavar="COLUMN",
+    help="Each metric per value of this dataset column (and, with several runs, the "
+    "comparison per value, as `harness compare --by`). Repeatable. [default: the columns "
+    "each run was run --by]",
+)
+@max_slices_option
 @rows_option("With several runs: flipped rows to list of each kind (the table marks all).")
 @click.pass_context
 def report(
@@ -34,15 +44,18 @@ def report(
     output: str | None,
     cluster: str | None,
     margins: tuple[str, ...],
+    by: tuple[str, ...],
+    max_slices: int | None,
     rows: int,
 ) -> None:
     """Write one self-contained HTML file about RUN, or comparing RUN with the others.
 
     One run: what was run, each metric's and judge's mean with its 95% interval and its
-    distribution, the judges' self-agreement and calibration, and every row (search,
-    sort, filter, unfold to the prompt, outputs and rationales). Several runs: the first
-    is the base, as in `harness compare`; the report adds each metric's paired change
-    with its interval and verdict (a forest plot) and the rows that got worse or better.
+    distribution, the judges' self-agreement and calibration, its slices (--by), and
+    every row (search, sort, filter, unfold to the prompt, outputs and rationales).
+    Several runs: the first is the base, as in `harness compare`; the report adds each
+    metric's paired change with its interval and verdict (a forest plot), per slice with
+    --by, and the rows that got worse or better.
     A run is a run id (or prefix), a tag, a run name or a file from `harness runs export`.
 
     The file makes no request when opened (no CDN, fonts or scripts from elsewhere), opens
@@ -62,7 +75,10 @@ def report(
         from pathlib import Path
 
         check_writable(Path(target))  # before the work, not after it
-    html = report_refs(runs, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows)
+    html = report_refs(
+        runs, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows, by=by,
+        max_slices=max_slices,
+    )  # fmt: skip
     if target == "-":
         click.echo(html, nl=False)
         return

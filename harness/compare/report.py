@@ -20,6 +20,7 @@ from harness.compare.sources import LoadedRun, load_run, run_scores
 from harness.config import Home, resolve_home
 from harness.errors import ConfigError
 from harness.report import Flips, ReportRun, Section, render_report, run_report
+from harness.slices import DEFAULT_MAX_VALUES, max_values
 
 __all__ = ["check_report", "comparison_report", "default_report_name", "report_refs"]
 
@@ -35,20 +36,26 @@ def report_refs(
     cluster: str | None = None,
     margins: Sequence[str] = (),
     rows: int = DEFAULT_ROWS,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
 ) -> str:
     """The report of the run ``refs`` names, or, for several, of the comparison of the
-    first (the base) with the others: a run id, tag, name or run file each."""
+    first (the base) with the others: a run id, tag, name or run file each. ``by``
+    columns slice each run, and the comparison (``harness compare --by``), with at most
+    ``max_slices`` values each (else ``[slices] max_values`` in harness.toml, else 50)."""
     if not refs:
         raise ConfigError("harness report needs at least one run")
     home = _home(home)
+    limit = max_values(max_slices, home.settings) if by else DEFAULT_MAX_VALUES
     loaded = [load_run(ref, home) for ref in refs]
     if len(loaded) == 1:
         if cluster or margins:
             raise ConfigError("--cluster and --margin apply to a comparison: name two runs or more")
-        return run_report(loaded[0].record, db_path=home.db_path)
+        return run_report(loaded[0].record, db_path=home.db_path, by=by, max_slices=limit)
     parsed: dict[str | None, Margin] = dict(parse_margin(m) for m in margins)
-    comparison = compare(loaded[0], loaded[1:], cluster=cluster, margins=parsed, rows=rows)
-    return comparison_report(comparison, loaded[0], loaded[1:], home=home)
+    comparison = compare(loaded[0], loaded[1:], cluster=cluster, margins=parsed, rows=rows,
+                         by=by, max_slices=limit)  # fmt: skip
+    return comparison_report(comparison, loaded[0], loaded[1:], home=home, max_slices=limit)
 
 
 def default_report_name(refs: Sequence[str]) -> str:
@@ -103,8 +110,10 @@ def comparison_report(
     home: Home,
     lead: Sequence[Section] = (),
     title: str | None = None,
+    max_slices: int | None = None,
 ) -> str:
-    """The page of ``comparison`` (computed from ``base`` and ``candidates``)."""
+    """The page of ``comparison`` (computed from ``base`` and ``candidates``); each run
+    is sliced by the comparison's ``--by`` columns too, if it has any."""
     loaded = [base, *candidates]
     runs = [
         ReportRun(label, run.record, run_scores(run))
@@ -124,6 +133,8 @@ def comparison_report(
         lead=[*lead, comparison_section(comparison)],
         flips=flips,
         db_path=home.db_path,
+        by=comparison.by,
+        max_slices=max_slices,
     )
 
 

@@ -15,6 +15,7 @@ The report holds no timestamp of its writing and refers to nothing outside itsel
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,8 +42,16 @@ def run_label(record: RunRecord) -> str:
     return record.info.run_name or record.info.run_id
 
 
-def run_report(record: RunRecord, *, db_path: Path | None = None) -> str:
-    """The report of one run; ``db_path`` is the store to read judge calibrations from."""
+def run_report(
+    record: RunRecord,
+    *,
+    db_path: Path | None = None,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
+) -> str:
+    """The report of one run; ``db_path`` is the store to read judge calibrations from;
+    ``by`` columns to slice it by (else the run's own ``--by`` columns), with at most
+    ``max_slices`` values each."""
     from harness.store.scores import record_scores
 
     info = record.info
@@ -53,6 +62,8 @@ def run_report(record: RunRecord, *, db_path: Path | None = None) -> str:
         subtitle=f"{info.model} on {info.dataset}@{info.dataset_version}, "
         f"{info.rows_done:,} rows, {info.status}",
         db_path=db_path,
+        by=by,
+        max_slices=max_slices,
     )
 
 

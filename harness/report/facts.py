@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.numbers import clip, number
 from harness.prompts import prompt_digest
+from harness.sampling import describe_sample
 
 if TYPE_CHECKING:
     from harness.report.rows import ReportRun
@@ -80,6 +81,8 @@ def run_facts(run: ReportRun) -> list[Fact]:
             detail=template,
         ),
     ]
+    if info.sample:  # --sample: which rows of the dataset, reproducibly
+        facts.insert(3, Fact("sample", describe_sample(info.sample)))
     if system:
         facts.append(Fact("system prompt", clip(system, 80), detail=system))
     params = config.get("params") or {}

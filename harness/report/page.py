@@ -22,6 +22,7 @@ from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.report.facts import run_facts
 from harness.report.rows import Flips, ReportRun, pack, rows_payload
 from harness.report.scores import judge_views, metric_views, report_metrics
+from harness.report.slices import slice_views
 
 if TYPE_CHECKING:
     import jinja2
@@ -108,12 +109,15 @@ def render_report(
     lead: Sequence[Section] = (),
     flips: Sequence[Flips] = (),
     db_path: Path | None = None,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
 ) -> str:
     """The report of ``runs`` (one run, or a base and its candidates) as one HTML page.
 
     ``lead`` sections come first (a check, a comparison); ``flips`` marks each candidate's
     rows that got worse or better; ``db_path`` is the store the judges' calibrations are
-    read from (none for a report with no store)."""
+    read from (none for a report with no store); ``by`` are the columns to slice each run
+    by (at most ``max_slices`` values each), else each run's own ``--by`` columns."""
     metrics = report_metrics(runs)
     calibrations = [find_calibrations(db_path, run) for run in runs]
     payload = rows_payload(runs, metrics, flips)
@@ -125,6 +129,7 @@ def render_report(
         "runs": [(run, run_facts(run)) for run in runs],
         "metrics": metric_views(runs, metrics),
         "judges": judge_views(runs, calibrations),
+        "slices": slice_views(runs, by, max_slices),
         "packed": pack(payload),
         "css": markup(_static("report.css")),
         "js": markup(_static("report.js")),

@@ -313,7 +313,15 @@ class _Run:
         db_path = self.home.db_path
         html = run_report(load_run_record(db_path, self.run_id), db_path=db_path)
         if self.report is not None:
-            result.report = str(write_report(self.report, html))
+            try:
+                result.report = str(write_report(self.report, html))
+            except HarnessError as e:  # a full disk: the run is stored all the same
+                result.report_error = e.message
+                result.warnings.append(
+                    f"the report was not written ({e.message}); write it with "
+                    f"`harness report {self.run_id} -o {self.report}`"
+                )
+                self.progress.note(result.warnings[-1])
         return html
 
     def _mlflow_failed(self, result: RunResult, error: HarnessError) -> None:
