@@ -69,7 +69,8 @@ def test_a_sliced_sampled_run_reports_the_slices_the_run_computed(
                     "python:harness.baselines:context_overlap", "--metric", "exact_match",
                     "--metric", "token_f1", "--by", "final_decision", "--by", "year",
                     "--sample", "30", "--seed", "2", "--stratify", "final_decision",
-                    "--run-name", "sliced", "--no-mlflow", "--json", "--report", str(page)))  # fmt: skip
+                    "--run-name", "sliced", "--no-mlflow", "--json",
+                    "--report", str(page)))  # fmt: skip
     doc = json.loads(ran.stdout)
     html = page.read_text(encoding="utf-8")
     assert doc["report"] == str(page) and [t["column"] for t in doc["slices"]] == [
