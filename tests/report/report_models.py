@@ -5,7 +5,7 @@
 answers with markup that would fetch an image and close the page's script if a report
 ever pasted outputs into its HTML. ``judge`` answers any judge prompt (a 1-5 score or a
 yes/no verdict) with a rationale of a length real judges write (two or three sentences),
-drawn deterministically from the prompt.
+drawn deterministically from the prompt. ``drop_folder`` removes a folder as it answers.
 """
 
 from __future__ import annotations
@@ -51,3 +51,12 @@ def judge(messages: list[dict[str, Any]]) -> str:
     if '"verdict"' in text:
         return json.dumps({"rationale": rationale, "verdict": "yes" if digest[3] % 3 else "no"})
     return json.dumps({"rationale": rationale, "score": 1 + digest[3] % 5})
+
+
+def drop_folder(row: dict[str, Any]) -> str:
+    """The context baseline, after removing the folder ``HARNESS_TEST_DROP`` names: the
+    folder a ``--report`` was checked in is gone by the run's end."""
+    import shutil
+
+    shutil.rmtree(os.environ["HARNESS_TEST_DROP"], ignore_errors=True)
+    return context_overlap(row)

@@ -323,3 +323,57 @@ def test_a_run_file_is_reported_in_an_empty_home(report_home: ReportHome, tmp_pa
     data = unpack(html)
     assert len(data["rows"]) == 40 and data["runs"][0]["label"] == "candidate"
     assert not (empty / "harness.duckdb").exists()  # reading a report writes nothing
+
+
+def test_a_report_that_cannot_be_written_leaves_the_run_finished(
+    report_home: ReportHome, tmp_path: Path
+) -> None:
+    """The report is written after the run is stored: when it cannot be (its folder went
+    away; a full disk, on a real tmpfs where this machine lets a user mount one), the run
+    stays finished, a warning and one line say how to write it, and the exit code is 74."""
+    import shutil
+
+    from harness.store.runs import get_run
+
+    home = report_home.home
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    ran = invoke(home, "run", "--data", "qa", "--model", "python:report_models:drop_folder",
+                 "--metric", "token_f1", "--no-mlflow", "--json", "--report",
+                 str(gone / "r.html"), env={"HARNESS_TEST_DROP": str(gone)})  # fmt: skip
+    doc = json.loads(ran.stdout)
+    assert ran.exit_code == 74, ran.stderr
+    assert doc["status"] == "finished" and doc["rows_done"] == 40 and doc["report"] is None
+    assert get_run(home / "harness.duckdb", doc["run_id"]).status == "finished"
+    [warning] = [w for w in doc["warnings"] if "report" in w]
+    assert warning == (f"the report was not written (cannot write {gone / 'r.html'}: "
+                       f"{gone} is not a folder); write it with `harness report "
+                       f"{doc['run_id']} -o {gone / 'r.html'}`")  # fmt: skip
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"error: the run is stored, but its report could not be written: cannot write "
+        f"{gone / 'r.html'}: {gone} is not a folder; write it with `harness report "
+        f"{doc['run_id']} -o FILE`"
+    )
+    mountable = shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=16k tmpfs {tmp_path}"],
+        capture_output=True,
+    ).returncode == 0  # fmt: skip
+    if not mountable:
+        print("\nno user namespace here: the full-disk half of this test did not run")
+        return
+    small = tmp_path / "small"
+    small.mkdir()
+    page = small / "r.html"
+    command = (f"mount -t tmpfs -o size=16k tmpfs {small} && exec {sys.executable} -m harness "
+               f"--home {home} run --data qa --model python:harness.baselines:top_sentence "
+               f"--metric token_f1 --no-mlflow --json --report {page}")  # fmt: skip
+    full = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    doc = json.loads(full.stdout)
+    assert full.returncode == 74, full.stderr
+    assert doc["status"] == "finished" and doc["report"] is None
+    assert full.stderr.strip().splitlines() == [
+        f"error: the run is stored, but its report could not be written: no space left on "
+        f"device while writing {page}; write it with `harness report {doc['run_id']} -o FILE`"
+    ]
+    assert get_run(home / "harness.duckdb", doc["run_id"]).status == "finished"
