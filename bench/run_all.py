@@ -20,6 +20,7 @@ BENCHMARKS = [
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
     ["bench_spark.py"],
+    ["bench_report_plots.py"],
     ["bench_intercept.py"],
 ]
 
