@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["bench_spark.py"],
     ["bench_spark_modes.py"],
     ["bench_spark_import.py"],
+    ["bench_report_plots.py"],
     ["bench_intercept.py"],
 ]
 

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "harness"
 
-# The layers of docs/design.md, top to bottom: cli -> api/runner -> scoring ->
+# The layers of docs/design.md, top to bottom: cli -> api/runner -> report -> scoring ->
 # judges/metrics -> calls -> cache, providers; store and tracking are leaves. A module's
 # layer is its longest matching prefix; a module in none (errors, config, model_io, aio,
 # prompts, retry, ...) is shared: anyone may import it, and it imports only other shared
@@ -38,6 +38,7 @@ LAYERS: dict[str, str] = {
     "harness.spark_tables": "api",  # Spark tables in and out: a run's session, the store
     "harness.frames": "api",
     "harness.runner": "runner",
+    "harness.report": "report",  # the HTML report of a run; every run writes one
     "harness.scoring": "scoring",
     "harness.judges": "judges",
     "harness.metrics": "metrics",
@@ -55,9 +56,11 @@ _BELOW_CALLS = {"cache", "providers", SHARED}
 _LEAVES = {"store", "tracking"}
 # layer -> the layers its modules may import (each may always import its own).
 MAY_IMPORT: dict[str, set[str]] = {
-    "cli": {"api", "runner", "scoring", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
-    "api": {"runner", "scoring", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
-    "runner": {"scoring", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "cli": {"api", "runner", "report", "scoring", "judges", "metrics", "calls", *_BELOW_CALLS}
+    | _LEAVES,
+    "api": {"runner", "report", "scoring", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "runner": {"report", "scoring", "judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
+    "report": {"judges", "metrics", SHARED, *_LEAVES},  # reads runs; calls nothing
     # metrics and judges from names, specs and objects: builds both, below the runner
     "scoring": {"judges", "metrics", "calls", *_BELOW_CALLS, *_LEAVES},
     "judges": {"metrics", "calls", *_BELOW_CALLS, *_LEAVES},
@@ -330,6 +333,7 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.imports",
         "harness.interrupt",
         "harness.model_io",
+        "harness.numbers",
         "harness.ports",
         "harness.prompts",
         "harness.retry",

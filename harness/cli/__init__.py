@@ -27,6 +27,7 @@ COMMANDS = {
     "compare": "harness.cli.compare:compare",
     "judges": "harness.cli.judges:judges",
     "metrics": "harness.cli.metrics:metrics",
+    "report": "harness.cli.report:report",
     "sync": "harness.cli.sync:sync",
     "ui": "harness.cli.ui:ui",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -14,6 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from harness.compare.result import CheckResult, Comparison
+    from harness.config import Home
 
 
 def rows_option(help: str) -> Decorator:
@@ -145,6 +147,13 @@ def check_options(fn: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
 @click.option(
+    "--report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the HTML report of the check (its gates, the comparison, every row) to "
+    "FILE, e.g. next to the JUnit file for CI to keep.",
+)
+@click.option(
     "--no-mlflow",
     is_flag=True,
     help="Do not record the verdict on the candidate's MLflow run (tag harness.check and "
@@ -157,6 +166,7 @@ def check(
     rows: int,
     as_json: bool,
     markdown: bool,
+    report: str | None,
     no_mlflow: bool,
     **gates: object,
 ) -> None:
@@ -180,7 +190,7 @@ def check(
 
     \b
     Example:
-      harness check 3f2a9c1b4d5e --baseline baseline.jsonl --max-drop exact_match=0.02
+      harness check 3f2a9c1b4d5e --baseline baseline.jsonl --junit junit.xml --report report.html
     """
     from harness.errors import ConfigError
 
@@ -188,9 +198,12 @@ def check(
         raise ConfigError("choose one of --json and --markdown")
     from harness.compare.api import check_ref
     from harness.config import resolve_home
+    from harness.files import check_writable
 
     home = resolve_home(home_of(ctx))
     junit = gates.pop("junit")
+    if report:
+        check_writable(Path(report))  # before the work, not after it
     result = check_ref(candidate, home=home, rows=rows, **gates)  # type: ignore[arg-type]
     finish_check(
         result,
@@ -198,6 +211,8 @@ def check(
         tracking_uri=None if no_mlflow else home.tracking_uri,
         as_json=as_json,
         markdown=markdown,
+        report=report,
+        home=home,
     )
 
 
@@ -210,19 +225,22 @@ def finish_check(
     tracking_uri: str | None = None,
     quiet: bool = False,
     failed_rows: int = 0,
+    report: str | None = None,
+    home: Home | None = None,
 ) -> None:
     """Show and publish a check's result, then exit with its code (shared with `run --check`).
 
     ``quiet``: the caller printed the result already (``run --check --json``).
     ``failed_rows``: rows of the run that failed; they make a passing check exit 1, as
-    any failed call does.
+    any failed call does. ``report``: a file for the check's HTML report.
     """
     from harness.compare.publish import publish_check
     from harness.errors import CheckFailed, CheckUndecided, RunFailed
 
     if not quiet:
         _show(result, as_json=as_json, markdown=markdown)
-    published = publish_check(result, junit=junit, tracking_uri=tracking_uri)
+    published = publish_check(result, junit=junit, tracking_uri=tracking_uri, report=report,
+                              home=home)  # fmt: skip
     for line in published.annotations:
         click.echo(line, err=True)
     for warning in published.warnings:
@@ -231,6 +249,8 @@ def finish_check(
         click.echo(f"verdict tagged on MLflow run {published.mlflow_run_id}", err=True)
     if published.junit is not None and not (as_json or quiet):
         click.echo(f"JUnit XML: {published.junit}", err=True)
+    if published.report is not None and not (as_json or quiet):
+        click.echo(f"report: {published.report}", err=True)
     if result.outcome == "fail":
         raise CheckFailed(result.summary())
     if result.outcome == "undecided":

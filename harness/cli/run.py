@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -154,6 +155,14 @@ if TYPE_CHECKING:
 @profile_option
 @verbose_option
 @click.option(
+    "--report",
+    "report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the run's HTML report to FILE at the end (with --check: the check's, "
+    "with the comparison). Every run also logs it to MLflow as report.html.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
 )
 @click.option(
@@ -196,6 +205,7 @@ def run(
     spark_remote: str | None,
     profile: str | None,
     verbose: bool,
+    report: str | None,
     as_json: bool,
     dry_run: bool,
     check: bool,
@@ -283,6 +293,12 @@ def run(
         raise ConfigError(f"--check checks one run, not {what}; check runs with `harness check`")
     if not check and (junit or any(v not in (None, ()) for v in gates.values())):
         raise ConfigError("gate options (--baseline, --min, --max-drop, ...) need --check")
+    if report and (dry_run or (options.grid and not resume_id)):
+        what = "--dry-run" if dry_run else "a sweep"
+        raise ConfigError(
+            f"--report writes one run's report, not {what}'s; write each run's with "
+            "`harness report RUN`, or compare them with `harness report BASE CANDIDATE...`"
+        )
     if options.grid and not resume_id:
         _sweep(config, options.grid, home, spark_target, as_json=as_json, dry_run=dry_run)
         return
@@ -298,6 +314,10 @@ def run(
             click.echo("\n".join(estimate.lines()))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
+    if report and check:  # the check's report replaces the run's: checked before the run
+        from harness.files import check_writable
+
+        check_writable(Path(report))
     try:
         result = run_eval(
             config,
@@ -305,6 +325,7 @@ def run(
             progress=progress,
             resume=resume_id,
             spark_target=spark_target,
+            report=None if check else report,
         )
     except HarnessError as stopped:
         if check and isinstance(stopped, ReplayMiss):
@@ -312,7 +333,7 @@ def run(
 
             # No run to check: the check says so on every surface, and exits "cannot decide".
             finish_check(undecided(f"replay miss: {stopped}"), junit=junit, as_json=as_json,
-                         markdown=False)  # fmt: skip
+                         markdown=False, report=report)  # fmt: skip
             return
         # Interrupted, stopped at the budget, failed: the rows done are stored; show them
         # like any result, then exit with the reason and what to do next.
@@ -331,7 +352,7 @@ def run(
             click.echo()
         # Failed rows still exit 1 when the gates alone would pass (see finish_check).
         finish_check(checked, junit=junit, as_json=False, markdown=False, quiet=as_json,
-                     failed_rows=result.errors,
+                     failed_rows=result.errors, report=report, home=home,
                      tracking_uri=home.tracking_uri if config.mlflow else None)  # fmt: skip
         return
     _show(result, as_json)
@@ -423,4 +444,6 @@ def _print_summary(result: RunResult) -> None:
         click.echo(f"warning: {warning}", err=True)
     if result.mlflow_run_id:
         click.echo(f"MLflow run {result.mlflow_run_id} (open it with `{invocation()} ui`)")
+    if result.report:
+        click.echo(f"report: {result.report}")
     click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")

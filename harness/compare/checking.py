@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare
 from harness.compare.gates import DEFAULT_MAX_MISSING
-from harness.compare.render.numbers import number, signed
 from harness.compare.result import (
     FAIL,
     PASS,
@@ -43,6 +42,7 @@ from harness.compare.result import (
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, run_scores
 from harness.errors import ConfigError
 from harness.metrics import metric_direction
+from harness.numbers import number, signed
 from harness.stats import DEFAULT_ALPHA, holm
 
 __all__ = ["check", "undecided"]

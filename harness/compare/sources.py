@@ -3,8 +3,8 @@
 A run is named by a run file (``harness runs export``), a tag (``harness runs tag``), a run
 id or a prefix of one, or a run name. Its scores become one row per example and one column
 per metric: a judge asked several times (``--judge-samples``) scores each row with the mean
-of its samples, so every row weighs the same. ``errors`` is one more column: 1 for a row
-whose model call failed, 0 otherwise.
+of its samples, so every row weighs the same (``harness.store.scores``, which the report
+shares). ``errors`` is one more column: 1 for a row whose model call failed, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.compare.result import RunRef
 from harness.store.exports import RunRecord, is_run_file, load_run_record, read_run_file
+from harness.store.scores import ERRORS, RunScores, record_scores
 from harness.store.tags import find_run
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = [
     "row_labels",
     "run_scores",
 ]
-
-ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
 
 
 @dataclass
@@ -76,44 +75,10 @@ def load_run(ref: str, home: Home) -> LoadedRun:
     return LoadedRun(run, record, notes)
 
 
-@dataclass
-class RunScores:
-    """One run's rows (indexed by example id) and its per-row scores."""
-
-    rows: pd.DataFrame  # input, expected, context, extra, output, error
-    values: pd.DataFrame  # one column per metric, judge and ERRORS; NaN = not scored
-    rationales: pd.DataFrame  # one column per judge: the first sample's rationale
-    judges: frozenset[str]
-    order: list[str]  # the metrics in the order the run asked for them, then ERRORS
-    directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
-
-
 def run_scores(run: LoadedRun) -> RunScores:
-    """Per-row scores of ``run``: a judge's samples averaged per row."""
-    import pandas as pd
-
-    from harness.slices import per_row_values
-
-    rows = run.record.rows().set_index("id")
-    scores = run.record.scores()
-    metrics = list(dict.fromkeys(scores["metric"]))
-    values = per_row_values(scores).reindex(index=rows.index, columns=metrics).astype(float)
-    values[ERRORS] = rows["error"].notna().astype(float)
-    judged = scores[scores["source"] == "llm_judge"]
-    judges = frozenset(judged["metric"])
-    first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
-    rationales = (
-        first.pivot(index="example_id", columns="metric", values="rationale")
-        if not first.empty
-        else pd.DataFrame(index=rows.index)
-    )
-    config = run.record.info.config
-    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
-    order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
-    # A run stores which way each of its metrics is better: a python: metric, a kind or an
-    # MLflow metric is known to no registry here.
-    directions = {str(k): int(v) for k, v in (config.get("directions") or {}).items()}
-    return RunScores(rows, values, rationales, judges, [*order, ERRORS], directions)
+    """Per-row scores of ``run``: a judge's samples averaged per row (see
+    ``harness.store.scores``)."""
+    return record_scores(run.record)
 
 
 def row_labels(rows: pd.DataFrame, column: str, option: str) -> pd.Series:

@@ -6,7 +6,8 @@ The labels live in a dataset column (any extra column of the import, e.g. PubMed
 ``true``, ``pass``, ``1`` for yes/no; an integer in range for a scale; a listed label).
 Labels that do not map are excluded and counted. The judge grades each remaining row, and
 ``calibrate`` reports accuracy, Cohen's kappa (agreement beyond chance; quadratic-weighted
-kappa too for scales), the confusion matrix and the rows where judge and human disagree.
+kappa too for scales), the confusion matrix and the rows where judge and human disagree,
+and keeps the summary in the store (``harness.store.calibrations``) for run reports.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def calibrate(
     confusion = {h: {j: 0 for j in categories} for h in categories}
     for h, j in pairs:
         confusion[h][j] += 1
-    return Calibration(
+    result = Calibration(
         judge=chosen.name,
         judge_version=chosen.version,
         judge_model=provider.uri,
@@ -229,6 +230,13 @@ def calibrate(
         disagreements=disagreements,
         calls=calls,
     )
+    # Kept in the store, so the report of a run graded by this judge can show it.
+    from harness.store.calibrations import save_calibration
+    from harness.store.runs import get_run
+
+    run_id = get_run(home.db_path, run).run_id if run is not None else None
+    save_calibration(home.db_path, result, run_id=run_id)
+    return result
 
 
 def _column(example: Example, column: str) -> Any:

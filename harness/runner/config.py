@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
-from harness.errors import HarnessError, RunFailed, TrackingError
+from harness.errors import EnvironmentFault, HarnessError, RunFailed, TrackingError
 
 if TYPE_CHECKING:
     from harness.store.runs import RunInfo
@@ -96,6 +96,8 @@ class RunResult:
     reason: str | None = None  # why the run failed, stopped or was interrupted
     mlflow_error: str | None = None  # why MLflow logging failed (`harness runs log` retries)
     finished_at: float | None = None  # epoch seconds, as stored (MLflow's end time)
+    report: str | None = None  # where the run's HTML report was written (``report=``)
+    report_error: str | None = None  # why it could not be written (the run is stored)
 
     @classmethod
     def from_info(cls, info: RunInfo) -> RunResult:
@@ -132,8 +134,9 @@ class RunResult:
         """What went wrong in a run that ran to its end, as the error to exit with.
 
         MLflow logging that failed (exit 74: the run is stored, ``harness runs log``
-        logs it), else failed rows or judge calls (exit 1: ``--resume`` retries them);
-        None when all went well.
+        logs it), a report that could not be written (exit 74: ``harness report`` writes
+        it), else failed rows or judge calls (exit 1: ``--resume`` retries them); None when
+        all went well.
         """
         failed = ""
         if self.errors:
@@ -150,6 +153,12 @@ class RunResult:
             return TrackingError(
                 f"the run is stored, but logging it to MLflow failed: {self.mlflow_error}; "
                 f"log it with `harness runs log {self.run_id}`"
+                + (f"; also, {failed}" if failed else "")
+            )
+        if self.report_error:
+            return EnvironmentFault(
+                f"the run is stored, but its report could not be written: {self.report_error}; "
+                f"write it with `harness report {self.run_id} -o FILE`"
                 + (f"; also, {failed}" if failed else "")
             )
         if self.errors:
@@ -196,6 +205,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "mlflow_error": self.mlflow_error,
             "warnings": self.warnings,
+            "report": self.report,
             "sample": self.sample,
             "slices": [table.as_dict() for table in self.slices],
             "directions": self.directions,

@@ -217,10 +217,14 @@ def batch_record(head: RunRecord, batch: Batch, judge_models: Mapping[str, str])
 
 
 def final_record(
-    head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
+    head: RunRecord,
+    result: RunResult,
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    report_html: str | None = None,
 ) -> RunRecord:
-    """``head`` completed with the run's metrics, its whole per-row table and, with
-    ``--by``, the slices table."""
+    """``head`` completed with the run's metrics, its whole per-row table, with ``--by`` the
+    slices table, and its report."""
     tables = {}
     if result.slices:
         from harness.slices import slices_frame
@@ -232,4 +236,5 @@ def final_record(
         rows=results_table(outputs, scores),
         tables=tables,
         finished_at=result.finished_at or time.time(),
+        report_html=report_html,
     )

@@ -106,11 +106,13 @@ def log_to_mlflow(
     scores: pd.DataFrame,
     worker: MlflowLogger,
     stop: StopRequest | None = None,
+    report_html: str | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts.
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts
+    (the run's report among them).
 
     After a stop request, the worker's answer is waited for a few seconds more (then
     ``Interrupted``; the worker completes the MLflow run alone)."""
     from harness.runner.mlflow_records import final_record
 
-    return worker.finish(final_record(head, result, outputs, scores), stop)
+    return worker.finish(final_record(head, result, outputs, scores, report_html), stop)

@@ -16,12 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config import Home
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
-from harness.prompts import (
-    DEFAULT_PROMPT,
-    DEFAULT_PROMPT_NO_CONTEXT,
-    check_template,
-    prompt_digest,
-)
+from harness.prompts import check_template, prompt_digest, run_template
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
 from harness.runner.selection import check_slices, select_examples
@@ -79,6 +74,24 @@ class RunPlan:
     def judge_models(self) -> dict[str, str]:
         """Each judge's model URI, as its feedback's source."""
         return {j.name: self.provider_for(j).uri for j in self.judges}
+
+    def stored_config(self) -> dict[str, Any]:
+        """The configuration the run's row keeps: the options, which way each metric is
+        better (``directions``: compare, check and the report read it, since a ``python:``
+        metric or a kind is known to no registry) and, for a run with judges, what they
+        resolved to: each judge's model URI (its own, else ``--judge-model`` or
+        harness.toml), its version (a judge whose prompt or scale changed is another judge)
+        and its answers from worst to best (what a report draws its bars over)."""
+        stored = {**self.config.as_dict(), "directions": self.directions}
+        if self.judges:
+            if self.judge_provider is not None:
+                stored["judge_model_uri"] = self.judge_provider.uri
+            stored["judge_models"] = self.judge_models
+            stored["judge_versions"] = {j.name: j.version for j in self.judges}
+            stored["judge_labels"] = {
+                j.name: sorted(j.output.labels, key=j.output.value_of) for j in self.judges
+            }
+        return stored
 
     @property
     def params(self) -> dict[str, str]:
@@ -177,7 +190,7 @@ def plan_run(
             f"default metrics {', '.join(skipped)} skipped: {dataset.ref} has no expected "
             "answers (map a column with --expected at import)"
         )
-    template = config.prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
+    template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
     if provider is None:

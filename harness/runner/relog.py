@@ -89,6 +89,11 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
         slices=run_slices(config.by, plan.examples, outputs, scores, info.config),
     )
     head = head_record(plan, info.run_id, begun)
+    from harness.report import run_report
+    from harness.store.exports import load_run_record
+
+    # The report a run logs when it ends, so a run logged later carries it too.
+    report_html = run_report(load_run_record(home.db_path, info.run_id), db_path=home.db_path)
     try:
         logger = ResumingLogger(
             head,
@@ -103,7 +108,7 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
             if config.traces:
                 logger.add_rows(rows_record(head, outputs, scores, plan.judge_models))
             traces = len(logger.logged_rows)
-            mlflow_run_id = logger.finish(final_record(head, result, outputs, scores))
+            mlflow_run_id = logger.finish(final_record(head, result, outputs, scores, report_html))
         finally:
             logger.release()
     except HarnessError as e:

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
@@ -78,8 +79,12 @@ def run_eval(
     scoring_objects: Sequence[Any] = (),
     evaluator_config: Mapping[str, Any] | None = None,
     mlflow_run: tuple[str, str] | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
+
+    ``report`` is a file to write the run's HTML report to when it ends (its folder is
+    checked first); the report is also logged to MLflow with the run.
 
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
     ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
@@ -126,6 +131,10 @@ def run_eval(
         example_ids=sampled_ids,
     )
     config = plan.config  # names the metrics given as objects
+    if report is not None:  # checked before the run exists: a bad path leaves nothing behind
+        from harness.files import check_writable
+
+        check_writable(Path(report))
     from harness.calls.budget import Budget
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
@@ -167,7 +176,7 @@ def run_eval(
                 f"interrupted again: exiting now; `harness run --resume {run_id}` goes on "
                 "from the rows stored"
             )
-            run = _Run(plan, run_id, previous, caller, progress, stop, started, mlflow_run)
+            run = _Run(plan, run_id, previous, caller, progress, stop, started, mlflow_run, report)
             return run.execute(spark_session, spark_target)
     finally:
         if cache is not None:
@@ -187,6 +196,7 @@ class _Run:
         stop: StopRequest,
         started: float,
         mlflow_run: tuple[str, str] | None = None,
+        report: str | os.PathLike[str] | None = None,
     ) -> None:
         self.plan, self.run_id, self.previous = plan, run_id, previous
         self.caller, self.progress, self.stop, self.started = caller, progress, stop, started
@@ -194,6 +204,7 @@ class _Run:
         self.mlflow_run = mlflow_run
         self.worker: MlflowLogger | None = None
         self.head: RunRecord | None = None
+        self.report = report  # the file to write the HTML report to, if asked
 
     def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
         self.worker = _mlflow_logger(self.home, self.config.mlflow, self.mlflow_run)
@@ -217,8 +228,8 @@ class _Run:
                 dataset=plan.dataset.name,
                 dataset_version=plan.dataset.version,
                 model=plan.provider.uri,
-                # Directions travel with the run: compare and check read them back.
-                config={**config.as_dict(), "directions": plan.directions},
+                # Directions travel with the run: compare, check and the report read them.
+                config=plan.stored_config(),
                 rows_total=len(plan.examples),
                 sample=plan.sample,
                 example_ids=[e.id for e in plan.examples] if plan.sample is not None else None,
@@ -274,12 +285,14 @@ class _Run:
 
     def _finished(self) -> RunResult:
         result, outputs, scores = self._record("finished")
+        to_mlflow = self.worker is not None and self.head is not None
+        report_html = self._report(result, to_mlflow)
         if self.worker is not None and self.head is not None:
             from harness.runner.mlflow_run import log_to_mlflow
 
             try:
                 result.mlflow_run_id = log_to_mlflow(
-                    self.head, result, outputs, scores, self.worker, self.stop
+                    self.head, result, outputs, scores, self.worker, self.stop, report_html
                 )
                 run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
             except Interrupted as e:
@@ -291,6 +304,28 @@ class _Run:
                 self._mlflow_failed(result, e)
         result.duration_s = time.time() - self.started
         return result
+
+    def _report(self, result: RunResult, to_mlflow: bool = False) -> str | None:
+        """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""
+        if self.report is None and not to_mlflow:
+            return None
+        from harness.report import run_report, write_report
+        from harness.store.exports import load_run_record
+
+        # From the run as stored, as `harness report RUN` reads it: the same bytes.
+        db_path = self.home.db_path
+        html = run_report(load_run_record(db_path, self.run_id), db_path=db_path)
+        if self.report is not None:
+            try:
+                result.report = str(write_report(self.report, html))
+            except HarnessError as e:  # a full disk: the run is stored all the same
+                result.report_error = e.message
+                result.warnings.append(
+                    f"the report was not written ({e.message}); write it with "
+                    f"`harness report {self.run_id} -o {self.report}`"
+                )
+                self.progress.note(result.warnings[-1])
+        return html
 
     def _mlflow_failed(self, result: RunResult, error: HarnessError) -> None:
         result.mlflow_error = error.message
@@ -320,6 +355,7 @@ class _Run:
         max_cost = self.config.max_cost or 0.0
         reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
         result = self._record("stopped", reason=reason)[0]
+        self._report(result)  # the rows done are a run to look at too
         if self.worker is not None:
             self.worker.stop("KILLED")
         stopped = BudgetExceeded(

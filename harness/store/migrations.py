@@ -155,6 +155,33 @@ def m005_run_samples(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m006_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
+    # `harness judges calibrate`: a judge (name, version, model) measured against human
+    # labels. Kept so a report can show how far to trust the judges of a run.
+    con.execute(
+        """
+        CREATE TABLE judge_calibrations (
+            calibration_id  VARCHAR PRIMARY KEY,
+            judge           VARCHAR NOT NULL,
+            judge_version   VARCHAR NOT NULL,
+            judge_model     VARCHAR NOT NULL,
+            dataset         VARCHAR NOT NULL,   -- NAME@VERSION of the labels
+            label_column    VARCHAR NOT NULL,
+            run_id          VARCHAR,            -- the run whose outputs were graded, if any
+            labels          JSON NOT NULL,      -- the judge's answers: the matrix's order
+            confusion       JSON NOT NULL,      -- human label -> judge label -> rows
+            compared        INTEGER NOT NULL,
+            excluded        INTEGER NOT NULL,
+            accuracy        DOUBLE,
+            kappa           DOUBLE,
+            weighted_kappa  DOUBLE,
+            created_at      TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

@@ -7,7 +7,8 @@ then holds what ``mlflow.evaluate`` / ``mlflow.genai.evaluate`` would leave behi
 - the dataset as a run input (name, digest, context ``eval``);
 - ``eval_results_table.json`` in ``mlflow.log_table``'s format, registered in the run's
   ``mlflow.loggedArtifacts`` tag so the UI's evaluation table view lists it;
-- ``prompt_template.txt`` and ``run_config.json``;
+- ``prompt_template.txt`` and ``run_config.json``, and ``report.html``, the run's report
+  (``harness.report``), which MLflow's artifact view shows as a page;
 - one trace per row with feedback and expectation assessments (``harness.tracking.traces``);
 - with ``register=True``: the prompt as a version in MLflow's prompt registry and the
   configuration as a ``LoggedModel`` that the run, its metrics and traces link to
@@ -50,6 +51,7 @@ __all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run"]
 TABLE_ARTIFACT = "eval_results_table.json"
 PROMPT_ARTIFACT = "prompt_template.txt"
 CONFIG_ARTIFACT = "run_config.json"
+REPORT_ARTIFACT = "report.html"
 HARNESS_RUN_TAG = "harness.run_id"
 TRACES_TAG = "harness.traces"
 # MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
@@ -364,6 +366,8 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
         (folder / CONFIG_ARTIFACT).write_text(
             json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
         )
+        if record.report_html is not None:  # MLflow's artifact view renders one HTML file
+            (folder / REPORT_ARTIFACT).write_text(record.report_html, encoding="utf-8")
         client.log_artifacts(run_id, tmp)
 
 

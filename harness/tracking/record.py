@@ -38,5 +38,6 @@ class RunRecord:
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
     system_prompt: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
+    report_html: str | None = None  # the run's HTML report (harness.report), logged as report.html
     # More tables to log beside the per-row one, by artifact name (``slices_table.json``).
     tables: dict[str, pandas.DataFrame] = field(default_factory=dict)

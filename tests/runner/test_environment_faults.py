@@ -78,6 +78,7 @@ def test_a_full_disk_is_named_exit_74_and_the_run_resumes_once_space_is_freed(
     stage, home = tmp_path / "stage", tmp_path / "home-on-tmpfs"
     stage.mkdir()
     home.mkdir()
+    report = home / "report.html"  # on the full disk too: written by the run that finishes
     import_rows(harness_env(stage), tmp_path, 300)
     server.reset()
     results = in_fault_home(
@@ -89,8 +90,9 @@ def test_a_full_disk_is_named_exit_74_and_the_run_resumes_once_space_is_freed(
             "size": "24m",
             "free_bytes": 1_500_000,
             "env": harness_env(home, server),
-            "steps": [[*RUN, "--json"], ["runs", "list", "--json"], "free space",
-                      ["run", "--resume", "{run_id}", "--json"]],
+            "steps": [[*RUN, "--json", "--report", str(report)], ["runs", "list", "--json"],
+                      "free space",
+                      ["run", "--resume", "{run_id}", "--json", "--report", str(report)]],
         },
     )  # fmt: skip
     mode = results["mode"]
@@ -118,7 +120,10 @@ def test_a_full_disk_is_named_exit_74_and_the_run_resumes_once_space_is_freed(
     assert resumed["code"] == 0, resumed["err"]
     done = json_doc(resumed["out"])
     assert done["status"] == "finished" and done["rows_done"] == 300 and done["errors"] == 0
+    assert document["report"] is None and done["report"] == str(report), done["warnings"]
     left = Path(str(results["home"]))
+    written = (left / report.name).read_text(encoding="utf-8")
+    assert f"<dd>{run_id}</dd>" in written and "300 rows, finished" in written
     assert query(left, "SELECT status, count(*) FROM runs JOIN outputs USING (run_id) "
                  "GROUP BY status") == [("finished", 300)]  # fmt: skip
     [(mlflow_run_id, status, _)] = mlflow_runs(left, run_id)

@@ -151,6 +151,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(
     assert listed["reason"].endswith(f"is gone; resume it with `harness run --resume {run_id}`")
 
     wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    server.configure(latency_s=0.04)  # the resume need not wait 3 s a call
     code, out, err = harness(env, "run", "--resume", run_id, "--json")
     assert code == 0, err
     assert json_doc(out)["rows_done"] == ROWS

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 
-from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.compare.result import (
     BETTER,
     FAIL,
@@ -21,6 +20,7 @@ from harness.compare.result import (
     FlippedRow,
     RunRef,
 )
+from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 
 __all__ = ["check_markdown", "comparison_markdown"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.compare.result import (
     BETTER,
     CHANGED,
@@ -19,6 +18,7 @@ from harness.compare.result import (
     MetricResult,
     RunRef,
 )
+from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.wording import plural
 
 if TYPE_CHECKING:
