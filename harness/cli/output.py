@@ -32,7 +32,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -40,7 +40,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     import sys
 
     # Piped output gets a fixed, wide table rather than rich's 80-column default.
-    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    if title:  # a line of its own: as the table's title it would wrap at a narrow table's width
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
+    console.print(table)
 
 
 def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
@@ -65,10 +68,9 @@ def print_slices(tables: Sequence[Any]) -> None:
 
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     for table in tables:
-        shown = Table(
-            title=f"by {table.column}: {len(table.slices)} values; 95% intervals",
-            title_justify="left", show_edge=False, pad_edge=False,
-        )  # fmt: skip
+        shown = Table(show_edge=False, pad_edge=False)
+        title = f"by {table.column}: {len(table.slices)} values; 95% intervals"
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
         for column in ("metric", table.column, "rows", "mean", "95% CI"):
             shown.add_column(column, overflow="fold")
         for metric in table.metrics:
