@@ -329,6 +329,7 @@ def _log_inputs(
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
+    from mlflow.exceptions import MlflowException
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
@@ -351,7 +352,15 @@ def _log_inputs(
         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value="eval")],
     )
     models = [LoggedModelInput(links.model_id)] if links is not None else None
-    client.log_inputs(run_id, datasets=[dataset_input], models=models)
+    try:
+        client.log_inputs(run_id, datasets=[dataset_input], models=models)
+    except MlflowException as e:
+        # MLflow looks the dataset up, then inserts it: two runs of one dataset started
+        # together can both miss it, and the later insert breaks the unique key. Its
+        # transaction was rolled back; the dataset exists now, so a second try links it.
+        if "IntegrityError" not in str(e) or "datasets" not in str(e):
+            raise
+        client.log_inputs(run_id, datasets=[dataset_input], models=models)
 
 
 def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None:
