@@ -46,10 +46,11 @@ demo: install
 	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
 	@echo "  MLflow UI:         $(BIN)/harness ui   (it prints its address when ready)"
 
-# Two workers: most tests wait on subprocesses and servers, so two at a time roughly halve
-# the suite's wall time on a 2-core machine; worksteal keeps the long tests from ending last.
+# Two workers: most tests wait on subprocesses and servers, so two at a time cut the suite's
+# wall time on a 2-core machine; loadgroup keeps each Spark JVM's tests on one worker
+# (tests/conftest.py), so each JVM starts once.
 test: install $(SPARK_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 check: install
 	$(BIN)/ruff check harness tests bench

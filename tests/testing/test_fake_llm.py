@@ -61,7 +61,7 @@ def openai_text(client: httpx.Client, server: FakeLLMServer, body: dict[str, Any
 
 
 def test_public_api() -> None:
-    assert harness.testing.__all__ == ["FakeLLMConfig", "FakeLLMServer"]
+    assert harness.testing.__all__ == ["FakeLLMConfig", "FakeLLMServer", "SparkConnectServer"]
     assert server_urls(FakeLLMServer(port=1234)) == (
         "http://127.0.0.1:1234",
         "http://127.0.0.1:1234/v1",
