@@ -57,15 +57,3 @@ def chromium() -> str:
     from browser import find_chromium
 
     return find_chromium()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (`make test`), the tests of each Spark session fixture run on one worker,
-    so each JVM (a Spark Connect server, a local Spark session) starts once, not once per
-    worker: each start costs ~20-30 s of both cores."""
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.parent.name == "spark":
-            item.add_marker(pytest.mark.xdist_group("spark-connect"))
-        elif path.name == "test_spark.py":
-            item.add_marker(pytest.mark.xdist_group("spark-local"))
