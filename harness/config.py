@@ -149,8 +149,11 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
     return settings
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None) -> Home:
-    """``--home`` if given, else ``HARNESS_HOME``, else the current directory."""
+def resolve_home(home: str | os.PathLike[str] | Home | None = None) -> Home:
+    """``--home`` if given, else ``HARNESS_HOME``, else the current directory; a ``Home``
+    already resolved is returned as it is (the library's functions take either)."""
+    if isinstance(home, Home):
+        return home
     raw = home if home is not None else os.environ.get(HOME_ENV) or "."
     path = Path(raw).expanduser()
     if path.exists() and not path.is_dir():

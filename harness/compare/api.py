@@ -20,10 +20,6 @@ from harness.slices import DEFAULT_MAX_VALUES, max_values
 __all__ = ["check_ref", "compare_refs"]
 
 
-def _home(home: str | os.PathLike[str] | Home | None) -> Home:
-    return home if isinstance(home, Home) else resolve_home(home)
-
-
 def compare_refs(
     base: str,
     candidates: Sequence[str],
@@ -38,7 +34,7 @@ def compare_refs(
     """``harness compare BASE CANDIDATE...``: ``margins`` as ``[METRIC=]VALUE[%]`` texts;
     ``by`` columns to compare slice by slice, each with at most ``max_slices`` values
     (else ``[slices] max_values`` in harness.toml, else 50)."""
-    home = _home(home)
+    home = resolve_home(home)
     parsed: dict[str | None, Margin] = dict(parse_margin(m) for m in margins)
     limit = max_values(max_slices, home.settings) if by else DEFAULT_MAX_VALUES
     loaded_base = load_run(base, home)
@@ -63,7 +59,7 @@ def check_ref(
 ) -> CheckResult:
     """``harness check CANDIDATE``: gates from the flags (``METRIC=VALUE`` texts) over the
     ``[check]`` table of the project's harness.toml."""
-    home = _home(home)
+    home = resolve_home(home)
     options = [
         *(parse_gate_option("min", text) for text in minimums),
         *(parse_gate_option("max", text) for text in maximums),

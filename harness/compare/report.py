@@ -25,10 +25,6 @@ from harness.slices import DEFAULT_MAX_VALUES, max_values
 __all__ = ["check_report", "comparison_report", "default_report_name", "report_refs"]
 
 
-def _home(home: str | os.PathLike[str] | Home | None) -> Home:
-    return home if isinstance(home, Home) else resolve_home(home)
-
-
 def report_refs(
     refs: Sequence[str],
     *,
@@ -45,7 +41,7 @@ def report_refs(
     ``max_slices`` values each (else ``[slices] max_values`` in harness.toml, else 50)."""
     if not refs:
         raise ConfigError("harness report needs at least one run")
-    home = _home(home)
+    home = resolve_home(home)
     limit = max_values(max_slices, home.settings) if by else DEFAULT_MAX_VALUES
     loaded = [load_run(ref, home) for ref in refs]
     if len(loaded) == 1:
@@ -149,7 +145,7 @@ def _reload(ref: object, home: Home) -> LoadedRun:
 def check_report(result: CheckResult, *, home: str | os.PathLike[str] | Home | None = None) -> str:
     """The page of a check: its gates, then the comparison it was decided on (if any), then
     the candidate (and baseline) as every report shows runs."""
-    home = _home(home)
+    home = resolve_home(home)
     section = check_section(result)
     if result.candidate is None:  # nothing to look at: a replay miss stopped the run
         return render_report([], title="harness check", subtitle=result.summary(),

@@ -138,13 +138,13 @@ def calibrate(
     from column ``output``, else from an ``output`` column; a judge whose prompt has no
     ``{output}`` needs none. Judge calls go through the project's cache.
     """
-    from harness.config import Home, resolve_home
+    from harness.config import resolve_home
     from harness.judges.resolve import resolve_judges
     from harness.judges.session import judge_provider, judge_session
     from harness.metrics import ScoringRow
     from harness.store import datasets as dataset_store
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     chosen = resolve_judges(
         [judge], home=home, judges_file=judges_file, guidelines=list(guidelines)
     )[0]

@@ -207,11 +207,11 @@ def compare_runs(
     Runs are given by id (or an unambiguous prefix) and must be on the same dataset.
     ``judge_model`` defaults to ``judge_model`` in harness.toml.
     """
-    from harness.config import Home, resolve_home
+    from harness.config import resolve_home
     from harness.judges.session import judge_provider, judge_session
     from harness.store.runs import get_run, load_outputs
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     info_a, info_b = get_run(home.db_path, run_a), get_run(home.db_path, run_b)
     if info_a.dataset != info_b.dataset:
         raise ConfigError(

@@ -131,7 +131,7 @@ def estimate_run(
     from harness.prompts import render
     from harness.runner.plan import plan_run, preflight
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     plan = plan_run(config, home, provider)
     preflight(
         config,

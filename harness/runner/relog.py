@@ -58,7 +58,7 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     written.
     """
     started = time.monotonic()
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     info, note = find_run(home.db_path, run_id)
     if note:
         raise ConfigError(f"{note}; log it by its run id")

@@ -104,7 +104,7 @@ def run_eval(
     ``RunResult.errors``; the caller decides the exit code.
     """
     started = time.time()
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     progress = progress or NullProgress()
     previous: RunInfo | None = None
     sampled_ids: list[str] | None = None

@@ -258,7 +258,7 @@ def run_sweep(
     """
     from harness.runner.plan import plan_run, preflight
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     progress = progress or NullProgress()
     points = expand_grid(base, grid)
     for point in points:
@@ -321,7 +321,7 @@ def find_sweep(
     stored run belongs to such a sweep."""
     from harness.store.sweeps import sweep_children
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     children = sweep_children(home.db_path, ref)
     if not children:
         return None
@@ -351,7 +351,7 @@ def estimate_sweep(
     """``--dry-run`` for a sweep: every child's estimate (nothing is sent or written)."""
     from harness.runner.estimate import estimate_run
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     return [
         (point, estimate_run(point.config, home=home, provider=provider))
         for point in expand_grid(base, grid)
