@@ -60,7 +60,6 @@ class AppProvider(Provider):
         if call is None or client is None:
             raise ProviderError(f"{self.uri}: an intercepted call needs its request and a client")
         secrets = dict(call.secrets) or {**environment_secrets(), **header_secrets(call.headers)}
-        where = redact_url(str(call.url))
         started = time.perf_counter()
         try:
             response = await send(
@@ -68,11 +67,12 @@ class AppProvider(Provider):
             )
         except httpx.HTTPError as e:
             if _is_timeout(e):
-                raise ProviderTimeout(f"{self.uri}: no answer from {where} in time") from None
-            raise self._connection_error(e, where, secrets) from None
+                late = f"{self.uri}: no answer from {_where(call)} in time"
+                raise ProviderTimeout(late) from None
+            raise self._connection_error(e, _where(call), secrets) from None
         except Exception as e:
             if _from_aiohttp(e):
-                raise self._connection_error(e, where, secrets) from None
+                raise self._connection_error(e, _where(call), secrets) from None
             raise
         latency = time.perf_counter() - started
         raw = envelope(
@@ -81,7 +81,7 @@ class AppProvider(Provider):
         if response.status_code >= 400:
             reason = _scrub(_error_text(raw), secrets)[:MAX_SERVER_MESSAGE]
             raise ProviderHTTPError(
-                f"{self.uri}: HTTP {response.status_code} from {where}"
+                f"{self.uri}: HTTP {response.status_code} from {_where(call)}"
                 + (f": {reason}" if reason else ""),
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers),
@@ -90,7 +90,7 @@ class AppProvider(Provider):
         leaked = find_secret(response.content, secrets)
         if leaked is not None:
             raise ProviderResponseError(
-                f"{self.uri}: the answer from {where} contains the value of {leaked}; "
+                f"{self.uri}: the answer from {_where(call)} contains the value of {leaked}; "
                 f"harness does not store it"
             )
         text, input_tokens, output_tokens = summary(raw)
@@ -112,6 +112,11 @@ def _provider_class(api: str) -> type[AppProvider]:
 def app_provider(api: str, model: str, base_url: str | None) -> AppProvider:
     """The provider for a call to ``model`` at an endpoint speaking ``api``."""
     return _provider_class(api)(model, base_url)
+
+
+def _where(call: Any) -> str:
+    """The call's URL for a message, without credentials (only an error needs it)."""
+    return redact_url(str(call.url))
 
 
 def _error_text(raw: dict[str, Any]) -> str:

@@ -48,6 +48,9 @@ KEY_VARIABLES = (
 )
 _SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_ACCESS_KEY", "_SECRET_KEY")
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_CREDENTIAL_HEADER_NAMES = frozenset(
+    {*CREDENTIAL_HEADERS, *(name.encode("latin-1") for name in CREDENTIAL_HEADERS)}
+)
 MIN_SECRET_CHARS = 8
 # Set in replay when unset: SDK clients refuse to start without a key, though nothing is sent.
 PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
@@ -75,10 +78,10 @@ def header_secrets(headers: Iterable[tuple[str | bytes, str | bytes]]) -> dict[s
     ``headers`` may be str pairs or, as httpx's ``Headers.raw`` holds them, bytes pairs."""
     found = {}
     for raw_name, raw_value in headers:
+        if raw_name.lower() not in _CREDENTIAL_HEADER_NAMES:  # bytes or str: no decoding
+            continue
         name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
         lowered = name.lower()
-        if lowered not in CREDENTIAL_HEADERS:
-            continue
         value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
         scheme, _, token = value.strip().partition(" ")
         credential = token.strip() if token and scheme.lower() in ("bearer", "basic") else value

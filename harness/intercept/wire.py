@@ -139,7 +139,7 @@ def app_request(
     if method.upper() != "POST" or content.lstrip()[:1] != b"{":
         return None
     try:
-        body = json.loads(content)  # not orjson: it reads an int beyond 64 bits as a float
+        body = loads(content)
     except ValueError:  # also UnicodeDecodeError
         return None
     if not isinstance(body, dict):
@@ -168,6 +168,27 @@ def app_request(
     )
 
 
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_NUMBER = b"0" * 19  # 19 digits in a row may be an int beyond 64 bits
+
+
+def loads(content: bytes) -> Any:
+    """``json.loads(content)``, by orjson when that gives the same value (5x faster: this
+    runs on every intercepted call, hit or miss).
+
+    orjson reads an int beyond 64 bits as a float, and refuses what the standard library
+    takes (NaN, Infinity, 1e400, a lone surrogate, UTF-16): a body with a run of 19 digits,
+    or one orjson refuses, is read by the standard library. Floats and duplicate keys read
+    the same (tests/intercept/test_wire.py compares the two).
+    """
+    if _LONG_NUMBER not in content.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(content)
+
+
 # -- stored answers -------------------------------------------------------------------
 
 
@@ -177,7 +198,7 @@ def envelope(status: int, content_type: str, content: bytes) -> dict[str, Any]:
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/json" or kind.endswith("+json"):
         try:
-            raw["json"] = json.loads(content)
+            raw["json"] = loads(content)
             return raw
         except ValueError:
             pass  # a body that says JSON and is not: kept as it came

@@ -15,8 +15,10 @@ the client's transport: the client's own
 per-request work (merging URLs and headers, the auth and redirect flows, cookie
 bookkeeping) was ~12% of a request's CPU in the provider benchmark, and none of it applies
 to harness's requests (full URLs, header auth, redirects not followed). It keeps what does
-apply: the client's default headers, its timeouts and its cookie jar. Any other client (a
-test's mock transport, a caller's own client) gets a plain ``client.post``.
+apply: the client's default headers, its timeouts and its cookie jar. Over the ``aiohttp``
+transport, while no cookie is set, it goes one step further and sends on the transport's
+aiohttp session itself (``_send_aiohttp``), with no ``httpx.Request`` at all. Any other
+client (a test's mock transport, a caller's own client) gets a plain ``client.post``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class _Direct:
     transport: httpx.AsyncBaseTransport
     headers: dict[str, str]
     timeout: dict[str, float | None]
+    aiohttp: bool = False  # ``transport`` is httpx-aiohttp's: send on its aiohttp session
 
 
 _direct: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
@@ -93,7 +96,9 @@ def make_client(
     # The client builds its jar in __init__ and keeps it in ``_cookies``: no public hook.
     client._cookies = SetCookieOnly()
     if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARIABLES):
-        _direct[client] = _Direct(pool, dict(client.headers), timeout.as_dict())
+        _direct[client] = _Direct(
+            pool, dict(client.headers), timeout.as_dict(), aiohttp=transport == "aiohttp"
+        )
     return client
 
 
@@ -130,6 +135,13 @@ async def send(
             timeout=httpx.Timeout(**timeout) if timeout else httpx.USE_CLIENT_DEFAULT,
             extensions={OWN_REQUEST: True},
         )
+    jar = client.cookies
+    if direct.aiohttp and not jar:
+        response = await _send_aiohttp(direct, method, url, headers, content, timeout)
+        if "set-cookie" in response.headers:
+            response.request = httpx.Request(method, url, headers=response.request_headers)
+            jar.extract_cookies(response)
+        return response
     merged = httpx.Headers(direct.headers)
     merged.update(headers)
     request = httpx.Request(
@@ -139,7 +151,6 @@ async def send(
         content=content,
         extensions={"timeout": dict(timeout or direct.timeout), OWN_REQUEST: True},
     )
-    jar = client.cookies
     if jar:
         jar.set_cookie_header(request)
     response = await direct.transport.handle_async_request(request)
@@ -149,6 +160,69 @@ async def send(
     finally:
         await response.aclose()
     jar.extract_cookies(response)
+    return response
+
+
+class _AiohttpAnswer(httpx.Response):
+    """An answer read on aiohttp's session, with the headers its request was sent with
+    (only a ``Set-Cookie`` answer needs them, to store the cookie as httpx would)."""
+
+    request_headers: Any = None
+
+
+async def _send_aiohttp(
+    direct: _Direct,
+    method: str,
+    url: str,
+    headers: Any,
+    content: bytes,
+    timeout: Mapping[str, float | None] | None,
+) -> httpx.Response:
+    """What ``AiohttpTransport.handle_async_request`` does, on its aiohttp session directly.
+
+    No ``httpx.Request`` (URL parsing, header normalisation, httpx's header encoding
+    guesses when aiohttp reads them) and no streamed response: this was about half of
+    harness's own CPU per request over a bare aiohttp client (bench/bench_providers.py,
+    bench/bench_intercept.py). The transport's options (no redirects, the raw body for httpx
+    to decode, its timeouts) and its error mapping (aiohttp's errors as httpx's).
+    """
+    from aiohttp import ClientSession, ClientTimeout
+    from httpx_aiohttp.transport import map_aiohttp_exceptions
+    from multidict import CIMultiDict
+
+    transport: Any = direct.transport
+    if not isinstance(transport.client, ClientSession):
+        transport.client = transport.get_client()
+    merged: CIMultiDict[str] = CIMultiDict(direct.headers)
+    given: CIMultiDict[str] = CIMultiDict(headers)
+    for name in set(given.keys()):  # the request's own headers replace the defaults
+        merged.popall(name, None)
+    merged.extend(given)
+    limits = timeout or direct.timeout
+    with map_aiohttp_exceptions():
+        async with transport.client.request(
+            method,
+            url,
+            data=content or None,
+            headers=merged,
+            allow_redirects=False,
+            auto_decompress=False,
+            compress=False,
+            timeout=ClientTimeout(
+                sock_connect=limits.get("connect"),
+                sock_read=limits.get("read"),
+                connect=limits.get("pool"),
+            ),
+        ) as answer:
+            body = await answer.read()
+    extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+    if answer.reason:
+        extensions["reason_phrase"] = answer.reason.encode()
+    # ``content=``: httpx decodes a compressed body (auto_decompress is off) as it reads it.
+    response = _AiohttpAnswer(
+        answer.status, headers=answer.raw_headers, content=body, extensions=extensions
+    )
+    response.request_headers = merged
     return response
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from harness.providers import _client
-from harness.providers._client import TRANSPORTS, SetCookieOnly, make_client, send_json
+from harness.providers._client import TRANSPORTS, SetCookieOnly, make_client, send, send_json
 
 
 def _response(headers: dict[str, str]) -> httpx.Response:
@@ -99,3 +99,93 @@ def test_the_direct_path_sends_what_the_client_would_send() -> None:
     assert direct.extensions["timeout"] == via_client.extensions["timeout"]
     assert [r.json() for r in responses] == [{"ok": 1}, {"ok": 2}, {"ok": 3}]
     assert again.headers["cookie"] == "visit=2"  # the cookie the direct path stored
+
+
+def test_the_aiohttp_path_sends_and_reads_what_the_transport_would() -> None:
+    """Over httpx-aiohttp, ``send`` posts on the aiohttp session itself: a real server on
+    loopback sees the same request as from the transport, and the answers read the same
+    (a gzipped body decoded, the cookie stored, refused connections as httpx errors)."""
+    import gzip
+
+    from aiohttp import web
+
+    seen: list[tuple[str, str, bytes, list[tuple[str, str]]]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = [(k.lower(), v) for k, v in request.headers.items() if k.lower() != "cookie"]
+        seen.append((request.method, request.path_qs, body, sorted(headers)))
+        answer = web.Response(
+            body=gzip.compress(json.dumps({"n": len(seen), "text": "é"}).encode()),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        answer.set_cookie("visit", str(len(seen)))
+        return answer
+
+    async def scenario() -> tuple[list[httpx.Response], list[str | None], list[tuple]]:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/v1/chat/completions?x=1"
+        lean = make_client(4, 30.0, transport="aiohttp")
+        plain = make_client(4, 30.0, transport="aiohttp")
+        _client._direct.pop(plain)  # through the client and its transport
+        headers = [("Authorization", "Bearer sk-test"), ("X-Twice", "a"), ("X-Twice", "b")]
+        content = json.dumps({"model": "m", "input": "héllo"}).encode()
+        try:
+            responses = [
+                await send(plain, "POST", url, headers, content),
+                await send(lean, "POST", url, headers, content),
+            ]
+            cookies = [lean.cookies.get("visit"), plain.cookies.get("visit")]
+            refused = f"http://127.0.0.1:{_closed_port()}/v1/chat/completions"
+            errors = []
+            for direct in (True, False):
+                other = make_client(4, 30.0, transport="aiohttp")
+                if not direct:
+                    _client._direct.pop(other)
+                try:
+                    await send(other, "POST", refused, headers, content)
+                except httpx.HTTPError as e:
+                    errors.append((type(e), "onnect" in str(e)))
+                finally:
+                    await other.aclose()
+        finally:
+            await lean.aclose()
+            await plain.aclose()
+            await runner.cleanup()
+        return responses, cookies, errors
+
+    assert _client._Direct.__dataclass_fields__["aiohttp"]  # the path under test exists
+    (via_transport, direct), cookies, errors = asyncio.run(scenario())
+    (method, path, body, headers), (method2, path2, body2, headers2) = seen
+    assert (method2, path2, body2) == (method, path, body) == ("POST", path, body)
+    assert path == "/v1/chat/completions?x=1" and json.loads(body)["input"] == "héllo"
+    # httpx's transport joins a repeated header into one line ("a, b", which HTTP reads as
+    # the same); the direct path sends the lines as the client built them.
+    assert _joined(headers2) == _joined(headers)
+    assert ("x-twice", "a") in headers2 and ("x-twice", "b") in headers2
+    assert direct.status_code == via_transport.status_code == 200
+    assert direct.json() == {"n": 2, "text": "é"} and via_transport.json()["n"] == 1
+    assert cookies == ["2", "1"]  # each client stored the cookie its answer set
+    # httpx-aiohttp's own mapping (a refused connection reads as httpx.ConnectTimeout)
+    assert len(errors) == 2 and errors[0] == errors[1] and errors[0][1]
+
+
+def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:
+    joined: dict[str, str] = {}
+    for name, value in headers:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
