@@ -177,7 +177,7 @@ async def _send_aiohttp(
     headers: Any,
     content: bytes,
     timeout: Mapping[str, float | None] | None,
-) -> httpx.Response:
+) -> _AiohttpAnswer:
     """What ``AiohttpTransport.handle_async_request`` does, on its aiohttp session directly.
 
     No ``httpx.Request`` (URL parsing, header normalisation, httpx's header encoding
