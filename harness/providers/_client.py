@@ -137,11 +137,11 @@ async def send(
         )
     jar = client.cookies
     if direct.aiohttp and not jar:
-        response = await _send_aiohttp(direct, method, url, headers, content, timeout)
-        if "set-cookie" in response.headers:
-            response.request = httpx.Request(method, url, headers=response.request_headers)
-            jar.extract_cookies(response)
-        return response
+        answer = await _send_aiohttp(direct, method, url, headers, content, timeout)
+        if "set-cookie" in answer.headers:
+            answer.request = httpx.Request(method, url, headers=answer.request_headers)
+            jar.extract_cookies(answer)
+        return answer
     merged = httpx.Headers(direct.headers)
     merged.update(headers)
     request = httpx.Request(
