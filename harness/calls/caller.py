@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from harness.calls.budget import Budget
     from harness.calls.limits import RateLimits
     from harness.intercept.activate import Interception
+    from harness.intercept.scope import Scope
     from harness.model_io import ModelRequest, ModelResponse
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
@@ -178,8 +179,16 @@ class Caller:
         *,
         kind: CallKind = "model",
         row_id: str | None = None,
+        stored: list[asyncio.Future[None]] | None = None,
     ) -> CallResult:
-        """Answer ``request``: from the cache when the mode allows, else from ``provider``."""
+        """Answer ``request``: from the cache when the mode allows, else from ``provider``.
+
+        An answer from the provider is stored in the cache before this returns, unless
+        ``stored`` is given: then it returns with the answer and appends the write's future
+        to ``stored``, for the caller to await before it records anything that needs the
+        entry (an intercepted call's row: ``_local``). The app waiting on that call goes on
+        meanwhile instead of waiting for the commit in another thread.
+        """
         stats = self.stats.of(kind)
         if provider.local:
             return await self._local(provider, request, kind, row_id)
@@ -200,6 +209,7 @@ class Caller:
             return await asyncio.shield(pending)
         future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        writing: asyncio.Future[None] | None = None
         try:
             response = await self._send(provider, request, kind)
             result = CallResult(
@@ -220,7 +230,12 @@ class Caller:
             if self.mode != "off":
                 # Written off the event loop; the key stays "in flight" until the entry is
                 # stored, so an identical request meanwhile is not sent again.
-                await self._writer().write(key, canonical, response)
+                if stored is None:
+                    await self._writer().write(key, canonical, response)
+                else:
+                    writing = asyncio.ensure_future(self._writer().write(key, canonical, response))
+                    writing.add_done_callback(lambda _: self._inflight.pop(key, None))
+                    stored.append(writing)
             return result
         except BaseException as e:
             if not future.done():
@@ -228,7 +243,8 @@ class Caller:
                 future.exception()  # mark retrieved: nobody else may be waiting
             raise
         finally:
-            del self._inflight[key]
+            if writing is None:
+                del self._inflight[key]
 
     async def _local(
         self, provider: Provider, request: ModelRequest, kind: CallKind, row_id: str | None
@@ -250,9 +266,13 @@ class Caller:
                 return known
         interception = self._intercepting()
         scope = interception.scope(row_id)
+        scope.writes = []  # the cache writes of its calls, awaited here (see ``call``)
         try:
-            with interception.active(scope):
-                response = await self._attempt(provider, request, None)
+            try:
+                with interception.active(scope):
+                    response = await self._attempt(provider, request, None)
+            finally:
+                await _settle(scope)
         except ProviderError as e:
             if scope.failure is None:
                 self._count_error(kind, e)
@@ -509,3 +529,27 @@ class Caller:
         if self._cache_writer is not None:
             self._cache_writer.close()
             self._cache_writer = None
+
+
+async def _settle(scope: Scope) -> None:
+    """Wait until the cache holds the answers of a row's app calls: its row is recorded only
+    after them. A write that failed fails the row (``scope.fail``). Cancelled, the writes go
+    on in the cache's thread; their outcome is retrieved so none is reported as lost."""
+    writes = scope.writes or []
+    if not writes:
+        return
+    try:
+        # Shielded: a cancelled row leaves its writes to finish.
+        outcomes = await asyncio.gather(*map(asyncio.shield, writes), return_exceptions=True)
+    except asyncio.CancelledError:
+        for write in writes:
+            write.add_done_callback(_retrieve)
+        raise
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            scope.fail(outcome)
+
+
+def _retrieve(write: asyncio.Future[None]) -> None:
+    if not write.cancelled():
+        write.exception()

@@ -144,7 +144,9 @@ async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bo
     raise what the call path raised (after recording it on the scope)."""
     provider = _provider(request)
     try:
-        result = await scope.caller.call(provider, request, kind="app", row_id=scope.row_id)
+        result = await scope.caller.call(
+            provider, request, kind="app", row_id=scope.row_id, stored=scope.writes
+        )
     except ProviderHTTPError as e:
         scope.fail(e)
         if e.response is not None:

@@ -49,7 +49,13 @@ class CallPath(Protocol):
     def endpoints(self) -> Endpoints: ...
 
     async def call(
-        self, provider: Provider, request: ModelRequest, *, kind: Any = ..., row_id: Any = ...
+        self,
+        provider: Provider,
+        request: ModelRequest,
+        *,
+        kind: Any = ...,
+        row_id: Any = ...,
+        stored: Any = ...,
     ) -> Any: ...
 
     def cached(
@@ -84,6 +90,9 @@ class Scope:
         self.failure: BaseException | None = None
         self.cassette: Cassette | None = None
         self.request_secrets: dict[str, str] = {}  # credential headers seen, for writers
+        # A row's scope: its calls' cache writes, awaited before the row is recorded
+        # (``Caller.call``'s ``stored``); None: each call waits for its own write.
+        self.writes: list[asyncio.Future[None]] | None = None
         self._repeats: dict[bytes, int] = {}
         self._lock = threading.Lock()
         self._secrets: dict[str, str] | None = None

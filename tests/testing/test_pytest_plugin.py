@@ -7,6 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# pytester's in-process runs take these out of sys.modules again when they were first
+# imported inside one; a C extension imported twice fails ("cannot load module more than
+# once per process") in whichever test of this worker imports it next. Imported here first.
+import duckdb  # noqa: F401
+import numpy  # noqa: F401
+import pandas  # noqa: F401
+import pyarrow  # noqa: F401
 import pytest
 
 from harness.testing import FakeLLMServer
