@@ -35,6 +35,8 @@ from harness.errors import TrackingError
 if TYPE_CHECKING:
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
+    from harness.tracking.mlflow_log import RunLogger
+    from harness.tracking.sql_run import SqlRunLogger
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 
@@ -131,18 +133,23 @@ class MlflowWorker:
 
 def main(tracking_uri: str) -> int:
     from harness.errors import HarnessError
-    from harness.tracking.mlflow_log import RunLogger
-    from harness.tracking.mlflow_store import open_store
+    from harness.tracking.mlflow_log import open_run_logger
+    from harness.tracking.mlflow_sqlite import verified_store
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
     error: str | None = None
-    logger: RunLogger | None = None
+    logger: RunLogger | SqlRunLogger | None = None
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
-    try:
-        open_store(tracking_uri)  # import MLflow and create the store while rows run
-    except HarnessError as e:
-        error = str(e)
+    if verified_store(tracking_uri) is None:
+        # MLflow's API will log this run: import MLflow and open (or create) the store
+        # while the rows run. A verified store is written without MLflow.
+        from harness.tracking.mlflow_store import open_store
+
+        try:
+            open_store(tracking_uri)
+        except HarnessError as e:
+            error = str(e)
     finished = False
     while True:
         try:
@@ -155,7 +162,7 @@ def main(tracking_uri: str) -> int:
                 continue  # already failed: drain the pipe, report at finish
             if kind == "begin":
                 head = message[1]
-                logger = RunLogger(head, tracking_uri=tracking_uri, **message[2])
+                logger = open_run_logger(head, tracking_uri=tracking_uri, **message[2])
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:

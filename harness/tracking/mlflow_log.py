@@ -36,25 +36,23 @@ from harness.tracking.mlflow_store import (
     mapped_errors,
     mlflow_params,
     open_store,
-    user_name,
 )
-from harness.tracking.record import RunRecord
+from harness.tracking.record import (
+    CONFIG_ARTIFACT,
+    MLFLOW_DIGEST_MAX,
+    PROMPT_ARTIFACT,
+    TABLE_ARTIFACT,
+    TRACES_TAG,
+    RunRecord,
+)
+from harness.tracking.sql_run import SqlRunLogger, run_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from harness.tracking.registry import RegistryLinks
 
-__all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run"]
-
-TABLE_ARTIFACT = "eval_results_table.json"
-PROMPT_ARTIFACT = "prompt_template.txt"
-CONFIG_ARTIFACT = "run_config.json"
-HARNESS_RUN_TAG = "harness.run_id"
-TRACES_TAG = "harness.traces"
-# MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
-# servers a run is synced to. The full digest stays in the params.
-MLFLOW_DIGEST_MAX = 36
+__all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run", "open_run_logger"]
 
 
 def log_run(
@@ -76,11 +74,39 @@ def log_run(
     (before a ``--resume``): it is deleted once the new one is complete, so one harness
     run is one MLflow run. This is ``RunLogger`` done in one go.
     """
-    logger = RunLogger(
+    logger = open_run_logger(
         record, tracking_uri=tracking_uri, traces=traces, replaces=replaces, register=register
     )
     logger.add_rows(record)
     return logger.finish(record)
+
+
+def open_run_logger(
+    head: RunRecord,
+    *,
+    tracking_uri: str,
+    traces: bool = True,
+    replaces: str | None = None,
+    register: bool = False,
+) -> RunLogger | SqlRunLogger:
+    """Open the MLflow run of ``head``: written with SQL into a verified local store
+    (``harness.tracking.sql_run``, no MLflow import), else through MLflow's API.
+
+    Both loggers take the same calls (``add_rows``, ``finish``, ``abort``) and leave the
+    same run behind.
+    """
+    from harness.tracking.mlflow_sqlite import verified_store
+
+    db_path = verified_store(tracking_uri)
+    if db_path is not None:
+        logger = SqlRunLogger.open(
+            head, db_path=db_path, traces=traces, replaces=replaces, register=register
+        )
+        if logger is not None:
+            return logger
+    return RunLogger(
+        head, tracking_uri=tracking_uri, traces=traces, replaces=replaces, register=register
+    )
 
 
 class RunLogger:
@@ -116,7 +142,7 @@ class RunLogger:
                 self.experiment.experiment_id,
                 start_time=epoch_ms(head.started_at),
                 run_name=head.run_name or head.run_id,
-                tags=_run_tags(head, parent),
+                tags=run_tags(head, parent),
             )
             self.run_id: str = run.info.run_id
             with self._failing():
@@ -176,34 +202,6 @@ def _parent_of(client: MlflowClient, run_id: str) -> str | None:
         return client.get_run(run_id).data.tags.get(MLFLOW_PARENT_RUN_ID)
     except MlflowException:
         return None
-
-
-def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, str]:
-    from mlflow.utils.mlflow_tags import (
-        MLFLOW_LOGGED_ARTIFACTS,
-        MLFLOW_RUN_TYPE,
-        MLFLOW_RUN_TYPE_GENAI_EVALUATE,
-        MLFLOW_SOURCE_NAME,
-        MLFLOW_SOURCE_TYPE,
-        MLFLOW_USER,
-    )
-
-    tags = {
-        HARNESS_RUN_TAG: record.run_id,
-        MLFLOW_USER: user_name(),
-        MLFLOW_SOURCE_NAME: "harness",
-        MLFLOW_SOURCE_TYPE: "LOCAL",
-        # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
-        MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE,
-        # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
-        MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
-    }
-    if parent_run_id:
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-        # The UI nests child runs under their parent; sync maps the id on copy.
-        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    return tags
 
 
 def _register(
