@@ -1,0 +1,314 @@
+"""The run record written with sqlite3 (``harness.tracking.sql_run``) equals MLflow's own.
+
+Each run is logged twice into one real SQLite store: through MLflow's client
+(``RunLogger``) and through the SQL path (``SqlRunLogger``); both are read back through
+``MlflowClient`` (runs, inputs, artifacts, traces and their assessments, the logged model
+and its metrics) and compared field by field, minus the ids and times that differ between
+two writes. This runs against the installed MLflow, whose version ``VERIFIED_SCHEMAS``
+must list for the SQL path to be used at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_mlflow_log import (
+    ROWS,
+    _normalized,
+    _traces_by_row,
+    global_tracking_uri,
+    make_record,
+)  # noqa: E402
+
+from harness.tracking import (  # noqa: E402
+    log_run,
+    mlflow_sqlite,  # noqa: E402
+    tracking_uri_for,
+)
+from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
+from harness.tracking.sql_run import SqlRunLogger, _colspec_schema  # noqa: E402
+from harness.tracking.traces import build_row_traces, previews  # noqa: E402
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def _record(**changes):
+    record = make_record(metrics={"exact_match/mean": 0.25, "latency/p90": 1.1, "errors": 1.0,
+                                  "empty/mean": math.nan, "huge": math.inf})  # fmt: skip
+    record.system_prompt = "Be brief."
+    record.generation_params = {"temperature": 0.0}
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def _log(logger, record) -> str:
+    logger.add_rows(record)
+    return logger.finish(record)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store MLflow created, with the prompt and model of ``_record`` registered."""
+    home = tmp_path_factory.mktemp("sqlhome")
+    uri = tracking_uri_for(home)
+    first = log_run(_record(), tracking_uri=uri, register=True)
+    db_path = mlflow_sqlite.verified_store(uri)
+    assert db_path is not None, "the installed MLflow's schema is not in VERIFIED_SCHEMAS"
+    return {"uri": uri, "db": db_path, "client": MlflowClient(tracking_uri=uri), "first": first}
+
+
+def _both(store, record, **options):
+    api = _log(RunLogger(record, tracking_uri=store["uri"], **options), record)
+    sql_logger = SqlRunLogger.open(record, db_path=store["db"], **options)
+    assert sql_logger is not None
+    return api, _log(sql_logger, record)
+
+
+def _run_view(client, run_id) -> dict:
+    run = client.get_run(run_id)
+    info = run.info
+    tags = dict(run.data.tags)
+    assert tags.pop("harness.traces", "").endswith(("(sql-bulk)", "(sql-direct)", ""))
+    datasets = [
+        (d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source,
+         d.dataset.schema, d.dataset.profile, sorted((t.key, t.value) for t in d.tags))
+        for d in run.inputs.dataset_inputs
+    ]  # fmt: skip
+    artifacts = {}
+    for item in client.list_artifacts(run_id):
+        local = client.download_artifacts(run_id, item.path)
+        artifacts[item.path] = Path(local).read_text(encoding="utf-8")
+    return {
+        "status": info.status, "lifecycle": info.lifecycle_stage, "user": info.user_id,
+        "name": info.run_name, "start": info.start_time, "experiment": info.experiment_id,
+        "artifact_uri": info.artifact_uri.replace(run_id, "RUN"),
+        "params": run.data.params, "metrics": run.data.metrics, "tags": tags,
+        "datasets": datasets, "models": [m.model_id for m in run.inputs.model_inputs],
+        "artifacts": artifacts,
+    }  # fmt: skip
+
+
+def test_a_run_written_with_sql_reads_back_as_mlflow_wrote_it(store):
+    client = store["client"]
+    record = _record()
+    api, sql = _both(store, record, register=True)
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["status"] == "FINISHED" and sql_view["models"]
+    assert client.get_run(sql).info.end_time == client.get_run(api).info.end_time
+    # Traces: every row, the same content, linked to the model and the prompt version.
+    api_run, sql_run = client.get_run(api), client.get_run(sql)
+    reference, written = _traces_by_row(client, api_run), _traces_by_row(client, sql_run)
+    assert sorted(written) == sorted(reference) == sorted(r[0] for r in ROWS)
+    for row_id in reference:
+        assert _normalized(written[row_id]) == _normalized(reference[row_id]), row_id
+        assert written[row_id].info.assessments[0].run_id == sql
+    # The configuration model holds both runs' metrics, the same ones.
+    (model_id,) = sql_view["models"]
+    model = client.get_logged_model(model_id)
+    by_run: dict[str, dict] = {}
+    for metric in model.metrics:
+        by_run.setdefault(metric.run_id, {})[metric.key] = (
+            metric.value,
+            metric.dataset_name,
+            metric.dataset_digest,
+            metric.step,
+        )
+    assert by_run[sql] == by_run[api] and by_run[sql]
+    assert model.tags["mlflow.linkedPrompts"] == json.dumps(
+        [{"name": "harness-prompt", "version": "1"}]
+    )
+    # The same table, readable as MLflow's own table artifact.
+    with global_tracking_uri(store["uri"]):
+        table = client.load_table(
+            sql_run.info.experiment_id, "eval_results_table.json", run_ids=[sql]
+        )
+    assert list(table["id"]) == [r[0] for r in ROWS]
+
+
+def test_params_metrics_and_nesting_without_registration(store):
+    client = store["client"]
+    parent = client.create_run(client.get_run(store["first"]).info.experiment_id).info.run_id
+    record = _record(parent_run_id=parent, run_name=None)
+    api, sql = _both(store, record)
+    assert _run_view(client, sql) == _run_view(client, api)
+    assert client.get_run(sql).data.tags["mlflow.parentRunId"] == parent
+    assert client.get_run(sql).data.metrics["huge"] == client.get_run(api).data.metrics["huge"]
+
+
+def test_a_new_experiment_is_created_as_mlflow_creates_it(store):
+    client = store["client"]
+    api = _log(RunLogger(_record(experiment="by-api"), tracking_uri=store["uri"]), _record())
+    sql_logger = SqlRunLogger.open(_record(experiment="by-sql"), db_path=store["db"])
+    assert sql_logger is not None
+    sql = _log(sql_logger, _record(experiment="by-sql"))
+    by_api, by_sql = (
+        client.get_experiment_by_name("by-api"),
+        client.get_experiment_by_name("by-sql"),
+    )
+    assert by_api.experiment_id == client.get_run(api).info.experiment_id
+    assert by_sql.experiment_id == client.get_run(sql).info.experiment_id
+    assert by_sql.artifact_location == by_api.artifact_location.replace(
+        f"/{by_api.experiment_id}", f"/{by_sql.experiment_id}"
+    )
+    assert (by_sql.lifecycle_stage, by_sql.tags) == (by_api.lifecycle_stage, by_api.tags)
+
+
+def test_a_resumed_run_replaces_the_earlier_one(store):
+    client = store["client"]
+    earlier = log_run(_record(), tracking_uri=store["uri"], register=True)
+    logger = open_run_logger(_record(), tracking_uri=store["uri"], replaces=earlier, register=True)
+    assert isinstance(logger, SqlRunLogger)
+    newer = _log(logger, _record())
+    assert client.get_run(earlier).info.lifecycle_stage == "deleted"
+    assert client.get_run(newer).info.lifecycle_stage == "active"
+
+
+def test_abort_deletes_the_run(store):
+    logger = SqlRunLogger.open(_record(), db_path=store["db"], register=True)
+    assert logger is not None
+    logger.abort()
+    assert store["client"].get_run(logger.run_id).info.lifecycle_stage == "deleted"
+
+
+def test_a_new_prompt_goes_through_mlflow_which_registers_it(store):
+    record = _record(prompt_template="A brand new prompt: {input}")
+    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is None
+    logger = open_run_logger(record, tracking_uri=store["uri"], register=True)
+    assert isinstance(logger, RunLogger)
+    _log(logger, record)
+    # Registered now: the next run of it is written with SQL.
+    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is not None
+
+
+def test_an_unknown_schema_falls_back_to_mlflow(store, tmp_path, monkeypatch):
+    copy = tmp_path / "mlruns" / "mlflow.db"
+    copy.parent.mkdir()
+    copy.write_bytes(store["db"].read_bytes())
+    uri = tracking_uri_for(tmp_path)
+    assert mlflow_sqlite.verified_store(uri) == copy
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'f00dfeedbeef'")
+    assert mlflow_sqlite.verified_store(uri) is None
+    # A revision MLflow knows but harness has not verified: MLflow's API logs the run.
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (_head(),))
+    monkeypatch.setattr(mlflow_sqlite, "VERIFIED_SCHEMAS", {})
+    logger = open_run_logger(_record(), tracking_uri=uri, register=True)
+    assert isinstance(logger, RunLogger)
+    run_id = _log(logger, _record())
+    assert MlflowClient(tracking_uri=uri).get_run(run_id).info.status == "FINISHED"
+
+
+def _head() -> str:
+    return next(iter(mlflow_sqlite.VERIFIED_SCHEMAS))
+
+
+def test_no_sql_path_for_a_new_store_another_mlflow_or_opt_in_modes(tmp_path, monkeypatch, store):
+    assert mlflow_sqlite.verified_store(tracking_uri_for(tmp_path)) is None  # no store yet
+    assert mlflow_sqlite.verified_store("http://127.0.0.1:5000") is None
+    monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
+    assert mlflow_sqlite.verified_store(store["uri"]) is None
+    monkeypatch.delenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED")
+    monkeypatch.setattr(mlflow_sqlite, "installed_mlflow", lambda: "9.9")
+    assert mlflow_sqlite.verified_store(store["uri"]) is None
+
+
+def test_the_verified_revision_is_the_installed_mlflow_head(store):
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    head = ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()
+    assert mlflow_sqlite.schema_revision(store["db"]) == head
+    assert mlflow_sqlite.installed_mlflow() in mlflow_sqlite.VERIFIED_SCHEMAS[head]
+
+
+def test_names_are_mlflows_constants():
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracing import constant as tc
+    from mlflow.utils import mlflow_tags as mt
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    from harness.tracking import mlflow_names as n
+
+    Tag = n.Tag
+    assert (n.ARTIFACTS_FOLDER, n.TRACES_FOLDER, n.MODELS_FOLDER) == (
+        SqlAlchemyStore.ARTIFACTS_FOLDER_NAME,
+        SqlAlchemyStore.TRACE_FOLDER_NAME,
+        SqlAlchemyStore.MODELS_FOLDER_NAME,
+    )
+    assert n.MAX_PARAM_VAL_LENGTH == MAX_PARAM_VAL_LENGTH
+    assert n.PREVIEW_MAX_LENGTH == tc.TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS
+    assert LoggedModelStatus.READY.to_int() == n.LOGGED_MODEL_READY
+    pairs = {
+        Tag.USER: mt.MLFLOW_USER, Tag.SOURCE_NAME: mt.MLFLOW_SOURCE_NAME,
+        Tag.SOURCE_TYPE: mt.MLFLOW_SOURCE_TYPE, Tag.RUN_NAME: mt.MLFLOW_RUN_NAME,
+        Tag.RUN_TYPE: mt.MLFLOW_RUN_TYPE, Tag.LOGGED_ARTIFACTS: mt.MLFLOW_LOGGED_ARTIFACTS,
+        Tag.RUN_TYPE_GENAI_EVALUATE: mt.MLFLOW_RUN_TYPE_GENAI_EVALUATE,
+        Tag.PARENT_RUN_ID: mt.MLFLOW_PARENT_RUN_ID, Tag.DATASET_CONTEXT: mt.MLFLOW_DATASET_CONTEXT,
+        Tag.MODEL_IS_EXTERNAL: mt.MLFLOW_MODEL_IS_EXTERNAL,
+        Tag.ARTIFACT_LOCATION: mt.MLFLOW_ARTIFACT_LOCATION,
+        Tag.SPANS_LOCATION: tc.TraceTagKey.SPANS_LOCATION,
+        Tag.SPANS_IN_TRACKING_STORE: tc.SpansLocation.TRACKING_STORE.value,
+        Tag.TRACE_NAME: tc.TraceTagKey.TRACE_NAME, Tag.SOURCE_RUN: tc.TraceMetadataKey.SOURCE_RUN,
+        Tag.MODEL_ID: tc.TraceMetadataKey.MODEL_ID, Tag.TRACE_INPUTS: tc.TraceMetadataKey.INPUTS,
+        Tag.TRACE_OUTPUTS: tc.TraceMetadataKey.OUTPUTS,
+        Tag.TRACE_INFO_FINALIZED: tc.TraceMetadataKey.TRACE_INFO_FINALIZED,
+        Tag.TRACE_SCHEMA_VERSION_KEY: tc.TRACE_SCHEMA_VERSION_KEY,
+        Tag.TRACE_SCHEMA_VERSION: str(tc.TRACE_SCHEMA_VERSION),
+        Tag.MAX_CHARS_IN_TRACE_METADATA: tc.MAX_CHARS_IN_TRACE_INFO_METADATA,
+        Tag.TRUNCATION_SUFFIX: tc.TRUNCATION_SUFFIX,
+        Tag.ASSESSMENT_SOURCE_RUN_ID: tc.AssessmentMetadataKey.SOURCE_RUN_ID,
+        Tag.SPAN_REQUEST_ID: tc.SpanAttributeKey.REQUEST_ID,
+        Tag.SPAN_TYPE: tc.SpanAttributeKey.SPAN_TYPE, Tag.SPAN_INPUTS: tc.SpanAttributeKey.INPUTS,
+        Tag.SPAN_OUTPUTS: tc.SpanAttributeKey.OUTPUTS, Tag.IS_PROMPT: IS_PROMPT_TAG_KEY,
+    }  # fmt: skip
+    assert {k: k for k in pairs} == {k: v for k, v in pairs.items()}
+
+
+def test_previews_are_mlflows():
+    from mlflow.tracing.utils.truncation import _get_truncated_preview
+
+    record = make_record()
+    rows = record.rows.copy()
+    rows.loc[0, "input"] = "x" * 1500
+    rows.loc[1, "output"] = json.dumps({"messages": [{"role": "assistant", "content": "hi"}]})
+    rows.loc[2, "output"] = "é" * 2000
+    record.rows = rows
+    for row in build_row_traces(record):
+        expected = (
+            _get_truncated_preview(row.inputs_json, role="user"),
+            None if row.outputs_json is None else _get_truncated_preview(
+                row.outputs_json, role="assistant"
+            ),
+        )  # fmt: skip
+        assert previews(row) == expected
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"id": ["a", "b"], "input": ["x", "y"], "expected": ["1", None]}),
+        pd.DataFrame({"id": ["a"], "input": [""], "context": [None]}),
+        pd.DataFrame({"id": ["a", "b"], "input": ["x", "y"], "expected": [None, float("nan")]}),
+        pd.DataFrame({"id": pd.Series([], dtype=object), "input": pd.Series([], dtype=object)}),
+    ],
+)
+def test_dataset_schema_is_mlflows(frame):
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
+
+    dataset = from_pandas(frame, source=CodeDatasetSource(tags={}), name="n", digest="d")
+    assert _colspec_schema(frame) == dataset._to_mlflow_entity().schema
