@@ -340,3 +340,11 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     assert {"exact_match", "answer_relevance", "expected_response"} <= names
     client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
     assert client.get_run(first["mlflow_run_id"]).info.lifecycle_stage == "deleted"
+    # The first run created the store, so MLflow's API logged it; the resumed one went into
+    # a store MLflow had made and verified, written with SQL (harness.tracking.sql_run).
+    assert (
+        client.get_run(first["mlflow_run_id"]).data.tags["harness.traces"] == "20 traces (sql-bulk)"
+    )
+    assert client.get_run(resumed["mlflow_run_id"]).data.tags["harness.traces"] == (
+        "20 traces (sql-direct)"
+    )
