@@ -166,9 +166,9 @@ def main(tracking_uri: str) -> int:
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:
-                from harness.runner.mlflow_records import batch_record
+                from harness.runner.mlflow_records import batch_traces
 
-                logger.add_rows(batch_record(head, message[1], message[2]))
+                logger.add_traces(batch_traces(head, message[1], message[2]))
             elif kind == "finish":
                 if error is None and logger is None:
                     error = "the MLflow run was never opened"

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from harness.tracking.registry import RegistryLinks
+    from harness.tracking.traces import RowTrace
 
 __all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run", "open_run_logger"]
 
@@ -162,9 +163,17 @@ class RunLogger:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
         if not self.traces or record.rows.empty:
             return
+        from harness.tracking.traces import build_row_traces
+
+        self.add_traces(build_row_traces(record))
+
+    def add_traces(self, row_traces: list[RowTrace]) -> None:
+        """Write rows already made into traces (``harness.tracking.traces.row_traces``)."""
+        if not self.traces or not row_traces:
+            return
         with mapped_errors(self._what), self._failing():
             count, note = _log_traces(
-                self.client, self.store, self.experiment, self.run_id, record, self.links
+                self.client, self.store, self.experiment, self.run_id, row_traces, self.links
             )
             self.trace_count += count
             self.trace_note = note
@@ -314,19 +323,14 @@ def _log_traces(
     store: Any,
     experiment: Any,
     run_id: str,
-    record: RunRecord,
+    row_traces: list[RowTrace],
     links: RegistryLinks | None = None,
 ) -> tuple[int, str]:
-    """Write the traces of ``record.rows``; return how many and a note for the run's tag."""
+    """Write ``row_traces``; return how many and a note for the run's tag."""
     from harness.tracking.registry import LINKED_PROMPTS_TAG
-    from harness.tracking.traces import (
-        build_row_traces,
-        supports_trace_api,
-        write_traces_via_store,
-    )
+    from harness.tracking.traces import supports_trace_api, write_traces_via_store
     from harness.tracking.traces_sql import is_sql_store, write_traces_sql
 
-    row_traces = build_row_traces(record)
     if not is_sql_store(store) and not supports_trace_api(store):
         # e.g. the legacy file store: the run is still complete without its traces.
         return 0, f"skipped: {type(store).__name__} cannot store traces"

@@ -39,6 +39,7 @@ from harness.tracking.record import (
 
 if TYPE_CHECKING:
     from harness.tracking.registry import RegistryLinks
+    from harness.tracking.traces import RowTrace
 
 __all__ = ["SqlRunLogger", "run_tags"]
 
@@ -170,12 +171,18 @@ class SqlRunLogger:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
         if not self.traces or record.rows.empty:
             return
-        from harness.tracking.registry import LINKED_PROMPTS_TAG
         from harness.tracking.traces import build_row_traces
+
+        self.add_traces(build_row_traces(record))
+
+    def add_traces(self, row_traces: list[RowTrace]) -> None:
+        """Write rows already made into traces (``harness.tracking.traces.row_traces``)."""
+        if not self.traces or not row_traces:
+            return
+        from harness.tracking.registry import LINKED_PROMPTS_TAG
         from harness.tracking.traces_sql import write_traces_sqlite
 
         with self._failing():
-            row_traces = build_row_traces(record)
             links = self.links
             tags = None
             if links is not None:
