@@ -131,14 +131,18 @@ def run_args(mlflow: bool, judges: list[str], traces: bool = True) -> list[str]:
 
 def tree_peak_rss(
     command: list[str], env: dict[str, str]
-) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run ``command``; return it, its wall time and the peak summed RSS (MB) of its process tree.
+) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """Run ``command``; return it, its wall time, the peak summed RSS (MB) of its process
+    tree and the tree's CPU seconds.
 
     The tree is sampled every 10 ms with psutil (the run's process and the MLflow worker
     run at once, so RUSAGE_CHILDREN's per-process maximum would undercount).
     """
+    import resource
+
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -158,8 +162,11 @@ def tree_peak_rss(
         time.sleep(0.01)
     stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the whole tree: the MLflow worker is waited for by the run's process.
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    return done, wall, peak / 2**20
+    return done, wall, peak / 2**20, cpu
 
 
 def rerun(
@@ -169,8 +176,8 @@ def rerun(
     judges: list[str],
     mlflow: bool,
     expected: dict,
-) -> tuple[float, float]:
-    done, wall, peak = tree_peak_rss([*harness, *run_args(mlflow, judges)], env)
+) -> tuple[float, float, float]:
+    done, wall, peak, cpu = tree_peak_rss([*harness, *run_args(mlflow, judges)], env)
     if done.returncode != 0:
         raise SystemExit(f"rerun failed ({done.returncode}): {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
@@ -181,7 +188,7 @@ def rerun(
     assert hits == (1 + len(judges)) * rows, f"{hits} cache hits for {rows} rows"
     assert result["metrics"] == expected, "the rerun changed a metric"
     assert (result["mlflow_run_id"] is not None) == mlflow, result["mlflow_run_id"]
-    return wall, peak
+    return wall, peak, cpu
 
 
 def measure(rows: int, repeat: int, judges: list[str], with_baseline: bool) -> dict[str, Any]:
@@ -227,12 +234,17 @@ def measure(rows: int, repeat: int, judges: list[str], with_baseline: bool) -> d
         on: list[float] = []
         off: list[float] = []
         peaks: list[float] = []
+        cpu_on: list[float] = []
+        cpu_off: list[float] = []
         for _ in range(repeat):
-            wall, peak = rerun(harness, env, rows, judges, True, expected)
+            wall, peak, cpu = rerun(harness, env, rows, judges, True, expected)
             on.append(wall)
             peaks.append(peak)
+            cpu_on.append(cpu)
             if with_baseline:
-                off.append(rerun(harness, env, rows, judges, False, expected)[0])
+                wall, _, cpu = rerun(harness, env, rows, judges, False, expected)
+                off.append(wall)
+                cpu_off.append(cpu)
         return {
             "rows": rows,
             "calls": 1 + len(judges),
@@ -240,6 +252,8 @@ def measure(rows: int, repeat: int, judges: list[str], with_baseline: bool) -> d
             "on": on,
             "off": off,
             "peak_mb": peaks,
+            "cpu_on": cpu_on,
+            "cpu_off": cpu_off,
         }
 
 
@@ -265,7 +279,10 @@ def main() -> None:
             f"--no-mlflow median {off:.2f} s (spread {spread(r['off'])})\n"
             f"  MLflow adds median {statistics.median(extra):+.2f} s (pairs "
             f"{', '.join(f'{e:+.2f}' for e in extra)}); limit +{LIMIT_EXTRA_1K_S:.1f} s, "
-            f"ratio {statistics.median(extra) / LIMIT_EXTRA_1K_S:.2f}",
+            f"ratio {statistics.median(extra) / LIMIT_EXTRA_1K_S:.2f}\n"
+            f"  CPU of the process tree: with MLflow median {statistics.median(r['cpu_on']):.2f} s"
+            f", --no-mlflow {statistics.median(r['cpu_off']):.2f} s (load-independent-ish: "
+            f"what MLflow costs the machine)",
             flush=True,
         )
     results = []
@@ -279,7 +296,8 @@ def main() -> None:
         print(
             f"  {rows:>7,} rows: median {on:6.2f} s (spread {spread(r['on'])}, "
             f"n={len(r['on'])}; {on / rows * 1e6:,.0f} us/row; cold fill {r['cold_s']:.1f} s)"
-            f"; peak RSS of the process tree {peak:.0f} MB",
+            f"; peak RSS of the process tree {peak:.0f} MB; CPU median "
+            f"{statistics.median(r['cpu_on']):.2f} s",
             flush=True,
         )
         if rows == 10_000:
