@@ -21,6 +21,7 @@ run it opened: the rows are in DuckDB, and ``--resume`` logs the run anew.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import queue
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_log import RunLogger
-    from harness.tracking.sql_run import SqlRunLogger
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 
@@ -80,7 +80,8 @@ class MlflowWorker:
 
     def begin(self, head: RunRecord, **options: Any) -> None:
         """Open the MLflow run (``harness.tracking.RunLogger(head, **options)``)."""
-        self._queue.put(("begin", head, options))
+        # Without its (empty) table: unpickling a DataFrame would import pandas there.
+        self._queue.put(("begin", _without_rows(head), options))
 
     def add_rows(self, chunk: RunRecord) -> None:
         """Write the traces of ``chunk.rows``; returns at once."""
@@ -98,8 +99,13 @@ class MlflowWorker:
     def finish(self, record: RunRecord) -> str:
         """Log the rest of the run and end it; return the MLflow run id."""
         assert self._process.stdin is not None and self._process.stdout is not None
+        from harness.tracking.sql_run import render_rows
+
         self._stop_sender()  # every batch is in the pipe before the finish
-        self._send(("finish", record))
+        # The table goes rendered (what the SQL path writes) and pickled apart (for MLflow's
+        # API), so a worker writing SQL never loads pandas.
+        frame = pickle.dumps(record.rows, protocol=pickle.HIGHEST_PROTOCOL)
+        self._send(("finish", _without_rows(record), frame, render_rows(record)))
         with self._lock:
             self._process.stdin.close()
         reply = self._process.stdout.read()
@@ -131,10 +137,15 @@ class MlflowWorker:
             self._process.stdout.close()
 
 
+def _without_rows(record: RunRecord) -> RunRecord:
+    return dataclasses.replace(record, rows=None)
+
+
 def main(tracking_uri: str) -> int:
     from harness.errors import HarnessError
     from harness.tracking.mlflow_log import open_run_logger
     from harness.tracking.mlflow_sqlite import verified_store
+    from harness.tracking.sql_run import SqlRunLogger
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
@@ -176,7 +187,12 @@ def main(tracking_uri: str) -> int:
                     reply: tuple[str, str] = ("error", error)
                 else:
                     assert logger is not None
-                    reply = ("ok", logger.finish(message[1]))
+                    record, frame, rendered = message[1:]
+                    if isinstance(logger, SqlRunLogger) and rendered.dataset is not None:
+                        reply = ("ok", logger.finish(record, rendered))
+                    else:  # MLflow's API (or its schema inference) needs the DataFrame
+                        record = dataclasses.replace(record, rows=pickle.loads(frame))
+                        reply = ("ok", logger.finish(record))
                 out.write(pickle.dumps(reply))
                 out.flush()
                 _exit_now()

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from harness.tracking.registry import RegistryLinks
     from harness.tracking.traces import RowTrace
 
-__all__ = ["SqlRunLogger", "run_tags"]
+__all__ = ["RenderedRows", "SqlRunLogger", "render_rows", "run_tags"]
 
 _INF = 1.7976931348623157e308  # MLflow stores +-inf metrics as the largest float
 
@@ -196,12 +197,18 @@ class SqlRunLogger:
             self.trace_count += len(row_traces)
             self.trace_note = "{count} traces (sql-direct)"
 
-    def finish(self, record: RunRecord) -> str:
-        """Log params, metrics, inputs and artifacts, end the run, return its id."""
+    def finish(self, record: RunRecord, rendered: RenderedRows | None = None) -> str:
+        """Log params, metrics, inputs and artifacts, end the run, return its id.
+
+        ``rendered`` is ``render_rows(record)`` made elsewhere (the MLflow worker gets it
+        from the run's process, so it never needs pandas); ``record.rows`` is not read then.
+        """
         with self._failing():
+            rendered = rendered or render_rows(record)
             artifact_dir = Path(f"{self.artifact_location}/{self.run_id}/{ARTIFACTS_FOLDER}")
-            _write_artifacts(artifact_dir, record)
-            dataset = _dataset_entity(record)
+            _write_artifacts(artifact_dir, record, rendered.table_json)
+            dataset = rendered.dataset or _dataset_entity(record, infer=True)
+            assert dataset is not None  # inferred by MLflow when not plain text
             with transaction(self._conn):
                 self._log_params_and_metrics(record)
                 self._log_inputs(record, dataset)
@@ -368,13 +375,27 @@ def _mark_deleted(conn: sqlite3.Connection, run_id: str) -> bool:
     return cursor.rowcount > 0
 
 
-def _write_artifacts(folder: Path, record: RunRecord) -> None:
+@dataclass(frozen=True)
+class RenderedRows:
+    """What ``finish`` needs of the per-row table, without the table itself."""
+
+    table_json: str  # the table artifact
+    dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
+
+
+def render_rows(record: RunRecord) -> RenderedRows:
+    """The table artifact and the dataset entity of ``record.rows`` (a DataFrame)."""
+    # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
+    table = record.rows.to_json(orient="split", index=False, date_format="iso")
+    return RenderedRows(str(table), _dataset_entity(record, infer=False))
+
+
+def _write_artifacts(folder: Path, record: RunRecord, table_json: str) -> None:
     """The per-row table, prompt and config, each written to a temporary name and renamed."""
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".harness-", dir=folder) as tmp:
         staged = Path(tmp)
-        # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
-        record.rows.to_json(staged / TABLE_ARTIFACT, orient="split", index=False, date_format="iso")
+        (staged / TABLE_ARTIFACT).write_text(table_json, encoding="utf-8")
         (staged / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
         (staged / CONFIG_ARTIFACT).write_text(
             json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
@@ -383,10 +404,16 @@ def _write_artifacts(folder: Path, record: RunRecord) -> None:
             (staged / name).replace(folder / name)
 
 
-def _dataset_entity(record: RunRecord) -> dict[str, str]:
-    """The dataset as ``mlflow.data.from_pandas(...)._to_mlflow_entity()`` describes it."""
+def _dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
+    """The dataset as ``mlflow.data.from_pandas(...)._to_mlflow_entity()`` describes it.
+
+    Without ``infer``, None when its schema needs MLflow's inference (see ``_colspec_schema``).
+    """
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
     frame = record.rows[columns]
+    schema = _colspec_schema(frame, infer=infer)
+    if schema is None:
+        return None
     source = {
         "tags": {
             "harness.dataset": f"{record.dataset_name}@{record.dataset_version}",
@@ -398,23 +425,23 @@ def _dataset_entity(record: RunRecord) -> dict[str, str]:
         "digest": record.dataset_digest[:MLFLOW_DIGEST_MAX],
         "source_type": "code",
         "source": json.dumps(source),
-        "schema": _colspec_schema(frame),
+        "schema": schema,
         "profile": json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
     }
 
 
-def _colspec_schema(frame: Any) -> str:
+def _colspec_schema(frame: Any, *, infer: bool = True) -> str | None:
     """MLflow's inferred schema of a frame of text columns.
 
     A column of text and missing values (None) is ``string``, required when none is
     missing; a column of only None is ``any``. Any other column (numbers, NaN, an empty
-    frame) is inferred by MLflow itself, imported for this one case.
+    frame) is inferred by MLflow itself, imported for this one case (None without ``infer``).
     """
     specs: list[dict[str, Any]] = []
     for name in frame.columns:
         values = frame[name].tolist()
         if not values or not all(v is None or isinstance(v, str) for v in values):
-            return _mlflow_schema(frame)
+            return _mlflow_schema(frame) if infer else None
         missing = any(v is None for v in values)
         kind = "any" if all(v is None for v in values) else "string"
         specs.append({"type": kind, "name": str(name), "required": not missing})
