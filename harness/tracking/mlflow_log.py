@@ -337,13 +337,7 @@ def _log_traces(
     # The model id puts the traces on the model's page; the prompt tag makes the trace
     # table filterable by prompt version.
     model_id = links.model_id if links is not None else None
-    tags = (
-        {LINKED_PROMPTS_TAG: json.dumps([
-            {"name": links.prompt_name, "version": str(links.prompt_version)}
-        ])}
-        if links is not None
-        else None
-    )  # fmt: skip
+    tags = {LINKED_PROMPTS_TAG: links.linked_prompts} if links is not None else None
     if is_sql_store(store):
         write_traces_sql(
             store, row_traces, experiment=experiment, mlflow_run_id=run_id,

@@ -102,7 +102,4 @@ def link_run(conn: sqlite3.Connection, run_id: str, links: RegistryLinks) -> lis
             "tag_value = excluded.tag_value",
             (links.model_id, experiment_id, LINKED_PROMPTS_TAG, json.dumps([*entries, entry])),
         )
-    return [
-        (LINKED_PROMPTS_TAG, json.dumps([entry])),
-        (MODEL_ID_TAG, links.model_id),
-    ]
+    return [(LINKED_PROMPTS_TAG, links.linked_prompts), (MODEL_ID_TAG, links.model_id)]

@@ -185,10 +185,7 @@ class SqlRunLogger:
 
         with self._failing():
             links = self.links
-            tags = None
-            if links is not None:
-                entry = [{"name": links.prompt_name, "version": str(links.prompt_version)}]
-                tags = {LINKED_PROMPTS_TAG: json.dumps(entry)}
+            tags = {LINKED_PROMPTS_TAG: links.linked_prompts} if links is not None else None
             write_traces_sqlite(
                 self._conn, row_traces, experiment_id=self.experiment_id,
                 artifact_location=self.artifact_location, mlflow_run_id=self.run_id,
