@@ -12,11 +12,14 @@ It checks that the rerun sent zero requests and hit the cache 4 x N times.
 Goal 1 of issue 14: 1,000 rows x (model + one judge), rerun with MLflow and with
 ``--no-mlflow`` alternately (``--repeat`` pairs, the same load on both), printing the
 medians, the spread and what MLflow adds against the 0.6 s limit. Goal 3: 10,000 rows x 4
-calls against the 5 s limit, the growth between sizes (linear = 10x per 10x rows; 100,000
-rows with ``--sizes 10000,100000``: ~20 minutes, so not in ``make bench``), and goal 4:
+calls against the 5 s limit, the time per row between sizes (linear: at most 1.10x;
+100,000 rows with ``--sizes 10000,100000``, whose cache fill takes many minutes, so not in
+``make bench``; ``--keep DIR`` keeps the filled homes for later invocations), and goal 4:
 the peak RSS of the whole process tree (the run and its MLflow worker) against 250 MB.
+Every rerun is printed with the 1-minute load average before it.
 
-Run: ``python bench/bench_cached_rerun.py [--goal1-rows 1000] [--sizes 1000,10000] [--repeat 3]``
+Run: ``python bench/bench_cached_rerun.py [--goal1-rows 1000] [--sizes 1000,10000]
+[--repeat 3] [--keep DIR]``
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,8 @@ from harness.testing._fake_llm_replies import (  # noqa: E402
 LIMIT_10K_S = 5.0  # goal 3 of issue 14
 LIMIT_EXTRA_1K_S = 0.6  # goal 1: what MLflow may add to a 1,000-row rerun
 LIMIT_RSS_MB = 250  # goal 4, at 10,000 rows
+# goal 3's "linear to 100,000 rows": the time per row may grow at most 10% between sizes
+LIMIT_LINEAR = 1.10
 JUDGES = ["faithfulness", "answer_relevance", "correctness"]
 DEAD_URL = "http://127.0.0.1:9/v1"  # the discard port: nothing listens, any miss fails fast
 
@@ -191,27 +197,34 @@ def rerun(
     return wall, peak, cpu
 
 
-def measure(rows: int, repeat: int, judges: list[str], with_baseline: bool) -> dict[str, Any]:
-    """Fill the cache (and the MLflow store) once, then rerun ``repeat`` times, alternating
-    MLflow on and ``--no-mlflow`` so both see the same machine load."""
-    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
-        home = Path(tmp)
-        env = {
-            **os.environ,
-            "HARNESS_HOME": str(home),
-            "OPENAI_BASE_URL": DEAD_URL,
-            "OPENAI_API_KEY": "sk-bench",
-            "PYTHONPATH": str(REPO),
-        }
+@contextlib.contextmanager
+def filled_home(rows: int, judges: list[str], keep: Path | None) -> Iterator[tuple[Path, dict]]:
+    """A project home whose cache holds every call of ``rows`` rows, and the metrics of
+    the run that filled it (``expected``, with ``cold_s``: the fill's wall time, None when
+    reused).
+
+    With ``keep`` the home lives under that folder and is reused by later invocations
+    (filling 100,000 rows takes many minutes and is not what this times); else it is a
+    temporary folder.
+    """
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-bench-")))
+        else:
+            home = keep / f"rows{rows}-calls{1 + len(judges)}"
+            home.mkdir(parents=True, exist_ok=True)
         os.environ.update(
-            {k: env[k] for k in ("HARNESS_HOME", "OPENAI_BASE_URL", "OPENAI_API_KEY")}
+            {"HARNESS_HOME": str(home), "OPENAI_BASE_URL": DEAD_URL, "OPENAI_API_KEY": "sk-bench"}
         )
+        marker = home / "bench-filled.json"
+        if marker.exists():
+            yield home, {**json.loads(marker.read_text()), "cold_s": None}
+            return
         data = home / "bench.jsonl"
         make_dataset(data, rows)
-        harness = [sys.executable, "-m", "harness"]
         subprocess.run(
-            [*harness, "data", "import", str(data), "--name", "bench"],
-            env=env,
+            [*HARNESS, "data", "import", str(data), "--name", "bench"],
+            env=bench_env(home),
             cwd=REPO,
             check=True,
             capture_output=True,
@@ -230,30 +243,57 @@ def measure(rows: int, repeat: int, judges: list[str], with_baseline: bool) -> d
         cold = run_eval(config, home=home, http_client=client)
         cold_s = time.perf_counter() - cold_started
         assert cold.errors == 0, cold.error_reasons
-        expected = json.loads(json.dumps(cold.metrics))
+        expected = {"metrics": json.loads(json.dumps(cold.metrics))}
+        marker.write_text(json.dumps(expected))
+        yield home, {**expected, "cold_s": cold_s}
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HARNESS_HOME": str(home),
+        "OPENAI_BASE_URL": DEAD_URL,
+        "OPENAI_API_KEY": "sk-bench",
+        "PYTHONPATH": str(REPO),
+    }
+
+
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def measure(
+    rows: int, repeat: int, judges: list[str], with_baseline: bool, keep: Path | None
+) -> dict[str, Any]:
+    """Fill the cache (and the MLflow store) once, then rerun ``repeat`` times, alternating
+    MLflow on and ``--no-mlflow`` so both see the same machine load."""
+    with filled_home(rows, judges, keep) as (home, filled):
+        env = bench_env(home)
         on: list[float] = []
         off: list[float] = []
         peaks: list[float] = []
         cpu_on: list[float] = []
         cpu_off: list[float] = []
+        loads: list[float] = []
         for _ in range(repeat):
-            wall, peak, cpu = rerun(harness, env, rows, judges, True, expected)
+            loads.append(os.getloadavg()[0])
+            wall, peak, cpu = rerun(HARNESS, env, rows, judges, True, filled["metrics"])
             on.append(wall)
             peaks.append(peak)
             cpu_on.append(cpu)
             if with_baseline:
-                wall, _, cpu = rerun(harness, env, rows, judges, False, expected)
+                wall, _, cpu = rerun(HARNESS, env, rows, judges, False, filled["metrics"])
                 off.append(wall)
                 cpu_off.append(cpu)
         return {
             "rows": rows,
             "calls": 1 + len(judges),
-            "cold_s": cold_s,
+            "cold_s": filled["cold_s"],
             "on": on,
             "off": off,
             "peak_mb": peaks,
             "cpu_on": cpu_on,
             "cpu_off": cpu_off,
+            "loads": loads,
         }
 
 
@@ -261,57 +301,72 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
 
+def each(values: list[float], unit: str = "s") -> str:
+    return ", ".join(f"{v:.2f}{unit}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--goal1-rows", type=int, default=1000, help="0 skips goal 1")
     parser.add_argument("--sizes", default="1000,10000", help="goal 3's sizes (4 calls a row)")
     parser.add_argument("--repeat", type=int, default=3, help="reruns per size and mode")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the filled project homes in this folder and reuse them in later runs",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     if args.goal1_rows:
-        r = measure(args.goal1_rows, args.repeat, JUDGES[:1], with_baseline=True)
+        r = measure(args.goal1_rows, args.repeat, JUDGES[:1], True, args.keep)
         on, off = statistics.median(r["on"]), statistics.median(r["off"])
         extra = [a - b for a, b in zip(r["on"], r["off"], strict=True)]
         print(
-            f"goal 1: {r['rows']:,} rows x (model + judge), cached rerun, alternating:\n"
-            f"  with MLflow (table + traces) median {on:.2f} s (spread {spread(r['on'])}), "
-            f"--no-mlflow median {off:.2f} s (spread {spread(r['off'])})\n"
-            f"  MLflow adds median {statistics.median(extra):+.2f} s (pairs "
-            f"{', '.join(f'{e:+.2f}' for e in extra)}); limit +{LIMIT_EXTRA_1K_S:.1f} s, "
+            f"goal 1: {r['rows']:,} rows x (model + judge), cached rerun, alternating "
+            f"(1-min load before each pair: {each(r['loads'], '')}):\n"
+            f"  with MLflow (table + traces): {each(r['on'])}; median {on:.2f} s\n"
+            f"  --no-mlflow:                  {each(r['off'])}; median {off:.2f} s\n"
+            f"  MLflow adds {', '.join(f'{e:+.2f} s' for e in extra)}; median "
+            f"{statistics.median(extra):+.2f} s against the +{LIMIT_EXTRA_1K_S:.1f} s limit, "
             f"ratio {statistics.median(extra) / LIMIT_EXTRA_1K_S:.2f}\n"
             f"  CPU of the process tree: with MLflow median {statistics.median(r['cpu_on']):.2f} s"
-            f", --no-mlflow {statistics.median(r['cpu_off']):.2f} s (load-independent-ish: "
-            f"what MLflow costs the machine)",
+            f", --no-mlflow {statistics.median(r['cpu_off']):.2f} s (what MLflow costs the "
+            f"machine); peak RSS {max(r['peak_mb']):.0f} MB",
             flush=True,
         )
     results = []
     if sizes:
         print(f"goal 3: cached rerun, 1 model + {len(JUDGES)} judge calls per row, MLflow on")
     for rows in sizes:
-        r = measure(rows, args.repeat, JUDGES, with_baseline=False)
+        r = measure(rows, args.repeat, JUDGES, False, args.keep)
         results.append(r)
         on = statistics.median(r["on"])
         peak = max(r["peak_mb"])
+        fill = "reused" if r["cold_s"] is None else f"{r['cold_s']:.1f} s"
         print(
-            f"  {rows:>7,} rows: median {on:6.2f} s (spread {spread(r['on'])}, "
-            f"n={len(r['on'])}; {on / rows * 1e6:,.0f} us/row; cold fill {r['cold_s']:.1f} s)"
-            f"; peak RSS of the process tree {peak:.0f} MB; CPU median "
-            f"{statistics.median(r['cpu_on']):.2f} s",
+            f"  {rows:>7,} rows: {each(r['on'])} (1-min load before each: "
+            f"{each(r['loads'], '')}); median {on:.2f} s, {on / rows * 1e6:,.0f} us/row; "
+            f"peak RSS of the process tree {each(r['peak_mb'], ' MB')}; CPU median "
+            f"{statistics.median(r['cpu_on']):.2f} s; cache fill {fill}",
             flush=True,
         )
         if rows == 10_000:
             print(
-                f"  goal 3: {on:.2f} s against the {LIMIT_10K_S:.0f} s limit, ratio "
+                f"  goal 3: median {on:.2f} s against the {LIMIT_10K_S:.0f} s limit, ratio "
                 f"{on / LIMIT_10K_S:.2f}\n  goal 4: peak RSS {peak:.0f} MB against "
                 f"{LIMIT_RSS_MB} MB, ratio {peak / LIMIT_RSS_MB:.2f}",
                 flush=True,
             )
     for a, b in zip(results, results[1:], strict=False):
-        growth = statistics.median(b["on"]) / statistics.median(a["on"])
+        per_row_a = statistics.median(a["on"]) / a["rows"]
+        per_row_b = statistics.median(b["on"]) / b["rows"]
         print(
-            f"  growth {a['rows']:,} -> {b['rows']:,} rows: x{growth:.1f} "
-            f"(linear: x{b['rows'] / a['rows']:.0f})"
+            f"  linearity {a['rows']:,} -> {b['rows']:,} rows: time x"
+            f"{statistics.median(b['on']) / statistics.median(a['on']):.1f} for x"
+            f"{b['rows'] / a['rows']:.0f} rows; time per row x{per_row_b / per_row_a:.2f} "
+            f"against the x{LIMIT_LINEAR:.2f} limit, ratio "
+            f"{per_row_b / per_row_a / LIMIT_LINEAR:.2f}"
         )
 
 

@@ -7,9 +7,11 @@ lower bound is 6,000 x 0.1 s / 64 = 9.4 s; the ratio wall / bound is printed (ta
 <= 1.15) with the peak RSS of the process that ran it.
 
 Issue 14's goal 2 is ``--rows 1000 --judges correctness --mlflow --repeat 3``: 1,000 rows x
-(model + judge) cold, MLflow on, against 2,000 x 0.1 s / 64 = 3.1 s (limit 1.15x) and
-against a bare aiohttp client sending the same number of requests to the same server just
-before each harness run (limit 1.10x); medians, spreads and each pair's ratio are printed.
+(model + judge) cold, MLflow on, from a fresh project home (the MLflow store is created by
+the run), against 2,000 x 0.1 s / 64 = 3.1 s (limit 1.15x) and against a bare aiohttp
+client replaying the very requests harness sent (as the server recorded them) to the same
+server just after each harness run (limit 1.10x); medians, spreads and each pair's ratio
+are printed.
 
 Each measurement runs in a fresh child process with a fresh project home (a new dataset
 import, an empty cache in ``use`` mode, so every response is also written to the cache),
@@ -156,8 +158,9 @@ def measure(
         return numbers
 
 
-def floor(url: str, calls: int, concurrency: int) -> float:
-    """Wall time of a bare aiohttp client sending ``calls`` requests to the same server.
+def floor(url: str, bodies: list[str], concurrency: int) -> float:
+    """Wall time of a bare aiohttp client sending ``bodies`` (the exact requests harness
+    just sent, as the server recorded them) to the same server at the same concurrency.
 
     The server's own overhead per request (parsing, recording, its event loop) counts
     against the bound too; this is the best any client can do here.
@@ -166,21 +169,18 @@ def floor(url: str, calls: int, concurrency: int) -> float:
 
     import aiohttp
 
-    with open(PUBMEDQA, encoding="utf-8") as f:
-        question = json.loads(f.readline())["context"]
-    body = {"model": "m", "messages": [{"role": "user", "content": question}]}
+    headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
 
     async def run() -> float:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            todo = iter(range(calls))
+            todo = iter(bodies)
 
             async def worker() -> None:
-                for _ in todo:
-                    async with session.post(
-                        url, json=body, headers={"Authorization": "Bearer x"}
-                    ) as response:
+                for body in todo:
+                    async with session.post(url, data=body, headers=headers) as response:
                         await response.read()
+                        assert response.status == 200, response.status
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -250,11 +250,11 @@ def main() -> None:
         f"mlflow {'on' if args.mlflow else 'off'}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+    sizes = [1000, 2000, 4000] if args.scaling else [args.rows]
     with (
-        FakeLLMServer(latency_s=args.latency, max_recorded=0) as server,
+        FakeLLMServer(latency_s=args.latency, max_recorded=max(sizes) * calls_per_row) as server,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        sizes = [1000, 2000, 4000] if args.scaling else [args.rows]
         for rows in sizes:
             rows_file = Path(scratch, f"rows{rows}.jsonl")
             write_rows(rows_file, rows)
@@ -264,20 +264,28 @@ def main() -> None:
                 walls: list[float] = []
                 bares: list[float] = []
                 for _ in range(args.repeat):
-                    # The bare client and harness take turns, so both see the same load.
-                    bares.append(floor(url, rows * calls_per_row, args.concurrency))
+                    # harness, then a bare client replaying the very requests it sent: both
+                    # see the same load.
                     server.reset()
                     numbers = measure(server.openai_base_url, rows_file, transport, args, rows)
-                    sent = server.stats()["requests_total"]
+                    stats = server.stats()
+                    sent = stats["requests_total"]
                     walls.append(float(numbers["wall_s"]))  # type: ignore[arg-type]
                     assert numbers["errors"] == 0 and sent == rows * calls_per_row, numbers
                     assert numbers["mlflow"] == args.mlflow, numbers
+                    bodies = [r["body"] for r in stats["requests"]]
+                    assert len(bodies) == sent, "the server kept fewer requests than were sent"
+                    server.reset()
+                    bares.append(floor(url, bodies, args.concurrency))
+                    assert server.stats()["requests_total"] == sent
                     print(
                         f"  {transport:13s} rows {rows:5d}: run_eval {numbers['wall_s']:.2f} s"
                         f" = {float(numbers['wall_s']) / bound:.2f} x bound {bound:.2f} s "  # type: ignore[arg-type]
-                        f"(bare aiohttp just before: {bares[-1]:.2f} s); process "
+                        f"(bare aiohttp, same requests, just after: {bares[-1]:.2f} s = "
+                        f"{float(numbers['wall_s']) / bares[-1]:.2f} x); process "  # type: ignore[arg-type]
                         f"{numbers['process_s']:.2f} s, CPU {numbers['cpu_s']:.1f} s; peak RSS "
-                        f"{numbers['peak_rss_mb']:.0f} MB; requests {sent}",
+                        f"{numbers['peak_rss_mb']:.0f} MB; requests {sent}; load "
+                        f"{os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
                 wall, bare = statistics.median(walls), statistics.median(bares)
