@@ -50,6 +50,8 @@ from harness.testing._fake_llm_replies import (  # noqa: E402
     count_tokens,
     default_reply,
 )
+from harness.tracking.mlflow_store import DB_FILE, MLRUNS_DIR  # noqa: E402
+from harness.tracking.record import TRACES_TAG  # noqa: E402
 
 LIMIT_10K_S = 5.0  # goal 3 of issue 14
 LIMIT_EXTRA_1K_S = 0.6  # goal 1: what MLflow may add to a 1,000-row rerun
@@ -194,7 +196,25 @@ def rerun(
     assert hits == (1 + len(judges)) * rows, f"{hits} cache hits for {rows} rows"
     assert result["metrics"] == expected, "the rerun changed a metric"
     assert (result["mlflow_run_id"] is not None) == mlflow, result["mlflow_run_id"]
+    if mlflow:
+        WRITTEN_BY.add(written_by(Path(env["HARNESS_HOME"]), result["mlflow_run_id"]))
     return wall, peak, cpu
+
+
+WRITTEN_BY: set[str] = set()  # how the timed reruns' MLflow runs were written
+
+
+def written_by(home: Path, run_id: str) -> str:
+    """How the run's traces were written, from its ``harness.traces`` tag: ``sql-direct``
+    (the SQL path, no MLflow import), ``sql-bulk`` or ``store-api`` (MLflow's API)."""
+    import sqlite3
+
+    db = home / MLRUNS_DIR / DB_FILE
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (tag,) = conn.execute(
+            "SELECT value FROM tags WHERE run_uuid = ? AND key = ?", (run_id, TRACES_TAG)
+        ).fetchone()
+    return str(tag).rsplit("(", 1)[-1].rstrip(")")
 
 
 @contextlib.contextmanager
@@ -358,6 +378,7 @@ def main() -> None:
                 f"{LIMIT_RSS_MB} MB, ratio {peak / LIMIT_RSS_MB:.2f}",
                 flush=True,
             )
+    print(f"  the reruns' MLflow runs were written by: {', '.join(sorted(WRITTEN_BY))}")
     for a, b in zip(results, results[1:], strict=False):
         per_row_a = statistics.median(a["on"]) / a["rows"]
         per_row_b = statistics.median(b["on"]) / b["rows"]
