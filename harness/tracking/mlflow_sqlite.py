@@ -11,8 +11,9 @@ both ways back through ``MlflowClient`` and compares them field by field.
 Everything else goes through MLflow's API (``harness.tracking.mlflow_log``): creating a
 store (MLflow's migrations build it), a revision or MLflow version not listed here, a
 server URI, and MLflow's opt-in modes that change what a write must touch (trace rollups,
-workspaces). Adding a version means rerunning that test with it installed and adding its
-revision below.
+workspaces). Adding a version means running that test with it installed (``make
+test-mlflow-versions MLFLOW_VERSIONS=x.y``), adding its revision below and widening
+pyproject's MLflow range, which a test keeps equal to the versions listed here.
 """
 
 from __future__ import annotations

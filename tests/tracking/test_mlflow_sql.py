@@ -233,6 +233,33 @@ def test_the_verified_revision_is_the_installed_mlflow_head(store):
     assert mlflow_sqlite.installed_mlflow() in mlflow_sqlite.VERIFIED_SCHEMAS[head]
 
 
+def test_every_mlflow_version_pyproject_allows_is_verified():
+    """pyproject's MLflow range is exactly the versions ``make test-mlflow-versions`` ran
+    this file under: MLflow's API path writes traces into the tables of the schema it was
+    built against too (``traces_sql``), so an unverified version is not installable."""
+    from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    (spec,) = [
+        Requirement(r).specifier
+        for r in pyproject["project"]["dependencies"]
+        if Requirement(r).name == "mlflow"
+    ]
+    allowed = {
+        f"{major}.{minor}"
+        for major in range(2, 6)
+        for minor in range(100)
+        if any(spec.contains(f"{major}.{minor}.{patch}") for patch in range(20))
+    }
+    verified = {v for versions in mlflow_sqlite.VERIFIED_SCHEMAS.values() for v in versions}
+    assert allowed == verified
+
+
 def test_names_are_mlflows_constants():
     from mlflow.entities import LoggedModelStatus
     from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
