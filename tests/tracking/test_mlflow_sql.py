@@ -31,10 +31,11 @@ from test_mlflow_log import (
 from harness.tracking import (  # noqa: E402
     log_run,
     mlflow_sqlite,  # noqa: E402
+    sql_run,  # noqa: E402
     tracking_uri_for,
 )
 from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
-from harness.tracking.sql_run import SqlRunLogger, _colspec_schema  # noqa: E402
+from harness.tracking.sql_run import SqlRunLogger, _colspec_schema, table_json  # noqa: E402
 from harness.tracking.traces import build_row_traces, previews  # noqa: E402
 
 mlflow = pytest.importorskip("mlflow")
@@ -339,3 +340,20 @@ def test_dataset_schema_is_mlflows(frame):
 
     dataset = from_pandas(frame, source=CodeDatasetSource(tags={}), name="n", digest="d")
     assert _colspec_schema(frame) == dataset._to_mlflow_entity().schema
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_the_table_is_rendered_as_log_table_renders_it(monkeypatch, chunk):
+    monkeypatch.setattr(sql_run, "_RENDER_CHUNK_ROWS", chunk)
+    frame = pd.DataFrame(
+        {
+            "id": ["a/1", "b", "c", "d", "e"],
+            "input": ['é \u2028 "q"', "", None, "x" * 3000, "<tag>"],
+            "score": [0.1, math.nan, 1 / 3, 1e-12, 2.0],
+            "n": [1, 2, 3, 4, 5],
+            "ok": [True, False, True, None, False],
+            "when": pd.to_datetime(["2026-01-01T00:00:01Z"] * 5),
+        }
+    )
+    for rows in (frame, frame.iloc[:1], frame.iloc[:0], frame.astype({"input": "string"})):
+        assert table_json(rows) == rows.to_json(orient="split", index=False, date_format="iso")
