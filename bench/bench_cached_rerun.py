@@ -163,7 +163,11 @@ def tree_peak_rss(
             total = 0
             for p in tree:
                 with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
+                    # the run's process and its MLflow worker, apart
+                    part = "run" if p.pid == process.pid else "worker"
+                    PART_PEAKS_MB[part] = max(PART_PEAKS_MB.get(part, 0), rss / 2**20)
             peak = max(peak, total)
         except psutil.Error:
             pass
@@ -201,6 +205,7 @@ def rerun(
     return wall, peak, cpu
 
 
+PART_PEAKS_MB: dict[str, float] = {}  # the largest RSS each process of a rerun reached
 WRITTEN_BY: set[str] = set()  # how the timed reruns' MLflow runs were written
 
 
@@ -359,6 +364,7 @@ def main() -> None:
     if sizes:
         print(f"goal 3: cached rerun, 1 model + {len(JUDGES)} judge calls per row, MLflow on")
     for rows in sizes:
+        PART_PEAKS_MB.clear()
         r = measure(rows, args.repeat, JUDGES, False, args.keep)
         results.append(r)
         on = statistics.median(r["on"])
@@ -367,7 +373,9 @@ def main() -> None:
         print(
             f"  {rows:>7,} rows: {each(r['on'])} (1-min load before each: "
             f"{each(r['loads'], '')}); median {on:.2f} s, {on / rows * 1e6:,.0f} us/row; "
-            f"peak RSS of the process tree {each(r['peak_mb'], ' MB')}; CPU median "
+            f"peak RSS of the process tree {each(r['peak_mb'], ' MB')} (alone: the run's "
+            f"process {PART_PEAKS_MB.get('run', 0):.0f} MB, the MLflow worker "
+            f"{PART_PEAKS_MB.get('worker', 0):.0f} MB); CPU median "
             f"{statistics.median(r['cpu_on']):.2f} s; cache fill {fill}",
             flush=True,
         )
