@@ -22,21 +22,36 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job, offline, on the bundled PubMedQA set: import, run the context baseline
-# with the heuristic metrics, log to the local MLflow store, say where to look next.
+# with the heuristic metrics, log to the local MLflow store, write that run's HTML report,
+# say where to look next. Two questions, two runs: the long answer (a paragraph: overlap
+# metrics, where exact match is near 0 by nature) and the yes/no/maybe decision (exact match
+# is then accuracy).
 demo: install
 	$(BIN)/harness data import $(DEMO_DATA) --name pubmedqa
 	$(BIN)/harness run --data pubmedqa --model python:harness.baselines:context_overlap \
-		--metric exact_match --metric token_f1 --metric rouge1 --metric rouge2 --metric rougeL \
+		--metric token_f1 --metric rouge1 --metric rouge2 --metric rougeL --metric exact_match \
 		--metric flesch_kincaid_grade_level --metric ari_grade_level --metric word_count \
-		--metric latency --run-name demo-baseline
+		--metric latency --run-name demo-baseline --report $${HARNESS_HOME:-.}/demo-report.html
+	$(BIN)/harness data import $(DEMO_DATA) --name pubmedqa-decision --expected final_decision
+	$(BIN)/harness run --data pubmedqa-decision --model python:harness.baselines:decision \
+		--metric exact_match --run-name demo-decision
+	@echo
+	@echo "exact_match of demo-decision is the accuracy of a yes/no guess from the abstract's"
+	@echo "wording against the experts' final_decision (always answering yes scores 0.552)."
 	@echo
 	@echo "Next:"
-	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  the run's report:  $${HARNESS_HOME:-.}/demo-report.html   (one file: open it in a browser, offline)"
 	@echo "  runs:              $(BIN)/harness runs list"
-	@echo "  MLflow UI:         $(BIN)/harness ui   (then open http://127.0.0.1:5000)"
+	@echo "  rows:              $(BIN)/harness runs show demo-baseline --rows --limit 5"
+	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  MLflow UI:         $(BIN)/harness ui   (it prints its address when ready)"
 
+# Two workers: most tests wait on subprocesses and servers, so two at a time cut the suite's
+# wall time on a 2-core machine; worksteal keeps the long tests from ending last. (Grouping
+# the Spark tests by xdist_group would start each JVM once, but --dist loadgroup does not
+# group with pytest 9.2: pytest-dev/pytest-xdist#1386.)
 test: install $(SPARK_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 # The MLflow tests (the SQL-written run read back through MlflowClient against MLflow's own,
 # sync, the store) under every MLflow minor version pyproject allows, each in its own venv
@@ -61,4 +76,4 @@ bench: install $(SPARK_STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf harness.duckdb harness.duckdb.wal cache mlruns
+	rm -rf harness.duckdb harness.duckdb.wal cache mlruns demo-report.html

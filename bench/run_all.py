@@ -30,6 +30,10 @@ BENCHMARKS = [
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
     ["bench_spark.py"],
+    ["bench_spark_modes.py"],
+    ["bench_spark_import.py"],
+    ["bench_report_plots.py"],
+    ["bench_intercept.py"],
 ]
 
 

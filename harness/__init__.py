@@ -8,6 +8,9 @@ The public API is small and imported lazily, so ``import harness`` (and ``harnes
                               data="pubmedqa", metrics=["exact_match", "rougeL"])
     result.metrics["rougeL/mean"]
     result.tables["eval_results_table"]
+
+    with harness.replay("tests/cassettes/rag.jsonl"):   # the app's own LLM calls, replayed
+        my_app.answer("What is RAG?")
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from harness._version import __version__
 __all__ = [
     "EvaluationResult",
     "HarnessError",
+    "Recorder",
     "RunConfig",
     "__version__",
     "evaluate",
+    "replay",
 ]
 
 if TYPE_CHECKING:
     from harness.api import EvaluationResult, evaluate
     from harness.errors import HarnessError
+    from harness.recorder import Recorder, replay
     from harness.runner.config import RunConfig
 
 _LAZY = {
@@ -34,6 +40,8 @@ _LAZY = {
     "EvaluationResult": "harness.api",
     "HarnessError": "harness.errors",
     "RunConfig": "harness.runner.config",
+    "replay": "harness.recorder",
+    "Recorder": "harness.recorder",
 }
 
 

@@ -1,30 +1,57 @@
 """``harness.evaluate``: the Python entry point, shaped like ``mlflow.evaluate``.
 
-Differences from ``mlflow.evaluate`` (see docs/python-api.md):
+A script written for ``mlflow.evaluate`` runs with ``harness.evaluate`` (docs/python-api.md
+has the porting guide); what differs:
 - ``model`` is a model URI (``openai:/gpt-4o-mini``, ``python:pkg.mod:fn``, ...) or a plain
   Python callable taking the row dict; not an MLflow model.
-- ``targets`` names the expected-answer column, as in MLflow; ``inputs``, ``context`` and
-  ``id`` name the other columns when they are not the defaults.
-- ``metrics`` takes harness metric names; ``judges`` takes judge names (LLM-as-a-judge).
+- ``metrics`` and ``extra_metrics`` take metric names and specs (``"regex:\\d+"``) and
+  objects: MLflow's ``EvaluationMetric``s (GenAI ones become judges asking MLflow's own
+  prompt), ``@scorer`` functions, plain functions, harness Metrics and Judges.
 - every model and judge call is cached; ``cache="replay"`` reruns with no network.
-- results are also stored in DuckDB (``result.run_id``) and logged to the local MLflow store.
+- results are also stored in DuckDB (``result.run_id``); inside ``mlflow.start_run()`` the
+  run is logged into the active MLflow run, else into the project's local MLflow store.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, resolve_home
+from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.runner.config import RunResult
+    from harness.config import Home
+    from harness.providers import Provider
+    from harness.runner.config import RunConfig, RunResult
+
+# model_type's default: "question-answering" when the call names no metrics; when it names
+# metrics= or extra_metrics= (as an mlflow.evaluate script without model_type does), MLflow's
+# own default, None, so that the script computes what it did under MLflow and nothing that
+# its data cannot feed (exact_match without targets, say).
+_UNSET: Any = object()
+DEFAULT_MODEL_TYPE = "question-answering"
+
+_homes_said: set[Path] = set()
+
+
+def _say_home_once(path: Path) -> None:
+    """The CLI's home is a flag away; a notebook's is wherever it runs: say where, once."""
+    if path not in _homes_said:
+        _homes_said.add(path)
+        logging.getLogger("harness").warning(
+            "harness: writing harness.duckdb, cache/ and mlruns/ under %s "
+            "(pass home= or set HARNESS_HOME to choose the project home)",
+            path,
+        )
+
 
 MODEL_TYPE_METRICS: dict[str, tuple[str, ...]] = {
     "question-answering": ("exact_match", "token_f1", "rougeL", "word_count", "latency"),
@@ -54,17 +81,17 @@ class EvaluationResult:
 
 def evaluate(
     model: str | Callable[[dict[str, Any]], str] | None = None,
-    data: pd.DataFrame | str | os.PathLike[str] | None = None,
+    data: Any = None,
     *,
-    model_type: str = "question-answering",
-    targets: str | None = None,
+    model_type: str | None = _UNSET,
+    targets: Any = None,
     predictions: str | None = None,
     inputs: str | None = None,
     context: str | None = None,
     id: str | None = None,
-    metrics: Sequence[str] | None = None,
-    extra_metrics: Sequence[str] = (),
-    judges: Sequence[str] = (),
+    metrics: Sequence[Any] | None = None,
+    extra_metrics: Sequence[Any] = (),
+    judges: Sequence[Any] = (),
     judge_model: str | None = None,
     judge_samples: int = 1,
     guidelines: Sequence[str] = (),
@@ -81,28 +108,78 @@ def evaluate(
     log_to_mlflow: bool = True,
     home: str | os.PathLike[str] | None = None,
     spark: Any = False,
+    spark_remote: str | None = None,
+    spark_profile: str | None = None,
+    evaluator_config: dict[str, Any] | None = None,
+    feature_names: Sequence[str] | None = None,
+    evaluators: str | Sequence[str] | None = None,
+    inference_params: dict[str, Any] | None = None,
+    custom_artifacts: Sequence[Any] | None = None,
+    env_manager: str = "local",
+    dataset_path: str | None = None,
+    by: str | Sequence[str] = (),
+    sample: int | float | None = None,
+    seed: int = 0,
+    stratify: str | None = None,
+    max_slices: int | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``data`` and return metrics and the per-row table.
 
-    ``data`` is a DataFrame (imported as dataset ``data_name``, default ``"dataframe"``;
-    identical content is stored once), a path to a CSV/JSONL/JSON/Parquet file, or the
-    name of a stored dataset (``NAME`` or ``NAME@VERSION``). ``metrics`` replaces the
-    defaults of ``model_type``; ``extra_metrics`` adds to them.
+    ``data`` is a pandas or Spark DataFrame, a list of dicts or of input strings, a numpy
+    array, an ``mlflow.data`` dataset, a path to a CSV/JSONL/JSON/Parquet file, or the name
+    of a stored dataset (``NAME`` or ``NAME@VERSION``). Data given in Python is stored as
+    dataset ``data_name`` (default: the mlflow dataset's name, else ``"dataframe"``);
+    identical content is stored once. ``metrics`` replaces the defaults of ``model_type``
+    (None: no defaults); ``extra_metrics`` adds to them. Without ``model_type``, a call that
+    names ``metrics`` or ``extra_metrics`` has no defaults (MLflow's ``model_type=None``),
+    and one that names neither has question-answering's. ``judges`` takes judge names and
+    harness Judges.
 
     ``predictions="COLUMN"`` scores outputs already in ``data`` instead of calling a model
     (the model URI ``column:COLUMN``; give ``model`` or ``predictions``, not both).
+    ``evaluator_config={"col_mapping": {...}}`` maps MLflow's argument names to columns, as
+    in MLflow (``inputs``, ``context`` and ``targets`` pick those columns too).
 
     ``spark=True`` (or a ``SparkSession``) sends the rows the cache cannot answer to Spark
     executors (see ``harness.runner.spark``); ``data`` may then also be a Spark DataFrame.
+    Without a session (and none active), ``spark_remote="sc://HOST:PORT"`` names a Spark
+    Connect server, and ``spark="databricks"`` a Databricks cluster through Databricks
+    Connect, with the ``~/.databrickscfg`` profile ``spark_profile``: the CLI's
+    ``--spark-remote``, ``--spark databricks`` and ``--profile``.
+
+    ``evaluators`` (``"default"``), ``env_manager`` (``"local"``) and ``dataset_path`` are
+    accepted so MLflow scripts run unchanged; ``inference_params`` are generation
+    parameters, like ``params``. ``custom_artifacts`` are not supported.
+
+    ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
+    ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count)
+    and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` values per column.
+    ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
+    by ``seed``, keeping each value's share of the ``stratify`` column.
     """
-    from harness import data as data_module
-    from harness.runner.config import RunConfig
-    from harness.runner.run import run_eval
-    from harness.store.runs import load_outputs, load_scores
+    from harness.frames import to_frame
 
     project = resolve_home(home)
+    if home is None and not os.environ.get(HOME_ENV):
+        _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
+    _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)
+    config_map = dict(evaluator_config or {})
+    col_mapping = config_map.get("col_mapping") or {}
+    if not isinstance(col_mapping, dict):
+        raise ConfigError("evaluator_config['col_mapping'] must be a dict of name -> column")
+    if isinstance(targets, str):
+        targets = col_mapping.get(targets, targets)  # MLflow maps targets= through col_mapping
+    if isinstance(predictions, str):
+        predictions = col_mapping.get(predictions, predictions)
+    project = resolve_home(home)
+    is_ref = isinstance(data, (str, os.PathLike))
+    frame = None if is_ref else to_frame(data, targets=targets, feature_names=feature_names)
+    if frame is not None:
+        targets = frame.targets
+        if model is None and predictions is None:
+            predictions = frame.predictions
     if model is not None and predictions is not None:
         raise ConfigError("evaluate takes model= or predictions=, not both")
     if model is None and predictions is None:
@@ -111,23 +188,20 @@ def evaluate(
         )
     if predictions is not None:
         model = f"column:{predictions}"
-    if model_type not in MODEL_TYPE_METRICS:
+    if model_type is _UNSET:
+        named = metrics is not None or bool(extra_metrics)
+        model_type = None if named else DEFAULT_MODEL_TYPE
+    if model_type is not None and model_type not in MODEL_TYPE_METRICS:
         raise ConfigError(
             f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"
         )
-    mapping = {"input": inputs, "expected": targets, "context": context, "id": id}
-    if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() in data_module.FORMATS:
-        imported = data_module.import_file(
-            data, name=data_name or Path(data).stem, home=project.path, **mapping
-        )
-        ref = imported.dataset.ref
-    elif isinstance(data, (str, os.PathLike)):
-        ref = str(data)
-    else:
-        imported = data_module.import_dataframe(
-            data, name=data_name or "dataframe", home=project.path, **mapping
-        )
-        ref = imported.dataset.ref
+    mapping = {
+        "input": inputs or _mapped(col_mapping, "inputs", "input"),
+        "expected": targets,
+        "context": context or _mapped(col_mapping, "context"),
+        "id": id,
+    }
+    ref = _import(data, frame, data_name, project.path, mapping)
     provider = None
     model_uri = model
     if callable(model):
@@ -135,15 +209,25 @@ def evaluate(
 
         provider = PythonProvider.from_function(model)
         model_uri = provider.uri
-    chosen = list(metrics) if metrics is not None else list(MODEL_TYPE_METRICS[model_type])
+    defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
+    chosen = list(metrics) if metrics is not None else list(defaults)
+    if not chosen and not extra_metrics and not judges:
+        raise ConfigError(  # as mlflow.evaluate: with no model_type, say what to compute
+            "nothing to compute: give model_type=, metrics=, extra_metrics= or judges="
+        )
+    metric_specs, objects = _split([*chosen, *extra_metrics])
+    judge_names, judge_objects = _split(list(judges))
+    from harness.runner.config import RunConfig
+    from harness.sampling import parse_size
+
     config = RunConfig(
         data=ref,
         model=str(model_uri),
         prompt=prompt,
         system=system,
-        params=dict(params or {}),
-        metrics=list(dict.fromkeys([*chosen, *extra_metrics])),
-        judges=list(judges),
+        params={**(params or {}), **(inference_params or {})},
+        metrics=metric_specs,
+        judges=judge_names,
         judge_model=judge_model,
         judge_samples=judge_samples,
         guidelines=list(guidelines),
@@ -153,20 +237,156 @@ def evaluate(
         experiment=experiment,
         run_name=run_name,
         max_cost=max_cost,
+        sample=parse_size(sample, "sample=") if sample is not None else None,
+        sample_seed=seed,
+        stratify=stratify,
+        by=[by] if isinstance(by, str) else list(by),
+        max_slices=max_slices,
         mlflow=log_to_mlflow,
-        spark=spark is not False and spark is not None,
     )
-    session = None if isinstance(spark, bool) or spark is None else spark
-    result = run_eval(config, home=project, provider=provider, spark_session=session)
-    from harness.runner.summary import results_table
+    return _run(
+        config,
+        project,
+        provider,
+        (spark, spark_remote, spark_profile),
+        [*objects, *judge_objects],
+        config_map,
+    )
 
+
+def _run(
+    config: RunConfig,
+    project: Home,
+    provider: Provider | None,
+    spark_flags: tuple[Any, str | None, str | None],
+    objects: list[Any],
+    evaluator_config: dict[str, Any],
+) -> EvaluationResult:
+    from harness.runner.run import run_eval
+    from harness.runner.spark_session import SparkTarget
+    from harness.runner.summary import results_table
+    from harness.store.runs import load_outputs, load_scores
+
+    spark, spark_remote, spark_profile = spark_flags
+    session = None if isinstance(spark, (bool, str)) or spark is None else spark
+    target = None
+    if session is None:
+        target = SparkTarget.from_flags(
+            project.settings,
+            spark="on" if spark is True else spark or None,
+            remote=spark_remote,
+            profile=spark_profile,
+        )
+    config.spark = session is not None or target is not None
+    result = run_eval(
+        config,
+        home=project,
+        provider=provider,
+        spark_session=session,
+        spark_target=target,
+        scoring_objects=objects,
+        evaluator_config=evaluator_config,
+        mlflow_run=_active_mlflow_run() if config.mlflow else None,
+    )
     table = results_table(
         load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
     )
+    _warn_failures(result)
+    tables = {"eval_results_table": table}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables["slices_table"] = slices_frame(result.slices)
     return EvaluationResult(
-        metrics=result.flat_metrics(),
-        tables={"eval_results_table": table},
+        metrics={**result.flat_metrics(), **result.slice_metrics()},
+        tables=tables,
         run_id=result.run_id,
         mlflow_run_id=result.mlflow_run_id,
         result=result,
     )
+
+
+def _warn_failures(result: RunResult) -> None:
+    """Say, as a warning naming the first reasons, that rows failed or metrics raised.
+
+    Without it a notebook shows empty metrics and no reason (a function written for
+    mlflow.evaluate takes a DataFrame, say, and fails on every row dict).
+    """
+    import warnings
+
+    from harness.errors import RowsFailedWarning
+
+    parts = []
+    if result.errors:
+        reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
+        parts.append(
+            f"{result.errors} of {result.rows} rows failed ({reasons}): the rows are in "
+            "the table with their error"
+        )
+    if result.metric_errors:
+        shown = "; ".join(w for w in result.warnings if w.startswith("metric"))
+        parts.append(f"metrics failed ({shown})")
+    if parts:
+        warnings.warn("; ".join(parts), RowsFailedWarning, stacklevel=4)
+
+
+def _active_mlflow_run() -> tuple[str, str] | None:
+    """``(tracking_uri, run_id)`` of the caller's active MLflow run, if there is one.
+
+    A script that never imported MLflow has no active run, so MLflow is not imported here.
+    """
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    return str(mlflow.get_tracking_uri()), str(run.info.run_id)
+
+
+def _check_mlflow_arguments(
+    evaluators: str | Sequence[str] | None, env_manager: str, custom_artifacts: Any
+) -> None:
+    named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
+    if any(name != "default" for name in named):
+        raise ConfigError(f"harness runs MLflow's default evaluator only, not {named}")
+    if env_manager != "local":
+        raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
+    if custom_artifacts:
+        raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+
+
+def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = col_mapping.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _split(items: Sequence[Any]) -> tuple[list[str], list[Any]]:
+    """Names and specs (text) apart from objects, each kept in order."""
+    texts: list[str] = []
+    objects: list[Any] = []
+    for item in items:
+        (texts if isinstance(item, str) else objects).append(item)
+    return list(dict.fromkeys(texts)), objects
+
+
+def _import(
+    data: Any, frame: Any, data_name: str | None, home: Path, mapping: dict[str, Any]
+) -> str:
+    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored)."""
+    from harness import data as data_module
+
+    if frame is None and Path(data).suffix.lower() in data_module.FORMATS:
+        imported = data_module.import_file(
+            data, name=data_name or Path(data).stem, home=home, **mapping
+        )
+        return imported.dataset.ref
+    if frame is None:
+        return str(data)
+    imported = data_module.import_dataframe(
+        frame.df, name=data_name or frame.name or "dataframe", home=home, **mapping
+    )
+    return imported.dataset.ref

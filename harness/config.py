@@ -63,12 +63,97 @@ class Home:
 
     @cached_property
     def settings(self) -> dict[str, Any]:
-        """harness.toml as a dict ({} when there is none)."""
-        return load_toml(self.path / SETTINGS_FILE, missing_ok=True)
+        """harness.toml as a dict ({} when there is none), its tables and keys checked."""
+        path = self.path / SETTINGS_FILE
+        return check_settings(load_toml(path, missing_ok=True), path)
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None) -> Home:
-    """``--home`` if given, else ``HARNESS_HOME``, else the current directory."""
+# What harness.toml may hold (docs/config.md describes each). The tables whose keys are
+# checked where they are used ([calls], [check], [judges.NAME], [sweep]) are
+# listed with None here; the rest are checked in full by check_settings.
+SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
+    "judge_model": None,
+    "judge_json_mode": None,
+    "judges": None,
+    "providers": None,
+    "rate_limits": None,
+    "prices": None,
+    "calls": None,
+    "sweep": None,
+    "spark": frozenset({"master", "remote", "profile", "tasks", "rows_per_task"}),
+    "check": None,
+    "metrics": None,
+    "intercept": None,
+    "mlflow": frozenset({"prompt_name"}),
+    "slices": frozenset({"max_values"}),  # value checked by harness.slices.max_values
+}
+# [providers.NAME]: the HTTP providers, which are the ones with settings.
+PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
+    name: frozenset({"requests_per_minute", "tokens_per_minute", *keys})
+    for name, keys in {
+        "openai": ("base_url", "api_key_env"),
+        "anthropic": ("base_url", "api_key_env"),
+        "databricks": ("host", "profile"),
+        "ollama": ("base_url",),
+    }.items()
+}
+
+
+def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Refuse what harness.toml may not hold, in one line that names it: a misspelt table
+    or key would otherwise be ignored, and the run would quietly use the defaults."""
+    where = path.name
+    unknown = sorted(set(settings) - set(SETTINGS_TABLES))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
+            f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
+        )
+    for name in ("providers", "mlflow", "slices"):  # the other tables' owners say it in their words
+        if name in settings and not isinstance(settings[name], dict):
+            raise ConfigError(f"{where}: {name} must be a table ([{name}])")
+    for name in ("judge_model",):
+        if name in settings and not isinstance(settings[name], str):
+            raise ConfigError(f"{where}: {name} must be a model URI string")
+    if "judge_json_mode" in settings and not isinstance(settings["judge_json_mode"], bool):
+        raise ConfigError(f"{where}: judge_json_mode must be true or false")
+    for table, keys in SETTINGS_TABLES.items():
+        if keys is not None and table in settings:
+            extra = sorted(set(settings[table]) - keys)
+            if extra:
+                raise ConfigError(
+                    f"{where}: unknown key(s) {', '.join(extra)} in [{table}]; "
+                    f"known: {', '.join(sorted(keys))}"
+                )
+    for provider, table in settings.get("providers", {}).items():
+        if provider not in PROVIDER_SETTINGS:
+            raise ConfigError(
+                f"{where}: unknown provider [providers.{provider}]; "
+                f"known: {', '.join(PROVIDER_SETTINGS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: providers.{provider} must be a table")
+        extra = sorted(set(table) - PROVIDER_SETTINGS[provider])
+        secrets = [k for k in extra if k in ("api_key", "token", "headers", "extra_headers")]
+        if secrets:
+            raise ConfigError(
+                f"{where}: [providers.{provider}] {secrets[0]!r} is not read from settings, "
+                "so it can never be stored with a run; put the key in an environment "
+                "variable and name it with api_key_env"
+            )
+        if extra:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(extra)} in [providers.{provider}]; "
+                f"known: {', '.join(sorted(PROVIDER_SETTINGS[provider]))}"
+            )
+    return settings
+
+
+def resolve_home(home: str | os.PathLike[str] | Home | None = None) -> Home:
+    """``--home`` if given, else ``HARNESS_HOME``, else the current directory; a ``Home``
+    already resolved is returned as it is (the library's functions take either)."""
+    if isinstance(home, Home):
+        return home
     raw = home if home is not None else os.environ.get(HOME_ENV) or "."
     path = Path(raw).expanduser()
     if path.exists() and not path.is_dir():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INPUT_COLUMNS = ("input", "question", "inputs")
-EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets")
+EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets", "expected_response")
 CONTEXT_COLUMNS = ("context",)
 ID_COLUMNS = ("id",)
 FORMATS = {
@@ -38,6 +39,7 @@ FORMATS = {
     ".pq": "parquet",
 }
 DIGEST_SCHEMA = 1  # bump when normalization changes, so digests stay honest
+RECORD_BATCH_ROWS = 1000  # rows of a Spark table held in memory at once while importing
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def import_file(
 
 
 def import_dataframe(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Any,
     *,
     name: str,
     input: str | None = None,
@@ -87,17 +89,25 @@ def import_dataframe(
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
     ``df`` is a pandas DataFrame or a Spark DataFrame (``spark.table("qa")``); a Spark
-    DataFrame is collected to the driver through Arrow, so the same rows give the same
-    dataset version either way.
+    DataFrame is read in batches (see :func:`import_records`), so the same rows give the
+    same dataset version either way, and a table larger than memory imports.
     """
-    source = "dataframe"
     if type(df).__module__.startswith("pyspark."):
-        df = _spark_to_pandas(df)
-        source = "spark"
+        return import_records(
+            spark_record_batches(df),
+            list(df.columns),
+            name=name,
+            source="spark",
+            input=input,
+            expected=expected,
+            context=context,
+            id=id,
+            home=home,
+        )
     return _import(
         df,
         name=name,
-        source=source,
+        source="dataframe",
         input=input,
         expected=expected,
         context=context,
@@ -106,15 +116,85 @@ def import_dataframe(
     )
 
 
-def _spark_to_pandas(df: Any) -> pd.DataFrame:
-    # toArrow (pyspark >= 4) skips pyspark's own pandas conversion, which lags pandas
-    # releases; toPandas is the fallback for 3.5.
-    import warnings
+def spark_record_batches(df: Any, rows: int = RECORD_BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+    """A Spark DataFrame's rows as dicts, ``rows`` at a time, never the whole table as
+    ``toPandas`` would: ``toLocalIterator`` fetches one partition at a time, and over
+    Spark Connect a stream of Arrow batches of ``rows`` rows (Spark's own default, 10,000,
+    would hold 40 MB of 4 kB rows at once, twice over while they become Python rows)."""
+    conf = df.sparkSession.conf
+    before = conf.get(_ARROW_BATCH, None)
+    conf.set(_ARROW_BATCH, str(rows))  # the session's own setting is put back below
+    try:
+        batch: list[dict[str, Any]] = []
+        for row in df.toLocalIterator():
+            batch.append(row.asDict(recursive=True))
+            if len(batch) >= rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        if before is None:
+            conf.unset(_ARROW_BATCH)
+        else:
+            conf.set(_ARROW_BATCH, before)
 
-    to_arrow = getattr(df, "toArrow", None)
-    with warnings.catch_warnings():  # pyspark 4 warns about pandas 3 even on the Arrow path
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        return to_arrow().to_pandas() if to_arrow is not None else df.toPandas()
+
+_ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+def import_records(
+    batches: Iterable[list[dict[str, Any]]],
+    columns: list[str],
+    *,
+    name: str,
+    source: str,
+    input: str | None = None,
+    expected: str | None = None,
+    context: str | None = None,
+    id: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Import rows that arrive in batches (dicts with ``columns``), in bounded memory.
+
+    Each batch is mapped as a file's rows are and digested in order, so the same rows give
+    the same version as from a file, then written to a Parquet file in a temporary folder;
+    the store takes the version from there in one transaction (or finds it already there).
+    Memory holds one batch, whatever the number of rows.
+    """
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from harness.store.datasets import EXAMPLE_SCHEMA, example_batch, save_staged_dataset
+
+    _check_name(name)
+    mapping = map_columns(
+        [str(c) for c in columns], input=input, expected=expected, context=context, id=id
+    )
+    digest = DatasetDigest()
+    with tempfile.TemporaryDirectory(prefix="harness-import-") as folder:
+        staged = Path(folder) / "examples.parquet"
+        with pq.ParquetWriter(staged, EXAMPLE_SCHEMA) as writer:
+            for batch in batches:
+                examples = [
+                    to_example(record, digest.rows + n, mapping) for n, record in enumerate(batch)
+                ]
+                for example in examples:
+                    digest.update(example)
+                writer.write_batch(example_batch(examples, first=digest.rows - len(examples)))
+        if not digest.rows:
+            raise DataError(f"{source} has no rows")
+        info, created = save_staged_dataset(
+            resolve_home(home).db_path,
+            name=name,
+            digest=digest.hexdigest(),
+            n_rows=digest.rows,
+            staged=staged,
+            source=source,
+            columns=dict(mapping),
+        )
+    return ImportResult(info, created)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -137,7 +217,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if fmt in ("csv", "tsv"):
             df = pd.read_csv(
                 path,
-                sep="," if fmt == "csv" else "\t",
+                sep=_delimiter(path) if fmt == "csv" else "\t",
                 dtype=str,
                 keep_default_na=False,
                 encoding="utf-8",
@@ -161,6 +241,19 @@ def read_table(path: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{path} has no rows")
     return df
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of a .csv file: ``,`` unless its first lines are plainly ``;``, tab or
+    ``|``-separated (spreadsheets in many locales write ``;``)."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        sample = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or no consistent separator: read it as commas
+        return ","
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -206,6 +299,13 @@ def _pick(
     for candidate in candidates:
         if candidate in columns:
             return candidate
+    by_lower: dict[str, list[str]] = {}
+    for column in columns:  # `Question`, ` ANSWER `: the names people give columns
+        by_lower.setdefault(str(column).strip().lower(), []).append(column)
+    for candidate in candidates:
+        found = by_lower.get(candidate, [])
+        if len(found) == 1:
+            return found[0]
     if required:
         raise DataError(
             f"no {what} column: looked for {', '.join(candidates)}; "
@@ -256,6 +356,44 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+ColumnMapping = dict[str, "str | None"]  # field (input, expected, context, id) -> column
+
+
+def map_columns(
+    columns: list[str],
+    *,
+    input: str | None = None,
+    expected: str | None = None,
+    context: str | None = None,
+    id: str | None = None,
+) -> ColumnMapping:
+    """Which column holds each field: the one named, else the first usual name found."""
+    return {
+        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True),
+        "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", required=False),
+        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False),
+        "id": _pick(columns, id, ID_COLUMNS, "id", required=False),
+    }
+
+
+def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) -> Example:
+    """One source row (0-based ``position``) as an example; every unmapped column is extra."""
+    raw_input = record[mapping["input"]]  # type: ignore[index]
+    if _is_missing(raw_input) or _text(raw_input).strip() == "":
+        raise DataError(f"row {position + 1}: empty {mapping['input']!r} (the input column)")
+    id_column = mapping["id"]
+    raw_id = record[id_column] if id_column else None
+    raw_context = record[mapping["context"]] if mapping["context"] else None
+    mapped = {c for c in mapping.values() if c}
+    return Example(
+        id=str(position) if _is_missing(raw_id) else _text(raw_id),
+        input=_text(raw_input),
+        expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
+        context=None if _is_missing(raw_context) else _text(raw_context),
+        extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
+    )
+
+
 def to_examples(
     df: pd.DataFrame,
     *,
@@ -263,59 +401,51 @@ def to_examples(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
-) -> tuple[list[Example], dict[str, str | None]]:
+) -> tuple[list[Example], ColumnMapping]:
     """Map a DataFrame's columns to examples; return them and the mapping used."""
-    columns = [str(c) for c in df.columns]
-    mapping = {
-        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True),
-        "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", required=False),
-        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False),
-        "id": _pick(columns, id, ID_COLUMNS, "id", required=False),
-    }
-    mapped = {c for c in mapping.values() if c}
-    records = df.to_dict(orient="records")
+    mapping = map_columns(
+        [str(c) for c in df.columns], input=input, expected=expected, context=context, id=id
+    )
     examples: list[Example] = []
     seen: dict[str, int] = {}
-    for position, record in enumerate(records):
-        row_no = position + 1
-        raw_input = record[mapping["input"]]
-        if _is_missing(raw_input) or _text(raw_input).strip() == "":
-            raise DataError(f"row {row_no}: empty {mapping['input']!r} (the input column)")
-        example_id = (
-            _text(record[mapping["id"]])
-            if mapping["id"] and not _is_missing(record[mapping["id"]])
-            else str(position)
-        )
-        if example_id in seen:
-            raise DataError(f"duplicate id {example_id!r} in rows {seen[example_id]} and {row_no}")
-        seen[example_id] = row_no
-        raw_context = record[mapping["context"]] if mapping["context"] else None
-        examples.append(
-            Example(
-                id=example_id,
-                input=_text(raw_input),
-                expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
-                context=None if _is_missing(raw_context) else _text(raw_context),
-                extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
+    for position, record in enumerate(df.to_dict(orient="records")):
+        example = to_example(record, position, mapping)
+        if example.id in seen:
+            raise DataError(
+                f"duplicate id {example.id!r} in rows {seen[example.id]} and {position + 1}"
             )
-        )
+        seen[example.id] = position + 1
+        examples.append(example)
     return examples, mapping
+
+
+class DatasetDigest:
+    """sha256 of the normalized rows in order, fed a row at a time: a version's identity."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(f"harness-dataset-v{DIGEST_SCHEMA}\n".encode())
+        self.rows = 0
+
+    def update(self, e: Example) -> None:
+        line = json.dumps(
+            [e.id, e.input, list(e.expected), e.context, e.extra],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
+        self._hash.update(line.encode("utf-8") + b"\n")
+        self.rows += 1
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def content_digest(examples: list[Example]) -> str:
     """sha256 of the normalized rows in order: the identity of a dataset version."""
-    h = hashlib.sha256(f"harness-dataset-v{DIGEST_SCHEMA}\n".encode())
-    for e in examples:
-        h.update(
-            json.dumps(
-                [e.id, e.input, list(e.expected), e.context, e.extra],
-                ensure_ascii=False,
-                sort_keys=True,
-                default=str,
-            ).encode("utf-8")
-        )
-        h.update(b"\n")
-    return h.hexdigest()
+    digest = DatasetDigest()
+    for example in examples:
+        digest.update(example)
+    return digest.hexdigest()
 
 
 def _import(
@@ -341,6 +471,42 @@ def _import(
         examples=examples,
         source=source,
         columns=dict(mapping),
+    )
+    return ImportResult(info, created)
+
+
+def sample_dataset(
+    ref: str,
+    size: int | float | str,
+    *,
+    name: str,
+    seed: int = 0,
+    stratify: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Save a reproducible random subset of dataset ``ref`` as a version of dataset
+    ``name`` (``harness data sample``): ``size`` rows or a fraction of them, chosen as
+    ``harness run --sample`` chooses them (``harness.sampling``), in the source's order.
+
+    The version is content-digested like any import: sampling again with the same
+    arguments reports the existing version.
+    """
+    from harness.sampling import SampleSpec, parse_size, sample_examples
+    from harness.store.datasets import load_examples, resolve_dataset
+
+    _check_name(name)
+    db_path = resolve_home(home).db_path
+    source = resolve_dataset(db_path, ref)
+    spec = SampleSpec(parse_size(size, "N"), seed, stratify)
+    chosen = sample_examples(load_examples(db_path, source), spec)
+    how = f"seed {seed}" + (f", stratified by {stratify}" if stratify else "")
+    info, created = save_dataset(
+        db_path,
+        name=name,
+        digest=content_digest(chosen),
+        examples=chosen,
+        source=f"sample of {source.ref}: {len(chosen)} of {source.n_rows} rows ({how})",
+        columns=dict(source.columns),
     )
     return ImportResult(info, created)
 

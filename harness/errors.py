@@ -2,25 +2,34 @@
 
 Every error a user can cause or meet is a ``HarnessError``. The CLI turns any of them
 into a one-line message on stderr and the error's ``exit_code`` (2 unless stated), so a
-user never sees a traceback for their own mistake. Errors from DuckDB, httpx and MLflow
-are mapped to these classes where they enter harness.
+user never sees a traceback. Errors from DuckDB, SQLite, httpx, MLflow and the operating
+system are mapped to these classes where they enter harness (``harness.faults`` names
+the environment's faults: a full disk, a read-only home, a damaged file).
+
+Exit codes: 0 success; 1 the work ran but did not succeed (failed rows or judge calls, a
+replay miss, the budget, a refused server, a gate that failed); 2 bad usage or bad input,
+and nothing else; 3 ``harness check`` (or ``compare``) cannot decide;
+74 (``EX_IOERR`` of sysexits.h) the environment failed: disk, permissions, a locked or
+damaged store, an MLflow store or server that cannot be written; 130 and 143 a run (or
+sync) stopped by SIGINT or SIGTERM, resumable.
 
 ::
 
     HarnessError                    exit 2: bad usage or bad input
     ├── ConfigError                 a flag, an environment variable or harness.toml is wrong
+    │   └── RunBusy                 --resume of a run another live process is running
     ├── DataError                   a data file cannot be read or mapped
     │   └── DatasetNotFound         NAME[@VERSION] is not in the store
     ├── ModelURIError               a model URI that no provider knows, or a bad python: target
     ├── MetricError                 an unknown metric or judge, or a bad judge definition
-    ├── StoreError                  the DuckDB file cannot be opened or written
-    │   └── StoreBusy               another process held the file for too long
     ├── RunNotFound                 a run id that is not in the store
-    ├── CacheError                  the response cache cannot be used
+    ├── CacheError                  the response cache cannot be used (a bad cassette...)
     │   ├── CacheCorrupt            an entry failed its checksum
     │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
+    │       └── ReplayRefused       exit 1: in replay, a request that may not leave the machine
     ├── BudgetExceeded              exit 1: --max-cost reached
-    ├── RunFailed                   exit 1: a run finished with failed rows
+    ├── RunFailed                   exit 1: failed rows or failed judge calls, after retries
+    ├── EndpointUnreachable         exit 1: a server refused the first connection (run stops)
     ├── CheckFailed                 exit 1: `harness check` found a gate failed
     ├── CheckUndecided              exit 3: `harness check` cannot decide (too few rows,
     │                               too many failed rows, a replay miss, no baseline)
@@ -30,7 +39,15 @@ are mapped to these classes where they enter harness.
     │   ├── ProviderConnectionError the connection failed or dropped
     │   └── ProviderResponseError   the body could not be understood
     ├── JudgeParseError             a judge's answer had no usable verdict
-    └── TrackingError               MLflow logging or sync failed
+    ├── Interrupted                 exit 130 (SIGINT) or 143 (SIGTERM): stopped, resumable
+    └── EnvironmentFault            exit 74: the machine, not the input
+        ├── DiskFull                no space left on the device (or a file size limit)
+        ├── NotWritable             a read-only file system, or no permission
+        ├── StoreError              the DuckDB file cannot be opened, read or written
+        │   ├── StoreBusy           another process held the file for too long
+        │   └── StoreCorrupt        the file is not a DuckDB database, or is damaged
+        └── TrackingError           MLflow logging or sync failed
+            └── TrackingStoreCorrupt  the local MLflow store is not a usable SQLite file
 """
 
 from __future__ import annotations
@@ -50,9 +67,24 @@ class HarnessError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def extended(self, more: str) -> HarnessError:
+        """A copy of this error whose message goes on with ``more`` (what to do next).
+
+        The error itself is left as it was raised (its message may be stored already)."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.message = f"{self.message}; {more}"
+        twin.args = (twin.message,)
+        twin.__cause__ = self
+        return twin
+
 
 class ConfigError(HarnessError):
     """A flag, an environment variable or harness.toml holds a value harness cannot use."""
+
+
+class RunBusy(ConfigError):
+    """``--resume`` of a run that a live process (on this host) is running right now."""
 
 
 class DataError(HarnessError):
@@ -71,14 +103,6 @@ class MetricError(HarnessError):
     """An unknown metric or judge, or an invalid judge definition."""
 
 
-class StoreError(HarnessError):
-    """The DuckDB store cannot be opened, read or written."""
-
-
-class StoreBusy(StoreError):
-    """Another process held the DuckDB file longer than harness was willing to wait."""
-
-
 class RunNotFound(HarnessError):
     """A run id that is not in the store."""
 
@@ -92,9 +116,20 @@ class CacheCorrupt(CacheError):
 
 
 class ReplayMiss(CacheError):
-    """In replay mode, a request that the cache has not seen."""
+    """In replay mode, a request that the cache has not seen. ``explanation`` says what
+    differs from the closest cached request (``harness.cache.explain``)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, explanation: str | None = None) -> None:
+        super().__init__(message)
+        self.explanation = explanation
+
+
+class ReplayRefused(ReplayMiss):
+    """In replay, an HTTP request the user's code made that harness cannot answer from the
+    cache and will not send: to a host off the machine, or to an LLM endpoint but not a
+    JSON POST."""
 
 
 class BudgetExceeded(HarnessError):
@@ -105,7 +140,7 @@ class BudgetExceeded(HarnessError):
 
 
 class RunFailed(HarnessError):
-    """A run finished, but some rows failed."""
+    """A run finished, but some rows or judge calls failed (after their retries)."""
 
     exit_code = 1
 
@@ -123,6 +158,21 @@ class CheckUndecided(HarnessError):
     exit_code = 3
 
 
+class EndpointUnreachable(HarnessError):
+    """A model or judge server refused the first connection harness made to it.
+
+    Not a ``ProviderError``: nothing is listening there, so retrying for a minute and then
+    failing every row helps nobody. The run stops at once with one line naming the URL;
+    its finished rows are kept and ``--resume`` goes on once the server is up.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class ProviderError(HarnessError):
     """One call to a model provider failed.
 
@@ -138,10 +188,21 @@ class ProviderError(HarnessError):
 
 
 class ProviderHTTPError(ProviderError):
-    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+    """The server answered 4xx/5xx. ``response`` is the answer in its stored form
+    (``harness.intercept.wire``) when it must be handed back to the user's own client."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
         self.retryable = status == 429 or status >= 500 or status == 408
+        self.response = response
 
 
 class ProviderTimeout(ProviderError):
@@ -149,7 +210,15 @@ class ProviderTimeout(ProviderError):
 
 
 class ProviderConnectionError(ProviderError):
+    """``refused``: nothing listened at the address (ECONNREFUSED), so no request was sent."""
+
     retryable = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, refused: bool = False
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.refused = refused
 
 
 class ProviderResponseError(ProviderError):
@@ -164,5 +233,66 @@ class JudgeParseError(HarnessError):
         self.raw = raw
 
 
-class TrackingError(HarnessError):
-    """MLflow logging or sync failed."""
+class Interrupted(HarnessError):
+    """A run or a sync stopped by SIGINT (exit 130) or SIGTERM (exit 143); resumable.
+
+    ``result`` holds what the stopped work had done (a ``RunResult`` for a run), when known.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, signum: int, result: Any = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        self.result = result
+
+
+class EnvironmentFault(HarnessError):
+    """The machine failed harness, not the user's input: exit 74 (``EX_IOERR``).
+
+    ``path`` is the file or folder harness was using when it happened, when known.
+    """
+
+    exit_code = 74
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DiskFull(EnvironmentFault):
+    """No space left on the device (ENOSPC), or a file size limit reached (EFBIG)."""
+
+
+class NotWritable(EnvironmentFault):
+    """A read-only file system (EROFS) or a missing permission (EACCES, EPERM)."""
+
+
+class StoreError(EnvironmentFault):
+    """The DuckDB store cannot be opened, read or written."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the DuckDB file longer than harness was willing to wait."""
+
+
+class StoreCorrupt(StoreError):
+    """The DuckDB file is not a DuckDB database, or it is damaged."""
+
+
+class TrackingError(EnvironmentFault):
+    """MLflow logging or sync failed: the store or the server could not be written."""
+
+
+class TrackingStoreCorrupt(TrackingError):
+    """The local MLflow store (``mlruns/mlflow.db``) is not a usable SQLite database."""
+
+
+class RowsFailedWarning(UserWarning):
+    """``evaluate`` finished, but rows failed or metrics raised: the result holds the rest.
+
+    A warning, not an error, so that what was paid for is returned (the CLI exits 1); a
+    notebook shows it, and ``warnings.simplefilter("error", RowsFailedWarning)`` makes a
+    script stop on it as ``mlflow.evaluate`` would.
+    """

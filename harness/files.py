@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["replaced_on_success", "text_writer", "write_text_atomically"]
+from harness.errors import ConfigError, DiskFull
+
+__all__ = [
+    "check_writable",
+    "replaced_on_success",
+    "text_writer",
+    "write_text_atomically",
+    "write_user_file",
+]
 
 
 @contextmanager
@@ -50,3 +58,28 @@ def write_text_atomically(target: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``target`` whole or not at all."""
     with replaced_on_success(target) as partial:
         partial.write_text(text, encoding="utf-8")
+
+
+def check_writable(target: Path) -> None:
+    """Raise ConfigError unless ``target`` can be written as a file: its folder exists and
+    it is not a folder itself. For output files a command names before doing its work."""
+    if not target.parent.is_dir():
+        raise ConfigError(f"cannot write {target}: {target.parent} is not a folder")
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: it is a folder")
+
+
+def write_user_file(target: Path, text: str) -> None:
+    """Write ``text`` to a file the user named, whole or not at all; a folder that is not
+    there, or a file that cannot be written, is bad input (ConfigError), a full disk is
+    DiskFull."""
+    check_writable(target)
+    try:
+        write_text_atomically(target, text)
+    except OSError as e:
+        from harness.faults import environment_fault
+
+        fault = environment_fault(e, target)
+        if isinstance(fault, DiskFull):  # the environment, not the user's mistake: exit 74
+            raise fault from None
+        raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None

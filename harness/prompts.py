@@ -27,6 +27,12 @@ Question: {input}
 Answer:"""
 
 
+def run_template(prompt: str | None, *, has_context: bool) -> str:
+    """The template a run uses: its own ``--prompt``, else the default QA prompt (with the
+    context when the eval set has one)."""
+    return prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
+
+
 def template_fields(template: str) -> list[str]:
     try:
         return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]

@@ -48,3 +48,12 @@ def qa_file(tmp_path: Path, qa_rows: list[dict[str, object]]) -> Path:
     path = tmp_path / "qa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in qa_rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's path (``tests/browser.py``): a skip without it, a failure in CI
+    (``HARNESS_REQUIRE_CHROMIUM=1``)."""
+    from browser import find_chromium
+
+    return find_chromium()

@@ -28,3 +28,34 @@ def slow_echo(row: dict[str, Any]) -> str:
 
 def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
+
+
+def crash_on_executor(messages: list[dict[str, Any]]) -> str:
+    """A judge model whose Python worker dies on a Spark executor (a crash Spark cannot
+    retry in local mode): a Spark job failure as a cluster meets one. On the driver, a
+    judge answer."""
+    from pyspark import TaskContext
+
+    if TaskContext.get() is not None:
+        os._exit(3)
+    return judge_messages(messages)
+
+
+def answer_some(row: dict[str, Any]) -> str:
+    """Right on two rows of three (by id), else the first sentence of the context: scores
+    that differ from row to row, for slices and intervals."""
+    if int(row["id"]) % 3:
+        return answer_expected(row)
+    return (row["context"] or "").split(". ")[0]
+
+
+def judge_yes(messages: list[dict[str, Any]]) -> str:
+    return '{"verdict": "yes", "rationale": "it is"}'
+
+
+def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:
+    """A judge model that raises while the file in $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag):
+        raise RuntimeError("judge backend exploded")
+    return judge_messages(messages)

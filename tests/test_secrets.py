@@ -90,9 +90,12 @@ def test_no_key_is_stored_or_printed(
     assert first["errors"] == 0 and first["mlflow_run_id"]
     harness(*run, "--no-mlflow")  # again, from the cache, with the human summary
     harness(*run, "--dry-run")
-    fake.configure(error_500_rate=1.0)  # every call fails: errors stored, printed, logged
-    harness(*run, "--cache", "refresh", expect=1)
-    fake.configure(error_500_rate=0.0)
+    # Every call fails, and the server's error message repeats the key it was sent (a
+    # careless proxy): the errors are stored, printed and logged, scrubbed.
+    fake.configure(error_500_rate=1.0, echo_key_in_errors=True)
+    failed = harness(*run, "--cache", "refresh", "--json", expect=1)
+    fake.configure(error_500_rate=0.0, echo_key_in_errors=False)
+    assert "(sent with key ***)" in json.loads(failed)["error_reasons"][0]["error"]
     harness("runs", "list", "--json")
     harness("runs", "show", first["run_id"], "--rows", "--json")
     harness("cache", "stats", "--json")
@@ -132,5 +135,5 @@ def test_no_key_is_stored_or_printed(
         stored = "".join(str(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables)
     finally:
         con.close()
-    assert "HTTP 500" in stored  # the failed run's errors are in there...
+    assert "HTTP 500" in stored and "sent with key ***" in stored  # the echoes, scrubbed...
     assert all(k not in stored for k in keys.values())  # ...and no key

@@ -16,4 +16,4 @@ harness run --data pubmedqa-ci --model openai:/example-model --prompt @prompt.tx
     --metric token_f1 --metric rougeL \
     --judge faithfulness --judge correctness --judge-model openai:/example-judge \
     --cache replay --run-name "candidate-${GITHUB_SHA:-local}" \
-    --check --junit junit.xml
+    --check --junit junit.xml --report report.html

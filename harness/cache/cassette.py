@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
-from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, ResponseCache
+from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
 from harness.files import replaced_on_success, text_writer
 
@@ -61,9 +61,7 @@ def _header() -> str:
     return json.dumps(header, sort_keys=True, separators=(",", ":"))
 
 
-def export_cassette(
-    cache: ResponseCache, path: Path | str, keys: Iterable[str] | None = None
-) -> int:
+def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | None = None) -> int:
     """Write the entries of ``keys`` (all entries if None) to a cassette at ``path``.
 
     Keys that are not in the cache are skipped; the return value is the number of
@@ -140,7 +138,7 @@ def _parse_entry(line: str) -> CacheEntry:
     return entry
 
 
-def import_cassette(cache: ResponseCache, path: Path | str) -> ImportReport:
+def import_cassette(cache: EntryStore, path: Path | str) -> ImportReport:
     """Merge a cassette into ``cache``; safe to run any number of times.
 
     A valid entry whose key is not in the cache (or whose local entry is corrupt) is
@@ -184,7 +182,7 @@ def _chain_first(
     yield from rest
 
 
-def _merge(cache: ResponseCache, entries: list[CacheEntry], report: ImportReport) -> None:
+def _merge(cache: EntryStore, entries: list[CacheEntry], report: ImportReport) -> None:
     if not entries:
         return
     with cache.batch():

@@ -3,7 +3,9 @@
 ``explain_miss`` compares a canonical request (``harness.cache.keys.canonical_request``)
 with the closest of some cached canonical requests and names what differs, e.g.
 ``temperature: 0.7 (cached: 0.0)`` or ``prompt differs at character 212 (message 1,
-user): "…in one word" (cached: "…briefly")``. Character positions count from 1.
+user): "…in one word" (cached: "…briefly")``. A long parameter (an embedding's ``input``,
+the Responses API's ``input``) is shown the same way, around its first difference.
+Character positions count from 1.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["closest", "differences", "distance", "explain_miss"]
+__all__ = ["closest", "differences", "distance", "explain_miss", "prompt_text"]
 
 _IDENTITY = ("provider", "base_url", "model")
 _EXCERPT_BEFORE = 20
@@ -40,9 +42,19 @@ def _content_text(content: Any) -> str:
     return json.dumps(content, sort_keys=True, ensure_ascii=False)
 
 
-def _prompt_text(request: Request) -> str:
+# Where a request without messages keeps its text: embeddings and the Responses API take
+# ``input``, legacy completions ``prompt``.
+_TEXT_PARAMS = ("input", "prompt")
+
+
+def prompt_text(request: Request) -> str:
+    """The texts of a request's messages joined by ``\\x1e``; for a request with no
+    messages, its ``input`` or ``prompt`` parameter."""
     messages = request.get("messages") or []
-    return "\x1e".join(_content_text(m.get("content", "")) for m in messages)
+    if messages:
+        return "\x1e".join(_content_text(m.get("content", "")) for m in messages)
+    params = request.get("params") or {}
+    return "\x1e".join(_content_text(params[name]) for name in _TEXT_PARAMS if name in params)
 
 
 def _json(value: Any) -> str:
@@ -88,6 +100,19 @@ def _shown(present: bool, value: Any) -> str:
     return _value(value) if present else "not set"
 
 
+def _param_difference(name: str, present: bool, new: Any, was_present: bool, old: Any) -> str:
+    if present and was_present:
+        new_text = new if isinstance(new, str) else _json(new)
+        old_text = old if isinstance(old, str) else _json(old)
+        if max(len(new_text), len(old_text)) > _VALUE_CHARS:  # show where, not the start
+            at = _common_prefix_len(new_text, old_text)
+            return (
+                f"{name} differs at character {at + 1}: {_excerpt(new_text, at)} "
+                f"(cached: {_excerpt(old_text, at)})"
+            )
+    return f"{name}: {_shown(present, new)} (cached: {_shown(was_present, old)})"
+
+
 def differences(request: Request, cached: Request) -> list[str]:
     """Every difference between a request and a cached one, most telling first."""
     out = []
@@ -103,8 +128,7 @@ def differences(request: Request, cached: Request) -> list[str]:
         new, old = params.get(name), cached_params.get(name)
         # 0 == 0.0 == False in Python; the key tells them apart, so compare JSON text.
         if name not in params or name not in cached_params or _json(new) != _json(old):
-            shown_new, shown_old = _shown(name in params, new), _shown(name in cached_params, old)
-            out.append(f"{name}: {shown_new} (cached: {shown_old})")
+            out.append(_param_difference(name, name in params, new, name in cached_params, old))
     messages, cached_messages = request.get("messages") or [], cached.get("messages") or []
     if len(messages) != len(cached_messages):
         out.append(f"messages: {len(messages)} (cached: {len(cached_messages)})")
@@ -118,7 +142,7 @@ def differences(request: Request, cached: Request) -> list[str]:
 
 def distance(request: Request, cached: Request) -> tuple[int, int]:
     """Sort key for closeness: fewest differing fields, then longest common prompt prefix."""
-    shared = _common_prefix_len(_prompt_text(request), _prompt_text(cached))
+    shared = _common_prefix_len(prompt_text(request), prompt_text(cached))
     return (len(differences(request, cached)), -shared)
 
 

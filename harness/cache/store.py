@@ -34,16 +34,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import diskcache
 
-from harness.cache.explain import distance
+from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
-from harness.errors import CacheCorrupt, CacheError
+from harness.errors import CacheCorrupt, CacheError, HarnessError
+from harness.faults import environment_fault, first_line
 from harness.model_io import ModelResponse
 
-__all__ = ["ENTRY_SCHEMA_VERSION", "CacheEntry", "ResponseCache", "SafeDisk", "utc_now"]
+__all__ = [
+    "ENTRY_SCHEMA_VERSION",
+    "CacheEntry",
+    "EntryStore",
+    "ResponseCache",
+    "SafeDisk",
+    "utc_now",
+]
 
 ENTRY_SCHEMA_VERSION = 1
 
@@ -220,6 +228,23 @@ class CacheEntry:
         return entry
 
 
+class EntryStore(Protocol):
+    """What the call path and cassettes need of a cache: ``ResponseCache`` on disk, or
+    ``harness.cache.memory.MemoryCache`` for a cassette in use."""
+
+    def get(self, key: str) -> CacheEntry | None: ...
+
+    def set(self, key: str, entry: CacheEntry) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+    def nearest(self, canonical: dict[str, Any], limit: int = 3) -> list[dict[str, Any]]: ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
 class SafeDisk(diskcache.Disk):
     """A diskcache Disk that stores only text and bytes and never unpickles."""
 
@@ -260,11 +285,14 @@ class SafeDisk(diskcache.Disk):
 
 def _prompt_sort_key(canonical: dict[str, Any]) -> str:
     # Last message first: the row-specific text usually sits in the last user message,
-    # so the entry with the longest shared prefix is most often the same row's.
+    # so the entry with the longest shared prefix is most often the same row's. A request
+    # with no messages (an embedding) sorts by its input.
     parts = []
     for message in reversed(canonical.get("messages") or []):
         content = message.get("content", "")
         parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
+    if not parts:
+        return prompt_text(canonical)[:_SORT_KEY_CHARS]
     return "\x1e".join(parts)[:_SORT_KEY_CHARS]
 
 
@@ -308,7 +336,7 @@ class ResponseCache:
                 str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
             )
         except (sqlite3.Error, OSError) as exc:
-            raise CacheError(f"cannot open the cache at {self.directory}: {exc}") from None
+            raise _fault(exc, self.directory, "opening") from None
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -393,8 +421,8 @@ class ResponseCache:
         text = entry.to_text()
         try:
             self._cache.set(key, text, tag=_index_tag(entry.request))
-        except (sqlite3.Error, diskcache.Timeout) as exc:
-            raise CacheError(f"cannot write the cache at {self.directory}: {exc}") from None
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _fault(exc, self.directory) from None
 
     def delete(self, key: str) -> bool:
         """Remove one entry; True if it was there."""
@@ -403,8 +431,11 @@ class ResponseCache:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Group many writes in one transaction (holds the write lock until the end)."""
-        with self._cache.transact():
-            yield
+        try:
+            with self._cache.transact():
+                yield
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:  # the commit itself
+            raise _fault(exc, self.directory) from None
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -528,6 +559,15 @@ class ResponseCache:
         return f"ResponseCache({str(self.directory)!r})"
 
 
+def _fault(error: BaseException, directory: Path, action: str = "writing") -> HarnessError:
+    """A full disk or a read-only cache folder named as such; else a ``CacheError``."""
+    fault = environment_fault(error, directory, action=action)
+    if fault is not None:
+        return fault
+    verb = "open" if action == "opening" else "write"
+    return CacheError(f"cannot {verb} the cache at {directory}: {first_line(error)}")
+
+
 def _size_on_disk(directory: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(directory):
@@ -535,3 +575,23 @@ def _size_on_disk(directory: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return total
+
+
+def cache_stats(directory: Path | str) -> dict[str, Any]:
+    """``ResponseCache.stats()`` of the cache at ``directory``; a folder that does not exist
+    is an empty cache, and is not created (``cache stats`` only looks)."""
+    if not Path(directory).is_dir():
+        return {
+            "directory": str(directory),
+            "entries": 0,
+            "size_bytes": 0,
+            "oldest": None,
+            "newest": None,
+            "by_provider": {},
+            "by_model": [],
+        }
+    cache = ResponseCache(directory)
+    try:
+        return cache.stats()
+    finally:
+        cache.close()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import CacheError
 
 if TYPE_CHECKING:
-    from harness.cache.store import ResponseCache
+    from harness.cache.store import EntryStore
     from harness.model_io import ModelResponse
 
 __all__ = ["CacheWriter"]
@@ -23,7 +23,7 @@ class CacheWriter:
     them off the event loop.
     """
 
-    def __init__(self, cache: ResponseCache) -> None:
+    def __init__(self, cache: EntryStore) -> None:
         self.cache = cache
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
         self._pending: list[tuple[str, dict[str, Any], ModelResponse, asyncio.Future[None]]] = []

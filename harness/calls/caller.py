@@ -6,22 +6,33 @@ See the package docstring (``harness.calls``) for the whole path.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.calls.cache_writer import CacheWriter
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
-from harness.errors import ConfigError, ProviderError, ReplayMiss
+from harness.errors import (
+    BudgetExceeded,
+    ConfigError,
+    EndpointUnreachable,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ReplayMiss,
+)
+from harness.intercept.endpoints import Endpoints
 
 if TYPE_CHECKING:
     import httpx
 
-    from harness.cache.store import CacheEntry, ResponseCache
+    from harness.cache.store import CacheEntry, EntryStore
     from harness.calls.budget import Budget
     from harness.calls.limits import RateLimits
+    from harness.intercept.activate import Interception
     from harness.model_io import ModelRequest, ModelResponse
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
@@ -50,6 +61,8 @@ class CallResult:
     output_tokens: int | None = None
     latency_s: float = 0.0  # the original call's latency, also on a cache hit
     cost_usd: float | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False)  # the provider's answer
+    app_keys: tuple[str, ...] = ()  # a local call's: the keys of the app calls it made
 
 
 class Caller:
@@ -58,13 +71,14 @@ class Caller:
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
     ``concurrency``; cache hits and local (``python:``/``echo``) calls are not.
     ``rate_limits`` (``harness.calls.limits``) and ``budget`` (``harness.calls.budget``)
-    are optional.
+    are optional. While a local call runs, the HTTP calls its code makes to the LLM
+    ``endpoints`` come back here as ``app`` calls (``harness.intercept``).
     """
 
     def __init__(
         self,
         *,
-        cache: ResponseCache | None,
+        cache: EntryStore | None,
         mode: CacheMode = "use",
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
@@ -90,10 +104,14 @@ class Caller:
         self.budget = budget
         self.transport = transport
         self.stats = CallStats()
+        self._counting = threading.Lock()
+        self.endpoints = Endpoints()  # where the app calls of local models are intercepted
+        self._interception: Interception | None = None
         self._client = client
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
+        self._reached: set[str | None] = set()  # base URLs that have answered at least once
         self._cache_writer: CacheWriter | None = None
         self._on_event = on_event or (lambda kind, data: None)
         # Spark scale-out (harness.runner.spark). On the driver, ``defer_misses`` answers
@@ -147,7 +165,9 @@ class Caller:
 
         if kwargs["transport"] not in (None, *TRANSPORTS):
             raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
-        return cls(**kwargs)
+        caller = cls(**kwargs)
+        caller.endpoints = Endpoints.from_settings(settings)  # [intercept] and base URLs
+        return caller
 
     # -- the call path -------------------------------------------------------------------
 
@@ -168,14 +188,8 @@ class Caller:
         canonical = canonical_request(request)  # kept: the cache entry stores it too
         key = canonical_key(canonical)
         if self.mode in ("use", "replay"):
-            hit = self._lookup(provider, key, kind, row_id)
+            hit = self._hit(provider, key, kind, row_id)
             if hit is not None:
-                if key in self.precounted:
-                    return hit
-                stats.cache_hits += 1
-                stats.saved_input_tokens += hit.input_tokens or 0
-                stats.saved_output_tokens += hit.output_tokens or 0
-                stats.saved_cost_usd += hit.cost_usd or 0.0
                 return hit
             if self.mode == "replay":
                 self._replay_miss(canonical, kind, row_id)
@@ -196,6 +210,7 @@ class Caller:
                 response.output_tokens,
                 response.latency_s,
                 self._cost(provider, response),
+                response.raw,
             )
             stats.requests += 1
             stats.input_tokens += response.input_tokens or 0
@@ -218,7 +233,13 @@ class Caller:
     async def _local(
         self, provider: Provider, request: ModelRequest, kind: CallKind, row_id: str | None
     ) -> CallResult:
-        """A ``python:``/``echo`` call: never cached, but remembered for Spark (see __init__)."""
+        """A ``python:``/``echo`` call: never cached, but remembered for Spark (see __init__).
+
+        The HTTP calls its code makes to LLM endpoints are ``app`` calls of this path, on the
+        row's scope (``harness.intercept``): their keys are the result's ``app_keys``, and
+        the first of them to fail (a replay miss, a call that failed after its retries)
+        fails this call, whatever the code did with the error it was handed.
+        """
         key = None
         if row_id is not None and (self.local_seeds is not None or self.local_answers):
             from harness.cache.keys import request_key
@@ -227,7 +248,18 @@ class Caller:
             known = self.local_answers.get(row_id, {}).get(key)
             if known is not None:  # answered (and counted) on the driver
                 return known
-        response = await self._send(provider, request, kind)
+        interception = self._intercepting()
+        scope = interception.scope(row_id)
+        try:
+            with interception.active(scope):
+                response = await self._attempt(provider, request, None)
+        except ProviderError as e:
+            if scope.failure is None:
+                self._count_error(kind, e)
+                raise
+            raise self._app_failure(provider, kind, scope.failure) from scope.failure
+        if scope.failure is not None:  # the code carried on: the call failed all the same
+            raise self._app_failure(provider, kind, scope.failure) from scope.failure
         self.stats.of(kind).local_calls += 1
         result = CallResult(
             response.text,
@@ -237,10 +269,62 @@ class Caller:
             response.output_tokens,
             response.latency_s,
             0.0,
+            app_keys=tuple(scope.keys),
         )
         if key is not None and self.local_seeds is not None:
             self.local_seeds.setdefault(row_id, {})[key] = result  # type: ignore[arg-type]
         return result
+
+    def cached(
+        self,
+        provider: Provider,
+        request: ModelRequest,
+        *,
+        kind: CallKind = "model",
+        row_id: str | None = None,
+    ) -> CallResult | None:
+        """The cached answer to ``request``, counted as a hit, when the mode reads the cache;
+        else None (then ``call`` it). Safe from any thread: a plain ``python:`` model's SDK
+        call is answered here from its own worker thread, without waiting for the loop."""
+        if self.mode not in ("use", "replay") or provider.local:
+            return None
+        from harness.cache.keys import request_key
+
+        return self._hit(provider, request_key(request), kind, row_id)
+
+    def _hit(
+        self, provider: Provider, key: str, kind: CallKind, row_id: str | None
+    ) -> CallResult | None:
+        hit = self._lookup(provider, key, kind, row_id)
+        if hit is None or key in self.precounted:
+            return hit
+        with self._counting:  # hits are counted from worker threads too (``cached``)
+            stats = self.stats.of(kind)
+            stats.cache_hits += 1
+            stats.saved_input_tokens += hit.input_tokens or 0
+            stats.saved_output_tokens += hit.output_tokens or 0
+            stats.saved_cost_usd += hit.cost_usd or 0.0
+        return hit
+
+    def _intercepting(self) -> Interception:
+        if self._interception is None:
+            from harness.intercept.activate import Interception
+
+            self._interception = Interception(self)
+        return self._interception
+
+    def _app_failure(self, provider: Provider, kind: CallKind, failure: BaseException) -> Exception:
+        """What a local call raises when one of its app calls failed: the run's control
+        flow as it is (a deferred row, the budget), anything else as the call's error."""
+        if isinstance(failure, CallDeferred | BudgetExceeded):
+            return failure
+        error = ProviderError(f"{provider.uri}: {failure}")
+        self._count_error(kind, error)
+        return error
+
+    def _count_error(self, kind: CallKind, error: ProviderError) -> None:
+        self.stats.of(kind).errors += 1
+        self.stats.error_kinds[str(error)[:200]] += 1
 
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
@@ -269,16 +353,18 @@ class Caller:
             response.output_tokens,
             response.latency_s,
             self._cost(provider, response),
+            response.raw,
         )
 
     def _replay_miss(self, canonical: dict[str, Any], kind: CallKind, row_id: str | None) -> None:
         from harness.cache.explain import explain_miss
 
         assert self.cache is not None
-        near = self.cache.nearest(canonical, limit=3)
+        explanation = explain_miss(canonical, self.cache.nearest(canonical, limit=3))
+        call = f"app call to {canonical['base_url']}" if kind == "app" else f"{kind} call"
         raise ReplayMiss(
-            f"--cache replay: the {kind} call for row {row_id} is not in the cache: "
-            f"{explain_miss(canonical, near)}"
+            f"--cache replay: the {call} for row {row_id} is not in the cache: {explanation}",
+            explanation=explanation,
         )
 
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
@@ -292,13 +378,6 @@ class Caller:
         self, provider: Provider, request: ModelRequest, kind: CallKind
     ) -> ModelResponse:
         stats = self.stats.of(kind)
-        if provider.local:
-            try:
-                return await self._attempt(provider, request, None)
-            except ProviderError as e:
-                stats.errors += 1
-                self.stats.error_kinds[str(e)[:200]] += 1
-                raise
         limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
         tokens_in = tokens_out = 0
         reserved = 0.0
@@ -322,10 +401,12 @@ class Caller:
                 await limiter.acquire(tokens_in + tokens_out)
             try:
                 response = await self._attempt(provider, request, self._http())
-            except ProviderError:
+            except ProviderError as e:
                 if limiter is not None:  # a refused request used no tokens
                     limiter.settle(tokens_in + tokens_out, 0)
+                self._check_reachable(provider, e)
                 raise
+            self._reached.add(provider.base_url)
             if limiter is not None:
                 used = (response.input_tokens or 0) + (response.output_tokens or 0)
                 limiter.settle(tokens_in + tokens_out, used or None)
@@ -356,6 +437,25 @@ class Caller:
                     input_tokens=response.input_tokens if response else None,
                     output_tokens=response.output_tokens if response else None,
                 )
+
+    def _check_reachable(self, provider: Provider, error: ProviderError) -> None:
+        """Retries are for transient faults: a server that has never answered and refuses
+        the connection is not running (or the URL is wrong), so fail fast, naming it."""
+        if isinstance(error, ProviderHTTPError):
+            self._reached.add(provider.base_url)  # it answered: a later refusal is transient
+        elif (
+            isinstance(error, ProviderConnectionError)
+            and error.refused
+            and provider.base_url not in self._reached
+        ):
+            from harness.providers._http import redact_url
+
+            url = redact_url(provider.base_url or "")
+            raise EndpointUnreachable(
+                f"{provider.uri}: nothing is listening at {url} (connection refused): "
+                "is the server running, and is its base URL right",
+                url=url,
+            ) from None
 
     async def _attempt(
         self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None

@@ -1,4 +1,9 @@
-"""Counters of a Caller's calls, per kind: requests, cache hits, errors, tokens, cost."""
+"""Counters of a Caller's calls, per kind: requests, cache hits, errors, tokens, cost.
+
+The kinds: ``model`` (the run's model), ``judge`` (LLM judges) and ``app`` (the HTTP calls a
+``python:`` model's own code makes to LLM endpoints, routed through the call path by
+``harness.intercept``).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CallKind", "CallStats", "KindStats"]
+__all__ = ["KINDS", "CallKind", "CallStats", "KindStats"]
 
-CallKind = Literal["model", "judge"]
+CallKind = Literal["model", "judge", "app"]
+KINDS: tuple[CallKind, ...] = ("model", "judge", "app")
 
 
-@dataclass
 @dataclass
 class KindStats:
-    """Counters for one kind of call (model or judge)."""
+    """Counters for one kind of call (model, judge or app)."""
 
     requests: int = 0  # calls answered by a provider over the wire
     cache_hits: int = 0
@@ -37,17 +42,22 @@ class KindStats:
 class CallStats:
     model: KindStats = field(default_factory=KindStats)
     judge: KindStats = field(default_factory=KindStats)
+    app: KindStats = field(default_factory=KindStats)
     error_kinds: Counter[str] = field(default_factory=Counter)
 
     def of(self, kind: CallKind) -> KindStats:
-        return self.model if kind == "model" else self.judge
+        return self.model if kind == "model" else self.judge if kind == "judge" else self.app
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model.as_dict(), "judge": self.judge.as_dict()}
+        return {kind: self.of(kind).as_dict() for kind in KINDS}
+
+    def total(self, counter: str) -> Any:
+        """One counter summed over the kinds (``total("cache_hits")``)."""
+        return sum(getattr(self.of(kind), counter) for kind in KINDS)
 
     def add(self, other: Mapping[str, Any], error_kinds: Mapping[str, int] | None = None) -> None:
         """Add counters reported elsewhere (``as_dict`` of another Caller's stats)."""
-        for kind in ("model", "judge"):
+        for kind in KINDS:
             mine = self.of(kind)
             for name, value in (other.get(kind) or {}).items():
                 setattr(mine, name, getattr(mine, name) + value)

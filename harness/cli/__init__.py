@@ -7,7 +7,9 @@ neither pandas, DuckDB nor MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -17,12 +19,15 @@ from harness._version import __version__
 # command name -> "module:attribute"
 COMMANDS = {
     "data": "harness.cli.data:data",
+    "dev": "harness.cli.dev:dev",
     "run": "harness.cli.run:run",
     "runs": "harness.cli.runs:runs",
     "cache": "harness.cli.cache:cache",
     "check": "harness.cli.compare:check",
     "compare": "harness.cli.compare:compare",
     "judges": "harness.cli.judges:judges",
+    "metrics": "harness.cli.metrics:metrics",
+    "report": "harness.cli.report:report",
     "sync": "harness.cli.sync:sync",
     "ui": "harness.cli.ui:ui",
 }
@@ -56,9 +61,35 @@ class HarnessGroup(click.Group):
         from harness.errors import HarnessError
 
         try:
-            return super().invoke(ctx)
+            with _sigterm_raises():
+                return super().invoke(ctx)
         except HarnessError as e:
             raise HarnessCommandError(str(e), e.exit_code) from None
+        except KeyboardInterrupt:  # Ctrl-C outside a run or sync, which handle their own
+            raise HarnessCommandError("interrupted", 130) from None
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (open transactions roll back), exit 143: ``harness run``
+    and ``harness sync`` replace this with a graceful stop while they work."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, _frame: Any) -> None:
+        from harness.errors import Interrupted
+
+        raise Interrupted("terminated (SIGTERM)", signum=signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,8 +106,11 @@ def cli(ctx: click.Context, home: str | None) -> None:
     """Evaluate LLM applications locally: cached model and judge calls, results in DuckDB
     and MLflow.
 
+    No API key? `harness dev fake-llm --help` shows how to try it all offline;
+    harness.toml settings: docs/config.md.
+
     \b
-    Quick start:
+    Example (a first session):
       harness data import questions.csv --name qa
       harness run --data qa --model openai:/gpt-4o-mini --metric exact_match
       harness runs list

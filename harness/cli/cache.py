@@ -28,16 +28,28 @@ def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
 
 @click.group()
 def cache() -> None:
-    """The response cache: every model and judge call, keyed by a hash of the request."""
+    """The response cache: every model and judge call, keyed by a hash of the request.
+
+    \b
+    Example:
+      harness cache stats
+    """
 
 
 @cache.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
-    """Entries, size on disk, age, and entries per model."""
-    with _open_cache(ctx) as c:
-        document = c.stats()
+    """Entries, size on disk, age, and entries per model.
+
+    \b
+    Example:
+      harness cache stats --json
+    """
+    from harness.cache.store import cache_stats
+    from harness.config import resolve_home
+
+    document = cache_stats(resolve_home(home_of(ctx)).cache_dir)
     if as_json:
         print_json(document)
         return
@@ -63,7 +75,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> None:
-    """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable."""
+    """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable.
+
+    \b
+    Example:
+      harness cache export tests/cassettes/qa.jsonl.gz --run RUN_ID
+    """
     from harness.cache.cassette import export_cassette
     from harness.config import resolve_home
     from harness.store.runs import get_run, request_keys
@@ -85,7 +102,12 @@ def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one."""
+    """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one.
+
+    \b
+    Example:
+      harness cache import tests/cassettes/qa.jsonl.gz
+    """
     from harness.cache.cassette import import_cassette
 
     with _open_cache(ctx) as c:
@@ -107,7 +129,12 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
-    """Check every entry's checksum. Exit code 1 if any entry is corrupt."""
+    """Check every entry's checksum. Exit code 1 if any entry is corrupt.
+
+    \b
+    Example:
+      harness cache verify
+    """
     with _open_cache(ctx) as c:
         problems = c.verify()
         total = len(c)
@@ -132,7 +159,12 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
-    """Remove old or corrupt entries."""
+    """Remove old or corrupt entries.
+
+    \b
+    Example:
+      harness cache prune --older-than 30
+    """
     with _open_cache(ctx) as c:
         removed = c.prune(days)
     if as_json:
@@ -146,7 +178,12 @@ def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Remove every entry (reruns will pay for every call again)."""
+    """Remove every entry (reruns will pay for every call again).
+
+    \b
+    Example:
+      harness cache clear --yes
+    """
     if not yes and not as_json:
         click.confirm("Remove every cached response?", abort=True)
     with _open_cache(ctx) as c:

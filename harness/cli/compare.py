@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from harness.cli.options import Decorator
+from harness.cli.options import Decorator, max_slices_option
 from harness.cli.output import home_of, print_json, print_renderables
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from harness.compare.result import CheckResult, Comparison
+    from harness.config import Home
 
 
 def rows_option(help: str) -> Decorator:
@@ -41,6 +43,14 @@ def cluster_option(help: str) -> Decorator:
     help="The smallest difference that matters, in the metric's units or in % of the "
     "base mean; repeatable. [default: 0.02 for scores in [0, 1], else 5%]",
 )
+@click.option(
+    "--by",
+    multiple=True,
+    metavar="COLUMN",
+    help="Also compare on the rows of each value of this dataset column; p-values of "
+    "every slice adjusted together (Holm). Repeatable.",
+)
+@max_slices_option
 @rows_option("Flipped rows to show of each kind (worse, better).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
@@ -51,6 +61,8 @@ def compare(
     candidates: tuple[str, ...],
     cluster: str | None,
     margins: tuple[str, ...],
+    by: tuple[str, ...],
+    max_slices: int | None,
     rows: int,
     as_json: bool,
     markdown: bool,
@@ -63,8 +75,9 @@ def compare(
     (exact McNemar for 0/1 scores, paired t otherwise), adjusted across metrics (Holm);
     the minimum detectable effect; and a verdict: better, worse, no detectable difference,
     or inconclusive (the interval is wider than the margin that matters). Then the rows
-    that flipped, worse first. With $GITHUB_STEP_SUMMARY set, the markdown is appended
-    there too.
+    that flipped, worse first. With --by COLUMN, the same per value of the column. Runs
+    that are samples are compared on the rows both have (a note says so). With
+    $GITHUB_STEP_SUMMARY set, the markdown is appended there too.
 
     \b
     Example:
@@ -77,8 +90,9 @@ def compare(
     if as_json and markdown:
         raise ConfigError("choose one of --json and --markdown")
     comparison = compare_refs(
-        base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows
-    )
+        base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows,
+        by=by, max_slices=max_slices,
+    )  # fmt: skip
     _show(comparison, as_json=as_json, markdown=markdown)
     publish_comparison(comparison)
 
@@ -133,6 +147,13 @@ def check_options(fn: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--markdown", is_flag=True, help="Print markdown (for a PR comment).")
 @click.option(
+    "--report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the HTML report of the check (its gates, the comparison, every row) to "
+    "FILE, e.g. next to the JUnit file for CI to keep.",
+)
+@click.option(
     "--no-mlflow",
     is_flag=True,
     help="Do not record the verdict on the candidate's MLflow run (tag harness.check and "
@@ -145,6 +166,7 @@ def check(
     rows: int,
     as_json: bool,
     markdown: bool,
+    report: str | None,
     no_mlflow: bool,
     **gates: object,
 ) -> None:
@@ -168,7 +190,7 @@ def check(
 
     \b
     Example:
-      harness check 3f2a9c1b4d5e --baseline baseline.jsonl --max-drop exact_match=0.02
+      harness check 3f2a9c1b4d5e --baseline baseline.jsonl --junit junit.xml --report report.html
     """
     from harness.errors import ConfigError
 
@@ -176,9 +198,12 @@ def check(
         raise ConfigError("choose one of --json and --markdown")
     from harness.compare.api import check_ref
     from harness.config import resolve_home
+    from harness.files import check_writable
 
     home = resolve_home(home_of(ctx))
     junit = gates.pop("junit")
+    if report:
+        check_writable(Path(report))  # before the work, not after it
     result = check_ref(candidate, home=home, rows=rows, **gates)  # type: ignore[arg-type]
     finish_check(
         result,
@@ -186,6 +211,8 @@ def check(
         tracking_uri=None if no_mlflow else home.tracking_uri,
         as_json=as_json,
         markdown=markdown,
+        report=report,
+        home=home,
     )
 
 
@@ -198,19 +225,22 @@ def finish_check(
     tracking_uri: str | None = None,
     quiet: bool = False,
     failed_rows: int = 0,
+    report: str | None = None,
+    home: Home | None = None,
 ) -> None:
     """Show and publish a check's result, then exit with its code (shared with `run --check`).
 
     ``quiet``: the caller printed the result already (``run --check --json``).
     ``failed_rows``: rows of the run that failed; they make a passing check exit 1, as
-    any failed call does.
+    any failed call does. ``report``: a file for the check's HTML report.
     """
     from harness.compare.publish import publish_check
     from harness.errors import CheckFailed, CheckUndecided, RunFailed
 
     if not quiet:
         _show(result, as_json=as_json, markdown=markdown)
-    published = publish_check(result, junit=junit, tracking_uri=tracking_uri)
+    published = publish_check(result, junit=junit, tracking_uri=tracking_uri, report=report,
+                              home=home)  # fmt: skip
     for line in published.annotations:
         click.echo(line, err=True)
     for warning in published.warnings:
@@ -219,6 +249,8 @@ def finish_check(
         click.echo(f"verdict tagged on MLflow run {published.mlflow_run_id}", err=True)
     if published.junit is not None and not (as_json or quiet):
         click.echo(f"JUnit XML: {published.junit}", err=True)
+    if published.report is not None and not (as_json or quiet):
+        click.echo(f"report: {published.report}", err=True)
     if result.outcome == "fail":
         raise CheckFailed(result.summary())
     if result.outcome == "undecided":

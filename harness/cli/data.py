@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.options import profile_option, spark_remote_option, verbose_option
+from harness.cli.output import home_of, print_json, print_table
+from harness.wording import plural
 
 
 @click.group()
 def data() -> None:
-    """Eval sets: import files, list them, show their rows."""
+    """Eval sets: import files, list them, show their rows.
+
+    \b
+    Example:
+      harness data import questions.csv --name qa
+    """
 
 
 @data.command("import")
-@click.argument("path", type=click.Path(dir_okay=True))
+@click.argument("path", type=click.Path(dir_okay=True), required=False)
 @click.option("--name", required=True, help="Dataset name; imports under one name are versions.")
+@click.option(
+    "--spark-table",
+    metavar="NAME",
+    help="Import a Spark table instead of a file (catalog.schema.table on Unity Catalog).",
+)
+@click.option(
+    "--spark-sql",
+    metavar="QUERY",
+    help="Import the result of a Spark SQL query instead of a file.",
+)
+@spark_remote_option
+@profile_option
+@verbose_option
 @click.option(
     "--input",
     "input_col",
@@ -50,41 +70,117 @@ def import_(
     expected_col: str | None,
     context_col: str | None,
     id_col: str | None,
+    spark_table: str | None,
+    spark_sql: str | None,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
     as_json: bool,
 ) -> None:
-    """Import a CSV, TSV, JSONL, JSON or Parquet file as a dataset version.
+    """Import a CSV, TSV, JSONL, JSON or Parquet file, or a Spark table or query, as a
+    dataset version.
 
     A version is named by the digest of its content: importing the same content again
-    reports the existing version; changed content makes a new one.
-    """
-    from harness.data import import_file
+    reports the existing version; changed content makes a new one. Columns named input,
+    question, expected, answer, context or id (in any case) are found by themselves; a
+    .csv may be separated by commas, semicolons, tabs or bars. A Spark table is read in
+    batches, so it may be larger than memory; its rows give the same version as the same
+    rows in a file.
 
-    result = import_file(
-        path,
-        name=name,
-        input=input_col,
-        expected=expected_col,
-        context=context_col,
-        id=id_col,
-        home=home_of(ctx),
-    )
+    \b
+    Examples:
+      harness data import questions.csv --name qa --expected final_decision
+      harness data import --spark-table main.evals.qa --name qa --spark-remote sc://host:15002
+      harness data import --spark-sql "SELECT * FROM main.evals.qa WHERE split = 'test'" \\
+          --name qa-test --spark-remote databricks --profile prod
+    """
+    mapping = dict(input=input_col, expected=expected_col, context=context_col, id=id_col)
+    if spark_table is not None or spark_sql is not None:
+        from harness.config import resolve_home
+        from harness.errors import ConfigError
+        from harness.runner.spark_session import SparkTarget
+        from harness.spark_tables import import_spark_table
+
+        if path is not None:
+            raise ConfigError("give a file PATH or --spark-table/--spark-sql, not both")
+        target = SparkTarget.resolve(
+            resolve_home(home_of(ctx)).settings,
+            remote=spark_remote,
+            profile=profile,
+            verbose=verbose,
+        )
+        result = import_spark_table(
+            spark_table, sql=spark_sql, name=name, home=home_of(ctx), target=target, **mapping
+        )
+    else:
+        from harness.data import import_file
+        from harness.errors import ConfigError
+
+        if path is None:
+            raise ConfigError("harness data import needs a file PATH (or --spark-table NAME)")
+        result = import_file(path, name=name, home=home_of(ctx), **mapping)
     if as_json:
         print_json(result.as_dict())
         return
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
     click.echo(
-        f"{verb} {info.ref} ({info.n_rows} rows; columns: "
+        f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; columns: "
         + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
         + ")"
     )
+
+
+@data.command("sample")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.argument("size", metavar="N|FRACTION")
+@click.option("--name", required=True, help="Dataset to save the subset as (a new version).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random subset to take.")
+@click.option(
+    "--stratify", metavar="COLUMN", help="Keep each value's share of this column (within a row)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def sample(
+    ctx: click.Context,
+    ref: str,
+    size: str,
+    name: str,
+    seed: int,
+    stratify: str | None,
+    as_json: bool,
+) -> None:
+    """Save a reproducible random subset of a dataset as a dataset version of its own.
+
+    N rows, or a fraction such as 0.1, chosen as `harness run --sample` chooses them: the
+    same seed gives the same rows on any machine. The subset is content-digested like any
+    import, so sampling again with the same arguments changes nothing.
+
+    \b
+    Example:
+      harness data sample pubmedqa 100 --seed 1 --stratify final_decision --name pubmedqa-100
+    """
+    from harness.data import sample_dataset
+
+    result = sample_dataset(ref, size, name=name, seed=seed, stratify=stratify, home=home_of(ctx))
+    if as_json:
+        print_json(result.as_dict())
+        return
+    info = result.dataset
+    verb = "saved" if result.created else "unchanged: already stored as"
+    click.echo(f"{verb} {info.ref} ({info.n_rows} rows; {info.source})")
 
 
 @data.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List datasets and their versions, newest first."""
+    """List datasets and their versions, newest first.
+
+    \b
+    Example:
+      harness data list --json
+    """
     from harness.config import resolve_home
     from harness.store.datasets import list_datasets
 
@@ -113,7 +209,12 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset and rows as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
-    """Show a dataset version and its first rows."""
+    """Show a dataset version and its first rows.
+
+    \b
+    Example:
+      harness data show qa@3f2a9c --limit 5
+    """
     from harness.config import resolve_home
     from harness.store.datasets import load_examples, resolve_dataset
 
@@ -137,7 +238,9 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"{info.ref}  {info.n_rows} rows  digest {info.digest}  source {info.source}")
+    click.echo(
+        f"{info.ref}  {plural(info.n_rows, 'row')}  digest {info.digest}  source {info.source}"
+    )
     print_table(
         None,
         ["id", "input", "expected", "context"],
@@ -147,7 +250,7 @@ def show(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
         ],
     )
     if info.n_rows > len(examples):
-        click.echo(f"... {fmt(info.n_rows - len(examples))} more rows (--limit N)")
+        click.echo(f"... {plural(info.n_rows - len(examples), 'more row')} (--limit N)")
 
 
 def _short(text: str | None, width: int = 80) -> str:

@@ -17,7 +17,12 @@ from harness.cli.output import fmt, home_of, print_json, print_table
 
 @click.group()
 def judges() -> None:
-    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python."""
+    """LLM judges: built-in, from harness.toml or --judges FILE, or registered in Python.
+
+    \b
+    Example:
+      harness judges list
+    """
 
 
 @judges.command("list")
@@ -28,7 +33,12 @@ def judges() -> None:
 def list_(
     ctx: click.Context, judges_file: str | None, guidelines: tuple[str, ...], as_json: bool
 ) -> None:
-    """List the judges --judge accepts: output type, the fields they use, version."""
+    """List the judges --judge accepts: output type, the fields they use, version.
+
+    \b
+    Example:
+      harness judges list --judges my_judges.toml
+    """
     from harness.config import resolve_home
     from harness.judges import available_judges
 
@@ -143,7 +153,16 @@ def calibrate_(
     show: int,
     as_json: bool,
 ) -> None:
-    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix."""
+    """Measure a judge against human labels: accuracy, Cohen's kappa, confusion matrix.
+
+    Exit code 1 when judge answers failed (calls after their retries, or no usable
+    verdict): the figures leave those rows out.
+
+    \b
+    Example:
+      harness judges calibrate --data qa --run RUN_ID --judge correctness \\
+          --label final_decision --judge-model openai:/gpt-4o-mini
+    """
     from harness.errors import ConfigError
     from harness.judges.calibration import calibrate
 
@@ -170,7 +189,14 @@ def calibrate_(
     )
     if as_json:
         print_json(result.as_dict())
-        return
+    else:
+        _print_calibration(result, show)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
+
+
+def _print_calibration(result: Any, show: int) -> None:
     click.echo(
         f"judge {result.judge}@{result.judge_version} ({result.judge_model}) vs "
         f"{result.label_column} on {result.dataset}"
@@ -226,7 +252,12 @@ def compare(
     """Compare two runs row by row with a pairwise judge, asked in both orders.
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
-    as inconsistent: the judge preferred a position, not an answer).
+    as inconsistent: the judge preferred a position, not an answer). Exit code 1 when
+    rows could not be judged (judge calls that failed after their retries).
+
+    \b
+    Example:
+      harness judges compare RUN_A RUN_B --judge-model openai:/gpt-4o-mini
     """
     from harness.judges.pairwise import compare_runs
 
@@ -241,7 +272,14 @@ def compare(
     )
     if as_json:
         print_json(result.as_dict())
-        return
+    else:
+        _print_comparison(result, with_rows)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
+
+
+def _print_comparison(result: Any, with_rows: bool) -> None:
     t = result.totals
     click.echo(
         f"A = {result.run_a}, B = {result.run_b} on {result.dataset}; judge "

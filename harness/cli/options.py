@@ -53,3 +53,63 @@ guideline_option: Decorator = click.option(
     metavar="TEXT",
     help="A guideline for the `guidelines` judge, repeatable.",
 )
+
+
+verbose_option: Decorator = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Spark's and pyspark's own log lines (off the terminal by default).",
+)
+
+spark_remote_option: Decorator = click.option(
+    "--spark-remote",
+    metavar="sc://HOST:PORT",
+    help="A Spark Connect server to use, or `databricks` for Databricks Connect. "
+    "[default: SPARK_REMOTE, else [spark] remote in harness.toml, else a local session]",
+)
+
+profile_option: Decorator = click.option(
+    "--profile",
+    metavar="NAME",
+    help="The ~/.databrickscfg profile for Databricks Connect (as in `harness sync`). "
+    "[default: DATABRICKS_CONFIG_PROFILE, else DEFAULT]",
+)
+
+by_option: Decorator = click.option(
+    "--by",
+    "by",
+    multiple=True,
+    metavar="COLUMN",
+    help="Also report every metric per value of this dataset column (count, mean, 95% CI), "
+    "with the overall line. Repeatable.",
+)
+
+max_slices_option: Decorator = click.option(
+    "--max-slices",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Refuse a --by column with more than N values. [default: [slices] max_values in "
+    "harness.toml, else 50]",
+)
+
+
+def sample_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--sample, --seed and --stratify: a reproducible random subset of the rows."""
+    options: list[Decorator] = [
+        click.option(
+            "--sample", metavar="N|FRACTION",
+            help="A random subset: N rows, or a fraction of them such as 0.1. The same seed "
+            "picks the same rows on any machine (and a larger N keeps the smaller's rows).",
+        ),
+        click.option(
+            "--seed", "sample_seed", type=int, metavar="S",
+            help="Which random subset --sample takes. [default: 0]",
+        ),
+        click.option(
+            "--stratify", metavar="COLUMN",
+            help="Keep each value's share of this column in the --sample (each within one row).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn

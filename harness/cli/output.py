@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from harness.runner.sweep import SweepResult
 
 
 def _clean(value: Any) -> Any:
@@ -29,7 +32,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -37,7 +40,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     import sys
 
     # Piped output gets a fixed, wide table rather than rich's 80-column default.
-    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    if title:  # a line of its own: as the table's title it would wrap at a narrow table's width
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
+    console.print(table)
 
 
 def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
@@ -52,6 +58,36 @@ def print_renderables(renderables: Sequence[Any], *, width: int = 160) -> None:
         console.print(renderable)
 
 
+def print_slices(tables: Sequence[Any]) -> None:
+    """Each ``--by`` column's ``SliceTable``: per metric, the overall line, then a line per
+    value (rows with a score, mean, 95% interval)."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    for table in tables:
+        shown = Table(show_edge=False, pad_edge=False)
+        title = f"by {table.column}: {len(table.slices)} values; 95% intervals"
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
+        for column in ("metric", table.column, "rows", "mean", "95% CI"):
+            shown.add_column(column, overflow="fold")
+        for metric in table.metrics:
+            for s in [table.overall, *table.slices]:
+                m = s.means[metric]
+                value = "(all)" if s is table.overall else s.value
+                shown.add_row(
+                    metric if s is table.overall else "",
+                    "(none)" if value is None else value,
+                    f"{m.n}" if m.n == s.rows else f"{m.n} of {s.rows}",
+                    fmt(m.mean) if m.n else "",
+                    "" if m.low != m.low else f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]",
+                )
+            shown.add_section()
+        console.print(shown)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""
@@ -62,3 +98,76 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def home_of(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("home")
+
+
+def call_lines(calls: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per kind of call (model, judge, ...): sent, cached, local, failed, tokens."""
+    lines = []
+    for kind, c in calls.items():
+        if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls", "errors")):
+            continue
+        line = (
+            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
+            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
+            + (f", {c['errors']} failed" if c.get("errors") else "")
+            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+        )
+        if c.get("cost_usd"):
+            line += f"; cost ${c['cost_usd']:.4f}"
+        if c.get("saved_cost_usd"):
+            line += f"; cache saved ${c['saved_cost_usd']:.4f}"
+        lines.append(line)
+    return lines
+
+
+def failure_lines(failures: dict[str, dict[str, Any]], top: int = 3) -> list[str]:
+    """What failed, per kind of call, with the most common reasons (one line each)."""
+    from harness.runner.config import FAILURE_UNITS
+
+    lines = []
+    for kind, entry in failures.items():
+        unit = FAILURE_UNITS.get(kind, "calls")
+        lines.append(f"failed: {entry['failed']} {kind} {unit}")
+        lines += [f"  {n} x {_one_line(reason)}" for reason, n in entry["reasons"][:top]]
+    return lines
+
+
+def _one_line(text: object, width: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def invocation() -> str:
+    """How to type ``harness`` again in a hint: ``harness`` when that name on PATH is this
+    program, else the path it was started by (``.venv/bin/harness`` before activating)."""
+    import os
+    import shutil
+    import sys
+
+    started = sys.argv[0] if sys.argv and sys.argv[0] else "harness"
+    if os.path.basename(started) != "harness":
+        return "harness"  # python -m harness, or a test runner: the name is the best hint
+    on_path = shutil.which("harness")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(started):
+        return "harness"
+    relative = os.path.relpath(started)
+    return relative if not relative.startswith("..") else os.path.abspath(started)
+
+
+def print_sweep(sweep: SweepResult) -> None:
+    """A sweep's comparison table (``harness run`` at its end, ``harness runs show``):
+    one row per child, ``*`` on the best, then where to find it again."""
+    hidden = sweep.columns.index("mlflow_run_id")
+    print_table(
+        f"sweep {sweep.sweep_id}: {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
+        + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
+        ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
+        [
+            ["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
+            for n, row in enumerate(sweep.rows)
+        ],
+    )
+    if sweep.parent_mlflow_run_id:
+        click.echo(
+            f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
+        )

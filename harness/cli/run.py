@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.cli.compare import check_options, finish_check
 from harness.cli.options import (
+    by_option,
     cache_option,
     concurrency_option,
     guideline_option,
     judges_file_option,
+    max_slices_option,
+    profile_option,
+    sample_options,
+    verbose_option,
 )
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    invocation,
+    print_json,
+    print_slices,
+    print_sweep,
+    print_table,
+)
 from harness.config import DEFAULT_EXPERIMENT
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.config import Home
-    from harness.runner.config import RunConfig
+    from harness.runner.config import RunConfig, RunResult
+    from harness.runner.spark_session import SparkTarget
 
 
 @click.command()
@@ -31,10 +49,12 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--model",
+    "models",
+    multiple=True,
     metavar="URI",
     help="openai:/MODEL, anthropic:/MODEL, "
     "databricks:/ENDPOINT, ollama:/MODEL, python:MODULE:FUNCTION, echo, or column:NAME "
-    "(outputs already in the dataset's column NAME).",
+    "(outputs already in the dataset's column NAME). Repeat to sweep across models.",
 )
 @click.option(
     "--prompt",
@@ -58,9 +78,11 @@ if TYPE_CHECKING:
     "--metric",
     "metrics",
     multiple=True,
-    metavar="NAME",
-    help="Heuristic metric, repeatable. [default: exact_match, token_f1, rougeL, "
-    "word_count, latency]",
+    metavar="SPEC",
+    help="Offline metric, repeatable: NAME (built-in or a [metrics.NAME] table), "
+    "KIND:VALUE (contains:Paris, regex:PATTERN, length:..400, json-schema:@FILE, ...), "
+    "python:MODULE:FUNCTION; LABEL=... names it. See `harness metrics list`. "
+    "[default: exact_match, token_f1, rougeL, word_count, latency]",
 )
 @click.option(
     "--judge",
@@ -93,6 +115,9 @@ if TYPE_CHECKING:
     help="Estimate calls, tokens and cost from the cache and prompts; send nothing.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@sample_options
+@by_option
+@max_slices_option
 @click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."
 )
@@ -101,7 +126,8 @@ if TYPE_CHECKING:
     "--resume",
     "resume_id",
     metavar="RUN_ID",
-    help="Finish an interrupted run (its other options are taken from the run).",
+    help="Finish an interrupted, failed or stopped run: failed rows are retried and the "
+    "same MLflow run completed (its other options are taken from the run).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
@@ -112,9 +138,29 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--spark",
-    is_flag=True,
-    help="Send the rows the cache cannot answer to Apache Spark executors (the active "
-    "session, else [spark] master in harness.toml, default local[*]); needs pyspark.",
+    is_flag=False,
+    flag_value="on",
+    default=None,
+    metavar="[databricks]",
+    help="Send the rows the cache cannot answer to Apache Spark executors: the active "
+    "session, else a remote one (--spark-remote, SPARK_REMOTE, [spark] remote), else a "
+    "local one ([spark] master, default local[*]). `--spark databricks` runs them on a "
+    "Databricks cluster through Databricks Connect. Needs pyspark.",
+)
+@click.option(
+    "--spark-remote",
+    metavar="sc://HOST:PORT",
+    help="Run the Spark tasks on this Spark Connect server (implies --spark).",
+)
+@profile_option
+@verbose_option
+@click.option(
+    "--report",
+    "report",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the run's HTML report to FILE at the end (with --check: the check's, "
+    "with the comparison). Every run also logs it to MLflow as report.html.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
@@ -131,7 +177,7 @@ if TYPE_CHECKING:
 def run(
     ctx: click.Context,
     data_ref: str | None,
-    model: str | None,
+    models: tuple[str, ...],
     prompts: tuple[str, ...],
     system: str | None,
     params: tuple[str, ...],
@@ -145,12 +191,21 @@ def run(
     concurrency: int,
     max_cost: float | None,
     limit: int | None,
+    sample: str | None,
+    sample_seed: int | None,
+    stratify: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
     experiment: str,
     run_name: str | None,
     resume_id: str | None,
     no_mlflow: bool,
     no_traces: bool,
-    spark: bool,
+    spark: str | None,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
+    report: str | None,
     as_json: bool,
     dry_run: bool,
     check: bool,
@@ -159,33 +214,56 @@ def run(
 ) -> None:
     """Run MODEL on every row of a dataset, score the outputs, store and log the run.
 
-    Exit code 0 when every row succeeded, 1 when some rows failed (they are stored with
-    their error; finish them later with --resume), 2 for bad input. With --check, the
-    check's code: 0 pass, 1 a gate failed (or rows failed), 3 cannot decide (a replay
-    miss among them); see `harness check --help`.
+    \b
+    Exit codes:
+      0    every row and every judge call succeeded
+      1    rows or judge calls failed after their retries (stored with their error:
+           `--resume` retries them), a metric raised, a --cache replay miss,
+           --max-cost reached, or a server that refused the first connection
+      2    bad usage or input; nothing was written
+      3    with --check: the check cannot decide (see `harness check --help`)
+      74   the environment failed: disk full, read-only home, a locked or damaged
+           DuckDB file or MLflow store (the run is resumable, `harness runs log` logs
+           it to MLflow later)
+      130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: finished rows are kept;
+           `--resume RUN_ID` goes on (a second Ctrl-C exits at once, still resumable)
 
     \b
-    Example:
+    Examples:
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
+          --judge correctness --judge-model openai:/gpt-4o-mini
+      harness run --data qa --model openai:/gpt-4o-mini --metric exact_match \\
+          --metric 'cites=regex:\\[\\d+\\]' --metric python:my_metrics:has_citation
       harness run --data qa --model openai:/gpt-4o-mini --cache replay --check
+      harness run --data qa --model openai:/gpt-4o-mini --spark-remote sc://10.0.0.5:15002
+      harness run --data qa --model databricks:/my-endpoint --spark databricks --profile prod
+      harness run --data qa --model openai:/gpt-4o-mini --sample 200 --seed 1 --by topic
     """
     from harness.config import read_text_arg, resolve_home
-    from harness.errors import BudgetExceeded, ConfigError, ReplayMiss, RunFailed
+    from harness.errors import ConfigError, HarnessError, ReplayMiss
     from harness.runner.config import RunConfig
     from harness.runner.progress import NullProgress, RichProgress
     from harness.runner.run import run_eval
+    from harness.runner.spark_session import SparkTarget
+    from harness.sampling import DEFAULT_SEED, parse_size
 
-    if not resume_id and (not data_ref or not model):
+    if not resume_id and (not data_ref or not models):
         raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    if sample is None and sample_seed is not None:
+        raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
+    spark_target = SparkTarget.from_flags(
+        home.settings, spark=spark, remote=spark_remote, profile=profile, verbose=verbose
+    )
     # --resume takes its options from the run: a [sweep] table does not apply to it.
     options = sweep_options(
-        params, prompts, None if resume_id else home.settings, base_dir=home.path
+        params, prompts, None if resume_id else home.settings, base_dir=home.path, models=models
     )
     config = RunConfig(
         data=data_ref or "",
-        model=model or "",
+        model=options.model or "",
         prompt=read_text_arg(options.prompt, "--prompt"),
         system=read_text_arg(system, "--system"),
         params=options.params,
@@ -201,17 +279,28 @@ def run(
         run_name=run_name,
         max_cost=max_cost,
         limit=limit,
+        sample=parse_size(sample) if sample is not None else None,
+        sample_seed=DEFAULT_SEED if sample_seed is None else sample_seed,
+        stratify=stratify,
+        by=list(by),
+        max_slices=max_slices,
         mlflow=not no_mlflow,
         traces=not no_traces,
-        spark=spark,
+        spark=spark_target is not None,
     )
     if check and (dry_run or (options.grid and not resume_id)):
         what = "--dry-run" if dry_run else "a sweep"
         raise ConfigError(f"--check checks one run, not {what}; check runs with `harness check`")
     if not check and (junit or any(v not in (None, ()) for v in gates.values())):
         raise ConfigError("gate options (--baseline, --min, --max-drop, ...) need --check")
+    if report and (dry_run or (options.grid and not resume_id)):
+        what = "--dry-run" if dry_run else "a sweep"
+        raise ConfigError(
+            f"--report writes one run's report, not {what}'s; write each run's with "
+            "`harness report RUN`, or compare them with `harness report BASE CANDIDATE...`"
+        )
     if options.grid and not resume_id:
-        _sweep(config, options.grid, home, as_json=as_json, dry_run=dry_run)
+        _sweep(config, options.grid, home, spark_target, as_json=as_json, dry_run=dry_run)
         return
     if dry_run:
         from harness.runner.estimate import estimate_run
@@ -225,24 +314,33 @@ def run(
             click.echo("\n".join(estimate.lines()))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    try:
-        result = run_eval(config, home=home_of(ctx), progress=progress, resume=resume_id)
-    except BudgetExceeded as stopped:
-        # The rows done are stored; show them like any result, then exit 1 with the reason.
-        if stopped.result is not None and as_json:
-            print_json(stopped.result.as_dict())
-        elif stopped.result is not None:
-            _print_summary(stopped.result)
-        raise
-    except ReplayMiss as miss:
-        if not check:
-            raise
-        from harness.compare.checking import undecided
+    if report and check:  # the check's report replaces the run's: checked before the run
+        from harness.files import check_writable
 
-        # No run to check: the check says so on every surface, and exits "cannot decide".
-        finish_check(undecided(f"replay miss: {miss}"), junit=junit, as_json=as_json,
-                     markdown=False)  # fmt: skip
-        return
+        check_writable(Path(report))
+    try:
+        result = run_eval(
+            config,
+            home=home_of(ctx),
+            progress=progress,
+            resume=resume_id,
+            spark_target=spark_target,
+            report=None if check else report,
+        )
+    except HarnessError as stopped:
+        if check and isinstance(stopped, ReplayMiss):
+            from harness.compare.checking import undecided
+
+            # No run to check: the check says so on every surface, and exits "cannot decide".
+            finish_check(undecided(f"replay miss: {stopped}"), junit=junit, as_json=as_json,
+                         markdown=False, report=report)  # fmt: skip
+            return
+        # Interrupted, stopped at the budget, failed: the rows done are stored; show them
+        # like any result, then exit with the reason and what to do next.
+        found = getattr(stopped, "result", None)
+        if found is not None:
+            _show(found, as_json)
+        raise
     if check:
         from harness.compare.api import check_ref
 
@@ -254,23 +352,23 @@ def run(
             click.echo()
         # Failed rows still exit 1 when the gates alone would pass (see finish_check).
         finish_check(checked, junit=junit, as_json=False, markdown=False, quiet=as_json,
-                     failed_rows=result.errors,
+                     failed_rows=result.errors, report=report, home=home,
                      tracking_uri=home.tracking_uri if config.mlflow else None)  # fmt: skip
         return
-    if as_json:
-        print_json(result.as_dict())
-    else:
-        _print_summary(result)
-    if result.errors:
-        reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
-        raise RunFailed(
-            f"{result.errors} of {result.rows} rows failed ({reasons}); "
-            f"retry them with `harness run --resume {result.run_id}`"
-        )
+    _show(result, as_json)
+    failed = result.failure()
+    if failed is not None:
+        raise failed
 
 
 def _sweep(
-    config: RunConfig, grid: dict[str, list[Any]], home: Home, *, as_json: bool, dry_run: bool
+    config: RunConfig,
+    grid: dict[str, list[Any]],
+    home: Home,
+    spark_target: SparkTarget | None,
+    *,
+    as_json: bool,
+    dry_run: bool,
 ) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
     from harness.errors import RunFailed
@@ -286,65 +384,66 @@ def _sweep(
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    sweep = run_sweep(config, grid, home=home, progress=progress)
+    sweep = run_sweep(config, grid, home=home, progress=progress, spark_target=spark_target)
     if as_json:
         print_json(sweep.as_dict())
     else:
-        hidden = sweep.columns.index("mlflow_run_id")
-        print_table(
-            f"sweep of {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
-            + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
-            ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
-            [
-                [
-                    "*" if n == sweep.best else "",
-                    *(fmt(v) for i, v in enumerate(row) if i != hidden),
-                ]
-                for n, row in enumerate(sweep.rows)
-            ],
-        )
+        print_sweep(sweep)
+        for run in sweep.runs:  # --by: each child's slices, named by what varies
+            if run.result.slices:
+                varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
+                click.echo(f"run {run.result.run_id} ({varied}):")
+                print_slices(run.result.slices)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
-        if sweep.parent_mlflow_run_id:
-            click.echo(
-                f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `harness ui`)"
-            )
+        click.echo(
+            f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')}; show it again with "
+            f"`{invocation()} runs show {sweep.sweep_id}`"
+        )
     if sweep.errors:
         raise RunFailed(
             f"{sweep.errors} rows failed in the sweep; finish each run with "
             "`harness run --resume RUN_ID`"
         )
+    metric_errors = sum(run.result.metric_errors for run in sweep.runs)
+    if metric_errors:
+        raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")
 
 
-def _print_summary(result: object) -> None:
+def _show(result: object, as_json: bool) -> None:
     from harness.runner.config import RunResult
 
     assert isinstance(result, RunResult)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_summary(result)
+
+
+def _print_summary(result: RunResult) -> None:
     print_table(
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({result.rows_done} rows, {result.errors} errors, {result.duration_s:.1f} s)",
+        f"({plural(result.rows_done, 'row')}, {result.errors} failed, "
+        f"{result.duration_s:.1f} s)",
         ["metric", "mean", "p50", "p90", "rows"],
         [
             [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
             for name, a in result.metrics.items()
         ],
     )
-    for kind in ("model", "judge"):
-        c = result.calls.get(kind, {})
-        if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls")):
-            continue
-        line = (
-            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
-        )
-        if c.get("cost_usd"):
-            line += f"; cost ${c['cost_usd']:.4f}"
-        if c.get("saved_cost_usd"):
-            line += f"; cache saved ${c['saved_cost_usd']:.4f}"
+    if result.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(result.sample)}")
+    print_slices(result.slices)
+    for line in call_lines(result.calls):
+        click.echo(line)
+    for line in failure_lines(result.failures):
         click.echo(line)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if result.mlflow_run_id:
-        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `harness ui`)")
-    click.echo(f"rows: harness runs show {result.run_id} --rows")
+        click.echo(f"MLflow run {result.mlflow_run_id} (open it with `{invocation()} ui`)")
+    if result.report:
+        click.echo(f"report: {result.report}")
+    click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")

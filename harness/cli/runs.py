@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import shutil
+from typing import TYPE_CHECKING
+
 import click
 
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.options import (
+    by_option,
+    max_slices_option,
+    profile_option,
+    spark_remote_option,
+    verbose_option,
+)
+from harness.cli.output import (
+    call_lines,
+    failure_lines,
+    fmt,
+    home_of,
+    print_json,
+    print_slices,
+    print_sweep,
+    print_table,
+)
+from harness.wording import plural
+
+if TYPE_CHECKING:
+    from harness.store.runs import RunInfo
 
 
 @click.group()
 def runs() -> None:
-    """Runs stored in the project's DuckDB file."""
+    """Runs stored in the project's DuckDB file.
+
+    \b
+    Example:
+      harness runs show demo-baseline --rows --limit 5
+    """
 
 
 @runs.command("list")
@@ -17,7 +45,14 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
+    """List runs, newest first: status (a run whose process is gone shows as
+    interrupted), rows done, failed rows, whether it is in MLflow, and the sweep a run
+    belongs to (`harness runs show SWEEP` shows the sweep's table).
+
+    \b
+    Example:
+      harness runs list --limit 10
+    """
     from harness.config import resolve_home
     from harness.store.runs import list_runs
     from harness.store.tags import run_tags
@@ -26,80 +61,161 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     infos = list_runs(db_path, limit=limit)
     tags = run_tags(db_path)
     if as_json:
-        print_json([{**i.as_dict(), "tags": tags.get(i.run_id, [])} for i in infos])
+        print_json(
+            [{**i.as_dict(), "tags": tags.get(i.run_id, []), "sweep_id": i.sweep_id} for i in infos]
+        )
         return
     if not infos:
         click.echo("no runs yet; start one with `harness run --data NAME --model URI`")
         return
+    from harness.runner.summary import headline_metric
+
     rows = []
     for i in infos:
-        headline = next(iter(i.metrics.items()), None)
+        headline = headline_metric(i.metrics)
+        params = " ".join(f"{k}={v}" for k, v in sorted((i.config.get("params") or {}).items()))
         rows.append(
             [
                 " ".join([i.run_id, *tags.get(i.run_id, [])]),
+                i.run_name or "",
                 i.created_at.strftime("%Y-%m-%d %H:%M"),
                 i.status,
                 f"{i.dataset}@{i.dataset_version}",
-                i.model,
+                i.model + (f" {params}" if params else ""),
                 f"{i.rows_done}/{i.rows_total}",
                 i.errors if i.errors is not None else "",
+                _mlflow_state(i),
                 f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
+                i.sweep_id or "",
             ]
         )
     print_table(
         None,
         [
             "run (tags)",
+            "name",
             "created",
             "status",
             "dataset",
-            "model",
+            "model (params)",
             "rows",
-            "errors",
-            "first metric (mean)",
+            "failed",
+            "mlflow",
+            "headline metric (mean)",
+            "sweep",
         ],  # fmt: skip
         rows,
     )
+    for i in infos:
+        if i.status == "finished" and i.mlflow_pending:
+            click.echo(
+                f"run {i.run_id} is not in MLflow: log it with `harness runs log {i.run_id}`"
+            )
+
+
+def _mlflow_state(info: RunInfo) -> str:
+    """How far a run got into MLflow: logged, failed (logging failed), pending, or off."""
+    if not info.config.get("mlflow", True):
+        return "off"
+    if info.mlflow_run_id:
+        return "logged"
+    if info.mlflow_error:
+        return "failed"
+    return "pending" if info.status in ("running", "finished") else "-"
 
 
 @runs.command("show")
 @click.argument("run_id", metavar="RUN")
-@click.option("--rows", "with_rows", is_flag=True, help="Also show every row with its scores.")
+@click.option("--rows", "with_rows", is_flag=True, help="Also show the rows with their scores.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --rows: at most N rows (--all for every row).",
+)
+@click.option("--all", "all_rows", is_flag=True, help="With --rows: every row.")
+@click.option("--errors", "errors_only", is_flag=True, help="With --rows: only failed rows.")
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    help="With --rows: these columns (and id), e.g. output,error,token_f1.",
+)
+@by_option
+@max_slices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and rows) as JSON.")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> None:
-    """Show one run: configuration, metrics, calls; with --rows the per-row table.
+def show(
+    ctx: click.Context,
+    run_id: str,
+    with_rows: bool,
+    limit: int,
+    all_rows: bool,
+    errors_only: bool,
+    columns: str | None,
+    by: tuple[str, ...],
+    max_slices: int | None,
+    as_json: bool,
+) -> None:
+    """Show one run: status and why it ended, metrics, calls, what failed; with --rows
+    the per-row table; with --by COLUMN every metric per value of a dataset column (a run
+    made with --by shows its own columns). Show a sweep: its comparison table, one row per run.
 
-    RUN is a run id (or a unique prefix), a tag, a run name or a file from
-    `harness runs export`.
+    RUN is a run id (or a unique prefix), a tag, a run name, a file from
+    `harness runs export`, or a sweep's id (or its MLflow parent run's id).
+    --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
+    those --errors and --columns select), whole.
 
     \b
     Example:
-      harness runs show baseline.jsonl --rows
+      harness runs show demo-baseline --by final_decision
+      harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.runner.summary import results_table
-    from harness.store.exports import is_run_file, read_run_file
+    from harness.runner.summary import record_slices, results_table, select_rows
+    from harness.runner.sweep import find_sweep
+    from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs, load_scores
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     table = None
+    if not is_run_file(run_id) and (sweep := find_sweep(run_id, home=home)) is not None:
+        if as_json:
+            print_json(sweep.as_dict())
+        else:
+            print_sweep(sweep)
+        return
+    run: str | RunRecord
     if is_run_file(run_id):
-        record = read_run_file(run_id)
-        info = record.info
+        run = read_run_file(run_id)
+        info = run.info
         if with_rows:
-            table = results_table(record.rows(), record.scores())
+            table = results_table(run.rows(), run.scores())
     else:
         info, note = find_run(db_path, run_id)
+        run = info.run_id
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(
                 load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
             )
+    slice_columns = list(by) or list(info.config.get("by") or [])
+    slices = record_slices(home, run, slice_columns, max_slices=max_slices)
+    left_out = 0
+    if table is not None:
+        table, left_out = select_rows(
+            table,
+            errors_only=errors_only,
+            columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+            limit=None if all_rows or as_json else limit,
+        )
     if as_json:
         document = info.as_dict()
+        if slices:
+            document["slices"] = [s.as_dict() for s in slices]
         if table is not None:
             document["rows_table"] = table.to_dict(orient="records")
         print_json(document)
@@ -107,10 +223,19 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
     click.echo(
         f"run {info.run_id}  {info.status}  {info.model} on "
         f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
-        f"{info.errors or 0} errors"
+        f"{info.errors or 0} failed"
     )
+    if info.reason:
+        click.echo(f"reason: {info.reason}")
     if info.mlflow_run_id:
         click.echo(f"MLflow run {info.mlflow_run_id}")
+    elif info.mlflow_error:
+        click.echo(
+            f"MLflow logging failed: {info.mlflow_error}; "
+            f"log it with `harness runs log {info.run_id}`"
+        )
+    elif info.status == "finished" and info.mlflow_pending:
+        click.echo(f"not in MLflow yet: log it with `harness runs log {info.run_id}`")
     print_table(
         None,
         ["metric", "mean", "p50", "p90", "rows"],
@@ -119,43 +244,106 @@ def show(ctx: click.Context, run_id: str, with_rows: bool, as_json: bool) -> Non
             for n, a in info.metrics.items()
         ],
     )
-    for kind, c in info.usage.items():
-        click.echo(
-            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} cached, "
-            f"{c.get('errors', 0)} failed"
-        )
+    if info.sample:
+        from harness.sampling import describe_sample
+
+        click.echo(f"sample: {describe_sample(info.sample)}")
+    print_slices(slices)
+    for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
+        click.echo(line)
     if table is not None:
-        shown = [c for c in table.columns if c not in ("input_tokens", "output_tokens", "context")]
+        width = max(12, (shutil.get_terminal_size().columns - 3 * len(table.columns)) // max(
+            1, len(table.columns)
+        ))  # fmt: skip
         print_table(
-            None, shown, [[_cell(v) for v in row] for row in table[shown].itertuples(index=False)]
+            None,
+            list(table.columns),
+            [[_cell(v, width) for v in row] for row in table.itertuples(index=False)],
         )
+        if left_out:
+            click.echo(f"... {plural(left_out, 'more row')} (--limit N, or --all)")
 
 
 @runs.command("export")
 @click.argument("run_ref", metavar="RUN")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--spark-table",
+    metavar="NAME",
+    help="Write the run's per-row results to this Spark table instead of a file "
+    "(created, or appended to; catalog.schema.table on Unity Catalog).",
+)
+@click.option("--overwrite", is_flag=True, help="With --spark-table: replace the table.")
+@spark_remote_option
+@profile_option
+@verbose_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def export(ctx: click.Context, run_ref: str, file: str) -> None:
-    """Write a run with its per-row outputs, scores and configuration to FILE.
+def export(
+    ctx: click.Context,
+    run_ref: str,
+    file: str | None,
+    spark_table: str | None,
+    overwrite: bool,
+    spark_remote: str | None,
+    profile: str | None,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Write a run with its per-row outputs, scores and configuration to FILE, or its
+    per-row results to a Spark table (--spark-table).
 
-    The format follows the name: .jsonl, .jsonl.gz or .parquet. `harness compare`,
+    The file's format follows its name: .jsonl, .jsonl.gz or .parquet. `harness compare`,
     `harness check` and `harness runs show` accept the file wherever they take a run, on
-    any machine: this is how a baseline travels to CI.
+    any machine: this is how a baseline travels to CI. A Spark table gets one row per
+    example, with its output, its `metrics` (a map) and every score; runs append to one
+    table, for people who analyse in notebooks.
 
     \b
-    Example:
+    Examples:
       harness runs export baseline examples/ci/baseline.jsonl
+      harness runs export 3f2a9c1b7d4e --spark-table main.evals.results --spark-remote databricks
     """
     from harness.config import resolve_home
-    from harness.store.exports import export_run, load_run_record
     from harness.store.tags import find_run
 
-    db_path = resolve_home(home_of(ctx)).db_path
-    info, note = find_run(db_path, run_ref)
+    home = resolve_home(home_of(ctx))
+    if (file is None) == (spark_table is None):
+        from harness.errors import ConfigError
+
+        raise ConfigError("harness runs export writes to a FILE or to --spark-table NAME: give one")
+    if spark_table is None and (overwrite or spark_remote or profile):
+        from harness.errors import ConfigError
+
+        raise ConfigError("--overwrite, --spark-remote and --profile go with --spark-table")
+    info, note = find_run(home.db_path, run_ref)
     if note:
         click.echo(f"note: {note}", err=True)
-    rows = export_run(load_run_record(db_path, info.run_id), file)
-    click.echo(f"wrote run {info.run_id} ({rows} rows) to {file}")
+    if spark_table is not None:
+        from harness.runner.spark_session import SparkTarget
+        from harness.spark_tables import export_run_to_spark
+
+        target = SparkTarget.resolve(
+            home.settings, remote=spark_remote, profile=profile, verbose=verbose
+        )
+        result = export_run_to_spark(
+            info.run_id, spark_table, overwrite=overwrite, home=home.path, target=target
+        )
+        if as_json:
+            print_json(result.as_dict())
+            return
+        click.echo(
+            f"run {result.run_id}: {result.rows} rows written to {result.table} on {result.where}"
+            + (" (the table replaced)" if result.replaced else "")
+        )
+        return
+    from harness.store.exports import export_run, load_run_record
+
+    rows = export_run(load_run_record(home.db_path, info.run_id), str(file))
+    if as_json:
+        print_json({"run_id": info.run_id, "rows": rows, "file": file})
+        return
+    click.echo(f"wrote run {info.run_id} ({plural(rows, 'row')}) to {file}")
 
 
 @runs.command("tag")
@@ -214,3 +402,34 @@ def _cell(value: object, width: int = 60) -> str:
         return fmt(value)
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@runs.command("log")
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print what was logged as JSON.")
+@click.pass_context
+def log(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Log a finished run from DuckDB to the local MLflow store, again or at last.
+
+    RUN is a run id (or a unique prefix), a tag, or a run name that names one run.
+
+    For a run whose MLflow logging failed (a full disk, a damaged store) or was
+    interrupted: its MLflow run is completed (the traces of the rows it lacks, params,
+    metrics, artifacts), never duplicated. Idempotent: logging a logged run changes
+    nothing. Exit 74 when the store cannot be written.
+
+    \b
+    Example:
+      harness runs log 3f2a9c1b7d4e
+    """
+    from harness.runner.relog import log_stored_run
+
+    logged = log_stored_run(run_id, home=home_of(ctx))
+    if as_json:
+        print_json(logged.as_dict())
+        return
+    how = "completed" if logged.resumed else "logged"
+    click.echo(
+        f"run {logged.run_id}: MLflow run {logged.mlflow_run_id} {how}; "
+        f"{logged.traces_written} trace(s) written, {logged.traces} in all"
+    )

@@ -40,9 +40,18 @@ def sync(
     in place, never duplicated; an interrupted sync resumes where it stopped. Traces cost
     one request each: --no-traces leaves them for a later sync. One sync at a time per
     project home: a second one fails at once.
+
+    \b
+    Exit codes: 0 synced; 2 bad usage; 74 the target cannot be reached or written, or
+    another sync is running; 130/143 interrupted by SIGINT/SIGTERM (writes under way
+    finish; run the same sync again to go on; a second Ctrl-C exits at once).
+
+    \b
+    Example:
+      harness sync --tracking-uri http://127.0.0.1:5050 --dry-run
     """
     from harness.config import resolve_home
-    from harness.errors import ConfigError
+    from harness.errors import ConfigError, Interrupted
     from harness.tracking.sync import SyncTarget, databricks_target
     from harness.tracking.sync import sync as sync_runs
 
@@ -61,14 +70,19 @@ def sync(
         target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)
         experiments = [experiment] if experiment else None
     progress = None if as_json else (lambda message: click.echo(message, err=True))
-    report = sync_runs(
-        home.tracking_uri,
-        target,
-        experiments=experiments,
-        dry_run=dry_run,
-        traces=not no_traces,
-        progress=progress,
-    )
+    try:
+        report = sync_runs(
+            home.tracking_uri,
+            target,
+            experiments=experiments,
+            dry_run=dry_run,
+            traces=not no_traces,
+            progress=progress,
+        )
+    except Interrupted as stopped:  # the runs done so far, then the one-line error
+        if as_json and stopped.result is not None:
+            print_json(stopped.result.as_dict())
+        raise
     if as_json:
         print_json(report.as_dict())
         return

@@ -15,12 +15,9 @@ from harness.compare.gates import check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
 from harness.compare.sources import load_run
 from harness.config import Home, resolve_home
+from harness.slices import DEFAULT_MAX_VALUES, max_values
 
 __all__ = ["check_ref", "compare_refs"]
-
-
-def _home(home: str | os.PathLike[str] | Home | None) -> Home:
-    return home if isinstance(home, Home) else resolve_home(home)
 
 
 def compare_refs(
@@ -31,13 +28,20 @@ def compare_refs(
     cluster: str | None = None,
     margins: Sequence[str] = (),
     rows: int = DEFAULT_ROWS,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
 ) -> Comparison:
-    """``harness compare BASE CANDIDATE...``: ``margins`` as ``[METRIC=]VALUE[%]`` texts."""
-    home = _home(home)
+    """``harness compare BASE CANDIDATE...``: ``margins`` as ``[METRIC=]VALUE[%]`` texts;
+    ``by`` columns to compare slice by slice, each with at most ``max_slices`` values
+    (else ``[slices] max_values`` in harness.toml, else 50)."""
+    home = resolve_home(home)
     parsed: dict[str | None, Margin] = dict(parse_margin(m) for m in margins)
+    limit = max_values(max_slices, home.settings) if by else DEFAULT_MAX_VALUES
     loaded_base = load_run(base, home)
     loaded = [load_run(ref, home) for ref in candidates]
-    return compare(loaded_base, loaded, cluster=cluster, margins=parsed, rows=rows)
+    return compare(
+        loaded_base, loaded, cluster=cluster, margins=parsed, rows=rows, by=by, max_slices=limit
+    )
 
 
 def check_ref(
@@ -55,7 +59,7 @@ def check_ref(
 ) -> CheckResult:
     """``harness check CANDIDATE``: gates from the flags (``METRIC=VALUE`` texts) over the
     ``[check]`` table of the project's harness.toml."""
-    home = _home(home)
+    home = resolve_home(home)
     options = [
         *(parse_gate_option("min", text) for text in minimums),
         *(parse_gate_option("max", text) for text in maximums),

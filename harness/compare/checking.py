@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare
 from harness.compare.gates import DEFAULT_MAX_MISSING
-from harness.compare.render.numbers import number, signed
 from harness.compare.result import (
     FAIL,
     PASS,
@@ -43,6 +42,7 @@ from harness.compare.result import (
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, run_scores
 from harness.errors import ConfigError
 from harness.metrics import metric_direction
+from harness.numbers import number, signed
 from harness.stats import DEFAULT_ALPHA, holm
 
 __all__ = ["check", "undecided"]
@@ -79,7 +79,7 @@ def check(
                 f"gate {gate.name}: the candidate has no {gate.metric!r} scores; "
                 f"it has {', '.join(scores.order)}"
             )
-        if gate.needs_baseline and metric_direction(gate.metric) == 0:
+        if gate.needs_baseline and metric_direction(gate.metric, scores.directions) == 0:
             raise ConfigError(
                 f"gate {gate.name}: {gate.metric} has no better direction, so it cannot "
                 "drop; bound it with min or max"

@@ -18,64 +18,22 @@ that lie in [0, 1] (rates, F1, ROUGE, yes/no judges), else 5% of the base run's 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
-from harness.compare.result import (
-    BETTER,
-    CHANGED,
-    INCONCLUSIVE,
-    NO_DIFFERENCE,
-    WORSE,
-    CandidateResult,
-    Comparison,
-    MetricResult,
-)
+from harness.compare.paired import Margin, metric_result, parse_margin, with_verdict
+from harness.compare.result import CandidateResult, Comparison, MetricResult
 from harness.compare.rows import flipped_rows
+from harness.compare.slices import compare_slices
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
 from harness.errors import ConfigError, DataError
 from harness.metrics import metric_direction
-from harness.stats import DEFAULT_ALPHA, DEFAULT_POWER, holm, paired_difference
-
-if TYPE_CHECKING:
-    import numpy as np
+from harness.slices import DEFAULT_MAX_VALUES
+from harness.stats import DEFAULT_ALPHA, DEFAULT_POWER, holm
 
 __all__ = ["DEFAULT_ROWS", "Margin", "compare", "parse_margin"]
 
 DEFAULT_ROWS = 10  # flipped rows shown per candidate
-DEFAULT_UNIT_MARGIN = 0.02  # for scores in [0, 1]: two points
-DEFAULT_RELATIVE_MARGIN = 5.0  # percent of the base mean, for any other scale
-
-
-@dataclass(frozen=True)
-class Margin:
-    """The smallest difference that matters: ``value`` in the metric's units, or in percent
-    of the base run's mean when ``percent``."""
-
-    value: float
-    percent: bool = False
-    origin: str = "--margin"
-
-    def resolve(self, base_mean: float) -> tuple[float, str]:
-        if self.percent:
-            return abs(base_mean) * self.value / 100, f"{self.value:g}% of the base mean"
-        return self.value, self.origin
-
-
-def parse_margin(text: str) -> tuple[str | None, Margin]:
-    """``[METRIC=]VALUE[%]`` -> (metric or None for every metric, margin)."""
-    metric, sep, raw = text.rpartition("=")
-    raw = raw.strip()
-    percent = raw.endswith("%")
-    try:
-        value = float(raw.rstrip("%"))
-    except ValueError:
-        raise ConfigError(f"--margin expects [METRIC=]VALUE[%], got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"--margin must be a number >= 0, got {text!r}")
-    return (metric.strip() or None) if sep else None, Margin(value, percent)
 
 
 def compare(
@@ -87,12 +45,16 @@ def compare(
     rows: int = DEFAULT_ROWS,
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
+    by: Sequence[str] = (),
+    max_slices: int = DEFAULT_MAX_VALUES,
 ) -> Comparison:
-    """Compare each candidate with ``base`` (see the module docstring).
+    """Compare each candidate with ``base`` (see the module docstring), and with ``by``
+    on the rows of each value of those columns too (``harness.compare.slices``).
 
     ``margins`` maps a metric name (or None, for every metric) to its margin. Raises
     DataError when a candidate shares no example id with the base, ConfigError for a
-    ``cluster`` column no row has.
+    ``cluster`` or ``by`` column no row has, or a ``by`` column with more than
+    ``max_slices`` values.
     """
     if not candidates:
         raise ConfigError("compare needs a base run and at least one candidate")
@@ -101,14 +63,32 @@ def compare(
     results: list[CandidateResult] = []
     for candidate in candidates:
         results.append(
-            _compare_one(base, base_scores, candidate, cluster, margins, rows, alpha, power)
+            _compare_one(
+                base,
+                base_scores,
+                candidate,
+                cluster,
+                margins,
+                rows,
+                alpha,
+                power,
+                by,
+                max_slices,
+            )  # fmt: skip
         )
     # Holm across every metric of every candidate: the chance of any false better/worse.
     adjusted = iter(holm([m.stats.p_value for c in results for m in c.metrics]))
     for c in results:
-        c.metrics = [_with_verdict(m, next(adjusted), alpha) for m in c.metrics]
+        c.metrics = [with_verdict(m, next(adjusted), alpha) for m in c.metrics]
+    # The slices are a family of their own: every slice, metric and candidate together.
+    adjusted = iter(holm([m.stats.p_value for c in results for s in c.slices for m in s.metrics]))
+    for c in results:
+        c.slices = [
+            replace(s, metrics=[with_verdict(m, next(adjusted), alpha) for m in s.metrics])
+            for s in c.slices
+        ]
     notes = list(base.notes)
-    return Comparison(base.ref, results, alpha, power, cluster, notes)
+    return Comparison(base.ref, results, alpha, power, cluster, notes, by=list(dict.fromkeys(by)))
 
 
 def _compare_one(
@@ -120,6 +100,8 @@ def _compare_one(
     rows: int,
     alpha: float,
     power: float,
+    by: Sequence[str],
+    max_slices: int,
 ) -> CandidateResult:
     scores = run_scores(candidate)
     common = base_scores.rows.index.intersection(scores.rows.index, sort=False)
@@ -148,7 +130,14 @@ def _compare_one(
         c = scores.values.loc[common, metric].to_numpy()
         if metric == ERRORS and not (b.any() or c.any()):
             continue  # no row failed in either run: nothing to say
-        metrics.append(_metric(metric, b, c, groups, margins, alpha, power))
+        direction = metric_direction(metric, {**base_scores.directions, **scores.directions})
+        metrics.append(metric_result(metric, direction, b, c, groups, margins, alpha, power))
+    slices = []
+    if by:
+        slices = compare_slices(
+            by, base_scores, scores, common, metrics, groups,
+            max_values=max_slices, alpha=alpha, power=power,
+        )  # fmt: skip
     margin_of = {m.metric: m.margin for m in metrics}
     regressions, improvements = flipped_rows(base_scores, scores, common, margin_of, limit=rows)
     return CandidateResult(
@@ -162,85 +151,8 @@ def _compare_one(
         regressions_total=regressions.total,
         improvements_total=improvements.total,
         notes=notes,
+        slices=slices,
     )
-
-
-def _metric(
-    metric: str,
-    base: np.ndarray,
-    candidate: np.ndarray,
-    groups: object,
-    margins: Mapping[str | None, Margin],
-    alpha: float,
-    power: float,
-) -> MetricResult:
-    import numpy as np
-    import pandas as pd
-
-    both = ~(np.isnan(base) | np.isnan(candidate))
-    clusters = None
-    if isinstance(groups, pd.Series):
-        clusters = groups.to_numpy()[both]
-    stats = paired_difference(
-        base[both], candidate[both], clusters=clusters, alpha=alpha, power=power
-    )
-    direction = -1 if metric == ERRORS else metric_direction(metric)
-    margin_spec = margins.get(metric) or margins.get(None)
-    if margin_spec is not None:
-        margin, rule = margin_spec.resolve(stats.base.mean)
-    else:
-        if _unit_scale(metric, np.concatenate([base[both], candidate[both]])):
-            margin, rule = DEFAULT_UNIT_MARGIN, "default for scores in [0, 1]"
-        else:
-            margin = abs(stats.base.mean) * DEFAULT_RELATIVE_MARGIN / 100
-            rule = f"default: {DEFAULT_RELATIVE_MARGIN:g}% of the base mean"
-    return MetricResult(
-        metric=metric,
-        direction=direction,
-        margin=margin,
-        margin_rule=rule,
-        stats=stats,
-        missing=int(base.size - both.sum()),
-        p_adjusted=math.nan,
-        verdict=INCONCLUSIVE,
-    )
-
-
-def _unit_scale(metric: str, values: np.ndarray) -> bool:
-    """Whether ``metric`` is a score in [0, 1] (a rate, F1, ROUGE, a yes/no or labels
-    judge), for which a margin of two points means the same everywhere. Latency or word
-    counts may happen to lie in [0, 1] too; they get a relative margin."""
-    from harness.errors import MetricError
-    from harness.metrics import get_metric
-
-    if not values.size or values.min() < 0 or values.max() > 1:
-        return False
-    if metric == ERRORS or bool(((values == 0) | (values == 1)).all()):
-        return True
-    try:
-        return get_metric(metric).needs_expected  # matching and overlap scores
-    except MetricError:
-        return True  # a judge's score: labels and yes/no are stored in [0, 1]
-
-
-def _with_verdict(result: MetricResult, p_adjusted: float, alpha: float) -> MetricResult:
-    from dataclasses import replace
-
-    return replace(result, p_adjusted=p_adjusted, verdict=verdict(result, p_adjusted, alpha))
-
-
-def verdict(result: MetricResult, p_adjusted: float, alpha: float) -> str:
-    """better / worse / changed / no detectable difference / inconclusive (see the module)."""
-    stats = result.stats
-    if math.isnan(p_adjusted) or math.isnan(stats.low):
-        return INCONCLUSIVE
-    if p_adjusted < alpha and stats.diff != 0:
-        if result.direction == 0:
-            return CHANGED
-        return BETTER if stats.diff * result.direction > 0 else WORSE
-    if -result.margin <= stats.low and stats.high <= result.margin:
-        return NO_DIFFERENCE
-    return INCONCLUSIVE
 
 
 def _pairing_notes(
@@ -252,7 +164,10 @@ def _pairing_notes(
 ) -> list[str]:
     b, c = base.ref, candidate.ref
     n_common = len(common)  # type: ignore[arg-type]
+    sampled = _sample_note(base, candidate, len(base_scores.rows), len(scores.rows), n_common)
     if (b.dataset, b.dataset_version) == (c.dataset, c.dataset_version):
+        if sampled:
+            return [sampled]
         if n_common < max(len(base_scores.rows), len(scores.rows)):
             return [
                 f"paired on the {n_common} rows both runs have "
@@ -264,5 +179,28 @@ def _pairing_notes(
         f"{what}: base {b.dataset}@{b.dataset_version} ({len(base_scores.rows)} rows), "
         f"candidate {c.dataset}@{c.dataset_version} ({len(scores.rows)} rows); paired on "
         f"the {n_common} example ids both have. Rows with the same id may not be the "
-        "same question: check the flipped rows' inputs"
+        "same question: check the flipped rows' inputs",
+        *([sampled] if sampled else []),
     ]
+
+
+def _sample_note(
+    base: LoadedRun, candidate: LoadedRun, n_base: int, n_candidate: int, n_common: int
+) -> str | None:
+    """What comparing sampled runs means: loud unless both ran the very same rows."""
+    from harness.sampling import describe_sample
+
+    samples = (base.record.info.sample, candidate.record.info.sample)
+    if not any(samples):
+        return None
+    if samples[0] and n_common == n_base == n_candidate:
+        return f"both runs are the same sample: {describe_sample(samples[0])}"
+    sides = [
+        f"{role} is a sample of {describe_sample(sample)}" if sample else f"{role} has {n} rows"
+        for role, sample, n in zip(
+            ("base", "candidate"), samples, (n_base, n_candidate), strict=True
+        )
+    ]
+    return (
+        f"SAMPLES: {'; '.join(sides)}; compared on the {n_common} rows both have, and only on those"
+    )

@@ -9,13 +9,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.compare.render.github import append_step_summary, error_lines, in_github_actions
 from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.result import CheckResult, Comparison
-from harness.errors import ConfigError
-from harness.files import write_text_atomically
+from harness.files import write_user_file
+
+if TYPE_CHECKING:
+    from harness.config import Home
 
 __all__ = ["Published", "publish_check", "publish_comparison", "write_atomically"]
 
@@ -25,6 +28,7 @@ class Published:
     """What was written where, and the workflow command lines for the CLI to print."""
 
     junit: Path | None = None
+    report: Path | None = None  # the check's HTML report
     step_summary: Path | None = None
     annotations: list[str] = field(default_factory=list)
     mlflow_run_id: str | None = None  # the run tagged with the verdict
@@ -33,12 +37,7 @@ class Published:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all; a folder that is not there is bad input."""
-    if not path.parent.is_dir():
-        raise ConfigError(f"cannot write {path}: {path.parent} is not a folder")
-    try:
-        write_text_atomically(path, text)
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    write_user_file(path, text)
 
 
 def publish_check(
@@ -47,8 +46,11 @@ def publish_check(
     junit: str | os.PathLike[str] | None = None,
     tracking_uri: str | None = None,
     environ: Mapping[str, str] = os.environ,
+    report: str | os.PathLike[str] | None = None,
+    home: Home | None = None,
 ) -> Published:
-    """Write the JUnit file (if asked), append the step summary (if ``$GITHUB_STEP_SUMMARY``),
+    """Write the JUnit file and the HTML report (``harness.compare.report.check_report``,
+    runs read from ``home``) if asked, append the step summary (if ``$GITHUB_STEP_SUMMARY``),
     tag the candidate's MLflow run (given ``tracking_uri``, when the candidate is a stored
     run logged to MLflow), and return the ``::error::`` lines (if ``GITHUB_ACTIONS=true``).
 
@@ -59,6 +61,11 @@ def publish_check(
     if junit is not None:
         published.junit = Path(junit)
         write_atomically(published.junit, check_junit(result))
+    if report is not None:
+        from harness.compare.report import check_report
+
+        published.report = Path(report)
+        write_atomically(published.report, check_report(result, home=home))
     published.step_summary = append_step_summary(markdown, environ)
     if in_github_actions(environ):
         published.annotations = error_lines(result)

@@ -28,6 +28,7 @@ __all__ = [
     "MetricResult",
     "RunRef",
     "ScoreChange",
+    "SliceComparison",
 ]
 
 # Exit codes of `harness check` (and `harness run --check`). 2 is bad input, as everywhere.
@@ -129,6 +130,25 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class SliceComparison:
+    """One value of a ``--by`` column: each metric compared on the paired rows with that
+    value, its p-value Holm-adjusted across every slice compared."""
+
+    column: str
+    value: str | None  # None: rows without a value
+    paired: int
+    metrics: list[MetricResult]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "value": self.value,
+            "paired": self.paired,
+            "metrics": [m.as_dict() for m in self.metrics],
+        }
+
+
+@dataclass(frozen=True)
 class ScoreChange:
     metric: str
     base: float | None
@@ -182,6 +202,7 @@ class CandidateResult:
     regressions_total: int
     improvements_total: int
     notes: list[str] = field(default_factory=list)
+    slices: list[SliceComparison] = field(default_factory=list)  # --by: column, then value
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)
@@ -201,6 +222,7 @@ class CandidateResult:
                 "regressed_rows": [r.as_dict() for r in self.regressions],
                 "improved_rows": [r.as_dict() for r in self.improvements],
             },
+            "slices": [s.as_dict() for s in self.slices],
             "notes": self.notes,
         }
 
@@ -215,6 +237,17 @@ class Comparison:
     power: float
     cluster: str | None
     notes: list[str] = field(default_factory=list)
+    by: list[str] = field(default_factory=list)  # the --by columns sliced
+
+    @property
+    def slice_comparisons(self) -> int:
+        """How many tests the slices' Holm adjustment counted (those with a p-value)."""
+        return sum(
+            not math.isnan(m.stats.p_value)
+            for c in self.candidates
+            for s in c.slices
+            for m in s.metrics
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return json_safe(self._as_dict())
@@ -225,6 +258,7 @@ class Comparison:
             "alpha": self.alpha,
             "power": self.power,
             "cluster": self.cluster,
+            "by": self.by,
             "adjustment": "holm",
             "base": self.base.as_dict(),
             "candidates": [c.as_dict() for c in self.candidates],

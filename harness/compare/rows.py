@@ -41,7 +41,8 @@ def flipped_rows(
     """(regressions, improvements) among the ``common`` example ids."""
     import numpy as np
 
-    metrics = [m for m in margins if m == ERRORS or metric_direction(m) > 0]
+    known = {**base.directions, **candidate.directions}
+    metrics = [m for m in margins if m == ERRORS or metric_direction(m, known) > 0]
     b = base.values.loc[common, metrics]
     c = candidate.values.loc[common, metrics]
     delta = (c - b).to_numpy()

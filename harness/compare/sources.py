@@ -3,20 +3,19 @@
 A run is named by a run file (``harness runs export``), a tag (``harness runs tag``), a run
 id or a prefix of one, or a run name. Its scores become one row per example and one column
 per metric: a judge asked several times (``--judge-samples``) scores each row with the mean
-of its samples, so every row weighs the same. ``errors`` is one more column: 1 for a row
-whose model call failed, 0 otherwise.
+of its samples, so every row weighs the same (``harness.store.scores``, which the report
+shares). ``errors`` is one more column: 1 for a row whose model call failed, 0 otherwise.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.compare.result import RunRef
-from harness.errors import ConfigError
 from harness.store.exports import RunRecord, is_run_file, load_run_record, read_run_file
+from harness.store.scores import ERRORS, RunScores, record_scores
 from harness.store.tags import find_run
 
 if TYPE_CHECKING:
@@ -24,10 +23,15 @@ if TYPE_CHECKING:
 
     from harness.config import Home
 
-__all__ = ["ERRORS", "LoadedRun", "RunScores", "cluster_ids", "load_run", "run_scores"]
-
-ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
-BUILTIN_COLUMNS = ("input", "expected", "context", "output")
+__all__ = [
+    "ERRORS",
+    "LoadedRun",
+    "RunScores",
+    "cluster_ids",
+    "load_run",
+    "row_labels",
+    "run_scores",
+]
 
 
 @dataclass
@@ -71,76 +75,37 @@ def load_run(ref: str, home: Home) -> LoadedRun:
     return LoadedRun(run, record, notes)
 
 
-@dataclass
-class RunScores:
-    """One run's rows (indexed by example id) and its per-row scores."""
-
-    rows: pd.DataFrame  # input, expected, context, extra, output, error
-    values: pd.DataFrame  # one column per metric, judge and ERRORS; NaN = not scored
-    rationales: pd.DataFrame  # one column per judge: the first sample's rationale
-    judges: frozenset[str]
-    order: list[str]  # the metrics in the order the run asked for them, then ERRORS
-
-
 def run_scores(run: LoadedRun) -> RunScores:
-    """Per-row scores of ``run``: a judge's samples averaged per row."""
+    """Per-row scores of ``run``: a judge's samples averaged per row (see
+    ``harness.store.scores``)."""
+    return record_scores(run.record)
+
+
+def row_labels(rows: pd.DataFrame, column: str, option: str) -> pd.Series:
+    """Each row's value of the dataset column ``column`` as a label (``harness.slices``):
+    ``input``, ``expected``, ``context``, ``id`` or any column kept in the example's extra
+    fields; None where a row has none. Raises ConfigError, naming ``option`` and the columns
+    there are, when no row has the column."""
     import pandas as pd
 
-    rows = run.record.rows().set_index("id")
-    scores = run.record.scores()
-    metrics = list(dict.fromkeys(scores["metric"]))
-    scored = scores.dropna(subset=["value"])
-    values = (
-        scored.groupby(["example_id", "metric"], sort=False)["value"]
-        .mean()
-        .unstack("metric")
-        .reindex(index=rows.index, columns=metrics)
-        .astype(float)
-    )
-    values[ERRORS] = rows["error"].notna().astype(float)
-    judged = scores[scores["source"] == "llm_judge"]
-    judges = frozenset(judged["metric"])
-    first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
-    rationales = (
-        first.pivot(index="example_id", columns="metric", values="rationale")
-        if not first.empty
-        else pd.DataFrame(index=rows.index)
-    )
-    config = run.record.info.config
-    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
-    order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
-    return RunScores(rows, values, rationales, judges, [*order, ERRORS])
+    from harness.slices import column_labels, row_fields
+
+    fields = [
+        row_fields(str(example_id), r.input, r.expected, r.context, r.extra)
+        for example_id, r in zip(rows.index, rows.itertuples(index=False), strict=True)
+    ]
+    return pd.Series(column_labels(fields, column, option), index=rows.index, dtype=object)
 
 
 def cluster_ids(rows: pd.DataFrame, column: str) -> pd.Series:
-    """Each row's cluster: the value of the dataset column ``column`` (``context``,
-    ``input``, ``expected`` or any column kept in the example's extra fields).
+    """Each row's cluster: its value of the dataset column ``column`` (see ``row_labels``;
+    ``output`` too). A row without a value is a cluster of its own."""
+    from harness.slices import label
 
-    A row without a value is a cluster of its own. Raises ConfigError when no row has
-    the column, naming the columns there are.
-    """
-    if column in BUILTIN_COLUMNS:
-        values = rows[column].map(_hashable)
+    if column == "output":
+        values = rows["output"].map(label).astype(object)
     else:
-        extras = rows["extra"].map(lambda text: json.loads(text) if text else {})
-        if not any(column in extra for extra in extras):
-            known = sorted({k for extra in extras for k in extra} | set(BUILTIN_COLUMNS))
-            raise ConfigError(
-                f"--cluster {column}: no row has that column; columns: {', '.join(known)}"
-            )
-        values = extras.map(lambda extra: _hashable(extra.get(column)))
+        values = row_labels(rows, column, "--cluster")
     alone = values.isna()
-    values = values.astype(object)
     values[alone] = [f"\x00row:{i}" for i in values.index[alone]]
     return values.astype(str)
-
-
-def _hashable(value: object) -> object:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, sort_keys=True, default=str)
-    except TypeError:
-        return str(value)

@@ -6,7 +6,8 @@ The labels live in a dataset column (any extra column of the import, e.g. PubMed
 ``true``, ``pass``, ``1`` for yes/no; an integer in range for a scale; a listed label).
 Labels that do not map are excluded and counted. The judge grades each remaining row, and
 ``calibrate`` reports accuracy, Cohen's kappa (agreement beyond chance; quadratic-weighted
-kappa too for scales), the confusion matrix and the rows where judge and human disagree.
+kappa too for scales), the confusion matrix and the rows where judge and human disagree,
+and keeps the summary in the store (``harness.store.calibrations``) for run reports.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import DataError, JudgeParseError, MetricError
+from harness.errors import DataError, JudgeParseError, MetricError, RunFailed
 from harness.judges.output import OutputSpec
 
 if TYPE_CHECKING:
@@ -56,6 +57,18 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    def failure(self) -> RunFailed | None:
+        """Judge answers that failed (calls after their retries, or no usable verdict) make
+        the calibration unreliable: the error to exit with (1), None when there were none."""
+        if not self.errors:
+            return None
+        reasons = Counter(e["error"] for e in self.errors).most_common(2)
+        return RunFailed(
+            f"{len(self.errors)} of {self.compared + len(self.errors)} judge answers failed ("
+            + "; ".join(f"{n} x {r}" for r, n in reasons)
+            + "); the figures leave those rows out"
+        )
 
 
 def cohen_kappa(
@@ -125,13 +138,13 @@ def calibrate(
     from column ``output``, else from an ``output`` column; a judge whose prompt has no
     ``{output}`` needs none. Judge calls go through the project's cache.
     """
-    from harness.config import Home, resolve_home
+    from harness.config import resolve_home
     from harness.judges.resolve import resolve_judges
     from harness.judges.session import judge_provider, judge_session
     from harness.metrics import ScoringRow
     from harness.store import datasets as dataset_store
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     chosen = resolve_judges(
         [judge], home=home, judges_file=judges_file, guidelines=list(guidelines)
     )[0]
@@ -195,7 +208,7 @@ def calibrate(
     confusion = {h: {j: 0 for j in categories} for h in categories}
     for h, j in pairs:
         confusion[h][j] += 1
-    return Calibration(
+    result = Calibration(
         judge=chosen.name,
         judge_version=chosen.version,
         judge_model=provider.uri,
@@ -217,6 +230,13 @@ def calibrate(
         disagreements=disagreements,
         calls=calls,
     )
+    # Kept in the store, so the report of a run graded by this judge can show it.
+    from harness.store.calibrations import save_calibration
+    from harness.store.runs import get_run
+
+    run_id = get_run(home.db_path, run).run_id if run is not None else None
+    save_calibration(home.db_path, result, run_id=run_id)
+    return result
 
 
 def _column(example: Example, column: str) -> Any:

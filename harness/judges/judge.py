@@ -75,8 +75,11 @@ class Judge:
     system: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
-    origin: str = "custom"  # builtin | custom (harness.toml / --judges) | python
+    origin: str = "custom"  # builtin | custom (harness.toml / --judges) | python | mlflow
     json_mode: bool = True  # ask for structured output where the provider supports it
+    model: str | None = None  # the judge's own model URI; None: the run's --judge-model
+    direction: int = 1  # +1: a higher verdict is better (-1 for a judge of faults)
+    aggregations: tuple[str, ...] = ()  # reported besides mean, p50, p90 (MLflow's variance)
 
     def __post_init__(self) -> None:
         used = _PLACEHOLDER.findall(self.template)
@@ -161,6 +164,10 @@ class Judge:
         reply[self.output.key] = int(label) if self.output.kind == "scale" and label else label
         lines.append("Reply: " + json.dumps(reply, ensure_ascii=False))
         return "\n".join(lines)
+
+    def read(self, text: str) -> Verdict:
+        """The verdict in one answer (raises JudgeParseError when there is none)."""
+        return parse_verdict(text, self.output)
 
     def repair_message(self, error: JudgeParseError) -> dict[str, str]:
         return {
@@ -272,7 +279,7 @@ class Judge:
                 )
             raws.append(result.text)
             try:
-                verdict = parse_verdict(result.text, self.output)
+                verdict = self.read(result.text)
             except JudgeParseError as e:
                 error = e
                 conversation += [

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RunFailed
 from harness.judges.judge import SYSTEM_PROMPT, Judge
 from harness.judges.output import OutputSpec
 
@@ -97,6 +98,18 @@ class Comparison:
             "win_rate_a": (wins_a + ties / 2) / len(decided) if decided else None,
         }
 
+    def failure(self) -> RunFailed | None:
+        """Rows whose judge answers failed (after retries) as the error to exit with (1)."""
+        failed = [r.error for r in self.rows if r.winner is None and r.error]
+        if not failed:
+            return None
+        reasons = Counter(failed).most_common(2)
+        return RunFailed(
+            f"{len(failed)} of {len(self.rows)} rows could not be judged ("
+            + "; ".join(f"{n} x {r}" for r, n in reasons)
+            + "); the totals leave them out"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_a": self.run_a,
@@ -175,7 +188,7 @@ async def compare_row(row: dict[str, Any], *, caller: Caller, provider: Provider
         consistent,
         answers[0].rationale,
         answers[1].rationale,
-        "; ".join(errors) or None,
+        "; ".join(dict.fromkeys(errors)) or None,  # both orders fail alike, mostly
     )
 
 
@@ -194,11 +207,11 @@ def compare_runs(
     Runs are given by id (or an unambiguous prefix) and must be on the same dataset.
     ``judge_model`` defaults to ``judge_model`` in harness.toml.
     """
-    from harness.config import Home, resolve_home
+    from harness.config import resolve_home
     from harness.judges.session import judge_provider, judge_session
     from harness.store.runs import get_run, load_outputs
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     info_a, info_b = get_run(home.db_path, run_a), get_run(home.db_path, run_b)
     if info_a.dataset != info_b.dataset:
         raise ConfigError(

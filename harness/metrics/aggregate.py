@@ -1,13 +1,33 @@
-"""Aggregates of one metric over many rows: mean, p50, p90 and the count of scored rows."""
+"""Aggregates of one metric over many rows: mean, p50, p90 and the count of scored rows.
+
+A metric that came from MLflow may ask for more (``aggregations=["variance", "median"]``):
+:func:`extra_aggregates` computes MLflow's other named aggregations the way MLflow does
+(``numpy``'s population variance, median, min and max over the scored rows).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["AGGREGATE_KEYS", "aggregate", "aggregate_scores", "percentile"]
+__all__ = [
+    "AGGREGATE_KEYS",
+    "EXTRA_AGGREGATIONS",
+    "aggregate",
+    "aggregate_scores",
+    "extra_aggregates",
+    "percentile",
+]
 
 AGGREGATE_KEYS: tuple[str, ...] = ("mean", "p50", "p90", "count")
+# MLflow's named aggregations besides the ones every metric gets (mean, p90).
+EXTRA_AGGREGATIONS: dict[str, Callable[[list[float]], float]] = {
+    "min": min,
+    "max": max,
+    "median": statistics.median,
+    "variance": statistics.pvariance,  # numpy.var's default: the population variance
+}
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -60,3 +80,28 @@ def aggregate_scores(scores: Mapping[str, Sequence[float | None]]) -> dict[str, 
         for key, value in aggregate(values).items():
             named[f"{metric_name}/{key}"] = value
     return named
+
+
+def extra_aggregates(
+    values: Sequence[float | None], names: Sequence[str | Callable[[list[float]], float]]
+) -> dict[str, float]:
+    """MLflow's other aggregations of the scored values: ``{"variance": ..., "max": ...}``.
+
+    ``names`` holds names from ``EXTRA_AGGREGATIONS`` (``mean`` and ``p90`` are already in
+    every aggregate and are skipped) or functions of the list of values, reported under
+    their ``__name__`` as MLflow reports them. None and NaN are left out; with no scored
+    values there is nothing to report.
+    """
+    scored = [float(v) for v in values if v is not None and not math.isnan(v)]
+    found: dict[str, float] = {}
+    if not scored:
+        return found
+    for entry in names:
+        if callable(entry):
+            found[getattr(entry, "__name__", "aggregate")] = float(entry(list(scored)))
+        elif entry in EXTRA_AGGREGATIONS:
+            found[entry] = float(EXTRA_AGGREGATIONS[entry](scored))
+        elif entry not in ("mean", "p90"):
+            known = ", ".join(["mean", "p90", *EXTRA_AGGREGATIONS])
+            raise ValueError(f"unknown aggregation {entry!r}; use one of {known}")
+    return found

@@ -1,18 +1,32 @@
 """What a metric is, and the registry of metrics by name that every family adds itself to.
 
-A module of its own: the family modules (``match``, ``rouge``, ``readability``, ``basic``)
-import it to register their metrics, and ``harness.metrics`` imports the families to
-look names up, so neither imports the other back.
+A module of its own: the family modules (``match``, ``rouge``, ``readability``, ``basic``,
+and the kinds' ``checks``, ``structure``, ``similarity``) import it to register their
+metrics, and ``harness.metrics`` imports the families to look names up, so neither imports
+the other back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetricError
 
-__all__ = ["Metric", "ScoringRow", "register_metric", "registered"]
+if TYPE_CHECKING:
+    from harness.store.runs import ScoreRow
+
+__all__ = [
+    "BatchMetric",
+    "BatchResult",
+    "Columns",
+    "Metric",
+    "Score",
+    "ScoringRow",
+    "register_metric",
+    "registered",
+]
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,40 @@ class ScoringRow:
     expected: tuple[str, ...]  # zero or more acceptable answers
     context: str | None
     latency_s: float | None  # the model call's latency
+    id: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The dict a ``python:`` metric receives: the row's columns plus its ``output``."""
+        row: dict[str, Any] = dict(self.extra)
+        row.update(
+            id=self.id,
+            input=self.input,
+            output=self.output,
+            expected=self.expected[0] if len(self.expected) == 1 else list(self.expected),
+            expected_all=list(self.expected),
+            context=self.context,
+            latency_s=self.latency_s,
+        )
+        return row
+
+
+@dataclass(frozen=True)
+class Score:
+    """A metric's answer for one row when a number alone does not say it all.
+
+    ``name`` is only for a metric that answers several scores per row (an MLflow scorer
+    returning a list of ``Feedback``): each is stored under its own name.
+    """
+
+    value: float | None
+    rationale: str | None = None
+    label: str | None = None
+    error: str | None = None
+    name: str | None = None
+
+
+RowResult = float | Score | Sequence[Score] | None
 
 
 @dataclass(frozen=True)
@@ -31,28 +79,132 @@ class Metric:
     """A named heuristic score of one row.
 
     ``needs_expected`` metrics compare the output to the expected answers; they return
-    None for a row with none, without calling ``fn``. ``direction`` says which way is
-    better: +1 higher (correctness, overlap), -1 lower (latency), 0 neither (length,
-    reading grade); ``compare``, ``check`` and sweeps read it.
+    None for a row with none, without calling ``fn`` (``needs_context`` likewise).
+    ``direction`` says which way is better: +1 higher (correctness, overlap), -1 lower
+    (latency), 0 neither (length, reading grade); sweeps, ``compare`` and ``check`` read it.
+    ``aggregations`` names aggregates to report besides mean, p50, p90 and count (any of
+    ``EXTRA_AGGREGATIONS``, or a function of the scored values, named after it).
     """
 
     name: str
     description: str  # one line, shown by `harness run --help` and the docs
     needs_expected: bool
-    fn: Callable[[ScoringRow], float | None]
-    direction: int = 1
+    fn: Callable[[ScoringRow], RowResult]
+    direction: int = 1  # +1 higher is better, -1 lower, 0 neither
+    needs_context: bool = False
+    origin: str = "builtin"  # builtin | kind | python | mlflow
+    aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
 
     def score(self, row: ScoringRow) -> float | None:
         """Score one row; None means the row cannot be scored by this metric."""
-        if self.needs_expected and not row.expected:
+        if (self.needs_expected and not row.expected) or (self.needs_context and not row.context):
             return None
-        return self.fn(row)
+        result = self.fn(row)
+        if isinstance(result, Score):
+            return result.value
+        if result is None or isinstance(result, float):
+            return result
+        if isinstance(result, (list, tuple)):
+            raise MetricError(f"metric {self.name!r} answers several scores; use evaluate()")
+        return as_number(self.name, result)
+
+    def evaluate(self, row: ScoringRow, example_id: str) -> list[ScoreRow]:
+        """The rows to store for one example; a metric that raises gives a row with its error.
+
+        A user's metric function that fails is that row's problem, like a failed model call:
+        the value is None, the error says what was raised, and the run goes on.
+        """
+        from harness.store.runs import ScoreRow
+
+        if (self.needs_expected and not row.expected) or (self.needs_context and not row.context):
+            return [ScoreRow(example_id, self.name, None)]
+        try:
+            result = self.fn(row)
+            scores = result if isinstance(result, (list, tuple)) else [result]
+            rows = [self._row(example_id, score) for score in scores]
+        except Exception as e:  # noqa: BLE001 - the user's code: recorded on the row, not raised
+            return [ScoreRow(example_id, self.name, None, error=f"{type(e).__name__}: {e}")]
+        return rows
+
+    def _row(self, example_id: str, score: Any) -> ScoreRow:
+        from harness.store.runs import ScoreRow
+
+        if isinstance(score, Score):
+            value = None if score.value is None else as_number(self.name, score.value)
+            return ScoreRow(
+                example_id,
+                score.name or self.name,
+                value,
+                label=score.label,
+                rationale=score.rationale,
+                error=score.error,
+            )
+        return ScoreRow(
+            example_id, self.name, None if score is None else as_number(self.name, score)
+        )
 
 
-_registry: dict[str, Metric] = {}
+def as_number(name: str, value: Any) -> float:
+    """A metric's value as stored: a number, a bool as 1.0/0.0; MetricError otherwise."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) or hasattr(value, "__float__"):
+        return float(value)
+    raise MetricError(
+        f"metric {name!r} returned {type(value).__name__}; a metric returns a number, "
+        "a bool or None"
+    )
 
 
-def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
+@dataclass(frozen=True)
+class Columns:
+    """Every row of a run, column by column: what a :class:`BatchMetric` receives."""
+
+    ids: list[str]
+    inputs: list[str]
+    outputs: list[str | None]  # None for a row whose model call failed
+    expected: list[tuple[str, ...]]
+    contexts: list[str | None]
+    extra: dict[str, list[Any]]  # the dataset's other columns
+    scores: dict[str, list[float | None]]  # per-row values of the metrics computed so far
+    aggregates: dict[str, dict[str, float]]  # and their aggregates
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch metric found: per-row values (or none) and aggregates of its own."""
+
+    scores: list[float | None] | None = None
+    rationales: list[str | None] | None = None
+    labels: list[str | None] | None = None
+    aggregates: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchMetric:
+    """A metric computed once over all rows of a run (MLflow's ``eval_fn`` contract).
+
+    ``fn`` returns a :class:`BatchResult` (or None: nothing to report, as MLflow skips a
+    metric whose function returns nothing). ``columns`` are the dataset columns it reads
+    besides input, output, expected and context, checked before the run; ``wanted`` are
+    ``(parameter, name, optional)`` arguments that can only be other metrics' values.
+    """
+
+    name: str
+    description: str
+    needs_expected: bool
+    fn: Callable[[Columns], BatchResult | None]
+    direction: int = 1
+    origin: str = "python"
+    columns: tuple[str, ...] = ()
+    aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
+    wanted: tuple[tuple[str, str, bool], ...] = ()
+
+
+_registry: dict[str, Metric | BatchMetric] = {}
+
+
+def register_metric(metric: Metric | BatchMetric, *, replace: bool = False) -> Metric | BatchMetric:
     """Make ``metric`` available under its name; returns it.
 
     Raises MetricError if another metric already has the name, unless ``replace``.
@@ -64,6 +216,6 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     return metric
 
 
-def registered() -> dict[str, Metric]:
+def registered() -> dict[str, Metric | BatchMetric]:
     """The registry itself: name -> metric (without the built-ins until they are loaded)."""
     return _registry

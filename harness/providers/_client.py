@@ -8,15 +8,17 @@ the default, since httpx's own pool gets slower per request as it grows, encode/
 ``httpx-shards`` (several small httpx pools used in turn; the fallback without
 httpx-aiohttp) and ``httpx`` (one plain pool).
 
-``send_json`` posts a JSON body. On a client from ``make_client``, with no proxy set in the
-environment, it hands the request straight to the client's transport: the client's own
-per-request work (merging URLs and headers, the auth and redirect flows, cookie
-bookkeeping) was ~12% of a request's CPU in the provider benchmark, and none of it applies
-to harness's requests (full URLs, header auth, redirects not followed). It keeps what does
-apply: the client's default headers, its timeouts and its cookie jar. Over the ``aiohttp``
-transport, while no cookie is set, it goes one step further and posts on the transport's
-aiohttp session itself (``_send_aiohttp``), with no ``httpx.Request`` at all. Any other client (a
-test's mock transport, a caller's own client) gets a plain ``client.post``.
+``send_json`` posts a JSON body; ``send`` sends a request as it was built elsewhere (the
+user's own calls, routed through the call path by ``harness.intercept``). On a client from
+``make_client``, with no proxy set in the environment, each hands the request straight to
+the client's transport: the client's own per-request work (merging URLs and headers, the
+auth and redirect flows, cookie bookkeeping) was ~12% of a request's CPU in the provider
+benchmark, and none of it applies to harness's requests (full URLs, header auth, redirects
+not followed). It keeps what does apply: the client's default headers, its timeouts and
+its cookie jar. Over the ``aiohttp`` transport, while no cookie is set, ``send_json`` goes
+one step further and posts on the transport's aiohttp session itself (``_send_aiohttp``),
+with no ``httpx.Request`` at all. Any other client (a test's mock transport, a caller's
+own client) gets a plain ``client.post``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,9 @@ import httpx
 from harness.errors import ConfigError
 
 TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
+# The request extension that marks harness's own requests: the interception of the user's
+# HTTP calls (harness.intercept) passes them through untouched, so none is routed twice.
+OWN_REQUEST = "harness_own_request"
 SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
 DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -102,24 +108,50 @@ async def send_json(
     """POST ``body`` as JSON to ``url`` and read the whole answer."""
     direct = _direct.get(client)
     if direct is None:
-        return await client.post(url, json=body, headers=headers)
+        return await client.post(url, json=body, headers=headers, extensions={OWN_REQUEST: True})
     # The bytes httpx's ``json=`` would send.
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     all_headers = {**direct.headers, **headers, "Content-Type": "application/json"}
-    jar = client.cookies
-    if not jar and direct.aiohttp:
+    if direct.aiohttp and not client.cookies:
         response = await _send_aiohttp(direct.transport, url, content.encode(), all_headers, direct)
         if "set-cookie" in response.headers:
             response.request = httpx.Request("POST", url, headers=all_headers)
-            jar.extract_cookies(response)
+            client.cookies.extract_cookies(response)
         return response
+    headers = {**headers, "Content-Type": "application/json"}
+    return await send(client, "POST", url, headers, content.encode("utf-8"))
+
+
+async def send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: Any,
+    content: bytes,
+    timeout: Mapping[str, float | None] | None = None,
+) -> httpx.Response:
+    """Send a request as it is (the user's own calls, ``harness.intercept``) and read the
+    whole answer: past the client when it is one of ours, as ``send_json`` does."""
+    direct = _direct.get(client)
+    if direct is None:
+        return await client.request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            timeout=httpx.Timeout(**timeout) if timeout else httpx.USE_CLIENT_DEFAULT,
+            extensions={OWN_REQUEST: True},
+        )
+    merged = httpx.Headers(direct.headers)
+    merged.update(headers)
     request = httpx.Request(
-        "POST",
+        method,
         url,
-        headers=all_headers,
-        content=content.encode("utf-8"),
-        extensions={"timeout": direct.timeout},
+        headers=merged,
+        content=content,
+        extensions={"timeout": dict(timeout or direct.timeout), OWN_REQUEST: True},
     )
+    jar = client.cookies
     if jar:
         jar.set_cookie_header(request)
     response = await direct.transport.handle_async_request(request)

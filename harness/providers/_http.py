@@ -217,7 +217,8 @@ class HTTPProvider(Provider):
     def connection_error(self, error: Exception, url: str) -> ProviderConnectionError:
         reason = " ".join(self.scrub(str(error)).split())[:200] or type(error).__name__
         return ProviderConnectionError(
-            f"{self.uri}: connection to {redact_url(url)} failed: {reason}"
+            f"{self.uri}: connection to {redact_url(url)} failed: {reason}",
+            refused=_refused(error),
         )
 
     def http_error(self, response: httpx.Response, url: str) -> ProviderHTTPError:
@@ -244,6 +245,19 @@ class HTTPProvider(Provider):
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether nothing listened at the address: a ``ConnectionRefusedError`` among the
+    causes (httpx, httpcore and aiohttp each wrap it in their own connect error)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_timeout(error: Exception) -> bool:

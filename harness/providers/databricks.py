@@ -2,13 +2,15 @@
 
 Requests go to ``{host}/serving-endpoints/{ENDPOINT}/invocations`` with an OpenAI chat
 body (no ``model``: the endpoint names it) and a bearer token. Where host and token come
-from, first match wins, as in the Databricks SDK's unified auth:
+from follows the Databricks SDK's unified auth (``databricks.sdk.config.Config``: explicit
+settings, then the environment, then the config file, each filling only what is still
+unset), and ``harness sync --databricks`` (``harness.tracking.databricks_auth``) agrees:
 
-1. a profile named explicitly (``profile`` in ``[providers.databricks]`` of harness.toml,
-   or ``DATABRICKS_CONFIG_PROFILE``): that profile's ``host`` and ``token``;
-2. ``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN``; either one missing is taken from the
-   ``DEFAULT`` profile;
-3. the ``DEFAULT`` profile.
+1. ``host`` in ``[providers.databricks]`` of harness.toml;
+2. ``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN``, even when a profile is named;
+3. the profile named (``profile`` in ``[providers.databricks]``, or
+   ``DATABRICKS_CONFIG_PROFILE``), else the ``DEFAULT`` profile, for what is still missing
+   (the file is not read when the environment has both and no profile is named).
 
 Profiles are read from ``DATABRICKS_CONFIG_FILE``, default ``~/.databrickscfg``. A profile
 with no ``token`` (OAuth, ``databricks auth login``) is used through ``databricks-sdk`` when
@@ -43,7 +45,9 @@ def config_file() -> Path:
 
 
 def read_profile(name: str, *, required: bool) -> dict[str, str]:
-    """The settings of one profile ({} when absent and not ``required``)."""
+    """The settings of one profile ({} when absent and not ``required``).
+
+    A profile's own keys only, as the SDK reads them: ``[DEFAULT]`` is not mixed in."""
     path = config_file()
     parser = configparser.ConfigParser(interpolation=None)
     try:
@@ -52,10 +56,8 @@ def read_profile(name: str, *, required: bool) -> dict[str, str]:
         raise ConfigError(f"{path}: cannot parse: {e.message}") from None
     if name == DEFAULT_PROFILE:
         values = dict(parser.defaults())
-    elif parser.has_section(name):
-        values = {k: v for k, v in parser.items(name)}
     else:
-        values = {}
+        values = dict(parser._sections.get(name, {}))  # type: ignore[attr-defined]
     if required and not values:
         raise ConfigError(f"Databricks profile {name!r} is not in {path}")
     return {k: v.strip() for k, v in values.items() if v and v.strip()}
@@ -94,21 +96,20 @@ class DatabricksProvider(HTTPProvider):
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> DatabricksProvider:
         reject_inline_secrets(options, "[providers.databricks]")
-        profile = options.get("profile") or env_value(PROFILE_ENV)
-        if profile:
-            values = read_profile(profile, required=True)
-            host, token = options.get("host") or values.get("host"), values.get("token")
-            source = f"the token of profile {profile!r} in {config_file()}"
+        named = options.get("profile") or env_value(PROFILE_ENV)
+        host = options.get("host") or env_value(HOST_ENV)
+        token = env_value(TOKEN_ENV)
+        profile, values = named or DEFAULT_PROFILE, {}
+        if named or not (host and token):  # the file fills only what is still unset
+            values = read_profile(profile, required=bool(named))
+            host = host or values.get("host")
+            token = token or values.get("token")
+        if env_value(TOKEN_ENV):
+            source = TOKEN_ENV
+        elif named:
+            source = f"{TOKEN_ENV} or the token of profile {named!r} in {config_file()}"
         else:
-            profile = DEFAULT_PROFILE
-            values = read_profile(DEFAULT_PROFILE, required=False)
-            host = options.get("host") or env_value(HOST_ENV) or values.get("host")
-            token = env_value(TOKEN_ENV) or values.get("token")
-            source = (
-                TOKEN_ENV
-                if env_value(TOKEN_ENV)
-                else (f"{TOKEN_ENV} or the {DEFAULT_PROFILE} profile in {config_file()}")
-            )
+            source = f"{TOKEN_ENV} or the {DEFAULT_PROFILE} profile in {config_file()}"
         auth_headers = None
         if host and not token and values:
             auth_headers = _sdk_auth(profile, host)

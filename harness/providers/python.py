@@ -10,12 +10,9 @@ thread so a slow function does not stall the other rows.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ModelURIError, ProviderError
@@ -28,26 +25,13 @@ if TYPE_CHECKING:
 
 def load_callable(target: str) -> Callable[..., Any]:
     """``module.sub:function`` -> the function; the current directory is importable."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ModelURIError(f"python model {target!r} must look like python:MODULE:FUNCTION")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)  # so `python:my_app:predict` finds ./my_app.py, like `python -m`
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        raise ModelURIError(f"python model {target!r}: no module named {e.name!r}") from None
-    except Exception as e:  # the user's module failed at import: say where, not a traceback
-        raise ModelURIError(
-            f"python model {target!r}: importing {module_name} failed: {type(e).__name__}: {e}"
-        ) from e
-    fn: Any = module
-    for part in attr.split("."):
-        fn = getattr(fn, part, None)
-        if fn is None:
-            raise ModelURIError(f"python model {target!r}: {module_name} has no {attr!r}")
+    from harness.imports import load_object
+
+    fn = load_object(
+        target, what="python model", error=ModelURIError, form="python:MODULE:FUNCTION"
+    )
     if not callable(fn):
+        attr = target.partition(":")[2]
         raise ModelURIError(f"python model {target!r}: {attr!r} is not callable")
     return fn
 
@@ -90,7 +74,14 @@ class PythonProvider(Provider):
                 # Timed inside the worker thread: queueing for a thread is not the model's latency.
                 result, latency = await asyncio.to_thread(_timed, self.fn, arg)
         except Exception as e:  # a failing user function fails its row, not the run
-            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}") from e
+            hint = ""
+            if request.row is None and isinstance(e, TypeError | KeyError | AttributeError):
+                # The likeliest cause: a function written for the model role, given messages.
+                hint = (
+                    "; as a judge model a python: function gets the judge's messages "
+                    '(a list of {"role", "content"} dicts), not a row dict'
+                )
+            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}{hint}") from e
         if isinstance(result, ModelResponse):
             result.latency_s = result.latency_s or latency
             return result

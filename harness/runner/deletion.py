@@ -35,8 +35,9 @@ def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
         raise ConfigError(f"{note}; delete it by its run id")
     if info.status == "running" and not force:
         raise ConfigError(
-            f"run {info.run_id} is still running (or was killed while running); "
-            "use --force to delete it anyway"
+            f"run {info.run_id} is still running"
+            + (f" ({info.owner.describe()})" if info.owner else "")
+            + "; use --force to delete it anyway"
         )
     mlflow = "not logged"
     if info.mlflow_run_id:

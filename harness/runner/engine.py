@@ -5,6 +5,10 @@ memory however many rows), each rendering the prompt, calling the model through 
 ``Caller``, scoring the heuristic metrics and asking the judges, and hands each finished
 row to the writer. ``drive`` runs it on an event loop. A local run, Spark's driver pass
 and each Spark task (``harness.runner.spark``, ``spark_task``) all run rows through it.
+
+A stop request (``harness.interrupt``: the first Ctrl-C or SIGTERM) ends the scheduling
+of rows at once; the rows in flight get ``StopRequest.grace_s`` seconds to finish (their
+calls are paid for, so finishing them is worth a wait), then they are cancelled.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from harness.store.runs import OutputRow, ScoreRow
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from harness.interrupt import StopRequest
     from harness.judges import Judge
     from harness.runner.batches import BatchWriter
     from harness.runner.plan import RunPlan
@@ -40,9 +45,17 @@ class Engine:
     """
 
     def __init__(
-        self, plan: RunPlan, caller: Caller, writer: BatchWriter, progress: Progress
+        self,
+        plan: RunPlan,
+        caller: Caller,
+        writer: BatchWriter,
+        progress: Progress,
+        stop: StopRequest | None = None,
     ) -> None:
+        from harness.interrupt import StopRequest
+
         self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
+        self.stop = stop or StopRequest()
         self.errors = 0
         self.stopped_by_budget = False
         self.judges_together = False
@@ -53,17 +66,13 @@ class Engine:
         self.writer.add(output, scores)
         self.errors += output.error is not None
         calls = self.caller.stats
+        cost = calls.total("cost_usd")
         self.progress.advance(
             1,
-            cache_hits=calls.model.cache_hits + calls.judge.cache_hits,
+            cache_hits=calls.total("cache_hits"),
             errors=self.errors,
-            tokens=calls.model.input_tokens
-            + calls.model.output_tokens
-            + calls.judge.input_tokens
-            + calls.judge.output_tokens,
-            cost=f"${calls.model.cost_usd + calls.judge.cost_usd:.4f}"
-            if calls.model.cost_usd + calls.judge.cost_usd
-            else "",
+            tokens=calls.total("input_tokens") + calls.total("output_tokens"),
+            cost=f"${cost:.4f}" if cost else "",
         )
 
     async def run(self, examples: list[Example]) -> None:
@@ -80,7 +89,7 @@ class Engine:
 
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
-                if self.stopped_by_budget:
+                if self.stopped_by_budget or self.stop.requested:
                     return
                 try:
                     output, scores = await self.process(example)
@@ -96,12 +105,36 @@ class Engine:
                 self.record(output, scores)
 
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        loop = asyncio.get_running_loop()
+
+        def stopping(_signum: int) -> None:  # in the signal handler: hand over to the loop
+            loop.call_soon_threadsafe(self._wind_down, tasks)
+
+        forget = self.stop.on_stop(stopping)
         try:
-            await asyncio.gather(*tasks)
+            # Not gather: rows cancelled at the end of a stop's grace are not an error.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
+            forget()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _wind_down(self, tasks: list[asyncio.Task[None]]) -> None:
+        """After a stop request: no new rows; those in flight are cancelled after the grace."""
+        busy = sum(not t.done() for t in tasks)
+        if not busy:
+            return
+        grace = self.stop.grace_s
+        self.progress.note(
+            f"{self.stop.signal_name}: stopping; the rows in flight get {grace:g} s to finish "
+            "(press Ctrl-C again to exit at once)"
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_later(grace, lambda: [t.cancel() for t in tasks if not t.done()])
 
     async def process(self, example: Example) -> tuple[OutputRow, list[ScoreRow]]:
         plan, config = self.plan, self.plan.config
@@ -121,18 +154,18 @@ class Engine:
             expected=example.expected,
             context=example.context,
             latency_s=result.latency_s,
+            id=example.id,
+            extra=example.extra,
         )
-        scores = [ScoreRow(example.id, m.name, m.score(scoring)) for m in plan.metrics]
+        scores = [row for m in plan.metrics for row in m.evaluate(scoring, example.id)]
         if plan.judges:
-            assert plan.judge_provider is not None
-            judge_provider = plan.judge_provider
 
             def ask(judge: Judge) -> Awaitable[list[ScoreRow]]:
                 return judge.evaluate(
                     scoring,
                     example_id=example.id,
                     caller=self.caller,
-                    provider=judge_provider,
+                    provider=plan.provider_for(judge),
                     samples=config.judge_samples,
                 )
 
@@ -179,6 +212,7 @@ def _output(example_id: str, result: CallResult | None, error: str | None = None
         result.cost_usd,
         result.request_key,
         result.cached,
+        list(result.app_keys) or None,
     )
 
 

@@ -21,6 +21,7 @@ from harness.calls.limits import (
     requested_output_tokens,
 )
 from harness.config import Home, resolve_home
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
@@ -96,7 +97,7 @@ class RunEstimate:
 
     def lines(self) -> list[str]:
         """The estimate as text lines, for the CLI."""
-        out = [f"dry run: {self.model} on {self.dataset}, {self.rows} rows; nothing sent"]
+        out = [f"dry run: {self.model} on {self.dataset}, {plural(self.rows, 'row')}; nothing sent"]
         for kind, est in (("model", self.model_calls), ("judge", self.judge_calls)):
             if not est.calls:
                 continue
@@ -130,12 +131,12 @@ def estimate_run(
     from harness.prompts import render
     from harness.runner.plan import plan_run, preflight
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     plan = plan_run(config, home, provider)
     preflight(
         config,
         home.settings,
-        [plan.provider, plan.judge_provider],
+        plan.providers,
         check_credentials=False,
         check_prices=False,
     )
@@ -154,27 +155,29 @@ def estimate_run(
             answer = _count(model_est, plan.provider, request, cache, out_default)
             if not plan.judges:
                 continue
-            assert plan.judge_provider is not None
             scoring = ScoringRow(
                 input=example.input,
                 output=answer or "",
                 expected=example.expected,
                 context=example.context,
                 latency_s=None,
+                id=example.id,
+                extra=example.extra,
             )
             for judge in plan.judges:
                 if judge.missing(scoring) is not None:
                     continue
-                params = judge.request_params(plan.judge_provider, config.judge_samples)
+                judge_provider = plan.provider_for(judge)
+                params = judge.request_params(judge_provider, config.judge_samples)
                 judge_out = requested_output_tokens(params) or DEFAULT_OUTPUT_TOKENS
                 for sample in range(config.judge_samples):
-                    judge_request = plan.judge_provider.request(
+                    judge_request = judge_provider.request(
                         judge.messages(scoring), params, sample_index=sample
                     )
                     extra = 0 if answer is not None else out_default  # the unknown answer
                     _count(
                         judge_est,
-                        plan.judge_provider,
+                        judge_provider,
                         judge_request,
                         cache if answer is not None else None,
                         judge_out,
@@ -192,7 +195,7 @@ def estimate_run(
     return RunEstimate(
         plan.dataset.ref,
         plan.provider.uri,
-        plan.judge_provider.uri if plan.judge_provider else None,
+        ", ".join(sorted({plan.provider_for(j).uri for j in plan.judges})) or None,
         len(plan.examples),
         model_est,
         judge_est,

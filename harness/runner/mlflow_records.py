@@ -1,7 +1,7 @@
 """The MLflow records of a run: what ``harness.tracking`` logs, built from the run's rows.
 
-``head_record`` is what the MLflow run is opened with, ``rows_record`` and
-``batch_record`` carry finished rows (their traces), ``final_record`` the whole run;
+``head_record`` is what the MLflow run is opened with, ``rows_record`` carries finished
+rows and ``batch_traces`` makes their traces, ``final_record`` the whole run;
 ``batch_payload`` is a stored batch as the plain tuples that travel to the MLflow worker
 (``harness.runner.mlflow_worker``), and ``mlflow_parent_run`` makes the runs of a block
 children of a sweep's parent run.
@@ -58,8 +58,9 @@ def prompt_name_for(plan: RunPlan) -> str | None:
     return own or configured or None
 
 
-def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[str, Any]]:
-    """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE."""
+def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE (its
+    source the model the judge asked, from ``judge_models``: judge name -> model URI)."""
     usable = scores[scores["value"].notna() | scores["error"].notna()]
     if usable.empty:
         return []
@@ -82,7 +83,9 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
             "rationale": r.rationale,
             "error": r.error,
             "source": "LLM_JUDGE" if r.source == "llm_judge" else "CODE",
-            "source_id": judge_model if r.source == "llm_judge" else f"harness/{r.metric}",
+            "source_id": judge_models.get(r.metric)
+            if r.source == "llm_judge"
+            else f"harness/{r.metric}",
         }
         for r in per_row.itertuples(index=False)
     ]
@@ -90,6 +93,7 @@ def feedback_rows(scores: pd.DataFrame, judge_model: str | None) -> list[dict[st
 
 def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
+    metrics.update(result.slice_metrics())  # NAME/mean/by/COLUMN/VALUE (harness.slices)
     for kind, counters in result.calls.items():
         for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
             metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
@@ -132,16 +136,20 @@ def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
 
 
 def rows_record(
-    head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_model: str | None
+    head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_models: Mapping[str, str]
 ) -> RunRecord:
     """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes)."""
     return dataclasses.replace(
         head,
         rows=results_table(outputs, scores),
-        feedback=feedback_rows(scores, judge_model),
+        feedback=feedback_rows(scores, judge_models),
         finished_at=time.time(),
     )
 
+
+# Per slice, metric: rows, count, mean and the 95% interval (``SliceTable.records``), in
+# mlflow.log_table's format, beside the NAME/mean/by/COLUMN/VALUE metrics.
+SLICES_TABLE = "slices_table.json"
 
 # A batch travels to the MLflow worker as plain tuples, outputs in ``ROW_COLUMNS`` order
 # and scores in this one: pickling them costs a fraction of pickling DataFrames, and the
@@ -193,7 +201,7 @@ def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def batch_traces(head: RunRecord, batch: Batch, judge_model: str | None) -> list[RowTrace]:
+def batch_traces(head: RunRecord, batch: Batch, judge_models: Mapping[str, str]) -> list[RowTrace]:
     """The traces of a stored batch's rows, for the worker to write: plain Python.
 
     What ``build_row_traces`` makes of ``rows_record``'s frames, without building them:
@@ -211,11 +219,13 @@ def batch_traces(head: RunRecord, batch: Batch, judge_model: str | None) -> list
         for o in outputs
     ]  # fmt: skip
     return row_traces(
-        dataclasses.replace(head, finished_at=time.time()), rows, _feedback(scores, judge_model)
+        dataclasses.replace(head, finished_at=time.time()), rows, _feedback(scores, judge_models)
     )
 
 
-def _feedback(scores: list[tuple[Any, ...]], judge_model: str | None) -> list[dict[str, Any]]:
+def _feedback(
+    scores: list[tuple[Any, ...]], judge_models: Mapping[str, str]
+) -> list[dict[str, Any]]:
     """``feedback_rows`` on score tuples (``SCORE_COLUMNS`` order)."""
     groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for score in sorted(scores, key=lambda s: s[4]):  # by sample, as feedback_rows
@@ -234,7 +244,7 @@ def _feedback(scores: list[tuple[Any, ...]], judge_model: str | None) -> list[di
                 "rationale": next((s[6] for s in group if _present(s[6])), None),
                 "error": next((s[8] for s in group if _present(s[8])), None),
                 "source": "LLM_JUDGE" if judged else "CODE",
-                "source_id": judge_model if judged else f"harness/{metric}",
+                "source_id": judge_models.get(metric) if judged else f"harness/{metric}",
             }
         )
     return feedback
@@ -245,9 +255,24 @@ def _present(value: Any) -> bool:
 
 
 def final_record(
-    head: RunRecord, result: RunResult, outputs: pd.DataFrame, scores: pd.DataFrame
+    head: RunRecord,
+    result: RunResult,
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    report_html: str | None = None,
 ) -> RunRecord:
-    """``head`` completed with the run's metrics and its whole per-row table."""
+    """``head`` completed with the run's metrics, its whole per-row table, with ``--by`` the
+    slices table, and its report."""
+    tables = {}
+    if result.slices:
+        from harness.slices import slices_frame
+
+        tables[SLICES_TABLE] = slices_frame(result.slices)
     return dataclasses.replace(
-        head, metrics=_metrics(result), rows=results_table(outputs, scores), finished_at=time.time()
+        head,
+        metrics=_metrics(result),
+        rows=results_table(outputs, scores),
+        tables=tables,
+        finished_at=result.finished_at or time.time(),
+        report_html=report_html,
     )

@@ -2,43 +2,74 @@
 traces, and finish it with the run's metrics and table.
 
 The worker (``harness.runner.mlflow_worker``) is a child process; the records it receives
-are built by ``harness.runner.mlflow_records``.
+are built by ``harness.runner.mlflow_records``. A run logged into the caller's active MLflow
+run is logged by an ``InlineLogger`` (``harness.runner.mlflow_inline``) instead, with the
+same interface, :class:`MlflowLogger`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
-    from harness.runner.mlflow_worker import MlflowWorker
+    from harness.runner.mlflow_records import Batch
     from harness.runner.plan import RunPlan
     from harness.store.runs import OutputRow, ScoreRow
     from harness.tracking import RunRecord
 
-__all__ = ["log_to_mlflow", "open_mlflow_run", "trace_sender"]
+__all__ = ["MlflowLogger", "log_to_mlflow", "open_mlflow_run", "trace_sender"]
+
+
+class MlflowLogger(Protocol):
+    """What logs one run to MLflow, in stages (the worker process, or inline)."""
+
+    def begin(self, head: RunRecord, **options: Any) -> None: ...
+    def add_rows(self, chunk: RunRecord) -> None: ...
+    def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None: ...
+    def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
+    def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
+    def close(self) -> None: ...
 
 
 def open_mlflow_run(
     plan: RunPlan,
     run_id: str,
     started: float,
-    worker: MlflowWorker | None,
-    replaces: str | None,
-    resumed_rows: bool,
+    worker: MlflowLogger | None,
+    known_run_id: str | None,
+    resumed_rows: set[str] | None,
+    into_run: str | None = None,
 ) -> RunRecord | None:
-    """Open the run's MLflow run in the worker; a resumed run's stored rows go first."""
+    """Open the run's MLflow run in the worker (a resumed run: the one it was logged to
+    before, ``known_run_id`` or found by its tag). A resumed run's stored rows
+    (``resumed_rows``, the ids) go first: the worker drops the traces of rows no longer
+    stored (failed rows run again) and writes those of the rows it does not hold yet.
+
+    ``into_run`` is the caller's active MLflow run: logged into, never created or ended
+    (and no prompt or model registered in a registry that is not ours to fill).
+    """
     if worker is None:
         return None
     from harness.runner.mlflow_records import head_record, rows_record
 
     head = head_record(plan, run_id, started)
-    worker.begin(head, traces=plan.config.traces, replaces=replaces, register=True)
+    if into_run is not None:
+        worker.begin(head, traces=plan.config.traces, into_run=into_run)
+    else:
+        worker.begin(
+            head,
+            traces=plan.config.traces,
+            register=True,
+            known_run_id=known_run_id,
+            keep_rows=sorted(resumed_rows) if resumed_rows is not None else None,
+        )
     if resumed_rows and plan.config.traces:
         home = plan.home
         worker.add_rows(
@@ -46,30 +77,26 @@ def open_mlflow_run(
                 head,
                 run_store.load_outputs(home.db_path, run_id),
                 run_store.load_scores(home.db_path, run_id),
-                _judge_uri(plan),
+                plan.judge_models,
             )
         )
     return head
 
 
 def trace_sender(
-    plan: RunPlan, worker: MlflowWorker, head: RunRecord | None
+    plan: RunPlan, worker: MlflowLogger, head: RunRecord | None
 ) -> Callable[[list[OutputRow], list[ScoreRow]], None]:
     """Each stored batch's traces go to the MLflow worker while the next rows run."""
     from harness.runner.mlflow_records import batch_payload
 
     assert head is not None
     examples = {e.id: e for e in plan.examples}
-    judge_model = _judge_uri(plan)
+    judge_models = plan.judge_models
 
     def send(outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
-        worker.add_batch(batch_payload(examples, outputs, scores), judge_model)
+        worker.add_batch(batch_payload(examples, outputs, scores), judge_models)
 
     return send
-
-
-def _judge_uri(plan: RunPlan) -> str | None:
-    return plan.judge_provider.uri if plan.judge_provider else None
 
 
 def log_to_mlflow(
@@ -77,9 +104,15 @@ def log_to_mlflow(
     result: RunResult,
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
-    worker: MlflowWorker,
+    worker: MlflowLogger,
+    stop: StopRequest | None = None,
+    report_html: str | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts."""
+    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts
+    (the run's report among them).
+
+    After a stop request, the worker's answer is waited for a few seconds more (then
+    ``Interrupted``; the worker completes the MLflow run alone)."""
     from harness.runner.mlflow_records import final_record
 
-    return worker.finish(final_record(head, result, outputs, scores))
+    return worker.finish(final_record(head, result, outputs, scores, report_html), stop)

@@ -13,9 +13,15 @@ The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
 breaks every script that calls ``harness.evaluate`` without an ``if __name__`` guard.
 Messages go to the child as pickles on its stdin and the MLflow run id comes back on its
-stdout; both ends are this package, so nothing foreign is ever unpickled. A run that ends
-without ``finish`` (an error, Ctrl-C) closes the pipe, and the worker deletes the MLflow
-run it opened: the rows are in DuckDB, and ``--resume`` logs the run anew.
+stdout; both ends are this package, so nothing foreign is ever unpickled.
+
+A run that ends without ``finish`` sends ``stop`` (``KILLED`` after a signal, ``FAILED``
+after an error); a run's process that dies outright just closes the pipe, which the worker
+reads as ``KILLED``. Either way the worker first writes every batch it received, then ends
+the MLflow run with that status, keeping what it holds: ``--resume`` and ``harness runs
+log`` complete that same MLflow run (``harness.tracking.mlflow_resume``). The worker runs
+in a session of its own, so a Ctrl-C at the terminal (sent to the whole process group)
+reaches only the run, which decides what the worker does.
 """
 
 from __future__ import annotations
@@ -25,18 +31,24 @@ import dataclasses
 import os
 import pickle
 import queue
+import selectors
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import TrackingError
+import harness.errors
+from harness.errors import EnvironmentFault, HarnessError, Interrupted, TrackingError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.interrupt import StopRequest
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
-    from harness.tracking.mlflow_log import RunLogger
+    from harness.tracking.mlflow_resume import ResumingLogger
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 
@@ -54,9 +66,11 @@ class MlflowWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            start_new_session=True,  # a terminal's Ctrl-C is the run's to handle, not ours
         )
         self._lock = threading.Lock()
         self._broken: str | None = None
+        self._detached = False  # left to finish alone after a signal
         # Batches go through a queue and a sender thread, so a worker busy writing traces
         # never makes the run wait: the pipe may block, the rows do not.
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
@@ -79,135 +93,198 @@ class MlflowWorker:
                 self._broken = str(e)
 
     def begin(self, head: RunRecord, **options: Any) -> None:
-        """Open the MLflow run (``harness.tracking.RunLogger(head, **options)``)."""
+        """Open the run's MLflow run, or continue its earlier one
+        (``harness.tracking.mlflow_resume.ResumingLogger(head, **options)``)."""
         # Without its (empty) table: unpickling a DataFrame would import pandas there.
-        self._queue.put(("begin", _without_rows(head), options))
+        self._queue.put(("begin", _without_frames(head), options))
 
     def add_rows(self, chunk: RunRecord) -> None:
         """Write the traces of ``chunk.rows``; returns at once."""
         self._queue.put(("rows", chunk))
 
-    def add_batch(self, batch: Batch, judge_model: str | None) -> None:
+    def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None:
         """Write the traces of a stored batch (``harness.runner.mlflow_records.batch_payload``)."""
-        self._queue.put(("batch", batch, judge_model))
+        self._queue.put(("batch", batch, dict(judge_models)))
 
     def _stop_sender(self) -> None:
         if self._sender.is_alive():
             self._queue.put(None)
             self._sender.join()
 
-    def finish(self, record: RunRecord) -> str:
-        """Log the rest of the run and end it; return the MLflow run id."""
+    def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
+        """Log the rest of the run and end it; return the MLflow run id.
+
+        After a stop request (a signal) the answer is waited for ``stop.grace_s`` more
+        seconds; then ``Interrupted`` is raised and the worker is left to finish alone.
+        """
         assert self._process.stdin is not None and self._process.stdout is not None
         from harness.tracking.sql_run import render_rows
 
         self._stop_sender()  # every batch is in the pipe before the finish
         # The table goes rendered (what the SQL path writes) and pickled apart (for MLflow's
         # API), so a worker writing SQL never loads pandas.
-        frame = pickle.dumps(record.rows, protocol=pickle.HIGHEST_PROTOCOL)
-        self._send(("finish", _without_rows(record), frame, render_rows(record)))
+        frames = pickle.dumps((record.rows, record.tables), protocol=pickle.HIGHEST_PROTOCOL)
+        self._send(("finish", _without_frames(record), frames, render_rows(record)))
         with self._lock:
             self._process.stdin.close()
-        reply = self._process.stdout.read()
+        reply = self._read_reply(stop)
         self._process.wait()
         try:
-            outcome, value = pickle.loads(reply)
+            outcome, value, kind = pickle.loads(reply)
         except (pickle.UnpicklingError, EOFError, ValueError) as e:
             raise TrackingError(
                 f"the MLflow logging process died (exit code {self._process.returncode})"
                 + (f": {self._broken}" if self._broken else "")
             ) from e
         if outcome != "ok":
-            raise TrackingError(value)
+            raise _error_class(kind)(value)
         return str(value)
 
-    def close(self) -> None:
-        """End the worker; if the run did not ``finish``, its MLflow run is deleted."""
+    def _read_reply(self, stop: StopRequest | None) -> bytes:
+        assert self._process.stdout is not None
+        stdout = self._process.stdout
+        if stop is None:
+            return stdout.read()
+        chunks: list[bytes] = []
+        deadline: float | None = None
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while True:
+                if stop.signum is not None:
+                    deadline = deadline or time.monotonic() + stop.grace_s
+                    if time.monotonic() >= deadline:
+                        self._detached = True  # it finishes alone; close() will not wait
+                        raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
+                if selector.select(timeout=0.2):
+                    chunk = os.read(stdout.fileno(), 65536)
+                    if not chunk:
+                        return b"".join(chunks)
+                    chunks.append(chunk)
+
+    def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None:
+        """End the MLflow run unfinished: the worker writes the batches it has, marks the
+        run ``status`` and exits; wait ``timeout_s`` for that, then leave it to finish."""
+        self._queue.put(("stop", status))
+        self.close(timeout_s=timeout_s)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """End the worker; if the run neither finished nor stopped, it is ended KILLED."""
         self._stop_sender()
         with self._lock:
             if self._process.stdin is not None and not self._process.stdin.closed:
                 with contextlib.suppress(OSError):  # it may be gone already
-                    self._process.stdin.close()  # EOF: the worker aborts and exits
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+                    self._process.stdin.close()  # EOF: the worker ends the run and exits
+        if not self._detached:
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                # Still busy (a backlog of traces): it goes on alone, holding the run's
+                # MLflow lock, and whoever logs the run next waits for it.
+                self._detached = True
         if self._process.stdout is not None:
             self._process.stdout.close()
 
 
-def _without_rows(record: RunRecord) -> RunRecord:
-    return dataclasses.replace(record, rows=None)
+def _without_frames(record: RunRecord) -> RunRecord:
+    return dataclasses.replace(record, rows=None, tables={})
+
+
+def _error_class(name: str | None) -> type[HarnessError]:
+    """The error class the worker named, if it is a fault of the environment."""
+    found = getattr(harness.errors, name or "", None)
+    if isinstance(found, type) and issubclass(found, EnvironmentFault):
+        return found
+    return TrackingError
 
 
 def main(tracking_uri: str) -> int:
-    from harness.errors import HarnessError
-    from harness.tracking.mlflow_log import open_run_logger
     from harness.tracking.mlflow_sqlite import verified_store
-    from harness.tracking.sql_run import SqlRunLogger
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
-    error: str | None = None
-    logger: RunLogger | SqlRunLogger | None = None
+    error: HarnessError | None = None
+    logger: ResumingLogger | None = None
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
     if verified_store(tracking_uri) is None:
         # MLflow's API will log this run: import MLflow and open (or create) the store
-        # while the rows run. A verified store is written without MLflow.
+        # while the rows run. A run in a verified store is written without MLflow (only
+        # continuing an earlier MLflow run imports it, then).
         from harness.tracking.mlflow_store import open_store
 
         try:
             open_store(tracking_uri)
-        except HarnessError as e:
-            error = str(e)
-    finished = False
+        except Exception as e:  # noqa: BLE001 - reported at finish, as one line
+            error = _mapped(e, tracking_uri)
+    ended = False  # finished or stopped
     while True:
         try:
             message = pickle.load(sys.stdin.buffer)
-        except EOFError:
-            break
+        except (EOFError, pickle.UnpicklingError):
+            break  # the pipe closed, or the run's process died mid-message: it is gone
         kind = message[0]
         try:
             if error is not None and kind != "finish":
                 continue  # already failed: drain the pipe, report at finish
             if kind == "begin":
+                from harness.tracking.mlflow_resume import ResumingLogger
+
                 head = message[1]
-                logger = open_run_logger(head, tracking_uri=tracking_uri, **message[2])
+                logger = ResumingLogger(head, tracking_uri=tracking_uri, **message[2])
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:
                 from harness.runner.mlflow_records import batch_traces
 
                 logger.add_traces(batch_traces(head, message[1], message[2]))
+            elif kind == "stop" and logger is not None:
+                ended = True
+                logger.stop(message[1])
             elif kind == "finish":
                 if error is None and logger is None:
-                    error = "the MLflow run was never opened"
+                    error = TrackingError("the MLflow run was never opened")
                 if error is not None:
-                    reply: tuple[str, str] = ("error", error)
+                    _reply(out, ("error", error.message, type(error).__name__))
                 else:
                     assert logger is not None
-                    record, frame, rendered = message[1:]
-                    if isinstance(logger, SqlRunLogger) and rendered.dataset is not None:
-                        reply = ("ok", logger.finish(record, rendered))
-                    else:  # MLflow's API (or its schema inference) needs the DataFrame
-                        record = dataclasses.replace(record, rows=pickle.loads(frame))
-                        reply = ("ok", logger.finish(record))
-                out.write(pickle.dumps(reply))
-                out.flush()
+                    record, frames, rendered = message[1:]
+                    if not (logger.writes_sql and rendered.dataset is not None):
+                        # MLflow's API (or its schema inference) needs the DataFrames.
+                        rows, tables = pickle.loads(frames)
+                        record = dataclasses.replace(record, rows=rows, tables=tables)
+                    _reply(out, ("ok", logger.finish(record, rendered), None))
                 _exit_now()
-        except HarnessError as e:
-            error = str(e)
-        except Exception as e:  # an MLflow failure nobody mapped: still one line for the user
-            error = f"MLflow logging failed: {type(e).__name__}: {e}"
-        if kind == "finish" and not finished:  # finish itself raised
-            out.write(pickle.dumps(("error", error or "MLflow logging failed")))
-            out.flush()
-            finished = True
-            break
-    if not finished and logger is not None:
-        logger.abort()
+        except Exception as e:  # noqa: BLE001 - MLflow's errors, mapped to one line
+            error = _mapped(e, tracking_uri)
+        if kind == "finish":  # finish itself raised
+            assert error is not None
+            _reply(out, ("error", error.message, type(error).__name__))
+            _exit_now()
+    if not ended and logger is not None:  # the run's process is gone: keep what we wrote
+        with contextlib.suppress(HarnessError):
+            logger.stop("FAILED" if error is not None else "KILLED")
     return 0
+
+
+def _mapped(error: Exception, tracking_uri: str) -> HarnessError:
+    """``error`` as the one-line error the run reports (a full disk, a damaged store...)."""
+    from harness.errors import TrackingStoreCorrupt
+    from harness.faults import environment_fault, first_line
+    from harness.tracking.mlflow_store import DB_FILE, artifact_root_for
+
+    root = artifact_root_for(tracking_uri)
+    path = root.parent / DB_FILE if root is not None else None
+    fault = environment_fault(error, path, corrupt=TrackingStoreCorrupt, what="the MLflow store")
+    if fault is not None:
+        return fault
+    if isinstance(error, HarnessError):
+        return error
+    return TrackingError(f"MLflow logging failed: {type(error).__name__}: {first_line(error)}")
+
+
+def _reply(out: Any, reply: tuple[str, Any, str | None]) -> None:
+    with contextlib.suppress(OSError):  # the run's process may be gone
+        out.write(pickle.dumps(reply))
+        out.flush()
 
 
 def _exit_now() -> None:

@@ -8,23 +8,23 @@ settings, no credential in ``--param``) before the run is created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harness.config import Home
 from harness.errors import ConfigError, DataError, MetricError
-from harness.metrics import DEFAULT_METRICS, Metric, get_metric
-from harness.prompts import (
-    DEFAULT_PROMPT,
-    DEFAULT_PROMPT_NO_CONTEXT,
-    check_template,
-    prompt_digest,
-)
+from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
+from harness.prompts import check_template, prompt_digest, run_template
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
+from harness.runner.selection import check_slices, select_examples
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
+
+if TYPE_CHECKING:
+    from harness.judges import Judge
 
 __all__ = ["SECRET_PARAMS", "RunPlan", "plan_run", "preflight"]
 
@@ -44,7 +44,54 @@ class RunPlan:
     template: str
     metrics: list[Metric]
     judges: list[Any]
-    judge_provider: Provider | None
+    judge_provider: Provider | None  # the run's --judge-model, for judges without their own
+    batch: list[BatchMetric] = field(default_factory=list)
+    judge_providers: dict[str, Provider] = field(default_factory=dict)  # by URI
+    sample: dict[str, Any] | None = None  # a sampled run: what it asked for and came to
+    notes: list[str] = field(default_factory=list)  # said to the user, e.g. metrics skipped
+
+    def provider_for(self, judge: Judge) -> Provider:
+        """The model a judge asks: its own (an MLflow GenAI metric's), else the run's."""
+        if judge.model:
+            return self.judge_providers[judge.model]
+        assert self.judge_provider is not None
+        return self.judge_provider
+
+    @property
+    def providers(self) -> list[Provider | None]:
+        """Every provider the run calls (for the keys and prices checked before it)."""
+        return [self.provider, self.judge_provider, *self.judge_providers.values()]
+
+    @property
+    def directions(self) -> dict[str, int]:
+        """Each metric's and judge's direction: +1 higher is better, -1 lower, 0 neither."""
+        found: dict[str, int] = {m.name: m.direction for m in self.metrics}
+        found.update({b.name: b.direction for b in self.batch})
+        found.update({j.name: j.direction for j in self.judges})
+        return found
+
+    @property
+    def judge_models(self) -> dict[str, str]:
+        """Each judge's model URI, as its feedback's source."""
+        return {j.name: self.provider_for(j).uri for j in self.judges}
+
+    def stored_config(self) -> dict[str, Any]:
+        """The configuration the run's row keeps: the options, which way each metric is
+        better (``directions``: compare, check and the report read it, since a ``python:``
+        metric or a kind is known to no registry) and, for a run with judges, what they
+        resolved to: each judge's model URI (its own, else ``--judge-model`` or
+        harness.toml), its version (a judge whose prompt or scale changed is another judge)
+        and its answers from worst to best (what a report draws its bars over)."""
+        stored = {**self.config.as_dict(), "directions": self.directions}
+        if self.judges:
+            if self.judge_provider is not None:
+                stored["judge_model_uri"] = self.judge_provider.uri
+            stored["judge_models"] = self.judge_models
+            stored["judge_versions"] = {j.name: j.version for j in self.judges}
+            stored["judge_labels"] = {
+                j.name: sorted(j.output.labels, key=j.output.value_of) for j in self.judges
+            }
+        return stored
 
     @property
     def params(self) -> dict[str, str]:
@@ -57,21 +104,41 @@ class RunPlan:
             "dataset": self.dataset.ref,
             "dataset_digest": self.dataset.digest,
             "prompt_digest": prompt_digest(self.template, c.system),
-            "metrics": ",".join(m.name for m in self.metrics),
+            "metrics": ",".join([m.name for m in self.metrics] + [b.name for b in self.batch]),
             "cache_mode": c.cache,
             "concurrency": str(c.concurrency),
             "harness_version": __version__,
         }
         params.update({f"param.{k}": str(v) for k, v in sorted(c.params.items())})
+        if self.sample is not None:
+            params["sample"] = f"{self.sample['rows']} of {self.sample['population']}"
+            params["sample_seed"] = str(self.sample["seed"])
+            if self.sample["stratify"]:
+                params["sample_stratify"] = self.sample["stratify"]
+        if c.by:
+            params["by"] = ",".join(c.by)
         if self.judges:
             params["judges"] = ",".join(f"{j.name}@{j.version}" for j in self.judges)
-            params["judge_model"] = self.judge_provider.uri if self.judge_provider else ""
+            params["judge_model"] = ",".join(sorted(set(self.judge_models.values())))
             params["judge_samples"] = str(c.judge_samples)
         return params
 
 
-def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) -> RunPlan:
-    """Resolve and check a run's configuration; raise HarnessError on anything wrong."""
+def plan_run(
+    config: RunConfig,
+    home: Home,
+    provider: Provider | None = None,
+    *,
+    scoring_objects: Sequence[Any] = (),
+    evaluator_config: Mapping[str, Any] | None = None,
+    example_ids: Sequence[str] | None = None,
+) -> RunPlan:
+    """Resolve and check a run's configuration; raise HarnessError on anything wrong.
+
+    ``scoring_objects`` are metric and judge objects given in Python (``harness.evaluate``);
+    the plan's config names them in ``python_objects``. ``example_ids``: the rows a sampled
+    run stored (``--resume`` takes them, rather than choosing again).
+    """
     if config.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
     if config.judge_samples < 1:
@@ -84,21 +151,46 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
         raise ConfigError(
             f"unknown cache mode {config.cache!r}; use one of {', '.join(CACHE_MODES)}"
         )
+    if config.python_objects and not scoring_objects:
+        raise ConfigError(
+            f"this run was scored with Python objects ({', '.join(config.python_objects)}); "
+            "only harness.evaluate with those objects can score it again"
+        )
     dataset = dataset_store.resolve_dataset(home.db_path, config.data)
-    examples = dataset_store.load_examples(home.db_path, dataset, limit=config.limit)
+    examples, sample = select_examples(config, home.db_path, dataset, example_ids)
+    check_slices(config, examples, home.settings)
     has_expected = any(e.expected for e in examples)
     has_context = any(e.context for e in examples)
-    names = config.metrics or [
-        m for m in DEFAULT_METRICS if has_expected or not get_metric(m).needs_expected
-    ]
-    metrics = [get_metric(name) for name in dict.fromkeys(names)]
-    for metric in metrics:
-        if metric.needs_expected and not has_expected:
-            raise MetricError(
-                f"metric {metric.name!r} needs expected answers, and "
-                f"{dataset.ref} has none (map a column with --expected at import)"
-            )
-    template = config.prompt or (DEFAULT_PROMPT if has_context else DEFAULT_PROMPT_NO_CONTEXT)
+    from harness.scoring import DataShape, check_scoring, resolve_scoring
+
+    extra_columns = list(dict.fromkeys(k for e in examples[:1] for k in e.extra))
+    evaluator = dict(evaluator_config or {})
+    shape = DataShape(
+        fields=dict(dataset.columns),
+        extra=tuple(extra_columns),
+        col_mapping=dict(evaluator.pop("col_mapping", None) or {}),
+        config=evaluator,
+    )
+    names = config.metrics or (
+        []
+        if scoring_objects
+        else [m for m in DEFAULT_METRICS if has_expected or not get_metric(m).needs_expected]
+    )
+    scoring = resolve_scoring(
+        names, scoring_objects, settings=home.settings, home=home.path, shape=shape
+    )
+    if scoring_objects:
+        specs = set(names)
+        objects = [n for n in scoring.names if n not in specs]
+        config = dataclasses.replace(config, python_objects=objects)
+    notes = []
+    if not config.metrics and not scoring_objects and not has_expected:
+        skipped = [m for m in DEFAULT_METRICS if m not in names]
+        notes.append(
+            f"default metrics {', '.join(skipped)} skipped: {dataset.ref} has no expected "
+            "answers (map a column with --expected at import)"
+        )
+    template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
     if provider is None:
@@ -111,35 +203,64 @@ def plan_run(config: RunConfig, home: Home, provider: Provider | None = None) ->
             f"columns: {', '.join(sorted(available - {'id', 'input'})) or 'none'}"
         )
     judges: list[Any] = []
-    judge_provider = None
     if config.judges:
         from harness.judges.resolve import resolve_judges
 
         judges = resolve_judges(
             config.judges, home=home, judges_file=config.judges_file, guidelines=config.guidelines
         )
-        for judge in judges:  # as for metrics: fail before the run, not on every row
-            for needed, what, present in (
-                ("expected", "expected answers", has_expected),
-                ("context", "contexts", has_context),
-            ):
-                if needed in judge.needs and not present:
-                    raise MetricError(
-                        f"judge {judge.name!r} needs {what}, and {dataset.ref} "
-                        f"has none (map a column with --{needed} at import)"
-                    )
-        judge_uri = config.judge_model or home.settings.get("judge_model")
-        if not judge_uri:
-            raise ConfigError(
-                "--judge needs a judge model: pass --judge-model URI "
-                "or set judge_model in harness.toml"
-            )
-        judge_provider = resolve(
-            judge_uri, home.settings.get("providers", {}).get(judge_uri.partition(":")[0], {})
-        )
-    return RunPlan(
-        config, home, dataset, examples, provider, template, metrics, judges, judge_provider
+    check_scoring(
+        scoring,
+        judges=judges,
+        dataset=dataset.ref,
+        has_expected=has_expected,
+        has_context=has_context,
+        columns=extra_columns,
     )
+    judges += scoring.judges
+    for judge in judges:  # as for metrics: fail before the run, not on every row
+        for needed, what, present in (
+            ("expected", "expected answers", has_expected),
+            ("context", "contexts", has_context),
+        ):
+            if needed in judge.needs and not present:
+                raise MetricError(
+                    f"judge {judge.name!r} needs {what}, and {dataset.ref} "
+                    f"has none (map a column with --{needed} at import)"
+                )
+    judge_provider, judge_providers = _judge_providers(config, home, judges)
+    return RunPlan(
+        config,
+        home,
+        dataset,
+        examples,
+        provider,
+        template,
+        scoring.metrics,
+        judges,
+        judge_provider,
+        scoring.batch,
+        judge_providers,
+        sample,
+        notes,
+    )
+
+
+def _judge_providers(
+    config: RunConfig, home: Home, judges: list[Any]
+) -> tuple[Provider | None, dict[str, Provider]]:
+    """The run's judge model (for judges without their own) and each judge's own model."""
+    providers = home.settings.get("providers", {})
+    own = {j.model for j in judges if getattr(j, "model", None)}
+    judge_providers = {uri: resolve(uri, providers.get(uri.partition(":")[0], {})) for uri in own}
+    if not any(not getattr(j, "model", None) for j in judges):
+        return None, judge_providers
+    judge_uri = config.judge_model or home.settings.get("judge_model")
+    if not judge_uri:
+        raise ConfigError(
+            "--judge needs a judge model: pass --judge-model URI or set judge_model in harness.toml"
+        )
+    return resolve(judge_uri, providers.get(judge_uri.partition(":")[0], {})), judge_providers
 
 
 def preflight(

@@ -6,33 +6,61 @@ bounded concurrency (``harness.runner.engine``), writes them in short batches, a
 computes the aggregates from what is stored — so a resumed run and a run done in one go
 end the same way. With ``--spark`` the rows the cache cannot answer go to Spark
 (``harness.runner.spark``); the MLflow run is logged alongside (``harness.runner.mlflow_run``).
+
+However a run ends, every finished row is stored and the run says how it ended:
+``finished``; ``failed`` with its reason (a replay miss, a refused server, a full disk);
+``interrupted`` by SIGINT or SIGTERM (``harness.interrupt``: the rows in flight get a few
+seconds, the MLflow run is left ``KILLED`` with what it holds); ``stopped`` at
+``--max-cost``. All but ``finished`` are resumable with ``--resume``, which continues the
+same MLflow run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
 from harness.calls import Caller
 from harness.config import Home, resolve_home
-from harness.errors import BudgetExceeded, ConfigError, HarnessError
+from harness.errors import (
+    BudgetExceeded,
+    ConfigError,
+    DiskFull,
+    EndpointUnreachable,
+    EnvironmentFault,
+    HarnessError,
+    Interrupted,
+    NotWritable,
+    ReplayMiss,
+)
+from harness.interrupt import StopRequest, stop_on_signals
 from harness.providers import Provider
 from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores
+from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import httpx
 
-    from harness.runner.mlflow_worker import MlflowWorker
+    from harness.cache.store import EntryStore
+    from harness.intercept.scope import Cassette
+    from harness.runner.mlflow_run import MlflowLogger
+    from harness.runner.spark_session import SparkTarget
+    from harness.store.runs import RunInfo
     from harness.tracking import RunRecord
 
 __all__ = ["run_eval"]
@@ -47,49 +75,84 @@ def run_eval(
     provider: Provider | None = None,
     http_client: httpx.AsyncClient | None = None,
     spark_session: Any = None,
+    spark_target: SparkTarget | None = None,
+    scoring_objects: Sequence[Any] = (),
+    evaluator_config: Mapping[str, Any] | None = None,
+    mlflow_run: tuple[str, str] | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
 
+    ``report`` is a file to write the run's HTML report to when it ends (its folder is
+    checked first); the report is also logged to MLflow with the run.
+
     ``http_client`` replaces the HTTP client harness would build (e.g. one with an
     ``httpx.MockTransport``); the caller keeps ownership of it. With ``config.spark``,
-    ``spark_session`` is the session to use (default: the active one, else a local one
-    harness starts and stops; see ``harness.runner.spark``).
+    ``spark_session`` is the session to use (default: the active one, else the one
+    ``spark_target`` names: a Spark Connect or Databricks cluster, or a local session;
+    default from ``[spark]`` in harness.toml; see ``harness.runner.spark_session``).
+    ``scoring_objects`` and ``evaluator_config`` are ``harness.evaluate``'s metric objects
+    and MLflow's evaluator config; ``mlflow_run`` is ``(tracking_uri, run_id)`` of the
+    caller's active MLflow run, logged into instead of a new run in the project's store.
 
-    Raises ``HarnessError`` for bad input before anything is written, ``ReplayMiss`` when
-    ``--cache replay`` meets an unknown request, and ``BudgetExceeded`` after storing the
-    rows done when ``max_cost`` is reached. Rows whose model call failed are stored with
-    their error and counted in ``RunResult.errors``; the caller decides the exit code.
+    Raises ``HarnessError`` for bad input before anything is written. Once the run
+    exists: ``Interrupted`` (exit 130/143) after SIGINT/SIGTERM, ``BudgetExceeded`` when
+    ``max_cost`` is reached, ``ReplayMiss``, ``EndpointUnreachable`` or an
+    ``EnvironmentFault`` when the run failed; each says how to resume and carries the
+    ``RunResult`` of the rows stored (``error.result``) when the store could be read.
+    Rows whose calls failed are stored with their error and counted in
+    ``RunResult.errors``; the caller decides the exit code.
     """
     started = time.time()
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     progress = progress or NullProgress()
-    previous_usage: dict[str, Any] = {}
-    previous_mlflow_run: str | None = None
+    previous: RunInfo | None = None
+    sampled_ids: list[str] | None = None
     if resume:
-        info = run_store.get_run(home.db_path, resume)
-        if info.status == "finished" and not info.errors:
-            raise ConfigError(f"run {info.run_id} finished with no failed rows; nothing to resume")
-        config = RunConfig.from_dict(info.config)
-        run_id, previous_usage = info.run_id, info.usage
-        previous_mlflow_run = info.mlflow_run_id
+        previous = run_store.get_run(home.db_path, resume)
+        config = RunConfig.from_dict(previous.config)
+        if previous.status == "finished" and not previous.errors and not previous.mlflow_pending:
+            raise ConfigError(
+                f"run {previous.run_id} finished with no failed rows; nothing to resume"
+            )
+        run_id = previous.run_id
+        sampled_ids = run_store.run_example_ids(home.db_path, run_id)
     else:
         run_id = uuid.uuid4().hex[:12]
-    plan = plan_run(config, home, provider)
+    cassette = _cassette()
+    if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
+        config = dataclasses.replace(config, cache=cassette.mode)
+    plan = plan_run(
+        config,
+        home,
+        provider,
+        scoring_objects=scoring_objects,
+        evaluator_config=evaluator_config,
+        example_ids=sampled_ids,
+    )
+    config = plan.config  # names the metrics given as objects
+    if report is not None:  # checked before the run exists: a bad path leaves nothing behind
+        from harness.files import check_writable
+
+        check_writable(Path(report))
     from harness.calls.budget import Budget
 
     # Keys, prices, rate limits: checked before the run exists (also installs [prices]).
-    preflight(config, home.settings, [plan.provider, plan.judge_provider])
+    preflight(config, home.settings, plan.providers)
     if config.spark:
         from harness.runner.spark import check_ready
 
         if http_client is not None:
             raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
-        check_ready(home.settings)
-    cache = None
-    if config.cache != "off":
+        spark_target = check_ready(home.settings, spark_target, spark_session)
+    cache: EntryStore | None = None
+    if cassette is not None:
+        cache = cassette.cache
+    elif config.cache != "off":
         from harness.cache.store import ResponseCache
 
         cache = ResponseCache(home.cache_dir)
+    previous_usage = previous.usage if previous else {}
     spent = sum(
         float(u.get("cost_usd") or 0) for u in previous_usage.values() if isinstance(u, dict)
     )
@@ -107,73 +170,350 @@ def run_eval(
         if cache is not None:
             cache.close()
         raise
-    from harness.runner.mlflow_worker import MlflowWorker
-
-    # Started now so MLflow's import and store setup overlap with the rows (see the module).
-    mlflow_worker = MlflowWorker(home.tracking_uri) if config.mlflow else None
-    if resume:
-        done = run_store.prepare_resume(home.db_path, run_id)
-        todo = [e for e in plan.examples if e.id not in done]
-    else:
-        done = set()
-        run_store.create_run(
-            home.db_path,
-            run_id=run_id,
-            run_name=config.run_name,
-            dataset=plan.dataset.name,
-            dataset_version=plan.dataset.version,
-            model=plan.provider.uri,
-            config=config.as_dict(),
-            rows_total=len(plan.examples),
-        )
-        todo = plan.examples
-    from harness.runner.mlflow_run import open_mlflow_run, trace_sender
-
-    mlflow_head = open_mlflow_run(
-        plan, run_id, started, mlflow_worker, previous_mlflow_run, resumed_rows=bool(done)
-    )
-    on_batch = None
-    if mlflow_worker is not None and config.traces:
-        on_batch = trace_sender(plan, mlflow_worker, mlflow_head)
-    writer = BatchWriter(home, run_id, on_batch=on_batch)
-    engine = Engine(plan, caller, writer, progress)
-    progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
-    status = "failed"
     try:
-        if config.spark:
-            from harness.runner.spark import run_on_spark
-
-            run_on_spark(engine, todo, caller, spark_session)
-        else:
-            asyncio_run(drive(engine, todo, caller))
-        status = "stopped" if engine.stopped_by_budget else "finished"
-    finally:
-        # Whatever happened, keep every row already paid for.
-        writer.close()
-        progress.stop()
-        usage = _merge_usage(previous_usage, caller.stats.as_dict())
-        if status == "failed":
-            run_store.finish_run(
-                home.db_path, run_id, status=status, metrics={}, usage=usage, errors=engine.errors
+        with stop_on_signals() as stop:
+            stop.last_words = (
+                f"interrupted again: exiting now; `harness run --resume {run_id}` goes on "
+                "from the rows stored"
             )
+            run = _Run(plan, run_id, previous, caller, progress, stop, started, mlflow_run, report)
+            return run.execute(spark_session, spark_target)
+    finally:
         if cache is not None:
             cache.close()
-        if status == "failed" and mlflow_worker is not None:
-            mlflow_worker.close()  # the worker deletes the MLflow run it had opened
-    try:
-        result = _finish(plan, run_id, usage, status, started, progress, mlflow_worker, mlflow_head)
-    finally:
-        if mlflow_worker is not None:
-            mlflow_worker.close()
-    if engine.stopped_by_budget:
+
+
+class _Run:
+    """One run's lifecycle, once it is planned: claim, rows, the end, MLflow."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        run_id: str,
+        previous: RunInfo | None,
+        caller: Caller,
+        progress: Progress,
+        stop: StopRequest,
+        started: float,
+        mlflow_run: tuple[str, str] | None = None,
+        report: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.plan, self.run_id, self.previous = plan, run_id, previous
+        self.caller, self.progress, self.stop, self.started = caller, progress, stop, started
+        self.home, self.config = plan.home, plan.config
+        self.mlflow_run = mlflow_run
+        self.worker: MlflowLogger | None = None
+        self.head: RunRecord | None = None
+        self.report = report  # the file to write the HTML report to, if asked
+
+    def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
+        self.worker = _mlflow_logger(self.home, self.config.mlflow, self.mlflow_run)
+        try:
+            return self._execute(spark_session, spark_target)
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+
+    def _execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
+        home, config, plan, run_id = self.home, self.config, self.plan, self.run_id
+        if self.previous is not None:
+            done = run_store.claim_resume(home.db_path, run_id)  # RunBusy if it is running
+            todo = [e for e in plan.examples if e.id not in done]
+        else:
+            done = set()
+            run_store.create_run(
+                home.db_path,
+                run_id=run_id,
+                run_name=config.run_name,
+                dataset=plan.dataset.name,
+                dataset_version=plan.dataset.version,
+                model=plan.provider.uri,
+                # Directions travel with the run: compare, check and the report read them.
+                config=plan.stored_config(),
+                rows_total=len(plan.examples),
+                sample=plan.sample,
+                example_ids=[e.id for e in plan.examples] if plan.sample is not None else None,
+            )
+            todo = plan.examples
+        from harness.runner.mlflow_run import open_mlflow_run, trace_sender
+
+        known = self.previous.mlflow_run_id if self.previous else None
+        self.head = open_mlflow_run(
+            plan,
+            run_id,
+            self.started,
+            self.worker,
+            known,
+            resumed_rows=done if self.previous is not None else None,
+            into_run=self.mlflow_run[1] if self.mlflow_run else None,
+        )
+        on_batch = None
+        if self.worker is not None and config.traces:
+            on_batch = trace_sender(plan, self.worker, self.head)
+        writer = BatchWriter(home, run_id, on_batch=on_batch)
+        engine = Engine(plan, self.caller, writer, self.progress, self.stop)
+        self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
+        failure: BaseException | None = None
+        try:
+            with _keys_for_replay(config.cache):
+                if config.spark:
+                    from harness.runner.spark import run_on_spark
+
+                    run_on_spark(engine, todo, self.caller, spark_session, spark_target)
+                else:
+                    asyncio_run(drive(engine, todo, self.caller))
+        except BaseException as e:  # recorded with the run, then raised again
+            failure = e
+        finally:
+            try:  # whatever happened, keep every row already paid for
+                writer.close()
+            except BaseException as e:
+                failure = failure or e
+            self.progress.stop()
+        if failure is None and not self.stop.requested and not engine.stopped_by_budget:
+            try:
+                return self._finished()
+            except EnvironmentFault as e:  # the store could not take the run's end
+                failure = e
+        if failure is not None:
+            return self._failed(failure)
+        if self.stop.requested:
+            return self._interrupted()
+        return self._stopped_by_budget()
+
+    # -- how a run ends -----------------------------------------------------------------
+
+    def _finished(self) -> RunResult:
+        result, outputs, scores = self._record("finished")
+        to_mlflow = self.worker is not None and self.head is not None
+        report_html = self._report(result, to_mlflow)
+        if self.worker is not None and self.head is not None:
+            from harness.runner.mlflow_run import log_to_mlflow
+
+            try:
+                result.mlflow_run_id = log_to_mlflow(
+                    self.head, result, outputs, scores, self.worker, self.stop, report_html
+                )
+                run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
+            except Interrupted as e:
+                raise e.extended(
+                    f"the run's rows are all stored; `harness runs log {self.run_id}` "
+                    "completes its MLflow run"
+                ) from None
+            except HarnessError as e:
+                self._mlflow_failed(result, e)
+        result.duration_s = time.time() - self.started
+        return result
+
+    def _report(self, result: RunResult, to_mlflow: bool = False) -> str | None:
+        """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""
+        if self.report is None and not to_mlflow:
+            return None
+        from harness.report import run_report, write_report
+        from harness.store.exports import load_run_record
+
+        # From the run as stored, as `harness report RUN` reads it: the same bytes.
+        db_path = self.home.db_path
+        html = run_report(load_run_record(db_path, self.run_id), db_path=db_path)
+        if self.report is not None:
+            try:
+                result.report = str(write_report(self.report, html))
+            except HarnessError as e:  # a full disk: the run is stored all the same
+                result.report_error = e.message
+                result.warnings.append(
+                    f"the report was not written ({e.message}); write it with "
+                    f"`harness report {self.run_id} -o {self.report}`"
+                )
+                self.progress.note(result.warnings[-1])
+        return html
+
+    def _mlflow_failed(self, result: RunResult, error: HarnessError) -> None:
+        result.mlflow_error = error.message
+        result.warnings.append(
+            f"MLflow logging failed: {error.message}; the run is stored in DuckDB: "
+            f"log it later with `harness runs log {self.run_id}`"
+        )
+        self.progress.note(result.warnings[-1])
+        # The same full disk may refuse this too: `runs list` shows the run unlogged anyway.
+        with contextlib.suppress(EnvironmentFault):
+            run_store.set_mlflow_error(self.home.db_path, self.run_id, error.message)
+
+    def _interrupted(self) -> RunResult:
+        name = self.stop.signal_name
+        result = self._record("interrupted", reason=f"interrupted by {name}")[0]
+        if self.worker is not None:
+            self.worker.stop("KILLED", timeout_s=self.stop.grace_s)
+        signum = self.stop.signum or 2
+        raise Interrupted(
+            f"interrupted by {name} with {result.rows_done} of {result.rows} rows stored; "
+            f"resume with `harness run --resume {self.run_id}`",
+            signum=signum,
+            result=result,
+        )
+
+    def _stopped_by_budget(self) -> RunResult:
+        max_cost = self.config.max_cost or 0.0
+        reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
+        result = self._record("stopped", reason=reason)[0]
+        self._report(result)  # the rows done are a run to look at too
+        if self.worker is not None:
+            self.worker.stop("KILLED")
         stopped = BudgetExceeded(
-            f"stopped at the --max-cost budget of ${config.max_cost:.4f} with "
-            f"{result.rows_done} of {result.rows} rows done; finish with "
-            f"`harness run --resume {run_id}`"
+            f"{reason} with {result.rows_done} of {result.rows} rows done; finish with "
+            f"`harness run --resume {self.run_id}`"
         )
         stopped.result = result
         raise stopped
-    return result
+
+    def _failed(self, failure: BaseException) -> RunResult:
+        """Record a failed run (if the store can still be written) and raise what failed."""
+        from harness.faults import first_line
+
+        error = failure if isinstance(failure, HarnessError) else None
+        reason = error.message if error else f"{type(failure).__name__}: {first_line(failure)}"
+        result = None
+        # _record reports the rows stored even when the store cannot take the run's end
+        # (see there); only a store that cannot even be read leaves no result to show.
+        with contextlib.suppress(EnvironmentFault):
+            result = self._record("failed", reason=reason)[0]
+        if self.worker is not None:
+            self.worker.stop("FAILED")
+        if error is None:
+            raise failure  # a bug: its traceback is worth more than a summary
+        raise _with_next_step(error, self.run_id, result) from failure
+
+    def _record(self, status: str, reason: str | None = None) -> tuple[RunResult, Any, Any]:
+        """Store how the run ended, with aggregates computed from its stored rows.
+
+        A run that ends other than ``finished`` is reported even when the store cannot take
+        its end: on a full disk the rows are readable but the UPDATE that ends the run
+        cannot be committed (DuckDB has no room to append it to ``harness.duckdb.wal``).
+        The run then stays ``running``, which reads back as interrupted once this process
+        is gone and resumes all the same; the result says so in a warning. A ``finished``
+        run that cannot be stored raises, and the caller records it as failed.
+        """
+        home, plan, run_id = self.home, self.plan, self.run_id
+        usage = _merge_usage(self.previous.usage if self.previous else {}, self.caller.stats)
+        outputs = run_store.load_outputs(home.db_path, run_id)
+        problems: list[str] = []
+        metric_errors = 0
+        if status in ("finished", "stopped"):
+            from harness.runner.batch_scores import final_scores
+
+            final = final_scores(plan, run_id, outputs)  # batch metrics over the stored rows
+            scores, metrics = final.scores, final.metrics
+            problems, metric_errors = list(final.problems), final.errors
+            for problem in problems:
+                self.progress.note(problem)
+        else:
+            scores = run_store.load_scores(home.db_path, run_id)
+            metrics = aggregate_scores(scores)
+        for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
+            if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
+                metrics.get(judge.name, {}).pop("p50", None)
+                metrics.get(judge.name, {}).pop("p90", None)
+        failures = run_store.failures(home.db_path, run_id)
+        errors = run_store.failed_rows(home.db_path, run_id)
+        finished_at = datetime.now(timezone.utc)
+        try:
+            run_store.finish_run(
+                home.db_path,
+                run_id,
+                status=status,
+                metrics=metrics,
+                usage=usage,
+                errors=errors,
+                failures=failures,
+                reason=reason,
+                finished_at=finished_at,
+            )
+        except EnvironmentFault as e:
+            if status == "finished":
+                raise
+            problems.append(
+                f"the run's end could not be stored ({e.message}); it reads back as "
+                f"interrupted and `harness run --resume {run_id}` goes on from its rows"
+            )
+        reasons: Counter[str] = Counter()
+        for entry in failures.values():
+            reasons.update({r: n for r, n in entry["reasons"]})
+        result = RunResult(
+            run_id=run_id,
+            run_name=self.config.run_name,
+            mlflow_run_id=None,
+            dataset=plan.dataset.ref,
+            model=plan.provider.uri,
+            status=status,
+            rows=len(plan.examples),
+            rows_done=len(outputs),
+            errors=errors,
+            metrics=metrics,
+            calls=usage,
+            error_reasons=reasons.most_common(5),
+            duration_s=time.time() - self.started,
+            failures=failures,
+            reason=reason,
+            finished_at=finished_at.timestamp(),
+            warnings=[*plan.notes, *problems],
+            directions=plan.directions,
+            metric_errors=metric_errors,
+            sample=plan.sample,
+            slices=run_slices(
+                self.config.by, plan.examples, outputs, scores, self.config.as_dict()
+            ),
+        )
+        return result, outputs, scores
+
+
+def _with_next_step(error: HarnessError, run_id: str, result: RunResult | None) -> HarnessError:
+    """The error a failed run raises: what failed, then what to do about it."""
+    if isinstance(error, DiskFull):
+        step = f"free space and run `harness run --resume {run_id}`"
+    elif isinstance(error, NotWritable):
+        step = f"make it writable, then `harness run --resume {run_id}`"
+    elif isinstance(error, EnvironmentFault):
+        step = f"fix that, then `harness run --resume {run_id}`"
+    elif isinstance(error, EndpointUnreachable):
+        step = f"run {run_id} stopped; `harness run --resume {run_id}` goes on once it answers"
+    elif isinstance(error, ReplayMiss):
+        step = f"run {run_id} failed (see `harness runs show {run_id}`)"
+    else:
+        step = f"run {run_id} failed; `harness run --resume {run_id}` tries again"
+    raised = error.extended(step)
+    raised.result = result  # type: ignore[attr-defined]
+    return raised
+
+
+def _mlflow_logger(home: Home, log: bool, into: tuple[str, str] | None) -> MlflowLogger | None:
+    """Who logs the run to MLflow: nobody, the worker process, or (for the caller's active
+    MLflow run, in a process that has MLflow loaded already) this process."""
+    if not log:
+        return None
+    if into is not None:
+        from harness.runner.mlflow_inline import InlineLogger
+
+        return InlineLogger(into[0])
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    # Started now so MLflow's import and store setup overlap with the rows (see the module).
+    return MlflowWorker(home.tracking_uri)
+
+
+def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
+    """In replay, a python: model's SDK client starts without a key (it sends nothing)."""
+    if mode != "replay":
+        return contextlib.nullcontext()
+    from harness.intercept.credentials import placeholder_keys
+
+    return placeholder_keys()
+
+
+def _cassette() -> Cassette | None:
+    """The cassette of the replay block or marked test this run is made in, if any."""
+    from harness.intercept.scope import current
+
+    scope = current()
+    return scope.cassette if scope is not None else None
 
 
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
@@ -183,61 +523,16 @@ def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
         )
 
 
-def _merge_usage(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+def _merge_usage(previous: dict[str, Any], stats: Any) -> dict[str, Any]:
+    """Call counters of the earlier attempts of a run plus this one's, per kind of call."""
+    current = stats.as_dict()
     merged: dict[str, Any] = {}
-    for kind in ("model", "judge"):
-        before, now = previous.get(kind, {}), current.get(kind, {})
+    for kind in dict.fromkeys([*previous, *current]):
+        before, now = previous.get(kind) or {}, current.get(kind) or {}
         merged[kind] = {
-            k: round(before.get(k, 0) + v, 6) if isinstance(v, float) else before.get(k, 0) + v
-            for k, v in now.items()
+            k: round(before.get(k, 0) + now.get(k, 0), 6)
+            if isinstance(now.get(k, before.get(k)), float)
+            else before.get(k, 0) + now.get(k, 0)
+            for k in dict.fromkeys([*before, *now])
         }
     return merged
-
-
-def _finish(
-    plan: RunPlan,
-    run_id: str,
-    usage: dict[str, Any],
-    status: str,
-    started: float,
-    progress: Progress,
-    mlflow_worker: MlflowWorker | None = None,
-    mlflow_head: RunRecord | None = None,
-) -> RunResult:
-    home, config = plan.home, plan.config
-    outputs = run_store.load_outputs(home.db_path, run_id)
-    scores = run_store.load_scores(home.db_path, run_id)
-    metrics = aggregate_scores(scores)
-    errors = int(outputs["error"].notna().sum()) if len(outputs) else 0
-    reasons = Counter(outputs["error"].dropna()) if len(outputs) else Counter()
-    run_store.finish_run(
-        home.db_path, run_id, status=status, metrics=metrics, usage=usage, errors=errors
-    )
-    result = RunResult(
-        run_id=run_id,
-        run_name=config.run_name,
-        mlflow_run_id=None,
-        dataset=plan.dataset.ref,
-        model=plan.provider.uri,
-        status=status,
-        rows=len(plan.examples),
-        rows_done=len(outputs),
-        errors=errors,
-        metrics=metrics,
-        calls=usage,
-        error_reasons=reasons.most_common(5),
-        duration_s=time.time() - started,
-    )
-    if mlflow_worker is not None and mlflow_head is not None and status == "finished":
-        from harness.runner.mlflow_run import log_to_mlflow
-
-        try:
-            result.mlflow_run_id = log_to_mlflow(
-                mlflow_head, result, outputs, scores, mlflow_worker
-            )
-            run_store.set_mlflow_run_id(home.db_path, run_id, result.mlflow_run_id)
-        except HarnessError as e:
-            result.warnings.append(f"MLflow logging failed: {e}")
-            progress.note(f"MLflow logging failed: {e}")
-    result.duration_s = time.time() - started
-    return result

@@ -19,9 +19,18 @@ what is left of ``--max-cost`` are divided among the tasks that may run at once.
 answers live in its executor until its wave returns, so a crash of the driver loses at
 most the calls of the waves in flight (two; one with ``--max-cost``).
 
-Settings (``[spark]`` in harness.toml): ``master`` (for a session harness starts; default
-``local[*]``: an active session, e.g. on Databricks, is always used as it is), ``tasks``
-(default: the session's default parallelism), ``rows_per_task`` (default 100).
+Which session runs the tasks (active, Spark Connect, Databricks Connect or local) and how
+Spark is kept quiet: :mod:`harness.runner.spark_session`. Before the first wave a probe
+job checks that the executors see the providers' keys (:mod:`harness.runner.spark_probe`).
+
+A stop request (Ctrl-C, SIGTERM) sends no more waves and cancels the Spark jobs in flight
+(their job group, or their tag over Spark Connect): the waves already back are kept, the
+cancelled ones run again on ``--resume``.
+
+Settings (``[spark]`` in harness.toml): ``master`` (for a local session harness starts;
+default ``local[*]``), ``remote`` (``sc://HOST:PORT`` or ``databricks``) and ``profile``,
+``tasks`` (default: the session's default parallelism), ``rows_per_task`` (default 100).
+An active session, e.g. a notebook's, is always used as it is.
 """
 
 from __future__ import annotations
@@ -29,33 +38,47 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import sys
+import threading
+import uuid
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from harness.config import SETTINGS_TABLES
 from harness.errors import ConfigError, HarnessError, RunFailed
+from harness.runner.spark_session import (
+    DEFAULT_TASKS,
+    SparkHandle,
+    SparkTarget,
+    check_target,
+    open_session,
+)
 
 if TYPE_CHECKING:
     from harness.calls import Caller
     from harness.runner.engine import Engine
     from harness.store.datasets import Example
 
-__all__ = ["DEFAULT_ROWS_PER_TASK", "run_on_spark", "spark_session"]
+__all__ = ["DEFAULT_ROWS_PER_TASK", "SparkTarget", "run_on_spark", "spark_session"]
 
 DEFAULT_ROWS_PER_TASK = 100
-_SETTINGS = {"master", "tasks", "rows_per_task"}
-_NEEDS_PYSPARK = "--spark needs pyspark: pip install 'harness[spark]' (and Java 17 or later)"
+_SETTINGS = SETTINGS_TABLES["spark"] or frozenset()  # checked here too: a dict given in code
 
 
-def run_on_spark(engine: Engine, todo: list[Example], caller: Caller, session: Any = None) -> None:
+def run_on_spark(
+    engine: Engine,
+    todo: list[Example],
+    caller: Caller,
+    session: Any = None,
+    target: SparkTarget | None = None,
+) -> None:
     """Run ``todo`` with the driver pass, then waves of Spark tasks (see the module)."""
     from harness.aio import asyncio_run
     from harness.runner.engine import drive
 
     settings = _settings(engine.plan.home.settings)
+    target = target or SparkTarget.resolve(engine.plan.home.settings)
     caller.defer_misses, caller.seeds, caller.local_seeds = True, {}, {}
     try:
         asyncio_run(drive(engine, todo, caller))
@@ -64,38 +87,18 @@ def run_on_spark(engine: Engine, todo: list[Example], caller: Caller, session: A
     deferred, engine.deferred = engine.deferred, []
     if not deferred or engine.stopped_by_budget:
         return
-    spark, owned = spark_session(settings.get("master"), session)
+    handle = open_session(target, session, engine.progress.note)
     try:
-        _waves(engine, deferred, caller, spark, settings)
+        _waves(engine, deferred, caller, handle, settings)
     finally:
-        if owned:
-            spark.stop()
+        handle.close()
 
 
 def spark_session(master: str | None = None, session: Any = None) -> tuple[Any, bool]:
-    """The session to use and whether harness started it (and so must stop it)."""
-    if session is not None:
-        return session, False
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise ConfigError(_NEEDS_PYSPARK) from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    # Python workers must run this interpreter (harness is installed here), not `python3`.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.master(master or "local[*]")
-        .appName("harness")
-        .config("spark.ui.showConsoleProgress", "false")  # progress is harness's, on stderr
-        .config("spark.ui.enabled", "false")
-        .config("spark.log.level", "ERROR")
-    )
-    try:
-        return builder.getOrCreate(), True
-    except Exception as e:  # noqa: BLE001 - py4j/JVM start-up errors have no common type
-        raise ConfigError(f"cannot start Spark ({master or 'local[*]'}): {_last_line(e)}") from None
+    """A local session on ``master`` (or the one given, or the active one), and whether
+    harness started it (and so must stop it)."""
+    handle = open_session(SparkTarget(master=master), session)
+    return handle.session, handle.owned
 
 
 def _settings(home_settings: dict[str, Any]) -> dict[str, Any]:
@@ -110,54 +113,77 @@ def _settings(home_settings: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
-def check_ready(home_settings: dict[str, Any]) -> None:
-    """Raise ConfigError for a bad ``[spark]`` table or no pyspark, before a run exists."""
+def check_ready(
+    home_settings: dict[str, Any], target: SparkTarget | None = None, session: Any = None
+) -> SparkTarget:
+    """The run's Spark target; ConfigError for a bad ``[spark]`` table, no pyspark, or a
+    remote whose client or credentials are missing. Before a run exists, with no network."""
     _settings(home_settings)
-    try:
-        import pyspark.sql  # noqa: F401 - only whether it imports
-    except ImportError:
-        raise ConfigError(_NEEDS_PYSPARK) from None
+    target = target or SparkTarget.resolve(home_settings)
+    check_target(target, session)
+    return target
 
 
 def _waves(
-    engine: Engine, deferred: list[Example], caller: Caller, spark: Any, settings: dict[str, Any]
+    engine: Engine,
+    deferred: list[Example],
+    caller: Caller,
+    handle: SparkHandle,
+    settings: dict[str, Any],
 ) -> None:
     from harness.runner.spark_task import encode_item
 
-    cores = _parallelism(spark)
+    cores = handle.default_tasks or DEFAULT_TASKS
     tasks = settings.get("tasks") or cores
     per_task = settings.get("rows_per_task") or DEFAULT_ROWS_PER_TASK
     wave_rows = tasks * per_task
+    depth = 1 if caller.budget is not None else 2
+    at_once = max(1, min(cores, tasks * depth))  # tasks that may run at the same time
+    _probe(engine, handle, at_once)
     engine.progress.note(
         f"{len(deferred)} row(s) need calls the cache cannot answer: "
-        f"sending them to Spark, {tasks} task(s) at a time"
+        f"sending them to Spark ({handle.where}), {tasks} task(s) at a time"
     )
     seeds, local_seeds = caller.seeds or {}, caller.local_seeds or {}
     caller.seeds = caller.local_seeds = None
+
+    group = f"harness-{uuid.uuid4().hex[:12]}"  # the job group a stop cancels
 
     def submit(start: int) -> Future[list[dict[str, Any]]]:
         wave = deferred[start : start + wave_rows]
         n_tasks = min(tasks, math.ceil(len(wave) / per_task)) or 1
         items = [(encode_item(e, seeds.pop(e.id, ()), local_seeds.pop(e.id, None)),) for e in wave]
         spec = _spec(engine, caller, n_tasks, at_once)
-        return pool.submit(_collect, spark, items, n_tasks, spec)
+        return pool.submit(_collect, handle, items, n_tasks, spec, group)
 
-    # Two waves in flight, so executors start the next wave's tasks as soon as the last
-    # ones of the current wave free their cores, and the driver stores one wave while the
-    # next runs. With --max-cost, one: a wave's share of the budget is what the previous
-    # waves left.
-    depth = 1 if caller.budget is not None else 2
-    at_once = max(1, min(cores, tasks * depth))  # tasks that may run at the same time
+    def cancel(_signum: int) -> None:  # in the signal handler: Py4J work goes to a thread
+        threading.Thread(target=_cancel_jobs, args=(handle.session, group), daemon=True).start()
+
+    # Two waves in flight (`depth`), so executors start the next wave's tasks as soon as
+    # the last ones of the current wave free their cores, and the driver stores one wave
+    # while the next runs. With --max-cost, one: a wave's share of the budget is what the
+    # previous waves left.
     pool = ThreadPoolExecutor(depth, thread_name_prefix="harness-spark")
     starts = iter(range(0, len(deferred), wave_rows))
     pending: deque[Future[list[dict[str, Any]]]] = deque()
+    forget = engine.stop.on_stop(cancel)
     try:
         while True:
-            while len(pending) < depth and (start := next(starts, None)) is not None:
+            while (
+                len(pending) < depth
+                and not engine.stop.requested
+                and (start := next(starts, None)) is not None
+            ):
                 pending.append(submit(start))
             if not pending:
                 return
-            if _keep(engine, caller, pending.popleft().result()):
+            try:
+                records = pending.popleft().result()
+            except RunFailed:
+                if engine.stop.requested:
+                    continue  # the wave a stop cancelled: its rows run again on --resume
+                raise
+            if _keep(engine, caller, records):
                 return  # the budget stopped a task: no more waves (the run is resumable)
     except HarnessError:
         # The wave still in flight has paid for its calls: keep them, then fail.
@@ -168,6 +194,7 @@ def _waves(
                 continue  # the first error is the one reported
         raise
     finally:
+        forget()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -184,12 +211,17 @@ def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:
     return TaskSpec(
         config=plan.config,
         template=plan.template,
-        metrics=[m.name for m in plan.metrics],
+        # The metrics themselves travel: a python: metric's function is pickled by
+        # reference, so the executor imports its module, as it does a python: model's.
+        metrics=list(plan.metrics),
         judges=list(plan.judges),
         provider=ProviderRef.of(plan.provider, plan.home.settings),
         judge_provider=ProviderRef.of(plan.judge_provider, plan.home.settings)
         if plan.judge_provider
         else None,
+        judge_providers={
+            uri: ProviderRef.of(p, plan.home.settings) for uri, p in plan.judge_providers.items()
+        },
         settings=settings,
         concurrency=max(1, plan.config.concurrency // at_once),
         budget_usd=budget,
@@ -211,9 +243,48 @@ def _divided_limits(settings: dict[str, Any], n_tasks: int) -> dict[str, Any]:
     return divided
 
 
-def _collect(spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any) -> list[dict[str, Any]]:
+def _probe(engine: Engine, handle: SparkHandle, n_tasks: int) -> None:
+    """The executors see the keys, URLs and harness the tasks need, or the run stops here."""
+    from harness.runner.spark_probe import ProbeTarget, probe_executors, visible_keys
+
+    plan = engine.plan
+    providers = [p for p in plan.providers if p is not None]
+    settings = plan.home.settings
+    targets = [ProbeTarget.of(p, settings) for p in providers if not p.local]
+    unique = list({target.uri: target for target in targets}.values())  # model = judge
+    reports = probe_executors(handle, unique, n_tasks)
+    if reports:
+        keys = visible_keys(reports)
+        engine.progress.note(
+            f"Spark executors checked ({len(reports)} probe tasks): they see "
+            + (", ".join(keys) if keys else "no provider key")
+            + " (names only)"
+        )
+
+
+def _cancel_jobs(spark: Any, group: str) -> None:
+    """Cancel the Spark jobs of ``group`` (a classic session's job group, or a tag)."""
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: its jobs carry a tag
+        spark.interruptTag(group)
+    else:
+        context.cancelJobGroup(group)
+
+
+def _collect(
+    handle: SparkHandle, items: list[tuple[str]], n_tasks: int, spec: Any, group: str
+) -> list[dict[str, Any]]:
     from harness.runner.spark_task import PackedSpec, run_task
 
+    spark = handle.session
+
+    try:
+        context = spark.sparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect: tag the session instead
+        spark.addTag(group)
+    else:  # this thread's jobs join the group a stop cancels (PySpark pins threads)
+        context.setJobGroup(group, "harness run", interruptOnCancel=True)
     packed = PackedSpec.of(spec)
 
     def task(batches: Any) -> Any:
@@ -228,7 +299,7 @@ def _collect(spark: Any, items: list[tuple[str]], n_tasks: int, spec: Any) -> li
     try:
         rows = mapped.collect()
     except Exception as e:  # noqa: BLE001 - Py4J/Spark errors have no common type
-        raise RunFailed(f"the Spark job failed: {_last_line(e)}") from None
+        raise RunFailed(handle.failure("the Spark job failed", e)) from None
     return [json.loads(row[0]) for row in rows]
 
 
@@ -253,7 +324,7 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
             caller.stats.add(record["stats"], record["error_kinds"])
             stopped = stopped or record["stopped"]
             if caller.budget is not None:
-                spent = sum(record["stats"][k]["cost_usd"] for k in ("model", "judge"))
+                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
                 caller.budget.spent_usd += spent
     for record in records:
         if "row" in record:
@@ -269,19 +340,3 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
     if stopped:
         engine.stopped_by_budget = True
     return stopped
-
-
-def _parallelism(spark: Any) -> int:
-    try:
-        return max(1, int(spark.sparkContext.defaultParallelism))
-    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext: ask the conf
-        return max(1, int(spark.conf.get("spark.default.parallelism", "8")))
-
-
-def _last_line(error: BaseException) -> str:
-    """The one line of a JVM or Python worker error that says what went wrong."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in reversed(lines):
-        if not line.startswith(("at ", "File ", "...", "JVM stacktrace")):
-            return line[:300]
-    return type(error).__name__

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from harness.calls import CallResult
+    from harness.metrics import Metric
     from harness.providers import Provider
     from harness.runner.config import RunConfig
     from harness.store.datasets import Example
@@ -69,13 +70,14 @@ class TaskSpec:
 
     config: RunConfig
     template: str
-    metrics: list[str]
+    metrics: list[Metric]
     judges: list[Any]
     provider: ProviderRef
-    judge_provider: ProviderRef | None
+    judge_provider: ProviderRef | None  # the run's judge model
     settings: dict[str, Any]  # harness.toml, rate limits already divided among tasks
     concurrency: int  # per task
     budget_usd: float | None  # this task's share of what is left of --max-cost
+    judge_providers: dict[str, ProviderRef] = field(default_factory=dict)  # judges' own
 
 
 @dataclass
@@ -152,7 +154,6 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
     from harness.cache.store import CacheEntry, ResponseCache
     from harness.calls import Caller, CallResult
     from harness.calls.budget import Budget
-    from harness.metrics import get_metric
     from harness.runner.engine import Engine, drive
     from harness.runner.plan import RunPlan, preflight
     from harness.runner.progress import NullProgress
@@ -187,8 +188,9 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
         caller.local_answers = local
         provider = spec.provider.build()
         judge_provider = spec.judge_provider.build() if spec.judge_provider else None
+        judge_providers = {uri: ref.build() for uri, ref in spec.judge_providers.items()}
         # As on the driver: this executor's keys, and the [prices] of harness.toml.
-        preflight(config, spec.settings, [provider, judge_provider])
+        preflight(config, spec.settings, [provider, judge_provider, *judge_providers.values()])
         plan = RunPlan(
             config,
             None,  # type: ignore[arg-type]  # the engine needs no home: rows come back
@@ -196,9 +198,10 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
             [],
             provider,
             spec.template,
-            [get_metric(name) for name in spec.metrics],
+            spec.metrics,
             spec.judges,
             judge_provider,
+            judge_providers=judge_providers,
         )
         rows = _Rows()
         engine = Engine(plan, caller, rows, NullProgress())  # type: ignore[arg-type]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.metrics import aggregate
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from harness.config import Home
+    from harness.slices import SliceTable
+    from harness.store.datasets import Example
+    from harness.store.exports import RunRecord
 
 
 def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -46,9 +52,10 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 
     Columns: id, input, expected (several answers joined with `` || ``), context, output,
     error, latency_s, tokens, cached, then each metric's value (a judge's mean over its
-    samples) and, for judges, ``<judge>/rationale``, ``<judge>/error`` when a judge answer
-    failed, and with several samples ``<judge>/std``, ``<judge>/agreement`` and
-    ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in MLflow.
+    samples), ``<name>/rationale`` for judges and for metrics that explain their scores,
+    ``<name>/error`` when a judge answer or a metric failed, and for a judge with several
+    samples ``<judge>/std``, ``<judge>/agreement`` and ``<judge>/self_disagreement``. This is
+    ``eval_results_table`` in ``evaluate`` and in MLflow.
     """
     table = row_columns(outputs)
     if scores.empty:
@@ -63,17 +70,24 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.join(values, on="id")
     judged = scores[scores["source"] == "llm_judge"]
-    if not judged.empty:
-        first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
+    # Rationales: every judge's, and a metric's when it gives them (an MLflow Feedback, a
+    # json-schema complaint, an eval_fn's justifications).
+    explained = scores[
+        (scores["source"] == "llm_judge")
+        | scores["metric"].isin(scores.loc[scores["rationale"].notna(), "metric"])
+    ]
+    if not explained.empty:
+        first = explained.sort_values("sample").drop_duplicates(["example_id", "metric"])
         rationales = first.pivot(index="example_id", columns="metric", values="rationale")
         rationales.columns = [f"{c}/rationale" for c in rationales.columns]
         table = table.join(rationales, on="id")
-        failed = judged.dropna(subset=["error"])
-        if not failed.empty:
-            errors = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
-            errors = errors.pivot(index="example_id", columns="metric", values="error")
-            errors.columns = [f"{c}/error" for c in errors.columns]
-            table = table.join(errors, on="id")
+    failed = scores.dropna(subset=["error"])
+    if not failed.empty:
+        errors = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
+        errors = errors.pivot(index="example_id", columns="metric", values="error")
+        errors.columns = [f"{c}/error" for c in errors.columns]
+        table = table.join(errors, on="id")
+    if not judged.empty:
         table = _join_sample_stats(table, judged)
     return table.reset_index(drop=True)
 
@@ -103,3 +117,149 @@ def _join_sample_stats(table: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFram
         columns.columns = [f"{metric}/{c}" for c in columns.columns]
         table = table.join(columns, on="id")
     return table
+
+
+def metric_order(config: Mapping[str, Any], present: Sequence[str]) -> list[str]:
+    """The metrics of ``present`` in the order the run asked for them (metrics, then
+    judges), then any others alphabetically."""
+    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
+    return [m for m in dict.fromkeys([*asked, *sorted(present)]) if m in present]
+
+
+def run_slices(
+    columns: Sequence[str],
+    examples: Sequence[Example],
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    config: Mapping[str, Any],
+) -> list[SliceTable]:
+    """The slices of a run's stored rows by each of ``columns`` (``harness.slices``):
+    ``examples`` gives each row's columns, ``outputs`` and ``scores`` its results."""
+    if not columns:
+        return []
+    from harness.slices import example_fields
+
+    done = set(outputs["id"])
+    rows = [example_fields(e) for e in examples if e.id in done]
+    return _slices(columns, rows, outputs["id"], outputs["error"], scores, config)
+
+
+def record_slices(
+    home: Home,
+    run: str | RunRecord,
+    columns: Sequence[str],
+    *,
+    max_slices: int | None = None,
+) -> list[SliceTable]:
+    """The slices of a stored run (by id) or a run's record, such as a run file's
+    (``harness runs show RUN --by COLUMN``).
+
+    Raises ConfigError for a column no row has, or one with more values than
+    ``max_slices`` (else ``[slices] max_values`` in harness.toml, else 50) allows.
+    """
+    from harness.slices import max_values, row_fields
+
+    if not columns:
+        return []
+    limit = max_values(max_slices, home.settings)
+    if isinstance(run, str):
+        from harness.store.exports import load_run_record
+
+        record = load_run_record(home.db_path, run)
+    else:
+        record = run
+    rows_table = record.rows()
+    rows = [
+        row_fields(r.id, r.input, r.expected, r.context, r.extra)
+        for r in rows_table.itertuples(index=False)
+    ]
+    return _slices(
+        columns,
+        rows,
+        rows_table["id"],
+        rows_table["error"],
+        record.scores(),
+        record.info.config,
+        max_values=limit,
+    )
+
+
+def _slices(
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
+    ids: pd.Series,
+    errors: pd.Series,
+    scores: pd.DataFrame,
+    config: Mapping[str, Any],
+    max_values: int | None = None,
+) -> list[SliceTable]:
+    import pandas as pd
+
+    from harness.slices import check_value_count, column_labels, per_row_values, slice_table
+
+    index = [row["id"] for row in rows]
+    labels = {}
+    for column in dict.fromkeys(columns):  # every column checked before any is computed
+        labels[column] = column_labels(rows, column, "--by")
+        if max_values is not None:
+            check_value_count(column, labels[column], max_values)
+    values = per_row_values(scores)
+    failed = pd.Series(errors.notna().to_numpy(), index=ids.to_numpy())
+    metrics = metric_order(config, list(values.columns))
+    return [
+        slice_table(
+            column,
+            pd.Series(found, index=index, dtype=object),
+            values,
+            failed=failed,
+            metrics=metrics,
+        )  # fmt: skip
+        for column, found in labels.items()
+    ]
+
+
+def headline_metric(metrics: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
+    """The metric a one-line view shows: a judge first (it is what a run is usually for),
+    then the defaults in their order (exact_match, token_f1, ...), then the rest by name —
+    not simply the first by name (``ari_grade_level`` says little about a run)."""
+    from harness.metrics import DEFAULT_METRICS
+
+    if not metrics:
+        return None
+    judges = [m for m, a in metrics.items() if "errors" in a]  # only judges count errors
+    order = [*judges, *(m for m in DEFAULT_METRICS if m != "latency"), *sorted(metrics)]
+    name = next(m for m in order if m in metrics)
+    return name, metrics[name]
+
+
+def select_rows(
+    table: pd.DataFrame,
+    *,
+    errors_only: bool = False,
+    columns: list[str] | None = None,
+    limit: int | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The rows and columns ``runs show --rows`` prints, and how many rows it leaves out.
+
+    ``columns`` are kept in the order given (``id`` first, always); an unknown one is a
+    ConfigError that lists the table's columns.
+    """
+    from harness.errors import ConfigError
+
+    if errors_only:
+        table = table[table["error"].notna()] if "error" in table.columns else table.iloc[:0]
+    if columns:
+        unknown = [c for c in columns if c not in table.columns]
+        if unknown:
+            raise ConfigError(
+                f"no column {', '.join(unknown)} in the rows; columns: {', '.join(table.columns)}"
+            )
+        table = table[list(dict.fromkeys(["id", *columns]))]
+    else:
+        table = table[[c for c in table.columns if c not in _LONG_COLUMNS]]
+    left_out = max(0, len(table) - limit) if limit is not None else 0
+    return (table.head(limit) if limit is not None else table), left_out
+
+
+# Shown only when asked for by name (--columns): long, or rarely what a reader looks for.
+_LONG_COLUMNS = ("input_tokens", "output_tokens", "context")

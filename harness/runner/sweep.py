@@ -7,6 +7,9 @@ the parent run holds the sweep's params, the comparison table
 (``sweep_comparison.json``) and the metrics of the best child. ``run_sweep`` returns the
 same table: one row per child with the values that vary, its run ids and each metric's mean.
 
+A sweep has an id of its own; each child stores it in its config (``config["sweep"]``),
+so ``load_sweep`` rebuilds the table from DuckDB by that id or by the MLflow parent's id.
+
 Where sweeps come from (``sweep_options``): a ``--param KEY`` given more than once, more
 than one ``--prompt``, or a ``[sweep]`` table in harness.toml::
 
@@ -21,6 +24,7 @@ import itertools
 import json
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +40,7 @@ from harness.runner.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from harness.runner.estimate import RunEstimate
+    from harness.runner.spark_session import SparkTarget
 
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
@@ -49,6 +54,7 @@ class SweepOptions:
     params: dict[str, Any]
     prompt: str | None  # TEXT or @FILE, None for the default prompt
     grid: dict[str, list[Any]]
+    model: str | None = None  # the --model value, or a sweep's first model
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,12 @@ class SweepRun:
 
 @dataclass
 class SweepResult:
-    """A finished sweep: its parent MLflow run and one child run per grid point."""
+    """A finished sweep: its id, its parent MLflow run and one child run per grid point."""
 
     parent_mlflow_run_id: str | None
     axes: list[str]
     runs: list[SweepRun]
+    sweep_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     primary_metric: str | None = None
     best: int | None = None  # index into runs
     warnings: list[str] = field(default_factory=list)
@@ -84,6 +91,11 @@ class SweepResult:
     @property
     def metric_names(self) -> list[str]:
         return sorted({name for run in self.runs for name in run.result.metrics})
+
+    @property
+    def directions(self) -> dict[str, int]:
+        """Each metric's direction, as the children's runs reported it."""
+        return {k: v for run in self.runs for k, v in run.result.directions.items()}
 
     @property
     def columns(self) -> list[str]:
@@ -109,6 +121,7 @@ class SweepResult:
         """What ``harness run --json`` prints for a sweep."""
         best = self.runs[self.best].result if self.best is not None else None
         return {
+            "sweep_id": self.sweep_id,
             "parent_mlflow_run_id": self.parent_mlflow_run_id,
             "axes": self.axes,
             "primary_metric": self.primary_metric,
@@ -132,12 +145,16 @@ def sweep_options(
     settings: Mapping[str, Any] | None = None,
     *,
     base_dir: str | os.PathLike[str] | None = None,
+    models: Sequence[str] = (),
 ) -> SweepOptions:
-    """Split ``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into fixed values
-    and sweep axes. A key given on the command line replaces the same key of ``[sweep]``
-    (flag > harness.toml); ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
+    """Split ``--model``/``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into
+    fixed values and sweep axes (several ``--model`` values: a sweep across models). A key
+    given on the command line replaces the same key of ``[sweep]`` (flag > harness.toml);
+    ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
     """
     values: dict[str, list[Any]] = {}
+    if models:
+        values["model"] = list(models)
     for item in params:
         key, value = parse_param(item)
         values.setdefault(key, []).append(value)
@@ -163,10 +180,13 @@ def sweep_options(
         else:
             grid[key] = unique
     prompt = fixed.pop("prompt", None)
+    model = fixed.pop("model", None) if models else None
     for key in ("model", "system"):
         if key in fixed:  # a one-value [sweep] entry: only the flag may set these
             raise ConfigError(f"[sweep] {key} needs two or more values (or use --{key})")
-    return SweepOptions(params=fixed, prompt=prompt, grid=grid)
+    if "model" in grid:  # the sweep's children each set it; the base needs a valid one
+        model = grid["model"][0]
+    return SweepOptions(params=fixed, prompt=prompt, grid=grid, model=model)
 
 
 def _relative_to(value: Any, base_dir: str | os.PathLike[str] | None) -> Any:
@@ -228,6 +248,7 @@ def run_sweep(
     home: str | os.PathLike[str] | Home | None = None,
     progress: Progress | None = None,
     provider: Provider | None = None,
+    spark_target: SparkTarget | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` over ``base`` as a child run of one MLflow parent run.
 
@@ -237,22 +258,22 @@ def run_sweep(
     """
     from harness.runner.plan import plan_run, preflight
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     progress = progress or NullProgress()
     points = expand_grid(base, grid)
     for point in points:
         plan = plan_run(point.config, home, provider)
-        preflight(point.config, home.settings, [plan.provider, plan.judge_provider])
+        preflight(point.config, home.settings, plan.providers)
     sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
     if base.mlflow:
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
     finished = False
     try:
-        _run_children(points, sweep, home=home, progress=progress, provider=provider)
+        _run_children(points, sweep, home, progress, provider, spark_target)
         finished = True
     finally:
-        sweep.primary_metric = primary_metric(base, sweep.metric_names)
-        sweep.best = best_run(sweep.runs, sweep.primary_metric)
+        sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
+        sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
         if sweep.parent_mlflow_run_id:
             _finish_parent(sweep, home, progress, status="FINISHED" if finished else "FAILED")
     return sweep
@@ -261,20 +282,63 @@ def run_sweep(
 def _run_children(
     points: list[SweepPoint],
     sweep: SweepResult,
-    *,
     home: Home,
     progress: Progress,
     provider: Provider | None,
+    spark_target: SparkTarget | None,
 ) -> None:
     from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
 
     for number, point in enumerate(points, 1):
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
+        # The child names its sweep in its stored config: that is how the sweep is found again.
+        config = replace(
+            point.config,
+            sweep={
+                "id": sweep.sweep_id,
+                "values": point.values,
+                "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
+            },
+        )
         with mlflow_parent_run(sweep.parent_mlflow_run_id):
-            result = run_eval(point.config, home=home, progress=progress, provider=provider)
+            result = run_eval(
+                config,
+                home=home,
+                progress=progress,
+                provider=provider,
+                spark_target=spark_target,
+            )
         sweep.runs.append(SweepRun(point.values, result))
         sweep.warnings += [f"{point.config.run_name}: {w}" for w in result.warnings]
+
+
+def find_sweep(
+    ref: str, *, home: str | os.PathLike[str] | Home | None = None
+) -> SweepResult | None:
+    """The sweep ``ref`` names (its id, or its MLflow parent run's id), rebuilt from its
+    children in DuckDB: the same table, best child and JSON as when it ran; None when no
+    stored run belongs to such a sweep."""
+    from harness.store.sweeps import sweep_children
+
+    home = resolve_home(home)
+    children = sweep_children(home.db_path, ref)
+    if not children:
+        return None
+    first = children[0].config["sweep"]
+    sweep = SweepResult(
+        parent_mlflow_run_id=first.get("parent_mlflow_run_id"),
+        axes=list(first.get("values") or {}),
+        runs=[
+            SweepRun(dict(c.config["sweep"].get("values") or {}), RunResult.from_info(c))
+            for c in children
+        ],
+        sweep_id=first["id"],
+    )
+    base = RunConfig.from_dict(children[0].config)
+    sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
+    sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
+    return sweep
 
 
 def estimate_sweep(
@@ -287,26 +351,32 @@ def estimate_sweep(
     """``--dry-run`` for a sweep: every child's estimate (nothing is sent or written)."""
     from harness.runner.estimate import estimate_run
 
-    home = home if isinstance(home, Home) else resolve_home(home)
+    home = resolve_home(home)
     return [
         (point, estimate_run(point.config, home=home, provider=provider))
         for point in expand_grid(base, grid)
     ]
 
 
-def primary_metric(base: RunConfig, names: Sequence[str]) -> str | None:
+def primary_metric(
+    base: RunConfig, names: Sequence[str], directions: Mapping[str, int]
+) -> str | None:
     """The metric that picks the best child: the first judge, else the first metric that
-    has a better direction, in the order the run asked for them."""
+    has a better direction, in the order the run asked for them. ``directions`` are the
+    children's own (``RunResult.directions``)."""
     preferred = [*base.judges, *base.metrics, *DEFAULT_METRICS, *names]
-    return next((n for n in preferred if n in names and metric_direction(n) != 0), None)
+    return next((n for n in preferred if n in names and metric_direction(n, directions) != 0), None)
 
 
-def best_run(runs: Sequence[SweepRun], metric: str | None) -> int | None:
+def best_run(
+    runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, int]
+) -> int | None:
     """Index of the child with the best mean of ``metric`` (the first one on ties)."""
     if metric is None:
         return None
+    sign = metric_direction(metric, directions)
     scored = [
-        (metric_direction(metric) * mean, -i)
+        (sign * mean, -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]

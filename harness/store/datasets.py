@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,6 +83,34 @@ def _info(row: tuple[Any, ...]) -> DatasetInfo:
     )
 
 
+# A version's examples as the store takes them in (without the dataset and version).
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("position", pa.int32()),
+        ("id", pa.string()),
+        ("input", pa.string()),
+        ("expected", pa.list_(pa.string())),
+        ("context", pa.string()),
+        ("extra", pa.string()),  # JSON text
+    ]
+)
+
+
+def example_batch(examples: list[Example], *, first: int = 0) -> pa.RecordBatch:
+    """Examples as an Arrow batch of ``EXAMPLE_SCHEMA``; positions from ``first`` on."""
+    return pa.RecordBatch.from_pydict(
+        {
+            "position": range(first, first + len(examples)),
+            "id": [e.id for e in examples],
+            "input": [e.input for e in examples],
+            "expected": [list(e.expected) for e in examples],
+            "context": [e.context for e in examples],
+            "extra": [json.dumps(e.extra, ensure_ascii=False, default=str) for e in examples],
+        },
+        schema=EXAMPLE_SCHEMA,
+    )
+
+
 def save_dataset(
     db_path: Path,
     *,
@@ -96,22 +125,73 @@ def save_dataset(
     Returns the version's info and whether it was created (False: it existed already).
     Everything is written in one transaction, so a failure leaves no partial dataset.
     """
+    new_examples = pa.Table.from_batches([example_batch(examples)], schema=EXAMPLE_SCHEMA)
+
+    def insert(con: Any, version: str) -> None:
+        con.register("new_examples", new_examples)
+        con.execute(_INSERT_EXAMPLES.format(source="new_examples"), [name, version])
+        con.unregister("new_examples")
+
+    return _save_version(db_path, name, digest, len(examples), source, columns, insert)
+
+
+def save_staged_dataset(
+    db_path: Path,
+    *,
+    name: str,
+    digest: str,
+    n_rows: int,
+    staged: Path,
+    source: str | None,
+    columns: dict[str, Any],
+) -> tuple[DatasetInfo, bool]:
+    """:func:`save_dataset` for examples staged in a Parquet file of ``EXAMPLE_SCHEMA``
+    (a table too large for memory): DuckDB reads the file as it inserts.
+
+    Raises DataError naming the rows of the first duplicate id, before anything is written.
+    """
+    import duckdb
+
+    with duckdb.connect() as scratch:  # in memory: the project file stays free meanwhile
+        duplicate = scratch.execute(
+            "SELECT id, list(position + 1 ORDER BY position)[1:2] FROM read_parquet(?) "
+            "GROUP BY id HAVING count(*) > 1 ORDER BY min(position) LIMIT 1",
+            [str(staged)],
+        ).fetchone()
+    if duplicate:
+        rows = duplicate[1]
+        raise DataError(f"duplicate id {duplicate[0]!r} in rows {rows[0]} and {rows[1]}")
+    relation = f"read_parquet('{_sql_text(str(staged))}')"
+
+    def insert(con: Any, version: str) -> None:
+        # Else DuckDB keeps the whole insert in memory until it commits (2.5x the rows);
+        # with a limit it spills to a temporary file next to the database.
+        con.execute(f"SET memory_limit = '{STAGED_INSERT_MEMORY}'")
+        con.execute(_INSERT_EXAMPLES.format(source=relation), [name, version])
+
+    return _save_version(db_path, name, digest, n_rows, source, columns, insert)
+
+
+STAGED_INSERT_MEMORY = "64MB"  # DuckDB spills beyond this while it inserts a staged version
+_INSERT_EXAMPLES = (
+    "INSERT INTO examples SELECT ?, ?, position, id, input, expected, context, extra FROM {source}"
+)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _save_version(
+    db_path: Path,
+    name: str,
+    digest: str,
+    n_rows: int,
+    source: str | None,
+    columns: dict[str, Any],
+    insert: Callable[[Any, str], None],
+) -> tuple[DatasetInfo, bool]:
     version = digest[:12]
-    table = pa.table(
-        {
-            "dataset": pa.array([name] * len(examples), pa.string()),
-            "version": pa.array([version] * len(examples), pa.string()),
-            "position": pa.array(range(len(examples)), pa.int32()),
-            "id": pa.array([e.id for e in examples], pa.string()),
-            "input": pa.array([e.input for e in examples], pa.string()),
-            "expected": pa.array([list(e.expected) for e in examples], pa.list_(pa.string())),
-            "context": pa.array([e.context for e in examples], pa.string()),
-            "extra": pa.array(
-                [json.dumps(e.extra, ensure_ascii=False, default=str) for e in examples],
-                pa.string(),
-            ),
-        }
-    )
     with connect(db_path) as con:
         existing = con.execute(
             f"SELECT {_INFO_COLUMNS} FROM datasets WHERE name = ? AND version = ?", [name, version]
@@ -123,16 +203,14 @@ def save_dataset(
         try:
             con.execute(
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [name, version, digest, len(examples), source, json.dumps(columns), created_at],
+                [name, version, digest, n_rows, source, json.dumps(columns), created_at],
             )
-            con.register("new_examples", table)
-            con.execute("INSERT INTO examples SELECT * FROM new_examples")
-            con.unregister("new_examples")
+            insert(con, version)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return DatasetInfo(name, version, digest, len(examples), source, columns, created_at), True
+        return DatasetInfo(name, version, digest, n_rows, source, columns, created_at), True
 
 
 def list_datasets(db_path: Path) -> list[DatasetInfo]:
@@ -164,12 +242,27 @@ def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
                 r[0]
                 for r in con.execute("SELECT DISTINCT name FROM datasets ORDER BY 1").fetchall()
             ]
+            versions = [
+                r[0]
+                for r in con.execute(
+                    "SELECT version FROM datasets WHERE name = ? ORDER BY created_at DESC",
+                    [name],
+                ).fetchall()
+            ]
     if not rows:
+        where = f"in {db_path.parent} (the project home: --home DIR or HARNESS_HOME)"
+        if versions:  # the name is right, the version is not: show that dataset's versions
+            shown = ", ".join(f"{name}@{v[:12]}" for v in versions[:10])
+            more = f" and {len(versions) - 10} more" if len(versions) > 10 else ""
+            raise DatasetNotFound(
+                f"unknown dataset version {name}@{version}; {name} has {shown}{more}"
+            )
         hint = (
-            f"; known: {', '.join(known)}" if known else "; import one with `harness data import`"
+            f"; datasets there: {', '.join(known)}"
+            if known
+            else "; it has none: import one with `harness data import FILE --name NAME`"
         )
-        what = f"dataset {name!r}" if version is None else f"dataset version {name}@{version}"
-        raise DatasetNotFound(f"unknown {what}{hint}")
+        raise DatasetNotFound(f"unknown dataset {name!r} {where}{hint}")
     if len(rows) > 1:
         raise DataError(f"{name}@{version} is ambiguous: matches {len(rows)} versions")
     return _info(rows[0])

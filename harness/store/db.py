@@ -4,12 +4,18 @@ DuckDB lets one process at a time hold a database file open for writing, and a
 read-only open is refused while a writer holds it. So harness never keeps the file
 open: every read and every write batch opens it, does its work in one transaction and
 closes it. Another ``harness`` process that finds the file locked waits and retries
-(up to ``LOCK_TIMEOUT_S``) instead of failing, which is what lets ``harness runs list``
-work in a second terminal while a run is writing.
+(up to ``LOCK_TIMEOUT_S``, or ``HARNESS_LOCK_TIMEOUT_S`` seconds) instead of failing,
+which is what lets ``harness runs list`` work in a second terminal while a run is writing.
+
+DuckDB's errors are mapped here: a full disk, a read-only home and a damaged file become
+the ``EnvironmentFault`` that names them (``harness.faults``), anything else a
+``StoreError`` with the first line of DuckDB's message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -18,10 +24,19 @@ from pathlib import Path
 
 import duckdb
 
-from harness.errors import StoreBusy, StoreError
+from harness.errors import (
+    ConfigError,
+    EnvironmentFault,
+    NotWritable,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+)
+from harness.faults import environment_fault, first_line
 from harness.store.migrations import apply_migrations
 
 LOCK_TIMEOUT_S = 60.0
+LOCK_TIMEOUT_ENV = "HARNESS_LOCK_TIMEOUT_S"
 
 _migrated: set[Path] = set()  # files already brought up to date by this process
 
@@ -31,9 +46,31 @@ def _is_lock_error(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def lock_timeout() -> float:
+    """How long to wait for another process's hold on the file: the environment, else 60 s."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if not raw:
+        return LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def store_fault(error: BaseException, db_path: Path, action: str = "writing") -> EnvironmentFault:
+    """The error to raise for a DuckDB (or file) error met while ``action`` the store."""
+    fault = environment_fault(
+        error, db_path, action=action, corrupt=StoreCorrupt, what="the DuckDB store"
+    )
+    return fault or StoreError(f"{db_path}: {first_line(error)}", path=str(db_path))
+
+
 @contextmanager
 def connect(
-    db_path: Path, *, read_only: bool = False, timeout_s: float = LOCK_TIMEOUT_S
+    db_path: Path, *, read_only: bool = False, timeout_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store, migrated to the current schema, for one short piece of work.
 
@@ -49,20 +86,32 @@ def connect(
             con.close()
         return
     if not read_only:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise store_fault(e, db_path.parent) from None
     # A reader that has not migrated this file yet opens it writable once, so that a
     # store written by an older harness is upgraded before anything reads it.
     writable = not read_only or db_path.resolve() not in _migrated
-    con = _open(db_path, read_only=not writable, timeout_s=timeout_s)
+    timeout = lock_timeout() if timeout_s is None else timeout_s
+    try:
+        con = _open(db_path, read_only=not writable, timeout_s=timeout)
+    except NotWritable:
+        if not read_only:
+            raise
+        # A read-only home (a mounted copy, a CI cache): reading needs no migration.
+        con = _open(db_path, read_only=True, timeout_s=timeout)
+        writable = False
     try:
         if writable and db_path.resolve() not in _migrated:
             apply_migrations(con)
             _migrated.add(db_path.resolve())
         yield con
-    except duckdb.Error as e:
-        raise StoreError(f"{db_path}: {str(e).splitlines()[0]}") from e
+    except (duckdb.Error, OSError) as e:
+        raise store_fault(e, db_path) from e
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error):  # after a failed write, the error is the news
+            con.close()
 
 
 def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -73,7 +122,7 @@ def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBP
             return duckdb.connect(str(db_path), read_only=read_only)
         except duckdb.Error as e:
             if not _is_lock_error(e):
-                raise StoreError(f"cannot open {db_path}: {str(e).splitlines()[0]}") from e
+                raise store_fault(e, db_path, "opening") from e
             if time.monotonic() >= deadline:
                 raise StoreBusy(
                     f"{db_path} is held by another process (waited {timeout_s:.0f} s); "

@@ -15,8 +15,8 @@ encodings, chosen by the file's name:
   text; the header is the file's key-value metadata ``harness_run_export``.
 
 The header's ``run`` holds what ``runs`` stores: the run's configuration (model, prompt,
-params, metrics, judges), aggregates, usage and status. API keys are never part of a run,
-so they cannot reach a file.
+params, metrics, judges), aggregates, usage, status and why it ended, and its failed
+calls per kind. API keys are never part of a run, so they cannot reach a file.
 """
 
 from __future__ import annotations
@@ -165,6 +165,8 @@ def _header(record: RunRecord) -> dict[str, Any]:
             "run_name": info.run_name,
             "model": info.model,
             "status": info.status,
+            "reason": info.reason,
+            "failures": info.failures,
             "config": info.config,
             "metrics": info.metrics,
             "usage": info.usage,
@@ -173,6 +175,7 @@ def _header(record: RunRecord) -> dict[str, Any]:
             "mlflow_run_id": info.mlflow_run_id,
             "created_at": info.created_at.isoformat(),
             "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+            "sample": info.sample,
         },
         "dataset": {
             "name": info.dataset,
@@ -240,6 +243,8 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
         dataset_version=dataset["version"],
         model=run["model"],
         status=run.get("status", "finished"),
+        reason=run.get("reason"),
+        failures=run.get("failures") or {},
         config=run.get("config") or {},
         metrics=run.get("metrics") or {},
         usage=run.get("usage") or {},
@@ -249,6 +254,7 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
         mlflow_run_id=run.get("mlflow_run_id"),
         created_at=datetime.fromisoformat(run["created_at"]),
         finished_at=datetime.fromisoformat(run["finished_at"]) if run.get("finished_at") else None,
+        sample=run.get("sample"),
     )
     return RunRecord(info, dataset.get("digest"), table, str(source))
 

@@ -8,6 +8,7 @@ a database written at every earlier version.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import duckdb
@@ -110,6 +111,77 @@ def m002_run_tags(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m003_app_request_keys(con: duckdb.DuckDBPyConnection) -> None:
+    # The cache keys of the calls a python: model's own code made (harness.intercept), in
+    # the order it made them; NULL for rows whose model made none.
+    con.execute("ALTER TABLE outputs ADD COLUMN app_request_keys VARCHAR[]")
+
+
+@migration
+def m004_run_owner_and_reasons(con: duckdb.DuckDBPyConnection) -> None:
+    """Who runs a run (so a dead one shows as interrupted), why it ended, what failed.
+
+    A run's status is now one of running, finished, failed, interrupted (a signal; or a
+    running run whose process is gone) and stopped (--max-cost).
+    """
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN reason VARCHAR;       -- why it failed or was stopped
+        ALTER TABLE runs ADD COLUMN failures JSON;        -- kind of call -> {failed, reasons}
+        ALTER TABLE runs ADD COLUMN pid INTEGER;          -- the process that runs (ran) it
+        ALTER TABLE runs ADD COLUMN host VARCHAR;         -- ...on this host
+        ALTER TABLE runs ADD COLUMN pid_started DOUBLE;   -- ...started then (pids are reused)
+        ALTER TABLE runs ADD COLUMN mlflow_error VARCHAR; -- why MLflow logging failed, if it did
+        """
+    )
+
+
+@migration
+def m005_run_samples(con: duckdb.DuckDBPyConnection) -> None:
+    # A sampled run (`--sample N --seed S [--stratify COL]`) keeps what it asked for and
+    # the example ids it chose, so `--resume` finishes exactly those rows and `runs show`
+    # and `compare` can say what the run is a sample of. Runs over every row (or the first
+    # --limit rows) store neither.
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN sample JSON;  -- {size, seed, stratify, rows, population}
+        CREATE TABLE run_examples (
+            run_id      VARCHAR NOT NULL,
+            example_id  VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, example_id)
+        );
+        """
+    )
+
+
+@migration
+def m006_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
+    # `harness judges calibrate`: a judge (name, version, model) measured against human
+    # labels. Kept so a report can show how far to trust the judges of a run.
+    con.execute(
+        """
+        CREATE TABLE judge_calibrations (
+            calibration_id  VARCHAR PRIMARY KEY,
+            judge           VARCHAR NOT NULL,
+            judge_version   VARCHAR NOT NULL,
+            judge_model     VARCHAR NOT NULL,
+            dataset         VARCHAR NOT NULL,   -- NAME@VERSION of the labels
+            label_column    VARCHAR NOT NULL,
+            run_id          VARCHAR,            -- the run whose outputs were graded, if any
+            labels          JSON NOT NULL,      -- the judge's answers: the matrix's order
+            confusion       JSON NOT NULL,      -- human label -> judge label -> rows
+            compared        INTEGER NOT NULL,
+            excluded        INTEGER NOT NULL,
+            accuracy        DOUBLE,
+            kappa           DOUBLE,
+            weighted_kappa  DOUBLE,
+            created_at      TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(
@@ -130,7 +202,8 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
             )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # DuckDB may have rolled back already
+            con.execute("ROLLBACK")
         raise
     return len(pending)
 

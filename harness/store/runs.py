@@ -2,20 +2,26 @@
 
 A run writes its rows in batches, each in one short transaction (``write_batch``), so
 another process can read between batches and a crash loses at most the batch in flight.
+A run records the process running it (``harness.store.owner``): one left ``running`` by a
+process that is gone reads back as ``interrupted`` (``RunInfo.stale``), and
+``claim_resume`` refuses a run that a live process is still running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
-from harness.errors import RunNotFound
+from harness.errors import RunBusy, RunNotFound
 from harness.store.db import connect
+from harness.store.owner import Owner, current_owner
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +42,7 @@ class OutputRow:
     cost_usd: float | None
     request_key: str | None
     cached: bool | None
+    app_request_keys: list[str] | None = None  # the calls the model's own code made
 
 
 @dataclass
@@ -70,6 +77,24 @@ class RunInfo:
     mlflow_run_id: str | None
     created_at: datetime
     finished_at: datetime | None
+    reason: str | None = None  # why it failed, stopped or was interrupted
+    failures: dict[str, Any] = field(default_factory=dict)  # kind -> {failed, reasons}
+    owner: Owner | None = None  # the process that runs (or ran) it
+    mlflow_error: str | None = None  # why MLflow logging failed, until it is logged
+    stale: bool = False  # stored as running, but its process is gone: shown as interrupted
+    # A sampled run: {"size", "seed", "stratify", "rows", "population"}; None otherwise.
+    sample: dict[str, Any] | None = None
+
+    @property
+    def sweep_id(self) -> str | None:
+        """The sweep this run is a point of (``harness runs show SWEEP_ID``), if any."""
+        sweep = self.config.get("sweep")
+        return sweep.get("id") if isinstance(sweep, dict) else None
+
+    @property
+    def mlflow_pending(self) -> bool:
+        """Logging to MLflow was asked for and has not completed (`harness runs log` does it)."""
+        return bool(self.config.get("mlflow", True)) and self.mlflow_run_id is None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,14 +103,19 @@ class RunInfo:
             "dataset": f"{self.dataset}@{self.dataset_version}",
             "model": self.model,
             "status": self.status,
+            "reason": self.reason,
             "rows": self.rows_total,
             "rows_done": self.rows_done,
             "errors": self.errors,
+            "failures": self.failures,
             "metrics": self.metrics,
             "usage": self.usage,
             "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_error": self.mlflow_error,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "sample": self.sample,
+            "process": {"pid": self.owner.pid, "host": self.owner.host} if self.owner else None,
             "config": self.config,
         }
 
@@ -100,22 +130,57 @@ def create_run(
     model: str,
     config: dict[str, Any],
     rows_total: int,
+    sample: dict[str, Any] | None = None,
+    example_ids: list[str] | None = None,
 ) -> None:
+    """A new run, ``running`` in this process; a sampled run's description and chosen ids
+    go in the same transaction."""
+    owner = current_owner()
     with connect(db_path) as con:
-        con.execute(
-            "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, config, "
-            "rows_total, created_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-            [
-                run_id,
-                run_name,
-                dataset,
-                dataset_version,
-                model,
-                json.dumps(config, sort_keys=True),
-                rows_total,
-                _now(),
-            ],
-        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, "
+                "config, rows_total, created_at, pid, host, pid_started, sample) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    run_name,
+                    dataset,
+                    dataset_version,
+                    model,
+                    json.dumps(config, sort_keys=True),
+                    rows_total,
+                    _now(),
+                    owner.pid,
+                    owner.host,
+                    owner.started,
+                    json.dumps(sample) if sample is not None else None,
+                ],
+            )
+            if example_ids is not None:
+                chosen = pa.table(
+                    {
+                        "run_id": pa.array([run_id] * len(example_ids), pa.string()),
+                        "example_id": pa.array(example_ids, pa.string()),
+                    }
+                )
+                con.register("chosen_examples", chosen)
+                con.execute("INSERT INTO run_examples SELECT * FROM chosen_examples")
+                con.unregister("chosen_examples")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def run_example_ids(db_path: Path, run_id: str) -> list[str] | None:
+    """The example ids a sampled run chose; None for a run over every row."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT example_id FROM run_examples WHERE run_id = ?", [run_id]
+        ).fetchall()
+    return [r[0] for r in rows] or None
 
 
 _OUTPUT_SCHEMA = pa.schema(
@@ -130,6 +195,7 @@ _OUTPUT_SCHEMA = pa.schema(
         ("cost_usd", pa.float64()),
         ("request_key", pa.string()),
         ("cached", pa.bool_()),
+        ("app_request_keys", pa.list_(pa.string())),
         ("created_at", pa.timestamp("us")),
     ]
 )
@@ -167,23 +233,50 @@ def write_batch(
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("batch_outputs", out_table)
-            con.register("batch_scores", score_table)
-            # Column lists are explicit so the table's physical order never matters.
-            con.execute(
-                f"INSERT INTO outputs ({', '.join(_OUTPUT_SCHEMA.names)}) "
-                "SELECT * FROM batch_outputs"
-            )
-            con.execute(
-                f"INSERT INTO scores ({', '.join(SCORE_SCHEMA.names)}) SELECT * FROM batch_scores"
-            )
+            _insert(con, "outputs", _OUTPUT_SCHEMA, out_table)
+            _insert(con, "scores", SCORE_SCHEMA, score_table)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # A failed COMMIT (a full disk) has rolled back already; the error is the news.
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("batch_outputs")
-            con.unregister("batch_scores")
+
+
+def _insert(con: Any, table: str, schema: pa.Schema, rows: pa.Table) -> None:
+    """Append Arrow ``rows`` to ``table`` (columns named: the physical order never matters)."""
+    con.register("batch_rows", rows)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(schema.names)}) SELECT * FROM batch_rows")
+    finally:
+        con.unregister("batch_rows")
+
+
+def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[ScoreRow]) -> None:
+    """Swap a run's scores of ``metrics`` for ``scores``, in one transaction.
+
+    For the metrics computed over all of a run's rows once they are done (MLflow's
+    ``eval_fn``): computed again after ``--resume``, their old rows must go.
+    """
+    if not metrics:
+        return
+    score_table = pa.Table.from_pylist(
+        [{"run_id": run_id, **vars(s)} for s in scores], schema=SCORE_SCHEMA
+    )
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "DELETE FROM scores WHERE run_id = ? AND list_contains(?, metric)",
+                [run_id, metrics],
+            )
+            _insert(con, "scores", SCORE_SCHEMA, score_table)
+            con.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (a full disk) has rolled back already; the error is the news.
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
 
 
 def finish_run(
@@ -194,24 +287,49 @@ def finish_run(
     metrics: dict[str, Any],
     usage: dict[str, Any],
     errors: int,
+    failures: dict[str, Any] | None = None,
+    reason: str | None = None,
+    finished_at: datetime | None = None,
 ) -> None:
+    """End a run: ``finished``, ``failed``, ``interrupted`` or ``stopped``, and why."""
+    ended = finished_at.astimezone(timezone.utc).replace(tzinfo=None) if finished_at else _now()
     with connect(db_path) as con:
         con.execute(
-            "UPDATE runs SET status = ?, metrics = ?, usage = ?, errors = ?, finished_at = ? "
-            "WHERE run_id = ?",
-            [status, json.dumps(metrics), json.dumps(usage), errors, _now(), run_id],
+            "UPDATE runs SET status = ?, metrics = ?, usage = ?, errors = ?, failures = ?, "
+            "reason = ?, finished_at = ? WHERE run_id = ?",
+            [
+                status,
+                json.dumps(metrics),
+                json.dumps(usage),
+                errors,
+                json.dumps(failures or {}),
+                reason,
+                ended,
+                run_id,
+            ],
         )
 
 
 def set_mlflow_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
+    """The run is logged to MLflow, completely."""
     with connect(db_path) as con:
-        con.execute("UPDATE runs SET mlflow_run_id = ? WHERE run_id = ?", [mlflow_run_id, run_id])
+        con.execute(
+            "UPDATE runs SET mlflow_run_id = ?, mlflow_error = NULL WHERE run_id = ?",
+            [mlflow_run_id, run_id],
+        )
+
+
+def set_mlflow_error(db_path: Path, run_id: str, error: str) -> None:
+    """MLflow logging failed (one line); `harness runs log` can catch up later."""
+    with connect(db_path) as con:
+        con.execute("UPDATE runs SET mlflow_error = ? WHERE run_id = ?", [error, run_id])
 
 
 _RUN_COLUMNS = (
     "r.run_id, r.run_name, r.dataset, r.dataset_version, r.model, r.status, r.config, r.metrics, "
     "r.usage, r.rows_total, (SELECT count(*) FROM outputs o WHERE o.run_id = r.run_id), "
-    "r.errors, r.mlflow_run_id, r.created_at, r.finished_at"
+    "r.errors, r.mlflow_run_id, r.created_at, r.finished_at, r.reason, r.failures, r.pid, "
+    "r.host, r.pid_started, r.mlflow_error, r.sample"
 )
 
 
@@ -232,7 +350,24 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         mlflow_run_id,
         created_at,
         finished_at,
+        reason,
+        failures,
+        pid,
+        host,
+        pid_started,
+        mlflow_error,
+        sample,
     ) = row
+    owner = Owner(pid, host, pid_started) if pid is not None and host else None
+    stale = status == "running" and (owner is None or not owner.is_alive())
+    if stale:
+        status = "interrupted"
+        gone = (
+            f"the process that ran it ({owner.describe()}) is gone"
+            if owner
+            else "it was left running by a process that did not record itself"
+        )
+        reason = reason or f"{gone}; resume it with `harness run --resume {run_id}`"
     return RunInfo(
         run_id,
         run_name,
@@ -249,6 +384,12 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         mlflow_run_id,
         created_at,
         finished_at,
+        reason=reason,
+        failures=json.loads(failures or "{}"),
+        owner=owner,
+        mlflow_error=mlflow_error,
+        stale=stale,
+        sample=json.loads(sample) if sample else None,
     )
 
 
@@ -273,28 +414,91 @@ def get_run(db_path: Path, run_id: str) -> RunInfo:
     return _run_info(rows[0])
 
 
-def prepare_resume(db_path: Path, run_id: str) -> set[str]:
-    """Forget a run's failed rows so they are tried again; return the examples done.
+# A row failed when its model call or any of its judge calls did (an unusable verdict too).
+_FAILED_ROWS = (
+    "SELECT example_id FROM outputs WHERE run_id = $run AND error IS NOT NULL "
+    "UNION SELECT example_id FROM scores WHERE run_id = $run AND source = 'llm_judge' "
+    "AND error IS NOT NULL"
+)
 
-    A failed row's model call was never paid for (errors are not cached), so trying it
-    again costs no more than the first attempt did.
+
+def claim_resume(db_path: Path, run_id: str) -> set[str]:
+    """Take a run over for ``--resume``: forget its failed rows; return the examples done.
+
+    In one transaction (DuckDB lets one process write at a time, so two resumes cannot
+    both claim it): a run still ``running`` in a live process raises ``RunBusy``; else
+    this process becomes its owner. A failed row's paid calls are in the cache (errors
+    are not cached), so trying it again costs no more than the calls that failed.
     """
+    owner = current_owner()
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "DELETE FROM scores WHERE run_id = ? AND example_id IN "
-            "(SELECT example_id FROM outputs WHERE run_id = ? AND error IS NOT NULL)",
-            [run_id, run_id],
-        )
-        con.execute("DELETE FROM outputs WHERE run_id = ? AND error IS NOT NULL", [run_id])
-        con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
-        con.execute("COMMIT")
+        try:
+            row = con.execute(
+                "SELECT status, pid, host, pid_started FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r}; see `harness runs list`")
+            status, pid, host, started = row
+            holder = Owner(pid, host, started) if pid is not None and host else None
+            busy = status == "running" and holder is not None and holder != owner
+            if busy and holder is not None and holder.is_alive():
+                raise RunBusy(
+                    f"run {run_id} is running in another process ({holder.describe()}); "
+                    "let it finish, or stop it (Ctrl-C) and resume then"
+                )
+            failed = [r[0] for r in con.execute(_FAILED_ROWS, {"run": run_id}).fetchall()]
+            for table in ("scores", "outputs"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE run_id = ? AND list_contains(?, example_id)",
+                    [run_id, failed],
+                )
+            con.execute(
+                "UPDATE runs SET status = 'running', reason = NULL, pid = ?, host = ?, "
+                "pid_started = ? WHERE run_id = ?",
+                [owner.pid, owner.host, owner.started, run_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
         return {
             r[0]
             for r in con.execute(
                 "SELECT example_id FROM outputs WHERE run_id = ?", [run_id]
             ).fetchall()
         }
+
+
+def failures(db_path: Path, run_id: str, top: int = 5) -> dict[str, dict[str, Any]]:
+    """What failed in a run's stored rows, per kind of call: model rows, judge scores.
+
+    ``{"model": {"failed": 3, "reasons": [[reason, count], ...]}, "judge": {...}}``, the
+    ``top`` most common reasons first; a kind with nothing failed is left out.
+    """
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT 'model' AS kind, error, count(*) AS n FROM outputs "
+            "WHERE run_id = $run AND error IS NOT NULL GROUP BY error "
+            "UNION ALL SELECT 'judge', error, count(*) FROM scores "
+            "WHERE run_id = $run AND source = 'llm_judge' AND error IS NOT NULL GROUP BY error",
+            {"run": run_id},
+        ).fetchall()
+    found: dict[str, dict[str, Any]] = {}
+    for kind, error, count in sorted(rows, key=lambda r: (-r[2], r[1])):
+        entry = found.setdefault(kind, {"failed": 0, "reasons": []})
+        entry["failed"] += count
+        if len(entry["reasons"]) < top:
+            entry["reasons"].append([error, count])
+    return found
+
+
+def failed_rows(db_path: Path, run_id: str) -> int:
+    """How many of a run's stored rows failed (their model call, or a judge call)."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute(f"SELECT count(*) FROM ({_FAILED_ROWS})", {"run": run_id}).fetchone()
+    return int(row[0]) if row else 0
 
 
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
@@ -326,12 +530,13 @@ def load_scores(db_path: Path, run_id: str) -> pd.DataFrame:
 
 
 def request_keys(db_path: Path, run_id: str) -> set[str]:
-    """Every cache key a run's model and judge calls used (for ``cache export --run``)."""
+    """Every cache key a run's model, judge and app calls used (for ``cache export --run``)."""
     with connect(db_path, read_only=True) as con:
         rows = con.execute(
             "SELECT request_key FROM outputs WHERE run_id = ? AND request_key IS NOT NULL "
-            "UNION SELECT request_key FROM scores WHERE run_id = ? AND request_key IS NOT NULL",
-            [run_id, run_id],
+            "UNION SELECT request_key FROM scores WHERE run_id = ? AND request_key IS NOT NULL "
+            "UNION SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?",
+            [run_id, run_id, run_id],
         ).fetchall()
     return {r[0] for r in rows}
 
@@ -348,7 +553,7 @@ def delete_run(db_path: Path, run_id: str) -> tuple[RunInfo, list[str]]:
                 "SELECT name FROM run_tags WHERE run_id = ? ORDER BY name", [info.run_id]
             ).fetchall()
         ]
-        for table in ("scores", "outputs", "run_tags", "runs"):
+        for table in ("scores", "outputs", "run_tags", "run_examples", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [info.run_id])
         con.execute("COMMIT")
     return info, tags

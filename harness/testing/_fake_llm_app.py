@@ -19,7 +19,7 @@ from aiohttp import web
 from harness.errors import ConfigError
 from harness.testing._fake_llm_config import FAULT_KINDS, FakeLLMConfig, FaultPlanner
 from harness.testing._fake_llm_replies import ReplyBook
-from harness.testing._fake_llm_wire import DIALECTS, Dialect, RequestRejected
+from harness.testing._fake_llm_wire import DIALECTS, Dialect, EmbeddingsDialect, RequestRejected
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _NOT_JSON = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -74,6 +74,12 @@ class ServerState:
 
 def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
     return web.json_response(data, status=status, headers=headers)
+
+
+def _credential(request: web.Request) -> str:
+    """The key a request carried: a bearer token, else Anthropic's ``x-api-key``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else request.headers.get("x-api-key", "")
 
 
 def _drop(request: web.Request) -> web.Response:
@@ -154,6 +160,8 @@ def build_app(state: ServerState) -> web.Application:
 
     app = web.Application(middlewares=[record], client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/chat/completions", model_route(DIALECTS["openai"]), name="openai")
+    app.router.add_post("/v1/responses", model_route(DIALECTS["responses"]), name="responses")
+    app.router.add_post("/v1/embeddings", model_route(DIALECTS["embeddings"]), name="embeddings")
     app.router.add_post("/v1/messages", model_route(DIALECTS["anthropic"]), name="anthropic")
     app.router.add_post(
         "/serving-endpoints/{endpoint}/invocations",
@@ -181,7 +189,12 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
             raise RequestRejected(400, "bad_request", f"request body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise RequestRejected(400, "bad_request", "request body must be a JSON object")
-        conversation = dialect.conversation(body, endpoint)
+        texts: list[str] = []
+        conversation = None
+        if isinstance(dialect, EmbeddingsDialect):
+            texts = dialect.texts(body)
+        else:
+            conversation = dialect.conversation(body, endpoint)
     except RequestRejected as exc:
         return _json_response(dialect.error(exc.status, exc.kind, exc.message), exc.status)
 
@@ -196,8 +209,10 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         await asyncio.sleep(plan.delay_s)
     if plan.fault == "drop":
         return _drop(request)
+    # A careless proxy's error page: the key it was sent, echoed back.
+    echo = f" (sent with key {_credential(request)})" if state.config.echo_key_in_errors else ""
     if plan.fault == "error_500":
-        message = "The server had an error while processing your request."
+        message = "The server had an error while processing your request." + echo
         return _json_response(dialect.error(500, "error_500", message), 500)
     if plan.fault == "error_429":
         retry_after = state.config.retry_after_s
@@ -205,19 +220,35 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
             "Retry-After": _format_seconds(retry_after),
             "retry-after-ms": str(int(retry_after * 1000)),
         }
-        message = "Rate limit reached. Please try again later."
+        message = "Rate limit reached. Please try again later." + echo
         return _json_response(dialect.error(429, "error_429", message), 429, headers)
 
-    reply = state.replies.reply(conversation, body_id)
-    model = body.get("model")
-    if not isinstance(model, str):
-        model = endpoint or "fake"
-    payload = json.dumps(dialect.answer(reply, model, entry["seq"])).encode()
+    if isinstance(dialect, EmbeddingsDialect):
+        payload = json.dumps(dialect.embeddings(body, texts)).encode()
+    else:
+        assert conversation is not None
+        reply = state.replies.reply(conversation, body_id)
+        model = body.get("model")
+        if not isinstance(model, str):
+            model = endpoint or "fake"
+        if conversation.stream and plan.fault != "malformed":
+            return await _stream(request, dialect.events(reply, model, entry["seq"], conversation))
+        payload = json.dumps(dialect.answer(reply, model, entry["seq"])).encode()
     if plan.fault == "malformed":
         # Alternate between the two kinds a client meets: a cut-off body and an HTML page.
         state.malformed_sent += 1
         payload = payload[: len(payload) // 2] if state.malformed_sent % 2 else _NOT_JSON
     return web.Response(body=payload, content_type="application/json")
+
+
+async def _stream(request: web.Request, events: list[str]) -> web.StreamResponse:
+    """Send ``events`` as server-sent events, one write each, as a real stream arrives."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+    await response.prepare(request)
+    for event in events:
+        await response.write(event.encode())
+    await response.write_eof()
+    return response
 
 
 async def serve(

@@ -50,6 +50,7 @@ class FakeLLMConfig:
     script_per_body: bool = False
     vary_with_temperature: bool = False
     max_recorded: int = 1000
+    echo_key_in_errors: bool = False  # 500 and 429 messages repeat the key sent (a bad proxy)
 
     def __post_init__(self) -> None:
         for name in ("latency_s", "jitter_s", "retry_after_s", "hang_s"):

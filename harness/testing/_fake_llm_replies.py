@@ -29,6 +29,8 @@ class Conversation:
     temperature: float = 0.0
     seed: int | None = None
     max_tokens: int | None = None
+    stream: bool = False  # answer as server-sent events (decides the shape, not the text)
+    stream_usage: bool = False  # OpenAI ``stream_options.include_usage``: a last usage chunk
 
     @property
     def prompt_text(self) -> str:
@@ -70,6 +72,19 @@ def content_text(content: Any) -> str:
 def count_tokens(text: str) -> int:
     """The fake tokenizer: whitespace-separated words."""
     return len(text.split())
+
+
+def embed(text: str, dimensions: int) -> list[float]:
+    """A unit vector for ``text``: each lower-cased word adds +1 or -1 to the dimension its
+    hash picks, so texts that share words point the same way (retrieval by cosine works)."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[int.from_bytes(digest[:4], "big") % dimensions] += 1.0 if digest[4] & 1 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5
+    if not norm:  # no words: a fixed direction, still of length 1
+        return [1.0] + [0.0] * (dimensions - 1)
+    return [round(v / norm, 6) for v in vector]
 
 
 def default_reply(conversation: Conversation, sample: int = 0) -> str:

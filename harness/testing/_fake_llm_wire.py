@@ -1,17 +1,24 @@
 """The wire formats the fake LLM server speaks: request parsing, answers and error bodies.
 
-One ``Dialect`` per API (OpenAI chat completions, Anthropic messages, Databricks serving,
-Ollama chat). Each checks auth the way the real service does, turns a request body into a
-``Conversation``, and shapes answers and errors as the real service would.
+One ``Dialect`` per API (OpenAI chat completions and Responses, Anthropic messages,
+Databricks serving, Ollama chat). Each checks auth the way the real service does, turns a
+request body into a ``Conversation``, and shapes answers (whole, or as the events of a
+stream) and errors as the real service would. OpenAI embeddings have no conversation:
+``EmbeddingsDialect`` reads the texts to embed and answers with vectors.
 """
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness.testing._fake_llm_replies import Conversation, Reply, content_text
+from harness.testing._fake_llm_replies import Conversation, Reply, content_text, count_tokens, embed
+from harness.testing._fake_llm_streams import anthropic_events, openai_chunks
+
+DEFAULT_DIMENSIONS = 16  # small, so recorded answers stay readable; ``dimensions`` changes it
 
 
 class RequestRejected(Exception):
@@ -52,8 +59,6 @@ class Dialect:
     def conversation(self, body: Mapping[str, Any], path_model: str | None) -> Conversation:
         if not path_model and not isinstance(body.get("model"), str):
             raise RequestRejected(400, "bad_request", "you must provide a model parameter")
-        if body.get("stream"):
-            raise RequestRejected(400, "bad_request", "the fake server does not stream")
         messages = _messages(body)
         system = "\n".join(text for role, text in messages if role in ("system", "developer"))
         response_format = body.get("response_format")
@@ -62,6 +67,7 @@ class Dialect:
             "json_schema",
         )
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        options = body.get("stream_options")
         return Conversation(
             system=system,
             messages=tuple(m for m in messages if m[0] not in ("system", "developer")),
@@ -69,7 +75,13 @@ class Dialect:
             temperature=_number(body.get("temperature")) or 0.0,
             seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
             max_tokens=int(limit) if _number(limit) is not None else None,
+            stream=bool(body.get("stream")),
+            stream_usage=isinstance(options, Mapping) and bool(options.get("include_usage")),
         )
+
+    def events(self, reply: Reply, model: str, seq: int, conversation: Conversation) -> list[str]:
+        """The answer as the SSE events of a stream (``stream: true``)."""
+        return openai_chunks(reply, model, seq, include_usage=conversation.stream_usage)
 
     def answer(self, reply: Reply, model: str, seq: int) -> dict[str, Any]:
         # ``n`` is accepted and ignored: there is always exactly one choice.
@@ -118,12 +130,14 @@ class DatabricksDialect(Dialect):
 
 
 class AnthropicDialect(Dialect):
-    """Anthropic messages: ``x-api-key`` and ``anthropic-version`` headers, ``max_tokens``."""
+    """Anthropic messages: ``x-api-key`` (or a bearer token) and ``anthropic-version``
+    headers, ``max_tokens``."""
 
     name = "anthropic"
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
-        if not headers.get("x-api-key", "").strip():
+        # The API takes the key as ``x-api-key``; SDKs since anthropic 2.0 send it as a bearer.
+        if not headers.get("x-api-key", "").strip() and not _bearer_token(headers):
             raise RequestRejected(401, "auth", "x-api-key header is required")
         if not headers.get("anthropic-version", "").strip():
             # The real API answers 400 here (a malformed request), not 401.
@@ -134,8 +148,6 @@ class AnthropicDialect(Dialect):
             raise RequestRejected(400, "bad_request", "model: Field required")
         if _number(body.get("max_tokens")) is None:
             raise RequestRejected(400, "bad_request", "max_tokens: Field required")
-        if body.get("stream"):
-            raise RequestRejected(400, "bad_request", "the fake server does not stream")
         messages = _messages(body)
         if any(role == "system" for role, _ in messages):
             raise RequestRejected(
@@ -148,7 +160,11 @@ class AnthropicDialect(Dialect):
             messages=tuple(messages),
             temperature=_number(body.get("temperature")) or 0.0,
             max_tokens=int(body["max_tokens"]),
+            stream=bool(body.get("stream")),
         )
+
+    def events(self, reply: Reply, model: str, seq: int, conversation: Conversation) -> list[str]:
+        return anthropic_events(reply, model, seq)
 
     def answer(self, reply: Reply, model: str, seq: int) -> dict[str, Any]:
         return {
@@ -220,6 +236,121 @@ class OllamaDialect(Dialect):
         return {"error": message}
 
 
+class ResponsesDialect(Dialect):
+    """The OpenAI Responses API (``/v1/responses``): ``input`` and ``instructions``; whole
+    answers only (a streamed Responses request is refused)."""
+
+    name = "responses"
+
+    def conversation(self, body: Mapping[str, Any], path_model: str | None) -> Conversation:
+        if not isinstance(body.get("model"), str):
+            raise RequestRejected(400, "bad_request", "Missing required parameter: 'model'.")
+        if body.get("stream"):
+            raise RequestRejected(
+                400, "bad_request", "the fake server does not stream the Responses API"
+            )
+        given = body.get("input")
+        if isinstance(given, str):
+            messages = [("user", given)]
+        elif isinstance(given, list) and all(isinstance(item, Mapping) for item in given):
+            messages = [
+                (str(item.get("role", "user")), content_text(item.get("content")))
+                for item in given
+                if "content" in item
+            ]
+        else:
+            raise RequestRejected(400, "bad_request", "'input' must be a string or a list of items")
+        text_format = body.get("text")
+        kind = text_format.get("format") if isinstance(text_format, Mapping) else None
+        json_kinds = ("json_object", "json_schema")
+        limit = _number(body.get("max_output_tokens"))
+        return Conversation(
+            system=content_text(body.get("instructions")),
+            messages=tuple(m for m in messages if m[0] not in ("system", "developer")),
+            wants_json=isinstance(kind, Mapping) and kind.get("type") in json_kinds,
+            temperature=_number(body.get("temperature")) or 0.0,
+            max_tokens=int(limit) if limit is not None else None,
+        )
+
+    def answer(self, reply: Reply, model: str, seq: int) -> dict[str, Any]:
+        return {
+            "id": f"resp_fake{seq:08d}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "incomplete" if reply.truncated else "completed",
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if reply.truncated else None,
+            "model": model,
+            "output": [
+                {
+                    "type": "message",
+                    "id": f"msg_fake{seq:08d}",
+                    "status": "incomplete" if reply.truncated else "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": reply.input_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": reply.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": reply.input_tokens + reply.output_tokens,
+            },
+        }
+
+
+class EmbeddingsDialect(Dialect):
+    """OpenAI embeddings (``/v1/embeddings``): ``input`` is a string or a list of strings;
+    ``dimensions`` sets the length, ``encoding_format: "base64"`` packs little-endian float32."""
+
+    name = "embeddings"
+
+    def texts(self, body: Mapping[str, Any]) -> list[str]:
+        """The texts to embed; raise ``RequestRejected`` as the real API would."""
+        if not isinstance(body.get("model"), str):
+            raise RequestRejected(400, "bad_request", "you must provide a model parameter")
+        given = body.get("input")
+        texts = [given] if isinstance(given, str) else given
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise RequestRejected(
+                400, "bad_request", "'input' must be a non-empty string or list of strings"
+            )
+        dimensions = body.get("dimensions", DEFAULT_DIMENSIONS)
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
+            raise RequestRejected(400, "bad_request", "'dimensions' must be a positive integer")
+        if body.get("encoding_format", "float") not in ("float", "base64"):
+            raise RequestRejected(400, "bad_request", "'encoding_format' must be float or base64")
+        return texts
+
+    def embeddings(self, body: Mapping[str, Any], texts: list[str]) -> dict[str, Any]:
+        dimensions = int(body.get("dimensions", DEFAULT_DIMENSIONS))
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = embed(text, dimensions)
+            if body.get("encoding_format") == "base64":
+                vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(count_tokens(text) for text in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+
 DIALECTS: dict[str, Dialect] = {
-    d.name: d for d in (Dialect(), AnthropicDialect(), DatabricksDialect(), OllamaDialect())
+    d.name: d
+    for d in (
+        Dialect(),
+        AnthropicDialect(),
+        DatabricksDialect(),
+        OllamaDialect(),
+        ResponsesDialect(),
+        EmbeddingsDialect(),
+    )
 }

@@ -16,13 +16,23 @@ Routes (request and response bodies as the real services send them, including er
 
 - ``POST /v1/chat/completions`` OpenAI (and vLLM, llama.cpp, LM Studio, Azure-compatible):
   needs ``Authorization: Bearer <non-empty>``; accepts ``response_format``, ignores ``n``;
-  errors ``{"error": {"message", "type", "param", "code"}}``.
-- ``POST /v1/messages`` Anthropic: needs ``x-api-key`` (401 ``authentication_error``) and
-  ``anthropic-version`` (400, as the real API), and ``max_tokens``; errors
-  ``{"type": "error", "error": {"type", "message"}}``.
-- ``POST /serving-endpoints/{name}/invocations`` Databricks: OpenAI chat bodies, bearer
-  auth, errors ``{"error_code", "message"}``; the answer's model is ``name`` unless the body
-  names one.
+  errors ``{"error": {"message", "type", "param", "code"}}``. With ``"stream": true`` the
+  answer is a stream of ``chat.completion.chunk`` server-sent events, one per word, ending in
+  ``data: [DONE]`` (with ``stream_options.include_usage``, a usage chunk before it).
+- ``POST /v1/responses`` the OpenAI Responses API: ``input`` (a string or a list of
+  messages), ``instructions``, ``max_output_tokens``, ``text.format``; whole answers only.
+- ``POST /v1/embeddings`` OpenAI embeddings: ``input`` a string or a list of strings, one
+  unit vector each (``dimensions`` long, 16 by default; texts sharing words point alike),
+  as floats or, with ``encoding_format: "base64"``, packed little-endian float32.
+- ``POST /v1/messages`` Anthropic: needs ``x-api-key`` or a bearer token (401
+  ``authentication_error``) and ``anthropic-version`` (400, as the real API), and
+  ``max_tokens``; errors
+  ``{"type": "error", "error": {"type", "message"}}``. With ``"stream": true``, the real
+  event stream: ``message_start``, ``content_block_start``, ``ping``, a
+  ``content_block_delta`` per word, ``content_block_stop``, ``message_delta``, ``message_stop``.
+- ``POST /serving-endpoints/{name}/invocations`` Databricks: OpenAI chat bodies (and
+  streams), bearer auth, errors ``{"error_code", "message"}``; the answer's model is ``name``
+  unless the body names one.
 - ``POST /api/chat`` Ollama: no auth, ``"stream": false`` required (Ollama streams unless told
   not to, and the fake does not stream); errors ``{"error": "..."}``.
 - ``GET /_stats``: ``requests_total``, ``by_route``, ``by_status``, ``faults`` (count per kind),
@@ -62,7 +72,9 @@ wait milliseconds) and ``retry-after-ms``; ``timeout`` (hold the request ``hang_
 then close it unanswered); ``drop`` (close the connection without a response); ``malformed``
 (status 200 whose body is alternately cut in half and an HTML page). With
 ``fault_once_per_body`` a body (byte-identical request) meets at most one fault, so a retry
-of it succeeds. Refused requests (auth, bad body) are answered at once and draw no fault.
+of it succeeds. With ``echo_key_in_errors`` the 500 and 429 messages end with the key the
+request carried, as a careless proxy's would (the tests of scrubbing use it). Refused
+requests (auth, bad body) are answered at once and draw no fault.
 """
 
 from __future__ import annotations
@@ -118,6 +130,7 @@ class FakeLLMServer:
         script_per_body: bool = False,
         vary_with_temperature: bool = False,
         max_recorded: int = 1000,
+        echo_key_in_errors: bool = False,
     ) -> None:
         self.config = FakeLLMConfig(
             latency_s=latency_s,
@@ -136,6 +149,7 @@ class FakeLLMServer:
             script_per_body=script_per_body,
             vary_with_temperature=vary_with_temperature,
             max_recorded=max_recorded,
+            echo_key_in_errors=echo_key_in_errors,
         )
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
@@ -215,6 +229,10 @@ class FakeLLMServer:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace").strip()[-2000:]
 
+    def wait(self) -> int | None:
+        """Block until the server process exits (it serves until stopped); its exit code."""
+        return self._process.wait() if self._process is not None else None
+
     def stop(self) -> None:
         """Stop the server process (closing its stdin makes it exit at once)."""
         process, self._process = self._process, None
@@ -287,13 +305,21 @@ _FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--seed", "seed", int, "seed of the fault sequence"),
     ("--max-recorded", "max_recorded", int, "requests kept for /_stats"),
 )
-_SWITCHES = ("fault_once_per_body", "script_per_body", "vary_with_temperature")
+_SWITCHES = (
+    "fault_once_per_body",
+    "script_per_body",
+    "vary_with_temperature",
+    "echo_key_in_errors",
+)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.testing.fake_llm",
-        description="Fake LLM HTTP server (OpenAI, Anthropic, Databricks, Ollama wire formats).",
+        description=(
+            "Fake LLM HTTP server (OpenAI chat, Responses and embeddings, Anthropic, "
+            "Databricks, Ollama wire formats)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")

@@ -34,6 +34,8 @@ DEFAULT_CONFIG_FILE = "~/.databrickscfg"
 DEFAULT_EXPERIMENT_ROOT = "/Users/{user}/harness"
 
 _AUTH_KEYS = ("token", "client_id", "client_secret", "auth_type")
+# Where Databricks Connect runs Spark (``harness run --spark databricks``); not credentials.
+_COMPUTE_KEYS = ("cluster_id", "serverless_compute_id")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class DatabricksCredentials:
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     auth_type: str | None = None
+    cluster_id: str | None = None
+    serverless_compute_id: str | None = None  # "auto": Databricks serverless compute
 
     @property
     def tracking_uri(self) -> str:
@@ -75,7 +79,7 @@ def resolve_databricks_credentials(
     env = os.environ if environ is None else environ
     env_values = {
         key: env[f"DATABRICKS_{key.upper()}"]
-        for key in ("host", *_AUTH_KEYS)
+        for key in ("host", *_AUTH_KEYS, *_COMPUTE_KEYS)
         if env.get(f"DATABRICKS_{key.upper()}")
     }
     profile = profile or env.get("DATABRICKS_CONFIG_PROFILE") or None
@@ -146,6 +150,8 @@ def _build(values: Mapping[str, str], *, profile: str | None, source: str) -> Da
         client_id=values.get("client_id"),
         client_secret=values.get("client_secret"),
         auth_type=values.get("auth_type"),
+        cluster_id=values.get("cluster_id"),
+        serverless_compute_id=values.get("serverless_compute_id"),
     )
 
 

@@ -7,7 +7,8 @@ then holds what ``mlflow.evaluate`` / ``mlflow.genai.evaluate`` would leave behi
 - the dataset as a run input (name, digest, context ``eval``);
 - ``eval_results_table.json`` in ``mlflow.log_table``'s format, registered in the run's
   ``mlflow.loggedArtifacts`` tag so the UI's evaluation table view lists it;
-- ``prompt_template.txt`` and ``run_config.json``;
+- ``prompt_template.txt`` and ``run_config.json``, and ``report.html``, the run's report
+  (``harness.report``), which MLflow's artifact view shows as a page;
 - one trace per row with feedback and expectation assessments (``harness.tracking.traces``);
 - with ``register=True``: the prompt as a version in MLflow's prompt registry and the
   configuration as a ``LoggedModel`` that the run, its metrics and traces link to
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +40,15 @@ from harness.tracking.mlflow_store import (
 )
 from harness.tracking.record import (
     CONFIG_ARTIFACT,
+    HARNESS_RUN_TAG,
     MLFLOW_DIGEST_MAX,
     PROMPT_ARTIFACT,
+    REPORT_ARTIFACT,
     TABLE_ARTIFACT,
     TRACES_TAG,
     RunRecord,
 )
-from harness.tracking.sql_run import SqlRunLogger, run_tags
+from harness.tracking.sql_run import SqlRunLogger, logged_tables_tag, run_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -116,7 +119,13 @@ class RunLogger:
     ``RunLogger(head)`` opens the run (and registers the prompt and model), ``add_rows``
     writes the traces of the rows in a record as they finish, and ``finish`` logs params,
     metrics, inputs and artifacts and ends the run. ``abort`` deletes a run that will not
-    finish: the rows stay in DuckDB, and ``--resume`` logs a new run.
+    finish. With ``run_id``, the run logged into is that existing one instead of a new one
+    (``harness.tracking.mlflow_resume`` continues a partly logged run so).
+
+    ``into_run`` logs into an existing run instead: the caller's active MLflow run
+    (``harness.evaluate`` inside ``mlflow.start_run()``, as ``mlflow.evaluate`` does). That
+    run is never ended, failed or deleted here, and params it already has are kept (MLflow
+    params cannot change).
     """
 
     def __init__(
@@ -127,11 +136,20 @@ class RunLogger:
         traces: bool = True,
         replaces: str | None = None,
         register: bool = False,
+        into_run: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.tracking_uri, self.traces, self.replaces = tracking_uri, traces, replaces
         self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
         self.trace_count = 0
         self.trace_note: str | None = None
+        self.inputs_logged = False  # an existing run may hold them (MLflow re-adds a model's)
+        self.owned = into_run is None
+        self.existing_params: dict[str, str] = {}
+        if into_run is not None:
+            with mapped_errors(self._what):
+                self._join(head, into_run)
+            return
         with mapped_errors(self._what):
             self.client, self.store = open_store(tracking_uri)
             self.experiment = get_or_create_experiment(
@@ -139,24 +157,42 @@ class RunLogger:
             )
             # A resumed sweep child stays a child: the run it replaces names the parent.
             parent = head.parent_run_id or (_parent_of(self.client, replaces) if replaces else None)
-            run = self.client.create_run(
-                self.experiment.experiment_id,
-                start_time=epoch_ms(head.started_at),
-                run_name=head.run_name or head.run_id,
-                tags=run_tags(head, parent),
-            )
-            self.run_id: str = run.info.run_id
+            if run_id is None:
+                run = self.client.create_run(
+                    self.experiment.experiment_id,
+                    start_time=epoch_ms(head.started_at),
+                    run_name=head.run_name or head.run_id,
+                    tags=run_tags(head, parent),
+                )
+                run_id = run.info.run_id
+            self.run_id: str = run_id
             with self._failing():
                 self.links = (
                     _register(self.client, self.experiment, self.run_id, head) if register else None
                 )
+
+    def _join(self, head: RunRecord, run_id: str) -> None:
+        """Log into ``run_id``, a run of the caller's own store (created nothing here)."""
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.store = self.client._tracking_client.store  # traces are written through it
+        run = self.client.get_run(run_id)
+        self.experiment = self.client.get_experiment(run.info.experiment_id)
+        self.run_id = run_id
+        self.links = None
+        self.existing_params = dict(run.data.params)
+        for key, value in run_tags(head).items():  # the user's own tags stay as they are
+            if key not in run.data.tags or key == HARNESS_RUN_TAG:
+                self.client.set_tag(run_id, key, value)
 
     @contextlib.contextmanager
     def _failing(self) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            _mark_failed(self.client, self.run_id)
+            if self.owned:
+                _mark_failed(self.client, self.run_id)
             raise
 
     def add_rows(self, record: RunRecord) -> None:
@@ -182,22 +218,30 @@ class RunLogger:
         """Log params, metrics, inputs and artifacts, end the run, return its id."""
         with mapped_errors(self._what):
             with self._failing():
-                _log_params_and_metrics(self.client, self.run_id, record, self.links)
-                _log_inputs(self.client, self.run_id, record, self.links)
+                _log_params_and_metrics(
+                    self.client, self.run_id, record, self.links, keep=self.existing_params
+                )
+                if not self.inputs_logged:
+                    _log_inputs(self.client, self.run_id, record, self.links)
                 _log_artifacts(self.client, self.run_id, record)
+                if record.tables:  # the UI lists the tables this tag names
+                    self.client.set_tag(self.run_id, *logged_tables_tag(record.tables))
                 if self.trace_note is not None:
                     self.client.set_tag(
                         self.run_id, TRACES_TAG, self.trace_note.format(count=self.trace_count)
                     )
-                self.client.set_terminated(
-                    self.run_id, "FINISHED", end_time=epoch_ms(record.finished_at)
-                )
+                if self.owned:
+                    self.client.set_terminated(
+                        self.run_id, "FINISHED", end_time=epoch_ms(record.finished_at)
+                    )
             if self.replaces and self.replaces != self.run_id:
                 self.client.delete_run(self.replaces)
         return self.run_id
 
     def abort(self) -> None:
-        """Best effort: delete a run that will not be finished."""
+        """Best effort: delete a run that will not be finished (never the caller's own)."""
+        if not self.owned:
+            return
         with contextlib.suppress(Exception):
             self.client.delete_run(self.run_id)
 
@@ -241,13 +285,19 @@ def _register(
 
 
 def _log_params_and_metrics(
-    client: MlflowClient, run_id: str, record: RunRecord, links: RegistryLinks | None = None
+    client: MlflowClient,
+    run_id: str,
+    record: RunRecord,
+    links: RegistryLinks | None = None,
+    *,
+    keep: Mapping[str, str] | None = None,
 ) -> None:
+    """``keep``: params the run has already (a caller's run); MLflow params cannot change."""
     import math
 
     from mlflow.entities import Metric
 
-    values = {str(k): str(v) for k, v in record.params.items()}
+    values = {str(k): str(v) for k, v in record.params.items() if str(k) not in (keep or {})}
     if links is not None:
         values["prompt_uri"] = links.prompt_uri
     params = mlflow_params(values)
@@ -280,6 +330,7 @@ def _log_inputs(
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
+    from mlflow.exceptions import MlflowException
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
@@ -302,7 +353,15 @@ def _log_inputs(
         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value="eval")],
     )
     models = [LoggedModelInput(links.model_id)] if links is not None else None
-    client.log_inputs(run_id, datasets=[dataset_input], models=models)
+    try:
+        client.log_inputs(run_id, datasets=[dataset_input], models=models)
+    except MlflowException as e:
+        # MLflow looks the dataset up, then inserts it: two runs of one dataset started
+        # together can both miss it, and the later insert breaks the unique key. Its
+        # transaction was rolled back; the dataset exists now, so a second try links it.
+        if "IntegrityError" not in str(e) or "datasets" not in str(e):
+            raise
+        client.log_inputs(run_id, datasets=[dataset_input], models=models)
 
 
 def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -311,10 +370,14 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
         folder = Path(tmp)
         # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
         record.rows.to_json(folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso")
+        for name, table in record.tables.items():
+            table.to_json(folder / name, orient="split", index=False, date_format="iso")
         (folder / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
         (folder / CONFIG_ARTIFACT).write_text(
             json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
         )
+        if record.report_html is not None:  # MLflow's artifact view renders one HTML file
+            (folder / REPORT_ARTIFACT).write_text(record.report_html, encoding="utf-8")
         client.log_artifacts(run_id, tmp)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
+from harness.faults import first_line
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -72,8 +73,8 @@ def mapped_errors(what: str) -> Iterator[None]:
     except TrackingError:
         raise
     except (MlflowException, SQLAlchemyError, OSError, ValueError, TypeError, KeyError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise TrackingError(f"{what}: {message}") from exc
+        # One line: SQLAlchemy appends the statement and its parameters (row data).
+        raise TrackingError(f"{what}: {first_line(exc)}") from exc
 
 
 def epoch_ms(epoch_seconds: float) -> int:
@@ -131,8 +132,14 @@ def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
 
     MLflow builds a new store by running ~400 alembic DDL statements, each its own
     fsync'd transaction: 5-9 s on a laptop disk. Built in a temporary file with
-    ``synchronous=OFF`` it takes ~1.5 s, and renaming it into place means a crash
+    ``synchronous=OFF`` it takes ~1.5 s, and linking it into place means a crash
     mid-way leaves no half-built store behind.
+
+    Linked, not renamed: ``os.link`` never replaces a file that exists. Two processes
+    that start together in a fresh home may both build one; the first link wins and the
+    other process uses that store. A rename would put the second store in place of the
+    first under a process that has it open already ("attempt to write a readonly
+    database", and that run never reaches MLflow).
     """
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import event
@@ -150,7 +157,8 @@ def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
         with _quiet_logger("mlflow.store.db.utils"), _quiet_logger("alembic.runtime.migration"):
             store = SqlAlchemyStore(_SQLITE_PREFIX + temporary.as_posix(), artifact_root.as_posix())
         store.engine.dispose()
-        os.replace(temporary, db_path)
+        with contextlib.suppress(FileExistsError):  # another process's store won: use it
+            os.link(temporary, db_path)
     finally:
         event.remove(Engine, "connect", unsynced)
         temporary.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ __all__ = ["RunRecord"]
 TABLE_ARTIFACT = "eval_results_table.json"
 PROMPT_ARTIFACT = "prompt_template.txt"
 CONFIG_ARTIFACT = "run_config.json"
+REPORT_ARTIFACT = "report.html"
 HARNESS_RUN_TAG = "harness.run_id"
 TRACES_TAG = "harness.traces"
 # MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
@@ -49,3 +50,6 @@ class RunRecord:
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
     system_prompt: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
+    report_html: str | None = None  # the run's HTML report (harness.report), logged as report.html
+    # More tables to log beside the per-row one, by artifact name (``slices_table.json``).
+    tables: dict[str, pandas.DataFrame] = field(default_factory=dict)

@@ -153,7 +153,7 @@ def register_prompt_version(
     version = find_prompt_version(client, name, digest)
     if version is None:
         if client.get_prompt(name) is None:
-            client.create_prompt(name, description="Prompt templates of harness runs")
+            _create_prompt(client, name)
         version = client.create_prompt_version(
             name,
             mlflow_prompt(template, system),
@@ -162,6 +162,19 @@ def register_prompt_version(
         )
     _list_prompt_in_experiment(client, name, experiment_id)
     return version
+
+
+def _create_prompt(client: MlflowClient, name: str) -> None:
+    """Create prompt ``name``; another run (another process) may have just done it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_prompt(name, description="Prompt templates of harness runs")
+    except MlflowException as e:
+        # Two runs started together in a fresh home both found no prompt: the second
+        # create fails, and the prompt it wanted is there. Found alike by the next run.
+        if e.error_code != "RESOURCE_ALREADY_EXISTS" or client.get_prompt(name) is None:
+            raise
 
 
 def _list_prompt_in_experiment(client: MlflowClient, name: str, experiment_id: str) -> None:

@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from harness.tracking.record import (
     HARNESS_RUN_TAG,
     MLFLOW_DIGEST_MAX,
     PROMPT_ARTIFACT,
+    REPORT_ARTIFACT,
     TABLE_ARTIFACT,
     TRACES_TAG,
     RunRecord,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from harness.tracking.registry import RegistryLinks
     from harness.tracking.traces import RowTrace
 
-__all__ = ["RenderedRows", "SqlRunLogger", "render_rows", "run_tags"]
+__all__ = ["RenderedRows", "SqlRunLogger", "logged_tables_tag", "render_rows", "run_tags"]
 
 _INF = 1.7976931348623157e308  # MLflow stores +-inf metrics as the largest float
 
@@ -57,12 +58,18 @@ def run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, s
         # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
         Tag.RUN_TYPE: Tag.RUN_TYPE_GENAI_EVALUATE,
         # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
-        Tag.LOGGED_ARTIFACTS: json.dumps([{"path": TABLE_ARTIFACT, "type": "table"}]),
+        Tag.LOGGED_ARTIFACTS: logged_tables_tag(record.tables)[1],
     }
     if parent_run_id:
         # The UI nests child runs under their parent; sync maps the id on copy.
         tags[Tag.PARENT_RUN_ID] = parent_run_id
     return tags
+
+
+def logged_tables_tag(tables: Iterable[str]) -> tuple[str, str]:
+    """The tag that lists a run's tables (the per-row one, then ``tables``) for the UI."""
+    paths = [TABLE_ARTIFACT, *tables]
+    return Tag.LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
 
 
 class SqlRunLogger:
@@ -77,13 +84,20 @@ class SqlRunLogger:
         traces: bool = True,
         replaces: str | None = None,
         register: bool = False,
+        new_only: bool = False,
     ) -> SqlRunLogger | None:
-        """Create the run, or return None (having written nothing) when MLflow must."""
+        """Create the run, or return None (having written nothing) when MLflow must.
+
+        ``new_only``: None as well when the experiment holds a run of this harness run
+        already (``ResumingLogger`` continues it through MLflow's API).
+        """
         what = f"cannot log run {head.run_id} to MLflow at {db_path}"
         conn = connect(db_path)
         try:
             with mapped_sqlite_errors(what):
-                opened = cls._create(conn, head, what, db_path, traces, replaces, register)
+                opened = cls._create(
+                    conn, head, what, db_path, traces, replaces, register, new_only
+                )
         except BaseException:
             conn.close()
             raise
@@ -101,6 +115,7 @@ class SqlRunLogger:
         traces: bool,
         replaces: str | None,
         register: bool,
+        new_only: bool,
     ) -> SqlRunLogger | None:
         from harness.tracking.sql_registry import find_links, link_run
 
@@ -110,6 +125,8 @@ class SqlRunLogger:
             if experiment is None:
                 return None
             experiment_id, location = experiment
+            if new_only and _logged_before(conn, experiment_id, head.run_id):
+                return None
             links = find_links(conn, head, experiment_id, name) if register else None
             if register and links is None:
                 return None
@@ -203,15 +220,18 @@ class SqlRunLogger:
         with self._failing():
             rendered = rendered or render_rows(record)
             artifact_dir = Path(f"{self.artifact_location}/{self.run_id}/{ARTIFACTS_FOLDER}")
-            _write_artifacts(artifact_dir, record, rendered.table_json)
+            _write_artifacts(artifact_dir, record, rendered)
             dataset = rendered.dataset or _dataset_entity(record, infer=True)
             assert dataset is not None  # inferred by MLflow when not plain text
             with transaction(self._conn):
                 self._log_params_and_metrics(record)
                 self._log_inputs(record, dataset)
+                tags = []
+                if rendered.tables:  # the UI lists the tables this tag names
+                    tags.append(logged_tables_tag(rendered.tables))
                 if self.trace_note is not None:
-                    note = self.trace_note.format(count=self.trace_count)
-                    _set_tags(self._conn, self.run_id, [(TRACES_TAG, note)])
+                    tags.append((TRACES_TAG, self.trace_note.format(count=self.trace_count)))
+                _set_tags(self._conn, self.run_id, tags)
                 self._conn.execute(
                     "UPDATE runs SET status = 'FINISHED', end_time = ? WHERE run_uuid = ?",
                     (epoch_ms(record.finished_at), self.run_id),
@@ -223,6 +243,17 @@ class SqlRunLogger:
                         raise TrackingError(f"{self._what}: run {self.replaces} not found")
         self._conn.close()
         return self.run_id
+
+    def stop(self, status: str) -> None:
+        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds."""
+        try:
+            with mapped_sqlite_errors(self._what), transaction(self._conn):
+                self._conn.execute(
+                    "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                    (status, int(time.time() * 1000), self.run_id),
+                )
+        finally:
+            self._conn.close()
 
     def abort(self) -> None:
         """Best effort: delete a run that will not be finished."""
@@ -349,6 +380,17 @@ def _experiment(conn: sqlite3.Connection, name: str, db_path: Path) -> tuple[int
     return int(experiment_id), str(location).rstrip("/")
 
 
+def _logged_before(conn: sqlite3.Connection, experiment_id: int, harness_run_id: str) -> bool:
+    """Whether the experiment holds a run (not deleted) logged for ``harness_run_id``."""
+    row = conn.execute(
+        "SELECT 1 FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+        "WHERE runs.experiment_id = ? AND runs.lifecycle_stage = 'active' "
+        "AND tags.key = ? AND tags.value = ? LIMIT 1",
+        (experiment_id, HARNESS_RUN_TAG, harness_run_id),
+    ).fetchone()
+    return row is not None
+
+
 def _tag(conn: sqlite3.Connection, run_id: str, key: str) -> str | None:
     row = conn.execute(
         "SELECT value FROM tags WHERE run_uuid = ? AND key = ?", (run_id, key)
@@ -374,18 +416,23 @@ def _mark_deleted(conn: sqlite3.Connection, run_id: str) -> bool:
 
 @dataclass(frozen=True)
 class RenderedRows:
-    """What ``finish`` needs of the per-row table, without the table itself."""
+    """What ``finish`` needs of the run's tables, without the tables themselves."""
 
-    table_json: str  # the table artifact
+    table_json: str  # the per-row table artifact
     dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
+    tables: dict[str, str]  # ``RunRecord.tables`` rendered, by artifact name
 
 
 _RENDER_CHUNK_ROWS = 1000
 
 
 def render_rows(record: RunRecord) -> RenderedRows:
-    """The table artifact and the dataset entity of ``record.rows`` (a DataFrame)."""
-    return RenderedRows(table_json(record.rows), _dataset_entity(record, infer=False))
+    """The table artifacts and the dataset entity of ``record`` (its DataFrames)."""
+    return RenderedRows(
+        table_json(record.rows),
+        _dataset_entity(record, infer=False),
+        {name: table_json(frame) for name, frame in record.tables.items()},
+    )
 
 
 def table_json(frame: Any) -> str:
@@ -402,17 +449,20 @@ def table_json(frame: Any) -> str:
     return head[: -len("[]}")] + "[" + ",".join(c[1:-1] for c in chunks) + "]}"
 
 
-def _write_artifacts(folder: Path, record: RunRecord, table_json: str) -> None:
-    """The per-row table, prompt and config, each written to a temporary name and renamed."""
+def _write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> None:
+    """The tables, prompt, config and report, each written to a temporary name and renamed
+    (what ``mlflow_log._log_artifacts`` logs)."""
+    files = {TABLE_ARTIFACT: rendered.table_json, **rendered.tables}
+    files[PROMPT_ARTIFACT] = record.prompt_template
+    files[CONFIG_ARTIFACT] = json.dumps(record.config, indent=2, sort_keys=True, default=str)
+    if record.report_html is not None:
+        files[REPORT_ARTIFACT] = record.report_html
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".harness-", dir=folder) as tmp:
         staged = Path(tmp)
-        (staged / TABLE_ARTIFACT).write_text(table_json, encoding="utf-8")
-        (staged / PROMPT_ARTIFACT).write_text(record.prompt_template, encoding="utf-8")
-        (staged / CONFIG_ARTIFACT).write_text(
-            json.dumps(record.config, indent=2, sort_keys=True, default=str), encoding="utf-8"
-        )
-        for name in (TABLE_ARTIFACT, PROMPT_ARTIFACT, CONFIG_ARTIFACT):
+        for name, text in files.items():
+            (staged / name).write_text(text, encoding="utf-8")
+        for name in files:
             (staged / name).replace(folder / name)
 
 

@@ -32,7 +32,8 @@ file lock ``harness-sync.lock`` beside the SQLite file (``<home>/mlruns``), and 
 one fails at once; a dry run takes no lock. A killed sync leaves no lock behind.
 
 Testing hook: with ``HARNESS_SYNC_TEST_KILL_AFTER_WRITES=N`` set, the process SIGKILLs
-itself just before its (N+1)-th write to the target.
+itself just before its (N+1)-th write to the target (``HARNESS_SYNC_TEST_KILL_SIGNAL=INT``
+or ``TERM``: sends itself that signal instead, which stops the sync gracefully).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from harness.errors import HarnessError, TrackingError
+from harness.errors import HarnessError, Interrupted, TrackingError
+from harness.interrupt import stop_on_signals
 from harness.tracking.databricks_auth import databricks_target
 from harness.tracking.sync_report import RunSync, SyncPlan, SyncReport
 from harness.tracking.sync_runs import Syncer
@@ -80,16 +82,26 @@ def sync(
     them. ``progress`` receives one line per run. Raises ``TrackingError`` with a one-line
     message when the target cannot be reached, refuses the credentials or fails, or when
     another sync from the same local store is running; ``ConfigError`` for an unknown
-    experiment.
+    experiment; ``Interrupted`` (exit 130/143) after SIGINT or SIGTERM: no write starts
+    after the signal, those under way finish, and a second sync goes on from there.
     """
     started = time.monotonic()
     say = progress or (lambda _m: None)
+    syncer: Syncer | None = None
     try:
-        with sync_lock(source_tracking_uri, hold=not dry_run):
-            syncer = Syncer(source_tracking_uri, target, dry_run, say, traces=traces)
+        with stop_on_signals() as stop, sync_lock(source_tracking_uri, hold=not dry_run):
+            syncer = Syncer(source_tracking_uri, target, dry_run, say, traces=traces, stop=stop)
             syncer.preflight()
             for experiment in syncer.local_experiments(experiments):
                 syncer.sync_experiment(experiment)
+    except Interrupted as exc:
+        done = len(syncer.report.runs) if syncer is not None else 0
+        raise Interrupted(
+            f"sync {exc.message} after {done} run(s); what was copied stays, and the same "
+            "`harness sync` again goes on from there",
+            signum=exc.signum,
+            result=syncer.report if syncer is not None else None,
+        ) from None
     except HarnessError as exc:
         exc.message = redact(exc.message, target.secrets)
         raise

@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from harness.errors import ConfigError, TrackingError
+from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import SyncTarget, check_reachable, display_uri
 from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
 
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
+
+    from harness.interrupt import StopRequest
 
 __all__ = ["KILL_AFTER_ENV", "TAG_FINGERPRINT", "TAG_SOURCE_RUN", "WORKERS", "Syncer"]
 
@@ -41,6 +43,7 @@ TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace 
 MAX_PARAM_VALUE = 6000  # MLflow's limit
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
+KILL_SIGNAL_ENV = "HARNESS_SYNC_TEST_KILL_SIGNAL"  # KILL (the default), INT or TERM
 
 _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
@@ -131,6 +134,7 @@ class Syncer:
         say: Callable[[str], None],
         *,
         traces: bool,
+        stop: StopRequest | None = None,
     ) -> None:
         from mlflow import MlflowClient
         from mlflow.tracing.client import TracingClient
@@ -152,20 +156,25 @@ class Syncer:
             id_map=self.id_map,
             say=say,
             # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
-            bulk_spans=not self.is_databricks,
+            bulk_spans=not self.is_databricks if target.bulk_spans is None else target.bulk_spans,
             workers=WORKERS,
         )
+        self.stop = stop  # after a signal, no write starts: those under way finish
         self._writes = 0
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
+        self._kill_with = getattr(signal, "SIG" + os.environ.get(KILL_SIGNAL_ENV, "KILL"))
         self._lock = threading.Lock()
 
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Every write to the target goes through here (the resume tests count them)."""
+        if self.stop is not None and self.stop.signum is not None:
+            raise Interrupted(f"interrupted by {self.stop.signal_name}", signum=self.stop.signum)
         if self._kill_after:
             with self._lock:
                 self._writes += 1
                 if self._writes > self._kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    self._kill_after = 0  # once: a caught signal lets this write finish
+                    os.kill(os.getpid(), self._kill_with)
         return fn(*args, **kwargs)
 
     def preflight(self) -> None:

@@ -27,6 +27,9 @@ class SyncTarget:
     prepare_experiment: Callable[[str], None] | None = None  # called before creating one
     secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from messages
     label: str | None = None  # how messages name the target; default: its URI
+    # Spans over OTLP in bulk (an MLflow server) or as each trace's artifact (Databricks);
+    # None: by the target's kind.
+    bulk_spans: bool | None = None
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

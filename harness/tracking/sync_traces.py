@@ -201,8 +201,28 @@ class TraceCopier:
         target = plan.target
         assert target is not None
         if target.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE:
-            self.write(self.dst_traces._upload_trace_data, target, data)
+            self.write(_upload_trace_data, self.dst_traces.tracking_uri, target, data)
         self.write(self.dst.set_trace_tag, target.trace_id, TAG_SOURCE_TRACE, plan.local.trace_id)
+
+
+def _upload_trace_data(tracking_uri: str, info: TraceInfo, data: Any) -> None:
+    """``TracingClient._upload_trace_data``, with the target's tracking URI: MLflow's own
+    resolves an ``mlflow-artifacts:`` location with the process's global tracking URI, so
+    a server with proxied artifacts failed ("the tracking URI must be a valid http or
+    https URI") unless it happened to be the global one."""
+    import json
+
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracing.utils import TraceJSONEncoder
+    from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+    location = get_artifact_uri_for_trace(info)
+    uri = add_databricks_profile_info_to_artifact_uri(location, tracking_uri)
+    repository = get_artifact_repository(uri, tracking_uri=tracking_uri)
+    repository.upload_trace_data(
+        json.dumps(data.to_dict(), cls=TraceJSONEncoder, ensure_ascii=False)
+    )
 
 
 def traces_fingerprint(traces: list[TraceInfo]) -> list[Any]:

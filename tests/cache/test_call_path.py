@@ -269,7 +269,8 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(
 
     code, out, _ = harness_cli("runs", "list", "--json")
     killed = json.loads(out)[0]
-    assert killed["status"] == "running"
+    assert killed["status"] == "interrupted"  # stored as running, by a process that is gone
+    assert f"(pid {victim.pid} on " in killed["reason"]
     code, out, err = harness_cli("run", "--resume", killed["run_id"], "--json")
     assert code == 0, err
     resumed = json.loads(out)

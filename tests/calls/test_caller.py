@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness.calls.budget import Budget
 from harness.errors import (
     BudgetExceeded,
     ConfigError,
+    EndpointUnreachable,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -100,6 +102,27 @@ def test_a_miss_is_sent_and_stored_then_hit(fake: FakeLLMServer, cache: Response
     assert (caller.stats.model.requests, caller.stats.model.cache_hits) == (0, 1)
 
 
+def test_hits_are_answered_and_counted_from_many_threads(
+    fake: FakeLLMServer, cache: ResponseCache
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    prov = provider(fake)
+    texts = [f"Question {i}?" for i in range(20)]
+    ask(Caller(cache=cache, retry=FAST), prov, *texts)  # stored
+    caller = Caller(cache=cache, mode="replay")
+    requests = [prov.request([{"role": "user", "content": t}]) for t in texts] * 10
+
+    with ThreadPoolExecutor(8) as pool:  # no event loop anywhere: ``cached`` needs none
+        answers = list(pool.map(lambda r: caller.cached(prov, r), requests))
+    assert [a.text for a in answers] == [f"Answer: {t}" for t in texts] * 10
+    assert caller.stats.model.cache_hits == 200  # no increment lost between the threads
+    missing = prov.request([{"role": "user", "content": "never asked"}])
+    assert caller.cached(prov, missing) is None and caller.stats.model.cache_hits == 200
+    assert Caller(cache=cache, mode="refresh").cached(prov, requests[0]) is None
+    assert sent(fake) == 20
+
+
 def test_identical_requests_in_flight_are_sent_once(
     fake: FakeLLMServer, cache: ResponseCache
 ) -> None:
@@ -181,6 +204,45 @@ def test_both_transports_map_faults_alike(fake: FakeLLMServer, transport: str) -
     assert isinstance(dropped, ProviderConnectionError)
     assert isinstance(hung, ProviderTimeout)
     assert fine.text == "Answer: three"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_a_refused_first_connection_fails_fast_naming_the_url(transport: str) -> None:
+    with socket.socket() as bound:  # bound, never listening: the port refuses, and is ours
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+        nobody = OpenAIProvider("gpt-test", url, api_key="sk-test")
+        retry = RecordingRetry(max_retries=10, base_delay_s=1.0)
+        caller = Caller(cache=None, mode="off", retry=retry, transport=transport)
+        [error] = ask(caller, nobody, "hi")
+    assert isinstance(error, EndpointUnreachable)
+    assert str(error) == (
+        f"openai:/gpt-test: nothing is listening at {url} (connection refused): "
+        "is the server running, and is its base URL right"
+    )
+    assert retry.waits == [] and caller.stats.model.retries == 0  # not a minute of backoff
+
+
+def test_a_refusal_after_the_server_has_answered_is_retried(tmp_path: Path) -> None:
+    server = FakeLLMServer().start()
+    prov = provider(server)
+    caller = Caller(cache=None, mode="off", retry=RecordingRetry(max_retries=2, base_delay_s=0.01))
+
+    async def twice() -> tuple[Any, Any]:
+        first = await caller.call(prov, prov.request([{"role": "user", "content": "one"}]))
+        server.stop()  # the server goes away mid-run (a restart): a transient fault
+        try:
+            await caller.call(prov, prov.request([{"role": "user", "content": "two"}]))
+        except ProviderError as e:
+            return first, e
+        finally:
+            await caller.aclose()
+        return first, None
+
+    first, error = asyncio.run(twice())
+    assert first.text == "Answer: one"
+    assert isinstance(error, ProviderConnectionError) and error.refused
+    assert "gave up after 3 attempts" in str(error) and caller.stats.model.retries == 2
 
 
 def test_budget_stops_before_a_call_that_could_overspend(fake: FakeLLMServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,36 @@ def test_token_estimates() -> None:
     assert estimate_input_tokens([{"role": "user", "content": "abcd" * 10}]) == 14
     assert requested_output_tokens({"max_completion_tokens": 9.0}) == 9
     assert requested_output_tokens({"max_tokens": True}) is None
+
+
+def test_requests_per_minute_in_harness_toml_paces_a_real_run(
+    home: Path, qa_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run on the fake server, with room for 8 calls at once: harness.toml's 240 requests
+    a minute (4 a second, a burst of one second's worth) spreads the 20 calls out, as the
+    server's arrival times show."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.testing import FakeLLMServer
+
+    rate, burst = 240 / 60, 4
+    (home / "harness.toml").write_text("[providers.openai]\nrequests_per_minute = 240\n")
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        runner = CliRunner()
+        assert runner.invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+        done = runner.invoke(
+            cli,
+            ["run", "--data", "qa", "--model", "openai:/m", "--metric", "exact_match",
+             "--concurrency", "8", "--no-mlflow"],
+        )  # fmt: skip
+        assert done.exit_code == 0, done.stderr
+        arrivals = sorted(r["time"] for r in server.stats()["requests"])
+    assert len(arrivals) == 20
+    # A burst, then one every 1/rate seconds: the 20 arrivals span at least (20 - burst - 1)
+    # / rate seconds (5% slack for the server's clock). Unpaced, 8 at a time, they take
+    # milliseconds. (Single gaps are not compared: a first connection can arrive late.)
+    span = arrivals[-1] - arrivals[0]
+    assert span >= (20 - burst - 1) / rate * 0.95, [round(a - arrivals[0], 3) for a in arrivals]

@@ -16,9 +16,9 @@ from harness.compare.gates import parse_gate_option
 from harness.compare.render.github import error_lines
 from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
-from harness.compare.render.numbers import ci
 from harness.compare.render.terminal import check_renderables
 from harness.config import resolve_home
+from harness.numbers import ci
 
 
 def test_one_result_renders_the_same_everywhere(tmp_path: Path, home: Path) -> None:

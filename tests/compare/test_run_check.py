@@ -46,15 +46,21 @@ def test_run_check_passes_then_fails_against_a_tagged_baseline(qa: None) -> None
 
 
 def test_a_replay_miss_cannot_decide(qa: None, tmp_path: Path) -> None:
-    junit = tmp_path / "junit.xml"
+    junit, report = tmp_path / "junit.xml", tmp_path / "check.html"
     code, out, err = invoke(
         "run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--cache", "replay",
-        "--no-mlflow", "--check", "--junit", str(junit),
+        "--no-mlflow", "--check", "--junit", str(junit), "--report", str(report),
     )  # fmt: skip
     assert code == 3
     assert "cannot decide: replay miss: --cache replay: the model call for row" in err
     error = ET.parse(junit).getroot().find("testsuite/testcase/error")
     assert error is not None and error.get("message", "").startswith("replay miss")
+    # The report says so too: the check's banner, and no run to show.
+    assert f"report: {report}" in err
+    html = report.read_text(encoding="utf-8")
+    assert '<div class="banner undecided">Cannot decide: replay miss: --cache replay: ' in html
+    assert '<div class="card"' not in html and '<div class="metric"' not in html
+    assert "<script" not in html  # no rows for a script to unpack
 
 
 def test_failed_rows_exit_1_even_when_the_gates_pass(qa: None, tmp_path: Path) -> None:

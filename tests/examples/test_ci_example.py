@@ -22,7 +22,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ci"
 
 def test_check_sh_replays_and_passes_like_ci(tmp_path: Path) -> None:
     folder = tmp_path / "ci"
-    local_state = shutil.ignore_patterns("harness.duckdb*", "cache", "mlruns", "junit.xml")
+    local_state = shutil.ignore_patterns(
+        "harness.duckdb*", "cache", "mlruns", "junit.xml", "report.html"
+    )
     shutil.copytree(EXAMPLE, folder, ignore=local_state)
     summary = tmp_path / "step-summary.md"
     env = {
@@ -47,6 +49,8 @@ def test_check_sh_replays_and_passes_like_ci(tmp_path: Path) -> None:
     cases = list(ET.parse(folder / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == 6 and not any(c.find("failure") is not None for c in cases)
     assert summary.read_text(encoding="utf-8").startswith("### ✅ harness check: pass")
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    assert '<div class="banner pass">Pass: all 6 gates passed</div>' in report
 
     # The same gates fail a regression: against a baseline whose judge said "yes" to every
     # answer, the replayed run has 19 fewer correct answers of 30.
@@ -82,6 +86,8 @@ def test_the_workflow_runs_check_sh_and_needs_no_secret() -> None:
     assert [s.get("run") for s in steps if "run" in s][-1] == "examples/ci/check.sh"
     report = next(s for s in steps if "junit-report" in s.get("uses", ""))
     assert report["with"]["report_paths"] == "examples/ci/junit.xml"
+    kept = next(s for s in steps if "upload-artifact" in s.get("uses", ""))
+    assert kept["with"]["path"] == "examples/ci/report.html" and kept["if"] == "always()"
     assert "secrets." not in text and "API_KEY" not in text
     check = (EXAMPLE / "check.sh").read_text(encoding="utf-8")
     assert "--cache replay" in check and "--check" in check and "API_KEY" not in check

@@ -226,3 +226,8 @@ def test_calibrate_cli(labelled: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "confusion matrix" in text.stdout and "rule says yes" in text.stdout
     bad = CliRunner().invoke(cli, [*args, "--label-map", "maybe"])
     assert bad.exit_code == 2 and "--label-map expects LABEL=ANSWER" in bad.stderr
+    failing = [*args[:-1], "python:fake_judges:broken"]
+    broken = CliRunner().invoke(cli, failing)
+    assert broken.exit_code == 1 and "judge errors 8" in broken.stdout  # 2 labels excluded
+    assert broken.stderr.startswith("error: 8 of 8 judge answers failed (8 x judge call")
+    assert broken.stderr.endswith("; the figures leave those rows out\n")

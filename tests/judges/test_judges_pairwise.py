@@ -158,3 +158,20 @@ def test_compare_cli(two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch)
         ["judges", "compare", run_a, "nope", "--judge-model", "python:fake_judges:prefers_first"],
     )
     assert missing.exit_code == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_compare_cli_exits_1_when_judge_calls_fail(
+    two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(COMMANDS, "judges", "harness.cli.judges:judges")
+    run_a, run_b = two_runs
+    args = ["judges", "compare", run_a, run_b, "--judge-model", "python:fake_judges:broken"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)  # the document still comes first, on stdout
+    assert doc["errors"] == 20 and doc["compared"] == 20
+    assert result.stderr == (
+        "error: 20 of 20 rows could not be judged (20 x judge call failed: "
+        "python:fake_judges:broken raised RuntimeError: judge backend is down); "
+        "the totals leave them out\n"
+    )

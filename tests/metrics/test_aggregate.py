@@ -79,3 +79,23 @@ def test_aggregate_scores_names_metric_slash_stat() -> None:
         "exact_match/count": 2,
         "latency/count": 0,
     }
+
+
+def test_extra_aggregates_are_numpys() -> None:
+    import numpy as np
+
+    from harness.metrics import extra_aggregates
+
+    values = [4.0, None, 1.0, 5.0, float("nan"), 2.0]
+    scored = [4.0, 1.0, 5.0, 2.0]
+    found = extra_aggregates(values, ["mean", "variance", "median", "min", "max", "p90", np.std])
+    assert found == {
+        "variance": pytest.approx(float(np.var(scored))),
+        "median": float(np.median(scored)),
+        "min": 1.0,
+        "max": 5.0,
+        "std": pytest.approx(float(np.std(scored))),
+    }
+    assert extra_aggregates([None], ["variance"]) == {}
+    with pytest.raises(ValueError, match="unknown aggregation 'mode'"):
+        extra_aggregates([1.0], ["mode"])

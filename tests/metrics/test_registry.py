@@ -37,12 +37,22 @@ def row(output: str, *expected: str, latency_s: float | None = 0.5) -> ScoringRo
 def test_exported_names_are_the_contract() -> None:
     assert sorted(metrics.__all__) == [
         "AGGREGATE_KEYS",
+        "BatchMetric",
+        "BatchResult",
+        "Columns",
         "DEFAULT_METRICS",
+        "EXTRA_AGGREGATIONS",
         "Metric",
+        "Score",
         "ScoringRow",
         "aggregate",
         "aggregate_scores",
+        "build_metric",
+        "extra_aggregates",
+        "get_kind",
         "get_metric",
+        "kind_names",
+        "kind_parameters",
         "metric_direction",
         "metric_names",
         "register_metric",
@@ -75,6 +85,22 @@ def test_every_builtin_has_a_one_line_description() -> None:
 def test_needs_expected_marks_the_reference_metrics() -> None:
     needing = {name for name in BUILTIN if get_metric(name).needs_expected}
     assert needing == {"exact_match", "token_f1", "rouge1", "rouge2", "rougeL"}
+
+
+def test_a_runs_own_directions_answer_for_its_metrics() -> None:
+    from harness.metrics import metric_direction
+
+    # A python: metric or a kind is known to the run that used it: it stores its direction.
+    assert metric_direction("refusals", {"refusals": -1}) == -1
+    assert metric_direction("refusals") == 1  # unknown here: read as a judge's score
+    assert metric_direction("latency", {"cites": 1}) == -1
+
+
+def test_a_metric_that_raises_is_an_error_on_its_row_not_a_crash() -> None:
+    broken = Metric("test_broken", "raises", False, lambda scoring_row: 1 / 0)
+    [stored] = broken.evaluate(row("x"), "7")
+    assert (stored.example_id, stored.metric, stored.value) == ("7", "test_broken", None)
+    assert stored.error == "ZeroDivisionError: division by zero"
 
 
 def test_default_metrics_exist() -> None:

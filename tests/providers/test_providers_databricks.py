@@ -89,12 +89,12 @@ def test_default_profile_when_the_environment_is_empty(config_file: Path, send: 
     assert request.headers["authorization"] == "Bearer dapi-default-token"
 
 
-def test_a_named_profile_wins_over_the_environment(
+def test_the_environment_wins_over_a_named_profile_as_in_the_sdk(
     config_file: Path, send: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The Databricks SDK's rule (``Config(profile=...)`` with DATABRICKS_HOST/TOKEN set
+    takes them from the environment), which `harness sync --databricks` follows too."""
     config_file.write_text(CONFIG)
-    monkeypatch.setenv("DATABRICKS_HOST", "https://other.example.com")
-    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
     provider = resolve("databricks:/chat", {"profile": "staging"})
     assert isinstance(provider, DatabricksProvider)
     request = captured(provider, send)
@@ -104,6 +104,19 @@ def test_a_named_profile_wins_over_the_environment(
     assert request.headers["authorization"] == "Bearer dapi-staging-token"
     monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "staging")
     assert resolve("databricks:/chat").base_url == provider.base_url
+
+    monkeypatch.setenv("DATABRICKS_HOST", "https://other.example.com")
+    moved = resolve("databricks:/chat", {"profile": "staging"})
+    assert moved.base_url == "https://other.example.com/serving-endpoints"
+    assert captured(moved, send).headers["authorization"] == "Bearer dapi-staging-token"
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    both = resolve("databricks:/chat", {"profile": "staging"})
+    assert captured(both, send).headers["authorization"] == f"Bearer {TOKEN}"
+
+    from harness.tracking.databricks_auth import resolve_databricks_credentials
+
+    sync = resolve_databricks_credentials("staging", config_file=config_file)
+    assert (sync.host, sync.token) == ("https://other.example.com", TOKEN)  # the same rule
 
 
 def test_a_missing_token_is_taken_from_the_default_profile(

@@ -113,7 +113,9 @@ def test_timeouts_drops_and_broken_bodies_are_retried_too(
     fake: FakeLLMServer, qa: str, home: Path
 ) -> None:
     settings(home, max_retries=12, retry_base_delay_s=0.01, retry_max_delay_s=0.1, timeout_s=0.5)
+    kinds = ("timeout", "drop", "malformed", "error_500", "error_429")
     fake.configure(
+        fault_script=list(kinds),  # the first five requests meet one of each, for sure
         error_500_rate=0.1,
         error_429_rate=0.05,
         retry_after_s=0.05,
@@ -126,8 +128,19 @@ def test_timeouts_drops_and_broken_bodies_are_retried_too(
     code, doc, err = run("--concurrency", "8", *JUDGES)
     assert code == 0, err
     assert doc["errors"] == 0
-    faults = fake.stats()["faults"]
-    assert sum(faults.values()) > 0
+    stats = fake.stats()
+    assert all(stats["faults"][kind] > 0 for kind in kinds), stats["faults"]
+    # Each fault was met by one retry (and nothing else was sent)...
+    calls = doc["calls"]
+    assert isinstance(calls, dict)
+    retries = calls["model"]["retries"] + calls["judge"]["retries"]
+    assert retries == sum(stats["faults"].values())
+    assert stats["requests_total"] == 60 + retries
+    # ...and every body that met a fault, of every kind, was sent again and answered.
+    answered = {r["body"] for r in stats["requests"] if r["status"] == 200 and not r["fault"]}
+    for kind in kinds:
+        faulted = [r for r in stats["requests"] if r["fault"] == kind]
+        assert faulted and all(r["body"] in answered for r in faulted), kind
     assert all(output for _, output, _ in outputs(home, str(doc["run_id"])))
 
 
@@ -141,7 +154,7 @@ def test_rows_that_exhaust_their_retries_are_stored_counted_and_resumable(
     assert code == 1
     assert doc["errors"] == 4 and doc["rows_done"] == 4  # the run went on to every row
     assert (
-        "error: 4 of 4 rows failed (4 x openai:/gpt-test: HTTP 500 from "
+        "error: 4 of 4 rows failed (model: 4 rows: 4 x openai:/gpt-test: HTTP 500 from "
         f"{fake.openai_base_url}/chat/completions: The server had an error while "
         "processing your request. (gave up after 3 attempts)); retry them with "
         f"`harness run --resume {doc['run_id']}`"

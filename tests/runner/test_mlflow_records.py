@@ -18,7 +18,8 @@ from harness.store.runs import OutputRow, ScoreRow
 from harness.tracking import RunRecord
 from harness.tracking.traces import build_row_traces
 
-JUDGE = "openai:/judge"
+# Each judge asks its own model (issue 16): the trace names the one it asked.
+JUDGES = {"faithfulness": "openai:/judge-a", "correctness": "anthropic:/judge-b"}
 
 
 def _head() -> RunRecord:
@@ -65,8 +66,8 @@ def test_batch_traces_equal_the_frames_path():
     ]
     batch = batch_payload(examples, outputs, scores)
     head = _head()
-    reference = build_row_traces(rows_record(head, *batch_frames(batch), JUDGE))
-    plain = batch_traces(head, batch, JUDGE)
+    reference = build_row_traces(rows_record(head, *batch_frames(batch), JUDGES))
+    plain = batch_traces(head, batch, JUDGES)
     assert _comparable(plain) == _comparable(reference)
     by_row = {t.row_id: t for t in plain}
     faithfulness = next(a for a in by_row["a"].assessments if a.name == "faithfulness")
@@ -75,3 +76,7 @@ def test_batch_traces_equal_the_frames_path():
         "first",
         "unparsable",
     )
+    judged = {
+        a.name: a.source_id for t in plain for a in t.assessments if a.source_type == "LLM_JUDGE"
+    }
+    assert judged == JUDGES

@@ -62,7 +62,8 @@ def test_run_json_contract_and_stored_rows(qa: str, home: Path) -> None:
     assert doc["dataset"] == qa and doc["rows"] == 20 and doc["errors"] == 0
     assert doc["metrics"]["exact_match"] == {"mean": 1.0, "p50": 1.0, "p90": 1.0, "count": 20}
     assert doc["metrics"]["token_f1"]["mean"] == 1.0
-    assert set(doc["calls"]) == {"model", "judge"}
+    assert set(doc["calls"]) == {"model", "judge", "app"}
+    assert doc["calls"]["app"]["requests"] == 0  # this model's code makes no HTTP calls
     assert doc["calls"]["model"]["requests"] == 0  # a local model sends nothing...
     assert doc["calls"]["model"]["local_calls"] == 20  # ...but every call went the one path
     assert doc["calls"]["model"]["cache_hits"] == 0
@@ -304,8 +305,8 @@ def _mlflow_traces(home: Path, mlflow_run_id: str) -> list:
 def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
-    """Traces are written batch by batch while rows run; a resumed run ends as one MLflow run
-    with one trace per row, and the MLflow run of the first attempt is deleted."""
+    """Traces are written batch by batch while rows run; a resumed run completes the same
+    MLflow run: one trace per row, the failed rows' traces replaced by their new ones."""
     from mlflow import MlflowClient
 
     failing = sum(int(str(r["id"])) % 2 == 0 for r in qa_rows)
@@ -338,13 +339,11 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     assert len({t.info.client_request_id for t in traces}) == 20
     names = {a.name for a in traces[0].info.assessments}
     assert {"exact_match", "answer_relevance", "expected_response"} <= names
+    assert resumed["mlflow_run_id"] == first["mlflow_run_id"]
     client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
-    assert client.get_run(first["mlflow_run_id"]).info.lifecycle_stage == "deleted"
-    # The first run created the store, so MLflow's API logged it; the resumed one went into
-    # a store MLflow had made and verified, written with SQL (harness.tracking.sql_run).
-    assert (
-        client.get_run(first["mlflow_run_id"]).data.tags["harness.traces"] == "20 traces (sql-bulk)"
-    )
-    assert client.get_run(resumed["mlflow_run_id"]).data.tags["harness.traces"] == (
-        "20 traces (sql-direct)"
-    )
+    experiment = client.get_run(first["mlflow_run_id"]).info.experiment_id
+    runs = client.search_runs([experiment])
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(first["mlflow_run_id"], "FINISHED")]
+    # The first run created the store, so MLflow's API logged it; continuing that MLflow
+    # run goes through MLflow's API too (a new run in a verified store is written with SQL).
+    assert runs[0].data.tags["harness.traces"] == "20 traces (sql-bulk)"

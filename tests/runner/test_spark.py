@@ -97,7 +97,8 @@ def rows(home: Path, run_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any
 
 
 def jobs(spark: Any) -> int:
-    return len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    """Every job the session has run, in any job group (harness runs its waves in one)."""
+    return int(spark.sparkContext._jsc.sc().statusStore().jobsList(None).size())
 
 
 def write_settings(home: Path, text: str) -> None:
@@ -145,6 +146,31 @@ def test_a_spark_run_stores_what_a_local_run_stores_and_reruns_without_spark(
     assert server.stats()["requests_total"] == 0
 
 
+def test_a_sampled_sliced_run_on_spark_picks_the_rows_a_local_run_picks(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path, tmp_path: Path
+) -> None:
+    # --sample is chosen on the driver before any wave: Spark changes where rows run,
+    # never which rows. The same sample, slices and per-row scores as a local run.
+    server, spark = fake
+    sampled = dict(sample=9, sample_seed=7, stratify="final_decision", by=["final_decision"])
+    before = jobs(spark)
+    on_spark = run_eval(config(spark=True, **sampled), home=home, spark_session=spark)
+    assert jobs(spark) > before
+    assert on_spark.status == "finished" and on_spark.rows == on_spark.rows_done == 9
+    assert server.stats()["requests_total"] == 9 * 3  # the model and two judges, sampled rows only
+
+    other = tmp_path / "local-home"
+    other.mkdir()
+    from harness.data import import_file
+
+    import_file(tmp_path / "qa.jsonl", name="qa", home=other)
+    local = run_eval(config(**sampled), home=other)
+    assert rows(other, local.run_id) == rows(home, on_spark.run_id)
+    assert on_spark.sample == local.sample and on_spark.sample["rows"] == 9
+    assert [t.as_dict() for t in on_spark.slices] == [t.as_dict() for t in local.slices]
+    assert on_spark.slices and on_spark.metrics == local.metrics
+
+
 def test_what_the_cache_holds_is_not_paid_for_again_on_an_executor(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
@@ -181,6 +207,66 @@ def test_a_local_model_runs_on_the_driver_and_its_judges_on_the_executors(
     assert server.stats()["requests_total"] == 40
     outputs, _ = rows(home, result.run_id)
     assert all(o[1] for o in outputs)
+
+
+def test_python_metrics_and_mlflow_judges_run_on_the_executors(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    server, spark = fake
+    metrics = [
+        "python:harness_test_metrics:where_scored",  # imported by the executors
+        "cites=regex:\\[\\d+\\]",
+        "python:harness_test_metrics:relevance",  # an MLflow GenAI metric: its own model
+    ]
+    result = run_eval(
+        config(spark=True, judges=[], judge_model=None, metrics=metrics),
+        home=home,
+        spark_session=spark,
+    )
+    assert result.errors == 0 and result.metric_errors == 0
+    assert result.calls["judge"]["requests"] >= 20
+    assert server.stats()["requests_total"] == 20 + result.calls["judge"]["requests"]
+    asked = {json.loads(r["body"])["model"] for r in server.stats()["requests"]}
+    assert asked == {"m", "judge-model"}
+    _, scores = rows(home, result.run_id)
+    by_metric: dict[str, list[tuple[Any, ...]]] = {}
+    for score in scores:
+        by_metric.setdefault(score[1], []).append(score)
+    assert {len(v) for v in by_metric.values()} == {20}
+    scored_in = {s[4] for s in by_metric["where_scored"]}
+    assert f"pid {os.getpid()}" not in scored_in  # every row was scored on an executor
+    assert all(s[2] is not None for s in by_metric["answer_relevance/v1"])
+    assert result.directions["where_scored"] == 1
+
+
+def test_an_apps_own_calls_are_paid_once_on_the_executors_and_replayed_on_the_driver(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    # python:harness_app_models:rag calls the openai SDK itself (an embedding, a chat call).
+    server, spark = fake
+    app = config(model="python:harness_app_models:rag", judges=[], spark=True)
+    before = jobs(spark)
+    first = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) > before  # the driver could not answer them: the rows went to Spark
+    assert first.errors == 0 and first.rows_done == 20
+    assert first.calls["model"]["local_calls"] == 20  # on the executors; the driver's
+    assert first.calls["model"]["errors"] == 0  # deferred attempts are not failures
+    assert first.calls["app"]["requests"] == 40 == server.stats()["requests_total"]
+    outputs, _ = rows(home, first.run_id)
+    with duckdb.connect(str(home / "harness.duckdb"), read_only=True) as con:
+        keys = con.execute(
+            "SELECT count(*) FROM (SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?)",
+            [first.run_id],
+        ).fetchone()
+    assert keys == (40,)  # each row came back with the keys of its calls
+
+    server.reset()
+    before = jobs(spark)
+    again = run_eval(app, home=home, spark_session=spark)
+    assert jobs(spark) == before  # the executors' answers are in the cache now
+    assert again.calls["app"]["cache_hits"] == 40 and again.calls["app"]["requests"] == 0
+    assert server.stats()["requests_total"] == 0
+    assert rows(home, again.run_id)[0] == outputs
 
 
 def test_failed_calls_are_error_rows_and_the_driver_does_not_retry_them(
@@ -230,7 +316,7 @@ def test_bad_spark_settings_fail_before_the_run_exists(
     with pytest.raises(ConfigError, match="rows_per_task"):
         run_eval(config(spark=True), home=home)
     write_settings(home, "[spark]\nworkers = 3\n")
-    with pytest.raises(ConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) workers in \[spark\]"):
         run_eval(config(spark=True), home=home)
     con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
     try:
@@ -257,6 +343,8 @@ def test_the_cli_runs_on_spark_and_says_so_without_pyspark(
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # Quiet: the JVM's output goes to a log file, pyspark's warnings are off.
+    assert done.stderr == ""
     document = json.loads(done.stdout)
     assert document["rows"] == 20 and document["calls"]["model"]["requests"] == 20
     assert server.stats()["requests_total"] == 20
@@ -346,3 +434,92 @@ def test_rate_limits_are_divided_among_the_tasks_running_at_once() -> None:
     assert divided["rate_limits"]["openai:/m"] == {"tokens_per_minute": 30000}
     assert divided["calls"] == {"max_retries": 3}
     assert settings["providers"]["openai"]["requests_per_minute"] == 600  # not changed
+
+
+def test_a_spark_job_that_fails_fails_the_run_in_one_line(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    from harness.errors import RunFailed
+
+    _, spark = fake
+    # The judge's Python worker dies on the executor; Spark does not retry in local mode.
+    with pytest.raises(RunFailed) as caught:
+        run_eval(
+            config(judges=["correctness"], judge_model=CRASH, model="openai:/crash", spark=True),
+            home=home,
+            spark_session=spark,
+        )
+    run_id = caught.value.result.run_id  # type: ignore[attr-defined]
+    assert str(caught.value) == (
+        "the Spark job failed: Python worker exited unexpectedly (crashed); "
+        f"run {run_id} failed; `harness run --resume {run_id}` tries again"
+    )
+
+
+CRASH = "python:harness_test_models:crash_on_executor"
+
+
+def test_spark_errors_are_told_in_their_one_line(cluster: tuple[FakeLLMServer, Any]) -> None:
+    from pyspark.errors import AnalysisException, PythonException
+
+    from harness.runner.spark_session import SparkHandle, error_line
+
+    _, spark = cluster
+
+    def boom(batches: Any) -> Any:
+        for _ in batches:
+            raise ValueError("boom in a task")
+        yield from ()
+
+    with pytest.raises(PythonException) as failed:
+        spark.range(2).mapInArrow(boom, "id long").collect()
+    assert error_line(failed.value) == "ValueError: boom in a task"
+    handle = SparkHandle(spark, False, "local[2]", log_path="/tmp/harness-spark-x.log")
+    assert handle.failure("the Spark job failed", failed.value) == (
+        "the Spark job failed: ValueError: boom in a task (Spark's log: /tmp/harness-spark-x.log)"
+    )
+    with pytest.raises(AnalysisException) as missing:
+        spark.read.table("no_such_table").collect()
+    assert error_line(missing.value).startswith(
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found"
+    )
+
+
+def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A real SIGINT during a wave: no more waves, the wave's job is cancelled (its tasks
+    stop calling), the run is interrupted with the rows back so far, and resumes."""
+    import signal
+    import threading
+    import time
+
+    from harness.errors import Interrupted
+
+    server, spark = fake
+    write_settings(home, "[spark]\nrows_per_task = 5\n")
+    server.configure(latency_s=0.5)  # a wave takes seconds: time to interrupt it
+
+    def interrupt_once_executors_call() -> None:
+        deadline = time.monotonic() + 120
+        while server.stats()["requests_total"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # handled by run_eval, in this main thread
+
+    threading.Thread(target=interrupt_once_executors_call, daemon=True).start()
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run_eval(config(), home=home, spark_session=spark)
+    finally:
+        server.configure(latency_s=0.0)
+    assert stopped.value.exit_code == 130
+    result = stopped.value.result
+    assert result.status == "interrupted" and result.rows_done < 20
+    assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
+    sent = server.stats()["requests_total"]
+    time.sleep(3)  # a job left running would go on calling
+    assert server.stats()["requests_total"] == sent
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+
+    resumed = run_eval(config(), home=home, spark_session=spark, resume=result.run_id)
+    assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0

@@ -104,15 +104,25 @@ def _result(metrics: dict[str, float | None]) -> SweepRun:
 def test_the_best_child_by_the_primary_metric():
     base = RunConfig(data="qa", model="echo", judges=["faithfulness"])
     names = ["exact_match", "faithfulness", "latency", "word_count"]
-    assert primary_metric(base, names) == "faithfulness"
-    assert primary_metric(RunConfig(data="qa", model="echo"), names) == "exact_match"
-    assert primary_metric(RunConfig(data="qa", model="echo"), ["word_count"]) is None
+    assert primary_metric(base, names, {}) == "faithfulness"
+    assert primary_metric(RunConfig(data="qa", model="echo"), names, {}) == "exact_match"
+    assert primary_metric(RunConfig(data="qa", model="echo"), ["word_count"], {}) is None
     runs = [_result({"faithfulness": 3.0, "latency": 2.0}), _result({"faithfulness": 4.5,
             "latency": 3.0}), _result({"faithfulness": None, "latency": 1.0})]  # fmt: skip
-    assert best_run(runs, "faithfulness") == 1
-    assert best_run(runs, "latency") == 2  # lower is better
-    assert best_run(runs, None) is None
-    assert best_run([_result({"x": 1.0}), _result({"x": 1.0})], "x") == 0  # first on ties
+    assert best_run(runs, "faithfulness", {}) == 1
+    assert best_run(runs, "latency", {}) == 2  # lower is better (the built-in says so)
+    assert best_run(runs, None, {}) is None
+    assert best_run([_result({"x": 1.0}), _result({"x": 1.0})], "x", {}) == 0  # first on ties
+
+
+def test_a_runs_own_directions_pick_the_best_child():
+    # A metric of the user's own (python:, a kind, an MLflow object) says which way is
+    # better; the sweep reads it from the runs, not from a list of known names.
+    runs = [_result({"refusals": 0.4}), _result({"refusals": 0.1}), _result({"refusals": 0.3})]
+    assert best_run(runs, "refusals", {"refusals": -1}) == 1
+    assert best_run(runs, "refusals", {"refusals": 1}) == 0
+    base = RunConfig(data="qa", model="echo", metrics=["length", "refusals"])
+    assert primary_metric(base, ["length", "refusals"], {"length": 0}) == "refusals"
 
 
 def test_run_sweep_logs_children_under_one_parent(qa, home, prompts):
@@ -202,7 +212,7 @@ def test_cli_sweep_table_from_harness_toml_and_dry_run(qa, home, prompts):
     code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match",
                             "--limit", "2", "--no-mlflow")  # fmt: skip
     assert code == 0, err
-    assert "sweep of 2 runs over prompt" in out
+    assert ": 2 runs over prompt" in out
     assert "short.txt" in out and "long.txt" in out
     # A --prompt flag replaces the [sweep] prompts: one ordinary run.
     code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--prompt", "{input}",

@@ -102,3 +102,44 @@ def test_a_locked_store_is_waited_for_then_reported(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_run_stored_before_migration_2_reads_back_and_resumes(tmp_path: Path) -> None:
+    """Version 1 had no reason, failures, owner or mlflow_error: a run written then (also
+    one left running by a crash) reads back, and a stale one shows as interrupted."""
+    from harness.store.runs import claim_resume, get_run
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+        "applied_at TIMESTAMP DEFAULT now())"
+    )
+    MIGRATIONS[0](con)
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (1, 'm001_initial')")
+    for run_id, status in (("old-finished", "finished"), ("old-running", "running")):
+        con.execute(
+            "INSERT INTO runs (run_id, dataset, dataset_version, model, status, config, "
+            "rows_total, errors, created_at) VALUES (?, 'qa', 'v1', 'echo', ?, '{}', 3, 0, "
+            "now())",
+            [run_id, status],
+        )
+    con.close()
+    store_db._migrated.discard(path.resolve())
+    finished = get_run(path, "old-finished")
+    assert (finished.status, finished.reason, finished.failures, finished.owner) == (
+        "finished",
+        None,
+        {},
+        None,
+    )
+    assert not finished.stale
+    crashed = get_run(path, "old-running")  # no process recorded: it cannot be running
+    assert crashed.stale and crashed.status == "interrupted"
+    assert crashed.reason == (
+        "it was left running by a process that did not record itself; "
+        "resume it with `harness run --resume old-running`"
+    )
+    assert claim_resume(path, "old-running") == set()
+    claimed = get_run(path, "old-running")
+    assert claimed.status == "running" and not claimed.stale and claimed.owner is not None

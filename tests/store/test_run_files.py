@@ -93,6 +93,14 @@ def test_bad_export_targets_write_nothing(run_id: str, tmp_path: Path) -> None:
     code, _, err = invoke("runs", "export", run_id, str(tmp_path / "nowhere" / "run.jsonl"))
     assert code == 2 and "is not a folder" in err
     assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
+    # A FILE or a Spark table (tests/spark/test_spark_tables.py), one of them.
+    code, _, err = invoke("runs", "export", run_id)
+    assert code == 2 and "writes to a FILE or to --spark-table NAME" in err
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "r.jsonl"), "--spark-table", "t")
+    assert code == 2 and "writes to a FILE or to --spark-table NAME" in err
+    code, _, err = invoke("runs", "export", run_id, str(tmp_path / "r.jsonl"), "--overwrite")
+    assert code == 2 and "go with --spark-table" in err
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
 
 
 def test_runs_show_reads_a_run_file(run_id: str, tmp_path: Path) -> None:
@@ -158,3 +166,26 @@ def test_a_running_run_is_deleted_only_with_force(run_id: str, home: Path) -> No
     code, _, err = invoke("runs", "delete", run_id)
     assert code == 2 and "still running" in err
     assert invoke("runs", "delete", run_id, "--force")[0] == 0
+
+
+def test_a_run_file_keeps_what_failed_per_kind(
+    qa_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--metric", "exact_match", "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 1, err
+    stored = json.loads(out)
+    failed = stored["errors"]
+    assert 0 < failed < 20 and stored["failures"]["model"]["failed"] == failed
+    path = tmp_path / "failed.jsonl"
+    assert invoke("runs", "export", stored["run_id"], str(path))[0] == 0
+    info = read_run_file(path).info
+    assert info.failures == stored["failures"] and info.errors == failed
+    code, out, _ = invoke("runs", "show", str(path))
+    assert code == 0 and f"failed: {failed} model rows" in out, out

@@ -61,7 +61,7 @@ def openai_text(client: httpx.Client, server: FakeLLMServer, body: dict[str, Any
 
 
 def test_public_api() -> None:
-    assert harness.testing.__all__ == ["FakeLLMConfig", "FakeLLMServer"]
+    assert harness.testing.__all__ == ["FakeLLMConfig", "FakeLLMServer", "SparkConnectServer"]
     assert server_urls(FakeLLMServer(port=1234)) == (
         "http://127.0.0.1:1234",
         "http://127.0.0.1:1234/v1",
@@ -136,7 +136,118 @@ def test_bad_request_bodies_are_400(server: FakeLLMServer, client: httpx.Client)
     assert client.post(url, content=b"{not json", headers=OPENAI_AUTH).status_code == 400
     assert client.post(url, json={"model": "m"}, headers=OPENAI_AUTH).status_code == 400
     assert client.post(url, json={"messages": []}, headers=OPENAI_AUTH).status_code == 400
-    assert openai(client, server, chat("hi", stream=True)).status_code == 400
+    responses = server.openai_base_url + "/responses"
+    streamed = {"model": "m", "input": "hi", "stream": True}
+    assert client.post(responses, json=streamed, headers=OPENAI_AUTH).status_code == 400
+    embeddings = server.openai_base_url + "/embeddings"
+    for bad in ({"input": "x"}, {"model": "m", "input": []}, {"model": "m", "input": [1, 2]}):
+        assert client.post(embeddings, json=bad, headers=OPENAI_AUTH).status_code == 400
+    assert client.post(embeddings, json={"model": "m", "input": "x"}).status_code == 401
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str | None, str]]:
+    """(event name, data) of each server-sent event, parsed as the SSE spec says."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = []
+    for block in response.text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields.get("event"), fields["data"]))
+    return events
+
+
+def test_openai_chat_stream(server: FakeLLMServer, client: httpx.Client) -> None:
+    body = chat("Stream this answer. Please.", stream=True, stream_options={"include_usage": True})
+    events = sse_events(openai(client, server, body))
+    assert events[-1] == (None, "[DONE]")
+    chunks = [json.loads(data) for _, data in events[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == openai_text(client, server, chat("Stream this answer. Please."))
+    assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]][-1] == "stop"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
+    assert all(c["usage"] is None for c in chunks[:-1])
+    plain = sse_events(openai(client, server, chat("Stream this answer.", stream=True)))
+    assert all("usage" not in json.loads(data) for _, data in plain[:-1])
+
+
+def test_anthropic_message_stream(server: FakeLLMServer, client: httpx.Client) -> None:
+    body = chat("Stream it. Now.", max_tokens=2, stream=True)
+    response = client.post(server.url + "/v1/messages", json=body, headers=ANTHROPIC_AUTH)
+    events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    data = [json.loads(d) for _, d in events]
+    assert [d["type"] for d in data] == names  # each event's data names its own type
+    assert data[0]["message"]["usage"]["input_tokens"] == 3
+    deltas = "".join(d["delta"]["text"] for d in data if d["type"] == "content_block_delta")
+    assert deltas == "Answer: Stream"
+    assert data[6]["delta"]["stop_reason"] == "max_tokens"
+    assert data[6]["usage"] == {"output_tokens": 2}
+
+
+def test_anthropic_takes_a_bearer_token(server: FakeLLMServer, client: httpx.Client) -> None:
+    headers = {"Authorization": "Bearer sk-ant", "anthropic-version": "2023-06-01"}
+    body = chat("hi", max_tokens=5)
+    assert client.post(server.url + "/v1/messages", json=body, headers=headers).status_code == 200
+
+
+def test_responses_wire_format(server: FakeLLMServer, client: httpx.Client) -> None:
+    body = {
+        "model": "gpt-test",
+        "instructions": "Be terse.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Why? Because."}]}],
+    }
+    response = client.post(server.openai_base_url + "/responses", json=body, headers=OPENAI_AUTH)
+    data = response.json()
+    assert data["object"] == "response" and data["status"] == "completed"
+    assert data["id"].startswith("resp_")
+    assert data["output"][0]["content"] == [
+        {"type": "output_text", "text": "Answer: Why?", "annotations": []}
+    ]
+    assert data["usage"]["input_tokens"] == 4 and data["usage"]["output_tokens"] == 2
+    short = {"model": "gpt-test", "input": "One two three four.", "max_output_tokens": 2}
+    cut = client.post(server.openai_base_url + "/responses", json=short, headers=OPENAI_AUTH)
+    assert cut.json()["status"] == "incomplete"
+    assert cut.json()["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_embeddings_wire_format(server: FakeLLMServer, client: httpx.Client) -> None:
+    import base64
+    import struct
+
+    url = server.openai_base_url + "/embeddings"
+    texts = ["the cat sat on the mat", "a cat on a mat", "quarterly revenue grew"]
+    data = client.post(url, json={"model": "emb", "input": texts}, headers=OPENAI_AUTH).json()
+    assert data["object"] == "list" and data["model"] == "emb"
+    assert [d["index"] for d in data["data"]] == [0, 1, 2]
+    assert data["usage"] == {"prompt_tokens": 14, "total_tokens": 14}  # words: 6 + 5 + 3
+    vectors = [d["embedding"] for d in data["data"]]
+    assert all(len(v) == 16 for v in vectors)
+    assert all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in vectors)
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
+    packed = {"model": "emb", "input": texts[0], "encoding_format": "base64", "dimensions": 8}
+    raw = client.post(url, json=packed, headers=OPENAI_AUTH).json()["data"][0]["embedding"]
+    floats = struct.unpack("<8f", base64.b64decode(raw))
+    again = client.post(url, json={**packed, "encoding_format": "float"}, headers=OPENAI_AUTH)
+    assert floats == pytest.approx(again.json()["data"][0]["embedding"], abs=1e-6)
 
 
 def test_anthropic_wire_format(server: FakeLLMServer, client: httpx.Client) -> None:

@@ -33,7 +33,12 @@ import pytest
 from harness.errors import ConfigError, TrackingError
 from harness.tracking.databricks_auth import resolve_databricks_credentials
 from harness.tracking.sync import LOCK_FILE, SyncTarget, databricks_target, sync
-from harness.tracking.sync_runs import KILL_AFTER_ENV, TAG_FINGERPRINT, TAG_SOURCE_RUN
+from harness.tracking.sync_runs import (
+    KILL_AFTER_ENV,
+    KILL_SIGNAL_ENV,
+    TAG_FINGERPRINT,
+    TAG_SOURCE_RUN,
+)
 from harness.tracking.sync_target import redact
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
@@ -406,6 +411,32 @@ def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, sourc
     assert json.loads(json.dumps(second.as_dict()))["totals"]["runs_skip"] == 4
 
 
+def test_spans_uploaded_one_trace_at_a_time_as_to_databricks(server, tmp_path):
+    """The Databricks way (no OTLP: each trace's spans as its ``traces.json`` artifact),
+    run against the local MLflow server with bulk spans off: Databricks itself cannot run
+    here, the path that writes to it can."""
+    uri = _new_store(tmp_path)
+    name = "per-trace-spans"
+    _make_experiment(uri, tmp_path, name)
+    with _tracking(uri):
+        run_id = _log_eval_run(name, "r", traces=3)
+    target = SyncTarget(server, bulk_spans=False)
+    first = sync(uri, target, experiments=[name])
+    assert [r.action for r in first.runs] == ["create"] and first.totals["traces"] == 3
+    [copy] = _copies(server)[run_id]
+    # Spans included, read back from the artifacts (MLflow's client finds an mlflow-artifacts
+    # location through the global tracking URI: the reading side needs it set).
+    with _tracking(server):
+        _assert_same_run(uri, server, run_id, copy)
+    copies = MlflowClient(server).search_traces(
+        locations=[copy.info.experiment_id], run_id=copy.info.run_id, include_spans=False
+    )
+    assert len(copies) == 3
+    assert all("mlflow.trace.spansLocation" not in t.info.tags for t in copies)  # not OTLP
+    again = sync(uri, target, experiments=[name])
+    assert [r.action for r in again.runs] == ["skip"]
+
+
 def test_a_run_changed_locally_is_updated_in_place(server, source):
     src_uri, root = source
     sync(src_uri, SyncTarget(server))
@@ -488,6 +519,42 @@ def test_a_sync_killed_half_way_resumes_without_duplicates(server, tmp_path):
     assert {r.action for r in sync(uri, SyncTarget(server), experiments=[name]).runs} == {"skip"}
 
 
+def test_ctrl_c_stops_a_sync_between_writes_and_the_next_sync_goes_on(server, home):
+    """A real SIGINT (the process sends it itself after 8 writes, so it lands mid-run):
+    the write under way finishes, none starts after it, exit 130, and a second sync
+    completes what the first began."""
+    uri = _new_store(home)
+    name = "interrupted"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        run_ids = [_log_eval_run(name, f"r{i}", traces=2) for i in range(3)]
+    env = dict(
+        os.environ,
+        **{KILL_AFTER_ENV: "8", KILL_SIGNAL_ENV: "INT"},
+        HARNESS_HOME=str(home),
+        PYTHONPATH=str(REPO),
+    )
+    done = subprocess.run(
+        [PYTHON, "-m", "harness", "sync", "--tracking-uri", server, "--experiment", name],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: sync interrupted by SIGINT after 0 run(s); what was copied stays, and the "
+        "same `harness sync` again goes on from there"
+    )
+    partial = _copies(server)
+    assert [rid for rid in run_ids if rid in partial] == run_ids[:1]  # cut off in the first
+
+    resumed = sync(uri, SyncTarget(server), experiments=[name])
+    assert [r.action for r in resumed.runs] == ["update", "create", "create"]
+    copies = _copies(server)
+    for rid in run_ids:
+        assert len(copies[rid]) == 1
+        _assert_same_run(uri, server, rid, copies[rid][0])
+
+
 def _cli_sync(*args: str) -> Any:
     from click.testing import CliRunner
 
@@ -561,7 +628,7 @@ def test_a_second_sync_from_the_same_home_fails_at_once(server, home):
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         busy = _cli_sync("--tracking-uri", server, "--experiment", name)
-        assert busy.exit_code == TrackingError.exit_code == 2
+        assert busy.exit_code == TrackingError.exit_code == 74  # not the user's mistake
         assert busy.stderr == (
             f"error: another harness sync from {home.resolve() / 'mlruns'} is running; "
             f"wait for it to finish (lock: {lock.resolve()})\n"

@@ -7,8 +7,8 @@ list its registered prompt version and its configuration's model. The screenshot
 in the test's tmp dir; with ``HARNESS_UI_SCREENSHOT_DIR`` set it is also copied there
 (``docs/img/mlflow-ui-judges.png`` is made that way).
 
-Chromium is Debian's ``chromium`` package. Without it the test skips, unless
-``HARNESS_REQUIRE_CHROMIUM=1`` (CI), where a missing browser is a failure.
+Chromium is driven by ``tests/browser.py`` (shared with the report's tests): without it the
+test skips, unless ``HARNESS_REQUIRE_CHROMIUM=1`` (CI), where a missing browser is a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import ui_demo_app  # a helper of this folder: if it breaks, the test must fail, not skip
+from browser import png_size, render
 from click.testing import CliRunner
 
 from harness.cli import cli
@@ -35,25 +36,10 @@ from harness.config import resolve_home
 from harness.runner.config import RunConfig
 from harness.runner.run import run_eval
 
-ui_demo_app = pytest.importorskip("ui_demo_app")
-
-BROWSERS = ("chromium", "chromium-browser")
 JUDGE = "answer_correctness"
 WINDOW = (2200, 1100)  # wide enough for the judge column beside MLflow's assistant panel
 SERVER_START_S = 180.0
 SCREENSHOT = "mlflow-ui-judges.png"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Chromium's path; checked first, so a missing browser costs no server start."""
-    for name in BROWSERS:
-        if found := shutil.which(name):
-            return found
-    reason = "chromium is not installed (Debian: apt-get install -y chromium)"
-    if os.environ.get("HARNESS_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"{reason}; HARNESS_REQUIRE_CHROMIUM=1 requires it")
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -107,6 +93,10 @@ def mlflow_ui(demo_run, home: Path, tmp_path: Path):
     finally:
         stop(server)
         log.close()
+    # harness ui said when it answered, and a TERM to it stopped MLflow's workers too.
+    assert f"MLflow UI ready: {url}" in (tmp_path / "mlflow-ui.log").read_text()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
@@ -137,21 +127,6 @@ def stop(server: subprocess.Popen) -> None:
             continue
 
 
-def render(chromium: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
-    """The DOM of ``url`` after Chromium ran its scripts (and a screenshot, if asked)."""
-    args = [
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-    ]  # fmt: skip
-    if screenshot is not None:
-        args.append(f"--screenshot={screenshot}")
-    done = subprocess.run([*args, "--dump-dom", url], capture_output=True, timeout=180)
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
-    return done.stdout.decode("utf-8")
-
-
 def table_rows(dom: str) -> list[dict[str, str]]:
     """The rows of MLflow's traces table: column id -> the cell's text."""
     rows = []
@@ -167,16 +142,10 @@ def table_rows(dom: str) -> list[dict[str, str]]:
     return rows
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", data[16:24])
-
-
 def test_mlflow_ui_shows_per_row_judge_results(chromium, mlflow_ui, demo_run, tmp_path):
     page = f"{mlflow_ui}/#/experiments/{demo_run['experiment_id']}/runs/{demo_run['run_id']}"
     screenshot = tmp_path / SCREENSHOT
-    dom = render(chromium, f"{page}/traces", tmp_path / "chromium-profile", screenshot)
+    dom = render(chromium, f"{page}/traces", tmp_path / "chromium-profile", screenshot, WINDOW)
     (tmp_path / "traces.html").write_text(dom, encoding="utf-8")  # to look at on failure
 
     column = f"{JUDGE}_assessment_column"
@@ -198,7 +167,7 @@ def test_mlflow_ui_shows_per_row_judge_results(chromium, mlflow_ui, demo_run, tm
         shutil.copy(screenshot, Path(target) / SCREENSHOT)
 
     # The overview lists the registered prompt version and the configuration's model.
-    overview = render(chromium, page, tmp_path / "chromium-profile")
+    overview = render(chromium, page, tmp_path / "chromium-profile", window=WINDOW)
     name, version = demo_run["prompt"].removeprefix("prompts:/").split("/")
     assert name == "ui-demo-prompt" and version == "1"
     assert f"{name} (v{version})" in html.unescape(re.sub(r"<[^>]+>", "", overview))

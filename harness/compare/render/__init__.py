@@ -3,8 +3,10 @@
 - ``terminal``: rich tables for ``harness compare`` / ``harness check``;
 - ``markdown``: a PR comment (``--markdown``) and the GitHub step summary;
 - ``junit``: JUnit XML, one testcase per gate (``--junit FILE``);
-- ``github``: ``::error::``/``::warning::`` lines and the ``$GITHUB_STEP_SUMMARY`` file.
+- ``github``: ``::error::``/``::warning::`` lines and the ``$GITHUB_STEP_SUMMARY`` file;
+- ``html``: the comparison and check sections of the HTML report (``harness report``).
 
 Nothing here computes a number: every figure comes from the result object, formatted by
-``numbers``, so all surfaces agree.
+``harness.numbers``, so all surfaces agree. The HTML report draws the same objects
+(``html``, with the plots and page of ``harness.report``).
 """

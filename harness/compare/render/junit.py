@@ -13,8 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
-from harness.compare.render.numbers import ci, number, signed
 from harness.compare.result import FAIL, UNDECIDED, CheckResult, GateResult
+from harness.numbers import ci, number, signed
 
 __all__ = ["check_junit"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 
-from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.compare.result import (
     BETTER,
     FAIL,
@@ -21,6 +20,7 @@ from harness.compare.result import (
     FlippedRow,
     RunRef,
 )
+from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 
 __all__ = ["check_markdown", "comparison_markdown"]
 
@@ -90,7 +90,35 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     lines += ["", "Verdicts:", ""]
     lines += [f"- **{name}**: {meaning}" for name, meaning in VERDICTS.items()]
     lines += ["", "</details>", ""]
+    lines += _slices(comparison, candidate)
     lines += _flips(candidate)
+    return lines
+
+
+def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
+    lines: list[str] = []
+    for column in comparison.by:
+        slices = [s for s in candidate.slices if s.column == column]
+        lines += [
+            f"**By `{_cell(column)}`**: {len(slices)} values; p-values Holm-adjusted across "
+            f"{comparison.slice_comparisons} slice comparisons.",
+            "",
+            f"| {_cell(column)} | rows | metric | base | candidate | change [95% CI] | p (adj.) "
+            "| verdict |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in slices:
+            value = "(none)" if s.value is None else _cell(s.value)
+            for i, m in enumerate(s.metrics):
+                st = m.stats
+                lines.append(
+                    (f"| {value} | {s.paired} " if i == 0 else "| | ")
+                    + f"| {_cell(m.metric)} | {mean_ci(st.base.mean, st.base.low, st.base.high)} "
+                    f"| {mean_ci(st.candidate.mean, st.candidate.low, st.candidate.high)} | "
+                    f"{signed(st.diff)} {ci(st.low, st.high)} | {p_value(m.p_adjusted)} | "
+                    f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
+                )
+        lines.append("")
     return lines
 
 

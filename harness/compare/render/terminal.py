@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.compare.render.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.compare.result import (
     BETTER,
     CHANGED,
@@ -16,8 +15,11 @@ from harness.compare.result import (
     CheckResult,
     Comparison,
     FlippedRow,
+    MetricResult,
     RunRef,
 )
+from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -32,7 +34,8 @@ TEXT_WIDTH = 120
 def _run_line(role: str, run: RunRef) -> str:
     return (
         f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
-        f"{run.rows} rows" + (f", {run.errors} failed" if run.errors else "")
+        + plural(run.rows, "row")
+        + (f", {run.errors} failed" if run.errors else "")
     )
 
 
@@ -53,7 +56,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
 
     out: list[RenderableType] = [Text(""), Text(_run_line("candidate", candidate.run), "bold")]
     for note in candidate.notes:
-        loud = note.isupper() or "DIFFER" in note
+        loud = note.split(":", 1)[0].isupper()  # "DATASETS DIFFER: ...", "SAMPLES: ..."
         out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
     table = Table(
@@ -63,25 +66,10 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         show_edge=False,
         pad_edge=False,
     )
-    for column in ("metric", "n", "base", "candidate", "change [95% CI]", "p adj", "MDE",
-                   "r", "verdict"):  # fmt: skip
+    for column in METRIC_COLUMNS:
         table.add_column(column, overflow="fold")
     for m in candidate.metrics:
-        s = m.stats
-        arrow = {1: "↑", -1: "↓"}.get(m.direction, "")
-        table.add_row(
-            f"{m.metric} {arrow}".strip(),
-            str(s.n) + (f" (-{m.missing})" if m.missing else ""),
-            mean_ci(s.base.mean, s.base.low, s.base.high, 3),
-            mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
-            f"{signed(s.diff)} {ci(s.low, s.high)}",
-            p_value(m.p_adjusted),
-            number(s.mde, 3),
-            number(s.correlation, 2)
-            if s.correlation is None or abs(s.correlation) >= 0.01
-            else "0",
-            Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
-        )
+        table.add_row(*_metric_cells(m))
     out.append(table)
     tests = sorted({m.stats.test for m in candidate.metrics} - {"none"})
     out.append(
@@ -93,6 +81,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
             style="dim",
         )
     )
+    out += _slices(comparison, candidate)
     out.append(
         Text(
             f"{candidate.regressions_total} rows got worse, {candidate.improvements_total} "
@@ -109,6 +98,51 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         out += _flipped(row, "worse", "red")
     for row in candidate.improvements:
         out += _flipped(row, "better", "green")
+    return out
+
+
+METRIC_COLUMNS = ("metric", "n", "base", "candidate", "change [95% CI]", "p adj", "MDE", "r",
+                  "verdict")  # fmt: skip
+
+
+def _metric_cells(m: MetricResult) -> list[RenderableType]:
+    from rich.text import Text
+
+    s = m.stats
+    arrow = {1: "↑", -1: "↓"}.get(m.direction, "")
+    return [
+        f"{m.metric} {arrow}".strip(),
+        str(s.n) + (f" (-{m.missing})" if m.missing else ""),
+        mean_ci(s.base.mean, s.base.low, s.base.high, 3),
+        mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
+        f"{signed(s.diff)} {ci(s.low, s.high)}",
+        p_value(m.p_adjusted),
+        number(s.mde, 3),
+        number(s.correlation, 2) if s.correlation is None or abs(s.correlation) >= 0.01 else "0",
+        Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
+    ]
+
+
+def _slices(comparison: Comparison, candidate: CandidateResult) -> list[RenderableType]:
+    """A table per --by column: each value's rows, metric by metric."""
+    from rich.table import Table
+
+    out: list[RenderableType] = []
+    for column in comparison.by:
+        slices = [s for s in candidate.slices if s.column == column]
+        table = Table(
+            title=f"by {column}: {len(slices)} values; p adjusted across "
+            f"{comparison.slice_comparisons} slice comparisons (Holm)",
+            title_justify="left", show_edge=False, pad_edge=False,
+        )  # fmt: skip
+        for name in (column, *METRIC_COLUMNS):
+            table.add_column(name, overflow="fold")
+        for s in slices:
+            value = "(none)" if s.value is None else s.value
+            for i, m in enumerate(s.metrics):
+                table.add_row(f"{value} ({s.paired} rows)" if i == 0 else "", *_metric_cells(m))
+            table.add_section()
+        out.append(table)
     return out
 
 

@@ -1,10 +1,10 @@
-"""How every surface writes numbers, so the terminal, markdown and JUnit agree."""
+"""How every surface writes numbers, so the terminal, markdown, JUnit and the HTML report agree."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["ci", "mean_ci", "number", "p_value", "signed"]
+__all__ = ["ci", "clip", "mean_ci", "number", "p_value", "signed"]
 
 
 def number(value: float | None, digits: int = 4) -> str:

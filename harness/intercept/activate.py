@@ -1,0 +1,53 @@
+"""Turning the interception on: for one row of a run, or for a replay block or a test.
+
+``activate(scope, fallback=...)`` installs the hooks in httpx (``harness.intercept.patch``),
+makes ``scope`` current and ``fallback`` the scope of threads that carry no context, and in
+replay closes the network to all but loopback (``harness.intercept.network``).
+``Interception`` is what a ``Caller`` holds: ``scope(row_id)`` builds a row's scope (on the
+call path's loop) and ``active(scope)`` turns it on around a local (``python:``) call; the
+calls of threads the user's code starts go to one scope per call path, which no row owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from harness.intercept.network import closed_network
+from harness.intercept.patch import install
+from harness.intercept.scope import CallPath, Scope, entered
+
+__all__ = ["Interception", "activate"]
+
+
+@contextlib.contextmanager
+def activate(scope: Scope, *, fallback: Scope) -> Iterator[Scope]:
+    """Route this context's HTTP calls to ``scope`` (see the module docstring)."""
+    install()
+    with (
+        entered(scope, fallback=fallback),
+        closed_network() if scope.mode == "replay" else contextlib.nullcontext(),
+    ):
+        yield scope
+
+
+class Interception:
+    """The interception of one call path's local calls (see the module docstring)."""
+
+    def __init__(self, caller: CallPath) -> None:
+        self.caller = caller
+        self.unattributed: Scope | None = None
+
+    def scope(self, row_id: str | None) -> Scope:
+        """A new scope for one row; must be called on the call path's loop."""
+        return Scope(self.caller, asyncio.get_running_loop(), threading.get_ident(), row_id)
+
+    @contextlib.contextmanager
+    def active(self, scope: Scope) -> Iterator[Scope]:
+        """``scope`` on, with this call path's scope for calls that carry no row."""
+        if self.unattributed is None or self.unattributed.loop is not scope.loop:
+            self.unattributed = Scope(self.caller, scope.loop, scope.loop_thread)
+        with activate(scope, fallback=self.unattributed):
+            yield scope

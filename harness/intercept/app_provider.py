@@ -1,0 +1,133 @@
+"""The provider of the calls intercepted from the user's code: it sends them as they were built.
+
+``Caller.call`` treats an intercepted call like any other: key, cache, rate limits, budget,
+retries. On a miss it asks ``AppProvider.complete``, which sends the request the user's
+client built (its URL, headers and body bytes; its own timeout) over harness's HTTP client,
+and returns the answer as a ``ModelResponse`` whose ``raw`` is the stored form of
+``harness.intercept.wire``. A 4xx/5xx answer becomes a ``ProviderHTTPError`` that carries the
+answer (``response``) so the user's client can be handed it; it is retried when it is
+retryable, and never cached. An answer that contains one of the request's credentials, or
+one from the environment, is refused rather than stored.
+
+An ``AppProvider``'s scheme is the API of the endpoint (``openai``, ``anthropic``, ...), so
+its calls are priced, and rate-limited by ``[providers.NAME]``, like harness's own calls to
+the same API.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeout,
+)
+from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
+from harness.intercept.wire import AppRequest, envelope, summary
+from harness.model_io import ModelRequest, ModelResponse
+from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
+from harness.providers.base import Provider
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AppProvider", "app_provider"]
+
+
+class AppProvider(Provider):
+    """Sends intercepted calls; see the module docstring. Build one with ``app_provider``."""
+
+    scheme = "http"
+
+    @property
+    def uri(self) -> str:
+        return f"{self.scheme}:/{self.model}"
+
+    async def complete(
+        self, request: ModelRequest, client: httpx.AsyncClient | None
+    ) -> ModelResponse:
+        import httpx
+
+        from harness.providers._client import send
+        from harness.providers._http import _from_aiohttp, _is_timeout
+
+        call = request.http if isinstance(request, AppRequest) else None
+        if call is None or client is None:
+            raise ProviderError(f"{self.uri}: an intercepted call needs its request and a client")
+        secrets = dict(call.secrets) or {**environment_secrets(), **header_secrets(call.headers)}
+        where = redact_url(str(call.url))
+        started = time.perf_counter()
+        try:
+            response = await send(
+                client, call.method, str(call.url), call.headers, call.content, call.timeout
+            )
+        except httpx.HTTPError as e:
+            if _is_timeout(e):
+                raise ProviderTimeout(f"{self.uri}: no answer from {where} in time") from None
+            raise self._connection_error(e, where, secrets) from None
+        except Exception as e:
+            if _from_aiohttp(e):
+                raise self._connection_error(e, where, secrets) from None
+            raise
+        latency = time.perf_counter() - started
+        raw = envelope(
+            response.status_code, response.headers.get("content-type", ""), response.content
+        )
+        if response.status_code >= 400:
+            reason = _scrub(_error_text(raw), secrets)[:MAX_SERVER_MESSAGE]
+            raise ProviderHTTPError(
+                f"{self.uri}: HTTP {response.status_code} from {where}"
+                + (f": {reason}" if reason else ""),
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers),
+                response=raw,
+            )
+        leaked = find_secret(response.content, secrets)
+        if leaked is not None:
+            raise ProviderResponseError(
+                f"{self.uri}: the answer from {where} contains the value of {leaked}; "
+                f"harness does not store it"
+            )
+        text, input_tokens, output_tokens = summary(raw)
+        return ModelResponse(text, input_tokens, output_tokens, latency, raw)
+
+    def _connection_error(
+        self, error: Exception, where: str, secrets: dict[str, str]
+    ) -> ProviderConnectionError:
+        reason = " ".join(_scrub(str(error), secrets).split())[:200] or type(error).__name__
+        return ProviderConnectionError(f"{self.uri}: connection to {where} failed: {reason}")
+
+
+@functools.cache
+def _provider_class(api: str) -> type[AppProvider]:
+    # One class per API, so ``scheme`` (a class attribute everywhere else) names it.
+    return type(f"AppProvider_{api}", (AppProvider,), {"scheme": api})
+
+
+def app_provider(api: str, model: str, base_url: str | None) -> AppProvider:
+    """The provider for a call to ``model`` at an endpoint speaking ``api``."""
+    return _provider_class(api)(model, base_url)
+
+
+def _error_text(raw: dict[str, Any]) -> str:
+    data = raw.get("json")
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return " ".join(str(error["message"]).split())
+        if isinstance(error, str):
+            return error
+        if data.get("message"):
+            return str(data["message"])
+    return ""
+
+
+def _scrub(text: str, secrets: dict[str, str]) -> str:
+    for value in secrets.values():
+        text = text.replace(value, "***")
+    return text

@@ -1,0 +1,198 @@
+"""Which URLs are LLM endpoints, whose calls the interception routes through the call path.
+
+An endpoint is a scheme, a host (or ``*.suffix``), an optional port and a path prefix. The
+list, checked in this order, is:
+
+1. ``[intercept] hosts = [...]`` in harness.toml: host names (``llm.internal``,
+   ``*.example.com``, ``localhost:8000``) or URL prefixes (``http://127.0.0.1:8000/v1``);
+2. ``base_url`` of every ``[providers.NAME]`` table in harness.toml;
+3. base URLs in the environment: ``OPENAI_BASE_URL``, ``AZURE_OPENAI_ENDPOINT``,
+   ``ANTHROPIC_BASE_URL``, ``OLLAMA_HOST``, and ``DATABRICKS_HOST`` (its
+   ``/serving-endpoints`` only: the same host serves the rest of the workspace API);
+4. the hosted APIs' own hosts (``KNOWN_HOSTS``, ``KNOWN_SUFFIXES``).
+
+Each endpoint names the API it speaks (``openai``, ``anthropic``, ...; ``http`` for the
+hosts of ``[intercept]``), which decides the prices and rate limits its calls count against.
+The environment is read when a URL is matched, so a variable set after a run started (as
+tests do) still counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.errors import ConfigError
+
+__all__ = [
+    "BASE_URL_ENV",
+    "KNOWN_HOSTS",
+    "KNOWN_SUFFIXES",
+    "Endpoint",
+    "Endpoints",
+    "environment_endpoints",
+    "is_loopback",
+]
+
+KNOWN_HOSTS: dict[str, str] = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gemini",
+    "api.mistral.ai": "mistral",
+    "api.cohere.com": "cohere",
+    "api.cohere.ai": "cohere",
+    "api.groq.com": "groq",
+    "api.together.xyz": "together",
+    "api.fireworks.ai": "fireworks",
+    "api.deepseek.com": "deepseek",
+    "openrouter.ai": "openrouter",
+    "api.perplexity.ai": "perplexity",
+    "api.x.ai": "xai",
+    "api.voyageai.com": "voyage",
+}
+KNOWN_SUFFIXES: dict[str, str] = {
+    ".openai.azure.com": "openai",
+    ".cognitiveservices.azure.com": "openai",
+}
+# variable -> (API, path the API lives under on that host)
+BASE_URL_ENV: dict[str, tuple[str, str]] = {
+    "OPENAI_BASE_URL": ("openai", ""),
+    "AZURE_OPENAI_ENDPOINT": ("openai", ""),
+    "ANTHROPIC_BASE_URL": ("anthropic", ""),
+    "OLLAMA_HOST": ("ollama", ""),
+    "DATABRICKS_HOST": ("databricks", "/serving-endpoints"),
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """URLs whose scheme (any if None), host, port (any if None) and path prefix match."""
+
+    api: str
+    host: str  # lower case; "*.example.com" matches every subdomain of example.com
+    scheme: str | None = None
+    port: int | None = None
+    path: str = ""
+
+    @classmethod
+    def parse(cls, text: str, api: str, path: str = "") -> Endpoint:
+        """``https://host:port/prefix``, ``host:port`` or ``host``; raise ValueError if odd."""
+        text = text.strip()
+        if "://" not in text:  # a bare host (OLLAMA_HOST is often given so)
+            text = "//" + text
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        if not host or parts.query or parts.fragment:
+            raise ValueError(f"{text.lstrip('/')!r} is not a host or a URL prefix")
+        port = parts.port  # raises ValueError on a bad port
+        scheme = parts.scheme.lower() or None
+        if scheme is not None and port is None:
+            port = _DEFAULT_PORTS.get(scheme)
+        prefix = (parts.path.rstrip("/") + path) if parts.path.strip("/") else path
+        return cls(api, host, scheme, port, prefix)
+
+    def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
+        if self.host.startswith("*."):
+            if not host.endswith(self.host[1:]):
+                return False
+        elif host != self.host:
+            return False
+        if self.scheme is not None and scheme != self.scheme:
+            return False
+        if self.port is not None and (port or _DEFAULT_PORTS.get(scheme)) != self.port:
+            return False
+        return not self.path or path == self.path or path.startswith(self.path + "/")
+
+
+class Endpoints:
+    """The LLM endpoints of a project: its settings, the environment, the known hosts."""
+
+    def __init__(self, configured: Iterable[Endpoint] = ()) -> None:
+        self.configured = tuple(configured)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Endpoints:
+        """From harness.toml: ``[intercept] hosts`` and ``[providers.NAME] base_url``."""
+        table = settings.get("intercept") or {}
+        if not isinstance(table, Mapping):
+            raise ConfigError("[intercept] in harness.toml must be a table")
+        unknown = sorted(set(table) - {"hosts"})
+        if unknown:
+            raise ConfigError(
+                f"[intercept] in harness.toml: unknown setting(s) {', '.join(unknown)}"
+            )
+        hosts = table.get("hosts", [])
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            raise ConfigError("[intercept] hosts must be a list of host names or URL prefixes")
+        found = []
+        for host in hosts:
+            try:
+                found.append(Endpoint.parse(host, "http"))
+            except ValueError as exc:
+                raise ConfigError(f"[intercept] hosts: {exc}") from None
+        for name, options in (settings.get("providers") or {}).items():
+            base_url = options.get("base_url") if isinstance(options, Mapping) else None
+            if isinstance(base_url, str) and base_url.strip():
+                try:
+                    found.append(Endpoint.parse(base_url, str(name)))
+                except ValueError as exc:
+                    raise ConfigError(f"[providers.{name}] base_url: {exc}") from None
+        return cls(found)
+
+    def match(
+        self,
+        scheme: str,
+        host: str,
+        port: int | None,
+        path: str,
+        environment: tuple[Endpoint, ...] | None = None,
+    ) -> str | None:
+        """The API the URL's endpoint speaks, or None when it is not an LLM endpoint.
+        ``environment`` is ``environment_endpoints()``, when the caller read it already."""
+        host = host.lower()
+        if environment is None:
+            environment = environment_endpoints()
+        for endpoint in (*self.configured, *environment):
+            if endpoint.matches(scheme, host, port, path):
+                return endpoint.api
+        api = KNOWN_HOSTS.get(host)
+        if api is not None:
+            return api
+        for suffix, api in KNOWN_SUFFIXES.items():
+            if host.endswith(suffix):
+                return api
+        return None
+
+
+def environment_endpoints() -> tuple[Endpoint, ...]:
+    """The endpoints the environment's base-URL variables name, as they are now."""
+    return _environment_endpoints(tuple(os.environ.get(name) for name in BASE_URL_ENV))
+
+
+@functools.lru_cache(maxsize=16)
+def _environment_endpoints(values: tuple[str | None, ...]) -> tuple[Endpoint, ...]:
+    found = []
+    for (_, (api, path)), value in zip(BASE_URL_ENV.items(), values, strict=True):
+        if value and value.strip():
+            try:
+                found.append(Endpoint.parse(value, api, path))
+            except ValueError:
+                continue  # the provider reports a bad URL when it is used; nothing to match
+    return tuple(found)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: traffic that does not leave the machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,287 @@
+"""What happens to one HTTP request the user's code sends while a scope is active.
+
+``route_sync`` and ``route_async`` stand in front of httpx's transports (see
+``harness.intercept.patch``). For a request:
+
+- harness's own (marked ``OWN_REQUEST``), or sent with no scope active: sent as it is;
+- to a host that is not an LLM endpoint: sent as it is, except in ``replay``, where only
+  loopback is open and anything else raises ``ConnectError`` (and fails the scope);
+- to an LLM endpoint but not a JSON ``POST`` (a ``GET /v1/models``, a multipart upload):
+  sent as it is, uncached, except in ``replay``, where it is refused the same way;
+- a JSON ``POST`` to an LLM endpoint: keyed (``harness.intercept.wire``) and handed to the
+  scope's call path with ``kind="app"``: the cache answers it, or the provider on a miss, by
+  the cache mode. The client gets the stored answer back as a response, streams included.
+
+When the call path fails (a replay miss, a call that failed after its retries, a request
+that carries a credential in its URL or body), the scope records the error, so the row,
+block or test fails with it, and the client gets an error answer in its API's shape with
+``x-should-retry: false`` (the openai and anthropic SDKs then do not retry): status 424 for
+harness's refusals, 502 or 504 when the server could not be reached, or the server's own
+4xx/5xx answer.
+
+A cache hit is answered in the thread that asked (``Caller.cached``). A miss is sent from
+the call path's event loop; a blocking (sync) call that misses on the very thread that
+runs that loop (an ``async def`` model using a sync client) cannot wait for it without
+deadlocking the loop: it is refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import Any
+
+from harness.errors import (
+    ConfigError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    ReplayMiss,
+    ReplayRefused,
+)
+from harness.intercept.app_provider import app_provider
+from harness.intercept.credentials import find_secret, header_secrets
+from harness.intercept.endpoints import is_loopback
+from harness.intercept.scope import Scope, current
+from harness.intercept.wire import AppRequest, app_request, error_response, http_response
+from harness.providers._client import OWN_REQUEST
+from harness.providers._http import redact_url
+
+__all__ = ["route_async", "route_sync"]
+
+_PASS = None  # what ``_plan`` returns for a request that is sent as it is
+
+
+class _Refusal(Exception):
+    """A request refused before it reaches the call path; ``error`` fails the scope."""
+
+    def __init__(self, error: Exception, api: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.api = api  # None: not an LLM endpoint, so refused as a failed connection
+
+
+def _module(request: Any) -> ModuleType:
+    """httpx or httpx2: the package whose ``Response`` the client expects."""
+    return sys.modules[type(request).__module__.partition(".")[0]]
+
+
+def _endpoint(scope: Scope, request: Any) -> str | None:
+    """The API of the request's endpoint, or None; raise ``_Refusal`` in replay off-machine."""
+    url = request.url
+    api = scope.endpoint(url.scheme, url.host, url.port, url.path)
+    if api is None and scope.mode == "replay" and not is_loopback(url.host):
+        raise _Refusal(
+            ReplayRefused(
+                f"harness replay: refused {request.method} {redact_url(str(url))}: nothing "
+                f"leaves the machine while replaying (if this is an LLM endpoint, add its "
+                f"host to [intercept] hosts in harness.toml)"
+            ),
+            None,
+        )
+    return api
+
+
+def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | None:
+    """The keyed request for the call path, or None to send it as it is."""
+    url = request.url
+    raw_headers = request.headers.raw
+    carried = header_secrets(raw_headers)
+    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
+    timeout = request.extensions.get("timeout")
+    keyed = app_request(api, request.method, url, raw_headers, content, timeout, secrets)
+    if keyed is None:
+        if scope.mode == "replay":
+            raise _Refusal(
+                ReplayRefused(
+                    f"harness replay: refused {request.method} {redact_url(str(url))}: only "
+                    f"JSON POSTs to LLM endpoints are recorded, and nothing else leaves the "
+                    f"machine while replaying"
+                ),
+                api,
+            )
+        return None
+    scope.saw_credentials(carried)
+    leaked = find_secret(keyed.base_url or "", secrets) or find_secret(content, secrets)
+    if leaked is not None:
+        raise _Refusal(
+            ConfigError(
+                f"the request to {redact_url(str(url))} carries the value of {leaked} in its "
+                f"URL or body; harness keys, caches and records no credential (send it in a "
+                f"header)"
+            ),
+            api,
+        )
+    sample = scope.repeat(keyed.base_url or "", content)
+    return dataclasses.replace(keyed, sample_index=sample) if sample else keyed
+
+
+def _provider(request: AppRequest) -> Any:
+    assert request.http is not None
+    return app_provider(request.http.api, request.model, request.base_url)
+
+
+def _cached(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool] | None:
+    """The answer from the cache, if it holds one, in the calling thread: a hit needs no
+    trip to the call path's loop. Raise what the lookup raised (recorded on the scope)."""
+    try:
+        result = scope.caller.cached(_provider(request), request, kind="app", row_id=scope.row_id)
+    except Exception as e:  # a corrupt entry in replay
+        scope.fail(e)
+        raise
+    if result is None:
+        return None
+    scope.record(result.request_key)
+    return result.raw, False
+
+
+async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
+    """(the stored answer, whether it is the server's error answer) from the call path;
+    raise what the call path raised (after recording it on the scope)."""
+    provider = _provider(request)
+    try:
+        result = await scope.caller.call(provider, request, kind="app", row_id=scope.row_id)
+    except ProviderHTTPError as e:
+        scope.fail(e)
+        if e.response is not None:
+            return e.response, True
+        raise
+    except Exception as e:
+        scope.fail(e)
+        raise
+    if result.request_key:
+        scope.record(result.request_key)
+    return result.raw, False
+
+
+def _respond(request: Any, answer: tuple[dict[str, Any], bool]) -> Any:
+    raw, is_error = answer
+    extra = [("x-should-retry", "false")] if is_error else []
+    return http_response(_module(request), raw, extra)
+
+
+def _refused(request: Any, api: str | None, error: BaseException) -> Any:
+    """The error answer for a failed or refused call (see the module docstring)."""
+    module = _module(request)
+    if api is None:
+        raise module.ConnectError(str(error), request=request)
+    if isinstance(error, ProviderTimeout):
+        status, kind = 504, "harness_upstream_timeout"
+    elif isinstance(error, ProviderError):
+        status, kind = 502, "harness_upstream_error"
+    elif isinstance(error, ReplayMiss):
+        status, kind = 424, "harness_replay_miss"
+    else:
+        status, kind = 424, "harness_refused"
+    return error_response(module, api, status, kind, _describe(error))
+
+
+def _describe(error: BaseException) -> str:
+    """The message the user's client shows for a failed call."""
+    if isinstance(error, ReplayMiss) and error.explanation:
+        return f"harness replay: no recorded answer for this call: {error.explanation}"
+    return str(error)
+
+
+def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) -> Any:
+    """Answer a request sent through a sync transport (see the module docstring)."""
+    if request.extensions.get(OWN_REQUEST):
+        return send(transport, request)
+    scope = current()
+    if scope is None:
+        return send(transport, request)
+    api: str | None = None
+    try:
+        api = _endpoint(scope, request)
+        if api is None:
+            return send(transport, request)
+        keyed = _plan(scope, request, api, request.read())
+        if keyed is None:
+            return send(transport, request)
+        try:
+            answer = _cached(scope, keyed)
+        except Exception as e:
+            return _refused(request, api, e)
+        if answer is not None:
+            return _respond(request, answer)
+        if threading.get_ident() == scope.loop_thread:
+            raise _Refusal(
+                ConfigError(
+                    "a blocking HTTP call to an LLM endpoint was made on harness's event loop "
+                    "(an async function using a sync client, such as OpenAI() in an async "
+                    "def): use the async client (AsyncOpenAI), or make the function a plain def"
+                ),
+                api,
+            )
+        try:
+            answer = _on_loop_from_thread(scope, keyed)
+        except Exception as e:
+            return _refused(request, api, e)
+        return _respond(request, answer)
+    except _Refusal as refusal:
+        scope.fail(refusal.error)
+        return _refused(request, refusal.api, refusal.error)
+
+
+async def route_async(
+    transport: Any, request: Any, send: Callable[[Any, Any], Awaitable[Any]]
+) -> Any:
+    """Answer a request sent through an async transport (see the module docstring)."""
+    if request.extensions.get(OWN_REQUEST):
+        return await send(transport, request)
+    scope = current()
+    if scope is None:
+        return await send(transport, request)
+    api: str | None = None
+    try:
+        api = _endpoint(scope, request)
+        if api is None:
+            return await send(transport, request)
+        keyed = _plan(scope, request, api, await request.aread())
+        if keyed is None:
+            return await send(transport, request)
+        try:
+            answer = _cached(scope, keyed) or await _on_loop(scope, keyed)
+        except Exception as e:
+            return _refused(request, api, e)
+        return _respond(request, answer)
+    except _Refusal as refusal:
+        scope.fail(refusal.error)
+        return _refused(request, refusal.api, refusal.error)
+
+
+def _submit(scope: Scope, request: AppRequest) -> Any:
+    """Start answering ``request`` on the scope's loop, from another thread."""
+    work = _answer(scope, request)
+    try:
+        return asyncio.run_coroutine_threadsafe(work, scope.loop)
+    except RuntimeError:  # the loop is closed: the run or block that made the call is over
+        work.close()
+        error = ConfigError(
+            "an HTTP call to an LLM endpoint was made after the run or replay block it "
+            "belongs to had ended"
+        )
+        scope.fail(error)
+        raise error from None
+
+
+def _on_loop_from_thread(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
+    answer: tuple[dict[str, Any], bool] = _submit(scope, request).result()
+    return answer
+
+
+async def _on_loop(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
+    """The answer from the scope's loop: awaited here if it is this one, else across threads."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # trio, through anyio: wait for the answer in a worker thread
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(_on_loop_from_thread, scope, request)
+    if running is scope.loop:
+        return await _answer(scope, request)
+    return await asyncio.wrap_future(_submit(scope, request))

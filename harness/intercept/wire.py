@@ -1,0 +1,338 @@
+"""An intercepted HTTP call as a model request, and its stored answer as an HTTP response.
+
+**The key.** A JSON ``POST`` to an LLM endpoint becomes a ``ModelRequest`` whose key is built
+as every other key is (``harness.cache.keys``), from:
+
+- ``provider``: ``"http"`` (``APP_PROVIDER``), so these entries never answer harness's own
+  provider calls, nor the reverse;
+- ``base_url``: the URL without credentials: scheme and host lower-cased, default port
+  dropped, the path, and the query parameters sorted, less any whose name looks like a
+  credential (``key``, ``api-key``, ``token``, ``sig``, ...; see ``key_url``);
+- ``model``: the body's ``model`` (``""`` when it has none);
+- ``messages``: the body's ``messages`` when it is a list of objects (chat completions,
+  Anthropic messages), else none;
+- ``params``: every other member of the body, ``stream`` included (a stream and a whole
+  answer are different answers), normalized as any parameter is;
+- ``sample_index``: how many identical requests the same row (or block, or test) made
+  before this one, so an app that asks twice on purpose gets its two answers back, in order.
+
+Never in it: headers (credentials, ``user-agent``, ``x-stainless-*``, request ids,
+idempotency keys), the method (always ``POST``), timeouts.
+
+**The answer** is stored as the entry's ``raw`` member, ``{"status", "content_type"}`` plus
+one of ``"json"`` (a JSON body, parsed), ``"text"`` (any other text, a server-sent event
+stream byte for byte) or ``"base64"`` (binary). ``summary`` reads the text and token usage
+out of it for the entry and the run's counters; ``http_response`` turns it back into the
+response the client expects.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from harness.model_io import ModelRequest
+
+__all__ = [
+    "APP_PROVIDER",
+    "AppRequest",
+    "HTTPCall",
+    "app_request",
+    "envelope",
+    "envelope_body",
+    "error_response",
+    "http_response",
+    "key_url",
+    "summary",
+]
+
+APP_PROVIDER = "http"
+_CREDENTIAL_QUERY = re.compile(
+    r"key|token|secret|sig|signature|password|passwd|auth|credential|session", re.IGNORECASE
+)
+_HOP_BY_HOP = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"accept-encoding",  # harness's client asks for what it can decode, and decodes
+    }
+)
+
+
+@dataclass(frozen=True)
+class HTTPCall:
+    """What to send on a miss: the request as the user's client built it."""
+
+    api: str  # the API the endpoint speaks (harness.intercept.endpoints)
+    method: str
+    url: Any  # the client's URL object, query string included: the server needs it
+    raw_headers: tuple[tuple[bytes, bytes], ...]  # as the client built them (httpx's .raw)
+    content: bytes
+    timeout: Mapping[str, float | None] | None = None
+    # Credentials (name -> value) the answer must not contain: the request's own and the
+    # environment's, found when the call was keyed.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers to send: the client's, less the hop-by-hop ones (decoded on a miss
+        only: a cache hit never needs them)."""
+        return [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in self.raw_headers
+            if name.lower() not in _HOP_BY_HOP
+        ]
+
+
+@dataclass(frozen=True)
+class AppRequest(ModelRequest):
+    """A model request made from an intercepted HTTP call (``http`` is never keyed)."""
+
+    http: HTTPCall | None = field(default=None, compare=False, repr=False)
+
+
+def key_url(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
+    """The URL as the key holds it (see the module docstring)."""
+    netloc = host.lower() if port is None else f"{host.lower()}:{port}"
+    if not query:
+        return f"{scheme.lower()}://{netloc}{path}"
+    kept = sorted(
+        (name, value)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+        if not _CREDENTIAL_QUERY.search(name)
+    )
+    url = f"{scheme.lower()}://{netloc}{path}"
+    return f"{url}?{urlencode(kept)}" if kept else url
+
+
+def app_request(
+    api: str,
+    method: str,
+    url: Any,
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    content: bytes,
+    timeout: Mapping[str, float | None] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> AppRequest | None:
+    """The model request for an HTTP call, or None when it is not a JSON POST.
+
+    ``url`` is an ``httpx.URL`` (of httpx or httpx2), ``raw_headers`` its ``Headers.raw``;
+    ``secrets`` are the credentials its answer must not contain (``HTTPCall.secrets``).
+    """
+    if method.upper() != "POST" or content.lstrip()[:1] != b"{":
+        return None
+    try:
+        body = json.loads(content)  # not orjson: it reads an int beyond 64 bits as a float
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    if not isinstance(body, dict):
+        return None
+    model = body.get("model")
+    messages = body.get("messages")
+    chat = type(messages) is list and all(type(m) is dict for m in messages)  # as JSON parses
+    params = {k: v for k, v in body.items() if k != "model" and not (chat and k == "messages")}
+    query = url.query.decode("ascii", "replace") if isinstance(url.query, bytes) else url.query
+    call = HTTPCall(
+        api=api,
+        method="POST",
+        url=url,
+        raw_headers=tuple(raw_headers),
+        content=content,
+        timeout=timeout,
+        secrets=secrets or {},
+    )
+    return AppRequest(
+        provider=APP_PROVIDER,
+        model=model if isinstance(model, str) else "",
+        messages=tuple(messages) if chat and messages else (),
+        params=params,
+        base_url=key_url(url.scheme, url.host, url.port, url.path, query),
+        http=call,
+    )
+
+
+# -- stored answers -------------------------------------------------------------------
+
+
+def envelope(status: int, content_type: str, content: bytes) -> dict[str, Any]:
+    """The stored form of an answer (see the module docstring)."""
+    raw: dict[str, Any] = {"status": status, "content_type": content_type}
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            raw["json"] = json.loads(content)
+            return raw
+        except ValueError:
+            pass  # a body that says JSON and is not: kept as it came
+    try:
+        if kind.startswith("text/") or kind.endswith(("json", "xml")):
+            raw["text"] = content.decode("utf-8")
+            return raw
+    except UnicodeDecodeError:
+        pass
+    raw["base64"] = base64.b64encode(content).decode("ascii")
+    return raw
+
+
+def envelope_body(raw: Mapping[str, Any]) -> bytes:
+    """The body bytes of a stored answer."""
+    if "json" in raw:
+        try:  # every replayed answer is written out again: orjson, 3x the standard library
+            return orjson.dumps(raw["json"])
+        except TypeError:  # an int beyond 64 bits: the standard library writes it
+            return json.dumps(raw["json"], ensure_ascii=False, separators=(",", ":")).encode()
+    if "text" in raw:
+        return str(raw["text"]).encode("utf-8")
+    return base64.b64decode(str(raw.get("base64", "")))
+
+
+def http_response(
+    module: ModuleType, raw: Mapping[str, Any], extra_headers: Iterable[tuple[str, str]] = ()
+) -> Any:
+    """A ``module.Response`` (httpx or httpx2) with a stored answer, ready to read or stream
+    as an answer from the network would be: the client reads it, once."""
+    body = envelope_body(raw)
+    headers = [
+        ("content-type", str(raw.get("content_type") or "application/json")),
+        ("content-length", str(len(body))),
+        *extra_headers,
+    ]
+    status = int(raw.get("status", 200))
+    return module.Response(status, headers=headers, stream=_body_class(module)(body))
+
+
+@functools.cache
+def _body_class(module: ModuleType) -> type:
+    # httpx reads a ``ByteStream`` as soon as a response is made with one; a stream of
+    # another class is read by the client, as a network response is, and only once.
+    class Body(module.SyncByteStream, module.AsyncByteStream):  # type: ignore[name-defined]
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield self.body
+
+        async def __aiter__(self) -> Any:
+            yield self.body
+
+    return Body
+
+
+def error_response(module: ModuleType, api: str, status: int, kind: str, message: str) -> Any:
+    """An error answer harness gives the client in place of the server's, in the API's error
+    shape so the SDK shows ``message``; ``x-should-retry: false`` stops SDK retries."""
+    if api == "anthropic":
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    raw = {"status": status, "content_type": "application/json", "json": body}
+    return http_response(module, raw, [("x-should-retry", "false"), ("x-harness-error", kind)])
+
+
+# -- text and usage ---------------------------------------------------------------------
+
+
+def summary(raw: Mapping[str, Any]) -> tuple[str, int | None, int | None]:
+    """(text, input tokens, output tokens) of a stored answer, as far as its shape tells."""
+    if isinstance(raw.get("json"), dict):
+        return _json_summary(raw["json"])
+    text = raw.get("text")
+    if isinstance(text, str) and "event-stream" in str(raw.get("content_type")):
+        return _stream_summary(text)
+    return "", None, None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(usage: Any) -> tuple[int | None, int | None]:
+    if not isinstance(usage, Mapping):
+        return None, None
+    given = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
+    produced = _int(usage.get("output_tokens", usage.get("completion_tokens")))
+    return given, produced
+
+
+def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:
+    text = ""
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if content is None:
+            content = choices[0].get("text")  # legacy completions
+        text = content if isinstance(content, str) else ""
+    elif isinstance(data.get("output"), list):  # the Responses API
+        text = "".join(
+            str(part.get("text", ""))
+            for item in data["output"]
+            if isinstance(item, Mapping) and item.get("type") == "message"
+            for part in item.get("content") or []
+            if isinstance(part, Mapping) and part.get("type") == "output_text"
+        )
+    elif isinstance(data.get("content"), list):  # Anthropic messages
+        text = "".join(
+            str(part.get("text", ""))
+            for part in data["content"]
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return (text, *_usage(data.get("usage")))
+
+
+def sse_data(stream: str) -> Iterator[Any]:
+    """The JSON ``data`` of each event of a server-sent event stream (``[DONE]`` skipped)."""
+    for block in re.split(r"\r?\n\r?\n", stream):
+        lines = [line[5:].lstrip(" ") for line in block.splitlines() if line.startswith("data:")]
+        if not lines or lines == ["[DONE]"]:
+            continue
+        try:
+            yield json.loads("\n".join(lines))
+        except ValueError:
+            continue
+
+
+def _stream_summary(stream: str) -> tuple[str, int | None, int | None]:
+    pieces: list[str] = []
+    given = produced = None
+    for data in sse_data(stream):
+        if not isinstance(data, Mapping):
+            continue
+        kind = data.get("type")
+        if kind == "content_block_delta":  # Anthropic
+            delta = data.get("delta")
+            if isinstance(delta, Mapping) and isinstance(delta.get("text"), str):
+                pieces.append(delta["text"])
+        elif kind == "message_start" and isinstance(data.get("message"), Mapping):
+            given = _usage(data["message"].get("usage"))[0]
+        elif kind == "message_delta":
+            produced = _usage(data.get("usage"))[1] or produced
+        elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
+            pieces.append(data["delta"])  # the Responses API, streamed
+        elif kind == "response.completed" and isinstance(data.get("response"), Mapping):
+            given, produced = _usage(data["response"].get("usage"))
+        else:  # OpenAI chat-completion chunks
+            for choice in data.get("choices") or []:
+                delta = choice.get("delta") if isinstance(choice, Mapping) else None
+                if isinstance(delta, Mapping) and isinstance(delta.get("content"), str):
+                    pieces.append(delta["content"])
+            if isinstance(data.get("usage"), Mapping):
+                given, produced = _usage(data["usage"])
+    return "".join(pieces), given, produced

@@ -1,0 +1,76 @@
+"""The HTML report: one self-contained file that explains a run, or a comparison, at a glance.
+
+- :func:`run_report`: the report of one run (what was run, each metric's mean with its
+  95% interval and distribution, the judges' self-agreement and calibration, every row);
+  every run logs it to MLflow and ``harness run --report FILE`` writes it;
+- :func:`render_report`: the page for one run or several, with sections placed first
+  (``harness.compare.render.html`` adds a comparison's and a check's, for
+  ``harness report BASE CANDIDATE`` and ``harness check --report``);
+- :func:`write_report`: the file, whole or not at all.
+
+The report holds no timestamp of its writing and refers to nothing outside itself
+(``page``); its plots are inline SVG (``svg``) and its rows packed JSON (``rows``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.report.page import Section, markup, render_report
+from harness.report.rows import Flips, ReportRun
+
+if TYPE_CHECKING:
+    from harness.store.exports import RunRecord
+
+__all__ = [
+    "Flips",
+    "ReportRun",
+    "Section",
+    "markup",
+    "render_report",
+    "run_label",
+    "run_report",
+    "write_report",
+]
+
+
+def run_label(record: RunRecord) -> str:
+    """How a report names a run: its run name, else its id."""
+    return record.info.run_name or record.info.run_id
+
+
+def run_report(
+    record: RunRecord,
+    *,
+    db_path: Path | None = None,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
+) -> str:
+    """The report of one run; ``db_path`` is the store to read judge calibrations from;
+    ``by`` columns to slice it by (else the run's own ``--by`` columns), with at most
+    ``max_slices`` values each."""
+    from harness.store.scores import record_scores
+
+    info = record.info
+    run = ReportRun(run_label(record), record, record_scores(record))
+    return render_report(
+        [run],
+        title=f"harness report: {run.label}",
+        subtitle=f"{info.model} on {info.dataset}@{info.dataset_version}, "
+        f"{info.rows_done:,} rows, {info.status}",
+        db_path=db_path,
+        by=by,
+        max_slices=max_slices,
+    )
+
+
+def write_report(path: str | os.PathLike[str], html: str) -> Path:
+    """Write ``html`` to ``path`` whole or not at all; a missing folder is bad input."""
+    from harness.files import write_user_file
+
+    target = Path(path)
+    write_user_file(target, html)
+    return target

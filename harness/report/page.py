@@ -1,0 +1,137 @@
+"""The report page: one HTML file with its stylesheet, script, plots and rows inline.
+
+The page is a Jinja2 template (autoescaped: every text from a run is escaped; the plots are
+the only markup passed through, and ``harness.report.svg`` escapes their text itself). It
+refers to nothing outside itself: no fonts (the system's), no scripts or styles from
+elsewhere, no images but inline SVG, so it opens from disk, offline, and in MLflow's
+artifact view. Nothing in it depends on when it was written, so the same runs give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness._version import __version__
+from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.report.facts import run_facts
+from harness.report.rows import Flips, ReportRun, pack, rows_payload
+from harness.report.scores import judge_views, metric_views, report_metrics
+from harness.report.slices import slice_views
+
+if TYPE_CHECKING:
+    import jinja2
+    from markupsafe import Markup
+
+    from harness.store.calibrations import StoredCalibration
+
+__all__ = ["Section", "environment", "markup", "render_report"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section placed before the run's own (a check's gates, a comparison)."""
+
+    id: str
+    title: str
+    html: Markup
+
+
+def markup(text: str) -> Markup:
+    """Trusted HTML (a rendered template, a plot) that the page must not escape again."""
+    from markupsafe import Markup
+
+    return Markup(text)  # noqa: S704 - only our own rendered templates and plots
+
+
+def _thousands(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _arrow(direction: int) -> str:
+    return {1: " ↑", -1: " ↓"}.get(direction, "")
+
+
+@cache
+def environment(package: str) -> jinja2.Environment:
+    """A Jinja2 environment for the templates of ``package`` (its ``templates`` folder),
+    with the number formats every surface shares as filters."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        number=number, signed=signed, ci=ci, mean_ci=mean_ci, p_value=p_value, clip=clip,
+        thousands=_thousands, arrow=_arrow,
+    )  # fmt: skip
+    return env
+
+
+@cache
+def _static(name: str) -> str:
+    return resources.files("harness.report").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def find_calibrations(db_path: Path | None, run: ReportRun) -> list[StoredCalibration]:
+    """The newest calibration of each of the run's judges, with their version and model."""
+    config = run.record.info.config
+    judges = config.get("judges") or []
+    if db_path is None or not judges or not Path(db_path).exists():
+        return []
+    from harness.store.calibrations import judge_calibrations
+
+    versions = config.get("judge_versions") or {}
+    models = config.get("judge_models") or {}  # a judge with its own model: that one
+    model = config.get("judge_model_uri") or config.get("judge_model")
+    return [
+        found
+        for j in judges
+        for found in judge_calibrations(db_path, [(j, versions.get(j))], models.get(j) or model)
+    ]
+
+
+def render_report(
+    runs: Sequence[ReportRun],
+    *,
+    title: str,
+    subtitle: str,
+    lead: Sequence[Section] = (),
+    flips: Sequence[Flips] = (),
+    db_path: Path | None = None,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
+) -> str:
+    """The report of ``runs`` (one run, or a base and its candidates) as one HTML page.
+
+    ``lead`` sections come first (a check, a comparison); ``flips`` marks each candidate's
+    rows that got worse or better; ``db_path`` is the store the judges' calibrations are
+    read from (none for a report with no store); ``by`` are the columns to slice each run
+    by (at most ``max_slices`` values each), else each run's own ``--by`` columns."""
+    metrics = report_metrics(runs)
+    calibrations = [find_calibrations(db_path, run) for run in runs]
+    payload = rows_payload(runs, metrics, flips)
+    context = {
+        "title": title,
+        "subtitle": subtitle,
+        "version": __version__,
+        "lead": list(lead),
+        "runs": [(run, run_facts(run)) for run in runs],
+        "metrics": metric_views(runs, metrics),
+        "judges": judge_views(runs, calibrations),
+        "slices": slice_views(runs, by, max_slices),
+        "packed": pack(payload),
+        "css": markup(_static("report.css")),
+        "js": markup(_static("report.js")),
+    }
+    return environment("harness.report").get_template("report.html.j2").render(context)

@@ -1,0 +1,165 @@
+"""The end of a run: batch metrics over all its rows, and the aggregates MLflow names.
+
+A :class:`~harness.metrics.BatchMetric` (MLflow's ``eval_fn``) sees every row at once, so it
+runs when the rows are done, over what is stored: a resumed run computes it again over all
+its rows. Its per-row scores are stored like any metric's; its own aggregates (an
+``eval_fn``'s ``aggregate_results``) are reported as it computed them, next to (and over)
+harness's mean, p50, p90 and count. Metrics and judges from MLflow also get the extra
+aggregations they ask for (``variance``, ``median``, ...).
+
+A batch metric that raises is reported, not fatal: the rows and the other metrics are
+kept, and the run counts it in ``metric_errors`` (the CLI exits 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.metrics import BatchMetric, Columns, extra_aggregates
+from harness.store.runs import ScoreRow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.runner.plan import RunPlan
+    from harness.store.datasets import Example
+
+__all__ = ["BatchOutcome", "FinalScores", "add_extra_aggregates", "final_scores", "score_batches"]
+
+
+@dataclass
+class BatchOutcome:
+    """What the batch metrics found: rows to store, aggregates, and the ones that failed."""
+
+    rows: list[ScoreRow] = field(default_factory=list)
+    aggregates: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # one line each
+
+
+@dataclass
+class FinalScores:
+    """A finished run's scores and aggregates, and what went wrong in its metrics."""
+
+    scores: pd.DataFrame
+    metrics: dict[str, dict[str, float]]
+    problems: list[str]  # one line each: a batch metric that raised, rows a metric raised on
+    errors: int  # rows a metric raised on, plus batch metrics that raised
+
+
+def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame) -> FinalScores:
+    """Batch metrics over the stored rows, then every aggregate, from what is stored."""
+    from harness.runner.summary import aggregate_scores
+    from harness.store import runs as run_store
+
+    db = plan.home.db_path
+    scores = run_store.load_scores(db, run_id)
+    metrics = aggregate_scores(scores)
+    problems: list[str] = []  # batch metrics that raised, then the rows metrics raised on
+    if plan.batch:
+        outcome = score_batches(plan.batch, plan.examples, outputs, scores, metrics)
+        run_store.replace_scores(db, run_id, [m.name for m in plan.batch], outcome.rows)
+        scores = run_store.load_scores(db, run_id)
+        metrics = aggregate_scores(scores)
+        for name, aggregates in outcome.aggregates.items():
+            metrics.setdefault(name, {}).update(aggregates)
+        problems += outcome.failures
+    asked = {m.name: m.aggregations for m in [*plan.metrics, *plan.judges] if m.aggregations}
+    add_extra_aggregates(metrics, scores, asked)
+    failed_rows = (
+        int((scores["error"].notna() & (scores["source"] == "code")).sum()) if len(scores) else 0
+    )
+    errors = failed_rows + len(problems)
+    if failed_rows:
+        problems.append(f"metrics raised on {failed_rows} row(s); see the scores' error column")
+    return FinalScores(scores, metrics, problems, errors)
+
+
+def score_batches(
+    metrics: Sequence[BatchMetric],
+    examples: Sequence[Example],
+    outputs: pd.DataFrame,
+    scores: pd.DataFrame,
+    aggregates: dict[str, dict[str, float]],
+) -> BatchOutcome:
+    """Run each batch metric once over the rows that have an output, in order.
+
+    ``scores`` and ``aggregates`` are the run's row metrics and judges so far: an
+    ``eval_fn`` asking for ``metrics`` (or another metric by name) receives them, and the
+    batch metrics computed before it.
+    """
+    outcome = BatchOutcome()
+    if not metrics:
+        return outcome
+    answered = outputs[outputs["output"].notna()] if len(outputs) else outputs
+    by_id = {e.id: e for e in examples}
+    ids = [str(i) for i in answered["id"]] if len(answered) else []
+    rows = [by_id[i] for i in ids]
+    per_row: dict[str, list[float | None]] = {}
+    if len(scores):
+        means = scores.groupby(["metric", "example_id"])["value"].mean()
+        for name in scores["metric"].unique():
+            values = means.loc[name]
+            per_row[str(name)] = [_number(values.get(i)) for i in ids]
+    columns = Columns(
+        ids=ids,
+        inputs=[e.input for e in rows],
+        outputs=[str(o) for o in answered["output"]] if len(answered) else [],
+        expected=[e.expected for e in rows],
+        contexts=[e.context for e in rows],
+        extra={key: [e.extra.get(key) for e in rows] for key in _extra_keys(rows)},
+        scores=per_row,
+        aggregates={k: dict(v) for k, v in aggregates.items()},
+    )
+    for metric in metrics:
+        try:
+            found = metric.fn(columns) if ids else None
+        except Exception as e:  # noqa: BLE001 - the user's eval_fn: reported, the run kept
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            outcome.failures.append(f"metric {metric.name!r} raised {type(e).__name__}: {first}")
+            continue
+        if found is None:
+            continue
+        if found.scores is not None:
+            for n, example_id in enumerate(ids):
+                outcome.rows.append(
+                    ScoreRow(
+                        example_id,
+                        metric.name,
+                        found.scores[n],
+                        label=found.labels[n] if found.labels else None,
+                        rationale=found.rationales[n] if found.rationales else None,
+                    )
+                )
+            columns.scores[metric.name] = list(found.scores)
+        if found.aggregates:
+            outcome.aggregates[metric.name] = dict(found.aggregates)
+            columns.aggregates[metric.name] = dict(found.aggregates)
+    return outcome
+
+
+def add_extra_aggregates(
+    metrics: dict[str, dict[str, float]], scores: pd.DataFrame, asked: dict[str, Sequence[Any]]
+) -> None:
+    """Add the extra aggregations (MLflow's ``variance``, ...) each metric or judge asked for."""
+    if not asked or not len(scores):
+        return
+    per_row = scores.dropna(subset=["value"]).groupby(["metric", "example_id"])["value"].mean()
+    for name, aggregations in asked.items():
+        if name in metrics and aggregations and name in per_row.index.get_level_values(0):
+            metrics[name].update(extra_aggregates(per_row.loc[name].tolist(), aggregations))
+
+
+def _extra_keys(rows: Sequence[Example]) -> list[str]:
+    keys: dict[str, None] = {}
+    for example in rows:
+        keys.update(dict.fromkeys(example.extra))
+    return list(keys)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number

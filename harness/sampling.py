@@ -1,0 +1,207 @@
+"""Reproducible random subsets of an eval set: ``--sample N|FRACTION --seed S --stratify COL``.
+
+**How rows are chosen.** Every example gets a key, the first 8 bytes of
+``sha256("harness-sample-v1" NUL seed NUL example_id)`` read as an integer, and the sample is
+the rows with the smallest keys (within each stratum, with ``--stratify``). The key depends
+on nothing but the seed and the id, so:
+
+- the same seed picks the same rows in every process and on every machine: no Python
+  ``hash()`` (randomized per process by ``PYTHONHASHSEED``), no dependence on the order the
+  rows were stored in or on a random generator's implementation;
+- samples nest: with one seed, the 100 rows of ``--sample 100`` are among the 200 of
+  ``--sample 200``, so growing a sample reuses every cached call of the smaller one;
+- a new version of the eval set that adds or drops a few rows keeps the rest of the sample
+  (a row's key does not change when other rows do), so its rerun is mostly cache hits.
+
+A seeded ``numpy`` generator over the sorted ids would also be reproducible, but it
+reshuffles everything when one row is added, and neither of the last two properties holds.
+
+**Stratified samples** keep each value's share of the whole set: stratum ``h`` with
+``N_h`` of the ``N`` rows gets ``n·N_h/N`` rows rounded by the largest-remainder (Hamilton)
+method: every stratum gets the floor of its quota, and the rows left over go to the strata
+with the largest fractional remainders. Each stratum's count is then within one row of its
+exact share, and the counts add up to ``n``.
+
+The chosen rows keep the eval set's order. Nothing here knows about DuckDB or examples:
+callers pass ids and (for ``--stratify``) each row's stratum label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from harness.errors import ConfigError, DataError
+from harness.slices.labels import column_labels, example_fields
+
+__all__ = [
+    "DEFAULT_SEED",
+    "SampleSpec",
+    "allocate",
+    "choose_sample",
+    "describe_sample",
+    "parse_size",
+    "sample_examples",
+    "sample_key",
+]
+
+DEFAULT_SEED = 0
+_KEY_PREFIX = "harness-sample-v1"  # part of every key: bump it only to change every sample
+
+
+def sample_key(seed: int, example_id: str) -> int:
+    """The row's place in the random order of ``seed``: a 64-bit integer."""
+    text = f"{_KEY_PREFIX}\x00{seed}\x00{example_id}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
+
+
+def parse_size(value: Any, what: str = "--sample") -> int | float:
+    """``100`` (rows) or ``0.1`` (a fraction of the rows) from a flag, a config or the API.
+
+    A whole number of 1 or more is a count; a number with a decimal point (or a float)
+    between 0 and 1 is a fraction. Raises ConfigError naming ``what`` for anything else.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} expects a number of rows or a fraction, got {value!r}")
+    number: int | float
+    if isinstance(value, (int, float)):
+        number = value
+    else:
+        text = str(value).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{what} expects a number of rows (100) or a fraction (0.1), got {value!r}"
+                ) from None
+    if isinstance(number, int):
+        if number < 1:
+            raise ConfigError(f"{what} must be at least 1 row, got {number}")
+        return number
+    if not math.isfinite(number) or not 0 < number <= 1:
+        raise ConfigError(f"{what} as a fraction must be above 0 and at most 1, got {number:g}")
+    return number
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What a sampled run asked for; stored with the run next to the ids it chose."""
+
+    size: int | float  # rows, or a fraction of them
+    seed: int = DEFAULT_SEED
+    stratify: str | None = None
+
+    def count(self, population: int) -> int:
+        """How many of ``population`` rows the sample holds. Raises DataError when a count
+        exceeds the rows there are."""
+        if isinstance(self.size, float):
+            return min(population, max(1, math.floor(self.size * population + 0.5)))
+        if self.size > population:
+            raise DataError(
+                f"--sample {self.size} is more rows than the {population} there are "
+                "(give a fraction such as 0.5, or fewer rows)"
+            )
+        return self.size
+
+    def as_dict(self, population: int) -> dict[str, Any]:
+        """What a sampled run stores and shows: the request, and the rows it came to."""
+        return {
+            "size": self.size,
+            "seed": self.seed,
+            "stratify": self.stratify,
+            "rows": self.count(population),
+            "population": population,
+        }
+
+
+def describe_sample(sample: Mapping[str, Any]) -> str:
+    """A stored sample in words: ``100 of 1,000 rows (seed 0, stratified by final_decision)``."""
+    how = f"seed {sample['seed']}"
+    if sample.get("stratify"):
+        how += f", stratified by {sample['stratify']}"
+    return f"{sample['rows']:,} of {sample['population']:,} rows ({how})"
+
+
+def allocate(counts: Sequence[int], n: int) -> list[int]:
+    """Split ``n`` rows among strata of ``counts`` rows in proportion (largest remainder).
+
+    Ties between equal remainders go to the larger stratum, then to the earlier one, so
+    the result is a function of the arguments alone.
+    """
+    total = sum(counts)
+    if not 0 <= n <= total:
+        raise ValueError(f"cannot take {n} of {total} rows")
+    if total == 0:
+        return [0 for _ in counts]
+    # Integer arithmetic: quota_h = n·N_h/total exactly, as floor plus remainder/total.
+    floors = [n * c // total for c in counts]
+    remainders = [n * c % total for c in counts]
+    left = n - sum(floors)
+    order = sorted(range(len(counts)), key=lambda h: (-remainders[h], -counts[h], h))
+    for h in order[:left]:
+        floors[h] += 1
+    return floors
+
+
+def choose_sample(
+    ids: Sequence[str],
+    n: int,
+    seed: int,
+    strata: Sequence[Hashable] | None = None,
+) -> list[int]:
+    """The positions (ascending) of the ``n`` rows of ``ids`` that the sample holds.
+
+    ``strata[i]`` is row ``i``'s stratum (any hashable label, None included) when the
+    sample is stratified.
+    """
+    if not 0 <= n <= len(ids):
+        raise ValueError(f"cannot take {n} of {len(ids)} rows")
+    keys = [sample_key(seed, example_id) for example_id in ids]
+    if strata is None:
+        chosen = sorted(range(len(ids)), key=lambda i: (keys[i], ids[i]))[:n]
+        return sorted(chosen)
+    if len(strata) != len(ids):
+        raise ValueError("strata must have one label per row")
+    groups: dict[Hashable, list[int]] = {}
+    for i, label in enumerate(strata):
+        groups.setdefault(label, []).append(i)
+    labels = list(groups)  # first appearance: the eval set's order
+    shares = allocate([len(groups[label]) for label in labels], n)
+    chosen = []
+    for label, share in zip(labels, shares, strict=True):
+        members = sorted(groups[label], key=lambda i: (keys[i], ids[i]))
+        chosen.extend(members[:share])
+    return sorted(chosen)
+
+
+class _Example(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def input(self) -> str: ...
+    @property
+    def expected(self) -> Sequence[str]: ...
+    @property
+    def context(self) -> str | None: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+
+
+E = TypeVar("E", bound=_Example)
+
+
+def sample_examples(examples: Sequence[E], spec: SampleSpec) -> list[E]:
+    """The examples ``spec`` chooses, in their order. Raises ConfigError for a
+    ``--stratify`` column no example has, DataError for more rows than there are."""
+    strata = None
+    if spec.stratify:
+        rows = [example_fields(e) for e in examples]
+        strata = column_labels(rows, spec.stratify, "--stratify")
+    n = spec.count(len(examples))
+    return [examples[i] for i in choose_sample([e.id for e in examples], n, spec.seed, strata)]

@@ -1,0 +1,50 @@
+"""Slices: every metric per value of a dataset column (``--by COLUMN``).
+
+- ``labels``: a column's value on each row (built-in columns or the example's extra ones),
+  how many values a ``--by`` column may have (``--max-slices``, ``[slices] max_values``);
+- ``table``: per slice the rows, and each metric's mean with its 95% interval from
+  ``harness.stats``, next to the overall line; the MLflow metric names of the slices.
+
+Shared: plain data in (per-row scores and labels), dataclasses out; the runner, ``runs
+show``, ``compare`` and ``harness.evaluate`` all slice through here.
+"""
+
+from __future__ import annotations
+
+from harness.slices.labels import (
+    BUILTIN_COLUMNS,
+    DEFAULT_MAX_VALUES,
+    check_value_count,
+    column_labels,
+    example_fields,
+    label,
+    max_values,
+    row_fields,
+    sort_labels,
+)
+from harness.slices.table import (
+    Slice,
+    SliceTable,
+    mlflow_slice_metrics,
+    per_row_values,
+    slice_table,
+    slices_frame,
+)
+
+__all__ = [
+    "BUILTIN_COLUMNS",
+    "DEFAULT_MAX_VALUES",
+    "Slice",
+    "SliceTable",
+    "check_value_count",
+    "column_labels",
+    "example_fields",
+    "label",
+    "max_values",
+    "mlflow_slice_metrics",
+    "per_row_values",
+    "row_fields",
+    "slice_table",
+    "slices_frame",
+    "sort_labels",
+]

@@ -1,0 +1,199 @@
+"""Metrics by slice: per value of a column, the rows, and every metric's mean with its 95%
+interval, next to the same numbers over all rows.
+
+Each row weighs the same: a judge asked several times scores a row with the mean of its
+samples, as in the run's aggregates. A metric's mean, standard error and interval come
+from ``harness.stats.estimate_mean`` (Wilson's interval for 0/1 scores, t otherwise), the
+same estimates ``compare`` and the reports show, over the rows of the slice that have a
+score (``count``; a failed row has none). Small slices get wide intervals: that is the
+point of showing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.slices.labels import sort_labels
+from harness.stats import MeanEstimate, estimate_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Slice",
+    "SliceTable",
+    "mlflow_slice_metrics",
+    "per_row_values",
+    "slice_table",
+    "slices_frame",
+]
+
+
+def per_row_values(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per example id, one column per metric (in the order first seen): the score,
+    a judge's samples averaged; NaN where a row has no score."""
+    import pandas as pd
+
+    if scores.empty:
+        return pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
+    metrics = list(dict.fromkeys(scores["metric"]))
+    return (
+        scores.dropna(subset=["value"])
+        .groupby(["example_id", "metric"], sort=False)["value"]
+        .mean()
+        .unstack("metric")
+        .reindex(columns=metrics)
+        .astype(float)
+    )
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The rows with one value of the column (or every row, for the overall line)."""
+
+    value: str | None  # None: rows without a value (or, as ``overall``, every row)
+    rows: int
+    errors: int  # rows whose model call failed
+    means: dict[str, MeanEstimate]  # metric -> estimate over the slice's scored rows
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "rows": self.rows,
+            "errors": self.errors,
+            "metrics": {
+                metric: {
+                    "count": m.n,
+                    "mean": _finite(m.mean),
+                    "se": _finite(m.se),
+                    "ci": [_finite(m.low), _finite(m.high)],
+                    "interval": m.method,
+                }
+                for metric, m in self.means.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SliceTable:
+    """One ``--by`` column: a line per value, and the overall line."""
+
+    column: str
+    overall: Slice
+    slices: list[Slice]
+    metrics: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "overall": self.overall.as_dict(),
+            "slices": [s.as_dict() for s in self.slices],
+        }
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat record per slice (overall first, value ``"(all)"``) and metric: the
+        table logged to MLflow and returned by ``harness.evaluate``. The mean and its
+        interval come before the counts so MLflow's artifact view shows them unscrolled."""
+        records = []
+        for s in [self.overall, *self.slices]:
+            value = "(all)" if s is self.overall else s.value
+            for metric in self.metrics:
+                m = s.means[metric]
+                records.append(
+                    {
+                        "column": self.column, "value": value, "metric": metric,
+                        "mean": _finite(m.mean), "ci_low": _finite(m.low),
+                        "ci_high": _finite(m.high), "rows": s.rows, "count": m.n,
+                    }
+                )  # fmt: skip
+        return records
+
+
+def slices_frame(tables: Sequence[SliceTable]) -> pd.DataFrame:
+    """Every table's ``records`` as one frame: ``slices_table`` in MLflow and ``evaluate``."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records([r for table in tables for r in table.records()])
+
+
+def slice_table(
+    column: str,
+    labels: pd.Series,
+    values: pd.DataFrame,
+    *,
+    failed: pd.Series | None = None,
+    metrics: Sequence[str] | None = None,
+) -> SliceTable:
+    """The slices of ``column``. ``labels`` maps each row's example id to its value (its
+    index is the run's rows); ``values`` holds the rows' scores (``per_row_values``);
+    ``failed`` marks rows whose model call failed."""
+    import numpy as np
+
+    metrics = list(metrics if metrics is not None else values.columns)
+    aligned = values.reindex(index=labels.index, columns=metrics)
+    failures = (
+        failed.reindex(labels.index).fillna(False).astype(bool).to_numpy()
+        if failed is not None
+        else np.zeros(len(labels), dtype=bool)
+    )
+    label_array = labels.to_numpy(dtype=object)
+
+    def one(value: str | None, mask: np.ndarray) -> Slice:
+        means = {}
+        for metric in metrics:
+            scores = aligned[metric].to_numpy(dtype=float)[mask]
+            means[metric] = estimate_mean(scores[~np.isnan(scores)])
+        return Slice(value, int(mask.sum()), int(failures[mask].sum()), means)
+
+    overall = one(None, np.ones(len(labels), dtype=bool))
+    slices = [
+        one(value, np.array([v == value for v in label_array], dtype=bool))
+        for value in sort_labels(label_array.tolist())
+    ]
+    return SliceTable(column, overall, slices, metrics)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# MLflow metric names may hold letters, digits, "_", "-", ".", " " and "/" (and ":" except
+# on Windows); "=" is refused. Names must also stay themselves as paths ("a/./b" is not).
+_UNSAFE = re.compile(r"[^\w.\- ]")
+MLFLOW_NAME_MAX = 250
+
+
+def mlflow_slice_metrics(table: SliceTable) -> dict[str, float]:
+    """``NAME/mean/by/COLUMN/VALUE`` -> the slice's mean, for every metric and slice.
+
+    The column and value are made safe for MLflow (any other character becomes ``_``, a
+    row without a value is ``(none)`` -> ``_none_``); two values that would then collide
+    keep their names apart with a short hash of the value.
+    """
+    column = _segment(table.column)
+    names: dict[str, float] = {}
+    seen: dict[str, str | None] = {}
+    for s in table.slices:
+        segment = _segment("(none)" if s.value is None else s.value)
+        if seen.setdefault(segment, s.value) != s.value:
+            digest = hashlib.sha256(str(s.value).encode()).hexdigest()[:8]
+            segment = f"{segment}_{digest}"
+        for metric, m in s.means.items():
+            if not math.isfinite(m.mean):
+                continue
+            name = f"{metric}/mean/by/{column}/{segment}"
+            if len(name) > MLFLOW_NAME_MAX:
+                digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+                name = f"{name[: MLFLOW_NAME_MAX - 9]}_{digest}"
+            names[name] = m.mean
+    return names
+
+
+def _segment(text: str) -> str:
+    safe = _UNSAFE.sub("_", text).strip() or "_"
+    return "_" * len(safe) if set(safe) == {"."} else safe  # "." and ".." are path moves

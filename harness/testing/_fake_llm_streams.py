@@ -1,0 +1,106 @@
+"""Streamed answers of the fake LLM server: server-sent events as the real services send them.
+
+``openai_chunks`` is an OpenAI chat-completions stream (``stream: true``): a first chunk with
+the assistant role, one chunk per word of the reply, a chunk with the finish reason, with
+``stream_options.include_usage`` a last chunk holding only the usage, then ``data: [DONE]``.
+``anthropic_events`` is an Anthropic messages stream: ``message_start``,
+``content_block_start``, ``ping``, one ``content_block_delta`` per word,
+``content_block_stop``, ``message_delta`` (stop reason and output tokens), ``message_stop``.
+Each event is the text of one SSE event, ending in the blank line that closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from harness.testing._fake_llm_replies import Reply
+
+
+def _pieces(text: str) -> list[str]:
+    """The reply cut into word-sized deltas that join back into exactly ``text``."""
+    return re.findall(r"\s*\S+", text) or [text]
+
+
+def _data(payload: Any, event: str | None = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    body = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"{head}data: {body}\n\n"
+
+
+def openai_chunks(reply: Reply, model: str, seq: int, *, include_usage: bool) -> list[str]:
+    """The SSE events of an OpenAI chat-completions stream answering with ``reply``."""
+    head = {
+        "id": f"chatcmpl-fake{seq:08d}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+    }
+    if include_usage:
+        head["usage"] = None  # every chunk but the last carries a null usage
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _data({**head, "choices": [choice]})
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": piece}) for piece in _pieces(reply.text)]
+    events.append(chunk({}, "length" if reply.truncated else "stop"))
+    if include_usage:
+        usage = {
+            "prompt_tokens": reply.input_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        }
+        events.append(_data({**head, "choices": [], "usage": usage}))
+    events.append(_data("[DONE]"))
+    return events
+
+
+def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
+    """The SSE events of an Anthropic messages stream answering with ``reply``."""
+    message: dict[str, Any] = {
+        "id": f"msg_fake{seq:08d}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+    }
+    events = [
+        _data({"type": "message_start", "message": message}, "message_start"),
+        _data(
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            "content_block_start",
+        ),
+        _data({"type": "ping"}, "ping"),
+    ]
+    for piece in _pieces(reply.text):
+        delta = {"type": "text_delta", "text": piece}
+        block = {"type": "content_block_delta", "index": 0, "delta": delta}
+        events.append(_data(block, "content_block_delta"))
+    events += [
+        _data({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        _data(
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": "max_tokens" if reply.truncated else "end_turn",
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": reply.output_tokens},
+            },
+            "message_delta",
+        ),
+        _data({"type": "message_stop"}, "message_stop"),
+    ]
+    return events

@@ -1,0 +1,205 @@
+"""The pytest plugin: a test's LLM calls replayed from its own cassette.
+
+Installing harness registers it (the ``pytest11`` entry point ``harness``). A test marked
+``@pytest.mark.harness`` (or a module with ``pytestmark = pytest.mark.harness``) runs inside
+``harness.replay(...)`` (see ``harness.recorder``) with the cassette
+``<test file's folder>/cassettes/<test module>/<test name>.jsonl``:
+
+- ``@pytest.mark.harness(cassette="path.jsonl")`` names another file (relative to the test
+  file's folder), ``hosts=[...]`` adds LLM endpoints for that test; the ini option
+  ``harness_cassette_dir`` (relative to each test file's folder) moves every default one;
+- ``--harness-record=none`` (the default) replays strictly: a call the cassette does not
+  hold fails the test with what differs and the command that records it, a missing cassette
+  fails it with that command, and the network is closed to all but loopback;
+  ``--harness-record=new`` records the calls the cassette lacks and keeps the others;
+  ``--harness-record=all`` records everything again and drops the entries the test no
+  longer uses;
+- the ``harness_recorder`` fixture is the test's ``Recorder`` (its cassette, mode, live
+  ``calls`` counters);
+- calls made by the test and by its function-scoped fixtures are covered; module- and
+  session-scoped fixtures run outside any test's cassette.
+
+Under pytest-xdist each test runs in one worker, and each test has its own cassette, so no
+two workers write one file. Tests that share a cassette (``cassette=``) take turns under a
+file lock and merge: with ``new`` each adds its calls; with ``all`` the first test of the
+session to write the file replaces it and the others add to it (the session is recognised
+through pytest's cache, shared by the workers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.recorder import Recorder
+
+MODES = {"none": "replay", "new": "use", "all": "refresh"}
+DEFAULT_CASSETTE_DIR = "cassettes"
+_RECORDER = pytest.StashKey["Recorder"]()
+_RUN_ID = pytest.StashKey[str]()  # this pytest session, as the controller named it
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "harness: LLM calls replayed from cassettes")
+    group.addoption(
+        "--harness-record",
+        choices=sorted(MODES),
+        default="none",
+        help="none: replay only, fail on a missing call (default); new: record missing "
+        "calls; all: record every call again and drop unused entries.",
+    )
+    parser.addini(
+        "harness_cassette_dir",
+        "Folder of the cassettes of @pytest.mark.harness tests, relative to each test file's "
+        "folder (default: cassettes).",
+        default=DEFAULT_CASSETTE_DIR,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "harness(cassette=None, hosts=()): replay the test's LLM calls from a cassette "
+        "(see --harness-record).",
+    )
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config.stash[_RUN_ID] = uuid.uuid4().hex
+
+
+def cassette_path(item: pytest.Item, cassette: Any = None) -> Path:
+    """Where a test's cassette lives (see the module docstring)."""
+    folder = item.path.parent
+    if cassette is not None:
+        return (folder / Path(cassette)).resolve()
+    base = folder / str(item.config.getini("harness_cassette_dir"))
+    cls = getattr(item, "cls", None)
+    name = item.name if cls is None else f"{cls.__name__}.{item.name}"
+    safe = _UNSAFE.sub("_", name)
+    if safe != name:  # "test_x[a b]" and "test_x[a_b]" must not share a file
+        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return base / item.path.stem / f"{safe}.jsonl"
+
+
+def _run_id(config: pytest.Config) -> str:
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        return str(worker.get("testrunuid", ""))
+    return config.stash[_RUN_ID]
+
+
+@pytest.fixture(autouse=True)
+def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a marked test: its recorder, active from the set-up of its function-scoped
+    fixtures to their teardown; the cassette is written (record modes) when it ends."""
+    marker = request.node.get_closest_marker("harness")
+    if marker is None:
+        yield
+        return
+    from harness.recorder import Recorder
+
+    item = request.node
+    unknown = sorted(set(marker.kwargs) - {"cassette", "hosts"})
+    if marker.args or unknown:
+        pytest.fail(
+            f"@pytest.mark.harness takes cassette= and hosts=, not {marker.args or unknown}",
+            pytrace=False,
+        )
+    path = cassette_path(item, marker.kwargs.get("cassette"))
+    try:
+        shown = str(path.relative_to(item.config.rootpath))
+    except ValueError:
+        shown = str(path)
+    recorder = Recorder(
+        path,
+        MODES[item.config.getoption("--harness-record")],
+        hosts=tuple(marker.kwargs.get("hosts") or ()),
+        name=item.nodeid,
+        record_hint=f"pytest '{item.nodeid}' --harness-record=new",
+        shown_path=shown,
+    )
+    problem = _attempt(recorder.start)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    item.stash[_RECORDER] = recorder
+    try:
+        yield
+    finally:
+        problem = _attempt(lambda: recorder.stop(merge_if=_merge_check(item.config, path)))
+        if problem:
+            pytest.fail(problem, pytrace=False)
+
+
+def _attempt(action: Callable[[], Any]) -> str | None:
+    """Run ``action``; a HarnessError becomes the one line a failed test shows."""
+    from harness.errors import HarnessError
+
+    try:
+        action()
+    except HarnessError as exc:
+        return f"harness: {exc}"
+    return None
+
+
+def _merge_check(config: pytest.Config, path: Path) -> Callable[[], bool]:
+    """For ``all``: whether this session already rewrote ``path`` (then add to it)."""
+
+    def written_this_session() -> bool:
+        cache = getattr(config, "cache", None)
+        if cache is None:
+            return False
+        key = "harness/refreshed/" + hashlib.sha256(str(path).encode()).hexdigest()[:24]
+        run = _run_id(config)
+        already = cache.get(key, None) == run
+        cache.set(key, run)
+        return already
+
+    return written_this_session
+
+
+@pytest.fixture
+def harness_recorder(request: pytest.FixtureRequest) -> Recorder:
+    """The ``Recorder`` of a ``@pytest.mark.harness`` test."""
+    recorder = request.node.stash.get(_RECORDER, None)
+    if recorder is None:
+        pytest.fail("harness_recorder needs the test to be marked @pytest.mark.harness")
+    return recorder
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """A harness failure (a miss, a refused request) fails the test with its own message,
+    in place of whatever the code under test made of the error it was handed (and even
+    when it swallowed it)."""
+    recorder = item.stash.get(_RECORDER, None)
+    if recorder is None:
+        return (yield)
+    try:
+        result = yield
+    except Exception:  # the test's own error: an assertion, the SDK's error for the miss...
+        if recorder.current_failure is None:
+            raise
+        result = None  # replaced below, outside this block: no chained traceback
+    if recorder.current_failure is not None:
+        pytest.fail(_message(item, recorder), pytrace=False)
+    return result
+
+
+def _message(item: pytest.Item, recorder: Recorder) -> str:
+    from harness.errors import ReplayMiss, ReplayRefused
+
+    failure = recorder.current_failure
+    if isinstance(failure, ReplayMiss) and not isinstance(failure, ReplayRefused):
+        return (
+            f"harness: {item.nodeid} made a call that is not in {recorder.shown_path}: "
+            f"{failure.explanation or failure}\n"
+            f"record it with: pytest '{item.nodeid}' --harness-record=new"
+        )
+    return f"harness: {failure}"

@@ -1,0 +1,120 @@
+"""`harness compare --by`: the paired difference per slice, against scipy and statsmodels,
+with the Holm adjustment across every slice of every column and metric. Synthetic runs
+written as run files (the real export format) give slices whose differences are known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from run_files import write_run
+from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
+
+from harness.cli import cli
+
+TOPICS = ("cardio", "neuro", "onco")
+N = 300
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> tuple[Path, Path, dict[str, np.ndarray]]:
+    """A base and a candidate on N rows: the candidate is much better on `neuro` rows only,
+    for a scale score (f1) and a 0/1 score (em); `level` is a second, crossing column."""
+    rng = np.random.default_rng(20)
+    topic = np.array([TOPICS[i % 3] for i in range(N)])
+    level = np.array(["easy" if i % 2 else "hard" for i in range(N)])
+    f1_base = rng.uniform(0.2, 0.6, N)
+    f1_cand = f1_base + rng.normal(0, 0.05, N) + np.where(topic == "neuro", 0.3, 0.0)
+    em_base = (rng.uniform(size=N) < 0.3).astype(float)
+    em_cand = np.where(topic == "neuro", 1.0, em_base)
+    extra = [{"topic": str(t), "level": str(lv)} for t, lv in zip(topic, level, strict=True)]
+    base = write_run(tmp_path / "base.jsonl", run_id="base", scores={"f1": f1_base,
+                     "em": em_base}, extra=extra)  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"f1": f1_cand,
+                     "em": em_cand}, extra=extra)  # fmt: skip
+    arrays = {"topic": topic, "level": level, "f1_base": f1_base, "f1_cand": f1_cand,
+              "em_base": em_base, "em_cand": em_cand}  # fmt: skip
+    return base, cand, arrays
+
+
+def test_each_slice_is_a_paired_comparison_and_holm_runs_across_all_slices(
+    runs: tuple[Path, Path, dict[str, np.ndarray]],
+) -> None:
+    base, cand, a = runs
+    code, out, err = invoke("compare", str(base), str(cand), "--by", "topic", "--by", "level",
+                            "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["by"] == ["topic", "level"]
+    slices = doc["candidates"][0]["slices"]
+    assert [(s["column"], s["value"]) for s in slices] == [
+        ("topic", "cardio"), ("topic", "neuro"), ("topic", "onco"),
+        ("level", "easy"), ("level", "hard"),
+    ]  # fmt: skip
+    family = []
+    for s in slices:
+        mask = a[s["column"]] == s["value"]
+        assert s["paired"] == mask.sum()
+        m = {x["metric"]: x for x in s["metrics"]}
+        assert list(m) == ["f1", "em"]
+        # A scale score: the paired t test and its interval, as scipy computes them.
+        b, c = a["f1_base"][mask], a["f1_cand"][mask]
+        ttest = scipy_stats.ttest_rel(c, b)
+        assert m["f1"]["test"] == "paired t" and m["f1"]["n"] == mask.sum()
+        assert m["f1"]["diff"] == pytest.approx(np.mean(c - b), rel=1e-12)
+        assert m["f1"]["p_value"] == pytest.approx(ttest.pvalue, rel=1e-9)
+        low, high = ttest.confidence_interval(0.95)
+        assert m["f1"]["ci"] == [pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9)]
+        # A 0/1 score: the exact McNemar test is a binomial test on the discordant rows.
+        b, c = a["em_base"][mask], a["em_cand"][mask]
+        only_base, only_cand = int(((b == 1) & (c == 0)).sum()), int(((b == 0) & (c == 1)).sum())
+        assert m["em"]["test"] == "exact McNemar"
+        assert m["em"]["discordant"] == [only_base, only_cand]
+        if only_base + only_cand:
+            binom = scipy_stats.binomtest(only_cand, only_base + only_cand, 0.5)
+            assert m["em"]["p_value"] == pytest.approx(binom.pvalue, rel=1e-9)
+        family += [m["f1"], m["em"]]
+    # One Holm family: every slice of both columns, both metrics, apart from the overall line.
+    adjusted = multipletests([x["p_value"] for x in family], method="holm")[1]
+    assert [x["p_adjusted"] for x in family] == pytest.approx(list(adjusted), rel=1e-9)
+    overall = [x["p_value"] for x in doc["candidates"][0]["metrics"]]
+    assert [x["p_adjusted"] for x in doc["candidates"][0]["metrics"]] == pytest.approx(
+        list(multipletests(overall, method="holm")[1])
+    )
+    # Only the slice that changed is better; the margin is the overall comparison's.
+    verdicts = {(s["value"], x["metric"]): x["verdict"] for s in slices for x in s["metrics"]}
+    assert verdicts[("neuro", "f1")] == verdicts[("neuro", "em")] == "better"
+    for topic in ("cardio", "onco"):
+        assert verdicts[(topic, "f1")] != "better" and verdicts[(topic, "em")] != "better"
+    margins = {x["metric"]: x["margin"] for x in doc["candidates"][0]["metrics"]}
+    assert all(x["margin"] == margins[x["metric"]] for x in family)
+
+    # The terminal and markdown say the same, slice by slice.
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "topic")
+    assert code == 0
+    assert "by topic: 3 values; p adjusted across 6 slice comparisons (Holm)" in out
+    neuro = [line for line in out.splitlines() if "neuro" in line]
+    assert neuro and "better" in neuro[0]
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "topic", "--markdown")
+    assert code == 0
+    assert "**By `topic`**: 3 values; p-values Holm-adjusted across 6 slice comparisons." in out
+    (neuro,) = [line for line in out.splitlines() if line.startswith("| neuro |")]
+    assert neuro.startswith("| neuro | 100 | f1 |") and neuro.endswith("better |")
+
+
+def test_a_by_column_no_row_has_is_refused_before_any_output(
+    runs: tuple[Path, Path, dict[str, np.ndarray]],
+) -> None:
+    base, cand, _ = runs
+    code, out, err = invoke("compare", str(base), str(cand), "--by", "topic", "--by", "site")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--by site: no row has that column" in err

@@ -1,0 +1,98 @@
+"""``python:`` models that are LLM apps: they call the openai SDK themselves (issue 11).
+
+The SDK reads ``OPENAI_BASE_URL`` (the fake server in the tests) and ``OPENAI_API_KEY``.
+``APP_SYSTEM`` in the environment replaces the system prompt, so a test can change the app
+without editing code that is already imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+DOCUMENTS = [
+    "Paris is the capital of France.",
+    "The Nile is the longest river in Africa.",
+    "Python was created by Guido van Rossum.",
+]
+SYSTEM = "Answer the question from the context, in a few words."
+
+
+def _system() -> str:
+    return os.environ.get("APP_SYSTEM", SYSTEM)
+
+
+def _closest(question: list[float], documents: list[list[float]]) -> str:
+    scores = [sum(q * d for q, d in zip(question, document, strict=True)) for document in documents]
+    return DOCUMENTS[scores.index(max(scores))]
+
+
+def _messages(question: str, context: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": _system()},
+        {"role": "user", "content": f"{question}\nContext: {context}"},
+    ]
+
+
+def rag(row: dict[str, Any]) -> str:
+    """An embedding call, then a chat call, with the sync client."""
+    import openai
+
+    client = openai.OpenAI()
+    found = client.embeddings.create(
+        model="text-embedding-3-small", input=[row["input"], *DOCUMENTS]
+    )
+    question, *documents = [item.embedding for item in found.data]
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini",
+        temperature=0,
+        messages=_messages(row["input"], _closest(question, documents)),  # type: ignore[arg-type]
+    )
+    return str(reply.choices[0].message.content)
+
+
+async def rag_async(row: dict[str, Any]) -> str:
+    """The same with the async client: the embedding and a chat call made together."""
+    import openai
+
+    client = openai.AsyncOpenAI()
+    found, reply = await asyncio.gather(
+        client.embeddings.create(model="text-embedding-3-small", input=[row["input"], *DOCUMENTS]),
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            temperature=0,
+            messages=_messages(row["input"], "none"),  # type: ignore[arg-type]
+        ),
+    )
+    return f"{reply.choices[0].message.content} ({len(found.data)} vectors)"
+
+
+async def blocking_in_async(row: dict[str, Any]) -> str:
+    """A mistake: the sync client inside an async function blocks the event loop."""
+    import openai
+
+    reply = openai.OpenAI().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": row["input"]}]
+    )
+    return str(reply.choices[0].message.content)
+
+
+async def streamed(row: dict[str, Any]) -> str:
+    """Streams with the async clients of both SDKs: an OpenAI chat stream, then Claude's."""
+    import anthropic
+    import openai
+
+    chunks = await openai.AsyncOpenAI().chat.completions.create(
+        model="gpt-4o-mini",
+        messages=_messages(row["input"], "none"),  # type: ignore[arg-type]
+        stream=True,
+    )
+    first = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    async with anthropic.AsyncAnthropic().messages.stream(
+        model="claude-haiku-4-5",
+        max_tokens=64,
+        messages=[{"role": "user", "content": f"Check this answer: {first}"}],
+    ) as events:
+        second = "".join([piece async for piece in events.text_stream])
+    return f"{first} | {second}"

@@ -1,0 +1,96 @@
+"""``python:`` metrics for the tests (importable because pytest puts tests/ on sys.path).
+
+One of each shape harness accepts: a row function, MLflow 3 scorer arguments, MLflow's
+eval_fn (a batch), an @scorer with a Feedback, and MLflow metric objects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+CITATION = re.compile(r"\[\d+\]")
+
+
+def has_citation(row: dict[str, Any]) -> float | None:
+    """1 if the output cites a source like [1]."""
+    return 1.0 if CITATION.search(row["output"]) else 0.0
+
+
+def longer_than_expected(row: dict[str, Any]) -> bool | None:
+    if not row["expected_all"]:
+        return None
+    return len(row["output"]) > len(row["expected_all"][0])
+
+
+longer_than_expected.greater_is_better = False  # type: ignore[attr-defined]
+longer_than_expected.needs_expected = True  # type: ignore[attr-defined]
+
+
+def answer_matches(outputs: str, expectations: dict[str, Any]) -> bool:
+    """MLflow 3's scorer arguments, without the decorator."""
+    return outputs.strip() == expectations["expected_response"].strip()
+
+
+def exact_eval_fn(predictions: Any, targets: Any) -> Any:
+    """MLflow's eval_fn signature: whole columns in, a MetricValue out."""
+    from mlflow.metrics import MetricValue
+
+    scores = [float(p == t) for p, t in zip(predictions, targets, strict=True)]
+    return MetricValue(scores=scores, aggregate_results={"mean": sum(scores) / len(scores)})
+
+
+def takes_three(a: Any, b: Any, c: Any) -> float:
+    return 0.0
+
+
+def raises(row: dict[str, Any]) -> float:
+    raise ValueError(f"cannot score {row['id']}")
+
+
+NOT_A_METRIC = 42
+
+
+MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "relevance", "toxic")
+
+
+def _mlflow_objects() -> dict[str, Any]:
+    import warnings
+
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+    from mlflow.metrics import make_metric, toxicity
+    from mlflow.metrics.genai import answer_relevance
+
+    @scorer
+    def cites(outputs: str) -> Feedback:
+        found = CITATION.findall(outputs)
+        return Feedback(value=bool(found), rationale=f"{len(found)} citation(s)")
+
+    with warnings.catch_warnings():  # MLflow 3 deprecates its GenAI metrics; still in use
+        warnings.simplefilter("ignore", FutureWarning)
+        relevance = answer_relevance(model="openai:/judge-model")
+    return {
+        "cites_scorer": cites,
+        "exact_metric": make_metric(
+            eval_fn=exact_eval_fn, greater_is_better=True, name="exact_mlflow"
+        ),
+        "relevance": relevance,
+        "toxic": toxicity(),  # refused: it would download a model
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # The MLflow objects are built on first use: importing MLflow costs a second.
+    if name in MLFLOW_OBJECTS:
+        return _mlflow_objects()[name]
+    raise AttributeError(name)
+
+
+def where_scored(row: dict[str, Any]) -> Any:
+    """1.0, with the id of the process that scored the row as its rationale."""
+    import os
+
+    from harness.metrics import Score
+
+    return Score(1.0, rationale=f"pid {os.getpid()}")

@@ -1,0 +1,274 @@
+"""The real openai and anthropic SDKs inside harness.replay: recorded, then replayed with the
+server stopped, sync, async and streamed; misses explained; errors never recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+import harness
+from harness.errors import CacheError, ConfigError, ReplayMiss, ReplayRefused
+from harness.testing import FakeLLMServer
+from tests.intercept.conftest import SENTINEL_KEY, files_holding
+
+
+def ask(client: openai.OpenAI, text: str, **params: Any) -> str:
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}], **params
+    )
+    return str(reply.choices[0].message.content)
+
+
+def every_kind_of_call() -> list[Any]:
+    """One of each: what an app does with the two SDKs. Returns what the app would see."""
+    client = openai.OpenAI()
+    seen: list[Any] = [
+        client.embeddings.create(model="text-embedding-3-small", input=["cats", "dogs"]),
+        client.embeddings.create(
+            model="text-embedding-3-small", input="x", encoding_format="base64"
+        )
+        .data[0]
+        .embedding,  # a base64 string, as asked
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Name a colour."}]
+        ),
+        client.responses.create(
+            model="gpt-4o-mini", input="Name a river.", instructions="Be brief."
+        ),
+    ]
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Stream a city."}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    seen.append([chunk.model_dump() for chunk in stream])
+    claude = anthropic.Anthropic()
+    seen.append(
+        claude.messages.create(
+            model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi."}]
+        )
+    )
+    with claude.messages.stream(
+        model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Stream."}]
+    ) as events:
+        seen.append(["".join(events.text_stream), events.get_final_message().model_dump()])
+
+    async def in_async_code() -> list[Any]:
+        async_client = openai.AsyncOpenAI()
+        reply = await async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Async question."}]
+        )
+        chunks = await async_client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Async stream."}],
+            stream=True,
+        )
+        streamed = [chunk.model_dump() async for chunk in chunks]
+        async with anthropic.AsyncAnthropic().messages.stream(
+            model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "A."}]
+        ) as events:
+            text = "".join([piece async for piece in events.text_stream])
+        return [reply, streamed, text]
+
+    seen += asyncio.run(in_async_code())
+    return [item.model_dump() if hasattr(item, "model_dump") else item for item in seen]
+
+
+CALLS = 10  # requests every_kind_of_call sends
+
+
+def test_every_kind_of_call_replays_with_the_server_stopped(
+    own_llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "cassettes" / "sdks.jsonl"
+    with harness.replay(cassette, mode="use") as recorder:
+        recorded = every_kind_of_call()
+    assert own_llm.stats()["requests_total"] == CALLS
+    assert recorder.stats["app"]["requests"] == CALLS and recorder.stats["app"]["cache_hits"] == 0
+    assert recorder.written == CALLS and len(recorder.keys) == CALLS
+    assert recorder.stats["app"]["input_tokens"] > 0 and recorder.stats["app"]["output_tokens"] > 0
+    assert recorded[4][-1]["usage"]["completion_tokens"] == 4  # the stream's own usage chunk
+
+    with harness.replay(cassette) as recorder:  # mode="replay" is the default
+        assert every_kind_of_call() == recorded
+    assert own_llm.stats()["requests_total"] == CALLS  # not one more
+    assert recorder.stats["app"]["cache_hits"] == CALLS and recorder.stats["app"]["requests"] == 0
+    assert recorder.written is None
+
+    own_llm.stop()
+    with harness.replay(cassette, mode="replay"):
+        assert every_kind_of_call() == recorded
+    assert files_holding(tmp_path, SENTINEL_KEY) == []
+
+
+def test_a_changed_prompt_fails_with_what_differs(llm: FakeLLMServer, tmp_path: Path) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "What is the capital of France? Answer in one word.")
+    with (
+        pytest.raises(ReplayMiss) as missed,
+        harness.replay(cassette),
+        pytest.raises(openai.APIStatusError) as refused,
+    ):
+        ask(openai.OpenAI(), "What is the capital of France? Answer briefly.")
+    expected = (
+        'prompt differs at character 39 (message 0, user): "…l of France? Answer briefly." '
+        '(cached: "…l of France? Answer in one word.")'
+    )
+    assert refused.value.status_code == 424
+    assert expected in str(refused.value)  # what the app's code is handed
+    assert missed.value.explanation == expected  # and what fails the block when it ends
+    assert llm.stats()["requests_total"] == 1
+
+
+def test_a_swallowed_miss_still_fails_the_block(llm: FakeLLMServer, tmp_path: Path) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "One")
+    with (
+        pytest.raises(ReplayMiss, match="prompt differs"),
+        harness.replay(cassette),
+        contextlib.suppress(openai.APIError),  # an app that falls back quietly
+    ):
+        ask(openai.OpenAI(), "Two")
+
+
+def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with pytest.raises(CacheError, match="no cassette at .*c.jsonl: record it with"):
+        harness.replay(cassette).start()
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "old")
+    first = cassette.read_bytes()
+    with harness.replay(cassette, mode="use") as recorder:
+        ask(openai.OpenAI(), "old")
+    assert recorder.written is None and cassette.read_bytes() == first  # nothing new
+    with harness.replay(cassette, mode="use") as recorder:
+        ask(openai.OpenAI(), "new")
+    assert recorder.written == 2  # added, the old one kept
+    with harness.replay(cassette, mode="refresh") as recorder:
+        ask(openai.OpenAI(), "new")
+    assert recorder.written == 1 and recorder.stats["app"]["requests"] == 1
+    with harness.replay(cassette, mode="off") as recorder:
+        ask(openai.OpenAI(), "unrecorded")
+    assert recorder.written is None and recorder.stats["app"]["requests"] == 1
+    entries = [json.loads(line) for line in cassette.read_text().splitlines()[1:]]
+    assert [e["request"]["messages"][0]["content"] for e in entries] == ["new"]
+    with pytest.raises(ConfigError, match="unknown replay mode 'none'"):
+        harness.replay(cassette, mode="none")
+
+
+def test_an_app_asking_twice_gets_both_answers_back_in_order(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    llm.configure(vary_with_temperature=True)
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        first = [ask(openai.OpenAI(), "Pick a number.", temperature=1.0) for _ in range(3)]
+    assert len(set(first)) == 3  # three samples, three entries
+    with harness.replay(cassette):
+        assert [ask(openai.OpenAI(), "Pick a number.", temperature=1.0) for _ in range(3)] == first
+
+
+def test_errors_are_retried_handed_back_and_never_recorded(
+    llm: FakeLLMServer, tmp_path: Path, home: Path
+) -> None:
+    (home / "harness.toml").write_text("[calls]\nretry_base_delay_s = 0.01\n")
+    cassette = tmp_path / "c.jsonl"
+    llm.configure(fault_script=["error_500", "ok"])
+    client = openai.OpenAI(max_retries=0)
+    with harness.replay(cassette, mode="use", home=home) as recorder:
+        assert ask(client, "flaky").startswith("Answer:")  # harness retried, not the SDK
+    assert recorder.stats["app"]["retries"] == 1 and recorder.written == 1
+    recorder = harness.replay(cassette, mode="use", home=home)
+    with pytest.raises(openai.BadRequestError, match="'input' must be"), recorder:
+        client.embeddings.create(model="text-embedding-3-small", input=[])
+    assert recorder.written is None  # the 400 is the server's answer, handed back, not kept
+    assert recorder.stats["app"]["errors"] == 1
+    assert llm.stats()["by_status"] == {"500": 1, "200": 1, "400": 1}
+
+
+@pytest.fixture
+def local_service() -> Iterator[str]:
+    """A plain HTTP server on loopback that is no LLM endpoint (a local vector store, say)."""
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_other_traffic_in_replay(llm: FakeLLMServer, tmp_path: Path, local_service: str) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "hello")
+    with harness.replay(cassette):
+        assert httpx.get(local_service).text == "ok"  # loopback, not an LLM endpoint: open
+    with (
+        pytest.raises(ReplayRefused, match="refused GET http://0.0.0.0:9/page"),
+        harness.replay(cassette),
+        pytest.raises(httpx.ConnectError, match="nothing leaves the machine"),
+    ):
+        httpx.get("http://0.0.0.0:9/page")
+    with (
+        pytest.raises(ReplayRefused, match="only JSON POSTs to LLM endpoints are recorded"),
+        harness.replay(cassette),
+        pytest.raises(openai.APIStatusError),
+    ):
+        openai.OpenAI().models.list()
+    assert llm.stats()["requests_total"] == 1
+
+
+def test_a_credential_in_a_body_is_refused_before_it_is_sent(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with (
+        pytest.raises(ConfigError, match="carries the value of OPENAI_API_KEY in its URL or body"),
+        harness.replay(cassette, mode="use"),
+        pytest.raises(openai.APIStatusError),
+    ):
+        ask(openai.OpenAI(), f"my key is {SENTINEL_KEY}")
+    assert llm.stats()["requests_total"] == 0
+    assert files_holding(tmp_path, SENTINEL_KEY) == []
+
+
+def test_threads_the_app_starts_use_the_blocks_cassette(llm: FakeLLMServer, tmp_path: Path) -> None:
+    cassette = tmp_path / "c.jsonl"
+    questions = [f"Question {i}." for i in range(6)]
+
+    def fan_out() -> list[str]:
+        client = openai.OpenAI()
+        with ThreadPoolExecutor(3) as pool:  # its threads start with an empty context
+            return list(pool.map(lambda q: ask(client, q), questions))
+
+    with harness.replay(cassette, mode="use") as recorder:
+        answers = fan_out()
+    assert recorder.written == 6 and llm.stats()["requests_total"] == 6
+    with harness.replay(cassette) as recorder:
+        assert fan_out() == answers
+    assert recorder.stats["app"]["cache_hits"] == 6 and llm.stats()["requests_total"] == 6

@@ -1,0 +1,221 @@
+"""An HTTP call as a keyed request; a stored answer back as the response the client reads."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import httpx2
+import pytest
+
+from harness.cache import canonical_request, request_key
+from harness.calls.limits import RateLimits
+from harness.intercept.app_provider import app_provider
+from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
+from harness.intercept.wire import (
+    app_request,
+    envelope,
+    envelope_body,
+    error_response,
+    http_response,
+    key_url,
+    summary,
+)
+from harness.testing._fake_llm_replies import Reply
+from harness.testing._fake_llm_streams import anthropic_events, openai_chunks
+
+CHAT = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Hi"}],
+    "temperature": 0,
+    "stream": False,
+}
+
+
+def keyed(body: object, url: str = "https://api.openai.com/v1/chat/completions", **kw):
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = kw.pop("headers", [("authorization", "Bearer sk-secret-000"), ("user-agent", "x")])
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    return app_request("openai", kw.pop("method", "POST"), httpx.URL(url), raw, content)
+
+
+def test_a_chat_call_keys_like_a_model_request() -> None:
+    request = keyed(CHAT)
+    canonical = canonical_request(request)
+    assert canonical == {
+        "key_schema": 1,
+        "provider": "http",
+        "base_url": "https://api.openai.com/v1/chat/completions",
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "params": {"temperature": 0.0, "stream": False},
+        "sample_index": 0,
+    }
+    assert request.http is not None
+    assert request.http.headers == [("authorization", "Bearer sk-secret-000"), ("user-agent", "x")]
+
+
+def test_what_never_changes_the_key() -> None:
+    base = request_key(keyed(CHAT))
+    other_headers = [
+        ("authorization", "Bearer another-key-111"),
+        ("x-stainless-retry-count", "1"),
+        ("idempotency-key", "abc"),
+        ("user-agent", "OpenAI/Python 3.0"),
+    ]
+    assert request_key(keyed(CHAT, headers=other_headers)) == base
+    reordered = json.dumps(dict(reversed(list(CHAT.items())))).encode()
+    assert request_key(keyed(reordered)) == base
+    assert request_key(keyed(CHAT, url="https://API.OPENAI.COM:443/v1/chat/completions")) == base
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.5},
+        {"stream": True},
+        {"model": "gpt-4o"},
+        {"messages": [{"role": "user", "content": "Hi!"}]},
+        {"max_tokens": 5},
+    ],
+)
+def test_what_changes_the_key(change: dict) -> None:
+    assert request_key(keyed({**CHAT, **change})) != request_key(keyed(CHAT))
+
+
+def test_the_url_is_keyed_without_credentials() -> None:
+    assert key_url("HTTPS", "Host.Example", 8443, "/v1/x", "b=2&api-version=1&key=s3cret") == (
+        "https://host.example:8443/v1/x?api-version=1&b=2"
+    )
+    for name in ("key", "api_key", "access_token", "sig", "X-Amz-Signature", "password"):
+        assert key_url("https", "h", None, "/p", f"{name}=v") == "https://h/p"
+    azure = (
+        "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-06-01"
+    )
+    assert keyed(CHAT, url=azure).base_url == azure
+    assert keyed(CHAT, url=azure + "&api-key=s3cret").base_url == azure
+
+
+def test_embeddings_and_responses_keep_their_input_in_params() -> None:
+    request = keyed({"model": "emb", "input": ["a", "b"], "encoding_format": "float"})
+    assert request.messages == () and request.model == "emb"
+    assert request.params == {"input": ["a", "b"], "encoding_format": "float"}
+    odd = keyed({"model": "m", "messages": "not a list"})
+    assert odd.messages == () and odd.params == {"messages": "not a list"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", CHAT), ("POST", b"not json"), ("POST", b"[1, 2]"), ("POST", b"\xff\xfe{")],
+)
+def test_only_json_object_posts_are_keyed(method: str, body: object) -> None:
+    assert keyed(body, method=method) is None
+
+
+def test_envelopes_round_trip() -> None:
+    body = {"id": "x", "choices": [{"message": {"content": "Hé"}}], "usage": {"prompt_tokens": 3}}
+    raw = envelope(200, "application/json; charset=utf-8", json.dumps(body).encode())
+    assert raw == {"status": 200, "content_type": "application/json; charset=utf-8", "json": body}
+    assert json.loads(envelope_body(raw)) == body
+    stream = "data: {}\n\ndata: [DONE]\n\n"
+    assert envelope(200, "text/event-stream", stream.encode())["text"] == stream
+    binary = bytes(range(256))
+    raw = envelope(200, "audio/mpeg", binary)
+    assert "base64" in raw and envelope_body(raw) == binary
+    assert envelope(200, "application/json", b"{cut")["text"] == "{cut"
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2])
+def test_a_stored_answer_is_a_response_of_the_clients_own_package(module) -> None:
+    raw = envelope(200, "text/event-stream", b"data: 1\n\n")
+    response = http_response(module, raw)
+    assert isinstance(response, module.Response)
+    assert response.headers["content-type"] == "text/event-stream"
+    assert list(response.iter_bytes()) == [b"data: 1\n\n"]  # read by the client, as a stream
+
+
+def test_error_answers_stop_sdk_retries_and_speak_the_apis_shape() -> None:
+    openai_error = error_response(httpx, "openai", 424, "harness_replay_miss", "no answer")
+    openai_error.read()
+    assert openai_error.status_code == 424
+    assert openai_error.headers["x-should-retry"] == "false"
+    assert openai_error.json()["error"]["message"] == "no answer"
+    anthropic_error = error_response(httpx, "anthropic", 502, "harness_upstream_error", "down")
+    anthropic_error.read()
+    assert anthropic_error.json() == {
+        "type": "error",
+        "error": {"type": "harness_upstream_error", "message": "down"},
+    }
+
+
+def test_summaries_of_each_api() -> None:
+    chat = {
+        "choices": [{"message": {"content": "A"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+    }
+    responses = {
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "B"}]}],
+        "usage": {"input_tokens": 4, "output_tokens": 2},
+    }
+    messages = {
+        "content": [{"type": "text", "text": "C"}],
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    embeddings = {"data": [{"embedding": [0.1]}], "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+    for body, expected in (
+        (chat, ("A", 5, 1)),
+        (responses, ("B", 4, 2)),
+        (messages, ("C", 3, 1)),
+        (embeddings, ("", 7, None)),
+    ):
+        assert (
+            summary({"status": 200, "content_type": "application/json", "json": body}) == expected
+        )
+
+
+def test_summaries_of_streams() -> None:
+    reply = Reply(text="Answer: one two", truncated=False, input_tokens=6, output_tokens=3)
+    for events in (
+        openai_chunks(reply, "m", 1, include_usage=True),
+        anthropic_events(reply, "m", 1),
+    ):
+        raw = {"status": 200, "content_type": "text/event-stream", "text": "".join(events)}
+        assert summary(raw) == ("Answer: one two", 6, 3)
+    plain = openai_chunks(reply, "m", 1, include_usage=False)
+    raw = {"status": 200, "content_type": "text/event-stream", "text": "".join(plain)}
+    assert summary(raw) == ("Answer: one two", None, None)
+
+
+def test_credentials_are_found_by_name_never_shown() -> None:
+    env = {
+        "OPENAI_API_KEY": "sk-live-1234567890",
+        "MY_SERVICE_TOKEN": "tok-abcdefgh",
+        "SHORT_TOKEN": "x",
+        "HOME": "/root",
+    }
+    found = environment_secrets(env)
+    assert found == {"OPENAI_API_KEY": "sk-live-1234567890", "MY_SERVICE_TOKEN": "tok-abcdefgh"}
+    headers = header_secrets(
+        [
+            ("Authorization", "Bearer sk-live-1234567890"),
+            ("x-api-key", "ant-key-99999"),
+            ("accept", "json"),
+        ]
+    )
+    assert headers == {
+        "the authorization header": "sk-live-1234567890",
+        "the x-api-key header": "ant-key-99999",
+    }
+    assert find_secret('{"q": "sk-live-1234567890"}', found) == "OPENAI_API_KEY"
+    assert find_secret('{"q": "hello"}', found) is None
+
+
+def test_app_calls_are_held_to_their_apis_rate_limits() -> None:
+    limits = RateLimits({"providers": {"openai": {"requests_per_minute": 5}}})
+    url = "http://127.0.0.1:8000/v1/chat/completions"
+    app = app_provider("openai", "gpt-4o-mini", url)
+    assert app.uri == "openai:/gpt-4o-mini"  # priced like harness's own calls to the model
+    assert limits.limits_for(app) == {"requests_per_minute": 5}
+    assert limits.limiter(app) is not None
+    assert limits.limiter(app) is limits.limiter(app_provider("openai", "gpt-4o-mini", url))
+    assert limits.limiter(app_provider("anthropic", "claude-haiku-4-5", None)) is None

@@ -1,0 +1,149 @@
+"""Slices (``--by``) and samples in the report: the same numbers as the run and ``compare``.
+
+A run sliced and sampled through the CLI (``run --by --sample --report``) shows its own
+slices, and its report's tables hold what the run's ``--json`` says (``harness.slices``
+computes both; the statistics themselves are checked against scipy and statsmodels in
+``tests/test_slices.py`` and ``tests/compare/test_compare_slices.py``). ``harness report
+BASE CANDIDATE --by COLUMN`` shows what ``harness compare --by COLUMN --json`` says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from html import unescape
+from pathlib import Path
+
+from report_runs import ReportHome, invoke, ok
+
+from harness.numbers import ci, mean_ci, p_value, signed
+
+
+def _f(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def slice_tables(html: str) -> dict[str, dict[str, dict[str, object]]]:
+    """Each run slice table of the page: column -> value -> rows, failed and metric cells."""
+    tables: dict[str, dict[str, dict[str, object]]] = {}
+    for column, body in re.findall(
+        r'<div class="slice-table" data-run="[^"]*" data-column="([^"]*)">(.*?)</table>', html, re.S
+    ):
+        heads = [unescape(h) for h in re.findall(r'<th class="num">(.*?)</th>', body)][2:]
+        lines = {}
+        for cells in re.findall(r"<tr(?: class=\"overall\")?><td>(.*?)</tr>", body, re.S):
+            value, *nums = re.split(r"</td><td[^>]*>", cells.removesuffix("</td>"))
+            metrics = {}
+            for head, cell in zip(heads, nums[2:], strict=True):
+                text, n = re.fullmatch(r'(.*) <span class="note">(\d+)</span>', cell).groups()
+                metrics[head] = (unescape(text), int(n))
+            lines[unescape(value)] = {"rows": int(nums[0]), "failed": int(nums[1]), **metrics}
+        tables[unescape(column)] = lines
+    return tables
+
+
+def expected_tables(slices: list[dict]) -> dict[str, dict[str, dict[str, object]]]:
+    """The same tables from a run's ``--json`` ``slices``."""
+    tables = {}
+    for table in slices:
+        lines = {}
+        for s in [table["overall"], *table["slices"]]:
+            name = "(all)" if s is table["overall"] else s["value"] or "(none)"
+            line: dict[str, object] = {"rows": s["rows"], "failed": s["errors"]}
+            for metric, m in s["metrics"].items():
+                low, high = m["ci"]
+                text = mean_ci(_f(m["mean"]), _f(low), _f(high)) if m["count"] else "–"
+                line[metric] = (text, m["count"])
+            lines[name] = line
+        tables[table["column"]] = lines
+    return tables
+
+
+def test_a_sliced_sampled_run_reports_the_slices_the_run_computed(
+    report_home: ReportHome, tmp_path: Path
+) -> None:
+    home = report_home.home
+    page = tmp_path / "sliced.html"
+    ran = ok(invoke(home, "run", "--data", "qa", "--model",
+                    "python:harness.baselines:context_overlap", "--metric", "exact_match",
+                    "--metric", "token_f1", "--by", "final_decision", "--by", "year",
+                    "--sample", "30", "--seed", "2", "--stratify", "final_decision",
+                    "--run-name", "sliced", "--no-mlflow", "--json",
+                    "--report", str(page)))  # fmt: skip
+    doc = json.loads(ran.stdout)
+    html = page.read_text(encoding="utf-8")
+    assert doc["report"] == str(page) and [t["column"] for t in doc["slices"]] == [
+        "final_decision",
+        "year",
+    ]
+    shown = slice_tables(html)
+    assert shown == expected_tables(doc["slices"])
+    # What the tables hold, beyond agreeing: 30 sampled rows split by the answer label, and
+    # PubMedQA rows with no year as a last slice of their own.
+    assert sum(line["rows"] for v, line in shown["final_decision"].items() if v != "(all)") == 30
+    assert shown["final_decision"]["(all)"]["rows"] == 30
+    assert list(shown["year"])[-1] == "(none)" and list(shown["year"])[0] == "(all)"
+    assert '<a href="#slices">Slices</a>' in html
+    assert "<dt>sample</dt>\n<dd>30 of 40 rows (seed 2, stratified by final_decision)</dd>" in html
+    # `harness report RUN` writes the same bytes as the run did at its end.
+    assert ok(invoke(home, "report", "sliced", "-o", "-")).stdout == html
+    # A run not sliced has no slices section; a report --by slices it anyway.
+    assert 'id="slices"' not in report_home.cli_report
+    by_hand = ok(invoke(home, "report", "sliced", "--by", "final_decision", "-o", "-")).stdout
+    assert list(slice_tables(by_hand)) == ["final_decision"]
+    assert slice_tables(by_hand)["final_decision"] == shown["final_decision"]
+
+    def refused(*args: str, message: str) -> None:
+        result = invoke(home, "report", "sliced", *args, "-o", str(tmp_path / "x.html"))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [f"error: {message}"]
+        assert not (tmp_path / "x.html").exists()
+
+    refused("--by", "nosuch", message="--by nosuch: no row has that column; columns: "
+            "context, context_labels, expected, final_decision, id, input, meshes, "
+            "reasoning_free_pred, reasoning_required_pred, split, year")  # fmt: skip
+    years = len(shown["year"]) - 1
+    refused("--by", "year", "--max-slices", "3",
+            message=f"--by year: {years} distinct values, more than the 3 allowed; slice by a "
+            "column with fewer values, or raise the limit with --max-slices N ([slices] "
+            "max_values in harness.toml)")  # fmt: skip
+
+
+def test_a_comparison_report_by_a_column_shows_what_compare_by_says(
+    report_home: ReportHome,
+) -> None:
+    home = report_home.home
+    args = ("base", "candidate", "--by", "final_decision")
+    compared = json.loads(ok(invoke(home, "compare", *args, "--json"), code=0).stdout)
+    html = ok(invoke(home, "report", *args, "-o", "-")).stdout
+    section = html.split('<div class="slice-changes" data-column="final_decision">')[1]
+    section = section.split("</table>")[0]
+    [candidate] = compared["candidates"]
+    assert candidate["slices"], "compare --by gave no slices"
+    seen = 0
+    for s in candidate["slices"]:
+        value = s["value"] or "(none)"
+        for m in s["metrics"]:
+            row = re.search(
+                rf'<tr data-value="{re.escape(value)}" data-metric="{re.escape(m["metric"])}">'
+                r"(.*?)</tr>",
+                section,
+                re.S,
+            )
+            assert row, (value, m["metric"])
+            cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))]
+            base, cand = m["base"], m["candidate"]
+            low, high = m["ci"]
+            expected = [
+                mean_ci(_f(base["mean"]), _f(base["low"]), _f(base["high"])),
+                mean_ci(_f(cand["mean"]), _f(cand["low"]), _f(cand["high"])),
+                f"{signed(_f(m['diff']))} {ci(_f(low), _f(high))}",
+                p_value(_f(m["p_adjusted"])),
+                m["verdict"],
+            ]
+            assert cells[-5:] == expected, (value, m["metric"])
+            seen += 1
+    assert seen == sum(len(s["metrics"]) for s in candidate["slices"]) > 0
+    # Each run's own means by the same column come after the comparison.
+    assert set(slice_tables(html)) == {"final_decision"}

@@ -1,0 +1,225 @@
+"""A run killed again and again, at random moments, ends exactly as a clean run does.
+
+A real `harness run` (a model and a judge on the fake LLM server, which injects 500s, 429s,
+dropped connections and broken bodies) is killed with SIGKILL, SIGTERM or SIGINT at
+``KILLS`` random moments in a row, and resumed after each. Each moment falls in a phase
+drawn at random:
+
+- ``start`` (3 kills): the process is up and its MLflow worker is importing MLflow and
+  opening or creating the store (plus up to half a second more: the first calls);
+- ``rows`` (6): after a random number of new calls were paid for, so while calls, their
+  cache writes, batch writes to DuckDB and trace writes to MLflow are under way;
+- ``finish`` (the last 2 or 3): once every call is paid: aggregates, the DuckDB run's end,
+  MLflow logging of the last traces, params, metrics and artifacts, or a resume that only
+  completes the MLflow run.
+
+The order of the first nine is shuffled, and the signal of each drawn.
+
+Then the run must equal a clean run of the same configuration in another home: the DuckDB
+rows, scores and aggregates; one MLflow run for it, FINISHED, with the same metrics and
+one trace per row; no call paid more than twice (the server's request log); and
+`harness cache verify` clean. The RNG is seeded and the seed printed:
+``HARNESS_CRASH_SEED=<seed>`` replays the same moments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from processes import (
+    harness,
+    harness_env,
+    import_rows,
+    json_doc,
+    mlflow_metrics,
+    mlflow_runs,
+    mlflow_traces,
+    paid,
+    query,
+    run_lock_free,
+    start,
+    wait_for,
+)
+
+from harness.testing import FakeLLMServer
+
+ROWS = 120  # two calls a row: 240 calls to pay, spread over the attempts
+KILLS = 12
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+EXIT = {signal.SIGKILL: -9, signal.SIGTERM: 143, signal.SIGINT: 130}
+RUN = (
+    "run", "--data", "qa", "--model", "openai:/m", "--metric", "exact_match",
+    "--metric", "token_f1", "--judge", "correctness", "--judge-model", "openai:/j",
+    "--concurrency", "2", "--json",
+)  # fmt: skip
+CALLS = """[calls]
+max_retries = 12
+retry_base_delay_s = 0.01
+retry_max_delay_s = 0.05
+timeout_s = 2
+"""
+
+
+def rows_of(home: Path) -> list[tuple[object, ...]]:
+    return query(home, "SELECT example_id, output, error FROM outputs ORDER BY example_id")
+
+
+def scores_of(home: Path) -> list[tuple[object, ...]]:
+    return query(
+        home,
+        "SELECT example_id, metric, sample, value, label, error FROM scores "
+        "ORDER BY example_id, metric, sample",
+    )
+
+
+def metrics_of(home: Path) -> dict[str, object]:
+    [(metrics,)] = query(home, "SELECT metrics FROM runs")
+    loaded: dict[str, object] = json.loads(metrics)
+    return loaded
+
+
+def worker_started(process: psutil.Process) -> bool:
+    try:
+        return any(
+            "harness.runner.mlflow_worker" in " ".join(child.cmdline())
+            for child in process.children()
+        )
+    except psutil.Error:
+        return True  # gone: let the caller see it has exited
+
+
+def wait_until(
+    process: subprocess.Popen[str], phase: str, server: FakeLLMServer, rng: random.Random
+) -> None:
+    """Wait for a moment of ``phase`` in ``process``'s life (or for its end)."""
+    watched = psutil.Process(process.pid)
+    wait_for(lambda: worker_started(watched), 120, "the MLflow worker to start")
+    if phase == "start":
+        time.sleep(rng.uniform(0, 0.5))
+        return
+    if phase == "rows":
+        left = 2 * ROWS - len(paid(server))
+        target = len(paid(server)) + rng.randint(2, max(2, min(8, left // 4)))
+    else:
+        target = 2 * ROWS
+    wait_for(
+        lambda: len(paid(server)) >= target or process.poll() is not None,
+        120,
+        f"{target} calls paid",
+    )
+    if phase == "finish":
+        time.sleep(rng.uniform(0, 1.0))
+
+
+@pytest.mark.timeout(1200)  # ~2 min on an idle 2-core machine; much more when it is shared
+def test_a_run_killed_at_random_moments_ends_as_a_clean_run(tmp_path: Path) -> None:
+    seed = int(os.environ.get("HARNESS_CRASH_SEED") or random.SystemRandom().randrange(2**32))
+    rng = random.Random(seed)
+    print(f"crash test seed {seed} (HARNESS_CRASH_SEED={seed} replays these moments)")
+    began = time.monotonic()
+    with FakeLLMServer(latency_s=0.003, jitter_s=0.004, max_recorded=200_000) as server:
+        clean_home, home = tmp_path / "clean", tmp_path / "crashed"
+        clean_home.mkdir()
+        home.mkdir()
+        clean_env, env = harness_env(clean_home, server), harness_env(home, server)
+        for folder, environment in ((clean_home, clean_env), (home, env)):
+            (folder / "harness.toml").write_text(CALLS)
+            import_rows(environment, tmp_path, ROWS)
+        code, out, err = harness(clean_env, *RUN)
+        assert code == 0, err
+        clean = json_doc(out)
+
+        server.reset()
+        server.configure(
+            error_500_rate=0.04, error_429_rate=0.03, retry_after_s=0.01, drop_rate=0.03,
+            malformed_rate=0.03, seed=seed % 100_000,
+        )  # fmt: skip
+        # Every phase comes up: 3 kills at start and 6 in rows, shuffled; then the last
+        # three once every call is paid (a finish may end the run before its kill).
+        early = ["start"] * 3 + ["rows"] * 6
+        rng.shuffle(early)
+        schedule = [*early, "finish", "finish", rng.choice(("start", "finish"))]
+        moments: list[str] = []
+        run_id = ""
+        attempts = 0
+        while len(moments) < KILLS and attempts < KILLS + 6:
+            attempts += 1
+            phase = schedule[len(moments)]
+            if phase == "rows" and 2 * ROWS - len(paid(server)) < 4:
+                phase = "finish"
+            sig = rng.choice(SIGNALS)
+            process = start(env, *(("run", "--resume", run_id, "--json") if run_id else RUN))
+            wait_until(process, phase, server, rng)
+            if process.poll() is not None:  # it ended before the moment came
+                out, err = process.communicate()
+                assert process.returncode == 0, f"seed {seed}: {err}"
+                break
+            process.send_signal(sig)
+            out, err = process.communicate(timeout=180)
+            name = signal.Signals(sig).name
+            moments.append(f"{name} in {phase} ({len(paid(server))}/{2 * ROWS} calls paid)")
+            print(f"  {moments[-1]}: exit {process.returncode}", flush=True)
+            if process.returncode == 0:  # the signal came as it was exiting, all done
+                moments[-1] += " after the run had finished"
+                break
+            assert process.returncode == EXIT[sig], f"seed {seed}, {moments[-1]}: {err}"
+            assert "Traceback" not in err, f"seed {seed}, {moments[-1]}: {err}"
+            if sig != signal.SIGKILL:  # a graceful stop tells how to go on, and prints --json
+                assert "harness run --resume" in err or "harness runs log" in err, err
+                if out:
+                    assert json_doc(out)["status"] in ("interrupted", "finished"), out
+            if not run_id and (home / "harness.duckdb").exists():
+                found = query(home, "SELECT run_id FROM runs")
+                run_id = str(found[0][0]) if found else ""
+        print(f"{len(moments)} kills in {attempts} attempts:\n  " + "\n  ".join(moments))
+        assert len(moments) >= 10, f"seed {seed}: only {len(moments)} kills landed"
+
+        # Resume until the run is complete: rows in DuckDB and the run in MLflow.
+        assert run_id, f"seed {seed}: no run was created"
+        wait_for(lambda: run_lock_free(home, run_id), 300, "MLflow workers left behind")
+        [(status, mlflow_run_id)] = query(home, "SELECT status, mlflow_run_id FROM runs")
+        if status != "finished" or mlflow_run_id is None:
+            code, out, err = harness(env, "run", "--resume", run_id, "--json")
+            assert code == 0, f"seed {seed}: {err}"
+        resumes = attempts - 1 + (status != "finished" or mlflow_run_id is None)
+        requests = paid(server)
+
+    context = f"seed {seed}, moments {moments}"
+    assert rows_of(home) == rows_of(clean_home), context
+    assert scores_of(home) == scores_of(clean_home), context
+    assert metrics_of(home) == metrics_of(clean_home) == clean["metrics"], context
+    [(status, errors, mlflow_run_id)] = query(
+        home, "SELECT status, errors, mlflow_run_id FROM runs"
+    )
+    assert (status, errors) == ("finished", 0), context
+
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")], context
+    traces = mlflow_traces(home, mlflow_run_id)
+    assert len(traces) == len(set(traces)) == ROWS, context
+    mine, theirs = (
+        mlflow_metrics(home, mlflow_run_id),
+        mlflow_metrics(clean_home, clean["mlflow_run_id"]),
+    )
+    compared = [f"{name}/{stat}" for name, stats in clean["metrics"].items() for stat in stats] + [
+        "errors"
+    ]
+    assert {k: mine.get(k) for k in compared} == {k: theirs.get(k) for k in compared}, context
+
+    assert len(requests) == 2 * ROWS, context  # every call was paid for...
+    assert max(requests.values()) <= 2, context  # ...and none more than twice
+
+    code, out, err = harness(env, "cache", "verify", "--json")
+    assert code == 0 and json_doc(out) == {"entries": 2 * ROWS, "problems": []}, err
+    print(
+        f"crash test: {len(moments)} kills, {resumes} resumes, "
+        f"{sum(requests.values()) - len(requests)} calls paid twice, "
+        f"{time.monotonic() - began:.0f} s"
+    )

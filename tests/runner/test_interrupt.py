@@ -1,0 +1,184 @@
+"""SIGINT and SIGTERM stop a real `harness run` without losing anything; stale runs are found.
+
+Each test starts `python -m harness run` against the fake LLM server (a model and a judge,
+so every row costs two calls), signals it mid-run, and reads what it left: the JSON
+document, the DuckDB run, the MLflow run and its traces, the server's request log.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import (
+    harness,
+    harness_env,
+    import_rows,
+    json_doc,
+    last_line,
+    mlflow_runs,
+    mlflow_traces,
+    paid,
+    query,
+    run_lock_free,
+    start,
+    wait_for,
+)
+
+from harness.testing import FakeLLMServer
+
+ROWS = 120
+RUN = (
+    "run", "--data", "qa", "--model", "openai:/m", "--metric", "exact_match",
+    "--judge", "correctness", "--judge-model", "openai:/j", "--concurrency", "4",
+)  # fmt: skip
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    # 40 ms a call at concurrency 4: a run of 240 calls takes ~3 s, time to signal it.
+    with FakeLLMServer(latency_s=0.04, max_recorded=100_000) as running:
+        yield running
+
+
+@pytest.fixture
+def env(home: Path, tmp_path: Path, server: FakeLLMServer) -> dict[str, str]:
+    env = harness_env(home, server)
+    import_rows(env, tmp_path, ROWS)
+    return env
+
+
+def started_rows(server: FakeLLMServer, calls: int = 40) -> bool:
+    return server.stats()["requests_total"] >= calls
+
+
+def run_ids(home: Path) -> list[str]:
+    return [r[0] for r in query(home, "SELECT run_id FROM runs")]
+
+
+def test_sigterm_stops_the_run_keeps_every_row_and_resume_finishes_it(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    process = start(env, *RUN, "--json")
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    document = json_doc(out)  # the --json document, status interrupted
+    run_id = document["run_id"]
+    assert document["status"] == "interrupted" and document["reason"] == "interrupted by SIGTERM"
+    done = query(home, "SELECT count(*) FROM outputs WHERE run_id = ?", [run_id])[0][0]
+    assert 0 < document["rows_done"] == done < ROWS
+    assert last_line(err) == (
+        f"error: interrupted by SIGTERM with {done} of {ROWS} rows stored; "
+        f"resume with `harness run --resume {run_id}`"
+    )
+    assert query(home, "SELECT status, reason FROM runs") == [
+        ("interrupted", "interrupted by SIGTERM")
+    ]
+    # Rows in flight were finished, not dropped: every call was paid once, and is cached.
+    assert max(paid(server).values()) == 1
+    # MLflow: the run is KILLED, holding the traces of every stored row.
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
+    assert status == "KILLED"
+    assert sorted(mlflow_traces(home, mlflow_run_id)) == sorted(
+        r[0] for r in query(home, "SELECT example_id FROM outputs")
+    )
+
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    resumed = json_doc(out)
+    assert resumed["status"] == "finished" and resumed["rows_done"] == ROWS
+    assert resumed["mlflow_run_id"] == mlflow_run_id  # the same MLflow run, completed
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
+    traces = mlflow_traces(home, mlflow_run_id)
+    assert len(traces) == len(set(traces)) == ROWS
+    assert max(paid(server).values()) == 1  # the resume paid only for rows not done
+    assert sum(paid(server).values()) == 2 * ROWS
+
+
+def test_ctrl_c_prints_the_summary_and_the_resume_command(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    process = start(env, *RUN)
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err
+    [run_id] = run_ids(home)
+    done = query(home, "SELECT count(*) FROM outputs")[0][0]
+    shown = " ".join(out.split())  # the summary table's title wraps
+    assert f"run {run_id}: openai:/m on qa@" in shown and f"({done} rows, 0 failed," in shown
+    assert f"judge calls: {done} sent" in shown
+    assert last_line(err) == (
+        f"error: interrupted by SIGINT with {done} of {ROWS} rows stored; "
+        f"resume with `harness run --resume {run_id}`"
+    )
+    code, out, _ = harness(env, "runs", "show", run_id)
+    assert code == 0 and "interrupted" in out and "reason: interrupted by SIGINT" in out
+
+
+def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    process = start(env, *RUN, "--json")
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    server.configure(latency_s=3.0)  # the calls in flight now keep the first stop waiting
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # signals of one kind do not queue: the second must come after the first
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert out == ""  # exited at once: no document
+    [run_id] = run_ids(home)
+    assert last_line(err) == (
+        f"error: interrupted again: exiting now; `harness run --resume {run_id}` goes on "
+        "from the rows stored"
+    )
+    # Left `running` in DuckDB by a process that is gone: shown as interrupted.
+    assert query(home, "SELECT status FROM runs") == [("running",)]
+    code, out, _ = harness(env, "runs", "list", "--json")
+    [listed] = json_doc(out)  # type: ignore[misc]
+    assert listed["status"] == "interrupted"
+    assert listed["reason"].startswith(f"the process that ran it (pid {process.pid} on ")
+    assert listed["reason"].endswith(f"is gone; resume it with `harness run --resume {run_id}`")
+
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    server.configure(latency_s=0.04)  # the resume need not wait 3 s a call
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["rows_done"] == ROWS
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
+    assert status == "FINISHED" and len(mlflow_traces(home, mlflow_run_id)) == ROWS
+
+
+def test_a_run_still_running_elsewhere_is_not_resumed_twice_and_a_killed_one_is(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    process = start(env, *RUN, "--no-mlflow")
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    server.configure(latency_s=0.5)  # still running while the second process tries
+    [run_id] = run_ids(home)
+    code, _, err = harness(env, "run", "--resume", run_id)
+    assert code == 2
+    assert err == (
+        f"error: run {run_id} is running in another process (pid {process.pid} on "
+        f"{err.split(' on ', 1)[1].split(')')[0]}); let it finish, or stop it (Ctrl-C) "
+        "and resume then\n"
+    )
+    process.kill()  # SIGKILL: nothing runs its cleanup
+    process.communicate()
+    server.configure(latency_s=0.04)
+    code, out, _ = harness(env, "runs", "list")
+    assert code == 0 and "interrupted" in out
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["rows_done"] == ROWS
+    assert query(home, "SELECT status, reason FROM runs") == [("finished", None)]

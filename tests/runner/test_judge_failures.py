@@ -1,0 +1,107 @@
+"""Failed judge calls are failures: counted per kind, explained, exit 1, and resumable; a
+judge server that refuses the first connection stops the run at once, naming its URL."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+
+JUDGED = (
+    "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
+    "--metric", "exact_match", "--judge", "answer_relevance", "--no-mlflow",
+)  # fmt: skip
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def qa(qa_file: Path) -> str:
+    code, out, err = invoke("data", "import", str(qa_file), "--name", "qa", "--json")
+    assert code == 0, err
+    return str(json.loads(out)["ref"])
+
+
+def test_a_judge_that_fails_every_call_fails_the_run_and_resume_retries_it(
+    qa: str, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    judge = ("--judge-model", "python:harness_test_models:judge_fails_while_flagged")
+    code, out, err = invoke(*JUDGED, *judge, "--json", env=env)
+    assert code == 1
+    document = json.loads(out)
+    reason = (
+        "judge call failed: python:harness_test_models:judge_fails_while_flagged raised "
+        "RuntimeError: judge backend exploded"
+    )
+    assert document["errors"] == 20  # rows with a failed call
+    assert document["failures"] == {"judge": {"failed": 20, "reasons": [[reason, 20]]}}
+    assert document["calls"]["judge"]["errors"] == 20
+    assert document["metrics"]["answer_relevance"]["count"] == 0
+    assert err == (
+        f"error: 20 of 20 rows failed (judge: 20 scores: 20 x {reason}); "
+        f"retry them with `harness run --resume {document['run_id']}`\n"
+    )
+    run_id = document["run_id"]
+    code, out, _ = invoke("runs", "show", run_id)
+    assert code == 0
+    assert "20 failed" in out and "failed: 20 judge scores" in out and f"20 x {reason}" in out
+
+    code, out, err = invoke(*JUDGED, *judge, env=env)  # the summary says it too
+    assert code == 1 and "failed: 20 judge scores" in out and "20 failed" in out
+
+    flag.unlink()  # the judge recovers: --resume asks it again (the model answers are kept)
+    code, out, err = invoke("run", "--resume", run_id, "--json", env=env)
+    assert code == 0, err
+    resumed = json.loads(out)
+    assert resumed["errors"] == 0 and resumed["failures"] == {}
+    assert resumed["metrics"]["answer_relevance"]["count"] == 20
+
+
+def test_a_refused_judge_server_stops_the_run_at_once_naming_its_url(
+    qa: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as bound:  # bound, never listening: the port refuses, and is ours
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        code, out, err = invoke(*JUDGED, "--judge-model", "openai:/judge", "--json")
+    assert code == 1
+    document = json.loads(out)
+    run_id = document["run_id"]
+    refused = (
+        f"openai:/judge: nothing is listening at {url} (connection refused): is the server "
+        "running, and is its base URL right"
+    )
+    assert err == (
+        f"error: {refused}; run {run_id} stopped; `harness run --resume {run_id}` goes on "
+        "once it answers\n"
+    )
+    assert document["status"] == "failed" and document["reason"] == refused
+    assert document["calls"]["judge"]["retries"] == 0  # failed fast: no backoff
+    code, out, _ = invoke("runs", "show", run_id)
+    assert f"reason: {refused}" in " ".join(out.split())
+
+
+def test_a_replay_miss_is_stored_as_the_run_s_reason(qa: str) -> None:
+    code, _, err = invoke(
+        "run", "--data", "qa", "--model", "openai:/gpt-test", "--cache", "replay", "--no-mlflow"
+    )
+    assert code == 1 and err.startswith("error: --cache replay: the model call for row ")
+    code, out, _ = invoke("runs", "list", "--json")
+    [run] = json.loads(out)
+    assert run["status"] == "failed"
+    assert run["reason"].startswith("--cache replay: the model call for row ")
+    code, out, _ = invoke("runs", "show", run["run_id"])
+    assert "reason: --cache replay: the model call for row " in " ".join(out.split())

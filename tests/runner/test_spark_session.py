@@ -1,0 +1,98 @@
+"""Naming the Spark session: flags, SPARK_REMOTE, harness.toml; nothing here starts Spark."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.runner.spark_session import SparkTarget, check_target, connect_address
+from harness.runner.spark_session import _cores as cores
+
+
+def test_the_flag_wins_over_spark_remote_which_wins_over_harness_toml() -> None:
+    settings = {"spark": {"remote": "sc://toml:1", "master": "local[3]"}}
+    env = {"SPARK_REMOTE": "sc://env:2"}
+    assert SparkTarget.resolve(settings, remote="sc://flag:3", environ=env).remote == "sc://flag:3"
+    assert SparkTarget.resolve(settings, environ=env).remote == "sc://env:2"
+    assert SparkTarget.resolve(settings, environ={}).remote == "sc://toml:1"
+    assert SparkTarget.resolve({"spark": {"master": "local[3]"}}, environ={}) == SparkTarget(
+        None, None, "local[3]"
+    )
+    # pyspark's SPARK_REMOTE=local (an in-process server) is not a cluster to connect to.
+    assert SparkTarget.resolve({}, environ={"SPARK_REMOTE": "local"}).remote is None
+
+
+def test_a_connect_url_is_parsed_and_its_token_never_shown() -> None:
+    assert connect_address("sc://10.0.0.5") == ("10.0.0.5", 15002)
+    assert connect_address("sc://h.example.com:443/;token=abc;use_ssl=true") == (
+        "h.example.com",
+        443,
+    )
+    target = SparkTarget(remote="sc://h.example.com:443/;token=s3cret")
+    assert target.where == "sc://h.example.com:443"
+    for bad in ("http://h:1", "sc://", "sc://h:port", "h:15002"):
+        with pytest.raises(ConfigError, match="neither sc://HOST:PORT"):
+            SparkTarget.resolve({}, remote=bad, environ={})
+    with pytest.raises(ConfigError) as caught:
+        SparkTarget.resolve({}, remote="sc//h:1/;token=s3cret", environ={})
+    assert "s3cret" not in str(caught.value)
+
+
+def test_the_cores_of_a_local_master() -> None:
+    assert cores("local") == 1
+    assert cores("local[4]") == 4
+    assert cores("local[4,2]") == 4
+    assert cores("local-cluster[2,3,1024]") == 6
+    assert cores("local[*]") is None and cores("yarn") is None and cores(None) is None
+
+
+def test_unknown_spark_settings_are_refused(home: Path) -> None:
+    from harness.runner.spark import check_ready
+
+    with pytest.raises(ConfigError, match="unknown setting"):
+        check_ready({"spark": {"remote": "sc://h:1", "workers": 2}})
+    target = check_ready({"spark": {"remote": "sc://h:1", "rows_per_task": 3}})
+    assert target == SparkTarget("sc://h:1")
+
+
+def test_without_the_connect_client_a_remote_says_what_to_install(tmp_path: Path) -> None:
+    # A Python where pyspark imports but its Connect client's dependencies do not.
+    shim = tmp_path / "no-grpc"
+    (shim / "grpc").mkdir(parents=True)
+    (shim / "grpc" / "__init__.py").write_text("raise ImportError('no grpc here')\n")
+    code = (
+        "from harness.runner.spark_session import SparkTarget, check_target\n"
+        "check_target(SparkTarget(remote='sc://127.0.0.1:1'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(shim)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "Spark Connect needs pyspark's Connect client: pip install 'harness[spark]'" in (
+        done.stderr
+    )
+
+
+def test_a_local_target_needs_only_pyspark() -> None:
+    check_target(SparkTarget(master="local[2]"))  # imports pyspark, starts nothing
+
+
+def test_the_cli_refuses_contradicting_spark_flags_before_anything_runs(home: Path) -> None:
+    harness = str(Path(sys.executable).parent / "harness")
+    command = [harness, "run", "--data", "qa", "--model", "echo",
+               "--spark", "databricks", "--spark-remote", "sc://h:1"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --spark databricks and --spark-remote name two clusters; give one of them"
+    ]
+    assert not (home / "harness.duckdb").exists()
+    done = subprocess.run([*command[:6], "--profile", "ci"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--profile names" in done.stderr
+    assert done.stdout == ""

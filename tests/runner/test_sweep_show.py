@@ -1,0 +1,127 @@
+"""A sweep has an identity: its id (or its MLflow parent run's id) shows its table again.
+
+Every call goes to the fake LLM server on 127.0.0.1 through the real OpenAI SDK; the
+runs are stored in a real DuckDB file and, with MLflow on, the local MLflow store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.testing import FakeLLMServer
+
+SWEEP = ("run", "--data", "qa", "--model", "openai:/m", "--metric", "exact_match",
+         "--metric", "word_count", "--param", "temperature=0", "--param", "temperature=0.7",
+         "--limit", "3")  # fmt: skip
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as running:
+        yield running
+
+
+@pytest.fixture
+def qa(qa_file: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sweep-test")
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+
+
+def children(doc: dict) -> list[tuple[dict, str, dict]]:
+    """Each child as (values, run id, metric means), the part both documents share."""
+    return [(r["values"], r["run_id"], r["metric_means"]) for r in doc["runs"]]
+
+
+def shown(ref: str) -> dict:
+    code, out, err = invoke("runs", "show", ref, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_sweep_without_mlflow_is_shown_again_by_its_id(qa):
+    code, out, err = invoke(*SWEEP, "--no-mlflow", "--json")
+    assert code == 0, err
+    ran = json.loads(out)
+    sweep_id = ran["sweep_id"]
+    assert ran["parent_mlflow_run_id"] is None and len(ran["runs"]) == 2
+    again = shown(sweep_id)
+    assert again["sweep_id"] == sweep_id and again["axes"] == ["temperature"]
+    assert children(again) == children(ran)
+    assert [v for v, _, _ in children(again)] == [{"temperature": 0}, {"temperature": 0.7}]
+    assert all(set(means) == {"exact_match", "word_count"} for _, _, means in children(again))
+    assert again["best_run_id"] == ran["best_run_id"]
+    assert [r["rows_done"] for r in again["runs"]] == [3, 3]
+
+    code, out, err = invoke("runs", "show", sweep_id)
+    assert code == 0, err
+    assert f"sweep {sweep_id}: 2 runs over temperature" in out
+    for _, run_id, _ in children(ran):
+        assert run_id in out
+    assert "MLflow parent run" not in out
+
+    # `runs list` marks each child with its sweep; a single run has none.
+    code, _, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--limit", "1",
+                          "--no-mlflow")  # fmt: skip
+    assert code == 0, err
+    code, out, err = invoke("runs", "list", "--json")
+    assert code == 0, err
+    marks = {r["run_id"]: r["sweep_id"] for r in json.loads(out)}
+    assert sorted(marks.values(), key=lambda v: v or "") == [None, sweep_id, sweep_id]
+    assert {k for k, v in marks.items() if v} == {run_id for _, run_id, _ in children(ran)}
+    code, out, _ = invoke("runs", "list")
+    assert out.count(sweep_id) == 2
+
+
+def test_a_logged_sweep_is_shown_by_its_id_and_its_mlflow_parent_id(qa):
+    code, out, err = invoke(*SWEEP)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("sweep ") and "show it again" in x)
+    sweep_id = line.split()[1].rstrip(":")
+    assert line.startswith(f"sweep {sweep_id}: 2 runs;")
+    parent = next(x for x in out.splitlines() if x.startswith("MLflow parent run ")).split()[3]
+
+    by_id, by_parent = shown(sweep_id), shown(parent)
+    assert by_id == by_parent
+    assert by_id["sweep_id"] == sweep_id and by_id["parent_mlflow_run_id"] == parent
+    runs = by_id["runs"]
+    assert [r["values"] for r in runs] == [{"temperature": 0}, {"temperature": 0.7}]
+    assert all(r["mlflow_run_id"] and r["status"] == "finished" for r in runs)
+    assert all(set(r["metric_means"]) == {"exact_match", "word_count"} for r in runs)
+    # The children are those MLflow holds under the parent, with the same metrics.
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+
+    uri = resolve_home().tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for run in runs:
+        logged = client.get_run(run["mlflow_run_id"])
+        assert logged.data.tags["mlflow.parentRunId"] == parent
+        assert logged.data.metrics["exact_match/mean"] == run["metric_means"]["exact_match"]
+
+    code, out, err = invoke("runs", "show", parent)
+    assert code == 0, err
+    assert f"sweep {sweep_id}: 2 runs over temperature" in out
+    assert f"MLflow parent run {parent}" in out
+    assert all(r["run_id"] in out for r in runs)
+
+
+def test_an_unknown_id_still_exits_2_with_one_line(qa):
+    code, out, err = invoke(*SWEEP, "--no-mlflow", "--json")
+    assert code == 0, err
+    code, out, err = invoke("runs", "show", "0123456789ab")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "0123456789ab" in err

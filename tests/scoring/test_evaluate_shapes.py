@@ -1,0 +1,271 @@
+"""harness.evaluate with what mlflow.evaluate scripts pass: data shapes, col_mapping, judges
+as objects, metrics that raise, directions, and runs that only Python can score again."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import harness
+from harness.cli import cli
+from harness.errors import ConfigError
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+def echo_question(row: dict) -> str:
+    return f"{row['input']} [1]"
+
+
+@pytest.mark.parametrize(
+    ("data", "options"),
+    [
+        (["What is 2+2?", "Capital of France?"], {"targets": ["4", "Paris"]}),
+        (np.array(["What is 2+2?", "Capital of France?"]), {"targets": np.array(["4", "Paris"])}),
+        (
+            [
+                {"inputs": "What is 2+2?", "expectations": {"expected_response": "4"}},
+                {"inputs": "Capital of France?", "expectations": {"expected_response": "Paris"}},
+            ],
+            {},
+        ),
+    ],
+)
+def test_lists_and_arrays_evaluate_like_a_dataframe(data: object, options: dict) -> None:
+    result = harness.evaluate(
+        echo_question,
+        data,
+        metrics=["exact_match", "contains"],
+        log_to_mlflow=False,
+        **options,
+    )
+    assert result.metrics["exact_match/count"] == 2  # both rows had an expected answer
+    assert result.metrics["contains/mean"] == 0.0
+    table = result.tables["eval_results_table"]
+    assert list(table["input"]) == ["What is 2+2?", "Capital of France?"]
+    assert list(table["expected"]) == ["4", "Paris"]
+
+
+def test_col_mapping_picks_columns_as_in_mlflow() -> None:
+    from mlflow.metrics.genai import faithfulness
+
+    data = pd.DataFrame(
+        {
+            "question": ["Capital of France?"],
+            "answer": ["Paris"],
+            "retrieved": ["Paris is the capital of France."],
+            "source_doc": ["atlas"],
+        }
+    )
+    seen: list[dict] = []
+
+    def model(row: dict) -> str:
+        seen.append(row)
+        return "Paris"
+
+    def cites_source(predictions: pd.Series, doc: pd.Series) -> float:
+        return float(all(d == "atlas" for d in doc))
+
+    result = harness.evaluate(
+        model,
+        data,
+        targets="answer",
+        metrics=["exact_match", cites_source],
+        evaluator_config={
+            "col_mapping": {"inputs": "question", "context": "retrieved", "doc": "source_doc"}
+        },
+        log_to_mlflow=False,
+    )
+    assert seen[0]["input"] == "Capital of France?"
+    assert seen[0]["context"] == "Paris is the capital of France."
+    assert result.metrics["exact_match/mean"] == 1.0
+    assert result.metrics["cites_source"] == 1.0  # an eval_fn's number: its own aggregate
+    # faithfulness reads `context`: mapped through col_mapping it is the retrieved text.
+    from harness.scoring import DataShape, adapt
+
+    judge = adapt(
+        faithfulness(model="openai:/m"),
+        shape=DataShape(fields={"context": "retrieved"}, col_mapping={"context": "retrieved"}),
+    )
+    assert judge.needs == {"context"}
+
+
+def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> None:
+    from harness.data import import_dataframe
+
+    import_dataframe(
+        pd.DataFrame({"question": ["a?", "b?"], "answer": ["a", "b"]}), name="qa", home=home
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json",
+            "--metric", "python:harness_test_metrics:raises", "--metric", "word_count",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["metric_errors"] == 2 and doc["errors"] == 0
+    assert doc["metrics"]["word_count"]["count"] == 2  # the other metric is there
+    assert doc["metrics"]["raises"] == {"count": 0}
+    assert "metrics failed (metrics raised on 2 row(s)" in result.stderr
+    assert doc["directions"] == {"raises": 1, "word_count": 0}
+
+
+def test_a_run_scored_with_python_objects_is_not_resumed_from_the_cli(home: Path) -> None:
+    def flaky(row: dict) -> str:
+        if row["input"] == "b?":
+            raise RuntimeError("down")
+        return "a"
+
+    def shout(row: dict) -> float:
+        return float(row["output"].isupper())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = harness.evaluate(
+            flaky,
+            pd.DataFrame({"question": ["a?", "b?"], "answer": ["a", "b"]}),
+            metrics=[shout],
+            log_to_mlflow=False,
+        )
+    assert result.result.errors == 1
+    run = CliRunner().invoke(cli, ["run", "--resume", result.run_id])
+    assert run.exit_code == 2
+    assert "scored with Python objects (shout)" in run.stderr
+
+
+def test_judges_take_harness_judge_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.judges import make_judge
+
+    brief = make_judge("brief", "Is this brief?\n{output}")
+    with pytest.raises(ConfigError, match="needs a judge model"):
+        harness.evaluate(
+            echo_question, ["q?"], model_type="text", judges=[brief], log_to_mlflow=False
+        )
+    result = harness.evaluate(
+        echo_question,
+        ["q?"],
+        model_type="text",
+        judges=[brief],
+        judge_model="python:harness_test_models:judge_yes",
+        log_to_mlflow=False,
+    )
+    assert result.metrics["brief/mean"] == 1.0
+
+
+def test_an_eval_fn_reads_other_metrics_as_mlflow_passes_them() -> None:
+    from harness.errors import MetricError
+
+    def agrees(predictions: pd.Series, token_f1: object, metrics: dict) -> float:
+        # MLflow passes another metric by its name, and every metric as `metrics`.
+        mean = sum(token_f1.scores) / len(token_f1.scores)  # type: ignore[attr-defined]
+        return float(mean == metrics["token_f1"].aggregate_results["mean"])
+
+    data = pd.DataFrame({"question": ["a b?", "c?"], "answer": ["a b", "d"]})
+    result = harness.evaluate(
+        echo_question, data, metrics=["token_f1", agrees], log_to_mlflow=False
+    )
+    assert result.metrics["agrees"] == 1.0
+
+    def wants(predictions: pd.Series, nowhere: pd.Series) -> float:
+        return 0.0
+
+    with pytest.raises(MetricError, match="metric 'wants' needs 'nowhere': no column"):
+        harness.evaluate(echo_question, data, metrics=[wants], log_to_mlflow=False)
+
+
+def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
+    with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
+        harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
+
+
+def test_without_model_type_named_metrics_are_all_that_is_computed_as_in_mlflow() -> None:
+    from mlflow.metrics import MetricValue, make_metric
+
+    def n_chars(predictions: pd.Series) -> MetricValue:
+        return MetricValue(scores=[float(len(p)) for p in predictions])
+
+    # An mlflow.evaluate call without model_type, on data without targets: MLflow computes
+    # the extra metric only, and so does harness (question-answering's exact_match would
+    # need targets and refuse the run).
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "outputs": ["x", "yy"]})
+    length = make_metric(eval_fn=n_chars, greater_is_better=False, name="n_chars")
+    result = harness.evaluate(
+        data=data, predictions="outputs", extra_metrics=[length], log_to_mlflow=False
+    )
+    assert set(result.result.metrics) == {"n_chars"}
+    assert result.metrics["n_chars/mean"] == 1.5
+    # Naming no metrics keeps question-answering's defaults, and model_type= still adds them.
+    qa = pd.DataFrame({"inputs": ["a?"], "outputs": ["x"], "ground_truth": ["x"]})
+    plain = harness.evaluate(data=qa, predictions="outputs", log_to_mlflow=False)
+    assert {"exact_match", "token_f1"} <= set(plain.result.metrics)
+    both = harness.evaluate(
+        data=qa,
+        predictions="outputs",
+        model_type="question-answering",
+        extra_metrics=[length],
+        log_to_mlflow=False,
+    )
+    assert {"exact_match", "n_chars"} <= set(both.result.metrics)
+
+
+def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
+    from harness_test_metrics import raises
+
+    from harness.errors import RowsFailedWarning
+
+    def dataframe_model(input_df: pd.DataFrame) -> pd.Series:
+        # Written for mlflow.evaluate (a DataFrame in): harness passes one row as a dict.
+        return input_df["inputs"].map(str.upper)
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "ground_truth": ["A?", "B?"]})
+    with pytest.warns(RowsFailedWarning) as caught:
+        result = harness.evaluate(
+            dataframe_model, data, targets="ground_truth", log_to_mlflow=False
+        )
+    assert result.result.errors == 2 and result.metrics == {}
+    [warning] = caught
+    assert str(warning.message).startswith("2 of 2 rows failed (2 x python:")
+    assert "dataframe_model raised KeyError: 'inputs'" in str(warning.message)
+    assert warning.filename == __file__  # the caller's line, not harness's
+
+    with pytest.warns(RowsFailedWarning, match=r"^metrics failed \(metrics raised on 2 row"):
+        harness.evaluate(echo_question, data, metrics=[raises], log_to_mlflow=False)
+
+
+def test_an_mlflow_scorer_gets_inputs_outputs_and_expectations_and_keeps_its_rationale() -> None:
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    @scorer
+    def answers_it(inputs: dict, outputs: str, expectations: dict) -> Feedback:
+        expected = expectations["expected_response"]
+        return Feedback(
+            value=float(outputs.strip().lower() == expected.lower()),
+            rationale=f"asked {inputs['question']!r}, expected {expected!r}",
+        )
+
+    # MLflow 3's records: inputs as a dict, expectations beside them.
+    data = [
+        {"inputs": {"question": "2+2?"}, "expectations": {"expected_response": "4"}},
+        {"inputs": {"question": "Capital?"}, "expectations": {"expected_response": "Paris"}},
+    ]
+
+    def model(row: dict) -> str:
+        return "4" if "2+2" in row["input"] else "Lyon"
+
+    result = harness.evaluate(model, data, extra_metrics=[answers_it], log_to_mlflow=False)
+    assert set(result.result.metrics) == {"answers_it"}
+    table = result.tables["eval_results_table"].sort_values("id")
+    assert list(table["answers_it"]) == [1.0, 0.0]
+    assert list(table["answers_it/rationale"]) == [
+        "asked '2+2?', expected '4'",
+        "asked 'Capital?', expected 'Paris'",
+    ]

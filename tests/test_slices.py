@@ -1,0 +1,167 @@
+"""harness.slices: labels of a column, per-slice means and intervals against pandas,
+statsmodels and scipy, the limit on values, and MLflow-safe metric names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.proportion import proportion_confint
+
+from harness.errors import ConfigError
+from harness.slices import (
+    DEFAULT_MAX_VALUES,
+    check_value_count,
+    column_labels,
+    label,
+    max_values,
+    mlflow_slice_metrics,
+    per_row_values,
+    row_fields,
+    slice_table,
+    sort_labels,
+)
+
+
+def test_labels_are_text_whatever_the_cell() -> None:
+    assert label("yes") == "yes"
+    assert label(2011) == "2011"
+    assert label(np.int64(3)) == "3"
+    assert label(True) == "true"
+    assert label(["b", "a"]) == '["b", "a"]'
+    assert label(None) is None and label(float("nan")) is None
+
+
+def test_column_labels_reach_builtin_and_extra_columns() -> None:
+    rows = [
+        row_fields("1", "q1", ["a"], "c1", '{"topic": "bio", "year": 2011}'),
+        row_fields("2", "q2", ("a", "b"), None, {"topic": "chem"}),
+        row_fields("3", "q3", [], "c3", None),
+    ]
+    assert column_labels(rows, "topic", "--by") == ["bio", "chem", None]
+    assert column_labels(rows, "year", "--by") == ["2011", None, None]
+    assert column_labels(rows, "expected", "--by") == ["a", '["a", "b"]', None]
+    assert column_labels(rows, "context", "--by") == ["c1", None, "c3"]
+    with pytest.raises(ConfigError, match=r"^--stratify level: no row has that column; "
+                       r"columns: context, expected, id, input, topic, year$"):  # fmt: skip
+        column_labels(rows, "level", "--stratify")
+
+
+def test_labels_sort_numerically_when_they_are_numbers_and_missing_last() -> None:
+    assert sort_labels(["10", "9", None, "100"]) == ["9", "10", "100", None]
+    assert sort_labels(["b", "10", "a"]) == ["10", "a", "b"]
+    assert sort_labels([]) == []
+
+
+def test_the_limit_comes_from_the_option_then_harness_toml_then_the_default() -> None:
+    assert max_values(None, {}) == DEFAULT_MAX_VALUES == 50
+    assert max_values(None, {"slices": {"max_values": 7}}) == 7
+    assert max_values(3, {"slices": {"max_values": 7}}) == 3
+    for settings, message in (
+        ({"slices": {"max_values": 0}}, "[slices] max_values must be a whole number"),
+        ({"slices": {"max_values": "9"}}, "[slices] max_values must be a whole number"),
+        ({"slices": {"max_value": 9}}, "unknown setting(s) max_value"),
+        ({"slices": 3}, "[slices] in harness.toml must be a table"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            max_values(None, settings)
+        assert message in str(raised.value)
+    check_value_count("topic", ["a", "b", None], 3)
+    with pytest.raises(ConfigError, match="--by topic: 3 distinct values, more than the 2"):
+        check_value_count("topic", ["a", "b", None], 2)
+
+
+def scores_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Stored-score rows: a 0/1 metric, a [0, 1] metric and a judge asked twice per row."""
+    records = []
+    for i in range(n):
+        records.append({"example_id": f"e{i}", "metric": "exact_match", "sample": 0,
+                        "value": float(rng.random() < 0.4 + 0.02 * (i % 5))})  # fmt: skip
+        records.append({"example_id": f"e{i}", "metric": "token_f1", "sample": 0,
+                        "value": None if i % 17 == 0 else float(rng.beta(2, 3))})  # fmt: skip
+        for sample in (0, 1):
+            records.append({"example_id": f"e{i}", "metric": "judge", "sample": sample,
+                            "value": float(rng.integers(1, 6))})  # fmt: skip
+    return pd.DataFrame.from_records(records)
+
+
+def test_slice_means_and_intervals_match_pandas_statsmodels_and_scipy() -> None:
+    rng = np.random.default_rng(4)
+    n = 240
+    scores = scores_frame(rng, n)
+    topics = ["alpha", "beta", "gamma", None]
+    labels = pd.Series([topics[i % 4] for i in range(n)], index=[f"e{i}" for i in range(n)],
+                       dtype=object)  # fmt: skip
+    failed = pd.Series([i % 23 == 0 for i in range(n)], index=labels.index)
+    values = per_row_values(scores)
+    table = slice_table("topic", labels, values, failed=failed)
+    assert [s.value for s in table.slices] == ["alpha", "beta", "gamma", None]
+    assert table.metrics == ["exact_match", "token_f1", "judge"]
+
+    # The reference: a pandas groupby on the stored scores, a judge's samples averaged.
+    per_row = scores.dropna(subset=["value"]).groupby(["example_id", "metric"])["value"].mean()
+    frame = per_row.unstack("metric").join(labels.rename("topic").fillna("(none)"))
+    grouped = frame.groupby("topic")
+    for s in table.slices:
+        key = "(none)" if s.value is None else s.value
+        assert s.rows == int((labels.fillna("(none)") == key).sum())
+        assert s.errors == int(failed[labels.fillna("(none)") == key].sum())
+        for metric in table.metrics:
+            column = grouped.get_group(key)[metric].dropna()
+            m = s.means[metric]
+            assert m.n == column.count()
+            assert m.mean == pytest.approx(column.mean(), rel=1e-12)
+            if metric == "exact_match":  # 0/1 scores: Wilson's interval
+                low, high = proportion_confint(column.sum(), column.count(), method="wilson")
+                assert m.method == "wilson"
+            else:
+                low, high = scipy_stats.t.interval(
+                    0.95, column.count() - 1, loc=column.mean(), scale=scipy_stats.sem(column)
+                )
+                assert m.method == "t"
+            assert (m.low, m.high) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
+    everything = frame[table.metrics]
+    for metric in table.metrics:
+        assert table.overall.means[metric].mean == pytest.approx(everything[metric].mean())
+        assert table.overall.means[metric].n == everything[metric].count()
+    assert table.overall.rows == n
+
+    document = table.as_dict()
+    assert document["column"] == "topic" and document["overall"]["value"] is None
+    first = document["slices"][0]["metrics"]["token_f1"]
+    assert set(first) == {"count", "mean", "se", "ci", "interval"}
+    records = pd.DataFrame(table.records())
+    assert len(records) == (1 + len(table.slices)) * len(table.metrics)
+    assert list(records.loc[records["value"] == "(all)", "metric"]) == table.metrics
+
+
+def test_a_slice_of_one_row_has_no_interval() -> None:
+    values = pd.DataFrame({"token_f1": [0.5, 0.7, 0.2]}, index=["a", "b", "c"])
+    labels = pd.Series(["x", "x", "y"], index=["a", "b", "c"], dtype=object)
+    table = slice_table("t", labels, values)
+    lone = table.slices[1]
+    assert lone.value == "y" and lone.means["token_f1"].n == 1
+    assert lone.as_dict()["metrics"]["token_f1"]["ci"] == [None, None]
+
+
+def test_mlflow_names_are_names_mlflow_accepts() -> None:
+    from mlflow.utils.validation import _validate_metric_name
+
+    values = pd.DataFrame({"exact_match": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]},
+                          index=list("abcdef"))  # fmt: skip
+    labels = pd.Series(["a/b", "x=y", ".", "a_b", None, "ü ok"], index=list("abcdef"),
+                       dtype=object)  # fmt: skip
+    names = mlflow_slice_metrics(slice_table("src file", labels, values))
+    assert len(names) == 6  # every value has its own name, even where two would collide
+    for name in names:
+        _validate_metric_name(name)  # raises MlflowException for a name MLflow refuses
+        assert name.startswith("exact_match/mean/by/src file/")
+    assert names["exact_match/mean/by/src file/x_y"] == 0.0
+    assert "exact_match/mean/by/src file/_none_" in names
+    assert "exact_match/mean/by/src file/_" in names  # "." is no path segment
+    assert "exact_match/mean/by/src file/ü ok" in names
+    long = pd.Series(["v" * 300], index=["a"], dtype=object)
+    (name,) = mlflow_slice_metrics(slice_table("c", long, values.iloc[:1])).keys()
+    assert len(name) == 250
+    _validate_metric_name(name)

@@ -1,0 +1,304 @@
+"""The pytest plugin, driven as a user drives it: a small app's test suite, recorded against the
+fake server, replayed with the server stopped and no API key, changed until it misses,
+re-recorded, and run under pytest-xdist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.testing import FakeLLMServer
+from harness.testing.pytest_plugin import cassette_path
+
+pytest_plugins = ["pytester"]
+
+SENTINEL_KEY = "sk-sentinel-plugin-7a6b5c4d3e2f"
+
+APP = """
+import openai
+
+PROMPT = "{question}\\nAnswer from this context in a few words: {context}"
+DOCUMENTS = ["Paris is the capital of France.", "The Nile flows through Egypt."]
+
+
+def answer(question):
+    client = openai.OpenAI()
+    found = client.embeddings.create(model="text-embedding-3-small", input=[question, *DOCUMENTS])
+    question_vector, *document_vectors = [item.embedding for item in found.data]
+    scores = [sum(a * b for a, b in zip(question_vector, v)) for v in document_vectors]
+    context = DOCUMENTS[scores.index(max(scores))]
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini",
+        temperature=0,
+        messages=[{"role": "user", "content": PROMPT.format(question=question, context=context)}],
+    )
+    return reply.choices[0].message.content
+"""
+
+TESTS = """
+import pytest
+
+import my_app
+
+pytestmark = pytest.mark.harness
+
+
+def test_france():
+    assert my_app.answer("What is the capital of France?").startswith("Answer:")
+
+
+def test_egypt(harness_recorder):
+    assert my_app.answer("Which river flows through Egypt?").startswith("Answer:")
+    calls = harness_recorder.calls["app"]
+    assert calls["requests"] + calls["cache_hits"] == 2
+
+
+@pytest.mark.harness
+def test_a_marked_test_without_calls(harness_recorder):
+    assert harness_recorder.calls["app"]["requests"] == 0
+
+"""
+
+
+def entries(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    pytester.makepyfile(my_app=APP, test_app=TESTS)
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    return pytester
+
+
+def test_record_replay_miss_and_rerecord(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassettes = suite.path / "cassettes" / "test_app"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        missing = suite.runpytest("-p", "no:cacheprovider")
+        missing.assert_outcomes(errors=3)
+        missing.stdout.fnmatch_lines(
+            [
+                "*harness: no cassette at cassettes/test_app/test_france.jsonl: "
+                "record it with pytest 'test_app.py::test_france' --harness-record=new"
+            ]
+        )
+        assert server.stats()["requests_total"] == 0  # nothing was sent to find that out
+
+        suite.runpytest("--harness-record=new").assert_outcomes(passed=3)
+        assert server.stats()["requests_total"] == 4  # an embedding and a chat call per test
+        assert sorted(p.name for p in cassettes.iterdir()) == [
+            "test_a_marked_test_without_calls.jsonl",  # header only: it replays too
+            "test_egypt.jsonl",
+            "test_france.jsonl",
+        ]
+        assert len(entries(cassettes / "test_france.jsonl")) == 2
+        recorded = (cassettes / "test_france.jsonl").read_bytes()
+
+    # The server is gone and there is no key: the suite replays.
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest().assert_outcomes(passed=3)
+    assert (cassettes / "test_france.jsonl").read_bytes() == recorded
+    assert not any(SENTINEL_KEY.encode() in p.read_bytes() for p in suite.path.rglob("*.jsonl"))
+
+    # The app changes its prompt: the test fails, naming the difference and the command.
+    app = suite.path / "my_app.py"
+    app.write_text(app.read_text().replace("in a few words", "in one word"))
+    changed = suite.runpytest("-k", "france")
+    changed.assert_outcomes(failed=1, deselected=2)  # the other two make no such call
+    changed.stdout.fnmatch_lines(
+        [
+            "*harness: test_app.py::test_france made a call that is not in "
+            "cassettes/test_app/test_france.jsonl: prompt differs at character 60 "
+            '(message 0, user): "*in one word*" (cached: "*in a few words*")',
+            "record it with: pytest 'test_app.py::test_france' --harness-record=new",
+        ]
+    )
+
+    # With a server up, the miss still sends nothing: in replay the network is closed.
+    with FakeLLMServer() as live:
+        monkeypatch.setenv("OPENAI_BASE_URL", live.openai_base_url)
+        suite.runpytest("-k", "france").assert_outcomes(failed=1, deselected=2)
+        assert live.stats()["requests_total"] == 0
+
+
+def test_all_drops_what_a_test_no_longer_uses(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
+            passed=1, deselected=2
+        )
+        app = suite.path / "my_app.py"
+        app.write_text(app.read_text().replace("in a few words", "in one word"))
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
+            passed=1, deselected=2
+        )
+        assert len(entries(cassette)) == 3  # new keeps the old chat call
+        suite.runpytest("-k", "france", "--harness-record=all").assert_outcomes(
+            passed=1, deselected=2
+        )
+        kept = entries(cassette)
+        assert len(kept) == 2  # all records again and keeps only what the test used
+        prompts = [e["request"]["messages"][0]["content"] for e in kept if e["request"]["messages"]]
+        assert len(prompts) == 1 and "in one word" in prompts[0]
+
+
+def test_xdist_workers_record_and_replay(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two tests share one cassette: under two workers they take turns and merge.
+    suite.makepyfile(
+        test_shared="""
+import pytest
+import my_app
+
+@pytest.mark.harness(cassette="shared.jsonl")
+@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?", "Tallest peak?"])
+def test_shared(question):
+    assert my_app.answer(question)
+"""
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        result = suite.runpytest("-n", "2", "-p", "xdist", "--harness-record=new")
+        result.assert_outcomes(passed=6)
+        assert server.stats()["requests_total"] == 10  # 2 calls for each of 5 tests
+    assert len(entries(suite.path / "shared.jsonl")) == 6
+    assert len(list((suite.path / "cassettes" / "test_app").iterdir())) == 3
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest().assert_outcomes(passed=6)  # what the workers wrote replays
+
+
+EVALUATION = """
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import harness
+import my_app
+
+DATA = pd.DataFrame(
+    {"input": ["What is the capital of France?", "Which river flows through Egypt?"],
+     "expected": ["Paris", "The Nile"]}
+)
+
+
+@pytest.mark.harness
+def test_the_app_scores_well():
+    result = harness.evaluate(
+        model=lambda row: my_app.answer(row["input"]),
+        data=DATA,
+        metrics=["token_f1"],
+        judges=["correctness"],
+        judge_model="openai:/gpt-4o-mini",
+        log_to_mlflow=False,
+    )
+    assert result.metrics["token_f1/count"] == 2
+    assert result.result.calls["app"]["requests"] + result.result.calls["app"]["cache_hits"] == 4
+    seen = Path("metrics.json")
+    if seen.exists():  # a replay: the same numbers, to the last digit
+        assert json.loads(seen.read_text()) == result.metrics
+    seen.write_text(json.dumps(result.metrics))
+"""
+
+
+def test_evaluate_inside_a_marked_test_replays_its_own_calls_too(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In a subprocess: DuckDB and pandas cannot be imported twice into one process, as
+    # inline runs would.
+    suite.makepyfile(test_evaluation=EVALUATION)
+    cassette = suite.path / "cassettes" / "test_evaluation" / "test_the_app_scores_well.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        args = ("-k", "scores_well", "-p", "no:cacheprovider")
+        suite.runpytest_subprocess(*args, "--harness-record=new").assert_outcomes(
+            passed=1, deselected=3
+        )
+        assert server.stats()["requests_total"] == 6  # 2 rows x (embedding, chat, judge)
+    providers = sorted(e["request"]["provider"] for e in entries(cassette))
+    assert providers == ["http"] * 4 + ["openai"] * 2  # the app's calls and the judge's
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest_subprocess(*args).assert_outcomes(passed=1, deselected=3)  # no server, no key
+
+
+def test_a_cassette_that_would_hold_a_key_is_not_written(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite.makepyfile(
+        test_leak=f"""
+import pandas as pd
+import pytest
+import harness
+
+@pytest.mark.harness
+def test_a_key_pasted_into_the_data():
+    data = pd.DataFrame({{"input": ["my key is {SENTINEL_KEY}"], "expected": ["no"]}})
+    harness.evaluate(model="openai:/gpt-4o-mini", data=data, metrics=["exact_match"],
+                     log_to_mlflow=False)
+"""
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        result = suite.runpytest_subprocess("-k", "pasted", "--harness-record=new")
+    result.assert_outcomes(passed=1, errors=1, deselected=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*harness: refusing to write cassettes/test_leak/test_a_key_pasted_into_the_data.jsonl"
+            ": a recorded call holds the value of OPENAI_API_KEY"
+        ]
+    )
+    assert not (suite.path / "cassettes" / "test_leak").exists()
+    assert not any(SENTINEL_KEY.encode() in p.read_bytes() for p in suite.path.rglob("*.jsonl"))
+
+
+def test_where_cassettes_live(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_places="""
+import pytest
+
+@pytest.mark.harness
+def test_plain():
+    pass
+
+@pytest.mark.harness
+@pytest.mark.parametrize("q", ["a b", "a_b"])
+def test_asked(q):
+    pass
+
+class TestGroup:
+    def test_method(self):
+        pass
+
+@pytest.mark.harness(cassette="../shared/one.jsonl")
+def test_named():
+    pass
+"""
+    )
+    items = {item.name: item for item in pytester.getitems(pytester.path / "test_places.py")}
+    folder = pytester.path / "cassettes" / "test_places"
+    assert cassette_path(items["test_plain"]) == folder / "test_plain.jsonl"
+    assert cassette_path(items["test_method"]) == folder / "TestGroup.test_method.jsonl"
+    spaced = cassette_path(items["test_asked[a b]"])
+    underscored = cassette_path(items["test_asked[a_b]"])
+    assert spaced.name.startswith("test_asked_a_b_-") and spaced.suffix == ".jsonl"
+    assert spaced != underscored  # names that clean up alike still get files of their own
+    named = items["test_named"]
+    assert cassette_path(named, named.get_closest_marker("harness").kwargs["cassette"]) == (
+        pytester.path.parent / "shared" / "one.jsonl"
+    )
+    pytester.makeini("[pytest]\nharness_cassette_dir = recorded/llm\n")
+    moved = pytester.getitems(pytester.path / "test_places.py")[0]
+    assert (
+        cassette_path(moved)
+        == pytester.path / "recorded" / "llm" / "test_places" / "test_plain.jsonl"
+    )

@@ -1,0 +1,72 @@
+"""``harness.evaluate`` inside ``with mlflow.start_run():`` logs into that run, on the user's
+tracking URI (a real SQLite store set up here); outside one, into the project's own store."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import harness
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+def qa() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"inputs": ["What is 2+2?", "Capital of France?"], "ground_truth": ["4", "Paris"]}
+    )
+
+
+def answer(row: dict) -> str:
+    return {"What is 2+2?": "4"}.get(row["input"], "Lyon")
+
+
+def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
+    home: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    user_uri = "sqlite:///" + str(tmp_path / "team-tracking.db")
+    mlflow.set_tracking_uri(user_uri)
+    try:
+        mlflow.set_experiment("team-qa")
+        with mlflow.start_run(run_name="nightly") as run:
+            mlflow.log_param("model", "my own value")  # the user's param stays as it is
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = harness.evaluate(answer, qa(), targets="ground_truth")
+            client = mlflow.MlflowClient(user_uri)
+            logged = client.get_run(run.info.run_id)
+            assert result.mlflow_run_id == run.info.run_id
+            assert logged.info.status == "RUNNING"  # still the user's, to end
+            mlflow.log_metric("after_harness", 1.0)  # and still usable
+        logged = client.get_run(run.info.run_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert logged.info.status == "FINISHED" and logged.info.run_name == "nightly"
+    assert logged.data.metrics["exact_match/mean"] == 0.5
+    assert logged.data.metrics["after_harness"] == 1.0
+    assert logged.data.params["model"] == "my own value"
+    assert logged.data.params["dataset"].startswith("dataframe@")
+    assert logged.data.tags["harness.run_id"] == result.run_id
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "eval_results_table.json" in artifacts
+    traces = client.search_traces(locations=[logged.info.experiment_id], run_id=run.info.run_id)
+    assert len(traces) == 2  # one per row
+    # Nothing went to the project's own store; the rows are in DuckDB with the run's id.
+    assert not (home / "mlruns" / "mlflow.db").exists()
+    from harness.store.runs import get_run
+
+    assert get_run(home / "harness.duckdb", result.run_id).mlflow_run_id == run.info.run_id
+
+
+def test_outside_an_active_run_evaluate_logs_to_the_project_store(home: Path) -> None:
+    import mlflow
+
+    assert mlflow.active_run() is None
+    result = harness.evaluate(answer, qa(), targets="ground_truth")
+    local = mlflow.MlflowClient("sqlite:///" + str(home / "mlruns" / "mlflow.db"))
+    assert local.get_run(str(result.mlflow_run_id)).info.status == "FINISHED"
