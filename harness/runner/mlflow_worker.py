@@ -4,10 +4,13 @@ Importing MLflow and opening (or creating) its SQLite store costs 2-4 s of CPU, 
 writing one trace per row several more. In the run's own process that work competes with
 the rows for the GIL; in a worker process it runs on another core while the rows are
 processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
-traces as the batch is stored (``add_batch``: plain tuples, turned into frames here, off the
-run's process), and logs params, metrics and artifacts at the end (``finish``). The run's
+traces as the batch is stored (``add_batch``: plain tuples, turned into traces here in
+plain Python, off the run's process), and logs params, metrics and artifacts at the end
+(``finish``: the tables come rendered, and pickled apart for MLflow's API). The run's
 process never imports MLflow at all, and the worker skips MLflow's slow interpreter
-shutdown once it has replied.
+shutdown once it has replied. In a store whose schema is verified, a new MLflow run is
+written with ``sqlite3`` (``harness.tracking.sql_run``) and the worker imports neither
+MLflow nor pandas; otherwise it imports MLflow and opens the store as it starts.
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which

@@ -10,6 +10,7 @@ must list for the SQL path to be used at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -29,12 +30,15 @@ from test_mlflow_log import (
 )  # noqa: E402
 
 from harness.tracking import (  # noqa: E402
+    RunRecord,
     log_run,
     mlflow_sqlite,  # noqa: E402
     sql_run,  # noqa: E402
     tracking_uri_for,
 )
 from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
+from harness.tracking.mlflow_resume import ResumingLogger  # noqa: E402
+from harness.tracking.run_updates import tag_check  # noqa: E402
 from harness.tracking.sql_run import SqlRunLogger, _colspec_schema, table_json  # noqa: E402
 from harness.tracking.traces import build_row_traces, previews  # noqa: E402
 
@@ -86,9 +90,14 @@ def _run_view(client, run_id) -> dict:
         for d in run.inputs.dataset_inputs
     ]  # fmt: skip
     artifacts = {}
-    for item in client.list_artifacts(run_id):
-        local = client.download_artifacts(run_id, item.path)
-        artifacts[item.path] = Path(local).read_text(encoding="utf-8")
+    folders = [None]
+    while folders:
+        for item in client.list_artifacts(run_id, folders.pop()):
+            if item.is_dir:
+                folders.append(item.path)
+                continue
+            local = client.download_artifacts(run_id, item.path)
+            artifacts[item.path] = Path(local).read_text(encoding="utf-8")
     return {
         "status": info.status, "lifecycle": info.lifecycle_stage, "user": info.user_id,
         "name": info.run_name, "start": info.start_time, "experiment": info.experiment_id,
@@ -357,3 +366,127 @@ def test_the_table_is_rendered_as_log_table_renders_it(monkeypatch, chunk):
     )
     for rows in (frame, frame.iloc[:1], frame.iloc[:0], frame.astype({"input": "string"})):
         assert table_json(rows) == rows.to_json(orient="split", index=False, date_format="iso")
+
+
+SLICES = pd.DataFrame(
+    {
+        "by": ["final_decision", "final_decision"],
+        "value": ["yes", "no"],
+        "metric": ["exact_match", "exact_match"],
+        "mean": [0.5, 0.0],
+        "ci_low": [0.1, 0.0],
+        "ci_high": [0.9, 0.6],
+        "rows": [2, 3],
+    }
+)
+
+
+def test_slice_metrics_tables_and_the_report(store):
+    """What a run with ``--by`` and a report logs (issues 13, 20) is written the same."""
+    client = store["client"]
+    metrics = {
+        "exact_match/mean": 0.2,
+        "exact_match/mean/by/final_decision/yes": 0.5,
+        "exact_match/mean/by/final_decision/no": 0.0,
+    }
+    record = _record(
+        metrics=metrics,
+        tables={"slices_table.json": SLICES},
+        report_html="<!doctype html><title>run</title><p>é</p>",
+    )
+    api, sql = _both(store, record, register=True)
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["metrics"] == metrics
+    assert {"slices_table.json", "report.html"} <= set(sql_view["artifacts"])
+    assert json.loads(sql_view["tags"]["mlflow.loggedArtifacts"]) == [
+        {"path": "eval_results_table.json", "type": "table"},
+        {"path": "slices_table.json", "type": "table"},
+    ]
+    with global_tracking_uri(store["uri"]):
+        experiment = client.get_run(sql).info.experiment_id
+        table = client.load_table(experiment, "slices_table.json", run_ids=[sql])
+    assert list(table["value"]) == ["yes", "no"]
+
+
+def test_a_checks_verdict_on_a_run_written_with_sql(store):
+    """``harness check`` tags and documents a run written with SQL as one MLflow wrote."""
+    client = store["client"]
+    api, sql = _both(store, _record(), register=True)
+    document = {"outcome": "fail", "gates": [{"name": "exact_match", "finding": "worse"}]}
+    for run_id in (api, sql):
+        tag_check(
+            store["uri"], run_id, outcome="fail", summary="1 gate failed: exact_match",
+            document=document, markdown="### harness check: fail\n",
+        )  # fmt: skip
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["tags"]["harness.check"] == "fail"
+    assert json.loads(sql_view["artifacts"]["harness/check.json"]) == document
+    runs = client.search_runs(
+        [client.get_run(sql).info.experiment_id], filter_string="tags.`harness.check` = 'fail'"
+    )
+    assert {api, sql} <= {r.info.run_id for r in runs}
+
+
+def _interrupted_then_resumed(
+    store, base: RunRecord, harness_run_id: str
+) -> tuple[dict, dict, str]:
+    """A run stopped by a signal after 5 rows' traces (row r5, which failed, is to run
+    again), then resumed: both of its MLflow run's states, read back, and its id."""
+    client = store["client"]
+    record = dataclasses.replace(base, run_id=harness_run_id)
+    head = dataclasses.replace(record, metrics={}, rows=pd.DataFrame(), feedback=[])
+    first = ResumingLogger(head, tracking_uri=store["uri"], register=True)
+    first.add_traces(build_row_traces(record)[:5])
+    first.stop("KILLED")
+    killed = _state(client, first.run_id)
+    second = ResumingLogger(
+        head,
+        tracking_uri=store["uri"],
+        register=True,
+        known_run_id=first.run_id,
+        keep_rows=[r[0] for r in ROWS if r[0] != "r5"],
+    )
+    assert second.resumed and second.run_id == first.run_id
+    second.add_rows(record)
+    assert second.finish(record) == first.run_id
+    return killed, _state(client, first.run_id), first.run_id
+
+
+def _state(client, run_id) -> dict:
+    view = _run_view(client, run_id)
+    assert view["tags"].pop("harness.run_id")
+    traces = _traces_by_row(client, client.get_run(run_id))
+    view["traces"] = {row_id: _normalized(t) for row_id, t in traces.items()}
+    return view
+
+
+def test_an_interrupted_then_resumed_run_written_with_sql(store, monkeypatch):
+    """Issue 15's lifecycle on the SQL path: a run stopped by a signal is KILLED with the
+    traces it had; --resume continues that same MLflow run (here through MLflow's API),
+    replaces the failed row's trace and ends it FINISHED, as when MLflow wrote it all."""
+    client = store["client"]
+    base = _record()
+    with monkeypatch.context() as patched:  # the reference: MLflow's API from the start
+        patched.setattr(mlflow_sqlite, "VERIFIED_SCHEMAS", {})
+        api_killed, api_done, api = _interrupted_then_resumed(store, base, "resume-api")
+    sql_head = _record(run_id="resume-sql")
+    probe = ResumingLogger(sql_head, tracking_uri=store["uri"], register=True)
+    assert probe.writes_sql  # a new harness run in a verified store: SQL
+    probe.stop("KILLED")
+    client.delete_run(probe.run_id)
+    sql_killed, sql_done, sql = _interrupted_then_resumed(store, base, "resume-sql")
+    assert sql_killed == api_killed
+    assert sql_killed["status"] == "KILLED" and sorted(sql_killed["traces"]) == [
+        "r1", "r2", "r3", "r4", "r5",
+    ]  # fmt: skip
+    assert not sql_killed["params"] and not sql_killed["metrics"]
+    assert sql_done == api_done
+    assert sql_done["status"] == "FINISHED" and sorted(sql_done["traces"]) == [r[0] for r in ROWS]
+    assert sql_done["traces"]["r5"]["state"] == "ERROR"
+    assert client.get_run(sql).info.end_time >= client.get_run(sql).info.start_time
+    experiment = client.get_run(sql).info.experiment_id
+    logged = client.search_runs([experiment], filter_string="tags.`harness.run_id` = 'resume-sql'")
+    assert [r.info.run_id for r in logged] == [sql]
+    assert api != sql
