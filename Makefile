@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SPARK_STAMP := $(VENV)/.spark-stamp
 DEMO_DATA := datasets/pubmedqa/pubmedqa_pqal.jsonl
 
-.PHONY: install demo test check bench clean
+.PHONY: install demo test check bench clean test-mlflow-versions
 
 install: $(STAMP)
 
@@ -52,6 +52,20 @@ demo: install
 # group with pytest 9.2: pytest-dev/pytest-xdist#1386.)
 test: install $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+# The MLflow tests (the SQL-written run read back through MlflowClient against MLflow's own,
+# sync, the store) under every MLflow minor version pyproject allows, each in its own venv
+# (.venv-mlflow/<version>). A version passes here before its schema enters VERIFIED_SCHEMAS
+# in harness/tracking/mlflow_sqlite.py and pyproject's range; try one with e.g.
+# `make test-mlflow-versions MLFLOW_VERSIONS=3.18`.
+MLFLOW_VERSIONS ?= 3.17
+test-mlflow-versions:
+	@set -e; for v in $(MLFLOW_VERSIONS); do \
+		test -x .venv-mlflow/$$v/bin/python || $(PYTHON) -m venv .venv-mlflow/$$v; \
+		.venv-mlflow/$$v/bin/python -m pip install --quiet -e '.[dev]' "mlflow==$$v.*"; \
+		echo "== MLflow $$(.venv-mlflow/$$v/bin/python -c 'import mlflow; print(mlflow.__version__)')"; \
+		.venv-mlflow/$$v/bin/python -m pytest -q -p no:cacheprovider tests/tracking; \
+	done
 
 check: install
 	$(BIN)/ruff check harness tests bench

@@ -6,6 +6,13 @@ HTTP to ``harness.testing.FakeLLMServer`` answering after 100 ms, at concurrency
 lower bound is 6,000 x 0.1 s / 64 = 9.4 s; the ratio wall / bound is printed (target
 <= 1.15) with the peak RSS of the process that ran it.
 
+Issue 14's goal 2 is ``--rows 1000 --judges correctness --mlflow --repeat 3``: 1,000 rows x
+(model + judge) cold, MLflow on, from a fresh project home (the MLflow store is created by
+the run), against 2,000 x 0.1 s / 64 = 3.1 s (limit 1.15x) and against a bare aiohttp
+client replaying the very requests harness sent (as the server recorded them) to the same
+server just after each harness run (limit 1.10x); medians, spreads and each pair's ratio
+are printed.
+
 Each measurement runs in a fresh child process with a fresh project home (a new dataset
 import, an empty cache in ``use`` mode, so every response is also written to the cache),
 timing ``run_eval`` from its call to its return: planning, DuckDB writes, cache writes,
@@ -14,8 +21,8 @@ compares the HTTP clients (``harness.providers._client``); ``--scaling`` prints 
 at 1,000 / 2,000 / 4,000 rows to show it stays flat. Last, ``harness --help`` is timed (target
 <= 0.3 s) and checked not to import MLflow, pandas, httpx or a provider.
 
-Run: ``python bench/bench_providers.py [--rows 2000] [--concurrency 64] [--latency 0.1]
-[--transport aiohttp|httpx-shards|httpx|all] [--mlflow] [--scaling] [--repeat N]``
+Run: ``python bench/bench_providers.py [--rows 2000] [--judges a,b] [--concurrency 64]
+[--latency 0.1] [--transport aiohttp|httpx-shards|httpx|all] [--mlflow] [--scaling] [--repeat N]``
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ def child(args: argparse.Namespace) -> None:
     config = RunConfig(
         data="bench",
         model="openai:/bench-model",
-        judges=JUDGES,
+        judges=args.judges.split(","),
         judge_model="openai:/bench-judge",
         metrics=["exact_match", "token_f1"],
         concurrency=args.concurrency,
@@ -138,6 +145,8 @@ def measure(
             str(args.concurrency),
             "--cache",
             args.cache,
+            "--judges",
+            args.judges,
         ] + (["--mlflow"] if args.mlflow else [])
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -149,8 +158,9 @@ def measure(
         return numbers
 
 
-def floor(url: str, calls: int, concurrency: int) -> float:
-    """Wall time of a bare aiohttp client sending ``calls`` requests to the same server.
+def floor(url: str, bodies: list[str], concurrency: int) -> float:
+    """Wall time of a bare aiohttp client sending ``bodies`` (the exact requests harness
+    just sent, as the server recorded them) to the same server at the same concurrency.
 
     The server's own overhead per request (parsing, recording, its event loop) counts
     against the bound too; this is the best any client can do here.
@@ -159,21 +169,18 @@ def floor(url: str, calls: int, concurrency: int) -> float:
 
     import aiohttp
 
-    with open(PUBMEDQA, encoding="utf-8") as f:
-        question = json.loads(f.readline())["context"]
-    body = {"model": "m", "messages": [{"role": "user", "content": question}]}
+    headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
 
     async def run() -> float:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            todo = iter(range(calls))
+            todo = iter(bodies)
 
             async def worker() -> None:
-                for _ in todo:
-                    async with session.post(
-                        url, json=body, headers={"Authorization": "Bearer x"}
-                    ) as response:
+                for body in todo:
+                    async with session.post(url, data=body, headers=headers) as response:
                         await response.read()
+                        assert response.status == 200, response.status
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -182,8 +189,8 @@ def floor(url: str, calls: int, concurrency: int) -> float:
     return asyncio.run(run())
 
 
-def time_help() -> tuple[float, list[str]]:
-    """Best of 5 wall times of `harness --help`, and the heavy modules it imported."""
+def time_help() -> tuple[list[float], list[str]]:
+    """5 wall times of `harness --help`, and the heavy modules it imported."""
     times = []
     for _ in range(5):
         started = time.perf_counter()
@@ -207,7 +214,7 @@ def time_help() -> tuple[float, list[str]]:
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     ).stdout
-    return min(times), json.loads(out.strip().splitlines()[-1].replace("'", '"'))
+    return times, json.loads(out.strip().splitlines()[-1].replace("'", '"'))
 
 
 def main() -> None:
@@ -225,6 +232,9 @@ def main() -> None:
     )
     parser.add_argument("--scaling", action="store_true", help="peak memory at 1k/2k/4k rows")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--judges", default=",".join(JUDGES), help="judges per row, comma-separated"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -232,7 +242,7 @@ def main() -> None:
 
     from harness.testing import FakeLLMServer
 
-    calls_per_row = 1 + len(JUDGES)
+    calls_per_row = 1 + len(args.judges.split(","))
     transports = TRANSPORTS if args.transport == "all" else [args.transport]
     print(
         f"{args.rows} rows x {calls_per_row} calls, {args.latency * 1000:.0f} ms latency, "
@@ -240,47 +250,61 @@ def main() -> None:
         f"mlflow {'on' if args.mlflow else 'off'}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+    sizes = [1000, 2000, 4000] if args.scaling else [args.rows]
     with (
-        FakeLLMServer(latency_s=args.latency, max_recorded=0) as server,
+        FakeLLMServer(latency_s=args.latency, max_recorded=max(sizes) * calls_per_row) as server,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        sizes = [1000, 2000, 4000] if args.scaling else [args.rows]
         for rows in sizes:
             rows_file = Path(scratch, f"rows{rows}.jsonl")
             write_rows(rows_file, rows)
             bound = rows * calls_per_row * args.latency / args.concurrency
-            bare = floor(
-                server.openai_base_url + "/chat/completions", rows * calls_per_row, args.concurrency
-            )
-            print(
-                f"  {'bare aiohttp':13s} rows {rows:5d}: {bare:.2f} s = {bare / bound:.2f} x "
-                f"bound (no harness: the floor on this machine)",
-                flush=True,
-            )
+            url = server.openai_base_url + "/chat/completions"
             for transport in transports:
-                walls = []
+                walls: list[float] = []
+                bares: list[float] = []
                 for _ in range(args.repeat):
+                    # harness, then a bare client replaying the very requests it sent: both
+                    # see the same load.
                     server.reset()
                     numbers = measure(server.openai_base_url, rows_file, transport, args, rows)
-                    sent = server.stats()["requests_total"]
+                    stats = server.stats()
+                    sent = stats["requests_total"]
                     walls.append(float(numbers["wall_s"]))  # type: ignore[arg-type]
                     assert numbers["errors"] == 0 and sent == rows * calls_per_row, numbers
+                    assert numbers["mlflow"] == args.mlflow, numbers
+                    bodies = [r["body"] for r in stats["requests"]]
+                    assert len(bodies) == sent, "the server kept fewer requests than were sent"
+                    server.reset()
+                    bares.append(floor(url, bodies, args.concurrency))
+                    assert server.stats()["requests_total"] == sent
                     print(
                         f"  {transport:13s} rows {rows:5d}: run_eval {numbers['wall_s']:.2f} s"
-                        f" = {float(numbers['wall_s']) / bound:.2f} x bound {bound:.2f} s; "  # type: ignore[arg-type]
-                        f"process {numbers['process_s']:.2f} s, CPU {numbers['cpu_s']:.1f} s; "
-                        f"peak RSS {numbers['peak_rss_mb']:.0f} MB; requests {sent}",
+                        f" = {float(numbers['wall_s']) / bound:.2f} x bound {bound:.2f} s "  # type: ignore[arg-type]
+                        f"(bare aiohttp, same requests, just after: {bares[-1]:.2f} s = "
+                        f"{float(numbers['wall_s']) / bares[-1]:.2f} x); process "  # type: ignore[arg-type]
+                        f"{numbers['process_s']:.2f} s, CPU {numbers['cpu_s']:.1f} s; peak RSS "
+                        f"{numbers['peak_rss_mb']:.0f} MB; requests {sent}; load "
+                        f"{os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
-                if args.repeat > 1:
-                    print(
-                        f"  {transport:13s} median {statistics.median(walls):.2f} s = "
-                        f"{statistics.median(walls) / bound:.2f} x bound"
-                    )
-    help_s, heavy = time_help()
+                wall, bare = statistics.median(walls), statistics.median(bares)
+                per_pair = [w / b for w, b in zip(walls, bares, strict=True)]
+                print(
+                    f"  {transport:13s} median {wall:.2f} s (spread {min(walls):.2f}-"
+                    f"{max(walls):.2f}, n={len(walls)}) = {wall / bound:.2f} x bound "
+                    f"(limit 1.15); bare aiohttp median {bare:.2f} s (spread {min(bares):.2f}-"
+                    f"{max(bares):.2f}) = {bare / bound:.2f} x bound; harness / bare: median "
+                    f"{statistics.median(per_pair):.2f} (pairs "
+                    f"{', '.join(f'{r:.2f}' for r in per_pair)}; limit 1.10)",
+                    flush=True,
+                )
+    times, heavy = time_help()
+    help_s = min(times)
     print(
-        f"harness --help: {help_s:.3f} s (best of 5; target <= 0.3 s); heavy modules "
-        f"imported: {heavy or 'none'}"
+        f"harness --help: {', '.join(f'{t:.3f} s' for t in times)}; best {help_s:.3f} s against "
+        f"the 0.3 s limit, ratio {help_s / 0.3:.2f} (load {os.getloadavg()[0]:.2f}); heavy "
+        f"modules imported: {heavy or 'none'}"
     )
 
 

@@ -15,8 +15,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_cache_lookup.py"],
-    ["bench_providers.py"],
-    ["bench_cached_rerun.py", "--sizes", "1000,10000"],
+    # issue 14's goals 2 and 4 (--help), then 1, 3 and 4 (RSS)
+    [
+        "bench_providers.py",
+        "--rows",
+        "1000",
+        "--judges",
+        "correctness",
+        "--mlflow",
+        "--repeat",
+        "3",
+    ],  # noqa: E501
+    ["bench_cached_rerun.py", "--goal1-rows", "1000", "--sizes", "1000,10000", "--repeat", "3"],
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
     ["bench_spark.py"],

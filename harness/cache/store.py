@@ -66,6 +66,12 @@ _SETTINGS: dict[str, Any] = {
     "size_limit": 2**62,
     "tag_index": True,
     "statistics": False,  # statistics turn every get into a write transaction
+    # Keys are hashes, so lookups land on random pages and a page read once is rarely read
+    # again: diskcache's defaults (a 32 MiB page cache and a 64 MiB memory map per
+    # connection) only grew a 10,000-row rerun's RSS by ~90 MB. 4 MiB still holds every
+    # interior B-tree page; the OS keeps the file itself in its page cache.
+    "sqlite_cache_size": 2**10,  # pages of 4 KiB
+    "sqlite_mmap_size": 0,
 }
 
 

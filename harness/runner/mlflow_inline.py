@@ -49,11 +49,11 @@ class InlineLogger:
             self._guard(lambda: logger.add_rows(chunk))
 
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None:
-        from harness.runner.mlflow_records import batch_record
+        from harness.runner.mlflow_records import batch_traces
 
         if self._logger is not None and self._head is not None:
             logger, head = self._logger, self._head
-            self._guard(lambda: logger.add_rows(batch_record(head, batch, judge_models)))
+            self._guard(lambda: logger.add_traces(batch_traces(head, batch, judge_models)))
 
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
         del stop  # in-process: nothing to wait for

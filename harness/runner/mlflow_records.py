@@ -1,7 +1,7 @@
 """The MLflow records of a run: what ``harness.tracking`` logs, built from the run's rows.
 
-``head_record`` is what the MLflow run is opened with, ``rows_record`` and
-``batch_record`` carry finished rows (their traces), ``final_record`` the whole run;
+``head_record`` is what the MLflow run is opened with, ``rows_record`` carries finished
+rows and ``batch_traces`` makes their traces, ``final_record`` the whole run;
 ``batch_payload`` is a stored batch as the plain tuples that travel to the MLflow worker
 (``harness.runner.mlflow_worker``), and ``mlflow_parent_run`` makes the runs of a block
 children of a sweep's parent run.
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from harness.store.datasets import Example
     from harness.store.runs import OutputRow, ScoreRow
     from harness.tracking import RunRecord
+    from harness.tracking.traces import RowTrace
 
 
 # The MLflow parent run of the runs logged in this context: a sweep sets it around each
@@ -189,7 +190,8 @@ def batch_payload(
 
 
 def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A batch in memory, as ``load_outputs`` and ``load_scores`` would read it."""
+    """A batch in memory, as ``load_outputs`` and ``load_scores`` would read it (the frames
+    ``batch_traces`` is checked against in tests/runner/test_mlflow_records.py)."""
     import pandas as pd
 
     outputs, scores = batch
@@ -199,21 +201,57 @@ def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def batch_record(head: RunRecord, batch: Batch, judge_models: Mapping[str, str]) -> RunRecord:
-    """``head`` carrying a stored batch's rows: what the worker writes traces for.
+def batch_traces(head: RunRecord, batch: Batch, judge_models: Mapping[str, str]) -> list[RowTrace]:
+    """The traces of a stored batch's rows, for the worker to write: plain Python.
 
-    Traces need each row's columns and its feedback, not the metric columns of the
-    per-row table, so the pivots of ``results_table`` are skipped here.
+    What ``build_row_traces`` makes of ``rows_record``'s frames, without building them:
+    the row columns traces use, and ``feedback_rows``' per-row feedback (a metric's samples
+    averaged, its first rationale, source and error kept). tests/runner compares the two.
     """
-    from harness.runner.summary import row_columns
+    from harness.tracking.traces import row_traces
 
-    outputs, scores = batch_frames(batch)
-    return dataclasses.replace(
-        head,
-        rows=row_columns(outputs),
-        feedback=feedback_rows(scores, judge_models),
-        finished_at=time.time(),
+    outputs, scores = batch
+    rows = [
+        {
+            "id": o[0], "input": o[1], "context": o[3], "output": o[4], "error": o[5],
+            "latency_s": o[6], "expected": " || ".join(o[2]) if o[2] else None,
+        }
+        for o in outputs
+    ]  # fmt: skip
+    return row_traces(
+        dataclasses.replace(head, finished_at=time.time()), rows, _feedback(scores, judge_models)
     )
+
+
+def _feedback(
+    scores: list[tuple[Any, ...]], judge_models: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """``feedback_rows`` on score tuples (``SCORE_COLUMNS`` order)."""
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for score in sorted(scores, key=lambda s: s[4]):  # by sample, as feedback_rows
+        if _present(score[2]) or _present(score[8]):
+            groups.setdefault((score[0], score[1]), []).append(score)
+    feedback = []
+    for (row_id, metric), group in groups.items():
+        values = [float(s[2]) for s in group if _present(s[2])]
+        source = next((s[3] for s in group if _present(s[3])), None)
+        judged = source == "llm_judge"
+        feedback.append(
+            {
+                "row_id": row_id,
+                "name": metric,
+                "value": sum(values) / len(values) if values else None,
+                "rationale": next((s[6] for s in group if _present(s[6])), None),
+                "error": next((s[8] for s in group if _present(s[8])), None),
+                "source": "LLM_JUDGE" if judged else "CODE",
+                "source_id": judge_models.get(metric) if judged else f"harness/{metric}",
+            }
+        )
+    return feedback
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value == value  # None and NaN are missing
 
 
 def final_record(

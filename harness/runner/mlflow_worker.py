@@ -4,10 +4,13 @@ Importing MLflow and opening (or creating) its SQLite store costs 2-4 s of CPU, 
 writing one trace per row several more. In the run's own process that work competes with
 the rows for the GIL; in a worker process it runs on another core while the rows are
 processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
-traces as the batch is stored (``add_batch``: plain tuples, turned into frames here, off the
-run's process), and logs params, metrics and artifacts at the end (``finish``). The run's
+traces as the batch is stored (``add_batch``: plain tuples, turned into traces here in
+plain Python, off the run's process), and logs params, metrics and artifacts at the end
+(``finish``: the tables come rendered, and pickled apart for MLflow's API). The run's
 process never imports MLflow at all, and the worker skips MLflow's slow interpreter
-shutdown once it has replied.
+shutdown once it has replied. In a store whose schema is verified, a new MLflow run is
+written with ``sqlite3`` (``harness.tracking.sql_run``) and the worker imports neither
+MLflow nor pandas; otherwise it imports MLflow and opens the store as it starts.
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
@@ -27,6 +30,7 @@ reaches only the run, which decides what the worker does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import queue
@@ -94,7 +98,8 @@ class MlflowWorker:
     def begin(self, head: RunRecord, **options: Any) -> None:
         """Open the run's MLflow run, or continue its earlier one
         (``harness.tracking.mlflow_resume.ResumingLogger(head, **options)``)."""
-        self._queue.put(("begin", head, options))
+        # Without its (empty) table: unpickling a DataFrame would import pandas there.
+        self._queue.put(("begin", _without_frames(head), options))
 
     def add_rows(self, chunk: RunRecord) -> None:
         """Write the traces of ``chunk.rows``; returns at once."""
@@ -116,8 +121,13 @@ class MlflowWorker:
         seconds; then ``Interrupted`` is raised and the worker is left to finish alone.
         """
         assert self._process.stdin is not None and self._process.stdout is not None
+        from harness.tracking.sql_run import render_rows
+
         self._stop_sender()  # every batch is in the pipe before the finish
-        self._send(("finish", record))
+        # The table goes rendered (what the SQL path writes) and pickled apart (for MLflow's
+        # API), so a worker writing SQL never loads pandas.
+        frames = pickle.dumps((record.rows, record.tables), protocol=pickle.HIGHEST_PROTOCOL)
+        self._send(("finish", _without_frames(record), frames, render_rows(record)))
         with self._lock:
             self._process.stdin.close()
         reply = self._read_reply(stop)
@@ -178,6 +188,10 @@ class MlflowWorker:
             self._process.stdout.close()
 
 
+def _without_frames(record: RunRecord) -> RunRecord:
+    return dataclasses.replace(record, rows=None, tables={})
+
+
 def _error_class(name: str | None) -> type[HarnessError]:
     """The error class the worker named, if it is a fault of the environment."""
     found = getattr(harness.errors, name or "", None)
@@ -187,17 +201,23 @@ def _error_class(name: str | None) -> type[HarnessError]:
 
 
 def main(tracking_uri: str) -> int:
-    from harness.tracking.mlflow_store import open_store
+    from harness.tracking.mlflow_sqlite import verified_store
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the reply
     error: HarnessError | None = None
     logger: ResumingLogger | None = None
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
-    try:
-        open_store(tracking_uri)  # import MLflow and create the store while rows run
-    except Exception as e:  # noqa: BLE001 - reported at finish, as one line
-        error = _mapped(e, tracking_uri)
+    if verified_store(tracking_uri) is None:
+        # MLflow's API will log this run: import MLflow and open (or create) the store
+        # while the rows run. A run in a verified store is written without MLflow (only
+        # continuing an earlier MLflow run imports it, then).
+        from harness.tracking.mlflow_store import open_store
+
+        try:
+            open_store(tracking_uri)
+        except Exception as e:  # noqa: BLE001 - reported at finish, as one line
+            error = _mapped(e, tracking_uri)
     ended = False  # finished or stopped
     while True:
         try:
@@ -216,9 +236,9 @@ def main(tracking_uri: str) -> int:
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:
-                from harness.runner.mlflow_records import batch_record
+                from harness.runner.mlflow_records import batch_traces
 
-                logger.add_rows(batch_record(head, message[1], message[2]))
+                logger.add_traces(batch_traces(head, message[1], message[2]))
             elif kind == "stop" and logger is not None:
                 ended = True
                 logger.stop(message[1])
@@ -229,7 +249,12 @@ def main(tracking_uri: str) -> int:
                     _reply(out, ("error", error.message, type(error).__name__))
                 else:
                     assert logger is not None
-                    _reply(out, ("ok", logger.finish(message[1]), None))
+                    record, frames, rendered = message[1:]
+                    if not (logger.writes_sql and rendered.dataset is not None):
+                        # MLflow's API (or its schema inference) needs the DataFrames.
+                        rows, tables = pickle.loads(frames)
+                        record = dataclasses.replace(record, rows=rows, tables=tables)
+                    _reply(out, ("ok", logger.finish(record, rendered), None))
                 _exit_now()
         except Exception as e:  # noqa: BLE001 - MLflow's errors, mapped to one line
             error = _mapped(e, tracking_uri)

@@ -37,26 +37,26 @@ from harness.tracking.mlflow_store import (
     mapped_errors,
     mlflow_params,
     open_store,
-    user_name,
 )
-from harness.tracking.record import RunRecord
+from harness.tracking.record import (
+    CONFIG_ARTIFACT,
+    HARNESS_RUN_TAG,
+    MLFLOW_DIGEST_MAX,
+    PROMPT_ARTIFACT,
+    REPORT_ARTIFACT,
+    TABLE_ARTIFACT,
+    TRACES_TAG,
+    RunRecord,
+)
+from harness.tracking.sql_run import SqlRunLogger, logged_tables_tag, run_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from harness.tracking.registry import RegistryLinks
+    from harness.tracking.traces import RowTrace
 
-__all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run"]
-
-TABLE_ARTIFACT = "eval_results_table.json"
-PROMPT_ARTIFACT = "prompt_template.txt"
-CONFIG_ARTIFACT = "run_config.json"
-REPORT_ARTIFACT = "report.html"
-HARNESS_RUN_TAG = "harness.run_id"
-TRACES_TAG = "harness.traces"
-# MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
-# servers a run is synced to. The full digest stays in the params.
-MLFLOW_DIGEST_MAX = 36
+__all__ = ["MLFLOW_DIGEST_MAX", "RunLogger", "log_run", "open_run_logger"]
 
 
 def log_run(
@@ -78,11 +78,39 @@ def log_run(
     (before a ``--resume``): it is deleted once the new one is complete, so one harness
     run is one MLflow run. This is ``RunLogger`` done in one go.
     """
-    logger = RunLogger(
+    logger = open_run_logger(
         record, tracking_uri=tracking_uri, traces=traces, replaces=replaces, register=register
     )
     logger.add_rows(record)
     return logger.finish(record)
+
+
+def open_run_logger(
+    head: RunRecord,
+    *,
+    tracking_uri: str,
+    traces: bool = True,
+    replaces: str | None = None,
+    register: bool = False,
+) -> RunLogger | SqlRunLogger:
+    """Open the MLflow run of ``head``: written with SQL into a verified local store
+    (``harness.tracking.sql_run``, no MLflow import), else through MLflow's API.
+
+    Both loggers take the same calls (``add_rows``, ``finish``, ``abort``) and leave the
+    same run behind.
+    """
+    from harness.tracking.mlflow_sqlite import verified_store
+
+    db_path = verified_store(tracking_uri)
+    if db_path is not None:
+        logger = SqlRunLogger.open(
+            head, db_path=db_path, traces=traces, replaces=replaces, register=register
+        )
+        if logger is not None:
+            return logger
+    return RunLogger(
+        head, tracking_uri=tracking_uri, traces=traces, replaces=replaces, register=register
+    )
 
 
 class RunLogger:
@@ -134,7 +162,7 @@ class RunLogger:
                     self.experiment.experiment_id,
                     start_time=epoch_ms(head.started_at),
                     run_name=head.run_name or head.run_id,
-                    tags=_run_tags(head, parent),
+                    tags=run_tags(head, parent),
                 )
                 run_id = run.info.run_id
             self.run_id: str = run_id
@@ -154,7 +182,7 @@ class RunLogger:
         self.run_id = run_id
         self.links = None
         self.existing_params = dict(run.data.params)
-        for key, value in _run_tags(head).items():  # the user's own tags stay as they are
+        for key, value in run_tags(head).items():  # the user's own tags stay as they are
             if key not in run.data.tags or key == HARNESS_RUN_TAG:
                 self.client.set_tag(run_id, key, value)
 
@@ -171,9 +199,17 @@ class RunLogger:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
         if not self.traces or record.rows.empty:
             return
+        from harness.tracking.traces import build_row_traces
+
+        self.add_traces(build_row_traces(record))
+
+    def add_traces(self, row_traces: list[RowTrace]) -> None:
+        """Write rows already made into traces (``harness.tracking.traces.row_traces``)."""
+        if not self.traces or not row_traces:
+            return
         with mapped_errors(self._what), self._failing():
             count, note = _log_traces(
-                self.client, self.store, self.experiment, self.run_id, record, self.links
+                self.client, self.store, self.experiment, self.run_id, row_traces, self.links
             )
             self.trace_count += count
             self.trace_note = note
@@ -189,7 +225,7 @@ class RunLogger:
                     _log_inputs(self.client, self.run_id, record, self.links)
                 _log_artifacts(self.client, self.run_id, record)
                 if record.tables:  # the UI lists the tables this tag names
-                    self.client.set_tag(self.run_id, *_logged_tables_tag(record))
+                    self.client.set_tag(self.run_id, *logged_tables_tag(record.tables))
                 if self.trace_note is not None:
                     self.client.set_tag(
                         self.run_id, TRACES_TAG, self.trace_note.format(count=self.trace_count)
@@ -219,41 +255,6 @@ def _parent_of(client: MlflowClient, run_id: str) -> str | None:
         return client.get_run(run_id).data.tags.get(MLFLOW_PARENT_RUN_ID)
     except MlflowException:
         return None
-
-
-def _run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, str]:
-    from mlflow.utils.mlflow_tags import (
-        MLFLOW_LOGGED_ARTIFACTS,
-        MLFLOW_RUN_TYPE,
-        MLFLOW_RUN_TYPE_GENAI_EVALUATE,
-        MLFLOW_SOURCE_NAME,
-        MLFLOW_SOURCE_TYPE,
-        MLFLOW_USER,
-    )
-
-    tags = {
-        HARNESS_RUN_TAG: record.run_id,
-        MLFLOW_USER: user_name(),
-        MLFLOW_SOURCE_NAME: "harness",
-        MLFLOW_SOURCE_TYPE: "LOCAL",
-        # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
-        MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE,
-        # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
-        MLFLOW_LOGGED_ARTIFACTS: _logged_tables_tag(record)[1],
-    }
-    if parent_run_id:
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-        # The UI nests child runs under their parent; sync maps the id on copy.
-        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    return tags
-
-
-def _logged_tables_tag(record: RunRecord) -> tuple[str, str]:
-    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
-
-    paths = [TABLE_ARTIFACT, *record.tables]
-    return MLFLOW_LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
 
 
 def _register(
@@ -385,32 +386,21 @@ def _log_traces(
     store: Any,
     experiment: Any,
     run_id: str,
-    record: RunRecord,
+    row_traces: list[RowTrace],
     links: RegistryLinks | None = None,
 ) -> tuple[int, str]:
-    """Write the traces of ``record.rows``; return how many and a note for the run's tag."""
+    """Write ``row_traces``; return how many and a note for the run's tag."""
     from harness.tracking.registry import LINKED_PROMPTS_TAG
-    from harness.tracking.traces import (
-        build_row_traces,
-        supports_trace_api,
-        write_traces_via_store,
-    )
+    from harness.tracking.traces import supports_trace_api, write_traces_via_store
     from harness.tracking.traces_sql import is_sql_store, write_traces_sql
 
-    row_traces = build_row_traces(record)
     if not is_sql_store(store) and not supports_trace_api(store):
         # e.g. the legacy file store: the run is still complete without its traces.
         return 0, f"skipped: {type(store).__name__} cannot store traces"
     # The model id puts the traces on the model's page; the prompt tag makes the trace
     # table filterable by prompt version.
     model_id = links.model_id if links is not None else None
-    tags = (
-        {LINKED_PROMPTS_TAG: json.dumps([
-            {"name": links.prompt_name, "version": str(links.prompt_version)}
-        ])}
-        if links is not None
-        else None
-    )  # fmt: skip
+    tags = {LINKED_PROMPTS_TAG: links.linked_prompts} if links is not None else None
     if is_sql_store(store):
         write_traces_sql(
             store, row_traces, experiment=experiment, mlflow_run_id=run_id,

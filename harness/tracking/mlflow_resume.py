@@ -8,6 +8,10 @@ the traces of the rows it does not hold yet, logs what differs of the params, me
 inputs and artifacts (MLflow skips identical metric values and inputs), and ends it
 ``FINISHED``: running it twice changes nothing the second time.
 
+A harness run that has no MLflow run yet, in a store whose schema is verified (the usual
+case: every run but a resumed one), is written with SQL (``harness.tracking.sql_run``), so
+the run never imports MLflow; continuing an earlier MLflow run goes through MLflow's API.
+
 Only one process writes a harness run's MLflow run at a time: ``run_lock`` is an OS file
 lock beside the SQLite store, held from opening to the end (the OS drops it when the
 process dies, even by SIGKILL). A worker left behind by a process killed outright still
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
-from harness.tracking.mlflow_log import HARNESS_RUN_TAG, TRACES_TAG, RunLogger
+from harness.tracking.mlflow_log import RunLogger
 from harness.tracking.mlflow_store import (
     DEFAULT_EXPERIMENT,
     artifact_root_for,
@@ -32,11 +36,15 @@ from harness.tracking.mlflow_store import (
     mapped_errors,
     open_store,
 )
-from harness.tracking.record import RunRecord
+from harness.tracking.record import HARNESS_RUN_TAG, TRACES_TAG, RunRecord
+from harness.tracking.sql_run import SqlRunLogger
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
+
+    from harness.tracking.sql_run import RenderedRows
+    from harness.tracking.traces import RowTrace
 
 __all__ = ["ResumingLogger", "find_logged_runs", "run_lock", "traced_rows"]
 
@@ -137,15 +145,21 @@ class ResumingLogger:
         self._lock.__enter__()
         try:
             self.logged_rows: set[str] = set()
+            self.resumed = False
+            sql = _new_sql_run(head, tracking_uri, traces, register)
+            if sql is not None:
+                self.logger: RunLogger | SqlRunLogger = sql
+                return
             existing = self._existing(head, tracking_uri, known_run_id)
-            self.logger = RunLogger(
+            api = RunLogger(
                 head, tracking_uri=tracking_uri, traces=traces, register=register, run_id=existing
             )
+            self.logger = api
             self.resumed = existing is not None
             if existing is not None and traces:
-                with mapped_errors(self.logger._what):
-                    self.logged_rows = self._tidy_traces(existing, keep_rows)
-                self.logger.trace_count = len(self.logged_rows)
+                with mapped_errors(api._what):
+                    self.logged_rows = self._tidy_traces(api, existing, keep_rows)
+                api.trace_count = len(self.logged_rows)
         except BaseException:
             self._release()
             raise
@@ -154,11 +168,19 @@ class ResumingLogger:
     def run_id(self) -> str:
         return self.logger.run_id
 
-    def _tidy_traces(self, mlflow_run_id: str, keep_rows: Collection[str] | None) -> set[str]:
+    @property
+    def writes_sql(self) -> bool:
+        """Whether the run is written with SQL (``finish`` then takes rendered tables)."""
+        return isinstance(self.logger, SqlRunLogger)
+
+    @staticmethod
+    def _tidy_traces(
+        logger: RunLogger, mlflow_run_id: str, keep_rows: Collection[str] | None
+    ) -> set[str]:
         """One trace per row, and none for a row that is not stored (any more): a failed
         row that ``--resume`` runs again gets a new one. Returns the rows traced."""
-        experiment_id = self.logger.experiment.experiment_id
-        found = traced_rows(self.logger.store, experiment_id, mlflow_run_id)
+        experiment_id = logger.experiment.experiment_id
+        found = traced_rows(logger.store, experiment_id, mlflow_run_id)
         keep = None if keep_rows is None else set(keep_rows)
         stale = []
         for row_id, trace_ids in found.items():
@@ -167,7 +189,7 @@ class ResumingLogger:
             else:
                 stale += trace_ids[1:]  # a row traced twice (an older harness): keep the first
         for start in range(0, len(stale), _DELETE_CHUNK):
-            self.logger.client.delete_traces(
+            logger.client.delete_traces(
                 experiment_id, trace_ids=stale[start : start + _DELETE_CHUNK]
             )
         return {r for r in found if keep is None or r in keep}
@@ -207,11 +229,24 @@ class ResumingLogger:
         )
         self.logged_rows |= fresh
 
-    def finish(self, record: RunRecord) -> str:
-        """Log what the MLflow run lacks of ``record`` and end it FINISHED; its id."""
+    def add_traces(self, row_traces: list[RowTrace]) -> None:
+        """Write the rows already made into traces that the run does not hold yet."""
+        new = [t for t in row_traces if str(t.row_id) not in self.logged_rows]
+        if new:
+            self.logger.add_traces(new)
+            self.logged_rows.update(str(t.row_id) for t in new)
+
+    def finish(self, record: RunRecord, rendered: RenderedRows | None = None) -> str:
+        """Log what the MLflow run lacks of ``record`` and end it FINISHED; its id.
+
+        ``rendered``: ``sql_run.render_rows(record)`` made elsewhere, for a run written
+        with SQL (``record.rows`` and ``record.tables`` are not read then).
+        """
         try:
+            if isinstance(self.logger, SqlRunLogger):
+                return self.logger.finish(record, rendered)
             if self.resumed:
-                record = self._missing(record)
+                record = self._missing(self.logger, record)
             return self.logger.finish(record)
         finally:
             self._release()
@@ -219,20 +254,23 @@ class ResumingLogger:
     def stop(self, status: str) -> None:
         """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds."""
         try:
+            if isinstance(self.logger, SqlRunLogger):
+                self.logger.stop(status)
+                return
             with mapped_errors(self.logger._what):
                 self.logger.client.set_terminated(self.run_id, status)
         finally:
             self._release()
 
-    def _missing(self, record: RunRecord) -> RunRecord:
+    def _missing(self, logger: RunLogger, record: RunRecord) -> RunRecord:
         """``record`` without the params the run has (MLflow refuses to change one) and
         the metrics whose latest logged value is the same."""
-        with mapped_errors(self.logger._what):
-            run = self.logger.client.get_run(self.run_id)
+        with mapped_errors(logger._what):
+            run = logger.client.get_run(self.run_id)
         logged = run.data
-        self.logger.inputs_logged = bool(run.inputs and run.inputs.dataset_inputs)
-        if self.logger.trace_note is None and self.logged_rows and TRACES_TAG not in logged.tags:
-            self.logger.trace_note = "{count} traces"  # written by a run that did not finish
+        logger.inputs_logged = bool(run.inputs and run.inputs.dataset_inputs)
+        if logger.trace_note is None and self.logged_rows and TRACES_TAG not in logged.tags:
+            logger.trace_note = "{count} traces"  # written by a run that did not finish
         return dataclasses.replace(
             record,
             params={k: v for k, v in record.params.items() if str(k) not in logged.params},
@@ -247,6 +285,19 @@ class ResumingLogger:
         lock.__exit__(None, None, None)
 
     _release = release
+
+
+def _new_sql_run(
+    head: RunRecord, tracking_uri: str, traces: bool, register: bool
+) -> SqlRunLogger | None:
+    """The run of ``head`` created with SQL, if its store is verified and no MLflow run
+    holds this harness run yet; else None (MLflow's API then logs it)."""
+    from harness.tracking.mlflow_sqlite import verified_store
+
+    db_path = verified_store(tracking_uri)
+    if db_path is None:
+        return None
+    return SqlRunLogger.open(head, db_path=db_path, traces=traces, register=register, new_only=True)
 
 
 def _same(logged: float | None, value: Any) -> bool:

@@ -14,6 +14,18 @@ if TYPE_CHECKING:
 
 __all__ = ["RunRecord"]
 
+# What a logged run holds, by name: both ways of logging (MLflow's API in ``mlflow_log``,
+# SQL in ``sql_run``) and sync read these.
+TABLE_ARTIFACT = "eval_results_table.json"
+PROMPT_ARTIFACT = "prompt_template.txt"
+CONFIG_ARTIFACT = "run_config.json"
+REPORT_ARTIFACT = "report.html"
+HARNESS_RUN_TAG = "harness.run_id"
+TRACES_TAG = "harness.traces"
+# MLflow's datasets.digest column is VARCHAR(36); a longer digest breaks on MySQL/Postgres
+# servers a run is synced to. The full digest stays in the params.
+MLFLOW_DIGEST_MAX = 36
+
 
 @dataclass
 class RunRecord:

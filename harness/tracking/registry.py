@@ -85,6 +85,11 @@ class RegistryLinks:
     def prompt_uri(self) -> str:
         return f"prompts:/{self.prompt_name}/{self.prompt_version}"
 
+    @property
+    def linked_prompts(self) -> str:
+        """The ``mlflow.linkedPrompts`` value naming just this prompt version."""
+        return json.dumps([{"name": self.prompt_name, "version": str(self.prompt_version)}])
+
 
 def default_prompt_name(experiment: str) -> str:
     """``<experiment>-prompt``, with characters a prompt name may not hold replaced."""

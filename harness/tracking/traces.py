@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
+import os
+import random
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from harness.tracking.mlflow_names import PREVIEW_MAX_LENGTH, Tag
 
 if TYPE_CHECKING:
     from mlflow.entities import Assessment, Span
@@ -106,6 +110,12 @@ def _text(value: Any) -> str | None:
     return text if text else None
 
 
+# Ids need to be unique, not secret: a generator seeded from os.urandom once, instead of
+# one os.urandom call per id (secrets.randbits), which was ~5% of writing a trace.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # a forked child draws its own ids
+
+
 def time_ordered_id(bits: int = 128) -> int:
     """A random id whose top 48 bits are the current Unix time in milliseconds (as UUIDv7).
 
@@ -115,7 +125,7 @@ def time_ordered_id(bits: int = 128) -> int:
     per millisecond keep the ids unique.
     """
     random_bits = bits - 48
-    return (time.time_ns() // 1_000_000 << random_bits) | secrets.randbits(random_bits) or 1
+    return (time.time_ns() // 1_000_000 << random_bits) | _ids.getrandbits(random_bits) or 1
 
 
 def _latency_ns(value: Any) -> int:
@@ -137,14 +147,22 @@ def _feedback_value(value: Any) -> Any:
 
 def build_row_traces(record: RunRecord) -> list[RowTrace]:
     """One ``RowTrace`` per row of ``record.rows``, with its feedback and expectation."""
-    feedback_by_row: dict[str, list[dict]] = defaultdict(list)
-    for item in record.feedback:
+    return row_traces(record, record.rows.to_dict("records"), record.feedback)
+
+
+def row_traces(
+    record: RunRecord, rows: Iterable[Mapping[str, Any]], feedback: Iterable[Mapping[str, Any]]
+) -> list[RowTrace]:
+    """``build_row_traces`` for rows given as mappings (the per-row table's columns) and
+    ``feedback`` items, with the run's times and dataset from ``record``: no DataFrame."""
+    feedback_by_row: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for item in feedback:
         feedback_by_row[str(item["row_id"])].append(item)
     start_ns = int(record.started_at * 1e9)
     created_ms = int(record.finished_at * 1000) if record.finished_at else int(time.time() * 1000)
     dataset_source = f"dataset:{record.dataset_name}@{record.dataset_version}"
     traces: list[RowTrace] = []
-    for row in record.rows.to_dict("records"):
+    for row in rows:
         row_id = str(row.get("id"))
         inputs = {"input": _text(row.get("input")) or ""}
         if context := _text(row.get("context")):
@@ -172,7 +190,7 @@ def build_row_traces(record: RunRecord) -> list[RowTrace]:
         traces.append(
             RowTrace(
                 otel_trace_id=time_ordered_id(),
-                otel_span_id=secrets.randbits(64) or 1,
+                otel_span_id=_ids.getrandbits(64) or 1,
                 row_id=row_id,
                 inputs=inputs,
                 outputs=_text(row.get("output")),
@@ -187,16 +205,14 @@ def build_row_traces(record: RunRecord) -> list[RowTrace]:
 
 def span_attributes(row: RowTrace) -> dict[str, str]:
     """The root span's attributes, JSON-encoded as MLflow stores span attributes."""
-    from mlflow.tracing.constant import SpanAttributeKey
-
     attributes = {
-        SpanAttributeKey.REQUEST_ID: json.dumps(row.trace_id),
-        SpanAttributeKey.SPAN_TYPE: json.dumps(SPAN_TYPE),
-        SpanAttributeKey.INPUTS: row.inputs_json,
+        Tag.SPAN_REQUEST_ID: json.dumps(row.trace_id),
+        Tag.SPAN_TYPE: json.dumps(SPAN_TYPE),
+        Tag.SPAN_INPUTS: row.inputs_json,
     }
     # A row without output (it failed) has no outputs at all, as a span that never set them.
     if row.outputs_json is not None:
-        attributes[SpanAttributeKey.OUTPUTS] = row.outputs_json
+        attributes[Tag.SPAN_OUTPUTS] = row.outputs_json
     attributes[HARNESS_ROW_KEY] = json.dumps(row.row_id)
     return attributes
 
@@ -217,43 +233,44 @@ def trace_metadata(
     With ``model_id``, ``mlflow.modelId`` links it to a LoggedModel, as traces made under
     ``mlflow.set_active_model`` are (the model page's traces tab searches by it).
     """
-    from mlflow.tracing.constant import (
-        MAX_CHARS_IN_TRACE_INFO_METADATA,
-        TRACE_SCHEMA_VERSION,
-        TRACE_SCHEMA_VERSION_KEY,
-        TRUNCATION_SUFFIX,
-        TraceMetadataKey,
-    )
-
-    def truncated(value: str | None) -> str:
-        # The same cut MLflow's span processor makes for these two keys.
-        if not value:
-            return ""
-        if len(value) <= MAX_CHARS_IN_TRACE_INFO_METADATA:
-            return value
-        return (
-            value[: MAX_CHARS_IN_TRACE_INFO_METADATA - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
-        )
-
     metadata = {
-        TraceMetadataKey.SOURCE_RUN: mlflow_run_id,
-        TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION),
-        TraceMetadataKey.INPUTS: truncated(row.inputs_json),
-        TraceMetadataKey.OUTPUTS: truncated(row.outputs_json),
+        Tag.SOURCE_RUN: mlflow_run_id,
+        Tag.TRACE_SCHEMA_VERSION_KEY: Tag.TRACE_SCHEMA_VERSION,
+        Tag.TRACE_INPUTS: _truncated(row.inputs_json),
+        Tag.TRACE_OUTPUTS: _truncated(row.outputs_json),
     }
     if model_id:
-        metadata[TraceMetadataKey.MODEL_ID] = model_id
+        metadata[Tag.MODEL_ID] = model_id
     return metadata
 
 
-def previews(row: RowTrace) -> tuple[str | None, str | None]:
-    """Request and response previews, as the MLflow trace list shows them."""
-    from mlflow.tracing.utils.truncation import _get_truncated_preview
+def _truncated(value: str | None) -> str:
+    """The cut MLflow's span processor makes for the trace inputs and outputs metadata."""
+    if not value:
+        return ""
+    limit = Tag.MAX_CHARS_IN_TRACE_METADATA
+    if len(value) <= limit:
+        return value
+    return value[: limit - len(Tag.TRUNCATION_SUFFIX)] + Tag.TRUNCATION_SUFFIX
 
-    request = _get_truncated_preview(row.inputs_json, role="user")
-    outputs = row.outputs_json
-    response = None if outputs is None else _get_truncated_preview(outputs, role="assistant")
-    return request, response
+
+def previews(row: RowTrace) -> tuple[str | None, str | None]:
+    """Request and response previews, as the MLflow trace list shows them.
+
+    MLflow's ``_get_truncated_preview`` shows the last chat message when the value holds
+    chat messages; a row's inputs (``{"input": text, "context": text}``) and output (a JSON
+    string) never do, so the preview is the JSON itself, cut to the OSS length. The tests
+    compare this with MLflow's function.
+    """
+    return _preview(row.inputs_json), _preview(row.outputs_json)
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if len(text) <= PREVIEW_MAX_LENGTH:
+        return text
+    return text[: PREVIEW_MAX_LENGTH - 3] + "..."
 
 
 def to_mlflow_span(row: RowTrace) -> Span:
@@ -284,7 +301,6 @@ def to_mlflow_span(row: RowTrace) -> Span:
 def to_mlflow_assessment(row: RowTrace, data: AssessmentData, *, mlflow_run_id: str) -> Assessment:
     """One assessment as an MLflow ``Feedback`` or ``Expectation`` on the row's root span."""
     from mlflow.entities import AssessmentError, AssessmentSource, Expectation, Feedback
-    from mlflow.tracing.constant import AssessmentMetadataKey
 
     common: dict[str, Any] = {
         "name": data.name,
@@ -292,7 +308,7 @@ def to_mlflow_assessment(row: RowTrace, data: AssessmentData, *, mlflow_run_id: 
         "trace_id": row.trace_id,
         "span_id": row.span_id,
         # As mlflow.genai.evaluate does; MLflow also fills the assessment's run_id from it.
-        "metadata": {AssessmentMetadataKey.SOURCE_RUN_ID: mlflow_run_id},
+        "metadata": {Tag.ASSESSMENT_SOURCE_RUN_ID: mlflow_run_id},
         "create_time_ms": data.created_ms,
         "last_update_time_ms": data.created_ms,
     }
@@ -331,7 +347,6 @@ def write_traces_via_store(
     several milliseconds per trace and per assessment; SQL stores use ``traces_sql`` instead.
     """
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
-    from mlflow.tracing.constant import TraceTagKey
 
     for row in traces:
         request_preview, response_preview = previews(row)
@@ -346,7 +361,7 @@ def write_traces_via_store(
                 response_preview=response_preview,
                 client_request_id=row.row_id,
                 trace_metadata=trace_metadata(row, mlflow_run_id=mlflow_run_id, model_id=model_id),
-                tags={TraceTagKey.TRACE_NAME: ROOT_SPAN_NAME, **(tags or {})},
+                tags={Tag.TRACE_NAME: ROOT_SPAN_NAME, **(tags or {})},
             )
         )
     for start in range(0, len(traces), chunk_size):

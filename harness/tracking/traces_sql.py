@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
+from harness.tracking.mlflow_names import ARTIFACTS_FOLDER, TRACES_FOLDER, Tag
 from harness.tracking.traces import (
     FEEDBACK_ERROR_CODE,
     HARNESS_ROW_KEY,
@@ -69,11 +73,39 @@ def write_traces_sql(
     """
     for start in range(0, len(traces), chunk_rows):
         chunk = traces[start : start + chunk_rows]
-        tables = _rows_for(
-            chunk, experiment=experiment, mlflow_run_id=mlflow_run_id, model_id=model_id,
-            tags=tags,
+        tables = rows_for(
+            chunk, experiment_id=int(experiment.experiment_id),
+            artifact_location=experiment.artifact_location, mlflow_run_id=mlflow_run_id,
+            model_id=model_id, tags=tags,
         )  # fmt: skip
         _insert(store, tables, experiment_id=int(experiment.experiment_id), chunk=chunk)
+
+
+def write_traces_sqlite(
+    conn: sqlite3.Connection,
+    traces: list[RowTrace],
+    *,
+    experiment_id: int,
+    artifact_location: str,
+    mlflow_run_id: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    model_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """``write_traces_sql`` for a verified SQLite store (``harness.tracking.mlflow_sqlite``),
+    through the standard library's driver: no MLflow, no SQLAlchemy."""
+    from harness.tracking.mlflow_sqlite import transaction
+
+    for start in range(0, len(traces), chunk_rows):
+        chunk = traces[start : start + chunk_rows]
+        tables = rows_for(
+            chunk, experiment_id=experiment_id, artifact_location=artifact_location,
+            mlflow_run_id=mlflow_run_id, model_id=model_id, tags=tags,
+        )  # fmt: skip
+        with transaction(conn):
+            for name in _TABLES:
+                if tables[name]:
+                    conn.executemany(*insert_statement(name, tables[name]))
 
 
 def span_content(row: RowTrace) -> dict[str, Any]:
@@ -122,51 +154,53 @@ def _sanitized_attributes(row: RowTrace) -> dict[str, str]:
     return attributes
 
 
-_OUTPUTS_KEY = "mlflow.spanOutputs"  # SpanAttributeKey.OUTPUTS, without importing MLflow here
+_OUTPUTS_KEY = Tag.SPAN_OUTPUTS
+
+
+def _assessment_aggregate(value: Any) -> tuple[float | None, bool]:
+    """MLflow's ``trace_analytics.assessment_aggregate``: a value's number for the rollups."""
+    if isinstance(value, bool):
+        return (1.0 if value else 0.0), False
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, False
+        return (number, True) if math.isfinite(number) else (None, False)
+    if isinstance(value, str) and value.strip().lower() in {"yes", "no"}:
+        return (1.0 if value.strip().lower() == "yes" else 0.0), False
+    return None, False
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _rows_for(
+def rows_for(
     chunk: list[RowTrace],
     *,
-    experiment: Experiment,
+    experiment_id: int,
+    artifact_location: str,
     mlflow_run_id: str,
     model_id: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows each MLflow trace table receives for ``chunk``, as the store would write them."""
-    from mlflow.entities import TraceState
-    from mlflow.entities.entity_type import EntityAssociationType
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    from mlflow.store.tracking.utils.trace_analytics import assessment_aggregate
-    from mlflow.tracing.constant import (
-        AssessmentMetadataKey,
-        SpansLocation,
-        TraceMetadataKey,
-        TraceTagKey,
-    )
-    from mlflow.tracing.utils import TraceJSONEncoder
-    from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
-    from mlflow.utils.time import get_current_time_millis
-    from mlflow.utils.uri import append_to_uri_path
-
-    now_ms = get_current_time_millis()
-    experiment_id = int(experiment.experiment_id)
-    assessment_metadata = json.dumps({AssessmentMetadataKey.SOURCE_RUN_ID: mlflow_run_id})
+    now_ms = int(time.time() * 1000)
+    assessment_metadata = json.dumps({Tag.ASSESSMENT_SOURCE_RUN_ID: mlflow_run_id})
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in _TABLES}
+    base = artifact_location.rstrip("/")
     for row in chunk:
         trace_id = row.trace_id
         request_preview, response_preview = previews(row)
+        state = "ERROR" if row.error else "OK"  # TraceState
         tables["trace_info"].append(
             {
                 "request_id": trace_id,
                 "experiment_id": experiment_id,
                 "timestamp_ms": row.request_time_ms,
                 "execution_time_ms": row.duration_ms,
-                "status": (TraceState.ERROR if row.error else TraceState.OK).value,
+                "status": state,
                 "client_request_id": row.row_id,
                 "request_preview": request_preview,
                 "response_preview": response_preview,
@@ -175,18 +209,14 @@ def _rows_for(
                 "trace_name": ROOT_SPAN_NAME,
             }
         )
-        artifact_location = append_to_uri_path(
-            experiment.artifact_location,
-            SqlAlchemyStore.TRACE_FOLDER_NAME,
-            trace_id,
-            SqlAlchemyStore.ARTIFACTS_FOLDER_NAME,
-        )
+        # append_to_uri_path(experiment location, "traces", trace_id, "artifacts")
+        artifact_location_tag = f"{base}/{TRACES_FOLDER}/{trace_id}/{ARTIFACTS_FOLDER}"
         tables["trace_tags"] += [
-            {"request_id": trace_id, "key": MLFLOW_ARTIFACT_LOCATION, "value": artifact_location},
+            {"request_id": trace_id, "key": Tag.ARTIFACT_LOCATION, "value": artifact_location_tag},
             {
                 "request_id": trace_id,
-                "key": TraceTagKey.SPANS_LOCATION,
-                "value": SpansLocation.TRACKING_STORE.value,
+                "key": Tag.SPANS_LOCATION,
+                "value": Tag.SPANS_IN_TRACKING_STORE,
             },
         ]
         tables["trace_tags"] += [
@@ -194,7 +224,7 @@ def _rows_for(
             for key, value in (tags or {}).items()
         ]
         metadata = trace_metadata(row, mlflow_run_id=mlflow_run_id, model_id=model_id)
-        metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
+        metadata[Tag.TRACE_INFO_FINALIZED] = "true"
         tables["trace_request_metadata"] += [
             {"request_id": trace_id, "key": key, "value": value}
             for key, value in sorted(metadata.items())
@@ -207,14 +237,15 @@ def _rows_for(
                 "parent_span_id": None,
                 "name": ROOT_SPAN_NAME,
                 "type": SPAN_TYPE,
-                "status": TraceState.ERROR.value if row.error else TraceState.OK.value,
+                "status": state,
                 "start_time_unix_nano": row.start_ns,
                 "end_time_unix_nano": row.end_ns,
-                "content": json.dumps(span_content(row), cls=TraceJSONEncoder, ensure_ascii=False),
+                # Plain JSON types only: MLflow's TraceJSONEncoder writes them the same way.
+                "content": json.dumps(span_content(row), ensure_ascii=False),
             }
         )
         for data in row.assessments:
-            aggregate_value, is_numeric = assessment_aggregate(data.value)
+            aggregate_value, is_numeric = _assessment_aggregate(data.value)
             error = (
                 {
                     "error_code": FEEDBACK_ERROR_CODE,
@@ -251,9 +282,9 @@ def _rows_for(
         tables["entity_associations"].append(
             {
                 "association_id": f"{time_ordered_id():032x}",
-                "source_type": EntityAssociationType.TRACE,
+                "source_type": "TRACE",  # EntityAssociationType
                 "source_id": trace_id,
-                "destination_type": EntityAssociationType.RUN,
+                "destination_type": "RUN",
                 "destination_id": mlflow_run_id,
                 "created_time": now_ms,
             }
@@ -332,9 +363,11 @@ def _driver_insert(table: Any, rows: list[dict[str, Any]]) -> tuple[str, list[di
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise KeyError(f"{table.name} has no column {unknown[0]!r}")
-    from sqlalchemy.dialects import sqlite
+    return insert_statement(table.name, rows)
 
-    quote = sqlite.dialect().identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    values = ", ".join(f":{c}" for c in columns)
-    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({values})", rows
+
+def insert_statement(table: str, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """``INSERT INTO "table" ("a", "b") VALUES (:a, :b)`` for rows that all have the same keys."""
+    names = ", ".join(f'"{c}"' for c in rows[0])
+    values = ", ".join(f":{c}" for c in rows[0])
+    return f'INSERT INTO "{table}" ({names}) VALUES ({values})', rows

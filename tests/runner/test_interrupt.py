@@ -59,9 +59,19 @@ def run_ids(home: Path) -> list[str]:
     return [r[0] for r in query(home, "SELECT run_id FROM runs")]
 
 
+@pytest.mark.parametrize("written", ["mlflow-api", "sql"])
 def test_sigterm_stops_the_run_keeps_every_row_and_resume_finishes_it(
-    home: Path, env: dict[str, str], server: FakeLLMServer
+    home: Path, env: dict[str, str], server: FakeLLMServer, written: str
 ) -> None:
+    if written == "sql":
+        # A first run creates the store and registers the configuration, so the MLflow
+        # run of the next one is written with SQL (harness.tracking.sql_run), no MLflow.
+        code, _, err = harness(env, *RUN, "--limit", "2")
+        assert code == 0, err
+        from harness.tracking import tracking_uri_for
+        from harness.tracking.mlflow_sqlite import verified_store
+
+        assert verified_store(tracking_uri_for(home)) is not None
     process = start(env, *RUN, "--json")
     wait_for(lambda: started_rows(server), 120, "the first calls")
     process.send_signal(signal.SIGTERM)
@@ -77,7 +87,7 @@ def test_sigterm_stops_the_run_keeps_every_row_and_resume_finishes_it(
         f"error: interrupted by SIGTERM with {done} of {ROWS} rows stored; "
         f"resume with `harness run --resume {run_id}`"
     )
-    assert query(home, "SELECT status, reason FROM runs") == [
+    assert query(home, "SELECT status, reason FROM runs WHERE run_id = ?", [run_id]) == [
         ("interrupted", "interrupted by SIGTERM")
     ]
     # Rows in flight were finished, not dropped: every call was paid once, and is cached.
@@ -87,7 +97,7 @@ def test_sigterm_stops_the_run_keeps_every_row_and_resume_finishes_it(
     [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
     assert status == "KILLED"
     assert sorted(mlflow_traces(home, mlflow_run_id)) == sorted(
-        r[0] for r in query(home, "SELECT example_id FROM outputs")
+        r[0] for r in query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
     )
 
     code, out, err = harness(env, "run", "--resume", run_id, "--json")

@@ -364,3 +364,18 @@ def test_slices_reach_mlflow_and_the_python_api(
     frame = pd.DataFrame(artifact["data"], columns=artifact["columns"])
     assert frame["mean"].tolist() == pytest.approx(slices["mean"].tolist())
     assert frame["value"].tolist() == slices["value"].tolist()
+
+    # Run again: the store exists and the configuration is registered, so the worker
+    # writes this MLflow run with SQL (harness.tracking.sql_run); the same slices reach it.
+    again = harness.evaluate(
+        model="python:harness_test_models:answer_some", data="pqa", metrics=["exact_match"],
+        by="final_decision", sample=0.5, seed=4, stratify="final_decision", home=home,
+    )  # fmt: skip
+    second = client.get_run(again.mlflow_run_id)
+    assert second.data.tags["harness.traces"].endswith("(sql-direct)")
+    assert {k: v for k, v in second.data.metrics.items() if "/by/" in k} == {
+        k: v for k, v in logged.data.metrics.items() if "/by/" in k
+    }
+    assert json.loads(second.data.tags["mlflow.loggedArtifacts"]) == tables
+    path = client.download_artifacts(again.mlflow_run_id, "slices_table.json")
+    assert json.loads(Path(path).read_text(encoding="utf-8")) == artifact

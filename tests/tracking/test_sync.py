@@ -840,23 +840,19 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
     data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
     runner = CliRunner()
     assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
-    ran = runner.invoke(
-        cli,
-        [
-            "run",
-            "--data",
-            "qa",
-            "--model",
-            "echo",
-            "--metric",
-            "word_count",
-            "--experiment",
-            "cli-sync",
-            "--json",
-        ],
-    )
-    assert ran.exit_code == 0, ran.stderr
-    local_run = json_module.loads(ran.stdout)["mlflow_run_id"]
+    args = ["run", "--data", "qa", "--model", "echo", "--metric", "word_count"]
+    local_runs = []
+    for _ in range(2):
+        ran = runner.invoke(cli, [*args, "--experiment", "cli-sync", "--json"])
+        assert ran.exit_code == 0, ran.stderr
+        local_runs.append(json_module.loads(ran.stdout)["mlflow_run_id"])
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    # The first run made the store through MLflow; the second was written with SQL
+    # (harness.tracking.sql_run): both must sync alike.
+    traces_tags = [
+        MlflowClient(local_uri).get_run(r).data.tags["harness.traces"] for r in local_runs
+    ]
+    assert traces_tags == ["2 traces (sql-bulk)", "2 traces (sql-direct)"]
 
     def sync_json(*extra):
         result = runner.invoke(
@@ -866,15 +862,20 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
         return json_module.loads(result.stdout)
 
     planned = sync_json("--dry-run")
-    assert [(r["run_id"], r["action"]) for r in planned["runs"]] == [(local_run, "create")]
-    assert local_run not in _copies(server)  # a dry run copies nothing
+    assert sorted((r["run_id"], r["action"]) for r in planned["runs"]) == sorted(
+        (r, "create") for r in local_runs
+    )
+    assert not set(local_runs) & set(_copies(server))  # a dry run copies nothing
     copied = sync_json()
-    assert [(r["run_id"], r["action"]) for r in copied["runs"]] == [(local_run, "create")]
-    assert copied["runs"][0]["traces"] == 2
-    assert len(_copies(server)[local_run]) == 1
+    assert sorted(r["run_id"] for r in copied["runs"]) == sorted(local_runs)
+    assert [r["traces"] for r in copied["runs"]] == [2, 2]
+    copies = _copies(server)
+    for run_id in local_runs:
+        assert len(copies[run_id]) == 1
+        _assert_same_run(local_uri, server, run_id, copies[run_id][0])
     again = sync_json()
-    assert [r["action"] for r in again["runs"]] == ["skip"]
-    assert len(_copies(server)[local_run]) == 1
+    assert [r["action"] for r in again["runs"]] == ["skip", "skip"]
+    assert all(len(_copies(server)[r]) == 1 for r in local_runs)
 
     both = runner.invoke(cli, ["sync", "--tracking-uri", server, "--databricks"])
     assert both.exit_code == 2 and "one target" in both.stderr

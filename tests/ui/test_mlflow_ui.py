@@ -61,12 +61,16 @@ def demo_run(chromium: str, home: Path, tmp_path: Path) -> dict[str, str]:
         judges=[JUDGE], judge_model="python:ui_demo_app:judge", experiment="ui-demo",
         run_name="ui-demo",
     )  # fmt: skip
+    # Twice: the first run makes the store and registers the prompt through MLflow's API,
+    # the second is written with SQL (harness.tracking.sql_run); the UI shows that one.
+    run_eval(config, home=home)
     run = run_eval(config, home=home)
     assert run.mlflow_run_id and run.errors == 0 and not run.warnings
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=resolve_home(home).tracking_uri)
     mlflow_run = client.get_run(run.mlflow_run_id)
+    assert mlflow_run.data.tags["harness.traces"].endswith("(sql-direct)")
     model = client.get_logged_model(mlflow_run.data.tags["harness.model_id"])
     return {"experiment_id": mlflow_run.info.experiment_id, "run_id": run.mlflow_run_id,
             "prompt": mlflow_run.data.params["prompt_uri"], "model_name": model.name}  # fmt: skip

@@ -1,0 +1,516 @@
+"""A run's MLflow record written with ``sqlite3`` into a verified store, without MLflow.
+
+``SqlRunLogger`` has ``RunLogger``'s protocol (``add_rows``, ``finish``, ``abort``) and
+writes what ``RunLogger`` writes through MLflow's client — the run and its tags, params,
+metrics (also as the configuration model's metrics), the dataset and model inputs, the
+artifacts, the traces and the registry links — as the rows MLflow's SQL store would
+insert for those calls. ``SqlRunLogger.open`` returns None when it cannot (the store is
+not verified, the experiment's artifacts are not on a local path, the prompt version or
+model is still to be registered), before writing anything; ``harness.tracking.mlflow_log``
+then uses MLflow's API. tests/tracking/test_mlflow_sql.py compares runs written both ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import TrackingError
+from harness.tracking.mlflow_names import ARTIFACTS_FOLDER, MAX_PARAM_VAL_LENGTH, Tag
+from harness.tracking.mlflow_sqlite import connect, mapped_sqlite_errors, transaction
+from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT, epoch_ms, user_name
+from harness.tracking.record import (
+    CONFIG_ARTIFACT,
+    HARNESS_RUN_TAG,
+    MLFLOW_DIGEST_MAX,
+    PROMPT_ARTIFACT,
+    REPORT_ARTIFACT,
+    TABLE_ARTIFACT,
+    TRACES_TAG,
+    RunRecord,
+)
+
+if TYPE_CHECKING:
+    from harness.tracking.registry import RegistryLinks
+    from harness.tracking.traces import RowTrace
+
+__all__ = ["RenderedRows", "SqlRunLogger", "logged_tables_tag", "render_rows", "run_tags"]
+
+_INF = 1.7976931348623157e308  # MLflow stores +-inf metrics as the largest float
+
+
+def run_tags(record: RunRecord, parent_run_id: str | None = None) -> dict[str, str]:
+    """The tags a harness run is created with (both ways of logging use these)."""
+    tags = {
+        HARNESS_RUN_TAG: record.run_id,
+        Tag.USER: user_name(),
+        Tag.SOURCE_NAME: "harness",
+        Tag.SOURCE_TYPE: "LOCAL",
+        # Marks an evaluation run, as mlflow.genai.evaluate does, for the UI's eval views.
+        Tag.RUN_TYPE: Tag.RUN_TYPE_GENAI_EVALUATE,
+        # mlflow.log_table registers tables here; the UI's evaluation view reads the list.
+        Tag.LOGGED_ARTIFACTS: logged_tables_tag(record.tables)[1],
+    }
+    if parent_run_id:
+        # The UI nests child runs under their parent; sync maps the id on copy.
+        tags[Tag.PARENT_RUN_ID] = parent_run_id
+    return tags
+
+
+def logged_tables_tag(tables: Iterable[str]) -> tuple[str, str]:
+    """The tag that lists a run's tables (the per-row one, then ``tables``) for the UI."""
+    paths = [TABLE_ARTIFACT, *tables]
+    return Tag.LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
+
+
+class SqlRunLogger:
+    """One MLflow run in a verified SQLite store, logged in stages like ``RunLogger``."""
+
+    @classmethod
+    def open(
+        cls,
+        head: RunRecord,
+        *,
+        db_path: Path,
+        traces: bool = True,
+        replaces: str | None = None,
+        register: bool = False,
+        new_only: bool = False,
+    ) -> SqlRunLogger | None:
+        """Create the run, or return None (having written nothing) when MLflow must.
+
+        ``new_only``: None as well when the experiment holds a run of this harness run
+        already (``ResumingLogger`` continues it through MLflow's API).
+        """
+        what = f"cannot log run {head.run_id} to MLflow at {db_path}"
+        conn = connect(db_path)
+        try:
+            with mapped_sqlite_errors(what):
+                opened = cls._create(
+                    conn, head, what, db_path, traces, replaces, register, new_only
+                )
+        except BaseException:
+            conn.close()
+            raise
+        if opened is None:
+            conn.close()
+        return opened
+
+    @classmethod
+    def _create(
+        cls,
+        conn: sqlite3.Connection,
+        head: RunRecord,
+        what: str,
+        db_path: Path,
+        traces: bool,
+        replaces: str | None,
+        register: bool,
+        new_only: bool,
+    ) -> SqlRunLogger | None:
+        from harness.tracking.sql_registry import find_links, link_run
+
+        with transaction(conn):
+            name = head.experiment or DEFAULT_EXPERIMENT
+            experiment = _experiment(conn, name, db_path)
+            if experiment is None:
+                return None
+            experiment_id, location = experiment
+            if new_only and _logged_before(conn, experiment_id, head.run_id):
+                return None
+            links = find_links(conn, head, experiment_id, name) if register else None
+            if register and links is None:
+                return None
+            parent = head.parent_run_id or (
+                _tag(conn, replaces, Tag.PARENT_RUN_ID) if replaces else None
+            )
+            run_id = uuid.uuid4().hex
+            run_name = head.run_name or head.run_id
+            tags = run_tags(head, parent)
+            tags[Tag.RUN_NAME] = run_name
+            conn.execute(
+                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+                "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+                "artifact_uri, experiment_id, deleted_time) VALUES "
+                "(?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?, NULL)",
+                (
+                    run_id, run_name, tags[Tag.USER], epoch_ms(head.started_at),
+                    f"{location}/{run_id}/{ARTIFACTS_FOLDER}", experiment_id,
+                ),
+            )  # fmt: skip
+            link_tags = link_run(conn, run_id, links) if links is not None else []
+            _set_tags(conn, run_id, [*tags.items(), *link_tags])
+        return cls(conn, what, run_id, experiment_id, location, links, traces, replaces)
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        what: str,
+        run_id: str,
+        experiment_id: int,
+        artifact_location: str,
+        links: RegistryLinks | None,
+        traces: bool,
+        replaces: str | None,
+    ) -> None:
+        self._conn, self._what = conn, what
+        self.run_id = run_id
+        self.experiment_id, self.artifact_location = experiment_id, artifact_location
+        self.links, self.traces, self.replaces = links, traces, replaces
+        self.trace_count = 0
+        self.trace_note: str | None = None
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            with mapped_sqlite_errors(self._what):
+                yield
+        except BaseException:
+            self._set_status("FAILED", int(time.time() * 1000))
+            raise
+
+    def _set_status(self, status: str, end_ms: int) -> None:
+        with contextlib.suppress(sqlite3.Error), transaction(self._conn):
+            self._conn.execute(
+                "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                (status, end_ms, self.run_id),
+            )
+
+    def add_rows(self, record: RunRecord) -> None:
+        """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
+        if not self.traces or record.rows.empty:
+            return
+        from harness.tracking.traces import build_row_traces
+
+        self.add_traces(build_row_traces(record))
+
+    def add_traces(self, row_traces: list[RowTrace]) -> None:
+        """Write rows already made into traces (``harness.tracking.traces.row_traces``)."""
+        if not self.traces or not row_traces:
+            return
+        from harness.tracking.registry import LINKED_PROMPTS_TAG
+        from harness.tracking.traces_sql import write_traces_sqlite
+
+        with self._failing():
+            links = self.links
+            tags = {LINKED_PROMPTS_TAG: links.linked_prompts} if links is not None else None
+            write_traces_sqlite(
+                self._conn, row_traces, experiment_id=self.experiment_id,
+                artifact_location=self.artifact_location, mlflow_run_id=self.run_id,
+                model_id=links.model_id if links is not None else None, tags=tags,
+            )  # fmt: skip
+            self.trace_count += len(row_traces)
+            self.trace_note = "{count} traces (sql-direct)"
+
+    def finish(self, record: RunRecord, rendered: RenderedRows | None = None) -> str:
+        """Log params, metrics, inputs and artifacts, end the run, return its id.
+
+        ``rendered`` is ``render_rows(record)`` made elsewhere (the MLflow worker gets it
+        from the run's process, so it never needs pandas); ``record.rows`` is not read then.
+        """
+        with self._failing():
+            rendered = rendered or render_rows(record)
+            artifact_dir = Path(f"{self.artifact_location}/{self.run_id}/{ARTIFACTS_FOLDER}")
+            _write_artifacts(artifact_dir, record, rendered)
+            dataset = rendered.dataset or _dataset_entity(record, infer=True)
+            assert dataset is not None  # inferred by MLflow when not plain text
+            with transaction(self._conn):
+                self._log_params_and_metrics(record)
+                self._log_inputs(record, dataset)
+                tags = []
+                if rendered.tables:  # the UI lists the tables this tag names
+                    tags.append(logged_tables_tag(rendered.tables))
+                if self.trace_note is not None:
+                    tags.append((TRACES_TAG, self.trace_note.format(count=self.trace_count)))
+                _set_tags(self._conn, self.run_id, tags)
+                self._conn.execute(
+                    "UPDATE runs SET status = 'FINISHED', end_time = ? WHERE run_uuid = ?",
+                    (epoch_ms(record.finished_at), self.run_id),
+                )
+        with mapped_sqlite_errors(self._what):
+            if self.replaces and self.replaces != self.run_id:
+                with transaction(self._conn):
+                    if not _mark_deleted(self._conn, self.replaces):
+                        raise TrackingError(f"{self._what}: run {self.replaces} not found")
+        self._conn.close()
+        return self.run_id
+
+    def stop(self, status: str) -> None:
+        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds."""
+        try:
+            with mapped_sqlite_errors(self._what), transaction(self._conn):
+                self._conn.execute(
+                    "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
+                    (status, int(time.time() * 1000), self.run_id),
+                )
+        finally:
+            self._conn.close()
+
+    def abort(self) -> None:
+        """Best effort: delete a run that will not be finished."""
+        with contextlib.suppress(sqlite3.Error):
+            with transaction(self._conn):
+                _mark_deleted(self._conn, self.run_id)
+            self._conn.close()
+
+    def _log_params_and_metrics(self, record: RunRecord) -> None:
+        conn, run_id, links = self._conn, self.run_id, self.links
+        values = {str(k): str(v) for k, v in record.params.items()}
+        if links is not None:
+            values["prompt_uri"] = links.prompt_uri
+        conn.executemany(
+            "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+            [(k, v[:MAX_PARAM_VAL_LENGTH], run_id) for k, v in values.items()],
+        )
+        timestamp = epoch_ms(record.finished_at)
+        metrics = []
+        for key, value in record.metrics.items():
+            if value is None or math.isnan(float(value)):
+                continue  # an aggregate over no scored rows; MLflow charts cannot use it
+            number = float(value)
+            if math.isinf(number):
+                number = _INF if number > 0 else -_INF
+            metrics.append((str(key), number, timestamp, run_id))
+        conn.executemany(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES (?, ?, ?, ?, 0, 0)",
+            metrics,
+        )
+        conn.executemany(
+            "INSERT INTO latest_metrics (key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES (?, ?, ?, ?, 0, 0)",
+            metrics,
+        )
+        if links is not None:
+            # Metrics with a model id are also the model's metrics, per dataset, as
+            # mlflow.genai.evaluate logs them for an active model.
+            digest = record.dataset_digest[:MLFLOW_DIGEST_MAX]
+            conn.executemany(
+                "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, "
+                "metric_step, metric_value, experiment_id, run_id, dataset_uuid, dataset_name, "
+                "dataset_digest) VALUES (?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)",
+                [
+                    (links.model_id, key, ts, number, self.experiment_id, run_id,
+                     record.dataset_name, digest)
+                    for key, number, ts, _ in metrics
+                ],
+            )  # fmt: skip
+
+    def _log_inputs(self, record: RunRecord, dataset: dict[str, str]) -> None:
+        """The dataset (and the configuration's model) as the run's inputs."""
+        conn, run_id = self._conn, self.run_id
+        found = conn.execute(
+            "SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+            (self.experiment_id, dataset["name"], dataset["digest"]),
+        ).fetchone()
+        if found is not None:
+            dataset_uuid = found[0]
+        else:
+            dataset_uuid = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, "
+                "dataset_source_type, dataset_source, dataset_schema, dataset_profile) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dataset_uuid, self.experiment_id, dataset["name"], dataset["digest"],
+                    dataset["source_type"], dataset["source"], dataset["schema"],
+                    dataset["profile"],
+                ),
+            )  # fmt: skip
+        input_uuid = uuid.uuid4().hex
+        conn.execute(
+            "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, "
+            "destination_id, step) VALUES (?, 'DATASET', ?, 'RUN', ?, 0)",
+            (input_uuid, dataset_uuid, run_id),
+        )
+        conn.execute(
+            "INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, 'eval')",
+            (input_uuid, Tag.DATASET_CONTEXT),
+        )
+        if self.links is not None:
+            conn.execute(
+                "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, "
+                "destination_id, step) VALUES (?, 'RUN_INPUT', ?, 'MODEL_INPUT', ?, 0)",
+                (uuid.uuid4().hex, run_id, self.links.model_id),
+            )
+
+
+def _experiment(conn: sqlite3.Connection, name: str, db_path: Path) -> tuple[int, str] | None:
+    """The experiment's id and artifact location, created as MLflow's store creates one.
+
+    None when its artifacts are not under a local path (MLflow's artifact repositories
+    then write them).
+    """
+    row = conn.execute(
+        "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments "
+        "WHERE workspace = 'default' AND name = ?",
+        (name,),
+    ).fetchone()
+    if row is None:
+        now = int(time.time() * 1000)
+        cursor = conn.execute(
+            "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, "
+            "last_update_time, workspace) VALUES (?, NULL, 'active', ?, ?, 'default')",
+            (name, now, now),
+        )
+        experiment_id = int(cursor.lastrowid or 0)
+        # The store's default location: <artifact root>/<experiment id>.
+        location = (db_path.parent / ARTIFACTS_FOLDER / str(experiment_id)).as_posix()
+        conn.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+            (location, experiment_id),
+        )
+        return experiment_id, location
+    experiment_id, location, stage = row
+    if stage != "active":
+        raise TrackingError(
+            f"MLflow experiment {name!r} is deleted; restore it or use --experiment"
+        )
+    if not location or not str(location).startswith("/"):
+        return None
+    return int(experiment_id), str(location).rstrip("/")
+
+
+def _logged_before(conn: sqlite3.Connection, experiment_id: int, harness_run_id: str) -> bool:
+    """Whether the experiment holds a run (not deleted) logged for ``harness_run_id``."""
+    row = conn.execute(
+        "SELECT 1 FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+        "WHERE runs.experiment_id = ? AND runs.lifecycle_stage = 'active' "
+        "AND tags.key = ? AND tags.value = ? LIMIT 1",
+        (experiment_id, HARNESS_RUN_TAG, harness_run_id),
+    ).fetchone()
+    return row is not None
+
+
+def _tag(conn: sqlite3.Connection, run_id: str, key: str) -> str | None:
+    row = conn.execute(
+        "SELECT value FROM tags WHERE run_uuid = ? AND key = ?", (run_id, key)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_tags(conn: sqlite3.Connection, run_id: str, tags: list[tuple[str, str]]) -> None:
+    conn.executemany(
+        "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+        "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
+        [(k, v, run_id) for k, v in tags],
+    )
+
+
+def _mark_deleted(conn: sqlite3.Connection, run_id: str) -> bool:
+    cursor = conn.execute(
+        "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?",
+        (int(time.time() * 1000), run_id),
+    )
+    return cursor.rowcount > 0
+
+
+@dataclass(frozen=True)
+class RenderedRows:
+    """What ``finish`` needs of the run's tables, without the tables themselves."""
+
+    table_json: str  # the per-row table artifact
+    dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
+    tables: dict[str, str]  # ``RunRecord.tables`` rendered, by artifact name
+
+
+_RENDER_CHUNK_ROWS = 1000
+
+
+def render_rows(record: RunRecord) -> RenderedRows:
+    """The table artifacts and the dataset entity of ``record`` (its DataFrames)."""
+    return RenderedRows(
+        table_json(record.rows),
+        _dataset_entity(record, infer=False),
+        {name: table_json(frame) for name, frame in record.tables.items()},
+    )
+
+
+def table_json(frame: Any) -> str:
+    """``frame.to_json(orient="split", index=False, date_format="iso")``, the call
+    ``mlflow.log_table`` makes (so the UI reads the file as it reads its own), the same
+    text rendered 1,000 rows at a time: pandas turns the whole frame into Python objects
+    first, which at 10,000 rows took more memory than the rest of the run."""
+    head = str(frame.iloc[:0].to_json(orient="split", index=False, date_format="iso"))
+    assert head.endswith('"data":[]}'), head
+    chunks = (
+        str(frame.iloc[i : i + _RENDER_CHUNK_ROWS].to_json(orient="values", date_format="iso"))
+        for i in range(0, len(frame), _RENDER_CHUNK_ROWS)
+    )
+    return head[: -len("[]}")] + "[" + ",".join(c[1:-1] for c in chunks) + "]}"
+
+
+def _write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> None:
+    """The tables, prompt, config and report, each written to a temporary name and renamed
+    (what ``mlflow_log._log_artifacts`` logs)."""
+    files = {TABLE_ARTIFACT: rendered.table_json, **rendered.tables}
+    files[PROMPT_ARTIFACT] = record.prompt_template
+    files[CONFIG_ARTIFACT] = json.dumps(record.config, indent=2, sort_keys=True, default=str)
+    if record.report_html is not None:
+        files[REPORT_ARTIFACT] = record.report_html
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".harness-", dir=folder) as tmp:
+        staged = Path(tmp)
+        for name, text in files.items():
+            (staged / name).write_text(text, encoding="utf-8")
+        for name in files:
+            (staged / name).replace(folder / name)
+
+
+def _dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
+    """The dataset as ``mlflow.data.from_pandas(...)._to_mlflow_entity()`` describes it.
+
+    Without ``infer``, None when its schema needs MLflow's inference (see ``_colspec_schema``).
+    """
+    columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
+    frame = record.rows[columns]
+    schema = _colspec_schema(frame, infer=infer)
+    if schema is None:
+        return None
+    source = {
+        "tags": {
+            "harness.dataset": f"{record.dataset_name}@{record.dataset_version}",
+            "harness.dataset_digest": record.dataset_digest,
+        }
+    }
+    return {
+        "name": record.dataset_name,
+        "digest": record.dataset_digest[:MLFLOW_DIGEST_MAX],
+        "source_type": "code",
+        "source": json.dumps(source),
+        "schema": schema,
+        "profile": json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    }
+
+
+def _colspec_schema(frame: Any, *, infer: bool = True) -> str | None:
+    """MLflow's inferred schema of a frame of text columns.
+
+    A column of text and missing values (None) is ``string``, required when none is
+    missing; a column of only None is ``any``. Any other column (numbers, NaN, an empty
+    frame) is inferred by MLflow itself, imported for this one case (None without ``infer``).
+    """
+    specs: list[dict[str, Any]] = []
+    for name in frame.columns:
+        values = frame[name].tolist()
+        if not values or not all(v is None or isinstance(v, str) for v in values):
+            return _mlflow_schema(frame) if infer else None
+        missing = any(v is None for v in values)
+        kind = "any" if all(v is None for v in values) else "string"
+        specs.append({"type": kind, "name": str(name), "required": not missing})
+    return json.dumps({"mlflow_colspec": specs})
+
+
+def _mlflow_schema(frame: Any) -> str:
+    from mlflow.types.utils import _infer_schema
+
+    return json.dumps({"mlflow_colspec": _infer_schema(frame).to_dict()})

@@ -1,0 +1,492 @@
+"""The run record written with sqlite3 (``harness.tracking.sql_run``) equals MLflow's own.
+
+Each run is logged twice into one real SQLite store: through MLflow's client
+(``RunLogger``) and through the SQL path (``SqlRunLogger``); both are read back through
+``MlflowClient`` (runs, inputs, artifacts, traces and their assessments, the logged model
+and its metrics) and compared field by field, minus the ids and times that differ between
+two writes. This runs against the installed MLflow, whose version ``VERIFIED_SCHEMAS``
+must list for the SQL path to be used at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_mlflow_log import (
+    ROWS,
+    _normalized,
+    _traces_by_row,
+    global_tracking_uri,
+    make_record,
+)  # noqa: E402
+
+from harness.tracking import (  # noqa: E402
+    RunRecord,
+    log_run,
+    mlflow_sqlite,  # noqa: E402
+    sql_run,  # noqa: E402
+    tracking_uri_for,
+)
+from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
+from harness.tracking.mlflow_resume import ResumingLogger  # noqa: E402
+from harness.tracking.run_updates import tag_check  # noqa: E402
+from harness.tracking.sql_run import SqlRunLogger, _colspec_schema, table_json  # noqa: E402
+from harness.tracking.traces import build_row_traces, previews  # noqa: E402
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def _record(**changes):
+    record = make_record(metrics={"exact_match/mean": 0.25, "latency/p90": 1.1, "errors": 1.0,
+                                  "empty/mean": math.nan, "huge": math.inf})  # fmt: skip
+    record.system_prompt = "Be brief."
+    record.generation_params = {"temperature": 0.0}
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def _log(logger, record) -> str:
+    logger.add_rows(record)
+    return logger.finish(record)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store MLflow created, with the prompt and model of ``_record`` registered."""
+    home = tmp_path_factory.mktemp("sqlhome")
+    uri = tracking_uri_for(home)
+    first = log_run(_record(), tracking_uri=uri, register=True)
+    db_path = mlflow_sqlite.verified_store(uri)
+    assert db_path is not None, "the installed MLflow's schema is not in VERIFIED_SCHEMAS"
+    return {"uri": uri, "db": db_path, "client": MlflowClient(tracking_uri=uri), "first": first}
+
+
+def _both(store, record, **options):
+    api = _log(RunLogger(record, tracking_uri=store["uri"], **options), record)
+    sql_logger = SqlRunLogger.open(record, db_path=store["db"], **options)
+    assert sql_logger is not None
+    return api, _log(sql_logger, record)
+
+
+def _run_view(client, run_id) -> dict:
+    run = client.get_run(run_id)
+    info = run.info
+    tags = dict(run.data.tags)
+    assert tags.pop("harness.traces", "").endswith(("(sql-bulk)", "(sql-direct)", ""))
+    datasets = [
+        (d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source,
+         d.dataset.schema, d.dataset.profile, sorted((t.key, t.value) for t in d.tags))
+        for d in run.inputs.dataset_inputs
+    ]  # fmt: skip
+    artifacts = {}
+    folders = [None]
+    while folders:
+        for item in client.list_artifacts(run_id, folders.pop()):
+            if item.is_dir:
+                folders.append(item.path)
+                continue
+            local = client.download_artifacts(run_id, item.path)
+            artifacts[item.path] = Path(local).read_text(encoding="utf-8")
+    return {
+        "status": info.status, "lifecycle": info.lifecycle_stage, "user": info.user_id,
+        "name": info.run_name, "start": info.start_time, "experiment": info.experiment_id,
+        "artifact_uri": info.artifact_uri.replace(run_id, "RUN"),
+        "params": run.data.params, "metrics": run.data.metrics, "tags": tags,
+        "datasets": datasets, "models": [m.model_id for m in run.inputs.model_inputs],
+        "artifacts": artifacts,
+    }  # fmt: skip
+
+
+def test_a_run_written_with_sql_reads_back_as_mlflow_wrote_it(store):
+    client = store["client"]
+    record = _record()
+    api, sql = _both(store, record, register=True)
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["status"] == "FINISHED" and sql_view["models"]
+    assert client.get_run(sql).info.end_time == client.get_run(api).info.end_time
+    # Traces: every row, the same content, linked to the model and the prompt version.
+    api_run, sql_run = client.get_run(api), client.get_run(sql)
+    reference, written = _traces_by_row(client, api_run), _traces_by_row(client, sql_run)
+    assert sorted(written) == sorted(reference) == sorted(r[0] for r in ROWS)
+    for row_id in reference:
+        assert _normalized(written[row_id]) == _normalized(reference[row_id]), row_id
+        assert written[row_id].info.assessments[0].run_id == sql
+    # The configuration model holds both runs' metrics, the same ones.
+    (model_id,) = sql_view["models"]
+    model = client.get_logged_model(model_id)
+    by_run: dict[str, dict] = {}
+    for metric in model.metrics:
+        by_run.setdefault(metric.run_id, {})[metric.key] = (
+            metric.value,
+            metric.dataset_name,
+            metric.dataset_digest,
+            metric.step,
+        )
+    assert by_run[sql] == by_run[api] and by_run[sql]
+    assert model.tags["mlflow.linkedPrompts"] == json.dumps(
+        [{"name": "harness-prompt", "version": "1"}]
+    )
+    # The same table, readable as MLflow's own table artifact.
+    with global_tracking_uri(store["uri"]):
+        table = client.load_table(
+            sql_run.info.experiment_id, "eval_results_table.json", run_ids=[sql]
+        )
+    assert list(table["id"]) == [r[0] for r in ROWS]
+
+
+def test_params_metrics_and_nesting_without_registration(store):
+    client = store["client"]
+    parent = client.create_run(client.get_run(store["first"]).info.experiment_id).info.run_id
+    record = _record(parent_run_id=parent, run_name=None)
+    api, sql = _both(store, record)
+    assert _run_view(client, sql) == _run_view(client, api)
+    assert client.get_run(sql).data.tags["mlflow.parentRunId"] == parent
+    assert client.get_run(sql).data.metrics["huge"] == client.get_run(api).data.metrics["huge"]
+
+
+def test_a_new_experiment_is_created_as_mlflow_creates_it(store):
+    client = store["client"]
+    api = _log(RunLogger(_record(experiment="by-api"), tracking_uri=store["uri"]), _record())
+    sql_logger = SqlRunLogger.open(_record(experiment="by-sql"), db_path=store["db"])
+    assert sql_logger is not None
+    sql = _log(sql_logger, _record(experiment="by-sql"))
+    by_api, by_sql = (
+        client.get_experiment_by_name("by-api"),
+        client.get_experiment_by_name("by-sql"),
+    )
+    assert by_api.experiment_id == client.get_run(api).info.experiment_id
+    assert by_sql.experiment_id == client.get_run(sql).info.experiment_id
+    assert by_sql.artifact_location == by_api.artifact_location.replace(
+        f"/{by_api.experiment_id}", f"/{by_sql.experiment_id}"
+    )
+    assert (by_sql.lifecycle_stage, by_sql.tags) == (by_api.lifecycle_stage, by_api.tags)
+
+
+def test_a_resumed_run_replaces_the_earlier_one(store):
+    client = store["client"]
+    earlier = log_run(_record(), tracking_uri=store["uri"], register=True)
+    logger = open_run_logger(_record(), tracking_uri=store["uri"], replaces=earlier, register=True)
+    assert isinstance(logger, SqlRunLogger)
+    newer = _log(logger, _record())
+    assert client.get_run(earlier).info.lifecycle_stage == "deleted"
+    assert client.get_run(newer).info.lifecycle_stage == "active"
+
+
+def test_abort_deletes_the_run(store):
+    logger = SqlRunLogger.open(_record(), db_path=store["db"], register=True)
+    assert logger is not None
+    logger.abort()
+    assert store["client"].get_run(logger.run_id).info.lifecycle_stage == "deleted"
+
+
+def test_a_new_prompt_goes_through_mlflow_which_registers_it(store):
+    record = _record(prompt_template="A brand new prompt: {input}")
+    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is None
+    logger = open_run_logger(record, tracking_uri=store["uri"], register=True)
+    assert isinstance(logger, RunLogger)
+    _log(logger, record)
+    # Registered now: the next run of it is written with SQL.
+    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is not None
+
+
+def test_an_unknown_schema_falls_back_to_mlflow(store, tmp_path, monkeypatch):
+    copy = tmp_path / "mlruns" / "mlflow.db"
+    copy.parent.mkdir()
+    copy.write_bytes(store["db"].read_bytes())
+    uri = tracking_uri_for(tmp_path)
+    assert mlflow_sqlite.verified_store(uri) == copy
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'f00dfeedbeef'")
+    assert mlflow_sqlite.verified_store(uri) is None
+    # A revision MLflow knows but harness has not verified: MLflow's API logs the run.
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (_head(),))
+    monkeypatch.setattr(mlflow_sqlite, "VERIFIED_SCHEMAS", {})
+    logger = open_run_logger(_record(), tracking_uri=uri, register=True)
+    assert isinstance(logger, RunLogger)
+    run_id = _log(logger, _record())
+    assert MlflowClient(tracking_uri=uri).get_run(run_id).info.status == "FINISHED"
+
+
+def _head() -> str:
+    return next(iter(mlflow_sqlite.VERIFIED_SCHEMAS))
+
+
+def test_no_sql_path_for_a_new_store_another_mlflow_or_opt_in_modes(tmp_path, monkeypatch, store):
+    assert mlflow_sqlite.verified_store(tracking_uri_for(tmp_path)) is None  # no store yet
+    assert mlflow_sqlite.verified_store("http://127.0.0.1:5000") is None
+    monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
+    assert mlflow_sqlite.verified_store(store["uri"]) is None
+    monkeypatch.delenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED")
+    monkeypatch.setattr(mlflow_sqlite, "installed_mlflow", lambda: "9.9")
+    assert mlflow_sqlite.verified_store(store["uri"]) is None
+
+
+def test_the_verified_revision_is_the_installed_mlflow_head(store):
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    head = ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()
+    assert mlflow_sqlite.schema_revision(store["db"]) == head
+    assert mlflow_sqlite.installed_mlflow() in mlflow_sqlite.VERIFIED_SCHEMAS[head]
+
+
+def test_every_mlflow_version_pyproject_allows_is_verified():
+    """pyproject's MLflow range is exactly the versions ``make test-mlflow-versions`` ran
+    this file under: MLflow's API path writes traces into the tables of the schema it was
+    built against too (``traces_sql``), so an unverified version is not installable."""
+    from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    (spec,) = [
+        Requirement(r).specifier
+        for r in pyproject["project"]["dependencies"]
+        if Requirement(r).name == "mlflow"
+    ]
+    allowed = {
+        f"{major}.{minor}"
+        for major in range(2, 6)
+        for minor in range(100)
+        if any(spec.contains(f"{major}.{minor}.{patch}") for patch in range(20))
+    }
+    verified = {v for versions in mlflow_sqlite.VERIFIED_SCHEMAS.values() for v in versions}
+    assert allowed == verified
+
+
+def test_names_are_mlflows_constants():
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracing import constant as tc
+    from mlflow.utils import mlflow_tags as mt
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    from harness.tracking import mlflow_names as n
+
+    Tag = n.Tag
+    assert (n.ARTIFACTS_FOLDER, n.TRACES_FOLDER, n.MODELS_FOLDER) == (
+        SqlAlchemyStore.ARTIFACTS_FOLDER_NAME,
+        SqlAlchemyStore.TRACE_FOLDER_NAME,
+        SqlAlchemyStore.MODELS_FOLDER_NAME,
+    )
+    assert n.MAX_PARAM_VAL_LENGTH == MAX_PARAM_VAL_LENGTH
+    assert n.PREVIEW_MAX_LENGTH == tc.TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS
+    assert LoggedModelStatus.READY.to_int() == n.LOGGED_MODEL_READY
+    pairs = {
+        Tag.USER: mt.MLFLOW_USER, Tag.SOURCE_NAME: mt.MLFLOW_SOURCE_NAME,
+        Tag.SOURCE_TYPE: mt.MLFLOW_SOURCE_TYPE, Tag.RUN_NAME: mt.MLFLOW_RUN_NAME,
+        Tag.RUN_TYPE: mt.MLFLOW_RUN_TYPE, Tag.LOGGED_ARTIFACTS: mt.MLFLOW_LOGGED_ARTIFACTS,
+        Tag.RUN_TYPE_GENAI_EVALUATE: mt.MLFLOW_RUN_TYPE_GENAI_EVALUATE,
+        Tag.PARENT_RUN_ID: mt.MLFLOW_PARENT_RUN_ID, Tag.DATASET_CONTEXT: mt.MLFLOW_DATASET_CONTEXT,
+        Tag.MODEL_IS_EXTERNAL: mt.MLFLOW_MODEL_IS_EXTERNAL,
+        Tag.ARTIFACT_LOCATION: mt.MLFLOW_ARTIFACT_LOCATION,
+        Tag.SPANS_LOCATION: tc.TraceTagKey.SPANS_LOCATION,
+        Tag.SPANS_IN_TRACKING_STORE: tc.SpansLocation.TRACKING_STORE.value,
+        Tag.TRACE_NAME: tc.TraceTagKey.TRACE_NAME, Tag.SOURCE_RUN: tc.TraceMetadataKey.SOURCE_RUN,
+        Tag.MODEL_ID: tc.TraceMetadataKey.MODEL_ID, Tag.TRACE_INPUTS: tc.TraceMetadataKey.INPUTS,
+        Tag.TRACE_OUTPUTS: tc.TraceMetadataKey.OUTPUTS,
+        Tag.TRACE_INFO_FINALIZED: tc.TraceMetadataKey.TRACE_INFO_FINALIZED,
+        Tag.TRACE_SCHEMA_VERSION_KEY: tc.TRACE_SCHEMA_VERSION_KEY,
+        Tag.TRACE_SCHEMA_VERSION: str(tc.TRACE_SCHEMA_VERSION),
+        Tag.MAX_CHARS_IN_TRACE_METADATA: tc.MAX_CHARS_IN_TRACE_INFO_METADATA,
+        Tag.TRUNCATION_SUFFIX: tc.TRUNCATION_SUFFIX,
+        Tag.ASSESSMENT_SOURCE_RUN_ID: tc.AssessmentMetadataKey.SOURCE_RUN_ID,
+        Tag.SPAN_REQUEST_ID: tc.SpanAttributeKey.REQUEST_ID,
+        Tag.SPAN_TYPE: tc.SpanAttributeKey.SPAN_TYPE, Tag.SPAN_INPUTS: tc.SpanAttributeKey.INPUTS,
+        Tag.SPAN_OUTPUTS: tc.SpanAttributeKey.OUTPUTS, Tag.IS_PROMPT: IS_PROMPT_TAG_KEY,
+    }  # fmt: skip
+    assert {k: k for k in pairs} == {k: v for k, v in pairs.items()}
+
+
+def test_previews_are_mlflows():
+    from mlflow.tracing.utils.truncation import _get_truncated_preview
+
+    record = make_record()
+    rows = record.rows.copy()
+    rows.loc[0, "input"] = "x" * 1500
+    rows.loc[1, "output"] = json.dumps({"messages": [{"role": "assistant", "content": "hi"}]})
+    rows.loc[2, "output"] = "é" * 2000
+    record.rows = rows
+    for row in build_row_traces(record):
+        expected = (
+            _get_truncated_preview(row.inputs_json, role="user"),
+            None if row.outputs_json is None else _get_truncated_preview(
+                row.outputs_json, role="assistant"
+            ),
+        )  # fmt: skip
+        assert previews(row) == expected
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"id": ["a", "b"], "input": ["x", "y"], "expected": ["1", None]}),
+        pd.DataFrame({"id": ["a"], "input": [""], "context": [None]}),
+        pd.DataFrame({"id": ["a", "b"], "input": ["x", "y"], "expected": [None, float("nan")]}),
+        pd.DataFrame({"id": pd.Series([], dtype=object), "input": pd.Series([], dtype=object)}),
+    ],
+)
+def test_dataset_schema_is_mlflows(frame):
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
+
+    dataset = from_pandas(frame, source=CodeDatasetSource(tags={}), name="n", digest="d")
+    assert _colspec_schema(frame) == dataset._to_mlflow_entity().schema
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_the_table_is_rendered_as_log_table_renders_it(monkeypatch, chunk):
+    monkeypatch.setattr(sql_run, "_RENDER_CHUNK_ROWS", chunk)
+    frame = pd.DataFrame(
+        {
+            "id": ["a/1", "b", "c", "d", "e"],
+            "input": ['é \u2028 "q"', "", None, "x" * 3000, "<tag>"],
+            "score": [0.1, math.nan, 1 / 3, 1e-12, 2.0],
+            "n": [1, 2, 3, 4, 5],
+            "ok": [True, False, True, None, False],
+            "when": pd.to_datetime(["2026-01-01T00:00:01Z"] * 5),
+        }
+    )
+    for rows in (frame, frame.iloc[:1], frame.iloc[:0], frame.astype({"input": "string"})):
+        assert table_json(rows) == rows.to_json(orient="split", index=False, date_format="iso")
+
+
+SLICES = pd.DataFrame(
+    {
+        "by": ["final_decision", "final_decision"],
+        "value": ["yes", "no"],
+        "metric": ["exact_match", "exact_match"],
+        "mean": [0.5, 0.0],
+        "ci_low": [0.1, 0.0],
+        "ci_high": [0.9, 0.6],
+        "rows": [2, 3],
+    }
+)
+
+
+def test_slice_metrics_tables_and_the_report(store):
+    """What a run with ``--by`` and a report logs (issues 13, 20) is written the same."""
+    client = store["client"]
+    metrics = {
+        "exact_match/mean": 0.2,
+        "exact_match/mean/by/final_decision/yes": 0.5,
+        "exact_match/mean/by/final_decision/no": 0.0,
+    }
+    record = _record(
+        metrics=metrics,
+        tables={"slices_table.json": SLICES},
+        report_html="<!doctype html><title>run</title><p>é</p>",
+    )
+    api, sql = _both(store, record, register=True)
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["metrics"] == metrics
+    assert {"slices_table.json", "report.html"} <= set(sql_view["artifacts"])
+    assert json.loads(sql_view["tags"]["mlflow.loggedArtifacts"]) == [
+        {"path": "eval_results_table.json", "type": "table"},
+        {"path": "slices_table.json", "type": "table"},
+    ]
+    with global_tracking_uri(store["uri"]):
+        experiment = client.get_run(sql).info.experiment_id
+        table = client.load_table(experiment, "slices_table.json", run_ids=[sql])
+    assert list(table["value"]) == ["yes", "no"]
+
+
+def test_a_checks_verdict_on_a_run_written_with_sql(store):
+    """``harness check`` tags and documents a run written with SQL as one MLflow wrote."""
+    client = store["client"]
+    api, sql = _both(store, _record(), register=True)
+    document = {"outcome": "fail", "gates": [{"name": "exact_match", "finding": "worse"}]}
+    for run_id in (api, sql):
+        tag_check(
+            store["uri"], run_id, outcome="fail", summary="1 gate failed: exact_match",
+            document=document, markdown="### harness check: fail\n",
+        )  # fmt: skip
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["tags"]["harness.check"] == "fail"
+    assert json.loads(sql_view["artifacts"]["harness/check.json"]) == document
+    runs = client.search_runs(
+        [client.get_run(sql).info.experiment_id], filter_string="tags.`harness.check` = 'fail'"
+    )
+    assert {api, sql} <= {r.info.run_id for r in runs}
+
+
+def _interrupted_then_resumed(
+    store, base: RunRecord, harness_run_id: str
+) -> tuple[dict, dict, str]:
+    """A run stopped by a signal after 5 rows' traces (row r5, which failed, is to run
+    again), then resumed: both of its MLflow run's states, read back, and its id."""
+    client = store["client"]
+    record = dataclasses.replace(base, run_id=harness_run_id)
+    head = dataclasses.replace(record, metrics={}, rows=pd.DataFrame(), feedback=[])
+    first = ResumingLogger(head, tracking_uri=store["uri"], register=True)
+    first.add_traces(build_row_traces(record)[:5])
+    first.stop("KILLED")
+    killed = _state(client, first.run_id)
+    second = ResumingLogger(
+        head,
+        tracking_uri=store["uri"],
+        register=True,
+        known_run_id=first.run_id,
+        keep_rows=[r[0] for r in ROWS if r[0] != "r5"],
+    )
+    assert second.resumed and second.run_id == first.run_id
+    second.add_rows(record)
+    assert second.finish(record) == first.run_id
+    return killed, _state(client, first.run_id), first.run_id
+
+
+def _state(client, run_id) -> dict:
+    view = _run_view(client, run_id)
+    assert view["tags"].pop("harness.run_id")
+    traces = _traces_by_row(client, client.get_run(run_id))
+    view["traces"] = {row_id: _normalized(t) for row_id, t in traces.items()}
+    return view
+
+
+def test_an_interrupted_then_resumed_run_written_with_sql(store, monkeypatch):
+    """Issue 15's lifecycle on the SQL path: a run stopped by a signal is KILLED with the
+    traces it had; --resume continues that same MLflow run (here through MLflow's API),
+    replaces the failed row's trace and ends it FINISHED, as when MLflow wrote it all."""
+    client = store["client"]
+    base = _record()
+    with monkeypatch.context() as patched:  # the reference: MLflow's API from the start
+        patched.setattr(mlflow_sqlite, "VERIFIED_SCHEMAS", {})
+        api_killed, api_done, api = _interrupted_then_resumed(store, base, "resume-api")
+    sql_head = _record(run_id="resume-sql")
+    probe = ResumingLogger(sql_head, tracking_uri=store["uri"], register=True)
+    assert probe.writes_sql  # a new harness run in a verified store: SQL
+    probe.stop("KILLED")
+    client.delete_run(probe.run_id)
+    sql_killed, sql_done, sql = _interrupted_then_resumed(store, base, "resume-sql")
+    assert sql_killed == api_killed
+    assert sql_killed["status"] == "KILLED" and sorted(sql_killed["traces"]) == [
+        "r1", "r2", "r3", "r4", "r5",
+    ]  # fmt: skip
+    assert not sql_killed["params"] and not sql_killed["metrics"]
+    assert sql_done == api_done
+    assert sql_done["status"] == "FINISHED" and sorted(sql_done["traces"]) == [r[0] for r in ROWS]
+    assert sql_done["traces"]["r5"]["state"] == "ERROR"
+    assert client.get_run(sql).info.end_time >= client.get_run(sql).info.start_time
+    experiment = client.get_run(sql).info.experiment_id
+    logged = client.search_runs([experiment], filter_string="tags.`harness.run_id` = 'resume-sql'")
+    assert [r.info.run_id for r in logged] == [sql]
+    assert api != sql
