@@ -8,13 +8,18 @@ same meaning, so an MLflow release that renames one fails there, not in a user's
 
 from __future__ import annotations
 
+import posixpath
+import re
+
 __all__ = [
     "ARTIFACTS_FOLDER",
+    "MAX_ENTITY_KEY_LENGTH",
     "MAX_PARAM_VAL_LENGTH",
     "PREVIEW_MAX_LENGTH",
     "TRACES_FOLDER",
     "MODELS_FOLDER",
     "Tag",
+    "valid_key",
 ]
 
 # SqlAlchemyStore.ARTIFACTS_FOLDER_NAME / TRACE_FOLDER_NAME / MODELS_FOLDER_NAME
@@ -22,6 +27,9 @@ ARTIFACTS_FOLDER = "artifacts"
 TRACES_FOLDER = "traces"
 MODELS_FOLDER = "models"
 MAX_PARAM_VAL_LENGTH = 6000  # mlflow.utils.validation
+MAX_ENTITY_KEY_LENGTH = 250  # mlflow.utils.validation: metric, param and tag keys
+# mlflow.utils.validation.validate_param_and_metric_name (not on Windows, where ":" is out)
+_KEY_CHARACTERS = re.compile(r"^[/\w.\- :]*$")
 PREVIEW_MAX_LENGTH = 1000  # TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS (not Databricks)
 LOGGED_MODEL_READY = 2  # LoggedModelStatus.READY.to_int()
 
@@ -61,3 +69,17 @@ class Tag:
     SPAN_OUTPUTS = "mlflow.spanOutputs"
     # prompts (the model registry)
     IS_PROMPT = "mlflow.prompt.is_prompt"
+
+
+def valid_key(name: str) -> bool:
+    """Whether MLflow takes ``name`` as a metric, param or tag key (its validation's rules:
+    the characters, a path that resolves to itself, the length). The SQL writers leave a
+    run with any other key to MLflow's API, which refuses it with its own message."""
+    normal = posixpath.normpath(name)
+    return (
+        bool(_KEY_CHARACTERS.match(name))
+        and normal == name
+        and normal != "."
+        and not normal.startswith(("..", "/"))
+        and len(name) <= MAX_ENTITY_KEY_LENGTH
+    )

@@ -1,19 +1,22 @@
 """MLflow's SQLite store opened with the standard library, for schemas verified here.
 
 What a harness run writes to MLflow is a few hundred rows plus its traces, yet ``import
-mlflow`` costs ~1.4 s of CPU and opening its ``SqlAlchemyStore`` ~0.7 s more: almost all of
-MLflow's cost in a run. So for a local SQLite store that already exists, whose alembic
+mlflow`` costs 1.4-4 s of CPU (3.8 s for MLflow 3.17 here) and opening its
+``SqlAlchemyStore`` ~0.7 s more: almost all of MLflow's cost in a run. So for a local
+SQLite store whose alembic
 revision is in ``VERIFIED_SCHEMAS`` and whose installed MLflow is a version listed there,
 harness writes the run with ``sqlite3`` (``harness.tracking.sql_run``): the same tables
 and values as MLflow's own API writes. tests/tracking/test_mlflow_sql.py reads runs written
 both ways back through ``MlflowClient`` and compares them field by field.
 
-Everything else goes through MLflow's API (``harness.tracking.mlflow_log``): creating a
-store (MLflow's migrations build it), a revision or MLflow version not listed here, a
+A new local store is built the same way, from the statements MLflow's migrations leave
+behind (``harness.tracking.mlflow_schema``). Everything else goes through MLflow's API
+(``harness.tracking.mlflow_log``): a revision or MLflow version not listed here, a
 server URI, and MLflow's opt-in modes that change what a write must touch (trace rollups,
 workspaces). Adding a version means running that test with it installed (``make
-test-mlflow-versions MLFLOW_VERSIONS=x.y``), adding its revision below and widening
-pyproject's MLflow range, which a test keeps equal to the versions listed here.
+test-mlflow-versions MLFLOW_VERSIONS=x.y``), adding its revision below, writing its new
+store's schema (``python -m harness.tracking.mlflow_schema``) and widening pyproject's
+MLflow range, which a test keeps equal to the versions listed here.
 """
 
 from __future__ import annotations
@@ -41,17 +44,39 @@ _PAGE_CACHE_KIB = 65536  # see mlflow_store._PAGE_CACHE_KIB
 
 
 def verified_store(tracking_uri: str) -> Path | None:
-    """The database file of ``tracking_uri`` if harness may write it directly, else None."""
+    """The database file of ``tracking_uri`` if harness may write it directly, else None.
+
+    A local store that does not exist yet is created first, from the schema MLflow builds
+    (``harness.tracking.mlflow_schema``), when the installed MLflow is a verified one.
+    """
     artifact_root = artifact_root_for(tracking_uri)
     if artifact_root is None:
         return None
     db_path = artifact_root.parent / DB_FILE
-    if not db_path.is_file() or any(_truthy(os.environ.get(m)) for m in _UNSUPPORTED_MODES):
+    if any(_truthy(os.environ.get(m)) for m in _UNSUPPORTED_MODES):
+        return None
+    if not db_path.exists() and _creatable():
+        from harness.tracking.mlflow_schema import create_store
+
+        try:
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            create_store(db_path, artifact_root)
+        except (OSError, sqlite3.Error):
+            return None  # MLflow's API tries, and names the fault as it does for any store
+    if not db_path.is_file():
         return None
     versions = VERIFIED_SCHEMAS.get(schema_revision(db_path) or "")
     if versions is None or installed_mlflow() not in versions:
         return None
     return db_path
+
+
+def _creatable() -> bool:
+    """Whether a new store may be built from the bundled schema: the installed MLflow is
+    one its revision was verified with."""
+    from harness.tracking.mlflow_schema import schema
+
+    return installed_mlflow() in VERIFIED_SCHEMAS.get(schema()["revision"], ())
 
 
 def schema_revision(db_path: Path) -> str | None:

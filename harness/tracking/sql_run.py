@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
-from harness.tracking.mlflow_names import ARTIFACTS_FOLDER, MAX_PARAM_VAL_LENGTH, Tag
+from harness.tracking.mlflow_names import (
+    ARTIFACTS_FOLDER,
+    MAX_PARAM_VAL_LENGTH,
+    Tag,
+    valid_key,
+)
 from harness.tracking.mlflow_sqlite import connect, mapped_sqlite_errors, transaction
 from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT, epoch_ms, user_name
 from harness.tracking.record import (
@@ -91,6 +96,8 @@ class SqlRunLogger:
         ``new_only``: None as well when the experiment holds a run of this harness run
         already (``ResumingLogger`` continues it through MLflow's API).
         """
+        if not all(map(valid_key, [*map(str, head.params), *map(str, head.metrics)])):
+            return None  # MLflow's API refuses the run, in its own words
         what = f"cannot log run {head.run_id} to MLflow at {db_path}"
         conn = connect(db_path)
         try:
@@ -218,6 +225,16 @@ class SqlRunLogger:
         from the run's process, so it never needs pandas); ``record.rows`` is not read then.
         """
         with self._failing():
+            refused = next(
+                (k for k in [*map(str, record.params), *map(str, record.metrics)]
+                 if not valid_key(k)),
+                None,
+            )  # fmt: skip
+            if refused is not None:  # as MLflow's API would refuse it (the run: FAILED)
+                raise TrackingError(
+                    f"{self._what}: MLflow takes no key {refused!r} (names hold letters, "
+                    f"digits, _ - . : / and spaces, at most 250 of them, and no path steps)"
+                )
             rendered = rendered or render_rows(record)
             artifact_dir = Path(f"{self.artifact_location}/{self.run_id}/{ARTIFACTS_FOLDER}")
             _write_artifacts(artifact_dir, record, rendered)

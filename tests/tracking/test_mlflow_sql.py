@@ -29,6 +29,7 @@ from test_mlflow_log import (
     make_record,
 )  # noqa: E402
 
+from harness.errors import TrackingError  # noqa: E402
 from harness.tracking import (  # noqa: E402
     RunRecord,
     log_run,
@@ -63,7 +64,8 @@ def _log(logger, record) -> str:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A store MLflow created, with the prompt and model of ``_record`` registered."""
+    """A new store (built from the bundled schema), with the prompt and model of
+    ``_record`` registered through MLflow's API."""
     home = tmp_path_factory.mktemp("sqlhome")
     uri = tracking_uri_for(home)
     first = log_run(_record(), tracking_uri=uri, register=True)
@@ -224,14 +226,52 @@ def _head() -> str:
     return next(iter(mlflow_sqlite.VERIFIED_SCHEMAS))
 
 
-def test_no_sql_path_for_a_new_store_another_mlflow_or_opt_in_modes(tmp_path, monkeypatch, store):
-    assert mlflow_sqlite.verified_store(tracking_uri_for(tmp_path)) is None  # no store yet
+def test_no_sql_path_for_another_mlflow_a_server_or_opt_in_modes(tmp_path, monkeypatch, store):
     assert mlflow_sqlite.verified_store("http://127.0.0.1:5000") is None
     monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
     assert mlflow_sqlite.verified_store(store["uri"]) is None
     monkeypatch.delenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED")
     monkeypatch.setattr(mlflow_sqlite, "installed_mlflow", lambda: "9.9")
     assert mlflow_sqlite.verified_store(store["uri"]) is None
+    fresh = tracking_uri_for(tmp_path / "fresh")  # nor a store built for another MLflow
+    assert mlflow_sqlite.verified_store(fresh) is None
+    assert not (tmp_path / "fresh" / "mlruns" / "mlflow.db").exists()
+
+
+def test_a_new_store_is_built_for_the_sql_path(tmp_path):
+    db_path = mlflow_sqlite.verified_store(tracking_uri_for(tmp_path))
+    assert db_path == tmp_path / "mlruns" / "mlflow.db" and db_path.is_file()
+    assert mlflow_sqlite.schema_revision(db_path) in mlflow_sqlite.VERIFIED_SCHEMAS
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ok/name_1 -.:", "bad\nname", "a//b", "./a", "a/./b", "../up", "/root", ".", "x" * 250,
+     "x" * 251, "é", "a,b", "tab\tname", "a/b/", ""],
+)  # fmt: skip
+def test_keys_are_checked_as_mlflow_checks_them(name):
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_length_limit, _validate_metric_name
+
+    from harness.tracking.mlflow_names import MAX_ENTITY_KEY_LENGTH, valid_key
+
+    try:
+        _validate_metric_name(name)
+        _validate_length_limit("Metric name", MAX_ENTITY_KEY_LENGTH, name)
+        mlflow_takes_it = True
+    except MlflowException:
+        mlflow_takes_it = False
+    assert valid_key(name) is mlflow_takes_it
+
+
+def test_a_key_mlflow_refuses_fails_the_sql_written_run_as_mlflow_would(store):
+    record = _record()
+    logger = SqlRunLogger.open(record, db_path=store["db"])
+    assert logger is not None
+    record.metrics = {**record.metrics, "bad\nname": 1.0}  # known only at the end
+    with pytest.raises(TrackingError, match=r"MLflow takes no key 'bad\\nname'"):
+        logger.finish(record)
+    assert store["client"].get_run(logger.run_id).info.status == "FAILED"
 
 
 def test_the_verified_revision_is_the_installed_mlflow_head(store):
