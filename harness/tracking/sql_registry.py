@@ -1,38 +1,54 @@
-"""The run's prompt version and configuration model, found and linked with ``sqlite3``.
+"""The run's prompt version and configuration model, found or registered with ``sqlite3``.
 
-``harness.tracking.registry`` registers them through MLflow's client; a rerun of a
-configuration only needs to find them again and link the new run to them, which this
-module does in a verified SQLite store (``harness.tracking.mlflow_sqlite``) with the same
-queries MLflow's searches make. When something is missing — a prompt text or
-configuration never registered, a prompt not yet listed in the experiment — it returns
-None and the run is logged through MLflow's API, which creates them.
+``harness.tracking.registry`` registers them through MLflow's client. In a verified SQLite
+store (``harness.tracking.mlflow_sqlite``) this module does the same with the queries
+MLflow's searches make (``find_links``) and the rows MLflow's client writes
+(``register_links``: the prompt, its version, its listing on the experiment's Prompts tab,
+the configuration's LoggedModel), inside the run's transaction.
+tests/tracking/test_mlflow_sql.py registers a configuration both ways and compares every
+row. What this module does not write (a name MLflow refuses, a registered model of that
+name that is no prompt, a prompt text over MLflow's limit) it leaves to MLflow's API, which
+reports it.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+import uuid
 from typing import TYPE_CHECKING
 
-from harness.tracking.mlflow_names import Tag
+from harness.tracking.mlflow_names import MODELS_FOLDER, Tag
 from harness.tracking.registry import (
     _PROMPT_NAME_RULE,
     CONFIG_DIGEST_TAG,
     EXPERIMENT_IDS_TAG,
     LINKED_PROMPTS_TAG,
     MODEL_ID_TAG,
+    MODEL_TYPE,
     PROMPT_DIGEST_TAG,
     ConfigIdentity,
     RegistryLinks,
     default_prompt_name,
+    mlflow_prompt,
 )
 
 if TYPE_CHECKING:
     from harness.tracking.record import RunRecord
 
-__all__ = ["find_links", "link_run"]
+__all__ = ["find_links", "link_run", "register_links"]
 
 _DELETED_VERSION = "Deleted_Internal"  # model_registry STAGE_DELETED_INTERNAL
+# What MLflow's client and store write for a prompt (mlflow.prompt.constants,
+# AbstractStore.create_prompt_version, SqlAlchemyStore.create_model_version).
+_PROMPT_TEXT = "mlflow.prompt.text"
+_PROMPT_TYPE = "_mlflow_prompt_type"
+_PROMPT_SOURCE = "prompt-template"  # _STORE_PROMPT_SOURCE_PLACEHOLDER
+_PROMPT_DESCRIPTION = "Prompt templates of harness runs"  # registry._create_prompt
+_MODEL_IS_EXTERNAL = "mlflow.model.isExternal"  # mlflow_tags.MLFLOW_MODEL_IS_EXTERNAL
+_READY = 2  # LoggedModelStatus.READY
+_MAX_TAG_VALUE = 100_000  # MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
 
 def find_links(
@@ -103,3 +119,140 @@ def link_run(conn: sqlite3.Connection, run_id: str, links: RegistryLinks) -> lis
             (links.model_id, experiment_id, LINKED_PROMPTS_TAG, json.dumps([*entries, entry])),
         )
     return [(LINKED_PROMPTS_TAG, links.linked_prompts), (MODEL_ID_TAG, links.model_id)]
+
+
+def register_links(
+    conn: sqlite3.Connection,
+    record: RunRecord,
+    experiment_id: int,
+    experiment_name: str,
+    experiment_location: str,
+    run_id: str,
+) -> RegistryLinks | None:
+    """Register what ``find_links`` did not find, as ``registry.register_configuration``
+    does through MLflow's client, then find it; None when MLflow's API must (see the
+    module docstring). Inside the caller's transaction."""
+    from harness.prompts import prompt_digest
+
+    name = record.prompt_name or default_prompt_name(experiment_name)
+    if not _PROMPT_NAME_RULE.match(name):
+        return None
+    digest = prompt_digest(record.prompt_template, record.system_prompt)
+    template = mlflow_prompt(record.prompt_template, record.system_prompt)
+    text = template if isinstance(template, str) else json.dumps(template)
+    if len(text) > _MAX_TAG_VALUE:
+        return None
+    now = int(time.time() * 1000)
+    exists = conn.execute(
+        "SELECT 1 FROM registered_models WHERE workspace = 'default' AND name = ?", (name,)
+    ).fetchone()
+    if exists is None:
+        conn.execute(
+            "INSERT INTO registered_models (name, creation_time, last_updated_time, "
+            "description, workspace) VALUES (?, ?, ?, ?, 'default')",
+            (name, now, now, _PROMPT_DESCRIPTION),
+        )
+        _model_tag(conn, name, Tag.IS_PROMPT, "true")
+    elif _registered_tag(conn, name, Tag.IS_PROMPT) != "true":
+        return None  # a registered model, not a prompt: MLflow's API says so
+    if _version(conn, name, digest) is None:
+        latest = conn.execute(
+            "SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ?",
+            (name,),
+        ).fetchone()[0]
+        version = int(latest or 0) + 1
+        conn.execute(
+            "INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
+            "description, user_id, current_stage, source, run_id, status, status_message, "
+            "run_link, storage_location, workspace) VALUES "
+            "(?, ?, ?, ?, ?, NULL, 'None', ?, NULL, 'READY', NULL, NULL, ?, 'default')",
+            (name, version, now, now, f"registered by harness run {run_id}",
+             _PROMPT_SOURCE, _PROMPT_SOURCE),
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO model_version_tags (key, value, name, version, workspace) "
+            "VALUES (?, ?, ?, ?, 'default')",
+            [
+                (Tag.IS_PROMPT, "true", name, version),
+                (_PROMPT_TEXT, text, name, version),
+                (_PROMPT_TYPE, "text" if isinstance(template, str) else "chat", name, version),
+                (PROMPT_DIGEST_TAG, digest, name, version),
+            ],
+        )
+        conn.execute(
+            "UPDATE registered_models SET last_updated_time = ? "
+            "WHERE workspace = 'default' AND name = ?",
+            (now, name),
+        )
+    listed = (_registered_tag(conn, name, EXPERIMENT_IDS_TAG) or "").strip(",")
+    ids = [i for i in listed.split(",") if i]
+    if str(experiment_id) not in ids:  # commas on both ends, as MLflow writes it
+        _model_tag(conn, name, EXPERIMENT_IDS_TAG, "," + ",".join([*ids, str(experiment_id)]) + ",")
+    model_uri = str(record.params.get("model") or record.config.get("model") or "")
+    identity = ConfigIdentity(model_uri, digest, dict(record.generation_params))
+    if _model(conn, experiment_id, identity.digest) is None:
+        version_number = _version(conn, name, digest)
+        model_id = f"m-{uuid.uuid4().hex}"
+        conn.execute(
+            "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, "
+            "creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, "
+            "model_type, source_run_id, status_message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, NULL)",
+            (model_id, experiment_id, identity.name,
+             f"{experiment_location}/{MODELS_FOLDER}/{model_id}/artifacts", now, now, _READY,
+             MODEL_TYPE, run_id),
+        )  # fmt: skip
+        params = {"model": model_uri, "prompt_digest": digest}
+        params.update({f"param.{k}": str(v) for k, v in sorted(identity.params.items())})
+        params["prompt_uri"] = f"prompts:/{name}/{version_number}"
+        conn.executemany(
+            "INSERT INTO logged_model_params (model_id, experiment_id, param_key, param_value) "
+            "VALUES (?, ?, ?, ?)",
+            [(model_id, experiment_id, k, v) for k, v in params.items()],
+        )
+        conn.executemany(
+            "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) "
+            "VALUES (?, ?, ?, ?)",
+            [(model_id, experiment_id, CONFIG_DIGEST_TAG, identity.digest),
+             (model_id, experiment_id, _MODEL_IS_EXTERNAL, "true")],
+        )  # fmt: skip
+    return find_links(conn, record, experiment_id, experiment_name)
+
+
+def _registered_tag(conn: sqlite3.Connection, name: str, key: str) -> str | None:
+    row = conn.execute(
+        "SELECT value FROM registered_model_tags WHERE workspace = 'default' AND name = ? "
+        "AND key = ?",
+        (name, key),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _model_tag(conn: sqlite3.Connection, name: str, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO registered_model_tags (key, value, name, workspace) "
+        "VALUES (?, ?, ?, 'default') ON CONFLICT (workspace, key, name) DO UPDATE SET "
+        "value = excluded.value",
+        (key, value, name),
+    )
+
+
+def _version(conn: sqlite3.Connection, name: str, digest: str) -> int | None:
+    row = conn.execute(
+        "SELECT v.version FROM model_versions v JOIN model_version_tags t "
+        "ON t.workspace = v.workspace AND t.name = v.name AND t.version = v.version "
+        "WHERE v.workspace = 'default' AND v.name = ? AND v.current_stage != ? "
+        "AND t.key = ? AND t.value = ? ORDER BY v.version LIMIT 1",
+        (name, _DELETED_VERSION, PROMPT_DIGEST_TAG, digest),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _model(conn: sqlite3.Connection, experiment_id: int, digest: str) -> str | None:
+    row = conn.execute(
+        "SELECT m.model_id FROM logged_models m JOIN logged_model_tags t "
+        "ON t.model_id = m.model_id WHERE m.experiment_id = ? AND m.lifecycle_stage != 'deleted' "
+        "AND t.tag_key = ? AND t.tag_value = ? ORDER BY m.creation_timestamp_ms LIMIT 1",
+        (experiment_id, CONFIG_DIGEST_TAG, digest),
+    ).fetchone()
+    return None if row is None else str(row[0])

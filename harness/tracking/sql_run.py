@@ -77,6 +77,11 @@ def logged_tables_tag(tables: Iterable[str]) -> tuple[str, str]:
     return Tag.LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
 
 
+class _LeftToMlflow(Exception):
+    """Raised inside the run's transaction when MLflow's API must register the run's
+    prompt or model: the transaction is rolled back, nothing is written."""
+
+
 class SqlRunLogger:
     """One MLflow run in a verified SQLite store, logged in stages like ``RunLogger``."""
 
@@ -105,6 +110,8 @@ class SqlRunLogger:
                 opened = cls._create(
                     conn, head, what, db_path, traces, replaces, register, new_only
                 )
+        except _LeftToMlflow:
+            opened = None
         except BaseException:
             conn.close()
             raise
@@ -124,7 +131,7 @@ class SqlRunLogger:
         register: bool,
         new_only: bool,
     ) -> SqlRunLogger | None:
-        from harness.tracking.sql_registry import find_links, link_run
+        from harness.tracking.sql_registry import find_links, link_run, register_links
 
         with transaction(conn):
             name = head.experiment or DEFAULT_EXPERIMENT
@@ -134,13 +141,15 @@ class SqlRunLogger:
             experiment_id, location = experiment
             if new_only and _logged_before(conn, experiment_id, head.run_id):
                 return None
+            run_id = uuid.uuid4().hex
             links = find_links(conn, head, experiment_id, name) if register else None
             if register and links is None:
-                return None
+                links = register_links(conn, head, experiment_id, name, location, run_id)
+                if links is None:
+                    raise _LeftToMlflow  # nothing written: the transaction rolls back
             parent = head.parent_run_id or (
                 _tag(conn, replaces, Tag.PARENT_RUN_ID) if replaces else None
             )
-            run_id = uuid.uuid4().hex
             run_name = head.run_name or head.run_id
             tags = run_tags(head, parent)
             tags[Tag.RUN_NAME] = run_name

@@ -68,7 +68,7 @@ def store(tmp_path_factory):
     ``_record`` registered through MLflow's API."""
     home = tmp_path_factory.mktemp("sqlhome")
     uri = tracking_uri_for(home)
-    first = log_run(_record(), tracking_uri=uri, register=True)
+    first = _log(RunLogger(_record(), tracking_uri=uri, register=True), _record())
     db_path = mlflow_sqlite.verified_store(uri)
     assert db_path is not None, "the installed MLflow's schema is not in VERIFIED_SCHEMAS"
     return {"uri": uri, "db": db_path, "client": MlflowClient(tracking_uri=uri), "first": first}
@@ -193,14 +193,31 @@ def test_abort_deletes_the_run(store):
     assert store["client"].get_run(logger.run_id).info.lifecycle_stage == "deleted"
 
 
-def test_a_new_prompt_goes_through_mlflow_which_registers_it(store):
+def test_a_new_prompt_is_registered_with_sql_and_found_by_the_next_run(store):
     record = _record(prompt_template="A brand new prompt: {input}")
-    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is None
-    logger = open_run_logger(record, tracking_uri=store["uri"], register=True)
-    assert isinstance(logger, RunLogger)
+    logger = SqlRunLogger.open(record, db_path=store["db"], register=True)
+    assert logger is not None
     _log(logger, record)
-    # Registered now: the next run of it is written with SQL.
-    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is not None
+    again = SqlRunLogger.open(record, db_path=store["db"], register=True)
+    assert again is not None and again.links == logger.links  # found, not registered again
+    again.abort()
+
+
+def test_what_mlflow_must_register_is_left_to_it(store):
+    # A registered model of the prompt's name that is no prompt: MLflow's API says so.
+    store["client"].create_registered_model("not-a-prompt")
+    record = _record(prompt_name="not-a-prompt")
+    assert SqlRunLogger.open(record, db_path=store["db"], register=True) is None
+    with sqlite3.connect(store["db"]) as conn:  # the SQL attempt wrote nothing
+        assert conn.execute(
+            "SELECT COUNT(*) FROM model_versions WHERE name = 'not-a-prompt'"
+        ).fetchone() == (0,)
+    with pytest.raises(TrackingError, match="already taken by a"):  # MLflow's own words
+        open_run_logger(record, tracking_uri=store["uri"], register=True)
+    with sqlite3.connect(store["db"]) as conn:
+        assert conn.execute(
+            "SELECT COUNT(*) FROM model_versions WHERE name = 'not-a-prompt'"
+        ).fetchone() == (0,)
 
 
 def test_an_unknown_schema_falls_back_to_mlflow(store, tmp_path, monkeypatch):
@@ -530,3 +547,76 @@ def test_an_interrupted_then_resumed_run_written_with_sql(store, monkeypatch):
     logged = client.search_runs([experiment], filter_string="tags.`harness.run_id` = 'resume-sql'")
     assert [r.info.run_id for r in logged] == [sql]
     assert api != sql
+
+
+_REGISTRY_TABLES = (
+    "registered_models", "registered_model_tags", "model_versions", "model_version_tags",
+    "logged_models", "logged_model_params", "logged_model_tags",
+)  # fmt: skip
+
+
+def _registry_rows(db_path: Path, home: Path) -> dict[str, list[tuple]]:
+    """Every registry row, with what differs between two stores by nature (ids, times,
+    paths) replaced by placeholders."""
+    import re
+
+    ids: dict[str, str] = {}
+
+    def same(value):
+        if isinstance(value, int) and value > 1_600_000_000_000:
+            return "<time>"
+        if not isinstance(value, str):
+            return value
+        value = value.replace(home.as_posix(), "<home>")
+        for found in re.findall(r"m-[0-9a-f]{32}|(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", value):
+            value = value.replace(found, ids.setdefault(found, f"<id{len(ids)}>"))
+        return value
+
+    with sqlite3.connect(db_path) as conn:
+        return {
+            table: sorted(
+                tuple(same(v) for v in row) for row in conn.execute(f"SELECT * FROM {table}")
+            )
+            for table in _REGISTRY_TABLES
+        }
+
+
+def test_a_configuration_registered_with_sql_equals_one_mlflow_registered(tmp_path):
+    """A fresh store, then a second prompt, then a second experiment: registered through
+    MLflow's client in one home and with SQL in another, row for row the same, and MLflow
+    reads the SQL-registered prompt and model as its own."""
+    stores = {}
+    for way in ("api", "sql"):
+        home = tmp_path / way
+        uri = tracking_uri_for(home)
+        db_path = mlflow_sqlite.verified_store(uri)  # a new store, built from the schema
+        assert db_path is not None
+        stores[way] = (home, uri, db_path)
+    steps = [
+        _record(experiment="first"),
+        _record(experiment="first", prompt_template="Reply: {input}"),  # version 2
+        _record(experiment="second"),  # listed on a second experiment, a second model
+        _record(experiment="first"),  # all found: nothing new
+    ]
+    for record in steps:
+        home, uri, db_path = stores["api"]
+        _log(RunLogger(record, tracking_uri=uri, register=True), record)
+        home, uri, db_path = stores["sql"]
+        logger = SqlRunLogger.open(record, db_path=db_path, register=True)
+        assert logger is not None  # registered with SQL, not left to MLflow
+        _log(logger, record)
+    api_rows = _registry_rows(stores["api"][2], stores["api"][0])
+    sql_rows = _registry_rows(stores["sql"][2], stores["sql"][0])
+    # two prompts (one per experiment), three versions, three models
+    assert [len(api_rows[t]) for t in _REGISTRY_TABLES] == [2, 4, 3, 12, 3, 12, 9]
+    for table in _REGISTRY_TABLES:
+        assert sql_rows[table] == api_rows[table], table
+
+    client = MlflowClient(tracking_uri=stores["sql"][1])
+    prompt = client.load_prompt("prompts:/first-prompt/2")
+    assert prompt.tags["harness.prompt_digest"] and prompt.template[1]["content"].startswith(
+        "Reply: {{input}}"
+    )
+    (experiment,) = [e for e in client.search_experiments() if e.name == "second"]
+    (model,) = client.search_logged_models(experiment_ids=[experiment.experiment_id])
+    assert model.status.to_int() == 2 and model.params["prompt_uri"] == "prompts:/second-prompt/1"
