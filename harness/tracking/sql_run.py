@@ -3,11 +3,13 @@
 ``SqlRunLogger`` has ``RunLogger``'s protocol (``add_rows``, ``finish``, ``abort``) and
 writes what ``RunLogger`` writes through MLflow's client — the run and its tags, params,
 metrics (also as the configuration model's metrics), the dataset and model inputs, the
-artifacts, the traces and the registry links — as the rows MLflow's SQL store would
-insert for those calls. ``SqlRunLogger.open`` returns None when it cannot (the store is
-not verified, the experiment's artifacts are not on a local path, the prompt version or
-model is still to be registered), before writing anything; ``harness.tracking.mlflow_log``
-then uses MLflow's API. tests/tracking/test_mlflow_sql.py compares runs written both ways.
+artifacts, the traces, the registration of the prompt version and configuration model
+and the links to them (``harness.tracking.sql_registry``) — as the rows MLflow's SQL store
+would insert for those calls. ``SqlRunLogger.open`` returns None when it cannot (the store
+is not verified, the experiment's artifacts are not on a local path, a key or a prompt
+MLflow must refuse in its own words), before writing anything;
+``harness.tracking.mlflow_log`` then uses MLflow's API. tests/tracking/test_mlflow_sql.py
+compares runs written both ways.
 """
 
 from __future__ import annotations
