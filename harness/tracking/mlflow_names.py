@@ -15,6 +15,8 @@ __all__ = [
     "ARTIFACTS_FOLDER",
     "MAX_ENTITY_KEY_LENGTH",
     "MAX_PARAM_VAL_LENGTH",
+    "MAX_REGISTRY_TAG_VALUE_LENGTH",
+    "PROMPT_SOURCE",
     "PREVIEW_MAX_LENGTH",
     "TRACES_FOLDER",
     "MODELS_FOLDER",
@@ -32,6 +34,8 @@ MAX_ENTITY_KEY_LENGTH = 250  # mlflow.utils.validation: metric, param and tag ke
 _KEY_CHARACTERS = re.compile(r"^[/\w.\- :]*$")
 PREVIEW_MAX_LENGTH = 1000  # TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS (not Databricks)
 LOGGED_MODEL_READY = 2  # LoggedModelStatus.READY.to_int()
+MAX_REGISTRY_TAG_VALUE_LENGTH = 100_000  # MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
+PROMPT_SOURCE = "prompt-template"  # mlflow.prompt.constants._STORE_PROMPT_SOURCE_PLACEHOLDER
 
 
 class Tag:
@@ -69,6 +73,10 @@ class Tag:
     SPAN_OUTPUTS = "mlflow.spanOutputs"
     # prompts (the model registry)
     IS_PROMPT = "mlflow.prompt.is_prompt"
+    PROMPT_TEXT = "mlflow.prompt.text"
+    PROMPT_TYPE = "_mlflow_prompt_type"
+    PROMPT_TYPE_TEXT = "text"
+    PROMPT_TYPE_CHAT = "chat"
 
 
 def valid_key(name: str) -> bool:

@@ -19,7 +19,13 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from harness.tracking.mlflow_names import MODELS_FOLDER, Tag
+from harness.tracking.mlflow_names import (
+    LOGGED_MODEL_READY,
+    MAX_REGISTRY_TAG_VALUE_LENGTH,
+    MODELS_FOLDER,
+    PROMPT_SOURCE,
+    Tag,
+)
 from harness.tracking.registry import (
     _PROMPT_NAME_RULE,
     CONFIG_DIGEST_TAG,
@@ -40,63 +46,38 @@ if TYPE_CHECKING:
 __all__ = ["find_links", "link_run", "register_links"]
 
 _DELETED_VERSION = "Deleted_Internal"  # model_registry STAGE_DELETED_INTERNAL
-# What MLflow's client and store write for a prompt (mlflow.prompt.constants,
-# AbstractStore.create_prompt_version, SqlAlchemyStore.create_model_version).
-_PROMPT_TEXT = "mlflow.prompt.text"
-_PROMPT_TYPE = "_mlflow_prompt_type"
-_PROMPT_SOURCE = "prompt-template"  # _STORE_PROMPT_SOURCE_PLACEHOLDER
 _PROMPT_DESCRIPTION = "Prompt templates of harness runs"  # registry._create_prompt
-_MODEL_IS_EXTERNAL = "mlflow.model.isExternal"  # mlflow_tags.MLFLOW_MODEL_IS_EXTERNAL
-_READY = 2  # LoggedModelStatus.READY
-_MAX_TAG_VALUE = 100_000  # MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
 
 def find_links(
     conn: sqlite3.Connection, record: RunRecord, experiment_id: int, experiment_name: str
 ) -> RegistryLinks | None:
     """The prompt version and model a run of ``record`` links to, if both exist already."""
+    name, identity = _identity(record, experiment_name)
+    if not _PROMPT_NAME_RULE.match(name):
+        return None  # MLflow's API path reports it, on a run it marks FAILED
+    if _registered_tag(conn, name, Tag.IS_PROMPT) != "true":
+        return None
+    listed = _registered_tag(conn, name, EXPERIMENT_IDS_TAG)
+    if listed is None or f",{experiment_id}," not in listed:
+        return None
+    version = _version(conn, name, identity.prompt_digest)
+    model = _model(conn, experiment_id, identity.digest)
+    if version is None or model is None:
+        return None
+    return RegistryLinks(
+        prompt_name=name, prompt_version=version, model_id=model[0], model_name=model[1]
+    )
+
+
+def _identity(record: RunRecord, experiment_name: str) -> tuple[str, ConfigIdentity]:
+    """The prompt's name and the configuration of a run of ``record``."""
     from harness.prompts import prompt_digest
 
     name = record.prompt_name or default_prompt_name(experiment_name)
-    if not _PROMPT_NAME_RULE.match(name):
-        return None  # MLflow's API path reports it, on a run it marks FAILED
     digest = prompt_digest(record.prompt_template, record.system_prompt)
-    is_prompt = conn.execute(
-        "SELECT value FROM registered_model_tags WHERE workspace = 'default' AND name = ? "
-        "AND key = ?",
-        (name, Tag.IS_PROMPT),
-    ).fetchone()
-    if is_prompt is None or is_prompt[0] != "true":
-        return None
-    listed = conn.execute(
-        "SELECT value FROM registered_model_tags WHERE workspace = 'default' AND name = ? "
-        "AND key = ?",
-        (name, EXPERIMENT_IDS_TAG),
-    ).fetchone()
-    if listed is None or f",{experiment_id}," not in listed[0]:
-        return None
-    version = conn.execute(
-        "SELECT v.version FROM model_versions v JOIN model_version_tags t "
-        "ON t.workspace = v.workspace AND t.name = v.name AND t.version = v.version "
-        "WHERE v.workspace = 'default' AND v.name = ? AND v.current_stage != ? "
-        "AND t.key = ? AND t.value = ? ORDER BY v.version LIMIT 1",
-        (name, _DELETED_VERSION, PROMPT_DIGEST_TAG, digest),
-    ).fetchone()
-    if version is None:
-        return None
     model_uri = str(record.params.get("model") or record.config.get("model") or "")
-    identity = ConfigIdentity(model_uri, digest, dict(record.generation_params))
-    model = conn.execute(
-        "SELECT m.model_id, m.name FROM logged_models m JOIN logged_model_tags t "
-        "ON t.model_id = m.model_id WHERE m.experiment_id = ? AND m.lifecycle_stage != 'deleted' "
-        "AND t.tag_key = ? AND t.tag_value = ? ORDER BY m.creation_timestamp_ms LIMIT 1",
-        (experiment_id, CONFIG_DIGEST_TAG, identity.digest),
-    ).fetchone()
-    if model is None:
-        return None
-    return RegistryLinks(
-        prompt_name=name, prompt_version=int(version[0]), model_id=model[0], model_name=model[1]
-    )
+    return name, ConfigIdentity(model_uri, digest, dict(record.generation_params))
 
 
 def link_run(conn: sqlite3.Connection, run_id: str, links: RegistryLinks) -> list[tuple[str, str]]:
@@ -132,15 +113,14 @@ def register_links(
     """Register what ``find_links`` did not find, as ``registry.register_configuration``
     does through MLflow's client, then find it; None when MLflow's API must (see the
     module docstring). Inside the caller's transaction."""
-    from harness.prompts import prompt_digest
-
-    name = record.prompt_name or default_prompt_name(experiment_name)
+    name, identity = _identity(record, experiment_name)
     if not _PROMPT_NAME_RULE.match(name):
         return None
-    digest = prompt_digest(record.prompt_template, record.system_prompt)
+    digest = identity.prompt_digest
     template = mlflow_prompt(record.prompt_template, record.system_prompt)
     text = template if isinstance(template, str) else json.dumps(template)
-    if len(text) > _MAX_TAG_VALUE:
+    kind = Tag.PROMPT_TYPE_TEXT if isinstance(template, str) else Tag.PROMPT_TYPE_CHAT
+    if len(text) > MAX_REGISTRY_TAG_VALUE_LENGTH:
         return None
     now = int(time.time() * 1000)
     exists = conn.execute(
@@ -167,15 +147,15 @@ def register_links(
             "run_link, storage_location, workspace) VALUES "
             "(?, ?, ?, ?, ?, NULL, 'None', ?, NULL, 'READY', NULL, NULL, ?, 'default')",
             (name, version, now, now, f"registered by harness run {run_id}",
-             _PROMPT_SOURCE, _PROMPT_SOURCE),
+             PROMPT_SOURCE, PROMPT_SOURCE),
         )  # fmt: skip
         conn.executemany(
             "INSERT INTO model_version_tags (key, value, name, version, workspace) "
             "VALUES (?, ?, ?, ?, 'default')",
             [
                 (Tag.IS_PROMPT, "true", name, version),
-                (_PROMPT_TEXT, text, name, version),
-                (_PROMPT_TYPE, "text" if isinstance(template, str) else "chat", name, version),
+                (Tag.PROMPT_TEXT, text, name, version),
+                (Tag.PROMPT_TYPE, kind, name, version),
                 (PROMPT_DIGEST_TAG, digest, name, version),
             ],
         )
@@ -188,8 +168,6 @@ def register_links(
     ids = [i for i in listed.split(",") if i]
     if str(experiment_id) not in ids:  # commas on both ends, as MLflow writes it
         _model_tag(conn, name, EXPERIMENT_IDS_TAG, "," + ",".join([*ids, str(experiment_id)]) + ",")
-    model_uri = str(record.params.get("model") or record.config.get("model") or "")
-    identity = ConfigIdentity(model_uri, digest, dict(record.generation_params))
     if _model(conn, experiment_id, identity.digest) is None:
         version_number = _version(conn, name, digest)
         model_id = f"m-{uuid.uuid4().hex}"
@@ -199,10 +177,10 @@ def register_links(
             "model_type, source_run_id, status_message) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, NULL)",
             (model_id, experiment_id, identity.name,
-             f"{experiment_location}/{MODELS_FOLDER}/{model_id}/artifacts", now, now, _READY,
-             MODEL_TYPE, run_id),
+             f"{experiment_location}/{MODELS_FOLDER}/{model_id}/artifacts", now, now,
+             LOGGED_MODEL_READY, MODEL_TYPE, run_id),
         )  # fmt: skip
-        params = {"model": model_uri, "prompt_digest": digest}
+        params = {"model": identity.model_uri, "prompt_digest": digest}
         params.update({f"param.{k}": str(v) for k, v in sorted(identity.params.items())})
         params["prompt_uri"] = f"prompts:/{name}/{version_number}"
         conn.executemany(
@@ -214,7 +192,7 @@ def register_links(
             "INSERT INTO logged_model_tags (model_id, experiment_id, tag_key, tag_value) "
             "VALUES (?, ?, ?, ?)",
             [(model_id, experiment_id, CONFIG_DIGEST_TAG, identity.digest),
-             (model_id, experiment_id, _MODEL_IS_EXTERNAL, "true")],
+             (model_id, experiment_id, Tag.MODEL_IS_EXTERNAL, "true")],
         )  # fmt: skip
     return find_links(conn, record, experiment_id, experiment_name)
 
@@ -248,11 +226,12 @@ def _version(conn: sqlite3.Connection, name: str, digest: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _model(conn: sqlite3.Connection, experiment_id: int, digest: str) -> str | None:
+def _model(conn: sqlite3.Connection, experiment_id: int, digest: str) -> tuple[str, str] | None:
+    """(id, name) of the experiment's oldest live model of configuration ``digest``."""
     row = conn.execute(
-        "SELECT m.model_id FROM logged_models m JOIN logged_model_tags t "
+        "SELECT m.model_id, m.name FROM logged_models m JOIN logged_model_tags t "
         "ON t.model_id = m.model_id WHERE m.experiment_id = ? AND m.lifecycle_stage != 'deleted' "
         "AND t.tag_key = ? AND t.tag_value = ? ORDER BY m.creation_timestamp_ms LIMIT 1",
         (experiment_id, CONFIG_DIGEST_TAG, digest),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1]))

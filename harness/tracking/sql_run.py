@@ -79,6 +79,12 @@ def logged_tables_tag(tables: Iterable[str]) -> tuple[str, str]:
     return Tag.LOGGED_ARTIFACTS, json.dumps([{"path": p, "type": "table"} for p in paths])
 
 
+def _refused_key(record: RunRecord) -> str | None:
+    """The first param or metric key MLflow would refuse, if any."""
+    keys = [*map(str, record.params), *map(str, record.metrics)]
+    return next((key for key in keys if not valid_key(key)), None)
+
+
 class _LeftToMlflow(Exception):
     """Raised inside the run's transaction when MLflow's API must register the run's
     prompt or model: the transaction is rolled back, nothing is written."""
@@ -103,7 +109,7 @@ class SqlRunLogger:
         ``new_only``: None as well when the experiment holds a run of this harness run
         already (``ResumingLogger`` continues it through MLflow's API).
         """
-        if not all(map(valid_key, [*map(str, head.params), *map(str, head.metrics)])):
+        if _refused_key(head) is not None:
             return None  # MLflow's API refuses the run, in its own words
         what = f"cannot log run {head.run_id} to MLflow at {db_path}"
         conn = connect(db_path)
@@ -236,11 +242,7 @@ class SqlRunLogger:
         from the run's process, so it never needs pandas); ``record.rows`` is not read then.
         """
         with self._failing():
-            refused = next(
-                (k for k in [*map(str, record.params), *map(str, record.metrics)]
-                 if not valid_key(k)),
-                None,
-            )  # fmt: skip
+            refused = _refused_key(record)
             if refused is not None:  # as MLflow's API would refuse it (the run: FAILED)
                 raise TrackingError(
                     f"{self._what}: MLflow takes no key {refused!r} (names hold letters, "

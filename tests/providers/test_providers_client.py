@@ -160,8 +160,9 @@ def test_the_aiohttp_path_sends_and_reads_what_the_transport_would() -> None:
             await runner.cleanup()
         return responses, cookies, errors
 
-    assert _client._Direct.__dataclass_fields__["aiohttp"]  # the path under test exists
     (via_transport, direct), cookies, errors = asyncio.run(scenario())
+    assert type(direct) is _client._AiohttpAnswer  # read on aiohttp's session itself
+    assert type(via_transport) is httpx.Response
     (method, path, body, headers), (method2, path2, body2, headers2) = seen
     assert (method2, path2, body2) == (method, path, body) == ("POST", path, body)
     assert path == "/v1/chat/completions?x=1" and json.loads(body)["input"] == "héllo"

@@ -329,11 +329,16 @@ def test_every_mlflow_version_pyproject_allows_is_verified():
 
 def test_names_are_mlflows_constants():
     from mlflow.entities import LoggedModelStatus
+    from mlflow.prompt import constants as pc
     from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.tracing import constant as tc
     from mlflow.utils import mlflow_tags as mt
-    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+    from mlflow.utils.validation import (
+        MAX_ENTITY_KEY_LENGTH,
+        MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+        MAX_PARAM_VAL_LENGTH,
+    )
 
     from harness.tracking import mlflow_names as n
 
@@ -344,6 +349,9 @@ def test_names_are_mlflows_constants():
         SqlAlchemyStore.MODELS_FOLDER_NAME,
     )
     assert n.MAX_PARAM_VAL_LENGTH == MAX_PARAM_VAL_LENGTH
+    assert n.MAX_ENTITY_KEY_LENGTH == MAX_ENTITY_KEY_LENGTH
+    assert n.MAX_REGISTRY_TAG_VALUE_LENGTH == MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
+    assert n.PROMPT_SOURCE == pc._STORE_PROMPT_SOURCE_PLACEHOLDER
     assert n.PREVIEW_MAX_LENGTH == tc.TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS
     assert LoggedModelStatus.READY.to_int() == n.LOGGED_MODEL_READY
     pairs = {
@@ -368,6 +376,8 @@ def test_names_are_mlflows_constants():
         Tag.SPAN_REQUEST_ID: tc.SpanAttributeKey.REQUEST_ID,
         Tag.SPAN_TYPE: tc.SpanAttributeKey.SPAN_TYPE, Tag.SPAN_INPUTS: tc.SpanAttributeKey.INPUTS,
         Tag.SPAN_OUTPUTS: tc.SpanAttributeKey.OUTPUTS, Tag.IS_PROMPT: IS_PROMPT_TAG_KEY,
+        Tag.PROMPT_TEXT: pc.PROMPT_TEXT_TAG_KEY, Tag.PROMPT_TYPE: pc.PROMPT_TYPE_TAG_KEY,
+        Tag.PROMPT_TYPE_TEXT: pc.PROMPT_TYPE_TEXT, Tag.PROMPT_TYPE_CHAT: pc.PROMPT_TYPE_CHAT,
     }  # fmt: skip
     assert {k: k for k in pairs} == {k: v for k, v in pairs.items()}
 
