@@ -19,9 +19,12 @@
 
 2. **A miss at 100 ms.** A cold ``harness run`` of a ``python:`` model making one chat call
    per row with the ``openai`` SDK, against the fake server answering in 100 ms, 320 rows at
-   concurrency 16: the calls intercepted (keyed, sent by harness's client, stored in the
-   cache), and the same model on an SDK client whose transport harness does not wrap. Limit:
-   intercepted / not intercepted <= 1.05.
+   concurrency 16: the calls intercepted (keyed, sent from the app's thread on the SDK's
+   transport, stored in the cache: ``harness.calls.in_thread``), and the same model on an
+   SDK client whose transport harness does not wrap. Limit: intercepted / not intercepted
+   <= 1.05.
+
+Each timing is the best of ``--repeats``, the ways taking turns.
 
 Run: ``python bench/bench_intercept.py [--hits 1000] [--rows 320] [--repeats 3]``
 """
@@ -37,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +124,13 @@ def best_per_call(repeats: int, count: int, run: Callable[[], None]) -> float:
     return best / count * 1e6
 
 
+_WORKER = ThreadPoolExecutor(1, thread_name_prefix="bench-model")
+
+
 def in_a_thread(work: Callable[[], None]) -> None:
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
+    """Run ``work`` in the worker thread, one that lives on, as the run's threads for
+    ``python:`` models do (and with them the cache's connection in that thread)."""
+    _WORKER.submit(work).result()
 
 
 def bench_hits(count: int, repeats: int) -> bool:
@@ -200,10 +207,17 @@ def bench_hits(count: int, repeats: int) -> bool:
         assert server.stats()["requests_total"] == 2 * count
 
         caller = Caller.from_settings({}, cache=cache, mode="replay", concurrency=16)
-        direct_us = best_per_call(repeats, count, lambda: loop.run(direct_calls(caller)))
-        sync_us = best_per_call(repeats, count, lambda: in_a_thread(scoped(caller, sync_calls)))
-        async_us = best_per_call(repeats, count, lambda: loop.run(async_calls(caller)))
-        sdk_us = best_per_call(repeats, count, lambda: in_a_thread(scoped(caller, sdk_calls)))
+        ways = {
+            "direct": lambda: loop.run(direct_calls(caller)),
+            "sync": lambda: in_a_thread(scoped(caller, sync_calls)),
+            "async": lambda: loop.run(async_calls(caller)),
+            "sdk": lambda: in_a_thread(scoped(caller, sdk_calls)),
+        }
+        best = dict.fromkeys(ways, float("inf"))
+        for _ in range(repeats):  # in turns, so a slow moment of the machine hits each way
+            for name, way in ways.items():
+                best[name] = min(best[name], best_per_call(1, count, way))
+        direct_us, sync_us, async_us, sdk_us = (best[name] for name in ways)
         loop.run(caller.aclose())
         loop.stop()
         cache.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -42,11 +43,33 @@ class RetryPolicy:
             try:
                 return await attempt_fn()
             except ProviderError as e:
-                if not e.retryable or attempt >= self.max_retries:
-                    raise
-                if e.retry_after is not None and e.retry_after > self.max_retry_after_s:
+                if not self._retries(attempt, e):
                     raise
                 if on_retry is not None:
                     on_retry(e)
                 await asyncio.sleep(self.delay(attempt, e))
                 attempt += 1
+
+    def run_blocking(
+        self,
+        attempt_fn: Callable[[], T],
+        on_retry: Callable[[ProviderError], None] | None = None,
+    ) -> T:
+        """``run`` in a thread of its own, which sleeps between attempts."""
+        attempt = 0
+        while True:
+            try:
+                return attempt_fn()
+            except ProviderError as e:
+                if not self._retries(attempt, e):
+                    raise
+                if on_retry is not None:
+                    on_retry(e)
+                time.sleep(self.delay(attempt, e))
+                attempt += 1
+
+    def _retries(self, attempt: int, error: ProviderError) -> bool:
+        """Whether to try again after ``attempt`` (0 for the first) failed with ``error``."""
+        if not error.retryable or attempt >= self.max_retries:
+            return False
+        return error.retry_after is None or error.retry_after <= self.max_retry_after_s

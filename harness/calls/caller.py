@@ -6,13 +6,15 @@ See the package docstring (``harness.calls``) for the whole path.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.calls.cache_writer import CacheWriter
+from harness.calls.result import CallResult
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
 from harness.errors import (
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from harness.calls.budget import Budget
     from harness.calls.limits import RateLimits
     from harness.intercept.activate import Interception
+    from harness.intercept.app_provider import AppProvider
     from harness.intercept.scope import Scope
     from harness.model_io import ModelRequest, ModelResponse
     from harness.providers.base import Provider
@@ -49,21 +52,6 @@ class CallDeferred(Exception):
 
     Not a ``ProviderError``: nothing failed, so no error row or error score is recorded.
     """
-
-
-@dataclass
-class CallResult:
-    """The outcome of one call, whether it came from the provider or the cache."""
-
-    text: str
-    request_key: str | None
-    cached: bool
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    latency_s: float = 0.0  # the original call's latency, also on a cache hit
-    cost_usd: float | None = None
-    raw: dict[str, Any] | None = field(default=None, repr=False)  # the provider's answer
-    app_keys: tuple[str, ...] = ()  # a local call's: the keys of the app calls it made
 
 
 class Caller:
@@ -112,6 +100,8 @@ class Caller:
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
+        # The same for misses sent from the app's threads (``harness.calls.in_thread``).
+        self._blocking_flights: dict[str, concurrent.futures.Future[CallResult]] = {}
         self._reached: set[str | None] = set()  # base URLs that have answered at least once
         self._cache_writer: CacheWriter | None = None
         self._on_event = on_event or (lambda kind, data: None)
@@ -189,7 +179,6 @@ class Caller:
         entry (an intercepted call's row: ``_local``). The app waiting on that call goes on
         meanwhile instead of waiting for the commit in another thread.
         """
-        stats = self.stats.of(kind)
         if provider.local:
             return await self._local(provider, request, kind, row_id)
         from harness.cache.keys import canonical_key, canonical_request
@@ -212,20 +201,7 @@ class Caller:
         writing: asyncio.Future[None] | None = None
         try:
             response = await self._send(provider, request, kind)
-            result = CallResult(
-                response.text,
-                key,
-                False,
-                response.input_tokens,
-                response.output_tokens,
-                response.latency_s,
-                self._cost(provider, response),
-                response.raw,
-            )
-            stats.requests += 1
-            stats.input_tokens += response.input_tokens or 0
-            stats.output_tokens += response.output_tokens or 0
-            stats.cost_usd += result.cost_usd or 0.0
+            result = self._answered(provider, key, response, kind)
             future.set_result(result)  # callers sharing this request go on now
             if self.mode != "off":
                 # Written off the event loop; the key stays "in flight" until the entry is
@@ -245,6 +221,79 @@ class Caller:
         finally:
             if writing is None:
                 del self._inflight[key]
+
+    def call_blocking(
+        self,
+        provider: AppProvider,
+        request: ModelRequest,
+        send: Callable[[], Any],
+        module: ModuleType,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        kind: CallKind = "app",
+        row_id: str | None = None,
+        stored: list[Any] | None = None,
+    ) -> CallResult:
+        """``call`` for a miss of a blocking HTTP call in the app's own thread, sent there
+        on the app's transport (``harness.calls.in_thread``); ``loop`` is the one ``call``
+        runs on. Only when ``sends_in_thread(provider)``."""
+        from harness.calls.in_thread import call_blocking
+
+        return call_blocking(
+            self,
+            provider,
+            request,
+            send,
+            module,
+            loop=loop,
+            kind=kind,
+            row_id=row_id,
+            stored=stored,
+        )
+
+    def sends_in_thread(self, provider: Provider) -> bool:
+        """Whether a blocking miss to ``provider`` may be sent from the app's thread: not
+        when a budget or rate limit must be reserved on the event loop first, nor when
+        misses are deferred (Spark's driver)."""
+        return (
+            self.budget is None
+            and not self.defer_misses
+            and (self.rate_limits is None or self.rate_limits.limiter(provider) is None)
+        )
+
+    def _answered(
+        self, provider: Provider, key: str, response: ModelResponse, kind: CallKind
+    ) -> CallResult:
+        """The result of a call the provider answered, counted (from any thread)."""
+        result = CallResult(
+            response.text,
+            key,
+            False,
+            response.input_tokens,
+            response.output_tokens,
+            response.latency_s,
+            self._cost(provider, response),
+            response.raw,
+        )
+        with self._counting:
+            stats = self.stats.of(kind)
+            stats.requests += 1
+            stats.input_tokens += response.input_tokens or 0
+            stats.output_tokens += response.output_tokens or 0
+            stats.cost_usd += result.cost_usd or 0.0
+        return result
+
+    def _retried(self, kind: CallKind, error: ProviderError) -> None:
+        with self._counting:
+            self.stats.of(kind).retries += 1
+            self.stats.error_kinds[f"retried: {type(error).__name__}"] += 1
+
+    def _gave_up(self, kind: CallKind, error: ProviderError, attempts: int) -> None:
+        if attempts > 1:
+            error.message = f"{error.message} (gave up after {attempts} attempts)"
+        with self._counting:
+            self.stats.of(kind).errors += 1
+            self.stats.error_kinds[str(error)[:200]] += 1
 
     async def _local(
         self, provider: Provider, request: ModelRequest, kind: CallKind, row_id: str | None
@@ -343,8 +392,9 @@ class Caller:
         return error
 
     def _count_error(self, kind: CallKind, error: ProviderError) -> None:
-        self.stats.of(kind).errors += 1
-        self.stats.error_kinds[str(error)[:200]] += 1
+        with self._counting:
+            self.stats.of(kind).errors += 1
+            self.stats.error_kinds[str(error)[:200]] += 1
 
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
@@ -397,7 +447,6 @@ class Caller:
     async def _send(
         self, provider: Provider, request: ModelRequest, kind: CallKind
     ) -> ModelResponse:
-        stats = self.stats.of(kind)
         limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
         tokens_in = tokens_out = 0
         reserved = 0.0
@@ -433,8 +482,7 @@ class Caller:
             return response
 
         def on_retry(error: ProviderError) -> None:
-            stats.retries += 1
-            self.stats.error_kinds[f"retried: {type(error).__name__}"] += 1
+            self._retried(kind, error)
             self._on_event("retry", {"kind": kind, "error": str(error)})
 
         response: ModelResponse | None = None
@@ -442,10 +490,7 @@ class Caller:
             response = await self.retry.run(attempt, on_retry)
             return response
         except ProviderError as e:
-            stats.errors += 1
-            if attempts > 1:
-                e.message = f"{e.message} (gave up after {attempts} attempts)"
-            self.stats.error_kinds[str(e)[:200]] += 1
+            self._gave_up(kind, e, attempts)
             raise
         finally:
             if self.budget is not None:
@@ -511,8 +556,10 @@ class Caller:
 
     def _writer(self) -> CacheWriter:
         if self._cache_writer is None:
-            assert self.cache is not None
-            self._cache_writer = CacheWriter(self.cache)
+            with self._counting:  # an app's thread may be first (``call_blocking``)
+                if self._cache_writer is None:
+                    assert self.cache is not None
+                    self._cache_writer = CacheWriter(self.cache)
         return self._cache_writer
 
     def _http(self) -> httpx.AsyncClient:
@@ -538,9 +585,11 @@ async def _settle(scope: Scope) -> None:
     writes = scope.writes or []
     if not writes:
         return
+    # The writes of misses sent from the app's threads are concurrent futures.
+    waits = [w if isinstance(w, asyncio.Future) else asyncio.wrap_future(w) for w in writes]
     try:
         # Shielded: a cancelled row leaves its writes to finish.
-        outcomes = await asyncio.gather(*map(asyncio.shield, writes), return_exceptions=True)
+        outcomes = await asyncio.gather(*map(asyncio.shield, waits), return_exceptions=True)
     except asyncio.CancelledError:
         for write in writes:
             write.add_done_callback(_retrieve)
@@ -550,6 +599,6 @@ async def _settle(scope: Scope) -> None:
             scope.fail(outcome)
 
 
-def _retrieve(write: asyncio.Future[None]) -> None:
+def _retrieve(write: asyncio.Future[None] | concurrent.futures.Future[None]) -> None:
     if not write.cancelled():
         write.exception()

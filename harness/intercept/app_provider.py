@@ -2,12 +2,14 @@
 
 ``Caller.call`` treats an intercepted call like any other: key, cache, rate limits, budget,
 retries. On a miss it asks ``AppProvider.complete``, which sends the request the user's
-client built (its URL, headers and body bytes; its own timeout) over harness's HTTP client,
-and returns the answer as a ``ModelResponse`` whose ``raw`` is the stored form of
-``harness.intercept.wire``. A 4xx/5xx answer becomes a ``ProviderHTTPError`` that carries the
-answer (``response``) so the user's client can be handed it; it is retried when it is
-retryable, and never cached. An answer that contains one of the request's credentials, or
-one from the environment, is refused rather than stored.
+client built (its URL, headers and body bytes; its own timeout) over harness's HTTP client;
+a blocking client's miss is sent on the client's own transport from its own thread
+(``complete_blocking``, for ``Caller.call_blocking``). Either returns the answer as a
+``ModelResponse`` whose ``raw`` is the stored form of ``harness.intercept.wire``. A 4xx/5xx
+answer becomes a ``ProviderHTTPError`` that carries the answer (``response``) so the user's
+client can be handed it; it is retried when it is retryable, and never cached. An answer
+that contains one of the request's credentials, or one from the environment, is refused
+rather than stored.
 
 An ``AppProvider``'s scheme is the API of the endpoint (``openai``, ``anthropic``, ...), so
 its calls are priced, and rate-limited by ``[providers.NAME]``, like harness's own calls to
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import (
@@ -28,7 +32,7 @@ from harness.errors import (
     ProviderTimeout,
 )
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
-from harness.intercept.wire import AppRequest, envelope, summary
+from harness.intercept.wire import AppRequest, HTTPCall, envelope, summary
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
 from harness.providers.base import Provider
@@ -75,9 +79,38 @@ class AppProvider(Provider):
                 raise self._connection_error(e, _where(call), secrets) from None
             raise
         latency = time.perf_counter() - started
-        raw = envelope(
-            response.status_code, response.headers.get("content-type", ""), response.content
-        )
+        return self._answer(call, response, response.content, latency, secrets)
+
+    def complete_blocking(
+        self, request: ModelRequest, send: Callable[[], Any], module: ModuleType
+    ) -> ModelResponse:
+        """``complete`` in the app's own thread: ``send()`` sends the request on the
+        transport the app's client built (``module``: its httpx or httpx2) and returns the
+        answer unread. This is how a plain ``python:`` model's blocking call is sent on a
+        miss: no trip to the call path's event loop and back (``Caller.call_blocking``)."""
+        call = request.http if isinstance(request, AppRequest) else None
+        if call is None:
+            raise ProviderError(f"{self.uri}: an intercepted call needs its request")
+        secrets = dict(call.secrets) or {**environment_secrets(), **header_secrets(call.headers)}
+        started = time.perf_counter()
+        try:
+            response = send()
+            try:
+                content = response.read()
+            finally:
+                response.close()
+        except module.TimeoutException:
+            raise ProviderTimeout(f"{self.uri}: no answer from {_where(call)} in time") from None
+        except module.TransportError as e:
+            raise self._connection_error(e, _where(call), secrets) from None
+        latency = time.perf_counter() - started
+        return self._answer(call, response, content, latency, secrets)
+
+    def _answer(
+        self, call: HTTPCall, response: Any, content: bytes, latency: float, secrets: dict[str, str]
+    ) -> ModelResponse:
+        """The server's answer as a ``ModelResponse``, or the error it is (module docstring)."""
+        raw = envelope(response.status_code, response.headers.get("content-type", ""), content)
         if response.status_code >= 400:
             reason = _scrub(_error_text(raw), secrets)[:MAX_SERVER_MESSAGE]
             raise ProviderHTTPError(
@@ -87,7 +120,7 @@ class AppProvider(Provider):
                 retry_after=parse_retry_after(response.headers),
                 response=raw,
             )
-        leaked = find_secret(response.content, secrets)
+        leaked = find_secret(content, secrets)
         if leaked is not None:
             raise ProviderResponseError(
                 f"{self.uri}: the answer from {_where(call)} contains the value of {leaked}; "

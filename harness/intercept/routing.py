@@ -19,10 +19,13 @@ block or test fails with it, and the client gets an error answer in its API's sh
 harness's refusals, 502 or 504 when the server could not be reached, or the server's own
 4xx/5xx answer.
 
-A cache hit is answered in the thread that asked (``Caller.cached``). A miss is sent from
-the call path's event loop; a blocking (sync) call that misses on the very thread that
-runs that loop (an ``async def`` model using a sync client) cannot wait for it without
-deadlocking the loop: it is refused with a message saying so.
+A cache hit is answered in the thread that asked (``Caller.cached``). An async client's
+miss is sent from the call path's event loop. A blocking (sync) client's miss is sent from
+its own thread on its own transport (``Caller.call_blocking``), unless a budget or rate
+limit must be kept on the loop (``Caller.sends_in_thread``): then it is handed to the loop
+and waited for. A blocking call that misses on the very thread that runs that loop (an
+``async def`` model using a sync client) cannot wait for it without deadlocking the loop:
+it is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -147,14 +150,41 @@ async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bo
         result = await scope.caller.call(
             provider, request, kind="app", row_id=scope.row_id, stored=scope.writes
         )
-    except ProviderHTTPError as e:
-        scope.fail(e)
-        if e.response is not None:
-            return e.response, True
-        raise
     except Exception as e:
-        scope.fail(e)
-        raise
+        return _failed(scope, e)
+    return _kept(scope, result)
+
+
+def _answer_here(
+    scope: Scope, request: AppRequest, send: Callable[[], Any], module: ModuleType
+) -> tuple[dict[str, Any], bool]:
+    """``_answer`` for a blocking miss, sent from this thread (``Caller.call_blocking``)."""
+    try:
+        result = scope.caller.call_blocking(
+            _provider(request),
+            request,
+            send,
+            module,
+            loop=scope.loop,
+            kind="app",
+            row_id=scope.row_id,
+            stored=scope.writes,
+        )
+    except Exception as e:
+        return _failed(scope, e)
+    return _kept(scope, result)
+
+
+def _failed(scope: Scope, error: Exception) -> tuple[dict[str, Any], bool]:
+    """The server's error answer to hand the client, or raise ``error``; either way, the
+    scope fails with it."""
+    scope.fail(error)
+    if isinstance(error, ProviderHTTPError) and error.response is not None:
+        return error.response, True
+    raise error
+
+
+def _kept(scope: Scope, result: Any) -> tuple[dict[str, Any], bool]:
     if result.request_key:
         scope.record(result.request_key)
     return result.raw, False
@@ -220,7 +250,12 @@ def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) ->
                 api,
             )
         try:
-            answer = _on_loop_from_thread(scope, keyed)
+            if scope.caller.sends_in_thread(_provider(keyed)):
+                answer = _answer_here(
+                    scope, keyed, lambda: send(transport, request), _module(request)
+                )
+            else:
+                answer = _on_loop_from_thread(scope, keyed)
         except Exception as e:
             return _refused(request, api, e)
         return _respond(request, answer)

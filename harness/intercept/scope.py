@@ -19,6 +19,7 @@ calls. ``harness.intercept.activate`` makes scopes current.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import hashlib
@@ -58,6 +59,21 @@ class CallPath(Protocol):
         stored: Any = ...,
     ) -> Any: ...
 
+    def call_blocking(
+        self,
+        provider: Any,
+        request: ModelRequest,
+        send: Any,
+        module: Any,
+        *,
+        loop: Any,
+        kind: Any = ...,
+        row_id: Any = ...,
+        stored: Any = ...,
+    ) -> Any: ...
+
+    def sends_in_thread(self, provider: Provider) -> bool: ...
+
     def cached(
         self, provider: Provider, request: ModelRequest, *, kind: Any = ..., row_id: Any = ...
     ) -> Any: ...
@@ -92,7 +108,8 @@ class Scope:
         self.request_secrets: dict[str, str] = {}  # credential headers seen, for writers
         # A row's scope: its calls' cache writes, awaited before the row is recorded
         # (``Caller.call``'s ``stored``); None: each call waits for its own write.
-        self.writes: list[asyncio.Future[None]] | None = None
+        # (asyncio futures, or concurrent ones for misses sent from the app's threads)
+        self.writes: list[asyncio.Future[None] | concurrent.futures.Future[None]] | None = None
         self._repeats: dict[bytes, int] = {}
         self._lock = threading.Lock()
         self._secrets: dict[str, str] | None = None

@@ -22,6 +22,7 @@ import pytest
 from harness.cache import ResponseCache
 from harness.cache.store import CacheEntry
 from harness.calls import Caller
+from harness.calls.limits import RateLimits
 from harness.errors import CacheError, ProviderError
 from harness.providers.python import PythonProvider
 from harness.testing import FakeLLMServer
@@ -66,9 +67,18 @@ def answered_then_stored(cache: ResponseCache, moments: dict[str, Any]) -> Any:
     return model
 
 
-def one_row(cache: ResponseCache, model: Any) -> tuple[Any, float]:
+@pytest.fixture(params=["app thread", "event loop"])
+def limits(request: pytest.FixtureRequest) -> RateLimits | None:
+    """How a miss is sent: from the app's thread, or, when a rate limit (one nobody
+    reaches) must be kept on the event loop, from there (``Caller.sends_in_thread``)."""
+    if request.param == "app thread":
+        return None
+    return RateLimits({"providers": {"openai": {"requests_per_minute": 1_000_000}}})
+
+
+def one_row(cache: ResponseCache, model: Any, limits: RateLimits | None) -> tuple[Any, float]:
     async def go() -> tuple[Any, float]:
-        caller = Caller(cache=cache, mode="use")
+        caller = Caller(cache=cache, mode="use", rate_limits=limits)
         provider = PythonProvider.from_function(model)
         try:
             request = provider.request([], row={"q": "Hi?"})
@@ -81,11 +91,11 @@ def one_row(cache: ResponseCache, model: Any) -> tuple[Any, float]:
 
 
 def test_the_app_goes_on_while_the_entry_is_written_and_the_row_waits_for_it(
-    app_env: FakeLLMServer, tmp_path: Path
+    app_env: FakeLLMServer, tmp_path: Path, limits: RateLimits | None
 ) -> None:
     cache = SlowDisk(tmp_path / "cache")
     moments: dict[str, Any] = {}
-    result, ended = one_row(cache, answered_then_stored(cache, moments))
+    result, ended = one_row(cache, answered_then_stored(cache, moments), limits)
     assert app_env.stats()["requests_total"] == 1
     assert moments["stored when answered"] == 0  # the app had its answer before the commit
     assert len(cache) == 1 and cache.get(result.app_keys[0]) is not None  # ...the row after it
@@ -93,11 +103,11 @@ def test_the_app_goes_on_while_the_entry_is_written_and_the_row_waits_for_it(
 
 
 def test_a_failed_write_fails_the_row_that_paid_for_the_call(
-    app_env: FakeLLMServer, tmp_path: Path
+    app_env: FakeLLMServer, tmp_path: Path, limits: RateLimits | None
 ) -> None:
     cache = SlowDisk(tmp_path / "cache")
     cache.failing = True
     moments: dict[str, Any] = {}
     with pytest.raises(ProviderError, match="no space left on device"):
-        one_row(cache, answered_then_stored(cache, moments))
+        one_row(cache, answered_then_stored(cache, moments), limits)
     assert "answered" in moments and len(cache) == 0

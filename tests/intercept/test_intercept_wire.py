@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -173,6 +174,38 @@ def test_a_stored_answer_is_a_response_of_the_clients_own_package(module) -> Non
     assert isinstance(response, module.Response)
     assert response.headers["content-type"] == "text/event-stream"
     assert list(response.iter_bytes()) == [b"data: 1\n\n"]  # read by the client, as a stream
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2])
+def test_a_stored_answer_reads_every_way_a_client_reads_one(module) -> None:
+    raw = envelope(200, "application/json", b'{"a": [1, 2]}')
+    body = envelope_body(raw)
+
+    def answer(request):
+        return http_response(module, raw)
+
+    with module.Client(transport=module.MockTransport(answer)) as client:
+        whole = client.post("http://llm.test/v1/x", content=b"{}")
+        assert whole.json() == {"a": [1, 2]}
+        assert whole.elapsed.total_seconds() >= 0
+        with client.stream("POST", "http://llm.test/v1/x", content=b"{}") as streamed:
+            assert b"".join(streamed.iter_bytes()) == body
+            assert list(streamed.iter_lines()) == [body.decode()]
+        assert streamed.is_closed
+        with client.stream("POST", "http://llm.test/v1/x", content=b"{}") as streamed:
+            assert b"".join(streamed.iter_raw()) == body  # the stream itself, read once
+            with pytest.raises(module.StreamConsumed):
+                list(streamed.iter_raw())
+
+    async def read_async() -> None:
+        async with module.AsyncClient(transport=module.MockTransport(answer)) as client:
+            assert (await client.post("http://llm.test/v1/x", content=b"{}")).json() == {
+                "a": [1, 2]
+            }
+            async with client.stream("POST", "http://llm.test/v1/x", content=b"{}") as streamed:
+                assert b"".join([chunk async for chunk in streamed.aiter_bytes()]) == body
+
+    asyncio.run(read_async())
 
 
 def test_error_answers_stop_sdk_retries_and_speak_the_apis_shape() -> None:

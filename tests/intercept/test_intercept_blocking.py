@@ -1,0 +1,132 @@
+"""A blocking miss (a sync client in the app's own thread) is sent from that thread, on the
+app's transport, unless a rate limit or budget needs the event loop: both ways, the same
+answers, retries, errors and counts, and an identical request in flight is paid once.
+
+Which way a call went is observed with a spy on ``AppProvider.complete_blocking`` (the real
+method runs): the thread that sent it, or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import tomllib
+
+import harness
+from harness.cache import ResponseCache
+from harness.calls import Caller
+from harness.errors import ProviderConnectionError, ProviderTimeout
+from harness.intercept.app_provider import AppProvider
+from harness.providers.python import PythonProvider
+from harness.testing import FakeLLMServer
+
+# A rate limit nobody reaches: the calls go by the event loop, as before.
+ON_THE_LOOP = "[providers.openai]\nrequests_per_minute = 1000000\n"
+RETRY_FAST = "[calls]\nretry_base_delay_s = 0.01\nmax_retries = 2\n"
+
+
+@pytest.fixture(params=["app thread", "event loop"])
+def path(request: pytest.FixtureRequest, home: Path) -> str:
+    settings = RETRY_FAST + (ON_THE_LOOP if request.param == "event loop" else "")
+    (home / "harness.toml").write_text(settings)
+    return str(request.param)
+
+
+@pytest.fixture
+def senders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The threads that sent blocking misses themselves."""
+    seen: list[int] = []
+    real = AppProvider.complete_blocking
+
+    def spy(self: AppProvider, *args: Any) -> Any:
+        seen.append(threading.get_ident())
+        return real(self, *args)
+
+    monkeypatch.setattr(AppProvider, "complete_blocking", spy)
+    yield seen
+
+
+def ask(text: str, **client: Any) -> str:
+    reply = openai.OpenAI(max_retries=0, **client).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
+    return str(reply.choices[0].message.content)
+
+
+def test_a_miss_is_answered_retried_and_stored_either_way(
+    llm: FakeLLMServer, tmp_path: Path, home: Path, path: str, senders: list[int]
+) -> None:
+    cassette = tmp_path / "c.jsonl"
+    llm.configure(fault_script=["error_500", "ok"])
+    with harness.replay(cassette, mode="use", home=home) as recorder:
+        answer = ask("Where is the Nile?")
+    assert answer.startswith("Answer:")
+    assert recorder.stats["app"]["requests"] == 1 and recorder.stats["app"]["retries"] == 1
+    assert recorder.written == 1
+    assert senders == ([threading.get_ident()] * 2 if path == "app thread" else [])
+    with harness.replay(cassette, mode="replay", home=home):
+        assert ask("Where is the Nile?") == answer
+    assert llm.stats()["by_status"] == {"500": 1, "200": 1}
+
+
+def test_identical_requests_of_two_rows_in_flight_are_paid_once(
+    llm: FakeLLMServer, tmp_path: Path, home: Path, path: str, senders: list[int]
+) -> None:
+    llm.configure(latency_s=0.3)
+    settings = (home / "harness.toml").read_text()
+    provider = PythonProvider.from_function(lambda row: ask("Same question?"))
+
+    async def two_rows() -> list[Any]:
+        caller = Caller.from_settings(
+            tomllib.loads(settings), cache=ResponseCache(tmp_path / "cache"), mode="use"
+        )
+        try:
+            return await asyncio.gather(
+                *(caller.call(provider, provider.request([], row={}), row_id=r) for r in "ab")
+            )
+        finally:
+            await caller.aclose()
+
+    first, second = asyncio.run(two_rows())
+    assert first.text == second.text and first.app_keys == second.app_keys
+    assert llm.stats()["requests_total"] == 1
+    assert len(senders) == (1 if path == "app thread" else 0)
+
+
+def test_a_server_that_is_gone_or_slow_fails_the_call_loudly(
+    llm: FakeLLMServer,
+    tmp_path: Path,
+    home: Path,
+    path: str,
+    senders: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cassette = tmp_path / "c.jsonl"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: closed
+    with (
+        pytest.raises(ProviderConnectionError, match="connection to http://127.0.0.1:9/v1"),
+        harness.replay(cassette, mode="use", home=home) as recorder,
+        pytest.raises(openai.InternalServerError) as refused,
+    ):
+        ask("Anyone there?")
+    assert refused.value.status_code == 502 and refused.value.code == "harness_upstream_error"
+    assert "gave up after 3 attempts" in str(refused.value)
+    assert recorder.stats["app"]["errors"] == 1 and recorder.stats["app"]["retries"] == 2
+
+    monkeypatch.setenv("OPENAI_BASE_URL", llm.openai_base_url)
+    llm.configure(latency_s=2.0)
+    with (
+        pytest.raises(ProviderTimeout, match="no answer from"),
+        harness.replay(cassette, mode="use", home=home),
+        pytest.raises(openai.InternalServerError) as late,
+    ):
+        ask("Slow?", timeout=0.3)
+    assert late.value.status_code == 504 and late.value.code == "harness_upstream_timeout"
+    assert len(senders) == (6 if path == "app thread" else 0)  # 3 attempts each
+    assert not cassette.exists() or "Anyone" not in cassette.read_text()
