@@ -37,6 +37,11 @@ class MemoryCache:
         with self._lock:
             return self._entries.get(key)
 
+    def known_absent(self, key: str) -> bool:
+        """Whether ``key`` is not here (exact: the dict is the whole cache)."""
+        with self._lock:
+            return key not in self._entries
+
     def set(self, key: str, entry: CacheEntry) -> None:
         """Store ``entry`` under ``key`` (which must be the key of its request)."""
         if entry.key != key or canonical_key(entry.request) != key:

@@ -40,6 +40,7 @@ import diskcache
 
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
+from harness.cache.known_keys import known_keys
 from harness.errors import CacheCorrupt, CacheError, HarnessError
 from harness.faults import environment_fault, first_line
 from harness.model_io import ModelResponse
@@ -234,6 +235,8 @@ class EntryStore(Protocol):
 
     def get(self, key: str) -> CacheEntry | None: ...
 
+    def known_absent(self, key: str) -> bool: ...
+
     def set(self, key: str, entry: CacheEntry) -> None: ...
 
     def keys(self) -> list[str]: ...
@@ -337,8 +340,24 @@ class ResponseCache:
             )
         except (sqlite3.Error, OSError) as exc:
             raise _fault(exc, self.directory, "opening") from None
+        self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
 
     # -- lookups ---------------------------------------------------------------------
+
+    def known_absent(self, key: str) -> bool:
+        """True when ``key`` is certainly not here, known without SQLite (see
+        ``harness.cache.known_keys``: an entry another process stored since this one first
+        asked is not seen); False when it may be, and ``get`` must ask."""
+        return self._known.absent(key)
+
+    def _key_prefixes(self) -> str | None:
+        try:  # one statement, one row: one wait for the GIL, however many keys
+            row = self._cache._sql(
+                "SELECT group_concat(substr(key, 1, 16), '') FROM Cache WHERE raw = 1"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _fault(exc, self.directory) from None
+        return row[0] if row else None
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks."""
@@ -423,6 +442,7 @@ class ResponseCache:
             self._cache.set(key, text, tag=_index_tag(entry.request))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _fault(exc, self.directory) from None
+        self._known.add(key)
 
     def delete(self, key: str) -> bool:
         """Remove one entry; True if it was there."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import CacheError
@@ -20,48 +21,60 @@ class CacheWriter:
 
     A SQLite commit costs more than the rest of a write; batching the entries that arrive
     while the previous batch is being written makes commits rare, and the thread keeps
-    them off the event loop.
+    them off the event loop. ``submit`` may be called from any thread and involves no event
+    loop: a miss sent from the app's own thread (``harness.calls.in_thread``) is stored
+    without a trip through one (each such trip was several loop callbacks and a wake-up).
     """
 
     def __init__(self, cache: EntryStore) -> None:
         self.cache = cache
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
-        self._pending: list[tuple[str, dict[str, Any], ModelResponse, asyncio.Future[None]]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, dict[str, Any], ModelResponse, Future[None]]] = []
+        self._draining = False
+
+    def submit(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> Future[None]:
+        """Queue the answer to a canonical request; the future is done once it is committed
+        (with CacheError if it is not). Raise RuntimeError once ``close``d."""
+        done: Future[None] = Future()
+        with self._lock:
+            if not self._draining:
+                self._thread.submit(self._drain)  # raises once closed: nothing is queued
+                self._draining = True
+            self._pending.append((key, canonical, response, done))
+        return done
 
     async def write(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> None:
         """Store the answer to a canonical request; return once it is committed (raise
-        CacheError if it is not)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, canonical, response, done))
-        if self._draining is None or self._draining.done():
-            self._draining = asyncio.get_running_loop().create_task(self._drain())
-        await done
+        CacheError if it is not). Cancelled, the write goes on: the answer was paid for."""
+        await asyncio.shield(asyncio.wrap_future(self.submit(key, canonical, response)))
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                errors = await loop.run_in_executor(self._thread, self._store, batch)
-            except BaseException as e:  # cancelled: nobody may wait forever
-                errors = [CacheError(f"cache write interrupted ({type(e).__name__})")] * len(batch)
-                raise
-            finally:
-                for (*_, done), error in zip(batch, errors, strict=True):
-                    if not done.done():
-                        if error is None:
-                            done.set_result(None)
-                        else:
-                            done.set_exception(error)
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            errors = self._store(batch)
+            for (*_, done), error in zip(batch, errors, strict=True):
+                if done.cancelled():  # nobody cancels them (``write`` shields); if one did
+                    continue
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
 
     def _store(self, batch: list[Any]) -> list[BaseException | None]:
         from harness.cache.store import CacheEntry
 
-        entries = [
-            (key, CacheEntry.from_response(canonical, response, key=key))
-            for key, canonical, response, _ in batch
-        ]
+        try:
+            entries = [
+                (key, CacheEntry.from_response(canonical, response, key=key))
+                for key, canonical, response, _ in batch
+            ]
+        except Exception as e:  # noqa: BLE001 - an entry that cannot be made fails its callers
+            return [CacheError(f"cache write failed: {e}")] * len(batch)
         try:
             with self.cache.batch():
                 for key, entry in entries:
@@ -78,4 +91,5 @@ class CacheWriter:
             return errors
 
     def close(self) -> None:
+        """Wait for the writes queued so far, then stop the thread."""
         self._thread.shutdown(wait=True)

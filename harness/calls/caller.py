@@ -359,7 +359,13 @@ class Caller:
             return None
         from harness.cache.keys import request_key
 
-        return self._hit(provider, request_key(request), kind, row_id)
+        key = request_key(request)
+        # A miss known without SQLite: in an app's busy thread, each SQLite call waits for
+        # the GIL (harness.cache.known_keys). Replay asks SQLite always: it never sends.
+        assert self.cache is not None
+        if self.mode == "use" and self.cache.known_absent(key):
+            return None
+        return self._hit(provider, key, kind, row_id)
 
     def _hit(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None

@@ -87,6 +87,8 @@ def call_blocking(
     """See ``Caller.call_blocking`` and the module docstring."""
     from harness.cache.keys import canonical_key, canonical_request
 
+    if loop.is_closed():
+        raise _ended()
     canonical = canonical_request(request)
     key = canonical_key(canonical)
     if caller.mode == "replay":
@@ -105,7 +107,7 @@ def call_blocking(
         result = caller._answered(provider, key, response, kind)
         answer.set_result(result)
         if caller.mode != "off":
-            written = _store(caller, key, canonical, response, loop, stored, flights)
+            written = _store(caller, key, canonical, response, stored, flights)
         return result
     except BaseException as e:
         if not answer.done():
@@ -158,21 +160,16 @@ def _store(
     key: str,
     canonical: dict[str, Any],
     response: ModelResponse,
-    loop: asyncio.AbstractEventLoop,
     stored: list[Any] | None,
     flights: dict[str, Future[CallResult]],
 ) -> bool:
-    """Hand the answer to the cache writer; with ``stored``, return at once (the row awaits
-    the write), else once it is committed. The key stays in flight until then."""
-    work = caller._writer().write(key, canonical, response)
+    """Hand the answer to the cache writer (no event loop involved); with ``stored``, return
+    at once (the row awaits the write), else once it is committed. The key stays in flight
+    until then."""
     try:
-        write = asyncio.run_coroutine_threadsafe(work, loop)
-    except RuntimeError:  # the loop is closed: the run or block of this call is over
-        work.close()
-        raise ConfigError(
-            "an HTTP call to an LLM endpoint was made after the run or replay block it "
-            "belongs to had ended"
-        ) from None
+        write = caller._writer().submit(key, canonical, response)
+    except RuntimeError:  # the writer is closed: the run or block of this call is over
+        raise _ended() from None
 
     def landed(_: Future[None]) -> None:
         with _lock:
@@ -184,6 +181,13 @@ def _store(
     else:
         stored.append(write)
     return True
+
+
+def _ended() -> ConfigError:
+    return ConfigError(
+        "an HTTP call to an LLM endpoint was made after the run or replay block it "
+        "belongs to had ended"
+    )
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., None], *args: Any) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from harness.intercept.network import closed_network
 from harness.intercept.patch import install
-from harness.intercept.scope import CallPath, Scope, entered
+from harness.intercept.scope import CallPath, Scope, Surroundings, entered
 
 __all__ = ["Interception", "activate"]
 
@@ -39,15 +39,19 @@ class Interception:
     def __init__(self, caller: CallPath) -> None:
         self.caller = caller
         self.unattributed: Scope | None = None
+        self.surroundings = Surroundings()  # the environment, read once for every row
 
     def scope(self, row_id: str | None) -> Scope:
         """A new scope for one row; must be called on the call path's loop."""
-        return Scope(self.caller, asyncio.get_running_loop(), threading.get_ident(), row_id)
+        loop, thread = asyncio.get_running_loop(), threading.get_ident()
+        return Scope(self.caller, loop, thread, row_id, self.surroundings)
 
     @contextlib.contextmanager
     def active(self, scope: Scope) -> Iterator[Scope]:
         """``scope`` on, with this call path's scope for calls that carry no row."""
         if self.unattributed is None or self.unattributed.loop is not scope.loop:
-            self.unattributed = Scope(self.caller, scope.loop, scope.loop_thread)
+            self.unattributed = Scope(
+                self.caller, scope.loop, scope.loop_thread, surroundings=self.surroundings
+            )
         with activate(scope, fallback=self.unattributed):
             yield scope

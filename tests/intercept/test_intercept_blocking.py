@@ -9,6 +9,7 @@ method runs): the thread that sent it, or none.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,14 @@ def test_a_server_that_is_gone_or_slow_fails_the_call_loudly(
     assert late.value.status_code == 504 and late.value.code == "harness_upstream_timeout"
     assert len(senders) == (6 if path == "app thread" else 0)  # 3 attempts each
     assert not cassette.exists() or "Anyone" not in cassette.read_text()
+
+
+def test_a_call_after_its_block_ended_is_refused_unsent(
+    llm: FakeLLMServer, tmp_path: Path, home: Path, path: str
+) -> None:
+    with harness.replay(tmp_path / "c.jsonl", mode="use", home=home):
+        context = contextvars.copy_context()  # what a thread the app started would carry
+    with pytest.raises(openai.APIStatusError) as late:
+        context.run(ask, "Too late?")
+    assert late.value.status_code == 424 and "had ended" in str(late.value)
+    assert llm.stats()["requests_total"] == 0

@@ -99,3 +99,33 @@ def test_default_ports() -> None:
 )
 def test_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_a_runs_rows_read_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row has a scope; the environment is read for the first, not again for each."""
+    import asyncio
+
+    from harness.calls import Caller
+    from harness.intercept import scope as scopes
+
+    reads: list[str] = []
+    real_secrets, real_endpoints = scopes.environment_secrets, scopes.environment_endpoints
+    monkeypatch.setattr(scopes, "environment_secrets", lambda: reads.append("s") or real_secrets())
+    monkeypatch.setattr(
+        scopes, "environment_endpoints", lambda: reads.append("e") or real_endpoints()
+    )
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-read-once-0123456789")
+
+    async def rows() -> list[tuple[str | None, dict[str, str]]]:
+        interception = Caller(cache=None, mode="off")._intercepting()
+        found = []
+        for row in ("a", "b", "c"):
+            scope = interception.scope(row)
+            found.append((scope.endpoint("http", "127.0.0.1", 8000, "/v1/x"), scope.secrets))
+        return found
+
+    found = asyncio.run(rows())
+    assert [api for api, _ in found] == ["openai"] * 3
+    assert all(secrets["OPENAI_API_KEY"] == "sk-read-once-0123456789" for _, secrets in found)
+    assert sorted(reads) == ["e", "s"]
