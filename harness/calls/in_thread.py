@@ -31,6 +31,7 @@ from harness.calls.result import CallResult
 from harness.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
+    from harness.cache.store import EntryStore
     from harness.calls.cache_writer import CacheWriter
     from harness.calls.stats import CallKind
     from harness.intercept.app_provider import AppProvider
@@ -45,6 +46,7 @@ class Caller(Protocol):
     """What of ``harness.calls.caller.Caller`` this uses (that module imports this one)."""
 
     retry: RetryPolicy
+    cache: EntryStore | None
     _reached: set[str | None]
     _blocking_flights: dict[str, Future[CallResult]]
     _on_event: Callable[[str, dict[str, Any]], None]
@@ -168,8 +170,12 @@ def _store(
     until then."""
     try:
         write = caller._writer().submit(key, canonical, response)
-    except RuntimeError:  # the writer is closed: the run or block of this call is over
-        raise _ended() from None
+    except RuntimeError:  # the run closed its writer while this call was out: the answer
+        from harness.cache.store import CacheEntry  # was paid for, so it is stored here
+
+        assert caller.cache is not None  # mode "off" stores nothing
+        caller.cache.set(key, CacheEntry.from_response(canonical, response, key=key))
+        return True
 
     def landed(_: Future[None]) -> None:
         with _lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +143,29 @@ def test_a_call_after_its_block_ended_is_refused_unsent(
         context.run(ask, "Too late?")
     assert late.value.status_code == 424 and "had ended" in str(late.value)
     assert llm.stats()["requests_total"] == 0
+
+
+def test_an_answer_that_arrives_after_the_run_closed_is_still_stored(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """A row cancelled at the end of a stop's grace leaves its thread running: the call it
+    had out from there is paid for when it arrives, so it is stored though the run has
+    closed. (From the event loop, the call is cancelled with its row, before any answer.)"""
+    llm.configure(latency_s=0.5)
+    settings: dict[str, Any] = {}
+    cache = ResponseCache(tmp_path / "cache")
+    provider = PythonProvider.from_function(lambda row: ask("Slow and paid for?"))
+
+    async def cancelled_row() -> None:
+        caller = Caller.from_settings(settings, cache=cache, mode="use")
+        row = asyncio.ensure_future(caller.call(provider, provider.request([], row={}), row_id="r"))
+        await asyncio.sleep(0.2)  # the call is out
+        row.cancel()
+        await caller.aclose()
+
+    asyncio.run(cancelled_row())  # waits for the row's thread, as a run's end does
+    assert llm.stats()["requests_total"] == 1
+    assert len(cache) == 1  # the paid answer was kept
+    keys = cache.keys()
+    (entry,) = (cache.get(key) for key in keys)
+    assert entry is not None and "Slow and paid for?" in json.dumps(entry.request)
