@@ -10,6 +10,11 @@ spaces it out, at most ``concurrency`` requests are on the wire at once over one
 HTTP client, and 408/429/5xx, timeouts and dropped connections are retried with backoff
 and jitter, honouring Retry-After (``harness.retry``).
 
+The HTTP calls a ``python:`` model makes to LLM endpoints come back here as ``app`` calls
+(``harness.intercept``): a blocking client's miss is sent from the app's own thread by the
+same rules (``Caller.call_blocking``, ``harness.calls.in_thread``) unless a budget or rate
+limit keeps it on the event loop.
+
 The runner and the judges hold a ``Caller``; nothing else talks to a provider. From Python,
 ``complete("openai:/gpt-4o-mini", "Hello")`` makes one cached call.
 """

@@ -47,7 +47,12 @@ class CacheWriter:
     async def write(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> None:
         """Store the answer to a canonical request; return once it is committed (raise
         CacheError if it is not). Cancelled, the write goes on: the answer was paid for."""
-        await asyncio.shield(asyncio.wrap_future(self.submit(key, canonical, response)))
+        written = asyncio.wrap_future(self.submit(key, canonical, response))
+        try:
+            await asyncio.shield(written)
+        except asyncio.CancelledError:  # its outcome is nobody's news now (nor an error's)
+            written.add_done_callback(_retrieve)
+            raise
 
     def _drain(self) -> None:
         while True:
@@ -93,3 +98,8 @@ class CacheWriter:
     def close(self) -> None:
         """Wait for the writes queued so far, then stop the thread."""
         self._thread.shutdown(wait=True)
+
+
+def _retrieve(written: asyncio.Future[None]) -> None:
+    if not written.cancelled():
+        written.exception()

@@ -156,14 +156,15 @@ def test_an_answer_that_arrives_after_the_run_closed_is_still_stored(
     cache = ResponseCache(tmp_path / "cache")
     provider = PythonProvider.from_function(lambda row: ask("Slow and paid for?"))
 
-    async def cancelled_row() -> None:
-        caller = Caller.from_settings(settings, cache=cache, mode="use")
+    async def cancelled_row(caller: Caller) -> None:
         row = asyncio.ensure_future(caller.call(provider, provider.request([], row={}), row_id="r"))
         await asyncio.sleep(0.2)  # the call is out
         row.cancel()
         await caller.aclose()
 
-    asyncio.run(cancelled_row())  # waits for the row's thread, as a run's end does
+    caller = Caller.from_settings(settings, cache=cache, mode="use")
+    asyncio.run(cancelled_row(caller))  # waits for the row's thread, as a run's end does
+    asyncio.run(caller.aclose())  # the writes still queued, as the process's exit waits for
     assert llm.stats()["requests_total"] == 1
     assert len(cache) == 1  # the paid answer was kept
     keys = cache.keys()
