@@ -3,7 +3,8 @@
 Why: while a ``python:`` model's sixteen threads run an SDK, the GIL is rarely free, and
 every SQLite call gives it up and waits to get it back (a lookup: 9 us alone, 8 ms of wall
 time with eight busy threads). A cold run's app thread asked once per call, for an answer
-that was not there: 3-4% of a cold run at 100 ms (bench/bench_intercept.py).
+that was not there: a cold run at 100 ms was 1.03-1.10x the unintercepted one with that
+lookup, 1.02-1.03x without it (bench/bench_intercept.py).
 
 What: the first 64 bits of each key the cache held when first asked (one SQL statement,
 so one wait for the GIL), and of every key stored through this process since. A key whose

@@ -156,12 +156,16 @@ async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bo
 
 
 def _answer_here(
-    scope: Scope, request: AppRequest, send: Callable[[], Any], module: ModuleType
+    scope: Scope,
+    provider: Any,
+    request: AppRequest,
+    send: Callable[[], Any],
+    module: ModuleType,
 ) -> tuple[dict[str, Any], bool]:
     """``_answer`` for a blocking miss, sent from this thread (``Caller.call_blocking``)."""
     try:
         result = scope.caller.call_blocking(
-            _provider(request),
+            provider,
             request,
             send,
             module,
@@ -250,9 +254,10 @@ def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) ->
                 api,
             )
         try:
-            if scope.caller.sends_in_thread(_provider(keyed)):
+            provider = _provider(keyed)
+            if scope.caller.sends_in_thread(provider):
                 answer = _answer_here(
-                    scope, keyed, lambda: send(transport, request), _module(request)
+                    scope, provider, keyed, lambda: send(transport, request), _module(request)
                 )
             else:
                 answer = _on_loop_from_thread(scope, keyed)
