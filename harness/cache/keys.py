@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +56,7 @@ __all__ = [
     "FLOAT_PARAMS",
     "INT_PARAMS",
     "KEY_SCHEMA_VERSION",
+    "canonical_fields",
     "canonical_json",
     "canonical_key",
     "canonical_request",
@@ -216,19 +217,33 @@ def canonical_request(req: ModelRequest) -> dict[str, Any]:
     See the module docstring for each field. The result is plain JSON data (dicts,
     lists, str, int, float, bool, None) with no tuples and no nulls in ``params``.
     """
-    params = {
-        str(name): _normalize_param(str(name), value)
-        for name, value in req.params.items()
-        if value is not None and name not in EXCLUDED_PARAMS
-    }
+    return canonical_fields(
+        req.provider, req.base_url, req.model, req.messages, req.params, req.sample_index
+    )
+
+
+def canonical_fields(
+    provider: str,
+    base_url: str | None,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    sample_index: int = 0,
+) -> dict[str, Any]:
+    """``canonical_request`` of the request these fields would make, without making it (an
+    intercepted call is keyed from its parsed body: its request is built on a miss only)."""
     return {
         "key_schema": KEY_SCHEMA_VERSION,
-        "provider": req.provider,
-        "base_url": _normalize_base_url(req.base_url),
-        "model": req.model,
-        "messages": [_normalize_message(i, m) for i, m in enumerate(req.messages)],
-        "params": params,
-        "sample_index": int(req.sample_index),
+        "provider": provider,
+        "base_url": _normalize_base_url(base_url),
+        "model": model,
+        "messages": [_normalize_message(i, m) for i, m in enumerate(messages)],
+        "params": {
+            str(name): _normalize_param(str(name), value)
+            for name, value in params.items()
+            if value is not None and name not in EXCLUDED_PARAMS
+        },
+        "sample_index": int(sample_index),
     }
 
 

@@ -359,7 +359,20 @@ class Caller:
             return None
         from harness.cache.keys import request_key
 
-        key = request_key(request)
+        return self.cached_key(provider, request_key(request), kind=kind, row_id=row_id)
+
+    def cached_key(
+        self,
+        provider: Provider,
+        key: str,
+        *,
+        kind: CallKind = "model",
+        row_id: str | None = None,
+    ) -> CallResult | None:
+        """``cached`` for the request whose key is ``key`` (an intercepted call is keyed
+        before its request is made: ``harness.intercept.wire.JSONCall``)."""
+        if self.mode not in ("use", "replay") or provider.local:
+            return None
         # A miss known without SQLite: in an app's busy thread, each SQLite call waits for
         # the GIL (harness.cache.known_keys). Replay asks SQLite always: it never sends.
         assert self.cache is not None

@@ -31,13 +31,13 @@ it is refused with a message saying so.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
+from harness.cache.keys import canonical_key
 from harness.errors import (
     ConfigError,
     ProviderError,
@@ -50,7 +50,7 @@ from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import find_secret, header_secrets
 from harness.intercept.endpoints import is_loopback
 from harness.intercept.scope import Scope, current
-from harness.intercept.wire import AppRequest, app_request, error_response, http_response
+from harness.intercept.wire import AppRequest, JSONCall, error_response, http_response, json_call
 from harness.providers._client import OWN_REQUEST
 from harness.providers._http import redact_url
 
@@ -89,15 +89,29 @@ def _endpoint(scope: Scope, request: Any) -> str | None:
     return api
 
 
-def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | None:
-    """The keyed request for the call path, or None to send it as it is."""
+class _Keyed:
+    """A call keyed for the call path: its key and provider now (all a cache hit needs), its
+    request when the cache has no answer."""
+
+    __slots__ = ("call", "key", "provider", "sample", "secrets")
+
+    def __init__(self, call: JSONCall, sample: int, secrets: dict[str, str]) -> None:
+        self.call = call
+        self.sample = sample
+        self.secrets = secrets
+        self.key = canonical_key(call.canonical(sample))
+        self.provider = app_provider(call.api, call.model, call.base_url)
+
+    def request(self, request: Any) -> AppRequest:
+        timeout = request.extensions.get("timeout")
+        return self.call.request(request.headers.raw, timeout, self.secrets, self.sample)
+
+
+def _plan(scope: Scope, request: Any, api: str, content: bytes) -> _Keyed | None:
+    """The keyed call for the call path, or None to send it as it is."""
     url = request.url
-    raw_headers = request.headers.raw
-    carried = header_secrets(raw_headers)
-    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
-    timeout = request.extensions.get("timeout")
-    keyed = app_request(api, request.method, url, raw_headers, content, timeout, secrets)
-    if keyed is None:
+    call = json_call(api, request.method, url, content)
+    if call is None:
         if scope.mode == "replay":
             raise _Refusal(
                 ReplayRefused(
@@ -108,8 +122,10 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
                 api,
             )
         return None
+    carried = header_secrets(request.headers.raw)
+    secrets = {**scope.secrets, **carried}  # a variable's name says more than a header's
     scope.saw_credentials(carried)
-    leaked = find_secret(keyed.base_url or "", secrets) or find_secret(content, secrets)
+    leaked = find_secret(call.base_url, secrets) or find_secret(content, secrets)
     if leaked is not None:
         raise _Refusal(
             ConfigError(
@@ -119,20 +135,14 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> AppRequest | 
             ),
             api,
         )
-    sample = scope.repeat(keyed.base_url or "", content)
-    return dataclasses.replace(keyed, sample_index=sample) if sample else keyed
+    return _Keyed(call, scope.repeat(call.base_url, content), secrets)
 
 
-def _provider(request: AppRequest) -> Any:
-    assert request.http is not None
-    return app_provider(request.http.api, request.model, request.base_url)
-
-
-def _cached(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool] | None:
+def _cached(scope: Scope, keyed: _Keyed) -> tuple[dict[str, Any], bool] | None:
     """The answer from the cache, if it holds one, in the calling thread: a hit needs no
     trip to the call path's loop. Raise what the lookup raised (recorded on the scope)."""
     try:
-        result = scope.caller.cached(_provider(request), request, kind="app", row_id=scope.row_id)
+        result = scope.caller.cached_key(keyed.provider, keyed.key, kind="app", row_id=scope.row_id)
     except Exception as e:  # a corrupt entry in replay
         scope.fail(e)
         raise
@@ -142,10 +152,9 @@ def _cached(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool] | 
     return result.raw, False
 
 
-async def _answer(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
+async def _answer(scope: Scope, provider: Any, request: AppRequest) -> tuple[dict[str, Any], bool]:
     """(the stored answer, whether it is the server's error answer) from the call path;
     raise what the call path raised (after recording it on the scope)."""
-    provider = _provider(request)
     try:
         result = await scope.caller.call(
             provider, request, kind="app", row_id=scope.row_id, stored=scope.writes
@@ -254,13 +263,13 @@ def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) ->
                 api,
             )
         try:
-            provider = _provider(keyed)
+            provider, asked = keyed.provider, keyed.request(request)
             if scope.caller.sends_in_thread(provider):
                 answer = _answer_here(
-                    scope, provider, keyed, lambda: send(transport, request), _module(request)
+                    scope, provider, asked, lambda: send(transport, request), _module(request)
                 )
             else:
-                answer = _on_loop_from_thread(scope, keyed)
+                answer = _on_loop_from_thread(scope, provider, asked)
         except Exception as e:
             return _refused(request, api, e)
         return _respond(request, answer)
@@ -287,7 +296,9 @@ async def route_async(
         if keyed is None:
             return await send(transport, request)
         try:
-            answer = _cached(scope, keyed) or await _on_loop(scope, keyed)
+            answer = _cached(scope, keyed) or await _on_loop(
+                scope, keyed.provider, keyed.request(request)
+            )
         except Exception as e:
             return _refused(request, api, e)
         return _respond(request, answer)
@@ -296,9 +307,9 @@ async def route_async(
         return _refused(request, refusal.api, refusal.error)
 
 
-def _submit(scope: Scope, request: AppRequest) -> Any:
+def _submit(scope: Scope, provider: Any, request: AppRequest) -> Any:
     """Start answering ``request`` on the scope's loop, from another thread."""
-    work = _answer(scope, request)
+    work = _answer(scope, provider, request)
     try:
         return asyncio.run_coroutine_threadsafe(work, scope.loop)
     except RuntimeError:  # the loop is closed: the run or block that made the call is over
@@ -311,19 +322,21 @@ def _submit(scope: Scope, request: AppRequest) -> Any:
         raise error from None
 
 
-def _on_loop_from_thread(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
-    answer: tuple[dict[str, Any], bool] = _submit(scope, request).result()
+def _on_loop_from_thread(
+    scope: Scope, provider: Any, request: AppRequest
+) -> tuple[dict[str, Any], bool]:
+    answer: tuple[dict[str, Any], bool] = _submit(scope, provider, request).result()
     return answer
 
 
-async def _on_loop(scope: Scope, request: AppRequest) -> tuple[dict[str, Any], bool]:
+async def _on_loop(scope: Scope, provider: Any, request: AppRequest) -> tuple[dict[str, Any], bool]:
     """The answer from the scope's loop: awaited here if it is this one, else across threads."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:  # trio, through anyio: wait for the answer in a worker thread
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(_on_loop_from_thread, scope, request)
+        return await anyio.to_thread.run_sync(_on_loop_from_thread, scope, provider, request)
     if running is scope.loop:
-        return await _answer(scope, request)
-    return await asyncio.wrap_future(_submit(scope, request))
+        return await _answer(scope, provider, request)
+    return await asyncio.wrap_future(_submit(scope, provider, request))

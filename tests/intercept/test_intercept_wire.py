@@ -9,7 +9,7 @@ import httpx
 import httpx2
 import pytest
 
-from harness.cache import canonical_request, request_key
+from harness.cache import canonical_key, canonical_request, request_key
 from harness.calls.limits import RateLimits
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
@@ -19,6 +19,7 @@ from harness.intercept.wire import (
     envelope_body,
     error_response,
     http_response,
+    json_call,
     key_url,
     loads,
     summary,
@@ -104,6 +105,35 @@ def test_embeddings_and_responses_keep_their_input_in_params() -> None:
     assert request.params == {"input": ["a", "b"], "encoding_format": "float"}
     odd = keyed({"model": "m", "messages": "not a list"})
     assert odd.messages == () and odd.params == {"messages": "not a list"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CHAT,
+        {"model": "emb", "input": ["a", "b"], "encoding_format": "float"},
+        {"model": "m", "messages": "not a list", "max_tokens": 5.0},
+        {"messages": [{"role": "user", "content": None, "name": "x"}], "stop": "END"},
+        {"model": "claude", "system": "s", "messages": [], "temperature": 1},
+    ],
+)
+@pytest.mark.parametrize("sample", [0, 2])
+def test_a_call_is_keyed_before_its_request_is_made_as_it_would_be_after(
+    body: dict, sample: int
+) -> None:
+    """A hit is keyed from the parsed body alone (``JSONCall.canonical``); a miss makes the
+    request: both must name one entry."""
+    content = json.dumps(body).encode()
+    url = httpx.URL("https://api.openai.com/v1/chat/completions?api-version=1&key=sk-x")
+    call = json_call("openai", "POST", url, content)
+    assert call is not None
+    request = call.request([(b"authorization", b"Bearer sk-secret-000")], None, {}, sample)
+    assert request.sample_index == sample and request.http is not None
+    assert call.canonical(sample) == canonical_request(request)
+    assert canonical_key(call.canonical(sample)) == request_key(request)
+    made = keyed(body, url=str(url))
+    assert made is not None
+    assert request_key(made) == canonical_key(call.canonical(0))
 
 
 @pytest.mark.parametrize(
