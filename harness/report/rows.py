@@ -233,6 +233,8 @@ def pack(payload: Mapping[str, Any]) -> str:
     """``payload`` as gzipped JSON in base64: the same text for the same payload."""
     import orjson
 
-    # Level 6: 1.6% larger than level 9 on a 1,000-row run, in 60% of the time.
-    packed = gzip.compress(orjson.dumps(payload), compresslevel=6, mtime=0)
+    # Level 4: on a 1,000-row run's 2.0 MB of rows, 658 kB in 32 ms where level 6 took
+    # 89 ms for 629 kB (and level 9 longer still): the report is built as a run logged to
+    # MLflow ends, on the path to its exit (issue 14).
+    packed = gzip.compress(orjson.dumps(payload), compresslevel=4, mtime=0)
     return base64.b64encode(packed).decode("ascii")
