@@ -135,7 +135,10 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> _Keyed | None
             ),
             api,
         )
-    return _Keyed(call, scope.repeat(call.base_url, content), secrets)
+    try:
+        return _Keyed(call, scope.repeat(call.base_url, content), secrets)
+    except ConfigError as e:  # a body no key can hold (NaN, which Python's json reads)
+        raise _Refusal(e, api) from None
 
 
 def _cached(scope: Scope, keyed: _Keyed) -> tuple[dict[str, Any], bool] | None:

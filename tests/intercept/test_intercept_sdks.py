@@ -257,6 +257,24 @@ def test_a_credential_in_a_body_is_refused_before_it_is_sent(
     assert files_holding(tmp_path, SENTINEL_KEY) == []
 
 
+@pytest.mark.parametrize("mode", ["use", "refresh", "off"])
+def test_a_body_no_key_can_hold_is_refused_unsent(
+    llm: FakeLLMServer, tmp_path: Path, mode: str
+) -> None:
+    """NaN is JSON to Python's reader but to no key: the client gets harness's refusal (not an
+    exception from inside its transport) and the block fails with the reason."""
+    answers: list[httpx.Response] = []
+    body = b'{"model": "gpt-4o-mini", "messages": [], "temperature": NaN}'
+    with (
+        pytest.raises(ConfigError, match="parameter 'temperature' is nan, which JSON cannot hold"),
+        harness.replay(tmp_path / "c.jsonl", mode=mode),
+    ):
+        answers.append(httpx.post(f"{llm.openai_base_url}/chat/completions", content=body))
+    assert [a.status_code for a in answers] == [424]
+    assert answers[0].headers["x-should-retry"] == "false"
+    assert llm.stats()["requests_total"] == 0
+
+
 def test_threads_the_app_starts_use_the_blocks_cassette(llm: FakeLLMServer, tmp_path: Path) -> None:
     cassette = tmp_path / "c.jsonl"
     questions = [f"Question {i}." for i in range(6)]
