@@ -72,9 +72,11 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     judged = scores[scores["source"] == "llm_judge"]
     # Rationales: every judge's, and a metric's when it gives them (an MLflow Feedback, a
     # json-schema complaint, an eval_fn's justifications).
+    # The names, unique: ``isin`` of the column itself took 0.19 s at 10,000 rows x 3
+    # judges (pandas' Arrow strings look each value up one by one).
+    with_rationales = scores.loc[scores["rationale"].notna(), "metric"].unique()
     explained = scores[
-        (scores["source"] == "llm_judge")
-        | scores["metric"].isin(scores.loc[scores["rationale"].notna(), "metric"])
+        (scores["source"] == "llm_judge") | scores["metric"].isin(list(with_rationales))
     ]
     if not explained.empty:
         first = explained.sort_values("sample").drop_duplicates(["example_id", "metric"])
