@@ -131,9 +131,9 @@ class JSONCall:
     """A JSON ``POST`` to an LLM endpoint, parsed into what its key is made of.
 
     Its ``AppRequest`` (and the ``HTTPCall`` in it) is made on a miss only: a cache hit
-    needs the key alone. Making the two frozen dataclasses on every call took 4-5 us (of an
-    intercepted hit's 71 us, 1.91x a direct hit's; 61 us and 1.66x after this change and
-    the response's bytes headers, bench/bench_intercept.py).
+    needs the key alone. Making the two frozen dataclasses on every call took 4-5 us: an
+    intercepted hit took 71 us, 1.91x a direct hit; with this and the response's headers
+    as bytes, 61-67 us, 1.61-1.79x in four runs of bench/bench_intercept.py.
     """
 
     __slots__ = ("api", "base_url", "content", "messages", "model", "params", "url")
