@@ -284,14 +284,9 @@ class _Run:
     # -- how a run ends -----------------------------------------------------------------
 
     def _finished(self) -> RunResult:
-        from harness.store.db import held
-
-        # One open of the store for the aggregates and the report (eight opens otherwise,
-        # 12-25 ms each); released before MLflow's part, which may wait on its worker.
-        with held(self.home.db_path):
-            result, outputs, scores = self._record("finished")
-            to_mlflow = self.worker is not None and self.head is not None
-            report_html = self._report(result, to_mlflow)
+        result, outputs, scores = self._record("finished")
+        to_mlflow = self.worker is not None and self.head is not None
+        report_html = self._report(result, to_mlflow)
         if self.worker is not None and self.head is not None:
             from harness.runner.mlflow_run import log_to_mlflow
 

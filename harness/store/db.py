@@ -7,11 +7,6 @@ closes it. Another ``harness`` process that finds the file locked waits and retr
 (up to ``LOCK_TIMEOUT_S``, or ``HARNESS_LOCK_TIMEOUT_S`` seconds) instead of failing,
 which is what lets ``harness runs list`` work in a second terminal while a run is writing.
 
-Opening the file makes a new DuckDB database instance each time (its threads, its memory):
-12-25 ms on this project's 2-core machine, 13 times in a 1,000-row run. ``held`` keeps
-one connection open for a burst of work in one thread (the end of a run: its aggregates,
-its report), and each ``connect`` inside takes a cursor of it instead of opening the file.
-
 DuckDB's errors are mapped here: a full disk, a read-only home and a damaged file become
 the ``EnvironmentFault`` that names them (``harness.faults``), anything else a
 ``StoreError`` with the first line of DuckDB's message.
@@ -20,10 +15,8 @@ the ``EnvironmentFault`` that names them (``harness.faults``), anything else a
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import random
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,15 +39,6 @@ LOCK_TIMEOUT_S = 60.0
 LOCK_TIMEOUT_ENV = "HARNESS_LOCK_TIMEOUT_S"
 
 _migrated: set[Path] = set()  # files already brought up to date by this process
-# The connection ``held`` keeps open in this context, with its file (resolved); a context
-# variable, so another thread (which starts with an empty context) never shares it.
-_HELD: contextvars.ContextVar[tuple[Path, duckdb.DuckDBPyConnection] | None] = (
-    contextvars.ContextVar("harness_store_held", default=None)
-)
-# Files held open anywhere in this process: a read-only open of one would clash with the
-# held writable connection ("a different configuration"), so other threads open it writable.
-_held_files: dict[Path, int] = {}
-_held_lock = threading.Lock()
 
 
 def _is_lock_error(error: duckdb.Error) -> bool:
@@ -91,20 +75,8 @@ def connect(
     """Open the store, migrated to the current schema, for one short piece of work.
 
     A read on a file that does not exist yet yields an in-memory database with the
-    current schema, so reading an empty project home never creates files. Inside ``held``
-    for the same file, a cursor of the held connection (reads and writes alike).
+    current schema, so reading an empty project home never creates files.
     """
-    held_now = _HELD.get()
-    if held_now is not None and held_now[0] == db_path.resolve():
-        cursor = held_now[1].cursor()
-        try:
-            yield cursor
-        except (duckdb.Error, OSError) as e:
-            raise store_fault(e, db_path) from e
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                cursor.close()
-        return
     if read_only and not db_path.exists():
         con = duckdb.connect(":memory:")
         apply_migrations(con)
@@ -120,7 +92,7 @@ def connect(
             raise store_fault(e, db_path.parent) from None
     # A reader that has not migrated this file yet opens it writable once, so that a
     # store written by an older harness is upgraded before anything reads it.
-    writable = not read_only or db_path.resolve() not in _migrated or _is_held(db_path)
+    writable = not read_only or db_path.resolve() not in _migrated
     timeout = lock_timeout() if timeout_s is None else timeout_s
     try:
         con = _open(db_path, read_only=not writable, timeout_s=timeout)
@@ -140,37 +112,6 @@ def connect(
     finally:
         with contextlib.suppress(duckdb.Error):  # after a failed write, the error is the news
             con.close()
-
-
-@contextmanager
-def held(db_path: Path) -> Iterator[None]:
-    """The store open for a short burst of work in this thread (see the module docstring);
-    the file is locked meanwhile, as for any write, so other processes wait: keep it short.
-    Nested or repeated for the same file, the outer hold serves."""
-    held_now = _HELD.get()
-    if held_now is not None and held_now[0] == db_path.resolve():
-        yield
-        return
-    resolved = db_path.resolve()
-    with connect(db_path) as con:
-        token = _HELD.set((resolved, con))
-        with _held_lock:
-            _held_files[resolved] = _held_files.get(resolved, 0) + 1
-        try:
-            yield
-        finally:
-            _HELD.reset(token)
-            with _held_lock:
-                _held_files[resolved] -= 1
-                if not _held_files[resolved]:
-                    del _held_files[resolved]
-
-
-def _is_held(db_path: Path) -> bool:
-    if not _held_files:  # the common case, read without the lock
-        return False
-    with _held_lock:
-        return db_path.resolve() in _held_files
 
 
 def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
