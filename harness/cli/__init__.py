@@ -124,7 +124,7 @@ def main() -> None:
     # A run makes millions of small objects and keeps tens of thousands (rows, scores,
     # cache entries), so at the default gen-0 threshold (700) Python's cycle collector ran
     # 940 times, 7 of them over the whole heap, for 0.56 s of a 10,000-row cached rerun's
-    # 9 s; at these thresholds 171 times, once whole, for 0.17 s, with no higher peak RSS
+    # 9 s; at these thresholds 171 times, once whole, for 0.17-0.22 s, no higher peak RSS
     # (issue 14). Only for harness's own process: a library does not retune its host's GC.
     gc.set_threshold(10_000, 10, 10)
     cli(prog_name="harness")

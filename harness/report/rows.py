@@ -234,7 +234,7 @@ def pack(payload: Mapping[str, Any]) -> str:
     import orjson
 
     # Level 4: on a 1,000-row run's 2.0 MB of rows, 658 kB in 32 ms where level 6 took
-    # 89 ms for 629 kB (and level 9 longer still): the report is built as a run logged to
-    # MLflow ends, on the path to its exit (issue 14).
+    # 89 ms for 629 kB; 10,000 rows: 0.32 s against 0.81 s. The report is built as a run
+    # logged to MLflow ends, on the path to its exit (issue 14).
     packed = gzip.compress(orjson.dumps(payload), compresslevel=4, mtime=0)
     return base64.b64encode(packed).decode("ascii")
