@@ -23,3 +23,15 @@ def test_the_command_collects_cycles_less_often_and_a_library_user_keeps_their_o
         "try:\n    main()\nexcept SystemExit:\n    pass\n" + SHOW
     )
     assert as_the_command == "(10000, 10, 10)" != default
+
+
+def test_a_run_starts_without_scipy_and_imports_it_for_an_interval() -> None:
+    # scipy.special costs ~0.1 s to import; a run needs it only for its intervals, at its end.
+    code = (
+        "import sys, harness.runner.run, harness.runner.plan, harness.slices, harness.stats\n"
+        "before = 'scipy' in sys.modules\n"
+        "from harness.stats import estimate_mean\n"
+        "estimate = estimate_mean([0.2, 0.5, 0.9])\n"
+        "print(before, 'scipy' in sys.modules, estimate.low < 0.5333 < estimate.high)"
+    )
+    assert _python(code) == "False True True"

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 __all__ = ["MeanEstimate", "cluster_se", "estimate_mean", "is_binary", "wilson_interval"]
 
@@ -70,6 +69,8 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     "wilson")``)."""
     if n == 0:
         return NAN, NAN
+    from scipy import special  # see _t_quantile
+
     z = float(special.ndtri(1 - alpha / 2))
     p = successes / n
     denominator = 1 + z * z / n
@@ -94,7 +95,7 @@ def estimate_mean(
         se, n_clusters = cluster_se(x, clusters)
         if n_clusters < 2:
             return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
-        half = float(special.stdtrit(n_clusters - 1, 1 - alpha / 2)) * se
+        half = _t_quantile(n_clusters - 1, 1 - alpha / 2) * se
         return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
     if n < 2:
         return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
@@ -102,5 +103,14 @@ def estimate_mean(
     if is_binary(x):
         low, high = wilson_interval(int(x.sum()), n, alpha)
         return MeanEstimate(mean, n, se, low, high, "wilson")
-    half = float(special.stdtrit(n - 1, 1 - alpha / 2)) * se
+    half = _t_quantile(n - 1, 1 - alpha / 2) * se
     return MeanEstimate(mean, n, se, mean - half, mean + half, "t")
+
+
+def _t_quantile(df: float, p: float) -> float:
+    # scipy is imported where it is used: importing scipy.special costs ~0.1 s, and this
+    # module is imported by every run's start (through ``harness.slices``), long before
+    # the run's end computes an interval (issue 14).
+    from scipy import special
+
+    return float(special.stdtrit(df, p))

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
 
 from harness.stats.means import MeanEstimate, cluster_se, estimate_mean, is_binary
 
@@ -93,6 +92,8 @@ class PairedDifference:
         z = (self.center - threshold) / self.interval_se
         if upper:
             z = -z
+        from scipy import special  # imported when used, as in harness.stats.means
+
         if self.df is None:
             return float(special.ndtr(z))
         return float(special.stdtr(self.df, z))
@@ -208,12 +209,16 @@ def _adjusted_wald(discordant: tuple[int, int], n: int) -> tuple[float, float]:
 # scipy.special's distribution functions rather than scipy.stats': the same numbers, but
 # ~100 times less overhead per call, which is what lets a test analyse 1,000 datasets fast.
 def _quantile(p: float, df: float | None) -> float:
+    from scipy import special
+
     return float(special.ndtri(p) if df is None else special.stdtrit(df, p))
 
 
 def _t_p_value(diff: float, se: float, df: float) -> float:
     if se == 0:
         return 1.0 if diff == 0 else 0.0
+    from scipy import special
+
     return float(2 * special.stdtr(df, -abs(diff / se)))
 
 
@@ -223,6 +228,8 @@ def _mcnemar_exact(only_base: int, only_candidate: int) -> float:
     changed = only_base + only_candidate
     if changed == 0:
         return 1.0
+    from scipy import special
+
     return min(1.0, float(2 * special.bdtr(min(only_base, only_candidate), changed, 0.5)))
 
 
