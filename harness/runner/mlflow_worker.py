@@ -6,17 +6,19 @@ the rows for the GIL; in a worker process it runs on another core while the rows
 processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
 traces as the batch is stored (``add_batch``: plain tuples, turned into traces here in
 plain Python, off the run's process), and logs params, metrics and artifacts at the end
-(``finish``: the tables come rendered, and pickled apart for MLflow's API). The run's
-process never imports MLflow at all, and the worker skips MLflow's slow interpreter
-shutdown once it has replied. In a store whose schema is verified, a new MLflow run is
-written with ``sqlite3`` (``harness.tracking.sql_run``) and the worker imports neither
-MLflow nor pandas; otherwise it imports MLflow and opens the store as it starts.
+(``finish``: the tables come rendered; their DataFrames follow only if the worker asks,
+for MLflow's API). The run's process never imports MLflow at all, and the worker skips
+MLflow's slow interpreter shutdown once it has replied. In a store whose schema is
+verified, a new MLflow run is written with ``sqlite3`` (``harness.tracking.sql_run``) and
+the worker imports neither MLflow nor pandas; otherwise it imports MLflow and opens the
+store as it starts.
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
 breaks every script that calls ``harness.evaluate`` without an ``if __name__`` guard.
-Messages go to the child as pickles on its stdin and the MLflow run id comes back on its
-stdout; both ends are this package, so nothing foreign is ever unpickled.
+Messages go to the child as pickles on its stdin; its replies (a request for the
+DataFrames, then the MLflow run id or an error) come back on its stdout as pickles, each
+after its length. Both ends are this package, so nothing foreign is ever unpickled.
 
 A run that ends without ``finish`` sends ``stop`` (``KILLED`` after a signal, ``FAILED``
 after an error); a run's process that dies outright just closes the pipe, which the worker
@@ -35,6 +37,7 @@ import os
 import pickle
 import queue
 import selectors
+import struct
 import subprocess
 import sys
 import threading
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from harness.tracking.mlflow_resume import ResumingLogger
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
+_LENGTH = struct.Struct("!Q")  # what precedes each reply: its length in bytes
 
 
 class MlflowWorker:
@@ -120,49 +124,69 @@ class MlflowWorker:
         After a stop request (a signal) the answer is waited for ``stop.grace_s`` more
         seconds; then ``Interrupted`` is raised and the worker is left to finish alone.
         """
-        assert self._process.stdin is not None and self._process.stdout is not None
+        assert self._process.stdin is not None
         from harness.tracking.sql_run import render_rows
 
         self._stop_sender()  # every batch is in the pipe before the finish
-        # The table goes rendered (what the SQL path writes) and pickled apart (for MLflow's
-        # API), so a worker writing SQL never loads pandas.
-        frames = pickle.dumps((record.rows, record.tables), protocol=pickle.HIGHEST_PROTOCOL)
-        self._send(("finish", _without_frames(record), frames, render_rows(record)))
+        # The tables go rendered (what the SQL path writes). Their DataFrames follow only
+        # when the worker asks (MLflow's API, or its schema inference, needs them): a worker
+        # writing SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s)
+        # and piped (20 MB) for nothing.
+        self._send(("finish", _without_frames(record), render_rows(record)))
+        reply = self._read_reply(stop)
+        if reply is not None and reply[0] == "frames":
+            self._send(("frames", record.rows, record.tables))
+            reply = self._read_reply(stop)
         with self._lock:
             self._process.stdin.close()
-        reply = self._read_reply(stop)
         self._process.wait()
-        try:
-            outcome, value, kind = pickle.loads(reply)
-        except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        if reply is None:
             raise TrackingError(
                 f"the MLflow logging process died (exit code {self._process.returncode})"
                 + (f": {self._broken}" if self._broken else "")
-            ) from e
+            )
+        outcome, value, kind = reply
         if outcome != "ok":
             raise _error_class(kind)(value)
         return str(value)
 
-    def _read_reply(self, stop: StopRequest | None) -> bytes:
+    def _read_reply(self, stop: StopRequest | None) -> tuple[str, Any, str | None] | None:
+        """The worker's next reply; None if it died before sending it whole."""
+        header = self._read_exactly(_LENGTH.size, stop)
+        if header is None:
+            return None
+        body = self._read_exactly(_LENGTH.unpack(header)[0], stop)
+        if body is None:
+            return None
+        try:
+            reply: tuple[str, Any, str | None] = pickle.loads(body)
+        except (pickle.UnpicklingError, EOFError, ValueError):
+            return None
+        return reply
+
+    def _read_exactly(self, size: int, stop: StopRequest | None) -> bytes | None:
+        """``size`` bytes of the worker's stdout, or None at its end. With ``stop``: once a
+        signal is requested, raise ``Interrupted`` after ``stop.grace_s`` seconds."""
         assert self._process.stdout is not None
-        stdout = self._process.stdout
-        if stop is None:
-            return stdout.read()
+        fd = self._process.stdout.fileno()  # read raw: nothing may sit in a Python buffer
         chunks: list[bytes] = []
+        missing = size
         deadline: float | None = None
         with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while True:
-                if stop.signum is not None:
+            selector.register(fd, selectors.EVENT_READ)
+            while missing:
+                if stop is not None and stop.signum is not None:
                     deadline = deadline or time.monotonic() + stop.grace_s
                     if time.monotonic() >= deadline:
                         self._detached = True  # it finishes alone; close() will not wait
                         raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
-                if selector.select(timeout=0.2):
-                    chunk = os.read(stdout.fileno(), 65536)
+                if selector.select(timeout=None if stop is None else 0.2):
+                    chunk = os.read(fd, min(missing, 1 << 20))
                     if not chunk:
-                        return b"".join(chunks)
+                        return None
                     chunks.append(chunk)
+                    missing -= len(chunk)
+        return b"".join(chunks)
 
     def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None:
         """End the MLflow run unfinished: the worker writes the batches it has, marks the
@@ -249,11 +273,15 @@ def main(tracking_uri: str) -> int:
                     _reply(out, ("error", error.message, type(error).__name__))
                 else:
                     assert logger is not None
-                    record, frames, rendered = message[1:]
+                    record, rendered = message[1:]
                     if not (logger.writes_sql and rendered.dataset is not None):
                         # MLflow's API (or its schema inference) needs the DataFrames.
-                        rows, tables = pickle.loads(frames)
-                        record = dataclasses.replace(record, rows=rows, tables=tables)
+                        _reply(out, ("frames", None, None))
+                        try:
+                            frames = pickle.load(sys.stdin.buffer)  # ("frames", rows, tables)
+                        except (EOFError, pickle.UnpicklingError):
+                            break  # the run's process died: end the run KILLED, below
+                        record = dataclasses.replace(record, rows=frames[1], tables=frames[2])
                     _reply(out, ("ok", logger.finish(record, rendered), None))
                 _exit_now()
         except Exception as e:  # noqa: BLE001 - MLflow's errors, mapped to one line
@@ -285,8 +313,9 @@ def _mapped(error: Exception, tracking_uri: str) -> HarnessError:
 
 
 def _reply(out: Any, reply: tuple[str, Any, str | None]) -> None:
+    data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
     with contextlib.suppress(OSError):  # the run's process may be gone
-        out.write(pickle.dumps(reply))
+        out.write(_LENGTH.pack(len(data)) + data)
         out.flush()
 
 

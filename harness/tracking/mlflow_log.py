@@ -197,7 +197,7 @@ class RunLogger:
 
     def add_rows(self, record: RunRecord) -> None:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
-        if not self.traces or record.rows.empty:
+        if not self.traces or record.rows is None or record.rows.empty:
             return
         from harness.tracking.traces import build_row_traces
 
@@ -333,6 +333,7 @@ def _log_inputs(
     from mlflow.exceptions import MlflowException
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+    assert record.rows is not None, "a finished run's record holds its rows"
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
     # An explicit source: the default (the calling code) runs git to describe it.
     source = CodeDatasetSource(
@@ -369,6 +370,7 @@ def _log_artifacts(client: MlflowClient, run_id: str, record: RunRecord) -> None
     with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as tmp:
         folder = Path(tmp)
         # The same call mlflow.log_table makes, so the UI reads the file as it reads its own.
+        assert record.rows is not None, "a finished run's record holds its rows"
         record.rows.to_json(folder / TABLE_ARTIFACT, orient="split", index=False, date_format="iso")
         for name, table in record.tables.items():
             table.to_json(folder / name, orient="split", index=False, date_format="iso")

@@ -213,7 +213,7 @@ class ResumingLogger:
 
     def add_rows(self, record: RunRecord) -> None:
         """Write the traces of the rows of ``record`` that the run does not hold yet."""
-        if record.rows.empty:
+        if record.rows is None or record.rows.empty:
             return
         ids = record.rows["id"].astype(str)
         new = ~ids.isin(self.logged_rows)

@@ -44,7 +44,7 @@ class RunRecord:
     config: dict
     started_at: float
     finished_at: float
-    rows: pandas.DataFrame
+    rows: pandas.DataFrame | None  # None in the head a run opens MLflow with (no rows yet)
     feedback: list[dict] = field(default_factory=list)
     parent_run_id: str | None = None  # the sweep's parent MLflow run
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt

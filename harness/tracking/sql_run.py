@@ -211,7 +211,7 @@ class SqlRunLogger:
 
     def add_rows(self, record: RunRecord) -> None:
         """Write the traces of ``record.rows`` (with ``record.feedback``) to the run."""
-        if not self.traces or record.rows.empty:
+        if not self.traces or record.rows is None or record.rows.empty:
             return
         from harness.tracking.traces import build_row_traces
 
@@ -501,6 +501,7 @@ def _dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
 
     Without ``infer``, None when its schema needs MLflow's inference (see ``_colspec_schema``).
     """
+    assert record.rows is not None, "a finished run's record holds its rows"
     columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
     frame = record.rows[columns]
     schema = _colspec_schema(frame, infer=infer)

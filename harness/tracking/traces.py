@@ -147,6 +147,8 @@ def _feedback_value(value: Any) -> Any:
 
 def build_row_traces(record: RunRecord) -> list[RowTrace]:
     """One ``RowTrace`` per row of ``record.rows``, with its feedback and expectation."""
+    if record.rows is None:
+        return []
     return row_traces(record, record.rows.to_dict("records"), record.feedback)
 
 
