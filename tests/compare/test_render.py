@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import gzip
 import html
 import json
+import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +23,10 @@ from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.render.terminal import check_renderables
 from harness.config import resolve_home
 from harness.numbers import ci
+from harness.report.rows import _CHUNK_ROWS, Flips, ReportRun, pack, packed_rows, rows_payload
+from harness.report.scores import report_metrics
+from harness.store.exports import read_run_file
+from harness.store.scores import record_scores
 
 
 def test_one_result_renders_the_same_everywhere(tmp_path: Path, home: Path) -> None:
@@ -69,3 +77,34 @@ def test_markdown_escapes_what_would_break_a_table(tmp_path: Path, home: Path) -
     )
     assert "| candidate | a \\| b &lt;script&gt;x&lt;/script&gt; |" in markdown
     assert "<script>" not in markdown
+
+
+def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_payload(
+    tmp_path: Path,
+) -> None:
+    # Two runs (a base and a candidate with flips, as a comparison's page has them), with
+    # rows the second run lacks and more rows than one chunk holds, so several chunks are
+    # compressed in the thread and the last one is partial.
+    n = 2 * _CHUNK_ROWS + 37
+    rng = random.Random(5)
+    f1, faith = [rng.random() for _ in range(n)], [rng.choice([0.0, 1.0, None]) for _ in range(n)]
+    base = read_run_file(write_run(
+        tmp_path / "base.jsonl", run_id="base", judges=["faith"], scores={"f1": f1, "faith": faith},
+        rationales={"faith": [f"because {i} </script>" for i in range(n)]},
+    ))  # fmt: skip
+    candidate = read_run_file(write_run(
+        tmp_path / "candidate.jsonl", run_id="candidate", ids=[f"q{i}" for i in range(5, n + 9)],
+        scores={"f1": [rng.random() for _ in range(n + 4)]},
+        errors=[i % 11 == 0 for i in range(n + 4)],
+    ))  # fmt: skip
+    runs = [ReportRun(r.info.run_id, r, record_scores(r)) for r in (base, candidate)]
+    flips = [Flips(worse={"q7": ["f1"]}, better={"q9": ["f1"], "q400": ["f1"]})]
+    for shown, moved in ((runs, flips), (runs[:1], [])):
+        metrics = report_metrics(shown)
+        packed = packed_rows(shown, metrics, moved)
+        assert packed == pack(rows_payload(shown, metrics, moved))
+        data = json.loads(gzip.decompress(base64.b64decode(packed)))
+        assert len(data["rows"]) == (n + 9 if len(shown) == 2 else n)
+    empty = runs[0].record.table.slice(0, 0)
+    none = ReportRun("empty", dataclasses.replace(base, table=empty), record_scores(base))
+    assert json.loads(gzip.decompress(base64.b64decode(packed_rows([none], ["f1"]))))["rows"] == []
