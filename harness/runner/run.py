@@ -47,6 +47,7 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
+from harness.runner.preload import END_MODULES, REPORT_MODULES, Preload
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
@@ -253,6 +254,8 @@ class _Run:
         writer = BatchWriter(home, run_id, on_batch=on_batch)
         engine = Engine(plan, self.caller, writer, self.progress, self.stop)
         self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
+        reported = self.report is not None or self.worker is not None
+        preload = Preload(END_MODULES + (REPORT_MODULES if reported else ()))
         failure: BaseException | None = None
         try:
             with _keys_for_replay(config.cache):
@@ -270,6 +273,7 @@ class _Run:
             except BaseException as e:
                 failure = failure or e
             self.progress.stop()
+            preload.wait()
         if failure is None and not self.stop.requested and not engine.stopped_by_budget:
             try:
                 return self._finished()
