@@ -94,11 +94,15 @@ def find_calibrations(db_path: Path | None, run: ReportRun) -> list[StoredCalibr
     versions = config.get("judge_versions") or {}
     models = config.get("judge_models") or {}  # a judge with its own model: that one
     model = config.get("judge_model_uri") or config.get("judge_model")
-    return [
-        found
-        for j in judges
-        for found in judge_calibrations(db_path, [(j, versions.get(j))], models.get(j) or model)
-    ]
+    by_model: dict[str | None, list[str]] = {}
+    for judge in judges:
+        by_model.setdefault(models.get(judge) or model, []).append(judge)
+    found = {  # one read of the store per judge model, not one per judge
+        c.judge: c
+        for judge_model, named in by_model.items()
+        for c in judge_calibrations(db_path, [(j, versions.get(j)) for j in named], judge_model)
+    }
+    return [found[j] for j in judges if j in found]
 
 
 def render_report(

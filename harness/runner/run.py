@@ -416,8 +416,7 @@ class _Run:
             if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
                 metrics.get(judge.name, {}).pop("p50", None)
                 metrics.get(judge.name, {}).pop("p90", None)
-        failures = run_store.failures(home.db_path, run_id)
-        errors = run_store.failed_rows(home.db_path, run_id)
+        failures, errors = run_store.failures(home.db_path, run_id)
         finished_at = datetime.now(timezone.utc)
         try:
             run_store.finish_run(

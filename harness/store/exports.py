@@ -35,7 +35,7 @@ from harness._version import __version__
 from harness.errors import ConfigError, DataError
 from harness.files import replaced_on_success, text_writer
 from harness.store.db import connect
-from harness.store.runs import SCORE_SCHEMA, RunInfo, get_run
+from harness.store.runs import SCORE_SCHEMA, RunInfo, run_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,8 +127,8 @@ class RunRecord:
 
 def load_run_record(db_path: Path, run_id: str) -> RunRecord:
     """A stored run with its rows (``run_id`` may be a unique prefix)."""
-    info = get_run(db_path, run_id)
     with connect(db_path, read_only=True) as con:
+        info = run_in(con, run_id)
         relation = con.sql(_ROWS_SQL, params={"run": info.run_id})
         # to_arrow_table from DuckDB 1.4 (fetch_arrow_table is deprecated in 2.0).
         table = getattr(relation, "to_arrow_table", relation.fetch_arrow_table)()

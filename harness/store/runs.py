@@ -404,9 +404,14 @@ def list_runs(db_path: Path, limit: int | None = None) -> list[RunInfo]:
 def get_run(db_path: Path, run_id: str) -> RunInfo:
     """A run by its id or an unambiguous prefix of it."""
     with connect(db_path, read_only=True) as con:
-        rows = con.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE starts_with(r.run_id, ?)", [run_id]
-        ).fetchall()
+        return run_in(con, run_id)
+
+
+def run_in(con: Any, run_id: str) -> RunInfo:
+    """``get_run`` on an open connection (one open for a run and what is read with it)."""
+    rows = con.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs r WHERE starts_with(r.run_id, ?)", [run_id]
+    ).fetchall()
     if not rows:
         raise RunNotFound(f"no run {run_id!r}; see `harness runs list`")
     if len(rows) > 1:
@@ -471,8 +476,9 @@ def claim_resume(db_path: Path, run_id: str) -> set[str]:
         }
 
 
-def failures(db_path: Path, run_id: str, top: int = 5) -> dict[str, dict[str, Any]]:
-    """What failed in a run's stored rows, per kind of call: model rows, judge scores.
+def failures(db_path: Path, run_id: str, top: int = 5) -> tuple[dict[str, dict[str, Any]], int]:
+    """What failed in a run's stored rows, per kind of call, and how many rows failed
+    (their model call, or a judge call: an unusable verdict too), read in one open.
 
     ``{"model": {"failed": 3, "reasons": [[reason, count], ...]}, "judge": {...}}``, the
     ``top`` most common reasons first; a kind with nothing failed is left out.
@@ -485,20 +491,14 @@ def failures(db_path: Path, run_id: str, top: int = 5) -> dict[str, dict[str, An
             "WHERE run_id = $run AND source = 'llm_judge' AND error IS NOT NULL GROUP BY error",
             {"run": run_id},
         ).fetchall()
+        failed = con.execute(f"SELECT count(*) FROM ({_FAILED_ROWS})", {"run": run_id}).fetchone()
     found: dict[str, dict[str, Any]] = {}
     for kind, error, count in sorted(rows, key=lambda r: (-r[2], r[1])):
         entry = found.setdefault(kind, {"failed": 0, "reasons": []})
         entry["failed"] += count
         if len(entry["reasons"]) < top:
             entry["reasons"].append([error, count])
-    return found
-
-
-def failed_rows(db_path: Path, run_id: str) -> int:
-    """How many of a run's stored rows failed (their model call, or a judge call)."""
-    with connect(db_path, read_only=True) as con:
-        row = con.execute(f"SELECT count(*) FROM ({_FAILED_ROWS})", {"run": run_id}).fetchone()
-    return int(row[0]) if row else 0
+    return found, int(failed[0]) if failed else 0
 
 
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:

@@ -175,6 +175,45 @@ def test_calibrations_are_kept_per_judge_version_and_model(home: Path) -> None:
     assert [c.confusion["yes"]["yes"] for c in other] == [7]
 
 
+def test_a_report_finds_each_judges_calibration_by_its_own_model_in_the_runs_order(
+    home: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.judges.calibration import Calibration
+    from harness.report.page import find_calibrations
+    from harness.report.rows import ReportRun
+    from harness.store.calibrations import save_calibration
+
+    def calibration(judge: str, model: str, yes_yes: int) -> Calibration:
+        return Calibration(
+            judge=judge, judge_version="v1", judge_model=model, dataset="qa@v1",
+            label_column="final_decision", labels=["yes", "no"], rows=10, compared=10,
+            excluded=0, excluded_values={}, not_judged=0, errors=[], accuracy=0.5, kappa=0.1,
+            weighted_kappa=None, confusion={"yes": {"yes": yes_yes, "no": 1},
+                                            "no": {"yes": 2, "no": 3}}, disagreements=[],
+        )  # fmt: skip
+
+    db = home / "harness.duckdb"
+    save_calibration(db, calibration("faithfulness", "openai:/m", 1))
+    save_calibration(db, calibration("correctness", "openai:/m", 2))
+    save_calibration(db, calibration("correctness", "openai:/big", 3))  # its own model
+    save_calibration(db, calibration("relevance", "openai:/big", 4))  # not the run's model
+    config = {
+        "judges": ["correctness", "relevance", "faithfulness", "style"],
+        "judge_versions": {"correctness": "v1", "relevance": "v1", "faithfulness": "v1"},
+        "judge_model": "openai:/m",
+        "judge_models": {"correctness": "openai:/big"},
+    }
+    record = SimpleNamespace(info=SimpleNamespace(config=config))
+    run = ReportRun("run", record, None)  # type: ignore[arg-type]  # the config only
+    found = find_calibrations(db, run)
+    assert [(c.judge, c.judge_model, c.confusion["yes"]["yes"]) for c in found] == [
+        ("correctness", "openai:/big", 3),
+        ("faithfulness", "openai:/m", 1),
+    ]
+
+
 def test_a_metric_points_the_way_its_run_stored_not_the_way_its_name_says() -> None:
     import pandas as pd
 
