@@ -265,9 +265,9 @@ def packed_rows(
 ) -> str:
     """``pack(rows_payload(runs, metrics, flips))``, the same text, made without holding
     the whole payload or its JSON: rows are serialized a chunk at a time and compressed in
-    a thread while the next chunk is made (zlib lets go of the GIL). At 10,000 rows the
-    rows take 0.35 s to make and their 22 MB of JSON as long to compress; one after the
-    other they were 0.7 s of the path to a run's exit (issue 14)."""
+    a thread while the next chunk is made (zlib lets go of the GIL). At 10,000 rows (22 MB
+    of JSON) one after the other took 0.77-0.95 s of the path to a run's exit, this way
+    0.61-0.77 s: the compression, the slower of the two, is what is left (issue 14)."""
     import zlib
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -275,7 +275,7 @@ def packed_rows(
 
     head, rows = _payload(runs, metrics, flips)
     # The same stream gzip.compress(..., mtime=0) writes: deflate's output does not depend
-    # on how its input is cut (tests/report/test_report_parts.py checks it against pack).
+    # on how its input is cut (tests/compare/test_render.py checks it against pack).
     deflate = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31)
     done: list[Future[bytes]] = []
     # One thread runs the compressions in the order they are submitted.
