@@ -64,6 +64,12 @@ class MlflowWorker:
     """One child process that logs one run to MLflow, in stages."""
 
     def __init__(self, tracking_uri: str) -> None:
+        from harness.tracking.mlflow_store import artifact_root_for
+
+        # Where ``finish`` writes the per-row table for the worker to move into the run's
+        # artifacts: the store's folder, on the artifacts' file system.
+        root = artifact_root_for(tracking_uri)
+        self._spool = root.parent if root is not None else None
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p
@@ -128,15 +134,21 @@ class MlflowWorker:
         from harness.tracking.sql_run import render_rows
 
         self._stop_sender()  # every batch is in the pipe before the finish
-        # The tables go rendered (what the SQL path writes). Their DataFrames follow only
-        # when the worker asks (MLflow's API, or its schema inference, needs them): a worker
-        # writing SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s)
-        # and piped (20 MB) for nothing.
-        self._send(("finish", _without_frames(record), render_rows(record)))
-        reply = self._read_reply(stop)
-        if reply is not None and reply[0] == "frames":
-            self._send(("frames", record.rows, record.tables))
+        # The tables go rendered (what the SQL path writes), the per-row one as a file the
+        # worker moves into place (``render_rows``). Their DataFrames follow only when the
+        # worker asks (MLflow's API, or its schema inference, needs them): a worker writing
+        # SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
+        # (20 MB) for nothing.
+        rendered = render_rows(record, self._spool)
+        try:
+            self._send(("finish", _without_frames(record), rendered))
             reply = self._read_reply(stop)
+            if reply is not None and reply[0] == "frames":
+                self._send(("frames", record.rows, record.tables))
+                reply = self._read_reply(stop)
+        finally:
+            if not self._detached:  # a worker left to finish alone still needs the file
+                rendered.discard()
         with self._lock:
             self._process.stdin.close()
         self._process.wait()
@@ -270,19 +282,24 @@ def main(tracking_uri: str) -> int:
                 if error is None and logger is None:
                     error = TrackingError("the MLflow run was never opened")
                 if error is not None:
+                    message[2].discard()  # the run's table, not to be logged now
                     _reply(out, ("error", error.message, type(error).__name__))
                 else:
                     assert logger is not None
                     record, rendered = message[1:]
-                    if not (logger.writes_sql and rendered.dataset is not None):
-                        # MLflow's API (or its schema inference) needs the DataFrames.
-                        _reply(out, ("frames", None, None))
-                        try:
-                            frames = pickle.load(sys.stdin.buffer)  # ("frames", rows, tables)
-                        except (EOFError, pickle.UnpicklingError):
-                            break  # the run's process died: end the run KILLED, below
-                        record = dataclasses.replace(record, rows=frames[1], tables=frames[2])
-                    _reply(out, ("ok", logger.finish(record, rendered), None))
+                    try:
+                        if not (logger.writes_sql and rendered.dataset is not None):
+                            # MLflow's API (or its schema inference) needs the DataFrames.
+                            _reply(out, ("frames", None, None))
+                            try:
+                                frames = pickle.load(sys.stdin.buffer)  # ("frames", rows, tables)
+                            except (EOFError, pickle.UnpicklingError):
+                                break  # the run's process died: end the run KILLED, below
+                            record = dataclasses.replace(record, rows=frames[1], tables=frames[2])
+                        run_id = logger.finish(record, rendered)
+                    finally:
+                        rendered.discard()  # moved into the run's artifacts, or not needed
+                    _reply(out, ("ok", run_id, None))
                 _exit_now()
         except Exception as e:  # noqa: BLE001 - MLflow's errors, mapped to one line
             error = _mapped(e, tracking_uri)

@@ -15,8 +15,10 @@ compares runs written both ways.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -448,21 +450,54 @@ def _mark_deleted(conn: sqlite3.Connection, run_id: str) -> bool:
 class RenderedRows:
     """What ``finish`` needs of the run's tables, without the tables themselves."""
 
-    table_json: str  # the per-row table artifact
+    table_json: str | None  # the per-row table artifact (None: it is in ``table_file``)
     dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
     tables: dict[str, str]  # ``RunRecord.tables`` rendered, by artifact name
+    # The per-row table written to a file by the run's process; ``finish`` moves it into
+    # the run's artifacts, and whoever does not use it deletes it (``discard``).
+    table_file: Path | None = None
+
+    def discard(self) -> None:
+        """Delete ``table_file`` if it is still there (the run was not written with it)."""
+        if self.table_file is not None:
+            with contextlib.suppress(OSError):
+                self.table_file.unlink(missing_ok=True)
 
 
 _RENDER_CHUNK_ROWS = 1000
 
 
-def render_rows(record: RunRecord) -> RenderedRows:
-    """The table artifacts and the dataset entity of ``record`` (its DataFrames)."""
-    return RenderedRows(
-        table_json(record.rows),
-        _dataset_entity(record, infer=False),
-        {name: table_json(frame) for name, frame in record.tables.items()},
-    )
+def render_rows(record: RunRecord, spool: Path | None = None) -> RenderedRows:
+    """The table artifacts and the dataset entity of ``record`` (its DataFrames).
+
+    With ``spool`` (a folder on the artifacts' file system) the per-row table is written
+    there, a chunk at a time, instead of held as text: at 100,000 rows its JSON is 200 MB,
+    which the MLflow worker's pipe carried whole and each side held, twice. A folder that
+    cannot take it (a full disk) leaves the table as text, as without ``spool``.
+    """
+    assert record.rows is not None, "a finished run's record holds its rows"
+    dataset = _dataset_entity(record, infer=False)
+    tables = {name: table_json(frame) for name, frame in record.tables.items()}
+    if spool is not None:
+        try:
+            return RenderedRows(None, dataset, tables, _spooled(record.rows, spool))
+        except OSError:
+            pass  # rendered in memory below, as the run's process always could
+    return RenderedRows(table_json(record.rows), dataset, tables)
+
+
+def _spooled(frame: Any, folder: Path) -> Path:
+    """``table_json(frame)`` written to a new hidden file in ``folder``; its path."""
+    # Not mkstemp: its files are private (0600), and this one becomes an artifact that
+    # should read like the others (the umask's mode).
+    path = folder / f".harness-table-{uuid.uuid4().hex}.json"
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.writelines(_table_json_parts(frame))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def table_json(frame: Any) -> str:
@@ -470,19 +505,26 @@ def table_json(frame: Any) -> str:
     ``mlflow.log_table`` makes (so the UI reads the file as it reads its own), the same
     text rendered 1,000 rows at a time: pandas turns the whole frame into Python objects
     first, which at 10,000 rows took more memory than the rest of the run."""
+    return "".join(_table_json_parts(frame))
+
+
+def _table_json_parts(frame: Any) -> Iterator[str]:
     head = str(frame.iloc[:0].to_json(orient="split", index=False, date_format="iso"))
     assert head.endswith('"data":[]}'), head
-    chunks = (
-        str(frame.iloc[i : i + _RENDER_CHUNK_ROWS].to_json(orient="values", date_format="iso"))
-        for i in range(0, len(frame), _RENDER_CHUNK_ROWS)
-    )
-    return head[: -len("[]}")] + "[" + ",".join(c[1:-1] for c in chunks) + "]}"
+    yield head[: -len("[]}")] + "["
+    for start in range(0, len(frame), _RENDER_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + _RENDER_CHUNK_ROWS]
+        values = str(chunk.to_json(orient="values", date_format="iso"))
+        yield ("," if start else "") + values[1:-1]
+    yield "]}"
 
 
 def _write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> None:
     """The tables, prompt, config and report, each written to a temporary name and renamed
     (what ``mlflow_log._log_artifacts`` logs)."""
-    files = {TABLE_ARTIFACT: rendered.table_json, **rendered.tables}
+    files = dict(rendered.tables)
+    if rendered.table_json is not None:
+        files[TABLE_ARTIFACT] = rendered.table_json
     files[PROMPT_ARTIFACT] = record.prompt_template
     files[CONFIG_ARTIFACT] = json.dumps(record.config, indent=2, sort_keys=True, default=str)
     if record.report_html is not None:
@@ -492,8 +534,23 @@ def _write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) ->
         staged = Path(tmp)
         for name, text in files.items():
             (staged / name).write_text(text, encoding="utf-8")
-        for name in files:
+        names = list(files)
+        if rendered.table_file is not None:  # written by the run's process
+            _move(rendered.table_file, staged / TABLE_ARTIFACT)
+            names.append(TABLE_ARTIFACT)
+        for name in names:
             (staged / name).replace(folder / name)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, or copy it across file systems and delete it."""
+    try:
+        source.replace(target)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        source.unlink()
 
 
 def _dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:

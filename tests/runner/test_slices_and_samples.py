@@ -327,7 +327,7 @@ def test_compare_pairs_only_the_rows_both_samples_have(
 
 
 def test_slices_reach_mlflow_and_the_python_api(
-    pubmedqa: list[dict[str, object]], home: Path
+    pubmedqa: list[dict[str, object]], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import harness
 
@@ -379,3 +379,20 @@ def test_slices_reach_mlflow_and_the_python_api(
     assert json.loads(second.data.tags["mlflow.loggedArtifacts"]) == tables
     path = client.download_artifacts(again.mlflow_run_id, "slices_table.json")
     assert json.loads(Path(path).read_text(encoding="utf-8")) == artifact
+    # The per-row table came as a file from the run's process (sql_run.render_rows), moved
+    # into the run's artifacts; a run logged by MLflow's API (forced here by a mode the SQL
+    # path does not write) deletes its file unused. None is left either way.
+    monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
+    by_api = harness.evaluate(
+        model="python:harness_test_models:answer_some", data="pqa", metrics=["exact_match"],
+        sample=0.5, seed=4, home=home,
+    )  # fmt: skip
+    assert (
+        not client.get_run(by_api.mlflow_run_id)
+        .data.tags["harness.traces"]
+        .endswith("(sql-direct)")
+    )
+    for run in (again, by_api):
+        table = client.download_artifacts(run.mlflow_run_id, "eval_results_table.json")
+        assert len(json.loads(Path(table).read_text(encoding="utf-8"))["data"]) == 60
+    assert list(resolve_home(home).mlruns_dir.glob(".harness-table-*")) == []

@@ -435,6 +435,36 @@ def test_the_table_is_rendered_as_log_table_renders_it(monkeypatch, chunk):
         assert table_json(rows) == rows.to_json(orient="split", index=False, date_format="iso")
 
 
+def test_a_spooled_table_is_moved_into_the_runs_artifacts_and_nothing_is_left(store, tmp_path):
+    # The MLflow worker's way: the run's process writes the per-row table to a file in the
+    # store's folder (render_rows with a spool), and finish moves it into the artifacts.
+    record = _record()
+    spool = Path(store["db"]).parent
+    rendered = sql_run.render_rows(record, spool)
+    assert rendered.table_json is None and rendered.table_file is not None
+    assert rendered.table_file.parent == spool
+    assert rendered.table_file.read_text(encoding="utf-8") == table_json(record.rows)
+    logger = SqlRunLogger.open(record, db_path=store["db"])
+    assert logger is not None
+    run_id = logger.finish(record, rendered)
+    assert not rendered.table_file.exists()
+    assert list(spool.glob(".harness-table-*")) == []
+    folder = Path(f"{logger.artifact_location}/{run_id}/artifacts")
+    table = folder / "eval_results_table.json"
+    assert table.read_text(encoding="utf-8") == table_json(record.rows)
+    # It reads like the artifacts written beside it (not a private temporary file).
+    assert table.stat().st_mode == (folder / "prompt_template.txt").stat().st_mode
+    # One nobody used (MLflow's API logged the run) is deleted, and deleting is idempotent.
+    unused = sql_run.render_rows(record, spool)
+    assert unused.table_file is not None and unused.table_file.exists()
+    unused.discard()
+    unused.discard()
+    assert list(spool.glob(".harness-table-*")) == []
+    # A folder that cannot take the file leaves the table as text.
+    kept = sql_run.render_rows(record, tmp_path / "no-such-folder")
+    assert kept.table_file is None and kept.table_json == table_json(record.rows)
+
+
 SLICES = pd.DataFrame(
     {
         "by": ["final_decision", "final_decision"],
