@@ -465,6 +465,22 @@ def test_a_spooled_table_is_moved_into_the_runs_artifacts_and_nothing_is_left(st
     assert kept.table_file is None and kept.table_json == table_json(record.rows)
 
 
+def test_a_spooled_table_on_another_file_system_is_copied_then_deleted(tmp_path, monkeypatch):
+    import errno
+
+    source, target = tmp_path / "spooled.json", tmp_path / "artifacts" / "table.json"
+    source.write_text('{"columns":[],"data":[]}', encoding="utf-8")
+    target.parent.mkdir()
+
+    def across_devices(self: Path, other: Path) -> Path:  # what rename(2) says then
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(Path, "replace", across_devices)
+    sql_run._move(source, target)
+    assert target.read_text(encoding="utf-8") == '{"columns":[],"data":[]}'
+    assert not source.exists()
+
+
 SLICES = pd.DataFrame(
     {
         "by": ["final_decision", "final_decision"],
