@@ -19,10 +19,12 @@ import importlib
 import threading
 from collections.abc import Sequence
 
-__all__ = ["END_MODULES", "REPORT_MODULES", "Preload"]
+__all__ = ["END_MODULES", "INTERVAL_MODULES", "REPORT_MODULES", "Preload", "end_modules"]
 
 # What every run's end imports (harness.runner.run._record), heaviest first.
-END_MODULES = ("pandas", "scipy.special", "harness.runner.batch_scores")
+END_MODULES = ("pandas", "harness.runner.batch_scores")
+# What its intervals import: a report's, and the slices' of a run with --by.
+INTERVAL_MODULES = ("scipy.special",)
 # What its report imports: a run logged to MLflow or asked for --report.
 REPORT_MODULES = (
     "jinja2",
@@ -31,6 +33,14 @@ REPORT_MODULES = (
     "harness.store.scores",
     "harness.store.calibrations",
 )
+
+
+def end_modules(*, report: bool, slices: bool) -> tuple[str, ...]:
+    """What the end of a run will import: only that, since in a run whose rows keep the
+    CPU busy every import here takes time from them (a ``--no-mlflow`` run without
+    ``--by`` computes no interval, and never needs scipy)."""
+    intervals = INTERVAL_MODULES if report or slices else ()
+    return END_MODULES + intervals + (REPORT_MODULES if report else ())
 
 
 class Preload:

@@ -47,7 +47,7 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, plan_run, preflight
-from harness.runner.preload import END_MODULES, REPORT_MODULES, Preload
+from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
@@ -255,7 +255,7 @@ class _Run:
         engine = Engine(plan, self.caller, writer, self.progress, self.stop)
         self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
         reported = self.report is not None or self.worker is not None
-        preload = Preload(END_MODULES + (REPORT_MODULES if reported else ()))
+        preload = Preload(end_modules(report=reported, slices=bool(config.by)))
         failure: BaseException | None = None
         try:
             with _keys_for_replay(config.cache):
