@@ -35,3 +35,22 @@ def test_a_run_starts_without_scipy_and_imports_it_for_an_interval() -> None:
         "print(before, 'scipy' in sys.modules, estimate.low < 0.5333 < estimate.high)"
     )
     assert _python(code) == "False True True"
+
+
+def test_a_signal_during_the_interpreters_teardown_leaves_the_commands_exit_code() -> None:
+    # The command is over when these arrive: they must neither kill the process nor print a
+    # traceback (a SIGTERM there used to end it with -15, a SIGINT with KeyboardInterrupt).
+    code = (
+        "import atexit, os, signal, sys, time\n"
+        "def late():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.2)\n"
+        "atexit.register(late)\n"
+        "sys.argv = ['harness', '--version']\n"
+        "from harness.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("harness, version")
