@@ -4,8 +4,9 @@ A run's end (its aggregates, its report, its MLflow record) is the first to need
 scipy.special, Jinja2 and the report's own modules: in a 1,000-row run against a model
 100 ms away they took 0.4-0.6 s of the 0.7-0.9 s between the last answer and the run's
 return (issue 14). While the rows run, the CPU mostly waits on the model, so a thread
-imports them then; a run whose rows keep the CPU busy (a cached rerun) loses nothing but
-the thread's switches, since the same imports happen either way.
+imports them then, and the end took 0.46-0.48 s. Where the CPU is busy while the rows run
+(a cached rerun; a test server on the same two cores, where the rows' span grew by
+0.1-0.2 s), the imports only move, since the same ones happen either way.
 
 The thread is joined before the run's end reads anything (``Preload.wait``), so the run
 never imports one of these modules while the thread is still importing it. A module that
