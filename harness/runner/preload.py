@@ -16,6 +16,7 @@ where it always has.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from collections.abc import Sequence
@@ -49,16 +50,14 @@ class Preload:
 
     def __init__(self, modules: Sequence[str]) -> None:
         self.modules = tuple(modules)
-        self.failed: list[str] = []  # imported again, and reported, by the run's end
         self._thread = threading.Thread(target=self._run, name="harness-preload", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         for name in self.modules:
-            try:
+            # One that fails is imported again, and its error reported, by the run's end.
+            with contextlib.suppress(ImportError):
                 importlib.import_module(name)
-            except ImportError:
-                self.failed.append(name)
 
     def wait(self) -> None:
         """Return once every module is imported (or has failed to)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.judges.calibration import Calibration
 from harness.prompts import render
 from harness.report.rows import pack, prompt_parts
 from harness.report.svg import ForestRow, Series, bars, forest, histogram, matrix
@@ -148,24 +149,25 @@ def test_packed_rows_unpack_to_the_same_data_and_the_same_text_every_time() -> N
     assert pack(payload) == packed
 
 
+def _calibration(judge: str, version: str, model: str, yes_yes: int) -> Calibration:
+    """A calibration of ``judge``, told apart from the others by its yes/yes count."""
+    return Calibration(
+        judge=judge, judge_version=version, judge_model=model, dataset="qa@v1",
+        label_column="final_decision", labels=["yes", "no"], rows=10, compared=10,
+        excluded=0, excluded_values={}, not_judged=0, errors=[], accuracy=0.5, kappa=0.1,
+        weighted_kappa=None, confusion={"yes": {"yes": yes_yes, "no": 1},
+                                        "no": {"yes": 2, "no": 3}}, disagreements=[],
+    )  # fmt: skip
+
+
 def test_calibrations_are_kept_per_judge_version_and_model(home: Path) -> None:
-    from harness.judges.calibration import Calibration
     from harness.store.calibrations import judge_calibrations, save_calibration
 
-    def calibration(version: str, model: str, yes_yes: int) -> Calibration:
-        return Calibration(
-            judge="correctness", judge_version=version, judge_model=model, dataset="qa@v1",
-            label_column="final_decision", labels=["yes", "no"], rows=10, compared=10,
-            excluded=0, excluded_values={}, not_judged=0, errors=[], accuracy=0.5, kappa=0.1,
-            weighted_kappa=None, confusion={"yes": {"yes": yes_yes, "no": 1},
-                                            "no": {"yes": 2, "no": 3}}, disagreements=[],
-        )  # fmt: skip
-
     db = home / "harness.duckdb"
-    save_calibration(db, calibration("v1", "openai:/m", 4), run_id="run1")
-    save_calibration(db, calibration("v1", "openai:/m", 5))  # newer
-    save_calibration(db, calibration("v2", "openai:/m", 6))
-    save_calibration(db, calibration("v1", "openai:/other", 7))
+    save_calibration(db, _calibration("correctness", "v1", "openai:/m", 4), run_id="run1")
+    save_calibration(db, _calibration("correctness", "v1", "openai:/m", 5))  # newer
+    save_calibration(db, _calibration("correctness", "v2", "openai:/m", 6))
+    save_calibration(db, _calibration("correctness", "v1", "openai:/other", 7))
     found = judge_calibrations(db, [("correctness", "v1")], "openai:/m")
     assert [c.confusion["yes"]["yes"] for c in found] == [5] and found[0].run_id is None
     assert judge_calibrations(db, [("correctness", "v3")], "openai:/m") == []
@@ -180,25 +182,15 @@ def test_a_report_finds_each_judges_calibration_by_its_own_model_in_the_runs_ord
 ) -> None:
     from types import SimpleNamespace
 
-    from harness.judges.calibration import Calibration
     from harness.report.page import find_calibrations
     from harness.report.rows import ReportRun
     from harness.store.calibrations import save_calibration
 
-    def calibration(judge: str, model: str, yes_yes: int) -> Calibration:
-        return Calibration(
-            judge=judge, judge_version="v1", judge_model=model, dataset="qa@v1",
-            label_column="final_decision", labels=["yes", "no"], rows=10, compared=10,
-            excluded=0, excluded_values={}, not_judged=0, errors=[], accuracy=0.5, kappa=0.1,
-            weighted_kappa=None, confusion={"yes": {"yes": yes_yes, "no": 1},
-                                            "no": {"yes": 2, "no": 3}}, disagreements=[],
-        )  # fmt: skip
-
     db = home / "harness.duckdb"
-    save_calibration(db, calibration("faithfulness", "openai:/m", 1))
-    save_calibration(db, calibration("correctness", "openai:/m", 2))
-    save_calibration(db, calibration("correctness", "openai:/big", 3))  # its own model
-    save_calibration(db, calibration("relevance", "openai:/big", 4))  # not the run's model
+    save_calibration(db, _calibration("faithfulness", "v1", "openai:/m", 1))
+    save_calibration(db, _calibration("correctness", "v1", "openai:/m", 2))
+    save_calibration(db, _calibration("correctness", "v1", "openai:/big", 3))  # its own model
+    save_calibration(db, _calibration("relevance", "v1", "openai:/big", 4))  # not the run's
     config = {
         "judges": ["correctness", "relevance", "faithfulness", "style"],
         "judge_versions": {"correctness": "v1", "relevance": "v1", "faithfulness": "v1"},
