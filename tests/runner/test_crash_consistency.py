@@ -102,6 +102,8 @@ def metrics_of(home: Path) -> dict[str, object]:
 
 def worker_started(process: psutil.Process) -> bool:
     try:
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: it has no
+            return True  # children, so without this the wait would last its whole timeout
         return any(
             "harness.runner.mlflow_worker" in " ".join(child.cmdline())
             for child in process.children()
@@ -177,7 +179,10 @@ def test_a_run_killed_at_random_moments_ends_as_a_clean_run(tmp_path: Path) -> N
             wait_until(process, phase, server, rng)
             if process.poll() is not None:  # it ended before the moment came
                 out, err = process.communicate()
-                assert process.returncode == 0, f"seed {seed}: {err}"
+                # 0: it finished the run. 2: the run was complete already (the last kill
+                # came after its last write), so there was nothing to resume.
+                complete = process.returncode == 2 and "nothing to resume" in err
+                assert process.returncode == 0 or complete, f"seed {seed}: {err}"
                 break
             process.send_signal(sig)
             out, err = process.communicate(timeout=180)
