@@ -347,3 +347,35 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     # The first run created the store, so MLflow's API logged it; continuing that MLflow
     # run goes through MLflow's API too (a new run in a verified store is written with SQL).
     assert runs[0].data.tags["harness.traces"] == "20 traces (sql-bulk)"
+
+
+def test_the_end_of_a_run_opens_the_store_once(
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the rows back, storing the run's end and rendering its report share one open
+    of the DuckDB file (``harness.store.db.held``); the rest of the run still opens it for
+    each short piece of work, so other processes can read between them."""
+    from harness.store import db as store_db
+
+    at_end: list[bool] = []  # each open: whether it came from the run's end
+    real = store_db._open
+
+    def counted(db_path: Path, *, read_only: bool, timeout_s: float) -> object:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_finished":
+            frame = frame.f_back  # type: ignore[assignment]
+        at_end.append(frame is not None)
+        return real(db_path, read_only=read_only, timeout_s=timeout_s)
+
+    monkeypatch.setattr(store_db, "_open", counted)
+    report = tmp_path / "report.html"
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
+        "--metric", "token_f1", "--no-mlflow", "--json", "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    assert at_end.count(True) == 1, at_end
+    assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
+    run_id = json.loads(out)["run_id"]
+    assert query(home, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("finished",)]
+    assert report.stat().st_size > 0
