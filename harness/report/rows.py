@@ -36,6 +36,7 @@ from harness.store.datasets import Example
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from harness.store.exports import RunRecord
     from harness.store.scores import RunScores
@@ -190,16 +191,45 @@ def _rows(
 ) -> Iterator[dict[str, Any]]:
     per_run = []
     for run in runs:
-        # Straight from Arrow: a fraction of the time of iterating pandas' rows.
-        records = {str(r["id"]): r for r in run.record.table.to_pylist()}
+        table = run.record.table
+        # Where each example's row is (the last one, should an id repeat): the rows
+        # themselves become Python objects a chunk at a time (see ``_records``).
+        where = {str(example_id): i for i, example_id in enumerate(table.column("id").to_pylist())}
         values = run.scores.values.reindex(columns=list(metrics))
         per_row = {
             str(example_id): [_number(v) for v in row]
             for example_id, row in zip(values.index, values.to_numpy(), strict=True)
         }
-        per_run.append((records, per_row))
-    order = list(dict.fromkeys(example_id for records, _ in per_run for example_id in records))
-    for example_id in order:
+        per_run.append((table, where, per_row))
+    order = list(dict.fromkeys(example_id for _, where, _ in per_run for example_id in where))
+    for start in range(0, len(order), _CHUNK_ROWS):
+        chunk = order[start : start + _CHUNK_ROWS]
+        fetched = [(_records(table, where, chunk), per_row) for table, where, per_row in per_run]
+        yield from _entries(chunk, fetched, flips, fields)
+
+
+def _records(
+    table: pa.Table, where: Mapping[str, int], chunk: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The rows of ``chunk``'s examples in ``table``, by example id, as Python objects.
+
+    Straight from Arrow (a fraction of the time of iterating pandas' rows) and a chunk at
+    a time: the whole table as Python objects held 63 MB more at 10,000 rows."""
+    present = [example_id for example_id in chunk if example_id in where]
+    if not present:
+        return {}
+    rows = table.take([where[example_id] for example_id in present]).to_pylist()
+    return dict(zip(present, rows, strict=True))
+
+
+def _entries(
+    chunk: Sequence[str],
+    per_run: Sequence[tuple[Mapping[str, Mapping[str, Any]], Mapping[str, list[float | None]]]],
+    flips: Sequence[Flips],
+    fields: Sequence[Sequence[str]],
+) -> Iterator[dict[str, Any]]:
+    """The page's entries of ``chunk``'s examples, from each run's rows and score values."""
+    for example_id in chunk:
         example = _example(next(r[example_id] for r, _ in per_run if example_id in r))
         entry: dict[str, Any] = {
             "id": example_id,
