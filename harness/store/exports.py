@@ -74,23 +74,31 @@ ROW_SCHEMA = pa.schema(
     ]
 )
 
-_ROWS_SQL = """
-WITH s AS (
-    SELECT example_id, list({'metric': metric, 'sample': sample, 'value': value,
-        'label': label, 'rationale': rationale, 'raw': raw, 'error': error, 'source': source,
-        'request_key': request_key, 'cached': cached} ORDER BY metric, sample) AS scores
-    FROM scores WHERE run_id = $run GROUP BY example_id
-)
-SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
-       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
-       o.request_key, o.cached, s.scores
+# A run's rows in dataset order; ``_SCORES_SQL`` gives each score with its row's place in
+# that order (``example_id`` is unique in a run, so the order is total).
+_RUN_ROWS = """
 FROM outputs o
 JOIN runs r ON r.run_id = o.run_id
 LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
                     AND e.id = o.example_id
-LEFT JOIN s ON s.example_id = o.example_id
 WHERE o.run_id = $run
+"""
+_ROWS_SQL = f"""
+SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
+       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
+       o.request_key, o.cached
+{_RUN_ROWS}
 ORDER BY e.position, o.example_id
+"""
+_SCORES_SQL = f"""
+WITH places AS (
+    SELECT o.example_id, row_number() OVER (ORDER BY e.position, o.example_id) - 1 AS place
+    {_RUN_ROWS}
+)
+SELECT p.place, {", ".join(f"s.{f.name}" for f in _SCORE)}
+FROM scores s JOIN places p ON p.example_id = s.example_id
+WHERE s.run_id = $run
+ORDER BY p.place, s.metric, s.sample
 """
 
 
@@ -129,25 +137,34 @@ def load_run_record(db_path: Path, run_id: str) -> RunRecord:
     """A stored run with its rows (``run_id`` may be a unique prefix)."""
     with connect(db_path, read_only=True) as con:
         info = run_in(con, run_id)
-        relation = con.sql(_ROWS_SQL, params={"run": info.run_id})
-        # to_arrow_table from DuckDB 1.4 (fetch_arrow_table is deprecated in 2.0).
-        table = getattr(relation, "to_arrow_table", relation.fetch_arrow_table)()
+        rows = _arrow(con.sql(_ROWS_SQL, params={"run": info.run_id}))
+        scores = _arrow(con.sql(_SCORES_SQL, params={"run": info.run_id}))
         digest = con.execute(
             "SELECT digest FROM datasets WHERE name = ? AND version = ?",
             [info.dataset, info.dataset_version],
         ).fetchone()
-    table = table.cast(ROW_SCHEMA)
-    empty = pa.array([[]] * table.num_rows, type=ROW_SCHEMA.field("scores").type)
-    scores = table.column("scores")
-    if scores.null_count:  # rows with no score at all get an empty list, not null
-        import pyarrow.compute as pc
-
-        table = table.set_column(
-            table.schema.get_field_index("scores"),
-            "scores",
-            pc.if_else(pc.is_null(scores), empty, scores),
-        )
+    table = rows.append_column("scores", _nested(scores, rows.num_rows)).cast(ROW_SCHEMA)
     return RunRecord(info, digest[0] if digest else None, table, "store")
+
+
+def _arrow(relation: Any) -> pa.Table:
+    # to_arrow_table from DuckDB 1.4 (fetch_arrow_table is deprecated in 2.0).
+    return getattr(relation, "to_arrow_table", relation.fetch_arrow_table)()
+
+
+def _nested(scores: pa.Table, n_rows: int) -> pa.ListArray:
+    """Each row's scores as one list (empty for a row with none), from ``_SCORES_SQL``'s
+    flat rows, sorted by their row's place.
+
+    Nested here rather than by DuckDB's ``list()``: at 10,000 rows of 6 scores the
+    aggregate took 0.33 s and 169 MB at its peak, the two flat reads 0.19 s and 115 MB."""
+    import numpy as np
+
+    places = scores.column("place").to_numpy()
+    offsets = np.searchsorted(places, np.arange(n_rows + 1)).astype(np.int32)
+    fields = [scores.column(f.name).combine_chunks().cast(f.type) for f in _SCORE]
+    values = pa.StructArray.from_arrays(fields, fields=list(_SCORE))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def is_run_file(ref: str) -> bool:

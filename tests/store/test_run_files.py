@@ -189,3 +189,75 @@ def test_a_run_file_keeps_what_failed_per_kind(
     assert info.failures == stored["failures"] and info.errors == failed
     code, out, _ = invoke("runs", "show", str(path))
     assert code == 0 and f"failed: {failed} model rows" in out, out
+
+
+# How a run's rows and their nested scores were read before ``load_run_record`` nested
+# them itself: DuckDB's own list() aggregate, the reference for the layout.
+_NESTED_BY_DUCKDB = """
+WITH s AS (
+    SELECT example_id, list({'metric': metric, 'sample': sample, 'value': value,
+        'label': label, 'rationale': rationale, 'raw': raw, 'error': error, 'source': source,
+        'request_key': request_key, 'cached': cached} ORDER BY metric, sample) AS scores
+    FROM scores WHERE run_id = $run GROUP BY example_id
+)
+SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
+       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
+       o.request_key, o.cached, coalesce(s.scores, []) AS scores
+FROM outputs o
+JOIN runs r ON r.run_id = o.run_id
+LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
+                    AND e.id = o.example_id
+LEFT JOIN s ON s.example_id = o.example_id
+WHERE o.run_id = $run
+ORDER BY e.position, o.example_id
+"""
+
+
+def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path) -> None:
+    from harness.store.datasets import resolve_dataset
+    from harness.store.exports import ROW_SCHEMA
+    from harness.store.runs import OutputRow, ScoreRow, create_run, write_batch
+
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    db_path = resolve_home(home).db_path
+    dataset = resolve_dataset(db_path, "qa")
+    ids = [e.id for e in dataset_examples(db_path)]
+    create_run(
+        db_path, run_id="r1", run_name=None, dataset=dataset.name,
+        dataset_version=dataset.version, model="m", config={}, rows_total=len(ids),
+    )  # fmt: skip
+    # Written out of order, in two batches: an example the dataset does not hold (it
+    # sorts last), one with no score, one whose scores come unsorted, an error score,
+    # and a score whose row has no output (not part of the record).
+    kept = [ids[5], ids[0], "ghost", *ids[10:12], ids[2]]
+    outputs = [OutputRow(i, f"out {i}", None, 0.1, 3, 4, None, "k", True) for i in kept]
+    scores = [
+        ScoreRow(ids[0], "b", 1.0),
+        ScoreRow(ids[0], "a", 0.5, "llm_judge", 1, "yes", "because", "raw", None, "k1", True),
+        ScoreRow(ids[0], "a", 0.0, "llm_judge", 0, "no", "since", "raw0", None, "k0", False),
+        ScoreRow(ids[2], "b", None, error="metric raised"),
+        ScoreRow("ghost", "b", 0.25),
+        ScoreRow(ids[19], "b", 1.0),
+    ]
+    write_batch(db_path, "r1", outputs[:3], scores[:2])
+    write_batch(db_path, "r1", outputs[3:], scores[2:])
+
+    table = load_run_record(db_path, "r1").table
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        reference = con.sql(_NESTED_BY_DUCKDB, params={"run": "r1"}).to_arrow_table()
+    assert table.schema == ROW_SCHEMA
+    assert table.equals(reference.cast(ROW_SCHEMA))
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert table.column("id").to_pylist() == [ids[0], ids[2], ids[5], *ids[10:12], "ghost"]
+    assert [(s["metric"], s["sample"]) for s in rows[ids[0]]["scores"]] == [
+        ("a", 0), ("a", 1), ("b", 0),
+    ]  # fmt: skip
+    assert rows[ids[5]]["scores"] == []
+    assert rows[ids[2]]["scores"][0]["error"] == "metric raised"
+    assert rows["ghost"]["input"] is None and rows["ghost"]["scores"][0]["value"] == 0.25
+
+
+def dataset_examples(db_path: Path) -> list:
+    from harness.store.datasets import load_examples, resolve_dataset
+
+    return load_examples(db_path, resolve_dataset(db_path, "qa"))
