@@ -35,7 +35,11 @@ def connect_server(
         "ANTHROPIC_API_KEY": "",  # the executors' environment lacks it
     }
     folder = tmp_path_factory.mktemp("spark-connect")
-    with SparkConnectServer(env=env, folder=folder) as server:
+    # One server serves every test of a worker; with the default 1 GB heap, reading the
+    # 141 MB table of tests/spark/test_spark_tables.py after the others once ran out of
+    # heap while fetching a 24 MB task result (OutOfMemoryError, then TaskResultLost).
+    conf = {"spark.driver.memory": "2g"}
+    with SparkConnectServer(env=env, folder=folder, conf=conf) as server:
         yield server
 
 
