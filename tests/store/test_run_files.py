@@ -214,14 +214,14 @@ ORDER BY e.position, o.example_id
 
 
 def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path) -> None:
-    from harness.store.datasets import resolve_dataset
-    from harness.store.exports import ROW_SCHEMA
+    from harness.store.datasets import load_examples, resolve_dataset
+    from harness.store.exports import ROW_SCHEMA, _arrow
     from harness.store.runs import OutputRow, ScoreRow, create_run, write_batch
 
     assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
     db_path = resolve_home(home).db_path
     dataset = resolve_dataset(db_path, "qa")
-    ids = [e.id for e in dataset_examples(db_path)]
+    ids = [e.id for e in load_examples(db_path, dataset)]
     create_run(
         db_path, run_id="r1", run_name=None, dataset=dataset.name,
         dataset_version=dataset.version, model="m", config={}, rows_total=len(ids),
@@ -244,7 +244,7 @@ def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path)
 
     table = load_run_record(db_path, "r1").table
     with duckdb.connect(str(db_path), read_only=True) as con:
-        reference = con.sql(_NESTED_BY_DUCKDB, params={"run": "r1"}).to_arrow_table()
+        reference = _arrow(con.sql(_NESTED_BY_DUCKDB, params={"run": "r1"}))
     assert table.schema == ROW_SCHEMA
     assert table.equals(reference.cast(ROW_SCHEMA))
     rows = {r["id"]: r for r in table.to_pylist()}
@@ -255,9 +255,3 @@ def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path)
     assert rows[ids[5]]["scores"] == []
     assert rows[ids[2]]["scores"][0]["error"] == "metric raised"
     assert rows["ghost"]["input"] is None and rows["ghost"]["scores"][0]["value"] == 0.25
-
-
-def dataset_examples(db_path: Path) -> list:
-    from harness.store.datasets import load_examples, resolve_dataset
-
-    return load_examples(db_path, resolve_dataset(db_path, "qa"))
