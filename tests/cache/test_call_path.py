@@ -295,9 +295,10 @@ def test_a_killed_run_resumes_and_pays_for_nothing_twice(
 
 
 def test_max_cost_stops_before_the_budget_and_still_reports(
-    qa: str, home: Path, openai_env: dict
+    qa: str, home: Path, openai_env: dict, tmp_path: Path
 ) -> None:
     (home / "harness.toml").write_text('[prices]\n"openai:/gpt-test" = [1.0, 1.0]\n')
+    report = tmp_path / "stopped.html"
     code, out, err = harness_cli(
         "run",
         "--data",
@@ -312,6 +313,8 @@ def test_max_cost_stops_before_the_budget_and_still_reports(
         "0.001",
         "--no-mlflow",
         "--json",
+        "--report",
+        str(report),
     )
     assert code == 1
     assert "--max-cost budget of $0.0010" in err and "--resume" in err
@@ -319,3 +322,9 @@ def test_max_cost_stops_before_the_budget_and_still_reports(
     assert stopped["status"] == "stopped"
     assert 0 < stopped["rows_done"] < stopped["rows"] == 20
     assert 0 < stopped["calls"]["model"]["cost_usd"] <= 0.001
+    # ... and in the report, which is the one `harness report` writes of the stopped run.
+    assert stopped["report"] == str(report)
+    code, later, err = harness_cli("report", stopped["run_id"], "-o", "-")
+    assert code == 0, err
+    assert report.read_text(encoding="utf-8") == later
+    assert f"{stopped['rows_done']:,} rows, stopped" in later
