@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 SHOW = "import gc; print(tuple(gc.get_threshold()))"
 
@@ -54,3 +55,29 @@ def test_a_signal_during_the_interpreters_teardown_leaves_the_commands_exit_code
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("harness, version")
+
+
+def test_the_commands_teardown_skips_the_cycle_collector_and_nothing_else(tmp_path: Path) -> None:
+    # The objects left at exit are frozen (their collection took 0.2 s of every exit), and
+    # the rest of the teardown happens as ever: atexit handlers and finalizers run, and a
+    # file left open is flushed and closed.
+    left_open = tmp_path / "left-open.txt"
+    code = (
+        "import atexit, gc, sys, weakref\n"
+        "class Held: pass\n"
+        "held = Held()\n"
+        "weakref.finalize(held, print, 'finalizer ran')\n"
+        "atexit.register(print, 'atexit ran')\n"
+        f"out = open({str(left_open)!r}, 'w')\n"
+        "out.write('buffered, never flushed by hand')\n"
+        "sys.argv = ['harness', '--version']\n"
+        "from harness.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit:\n    print('frozen', gc.get_freeze_count() > 0)\n    raise\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("harness, version")
+    assert lines[1:] == ["frozen True", "atexit ran", "finalizer ran"]
+    assert left_open.read_text() == "buffered, never flushed by hand"
