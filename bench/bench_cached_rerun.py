@@ -348,6 +348,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    from _bytecode import compile_harness
+
+    print(compile_harness())
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     if args.goal1_rows:
         r = measure(args.goal1_rows, args.repeat, JUDGES[:1], True, args.keep)

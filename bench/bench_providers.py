@@ -240,8 +240,11 @@ def main() -> None:
     if args.child:
         return child(args)
 
+    from _bytecode import compile_harness
+
     from harness.testing import FakeLLMServer
 
+    print(compile_harness())
     calls_per_row = 1 + len(args.judges.split(","))
     transports = TRANSPORTS if args.transport == "all" else [args.transport]
     print(
