@@ -15,13 +15,13 @@ $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
 
+# compileall: bytecode, as `pip install` of a wheel writes it. An editable install gets it
+# only from imports, and none where PYTHONDONTWRITEBYTECODE is set, so every `harness`
+# process (the tests start hundreds) would compile its modules from source again.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# Bytecode, as `pip install` of a wheel writes it: an editable install gets it only
-	# from imports, and none where PYTHONDONTWRITEBYTECODE is set, so every `harness`
-	# process (the tests start hundreds) would compile its modules from source again.
 	$(BIN)/python -m compileall -q harness
 	touch $(STAMP)
 
