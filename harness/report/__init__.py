@@ -23,7 +23,6 @@ from harness.report.page import Section, markup, render_report
 from harness.report.rows import Flips, ReportRun
 
 if TYPE_CHECKING:
-    from harness.store.calibrations import StoredCalibration
     from harness.store.exports import RunRecord
 
 __all__ = [
@@ -47,13 +46,11 @@ def run_report(
     record: RunRecord,
     *,
     db_path: Path | None = None,
-    calibrations: Sequence[StoredCalibration] | None = None,
     by: Sequence[str] = (),
     max_slices: int | None = None,
 ) -> str:
-    """The report of one run; ``db_path`` is the store to read judge calibrations from,
-    unless ``calibrations`` are the ones read already (``page.find_calibrations``); ``by``
-    columns to slice it by (else the run's own ``--by`` columns), with at most
+    """The report of one run; ``db_path`` is the store to read judge calibrations from;
+    ``by`` columns to slice it by (else the run's own ``--by`` columns), with at most
     ``max_slices`` values each."""
     from harness.store.scores import record_scores
 
@@ -65,7 +62,6 @@ def run_report(
         subtitle=f"{info.model} on {info.dataset}@{info.dataset_version}, "
         f"{info.rows_done:,} rows, {info.status}",
         db_path=db_path,
-        calibrations=None if calibrations is None else [calibrations],
         by=by,
         max_slices=max_slices,
     )

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from markupsafe import Markup
 
     from harness.store.calibrations import StoredCalibration
-    from harness.store.exports import RunRecord
 
 __all__ = ["Section", "environment", "markup", "render_report"]
 
@@ -114,9 +113,9 @@ def _static(name: str) -> str:
     return resources.files("harness.report").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def find_calibrations(db_path: Path | None, record: RunRecord) -> list[StoredCalibration]:
+def find_calibrations(db_path: Path | None, run: ReportRun) -> list[StoredCalibration]:
     """The newest calibration of each of the run's judges, with their version and model."""
-    config = record.info.config
+    config = run.record.info.config
     judges = config.get("judges") or []
     if db_path is None or not judges or not Path(db_path).exists():
         return []
@@ -144,7 +143,6 @@ def render_report(
     lead: Sequence[Section] = (),
     flips: Sequence[Flips] = (),
     db_path: Path | None = None,
-    calibrations: Sequence[Sequence[StoredCalibration]] | None = None,
     by: Sequence[str] = (),
     max_slices: int | None = None,
 ) -> str:
@@ -152,12 +150,10 @@ def render_report(
 
     ``lead`` sections come first (a check, a comparison); ``flips`` marks each candidate's
     rows that got worse or better; ``db_path`` is the store the judges' calibrations are
-    read from (none for a report with no store), unless ``calibrations`` gives each run's
-    (``find_calibrations``), read already; ``by`` are the columns to slice each run by (at
-    most ``max_slices`` values each), else each run's own ``--by`` columns."""
+    read from (none for a report with no store); ``by`` are the columns to slice each run
+    by (at most ``max_slices`` values each), else each run's own ``--by`` columns."""
     metrics = report_metrics(runs)
-    if calibrations is None:
-        calibrations = [find_calibrations(db_path, run.record) for run in runs]
+    calibrations = [find_calibrations(db_path, run) for run in runs]
     context = {
         "title": title,
         "subtitle": subtitle,

@@ -62,8 +62,6 @@ if TYPE_CHECKING:
     from harness.intercept.scope import Cassette
     from harness.runner.mlflow_run import MlflowLogger
     from harness.runner.spark_session import SparkTarget
-    from harness.store.calibrations import StoredCalibration
-    from harness.store.exports import RunRecord as StoredRun
     from harness.store.runs import RunInfo
     from harness.tracking import RunRecord
 
@@ -292,14 +290,13 @@ class _Run:
 
     def _finished(self) -> RunResult:
         to_mlflow = self.worker is not None and self.head is not None
-        # One open of the store to read the rows back, store the run's end and read what
-        # the report shows, instead of one per step (15-30 ms each). Not held while the
-        # report is made: the open database keeps the pages its queries read (held, a
+        # One open of the store to read the rows back and store the run's end, instead of
+        # one per step (15-30 ms each). Not held through the report: the open database
+        # keeps the pages its queries read, and the report reads every row (held, a
         # 10,000-row report peaked 70 MB higher and took no less time).
         with held(self.home.db_path):
             result, outputs, scores = self._record("finished")
-            read = self._report_read() if self.report is not None or to_mlflow else None
-        report_html = self._report(result, read)
+        report_html = self._report(result, to_mlflow)
         if self.worker is not None and self.head is not None:
             from harness.runner.mlflow_run import log_to_mlflow
 
@@ -318,25 +315,16 @@ class _Run:
         result.duration_s = time.time() - self.started
         return result
 
-    def _report_read(self) -> tuple[StoredRun, list[StoredCalibration]]:
-        """What the report shows, from the run as stored, as `harness report RUN` reads
-        it (the same bytes): the run, and its judges' calibrations."""
-        from harness.report.page import find_calibrations
-        from harness.store.exports import load_run_record
-
-        record = load_run_record(self.home.db_path, self.run_id)
-        return record, find_calibrations(self.home.db_path, record)
-
-    def _report(
-        self, result: RunResult, read: tuple[StoredRun, list[StoredCalibration]] | None
-    ) -> str | None:
-        """The run's HTML report from ``read`` (``_report_read``), written to ``report=``
-        (if asked) and returned for MLflow; None without ``read``."""
-        if read is None:
+    def _report(self, result: RunResult, to_mlflow: bool = False) -> str | None:
+        """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""
+        if self.report is None and not to_mlflow:
             return None
         from harness.report import run_report, write_report
+        from harness.store.exports import load_run_record
 
-        html = run_report(read[0], calibrations=read[1])
+        # From the run as stored, as `harness report RUN` reads it: the same bytes.
+        db_path = self.home.db_path
+        html = run_report(load_run_record(db_path, self.run_id), db_path=db_path)
         if self.report is not None:
             try:
                 result.report = str(write_report(self.report, html))
@@ -377,8 +365,7 @@ class _Run:
         max_cost = self.config.max_cost or 0.0
         reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
         result = self._record("stopped", reason=reason)[0]
-        if self.report is not None:  # the rows done are a run to look at too
-            self._report(result, self._report_read())
+        self._report(result)  # the rows done are a run to look at too
         if self.worker is not None:
             self.worker.stop("KILLED")
         stopped = BudgetExceeded(

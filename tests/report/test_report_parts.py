@@ -183,6 +183,7 @@ def test_a_report_finds_each_judges_calibration_by_its_own_model_in_the_runs_ord
     from types import SimpleNamespace
 
     from harness.report.page import find_calibrations
+    from harness.report.rows import ReportRun
     from harness.store.calibrations import save_calibration
 
     db = home / "harness.duckdb"
@@ -197,7 +198,8 @@ def test_a_report_finds_each_judges_calibration_by_its_own_model_in_the_runs_ord
         "judge_models": {"correctness": "openai:/big"},
     }
     record = SimpleNamespace(info=SimpleNamespace(config=config))
-    found = find_calibrations(db, record)  # type: ignore[arg-type]  # the config only
+    run = ReportRun("run", record, None)  # type: ignore[arg-type]  # the config only
+    found = find_calibrations(db, run)
     assert [(c.judge, c.judge_model, c.confusion["yes"]["yes"]) for c in found] == [
         ("correctness", "openai:/big", 3),
         ("faithfulness", "openai:/m", 1),

@@ -352,10 +352,10 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
 def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading the rows back, storing the run's end and reading what the report shows
-    share one open of the DuckDB file (``harness.store.db.held``), closed before the report
-    renders. The rest of the run still opens the file for each short piece of work, so
-    other processes can read between them."""
+    """Reading the rows back and storing the run's end share one open of the DuckDB file
+    (``harness.store.db.held``); the report reads the run with an open of its own, closed
+    before it renders. The rest of the run still opens the file for each short piece of
+    work, so other processes can read between them."""
     from harness.store import db as store_db
 
     at_end: list[bool] = []  # each open: whether it came from the run's end
@@ -375,7 +375,7 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
         "--metric", "token_f1", "--no-mlflow", "--json", "--report", str(report),
     )  # fmt: skip
     assert code == 0, err
-    assert at_end.count(True) == 1, at_end  # the run's end and the report's read
+    assert at_end.count(True) == 2, at_end  # the run's end, then the report's read
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
     run_id = json.loads(out)["run_id"]
     assert query(home, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("finished",)]
