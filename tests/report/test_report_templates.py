@@ -81,7 +81,8 @@ def test_a_cache_folder_that_cannot_be_used_means_no_cache(
 ) -> None:
     # A folder that is not the user's own (jinja2 refuses it), then a temporary directory
     # that is a file: no cache, and the template compiles all the same.
-    monkeypatch.setattr(os, "getuid", lambda: 4242 if os.getuid() == 0 else 0)
+    uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # the folder it makes is not "ours"
     environment.cache_clear()
     env = environment("harness.report")
     assert env.bytecode_cache is None
