@@ -16,8 +16,8 @@ $(SPARK_STAMP): $(STAMP)
 	touch $(SPARK_STAMP)
 
 # compileall: bytecode, as `pip install` of a wheel writes it. An editable install gets it
-# only from imports, and none where PYTHONDONTWRITEBYTECODE is set, so every `harness`
-# process (the tests start hundreds) would compile its modules from source again.
+# only from imports, and none where PYTHONDONTWRITEBYTECODE is set, so every process that
+# imports harness (a run logged to MLflow is two) would compile its modules from source.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
