@@ -14,6 +14,13 @@ def _python(code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def _version_command(before: str, call: str = "main()\n") -> subprocess.CompletedProcess[str]:
+    """`harness --version` through ``harness.cli.main`` in a process of its own, after
+    ``before`` (Python lines) has run."""
+    code = before + "sys.argv = ['harness', '--version']\nfrom harness.cli import main\n" + call
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_the_command_collects_cycles_less_often_and_a_library_user_keeps_their_own() -> None:
     default = _python(SHOW)
     as_a_library = _python(f"import harness, harness.runner.run, harness.cli; {SHOW}")
@@ -41,18 +48,14 @@ def test_a_run_starts_without_scipy_and_imports_it_for_an_interval() -> None:
 def test_a_signal_during_the_interpreters_teardown_leaves_the_commands_exit_code() -> None:
     # The command is over when these arrive: they must neither kill the process nor print a
     # traceback (a SIGTERM there used to end it with -15, a SIGINT with KeyboardInterrupt).
-    code = (
+    done = _version_command(
         "import atexit, os, signal, sys, time\n"
         "def late():\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    time.sleep(0.2)\n"
         "atexit.register(late)\n"
-        "sys.argv = ['harness', '--version']\n"
-        "from harness.cli import main\n"
-        "main()\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("harness, version")
 
@@ -62,20 +65,17 @@ def test_the_commands_teardown_skips_the_cycle_collector_and_nothing_else(tmp_pa
     # the rest of the teardown happens as ever: atexit handlers and finalizers run, and a
     # file left open is flushed and closed.
     left_open = tmp_path / "left-open.txt"
-    code = (
+    done = _version_command(
         "import atexit, gc, sys, weakref\n"
         "class Held: pass\n"
         "held = Held()\n"
         "weakref.finalize(held, print, 'finalizer ran')\n"
         "atexit.register(print, 'atexit ran')\n"
         f"out = open({str(left_open)!r}, 'w')\n"
-        "out.write('buffered, never flushed by hand')\n"
-        "sys.argv = ['harness', '--version']\n"
-        "from harness.cli import main\n"
-        "try:\n    main()\n"
-        "except SystemExit:\n    print('frozen', gc.get_freeze_count() > 0)\n    raise\n"
+        "out.write('buffered, never flushed by hand')\n",
+        call="try:\n    main()\n"
+        "except SystemExit:\n    print('frozen', gc.get_freeze_count() > 0)\n    raise\n",
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
     lines = done.stdout.splitlines()
     assert lines[0].startswith("harness, version")
