@@ -328,6 +328,7 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.baselines",
         "harness.config",
         "harness.errors",
+        "harness.fastjson",
         "harness.faults",
         "harness.files",
         "harness.imports",

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 
 import diskcache
 
+from harness import fastjson
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_json, canonical_key, family_of
 from harness.cache.known_keys import known_keys
@@ -60,6 +62,11 @@ _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
 _SORT_KEY_CHARS = 512
 _NEIGHBOURS = 8  # entries read on each side of a missed request's place in the index
 _HEAD = '{"checksum":"'  # every entry this module writes starts so
+# diskcache's select for ``Cache.get(key)`` (a str key is stored raw; nothing here expires).
+_GET = (
+    "SELECT mode, filename, value FROM Cache"
+    " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+)
 _CREATED_AT = re.compile(r'^\{"checksum":"[0-9a-f]{64}","created_at":"([^"]+)"')
 
 _SETTINGS: dict[str, Any] = {
@@ -313,16 +320,21 @@ def _decode(key: str, value: Any) -> CacheEntry:
     if type(value) is not str:
         raise CacheCorrupt(f"cache entry {key} is a {type(value).__name__}, not JSON text")
     # Fast path: text written by ``set`` is canonical with "checksum" as its first member,
-    # so the checksummed bytes are the text minus that member, no re-encoding needed.
-    verified = False
+    # so the checksummed bytes are the text minus that member, no re-encoding needed, and
+    # they are all the entry needs once they match: only they are parsed.
     if value.startswith(_HEAD) and value[77:79] == '",':
-        digest = hashlib.sha256(("{" + value[79:]).encode("utf-8")).hexdigest()
-        verified = digest == value[13:77]
+        body = ("{" + value[79:]).encode("utf-8")
+        if hashlib.sha256(body).hexdigest() == value[13:77]:
+            try:
+                document = fastjson.loads(body)
+            except ValueError:  # a checksum made for text that is not JSON
+                raise CacheCorrupt(f"cache entry {key} is not valid JSON") from None
+            return CacheEntry.from_document(document, expected_key=key, checksum_verified=True)
     try:
         document = json.loads(value)
     except ValueError:
         raise CacheCorrupt(f"cache entry {key} is not valid JSON (truncated?)") from None
-    return CacheEntry.from_document(document, expected_key=key, checksum_verified=verified)
+    return CacheEntry.from_document(document, expected_key=key)
 
 
 class ResponseCache:
@@ -361,15 +373,24 @@ class ResponseCache:
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks."""
+        if type(key) is not str:
+            raise CacheError(f"cache keys are str, not {type(key).__name__}")
+        # diskcache's own ``get`` runs this select and this ``fetch`` too, after ~10 µs of
+        # settings lookups per call, and this runs on every cache hit (issue 14).
         try:
-            value = self._cache.get(key)
+            rows = self._cache._sql(_GET, (key, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
+        if not rows:
+            return None
+        ((mode, filename, stored),) = rows
+        try:
+            value = self._cache._disk.fetch(mode, filename, stored, False)
         except CacheCorrupt as exc:  # SafeDisk refused a pickled or misplaced value
             raise CacheCorrupt(f"cache entry {key}: {exc}") from None
         except ValueError:  # a value file that is not UTF-8
             raise CacheCorrupt(f"cache entry {key} is not UTF-8 text") from None
-        except (sqlite3.Error, diskcache.Timeout) as exc:
-            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
-        if value is None:
+        except OSError:  # its value file went since the select: a miss, as diskcache has it
             return None
         return _decode(key, value)
 

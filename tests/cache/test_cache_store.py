@@ -100,6 +100,46 @@ def test_a_damaged_entry_raises_cache_corrupt(cache, make_request, store_request
     assert [k for k, _ in cache.verify()] == [key]
 
 
+def test_a_checksum_over_text_that_is_not_json_is_corrupt(cache, make_request) -> None:
+    # Only the checksummed bytes are parsed once they match: they must still be JSON.
+    key = request_key(make_request())
+    body = '{"key":"' + key + '", not json'
+    checksum = hashlib.sha256(body.encode()).hexdigest()
+    raw_store(cache).set(key, '{"checksum":"' + checksum + '",' + body[1:])
+    with pytest.raises(CacheCorrupt, match=f"{key} is not valid JSON"):
+        cache.get(key)
+
+
+def test_numbers_read_back_exactly(cache, make_request) -> None:
+    # Hits are parsed by orjson, which reads an int beyond 64 bits as a float.
+    req = make_request()
+    raw = {"seed": 123456789012345678901234567890, "latency": 0.00011234567890123457}
+    entry = CacheEntry.from_response(
+        canonical_request(req), ModelResponse(text="x", input_tokens=2**63, raw=raw)
+    )
+    cache.set(entry.key, entry)
+    got = cache.get(entry.key)
+    assert got == entry
+    assert type(got.raw["seed"]) is int and got.raw["seed"] == raw["seed"]
+
+
+def test_a_value_too_big_for_a_row_lives_in_a_file_and_reads_back(cache, make_request) -> None:
+    req = make_request()
+    text = "long answer " * 10_000  # past diskcache's 32 KiB: the value goes to a file
+    entry = CacheEntry.from_response(canonical_request(req), ModelResponse(text=text))
+    cache.set(entry.key, entry)
+    files = [p for p in cache.directory.rglob("*.val")]
+    assert len(files) == 1
+    assert cache.get(entry.key) == entry
+    files[0].unlink()  # gone behind the cache's back: a miss, as diskcache reads it
+    assert cache.get(entry.key) is None
+
+
+def test_keys_are_text(cache) -> None:
+    with pytest.raises(CacheError, match="cache keys are str, not bytes"):
+        cache.get(b"0" * 64)  # type: ignore[arg-type]
+
+
 def test_a_pickled_value_is_never_unpickled(cache, tmp_path, make_request) -> None:
     marker = tmp_path / "pwned"
 
