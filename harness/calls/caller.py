@@ -152,7 +152,7 @@ class Caller:
         kwargs.setdefault("timeout_s", number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
         kwargs.setdefault("transport", table.get("transport"))
         kwargs.setdefault("rate_limits", RateLimits(settings))
-        from harness.providers._client import TRANSPORTS
+        from harness.providers import TRANSPORTS
 
         if kwargs["transport"] not in (None, *TRANSPORTS):
             raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")

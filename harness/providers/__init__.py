@@ -14,7 +14,7 @@ from harness.errors import ModelURIError
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers.base import Provider
 
-__all__ = ["PROVIDERS", "ModelRequest", "ModelResponse", "Provider", "resolve"]
+__all__ = ["PROVIDERS", "TRANSPORTS", "ModelRequest", "ModelResponse", "Provider", "resolve"]
 
 # scheme -> "module:Class"; the module is imported on first use.
 PROVIDERS: dict[str, str] = {
@@ -26,6 +26,11 @@ PROVIDERS: dict[str, str] = {
     "echo": "harness.providers.echo:EchoProvider",
     "column": "harness.providers.column:ColumnProvider",
 }
+
+# How HTTP providers send (``harness.providers._client``), named here so that checking a
+# setting imports no HTTP client: a fully cached run never needs one (httpx alone took
+# 63 ms to import, 40 of them its command line's rich and pygments).
+TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
 
 URI_FORMS = (
     "openai:/MODEL, anthropic:/MODEL, databricks:/ENDPOINT, ollama:/MODEL, "

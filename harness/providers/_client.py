@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 
 from harness.errors import ConfigError
+from harness.providers import TRANSPORTS
 
-TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
 # The request extension that marks harness's own requests: the interception of the user's
 # HTTP calls (harness.intercept) passes them through untouched, so none is routed twice.
 OWN_REQUEST = "harness_own_request"

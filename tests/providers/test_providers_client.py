@@ -190,3 +190,31 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_run_answered_from_the_cache_imports_no_http_client(fake, tmp_path) -> None:
+    # Each HTTP client costs its import (httpx alone ~60 ms) to a rerun that sends nothing.
+    import subprocess
+    import sys
+
+    from processes import harness_env
+
+    code = (
+        "import sys, harness\n"
+        "rows = [{'id': str(i), 'input': f'q {i}', 'expected': 'a'} for i in range(3)]\n"
+        "result = harness.evaluate(model='openai:/fake-model', data=rows, judges=['correctness'],"
+        " judge_model='openai:/fake-judge', metrics=['exact_match'], log_to_mlflow=False)\n"
+        "calls = result.result.calls\n"
+        "print(sum(c['requests'] for c in calls.values()), sum(c['cache_hits'] for c in "
+        "calls.values()), sorted(m for m in ('httpx', 'aiohttp') if m in sys.modules))"
+    )
+    env = harness_env(tmp_path / "home", fake)
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run() == "6 0 ['aiohttp', 'httpx']"  # sent: the client is imported
+    assert run() == "0 6 []"
