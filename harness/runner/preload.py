@@ -1,7 +1,7 @@
 """Importing what a run's end needs while its rows run.
 
 A run's end (its aggregates, its report, its MLflow record) is the first to need pandas,
-scipy.special, Jinja2 and the report's own modules: in a 1,000-row run against a model
+Jinja2 and the report's own modules: in a 1,000-row run against a model
 100 ms away they took 0.4-0.6 s of the 0.7-0.9 s between the last answer and the run's
 return (issue 14). While the rows run, the CPU mostly waits on the model, so a thread
 imports them then, and the end took 0.46-0.48 s. Where the CPU is busy while the rows run
@@ -21,13 +21,12 @@ import importlib
 import threading
 from collections.abc import Sequence
 
-__all__ = ["END_MODULES", "INTERVAL_MODULES", "REPORT_MODULES", "Preload", "end_modules"]
+__all__ = ["END_MODULES", "REPORT_MODULES", "Preload", "end_modules"]
 
 # What every run's end imports (harness.runner.run._record), heaviest first.
 END_MODULES = ("pandas", "harness.runner.batch_scores")
-# What its intervals import: a report's, and the slices' of a run with --by.
-INTERVAL_MODULES = ("scipy.special",)
-# What its report imports: a run logged to MLflow or asked for --report.
+# What its report imports: a run logged to MLflow or asked for --report. Its intervals
+# need no scipy (harness.stats.quantiles).
 REPORT_MODULES = (
     "jinja2",
     "harness.report.page",
@@ -37,12 +36,10 @@ REPORT_MODULES = (
 )
 
 
-def end_modules(*, report: bool, slices: bool) -> tuple[str, ...]:
+def end_modules(*, report: bool) -> tuple[str, ...]:
     """What the end of a run will import: only that, since in a run whose rows keep the
-    CPU busy every import here takes time from them (a ``--no-mlflow`` run without
-    ``--by`` computes no interval, and never needs scipy)."""
-    intervals = INTERVAL_MODULES if report or slices else ()
-    return END_MODULES + intervals + (REPORT_MODULES if report else ())
+    CPU busy every import here takes time from them."""
+    return END_MODULES + (REPORT_MODULES if report else ())
 
 
 class Preload:

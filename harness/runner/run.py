@@ -256,7 +256,7 @@ class _Run:
         engine = Engine(plan, self.caller, writer, self.progress, self.stop)
         self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
         reported = self.report is not None or self.worker is not None
-        preload = Preload(end_modules(report=reported, slices=bool(config.by)))
+        preload = Preload(end_modules(report=reported))
         failure: BaseException | None = None
         try:
             with _keys_for_replay(config.cache):

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from harness.stats.quantiles import normal_quantile, t_quantile
+
 __all__ = ["MeanEstimate", "cluster_se", "estimate_mean", "is_binary", "wilson_interval"]
 
 NAN = float("nan")
@@ -69,9 +71,7 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     "wilson")``)."""
     if n == 0:
         return NAN, NAN
-    from scipy import special  # see _t_quantile
-
-    z = float(special.ndtri(1 - alpha / 2))
+    z = normal_quantile(1 - alpha / 2)
     p = successes / n
     denominator = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denominator
@@ -95,7 +95,7 @@ def estimate_mean(
         se, n_clusters = cluster_se(x, clusters)
         if n_clusters < 2:
             return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
-        half = _t_quantile(n_clusters - 1, 1 - alpha / 2) * se
+        half = t_quantile(n_clusters - 1, 1 - alpha / 2) * se
         return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
     if n < 2:
         return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
@@ -103,14 +103,5 @@ def estimate_mean(
     if is_binary(x):
         low, high = wilson_interval(int(x.sum()), n, alpha)
         return MeanEstimate(mean, n, se, low, high, "wilson")
-    half = _t_quantile(n - 1, 1 - alpha / 2) * se
+    half = t_quantile(n - 1, 1 - alpha / 2) * se
     return MeanEstimate(mean, n, se, mean - half, mean + half, "t")
-
-
-def _t_quantile(df: float, p: float) -> float:
-    # scipy is imported where it is used: importing scipy.special costs ~0.1 s, and this
-    # module is imported by every run's start (through ``harness.slices``), long before
-    # the run's end computes an interval (issue 14).
-    from scipy import special
-
-    return float(special.stdtrit(df, p))
