@@ -62,7 +62,8 @@ _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
 _SORT_KEY_CHARS = 512
 _NEIGHBOURS = 8  # entries read on each side of a missed request's place in the index
 _HEAD = '{"checksum":"'  # every entry this module writes starts so
-# diskcache's select for ``Cache.get(key)`` (a str key is stored raw; nothing here expires).
+# diskcache's select for ``Cache.get(key)``: a str key is stored raw, and a row with an
+# expiry (harness sets none) reads as diskcache reads it.
 _GET = (
     "SELECT mode, filename, value FROM Cache"
     " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"

@@ -9,12 +9,16 @@ issue 14). Comparisons (``harness.stats.paired``) still use scipy's functions.
 - ``normal_quantile``: the standard library's ``NormalDist.inv_cdf`` (Wichura's AS 241,
   accurate to double precision).
 - ``t_quantile``: Newton's method on the log of the t distribution's upper tail,
-  ``0.5 * I_x(df/2, 1/2)`` with ``x = df / (df + t²)``, from the normal quantile. The
-  regularized incomplete beta ``I`` is the continued fraction of Numerical Recipes'
-  ``betacf`` (modified Lentz), with ``math.lgamma``.
+  ``0.5 * I_x(df/2, 1/2)`` with ``x = df / (df + t²)``, as a function of log t. It starts
+  from the normal quantile (from the exact one at 1 and 2 degrees of freedom, from the
+  tail's power law at other fewer than 3). The regularized
+  incomplete beta ``I`` is the continued fraction of Numerical Recipes' ``betacf``
+  (modified Lentz), with ``math.lgamma``.
 
-tests/stats/test_quantiles.py holds both to scipy's ``stdtrit`` and ``ndtri`` over degrees
-of freedom from 1 to 10⁶ and tails from 10⁻¹² to 1/2.
+tests/stats/test_quantiles.py holds both to scipy's ``stdtrit`` and ``ndtri`` for tails from
+10⁻¹² to 1/2: the t quantile agrees to 1e-12 (relative) up to 1,000 degrees of freedom,
+1e-10 up to 10⁵ and 1e-8 up to 10⁷, as ``lgamma``'s large values cancel in the tail's
+constant. A report shows four digits.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from statistics import NormalDist
 __all__ = ["normal_quantile", "t_quantile"]
 
 _NORMAL = NormalDist()
-_EPS = 1e-16  # the continued fraction stops when a step changes it by less
+_EPS = 1e-15  # the continued fraction stops when a step changes it by less
 _TINY = 1e-300  # Lentz's guard against a zero denominator
 _MAX_TERMS = 100_000  # ~sqrt(df) are needed; far more means no convergence
 _MAX_STEPS = 100
