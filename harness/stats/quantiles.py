@@ -36,20 +36,33 @@ _MAX_STEPS = 100
 
 
 def normal_quantile(p: float) -> float:
-    """The standard normal quantile of ``p`` in (0, 1) (``scipy.special.ndtri``)."""
-    return _NORMAL.inv_cdf(p)
+    """The standard normal quantile of ``p`` (``scipy.special.ndtri``: -inf at 0, inf at 1,
+    NaN outside [0, 1])."""
+    if 0.0 < p < 1.0:
+        return _NORMAL.inv_cdf(p)
+    return _edge(p)
 
 
 def t_quantile(df: float, p: float) -> float:
-    """Student's t quantile of ``p`` in (0, 1) with ``df`` > 0 degrees of freedom
-    (``scipy.special.stdtrit(df, p)``)."""
-    if not 0.0 < p < 1.0 or not df > 0:
-        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    """Student's t quantile of ``p`` with ``df`` degrees of freedom (``scipy.special.stdtrit``:
+    the normal quantile for infinite ``df``; -inf at 0, inf at 1; NaN outside [0, 1] or for
+    ``df`` <= 0). An interval at ``alpha`` 0 is infinite rather than an error, as it was."""
+    if not df > 0:  # NaN too
+        return math.nan
+    if math.isinf(df):
+        return normal_quantile(p)
+    if not 0.0 < p < 1.0:
+        return _edge(p)
     if p == 0.5:
         return 0.0
     if p < 0.5:
         return -_upper_point(df, p)
     return _upper_point(df, 1.0 - p)
+
+
+def _edge(p: float) -> float:
+    # scipy's stdtrit(df, 0) is +inf; the quantile at 0 is -inf, as ndtri(0) has it.
+    return -math.inf if p == 0.0 else math.inf if p == 1.0 else math.nan
 
 
 def _upper_point(df: float, tail: float) -> float:

@@ -47,10 +47,21 @@ def test_the_t_quantile_is_odd_and_zero_at_one_half() -> None:
             assert t_quantile(df, p) == -t_quantile(df, 1 - p)
 
 
-@pytest.mark.parametrize(("df", "p"), [(5, 0.0), (5, 1.0), (5, -0.1), (0, 0.5), (-1, 0.9)])
-def test_a_quantile_outside_the_distribution_is_refused(df: float, p: float) -> None:
-    with pytest.raises(ValueError, match="t_quantile needs"):
-        t_quantile(df, p)
+@pytest.mark.parametrize(
+    ("df", "p"),
+    [(5, 1.0), (5, -0.1), (5, 1.5), (5, math.nan), (0, 0.5), (-1, 0.9), (math.nan, 0.9),
+     (math.inf, 0.975), (math.inf, 0.2)],
+)  # fmt: skip
+def test_the_edges_are_scipys(df: float, p: float) -> None:
+    # An interval at alpha 0 is infinite, as it was with scipy, not an error.
+    expected = float(special.stdtrit(df, p))
+    assert t_quantile(df, p) == pytest.approx(expected, rel=1e-15, nan_ok=True)
+
+
+def test_the_quantile_at_zero_is_minus_infinity() -> None:
+    assert normal_quantile(0.0) == float(special.ndtri(0.0)) == -math.inf
+    assert t_quantile(5, 0.0) == -math.inf  # scipy's stdtrit(5, 0.0) says +inf
+    assert normal_quantile(1.0) == math.inf and math.isnan(normal_quantile(2.0))
 
 
 def test_normal_quantiles_agree_with_scipy() -> None:
