@@ -83,3 +83,21 @@ def test_intervals_are_scipys_to_the_last_digits(alpha: float) -> None:
     center = (p + z * z / (2 * n)) / (1 + z * z / n)
     spread = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     assert (low, high) == pytest.approx((center - spread, center + spread), rel=1e-12)
+
+
+@pytest.mark.parametrize("tail", [1e-300, 1e-200, 1e-100, 1e-50, 1e-12])
+def test_far_tails_hold_the_closed_forms_and_the_power_law(tail: float) -> None:
+    # Past ~1e-100 scipy's stdtrit drifts (2x off at df=3, 1e-200); the closed forms at 1
+    # and 2 degrees of freedom and the tail's power law (P(T > t) ~ C t^-df) do not.
+    # (The lower tail: 1 - tail would round, and the quantile with it.)
+    assert t_quantile(1, tail) == pytest.approx(-1 / math.tan(math.pi * tail), rel=1e-12)
+    closed = (1 - 2 * tail) / math.sqrt(2 * tail * (1 - tail))
+    assert t_quantile(2, tail) == pytest.approx(-closed, rel=1e-12)
+    for df in (3, 10) if tail <= 1e-50 else ():  # where t² dwarfs df: the law's own range
+        ratio = t_quantile(df, tail / 1e10) / t_quantile(df, tail)
+        assert ratio == pytest.approx(1e10 ** (1 / df), rel=1e-6)
+
+
+def test_a_quantile_beyond_the_largest_double_is_infinite() -> None:
+    assert t_quantile(0.5, 1e-200) == -math.inf  # t ~ 1e399
+    assert t_quantile(0.5, 1e-100) == pytest.approx(-1.0284911563163401e199, rel=1e-12)
