@@ -1,10 +1,11 @@
 """The normal and Student's t quantiles of one run's intervals, without scipy.
 
 Every run logged to MLflow ends with a report, and its intervals need ``t(n-1)`` and ``z``
-quantiles. ``scipy.special`` (``stdtrit``, ``ndtri``) takes 0.15-0.2 s to import (its
-array-API layer clones numpy), and a run's end imported it for those two numbers alone: a
-1,000-row cached rerun logged to MLflow ended 0.2-0.3 s sooner without it (five pairs,
-issue 14). Comparisons (``harness.stats.paired``) still use scipy's functions.
+quantiles. ``scipy.special`` (``stdtrit``, ``ndtri``) takes 0.14-0.17 s to import (its
+array-API layer clones numpy), and a run's end imported it for those two numbers alone.
+Without it, what MLflow adds to a 1,000-row cached rerun (``bench/bench_cached_rerun.py``,
+goal 1 of issue 14) fell from a median of +0.67 s to +0.32-0.39 s. Comparisons
+(``harness.stats.paired``) still use scipy's functions.
 
 - ``normal_quantile``: the standard library's ``NormalDist.inv_cdf`` (Wichura's AS 241,
   accurate to double precision).
