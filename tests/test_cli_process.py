@@ -34,7 +34,7 @@ def test_the_command_collects_cycles_less_often_and_a_library_user_keeps_their_o
 
 
 def test_an_interval_needs_no_scipy() -> None:
-    # scipy.special costs 0.15-0.2 s to import; a run's intervals use harness.stats.quantiles.
+    # scipy.special costs 0.14-0.17 s to import; a run's intervals use harness.stats.quantiles.
     code = (
         "import sys, harness.runner.run, harness.runner.plan, harness.slices, harness.stats\n"
         "from harness.stats import estimate_mean, wilson_interval\n"

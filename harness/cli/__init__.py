@@ -132,7 +132,7 @@ def main() -> None:
     finally:
         _ignore_late_signals()
         # The interpreter's teardown runs the cycle collector over every object left,
-        # which with pandas, scipy and DuckDB loaded took 0.16-0.29 s of every command's
+        # which with pandas, pyarrow and DuckDB loaded took 0.16-0.29 s of every command's
         # exit (a 1,000-row cached rerun: 1.95-2.18 s, frozen 1.71-1.79 s; issue 14).
         # Frozen, those collections skip them. Everything else still happens: threads are
         # joined, atexit handlers and finalizers run, files are flushed and closed as

@@ -75,8 +75,10 @@ def _upper_point(df: float, tail: float) -> float:
     function of u = log(t), which is nearly a line in the far tail (slope -df), so heavy
     tails converge as fast as light ones. Everything is kept in logs: at 10⁻³⁰⁰ and one
     degree of freedom t is 3e299, and t² would overflow."""
-    log_scale = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
     log_df = math.log(df)
+    # log 1/B(df/2, 1/2): the incomplete beta's constant, and the density's with 1/sqrt(df)
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - math.lgamma(0.5)
+    log_scale = log_norm - 0.5 * log_df
     if df == 1:  # Cauchy: exact
         u = -math.log(math.tan(math.pi * tail))
     elif df == 2:  # exact
@@ -89,7 +91,7 @@ def _upper_point(df: float, tail: float) -> float:
     target = math.log(tail)
     for _ in range(_MAX_STEPS):
         log_ratio = 2 * u - log_df  # log(t²/df)
-        log_upper = _log_upper_tail(df, log_ratio)
+        log_upper = _log_upper_tail(df, log_norm, log_ratio)
         log_pdf = log_scale - (df + 1) / 2 * _softplus(log_ratio)
         # d log(upper) / d u = -t * pdf / upper
         step = (log_upper - target) * math.exp(log_upper - u - log_pdf)
@@ -106,13 +108,13 @@ def _softplus(z: float) -> float:
     return z + math.log1p(math.exp(-z)) if z > 0 else math.log1p(math.exp(z))
 
 
-def _log_upper_tail(df: float, log_ratio: float) -> float:
+def _log_upper_tail(df: float, log_norm: float, log_ratio: float) -> float:
     """log P(T > t) for t >= 0, from log(t²/df): ``0.5 * I_x(df/2, 1/2)`` with
     x = df/(df+t²) and y = 1-x = t²/(df+t²), both from their logs, so neither loses
-    digits to a subtraction nor overflows."""
+    digits to a subtraction nor overflows. ``log_norm`` is log 1/B(df/2, 1/2)."""
     log_x, log_y = -_softplus(log_ratio), -_softplus(-log_ratio)
     a, b = df / 2, 0.5
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * log_x + b * log_y
+    log_front = log_norm + a * log_x + b * log_y
     x, y = math.exp(log_x), math.exp(log_y)
     # The fraction converges fast on this side of the mean; the other side by symmetry.
     if x < (a + 1) / (a + b + 2):

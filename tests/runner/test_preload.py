@@ -44,7 +44,7 @@ def test_a_run_preloads_only_what_its_end_will_import() -> None:
 
 
 def test_a_run_and_its_report_never_import_scipy(tmp_path: Path) -> None:
-    # scipy.special took 0.15-0.2 s to import; the report's intervals need none of it
+    # scipy.special took 0.14-0.17 s to import; the report's intervals need none of it
     # (harness.stats.quantiles), and it is no longer preloaded.
     code = (
         "import sys, harness\n"
