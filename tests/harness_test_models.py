@@ -26,6 +26,14 @@ def slow_echo(row: dict[str, Any]) -> str:
     return row["input"]
 
 
+def pandas_seen(row: dict[str, Any]) -> str:
+    """Whether pandas is imported a moment into the row (harness.runner.preload)."""
+    import sys
+
+    time.sleep(0.3)
+    return "pandas" if "pandas" in sys.modules else "no pandas"
+
+
 def judge_messages(messages: list[dict[str, Any]]) -> str:
     return '{"score": 4, "rationale": "ok"}'
 

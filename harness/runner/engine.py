@@ -23,7 +23,7 @@ from harness.prompts import render
 from harness.store.runs import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from harness.interrupt import StopRequest
     from harness.judges import Judge
@@ -51,11 +51,13 @@ class Engine:
         writer: BatchWriter,
         progress: Progress,
         stop: StopRequest | None = None,
+        on_first_row: Callable[[], None] | None = None,
     ) -> None:
         from harness.interrupt import StopRequest
 
         self.plan, self.caller, self.writer, self.progress = plan, caller, writer, progress
         self.stop = stop or StopRequest()
+        self._on_first_row = on_first_row  # called once, when the first row is recorded
         self.errors = 0
         self.stopped_by_budget = False
         self.judges_together = False
@@ -63,6 +65,9 @@ class Engine:
 
     def record(self, output: OutputRow, scores: list[ScoreRow]) -> None:
         """Store one finished row and show it in the progress."""
+        if self._on_first_row is not None:
+            first, self._on_first_row = self._on_first_row, None
+            first()
         self.writer.add(output, scores)
         self.errors += output.error is not None
         calls = self.caller.stats

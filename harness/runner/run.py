@@ -253,10 +253,13 @@ class _Run:
         if self.worker is not None and config.traces:
             on_batch = trace_sender(plan, self.worker, self.head)
         writer = BatchWriter(home, run_id, on_batch=on_batch)
-        engine = Engine(plan, self.caller, writer, self.progress, self.stop)
-        self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
         reported = self.report is not None or self.worker is not None
+        # Held back until the first row is done: see harness.runner.preload.
         preload = Preload(end_modules(report=reported))
+        engine = Engine(
+            plan, self.caller, writer, self.progress, self.stop, on_first_row=preload.begin
+        )
+        self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
         failure: BaseException | None = None
         try:
             with _keys_for_replay(config.cache):

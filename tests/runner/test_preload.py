@@ -28,6 +28,67 @@ def test_the_modules_are_imported_once_waited_for_and_a_missing_one_is_left_to_t
     assert _python(code) == "[] True"
 
 
+def test_nothing_is_imported_before_begin_or_the_deadline() -> None:
+    code = (
+        "import sys, time\n"
+        "from harness.runner.preload import Preload\n"
+        "held = Preload(['colorsys'], start_after_s=600)\n"
+        "timed = Preload(['wave'], start_after_s=0.5)\n"
+        "time.sleep(0.2)\n"
+        "early = 'colorsys' in sys.modules\n"
+        "held.begin()\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not {'colorsys', 'wave'} <= sys.modules.keys() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print(early, 'colorsys' in sys.modules, 'wave' in sys.modules)"
+    )
+    # Held: nothing before begin; then begin starts it, and the deadline the other one.
+    assert _python(code) == "False True True"
+
+
+def test_waiting_starts_a_preload_that_was_never_begun() -> None:
+    # A run that ends before its first row (no rows to do, a failure) still has its end's
+    # modules when it waits, not after the deadline.
+    code = (
+        "import sys, time\n"
+        "from harness.runner.preload import Preload\n"
+        "preload = Preload(['colorsys'], start_after_s=600)\n"
+        "started = time.monotonic()\n"
+        "preload.wait()\n"
+        "print('colorsys' in sys.modules, time.monotonic() - started < 60)"
+    )
+    assert _python(code) == "True True"
+
+
+def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Path) -> None:
+    # Until then the rows' own first imports (a cold run's HTTP client, which every row
+    # waits for) have the CPU to themselves. One row at a time: the first row's model
+    # runs before any row is done, the second after.
+    from processes import harness_env
+
+    env = harness_env(tmp_path / "home")
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"id": "1", "input": "a"}\n{"id": "2", "input": "b"}\n')
+    subprocess.run(
+        [sys.executable, "-m", "harness", "data", "import", str(data), "--name", "qa"],
+        env=env, capture_output=True, check=True,
+    )  # fmt: skip
+    code = (
+        "from harness.runner.config import RunConfig\n"
+        "from harness.runner.run import run_eval\n"
+        "from harness.store.runs import load_outputs\n"
+        "config = RunConfig(data='qa', model='python:harness_test_models:pandas_seen',"
+        " metrics=['word_count'], concurrency=1, mlflow=False)\n"
+        "result = run_eval(config)\n"
+        "from harness.config import resolve_home\n"
+        "print(list(load_outputs(resolve_home().db_path, result.run_id)['output']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "['no pandas', 'pandas']"
+
+
 def test_what_is_preloaded_is_what_a_run_imports_only_at_its_end() -> None:
     # Each module is worth a thread only if the run's start has not imported it already.
     code = (
