@@ -40,7 +40,7 @@ VERIFIED_SCHEMAS: dict[str, tuple[str, ...]] = {
 # MLflow settings under which its writes touch more than the SQL path writes.
 _UNSUPPORTED_MODES = ("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "MLFLOW_ENABLE_WORKSPACES")
 _BUSY_TIMEOUT_S = 20.0  # as MLflow's own SQLite engine (PRAGMA busy_timeout = 20000)
-_PAGE_CACHE_KIB = 65536  # see mlflow_store._PAGE_CACHE_KIB
+_PAGE_CACHE_KIB = 16384  # see mlflow_store._PAGE_CACHE_KIB
 
 
 def verified_store(tracking_uri: str) -> Path | None:

@@ -110,9 +110,12 @@ def open_store(tracking_uri: str) -> tuple[MlflowClient, Any]:
 
 # SQLite's default page cache is 2 MB; a run's traces update a dozen indexes, which in a
 # store of a few hundred MB means re-reading index pages from the OS on every insert.
-# 64 MB keeps them in memory (allocated only as pages are read). Inserting 5,000 traces
-# into a store holding 10,000 took 1.06 s of CPU with the default cache, 0.68 s with this.
-_PAGE_CACHE_KIB = 65536
+# 16 MB keeps the hot ones (allocated only as pages are read); 64 MB cost 55-60 MB more
+# memory for no CPU this machine could tell apart. ``bench/bench_cached_rerun.py --sizes
+# 10000`` over a store of four 10,000-row runs, four invocations each, alternating: the
+# worker's CPU medians 5.6, 6.6, 6.6, 6.3 s at 16 MB and 4.6, 6.5, 6.3, 6.7 s at 64 MB;
+# peak RSS of the process tree 445-471 MB against 511-533 MB (the worker 75 against 130).
+_PAGE_CACHE_KIB = 16384
 
 
 def _enlarge_page_cache(engine: Any) -> None:
