@@ -333,6 +333,7 @@ def test_the_shared_modules_are_the_ones_we_mean(graph: dict[str, dict[str, Impo
         "harness.files",
         "harness.imports",
         "harness.interrupt",
+        "harness.memory",
         "harness.model_io",
         "harness.numbers",
         "harness.ports",
