@@ -61,9 +61,9 @@ class Preload:
     """Import ``modules`` in a thread of their own, from ``begin`` (or ``start_after_s``
     from now, whichever comes first) until ``wait``."""
 
-    def __init__(self, modules: Sequence[str], *, start_after_s: float = START_AFTER_S) -> None:
+    def __init__(self, modules: Sequence[str], *, start_after_s: float | None = None) -> None:
         self.modules = tuple(modules)
-        self.start_after_s = start_after_s
+        self.start_after_s = START_AFTER_S if start_after_s is None else start_after_s
         self._go = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-preload", daemon=True)
         self._thread.start()

@@ -74,6 +74,8 @@ def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Pat
         env=env, capture_output=True, check=True,
     )  # fmt: skip
     code = (
+        "import harness.runner.preload\n"
+        "harness.runner.preload.START_AFTER_S = 600  # only the first row starts it\n"
         "from harness.runner.config import RunConfig\n"
         "from harness.runner.run import run_eval\n"
         "from harness.store.runs import load_outputs\n"
