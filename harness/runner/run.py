@@ -186,6 +186,15 @@ def run_eval(
             cache.close()
 
 
+# Up to this many rows, a finished run keeps the store open through its report (see
+# ``_Run._finished``): the report's two opens of the store cost a fixed time on the path to
+# the run's exit, the hold memory that grows with the rows. bench/bench_run_end.py (a
+# cached rerun logged to MLflow, held against closed): at 1,000 rows the end took 0.80x
+# (-0.12 s) for +0 MB of peak RSS, at 2,000 0.91x (-0.06 s) for +5 MB, at 10,000 0.97x
+# (-0.07 s) for +60 MB.
+HOLD_REPORT_ROWS = 2_000
+
+
 class _Run:
     """One run's lifecycle, once it is planned: claim, rows, the end, MLflow."""
 
@@ -295,17 +304,21 @@ class _Run:
     def _finished(self) -> RunResult:
         to_mlflow = self.worker is not None and self.head is not None
         # One open of the store to read the rows back and store the run's end, instead of
-        # one per step (15-30 ms each). Not held through the report: the open database
-        # keeps the pages its queries read, and the report reads every row (held, a
-        # 10,000-row report peaked 70 MB higher and took no less time; held through the
-        # report's read alone, the run's process still peaked 20-30 MB higher).
-        with held(self.home.db_path):
+        # one per step (20-40 ms each). A small run keeps it open through its report too
+        # (two opens fewer); a large one closes it first, since the open database keeps
+        # the pages its queries read and the report reads every row (held, a 10,000-row
+        # report peaked 70 MB higher and took no less time). HOLD_REPORT_ROWS has the
+        # numbers.
+        with contextlib.ExitStack() as hold:
+            hold.enter_context(held(self.home.db_path))
             result, outputs, scores = self._record("finished")
-        # What each step freed goes back to the OS before the next (harness.memory), so
-        # the peak is the largest step's, not their sum: bench/bench_cached_rerun.py
-        # --sizes 10000, peak RSS of the tree 446-452 MB against 459-476 (two invocations).
-        release_freed()  # DuckDB's buffers, the rows read back
-        report_html = self._report(result, to_mlflow)
+            if result.rows_done > HOLD_REPORT_ROWS:
+                hold.close()
+            # What each step freed goes back to the OS before the next (harness.memory),
+            # so the peak is the largest step's, not their sum: bench/bench_cached_rerun.py
+            # --sizes 10000, peak RSS of the tree 446-452 MB against 459-476 (two runs).
+            release_freed()  # DuckDB's buffers, the rows read back
+            report_html = self._report(result, to_mlflow)
         release_freed()  # the report's rows, read apart
         if self.worker is not None and self.head is not None:
             from harness.runner.mlflow_run import log_to_mlflow

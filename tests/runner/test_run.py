@@ -349,15 +349,19 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     assert runs[0].data.tags["harness.traces"] == "20 traces (sql-bulk)"
 
 
+@pytest.mark.parametrize("hold_rows", [0, 2_000])
 def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
-    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold_rows: int
 ) -> None:
     """Reading the rows back and storing the run's end share one open of the DuckDB file
-    (``harness.store.db.held``); the report reads the run with an open of its own, closed
-    before it renders. The rest of the run still opens the file for each short piece of
-    work, so other processes can read between them."""
+    (``harness.store.db.held``). A run of up to ``HOLD_REPORT_ROWS`` rows keeps it open
+    through its report too; a larger one closes it first, and its report reads the rows
+    and the judges' calibrations with opens of their own. The rest of the run still opens
+    the file for each short piece of work, so other processes can read between them."""
+    import harness.runner.run as run_module
     from harness.store import db as store_db
 
+    monkeypatch.setattr(run_module, "HOLD_REPORT_ROWS", hold_rows)
     at_end: list[bool] = []  # each open: whether it came from the run's end
     real = store_db._open
 
@@ -372,11 +376,15 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     report = tmp_path / "report.html"
     code, out, err = invoke(
         "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
-        "--metric", "token_f1", "--no-mlflow", "--json", "--report", str(report),
+        "--metric", "token_f1", "--judge", "correctness",
+        "--judge-model", "python:harness_test_models:judge_yes",
+        "--no-mlflow", "--json", "--report", str(report),
     )  # fmt: skip
     assert code == 0, err
-    assert at_end.count(True) == 2, at_end  # the run's end, then the report's read
+    # Held: the one open. Closed first: then the report's read of the rows and of the
+    # judges' calibrations.
+    assert at_end.count(True) == (1 if hold_rows else 3), at_end
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
     run_id = json.loads(out)["run_id"]
     assert query(home, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("finished",)]
-    assert report.stat().st_size > 0
+    assert "harness report" in report.read_text(encoding="utf-8")
