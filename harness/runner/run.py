@@ -306,9 +306,7 @@ class _Run:
         # One open of the store to read the rows back and store the run's end, instead of
         # one per step (20-40 ms each). A small run keeps it open through its report too
         # (two opens fewer); a large one closes it first, since the open database keeps
-        # the pages its queries read and the report reads every row (held, a 10,000-row
-        # report peaked 70 MB higher and took no less time). HOLD_REPORT_ROWS has the
-        # numbers.
+        # the pages its queries read and the report reads every row (HOLD_REPORT_ROWS).
         with contextlib.ExitStack() as hold:
             hold.enter_context(held(self.home.db_path))
             result, outputs, scores = self._record("finished")
