@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_cached_rerun import JUDGES, REPO, bench_env, filled_home  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench_cached_rerun, imported by the parent only: a child
+# imports nothing its run would not (httpx among them)
 
 
 def child(home: str, hold_rows: int, judges: list[str]) -> None:
@@ -60,6 +60,8 @@ def child(home: str, hold_rows: int, judges: list[str]) -> None:
 
 
 def rerun(home: Path, hold_rows: int, judges: list[str]) -> dict[str, float]:
+    from bench_cached_rerun import REPO, bench_env
+
     command = [sys.executable, __file__, "--child", str(home), "--hold-rows", str(hold_rows)]
     command += ["--judges", ",".join(judges)]
     done = subprocess.run(command, env=bench_env(home), cwd=REPO, capture_output=True, text=True)
@@ -101,8 +103,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.hold_rows, args.judges.split(","))
         return
-    sys.path.insert(0, str(REPO / "bench"))
     from _bytecode import compile_harness
+    from bench_cached_rerun import JUDGES, filled_home
 
     compile_harness()
     judges = JUDGES[:1]

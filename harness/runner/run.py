@@ -189,9 +189,9 @@ def run_eval(
 # Up to this many rows, a finished run keeps the store open through its report (see
 # ``_Run._finished``): the report's two opens of the store cost a fixed time on the path to
 # the run's exit, the hold memory that grows with the rows. bench/bench_run_end.py (a
-# cached rerun logged to MLflow, held against closed): at 1,000 rows the end took 0.80x
-# (-0.12 s) for +0 MB of peak RSS, at 2,000 0.91x (-0.06 s) for +5 MB, at 10,000 0.97x
-# (-0.07 s) for +60 MB.
+# cached rerun logged to MLflow, held against closed): at 1,000 rows the end took 0.89x
+# and 0.97x (-0.07 s, -0.02 s) for +13 MB of peak RSS, at 2,000 0.82x (-0.15 s) for
+# +22 MB, at 10,000 1.03x (+0.06 s) for +64 MB.
 HOLD_REPORT_ROWS = 2_000
 
 
