@@ -62,8 +62,8 @@ def test_waiting_starts_a_preload_that_was_never_begun() -> None:
 
 def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Path) -> None:
     # Until then the rows' own first imports (a cold run's HTTP client, which every row
-    # waits for) have the CPU to themselves. One row at a time: the first row's model
-    # runs before any row is done, the second after.
+    # waits for) have the CPU to themselves. Both rows run at once: row 2 waits for pandas,
+    # so row 1 is the first done, and it looks before it is.
     from processes import harness_env
 
     env = harness_env(tmp_path / "home")
@@ -80,7 +80,7 @@ def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Pat
         "from harness.runner.run import run_eval\n"
         "from harness.store.runs import load_outputs\n"
         "config = RunConfig(data='qa', model='python:harness_test_models:pandas_seen',"
-        " metrics=['word_count'], concurrency=1, mlflow=False)\n"
+        " metrics=['word_count'], concurrency=2, mlflow=False)\n"
         "result = run_eval(config)\n"
         "from harness.config import resolve_home\n"
         "print(list(load_outputs(resolve_home().db_path, result.run_id)['output']))"
