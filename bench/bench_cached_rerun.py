@@ -35,12 +35,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-import httpx  # noqa: E402
 
 from harness.runner.config import RunConfig  # noqa: E402
 from harness.runner.run import run_eval  # noqa: E402
@@ -53,6 +51,9 @@ from harness.testing._fake_llm_replies import (  # noqa: E402
 from harness.tracking.mlflow_store import DB_FILE, MLRUNS_DIR  # noqa: E402
 from harness.tracking.record import TRACES_TAG  # noqa: E402
 
+if TYPE_CHECKING:
+    import httpx
+
 LIMIT_10K_S = 5.0  # goal 3 of issue 14
 LIMIT_EXTRA_1K_S = 0.6  # goal 1: what MLflow may add to a 1,000-row rerun
 LIMIT_RSS_MB = 250  # goal 4, at 10,000 rows
@@ -63,6 +64,8 @@ DEAD_URL = "http://127.0.0.1:9/v1"  # the discard port: nothing listens, any mis
 
 
 def fake_openai(request: httpx.Request) -> httpx.Response:
+    import httpx
+
     """The fake server's OpenAI route, in process."""
     body = json.loads(request.content)
     system = " ".join(content_text(m["content"]) for m in body["messages"] if m["role"] == "system")
@@ -269,15 +272,10 @@ def filled_home(rows: int, judges: list[str], keep: Path | None) -> Iterator[tup
             capture_output=True,
         )
         cold_started = time.perf_counter()
-        config = RunConfig(
-            data="bench",
-            model="openai:/bench-model",
-            metrics=["token_f1", "rougeL"],
-            judges=judges,
-            judge_model="openai:/bench-judge",
-            concurrency=64,
-            mlflow=True,  # the store, prompt version and model exist before the reruns
-        )
+        import httpx
+
+        # MLflow on: the store, prompt version and model exist before the reruns.
+        config = bench_config(judges)
         client = httpx.AsyncClient(transport=httpx.MockTransport(fake_openai))
         cold = run_eval(config, home=home, http_client=client)
         cold_s = time.perf_counter() - cold_started
@@ -285,6 +283,20 @@ def filled_home(rows: int, judges: list[str], keep: Path | None) -> Iterator[tup
         expected = {"metrics": json.loads(json.dumps(cold.metrics))}
         marker.write_text(json.dumps(expected))
         yield home, {**expected, "cold_s": cold_s}
+
+
+def bench_config(judges: list[str]) -> RunConfig:
+    """The run that fills the cache, as ``run_eval`` takes it; ``run_args`` is the same run
+    on the command line. A rerun of it is answered by the cache alone."""
+    return RunConfig(
+        data="bench",
+        model="openai:/bench-model",
+        metrics=["token_f1", "rougeL"],
+        judges=judges,
+        judge_model="openai:/bench-judge",
+        concurrency=64,
+        mlflow=True,
+    )
 
 
 def bench_env(home: Path) -> dict[str, str]:

@@ -20,17 +20,17 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bench_cached_rerun, imported by the parent only: a child
-# imports nothing its run would not (httpx among them)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cached_rerun
 
 
 def child(home: str, hold_rows: int, judges: list[str]) -> None:
     """One rerun in this process: the end's wall time and the peak RSS, as JSON."""
     import resource
 
+    # bench_cached_rerun imports no HTTP client: a child loads only what a rerun does.
+    from bench_cached_rerun import bench_config
+
     import harness.runner.run as run_module
-    from harness.runner.config import RunConfig
 
     run_module.HOLD_REPORT_ROWS = hold_rows
     ends: list[float] = []
@@ -44,16 +44,7 @@ def child(home: str, hold_rows: int, judges: list[str]) -> None:
             ends.append(time.perf_counter() - started)
 
     run_module._Run._finished = timed  # type: ignore[method-assign]
-    config = RunConfig(
-        data="bench",
-        model="openai:/bench-model",
-        metrics=["token_f1", "rougeL"],
-        judges=judges,
-        judge_model="openai:/bench-judge",
-        concurrency=64,
-        mlflow=True,
-    )
-    result = run_module.run_eval(config, home=home)
+    result = run_module.run_eval(bench_config(judges), home=home)
     assert result.errors == 0 and result.mlflow_run_id is not None, result.error_reasons
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"end_s": ends[0], "peak_mb": peak}))
