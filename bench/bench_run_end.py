@@ -1,11 +1,12 @@
 """The end of a cached rerun logged to MLflow, with and without the store held through it.
 
 A finished run keeps the DuckDB store open from reading its rows back through its report
-when it has at most ``harness.runner.run.HOLD_REPORT_ROWS`` rows (two opens fewer on the
-path to its exit), and closes it before the report otherwise (the open database keeps the
-pages the report reads: memory that grows with the rows). This times both ways on the
-same rows, alternating: the run's end (``_Run._finished``: aggregates, report, MLflow
-record) and the run process's peak RSS, each rerun in a process of its own.
+and its MLflow run's end when it has at most ``harness.runner.run.HOLD_REPORT_ROWS`` rows
+(three opens fewer on the path to its exit), and closes it before the report otherwise
+(the open database keeps the pages the report reads: memory that grows with the rows).
+This times both ways on the same rows, alternating: the run's end (``_Run._finished``:
+aggregates, report, MLflow record) and the run process's peak RSS, each rerun in a
+process of its own.
 
 Run: ``python bench/bench_run_end.py [--rows 1000,10000] [--repeat 5] [--keep DIR]``
 """
@@ -73,7 +74,7 @@ def report(
         return end, peak
 
     print(f"{rows:,} rows x (model + {len(judges)} judge), cached rerun logged to MLflow:")
-    end_held, peak_held = line("held through the report", held)
+    end_held, peak_held = line("held to the end", held)
     end_closed, peak_closed = line("closed before the report", closed)
     print(
         f"  held / closed: end {end_held / end_closed:.2f}x ({end_held - end_closed:+.3f} s), "

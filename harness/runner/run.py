@@ -186,12 +186,13 @@ def run_eval(
             cache.close()
 
 
-# Up to this many rows, a finished run keeps the store open through its report (see
-# ``_Run._finished``): the report's two opens of the store cost a fixed time on the path to
-# the run's exit, the hold memory that grows with the rows. bench/bench_run_end.py (a
-# cached rerun logged to MLflow, held against closed): at 1,000 rows the end took 0.89x
-# and 0.97x (-0.07 s, -0.02 s) for +13 MB of peak RSS, at 2,000 0.82x (-0.15 s) for
-# +22 MB, at 10,000 1.03x (+0.06 s) for +64 MB.
+# Up to this many rows, a finished run keeps the store open through its report and its
+# MLflow run's end (see ``_Run._finished``): the report's two opens of the store and the
+# one storing the MLflow run's id cost a fixed time on the path to the run's exit, the
+# hold memory that grows with the rows. bench/bench_run_end.py (a cached rerun logged to
+# MLflow, held against closed, the hold through the report only): at 1,000 rows the end
+# took 0.89x and 0.97x (-0.07 s, -0.02 s) for +13 MB of peak RSS, at 2,000 0.82x
+# (-0.15 s) for +22 MB, at 10,000 1.03x (+0.06 s) for +64 MB.
 HOLD_REPORT_ROWS = 2_000
 
 
@@ -304,9 +305,12 @@ class _Run:
     def _finished(self) -> RunResult:
         to_mlflow = self.worker is not None and self.head is not None
         # One open of the store to read the rows back and store the run's end, instead of
-        # one per step (20-40 ms each). A small run keeps it open through its report too
-        # (two opens fewer); a large one closes it first, since the open database keeps
-        # the pages its queries read and the report reads every row (HOLD_REPORT_ROWS).
+        # one per step (20-40 ms each). A small run keeps it open through its report and
+        # the end of its MLflow run in the local store (three opens fewer; the MLflow
+        # worker never opens it); a large one closes it first, since the open database
+        # keeps the pages its queries read and the report reads every row
+        # (HOLD_REPORT_ROWS). Other processes wait for the store meanwhile, so it is never
+        # held while the caller's own MLflow run, perhaps on a server, is written.
         with contextlib.ExitStack() as hold:
             hold.enter_context(held(self.home.db_path))
             result, outputs, scores = self._record("finished")
@@ -317,24 +321,33 @@ class _Run:
             # --sizes 10000, peak RSS of the tree 446-452 MB against 459-476 (two runs).
             release_freed()  # DuckDB's buffers, the rows read back
             report_html = self._report(result, to_mlflow)
-        release_freed()  # the report's rows, read apart
-        if self.worker is not None and self.head is not None:
-            from harness.runner.mlflow_run import log_to_mlflow
-
-            try:
-                result.mlflow_run_id = log_to_mlflow(
-                    self.head, result, outputs, scores, self.worker, self.stop, report_html
-                )
-                run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
-            except Interrupted as e:
-                raise e.extended(
-                    f"the run's rows are all stored; `harness runs log {self.run_id}` "
-                    "completes its MLflow run"
-                ) from None
-            except HarnessError as e:
-                self._mlflow_failed(result, e)
+            release_freed()  # the report's rows, read apart
+            if self.mlflow_run is not None:
+                hold.close()
+            if to_mlflow:
+                self._log_to_mlflow(result, outputs, scores, report_html)
         result.duration_s = time.time() - self.started
         return result
+
+    def _log_to_mlflow(
+        self, result: RunResult, outputs: Any, scores: Any, report_html: str | None
+    ) -> None:
+        """End the run's MLflow run and store its id; a failure is the result's warning."""
+        from harness.runner.mlflow_run import log_to_mlflow
+
+        assert self.worker is not None and self.head is not None
+        try:
+            result.mlflow_run_id = log_to_mlflow(
+                self.head, result, outputs, scores, self.worker, self.stop, report_html
+            )
+            run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
+        except Interrupted as e:
+            raise e.extended(
+                f"the run's rows are all stored; `harness runs log {self.run_id}` "
+                "completes its MLflow run"
+            ) from None
+        except HarnessError as e:
+            self._mlflow_failed(result, e)
 
     def _report(self, result: RunResult, to_mlflow: bool = False) -> str | None:
         """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""

@@ -355,9 +355,10 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
 ) -> None:
     """Reading the rows back and storing the run's end share one open of the DuckDB file
     (``harness.store.db.held``). A run of up to ``HOLD_REPORT_ROWS`` rows keeps it open
-    through its report too; a larger one closes it first, and its report reads the rows
-    and the judges' calibrations with opens of their own. The rest of the run still opens
-    the file for each short piece of work, so other processes can read between them."""
+    through its report and its MLflow run's end too; a larger one closes it first, and its
+    report reads the rows and the judges' calibrations, and its MLflow run id is stored,
+    with opens of their own. The rest of the run still opens the file for each short piece
+    of work, so other processes can read between them."""
     import harness.runner.run as run_module
     from harness.store import db as store_db
 
@@ -378,13 +379,15 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
         "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
         "--metric", "token_f1", "--judge", "correctness",
         "--judge-model", "python:harness_test_models:judge_yes",
-        "--no-mlflow", "--json", "--report", str(report),
+        "--json", "--report", str(report),
     )  # fmt: skip
     assert code == 0, err
     # Held: the one open. Closed first: then the report's read of the rows and of the
-    # judges' calibrations.
-    assert at_end.count(True) == (1 if hold_rows else 3), at_end
+    # judges' calibrations, and the MLflow run's id.
+    assert at_end.count(True) == (1 if hold_rows else 4), at_end
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
-    run_id = json.loads(out)["run_id"]
-    assert query(home, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("finished",)]
+    result = json.loads(out)
+    run_id = result["run_id"]
+    stored = query(home, f"SELECT status, mlflow_run_id FROM runs WHERE run_id = '{run_id}'")
+    assert stored == [("finished", result["mlflow_run_id"])] and result["mlflow_run_id"]
     assert "harness report" in report.read_text(encoding="utf-8")

@@ -25,10 +25,23 @@ def answer(row: dict) -> str:
 
 
 def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
+    from harness.runner.mlflow_inline import InlineLogger
+    from harness.store import db as store_db
+
+    # The user's run may be on a server: the project's store is not held while it is
+    # written (a small run holds it through its end otherwise, harness.runner.run).
+    held_at_finish: list[bool] = []
+    finish = InlineLogger.finish
+
+    def watched(self: InlineLogger, *args: object, **kwargs: object) -> str:
+        held_at_finish.append(bool(store_db._held))
+        return finish(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(InlineLogger, "finish", watched)
     user_uri = "sqlite:///" + str(tmp_path / "team-tracking.db")
     mlflow.set_tracking_uri(user_uri)
     try:
@@ -58,6 +71,7 @@ def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
     assert len(traces) == 2  # one per row
     # Nothing went to the project's own store; the rows are in DuckDB with the run's id.
     assert not (home / "mlruns" / "mlflow.db").exists()
+    assert held_at_finish == [False]
     from harness.store.runs import get_run
 
     assert get_run(home / "harness.duckdb", result.run_id).mlflow_run_id == run.info.run_id
