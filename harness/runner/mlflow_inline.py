@@ -55,6 +55,11 @@ class InlineLogger:
             logger, head = self._logger, self._head
             self._guard(lambda: logger.add_traces(batch_traces(head, batch, judge_models)))
 
+    def prepare(self, record: RunRecord, reload: Any = None) -> RunRecord:
+        """``record`` as it is: MLflow's API, in this process, logs its DataFrames."""
+        del reload
+        return record
+
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
         del stop  # in-process: nothing to wait for
         if self._error is not None:

@@ -9,6 +9,7 @@ same interface, :class:`MlflowLogger`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +18,7 @@ from harness.store import runs as run_store
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.config import Home
     from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
     from harness.runner.mlflow_records import Batch
@@ -24,7 +26,13 @@ if TYPE_CHECKING:
     from harness.store.runs import OutputRow, ScoreRow
     from harness.tracking import RunRecord
 
-__all__ = ["MlflowLogger", "log_to_mlflow", "open_mlflow_run", "trace_sender"]
+__all__ = [
+    "MlflowLogger",
+    "log_to_mlflow",
+    "open_mlflow_run",
+    "prepare_mlflow_end",
+    "trace_sender",
+]
 
 
 class MlflowLogger(Protocol):
@@ -33,6 +41,9 @@ class MlflowLogger(Protocol):
     def begin(self, head: RunRecord, **options: Any) -> None: ...
     def add_rows(self, chunk: RunRecord) -> None: ...
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None: ...
+    def prepare(
+        self, record: RunRecord, reload: Callable[[], RunRecord] | None = None
+    ) -> RunRecord: ...
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
     def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
     def close(self) -> None: ...
@@ -99,20 +110,42 @@ def trace_sender(
     return send
 
 
-def log_to_mlflow(
+def prepare_mlflow_end(
+    home: Home,
     head: RunRecord,
     result: RunResult,
     outputs: pd.DataFrame,
     scores: pd.DataFrame,
     worker: MlflowLogger,
+) -> RunRecord:
+    """The MLflow run's final record, its tables made now (``MlflowLogger.prepare``), so
+    the run's DataFrames can go before its report is built: the report and the tables are
+    the two largest steps of a large run's end, and each is the peak of memory alone.
+
+    The record returned may hold no DataFrames; should MLflow's API need them at the end,
+    they are read again from the store."""
+    from harness.runner.mlflow_records import final_record
+
+    def reload() -> RunRecord:
+        return final_record(
+            head,
+            result,
+            run_store.load_outputs(home.db_path, result.run_id),
+            run_store.load_scores(home.db_path, result.run_id),
+        )
+
+    return worker.prepare(final_record(head, result, outputs, scores), reload)
+
+
+def log_to_mlflow(
+    record: RunRecord,
+    worker: MlflowLogger,
     stop: StopRequest | None = None,
     report_html: str | None = None,
 ) -> str:
-    """Finish the MLflow run the worker opened: params, metrics, the table, artifacts
-    (the run's report among them).
+    """Finish the MLflow run the worker opened with ``record`` (``prepare_mlflow_end``):
+    params, metrics, the table, artifacts (the run's report among them).
 
     After a stop request, the worker's answer is waited for a few seconds more (then
     ``Interrupted``; the worker completes the MLflow run alone)."""
-    from harness.runner.mlflow_records import final_record
-
-    return worker.finish(final_record(head, result, outputs, scores, report_html), stop)
+    return worker.finish(dataclasses.replace(record, report_html=report_html), stop)

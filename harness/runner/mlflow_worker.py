@@ -49,12 +49,13 @@ import harness.errors
 from harness.errors import EnvironmentFault, HarnessError, Interrupted, TrackingError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from harness.interrupt import StopRequest
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_resume import ResumingLogger
+    from harness.tracking.sql_run import RenderedRows
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 _LENGTH = struct.Struct("!Q")  # what precedes each reply: its length in bytes
@@ -84,6 +85,8 @@ class MlflowWorker:
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._detached = False  # left to finish alone after a signal
+        self._rendered: RenderedRows | None = None  # ``prepare``d, for ``finish``
+        self._reload: Callable[[], RunRecord] | None = None
         # Batches go through a queue and a sender thread, so a worker busy writing traces
         # never makes the run wait: the pipe may block, the rows do not.
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
@@ -124,26 +127,44 @@ class MlflowWorker:
             self._queue.put(None)
             self._sender.join()
 
+    def prepare(
+        self, record: RunRecord, reload: Callable[[], RunRecord] | None = None
+    ) -> RunRecord:
+        """Render ``record``'s tables now, for ``finish``; return it without its DataFrames.
+
+        The tables go to the worker rendered (what the SQL path writes), the per-row one as
+        a file it moves into place (``render_rows``). Their DataFrames follow only when the
+        worker asks (MLflow's API, or its schema inference, needs them): a worker writing
+        SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
+        (20 MB) for nothing. Then ``reload`` makes them again; without it, the record
+        keeps them.
+        """
+        from harness.tracking.sql_run import render_rows
+
+        self._discard_rendered()
+        self._rendered = render_rows(record, self._spool)
+        self._reload = reload
+        return record if reload is None else _without_frames(record)
+
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
         """Log the rest of the run and end it; return the MLflow run id.
 
-        After a stop request (a signal) the answer is waited for ``stop.grace_s`` more
-        seconds; then ``Interrupted`` is raised and the worker is left to finish alone.
+        ``record`` is the one ``prepare`` returned (or one to prepare now). After a stop
+        request (a signal) the answer is waited for ``stop.grace_s`` more seconds; then
+        ``Interrupted`` is raised and the worker is left to finish alone.
         """
         assert self._process.stdin is not None
-        from harness.tracking.sql_run import render_rows
-
+        if self._rendered is None:
+            record = self.prepare(record)
+        rendered, self._rendered = self._rendered, None
+        assert rendered is not None
         self._stop_sender()  # every batch is in the pipe before the finish
-        # The tables go rendered (what the SQL path writes), the per-row one as a file the
-        # worker moves into place (``render_rows``). Their DataFrames follow only when the
-        # worker asks (MLflow's API, or its schema inference, needs them): a worker writing
-        # SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
-        # (20 MB) for nothing.
-        rendered = render_rows(record, self._spool)
         try:
             self._send(("finish", _without_frames(record), rendered))
             reply = self._read_reply(stop)
             if reply is not None and reply[0] == "frames":
+                if record.rows is None and self._reload is not None:
+                    record = self._reload()
                 self._send(("frames", record.rows, record.tables))
                 reply = self._read_reply(stop)
         finally:
@@ -206,8 +227,15 @@ class MlflowWorker:
         self._queue.put(("stop", status))
         self.close(timeout_s=timeout_s)
 
+    def _discard_rendered(self) -> None:
+        """Delete a per-row table ``prepare`` wrote for a ``finish`` that will not come."""
+        if self._rendered is not None:
+            self._rendered.discard()
+            self._rendered = None
+
     def close(self, timeout_s: float = 60.0) -> None:
         """End the worker; if the run neither finished nor stopped, it is ended KILLED."""
+        self._discard_rendered()
         self._stop_sender()
         with self._lock:
             if self._process.stdin is not None and not self._process.stdin.closed:

@@ -320,26 +320,39 @@ class _Run:
             # so the peak is the largest step's, not their sum: bench/bench_cached_rerun.py
             # --sizes 10000, peak RSS of the tree 446-452 MB against 459-476 (two runs).
             release_freed()  # DuckDB's buffers, the rows read back
+            # The MLflow run's tables are made before the report, so that the rows read
+            # back are gone while it is built: each step's peak is then its own alone.
+            record = self._mlflow_end(result, outputs, scores) if to_mlflow else None
+            del outputs, scores
+            release_freed()
             report_html = self._report(result, to_mlflow)
             release_freed()  # the report's rows, read apart
             if self.mlflow_run is not None:
                 hold.close()
-            if to_mlflow:
-                self._log_to_mlflow(result, outputs, scores, report_html)
+            if record is not None:
+                self._log_to_mlflow(result, record, report_html)
         result.duration_s = time.time() - self.started
         return result
 
-    def _log_to_mlflow(
-        self, result: RunResult, outputs: Any, scores: Any, report_html: str | None
-    ) -> None:
-        """End the run's MLflow run and store its id; a failure is the result's warning."""
-        from harness.runner.mlflow_run import log_to_mlflow
+    def _mlflow_end(self, result: RunResult, outputs: Any, scores: Any) -> RunRecord | None:
+        """The MLflow run's final record, its tables made (``prepare_mlflow_end``); None,
+        and the failure the result's warning, when they cannot be."""
+        from harness.runner.mlflow_run import prepare_mlflow_end
 
         assert self.worker is not None and self.head is not None
         try:
-            result.mlflow_run_id = log_to_mlflow(
-                self.head, result, outputs, scores, self.worker, self.stop, report_html
-            )
+            return prepare_mlflow_end(self.home, self.head, result, outputs, scores, self.worker)
+        except HarnessError as e:
+            self._mlflow_failed(result, e)
+            return None
+
+    def _log_to_mlflow(self, result: RunResult, record: RunRecord, report_html: str | None) -> None:
+        """End the run's MLflow run and store its id; a failure is the result's warning."""
+        from harness.runner.mlflow_run import log_to_mlflow
+
+        assert self.worker is not None
+        try:
+            result.mlflow_run_id = log_to_mlflow(record, self.worker, self.stop, report_html)
             run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
         except Interrupted as e:
             raise e.extended(

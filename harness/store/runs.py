@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from harness.errors import RunBusy, RunNotFound
 from harness.store.db import connect
+from harness.store.frames import frame
 from harness.store.owner import Owner, current_owner
 
 if TYPE_CHECKING:
@@ -501,32 +502,34 @@ def failures(db_path: Path, run_id: str, top: int = 5) -> tuple[dict[str, dict[s
     return found, int(failed[0]) if failed else 0
 
 
+OUTPUTS_SQL = """
+    SELECT o.example_id AS id, e.input, e.expected, e.context, o.output, o.error,
+           o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd, o.request_key,
+           o.cached
+    FROM outputs o
+    JOIN runs r ON r.run_id = o.run_id
+    LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
+                        AND e.id = o.example_id
+    WHERE o.run_id = ?
+    ORDER BY e.position
+"""
+
+SCORES_SQL = (
+    "SELECT example_id, metric, sample, value, label, rationale, raw, error, source, "
+    "request_key, cached FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
+)
+
+
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
-    """Outputs joined with their examples, in dataset order."""
+    """Outputs joined with their examples, in dataset order (``frame``: ``.df()``'s frame
+    for less memory; a run's end reads them)."""
     with connect(db_path, read_only=True) as con:
-        return con.execute(
-            """
-            SELECT o.example_id AS id, e.input, e.expected, e.context, o.output, o.error,
-                   o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd, o.request_key,
-                   o.cached
-            FROM outputs o
-            JOIN runs r ON r.run_id = o.run_id
-            LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
-                                AND e.id = o.example_id
-            WHERE o.run_id = ?
-            ORDER BY e.position
-            """,
-            [run_id],
-        ).df()
+        return frame(con.sql(OUTPUTS_SQL, params=[run_id]))
 
 
 def load_scores(db_path: Path, run_id: str) -> pd.DataFrame:
     with connect(db_path, read_only=True) as con:
-        return con.execute(
-            "SELECT example_id, metric, sample, value, label, rationale, raw, error, source, "
-            "request_key, cached FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample",
-            [run_id],
-        ).df()
+        return frame(con.sql(SCORES_SQL, params=[run_id]))
 
 
 def request_keys(db_path: Path, run_id: str) -> set[str]:

@@ -391,3 +391,32 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     stored = query(home, f"SELECT status, mlflow_run_id FROM runs WHERE run_id = '{run_id}'")
     assert stored == [("finished", result["mlflow_run_id"])] and result["mlflow_run_id"]
     assert "harness report" in report.read_text(encoding="utf-8")
+
+
+def test_a_run_whose_end_fails_after_its_mlflow_table_is_made_leaves_no_table_file(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MLflow run's per-row table is written to a file before the report is built
+    (``MlflowWorker.prepare``); an end that fails in between deletes it, and the MLflow run
+    is not left running (KILLED, as for any crash of the run's process: the worker's pipe
+    closes without a finish)."""
+    from mlflow import MlflowClient
+
+    import harness.runner.run as run_module
+
+    def broken(self: object, result: object, to_mlflow: bool = False) -> str:
+        assert list((home / "mlruns").glob(".harness-table-*")), "prepared before the report"
+        raise MemoryError("the report could not be built")
+
+    monkeypatch.setattr(run_module._Run, "_report", broken)
+    with pytest.raises(MemoryError):
+        run_module.run_eval(
+            run_module.RunConfig(
+                data="qa", model="python:harness_test_models:answer_expected", metrics=["token_f1"]
+            ),
+            home=home,
+        )
+    assert list((home / "mlruns").glob(".harness-table-*")) == []
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.status for r in runs] == ["KILLED"]

@@ -385,14 +385,24 @@ def test_slices_reach_mlflow_and_the_python_api(
     monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
     by_api = harness.evaluate(
         model="python:harness_test_models:answer_some", data="pqa", metrics=["exact_match"],
-        sample=0.5, seed=4, home=home,
+        by="final_decision", sample=0.5, seed=4, stratify="final_decision", home=home,
     )  # fmt: skip
     assert (
         not client.get_run(by_api.mlflow_run_id)
         .data.tags["harness.traces"]
         .endswith("(sql-direct)")
     )
+    per_row = []
     for run in (again, by_api):
         table = client.download_artifacts(run.mlflow_run_id, "eval_results_table.json")
-        assert len(json.loads(Path(table).read_text(encoding="utf-8"))["data"]) == 60
+        per_row.append(json.loads(Path(table).read_text(encoding="utf-8")))
+        assert len(per_row[-1]["data"]) == 60
+    # MLflow's API logged the table from the run's rows read again from the store (the
+    # run's process let its own go before the report): the same table the SQL path wrote,
+    # but for the latencies of these two runs.
+    assert per_row[1]["columns"] == per_row[0]["columns"]
+    timed = per_row[0]["columns"].index("latency_s")
+    assert [r[:timed] + r[timed + 1 :] for r in per_row[1]["data"]] == [
+        r[:timed] + r[timed + 1 :] for r in per_row[0]["data"]
+    ]
     assert list(resolve_home(home).mlruns_dir.glob(".harness-table-*")) == []
