@@ -20,8 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from harness.errors import RunBusy, RunNotFound
+from harness.store.dataframes import frame
 from harness.store.db import connect
-from harness.store.frames import frame
 from harness.store.owner import Owner, current_owner
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ PubMedQA contexts; the end of a run reads them), three runs each in processes of
 own, alternating: the peak 143-145 MB above the start with ``.df()``, 85-86 MB this way;
 0.16-0.19 s against 0.12 s; 63 against 27 MB held after.
 
-The frame is ``.df()``'s, column for column (tests/store/test_frames.py compares them):
+The frame is ``.df()``'s, column for column (tests/store/test_dataframes.py compares them):
 Arrow's own conversion differs where a column has NULLs (a float column for integers, an
 object column for booleans, ``None`` for a missing list) or is all NULL (a string column
 of NaN where ``.df()`` keeps ``None``); ``frame`` converts those columns as ``.df()``

@@ -1,4 +1,4 @@
-"""``harness.store.frames.frame`` gives DuckDB's ``.df()`` frame, read through Arrow."""
+"""``harness.store.dataframes.frame`` gives DuckDB's ``.df()`` frame, read through Arrow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from harness.store.frames import frame
+from harness.store.dataframes import frame
 
 # Each column type the store's reads use, with every NULL pattern: none, some, all.
 _TYPES = {
