@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._version import __version__
+from harness.memory import release_freed
 from harness.numbers import ci, clip, mean_ci, number, p_value, signed
 from harness.report.facts import run_facts
 from harness.report.rows import Flips, ReportRun, packed_rows
@@ -163,6 +164,11 @@ def render_report(
         "metrics": metric_views(runs, metrics),
         "judges": judge_views(runs, calibrations),
         "slices": slice_views(runs, by, max_slices),
+    }
+    for run in runs:  # the views are made: the rows' pages need less at their peak
+        run.forget_score_rows()
+    release_freed()
+    context |= {
         "packed": packed_rows(runs, metrics, flips),
         "css": markup(_static("report.css")),
         "js": markup(_static("report.js")),

@@ -64,8 +64,14 @@ class ReportRun:
 
     @cached_property
     def score_rows(self) -> pd.DataFrame:
-        """Every score of the run, one row per example, metric and sample."""
+        """Every score of the run, one row per example, metric and sample (kept until
+        ``forget_score_rows``)."""
         return self.record.scores()
+
+    def forget_score_rows(self) -> None:
+        """Let ``score_rows`` go: the page's views are made, and its rows do not need it
+        (a 10,000-row run's scores, judge answers and rationales: ~23 MB)."""
+        self.__dict__.pop("score_rows", None)
 
     @property
     def template(self) -> str:
