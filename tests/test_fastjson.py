@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from harness.fastjson import _may_hold_a_long_int, loads
+from harness.fastjson import _may_hold_a_long_int, loads, loads_text
 
 BEYOND_64_BITS = [
     "123456789012345678901234567890",
@@ -127,3 +127,29 @@ def test_random_documents_read_alike_in_every_spacing() -> None:
             json.dumps(value, indent=rng.choice([1, "\t"])),
         ):
             _same_reading(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"score": 4, "rationale": "caf\u00e9 \u2603"}',
+        '{"seed": 123456789012345678901234567890}',
+        '{"s": "\ud800"}',  # a lone surrogate in the text itself: it has no UTF-8 form
+        '{"s": "\\ud800 escaped"}',
+        '\ufeff{"a": 1}',  # a byte-order mark: an error in text, skipped in UTF-8 bytes
+        '{"t": NaN}',
+        '{"score": 4',  # not JSON
+        "",
+    ],
+)
+def test_text_reads_as_the_standard_library_reads_it(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError) as raised:
+            loads_text(text)
+        assert raised.value.msg == error.msg
+        return
+    got = loads_text(text)
+    assert got == expected or json.dumps(got) == json.dumps(expected)
+    assert [type(v) for v in _leaves(got)] == [type(v) for v in _leaves(expected)]

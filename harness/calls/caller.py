@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.cache.keys import canonical_key, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
 from harness.calls.result import CallResult
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
 from harness.errors import (
     BudgetExceeded,
+    CacheCorrupt,
     ConfigError,
     EndpointUnreachable,
     ProviderConnectionError,
@@ -27,6 +29,7 @@ from harness.errors import (
     ReplayMiss,
 )
 from harness.intercept.endpoints import Endpoints
+from harness.providers.pricing import cost_usd
 
 if TYPE_CHECKING:
     import httpx
@@ -181,8 +184,6 @@ class Caller:
         """
         if provider.local:
             return await self._local(provider, request, kind, row_id)
-        from harness.cache.keys import canonical_key, canonical_request
-
         canonical = canonical_request(request)  # kept: the cache entry stores it too
         key = canonical_key(canonical)
         if self.mode in ("use", "replay"):
@@ -307,8 +308,6 @@ class Caller:
         """
         key = None
         if row_id is not None and (self.local_seeds is not None or self.local_answers):
-            from harness.cache.keys import request_key
-
             key = request_key(request)
             known = self.local_answers.get(row_id, {}).get(key)
             if known is not None:  # answered (and counted) on the driver
@@ -357,8 +356,6 @@ class Caller:
         call is answered here from its own worker thread, without waiting for the loop."""
         if self.mode not in ("use", "replay") or provider.local:
             return None
-        from harness.cache.keys import request_key
-
         return self.cached_key(provider, request_key(request), kind=kind, row_id=row_id)
 
     def cached_key(
@@ -418,8 +415,6 @@ class Caller:
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
     ) -> CallResult | None:
-        from harness.errors import CacheCorrupt
-
         assert self.cache is not None
         try:
             entry = self.cache.get(key)
@@ -457,8 +452,6 @@ class Caller:
         )
 
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
-        from harness.providers.pricing import cost_usd
-
         return cost_usd(provider.uri, response.input_tokens, response.output_tokens)
 
     # -- sending ---------------------------------------------------------------------------
@@ -472,7 +465,6 @@ class Caller:
         if self.budget is not None or limiter is not None:
             tokens_in, tokens_out = self._estimate(provider, request)
         if self.budget is not None:
-            from harness.providers.pricing import cost_usd
 
             def estimate() -> float:
                 nonlocal tokens_in, tokens_out

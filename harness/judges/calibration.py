@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from harness.config import Home
     from harness.judges.judge import Judge
     from harness.store.datasets import Example
-    from harness.store.runs import ScoreRow
+    from harness.store.rows import ScoreRow
 
 __all__ = ["Calibration", "calibrate", "cohen_kappa"]
 

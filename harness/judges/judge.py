@@ -13,6 +13,7 @@ version included.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import JudgeParseError, MetricError, ProviderError
 from harness.judges.output import OutputSpec
 from harness.judges.parse import PARSER_VERSION, Verdict, parse_verdict
-from harness.store.runs import ScoreRow
+from harness.store.rows import ScoreRow
 
 if TYPE_CHECKING:
     from harness.calls import Caller, CallResult
@@ -96,7 +97,7 @@ class Judge:
 
     # -- identity ------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property  # asked for every row; the template never changes
     def fields(self) -> frozenset[str]:
         """The row fields the prompt uses."""
         return frozenset(_PLACEHOLDER.findall(self.template)) & frozenset(FIELDS)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from harness.calls import Caller
     from harness.config import Home
     from harness.providers.base import Provider
-    from harness.store.runs import ScoreRow
+    from harness.store.rows import ScoreRow
 
 __all__ = ["PAIRWISE_JUDGE", "Comparison", "PairwiseRow", "compare_runs"]
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness import fastjson
 from harness.errors import JudgeParseError
 from harness.judges.output import OutputSpec
 
@@ -138,7 +139,7 @@ def _json_objects(text: str, limit: int = 20) -> Iterator[tuple[dict[str, Any], 
         # The common answer in JSON mode: one object and nothing else. When it parses, the
         # brace scan below (a loop over every character) would find exactly it.
         try:
-            whole = json.loads(text)
+            whole = fastjson.loads_text(text)
         except ValueError:
             whole = None
         if isinstance(whole, dict):

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import MetricError
-
-if TYPE_CHECKING:
-    from harness.store.runs import ScoreRow
+from harness.store.rows import ScoreRow
 
 __all__ = [
     "BatchMetric",
@@ -114,8 +112,6 @@ class Metric:
         A user's metric function that fails is that row's problem, like a failed model call:
         the value is None, the error says what was raised, and the run goes on.
         """
-        from harness.store.runs import ScoreRow
-
         if (self.needs_expected and not row.expected) or (self.needs_context and not row.context):
             return [ScoreRow(example_id, self.name, None)]
         try:
@@ -127,8 +123,6 @@ class Metric:
         return rows
 
     def _row(self, example_id: str, score: Any) -> ScoreRow:
-        from harness.store.runs import ScoreRow
-
         if isinstance(score, Score):
             value = None if score.value is None else as_number(self.name, score.value)
             return ScoreRow(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import BatchMetric, Columns, extra_aggregates
-from harness.store.runs import ScoreRow
+from harness.store.rows import ScoreRow
 
 if TYPE_CHECKING:
     import pandas as pd

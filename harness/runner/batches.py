@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from harness.config import DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS, Home
 from harness.store import runs as run_store
-from harness.store.runs import OutputRow, ScoreRow
+from harness.store.rows import OutputRow, ScoreRow
 
 # Rows per call of ``on_batch``: smaller than a DuckDB batch, so the MLflow worker writes
 # traces while the rows run and only the last few hundred are left when they end (a

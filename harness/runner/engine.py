@@ -20,7 +20,7 @@ from harness.calls import CallDeferred, Caller, CallResult
 from harness.errors import BudgetExceeded, ProviderError
 from harness.metrics import ScoringRow
 from harness.prompts import render
-from harness.store.runs import OutputRow, ScoreRow
+from harness.store.rows import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

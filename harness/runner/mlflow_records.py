@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from harness.runner.config import RunResult
     from harness.runner.plan import RunPlan
     from harness.store.datasets import Example
-    from harness.store.runs import OutputRow, ScoreRow
+    from harness.store.rows import OutputRow, ScoreRow
     from harness.tracking import RunRecord
     from harness.tracking.traces import RowTrace
 

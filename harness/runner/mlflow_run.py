@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from harness.runner.config import RunResult
     from harness.runner.mlflow_records import Batch
     from harness.runner.plan import RunPlan
-    from harness.store.runs import OutputRow, ScoreRow
+    from harness.store.rows import OutputRow, ScoreRow
     from harness.tracking import RunRecord
 
 __all__ = [

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from harness.providers import Provider
     from harness.runner.config import RunConfig
     from harness.store.datasets import Example
-    from harness.store.runs import OutputRow, ScoreRow
+    from harness.store.rows import OutputRow, ScoreRow
 
 __all__ = ["PackedSpec", "ProviderRef", "TaskSpec", "decode_row", "encode_item", "run_task"]
 
@@ -127,7 +127,7 @@ def encode_item(
 
 def decode_row(record: dict[str, Any]) -> tuple[OutputRow, list[ScoreRow]]:
     """The stored row a task sent back."""
-    from harness.store.runs import OutputRow, ScoreRow
+    from harness.store.rows import OutputRow, ScoreRow
 
     return OutputRow(*record["output"]), [ScoreRow(*s) for s in record["scores"]]
 

@@ -23,6 +23,7 @@ from harness.errors import RunBusy, RunNotFound
 from harness.store.dataframes import frame
 from harness.store.db import connect
 from harness.store.owner import Owner, current_owner
+from harness.store.rows import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,35 +31,6 @@ if TYPE_CHECKING:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-@dataclass
-class OutputRow:
-    example_id: str
-    output: str | None
-    error: str | None
-    latency_s: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float | None
-    request_key: str | None
-    cached: bool | None
-    app_request_keys: list[str] | None = None  # the calls the model's own code made
-
-
-@dataclass
-class ScoreRow:
-    example_id: str
-    metric: str
-    value: float | None
-    source: str = "code"  # code | llm_judge
-    sample: int = 0
-    label: str | None = None
-    rationale: str | None = None
-    raw: str | None = None
-    error: str | None = None
-    request_key: str | None = None
-    cached: bool | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from harness.judges.judge import MAX_REPAIRS, REPAIR_SEPARATOR, Judge
 from harness.metrics import ScoringRow
 from harness.providers.openai import OpenAIProvider
 from harness.providers.python import PythonProvider
-from harness.store.runs import ScoreRow
+from harness.store.rows import ScoreRow
 
 ROW = ScoringRow(
     input="Does aspirin lower fever?",

@@ -14,7 +14,7 @@ from harness.runner.mlflow_records import (
     rows_record,
 )
 from harness.store.datasets import Example
-from harness.store.runs import OutputRow, ScoreRow
+from harness.store.rows import OutputRow, ScoreRow
 from harness.tracking import RunRecord
 from harness.tracking.traces import build_row_traces
 

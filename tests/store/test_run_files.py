@@ -216,7 +216,8 @@ ORDER BY e.position, o.example_id
 def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path) -> None:
     from harness.store.datasets import load_examples, resolve_dataset
     from harness.store.exports import ROW_SCHEMA, _arrow
-    from harness.store.runs import OutputRow, ScoreRow, create_run, write_batch
+    from harness.store.rows import OutputRow, ScoreRow
+    from harness.store.runs import create_run, write_batch
 
     assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
     db_path = resolve_home(home).db_path
