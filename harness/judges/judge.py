@@ -133,6 +133,17 @@ class Judge:
 
     def messages(self, row: ScoringRow) -> list[dict[str, str]]:
         """The system and user messages for one row."""
+        system, preamble = self._fixed_text
+        user = self.render(self.template, _values(row)).strip()
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": preamble + user},
+        ]
+
+    @functools.cached_property  # the same for every row: made once, not once per row
+    def _fixed_text(self) -> tuple[str, str]:
+        """The system message, and what the user message says before the row's own part
+        (the definition, the rubric and the examples, each followed by a blank line)."""
         system = "\n\n".join(
             p for p in (SYSTEM_PROMPT, self.system, self.answer_instructions()) if p
         )
@@ -144,11 +155,7 @@ class Judge:
                 "Examples:\n\n"
                 + "\n\n".join(self._example(i, e) for i, e in enumerate(self.examples, start=1))
             )
-        parts.append(self.render(self.template, _values(row)))
-        return [
-            {"role": "system", "content": system},
-            {"role": "user", "content": "\n\n".join(p.strip() for p in parts)},
-        ]
+        return system, "".join(p.strip() + "\n\n" for p in parts)
 
     @staticmethod
     def render(template: str, values: Mapping[str, str]) -> str:
