@@ -72,6 +72,30 @@ def test_several_expected_answers_are_all_shown() -> None:
     assert "Reference answer:\nany of these:\n- Yes.\n- It does." in user
 
 
+def test_a_user_message_is_its_parts_stripped_and_joined_by_blank_lines() -> None:
+    # The fixed parts are made once per judge (Judge._fixed_text); the text must be what
+    # joining every part, the row's own included, gives, or every cached judge call misses.
+    judge = make_judge(
+        "parts",
+        "\n  Q: {input}\nA: {output}  \n",
+        definition="  Decide whether the answer is right.\n",
+        rubric={"yes": "right", "no": "wrong"},
+        examples=[{"input": "q1", "output": "a1", "answer": "yes", "rationale": "fine"}],
+        system="Be terse.",
+    )
+    user = judge.messages(ROW)[1]["content"]
+    again = judge.messages(dataclasses.replace(ROW, output="Something else."))[1]["content"]
+    rendered = Judge.render(judge.template, {"input": ROW.input, "output": ROW.output})
+    parts = [
+        judge.definition,
+        "Rubric:\n" + (judge.rubric or "").strip(),
+        "Examples:\n\n" + judge._example(1, judge.examples[0]),
+        rendered,
+    ]
+    assert user == "\n\n".join(p.strip() for p in parts if p is not None)
+    assert again.endswith("A: Something else.") and again.startswith(user[: user.index("Q:")])
+
+
 def test_custom_prompt_keeps_literal_braces() -> None:
     judge = make_judge("j", 'Q: {input}\nA: {output}\nNote: JSON looks like {"a": 1}.')
     assert 'Note: JSON looks like {"a": 1}.' in judge.messages(ROW)[1]["content"]
