@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.store.rows import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from harness.providers import Provider
     from harness.runner.config import RunConfig
     from harness.store.datasets import Example
-    from harness.store.rows import OutputRow, ScoreRow
 
 __all__ = ["PackedSpec", "ProviderRef", "TaskSpec", "decode_row", "encode_item", "run_task"]
 
@@ -127,8 +127,6 @@ def encode_item(
 
 def decode_row(record: dict[str, Any]) -> tuple[OutputRow, list[ScoreRow]]:
     """The stored row a task sent back."""
-    from harness.store.rows import OutputRow, ScoreRow
-
     return OutputRow(*record["output"]), [ScoreRow(*s) for s in record["scores"]]
 
 
