@@ -411,9 +411,16 @@ def main() -> None:
             flush=True,
         )
         if rows == 10_000:
+            cores = os.cpu_count() or 1
+            floor = statistics.median(r["cpu_on"]) / cores
+            # Over the limit, no overlap of the run, its worker and DuckDB's threads can
+            # meet it: only less CPU can.
+            verdict = ": over the limit, only less CPU can meet it" if floor > LIMIT_10K_S else ""
             print(
                 f"  goal 3: median {on:.2f} s against the {LIMIT_10K_S:.0f} s limit, ratio "
-                f"{on / LIMIT_10K_S:.2f}\n  goal 4: peak RSS {peak:.0f} MB against "
+                f"{on / LIMIT_10K_S:.2f}; the tree's CPU spread evenly over all {cores} "
+                f"cores would take {floor:.2f} s (ratio {floor / LIMIT_10K_S:.2f}{verdict})"
+                f"\n  goal 4: peak RSS {peak:.0f} MB against "
                 f"{LIMIT_RSS_MB} MB, ratio {peak / LIMIT_RSS_MB:.2f}",
                 flush=True,
             )
