@@ -34,6 +34,7 @@ BENCHMARKS = [
     ["bench_spark_modes.py"],
     ["bench_spark_import.py"],
     ["bench_report_plots.py"],
+    ["bench_report_browser.py", "--rows", "10000", "--repeat", "3"],
     ["bench_intercept.py"],
 ]
 

@@ -367,3 +367,66 @@ def test_a_report_of_two_candidates_switches_between_them(
         choose(browser, "#filter-flip", "flipped")
         assert len(visible_ids(browser)) == flipped
         assert browser.requests == [(page.as_uri(), "Document")]
+
+
+def test_a_long_runs_rows_are_listed_a_page_at_a_time(
+    big_run: tuple[Path, str], chromium: str, tmp_path: Path
+) -> None:
+    """1,000 rows: the first 500 that match are in the page, "Show more" adds the rest,
+    and the search and the sort still pick from every row, listed or not."""
+    home, run = big_run
+    page = tmp_path / "big.html"
+    ok(invoke(home, "report", run, "-o", str(page)))
+    record = load_run_record(home / "harness.duckdb", run)
+    ids = [str(i) for i in record.rows()["id"]]
+    assert len(ids) == 1000
+    scores = record.scores()
+    f1 = scores[scores["metric"] == "token_f1"].set_index("example_id")["value"].dropna()
+    status = "document.getElementById('rows-status').textContent"
+    more = "document.getElementById('rows-more')"
+
+    with Browser(chromium, tmp_path / "profile", WINDOW) as browser:
+        open_report(browser, page)
+        assert visible_ids(browser) == ids[:500]
+        assert browser.evaluate(status) == "Showing 1,000 of 1,000 rows, the first 500 listed"
+        assert browser.evaluate(f"{more}.hidden") is False
+        assert browser.evaluate(f"{more}.textContent") == "Show 500 more"
+
+        # A row that is not listed is found all the same, and alone.
+        browser.type_into("#search", ids[900])
+        assert visible_ids(browser) == [ids[900]]
+        assert browser.evaluate(status) == "Showing 1 of 1,000 rows"
+        assert browser.evaluate(f"{more}.hidden") is True
+        browser.evaluate("(() => { const s = document.getElementById('search'); s.value = '';"
+                         " s.dispatchEvent(new Event('input')); })()")  # fmt: skip
+        assert visible_ids(browser) == ids[:500]
+
+        # The sort orders every row, then lists its first 500; "Show 500 more" the rest.
+        browser.evaluate("[...document.querySelectorAll('#row-table th')]"
+                         ".find(th => th.textContent.startsWith('token_f1')).click()")  # fmt: skip
+        by_f1 = sorted(f1.index, key=lambda i: (f1[i], ids.index(i)))
+        unscored = [i for i in ids if i not in f1.index]  # no score: last, in their order
+        assert visible_ids(browser) == [*by_f1, *unscored][:500]
+        browser.evaluate(f"{more}.scrollIntoView()")
+        browser.click("#rows-more")
+        assert visible_ids(browser) == [*by_f1, *unscored]
+        assert browser.evaluate(status) == "Showing 1,000 of 1,000 rows"
+        assert browser.evaluate(f"{more}.hidden") is True
+
+        # A row listed by "Show more" unfolds, and stays unfolded when the list is made again.
+        last = [*by_f1, *unscored][-1]
+        unfold = (
+            "[...document.querySelectorAll('#row-table tr.row')]"
+            f".find(tr => tr.cells[1].textContent === {js(last)}).click()"
+        )
+        browser.evaluate(unfold)
+        after = (
+            "[...document.querySelectorAll('#row-table tr.row')]"
+            f".find(tr => tr.cells[1].textContent === {js(last)})"
+            ".nextElementSibling.className"
+        )
+        assert browser.evaluate(after) == "detail-row"
+        browser.type_into("#search", last)
+        assert visible_ids(browser) == [last]
+        assert browser.evaluate(after) == "detail-row"
+        assert browser.requests == [(page.as_uri(), "Document")]
