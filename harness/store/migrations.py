@@ -182,6 +182,19 @@ def m006_judge_calibrations(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m007_run_owner_since_boot(con: duckdb.DuckDBPyConnection) -> None:
+    # When a run's process started, as the kernel counts it (seconds since boot) with the
+    # boot's id: unmoved when the wall clock is stepped, unlike pid_started (Linux only;
+    # harness.store.owner). Runs recorded before keep NULLs and their epoch start time.
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN pid_boot VARCHAR;         -- the host's boot id then
+        ALTER TABLE runs ADD COLUMN pid_since_boot DOUBLE;    -- seconds from that boot
+        """
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

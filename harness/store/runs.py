@@ -114,8 +114,9 @@ def create_run(
         try:
             con.execute(
                 "INSERT INTO runs (run_id, run_name, dataset, dataset_version, model, status, "
-                "config, rows_total, created_at, pid, host, pid_started, sample) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "config, rows_total, created_at, pid, host, pid_started, pid_boot, "
+                "pid_since_boot, sample) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?)",
                 [
                     run_id,
                     run_name,
@@ -128,6 +129,8 @@ def create_run(
                     owner.pid,
                     owner.host,
                     owner.started,
+                    owner.boot,
+                    owner.since_boot,
                     json.dumps(sample) if sample is not None else None,
                 ],
             )
@@ -302,7 +305,7 @@ _RUN_COLUMNS = (
     "r.run_id, r.run_name, r.dataset, r.dataset_version, r.model, r.status, r.config, r.metrics, "
     "r.usage, r.rows_total, (SELECT count(*) FROM outputs o WHERE o.run_id = r.run_id), "
     "r.errors, r.mlflow_run_id, r.created_at, r.finished_at, r.reason, r.failures, r.pid, "
-    "r.host, r.pid_started, r.mlflow_error, r.sample"
+    "r.host, r.pid_started, r.pid_boot, r.pid_since_boot, r.mlflow_error, r.sample"
 )
 
 
@@ -328,10 +331,16 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         pid,
         host,
         pid_started,
+        pid_boot,
+        pid_since_boot,
         mlflow_error,
         sample,
     ) = row
-    owner = Owner(pid, host, pid_started) if pid is not None and host else None
+    owner = (
+        Owner(pid, host, pid_started, pid_boot, pid_since_boot)
+        if pid is not None and host
+        else None
+    )
     stale = status == "running" and (owner is None or not owner.is_alive())
     if stale:
         status = "interrupted"
@@ -413,12 +422,16 @@ def claim_resume(db_path: Path, run_id: str) -> set[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             row = con.execute(
-                "SELECT status, pid, host, pid_started FROM runs WHERE run_id = ?", [run_id]
+                "SELECT status, pid, host, pid_started, pid_boot, pid_since_boot FROM runs "
+                "WHERE run_id = ?",
+                [run_id],
             ).fetchone()
             if row is None:
                 raise RunNotFound(f"no run {run_id!r}; see `harness runs list`")
-            status, pid, host, started = row
-            holder = Owner(pid, host, started) if pid is not None and host else None
+            status, pid, host, started, boot, since_boot = row
+            holder = (
+                Owner(pid, host, started, boot, since_boot) if pid is not None and host else None
+            )
             busy = status == "running" and holder is not None and holder != owner
             if busy and holder is not None and holder.is_alive():
                 raise RunBusy(
@@ -433,8 +446,8 @@ def claim_resume(db_path: Path, run_id: str) -> set[str]:
                 )
             con.execute(
                 "UPDATE runs SET status = 'running', reason = NULL, pid = ?, host = ?, "
-                "pid_started = ? WHERE run_id = ?",
-                [owner.pid, owner.host, owner.started, run_id],
+                "pid_started = ?, pid_boot = ?, pid_since_boot = ? WHERE run_id = ?",
+                [owner.pid, owner.host, owner.started, owner.boot, owner.since_boot, run_id],
             )
             con.execute("COMMIT")
         except BaseException:
