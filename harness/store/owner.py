@@ -100,14 +100,17 @@ def boot_id() -> str | None:
 
 def started_since_boot(pid: int) -> float | None:
     """When process ``pid`` started, in seconds since the host booted, as the kernel keeps
-    it (Linux; unmoved by changes of the wall clock); None if there is no such process."""
+    it (Linux; unmoved by changes of the wall clock); None if there is no such process, or
+    it has exited and waits to be reaped (a zombie, as psutil counts it: gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
     # The command name, in parentheses, may hold spaces and parentheses: fields are counted
-    # after its last ")". The start time is field 22 of proc(5), the 20th after the name.
+    # after its last ")". The state is field 3 of proc(5), the start time field 22.
     fields = stat[stat.rfind(b")") + 2 :].split()
+    if not fields or fields[0] in (b"Z", b"X"):
+        return None
     try:
         return int(fields[19]) / _CLOCK_TICKS
     except (IndexError, ValueError):

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,13 +70,19 @@ def test_a_live_process_is_alive_after_the_wall_clock_moves(
         assert dataclasses.replace(owner, started=owner.started + step).is_alive(), step
 
 
-def test_a_process_of_another_boot_or_a_reused_pid_is_gone(
+def test_another_boot_a_reused_pid_and_an_exited_process_are_gone(
     sleeper: subprocess.Popen[bytes],
 ) -> None:
     owner = owner_of(sleeper.pid)
     assert not dataclasses.replace(owner, boot="another-boot").is_alive()
     assert not dataclasses.replace(owner, since_boot=owner.since_boot + 1.0).is_alive()
     sleeper.kill()
+    # Killed but not yet reaped, it is a zombie: gone, as psutil counts it.
+    deadline = time.monotonic() + 10
+    while psutil.Process(sleeper.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the killed process never became a zombie"
+        time.sleep(0.01)
+    assert not owner.is_alive()
     sleeper.wait()
     assert not owner.is_alive()
     assert started_since_boot(sleeper.pid) is None
