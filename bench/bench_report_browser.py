@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_providers import write_rows  # noqa: E402
-from browser import Browser, BrowserError  # noqa: E402
+from browser import BROWSERS, Browser, BrowserError  # noqa: E402
 
 PAGED = "var PAGE = 500;"
 EVERY_ROW = "var PAGE = Infinity;"
@@ -108,9 +109,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per opening")
     args = parser.parse_args()
-    chromium = next(
-        (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None
-    )
+    chromium = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     if chromium is None:
         sys.exit("chromium is not installed (Debian: apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as tmp:
