@@ -1,7 +1,8 @@
 """The response cache: request keys, the disk store, cassettes and explained misses.
 
-``request_key(req)`` names a request (``keys``); ``ResponseCache(directory)`` holds the
-answers as checksummed JSON in diskcache (``store``); ``export_cassette`` and
+``request_key(req)`` names a request (``keys``); a ``CacheEntry`` is one answer as
+checksummed JSON (``entry``); ``ResponseCache(directory)`` holds entries in diskcache
+(``store``); ``export_cassette`` and
 ``import_cassette`` move entries through a committed JSONL file (``cassette``);
 ``explain_miss`` says why a request is not cached (``explain``). The cache modes (use,
 replay, refresh, off) live in ``harness.calls``, the one caller.
@@ -10,6 +11,7 @@ replay, refresh, off) live in ``harness.calls``, the one caller.
 from __future__ import annotations
 
 from harness.cache.cassette import CASSETTE_VERSION, ImportReport, export_cassette, import_cassette
+from harness.cache.entry import ENTRY_SCHEMA_VERSION, CacheEntry, utc_now
 from harness.cache.explain import closest, differences, distance, explain_miss
 from harness.cache.keys import (
     KEY_SCHEMA_VERSION,
@@ -19,7 +21,7 @@ from harness.cache.keys import (
     family_of,
     request_key,
 )
-from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, ResponseCache, utc_now
+from harness.cache.store import ResponseCache
 
 __all__ = [
     "CASSETTE_VERSION",

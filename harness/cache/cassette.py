@@ -3,7 +3,7 @@
 A cassette is JSON Lines, gzipped when its name ends in ``.gz``. The first line is a
 header, ``{"harness_cassette":1,"entry_schema":1,"key_schema":1}``; every other line is
 one cache entry exactly as the cache stores it (canonical JSON, see
-``harness.cache.store``), sorted by key, so exporting the same entries twice gives the same
+``harness.cache.entry``), sorted by key, so exporting the same entries twice gives the same
 bytes and a change shows as a change of the lines it touches. Gzipped cassettes carry no
 name or time in their header, for the same reason.
 
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.cache.entry import ENTRY_SCHEMA_VERSION, CacheEntry
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
-from harness.cache.store import ENTRY_SCHEMA_VERSION, CacheEntry, EntryStore
+from harness.cache.store import EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
 from harness.files import replaced_on_success, text_writer
 

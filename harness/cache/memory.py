@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from harness.cache.entry import CacheEntry
 from harness.cache.explain import distance
 from harness.cache.keys import canonical_key, family_of
-from harness.cache.store import CacheEntry
 from harness.errors import CacheError
 
 __all__ = ["MemoryCache"]

@@ -71,7 +71,7 @@ class CacheWriter:
                     done.set_exception(error)
 
     def _store(self, batch: list[Any]) -> list[BaseException | None]:
-        from harness.cache.store import CacheEntry
+        from harness.cache.entry import CacheEntry
 
         try:
             entries = [

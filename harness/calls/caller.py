@@ -34,12 +34,12 @@ from harness.providers.pricing import cost_usd
 if TYPE_CHECKING:
     import httpx
 
-    from harness.cache.store import CacheEntry, EntryStore
+    from harness.cache.entry import CacheEntry
+    from harness.cache.store import EntryStore
     from harness.calls.budget import Budget
     from harness.calls.limits import RateLimits
     from harness.intercept.activate import Interception
     from harness.intercept.app_provider import AppProvider
-    from harness.intercept.scope import Scope
     from harness.model_io import ModelRequest, ModelResponse
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
@@ -128,38 +128,9 @@ class Caller:
         ``retry_max_delay_s``, ``transport`` (``aiohttp``, ``httpx-shards`` or ``httpx``).
         ``kwargs`` go to the constructor (``cache``, ``mode``, ``concurrency``, ``budget``...).
         """
-        from harness.calls.limits import RateLimits
-        from harness.retry import RetryPolicy
+        from harness.calls.settings import caller_options
 
-        table = settings.get("calls") or {}
-        unknown = sorted(
-            set(table)
-            - {"timeout_s", "max_retries", "retry_base_delay_s", "retry_max_delay_s", "transport"}
-        )
-        if unknown:
-            raise ConfigError(f"[calls] in harness.toml: unknown setting(s) {', '.join(unknown)}")
-
-        def number(name: str, default: float, kind: type = float) -> Any:
-            value = table.get(name, default)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"[calls] {name} must be a number >= 0, got {value!r}")
-            return kind(value)
-
-        defaults = RetryPolicy()
-        retry = RetryPolicy(
-            max_retries=number("max_retries", defaults.max_retries, int),
-            base_delay_s=number("retry_base_delay_s", defaults.base_delay_s),
-            max_delay_s=number("retry_max_delay_s", defaults.max_delay_s),
-        )
-        kwargs.setdefault("retry", retry)
-        kwargs.setdefault("timeout_s", number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S)
-        kwargs.setdefault("transport", table.get("transport"))
-        kwargs.setdefault("rate_limits", RateLimits(settings))
-        from harness.providers import TRANSPORTS
-
-        if kwargs["transport"] not in (None, *TRANSPORTS):
-            raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
-        caller = cls(**kwargs)
+        caller = cls(**{**caller_options(settings), **kwargs})
         caller.endpoints = Endpoints.from_settings(settings)  # [intercept] and base URLs
         return caller
 
@@ -320,7 +291,7 @@ class Caller:
                 with interception.active(scope):
                     response = await self._attempt(provider, request, None)
             finally:
-                await _settle(scope)
+                await scope.settle()
         except ProviderError as e:
             if scope.failure is None:
                 self._count_error(kind, e)
@@ -587,29 +558,3 @@ class Caller:
         if self._cache_writer is not None:
             self._cache_writer.close()
             self._cache_writer = None
-
-
-async def _settle(scope: Scope) -> None:
-    """Wait until the cache holds the answers of a row's app calls: its row is recorded only
-    after them. A write that failed fails the row (``scope.fail``). Cancelled, the writes go
-    on in the cache's thread; their outcome is retrieved so none is reported as lost."""
-    writes = scope.writes or []
-    if not writes:
-        return
-    # The writes of misses sent from the app's threads are concurrent futures.
-    waits = [w if isinstance(w, asyncio.Future) else asyncio.wrap_future(w) for w in writes]
-    try:
-        # Shielded: a cancelled row leaves its writes to finish.
-        outcomes = await asyncio.gather(*map(asyncio.shield, waits), return_exceptions=True)
-    except asyncio.CancelledError:
-        for write in writes:
-            write.add_done_callback(_retrieve)
-        raise
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            scope.fail(outcome)
-
-
-def _retrieve(write: asyncio.Future[None] | concurrent.futures.Future[None]) -> None:
-    if not write.cancelled():
-        write.exception()

@@ -171,7 +171,7 @@ def _store(
     try:
         write = caller._writer().submit(key, canonical, response)
     except RuntimeError:  # the run closed its writer while this call was out: the answer
-        from harness.cache.store import CacheEntry  # was paid for, so it is stored here
+        from harness.cache.entry import CacheEntry  # was paid for, so it is stored here
 
         assert caller.cache is not None  # mode "off" stores nothing
         caller.cache.set(key, CacheEntry.from_response(canonical, response, key=key))

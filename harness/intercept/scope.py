@@ -190,6 +190,27 @@ class Scope:
             if self.failure is None:
                 self.failure = error
 
+    async def settle(self) -> None:
+        """Wait until the cache holds the answers of a row's app calls (``writes``): its row
+        is recorded only after them. A write that failed fails the row (``fail``).
+        Cancelled, the writes go on in the cache's thread; their outcome is retrieved so
+        none is reported as lost."""
+        writes = self.writes or []
+        if not writes:
+            return
+        # The writes of misses sent from the app's threads are concurrent futures.
+        waits = [w if isinstance(w, asyncio.Future) else asyncio.wrap_future(w) for w in writes]
+        try:
+            # Shielded: a cancelled row leaves its writes to finish.
+            outcomes = await asyncio.gather(*map(asyncio.shield, waits), return_exceptions=True)
+        except asyncio.CancelledError:
+            for write in writes:
+                write.add_done_callback(_retrieve)
+            raise
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                self.fail(outcome)
+
 
 _ENDPOINTS_KEPT = 256  # URLs whose endpoint a scope remembers
 
@@ -248,3 +269,8 @@ def current() -> Scope | None:
     """The scope of the running code: its own, else the innermost fallback, else None."""
     scope = _CURRENT.get()
     return scope if scope is not None else _fallbacks.innermost()
+
+
+def _retrieve(write: asyncio.Future[None] | concurrent.futures.Future[None]) -> None:
+    if not write.cancelled():
+        write.exception()

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_resume import ResumingLogger
-    from harness.tracking.sql_run import RenderedRows
+    from harness.tracking.sql_artifacts import RenderedRows
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 _LENGTH = struct.Struct("!Q")  # what precedes each reply: its length in bytes
@@ -139,7 +139,7 @@ class MlflowWorker:
         (20 MB) for nothing. Then ``reload`` makes them again; without it, the record
         keeps them.
         """
-        from harness.tracking.sql_run import render_rows
+        from harness.tracking.sql_artifacts import render_rows
 
         self._discard_rendered()
         self._rendered = render_rows(record, self._spool)

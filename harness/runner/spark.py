@@ -308,7 +308,7 @@ def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool
 
     A task's error is raised after the other tasks' results are kept.
     """
-    from harness.cache.store import CacheEntry
+    from harness.cache.entry import CacheEntry
     from harness.runner.spark_task import decode_row
 
     cache = caller.cache

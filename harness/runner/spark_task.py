@@ -149,7 +149,8 @@ def run_task(packed: PackedSpec, batches: Iterable[pa.RecordBatch]) -> Iterator[
 
 def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
     from harness.aio import asyncio_run
-    from harness.cache.store import CacheEntry, ResponseCache
+    from harness.cache.entry import CacheEntry
+    from harness.cache.store import ResponseCache
     from harness.calls import Caller, CallResult
     from harness.calls.budget import Budget
     from harness.runner.engine import Engine, drive

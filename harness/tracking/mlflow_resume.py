@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking.sql_run import RenderedRows
+    from harness.tracking.sql_artifacts import RenderedRows
     from harness.tracking.traces import RowTrace
 
 __all__ = ["ResumingLogger", "find_logged_runs", "run_lock", "traced_rows"]
@@ -239,7 +239,7 @@ class ResumingLogger:
     def finish(self, record: RunRecord, rendered: RenderedRows | None = None) -> str:
         """Log what the MLflow run lacks of ``record`` and end it FINISHED; its id.
 
-        ``rendered``: ``sql_run.render_rows(record)`` made elsewhere, for a run written
+        ``rendered``: ``sql_artifacts.render_rows(record)`` made elsewhere, for a run written
         with SQL (``record.rows`` and ``record.tables`` are not read then).
         """
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from harness.cache import ResponseCache
-from harness.cache.store import CacheEntry
+from harness.cache.entry import CacheEntry
 from harness.calls import Caller
 from harness.calls.limits import RateLimits
 from harness.errors import CacheError, ProviderError

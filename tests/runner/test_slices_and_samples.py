@@ -379,7 +379,7 @@ def test_slices_reach_mlflow_and_the_python_api(
     assert json.loads(second.data.tags["mlflow.loggedArtifacts"]) == tables
     path = client.download_artifacts(again.mlflow_run_id, "slices_table.json")
     assert json.loads(Path(path).read_text(encoding="utf-8")) == artifact
-    # The per-row table came as a file from the run's process (sql_run.render_rows), moved
+    # The per-row table came as a file from the run's process (sql_artifacts.render_rows), moved
     # into the run's artifacts; a run logged by MLflow's API (forced here by a mode the SQL
     # path does not write) deletes its file unused. None is left either way.
     monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")

@@ -34,13 +34,14 @@ from harness.tracking import (  # noqa: E402
     RunRecord,
     log_run,
     mlflow_sqlite,  # noqa: E402
-    sql_run,  # noqa: E402
+    sql_artifacts,  # noqa: E402
     tracking_uri_for,
 )
 from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
 from harness.tracking.mlflow_resume import ResumingLogger  # noqa: E402
 from harness.tracking.run_updates import tag_check  # noqa: E402
-from harness.tracking.sql_run import SqlRunLogger, _colspec_schema, table_json  # noqa: E402
+from harness.tracking.sql_artifacts import _colspec_schema, table_json  # noqa: E402
+from harness.tracking.sql_run import SqlRunLogger  # noqa: E402
 from harness.tracking.traces import build_row_traces, previews  # noqa: E402
 
 mlflow = pytest.importorskip("mlflow")
@@ -420,7 +421,7 @@ def test_dataset_schema_is_mlflows(frame):
 
 @pytest.mark.parametrize("chunk", [1, 2, 1000])
 def test_the_table_is_rendered_as_log_table_renders_it(monkeypatch, chunk):
-    monkeypatch.setattr(sql_run, "_RENDER_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(sql_artifacts, "_RENDER_CHUNK_ROWS", chunk)
     frame = pd.DataFrame(
         {
             "id": ["a/1", "b", "c", "d", "e"],
@@ -440,7 +441,7 @@ def test_a_spooled_table_is_moved_into_the_runs_artifacts_and_nothing_is_left(st
     # store's folder (render_rows with a spool), and finish moves it into the artifacts.
     record = _record()
     spool = Path(store["db"]).parent
-    rendered = sql_run.render_rows(record, spool)
+    rendered = sql_artifacts.render_rows(record, spool)
     assert rendered.table_json is None and rendered.table_file is not None
     assert rendered.table_file.parent == spool
     assert rendered.table_file.read_text(encoding="utf-8") == table_json(record.rows)
@@ -455,13 +456,13 @@ def test_a_spooled_table_is_moved_into_the_runs_artifacts_and_nothing_is_left(st
     # It reads like the artifacts written beside it (not a private temporary file).
     assert table.stat().st_mode == (folder / "prompt_template.txt").stat().st_mode
     # One nobody used (MLflow's API logged the run) is deleted, and deleting is idempotent.
-    unused = sql_run.render_rows(record, spool)
+    unused = sql_artifacts.render_rows(record, spool)
     assert unused.table_file is not None and unused.table_file.exists()
     unused.discard()
     unused.discard()
     assert list(spool.glob(".harness-table-*")) == []
     # A folder that cannot take the file leaves the table as text.
-    kept = sql_run.render_rows(record, tmp_path / "no-such-folder")
+    kept = sql_artifacts.render_rows(record, tmp_path / "no-such-folder")
     assert kept.table_file is None and kept.table_json == table_json(record.rows)
 
 
@@ -476,7 +477,7 @@ def test_a_spooled_table_on_another_file_system_is_copied_then_deleted(tmp_path,
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(Path, "replace", across_devices)
-    sql_run._move(source, target)
+    sql_artifacts._move(source, target)
     assert target.read_text(encoding="utf-8") == '{"columns":[],"data":[]}'
     assert not source.exists()
 

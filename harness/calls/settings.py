@@ -1,0 +1,53 @@
+"""The ``[calls]`` table of harness.toml: timeouts, retries and the HTTP transport.
+
+``caller_options`` checks the table and turns it into the keyword arguments of
+``harness.calls.Caller`` (``Caller.from_settings`` is the one user); a key it does not
+know, or a value it cannot take, is a ``ConfigError`` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.config import DEFAULT_TIMEOUT_S
+from harness.errors import ConfigError
+
+__all__ = ["CALLS_KEYS", "caller_options"]
+
+CALLS_KEYS = ("timeout_s", "max_retries", "retry_base_delay_s", "retry_max_delay_s", "transport")
+
+
+def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``retry``, ``timeout_s``, ``transport`` and ``rate_limits`` as harness.toml sets them
+    (``[calls]``, and the rate limits of ``harness.calls.limits``)."""
+    from harness.calls.limits import RateLimits
+    from harness.providers import TRANSPORTS
+    from harness.retry import RetryPolicy
+
+    table = settings.get("calls") or {}
+    unknown = sorted(set(table) - set(CALLS_KEYS))
+    if unknown:
+        raise ConfigError(f"[calls] in harness.toml: unknown setting(s) {', '.join(unknown)}")
+
+    def number(name: str, default: float, kind: type = float) -> Any:
+        value = table.get(name, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"[calls] {name} must be a number >= 0, got {value!r}")
+        return kind(value)
+
+    defaults = RetryPolicy()
+    retry = RetryPolicy(
+        max_retries=number("max_retries", defaults.max_retries, int),
+        base_delay_s=number("retry_base_delay_s", defaults.base_delay_s),
+        max_delay_s=number("retry_max_delay_s", defaults.max_delay_s),
+    )
+    transport = table.get("transport")
+    if transport not in (None, *TRANSPORTS):
+        raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
+    return {
+        "retry": retry,
+        "timeout_s": number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S,
+        "transport": transport,
+        "rate_limits": RateLimits(settings),
+    }

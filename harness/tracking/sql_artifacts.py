@@ -1,0 +1,191 @@
+"""A run's MLflow artifacts and dataset input, rendered as MLflow's API would write them.
+
+``render_rows`` turns a finished run's DataFrames into what ``SqlRunLogger.finish``
+(``harness.tracking.sql_run``) writes without MLflow: the per-row table as
+``mlflow.log_table`` renders it (spooled to a file a chunk at a time for a long run), the
+other tables, and the dataset entity with the schema MLflow would infer.
+``write_artifacts`` puts them, the prompt, the config and the report in the run's artifact
+folder, each whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.tracking.record import (
+    CONFIG_ARTIFACT,
+    MLFLOW_DIGEST_MAX,
+    PROMPT_ARTIFACT,
+    REPORT_ARTIFACT,
+    TABLE_ARTIFACT,
+    RunRecord,
+)
+
+__all__ = ["RenderedRows", "dataset_entity", "render_rows", "table_json", "write_artifacts"]
+
+
+@dataclass(frozen=True)
+class RenderedRows:
+    """What ``finish`` needs of the run's tables, without the tables themselves."""
+
+    table_json: str | None  # the per-row table artifact (None: it is in ``table_file``)
+    dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
+    tables: dict[str, str]  # ``RunRecord.tables`` rendered, by artifact name
+    # The per-row table written to a file by the run's process; ``finish`` moves it into
+    # the run's artifacts, and whoever does not use it deletes it (``discard``).
+    table_file: Path | None = None
+
+    def discard(self) -> None:
+        """Delete ``table_file`` if it is still there (the run was not written with it)."""
+        if self.table_file is not None:
+            with contextlib.suppress(OSError):
+                self.table_file.unlink(missing_ok=True)
+
+
+_RENDER_CHUNK_ROWS = 1000
+
+
+def render_rows(record: RunRecord, spool: Path | None = None) -> RenderedRows:
+    """The table artifacts and the dataset entity of ``record`` (its DataFrames).
+
+    With ``spool`` (a folder on the artifacts' file system) the per-row table is written
+    there, a chunk at a time, instead of held as text: at 100,000 rows its JSON is 200 MB,
+    which the MLflow worker's pipe carried whole and each side held, twice. A folder that
+    cannot take it (a full disk) leaves the table as text, as without ``spool``.
+    """
+    assert record.rows is not None, "a finished run's record holds its rows"
+    dataset = dataset_entity(record, infer=False)
+    tables = {name: table_json(frame) for name, frame in record.tables.items()}
+    if spool is not None:
+        try:
+            return RenderedRows(None, dataset, tables, _spooled(record.rows, spool))
+        except OSError:
+            pass  # rendered in memory below, as the run's process always could
+    return RenderedRows(table_json(record.rows), dataset, tables)
+
+
+def _spooled(frame: Any, folder: Path) -> Path:
+    """``table_json(frame)`` written to a new hidden file in ``folder``; its path."""
+    # Not mkstemp: its files are private (0600), and this one becomes an artifact that
+    # should read like the others (the umask's mode).
+    path = folder / f".harness-table-{uuid.uuid4().hex}.json"
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.writelines(_table_json_parts(frame))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def table_json(frame: Any) -> str:
+    """``frame.to_json(orient="split", index=False, date_format="iso")``, the call
+    ``mlflow.log_table`` makes (so the UI reads the file as it reads its own), the same
+    text rendered 1,000 rows at a time: pandas turns the whole frame into Python objects
+    first, which at 10,000 rows took more memory than the rest of the run."""
+    return "".join(_table_json_parts(frame))
+
+
+def _table_json_parts(frame: Any) -> Iterator[str]:
+    head = str(frame.iloc[:0].to_json(orient="split", index=False, date_format="iso"))
+    assert head.endswith('"data":[]}'), head
+    yield head[: -len("[]}")] + "["
+    for start in range(0, len(frame), _RENDER_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + _RENDER_CHUNK_ROWS]
+        values = str(chunk.to_json(orient="values", date_format="iso"))
+        yield ("," if start else "") + values[1:-1]
+    yield "]}"
+
+
+def write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> None:
+    """The tables, prompt, config and report, each written to a temporary name and renamed
+    (what ``mlflow_log._log_artifacts`` logs)."""
+    files = dict(rendered.tables)
+    if rendered.table_json is not None:
+        files[TABLE_ARTIFACT] = rendered.table_json
+    files[PROMPT_ARTIFACT] = record.prompt_template
+    files[CONFIG_ARTIFACT] = json.dumps(record.config, indent=2, sort_keys=True, default=str)
+    if record.report_html is not None:
+        files[REPORT_ARTIFACT] = record.report_html
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".harness-", dir=folder) as tmp:
+        staged = Path(tmp)
+        for name, text in files.items():
+            (staged / name).write_text(text, encoding="utf-8")
+        names = list(files)
+        if rendered.table_file is not None:  # written by the run's process
+            _move(rendered.table_file, staged / TABLE_ARTIFACT)
+            names.append(TABLE_ARTIFACT)
+        for name in names:
+            (staged / name).replace(folder / name)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, or copy it across file systems and delete it."""
+    try:
+        source.replace(target)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        source.unlink()
+
+
+def dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
+    """The dataset as ``mlflow.data.from_pandas(...)._to_mlflow_entity()`` describes it.
+
+    Without ``infer``, None when its schema needs MLflow's inference (see ``_colspec_schema``).
+    """
+    assert record.rows is not None, "a finished run's record holds its rows"
+    columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
+    frame = record.rows[columns]
+    schema = _colspec_schema(frame, infer=infer)
+    if schema is None:
+        return None
+    source = {
+        "tags": {
+            "harness.dataset": f"{record.dataset_name}@{record.dataset_version}",
+            "harness.dataset_digest": record.dataset_digest,
+        }
+    }
+    return {
+        "name": record.dataset_name,
+        "digest": record.dataset_digest[:MLFLOW_DIGEST_MAX],
+        "source_type": "code",
+        "source": json.dumps(source),
+        "schema": schema,
+        "profile": json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    }
+
+
+def _colspec_schema(frame: Any, *, infer: bool = True) -> str | None:
+    """MLflow's inferred schema of a frame of text columns.
+
+    A column of text and missing values (None) is ``string``, required when none is
+    missing; a column of only None is ``any``. Any other column (numbers, NaN, an empty
+    frame) is inferred by MLflow itself, imported for this one case (None without ``infer``).
+    """
+    specs: list[dict[str, Any]] = []
+    for name in frame.columns:
+        values = frame[name].tolist()
+        if not values or not all(v is None or isinstance(v, str) for v in values):
+            return _mlflow_schema(frame) if infer else None
+        missing = any(v is None for v in values)
+        kind = "any" if all(v is None for v in values) else "string"
+        specs.append({"type": kind, "name": str(name), "required": not missing})
+    return json.dumps({"mlflow_colspec": specs})
+
+
+def _mlflow_schema(frame: Any) -> str:
+    from mlflow.types.utils import _infer_schema
+
+    return json.dumps({"mlflow_colspec": _infer_schema(frame).to_dict()})
