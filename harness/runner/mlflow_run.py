@@ -10,7 +10,7 @@ same interface, :class:`MlflowLogger`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.store import runs as run_store
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from harness.runner.config import RunResult
     from harness.runner.mlflow_records import Batch
     from harness.runner.plan import RunPlan
+    from harness.store.datasets import Example
     from harness.store.rows import OutputRow, ScoreRow
     from harness.tracking import RunRecord
 
@@ -95,17 +96,21 @@ def open_mlflow_run(
 
 
 def trace_sender(
-    plan: RunPlan, worker: MlflowLogger, head: RunRecord | None
+    plan: RunPlan, todo: Sequence[Example], worker: MlflowLogger, head: RunRecord | None
 ) -> Callable[[list[OutputRow], list[ScoreRow]], None]:
-    """Each stored batch's traces go to the MLflow worker while the next rows run."""
+    """Each stored batch's traces go to the MLflow worker while the next rows run
+    (``todo``: the examples whose rows are to run)."""
     from harness.runner.mlflow_records import batch_payload
 
     assert head is not None
-    examples = {e.id: e for e in plan.examples}
+    examples = {e.id: e for e in todo}
     judge_models = plan.judge_models
 
     def send(outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
-        worker.add_batch(batch_payload(examples, outputs, scores), judge_models)
+        # Each row comes here once (``BatchWriter``): its example goes with its trace, so
+        # this map does not keep every example of the run alive to its end.
+        batch = {o.example_id: examples.pop(o.example_id) for o in outputs}
+        worker.add_batch(batch_payload(batch, outputs, scores), judge_models)
 
     return send
 

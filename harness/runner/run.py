@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from harness.intercept.scope import Cassette
     from harness.runner.mlflow_run import MlflowLogger
     from harness.runner.spark_session import SparkTarget
+    from harness.store.datasets import Example
     from harness.store.runs import RunInfo
     from harness.tracking import RunRecord
 
@@ -218,6 +219,7 @@ class _Run:
         self.worker: MlflowLogger | None = None
         self.head: RunRecord | None = None
         self.report = report  # the file to write the HTML report to, if asked
+        self.rows_total = len(plan.examples)  # the examples may be let go before the end
 
     def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
         self.worker = _mlflow_logger(self.home, self.config.mlflow, self.mlflow_run)
@@ -262,7 +264,7 @@ class _Run:
         )
         on_batch = None
         if self.worker is not None and config.traces:
-            on_batch = trace_sender(plan, self.worker, self.head)
+            on_batch = trace_sender(plan, todo, self.worker, self.head)
         writer = BatchWriter(home, run_id, on_batch=on_batch)
         reported = self.report is not None or self.worker is not None
         # Held back until the first row is done: see harness.runner.preload.
@@ -289,6 +291,7 @@ class _Run:
                 failure = failure or e
             self.progress.stop()
             preload.wait()
+        self._let_go_of_examples(todo)
         if failure is None and not self.stop.requested and not engine.stopped_by_budget:
             try:
                 return self._finished()
@@ -299,6 +302,18 @@ class _Run:
         if self.stop.requested:
             return self._interrupted()
         return self._stopped_by_budget()
+
+    def _let_go_of_examples(self, todo: list[Example]) -> None:
+        """Free the examples once the rows are done, unless the end reads them (batch
+        metrics, ``--by`` slices): the end reads the rows back from the store, and with the
+        examples still held each of its steps peaked that much higher (numbers in
+        docs/design.md). ``todo`` is the rows' own list (the plan's, unless resumed); the
+        plan is this run's own (``run_eval`` makes one per run) and is cleared in place,
+        since the rows' list may be the same one."""
+        if not self.plan.batch and not self.config.by:
+            todo.clear()
+            self.plan.examples.clear()
+            release_freed()  # given back, so the end's Arrow and DuckDB buffers can use it
 
     # -- how a run ends -----------------------------------------------------------------
 
@@ -500,7 +515,7 @@ class _Run:
             dataset=plan.dataset.ref,
             model=plan.provider.uri,
             status=status,
-            rows=len(plan.examples),
+            rows=self.rows_total,
             rows_done=len(outputs),
             errors=errors,
             metrics=metrics,

@@ -420,3 +420,57 @@ def test_a_run_whose_end_fails_after_its_mlflow_table_is_made_leaves_no_table_fi
     client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.status for r in runs] == ["KILLED"]
+
+
+def _examples_alive(ids: set[str]) -> int:
+    """The ``Example`` objects of these ids still reachable (garbage collected first)."""
+    import gc
+
+    from harness.store.datasets import Example
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is Example and o.id in ids)
+
+
+@pytest.mark.parametrize("case", ["run", "resumed", "by"])
+def test_a_runs_examples_are_let_go_before_its_end_unless_its_slices_need_them(
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The end reads the rows back from the store: the examples the rows were run from
+    (the plan's, the rows' own list when resumed, and the ones each trace was built from)
+    are freed before it begins, so a long run's end does not hold them twice. Slices by
+    an example column (``--by``) and batch metrics read them at the end, and keep them."""
+    import harness.runner.run as run_module
+
+    ids = {str(i) for (i,) in query(home, "SELECT id FROM examples")}
+    assert len(ids) == 20
+    alive_at_end: list[int] = []
+    real = run_module._Run._record
+
+    def record(self: object, *args: object, **kwargs: object) -> object:
+        alive_at_end.append(_examples_alive(ids))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module._Run, "_record", record)
+    before = _examples_alive(ids)
+    flag = tmp_path / "flag"
+    flag.touch()  # fail_while_flagged fails the even rows while it exists
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    model = "fail_while_flagged" if case == "resumed" else "answer_expected"
+    args = ["run", "--data", "qa", "--model", f"python:harness_test_models:{model}",
+            "--metric", "token_f1", "--judge", "correctness",
+            "--judge-model", "python:harness_test_models:judge_yes", "--json"]  # fmt: skip
+    code, out, err = invoke(*args, *(["--by", "final_decision"] if case == "by" else []), env=env)
+    if case == "resumed":  # the even rows failed: resumed, only they run again
+        assert code == 1, err
+        flag.unlink()
+        code, out, err = invoke("run", "--resume", json.loads(out)["run_id"], "--json", env=env)
+    assert code == 0, err
+    kept = 20 if case == "by" else 0
+    assert alive_at_end == [before + kept] * (2 if case == "resumed" else 1)
+    result = json.loads(out)
+    assert result["rows"] == 20 and result["status"] == "finished" and result["errors"] == 0
+    assert result["metrics"]["token_f1"]["count"] == 20
+    assert bool(result.get("slices")) == (case == "by")
+    # Every row's trace was built (from its example) before the example was let go.
+    assert len(_mlflow_traces(home, result["mlflow_run_id"])) == 20
