@@ -55,6 +55,21 @@ class CallStats:
         """One counter summed over the kinds (``total("cache_hits")``)."""
         return sum(getattr(self.of(kind), counter) for kind in KINDS)
 
+    def with_earlier(self, previous: Mapping[str, Any]) -> dict[str, Any]:
+        """``as_dict`` with the counters of a run's earlier attempts added (``previous``:
+        their ``as_dict``, as the run stored it), per kind of call."""
+        current = self.as_dict()
+        merged: dict[str, Any] = {}
+        for kind in dict.fromkeys([*previous, *current]):
+            before, now = previous.get(kind) or {}, current.get(kind) or {}
+            merged[kind] = {
+                k: round(before.get(k, 0) + now.get(k, 0), 6)
+                if isinstance(now.get(k, before.get(k)), float)
+                else before.get(k, 0) + now.get(k, 0)
+                for k in dict.fromkeys([*before, *now])
+            }
+        return merged
+
     def add(self, other: Mapping[str, Any], error_kinds: Mapping[str, int] | None = None) -> None:
         """Add counters reported elsewhere (``as_dict`` of another Caller's stats)."""
         for kind in KINDS:

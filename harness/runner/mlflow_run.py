@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MlflowLogger",
     "log_to_mlflow",
+    "mlflow_logger",
     "open_mlflow_run",
     "prepare_mlflow_end",
     "trace_sender",
@@ -93,6 +94,21 @@ def open_mlflow_run(
             )
         )
     return head
+
+
+def mlflow_logger(home: Home, log: bool, into: tuple[str, str] | None) -> MlflowLogger | None:
+    """Who logs the run to MLflow: nobody, the worker process, or (for the caller's active
+    MLflow run, in a process that has MLflow loaded already) this process."""
+    if not log:
+        return None
+    if into is not None:
+        from harness.runner.mlflow_inline import InlineLogger
+
+        return InlineLogger(into[0])
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    # Started now so MLflow's import and store setup overlap with the rows (see the module).
+    return MlflowWorker(home.tracking_uri)
 
 
 def trace_sender(

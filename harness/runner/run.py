@@ -222,7 +222,9 @@ class _Run:
         self.rows_total = len(plan.examples)  # the examples may be let go before the end
 
     def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
-        self.worker = _mlflow_logger(self.home, self.config.mlflow, self.mlflow_run)
+        from harness.runner.mlflow_run import mlflow_logger
+
+        self.worker = mlflow_logger(self.home, self.config.mlflow, self.mlflow_run)
         try:
             return self._execute(spark_session, spark_target)
         finally:
@@ -465,7 +467,7 @@ class _Run:
         run that cannot be stored raises, and the caller records it as failed.
         """
         home, plan, run_id = self.home, self.plan, self.run_id
-        usage = _merge_usage(self.previous.usage if self.previous else {}, self.caller.stats)
+        usage = self.caller.stats.with_earlier(self.previous.usage if self.previous else {})
         outputs = run_store.load_outputs(home.db_path, run_id)
         problems: list[str] = []
         metric_errors = 0
@@ -555,21 +557,6 @@ def _with_next_step(error: HarnessError, run_id: str, result: RunResult | None) 
     return raised
 
 
-def _mlflow_logger(home: Home, log: bool, into: tuple[str, str] | None) -> MlflowLogger | None:
-    """Who logs the run to MLflow: nobody, the worker process, or (for the caller's active
-    MLflow run, in a process that has MLflow loaded already) this process."""
-    if not log:
-        return None
-    if into is not None:
-        from harness.runner.mlflow_inline import InlineLogger
-
-        return InlineLogger(into[0])
-    from harness.runner.mlflow_worker import MlflowWorker
-
-    # Started now so MLflow's import and store setup overlap with the rows (see the module).
-    return MlflowWorker(home.tracking_uri)
-
-
 def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
     """In replay, a python: model's SDK client starts without a key (it sends nothing)."""
     if mode != "replay":
@@ -592,18 +579,3 @@ def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
         progress.note(
             f"cache entry {data['key'][:12]} is corrupt; calling the model again ({data['error']})"
         )
-
-
-def _merge_usage(previous: dict[str, Any], stats: Any) -> dict[str, Any]:
-    """Call counters of the earlier attempts of a run plus this one's, per kind of call."""
-    current = stats.as_dict()
-    merged: dict[str, Any] = {}
-    for kind in dict.fromkeys([*previous, *current]):
-        before, now = previous.get(kind) or {}, current.get(kind) or {}
-        merged[kind] = {
-            k: round(before.get(k, 0) + now.get(k, 0), 6)
-            if isinstance(now.get(k, before.get(k)), float)
-            else before.get(k, 0) + now.get(k, 0)
-            for k in dict.fromkeys([*before, *now])
-        }
-    return merged
