@@ -439,7 +439,8 @@ def test_a_runs_examples_are_let_go_before_its_end_unless_its_slices_need_them(
     """The end reads the rows back from the store: the examples the rows were run from
     (the plan's, the rows' own list when resumed, and the ones each trace was built from)
     are freed before it begins, so a long run's end does not hold them twice. Slices by
-    an example column (``--by``) and batch metrics read them at the end, and keep them."""
+    an example column (``--by``) read them at the end, and keep them; so do batch metrics
+    (an ``eval_fn`` without them raises: tests/scoring/test_evaluate_shapes.py)."""
     import harness.runner.run as run_module
 
     ids = {str(i) for (i,) in query(home, "SELECT id FROM examples")}
