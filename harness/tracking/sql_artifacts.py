@@ -16,7 +16,7 @@ import json
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ from harness.tracking.record import (
     RunRecord,
 )
 
-__all__ = ["RenderedRows", "dataset_entity", "render_rows", "table_json", "write_artifacts"]
+__all__ = [
+    "RenderedRows",
+    "dataset_entity",
+    "render_rows",
+    "spool",
+    "table_json",
+    "write_artifacts",
+]
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,18 @@ class RenderedRows:
     table_json: str | None  # the per-row table artifact (None: it is in ``table_file``)
     dataset: dict[str, str] | None  # the dataset entity; None: only MLflow can infer it
     tables: dict[str, str]  # ``RunRecord.tables`` rendered, by artifact name
-    # The per-row table written to a file by the run's process; ``finish`` moves it into
-    # the run's artifacts, and whoever does not use it deletes it (``discard``).
+    # The per-row table and the report written to files by the run's process; ``finish``
+    # moves them into the run's artifacts, and whoever does not use them deletes them
+    # (``discard``).
     table_file: Path | None = None
+    report_file: Path | None = None
 
     def discard(self) -> None:
-        """Delete ``table_file`` if it is still there (the run was not written with it)."""
-        if self.table_file is not None:
-            with contextlib.suppress(OSError):
-                self.table_file.unlink(missing_ok=True)
+        """Delete the files if they are still there (the run was not written with them)."""
+        for path in (self.table_file, self.report_file):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
 
 
 _RENDER_CHUNK_ROWS = 1000
@@ -75,12 +85,18 @@ def render_rows(record: RunRecord, spool: Path | None = None) -> RenderedRows:
 
 def _spooled(frame: Any, folder: Path) -> Path:
     """``table_json(frame)`` written to a new hidden file in ``folder``; its path."""
+    return spool(folder, "table", ".json", _table_json_parts(frame))
+
+
+def spool(folder: Path, kind: str, suffix: str, parts: Iterable[str]) -> Path:
+    """``parts`` written to a new hidden file in ``folder``
+    (``.harness-KIND-<random>SUFFIX``), whole or not at all; its path."""
     # Not mkstemp: its files are private (0600), and this one becomes an artifact that
     # should read like the others (the umask's mode).
-    path = folder / f".harness-table-{uuid.uuid4().hex}.json"
+    path = folder / f".harness-{kind}-{uuid.uuid4().hex}{suffix}"
     try:
         with path.open("x", encoding="utf-8") as out:
-            out.writelines(_table_json_parts(frame))
+            out.writelines(parts)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -125,6 +141,9 @@ def write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> 
         if rendered.table_file is not None:  # written by the run's process
             _move(rendered.table_file, staged / TABLE_ARTIFACT)
             names.append(TABLE_ARTIFACT)
+        if rendered.report_file is not None:  # written by the run's process
+            _move(rendered.report_file, staged / REPORT_ARTIFACT)
+            names.append(REPORT_ARTIFACT)
         for name in names:
             (staged / name).replace(folder / name)
 

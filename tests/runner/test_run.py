@@ -475,3 +475,48 @@ def test_a_runs_examples_are_let_go_before_its_end_unless_its_slices_need_them(
     assert bool(result.get("slices")) == (case == "by")
     # Every row's trace was built (from its example) before the example was let go.
     assert len(_mlflow_traces(home, result["mlflow_run_id"])) == 20
+
+
+def test_the_report_reaches_mlflow_as_a_file_not_through_the_workers_pipe(
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's process writes its report to a file beside the store, and the MLflow
+    worker moves it into the run's artifacts (as the per-row table is): the pipe never
+    carries it. The first run is logged with MLflow's API (forced by a mode the SQL path
+    does not write), the second with SQL: both logged the report the run wrote, and left
+    no file behind."""
+    from mlflow import MlflowClient
+
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    finishes: list[tuple[object, ...]] = []
+    real = MlflowWorker._send
+
+    def send(self: MlflowWorker, message: tuple[object, ...]) -> None:
+        if message[0] == "finish":
+            finishes.append(message)
+        real(self, message)
+
+    monkeypatch.setattr(MlflowWorker, "_send", send)
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    for n in (1, 2):
+        if n == 1:
+            monkeypatch.setenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED", "true")
+        else:
+            monkeypatch.delenv("MLFLOW_SQL_TRACE_ROLLUPS_ENABLED")
+        report = tmp_path / f"report-{n}.html"
+        code, out, err = invoke(
+            "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
+            "--metric", "token_f1", "--json", "--report", str(report),
+        )  # fmt: skip
+        assert code == 0, err
+        record, rendered = finishes[-1][1:]
+        assert record.report_html is None  # type: ignore[attr-defined]
+        assert rendered.report_file is not None  # type: ignore[attr-defined]
+        run_id = json.loads(out)["mlflow_run_id"]
+        written = client.get_run(run_id).data.tags["harness.traces"]
+        assert written.endswith("(sql-direct)") == (n == 2), written  # the API's, then SQL
+        logged = Path(client.download_artifacts(run_id, "report.html", str(tmp_path / str(n))))
+        assert logged.read_bytes() == report.read_bytes()
+        assert list((home / "mlruns").rglob(".harness-report-*")) == []
+    assert len(finishes) == 2
