@@ -191,12 +191,12 @@ class MlflowWorker:
         per-row table is, instead of sent as text, which the worker held several times
         over: its peak in a 100,000-row rerun was 320 MB, 57 MB this way (docs/design.md).
         A folder that cannot take the file (a full disk) sends the report as text."""
-        from harness.tracking.sql_artifacts import spool
+        from harness.tracking.sql_artifacts import spool_file
 
         if record.report_html is None or self._spool is None:
             return rendered, record
         try:
-            path = spool(self._spool, "report", ".html", [record.report_html])
+            path = spool_file(self._spool, "report", ".html", [record.report_html])
         except OSError:  # a full disk: the pipe can still carry it
             return rendered, record
         return (

@@ -34,7 +34,7 @@ __all__ = [
     "RenderedRows",
     "dataset_entity",
     "render_rows",
-    "spool",
+    "spool_file",
     "table_json",
     "write_artifacts",
 ]
@@ -85,10 +85,10 @@ def render_rows(record: RunRecord, spool: Path | None = None) -> RenderedRows:
 
 def _spooled(frame: Any, folder: Path) -> Path:
     """``table_json(frame)`` written to a new hidden file in ``folder``; its path."""
-    return spool(folder, "table", ".json", _table_json_parts(frame))
+    return spool_file(folder, "table", ".json", _table_json_parts(frame))
 
 
-def spool(folder: Path, kind: str, suffix: str, parts: Iterable[str]) -> Path:
+def spool_file(folder: Path, kind: str, suffix: str, parts: Iterable[str]) -> Path:
     """``parts`` written to a new hidden file in ``folder``
     (``.harness-KIND-<random>SUFFIX``), whole or not at all; its path."""
     # Not mkstemp: its files are private (0600), and this one becomes an artifact that
