@@ -138,12 +138,11 @@ def write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> 
         for name, text in files.items():
             (staged / name).write_text(text, encoding="utf-8")
         names = list(files)
-        if rendered.table_file is not None:  # written by the run's process
-            _move(rendered.table_file, staged / TABLE_ARTIFACT)
-            names.append(TABLE_ARTIFACT)
-        if rendered.report_file is not None:  # written by the run's process
-            _move(rendered.report_file, staged / REPORT_ARTIFACT)
-            names.append(REPORT_ARTIFACT)
+        spooled = ((rendered.table_file, TABLE_ARTIFACT), (rendered.report_file, REPORT_ARTIFACT))
+        for path, name in spooled:  # written by the run's process
+            if path is not None:
+                _move(path, staged / name)
+                names.append(name)
         for name in names:
             (staged / name).replace(folder / name)
 
