@@ -18,8 +18,11 @@ calls against the 5 s limit, the time per row between sizes (linear: at most 1.1
 the peak RSS of the whole process tree (the run and its MLflow worker) against 250 MB.
 Every rerun is printed with the 1-minute load average before it.
 
+``--no-mlflow`` reruns the sizes without MLflow instead (as a CI replay runs), printing
+the same time and peak RSS without the goals' verdicts.
+
 Run: ``python bench/bench_cached_rerun.py [--goal1-rows 1000] [--sizes 1000,10000]
-[--repeat 3] [--keep DIR]``
+[--repeat 3] [--keep DIR] [--no-mlflow]``
 """
 
 from __future__ import annotations
@@ -313,10 +316,16 @@ HARNESS = [sys.executable, "-m", "harness"]
 
 
 def measure(
-    rows: int, repeat: int, judges: list[str], with_baseline: bool, keep: Path | None
+    rows: int,
+    repeat: int,
+    judges: list[str],
+    with_baseline: bool,
+    keep: Path | None,
+    mlflow: bool = True,
 ) -> dict[str, Any]:
     """Fill the cache (and the MLflow store) once, then rerun ``repeat`` times, alternating
-    MLflow on and ``--no-mlflow`` so both see the same machine load."""
+    MLflow on and ``--no-mlflow`` so both see the same machine load (``mlflow`` False:
+    every rerun without MLflow, and no baseline)."""
     with filled_home(rows, judges, keep) as (home, filled):
         env = bench_env(home)
         on: list[float] = []
@@ -327,7 +336,7 @@ def measure(
         loads: list[float] = []
         for _ in range(repeat):
             loads.append(os.getloadavg()[0])
-            wall, peak, cpu = rerun(HARNESS, env, rows, judges, True, filled["metrics"])
+            wall, peak, cpu = rerun(HARNESS, env, rows, judges, mlflow, filled["metrics"])
             on.append(wall)
             peaks.append(peak)
             cpu_on.append(cpu)
@@ -362,6 +371,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="goal 3's sizes (4 calls a row)")
     parser.add_argument("--repeat", type=int, default=3, help="reruns per size and mode")
     parser.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="rerun goal 3's sizes with --no-mlflow (a CI replay's shape), not the goals",
+    )
+    parser.add_argument(
         "--keep",
         type=Path,
         help="keep the filled project homes in this folder and reuse them in later runs",
@@ -391,11 +405,14 @@ def main() -> None:
         )
     results = []
     if sizes:
-        print(f"goal 3: cached rerun, 1 model + {len(JUDGES)} judge calls per row, MLflow on")
+        print(
+            f"{'goal 3: ' if not args.no_mlflow else ''}cached rerun, 1 model + "
+            f"{len(JUDGES)} judge calls per row, MLflow {'off' if args.no_mlflow else 'on'}"
+        )
     for rows in sizes:
         PART_PEAKS_MB.clear()
         WORKER_CPU_S.clear()
-        r = measure(rows, args.repeat, JUDGES, False, args.keep)
+        r = measure(rows, args.repeat, JUDGES, False, args.keep, mlflow=not args.no_mlflow)
         results.append(r)
         on = statistics.median(r["on"])
         peak = max(r["peak_mb"])
@@ -410,7 +427,7 @@ def main() -> None:
             f"{statistics.median(WORKER_CPU_S or [0.0]):.2f} s); cache fill {fill}",
             flush=True,
         )
-        if rows == 10_000:
+        if rows == 10_000 and not args.no_mlflow:  # the goals are with MLflow on
             cores = os.cpu_count() or 1
             floor = statistics.median(r["cpu_on"]) / cores
             # Over the limit, no overlap of the run, its worker and DuckDB's threads can
@@ -424,7 +441,8 @@ def main() -> None:
                 f"{LIMIT_RSS_MB} MB, ratio {peak / LIMIT_RSS_MB:.2f}",
                 flush=True,
             )
-    print(f"  the reruns' MLflow runs were written by: {', '.join(sorted(WRITTEN_BY))}")
+    if WRITTEN_BY:
+        print(f"  the reruns' MLflow runs were written by: {', '.join(sorted(WRITTEN_BY))}")
     for a, b in zip(results, results[1:], strict=False):
         per_row_a = statistics.median(a["on"]) / a["rows"]
         per_row_b = statistics.median(b["on"]) / b["rows"]

@@ -265,7 +265,7 @@ def _run(
     from harness.runner.run import run_eval
     from harness.runner.spark_session import SparkTarget
     from harness.runner.summary import results_table
-    from harness.store.runs import load_outputs, load_scores
+    from harness.store.runs import load_outputs_and_scores
 
     spark, spark_remote, spark_profile = spark_flags
     session = None if isinstance(spark, (bool, str)) or spark is None else spark
@@ -288,9 +288,7 @@ def _run(
         evaluator_config=evaluator_config,
         mlflow_run=_active_mlflow_run() if config.mlflow else None,
     )
-    table = results_table(
-        load_outputs(project.db_path, result.run_id), load_scores(project.db_path, result.run_id)
-    )
+    table = results_table(*load_outputs_and_scores(project.db_path, result.run_id))
     _warn_failures(result)
     tables = {"eval_results_table": table}
     if result.slices:

@@ -175,7 +175,7 @@ def show(
     from harness.runner.summary import record_slices, results_table, select_rows
     from harness.runner.sweep import find_sweep
     from harness.store.exports import RunRecord, is_run_file, read_run_file
-    from harness.store.runs import load_outputs, load_scores
+    from harness.store.runs import load_outputs_and_scores
     from harness.store.tags import find_run
 
     home = resolve_home(home_of(ctx))
@@ -199,9 +199,7 @@ def show(
         if note:
             click.echo(f"note: {note}", err=True)
         if with_rows:
-            table = results_table(
-                load_outputs(db_path, info.run_id), load_scores(db_path, info.run_id)
-            )
+            table = results_table(*load_outputs_and_scores(db_path, info.run_id))
     slice_columns = list(by) or list(info.config.get("by") or [])
     slices = record_slices(home, run, slice_columns, max_slices=max_slices)
     left_out = 0

@@ -48,19 +48,21 @@ class FinalScores:
     errors: int  # rows a metric raised on, plus batch metrics that raised
 
 
-def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame) -> FinalScores:
-    """Batch metrics over the stored rows, then every aggregate, from what is stored."""
+def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame | None) -> FinalScores:
+    """Batch metrics over the stored rows (``outputs``, read for them), then every
+    aggregate, from what is stored."""
     from harness.runner.summary import aggregate_scores
     from harness.store import runs as run_store
 
     db = plan.home.db_path
-    scores = run_store.load_scores(db, run_id)
+    scores = run_store.load_score_values(db, run_id)
     metrics = aggregate_scores(scores)
     problems: list[str] = []  # batch metrics that raised, then the rows metrics raised on
     if plan.batch:
+        assert outputs is not None, "batch metrics read the stored rows"
         outcome = score_batches(plan.batch, plan.examples, outputs, scores, metrics)
         run_store.replace_scores(db, run_id, [m.name for m in plan.batch], outcome.rows)
-        scores = run_store.load_scores(db, run_id)
+        scores = run_store.load_score_values(db, run_id)
         metrics = aggregate_scores(scores)
         for name, aggregates in outcome.aggregates.items():
             metrics.setdefault(name, {}).update(aggregates)

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from harness.config import Home
     from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
@@ -85,14 +83,8 @@ def open_mlflow_run(
         )
     if resumed_rows and plan.config.traces:
         home = plan.home
-        worker.add_rows(
-            rows_record(
-                head,
-                run_store.load_outputs(home.db_path, run_id),
-                run_store.load_scores(home.db_path, run_id),
-                plan.judge_models,
-            )
-        )
+        outputs, scores = run_store.load_outputs_and_scores(home.db_path, run_id)
+        worker.add_rows(rows_record(head, outputs, scores, plan.judge_models))
     return head
 
 
@@ -132,30 +124,23 @@ def trace_sender(
 
 
 def prepare_mlflow_end(
-    home: Home,
-    head: RunRecord,
-    result: RunResult,
-    outputs: pd.DataFrame,
-    scores: pd.DataFrame,
-    worker: MlflowLogger,
+    home: Home, head: RunRecord, result: RunResult, worker: MlflowLogger
 ) -> RunRecord:
-    """The MLflow run's final record, its tables made now (``MlflowLogger.prepare``), so
-    the run's DataFrames can go before its report is built: the report and the tables are
-    the two largest steps of a large run's end, and each is the peak of memory alone.
+    """The MLflow run's final record, its tables made now (``MlflowLogger.prepare``) from
+    the run's rows and scores read back here (the step before read only what its
+    aggregates need), so they can go before its report is built: the report and the
+    tables are the two largest steps of a large run's end, and each is the peak of memory
+    alone.
 
     The record returned may hold no DataFrames; should MLflow's API need them at the end,
     they are read again from the store."""
     from harness.runner.mlflow_records import final_record
 
-    def reload() -> RunRecord:
-        return final_record(
-            head,
-            result,
-            run_store.load_outputs(home.db_path, result.run_id),
-            run_store.load_scores(home.db_path, result.run_id),
-        )
+    def read() -> RunRecord:
+        outputs, scores = run_store.load_outputs_and_scores(home.db_path, result.run_id)
+        return final_record(head, result, outputs, scores)
 
-    return worker.prepare(final_record(head, result, outputs, scores), reload)
+    return worker.prepare(read(), read)
 
 
 def log_to_mlflow(

@@ -79,8 +79,7 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     config = RunConfig.from_dict(info.config)
     # A sampled run's stored ids, not a new draw: the rows and slices it logs are its own.
     plan = plan_run(config, home, example_ids=run_store.run_example_ids(home.db_path, info.run_id))
-    outputs = run_store.load_outputs(home.db_path, info.run_id)
-    scores = run_store.load_scores(home.db_path, info.run_id)
+    outputs, scores = run_store.load_outputs_and_scores(home.db_path, info.run_id)
     result = RunResult.from_info(info)
     begun = info.created_at.replace(tzinfo=timezone.utc).timestamp()
     result = replace(

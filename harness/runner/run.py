@@ -330,7 +330,7 @@ class _Run:
         # held while the caller's own MLflow run, perhaps on a server, is written.
         with contextlib.ExitStack() as hold:
             hold.enter_context(held(self.home.db_path))
-            result, outputs, scores = self._record("finished")
+            result = self._record("finished")
             if result.rows_done > HOLD_REPORT_ROWS:
                 hold.close()
             # What each step freed goes back to the OS before the next (harness.memory),
@@ -339,8 +339,7 @@ class _Run:
             release_freed()  # DuckDB's buffers, the rows read back
             # The MLflow run's tables are made before the report, so that the rows read
             # back are gone while it is built: each step's peak is then its own alone.
-            record = self._mlflow_end(result, outputs, scores) if to_mlflow else None
-            del outputs, scores
+            record = self._mlflow_end(result) if to_mlflow else None
             release_freed()
             report_html = self._report(result, to_mlflow)
             release_freed()  # the report's rows, read apart
@@ -351,14 +350,14 @@ class _Run:
         result.duration_s = time.time() - self.started
         return result
 
-    def _mlflow_end(self, result: RunResult, outputs: Any, scores: Any) -> RunRecord | None:
+    def _mlflow_end(self, result: RunResult) -> RunRecord | None:
         """The MLflow run's final record, its tables made (``prepare_mlflow_end``); None,
         and the failure the result's warning, when they cannot be."""
         from harness.runner.mlflow_run import prepare_mlflow_end
 
         assert self.worker is not None and self.head is not None
         try:
-            return prepare_mlflow_end(self.home, self.head, result, outputs, scores, self.worker)
+            return prepare_mlflow_end(self.home, self.head, result, self.worker)
         except HarnessError as e:
             self._mlflow_failed(result, e)
             return None
@@ -414,7 +413,7 @@ class _Run:
 
     def _interrupted(self) -> RunResult:
         name = self.stop.signal_name
-        result = self._record("interrupted", reason=f"interrupted by {name}")[0]
+        result = self._record("interrupted", reason=f"interrupted by {name}")
         if self.worker is not None:
             self.worker.stop("KILLED", timeout_s=self.stop.grace_s)
         signum = self.stop.signum or 2
@@ -428,7 +427,7 @@ class _Run:
     def _stopped_by_budget(self) -> RunResult:
         max_cost = self.config.max_cost or 0.0
         reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
-        result = self._record("stopped", reason=reason)[0]
+        result = self._record("stopped", reason=reason)
         self._report(result)  # the rows done are a run to look at too
         if self.worker is not None:
             self.worker.stop("KILLED")
@@ -449,15 +448,21 @@ class _Run:
         # _record reports the rows stored even when the store cannot take the run's end
         # (see there); only a store that cannot even be read leaves no result to show.
         with contextlib.suppress(EnvironmentFault):
-            result = self._record("failed", reason=reason)[0]
+            result = self._record("failed", reason=reason)
         if self.worker is not None:
             self.worker.stop("FAILED")
         if error is None:
             raise failure  # a bug: its traceback is worth more than a summary
         raise _with_next_step(error, self.run_id, result) from failure
 
-    def _record(self, status: str, reason: str | None = None) -> tuple[RunResult, Any, Any]:
+    def _record(self, status: str, reason: str | None = None) -> RunResult:
         """Store how the run ended, with aggregates computed from its stored rows.
+
+        It reads what the aggregates need of each score, not its text (rationales, raw
+        answers), and the rows' text only for batch metrics and ``--by`` slices: the
+        MLflow run's table reads both (``prepare_mlflow_end``), and a run without one never
+        does. Read here and held to the next step, they were the end's peak in a run
+        without MLflow (numbers in docs/design.md).
 
         A run that ends other than ``finished`` is reported even when the store cannot take
         its end: on a full disk the rows are readable but the UPDATE that ends the run
@@ -468,7 +473,9 @@ class _Run:
         """
         home, plan, run_id = self.home, self.plan, self.run_id
         usage = self.caller.stats.with_earlier(self.previous.usage if self.previous else {})
-        outputs = run_store.load_outputs(home.db_path, run_id)
+        outputs = None
+        if (status in ("finished", "stopped") and plan.batch) or self.config.by:
+            outputs = run_store.load_outputs(home.db_path, run_id)
         problems: list[str] = []
         metric_errors = 0
         if status in ("finished", "stopped"):
@@ -480,7 +487,7 @@ class _Run:
             for problem in problems:
                 self.progress.note(problem)
         else:
-            scores = run_store.load_scores(home.db_path, run_id)
+            scores = run_store.load_score_values(home.db_path, run_id)
             metrics = aggregate_scores(scores)
         for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
             if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
@@ -518,7 +525,9 @@ class _Run:
             model=plan.provider.uri,
             status=status,
             rows=self.rows_total,
-            rows_done=len(outputs),
+            rows_done=run_store.rows_stored(home.db_path, run_id)
+            if outputs is None
+            else len(outputs),
             errors=errors,
             metrics=metrics,
             calls=usage,
@@ -535,7 +544,7 @@ class _Run:
                 self.config.by, plan.examples, outputs, scores, self.config.as_dict()
             ),
         )
-        return result, outputs, scores
+        return result
 
 
 def _with_next_step(error: HarnessError, run_id: str, result: RunResult | None) -> HarnessError:

@@ -503,6 +503,11 @@ SCORES_SQL = (
     "SELECT example_id, metric, sample, value, label, rationale, raw, error, source, "
     "request_key, cached FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
 )
+# What a run's aggregates read of each score: no text beyond the names and its error.
+SCORE_VALUES_SQL = (
+    "SELECT example_id, metric, sample, value, error, source "
+    "FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
+)
 
 
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
@@ -512,9 +517,30 @@ def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
         return frame(con.sql(OUTPUTS_SQL, params=[run_id]))
 
 
+def load_outputs_and_scores(db_path: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``load_outputs`` and ``load_scores`` in one open of the store."""
+    with connect(db_path, read_only=True) as con:
+        outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
+        return outputs, frame(con.sql(SCORES_SQL, params=[run_id]))
+
+
+def rows_stored(db_path: Path, run_id: str) -> int:
+    """How many of a run's rows are stored (``len(load_outputs(...))``, without them)."""
+    with connect(db_path, read_only=True) as con:
+        found = con.execute("SELECT count(*) FROM outputs WHERE run_id = ?", [run_id]).fetchone()
+    return int(found[0]) if found else 0
+
+
 def load_scores(db_path: Path, run_id: str) -> pd.DataFrame:
     with connect(db_path, read_only=True) as con:
         return frame(con.sql(SCORES_SQL, params=[run_id]))
+
+
+def load_score_values(db_path: Path, run_id: str) -> pd.DataFrame:
+    """``load_scores`` without the scores' labels, rationales, raw answers and keys: what
+    aggregates, batch metrics and slices read (``SCORE_VALUES_SQL``)."""
+    with connect(db_path, read_only=True) as con:
+        return frame(con.sql(SCORE_VALUES_SQL, params=[run_id]))
 
 
 def request_keys(db_path: Path, run_id: str) -> set[str]:

@@ -355,10 +355,11 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
 ) -> None:
     """Reading the rows back and storing the run's end share one open of the DuckDB file
     (``harness.store.db.held``). A run of up to ``HOLD_REPORT_ROWS`` rows keeps it open
-    through its report and its MLflow run's end too; a larger one closes it first, and its
-    report reads the rows and the judges' calibrations, and its MLflow run id is stored,
-    with opens of their own. The rest of the run still opens the file for each short piece
-    of work, so other processes can read between them."""
+    through its MLflow run's table, its report and its MLflow run's end too; a larger one
+    closes it first, and its MLflow run's table reads the rows and scores, its report the
+    rows and the judges' calibrations, and its MLflow run id is stored, with opens of their
+    own. The rest of the run still opens the file for each short piece of work, so other
+    processes can read between them."""
     import harness.runner.run as run_module
     from harness.store import db as store_db
 
@@ -382,9 +383,10 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
         "--json", "--report", str(report),
     )  # fmt: skip
     assert code == 0, err
-    # Held: the one open. Closed first: then the report's read of the rows and of the
-    # judges' calibrations, and the MLflow run's id.
-    assert at_end.count(True) == (1 if hold_rows else 4), at_end
+    # Held: the one open. Closed first: then the MLflow table's read of the rows and
+    # scores (one open), the report's of the rows and of the judges' calibrations, and
+    # the MLflow run's id.
+    assert at_end.count(True) == (1 if hold_rows else 5), at_end
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
     result = json.loads(out)
     run_id = result["run_id"]
@@ -475,6 +477,53 @@ def test_a_runs_examples_are_let_go_before_its_end_unless_its_slices_need_them(
     assert bool(result.get("slices")) == (case == "by")
     # Every row's trace was built (from its example) before the example was let go.
     assert len(_mlflow_traces(home, result["mlflow_run_id"])) == 20
+
+
+@pytest.mark.parametrize("case", ["no-mlflow", "mlflow", "by"])
+def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The aggregates read each score's value, not its text, and count the rows without
+    reading them; the MLflow run's table reads the rows and scores whole, once; ``--by``
+    slices read the rows. A run without MLflow reads no text back at all."""
+    from harness.store import runs as run_store
+
+    reads: list[str] = []
+    for name in ("load_outputs", "load_scores", "load_outputs_and_scores", "load_score_values"):
+
+        def spy(
+            *args: object, _real: object = getattr(run_store, name), _name: str = name
+        ) -> object:
+            reads.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(run_store, name, spy)
+    args = ["run", "--data", "qa", "--model", "python:harness_test_models:answer_some",
+            "--metric", "token_f1", "--judge", "correctness",
+            "--judge-model", "python:harness_test_models:judge_yes", "--json"]  # fmt: skip
+    extra = {"no-mlflow": ["--no-mlflow"], "mlflow": [], "by": ["--by", "final_decision"]}
+    code, out, err = invoke(*args, *extra[case])
+    assert code == 0, err
+    expected = {
+        "no-mlflow": ["load_score_values"],
+        "mlflow": ["load_score_values", "load_outputs_and_scores"],
+        "by": ["load_outputs", "load_score_values", "load_outputs_and_scores"],
+    }
+    assert reads == expected[case]
+    result = json.loads(out)
+    assert result["rows"] == 20 and result["status"] == "finished"
+    assert result["metrics"]["token_f1"]["count"] == 20 and result["metrics"]["correctness"]
+    assert bool(result.get("slices")) == (case == "by")
+    if case != "no-mlflow":  # the table the MLflow run logged, from the whole read
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+        path = client.download_artifacts(result["mlflow_run_id"], "eval_results_table.json")
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+        columns = table["columns"]
+        assert len(table["data"]) == 20
+        assert {row[columns.index("correctness/rationale")] for row in table["data"]} == {"it is"}
+        assert all(row[columns.index("output")] for row in table["data"])
 
 
 def test_the_report_reaches_mlflow_as_a_file_not_through_the_workers_pipe(

@@ -1,0 +1,94 @@
+"""What a run's end reads of its stored rows: the aggregates' narrow read of the scores
+(``load_score_values``) against the whole one, the count of rows against the rows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.config import resolve_home
+from harness.runner.batch_scores import add_extra_aggregates
+from harness.runner.summary import aggregate_scores
+from harness.slices import per_row_values
+from harness.store.datasets import load_examples, resolve_dataset
+from harness.store.rows import OutputRow, ScoreRow
+from harness.store.runs import (
+    create_run,
+    load_outputs,
+    load_outputs_and_scores,
+    load_score_values,
+    load_scores,
+    rows_stored,
+    write_batch,
+)
+
+
+def _stored_run(qa_file: Path, home: Path) -> Path:
+    """A run of 12 rows whose scores take every path the aggregates have: a judge asked
+    twice whose samples disagree on some rows, a judge answer that failed, a metric that
+    raised, a NaN score, and text in every column the narrow read leaves out."""
+    assert CliRunner().invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+    db_path = resolve_home(home).db_path
+    dataset = resolve_dataset(db_path, "qa")
+    ids = [e.id for e in load_examples(db_path, dataset)][:12]
+    create_run(
+        db_path, run_id="r1", run_name=None, dataset=dataset.name,
+        dataset_version=dataset.version, model="m", config={}, rows_total=len(ids),
+    )  # fmt: skip
+    outputs = [OutputRow(i, f"out {i}", None, 0.1, 3, 4, None, "k", True) for i in ids]
+    scores = []
+    for n, i in enumerate(ids):
+        scores.append(ScoreRow(i, "token_f1", n / 12, rationale=f"overlap {n}"))
+        for sample in (0, 1):
+            verdict = 1.0 if (n + sample * (n % 3 == 0)) % 2 else 0.0
+            scores.append(
+                ScoreRow(i, "correctness", verdict, "llm_judge", sample, "yes" if verdict else
+                         "no", f"because {n}", f'{{"verdict": {verdict}}}', None, f"k{n}{sample}",
+                         bool(sample))
+            )  # fmt: skip
+    scores.append(ScoreRow(ids[0], "relevance", None, "llm_judge", 0, error="unparseable answer"))
+    scores.append(ScoreRow(ids[1], "relevance", 4.0, "llm_judge", 0, rationale="fine"))
+    scores.append(ScoreRow(ids[2], "word_count", None, error="metric raised"))
+    scores.append(ScoreRow(ids[3], "word_count", math.nan))
+    scores.append(ScoreRow(ids[4], "word_count", 7.0))
+    write_batch(db_path, "r1", outputs[:5], scores[:20])
+    write_batch(db_path, "r1", outputs[5:], scores[20:])
+    return db_path
+
+
+def test_the_narrow_read_of_the_scores_aggregates_as_the_whole_one(
+    qa_file: Path, home: Path
+) -> None:
+    db_path = _stored_run(qa_file, home)
+    full = load_scores(db_path, "r1")
+    narrow = load_score_values(db_path, "r1")
+    assert set(full.columns) - set(narrow.columns) == {
+        "label", "rationale", "raw", "request_key", "cached",
+    }  # fmt: skip
+    pd.testing.assert_frame_equal(narrow, full[list(narrow.columns)])
+    aggregates = aggregate_scores(narrow)
+    assert aggregates == aggregate_scores(full)
+    # The paths above were all taken: samples that disagree, a failed judge answer.
+    assert aggregates["correctness"]["self_disagreement"] == 4
+    assert aggregates["relevance"]["errors"] == 1
+    asked = {"token_f1": ["variance", "median"], "correctness": ["max"]}
+    extra_narrow, extra_full = aggregate_scores(narrow), aggregate_scores(full)
+    add_extra_aggregates(extra_narrow, narrow, asked)
+    add_extra_aggregates(extra_full, full, asked)
+    assert extra_narrow == extra_full and "variance" in extra_narrow["token_f1"]
+    pd.testing.assert_frame_equal(per_row_values(narrow), per_row_values(full))
+
+
+def test_the_rows_are_counted_and_read_with_their_scores_in_one_open(
+    qa_file: Path, home: Path
+) -> None:
+    db_path = _stored_run(qa_file, home)
+    outputs, scores = load_outputs_and_scores(db_path, "r1")
+    pd.testing.assert_frame_equal(outputs, load_outputs(db_path, "r1"))
+    pd.testing.assert_frame_equal(scores, load_scores(db_path, "r1"))
+    assert rows_stored(db_path, "r1") == len(outputs) == 12
+    assert rows_stored(db_path, "no-such-run") == 0
