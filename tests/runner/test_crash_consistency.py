@@ -113,9 +113,15 @@ def worker_started(process: psutil.Process) -> bool:
 
 
 def wait_until(
-    process: subprocess.Popen[str], phase: str, server: FakeLLMServer, rng: random.Random
+    process: subprocess.Popen[str],
+    phase: str,
+    server: FakeLLMServer,
+    rng: random.Random,
+    end_s: float,
 ) -> None:
-    """Wait for a moment of ``phase`` in ``process``'s life (or for its end)."""
+    """Wait for a moment of ``phase`` in ``process``'s life (or for its end). A ``finish``
+    moment falls in the first half of ``end_s`` after the last call is paid: how long the
+    clean run took from its last call to its exit (a resumed run's end may be shorter)."""
     watched = psutil.Process(process.pid)
     wait_for(lambda: worker_started(watched), 120, "the MLflow worker to start")
     if phase == "start":
@@ -124,15 +130,18 @@ def wait_until(
     if phase == "rows":
         left = 2 * ROWS - len(paid(server))
         target = len(paid(server)) + rng.randint(2, max(2, min(8, left // 4)))
-    else:
-        target = 2 * ROWS
-    wait_for(
-        lambda: len(paid(server)) >= target or process.poll() is not None,
-        120,
-        f"{target} calls paid",
-    )
-    if phase == "finish":
-        time.sleep(rng.uniform(0, 1.0))
+        wait_for(
+            lambda: len(paid(server)) >= target or process.poll() is not None,
+            120,
+            f"{target} calls paid",
+        )
+        return
+    # The end is a few tenths of a second: watched closely, not every 0.1 s as above.
+    deadline = time.monotonic() + 120
+    while len(paid(server)) < 2 * ROWS and process.poll() is None:
+        assert time.monotonic() < deadline, "timed out waiting for every call to be paid"
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, end_s / 2))
 
 
 @pytest.mark.timeout(1200)  # ~2 min on an idle 2-core machine; much more when it is shared
@@ -150,8 +159,15 @@ def test_a_run_killed_at_random_moments_ends_as_a_clean_run(tmp_path: Path) -> N
             (folder / "harness.toml").write_text(CALLS)
             import_rows(environment, tmp_path, ROWS)
         code, out, err = harness(clean_env, *RUN)
+        exited = time.time()
         assert code == 0, err
         clean = json_doc(out)
+        # A run's end, from its last call to its exit: where the finish kills fall. A
+        # moment drawn from a whole second after the last call (before) missed a 0.3 s
+        # end often enough that the run completed before its first finish kill, and the
+        # test failed with 9 kills (fresh-clone CI of 314640b, seed 1170593477).
+        end_s = exited - max(r["time"] for r in server.stats()["requests"])
+        print(f"the clean run ended {end_s:.2f} s after its last call", flush=True)
 
         server.reset()
         server.configure(
@@ -176,7 +192,7 @@ def test_a_run_killed_at_random_moments_ends_as_a_clean_run(tmp_path: Path) -> N
                 phase = "finish"
             sig = rng.choice(SIGNALS)
             process = start(env, *(("run", "--resume", run_id, "--json") if run_id else RUN))
-            wait_until(process, phase, server, rng)
+            wait_until(process, phase, server, rng, end_s)
             if process.poll() is not None:  # it ended before the moment came
                 out, err = process.communicate()
                 # 0: it finished the run. 2: the run was complete already (the last kill
