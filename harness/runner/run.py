@@ -322,12 +322,12 @@ class _Run:
     def _finished(self) -> RunResult:
         to_mlflow = self.worker is not None and self.head is not None
         # One open of the store to read the rows back and store the run's end, instead of
-        # one per step (20-40 ms each). A small run keeps it open through its report and
-        # the end of its MLflow run in the local store (three opens fewer; the MLflow
-        # worker never opens it); a large one closes it first, since the open database
-        # keeps the pages its queries read and the report reads every row
-        # (HOLD_REPORT_ROWS). Other processes wait for the store meanwhile, so it is never
-        # held while the caller's own MLflow run, perhaps on a server, is written.
+        # one per step (20-40 ms each). A small run keeps it open through its MLflow
+        # run's table, its report and the end of its MLflow run in the local store (four
+        # opens fewer; the MLflow worker never opens it); a large one closes it first,
+        # since the open database keeps the pages its queries read and the report reads
+        # every row (HOLD_REPORT_ROWS). Other processes wait for the store meanwhile, so it
+        # is never held while the caller's own MLflow run, perhaps on a server, is written.
         with contextlib.ExitStack() as hold:
             hold.enter_context(held(self.home.db_path))
             result = self._record("finished")
@@ -461,8 +461,8 @@ class _Run:
         It reads what the aggregates need of each score, not its text (rationales, raw
         answers), and the rows' text only for batch metrics and ``--by`` slices: the
         MLflow run's table reads both (``prepare_mlflow_end``), and a run without one never
-        does. Read here and held to the next step, they were the end's peak in a run
-        without MLflow (numbers in docs/design.md).
+        does. Read here (and with MLflow held into its table's step), they were the peak
+        of the end of a run without MLflow (numbers in docs/design.md).
 
         A run that ends other than ``finished`` is reported even when the store cannot take
         its end: on a full disk the rows are readable but the UPDATE that ends the run
