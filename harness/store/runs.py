@@ -225,7 +225,11 @@ def _insert(con: Any, table: str, schema: pa.Schema, rows: pa.Table) -> None:
     try:
         con.execute(f"INSERT INTO {table} ({', '.join(schema.names)}) SELECT * FROM batch_rows")
     finally:
-        con.unregister("batch_rows")
+        # After a refused insert the transaction is aborted and this fails too ("Current
+        # transaction is aborted"), which would hide the insert's own error (a duplicate
+        # key, memory); the view goes with the connection either way.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("batch_rows")
 
 
 def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[ScoreRow]) -> None:

@@ -1,5 +1,6 @@
 """What a run's end reads of its stored rows: the aggregates' narrow read of the scores
-(``load_score_values``) against the whole one, the count of rows against the rows."""
+(``load_score_values``) against the whole one, the count of rows against the rows; and
+what a batch write that DuckDB refuses reports, and leaves."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.config import resolve_home
+from harness.errors import StoreError
 from harness.runner.batch_scores import add_extra_aggregates
 from harness.runner.summary import aggregate_scores
 from harness.slices import per_row_values
 from harness.store.datasets import load_examples, resolve_dataset
+from harness.store.db import held
 from harness.store.rows import OutputRow, ScoreRow
 from harness.store.runs import (
     create_run,
@@ -92,3 +96,24 @@ def test_the_rows_are_counted_and_read_with_their_scores_in_one_open(
     pd.testing.assert_frame_equal(scores, load_scores(db_path, "r1"))
     assert rows_stored(db_path, "r1") == len(outputs) == 12
     assert rows_stored(db_path, "no-such-run") == 0
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["own-open", "held"])
+def test_a_refused_batch_reports_duckdbs_own_error_and_stores_none_of_its_rows(
+    qa_file: Path, home: Path, hold: bool
+) -> None:
+    db_path = _stored_run(qa_file, home)
+    before = len(load_scores(db_path, "r1"))
+    stored = str(load_outputs(db_path, "r1")["id"].iloc[0])
+    batch = [OutputRow("new-row", "out", None, 0.1, 3, 4, None, "k", True),
+             OutputRow(stored, "again", None, 0.1, 3, 4, None, "k", True)]  # fmt: skip
+    with pytest.raises(StoreError) as caught:
+        if hold:
+            with held(db_path):
+                write_batch(db_path, "r1", batch, [ScoreRow("new-row", "token_f1", 1.0)])
+        else:
+            write_batch(db_path, "r1", batch, [ScoreRow("new-row", "token_f1", 1.0)])
+    # The insert's own error, not the aborted transaction's that follows it.
+    assert "Duplicate key" in str(caught.value) and stored in str(caught.value)
+    assert "aborted" not in str(caught.value)
+    assert rows_stored(db_path, "r1") == 12 and len(load_scores(db_path, "r1")) == before
