@@ -43,6 +43,9 @@ def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
 
     monkeypatch.setattr(InlineLogger, "finish", watched)
     user_uri = "sqlite:///" + str(tmp_path / "team-tracking.db")
+    # An experiment made on a bare SQLite URI keeps its artifacts in ./mlruns, MLflow's
+    # default: under the test's own folder, not the checkout's.
+    monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(user_uri)
     try:
         mlflow.set_experiment("team-qa")
