@@ -249,7 +249,7 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float) -> GateResult:
         needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
         more = f"; about {needed or 0:,} rows would tell, if the change stays as measured"
         reason = (
-            f"cannot tell with {stats.n} rows: the change is {interval}, and the interval "
+            f"cannot tell with {stats.n:,} rows: the change is {interval}, and the interval "
             f"reaches past the {way} of {allowed} allowed{more if needed is not None else ''}"
         )
     return GateResult(

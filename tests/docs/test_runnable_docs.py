@@ -91,3 +91,14 @@ def test_every_runnable_doc_command_runs_as_written(tmp_path: Path) -> None:
 def test_runnable_blocks_are_well_formed(doc: Path) -> None:
     """An unterminated command or fence in a runnable block is an error, not a skip."""
     runnable_commands(doc)
+
+
+def test_runnable_commands_find_the_store_in_the_users_project_home() -> None:
+    """The tour runs here with the current folder as the home; a reader may have set
+    ``HARNESS_HOME`` (README, "The project home"), so a command that opens the store by
+    its path takes the home from there (a bare ``harness.duckdb`` failed for that reader)."""
+    commands = [c for doc in DOCS for c in runnable_commands(doc)]
+    opening = [c for c in commands if "harness.duckdb" in c.text]
+    assert opening  # the README's SQL step
+    for command in opening:
+        assert "${HARNESS_HOME:-.}/harness.duckdb" in command.text, command.source

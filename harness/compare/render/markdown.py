@@ -57,7 +57,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
         lines.append("")
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
     lines += [
-        f"{candidate.paired} paired rows{cluster}. Means and changes with 95% intervals; "
+        f"{candidate.paired:,} paired rows{cluster}. Means and changes with 95% intervals; "
         "p-values Holm-adjusted across every metric compared.",
         "",
         "| metric | base | candidate | change [95% CI] | p (adj.) | verdict |",

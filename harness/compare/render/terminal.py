@@ -60,7 +60,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
     table = Table(
-        title=f"{candidate.paired} paired rows{cluster}; 95% intervals; p adjusted across "
+        title=f"{candidate.paired:,} paired rows{cluster}; 95% intervals; p adjusted across "
         f"{sum(len(c.metrics) for c in comparison.candidates)} comparisons (Holm)",
         title_justify="left",
         show_edge=False,
