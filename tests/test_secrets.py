@@ -137,3 +137,42 @@ def test_no_key_is_stored_or_printed(
         con.close()
     assert "HTTP 500" in stored and "sent with key ***" in stored  # the echoes, scrubbed...
     assert all(k not in stored for k in keys.values())  # ...and no key
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "problem"),
+    [
+        ("OPENAI_BASE_URL", "http://user:{key}@127.0.0.1:{port}/v1", "carries credentials"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:{port}/v1?api_key={key}", "has a query string"),
+        ("ANTHROPIC_BASE_URL", "http://127.0.0.1:{port}/?key={key}", "has a query string"),
+    ],
+    ids=["user-password", "openai-query", "anthropic-query"],
+)
+def test_a_key_in_a_base_url_is_refused_before_anything_is_sent_or_stored(
+    fake: FakeLLMServer, home: Path, tmp_path: Path, qa_file: Path, variable: str, url: str,
+    problem: str,
+) -> None:  # fmt: skip
+    """A base URL is part of every cache key, cassette and replay message, and user:password
+    beside the key's header made the HTTP client raise mid-run (a traceback, a failed run)."""
+    key = sentinel("url")
+    port = fake.url.rsplit(":", 1)[1].strip("/")
+    model = "openai:/gpt-test" if variable.startswith("OPENAI") else "anthropic:/claude-test"
+    env = {**os.environ, "HARNESS_HOME": str(home), "PYTHONPATH": str(REPO),
+           "OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-test",
+           variable: url.format(key=key, port=port)}  # fmt: skip
+
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert harness("data", "import", str(qa_file), "--name", "qa").returncode == 0
+    sent_before = fake.stats()["requests_total"]
+    done = harness("run", "--data", "qa", "--model", model, "--limit", "2", "--no-mlflow")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: the base URL of ") and problem in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert key not in done.stderr + done.stdout
+    assert fake.stats()["requests_total"] == sent_before
+    assert "no runs yet" in harness("runs", "list").stdout
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaks == []

@@ -111,13 +111,35 @@ class HTTPProvider(Provider):
         key_env: str | None = None,
         key_required: bool = True,
     ) -> None:
-        super().__init__(model, base_url.rstrip("/"))
-        self._api_key = api_key  # never in a request, a key, a message or a repr
         self.key_env_name = key_env or self.key_env
+        super().__init__(model, base_url.rstrip("/"))
+        self._refuse_secrets_in_base_url(base_url)
+        self._api_key = api_key  # never in a request, a key, a message or a repr
         self.key_required = key_required
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r}, base_url={self.base_url!r})"
+
+    def _refuse_secrets_in_base_url(self, url: str) -> None:
+        """Raise ConfigError when ``url`` carries credentials or a query string.
+
+        The base URL is part of every cache key and is shown by ``cache stats``, replay
+        misses and exported cassettes, so a key in it would be stored and committed; with
+        user:password the HTTP client also refuses to send beside the key's header. And the
+        API's path (``/chat/completions``) is appended to it, which would land inside a query.
+        """
+        parts = urlsplit(url)
+        where = f"the base URL of {self.uri} ({redact_url(url)})"
+        key_hint = f"; give the key in {self.key_env_name}" if self.key_env_name else ""
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(f"{where} carries credentials (user:password@){key_hint}")
+        if parts.query:
+            raise ConfigError(
+                f"{where} has a query string (?...): the API's path is added to the base "
+                f"URL, so it must end at a path{key_hint}"
+            )
+        if parts.fragment:
+            raise ConfigError(f"{where} has a fragment (#...): it must end at a path")
 
     @property
     def has_key(self) -> bool:
