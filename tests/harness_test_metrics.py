@@ -94,3 +94,17 @@ def where_scored(row: dict[str, Any]) -> Any:
     from harness.metrics import Score
 
     return Score(1.0, rationale=f"pid {os.getpid()}")
+
+
+def leaks_its_key(row: dict[str, Any]) -> float:
+    """Raises with a message that quotes the environment's key (a careless client)."""
+    import os
+
+    raise ValueError(f"scoring service refused key {os.environ['OPENAI_API_KEY']}")
+
+
+def leaks_its_key_in_a_batch(predictions: Any, targets: Any, metrics: Any) -> Any:
+    """MLflow's eval_fn shape, raising with the environment's key in its message."""
+    import os
+
+    raise ValueError(f"batch scorer refused key {os.environ['OPENAI_API_KEY']}")

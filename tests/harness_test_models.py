@@ -73,3 +73,10 @@ def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:
     if flag and os.path.exists(flag):
         raise RuntimeError("judge backend exploded")
     return judge_messages(messages)
+
+
+def leaks_its_key(row: dict[str, Any]) -> str:
+    """Fails odd rows with a message that quotes the environment's key (a careless client)."""
+    if int(row["id"]) % 2:
+        raise RuntimeError(f"could not call the backend with key {os.environ['OPENAI_API_KEY']}")
+    return row["input"]

@@ -176,3 +176,43 @@ def test_a_key_in_a_base_url_is_refused_before_anything_is_sent_or_stored(
     assert "no runs yet" in harness("runs", "list").stdout
     leaks = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_a_key_quoted_by_the_users_own_failing_code_is_scrubbed(
+    home: Path, tmp_path: Path, qa_file: Path
+) -> None:
+    """A python: model, a row metric and a batch metric raise with the environment's key in
+    their messages; harness stores, prints and logs the failures, each without the key."""
+    key = sentinel("user-code")
+    env = {**os.environ, "HARNESS_HOME": str(home), "OPENAI_API_KEY": key,
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}  # fmt: skip
+    harness = [sys.executable, "-m", "harness"]
+    imported = subprocess.run([*harness, "data", "import", str(qa_file), "--name", "qa"],
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    done = subprocess.run(
+        [*harness, "run", "--data", "qa", "--model", "python:harness_test_models:leaks_its_key",
+         "--metric", "python:harness_test_metrics:leaks_its_key",
+         "--metric", "python:harness_test_metrics:leaks_its_key_in_a_batch", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert key not in done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["errors"] > 0 and result["mlflow_run_id"]
+    shown = json.dumps(result)
+    # The failures are there, each with *** where the key was.
+    assert "could not call the backend with key ***" in shown + done.stderr
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        stored = str(con.execute("SELECT error FROM outputs").fetchall())
+        stored += str(con.execute("SELECT error FROM scores").fetchall())
+        stored += str(con.execute("SELECT * FROM runs").fetchall())
+    finally:
+        con.close()
+    assert "with key ***" in stored and "scoring service refused key ***" in stored
+    assert "batch scorer refused key ***" in stored + done.stderr
+    assert key not in stored
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any("mlruns" in p.parts for p in files)
+    assert [str(p) for p in files if key.encode() in p.read_bytes()] == []

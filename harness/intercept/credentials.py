@@ -1,8 +1,7 @@
 """Credentials an intercepted call may carry, so none of them is ever keyed, cached or written.
 
-``environment_secrets`` are the values of the variables that hold API keys: the known ones
-(``KEY_VARIABLES``) and any variable whose name ends in ``_API_KEY``, ``_TOKEN``,
-``_SECRET`` or ``_ACCESS_KEY``. ``header_secrets`` are the values of a request's own
+``environment_secrets`` (``harness.secrets``) are the values of the variables that hold API
+keys. ``header_secrets`` are the values of a request's own
 credential headers (``Authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``).
 ``find_secret`` says which of them occurs in a text, by name, never by value. Values shorter
 than ``MIN_SECRET_CHARS`` are ignored: "1" or "true" would be found everywhere.
@@ -14,6 +13,8 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 
+from harness.secrets import KEY_VARIABLES, MIN_SECRET_CHARS, environment_secrets
+
 __all__ = [
     "CREDENTIAL_HEADERS",
     "KEY_VARIABLES",
@@ -24,53 +25,13 @@ __all__ = [
     "placeholder_keys",
 ]
 
-KEY_VARIABLES = (
-    "OPENAI_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "DATABRICKS_TOKEN",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "MISTRAL_API_KEY",
-    "COHERE_API_KEY",
-    "CO_API_KEY",
-    "GROQ_API_KEY",
-    "TOGETHER_API_KEY",
-    "FIREWORKS_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "OPENROUTER_API_KEY",
-    "PERPLEXITY_API_KEY",
-    "XAI_API_KEY",
-    "VOYAGE_API_KEY",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-)
-_SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_ACCESS_KEY", "_SECRET_KEY")
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _CREDENTIAL_HEADER_NAMES = frozenset(
     {*CREDENTIAL_HEADERS, *(name.encode("latin-1") for name in CREDENTIAL_HEADERS)}
 )
-MIN_SECRET_CHARS = 8
 # Set in replay when unset: SDK clients refuse to start without a key, though nothing is sent.
 PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
 PLACEHOLDER_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-
-
-def environment_secrets(
-    environ: Mapping[str, str] | None = None, extra_names: Iterable[str] = ()
-) -> dict[str, str]:
-    """Variable name -> value for every credential in the environment (see the module)."""
-    environ = os.environ if environ is None else environ
-    names = set(KEY_VARIABLES) | set(extra_names)
-    found = {}
-    for name, value in environ.items():
-        value = value.strip()
-        if len(value) >= MIN_SECRET_CHARS and (
-            name in names or name.upper().endswith(_SECRET_SUFFIXES)
-        ):
-            found[name] = value
-    return found
 
 
 def header_secrets(headers: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import MetricError
+from harness.secrets import scrub_secrets
 from harness.store.rows import ScoreRow
 
 __all__ = [
@@ -119,7 +120,8 @@ class Metric:
             scores = result if isinstance(result, (list, tuple)) else [result]
             rows = [self._row(example_id, score) for score in scores]
         except Exception as e:  # noqa: BLE001 - the user's code: recorded on the row, not raised
-            return [ScoreRow(example_id, self.name, None, error=f"{type(e).__name__}: {e}")]
+            said = scrub_secrets(str(e))  # the user's message may hold a key of this environment
+            return [ScoreRow(example_id, self.name, None, error=f"{type(e).__name__}: {said}")]
         return rows
 
     def _row(self, example_id: str, score: Any) -> ScoreRow:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import ModelURIError, ProviderError
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers.base import Provider
+from harness.secrets import scrub_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -81,7 +82,9 @@ class PythonProvider(Provider):
                     "; as a judge model a python: function gets the judge's messages "
                     '(a list of {"role", "content"} dicts), not a row dict'
                 )
-            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {e}{hint}") from e
+            # The user's own message may hold a key of this environment (a client's config).
+            said = scrub_secrets(str(e))
+            raise ProviderError(f"{self.uri} raised {type(e).__name__}: {said}{hint}") from e
         if isinstance(result, ModelResponse):
             result.latency_s = result.latency_s or latency
             return result

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import BatchMetric, Columns, extra_aggregates
+from harness.secrets import scrub_secrets
 from harness.store.rows import ScoreRow
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ def score_batches(
         try:
             found = metric.fn(columns) if ids else None
         except Exception as e:  # noqa: BLE001 - the user's eval_fn: reported, the run kept
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            said = scrub_secrets(str(e)).strip()  # the user's message may hold a key
+            first = said.splitlines()[0] if said else ""
             outcome.failures.append(f"metric {metric.name!r} raised {type(e).__name__}: {first}")
             continue
         if found is None:
