@@ -16,6 +16,8 @@ from typing import Any
 
 ANSWER_CHARS = 80  # the first sentence of the question is cut to this many characters
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# A judge's answer format naming its labels: "winner": "1" or "2" or "tie".
+_LABELS = re.compile(r'"([A-Za-z_][\w-]*)": ("[^"\n]*"(?: or "[^"\n]*")+)')
 _RANGE = re.compile(r"\b(\d{1,3})\s*(?:-|–|to)\s*(\d{1,3})\b")
 
 
@@ -88,16 +90,34 @@ def embed(text: str, dimensions: int) -> list[float]:
 
 
 def default_reply(conversation: Conversation, sample: int = 0) -> str:
-    """The built-in answer: a judge verdict/score as JSON, or ``Answer: <first sentence>``."""
+    """The built-in answer: a judge's answer as JSON (a score, a verdict, or one of the labels
+    its answer format names), or ``Answer: <first sentence>``."""
     digest = conversation.digest(sample)
     prompt = conversation.prompt_text.lower()
     asks_json = conversation.wants_json or "json" in prompt
+    labels = _asked_labels(conversation.prompt_text) if asks_json else None
+    if labels is not None:  # a judge of labels (pairwise: "winner": "1" or "2" or "tie")
+        key, choices = labels
+        chosen = choices[int(digest[:8], 16) % len(choices)]
+        return json.dumps({key: chosen, "rationale": f"Fake judge rationale {digest[:8]}."})
     if asks_json and ("verdict" in prompt or "score" in prompt):
         return json.dumps(_judge_answer(prompt, digest))
     first = _first_sentence(conversation.last_user_text)
     if conversation.wants_json:
         return json.dumps({"answer": first})
     return f"Answer: {first}" if first else "Answer:"
+
+
+def _asked_labels(prompt: str) -> tuple[str, list[str]] | None:
+    """The key and labels of a ``"KEY": "A" or "B" ...`` answer format in a judge's prompt,
+    unless it is a yes/no (or pass/fail) verdict, which ``_judge_answer`` gives."""
+    match = _LABELS.search(prompt)
+    if match is None:
+        return None
+    key, choices = match.group(1), re.findall(r'"([^"\n]*)"', match.group(2))
+    if key == "verdict" and {c.lower() for c in choices} in ({"yes", "no"}, {"pass", "fail"}):
+        return None
+    return key, choices
 
 
 def _first_sentence(text: str) -> str:

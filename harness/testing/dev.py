@@ -1,8 +1,8 @@
 """``harness dev fake-llm``: the fake LLM server for people trying harness without an API key.
 
 The same server the tests use (``FakeLLMServer``: OpenAI, Anthropic, Databricks and Ollama
-wire formats on 127.0.0.1, deterministic answers, judge-shaped JSON when asked for a score or
-verdict). Two ways to use it:
+wire formats on 127.0.0.1, deterministic answers, judge-shaped JSON when asked for a score, a
+verdict or a label such as a pairwise winner). Two ways to use it:
 
 - ``harness dev fake-llm -- COMMAND ...`` starts it, runs COMMAND with every provider's
   base URL and a placeholder key pointing at it, stops it, and exits with COMMAND's code;

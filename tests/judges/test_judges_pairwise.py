@@ -175,3 +175,18 @@ def test_compare_cli_exits_1_when_judge_calls_fail(
         "python:fake_judges:broken raised RuntimeError: judge backend is down); "
         "the totals leave them out\n"
     )
+
+
+def test_the_fake_servers_own_answers_judge_every_pair(
+    two_runs: tuple[str, str], home: Path, server: FakeLLMServer
+) -> None:
+    """With no replies configured, the fake server answers a pairwise judge in its own
+    format ("winner": "1" or "2" or "tie"), as README's tour promises for any judge; it
+    answered score-or-verdict JSON, and every row failed with no usable verdict."""
+    run_a, run_b = two_runs
+    result = compare_runs(run_a, run_b, judge_model="openai:/judge", home=home)
+    assert result.totals["errors"] == 0 and len(result.rows) == 20
+    assert {r.winner for r in result.rows} <= {"a", "b", "tie"}
+    assert len({r.winner for r in result.rows}) > 1  # the answer depends on the pair
+    again = compare_runs(run_a, run_b, judge_model="openai:/judge", home=home)
+    assert [r.winner for r in again.rows] == [r.winner for r in result.rows]
