@@ -215,14 +215,16 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} is empty")
     try:
         if fmt in ("csv", "tsv"):
-            df = pd.read_csv(
-                path,
-                sep=_delimiter(path) if fmt == "csv" else "\t",
+            sep = _delimiter(path) if fmt == "csv" else "\t"
+            options: dict[str, Any] = dict(
+                sep=sep,
                 dtype=str,
                 keep_default_na=False,
                 encoding="utf-8",
                 encoding_errors="strict",
             )
+            df = pd.read_csv(path, **options)
+            _check_header(path, fmt, df, pd.read_csv(path, header=None, nrows=1, **options))
         elif fmt == "jsonl":
             df = pd.DataFrame(_read_jsonl(path))
         elif fmt == "json":
@@ -241,6 +243,28 @@ def read_table(path: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{path} has no rows")
     return df
+
+
+def _check_header(path: Path, fmt: str, df: pd.DataFrame, header: pd.DataFrame) -> None:
+    """Refuse a table whose header pandas would quietly repair. ``header`` is the first
+    line read as a row, the names as written."""
+    import pandas as pd
+
+    names = [str(name) for name in header.iloc[0]] if len(header) else []
+    if not isinstance(df.index, pd.RangeIndex):
+        # The first row has one field more than the header, so pandas took the first
+        # column as the index and shifted every other value one column left.
+        raise DataError(
+            f"cannot read {path} as {fmt}: its first row has {len(names) + 1} fields but the "
+            f"header has {len(names)} (quote a value that holds the separator)"
+        )
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name != "":  # pandas would rename the second one to name.1
+            raise DataError(
+                f"cannot read {path} as {fmt}: column {name!r} appears twice in the header"
+            )
+        seen.add(name)
 
 
 def _delimiter(path: Path) -> str:

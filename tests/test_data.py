@@ -176,6 +176,41 @@ BAD_INPUTS = {
         "bad.jsonl:2: invalid JSON",
     ),
     "empty input": (lambda d: write(d / "e.csv", b"question,answer\n,a\n"), [], "row 1: empty"),
+    # An unquoted comma in every row: pandas would take the first column as the index and
+    # shift each value one column left, questions becoming the answers' first halves.
+    "extra field in every row": (
+        lambda d: write(
+            d / "shift.csv",
+            b"question,answer\nWhat is 2+2,4, four\nCapital of France,Paris, France\n",
+        ),
+        [],
+        "shift.csv as csv: its first row has 3 fields but the header has 2",
+    ),
+    "extra field in the first row": (
+        lambda d: write(d / "first.csv", b"question,answer\nWhat is 2+2,4, four\nq,Paris\n"),
+        [],
+        "first.csv as csv: its first row has 3 fields but the header has 2",
+    ),
+    "extra field in a later row": (
+        lambda d: write(d / "later.csv", b"question,answer\nq,4\nCapital,Paris, France\n"),
+        [],
+        "later.csv as csv: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3",
+    ),
+    "extra field in every tsv row": (
+        lambda d: write(d / "shift.tsv", b"question\tanswer\nq\t4\tfour\nr\tParis\tFrance\n"),
+        [],
+        "shift.tsv as tsv: its first row has 3 fields but the header has 2",
+    ),
+    "duplicate header": (
+        lambda d: write(d / "twice.csv", b"question,question,answer\na,b,c\n"),
+        [],
+        "twice.csv as csv: column 'question' appears twice in the header",
+    ),
+    "duplicate tsv header": (
+        lambda d: write(d / "twice.tsv", b"id\tquestion\tid\n1\ta\t2\n"),
+        [],
+        "twice.tsv as tsv: column 'id' appears twice in the header",
+    ),
 }
 
 

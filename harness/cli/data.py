@@ -83,7 +83,8 @@ def import_(
     A version is named by the digest of its content: importing the same content again
     reports the existing version; changed content makes a new one. Columns named input,
     question, expected, answer, context or id (in any case) are found by themselves; a
-    .csv may be separated by commas, semicolons, tabs or bars. A Spark table is read in
+    .csv may be separated by commas, semicolons, tabs or bars; a row with more fields than
+    the header, or a header naming a column twice, is refused. A Spark table is read in
     batches, so it may be larger than memory; its rows give the same version as the same
     rows in a file.
 
