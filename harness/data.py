@@ -201,16 +201,17 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read a data file into a DataFrame of Python objects, with one-line errors."""
     import pandas as pd
 
+    # What the path is comes before its extension: a folder has none to judge.
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(FORMATS))
         raise DataError(
             f"unknown format {path.suffix or '(no extension)'!r} for {path}; use one of {known}"
         )
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a data file")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty")
     try:

@@ -148,8 +148,24 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
+def folder(path: Path) -> Path:
+    """A folder holding one Parquet file, as Spark and pyarrow write a dataset."""
+    path.mkdir()
+    pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_parquet(path / "part-0.parquet")
+    return path
+
+
 BAD_INPUTS = {
     "missing file": (lambda d: d / "nope.csv", [], "no such file"),
+    "missing file without extension": (lambda d: d / "nope", [], "no such file"),
+    # A folder was called an unknown format '(no extension)'. A folder of Parquet files
+    # is refused too: import reads one file.
+    "folder": (lambda d: folder(d / "questions"), [], "questions is a folder, not a data file"),
+    "parquet folder": (
+        lambda d: folder(d / "qa.parquet"),
+        [],
+        "qa.parquet is a folder, not a data file",
+    ),
     "unknown format": (lambda d: write(d / "data.xlsx", b"x"), [], "unknown format '.xlsx'"),
     "empty file": (lambda d: write(d / "empty.csv", b""), [], "is empty"),
     "header only": (lambda d: write(d / "head.csv", b"question,answer\n"), [], "has no rows"),
