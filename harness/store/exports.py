@@ -6,17 +6,21 @@ accept the file wherever they accept a run id. The format (version 1) is the sam
 encodings, chosen by the file's name:
 
 - JSON Lines (``.jsonl``, gzipped when ``.jsonl.gz``): a header line
-  ``{"harness_run_export": 1, "run": {...}, "dataset": {...}}``, then one line per example in
-  dataset order: ``id, input, expected`` (a list), ``context``, ``extra`` (the example's other
-  columns, an object), ``output, error, latency_s, input_tokens, output_tokens, cost_usd,
-  request_key, cached`` and ``scores``, a list of ``{metric, sample, value, label, rationale,
-  raw, error, source, request_key, cached}``;
+  ``{"harness_run_export": 1, "run": {...}, "dataset": {...}, "rows": N}``, then ``N`` lines,
+  one per example in dataset order: ``id, input, expected`` (a list), ``context``,
+  ``extra`` (the example's other columns, an object), ``output, error, latency_s,
+  input_tokens, output_tokens, cost_usd, request_key, cached`` and ``scores``, a list of
+  ``{metric, sample, value, label, rationale, raw, error, source, request_key, cached}``;
 - Parquet (``.parquet``): the same columns, ``scores`` a list of structs and ``extra`` JSON
   text; the header is the file's key-value metadata ``harness_run_export``.
 
 The header's ``run`` holds what ``runs`` stores: the run's configuration (model, prompt,
 params, metrics, judges), aggregates, usage, status and why it ended, and its failed
-calls per kind. API keys are never part of a run, so they cannot reach a file.
+calls per kind. API keys are never part of a run, so they cannot reach a file. Its
+``rows`` is the number of rows the file holds (the run's ``rows_total`` is how many it was
+to have, more when it was interrupted): a file cut short at a line's end reads as valid
+JSON Lines, so the reader refuses one whose rows are not that many. Files written before
+harness recorded ``rows`` are read without the check.
 """
 
 from __future__ import annotations
@@ -199,6 +203,7 @@ def _header(record: RunRecord) -> dict[str, Any]:
             "version": info.dataset_version,
             "digest": record.dataset_digest,
         },
+        "rows": record.table.num_rows,
     }
 
 
@@ -252,6 +257,12 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
             raise DataError(f"{source}: a run file ends in .parquet, .jsonl or .jsonl.gz")
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException, EOFError) as e:
         raise DataError(f"{source} is not a readable harness run file: {e}") from None
+    rows = header.get("rows")  # absent from files written before it was recorded
+    if rows is not None and rows != table.num_rows:
+        raise DataError(
+            f"{source} is truncated or damaged: its header says {rows} rows, "
+            f"it holds {table.num_rows}"
+        )
     run, dataset = header["run"], header["dataset"]
     info = RunInfo(
         run_id=run["run_id"],

@@ -112,6 +112,61 @@ def test_runs_show_reads_a_run_file(run_id: str, tmp_path: Path) -> None:
     assert {"exact_match", "token_f1"} <= set(doc["rows_table"][0])
 
 
+@pytest.mark.parametrize("name", ["run.jsonl", "run.jsonl.gz"])
+def test_a_run_file_with_rows_missing_or_added_is_refused(
+    run_id: str, name: str, tmp_path: Path
+) -> None:
+    # A file cut at a line's end (`head -11`) is valid JSON Lines, and was read as a
+    # baseline of 10 rows; only the header's count of rows tells.
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(_export(run_id, tmp_path / name), "rt", encoding="utf-8") as f:
+        lines = f.readlines()
+    assert len(lines) == 21  # the header, then 20 rows
+    for kept, held in ((lines[:11], 10), ([*lines, lines[-1]], 21)):
+        path = tmp_path / f"{held}-{name}"
+        with opener(path, "wt", encoding="utf-8") as f:
+            f.writelines(kept)
+        for args in (
+            ("compare", run_id, str(path)),
+            ("check", run_id, "--baseline", str(path)),
+            ("runs", "show", str(path)),
+        ):
+            code, out, err = invoke(*args)
+            assert (code, out) == (2, ""), args
+            assert err == (
+                f"error: {path} is truncated or damaged: its header says 20 rows, it holds {held}\n"
+            )
+
+
+def test_a_run_file_holds_the_rows_of_an_unfinished_run(
+    run_id: str, tmp_path: Path, home: Path
+) -> None:
+    # An interrupted run holds fewer rows than its rows_total: the header counts the rows
+    # in the file, so its file reads back whole.
+    import dataclasses
+
+    from harness.store.exports import export_run
+
+    record = load_run_record(resolve_home(home).db_path, run_id)
+    info = dataclasses.replace(record.info, status="interrupted", rows_done=5)
+    part = dataclasses.replace(record, info=info, table=record.table.slice(0, 5))
+    for name in ("part.jsonl", "part.parquet"):
+        assert export_run(part, tmp_path / name) == 5
+        back = read_run_file(tmp_path / name).info
+        assert (back.rows_done, back.rows_total, back.status) == (5, 20, "interrupted")
+
+
+def test_a_run_file_without_a_row_count_is_read(run_id: str, tmp_path: Path) -> None:
+    # Files exported before the header counted its rows (examples/ci/baseline.jsonl) read
+    # as before, unchecked.
+    lines = _export(run_id, tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    del header["rows"]
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join([json.dumps(header), *lines[1:11]]) + "\n", encoding="utf-8")
+    assert read_run_file(old).table.num_rows == 10
+
+
 def test_tags_name_runs_and_move(run_id: str, home: Path) -> None:
     code, out, _ = invoke("runs", "tag", run_id, "baseline")
     assert code == 0 and out == f"tagged run {run_id} 'baseline'\n"
