@@ -171,7 +171,9 @@ class MlflowWorker:
         finally:
             if not self._detached:  # a worker left to finish alone still needs the file
                 rendered.discard()
-        with self._lock:
+        # A worker that died (the OOM killer) leaves unsent bytes in the pipe, and closing
+        # it raises BrokenPipeError: its death is told below, as a TrackingError.
+        with self._lock, contextlib.suppress(OSError):
             self._process.stdin.close()
         self._process.wait()
         if reply is None:

@@ -145,12 +145,21 @@ def held(db_path: Path) -> Iterator[None]:
     if key in _held:
         yield
         return
+    failure: BaseException | None = None
     with connect(db_path) as con:  # migrated, retried while another process holds it
         _held[key] = con
         try:
             yield
+        except BaseException as e:
+            # The held work's own error, raised below as it is: inside ``connect`` an
+            # OSError of that work (a broken pipe to the MLflow worker) would be reported
+            # as the store's. The store's own errors are StoreErrors already (the cursors
+            # ``connect`` hands out inside a hold translate them).
+            failure = e
         finally:
             del _held[key]
+    if failure is not None:
+        raise failure
 
 
 def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:

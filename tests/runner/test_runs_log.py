@@ -16,7 +16,7 @@ from harness.config import resolve_home
 from harness.runner.config import RunConfig
 from harness.runner.mlflow_records import head_record, rows_record
 from harness.runner.plan import plan_run
-from harness.store.runs import get_run, load_outputs, load_scores
+from harness.store.runs import get_run, list_runs, load_outputs, load_scores
 from harness.tracking.mlflow_resume import ResumingLogger
 
 RUN = (
@@ -137,3 +137,38 @@ def test_an_unfinished_run_is_resumed_not_logged(qa: str, home: Path) -> None:
         f"error: run {run_id} is failed, not finished: `harness run --resume {run_id}` "
         "finishes it and logs it to MLflow\n"
     )
+
+
+def test_a_worker_killed_before_the_runs_end_leaves_a_finished_run_to_log(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MLflow worker is SIGKILLed (as the OOM killer would) just before the run's end
+    reaches it: the run is finished in DuckDB, the error names MLflow's logging, and `runs
+    log` completes the MLflow run. The dead worker's broken pipe had failed the run and
+    blamed harness.duckdb ("fix that, then harness run --resume")."""
+    import os
+    import signal
+
+    from harness.runner.mlflow_worker import MlflowWorker
+
+    finish = MlflowWorker.finish
+
+    def killed_first(self: MlflowWorker, *args: Any, **kwargs: Any) -> str:
+        os.kill(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowWorker, "finish", killed_first)
+    code, out, err = invoke(*RUN)
+    assert code == 74, err  # the environment failed: MLflow's, not the store's
+    assert err.startswith("error: the run is stored, but logging it to MLflow failed: the "
+                          "MLflow logging process died")  # fmt: skip
+    assert "harness.duckdb" not in err
+    (stored,) = list_runs(resolve_home(home).db_path)
+    assert stored.status == "finished" and stored.mlflow_pending and stored.rows_done == 20
+    assert f"harness runs log {stored.run_id}" in err
+    monkeypatch.setattr(MlflowWorker, "finish", finish)
+    code, out, err = invoke("runs", "log", stored.run_id, "--json")
+    assert code == 0, err
+    assert json.loads(out)["traces"] == 20
+    assert not get_run(resolve_home(home).db_path, stored.run_id).mlflow_pending
