@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness.errors import ConfigError, ProviderConnectionError
+from harness.errors import ConfigError, ProviderError
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import HTTPProvider, env_value, reject_inline_secrets
 from harness.providers.openai import chat_body, parse_chat
+from harness.secrets import scrub_secrets
 
 HOST_ENV = "DATABRICKS_HOST"
 TOKEN_ENV = "DATABRICKS_TOKEN"
@@ -135,8 +136,11 @@ class DatabricksProvider(HTTPProvider):
             try:
                 headers.update(self._auth_headers())
             except Exception as e:  # the SDK's own errors: refresh failed, CLI missing, ...
-                raise ProviderConnectionError(
-                    f"{self.uri}: Databricks authentication failed ({type(e).__name__})"
+                # Its message says what to do (log in again, install the CLI); the SDK
+                # retries its own network calls, so a retry here would only repeat it.
+                said = scrub_secrets(str(e).strip().splitlines()[0] if str(e).strip() else "")
+                raise ProviderError(
+                    f"{self.uri}: Databricks authentication failed: {said or type(e).__name__}"
                 ) from None
         return headers
 

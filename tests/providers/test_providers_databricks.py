@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.errors import ConfigError, ProviderHTTPError
+from harness.errors import ConfigError, ProviderError, ProviderHTTPError
 from harness.providers import resolve
 from harness.providers.databricks import DatabricksProvider, normalize_host
 from harness.testing import FakeLLMServer
@@ -188,3 +188,25 @@ def test_wire_format_against_the_local_fake(
     bad = DatabricksProvider("my-endpoint", fake.url, token=None)
     with pytest.raises(ProviderHTTPError, match=r"check DATABRICKS_TOKEN"):
         send(bad, bad.request([{"role": "user", "content": "hi"}]))
+
+
+def test_an_oauth_profile_whose_login_fails_says_what_the_sdk_said(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, send: Any
+) -> None:
+    """A profile without a token authenticates through databricks-sdk (the real SDK; its
+    `databricks-cli` auth needs the CLI, absent from PATH here). The SDK's reason reaches the
+    row, and the call is final: it had said only "(ValueError)", retried with backoff."""
+    config_file.write_text(
+        "[DEFAULT]\nhost = https://127.0.0.1:9\nauth_type = databricks-cli\n"
+        "retry_timeout_seconds = 1\n"
+    )
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(config_file.parent))  # no `databricks` CLI to run
+    provider = resolve("databricks:/my-endpoint")
+    with pytest.raises(ProviderError) as caught:
+        captured(provider, send)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith("databricks:/my-endpoint: Databricks authentication failed: ")
+    assert "(ValueError)" not in message and len(message) > 70
+    assert not caught.value.retryable
