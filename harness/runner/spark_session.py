@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
+from harness.secrets import scrub_secrets
 
 __all__ = [
     "DATABRICKS",
@@ -306,9 +307,18 @@ def _open_connect(url: str) -> SparkHandle:
         spark.version  # noqa: B018 - the first call: the server answers, or says why not
     except PySparkException as e:
         raise ConfigError(
-            f"cannot use the Spark Connect server at {where}: {error_line(e)}"
+            f"cannot use the Spark Connect server at {where}: {_without_token(error_line(e), url)}"
         ) from None
     return _describe(spark, owned=True, where=where, host=host)
+
+
+def _without_token(text: str, url: str) -> str:
+    """``text`` with the value of the URL's ``;token=`` (and the environment's keys) as
+    ``***``: pyspark quotes a parameter it cannot parse whole, a token with base64's ``=``
+    padding among them."""
+    for token in re.findall(r";token=([^;]+)", url):
+        text = text.replace(token.strip(), "***")
+    return scrub_secrets(text)
 
 
 def _databricks_builder(profile: str | None) -> tuple[Any, Any]:

@@ -43,6 +43,28 @@ def test_a_connect_url_is_parsed_and_its_token_never_shown() -> None:
     assert "s3cret" not in str(caught.value)
 
 
+def test_a_token_the_connect_client_cannot_parse_is_not_shown() -> None:
+    """pyspark's client (real, no server behind the port) refuses a token with base64's
+    "=" padding and quotes the whole parameter; harness's error showed it."""
+    import socket
+    import threading
+
+    from harness.runner.spark_session import _open_connect
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True).start()
+    token = "c2VjcmV0LXRva2VuLXZhbHVl=="
+    try:
+        with pytest.raises(ConfigError) as caught:
+            _open_connect(f"sc://127.0.0.1:{port}/;use_ssl=false;token={token}")
+    finally:
+        listener.close()
+    message = str(caught.value)
+    assert message.startswith(f"cannot use the Spark Connect server at sc://127.0.0.1:{port}: ")
+    assert "token=***" in message and token.rstrip("=") not in message
+
+
 def test_the_cores_of_a_local_master() -> None:
     assert cores("local") == 1
     assert cores("local[4]") == 4
