@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from harness._version import __version__
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError, DataError, DiskFull
+from harness.faults import environment_fault
 from harness.files import replaced_on_success, text_writer
 from harness.store.db import connect
 from harness.store.runs import SCORE_SCHEMA, RunInfo, run_in
@@ -238,6 +239,9 @@ def export_run(record: RunRecord, path: str | os.PathLike[str]) -> int:
                         row["extra"] = json.loads(extra) if extra else None
                         f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
     except OSError as e:
+        fault = environment_fault(e, target)
+        if isinstance(fault, DiskFull):  # the environment, not the user's mistake: exit 74
+            raise fault from None
         raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
     return record.table.num_rows
 

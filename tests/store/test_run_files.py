@@ -311,3 +311,28 @@ def test_a_run_record_nests_each_rows_scores_in_order(qa_file: Path, home: Path)
     assert rows[ids[5]]["scores"] == []
     assert rows[ids[2]]["scores"][0]["error"] == "metric raised"
     assert rows["ghost"]["input"] is None and rows["ghost"]["scores"][0]["value"] == 0.25
+
+
+def test_a_run_file_on_a_full_disk_is_the_environments_fault(
+    run_id: str, tmp_path: Path, home: Path
+) -> None:
+    """A full disk (a real 4 KiB tmpfs, in a user and mount namespace) is exit 74 and
+    leaves no partial file; it was reported as bad input (exit 2)."""
+    import shutil
+    import subprocess
+    import sys
+
+    small = tmp_path / "small"
+    small.mkdir()
+    target = small / "run.jsonl"
+    command = (f"mount -t tmpfs -o size=4k tmpfs {small} && {sys.executable} -m harness "
+               f"--home {home} runs export {run_id} {target}; code=$?; ls -A {small}; "
+               f"exit $code")  # fmt: skip
+    assert shutil.which("unshare"), "unshare (util-linux) makes the full disk"
+    full = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert full.returncode == 74, full.stderr
+    assert full.stderr.strip().splitlines() == [
+        f"error: no space left on device while writing {target}"
+    ]
+    assert full.stdout.strip() == ""  # the folder is empty: no partial file left behind
