@@ -281,12 +281,20 @@ class ResponseCache:
     # -- maintenance -----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Entries, size on disk, oldest and newest call, and entries per model."""
+        """Entries, size on disk, oldest and newest call, entries per model, and how many
+        entries are damaged so badly that their time cannot be read (``unreadable``; only
+        ``verify`` checks every checksum)."""
         times = []
+        unreadable = 0
         for key in self.keys():
             created = self._created_at(key)
-            with contextlib.suppress(ValueError, TypeError):
-                times.append((parse_time(created), created))  # type: ignore[arg-type]
+            if created is None:  # not JSON, or not an entry at all
+                unreadable += 1
+                continue
+            try:
+                times.append((parse_time(created), created))
+            except ValueError:  # a time no harness writes
+                unreadable += 1
         oldest = min(times)[1] if times else None
         newest = max(times)[1] if times else None
         by_model = []
@@ -303,21 +311,22 @@ class ResponseCache:
             "size_bytes": _size_on_disk(self.directory),
             "oldest": oldest,
             "newest": newest,
+            "unreadable": unreadable,
             "by_provider": dict(sorted(by_provider.items())),
             "by_model": by_model,
         }
 
     def _created_at(self, key: str) -> str | None:
-        value = self._cache.get(key)
-        if isinstance(value, str):
-            created = stored_created_at(value)
-            if created is not None:
-                return created
+        """The entry's ``created_at``, or None when the entry cannot be read."""
         try:
-            entry = decode_entry(key, value)
-        except CacheCorrupt:
+            value = self._cache.get(key)
+            if isinstance(value, str):
+                created = stored_created_at(value)
+                if created is not None:
+                    return created
+            return decode_entry(key, value).created_at
+        except (CacheCorrupt, ValueError):  # not an entry, refused by SafeDisk, not UTF-8
             return None
-        return entry.created_at
 
     def verify(self) -> list[tuple[str, str]]:
         """Check every entry: checksum, format, and that its key is its request's key.
@@ -428,6 +437,7 @@ def cache_stats(directory: Path | str) -> dict[str, Any]:
             "size_bytes": 0,
             "oldest": None,
             "newest": None,
+            "unreadable": 0,
             "by_provider": {},
             "by_model": [],
         }

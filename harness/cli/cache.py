@@ -57,8 +57,9 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         f"{document['entries']} entries, {document['size_bytes'] / 1e6:.1f} MB in "
         f"{document['directory']}"
     )
-    if document["entries"]:
+    if document["oldest"]:
         click.echo(f"oldest {document['oldest']}, newest {document['newest']}")
+    if document["entries"]:
         print_table(
             None,
             ["provider", "base url", "model", "entries"],
@@ -66,6 +67,13 @@ def stats(ctx: click.Context, as_json: bool) -> None:
                 [m["provider"], m["base_url"] or "", m["model"], m["entries"]]
                 for m in document["by_model"]
             ],
+        )
+    if document["unreadable"]:
+        from harness.wording import plural
+
+        click.echo(
+            f"{plural(document['unreadable'], 'entry', 'entries')} cannot be read (damaged): "
+            "`harness cache verify` lists them, `harness cache prune` removes them"
         )
 
 

@@ -1,0 +1,58 @@
+"""``harness cache``: the commands on a real cache in the project home, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cache import ResponseCache, request_key
+from harness.cli import cli
+
+
+def harness_cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def fill(home: Path, make_request, make_entry) -> Callable[..., list[str]]:
+    """Store one entry per time given in the home's cache; return their keys."""
+
+    def store(*created: str) -> list[str]:
+        keys = []
+        with ResponseCache(home / "cache") as cache:
+            for index, at in enumerate(created):
+                req = make_request(sample_index=index)
+                keys.append(request_key(req))
+                cache.set(keys[-1], make_entry(req, created_at=at))
+        return keys
+
+    return store
+
+
+def damage(home: Path, key: str, value: str) -> None:
+    """Overwrite one entry's stored value by hand, as a crash or an editor could."""
+    con = sqlite3.connect(home / "cache" / "cache.db")
+    with con:
+        con.execute("UPDATE Cache SET value = ? WHERE key = ?", (value, key))
+    con.close()
+
+
+def test_stats_counts_an_entry_that_is_not_json_and_exits_0(home: Path, fill) -> None:
+    keys = fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
+    damage(home, keys[1], "{not json")
+    code, out, err = harness_cli("cache", "stats", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["entries"] == 2 and document["unreadable"] == 1
+    # The damaged entry's time is not read; the good one's is.
+    assert document["oldest"] == document["newest"] == "2025-01-01T00:00:00.000Z"
+    code, out, err = harness_cli("cache", "stats")
+    assert code == 0, err
+    assert "1 entry cannot be read (damaged): `harness cache verify` lists them" in out
+    assert "Traceback" not in out + err
