@@ -24,7 +24,8 @@ sync) stopped by SIGINT or SIGTERM, resumable.
     ├── MetricError                 an unknown metric or judge, or a bad judge definition
     ├── RunNotFound                 a run id that is not in the store
     ├── CacheError                  the response cache cannot be used (a bad cassette...)
-    │   ├── CacheCorrupt            an entry failed its checksum
+    │   ├── CacheCorrupt            exit 74: an entry on disk failed its checksum (also an
+    │   │                           EnvironmentFault: the cache is damaged, not the input)
     │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
     │       └── ReplayRefused       exit 1: in replay, a request that may not leave the machine
     ├── BudgetExceeded              exit 1: --max-cost reached
@@ -109,10 +110,6 @@ class RunNotFound(HarnessError):
 
 class CacheError(HarnessError):
     """The response cache cannot be used."""
-
-
-class CacheCorrupt(CacheError):
-    """A cache entry failed its checksum or could not be decoded."""
 
 
 class ReplayMiss(CacheError):
@@ -287,6 +284,16 @@ class TrackingError(EnvironmentFault):
 
 class TrackingStoreCorrupt(TrackingError):
     """The local MLflow store (``mlruns/mlflow.db``) is not a usable SQLite database."""
+
+
+class CacheCorrupt(CacheError, EnvironmentFault):
+    """A cache entry failed its checksum or could not be decoded.
+
+    Both a ``CacheError`` and an ``EnvironmentFault`` (exit 74): the cache on disk is
+    damaged (a crash, a full disk, a hand edit), which the user's input did not cause and
+    ``harness cache verify``/``prune`` repair. In ``--cache use`` it is a miss; only replay
+    and export meet it as an error.
+    """
 
 
 class RowsFailedWarning(UserWarning):

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.cache.entry import ENTRY_SCHEMA_VERSION, CacheEntry
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
-from harness.cache.store import EntryStore
+from harness.cache.store import REPAIR_HINT, EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
 from harness.files import replaced_on_success, text_writer
 
@@ -66,8 +66,8 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     """Write the entries of ``keys`` (all entries if None) to a cassette at ``path``.
 
     Keys that are not in the cache are skipped; the return value is the number of
-    entries written. A corrupt entry raises ``CacheCorrupt`` naming its key (run
-    ``harness cache verify``/``prune``) rather than leave a silent hole in the cassette.
+    entries written. A corrupt entry raises ``CacheCorrupt`` naming its key and
+    ``harness cache verify``/``prune`` rather than leave a silent hole in the cassette.
     The file is written to a temporary name and renamed, so a failed export leaves no
     half-written cassette.
     """
@@ -85,6 +85,8 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
                 if entry is not None:
                     out.write(entry.to_text() + "\n")
                     written += 1
+    except CacheCorrupt as exc:
+        raise CacheCorrupt(f"cannot export {path}: {exc}; {REPAIR_HINT}") from None
     except OSError as exc:
         raise CacheError(f"cannot write cassette {path}: {exc.strerror or exc}") from None
     return written

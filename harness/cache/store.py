@@ -37,7 +37,13 @@ from harness.cache.known_keys import known_keys
 from harness.errors import CacheCorrupt, CacheError, HarnessError
 from harness.faults import environment_fault, first_line
 
-__all__ = ["EntryStore", "ResponseCache", "SafeDisk", "cache_stats"]
+__all__ = ["REPAIR_HINT", "EntryStore", "ResponseCache", "SafeDisk", "cache_stats"]
+
+# What a message about a damaged entry goes on with, wherever one stops a command.
+REPAIR_HINT = (
+    "the cache is damaged: `harness cache verify` lists its damaged entries, "
+    "`harness cache prune` removes them"
+)
 
 _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
 _SORT_KEY_CHARS = 512

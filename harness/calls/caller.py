@@ -390,8 +390,10 @@ class Caller:
         try:
             entry = self.cache.get(key)
         except CacheCorrupt as e:
-            if self.mode == "replay":
-                raise CacheCorrupt(f"row {row_id}: {kind} call: {e}") from e
+            if self.mode == "replay":  # replay never calls the model: no answer to give
+                from harness.cache.store import REPAIR_HINT
+
+                raise CacheCorrupt(f"row {row_id}: {kind} call: {e}; {REPAIR_HINT}") from e
             self._on_event("cache_corrupt", {"key": key, "error": str(e)})
             return None
         if entry is None:

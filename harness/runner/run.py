@@ -32,6 +32,7 @@ from harness.calls import Caller
 from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
+    CacheCorrupt,
     ConfigError,
     DiskFull,
     EndpointUnreachable,
@@ -553,6 +554,11 @@ def _with_next_step(error: HarnessError, run_id: str, result: RunResult | None) 
         step = f"free space and run `harness run --resume {run_id}`"
     elif isinstance(error, NotWritable):
         step = f"make it writable, then `harness run --resume {run_id}`"
+    elif isinstance(error, CacheCorrupt):  # replay: it cannot call the model instead
+        step = (
+            f"run {run_id} failed; once the cache holds good entries again (import their "
+            f"cassette again), `harness run --resume {run_id}` goes on"
+        )
     elif isinstance(error, EnvironmentFault):
         step = f"fix that, then `harness run --resume {run_id}`"
     elif isinstance(error, EndpointUnreachable):

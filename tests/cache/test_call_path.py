@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -184,6 +185,52 @@ def test_replay_miss_names_row_kind_and_difference(qa: str, openai_env: dict) ->
         "--no-mlflow",
     )
     assert code == 1 and "prompt differs at character" in err
+
+
+def test_a_damaged_entry_in_replay_is_an_environment_fault_and_the_run_resumes(
+    qa: str, home: Path, openai_env: dict, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    first = run_json("--limit", "4")
+    cassette = tmp_path / "qa.jsonl"
+    assert harness_cli("cache", "export", str(cassette), "--run", first["run_id"])[0] == 0
+    # Change one stored answer by hand: its checksum no longer holds.
+    con = sqlite3.connect(home / "cache" / "cache.db")
+    with con:
+        key, value = con.execute("SELECT key, value FROM Cache ORDER BY key LIMIT 1").fetchone()
+        con.execute(
+            "UPDATE Cache SET value = ? WHERE key = ?",
+            (value.replace('"text":"', '"text":"edited ', 1), key),
+        )
+    con.close()
+    server.stop()  # replay never calls, damaged entry or not
+
+    code, out, err = harness_cli(
+        "run", "--data", "qa", "--model", "openai:/gpt-test", *METRICS, "--no-mlflow", "--json",
+        "--limit", "4", "--cache", "replay",
+    )  # fmt: skip
+    assert code == 74, err  # EX_IOERR: the environment failed, not the input
+    failed = json.loads(out)
+    assert f"cache entry {key} failed its checksum" in err
+    assert "`harness cache verify` lists its damaged entries" in err
+    assert "`harness cache prune` removes them" in err
+    assert f"`harness run --resume {failed['run_id']}` goes on" in err
+    assert "Traceback" not in err
+    code, out, _ = harness_cli("runs", "show", failed["run_id"], "--json")
+    assert json.loads(out)["status"] == "failed"
+
+    exported = tmp_path / "again.jsonl"
+    code, _, err = harness_cli("cache", "export", str(exported))
+    assert code == 74 and "`harness cache verify`" in err and not exported.exists()
+
+    # What the message says to do: find it, remove it, bring the good entry back, resume.
+    code, out, _ = harness_cli("cache", "verify")
+    assert code == 1 and key in out
+    assert harness_cli("cache", "prune")[1] == "removed 1 entries\n"
+    assert harness_cli("cache", "import", str(cassette))[0] == 0
+    resumed = run_json("--resume", failed["run_id"])
+    assert resumed["run_id"] == failed["run_id"] and resumed["status"] == "finished"
+    assert resumed["rows"] == 4 and resumed["errors"] == 0
+    assert resumed["metrics"] == first["metrics"]
 
 
 def test_refresh_calls_again_and_off_writes_nothing(
