@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,13 @@ from harness.cache.store import REPAIR_HINT, EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
 from harness.files import replaced_on_success, text_writer
 
-__all__ = ["CASSETTE_VERSION", "ImportReport", "export_cassette", "import_cassette"]
+__all__ = [
+    "CASSETTE_VERSION",
+    "ImportReport",
+    "check_cassette",
+    "export_cassette",
+    "import_cassette",
+]
 
 CASSETTE_VERSION = 1
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -92,7 +98,7 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     return written
 
 
-def _read_lines(path: Path) -> Iterator[str]:
+def _read_lines(path: Path) -> Generator[str, None, None]:
     try:
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == _GZIP_MAGIC
@@ -154,15 +160,7 @@ def import_cassette(cache: EntryStore, path: Path | str) -> ImportReport:
     path = Path(path)
     report = ImportReport()
     pending: list[CacheEntry] = []
-    numbered: Iterator[tuple[int, str]] = enumerate(_read_lines(path), start=1)
-    for line_no, line in numbered:
-        if line.strip():
-            if not _check_header(path, line):
-                numbered = _chain_first((line_no, line), numbered)
-            break
-    else:
-        raise CacheError(f"{path} is not a harness cassette (it is empty)")
-    for line_no, line in numbered:
+    for line_no, line in _entry_lines(path, _read_lines(path)):
         if not line.strip():
             continue
         try:
@@ -176,6 +174,30 @@ def import_cassette(cache: EntryStore, path: Path | str) -> ImportReport:
             pending = []
     _merge(cache, pending, report)
     return report
+
+
+def check_cassette(path: Path | str) -> None:
+    """Raise ``CacheError`` unless ``path`` is a cassette this harness reads: the file is
+    there and its header is right (its entries are checked by ``import_cassette``). For a
+    command to call before it opens, and so creates, a cache to import into."""
+    path = Path(path)
+    lines = _read_lines(path)
+    try:
+        _entry_lines(path, lines)
+    finally:
+        lines.close()
+
+
+def _entry_lines(path: Path, lines: Iterator[str]) -> Iterator[tuple[int, str]]:
+    """The numbered lines after the header (all of them if there is none); the header is
+    checked before this returns."""
+    numbered: Iterator[tuple[int, str]] = enumerate(lines, start=1)
+    for line_no, line in numbered:
+        if line.strip():
+            if not _check_header(path, line):
+                numbered = _chain_first((line_no, line), numbered)
+            return numbered
+    raise CacheError(f"{path} is not a harness cassette (it is empty)")
 
 
 def _chain_first(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -14,12 +15,18 @@ if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
 
 
-@contextmanager
-def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
-    from harness.cache.store import ResponseCache
+def _cache_dir(ctx: click.Context) -> Path:
     from harness.config import resolve_home
 
-    cache = ResponseCache(resolve_home(home_of(ctx)).cache_dir)
+    return resolve_home(home_of(ctx)).cache_dir
+
+
+@contextmanager
+def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
+    """The project's cache, created if it is not there yet."""
+    from harness.cache.store import ResponseCache
+
+    cache = ResponseCache(_cache_dir(ctx))
     try:
         yield cache
     finally:
@@ -47,9 +54,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
       harness cache stats --json
     """
     from harness.cache.store import cache_stats
-    from harness.config import resolve_home
 
-    document = cache_stats(resolve_home(home_of(ctx)).cache_dir)
+    document = cache_stats(_cache_dir(ctx))
     if as_json:
         print_json(document)
         return
@@ -116,8 +122,9 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
     Example:
       harness cache import tests/cassettes/qa.jsonl.gz
     """
-    from harness.cache.cassette import import_cassette
+    from harness.cache.cassette import check_cassette, import_cassette
 
+    check_cassette(path)  # a file that is not there or not a cassette creates nothing
     with _open_cache(ctx) as c:
         report = import_cassette(c, path)
     if as_json:
@@ -143,9 +150,12 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     Example:
       harness cache verify
     """
-    with _open_cache(ctx) as c:
-        problems = c.verify()
-        total = len(c)
+    problems: list[tuple[str, str]] = []
+    total = 0
+    if _cache_dir(ctx).is_dir():  # else nothing is cached yet: a check creates no cache
+        with _open_cache(ctx) as c:
+            problems = c.verify()
+            total = len(c)
     if as_json:
         print_json({"entries": total, "problems": [{"key": k, "problem": p} for k, p in problems]})
     else:

@@ -56,3 +56,34 @@ def test_stats_counts_an_entry_that_is_not_json_and_exits_0(home: Path, fill) ->
     assert code == 0, err
     assert "1 entry cannot be read (damaged): `harness cache verify` lists them" in out
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no cassette at"),
+        ("hello\n", "is not a harness cassette (its first line is not a header)"),
+        ("", "is not a harness cassette (it is empty)"),
+        ('{"harness_cassette": 9}\n', "is a version 9 cassette"),
+    ],
+    ids=["missing", "not-a-cassette", "empty", "other-version"],
+)
+def test_import_of_a_bad_file_creates_nothing(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    home = tmp_path / "new-home"  # not there yet: the import must not make it
+    path = tmp_path / "in.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--home", str(home), "cache", "import", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert not home.exists()
+
+
+def test_verify_of_an_empty_home_reports_an_empty_cache_without_making_one(home: Path) -> None:
+    code, out, err = harness_cli("cache", "verify", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"entries": 0, "problems": []}
+    assert harness_cli("cache", "verify")[1] == "0 entries checked, 0 corrupt\n"
+    assert not (home / "cache").exists()
