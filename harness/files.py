@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -20,11 +21,27 @@ from harness.errors import ConfigError, DiskFull
 
 __all__ = [
     "check_writable",
+    "folders_for",
     "replaced_on_success",
     "text_writer",
     "write_text_atomically",
     "write_user_file",
 ]
+
+
+@contextmanager
+def folders_for(target: Path) -> Iterator[None]:
+    """Make the folders missing on the way to ``target``; if the block fails, remove them
+    again (while empty), so a failed write leaves nothing behind."""
+    made = list(itertools.takewhile(lambda folder: not folder.exists(), target.parents))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # the deepest first
+            with suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 @contextmanager

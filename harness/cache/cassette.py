@@ -26,7 +26,7 @@ from harness.cache.entry import ENTRY_SCHEMA_VERSION, CacheEntry
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
 from harness.cache.store import REPAIR_HINT, EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
-from harness.files import replaced_on_success, text_writer
+from harness.files import folders_for, replaced_on_success, text_writer
 
 __all__ = [
     "CASSETTE_VERSION",
@@ -74,14 +74,16 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     Keys that are not in the cache are skipped; the return value is the number of
     entries written. A corrupt entry raises ``CacheCorrupt`` naming its key and
     ``harness cache verify``/``prune`` rather than leave a silent hole in the cassette.
-    The file is written to a temporary name and renamed, so a failed export leaves no
-    half-written cassette.
+    Folders missing on the way to ``path`` are created (``tests/cassettes/`` need not
+    exist yet). The file is written to a temporary name and renamed, so a failed export
+    leaves no half-written cassette, nor the folders it created.
     """
     path = Path(path)
     wanted = cache.keys() if keys is None else sorted(set(keys))
     written = 0
     try:
         with (
+            folders_for(path),
             replaced_on_success(path) as temporary,
             text_writer(temporary, gzipped=path.name.endswith(".gz")) as out,
         ):

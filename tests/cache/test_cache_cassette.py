@@ -178,6 +178,18 @@ def test_export_refuses_a_corrupt_entry_and_leaves_no_file(cache, filled, tmp_pa
     assert list(tmp_path.glob("*suite*")) == []
 
 
+def test_a_failed_export_leaves_no_folder_it_made(cache, filled, tmp_path) -> None:
+    import diskcache
+
+    diskcache.Cache(str(cache.directory)).set(filled[2], "garbage")
+    (tmp_path / "suite").mkdir()
+    path = tmp_path / "suite" / "tests" / "cassettes" / "qa.jsonl.gz"
+    with pytest.raises(CacheCorrupt, match=filled[2]):
+        export_cassette(cache, path)
+    # Only the folder that was there before is left, and it is empty.
+    assert [p.name for p in tmp_path.rglob("*") if "suite" in str(p)] == ["suite"]
+
+
 def test_a_cassette_without_header_is_accepted(cache, filled, fresh, tmp_path) -> None:
     path = tmp_path / "suite.jsonl"
     export_cassette(cache, path)

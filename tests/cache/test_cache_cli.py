@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 from collections.abc import Callable
@@ -87,3 +88,14 @@ def test_verify_of_an_empty_home_reports_an_empty_cache_without_making_one(home:
     assert json.loads(out) == {"entries": 0, "problems": []}
     assert harness_cli("cache", "verify")[1] == "0 entries checked, 0 corrupt\n"
     assert not (home / "cache").exists()
+
+
+def test_export_makes_the_folders_of_its_path(home: Path, fill, tmp_path: Path) -> None:
+    keys = fill("2025-01-01T00:00:00.000Z")
+    path = tmp_path / "suite" / "tests" / "cassettes" / "qa.jsonl.gz"  # as docs/cache.md
+    code, out, err = harness_cli("cache", "export", str(path))
+    assert code == 0, err
+    assert out == f"wrote 1 entries to {path}\n"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    assert [json.loads(line)["key"] for line in lines[1:]] == keys
+    assert [p.name for p in path.parent.iterdir()] == ["qa.jsonl.gz"]  # no partial file
