@@ -85,24 +85,34 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
 @cache.command("export")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--run", "run_id", metavar="RUN_ID", help="Only the calls of this run.")
+@click.option(
+    "--run",
+    "run_ref",
+    metavar="RUN",
+    help="Only the calls of this run (a run id or a unique prefix, a tag, or a run name).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def export(ctx: click.Context, path: str, run_id: str | None, as_json: bool) -> None:
+def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) -> None:
     """Write a cassette: JSONL (gzipped if PATH ends in .gz), sorted by key, diffable.
 
     \b
     Example:
       harness cache export tests/cassettes/qa.jsonl.gz --run RUN_ID
+      harness cache export tests/cassettes/qa.jsonl.gz --run baseline
     """
     from harness.cache.cassette import export_cassette
     from harness.config import resolve_home
-    from harness.store.runs import get_run, request_keys
+    from harness.store.runs import request_keys
+    from harness.store.tags import find_run
 
     keys = None
-    if run_id:
+    if run_ref:
         db_path = resolve_home(home_of(ctx)).db_path
-        keys = request_keys(db_path, get_run(db_path, run_id).run_id)
+        info, note = find_run(db_path, run_ref)  # as `runs show` reads its RUN
+        if note:
+            click.echo(f"note: {note}", err=True)
+        keys = request_keys(db_path, info.run_id)
     with _open_cache(ctx) as c:
         written = export_cassette(c, path, keys)
     if as_json:

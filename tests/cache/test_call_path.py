@@ -233,6 +233,22 @@ def test_a_damaged_entry_in_replay_is_an_environment_fault_and_the_run_resumes(
     assert resumed["metrics"] == first["metrics"]
 
 
+def test_export_takes_a_run_name_or_a_tag_as_runs_show_does(
+    qa: str, openai_env: dict, tmp_path: Path
+) -> None:
+    run_json("--limit", "2")  # another run's calls, which the export must leave out
+    named = run_json("--limit", "3", "--param", "temperature=0.5", "--run-name", "s3")
+    assert harness_cli("runs", "tag", named["run_id"], "baseline")[0] == 0
+    for ref in ("s3", "baseline", named["run_id"][:6]):
+        path = tmp_path / f"{ref}.jsonl"
+        code, out, err = harness_cli("cache", "export", str(path), "--run", ref, "--json")
+        assert code == 0, err
+        assert json.loads(out)["entries"] == 3
+    code, _, err = harness_cli("cache", "export", str(tmp_path / "x.jsonl"), "--run", "s4")
+    assert code == 2 and err.startswith("error: no run, tag or run name 's4'")
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_refresh_calls_again_and_off_writes_nothing(
     qa: str, home: Path, openai_env: dict, server: FakeLLMServer
 ) -> None:
