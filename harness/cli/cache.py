@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,18 +203,29 @@ def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
 
 
 @cache.command()
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Remove every entry (reruns will pay for every call again).
+    """Remove every entry (reruns will pay for every call again). Asks first, unless --yes.
 
     \b
     Example:
       harness cache clear --yes
     """
-    if not yes and not as_json:
-        click.confirm("Remove every cached response?", abort=True)
+    if not yes:
+        # Every paid response goes: --json (a script's flag) is no consent, and a script
+        # without a terminal is told to say --yes rather than left waiting for an answer.
+        if not sys.stdin.isatty():
+            from harness.errors import ConfigError
+
+            raise ConfigError(
+                "cache clear removes every cached response; with no terminal to ask, "
+                "add --yes to confirm"
+            )
+        click.confirm("Remove every cached response?", abort=True, err=as_json)
     with _open_cache(ctx) as c:
         removed = c.clear()
     if as_json:

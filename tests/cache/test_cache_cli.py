@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from processes import harness_env
 
 from harness.cache import ResponseCache, request_key
 from harness.cli import cli
@@ -99,3 +103,56 @@ def test_export_makes_the_folders_of_its_path(home: Path, fill, tmp_path: Path) 
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
     assert [json.loads(line)["key"] for line in lines[1:]] == keys
     assert [p.name for p in path.parent.iterdir()] == ["qa.jsonl.gz"]  # no partial file
+
+
+def entries(home: Path) -> int:
+    with ResponseCache(home / "cache") as cache:
+        return len(cache)
+
+
+@pytest.mark.parametrize("flags", [[], ["--json"]], ids=["plain", "json"])
+def test_clear_without_a_terminal_needs_yes(home: Path, fill, flags: list[str]) -> None:
+    fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
+    code, out, err = harness_cli("cache", "clear", *flags)  # CliRunner's stdin is no terminal
+    assert code == 2 and out == ""
+    assert err == (
+        "error: cache clear removes every cached response; with no terminal to ask, "
+        "add --yes to confirm\n"
+    )
+    assert entries(home) == 2
+    code, out, err = harness_cli("cache", "clear", "--yes", *flags)
+    assert code == 0, err
+    assert (json.loads(out) == {"removed": 2}) if flags else (out == "removed 2 entries\n")
+    assert entries(home) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "answer", "left"),
+    [([], "n", 2), (["--json"], "n", 2), (["--json"], "y", 0)],
+    ids=["plain-no", "json-no", "json-yes"],
+)
+def test_clear_on_a_terminal_asks_first(
+    home: Path, fill, flags: list[str], answer: str, left: int
+) -> None:
+    fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
+    # A real terminal on stdin: a pseudo-terminal the test answers through.
+    controller, terminal = os.openpty()
+    try:
+        os.write(controller, f"{answer}\n".encode())
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "cache", "clear", *flags],
+            env=harness_env(home),
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    asked = done.stderr if flags else done.stdout
+    assert "Remove every cached response? [y/N]" in asked
+    assert done.returncode == (0 if left == 0 else 1), done.stderr
+    if left == 0:
+        assert json.loads(done.stdout) == {"removed": 2}  # the question kept out of the JSON
+    assert entries(home) == left
