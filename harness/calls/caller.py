@@ -255,6 +255,12 @@ class Caller:
             stats.cost_usd += result.cost_usd or 0.0
         return result
 
+    def usage(self, earlier: Mapping[str, Any]) -> dict[str, Any]:
+        """The counters per kind, ``earlier`` ones added (``CallStats.with_earlier``: a
+        resumed run's), read whole: calls in an app's threads count under the same lock."""
+        with self._counting:
+            return self.stats.with_earlier(earlier)
+
     def _retried(self, kind: CallKind, error: ProviderError) -> None:
         with self._counting:
             self.stats.of(kind).retries += 1

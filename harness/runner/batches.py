@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from harness.config import DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS, Home
 from harness.store import runs as run_store
@@ -25,6 +26,8 @@ class BatchWriter:
     ``on_batch`` receives the finished rows in that thread too, in chunks of at most
     ``CALLBACK_ROWS``, each once its rows are stored or about to be (a run that fails
     deletes its MLflow run, so rows seen there but never stored leave nothing behind).
+    ``usage`` gives the run's call counters (``runs.usage``), read as each batch is handed
+    over, after its rows' calls were counted, and stored in the batch's transaction.
     """
 
     def __init__(
@@ -35,8 +38,10 @@ class BatchWriter:
         rows: int = DEFAULT_BATCH_ROWS,
         seconds: float = DEFAULT_BATCH_SECONDS,
         on_batch: Callable[[list[OutputRow], list[ScoreRow]], None] | None = None,
+        usage: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.home, self.run_id = home, run_id
+        self.usage = usage  # called in the caller's thread, see the class
         self.on_batch = on_batch  # called in the writer thread, see the class
         self.max_rows, self.max_seconds = rows, seconds
         self.outputs: list[OutputRow] = []
@@ -72,13 +77,16 @@ class BatchWriter:
             self._wait()  # one write at a time, in order
             if self.on_batch is not None:
                 self._announce()
-            self._pending = self._thread.submit(self._write, self.outputs, self.scores)
+            usage = self.usage() if self.usage is not None else None
+            self._pending = self._thread.submit(self._write, self.outputs, self.scores, usage)
         self.outputs, self.scores = [], []
         self._announced = (0, 0)
         self.last_write = time.monotonic()
 
-    def _write(self, outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
-        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores)
+    def _write(
+        self, outputs: list[OutputRow], scores: list[ScoreRow], usage: dict[str, Any] | None
+    ) -> None:
+        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores, usage)
 
     def _wait(self) -> None:
         callbacks, self._callbacks = self._callbacks, []

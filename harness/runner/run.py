@@ -268,7 +268,9 @@ class _Run:
         on_batch = None
         if self.worker is not None and config.traces:
             on_batch = trace_sender(plan, todo, self.worker, self.head)
-        writer = BatchWriter(home, run_id, on_batch=on_batch)
+        # Each batch stores the counters of the calls made so far with its rows: a run
+        # killed before its end (SIGKILL, a second Ctrl-C) keeps what it paid for.
+        writer = BatchWriter(home, run_id, on_batch=on_batch, usage=self._usage)
         reported = self.report is not None or self.worker is not None
         # Held back until the first row is done: see harness.runner.preload.
         preload = Preload(end_modules(report=reported))
@@ -305,6 +307,10 @@ class _Run:
         if self.stop.requested:
             return self._interrupted()
         return self._stopped_by_budget()
+
+    def _usage(self) -> dict[str, Any]:
+        """The run's call counters: this process's and those its earlier ones stored."""
+        return self.caller.usage(self.previous.usage if self.previous else {})
 
     def _let_go_of_examples(self, todo: list[Example]) -> None:
         """Free the examples once the rows are done, unless the end reads them (batch
@@ -473,7 +479,7 @@ class _Run:
         run that cannot be stored raises, and the caller records it as failed.
         """
         home, plan, run_id = self.home, self.plan, self.run_id
-        usage = self.caller.stats.with_earlier(self.previous.usage if self.previous else {})
+        usage = self._usage()
         outputs = None
         if (status in ("finished", "stopped") and plan.batch) or self.config.by:
             outputs = run_store.load_outputs(home.db_path, run_id)

@@ -1,7 +1,8 @@
 """Runs and their per-row outputs and scores in DuckDB.
 
-A run writes its rows in batches, each in one short transaction (``write_batch``), so
-another process can read between batches and a crash loses at most the batch in flight.
+A run writes its rows in batches, each in one short transaction (``write_batch``) with
+its call counters so far, so another process can read between batches and a crash loses
+at most the batch in flight (and the count of the calls paid since the last batch).
 A run records the process running it (``harness.store.owner``): one left ``running`` by a
 process that is gone reads back as ``interrupted`` (``RunInfo.stale``), and
 ``claim_resume`` refuses a run that a live process is still running.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,9 +196,18 @@ SCORE_SCHEMA = pa.schema(
 
 
 def write_batch(
-    db_path: Path, run_id: str, outputs: list[OutputRow], scores: list[ScoreRow]
+    db_path: Path,
+    run_id: str,
+    outputs: list[OutputRow],
+    scores: list[ScoreRow],
+    usage: Mapping[str, Any] | None = None,
 ) -> None:
-    """Append one batch of rows in a single short transaction (bulk, through Arrow)."""
+    """Append one batch of rows in a single short transaction (bulk, through Arrow).
+
+    ``usage``, the run's call counters so far (``runs.usage``), is stored in the same
+    transaction: a run killed later (SIGKILL, a second Ctrl-C) keeps the spending of every
+    row it stored, and ``--resume`` (its totals, ``--max-cost``) goes on from it.
+    """
     if not outputs and not scores:
         return
     now = _now()
@@ -211,6 +222,10 @@ def write_batch(
         try:
             _insert(con, "outputs", _OUTPUT_SCHEMA, out_table)
             _insert(con, "scores", SCORE_SCHEMA, score_table)
+            if usage is not None:
+                con.execute(
+                    "UPDATE runs SET usage = ? WHERE run_id = ?", [json.dumps(usage), run_id]
+                )
             con.execute("COMMIT")
         except BaseException:
             # A failed COMMIT (a full disk) has rolled back already; the error is the news.

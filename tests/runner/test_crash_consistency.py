@@ -18,8 +18,8 @@ The order of the first nine is shuffled, and the signal of each drawn.
 Then the run must equal a clean run of the same configuration in another home: the DuckDB
 rows, scores and aggregates; one MLflow run for it, FINISHED, with the same metrics and
 one trace per row; no call paid again after a graceful stop, only after a SIGKILL (the
-server's request log); and
-`harness cache verify` clean. The RNG is seeded and the seed printed:
+server's request log); its usage counting every call of its rows, and no more requests
+than the server answered; and `harness cache verify` clean. The RNG is seeded and the seed printed:
 ``HARNESS_CRASH_SEED=<seed>`` replays the same moments.
 """
 
@@ -273,6 +273,15 @@ def test_a_run_killed_at_random_moments_ends_as_a_clean_run(tmp_path: Path) -> N
             assert not set(calls) & later, f"{context}: paid again after attempt {number + 1}"
     sigkills = sum(killed for _, killed in ledger)
     assert max(requests.values()) <= 2 + sigkills, context  # (one retry after a timeout)
+    # The run's usage counts each call of its rows, whichever attempt stored them (a batch
+    # stores the counters with its rows, so a SIGKILL keeps them), as sent or from the
+    # cache; and never more requests than the server answered.
+    [(usage,)] = query(home, "SELECT usage FROM runs")
+    calls = json.loads(usage)
+    for kind in ("model", "judge"):
+        assert calls[kind]["requests"] + calls[kind]["cache_hits"] >= ROWS, (context, calls)
+    sent = calls["model"]["requests"] + calls["judge"]["requests"]
+    assert sent <= sum(requests.values()), (context, calls)
 
     code, out, err = harness(env, "cache", "verify", "--json")
     assert code == 0 and json_doc(out) == {"entries": 2 * ROWS, "problems": []}, err
