@@ -32,15 +32,10 @@ from harness.calls import Caller
 from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
-    CacheCorrupt,
     ConfigError,
-    DiskFull,
-    EndpointUnreachable,
     EnvironmentFault,
     HarnessError,
     Interrupted,
-    NotWritable,
-    ReplayMiss,
 )
 from harness.interrupt import StopRequest, stop_on_signals
 from harness.memory import release_freed
@@ -48,6 +43,7 @@ from harness.providers import Provider
 from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
+from harness.runner.next_step import with_next_step
 from harness.runner.plan import RunPlan, plan_run, preflight
 from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress
@@ -460,7 +456,7 @@ class _Run:
             self.worker.stop("FAILED")
         if error is None:
             raise failure  # a bug: its traceback is worth more than a summary
-        raise _with_next_step(error, self.run_id, result) from failure
+        raise with_next_step(error, self.run_id, result) from failure
 
     def _record(self, status: str, reason: str | None = None) -> RunResult:
         """Store how the run ended, with aggregates computed from its stored rows.
@@ -552,30 +548,6 @@ class _Run:
             ),
         )
         return result
-
-
-def _with_next_step(error: HarnessError, run_id: str, result: RunResult | None) -> HarnessError:
-    """The error a failed run raises: what failed, then what to do about it."""
-    if isinstance(error, DiskFull):
-        step = f"free space and run `harness run --resume {run_id}`"
-    elif isinstance(error, NotWritable):
-        step = f"make it writable, then `harness run --resume {run_id}`"
-    elif isinstance(error, CacheCorrupt):  # replay: it cannot call the model instead
-        step = (
-            f"run {run_id} failed; once the cache holds good entries again (import their "
-            f"cassette again), `harness run --resume {run_id}` goes on"
-        )
-    elif isinstance(error, EnvironmentFault):
-        step = f"fix that, then `harness run --resume {run_id}`"
-    elif isinstance(error, EndpointUnreachable):
-        step = f"run {run_id} stopped; `harness run --resume {run_id}` goes on once it answers"
-    elif isinstance(error, ReplayMiss):
-        step = f"run {run_id} failed (see `harness runs show {run_id}`)"
-    else:
-        step = f"run {run_id} failed; `harness run --resume {run_id}` tries again"
-    raised = error.extended(step)
-    raised.result = result  # type: ignore[attr-defined]
-    return raised
 
 
 def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
