@@ -12,7 +12,7 @@ from harness.cli.options import (
     guideline_option,
     judges_file_option,
 )
-from harness.cli.output import fmt, home_of, print_json, print_table
+from harness.cli.output import find_run_noted, fmt, home_of, print_json, print_table
 
 
 @click.group()
@@ -113,7 +113,12 @@ def list_(
     metavar="COLUMN",
     help="Column with the outputs to grade. [default: an `output` column]",
 )
-@click.option("--run", "run_id", metavar="RUN_ID", help="Grade this run's stored outputs.")
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN",
+    help="Grade this run's stored outputs (a run id, a tag or a run name).",
+)
 @click.option(
     "--label-map",
     "label_map",
@@ -163,6 +168,7 @@ def calibrate_(
       harness judges calibrate --data qa --run RUN_ID --judge correctness \\
           --label final_decision --judge-model openai:/gpt-4o-mini
     """
+    from harness.config import resolve_home
     from harness.errors import ConfigError
     from harness.judges.calibration import calibrate
 
@@ -172,6 +178,8 @@ def calibrate_(
         if not sep or not key.strip():
             raise ConfigError(f"--label-map expects LABEL=ANSWER, got {item!r}")
         mapping[key.strip()] = value.strip()
+    if run_id is not None:
+        run_id = find_run_noted(resolve_home(home_of(ctx)).db_path, run_id).run_id
     result = calibrate(
         judge_name,
         data=data_ref,
@@ -249,7 +257,8 @@ def compare(
     with_rows: bool,
     as_json: bool,
 ) -> None:
-    """Compare two runs row by row with a pairwise judge, asked in both orders.
+    """Compare two runs row by row with a pairwise judge, asked in both orders. RUN_A and
+    RUN_B are run ids (or unique prefixes), tags or run names.
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
     as inconsistent: the judge preferred a position, not an answer). Exit code 1 when
@@ -259,11 +268,13 @@ def compare(
     Example:
       harness judges compare RUN_A RUN_B --judge-model openai:/gpt-4o-mini
     """
+    from harness.config import resolve_home
     from harness.judges.pairwise import compare_runs
 
+    db_path = resolve_home(home_of(ctx)).db_path
     result = compare_runs(
-        run_a,
-        run_b,
+        find_run_noted(db_path, run_a).run_id,
+        find_run_noted(db_path, run_b).run_id,
         judge_model=judge_model,
         home=home_of(ctx),
         cache=cache_mode,

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from harness.runner.sweep import SweepResult
+    from harness.store.runs import RunInfo
 
 
 def _clean(value: Any) -> Any:
@@ -98,6 +101,17 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def home_of(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("home")
+
+
+def find_run_noted(db_path: Path, ref: str) -> RunInfo:
+    """The run ``ref`` names (an id or a unique prefix, a tag, a run name), as every command
+    that takes a RUN finds it; the note on stderr when several runs have that name."""
+    from harness.store.tags import find_run
+
+    info, note = find_run(db_path, ref)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return info
 
 
 def call_lines(calls: dict[str, dict[str, Any]]) -> list[str]:

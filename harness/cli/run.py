@@ -23,6 +23,7 @@ from harness.cli.options import (
 from harness.cli.output import (
     call_lines,
     failure_lines,
+    find_run_noted,
     fmt,
     home_of,
     invocation,
@@ -125,9 +126,10 @@ if TYPE_CHECKING:
 @click.option(
     "--resume",
     "resume_id",
-    metavar="RUN_ID",
-    help="Finish an interrupted, failed or stopped run: failed rows are retried and the "
-    "same MLflow run completed (its other options are taken from the run).",
+    metavar="RUN",
+    help="Finish an interrupted, failed or stopped run (its id, a tag or its run name): "
+    "failed rows are retried and the same MLflow run completed (its other options are "
+    "taken from the run).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
@@ -254,6 +256,8 @@ def run(
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
+    if resume_id:
+        resume_id = find_run_noted(home.db_path, resume_id).run_id
     spark_target = SparkTarget.from_flags(
         home.settings, spark=spark, remote=spark_remote, profile=profile, verbose=verbose
     )

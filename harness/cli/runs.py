@@ -17,6 +17,7 @@ from harness.cli.options import (
 from harness.cli.output import (
     call_lines,
     failure_lines,
+    find_run_noted,
     fmt,
     home_of,
     print_json,
@@ -176,7 +177,6 @@ def show(
     from harness.runner.sweep import find_sweep
     from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs_and_scores
-    from harness.store.tags import find_run
 
     home = resolve_home(home_of(ctx))
     db_path = home.db_path
@@ -194,10 +194,8 @@ def show(
         if with_rows:
             table = results_table(run.rows(), run.scores())
     else:
-        info, note = find_run(db_path, run_id)
+        info = find_run_noted(db_path, run_id)
         run = info.run_id
-        if note:
-            click.echo(f"note: {note}", err=True)
         if with_rows:
             table = results_table(*load_outputs_and_scores(db_path, info.run_id))
     slice_columns = list(by) or list(info.config.get("by") or [])
@@ -303,7 +301,6 @@ def export(
       harness runs export 3f2a9c1b7d4e --spark-table main.evals.results --spark-remote databricks
     """
     from harness.config import resolve_home
-    from harness.store.tags import find_run
 
     home = resolve_home(home_of(ctx))
     if (file is None) == (spark_table is None):
@@ -314,9 +311,7 @@ def export(
         from harness.errors import ConfigError
 
         raise ConfigError("--overwrite, --spark-remote and --profile go with --spark-table")
-    info, note = find_run(home.db_path, run_ref)
-    if note:
-        click.echo(f"note: {note}", err=True)
+    info = find_run_noted(home.db_path, run_ref)
     if spark_table is not None:
         from harness.runner.spark_session import SparkTarget
         from harness.spark_tables import export_run_to_spark
@@ -358,12 +353,10 @@ def tag(ctx: click.Context, run_ref: str, name: str) -> None:
       harness runs tag 3f2a9c1b4d5e baseline && harness check NEW_RUN --baseline baseline
     """
     from harness.config import resolve_home
-    from harness.store.tags import find_run, tag_run
+    from harness.store.tags import tag_run
 
     db_path = resolve_home(home_of(ctx)).db_path
-    info, note = find_run(db_path, run_ref)
-    if note:
-        click.echo(f"note: {note}", err=True)
+    info = find_run_noted(db_path, run_ref)
     _, previous = tag_run(db_path, info.run_id, name)
     moved = f" (moved from {previous})" if previous else ""
     click.echo(f"tagged run {info.run_id} {name!r}{moved}")

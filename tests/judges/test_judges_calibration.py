@@ -199,6 +199,22 @@ def test_calibrate_a_builtin_judge_on_a_runs_outputs(
     assert result.accuracy == pytest.approx(yes / (yes + no))
     assert result.confusion == {"yes": {"yes": yes, "no": 0}, "no": {"yes": no, "no": 0}}
     assert result.kappa == pytest.approx(0.0)
+    # `--run` takes a run name (or a tag) as `harness runs show` does; it said "no run".
+    by_name = run_eval(
+        RunConfig(data="qa", model="python:harness_test_models:answer_expected",
+                  metrics=["word_count"], mlflow=False, run_name="expected"),
+        home=home,
+    )  # fmt: skip
+    args = ["judges", "calibrate", "--data", "qa", "--judge", "correctness", "--label",
+            "final_decision", "--judge-model", "python:fake_judges:valid", "--json"]  # fmt: skip
+    named = CliRunner().invoke(cli, [*args, "--run", "expected"])
+    assert named.exit_code == 0, named.stderr
+    assert json.loads(named.stdout)["compared"] == yes + no
+    assert CliRunner().invoke(cli, ["runs", "tag", by_name.run_id, "pinned"]).exit_code == 0
+    tagged = CliRunner().invoke(cli, [*args, "--run", "pinned"])
+    assert tagged.exit_code == 0, tagged.stderr
+    missing = CliRunner().invoke(cli, [*args, "--run", "nope"])
+    assert missing.exit_code == 2 and "no run, tag or run name 'nope'" in missing.stderr
 
 
 def test_calibrate_cli(labelled: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -157,7 +158,30 @@ def test_compare_cli(two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch)
         cli,
         ["judges", "compare", run_a, "nope", "--judge-model", "python:fake_judges:prefers_first"],
     )
-    assert missing.exit_code == 2 and "no run 'nope'" in missing.stderr
+    assert missing.exit_code == 2 and "no run, tag or run name 'nope'" in missing.stderr
+
+
+def test_compare_cli_takes_tags_and_run_names(qa: str, home: Path) -> None:
+    """RUN_A and RUN_B are found as `runs show` and `compare` find a run (they said
+    "no run 'NAME'"), with the same note when several runs have the name."""
+    config = RunConfig(data="qa", model="echo", metrics=["word_count"], mlflow=False)
+    tagged = run_eval(config, home=home).run_id
+    older = run_eval(dataclasses.replace(config, run_name="overlap"), home=home).run_id
+    newest = run_eval(
+        dataclasses.replace(config, model="python:harness.baselines:context_overlap",
+                            run_name="overlap"), home=home
+    ).run_id  # fmt: skip
+    assert CliRunner().invoke(cli, ["runs", "tag", tagged, "echoed"]).exit_code == 0
+    result = CliRunner().invoke(
+        cli,
+        ["judges", "compare", "echoed", "overlap", "--json",
+         "--judge-model", "python:fake_judges:prefers_first"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["run_a"], doc["run_b"], doc["compared"]) == (tagged, newest, 20)
+    assert result.stderr.startswith(f"note: 2 runs are named 'overlap'; using the newest, {newest}")
+    assert older != newest
 
 
 def test_compare_cli_exits_1_when_judge_calls_fail(

@@ -166,6 +166,27 @@ def test_failed_rows_exit_1_then_resume_finishes(
     assert query(home, "SELECT count(*) FROM outputs") == [(20,)]
 
 
+def test_resume_takes_a_run_name_or_a_tag(qa: str, home: Path, tmp_path: Path) -> None:
+    """`--resume` finds the run as `runs show` does (it said "no run 'NAME'"): a name that
+    several runs have is the newest, with the same note."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    args = ["run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+            "--run-name", "flaky", "--no-mlflow", "--json"]  # fmt: skip
+    older, newer = (json.loads(invoke(*args, env=env)[1])["run_id"] for _ in range(2))
+    flag.unlink()
+    code, out, err = invoke("run", "--resume", "flaky", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["run_id"] == newer and json.loads(out)["errors"] == 0
+    assert err.startswith(f"note: 2 runs are named 'flaky'; using the newest, {newer} (")
+    assert invoke("runs", "tag", older, "first-try")[0] == 0
+    code, out, err = invoke("run", "--resume", "first-try", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["run_id"] == older and "note:" not in err
+    assert query(home, "SELECT count(*) FROM outputs WHERE error IS NOT NULL") == [(0,)]
+
+
 def test_reader_in_another_process_works_while_a_run_writes(qa: str, home: Path) -> None:
     env = {
         **os.environ,
