@@ -346,7 +346,8 @@ def export(
 def tag(ctx: click.Context, run_ref: str, name: str) -> None:
     """Pin the tag NAME on RUN; use NAME wherever a run id goes.
 
-    A tag names one run: tagging another run with the same NAME moves it.
+    A tag names one run: tagging another run with the same NAME moves it. NAME may not
+    be a run's name or the start of run ids, which it would hide.
 
     \b
     Example:

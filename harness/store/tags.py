@@ -2,7 +2,10 @@
 run by id, tag or run name.
 
 A tag names one run at a time; tagging another run with the same name moves it, as a
-baseline moves when a better run replaces it.
+baseline moves when a better run replaces it. A tag may not be a run's name or start run
+ids: it would hide them. A run named later like a tag (or like the start of a run id) is
+hidden all the same, so ``find_run`` says so in its note, and the commands that write
+(``runs delete``, ``runs log``) refuse such a reference.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]
     info = get_run(db_path, run_id)
     if name != info.run_id and _ids_starting(db_path, name):
         raise ConfigError(f"tag {name!r} would hide the run ids it starts; choose another name")
+    named = _named(db_path, name)
+    if named:  # the tag would win over the name, for show and compare, and for delete
+        raise ConfigError(
+            f"tag {name!r} is the name of {_runs(named)}; a tag must not hide a run name: "
+            "choose another tag"
+        )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         row = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [name]).fetchone()
@@ -53,6 +62,22 @@ def run_tags(db_path: Path) -> dict[str, list[str]]:
     return tags
 
 
+def _named(db_path: Path, name: str, *, besides: str | None = None) -> list[str]:
+    """The ids of the runs named ``name`` (but ``besides``), newest first."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT run_id FROM runs WHERE run_name = ? AND run_id IS DISTINCT FROM ? "
+            "ORDER BY created_at DESC",
+            [name, besides],
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _runs(ids: list[str]) -> str:
+    shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+    return f"run {shown}" if len(ids) == 1 else f"{len(ids)} runs ({shown})"
+
+
 def _ids_starting(db_path: Path, prefix: str) -> int:
     with connect(db_path, read_only=True) as con:
         row = con.execute(
@@ -65,17 +90,24 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
     """The run that ``ref`` names, and a note when the choice needs saying.
 
     In order: a tag, a run id or an unambiguous prefix of one, a run name (the newest run
-    of that name, with a note when several have it).
+    of that name, with a note when several have it). A tag or an id that hides runs of that
+    name (named after the tag was made) wins, with a note naming them.
     """
     with connect(db_path, read_only=True) as con:
         tagged = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [ref]).fetchone()
         ids = con.execute(
             "SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 2", [ref]
         ).fetchall()
-    if tagged:
-        return get_run(db_path, tagged[0]), None
-    if len(ids) == 1:
-        return get_run(db_path, ids[0][0]), None
+    if tagged or len(ids) == 1:
+        info = get_run(db_path, tagged[0] if tagged else ids[0][0])
+        hidden = _named(db_path, ref, besides=info.run_id)
+        if not hidden:
+            return info, None
+        what = "the tag of" if tagged else "the start of the id of"
+        return info, (
+            f"{ref!r} is {what} run {info.run_id}, which is used; {_runs(hidden)} "
+            f"{'is' if len(hidden) == 1 else 'are'} named {ref!r} too"
+        )
     named = [info for info in list_runs(db_path) if info.run_name == ref]  # newest first
     if named:
         note = None

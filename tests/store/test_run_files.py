@@ -198,6 +198,39 @@ def test_a_run_name_finds_the_newest_run_of_that_name(run_id: str) -> None:
     assert "2 runs are named 'first'; using the newest" in err
 
 
+def test_a_tag_never_hides_a_run_name_nor_deletes_the_wrong_run(run_id: str, home: Path) -> None:
+    """`runs tag OTHER first` (a run is named first) was taken, and then `runs show first`
+    and even `runs delete first` took the tagged run: the tag is refused. A run named like
+    a tag after it was made is hidden by it: show says so, delete refuses."""
+    run = ("run", "--data", "qa", "--model", "echo", "--metric", "word_count", "--no-mlflow",
+           "--json", "--run-name")  # fmt: skip
+    other = json.loads(invoke(*run, "other")[1])["run_id"]
+    code, out, err = invoke("runs", "tag", other, "first")
+    assert (code, out) == (2, "") and err == (
+        f"error: tag 'first' is the name of run {run_id}; a tag must not hide a run name: "
+        "choose another tag\n"
+    )
+    code, out, err = invoke("runs", "show", "first", "--json")
+    assert code == 0 and json.loads(out)["run_id"] == run_id and err == ""
+
+    assert invoke("runs", "tag", other, "pinned")[0] == 0
+    later = json.loads(invoke(*run, "pinned")[1])["run_id"]
+    code, out, err = invoke("runs", "show", "pinned", "--json")
+    assert code == 0 and json.loads(out)["run_id"] == other  # the tag wins, and says so
+    note = f"'pinned' is the tag of run {other}, which is used; run {later} is named 'pinned' too"
+    assert err == f"note: {note}\n"
+    code, out, err = invoke("runs", "delete", "pinned")
+    assert (code, out, err) == (2, "", f"error: {note}; delete it by its run id\n")
+    code, out, err = invoke("runs", "delete", other[:6])  # an id prefix is no name: no note
+    assert code == 0 and out.startswith(f"deleted run {other} ") and err == ""
+    remaining = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        rows = remaining.execute("SELECT run_id FROM runs ORDER BY created_at").fetchall()
+    finally:
+        remaining.close()
+    assert rows == [(run_id,), (later,)]
+
+
 def test_delete_removes_the_runs_rows_and_tags(run_id: str, home: Path) -> None:
     invoke("runs", "tag", run_id, "old")
     code, out, _ = invoke("runs", "delete", run_id)
