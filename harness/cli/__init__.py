@@ -45,8 +45,22 @@ class HarnessCommandError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def _usage_line(error: click.UsageError) -> str:
+    """Click's usage error (a bad value, an unknown option, a missing argument) as harness
+    says its own errors: one line, naming where the help is, instead of click's four
+    (usage, "Try ... for help", a blank line, the error)."""
+    message = " ".join(line.strip() for line in error.format_message().splitlines()).strip()
+    if message[:1].isupper() and message[1:2].islower():  # "Invalid value" -> "invalid value"
+        message = message[0].lower() + message[1:]
+    message = message.rstrip(".")
+    if error.ctx is not None:
+        message += f"; see `{error.ctx.command_path} --help`"
+    return message
+
+
 class HarnessGroup(click.Group):
-    """Loads command modules lazily and turns HarnessError into a one-line error."""
+    """Loads command modules lazily and turns HarnessError, and click's usage errors, into
+    a one-line error."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -58,6 +72,14 @@ class HarnessGroup(click.Group):
         module_name, _, attr = target.partition(":")
         return getattr(importlib.import_module(module_name), attr)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # harness's own options (`harness --bogus`); a command's are parsed in invoke
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:  # bare `harness`: the help, as it was
+            raise
+        except click.UsageError as e:
+            raise HarnessCommandError(_usage_line(e), e.exit_code) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         from harness.errors import HarnessError
 
@@ -66,6 +88,10 @@ class HarnessGroup(click.Group):
                 return super().invoke(ctx)
         except HarnessError as e:
             raise HarnessCommandError(str(e), e.exit_code) from None
+        except click.exceptions.NoArgsIsHelpError:  # a bare group (`harness runs`): its help
+            raise
+        except click.UsageError as e:
+            raise HarnessCommandError(_usage_line(e), e.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C outside a run or sync, which handle their own
             raise HarnessCommandError("interrupted", 130) from None
 
