@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -69,8 +70,8 @@ class Home:
 
 
 # What harness.toml may hold (docs/config.md describes each). The tables whose keys are
-# checked where they are used ([calls], [check], [judges.NAME], [sweep]) are
-# listed with None here; the rest are checked in full by check_settings.
+# checked where they are used ([calls], [judges.NAME], [sweep]) are listed with None here;
+# the rest are checked in full by check_settings ([check] by check_gate_names).
 SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "judge_model": None,
     "judge_json_mode": None,
@@ -87,6 +88,12 @@ SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "mlflow": frozenset({"prompt_name"}),
     "slices": frozenset({"max_values"}),  # value checked by harness.slices.max_values
 }
+# [check] (harness.compare.gates applies it): these settings, and gates, a metric's table of
+# rules (the errors gate's rule is max_rate). Named here, so that a misspelt key is refused
+# wherever harness.toml is read, not only by `harness check`.
+CHECK_SETTINGS = ("baseline", "cluster", "max_missing")
+GATE_RULES = ("min", "max", "max_drop", "max_drop_pct")
+ERRORS_GATE_RULES = ("max_rate",)
 # [providers.NAME]: the HTTP providers, which are the ones with settings.
 PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
     name: frozenset({"requests_per_minute", "tokens_per_minute", *keys})
@@ -125,6 +132,8 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
                     f"{where}: unknown key(s) {', '.join(extra)} in [{table}]; "
                     f"known: {', '.join(sorted(keys))}"
                 )
+    if "check" in settings:
+        check_gate_names(settings["check"], where)
     for provider, table in settings.get("providers", {}).items():
         if provider not in PROVIDER_SETTINGS:
             raise ConfigError(
@@ -147,6 +156,35 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
                 f"known: {', '.join(sorted(PROVIDER_SETTINGS[provider]))}"
             )
     return settings
+
+
+def check_gate_names(table: Any, where: str = SETTINGS_FILE) -> None:
+    """Refuse a ``[check]`` key that is neither a setting nor a gate, and a gate's unknown
+    rule (their values are checked by harness.compare.gates, which applies them)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: [check] must be a table")
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            for rule in value:
+                problem = gate_rule_problem(key, rule)
+                if problem:
+                    raise ConfigError(f"{where}: [check] {problem}")
+        elif key not in CHECK_SETTINGS:
+            raise ConfigError(
+                f"{where}: unknown [check] setting {key!r}; settings are "
+                f"{', '.join(CHECK_SETTINGS)}, and a gate is a table such as "
+                f"{key} = {{ max_drop = 0.02 }}"
+            )
+
+
+def gate_rule_problem(metric: str, rule: str) -> str | None:
+    """What is wrong with the rule ``rule`` of a gate on ``metric``, if anything."""
+    if metric == "errors":  # the per-row failure gate (harness.store.scores.ERRORS)
+        if rule not in ERRORS_GATE_RULES:
+            return f"gate errors: the rule is max_rate (a share of rows), not {rule}"
+    elif rule not in GATE_RULES:
+        return f"gate {metric}: unknown rule {rule!r}; rules are {', '.join(GATE_RULES)}"
+    return None
 
 
 def resolve_home(home: str | os.PathLike[str] | Home | None = None) -> Home:

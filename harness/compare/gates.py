@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.compare.result import Gate
 from harness.compare.sources import ERRORS
+from harness.config import GATE_RULES, check_gate_names, gate_rule_problem
 from harness.errors import ConfigError
 from harness.store.exports import is_run_file
 
@@ -40,9 +41,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_MISSING = 0.05
-METRIC_RULES = ("min", "max", "max_drop", "max_drop_pct")
-ERROR_RULES = ("max_rate",)
-SETTINGS = ("baseline", "cluster", "max_missing")
+# The rules' and settings' names live in harness.config, which refuses a misspelt one
+# wherever harness.toml is read.
+METRIC_RULES = GATE_RULES
 
 
 @dataclass
@@ -76,20 +77,13 @@ def check_settings(
 ) -> CheckSettings:
     """The gates and settings of a check: flags over ``[check]`` in harness.toml."""
     table = settings.get("check", {})
-    if not isinstance(table, Mapping):
-        raise ConfigError("harness.toml: [check] must be a table")
+    check_gate_names(table)  # also when the settings did not come from Home.settings
     gates: dict[tuple[str, str], Gate] = {}
     for key, value in table.items():
         if isinstance(value, Mapping):
             for rule, threshold in value.items():
                 gate = Gate(key, rule, _number(threshold, f"[check] {key}.{rule}"), "harness.toml")
                 gates[(gate.metric, gate.rule)] = _valid(gate)
-        elif key not in SETTINGS:
-            raise ConfigError(
-                f"harness.toml: unknown [check] setting {key!r}; settings are "
-                f"{', '.join(SETTINGS)}, and a gate is a table such as "
-                f"{key} = {{ max_drop = 0.02 }}"
-            )
     for gate in options:
         gates[(gate.metric, gate.rule)] = _valid(gate)
     chosen = list(gates.values())
@@ -115,18 +109,12 @@ def check_settings(
 
 
 def _valid(gate: Gate) -> Gate:
-    if gate.metric == ERRORS:
-        if gate.rule not in ERROR_RULES:
-            raise ConfigError(
-                f"gate errors: the rule is max_rate (a share of rows), not {gate.rule}"
-            )
-        if not 0 <= gate.threshold <= 1:
-            raise ConfigError(
-                f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}"
-            )
-    elif gate.rule not in METRIC_RULES:
+    problem = gate_rule_problem(gate.metric, gate.rule)
+    if problem:
+        raise ConfigError(problem)
+    if gate.metric == ERRORS and not 0 <= gate.threshold <= 1:
         raise ConfigError(
-            f"gate {gate.metric}: unknown rule {gate.rule!r}; rules are {', '.join(METRIC_RULES)}"
+            f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}"
         )
     if gate.rule.startswith("max_drop") and gate.threshold < 0:
         raise ConfigError(f"gate {gate.name}: an allowed drop cannot be negative")

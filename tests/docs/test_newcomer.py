@@ -179,6 +179,10 @@ def test_cache_stats_does_not_create_a_cache(home: Path) -> None:
         ("[providers.openia]\n", "providers.openia"),
         ("[mlflow]\nprompt = 'x'\n", "prompt"),
         ("[providers.openai]\napi_key = 'sk-x'\n", "api_key_env"),
+        # [check] was read only by `harness check`: `harness run` took a misspelt key.
+        ("[check]\nbogus_key = 1\n", "unknown [check] setting 'bogus_key'"),
+        ("[check]\nexact_match = { mni = 0.3 }\n", "gate exact_match: unknown rule 'mni'"),
+        ("check = 3\n", "[check] must be a table"),
     ],
 )
 def test_unknown_settings_are_refused_in_one_line(home: Path, toml: str, named: str) -> None:
