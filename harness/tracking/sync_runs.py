@@ -24,7 +24,12 @@ from urllib.parse import urlparse
 
 from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
-from harness.tracking.sync_target import SyncTarget, check_reachable, display_uri
+from harness.tracking.sync_target import (
+    SyncTarget,
+    check_reachable,
+    display_uri,
+    without_credentials,
+)
 from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
 
 if TYPE_CHECKING:
@@ -143,7 +148,8 @@ class Syncer:
         self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
         self.target, self.dry_run, self.say = target, dry_run, say
         self.shown = target.label or f"the tracking server {display_uri(target.tracking_uri)}"
-        self.source_id = hashlib.sha256(display_uri(source_uri).encode()).hexdigest()[:16]
+        # Names the local store on every copy: its URI as given, not as shown (masked).
+        self.source_id = hashlib.sha256(without_credentials(source_uri).encode()).hexdigest()[:16]
         self.report = SyncReport(target=display_uri(target.tracking_uri), dry_run=dry_run)
         self.report.traces_skipped = not traces
         self.id_map: dict[str, str] = {}  # local run id -> target run id

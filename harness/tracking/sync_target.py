@@ -98,12 +98,34 @@ def check_reachable(client: Any, target: SyncTarget, shown: str, *, databricks: 
 
 
 def display_uri(uri: str) -> str:
-    """The URI without any user:password part."""
+    """The URI as messages and reports show it: without any user:password part, and with
+    the values of its query masked (``?token=***``: a server's token can be passed there),
+    their names kept to tell which were given."""
+    shown = without_credentials(uri)
+    parsed = urlparse(shown)
+    if not (parsed.query or parsed.fragment):
+        return shown
+    return urlunparse(
+        parsed._replace(query=_masked(parsed.query), fragment=_masked(parsed.fragment))
+    )
+
+
+def without_credentials(uri: str) -> str:
+    """The URI without any user:password part (the rest as given: this names a store)."""
     parsed = urlparse(uri)
     if not (parsed.password or parsed.username):
         return uri
     netloc = f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname or ""
     return urlunparse(parsed._replace(netloc=netloc))
+
+
+def _masked(query: str) -> str:
+    """``a=1&b=2`` -> ``a=***&b=***``; a part without a value is kept as it is."""
+    parts = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        parts.append(f"{name}=***" if sep and value else part)
+    return "&".join(parts)
 
 
 _CONNECTION_REASON = re.compile(

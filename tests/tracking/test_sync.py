@@ -39,7 +39,7 @@ from harness.tracking.sync_runs import (
     TAG_FINGERPRINT,
     TAG_SOURCE_RUN,
 )
-from harness.tracking.sync_target import redact
+from harness.tracking.sync_target import display_uri, redact
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
 mlflow = pytest.importorskip("mlflow")
@@ -47,6 +47,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import AssessmentSource, ViewType  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+SECRET = "dapi0123456789abcdefSECRET"
 PYTHON = sys.executable
 MLFLOW_BIN = Path(sys.executable).parent / "mlflow"
 STORE_TRACE_TAGS = {
@@ -677,6 +678,22 @@ def test_unreachable_target_is_one_line_tracking_error(source):
         f"cannot reach the tracking server http://127.0.0.1:{port}: Connection refused"
     )
     assert "\n" not in str(caught.value)
+    # A token in the query was printed as it was given; its name stays, its value not.
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], SyncTarget(f"http://ana:pw@127.0.0.1:{port}/?token={SECRET}&v=2"))
+    assert str(caught.value) == (
+        f"cannot reach the tracking server http://127.0.0.1:{port}/?token=***&v=***: "
+        "Connection refused"
+    )
+
+
+def test_display_uri_masks_credentials_and_query_values():
+    assert display_uri(f"https://ana:{SECRET}@mlflow.example:5000/x?token={SECRET}&flag") == (
+        "https://mlflow.example:5000/x?token=***&flag"
+    )
+    assert display_uri(f"http://h/#access_token={SECRET}") == "http://h/#access_token=***"
+    assert display_uri("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"  # as given
+    assert display_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 class _Refuse(http.server.BaseHTTPRequestHandler):
@@ -703,9 +720,6 @@ def refusing_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
-
-
-SECRET = "dapi0123456789abcdefSECRET"
 
 
 def test_refused_credentials_name_the_problem_but_not_the_token(
