@@ -8,7 +8,12 @@ from harness.cli.output import home_of, print_json, print_table
 
 
 @click.command()
-@click.option("--tracking-uri", metavar="URI", help="Target MLflow server, e.g. http://host:5000.")
+@click.option(
+    "--tracking-uri",
+    metavar="URI",
+    help="Target MLflow server, e.g. http://host:5000 (or a database: sqlite:///PATH, "
+    "postgresql://...).",
+)
 @click.option("--databricks", is_flag=True, help="Target Databricks managed MLflow.")
 @click.option("--profile", metavar="NAME", help="~/.databrickscfg profile (with --databricks).")
 @click.option(
@@ -54,11 +59,14 @@ def sync(
     from harness.errors import ConfigError, Interrupted
     from harness.tracking.sync import SyncTarget, databricks_target
     from harness.tracking.sync import sync as sync_runs
+    from harness.tracking.sync_target import check_tracking_uri
 
     if bool(tracking_uri) == databricks:
         raise ConfigError("harness sync needs one target: --tracking-uri URI or --databricks")
     if profile and not databricks:
         raise ConfigError("--profile goes with --databricks")
+    if tracking_uri:
+        check_tracking_uri(tracking_uri)
     home = resolve_home(home_of(ctx))
     if not (home.mlruns_dir / "mlflow.db").exists():
         raise ConfigError(f"no local MLflow store in {home.path}; run `harness run` first")

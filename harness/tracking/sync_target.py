@@ -1,10 +1,12 @@
-"""The sync target: where runs go, whether it answers, and the one-sync-at-a-time lock.
+"""The sync target: which URIs it may be, where runs go, whether it answers, and the
+one-sync-at-a-time lock.
 
 Also ``redact``, which scrubs a target's secrets out of any message that names it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,9 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
-from harness.errors import TrackingError
+from harness.errors import ConfigError, TrackingError
 
 LOCK_FILE = "harness-sync.lock"
+# MLflow's SQL stores (SQLAlchemy URIs; a driver may follow, as in postgresql+psycopg2).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 @dataclass
@@ -38,6 +42,36 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse, in one line, a ``--tracking-uri`` that sync cannot write to, before MLflow
+    is imported: MLflow took any text for a file-store folder (and refused it with a
+    paragraph) and an unknown scheme for a registry it cannot build."""
+    shown = display_uri(uri)
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower().partition("+")[0] or uri.strip().lower()  # or "databricks"
+    if scheme in ("http", "https") and parsed.hostname:
+        return
+    if scheme in DATABASE_SCHEMES:
+        return
+    if scheme in ("databricks", "databricks-uc", "uc"):
+        raise ConfigError(
+            f"--tracking-uri {shown}: to sync to Databricks use --databricks [--profile NAME], "
+            "which also places the experiments in the workspace"
+        )
+    if scheme == "file":
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1"):
+            return
+        raise ConfigError(
+            f"--tracking-uri {shown}: MLflow 3 refuses its file store unless "
+            "MLFLOW_ALLOW_FILE_STORE=true; give a database such as sqlite:///PATH/mlflow.db"
+        )
+    raise ConfigError(
+        f"--tracking-uri takes an MLflow server (http://HOST:PORT or https://...) or an MLflow "
+        f"database (sqlite:///PATH, postgresql://, mysql://, mssql://), not {shown!r}; "
+        "for Databricks use --databricks"
+    )
 
 
 @contextmanager

@@ -696,6 +696,44 @@ def test_display_uri_masks_credentials_and_query_values():
     assert display_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("notaurl", "--tracking-uri takes an MLflow server (http://HOST:PORT or https://...) "
+         "or an MLflow database (sqlite:///PATH, postgresql://, mysql://, mssql://), not "
+         "'notaurl'; for Databricks use --databricks"),
+        ("ftp://x/y", "or an MLflow database (sqlite:///PATH, postgresql://, mysql://, "
+         "mssql://), not 'ftp://x/y'; for Databricks use --databricks"),
+        ("/some/folder", "not '/some/folder'"),
+        ("http://", "not 'http://'"),
+        (f"ftp://ana:{SECRET}@x/?token={SECRET}", "not 'ftp://x/?token=***'"),
+        ("databricks", "--tracking-uri databricks: to sync to Databricks use --databricks "
+         "[--profile NAME]"),
+        ("file:///tmp/mlruns", "--tracking-uri file:///tmp/mlruns: MLflow 3 refuses its file "
+         "store unless MLFLOW_ALLOW_FILE_STORE=true; give a database such as sqlite:///"),
+    ],
+)  # fmt: skip
+def test_a_target_sync_cannot_write_to_is_refused_before_anything_runs(uri, message, home):
+    """MLflow's own text came out with exit 74 (a paragraph on its file store, or
+    UnsupportedModelRegistryStoreURIException): now one line naming the forms, exit 2."""
+    refused = _cli_sync("--tracking-uri", uri)
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    assert message in refused.stderr and SECRET not in refused.stderr
+    assert not (home / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://mlflow:5000", "https://h/p", "sqlite:////x/m.db", "postgresql+psycopg2://h/db"]
+)
+def test_the_targets_sync_writes_to_pass_the_check(uri, home, monkeypatch):
+    refused = _cli_sync("--tracking-uri", uri)  # the next check: the home has no store
+    assert refused.exit_code == 2 and "no local MLflow store" in refused.stderr
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-in
+    refused = _cli_sync("--tracking-uri", "file:///tmp/mlruns")
+    assert refused.exit_code == 2 and "no local MLflow store" in refused.stderr
+
+
 class _Refuse(http.server.BaseHTTPRequestHandler):
     def _refuse(self) -> None:
         body = b'{"error_code": "UNAUTHENTICATED", "message": "bad token"}'
