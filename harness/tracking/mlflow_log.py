@@ -49,6 +49,7 @@ from harness.tracking.record import (
     RunRecord,
 )
 from harness.tracking.sql_run import SqlRunLogger, logged_tables_tag, run_tags
+from harness.tracking.sync_target import display_uri, uri_secrets
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -140,17 +141,19 @@ class RunLogger:
         run_id: str | None = None,
     ) -> None:
         self.tracking_uri, self.traces, self.replaces = tracking_uri, traces, replaces
-        self._what = f"cannot log run {head.run_id} to MLflow at {tracking_uri}"
+        # The caller's tracking URI may carry a password or token: never in a message.
+        self._what = f"cannot log run {head.run_id} to MLflow at {display_uri(tracking_uri)}"
+        self._secrets = uri_secrets(tracking_uri)
         self.trace_count = 0
         self.trace_note: str | None = None
         self.inputs_logged = False  # an existing run may hold them (MLflow re-adds a model's)
         self.owned = into_run is None
         self.existing_params: dict[str, str] = {}
         if into_run is not None:
-            with mapped_errors(self._what):
+            with mapped_errors(self._what, self._secrets):
                 self._join(head, into_run)
             return
-        with mapped_errors(self._what):
+        with mapped_errors(self._what, self._secrets):
             self.client, self.store = open_store(tracking_uri)
             self.experiment = get_or_create_experiment(
                 self.client, self.store, head.experiment or DEFAULT_EXPERIMENT
@@ -207,7 +210,7 @@ class RunLogger:
         """Write rows already made into traces (``harness.tracking.traces.row_traces``)."""
         if not self.traces or not row_traces:
             return
-        with mapped_errors(self._what), self._failing():
+        with mapped_errors(self._what, self._secrets), self._failing():
             count, note = _log_traces(
                 self.client, self.store, self.experiment, self.run_id, row_traces, self.links
             )
@@ -216,7 +219,7 @@ class RunLogger:
 
     def finish(self, record: RunRecord) -> str:
         """Log params, metrics, inputs and artifacts, end the run, return its id."""
-        with mapped_errors(self._what):
+        with mapped_errors(self._what, self._secrets):
             with self._failing():
                 _log_params_and_metrics(
                     self.client, self.run_id, record, self.links, keep=self.existing_params

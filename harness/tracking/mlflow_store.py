@@ -63,8 +63,9 @@ def artifact_root_for(tracking_uri: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def mapped_errors(what: str) -> Iterator[None]:
-    """Turn MLflow, database and file errors into ``TrackingError`` where they enter."""
+def mapped_errors(what: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+    """Turn MLflow, database and file errors into ``TrackingError`` where they enter,
+    ``secrets`` (a tracking URI's password or token, ``uri_secrets``) scrubbed out."""
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -74,7 +75,10 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise
     except (MlflowException, SQLAlchemyError, OSError, ValueError, TypeError, KeyError) as exc:
         # One line: SQLAlchemy appends the statement and its parameters (row data).
-        raise TrackingError(f"{what}: {first_line(exc)}") from exc
+        said = first_line(exc)
+        for secret in secrets:
+            said = said.replace(secret, "***")
+        raise TrackingError(f"{what}: {said}") from exc
 
 
 def epoch_ms(epoch_seconds: float) -> int:

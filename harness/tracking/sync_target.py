@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse, urlunparse
+from urllib.parse import parse_qsl, unquote, urlparse, urlunparse
 
 from harness.errors import ConfigError, TrackingError
 
@@ -34,6 +34,22 @@ class SyncTarget:
     # Spans over OTLP in bulk (an MLflow server) or as each trace's artifact (Databricks);
     # None: by the target's kind.
     bulk_spans: bool | None = None
+
+    def __post_init__(self) -> None:
+        # What the URI itself carries: MLflow's own errors quote the URL whole ("API
+        # request to https://user:pw@host/... failed").
+        self.secrets = tuple(dict.fromkeys((*self.secrets, *uri_secrets(self.tracking_uri))))
+
+
+def uri_secrets(uri: str) -> tuple[str, ...]:
+    """What a tracking URI may carry that no message may show: its password (as written
+    and decoded) and the values of its query (a server's token can be passed there)."""
+    parsed = urlparse(uri)
+    found = []
+    if parsed.password:
+        found += [parsed.password, unquote(parsed.password)]
+    found += [value for _, value in parse_qsl(parsed.query) if len(value) >= 4]
+    return tuple(dict.fromkeys(found))
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -87,3 +87,32 @@ def test_outside_an_active_run_evaluate_logs_to_the_project_store(home: Path) ->
     result = harness.evaluate(answer, qa(), targets="ground_truth")
     local = mlflow.MlflowClient("sqlite:///" + str(home / "mlruns" / "mlflow.db"))
     assert local.get_run(str(result.mlflow_run_id)).info.status == "FINISHED"
+
+
+def test_a_password_in_the_users_tracking_uri_is_in_no_message(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's active run is on a server whose URI carries a password, and the server
+    is gone: the run is stored, and its MLflow error (printed, stored in DuckDB) names the
+    server without the password, in harness's words and in MLflow's own."""
+    import socket
+
+    from harness.data import import_dataframe
+    from harness.runner.config import RunConfig
+    from harness.runner.run import run_eval
+    from harness.store.runs import get_run
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    secret = "PW-S3CRET-9f2b7c"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    import_dataframe(qa().rename(columns={"inputs": "input", "ground_truth": "expected"}),
+                     name="qa", home=home)  # fmt: skip
+    result = run_eval(RunConfig(data="qa", model="echo", metrics=["exact_match"]), home=home,
+                      mlflow_run=(f"http://alice:{secret}@127.0.0.1:{port}", "0" * 32))  # fmt: skip
+    assert result.status == "finished"
+    [warning] = [w for w in result.warnings if "MLflow logging failed" in w]
+    assert f"to MLflow at http://127.0.0.1:{port}: " in warning
+    stored = get_run(home / "harness.duckdb", result.run_id).mlflow_error
+    assert stored and secret not in stored and secret not in warning

@@ -687,6 +687,33 @@ def test_unreachable_target_is_one_line_tracking_error(source):
     )
 
 
+def test_a_password_in_the_target_is_scrubbed_from_mlflows_own_errors(source, monkeypatch):
+    """A server that takes the connection and drops it: MLflow's error quotes the URL whole
+    ("API request to http://ana:PASSWORD@... failed"), which sync printed as it was."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def drop() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            connection.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    try:
+        with pytest.raises(TrackingError) as caught:
+            sync(source[0], SyncTarget(f"http://ana:{SECRET}@127.0.0.1:{port}"))
+    finally:
+        listener.close()
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach the tracking server http://127.0.0.1:{port}: ")
+    assert f"ana:***@127.0.0.1:{port}" in message  # MLflow's own text, scrubbed
+    assert SECRET not in message
+
+
 def test_display_uri_masks_credentials_and_query_values():
     assert display_uri(f"https://ana:{SECRET}@mlflow.example:5000/x?token={SECRET}&flag") == (
         "https://mlflow.example:5000/x?token=***&flag"
