@@ -7,8 +7,11 @@ a blocking client's miss is sent on the client's own transport from its own thre
 (``complete_blocking``, for ``Caller.call_blocking``). Either returns the answer as a
 ``ModelResponse`` whose ``raw`` is the stored form of ``harness.intercept.wire``. A 4xx/5xx
 answer becomes a ``ProviderHTTPError`` that carries the answer (``response``) so the user's
-client can be handed it; it is retried when it is retryable, and never cached. An answer
-that contains one of the request's credentials, or one from the environment, is refused
+client can be handed it; it is retried when it is retryable, and never cached. A 2xx
+answer that is not what its content type promises (``wire.broken``: JSON that does not
+parse, an HTML page, a stream cut before its end) is a retryable ``ProviderResponseError``,
+never cached either: the client could not read it, and every later run would replay it.
+An answer that contains one of the request's credentials, or one from the environment, is refused
 rather than stored.
 
 An ``AppProvider``'s scheme is the API of the endpoint (``openai``, ``anthropic``, ...), so
@@ -32,7 +35,7 @@ from harness.errors import (
     ProviderTimeout,
 )
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
-from harness.intercept.wire import AppRequest, HTTPCall, envelope, summary
+from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, summary
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
 from harness.providers.base import Provider
@@ -120,6 +123,13 @@ class AppProvider(Provider):
                 retry_after=parse_retry_after(response.headers),
                 response=raw,
             )
+        problem = broken(raw)
+        if problem is not None:
+            error = ProviderResponseError(
+                f"{self.uri}: HTTP {response.status_code} from {_where(call)} with {problem}"
+            )
+            error.retryable = True  # a gateway's page or a cut-off body: try again, as a 5xx
+            raise error
         leaked = find_secret(content, secrets)
         if leaked is not None:
             raise ProviderResponseError(

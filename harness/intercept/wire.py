@@ -51,12 +51,14 @@ __all__ = [
     "HTTPCall",
     "JSONCall",
     "app_request",
+    "broken",
     "envelope",
     "envelope_body",
     "error_response",
     "http_response",
     "json_call",
     "key_url",
+    "stream_ended",
     "summary",
 ]
 
@@ -241,6 +243,23 @@ def envelope(status: int, content_type: str, content: bytes) -> dict[str, Any]:
     return raw
 
 
+def broken(raw: Mapping[str, Any]) -> str | None:
+    """What is wrong with a 2xx answer that is not what its content type promises (the
+    client could not read it, and stored it would be replayed on every later run), or None:
+    JSON that does not parse (a cut-off body, a gateway's HTML page sent as JSON), an HTML
+    page, a server-sent event stream that stops before its end (``stream_ended``)."""
+    kind = str(raw.get("content_type") or "").split(";")[0].strip().lower()
+    if (kind == "application/json" or kind.endswith("+json")) and "json" not in raw:
+        return "a body that is not JSON"
+    if kind == "text/html":
+        return "an HTML page"
+    if kind == "text/event-stream":
+        text = raw.get("text")
+        if not isinstance(text, str) or not stream_ended(text):
+            return "a stream that stops before its end"
+    return None
+
+
 def envelope_body(raw: Mapping[str, Any]) -> bytes:
     """The body bytes of a stored answer."""
     if "json" in raw:
@@ -368,6 +387,49 @@ def sse_data(stream: str) -> Iterator[Any]:
             yield json.loads("\n".join(lines))
         except ValueError:
             continue
+
+
+_ANSWER_ENDS = frozenset({"response.completed", "response.incomplete"})  # the Responses API
+
+
+def stream_ended(stream: str) -> bool:
+    """Whether a server-sent event stream reached the end its format has: OpenAI chat or text
+    completions ``data: [DONE]``, or a chunk with a finish reason (some compatible servers
+    never send ``[DONE]``); Anthropic messages ``message_stop``; the Responses API
+    ``response.completed`` or ``response.incomplete``. A stream of another format has ended
+    when it holds an event; one with an error event never has (the server failed midway)."""
+    form = "other"
+    ended = False
+    events = 0
+    for block in re.split(r"\r?\n\r?\n", stream):
+        lines = [line[5:].lstrip(" ") for line in block.splitlines() if line.startswith("data:")]
+        if not lines:
+            continue
+        if lines == ["[DONE]"]:
+            return True
+        try:
+            data = json.loads("\n".join(lines))
+        except ValueError:
+            continue
+        if not isinstance(data, Mapping):
+            continue
+        events += 1
+        kind = data.get("type")
+        if kind == "error" or (data.get("error") and "choices" not in data):
+            return False
+        if isinstance(data.get("choices"), list):
+            form = "completions"
+            ended = ended or any(
+                isinstance(choice, Mapping) and choice.get("finish_reason") is not None
+                for choice in data["choices"]
+            )
+        elif kind == "message_start" or kind == "message_stop":
+            form = "messages"
+            ended = ended or kind == "message_stop"
+        elif isinstance(kind, str) and kind.startswith("response."):
+            form = "responses"
+            ended = ended or kind in _ANSWER_ENDS
+    return ended if form != "other" else events > 0
 
 
 def _stream_summary(stream: str) -> tuple[str, int | None, int | None]:

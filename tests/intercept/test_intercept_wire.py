@@ -15,12 +15,14 @@ from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import (
     app_request,
+    broken,
     envelope,
     envelope_body,
     error_response,
     http_response,
     json_call,
     key_url,
+    stream_ended,
     summary,
 )
 from harness.testing._fake_llm_replies import Reply
@@ -247,6 +249,42 @@ def test_summaries_of_streams() -> None:
     plain = openai_chunks(reply, "m", 1, include_usage=False)
     raw = {"status": 200, "content_type": "text/event-stream", "text": "".join(plain)}
     assert summary(raw) == ("Answer: one two", None, None)
+
+
+def test_streams_end_as_their_format_says() -> None:
+    reply = Reply(text="Answer: one two", truncated=False, input_tokens=6, output_tokens=3)
+    for events in (
+        openai_chunks(reply, "m", 1, include_usage=True),
+        anthropic_events(reply, "m", 1),
+    ):
+        assert stream_ended("".join(events))
+        assert not stream_ended("".join(events[:-3]))  # cut before the finish / message_stop
+    responses = [
+        'data: {"type":"response.created","response":{"error":null}}\n\n',
+        'data: {"type":"response.output_text.delta","delta":"Hi"}\n\n',
+    ]
+    done = 'data: {"type":"response.completed","response":{"error":null}}\n\n'
+    assert not stream_ended("".join(responses)) and stream_ended("".join([*responses, done]))
+    error = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'
+    assert not stream_ended("".join(anthropic_events(reply, "m", 1)[:-3]) + error)
+    assert stream_ended('data: {"candidates":[]}\n\n')  # a format without an end: any event
+    assert not stream_ended("")
+
+
+def test_broken_answers() -> None:
+    def raw(content_type: str, content: bytes) -> dict[str, object]:
+        return envelope(200, content_type, content)
+
+    assert broken(raw("application/json", b'{"id": "x"}')) is None
+    assert broken(raw("application/json", b'{"id": "x", "cho')) == "a body that is not JSON"
+    page = b"<html><body>502 Bad Gateway</body></html>"
+    assert broken(raw("application/json; charset=utf-8", page)) == "a body that is not JSON"
+    assert broken(raw("text/html", page)) == "an HTML page"
+    assert broken(raw("text/event-stream", b'data: {"choices":[]}\n\n')) == (
+        "a stream that stops before its end"
+    )
+    assert broken(raw("text/plain", b"fine")) is None
+    assert broken(raw("application/octet-stream", b"\x00\x01")) is None
 
 
 def test_credentials_are_found_by_name_never_shown() -> None:
