@@ -12,7 +12,10 @@ list, checked in this order, is:
 4. the hosted APIs' own hosts (``KNOWN_HOSTS``, ``KNOWN_SUFFIXES``).
 
 Each endpoint names the API it speaks (``openai``, ``anthropic``, ...; ``http`` for the
-hosts of ``[intercept]``), which decides the prices and rate limits its calls count against.
+hosts of ``[intercept]``), which decides the prices and rate limits its calls count against,
+and names its calls in messages. The first endpoint that matches wins, except that when it
+is ``openai`` or ``anthropic`` and the path is the other's route (``/messages``;
+``/chat/completions``, ``/responses``, ``/embeddings``), a later match speaking that API wins.
 The environment is read when a URL is matched, so a variable set after a run started (as
 tests do) still counts.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +72,21 @@ BASE_URL_ENV: dict[str, tuple[str, str]] = {
     "DATABRICKS_HOST": ("databricks", "/serving-endpoints"),
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# One server often serves both APIs (a gateway, a local fake) under both OPENAI_BASE_URL and
+# ANTHROPIC_BASE_URL: when several endpoints match, the path says which API is called, so
+# a call to /v1/messages is priced, limited and labelled as Anthropic's.
+_WIRE_APIS = frozenset({"openai", "anthropic"})
+_ANTHROPIC_PATH = re.compile(r"/messages(/|$)")
+_OPENAI_PATH = re.compile(r"/(chat/completions|completions|embeddings|responses)(/|$)")
+
+
+def _path_api(path: str) -> str | None:
+    """The API whose route ``path`` is, when it is the route of one of ``_WIRE_APIS``."""
+    if _ANTHROPIC_PATH.search(path):
+        return "anthropic"
+    if _OPENAI_PATH.search(path):
+        return "openai"
+    return None
 
 
 @dataclass(frozen=True)
@@ -158,9 +177,19 @@ class Endpoints:
         host = host.lower()
         if environment is None:
             environment = environment_endpoints()
+        first: str | None = None
         for endpoint in (*self.configured, *environment):
-            if endpoint.matches(scheme, host, port, path):
-                return endpoint.api
+            if not endpoint.matches(scheme, host, port, path):
+                continue
+            if first is None:
+                first = endpoint.api
+                spoken = _path_api(path) if first in _WIRE_APIS else None
+                if spoken is None or spoken == first:
+                    return first
+            elif endpoint.api == spoken:
+                return spoken
+        if first is not None:
+            return first
         api = KNOWN_HOSTS.get(host)
         if api is not None:
             return api

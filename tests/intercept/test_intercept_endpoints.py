@@ -44,6 +44,26 @@ def test_base_urls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert match(endpoints, "http://127.0.0.1:11434/api/chat") == "ollama"
 
 
+def test_one_server_for_both_apis_is_told_apart_by_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A gateway (or a local fake) behind both variables: /v1 is OPENAI_BASE_URL's prefix,
+    # but /v1/messages is Anthropic's route.
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8765/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:8765")
+    endpoints = Endpoints()
+    assert match(endpoints, "http://127.0.0.1:8765/v1/messages") == "anthropic"
+    assert match(endpoints, "http://127.0.0.1:8765/v1/messages/count_tokens") == "anthropic"
+    assert match(endpoints, "http://127.0.0.1:8765/v1/chat/completions") == "openai"
+    assert match(endpoints, "http://127.0.0.1:8765/v1/models") == "openai"  # the first match
+    configured = Endpoints.from_settings(
+        {"providers": {"anthropic": {"base_url": "http://127.0.0.1:8765"}}}
+    )
+    assert match(configured, "http://127.0.0.1:8765/v1/chat/completions") == "openai"
+    named = Endpoints.from_settings({"providers": {"gw": {"base_url": "http://127.0.0.1:8765"}}})
+    assert match(named, "http://127.0.0.1:8765/v1/messages") == "gw"  # a named one is kept
+
+
 def test_settings_hosts_and_provider_base_urls() -> None:
     endpoints = Endpoints.from_settings(
         {

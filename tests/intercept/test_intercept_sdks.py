@@ -19,7 +19,7 @@ import openai
 import pytest
 
 import harness
-from harness.errors import CacheError, ConfigError, ReplayMiss, ReplayRefused
+from harness.errors import CacheError, ConfigError, ProviderHTTPError, ReplayMiss, ReplayRefused
 from harness.testing import FakeLLMServer
 from tests.intercept.conftest import SENTINEL_KEY, files_holding
 
@@ -199,6 +199,26 @@ def test_errors_are_retried_handed_back_and_never_recorded(
     assert recorder.written is None  # the 400 is the server's answer, handed back, not kept
     assert recorder.stats["app"]["errors"] == 1
     assert llm.stats()["by_status"] == {"500": 1, "200": 1, "400": 1}
+
+
+def test_an_anthropic_calls_error_names_the_anthropic_api(
+    llm: FakeLLMServer, tmp_path: Path, home: Path
+) -> None:
+    # OPENAI_BASE_URL (…/v1) and ANTHROPIC_BASE_URL (…) are the same server here.
+    (home / "harness.toml").write_text("[calls]\nmax_retries = 0\n")
+    llm.configure(fault_script=["error_500"])
+    client = anthropic.Anthropic(max_retries=0)
+    with (
+        pytest.raises(ProviderHTTPError) as failed,
+        harness.replay(tmp_path / "c.jsonl", mode="use", home=home),
+        pytest.raises(anthropic.InternalServerError),
+    ):
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=9, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert str(failed.value).startswith(
+        f"anthropic:/claude-haiku-4-5: HTTP 500 from {llm.url}/v1/messages"
+    )
 
 
 @pytest.fixture
