@@ -114,13 +114,17 @@ class CacheError(HarnessError):
 
 class ReplayMiss(CacheError):
     """In replay mode, a request that the cache has not seen. ``explanation`` says what
-    differs from the closest cached request (``harness.cache.explain``)."""
+    differs from the closest cached request (``harness.cache.explain``); ``call`` names the
+    call (``app call to URL``, ``judge call``), for a message made elsewhere."""
 
     exit_code = 1
 
-    def __init__(self, message: str, *, explanation: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, explanation: str | None = None, call: str | None = None
+    ) -> None:
         super().__init__(message)
         self.explanation = explanation
+        self.call = call
 
 
 class ReplayRefused(ReplayMiss):

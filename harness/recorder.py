@@ -46,7 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import CacheError, ConfigError, HarnessError
+from harness.errors import CacheError, ConfigError, HarnessError, ReplayMiss
 
 if TYPE_CHECKING:
     from harness.cache.memory import MemoryCache
@@ -136,7 +136,20 @@ class Recorder:
     @property
     def current_failure(self) -> BaseException | None:
         """The first failure so far (the block may still be running)."""
-        return self._scope.failure if self._started and self._scope else self.failure
+        return self._told(self._scope.failure) if self._started and self._scope else self.failure
+
+    def _told(self, failure: BaseException | None) -> BaseException | None:
+        """``failure``, a call the cassette does not hold told in the block's terms: the call
+        path's message speaks of ``--cache replay`` and a row, which a block has neither."""
+        if type(failure) is not ReplayMiss or failure.call is None:
+            return failure
+        differs = failure.explanation or str(failure)
+        return ReplayMiss(
+            f"harness.replay: the {failure.call} is not in {self.shown_path}: {differs}; "
+            f"record it with {self.record_hint}",
+            explanation=failure.explanation,
+            call=failure.call,
+        )
 
     @property
     def calls(self) -> dict[str, Any]:
@@ -216,7 +229,7 @@ class Recorder:
             self._loop.stop()
         self.stats = self._caller.stats.as_dict()
         self.keys = list(self._scope.keys)
-        self.failure = self._scope.failure
+        self.failure = self._told(self._scope.failure)
         if self._cache is None or self.mode == "replay":
             return  # the file is only read
         if self.mode == "use" and len(self._cache) == self._loaded and self.path.exists():

@@ -428,6 +428,7 @@ class Caller:
         raise ReplayMiss(
             f"--cache replay: the {call} for row {row_id} is not in the cache: {explanation}",
             explanation=explanation,
+            call=call,
         )
 
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:

@@ -131,6 +131,10 @@ def test_a_changed_prompt_fails_with_what_differs(llm: FakeLLMServer, tmp_path: 
     assert refused.value.status_code == 424
     assert expected in str(refused.value)  # what the app's code is handed
     assert missed.value.explanation == expected  # and what fails the block when it ends
+    assert str(missed.value) == (  # in the block's terms: no --cache replay, no row
+        f"harness.replay: the app call to {llm.openai_base_url}/chat/completions is not in "
+        f'{cassette}: {expected}; record it with harness.replay("{cassette}", mode="use")'
+    )
     assert llm.stats()["requests_total"] == 1
 
 
