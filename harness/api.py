@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,6 +165,15 @@ def evaluate(
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)
+    # A single name or object where a list is expected is taken as a list of one, as by=
+    # and evaluators= are: a str is iterable, and would be read one character at a time.
+    metrics = None if metrics is None else _listed(metrics, "metrics")
+    extra_metrics = _listed(extra_metrics, "extra_metrics")
+    judges = _listed(judges, "judges")
+    guidelines = _listed(guidelines, "guidelines")
+    by = _listed(by, "by")
+    if feature_names is not None:
+        feature_names = _listed(feature_names, "feature_names")
     config_map = dict(evaluator_config or {})
     col_mapping = config_map.get("col_mapping") or {}
     if not isinstance(col_mapping, dict):
@@ -216,7 +225,7 @@ def evaluate(
             "nothing to compute: give model_type=, metrics=, extra_metrics= or judges="
         )
     metric_specs, objects = _split([*chosen, *extra_metrics])
-    judge_names, judge_objects = _split(list(judges))
+    judge_names, judge_objects = _split(judges)
     from harness.runner.config import RunConfig
     from harness.sampling import parse_size
 
@@ -240,7 +249,7 @@ def evaluate(
         sample=parse_size(sample, "sample=") if sample is not None else None,
         sample_seed=seed,
         stratify=stratify,
-        by=[by] if isinstance(by, str) else list(by),
+        by=list(by),
         max_slices=max_slices,
         mlflow=log_to_mlflow,
     )
@@ -352,6 +361,15 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+
+
+def _listed(value: Any, name: str) -> list[Any]:
+    """``value`` as a list: a str (or any single object) is one item; a dict is refused."""
+    if isinstance(value, Mapping):
+        raise ConfigError(f"{name}= takes a list, not a dict")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
 
 
 def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:
