@@ -15,6 +15,7 @@ has the porting guide); what differs:
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -165,6 +166,34 @@ def evaluate(
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)
+    _check_types(
+        dicts={
+            "params": params,
+            "inference_params": inference_params,
+            "evaluator_config": evaluator_config,
+        },
+        texts={"cache": cache, "experiment": experiment},
+        optional_texts={
+            "run_name": run_name,
+            "data_name": data_name,
+            "prompt": prompt,
+            "system": system,
+            "judge_model": judge_model,
+            "inputs": inputs,
+            "context": context,
+            "id": id,
+            "predictions": predictions,
+            "stratify": stratify,
+        },
+    )
+    concurrency = _integer("concurrency", concurrency)
+    judge_samples = _integer("judge_samples", judge_samples)
+    seed = _integer("seed", seed)
+    max_slices = None if max_slices is None else _integer("max_slices", max_slices)
+    if max_cost is not None:
+        if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
+            raise _wrong_type("max_cost", max_cost, "a number (USD)")
+        max_cost = float(max_cost)
     # A single name or object where a list is expected is taken as a list of one, as by=
     # and evaluators= are: a str is iterable, and would be read one character at a time.
     metrics = None if metrics is None else _listed(metrics, "metrics")
@@ -172,6 +201,8 @@ def evaluate(
     judges = _listed(judges, "judges")
     guidelines = _listed(guidelines, "guidelines")
     by = _listed(by, "by")
+    if not all(isinstance(column, str) for column in by):
+        raise _wrong_type("by", by, "a column name or a list of them")
     if feature_names is not None:
         feature_names = _listed(feature_names, "feature_names")
     config_map = dict(evaluator_config or {})
@@ -361,6 +392,32 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+
+
+def _check_types(
+    *, dicts: dict[str, Any], texts: dict[str, Any], optional_texts: dict[str, Any]
+) -> None:
+    """Refuse, naming the argument, what would fail later as a built-in error (a list for
+    params= is "not a mapping" deep in the run) or be stored as it is."""
+    for name, value in dicts.items():
+        if value is not None and not isinstance(value, Mapping):
+            raise _wrong_type(name, value, "a dict")
+    for name, value in {**texts, **optional_texts}.items():
+        if not isinstance(value, str) and (value is not None or name in texts):
+            raise _wrong_type(name, value, "a str")
+
+
+def _wrong_type(name: str, value: Any, what: str) -> ConfigError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return ConfigError(f"{name}= takes {what}, got {type(value).__name__} {shown}")
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int (numpy's too); ConfigError for anything else, bool included."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _wrong_type(name, value, "an int")
+    return int(value)
 
 
 def _listed(value: Any, name: str) -> list[Any]:
