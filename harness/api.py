@@ -14,6 +14,8 @@ has the porting guide); what differs:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import numbers
 import os
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from harness.config import Home
     from harness.providers import Provider
     from harness.runner.config import RunConfig, RunResult
+    from harness.store.datasets import DatasetInfo
 
 # model_type's default: "question-answering" when the call names no metrics; when it names
 # metrics= or extra_metrics= (as an mlflow.evaluate script without model_type does), MLflow's
@@ -241,7 +244,6 @@ def evaluate(
         "context": context or _mapped(col_mapping, "context"),
         "id": id,
     }
-    ref = _import(data, frame, data_name, project.path, mapping)
     provider = None
     model_uri = model
     if callable(model):
@@ -261,7 +263,7 @@ def evaluate(
     from harness.sampling import parse_size
 
     config = RunConfig(
-        data=ref,
+        data="",  # the stored version's ref, once the data is imported (the last step)
         model=str(model_uri),
         prompt=prompt,
         system=system,
@@ -284,14 +286,23 @@ def evaluate(
         max_slices=max_slices,
         mlflow=log_to_mlflow,
     )
-    return _run(
-        config,
-        project,
-        provider,
-        (spark, spark_remote, spark_profile),
-        [*objects, *judge_objects],
-        config_map,
-    )
+    ref, created = _import(data, frame, data_name, project.path, mapping)
+    config = dataclasses.replace(config, data=ref)
+    try:
+        return _run(
+            config,
+            project,
+            provider,
+            (spark, spark_remote, spark_profile),
+            [*objects, *judge_objects],
+            config_map,
+        )
+    except BaseException:
+        # The run's checks need the stored rows, so the data is imported first; a call they
+        # refuse leaves nothing behind: the version it created goes unless a run uses it.
+        if created is not None:
+            _forget(project, created)
+        raise
 
 
 def _run(
@@ -448,18 +459,27 @@ def _split(items: Sequence[Any]) -> tuple[list[str], list[Any]]:
 
 def _import(
     data: Any, frame: Any, data_name: str | None, home: Path, mapping: dict[str, Any]
-) -> str:
-    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored)."""
+) -> tuple[str, DatasetInfo | None]:
+    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored),
+    and the version if this import created it."""
     from harness import data as data_module
 
     if frame is None and Path(data).suffix.lower() in data_module.FORMATS:
         imported = data_module.import_file(
             data, name=data_name or Path(data).stem, home=home, **mapping
         )
-        return imported.dataset.ref
-    if frame is None:
-        return str(data)
-    imported = data_module.import_dataframe(
-        frame.df, name=data_name or frame.name or "dataframe", home=home, **mapping
-    )
-    return imported.dataset.ref
+    elif frame is None:
+        return str(data), None
+    else:
+        imported = data_module.import_dataframe(
+            frame.df, name=data_name or frame.name or "dataframe", home=home, **mapping
+        )
+    return imported.dataset.ref, imported.dataset if imported.created else None
+
+
+def _forget(project: Home, version: DatasetInfo) -> None:
+    """Remove a version a refused call created; a failure to do so hides not the refusal."""
+    from harness.store.datasets import delete_unused_version
+
+    with contextlib.suppress(Exception):
+        delete_unused_version(project.db_path, version.name, version.version)

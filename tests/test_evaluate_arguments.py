@@ -3,11 +3,15 @@ expected, a wrong type, a refused call (which stores nothing), and what each say
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import pandas as pd
 import pytest
 
 import harness
-from harness.errors import ConfigError
+import harness.data
+from harness.errors import ConfigError, DataError, MetricError, ModelURIError
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -72,3 +76,63 @@ def test_numpy_integers_are_ints() -> None:
         answer_four, DATA, targets="answer", concurrency=np.int64(2), log_to_mlflow=False
     )
     assert result.result.rows == 2
+
+
+def _stored(home: Path) -> tuple[int, int]:
+    """How many dataset versions and examples the project's store holds."""
+    db = home / "harness.duckdb"
+    if not db.exists():
+        return 0, 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        versions = con.execute("SELECT count(*) FROM datasets").fetchone()
+        examples = con.execute("SELECT count(*) FROM examples").fetchone()
+    assert versions is not None and examples is not None
+    return versions[0], examples[0]
+
+
+def needs_nope(predictions: pd.Series, nope: pd.Series) -> float:
+    return 1.0
+
+
+REFUSED = {
+    "unknown metric": ({"extra_metrics": ["exact_matc"]}, MetricError),
+    "unknown judge": ({"judges": ["nonsense"]}, MetricError),
+    "bad model URI": ({"model": "runs:/abc/model"}, ModelURIError),
+    "missing API key": (
+        {"judges": ["correctness"], "judge_model": "anthropic:/claude"},
+        ConfigError,
+    ),
+    "missing by column": ({"by": "region"}, ConfigError),
+    "eval_fn argument": ({"extra_metrics": [needs_nope]}, MetricError),
+    "missing predictions column": ({"model": None, "predictions": "nope"}, DataError),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_refused_call_stores_no_dataset(home: Path, tmp_path: Path, case: str) -> None:
+    options, error = REFUSED[case]
+    arguments: dict = {"model": answer_four, **options}
+    # DATA's version is stored before, by no run: the refused call must not remove it.
+    kept = harness.data.import_dataframe(DATA, name="dataframe", expected="answer")
+    before = _stored(home)
+    assert before[0] == 1
+    fresh = DATA.assign(question=["What is 3+3?", "Capital of Italy?"])  # a new version
+    path = tmp_path / "fresh.csv"
+    fresh.assign(question=["What is 4+4?", "Capital of Spain?"]).to_csv(path, index=False)
+    for data in (fresh, str(path), DATA):  # DATA: its version was there before, and stays
+        with pytest.raises(error):
+            harness.evaluate(data=data, targets="answer", log_to_mlflow=False, **arguments)
+        assert _stored(home) == before
+    again = harness.data.import_dataframe(DATA, name="dataframe", expected="answer")
+    assert again.dataset.ref == kept.dataset.ref and not again.created
+
+
+def test_a_run_that_failed_once_it_existed_keeps_its_dataset(home: Path) -> None:
+    from harness.errors import ReplayMiss
+
+    with pytest.raises(ReplayMiss) as raised:  # nothing cached: the run fails on its rows
+        harness.evaluate(
+            "openai:/gpt-4o-mini", DATA, targets="answer", cache="replay", log_to_mlflow=False
+        )
+    assert raised.value.result is not None
+    assert _stored(home) == (1, 2)  # the failed run's rows are resumable: its data stays

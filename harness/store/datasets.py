@@ -213,6 +213,32 @@ def _save_version(
         return DatasetInfo(name, version, digest, n_rows, source, columns, created_at), True
 
 
+def delete_unused_version(db_path: Path, name: str, version: str) -> bool:
+    """Remove a dataset version and its examples if no run uses it; whether it was removed.
+
+    For ``harness.evaluate``, which imports its data before the run's checks and removes the
+    version it just created when a check refuses the call. The check and the delete are one
+    transaction, so a run created meanwhile keeps its version.
+    """
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            used = con.execute(
+                "SELECT count(*) FROM runs WHERE dataset = ? AND dataset_version = ?",
+                [name, version],
+            ).fetchone()
+            if used is None or used[0]:
+                con.execute("ROLLBACK")
+                return False
+            con.execute("DELETE FROM examples WHERE dataset = ? AND version = ?", [name, version])
+            con.execute("DELETE FROM datasets WHERE name = ? AND version = ?", [name, version])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return True
+
+
 def list_datasets(db_path: Path) -> list[DatasetInfo]:
     with connect(db_path, read_only=True) as con:
         rows = con.execute(
