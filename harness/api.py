@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ModelURIError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,6 +169,8 @@ def evaluate(
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)
+    if model is not None and not isinstance(model, str) and not callable(model):
+        raise _not_a_model(model)
     _check_types(
         dicts={
             "params": params,
@@ -403,6 +405,18 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+
+
+def _not_a_model(model: Any) -> ModelURIError:
+    """What ``model=`` takes, and for an MLflow model (anything with ``predict``) how."""
+    what = type(model).__name__
+    said = "model= takes a model URI (openai:/MODEL, python:MODULE:FUNCTION, ...) or a function"
+    if callable(getattr(model, "predict", None)):
+        return ModelURIError(
+            f"{said} of the row dict, not a {what}; wrap its predict in one: "
+            f'model=lambda row: m.predict([row["input"]])[0]'
+        )
+    return ModelURIError(f"{said} of the row dict returning text, not a {what}")
 
 
 def _check_types(

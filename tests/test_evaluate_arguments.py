@@ -136,3 +136,29 @@ def test_a_run_that_failed_once_it_existed_keeps_its_dataset(home: Path) -> None
         )
     assert raised.value.result is not None
     assert _stored(home) == (1, 2)  # the failed run's rows are resumable: its data stays
+
+
+class Predictor:
+    """Shaped like MLflow's PyFuncModel: not callable, a predict over a batch of inputs."""
+
+    def predict(self, data: list) -> list:
+        return ["4" for _ in data]
+
+
+def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
+    with pytest.raises(ModelURIError) as raised:
+        harness.evaluate(Predictor(), DATA, targets="answer", log_to_mlflow=False)
+    said = str(raised.value)
+    assert said == (
+        "model= takes a model URI (openai:/MODEL, python:MODULE:FUNCTION, ...) or a function "
+        "of the row dict, not a Predictor; wrap its predict in one: "
+        'model=lambda row: m.predict([row["input"]])[0]'
+    )
+    with pytest.raises(ModelURIError, match=r"function of the row dict returning text, not a int"):
+        harness.evaluate(42, DATA, targets="answer", log_to_mlflow=False)
+    m = Predictor()  # the advice, followed, runs
+    result = harness.evaluate(
+        lambda row: m.predict([row["input"]])[0], DATA, targets="answer", log_to_mlflow=False
+    )
+    assert result.metrics["exact_match/mean"] == 0.5
+    assert _stored(home) == (1, 2)  # the refused calls stored nothing
