@@ -194,11 +194,16 @@ def evaluate(
     concurrency = _integer("concurrency", concurrency)
     judge_samples = _integer("judge_samples", judge_samples)
     seed = _integer("seed", seed)
+    for name, count in (("concurrency", concurrency), ("judge_samples", judge_samples)):
+        if count < 1:  # said here in Python's words, not the CLI's --concurrency
+            raise ConfigError(f"{name}= must be at least 1, got {count}")
     max_slices = None if max_slices is None else _integer("max_slices", max_slices)
     if max_cost is not None:
         if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
             raise _wrong_type("max_cost", max_cost, "a number (USD)")
         max_cost = float(max_cost)
+        if max_cost < 0:
+            raise ConfigError(f"max_cost= must be positive, got {max_cost}")
     # A single name or object where a list is expected is taken as a list of one, as by=
     # and evaluators= are: a str is iterable, and would be read one character at a time.
     metrics = None if metrics is None else _listed(metrics, "metrics")
@@ -253,6 +258,8 @@ def evaluate(
 
         provider = PythonProvider.from_function(model)
         model_uri = provider.uri
+    if by and frame is not None:
+        _check_by(by, [str(c) for c in frame.df.columns], mapping)
     defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
     chosen = list(metrics) if metrics is not None else list(defaults)
     if not chosen and not extra_metrics and not judges:
@@ -405,6 +412,30 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+
+
+_FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}
+
+
+def _check_by(by: list[str], columns: list[str], mapping: dict[str, Any]) -> None:
+    """``by=`` columns checked against the data's own columns, before it is imported: after,
+    the run knows only harness's names for them (input, expected, ...)."""
+    from harness.data import map_columns
+    from harness.slices.labels import BUILTIN_COLUMNS
+
+    fields = {column: field for field, column in map_columns(columns, **mapping).items()}
+    for column in by:
+        if column in BUILTIN_COLUMNS:
+            continue
+        if column in fields:
+            raise ConfigError(
+                f"by={column!r}: that column is the data's {_FIELDS[fields[column]]}; "
+                f"use by={fields[column]!r}"
+            )
+        if column not in columns:
+            raise ConfigError(
+                f"by={column!r}: the data has no such column; its columns: {', '.join(columns)}"
+            )
 
 
 def _not_a_model(model: Any) -> ModelURIError:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INPUT_COLUMNS = ("input", "question", "inputs")
+# The same choice in harness.evaluate, named in messages both faces show.
+PYTHON_ARGUMENTS = {"input": "inputs=", "expected": "targets=", "context": "context=", "id": "id="}
 EXPECTED_COLUMNS = ("expected", "answer", "ground_truth", "targets", "expected_response")
 CONTEXT_COLUMNS = ("context",)
 ID_COLUMNS = ("id",)
@@ -334,7 +336,8 @@ def _pick(
     if required:
         raise DataError(
             f"no {what} column: looked for {', '.join(candidates)}; "
-            f"name one with --{what} (columns are: {', '.join(columns)})"
+            f"name one with --{what} ({PYTHON_ARGUMENTS[what]} in harness.evaluate; "
+            f"columns are: {', '.join(columns)})"
         )
     return None
 

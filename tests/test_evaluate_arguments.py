@@ -162,3 +162,41 @@ def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
     )
     assert result.metrics["exact_match/mean"] == 0.5
     assert _stored(home) == (1, 2)  # the refused calls stored nothing
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "error", "said"),
+    [
+        (
+            DATA,
+            {"by": "region"},
+            ConfigError,
+            "by='region': the data has no such column; its columns: question, answer, topic",
+        ),
+        (
+            DATA,
+            {"by": "answer"},
+            ConfigError,
+            "by='answer': that column is the data's expected answer; use by='expected'",
+        ),
+        (DATA, {"concurrency": 0}, ConfigError, "concurrency= must be at least 1, got 0"),
+        (
+            DATA[["answer"]],
+            {},
+            DataError,
+            "no input column: looked for input, question, inputs; "
+            "name one with --input (inputs= in harness.evaluate; columns are: answer)",
+        ),
+    ],
+)
+def test_messages_name_the_python_arguments_and_the_users_columns(
+    data: pd.DataFrame, options: dict, error: type[Exception], said: str
+) -> None:
+    with pytest.raises(error) as raised:
+        harness.evaluate(answer_four, data, log_to_mlflow=False, **options)
+    assert str(raised.value) == said
+
+
+def test_a_metric_without_expected_answers_names_targets() -> None:
+    with pytest.raises(MetricError, match=r"at import, targets= in harness.evaluate\)$"):
+        harness.evaluate(answer_four, DATA[["question"]], metrics=["exact_match"])

@@ -188,7 +188,7 @@ def plan_run(
         skipped = [m for m in DEFAULT_METRICS if m not in names]
         notes.append(
             f"default metrics {', '.join(skipped)} skipped: {dataset.ref} has no expected "
-            "answers (map a column with --expected at import)"
+            "answers (map a column with --expected at import, targets= in harness.evaluate)"
         )
     template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
@@ -219,14 +219,15 @@ def plan_run(
     )
     judges += scoring.judges
     for judge in judges:  # as for metrics: fail before the run, not on every row
-        for needed, what, present in (
-            ("expected", "expected answers", has_expected),
-            ("context", "contexts", has_context),
+        for needed, what, present, python in (
+            ("expected", "expected answers", has_expected, "targets="),
+            ("context", "contexts", has_context, "context="),
         ):
             if needed in judge.needs and not present:
                 raise MetricError(
                     f"judge {judge.name!r} needs {what}, and {dataset.ref} "
-                    f"has none (map a column with --{needed} at import)"
+                    f"has none (map a column with --{needed} at import, "
+                    f"{python} in harness.evaluate)"
                 )
     judge_provider, judge_providers = _judge_providers(config, home, judges)
     return RunPlan(

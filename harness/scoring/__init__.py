@@ -197,14 +197,14 @@ def check_scoring(
     code: list[Metric | BatchMetric] = [*scoring.metrics, *scoring.batch]
     for metric in code:
         needs_context = getattr(metric, "needs_context", False)
-        for needed, what, present, flag in (
-            (metric.needs_expected, "expected answers", has_expected, "--expected"),
-            (needs_context, "contexts", has_context, "--context"),
+        for needed, what, present, flag, python in (
+            (metric.needs_expected, "expected answers", has_expected, "--expected", "targets="),
+            (needs_context, "contexts", has_context, "--context", "context="),
         ):
             if needed and not present:
                 raise MetricError(
                     f"metric {metric.name!r} needs {what}, and {dataset} has none "
-                    f"(map a column with {flag} at import)"
+                    f"(map a column with {flag} at import, {python} in harness.evaluate)"
                 )
     for batch in scoring.batch:
         for column in batch.columns:
