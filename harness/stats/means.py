@@ -9,7 +9,15 @@ in groups that share a cause (several questions on one passage). The interval is
   [0, 1] and keeps its coverage at small n and near 0 or 1, where ``p ± z·SE`` does not;
 - ``t`` otherwise: ``mean ± t(n-1)·SE`` (the exact interval for normal scores, the CLT one
   as n grows);
-- ``clustered t`` with clusters: ``mean ± t(G-1)·SE_cluster`` over G clusters.
+- ``clustered t`` with clusters: ``mean ± t(G-1)·SE_cluster`` over G clusters;
+- ``clustered wilson`` for 0/1 scores with clusters: Wilson's interval on the effective
+  number of rows ``n* = p(1-p) / SE_cluster²`` (at most n), shrunk by ``(z / t(G-1))²`` for
+  the clusters' degrees of freedom (Korn & Graubard's effective-sample-size method, 1998,
+  with Wilson's interval in place of Clopper-Pearson's). For p away from 0 and 1 it is close
+  to the clustered t interval, but it stays inside [0, 1] and keeps Wilson's floor where
+  ``p ± t·SE`` would reach past 1 or collapse to a point when no cluster varies.
+
+With one row per cluster there is nothing to cluster: the numbers are the unclustered ones.
 """
 
 from __future__ import annotations
@@ -23,7 +31,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from harness.stats.quantiles import normal_quantile, t_quantile
 
-__all__ = ["MeanEstimate", "cluster_se", "estimate_mean", "is_binary", "wilson_interval"]
+__all__ = [
+    "MeanEstimate",
+    "cluster_se",
+    "estimate_mean",
+    "is_binary",
+    "one_row_per_cluster",
+    "wilson_interval",
+]
 
 NAN = float("nan")
 
@@ -37,7 +52,7 @@ class MeanEstimate:
     se: float  # CLT (s / sqrt n), or cluster-robust with clusters
     low: float
     high: float
-    method: str  # wilson | t | clustered t | none (fewer than two rows)
+    method: str  # wilson | t | clustered t | clustered wilson | none (fewer than two rows)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,19 +81,27 @@ def cluster_se(values: NDArray[np.float64], clusters: ArrayLike) -> tuple[float,
     return math.sqrt(variance), n_clusters
 
 
-def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+def one_row_per_cluster(clusters: ArrayLike) -> bool:
+    """True when no two rows share a cluster: clustering then changes nothing."""
+    groups = np.asarray(clusters)
+    return bool(np.unique(groups).size == groups.size)
+
+
+def wilson_interval(successes: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson's score interval for a proportion (``statsmodels.proportion_confint(method=
-    "wilson")``)."""
+    "wilson")``); ``n`` may be an effective (fractional) number of rows."""
     if n == 0:
         return NAN, NAN
-    z = normal_quantile(1 - alpha / 2)
-    p = successes / n
+    return _wilson(successes / n, n, normal_quantile(1 - alpha / 2))
+
+
+def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
     denominator = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     # At 0 or n successes the bound is exactly 0 or 1; the formula leaves rounding dust.
-    low = 0.0 if successes == 0 else max(0.0, center - half)
-    high = 1.0 if successes == n else min(1.0, center + half)
+    low = 0.0 if p == 0 else max(0.0, center - half)
+    high = 1.0 if p == 1 else min(1.0, center + half)
     return low, high
 
 
@@ -91,11 +114,17 @@ def estimate_mean(
     if n == 0:
         return MeanEstimate(NAN, 0, NAN, NAN, NAN, "none")
     mean = float(x.mean())
+    if clusters is not None and one_row_per_cluster(clusters):
+        clusters = None  # as the docs promise: exactly the unclustered numbers (and Wilson)
     if clusters is not None:
         se, n_clusters = cluster_se(x, clusters)
         if n_clusters < 2:
             return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
-        half = t_quantile(n_clusters - 1, 1 - alpha / 2) * se
+        t = t_quantile(n_clusters - 1, 1 - alpha / 2)
+        if is_binary(x):
+            low, high = _clustered_wilson(mean, n, se, t, normal_quantile(1 - alpha / 2))
+            return MeanEstimate(mean, n, se, low, high, "clustered wilson")
+        half = t * se
         return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
     if n < 2:
         return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
@@ -105,3 +134,12 @@ def estimate_mean(
         return MeanEstimate(mean, n, se, low, high, "wilson")
     half = t_quantile(n - 1, 1 - alpha / 2) * se
     return MeanEstimate(mean, n, se, mean - half, mean + half, "t")
+
+
+def _clustered_wilson(p: float, n: int, se: float, t: float, z: float) -> tuple[float, float]:
+    """Wilson's interval on Korn & Graubard's effective number of rows (see the module)."""
+    # Clusters only ever cost rows here: a design effect below 1 (or no spread at all, p at
+    # 0 or 1) keeps the n rows, so the interval is never narrower than Wilson's on n rows
+    # bar the degrees-of-freedom factor.
+    effective = min(float(n), p * (1 - p) / (se * se)) if se > 0 else float(n)
+    return _wilson(p, effective * (z / t) ** 2, z)

@@ -14,12 +14,22 @@ here is computed from those differences:
   too narrow when few rows changed (5 of 1,000 flipping the same way give an interval that
   excludes 0 while the exact test says p = 0.06); the adjusted one agrees with the test;
   ``clustered t``: ``d̄ ± t(G-1)·SE_cluster`` with clusters;
+  ``adjusted clustered t``: for 0/1 scores with clusters, Bonett & Price's adjustment with
+  the cluster-robust SE: the two added pairs (one of each kind) are two clusters of their
+  own, then ``center ± t(G-1)·SE_cluster`` of the augmented differences. The plain
+  clustered t is the Wald interval again (with 5 of 1,000 single-row clusters improving it
+  excludes 0 where McNemar's p is 0.06; with no row changed it is [0, 0]); the added pairs
+  give the same floor as without clusters, and as the clusters are real ones the SE still
+  counts their shared cause. Added as clusters of their own because they stand for rows
+  not yet seen, which belong to no observed cluster; t(G-1) counts the real clusters only;
 - **test**: ``exact McNemar`` for 0/1 scores (a binomial test on the rows that changed:
   exact at every n, and it uses only the discordant rows, which carry all the information),
   the ``paired t`` test otherwise (it tests the mean difference, the quantity the interval
   bounds and the verdict is about; a rank test would test a different quantity and could
   disagree with the interval), and ``clustered t`` with clusters (McNemar assumes
-  independent rows);
+  independent rows); for 0/1 scores with clusters, ``adjusted clustered t``: the t test of
+  the adjusted center and SE, so it agrees with the interval;
+- with one row per cluster there is nothing to cluster: the unclustered numbers exactly;
 - **minimum detectable effect**: ``(z(1-alpha/2) + z(power)) · SE`` (Miller eq. 10 with the
   variance measured on these pairs; for 0/1 scores the adjusted interval's SE, which is
   not 0 when no row changed): the smallest true difference this comparison finds
@@ -39,7 +49,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from harness.stats.means import MeanEstimate, cluster_se, estimate_mean, is_binary
+from harness.stats.means import (
+    MeanEstimate,
+    cluster_se,
+    estimate_mean,
+    is_binary,
+    one_row_per_cluster,
+)
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_POWER", "PairedDifference", "paired_difference"]
 
@@ -61,9 +77,9 @@ class PairedDifference:
     se: float  # Miller eq. 7, or eq. 8 with clusters
     low: float
     high: float
-    interval: str  # t | adjusted wald | clustered t | none
+    interval: str  # t | adjusted wald | clustered t | adjusted clustered t | none
     p_value: float  # two-sided, for "no difference"
-    test: str  # exact McNemar | paired t | clustered t | none
+    test: str  # exact McNemar | paired t | clustered t | adjusted clustered t | none
     correlation: float | None  # Pearson, None when a side is constant
     mde: float  # minimum detectable effect at ``power``
     discordant: tuple[int, int] | None  # 0/1 scores: (rows only base got, only candidate got)
@@ -136,6 +152,8 @@ def paired_difference(
     groups = None if clusters is None else np.asarray(clusters)
     if groups is not None and groups.shape != b.shape:
         raise ValueError("clusters must have one entry per row")
+    if groups is not None and one_row_per_cluster(groups):
+        groups = None  # nothing to cluster: exactly the unclustered numbers, 0/1 floor kept
     n = int(b.size)
     d = c - b
     binary = is_binary(b) and is_binary(c)
@@ -152,6 +170,9 @@ def paired_difference(
         se, n_clusters = cluster_se(d, groups)
         df: float | None = n_clusters - 1 if n_clusters >= 2 else None
         center, interval_se, interval = diff, se, "clustered t"
+        if binary and n_clusters >= 2:
+            center, interval_se = _adjusted_clustered(d, groups)
+            interval = "adjusted clustered t"
     else:
         se = float(d.std(ddof=1)) / math.sqrt(n) if n >= 2 else NAN
         df = n - 1
@@ -165,7 +186,10 @@ def paired_difference(
     else:
         quantile = _quantile(1 - alpha / 2, df)
         low, high = center - quantile * interval_se, center + quantile * interval_se
-        if n_clusters is not None:
+        if n_clusters is not None and binary:
+            p_value = _t_p_value(center, interval_se, n_clusters - 1)
+            test = "adjusted clustered t"
+        elif n_clusters is not None:
             p_value, test = _t_p_value(diff, se, n_clusters - 1), "clustered t"
         elif binary and discordant is not None:
             p_value, test = _mcnemar_exact(*discordant), "exact McNemar"
@@ -204,6 +228,17 @@ def _adjusted_wald(discordant: tuple[int, int], n: int) -> tuple[float, float]:
     p_candidate = (only_candidate + 1) / (n + 2)
     center = p_candidate - p_base
     return center, math.sqrt((p_base + p_candidate - center * center) / (n + 2))
+
+
+def _adjusted_clustered(d: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """Bonett & Price's adjustment with clusters: a pair only the candidate got and one only
+    the base got, each a cluster of its own, then the augmented differences' mean and
+    cluster-robust SE (see the module)."""
+    _, group = np.unique(groups, return_inverse=True)
+    n_clusters = int(group.max()) + 1
+    augmented = np.concatenate([d, [1.0, -1.0]])
+    se, _ = cluster_se(augmented, np.concatenate([group, [n_clusters, n_clusters + 1]]))
+    return float(augmented.mean()), se
 
 
 # scipy.special's distribution functions rather than scipy.stats': the same numbers, but

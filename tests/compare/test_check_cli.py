@@ -194,3 +194,28 @@ def test_default_gates_check_every_metric_with_a_direction(runs: dict[str, str])
     assert [g["threshold"] for g in doc["gates"]] == pytest.approx(
         [0.02, 0.02, 0.05 * judge["base"]["mean"]]
     )
+
+
+def test_clusters_of_one_row_decide_0_1_gates_as_without_clusters(tmp_path: Path) -> None:
+    # 5 of 1,000 rows improve: the exact test says p = 0.06, so a max drop of 0 cannot be
+    # told; clustering on a column unique per row once made it the plain Wald interval.
+    base = np.zeros(1000)
+    candidate = base.copy()
+    candidate[:5] = 1
+    extra = [{"qid": f"x{i}"} for i in range(1000)]
+    files = [
+        str(write_run(tmp_path / f"{name}.jsonl", run_id=name, scores={"exact_match": s},
+                      extra=extra))
+        for name, s in (("b", base), ("c", candidate))
+    ]  # fmt: skip
+    gate = ("check", files[1], "--baseline", files[0], "--max-drop", "exact_match=0")
+    assert invoke(*gate)[0] == 3
+    code, out, _ = invoke(*gate, "--cluster", "qid")
+    assert code == 3 and "cannot tell" in out
+    # Three unchanged rows are not evidence of "not worse" either way.
+    tiny = [str(write_run(tmp_path / f"t{name}.jsonl", run_id=f"t{name}",
+                          scores={"exact_match": [1.0, 0.0, 1.0]}, extra=extra[:3],
+                          ids=["q0", "q1", "q2"]))
+            for name in "bc"]  # fmt: skip
+    tiny_gate = ("check", tiny[1], "--baseline", tiny[0], "--max-drop", "exact_match=0.1")
+    assert invoke(*tiny_gate)[0] == invoke(*tiny_gate, "--cluster", "qid")[0] == 3

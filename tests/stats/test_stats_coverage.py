@@ -80,3 +80,18 @@ def test_clustered_rows_need_the_clustered_interval() -> None:
     assert 0.93 <= coverage(base, candidate, truth, clusters) <= 0.97
     # Ignoring the clusters gives intervals that are far too narrow.
     assert coverage(base[:300], candidate[:300], truth) < 0.80
+
+
+def test_clustered_0_1_scores() -> None:
+    # Passages of 4 questions; a passage's difficulty moves both runs; the candidate gets a
+    # row right that the base missed 6% of the time and the reverse 3%: the truth is +0.03.
+    rng = np.random.default_rng(105)
+    n_clusters, size = 50, 4
+    clusters = np.repeat(np.arange(n_clusters), size)
+    easy = rng.beta(2, 2, (DATASETS, n_clusters))[:, clusters]
+    base = (rng.random(easy.shape) < easy).astype(float)
+    u = rng.random(easy.shape)
+    candidate = np.where((base == 0) & (u < 0.06 / 0.5), 1.0, base)
+    candidate = np.where((base == 1) & (u < 0.03 / 0.5), 0.0, candidate)
+    truth = 0.5 * (0.06 / 0.5) - 0.5 * (0.03 / 0.5)
+    assert 0.93 <= coverage(base, candidate, truth, clusters) <= 0.97

@@ -172,3 +172,75 @@ def test_one_sided_p_values_agree_with_the_interval() -> None:
     assert result.p_greater(result.low) == pytest.approx(0.025)
     binary = paired_difference(*binary_scores(15, 500))
     assert binary.p_less(binary.high) == pytest.approx(0.025)
+
+
+def test_one_row_per_cluster_keeps_the_0_1_interval_and_exact_test() -> None:
+    # 5 of 1,000 rows improve: the clustered t here would be the plain Wald interval
+    # (excluding 0, p 0.025); one row per cluster must give the unclustered numbers exactly.
+    base = np.zeros(1000)
+    candidate = base.copy()
+    candidate[:5] = 1
+    result = paired_difference(base, candidate, clusters=np.arange(1000))
+    assert result == paired_difference(base, candidate)
+    assert result.p_value == pytest.approx(scipy_stats.binomtest(5, 5, 0.5).pvalue)
+    assert result.low < 0 < result.high
+    mean = estimate_mean(candidate, clusters=np.arange(1000))
+    assert mean.method == "wilson"
+    assert (mean.low, mean.high) == pytest.approx(proportion_confint(5, 1000, method="wilson"))
+
+
+def clustered_binary(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(30), rng.integers(1, 6, 30))
+    easy = rng.random(30)[groups]  # a shared difficulty per cluster
+    base = (rng.random(groups.size) < easy).astype(float)
+    candidate = np.where(rng.random(groups.size) < 0.2, 1 - base, base)
+    return base, candidate, groups
+
+
+def test_clustered_0_1_difference_is_bonett_price_with_the_cluster_robust_se() -> None:
+    base, candidate, groups = clustered_binary(12)
+    result = paired_difference(base, candidate, clusters=groups)
+    # statsmodels' cluster-robust OLS on the differences with the two added pairs (one of
+    # each kind), each a cluster of its own; the interval's t has the real clusters' G - 1.
+    augmented = np.concatenate([candidate - base, [1.0, -1.0]])
+    fit = clustered_ols(augmented, np.concatenate([groups, [1000, 1001]]))
+    t = scipy_stats.t.ppf(0.975, 29)
+    assert result.interval == result.test == "adjusted clustered t"
+    assert result.se == pytest.approx(clustered_ols(candidate - base, groups).bse[0], rel=1e-9)
+    assert result.interval_se == pytest.approx(fit.bse[0], rel=1e-9)
+    center = fit.params[0]
+    assert (result.low, result.high) == pytest.approx(
+        (center - t * fit.bse[0], center + t * fit.bse[0]), rel=1e-9
+    )
+    p = 2 * scipy_stats.t.sf(abs(center / fit.bse[0]), 29)
+    assert result.p_value == pytest.approx(p, rel=1e-9)
+
+
+def test_clustered_0_1_difference_keeps_a_floor_when_few_rows_changed() -> None:
+    groups = np.repeat(np.arange(100), 10)
+    base = np.zeros(1000)
+    candidate = base.copy()
+    candidate[[0, 10, 20, 30, 40]] = 1  # 5 rows in 5 clusters improve
+    result = paired_difference(base, candidate, clusters=groups)
+    assert result.low < 0 < result.high and result.p_value > 0.05
+    unchanged = paired_difference(base, base, clusters=groups)
+    assert unchanged.low < 0 < unchanged.high  # not [0, 0]: nothing seen is not "no change"
+
+
+def test_clustered_0_1_mean_is_wilson_on_the_effective_number_of_rows() -> None:
+    base, _, groups = clustered_binary(13)
+    estimate = estimate_mean(base, clusters=groups)
+    se = clustered_ols(base, groups).bse[0]
+    p = base.mean()
+    # Korn & Graubard's effective rows, shrunk for G - 1 degrees of freedom.
+    effective = min(base.size, p * (1 - p) / se**2)
+    effective *= (scipy_stats.norm.ppf(0.975) / scipy_stats.t.ppf(0.975, 29)) ** 2
+    assert estimate.method == "clustered wilson"
+    assert estimate.se == pytest.approx(se, rel=1e-9)
+    assert (estimate.low, estimate.high) == pytest.approx(
+        proportion_confint(p * effective, effective, method="wilson"), rel=1e-9
+    )
+    # Two of three rows in one cluster: inside [0, 1], where p ± t·SE reached 1.13.
+    small = estimate_mean(np.array([1.0, 1.0, 0.0]), clusters=np.array([1, 1, 2]))
+    assert 0 <= small.low < small.high <= 1
