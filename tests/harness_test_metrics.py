@@ -108,3 +108,16 @@ def leaks_its_key_in_a_batch(predictions: Any, targets: Any, metrics: Any) -> An
     import os
 
     raise ValueError(f"batch scorer refused key {os.environ['OPENAI_API_KEY']}")
+
+
+def infinite(row: dict[str, Any]) -> float:
+    """inf on one row (a ratio over an empty count, say), a number on the others."""
+    return float("inf") if row["input"] == "b?" else 0.5
+
+
+def infinite_eval_fn(predictions: Any) -> Any:
+    """An eval_fn whose scores hold -inf on the second row."""
+    from mlflow.metrics import MetricValue
+
+    scores = [0.5 if n != 1 else float("-inf") for n in range(len(predictions))]
+    return MetricValue(scores=scores, aggregate_results={})

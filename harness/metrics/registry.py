@@ -8,6 +8,7 @@ the other back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +102,7 @@ class Metric:
         result = self.fn(row)
         if isinstance(result, Score):
             return result.value
-        if result is None or isinstance(result, float):
+        if result is None:
             return result
         if isinstance(result, (list, tuple)):
             raise MetricError(f"metric {self.name!r} answers several scores; use evaluate()")
@@ -141,15 +142,27 @@ class Metric:
 
 
 def as_number(name: str, value: Any) -> float:
-    """A metric's value as stored: a number, a bool as 1.0/0.0; MetricError otherwise."""
+    """A metric's value as stored: a number, a bool as 1.0/0.0; MetricError otherwise.
+
+    NaN stays (it means "no score", as None); an infinity is an error: no mean, interval or
+    chart can hold it, and one row's inf would break the whole run's report and comparison.
+    """
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)) or hasattr(value, "__float__"):
-        return float(value)
+        number = float(value)
+        if math.isinf(number):
+            raise MetricError(not_finite(name, number))
+        return number
     raise MetricError(
         f"metric {name!r} returned {type(value).__name__}; a metric returns a number, "
         "a bool or None"
     )
+
+
+def not_finite(name: str, value: float) -> str:
+    """The error stored on a row whose metric value was infinite."""
+    return f"metric {name!r} returned {value}, not a finite number"
 
 
 @dataclass(frozen=True)

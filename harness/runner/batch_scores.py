@@ -13,11 +13,13 @@ kept, and the run counts it in ``metric_errors`` (the CLI exits 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import BatchMetric, Columns, extra_aggregates
+from harness.metrics.registry import not_finite
 from harness.secrets import scrub_secrets
 from harness.store.rows import ScoreRow
 
@@ -126,17 +128,24 @@ def score_batches(
         if found is None:
             continue
         if found.scores is not None:
+            values = list(found.scores)
             for n, example_id in enumerate(ids):
+                value, error = values[n], None
+                if value is not None and math.isinf(value):
+                    # That row's error, as a per-row metric's inf is: no mean can hold it.
+                    error, value = not_finite(metric.name, value), None
+                    values[n] = None
                 outcome.rows.append(
                     ScoreRow(
                         example_id,
                         metric.name,
-                        found.scores[n],
+                        value,
                         label=found.labels[n] if found.labels else None,
                         rationale=found.rationales[n] if found.rationales else None,
+                        error=error,
                     )
                 )
-            columns.scores[metric.name] = list(found.scores)
+            columns.scores[metric.name] = values
         if found.aggregates:
             outcome.aggregates[metric.name] = dict(found.aggregates)
             columns.aggregates[metric.name] = dict(found.aggregates)

@@ -168,6 +168,8 @@ def to_score(value: Any, name: str) -> float | Score | list[Score] | None:
     try:
         return as_number(name, value)
     except MetricError:
+        if isinstance(value, (int, float)) or hasattr(value, "__float__"):
+            raise  # a number, but not a finite one: as_number says so
         raise MetricError(
             f"metric {name!r} returned {type(value).__name__}; return a number, a bool, "
             "yes/no, None or an MLflow Feedback"

@@ -103,6 +103,26 @@ def test_a_metric_that_raises_is_an_error_on_its_row_not_a_crash() -> None:
     assert stored.error == "ZeroDivisionError: division by zero"
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_an_infinite_value_is_an_error_on_its_row(value: float) -> None:
+    from harness.scoring.functions import to_score
+
+    endless = Metric("test_endless", "inf", False, lambda scoring_row: value)
+    [stored] = endless.evaluate(row("x"), "7")
+    assert stored.value is None
+    assert (
+        stored.error == f"MetricError: metric 'test_endless' returned {value}, not a finite number"
+    )
+    with pytest.raises(MetricError, match="returned -?inf, not a finite number"):
+        endless.score(row("x"))
+    with pytest.raises(MetricError, match="returned -?inf, not a finite number"):
+        to_score(value, "scorer")  # an MLflow-style scorer's answer
+    [nan] = Metric("test_nan", "nan", False, lambda scoring_row: float("nan")).evaluate(
+        row("x"), "7"
+    )
+    assert nan.error is None  # NaN stays "no score", as before
+
+
 def test_default_metrics_exist() -> None:
     assert DEFAULT_METRICS
     for name in DEFAULT_METRICS:

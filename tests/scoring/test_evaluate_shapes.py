@@ -269,3 +269,41 @@ def test_an_mlflow_scorer_gets_inputs_outputs_and_expectations_and_keeps_its_rat
         "asked '2+2?', expected '4'",
         "asked 'Capital?', expected 'Paris'",
     ]
+
+
+def test_an_infinite_metric_value_is_that_rows_metric_error(home: Path) -> None:
+    # inf once went into the store as a value; the run's report then failed to draw its
+    # chart (autodetected range ... is not finite), and compare showed inf means.
+    import duckdb
+
+    from harness.data import import_dataframe
+
+    import_dataframe(
+        pd.DataFrame({"question": ["a?", "b?", "c?"], "answer": ["a", "b", "c"]}),
+        name="qa",
+        home=home,
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json",
+            "--metric", "python:harness_test_metrics:infinite",
+            "--metric", "python:harness_test_metrics:infinite_eval_fn",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["metric_errors"] == 2  # one row of each metric
+    assert doc["metrics"]["infinite"]["mean"] == 0.5
+    assert doc["metrics"]["infinite_eval_fn"]["mean"] == 0.5
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    errors = con.execute(
+        "select metric, error from scores where value is null order by metric"
+    ).fetchall()
+    con.close()
+    assert errors == [
+        ("infinite", "MetricError: metric 'infinite' returned inf, not a finite number"),
+        ("infinite_eval_fn", "metric 'infinite_eval_fn' returned -inf, not a finite number"),
+    ]
+    report = CliRunner().invoke(cli, ["report", doc["run_id"], "-o", str(home / "r.html")])
+    assert report.exit_code == 0, report.output
