@@ -94,7 +94,8 @@ def compare(
         by=by, max_slices=max_slices,
     )  # fmt: skip
     _show(comparison, as_json=as_json, markdown=markdown)
-    publish_comparison(comparison)
+    for warning in publish_comparison(comparison).warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def check_options(fn: F) -> F:

@@ -66,7 +66,8 @@ def publish_check(
 
         published.report = Path(report)
         write_atomically(published.report, check_report(result, home=home))
-    published.step_summary = append_step_summary(markdown, environ)
+    published.step_summary, warning = append_step_summary(markdown, environ)
+    published.warnings.extend([warning] if warning else [])
     if in_github_actions(environ):
         published.annotations = error_lines(result)
     candidate = result.candidate
@@ -93,4 +94,5 @@ def publish_comparison(
     comparison: Comparison, *, environ: Mapping[str, str] = os.environ
 ) -> Published:
     """Append the comparison to ``$GITHUB_STEP_SUMMARY`` when it is set."""
-    return Published(step_summary=append_step_summary(comparison_markdown(comparison), environ))
+    step_summary, warning = append_step_summary(comparison_markdown(comparison), environ)
+    return Published(step_summary=step_summary, warnings=[warning] if warning else [])

@@ -132,6 +132,25 @@ def test_cannot_decide_is_a_junit_error_and_an_error_annotation(
     assert "| ⚠️ exact_match max_drop 0.02 | cannot tell |" in text
 
 
+def test_an_unwritable_step_summary_is_a_warning_and_the_verdict_stands(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
+    env = {"GITHUB_STEP_SUMMARY": str(tmp_path / "nowhere" / "summary.md")}
+    gate = ("--baseline", runs["base"], "--max-drop", "exact_match=0.02")
+    for candidate, exit_code in (("same", 0), ("worse", 1), ("small", 3)):
+        code, out, err = invoke("check", runs[candidate], *gate, env=env)
+        assert code == exit_code, err
+        warning = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert warning == [
+            f"warning: cannot append to $GITHUB_STEP_SUMMARY {env['GITHUB_STEP_SUMMARY']}: "
+            "No such file or directory"
+        ]
+        assert "Traceback" not in err and "check: " in out
+    code, out, err = invoke("compare", runs["base"], runs["worse"], env=env)
+    assert code == 0 and "exact_match" in out
+    assert err.startswith("warning: cannot append to $GITHUB_STEP_SUMMARY")
+
+
 def test_no_annotations_outside_github_actions(runs: dict[str, str]) -> None:
     code, _, err = invoke("check", runs["worse"], "--baseline", runs["base"], "--max-drop",
                           "exact_match=0.02")  # fmt: skip

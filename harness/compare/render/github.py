@@ -45,12 +45,23 @@ def error_lines(result: CheckResult) -> list[str]:
     return lines
 
 
-def append_step_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY``; return the file, None when unset."""
+def append_step_summary(
+    markdown: str, environ: Mapping[str, str] = os.environ
+) -> tuple[Path | None, str | None]:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY``: the file (None when unset) and a
+    warning when it cannot be written.
+
+    The summary is a copy of what the command printed; a file GitHub (or a user) points at
+    that cannot be written must not turn a passing gate into exit 1, nor a failing one into
+    a traceback: the verdict and its exit code stand, with a one-line warning.
+    """
     target = environ.get("GITHUB_STEP_SUMMARY")
     if not target:
-        return None
+        return None, None
     path = Path(target)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(markdown if markdown.endswith("\n") else markdown + "\n")
-    return path
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    except OSError as e:
+        return None, f"cannot append to $GITHUB_STEP_SUMMARY {target}: {e.strerror or e}"
+    return path, None
