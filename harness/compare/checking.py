@@ -97,7 +97,9 @@ def check(
             for g in gates
             if g.needs_baseline
         }
-        comparison = compare(baseline, [candidate], cluster=cluster, margins=margins, rows=rows)
+        comparison = compare(
+            baseline, [candidate], cluster=cluster, margins=margins, rows=rows, known_margins=False
+        )
     if not gates and comparison is not None:
         gates = _default_gates(comparison)
         notes.append(

@@ -47,19 +47,29 @@ def compare(
     power: float = DEFAULT_POWER,
     by: Sequence[str] = (),
     max_slices: int = DEFAULT_MAX_VALUES,
+    known_margins: bool = True,
 ) -> Comparison:
     """Compare each candidate with ``base`` (see the module docstring), and with ``by``
     on the rows of each value of those columns too (``harness.compare.slices``).
 
     ``margins`` maps a metric name (or None, for every metric) to its margin. Raises
     DataError when a candidate shares no example id with the base, ConfigError for a
-    ``cluster`` or ``by`` column no row has, or a ``by`` column with more than
-    ``max_slices`` values.
+    margin on a metric the base has no scores for (unless not ``known_margins``: check's
+    gates, which judge a baseline that lacks a metric themselves), a ``cluster`` or ``by``
+    column no row has, or a ``by`` column with more than ``max_slices`` values.
     """
     if not candidates:
         raise ConfigError("compare needs a base run and at least one candidate")
     margins = dict(margins or {})
     base_scores = run_scores(base)
+    # A margin for a metric the base lacks would be silently unused (a typo, say): refused,
+    # as check refuses a gate on a metric the candidate has no scores for.
+    for metric in margins if known_margins else ():
+        if metric is not None and metric not in base_scores.values.columns:
+            raise ConfigError(
+                f"--margin {metric}: the base has no {metric!r} scores; "
+                f"it has {', '.join(base_scores.order)}"
+            )
     results: list[CandidateResult] = []
     for candidate in candidates:
         results.append(

@@ -208,6 +208,10 @@ def test_clustered_comparison(tmp_path: Path) -> None:
         (("{a}", "{a}", "--json", "--markdown"), "choose one of --json and --markdown"),
         (("{a}", "{other}"), "share no example id"),
         (("{a}", "{a}", "--margin", "x=abc"), "--margin expects [METRIC=]VALUE[%]"),
+        (
+            ("{a}", "{a}", "--margin", "nosuch=0.1"),
+            "--margin nosuch: the base has no 'nosuch' scores; it has exact_match",
+        ),
         (("{a}", "{garbage}"), "is not a harness run file"),
     ],
 )
