@@ -107,3 +107,28 @@ def test_a_zero_margin_never_shows_not_worse(tmp_path: Path) -> None:
     assert code == 3
     assert [g["finding"] for g in doc["gates"]] == ["cannot tell", "cannot tell"]
     assert all("rows would tell" not in g["reason"] for g in doc["gates"])
+
+
+def test_a_drop_told_by_its_own_interval_but_not_after_holm_says_so(tmp_path: Path) -> None:
+    # token_f1 falls by 0.0313 with SE 0.005: its own 95% interval lies wholly below the
+    # 0.02 allowed (one-sided p about 0.013), but Holm across 5 gates asks for p < 0.005.
+    rng = np.random.default_rng(21)
+    n = 400
+    base = rng.random(n)
+    noise = rng.normal(size=n)
+    shift = -0.0313 + (noise - noise.mean()) / noise.std(ddof=1) * 0.1
+    metrics = ["token_f1", "rouge1", "rouge2", "rougeL", "faithfulness"]
+    write_run(tmp_path / "base.jsonl", run_id="b", scores={m: base for m in metrics})
+    write_run(tmp_path / "cand.jsonl", run_id="c",
+              scores={m: base + shift if m == "token_f1" else base for m in metrics})  # fmt: skip
+    gates = [a for m in metrics for a in ("--max-drop", f"{m}=0.02")]
+    code, doc = check(tmp_path, *gates)
+    [gate] = [g for g in doc["gates"] if g["metric"] == "token_f1"]
+    assert code == 3 and gate["finding"] == "cannot tell"
+    assert gate["ci"][1] < -0.02  # the interval shown is beyond the allowed drop...
+    assert gate["reason"].endswith(
+        "shows a drop larger than the 0.02 allowed, but adjusted for 5 gates (Holm) the "
+        "evidence is not enough"
+    )  # ...and the reason says why it is still not a failure
+    code, doc = check(tmp_path, "--max-drop", "token_f1=0.02")
+    assert code == 1 and doc["gates"][0]["finding"] == "worse"  # one gate: no adjustment
