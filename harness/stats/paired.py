@@ -186,6 +186,8 @@ def paired_difference(
     else:
         quantile = _quantile(1 - alpha / 2, df)
         low, high = center - quantile * interval_se, center + quantile * interval_se
+        if binary:  # a change of 0/1 scores lies in [-1, 1]; the adjusted interval can reach past
+            low, high = max(low, -1.0), min(high, 1.0)
         if n_clusters is not None and binary:
             p_value = _t_p_value(center, interval_se, n_clusters - 1)
             test = "adjusted clustered t"

@@ -244,3 +244,15 @@ def test_clustered_0_1_mean_is_wilson_on_the_effective_number_of_rows() -> None:
     # Two of three rows in one cluster: inside [0, 1], where p ± t·SE reached 1.13.
     small = estimate_mean(np.array([1.0, 1.0, 0.0]), clusters=np.array([1, 1, 2]))
     assert 0 <= small.low < small.high <= 1
+
+
+def test_a_0_1_change_interval_stays_inside_minus_1_to_1() -> None:
+    # 2 of 3 rows improve: Bonett-Price gives +0.667 [-0.301, +1.1] before clipping.
+    result = paired_difference(np.array([0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0]))
+    augmented = np.concatenate([[1.0, 1.0, 0.0], [1.0, -1.0]])
+    stats = DescrStatsW(augmented, ddof=0)
+    half = scipy_stats.norm.ppf(0.975) * stats.std / math.sqrt(augmented.size)
+    assert stats.mean + half > 1  # the unclipped bound
+    assert (result.low, result.high) == pytest.approx((stats.mean - half, 1.0))
+    clustered = paired_difference(np.zeros(3), np.zeros(3), clusters=np.array([1, 1, 2]))
+    assert (clustered.low, clustered.high) == (-1.0, 1.0)
