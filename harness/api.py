@@ -20,7 +20,7 @@ import logging
 import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -477,12 +477,16 @@ def _integer(name: str, value: Any) -> int:
 
 
 def _listed(value: Any, name: str) -> list[Any]:
-    """``value`` as a list: a str (or any single object) is one item; a dict is refused."""
+    """``value`` as a list: None is none, a str or any single object is one item, a dict is
+    refused. Only containers count as lists: an MLflow scorer is a pydantic model, which
+    iterates over its fields."""
+    if value is None:
+        return []
     if isinstance(value, Mapping):
         raise ConfigError(f"{name}= takes a list, not a dict")
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
+    if isinstance(value, (list, tuple, set, frozenset, Iterator)) or hasattr(value, "tolist"):
+        return list(value)  # tolist: a pandas Series or Index, a numpy array
+    return [value]
 
 
 def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:

@@ -12,9 +12,16 @@ calls of ``harness.intercept.credentials`` among them).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["KEY_VARIABLES", "MIN_SECRET_CHARS", "environment_secrets", "scrub_secrets"]
+__all__ = [
+    "KEY_VARIABLES",
+    "MIN_SECRET_CHARS",
+    "environment_secrets",
+    "redact",
+    "scrub_secrets",
+]
 
 KEY_VARIABLES = (
     "OPENAI_API_KEY",
@@ -40,6 +47,7 @@ KEY_VARIABLES = (
 )
 _SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_ACCESS_KEY", "_SECRET_KEY")
 MIN_SECRET_CHARS = 8
+_SHORT_SECRET = 8  # redact: shorter ones only where they stand alone
 
 
 def environment_secrets(
@@ -59,8 +67,25 @@ def environment_secrets(
 
 
 def scrub_secrets(text: str) -> str:
-    """``text`` with the value of every credential in the environment replaced by ``***``."""
-    for value in environment_secrets().values():
-        if value in text:
-            text = text.replace(value, "***")
+    """``text`` with the value of every credential in the environment replaced by ``***``.
+
+    A wider net than ``environment_secrets``: any variable whose name ends in ``_KEY`` or
+    ``_PASSWORD`` counts too (a key named by ``api_key_env = "MY_SERVER_KEY"``). Masking a
+    value that was no secret only hides a word of an error message here, where the
+    intercepted calls would refuse a request that holds one."""
+    return redact(text, environment_secrets(extra_names=_wide_names(os.environ)).values())
+
+
+def _wide_names(environ: Mapping[str, str]) -> list[str]:
+    return [name for name in environ if name.upper().endswith(("_KEY", "_PASSWORD"))]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in ``text`` with ``***``. A short one (a password ``x``, a query
+    value ``require``) only where it stands alone: not every x of a message."""
+    for secret in sorted(secrets, key=len, reverse=True):  # a secret that holds another
+        if len(secret) >= _SHORT_SECRET:
+            text = text.replace(secret, "***")
+        elif secret:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     return text

@@ -46,6 +46,33 @@ def test_a_single_metric_name_is_one_metric_not_its_letters() -> None:
     assert {name.split("/")[0] for name in only.metrics} == {"token_f1"}
 
 
+def test_a_single_mlflow_scorer_is_one_metric_and_none_is_no_metrics() -> None:
+    """An MLflow scorer is a pydantic model, which iterates over its fields: extra_metrics=
+    one scorer was taken apart (cannot use tuple ('name', 'says_four') as a metric), and
+    extra_metrics=None, MLflow's own default, was a metric None."""
+    from mlflow.genai.scorers import scorer
+
+    @scorer
+    def says_four(outputs: str) -> bool:
+        return outputs == "4"
+
+    result = harness.evaluate(
+        answer_four,
+        DATA,
+        metrics=[],
+        extra_metrics=says_four,
+        judges=None,
+        by=pd.Series(["topic"]),
+        log_to_mlflow=False,
+    )
+    assert {name.split("/")[0] for name in result.metrics} == {"says_four"}
+    assert result.metrics["says_four/mean/by/topic/maths"] == 1.0
+    none = harness.evaluate(
+        answer_four, DATA, targets="answer", extra_metrics=None, log_to_mlflow=False
+    )
+    assert "exact_match/mean" in none.metrics
+
+
 @pytest.mark.parametrize(
     ("argument", "value", "said"),
     [

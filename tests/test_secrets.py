@@ -216,3 +216,33 @@ def test_a_key_quoted_by_the_users_own_failing_code_is_scrubbed(
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any("mlruns" in p.parts for p in files)
     assert [str(p) for p in files if key.encode() in p.read_bytes()] == []
+
+
+def test_what_the_users_code_says_is_scrubbed_of_keys_under_names_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/config.md's own example keeps a key in MY_SERVER_KEY (api_key_env), which no
+    suffix of the known key variables matched: a failing python: model quoting it kept it."""
+    from harness.secrets import scrub_secrets
+
+    key, password = sentinel("server"), "hunter2-hunter2"
+    monkeypatch.setenv("MY_SERVER_KEY", key)
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", password)
+    monkeypatch.setenv("OPENAI_API_KEY", key + "-longer")  # holds the other: masked whole
+    monkeypatch.setenv("SHORT_KEY", "abc")  # too short to be told from a word
+    monkeypatch.setenv("REPORT_TITLE", "quarterly-numbers")  # not a key
+    said = f"refused {key}-longer, then {key}; db {password}; abc; quarterly-numbers"
+    assert scrub_secrets(said) == "refused ***, then ***; db ***; abc; quarterly-numbers"
+
+
+def test_a_short_secret_is_redacted_only_where_it_stands_alone() -> None:
+    """postgresql://u:x@h/db made every x of MLflow's error ***, and ?sslmode=require every
+    'require': a secret shorter than a key is masked where it is a word of its own."""
+    from harness.secrets import redact
+    from harness.tracking.sync_target import uri_secrets
+
+    secrets = uri_secrets("postgresql://u:x@h/db?sslmode=require&token=tok-longer-than-8")
+    said = "(psycopg2) index x refused u:x@h: require SSL, required; tok-longer-than-8 expired"
+    assert redact(said, secrets) == (
+        "(psycopg2) index *** refused u:***@h: *** SSL, required; *** expired"
+    )

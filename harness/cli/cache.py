@@ -218,14 +218,16 @@ def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
     if not yes:
         # Every paid response goes: --json (a script's flag) is no consent, and a script
         # without a terminal is told to say --yes rather than left waiting for an answer.
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             from harness.errors import ConfigError
 
             raise ConfigError(
                 "cache clear removes every cached response; with no terminal to ask, "
                 "add --yes to confirm"
             )
-        click.confirm("Remove every cached response?", abort=True, err=as_json)
+        if not click.confirm("Remove every cached response?", err=as_json):
+            click.echo("cache clear cancelled: nothing removed", err=True)
+            ctx.exit(1)  # as click's abort: the command did not do what it says
     with _open_cache(ctx) as c:
         removed = c.clear()
     if as_json:

@@ -256,6 +256,8 @@ def run(
     from harness.runner.sweep import sweep_options
 
     home = resolve_home(home_of(ctx))
+    if resume_id and dry_run:  # before the run is looked up: the mistake is the flags'
+        raise ConfigError("--dry-run estimates a new run; it cannot be used with --resume")
     if resume_id:
         resume_id = find_run_noted(home.db_path, resume_id).run_id
     spark_target = SparkTarget.from_flags(
@@ -309,8 +311,6 @@ def run(
     if dry_run:
         from harness.runner.estimate import estimate_run
 
-        if resume_id:
-            raise ConfigError("--dry-run estimates a new run; it cannot be used with --resume")
         estimate = estimate_run(config, home=home_of(ctx))
         if as_json:
             print_json(estimate.as_dict())

@@ -407,13 +407,13 @@ def stream_ended(stream: str) -> bool:
             continue
         if lines == ["[DONE]"]:
             return True
+        events += 1  # any data counts: a stream of text tokens is an event stream too
         try:
             data = json.loads("\n".join(lines))
         except ValueError:
             continue
         if not isinstance(data, Mapping):
             continue
-        events += 1
         kind = data.get("type")
         if kind == "error" or (data.get("error") and "choices" not in data):
             return False

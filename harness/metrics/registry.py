@@ -101,7 +101,7 @@ class Metric:
             return None
         result = self.fn(row)
         if isinstance(result, Score):
-            return result.value
+            return None if result.value is None else as_number(self.name, result.value)
         if result is None:
             return result
         if isinstance(result, (list, tuple)):

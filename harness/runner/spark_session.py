@@ -347,7 +347,7 @@ def _databricks_builder(profile: str | None) -> tuple[Any, Any]:
 
 
 def _open_databricks(profile: str | None) -> SparkHandle:
-    from harness.tracking.sync_target import redact
+    from harness.secrets import redact
 
     builder, creds = _databricks_builder(profile)
     compute = (

@@ -2,10 +2,11 @@
 run by id, tag or run name.
 
 A tag names one run at a time; tagging another run with the same name moves it, as a
-baseline moves when a better run replaces it. A tag may not be a run's name or start run
-ids: it would hide them. A run named later like a tag (or like the start of a run id) is
-hidden all the same, so ``find_run`` says so in its note, and the commands that write
-(``runs delete``, ``runs log``) refuse such a reference.
+baseline moves when a better run replaces it. A tag may not be another run's name or start
+run ids: it would hide them. A run may take its own name as a tag: that pins it among the
+runs of that name. A run named later like a tag (or like the start of a run id) is hidden
+all the same, so ``find_run`` says so in its note, and the commands that write (``runs
+delete``, ``runs log``) refuse such a reference.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]
     info = get_run(db_path, run_id)
     if name != info.run_id and _ids_starting(db_path, name):
         raise ConfigError(f"tag {name!r} would hide the run ids it starts; choose another name")
-    named = _named(db_path, name)
-    if named:  # the tag would win over the name, for show and compare, and for delete
+    named = _named(db_path, name, besides=info.run_id)
+    # The tag would win over the name, for show and compare, and for delete. A run may take
+    # its own name as a tag, though: that pins it among the runs of that name.
+    if named and info.run_name != name:
         raise ConfigError(
             f"tag {name!r} is the name of {_runs(named)}; a tag must not hide a run name: "
             "choose another tag"
@@ -114,7 +117,8 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
         if len(named) > 1:
             note = (
                 f"{len(named)} runs are named {ref!r}; using the newest, {named[0].run_id} "
-                f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with `harness runs tag`"
+                f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with "
+                f"`harness runs tag RUN_ID {ref}`"
             )
         return named[0], note
     if ids:

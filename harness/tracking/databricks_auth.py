@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError, TrackingError
-from harness.tracking.sync_target import SyncTarget, redact
+from harness.secrets import redact
+from harness.tracking.sync_target import SyncTarget
 
 DEFAULT_CONFIG_FILE = "~/.databrickscfg"
 #: Where local experiments land in the workspace unless ``--experiment PATH`` is given.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
 from harness.faults import first_line
+from harness.secrets import redact
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -75,9 +76,7 @@ def mapped_errors(what: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
         raise
     except (MlflowException, SQLAlchemyError, OSError, ValueError, TypeError, KeyError) as exc:
         # One line: SQLAlchemy appends the statement and its parameters (row data).
-        said = first_line(exc)
-        for secret in secrets:
-            said = said.replace(secret, "***")
+        said = redact(first_line(exc), secrets)
         raise TrackingError(f"{what}: {said}") from exc
 
 

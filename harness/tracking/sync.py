@@ -43,6 +43,7 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError, Interrupted, TrackingError
 from harness.interrupt import stop_on_signals
+from harness.secrets import redact
 from harness.tracking.databricks_auth import databricks_target
 from harness.tracking.sync_report import RunSync, SyncPlan, SyncReport
 from harness.tracking.sync_runs import Syncer
@@ -51,7 +52,6 @@ from harness.tracking.sync_target import (
     SyncTarget,
     display_uri,
     first_line,
-    redact,
     sync_lock,
 )
 

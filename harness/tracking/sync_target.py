@@ -1,7 +1,6 @@
 """The sync target: which URIs it may be, where runs go, whether it answers, and the
-one-sync-at-a-time lock.
-
-Also ``redact``, which scrubs a target's secrets out of any message that names it.
+one-sync-at-a-time lock, and the secrets a tracking URI carries (``uri_secrets``), which
+``harness.secrets.redact`` scrubs out of any message that names the target.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse, urlunparse
 
 from harness.errors import ConfigError, TrackingError
+from harness.secrets import redact
 
 LOCK_FILE = "harness-sync.lock"
 # MLflow's SQL stores (SQLAlchemy URIs; a driver may follow, as in postgresql+psycopg2).
@@ -50,14 +50,6 @@ def uri_secrets(uri: str) -> tuple[str, ...]:
         found += [parsed.password, unquote(parsed.password)]
     found += [value for _, value in parse_qsl(parsed.query) if len(value) >= 4]
     return tuple(dict.fromkeys(found))
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def check_tracking_uri(uri: str) -> None:

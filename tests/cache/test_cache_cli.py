@@ -155,4 +155,7 @@ def test_clear_on_a_terminal_asks_first(
     assert done.returncode == (0 if left == 0 else 1), done.stderr
     if left == 0:
         assert json.loads(done.stdout) == {"removed": 2}  # the question kept out of the JSON
+    else:  # one line saying so, not click's "Aborted!"
+        assert done.stderr.endswith("cache clear cancelled: nothing removed\n")
+        assert "Aborted" not in done.stderr + done.stdout
     assert entries(home) == left

@@ -268,6 +268,8 @@ def test_streams_end_as_their_format_says() -> None:
     error = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'
     assert not stream_ended("".join(anthropic_events(reply, "m", 1)[:-3]) + error)
     assert stream_ended('data: {"candidates":[]}\n\n')  # a format without an end: any event
+    assert stream_ended("data: hello\n\ndata: world\n\n")  # text tokens are events too
+    assert not stream_ended(": a comment, no data\n\n")
     assert not stream_ended("")
 
 

@@ -9,6 +9,7 @@ from harness.errors import HarnessError, MetricError
 from harness.metrics import (
     DEFAULT_METRICS,
     Metric,
+    Score,
     ScoringRow,
     get_metric,
     metric_names,
@@ -115,6 +116,9 @@ def test_an_infinite_value_is_an_error_on_its_row(value: float) -> None:
     )
     with pytest.raises(MetricError, match="returned -?inf, not a finite number"):
         endless.score(row("x"))
+    as_score = Metric("test_endless", "inf", False, lambda scoring_row: Score(value))
+    with pytest.raises(MetricError, match="returned -?inf, not a finite number"):
+        as_score.score(row("x"))  # a Score holding the value
     with pytest.raises(MetricError, match="returned -?inf, not a finite number"):
         to_score(value, "scorer")  # an MLflow-style scorer's answer
     [nan] = Metric("test_nan", "nan", False, lambda scoring_row: float("nan")).evaluate(

@@ -198,6 +198,26 @@ def test_a_run_name_finds_the_newest_run_of_that_name(run_id: str) -> None:
     assert "2 runs are named 'first'; using the newest" in err
 
 
+def test_a_run_takes_its_own_name_as_a_tag_to_be_pinned_among_runs_of_that_name(
+    run_id: str,
+) -> None:
+    """The note for several runs of one name says to pin one with `runs tag RUN_ID NAME`;
+    that was refused as a tag hiding a run name."""
+    run = ("run", "--data", "qa", "--model", "echo", "--metric", "word_count", "--no-mlflow",
+           "--json", "--run-name", "first")  # fmt: skip
+    newest = json.loads(invoke(*run)[1])["run_id"]
+    code, _, err = invoke("runs", "show", "first", "--json")
+    assert "pin one with `harness runs tag RUN_ID first`" in err
+    code, out, err = invoke("runs", "tag", run_id, "first")  # the older of the two
+    assert code == 0 and err == ""
+    code, out, err = invoke("runs", "show", "first", "--json")
+    assert code == 0 and json.loads(out)["run_id"] == run_id
+    assert err == (
+        f"note: 'first' is the tag of run {run_id}, which is used; run {newest} is named "
+        "'first' too\n"
+    )
+
+
 def test_a_tag_never_hides_a_run_name_nor_deletes_the_wrong_run(run_id: str, home: Path) -> None:
     """`runs tag OTHER first` (a run is named first) was taken, and then `runs show first`
     and even `runs delete first` took the tagged run: the tag is refused. A run named like

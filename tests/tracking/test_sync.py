@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError, TrackingError
+from harness.secrets import redact
 from harness.tracking.databricks_auth import resolve_databricks_credentials
 from harness.tracking.sync import LOCK_FILE, SyncTarget, databricks_target, sync
 from harness.tracking.sync_runs import (
@@ -39,7 +40,7 @@ from harness.tracking.sync_runs import (
     TAG_FINGERPRINT,
     TAG_SOURCE_RUN,
 )
-from harness.tracking.sync_target import display_uri, redact
+from harness.tracking.sync_target import display_uri
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
 mlflow = pytest.importorskip("mlflow")
