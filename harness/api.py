@@ -14,7 +14,6 @@ has the porting guide); what differs:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import numbers
@@ -527,8 +526,18 @@ def _import(
 
 
 def _forget(project: Home, version: DatasetInfo) -> None:
-    """Remove a version a refused call created; a failure to do so hides not the refusal."""
+    """Remove a version a refused call created. Failing to is a warning: the refusal being
+    raised is what the caller must see, not the cleanup's own error."""
+    import duckdb
+
+    from harness.errors import HarnessError
     from harness.store.datasets import delete_unused_version
 
-    with contextlib.suppress(Exception):
+    try:
         delete_unused_version(project.db_path, version.name, version.version)
+    except (HarnessError, duckdb.Error, OSError) as e:
+        logging.getLogger("harness").warning(
+            "harness: could not remove dataset version %s that this refused call stored: %s",
+            version.ref,
+            e,
+        )

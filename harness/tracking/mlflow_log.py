@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.faults import first_line
+from harness.secrets import redact
 from harness.tracking.mlflow_store import (
     DEFAULT_EXPERIMENT,
     epoch_ms,
@@ -195,7 +198,7 @@ class RunLogger:
             yield
         except BaseException:
             if self.owned:
-                _mark_failed(self.client, self.run_id)
+                _mark_failed(self.client, self.run_id, self._secrets)
             raise
 
     def add_rows(self, record: RunRecord) -> None:
@@ -245,7 +248,7 @@ class RunLogger:
         """Best effort: delete a run that will not be finished (never the caller's own)."""
         if not self.owned:
             return
-        with contextlib.suppress(Exception):
+        with _best_effort(f"could not delete unfinished MLflow run {self.run_id}", self._secrets):
             self.client.delete_run(self.run_id)
 
 
@@ -421,8 +424,22 @@ def _log_traces(
     return len(row_traces), "{count} traces (" + written + ")"
 
 
-def _mark_failed(client: MlflowClient, run_id: str) -> None:
+def _mark_failed(client: MlflowClient, run_id: str, secrets: tuple[str, ...]) -> None:
     """Best effort: the original error is the one worth reporting."""
     # Never mask the error that got us here.
-    with contextlib.suppress(Exception):
+    with _best_effort(f"could not mark MLflow run {run_id} failed", secrets):
         client.set_terminated(run_id, "FAILED")
+
+
+@contextlib.contextmanager
+def _best_effort(what: str, secrets: tuple[str, ...]) -> Iterator[None]:
+    """A clean-up on a path that is already failing: its own failure (the store the error
+    came from, most likely) is logged, and the error that brought us here is raised."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError, OSError, ValueError) as e:
+        said = redact(first_line(e), secrets)
+        logging.getLogger("harness").warning("harness: %s: %s", what, said)

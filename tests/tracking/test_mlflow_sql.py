@@ -677,3 +677,21 @@ def test_a_configuration_registered_with_sql_equals_one_mlflow_registered(tmp_pa
     (experiment,) = [e for e in client.search_experiments() if e.name == "second"]
     (model,) = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert model.status.to_int() == 2 and model.params["prompt_uri"] == "prompts:/second-prompt/1"
+
+
+def test_a_failing_clean_up_warns_and_lets_the_first_error_be_seen(caplog):
+    """Marking a run failed (or deleting an unfinished one) happens on a path that is
+    already failing: a store error there is a warning, with the URI's password scrubbed;
+    anything else is no store error and is raised, not swallowed."""
+    from mlflow.exceptions import MlflowException
+
+    from harness.tracking.mlflow_log import _best_effort
+
+    secrets = ("s3cret-password",)
+    with caplog.at_level("WARNING", logger="harness"), _best_effort("could not mark", secrets):
+        raise MlflowException("API request to http://ana:s3cret-password@h failed")
+    assert [r.getMessage() for r in caplog.records] == [
+        "harness: could not mark: API request to http://ana:***@h failed"
+    ]
+    with pytest.raises(ZeroDivisionError), _best_effort("could not mark", ()):
+        1 / 0  # noqa: B018 - a bug, not the store's error
