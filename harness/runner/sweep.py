@@ -41,6 +41,7 @@ from harness.runner.progress import NullProgress, Progress
 if TYPE_CHECKING:
     from harness.runner.estimate import RunEstimate
     from harness.runner.spark_session import SparkTarget
+    from harness.store.runs import RunInfo
 
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
@@ -297,6 +298,7 @@ def _run_children(
             point.config,
             sweep={
                 "id": sweep.sweep_id,
+                "axes": sweep.axes,  # the values' order: the stored config's keys are sorted
                 "values": point.values,
                 "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
             },
@@ -326,13 +328,17 @@ def find_sweep(
     if not children:
         return None
     first = children[0].config["sweep"]
+    # Runs stored before the sweep kept its axes have only their values' (sorted) keys.
+    axes = list(first.get("axes") or first.get("values") or {})
+
+    def values(child: RunInfo) -> dict[str, Any]:
+        stored = child.config["sweep"].get("values") or {}
+        return {axis: stored[axis] for axis in axes if axis in stored}
+
     sweep = SweepResult(
         parent_mlflow_run_id=first.get("parent_mlflow_run_id"),
-        axes=list(first.get("values") or {}),
-        runs=[
-            SweepRun(dict(c.config["sweep"].get("values") or {}), RunResult.from_info(c))
-            for c in children
-        ],
+        axes=axes,
+        runs=[SweepRun(values(c), RunResult.from_info(c)) for c in children],
         sweep_id=first["id"],
     )
     base = RunConfig.from_dict(children[0].config)

@@ -125,3 +125,21 @@ def test_an_unknown_id_still_exits_2_with_one_line(qa):
     code, out, err = invoke("runs", "show", "0123456789ab")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "0123456789ab" in err
+
+
+def test_a_sweep_shown_again_keeps_its_axes_in_the_order_it_ran(qa):
+    # The stored config's keys are sorted (prompt < temperature), the sweep's axes are not.
+    code, out, err = invoke(*SWEEP, "--prompt", "A {input}", "--prompt", "B {input}",
+                            "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    ran = json.loads(out)
+    assert ran["axes"] == ["temperature", "prompt"]
+    again = shown(ran["sweep_id"])
+    assert again["axes"] == ran["axes"]
+    assert [list(r["values"]) for r in again["runs"]] == [["temperature", "prompt"]] * 4
+    assert children(again) == children(ran)
+    code, out, err = invoke("runs", "show", ran["sweep_id"])
+    assert code == 0, err
+    assert f"sweep {ran['sweep_id']}: 4 runs over temperature, prompt" in out
+    header = next(line for line in out.splitlines() if "run_id" in line)
+    assert header.index("temperature") < header.index("prompt")
