@@ -526,7 +526,7 @@ def sample_dataset(
     db_path = resolve_home(home).db_path
     source = resolve_dataset(db_path, ref)
     spec = SampleSpec(parse_size(size, "N"), seed, stratify)
-    chosen = sample_examples(load_examples(db_path, source), spec)
+    chosen = sample_examples(load_examples(db_path, source), spec, "N")
     how = f"seed {seed}" + (f", stratified by {stratify}" if stratify else "")
     info, created = save_dataset(
         db_path,

@@ -97,14 +97,14 @@ class SampleSpec:
     seed: int = DEFAULT_SEED
     stratify: str | None = None
 
-    def count(self, population: int) -> int:
-        """How many of ``population`` rows the sample holds. Raises DataError when a count
-        exceeds the rows there are."""
+    def count(self, population: int, what: str = "--sample") -> int:
+        """How many of ``population`` rows the sample holds. Raises DataError, naming
+        ``what`` (the option or argument), when a count exceeds the rows there are."""
         if isinstance(self.size, float):
             return min(population, max(1, math.floor(self.size * population + 0.5)))
         if self.size > population:
             raise DataError(
-                f"--sample {self.size} is more rows than the {population} there are "
+                f"{what} {self.size} is more rows than the {population} there are "
                 "(give a fraction such as 0.5, or fewer rows)"
             )
         return self.size
@@ -196,12 +196,13 @@ class _Example(Protocol):
 E = TypeVar("E", bound=_Example)
 
 
-def sample_examples(examples: Sequence[E], spec: SampleSpec) -> list[E]:
+def sample_examples(examples: Sequence[E], spec: SampleSpec, what: str = "--sample") -> list[E]:
     """The examples ``spec`` chooses, in their order. Raises ConfigError for a
-    ``--stratify`` column no example has, DataError for more rows than there are."""
+    ``--stratify`` column no example has, DataError (naming ``what``) for more rows than
+    there are."""
     strata = None
     if spec.stratify:
         rows = [example_fields(e) for e in examples]
         strata = column_labels(rows, spec.stratify, "--stratify")
-    n = spec.count(len(examples))
+    n = spec.count(len(examples), what)
     return [examples[i] for i in choose_sample([e.id for e in examples], n, spec.seed, strata)]

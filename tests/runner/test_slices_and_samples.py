@@ -287,7 +287,8 @@ def test_data_sample_saves_a_content_digested_version(
     code, _, err = invoke("data", "sample", "pqa", "24", "--stratify", "level", "--name", "x")
     assert code == 2 and "--stratify level: no row has that column" in err
     code, _, err = invoke("data", "sample", "pqa", "500", "--name", "x")
-    assert code == 2 and "500 is more rows than the 120 there are" in err
+    assert code == 2 and "error: N 500 is more rows than the 120 there are" in err
+    assert "--sample" not in err  # data sample has no such option
     assert query(home, "SELECT count(*) AS n FROM datasets WHERE name = 'x'")["n"][0] == 0
 
 
