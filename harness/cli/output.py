@@ -185,3 +185,8 @@ def print_sweep(sweep: SweepResult) -> None:
         click.echo(
             f"MLflow parent run {sweep.parent_mlflow_run_id} (open it with `{invocation()} ui`)"
         )
+    for run in sweep.runs:  # --by: each child's slices, named by what varies
+        if run.result.slices:
+            varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
+            click.echo(f"run {run.result.run_id} ({varied}):")
+            print_slices(run.result.slices)

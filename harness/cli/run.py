@@ -393,11 +393,6 @@ def _sweep(
         print_json(sweep.as_dict())
     else:
         print_sweep(sweep)
-        for run in sweep.runs:  # --by: each child's slices, named by what varies
-            if run.result.slices:
-                varied = ", ".join(f"{k}={fmt(v)}" for k, v in run.values.items())
-                click.echo(f"run {run.result.run_id} ({varied}):")
-                print_slices(run.result.slices)
         for warning in sweep.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(

@@ -160,7 +160,8 @@ def show(
 ) -> None:
     """Show one run: status and why it ended, metrics, calls, what failed; with --rows
     the per-row table; with --by COLUMN every metric per value of a dataset column (a run
-    made with --by shows its own columns). Show a sweep: its comparison table, one row per run.
+    made with --by shows its own columns). Show a sweep: its comparison table, one row per run,
+    and with --by each run's slices.
 
     RUN is a run id (or a unique prefix), a tag, a run name, a file from
     `harness runs export`, or a sweep's id (or its MLflow parent run's id).
@@ -173,6 +174,7 @@ def show(
       harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
+    from harness.errors import ConfigError
     from harness.runner.summary import record_slices, results_table, select_rows
     from harness.runner.sweep import find_sweep
     from harness.store.exports import RunRecord, is_run_file, read_run_file
@@ -181,7 +183,15 @@ def show(
     home = resolve_home(home_of(ctx))
     db_path = home.db_path
     table = None
-    if not is_run_file(run_id) and (sweep := find_sweep(run_id, home=home)) is not None:
+    sweep = None if is_run_file(run_id) else find_sweep(run_id, home=home, by=by,
+                                                         max_slices=max_slices)  # fmt: skip
+    if sweep is not None:
+        if with_rows:
+            raise ConfigError(
+                f"--rows shows one run's rows, and {run_id} is a sweep of "
+                f"{plural(len(sweep.runs), 'run')}: give one of their ids "
+                f"({', '.join(run.result.run_id for run in sweep.runs)})"
+            )
         if as_json:
             print_json(sweep.as_dict())
         else:

@@ -128,6 +128,7 @@ class RunResult:
             failures=info.failures,
             reason=info.reason,
             finished_at=ended,
+            sample=info.sample,
         )
 
     def failure(self) -> HarnessError | None:

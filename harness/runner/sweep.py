@@ -316,11 +316,18 @@ def _run_children(
 
 
 def find_sweep(
-    ref: str, *, home: str | os.PathLike[str] | Home | None = None
+    ref: str,
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    by: Sequence[str] = (),
+    max_slices: int | None = None,
 ) -> SweepResult | None:
     """The sweep ``ref`` names (its id, or its MLflow parent run's id), rebuilt from its
-    children in DuckDB: the same table, best child and JSON as when it ran; None when no
-    stored run belongs to such a sweep."""
+    children in DuckDB: the same table, best child and JSON as when it ran (each child's
+    sample, and its slices by the columns it was run ``--by``, or by ``by`` when given,
+    with at most ``max_slices`` values each); None when no stored run belongs to such a
+    sweep. Raises ConfigError for a ``by`` column no row has or with too many values."""
+    from harness.runner.summary import record_slices
     from harness.store.sweeps import sweep_children
 
     home = resolve_home(home)
@@ -335,10 +342,15 @@ def find_sweep(
         stored = child.config["sweep"].get("values") or {}
         return {axis: stored[axis] for axis in axes if axis in stored}
 
+    def result(child: RunInfo) -> RunResult:
+        columns = list(by) or list(child.config.get("by") or [])
+        slices = record_slices(home, child.run_id, columns, max_slices=max_slices)
+        return replace(RunResult.from_info(child), slices=slices)
+
     sweep = SweepResult(
         parent_mlflow_run_id=first.get("parent_mlflow_run_id"),
         axes=axes,
-        runs=[SweepRun(values(c), RunResult.from_info(c)) for c in children],
+        runs=[SweepRun(values(c), result(c)) for c in children],
         sweep_id=first["id"],
     )
     base = RunConfig.from_dict(children[0].config)

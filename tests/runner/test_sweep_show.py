@@ -143,3 +143,34 @@ def test_a_sweep_shown_again_keeps_its_axes_in_the_order_it_ran(qa):
     assert f"sweep {ran['sweep_id']}: 4 runs over temperature, prompt" in out
     header = next(line for line in out.splitlines() if "run_id" in line)
     assert header.index("temperature") < header.index("prompt")
+
+
+def test_a_sliced_sampled_sweep_shows_its_childrens_slices_and_sample_again(qa):
+    code, out, err = invoke(*SWEEP[:-2], "--sample", "8", "--seed", "2", "--by",
+                            "final_decision", "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    ran = json.loads(out)
+    again = shown(ran["sweep_id"])
+    for before, now in zip(ran["runs"], again["runs"], strict=True):
+        assert before["sample"]["rows"] == 8 and now["sample"] == before["sample"]
+        assert before["slices"][0]["column"] == "final_decision"
+        assert now["slices"] == before["slices"]
+
+    # The terminal shows each child's slices after the table, as the sweep did.
+    code, out, err = invoke("runs", "show", ran["sweep_id"])
+    assert code == 0, err
+    for run in ran["runs"]:
+        assert f"run {run['run_id']} (temperature={run['values']['temperature']}):" in out
+    assert out.count("by final_decision:") == 2
+
+    # --by OTHER slices every child by another column, as for one run.
+    code, out, err = invoke("runs", "show", ran["sweep_id"], "--by", "year", "--json")
+    assert code == 0, err
+    assert [[t["column"] for t in r["slices"]] for r in json.loads(out)["runs"]] == [["year"]] * 2
+    code, out, err = invoke("runs", "show", ran["sweep_id"], "--by", "nosuch")
+    assert code == 2 and out == "" and err.startswith("error: --by nosuch: no row has")
+
+    # A sweep has no rows of its own: --rows names a child instead of being ignored.
+    code, out, err = invoke("runs", "show", ran["sweep_id"], "--rows")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--rows" in err and ran["runs"][0]["run_id"] in err
