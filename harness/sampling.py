@@ -19,7 +19,8 @@ reshuffles everything when one row is added, and neither of the last two propert
 **Stratified samples** keep each value's share of the whole set: stratum ``h`` with
 ``N_h`` of the ``N`` rows gets ``n·N_h/N`` rows rounded by the largest-remainder (Hamilton)
 method: every stratum gets the floor of its quota, and the rows left over go to the strata
-with the largest fractional remainders. Each stratum's count is then within one row of its
+with the largest fractional remainders (equal remainders: the larger stratum, then an order
+the seed picks, as rows are picked). Each stratum's count is then within one row of its
 exact share, and the counts add up to ``n``.
 
 The chosen rows keep the eval set's order. Nothing here knows about DuckDB or examples:
@@ -128,11 +129,12 @@ def describe_sample(sample: Mapping[str, Any]) -> str:
     return f"{sample['rows']:,} of {sample['population']:,} rows ({how})"
 
 
-def allocate(counts: Sequence[int], n: int) -> list[int]:
+def allocate(counts: Sequence[int], n: int, tiebreak: Sequence[int] | None = None) -> list[int]:
     """Split ``n`` rows among strata of ``counts`` rows in proportion (largest remainder).
 
-    Ties between equal remainders go to the larger stratum, then to the earlier one, so
-    the result is a function of the arguments alone.
+    Ties between equal remainders go to the larger stratum, then to the one with the
+    smaller ``tiebreak`` key (``choose_sample``: a key of the seed and the stratum's
+    label), else to the earlier one, so the result is a function of the arguments alone.
     """
     total = sum(counts)
     if not 0 <= n <= total:
@@ -143,7 +145,8 @@ def allocate(counts: Sequence[int], n: int) -> list[int]:
     floors = [n * c // total for c in counts]
     remainders = [n * c % total for c in counts]
     left = n - sum(floors)
-    order = sorted(range(len(counts)), key=lambda h: (-remainders[h], -counts[h], h))
+    keys = list(tiebreak) if tiebreak is not None else [0] * len(counts)
+    order = sorted(range(len(counts)), key=lambda h: (-remainders[h], -counts[h], keys[h], h))
     for h in order[:left]:
         floors[h] += 1
     return floors
@@ -172,7 +175,11 @@ def choose_sample(
     for i, label in enumerate(strata):
         groups.setdefault(label, []).append(i)
     labels = list(groups)  # first appearance: the eval set's order
-    shares = allocate([len(groups[label]) for label in labels], n)
+    # Rows left over among strata with equal remainders (many small values of one size)
+    # go in an order the seed picks: neither always the values the file lists first nor
+    # one that depends on the rows' order.
+    tiebreak = [sample_key(seed, f"stratum\x00{label!r}") for label in labels]
+    shares = allocate([len(groups[label]) for label in labels], n, tiebreak)
     chosen = []
     for label, share in zip(labels, shares, strict=True):
         members = sorted(groups[label], key=lambda i: (keys[i], ids[i]))

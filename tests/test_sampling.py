@@ -175,3 +175,26 @@ def test_a_fraction_rounds_to_at_least_one_row_and_a_count_cannot_exceed_the_row
     assert SampleSpec(1.0).count(7) == 7
     with pytest.raises(DataError, match="more rows than the 20 there are"):
         SampleSpec(21).count(20)
+
+
+def test_rows_left_over_among_equal_strata_go_where_the_seed_says() -> None:
+    # 30 topics of 10 rows, 10 rows asked: every topic's quota is 1/3, so which ten topics
+    # get a row is a tie. It must not be the first ten topics in the file whatever the seed.
+    ids = [f"r{i}" for i in range(300)]
+    topics = [f"t{i // 10:02d}" for i in range(300)]
+    picked = []
+    for seed in range(12):
+        chosen = choose_sample(ids, 10, seed, topics)
+        got = Counter(topics[i] for i in chosen)
+        assert len(chosen) == 10 and set(got.values()) == {1}  # within one row of 1/3
+        picked.append(frozenset(got))
+    assert len(set(picked)) > 1
+    assert set().union(*picked) - {f"t{i:02d}" for i in range(10)}
+    # ...and, as documented, not on the order the rows are stored in.
+    order = list(range(300))
+    random.Random(4).shuffle(order)
+    shuffled_ids, shuffled_topics = [ids[i] for i in order], [topics[i] for i in order]
+    for seed in range(12):
+        first = {ids[i] for i in choose_sample(ids, 10, seed, topics)}
+        again = {shuffled_ids[i] for i in choose_sample(shuffled_ids, 10, seed, shuffled_topics)}
+        assert first == again
