@@ -198,3 +198,13 @@ def test_rows_left_over_among_equal_strata_go_where_the_seed_says() -> None:
         first = {ids[i] for i in choose_sample(ids, 10, seed, topics)}
         again = {shuffled_ids[i] for i in choose_sample(shuffled_ids, 10, seed, shuffled_topics)}
         assert first == again
+
+
+def test_stratified_samples_nest_unless_the_rounding_moves_a_row_as_docs_slices_says() -> None:
+    rows = pubmedqa()
+    ids = [str(r["id"]) for r in rows]
+    labels = [str(r["final_decision"]) for r in rows]
+    counts = [labels.count(v) for v in ("yes", "no", "maybe")]
+    assert allocate(counts, 13) == [7, 4, 2] and allocate(counts, 14) == [8, 5, 1]
+    assert not {*choose_sample(ids, 13, 1, labels)} <= {*choose_sample(ids, 14, 1, labels)}
+    assert {*choose_sample(ids, 100, 1, labels)} <= {*choose_sample(ids, 200, 1, labels)}
