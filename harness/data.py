@@ -228,10 +228,10 @@ def read_table(path: Path) -> pd.DataFrame:
             )
             df = pd.read_csv(path, **options)
             _check_header(path, fmt, df, pd.read_csv(path, header=None, nrows=1, **options))
-        elif fmt == "jsonl":
-            df = pd.DataFrame(_read_jsonl(path))
+        elif fmt == "jsonl":  # object: an int column with a gap stays ints (not 0.0, 2.0)
+            df = pd.DataFrame(_read_jsonl(path), dtype=object)
         elif fmt == "json":
-            df = pd.DataFrame(_read_json(path))
+            df = pd.DataFrame(_read_json(path), dtype=object)
         else:
             df = pd.read_parquet(path)
     except DataError:

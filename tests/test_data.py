@@ -56,6 +56,32 @@ def test_jsonl_import_maps_default_columns_and_keeps_extra(qa_file: Path, home: 
     assert first.extra["meshes"] == source["meshes"]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_values_keep_their_types_when_a_row_lacks_the_field(
+    tmp_path: Path, home: Path, fmt: str
+) -> None:
+    """A JSON int field missing from one row was stored as floats (0.0, 2.0): --by num
+    showed slices 0.0 and 2.0 and a python: model got floats the file never held."""
+    records = [
+        {"question": "a", "answer": "x", "num": 0, "flag": True},
+        {"question": "b", "answer": "y"},
+        {"question": "c", "answer": "z", "num": 2, "flag": False},
+    ]
+    path = tmp_path / f"gaps.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    else:
+        path.write_text(json.dumps(records))
+    info = import_file(path, name="gaps").dataset
+    extras = [e.extra for e in load_examples(home / "harness.duckdb", info)]
+    assert [(type(e.get("num")), e.get("num")) for e in extras] == [
+        (int, 0),
+        (type(None), None),
+        (int, 2),
+    ]
+    assert [e.get("flag") for e in extras] == [True, None, False]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
 def test_every_format_gives_the_same_digest(tmp_path: Path, fmt: str) -> None:
     df = pd.DataFrame(
