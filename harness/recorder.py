@@ -274,8 +274,7 @@ class Recorder:
                         f"refusing to write {self.shown_path}: a recorded call holds the value of "
                         f"{leaked}"
                     )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.written = export_cassette(cache, self.path)
+            self.written = export_cassette(cache, self.path)  # makes the folders it needs
 
 
 def _lock_path(path: Path) -> str:

@@ -96,8 +96,17 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     except CacheCorrupt as exc:
         raise CacheCorrupt(f"cannot export {path}: {exc}; {REPAIR_HINT}") from None
     except OSError as exc:
-        raise CacheError(f"cannot write cassette {path}: {exc.strerror or exc}") from None
+        raise CacheError(f"cannot write cassette {path}: {_write_problem(path, exc)}") from None
     return written
+
+
+def _write_problem(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be written, naming a file that stands where a folder must be
+    (the bare error would say "File exists" or "Not a directory" of some other path)."""
+    standing = next((folder for folder in path.parents if folder.exists()), None)
+    if standing is not None and not standing.is_dir():
+        return f"{standing} is not a folder"
+    return exc.strerror or str(exc)
 
 
 def _read_lines(path: Path) -> Generator[str, None, None]:

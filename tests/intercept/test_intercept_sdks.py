@@ -175,6 +175,24 @@ def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
         harness.replay(cassette, mode="none")
 
 
+def test_a_cassette_whose_folder_cannot_be_made_is_one_error(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "cassettes").write_text("a file where the folder should be")
+    cassette = suite / "cassettes" / "rag" / "c.jsonl"
+    with (
+        pytest.raises(CacheError) as refused,
+        harness.replay(cassette, mode="use"),
+    ):
+        ask(openai.OpenAI(), "Recorded, but where?")
+    assert str(refused.value) == (
+        f"cannot write cassette {cassette}: {suite / 'cassettes'} is not a folder"
+    )
+    assert [p.name for p in suite.iterdir()] == ["cassettes"]  # nothing half-written
+
+
 def test_an_app_asking_twice_gets_both_answers_back_in_order(
     llm: FakeLLMServer, tmp_path: Path
 ) -> None:
