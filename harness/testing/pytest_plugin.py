@@ -169,7 +169,9 @@ def harness_recorder(request: pytest.FixtureRequest) -> Recorder:
     """The ``Recorder`` of a ``@pytest.mark.harness`` test."""
     recorder = request.node.stash.get(_RECORDER, None)
     if recorder is None:
-        pytest.fail("harness_recorder needs the test to be marked @pytest.mark.harness")
+        pytest.fail(
+            "harness_recorder needs the test to be marked @pytest.mark.harness", pytrace=False
+        )
     return recorder
 
 

@@ -309,3 +309,29 @@ def test_named():
         cassette_path(moved)
         == pytester.path / "recorded" / "llm" / "test_places" / "test_plain.jsonl"
     )
+
+
+def test_marker_mistakes_are_one_line_each(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mistakes="""
+import pytest
+
+def test_unmarked(harness_recorder):
+    pass
+
+@pytest.mark.harness("shared.jsonl")
+def test_positional():
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_unmarked _*",
+            "harness_recorder needs the test to be marked @pytest.mark.harness",
+            "*_ ERROR at setup of test_positional _*",
+            "@pytest.mark.harness takes cassette= and hosts=, not ('shared.jsonl',)",
+        ],
+        consecutive=True,
+    )
