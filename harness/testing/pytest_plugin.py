@@ -122,7 +122,7 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         MODES[item.config.getoption("--harness-record")],
         hosts=tuple(marker.kwargs.get("hosts") or ()),
         name=item.nodeid,
-        record_hint=f"pytest '{item.nodeid}' --harness-record=new",
+        record_hint=_record_command(item),
         shown_path=shown,
     )
     problem = _attempt(recorder.start)
@@ -135,6 +135,13 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         problem = _attempt(lambda: recorder.stop(merge_if=_merge_check(item.config, path)))
         if problem:
             pytest.fail(problem, pytrace=False)
+
+
+def _record_command(item: pytest.Item) -> str:
+    """The command that records ``item``'s calls: ``python -m pytest``, which puts the current
+    folder on ``sys.path``, so an app module at the project's root (docs/testing.md's layout)
+    imports, where plain ``pytest`` fails with ModuleNotFoundError."""
+    return f"python -m pytest '{item.nodeid}' --harness-record=new"
 
 
 def _attempt(action: Callable[[], Any]) -> str | None:
@@ -202,6 +209,6 @@ def _message(item: pytest.Item, recorder: Recorder) -> str:
         return (
             f"harness: {item.nodeid} made a call that is not in {recorder.shown_path}: "
             f"{failure.explanation or failure}\n"
-            f"record it with: pytest '{item.nodeid}' --harness-record=new"
+            f"record it with: {_record_command(item)}"
         )
     return f"harness: {failure}"

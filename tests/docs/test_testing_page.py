@@ -62,6 +62,12 @@ def test_the_page_runs_as_written(tmp_path: Path) -> None:
         assert missed.returncode == 1
         for line in shown_lines(blocks["miss"]):
             assert line in missed.stdout.splitlines(), (line, missed.stdout)
+
+    with FakeLLMServer() as server:  # the command the miss gives records it, as written
+        hint = next(line for line in missed.stdout.splitlines() if line.startswith("record it"))
+        command = hint.removeprefix("record it with: ")
+        rerecorded = shell(f"export OPENAI_API_KEY=sk-...\n{command}", tmp_path, server)
+        assert rerecorded.returncode == 0 and "1 passed" in rerecorded.stdout, rerecorded.stdout
         app.write_text(blocks["my_app.py"])
 
     with FakeLLMServer() as server:

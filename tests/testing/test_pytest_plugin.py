@@ -91,7 +91,7 @@ def test_record_replay_miss_and_rerecord(
         missing.stdout.fnmatch_lines(
             [
                 "*harness: no cassette at cassettes/test_app/test_france.jsonl: "
-                "record it with pytest 'test_app.py::test_france' --harness-record=new"
+                "record it with python -m pytest 'test_app.py::test_france' --harness-record=new"
             ]
         )
         assert server.stats()["requests_total"] == 0  # nothing was sent to find that out
@@ -122,7 +122,7 @@ def test_record_replay_miss_and_rerecord(
             "*harness: test_app.py::test_france made a call that is not in "
             "cassettes/test_app/test_france.jsonl: prompt differs at character 60 "
             '(message 0, user): "*in one word*" (cached: "*in a few words*")',
-            "record it with: pytest 'test_app.py::test_france' --harness-record=new",
+            "record it with: python -m pytest 'test_app.py::test_france' --harness-record=new",
         ]
     )
 
