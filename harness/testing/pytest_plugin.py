@@ -211,4 +211,5 @@ def _message(item: pytest.Item, recorder: Recorder) -> str:
             f"{failure.explanation or failure}\n"
             f"record it with: {_record_command(item)}"
         )
-    return f"harness: {failure}"
+    told = str(failure)
+    return told if told.startswith("harness") else f"harness: {told}"  # not "harness: harness"

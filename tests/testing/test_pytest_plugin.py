@@ -335,3 +335,36 @@ def test_positional():
         ],
         consecutive=True,
     )
+
+
+def test_a_connection_off_the_machine_fails_the_test_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_offline="""
+import socket
+
+import httpx
+import pytest
+
+@pytest.mark.harness(cassette="none.jsonl")
+def test_search_api():
+    try:
+        httpx.get("http://192.0.2.1/search", timeout=5)
+    except httpx.ConnectError:
+        pass  # an app that carries on without its search results
+
+@pytest.mark.harness(cassette="none.jsonl")
+def test_telemetry():
+    socket.create_connection(("192.0.2.1", 80), timeout=5)
+"""
+    )
+    (pytester.path / "none.jsonl").write_text(
+        '{"entry_schema":1,"harness_cassette":1,"key_schema":1}\n'
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "harness replay: refused GET http://192.0.2.1/search: nothing leaves the machine *",
+            "harness replay: refused a connection to 192.0.2.1:80: nothing leaves the machine *",
+        ]
+    )
