@@ -110,6 +110,7 @@ class Recorder:
         hosts: tuple[str, ...] | list[str] = (),
         name: str | None = None,
         record_hint: str | None = None,
+        rerecord_hint: str | None = None,
         shown_path: str | None = None,
     ) -> None:
         if mode not in MODES:
@@ -121,6 +122,8 @@ class Recorder:
         self.hosts = tuple(hosts)
         self.name = name  # what the scope's calls are "for" in messages (a test id)
         self.record_hint = record_hint or f'harness.replay("{self.path}", mode="use")'
+        # For a damaged file: a mode that does not read it (``use`` would stop at it again).
+        self.rerecord_hint = rerecord_hint or f'harness.replay("{self.path}", mode="refresh")'
         self.written: int | None = None
         self.keys: list[str] = []
         self.stats: dict[str, Any] = {}
@@ -251,7 +254,7 @@ class Recorder:
             more = f" (and {len(report.invalid) - 1} more lines)" if len(report.invalid) > 1 else ""
             raise CacheError(
                 f"{self.shown_path} line {line}: {problem}{more}; "
-                f"record it again with {self.record_hint}"
+                f"record it again with {self.rerecord_hint}"
             )
         self._loaded = report.added
 

@@ -123,6 +123,7 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         hosts=tuple(marker.kwargs.get("hosts") or ()),
         name=item.nodeid,
         record_hint=_record_command(item),
+        rerecord_hint=_record_command(item, "all"),
         shown_path=shown,
     )
     problem = _attempt(recorder.start)
@@ -137,11 +138,11 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
             pytest.fail(problem, pytrace=False)
 
 
-def _record_command(item: pytest.Item) -> str:
+def _record_command(item: pytest.Item, mode: str = "new") -> str:
     """The command that records ``item``'s calls: ``python -m pytest``, which puts the current
     folder on ``sys.path``, so an app module at the project's root (docs/testing.md's layout)
     imports, where plain ``pytest`` fails with ModuleNotFoundError."""
-    return f"python -m pytest '{item.nodeid}' --harness-record=new"
+    return f"python -m pytest '{item.nodeid}' --harness-record={mode}"
 
 
 def _attempt(action: Callable[[], Any]) -> str | None:

@@ -193,6 +193,27 @@ def test_a_cassette_whose_folder_cannot_be_made_is_one_error(
     assert [p.name for p in suite.iterdir()] == ["cassettes"]  # nothing half-written
 
 
+def test_a_damaged_cassette_names_the_line_and_a_way_out_that_works(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "Kept?")
+    lines = cassette.read_text().splitlines(keepends=True)
+    cassette.write_text(lines[0] + lines[1][:80] + "\n")  # cut off mid-entry
+    hint = f'harness.replay("{cassette}", mode="refresh")'
+    for mode in ("replay", "use"):
+        with pytest.raises(CacheError) as damaged:
+            harness.replay(cassette, mode=mode).start()
+        assert str(damaged.value) == (
+            f"{cassette} line 2: not valid JSON (truncated line?); record it again with {hint}"
+        )
+    with harness.replay(cassette, mode="refresh"):  # what the message says to do
+        ask(openai.OpenAI(), "Kept?")
+    with harness.replay(cassette):
+        ask(openai.OpenAI(), "Kept?")
+
+
 def test_an_app_asking_twice_gets_both_answers_back_in_order(
     llm: FakeLLMServer, tmp_path: Path
 ) -> None:

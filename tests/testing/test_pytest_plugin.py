@@ -5,6 +5,7 @@ re-recorded, and run under pytest-xdist."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 # pytester's in-process runs take these out of sys.modules again when they were first
@@ -185,6 +186,7 @@ def test_shared(question):
 
 EVALUATION = """
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -368,3 +370,29 @@ def test_telemetry():
             "harness replay: refused a connection to 192.0.2.1:80: nothing leaves the machine *",
         ]
     )
+
+
+def test_a_damaged_cassette_says_how_to_record_it_again(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
+            passed=1, deselected=2
+        )
+        lines = cassette.read_text().splitlines(keepends=True)
+        cassette.write_text(lines[0] + lines[1] + lines[2][:80] + "\n")  # cut off mid-entry
+        damaged = suite.runpytest("-k", "france")
+        damaged.assert_outcomes(errors=1, deselected=2)
+        hint = (
+            "python -m pytest 'test_app.py::test_france' --harness-record=all"  # not new: it reads
+        )
+        damaged.stdout.fnmatch_lines(
+            [
+                "harness: cassettes/test_app/test_france.jsonl line 3: not valid JSON "
+                f"(truncated line?); record it again with {hint}"
+            ]
+        )
+        suite.runpytest(*shlex.split(hint)[3:]).assert_outcomes(passed=1)
+    suite.runpytest("-k", "france").assert_outcomes(passed=1, deselected=2)
