@@ -65,6 +65,11 @@ def sync(
         raise ConfigError("harness sync needs one target: --tracking-uri URI or --databricks")
     if profile and not databricks:
         raise ConfigError("--profile goes with --databricks")
+    if experiment is not None and not experiment.strip():  # an unset shell variable
+        raise ConfigError(
+            "--experiment is empty: give an experiment's name, or leave the option out to "
+            "sync every local experiment"
+        )
     if tracking_uri:
         check_tracking_uri(tracking_uri)
     home = resolve_home(home_of(ctx))
@@ -76,7 +81,7 @@ def sync(
     else:
         assert tracking_uri is not None
         target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)
-        experiments = [experiment] if experiment else None
+        experiments = None if experiment is None else [experiment]
     progress = None if as_json else (lambda message: click.echo(message, err=True))
     try:
         report = sync_runs(

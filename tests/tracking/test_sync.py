@@ -947,6 +947,14 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
         (r, "create") for r in local_runs
     )
     assert not set(local_runs) & set(_copies(server))  # a dry run copies nothing
+    # `--experiment "$EXP"` with EXP unset synced every local experiment, exit 0.
+    empty = runner.invoke(cli, ["sync", "--tracking-uri", server, "--experiment", ""])
+    assert (empty.exit_code, empty.stdout) == (2, "")
+    assert empty.stderr == (
+        "error: --experiment is empty: give an experiment's name, or leave the option out "
+        "to sync every local experiment\n"
+    )
+    assert not set(local_runs) & set(_copies(server))
     copied = sync_json()
     assert sorted(r["run_id"] for r in copied["runs"]) == sorted(local_runs)
     assert [r["traces"] for r in copied["runs"]] == [2, 2]
