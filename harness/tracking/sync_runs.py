@@ -210,9 +210,12 @@ class Syncer:
         name = mapper(experiment.name) if mapper else experiment.name
         existing = self.dst.get_experiment_by_name(name)
         if existing is not None and existing.lifecycle_stage == "deleted":
+            # A mapped target (--databricks --experiment PATH) can also go elsewhere.
+            elsewhere = ", or sync into another experiment" if mapper else ""
             raise TrackingError(
-                f"experiment '{name}' is deleted on {self.shown}: restore it, "
-                "or sync into another experiment"
+                f"experiment '{name}' is deleted on {self.shown}: restore it there "
+                f"(`mlflow experiments restore -x {existing.experiment_id}` with "
+                f"MLFLOW_TRACKING_URI set to it){elsewhere}, then sync again"
             )
         copies: dict[str, Run] = {}
         for run in _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []:

@@ -666,6 +666,25 @@ def test_experiment_mapping_and_a_copy_deleted_on_the_target(server, source):
     assert len(dst.search_runs([mirror.experiment_id], run_view_type=ViewType.ALL)) == 1
 
 
+def test_an_experiment_deleted_on_the_target_says_how_to_restore_it(server, source):
+    """The message said "restore it, or sync into another experiment", which a
+    --tracking-uri sync has no way to do; it now names the command that restores it."""
+    dst = MlflowClient(server)
+    found = dst.get_experiment_by_name("wide")
+    experiment_id = found.experiment_id if found else dst.create_experiment("wide")
+    dst.delete_experiment(experiment_id)
+    try:
+        with pytest.raises(TrackingError) as caught:
+            sync(source[0], SyncTarget(server), experiments=["wide"])
+    finally:
+        dst.restore_experiment(experiment_id)
+    assert str(caught.value) == (
+        f"experiment 'wide' is deleted on the tracking server {server}: restore it there "
+        f"(`mlflow experiments restore -x {experiment_id}` with MLFLOW_TRACKING_URI set to "
+        "it), then sync again"
+    )
+
+
 def test_unknown_local_experiment_is_a_config_error(server, source):
     with pytest.raises(ConfigError, match="no local experiment named 'nope'"):
         sync(source[0], SyncTarget(server), experiments=["nope"])
