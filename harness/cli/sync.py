@@ -19,7 +19,8 @@ from harness.cli.output import home_of, print_json, print_table
 @click.option(
     "--experiment",
     metavar="NAME|PATH",
-    help="Only this local experiment; with --databricks, also its workspace path.",
+    help="Only this local experiment. With --databricks, a NAME goes to "
+    "/Users/<user>/harness/NAME; a workspace PATH (/...) takes every local experiment.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
 @click.option(
@@ -57,6 +58,7 @@ def sync(
     """
     from harness.config import resolve_home
     from harness.errors import ConfigError, Interrupted
+    from harness.tracking.databricks_auth import databricks_local_experiments
     from harness.tracking.sync import SyncTarget, databricks_target
     from harness.tracking.sync import sync as sync_runs
     from harness.tracking.sync_target import check_tracking_uri
@@ -77,7 +79,7 @@ def sync(
         raise ConfigError(f"no local MLflow store in {home.path}; run `harness run` first")
     if databricks:
         target = databricks_target(profile=profile, experiment=experiment)
-        experiments = None
+        experiments = databricks_local_experiments(experiment)
     else:
         assert tracking_uri is not None
         target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)

@@ -191,6 +191,15 @@ def databricks_target(
     return SyncTarget(creds.tracking_uri, experiment_path, prepare, creds.secrets, label)
 
 
+def databricks_local_experiments(experiment: str | None) -> list[str] | None:
+    """The local experiments ``harness sync --databricks --experiment`` copies: a bare name is
+    that local experiment (to ``/Users/<user>/harness/<name>``); an absolute workspace path
+    takes every local experiment there; none, every one to its own path."""
+    if experiment is None or experiment.startswith("/"):
+        return None
+    return [experiment]
+
+
 def workspace_experiment_path(experiment: str, *, user: str, target: str | None = None) -> str:
     """Map a local experiment name to a workspace path.
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -411,6 +412,29 @@ def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, sourc
     assert sum(len(v) for v in _copies(server).values()) == 4
     assert all(m.startswith("skip ") for m in messages)
     assert json.loads(json.dumps(second.as_dict()))["totals"]["runs_skip"] == 4
+
+
+def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, monkeypatch):
+    """sync --tracking-uri sqlite:////backup/mlflow.db put the copied runs' artifacts in
+    ./mlruns of the folder the sync ran in (MLflow's default for a bare SQLite URI): often
+    inside the project home, so deleting the home deleted the backup's artifacts."""
+    src_uri, _ = source
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    target = f"sqlite:///{tmp_path}/backup/mlflow.db"
+    (tmp_path / "backup").mkdir()
+    report = sync(src_uri, SyncTarget(target), experiments=["evals"])
+    assert [r.action for r in report.runs] == ["create"] * 3
+    experiment = MlflowClient(target).get_experiment_by_name("evals")
+    location = Path(urlparse(experiment.artifact_location).path)
+    assert location.parent == tmp_path / "backup" / "artifacts"
+    assert location.name.startswith("evals-")
+    copied = sorted(p.name for p in location.rglob("*") if p.is_file())
+    assert copied and list(elsewhere.iterdir()) == []  # nothing under the sync's folder
+    assert {r.action for r in sync(src_uri, SyncTarget(target), experiments=["evals"]).runs} == {
+        "skip"
+    }
 
 
 def test_spans_uploaded_one_trace_at_a_time_as_to_databricks(server, tmp_path):
@@ -826,6 +850,16 @@ def _cfg(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "databrickscfg"
     path.write_text(text)
     return path
+
+
+def test_databricks_experiment_name_picks_one_local_experiment():
+    """--databricks --experiment qa merged every local experiment into .../harness/qa, while
+    its help said 'only this local experiment'; an absolute path still takes them all."""
+    from harness.tracking.databricks_auth import databricks_local_experiments
+
+    assert databricks_local_experiments("qa") == ["qa"]
+    assert databricks_local_experiments("/Users/ana@example.com/harness/qa") is None
+    assert databricks_local_experiments(None) is None
 
 
 def test_databricks_from_environment_maps_experiments_under_the_user(tmp_path):
