@@ -25,11 +25,13 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -266,12 +268,14 @@ def _open_local(target: SparkTarget) -> SparkHandle:
         # One JVM per Python process: started once (launch_gateway's popen_kwargs is
         # pyspark's way to capture its output), reused by later sessions as it is.
         if target.verbose or SparkContext._gateway is not None:
-            context = SparkContext(conf=conf)
+            with _own_sigint():
+                context = SparkContext(conf=conf)
         else:
             log_path = _jvm_log()
             with open(log_path, "ab") as log:
                 gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
-            context = SparkContext(conf=conf, gateway=gateway)
+            with _own_sigint():
+                context = SparkContext(conf=conf, gateway=gateway)
     except Exception as e:  # noqa: BLE001 - py4j/JVM start-up errors have no common type
         handle = SparkHandle(None, False, master, log_path=log_path)
         raise ConfigError(handle.failure(f"cannot start Spark ({master})", e)) from None
@@ -279,6 +283,25 @@ def _open_local(target: SparkTarget) -> SparkHandle:
     return SparkHandle(
         spark, True, master, log_path=log_path, default_tasks=context.defaultParallelism
     )
+
+
+@contextlib.contextmanager
+def _own_sigint() -> Iterator[None]:
+    """Keep the SIGINT handler in place while a SparkContext starts.
+
+    pyspark's SparkContext replaces it (cancel every job, raise KeyboardInterrupt), which
+    took Ctrl-C away from a run's own handling (stop sending waves, cancel this run's jobs,
+    store the run as interrupted and say how to resume): the run was stored as failed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # pyspark installs its handler only in the main thread
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not installed from Python
+            signal.signal(signal.SIGINT, previous)
 
 
 def _connect_client() -> Any:

@@ -523,3 +523,50 @@ def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
 
     resumed = run_eval(config(), home=home, spark_session=spark, resume=result.run_id)
     assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
+
+
+def test_ctrl_c_stops_a_cli_run_on_a_local_session_harness_starts(
+    cluster: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """The session `harness run --spark` starts itself must not take Ctrl-C over: pyspark's
+    SparkContext installs its own SIGINT handler (cancel every job, raise KeyboardInterrupt),
+    which made the run `failed` ('KeyboardInterrupt: KeyboardInterrupt') with a bare
+    `error: interrupted` and no way on."""
+    import signal
+    import time
+
+    server, _ = cluster
+    server.reset()
+    server.configure(latency_s=0.5)  # a wave takes seconds: time to interrupt it
+    env = {
+        **os.environ,
+        "HARNESS_HOME": str(home),
+        "OPENAI_BASE_URL": server.openai_base_url,
+        "OPENAI_API_KEY": KEY,
+    }
+    write_settings(home, '[spark]\nmaster = "local[2]"\nrows_per_task = 5\n')
+    command = [
+        str(Path(sys.executable).parent / "harness"), "run", "--data", "qa", "--model", "openai:/m",
+        "--metric", "token_f1", "--spark", "--no-mlflow",
+    ]  # fmt: skip
+    try:
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while server.stats()["requests_total"] < 2 and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        server.configure(latency_s=0.0)
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        stored = con.execute("SELECT run_id, status, reason FROM runs").fetchall()
+    finally:
+        con.close()
+    [(run_id, status, reason)] = stored
+    assert (status, reason) == ("interrupted", "interrupted by SIGINT")
+    assert process.returncode == 130
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted by SIGINT with ")
+    assert last.endswith(f"resume with `harness run --resume {run_id}`")
