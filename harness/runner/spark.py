@@ -23,9 +23,10 @@ Which session runs the tasks (active, Spark Connect, Databricks Connect or local
 Spark is kept quiet: :mod:`harness.runner.spark_session`. Before the first wave a probe
 job checks that the executors see the providers' keys (:mod:`harness.runner.spark_probe`).
 
-A stop request (Ctrl-C, SIGTERM) sends no more waves and cancels the Spark jobs in flight
-(their job group, or their tag over Spark Connect): the waves already back are kept, the
-cancelled ones run again on ``--resume``.
+A stop request (Ctrl-C, SIGTERM) sends no more waves. The waves in flight get the stop's
+grace (``StopRequest.grace_s``, as rows in flight do in a local run) to come back, and are
+kept: their calls are paid for. Those still out then are cancelled (their job group, or
+their tag over Spark Connect) and run again on ``--resume``.
 
 Settings (``[spark]`` in harness.toml): ``master`` (for a local session harness starts;
 default ``local[*]``), ``remote`` (``sc://HOST:PORT`` or ``databricks``) and ``profile``,
@@ -156,8 +157,19 @@ def _waves(
         spec = _spec(engine, caller, n_tasks, at_once)
         return pool.submit(_collect, handle, items, n_tasks, spec, group)
 
-    def cancel(_signum: int) -> None:  # in the signal handler: Py4J work goes to a thread
-        threading.Thread(target=_cancel_jobs, args=(handle.session, group), daemon=True).start()
+    settled = threading.Event()  # no wave in flight any more: nothing left to cancel
+
+    def cancel(_signum: int) -> None:  # in the signal handler: the wait goes to a thread
+        def after_the_grace() -> None:
+            grace = engine.stop.grace_s
+            engine.progress.note(
+                f"{engine.stop.signal_name}: stopping; the Spark waves in flight get {grace:g} s "
+                "to finish (press Ctrl-C again to exit at once)"
+            )
+            if not settled.wait(grace):  # a wave back in time keeps the calls it paid for
+                _cancel_jobs(handle.session, group)
+
+        threading.Thread(target=after_the_grace, daemon=True).start()
 
     # Two waves in flight (`depth`), so executors start the next wave's tasks as soon as
     # the last ones of the current wave free their cores, and the driver stores one wave
@@ -194,6 +206,7 @@ def _waves(
                 continue  # the first error is the one reported
         raise
     finally:
+        settled.set()
         forget()
         pool.shutdown(wait=False, cancel_futures=True)
 

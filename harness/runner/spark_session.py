@@ -262,6 +262,10 @@ def _open_local(target: SparkTarget) -> SparkHandle:
         .set("spark.ui.showConsoleProgress", "false")  # progress is harness's, on stderr
         # The UI would close with the run that could show it: a failure names the log.
         .set("spark.ui.enabled", "false")
+        # A cancelled task's Python worker is killed at once, not after 2 s (Spark's
+        # default): the engine in it goes on calling models until then, paying for answers
+        # the cancelled wave cannot bring back.
+        .set("spark.python.task.killTimeout", "0s")
     )
     log_path = None
     try:

@@ -485,43 +485,87 @@ def test_spark_errors_are_told_in_their_one_line(cluster: tuple[FakeLLMServer, A
     )
 
 
-def test_ctrl_c_cancels_the_spark_job_and_the_run_resumes(
-    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
-) -> None:
-    """A real SIGINT during a wave: no more waves, the wave's job is cancelled (its tasks
-    stop calling), the run is interrupted with the rows back so far, and resumes."""
+def _interrupt_once_executors_call(server: FakeLLMServer) -> None:
+    """SIGINT to this process (run_eval handles it in the main thread) once the executors'
+    first calls reach the server."""
     import signal
     import threading
     import time
 
-    from harness.errors import Interrupted
-
-    server, spark = fake
-    write_settings(home, "[spark]\nrows_per_task = 5\n")
-    server.configure(latency_s=0.5)  # a wave takes seconds: time to interrupt it
-
-    def interrupt_once_executors_call() -> None:
+    def interrupt() -> None:
         deadline = time.monotonic() + 120
         while server.stats()["requests_total"] < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)  # handled by run_eval, in this main thread
+        os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=interrupt_once_executors_call, daemon=True).start()
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
+def test_ctrl_c_keeps_the_waves_in_flight_and_pays_for_no_call_twice(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A real SIGINT during the first waves: no more waves; the waves in flight come back
+    within the stop's grace and are kept. Their jobs were cancelled at once: the calls
+    their tasks had paid for were lost (0 rows kept) and sent again on --resume."""
+    from harness.errors import Interrupted
+
+    server, spark = fake
+    before = jobs(spark)
+    # Waves of 2 rows, one task each: the 2 in flight run at once on the 2 cores, and each
+    # takes ~2 s (the model's answer, then the judges'), well within the grace.
+    write_settings(home, "[spark]\ntasks = 1\nrows_per_task = 2\n")
+    server.configure(latency_s=1.0)
+    _interrupt_once_executors_call(server)
     try:
         with pytest.raises(Interrupted) as stopped:
-            run_eval(config(), home=home, spark_session=spark)
+            run_eval(config(spark=True), home=home, spark_session=spark)
+    finally:
+        server.configure(latency_s=0.0)
+    result = stopped.value.result
+    assert stopped.value.exit_code == 130 and result.status == "interrupted"
+    assert jobs(spark) > before  # the rows went through Spark
+    assert 2 <= result.rows_done < 20  # at least the wave the stop came in
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+
+    resumed = run_eval(config(spark=True), home=home, spark_session=spark, resume=result.run_id)
+    assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
+    stats = server.stats()
+    assert stats["requests_total"] == stats["unique_bodies"] == 20 * (1 + len(JUDGES))
+
+
+def test_ctrl_c_cancels_a_wave_longer_than_the_grace_and_the_run_resumes(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A wave still out when the grace ends is cancelled and its tasks stop calling; the
+    run is interrupted with the rows back so far, and resumes. (This test ran without
+    spark=True until now: it tested a local run's Ctrl-C, and with it on, the cancelled
+    tasks went on calling for Spark's 2 s kill timeout.)"""
+    import time
+
+    from harness.errors import Interrupted
+    from harness.interrupt import DEFAULT_GRACE_S
+
+    server, spark = fake
+    before = jobs(spark)
+    write_settings(home, "[spark]\nrows_per_task = 5\n")
+    server.configure(latency_s=DEFAULT_GRACE_S + 1)  # no wave comes back within the grace
+    _interrupt_once_executors_call(server)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run_eval(config(spark=True), home=home, spark_session=spark)
     finally:
         server.configure(latency_s=0.0)
     assert stopped.value.exit_code == 130
     result = stopped.value.result
-    assert result.status == "interrupted" and result.rows_done < 20
+    assert result.status == "interrupted" and result.rows_done == 0
+    assert jobs(spark) > before  # the rows went through Spark
     assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
     sent = server.stats()["requests_total"]
-    time.sleep(3)  # a job left running would go on calling
+    time.sleep(3)  # a task left running would go on calling
     assert server.stats()["requests_total"] == sent
     assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
 
-    resumed = run_eval(config(), home=home, spark_session=spark, resume=result.run_id)
+    resumed = run_eval(config(spark=True), home=home, spark_session=spark, resume=result.run_id)
     assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
 
 
