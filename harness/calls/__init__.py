@@ -21,14 +21,24 @@ The runner and the judges hold a ``Caller``; nothing else talks to a provider. F
 
 from __future__ import annotations
 
-from harness.calls.caller import CACHE_MODES, CacheMode, CallDeferred, Caller, CallResult
+from harness.calls.caller import (
+    CACHE_MODES,
+    ROW_SENT,
+    CacheMode,
+    CallDeferred,
+    Caller,
+    CallHalted,
+    CallResult,
+)
 from harness.calls.one_call import acomplete, complete
 from harness.calls.stats import CallKind, CallStats, KindStats
 
 __all__ = [
     "CACHE_MODES",
+    "ROW_SENT",
     "CacheMode",
     "CallDeferred",
+    "CallHalted",
     "CallKind",
     "CallResult",
     "CallStats",

@@ -10,6 +10,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,7 +45,15 @@ if TYPE_CHECKING:
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
 
-__all__ = ["CACHE_MODES", "CacheMode", "CallDeferred", "CallResult", "Caller"]
+__all__ = [
+    "CACHE_MODES",
+    "ROW_SENT",
+    "CacheMode",
+    "CallDeferred",
+    "CallHalted",
+    "CallResult",
+    "Caller",
+]
 
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")
@@ -55,6 +64,18 @@ class CallDeferred(Exception):
 
     Not a ``ProviderError``: nothing failed, so no error row or error score is recorded.
     """
+
+
+class CallHalted(Exception):
+    """Raised instead of sending once ``Caller.halted`` is set, for a row that has sent
+    nothing yet (``ROW_SENT``): after a stop, a row still waiting for a connection pays for
+    nothing, so the grace goes to the rows that have paid. Not a ``ProviderError``."""
+
+
+# Whether the row a call is made for has sent a request: a list of one bool the engine sets
+# per row, shared by the row's judge tasks (they copy the context, not the list). None
+# outside a row (an app's own thread, harness.replay): never halted.
+ROW_SENT: ContextVar[list[bool] | None] = ContextVar("harness_row_sent", default=None)
 
 
 class Caller:
@@ -102,6 +123,7 @@ class Caller:
         self._client = client
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
+        self.halted = False  # a stop was asked: rows that have sent nothing send nothing
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         # The same for misses sent from the app's threads (``harness.calls.in_thread``).
         self._blocking_flights: dict[str, concurrent.futures.Future[CallResult]] = {}
@@ -521,6 +543,11 @@ class Caller:
             response = await provider.complete(request, None)
         else:
             async with self._limit():
+                sent = ROW_SENT.get()
+                if sent is not None:
+                    if self.halted and not sent[0]:
+                        raise CallHalted
+                    sent[0] = True
                 response = await provider.complete(request, client)
         if not response.latency_s:
             response.latency_s = time.perf_counter() - started

@@ -7,8 +7,10 @@ row to the writer. ``drive`` runs it on an event loop. A local run, Spark's driv
 and each Spark task (``harness.runner.spark``, ``spark_task``) all run rows through it.
 
 A stop request (``harness.interrupt``: the first Ctrl-C or SIGTERM) ends the scheduling
-of rows at once; the rows in flight get ``StopRequest.grace_s`` seconds to finish (their
-calls are paid for, so finishing them is worth a wait), then they are cancelled.
+of rows at once, and a row that has sent nothing yet (one of the rows waiting for a
+connection) is dropped at its first send; the rows in flight get ``StopRequest.grace_s``
+seconds to finish (their calls are paid for, so finishing them is worth a wait), then they
+are cancelled.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, TypeVar
 
-from harness.calls import CallDeferred, Caller, CallResult
+from harness.calls import ROW_SENT, CallDeferred, Caller, CallHalted, CallResult
 from harness.errors import BudgetExceeded, ProviderError
 from harness.metrics import ScoringRow
 from harness.prompts import render
@@ -96,8 +98,11 @@ class Engine:
             for example in pending:  # one shared iterator: memory stays flat with rows
                 if self.stopped_by_budget or self.stop.requested:
                     return
+                ROW_SENT.set([False])  # this task's context: the row's and its judges'
                 try:
                     output, scores = await self.process(example)
+                except CallHalted:  # stopped before it paid for anything: not stored
+                    return
                 except BudgetExceeded:
                     self.stopped_by_budget = True
                     return
@@ -129,7 +134,10 @@ class Engine:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _wind_down(self, tasks: list[asyncio.Task[None]]) -> None:
-        """After a stop request: no new rows; those in flight are cancelled after the grace."""
+        """After a stop request: no new rows, and none that has sent nothing yet sends (it
+        may wait for a connection behind the rows that have); those in flight are cancelled
+        after the grace."""
+        self.caller.halted = True
         busy = sum(not t.done() for t in tasks)
         if not busy:
             return

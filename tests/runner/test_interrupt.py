@@ -134,6 +134,25 @@ def test_ctrl_c_prints_the_summary_and_the_resume_command(
     assert code == 0 and "interrupted" in out and "reason: interrupted by SIGINT" in out
 
 
+def test_after_a_stop_a_row_that_has_sent_nothing_sends_nothing(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """Twice --concurrency rows are in flight, half of them waiting for a connection. After
+    SIGTERM those went on to send their model calls (paying after the stop, and taking the
+    grace from the rows that had paid); now only the rows that had sent finish."""
+    server.configure(latency_s=1.0)  # the first 4 model calls are answered after the stop
+    process = start(env, *RUN, "--json")
+    wait_for(lambda: started_rows(server, 4), 120, "the first calls")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    requests = [r for r in server.stats()["requests"] if not r["path"].startswith("/_")]
+    models = [r for r in requests if "impartial judge" not in r["body"]]
+    assert len(models) == 4  # none sent after the stop
+    assert json_doc(out)["rows_done"] == 4  # the 4 that had sent, finished with their judge
+    assert len(requests) == 8 and max(paid(server).values()) == 1
+
+
 def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
