@@ -10,19 +10,46 @@ from pathlib import Path
 
 # pytester's in-process runs take these out of sys.modules again when they were first
 # imported inside one; a C extension imported twice fails ("cannot load module more than
-# once per process") in whichever test of this worker imports it next. Imported here first.
+# once per process") in whichever test of this worker imports it next. Imported here first
+# (and see imported_before_pytester).
 import duckdb  # noqa: F401
 import numpy  # noqa: F401
+import openai
 import pandas  # noqa: F401
 import pyarrow  # noqa: F401
 import pytest
 
+import harness
 from harness.testing import FakeLLMServer
 from harness.testing.pytest_plugin import cassette_path
 
 pytest_plugins = ["pytester"]
 
 SENTINEL_KEY = "sk-sentinel-plugin-7a6b5c4d3e2f"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def imported_before_pytester(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The app's calls, made once under harness before any pytester snapshot, so that what
+    they import stays imported. pytester takes out of sys.modules again whatever was first
+    imported inside its test or one of its in-process runs, and the next import loads a
+    second copy while the modules that were kept still hold the first: httpx2 (kept, with
+    openai) maps the exception classes of the first httpcore2 it used (httpx those of
+    httpcore alike), so a refused connection raised by the second one escaped it unmapped,
+    as harness: [Errno 111] Connection refused without its URL or retries, here and in
+    every later test of the worker (a 424 where tests/intercept expects a 502)."""
+    home = tmp_path_factory.mktemp("imported-before-pytester")
+    with FakeLLMServer() as server, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        env.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+        with harness.replay(home / "calls.jsonl", mode="use", home=home):
+            client = openai.OpenAI()
+            client.embeddings.create(model="text-embedding-3-small", input=["Paris"])
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Paris?"}]
+            )
+        server.stats()  # over httpx (and httpcore), as harness's own clients
+
 
 APP = """
 import openai
@@ -396,3 +423,26 @@ def test_a_damaged_cassette_says_how_to_record_it_again(
         )
         suite.runpytest(*shlex.split(hint)[3:]).assert_outcomes(passed=1)
     suite.runpytest("-k", "france").assert_outcomes(passed=1, deselected=2)
+
+
+def test_a_server_gone_while_recording_fails_the_test_with_the_connection_error(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    """The failed call is told with its URL and retries, in a second in-process run too (see
+    imported_before_pytester: without it, the second run said [Errno 111] Connection
+    refused alone)."""
+    (home / "harness.toml").write_text("[calls]\nretry_base_delay_s = 0.01\nmax_retries = 2\n")
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
+            passed=1, deselected=2
+        )
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: closed
+    gone = suite.runpytest("-k", "france", "--harness-record=all")
+    gone.assert_outcomes(failed=1, deselected=2)
+    gone.stdout.fnmatch_lines(
+        [
+            "harness: openai:/text-embedding-3-small: connection to "
+            "http://127.0.0.1:9/v1/embeddings failed: * (gave up after 3 attempts)"
+        ]
+    )
