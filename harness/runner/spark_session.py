@@ -321,13 +321,19 @@ def _open_connect(url: str) -> SparkHandle:
 
     host, port = connect_address(url)
     where = f"sc://{host}:{port}"
-    # The client retries an unreachable server for minutes; a closed port fails now.
+    # The client retries a server that does not answer for ten minutes and more, saying
+    # nothing: a closed port, or one that takes the connection and never speaks, fails now.
     try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        answered = _speaks_http2(host, port, tls=_uses_tls(url, host))
     except OSError as e:
         raise ConfigError(
             f"cannot reach the Spark Connect server at {where}: {e.strerror or e}"
         ) from None
+    if not answered:
+        raise ConfigError(
+            f"the server at {where} takes connections but does not answer as a Spark Connect "
+            f"server (gRPC) within {CONNECT_TIMEOUT_S:g} s: is it one, and is it ready?"
+        )
     remote = _connect_client()
     try:
         spark = remote.builder.remote(url).create()
@@ -337,6 +343,40 @@ def _open_connect(url: str) -> SparkHandle:
             f"cannot use the Spark Connect server at {where}: {_without_token(error_line(e), url)}"
         ) from None
     return _describe(spark, owned=True, where=where, host=host)
+
+
+# What an HTTP/2 client sends first (RFC 9113 3.4): the preface, then its SETTINGS frame
+# (empty). A gRPC server answers with its own SETTINGS frame; Spark Connect is gRPC.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _uses_tls(url: str, host: str) -> bool:
+    """Whether pyspark's client will speak TLS (its ``ChannelBuilder.toChannel``): with
+    ``use_ssl=true``, or with a token, except to ``localhost`` without ``use_ssl``."""
+    params = dict(part.split("=", 1) for part in url.split(";")[1:] if "=" in part)
+    use_ssl = params.get("use_ssl", "").lower() == "true"
+    token = "token" in params or bool(os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN"))
+    return use_ssl or (token and host != "localhost")
+
+
+def _speaks_http2(host: str, port: int, *, tls: bool) -> bool:
+    """Whether the server answers an HTTP/2 preface within ``CONNECT_TIMEOUT_S``; OSError
+    when it cannot be reached. Nothing but the preface is sent (never the token)."""
+    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as raw:
+        connection: socket.socket = raw
+        if tls:
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname = False  # a liveness check: the client verifies later
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            connection = context.wrap_socket(raw, server_hostname=host)
+        try:
+            connection.sendall(_HTTP2_PREFACE)
+            return bool(connection.recv(9))  # a frame header, or the close of a non-h2 server
+        except TimeoutError:
+            return False
 
 
 def _without_token(text: str, url: str) -> str:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,39 @@ def test_a_connect_url_is_parsed_and_its_token_never_shown() -> None:
     assert "s3cret" not in str(caught.value)
 
 
+def _answer_as_http2(listener: Any) -> None:
+    """Accept one connection and answer its HTTP/2 preface with a SETTINGS frame, as a
+    gRPC server does, then close."""
+    connection = listener.accept()[0]
+    with connection:
+        connection.recv(64)
+        connection.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+
+def test_a_server_that_takes_the_connection_but_never_answers_is_refused_in_time() -> None:
+    """pyspark's client waits for an answer for ten minutes and more, saying nothing, and a
+    Ctrl-C in that wait was only noted: a port that takes connections and never speaks (a
+    server still starting, another program) is refused after CONNECT_TIMEOUT_S."""
+    import socket
+
+    from harness.runner import spark_session
+    from harness.runner.spark_session import _open_connect
+
+    listener = socket.create_server(("127.0.0.1", 0))  # the backlog accepts; nobody reads
+    port = listener.getsockname()[1]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(spark_session, "CONNECT_TIMEOUT_S", 0.5)
+            with pytest.raises(ConfigError) as caught:
+                _open_connect(f"sc://127.0.0.1:{port}")
+    finally:
+        listener.close()
+    assert str(caught.value) == (
+        f"the server at sc://127.0.0.1:{port} takes connections but does not answer as a "
+        "Spark Connect server (gRPC) within 0.5 s: is it one, and is it ready?"
+    )
+
+
 def test_a_token_the_connect_client_cannot_parse_is_not_shown() -> None:
     """pyspark's client (real, no server behind the port) refuses a token with base64's
     "=" padding and quotes the whole parameter; harness's error showed it."""
@@ -53,15 +87,15 @@ def test_a_token_the_connect_client_cannot_parse_is_not_shown() -> None:
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True).start()
+    threading.Thread(target=_answer_as_http2, args=(listener,), daemon=True).start()
     token = "c2VjcmV0LXRva2VuLXZhbHVl=="
     try:
-        with pytest.raises(ConfigError) as caught:
-            _open_connect(f"sc://127.0.0.1:{port}/;use_ssl=false;token={token}")
+        with pytest.raises(ConfigError) as caught:  # localhost: a token without TLS
+            _open_connect(f"sc://localhost:{port}/;use_ssl=false;token={token}")
     finally:
         listener.close()
     message = str(caught.value)
-    assert message.startswith(f"cannot use the Spark Connect server at sc://127.0.0.1:{port}: ")
+    assert message.startswith(f"cannot use the Spark Connect server at sc://localhost:{port}: ")
     assert "token=***" in message and token.rstrip("=") not in message
 
 
