@@ -525,6 +525,12 @@ def sample_dataset(
     _check_name(name)
     db_path = resolve_home(home).db_path
     source = resolve_dataset(db_path, ref)
+    if name == source.name:  # the newest version of NAME is what `--data NAME` runs
+        raise DataError(
+            f"--name {name}: the sample would become the newest version of the dataset it is "
+            f"drawn from, and `--data {name}` would run on it; give the sample a name of its "
+            f"own (e.g. {name}-{size})"
+        )
     spec = SampleSpec(parse_size(size, "N"), seed, stratify)
     chosen = sample_examples(load_examples(db_path, source), spec, "N")
     how = f"seed {seed}" + (f", stratified by {stratify}" if stratify else "")

@@ -290,6 +290,15 @@ def test_data_sample_saves_a_content_digested_version(
     assert code == 2 and "error: N 500 is more rows than the 120 there are" in err
     assert "--sample" not in err  # data sample has no such option
     assert query(home, "SELECT count(*) AS n FROM datasets WHERE name = 'x'")["n"][0] == 0
+    # A sample named like its source became the source's newest version: `--data pqa` then
+    # ran on 24 rows. Refused, the source left as it was.
+    code, out, err = invoke("data", "sample", "pqa", "24", "--name", "pqa")
+    assert (code, out) == (2, "") and err == (
+        "error: --name pqa: the sample would become the newest version of the dataset it is "
+        "drawn from, and `--data pqa` would run on it; give the sample a name of its own "
+        "(e.g. pqa-24)\n"
+    )
+    assert list(query(home, "SELECT n_rows FROM datasets WHERE name = 'pqa'")["n_rows"]) == [120]
 
 
 def test_compare_pairs_only_the_rows_both_samples_have(
