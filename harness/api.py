@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import numbers
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
-from harness.errors import ConfigError, ModelURIError
+from harness.errors import ConfigError, HarnessError, ModelURIError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -305,12 +306,30 @@ def evaluate(
             [*objects, *judge_objects],
             config_map,
         )
-    except BaseException:
+    except BaseException as e:
         # The run's checks need the stored rows, so the data is imported first; a call they
         # refuse leaves nothing behind: the version it created goes unless a run uses it.
         if created is not None:
             _forget(project, created)
+        if isinstance(e, HarnessError):
+            _in_python_words(e)
         raise
+
+
+# The run's own checks are the CLI's: a message that starts with one of these flags names
+# evaluate's argument instead (`--by topic: no row has that column` -> `by='topic': ...`).
+_FLAG_ARGUMENTS = {"--by": "by", "--sample": "sample", "--stratify": "stratify", "--seed": "seed"}
+_LEADING_FLAG = re.compile(r"^(--[a-z]+) (\S+?)(?=[:;,]? )")
+
+
+def _in_python_words(error: HarnessError) -> None:
+    found = _LEADING_FLAG.match(error.message)
+    if found is None or found.group(1) not in _FLAG_ARGUMENTS:
+        return
+    value = found.group(2)
+    shown = value if re.fullmatch(r"-?[0-9.]+", value) else repr(value)
+    error.message = f"{_FLAG_ARGUMENTS[found.group(1)]}={shown}{error.message[found.end() :]}"
+    error.args = (error.message,)
 
 
 def _run(

@@ -227,3 +227,20 @@ def test_messages_name_the_python_arguments_and_the_users_columns(
 def test_a_metric_without_expected_answers_names_targets() -> None:
     with pytest.raises(MetricError, match=r"at import, targets= in harness.evaluate\)$"):
         harness.evaluate(answer_four, DATA[["question"]], metrics=["exact_match"])
+
+
+def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) -> None:
+    """by= on a stored dataset and sample= are checked by the run, whose messages named the
+    CLI's flags to a Python caller (--by nosuch: no row has that column)."""
+    from harness.data import import_dataframe
+
+    import_dataframe(DATA, name="stored")
+    cases = [
+        ({"by": "nosuch"}, ConfigError, "by='nosuch': no row has that column; columns: "),
+        ({"sample": 40}, DataError, "sample=40 is more rows than the 2 there are "),
+        ({"sample": 1, "stratify": "nosuch"}, ConfigError, "stratify='nosuch': no row has"),
+    ]
+    for arguments, kind, said in cases:
+        with pytest.raises(kind) as raised:
+            harness.evaluate(answer_four, "stored", log_to_mlflow=False, **arguments)
+        assert str(raised.value).startswith(said)
