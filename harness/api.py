@@ -319,7 +319,7 @@ def evaluate(
 # The run's own checks are the CLI's: a message that starts with one of these flags names
 # evaluate's argument instead (`--by topic: no row has that column` -> `by='topic': ...`).
 _FLAG_ARGUMENTS = {"--by": "by", "--sample": "sample", "--stratify": "stratify", "--seed": "seed"}
-_LEADING_FLAG = re.compile(r"^(--[a-z]+) (\S+?)(?=[:;,]? )")
+_LEADING_FLAG = re.compile(r"^(--[a-z]+) (\S+?)(?=: | is )")  # `--by X: `, `--sample N is `
 
 
 def _in_python_words(error: HarnessError) -> None:

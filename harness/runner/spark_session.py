@@ -374,9 +374,11 @@ def _speaks_http2(host: str, port: int, *, tls: bool) -> bool:
             connection = context.wrap_socket(raw, server_hostname=host)
         try:
             connection.sendall(_HTTP2_PREFACE)
-            return bool(connection.recv(9))  # a frame header, or the close of a non-h2 server
+            return bool(connection.recv(9))  # a frame header; b"" if the server hung up
         except TimeoutError:
             return False
+        finally:
+            connection.close()  # the TLS socket holds the connection, not ``raw``
 
 
 def _without_token(text: str, url: str) -> str:
