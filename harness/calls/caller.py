@@ -324,7 +324,11 @@ class Caller:
             if scope.failure is None:
                 self._count_error(kind, e)
                 raise
+            if isinstance(scope.failure, CallHalted):  # the stop's, not the app's failure
+                raise CallHalted from None
             raise self._app_failure(provider, kind, scope.failure) from scope.failure
+        if isinstance(scope.failure, CallHalted):
+            raise CallHalted
         if scope.failure is not None:  # the code carried on: the call failed all the same
             raise self._app_failure(provider, kind, scope.failure) from scope.failure
         self.stats.of(kind).local_calls += 1

@@ -153,6 +153,28 @@ def test_after_a_stop_a_row_that_has_sent_nothing_sends_nothing(
     assert len(requests) == 8 and max(paid(server).values()) == 1
 
 
+def test_a_stop_drops_an_apps_row_that_has_sent_nothing_rather_than_failing_it(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """A python: app's own calls (async, on the loop) go through the same gate: the row of
+    an app whose first call is halted is not stored as a failure (it is the stop's, and
+    --resume runs it), and nothing is paid after the stop for such a row."""
+    server.configure(latency_s=1.0)
+    app = ("run", "--data", "qa", "--model", "python:harness_app_models:rag_async",
+           "--metric", "word_count", "--concurrency", "2", "--json")  # fmt: skip
+    process = start(env, *app)
+    wait_for(lambda: started_rows(server, 2), 120, "the first calls")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    document = json_doc(out)
+    run_id = document["run_id"]
+    assert document["errors"] == 0, err
+    stored = query(home, "SELECT error FROM outputs WHERE run_id = ?", [run_id])
+    assert stored and all(error is None for (error,) in stored)
+    assert server.stats()["requests_total"] == 2 * len(stored)  # an embedding and a chat a row
+
+
 def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
