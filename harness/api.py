@@ -20,7 +20,7 @@ import numbers
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,9 +502,17 @@ def _listed(value: Any, name: str) -> list[Any]:
         return []
     if isinstance(value, Mapping):
         raise ConfigError(f"{name}= takes a list, not a dict")
-    if isinstance(value, (list, tuple, set, frozenset, Iterator)) or hasattr(value, "tolist"):
-        return list(value)  # tolist: a pandas Series or Index, a numpy array
-    return [value]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or _is_model(value):
+        return [value]
+    return list(value)
+
+
+def _is_model(value: Any) -> bool:
+    """A pydantic model (an MLflow scorer is one), looked up without importing pydantic."""
+    return any(
+        c.__name__ == "BaseModel" and c.__module__.startswith("pydantic")
+        for c in type(value).__mro__
+    )
 
 
 def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:

@@ -73,6 +73,25 @@ def test_a_single_mlflow_scorer_is_one_metric_and_none_is_no_metrics() -> None:
     assert "exact_match/mean" in none.metrics
 
 
+def test_what_counts_as_a_list_of_metrics() -> None:
+    """Containers are lists whatever their type (dict keys, range, deque); a str of any
+    kind (numpy's too) is one name; a pydantic model (an MLflow scorer) is one object."""
+    import collections
+
+    import numpy as np
+
+    from harness.api import _listed
+
+    assert _listed(np.str_("exact_match"), "metrics") == ["exact_match"]
+    assert _listed({"exact_match": 1, "token_f1": 2}.keys(), "metrics") == [
+        "exact_match",
+        "token_f1",
+    ]
+    assert _listed(collections.deque(["token_f1"]), "metrics") == ["token_f1"]
+    assert _listed(range(2), "by") == [0, 1]
+    assert _listed(None, "judges") == []
+
+
 @pytest.mark.parametrize(
     ("argument", "value", "said"),
     [

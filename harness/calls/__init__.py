@@ -21,15 +21,8 @@ The runner and the judges hold a ``Caller``; nothing else talks to a provider. F
 
 from __future__ import annotations
 
-from harness.calls.caller import (
-    CACHE_MODES,
-    ROW_SENT,
-    CacheMode,
-    CallDeferred,
-    Caller,
-    CallHalted,
-    CallResult,
-)
+from harness.calls.caller import CACHE_MODES, CacheMode, CallDeferred, Caller, CallResult
+from harness.calls.halt import ROW_SENT, CallHalted
 from harness.calls.one_call import acomplete, complete
 from harness.calls.stats import CallKind, CallStats, KindStats
 

@@ -10,12 +10,12 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.cache.keys import canonical_key, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
+from harness.calls.halt import CallHalted, has_sent, may_send
 from harness.calls.result import CallResult
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
@@ -47,10 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_MODES",
-    "ROW_SENT",
     "CacheMode",
     "CallDeferred",
-    "CallHalted",
     "CallResult",
     "Caller",
 ]
@@ -64,18 +62,6 @@ class CallDeferred(Exception):
 
     Not a ``ProviderError``: nothing failed, so no error row or error score is recorded.
     """
-
-
-class CallHalted(Exception):
-    """Raised instead of sending once ``Caller.halted`` is set, for a row that has sent
-    nothing yet (``ROW_SENT``): after a stop, a row still waiting for a connection pays for
-    nothing, so the grace goes to the rows that have paid. Not a ``ProviderError``."""
-
-
-# Whether the row a call is made for has sent a request: a list of one bool the engine sets
-# per row, shared by the row's judge tasks (they copy the context, not the list). None
-# outside a row (an app's own thread, harness.replay): never halted.
-ROW_SENT: ContextVar[list[bool] | None] = ContextVar("harness_row_sent", default=None)
 
 
 class Caller:
@@ -188,8 +174,13 @@ class Caller:
         if self.defer_misses:
             raise CallDeferred(kind)
         pending = self._inflight.get(key)
-        if pending is not None:  # the same request is on the wire already: share its answer
-            return await asyncio.shield(pending)
+        while pending is not None:  # the same request is on the wire already: share its answer
+            try:
+                return await asyncio.shield(pending)
+            except CallHalted:  # its row was halted; this one has paid, so it goes on alone
+                if not has_sent():
+                    raise
+            pending = self._inflight.get(key)
         future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         writing: asyncio.Future[None] | None = None
@@ -465,6 +456,7 @@ class Caller:
     async def _send(
         self, provider: Provider, request: ModelRequest, kind: CallKind
     ) -> ModelResponse:
+        may_send(self.halted, sending=False)  # before a budget or a rate limit is taken
         limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
         tokens_in = tokens_out = 0
         reserved = 0.0
@@ -487,6 +479,10 @@ class Caller:
                 await limiter.acquire(tokens_in + tokens_out)
             try:
                 response = await self._attempt(provider, request, self._http())
+            except CallHalted:
+                if limiter is not None:  # not sent: no tokens used
+                    limiter.settle(tokens_in + tokens_out, 0)
+                raise
             except ProviderError as e:
                 if limiter is not None:  # a refused request used no tokens
                     limiter.settle(tokens_in + tokens_out, 0)
@@ -547,11 +543,7 @@ class Caller:
             response = await provider.complete(request, None)
         else:
             async with self._limit():
-                sent = ROW_SENT.get()
-                if sent is not None:
-                    if self.halted and not sent[0]:
-                        raise CallHalted
-                    sent[0] = True
+                may_send(self.halted)  # after a wait for a connection: a stop may have come
                 response = await provider.complete(request, client)
         if not response.latency_s:
             response.latency_s = time.perf_counter() - started

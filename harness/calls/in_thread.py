@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.calls.halt import CallHalted, has_sent, may_send
 from harness.calls.result import CallResult
 from harness.errors import ConfigError, ProviderError
 
@@ -47,6 +48,7 @@ class Caller(Protocol):
 
     retry: RetryPolicy
     cache: EntryStore | None
+    halted: bool
     _reached: set[str | None]
     _blocking_flights: dict[str, Future[CallResult]]
     _on_event: Callable[[str, dict[str, Any]], None]
@@ -97,14 +99,21 @@ def call_blocking(
         caller._replay_miss(canonical, kind, row_id)  # raises: the lookup was just made
     flights = caller._blocking_flights
     answer: Future[CallResult] = Future()
-    with _lock:
-        pending = flights.get(key)
+    while True:
+        with _lock:
+            pending = flights.get(key)
+            if pending is None:
+                flights[key] = answer
         if pending is None:
-            flights[key] = answer
-    if pending is not None:  # the same request is on the wire from another thread
-        return pending.result()
+            break
+        try:  # the same request is on the wire from another thread
+            return pending.result()
+        except CallHalted:  # its row was halted; this one has paid, so it goes on alone
+            if not has_sent():
+                raise
     written = False
     try:
+        may_send(caller.halted)  # the app's own send: after a stop, a row that has sent none
         response = _send(caller, provider, request, send, module, loop, kind)
         result = caller._answered(provider, key, response, kind)
         answer.set_result(result)

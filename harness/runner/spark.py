@@ -53,6 +53,7 @@ from harness.runner.spark_session import (
     SparkHandle,
     SparkTarget,
     check_target,
+    error_line,
     open_session,
 )
 
@@ -161,13 +162,21 @@ def _waves(
 
     def cancel(_signum: int) -> None:  # in the signal handler: the wait goes to a thread
         def after_the_grace() -> None:
+            if settled.is_set():  # the waves were all back: nothing to wait for
+                return
             grace = engine.stop.grace_s
             engine.progress.note(
                 f"{engine.stop.signal_name}: stopping; the Spark waves in flight get {grace:g} s "
                 "to finish (press Ctrl-C again to exit at once)"
             )
-            if not settled.wait(grace):  # a wave back in time keeps the calls it paid for
+            if settled.wait(grace):  # a wave back in time keeps the calls it paid for
+                return
+            try:
                 _cancel_jobs(handle.session, group)
+            except Exception as e:  # noqa: BLE001 - Py4J and Connect errors share no type
+                # The run may have ended (and closed its session) as the grace ran out.
+                if not settled.is_set():
+                    engine.progress.note(f"could not cancel the Spark jobs: {error_line(e)}")
 
         threading.Thread(target=after_the_grace, daemon=True).start()
 

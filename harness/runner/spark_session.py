@@ -355,13 +355,15 @@ def _uses_tls(url: str, host: str) -> bool:
     ``use_ssl=true``, or with a token, except to ``localhost`` without ``use_ssl``."""
     params = dict(part.split("=", 1) for part in url.split(";")[1:] if "=" in part)
     use_ssl = params.get("use_ssl", "").lower() == "true"
-    token = "token" in params or bool(os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN"))
+    token = "token" in params or os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN") is not None
     return use_ssl or (token and host != "localhost")
 
 
 def _speaks_http2(host: str, port: int, *, tls: bool) -> bool:
-    """Whether the server answers an HTTP/2 preface within ``CONNECT_TIMEOUT_S``; OSError
-    when it cannot be reached. Nothing but the preface is sent (never the token)."""
+    """Whether the server answers an HTTP/2 preface with a SETTINGS frame within
+    ``CONNECT_TIMEOUT_S`` (an HTTP/1.1 server's 505, an SSH banner, the Spark UI's port are
+    no answer: pyspark would wait on them as on silence); OSError when it cannot be
+    reached. Nothing but the preface is sent (never the token)."""
     with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as raw:
         connection: socket.socket = raw
         if tls:
@@ -373,8 +375,16 @@ def _speaks_http2(host: str, port: int, *, tls: bool) -> bool:
             context.set_alpn_protocols(["h2"])
             connection = context.wrap_socket(raw, server_hostname=host)
         try:
+            if tls and connection.selected_alpn_protocol() != "h2":  # type: ignore[attr-defined]
+                return False
             connection.sendall(_HTTP2_PREFACE)
-            return bool(connection.recv(9))  # a frame header; b"" if the server hung up
+            header = b""
+            while len(header) < 9:  # the first frame's header: type 4 on stream 0
+                more = connection.recv(9 - len(header))
+                if not more:
+                    return False  # the server hung up
+                header += more
+            return header[3] == 0x04 and int.from_bytes(header[5:9], "big") & 0x7FFFFFFF == 0
         except TimeoutError:
             return False
         finally:

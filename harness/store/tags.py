@@ -115,10 +115,14 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
     if named:
         note = None
         if len(named) > 1:
+            # A name with a space, or one that starts run ids, cannot be a tag: name another.
+            pinned = ref if ref.strip() and not any(c.isspace() for c in ref) else "NAME"
+            if pinned == ref and _ids_starting(db_path, ref):
+                pinned = "NAME"
             note = (
                 f"{len(named)} runs are named {ref!r}; using the newest, {named[0].run_id} "
                 f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with "
-                f"`harness runs tag RUN_ID {ref}`"
+                f"`harness runs tag RUN_ID {pinned}`"
             )
         return named[0], note
     if ids:

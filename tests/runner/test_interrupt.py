@@ -175,6 +175,28 @@ def test_a_stop_drops_an_apps_row_that_has_sent_nothing_rather_than_failing_it(
     assert server.stats()["requests_total"] == 2 * len(stored)  # an embedding and a chat a row
 
 
+def test_a_stop_finishes_a_sync_apps_rows_that_paid_and_their_judges(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """A python: app with the sync SDK sends from its own thread: those sends did not count
+    as the row's, so after the stop the row's judge was halted and the row, paid for, was
+    dropped (0 rows stored of the 4 that had paid)."""
+    server.configure(latency_s=1.0)
+    app = ("run", "--data", "qa", "--model", "python:harness_app_models:rag",
+           "--metric", "word_count", "--judge", "correctness", "--judge-model", "openai:/j",
+           "--concurrency", "2", "--json")  # fmt: skip
+    process = start(env, *app)
+    wait_for(lambda: started_rows(server, 2), 120, "the first calls")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    document = json_doc(out)
+    stored = query(home, "SELECT error FROM outputs WHERE run_id = ?", [document["run_id"]])
+    assert document["errors"] == 0 and stored and all(e is None for (e,) in stored), err
+    # An embedding, a chat and a judge a row: nothing paid for a row that was not stored.
+    assert server.stats()["requests_total"] == 3 * len(stored)
+
+
 def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:

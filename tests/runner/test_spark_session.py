@@ -57,24 +57,30 @@ def test_a_server_that_takes_the_connection_but_never_answers_is_refused_in_time
     """pyspark's client waits for an answer for ten minutes and more, saying nothing, and a
     Ctrl-C in that wait was only noted: a port that takes connections and never speaks (a
     server still starting, another program) is refused after CONNECT_TIMEOUT_S."""
+    import http.server
     import socket
+    import threading
 
     from harness.runner import spark_session
     from harness.runner.spark_session import _open_connect
 
     listener = socket.create_server(("127.0.0.1", 0))  # the backlog accepts; nobody reads
-    port = listener.getsockname()[1]
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()  # answers 505 to h2
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(spark_session, "CONNECT_TIMEOUT_S", 0.5)
-            with pytest.raises(ConfigError) as caught:
-                _open_connect(f"sc://127.0.0.1:{port}")
+        for port in (listener.getsockname()[1], web.server_address[1]):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(spark_session, "CONNECT_TIMEOUT_S", 0.5)
+                with pytest.raises(ConfigError) as caught:
+                    _open_connect(f"sc://127.0.0.1:{port}")
+            assert str(caught.value) == (
+                f"the server at sc://127.0.0.1:{port} takes connections but does not answer "
+                "as a Spark Connect server (gRPC) within 0.5 s: is it one, and is it ready?"
+            )
     finally:
         listener.close()
-    assert str(caught.value) == (
-        f"the server at sc://127.0.0.1:{port} takes connections but does not answer as a "
-        "Spark Connect server (gRPC) within 0.5 s: is it one, and is it ready?"
-    )
+        web.shutdown()
+        web.server_close()
 
 
 def test_a_token_the_connect_client_cannot_parse_is_not_shown() -> None:
