@@ -45,13 +45,7 @@ if TYPE_CHECKING:
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
 
-__all__ = [
-    "CACHE_MODES",
-    "CacheMode",
-    "CallDeferred",
-    "CallResult",
-    "Caller",
-]
+__all__ = ["CACHE_MODES", "CacheMode", "CallDeferred", "CallResult", "Caller"]
 
 CacheMode = Literal["use", "replay", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = ("use", "replay", "refresh", "off")

@@ -116,9 +116,8 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
         note = None
         if len(named) > 1:
             # A name with a space, or one that starts run ids, cannot be a tag: name another.
-            pinned = ref if ref.strip() and not any(c.isspace() for c in ref) else "NAME"
-            if pinned == ref and _ids_starting(db_path, ref):
-                pinned = "NAME"
+            tag_like = ref.strip() and not any(c.isspace() for c in ref) and not ids
+            pinned = ref if tag_like else "NAME"
             note = (
                 f"{len(named)} runs are named {ref!r}; using the newest, {named[0].run_id} "
                 f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with "

@@ -153,26 +153,32 @@ def test_after_a_stop_a_row_that_has_sent_nothing_sends_nothing(
     assert len(requests) == 8 and max(paid(server).values()) == 1
 
 
+def _app_rows_stopped(
+    home: Path, env: dict[str, str], server: FakeLLMServer, app: str, *flags: str
+) -> int:
+    """Run python:harness_app_models:APP (1 s a call, concurrency 2), SIGTERM it at its
+    first calls; check it stopped with no failed row, and return the rows it stored."""
+    server.configure(latency_s=1.0)
+    process = start(env, "run", "--data", "qa", "--model", f"python:harness_app_models:{app}",
+                    "--metric", "word_count", *flags, "--concurrency", "2", "--json")  # fmt: skip
+    wait_for(lambda: started_rows(server, 2), 120, "the first calls")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    document = json_doc(out)
+    stored = query(home, "SELECT error FROM outputs WHERE run_id = ?", [document["run_id"]])
+    assert document["errors"] == 0 and stored and all(e is None for (e,) in stored), err
+    return len(stored)
+
+
 def test_a_stop_drops_an_apps_row_that_has_sent_nothing_rather_than_failing_it(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
     """A python: app's own calls (async, on the loop) go through the same gate: the row of
     an app whose first call is halted is not stored as a failure (it is the stop's, and
     --resume runs it), and nothing is paid after the stop for such a row."""
-    server.configure(latency_s=1.0)
-    app = ("run", "--data", "qa", "--model", "python:harness_app_models:rag_async",
-           "--metric", "word_count", "--concurrency", "2", "--json")  # fmt: skip
-    process = start(env, *app)
-    wait_for(lambda: started_rows(server, 2), 120, "the first calls")
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
-    document = json_doc(out)
-    run_id = document["run_id"]
-    assert document["errors"] == 0, err
-    stored = query(home, "SELECT error FROM outputs WHERE run_id = ?", [run_id])
-    assert stored and all(error is None for (error,) in stored)
-    assert server.stats()["requests_total"] == 2 * len(stored)  # an embedding and a chat a row
+    stored = _app_rows_stopped(home, env, server, "rag_async")
+    assert server.stats()["requests_total"] == 2 * stored  # an embedding and a chat a row
 
 
 def test_a_stop_finishes_a_sync_apps_rows_that_paid_and_their_judges(
@@ -181,20 +187,10 @@ def test_a_stop_finishes_a_sync_apps_rows_that_paid_and_their_judges(
     """A python: app with the sync SDK sends from its own thread: those sends did not count
     as the row's, so after the stop the row's judge was halted and the row, paid for, was
     dropped (0 rows stored of the 4 that had paid)."""
-    server.configure(latency_s=1.0)
-    app = ("run", "--data", "qa", "--model", "python:harness_app_models:rag",
-           "--metric", "word_count", "--judge", "correctness", "--judge-model", "openai:/j",
-           "--concurrency", "2", "--json")  # fmt: skip
-    process = start(env, *app)
-    wait_for(lambda: started_rows(server, 2), 120, "the first calls")
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
-    document = json_doc(out)
-    stored = query(home, "SELECT error FROM outputs WHERE run_id = ?", [document["run_id"]])
-    assert document["errors"] == 0 and stored and all(e is None for (e,) in stored), err
+    judged = ("--judge", "correctness", "--judge-model", "openai:/j")
+    stored = _app_rows_stopped(home, env, server, "rag", *judged)
     # An embedding, a chat and a judge a row: nothing paid for a row that was not stored.
-    assert server.stats()["requests_total"] == 3 * len(stored)
+    assert server.stats()["requests_total"] == 3 * stored
 
 
 def test_a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run(

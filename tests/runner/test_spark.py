@@ -501,20 +501,11 @@ def _interrupt_once_executors_call(server: FakeLLMServer) -> None:
     threading.Thread(target=interrupt, daemon=True).start()
 
 
-def test_ctrl_c_keeps_the_waves_in_flight_and_pays_for_no_call_twice(
-    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
-) -> None:
-    """A real SIGINT during the first waves: no more waves; the waves in flight come back
-    within the stop's grace and are kept. Their jobs were cancelled at once: the calls
-    their tasks had paid for were lost (0 rows kept) and sent again on --resume."""
+def _interrupted_on_spark(server: FakeLLMServer, spark: Any, home: Path) -> Any:
+    """Run on Spark, SIGINT at the executors' first calls; the interrupted run's result
+    (its message says how to resume), the server's latency back to none."""
     from harness.errors import Interrupted
 
-    server, spark = fake
-    before = jobs(spark)
-    # Waves of 2 rows, one task each: the 2 in flight run at once on the 2 cores, and each
-    # takes ~2 s (the model's answer, then the judges'), well within the grace.
-    write_settings(home, "[spark]\ntasks = 1\nrows_per_task = 2\n")
-    server.configure(latency_s=1.0)
     _interrupt_once_executors_call(server)
     try:
         with pytest.raises(Interrupted) as stopped:
@@ -523,6 +514,23 @@ def test_ctrl_c_keeps_the_waves_in_flight_and_pays_for_no_call_twice(
         server.configure(latency_s=0.0)
     result = stopped.value.result
     assert stopped.value.exit_code == 130 and result.status == "interrupted"
+    assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
+    return result
+
+
+def test_ctrl_c_keeps_the_waves_in_flight_and_pays_for_no_call_twice(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """A real SIGINT during the first waves: no more waves; the waves in flight come back
+    within the stop's grace and are kept. Their jobs were cancelled at once: the calls
+    their tasks had paid for were lost (0 rows kept) and sent again on --resume."""
+    server, spark = fake
+    before = jobs(spark)
+    # Waves of 2 rows, one task each: the 2 in flight run at once on the 2 cores, and each
+    # takes ~2 s (the model's answer, then the judges'), well within the grace.
+    write_settings(home, "[spark]\ntasks = 1\nrows_per_task = 2\n")
+    server.configure(latency_s=1.0)
+    result = _interrupted_on_spark(server, spark, home)
     assert jobs(spark) > before  # the rows went through Spark
     assert 2 <= result.rows_done < 20  # at least the wave the stop came in
     assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
@@ -542,24 +550,15 @@ def test_ctrl_c_cancels_a_wave_longer_than_the_grace_and_the_run_resumes(
     tasks went on calling for Spark's 2 s kill timeout.)"""
     import time
 
-    from harness.errors import Interrupted
     from harness.interrupt import DEFAULT_GRACE_S
 
     server, spark = fake
     before = jobs(spark)
     write_settings(home, "[spark]\nrows_per_task = 5\n")
     server.configure(latency_s=DEFAULT_GRACE_S + 1)  # no wave comes back within the grace
-    _interrupt_once_executors_call(server)
-    try:
-        with pytest.raises(Interrupted) as stopped:
-            run_eval(config(spark=True), home=home, spark_session=spark)
-    finally:
-        server.configure(latency_s=0.0)
-    assert stopped.value.exit_code == 130
-    result = stopped.value.result
-    assert result.status == "interrupted" and result.rows_done == 0
+    result = _interrupted_on_spark(server, spark, home)
+    assert result.rows_done == 0
     assert jobs(spark) > before  # the rows went through Spark
-    assert str(stopped.value).endswith(f"resume with `harness run --resume {result.run_id}`")
     sent = server.stats()["requests_total"]
     time.sleep(3)  # a task left running would go on calling
     assert server.stats()["requests_total"] == sent

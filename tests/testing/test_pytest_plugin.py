@@ -161,20 +161,21 @@ def test_record_replay_miss_and_rerecord(
         assert live.stats()["requests_total"] == 0
 
 
+def record_france(suite: pytest.Pytester) -> None:
+    """Record (or complete) test_france's cassette against the server the env names."""
+    suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(passed=1, deselected=2)
+
+
 def test_all_drops_what_a_test_no_longer_uses(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
-            passed=1, deselected=2
-        )
+        record_france(suite)
         app = suite.path / "my_app.py"
         app.write_text(app.read_text().replace("in a few words", "in one word"))
-        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
-            passed=1, deselected=2
-        )
+        record_france(suite)
         assert len(entries(cassette)) == 3  # new keeps the old chat call
         suite.runpytest("-k", "france", "--harness-record=all").assert_outcomes(
             passed=1, deselected=2
@@ -405,9 +406,7 @@ def test_a_damaged_cassette_says_how_to_record_it_again(
     cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
-            passed=1, deselected=2
-        )
+        record_france(suite)
         lines = cassette.read_text().splitlines(keepends=True)
         cassette.write_text(lines[0] + lines[1] + lines[2][:80] + "\n")  # cut off mid-entry
         damaged = suite.runpytest("-k", "france")
@@ -434,9 +433,7 @@ def test_a_server_gone_while_recording_fails_the_test_with_the_connection_error(
     (home / "harness.toml").write_text("[calls]\nretry_base_delay_s = 0.01\nmax_retries = 2\n")
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(
-            passed=1, deselected=2
-        )
+        record_france(suite)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: closed
     gone = suite.runpytest("-k", "france", "--harness-record=all")
     gone.assert_outcomes(failed=1, deselected=2)
