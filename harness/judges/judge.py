@@ -177,6 +177,16 @@ class Judge:
         """The verdict in one answer (raises JudgeParseError when there is none)."""
         return parse_verdict(text, self.output)
 
+    def read_whole(self, text: str, stopped_early: str | None) -> Verdict:
+        """``read``, for an answer that is whole: one cut off at its token limit (or
+        stopped by a filter) is not read, since the verdict it shows may be one the judge
+        was about to revise ("Initial score: 2. However, ..."); it is repaired instead."""
+        if stopped_early is not None:
+            if "token limit" in stopped_early:
+                stopped_early += "; raise max_tokens in the judge's params"
+            raise JudgeParseError(stopped_early, raw=text)
+        return self.read(text)
+
     def repair_message(self, error: JudgeParseError) -> dict[str, str]:
         return {
             "role": "user",
@@ -287,7 +297,7 @@ class Judge:
                 )
             raws.append(result.text)
             try:
-                verdict = self.read(result.text)
+                verdict = self.read_whole(result.text, provider.stopped_early(result.raw))
             except JudgeParseError as e:
                 error = e
                 conversation += [

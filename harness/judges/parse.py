@@ -32,7 +32,7 @@ from harness.judges.output import OutputSpec
 
 __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 
-PARSER_VERSION = 1
+PARSER_VERSION = 2  # 2: an answer cut off at its token limit is not read
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),

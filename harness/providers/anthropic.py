@@ -117,6 +117,14 @@ class AnthropicProvider(HTTPProvider):
             output_tokens=output_tokens if isinstance(output_tokens, int) else None,
         )
 
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        reason = raw.get("stop_reason") if isinstance(raw, Mapping) else None
+        if reason in ("max_tokens", "model_context_window_exceeded"):
+            return f"the answer was cut off at its token limit (stop_reason {reason!r})"
+        if reason == "refusal":
+            return "the answer was stopped by the safety filter (stop_reason 'refusal')"
+        return None
+
     def error_text(self, data: Any) -> str:
         # {"type": "error", "error": {"type": "rate_limit_error", "message": "..."}}
         if isinstance(data, dict) and isinstance(data.get("error"), dict):

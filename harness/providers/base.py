@@ -61,6 +61,12 @@ class Provider(ABC):
             row=row,
         )
 
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        """Why the answer in ``raw`` (a response's stored body) is not whole, else None:
+        the model hit its token limit, or the provider's filter stopped it. A judge's
+        verdict is never read from such an answer (``harness.judges.judge``)."""
+        return None
+
     @abstractmethod
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None

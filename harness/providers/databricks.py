@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +30,7 @@ from urllib.parse import quote
 from harness.errors import ConfigError, ProviderError
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import HTTPProvider, env_value, reject_inline_secrets
-from harness.providers.openai import chat_body, parse_chat
+from harness.providers.openai import chat_body, chat_stopped_early, parse_chat
 from harness.secrets import scrub_secrets
 
 HOST_ENV = "DATABRICKS_HOST"
@@ -149,6 +149,9 @@ class DatabricksProvider(HTTPProvider):
 
     def parse(self, data: dict[str, Any]) -> ModelResponse:
         return parse_chat(data)
+
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        return chat_stopped_early(raw)
 
     def error_text(self, data: Any) -> str:
         # {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "..."}

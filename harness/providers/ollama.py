@@ -12,6 +12,7 @@ into ``options``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from harness.model_io import ModelRequest, ModelResponse
@@ -82,6 +83,11 @@ class OllamaProvider(HTTPProvider):
         if options:
             body["options"] = options
         return body
+
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        if isinstance(raw, Mapping) and raw.get("done_reason") == "length":
+            return "the answer was cut off at its token limit (done_reason 'length')"
+        return None
 
     def parse(self, data: dict[str, Any]) -> ModelResponse:
         prompt_tokens, eval_tokens = data.get("prompt_eval_count"), data.get("eval_count")

@@ -19,6 +19,7 @@ such as vLLM's ``top_k`` pass through.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,6 +92,9 @@ class OpenAIProvider(HTTPProvider):
     def parse(self, data: dict[str, Any]) -> ModelResponse:
         return parse_chat(data)
 
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        return chat_stopped_early(raw)
+
 
 def chat_body(request: ModelRequest, *, model: str | None) -> dict[str, Any]:
     """An OpenAI chat-completions body (also what Databricks serving takes)."""
@@ -120,6 +124,24 @@ def parse_chat(data: dict[str, Any]) -> ModelResponse:
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=_int(usage.get("completion_tokens")),
     )
+
+
+# finish_reason values of an answer that is not whole, and what they mean.
+_STOPPED_EARLY = {
+    "length": "the answer was cut off at its token limit (finish_reason 'length')",
+    "content_filter": (
+        "the answer was stopped by the content filter (finish_reason 'content_filter')"
+    ),
+}
+
+
+def chat_stopped_early(raw: Mapping[str, Any] | None) -> str | None:
+    """Why a chat-completions answer is not whole (``finish_reason``), else None."""
+    choices = raw.get("choices") if isinstance(raw, Mapping) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        return None
+    reason = choices[0].get("finish_reason")
+    return _STOPPED_EARLY.get(reason) if isinstance(reason, str) else None
 
 
 def _int(value: Any) -> int | None:

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from judge_helpers import judge_bodies
 
 from harness.cache.keys import request_key
 from harness.calls import Caller
@@ -273,3 +274,47 @@ def test_bad_judge_definitions_are_metric_errors() -> None:
         make_judge("j", "{output}", examples=[{"output": "x"}])
     with pytest.raises(MetricError, match="outside the 1-5 scale"):
         make_judge("j", "{output}", output="1-5", examples=[{"output": "x", "answer": 7}])
+
+
+CUT_OFF_REASONING = "Initial score: 2. However, on reflection the final score: 5"
+
+
+def _remote_judge(scheme: str, server: Any) -> Any:
+    from harness.providers.anthropic import AnthropicProvider
+    from harness.providers.ollama import OllamaProvider
+
+    if scheme == "openai":
+        return OpenAIProvider("judge", server.openai_base_url, api_key="sk-test")
+    if scheme == "anthropic":
+        return AnthropicProvider("judge", server.anthropic_base_url, api_key="sk-test")
+    return OllamaProvider("judge", server.url)
+
+
+async def _judge_over_http(judge: Judge, provider: Any) -> list[ScoreRow]:
+    caller = Caller(cache=None, mode="off")
+    try:
+        return await judge.evaluate(ROW, example_id="r1", caller=caller, provider=provider)
+    finally:
+        await caller.aclose()
+
+
+@pytest.mark.parametrize("scheme", ["openai", "anthropic", "ollama"])
+def test_an_answer_cut_off_at_its_token_limit_is_never_read(scheme: str, server: Any) -> None:
+    # The fake cuts the answer to max_tokens words and says so in the provider's own way
+    # (finish_reason "length", stop_reason "max_tokens", done_reason "length").
+    server.configure(replies=[CUT_OFF_REASONING])
+    judge = make_judge("j", "Rate {output}", output="1-5", params={"max_tokens": 5})
+    (row,) = asyncio.run(_judge_over_http(judge, _remote_judge(scheme, server)))
+    assert row.value is None and row.label is None  # not the 2 the judge was revising
+    assert row.error is not None and "cut off at its token limit" in row.error
+    assert "raise max_tokens" in row.error
+    assert row.raw is not None and row.raw.startswith("Initial score: 2. However, on")
+
+
+def test_a_cut_off_answer_is_repaired_with_a_short_verdict(server: Any) -> None:
+    server.configure(replies=[CUT_OFF_REASONING, '{"score": 5}'])
+    judge = make_judge("j", "Rate {output}", output="1-5", params={"max_tokens": 5})
+    (row,) = asyncio.run(_judge_over_http(judge, _remote_judge("openai", server)))
+    assert (row.value, row.error) == (5.0, None)
+    repair = judge_bodies(server)[1]["messages"][-1]["content"]
+    assert "cut off at its token limit (finish_reason 'length')" in repair
