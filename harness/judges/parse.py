@@ -6,7 +6,8 @@ blocks, or answer in prose: ``Score: 4/5``, ``**Rating:** [[3]]``, ``Yes, the ca
 correct.`` :func:`parse_verdict` accepts all of these, in this order:
 
 1. every JSON (or Python-literal) object in the text, nested objects included, whose keys
-   name a verdict (the judge's own key first, then common synonyms);
+   name a verdict (the judge's own key first, then common synonyms); objects that give
+   different verdicts (a draft, then a final answer) are no verdict, and are repaired;
 2. labelled lines (``score: N``, ``verdict: yes``), the last one winning, since judges
    reason first and conclude last;
 3. a bare answer: the whole text, its first word (``Yes, ...``), its last line, or ``[[N]]``;
@@ -32,7 +33,9 @@ from harness.judges.output import OutputSpec
 
 __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 
-PARSER_VERSION = 2  # 2: an answer cut off at its token limit is not read
+# 2: an answer cut off at its token limit is not read; 3: JSON objects that disagree are
+# no verdict (the first of them was read)
+PARSER_VERSION = 3
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -116,12 +119,21 @@ def _parse(text: str, output: OutputSpec) -> Verdict:
     cleaned = _THINK.sub("", text or "").strip()
     if not cleaned:
         raise JudgeParseError("the judge's answer is empty")
-    for obj, snippet in _json_objects(cleaned):
-        found = _from_mapping(obj, output)
-        if found is not None:
-            if found.rationale is None:  # {"score": 4} after some reasoning: keep the reasoning
-                found = _verdict(output, found.label, cleaned, snippet)
-            return found
+    in_objects = [
+        (found, snippet)
+        for obj, snippet in _json_objects(cleaned)
+        if (found := _from_mapping(obj, output)) is not None
+    ]
+    if in_objects:
+        # A draft verdict, then the final one: reading either would be a guess.
+        labels = list(dict.fromkeys(found.label for found, _ in in_objects))
+        if len(labels) > 1:
+            several = ", ".join(labels)
+            raise JudgeParseError(f"the judge's answer gives several verdicts ({several})")
+        found, snippet = in_objects[0]
+        if found.rationale is None:  # {"score": 4} after some reasoning: keep the reasoning
+            found = _verdict(output, found.label, cleaned, snippet)
+        return found
     found = _from_lines(cleaned, output) or _from_bare(cleaned, output)
     if found is None and output.kind == "scale":
         found = _from_sentences(cleaned, output)

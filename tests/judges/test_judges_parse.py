@@ -35,6 +35,7 @@ ACCEPTED = [
     (SCALE, '<think>Maybe a 2? {"score": 2} no...</think>\n{"score": 5, "rationale": "ok"}', "5"),
     (SCALE, '{"rationale": "no score key here"}\n{"score": 3}', "3"),
     (SCALE, "I don't think it's perfect. {\"score\": 4}", "4"),
+    (SCALE, '{"score": 4} and again: {"rationale": "Good.", "score": "4/5"}', "4"),
     # prose
     (SCALE, "Score: 4", "4"),
     (SCALE, "Score: 4/5", "4"),
@@ -101,6 +102,12 @@ REJECTED = [
     (SCALE, "The answer is good.", "no verdict"),
     (SCALE, "A score of 2 is too low; a score of 4 is too high.", "several scores"),
     (SCALE, '{"rationale": "The answer is mostly', "no verdict"),
+    (
+        SCALE,
+        'Draft: {"score": 2}. On reflection it is complete.\n{"rationale": "ok", "score": 5}',
+        "several verdicts (2, 5)",
+    ),
+    (YES_NO, '{"verdict": "no"} at first, but {"verdict": "yes"}', "several verdicts (no, yes)"),
     (SCALE, "", "empty"),
     (SCALE, "<think>Score: 4</think>", "empty"),
     (TEN, "Score: 11/10", "outside the 0-10 scale"),
