@@ -8,7 +8,8 @@ where it enters harness:
 - HTTP 4xx/5xx -> ``ProviderHTTPError(status, retry_after)`` (retryable: 408, 429, 5xx);
 - httpx timeouts -> ``ProviderTimeout``; other transport errors -> ``ProviderConnectionError``;
 - a 2xx body that is not JSON (a gateway's HTML page, a cut-off body) -> a retryable
-  ``ProviderResponseError``; JSON of the wrong shape -> a final one.
+  ``ProviderResponseError``; JSON of the wrong shape -> a final one, which quotes the
+  server's error when the body is an error object (a gateway answering 200 with one).
 
 Messages name the model URI, the server (without credentials or query string) and the
 server's own error text, never a header or a key: the API key lives in the provider
@@ -228,6 +229,15 @@ class HTTPProvider(Provider):
         try:
             result = self.parse(data)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            # A gateway (OpenRouter, a proxy) may answer 200 with an error object instead.
+            said = ""
+            if isinstance(data, dict) and ("error" in data or "error_code" in data):
+                said = " ".join(self.scrub(self.error_text(data)).split())[:MAX_SERVER_MESSAGE]
+            if said:
+                raise ProviderResponseError(
+                    f"{self.uri}: HTTP {response.status_code} from {redact_url(url)} "
+                    f"with an error instead of an answer: {said}"
+                ) from None
             raise ProviderResponseError(
                 f"{self.uri}: unexpected answer shape from {redact_url(url)} "
                 f"({type(e).__name__}: {self.scrub(str(e))[:100]})"

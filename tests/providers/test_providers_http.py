@@ -113,6 +113,18 @@ def test_json_of_the_wrong_shape_is_final(send: Any) -> None:
     assert not caught.value.retryable
 
 
+def test_an_error_object_in_a_2xx_answer_is_shown(send: Any) -> None:
+    # OpenRouter and some proxies answer 200 with {"error": {...}} instead of choices.
+    error = {"error": {"message": f"Provider returned error (key {KEY})", "code": 502}}
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=error))
+    with pytest.raises(ProviderResponseError) as caught:
+        ask(OpenAIProvider("m", "http://127.0.0.1:9/v1", api_key=KEY), send, transport=transport)
+    assert str(caught.value) == (
+        "openai:/m: HTTP 200 from http://127.0.0.1:9/v1/chat/completions with an error "
+        "instead of an answer: Provider returned error (key ***)"
+    )
+
+
 def test_404_suggests_the_model_name(send: Any) -> None:
     transport = httpx.MockTransport(
         lambda r: httpx.Response(
