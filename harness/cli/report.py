@@ -17,7 +17,8 @@ from harness.cli.output import home_of
     metavar="FILE",
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Where to write the report ('-' for stdout). [default: report-RUN.html, or "
-    "report-BASE-vs-CANDIDATE.html]",
+    "report-BASE-vs-CANDIDATE.html, with the run id where a name is not a file name or "
+    "that file holds something else]",
 )
 @cluster_option("With several runs: rows that share this dataset column form a cluster.")
 @click.option(
@@ -66,7 +67,7 @@ def report(
     Example:
       harness report baseline.jsonl 3f2a9c1b4d5e -o report.html
     """
-    from harness.compare.report import default_report_name, report_refs
+    from harness.compare.report import default_report_name, default_report_target, report_refs
     from harness.files import check_writable
     from harness.report import write_report
 
@@ -82,4 +83,9 @@ def report(
     if target == "-":
         click.echo(html, nl=False)
         return
+    if output is None:  # the default name: never another run's report, nor a file of yours
+        target, kept = default_report_target(runs, html)
+        if kept is not None:
+            click.echo(f"note: kept {kept} (not a report of {' vs '.join(runs)}); wrote the "
+                       "report next to it", err=True)  # fmt: skip
     click.echo(f"report: {write_report(target, html)}")

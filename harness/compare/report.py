@@ -22,7 +22,13 @@ from harness.errors import ConfigError
 from harness.report import Flips, ReportRun, Section, render_report, run_report
 from harness.slices import DEFAULT_MAX_VALUES, max_values
 
-__all__ = ["check_report", "comparison_report", "default_report_name", "report_refs"]
+__all__ = [
+    "check_report",
+    "comparison_report",
+    "default_report_name",
+    "default_report_target",
+    "report_refs",
+]
 
 
 def report_refs(
@@ -54,23 +60,63 @@ def report_refs(
     return comparison_report(comparison, loaded[0], loaded[1:], home=home, max_slices=limit)
 
 
-def default_report_name(refs: Sequence[str]) -> str:
+def default_report_name(refs: Sequence[str], run_ids: Sequence[str] = (), *,
+                        with_ids: bool = False) -> str:  # fmt: skip
     """``report-RUN.html`` or ``report-BASE-vs-CANDIDATE.html``, from what the user typed
-    (a run file by its name without the suffix)."""
+    (a run file by its name without the suffix). A name that loses characters to become a
+    file name (letters other than a-z, spaces) carries its run's id from ``run_ids`` too,
+    as every name does ``with_ids``: two runs never share a name that way."""
     import re
     from pathlib import Path
 
     from harness.store.exports import SUFFIXES
 
     names = []
-    for ref in refs:
+    for i, ref in enumerate(refs):
         name = Path(ref).name
         for suffix in SUFFIXES:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        names.append(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+        if i < len(run_ids) and (with_ids or safe != name):
+            safe = f"{safe}-{run_ids[i][:12]}" if safe else run_ids[i][:12]
+        names.append(safe or "run")
     return "report-" + "-vs-".join(names) + ".html"
+
+
+def default_report_target(refs: Sequence[str], html: str) -> tuple[str, str | None]:
+    """Where ``harness report REFS`` writes ``html`` unless told: the default name, unless
+    a file of that name holds something else than a report of the same runs (another
+    run's, one that came out with the same name, or a file of the user's): that file is
+    kept and the name carries each run's id. Returns the name and the file kept, if any;
+    a file there with that name too is bad input."""
+    from harness.report import report_run_ids
+
+    run_ids = report_run_ids(html) or ()
+    target = default_report_name(refs, run_ids)
+    if _report_of(target) in (None, run_ids):
+        return target, None
+    unique = default_report_name(refs, run_ids, with_ids=True)
+    if _report_of(unique) in (None, run_ids):
+        return unique, target
+    raise ConfigError(f"{target} and {unique} hold something else than this report; "
+                      "name the file with -o FILE")  # fmt: skip
+
+
+def _report_of(path: str) -> tuple[str, ...] | None:
+    """The run ids of the report at ``path``; None where no file is; () for a file that is
+    not a report of harness's."""
+    from harness.report import report_run_ids
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            head = file.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ()
+    return report_run_ids(head) or ()
 
 
 def _labels(runs: Sequence[LoadedRun]) -> list[str]:

@@ -15,6 +15,7 @@ The report holds no timestamp of its writing and refers to nothing outside itsel
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,21 @@ __all__ = [
     "Section",
     "markup",
     "render_report",
+    "report_run_ids",
     "run_label",
     "run_report",
     "write_report",
 ]
+
+
+_RUN_IDS = re.compile(r'<meta name="harness-runs" content="([^"]*)">')
+
+
+def report_run_ids(html: str) -> tuple[str, ...] | None:
+    """The ids of the runs a report is about, in its order (from its head, which holds
+    them in its first lines); None for a page that is not a report of harness's."""
+    found = _RUN_IDS.search(html[:4096])
+    return tuple(found.group(1).split()) if found else None
 
 
 def run_label(record: RunRecord) -> str:

@@ -159,6 +159,7 @@ def render_report(
         "title": title,
         "subtitle": subtitle,
         "version": __version__,
+        "run_ids": " ".join(run.record.info.run_id for run in runs),
         "lead": list(lead),
         "runs": [(run, run_facts(run)) for run in runs],
         "metrics": metric_views(runs, metrics),

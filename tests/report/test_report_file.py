@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from report_models import EVIL_OUTPUT
-from report_runs import CANDIDATE_PROMPT, JUDGES, ReportHome, invoke, ok
+from report_runs import CANDIDATE_PROMPT, JUDGES, ReportHome, invoke, ok, run_id
 
 from harness.store.runs import list_runs
 from harness.testing import FakeLLMServer
@@ -377,3 +377,45 @@ def test_a_report_that_cannot_be_written_leaves_the_run_finished(
         f"device while writing {page}; write it with `harness report {doc['run_id']} -o FILE`"
     ]
     assert get_run(home / "harness.duckdb", doc["run_id"]).status == "finished"
+
+
+def test_default_names_never_take_another_runs_report(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs named in letters a file name drops (評価, 検証) once all wrote report-run.html,
+    each over the last; a name that loses characters now carries the run id, and a file
+    of the default name that holds another run's report is kept."""
+    data = tmp_path / "tiny.jsonl"
+    data.write_text('{"input": "a", "expected": "a"}\n{"input": "b", "expected": "c"}\n',
+                    encoding="utf-8")  # fmt: skip
+    ok(invoke(home, "data", "import", str(data), "--name", "tiny"))
+    for name in ("評価", "検証", "ab", "a b", "a-b"):
+        ok(invoke(home, "run", "--data", "tiny", "--model", "echo", "--metric",
+                  "exact_match", "--run-name", name, "--no-mlflow"))  # fmt: skip
+    ids = {name: run_id(home, name) for name in ("評価", "検証", "ab", "a b", "a-b")}
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    assert ok(invoke(home, "report", "評価")).stdout == f"report: report-{ids['評価']}.html\n"
+    assert ok(invoke(home, "report", "検証")).stdout == f"report: report-{ids['検証']}.html\n"
+    # Written again from the same run: the same file, the same bytes.
+    first = (out / f"report-{ids['評価']}.html").read_bytes()
+    assert ok(invoke(home, "report", "評価")).stdout == f"report: report-{ids['評価']}.html\n"
+    assert (out / f"report-{ids['評価']}.html").read_bytes() == first
+    # Typed as it is, a plain name stays the name; its report is rewritten in place.
+    assert ok(invoke(home, "report", "ab")).stdout == "report: report-ab.html\n"
+    assert ok(invoke(home, "report", "ab")).stdout == "report: report-ab.html\n"
+    # 'a b' loses its space: the id says which run.
+    assert ok(invoke(home, "report", "a b")).stdout == f"report: report-a-b-{ids['a b']}.html\n"
+    # 'a-b' is typed as it is, but report-a-b.html is a file of someone else's: kept.
+    (out / "report-a-b.html").write_text("mine", encoding="utf-8")
+    kept = ok(invoke(home, "report", "a-b"))
+    assert kept.stdout == f"report: report-a-b-{ids['a-b']}.html\n"
+    assert kept.stderr == (
+        "note: kept report-a-b.html (not a report of a-b); wrote the report next to it\n"
+    )
+    assert (out / "report-a-b.html").read_text(encoding="utf-8") == "mine"
+    # A comparison: each name as typed, or with its id.
+    both = ok(invoke(home, "report", "ab", "評価"))
+    assert both.stdout == f"report: report-ab-vs-{ids['評価']}.html\n"
+    assert len(list(out.iterdir())) == 7  # and none written over another
