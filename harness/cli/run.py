@@ -420,16 +420,23 @@ def _show(result: object, as_json: bool) -> None:
 
 
 def _print_summary(result: RunResult) -> None:
-    print_table(
+    title = (
         f"run {result.run_id}: {result.model} on {result.dataset} "
         f"({plural(result.rows_done, 'row')}, {result.errors} failed, "
-        f"{result.duration_s:.1f} s)",
-        ["metric", "mean", "p50", "p90", "rows"],
-        [
-            [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count", 0)]
-            for name, a in result.metrics.items()
-        ],
+        f"{result.duration_s:.1f} s)"
     )
+    if result.metrics:
+        print_table(
+            title,
+            ["metric", "mean", "p50", "p90", "rows"],
+            [
+                [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")),
+                 a.get("count", 0)]
+                for name, a in result.metrics.items()
+            ],
+        )  # fmt: skip
+    else:  # stopped before any row was stored: no table of nothing
+        click.echo(title)
     if result.sample:
         from harness.sampling import describe_sample
 
@@ -445,4 +452,5 @@ def _print_summary(result: RunResult) -> None:
         click.echo(f"MLflow run {result.mlflow_run_id} (open it with `{invocation()} ui`)")
     if result.report:
         click.echo(f"report: {result.report}")
-    click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")
+    if result.rows_done:
+        click.echo(f"rows: {invocation()} runs show {result.run_id} --rows")

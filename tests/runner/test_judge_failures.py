@@ -4,6 +4,7 @@ judge server that refuses the first connection stops the run at once, naming its
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -105,3 +106,31 @@ def test_a_replay_miss_is_stored_as_the_run_s_reason(qa: str) -> None:
     assert run["reason"].startswith("--cache replay: the model call for row ")
     code, out, _ = invoke("runs", "show", run["run_id"])
     assert "reason: --cache replay: the model call for row " in " ".join(out.split())
+
+
+def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
+    qa: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model server that refuses the first call, or a replay miss on the first row, once
+    printed the head of an empty metrics table and a `runs show --rows` of no rows before
+    the error; now the run's line, then the error."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        run = ("run", "--data", "qa", "--model", "openai:/gpt-test", "--metric",
+               "exact_match", "--no-mlflow")  # fmt: skip
+        for extra, reason in [
+            ((), "nothing is listening at"),
+            (("--cache", "replay"), "--cache replay: the model call for row "),
+        ]:
+            code, out, err = invoke(*run, *extra)
+            assert code == 1
+            [line] = out.splitlines()
+            assert re.fullmatch(
+                r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 rows, 0 failed, "
+                r"[0-9.]+ s\)",
+                line,
+            ), out
+            assert err.startswith("error: ") and reason in err and err.count("\n") == 1
