@@ -232,8 +232,12 @@ def read_table(path: Path) -> pd.DataFrame:
             df = pd.DataFrame(_read_jsonl(path), dtype=object)
         elif fmt == "json":
             df = pd.DataFrame(_read_json(path), dtype=object)
-        else:
-            df = pd.read_parquet(path)
+        else:  # Python values, as JSON's: ints with a null stay ints (pandas: 3.0), a
+            # null is None (pandas: NaT for a time), a list in a struct a list
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            df = pd.DataFrame(table.to_pylist(), columns=table.column_names, dtype=object)
     except DataError:
         raise
     except UnicodeDecodeError as e:

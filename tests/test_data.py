@@ -56,12 +56,13 @@ def test_jsonl_import_maps_default_columns_and_keeps_extra(qa_file: Path, home: 
     assert first.extra["meshes"] == source["meshes"]
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
 def test_json_values_keep_their_types_when_a_row_lacks_the_field(
     tmp_path: Path, home: Path, fmt: str
 ) -> None:
-    """A JSON int field missing from one row was stored as floats (0.0, 2.0): --by num
-    showed slices 0.0 and 2.0 and a python: model got floats the file never held."""
+    """A JSON int field missing from one row, or a Parquet int column with a null, was
+    stored as floats (0.0, 2.0): --by num showed slices 0.0 and 2.0 and a python: model
+    got floats the file never held."""
     records = [
         {"question": "a", "answer": "x", "num": 0, "flag": True},
         {"question": "b", "answer": "y"},
@@ -70,6 +71,11 @@ def test_json_values_keep_their_types_when_a_row_lacks_the_field(
     path = tmp_path / f"gaps.{fmt}"
     if fmt == "jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif fmt == "parquet":  # num: int64 with a null; flag: bool with a null
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), path)
     else:
         path.write_text(json.dumps(records))
     info = import_file(path, name="gaps").dataset
@@ -80,6 +86,30 @@ def test_json_values_keep_their_types_when_a_row_lacks_the_field(
         (int, 2),
     ]
     assert [e.get("flag") for e in extras] == [True, None, False]
+
+
+def test_parquet_nulls_stay_null_and_nested_values_stay_json(tmp_path: Path, home: Path) -> None:
+    """pandas read a Parquet time column's null as the text 'NaT', an int in a struct as
+    a float and a list in a struct as numpy's array (stored as the text '[1 2]')."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nested.parquet"
+    table = pa.table({
+        "question": ["a", "b"],
+        "at": pa.array([datetime.datetime(2026, 1, 2, 3, 4, 5), None], pa.timestamp("us")),
+        "meta": [{"n": 1, "tags": [1, 2]}, None],
+    })  # fmt: skip
+    pq.write_table(table, path)
+    info = import_file(path, name="nested").dataset
+    extras = [e.extra for e in load_examples(home / "harness.duckdb", info)]
+    assert extras == [
+        {"at": "2026-01-02 03:04:05", "meta": {"n": 1, "tags": [1, 2]}},
+        {"at": None, "meta": None},
+    ]
+    assert type(extras[0]["meta"]["n"]) is int
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
