@@ -322,14 +322,44 @@ _FLAG_ARGUMENTS = {"--by": "by", "--sample": "sample", "--stratify": "stratify",
 _LEADING_FLAG = re.compile(r"^(--[a-z]+) (\S+?)(?=: | is )")  # `--by X: `, `--sample N is `
 
 
+# Other phrases of the run's checks that name a flag, each as evaluate's argument; in order
+# (--spark-remote before --spark). A command in backquotes (`harness run --resume ID`) stays.
+_FLAG_PHRASES = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"--max-slices N\b", "max_slices=N"),
+        (r"^--max-slices must", "max_slices= must"),
+        (r"^--stratify COLUMN needs --sample N", "stratify= needs sample=N"),
+        (r"^--cache replay: ", "cache='replay': "),
+        (r"^--judge needs a judge model", "judges= need a judge model"),
+        (r"pass --judge-model URI", "pass judge_model=URI"),
+        (r"at least one --guideline TEXT", "at least one guideline: guidelines=[TEXT]"),
+        (r"^--metric needs a value", "a metric needs a value"),
+        (r"^--metric '", "metric '"),
+        (r"^--param (\w+)=\.\.\. ", r"params={'\1': ...} "),
+        (r"--max-cost (needs|budget)", r"max_cost= \1"),
+        (r"^--spark takes no value or `databricks`",
+         "spark= takes True, a SparkSession, an sc:// URL or 'databricks'"),
+        (r"--spark-remote\b", "spark_remote="),
+        (r"--spark databricks\b", "spark='databricks'"),
+        (r"^--spark needs", "spark= needs"),
+        (r"^--profile names", "spark_profile= names"),
+    )
+)  # fmt: skip
+
+
 def _in_python_words(error: HarnessError) -> None:
-    found = _LEADING_FLAG.match(error.message)
-    if found is None or found.group(1) not in _FLAG_ARGUMENTS:
-        return
-    value = found.group(2)
-    shown = value if re.fullmatch(r"-?[0-9.]+", value) else repr(value)
-    error.message = f"{_FLAG_ARGUMENTS[found.group(1)]}={shown}{error.message[found.end() :]}"
-    error.args = (error.message,)
+    message = error.message
+    found = _LEADING_FLAG.match(message)
+    if found is not None and found.group(1) in _FLAG_ARGUMENTS:
+        value = found.group(2)
+        shown = value if re.fullmatch(r"-?[0-9.]+", value) else repr(value)
+        message = f"{_FLAG_ARGUMENTS[found.group(1)]}={shown}{message[found.end() :]}"
+    for pattern, words in _FLAG_PHRASES:
+        message = pattern.sub(words, message)
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
 
 
 def _run(

@@ -3,6 +3,7 @@ expected, a wrong type, a refused call (which stores nothing), and what each say
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,7 @@ import pytest
 
 import harness
 import harness.data
-from harness.errors import ConfigError, DataError, MetricError, ModelURIError
+from harness.errors import ConfigError, DataError, MetricError, ModelURIError, ReplayMiss
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -263,3 +264,94 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
         with pytest.raises(kind) as raised:
             harness.evaluate(answer_four, "stored", log_to_mlflow=False, **arguments)
         assert str(raised.value).startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "kind", "said"),
+    [
+        (
+            {"by": "topic", "max_slices": 1},
+            ConfigError,
+            "by='topic': 2 distinct values, more than the 1 allowed; slice by a column with "
+            "fewer values, or raise the limit with max_slices=N ([slices] max_values in "
+            "harness.toml)",
+        ),
+        (
+            {"by": "topic", "max_slices": 0},
+            ConfigError,
+            "max_slices= must be a whole number of at least 1, got 0",
+        ),
+        (
+            {"stratify": "topic"},
+            ConfigError,
+            "stratify= needs sample=N (or a fraction such as 0.1)",
+        ),
+        (
+            {"judges": ["correctness"]},
+            ConfigError,
+            "judges= need a judge model: pass judge_model=URI or set judge_model in harness.toml",
+        ),
+        (
+            {"judges": ["guidelines"], "judge_model": "echo"},
+            MetricError,
+            "the guidelines judge needs at least one guideline: guidelines=[TEXT]",
+        ),
+        (
+            {"metrics": ["bogus:x"]},
+            MetricError,
+            "metric 'bogus:x': unknown metric kind 'bogus'; known: python, ",
+        ),
+        (
+            {"metrics": ["lbl="]},
+            MetricError,
+            "metric 'lbl=': nothing after lbl=",
+        ),
+        (
+            {"params": {"api_key": "sk-x"}},
+            ConfigError,
+            "params={'api_key': ...} would store a credential with the run; keys are read "
+            "from environment variables only (e.g. OPENAI_API_KEY)",
+        ),
+        (
+            {"max_cost": 1.0, "model": "openai:/gpt-unpriced"},
+            ConfigError,
+            "max_cost= needs the price of openai:/gpt-unpriced, which harness does not know",
+        ),
+        (
+            {"model": "openai:/gpt-test", "cache": "replay"},
+            ReplayMiss,
+            "cache='replay': the model call for row ",
+        ),
+        (
+            {"spark": "yes"},
+            ConfigError,
+            "spark= takes True, a SparkSession, an sc:// URL or 'databricks', not 'yes'",
+        ),
+        (
+            {"spark": "databricks", "spark_remote": "sc://127.0.0.1:1"},
+            ConfigError,
+            "spark='databricks' and spark_remote= name two clusters; give one of them",
+        ),
+        (
+            {"spark_profile": "dev"},
+            ConfigError,
+            "spark_profile= names the Databricks profile of spark='databricks'",
+        ),
+    ],
+)
+def test_no_message_of_evaluate_names_a_cli_flag(
+    home: Path, monkeypatch: pytest.MonkeyPatch, arguments: dict, kind: type[Exception], said: str
+) -> None:
+    """Checks evaluate shares with `harness run` told a Python caller to raise the limit
+    with --max-slices N, that --stratify COLUMN needs --sample N, to pass --judge-model URI;
+    each now names evaluate's argument."""
+    from harness.data import import_dataframe
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never reached
+    import_dataframe(DATA, name="stored")
+    options = {"model": answer_four, "log_to_mlflow": False, **arguments}
+    with pytest.raises(kind) as raised:
+        harness.evaluate(data="stored", **options)
+    assert str(raised.value).startswith(said), str(raised.value)
+    assert "--" not in re.sub(r"`[^`]*`", "", str(raised.value))  # a command may have flags
