@@ -3,6 +3,8 @@ statsmodels and scipy, the limit on values, and MLflow-safe metric names."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,3 +167,19 @@ def test_mlflow_names_are_names_mlflow_accepts() -> None:
     (name,) = mlflow_slice_metrics(slice_table("c", long, values.iloc[:1])).keys()
     assert len(name) == 250
     _validate_metric_name(name)
+
+
+def test_an_empty_csv_cell_is_a_row_without_a_value(tmp_path: Path, home: Path) -> None:
+    """A CSV keeps an empty cell as '': --by n made it a slice with no label, and a column
+    of numbers with a gap sorted as text (10 before 3); it is now the (none) slice."""
+    from harness.data import import_file
+    from harness.slices import example_fields
+    from harness.store.datasets import load_examples
+
+    path = tmp_path / "gaps.csv"
+    path.write_text("input,n\na,3\nb,\nc,10\n", encoding="utf-8")
+    info = import_file(path, name="gaps").dataset
+    rows = [example_fields(e) for e in load_examples(home / "harness.duckdb", info)]
+    labels = column_labels(rows, "n", "--by")
+    assert labels == ["3", None, "10"]
+    assert sort_labels(labels) == ["3", "10", None]

@@ -35,10 +35,10 @@ DEFAULT_MAX_VALUES = 50  # slices per --by column; [slices] max_values, --max-sl
 
 
 def label(value: Any) -> str | None:
-    """The text label of one cell (None when the cell is empty)."""
+    """The text label of one cell (None when the cell is empty: a CSV's empty cell is '')."""
     if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
         value = value.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, str):
         return value
