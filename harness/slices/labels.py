@@ -38,10 +38,10 @@ def label(value: Any) -> str | None:
     """The text label of one cell (None when the cell is empty: a CSV's empty cell is '')."""
     if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
         value = value.tolist()
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):  # ``value == ""`` for any value: pandas' NA has no truth
+        return value or None
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
