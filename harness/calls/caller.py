@@ -480,7 +480,7 @@ class Caller:
             except ProviderError as e:
                 if limiter is not None:  # a refused request used no tokens
                     limiter.settle(tokens_in + tokens_out, 0)
-                self._check_reachable(provider, e)
+                self._check_reachable(provider, e, kind)
                 raise
             self._reached.add(provider.base_url)
             if limiter is not None:
@@ -510,9 +510,10 @@ class Caller:
                     output_tokens=response.output_tokens if response else None,
                 )
 
-    def _check_reachable(self, provider: Provider, error: ProviderError) -> None:
+    def _check_reachable(self, provider: Provider, error: ProviderError, kind: CallKind) -> None:
         """Retries are for transient faults: a server that has never answered and refuses
-        the connection is not running (or the URL is wrong), so fail fast, naming it."""
+        the connection is not running (or the URL is wrong), so fail fast, naming it. The
+        call is a failed call like any other in the run's counts."""
         if isinstance(error, ProviderHTTPError):
             self._reached.add(provider.base_url)  # it answered: a later refusal is transient
         elif (
@@ -523,11 +524,15 @@ class Caller:
             from harness.providers._http import redact_url
 
             url = redact_url(provider.base_url or "")
-            raise EndpointUnreachable(
+            unreachable = EndpointUnreachable(
                 f"{provider.uri}: nothing is listening at {url} (connection refused): "
                 "is the server running, and is its base URL right",
                 url=url,
-            ) from None
+            )
+            with self._counting:
+                self.stats.of(kind).errors += 1
+                self.stats.error_kinds[str(unreachable)[:200]] += 1
+            raise unreachable from None
 
     async def _attempt(
         self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None

@@ -68,7 +68,9 @@ class Caller(Protocol):
 
     def _gave_up(self, kind: CallKind, error: ProviderError, attempts: int) -> None: ...
 
-    def _check_reachable(self, provider: Provider, error: ProviderError) -> None: ...
+    def _check_reachable(
+        self, provider: Provider, error: ProviderError, kind: CallKind
+    ) -> None: ...
 
     def _writer(self) -> CacheWriter: ...
 
@@ -149,7 +151,7 @@ def _send(
         try:
             response = provider.complete_blocking(request, send, module)
         except ProviderError as e:
-            caller._check_reachable(provider, e)
+            caller._check_reachable(provider, e, kind)
             raise
         caller._reached.add(provider.base_url)
         return response

@@ -91,6 +91,7 @@ def test_a_refused_judge_server_stops_the_run_at_once_naming_its_url(
     )
     assert document["status"] == "failed" and document["reason"] == refused
     assert document["calls"]["judge"]["retries"] == 0  # failed fast: no backoff
+    assert document["calls"]["judge"]["errors"] >= 1  # ...and counted as failed calls
     code, out, _ = invoke("runs", "show", run_id)
     assert f"reason: {refused}" in " ".join(out.split())
 
@@ -127,7 +128,13 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
         ]:
             code, out, err = invoke(*run, *extra)
             assert code == 1
-            [line] = out.splitlines()
+            line, *counts = out.splitlines()
+            # the refused calls are failed calls, counted (each row in flight made one)
+            if extra:
+                assert counts == []
+            else:
+                [count] = counts
+                assert re.fullmatch(r"model calls: 0 sent, 0 from cache, \d+ failed.*", count)
             assert re.fullmatch(
                 r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 rows, 0 failed, "
                 r"[0-9.]+ s\)",
