@@ -8,6 +8,7 @@ the digest of the normalized rows, so importing the same content again is a no-o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -237,7 +238,10 @@ def read_table(path: Path) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
-            df = pd.DataFrame(table.to_pylist(), columns=table.column_names, dtype=object)
+            rows = table.to_pylist()
+            if "binary" in str(table.schema).lower():  # any binary type, nested ones too
+                rows = [{k: _unbytes(v) for k, v in row.items()} for row in rows]
+            df = pd.DataFrame(rows, columns=table.column_names, dtype=object)
     except DataError:
         raise
     except UnicodeDecodeError as e:
@@ -344,6 +348,22 @@ def _pick(
             f"columns are: {', '.join(columns)})"
         )
     return None
+
+
+def _unbytes(value: Any) -> Any:
+    """A Parquet value with its binary cells as text: the UTF-8 they hold, else base64
+    (an image's bytes); a row is stored as JSON, which has no bytes (``str`` made them
+    ``"b'xy'"``)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(value).decode("ascii")
+    if isinstance(value, list):
+        return [_unbytes(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unbytes(v) for k, v in value.items()}
+    return value
 
 
 def _is_missing(value: Any) -> bool:

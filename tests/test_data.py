@@ -112,6 +112,30 @@ def test_parquet_nulls_stay_null_and_nested_values_stay_json(tmp_path: Path, hom
     assert type(extras[0]["meta"]["n"]) is int
 
 
+def test_parquet_binary_cells_are_their_text_or_base64(tmp_path: Path, home: Path) -> None:
+    """A binary cell was stored as Python's repr of bytes ("b'xy'"), inside a struct too
+    (a Hugging Face image column is {"bytes": ..., "path": ...})."""
+    import base64
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    png = b"\x89PNG\r\n\x1a\n\x00\xff"  # not UTF-8
+    path = tmp_path / "binary.parquet"
+    pq.write_table(pa.table({
+        "question": [b"What is shown?", b"And here?"],
+        "tag": pa.array([b"xy", None], pa.binary()),
+        "image": [{"bytes": png, "path": "a.png"}, None],
+    }), path)  # fmt: skip
+    info = import_file(path, name="binary").dataset
+    examples = load_examples(home / "harness.duckdb", info)
+    assert [e.input for e in examples] == ["What is shown?", "And here?"]
+    assert [e.extra for e in examples] == [
+        {"tag": "xy", "image": {"bytes": base64.b64encode(png).decode(), "path": "a.png"}},
+        {"tag": None, "image": None},
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
 def test_every_format_gives_the_same_digest(tmp_path: Path, fmt: str) -> None:
     df = pd.DataFrame(
