@@ -18,7 +18,7 @@ from harness.cli.output import home_of
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Where to write the report ('-' for stdout). [default: report-RUN.html, or "
     "report-BASE-vs-CANDIDATE.html, with the run id where a name is not a file name or "
-    "that file holds something else]",
+    "that file is not a report]",
 )
 @cluster_option("With several runs: rows that share this dataset column form a cluster.")
 @click.option(
@@ -83,9 +83,9 @@ def report(
     if target == "-":
         click.echo(html, nl=False)
         return
-    if output is None:  # the default name: never another run's report, nor a file of yours
+    if output is None:  # the default name: never over a file of yours
         target, kept = default_report_target(runs, html)
         if kept is not None:
-            click.echo(f"note: kept {kept} (not a report of {' vs '.join(runs)}); wrote the "
-                       "report next to it", err=True)  # fmt: skip
+            click.echo(f"note: kept {kept} (not a report); wrote the report next to it",
+                       err=True)  # fmt: skip
     click.echo(f"report: {write_report(target, html)}")

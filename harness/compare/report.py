@@ -87,36 +87,35 @@ def default_report_name(refs: Sequence[str], run_ids: Sequence[str] = (), *,
 
 def default_report_target(refs: Sequence[str], html: str) -> tuple[str, str | None]:
     """Where ``harness report REFS`` writes ``html`` unless told: the default name, unless
-    a file of that name holds something else than a report of the same runs (another
-    run's, one that came out with the same name, or a file of the user's): that file is
-    kept and the name carries each run's id. Returns the name and the file kept, if any;
-    a file there with that name too is bad input."""
+    a file of that name is not a report of harness's (a file of the user's): that file is
+    kept and the name carries each run's id. A report there is replaced, as a report of
+    the same name typed again is the same runs' (a run rerun under its name: its report
+    again). Returns the name and the file kept, if any; a file that is not a report under
+    the second name too is bad input."""
     from harness.report import report_run_ids
 
     run_ids = report_run_ids(html) or ()
     target = default_report_name(refs, run_ids)
-    if _report_of(target) in (None, run_ids):
+    if not _holds_something_else(target):
         return target, None
     unique = default_report_name(refs, run_ids, with_ids=True)
-    if _report_of(unique) in (None, run_ids):
+    if not _holds_something_else(unique):
         return unique, target
-    raise ConfigError(f"{target} and {unique} hold something else than this report; "
+    raise ConfigError(f"{target} and {unique} hold something else than a report; "
                       "name the file with -o FILE")  # fmt: skip
 
 
-def _report_of(path: str) -> tuple[str, ...] | None:
-    """The run ids of the report at ``path``; None where no file is; () for a file that is
-    not a report of harness's."""
-    from harness.report import report_run_ids
-
+def _holds_something_else(path: str) -> bool:
+    """Whether a file at ``path`` is there and is not a report of harness's (its head
+    names harness as its generator, as every report since the first did)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             head = file.read(4096)
     except FileNotFoundError:
-        return None
+        return False
     except OSError:
-        return ()
-    return report_run_ids(head) or ()
+        return True
+    return '<meta name="generator" content="harness ' not in head
 
 
 def _labels(runs: Sequence[LoadedRun]) -> list[str]:

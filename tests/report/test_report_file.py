@@ -384,7 +384,7 @@ def test_default_names_never_take_another_runs_report(
 ) -> None:
     """Runs named in letters a file name drops (評価, 検証) once all wrote report-run.html,
     each over the last; a name that loses characters now carries the run id, and a file
-    of the default name that holds another run's report is kept."""
+    of the default name that is not a report is kept."""
     data = tmp_path / "tiny.jsonl"
     data.write_text('{"input": "a", "expected": "a"}\n{"input": "b", "expected": "c"}\n',
                     encoding="utf-8")  # fmt: skip
@@ -411,10 +411,17 @@ def test_default_names_never_take_another_runs_report(
     (out / "report-a-b.html").write_text("mine", encoding="utf-8")
     kept = ok(invoke(home, "report", "a-b"))
     assert kept.stdout == f"report: report-a-b-{ids['a-b']}.html\n"
-    assert kept.stderr == (
-        "note: kept report-a-b.html (not a report of a-b); wrote the report next to it\n"
-    )
+    assert kept.stderr == "note: kept report-a-b.html (not a report); wrote the report next to it\n"
     assert (out / "report-a-b.html").read_text(encoding="utf-8") == "mine"
+    # 'ab' run again under its name: its report is the new run's, in the same file.
+    ok(invoke(home, "run", "--data", "tiny", "--model", "echo", "--metric", "exact_match",
+              "--run-name", "ab", "--no-mlflow"))  # fmt: skip
+    again = run_id(home, "ab")
+    assert again != ids["ab"]
+    assert ok(invoke(home, "report", "ab")).stdout == "report: report-ab.html\n"
+    assert f'<meta name="harness-runs" content="{again}">' in (out / "report-ab.html").read_text(
+        encoding="utf-8"
+    )
     # A comparison: each name as typed, or with its id.
     both = ok(invoke(home, "report", "ab", "評価"))
     assert both.stdout == f"report: report-ab-vs-{ids['評価']}.html\n"
