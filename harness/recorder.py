@@ -16,7 +16,11 @@ the file:
 - ``use``: recorded answers are replayed, the others are sent and added; the cassette is
   written when something was added, keeping every entry it had.
 - ``refresh``: every call is sent again, and the cassette is rewritten with exactly the
-  calls the block made (entries it no longer uses are dropped).
+  calls the block made (entries it no longer uses are dropped; a block that failed keeps
+  them, as it may not have made every call).
+
+A recording block that failed and stored nothing leaves the file as it was (none, if there
+was none), so the next replay says there is no cassette rather than that a call is not in it.
 - ``off``: calls are sent and counted, the cassette is neither read nor written.
 
 In ``replay``, ``OPENAI_API_KEY`` and ``ANTHROPIC_API_KEY`` are set to a placeholder for
@@ -235,8 +239,12 @@ class Recorder:
         self.failure = self._told(self._scope.failure)
         if self._cache is None or self.mode == "replay":
             return  # the file is only read
-        if self.mode == "use" and len(self._cache) == self._loaded and self.path.exists():
-            return  # nothing new: the file stays as it is (a block with no calls gets one)
+        if len(self._cache) == self._loaded and (
+            self.failure is not None or (self.mode == "use" and self.path.exists())
+        ):
+            # Nothing new: the file stays as it is. A block with no calls gets one; a block
+            # whose calls all failed does not (its replay would blame the calls, not it).
+            return
         self._save(self._cache, self._scope, merge_if)
 
     # -- the file -----------------------------------------------------------------------
@@ -266,7 +274,11 @@ class Recorder:
 
         secrets = {**scope.secrets, **scope.request_secrets}
         with FileLock(_lock_path(self.path)):
-            if self.path.exists() and (self.mode == "use" or (merge_if and merge_if())):
+            # A block that failed part way did not get to use every entry: ``refresh``
+            # keeps them (its new answers win) rather than dropping them as unused.
+            if self.path.exists() and (
+                self.mode == "use" or self.failure is not None or (merge_if and merge_if())
+            ):
                 import_cassette(cache, self.path)  # what others wrote meanwhile
             recorded = cache.keys()
             for key in recorded:

@@ -13,7 +13,7 @@ Installing harness registers it (the ``pytest11`` entry point ``harness``). A te
   fails it with that command, and the network is closed to all but loopback;
   ``--harness-record=new`` records the calls the cassette lacks and keeps the others;
   ``--harness-record=all`` records everything again and drops the entries the test no
-  longer uses;
+  longer uses (a test that failed keeps them; one whose calls all failed writes nothing);
 - the ``harness_recorder`` fixture is the test's ``Recorder`` (its cassette, mode, live
   ``calls`` counters);
 - calls made by the test and by its function-scoped fixtures are covered; module- and

@@ -443,3 +443,51 @@ def test_a_server_gone_while_recording_fails_the_test_with_the_connection_error(
             "http://127.0.0.1:9/v1/embeddings failed: * (gave up after 3 attempts)"
         ]
     )
+
+
+def test_a_recording_that_stored_nothing_leaves_no_cassette(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    """Every call failed: the next replay says there is no cassette (a header-only one made
+    it say the call was not in it, as if the recording had worked), and ``all`` against a
+    server that is gone leaves the earlier recording whole (it was rewritten empty)."""
+    (home / "harness.toml").write_text("[calls]\nretry_base_delay_s = 0.01\nmax_retries = 0\n")
+    cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: closed
+    suite.runpytest("-k", "france", "--harness-record=new").assert_outcomes(failed=1, deselected=2)
+    assert not cassette.exists()
+    replayed = suite.runpytest("-k", "france")
+    replayed.assert_outcomes(errors=1, deselected=2)
+    replayed.stdout.fnmatch_lines(["harness: no cassette at cassettes/test_app/test_france.jsonl*"])
+
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        record_france(suite)
+    recorded = cassette.read_bytes()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    for mode in ("all", "new"):
+        suite.runpytest("-k", "france", f"--harness-record={mode}").assert_outcomes(
+            failed=1, deselected=2
+        )
+        assert cassette.read_bytes() == recorded
+
+
+def test_a_recording_that_failed_part_way_keeps_what_the_cassette_had(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    """``all`` drops the entries a test no longer uses; a test that failed part way did not
+    get to use them, so they are kept (its new answers replace the old ones)."""
+    (home / "harness.toml").write_text("[calls]\nretry_base_delay_s = 0.01\nmax_retries = 0\n")
+    cassette = suite.path / "cassettes" / "test_app" / "test_france.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        record_france(suite)
+        before = {json.dumps(e["request"], sort_keys=True) for e in entries(cassette)}
+        server.configure(fault_script=["ok", "error_500"])  # the embedding, then the chat call
+        suite.runpytest("-k", "france", "--harness-record=all").assert_outcomes(
+            failed=1, deselected=2
+        )
+    after = {json.dumps(e["request"], sort_keys=True) for e in entries(cassette)}
+    assert after == before
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest("-k", "france").assert_outcomes(passed=1, deselected=2)
