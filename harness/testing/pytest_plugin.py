@@ -29,6 +29,7 @@ through pytest's cache, shared by the workers).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -113,18 +114,14 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
             pytrace=False,
         )
     path = cassette_path(item, marker.kwargs.get("cassette"))
-    try:
-        shown = str(path.relative_to(item.config.rootpath))
-    except ValueError:
-        shown = str(path)
     recorder = Recorder(
         path,
         MODES[item.config.getoption("--harness-record")],
         hosts=tuple(marker.kwargs.get("hosts") or ()),
-        name=item.nodeid,
+        name=_test_id(item),
         record_hint=_record_command(item),
         rerecord_hint=_record_command(item, "all"),
-        shown_path=shown,
+        shown_path=_from_here(item.config, path),
     )
     problem = _attempt(recorder.start)
     if problem:
@@ -138,11 +135,28 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
             pytest.fail(problem, pytrace=False)
 
 
+def _from_here(config: pytest.Config, path: Path) -> str:
+    """``path`` as the folder pytest was run from sees it (pytest's node ids are relative to
+    its rootdir, which is a parent folder when run from a subfolder, or ``--rootdir``)."""
+    try:
+        return os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:  # another drive
+        return str(path)
+
+
+def _test_id(item: pytest.Item) -> str:
+    """``item``'s node id, its file named from where pytest was run (see ``_from_here``)."""
+    _, sep, inside = item.nodeid.partition("::")
+    return _from_here(item.config, item.path) + sep + inside
+
+
 def _record_command(item: pytest.Item, mode: str = "new") -> str:
-    """The command that records ``item``'s calls: ``python -m pytest``, which puts the current
-    folder on ``sys.path``, so an app module at the project's root (docs/testing.md's layout)
-    imports, where plain ``pytest`` fails with ModuleNotFoundError."""
-    return f"python -m pytest '{item.nodeid}' --harness-record={mode}"
+    """The command that records ``item``'s calls, to run from where pytest was run:
+    ``python -m pytest``, which puts the current folder on ``sys.path``, so an app module at
+    the project's root (docs/testing.md's layout) imports, where plain ``pytest`` fails with
+    ModuleNotFoundError."""
+    quoted = "'" + _test_id(item).replace("'", "'\\''") + "'"
+    return f"python -m pytest {quoted} --harness-record={mode}"
 
 
 def _attempt(action: Callable[[], Any]) -> str | None:
@@ -208,7 +222,7 @@ def _message(item: pytest.Item, recorder: Recorder) -> str:
     failure = recorder.current_failure
     if isinstance(failure, ReplayMiss) and not isinstance(failure, ReplayRefused):
         return (
-            f"harness: {item.nodeid} made a call that is not in {recorder.shown_path}: "
+            f"harness: {_test_id(item)} made a call that is not in {recorder.shown_path}: "
             f"{failure.explanation or failure}\n"
             f"record it with: {_record_command(item)}"
         )

@@ -21,7 +21,7 @@ import pytest
 
 import harness
 from harness.testing import FakeLLMServer
-from harness.testing.pytest_plugin import cassette_path
+from harness.testing.pytest_plugin import _record_command, cassette_path
 
 pytest_plugins = ["pytester"]
 
@@ -491,3 +491,62 @@ def test_a_recording_that_failed_part_way_keeps_what_the_cassette_had(
     assert after == before
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest("-k", "france").assert_outcomes(passed=1, deselected=2)
+
+
+def test_the_record_command_runs_as_written_from_where_pytest_ran(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest run from a subfolder of its rootdir (or given --rootdir) names tests relative
+    to the rootdir; the command harness prints is run from the current folder, so it names
+    the test (and the cassette) from there."""
+    pytester.makeini("[pytest]\n")
+    tests = pytester.mkdir("tests")
+    (tests / "my_app.py").write_text(APP)
+    (tests / "test_app.py").write_text(TESTS)
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    monkeypatch.chdir(tests)
+    args = ("-k", "france", "-p", "no:cacheprovider")
+    missing = pytester.runpytest(*args)
+    missing.assert_outcomes(errors=1, deselected=2)
+    hint = "python -m pytest 'test_app.py::test_france' --harness-record=new"
+    missing.stdout.fnmatch_lines(
+        [f"harness: no cassette at cassettes/test_app/test_france.jsonl: record it with {hint}"]
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        pytester.runpytest(*shlex.split(hint)[3:]).assert_outcomes(passed=1)
+    assert (tests / "cassettes" / "test_app" / "test_france.jsonl").exists()
+
+    elsewhere = pytester.mkdir("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    app = tests / "my_app.py"
+    app.write_text(app.read_text().replace("in a few words", "in one word"))
+    changed = pytester.runpytest(f"--rootdir={pytester.path}", "../tests", *args)
+    changed.assert_outcomes(failed=1, deselected=2)
+    hint = "python -m pytest '../tests/test_app.py::test_france' --harness-record=new"
+    changed.stdout.fnmatch_lines(
+        [
+            "harness: ../tests/test_app.py::test_france made a call that is not in "
+            "../tests/cassettes/test_app/test_france.jsonl: *",
+            f"record it with: {hint}",
+        ]
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        pytester.runpytest(*shlex.split(hint)[3:]).assert_outcomes(passed=1)
+    pytester.runpytest("../tests", *args).assert_outcomes(passed=1, deselected=2)
+
+
+def test_the_record_command_quotes_a_test_id_with_a_quote(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_quoted="""
+import pytest
+
+@pytest.mark.parametrize("q", ["it's"])
+def test_asked(q):
+    pass
+"""
+    )
+    (item,) = pytester.getitems(pytester.path / "test_quoted.py")
+    command = _record_command(item)
+    assert shlex.split(command)[3] == "test_quoted.py::test_asked[it's]"
