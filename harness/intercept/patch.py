@@ -9,10 +9,11 @@ passed in by the user (``httpx.MockTransport``, their own class) is not wrapped:
 answers never reaches the network.
 
 ``install`` runs when a scope becomes active and wraps each target whose module is loaded
-(``httpx`` and ``httpx2`` are imported for it when installed); it never unwraps, since
-another library may have wrapped the same method since, and the wrappers pass everything
-through untouched while no scope is active. Each wrapper carries the method it wraps as
-``__wrapped__``.
+(``httpx`` and ``httpx2`` are imported for it when installed) and whose class it has not
+wrapped yet, keeping the classes it wrapped (a module imported again has new ones); it
+never unwraps, since another library may have wrapped the same method since, and the
+wrappers pass everything through untouched while no scope is active. Each wrapper carries
+the method it wraps as ``__wrapped__``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+import weakref
 from typing import Any
 
 __all__ = ["TARGETS", "install", "installed"]
@@ -38,7 +40,11 @@ TARGETS: tuple[tuple[str, str, str, bool], ...] = (
 )
 _IMPORTED_FOR_US = ("httpx", "httpx2")
 _lock = threading.Lock()
-_done: set[tuple[str, str, str]] = set()
+# What was wrapped, by the class object: a module imported again (taken out of sys.modules,
+# as pytester's in-process runs do) has new classes, which need wrapping too, and a class
+# already wrapped is never wrapped again (a layer on a layer).
+_wrapped: weakref.WeakKeyDictionary[type, set[str]] = weakref.WeakKeyDictionary()
+_absent: set[str] = set()  # modules of _IMPORTED_FOR_US that are not installed
 
 
 def _wrap(original: Any, is_async: bool) -> Any:
@@ -63,33 +69,39 @@ def _wrap(original: Any, is_async: bool) -> Any:
 
 def install() -> None:
     """Wrap every target whose module is loaded and that is not wrapped yet."""
-    if len(_done) == len(TARGETS):
-        return
-    with _lock:
-        for module_name, class_name, method, is_async in TARGETS:
-            target = (module_name, class_name, method)
-            if target in _done:
+    for module_name, class_name, method, is_async in TARGETS:
+        cls = _class(module_name, class_name)
+        if cls is None or method in _wrapped.get(cls, ()):
+            continue
+        with _lock:
+            done = _wrapped.setdefault(cls, set())
+            if method in done:
                 continue
-            module = sys.modules.get(module_name)
-            if module is None and module_name in _IMPORTED_FOR_US:
-                if importlib.util.find_spec(module_name) is None:
-                    _done.add(target)  # not installed: nothing to wrap, ever
-                    continue
-                module = importlib.import_module(module_name)
-            cls = getattr(module, class_name, None) if module is not None else None
-            original = getattr(cls, "__dict__", {}).get(method)
+            original = cls.__dict__.get(method)
             if original is None:
-                continue  # not loaded yet: the next scope looks again
+                continue  # not this class's own: the next scope looks again
             setattr(cls, method, _wrap(original, is_async))
-            _done.add(target)
+            done.add(method)
+
+
+def _class(module_name: str, class_name: str) -> type | None:
+    """The class as its module, loaded now, holds it (None if it is not loaded)."""
+    module = sys.modules.get(module_name)
+    if module is None and module_name in _IMPORTED_FOR_US and module_name not in _absent:
+        with _lock:
+            if importlib.util.find_spec(module_name) is None:
+                _absent.add(module_name)  # not installed: nothing to wrap, ever
+                return None
+            module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None) if module is not None else None
+    return cls if isinstance(cls, type) else None
 
 
 def installed() -> list[str]:
-    """The targets wrapped so far, as ``module.Class.method``."""
-    return sorted(".".join(target) for target in _done if _is_wrapped(target))
-
-
-def _is_wrapped(target: tuple[str, str, str]) -> bool:
-    module = sys.modules.get(target[0])
-    cls = getattr(module, target[1], None)
-    return hasattr(getattr(cls, target[2], None), "__wrapped__")
+    """The targets wrapped, as ``module.Class.method``, of the modules loaded now."""
+    names = []
+    for module_name, class_name, method, _ in TARGETS:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and method in _wrapped.get(cls, ()):
+            names.append(f"{module_name}.{class_name}.{method}")
+    return sorted(names)
