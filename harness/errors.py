@@ -190,7 +190,8 @@ class ProviderError(HarnessError):
 
 class ProviderHTTPError(ProviderError):
     """The server answered 4xx/5xx. ``response`` is the answer in its stored form
-    (``harness.intercept.wire``) when it must be handed back to the user's own client."""
+    (``harness.intercept.wire``) when it must be handed back to the user's own client, with
+    the server's ``headers`` it may be handed (``harness.intercept.wire.live_headers``)."""
 
     def __init__(
         self,
@@ -199,11 +200,13 @@ class ProviderHTTPError(ProviderError):
         status: int,
         retry_after: float | None = None,
         response: dict[str, Any] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
         self.retryable = status == 429 or status >= 500 or status == 408
         self.response = response
+        self.headers = headers
 
 
 class ProviderTimeout(ProviderError):

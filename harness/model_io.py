@@ -70,3 +70,6 @@ class ModelResponse:
     output_tokens: int | None = None
     latency_s: float = 0.0
     raw: dict[str, Any] | None = None  # the provider's JSON body, kept for the cache
+    # An intercepted call's live answer: the server's headers the app's client is handed
+    # (``harness.intercept.wire.live_headers``); never cached, so a hit has none.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)

@@ -253,6 +253,7 @@ class Caller:
             response.latency_s,
             self._cost(provider, response),
             response.raw,
+            headers=response.headers,
         )
         with self._counting:
             stats = self.stats.of(kind)

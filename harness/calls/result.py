@@ -21,3 +21,5 @@ class CallResult:
     cost_usd: float | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)  # the provider's answer
     app_keys: tuple[str, ...] = ()  # a local call's: the keys of the app calls it made
+    # A live app answer's headers for the app's client (``ModelResponse.headers``); never stored.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)

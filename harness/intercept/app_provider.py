@@ -35,7 +35,7 @@ from harness.errors import (
     ProviderTimeout,
 )
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
-from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, summary
+from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, live_headers, summary
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
 from harness.providers.base import Provider
@@ -114,6 +114,7 @@ class AppProvider(Provider):
     ) -> ModelResponse:
         """The server's answer as a ``ModelResponse``, or the error it is (module docstring)."""
         raw = envelope(response.status_code, response.headers.get("content-type", ""), content)
+        headers = live_headers(response.headers.multi_items(), secrets)
         if response.status_code >= 400:
             reason = _scrub(_error_text(raw), secrets)[:MAX_SERVER_MESSAGE]
             raise ProviderHTTPError(
@@ -122,6 +123,7 @@ class AppProvider(Provider):
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers),
                 response=raw,
+                headers=headers,
             )
         problem = broken(raw)
         if problem is not None:
@@ -137,7 +139,7 @@ class AppProvider(Provider):
                 f"harness does not store it"
             )
         text, input_tokens, output_tokens = summary(raw)
-        return ModelResponse(text, input_tokens, output_tokens, latency, raw)
+        return ModelResponse(text, input_tokens, output_tokens, latency, raw, headers)
 
     def _connection_error(
         self, error: Exception, where: str, secrets: dict[str, str]

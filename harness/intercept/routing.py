@@ -17,7 +17,9 @@ that carries a credential in its URL or body), the scope records the error, so t
 block or test fails with it, and the client gets an error answer in its API's shape with
 ``x-should-retry: false`` (the openai and anthropic SDKs then do not retry): status 424 for
 harness's refusals, 502 or 504 when the server could not be reached, or the server's own
-4xx/5xx answer.
+4xx/5xx answer. An answer the server sent just now comes with its headers (request ids,
+rate limits; not cookies, credentials or how the bytes came: ``wire.live_headers``); one from
+the cache has none but its content type.
 
 A cache hit is answered in the thread that asked (``Caller.cached``). An async client's
 miss is sent from the call path's event loop. A blocking (sync) client's miss is sent from
@@ -57,6 +59,8 @@ from harness.providers._http import redact_url
 __all__ = ["route_async", "route_sync"]
 
 _PASS = None  # what ``_plan`` returns for a request that is sent as it is
+# (the stored answer, whether it is the server's error answer, the live answer's headers)
+_Answer = tuple[dict[str, Any], bool, tuple[tuple[str, str], ...]]
 
 
 class _Refusal(Exception):
@@ -141,7 +145,7 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> _Keyed | None
         raise _Refusal(e, api) from None
 
 
-def _cached(scope: Scope, keyed: _Keyed) -> tuple[dict[str, Any], bool] | None:
+def _cached(scope: Scope, keyed: _Keyed) -> _Answer | None:
     """The answer from the cache, if it holds one, in the calling thread: a hit needs no
     trip to the call path's loop. Raise what the lookup raised (recorded on the scope)."""
     try:
@@ -152,12 +156,12 @@ def _cached(scope: Scope, keyed: _Keyed) -> tuple[dict[str, Any], bool] | None:
     if result is None:
         return None
     scope.record(result.request_key)
-    return result.raw, False
+    return result.raw, False, ()
 
 
-async def _answer(scope: Scope, provider: Any, request: AppRequest) -> tuple[dict[str, Any], bool]:
-    """(the stored answer, whether it is the server's error answer) from the call path;
-    raise what the call path raised (after recording it on the scope)."""
+async def _answer(scope: Scope, provider: Any, request: AppRequest) -> _Answer:
+    """The answer (``_Answer``) from the call path; raise what the call path raised (after
+    recording it on the scope)."""
     try:
         result = await scope.caller.call(
             provider, request, kind="app", row_id=scope.row_id, stored=scope.writes
@@ -173,7 +177,7 @@ def _answer_here(
     request: AppRequest,
     send: Callable[[], Any],
     module: ModuleType,
-) -> tuple[dict[str, Any], bool]:
+) -> _Answer:
     """``_answer`` for a blocking miss, sent from this thread (``Caller.call_blocking``)."""
     try:
         result = scope.caller.call_blocking(
@@ -191,24 +195,24 @@ def _answer_here(
     return _kept(scope, result)
 
 
-def _failed(scope: Scope, error: Exception) -> tuple[dict[str, Any], bool]:
+def _failed(scope: Scope, error: Exception) -> _Answer:
     """The server's error answer to hand the client, or raise ``error``; either way, the
     scope fails with it."""
     scope.fail(error)
     if isinstance(error, ProviderHTTPError) and error.response is not None:
-        return error.response, True
+        return error.response, True, error.headers
     raise error
 
 
-def _kept(scope: Scope, result: Any) -> tuple[dict[str, Any], bool]:
+def _kept(scope: Scope, result: Any) -> _Answer:
     if result.request_key:
         scope.record(result.request_key)
-    return result.raw, False
+    return result.raw, False, result.headers
 
 
-def _respond(request: Any, answer: tuple[dict[str, Any], bool]) -> Any:
-    raw, is_error = answer
-    extra = [("x-should-retry", "false")] if is_error else []
+def _respond(request: Any, answer: _Answer) -> Any:
+    raw, is_error, headers = answer
+    extra = [*headers, ("x-should-retry", "false")] if is_error else headers
     return http_response(_module(request), raw, extra)
 
 
@@ -325,14 +329,12 @@ def _submit(scope: Scope, provider: Any, request: AppRequest) -> Any:
         raise error from None
 
 
-def _on_loop_from_thread(
-    scope: Scope, provider: Any, request: AppRequest
-) -> tuple[dict[str, Any], bool]:
-    answer: tuple[dict[str, Any], bool] = _submit(scope, provider, request).result()
+def _on_loop_from_thread(scope: Scope, provider: Any, request: AppRequest) -> _Answer:
+    answer: _Answer = _submit(scope, provider, request).result()
     return answer
 
 
-async def _on_loop(scope: Scope, provider: Any, request: AppRequest) -> tuple[dict[str, Any], bool]:
+async def _on_loop(scope: Scope, provider: Any, request: AppRequest) -> _Answer:
     """The answer from the scope's loop: awaited here if it is this one, else across threads."""
     try:
         running = asyncio.get_running_loop()

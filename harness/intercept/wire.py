@@ -23,7 +23,8 @@ idempotency keys), the method (always ``POST``), timeouts.
 one of ``"json"`` (a JSON body, parsed), ``"text"`` (any other text, a server-sent event
 stream byte for byte) or ``"base64"`` (binary). ``summary`` reads the text and token usage
 out of it for the entry and the run's counters; ``http_response`` turns it back into the
-response the client expects.
+response the client expects. The server's headers are never stored: a live answer is handed
+to the client with those ``live_headers`` keeps, one from the cache with none.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import orjson
 
 from harness.cache.keys import canonical_fields
 from harness.fastjson import loads  # every intercepted call, hit or miss, reads JSON
+from harness.intercept.credentials import find_secret
 from harness.model_io import ModelRequest
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "http_response",
     "json_call",
     "key_url",
+    "live_headers",
     "stream_ended",
     "summary",
 ]
@@ -296,6 +299,56 @@ def http_response(
 
 
 _NO_TIME = datetime.timedelta(0)
+
+# Headers of a live answer the app's client is not handed: how the bytes came (it gets the
+# body as harness read it, decoded; ``http_response`` sets its type and length), cookies and
+# challenges, the server's say on retries (harness has retried), and credentials.
+_NOT_HANDED = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "x-should-retry",
+        "set-cookie",
+        "set-cookie2",
+        "www-authenticate",
+        "proxy-authenticate",
+    }
+)
+_CREDENTIAL_HEADER = re.compile(
+    r"cookie|auth|secret|passw|credential|(^|[-_])(key|token|session|sig|signature)$"
+)
+
+
+def live_headers(
+    headers: Iterable[tuple[str, str]], secrets: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The headers of a server's answer its client is handed with it, as it would be without
+    harness: request ids (``x-request-id``, Anthropic's ``request-id``, which the SDKs read),
+    rate limits, timings. Not ``_NOT_HANDED``, nothing named like a credential
+    (``x-session-token``) or holding the value of one of ``secrets``, nothing that is not
+    Latin-1. Never stored: an answer from the cache has none of them (they told of one call,
+    long ago)."""
+    kept = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _NOT_HANDED or _CREDENTIAL_HEADER.search(lowered):
+            continue
+        if find_secret(value, secrets) is not None:
+            continue
+        try:
+            name.encode("latin-1"), value.encode("latin-1")
+        except UnicodeEncodeError:
+            continue
+        kept.append((lowered, value))
+    return tuple(kept)
 
 
 @functools.cache
