@@ -16,8 +16,9 @@ Installing harness registers it (the ``pytest11`` entry point ``harness``). A te
   longer uses (a test that failed keeps them; one whose calls all failed writes nothing);
 - the ``harness_recorder`` fixture is the test's ``Recorder`` (its cassette, mode, live
   ``calls`` counters);
-- calls made by the test and by its function-scoped fixtures are covered; module- and
-  session-scoped fixtures run outside any test's cassette.
+- calls made by the test and by its function-scoped fixtures (set-up and teardown) are
+  covered, and a failure of one fails the phase it happened in, or the call if the code
+  caught it; module- and session-scoped fixtures run outside any test's cassette.
 
 Under pytest-xdist each test runs in one worker, and each test has its own cassette, so no
 two workers write one file. Tests that share a cassette (``cassette=``) take turns under a
@@ -45,6 +46,7 @@ MODES = {"none": "replay", "new": "use", "all": "refresh"}
 DEFAULT_CASSETTE_DIR = "cassettes"
 _RECORDER = pytest.StashKey["Recorder"]()
 _RUN_ID = pytest.StashKey[str]()  # this pytest session, as the controller named it
+_TOLD = pytest.StashKey[bool]()  # the test's harness failure has failed a phase of it
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -127,6 +129,7 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
     if problem:
         pytest.fail(problem, pytrace=False)
     item.stash[_RECORDER] = recorder
+    item.stash[_TOLD] = False
     try:
         yield
     finally:
@@ -198,22 +201,51 @@ def harness_recorder(request: pytest.FixtureRequest) -> Recorder:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    """A fixture's set-up that raised because of a harness failure: the failure's message in
+    place of the error its code was handed (a set-up that swallowed it fails at the call)."""
+    return (yield from _told_in_place(item, swallowed=False))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     """A harness failure (a miss, a refused request) fails the test with its own message,
     in place of whatever the code under test made of the error it was handed (and even
     when it swallowed it)."""
-    recorder = item.stash.get(_RECORDER, None)
-    if recorder is None:
-        return (yield)
+    return (yield from _told_in_place(item, swallowed=True))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, Any, Any]:
+    """The same for a failure not told yet, such as a call in a fixture's teardown (the
+    cassette covers it: the recorder stops after every function-scoped fixture)."""
+    return (yield from _told_in_place(item, swallowed=True))
+
+
+def _told_in_place(item: pytest.Item, *, swallowed: bool) -> Generator[None, Any, Any]:
+    """One phase of a marked test: its harness failure, if any and not told by an earlier
+    phase, fails it (when the phase raised, or, with ``swallowed``, whatever it did)."""
     try:
         result = yield
     except Exception:  # the test's own error: an assertion, the SDK's error for the miss...
-        if recorder.current_failure is None:
+        if not _untold(item):
             raise
         result = None  # replaced below, outside this block: no chained traceback
-    if recorder.current_failure is not None:
-        pytest.fail(_message(item, recorder), pytrace=False)
+    else:
+        if not (swallowed and _untold(item)):
+            return result
+    item.stash[_TOLD] = True
+    pytest.fail(_message(item, item.stash[_RECORDER]), pytrace=False)
     return result
+
+
+def _untold(item: pytest.Item) -> bool:
+    recorder = item.stash.get(_RECORDER, None)
+    return (
+        recorder is not None
+        and recorder.current_failure is not None
+        and not item.stash.get(_TOLD, False)
+    )
 
 
 def _message(item: pytest.Item, recorder: Recorder) -> str:

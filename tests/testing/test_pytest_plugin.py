@@ -550,3 +550,74 @@ def test_asked(q):
     (item,) = pytester.getitems(pytester.path / "test_quoted.py")
     command = _record_command(item)
     assert shlex.split(command)[3] == "test_quoted.py::test_asked[it's]"
+
+
+def test_a_miss_in_a_fixtures_teardown_fails_the_test(pytester: pytest.Pytester) -> None:
+    """The cassette covers function-scoped fixtures, their teardown too: a miss there failed
+    nothing when the fixture caught the SDK's error, and showed the SDK's traceback, not what
+    differs and how to record it, when it did not (nor did a set-up that raised)."""
+    pytester.makepyfile(
+        test_teardown="""
+import openai
+import pytest
+
+
+def summarise():
+    openai.OpenAI().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Summarise the session."}]
+    )
+
+
+@pytest.fixture
+def quiet_summary():
+    yield
+    try:
+        summarise()
+    except openai.APIError:
+        pass  # best effort
+
+
+@pytest.fixture
+def summary():
+    yield
+    summarise()
+
+
+@pytest.fixture
+def warmed_up():
+    summarise()
+
+
+@pytest.mark.harness(cassette="empty.jsonl")
+def test_warm(warmed_up):
+    pass
+
+
+@pytest.mark.harness(cassette="empty.jsonl")
+def test_quiet(quiet_summary):
+    pass
+
+
+@pytest.mark.harness(cassette="empty.jsonl")
+def test_loud(summary):
+    pass
+"""
+    )
+    (pytester.path / "empty.jsonl").write_text(
+        '{"entry_schema":1,"harness_cassette":1,"key_schema":1}\n'
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=3)  # told once each
+    for phase, test in [
+        ("setup", "test_warm"),
+        ("teardown", "test_quiet"),
+        ("teardown", "test_loud"),
+    ]:
+        result.stdout.fnmatch_lines(
+            [
+                f"*_ ERROR at {phase} of {test} _*",
+                f"harness: test_teardown.py::{test} made a call that is not in empty.jsonl: *",
+                f"record it with: python -m pytest 'test_teardown.py::{test}' --harness-record=new",
+            ]
+        )
+    assert "APIStatusError" not in result.stdout.str()
