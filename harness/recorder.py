@@ -274,11 +274,11 @@ class Recorder:
 
         secrets = {**scope.secrets, **scope.request_secrets}
         with FileLock(_lock_path(self.path)):
+            # Asked even when the file is new: the first writer of a session marks it so.
+            merge = self.mode == "use" or (merge_if is not None and merge_if())
             # A block that failed part way did not get to use every entry: ``refresh``
             # keeps them (its new answers win) rather than dropping them as unused.
-            if self.path.exists() and (
-                self.mode == "use" or self.failure is not None or (merge_if and merge_if())
-            ):
+            if self.path.exists() and (merge or self.failure is not None):
                 import_cassette(cache, self.path)  # what others wrote meanwhile
             recorded = cache.keys()
             for key in recorded:

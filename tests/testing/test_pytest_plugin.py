@@ -621,3 +621,29 @@ def test_loud(summary):
             ]
         )
     assert "APIStatusError" not in result.stdout.str()
+
+
+def test_all_on_a_new_shared_cassette_keeps_every_tests_calls(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first test to write a shared cassette that did not exist yet marks it written this
+    session, so the next one adds to it (it replaced it: only the last test's calls stayed)."""
+    suite.makepyfile(
+        test_shared="""
+import pytest
+import my_app
+
+@pytest.mark.harness(cassette="shared.jsonl")
+@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?"])
+def test_shared(question):
+    assert my_app.answer(question)
+"""
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("-k", "shared", "--harness-record=all").assert_outcomes(
+            passed=2, deselected=3
+        )
+    assert len(entries(suite.path / "shared.jsonl")) == 4  # an embedding and a chat call each
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest("-k", "shared").assert_outcomes(passed=2, deselected=3)
