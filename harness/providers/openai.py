@@ -110,7 +110,8 @@ def parse_chat(data: dict[str, Any]) -> ModelResponse:
     """Text and usage from an OpenAI chat-completions answer."""
     message = data["choices"][0]["message"]
     text = message.get("content")
-    if text is None:  # a refusal or a tool call: keep what there is, as text
+    if text is None or text == "":  # a refusal or a tool call: keep what there is, as text
+        # ("" rather than null beside tool calls: vLLM and some gateways send that)
         text = message.get("refusal") or ""
         if not text and message.get("tool_calls"):
             import json

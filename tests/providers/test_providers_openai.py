@@ -140,6 +140,15 @@ def test_a_server_echoing_the_key_is_scrubbed(send: Any) -> None:
             },
             json.dumps([{"id": "1", "function": {"name": "f", "arguments": "{}"}}]),
         ),
+        (  # vLLM and some gateways send "" rather than null beside tool calls
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            json.dumps([{"id": "1", "function": {"name": "f", "arguments": "{}"}}]),
+        ),
+        ({"role": "assistant", "content": "", "refusal": "I can't help."}, "I can't help."),
     ],
 )
 def test_answers_without_plain_content(message: dict[str, object], text: str, send: Any) -> None:
