@@ -201,10 +201,13 @@ class ProviderHTTPError(ProviderError):
         retry_after: float | None = None,
         response: dict[str, Any] | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
-        self.retryable = status == 429 or status >= 500 or status == 408
+        if retryable is None:
+            retryable = status == 429 or status >= 500 or status == 408
+        self.retryable = retryable
         self.response = response
         self.headers = headers
 

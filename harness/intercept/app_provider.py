@@ -37,7 +37,13 @@ from harness.errors import (
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, live_headers, summary
 from harness.model_io import ModelRequest, ModelResponse
-from harness.providers._http import MAX_SERVER_MESSAGE, parse_retry_after, redact_url
+from harness.providers._http import (
+    MAX_SERVER_MESSAGE,
+    OUT_OF_QUOTA,
+    out_of_quota,
+    parse_retry_after,
+    redact_url,
+)
 from harness.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -117,13 +123,16 @@ class AppProvider(Provider):
         headers = live_headers(response.headers.multi_items(), secrets)
         if response.status_code >= 400:
             reason = _scrub(_error_text(raw), secrets)[:MAX_SERVER_MESSAGE]
+            quota = out_of_quota(response.status_code, raw.get("json"))
             raise ProviderHTTPError(
                 f"{self.uri}: HTTP {response.status_code} from {_where(call)}"
-                + (f": {reason}" if reason else ""),
+                + (f": {reason}" if reason else "")
+                + (f" ({OUT_OF_QUOTA})" if quota else ""),
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers),
                 response=raw,
                 headers=headers,
+                retryable=False if quota else None,
             )
         problem = broken(raw)
         if problem is not None:

@@ -5,7 +5,8 @@ with the ``httpx.AsyncClient`` the caller hands in (``harness.providers._client.
 and parses the answer. Every failure becomes one of the ``ProviderError`` classes here,
 where it enters harness:
 
-- HTTP 4xx/5xx -> ``ProviderHTTPError(status, retry_after)`` (retryable: 408, 429, 5xx);
+- HTTP 4xx/5xx -> ``ProviderHTTPError(status, retry_after)`` (retryable: 408, 429, 5xx;
+  not a 429 that says the account is out of quota, ``out_of_quota``);
 - httpx timeouts -> ``ProviderTimeout``; other transport errors -> ``ProviderConnectionError``;
 - a 2xx body that is not JSON (a gateway's HTML page, a cut-off body) -> a retryable
   ``ProviderResponseError``; JSON of the wrong shape -> a final one, which quotes the
@@ -42,6 +43,19 @@ if TYPE_CHECKING:
     import httpx
 
 MAX_SERVER_MESSAGE = 300  # characters of a server's error text kept in a row's error
+OUT_OF_QUOTA = "the account is out of quota: retrying cannot help; add credit or raise its limit"
+
+
+def out_of_quota(status: int, data: Any) -> bool:
+    """Whether an error answer says the account cannot pay: OpenAI's 429 with code (or
+    type) ``insufficient_quota``. A rate limit passes with time, an empty account does
+    not, so such a 429 is not retried. (Anthropic says it with a 400 or a 402, never
+    retried anyway.)"""
+    error = data.get("error") if status == 429 and isinstance(data, Mapping) else None
+    return isinstance(error, Mapping) and "insufficient_quota" in (
+        error.get("code"),
+        error.get("type"),
+    )
 
 
 def redact_url(url: str) -> str:
@@ -257,19 +271,25 @@ class HTTPProvider(Provider):
         """A 4xx/5xx answer as an error that names the server's reason, never a key."""
         status = response.status_code
         try:
-            text = self.error_text(response.json())
+            data = response.json()
         except ValueError:
-            text = ""
-        text = " ".join(self.scrub(text).split())[:MAX_SERVER_MESSAGE]
+            data = None
+        text = " ".join(self.scrub(self.error_text(data)).split())[:MAX_SERVER_MESSAGE]
         message = f"{self.uri}: HTTP {status} from {redact_url(url)}"
         if text:
             message += f": {text}"
-        if status in (401, 403):
+        quota = out_of_quota(status, data)
+        if quota:
+            message += f" ({OUT_OF_QUOTA})"
+        elif status in (401, 403):
             message += f" ({self.auth_hint()})"
         elif status == 404:
             message += f" (is {self.model!r} the right model name?)"
         return ProviderHTTPError(
-            message, status=status, retry_after=parse_retry_after(response.headers)
+            message,
+            status=status,
+            retry_after=parse_retry_after(response.headers),
+            retryable=False if quota else None,
         )
 
     def scrub(self, text: str) -> str:

@@ -23,6 +23,20 @@ from harness.testing._fake_llm_wire import DIALECTS, Dialect, EmbeddingsDialect,
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _NOT_JSON = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+# The "quota" step's message: what each service says when the account cannot pay.
+_OPENAI_QUOTA = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+_QUOTA = {
+    "anthropic": (
+        "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+        "Billing to upgrade or purchase credits."
+    ),
+    "databricks": "The account's usage limit is exhausted.",
+    "ollama": "quota exceeded",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -222,6 +236,11 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         }
         message = "Rate limit reached. Please try again later." + echo
         return _json_response(dialect.error(429, "error_429", message), 429, headers)
+    if plan.fault == "quota":  # as each service says it: OpenAI 429, Anthropic 400
+        status = 400 if dialect.name == "anthropic" else 429
+        return _json_response(
+            dialect.error(status, "quota", _QUOTA.get(dialect.name, _OPENAI_QUOTA)), status
+        )
 
     if isinstance(dialect, EmbeddingsDialect):
         payload = json.dumps(dialect.embeddings(body, texts)).encode()

@@ -110,6 +110,7 @@ class Dialect:
         error_type, code = {
             "auth": ("invalid_request_error", "invalid_api_key"),
             "error_429": ("requests", "rate_limit_exceeded"),
+            "quota": ("insufficient_quota", "insufficient_quota"),
             "error_500": ("server_error", None),
         }.get(kind, ("invalid_request_error", None))
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}

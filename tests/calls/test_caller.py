@@ -300,3 +300,22 @@ def test_complete_from_python(
     assert (first.cached, again.cached) == (False, True)
     assert (home / "cache").is_dir()
     assert sent(fake) == 1
+
+
+def test_an_account_out_of_quota_fails_at_once(fake: FakeLLMServer) -> None:
+    # OpenAI answers 429 insufficient_quota when the account cannot pay: unlike a rate
+    # limit, no wait helps, so the call fails on its first answer and says why.
+    fake.configure(fault_script=["quota", "ok"])
+    caller = Caller(cache=None, mode="off", retry=FAST)
+    [error] = ask(caller, provider(fake), "hi")
+    assert isinstance(error, ProviderHTTPError) and error.status == 429
+    assert not error.retryable
+    assert sent(fake) == 1
+    assert caller.stats.model.retries == 0 and caller.stats.model.errors == 1
+    assert str(error).endswith(
+        "You exceeded your current quota, please check your plan and billing details. For "
+        "more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors. (the account is out "
+        "of quota: retrying cannot help; add credit or raise its limit)"
+    )
+    assert "\n" not in str(error) and "attempts" not in str(error)
