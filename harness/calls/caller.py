@@ -255,9 +255,11 @@ class Caller:
             response.raw,
             headers=response.headers,
         )
+        cut_off = _cut_off(provider, response.raw)
         with self._counting:
             stats = self.stats.of(kind)
             stats.requests += 1
+            stats.cut_off += cut_off
             stats.input_tokens += response.input_tokens or 0
             stats.output_tokens += response.output_tokens or 0
             stats.cost_usd += result.cost_usd or 0.0
@@ -372,9 +374,11 @@ class Caller:
         hit = self._lookup(provider, key, kind, row_id)
         if hit is None or key in self.precounted:
             return hit
+        cut_off = _cut_off(provider, hit.raw)  # read from the stored body
         with self._counting:  # hits are counted from worker threads too (``cached``)
             stats = self.stats.of(kind)
             stats.cache_hits += 1
+            stats.cut_off += cut_off
             stats.saved_input_tokens += hit.input_tokens or 0
             stats.saved_output_tokens += hit.output_tokens or 0
             stats.saved_cost_usd += hit.cost_usd or 0.0
@@ -590,3 +594,9 @@ class Caller:
         if self._cache_writer is not None:
             self._cache_writer.close()
             self._cache_writer = None
+
+
+def _cut_off(provider: Provider, raw: Mapping[str, Any] | None) -> int:
+    """1 when the provider says the answer in ``raw`` was cut off at its token limit."""
+    reason = provider.stopped_early(raw)
+    return 1 if reason is not None and "token limit" in reason else 0

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["KINDS", "CallKind", "CallStats", "KindStats"]
+__all__ = ["KINDS", "CallKind", "CallStats", "KindStats", "cut_off_warning"]
 
 CallKind = Literal["model", "judge", "app"]
 KINDS: tuple[CallKind, ...] = ("model", "judge", "app")
@@ -27,6 +27,7 @@ class KindStats:
     local_calls: int = 0  # python:/echo calls (never cached)
     errors: int = 0
     retries: int = 0  # extra attempts after a retryable failure
+    cut_off: int = 0  # answers (sent or cached) the provider cut off at their token limit
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -77,3 +78,18 @@ class CallStats:
             for name, value in (other.get(kind) or {}).items():
                 setattr(mine, name, getattr(mine, name) + value)
         self.error_kinds.update(error_kinds or {})
+
+
+def cut_off_warning(calls: Mapping[str, Any]) -> str | None:
+    """The warning for a run's model answers that were cut off at their token limit
+    (``calls``: ``CallStats.as_dict``, as a run stores it), or None when there were none.
+    Such an answer is kept and scored: it is what the model said."""
+    model = calls.get("model") or {}
+    cut_off = model.get("cut_off") or 0
+    if not cut_off:
+        return None
+    answers = sum(model.get(k) or 0 for k in ("requests", "cache_hits", "local_calls"))
+    return (
+        f"{cut_off} of {max(answers, cut_off)} model outputs were cut off at their token limit "
+        "and are scored as they are; raise max_tokens (--param max_tokens=N) for whole answers"
+    )

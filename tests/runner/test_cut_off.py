@@ -1,0 +1,68 @@
+"""A model answer cut off at its token limit is kept (it is what the model said), but the run
+counts such answers (calls.model.cut_off), says so in a warning, and runs show says it again;
+a replayed run counts them from the stored bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.testing import FakeLLMServer
+
+WARNING = (
+    "warning: 20 of 20 model outputs were cut off at their token limit and are scored as "
+    "they are; raise max_tokens (--param max_tokens=N) for whole answers\n"
+)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as running:
+        monkeypatch.setenv("OPENAI_BASE_URL", running.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cut-off-test")
+        yield running
+
+
+def run(*extra: str) -> tuple[int, str, str]:
+    return invoke(
+        "run", "--data", "qa", "--model", "openai:/m", "--metric", "word_count",
+        "--no-mlflow", *extra,
+    )  # fmt: skip
+
+
+def test_cut_off_outputs_are_counted_and_named_also_when_replayed(
+    qa_file: Path, home: Path, server: FakeLLMServer
+) -> None:
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+    code, out, err = run("--param", "max_tokens=3", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["errors"] == 0
+    assert document["calls"]["model"]["cut_off"] == 20
+    assert document["metrics"]["word_count"]["mean"] == 3  # the outputs are what was said
+    assert WARNING[len("warning: ") : -1] in document["warnings"]
+
+    code, out, err = run("--param", "max_tokens=3", "--cache", "replay")
+    assert code == 0, err
+    assert WARNING in err
+    assert "model calls: 0 sent, 20 from cache" in out
+
+    code, out, err = invoke("runs", "show", document["run_id"])
+    assert code == 0
+    assert WARNING in err
+
+    code, out, err = run("--param", "max_tokens=300", "--json")  # whole answers: no word
+    assert code == 0, err
+    assert json.loads(out)["calls"]["model"]["cut_off"] == 0
+    assert "cut off" not in err and "cut off" not in out
