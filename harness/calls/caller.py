@@ -448,7 +448,9 @@ class Caller:
         )
 
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
-        return cost_usd(provider.uri, response.input_tokens, response.output_tokens)
+        return cost_usd(
+            provider.uri, provider.priced_input_tokens(response), response.output_tokens
+        )
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -117,6 +117,21 @@ class AnthropicProvider(HTTPProvider):
             output_tokens=output_tokens if isinstance(output_tokens, int) else None,
         )
 
+    def priced_input_tokens(self, response: ModelResponse) -> float | None:
+        """Cache writes are billed at 1.25x the input price (2x for the 1-hour cache),
+        cache reads at 0.1x; ``usage.input_tokens`` counts neither. Without the
+        ``cache_creation`` breakdown, writes are priced as 5-minute ones."""
+        usage = (response.raw or {}).get("usage")
+        if response.input_tokens is None or not isinstance(usage, Mapping):
+            return response.input_tokens
+        written, read = (
+            _count(usage.get(k)) for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
+        )
+        plain = response.input_tokens - written - read  # parse added them to input_tokens
+        ttl = usage.get("cache_creation")
+        hour = _count(ttl.get("ephemeral_1h_input_tokens")) if isinstance(ttl, Mapping) else 0
+        return plain + 1.25 * (written - hour) + 2.0 * hour + 0.1 * read
+
     def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
         reason = raw.get("stop_reason") if isinstance(raw, Mapping) else None
         if reason in ("max_tokens", "model_context_window_exceeded"):
@@ -132,3 +147,7 @@ class AnthropicProvider(HTTPProvider):
             kind, message = error.get("type"), error.get("message")
             return f"{kind}: {message}" if kind and message else str(message or kind or "")
         return super().error_text(data)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -67,6 +67,12 @@ class Provider(ABC):
         verdict is never read from such an answer (``harness.judges.judge``)."""
         return None
 
+    def priced_input_tokens(self, response: ModelResponse) -> float | None:
+        """The answer's input tokens as billed, in tokens at the input price: the input
+        tokens, unless the provider bills some of them at another rate (Anthropic's
+        prompt cache)."""
+        return response.input_tokens
+
     @abstractmethod
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None

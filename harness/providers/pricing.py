@@ -1,7 +1,7 @@
 """Prices per model, in USD per million tokens (input, output).
 
-Built in for common hosted models (list prices, standard tier, no batch or cached-input
-discounts); ``[prices]`` in harness.toml overrides or adds, per model URI::
+Built in for common hosted models (list prices, standard tier, no batch discount);
+``[prices]`` in harness.toml overrides or adds, per model URI::
 
     [prices]
     "openai:/gpt-4o-mini" = [0.15, 0.60]
@@ -12,6 +12,11 @@ A dated or ``-latest`` model name is priced as its base name (``gpt-4o-2024-08-0
 ``gpt-4o``, ``claude-3-5-haiku-20241022`` as ``claude-3-5-haiku``). Local models (ollama,
 python, echo) cost 0. A model with no known price has cost ``None``: reported as unknown,
 never guessed. ``--max-cost`` refuses to start with such a model until it is given a price.
+
+Prompt caching: Anthropic reports cache tokens apart from ``input_tokens``; writes are priced
+at 1.25x the input price (2x for the 1-hour cache) and reads at 0.1x, as Anthropic bills
+them. OpenAI's ``prompt_tokens`` include ``prompt_tokens_details.cached_tokens``, priced here
+at the full input price (OpenAI bills them at a discount): an OpenAI cost is an upper bound.
 """
 
 from __future__ import annotations
@@ -110,8 +115,9 @@ def _look_up_price(uri: str) -> tuple[float, float] | None:
     return None
 
 
-def cost_usd(uri: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    """The cost of one call, or None when the model has no known price."""
+def cost_usd(uri: str, input_tokens: float | None, output_tokens: int | None) -> float | None:
+    """The cost of one call, or None when the model has no known price (``input_tokens``:
+    as billed, in tokens at the input price: ``Provider.priced_input_tokens``)."""
     price = price_of(uri)
     if price is None:
         return None

@@ -59,3 +59,36 @@ def test_overrides_from_settings() -> None:
 def test_bad_overrides_are_config_errors(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"\[prices\] 'openai:/m'"):
         set_prices({"openai:/m": bad})
+
+
+def test_anthropic_prompt_cache_tokens_are_priced_as_billed() -> None:
+    # input_tokens excludes the cache: 1,000,000 written (5 min) cost 1.25x, 1,000,000
+    # written (1 h) 2x, 1,000,000 read 0.1x; 1,000,000 plain input 1x; claude-sonnet-4 is $3/M.
+    import asyncio
+
+    import httpx
+
+    from harness.calls import Caller
+    from harness.providers.anthropic import AnthropicProvider
+
+    usage = {
+        "input_tokens": 1_000_000,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 2_000_000,
+        "cache_read_input_tokens": 1_000_000,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": 1_000_000,
+            "ephemeral_1h_input_tokens": 1_000_000,
+        },
+    }
+    body = {"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "usage": usage}
+    provider = AnthropicProvider("claude-sonnet-4", "http://127.0.0.1:9", api_key="k")
+
+    async def go() -> float | None:
+        transport = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+        async with httpx.AsyncClient(transport=transport) as client:
+            caller = Caller(cache=None, mode="off", client=client)
+            request = provider.request([{"role": "user", "content": "hi"}])
+            return (await caller.call(provider, request)).cost_usd
+
+    assert asyncio.run(go()) == pytest.approx(3.0 * (1 + 1.25 + 2.0 + 0.1))
