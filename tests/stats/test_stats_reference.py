@@ -10,6 +10,7 @@ from scipy import stats as scipy_stats
 from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import DescrStatsW
 
@@ -145,14 +146,43 @@ def test_holm_leaves_untested_metrics_out_of_the_family() -> None:
     assert math.isnan(adjusted[1])
 
 
-def test_minimum_detectable_effect_is_the_difference_found_80_percent_of_the_time() -> None:
-    base, candidate = scale_scores(12, 400)
+@pytest.mark.parametrize("seed,n", [(12, 3), (16, 5), (17, 8), (18, 30), (19, 400)])
+def test_minimum_detectable_effect_is_statsmodels_paired_t_power(seed: int, n: int) -> None:
+    # The paired t test on n rows: TTestPower solves for the effect in SDs of a difference.
+    base, candidate = scale_scores(seed, n)
+    candidate[:2] = base[:2] + [1, 0]  # some spread, even at 3 rows
     result = paired_difference(base, candidate)
-    z = scipy_stats.norm.ppf
-    assert result.mde == pytest.approx((z(0.975) + z(0.8)) * result.se)
+    sd = np.std(candidate - base, ddof=1)
+    reference = TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8) * sd
+    assert result.mde == pytest.approx(reference, rel=1e-5)
     # By definition: a true difference of one MDE is significant with probability 0.8.
-    power = scipy_stats.norm.sf(z(0.975) - result.mde / result.se)
-    assert power == pytest.approx(0.8, abs=0.001)
+    assert TTestPower().power(result.mde / sd, n, 0.05) == pytest.approx(0.8, abs=1e-9)
+    # The normal quantiles understate it with few rows: 2.80 SE where 8 rows need 3.27.
+    z = scipy_stats.norm.ppf
+    assert result.mde > (z(0.975) + z(0.8)) * result.se
+
+
+def test_clustered_minimum_detectable_effect_has_the_clusters_degrees_of_freedom() -> None:
+    rng = np.random.default_rng(20)
+    groups = np.repeat(np.arange(5), 3)
+    base = rng.normal(3, 1, 15)
+    candidate = base + rng.normal(0.2, 0.5, 15) + rng.normal(0, 0.5, 5)[groups]
+    result = paired_difference(base, candidate, clusters=groups)
+    assert result.interval == "clustered t" and result.clusters == 5
+    # A t test on 5 cluster-level values: TTestPower with nobs=5, in units of SE·sqrt(5).
+    ncp = TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8) * math.sqrt(5)
+    assert result.mde == pytest.approx(ncp * result.se, rel=1e-5)
+    critical = scipy_stats.t.ppf(0.975, 4)
+    delta = result.mde / result.se
+    power = scipy_stats.nct.sf(critical, 4, delta) + scipy_stats.nct.cdf(-critical, 4, delta)
+    assert power == pytest.approx(0.8, abs=1e-9)
+
+
+def test_0_1_minimum_detectable_effect_is_normal_like_its_interval() -> None:
+    result = paired_difference(*binary_scores(21, 400))
+    z = scipy_stats.norm.ppf
+    assert result.interval == "adjusted wald"
+    assert result.mde == pytest.approx((z(0.975) + z(0.8)) * result.interval_se)
 
 
 def test_identical_runs_and_too_few_rows() -> None:
