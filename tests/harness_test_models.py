@@ -80,3 +80,9 @@ def leaks_its_key(row: dict[str, Any]) -> str:
     if int(row["id"]) % 2:
         raise RuntimeError(f"could not call the backend with key {os.environ['OPENAI_API_KEY']}")
     return row["input"]
+
+
+def answer_or_nothing(row: dict[str, Any]) -> str:
+    """Right on two rows of three (by id), else a word no answer has: token F1 (a scale)
+    that scores only 0 and 1."""
+    return answer_expected(row) if int(row["id"]) % 3 else "xyzzy"

@@ -97,7 +97,7 @@ def test_slice_means_and_intervals_match_pandas_statsmodels_and_scipy() -> None:
                        dtype=object)  # fmt: skip
     failed = pd.Series([i % 23 == 0 for i in range(n)], index=labels.index)
     values = per_row_values(scores)
-    table = slice_table("topic", labels, values, failed=failed)
+    table = slice_table("topic", labels, values, failed=failed, binary={"exact_match"})
     assert [s.value for s in table.slices] == ["alpha", "beta", "gamma", None]
     assert table.metrics == ["exact_match", "token_f1", "judge"]
 

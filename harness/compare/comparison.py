@@ -141,7 +141,10 @@ def _compare_one(
         if metric == ERRORS and not (b.any() or c.any()):
             continue  # no row failed in either run: nothing to say
         direction = metric_direction(metric, {**base_scores.directions, **scores.directions})
-        metrics.append(metric_result(metric, direction, b, c, groups, margins, alpha, power))
+        binary = metric in base_scores.binary and metric in scores.binary
+        metrics.append(
+            metric_result(metric, direction, b, c, groups, margins, alpha, power, binary=binary)
+        )
     slices = []
     if by:
         slices = compare_slices(

@@ -79,12 +79,15 @@ def metric_result(
     margins: Mapping[str | None, Margin],
     alpha: float,
     power: float,
+    *,
+    binary: bool,
 ) -> MetricResult:
     """``metric`` compared on paired rows (``base[i]``, ``candidate[i]``; NaN: no score,
     left out with its pair), read in ``direction`` (+1 higher is better, -1 lower, 0
     neither; the failed-rows count is always -1), with its margin: ``margins[metric]``,
-    else ``margins[None]``, else the default for its scale. The verdict waits for the
-    adjusted p-value."""
+    else ``margins[None]``, else the default for its scale. ``binary``: both runs declare
+    the metric's scores 0 or 1 (``RunScores.binary``). The verdict waits for the adjusted
+    p-value."""
     import numpy as np
     import pandas as pd
 
@@ -93,7 +96,7 @@ def metric_result(
     if isinstance(groups, pd.Series):
         clusters = groups.to_numpy()[both]
     stats = paired_difference(
-        base[both], candidate[both], clusters=clusters, alpha=alpha, power=power
+        base[both], candidate[both], clusters=clusters, alpha=alpha, power=power, binary=binary
     )
     direction = -1 if metric == ERRORS else direction
     margin_spec = margins.get(metric) or margins.get(None)

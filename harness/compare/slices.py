@@ -70,6 +70,7 @@ def compare_slices(
                     margins,
                     alpha,
                     power,
+                    binary=m.stats.binary,
                 )  # fmt: skip
                 for m in overall
             ]

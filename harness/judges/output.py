@@ -103,6 +103,11 @@ class OutputSpec:
         choices = " or ".join(f'"{label}"' for label in self.labels)
         return f'{{{rationale}, "{self.key}": {choices}}}'
 
+    @property
+    def binary(self) -> bool:
+        """Whether every answer is stored as 0 or 1: yes/no, two labels, a 0-1 scale."""
+        return {self.value_of(label) for label in self.labels} == {0.0, 1.0}
+
     def value_of(self, label: str) -> float:
         """The float stored for a canonical label."""
         if self.kind == "yes/no":

@@ -75,7 +75,7 @@ def _check(
             return 1.0 if test(fold(row.output), needles) else 0.0
 
         description = f"1 if the output {what[0]} {', '.join(map(repr, shown))}{case}, else 0"
-        return Metric(name, description, needs_expected=False, fn=fixed)
+        return Metric(name, description, needs_expected=False, fn=fixed, binary=True)
 
     def against_expected(row: ScoringRow) -> float:
         answers = [fold(a) for a in row.expected]
@@ -84,7 +84,7 @@ def _check(
         return 1.0 if any(test(fold(row.output), [a]) for a in answers) else 0.0
 
     description = f"1 if the output {what[0]} {what[1]}{case}, else 0"
-    return Metric(name, description, needs_expected=True, fn=against_expected)
+    return Metric(name, description, needs_expected=True, fn=against_expected, binary=True)
 
 
 def _contains(output: str, needles: Sequence[str]) -> bool:
@@ -156,7 +156,9 @@ def _regex(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
     def search(row: ScoringRow) -> float:
         return 1.0 if compiled.search(row.output) else 0.0
 
-    return Metric(name, f"1 if the output matches /{pattern}/", needs_expected=False, fn=search)
+    return Metric(
+        name, f"1 if the output matches /{pattern}/", needs_expected=False, fn=search, binary=True
+    )
 
 
 register_kind(

@@ -58,6 +58,7 @@ register_metric(
         description="1 if the output equals an expected answer after SQuAD normalization, else 0",
         needs_expected=True,
         fn=_exact_match,
+        binary=True,
     )
 )
 register_metric(

@@ -84,6 +84,9 @@ class Metric:
     (latency), 0 neither (length, reading grade); sweeps, ``compare`` and ``check`` read it.
     ``aggregations`` names aggregates to report besides mean, p50, p90 and count (any of
     ``EXTRA_AGGREGATIONS``, or a function of the scored values, named after it).
+    ``binary``: every score is 0 or 1 (a pass rate: exact match, a check); its means get
+    Wilson's interval and its comparisons McNemar's test, whatever values a run happened to
+    score (``harness.stats``). A metric that does not declare it is read as a scale.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Metric:
     needs_context: bool = False
     origin: str = "builtin"  # builtin | kind | python | mlflow
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
+    binary: bool = False
 
     def score(self, row: ScoringRow) -> float | None:
         """Score one row; None means the row cannot be scored by this metric."""

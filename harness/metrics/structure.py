@@ -33,7 +33,7 @@ def _is_json(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
     def is_json(row: ScoringRow) -> float:
         return 1.0 if _parse_json(row.output)[0] else 0.0
 
-    return Metric(name, "1 if the whole output parses as JSON, else 0", False, is_json)
+    return Metric(name, "1 if the whole output parses as JSON, else 0", False, is_json, binary=True)
 
 
 register_kind(
@@ -101,7 +101,9 @@ def _json_schema(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
         where = "/".join(str(p) for p in error.absolute_path)
         return Score(0.0, rationale=f"{where + ': ' if where else ''}{error.message}"[:500])
 
-    return Metric(name, "1 if the output is JSON valid against the schema, else 0", False, valid)
+    return Metric(
+        name, "1 if the output is JSON valid against the schema, else 0", False, valid, binary=True
+    )
 
 
 register_kind(
@@ -154,7 +156,9 @@ def _length(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
         ok = (low is None or n >= low) and (high is None or n <= high)
         return Score(1.0 if ok else 0.0, rationale=None if ok else f"{n} {unit_name}, not {shown}")
 
-    return Metric(name, f"1 if the output has {shown} {unit_name}, else 0", False, within)
+    return Metric(
+        name, f"1 if the output has {shown} {unit_name}, else 0", False, within, binary=True
+    )
 
 
 register_kind(

@@ -82,7 +82,14 @@ def run_slice_tables(
             check_value_count(column, labels, max_values)
         series = pd.Series(labels, index=rows.index, dtype=object)
         tables.append(
-            slice_table(column, series, run.scores.values, failed=failed, metrics=metrics)
+            slice_table(
+                column,
+                series,
+                run.scores.values,
+                failed=failed,
+                metrics=metrics,
+                binary=run.scores.binary,
+            )  # fmt: skip
         )
     return tables, missing
 

@@ -71,6 +71,15 @@ class RunPlan:
         return found
 
     @property
+    def binary(self) -> list[str]:
+        """The metrics and judges whose every score is 0 or 1: a metric that declares it, a
+        judge whose answers are 0 and 1 asked once (the mean of several samples is not)."""
+        found = [m.name for m in self.metrics if m.binary]
+        if self.config.judge_samples == 1:
+            found += [j.name for j in self.judges if j.output.binary]
+        return sorted(found)
+
+    @property
     def judge_models(self) -> dict[str, str]:
         """Each judge's model URI, as its feedback's source."""
         return {j.name: self.provider_for(j).uri for j in self.judges}
@@ -78,11 +87,12 @@ class RunPlan:
     def stored_config(self) -> dict[str, Any]:
         """The configuration the run's row keeps: the options, which way each metric is
         better (``directions``: compare, check and the report read it, since a ``python:``
-        metric or a kind is known to no registry) and, for a run with judges, what they
+        metric or a kind is known to no registry), which score only 0 or 1 (``binary``: the
+        method of their intervals and tests) and, for a run with judges, what they
         resolved to: each judge's model URI (its own, else ``--judge-model`` or
         harness.toml), its version (a judge whose prompt or scale changed is another judge)
         and its answers from worst to best (what a report draws its bars over)."""
-        stored = {**self.config.as_dict(), "directions": self.directions}
+        stored = {**self.config.as_dict(), "directions": self.directions, "binary": self.binary}
         if self.judges:
             if self.judge_provider is not None:
                 stored["judge_model_uri"] = self.judge_provider.uri

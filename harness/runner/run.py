@@ -544,9 +544,7 @@ class _Run:
             directions=plan.directions,
             metric_errors=metric_errors,
             sample=plan.sample,
-            slices=run_slices(
-                self.config.by, plan.examples, outputs, scores, self.config.as_dict()
-            ),
+            slices=run_slices(self.config.by, plan.examples, outputs, scores, plan.stored_config()),
         )
         return result
 

@@ -198,6 +198,7 @@ def _slices(
     import pandas as pd
 
     from harness.slices import check_value_count, column_labels, per_row_values, slice_table
+    from harness.store.scores import binary_metrics
 
     index = [row["id"] for row in rows]
     labels = {}
@@ -215,6 +216,7 @@ def _slices(
             values,
             failed=failed,
             metrics=metrics,
+            binary=binary_metrics(config, values),
         )  # fmt: skip
         for column, found in labels.items()
     ]

@@ -3,7 +3,8 @@ interval, next to the same numbers over all rows.
 
 Each row weighs the same: a judge asked several times scores a row with the mean of its
 samples, as in the run's aggregates. A metric's mean, standard error and interval come
-from ``harness.stats.estimate_mean`` (Wilson's interval for 0/1 scores, t otherwise), the
+from ``harness.stats.estimate_mean`` (Wilson's interval for a metric declared 0/1, t
+otherwise, whatever the slice's values happen to be), the
 same estimates ``compare`` and the reports show, over the rows of the slice that have a
 score (``count``; a failed row has none). Small slices get wide intervals: that is the
 point of showing them.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,10 +131,12 @@ def slice_table(
     *,
     failed: pd.Series | None = None,
     metrics: Sequence[str] | None = None,
+    binary: Collection[str] = (),
 ) -> SliceTable:
     """The slices of ``column``. ``labels`` maps each row's example id to its value (its
     index is the run's rows); ``values`` holds the rows' scores (``per_row_values``);
-    ``failed`` marks rows whose model call failed."""
+    ``failed`` marks rows whose model call failed; ``binary`` names the metrics declared
+    to score 0 or 1 (``harness.store.scores.binary_metrics``)."""
     import numpy as np
 
     metrics = list(metrics if metrics is not None else values.columns)
@@ -149,7 +152,9 @@ def slice_table(
         means = {}
         for metric in metrics:
             scores = aligned[metric].to_numpy(dtype=float)[mask]
-            means[metric] = estimate_mean(scores[~np.isnan(scores)])
+            means[metric] = estimate_mean(
+                scores[~np.isnan(scores)], binary=metric in binary
+            )  # fmt: skip
         return Slice(value, int(mask.sum()), int(failures[mask].sum()), means)
 
     overall = one(None, np.ones(len(labels), dtype=bool))

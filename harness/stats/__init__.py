@@ -6,8 +6,10 @@
 - :func:`holm`: p-values adjusted across the metrics (or slices) compared (``adjust``).
 
 Everything takes plain arrays of per-row scores (and optional cluster ids) and returns
-plain dataclasses; rendering is elsewhere. The methods and why they were chosen are in the
-module docstrings; ``tests/stats`` checks them against scipy and statsmodels.
+plain dataclasses; rendering is elsewhere. Whether scores are 0/1 (``binary=True``: Wilson,
+McNemar) is the caller's to say from what the metric declares, never read off the values.
+The methods and why they were chosen are in the module docstrings; ``tests/stats`` checks
+them against scipy and statsmodels.
 """
 
 from __future__ import annotations

@@ -3,7 +3,13 @@
 Rows are treated as a sample from the population of questions the eval set stands for
 (Miller, "Adding Error Bars to Evals", arXiv 2411.00640): the standard error is the CLT one,
 ``s / sqrt(n)`` with the sample standard deviation, or the cluster-robust one when rows come
-in groups that share a cause (several questions on one passage). The interval is:
+in groups that share a cause (several questions on one passage).
+
+Which interval a mean gets depends on what the metric is, not on the values it happened to
+score: the caller says ``binary=True`` for a metric that declares scores of only 0 and 1 (a
+pass rate: exact match, a check, a yes/no judge asked once), so every run of one metric is
+reported with one method. A metric on a scale that scored only 0 and 1 on a small run still
+gets the t interval. The interval is:
 
 - ``wilson`` for 0/1 scores without clusters: Wilson's score interval, which stays inside
   [0, 1] and keeps its coverage at small n and near 0 or 1, where ``p ± z·SE`` does not;
@@ -33,6 +39,7 @@ from harness.stats.quantiles import normal_quantile, t_quantile
 
 __all__ = [
     "MeanEstimate",
+    "check_binary",
     "cluster_se",
     "estimate_mean",
     "is_binary",
@@ -61,6 +68,12 @@ class MeanEstimate:
 def is_binary(values: NDArray[np.float64]) -> bool:
     """True when every value is 0 or 1 (and there is at least one): a rate, not a scale."""
     return values.size > 0 and bool(np.all((values == 0.0) | (values == 1.0)))
+
+
+def check_binary(values: NDArray[np.float64], binary: bool) -> None:
+    """ValueError when scores declared 0/1 (``binary``) hold anything else."""
+    if binary and values.size and not is_binary(values):
+        raise ValueError("scores declared 0/1 (binary=True) must all be 0 or 1")
 
 
 def cluster_se(values: NDArray[np.float64], clusters: ArrayLike) -> tuple[float, int]:
@@ -106,10 +119,18 @@ def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
 
 
 def estimate_mean(
-    values: ArrayLike, *, clusters: ArrayLike | None = None, alpha: float = 0.05
+    values: ArrayLike,
+    *,
+    clusters: ArrayLike | None = None,
+    alpha: float = 0.05,
+    binary: bool = False,
 ) -> MeanEstimate:
-    """The mean of ``values`` (no NaN) with its standard error and ``1 - alpha`` interval."""
+    """The mean of ``values`` (no NaN) with its standard error and ``1 - alpha`` interval.
+
+    ``binary``: the metric declares scores of only 0 and 1 (Wilson's interval); ValueError
+    when a value is anything else."""
     x = np.asarray(values, dtype=np.float64)
+    check_binary(x, binary)
     n = int(x.size)
     if n == 0:
         return MeanEstimate(NAN, 0, NAN, NAN, NAN, "none")
@@ -121,7 +142,7 @@ def estimate_mean(
         if n_clusters < 2:
             return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
         t = t_quantile(n_clusters - 1, 1 - alpha / 2)
-        if is_binary(x):
+        if binary:
             low, high = _clustered_wilson(mean, n, se, t, normal_quantile(1 - alpha / 2))
             return MeanEstimate(mean, n, se, low, high, "clustered wilson")
         half = t * se
@@ -129,7 +150,7 @@ def estimate_mean(
     if n < 2:
         return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
     se = float(x.std(ddof=1)) / math.sqrt(n)
-    if is_binary(x):
+    if binary:
         low, high = wilson_interval(int(x.sum()), n, alpha)
         return MeanEstimate(mean, n, se, low, high, "wilson")
     half = t_quantile(n - 1, 1 - alpha / 2) * se

@@ -1,5 +1,9 @@
 """The paired difference of two runs on the same rows: estimate, interval, test, power.
 
+The 0/1 methods below are for a metric that declares scores of only 0 and 1 (the caller's
+``binary=True``), never chosen by looking at the values: a scale that scored only 0 and 1
+on a small run is still compared with the t methods, like every other run of it.
+
 Both runs answered the same questions, so the question-to-question spread, which is most
 of the spread of either mean, cancels in the per-row differences ``d_i = candidate_i -
 base_i`` (Miller, "Adding Error Bars to Evals", arXiv 2411.00640, section 4). Everything
@@ -54,9 +58,9 @@ from numpy.typing import ArrayLike
 
 from harness.stats.means import (
     MeanEstimate,
+    check_binary,
     cluster_se,
     estimate_mean,
-    is_binary,
     one_row_per_cluster,
 )
 
@@ -73,7 +77,7 @@ class PairedDifference:
 
     n: int
     clusters: int | None  # number of clusters, when clustered
-    binary: bool  # every score 0 or 1 in both runs
+    binary: bool  # the metric declares scores of only 0 and 1 (the 0/1 methods were used)
     base: MeanEstimate
     candidate: MeanEstimate
     diff: float  # mean of candidate - base
@@ -145,9 +149,12 @@ def paired_difference(
     clusters: ArrayLike | None = None,
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
+    binary: bool = False,
 ) -> PairedDifference:
     """Compare two runs' scores on the same rows (``base[i]`` and ``candidate[i]`` belong to
-    one row; no NaN). ``clusters[i]`` names the row's cluster, when rows come in groups."""
+    one row; no NaN). ``clusters[i]`` names the row's cluster, when rows come in groups.
+    ``binary``: the metric declares scores of only 0 and 1 (the 0/1 methods); ValueError
+    when a value is anything else."""
     b = np.asarray(base, dtype=np.float64)
     c = np.asarray(candidate, dtype=np.float64)
     if b.shape != c.shape or b.ndim != 1:
@@ -159,14 +166,15 @@ def paired_difference(
         groups = None  # nothing to cluster: exactly the unclustered numbers, 0/1 floor kept
     n = int(b.size)
     d = c - b
-    binary = is_binary(b) and is_binary(c)
+    check_binary(b, binary)
+    check_binary(c, binary)
     discordant = None
     if binary:
         discordant = (int(np.sum((b == 1) & (c == 0))), int(np.sum((b == 0) & (c == 1))))
     diff = float(d.mean()) if n else NAN
     means = (
-        estimate_mean(b, clusters=groups, alpha=alpha),
-        estimate_mean(c, clusters=groups, alpha=alpha),
+        estimate_mean(b, clusters=groups, alpha=alpha, binary=binary),
+        estimate_mean(c, clusters=groups, alpha=alpha, binary=binary),
     )
     n_clusters: int | None = None
     if groups is not None:

@@ -4,21 +4,28 @@ report all compute their statistics from.
 A judge asked several times (``--judge-samples``) scores each row with the mean of its
 samples, so every row weighs the same. ``errors`` is one more column: 1 for a row whose
 model call failed, 0 otherwise, so failures are compared and gated like a metric.
+
+Which scores are 0/1 (``binary``: Wilson's interval, McNemar's test) is what the run stored
+its metrics and judges declare, never a look at the values (see ``harness.stats``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from harness.store.exports import RunRecord
 
-__all__ = ["ERRORS", "RunScores", "record_scores"]
+__all__ = ["ERRORS", "RunScores", "binary_metrics", "record_scores"]
 
 ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
+# The registered metrics that score 0 or 1 (``Metric.binary``; a test keeps this in step):
+# what a run stored before runs recorded ``binary`` is read with.
+BUILTIN_BINARY = frozenset({"exact_match"})
 
 
 @dataclass
@@ -31,6 +38,44 @@ class RunScores:
     judges: frozenset[str]
     order: list[str]  # the metrics in the order the run asked for them, then ERRORS
     directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
+    binary: frozenset[str] = frozenset()  # the metrics (and ERRORS) declared to score 0 or 1
+
+
+def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> frozenset[str]:
+    """The metrics and judges of a run (its stored ``config``) whose every score is 0 or 1,
+    and ERRORS. A run stores them; for one stored before it did: ``exact_match`` and each
+    judge with two answers (yes/no, two labels, a 0-1 scale) asked once. Anything else is a
+    scale, such as a ``python:`` metric that returned only 0 and 1 (it declared nothing).
+
+    With the run's per-row ``values``, a name whose scores are not all 0 or 1 is left out:
+    a declaration cannot be wrong for a run that stored it, but an older run's guess can (a
+    ``python:`` metric of its own named ``exact_match``)."""
+    found = _declared(config)
+    if values is None:
+        return frozenset(found)
+    return frozenset(
+        name
+        for name in found
+        if name not in values.columns or values[name].dropna().isin((0.0, 1.0)).all()
+    )
+
+
+def _declared(config: Mapping[str, Any]) -> set[str]:
+    stored = config.get("binary")
+    if stored is not None:
+        return {*map(str, stored), ERRORS}
+    found = {*BUILTIN_BINARY, ERRORS}
+    if int(config.get("judge_samples") or 1) == 1:
+        for judge, labels in (config.get("judge_labels") or {}).items():
+            if len(labels) == 2 and not (_whole(labels[0]) and _whole(labels[1])):
+                found.add(str(judge))  # yes/no or two labels: 0 and 1
+            elif [str(label) for label in labels] == ["0", "1"]:
+                found.add(str(judge))  # a 0-1 scale
+    return found
+
+
+def _whole(label: Any) -> bool:
+    return str(label).lstrip("-").isdigit()
 
 
 def record_scores(record: RunRecord) -> RunScores:
@@ -59,4 +104,12 @@ def record_scores(record: RunRecord) -> RunScores:
     # A run stores which way each of its metrics is better: a python: metric, a kind or an
     # MLflow metric is known to no registry here.
     directions = {str(k): int(v) for k, v in (config.get("directions") or {}).items()}
-    return RunScores(rows, values, rationales, judges, [*order, ERRORS], directions)
+    return RunScores(
+        rows,
+        values,
+        rationales,
+        judges,
+        [*order, ERRORS],
+        directions,
+        binary_metrics(config, values),
+    )

@@ -32,7 +32,10 @@ def write_run(
     extra: Sequence[Mapping[str, object]] | None = None,
     run_name: str | None = None,
     status: str = "finished",
+    binary: Sequence[str] | None = None,
 ) -> Path:
+    """``binary``: the metrics the run declares 0/1 (stored as a run stores them); None:
+    nothing stored, as a run made before runs stored it."""
     n = len(next(iter(scores.values())))
     ids = list(ids) if ids is not None else [f"q{i}" for i in range(n)]
     failed = [bool(e) for e in errors] if errors is not None else [False] * n
@@ -83,7 +86,11 @@ def write_run(
         dataset_version=version,
         model="python:synthetic",
         status=status,
-        config={"metrics": [m for m in scores if m not in judges], "judges": list(judges)},
+        config={
+            "metrics": [m for m in scores if m not in judges],
+            "judges": list(judges),
+            **({"binary": list(binary)} if binary is not None else {}),
+        },
         metrics={},
         usage={},
         rows_total=n,

@@ -77,7 +77,10 @@ def test_a_five_point_drop_fails_the_gate_in_most_datasets() -> None:
     # change (7.5% lost, 2.5% gained: noisier pairs) ~86%: rows that change add variance.
     for (worse, better), least in (((0.06, 0.01), 0.93), ((0.075, 0.025), 0.80)):
         fails = sum(
-            paired_difference(*binary_pair(5000 + i, 1000, worse, better)).p_less(-0.02) < 0.025
+            paired_difference(*binary_pair(5000 + i, 1000, worse, better), binary=True).p_less(
+                -0.02
+            )
+            < 0.025
             for i in range(400)
         )
         assert fails / 400 >= least, (worse, better, fails)
@@ -93,7 +96,9 @@ def test_a_drop_exactly_at_the_margin_is_called_worse_at_most_2_5_percent_of_the
 ) -> None:
     # The true drop is 0.02 = the allowed drop: "worse" would be a false alarm. The gate
     # decides "worse" when the one-sided p of "dropped more than 0.02" is below 0.025.
-    false_alarms = sum(paired_difference(b, c).p_less(-0.02) < 0.025 for b, c in boundary_draws)
+    false_alarms = sum(
+        paired_difference(b, c, binary=True).p_less(-0.02) < 0.025 for b, c in boundary_draws
+    )
     assert false_alarms / len(boundary_draws) <= 0.025 + 3 * (0.025 * 0.975 / 400) ** 0.5
 
 

@@ -38,9 +38,9 @@ def runs(tmp_path: Path) -> tuple[Path, Path, dict[str, np.ndarray]]:
     em_cand = np.where(topic == "neuro", 1.0, em_base)
     extra = [{"topic": str(t), "level": str(lv)} for t, lv in zip(topic, level, strict=True)]
     base = write_run(tmp_path / "base.jsonl", run_id="base", scores={"f1": f1_base,
-                     "em": em_base}, extra=extra)  # fmt: skip
+                     "em": em_base}, extra=extra, binary=["em"])  # fmt: skip
     cand = write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"f1": f1_cand,
-                     "em": em_cand}, extra=extra)  # fmt: skip
+                     "em": em_cand}, extra=extra, binary=["em"])  # fmt: skip
     arrays = {"topic": topic, "level": level, "f1_base": f1_base, "f1_cand": f1_cand,
               "em_base": em_base, "em_cand": em_cand}  # fmt: skip
     return base, cand, arrays

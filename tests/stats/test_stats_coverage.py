@@ -17,11 +17,16 @@ DATASETS = 1000
 
 
 def coverage(
-    base: np.ndarray, candidate: np.ndarray, truth: float, clusters: np.ndarray | None = None
+    base: np.ndarray,
+    candidate: np.ndarray,
+    truth: float,
+    clusters: np.ndarray | None = None,
+    *,
+    binary: bool = False,
 ) -> float:
     covered = 0
     for b, c in zip(base, candidate, strict=True):
-        result = paired_difference(b, c, clusters=clusters)
+        result = paired_difference(b, c, clusters=clusters, binary=binary)
         covered += result.low <= truth <= result.high
     return covered / len(base)
 
@@ -45,7 +50,7 @@ def binary_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarr
 def test_binary_scores() -> None:
     rng = np.random.default_rng(102)
     for n in (1000, 100):
-        assert 0.93 <= coverage(*binary_pairs(rng, n), -0.03) <= 0.97, n
+        assert 0.93 <= coverage(*binary_pairs(rng, n), -0.03, binary=True) <= 0.97, n
 
 
 def test_binary_scores_on_few_rows_err_on_the_wide_side() -> None:
@@ -53,10 +58,10 @@ def test_binary_scores_on_few_rows_err_on_the_wide_side() -> None:
     # outcomes. The adjusted Wald interval is then too wide, never too narrow; the plain
     # d ± z·SE interval is too narrow.
     base, candidate = binary_pairs(np.random.default_rng(105), 20)
-    assert coverage(base, candidate, -0.03) >= 0.95
+    assert coverage(base, candidate, -0.03, binary=True) >= 0.95
     plain = 0
     for b, c in zip(base, candidate, strict=True):
-        result = paired_difference(b, c)
+        result = paired_difference(b, c, binary=True)
         plain += abs(result.diff + 0.03) <= 1.96 * result.se
     assert plain / DATASETS < 0.93
 
@@ -94,4 +99,4 @@ def test_clustered_0_1_scores() -> None:
     candidate = np.where((base == 0) & (u < 0.06 / 0.5), 1.0, base)
     candidate = np.where((base == 1) & (u < 0.03 / 0.5), 0.0, candidate)
     truth = 0.5 * (0.06 / 0.5) - 0.5 * (0.03 / 0.5)
-    assert 0.93 <= coverage(base, candidate, truth, clusters) <= 0.97
+    assert 0.93 <= coverage(base, candidate, truth, clusters, binary=True) <= 0.97

@@ -49,7 +49,7 @@ def test_paired_t_interval_and_p_value_match_scipy(seed: int, n: int) -> None:
 @pytest.mark.parametrize("seed,n,flip", [(4, 25, 0.2), (5, 300, 0.1), (6, 2000, 0.02)])
 def test_exact_mcnemar_matches_statsmodels(seed: int, n: int, flip: float) -> None:
     base, candidate = binary_scores(seed, n, flip)
-    result = paired_difference(base, candidate)
+    result = paired_difference(base, candidate, binary=True)
     table = [
         [np.sum((base == 1) & (candidate == 1)), np.sum((base == 1) & (candidate == 0))],
         [np.sum((base == 0) & (candidate == 1)), np.sum((base == 0) & (candidate == 0))],
@@ -61,7 +61,7 @@ def test_exact_mcnemar_matches_statsmodels(seed: int, n: int, flip: float) -> No
 
 def test_adjusted_wald_is_the_wald_interval_with_one_discordant_pair_of_each_kind_added() -> None:
     base, candidate = binary_scores(7, 60, 0.2)
-    result = paired_difference(base, candidate)
+    result = paired_difference(base, candidate, binary=True)
     # Bonett & Price (2012): add a (1, 0) and a (0, 1) row, then the Wald interval, whose
     # variance is the maximum-likelihood (ddof=0) variance of the differences.
     augmented = np.concatenate([candidate - base, [1.0, -1.0]])
@@ -76,7 +76,7 @@ def test_adjusted_wald_agrees_with_the_exact_test_when_few_rows_changed() -> Non
     base = np.zeros(1000)
     candidate = base.copy()
     candidate[:5] = 1
-    result = paired_difference(base, candidate)
+    result = paired_difference(base, candidate, binary=True)
     assert result.p_value == pytest.approx(0.0625)
     naive_low = result.diff - 1.96 * result.se
     assert naive_low > 0  # plain d ± z·SE would call this significant...
@@ -88,7 +88,7 @@ def test_wilson_interval_matches_statsmodels() -> None:
         expected = proportion_confint(successes, n, alpha=0.05, method="wilson")
         assert wilson_interval(successes, n) == pytest.approx(expected, rel=1e-12)
     base, _ = binary_scores(8, 40)
-    estimate = estimate_mean(base)
+    estimate = estimate_mean(base, binary=True)
     assert estimate.method == "wilson"
     assert (estimate.low, estimate.high) == pytest.approx(
         proportion_confint(int(base.sum()), 40, method="wilson")
@@ -179,7 +179,7 @@ def test_clustered_minimum_detectable_effect_has_the_clusters_degrees_of_freedom
 
 
 def test_0_1_minimum_detectable_effect_is_normal_like_its_interval() -> None:
-    result = paired_difference(*binary_scores(21, 400))
+    result = paired_difference(*binary_scores(21, 400), binary=True)
     z = scipy_stats.norm.ppf
     assert result.interval == "adjusted wald"
     assert result.mde == pytest.approx((z(0.975) + z(0.8)) * result.interval_se)
@@ -200,7 +200,7 @@ def test_one_sided_p_values_agree_with_the_interval() -> None:
     # The interval's upper end is where "below it" has one-sided p = alpha / 2.
     assert result.p_less(result.high) == pytest.approx(0.025)
     assert result.p_greater(result.low) == pytest.approx(0.025)
-    binary = paired_difference(*binary_scores(15, 500))
+    binary = paired_difference(*binary_scores(15, 500), binary=True)
     assert binary.p_less(binary.high) == pytest.approx(0.025)
 
 
@@ -210,11 +210,11 @@ def test_one_row_per_cluster_keeps_the_0_1_interval_and_exact_test() -> None:
     base = np.zeros(1000)
     candidate = base.copy()
     candidate[:5] = 1
-    result = paired_difference(base, candidate, clusters=np.arange(1000))
-    assert result == paired_difference(base, candidate)
+    result = paired_difference(base, candidate, clusters=np.arange(1000), binary=True)
+    assert result == paired_difference(base, candidate, binary=True)
     assert result.p_value == pytest.approx(scipy_stats.binomtest(5, 5, 0.5).pvalue)
     assert result.low < 0 < result.high
-    mean = estimate_mean(candidate, clusters=np.arange(1000))
+    mean = estimate_mean(candidate, clusters=np.arange(1000), binary=True)
     assert mean.method == "wilson"
     assert (mean.low, mean.high) == pytest.approx(proportion_confint(5, 1000, method="wilson"))
 
@@ -230,7 +230,7 @@ def clustered_binary(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_clustered_0_1_difference_is_bonett_price_with_the_cluster_robust_se() -> None:
     base, candidate, groups = clustered_binary(12)
-    result = paired_difference(base, candidate, clusters=groups)
+    result = paired_difference(base, candidate, clusters=groups, binary=True)
     # statsmodels' cluster-robust OLS on the differences with the two added pairs (one of
     # each kind), each a cluster of its own; the interval's t has the real clusters' G - 1.
     augmented = np.concatenate([candidate - base, [1.0, -1.0]])
@@ -252,15 +252,15 @@ def test_clustered_0_1_difference_keeps_a_floor_when_few_rows_changed() -> None:
     base = np.zeros(1000)
     candidate = base.copy()
     candidate[[0, 10, 20, 30, 40]] = 1  # 5 rows in 5 clusters improve
-    result = paired_difference(base, candidate, clusters=groups)
+    result = paired_difference(base, candidate, clusters=groups, binary=True)
     assert result.low < 0 < result.high and result.p_value > 0.05
-    unchanged = paired_difference(base, base, clusters=groups)
+    unchanged = paired_difference(base, base, clusters=groups, binary=True)
     assert unchanged.low < 0 < unchanged.high  # not [0, 0]: nothing seen is not "no change"
 
 
 def test_clustered_0_1_mean_is_wilson_on_the_effective_number_of_rows() -> None:
     base, _, groups = clustered_binary(13)
-    estimate = estimate_mean(base, clusters=groups)
+    estimate = estimate_mean(base, clusters=groups, binary=True)
     se = clustered_ols(base, groups).bse[0]
     p = base.mean()
     # Korn & Graubard's effective rows, shrunk for G - 1 degrees of freedom.
@@ -272,17 +272,19 @@ def test_clustered_0_1_mean_is_wilson_on_the_effective_number_of_rows() -> None:
         proportion_confint(p * effective, effective, method="wilson"), rel=1e-9
     )
     # Two of three rows in one cluster: inside [0, 1], where p ± t·SE reached 1.13.
-    small = estimate_mean(np.array([1.0, 1.0, 0.0]), clusters=np.array([1, 1, 2]))
+    small = estimate_mean(np.array([1.0, 1.0, 0.0]), clusters=np.array([1, 1, 2]), binary=True)
     assert 0 <= small.low < small.high <= 1
 
 
 def test_a_0_1_change_interval_stays_inside_minus_1_to_1() -> None:
     # 2 of 3 rows improve: Bonett-Price gives +0.667 [-0.301, +1.1] before clipping.
-    result = paired_difference(np.array([0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0]))
+    result = paired_difference(np.array([0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0]), binary=True)
     augmented = np.concatenate([[1.0, 1.0, 0.0], [1.0, -1.0]])
     stats = DescrStatsW(augmented, ddof=0)
     half = scipy_stats.norm.ppf(0.975) * stats.std / math.sqrt(augmented.size)
     assert stats.mean + half > 1  # the unclipped bound
     assert (result.low, result.high) == pytest.approx((stats.mean - half, 1.0))
-    clustered = paired_difference(np.zeros(3), np.zeros(3), clusters=np.array([1, 1, 2]))
+    clustered = paired_difference(
+        np.zeros(3), np.zeros(3), clusters=np.array([1, 1, 2]), binary=True
+    )
     assert (clustered.low, clustered.high) == (-1.0, 1.0)
