@@ -44,6 +44,7 @@ from harness.errors import ConfigError
 from harness.metrics import metric_direction
 from harness.numbers import number, signed
 from harness.stats import DEFAULT_ALPHA, holm
+from harness.stats.quantiles import normal_quantile, t_quantile
 
 __all__ = ["check", "undecided"]
 
@@ -248,7 +249,9 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
         needed = None
     else:
         outcome, finding = UNDECIDED, "cannot tell"
-        needed = _rows_needed(stats.n, stats.interval_se, change, margin, stats.clusters)
+        needed = _rows_needed(
+            stats.n, stats.interval_se, change, margin, stats.clusters, stats.df, alpha
+        )
         more = f"; about {needed or 0:,} rows would tell, if the change stays as measured"
         reaches = f"reaches past the {way} of {allowed} allowed"
         if drop.p_worse < alpha / 2:
@@ -278,12 +281,37 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
 
 
 def _rows_needed(
-    n: int, interval_se: float, change: float, margin: float, clusters: int | None
+    n: int,
+    interval_se: float,
+    change: float,
+    margin: float,
+    clusters: int | None,
+    df: float | None,
+    alpha: float,
 ) -> int | None:
-    """Rows for the 95% interval to clear the allowed drop, if the change and the spread
-    per row stay as measured (None when the change sits on the bound itself)."""
+    """The fewest rows whose ``1 - alpha`` interval clears the allowed drop, if the change
+    and the spread per row stay as measured (None when the change sits on the bound
+    itself). The interval's own quantile at that many rows: ``t(rows - 1)`` for a t
+    interval (``df`` not None), which at a few rows needs more of them than ``z`` says."""
     distance = abs(change + margin)
-    if distance < 1e-12 or not math.isfinite(interval_se):
+    if distance < 1e-12 or not math.isfinite(interval_se) or clusters is not None:
         return None
-    needed = n * (1.96 * interval_se / distance) ** 2
-    return int(math.ceil(needed)) if needed > n and clusters is None else None
+    spread = interval_se * math.sqrt(n)  # one row's standard deviation
+    z = normal_quantile(1 - alpha / 2)
+    low = max(1, math.ceil((z * spread / distance) ** 2))
+    if df is not None:  # t(rows - 1) > z: search up from the normal answer
+
+        def clears(rows: int) -> bool:
+            return t_quantile(rows - 1, 1 - alpha / 2) * spread / math.sqrt(rows) <= distance
+
+        low = max(low, 2)
+        high = low
+        while not clears(high):
+            low, high = high + 1, 2 * high
+        while low < high:
+            middle = (low + high) // 2
+            if clears(middle):
+                high = middle
+            else:
+                low = middle + 1
+    return low if low > n else None

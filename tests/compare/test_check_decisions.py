@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from run_files import write_run
+from scipy import stats as scipy_stats
 
 from harness.cli import cli
 from harness.stats import paired_difference
@@ -137,3 +138,23 @@ def test_a_drop_told_by_its_own_interval_but_not_after_holm_says_so(tmp_path: Pa
     )  # ...and the reason says why it is still not a failure
     code, doc = check(tmp_path, "--max-drop", "token_f1=0.02")
     assert code == 1 and doc["gates"][0]["finding"] == "worse"  # one gate: no adjustment
+
+
+def test_rows_needed_on_few_rows_is_where_the_t_interval_clears_the_drop(tmp_path: Path) -> None:
+    # A scale on 6 rows: the interval is t's, so the rows that would tell are where
+    # t(N - 1)·sd/√N reaches the allowed drop, more than z's 1.96 promises (67, not 65).
+    base = np.array([3.0, 4.0, 2.0, 5.0, 3.0, 4.0])
+    candidate = base + np.array([0.0, -1.0, 0.0, 0.0, -1.0, 0.5])
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"f1": base})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"f1": candidate})
+    code, doc = check(tmp_path, "--max-drop", "f1=0.1")
+    gate = doc["gates"][0]
+    assert code == 3 and gate["finding"] == "cannot tell", gate
+    needed, distance = gate["rows_needed"], abs(np.mean(candidate - base) + 0.1)
+    sd = np.std(candidate - base, ddof=1)
+
+    def half_width(rows: int) -> float:
+        return float(scipy_stats.t.ppf(0.975, rows - 1) * sd / np.sqrt(rows))
+
+    assert half_width(needed) <= distance < half_width(needed - 1)
+    assert f"about {needed:,} rows would tell" in gate["reason"]
