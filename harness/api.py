@@ -331,7 +331,7 @@ _FLAG_PHRASES = tuple(
         (r"^--max-slices must", "max_slices= must"),
         (r"^--stratify COLUMN needs --sample N", "stratify= needs sample=N"),
         (r"^--cache replay: ", "cache='replay': "),
-        (r"^--judge needs a judge model", "judges= need a judge model"),
+        (r"^--judge needs a judge model", "judges= needs a judge model"),
         (r"pass --judge-model URI", "pass judge_model=URI"),
         (r"at least one --guideline TEXT", "at least one guideline: guidelines=[TEXT]"),
         (r"^--metric needs a value", "a metric needs a value"),

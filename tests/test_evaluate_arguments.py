@@ -289,7 +289,7 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
         (
             {"judges": ["correctness"]},
             ConfigError,
-            "judges= need a judge model: pass judge_model=URI or set judge_model in harness.toml",
+            "judges= needs a judge model: pass judge_model=URI or set judge_model in harness.toml",
         ),
         (
             {"judges": ["guidelines"], "judge_model": "echo"},
