@@ -178,8 +178,14 @@ class Recorder:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-        if exc_type is None and self.failure is not None:
+        if self.failure is None:
+            return
+        if exc_type is None:
             raise self.failure
+        # A miss the app let through (the SDK's 424): the miss, which names the cassette and
+        # how to record, is what the block failed of. The SDK's error stays its __context__.
+        if isinstance(exc, Exception) and isinstance(self.failure, ReplayMiss):
+            raise self.failure from None
 
     def start(self) -> None:
         """Read the cassette and route this context's calls (``__enter__`` does this)."""

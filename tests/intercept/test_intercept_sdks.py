@@ -150,6 +150,21 @@ def test_a_swallowed_miss_still_fails_the_block(llm: FakeLLMServer, tmp_path: Pa
         ask(openai.OpenAI(), "Two")
 
 
+def test_a_miss_the_app_lets_through_fails_the_block_as_the_miss(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """docs/testing.md: in a notebook, an app that does not catch the SDK's error still
+    sees the ReplayMiss (naming the cassette and how to record), not the SDK's 424."""
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "One")
+    with pytest.raises(ReplayMiss) as missed, harness.replay(cassette):
+        ask(openai.OpenAI(), "Two")  # the SDK's APIStatusError leaves the block
+    assert str(missed.value).startswith(f"harness.replay: the app call to {llm.openai_base_url}")
+    assert f'record it with harness.replay("{cassette}", mode="use")' in str(missed.value)
+    assert isinstance(missed.value.__context__, openai.APIStatusError)  # kept, not shown
+
+
 def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
     cassette = tmp_path / "c.jsonl"
     with pytest.raises(CacheError, match="no cassette at .*c.jsonl: record it with"):
