@@ -1,6 +1,6 @@
 """The project home and the settings read from it.
 
-Precedence, stated once: flag > ``HARNESS_*`` environment variable > ``harness.toml`` in
+Precedence, stated once: flag > ``harness.toml`` in
 the project home > the ``DEFAULT_*`` constants below.
 
 The project home holds everything harness writes::
