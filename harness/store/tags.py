@@ -92,38 +92,52 @@ def _ids_starting(db_path: Path, prefix: str) -> int:
 def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
     """The run that ``ref`` names, and a note when the choice needs saying.
 
-    In order: a tag, a run id or an unambiguous prefix of one, a run name (the newest run
-    of that name, with a note when several have it). A tag or an id that hides runs of that
-    name (named after the tag was made) wins, with a note naming them.
+    In order, as git takes a branch name before a commit's abbreviation: a tag, a whole
+    run id, a run name (the newest run of that name, with a note when several have it),
+    an unambiguous prefix of a run id. A tag or an id that hides runs of that name (named
+    after the tag was made) wins, with a note naming them; a name that also starts run
+    ids wins over them, with a note naming them.
     """
     with connect(db_path, read_only=True) as con:
         tagged = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [ref]).fetchone()
         ids = con.execute(
-            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 2", [ref]
+            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id LIMIT 3",
+            [ref],
         ).fetchall()
-    if tagged or len(ids) == 1:
-        info = get_run(db_path, tagged[0] if tagged else ids[0][0])
+    whole = [run_id for (run_id,) in ids if run_id == ref]
+    if tagged or whole:
+        info = get_run(db_path, tagged[0] if tagged else whole[0])
         hidden = _named(db_path, ref, besides=info.run_id)
         if not hidden:
             return info, None
-        what = "the tag of" if tagged else "the start of the id of"
+        what = "the tag of" if tagged else "the id of"
         return info, (
             f"{ref!r} is {what} run {info.run_id}, which is used; {_runs(hidden)} "
             f"{'is' if len(hidden) == 1 else 'are'} named {ref!r} too"
         )
     named = [info for info in list_runs(db_path) if info.run_name == ref]  # newest first
     if named:
-        note = None
+        notes = []
         if len(named) > 1:
             # A name with a space, or one that starts run ids, cannot be a tag: name another.
             tag_like = ref.strip() and not any(c.isspace() for c in ref) and not ids
             pinned = ref if tag_like else "NAME"
-            note = (
+            notes.append(
                 f"{len(named)} runs are named {ref!r}; using the newest, {named[0].run_id} "
                 f"({named[0].created_at:%Y-%m-%d %H:%M}); pin one with "
                 f"`harness runs tag RUN_ID {pinned}`"
             )
-        return named[0], note
+        # The name wins over an abbreviation, as in git; say which runs it hides.
+        started = [run_id for (run_id,) in ids if run_id != named[0].run_id]
+        if started:
+            runs = f"run {started[0]}" if len(ids) < 3 and len(started) == 1 else "other runs"
+            notes.append(
+                f"{ref!r} is the name of run {named[0].run_id}, which is used; it also starts "
+                f"the id of {runs} (give more of the id for {'it' if len(started) == 1 else 'one'})"
+            )
+        return named[0], "; ".join(notes) or None
+    if len(ids) == 1:
+        return get_run(db_path, ids[0][0]), None
     if ids:
         raise RunNotFound(f"run id {ref!r} is ambiguous: it starts several runs")
     raise RunNotFound(

@@ -389,3 +389,26 @@ def test_a_run_file_on_a_full_disk_is_the_environments_fault(
         f"error: no space left on device while writing {target}"
     ]
     assert full.stdout.strip() == ""  # the folder is empty: no partial file left behind
+
+
+def test_a_run_name_wins_over_an_id_prefix_and_says_so(run_id: str) -> None:
+    """A run named 'a' was passed over for the runs whose ids start with 'a' (`judges
+    compare a b` compared other runs); the name wins, as a branch name does over a
+    commit's abbreviation in git, with a note naming the run it hides."""
+    prefix = run_id[:4]
+    run = ("run", "--data", "qa", "--model", "echo", "--metric", "word_count", "--no-mlflow",
+           "--json", "--run-name", prefix)  # fmt: skip
+    named = json.loads(invoke(*run)[1])["run_id"]
+    code, out, err = invoke("runs", "show", prefix, "--json")
+    assert code == 0 and json.loads(out)["run_id"] == named
+    note = (
+        f"{prefix!r} is the name of run {named}, which is used; it also starts the id of run "
+        f"{run_id} (give more of the id for it)"
+    )
+    assert err == f"note: {note}\n"
+    code, out, err = invoke("runs", "delete", prefix)  # a delete never takes a guess
+    assert (code, out, err) == (2, "", f"error: {note}; delete it by its run id\n")
+    code, out, err = invoke("runs", "show", run_id, "--json")  # the whole id: no note
+    assert code == 0 and json.loads(out)["run_id"] == run_id and err == ""
+    code, out, err = invoke("runs", "show", run_id[:6], "--json")  # a longer prefix: the id
+    assert json.loads(out)["run_id"] == run_id and err == ""
