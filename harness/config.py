@@ -155,7 +155,34 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
                 f"{where}: unknown key(s) {', '.join(extra)} in [providers.{provider}]; "
                 f"known: {', '.join(sorted(PROVIDER_SETTINGS[provider]))}"
             )
+        for key in ("base_url", "host"):
+            if key in table:
+                _check_url(table[key], f"{where}: [providers.{provider}] {key}")
     return settings
+
+
+def _check_url(value: Any, where: str) -> None:
+    """What the provider would refuse when a run uses it (``harness.providers._http``),
+    refused when the file is read: a URL with a key in it must not wait for a run."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a URL string")
+    try:
+        parts = urlsplit(value)
+        credentials = parts.username is not None or parts.password is not None
+    except ValueError:  # a bad port or IPv6 address
+        raise ConfigError(f"{where} is not a URL") from None
+    if credentials:  # the URL itself is not shown: it holds a secret
+        raise ConfigError(
+            f"{where} carries credentials (user:password@); put the key in an environment "
+            "variable and name it with api_key_env"
+        )
+    if parts.query:
+        raise ConfigError(
+            f"{where} has a query string (?...): the API's path is added to the base URL, "
+            "so it must end at a path; put a key in an environment variable"
+        )
 
 
 def check_gate_names(table: Any, where: str = SETTINGS_FILE) -> None:

@@ -246,3 +246,30 @@ def test_a_short_secret_is_redacted_only_where_it_stands_alone() -> None:
     assert redact(said, secrets) == (
         "(psycopg2) index *** refused u:***@h: *** SSL, required; *** expired"
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('[providers.openai]\nbase_url = "http://user:{key}@127.0.0.1:9/v1"\n',
+         "[providers.openai] base_url carries credentials (user:password@)"),
+        ('[providers.ollama]\nbase_url = "http://127.0.0.1:9/?token={key}"\n',
+         "[providers.ollama] base_url has a query string"),
+        ('[providers.databricks]\nhost = "https://x:{key}@dbc.example"\n',
+         "[providers.databricks] host carries credentials"),
+    ],
+    ids=["user-password", "query", "databricks-host"],
+)  # fmt: skip
+def test_a_key_in_a_harness_toml_url_is_refused_when_the_file_is_read(
+    home: Path, tmp_path: Path, table: str, problem: str
+) -> None:
+    """docs/config.md: every key of harness.toml is checked before anything runs; a base URL
+    holding a key was refused only by a run that used it (`harness judges list` took it)."""
+    key = sentinel("toml")
+    (home / "harness.toml").write_text(table.format(key=key), encoding="utf-8")
+    env = {**os.environ, "HARNESS_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "harness", "judges", "list"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith(f"error: harness.toml: {problem}")
+    assert len(done.stderr.strip().splitlines()) == 1 and key not in done.stderr + done.stdout
