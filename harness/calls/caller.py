@@ -441,11 +441,15 @@ class Caller:
         assert self.cache is not None
         explanation = explain_miss(canonical, self.cache.nearest(canonical, limit=3))
         call = f"app call to {canonical['base_url']}" if kind == "app" else f"{kind} call"
-        raise ReplayMiss(
+        miss = ReplayMiss(
             f"--cache replay: the {call} for row {row_id} is not in the cache: {explanation}",
             explanation=explanation,
             call=call,
         )
+        with self._counting:  # a call that failed, in the run's counts like any other
+            self.stats.of(kind).errors += 1
+            self.stats.error_kinds[str(miss)[:200]] += 1
+        raise miss
 
     def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
         return cost_usd(

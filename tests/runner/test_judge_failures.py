@@ -97,10 +97,12 @@ def test_a_refused_judge_server_stops_the_run_at_once_naming_its_url(
 
 
 def test_a_replay_miss_is_stored_as_the_run_s_reason(qa: str) -> None:
-    code, _, err = invoke(
-        "run", "--data", "qa", "--model", "openai:/gpt-test", "--cache", "replay", "--no-mlflow"
-    )
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "openai:/gpt-test", "--cache", "replay", "--no-mlflow",
+        "--json",
+    )  # fmt: skip
     assert code == 1 and err.startswith("error: --cache replay: the model call for row ")
+    assert json.loads(out)["calls"]["model"]["errors"] >= 1  # a failed call, counted
     code, out, _ = invoke("runs", "list", "--json")
     [run] = json.loads(out)
     assert run["status"] == "failed"
@@ -129,12 +131,10 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
             code, out, err = invoke(*run, *extra)
             assert code == 1
             line, *counts = out.splitlines()
-            # the refused calls are failed calls, counted (each row in flight made one)
-            if extra:
-                assert counts == []
-            else:
-                [count] = counts
-                assert re.fullmatch(r"model calls: 0 sent, 0 from cache, \d+ failed.*", count)
+            # the refused calls, the replay's misses: failed calls, counted (each row in
+            # flight made one)
+            [count] = counts
+            assert re.fullmatch(r"model calls: 0 sent, 0 from cache, \d+ failed.*", count)
             assert re.fullmatch(
                 r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 rows, 0 failed, "
                 r"[0-9.]+ s\)",
