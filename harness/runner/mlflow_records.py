@@ -95,7 +95,14 @@ def _metrics(result: RunResult) -> dict[str, float]:
     metrics = result.flat_metrics()
     metrics.update(result.slice_metrics())  # NAME/mean/by/COLUMN/VALUE (harness.slices)
     for kind, counters in result.calls.items():
-        for name in ("requests", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+        for name in (
+            "requests",
+            "cache_hits",
+            "cut_off",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        ):
             metrics[f"{kind}/{name}"] = float(counters.get(name, 0) or 0)
     calls = sum(c.get("requests", 0) + c.get("cache_hits", 0) for c in result.calls.values())
     hits = sum(c.get("cache_hits", 0) for c in result.calls.values())

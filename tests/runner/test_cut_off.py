@@ -66,3 +66,22 @@ def test_cut_off_outputs_are_counted_and_named_also_when_replayed(
     assert code == 0, err
     assert json.loads(out)["calls"]["model"]["cut_off"] == 0
     assert "cut off" not in err and "cut off" not in out
+
+
+def test_cut_off_counts_reach_the_runs_mlflow_metrics(
+    qa_file: Path, home: Path, server: FakeLLMServer
+) -> None:
+    from processes import mlflow_metrics
+
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "openai:/m", "--metric", "word_count",
+        "--param", "max_tokens=3", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    document = json.loads(out)
+    metrics = mlflow_metrics(home, document["mlflow_run_id"])
+    assert metrics["model/requests"] == 20
+    assert metrics["model/cut_off"] == 20
+    assert metrics["judge/cut_off"] == 0
