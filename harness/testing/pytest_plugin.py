@@ -3,7 +3,8 @@
 Installing harness registers it (the ``pytest11`` entry point ``harness``). A test marked
 ``@pytest.mark.harness`` (or a module with ``pytestmark = pytest.mark.harness``) runs inside
 ``harness.replay(...)`` (see ``harness.recorder``) with the cassette
-``<test file's folder>/cassettes/<test module>/<test name>.jsonl``:
+``<test file's folder>/cassettes/<test module>/<test name>.jsonl`` (a method's name is
+``Class.test_name``, a nested class's ``Outer.Inner.test_name``):
 
 - ``@pytest.mark.harness(cassette="path.jsonl")`` names another file (relative to the test
   file's folder), ``hosts=[...]`` adds LLM endpoints for that test; the ini option
@@ -85,6 +86,9 @@ def cassette_path(item: pytest.Item, cassette: Any = None) -> Path:
     base = folder / str(item.config.getini("harness_cassette_dir"))
     cls = getattr(item, "cls", None)
     name = item.name if cls is None else f"{cls.__name__}.{item.name}"
+    outer = [node.name for node in item.listchain() if isinstance(node, pytest.Class)][:-1]
+    if cls is not None and outer:  # a nested class: named by every class around it too
+        name = ".".join([*outer, name])
     safe = _UNSAFE.sub("_", name)
     if safe != name:  # "test_x[a b]" and "test_x[a_b]" must not share a file
         safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]

@@ -341,6 +341,29 @@ def test_named():
     )
 
 
+def test_a_nested_class_names_its_cassette_by_every_class(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_nested="""
+class TestOuter:
+    class TestInner:
+        def test_x(self):
+            pass
+
+class TestInner:
+    def test_x(self):
+        pass
+"""
+    )
+    items = {item.nodeid: item for item in pytester.getitems(pytester.path / "test_nested.py")}
+    folder = pytester.path / "cassettes" / "test_nested"
+    assert cassette_path(items["test_nested.py::TestOuter::TestInner::test_x"]) == (
+        folder / "TestOuter.TestInner.test_x.jsonl"
+    )
+    assert cassette_path(items["test_nested.py::TestInner::test_x"]) == (
+        folder / "TestInner.test_x.jsonl"  # a top-level class's cassette keeps its name
+    )
+
+
 def test_marker_mistakes_are_one_line_each(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mistakes="""
