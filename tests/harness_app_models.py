@@ -96,3 +96,25 @@ async def streamed(row: dict[str, Any]) -> str:
     ) as events:
         second = "".join([piece async for piece in events.text_stream])
     return f"{first} | {second}"
+
+
+CACHED_SYSTEM = " ".join(DOCUMENTS)  # 19 words: the fake server's tokens
+
+
+def cached_claude(row: dict[str, Any]) -> str:
+    """Claude with its system prompt in Anthropic's prompt cache (``cache_control``); streams
+    when the row's ``stream`` is true."""
+    import anthropic
+
+    request: dict[str, Any] = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 64,
+        "system": [{"type": "text", "text": CACHED_SYSTEM, "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": row["input"]}],
+    }
+    client = anthropic.Anthropic()
+    if os.environ.get("APP_STREAM"):
+        with client.messages.stream(**request) as events:
+            return "".join(events.text_stream)
+    reply = client.messages.create(**request)
+    return "".join(block.text for block in reply.content if block.type == "text")

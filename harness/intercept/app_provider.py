@@ -16,7 +16,8 @@ rather than stored.
 
 An ``AppProvider``'s scheme is the API of the endpoint (``openai``, ``anthropic``, ...), so
 its calls are priced, and rate-limited by ``[providers.NAME]``, like harness's own calls to
-the same API.
+the same API (Anthropic's prompt-cache tokens counted as input and priced as Anthropic bills
+them, as ``AnthropicProvider`` does).
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ from harness.errors import (
     ProviderTimeout,
 )
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
-from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, live_headers, summary
+from harness.intercept.wire import (
+    AppRequest,
+    HTTPCall,
+    answer_usage,
+    broken,
+    envelope,
+    live_headers,
+    summary,
+)
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import (
     MAX_SERVER_MESSAGE,
@@ -44,6 +53,7 @@ from harness.providers._http import (
     parse_retry_after,
     redact_url,
 )
+from harness.providers.anthropic import priced_input_tokens
 from harness.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -60,6 +70,13 @@ class AppProvider(Provider):
     @property
     def uri(self) -> str:
         return f"{self.scheme}:/{self.model}"
+
+    def priced_input_tokens(self, response: ModelResponse) -> float | None:
+        """An Anthropic answer's prompt-cache tokens priced as ``AnthropicProvider`` prices
+        them (from the stored answer's usage, so a cache hit too); others as they are."""
+        if self.scheme != "anthropic" or not response.raw or response.input_tokens is None:
+            return response.input_tokens
+        return priced_input_tokens(response.input_tokens, answer_usage(response.raw))
 
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None

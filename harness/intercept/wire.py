@@ -52,6 +52,7 @@ __all__ = [
     "AppRequest",
     "HTTPCall",
     "JSONCall",
+    "answer_usage",
     "app_request",
     "broken",
     "envelope",
@@ -400,8 +401,39 @@ def _usage(usage: Any) -> tuple[int | None, int | None]:
     if not isinstance(usage, Mapping):
         return None, None
     given = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
+    if given is not None:  # Anthropic counts its prompt cache's tokens apart: all were read
+        given += sum(_int(usage.get(k)) or 0 for k in _CACHE_TOKENS)
     produced = _int(usage.get("output_tokens", usage.get("completion_tokens")))
     return given, produced
+
+
+_CACHE_TOKENS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def answer_usage(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ``usage`` of a stored answer: a JSON body's, or an Anthropic stream's
+    (``message_start``'s, with ``message_delta``'s over it), else None. It prices an
+    Anthropic answer's prompt-cache tokens (``AppProvider.priced_input_tokens``)."""
+    data = raw.get("json")
+    if isinstance(data, Mapping):
+        usage = data.get("usage")
+        return usage if isinstance(usage, Mapping) else None
+    text = raw.get("text")
+    if not isinstance(text, str) or "event-stream" not in str(raw.get("content_type")):
+        return None
+    merged: dict[str, Any] = {}
+    for event in sse_data(text):
+        if not isinstance(event, Mapping):
+            continue
+        if event.get("type") == "message_start" and isinstance(event.get("message"), Mapping):
+            usage = event["message"].get("usage")
+        elif event.get("type") == "message_delta":
+            usage = event.get("usage")
+        else:
+            continue
+        if isinstance(usage, Mapping):
+            merged.update((k, v) for k, v in usage.items() if v is not None)
+    return merged or None
 
 
 def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:
@@ -498,8 +530,9 @@ def _stream_summary(stream: str) -> tuple[str, int | None, int | None]:
                 pieces.append(delta["text"])
         elif kind == "message_start" and isinstance(data.get("message"), Mapping):
             given = _usage(data["message"].get("usage"))[0]
-        elif kind == "message_delta":
-            produced = _usage(data.get("usage"))[1] or produced
+        elif kind == "message_delta":  # its usage, if any, is the whole answer's
+            delta_given, delta_produced = _usage(data.get("usage"))
+            given, produced = delta_given or given, delta_produced or produced
         elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
             pieces.append(data["delta"])  # the Responses API, streamed
         elif kind == "response.completed" and isinstance(data.get("response"), Mapping):

@@ -121,16 +121,7 @@ class AnthropicProvider(HTTPProvider):
         """Cache writes are billed at 1.25x the input price (2x for the 1-hour cache),
         cache reads at 0.1x; ``usage.input_tokens`` counts neither. Without the
         ``cache_creation`` breakdown, writes are priced as 5-minute ones."""
-        usage = (response.raw or {}).get("usage")
-        if response.input_tokens is None or not isinstance(usage, Mapping):
-            return response.input_tokens
-        written, read = (
-            _count(usage.get(k)) for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
-        )
-        plain = response.input_tokens - written - read  # parse added them to input_tokens
-        ttl = usage.get("cache_creation")
-        hour = _count(ttl.get("ephemeral_1h_input_tokens")) if isinstance(ttl, Mapping) else 0
-        return plain + 1.25 * (written - hour) + 2.0 * hour + 0.1 * read
+        return priced_input_tokens(response.input_tokens, (response.raw or {}).get("usage"))
 
     def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
         reason = raw.get("stop_reason") if isinstance(raw, Mapping) else None
@@ -147,6 +138,22 @@ class AnthropicProvider(HTTPProvider):
             kind, message = error.get("type"), error.get("message")
             return f"{kind}: {message}" if kind and message else str(message or kind or "")
         return super().error_text(data)
+
+
+def priced_input_tokens(input_tokens: int | None, usage: Any) -> float | None:
+    """An answer's input tokens as billed, in tokens at the input price: ``input_tokens``
+    counts the prompt cache's tokens too (as ``parse`` does), ``usage`` is the answer's
+    ``usage`` (``AnthropicProvider.priced_input_tokens``; an app's own calls,
+    ``harness.intercept.app_provider``)."""
+    if input_tokens is None or not isinstance(usage, Mapping):
+        return input_tokens
+    written, read = (
+        _count(usage.get(k)) for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    plain = input_tokens - written - read
+    ttl = usage.get("cache_creation")
+    hour = _count(ttl.get("ephemeral_1h_input_tokens")) if isinstance(ttl, Mapping) else 0
+    return plain + 1.25 * (written - hour) + 2.0 * hour + 0.1 * read
 
 
 def _count(value: Any) -> int:

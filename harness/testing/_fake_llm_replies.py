@@ -33,6 +33,8 @@ class Conversation:
     max_tokens: int | None = None
     stream: bool = False  # answer as server-sent events (decides the shape, not the text)
     stream_usage: bool = False  # OpenAI ``stream_options.include_usage``: a last usage chunk
+    # Anthropic's prompt cache: the prompt's text up to the last block with ``cache_control``
+    cached_text: str = ""
 
     @property
     def prompt_text(self) -> str:
@@ -157,8 +159,10 @@ class Reply:
 
     text: str
     truncated: bool
-    input_tokens: int
+    input_tokens: int  # less the cached prefix's tokens (Anthropic's ``input_tokens``)
     output_tokens: int
+    cache_written: int = 0  # tokens of a cached prefix seen for the first time
+    cache_read: int = 0  # tokens of a cached prefix seen before (since the last restart)
 
 
 class ReplyBook:
@@ -170,6 +174,7 @@ class ReplyBook:
 
     def __init__(self, replies: list[str] | dict[str, str] | None, vary: bool) -> None:
         self._samples: dict[str, int] = {}
+        self._cached: set[str] = set()  # digests of the prompt-cache prefixes written
         self.restart(replies, vary)
 
     def restart(self, replies: list[str] | dict[str, str] | None, vary: bool) -> None:
@@ -178,6 +183,7 @@ class ReplyBook:
         self.vary = vary
         self._next_canned = 0
         self._samples.clear()
+        self._cached.clear()
 
     def reply(self, conversation: Conversation, body_id: str) -> Reply:
         """The next reply to ``conversation`` (whose raw body hashes to ``body_id``)."""
@@ -197,11 +203,19 @@ class ReplyBook:
         limit = conversation.max_tokens
         if limit is not None and count_tokens(text) > limit:
             text, truncated = " ".join(text.split()[:limit]), True
+        cached = count_tokens(conversation.cached_text)
+        written = read = 0
+        if cached:  # written the first time the server sees the prefix, read after
+            prefix = hashlib.sha256(conversation.cached_text.encode()).hexdigest()
+            read, written = (cached, 0) if prefix in self._cached else (0, cached)
+            self._cached.add(prefix)
         return Reply(
             text=text,
             truncated=truncated,
-            input_tokens=count_tokens(conversation.prompt_text),
+            input_tokens=max(0, count_tokens(conversation.prompt_text) - cached),
             output_tokens=count_tokens(text),
+            cache_written=written,
+            cache_read=read,
         )
 
     def _canned(self, conversation: Conversation) -> str | None:

@@ -60,6 +60,16 @@ def openai_chunks(reply: Reply, model: str, seq: int, *, include_usage: bool) ->
     return events
 
 
+def anthropic_usage(reply: Reply) -> dict[str, int]:
+    """The input side of an Anthropic ``usage``: the prompt cache's counts only when a block
+    asked for it (``cache_control``)."""
+    usage = {"input_tokens": reply.input_tokens}
+    if reply.cache_written or reply.cache_read:
+        usage["cache_creation_input_tokens"] = reply.cache_written
+        usage["cache_read_input_tokens"] = reply.cache_read
+    return usage
+
+
 def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
     """The SSE events of an Anthropic messages stream answering with ``reply``."""
     message: dict[str, Any] = {
@@ -70,7 +80,7 @@ def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+        "usage": {**anthropic_usage(reply), "output_tokens": 1},
     }
     events = [
         _data({"type": "message_start", "message": message}, "message_start"),

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.testing._fake_llm_replies import Conversation, Reply, content_text, count_tokens, embed
-from harness.testing._fake_llm_streams import anthropic_events, openai_chunks
+from harness.testing._fake_llm_streams import anthropic_events, anthropic_usage, openai_chunks
 
 DEFAULT_DIMENSIONS = 16  # small, so recorded answers stay readable; ``dimensions`` changes it
 
@@ -45,6 +45,24 @@ def _messages(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
         raise RequestRejected(400, "bad_request", "'messages' must be a list of objects")
     return [(str(m.get("role", "")), content_text(m.get("content"))) for m in messages]
+
+
+def _cached_prefix(body: Mapping[str, Any]) -> str:
+    """The text of an Anthropic prompt (``system``, then ``messages``) up to and including its
+    last content block marked ``cache_control``; "" when none is."""
+    blocks: list[Any] = []
+    for content in [body.get("system")] + [
+        m.get("content") for m in body.get("messages") or [] if isinstance(m, Mapping)
+    ]:
+        blocks.extend(content if isinstance(content, list) else [{"text": content}])
+    texts: list[str] = []
+    end = 0
+    for block in blocks:
+        if isinstance(block, Mapping) and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+            if block.get("cache_control"):
+                end = len(texts)
+    return "\n".join(texts[:end])
 
 
 class Dialect:
@@ -162,6 +180,7 @@ class AnthropicDialect(Dialect):
             temperature=_number(body.get("temperature")) or 0.0,
             max_tokens=int(body["max_tokens"]),
             stream=bool(body.get("stream")),
+            cached_text=_cached_prefix(body),
         )
 
     def events(self, reply: Reply, model: str, seq: int, conversation: Conversation) -> list[str]:
@@ -176,7 +195,7 @@ class AnthropicDialect(Dialect):
             "content": [{"type": "text", "text": reply.text}],
             "stop_reason": "max_tokens" if reply.truncated else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+            "usage": {**anthropic_usage(reply), "output_tokens": reply.output_tokens},
         }
 
     def error(self, status: int, kind: str, message: str) -> dict[str, Any]:

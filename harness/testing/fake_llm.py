@@ -62,7 +62,10 @@ already been answered): plain answers end in ``" (sample k)"`` (for k > 0) and j
 are drawn from a hash that includes k, so repeated sampling is observable. ``max_tokens``
 (OpenAI ``max_completion_tokens``, Ollama ``num_predict``) cuts the answer to that many words
 with ``finish_reason`` ``"length"``. Tokens are whitespace-separated words; input tokens
-count the system prompt and every message.
+count the system prompt and every message. Anthropic's prompt cache: the text up to the last
+content block marked ``cache_control`` is counted apart from ``input_tokens``, as
+``cache_creation_input_tokens`` the first time the server sees it (since it started, or its
+settings last changed or were reset) and ``cache_read_input_tokens`` after.
 
 Faults (see ``FakeLLMConfig``): each valid request waits ``latency_s`` plus up to ``jitter_s``,
 then meets at most one fault, drawn with the given rates from ``random.Random(seed)`` in

@@ -245,3 +245,34 @@ def test_a_sync_client_in_an_async_model_is_refused_clearly(
         "function using a sync client, such as OpenAI() in an async def): use the async "
         "client (AsyncOpenAI), or make the function a plain def"
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_anthropic_prompt_cache_tokens_are_counted_and_priced(
+    stream: bool, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first row writes the cached system prompt (1.25x the input price), the others read
+    # it (0.1x); Anthropic's input_tokens counts neither. claude-sonnet-4: $3 / $15 per M.
+    from harness_app_models import CACHED_SYSTEM
+
+    if stream:
+        monkeypatch.setenv("APP_STREAM", "1")
+    questions = QUESTIONS[:3]
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL_KEY)
+        path = questions_file(tmp_path, questions)
+        assert invoke("data", "import", str(path), "--name", "questions")[0] == 0
+        code, out, err = invoke(
+            "run", "--data", "questions", "--model", "python:harness_app_models:cached_claude",
+            "--concurrency", "1", "--no-mlflow", "--json",
+        )  # fmt: skip
+    assert code == 0, err
+    cached = len(CACHED_SYSTEM.split())
+    asked = sum(len(q.split()) for q in questions)
+    app = out["calls"]["app"]
+    assert app["requests"] == 3
+    assert app["input_tokens"] == asked + 3 * cached
+    billed_input = asked + 1.25 * cached + 0.1 * 2 * cached
+    expected = (3.0 * billed_input + 15.0 * app["output_tokens"]) / 1e6
+    assert app["cost_usd"] == pytest.approx(expected, abs=1e-6)  # --json rounds to 1e-6
