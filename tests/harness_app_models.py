@@ -118,3 +118,23 @@ def cached_claude(row: dict[str, Any]) -> str:
             return "".join(events.text_stream)
     reply = client.messages.create(**request)
     return "".join(block.text for block in reply.content if block.type == "text")
+
+
+def ask(row: dict[str, Any]) -> str:
+    """One chat call with the sync client."""
+    import openai
+
+    reply = openai.OpenAI().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": row["input"]}]
+    )
+    return str(reply.choices[0].message.content)
+
+
+async def ask_async(row: dict[str, Any]) -> str:
+    """One chat call with the async client."""
+    import openai
+
+    reply = await openai.AsyncOpenAI().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": row["input"]}]
+    )
+    return str(reply.choices[0].message.content)

@@ -276,3 +276,34 @@ def test_anthropic_prompt_cache_tokens_are_counted_and_priced(
     billed_input = asked + 1.25 * cached + 0.1 * 2 * cached
     expected = (3.0 * billed_input + 15.0 * app["output_tokens"]) / 1e6
     assert app["cost_usd"] == pytest.approx(expected, abs=1e-6)  # --json rounds to 1e-6
+
+
+QUOTA_ERROR = (
+    "HTTP 429 from {url}/chat/completions: You exceeded your current quota, please check your "
+    "plan and billing details. For more information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors. (the account is out of "
+    "quota: retrying cannot help; add credit or raise its limit)"
+)
+
+
+@pytest.mark.parametrize("model", ["ask", "ask_async"])
+def test_an_app_out_of_quota_fails_at_once_through_the_openai_sdk(
+    model: str, sdk_env: FakeLLMServer, tmp_path: Path, home: Path
+) -> None:
+    # OpenAI's 429 insufficient_quota: no wait refills the account, so neither harness nor
+    # the app's SDK sends the call again (a retry would meet "ok" and hide the fault).
+    sdk_env.configure(fault_script=["quota", "ok"])
+    path = questions_file(tmp_path, QUESTIONS[:1])
+    assert invoke("data", "import", str(path), "--name", "questions")[0] == 0
+    code, out, err = invoke(
+        "run", "--data", "questions", "--model", f"python:harness_app_models:{model}",
+        "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 1, err
+    assert sdk_env.stats()["requests_total"] == 1
+    app = out["calls"]["app"]
+    assert (app["requests"], app["errors"], app["retries"]) == (0, 1, 0)
+    [(_, output, error, _)] = rows_of(home, out["run_id"])
+    assert output is None
+    assert QUOTA_ERROR.format(url=sdk_env.openai_base_url) in error
+    assert "attempts" not in error and "\n" not in error
