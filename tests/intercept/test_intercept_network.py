@@ -73,3 +73,29 @@ def test_the_guard_is_counted_across_threads() -> None:
         release.set()
         holder.join()
         server.close()
+
+
+def test_datagrams_leave_only_for_loopback_while_closed() -> None:
+    # An unconnected UDP socket never connects: statsd telemetry sends with sendto.
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with closed_network():
+            sender.sendto(b"loopback", ("127.0.0.1", port))
+            assert receiver.recv(64) == b"loopback"
+            with pytest.raises(PermissionError, match="nothing leaves the machine"):
+                sender.sendto(b"x", ("0.0.0.0", port))
+            with pytest.raises(PermissionError, match="0.0.0.0"):
+                sender.sendto(b"x", 0, ("0.0.0.0", port))
+            with pytest.raises(PermissionError, match="0.0.0.0"):
+                sender.sendmsg([b"x"], [], 0, ("0.0.0.0", port))
+            sender.sendmsg([b"msg"], [], 0, ("127.0.0.1", port))
+            assert receiver.recv(64) == b"msg"
+        sender.sendto(b"open", ("0.0.0.0", port))  # open again
+        assert receiver.recv(64) == b"open"
+    finally:
+        sender.close()
+        receiver.close()
