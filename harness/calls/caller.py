@@ -255,11 +255,12 @@ class Caller:
             response.raw,
             headers=response.headers,
         )
-        cut_off = _cut_off(provider, response.raw)
+        cut_off, filtered = _stopped(provider, response.raw)
         with self._counting:
             stats = self.stats.of(kind)
             stats.requests += 1
             stats.cut_off += cut_off
+            stats.filtered += filtered
             stats.input_tokens += response.input_tokens or 0
             stats.output_tokens += response.output_tokens or 0
             stats.cost_usd += result.cost_usd or 0.0
@@ -374,11 +375,12 @@ class Caller:
         hit = self._lookup(provider, key, kind, row_id)
         if hit is None or key in self.precounted:
             return hit
-        cut_off = _cut_off(provider, hit.raw)  # read from the stored body
+        cut_off, filtered = _stopped(provider, hit.raw)  # read from the stored body
         with self._counting:  # hits are counted from worker threads too (``cached``)
             stats = self.stats.of(kind)
             stats.cache_hits += 1
             stats.cut_off += cut_off
+            stats.filtered += filtered
             stats.saved_input_tokens += hit.input_tokens or 0
             stats.saved_output_tokens += hit.output_tokens or 0
             stats.saved_cost_usd += hit.cost_usd or 0.0
@@ -602,7 +604,10 @@ class Caller:
             self._cache_writer = None
 
 
-def _cut_off(provider: Provider, raw: Mapping[str, Any] | None) -> int:
-    """1 when the provider says the answer in ``raw`` was cut off at its token limit."""
+def _stopped(provider: Provider, raw: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(cut off, filtered): (1, 0) when the provider says the answer in ``raw`` was cut off
+    at its token limit, (0, 1) when its content (or safety) filter stopped it."""
     reason = provider.stopped_early(raw)
-    return 1 if reason is not None and "token limit" in reason else 0
+    if reason is None:
+        return 0, 0
+    return int("token limit" in reason), int("filter" in reason)

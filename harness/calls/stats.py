@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["KINDS", "CallKind", "CallStats", "KindStats", "cut_off_warning"]
+__all__ = [
+    "KINDS",
+    "CallKind",
+    "CallStats",
+    "KindStats",
+    "cut_off_warning",
+    "filtered_warning",
+    "stopped_warnings",
+]
 
 CallKind = Literal["model", "judge", "app"]
 KINDS: tuple[CallKind, ...] = ("model", "judge", "app")
@@ -28,6 +36,7 @@ class KindStats:
     errors: int = 0
     retries: int = 0  # extra attempts after a retryable failure
     cut_off: int = 0  # answers (sent or cached) the provider cut off at their token limit
+    filtered: int = 0  # answers (sent or cached) the provider's content filter stopped
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -84,12 +93,36 @@ def cut_off_warning(calls: Mapping[str, Any]) -> str | None:
     """The warning for a run's model answers that were cut off at their token limit
     (``calls``: ``CallStats.as_dict``, as a run stores it), or None when there were none.
     Such an answer is kept and scored: it is what the model said."""
-    model = calls.get("model") or {}
-    cut_off = model.get("cut_off") or 0
+    cut_off, answers = _stopped(calls, "cut_off")
     if not cut_off:
         return None
-    answers = sum(model.get(k) or 0 for k in ("requests", "cache_hits", "local_calls"))
     return (
-        f"{cut_off} of {max(answers, cut_off)} model outputs were cut off at their token limit "
+        f"{cut_off} of {answers} model outputs were cut off at their token limit "
         "and are scored as they are; raise max_tokens (--param max_tokens=N) for whole answers"
     )
+
+
+def filtered_warning(calls: Mapping[str, Any]) -> str | None:
+    """The warning for a run's model answers the provider's content filter stopped (OpenAI's
+    ``finish_reason`` ``content_filter``, Anthropic's ``stop_reason`` ``refusal``), or None.
+    Such an answer is kept and scored as it is, as a cut-off one is."""
+    filtered, answers = _stopped(calls, "filtered")
+    if not filtered:
+        return None
+    return (
+        f"{filtered} of {answers} model outputs were stopped by the provider's content "
+        "filter and are scored as they are"
+    )
+
+
+def stopped_warnings(calls: Mapping[str, Any]) -> list[str]:
+    """The warnings for a run's model answers that are not whole: cut off, filtered."""
+    return [w for w in (cut_off_warning(calls), filtered_warning(calls)) if w]
+
+
+def _stopped(calls: Mapping[str, Any], counter: str) -> tuple[int, int]:
+    """(model answers counted by ``counter``, model answers in all)."""
+    model = calls.get("model") or {}
+    count = model.get(counter) or 0
+    answers = sum(model.get(k) or 0 for k in ("requests", "cache_hits", "local_calls"))
+    return count, max(answers, count)

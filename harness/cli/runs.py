@@ -257,11 +257,10 @@ def show(
     print_slices(slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
-    from harness.calls.stats import cut_off_warning
+    from harness.calls.stats import stopped_warnings
 
-    cut_off = cut_off_warning(info.usage)
-    if cut_off:
-        click.echo(f"warning: {cut_off}", err=True)
+    for warning in stopped_warnings(info.usage):
+        click.echo(f"warning: {warning}", err=True)
     if table is not None:
         width = max(12, (shutil.get_terminal_size().columns - 3 * len(table.columns)) // max(
             1, len(table.columns)

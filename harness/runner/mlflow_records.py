@@ -99,6 +99,7 @@ def _metrics(result: RunResult) -> dict[str, float]:
             "requests",
             "cache_hits",
             "cut_off",
+            "filtered",
             "input_tokens",
             "output_tokens",
             "cost_usd",

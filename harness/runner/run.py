@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.aio import asyncio_run
 from harness.calls import Caller
-from harness.calls.stats import cut_off_warning
+from harness.calls.stats import stopped_warnings
 from harness.config import Home, resolve_home
 from harness.errors import (
     BudgetExceeded,
@@ -540,7 +540,7 @@ class _Run:
             failures=failures,
             reason=reason,
             finished_at=finished_at.timestamp(),
-            warnings=[*plan.notes, *problems, *filter(None, [cut_off_warning(usage)])],
+            warnings=[*plan.notes, *problems, *stopped_warnings(usage)],
             directions=plan.directions,
             metric_errors=metric_errors,
             sample=plan.sample,

@@ -7,6 +7,7 @@ for aiohttp. See ``harness.testing.fake_llm`` for the routes and behaviour.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -247,6 +248,8 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
     else:
         assert conversation is not None
         reply = state.replies.reply(conversation, body_id)
+        if plan.fault == "filtered":  # the content filter stopped it before a word
+            reply = dataclasses.replace(reply, text="", output_tokens=0, filtered=True)
         model = body.get("model")
         if not isinstance(model, str):
             model = endpoint or "fake"

@@ -19,8 +19,9 @@ from harness.errors import ConfigError
 FAULT_KINDS: tuple[str, ...] = ("error_500", "error_429", "timeout", "drop", "malformed")
 """Every fault the server can inject, in the order the rates are laid out on [0, 1)."""
 
-# "quota": the account cannot pay (OpenAI 429 insufficient_quota); a script step only.
-SCRIPT_STEPS: tuple[str, ...] = (*FAULT_KINDS, "quota", "ok")
+# "quota": the account cannot pay (OpenAI 429 insufficient_quota); "filtered": an answer the
+# content filter stopped (finish_reason content_filter, stop_reason refusal). Script steps only.
+SCRIPT_STEPS: tuple[str, ...] = (*FAULT_KINDS, "quota", "filtered", "ok")
 
 Replies = list[str] | dict[str, str] | None
 

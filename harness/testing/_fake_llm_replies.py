@@ -161,6 +161,7 @@ class Reply:
     truncated: bool
     input_tokens: int  # less the cached prefix's tokens (Anthropic's ``input_tokens``)
     output_tokens: int
+    filtered: bool = False  # stopped by the content filter (the script step "filtered")
     cache_written: int = 0  # tokens of a cached prefix seen for the first time
     cache_read: int = 0  # tokens of a cached prefix seen before (since the last restart)
 

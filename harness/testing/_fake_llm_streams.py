@@ -48,7 +48,7 @@ def openai_chunks(reply: Reply, model: str, seq: int, *, include_usage: bool) ->
 
     events = [chunk({"role": "assistant", "content": "", "refusal": None})]
     events += [chunk({"content": piece}) for piece in _pieces(reply.text)]
-    events.append(chunk({}, "length" if reply.truncated else "stop"))
+    events.append(chunk({}, finish_reason(reply)))
     if include_usage:
         usage = {
             "prompt_tokens": reply.input_tokens,
@@ -58,6 +58,16 @@ def openai_chunks(reply: Reply, model: str, seq: int, *, include_usage: bool) ->
         events.append(_data({**head, "choices": [], "usage": usage}))
     events.append(_data("[DONE]"))
     return events
+
+
+def finish_reason(reply: Reply) -> str:
+    """OpenAI's ``finish_reason`` for ``reply``."""
+    return "content_filter" if reply.filtered else "length" if reply.truncated else "stop"
+
+
+def stop_reason(reply: Reply) -> str:
+    """Anthropic's ``stop_reason`` for ``reply``."""
+    return "refusal" if reply.filtered else "max_tokens" if reply.truncated else "end_turn"
 
 
 def anthropic_usage(reply: Reply) -> dict[str, int]:
@@ -104,7 +114,7 @@ def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": "max_tokens" if reply.truncated else "end_turn",
+                    "stop_reason": stop_reason(reply),
                     "stop_sequence": None,
                 },
                 "usage": {"output_tokens": reply.output_tokens},

@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.testing._fake_llm_replies import Conversation, Reply, content_text, count_tokens, embed
-from harness.testing._fake_llm_streams import anthropic_events, anthropic_usage, openai_chunks
+from harness.testing._fake_llm_streams import (
+    anthropic_events,
+    anthropic_usage,
+    finish_reason,
+    openai_chunks,
+    stop_reason,
+)
 
 DEFAULT_DIMENSIONS = 16  # small, so recorded answers stay readable; ``dimensions`` changes it
 
@@ -113,7 +119,7 @@ class Dialect:
                     "index": 0,
                     "message": {"role": "assistant", "content": reply.text},
                     "logprobs": None,
-                    "finish_reason": "length" if reply.truncated else "stop",
+                    "finish_reason": finish_reason(reply),
                 }
             ],
             "usage": {
@@ -193,7 +199,7 @@ class AnthropicDialect(Dialect):
             "role": "assistant",
             "model": model,
             "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": "max_tokens" if reply.truncated else "end_turn",
+            "stop_reason": stop_reason(reply),
             "stop_sequence": None,
             "usage": {**anthropic_usage(reply), "output_tokens": reply.output_tokens},
         }

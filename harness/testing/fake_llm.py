@@ -76,7 +76,9 @@ then close it unanswered); ``drop`` (close the connection without a response); `
 (status 200 whose body is alternately cut in half and an HTML page). With
 ``fault_once_per_body`` a body (byte-identical request) meets at most one fault, so a retry
 of it succeeds. The script step ``quota`` answers as an account that cannot pay: OpenAI's
-429 ``insufficient_quota`` (Anthropic's 400 "credit balance is too low"). With
+429 ``insufficient_quota`` (Anthropic's 400 "credit balance is too low"); the step
+``filtered`` answers with no text, stopped by the content filter (OpenAI's ``finish_reason``
+``"content_filter"``, Anthropic's ``stop_reason`` ``"refusal"``). With
 ``echo_key_in_errors`` the 500 and 429 messages end with the key the request carried, as a
 careless proxy's would (the tests of scrubbing use it). Refused
 requests (auth, bad body) are answered at once and draw no fault.

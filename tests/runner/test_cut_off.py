@@ -85,3 +85,47 @@ def test_cut_off_counts_reach_the_runs_mlflow_metrics(
     assert metrics["model/requests"] == 20
     assert metrics["model/cut_off"] == 20
     assert metrics["judge/cut_off"] == 0
+
+
+FILTERED = (
+    "warning: 2 of 20 model outputs were stopped by the provider's content filter and are "
+    "scored as they are\n"
+)
+
+
+@pytest.mark.parametrize("uri", ["openai:/m", "anthropic:/m"])
+def test_filtered_outputs_are_counted_and_named_also_when_replayed(
+    uri: str,
+    qa_file: Path,
+    home: Path,
+    server: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # OpenAI's finish_reason content_filter, Anthropic's stop_reason refusal: kept and scored
+    # as they are (an empty output), counted and named like outputs cut off.
+    from processes import mlflow_metrics
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-filtered-test")
+    server.configure(fault_script=["filtered", "filtered"])
+    code, _, err = invoke("data", "import", str(qa_file), "--name", "qa")
+    assert code == 0, err
+    model = ("--model", uri, "--metric", "word_count")
+    code, out, err = invoke("run", "--data", "qa", *model, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["errors"] == 0
+    assert (document["calls"]["model"]["filtered"], document["calls"]["model"]["cut_off"]) == (
+        2,
+        0,
+    )
+    assert FILTERED[len("warning: ") : -1] in document["warnings"]
+    assert mlflow_metrics(home, document["mlflow_run_id"])["model/filtered"] == 2
+
+    code, out, err = invoke("run", "--data", "qa", *model, "--cache", "replay", "--no-mlflow")
+    assert code == 0, err
+    assert FILTERED in err and "cut off" not in err
+
+    code, out, err = invoke("runs", "show", document["run_id"])
+    assert code == 0
+    assert FILTERED in err
