@@ -13,7 +13,9 @@ beats "cannot tell"), with its own exit code:
   **pass** ("not worse") when the whole interval lies above it: any true drop is smaller
   than allowed;
   **undecided** ("cannot tell") when the interval straddles it: these rows cannot tell,
-  and the result says about how many would, if the change stays as measured.
+  and the result says about how many would, if the change stays as measured;
+  with no spread in the changes (a scale that changed alike on every row) there is no
+  interval, and the exact sign test's one-sided p-values decide (``harness.stats.paired``).
 
 A gate is also undecided, whatever its numbers, when more than ``max_missing`` of its rows
 have no score in one of the runs (failed rows, failed judge calls, rows the run did not
@@ -221,7 +223,7 @@ def _drop_test(
         )  # fmt: skip
     missing = _missing(result.missing, candidate.paired, f"{gate.metric} score in both runs",
                        max_missing)  # fmt: skip
-    if missing or math.isnan(result.stats.low):
+    if missing or math.isnan(result.stats.p_value):
         reason = missing or f"{result.stats.n} paired rows are too few to estimate a change"
         return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
     stats, m = result.stats, result.margin
@@ -237,23 +239,34 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
     stats, margin, direction = result.stats, result.margin, result.direction
     change = stats.diff * direction  # > 0: the good way
     interval = f"{signed(stats.diff, 4)} (95% CI {signed(stats.low, 4)} to {signed(stats.high, 4)})"
+    if stats.no_spread:  # no interval: the exact sign test decides (harness.stats.paired)
+        each = "cluster's mean" if stats.clusters else "row"
+        interval = f"{signed(stats.diff, 4)} on every {each} (no spread, so no interval)"
+    units = f"{stats.clusters} clusters" if stats.clusters else f"{stats.n:,} rows"
+    by = f" (exact sign test on {units})" if stats.no_spread else ""
     allowed = number(margin) + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
     way = "drop" if direction > 0 else "rise"
     if p_worse < alpha / 2:
         outcome, finding = FAIL, "worse"
-        reason = f"worse: the change is {interval}, a {way} larger than the {allowed} allowed"
+        reason = f"worse: the change is {interval}, a {way} larger than the {allowed} allowed{by}"
         needed = None
     elif drop.p_not_worse < alpha / 2:
         outcome, finding = PASS, "not worse"
-        reason = f"not worse: the change is {interval}; a {way} beyond {allowed} is ruled out"
+        reason = f"not worse: the change is {interval}; a {way} beyond {allowed} is ruled out{by}"
         needed = None
     else:
         outcome, finding = UNDECIDED, "cannot tell"
-        needed = _rows_needed(
-            stats.n, stats.interval_se, change, margin, stats.clusters, stats.df, alpha
-        )
+        if stats.no_spread:
+            needed = _rows_needed_sign(stats.n, change, margin, stats.clusters, alpha)
+        else:
+            needed = _rows_needed(
+                stats.n, stats.interval_se, change, margin, stats.clusters, stats.df, alpha
+            )
         more = f"; about {needed or 0:,} rows would tell, if the change stays as measured"
-        reaches = f"reaches past the {way} of {allowed} allowed"
+        subject, reaches = "the interval", f"reaches past the {way} of {allowed} allowed"
+        if stats.no_spread:
+            subject = f"the exact sign test on {units}"
+            reaches = f"cannot tell it from the {way} of {allowed} allowed"
         if drop.p_worse < alpha / 2:
             # The shown 95% interval is one gate's alone and clears the allowed drop; the
             # decision is Holm's across the gates, which asks for more: say which decided.
@@ -263,7 +276,7 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
             )
             more = ""
         reason = (
-            f"cannot tell with {stats.n:,} rows: the change is {interval}, and the interval "
+            f"cannot tell with {stats.n:,} rows: the change is {interval}, and {subject} "
             f"{reaches}{more if needed is not None else ''}"
         )
     return GateResult(
@@ -278,6 +291,17 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
         p_worse=p_worse,
         rows_needed=needed,
     )
+
+
+def _rows_needed_sign(
+    n: int, change: float, margin: float, clusters: int | None, alpha: float
+) -> int | None:
+    """Rows with no spread: the fewest whose exact sign test tells, if every row keeps
+    changing alike (``0.5^rows < alpha / 2``); None on the bound itself or with clusters."""
+    if change + margin == 0 or clusters is not None:
+        return None
+    needed = math.floor(math.log2(2 / alpha)) + 1
+    return needed if needed > n else None
 
 
 def _rows_needed(

@@ -146,12 +146,15 @@ def with_verdict(result: MetricResult, p_adjusted: float, alpha: float) -> Metri
 def verdict(result: MetricResult, p_adjusted: float, alpha: float) -> str:
     """better / worse / changed / no detectable difference / inconclusive (see the module)."""
     stats = result.stats
-    if math.isnan(p_adjusted) or math.isnan(stats.low):
+    if math.isnan(p_adjusted):
         return INCONCLUSIVE
     if p_adjusted < alpha and stats.diff != 0:
         if result.direction == 0:
             return CHANGED
         return BETTER if stats.diff * result.direction > 0 else WORSE
+    # No interval (differences with no spread: the sign test decided above) rules nothing out.
+    if math.isnan(stats.low):
+        return INCONCLUSIVE
     if -result.margin <= stats.low and stats.high <= result.margin:
         return NO_DIFFERENCE
     return INCONCLUSIVE

@@ -33,6 +33,15 @@ here is computed from those differences:
   disagree with the interval), and ``clustered t`` with clusters (McNemar assumes
   independent rows); for 0/1 scores with clusters, ``adjusted clustered t``: the t test of
   the adjusted center and SE, so it agrees with the interval;
+- **no spread**: when a t method's differences have no spread (every row changed by the
+  same amount, or every cluster's mean did; "none" here is up to float rounding), its SE
+  is 0 and the t test's assumption fails: it would say p = 0 and give a zero-width interval
+  from 3 rows. The ``exact sign`` test of the rows (or clusters) then gives the p-values
+  (``scipy.stats.binomtest`` on the signs: two-sided ``2·0.5^n`` for n equal signs, 1 when
+  every change is 0; the one-sided ones against a threshold the same way), and there is no
+  interval and no MDE (NaN, with ``interval_note`` saying why): nothing measured says how
+  far the change could reach. 0/1 scores never get here: their adjusted intervals always
+  have spread;
 - with one row per cluster there is nothing to cluster: the unclustered numbers exactly;
 - **minimum detectable effect**: the smallest true difference this comparison finds
   significant with probability ``power``, in units of the interval's SE (for 0/1 scores
@@ -96,6 +105,13 @@ class PairedDifference:
     center: float
     interval_se: float
     df: float | None  # degrees of freedom of the t distribution; None: normal
+    # Why there is no interval though there are rows: the differences have no spread (the
+    # p-values are then the exact sign test's). None otherwise.
+    interval_note: str | None = None
+
+    @property
+    def no_spread(self) -> bool:
+        return self.interval_note is not None
 
     def p_less(self, threshold: float) -> float:
         """One-sided p-value for "the true difference is below ``threshold``"."""
@@ -106,6 +122,9 @@ class PairedDifference:
         return self._cdf(threshold, upper=True)
 
     def _cdf(self, threshold: float, upper: bool = False) -> float:
+        if self.no_spread:  # every row (cluster) changed by ``diff``: the exact sign test
+            beyond = self.diff > threshold if upper else self.diff < threshold
+            return 0.5 ** (self.clusters or self.n) if beyond else 1.0
         if math.isnan(self.interval_se):
             return NAN
         if self.interval_se == 0:
@@ -139,6 +158,7 @@ class PairedDifference:
             "discordant": list(self.discordant) if self.discordant else None,
             "alpha": self.alpha,
             "power": self.power,
+            "interval_note": self.interval_note,
         }
 
 
@@ -191,9 +211,21 @@ def paired_difference(
         if binary and n >= 2 and discordant is not None:
             center, interval_se = _adjusted_wald(discordant, n)
             df, interval = None, "adjusted wald"
+    interval_note = None
     if math.isnan(se) or math.isnan(interval_se):  # fewer than two rows (or clusters)
         center = interval_se = low = high = p_value = mde = NAN
         df, interval, test, correlation = None, "none", "none", None
+    elif not binary and _no_spread(se, b, c):
+        units = n_clusters or n
+        each, what = ("cluster's mean", "clusters") if n_clusters else ("row", "rows")
+        interval_note = (
+            f"every {each} changed by {diff:.4g}: with no spread there is no interval or "
+            f"MDE, and the p-value is the exact sign test's on the {units} {what}"
+        )
+        # The sign test, two-sided: n equal signs have p = 2 * 0.5^n; no change has none.
+        p_value = 1.0 if diff == 0 else min(1.0, 2 * 0.5**units)
+        center, interval_se, low, high, mde, df = diff, NAN, NAN, NAN, NAN, None
+        interval, test, correlation = "none", "exact sign", _correlation(b, c)
     else:
         quantile = _quantile(1 - alpha / 2, df)
         low, high = center - quantile * interval_se, center + quantile * interval_se
@@ -231,7 +263,16 @@ def paired_difference(
         center=center,
         interval_se=interval_se,
         df=df,
+        interval_note=interval_note,
     )
+
+
+def _no_spread(se: float, b: np.ndarray, c: np.ndarray) -> bool:
+    """Whether the t methods' differences have no spread: SE 0, or what float rounding
+    leaves of 0 (0.7 - 0.6 and 0.4 - 0.3 differ in their last bits), far below any spread
+    the scores could carry."""
+    scale = float(max(np.abs(b).max(), np.abs(c).max())) if b.size else 0.0
+    return se <= 1e-12 * scale
 
 
 def _adjusted_wald(discordant: tuple[int, int], n: int) -> tuple[float, float]:

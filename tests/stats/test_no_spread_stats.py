@@ -1,0 +1,96 @@
+"""Paired differences with no spread: the t methods' SE is 0, so the exact sign test gives
+the p-values (checked against ``scipy.stats.binomtest``) and there is no interval or MDE."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from harness.stats import paired_difference
+
+
+def sign_test(above: int, below: int, alternative: str = "two-sided") -> float:
+    """scipy's exact binomial test of the non-zero signs (p 1 when there are none)."""
+    if above + below == 0:
+        return 1.0
+    return float(scipy_stats.binomtest(above, above + below, 0.5, alternative=alternative).pvalue)
+
+
+def assert_no_interval(result) -> None:  # type: ignore[no-untyped-def]
+    assert result.test == "exact sign" and result.interval == "none"
+    assert math.isnan(result.low) and math.isnan(result.high) and math.isnan(result.mde)
+    assert result.interval_note is not None
+
+
+def test_three_rows_that_all_dropped_by_one_are_not_a_certain_drop() -> None:
+    result = paired_difference([4.0, 4, 4], [3.0, 3, 3])  # a 1-5 scale: every row 4 -> 3
+    assert result.diff == -1 and result.se == 0
+    assert_no_interval(result)
+    assert result.p_value == sign_test(0, 3) == 0.25  # the t test said p = 0
+    # One-sided, as check's drop gates ask: 3 rows below -0.5 give p = 1/8, not 0.
+    assert result.p_less(-0.5) == sign_test(3, 0, "greater") == 0.125
+    assert result.p_greater(-0.5) == sign_test(0, 3, "greater") == 1.0
+
+
+def test_twelve_rows_that_all_dropped_by_one_are_a_drop_by_the_sign_test() -> None:
+    result = paired_difference(np.ones(12), np.zeros(12))  # a scale that scored 1 -> 0
+    assert_no_interval(result)
+    assert result.p_value == sign_test(0, 12) == 2 * 0.5**12
+    assert result.p_less(-0.02) == sign_test(12, 0, "greater") == 0.5**12
+    assert result.p_greater(-0.02) == 1.0
+    assert result.p_greater(-1.5) == sign_test(12, 0, "greater")  # all above -1.5
+
+
+def test_identical_runs_on_three_rows_claim_no_certainty() -> None:
+    scores = [0.2, 0.5, 0.9]
+    result = paired_difference(scores, scores)
+    assert result.diff == 0
+    assert_no_interval(result)  # was [0, 0] with an MDE of 0: "any change would show"
+    assert result.p_value == sign_test(0, 0) == 1.0
+    # Three rows above an allowed drop of 0.02: p = 1/8, not the 0 that passed a gate.
+    assert result.p_greater(-0.02) == sign_test(3, 0, "greater") == 0.125
+    assert result.p_less(-0.02) == 1.0
+
+
+def test_differences_equal_but_for_float_rounding_have_no_spread() -> None:
+    base = np.array([0.6, 0.3, 0.8])
+    candidate = np.array([0.7, 0.4, 0.9])  # + 0.1 each, but not to the last bit
+    assert np.std(candidate - base) > 0
+    result = paired_difference(base, candidate)
+    assert_no_interval(result)
+    assert result.p_value == sign_test(3, 0) == 0.25
+
+
+def test_clusters_whose_mean_changes_are_equal_have_no_spread() -> None:
+    # 4 clusters of 3 rows; the rows differ within a cluster, every cluster's mean is -0.5.
+    groups = np.repeat(np.arange(4), 3)
+    base = np.tile([1.0, 1.0, 1.0], 4)
+    candidate = np.tile([0.0, 1.0, 0.5], 4)
+    result = paired_difference(base, candidate, clusters=groups)
+    assert result.clusters == 4 and result.se == 0
+    assert_no_interval(result)
+    # The clusters are the independent units: a sign test on 4 cluster means.
+    assert result.p_value == sign_test(0, 4) == 0.125
+    assert result.p_less(-0.02) == sign_test(4, 0, "greater") == 0.0625
+
+
+def test_clusters_with_identical_rows_claim_no_certainty() -> None:
+    groups = np.repeat(np.arange(6), 2)
+    scores = np.linspace(0, 1, 12)
+    result = paired_difference(scores, scores, clusters=groups)
+    assert_no_interval(result)
+    assert result.p_value == 1.0
+    assert result.p_greater(-0.02) == sign_test(6, 0, "greater") == 0.5**6
+
+
+def test_any_spread_keeps_the_paired_t_numbers() -> None:
+    base = np.array([4.0, 4, 4, 4])
+    candidate = np.array([3.0, 3, 3, 2])
+    result = paired_difference(base, candidate)
+    reference = scipy_stats.ttest_rel(candidate, base)
+    assert result.test == "paired t"
+    assert result.p_value == reference.pvalue
+    ci = reference.confidence_interval(0.95)
+    assert math.isclose(result.low, ci.low) and math.isclose(result.high, ci.high)
