@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness.cache.keys import canonical_key, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
+from harness.calls.counting import CallCounting
 from harness.calls.halt import CallHalted, has_sent, may_send
 from harness.calls.result import CallResult
 from harness.calls.stats import CallKind, CallStats
@@ -58,7 +59,7 @@ class CallDeferred(Exception):
     """
 
 
-class Caller:
+class Caller(CallCounting):
     """The one call path. Holds the cache, the HTTP client, the retry policy and the stats.
 
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
@@ -240,50 +241,6 @@ class Caller:
             and (self.rate_limits is None or self.rate_limits.limiter(provider) is None)
         )
 
-    def _answered(
-        self, provider: Provider, key: str, response: ModelResponse, kind: CallKind
-    ) -> CallResult:
-        """The result of a call the provider answered, counted (from any thread)."""
-        result = CallResult(
-            response.text,
-            key,
-            False,
-            response.input_tokens,
-            response.output_tokens,
-            response.latency_s,
-            self._cost(provider, response),
-            response.raw,
-            headers=response.headers,
-        )
-        cut_off, filtered = _stopped(provider, response.raw)
-        with self._counting:
-            stats = self.stats.of(kind)
-            stats.requests += 1
-            stats.cut_off += cut_off
-            stats.filtered += filtered
-            stats.input_tokens += response.input_tokens or 0
-            stats.output_tokens += response.output_tokens or 0
-            stats.cost_usd += result.cost_usd or 0.0
-        return result
-
-    def usage(self, earlier: Mapping[str, Any]) -> dict[str, Any]:
-        """The counters per kind, ``earlier`` ones added (``CallStats.with_earlier``: a
-        resumed run's), read whole: calls in an app's threads count under the same lock."""
-        with self._counting:
-            return self.stats.with_earlier(earlier)
-
-    def _retried(self, kind: CallKind, error: ProviderError) -> None:
-        with self._counting:
-            self.stats.of(kind).retries += 1
-            self.stats.error_kinds[f"retried: {type(error).__name__}"] += 1
-
-    def _gave_up(self, kind: CallKind, error: ProviderError, attempts: int) -> None:
-        if attempts > 1:
-            error.message = f"{error.message} (gave up after {attempts} attempts)"
-        with self._counting:
-            self.stats.of(kind).errors += 1
-            self.stats.error_kinds[str(error)[:200]] += 1
-
     async def _local(
         self, provider: Provider, request: ModelRequest, kind: CallKind, row_id: str | None
     ) -> CallResult:
@@ -375,15 +332,7 @@ class Caller:
         hit = self._lookup(provider, key, kind, row_id)
         if hit is None or key in self.precounted:
             return hit
-        cut_off, filtered = _stopped(provider, hit.raw)  # read from the stored body
-        with self._counting:  # hits are counted from worker threads too (``cached``)
-            stats = self.stats.of(kind)
-            stats.cache_hits += 1
-            stats.cut_off += cut_off
-            stats.filtered += filtered
-            stats.saved_input_tokens += hit.input_tokens or 0
-            stats.saved_output_tokens += hit.output_tokens or 0
-            stats.saved_cost_usd += hit.cost_usd or 0.0
+        self._count_hit(provider, hit, kind)
         return hit
 
     def _intercepting(self) -> Interception:
@@ -401,11 +350,6 @@ class Caller:
         error = ProviderError(f"{provider.uri}: {failure}")
         self._count_error(kind, error)
         return error
-
-    def _count_error(self, kind: CallKind, error: ProviderError) -> None:
-        with self._counting:
-            self.stats.of(kind).errors += 1
-            self.stats.error_kinds[str(error)[:200]] += 1
 
     def _lookup(
         self, provider: Provider, key: str, kind: CallKind, row_id: str | None
@@ -448,15 +392,8 @@ class Caller:
             explanation=explanation,
             call=call,
         )
-        with self._counting:  # a call that failed, in the run's counts like any other
-            self.stats.of(kind).errors += 1
-            self.stats.error_kinds[str(miss)[:200]] += 1
+        self._count_error(kind, miss)  # a call that failed, counted like any other
         raise miss
-
-    def _cost(self, provider: Provider, response: ModelResponse) -> float | None:
-        return cost_usd(
-            provider.uri, provider.priced_input_tokens(response), response.output_tokens
-        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -542,9 +479,7 @@ class Caller:
                 "is the server running, and is its base URL right",
                 url=url,
             )
-            with self._counting:
-                self.stats.of(kind).errors += 1
-                self.stats.error_kinds[str(unreachable)[:200]] += 1
+            self._count_error(kind, unreachable)
             raise unreachable from None
 
     async def _attempt(
@@ -602,12 +537,3 @@ class Caller:
         if self._cache_writer is not None:
             self._cache_writer.close()
             self._cache_writer = None
-
-
-def _stopped(provider: Provider, raw: Mapping[str, Any] | None) -> tuple[int, int]:
-    """(cut off, filtered): (1, 0) when the provider says the answer in ``raw`` was cut off
-    at its token limit, (0, 1) when its content (or safety) filter stopped it."""
-    reason = provider.stopped_early(raw)
-    if reason is None:
-        return 0, 0
-    return int("token limit" in reason), int("filter" in reason)
