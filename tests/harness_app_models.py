@@ -130,6 +130,22 @@ def ask(row: dict[str, Any]) -> str:
     return str(reply.choices[0].message.content)
 
 
+def ask_briefly(row: dict[str, Any]) -> str:
+    """One chat call with the sync client, its answer held to one token (cut off); streamed
+    when ``APP_STREAM`` is set."""
+    import openai
+
+    client = openai.OpenAI()
+    messages: Any = [{"role": "user", "content": row["input"]}]
+    if os.environ.get("APP_STREAM"):
+        chunks = client.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=1, messages=messages, stream=True
+        )
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=1, messages=messages)
+    return str(reply.choices[0].message.content)
+
+
 async def ask_async(row: dict[str, Any]) -> str:
     """One chat call with the async client."""
     import openai

@@ -89,40 +89,64 @@ class CallStats:
         self.error_kinds.update(error_kinds or {})
 
 
-def cut_off_warning(calls: Mapping[str, Any]) -> str | None:
-    """The warning for a run's model answers that were cut off at their token limit
-    (``calls``: ``CallStats.as_dict``, as a run stores it), or None when there were none.
-    Such an answer is kept and scored: it is what the model said."""
-    cut_off, answers = _stopped(calls, "cut_off")
+def cut_off_warning(calls: Mapping[str, Any], kind: CallKind = "model") -> str | None:
+    """The warning for a run's answers of ``kind`` (``model`` or ``app``) that were cut off
+    at their token limit (``calls``: ``CallStats.as_dict``, as a run stores it), or None when
+    there were none. A model output so cut is kept and scored: it is what the model said;
+    an app call's answer went to the app as it came."""
+    cut_off, answers = _stopped(calls, kind, "cut_off")
     if not cut_off:
         return None
+    if kind == "app":
+        return (
+            f"{cut_off} of {answers} {_APP_CALLS} got answers cut off at their token limit; "
+            "raise max_tokens in the app's calls for whole answers"
+        )
     return (
         f"{cut_off} of {answers} model outputs were cut off at their token limit "
         "and are scored as they are; raise max_tokens (--param max_tokens=N) for whole answers"
     )
 
 
-def filtered_warning(calls: Mapping[str, Any]) -> str | None:
-    """The warning for a run's model answers the provider's content filter stopped (OpenAI's
-    ``finish_reason`` ``content_filter``, Anthropic's ``stop_reason`` ``refusal``), or None.
-    Such an answer is kept and scored as it is, as a cut-off one is."""
-    filtered, answers = _stopped(calls, "filtered")
+def filtered_warning(calls: Mapping[str, Any], kind: CallKind = "model") -> str | None:
+    """The warning for a run's answers of ``kind`` (``model`` or ``app``) the provider's
+    content filter stopped (OpenAI's ``finish_reason`` ``content_filter``, Anthropic's
+    ``stop_reason`` ``refusal``), or None. Such an answer is kept as it is, as a cut-off
+    one is."""
+    filtered, answers = _stopped(calls, kind, "filtered")
     if not filtered:
         return None
+    if kind == "app":
+        return (
+            f"{filtered} of {answers} {_APP_CALLS} got answers stopped by the provider's "
+            "content filter"
+        )
     return (
         f"{filtered} of {answers} model outputs were stopped by the provider's content "
         "filter and are scored as they are"
     )
 
 
+# The app's calls are counted apart from the model's outputs (a python: model's row may make
+# several, or none), so their warnings count them apart too.
+_APP_CALLS = "app calls (the LLM calls the python: model made itself)"
+
+
 def stopped_warnings(calls: Mapping[str, Any]) -> list[str]:
-    """The warnings for a run's model answers that are not whole: cut off, filtered."""
-    return [w for w in (cut_off_warning(calls), filtered_warning(calls)) if w]
+    """The warnings for a run's answers that are not whole: model outputs cut off or
+    filtered, then the app's own calls' answers."""
+    found = (
+        cut_off_warning(calls),
+        filtered_warning(calls),
+        cut_off_warning(calls, "app"),
+        filtered_warning(calls, "app"),
+    )
+    return [w for w in found if w]
 
 
-def _stopped(calls: Mapping[str, Any], counter: str) -> tuple[int, int]:
-    """(model answers counted by ``counter``, model answers in all)."""
-    model = calls.get("model") or {}
-    count = model.get(counter) or 0
-    answers = sum(model.get(k) or 0 for k in ("requests", "cache_hits", "local_calls"))
+def _stopped(calls: Mapping[str, Any], kind: CallKind, counter: str) -> tuple[int, int]:
+    """(answers of ``kind`` counted by ``counter``, answers of ``kind`` in all)."""
+    counts = calls.get(kind) or {}
+    count = counts.get(counter) or 0
+    answers = sum(counts.get(k) or 0 for k in ("requests", "cache_hits", "local_calls"))
     return count, max(answers, count)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from harness.intercept.credentials import environment_secrets, find_secret, head
 from harness.intercept.wire import (
     AppRequest,
     HTTPCall,
+    answer_end,
     answer_usage,
     broken,
     envelope,
@@ -53,8 +54,9 @@ from harness.providers._http import (
     parse_retry_after,
     redact_url,
 )
-from harness.providers.anthropic import priced_input_tokens
+from harness.providers.anthropic import messages_stopped_early, priced_input_tokens
 from harness.providers.base import Provider
+from harness.providers.openai import chat_stopped_early
 
 if TYPE_CHECKING:
     import httpx
@@ -77,6 +79,16 @@ class AppProvider(Provider):
         if self.scheme != "anthropic" or not response.raw or response.input_tokens is None:
             return response.input_tokens
         return priced_input_tokens(response.input_tokens, answer_usage(response.raw))
+
+    def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
+        """Why a stored answer is not whole, as harness's own providers read it: a chat
+        (or text) completion's ``finish_reason``, an Anthropic message's ``stop_reason``,
+        from the JSON body or from a stream's last event that has it (``answer_end``). So
+        the app's answers cut off or filtered are counted (``calls.app``), hits too."""
+        data = answer_end(raw) if isinstance(raw, Mapping) else None
+        if data is None:
+            return None
+        return chat_stopped_early(data) or messages_stopped_early(data)
 
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None

@@ -52,6 +52,7 @@ __all__ = [
     "AppRequest",
     "HTTPCall",
     "JSONCall",
+    "answer_end",
     "answer_usage",
     "app_request",
     "broken",
@@ -434,6 +435,38 @@ def answer_usage(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if isinstance(usage, Mapping):
             merged.update((k, v) for k, v in usage.items() if v is not None)
     return merged or None
+
+
+def answer_end(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What tells why a stored answer ended, in the shape of a whole answer: its JSON body;
+    for a stream, the last chat chunk whose first choice has a ``finish_reason`` (as
+    ``{"choices": [that choice]}``) or the ``delta`` of Anthropic's ``message_delta`` (which
+    holds the ``stop_reason``); else None. ``AppProvider.stopped_early`` reads it."""
+    data = raw.get("json")
+    if isinstance(data, Mapping):
+        return data
+    text = raw.get("text")
+    if not isinstance(text, str) or "event-stream" not in str(raw.get("content_type")):
+        return None
+    for block in reversed(re.split(r"\r?\n\r?\n", text)):  # the reason comes near the end
+        if "finish_reason" not in block and "stop_reason" not in block:
+            continue
+        for event in sse_data(block):
+            if not isinstance(event, Mapping):
+                continue
+            delta = event.get("delta")
+            if event.get("type") == "message_delta" and isinstance(delta, Mapping):
+                if delta.get("stop_reason") is not None:
+                    return delta
+                continue
+            for choice in event.get("choices") or ():
+                if (
+                    isinstance(choice, Mapping)
+                    and choice.get("index", 0) == 0
+                    and choice.get("finish_reason") is not None
+                ):
+                    return {"choices": [choice]}
+    return None
 
 
 def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:

@@ -124,12 +124,7 @@ class AnthropicProvider(HTTPProvider):
         return priced_input_tokens(response.input_tokens, (response.raw or {}).get("usage"))
 
     def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
-        reason = raw.get("stop_reason") if isinstance(raw, Mapping) else None
-        if reason in ("max_tokens", "model_context_window_exceeded"):
-            return f"the answer was cut off at its token limit (stop_reason {reason!r})"
-        if reason == "refusal":
-            return "the answer was stopped by the safety filter (stop_reason 'refusal')"
-        return None
+        return messages_stopped_early(raw)
 
     def error_text(self, data: Any) -> str:
         # {"type": "error", "error": {"type": "rate_limit_error", "message": "..."}}
@@ -138,6 +133,18 @@ class AnthropicProvider(HTTPProvider):
             kind, message = error.get("type"), error.get("message")
             return f"{kind}: {message}" if kind and message else str(message or kind or "")
         return super().error_text(data)
+
+
+def messages_stopped_early(raw: Mapping[str, Any] | None) -> str | None:
+    """Why a messages answer is not whole (``stop_reason``), else None. ``raw`` is the
+    answer, or a streamed answer's ``message_delta`` delta (an app's own calls,
+    ``harness.intercept.app_provider``)."""
+    reason = raw.get("stop_reason") if isinstance(raw, Mapping) else None
+    if reason in ("max_tokens", "model_context_window_exceeded"):
+        return f"the answer was cut off at its token limit (stop_reason {reason!r})"
+    if reason == "refusal":
+        return "the answer was stopped by the safety filter (stop_reason 'refusal')"
+    return None
 
 
 def priced_input_tokens(input_tokens: int | None, usage: Any) -> float | None:

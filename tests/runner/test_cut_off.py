@@ -129,3 +129,78 @@ def test_filtered_outputs_are_counted_and_named_also_when_replayed(
     code, out, err = invoke("runs", "show", document["run_id"])
     assert code == 0
     assert FILTERED in err
+
+
+APP = "app calls (the LLM calls the python: model made itself)"
+APP_CUT_OFF = (
+    f"warning: 4 of 4 {APP} got answers cut off at their token limit; raise max_tokens in "
+    "the app's calls for whole answers\n"
+)
+APP_FILTERED = f"warning: 2 of 4 {APP} got answers stopped by the provider's content filter\n"
+
+
+def questions(tmp_path: Path) -> None:
+    path = tmp_path / "questions.jsonl"
+    asked = ["Where is Paris?", "Who created Python?", "How long is the Nile?", "Why?"]
+    path.write_text(
+        "".join(json.dumps({"id": f"q{i}", "input": q}) + "\n" for i, q in enumerate(asked))
+    )
+    code, _, err = invoke("data", "import", str(path), "--name", "questions")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_app_calls_cut_off_are_counted_and_named_also_when_replayed(
+    stream: bool,
+    tmp_path: Path,
+    home: Path,
+    server: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A python: model's own openai SDK call with max_tokens=1: the fake server cuts the
+    # answer (finish_reason 'length', in the JSON body or the stream's last chunk).
+    from processes import mlflow_metrics
+
+    if stream:
+        monkeypatch.setenv("APP_STREAM", "1")
+    questions(tmp_path)
+    model = ("--model", "python:harness_app_models:ask_briefly", "--metric", "word_count")
+    code, out, err = invoke("run", "--data", "questions", *model, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["errors"] == 0
+    assert (document["calls"]["app"]["cut_off"], document["calls"]["app"]["filtered"]) == (4, 0)
+    assert document["calls"]["model"]["cut_off"] == 0
+    assert document["warnings"] == [APP_CUT_OFF[len("warning: ") : -1]]
+    metrics = mlflow_metrics(home, document["mlflow_run_id"])
+    assert (metrics["app/cut_off"], metrics["model/cut_off"]) == (4, 0)
+
+    code, out, err = invoke(
+        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
+    )
+    assert code == 0, err
+    assert "app calls: 0 sent, 4 from cache" in out
+    assert APP_CUT_OFF in err and "model outputs" not in err
+
+    code, out, err = invoke("runs", "show", document["run_id"])
+    assert code == 0
+    assert APP_CUT_OFF in err
+
+
+def test_app_calls_filtered_are_counted_and_named(
+    tmp_path: Path, home: Path, server: FakeLLMServer
+) -> None:
+    questions(tmp_path)
+    server.configure(fault_script=["filtered", "filtered"])
+    model = ("--model", "python:harness_app_models:ask", "--metric", "word_count")
+    code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert (document["calls"]["app"]["filtered"], document["calls"]["app"]["cut_off"]) == (2, 0)
+    assert document["warnings"] == [APP_FILTERED[len("warning: ") : -1]]
+
+    code, out, err = invoke(
+        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
+    )
+    assert code == 0, err
+    assert APP_FILTERED in err and "cut off" not in err
