@@ -50,9 +50,12 @@ def row_fields(
 ) -> dict[str, Any]:
     """One row's columns by name, as a ``python:`` model sees them: the extra columns, then
     the four built-in ones (one expected answer as text, several as a list). ``extra`` is a
-    dict or its JSON text."""
+    dict or its JSON text; missing (None, or NaN: a run file's null as pandas reads it), no
+    extra columns."""
     if isinstance(extra, str):
         extra = json.loads(extra) if extra else {}
+    elif isinstance(extra, float) and math.isnan(extra):
+        extra = None
     fields: dict[str, Any] = dict(extra or {})
     answers = list(expected.tolist() if hasattr(expected, "tolist") else expected or ())
     fields.update(

@@ -8,7 +8,7 @@ encodings, chosen by the file's name:
 - JSON Lines (``.jsonl``, gzipped when ``.jsonl.gz``): a header line
   ``{"harness_run_export": 1, "run": {...}, "dataset": {...}, "rows": N}``, then ``N`` lines,
   one per example in dataset order: ``id, input, expected`` (a list), ``context``,
-  ``extra`` (the example's other columns, an object), ``output, error, latency_s,
+  ``extra`` (the example's other columns, an object; null for none), ``output, error, latency_s,
   input_tokens, output_tokens, cost_usd, request_key, cached`` and ``scores``, a list of
   ``{metric, sample, value, label, rationale, raw, error, source, request_key, cached}``;
 - Parquet (``.parquet``): the same columns, ``scores`` a list of structs and ``extra`` JSON
@@ -261,6 +261,7 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
             raise DataError(f"{source}: a run file ends in .parquet, .jsonl or .jsonl.gz")
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException, EOFError) as e:
         raise DataError(f"{source} is not a readable harness run file: {e}") from None
+    _check_extra(table, source)
     rows = header.get("rows")  # absent from files written before it was recorded
     if rows is not None and rows != table.num_rows:
         raise DataError(
@@ -289,6 +290,23 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
         sample=run.get("sample"),
     )
     return RunRecord(info, dataset.get("digest"), table, str(source))
+
+
+def _check_extra(table: pa.Table, source: Path) -> None:
+    """Refuse a row whose ``extra`` is neither a JSON object nor null (none), naming it."""
+    ids, extras = table.column("id").to_pylist(), table.column("extra").to_pylist()
+    for example_id, extra in zip(ids, extras, strict=True):
+        if extra is None:
+            continue
+        try:
+            columns = json.loads(extra)
+        except ValueError:
+            columns = None
+        if not isinstance(columns, dict):
+            raise DataError(
+                f"{source}: row {example_id!r} has an extra that is not an object of its "
+                "other columns (or null for none)"
+            )
 
 
 def _check_header(header: Any, source: Path) -> dict[str, Any]:

@@ -256,3 +256,47 @@ def test_several_candidates_share_one_holm_family_and_failed_rows_show(tmp_path:
     assert failed["candidate_error"] == "RuntimeError: boom" and failed["candidate_output"] is None
     assert failed["worse"] == [{"metric": "errors", "base": 0.0, "candidate": 1.0}]
     assert c["flipped"]["regressions"] == 10
+
+
+def test_a_run_file_row_with_a_null_extra_has_no_extra_columns(tmp_path: Path) -> None:
+    # A hand-edited or third-party run file may hold "extra": null (the reader takes it):
+    # --cluster and --by crashed on it (TypeError: 'float' object is not iterable); the row
+    # now has no extra columns. An extra that is not an object is refused, naming the row.
+    data = tmp_path / "topics.jsonl"
+    topics = {"a": "t1", "b": "t1", "c": "t2", "d": "t2"}
+    data.write_text(
+        "".join(
+            json.dumps({"id": i, "input": f"q {i}", "topic": t}) + "\n" for i, t in topics.items()
+        )
+    )
+    assert invoke("data", "import", str(data), "--name", "topics")[0] == 0
+    code, out, err = invoke(
+        "run", "--data", "topics", "--model", "echo", "--metric", "word_count",
+        "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    exported = tmp_path / "run.jsonl"
+    assert invoke("runs", "export", json.loads(out)["run_id"], str(exported))[0] == 0
+    header, *lines = exported.read_text().splitlines()
+
+    def edited(name: str, extra: object) -> str:
+        rows = [json.loads(line) for line in lines]
+        rows[0]["extra"] = extra  # row "a"
+        path = tmp_path / name
+        path.write_text("\n".join([header, *(json.dumps(r) for r in rows)]) + "\n")
+        return str(path)
+
+    nulled = edited("nulled.jsonl", None)
+    for args in (("--cluster", "topic"), ("--by", "topic")):
+        code, out, err = invoke("compare", nulled, str(exported), *args, "--json")
+        assert code == 0, (args, err)
+    code, out, err = invoke("compare", nulled, str(exported), "--cluster", "topic", "--json")
+    assert json.loads(out)["candidates"][0]["metrics"][0]["clusters"] == 3  # "a" alone
+
+    wrong = edited("wrong.jsonl", 5)
+    code, out, err = invoke("compare", wrong, str(exported), "--cluster", "topic")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {wrong}: row 'a' has an extra that is not an object of its other columns "
+        "(or null for none)\n"
+    )
