@@ -239,9 +239,9 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
     stats, margin, direction = result.stats, result.margin, result.direction
     change = stats.diff * direction  # > 0: the good way
     interval = f"{signed(stats.diff, 4)} (95% CI {signed(stats.low, 4)} to {signed(stats.high, 4)})"
-    if stats.no_spread:  # no interval: the exact sign test decides (harness.stats.paired)
+    if stats.no_spread:  # the exact sign test decides (harness.stats.paired)
         each = "cluster's mean" if stats.clusters else "row"
-        interval = f"{signed(stats.diff, 4)} on every {each} (no spread, so no interval)"
+        interval = f"{signed(stats.diff, 4)} on every {each} (no spread)"
     units = f"{stats.clusters} clusters" if stats.clusters else f"{stats.n:,} rows"
     by = f" (exact sign test on {units})" if stats.no_spread else ""
     allowed = number(margin) + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")

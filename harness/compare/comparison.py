@@ -12,8 +12,9 @@ together (Holm), and each metric gets a verdict:
   cannot tell a difference that matters from none;
 - **changed**: a significant move of a metric with no better direction (word count).
 
-A scale whose changes have no spread has no interval (its p-value is the exact sign
-test's): it can be better, worse or changed, never "no detectable difference".
+A scale whose changes have no spread takes its p-value and interval from the exact sign
+test (``harness.stats.paired``): on too few rows it has no interval and can be better,
+worse or changed, never "no detectable difference".
 
 The margin is ``--margin`` (or a check gate's allowed drop); by default 0.02 for scores
 that lie in [0, 1] (rates, F1, ROUGE, yes/no judges), else 5% of the base run's mean.
@@ -148,7 +149,8 @@ def _compare_one(
         metrics.append(
             metric_result(metric, direction, b, c, groups, margins, alpha, power, binary=binary)
         )
-    # A metric whose rows all changed alike has no interval: say why its cell is empty.
+    # A metric whose rows all changed alike, on too few rows for an interval: say why its
+    # cell is empty.
     notes += [f"{m.metric}: {m.stats.interval_note}" for m in metrics if m.stats.interval_note]
     slices = []
     if by:

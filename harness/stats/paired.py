@@ -38,9 +38,10 @@ here is computed from those differences:
   is 0 and the t test's assumption fails: it would say p = 0 and give a zero-width interval
   from 3 rows. The ``exact sign`` test of the rows (or clusters) then gives the p-values
   (``scipy.stats.binomtest`` on the signs: two-sided ``2·0.5^n`` for n equal signs, 1 when
-  every change is 0; the one-sided ones against a threshold the same way), and there is no
-  interval and no MDE (NaN, with ``interval_note`` saying why): nothing measured says how
-  far the change could reach. 0/1 scores never get here: their adjusted intervals always
+  every change is 0; the one-sided ones against a threshold the same way) and the interval:
+  the sign test's for the shift, which is the one change ``d`` itself, ``[d, d]``, once
+  ``2·0.5^n <= alpha`` (6 rows at 0.05), and none below (NaN, with ``interval_note``
+  saying why); there is no MDE. 0/1 scores never get here: their adjusted intervals always
   have spread;
 - with one row per cluster there is nothing to cluster: the unclustered numbers exactly;
 - **minimum detectable effect**: the smallest true difference this comparison finds
@@ -105,13 +106,14 @@ class PairedDifference:
     center: float
     interval_se: float
     df: float | None  # degrees of freedom of the t distribution; None: normal
-    # Why there is no interval though there are rows: the differences have no spread (the
-    # p-values are then the exact sign test's). None otherwise.
+    # Why there is no interval though there are rows: the differences have no spread and
+    # the rows are too few for the exact sign test's interval. None otherwise.
     interval_note: str | None = None
 
     @property
     def no_spread(self) -> bool:
-        return self.interval_note is not None
+        """Every row (cluster) changed alike: the p-values are the exact sign test's."""
+        return self.test == "exact sign"
 
     def p_less(self, threshold: float) -> float:
         """One-sided p-value for "the true difference is below ``threshold``"."""
@@ -217,15 +219,24 @@ def paired_difference(
         df, interval, test, correlation = None, "none", "none", None
     elif not binary and _no_spread(se, b, c):
         units = n_clusters or n
-        each, what = ("cluster's mean", "clusters") if n_clusters else ("row", "rows")
-        interval_note = (
-            f"every {each} changed by {diff:.4g}: with no spread there is no interval or "
-            f"MDE, and the p-value is the exact sign test's on the {units} {what}"
-        )
         # The sign test, two-sided: n equal signs have p = 2 * 0.5^n; no change has none.
         p_value = 1.0 if diff == 0 else min(1.0, 2 * 0.5**units)
-        center, interval_se, low, high, mde, df = diff, NAN, NAN, NAN, NAN, None
-        interval, test, correlation = "none", "exact sign", _correlation(b, c)
+        center, interval_se, mde, df = diff, NAN, NAN, None
+        test, correlation = "exact sign", _correlation(b, c)
+        if 2 * 0.5**units <= alpha:
+            # The sign test's interval for the shift: the shifts it does not reject. With
+            # every change equal to d that is d alone, once the rows are enough to reject
+            # any other (identical runs on 60 rows: [0, 0], "no detectable difference").
+            low = high = diff
+            interval = "exact sign"
+        else:
+            each, what = ("cluster's mean", "clusters") if n_clusters else ("row", "rows")
+            interval_note = (
+                f"every {each} changed by {diff:.4g}: with no spread and {units} {what} "
+                "there is no interval or MDE, and the p-value is the exact sign test's"
+            )
+            low = high = NAN
+            interval = "none"
     else:
         quantile = _quantile(1 - alpha / 2, df)
         low, high = center - quantile * interval_se, center + quantile * interval_se

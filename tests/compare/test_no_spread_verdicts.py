@@ -58,14 +58,14 @@ def test_three_rows_all_1_to_0_cannot_tell(tmp_path: Path) -> None:
     assert code == 3 and gate["finding"] == "cannot tell"  # was exit 1, "worse"
     assert gate["p_worse"] == sign_p(3, "greater") == 0.125
     assert gate["rows_needed"] == 6  # 0.5^6 < 0.025: six rows all 1 -> 0 would tell
-    assert "-1 on every row (no spread, so no interval)" in gate["reason"]
+    assert "-1 on every row (no spread), and the exact sign test on 3 rows" in gate["reason"]
 
 
 def test_twelve_rows_all_1_to_0_are_worse_by_the_sign_test(tmp_path: Path) -> None:
     runs(tmp_path, np.ones(12), np.zeros(12))
     metric = compare(tmp_path)
     assert metric["test"] == "exact sign" and metric["p_value"] == sign_p(12)
-    assert metric["ci"] == [None, None] and metric["verdict"] == "worse"
+    assert metric["ci"] == [-1, -1] and metric["verdict"] == "worse"  # the sign test's
     code, gate = check(tmp_path)
     assert code == 1 and gate["finding"] == "worse"
     assert gate["p_worse"] == sign_p(12, "greater")  # was 0
@@ -96,6 +96,18 @@ def test_clusters_whose_means_all_dropped_alike_cannot_tell(tmp_path: Path) -> N
     assert code == 3 and gate["p_worse"] == sign_p(3, "greater")  # was exit 1
 
 
+def test_identical_runs_on_sixty_rows_are_no_detectable_difference(tmp_path: Path) -> None:
+    # A replay identical to its baseline: the sign test's interval [0, 0] is within the
+    # margin, and no row drops; every further row halves the one-sided p.
+    scores = np.linspace(0.1, 0.9, 60)
+    runs(tmp_path, scores, scores)
+    metric = compare(tmp_path)
+    assert metric["test"] == "exact sign" and metric["ci"] == [0, 0]
+    assert metric["verdict"] == "no detectable difference"
+    code, gate = check(tmp_path)
+    assert code == 0 and gate["finding"] == "not worse"
+
+
 def test_clusters_with_identical_rows_cannot_tell(tmp_path: Path) -> None:
     scores = np.linspace(0.1, 0.9, 15)
     runs(tmp_path, scores, scores)
@@ -110,6 +122,6 @@ def test_the_terminal_says_why_there_is_no_interval(tmp_path: Path) -> None:
         cli, ["compare", str(tmp_path / "base.jsonl"), str(tmp_path / "cand.jsonl")]
     )
     assert result.exit_code == 0, result.stderr
-    assert "token_f1: every row changed by -1: with no spread there is no interval" in " ".join(
+    assert "token_f1: every row changed by -1: with no spread and 3 rows there is no" in " ".join(
         result.stdout.split()
     )

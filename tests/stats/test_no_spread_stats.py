@@ -1,5 +1,6 @@
 """Paired differences with no spread: the t methods' SE is 0, so the exact sign test gives
-the p-values (checked against ``scipy.stats.binomtest``) and there is no interval or MDE."""
+the p-values (checked against ``scipy.stats.binomtest``) and the interval: the one change
+itself once the rows let the test reject any other shift, none on fewer; no MDE."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def assert_no_interval(result) -> None:  # type: ignore[no-untyped-def]
     assert result.interval_note is not None
 
 
+def assert_sign_interval(result, n: int) -> None:  # type: ignore[no-untyped-def]
+    """[d, d]: the shifts the two-sided sign test does not reject. Any s != d leaves n
+    changes on one side of it, rejected when binomtest(n, n) says so; s = d leaves none."""
+    assert scipy_stats.binomtest(n, n, 0.5).pvalue <= 0.05
+    assert result.test == "exact sign" and result.interval == "exact sign"
+    assert result.low == result.high == result.diff and math.isnan(result.mde)
+    assert result.interval_note is None
+
+
 def test_three_rows_that_all_dropped_by_one_are_not_a_certain_drop() -> None:
     result = paired_difference([4.0, 4, 4], [3.0, 3, 3])  # a 1-5 scale: every row 4 -> 3
     assert result.diff == -1 and result.se == 0
@@ -36,7 +46,7 @@ def test_three_rows_that_all_dropped_by_one_are_not_a_certain_drop() -> None:
 
 def test_twelve_rows_that_all_dropped_by_one_are_a_drop_by_the_sign_test() -> None:
     result = paired_difference(np.ones(12), np.zeros(12))  # a scale that scored 1 -> 0
-    assert_no_interval(result)
+    assert_sign_interval(result, 12)  # [-1, -1]
     assert result.p_value == sign_test(0, 12) == 2 * 0.5**12
     assert result.p_less(-0.02) == sign_test(12, 0, "greater") == 0.5**12
     assert result.p_greater(-0.02) == 1.0
@@ -44,6 +54,7 @@ def test_twelve_rows_that_all_dropped_by_one_are_a_drop_by_the_sign_test() -> No
 
 
 def test_identical_runs_on_three_rows_claim_no_certainty() -> None:
+    assert scipy_stats.binomtest(3, 3, 0.5).pvalue > 0.05  # too few for a sign interval
     scores = [0.2, 0.5, 0.9]
     result = paired_difference(scores, scores)
     assert result.diff == 0
@@ -76,11 +87,11 @@ def test_clusters_whose_mean_changes_are_equal_have_no_spread() -> None:
     assert result.p_less(-0.02) == sign_test(4, 0, "greater") == 0.0625
 
 
-def test_clusters_with_identical_rows_claim_no_certainty() -> None:
+def test_clusters_with_identical_rows_are_unchanged_by_the_sign_test() -> None:
     groups = np.repeat(np.arange(6), 2)
     scores = np.linspace(0, 1, 12)
     result = paired_difference(scores, scores, clusters=groups)
-    assert_no_interval(result)
+    assert_sign_interval(result, 6)  # 6 clusters: [0, 0]
     assert result.p_value == 1.0
     assert result.p_greater(-0.02) == sign_test(6, 0, "greater") == 0.5**6
 

@@ -188,9 +188,9 @@ def test_0_1_minimum_detectable_effect_is_normal_like_its_interval() -> None:
 def test_identical_runs_and_too_few_rows() -> None:
     base, _ = scale_scores(13, 30)
     same = paired_difference(base, base)
-    # No spread: no interval (not [0, 0]); the exact sign test of 30 rows above -0.01.
+    # No spread: the exact sign test of 30 rows; its interval [0, 0], no MDE.
     assert (same.diff, same.se, same.p_value, same.test) == (0, 0, 1.0, "exact sign")
-    assert math.isnan(same.low) and math.isnan(same.high) and math.isnan(same.mde)
+    assert (same.low, same.high) == (0, 0) and math.isnan(same.mde)
     assert same.p_less(-0.01) == 1.0
     assert same.p_greater(-0.01) == scipy_stats.binomtest(30, 30, alternative="greater").pvalue
     one = paired_difference([1.0], [0.0])
