@@ -18,10 +18,10 @@ the file:
 - ``refresh``: every call is sent again, and the cassette is rewritten with exactly the
   calls the block made (entries it no longer uses are dropped; a block that failed keeps
   them, as it may not have made every call).
+- ``off``: calls are sent and counted, the cassette is neither read nor written.
 
 A recording block that failed and stored nothing leaves the file as it was (none, if there
 was none), so the next replay says there is no cassette rather than that a call is not in it.
-- ``off``: calls are sent and counted, the cassette is neither read nor written.
 
 In ``replay``, ``OPENAI_API_KEY`` and ``ANTHROPIC_API_KEY`` are set to a placeholder for
 the block when they are not set, so SDK clients built inside it start without a real key
