@@ -146,6 +146,24 @@ def ask_briefly(row: dict[str, Any]) -> str:
     return str(reply.choices[0].message.content)
 
 
+def ask_responses(row: dict[str, Any]) -> str:
+    """One call to the Responses API with the sync client, streamed when ``APP_STREAM`` is
+    set; its answer held to one token (cut off) when ``APP_BRIEF`` is set."""
+    import openai
+
+    client = openai.OpenAI()
+    limit: Any = 1 if os.environ.get("APP_BRIEF") else openai.omit
+    if os.environ.get("APP_STREAM"):
+        events = client.responses.create(
+            model="gpt-4o-mini", input=row["input"], max_output_tokens=limit, stream=True
+        )
+        return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    reply = client.responses.create(
+        model="gpt-4o-mini", input=row["input"], max_output_tokens=limit
+    )
+    return reply.output_text
+
+
 async def ask_async(row: dict[str, Any]) -> str:
     """One chat call with the async client."""
     import openai

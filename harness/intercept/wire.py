@@ -440,8 +440,10 @@ def answer_usage(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def answer_end(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """What tells why a stored answer ended, in the shape of a whole answer: its JSON body;
     for a stream, the last chat chunk whose first choice has a ``finish_reason`` (as
-    ``{"choices": [that choice]}``) or the ``delta`` of Anthropic's ``message_delta`` (which
-    holds the ``stop_reason``); else None. ``AppProvider.stopped_early`` reads it."""
+    ``{"choices": [that choice]}``), the ``delta`` of Anthropic's ``message_delta`` (which
+    holds the ``stop_reason``) or the ``response`` of the Responses API's
+    ``response.incomplete`` (which holds its ``incomplete_details``); else None.
+    ``AppProvider.stopped_early`` reads it."""
     data = raw.get("json")
     if isinstance(data, Mapping):
         return data
@@ -449,11 +451,14 @@ def answer_end(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if not isinstance(text, str) or "event-stream" not in str(raw.get("content_type")):
         return None
     for block in reversed(re.split(r"\r?\n\r?\n", text)):  # the reason comes near the end
-        if "finish_reason" not in block and "stop_reason" not in block:
+        if not any(mark in block for mark in _END_MARKS):
             continue
         for event in sse_data(block):
             if not isinstance(event, Mapping):
                 continue
+            whole = event.get("response")
+            if event.get("type") == "response.incomplete" and isinstance(whole, Mapping):
+                return whole
             delta = event.get("delta")
             if event.get("type") == "message_delta" and isinstance(delta, Mapping):
                 if delta.get("stop_reason") is not None:
@@ -467,6 +472,9 @@ def answer_end(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
                 ):
                     return {"choices": [choice]}
     return None
+
+
+_END_MARKS = ("finish_reason", "stop_reason", "response.incomplete")
 
 
 def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:
@@ -568,7 +576,7 @@ def _stream_summary(stream: str) -> tuple[str, int | None, int | None]:
             given, produced = delta_given or given, delta_produced or produced
         elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
             pieces.append(data["delta"])  # the Responses API, streamed
-        elif kind == "response.completed" and isinstance(data.get("response"), Mapping):
+        elif kind in _ANSWER_ENDS and isinstance(data.get("response"), Mapping):
             given, produced = _usage(data["response"].get("usage"))
         else:  # OpenAI chat-completion chunks
             for choice in data.get("choices") or []:

@@ -145,5 +145,28 @@ def chat_stopped_early(raw: Mapping[str, Any] | None) -> str | None:
     return _STOPPED_EARLY.get(reason) if isinstance(reason, str) else None
 
 
+# incomplete_details.reason values of a Responses answer that is not whole.
+_INCOMPLETE = {
+    "max_output_tokens": (
+        "the answer was cut off at its token limit (incomplete_details.reason 'max_output_tokens')"
+    ),
+    "content_filter": (
+        "the answer was stopped by the content filter (incomplete_details.reason 'content_filter')"
+    ),
+}
+
+
+def responses_stopped_early(raw: Mapping[str, Any] | None) -> str | None:
+    """Why a Responses API answer is not whole (``status`` ``incomplete``, and its
+    ``incomplete_details.reason``), else None. ``raw`` is the answer, or the ``response``
+    of a stream's ``response.incomplete`` event (an app's own calls,
+    ``harness.intercept.app_provider``)."""
+    if not isinstance(raw, Mapping) or raw.get("status") != "incomplete":
+        return None
+    details = raw.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, Mapping) else None
+    return _INCOMPLETE.get(reason) if isinstance(reason, str) else None
+
+
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -6,7 +6,11 @@ the assistant role, one chunk per word of the reply, a chunk with the finish rea
 ``anthropic_events`` is an Anthropic messages stream: ``message_start``,
 ``content_block_start``, ``ping``, one ``content_block_delta`` per word,
 ``content_block_stop``, ``message_delta`` (stop reason and output tokens), ``message_stop``.
-Each event is the text of one SSE event, ending in the blank line that closes it.
+``responses_events`` is an OpenAI Responses stream: ``response.created``, the output item's
+and its text part's ``added`` events, one ``response.output_text.delta`` per word, their
+``done`` events, then ``response.completed`` (or ``response.incomplete``, cut off or
+filtered) holding the whole response. Each event is the text of one SSE event, ending in
+the blank line that closes it.
 """
 
 from __future__ import annotations
@@ -124,3 +128,52 @@ def anthropic_events(reply: Reply, model: str, seq: int) -> list[str]:
         _data({"type": "message_stop"}, "message_stop"),
     ]
     return events
+
+
+def responses_events(reply: Reply, response: dict[str, Any]) -> list[str]:
+    """The SSE events of an OpenAI Responses stream whose whole answer is ``response`` (the
+    answer ``ResponsesDialect.answer`` gives for ``reply``)."""
+    item = response["output"][0]
+    part = item["content"][0]
+    where = {"item_id": item["id"], "output_index": 0}
+    pending = {**response, "status": "in_progress", "incomplete_details": None, "output": []}
+    shapes: list[dict[str, Any]] = [
+        {"type": "response.created", "response": pending},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
+        {
+            "type": "response.content_part.added",
+            **where,
+            "content_index": 0,
+            "part": {**part, "text": ""},
+        },
+    ]
+    for piece in _pieces(reply.text) if reply.text else []:
+        shapes.append(
+            {
+                "type": "response.output_text.delta",
+                **where,
+                "content_index": 0,
+                "delta": piece,
+                "logprobs": [],
+            }
+        )
+    shapes += [
+        {
+            "type": "response.output_text.done",
+            **where,
+            "content_index": 0,
+            "text": reply.text,
+            "logprobs": [],
+        },
+        {"type": "response.content_part.done", **where, "content_index": 0, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": f"response.{response['status']}", "response": response},
+    ]
+    return [
+        _data({**shape, "sequence_number": number}, shape["type"])
+        for number, shape in enumerate(shapes)
+    ]

@@ -21,6 +21,7 @@ from harness.testing._fake_llm_streams import (
     anthropic_usage,
     finish_reason,
     openai_chunks,
+    responses_events,
     stop_reason,
 )
 
@@ -264,17 +265,15 @@ class OllamaDialect(Dialect):
 
 class ResponsesDialect(Dialect):
     """The OpenAI Responses API (``/v1/responses``): ``input`` and ``instructions``; whole
-    answers only (a streamed Responses request is refused)."""
+    answers, or with ``stream: true`` the events of a Responses stream. An answer cut at
+    ``max_output_tokens`` or stopped by the content filter is ``"status": "incomplete"`` with
+    ``incomplete_details.reason`` ``max_output_tokens`` or ``content_filter``."""
 
     name = "responses"
 
     def conversation(self, body: Mapping[str, Any], path_model: str | None) -> Conversation:
         if not isinstance(body.get("model"), str):
             raise RequestRejected(400, "bad_request", "Missing required parameter: 'model'.")
-        if body.get("stream"):
-            raise RequestRejected(
-                400, "bad_request", "the fake server does not stream the Responses API"
-            )
         given = body.get("input")
         if isinstance(given, str):
             messages = [("user", given)]
@@ -296,22 +295,30 @@ class ResponsesDialect(Dialect):
             wants_json=isinstance(kind, Mapping) and kind.get("type") in json_kinds,
             temperature=_number(body.get("temperature")) or 0.0,
             max_tokens=int(limit) if limit is not None else None,
+            stream=bool(body.get("stream")),
         )
 
+    def events(self, reply: Reply, model: str, seq: int, conversation: Conversation) -> list[str]:
+        return responses_events(reply, self.answer(reply, model, seq))
+
     def answer(self, reply: Reply, model: str, seq: int) -> dict[str, Any]:
+        reason = (
+            "content_filter" if reply.filtered else "max_output_tokens" if reply.truncated else None
+        )
+        status = "incomplete" if reason else "completed"
         return {
             "id": f"resp_fake{seq:08d}",
             "object": "response",
             "created_at": int(time.time()),
-            "status": "incomplete" if reply.truncated else "completed",
+            "status": status,
             "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if reply.truncated else None,
+            "incomplete_details": {"reason": reason} if reason else None,
             "model": model,
             "output": [
                 {
                     "type": "message",
                     "id": f"msg_fake{seq:08d}",
-                    "status": "incomplete" if reply.truncated else "completed",
+                    "status": status,
                     "role": "assistant",
                     "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
                 }

@@ -20,7 +20,11 @@ Routes (request and response bodies as the real services send them, including er
   answer is a stream of ``chat.completion.chunk`` server-sent events, one per word, ending in
   ``data: [DONE]`` (with ``stream_options.include_usage``, a usage chunk before it).
 - ``POST /v1/responses`` the OpenAI Responses API: ``input`` (a string or a list of
-  messages), ``instructions``, ``max_output_tokens``, ``text.format``; whole answers only.
+  messages), ``instructions``, ``max_output_tokens``, ``text.format``. With ``"stream":
+  true`` the answer is a Responses event stream: ``response.created``, the item's and its
+  text part's ``added`` events, a ``response.output_text.delta`` per word, their ``done``
+  events, then ``response.completed`` (``response.incomplete`` for an answer cut off or
+  filtered, with ``incomplete_details.reason`` as in a whole answer).
 - ``POST /v1/embeddings`` OpenAI embeddings: ``input`` a string or a list of strings, one
   unit vector each (``dimensions`` long, 16 by default; texts sharing words point alike),
   as floats or, with ``encoding_format: "base64"``, packed little-endian float32.
@@ -60,9 +64,11 @@ back to the default. With ``vary_with_temperature``, a request whose ``temperatu
 gets sample number k (its ``seed`` when it sends one, else how many times this exact body has
 already been answered): plain answers end in ``" (sample k)"`` (for k > 0) and judge scores
 are drawn from a hash that includes k, so repeated sampling is observable. ``max_tokens``
-(OpenAI ``max_completion_tokens``, Ollama ``num_predict``) cuts the answer to that many words
-with ``finish_reason`` ``"length"``. Tokens are whitespace-separated words; input tokens
-count the system prompt and every message. Anthropic's prompt cache: the text up to the last
+(OpenAI ``max_completion_tokens``, Responses ``max_output_tokens``, Ollama ``num_predict``)
+cuts the answer to that many words with ``finish_reason`` ``"length"`` (Responses
+``incomplete_details.reason`` ``"max_output_tokens"``, Ollama ``done_reason`` ``"length"``).
+Tokens are whitespace-separated words; input tokens count the system prompt and every
+message. Anthropic's prompt cache: the text up to the last
 content block marked ``cache_control`` is counted apart from ``input_tokens``, as
 ``cache_creation_input_tokens`` the first time the server sees it (since it started, or its
 settings last changed or were reset) and ``cache_read_input_tokens`` after.
@@ -78,7 +84,8 @@ then close it unanswered); ``drop`` (close the connection without a response); `
 of it succeeds. The script step ``quota`` answers as an account that cannot pay: OpenAI's
 429 ``insufficient_quota`` (Anthropic's 400 "credit balance is too low"); the step
 ``filtered`` answers with no text, stopped by the content filter (OpenAI's ``finish_reason``
-``"content_filter"``, Anthropic's ``stop_reason`` ``"refusal"``). With
+``"content_filter"``, the Responses API's ``incomplete_details.reason`` ``"content_filter"``,
+Anthropic's ``stop_reason`` ``"refusal"``). With
 ``echo_key_in_errors`` the 500 and 429 messages end with the key the request carried, as a
 careless proxy's would (the tests of scrubbing use it). Refused
 requests (auth, bad body) are answered at once and draw no fault.

@@ -204,3 +204,39 @@ def test_app_calls_filtered_are_counted_and_named(
     )
     assert code == 0, err
     assert APP_FILTERED in err and "cut off" not in err
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_app_responses_api_calls_cut_off_or_filtered_are_counted(
+    stream: bool,
+    tmp_path: Path,
+    home: Path,
+    server: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The Responses API says it with status 'incomplete' and incomplete_details.reason
+    # 'max_output_tokens' or 'content_filter' (streamed: in its response.incomplete event).
+    if stream:
+        monkeypatch.setenv("APP_STREAM", "1")
+    questions(tmp_path)
+    model = ("--model", "python:harness_app_models:ask_responses", "--metric", "word_count")
+    server.configure(fault_script=["filtered", "filtered"])
+    code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert (document["calls"]["app"]["filtered"], document["calls"]["app"]["cut_off"]) == (2, 0)
+    assert document["warnings"] == [APP_FILTERED[len("warning: ") : -1]]
+
+    monkeypatch.setenv("APP_BRIEF", "1")
+    code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert (document["calls"]["app"]["cut_off"], document["calls"]["app"]["filtered"]) == (4, 0)
+    assert document["calls"]["app"]["output_tokens"] == 4  # one word each, streamed too
+    assert document["warnings"] == [APP_CUT_OFF[len("warning: ") : -1]]
+    code, out, err = invoke(
+        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
+    )
+    assert code == 0, err
+    assert "app calls: 0 sent, 4 from cache" in out
+    assert APP_CUT_OFF in err and "filter" not in err

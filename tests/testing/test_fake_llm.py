@@ -137,8 +137,7 @@ def test_bad_request_bodies_are_400(server: FakeLLMServer, client: httpx.Client)
     assert client.post(url, json={"model": "m"}, headers=OPENAI_AUTH).status_code == 400
     assert client.post(url, json={"messages": []}, headers=OPENAI_AUTH).status_code == 400
     responses = server.openai_base_url + "/responses"
-    streamed = {"model": "m", "input": "hi", "stream": True}
-    assert client.post(responses, json=streamed, headers=OPENAI_AUTH).status_code == 400
+    assert client.post(responses, json={"input": "hi"}, headers=OPENAI_AUTH).status_code == 400
     embeddings = server.openai_base_url + "/embeddings"
     for bad in ({"input": "x"}, {"model": "m", "input": []}, {"model": "m", "input": [1, 2]}):
         assert client.post(embeddings, json=bad, headers=OPENAI_AUTH).status_code == 400
@@ -223,6 +222,36 @@ def test_responses_wire_format(server: FakeLLMServer, client: httpx.Client) -> N
     cut = client.post(server.openai_base_url + "/responses", json=short, headers=OPENAI_AUTH)
     assert cut.json()["status"] == "incomplete"
     assert cut.json()["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_responses_stream(server: FakeLLMServer, client: httpx.Client) -> None:
+    url = server.openai_base_url + "/responses"
+    body = {"model": "gpt-test", "input": "One two three four.", "stream": True}
+    events = sse_events(client.post(url, json=body, headers=OPENAI_AUTH))
+    data = [json.loads(d) for _, d in events]
+    assert [name for name, _ in events] == [d["type"] for d in data]
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert data[0]["type"] == "response.created"
+    assert data[0]["response"]["status"] == "in_progress"
+    deltas = "".join(d["delta"] for d in data if d["type"] == "response.output_text.delta")
+    assert deltas == "Answer: One two three four."
+    assert data[-1]["type"] == "response.completed"
+    assert data[-1]["response"]["output"][0]["content"][0]["text"] == deltas
+    short = {**body, "max_output_tokens": 2}
+    cut = [json.loads(d) for _, d in sse_events(client.post(url, json=short, headers=OPENAI_AUTH))]
+    assert cut[-1]["type"] == "response.incomplete"
+    assert cut[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    server.configure(fault_script=["filtered", "filtered"])
+    whole = client.post(url, json={"model": "m", "input": "hi"}, headers=OPENAI_AUTH).json()
+    assert (whole["status"], whole["incomplete_details"]) == (
+        "incomplete",
+        {"reason": "content_filter"},
+    )
+    stopped = [
+        json.loads(d) for _, d in sse_events(client.post(url, json=body, headers=OPENAI_AUTH))
+    ]
+    assert stopped[-1]["response"]["incomplete_details"] == {"reason": "content_filter"}
+    assert not any(d["type"] == "response.output_text.delta" for d in stopped)
 
 
 def test_embeddings_wire_format(server: FakeLLMServer, client: httpx.Client) -> None:
