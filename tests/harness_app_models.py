@@ -164,6 +164,21 @@ def ask_responses(row: dict[str, Any]) -> str:
     return reply.output_text
 
 
+def ask_ollama_briefly(row: dict[str, Any]) -> str:
+    """One call to Ollama's own ``/api/chat`` at ``OLLAMA_HOST`` with httpx (as the ollama
+    client sends it), its answer held to one token (cut off: ``done_reason`` ``length``)."""
+    import httpx
+
+    body = {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": row["input"]}],
+        "options": {"num_predict": 1},
+        "stream": False,
+    }
+    reply = httpx.post(os.environ["OLLAMA_HOST"] + "/api/chat", json=body).json()
+    return str(reply["message"]["content"])
+
+
 async def ask_async(row: dict[str, Any]) -> str:
     """One chat call with the async client."""
     import openai

@@ -56,6 +56,7 @@ from harness.providers._http import (
 )
 from harness.providers.anthropic import messages_stopped_early, priced_input_tokens
 from harness.providers.base import Provider
+from harness.providers.ollama import chat_done_early
 from harness.providers.openai import chat_stopped_early, responses_stopped_early
 
 if TYPE_CHECKING:
@@ -83,9 +84,10 @@ class AppProvider(Provider):
     def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
         """Why a stored answer is not whole, as harness's own providers read it: a chat
         (or text) completion's ``finish_reason``, an Anthropic message's ``stop_reason``, a
-        Responses API answer's ``incomplete_details.reason``, from the JSON body or from a
-        stream's last event that has it (``answer_end``). So the app's answers cut off or
-        filtered are counted (``calls.app``), hits too."""
+        Responses API answer's ``incomplete_details.reason``, an Ollama answer's
+        ``done_reason``, from the JSON body or from a stream's last event that has it
+        (``answer_end``). So the app's answers cut off or filtered are counted
+        (``calls.app``), hits too."""
         data = answer_end(raw) if isinstance(raw, Mapping) else None
         if data is None:
             return None
@@ -93,6 +95,7 @@ class AppProvider(Provider):
             chat_stopped_early(data)
             or messages_stopped_early(data)
             or responses_stopped_early(data)
+            or chat_done_early(data)
         )
 
     async def complete(

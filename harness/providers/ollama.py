@@ -85,9 +85,7 @@ class OllamaProvider(HTTPProvider):
         return body
 
     def stopped_early(self, raw: Mapping[str, Any] | None) -> str | None:
-        if isinstance(raw, Mapping) and raw.get("done_reason") == "length":
-            return "the answer was cut off at its token limit (done_reason 'length')"
-        return None
+        return chat_done_early(raw)
 
     def parse(self, data: dict[str, Any]) -> ModelResponse:
         prompt_tokens, eval_tokens = data.get("prompt_eval_count"), data.get("eval_count")
@@ -96,3 +94,12 @@ class OllamaProvider(HTTPProvider):
             input_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
             output_tokens=eval_tokens if isinstance(eval_tokens, int) else None,
         )
+
+
+def chat_done_early(raw: Mapping[str, Any] | None) -> str | None:
+    """Why an Ollama ``/api/chat`` (or ``/api/generate``) answer is not whole
+    (``done_reason`` ``length``), else None. ``raw`` is the answer, as harness's own calls
+    and an app's own calls (``harness.intercept.app_provider``) store it."""
+    if isinstance(raw, Mapping) and raw.get("done_reason") == "length":
+        return "the answer was cut off at its token limit (done_reason 'length')"
+    return None

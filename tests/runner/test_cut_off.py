@@ -240,3 +240,24 @@ def test_app_responses_api_calls_cut_off_or_filtered_are_counted(
     assert code == 0, err
     assert "app calls: 0 sent, 4 from cache" in out
     assert APP_CUT_OFF in err and "filter" not in err
+
+
+def test_app_ollama_calls_cut_off_are_counted(
+    tmp_path: Path, home: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ollama's own /api/chat (at OLLAMA_HOST, intercepted) says it with done_reason 'length'.
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
+    questions(tmp_path)
+    model = ("--model", "python:harness_app_models:ask_ollama_briefly", "--metric", "word_count")
+    code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["calls"]["app"]["requests"] == 4
+    assert (document["calls"]["app"]["cut_off"], document["calls"]["app"]["filtered"]) == (4, 0)
+    assert document["warnings"] == [APP_CUT_OFF[len("warning: ") : -1]]
+    code, out, err = invoke(
+        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
+    )
+    assert code == 0, err
+    assert "app calls: 0 sent, 4 from cache" in out
+    assert APP_CUT_OFF in err
