@@ -125,3 +125,29 @@ def test_the_terminal_says_why_there_is_no_interval(tmp_path: Path) -> None:
     assert "token_f1: every row changed by -1: with no spread and 3 rows there is no" in " ".join(
         result.stdout.split()
     )
+
+
+def test_a_run_whose_scores_have_no_spread_shows_its_mean_without_an_interval(
+    tmp_path: Path,
+) -> None:
+    # The base scored 3 on each of 4 rows: its t interval was [3, 3]; now none, and a note.
+    runs(tmp_path, np.full(4, 3.0), np.array([3.0, 4.0, 3.0, 5.0]))
+    metric = compare(tmp_path)
+    base = metric["base"]
+    assert base["method"] == "none" and base["low"] is None
+    assert (
+        base["interval_note"]
+        == "every row scored 3: with no spread and 4 rows there is no interval"
+    )
+    result = CliRunner().invoke(
+        cli, ["compare", str(tmp_path / "base.jsonl"), str(tmp_path / "cand.jsonl")]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "[3, 3]" not in result.stdout
+    note = f"note: token_f1, base: {base['interval_note']}"
+    assert note in " ".join(result.stdout.split())
+    # The same rows six times over: the sign test's interval, [3, 3].
+    runs(tmp_path, np.full(24, 3.0), np.tile([3.0, 4.0, 3.0, 5.0], 6))
+    metric = compare(tmp_path)
+    base = metric["base"]
+    assert (base["method"], base["low"], base["high"]) == ("exact sign", 3.0, 3.0)

@@ -1,15 +1,17 @@
 """Paired differences with no spread: the t methods' SE is 0, so the exact sign test gives
 the p-values (checked against ``scipy.stats.binomtest``) and the interval: the one change
-itself once the rows let the test reject any other shift, none on fewer; no MDE."""
+itself once the rows let the test reject any other shift, none on fewer; no MDE. One run's
+mean with no spread follows the same rule."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 from scipy import stats as scipy_stats
 
-from harness.stats import paired_difference
+from harness.stats import estimate_mean, paired_difference
 
 
 def sign_test(above: int, below: int, alternative: str = "two-sided") -> float:
@@ -105,3 +107,63 @@ def test_any_spread_keeps_the_paired_t_numbers() -> None:
     assert result.p_value == reference.pvalue
     ci = reference.confidence_interval(0.95)
     assert math.isclose(result.low, ci.low) and math.isclose(result.high, ci.high)
+
+
+# One run's mean, by the same rule: scores with no spread have no t interval (scipy's own
+# t.interval with a standard error of 0 gives none), so the interval is the exact sign
+# test's, [m, m], once it can reject every other center, and none on fewer rows.
+
+
+def scipy_t_interval(values: np.ndarray) -> tuple[float, float]:
+    with np.errstate(invalid="ignore"):
+        low, high = scipy_stats.t.interval(
+            0.95, values.size - 1, loc=values.mean(), scale=scipy_stats.sem(values)
+        )
+    return float(low), float(high)
+
+
+def test_a_mean_with_no_spread_on_five_rows_has_no_interval() -> None:
+    values = np.full(5, 1 / 14)  # a scale that scored 0.0714 on every row
+    estimate = estimate_mean(values)
+    assert all(math.isnan(v) for v in scipy_t_interval(values))
+    assert scipy_stats.binomtest(5, 5, 0.5).pvalue > 0.05  # too few for a sign interval
+    assert estimate.mean == pytest.approx(1 / 14) and estimate.n == 5
+    assert estimate.method == "none"  # was "t", [0.0714, 0.0714]
+    assert math.isnan(estimate.low) and math.isnan(estimate.high)
+    assert estimate.interval_note == (
+        "every row scored 0.07143: with no spread and 5 rows there is no interval"
+    )
+    ones = estimate_mean(np.ones(3))  # a scale (declared nothing) that scored 1 everywhere
+    assert ones.method == "none" and math.isnan(ones.low)  # was "1 [1, 1]"
+
+
+def test_a_mean_with_no_spread_on_six_rows_gets_the_sign_interval() -> None:
+    values = np.full(7, 1 / 14)  # its SE is float dust (5.7e-18), not 0
+    assert scipy_stats.binomtest(6, 6, 0.5).pvalue <= 0.05
+    for n in (6, 7, 60):
+        estimate = estimate_mean(np.full(n, 1 / 14))
+        assert estimate.method == "exact sign" and estimate.interval_note is None
+        assert estimate.low == estimate.high == estimate.mean
+    assert estimate_mean(values).se < 1e-16
+
+
+def test_a_mean_whose_clusters_have_no_spread_counts_clusters() -> None:
+    # Every cluster's mean is 2, though the rows differ: the clustered SE is 0.
+    values = np.array([1.0, 3.0] * 5)
+    clusters = np.repeat(np.arange(5), 2)
+    estimate = estimate_mean(values, clusters=clusters)
+    assert estimate.method == "none" and math.isnan(estimate.low)
+    assert estimate.interval_note == (
+        "every cluster's mean was 2: with no spread and 5 clusters there is no interval"
+    )
+    six = estimate_mean(np.array([1.0, 3.0] * 6), clusters=np.repeat(np.arange(6), 2))
+    assert (six.method, six.low, six.high) == ("exact sign", 2.0, 2.0)
+
+
+def test_a_mean_with_spread_or_declared_0_1_is_unchanged() -> None:
+    values = np.array([0.2, 0.5, 0.9, 0.4])
+    estimate = estimate_mean(values)
+    assert estimate.method == "t"
+    assert (estimate.low, estimate.high) == pytest.approx(scipy_t_interval(values), rel=1e-9)
+    rate = estimate_mean(np.ones(3), binary=True)  # Wilson's interval has a width: [0.44, 1]
+    assert rate.method == "wilson" and rate.low < 1 and rate.interval_note is None
