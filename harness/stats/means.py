@@ -28,11 +28,11 @@ With one row per cluster there is nothing to cluster: the numbers are the unclus
 **No spread.** When a t method's scores have no spread (every row scored the same, or with
 clusters every cluster's mean is the same; "none" up to float rounding), its SE is 0 and the
 t interval's assumption fails: it would be ``[m, m]`` from 2 rows (scipy's ``t.interval``
-with a scale of 0 gives none). As for paired differences (``harness.stats.paired``), the
-interval is then the exact sign test's for the scores' center: ``m`` itself, ``[m, m]``
-(``exact sign``), once ``2·0.5^n <= alpha`` (6 rows or clusters at 0.05), and none below
-(NaN, ``none``, with ``interval_note`` saying why). 0/1 scores never get here: Wilson's
-interval always has a width.
+with a scale of 0 gives none). There is then no interval at any n (NaN, ``none``, with
+``interval_note`` saying why): rows that all scored ``m`` say nothing of how far the mean
+of the other questions could be. (A paired change with no spread gets the sign test's
+interval, ``harness.stats.paired``: there the question is the shift every row shows.)
+0/1 scores never get here: Wilson's interval always has a width.
 """
 
 from __future__ import annotations
@@ -68,11 +68,10 @@ class MeanEstimate:
     se: float  # CLT (s / sqrt n), or cluster-robust with clusters
     low: float
     high: float
-    # wilson | t | clustered t | clustered wilson | exact sign (no spread) | none (fewer
-    # than two rows, or no spread on too few rows for the sign test's interval)
+    # wilson | t | clustered t | clustered wilson | none (fewer than two rows, or no spread)
     method: str
-    # Why there is no interval though there are rows: the scores have no spread and the rows
-    # are too few for the exact sign test's interval. None otherwise.
+    # Why there is no interval though there are rows: the scores have no spread. None
+    # otherwise.
     interval_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,7 +159,7 @@ def estimate_mean(
             low, high = _clustered_wilson(mean, n, se, t, normal_quantile(1 - alpha / 2))
             return MeanEstimate(mean, n, se, low, high, "clustered wilson")
         if _no_spread(se, x):
-            return _sign_estimate(mean, n, se, n_clusters, alpha)
+            return _no_spread_estimate(mean, n, se, n_clusters, alpha)
         half = t * se
         return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
     if n < 2:
@@ -170,7 +169,7 @@ def estimate_mean(
         low, high = wilson_interval(int(x.sum()), n, alpha)
         return MeanEstimate(mean, n, se, low, high, "wilson")
     if _no_spread(se, x):
-        return _sign_estimate(mean, n, se, None, alpha)
+        return _no_spread_estimate(mean, n, se, None, alpha)
     half = t_quantile(n - 1, 1 - alpha / 2) * se
     return MeanEstimate(mean, n, se, mean - half, mean + half, "t")
 
@@ -181,16 +180,15 @@ def _no_spread(se: float, values: NDArray[np.float64]) -> bool:
     return se <= 1e-12 * float(np.abs(values).max())
 
 
-def _sign_estimate(
+def _no_spread_estimate(
     mean: float, n: int, se: float, n_clusters: int | None, alpha: float
 ) -> MeanEstimate:
-    """Scores with no spread (see the module): the exact sign test's interval, ``[m, m]``,
-    once ``2·0.5^units <= alpha``; else none, with the reason."""
-    units = n_clusters or n
-    if 2 * 0.5**units <= alpha:
-        return MeanEstimate(mean, n, se, mean, mean, "exact sign")
+    """Scores with no spread (see the module): no interval, with the reason. Rows that all
+    scored m say nothing of how far the mean of the other questions could be from m, at
+    any n (a change with no spread is another matter: ``harness.stats.paired``)."""
     each, what = ("cluster's mean was", "clusters") if n_clusters else ("row scored", "rows")
-    note = f"every {each} {mean:.4g}: with no spread and {units} {what} there is no interval"
+    units = n_clusters or n
+    note = f"every {each} {mean:.4g}: with no spread over {units} {what} there is no interval"
     return MeanEstimate(mean, n, se, NAN, NAN, "none", note)
 
 
