@@ -500,6 +500,11 @@ def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:
             for part in data["content"]
             if isinstance(part, Mapping) and part.get("type") == "text"
         )
+    elif "prompt_eval_count" in data or "eval_count" in data:  # Ollama's /api/chat, /generate
+        message = data.get("message")
+        content = message.get("content") if isinstance(message, Mapping) else data.get("response")
+        text = content if isinstance(content, str) else ""
+        return text, _int(data.get("prompt_eval_count")), _int(data.get("eval_count"))
     return (text, *_usage(data.get("usage")))
 
 

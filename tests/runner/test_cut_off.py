@@ -254,6 +254,9 @@ def test_app_ollama_calls_cut_off_are_counted(
     document = json.loads(out)
     assert document["calls"]["app"]["requests"] == 4
     assert (document["calls"]["app"]["cut_off"], document["calls"]["app"]["filtered"]) == (4, 0)
+    # its tokens, from prompt_eval_count and eval_count (they were 0: the body went unread)
+    assert document["calls"]["app"]["output_tokens"] == 4  # num_predict 1, four rows
+    assert document["calls"]["app"]["input_tokens"] > 0
     assert document["warnings"] == [APP_CUT_OFF[len("warning: ") : -1]]
     code, out, err = invoke(
         "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
