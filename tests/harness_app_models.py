@@ -8,6 +8,7 @@ without editing code that is already imported.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
@@ -166,16 +167,23 @@ def ask_responses(row: dict[str, Any]) -> str:
 
 def ask_ollama_briefly(row: dict[str, Any]) -> str:
     """One call to Ollama's own ``/api/chat`` at ``OLLAMA_HOST`` with httpx (as the ollama
-    client sends it), its answer held to one token (cut off: ``done_reason`` ``length``)."""
+    client sends it), its answer held to one token (cut off: ``done_reason`` ``length``);
+    streamed (NDJSON, the ollama client's default) when ``APP_STREAM`` is set."""
     import httpx
 
+    stream = bool(os.environ.get("APP_STREAM"))
     body = {
         "model": "llama3.2",
         "messages": [{"role": "user", "content": row["input"]}],
         "options": {"num_predict": 1},
-        "stream": False,
+        "stream": stream,
     }
-    reply = httpx.post(os.environ["OLLAMA_HOST"] + "/api/chat", json=body).json()
+    url = os.environ["OLLAMA_HOST"] + "/api/chat"
+    if stream:
+        with httpx.stream("POST", url, json=body) as response:
+            chunks = [json.loads(line) for line in response.iter_lines() if line]
+        return "".join(str(chunk["message"]["content"]) for chunk in chunks)
+    reply = httpx.post(url, json=body).json()
     return str(reply["message"]["content"])
 
 

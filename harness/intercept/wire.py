@@ -21,10 +21,11 @@ idempotency keys), the method (always ``POST``), timeouts.
 
 **The answer** is stored as the entry's ``raw`` member, ``{"status", "content_type"}`` plus
 one of ``"json"`` (a JSON body, parsed), ``"text"`` (any other text, a server-sent event
-stream byte for byte) or ``"base64"`` (binary). ``summary`` reads the text and token usage
-out of it for the entry and the run's counters; ``http_response`` turns it back into the
-response the client expects. The server's headers are never stored: a live answer is handed
-to the client with those ``live_headers`` keeps, one from the cache with none.
+stream or Ollama's NDJSON stream byte for byte) or ``"base64"`` (binary). ``summary`` reads
+the text and token usage out of it for the entry and the run's counters; ``http_response``
+turns it back into the response the client expects. The server's headers are never stored:
+a live answer is handed to the client with those ``live_headers`` keeps, one from the cache
+with none.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from harness.cache.keys import canonical_fields
-from harness.fastjson import loads  # every intercepted call, hit or miss, reads JSON
+from harness.fastjson import loads, loads_text  # every intercepted call, hit or miss, reads JSON
 from harness.intercept.credentials import find_secret
 from harness.model_io import ModelRequest
 
@@ -391,6 +392,8 @@ def summary(raw: Mapping[str, Any]) -> tuple[str, int | None, int | None]:
     text = raw.get("text")
     if isinstance(text, str) and "event-stream" in str(raw.get("content_type")):
         return _stream_summary(text)
+    if isinstance(text, str) and "ndjson" in str(raw.get("content_type")):
+        return _ndjson_summary(text)
     return "", None, None
 
 
@@ -442,13 +445,23 @@ def answer_end(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     for a stream, the last chat chunk whose first choice has a ``finish_reason`` (as
     ``{"choices": [that choice]}``), the ``delta`` of Anthropic's ``message_delta`` (which
     holds the ``stop_reason``) or the ``response`` of the Responses API's
-    ``response.incomplete`` (which holds its ``incomplete_details``); else None.
-    ``AppProvider.stopped_early`` reads it."""
+    ``response.incomplete`` (which holds its ``incomplete_details``); for Ollama's NDJSON
+    stream, its last line when that is the chunk with ``"done": true`` (which holds the
+    ``done_reason``); else None. ``AppProvider.stopped_early`` reads it, on every cache hit
+    too, so a stream is read from its end."""
     data = raw.get("json")
     if isinstance(data, Mapping):
         return data
     text = raw.get("text")
-    if not isinstance(text, str) or "event-stream" not in str(raw.get("content_type")):
+    if not isinstance(text, str):
+        return None
+    if "ndjson" in str(raw.get("content_type")):
+        end = len(text)  # the last line, found from the end: this runs on every cache hit
+        while end and text[end - 1] in " \t\r\n":
+            end -= 1
+        last = _ndjson_chunk(text[text.rfind("\n", 0, end) + 1 : end])
+        return last if last is not None and last.get("done") is True else None
+    if "event-stream" not in str(raw.get("content_type")):
         return None
     for block in reversed(re.split(r"\r?\n\r?\n", text)):  # the reason comes near the end
         if not any(mark in block for mark in _END_MARKS):
@@ -506,6 +519,32 @@ def _json_summary(data: dict[str, Any]) -> tuple[str, int | None, int | None]:
         text = content if isinstance(content, str) else ""
         return text, _int(data.get("prompt_eval_count")), _int(data.get("eval_count"))
     return (text, *_usage(data.get("usage")))
+
+
+def _ndjson_chunk(line: str) -> Mapping[str, Any] | None:
+    try:
+        chunk = loads_text(line)
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, Mapping) else None
+
+
+def _ndjson_summary(stream: str) -> tuple[str, int | None, int | None]:
+    """Ollama's NDJSON stream (``/api/chat``, ``/api/generate``): the text of every chunk's
+    ``message.content`` (or ``response``); the counts of the last, ``"done": true``."""
+    pieces: list[str] = []
+    given = produced = None
+    for line in stream.split("\n"):  # not splitlines: JSON may hold a raw U+2028
+        chunk = _ndjson_chunk(line) if line.strip() else None
+        if chunk is None:
+            continue
+        message = chunk.get("message")
+        content = message.get("content") if isinstance(message, Mapping) else chunk.get("response")
+        if isinstance(content, str):
+            pieces.append(content)
+        if chunk.get("done") is True:
+            given, produced = _int(chunk.get("prompt_eval_count")), _int(chunk.get("eval_count"))
+    return "".join(pieces), given, produced
 
 
 def sse_data(stream: str) -> Iterator[Any]:

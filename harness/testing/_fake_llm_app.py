@@ -254,7 +254,8 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         if not isinstance(model, str):
             model = endpoint or "fake"
         if conversation.stream and plan.fault != "malformed":
-            return await _stream(request, dialect.events(reply, model, entry["seq"], conversation))
+            events = dialect.events(reply, model, entry["seq"], conversation)
+            return await _stream(request, events, dialect.stream_type)
         payload = json.dumps(dialect.answer(reply, model, entry["seq"])).encode()
     if plan.fault == "malformed":
         # Alternate between the two kinds a client meets: a cut-off body and an HTML page.
@@ -263,9 +264,10 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
     return web.Response(body=payload, content_type="application/json")
 
 
-async def _stream(request: web.Request, events: list[str]) -> web.StreamResponse:
-    """Send ``events`` as server-sent events, one write each, as a real stream arrives."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+async def _stream(request: web.Request, events: list[str], content_type: str) -> web.StreamResponse:
+    """Send ``events`` (server-sent events, or Ollama's NDJSON lines), one write each, as a
+    real stream arrives."""
+    response = web.StreamResponse(headers={"Content-Type": content_type})
     await response.prepare(request)
     for event in events:
         await response.write(event.encode())

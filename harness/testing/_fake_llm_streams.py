@@ -10,7 +10,9 @@ the assistant role, one chunk per word of the reply, a chunk with the finish rea
 and its text part's ``added`` events, one ``response.output_text.delta`` per word, their
 ``done`` events, then ``response.completed`` (or ``response.incomplete``, cut off or
 filtered) holding the whole response. Each event is the text of one SSE event, ending in
-the blank line that closes it.
+the blank line that closes it. ``ollama_lines`` is not SSE but Ollama's NDJSON: one JSON
+object per line, a ``message`` chunk per word (``"done": false``), then a last line with
+``"done": true``, the ``done_reason`` and the counts.
 """
 
 from __future__ import annotations
@@ -177,3 +179,20 @@ def responses_events(reply: Reply, response: dict[str, Any]) -> list[str]:
         _data({**shape, "sequence_number": number}, shape["type"])
         for number, shape in enumerate(shapes)
     ]
+
+
+def ollama_lines(reply: Reply, answer: dict[str, Any]) -> list[str]:
+    """The NDJSON lines of an Ollama ``/api/chat`` stream whose whole answer is ``answer``
+    (the answer ``OllamaDialect.answer`` gives for ``reply``): a chunk per word, then the
+    last with an empty message, ``done_reason`` and the counts, as Ollama sends them."""
+    head = {"model": answer["model"], "created_at": answer["created_at"]}
+
+    def line(payload: dict[str, Any]) -> str:
+        return json.dumps(payload, separators=(",", ":")) + "\n"
+
+    lines = [
+        line({**head, "message": {"role": "assistant", "content": piece}, "done": False})
+        for piece in (_pieces(reply.text) if reply.text else [])
+    ]
+    lines.append(line({**answer, "message": {"role": "assistant", "content": ""}}))
+    return lines

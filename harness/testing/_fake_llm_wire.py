@@ -20,6 +20,7 @@ from harness.testing._fake_llm_streams import (
     anthropic_events,
     anthropic_usage,
     finish_reason,
+    ollama_lines,
     openai_chunks,
     responses_events,
     stop_reason,
@@ -76,6 +77,7 @@ class Dialect:
     """OpenAI chat completions (also vLLM, llama.cpp, LM Studio, Azure-compatible servers)."""
 
     name = "openai"
+    stream_type = "text/event-stream; charset=utf-8"  # the Content-Type of a stream
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
         if not _bearer_token(headers):
@@ -215,9 +217,10 @@ class AnthropicDialect(Dialect):
 
 
 class OllamaDialect(Dialect):
-    """Ollama ``/api/chat``: no auth; non-streaming only (``"stream": false`` is required)."""
+    """Ollama ``/api/chat``: no auth; streamed as NDJSON unless ``"stream": false``."""
 
     name = "ollama"
+    stream_type = "application/x-ndjson"
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
         return None
@@ -225,11 +228,6 @@ class OllamaDialect(Dialect):
     def conversation(self, body: Mapping[str, Any], path_model: str | None) -> Conversation:
         if not isinstance(body.get("model"), str):
             raise RequestRejected(400, "bad_request", "model is required")
-        # Ollama streams unless told not to; a client that forgets would get NDJSON, not JSON.
-        if body.get("stream", True) is not False:
-            raise RequestRejected(
-                400, "bad_request", 'the fake server does not stream: send "stream": false'
-            )
         messages = _messages(body)
         options = body.get("options")
         if not isinstance(options, Mapping):
@@ -242,7 +240,11 @@ class OllamaDialect(Dialect):
             temperature=_number(options.get("temperature")) or 0.0,
             seed=options.get("seed") if isinstance(options.get("seed"), int) else None,
             max_tokens=int(limit) if limit is not None and limit >= 0 else None,
+            stream=body.get("stream", True) is not False,  # Ollama streams unless told not to
         )
+
+    def events(self, reply: Reply, model: str, seq: int, conversation: Conversation) -> list[str]:
+        return ollama_lines(reply, self.answer(reply, model, seq))
 
     def answer(self, reply: Reply, model: str, seq: int) -> dict[str, Any]:
         return {

@@ -37,8 +37,11 @@ Routes (request and response bodies as the real services send them, including er
 - ``POST /serving-endpoints/{name}/invocations`` Databricks: OpenAI chat bodies (and
   streams), bearer auth, errors ``{"error_code", "message"}``; the answer's model is ``name``
   unless the body names one.
-- ``POST /api/chat`` Ollama: no auth, ``"stream": false`` required (Ollama streams unless told
-  not to, and the fake does not stream); errors ``{"error": "..."}``.
+- ``POST /api/chat`` Ollama: no auth; errors ``{"error": "..."}``. As Ollama, it streams
+  unless the body says ``"stream": false``: NDJSON (``application/x-ndjson``), one
+  ``{"model", "created_at", "message": {"role", "content"}, "done": false}`` line per word,
+  then a last line with ``"done": true``, ``done_reason``, ``prompt_eval_count`` and
+  ``eval_count``.
 - ``GET /_stats``: ``requests_total``, ``by_route``, ``by_status``, ``faults`` (count per kind),
   ``unique_bodies``, ``in_flight``, ``max_in_flight``, ``config``, and ``requests``: the last
   ``max_recorded`` requests, each ``{seq, time, route, method, path, headers, body (raw text),

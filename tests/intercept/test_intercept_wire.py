@@ -14,6 +14,7 @@ from harness.calls.limits import RateLimits
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import (
+    answer_end,
     app_request,
     broken,
     envelope,
@@ -26,7 +27,7 @@ from harness.intercept.wire import (
     summary,
 )
 from harness.testing._fake_llm_replies import Reply
-from harness.testing._fake_llm_streams import anthropic_events, openai_chunks
+from harness.testing._fake_llm_streams import anthropic_events, ollama_lines, openai_chunks
 
 CHAT = {
     "model": "gpt-4o-mini",
@@ -249,6 +250,40 @@ def test_summaries_of_streams() -> None:
     plain = openai_chunks(reply, "m", 1, include_usage=False)
     raw = {"status": 200, "content_type": "text/event-stream", "text": "".join(plain)}
     assert summary(raw) == ("Answer: one two", None, None)
+
+
+def test_ollama_streams_are_read_as_ndjson() -> None:
+    # Ollama streams unless told not to: one JSON object a line, counts and reason in the last.
+    reply = Reply(text="Answer: one two", truncated=True, input_tokens=6, output_tokens=3)
+    answer = {
+        "model": "m",
+        "created_at": "2026-01-01T00:00:00Z",
+        "message": {"role": "assistant", "content": reply.text},
+        "done_reason": "length",
+        "done": True,
+        "prompt_eval_count": 6,
+        "eval_count": 3,
+    }
+    content = "".join(ollama_lines(reply, answer)).encode()
+    raw = envelope(200, "application/x-ndjson", content)
+    assert raw["text"] == content.decode() and envelope_body(raw) == content  # byte for byte
+    assert summary(raw) == ("Answer: one two", 6, 3)
+    assert answer_end(raw) == {**answer, "message": {"role": "assistant", "content": ""}}
+    assert app_provider("ollama", "m", None).stopped_early(raw) == (
+        "the answer was cut off at its token limit (done_reason 'length')"
+    )
+    generate = (
+        b'{"model":"m","response":"Hi","done":false}\r\n'
+        b'{"model":"m","response":" there","done":false}\n'
+        b'{"model":"m","response":"","done":true,"done_reason":"stop",'
+        b'"prompt_eval_count":2,"eval_count":2}\n\n'
+    )
+    raw = envelope(200, "application/x-ndjson; charset=utf-8", generate)
+    assert summary(raw) == ("Hi there", 2, 2)
+    assert answer_end(raw) is not None and answer_end(raw)["done_reason"] == "stop"
+    unfinished = envelope(200, "application/x-ndjson", content.rsplit(b"\n", 2)[0] + b"\n")
+    assert summary(unfinished) == ("Answer: one two", None, None)
+    assert answer_end(unfinished) is None
 
 
 def test_streams_end_as_their_format_says() -> None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -139,6 +140,14 @@ APP_CUT_OFF = (
 APP_FILTERED = f"warning: 2 of 4 {APP} got answers stopped by the provider's content filter\n"
 
 
+def outputs(home: Path, run_id: str) -> list[str]:
+    with duckdb.connect(str(home / "harness.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT output FROM outputs WHERE run_id = ? ORDER BY example_id", [run_id]
+        ).fetchall()
+    return [output for (output,) in rows]
+
+
 def questions(tmp_path: Path) -> None:
     path = tmp_path / "questions.jsonl"
     asked = ["Where is Paris?", "Who created Python?", "How long is the Nile?", "Why?"]
@@ -242,10 +251,18 @@ def test_app_responses_api_calls_cut_off_or_filtered_are_counted(
     assert APP_CUT_OFF in err and "filter" not in err
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_app_ollama_calls_cut_off_are_counted(
-    tmp_path: Path, home: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+    stream: bool,
+    tmp_path: Path,
+    home: Path,
+    server: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Ollama's own /api/chat (at OLLAMA_HOST, intercepted) says it with done_reason 'length'.
+    # Ollama's own /api/chat (at OLLAMA_HOST, intercepted) says it with done_reason 'length';
+    # streamed (NDJSON, the ollama client's default), in its last line, with the counts.
+    if stream:
+        monkeypatch.setenv("APP_STREAM", "1")
     monkeypatch.setenv("OLLAMA_HOST", server.url)
     questions(tmp_path)
     model = ("--model", "python:harness_app_models:ask_ollama_briefly", "--metric", "word_count")
@@ -259,8 +276,16 @@ def test_app_ollama_calls_cut_off_are_counted(
     assert document["calls"]["app"]["input_tokens"] > 0
     assert document["warnings"] == [APP_CUT_OFF[len("warning: ") : -1]]
     code, out, err = invoke(
-        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow"
+        "run", "--data", "questions", *model, "--cache", "replay", "--no-mlflow", "--json"
     )
     assert code == 0, err
-    assert "app calls: 0 sent, 4 from cache" in out
-    assert APP_CUT_OFF in err
+    replayed = json.loads(out)
+    assert replayed["calls"]["app"]["cache_hits"] == 4
+    assert replayed["warnings"] == document["warnings"]
+    assert replayed["calls"]["app"]["cut_off"] == 4
+    # the tokens the hits did not pay for: the same counts, read from the stored answers
+    assert (
+        replayed["calls"]["app"]["saved_input_tokens"] == document["calls"]["app"]["input_tokens"]
+    )
+    assert replayed["calls"]["app"]["saved_output_tokens"] == 4
+    assert outputs(home, replayed["run_id"]) == outputs(home, document["run_id"]) == ["Answer:"] * 4

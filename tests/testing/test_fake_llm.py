@@ -349,9 +349,31 @@ def test_ollama_wire_format(server: FakeLLMServer, client: httpx.Client) -> None
     assert data["message"] == {"role": "assistant", "content": "Answer: Why is the sky blue?"}
     assert (data["model"], data["done"], data["done_reason"]) == ("gpt-test", True, "stop")
     assert (data["prompt_eval_count"], data["eval_count"]) == (5, 6)
-    streaming = client.post(server.url + "/api/chat", json=chat("Why?"))
-    assert streaming.status_code == 400
-    assert "stream" in streaming.json()["error"]
+
+
+def test_ollama_chat_stream(server: FakeLLMServer, client: httpx.Client) -> None:
+    # Ollama streams unless told not to: NDJSON, one chunk per line, the last done with counts.
+    for body in (chat("Why is the sky blue?"), chat("Why is the sky blue?", stream=True)):
+        response = client.post(server.url + "/api/chat", json=body)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        assert response.text.endswith("}\n")
+        chunks = [json.loads(line) for line in response.text.splitlines()]
+        assert all(c["model"] == "gpt-test" and "created_at" in c for c in chunks)
+        assert [c["done"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        text = "".join(c["message"]["content"] for c in chunks)
+        assert text == "Answer: Why is the sky blue?"
+        assert {c["message"]["role"] for c in chunks} == {"assistant"}
+        assert all("eval_count" not in c for c in chunks[:-1])
+        last = chunks[-1]
+        assert (last["done_reason"], last["prompt_eval_count"], last["eval_count"]) == (
+            "stop",
+            5,
+            6,
+        )
+    brief = chat("Why is the sky blue?", options={"num_predict": 2})
+    last = json.loads(client.post(server.url + "/api/chat", json=brief).text.splitlines()[-1])
+    assert (last["done_reason"], last["eval_count"]) == ("length", 2)
 
 
 def test_same_request_same_reply(server: FakeLLMServer, client: httpx.Client) -> None:
