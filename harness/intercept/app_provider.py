@@ -9,10 +9,10 @@ a blocking client's miss is sent on the client's own transport from its own thre
 answer becomes a ``ProviderHTTPError`` that carries the answer (``response``) so the user's
 client can be handed it; it is retried when it is retryable, and never cached. A 2xx
 answer that is not what its content type promises (``wire.broken``: JSON that does not
-parse, an HTML page, a stream cut before its end) is a retryable ``ProviderResponseError``,
-never cached either: the client could not read it, and every later run would replay it.
-An answer that contains one of the request's credentials, or one from the environment, is refused
-rather than stored.
+parse, an HTML page, a stream cut before its end or failed midway) is a retryable
+``ProviderResponseError``, never cached either: the client could not read it, and every later
+run would replay it. An answer that contains one of the request's credentials, or one from the
+environment, is refused rather than stored.
 
 An ``AppProvider``'s scheme is the API of the endpoint (``openai``, ``anthropic``, ...), so
 its calls are priced, and rate-limited by ``[providers.NAME]``, like harness's own calls to

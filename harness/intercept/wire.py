@@ -64,6 +64,7 @@ __all__ = [
     "json_call",
     "key_url",
     "live_headers",
+    "ndjson_ended",
     "stream_ended",
     "summary",
 ]
@@ -253,7 +254,8 @@ def broken(raw: Mapping[str, Any]) -> str | None:
     """What is wrong with a 2xx answer that is not what its content type promises (the
     client could not read it, and stored it would be replayed on every later run), or None:
     JSON that does not parse (a cut-off body, a gateway's HTML page sent as JSON), an HTML
-    page, a server-sent event stream that stops before its end (``stream_ended``)."""
+    page, a server-sent event stream that stops before its end (``stream_ended``), an NDJSON
+    stream that does (``ndjson_ended``)."""
     kind = str(raw.get("content_type") or "").split(";")[0].strip().lower()
     if (kind == "application/json" or kind.endswith("+json")) and "json" not in raw:
         return "a body that is not JSON"
@@ -262,6 +264,10 @@ def broken(raw: Mapping[str, Any]) -> str | None:
     if kind == "text/event-stream":
         text = raw.get("text")
         if not isinstance(text, str) or not stream_ended(text):
+            return "a stream that stops before its end"
+    if "ndjson" in kind:
+        text = raw.get("text")
+        if not isinstance(text, str) or not ndjson_ended(text):
             return "a stream that stops before its end"
     return None
 
@@ -527,6 +533,23 @@ def _ndjson_chunk(line: str) -> Mapping[str, Any] | None:
     except ValueError:
         return None
     return chunk if isinstance(chunk, Mapping) else None
+
+
+def ndjson_ended(stream: str) -> bool:
+    """Whether an NDJSON stream reached its end: Ollama's (its chunks say ``done``) when its
+    last chunk is the one with ``"done": true``; one with an error line never has (the model
+    failed midway, and Ollama says so in the stream, its 200 long sent); a stream of another
+    format when it holds a line."""
+    chunks = [
+        chunk
+        for line in stream.split("\n")
+        if line.strip() and (chunk := _ndjson_chunk(line)) is not None
+    ]
+    if any("error" in chunk for chunk in chunks):
+        return False
+    if any("done" in chunk for chunk in chunks):
+        return chunks[-1].get("done") is True
+    return bool(chunks)
 
 
 def _ndjson_summary(stream: str) -> tuple[str, int | None, int | None]:

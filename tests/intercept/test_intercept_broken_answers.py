@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -80,6 +81,7 @@ class _Streams:
     def __init__(self) -> None:
         self.bodies: list[str] = []
         self.sent = 0
+        self.content_type = "text/event-stream"
         streams = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,7 +90,7 @@ class _Streams:
                 body = streams.bodies[min(streams.sent, len(streams.bodies) - 1)].encode()
                 streams.sent += 1
                 self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-type", streams.content_type)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -107,6 +109,7 @@ def streams(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Streams]:
     thread.start()
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
     yield server
@@ -211,3 +214,35 @@ def test_an_anthropic_stream_without_message_stop_is_retried(
         assert "".join(events.text_stream) == "Hi"
     assert recorder.stats["app"]["retries"] == 1 and recorder.written == 1
     assert "message_stop" in cassette.read_text()
+
+
+def test_an_ollama_stream_that_fails_midway_is_retried(
+    streams: _Streams, tmp_path: Path, home: Path
+) -> None:
+    # Ollama streams NDJSON; a model that fails midway ends it with an error line, never with
+    # the "done": true chunk (and a client reading it raises on that line).
+    (home / "harness.toml").write_text(RETRIES)
+    cassette = tmp_path / "c.jsonl"
+    head = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
+    hi = {**head, "message": {"role": "assistant", "content": "Hi"}, "done": False}
+    done = {**head, "message": {"role": "assistant", "content": ""}, "done": True}
+    done.update(done_reason="stop", prompt_eval_count=1, eval_count=1)
+    failed = {"error": "an error was encountered while running the model"}
+    streams.content_type = "application/x-ndjson"
+    streams.bodies = [
+        "".join(json.dumps(c) + "\n" for c in body) for body in ([hi, failed], [hi, done])
+    ]
+    question = {"model": "m", "messages": [{"role": "user", "content": "Q?"}], "stream": True}
+
+    def ask_ollama() -> str:
+        with httpx.stream("POST", streams.url + "/api/chat", json=question) as response:
+            chunks = [json.loads(line) for line in response.iter_lines() if line]
+        assert all("error" not in c for c in chunks), chunks
+        return "".join(c["message"]["content"] for c in chunks)
+
+    with harness.replay(cassette, mode="use", home=home) as recorder:
+        assert ask_ollama() == "Hi"
+    assert recorder.stats["app"]["retries"] == 1 and recorder.written == 1
+    assert "error" not in cassette.read_text()
+    with harness.replay(cassette, home=home):
+        assert ask_ollama() == "Hi"

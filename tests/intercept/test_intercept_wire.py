@@ -320,6 +320,13 @@ def test_broken_answers() -> None:
     assert broken(raw("text/event-stream", b'data: {"choices":[]}\n\n')) == (
         "a stream that stops before its end"
     )
+    ollama = b'{"message":{"content":"Hi"},"done":false}\n'
+    done = b'{"message":{"content":""},"done":true,"done_reason":"stop"}\n'
+    assert broken(raw("application/x-ndjson", ollama + done)) is None
+    assert broken(raw("application/x-ndjson", ollama)) == "a stream that stops before its end"
+    failed = ollama + b'{"error":"the model failed"}\n'
+    assert broken(raw("application/x-ndjson", failed)) == "a stream that stops before its end"
+    assert broken(raw("application/x-ndjson", b'{"id":1}\n{"id":2}\n')) is None  # no format
     assert broken(raw("text/plain", b"fine")) is None
     assert broken(raw("application/octet-stream", b"\x00\x01")) is None
 
