@@ -35,17 +35,9 @@ from harness.errors import (
     ProviderResponseError,
     ProviderTimeout,
 )
+from harness.intercept.answers import answer_end, answer_usage, summary
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
-from harness.intercept.wire import (
-    AppRequest,
-    HTTPCall,
-    answer_end,
-    answer_usage,
-    broken,
-    envelope,
-    live_headers,
-    summary,
-)
+from harness.intercept.wire import AppRequest, HTTPCall, broken, envelope, live_headers
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers._http import (
     MAX_SERVER_MESSAGE,

@@ -11,10 +11,10 @@ import pytest
 
 from harness.cache import canonical_key, canonical_request, request_key
 from harness.calls.limits import RateLimits
+from harness.intercept.answers import answer_end, stream_ended, summary
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import environment_secrets, find_secret, header_secrets
 from harness.intercept.wire import (
-    answer_end,
     app_request,
     broken,
     envelope,
@@ -23,8 +23,6 @@ from harness.intercept.wire import (
     http_response,
     json_call,
     key_url,
-    stream_ended,
-    summary,
 )
 from harness.testing._fake_llm_replies import Reply
 from harness.testing._fake_llm_streams import anthropic_events, ollama_lines, openai_chunks
