@@ -165,3 +165,12 @@ def test_a_mean_with_spread_or_declared_0_1_is_unchanged() -> None:
     assert (estimate.low, estimate.high) == pytest.approx(scipy_t_interval(values), rel=1e-9)
     rate = estimate_mean(np.ones(3), binary=True)  # Wilson's interval has a width: [0.44, 1]
     assert rate.method == "wilson" and rate.low < 1 and rate.interval_note is None
+
+
+def test_scores_that_are_all_the_same_have_no_correlation_despite_float_rounding() -> None:
+    # 60 rows that all scored 0.0714 in both runs: numpy's std of them is 1.4e-17, not 0,
+    # and corrcoef then said r = 1 (compare's 'r' column showed 1 on 60 rows, '–' on 12).
+    scores = np.full(60, 0.0714)
+    assert np.std(scores) > 0
+    assert paired_difference(scores, scores).correlation is None
+    assert paired_difference(scores, np.full(60, 0.5)).correlation is None
