@@ -132,7 +132,7 @@ def test_slice_means_and_intervals_match_pandas_statsmodels_and_scipy() -> None:
     document = table.as_dict()
     assert document["column"] == "topic" and document["overall"]["value"] is None
     first = document["slices"][0]["metrics"]["token_f1"]
-    assert set(first) == {"count", "mean", "se", "ci", "interval"}
+    assert set(first) == {"count", "mean", "se", "ci", "interval", "interval_note"}
     records = pd.DataFrame(table.records())
     assert len(records) == (1 + len(table.slices)) * len(table.metrics)
     assert list(records.loc[records["value"] == "(all)", "metric"]) == table.metrics
@@ -183,3 +183,34 @@ def test_an_empty_csv_cell_is_a_row_without_a_value(tmp_path: Path, home: Path) 
     labels = column_labels(rows, "n", "--by")
     assert labels == ["3", None, "10"]
     assert sort_labels(labels) == ["3", "10", None]
+
+
+def test_a_slice_with_no_spread_says_why_it_has_no_interval(tmp_path: Path) -> None:
+    """A scale whose rows all scored the same had a blank 95% CI cell in `runs show --by`
+    (and nothing in --json but "interval": "none"); the cell and the JSON now say why."""
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from tests.compare.run_files import write_run
+
+    run = write_run(
+        tmp_path / "run.jsonl", run_id="flat0000aaaa",
+        scores={"const": [0.0714] * 60, "token_f1": [float(i % 2) for i in range(60)]},
+        extra=[{"topic": "a" if i % 3 else "b"} for i in range(60)],
+    )  # fmt: skip
+    shown = CliRunner().invoke(cli, ["runs", "show", str(run), "--by", "topic"])
+    assert shown.exit_code == 0, shown.output
+    const = [line for line in shown.output.splitlines() if "0.0714" in line]
+    assert len(const) == 3 and all(line.rstrip().endswith("none (no spread)") for line in const)
+    f1 = [line for line in shown.output.splitlines() if line.startswith("token_f1")]
+    assert "[0.37, 0.63]" in f1[0]
+    shown = CliRunner().invoke(cli, ["runs", "show", str(run), "--by", "topic", "--json"])
+    (table,) = json.loads(shown.output)["slices"]
+    overall = table["overall"]["metrics"]
+    assert overall["const"]["ci"] == [None, None] and overall["const"]["interval"] == "none"
+    assert overall["const"]["interval_note"] == (
+        "every row scored 0.0714: with no spread over 60 rows there is no interval"
+    )
+    assert overall["token_f1"]["interval_note"] is None

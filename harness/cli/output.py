@@ -85,10 +85,17 @@ def print_slices(tables: Sequence[Any]) -> None:
                     "(none)" if value is None else value,
                     f"{m.n}" if m.n == s.rows else f"{m.n} of {s.rows}",
                     fmt(m.mean) if m.n else "",
-                    "" if m.low != m.low else f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]",
+                    _slice_interval(m),
                 )
             shown.add_section()
         console.print(shown)
+
+
+def _slice_interval(m: Any) -> str:
+    """The 95% CI cell: blank with fewer than two rows, says why with rows but no spread."""
+    if m.low == m.low:
+        return f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]"
+    return "none (no spread)" if m.interval_note else ""
 
 
 def fmt(value: Any, digits: int = 4) -> str:

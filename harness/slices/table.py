@@ -76,6 +76,7 @@ class Slice:
                     "se": _finite(m.se),
                     "ci": [_finite(m.low), _finite(m.high)],
                     "interval": m.method,
+                    "interval_note": m.interval_note,
                 }
                 for metric, m in self.means.items()
             },
