@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from harness.compare.paired import Margin, metric_result, parse_margin, with_verdict
-from harness.compare.result import CandidateResult, Comparison, MetricResult
+from harness.compare.result import CandidateResult, Comparison, MetricResult, mean_notes
 from harness.compare.rows import flipped_rows
 from harness.compare.slices import compare_slices
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
@@ -152,7 +152,7 @@ def _compare_one(
     # A metric whose rows all changed alike, on too few rows for an interval: say why its
     # cell is empty.
     notes += [f"{m.metric}: {m.stats.interval_note}" for m in metrics if m.stats.interval_note]
-    notes += [note for m in metrics for note in _mean_notes(m)]
+    notes += [note for m in metrics for note in mean_notes(m)]
     slices = []
     if by:
         slices = compare_slices(
@@ -225,16 +225,3 @@ def _sample_note(
     return (
         f"SAMPLES: {'; '.join(sides)}; compared on the {n_common} rows both have, and only on those"
     )
-
-
-def _mean_notes(metric: MetricResult) -> list[str]:
-    """Why a run's mean has no interval though it has rows (its scores have no spread, on
-    too few rows for the sign test's interval): one note for both runs when they agree."""
-    base, candidate = metric.stats.base.interval_note, metric.stats.candidate.interval_note
-    if base and base == candidate:
-        return [f"{metric.metric}, both runs: {base}"]
-    return [
-        f"{metric.metric}, {side}: {note}"
-        for side, note in (("base", base), ("candidate", candidate))
-        if note
-    ]

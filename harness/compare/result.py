@@ -139,13 +139,37 @@ class SliceComparison:
     paired: int
     metrics: list[MetricResult]
 
+    @property
+    def notes(self) -> list[str]:
+        """Why a cell of the slice has no interval though it has rows (no spread), as the
+        notes of the comparison over all rows say: each named by its slice."""
+        where = f"{self.column} {'(none)' if self.value is None else self.value}"
+        notes = [f"{m.metric}: {m.stats.interval_note}" for m in self.metrics
+                 if m.stats.interval_note]  # fmt: skip
+        notes += [note for m in self.metrics for note in mean_notes(m)]
+        return [f"{where}: {note}" for note in notes]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "column": self.column,
             "value": self.value,
             "paired": self.paired,
             "metrics": [m.as_dict() for m in self.metrics],
+            "notes": self.notes,
         }
+
+
+def mean_notes(metric: MetricResult) -> list[str]:
+    """Why a run's mean has no interval though it has rows (its scores have no spread, on
+    too few rows for the sign test's interval): one note for both runs when they agree."""
+    base, candidate = metric.stats.base.interval_note, metric.stats.candidate.interval_note
+    if base and base == candidate:
+        return [f"{metric.metric}, both runs: {base}"]
+    return [
+        f"{metric.metric}, {side}: {note}"
+        for side, note in (("base", base), ("candidate", candidate))
+        if note
+    ]
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,33 @@ def test_a_by_column_no_row_has_is_refused_before_any_output(
     code, out, err = invoke("compare", str(base), str(cand), "--by", "topic", "--by", "site")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "--by site: no row has that column" in err
+
+
+def test_a_slice_cell_with_no_interval_says_why_on_every_surface(tmp_path: Path) -> None:
+    """A slice whose rows all changed alike (every row 4 -> 3) on fewer than 6 rows showed
+    '-1 –' and a base mean with no interval in compare --by, --markdown and the report, with
+    no word why (only the overall table had notes); each surface now notes it per slice."""
+    extra = [{"topic": "a" if i % 3 else "b"} for i in range(12)]
+    base = write_run(tmp_path / "base.jsonl", run_id="flatbase", extra=extra,
+                     scores={"judge": [4.0] * 12})  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="flatcand", extra=extra,
+                     scores={"judge": [3.0] * 12})  # fmt: skip
+    change = (
+        "topic b: judge: every row changed by -1: with no spread and 4 rows there is no "
+        "interval or MDE, and the p-value is the exact sign test's"
+    )
+    mean = "topic b: judge, base: every row scored 4: with no spread over 4 rows there is no "
+    mean += "interval"
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "topic")
+    assert code == 0
+    assert f"note: {change}" in out and f"note: {mean}" in out
+    assert "note: topic a: judge: every row" not in out  # 8 rows: the sign test's [-1, -1]
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "topic", "--markdown")
+    assert f"> **Note:** {change}" in out
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "topic", "--json")
+    (_, b) = json.loads(out)["candidates"][0]["slices"]
+    assert change in b["notes"] and b["metrics"][0]["ci"] == [None, None]
+    report = tmp_path / "report.html"
+    code, _, _ = invoke("report", str(base), str(cand), "--by", "topic", "-o", str(report))
+    assert code == 0
+    assert change.replace("'", "&#39;") in report.read_text(encoding="utf-8")

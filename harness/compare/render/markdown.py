@@ -119,6 +119,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
                     f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
                 )
         lines.append("")
+        notes = [note for s in slices for note in s.notes]
+        lines += [f"> **Note:** {_cell(note)}" for note in notes] + ([""] if notes else [])
     return lines
 
 

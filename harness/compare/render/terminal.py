@@ -124,8 +124,10 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
 
 
 def _slices(comparison: Comparison, candidate: CandidateResult) -> list[RenderableType]:
-    """A table per --by column: each value's rows, metric by metric."""
+    """A table per --by column: each value's rows, metric by metric, then why a cell has
+    no interval."""
     from rich.table import Table
+    from rich.text import Text
 
     out: list[RenderableType] = []
     for column in comparison.by:
@@ -143,6 +145,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
                 table.add_row(f"{value} ({s.paired} rows)" if i == 0 else "", *_metric_cells(m))
             table.add_section()
         out.append(table)
+        out += [Text(f"note: {note}", style="yellow") for s in slices for note in s.notes]
     return out
 
 
