@@ -32,7 +32,8 @@ class SliceLine:
     value: str  # "(all)" for the overall line, "(none)" for rows without a value
     rows: int
     errors: int
-    means: list[tuple[str, int]]  # per metric: "mean [low, high]" (or "–") and its rows
+    # per metric: "mean [low, high]" (or "–", or "mean (no spread)") and its rows
+    means: list[tuple[str, int]]
     overall: bool = False
 
 
@@ -98,7 +99,8 @@ def _line(s: Slice, metrics: Sequence[str], *, overall: bool = False) -> SliceLi
     means = []
     for metric in metrics:
         m = s.means[metric]
-        means.append((mean_ci(m.mean, m.low, m.high) if m.n else "–", m.n))
+        text = mean_ci(m.mean, m.low, m.high) if m.n else "–"
+        means.append((f"{text} (no spread)" if m.interval_note else text, m.n))
     value = "(all)" if overall else "(none)" if s.value is None else s.value
     return SliceLine(value, s.rows, s.errors, means, overall)
 

@@ -54,6 +54,7 @@ def expected_tables(slices: list[dict]) -> dict[str, dict[str, dict[str, object]
             for metric, m in s["metrics"].items():
                 low, high = m["ci"]
                 text = mean_ci(_f(m["mean"]), _f(low), _f(high)) if m["count"] else "–"
+                text += " (no spread)" if m["interval_note"] else ""
                 line[metric] = (text, m["count"])
             lines[name] = line
         tables[table["column"]] = lines
@@ -147,3 +148,30 @@ def test_a_comparison_report_by_a_column_shows_what_compare_by_says(
     assert seen == sum(len(s["metrics"]) for s in candidate["slices"]) > 0
     # Each run's own means by the same column come after the comparison.
     assert set(slice_tables(html)) == {"final_decision"}
+
+
+def test_a_mean_with_no_spread_says_why_it_has_no_interval(tmp_path: Path) -> None:
+    """A scale whose rows all scored the same showed '0.0714  60 rows' in the Scores card
+    and '0.0714' in the slice table, with no interval and no word why, while the card's
+    text promises a 95% interval; both now say there is no spread."""
+    from tests.compare.run_files import write_run
+
+    run = write_run(
+        tmp_path / "run.jsonl", run_id="flat0000aaaa",
+        scores={"const": [0.0714] * 60, "f1": [float(i % 2) for i in range(60)]},
+        extra=[{"topic": "a" if i % 3 else "b"} for i in range(60)],
+    )  # fmt: skip
+    out = tmp_path / "report.html"
+    ok(invoke(tmp_path, "report", str(run), "--by", "topic", "-o", str(out)))
+    html = out.read_text(encoding="utf-8")
+    card = re.search(r'<div class="metric" data-metric="const">.*?</p>', html, re.S)
+    assert card is not None
+    assert "every row scored 0.0714: with no spread over 60 rows there is no interval" in (
+        card.group(0)
+    )
+    f1_card = re.search(r'<div class="metric" data-metric="f1">.*?</p>', html, re.S)
+    assert f1_card is not None and "no-interval" not in f1_card.group(0)
+    table = slice_tables(html)["topic"]
+    assert table["(all)"]["const"] == ("0.0714 (no spread)", 60)
+    assert table["b"]["const"] == ("0.0714 (no spread)", 20)
+    assert table["(all)"]["f1"][0].startswith("0.5 [")
