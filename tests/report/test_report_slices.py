@@ -175,3 +175,18 @@ def test_a_mean_with_no_spread_says_why_it_has_no_interval(tmp_path: Path) -> No
     assert table["(all)"]["const"] == ("0.0714 (no spread)", 60)
     assert table["b"]["const"] == ("0.0714 (no spread)", 20)
     assert table["(all)"]["f1"][0].startswith("0.5 [")
+
+
+def test_the_scores_text_says_wilson_is_for_metrics_that_declare_0_1(tmp_path: Path) -> None:
+    """The Scores text said 'Wilson's for 0/1 scores' above an undeclared metric that scored
+    only 0 and 1 and got Student's t: the method follows the declaration, and it says so."""
+    from tests.compare.run_files import write_run
+
+    run = write_run(tmp_path / "run.jsonl", run_id="rate0000aaaa", binary=["exact_match"],
+                    scores={"exact_match": [1.0, 0.0, 1.0], "f1": [1.0, 0.0, 1.0]})  # fmt: skip
+    out = tmp_path / "report.html"
+    ok(invoke(tmp_path, "report", str(run), "-o", str(out)))
+    html = unescape(out.read_text(encoding="utf-8"))
+    assert "Wilson's for 0/1 scores" not in html
+    assert "Wilson's for a metric that declares 0/1 scores" in html
+    assert "0.6667 [0.208, 0.939]" in html and "0.6667 [-0.768, 2.1]" in html
