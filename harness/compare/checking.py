@@ -258,6 +258,8 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
         outcome, finding = UNDECIDED, "cannot tell"
         if stats.no_spread:
             needed = _rows_needed_sign(stats.n, change, margin, stats.clusters, alpha)
+        elif stats.discordant is not None and stats.df is None and not stats.clusters:
+            needed = _rows_needed_adjusted(stats.n, stats.discordant, direction, margin, alpha)
         else:
             needed = _rows_needed(
                 stats.n, stats.interval_se, change, margin, stats.clusters, stats.df, alpha
@@ -302,6 +304,41 @@ def _rows_needed_sign(
         return None
     needed = math.floor(math.log2(2 / alpha)) + 1
     return needed if needed > n else None
+
+
+def _rows_needed_adjusted(
+    n: int, discordant: tuple[int, int], direction: int, margin: float, alpha: float
+) -> int | None:
+    """0/1 scores: the fewest rows whose adjusted Wald interval (``harness.stats.paired``:
+    one discordant pair of each kind added) clears the allowed drop, if the rows keep
+    changing as measured (the same shares losing and gaining). Projecting the measured SE
+    instead counts the added pairs as if they were rows that changed: identical runs said
+    about 2,305 rows would tell at 3 rows and 300 at 60, where 137 do at any n."""
+    only_base, only_candidate = discordant
+    z = normal_quantile(1 - alpha / 2)
+    side = (only_candidate - only_base) * direction / n + margin  # > 0: toward "not worse"
+    if abs(side) < 1e-12:
+        return None
+
+    def clears(rows: int) -> bool:
+        lost = (only_base * rows / n + 1) / (rows + 2)
+        gained = (only_candidate * rows / n + 1) / (rows + 2)
+        center = (gained - lost) * direction
+        se = math.sqrt(max(lost + gained - (gained - lost) ** 2, 0.0) / (rows + 2))
+        return (center + margin) * math.copysign(1.0, side) >= z * se
+
+    low = high = n + 1
+    while not clears(high):
+        if high > 10**9:  # a change that sits too near the bound: no count says it
+            return None
+        low, high = high + 1, 2 * high
+    while low < high:
+        middle = (low + high) // 2
+        if clears(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _rows_needed(

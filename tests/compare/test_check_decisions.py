@@ -158,3 +158,25 @@ def test_rows_needed_on_few_rows_is_where_the_t_interval_clears_the_drop(tmp_pat
 
     assert half_width(needed) <= distance < half_width(needed - 1)
     assert f"about {needed:,} rows would tell" in gate["reason"]
+
+
+@pytest.mark.parametrize("rows", [3, 6, 60])
+def test_rows_needed_for_0_1_scores_projects_the_adjusted_interval(
+    tmp_path: Path, rows: int
+) -> None:
+    """Identical 0/1 runs: the rows that would tell are where the adjusted Wald interval of
+    identical rows clears the drop, the same whatever n (projecting the measured SE, which
+    holds the interval's added pairs, said 2,305 at 3 rows, 1,801 at 6 and 300 at 60)."""
+    base = np.ones(rows)
+    write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": base})
+    write_run(tmp_path / "cand.jsonl", run_id="cand", scores={"exact_match": base})
+    code, doc = check(tmp_path, "--max-drop", "exact_match=0.02")
+    gate = doc["gates"][0]
+    assert code == 3 and gate["finding"] == "cannot tell", gate
+    needed = gate["rows_needed"]
+
+    def low(n: int) -> float:  # the interval harness gives identical runs of n rows
+        return paired_difference(np.ones(n), np.ones(n), binary=True).low
+
+    assert low(needed) >= -0.02 > low(needed - 1)
+    assert needed == 137
