@@ -108,3 +108,22 @@ def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_paylo
     empty = runs[0].record.table.slice(0, 0)
     none = ReportRun("empty", dataclasses.replace(base, table=empty), record_scores(base))
     assert json.loads(gzip.decompress(base64.b64decode(packed_rows([none], ["f1"]))))["rows"] == []
+
+
+def test_markdown_notes_stay_apart(tmp_path: Path, home: Path) -> None:
+    """Quoted note lines that follow one another are one paragraph in Markdown: two notes
+    (here two metrics with no spread on 3 rows) read as one run-on sentence in a GitHub
+    summary. Rendered by markdown-it (rich's own Markdown parser), each is its own quote."""
+    from markdown_it import MarkdownIt
+
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"f": [4.0] * 3, "g": [2.0] * 3})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"f": [3.0] * 3, "g": [1.0] * 3})
+    h = resolve_home(home)
+    comparison = compare(
+        load_run(str(tmp_path / "b.jsonl"), h), [load_run(str(tmp_path / "c.jsonl"), h)]
+    )
+    notes = [*comparison.notes, *comparison.candidates[0].notes]
+    assert len(notes) >= 2
+    rendered = MarkdownIt().render(comparison_markdown(comparison))
+    assert rendered.count("<blockquote>") == len(notes)
+    assert rendered.count("<strong>Note:</strong>") == len(notes)

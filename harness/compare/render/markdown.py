@@ -7,6 +7,7 @@ Cell text is escaped so an answer containing ``|`` or HTML cannot break the page
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 
 from harness.compare.result import (
     BETTER,
@@ -42,9 +43,15 @@ def _run(run: RunRef) -> str:
     )
 
 
+def _note_lines(notes: Iterable[str]) -> list[str]:
+    """Each note a quote of its own, a blank line after it: quoted lines that follow one
+    another are one paragraph in Markdown, so the notes ran together into one."""
+    return [line for note in notes for line in (f"> **Note:** {_cell(note)}", "")]
+
+
 def comparison_markdown(comparison: Comparison, *, heading: str = "###") -> str:
     lines = [f"{heading} harness compare", "", f"Base: {_run(comparison.base)}", ""]
-    lines += [f"> **Note:** {_cell(n)}" for n in comparison.notes]
+    lines += _note_lines(comparison.notes)
     for candidate in comparison.candidates:
         lines += _candidate(comparison, candidate, heading)
     return "\n".join(lines) + "\n"
@@ -52,9 +59,7 @@ def comparison_markdown(comparison: Comparison, *, heading: str = "###") -> str:
 
 def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str) -> list[str]:
     lines = [f"{heading}# Candidate: {_run(candidate.run)}", ""]
-    lines += [f"> **Note:** {_cell(n)}" for n in candidate.notes]
-    if candidate.notes:
-        lines.append("")
+    lines += _note_lines(candidate.notes)
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
     lines += [
         f"{candidate.paired:,} paired rows{cluster}. Means and changes with 95% intervals; "
@@ -120,7 +125,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
                 )
         lines.append("")
         notes = [note for s in slices for note in s.notes]
-        lines += [f"> **Note:** {_cell(note)}" for note in notes] + ([""] if notes else [])
+        lines += _note_lines(notes)
     return lines
 
 
@@ -179,7 +184,7 @@ def check_markdown(result: CheckResult) -> str:
     if result.baseline:
         lines.append(f"Baseline: {_run(result.baseline)}")
     lines.append("")
-    lines += [f"> **Note:** {_cell(n)}" for n in result.notes]
+    lines += _note_lines(result.notes)
     if result.gates:
         lines += ["", "| gate | result | observed | 95% CI | why |", "|---|---|---|---|---|"]
         for g in result.gates:
