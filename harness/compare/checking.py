@@ -26,7 +26,7 @@ metric with a better direction gets a ``max_drop`` gate at compare's default mar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare
@@ -327,9 +327,16 @@ def _rows_needed_adjusted(
         se = math.sqrt(max(lost + gained - (gained - lost) ** 2, 0.0) / (rows + 2))
         return (center + margin) * math.copysign(1.0, side) >= z * se
 
-    low = high = n + 1
+    return _fewest_rows(clears, n + 1)
+
+
+def _fewest_rows(clears: Callable[[int], bool], start: int) -> int | None:
+    """The fewest rows from ``start`` on that ``clears`` (which holds from some count on):
+    doubling, then bisecting. None when no count up to a billion does (a change that sits
+    too near the bound)."""
+    low = high = start
     while not clears(high):
-        if high > 10**9:  # a change that sits too near the bound: no count says it
+        if high > 10**9:
             return None
         low, high = high + 1, 2 * high
     while low < high:
@@ -365,14 +372,8 @@ def _rows_needed(
         def clears(rows: int) -> bool:
             return t_quantile(rows - 1, 1 - alpha / 2) * spread / math.sqrt(rows) <= distance
 
-        low = max(low, 2)
-        high = low
-        while not clears(high):
-            low, high = high + 1, 2 * high
-        while low < high:
-            middle = (low + high) // 2
-            if clears(middle):
-                high = middle
-            else:
-                low = middle + 1
+        found = _fewest_rows(clears, max(low, 2))
+        if found is None:
+            return None
+        low = found
     return low if low > n else None

@@ -200,8 +200,14 @@ def test_app_calls_filtered_are_counted_and_named(
     tmp_path: Path, home: Path, server: FakeLLMServer
 ) -> None:
     questions(tmp_path)
+    assert_two_app_calls_filtered(server, "python:harness_app_models:ask")
+
+
+def assert_two_app_calls_filtered(server: FakeLLMServer, model_uri: str) -> None:
+    """The fake server's content filter stops two app calls: counted, named, and again in
+    a replay of the cache."""
     server.configure(fault_script=["filtered", "filtered"])
-    model = ("--model", "python:harness_app_models:ask", "--metric", "word_count")
+    model = ("--model", model_uri, "--metric", "word_count")
     code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
     assert code == 0, err
     document = json.loads(out)
@@ -229,12 +235,7 @@ def test_app_responses_api_calls_cut_off_or_filtered_are_counted(
         monkeypatch.setenv("APP_STREAM", "1")
     questions(tmp_path)
     model = ("--model", "python:harness_app_models:ask_responses", "--metric", "word_count")
-    server.configure(fault_script=["filtered", "filtered"])
-    code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
-    assert code == 0, err
-    document = json.loads(out)
-    assert (document["calls"]["app"]["filtered"], document["calls"]["app"]["cut_off"]) == (2, 0)
-    assert document["warnings"] == [APP_FILTERED[len("warning: ") : -1]]
+    assert_two_app_calls_filtered(server, model[1])
 
     monkeypatch.setenv("APP_BRIEF", "1")
     code, out, err = invoke("run", "--data", "questions", *model, "--no-mlflow", "--json")
