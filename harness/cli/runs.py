@@ -140,7 +140,8 @@ def _mlflow_state(info: RunInfo) -> str:
 @click.option(
     "--columns",
     metavar="A,B,...",
-    help="With --rows: these columns (and id), e.g. output,error,token_f1.",
+    help="With --rows: these columns (and id), e.g. output,error,token_f1; the data's own "
+    "columns (final_decision, ...) and context show only when named here.",
 )
 @by_option
 @max_slices_option

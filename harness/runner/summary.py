@@ -51,13 +51,39 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """The per-row table: one row per example, one column per metric.
 
     Columns: id, input, expected (several answers joined with `` || ``), context, output,
-    error, latency_s, tokens, cached, then each metric's value (a judge's mean over its
-    samples), ``<name>/rationale`` for judges and for metrics that explain their scores,
-    ``<name>/error`` when a judge answer or a metric failed, and for a judge with several
-    samples ``<judge>/std``, ``<judge>/agreement`` and ``<judge>/self_disagreement``. This is
-    ``eval_results_table`` in ``evaluate`` and in MLflow.
+    error, latency_s, tokens, cached, the data's other columns (``_extra_columns``; a name
+    harness's table already uses keeps harness's column), then each metric's value (a
+    judge's mean over its samples), ``<name>/rationale`` for judges and for metrics that
+    explain their scores, ``<name>/error`` when a judge answer or a metric failed, and for
+    a judge with several samples ``<judge>/std``, ``<judge>/agreement`` and
+    ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in
+    MLflow.
     """
-    table = row_columns(outputs)
+    table = _with_metrics(row_columns(outputs), scores)
+    at = len(ROW_COLUMNS)
+    added = []
+    for name, values in _extra_columns(outputs).items():
+        if name not in table.columns:  # harness's own column or a metric's wins
+            table.insert(at + len(added), name, values)
+            added.append(name)
+    table.attrs["data_columns"] = added  # for ``select_rows``
+    return table
+
+
+def _extra_columns(outputs: pd.DataFrame) -> dict[str, list[Any]]:
+    """The data's columns beyond id, input, expected and context, by name, in the order the
+    rows first name them (as ``mlflow.evaluate``'s table keeps the data's columns); a row
+    without one has None. Read from the examples' stored JSON (``outputs``' ``extra``)."""
+    if "extra" not in outputs.columns:  # a run file's rows: no extras stored
+        return {}
+    from harness.fastjson import loads_text
+
+    stored = [loads_text(text) if text and text != "{}" else None for text in outputs["extra"]]
+    names = list(dict.fromkeys(name for extra in stored if extra for name in extra))
+    return {name: [extra.get(name) if extra else None for extra in stored] for name in names}
+
+
+def _with_metrics(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return table
     values = scores.pivot_table(
@@ -246,9 +272,12 @@ def select_rows(
     """The rows and columns ``runs show --rows`` prints, and how many rows it leaves out.
 
     ``columns`` are kept in the order given (``id`` first, always); an unknown one is a
-    ConfigError that lists the table's columns.
+    ConfigError that lists the table's columns. Without them, the long columns and the
+    data's own (``results_table``'s ``data_columns``) are left out.
     """
     from harness.errors import ConfigError
+
+    hidden = {*_LONG_COLUMNS, *table.attrs.get("data_columns", ())}
 
     if errors_only:
         table = table[table["error"].notna()] if "error" in table.columns else table.iloc[:0]
@@ -260,7 +289,7 @@ def select_rows(
             )
         table = table[list(dict.fromkeys(["id", *columns]))]
     else:
-        table = table[[c for c in table.columns if c not in _LONG_COLUMNS]]
+        table = table[[c for c in table.columns if c not in hidden]]
     left_out = max(0, len(table) - limit) if limit is not None else 0
     return (table.head(limit) if limit is not None else table), left_out
 

@@ -509,7 +509,7 @@ def failures(db_path: Path, run_id: str, top: int = 5) -> tuple[dict[str, dict[s
 OUTPUTS_SQL = """
     SELECT o.example_id AS id, e.input, e.expected, e.context, o.output, o.error,
            o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd, o.request_key,
-           o.cached
+           o.cached, e.extra
     FROM outputs o
     JOIN runs r ON r.run_id = o.run_id
     LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version

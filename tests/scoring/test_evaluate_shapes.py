@@ -307,3 +307,47 @@ def test_an_infinite_metric_value_is_that_rows_metric_error(home: Path) -> None:
     ]
     report = CliRunner().invoke(cli, ["report", doc["run_id"], "-o", str(home / "r.html")])
     assert report.exit_code == 0, report.output
+
+
+def test_the_table_keeps_the_datas_other_columns_as_mlflow_does(home: Path) -> None:
+    import mlflow
+
+    from harness.config import resolve_home
+
+    data = pd.DataFrame(
+        {
+            "question": ["What is 2+2?", "Capital of France?", "Colour of the sky?"],
+            "answer": ["4", "Paris", "blue"],
+            "category": ["math", "geography", None],
+            "difficulty": [1, 2, 3],
+            "tags": [["easy"], [], ["easy", "nature"]],
+            "exact_match": ["theirs"] * 3,  # a metric's name: the metric's column wins
+        }
+    )
+    result = harness.evaluate(echo_question, data, targets="answer", metrics=["exact_match"])
+    table = result.tables["eval_results_table"]
+    cached_at = list(table.columns).index("cached")
+    assert list(table.columns)[cached_at + 1 :] == ["category", "difficulty", "tags", "exact_match"]
+    by_input = table.set_index("input")
+    assert by_input.loc["What is 2+2?", "category"] == "math"
+    assert pd.isna(by_input.loc["Colour of the sky?", "category"])
+    assert list(by_input["difficulty"]) == [1, 2, 3]
+    assert by_input.loc["Colour of the sky?", "tags"] == ["easy", "nature"]
+    assert set(table["exact_match"]) == {0.0}  # the metric's values, not the data's text
+
+    # The MLflow run's table artifact has them too.
+    client = mlflow.MlflowClient(resolve_home(home).tracking_uri)
+    artifact = client.download_artifacts(result.mlflow_run_id, "eval_results_table.json")
+    logged = json.loads(Path(artifact).read_text(encoding="utf-8"))
+    assert logged["columns"] == list(table.columns)
+    assert [row[logged["columns"].index("difficulty")] for row in logged["data"]] == [1, 2, 3]
+
+    # `runs show --rows` leaves them out unless named.
+    shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--rows"])
+    assert shown.exit_code == 0, shown.output
+    assert "difficulty" not in shown.stdout and "exact_match" in shown.stdout
+    named = CliRunner().invoke(
+        cli, ["runs", "show", result.run_id, "--rows", "--columns", "category,difficulty"]
+    )
+    assert named.exit_code == 0, named.output
+    assert "geography" in named.stdout and "difficulty" in named.stdout
