@@ -156,8 +156,8 @@ def evaluate(
     parameters, like ``params``. ``custom_artifacts`` are not supported.
 
     ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
-    ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count)
-    and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` values per column.
+    ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count,
+    ci_note) and ``metrics["NAME/mean/by/COLUMN/VALUE"]``, at most ``max_slices`` per column.
     ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
     by ``seed``, keeping each value's share of the ``stratify`` column.
     """

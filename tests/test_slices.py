@@ -147,6 +147,25 @@ def test_a_slice_of_one_row_has_no_interval() -> None:
     assert lone.as_dict()["metrics"]["token_f1"]["ci"] == [None, None]
 
 
+def test_the_slices_table_says_why_a_cell_has_no_interval() -> None:
+    """slices_table (MLflow's artifact, harness.evaluate's table) had ci_low and ci_high
+    null for a slice of one row or with no spread and no word why, where runs show --by and
+    the report say it; its ci_note now does, null where there is an interval."""
+    values = pd.DataFrame({"token_f1": [0.5, 0.7, 0.4, 0.4, 0.2]}, index=list("abcde"))
+    labels = pd.Series(["x", "x", "flat", "flat", "y"], index=list("abcde"), dtype=object)
+    records = slice_table("t", labels, values).records()
+    assert list(records[0]) == ["column", "value", "metric", "mean", "ci_low", "ci_high",
+                                "rows", "count", "ci_note"]  # fmt: skip
+    notes = {r["value"]: r["ci_note"] for r in records}
+    assert notes == {
+        "(all)": None,
+        "x": None,
+        "flat": "every row scored 0.4: with no spread over 2 rows there is no interval",
+        "y": "one row: an interval needs two or more",
+    }
+    assert [r["ci_low"] is None for r in records] == [False, True, False, True]
+
+
 def test_mlflow_names_are_names_mlflow_accepts() -> None:
     from mlflow.utils.validation import _validate_metric_name
 

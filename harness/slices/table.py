@@ -102,7 +102,8 @@ class SliceTable:
     def records(self) -> list[dict[str, Any]]:
         """One flat record per slice (overall first, value ``"(all)"``) and metric: the
         table logged to MLflow and returned by ``harness.evaluate``. The mean and its
-        interval come before the counts so MLflow's artifact view shows them unscrolled."""
+        interval come before the counts so MLflow's artifact view shows them unscrolled;
+        ``ci_note`` says why a mean has no interval (None when it has one)."""
         records = []
         for s in [self.overall, *self.slices]:
             value = "(all)" if s is self.overall else s.value
@@ -113,6 +114,7 @@ class SliceTable:
                         "column": self.column, "value": value, "metric": metric,
                         "mean": _finite(m.mean), "ci_low": _finite(m.low),
                         "ci_high": _finite(m.high), "rows": s.rows, "count": m.n,
+                        "ci_note": _ci_note(m),
                     }
                 )  # fmt: skip
         return records
@@ -164,6 +166,17 @@ def slice_table(
         for value in sort_labels(label_array.tolist())
     ]
     return SliceTable(column, overall, slices, metrics)
+
+
+def _ci_note(m: MeanEstimate) -> str | None:
+    """Why ``m`` has no interval: its ``interval_note`` when its scores have no spread (the
+    words of ``--json`` and the report), else too few rows (slices have no clusters);
+    None when it has one."""
+    if math.isfinite(m.low):
+        return None
+    if m.interval_note:
+        return m.interval_note
+    return "no row has a score" if m.n == 0 else "one row: an interval needs two or more"
 
 
 def _finite(value: float) -> float | None:

@@ -374,8 +374,11 @@ def test_slices_reach_mlflow_and_the_python_api(
     assert {"path": "slices_table.json", "type": "table"} in tables
     path = client.download_artifacts(result.mlflow_run_id, "slices_table.json")
     artifact = json.loads(Path(path).read_text(encoding="utf-8"))  # mlflow.log_table's shape
+    assert artifact["columns"] == ["column", "value", "metric", "mean", "ci_low", "ci_high",
+                                   "rows", "count", "ci_note"]  # fmt: skip
     frame = pd.DataFrame(artifact["data"], columns=artifact["columns"])
     assert frame["mean"].tolist() == pytest.approx(slices["mean"].tolist())
+    assert frame["ci_note"].isna().all()  # Wilson's interval: every slice has one
     assert frame["value"].tolist() == slices["value"].tolist()
 
     # Run again: the store exists and the configuration is registered, so the worker
