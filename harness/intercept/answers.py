@@ -4,8 +4,9 @@ ended, read from the stored form ``harness.intercept.wire`` keeps (``{"status",
 completions, Anthropic messages, the Responses API, Ollama), a server-sent event stream, or
 Ollama's NDJSON stream. ``summary`` fills the cache entry and the run's counters,
 ``answer_usage`` prices an Anthropic answer's prompt-cache tokens, ``answer_end`` tells a
-cut-off or filtered answer (``AppProvider.stopped_early``), and ``stream_ended`` /
-``ndjson_ended`` tell a stream cut before its end (``wire.broken``).
+cut-off or filtered answer (``AppProvider.stopped_early``), ``stream_ended`` /
+``ndjson_ended`` tell a stream cut before its end and ``stream_garbled`` /
+``ndjson_garbled`` one with an event the client cannot parse (``wire.broken``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ __all__ = [
     "answer_end",
     "answer_usage",
     "ndjson_ended",
+    "ndjson_garbled",
     "sse_data",
     "stream_ended",
+    "stream_garbled",
     "summary",
 ]
 
@@ -188,6 +191,18 @@ def ndjson_ended(stream: str) -> bool:
     return bool(chunks)
 
 
+def ndjson_garbled(stream: str) -> bool:
+    """Whether an NDJSON stream holds a line that is not JSON (cut, or garbled): a client
+    reading it raises on that line."""
+    for line in stream.split("\n"):  # not splitlines: JSON may hold a raw U+2028
+        if line.strip():
+            try:
+                loads_text(line)
+            except ValueError:
+                return True
+    return False
+
+
 def _ndjson_summary(stream: str) -> tuple[str, int | None, int | None]:
     """Ollama's NDJSON stream (``/api/chat``, ``/api/generate``): the text of every chunk's
     ``message.content`` (or ``response``); the counts of the last, ``"done": true``."""
@@ -259,6 +274,24 @@ def stream_ended(stream: str) -> bool:
             form = "responses"
             ended = ended or kind in _ANSWER_ENDS
     return ended if form != "other" else events > 0
+
+
+def stream_garbled(stream: str) -> bool:
+    """Whether a server-sent event stream of JSON events holds one whose data is not JSON
+    (cut, or garbled): the SDK reading it raises midway. A stream with no JSON event at
+    all is one of text (tokens), and the SDK reads it as such."""
+    parsed = garbled = False
+    for block in re.split(r"\r?\n\r?\n", stream):
+        lines = [line[5:].lstrip(" ") for line in block.splitlines() if line.startswith("data:")]
+        if not lines or lines == ["[DONE]"]:
+            continue
+        try:
+            json.loads("\n".join(lines))
+        except ValueError:
+            garbled = True
+        else:
+            parsed = True
+    return parsed and garbled
 
 
 def _stream_summary(stream: str) -> tuple[str, int | None, int | None]:

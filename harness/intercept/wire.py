@@ -45,7 +45,7 @@ import orjson
 
 from harness.cache.keys import canonical_fields
 from harness.fastjson import loads  # every intercepted call, hit or miss, reads JSON
-from harness.intercept.answers import ndjson_ended, stream_ended
+from harness.intercept.answers import ndjson_ended, ndjson_garbled, stream_ended, stream_garbled
 from harness.intercept.credentials import find_secret
 from harness.model_io import ModelRequest
 
@@ -251,7 +251,8 @@ def broken(raw: Mapping[str, Any]) -> str | None:
     client could not read it, and stored it would be replayed on every later run), or None:
     JSON that does not parse (a cut-off body, a gateway's HTML page sent as JSON), an HTML
     page, a server-sent event stream that stops before its end (``stream_ended``), an NDJSON
-    stream that does (``ndjson_ended``)."""
+    stream that does (``ndjson_ended``), a stream with an event (a line) that is not JSON
+    amid JSON ones (``stream_garbled``, ``ndjson_garbled``)."""
     kind = str(raw.get("content_type") or "").split(";")[0].strip().lower()
     if (kind == "application/json" or kind.endswith("+json")) and "json" not in raw:
         return "a body that is not JSON"
@@ -261,10 +262,14 @@ def broken(raw: Mapping[str, Any]) -> str | None:
         text = raw.get("text")
         if not isinstance(text, str) or not stream_ended(text):
             return "a stream that stops before its end"
+        if stream_garbled(text):
+            return "a stream with an event that is not JSON"
     if "ndjson" in kind:
         text = raw.get("text")
         if not isinstance(text, str) or not ndjson_ended(text):
             return "a stream that stops before its end"
+        if ndjson_garbled(text):
+            return "a stream with a line that is not JSON"
     return None
 
 

@@ -163,6 +163,52 @@ def test_a_stream_that_never_ends_fails_and_is_not_recorded(
     assert streams.sent == 3 and not cassette.exists()  # nothing recorded: no cassette
 
 
+def test_a_stream_with_an_event_that_is_not_json_is_retried(
+    streams: _Streams, tmp_path: Path, home: Path
+) -> None:
+    """A stream whose events ran to [DONE] but one of whose data lines was JSON cut in half
+    was stored as a good answer: the SDK raised JSONDecodeError reading it, on this run and
+    on every replay. It is now retried like a cut stream, and never stored."""
+    (home / "harness.toml").write_text(RETRIES)
+    cassette = tmp_path / "c.jsonl"
+    garbled = sse(chunk("Hel")) + 'data: {"id": "c1", "object": "chat.comp\n\n' + WHOLE
+    streams.bodies = [garbled, WHOLE]
+    with harness.replay(cassette, mode="use", home=home) as recorder:
+        assert streamed(openai.OpenAI(max_retries=0), "Q?") == "Hello"
+    assert recorder.stats["app"]["retries"] == 1 and recorder.written == 1
+    assert "chat.comp\\n" not in cassette.read_text() and streams.sent == 2
+    cassette.unlink()
+    streams.bodies, streams.sent = [garbled], 0
+    with (
+        pytest.raises(ProviderResponseError, match="a stream with an event that is not JSON"),
+        harness.replay(cassette, mode="use", home=home),
+        pytest.raises(openai.APIStatusError),
+    ):
+        streamed(openai.OpenAI(max_retries=0), "Q?")
+    assert streams.sent == 3 and not cassette.exists()
+
+
+def test_an_ndjson_stream_with_a_line_that_is_not_json_is_retried(
+    streams: _Streams, tmp_path: Path, home: Path
+) -> None:
+    (home / "harness.toml").write_text(RETRIES)
+    cassette = tmp_path / "c.jsonl"
+    head = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
+    hi = {**head, "message": {"role": "assistant", "content": "Hi"}, "done": False}
+    done = {**head, "message": {"role": "assistant", "content": ""}, "done": True}
+    streams.content_type = "application/x-ndjson"
+    whole = "".join(json.dumps(c) + "\n" for c in (hi, done))
+    streams.bodies = [json.dumps(hi)[:20] + "\n" + whole, whole]
+    question = {"model": "m", "messages": [{"role": "user", "content": "Q?"}], "stream": True}
+    with (
+        harness.replay(cassette, mode="use", home=home) as recorder,
+        httpx.stream("POST", streams.url + "/api/chat", json=question) as response,
+    ):
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert [c["done"] for c in lines] == [False, True]
+    assert recorder.stats["app"]["retries"] == 1 and recorder.written == 1
+
+
 def test_a_stream_that_finishes_without_done_is_kept(
     streams: _Streams, tmp_path: Path, home: Path
 ) -> None:
