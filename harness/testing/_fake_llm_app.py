@@ -253,8 +253,11 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         model = body.get("model")
         if not isinstance(model, str):
             model = endpoint or "fake"
-        if conversation.stream and plan.fault != "malformed":
+        if conversation.stream:
             events = dialect.events(reply, model, entry["seq"], conversation)
+            if plan.fault == "malformed":
+                state.malformed_sent += 1
+                events = _broken_stream(events, cut_off=not state.malformed_sent % 2)
             return await _stream(request, events, dialect.stream_type)
         payload = json.dumps(dialect.answer(reply, model, entry["seq"])).encode()
     if plan.fault == "malformed":
@@ -262,6 +265,20 @@ async def _answer(state: ServerState, dialect: Dialect, request: web.Request) ->
         state.malformed_sent += 1
         payload = payload[: len(payload) // 2] if state.malformed_sent % 2 else _NOT_JSON
     return web.Response(body=payload, content_type="application/json")
+
+
+def _broken_stream(events: list[str], *, cut_off: bool) -> list[str]:
+    """A stream as a client meets one broken (``malformed``): the middle event's JSON cut in
+    half, the events after it following to the stream's end; or (``cut_off``) the stream
+    ending in the middle of that event. SSE events and NDJSON lines alike."""
+    middle = len(events) // 2
+    event = events[middle]
+    if cut_off:
+        return [*events[:middle], event[: len(event) // 2]]
+    text = event.rstrip("\n")
+    start = max(text.find("{"), 0)  # after the SSE event's field names, if any
+    garbled = text[: start + (len(text) - start) // 2] + event[len(text) :]
+    return [*events[:middle], garbled, *events[middle + 1 :]]
 
 
 async def _stream(request: web.Request, events: list[str], content_type: str) -> web.StreamResponse:

@@ -82,7 +82,9 @@ arrival order, or taken from ``fault_script`` for the first requests:
 ``error_500``; ``error_429`` with ``Retry-After: retry_after_s`` (fractions allowed, so tests
 wait milliseconds) and ``retry-after-ms``; ``timeout`` (hold the request ``hang_s`` seconds,
 then close it unanswered); ``drop`` (close the connection without a response); ``malformed``
-(status 200 whose body is alternately cut in half and an HTML page). With
+(status 200 whose body is alternately cut in half and an HTML page; on a streamed request,
+alternately a stream whose middle event's JSON is cut in half, the rest following to its
+end, and a stream that ends in the middle of that event). With
 ``fault_once_per_body`` a body (byte-identical request) meets at most one fault, so a retry
 of it succeeds. The script step ``quota`` answers as an account that cannot pay: OpenAI's
 429 ``insufficient_quota`` (Anthropic's 400 "credit balance is too low"); the step

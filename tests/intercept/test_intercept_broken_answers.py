@@ -40,8 +40,9 @@ def test_a_broken_body_is_retried_and_the_good_answer_recorded(
 ) -> None:
     (home / "harness.toml").write_text(RETRIES)
     cassette = tmp_path / "c.jsonl"
-    # The fake's "malformed": a 200 application/json body cut in half, then an HTML page
-    # (for a stream request too: a gateway's answer, not a stream).
+    # The fake's "malformed": a 200 application/json body cut in half, then an HTML page;
+    # for a stream request a stream with an event's JSON cut in half, then one cut off in
+    # the middle of an event.
     llm.configure(fault_script=["malformed", "malformed", "ok"])
     client = openai.OpenAI(max_retries=0)
     with harness.replay(cassette, mode="use", home=home) as recorder:

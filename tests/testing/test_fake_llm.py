@@ -503,6 +503,47 @@ def test_malformed_bodies(server: FakeLLMServer, client: httpx.Client) -> None:
     assert html.text.startswith("<html>")
 
 
+def test_malformed_streams_are_broken_streams(server: FakeLLMServer, client: httpx.Client) -> None:
+    """A streamed request meeting "malformed" got half a JSON body as application/json, an
+    answer no stream ever is; it now gets a stream: one event's JSON cut in half amid the
+    others (the stream still ending in [DONE]), then a stream cut off in the middle of an
+    event, and the same for Ollama's NDJSON lines."""
+    server.configure(fault_script=["malformed"] * 4)
+    body = chat("Stream this answer. Please.", stream=True)
+    garbled, cut = openai(client, server, body), openai(client, server, body)
+    for response in (garbled, cut):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(garbled)
+    assert events[0][1].startswith('{"id":"chatcmpl-') and events[-1] == (None, "[DONE]")
+    unreadable = []
+    for _, data in events[:-1]:
+        try:
+            json.loads(data)
+        except json.JSONDecodeError:
+            unreadable.append(data)
+    assert len(unreadable) == 1 and unreadable[0].startswith('{"id":"chatcmpl-')
+    assert "[DONE]" not in cut.text and not cut.text.endswith("\n")
+    assert cut.text.rsplit("\n\n", 1)[-1].startswith("data: {")  # the last event, cut
+    garbled_lines, cut_lines = (
+        client.post(server.url + "/api/chat", json=chat("Why is the sky blue?")).text
+        for _ in range(2)
+    )
+    lines = garbled_lines.splitlines()
+    assert json.loads(lines[-1])["done"] is True
+    assert sum(1 for line in lines if not _parses(line)) == 1
+    assert not cut_lines.endswith("\n") and '"done":true' not in cut_lines
+    assert server.stats()["faults"]["malformed"] == 4
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def statuses(client: httpx.Client, server: FakeLLMServer, count: int) -> list[int]:
     return [openai(client, server, chat(f"q{i}")).status_code for i in range(count)]
 
