@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import resolve_home
 from harness.errors import DataError
+from harness.slices.labels import is_missing
 from harness.store.datasets import DatasetInfo, Example, save_dataset
 
 if TYPE_CHECKING:
@@ -366,10 +366,6 @@ def _unbytes(value: Any) -> Any:
     return value
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -384,7 +380,7 @@ def _answers(value: Any) -> tuple[str, ...]:
     """One expected answer, a list of them, or a JSON list written in a CSV cell."""
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
-    if _is_missing(value) or value == "":
+    if is_missing(value) or value == "":
         return ()
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         try:
@@ -394,14 +390,14 @@ def _answers(value: Any) -> tuple[str, ...]:
         if isinstance(parsed, list):
             value = parsed
     if isinstance(value, (list, tuple)):
-        return tuple(_text(v) for v in value if not _is_missing(v))
+        return tuple(_text(v) for v in value if not is_missing(v))
     return (_text(value),)
 
 
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, (str, int, float, bool, list, dict)):
         return value
@@ -431,17 +427,17 @@ def map_columns(
 def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) -> Example:
     """One source row (0-based ``position``) as an example; every unmapped column is extra."""
     raw_input = record[mapping["input"]]  # type: ignore[index]
-    if _is_missing(raw_input) or _text(raw_input).strip() == "":
+    if is_missing(raw_input) or _text(raw_input).strip() == "":
         raise DataError(f"row {position + 1}: empty {mapping['input']!r} (the input column)")
     id_column = mapping["id"]
     raw_id = record[id_column] if id_column else None
     raw_context = record[mapping["context"]] if mapping["context"] else None
     mapped = {c for c in mapping.values() if c}
     return Example(
-        id=str(position) if _is_missing(raw_id) else _text(raw_id),
+        id=str(position) if is_missing(raw_id) else _text(raw_id),
         input=_text(raw_input),
         expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
-        context=None if _is_missing(raw_context) else _text(raw_context),
+        context=None if is_missing(raw_context) else _text(raw_context),
         extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
     )
 

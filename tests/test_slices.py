@@ -35,6 +35,39 @@ def test_labels_are_text_whatever_the_cell() -> None:
     assert label(None) is None and label(float("nan")) is None
 
 
+def test_pandas_missing_values_are_rows_without_a_value(tmp_path: Path, home: Path) -> None:
+    """pandas' NA and NaT were labels of their own: a DataFrame's datetime column with a gap
+    was stored as the text 'NaT' and sliced as a 'NaT' slice, label(pd.NA) was '"<NA>"', and
+    slice_table given a nullable column's values raised 'boolean value of NA is ambiguous'.
+    Each is now a row without a value, the (none) slice, as None and NaN are."""
+    from harness.data import import_dataframe
+    from harness.slices import example_fields
+    from harness.store.datasets import load_examples
+
+    assert label(pd.NA) is None and label(pd.NaT) is None
+    frame = pd.DataFrame(
+        {
+            "input": ["a", "b", "c"],
+            "day": pd.to_datetime(["2024-01-01", None, "2024-01-01"]),
+            "level": pd.array([1, None, 2], dtype="Int64"),
+            "topic": pd.Series(["x", pd.NA, "y"], dtype=object),
+        }
+    )
+    info = import_dataframe(frame, name="gaps").dataset
+    rows = [example_fields(e) for e in load_examples(home / "harness.duckdb", info)]
+    assert rows[1]["day"] is None
+    for column in ("day", "level", "topic"):
+        assert column_labels(rows, column, "--by")[1] is None
+    values = pd.DataFrame({"m": [1.0, 0.0, 1.0]}, index=list("abc"))
+    for gaps in (
+        pd.Series(["x", None, "y"], index=list("abc"), dtype="string"),
+        pd.Series(["x", pd.NA, "y"], index=list("abc"), dtype=object),
+        pd.Series(["x", float("nan"), "y"], index=list("abc"), dtype=object),
+    ):
+        table = slice_table("t", gaps, values)
+        assert [(s.value, s.rows) for s in table.slices] == [("x", 1), ("y", 1), (None, 1)]
+
+
 def test_column_labels_reach_builtin_and_extra_columns() -> None:
     rows = [
         row_fields("1", "q1", ["a"], "c1", '{"topic": "bio", "year": 2011}'),

@@ -6,13 +6,14 @@ A column is one of the four an example always has (``id``, ``input``, ``expected
 (PubMedQA's ``final_decision``, ``year``). A row's value becomes a text label: text stays
 as it is, anything else is its JSON (``2011``, ``true``, ``["a", "b"]``), so labels compare
 and sort the same whether the row came from DuckDB, a run file or a DataFrame. A row that
-has no value for the column gets the label None.
+has no value for the column (None, NaN, pandas' NA or NaT) gets the label None.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_value_count",
     "column_labels",
     "example_fields",
+    "is_missing",
     "label",
     "max_values",
     "row_fields",
@@ -34,11 +36,20 @@ BUILTIN_COLUMNS = ("id", "input", "expected", "context")
 DEFAULT_MAX_VALUES = 50  # slices per --by column; [slices] max_values, --max-slices
 
 
+def is_missing(value: Any) -> bool:
+    """Whether a cell holds no value: None, NaN, or pandas' NA and NaT (the gap of a
+    nullable or a datetime column)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    pandas = sys.modules.get("pandas")  # no NA or NaT can exist before pandas is imported
+    return pandas is not None and (value is pandas.NA or value is pandas.NaT)
+
+
 def label(value: Any) -> str | None:
     """The text label of one cell (None when the cell is empty: a CSV's empty cell is '')."""
     if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
         value = value.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return None
     if isinstance(value, str):  # ``value == ""`` for any value: pandas' NA has no truth
         return value or None

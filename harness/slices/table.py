@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.slices.labels import sort_labels
+from harness.slices.labels import is_missing, sort_labels
 from harness.stats import MeanEstimate, estimate_mean
 
 if TYPE_CHECKING:
@@ -149,7 +149,10 @@ def slice_table(
         if failed is not None
         else np.zeros(len(labels), dtype=bool)
     )
-    label_array = labels.to_numpy(dtype=object)
+    # A gap (NaN, pandas' NA or NaT) is a row without a value, as None is.
+    label_array = np.array(
+        [None if is_missing(v) else v for v in labels.to_numpy(dtype=object)], dtype=object
+    )
 
     def one(value: str | None, mask: np.ndarray) -> Slice:
         means = {}
