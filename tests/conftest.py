@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ PUBMEDQA = REPO / "datasets" / "pubmedqa" / "pubmedqa_pqal.jsonl"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point the project home at a fresh folder, for the library and the CLI alike."""
     project = tmp_path / "home"
     project.mkdir()
@@ -28,7 +31,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "OLLAMA_HOST",
     ):
         monkeypatch.delenv(var, raising=False)
-    return project
+    yield project
+    # mlflow.set_experiment (a test acting as a user's script) keeps its experiment in a
+    # module global and in MLFLOW_EXPERIMENT_ID: a later test's mlflow.start_run in another
+    # store then looked for that experiment's id there ("No Experiment with id=1 exists").
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None:
+        fluent._active_experiment_id = None
 
 
 @pytest.fixture
