@@ -330,6 +330,10 @@ def test_unknown_dataset_is_exit_2(qa_file: Path) -> None:
     assert code == 2 and "unknown dataset 'nope' in " in err and "datasets there: qa" in err
     code, _, err = invoke("data", "show", "qa@ffffff")
     assert code == 2 and "unknown dataset version qa@ffffff" in err
+    # A file given as --data (as other tools take it) is named as one, with the import.
+    code, _, err = invoke("run", "--data", str(qa_file), "--model", "echo", "--no-mlflow")
+    assert code == 2 and err.count("\n") == 1
+    assert f"{qa_file} is a file: import it first with `harness data import {qa_file}" in err
 
 
 def test_library_raises_data_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -288,6 +289,11 @@ def resolve_dataset(db_path: Path, ref: str) -> DatasetInfo:
             if known
             else "; it has none: import one with `harness data import FILE --name NAME`"
         )
+        if os.path.isfile(name):  # `--data questions.csv`, as other tools take it
+            hint = (
+                f"; {name} is a file: import it first with `harness data import {name} "
+                "--name NAME`, then use --data NAME"
+            )
         raise DatasetNotFound(f"unknown dataset {name!r} {where}{hint}")
     if len(rows) > 1:
         raise DataError(f"{name}@{version} is ambiguous: matches {len(rows)} versions")
