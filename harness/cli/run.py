@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from harness.config import Home
     from harness.runner.config import RunConfig, RunResult
     from harness.runner.spark_session import SparkTarget
+    from harness.runner.sweep import SweepResult
 
 
 @click.command()
@@ -375,9 +376,9 @@ def _sweep(
     dry_run: bool,
 ) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
-    from harness.errors import RunFailed
+    from harness.errors import HarnessError, RunFailed
     from harness.runner.progress import NullProgress, RichProgress
-    from harness.runner.sweep import estimate_sweep, run_sweep
+    from harness.runner.sweep import SweepResult, estimate_sweep, run_sweep
 
     if dry_run:
         estimates = estimate_sweep(config, grid, home=home)
@@ -388,17 +389,14 @@ def _sweep(
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
     progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    sweep = run_sweep(config, grid, home=home, progress=progress, spark_target=spark_target)
-    if as_json:
-        print_json(sweep.as_dict())
-    else:
-        print_sweep(sweep)
-        for warning in sweep.warnings:
-            click.echo(f"warning: {warning}", err=True)
-        click.echo(
-            f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')}; show it again with "
-            f"`{invocation()} runs show {sweep.sweep_id}`"
-        )
+    try:
+        sweep = run_sweep(config, grid, home=home, progress=progress, spark_target=spark_target)
+    except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
+        found = getattr(stopped, "result", None)
+        if isinstance(found, SweepResult) and found.runs:
+            _show_sweep(found, as_json)
+        raise
+    _show_sweep(sweep, as_json)
     if sweep.errors:
         raise RunFailed(
             f"{sweep.errors} rows failed in the sweep; finish each run with "
@@ -407,6 +405,19 @@ def _sweep(
     metric_errors = sum(run.result.metric_errors for run in sweep.runs)
     if metric_errors:
         raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")
+
+
+def _show_sweep(sweep: SweepResult, as_json: bool) -> None:
+    if as_json:
+        print_json(sweep.as_dict())
+        return
+    print_sweep(sweep)
+    for warning in sweep.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')}; show it again with "
+        f"`{invocation()} runs show {sweep.sweep_id}`"
+    )
 
 
 def _show(result: object, as_json: bool) -> None:

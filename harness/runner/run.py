@@ -82,6 +82,7 @@ def run_eval(
     evaluator_config: Mapping[str, Any] | None = None,
     mlflow_run: tuple[str, str] | None = None,
     report: str | os.PathLike[str] | None = None,
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation and return its result.
 
@@ -96,6 +97,8 @@ def run_eval(
     ``scoring_objects`` and ``evaluator_config`` are ``harness.evaluate``'s metric objects
     and MLflow's evaluator config; ``mlflow_run`` is ``(tracking_uri, run_id)`` of the
     caller's active MLflow run, logged into instead of a new run in the project's store.
+    ``stop`` is the caller's own stop request (a sweep's, shared by its runs), so a signal
+    that comes as the run ends is still the caller's to see.
 
     Raises ``HarnessError`` for bad input before anything is written. Once the run
     exists: ``Interrupted`` (exit 130/143) after SIGINT/SIGTERM, ``BudgetExceeded`` when
@@ -173,7 +176,7 @@ def run_eval(
             cache.close()
         raise
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals(stop) as stop:
             stop.last_words = (
                 f"interrupted again: exiting now; `harness run --resume {run_id}` goes on "
                 "from the rows stored"

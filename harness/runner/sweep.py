@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, Interrupted
+from harness.interrupt import SIGNAL_NAMES, StopRequest, stop_on_signals
 from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
 from harness.providers import Provider
@@ -268,16 +269,45 @@ def run_sweep(
     sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
     if base.mlflow:
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
-    finished = False
+    status = "FAILED"
     try:
-        _run_children(points, sweep, home, progress, provider, spark_target)
-        finished = True
+        # One stop request for the whole sweep: a Ctrl-C that comes while a child ends
+        # (its rows all done) or between children stops the sweep, not only a child.
+        with stop_on_signals() as stop:
+            _run_children(points, sweep, home, progress, provider, spark_target, stop)
+        status = "FINISHED"
+    except Interrupted as e:
+        status = "KILLED"
+        raise _sweep_interrupted(e, sweep, len(points), base.cache) from None
     finally:
         sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
         sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
         if sweep.parent_mlflow_run_id:
-            _finish_parent(sweep, home, progress, status="FINISHED" if finished else "FAILED")
+            _finish_parent(sweep, home, progress, status=status)
     return sweep
+
+
+def _sweep_interrupted(
+    stopped: Interrupted, sweep: SweepResult, points: int, cache: str
+) -> Interrupted:
+    """The sweep's own ``Interrupted``: which runs are done, and how to finish the rest.
+
+    ``--resume`` goes on with one run; the points not started yet run only when the sweep
+    runs again, and then the calls already made come from the cache."""
+    finished = sum(run.result.status == "finished" for run in sweep.runs)
+    rerun = "run the same command again to finish the sweep" + (
+        " (the calls already made come from the cache)" if cache == "use" else ""
+    )
+    if isinstance(stopped.result, RunResult):  # the child the signal stopped
+        message = f"{stopped.message}; or {rerun}"
+    else:
+        message = f"interrupted by {SIGNAL_NAMES.get(stopped.signum, 'a signal')}; {rerun}"
+    error = Interrupted(
+        f"sweep {sweep.sweep_id} stopped after {finished} of {points} runs: {message}",
+        signum=stopped.signum,
+        result=sweep,
+    )
+    return error
 
 
 def _run_children(
@@ -287,11 +317,14 @@ def _run_children(
     progress: Progress,
     provider: Provider | None,
     spark_target: SparkTarget | None,
+    stop: StopRequest,
 ) -> None:
     from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
 
     for number, point in enumerate(points, 1):
+        if stop.requested:
+            raise Interrupted(f"interrupted by {stop.signal_name}", signum=stop.signum or 2)
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
         # The child names its sweep in its stored config: that is how the sweep is found again.
         config = replace(
@@ -303,14 +336,20 @@ def _run_children(
                 "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
             },
         )
-        with mlflow_parent_run(sweep.parent_mlflow_run_id):
-            result = run_eval(
-                config,
-                home=home,
-                progress=progress,
-                provider=provider,
-                spark_target=spark_target,
-            )
+        try:
+            with mlflow_parent_run(sweep.parent_mlflow_run_id):
+                result = run_eval(
+                    config,
+                    home=home,
+                    progress=progress,
+                    provider=provider,
+                    spark_target=spark_target,
+                    stop=stop,
+                )
+        except Interrupted as e:  # the rows it stored are the sweep's too
+            if isinstance(e.result, RunResult):
+                sweep.runs.append(SweepRun(point.values, e.result))
+            raise
         sweep.runs.append(SweepRun(point.values, result))
         sweep.warnings += [f"{point.config.run_name}: {w}" for w in result.warnings]
 

@@ -1,0 +1,111 @@
+"""Ctrl-C in a sweep stops the sweep, keeps what each run paid for, and says how to finish it.
+
+One test signals a real `harness run` sweep mid-run against the fake LLM server; the other
+sends the signal from inside a run's end (a batch metric), where a run takes no new rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import (
+    harness,
+    harness_env,
+    import_rows,
+    json_doc,
+    last_line,
+    paid,
+    query,
+    start,
+    wait_for,
+)
+
+from harness.errors import Interrupted
+from harness.metrics import BatchMetric, BatchResult, Columns, register_metric
+from harness.metrics.registry import registered
+from harness.runner.config import RunConfig
+from harness.runner.sweep import run_sweep
+from harness.testing import FakeLLMServer
+
+ROWS = 40
+SWEEP = (
+    "run", "--data", "qa", "--model", "openai:/m", "--metric", "exact_match",
+    "--param", "seed=1", "--param", "seed=2", "--param", "seed=3", "--concurrency", "2",
+)  # fmt: skip
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    # 40 ms a call at concurrency 2: each run of 40 rows takes ~1 s, time to signal it.
+    with FakeLLMServer(latency_s=0.04, max_recorded=100_000) as running:
+        yield running
+
+
+def test_ctrl_c_stops_the_sweep_and_running_it_again_pays_only_for_the_rest(
+    home: Path, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    env = harness_env(home, server)
+    import_rows(env, tmp_path, ROWS)
+    process = start(env, *SWEEP, "--no-mlflow", "--json")
+    # Into the second run: the first is done, the third not started.
+    wait_for(lambda: server.stats()["requests_total"] >= ROWS + 10, 120, "the second run")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    document = json_doc(out)  # the sweep so far: the run done and the one stopped
+    assert [run["values"] for run in document["runs"]] == [{"seed": 1}, {"seed": 2}]
+    assert [run["status"] for run in document["runs"]] == ["finished", "interrupted"]
+    stopped = document["runs"][1]
+    assert last_line(err) == (
+        f"error: sweep {document['sweep_id']} stopped after 1 of 3 runs: interrupted by "
+        f"SIGINT with {stopped['rows_done']} of {ROWS} rows stored; resume with `harness "
+        f"run --resume {stopped['run_id']}`; or run the same command again to finish the "
+        "sweep (the calls already made come from the cache)"
+    )
+    assert query(home, "SELECT count(*) FROM runs") == [(2,)]
+
+    code, out, err = harness(env, *SWEEP, "--no-mlflow", "--json")
+    assert code == 0, err
+    assert [run["rows_done"] for run in json_doc(out)["runs"]] == [ROWS] * 3
+    assert max(paid(server).values()) == 1  # nothing paid for twice
+    assert sum(paid(server).values()) == 3 * ROWS
+
+
+def test_a_signal_as_a_run_ends_stops_the_sweep_before_its_next_run(
+    home: Path, qa_file: Path
+) -> None:
+    from harness.data import import_file
+
+    import_file(qa_file, name="qa")
+    signalled: list[int] = []
+
+    def signal_once(columns: Columns) -> BatchResult:
+        if not signalled:  # the first run's rows are all done: it is ending
+            signalled.append(len(columns.ids))
+            os.kill(os.getpid(), signal.SIGINT)
+        return BatchResult(aggregates={"rows": float(len(columns.ids))})
+
+    register_metric(BatchMetric("signal_once", "sends SIGINT once", False, signal_once))
+    try:
+        with pytest.raises(Interrupted) as raised:
+            run_sweep(
+                RunConfig(data="qa", model="echo", metrics=["signal_once"], mlflow=False),
+                {"seed": [1, 2, 3]},
+                home=home,
+            )
+    finally:
+        registered().pop("signal_once", None)
+    assert signalled and raised.value.exit_code == 130
+    sweep = raised.value.result
+    assert raised.value.message == (
+        f"sweep {sweep.sweep_id} stopped after 1 of 3 runs: interrupted by SIGINT; run the "
+        "same command again to finish the sweep (the calls already made come from the cache)"
+    )
+    # The run that was ending finished; no other run started.
+    assert [run.result.status for run in sweep.runs] == ["finished"]
+    assert query(home, "SELECT status FROM runs") == [("finished",)]
