@@ -250,8 +250,9 @@ def run(
     from harness.runner.spark_session import SparkTarget
     from harness.sampling import DEFAULT_SEED, parse_size
 
-    if not resume_id and (not data_ref or not models):
-        raise ConfigError("harness run needs --data NAME and --model URI (or --resume RUN_ID)")
+    needs = "harness run needs --data NAME and --model URI (or --resume RUN_ID)"
+    if not resume_id and not data_ref:
+        raise ConfigError(needs)
     if sample is None and sample_seed is not None:
         raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     from harness.runner.sweep import sweep_options
@@ -268,6 +269,8 @@ def run(
     options = sweep_options(
         params, prompts, None if resume_id else home.settings, base_dir=home.path, models=models
     )
+    if not resume_id and not options.model:  # --model, or a [sweep] model list
+        raise ConfigError(needs)
     config = RunConfig(
         data=data_ref or "",
         model=options.model or "",

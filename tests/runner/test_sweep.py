@@ -219,3 +219,21 @@ def test_cli_sweep_table_from_harness_toml_and_dry_run(qa, home, prompts):
                             "--limit", "2", "--no-mlflow", "--json")  # fmt: skip
     assert code == 0, err
     assert "run_id" in json.loads(out) and "runs" not in json.loads(out)
+
+
+def test_a_sweep_table_of_models_runs_without_a_model_flag(qa, home):
+    # docs/config.md and docs/mlflow.md: `[sweep] model = [...]` sweeps models; a --model
+    # flag would replace it, so it must work without one.
+    (home / "harness.toml").write_text(f'[sweep]\nmodel = ["{MODEL}", "echo"]\n', encoding="utf-8")
+    code, out, err = invoke("run", "--data", "qa", "--metric", "exact_match", "--limit", "2",
+                            "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["axes"] == ["model"]
+    assert [run["values"] for run in doc["runs"]] == [{"model": MODEL}, {"model": "echo"}]
+    assert [run["metric_means"]["exact_match"] for run in doc["runs"]] == [1.0, 0.0]
+    # One value is not a sweep, and nothing else names the model.
+    (home / "harness.toml").write_text(f'[sweep]\nmodel = ["{MODEL}"]\n', encoding="utf-8")
+    code, out, err = invoke("run", "--data", "qa", "--no-mlflow")
+    assert (code, out) == (2, "")
+    assert err == "error: [sweep] model needs two or more values (or use --model)\n"
