@@ -267,7 +267,12 @@ def run(
     )
     # --resume takes its options from the run: a [sweep] table does not apply to it.
     options = sweep_options(
-        params, prompts, None if resume_id else home.settings, base_dir=home.path, models=models
+        params,
+        prompts,
+        None if resume_id else home.settings,
+        base_dir=home.path,
+        models=models,
+        flags=["system"] if system is not None else [],
     )
     if not resume_id and not options.model:  # --model, or a [sweep] model list
         raise ConfigError(needs)

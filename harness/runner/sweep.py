@@ -148,10 +148,12 @@ def sweep_options(
     *,
     base_dir: str | os.PathLike[str] | None = None,
     models: Sequence[str] = (),
+    flags: Sequence[str] = (),
 ) -> SweepOptions:
     """Split ``--model``/``--param``/``--prompt`` values and harness.toml's ``[sweep]`` into
     fixed values and sweep axes (several ``--model`` values: a sweep across models). A key
-    given on the command line replaces the same key of ``[sweep]`` (flag > harness.toml);
+    given on the command line replaces the same key of ``[sweep]`` (flag > harness.toml),
+    as do the keys in ``flags`` (``system``: a ``--system`` given, which the caller keeps);
     ``@FILE`` values in ``[sweep]`` are relative to ``base_dir``.
     """
     values: dict[str, list[Any]] = {}
@@ -166,7 +168,7 @@ def sweep_options(
     if not isinstance(table, dict):
         raise ConfigError("[sweep] in harness.toml must be a table of KEY = [VALUES]")
     for key, listed in table.items():
-        if key in values:
+        if key in values or key in flags:
             continue
         if not isinstance(listed, list) or not listed:
             raise ConfigError(f"[sweep] {key} in harness.toml must be a non-empty list")

@@ -237,3 +237,21 @@ def test_a_sweep_table_of_models_runs_without_a_model_flag(qa, home):
     code, out, err = invoke("run", "--data", "qa", "--no-mlflow")
     assert (code, out) == (2, "")
     assert err == "error: [sweep] model needs two or more values (or use --model)\n"
+
+
+def test_a_system_flag_replaces_the_sweep_tables_system_prompts(qa, home):
+    # docs/mlflow.md: "a flag for a key replaces it", --system as --param and --prompt.
+    (home / "harness.toml").write_text(
+        '[sweep]\nsystem = ["Be brief.", "Be thorough."]\n', encoding="utf-8"
+    )
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--system", "From the flag.",
+                            "--limit", "1", "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert "runs" not in doc  # one ordinary run, with the flag's system prompt
+    stored = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        [(config,)] = stored.execute("SELECT config FROM runs").fetchall()
+    finally:
+        stored.close()
+    assert json.loads(config)["system"] == "From the flag."
