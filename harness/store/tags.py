@@ -140,6 +140,15 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
         return get_run(db_path, ids[0][0]), None
     if ids:
         raise RunNotFound(f"run id {ref!r} is ambiguous: it starts several runs")
+    from harness.store.sweeps import sweep_children
+
+    children = sweep_children(db_path, ref)
+    if children:  # `harness report SWEEP`: name the runs that can be given instead
+        raise RunNotFound(
+            f"{ref!r} is a sweep of {len(children)} runs, not a run: give one of their ids "
+            f"({', '.join(child.run_id for child in children)}); `harness runs show {ref}` "
+            "compares them"
+        )
     raise RunNotFound(
         f"no run, tag or run name {ref!r}; see `harness runs list` (or give an exported run file)"
     )

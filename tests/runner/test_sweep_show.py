@@ -84,6 +84,13 @@ def test_a_sweep_without_mlflow_is_shown_again_by_its_id(qa):
     code, out, _ = invoke("runs", "list")
     assert out.count(sweep_id) == 2
 
+    # A command that takes one run, given the sweep, names its runs instead.
+    ids = ", ".join(run_id for _, run_id, _ in children(ran))
+    for command in (("report", sweep_id), ("compare", sweep_id, ran["best_run_id"])):
+        code, _, err = invoke(*command)
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"'{sweep_id}' is a sweep of 2 runs, not a run: give one of their ids ({ids})" in err
+
 
 def test_a_logged_sweep_is_shown_by_its_id_and_its_mlflow_parent_id(qa):
     code, out, err = invoke(*SWEEP)
