@@ -406,10 +406,7 @@ def _sweep(
         raise
     _show_sweep(sweep, as_json)
     if sweep.errors:
-        raise RunFailed(
-            f"{sweep.errors} rows failed in the sweep; finish each run with "
-            "`harness run --resume RUN_ID`"
-        )
+        raise RunFailed(sweep.failure_line())
     metric_errors = sum(run.result.metric_errors for run in sweep.runs)
     if metric_errors:
         raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")

@@ -131,6 +131,18 @@ class RunResult:
             sample=info.sample,
         )
 
+    def failed_rows(self) -> str:
+        """``"2 of 4 rows failed (model: 2 rows: 2 x REASON)"``, the first two reasons of each
+        kind of call; "" when no row failed."""
+        if not self.errors:
+            return ""
+        kinds = " | ".join(
+            f"{kind}: {entry['failed']} {FAILURE_UNITS.get(kind, 'calls')}: "
+            + "; ".join(f"{n} x {reason}" for reason, n in entry["reasons"][:2])
+            for kind, entry in self.failures.items()
+        )
+        return f"{self.errors} of {self.rows} rows failed" + (f" ({kinds})" if kinds else "")
+
     def failure(self) -> HarnessError | None:
         """What went wrong in a run that ran to its end, as the error to exit with.
 
@@ -139,14 +151,7 @@ class RunResult:
         it), else failed rows or judge calls (exit 1: ``--resume`` retries them); None when
         all went well.
         """
-        failed = ""
-        if self.errors:
-            kinds = " | ".join(
-                f"{kind}: {entry['failed']} {FAILURE_UNITS.get(kind, 'calls')}: "
-                + "; ".join(f"{n} x {reason}" for reason, n in entry["reasons"][:2])
-                for kind, entry in self.failures.items()
-            )
-            failed = f"{self.errors} of {self.rows} rows failed" + (f" ({kinds})" if kinds else "")
+        failed = self.failed_rows()
         if self.metric_errors:
             shown = "; ".join(w for w in self.warnings if w.startswith("metric"))
             failed += ("; " if failed else "") + f"metrics failed ({shown})"

@@ -90,6 +90,14 @@ class SweepResult:
         """Failed rows over all children."""
         return sum(run.result.errors for run in self.runs)
 
+    def failure_line(self) -> str:
+        """The failed rows of every run, as a run's own failure says them, and the resumes
+        that finish them."""
+        failed = [run.result for run in self.runs if run.result.errors]
+        said = "; ".join(f"run {result.run_id}: {result.failed_rows()}" for result in failed)
+        resumes = " and ".join(f"`harness run --resume {result.run_id}`" for result in failed)
+        return f"{self.errors} rows failed in the sweep ({said}); finish them with {resumes}"
+
     @property
     def metric_names(self) -> list[str]:
         return sorted({name for run in self.runs for name in run.result.metrics})

@@ -255,3 +255,25 @@ def test_a_system_flag_replaces_the_sweep_tables_system_prompts(qa, home):
     finally:
         stored.close()
     assert json.loads(config)["system"] == "From the flag."
+
+
+def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_path, monkeypatch):
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--param", "temperature=0", "--param", "temperature=1", "--limit", "4",
+        "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 1, err
+    ids = [run["run_id"] for run in json.loads(out)["runs"]]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: 4 rows failed in the sweep (run ")
+    for run_id in ids:
+        assert f"run {run_id}: 2 of 4 rows failed (model: 2 rows: 1 x " in line
+        assert f"`harness run --resume {run_id}`" in line
+    assert "flagged row" in line  # the reason, as a single run's line gives it
+    flag.unlink()
+    code, _, err = invoke("run", "--resume", ids[0], "--no-mlflow")
+    assert code == 0, err
