@@ -23,8 +23,9 @@ with traces copies them. In an update:
 - tags missing or different are set; metric values (step, timestamp, value) missing from
   the target history are logged; artifacts missing there, of another size, or modified
   locally since the last sync read the run (rsync's size + mtime rule) are uploaded;
-- missing traces are created, existing ones completed; nothing is deleted on the target,
-  and a copy deleted there is left alone (``skip``).
+- missing traces are created, existing ones completed; a copied trace whose local trace
+  is gone (a resume replaced it) is deleted; nothing else is deleted on the target, and a
+  copy deleted there is left alone (``skip``).
 
 Requests respect the REST limits (``MlflowClient.log_batch`` splits by 1000 metrics, 100
 params, 100 tags). One sync at a time per local store: a sync that writes holds the OS

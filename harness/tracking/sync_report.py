@@ -28,6 +28,7 @@ class RunSync:
     artifacts: int = 0
     traces: int = 0
     assessments: int = 0
+    traces_removed: int = 0  # copies of local traces that are gone, deleted on the target
     warnings: list[str] = field(default_factory=list)
 
 
@@ -46,6 +47,7 @@ class SyncReport:
     def totals(self) -> dict[str, int]:
         totals = {f"runs_{a}": sum(r.action == a for r in self.runs) for a in ACTIONS}
         totals.update({k: sum(getattr(r, k) for r in self.runs) for k in COUNTS})
+        totals["traces_removed"] = sum(r.traces_removed for r in self.runs)
         return totals
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,6 +63,9 @@ SyncPlan = SyncReport  # a dry run's report is the plan
 def describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:
     verb = f"would {result.action}" if dry_run and result.action != "skip" else result.action
     counts = ", ".join(f"{getattr(result, k)} {k}" for k in COUNTS if getattr(result, k))
+    if result.traces_removed:
+        removed = f"{result.traces_removed} traces removed (replaced locally)"
+        counts = f"{counts}, {removed}" if counts else removed
     name = f"{result.experiment}/{result.run_name or result.run_id}"
     skipped = " (traces skipped)" if traces_skipped else ""
     return f"{verb} {name}" + (f": {counts}" if counts else "") + skipped

@@ -125,6 +125,7 @@ class _RunPlan:
     inputs: list[Any] = field(default_factory=list)
     artifacts: list[_Artifact] = field(default_factory=list)
     traces: list[TracePlan] = field(default_factory=list)
+    traces_gone: list[str] = field(default_factory=list)  # target trace ids to delete
     terminate: bool = False
 
 
@@ -300,6 +301,7 @@ class Syncer:
         for name in COUNTS[:-1]:
             setattr(result, name, len(getattr(plan, name)))
         result.assessments = sum(len(p.assessments) for p in plan.traces)
+        result.traces_removed = len(plan.traces_gone)
         experiment = experiment_id()  # in a dry run, only noted as to be created
         if self.dry_run:
             return result
@@ -374,7 +376,7 @@ class Syncer:
                 if sizes.get(artifact.path) != artifact.size or changed_since:
                     plan.artifacts.append(artifact)
         if "traces" in changed and local.traces is not None:
-            plan.traces = self.copier.plan(local.traces, target_run)
+            plan.traces, plan.traces_gone = self.copier.plan(local.traces, target_run)
         if "info" in changed:
             info = local.run.info
             now = (info.status, info.end_time)
@@ -396,6 +398,8 @@ class Syncer:
             self._upload(local, plan.artifacts, run_id)
         if plan.traces:
             self.copier.copy(plan.traces, local.run.info.run_id, run_id, experiment_id)
+        if plan.traces_gone:  # after the new ones: a sync cut off here leaves no row out
+            self.copier.delete(experiment_id, plan.traces_gone)
         if plan.terminate:
             info = local.run.info
             # The store's call: MlflowClient.set_terminated also prints a "View run" URL.

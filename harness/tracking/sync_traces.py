@@ -11,7 +11,9 @@ for the rest): it reads a local run's trace infos, plans what the target lacks, 
 - Spans go in bulk (OTLP, many traces per request) to MLflow >= 3.4 servers, and as each
   trace's ``traces.json`` artifact to Databricks or an older server.
 - An existing copy gets its missing assessments and tags, and its spans if an earlier copy
-  stopped before them; nothing is deleted on the target.
+  stopped before them. A copy whose local trace is gone (``harness run --resume`` replaces
+  the trace of a row it runs again) is deleted, so the copy holds one trace per row as the
+  local run does; nothing else is deleted on the target.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ TAG_SOURCE_TRACE = "harness.source_trace_id"
 META_SOURCE_ASSESSMENT = "harness.source_assessment_id"
 
 MAX_LINK_TRACES = 100  # link_traces_to_run
+MAX_DELETE_TRACES = 100  # delete_traces
 SEARCH_TRACES_PAGE = 500  # the largest max_results SearchTracesV3 accepts
 TRACE_CHUNK = 200  # traces read, created and span-logged together
 SPANS_REQUEST_BYTES = 4_000_000  # rough cap on one OTLP request
@@ -88,8 +91,11 @@ class TraceCopier:
         """The infos (with assessments, without spans) of a local run's traces."""
         return search_traces(self.src, experiment_id, run_id)
 
-    def plan(self, traces: list[TraceInfo], target_run: Run | None) -> list[TracePlan]:
-        """What the target lacks of ``traces``: one plan per trace to create or complete."""
+    def plan(
+        self, traces: list[TraceInfo], target_run: Run | None
+    ) -> tuple[list[TracePlan], list[str]]:
+        """What the target lacks of ``traces``: one plan per trace to create or complete,
+        and the ids of the target's copies of local traces that are gone (to delete)."""
         existing: dict[str, TraceInfo] = {}
         if target_run is not None:
             where = target_run.info
@@ -112,7 +118,19 @@ class TraceCopier:
                 plan.spans = TAG_SOURCE_TRACE not in have.tags
             if plan.tags or plan.assessments or plan.spans:
                 plans.append(plan)
-        return plans
+        local_ids = {info.trace_id for info in traces}
+        # Only our copies (with the source tag): a trace added on the target is left alone.
+        gone = [
+            found.trace_id
+            for source_id, found in existing.items()
+            if source_id not in local_ids and TAG_SOURCE_TRACE in found.tags
+        ]
+        return plans, sorted(gone)
+
+    def delete(self, experiment_id: str, trace_ids: list[str]) -> None:
+        """Delete the target's copies of local traces that are gone."""
+        for ids in chunks(trace_ids, MAX_DELETE_TRACES):
+            self.write(self.dst.delete_traces, experiment_id, trace_ids=list(ids))
 
     def copy(
         self, plans: list[TracePlan], local_run_id: str, run_id: str, experiment_id: str

@@ -1023,3 +1023,57 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
     assert both.exit_code == 2 and "one target" in both.stderr
     neither = runner.invoke(cli, ["sync"])
     assert neither.exit_code == 2 and "one target" in neither.stderr
+
+
+def test_a_row_run_again_by_resume_keeps_one_trace_on_the_target(server, tmp_path, monkeypatch):
+    """A resume replaces the ERROR trace of a failed row with the new one; the sync after it
+    kept the copied ERROR trace too, so the copy showed that row twice (21 traces for 20
+    rows). The copy of a local trace that is gone is now deleted from the target."""
+    import json as json_module
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    home = tmp_path / "resume-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    down = tmp_path / "down"
+    down.write_text("")
+    (tmp_path / "flaky_app.py").write_text(
+        "import pathlib\n"
+        f"DOWN = pathlib.Path({str(down)!r})\n"
+        "def predict(row):\n"
+        "    if DOWN.exists() and row['input'].startswith('Capital'):\n"
+        "        raise RuntimeError('service down')\n"
+        "    return row['input']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "qa.csv"
+    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    args = ["run", "--data", "qa", "--model", "python:flaky_app:predict", "--metric", "word_count"]
+    ran = runner.invoke(cli, [*args, "--experiment", "resumed", "--json"])
+    assert ran.exit_code == 1, ran.stderr
+    first = json_module.loads(ran.stdout)
+    assert first["errors"] == 1
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    target = SyncTarget(server)
+    [created] = sync(local_uri, target, experiments=["resumed"]).runs
+    assert (created.action, created.traces, created.traces_removed) == ("create", 2, 0)
+
+    down.unlink()
+    resumed = runner.invoke(cli, ["run", "--resume", first["run_id"], "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    run_id = first["mlflow_run_id"]
+    src = MlflowClient(local_uri)
+    experiment_id = src.get_run(run_id).info.experiment_id
+    assert len(src.search_traces(locations=[experiment_id], run_id=run_id)) == 2
+
+    [updated] = sync(local_uri, target, experiments=["resumed"]).runs
+    assert (updated.action, updated.traces, updated.traces_removed) == ("update", 1, 1)
+    [copy] = _copies(server)[run_id]
+    _assert_same_run(local_uri, server, run_id, copy)  # the same two traces, no third
+    again = sync(local_uri, target, experiments=["resumed"])
+    assert [(r.action, r.traces_removed) for r in again.runs] == [("skip", 0)]
