@@ -20,9 +20,11 @@ with traces copies them. In an update:
 
 - params are immutable in MLflow: missing ones are logged, one whose value differs keeps
   the target's value with a warning in the report (values are cut to 6000 characters);
-- tags missing or different are set; metric values (step, timestamp, value) missing from
-  the target history are logged; artifacts missing there, of another size, or modified
-  locally since the last sync read the run (rsync's size + mtime rule) are uploaded;
+- tags missing or different are set (those naming a run, ``mlflow.parentRunId`` and
+  ``harness.sweep.best_run``, name its copy, set once that copy exists); metric values
+  (step, timestamp, value) missing from the target history are logged; artifacts missing
+  there, of another size, or modified locally since the last sync read the run (rsync's
+  size + mtime rule) are uploaded;
 - missing traces are created, existing ones completed; a copied trace whose local trace
   is gone (a resume replaced it) is deleted; nothing else is deleted on the target, and a
   copy deleted there is left alone (``skip``).

@@ -52,6 +52,9 @@ KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
 KILL_SIGNAL_ENV = "HARNESS_SYNC_TEST_KILL_SIGNAL"  # KILL (the default), INT or TERM
 
 _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
+# Tags whose value is a local run's id: the copy names that run's copy.
+_RUN_ID_TAGS = ("mlflow.parentRunId", "harness.sweep.best_run")
+TAGS_PENDING = "pending"  # the tags section of a fingerprint while a run id tag waits
 _SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
 
 
@@ -126,6 +129,8 @@ class _RunPlan:
     artifacts: list[_Artifact] = field(default_factory=list)
     traces: list[TracePlan] = field(default_factory=list)
     traces_gone: list[str] = field(default_factory=list)  # target trace ids to delete
+    # Run id tags naming a run not copied yet (a sweep's best child): set after it is.
+    tags_later: list[str] = field(default_factory=list)
     terminate: bool = False
 
 
@@ -155,6 +160,7 @@ class Syncer:
         self.report = SyncReport(target=display_uri(target.tracking_uri), dry_run=dry_run)
         self.report.traces_skipped = not traces
         self.id_map: dict[str, str] = {}  # local run id -> target run id
+        self._uncopied: set[str] = set()  # local runs of the experiment with no copy yet
         self.is_databricks = is_databricks_uri(target.tracking_uri)
         self.copier = TraceCopier(
             TracingClient(source_uri),
@@ -227,6 +233,9 @@ class Syncer:
                 copies.setdefault(source_id, run)
             elif source_id:
                 copies[source_id] = run
+        for source_id, copied in copies.items():
+            self.id_map.setdefault(source_id, copied.info.run_id)
+        self._uncopied = {r.info.run_id for r in runs} - set(self.id_map)
         slot: list[str | None] = [existing.experiment_id if existing else None]
 
         def experiment_id() -> str:  # created when the first run needs it
@@ -234,11 +243,17 @@ class Syncer:
                 slot[0] = self._create_experiment(name, experiment)
             return slot[0] or ""  # "" in a dry run
 
+        later: list[tuple[Run, RunSync]] = []
         for run in _parents_first(runs):
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
-            self._sync_run(run, result, copies.get(run.info.run_id), experiment_id)
+            if self._sync_run(run, result, copies.get(run.info.run_id), experiment_id):
+                later.append((run, result))
             self.report.runs.append(result)
             self.say(describe_run(result, self.dry_run, self.report.traces_skipped))
+        for run, result in later:  # every run is copied now: set the tags that name one
+            assert result.target_run_id is not None  # (result counted them already)
+            again = RunSync(run.info.run_id, experiment.name, name, "update", run.info.run_name)
+            self._sync_run(run, again, self.dst.get_run(result.target_run_id), experiment_id)
 
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)
@@ -277,7 +292,9 @@ class Syncer:
 
     def _sync_run(
         self, run: Run, result: RunSync, target_run: Run | None, experiment_id: Callable[[], str]
-    ) -> RunSync:
+    ) -> bool:
+        """Sync one run into ``result``; True when a tag naming a run not copied yet waits
+        (a sweep's best child): sync the run again once every run is copied."""
         run_id = run.info.run_id
         if target_run is not None:
             result.action, result.target_run_id = "update", target_run.info.run_id
@@ -285,14 +302,14 @@ class Syncer:
             if target_run.info.lifecycle_stage == "deleted":
                 result.action = "skip"
                 result.warnings.append("the copy is deleted on the target; restore it to sync")
-                return result
+                return False
         local = self._read_local(run)
         now = local.fingerprint()
         before = _parse_fingerprint(target_run.data.tags if target_run else {})
         compared = [s for s in _SECTIONS if s in now]  # without traces when they are skipped
         if before is not None and all(before["sections"].get(s) == now[s] for s in compared):
             result.action = "skip"
-            return result
+            return False
         changed = {s for s in compared if before is None or before["sections"].get(s) != now[s]}
         if "traces" not in now:  # keep the target's mark, so a sync with traces copies them
             previous = before["sections"].get("traces") if before else None
@@ -302,17 +319,21 @@ class Syncer:
             setattr(result, name, len(getattr(plan, name)))
         result.assessments = sum(len(p.assessments) for p in plan.traces)
         result.traces_removed = len(plan.traces_gone)
+        result.tags += len(plan.tags_later)
         experiment = experiment_id()  # in a dry run, only noted as to be created
         if self.dry_run:
-            return result
+            return False
         if target_run is None:
             result.target_run_id = self._create_run(local, experiment)
+        self._uncopied.discard(run_id)
+        if plan.tags_later:  # a sync cut off before they are set sets them next time
+            now["tags"] = TAGS_PENDING
         assert result.target_run_id is not None
         self._apply(local, plan, result.target_run_id, experiment)
         stamp = {"v": FINGERPRINT_VERSION, "at": local.read_at_ms, "sections": now}
         stamp_text = json.dumps(stamp, separators=(",", ":"))
         self._write(self.dst.set_tag, result.target_run_id, TAG_FINGERPRINT, stamp_text)
-        return result
+        return bool(plan.tags_later)
 
     def _create_run(self, local: _LocalRun, experiment_id: str) -> str:
         info = local.run.info
@@ -350,7 +371,10 @@ class Syncer:
                     result.warnings.append(kept + " (MLflow params cannot change)")
         if "tags" in changed:
             for key, value in sorted(local.tags.items()):
-                if key == "mlflow.parentRunId":
+                if key in _RUN_ID_TAGS:
+                    if value in self._uncopied and value != local.run.info.run_id:
+                        plan.tags_later.append(key)
+                        continue
                     value = self.id_map.get(value, value)
                 if have is None or have.tags.get(key) != value:
                     plan.tags[key] = value

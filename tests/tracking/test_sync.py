@@ -1077,3 +1077,47 @@ def test_a_row_run_again_by_resume_keeps_one_trace_on_the_target(server, tmp_pat
     _assert_same_run(local_uri, server, run_id, copy)  # the same two traces, no third
     again = sync(local_uri, target, experiments=["resumed"])
     assert [(r.action, r.traces_removed) for r in again.runs] == [("skip", 0)]
+
+
+def test_a_sweeps_best_run_tag_names_the_best_childs_copy(server, tmp_path, monkeypatch):
+    """The parent of a sweep names its best child in the tag harness.sweep.best_run; its
+    copy on the server named the local child's MLflow run id, which no run there has. It
+    now names the child's copy, as mlflow.parentRunId does."""
+    import json as json_module
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    home = tmp_path / "sweep-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    data = tmp_path / "qa.csv"
+    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    args = ["run", "--data", "qa", "--model", "echo", "--metric", "exact_match"]
+    args += ["--prompt", "{input}", "--prompt", "Q: {input}", "--experiment", "swept", "--json"]
+    ran = runner.invoke(cli, args)
+    assert ran.exit_code == 0, ran.stderr
+    swept = json_module.loads(ran.stdout)
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    parent_id = swept["parent_mlflow_run_id"]
+    local_best = MlflowClient(local_uri).get_run(parent_id).data.tags["harness.sweep.best_run"]
+    assert local_best in {r["mlflow_run_id"] for r in swept["runs"]}
+
+    planned = sync(local_uri, SyncTarget(server), experiments=["swept"], dry_run=True)
+    report = sync(local_uri, SyncTarget(server), experiments=["swept"])
+    assert [r.action for r in report.runs] == ["create"] * 3
+    assert [r.tags for r in report.runs] == [r.tags for r in planned.runs]
+    copies = _copies(server)
+    [parent_copy] = copies[parent_id]
+    [best_copy] = copies[local_best]
+    parent_copy = MlflowClient(server).get_run(parent_copy.info.run_id)
+    assert parent_copy.data.tags["harness.sweep.best_run"] == best_copy.info.run_id
+    for child in swept["runs"]:
+        [child_copy] = copies[child["mlflow_run_id"]]
+        assert child_copy.data.tags["mlflow.parentRunId"] == parent_copy.info.run_id
+    again = sync(local_uri, SyncTarget(server), experiments=["swept"])
+    assert [r.action for r in again.runs] == ["skip"] * 3
+    assert all(len(_copies(server)[r.run_id]) == 1 for r in again.runs)
