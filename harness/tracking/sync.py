@@ -53,6 +53,7 @@ from harness.tracking.sync_runs import Syncer
 from harness.tracking.sync_target import (
     LOCK_FILE,
     SyncTarget,
+    connection_lost,
     display_uri,
     first_line,
     sync_lock,
@@ -110,6 +111,14 @@ def sync(
         raise
     except Exception as exc:  # MLflow, HTTP and OS errors: one line, no secret
         shown = target.label or display_uri(target.tracking_uri)
+        lost = connection_lost(exc)
+        if lost is not None:  # the target went away half-way (its retries are spent)
+            done = len(syncer.report.runs) if syncer is not None else 0
+            raise TrackingError(
+                f"sync to {shown} stopped after {done} run(s): the target stopped answering "
+                f"({lost}); what was copied stays, and the same `harness sync` again goes on "
+                "from there"
+            ) from exc
         reason = redact(first_line(exc), target.secrets)
         raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started

@@ -174,12 +174,25 @@ _CONNECTION_REASON = re.compile(
     r"Connection refused|timed out|Name or service not known|nodename nor servname provided"
     r"|Temporary failure in name resolution|No route to host|CERTIFICATE_VERIFY_FAILED"
 )
+# A target that answered before and stops: refused, or dropped in the middle of a request.
+_CONNECTION_LOST = re.compile(
+    r"Connection refused|timed out|Connection reset by peer|Connection aborted"
+    r"|Remote end closed connection without response"
+)
 
 
 def _connection_reason(exc: BaseException) -> str:
     """A short reason for a failed connection, instead of urllib3's nested retry message."""
     found = _CONNECTION_REASON.search(str(exc))
     return found.group(0) if found else first_line(exc)
+
+
+def connection_lost(exc: BaseException) -> str | None:
+    """The short reason when a target that answered stops answering (MLflow wraps it in a
+    paragraph that quotes the URL and urllib3's retry state, cut short in one line), else
+    None."""
+    found = _CONNECTION_LOST.search(str(exc))
+    return found.group(0) if found else None
 
 
 def first_line(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -1121,3 +1122,90 @@ def test_a_sweeps_best_run_tag_names_the_best_childs_copy(server, tmp_path, monk
     again = sync(local_uri, SyncTarget(server), experiments=["swept"])
     assert [r.action for r in again.runs] == ["skip"] * 3
     assert all(len(_copies(server)[r.run_id]) == 1 for r in again.runs)
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    """Forwards to ``upstream`` until ``budget`` requests are spent, then stops listening."""
+
+    upstream = ""
+    budget = 0
+    stop: Any = None
+
+    def _forward(self) -> None:
+        type(self).budget -= 1
+        if type(self).budget < 0:
+            self.stop()
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        request = urllib.request.Request(
+            self.upstream + self.path,
+            data=self.rfile.read(length) if length else None,
+            method=self.command,
+            headers=headers,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, body = response.status, response.read()
+                content_type = response.headers.get("Content-Type", "application/json")
+        except urllib.error.HTTPError as refused:
+            status, body = refused.code, refused.read()
+            content_type = refused.headers.get("Content-Type", "application/json")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_target_that_goes_away_half_way_says_so_and_the_next_sync_finishes(
+    server, tmp_path, monkeypatch
+):
+    """The server went away during a sync: the line was MLflow's paragraph cut at 300
+    characters ("... Caused by NewConnectionError(\\"HTTPConnection(host=..., port=...):
+    Failed to establish "), without the reason or what to do. It now says the target
+    stopped answering and why, and that the same sync goes on from there; it does."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = _new_store(tmp_path)
+    name = "goes-away"
+    _make_experiment(uri, tmp_path, name)
+    with _tracking(uri):
+        run_ids = [_log_eval_run(name, f"r{i}", traces=2) for i in range(2)]
+
+    class Forward(_Forward):
+        upstream, budget = server, 14
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    port = proxy.server_address[1]
+
+    def stop() -> None:
+        proxy.socket.close()  # new connections are refused from now on
+
+    Forward.stop = staticmethod(stop)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(TrackingError) as caught:
+            sync(uri, SyncTarget(f"http://127.0.0.1:{port}"), experiments=[name])
+    finally:
+        proxy.shutdown()
+    # The request that found it going: the connection dropped; those after it: refused.
+    assert re.fullmatch(
+        rf"sync to http://127\.0\.0\.1:{port} stopped after [01] run\(s\): the target "
+        r"stopped answering \((Connection aborted|Connection refused)\); what was copied "
+        r"stays, and the same `harness sync` again goes on from there",
+        str(caught.value),
+    ), str(caught.value)
+    assert run_ids[0] in _copies(server)  # cut off half-way, not before the first write
+
+    finished = sync(uri, SyncTarget(server), experiments=[name])
+    assert {r.action for r in finished.runs} != {"skip"}
+    copies = _copies(server)
+    for run_id in run_ids:
+        assert len(copies[run_id]) == 1
+        _assert_same_run(uri, server, run_id, copies[run_id][0])
