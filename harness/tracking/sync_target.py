@@ -130,9 +130,14 @@ def check_reachable(client: Any, target: SyncTarget, shown: str, *, databricks: 
         raise TrackingError(f"cannot reach {shown}: {reason}") from None
     status = response.status_code
     if status in (401, 403):
-        raise TrackingError(
-            f"{shown} refused the credentials (HTTP {status}); check the token or profile"
+        # An MLflow server has no profile: MLflow sends what these variables hold.
+        fix = (
+            "check the token or profile"
+            if databricks
+            else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+            "MLFLOW_TRACKING_TOKEN, to credentials it accepts"
         )
+        raise TrackingError(f"{shown} refused the credentials (HTTP {status}); {fix}")
     if status >= 400:
         raise TrackingError(
             f"{shown} answered HTTP {status} to a test request; is it an MLflow server?"

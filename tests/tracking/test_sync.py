@@ -835,12 +835,15 @@ def refusing_server() -> Iterator[str]:
 def test_refused_credentials_name_the_problem_but_not_the_token(
     source, refusing_server, monkeypatch
 ):
+    """An MLflow server (--tracking-uri) has no profile: the hint said 'check the token or
+    profile'; it names the variables MLflow sends credentials from."""
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRET)
     with pytest.raises(TrackingError) as caught:
         sync(source[0], SyncTarget(refusing_server, secrets=(SECRET,)))
     assert str(caught.value) == (
         f"the tracking server {refusing_server} refused the credentials (HTTP 401); "
-        "check the token or profile"
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+        "MLFLOW_TRACKING_TOKEN, to credentials it accepts"
     )
 
 
