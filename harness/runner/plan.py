@@ -30,6 +30,16 @@ __all__ = ["SECRET_PARAMS", "RunPlan", "plan_run", "preflight"]
 
 # Parameters that could carry a credential into the run's stored config.
 SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
+# Names of harness's own run options: given as a --param (or a [sweep] key, which is one)
+# they would go into every request's body, where a real API answers 400 for each call.
+# ("seed" and "model" are not here: seed is a model parameter too, model a sweep axis.)
+OPTION_PARAMS = {
+    "judge": "--judge", "judges": "--judge", "judge_model": "--judge-model",
+    "judge_samples": "--judge-samples", "metric": "--metric", "metrics": "--metric",
+    "concurrency": "--concurrency", "data": "--data", "cache": "--cache", "limit": "--limit",
+    "sample": "--sample", "stratify": "--stratify", "by": "--by", "max_cost": "--max-cost",
+    "run_name": "--run-name", "experiment": "--experiment",
+}  # fmt: skip
 
 
 @dataclass
@@ -297,6 +307,13 @@ def preflight(
         raise ConfigError(
             f"--param {secret[0]}=... would store a credential with the run; keys are read "
             f"from environment variables only (e.g. OPENAI_API_KEY)"
+        )
+    options = [key for key in config.params if key in OPTION_PARAMS]
+    if options:
+        key = options[0]
+        raise ConfigError(
+            f"param {key!r} (--param or a [sweep] key) is a harness option, not a model "
+            f"parameter: it would be sent in every request; use {OPTION_PARAMS[key]}"
         )
     set_prices(settings.get("prices") or {})
     RateLimits(settings)  # validates the tables

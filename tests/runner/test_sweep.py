@@ -277,3 +277,22 @@ def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_pat
     flag.unlink()
     code, _, err = invoke("run", "--resume", ids[0], "--no-mlflow")
     assert code == 0, err
+
+
+def test_a_harness_option_given_as_a_param_or_sweep_key_is_refused_before_any_run(qa, home):
+    code, _, err = invoke("run", "--data", "qa", "--model", MODEL, "--param", "judge=correctness")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "param 'judge' (--param or a [sweep] key) is a harness option" in err
+    assert err.strip().endswith("use --judge")
+    (home / "harness.toml").write_text("[sweep]\nconcurrency = [1, 4]\n", encoding="utf-8")
+    code, _, err = invoke("run", "--data", "qa", "--model", MODEL, "--no-mlflow")
+    assert code == 2 and "param 'concurrency'" in err and "use --concurrency" in err, err
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        con.close()
+    # seed is a model parameter as well: still a sweep axis
+    (home / "harness.toml").write_text("[sweep]\nseed = [1, 2]\n", encoding="utf-8")
+    code, _, err = invoke("run", "--data", "qa", "--model", MODEL, "--limit", "1", "--no-mlflow")
+    assert code == 0, err
