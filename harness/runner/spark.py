@@ -36,6 +36,7 @@ An active session, e.g. a notebook's, is always used as it is.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -43,6 +44,7 @@ import threading
 import uuid
 import warnings
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +95,28 @@ def run_on_spark(
     try:
         _waves(engine, deferred, caller, handle, settings)
     finally:
-        handle.close()
+        if _kept is not None and handle.owned:
+            _kept.append(handle)  # the next run finds it active; ``keep_sessions`` stops it
+        else:
+            handle.close()
+
+
+_kept: list[SparkHandle] | None = None  # inside ``keep_sessions``: the sessions to stop
+
+
+@contextlib.contextmanager
+def keep_sessions() -> Iterator[None]:
+    """Inside, a Spark session harness starts stays open for the runs after it, which find
+    it active (a sweep's children: a local JVM took ~20 s to start for each), and is stopped
+    on leaving."""
+    global _kept
+    outer, _kept = _kept, []
+    try:
+        yield
+    finally:
+        kept, _kept = _kept, outer
+        for handle in kept:
+            handle.close()
 
 
 def spark_session(master: str | None = None, session: Any = None) -> tuple[Any, bool]:

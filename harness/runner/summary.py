@@ -61,7 +61,7 @@ def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """
     table = _with_metrics(row_columns(outputs), scores)
     at = len(ROW_COLUMNS)
-    added = []
+    added: list[str] = []
     for name, values in _extra_columns(outputs).items():
         if name not in table.columns:  # harness's own column or a metric's wins
             table.insert(at + len(added), name, values)

@@ -20,6 +20,7 @@ than one ``--prompt``, or a ``[sweep]`` table in harness.toml::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -283,7 +284,7 @@ def run_sweep(
     try:
         # One stop request for the whole sweep: a Ctrl-C that comes while a child ends
         # (its rows all done) or between children stops the sweep, not only a child.
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop, _one_spark_session(base):
             _run_children(points, sweep, home, progress, provider, spark_target, stop)
         status = "FINISHED"
     except Interrupted as e:
@@ -295,6 +296,15 @@ def run_sweep(
         if sweep.parent_mlflow_run_id:
             _finish_parent(sweep, home, progress, status=status)
     return sweep
+
+
+def _one_spark_session(base: RunConfig) -> contextlib.AbstractContextManager[None]:
+    """One Spark session for all the children of a ``--spark`` sweep (see ``keep_sessions``)."""
+    if not base.spark:
+        return contextlib.nullcontext()
+    from harness.runner.spark import keep_sessions
+
+    return keep_sessions()
 
 
 def _sweep_interrupted(

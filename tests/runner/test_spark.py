@@ -613,3 +613,42 @@ def test_ctrl_c_stops_a_cli_run_on_a_local_session_harness_starts(
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: interrupted by SIGINT with ")
     assert last.endswith(f"resume with `harness run --resume {run_id}`")
+
+
+def test_a_sweep_on_spark_starts_its_local_session_once(
+    cluster: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """Each child of a `--spark` sweep started and stopped a Spark context of its own
+    (seconds each); the first one now stays open for the others and is stopped at the end."""
+    server, _ = cluster
+    server.reset()
+    write_settings(home, '[spark]\nmaster = "local[1]"\n')
+    script = (
+        "import json, sys\n"
+        "from pyspark import SparkContext\n"
+        "started = []\n"
+        "init = SparkContext.__init__\n"
+        "def counted(self, *a, **k):\n"
+        "    started.append(1)\n"
+        "    init(self, *a, **k)\n"
+        "SparkContext.__init__ = counted\n"
+        "from harness.cli import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n"
+        "    left = SparkContext._active_spark_context is not None\n"
+        "    print(json.dumps({'started': len(started), 'left': left}), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "HARNESS_HOME": str(home), "OPENAI_BASE_URL": server.openai_base_url,
+           "OPENAI_API_KEY": KEY}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, "run", "--data", "qa", "--model", "openai:/m",
+         "--metric", "token_f1", "--param", "temperature=0", "--param", "temperature=1",
+         "--limit", "4", "--spark", "--no-mlflow", "--json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == {"started": 1, "left": False}
+    runs = json.loads(done.stdout)["runs"]
+    assert [run["rows"] for run in runs] == [4, 4]
+    assert server.stats()["requests_total"] == 8  # every call of both points was a miss
