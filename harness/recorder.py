@@ -12,7 +12,9 @@ the file:
 
 - ``replay`` (default): answers come from the cassette only; a call it does not hold fails
   with what differs from the closest recorded call, and nothing leaves the machine (only
-  loopback is open). A missing cassette is an error. The file is never written.
+  loopback is open, and the hosts ``allowed_hosts=`` and ``[intercept] allowed_hosts``
+  name, which are reached as they are). A missing cassette is an error. The file is never
+  written.
 - ``use``: recorded answers are replayed, the others are sent and added; the cassette is
   written when something was added, keeping every entry it had.
 - ``refresh``: every call is sent again, and the cassette is rewritten with exactly the
@@ -68,10 +70,14 @@ def replay(
     *,
     home: str | os.PathLike[str] | None = None,
     hosts: tuple[str, ...] | list[str] = (),
+    allowed_hosts: tuple[str, ...] | list[str] | str = (),
 ) -> Recorder:
     """A ``Recorder`` for ``with`` (see the module docstring). ``hosts`` adds LLM endpoints to
-    ``[intercept] hosts`` of harness.toml; ``home`` is the project whose settings apply."""
-    return Recorder(path, mode, home=home, hosts=hosts)
+    ``[intercept] hosts`` of harness.toml; ``allowed_hosts`` adds to ``[intercept]
+    allowed_hosts`` the hosts that replay lets the code reach as they are (``"db:5432"``,
+    ``"*.internal"``, ``"10.0.0.*"``: see ``harness.intercept.allowed``); ``home`` is the
+    project whose settings apply."""
+    return Recorder(path, mode, home=home, hosts=hosts, allowed_hosts=allowed_hosts)
 
 
 class _LoopThread:
@@ -112,6 +118,7 @@ class Recorder:
         *,
         home: str | os.PathLike[str] | None = None,
         hosts: tuple[str, ...] | list[str] = (),
+        allowed_hosts: tuple[str, ...] | list[str] | str = (),
         name: str | None = None,
         record_hint: str | None = None,
         rerecord_hint: str | None = None,
@@ -124,6 +131,8 @@ class Recorder:
         self.mode = mode
         self.home = home
         self.hosts = tuple(hosts)
+        # One string is one host (not its characters).
+        self.allowed_hosts = (allowed_hosts,) if isinstance(allowed_hosts, str) else allowed_hosts
         self.name = name  # what the scope's calls are "for" in messages (a test id)
         self.record_hint = record_hint or f'harness.replay("{self.path}", mode="use")'
         # For a damaged file: a mode that does not read it (``use`` would stop at it again).
@@ -193,6 +202,7 @@ class Recorder:
         from harness.calls import Caller
         from harness.config import resolve_home
         from harness.intercept.activate import activate
+        from harness.intercept.allowed import AllowedHosts
         from harness.intercept.credentials import placeholder_keys
         from harness.intercept.endpoints import Endpoint, Endpoints
         from harness.intercept.scope import Cassette, Scope
@@ -205,6 +215,7 @@ class Recorder:
             extra = [Endpoint.parse(host, "http") for host in self.hosts]
         except ValueError as exc:
             raise ConfigError(f"harness.replay hosts: {exc}") from None
+        allowed = AllowedHosts.parse(self.allowed_hosts, "harness.replay allowed_hosts")
         set_prices(settings.get("prices") or {})
         self._cache = None if self.mode == "off" else MemoryCache()
         if self._cache is not None and self.mode != "refresh":
@@ -215,6 +226,7 @@ class Recorder:
             mode="replay" if self.mode == "replay" else "off" if self.mode == "off" else "use",
         )
         caller.endpoints = Endpoints([*extra, *caller.endpoints.configured])
+        caller.allowed_hosts += allowed
         # Everything that can fail on bad input has: from here on, nothing should.
         self._loop = _LoopThread()
         self._caller = caller

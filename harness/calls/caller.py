@@ -30,6 +30,7 @@ from harness.errors import (
     ProviderHTTPError,
     ReplayMiss,
 )
+from harness.intercept.allowed import AllowedHosts
 from harness.intercept.endpoints import Endpoints
 from harness.providers.pricing import cost_usd
 
@@ -100,6 +101,7 @@ class Caller(CallCounting):
         self.stats = CallStats()
         self._counting = threading.Lock()
         self.endpoints = Endpoints()  # where the app calls of local models are intercepted
+        self.allowed_hosts = AllowedHosts()  # what else replay lets them reach
         self._interception: Interception | None = None
         self._client = client
         self._owns_client = client is None
@@ -135,6 +137,7 @@ class Caller(CallCounting):
 
         caller = cls(**{**caller_options(settings), **kwargs})
         caller.endpoints = Endpoints.from_settings(settings)  # [intercept] and base URLs
+        caller.allowed_hosts = AllowedHosts.from_settings(settings)  # [intercept] allowed_hosts
         return caller
 
     # -- the call path -------------------------------------------------------------------

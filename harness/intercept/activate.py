@@ -2,7 +2,8 @@
 
 ``activate(scope, fallback=...)`` installs the hooks in httpx (``harness.intercept.patch``),
 makes ``scope`` current and ``fallback`` the scope of threads that carry no context, and in
-replay closes the network to all but loopback (``harness.intercept.network``).
+replay closes the network to all but loopback and the hosts its call path allows
+(``harness.intercept.network``).
 ``Interception`` is what a ``Caller`` holds: ``scope(row_id)`` builds a row's scope (on the
 call path's loop) and ``active(scope)`` turns it on around a local (``python:``) call; the
 calls of threads the user's code starts go to one scope per call path, which no row owns.
@@ -28,7 +29,11 @@ def activate(scope: Scope, *, fallback: Scope) -> Iterator[Scope]:
     install()
     with (
         entered(scope, fallback=fallback),
-        closed_network() if scope.mode == "replay" else contextlib.nullcontext(),
+        (
+            closed_network(scope.caller.allowed_hosts, scope.caller.endpoints)
+            if scope.mode == "replay"
+            else contextlib.nullcontext()
+        ),
     ):
         yield scope
 

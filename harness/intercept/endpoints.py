@@ -116,11 +116,13 @@ class Endpoint:
         prefix = (parts.path.rstrip("/") + path) if parts.path.strip("/") else path
         return cls(api, host, scheme, port, prefix)
 
-    def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
+    def matches_host(self, host: str) -> bool:
         if self.host.startswith("*."):
-            if not host.endswith(self.host[1:]):
-                return False
-        elif host != self.host:
+            return host.endswith(self.host[1:])
+        return host == self.host
+
+    def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
+        if not self.matches_host(host):
             return False
         if self.scheme is not None and scheme != self.scheme:
             return False
@@ -141,7 +143,7 @@ class Endpoints:
         table = settings.get("intercept") or {}
         if not isinstance(table, Mapping):
             raise ConfigError("[intercept] in harness.toml must be a table")
-        unknown = sorted(set(table) - {"hosts"})
+        unknown = sorted(set(table) - {"hosts", "allowed_hosts"})
         if unknown:
             raise ConfigError(
                 f"[intercept] in harness.toml: unknown setting(s) {', '.join(unknown)}"
@@ -190,13 +192,29 @@ class Endpoints:
                 return spoken
         if first is not None:
             return first
-        api = KNOWN_HOSTS.get(host)
-        if api is not None:
+        return _known(host)
+
+    def serves(self, host: str, port: int | None) -> bool:
+        """Whether an LLM endpoint lives at ``host`` (on ``port``, when the endpoint names
+        one), whatever its scheme and path: all a socket tells of where it connects."""
+        host = host.strip("[]").lower()
+        for endpoint in (*self.configured, *environment_endpoints()):
+            if endpoint.port is not None and port is not None and endpoint.port != port:
+                continue
+            if endpoint.matches_host(host):
+                return True
+        return _known(host) is not None
+
+
+def _known(host: str) -> str | None:
+    """The API of a hosted API's own host, or None."""
+    api = KNOWN_HOSTS.get(host)
+    if api is not None:
+        return api
+    for suffix, api in KNOWN_SUFFIXES.items():
+        if host.endswith(suffix):
             return api
-        for suffix, api in KNOWN_SUFFIXES.items():
-            if host.endswith(suffix):
-                return api
-        return None
+    return None
 
 
 def environment_endpoints() -> tuple[Endpoint, ...]:

@@ -1,4 +1,4 @@
-"""The network closed in replay: only loopback and Unix sockets may connect or be sent to.
+"""The network closed in replay: only loopback, Unix sockets and allowed hosts are open.
 
 The interception answers httpx's calls to LLM endpoints from the cache, but the user's code
 may talk to other hosts and through other libraries (``requests``, ``urllib``, ``aiohttp``,
@@ -13,6 +13,15 @@ last replay scope ends. It is installed on first use and does nothing while no r
 is active. Not guarded: name lookups (``getaddrinfo`` asks the system's resolver, which may
 ask a DNS server; only the name leaves, never a request), and sockets made outside Python's
 ``socket`` module (a C extension's own).
+
+Each scope may bring an allow-list (``harness.intercept.allowed``): an address is open when
+an active scope's list matches it, or matches a name it was found under. A socket connects
+to an address, so the names are learnt where Python resolves them: while an allow-list is
+active, each name resolved through ``socket.getaddrinfo`` (which
+``socket.create_connection``, asyncio, anyio, httpx, urllib3 and aiohttp's default resolver
+call) is remembered with its addresses until the last replay scope ends. A host that is an
+LLM endpoint of an active scope (by its address or a name it was found under) stays closed,
+allowed or not.
 """
 
 from __future__ import annotations
@@ -22,16 +31,63 @@ import errno
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ReplayRefused
 from harness.intercept.endpoints import is_loopback
 
-__all__ = ["closed_network"]
+if TYPE_CHECKING:
+    from harness.intercept.allowed import AllowedHosts
+    from harness.intercept.endpoints import Endpoints
+
+__all__ = ["closed_network", "is_allowed", "open_to_some"]
 
 _lock = threading.Lock()
 _closed = 0  # replay scopes active in the process
 _installed = False
+# The active scopes' allow-lists, each with the LLM endpoints it must not open (a list, not
+# a set: two scopes may bring equal ones), and the names addresses were resolved under.
+_allowed: list[tuple[AllowedHosts, Endpoints]] = []
+_names: dict[str, set[str]] = {}  # address -> names that resolved to it
+_NAMES_KEPT = 4096  # addresses remembered at most (a scan of an allowed *.suffix)
+
+
+def open_to_some() -> bool:
+    """Whether an active scope allows some host besides loopback."""
+    return bool(_allowed)
+
+
+def is_allowed(host: str, port: int | None) -> bool:
+    """Whether an active scope's allow-list opens ``host`` (a name, or an address with the
+    names it was resolved under) on ``port``, and no active scope's LLM endpoint lives there."""
+    return _closed_because(host, port) is None
+
+
+def _closed_because(host: str, port: int | None) -> str | None:
+    """Why ``host`` is closed on ``port`` (the end of a refusal's message), None if open."""
+    closed = "only loopback and allowed_hosts are open"
+    if not _allowed:
+        return closed
+    entries = list(_allowed)
+    names = (host.lower(), *_names.get(host.lower(), ()))
+    if not any(allowed.allows(name, port) for allowed, _ in entries for name in names):
+        return closed
+    if any(endpoints.serves(name, port) for _, endpoints in entries for name in names):
+        return "it is an LLM endpoint, which allowed_hosts never opens"
+    return None
+
+
+def _learn(host: Any, results: list[Any]) -> None:
+    """Remember the name an address was resolved under (see the module docstring): every
+    name, not only allowed ones, so that an LLM endpoint's name closes its address."""
+    if not _allowed or not isinstance(host, str | bytes):
+        return
+    name = (host.decode(errors="replace") if isinstance(host, bytes) else host).lower()
+    with _lock:
+        for result in results:
+            address = str(result[4][0])
+            if address != name and (address in _names or len(_names) < _NAMES_KEPT):
+                _names.setdefault(address, set()).add(name)
 
 
 def _address_host(family: int, address: Any) -> str | None:
@@ -50,10 +106,13 @@ def _check(sock: socket.socket, address: Any, sending: bool = False) -> None:
     if host is None or is_loopback(host):
         return
     port = address[1] if isinstance(address, tuple) and len(address) > 1 else "?"
+    reason = _closed_because(host, port if isinstance(port, int) else None)
+    if reason is None:
+        return
     what = "sending to" if sending else "a connection to"
     message = (
         f"harness replay: refused {what} {host}:{port}: nothing leaves the machine "
-        f"while replaying (only loopback is open)"
+        f"while replaying ({reason})"
     )
     from harness.intercept.scope import current
 
@@ -89,6 +148,16 @@ def _install() -> None:
             _check(self, rest[2], sending=True)
         return sendmsg(self, buffers, *rest)
 
+    getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        results = getaddrinfo(host, *args, **kwargs)
+        if _closed:
+            _learn(host, results)
+        return results
+
+    guarded_getaddrinfo.__wrapped__ = getaddrinfo  # type: ignore[attr-defined]
+    socket.getaddrinfo = guarded_getaddrinfo
     socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
     socket.socket.sendto = guarded_sendto  # type: ignore[method-assign,assignment]
@@ -97,16 +166,30 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def closed_network() -> Iterator[None]:
+def closed_network(
+    allowed: AllowedHosts | None = None, endpoints: Endpoints | None = None
+) -> Iterator[None]:
     """Refuse every non-loopback connection or datagram in the process while this is
-    entered."""
+    entered, but to the hosts ``allowed`` names that are not LLM endpoints (``endpoints``:
+    those of the scope's call path; the environment's and the hosted APIs' count always)."""
     global _closed
+    entry = None
+    if allowed:
+        from harness.intercept.endpoints import Endpoints
+
+        entry = (allowed, endpoints if endpoints is not None else Endpoints())
     with _lock:
         if not _installed:
             _install()
         _closed += 1
+        if entry is not None:
+            _allowed.append(entry)
     try:
         yield
     finally:
         with _lock:
             _closed -= 1
+            if entry is not None:
+                _allowed.remove(entry)
+            if not _closed:
+                _names.clear()

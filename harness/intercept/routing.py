@@ -5,7 +5,10 @@
 
 - harness's own (marked ``OWN_REQUEST``), or sent with no scope active: sent as it is;
 - to a host that is not an LLM endpoint: sent as it is, except in ``replay``, where only
-  loopback is open and anything else raises ``ConnectError`` (and fails the scope);
+  loopback and the hosts an allow-list names are open and anything else raises
+  ``ConnectError`` (and fails the scope). When an active scope allows some host, a request
+  to a name the allow-lists do not name is sent on for the socket guard to judge by the
+  address the name resolves to (``harness.intercept.network``);
 - to an LLM endpoint but not a JSON ``POST`` (a ``GET /v1/models``, a multipart upload):
   sent as it is, uncached, except in ``replay``, where it is refused the same way;
 - a JSON ``POST`` to an LLM endpoint: keyed (``harness.intercept.wire``) and handed to the
@@ -33,6 +36,7 @@ it is refused with a message saying so.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -51,6 +55,7 @@ from harness.errors import (
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import find_secret, header_secrets
 from harness.intercept.endpoints import is_loopback
+from harness.intercept.network import is_allowed, open_to_some
 from harness.intercept.scope import Scope, current
 from harness.intercept.wire import AppRequest, JSONCall, error_response, http_response, json_call
 from harness.providers._client import OWN_REQUEST
@@ -59,6 +64,7 @@ from harness.providers._http import redact_url
 __all__ = ["route_async", "route_sync"]
 
 _PASS = None  # what ``_plan`` returns for a request that is sent as it is
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # (the stored answer, whether it is the server's error answer, the live answer's headers)
 _Answer = tuple[dict[str, Any], bool, tuple[tuple[str, str], ...]]
 
@@ -77,16 +83,30 @@ def _module(request: Any) -> ModuleType:
     return sys.modules[type(request).__module__.partition(".")[0]]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _endpoint(scope: Scope, request: Any) -> str | None:
     """The API of the request's endpoint, or None; raise ``_Refusal`` in replay off-machine."""
     url = request.url
     api = scope.endpoint(url.scheme, url.host, url.port, url.path)
     if api is None and scope.mode == "replay" and not is_loopback(url.host):
+        if open_to_some() and (
+            is_allowed(url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+            or not _is_address(url.host)  # the socket judges the address it resolves to
+        ):
+            return None
         raise _Refusal(
             ReplayRefused(
                 f"harness replay: refused {request.method} {redact_url(str(url))}: nothing "
                 f"leaves the machine while replaying (if this is an LLM endpoint, add its "
-                f"host to [intercept] hosts in harness.toml)"
+                f"host to [intercept] hosts in harness.toml; if it is a service the app "
+                f"needs, to [intercept] allowed_hosts)"
             ),
             None,
         )

@@ -33,6 +33,7 @@ from harness.intercept.credentials import environment_secrets
 from harness.intercept.endpoints import Endpoint, environment_endpoints
 
 if TYPE_CHECKING:
+    from harness.intercept.allowed import AllowedHosts
     from harness.intercept.endpoints import Endpoints
     from harness.model_io import ModelRequest
     from harness.providers.base import Provider
@@ -48,6 +49,9 @@ class CallPath(Protocol):
 
     @property
     def endpoints(self) -> Endpoints: ...
+
+    @property
+    def allowed_hosts(self) -> AllowedHosts: ...
 
     async def call(
         self,

@@ -7,8 +7,12 @@ Installing harness registers it (the ``pytest11`` entry point ``harness``). A te
 ``Class.test_name``, a nested class's ``Outer.Inner.test_name``):
 
 - ``@pytest.mark.harness(cassette="path.jsonl")`` names another file (relative to the test
-  file's folder), ``hosts=[...]`` adds LLM endpoints for that test; the ini option
+  file's folder), ``hosts=[...]`` adds LLM endpoints for that test, ``allowed_hosts=[...]``
+  hosts that replay lets it reach as they are (a service container: ``"db:5432"``,
+  ``"*.internal"``; see ``harness.intercept.allowed``); the ini option
   ``harness_cassette_dir`` (relative to each test file's folder) moves every default one;
+- ``--harness-allowed-hosts=HOST,HOST`` allows hosts for every marked test, with
+  ``[intercept] allowed_hosts`` of harness.toml and each test's ``allowed_hosts=``;
 - ``--harness-record=none`` (the default) replays strictly: a call the cassette does not
   hold fails the test with what differs and the command that records it, a missing cassette
   fails it with that command, and the network is closed to all but loopback;
@@ -60,6 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="none: replay only, fail on a missing call (default); new: record missing "
         "calls; all: record every call again and drop unused entries.",
     )
+    group.addoption(
+        "--harness-allowed-hosts",
+        action="append",
+        default=[],
+        metavar="HOST,HOST",
+        help="hosts that replay lets marked tests reach as they are (a service such as "
+        "db:5432, *.internal, 10.0.0.*); comma-separated, may be repeated.",
+    )
     parser.addini(
         "harness_cassette_dir",
         "Folder of the cassettes of @pytest.mark.harness tests, relative to each test file's "
@@ -71,11 +83,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "harness(cassette=None, hosts=()): replay the test's LLM calls from a cassette "
-        "(see --harness-record).",
+        "harness(cassette=None, hosts=(), allowed_hosts=()): replay the test's LLM calls "
+        "from a cassette (see --harness-record, --harness-allowed-hosts).",
     )
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         config.stash[_RUN_ID] = uuid.uuid4().hex
+    allowed = _allowed_option(config)
+    if allowed:  # a bad host is a usage error, said once, before any test runs
+        from harness.errors import ConfigError
+        from harness.intercept.allowed import AllowedHosts
+
+        try:
+            AllowedHosts.parse(allowed, "--harness-allowed-hosts")
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+def _allowed_option(config: pytest.Config) -> list[str]:
+    """The hosts of every ``--harness-allowed-hosts`` given, split at commas."""
+    values = config.getoption("--harness-allowed-hosts", None) or []
+    return [host.strip() for value in values for host in value.split(",") if host.strip()]
 
 
 def cassette_path(item: pytest.Item, cassette: Any = None) -> Path:
@@ -110,20 +137,28 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
     if marker is None:
         yield
         return
+    from harness.intercept.allowed import AllowedHosts
     from harness.recorder import Recorder
 
     item = request.node
-    unknown = sorted(set(marker.kwargs) - {"cassette", "hosts"})
+    unknown = sorted(set(marker.kwargs) - {"cassette", "hosts", "allowed_hosts"})
     if marker.args or unknown:
         pytest.fail(
-            f"@pytest.mark.harness takes cassette= and hosts=, not {marker.args or unknown}",
+            "@pytest.mark.harness takes cassette=, hosts= and allowed_hosts=, not "
+            f"{marker.args or unknown}",
             pytrace=False,
         )
+    allowed = marker.kwargs.get("allowed_hosts") or []
+    allowed = [allowed] if isinstance(allowed, str) else allowed
+    problem = _attempt(lambda: AllowedHosts.parse(allowed, "@pytest.mark.harness allowed_hosts"))
+    if problem:
+        pytest.fail(problem, pytrace=False)
     path = cassette_path(item, marker.kwargs.get("cassette"))
     recorder = Recorder(
         path,
         MODES[item.config.getoption("--harness-record")],
         hosts=tuple(marker.kwargs.get("hosts") or ()),
+        allowed_hosts=[*_allowed_option(item.config), *allowed],
         name=_test_id(item),
         record_hint=_record_command(item),
         rerecord_hint=_record_command(item, "all"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 from pathlib import Path
 
 # pytester's in-process runs take these out of sys.modules again when they were first
@@ -215,6 +216,7 @@ def test_shared(question):
 EVALUATION = """
 import json
 import shlex
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -384,7 +386,8 @@ def test_positional():
             "*_ ERROR at setup of test_unmarked _*",
             "harness_recorder needs the test to be marked @pytest.mark.harness",
             "*_ ERROR at setup of test_positional _*",
-            "@pytest.mark.harness takes cassette= and hosts=, not ('shared.jsonl',)",
+            "@pytest.mark.harness takes cassette=, hosts= and allowed_hosts=, not "
+            "('shared.jsonl',)",
         ],
         consecutive=True,
     )
@@ -421,6 +424,69 @@ def test_telemetry():
             "harness replay: refused a connection to 192.0.2.1:80: nothing leaves the machine *",
         ]
     )
+
+
+def test_allowed_hosts_let_a_service_through_and_nothing_else(pytester: pytest.Pytester) -> None:
+    # 0.0.0.0 is this machine (Linux connects it here): no packet leaves it, allowed or not.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    pytester.makepyfile(
+        test_service=f"""
+import socket
+
+import pytest
+
+def connect():
+    socket.create_connection(("0.0.0.0", {port}), timeout=5).close()
+
+@pytest.mark.harness(cassette="none.jsonl", allowed_hosts=["0.0.0.0:{port}"])
+def test_marked():
+    connect()
+
+@pytest.mark.harness(cassette="none.jsonl", allowed_hosts="10.0.0.*")
+def test_other_host():
+    connect()
+
+@pytest.mark.harness(cassette="none.jsonl")
+def test_by_option():
+    connect()
+
+@pytest.mark.harness(cassette="none.jsonl", allowed_hosts=["http://db:5432"])
+def test_bad():
+    pass
+"""
+    )
+    (pytester.path / "none.jsonl").write_text(
+        '{"entry_schema":1,"harness_cassette":1,"key_schema":1}\n'
+    )
+    try:
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1, failed=2, errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*_ ERROR at setup of test_bad _*",
+                "harness: @pytest.mark.harness allowed_hosts: 'http://db:5432' is not a host: "
+                "give a name or IP with an optional :port",
+                "*_ test_other_host _*",
+                f"harness replay: refused a connection to 0.0.0.0:{port}: nothing leaves the "
+                "machine while replaying (only loopback and allowed_hosts are open)",
+                "*_ test_by_option _*",
+                f"harness replay: refused a connection to 0.0.0.0:{port}: *",
+            ]
+        )
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--harness-allowed-hosts=10.0.0.*,0.0.0.*", "-k", "not bad"
+        )
+        result.assert_outcomes(passed=3)
+        result = pytester.runpytest("-p", "no:cacheprovider", "--harness-allowed-hosts=db:x")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["ERROR: --harness-allowed-hosts: 'db:x': the port must be a number from 1 to 65535"]
+        )
+    finally:
+        server.close()
 
 
 def test_a_damaged_cassette_says_how_to_record_it_again(
