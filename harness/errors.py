@@ -26,6 +26,8 @@ sync) stopped by SIGINT or SIGTERM, resumable.
     ├── CacheError                  the response cache cannot be used (a bad cassette...)
     │   ├── CacheCorrupt            exit 74: an entry on disk failed its checksum (also an
     │   │                           EnvironmentFault: the cache is damaged, not the input)
+    │   ├── CacheBusy               exit 74: another process held the cache for too long
+    │   │                           (also an EnvironmentFault)
     │   └── ReplayMiss              exit 1: --cache replay met a request it has not seen
     │       └── ReplayRefused       exit 1: in replay, a request that may not leave the machine
     ├── BudgetExceeded              exit 1: --max-cost reached
@@ -303,6 +305,13 @@ class CacheCorrupt(CacheError, EnvironmentFault):
     damaged (a crash, a full disk, a hand edit), which the user's input did not cause and
     ``harness cache verify``/``prune`` repair. In ``--cache use`` it is a miss; only replay
     and export meet it as an error.
+    """
+
+
+class CacheBusy(CacheError, EnvironmentFault):
+    """Another process held the cache's SQLite file (a write) longer than harness waited.
+
+    Exit 74, as ``StoreBusy`` for the DuckDB file: the machine is busy, the input is fine.
     """
 
 

@@ -34,7 +34,7 @@ from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_cre
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
-from harness.errors import CacheCorrupt, CacheError, HarnessError
+from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError
 from harness.faults import environment_fault, first_line
 
 __all__ = ["REPAIR_HINT", "EntryStore", "ResponseCache", "SafeDisk", "cache_stats"]
@@ -152,12 +152,14 @@ class ResponseCache:
 
     def __init__(self, directory: Path | str, *, timeout: float = 60.0) -> None:
         self.directory = Path(directory)
+        self.timeout = timeout
         try:
             self._cache = diskcache.Cache(
                 str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
             )
         except (sqlite3.Error, OSError) as exc:
-            raise _fault(exc, self.directory, "opening") from None
+            # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
+            raise _fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
 
     # -- lookups ---------------------------------------------------------------------
@@ -268,7 +270,7 @@ class ResponseCache:
         try:
             self._cache.set(key, text, tag=_index_tag(entry.request))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise _fault(exc, self.directory) from None
+            raise _fault(exc, self.directory, waited=self.timeout) from None
         self._known.add(key)
 
     def delete(self, key: str) -> bool:
@@ -282,7 +284,7 @@ class ResponseCache:
             with self._cache.transact():
                 yield
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:  # the commit itself
-            raise _fault(exc, self.directory) from None
+            raise _fault(exc, self.directory, waited=self.timeout) from None
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -392,14 +394,20 @@ class ResponseCache:
                 if created is not None and parse_time(created) < cutoff:
                     doomed.append(key)
         removed = 0
-        for start in range(0, len(doomed), 500):
-            with self._cache.transact():
-                removed += sum(bool(self._cache.delete(k)) for k in doomed[start : start + 500])
+        try:
+            for start in range(0, len(doomed), 500):
+                with self._cache.transact():
+                    removed += sum(bool(self._cache.delete(k)) for k in doomed[start : start + 500])
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _fault(exc, self.directory, waited=self.timeout) from None
         return removed
 
     def clear(self) -> int:
         """Remove every entry; return how many there were."""
-        return int(self._cache.clear())
+        try:
+            return int(self._cache.clear())
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _fault(exc, self.directory, waited=self.timeout) from None
 
     def close(self) -> None:
         """Close this process's connections (the cache can be reopened any time)."""
@@ -415,11 +423,20 @@ class ResponseCache:
         return f"ResponseCache({str(self.directory)!r})"
 
 
-def _fault(error: BaseException, directory: Path, action: str = "writing") -> HarnessError:
-    """A full disk or a read-only cache folder named as such; else a ``CacheError``."""
+def _fault(
+    error: BaseException, directory: Path, action: str = "writing", *, waited: float = 60.0
+) -> HarnessError:
+    """A full disk, a read-only cache folder or a cache another process holds (after
+    ``waited`` seconds) named as such; else a ``CacheError``."""
     fault = environment_fault(error, directory, action=action)
     if fault is not None:
         return fault
+    if isinstance(error, diskcache.Timeout) or "database is locked" in str(error):
+        return CacheBusy(
+            f"the cache at {directory} is held by another process (waited {waited:g} s); "
+            "try again when it finishes",
+            path=str(directory),
+        )
     verb = "open" if action == "opening" else "write"
     return CacheError(f"cannot {verb} the cache at {directory}: {first_line(error)}")
 

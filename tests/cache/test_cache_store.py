@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import sqlite3
 from pathlib import Path
 
 import diskcache
@@ -13,7 +14,7 @@ import pytest
 from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key
 from harness.cache.keys import canonical_json
 from harness.cache.store import SafeDisk
-from harness.errors import CacheCorrupt, CacheError
+from harness.errors import CacheBusy, CacheCorrupt, CacheError
 from harness.model_io import ModelResponse
 
 
@@ -323,6 +324,30 @@ def test_nearest_looks_in_other_families_only_when_its_own_is_empty(
 
 def test_nearest_of_an_empty_cache_is_empty(cache, make_request) -> None:
     assert cache.nearest(canonical_request(make_request())) == []
+
+
+def test_a_cache_another_process_holds_is_busy_exit_74(tmp_path, make_request, make_entry):
+    cache = ResponseCache(tmp_path / "cache", timeout=0.2)
+    stored = make_request(sample_index=1)
+    cache.set(request_key(stored), make_entry(stored))  # for prune to remove
+    holder = sqlite3.connect(tmp_path / "cache" / "cache.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # as a long write in another process
+    req = make_request()
+    busy = r"the cache at .* is held by another process \(waited 0\.2 s\); try again when"
+    try:
+        with cache:
+            with pytest.raises(CacheBusy, match=busy) as raised:
+                cache.set(request_key(req), make_entry(req))
+            assert raised.value.exit_code == 74
+            with pytest.raises(CacheBusy, match=busy):
+                cache.prune(older_than_days=0)
+            with pytest.raises(CacheBusy, match=busy):
+                cache.clear()
+    finally:
+        holder.rollback()
+        holder.close()
+    with ResponseCache(tmp_path / "cache") as cache:
+        assert cache.keys() == [request_key(stored)]  # nothing half-done
 
 
 def test_an_unusable_directory_is_a_cache_error(tmp_path) -> None:
