@@ -198,9 +198,24 @@ class ResponseCache:
             raise CacheCorrupt(f"cache entry {key}: {exc}") from None
         except ValueError:  # a value file that is not UTF-8
             raise CacheCorrupt(f"cache entry {key} is not UTF-8 text") from None
-        except OSError:  # its value file went since the select: a miss, as diskcache has it
+        except FileNotFoundError:
+            if self._still_names(key, filename):  # the row outlived its file: damaged
+                raise CacheCorrupt(
+                    f"cache entry {key}: its value file {filename} is missing"
+                ) from None
+            return None  # deleted (or replaced) since the select: a miss
+        except OSError:  # as diskcache has it: a miss
             return None
         return decode_entry(key, value)
+
+    def _still_names(self, key: str, filename: str | None) -> bool:
+        try:
+            rows = self._cache._sql(
+                "SELECT 1 FROM Cache WHERE key = ? AND raw = 1 AND filename = ?", (key, filename)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
+        return bool(rows)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._cache

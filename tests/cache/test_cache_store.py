@@ -11,7 +11,13 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key
+from harness.cache import (
+    CacheEntry,
+    ResponseCache,
+    canonical_request,
+    export_cassette,
+    request_key,
+)
 from harness.cache.keys import canonical_json
 from harness.cache.store import SafeDisk
 from harness.errors import CacheBusy, CacheCorrupt, CacheError
@@ -132,8 +138,28 @@ def test_a_value_too_big_for_a_row_lives_in_a_file_and_reads_back(cache, make_re
     files = [p for p in cache.directory.rglob("*.val")]
     assert len(files) == 1
     assert cache.get(entry.key) == entry
-    files[0].unlink()  # gone behind the cache's back: a miss, as diskcache reads it
-    assert cache.get(entry.key) is None
+
+
+def test_an_entry_whose_value_file_is_gone_is_damaged_and_pruned(
+    cache, make_request, tmp_path
+) -> None:
+    req = make_request()
+    entry = CacheEntry.from_response(canonical_request(req), ModelResponse(text="x" * 100_000))
+    cache.set(entry.key, entry)
+    [value_file] = cache.directory.rglob("*.val")
+    value_file.unlink()  # gone behind the cache's back (a partial copy, a hand clean-up)
+    with pytest.raises(CacheCorrupt, match=r"its value file .*\.val is missing"):
+        cache.get(entry.key)
+    assert (entry.key, f"its value file {value_file.relative_to(cache.directory)} is missing") in (
+        cache.verify()
+    )
+    with pytest.raises(CacheCorrupt, match="cannot export"):  # not a cassette with a hole
+        export_cassette(cache, tmp_path / "all.jsonl")
+    assert not (tmp_path / "all.jsonl").exists()
+    assert cache.prune() == 1  # what verify lists, prune removes
+    assert cache.verify() == [] and cache.keys() == []
+    cache.set(entry.key, entry)  # and the call stores again
+    assert cache.get(entry.key) == entry
 
 
 def test_keys_are_text(cache) -> None:
