@@ -188,15 +188,27 @@ def import_cassette(cache: EntryStore, path: Path | str) -> ImportReport:
 
 
 def check_cassette(path: Path | str) -> None:
-    """Raise ``CacheError`` unless ``path`` is a cassette this harness reads: the file is
-    there and its header is right (its entries are checked by ``import_cassette``). For a
-    command to call before it opens, and so creates, a cache to import into."""
+    """Raise ``CacheError`` unless ``path`` is a cassette this harness reads whole: the file
+    is there, its header is right, it reads to its end (a gzip cut short does not) and every
+    line is a good entry (the first bad one is named, with how many more there are). For a
+    command to call before it opens, and so creates, a cache to import into, so that a
+    damaged file imports nothing rather than the part before the damage."""
     path = Path(path)
     lines = _read_lines(path)
+    bad: list[tuple[int, str]] = []
     try:
-        _entry_lines(path, lines)
+        for line_no, line in _entry_lines(path, lines):
+            if line.strip():
+                try:
+                    _parse_entry(line)
+                except CacheCorrupt as exc:
+                    bad.append((line_no, str(exc).replace("cache entry ? ", "")))
     finally:
         lines.close()
+    if bad:
+        (line_no, problem), more = bad[0], len(bad) - 1
+        others = f" (and {more} more line{'s' if more > 1 else ''})" if more else ""
+        raise CacheError(f"{path} line {line_no}: {problem}{others}")
 
 
 def _entry_lines(path: Path, lines: Iterator[str]) -> Iterator[tuple[int, str]]:

@@ -128,14 +128,19 @@ def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) ->
 @click.pass_context
 def import_(ctx: click.Context, path: str, as_json: bool) -> None:
     """Merge a cassette into the cache. Idempotent; conflicting entries keep the local one.
+    The whole file is checked first: one bad line (or a gzip cut short) imports nothing.
 
     \b
     Example:
       harness cache import tests/cassettes/qa.jsonl.gz
     """
     from harness.cache.cassette import check_cassette, import_cassette
+    from harness.errors import CacheError
 
-    check_cassette(path)  # a file that is not there or not a cassette creates nothing
+    try:  # a file that is not there, not a cassette, or damaged anywhere creates nothing
+        check_cassette(path)
+    except CacheError as exc:
+        raise exc.extended("nothing imported") from None
     with _open_cache(ctx) as c:
         report = import_cassette(c, path)
     if as_json:

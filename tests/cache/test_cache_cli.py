@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from processes import harness_env
 
-from harness.cache import ResponseCache, request_key
+from harness.cache import ResponseCache, export_cassette, request_key
 from harness.cli import cli
 
 
@@ -159,3 +159,48 @@ def test_clear_on_a_terminal_asks_first(
         assert done.stderr.endswith("cache clear cancelled: nothing removed\n")
         assert "Aborted" not in done.stderr + done.stdout
     assert entries(home) == left
+
+
+def cassette_of(tmp_path: Path, make_request, make_entry, count: int, name: str) -> Path:
+    """A cassette of ``count`` entries, exported from a cache of its own."""
+    with ResponseCache(tmp_path / f"{name}-cache") as cache, cache.batch():
+        for index in range(count):
+            req = make_request(sample_index=index)
+            cache.set(request_key(req), make_entry(req, text=f"answer {index}"))
+    path = tmp_path / name
+    with ResponseCache(tmp_path / f"{name}-cache") as cache:
+        export_cassette(cache, path)
+    return path
+
+
+def test_a_cassette_with_a_bad_line_imports_nothing(
+    tmp_path: Path, make_request, make_entry
+) -> None:
+    path = cassette_of(tmp_path, make_request, make_entry, 5, "qa.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace('"text":"answer', '"text":"edited answer')  # a hand edit
+    lines[4] = lines[4][:40] + "\n"  # and a line cut short
+    path.write_text("".join(lines), encoding="utf-8")
+    home = tmp_path / "new-home"
+    result = CliRunner().invoke(cli, ["--home", str(home), "cache", "import", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"error: {path} line 3: failed its checksum (and 1 more line); nothing imported\n"
+    )
+    assert not home.exists()
+
+
+def test_a_gzip_cassette_cut_short_imports_nothing(
+    tmp_path: Path, make_request, make_entry
+) -> None:
+    # more entries than one import batch (500): the first batch was written before the cut
+    path = cassette_of(tmp_path, make_request, make_entry, 1200, "qa.jsonl.gz")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])  # a download cut short
+    home = tmp_path / "new-home"
+    home.mkdir()
+    result = CliRunner().invoke(cli, ["--home", str(home), "cache", "import", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert not (home / "cache").exists()  # not the first 500 entries either
+    assert result.stderr.startswith(f"error: cannot read cassette {path}: ")
+    assert result.stderr.endswith("; nothing imported\n")
+    assert result.stderr.count("\n") == 1
