@@ -2,7 +2,9 @@
 
 Copied per local run: params, every metric value with its step and timestamp, tags,
 artifacts, dataset inputs, start/end time and status, and the run's traces with their
-assessments (:mod:`harness.tracking.sync_traces`), unless ``traces=False``.
+assessments (:mod:`harness.tracking.sync_traces`), unless ``traces=False``; and the prompt
+versions and logged models the run links to, which the copy names by their target
+versions and ids (:mod:`harness.tracking.sync_links`).
 
 Finding a copy again: a target run carries the tag ``harness.source_run_id``, set when it
 is created, so even a run cut off just after creation is found; traces and assessments
@@ -11,7 +13,8 @@ creating anything.
 
 Noticing a change: the last write to a target run is its tag ``harness.sync_fingerprint``,
 a short hash per section of the local run (info, params, tags, metrics, inputs, artifacts,
-traces) and the time the run was read. Equal hashes: skip, with no further reads. No tag
+traces, and links when it names a prompt version or logged model) and the time the run was
+read. Equal hashes: skip, with no further reads. No tag
 (an interrupted sync) or other hashes: the changed sections are compared with the target
 and what is missing there is copied, so a killed sync resumes and a run changed locally
 is updated in place, never duplicated. A sync without traces neither reads nor compares

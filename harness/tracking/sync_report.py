@@ -29,6 +29,8 @@ class RunSync:
     traces: int = 0
     assessments: int = 0
     traces_removed: int = 0  # copies of local traces that are gone, deleted on the target
+    prompts: int = 0  # prompt versions created on the target for this run (see sync_links)
+    models: int = 0  # logged models created on the target for this run
     warnings: list[str] = field(default_factory=list)
 
 
@@ -47,7 +49,8 @@ class SyncReport:
     def totals(self) -> dict[str, int]:
         totals = {f"runs_{a}": sum(r.action == a for r in self.runs) for a in ACTIONS}
         totals.update({k: sum(getattr(r, k) for r in self.runs) for k in COUNTS})
-        totals["traces_removed"] = sum(r.traces_removed for r in self.runs)
+        for key in ("traces_removed", "prompts", "models"):
+            totals[key] = sum(getattr(r, key) for r in self.runs)
         return totals
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,9 +66,12 @@ SyncPlan = SyncReport  # a dry run's report is the plan
 def describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:
     verb = f"would {result.action}" if dry_run and result.action != "skip" else result.action
     counts = ", ".join(f"{getattr(result, k)} {k}" for k in COUNTS if getattr(result, k))
-    if result.traces_removed:
-        removed = f"{result.traces_removed} traces removed (replaced locally)"
-        counts = f"{counts}, {removed}" if counts else removed
+    extra = {
+        "traces removed (replaced locally)": result.traces_removed,
+        "prompt versions": result.prompts,
+        "logged models": result.models,
+    }
+    counts = ", ".join([counts, *(f"{n} {what}" for what, n in extra.items() if n)]).strip(", ")
     name = f"{result.experiment}/{result.run_name or result.run_id}"
     skipped = " (traces skipped)" if traces_skipped else ""
     return f"{verb} {name}" + (f": {counts}" if counts else "") + skipped

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.mlflow_store import artifact_root_for
+from harness.tracking.sync_links import LinkCopier, LocalLinks, local_links
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import (
     SyncTarget,
@@ -55,7 +56,8 @@ _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 # Tags whose value is a local run's id: the copy names that run's copy.
 _RUN_ID_TAGS = ("mlflow.parentRunId", "harness.sweep.best_run")
 TAGS_PENDING = "pending"  # the tags section of a fingerprint while a run id tag waits
-_SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces")
+# "links" (the prompt versions and models the run names) only for a run that has them.
+_SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces", "links")
 
 
 # --- what a local run holds -------------------------------------------------------------
@@ -79,9 +81,11 @@ class _LocalRun:
     inputs: list[Any]
     artifacts: list[_Artifact]
     traces: list[TraceInfo] | None  # None: not read (traces=False)
+    links: LocalLinks
 
     def fingerprint(self) -> dict[str, str]:
-        """A hash per section; no "traces" key when the traces were not read."""
+        """A hash per section; no "traces" key when the traces were not read, no "links"
+        key when the run names no prompt version or logged model."""
         info = self.run.info
         sections: dict[str, Any] = {
             "info": [info.run_name, info.start_time, info.end_time, info.status],
@@ -93,6 +97,8 @@ class _LocalRun:
         }
         if self.traces is not None:
             sections["traces"] = traces_fingerprint(self.traces)
+        if self.links:
+            sections["links"] = self.links.fingerprint()
         return {name: _digest(sections[name]) for name in _SECTIONS if name in sections}
 
 
@@ -126,6 +132,7 @@ class _RunPlan:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # target model ids to link as inputs
     artifacts: list[_Artifact] = field(default_factory=list)
     traces: list[TracePlan] = field(default_factory=list)
     traces_gone: list[str] = field(default_factory=list)  # target trace ids to delete
@@ -162,12 +169,21 @@ class Syncer:
         self.id_map: dict[str, str] = {}  # local run id -> target run id
         self._uncopied: set[str] = set()  # local runs of the experiment with no copy yet
         self.is_databricks = is_databricks_uri(target.tracking_uri)
+        self.links = LinkCopier(
+            self.src,
+            self.dst,
+            self._write,
+            id_map=self.id_map,
+            prompts=not self.is_databricks,  # Unity Catalog names: see sync_links
+            dry_run=dry_run,
+        )
         self.copier = TraceCopier(
             TracingClient(source_uri),
             self.dst,
             TracingClient(target.tracking_uri),
             self._write,
             id_map=self.id_map,
+            links=self.links,
             say=say,
             # Databricks keeps spans as an artifact per trace; MLflow servers take OTLP in bulk.
             bulk_spans=not self.is_databricks if target.bulk_spans is None else target.bulk_spans,
@@ -275,7 +291,9 @@ class Syncer:
         traces = None if skip_traces else self.copier.read(run.info.experiment_id, run_id)
         artifacts = self._local_artifacts(run)
         params = dict(run.data.params)
-        return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces)
+        full = self.src.get_run(run_id)  # search_runs leaves out the model inputs
+        links = local_links(params, tags, full, traces)
+        return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces, links)
 
     def _local_artifacts(self, run: Run) -> list[_Artifact]:
         root = _local_dir(run.info.artifact_uri)
@@ -311,20 +329,24 @@ class Syncer:
             result.action = "skip"
             return False
         changed = {s for s in compared if before is None or before["sections"].get(s) != now[s]}
+        if "links" in changed:  # a copy made before links were copied: name their copies
+            changed |= {"params", "tags", "traces"} & set(compared)
         if "traces" not in now:  # keep the target's mark, so a sync with traces copies them
             previous = before["sections"].get("traces") if before else None
             now["traces"] = previous or TRACES_SKIPPED
+        experiment = experiment_id()  # in a dry run, only noted as to be created
+        if target_run is None and not self.dry_run:  # first: a model names its source run
+            result.target_run_id = self._create_run(local, experiment)
+        if local.links:  # the copy names them: they exist on the target first
+            self.links.copy(local.links, experiment, result)
         plan = self._plan(local, target_run, changed, before["at"] if before else None, result)
         for name in COUNTS[:-1]:
             setattr(result, name, len(getattr(plan, name)))
         result.assessments = sum(len(p.assessments) for p in plan.traces)
         result.traces_removed = len(plan.traces_gone)
         result.tags += len(plan.tags_later)
-        experiment = experiment_id()  # in a dry run, only noted as to be created
         if self.dry_run:
             return False
-        if target_run is None:
-            result.target_run_id = self._create_run(local, experiment)
         self._uncopied.discard(run_id)
         if plan.tags_later:  # a sync cut off before they are set sets them next time
             now["tags"] = TAGS_PENDING
@@ -355,12 +377,13 @@ class Syncer:
         synced_at_ms: int | None,
         result: RunSync,
     ) -> _RunPlan:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Param
 
         plan = _RunPlan()
         have = target_run.data if target_run else None
         if "params" in changed:
             for key, value in sorted(local.params.items()):
+                value = self.links.param(key, value)  # prompt_uri: the target's version
                 if len(value) > MAX_PARAM_VALUE:
                     result.warnings.append(f"param '{key}' cut to {MAX_PARAM_VALUE} characters")
                     value = value[:MAX_PARAM_VALUE]
@@ -376,6 +399,7 @@ class Syncer:
                         plan.tags_later.append(key)
                         continue
                     value = self.id_map.get(value, value)
+                value = self.links.tag(key, value)  # a prompt version's or model's copy
                 if have is None or have.tags.get(key) != value:
                     plan.tags[key] = value
         if "metrics" in changed:
@@ -385,12 +409,19 @@ class Syncer:
                     target_history = self.dst.get_metric_history(target_run.info.run_id, key)
                     present = set(map(_metric_key, target_history))
                 missing = [m for m in history if _metric_key(m) not in present]
-                # Only the value: a model id would point at a logged model the target lacks.
-                plan.metrics += [Metric(key, m.value, m.timestamp, m.step) for m in missing]
+                # Logged against the model's copy when they were against the local model.
+                plan.metrics += [self.links.metric(local.run.info.run_id, m) for m in missing]
         if "inputs" in changed:
             inputs = target_run.inputs.dataset_inputs if target_run and target_run.inputs else []
             present_inputs = set(map(_input_key, inputs))
             plan.inputs = [i for i in local.inputs if _input_key(i) not in present_inputs]
+        if "links" in changed:
+            models = self.links.model_inputs(local.links)
+            if models and target_run is not None:  # search_runs leaves out the model inputs
+                inputs_now = self.dst.get_run(target_run.info.run_id).inputs
+                linked = {m.model_id for m in (inputs_now.model_inputs if inputs_now else ())}
+                models = [m for m in models if m not in linked]
+            plan.models = models
         if "artifacts" in changed:
             files = _walk_artifacts(self.dst, target_run.info.run_id) if target_run else ()
             sizes = {f.path: f.file_size for f in files}
@@ -411,13 +442,14 @@ class Syncer:
     # --- copying it -----------------------------------------------------------------------
 
     def _apply(self, local: _LocalRun, plan: _RunPlan, run_id: str, experiment_id: str) -> None:
-        from mlflow.entities import RunStatus, RunTag
+        from mlflow.entities import LoggedModelInput, RunStatus, RunTag
 
         tags = [RunTag(k, v) for k, v in plan.tags.items()]
         if plan.params or plan.metrics or tags:  # the client splits it by the REST limits
             self._write(self.dst.log_batch, run_id, plan.metrics, plan.params, tags, True)
-        if plan.inputs:
-            self._write(self.dst.log_inputs, run_id, datasets=plan.inputs)
+        if plan.inputs or plan.models:
+            models = [LoggedModelInput(m) for m in plan.models] or None
+            self._write(self.dst.log_inputs, run_id, datasets=plan.inputs or None, models=models)
         if plan.artifacts:
             self._upload(local, plan.artifacts, run_id)
         if plan.traces:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow.entities import Run, TraceInfo
 
+    from harness.tracking.sync_links import LinkCopier
+
 __all__ = ["META_SOURCE_ASSESSMENT", "TAG_SOURCE_TRACE", "TraceCopier", "TracePlan"]
 
 TAG_SOURCE_TRACE = "harness.source_trace_id"
@@ -68,7 +70,8 @@ class TraceCopier:
     created, so a trace or an assessment that names another run points at that run's copy.
     ``bulk_spans`` sends spans over OTLP (an MLflow server) rather than as an artifact per
     trace (Databricks); an MLflow server that refuses OTLP turns it off for the rest.
-    ``say`` gets one progress line per chunk of traces copied.
+    ``say`` gets one progress line per chunk of traces copied. ``links`` (the caller's)
+    names the copies of the prompt versions and models a trace's tags and metadata name.
     """
 
     def __init__(
@@ -80,11 +83,13 @@ class TraceCopier:
         *,
         id_map: dict[str, str],
         say: Callable[[str], None],
+        links: LinkCopier | None = None,
         bulk_spans: bool = True,
         workers: int = 4,
     ) -> None:
         self.src, self.dst, self.dst_traces = source, target, target_traces
         self.write, self.id_map, self.say = write, id_map, say
+        self.links = links
         self.bulk_spans, self.workers = bulk_spans, workers
 
     def read(self, experiment_id: str, run_id: str) -> list[TraceInfo]:
@@ -110,7 +115,8 @@ class TraceCopier:
             have_ids = {a.assessment_id for a in have.assessments}
             have_ids |= {(a.metadata or {}).get(META_SOURCE_ASSESSMENT) for a in have.assessments}
             plan = TracePlan(info, have)
-            plan.tags = {k: v for k, v in trace_tags(info).items() if have.tags.get(k) != v}
+            tags = self._tags(info)
+            plan.tags = {k: v for k, v in tags.items() if have.tags.get(k) != v}
             plan.assessments = [a for a in info.assessments if a.assessment_id not in have_ids]
             if self.bulk_spans:  # spans sent: the server marks where it keeps them
                 plan.spans = have.tags.get(_SPANS_LOCATION) != _IN_TRACKING_STORE
@@ -179,12 +185,14 @@ class TraceCopier:
         assessments = [_assessment(a, run_map) for a in plan.assessments]
         if plan.target is None:
             metadata = dict(info.trace_metadata)
+            if self.links is not None:  # mlflow.modelId: the model's copy
+                metadata = self.links.trace_metadata(metadata)
             source_run = metadata.pop(_SOURCE_RUN_META, None)
             if source_run in run_map:
                 metadata[_SOURCE_RUN_META] = run_map[source_run]
             else:  # linked to the run rather than logged in it: link the copy too
                 linked = info.trace_id
-            tags = trace_tags(info)
+            tags = self._tags(info)
             if self.bulk_spans:  # else set once the spans are uploaded: the "done" mark
                 tags[TAG_SOURCE_TRACE] = info.trace_id
             twin = copy.copy(info)  # a shallow copy: only whole fields are replaced below
@@ -201,6 +209,11 @@ class TraceCopier:
             assessment.trace_id = plan.target.trace_id
             self.write(self.dst_traces.store.create_assessment, assessment)
         return linked
+
+    def _tags(self, info: TraceInfo) -> dict[str, str]:
+        """The trace's own tags as its copy holds them (mlflow.linkedPrompts renamed)."""
+        tags = trace_tags(info)
+        return self.links.trace_tags(tags) if self.links is not None else tags
 
     def _log_spans(self, experiment_id: str, spans: Sequence[Any]) -> None:
         batch: list[Any] = []

@@ -283,20 +283,58 @@ def _inputs(run: Any) -> list[tuple]:
     )
 
 
+class _Names:
+    """What a copy names in place of a local prompt version or logged model: the target's
+    oldest version of that prompt with the same template, and the model in the copy's
+    experiment whose ``harness.source_model_id`` is the local model's id."""
+
+    def __init__(self, src: MlflowClient, dst: MlflowClient, experiment_id: str) -> None:
+        self.src, self.dst, self.experiment_id = src, dst, experiment_id
+
+    def version(self, name: str, number: str) -> str:
+        template = self.src.get_prompt_version(name, number).template
+        same = [v for v in self.dst.search_prompt_versions(name) if v.template == template]
+        return str(min(int(v.version) for v in same))
+
+    def model(self, model_id: str) -> str:
+        [found] = self.dst.search_logged_models(
+            experiment_ids=[self.experiment_id],
+            filter_string=f"tags.`harness.source_model_id` = '{model_id}'",
+        )
+        return found.model_id
+
+    def param(self, key: str, value: str) -> str:
+        if key != "prompt_uri":
+            return value
+        name, number = value.removeprefix("prompts:/").split("/")
+        return f"prompts:/{name}/{self.version(name, number)}"
+
+    def tag(self, key: str, value: str) -> str:
+        if key in ("harness.model_id", "mlflow.modelId"):
+            return self.model(value)
+        if key == "mlflow.linkedPrompts":
+            entries = json.loads(value)
+            return json.dumps(
+                [{**e, "version": self.version(e["name"], e["version"])} for e in entries]
+            )
+        return value
+
+
 def _assert_same_run(src_uri: str, server: str, run_id: str, copy: Any) -> None:
     src, dst = MlflowClient(src_uri), MlflowClient(server)
     local = src.get_run(run_id)
     copy = dst.get_run(copy.info.run_id)
+    names = _Names(src, dst, copy.info.experiment_id)
     assert copy.info.run_name == local.info.run_name
     assert (copy.info.start_time, copy.info.end_time, copy.info.status) == (
         local.info.start_time,
         local.info.end_time,
         local.info.status,
     )
-    assert copy.data.params == local.data.params
+    assert copy.data.params == {k: names.param(k, v) for k, v in local.data.params.items()}
     ours = {TAG_SOURCE_RUN, TAG_FINGERPRINT, "harness.source_store"}
     copied_tags = {k: v for k, v in copy.data.tags.items() if k not in ours}
-    expected_tags = dict(local.data.tags)
+    expected_tags = {k: names.tag(k, v) for k, v in local.data.tags.items()}
     if "mlflow.parentRunId" in expected_tags:  # points at the parent's copy
         parent = dst.search_runs(
             [copy.info.experiment_id],
@@ -308,11 +346,15 @@ def _assert_same_run(src_uri: str, server: str, run_id: str, copy: Any) -> None:
     for key in local.data.metrics:
         assert _history(dst, copy.info.run_id, key) == _history(src, run_id, key), key
     assert _inputs(copy) == _inputs(local)
+    local_models = [names.model(m.model_id) for m in local.inputs.model_inputs]
+    assert [m.model_id for m in copy.inputs.model_inputs] == local_models
     assert _artifacts(dst, copy.info.run_id) == _artifacts(src, run_id)
-    _assert_same_traces(src, dst, local, copy)
+    _assert_same_traces(src, dst, local, copy, names)
 
 
-def _assert_same_traces(src: MlflowClient, dst: MlflowClient, local: Any, copy: Any) -> None:
+def _assert_same_traces(
+    src: MlflowClient, dst: MlflowClient, local: Any, copy: Any, names: _Names
+) -> None:
     mine = {
         t.info.trace_id: t
         for t in src.search_traces(
@@ -341,9 +383,9 @@ def _assert_same_traces(src: MlflowClient, dst: MlflowClient, local: Any, copy: 
         # when it receives the spans, so it may differ by the rounding of one millisecond.
         assert abs(other.execution_duration - info.execution_duration) <= 1
         strip = lambda tags: {k: v for k, v in tags.items() if k not in STORE_TRACE_TAGS}  # noqa: E731
-        assert strip(other.tags) == strip(info.tags)
+        assert strip(other.tags) == {k: names.tag(k, v) for k, v in strip(info.tags).items()}
         for key, value in info.trace_metadata.items():
-            expected = copy.info.run_id if key == "mlflow.sourceRun" else value
+            expected = copy.info.run_id if key == "mlflow.sourceRun" else names.tag(key, value)
             assert other.trace_metadata.get(key) == expected, key
         spans = lambda t: sorted((s.to_dict() for s in t.data.spans), key=lambda d: d["span_id"])  # noqa: E731
         assert spans(theirs[trace_id]) == spans(trace)
@@ -1125,6 +1167,163 @@ def test_a_sweeps_best_run_tag_names_the_best_childs_copy(server, tmp_path, monk
     again = sync(local_uri, SyncTarget(server), experiments=["swept"])
     assert [r.action for r in again.runs] == ["skip"] * 3
     assert all(len(_copies(server)[r.run_id]) == 1 for r in again.runs)
+
+
+def _harness_runs(home: Path, experiment: str, prompts: list[str]) -> list[str]:
+    """One echo run per prompt in ``experiment`` of the project home (set as HARNESS_HOME);
+    their MLflow run ids."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    data = home / "qa.csv"
+    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    run_ids = []
+    for prompt in prompts:
+        args = ["run", "--data", "qa", "--model", "echo", "--metric", "word_count"]
+        ran = runner.invoke(cli, [*args, "--prompt", prompt, "--experiment", experiment, "--json"])
+        assert ran.exit_code == 0, ran.stderr
+        run_ids.append(json.loads(ran.stdout)["mlflow_run_id"])
+    return run_ids
+
+
+def _prompt_versions(client: MlflowClient, name: str) -> dict[str, Any]:
+    return {v.version: v.template for v in client.search_prompt_versions(name)}
+
+
+def _target_models(client: MlflowClient, experiment_id: str) -> list[Any]:
+    return client.search_logged_models(experiment_ids=[experiment_id])
+
+
+def test_prompt_versions_and_logged_models_a_run_links_to_are_copied(server, tmp_path, monkeypatch):
+    """The copy of a harness run named a prompt version (prompt_uri, mlflow.linkedPrompts)
+    and a logged model (harness.model_id, its traces' mlflow.modelId) that the target did
+    not have: its Prompts tab was empty. Both are now copied, found again by content (a
+    prompt version) or by the local id (a model), and the copy names the target's ones."""
+    home = tmp_path / "linked-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    first_id, second_id = _harness_runs(home, "linked", ["Q: {input}", "Answer: {input}"])
+    src, dst = MlflowClient(local_uri), MlflowClient(server)
+    assert _prompt_versions(src, "linked-prompt") == {1: "Q: {{input}}", 2: "Answer: {{input}}"}
+    # On the target the prompt is there already: version 1 another text, version 2 the
+    # second run's, so the first run's version becomes 3 there and the second's is reused.
+    dst.create_prompt("linked-prompt")
+    dst.create_prompt_version("linked-prompt", "Unrelated: {{input}}")
+    dst.create_prompt_version("linked-prompt", "Answer: {{input}}")
+
+    planned = sync(local_uri, SyncTarget(server), experiments=["linked"], dry_run=True)
+    assert (planned.totals["prompts"], planned.totals["models"]) == (1, 2)
+    assert len(_prompt_versions(dst, "linked-prompt")) == 2  # a dry run creates nothing
+    report = sync(local_uri, SyncTarget(server), experiments=["linked"])
+    assert [r.action for r in report.runs] == ["create", "create"]
+    assert [(r.prompts, r.models) for r in report.runs] == [(1, 1), (0, 1)]
+    assert _prompt_versions(dst, "linked-prompt") == {
+        1: "Unrelated: {{input}}",
+        2: "Answer: {{input}}",
+        3: "Q: {{input}}",
+    }
+    copies = _copies(server)
+    for run_id, version in ((first_id, "3"), (second_id, "2")):
+        [copy] = copies[run_id]
+        _assert_same_run(local_uri, server, run_id, copy)  # every reference renamed
+        local, copy = src.get_run(run_id), dst.get_run(copy.info.run_id)
+        # prompt_uri resolves on the target, to the local template.
+        prompt_uri = copy.data.params["prompt_uri"]
+        assert prompt_uri == f"prompts:/linked-prompt/{version}"
+        local_version = src.load_prompt(local.data.params["prompt_uri"])
+        target_version = dst.load_prompt(prompt_uri)
+        assert target_version.template == local_version.template
+        if version == "3":  # created by the sync: with the local tags (a reused one keeps its)
+            assert target_version.tags == local_version.tags  # harness.prompt_digest
+            assert target_version.commit_message == local_version.commit_message
+        assert json.loads(copy.data.tags["mlflow.linkedPrompts"]) == [
+            {"name": "linked-prompt", "version": version}
+        ]
+        # The logged model: in the copy's experiment, linked to the copy as it is locally.
+        local_model = src.get_logged_model(local.data.tags["harness.model_id"])
+        model = dst.get_logged_model(copy.data.tags["harness.model_id"])
+        assert model.experiment_id == copy.info.experiment_id
+        assert (model.name, model.model_type, str(model.status)) == (
+            local_model.name,
+            local_model.model_type,
+            "READY",
+        )
+        assert model.params == {**local_model.params, "prompt_uri": prompt_uri}
+        assert model.tags == {
+            **local_model.tags,
+            "mlflow.linkedPrompts": copy.data.tags["mlflow.linkedPrompts"],
+            "harness.source_model_id": local_model.model_id,
+        }
+        assert model.source_run_id == copy.info.run_id
+        assert [m.model_id for m in copy.inputs.model_inputs] == [model.model_id]
+        metric_key = lambda m: (m.key, m.value, m.step, m.dataset_name, m.dataset_digest)  # noqa: E731
+        assert sorted(map(metric_key, model.metrics)) == sorted(
+            map(metric_key, local_model.metrics)
+        )
+        assert {m.run_id for m in model.metrics} == {copy.info.run_id}
+        traces = dst.search_traces(locations=[copy.info.experiment_id], run_id=copy.info.run_id)
+        assert len(traces) == 2
+        assert {t.info.trace_metadata["mlflow.modelId"] for t in traces} == {model.model_id}
+    # Listed on the experiment's Prompts tab.
+    experiment_id = dst.get_experiment_by_name("linked").experiment_id
+    listed = dst.search_prompts(filter_string=f"experiment_id = '{experiment_id}'")
+    assert [p.name for p in listed] == ["linked-prompt"]
+
+    again = sync(local_uri, SyncTarget(server), experiments=["linked"])
+    assert [r.action for r in again.runs] == ["skip", "skip"]
+    assert (again.totals["prompts"], again.totals["models"]) == (0, 0)
+    assert len(_prompt_versions(dst, "linked-prompt")) == 3
+    assert len(_target_models(dst, experiment_id)) == 2
+
+    # A copy made before links were copied: no "links" in its fingerprint, and it names the
+    # local model. The next sync names the model's copy.
+    [copy] = _copies(server)[first_id]
+    stamp = json.loads(copy.data.tags[TAG_FINGERPRINT])
+    del stamp["sections"]["links"]
+    dst.set_tag(copy.info.run_id, TAG_FINGERPRINT, json.dumps(stamp))
+    local_model_id = src.get_run(first_id).data.tags["harness.model_id"]
+    dst.set_tag(copy.info.run_id, "harness.model_id", local_model_id)
+    upgraded = sync(local_uri, SyncTarget(server), experiments=["linked"])
+    assert [(r.action, r.tags, r.models) for r in upgraded.runs] == [
+        ("update", 1, 0),
+        ("skip", 0, 0),
+    ]
+    _assert_same_run(local_uri, server, first_id, copy)
+
+
+def test_a_sync_killed_between_a_models_creation_and_its_status_resumes(
+    server, tmp_path, monkeypatch
+):
+    """Killed after creating the prompt and the model (before the model is READY): the
+    next sync finds both, finishes them, and creates nothing twice."""
+    home = tmp_path / "killed-links-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    [run_id] = _harness_runs(home, "killed-links", ["Q: {input}"])
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    # Writes: the experiment, the run, the prompt, its version, its listing on the
+    # experiment, the model; the process dies before the model's status is set.
+    killed = _run_killed_sync(local_uri, server, 6)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    dst = MlflowClient(server)
+    experiment_id = dst.get_experiment_by_name("killed-links").experiment_id
+    [pending] = _target_models(dst, experiment_id)
+    assert str(pending.status) == "PENDING"
+    assert _prompt_versions(dst, "killed-links-prompt") == {1: "Q: {{input}}"}
+
+    resumed = sync(local_uri, SyncTarget(server), experiments=["killed-links"])
+    assert [(r.action, r.prompts, r.models) for r in resumed.runs] == [("update", 0, 0)]
+    [model] = _target_models(dst, experiment_id)
+    assert (model.model_id, str(model.status)) == (pending.model_id, "READY")
+    assert _prompt_versions(dst, "killed-links-prompt") == {1: "Q: {{input}}"}
+    [copy] = _copies(server)[run_id]
+    _assert_same_run(local_uri, server, run_id, copy)
+    again = sync(local_uri, SyncTarget(server), experiments=["killed-links"])
+    assert [r.action for r in again.runs] == ["skip"]
 
 
 class _Forward(http.server.BaseHTTPRequestHandler):
