@@ -37,7 +37,14 @@ from harness.cache.known_keys import known_keys
 from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError
 from harness.faults import environment_fault, first_line
 
-__all__ = ["REPAIR_HINT", "EntryStore", "ResponseCache", "SafeDisk", "cache_stats"]
+__all__ = [
+    "REPAIR_HINT",
+    "STORE_PROBLEM",
+    "EntryStore",
+    "ResponseCache",
+    "SafeDisk",
+    "cache_stats",
+]
 
 # What a message about a damaged entry goes on with, wherever one stops a command.
 REPAIR_HINT = (
@@ -50,6 +57,8 @@ _SORT_KEY_CHARS = 512
 _NEIGHBOURS = 8  # entries read on each side of a missed request's place in the index
 # diskcache's select for ``Cache.get(key)``: a str key is stored raw, and a row with an
 # expiry (harness sets none) reads as diskcache reads it.
+# The key ``verify`` gives a problem that is no one entry's (SQLite's, a value file's).
+STORE_PROBLEM = "(store)"
 _GET = (
     "SELECT mode, filename, value FROM Cache"
     " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
@@ -355,7 +364,7 @@ class ResponseCache:
         """Check every entry: checksum, format, and that its key is its request's key.
 
         Returns (key, problem) pairs, empty when all is well. Problems that belong to no
-        one entry (SQLite integrity, missing or stray value files) have key ``"(store)"``.
+        one entry (SQLite integrity, missing or stray value files) have key ``STORE_PROBLEM``.
         """
         problems = []
         for key in self.keys():
@@ -367,13 +376,13 @@ class ResponseCache:
         ).fetchall()
         if foreign:
             problems.append(
-                ("(store)", f"{foreign} rows have keys harness never writes (pickled?)")
+                (STORE_PROBLEM, f"{foreign} rows have keys harness never writes (pickled?)")
             )
         try:
             warnings = self._cache.check(fix=False)
         except (sqlite3.Error, diskcache.Timeout) as exc:
             warnings = [exc]
-        problems += [("(store)", str(getattr(w, "message", w))) for w in warnings]
+        problems += [(STORE_PROBLEM, str(getattr(w, "message", w))) for w in warnings]
         return problems
 
     def _problem(self, key: str) -> str | None:

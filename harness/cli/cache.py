@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.cli.output import home_of, print_json, print_table
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.cache.store import ResponseCache
@@ -150,10 +151,15 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
         f"added {report.added}, unchanged {report.unchanged}, "
         f"conflicts {len(report.conflicts)}, invalid {len(report.invalid)}"
     )
-    for key in report.conflicts[:10]:
+    for key in report.conflicts[:_LISTED]:
         click.echo(f"conflict: {key} differs from the local entry (kept the local one)")
-    for line, problem in report.invalid[:10]:
+    if len(report.conflicts) > _LISTED:
+        click.echo(f"... and {len(report.conflicts) - _LISTED:,} more conflicts (--json lists all)")
+    for line, problem in report.invalid[:_LISTED]:
         click.echo(f"invalid: line {line}: {problem}")
+
+
+_LISTED = 10  # conflicts import lists one per line
 
 
 @cache.command()
@@ -177,7 +183,14 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     else:
         for key, problem in problems:
             click.echo(f"{key}: {problem}")
-        click.echo(f"{total} entries checked, {len(problems)} corrupt")
+        from harness.cache.store import STORE_PROBLEM
+
+        # A store problem (a missing value file and the folder it leaves) is no entry's.
+        store = sum(key == STORE_PROBLEM for key, _ in problems)
+        click.echo(
+            f"{plural(total, 'entry', 'entries')} checked, {len(problems) - store} corrupt"
+            + (f"; {plural(store, 'problem')} in the store itself" if store else "")
+        )
     if problems:
         ctx.exit(1)
 

@@ -204,3 +204,51 @@ def test_a_gzip_cassette_cut_short_imports_nothing(
     assert result.stderr.startswith(f"error: cannot read cassette {path}: ")
     assert result.stderr.endswith("; nothing imported\n")
     assert result.stderr.count("\n") == 1
+
+
+def test_verify_counts_a_damaged_entry_apart_from_the_store_problems_it_leaves(
+    home: Path, make_request
+) -> None:
+    from harness.cache.entry import CacheEntry
+    from harness.cache.keys import canonical_request
+    from harness.model_io import ModelResponse
+
+    with ResponseCache(home / "cache") as cache:
+        for index, size in enumerate((10, 100_000)):  # the second lives in a value file
+            request = make_request(sample_index=index)
+            entry = CacheEntry.from_response(
+                canonical_request(request), ModelResponse(text="x" * size)
+            )
+            cache.set(entry.key, entry)
+        [value_file] = cache.directory.rglob("*.val")
+    value_file.unlink()
+    code, out, _ = harness_cli("cache", "verify")
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert sum(not line.startswith("(store)") for line in lines[:-1]) == 1  # the entry
+    store = sum(line.startswith("(store)") for line in lines[:-1])
+    assert store >= 1  # diskcache's own: the file not found, the folder it left empty
+    assert (
+        lines[-1]
+        == f"2 entries checked, 1 corrupt; {store} problem"
+        + ("s" if store > 1 else "")
+        + " in the store itself"
+    )
+
+
+def test_import_lists_ten_conflicts_and_says_how_many_more(
+    home: Path, fill, make_request, make_entry, tmp_path: Path
+) -> None:
+    keys = fill(*["2025-01-01T00:00:00.000Z"] * 12)
+    path = tmp_path / "theirs.jsonl"
+    assert harness_cli("cache", "export", str(path))[0] == 0
+    harness_cli("cache", "clear", "--yes")
+    with ResponseCache(home / "cache") as cache:  # the same requests, other answers here
+        for index, key in enumerate(keys):
+            cache.set(key, make_entry(make_request(sample_index=index), text="Lyon"))
+    code, out, err = harness_cli("cache", "import", str(path))
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "added 0, unchanged 0, conflicts 12, invalid 0"
+    assert sum(line.startswith("conflict: ") for line in lines) == 10
+    assert lines[-1] == "... and 2 more conflicts (--json lists all)"
