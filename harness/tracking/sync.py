@@ -123,6 +123,8 @@ def sync(
                 "from there"
             ) from exc
         reason = redact(first_line(exc), target.secrets)
+        if "PERMISSION_DENIED" in reason:  # it let us read (the preflight) but not write
+            reason += "; the credentials may read but not write there"
         raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started
     return syncer.report

@@ -188,6 +188,8 @@ _CONNECTION_LOST = re.compile(
 
 def _connection_reason(exc: BaseException) -> str:
     """A short reason for a failed connection, instead of urllib3's nested retry message."""
+    if "WRONG_VERSION_NUMBER" in str(exc):  # https:// to a server that answers plain HTTP
+        return "the TLS handshake failed (WRONG_VERSION_NUMBER): is it http://, not https://?"
     found = _CONNECTION_REASON.search(str(exc))
     return found.group(0) if found else first_line(exc)
 

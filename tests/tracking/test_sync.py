@@ -1411,3 +1411,51 @@ def test_a_target_that_goes_away_half_way_says_so_and_the_next_sync_finishes(
     for run_id in run_ids:
         assert len(copies[run_id]) == 1
         _assert_same_run(uri, server, run_id, copies[run_id][0])
+
+
+class _ReadOnly(http.server.BaseHTTPRequestHandler):
+    """A server that lets the token read (the search a sync starts with) and not write."""
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/2.0/mlflow/experiments/search"):
+            self._answer(200, b'{"experiments": []}')
+        else:
+            self._answer(404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "none"}')
+
+    def do_POST(self) -> None:
+        self._answer(403, b'{"error_code": "PERMISSION_DENIED", "message": "read only"}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_target_that_refuses_writes_or_tls_says_what_to_change(source, server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReadOnly)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with pytest.raises(TrackingError) as caught:
+            sync(source[0], SyncTarget(url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(caught.value)
+    assert message.startswith(f"sync to {url} failed: RestException: PERMISSION_DENIED")
+    assert "PERMISSION_DENIED" in message and "\n" not in message
+    assert message.endswith("; the credentials may read but not write there")
+    # https:// to the (plain HTTP) MLflow server: the TLS handshake's reason, not a paragraph
+    tls = server.replace("http://", "https://")
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], SyncTarget(tls))
+    assert str(caught.value) == (
+        f"cannot reach the tracking server {tls}: the TLS handshake failed "
+        "(WRONG_VERSION_NUMBER): is it http://, not https://?"
+    )
