@@ -160,7 +160,7 @@ def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
 
     event.listen(Engine, "connect", unsynced)
     try:
-        with _quiet_logger("mlflow.store.db.utils"), _quiet_logger("alembic.runtime.migration"):
+        with quiet_store_creation():
             store = SqlAlchemyStore(_SQLITE_PREFIX + temporary.as_posix(), artifact_root.as_posix())
         store.engine.dispose()
         with contextlib.suppress(FileExistsError):  # another process's store won: use it
@@ -168,6 +168,13 @@ def _create_sqlite_store(db_path: Path, artifact_root: Path) -> None:
     finally:
         event.remove(Engine, "connect", unsynced)
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def quiet_store_creation() -> Iterator[None]:
+    """Without the INFO lines MLflow logs as it creates a SQL store's tables."""
+    with _quiet_logger("mlflow.store.db.utils"), _quiet_logger("alembic.runtime.migration"):
+        yield
 
 
 @contextlib.contextmanager

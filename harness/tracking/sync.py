@@ -51,6 +51,7 @@ from harness.errors import HarnessError, Interrupted, TrackingError
 from harness.interrupt import stop_on_signals
 from harness.secrets import redact
 from harness.tracking.databricks_auth import databricks_target
+from harness.tracking.mlflow_store import quiet_store_creation
 from harness.tracking.sync_report import RunSync, SyncPlan, SyncReport
 from harness.tracking.sync_runs import Syncer
 from harness.tracking.sync_target import (
@@ -96,7 +97,11 @@ def sync(
     say = progress or (lambda _m: None)
     syncer: Syncer | None = None
     try:
-        with stop_on_signals() as stop, sync_lock(source_tracking_uri, hold=not dry_run):
+        with (
+            stop_on_signals() as stop,
+            sync_lock(source_tracking_uri, hold=not dry_run),
+            quiet_store_creation(),  # a new sqlite:/// target: MLflow's INFO lines
+        ):
             syncer = Syncer(source_tracking_uri, target, dry_run, say, traces=traces, stop=stop)
             syncer.preflight()
             for experiment in syncer.local_experiments(experiments):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.wording import plural
+
 __all__ = ["COUNTS", "RunSync", "SyncPlan", "SyncReport", "describe_run"]
 
 COUNTS = ("params", "metrics", "tags", "inputs", "artifacts", "traces", "assessments")
@@ -65,13 +67,13 @@ SyncPlan = SyncReport  # a dry run's report is the plan
 
 def describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:
     verb = f"would {result.action}" if dry_run and result.action != "skip" else result.action
-    counts = ", ".join(f"{getattr(result, k)} {k}" for k in COUNTS if getattr(result, k))
-    extra = {
-        "traces removed (replaced locally)": result.traces_removed,
-        "prompt versions": result.prompts,
-        "logged models": result.models,
-    }
-    counts = ", ".join([counts, *(f"{n} {what}" for what, n in extra.items() if n)]).strip(", ")
+    said = [(getattr(result, key), key[:-1], "") for key in COUNTS]  # (9, "param", "")
+    said += [
+        (result.traces_removed, "trace", " removed (replaced locally)"),
+        (result.prompts, "prompt version", ""),
+        (result.models, "logged model", ""),
+    ]
+    counts = ", ".join(plural(n, noun) + after for n, noun, after in said if n)
     name = f"{result.experiment}/{result.run_name or result.run_id}"
     skipped = " (traces skipped)" if traces_skipped else ""
     return f"{verb} {name}" + (f": {counts}" if counts else "") + skipped

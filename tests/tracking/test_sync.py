@@ -457,7 +457,7 @@ def test_sync_copies_every_field_then_a_second_sync_copies_nothing(server, sourc
     assert json.loads(json.dumps(second.as_dict()))["totals"]["runs_skip"] == 4
 
 
-def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, monkeypatch):
+def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, monkeypatch, capfd):
     """sync --tracking-uri sqlite:////backup/mlflow.db put the copied runs' artifacts in
     ./mlruns of the folder the sync ran in (MLflow's default for a bare SQLite URI): often
     inside the project home, so deleting the home deleted the backup's artifacts."""
@@ -467,8 +467,14 @@ def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, m
     monkeypatch.chdir(elsewhere)
     target = f"sqlite:///{tmp_path}/backup/mlflow.db"
     (tmp_path / "backup").mkdir()
-    report = sync(src_uri, SyncTarget(target), experiments=["evals"])
+    capfd.readouterr()
+    said: list[str] = []
+    report = sync(src_uri, SyncTarget(target), experiments=["evals"], progress=said.append)
     assert [r.action for r in report.runs] == ["create"] * 3
+    # The new store's tables are made without MLflow's INFO lines on stderr ("Creating
+    # initial MLflow database tables..."), and the lines agree with their counts.
+    assert "INFO" not in capfd.readouterr().err
+    assert any(": 1 param, " in line or " 1 input," in line for line in said), said
     experiment = MlflowClient(target).get_experiment_by_name("evals")
     location = Path(urlparse(experiment.artifact_location).path)
     assert location.parent == tmp_path / "backup" / "artifacts"
