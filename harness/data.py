@@ -395,12 +395,19 @@ def _answers(value: Any) -> tuple[str, ...]:
 
 
 def _jsonable(value: Any) -> Any:
+    """A cell as JSON keeps it: a missing value (None, NaN, pandas' NA or NaT) is null at
+    any depth (NaN inside a list was stored as the token NaN, which is not JSON, and NA as
+    the text "<NA>"); what JSON has no type for is its text."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     if is_missing(value):
         return None
-    if isinstance(value, (str, int, float, bool, list, dict)):
+    if isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     return str(value)
 
 

@@ -3,6 +3,7 @@ statsmodels and scipy, the limit on values, and MLflow-safe metric names."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,41 @@ def test_pandas_missing_values_are_rows_without_a_value(tmp_path: Path, home: Pa
     ):
         table = slice_table("t", gaps, values)
         assert [(s.value, s.rows) for s in table.slices] == [("x", 1), ("y", 1), (None, 1)]
+
+
+def test_missing_values_inside_lists_and_dicts_are_stored_as_json_nulls(home: Path) -> None:
+    """A list cell with a gap was stored with the text "<NA>" (pandas' NA) or the token NaN,
+    which is not JSON (DuckDB's JSON functions and strict readers refuse it)."""
+    import duckdb
+
+    from harness.data import import_dataframe
+
+    frame = pd.DataFrame(
+        {
+            "input": ["a", "b"],
+            "tags": [["x", pd.NA], [1.5, float("nan"), {"when": pd.NaT}]],
+        }
+    )
+    import_dataframe(frame, name="nested")
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        stored = [
+            r[0] for r in con.execute("SELECT extra FROM examples ORDER BY position").fetchall()
+        ]
+        by_duckdb = con.execute(
+            "SELECT json_extract(extra, '$.tags') FROM examples ORDER BY position"
+        ).fetchall()
+    finally:
+        con.close()
+
+    def strict(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    assert [json.loads(text, parse_constant=strict)["tags"] for text in stored] == [
+        ["x", None],
+        [1.5, None, {"when": None}],
+    ]
+    assert [json.loads(r[0]) for r in by_duckdb] == [["x", None], [1.5, None, {"when": None}]]
 
 
 def test_column_labels_reach_builtin_and_extra_columns() -> None:
