@@ -48,6 +48,24 @@ def test_every_shared_client_uses_the_jar_and_the_direct_path(monkeypatch, trans
         asyncio.run(client.aclose())
 
 
+def test_the_shards_share_one_tls_context_that_verifies(monkeypatch, tmp_path) -> None:
+    """Each of httpx-shards' pools read the TLS roots for its own context (~30 ms each);
+    they share one, httpx's default: it verifies, and SSL_CERT_FILE still counts."""
+    import ssl
+
+    client = make_client(64, 30.0, transport="httpx-shards")
+    try:
+        contexts = {id(pool._pool._ssl_context) for pool in client._transport.pools}
+        [context] = [client._transport.pools[0]._pool._ssl_context]
+        assert len(client._transport.pools) == 8 and len(contexts) == 1
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    finally:
+        asyncio.run(client.aclose())
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(FileNotFoundError):  # httpx's own error for a roots file not there
+        make_client(64, 30.0, transport="httpx-shards")
+
+
 def test_with_a_proxy_in_the_environment_requests_go_through_the_client(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     client = make_client(4, 30.0)
