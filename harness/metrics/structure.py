@@ -77,6 +77,7 @@ def _validator(schema_text: str) -> Any:
     # Built from the text on first use in each process, so a metric crossing to a Spark
     # executor carries a string, not a validator object.
     import jsonschema
+    import referencing
     from jsonschema.exceptions import SchemaError
 
     schema = json.loads(schema_text)
@@ -85,7 +86,45 @@ def _validator(schema_text: str) -> Any:
         cls.check_schema(schema)
     except SchemaError as e:
         raise MetricError(f"invalid JSON schema: {e.message}") from None
-    return cls(schema)
+    # jsonschema's default registry fetches a $ref's URL with urlopen while validating a
+    # row; an empty one (jsonschema adds the drafts' metaschemas, offline) fetches nothing.
+    validator = cls(schema, registry=referencing.Registry())
+    ref = _unresolvable_ref(cls, schema)
+    if ref is not None:
+        raise MetricError(
+            f"the schema's $ref {ref!r} does not resolve within it, and harness fetches no "
+            "schema (metrics run offline); put what it names in the schema, under $defs"
+        )
+    return validator
+
+
+def _unresolvable_ref(cls: Any, schema: Any) -> str | None:
+    """The first ``$ref`` of ``schema`` that names nothing in it (or in a draft's metaschema).
+
+    Checked before the run, so a ref to a URL or a missing ``#/$defs/x`` fails in one line
+    instead of on every row.
+    """
+    import referencing
+    import referencing.jsonschema
+    from jsonschema_specifications import REGISTRY
+    from referencing.exceptions import Unresolvable
+
+    specification = referencing.jsonschema.specification_with(
+        cls.ID_OF(cls.META_SCHEMA) or "urn:unknown-dialect",
+        default=referencing.Specification.OPAQUE,
+    )
+    root = specification.create_resource(schema)
+    pending = [(REGISTRY.resolver_with_root(root), root)]
+    while pending:
+        resolver, resource = pending.pop()
+        ref = resource.contents.get("$ref") if isinstance(resource.contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                return ref
+        pending += [(resolver.in_subresource(sub), sub) for sub in resource.subresources()]
+    return None
 
 
 def _json_schema(name: str, params: dict[str, Any], base_dir: Path) -> Metric:

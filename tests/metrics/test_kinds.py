@@ -223,3 +223,26 @@ def test_names_and_directions() -> None:
     assert build_metric("is-json", None, {}).direction == 1
     with pytest.raises(MetricError, match="invalid metric name 'a b'"):
         build_metric("is-json", "a b", {})
+
+
+def test_a_schema_ref_to_anything_outside_it_fails_before_the_run(tmp_path: Path) -> None:
+    # jsonschema's default registry fetches a $ref's URL while validating a row (a download
+    # on every executor, or a metric error on every row when offline); harness fetches none.
+    for ref in ["https://example.com/answer.json", "defs.json", "#/$defs/missing"]:
+        with pytest.raises(MetricError) as caught:
+            build_metric("json-schema", "shape", {"schema": {"$ref": ref}}, base_dir=tmp_path)
+        assert str(caught.value) == (
+            f"metric 'shape': the schema's $ref {ref!r} does not resolve within it, and harness "
+            "fetches no schema (metrics run offline); put what it names in the schema, under $defs"
+        )
+    local = {
+        "$defs": {"answer": {"type": "string"}},
+        "properties": {
+            "answer": {"$ref": "#/$defs/answer"},
+            "meta": {"$ref": "https://json-schema.org/draft/2020-12/schema"},  # bundled
+        },
+    }
+    metric = build_metric("json-schema", "shape", {"schema": local})
+    assert metric.score(row('{"answer": "4", "meta": {}}')) == 1.0
+    [wrong] = metric.evaluate(row('{"answer": 4}'), "1")
+    assert (wrong.value, wrong.rationale) == (0.0, "answer: 4 is not of type 'string'")
