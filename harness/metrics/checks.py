@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MetricError
-from harness.metrics.kinds import Kind, Param, register_kind
+from harness.metrics.kinds import EMPTY_VALUE, Kind, Param, register_kind
 from harness.metrics.registry import Metric, ScoringRow
 
 __all__: list[str] = []
@@ -68,8 +68,8 @@ def _check(
     if value is not None:
         shown = _values(value) if many else [value]
         needles = [fold(v) for v in shown]
-        if not needles:
-            raise MetricError(f"metric {name!r}: value is empty")
+        if not needles or "" in needles:  # "" is in every output: a check that always passes
+            raise MetricError(f"metric {name!r}: {EMPTY_VALUE}")
 
         def fixed(row: ScoringRow) -> float:
             return 1.0 if test(fold(row.output), needles) else 0.0
@@ -147,6 +147,8 @@ _text_kind("starts-with", _starts_with, ("starts with", "an expected answer"))
 
 def _regex(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
     pattern = params["pattern"]
+    if not pattern:
+        raise MetricError(f"metric {name!r}: the pattern is empty (it matches every output)")
     flags = 0 if params.get("case_sensitive", True) else re.IGNORECASE
     try:
         compiled = re.compile(pattern, flags)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMON_PARAMS",
+    "EMPTY_VALUE",
     "NAME",
     "Kind",
     "Param",
@@ -46,6 +47,8 @@ __all__ = [
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # a metric name a user chooses
 COMMON_PARAMS = ("description", "greater_is_better")  # every kind takes these
+# An empty text is in every output: a check against it would pass every row (`contains:`).
+EMPTY_VALUE = "value is empty; give a text, or leave it out to compare with the expected answers"
 _TYPE_NAMES = {
     str: "text",
     bool: "true or false",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.metrics.kinds import Kind, Param, register_kind
+from harness.errors import MetricError
+from harness.metrics.kinds import EMPTY_VALUE, Kind, Param, register_kind
 from harness.metrics.registry import Metric, ScoringRow
 
 __all__ = ["levenshtein_similarity"]
@@ -33,6 +34,8 @@ def _levenshtein(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
     value = params.get("value")
     if value is not None:
         fixed = fold(value)
+        if not fixed:
+            raise MetricError(f"metric {name!r}: {EMPTY_VALUE}")
 
         def to_value(row: ScoringRow) -> float:
             return levenshtein_similarity(fold(row.output), fixed)

@@ -246,3 +246,21 @@ def test_a_schema_ref_to_anything_outside_it_fails_before_the_run(tmp_path: Path
     assert metric.score(row('{"answer": "4", "meta": {}}')) == 1.0
     [wrong] = metric.evaluate(row('{"answer": 4}'), "1")
     assert (wrong.value, wrong.rationale) == (0.0, "answer: 4 is not of type 'string'")
+
+
+def test_an_empty_value_fails_instead_of_passing_every_row() -> None:
+    # `--metric contains:` (an unset shell variable after the colon) once scored 1 on every
+    # row: the empty text is in every output, and the empty pattern matches every output.
+    for kind in ["contains", "icontains", "starts-with", "equals", "levenshtein"]:
+        with pytest.raises(MetricError) as caught:
+            build_metric(kind, "check", from_cli(kind, ""))
+        assert str(caught.value) == (
+            "metric 'check': value is empty; give a text, or leave it out to compare with "
+            "the expected answers"
+        )
+    with pytest.raises(MetricError, match="metric 'check': value is empty"):
+        build_metric("contains-any", "check", {"value": ["sorry", ""]})
+    with pytest.raises(MetricError) as caught:
+        build_metric("regex", "check", from_cli("regex", ""))
+    assert str(caught.value) == "metric 'check': the pattern is empty (it matches every output)"
+    assert build_metric("contains", None, {"value": " "}).score(row("a b")) == 1.0
