@@ -52,7 +52,7 @@ def metric_catalog(home: Home) -> list[CatalogEntry]:
         if kind.main and kind.uses_expected:
             usage = f"{name}[:{kind.main.upper()}]"
         needs = None if kind.uses_expected else False
-        entries.append(CatalogEntry(name, "kind", usage, needs, True, kind.description))
+        entries.append(CatalogEntry(name, "kind", usage, needs, 1, kind.description))
     return entries
 
 

@@ -32,6 +32,9 @@ def test_metrics_list_names_builtins_kinds_and_tables(home: Path) -> None:
     assert entries["contains"]["needs_expected"] is None  # only without a value
     assert entries["length"]["usage"] == "length:MIN..MAX"
     assert entries["is-json"]["usage"] == "is-json"
+    # A kind is higher-is-better unless a table says otherwise: 1 in JSON, as for the rest.
+    assert {type(e["direction"]) for e in entries.values()} == {int}
+    assert entries["regex"]["direction"] == 1
     table = CliRunner().invoke(cli, ["metrics", "list"])
     assert table.exit_code == 0 and "regex:PATTERN" in table.stdout
 
