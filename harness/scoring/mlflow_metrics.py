@@ -58,6 +58,9 @@ _NEEDS_PACKAGE = {
     "ari_grade_level": ("textstat", "ari_grade_level"),
     "exact_match": ("sklearn", "exact_match"),
 }
+# ...and the NLTK corpus the package downloads at first use when it is not there: textstat
+# 0.7.10+ (it requires nltk) counts syllables with the CMU dictionary.
+_DOWNLOADS_CORPUS = {"flesch_kincaid_grade_level": "cmudict"}
 # MLflow judge model URI schemes harness calls with a provider of its own.
 _SCHEMES = {"openai": "openai", "anthropic": "anthropic", "databricks": "databricks"}
 _SCORE_MENTION = re.compile(r"\bscore\s*:?\s*(\d+)", re.I)
@@ -98,6 +101,13 @@ def adapt_evaluation_metric(
                 f"MLflow metric {name!r} needs the {package} package (pip install {package}); "
                 f"or use harness's {instead!r}"
             )
+        corpus = _DOWNLOADS_CORPUS.get(metric.name)
+        if corpus and _downloads_corpus(str(package), corpus):
+            raise MetricError(
+                f"MLflow metric {name!r} cannot run in harness here: {package} downloads NLTK's "
+                f"{corpus} corpus at first use and harness metrics run offline; install it once "
+                f"(python -m nltk.downloader {corpus}), or use harness's {instead!r}"
+            )
     return eval_fn_metric(
         metric.eval_fn,
         name=name,
@@ -106,6 +116,27 @@ def adapt_evaluation_metric(
         description=_one_line(metric.long_name if metric.long_name != metric.name else ""),
         origin="mlflow",
     )
+
+
+def _downloads_corpus(package: str, corpus: str) -> bool:
+    """Whether ``package`` (installed) needs NLTK and NLTK has no ``corpus`` here."""
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires(package) or []
+    except metadata.PackageNotFoundError:
+        return False
+    if not any(re.match(r"nltk\b", requirement) for requirement in requires):
+        return False  # an older release: pyphen or the cmudict package, both offline
+    try:
+        import nltk
+
+        nltk.data.find(f"corpora/{corpus}")
+    except ImportError:
+        return False  # the package cannot run at all; its own error says why
+    except LookupError:
+        return True
+    return False
 
 
 def judge_model(uri: Any, metric: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,6 +217,38 @@ def test_mlflow_builtins_that_run_offline_are_kept() -> None:
     )
     found = exact.fn(columns)
     assert found is not None and found.aggregates == {"exact_match": pytest.approx(2 / 3)}
+
+
+def test_mlflow_flesch_kincaid_is_refused_when_textstat_would_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # textstat 0.7.10+ (installed here as its metadata says: it requires nltk) calls
+    # nltk.download("cmudict") on its first syllable count when the corpus is missing.
+    site = tmp_path / "site"
+    (site / "textstat").mkdir(parents=True)
+    (site / "textstat" / "__init__.py").write_text("")
+    (site / "textstat-0.7.13.dist-info").mkdir()
+    (site / "textstat-0.7.13.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: textstat\nVersion: 0.7.13\n"
+        "Requires-Dist: pyphen\nRequires-Dist: nltk\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    import mlflow.metrics
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk_data")])
+    with pytest.raises(MetricError) as caught:
+        adapt(mlflow.metrics.flesch_kincaid_grade_level())
+    assert str(caught.value) == (
+        "MLflow metric 'flesch_kincaid_grade_level/v1' cannot run in harness here: textstat "
+        "downloads NLTK's cmudict corpus at first use and harness metrics run offline; install "
+        "it once (python -m nltk.downloader cmudict), or use harness's "
+        "'flesch_kincaid_grade_level'"
+    )
+    (tmp_path / "nltk_data" / "corpora" / "cmudict").mkdir(parents=True)
+    found = adapt(mlflow.metrics.flesch_kincaid_grade_level())
+    assert isinstance(found, BatchMetric) and found.name == "flesch_kincaid_grade_level/v1"
+    assert isinstance(adapt(mlflow.metrics.ari_grade_level()), BatchMetric)  # no syllables
 
 
 def test_mlflow_scorers() -> None:
