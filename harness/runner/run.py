@@ -136,6 +136,8 @@ def run_eval(
         example_ids=sampled_ids,
     )
     config = plan.config  # names the metrics given as objects
+    if previous is not None:
+        _check_same_judges(previous, plan)
     if report is not None:  # checked before the run exists: a bad path leaves nothing behind
         from harness.files import check_writable
 
@@ -186,6 +188,31 @@ def run_eval(
     finally:
         if cache is not None:
             cache.close()
+
+
+def _check_same_judges(previous: RunInfo, plan: RunPlan) -> None:
+    """Refuse to resume with a judge that is not the one the run's rows were judged by.
+
+    The judges are resolved again from their definitions (harness.toml, the --judges
+    file), and a changed one would grade the remaining rows while the rows done keep the
+    old one's verdicts, under the version the run stored: one column, two judges.
+    """
+    versions = previous.config.get("judge_versions") or {}
+    models = previous.config.get("judge_models") or {}
+    for judge in plan.judges:
+        was, now = versions.get(judge.name), judge.version
+        model = plan.provider_for(judge).uri
+        if was is not None and was != now:
+            change, what = f"version {was} then, {now} now", "definition"
+        elif models.get(judge.name) not in (None, model):
+            change, what = f"it asked {models[judge.name]}, now {model}", "model"
+        else:
+            continue
+        raise ConfigError(
+            f"judge {judge.name!r} changed since run {previous.run_id} started ({change}); "
+            f"resuming would grade its remaining rows with another judge; restore its {what} "
+            "to resume, or start a new run (the calls already made are cached)"
+        )
 
 
 # Up to this many rows, a finished run keeps the store open through its report and its

@@ -250,3 +250,55 @@ def test_judges_list_cli(home: Path, judges_cli: None) -> None:
     assert text.exit_code == 0 and "cites_study" in text.stdout and "1-5" in text.stdout
     bad = CliRunner().invoke(cli, ["judges", "list", "--judges", str(home / "missing.toml")])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: no such file")
+
+
+def test_resume_refuses_a_judge_changed_since_the_run_started(
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows done keep the old judge's verdicts: grading the rest with a changed one would
+    put two judges in one column, under the version the run stored."""
+    polite = '[judges.polite]\nprompt = "Answer: {output}\\nIs it polite?"\noutput = "1-5"\n'
+    settings = home / "harness.toml"
+    settings.write_text(
+        'judge_model = "python:harness_test_models:judge_fails_while_flagged"\n' + polite,
+        encoding="utf-8",
+    )
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    run = ("run", "--data", "qa", "--model", "python:harness_test_models:answer_expected")
+    first = CliRunner().invoke(
+        cli, [*run, "--judge", "polite", "--metric", "exact_match", "--no-mlflow", "--json"]
+    )
+    assert first.exit_code == 1, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    flag.unlink()
+
+    settings.write_text(settings.read_text() + 'rubric = "5: says please"\n', encoding="utf-8")
+    changed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--no-mlflow"])
+    assert changed.exit_code == 2
+    assert changed.stderr.startswith(
+        f"error: judge 'polite' changed since run {run_id} started (version "
+    )
+    assert changed.stderr.endswith(
+        "resuming would grade its remaining rows with another judge; restore its definition "
+        "to resume, or start a new run (the calls already made are cached)\n"
+    )
+
+    settings.write_text('judge_model = "python:harness_test_models:judge_yes"\n' + polite)
+    moved = CliRunner().invoke(cli, ["run", "--resume", run_id, "--no-mlflow"])
+    assert moved.exit_code == 2
+    assert (
+        "(it asked python:harness_test_models:judge_fails_while_flagged, now "
+        "python:harness_test_models:judge_yes); resuming would grade its remaining rows "
+        "with another judge; restore its model to resume" in moved.stderr
+    )
+    scores = load_scores(resolve_home(home).db_path, run_id)
+    assert scores[scores["metric"] == "polite"]["value"].isna().all()  # untouched
+
+    settings.write_text(
+        'judge_model = "python:harness_test_models:judge_fails_while_flagged"\n' + polite
+    )
+    resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--no-mlflow", "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["metrics"]["polite"]["count"] == 20
