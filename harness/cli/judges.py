@@ -125,7 +125,7 @@ def list_(
     multiple=True,
     metavar="LABEL=ANSWER",
     help="Map a human label to a judge answer (e.g. maybe=no), repeatable. Labels "
-    "that map to no answer are excluded and counted.",
+    "that map to no answer are excluded and counted (none mapping is an error, exit 2).",
 )
 @judges_file_option
 @guideline_option

@@ -4,7 +4,8 @@ The labels live in a dataset column (any extra column of the import, e.g. PubMed
 ``final_decision``). Each label is mapped to one of the judge's answers: through
 ``label_map`` first (``{"maybe": "no"}``), then as the judge's output type reads it (``yes``,
 ``true``, ``pass``, ``1`` for yes/no; an integer in range for a scale; a listed label).
-Labels that do not map are excluded and counted. The judge grades each remaining row, and
+Labels that do not map are excluded and counted; when none maps, ``calibrate`` raises
+DataError before asking the judge anything. The judge grades each remaining row, and
 ``calibrate`` reports accuracy, Cohen's kappa (agreement beyond chance; quadratic-weighted
 kappa too for scales), the confusion matrix and the rows where judge and human disagree,
 and keeps the summary in the store (``harness.store.calibrations``) for run reports.
@@ -162,6 +163,14 @@ def calibrate(
             excluded[str(raw)] += 1
         else:
             humans[example.id] = mapped
+    if not humans:  # nothing to measure: asking the judge would be paid for nothing
+        shown = ", ".join(f"{v!r} x{n}" for v, n in excluded.most_common(5))
+        if len(excluded) > 5:
+            shown += f" and {len(excluded) - 5} other label(s)"
+        raise DataError(
+            f"no label in column {label!r} is an answer of judge {chosen.name!r} "
+            f"({spec.describe()}): {shown}; map them with --label-map LABEL=ANSWER"
+        )
     todo = [e for e in examples if e.id in humans]
     no_output = 0
     if run is not None:  # rows the run has no output for cannot be graded

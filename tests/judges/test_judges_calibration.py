@@ -154,6 +154,23 @@ def test_calibrate_errors_and_failed_answers(labelled: str, home: Path) -> None:
             judge_model="python:fake_judges:valid",
             home=home,
         )
+    from harness.config import resolve_home
+    from harness.store.calibrations import judge_calibrations
+
+    # A 1-5 judge against yes/no labels measures nothing: refused before any judge call,
+    # and nothing stored that a report would show in place of a real calibration.
+    with pytest.raises(DataError) as caught:
+        calibrate(
+            "quality", data="labelled", label="human", judge_model="python:fake_judges:broken",
+            home=home,
+        )  # fmt: skip
+    assert str(caught.value) == (
+        "no label in column 'human' is an answer of judge 'quality' (1-5): 'yes' x3, 'no' x3, "
+        "'maybe' x1, '' x1, 'Yes' x1 and 1 other label(s); map them with --label-map "
+        "LABEL=ANSWER"
+    )
+    db = resolve_home(home).db_path
+    assert judge_calibrations(db, [("quality", None)], "python:fake_judges:broken") == []
     failed = calibrate(
         "supported",
         data="labelled",
