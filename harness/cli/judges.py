@@ -124,8 +124,9 @@ def list_(
     "label_map",
     multiple=True,
     metavar="LABEL=ANSWER",
-    help="Map a human label to a judge answer (e.g. maybe=no), repeatable. Labels "
-    "that map to no answer are excluded and counted (none mapping is an error, exit 2).",
+    help="Map a human label to a judge answer (e.g. maybe=no), repeatable; LABEL= "
+    "excludes it. Labels that map to no answer are excluded and counted (none mapping "
+    "is an error, exit 2, as is an ANSWER the judge cannot give).",
 )
 @judges_file_option
 @guideline_option

@@ -154,6 +154,12 @@ def calibrate(
     outputs = _outputs(home, chosen, examples, output=output, run=run)
     provider = judge_provider(home, judge_model)
     spec = chosen.output
+    for key, value in (label_map or {}).items():  # a typo would exclude the rows silently
+        if str(value).strip() and human_label(value, spec, {}) is None:
+            raise MetricError(
+                f"--label-map {key}={value}: {str(value)!r} is not an answer of judge "
+                f"{chosen.name!r} ({spec.describe()}); leave it empty to exclude those rows"
+            )
     humans: dict[str, str] = {}
     excluded: Counter[str] = Counter()
     for example in examples:

@@ -257,6 +257,14 @@ def test_calibrate_cli(labelled: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert text.exit_code == 0, text.stderr
     assert "compared 9; excluded 1" in text.stdout and "Cohen's kappa" in text.stdout
     assert "confusion matrix" in text.stdout and "rule says yes" in text.stdout
+    typo = CliRunner().invoke(cli, [*args, "--label-map", "maybe=noo"])  # not excluded quietly
+    assert typo.exit_code == 2 and typo.stdout == ""
+    assert typo.stderr == (
+        "error: --label-map maybe=noo: 'noo' is not an answer of judge 'supported' (yes/no); "
+        "leave it empty to exclude those rows\n"
+    )
+    dropped = CliRunner().invoke(cli, [*args, "--label-map", "maybe=", "--json"])
+    assert dropped.exit_code == 0 and json.loads(dropped.stdout)["excluded"] == 2
     bad = CliRunner().invoke(cli, [*args, "--label-map", "maybe"])
     assert bad.exit_code == 2 and "--label-map expects LABEL=ANSWER" in bad.stderr
     failing = [*args[:-1], "python:fake_judges:broken"]
