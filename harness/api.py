@@ -334,6 +334,8 @@ _FLAG_PHRASES = tuple(
         (r"^--judge needs a judge model", "judges= needs a judge model"),
         (r"pass --judge-model URI", "pass judge_model=URI"),
         (r"at least one --guideline TEXT", "at least one guideline: guidelines=[TEXT]"),
+        (r"^--guideline is read by the guidelines judge only: add --judge guidelines",
+         "guidelines= is read by the guidelines judge only: add 'guidelines' to judges="),
         (r"^--metric needs a value", "a metric needs a value"),
         (r"^--metric '", "metric '"),
         (r"^--param (\w+)=\.\.\. ", r"params={'\1': ...} "),

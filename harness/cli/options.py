@@ -51,7 +51,7 @@ guideline_option: Decorator = click.option(
     "guidelines",
     multiple=True,
     metavar="TEXT",
-    help="A guideline for the `guidelines` judge, repeatable.",
+    help="A guideline for the `guidelines` judge (--judge guidelines), repeatable.",
 )
 
 

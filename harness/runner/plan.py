@@ -163,6 +163,10 @@ def plan_run(
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
     if config.judge_samples < 1:
         raise ConfigError(f"--judge-samples must be at least 1, got {config.judge_samples}")
+    if config.guidelines and "guidelines" not in config.judges:  # else read by nothing
+        raise ConfigError(
+            "--guideline is read by the guidelines judge only: add --judge guidelines"
+        )
     if config.max_cost is not None and config.max_cost < 0:
         raise ConfigError(f"--max-cost must be positive, got {config.max_cost}")
     from harness.calls import CACHE_MODES

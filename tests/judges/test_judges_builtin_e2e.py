@@ -168,3 +168,32 @@ def test_cli_run_with_judges_against_the_server(qa: str, server: FakeLLMServer, 
     assert 1 <= doc["metrics"]["faithfulness"]["mean"] <= 5
     assert doc["calls"]["judge"]["requests"] == 6 and doc["calls"]["model"]["requests"] == 3
     assert len(judge_bodies(server)) == 6
+
+
+def test_a_guideline_without_the_guidelines_judge_is_refused(home: Path, tmp_path: Path) -> None:
+    """--guideline is read by the guidelines judge only: without it the run judged nothing
+    against the guideline and exited 0, as if the answers had followed it."""
+    import harness
+    from harness.data import import_file
+    from harness.errors import ConfigError
+    from harness.store.runs import list_runs
+
+    import_file(write_qa(tmp_path, rows=2), name="qa", home=home)
+    args = ["run", "--data", "qa", "--model", "echo", "--judge-model", "echo", "--no-mlflow"]
+    result = CliRunner().invoke(cli, [*args, "--judge", "safety", "--guideline", "Be brief."])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: --guideline is read by the guidelines judge only: add --judge guidelines\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        harness.evaluate("echo", "qa", guidelines=["Be brief."], log_to_mlflow=False)
+    assert str(raised.value) == (
+        "guidelines= is read by the guidelines judge only: add 'guidelines' to judges="
+    )
+    assert list_runs(resolve_home(home).db_path) == []
+    yes = ["--judge-model", "python:harness_test_models:judge_yes"]
+    judged = CliRunner().invoke(
+        cli, [*args, *yes, "--judge", "guidelines", "--guideline", "Be brief.", "--json"]
+    )
+    assert judged.exit_code == 0, judged.stderr
+    assert json.loads(judged.stdout)["metrics"]["guidelines"]["mean"] == 1.0
