@@ -25,8 +25,9 @@ from harness.store.datasets import DatasetInfo, Example
 
 if TYPE_CHECKING:
     from harness.judges import Judge
+    from harness.store.runs import RunInfo
 
-__all__ = ["SECRET_PARAMS", "RunPlan", "plan_run", "preflight"]
+__all__ = ["SECRET_PARAMS", "RunPlan", "check_same_judges", "plan_run", "preflight"]
 
 # Parameters that could carry a credential into the run's stored config.
 SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
@@ -286,6 +287,31 @@ def _judge_providers(
             "--judge needs a judge model: pass --judge-model URI or set judge_model in harness.toml"
         )
     return resolve(judge_uri, providers.get(judge_uri.partition(":")[0], {})), judge_providers
+
+
+def check_same_judges(previous: RunInfo, plan: RunPlan) -> None:
+    """Refuse to resume with a judge that is not the one the run's rows were judged by.
+
+    The judges are resolved again from their definitions (harness.toml, the --judges
+    file), and a changed one would grade the remaining rows while the rows done keep the
+    old one's verdicts, under the version the run stored: one column, two judges.
+    """
+    versions = previous.config.get("judge_versions") or {}
+    models = previous.config.get("judge_models") or {}
+    for judge in plan.judges:
+        was, now = versions.get(judge.name), judge.version
+        model = plan.provider_for(judge).uri
+        if was is not None and was != now:
+            change, what = f"version {was} then, {now} now", "definition"
+        elif models.get(judge.name) not in (None, model):
+            change, what = f"it asked {models[judge.name]}, now {model}", "model"
+        else:
+            continue
+        raise ConfigError(
+            f"judge {judge.name!r} changed since run {previous.run_id} started ({change}); "
+            f"resuming would grade its remaining rows with another judge; restore its {what} "
+            "to resume, or start a new run (the calls already made are cached)"
+        )
 
 
 def preflight(

@@ -45,7 +45,7 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.next_step import with_next_step
-from harness.runner.plan import RunPlan, plan_run, preflight
+from harness.runner.plan import RunPlan, check_same_judges, plan_run, preflight
 from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
@@ -137,7 +137,7 @@ def run_eval(
     )
     config = plan.config  # names the metrics given as objects
     if previous is not None:
-        _check_same_judges(previous, plan)
+        check_same_judges(previous, plan)
     if report is not None:  # checked before the run exists: a bad path leaves nothing behind
         from harness.files import check_writable
 
@@ -188,31 +188,6 @@ def run_eval(
     finally:
         if cache is not None:
             cache.close()
-
-
-def _check_same_judges(previous: RunInfo, plan: RunPlan) -> None:
-    """Refuse to resume with a judge that is not the one the run's rows were judged by.
-
-    The judges are resolved again from their definitions (harness.toml, the --judges
-    file), and a changed one would grade the remaining rows while the rows done keep the
-    old one's verdicts, under the version the run stored: one column, two judges.
-    """
-    versions = previous.config.get("judge_versions") or {}
-    models = previous.config.get("judge_models") or {}
-    for judge in plan.judges:
-        was, now = versions.get(judge.name), judge.version
-        model = plan.provider_for(judge).uri
-        if was is not None and was != now:
-            change, what = f"version {was} then, {now} now", "definition"
-        elif models.get(judge.name) not in (None, model):
-            change, what = f"it asked {models[judge.name]}, now {model}", "model"
-        else:
-            continue
-        raise ConfigError(
-            f"judge {judge.name!r} changed since run {previous.run_id} started ({change}); "
-            f"resuming would grade its remaining rows with another judge; restore its {what} "
-            "to resume, or start a new run (the calls already made are cached)"
-        )
 
 
 # Up to this many rows, a finished run keeps the store open through its report and its
