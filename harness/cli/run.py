@@ -221,7 +221,8 @@ def run(
     Exit codes:
       0    every row and every judge call succeeded
       1    rows or judge calls failed after their retries (stored with their error:
-           `--resume` retries them), a metric raised, a --cache replay miss,
+           `--resume` retries them), a metric raised (fix it and run again: the
+           calls come from the cache), a --cache replay miss,
            --max-cost reached, or a server that refused the first connection
       2    bad usage or input; nothing was written
       3    with --check: the check cannot decide (see `harness check --help`)

@@ -169,8 +169,11 @@ class RunResult:
             )
         if self.errors:
             return RunFailed(f"{failed}; retry them with `harness run --resume {self.run_id}`")
-        if failed:
-            return RunFailed(failed)
+        if failed:  # a resume scores nothing again: the same run, whose calls are cached
+            return RunFailed(
+                f"{failed}; fix the metric and run the same command again (its calls come "
+                "from the cache)"
+            )
         return None
 
     def flat_metrics(self) -> dict[str, float]:

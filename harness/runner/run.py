@@ -51,6 +51,7 @@ from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 from harness.store.db import held
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -117,8 +118,18 @@ def run_eval(
         previous = run_store.get_run(home.db_path, resume)
         config = RunConfig.from_dict(previous.config)
         if previous.status == "finished" and not previous.errors and not previous.mlflow_pending:
+            from harness.store.scores import metric_failures
+
+            failed = metric_failures(home.db_path, previous.run_id)
             raise ConfigError(
                 f"run {previous.run_id} finished with no failed rows; nothing to resume"
+                + (
+                    f" (a metric failed on {plural(failed, 'row')}: a resume does not score "
+                    "again; fix the metric and run the same command again, its calls come "
+                    "from the cache)"
+                    if failed
+                    else ""
+                )
             )
         run_id = previous.run_id
         sampled_ids = run_store.run_example_ids(home.db_path, run_id)

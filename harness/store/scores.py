@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -113,3 +114,16 @@ def record_scores(record: RunRecord) -> RunScores:
         directions,
         binary_metrics(config, values),
     )
+
+
+def metric_failures(db_path: Path, run_id: str) -> int:
+    """Rows of a stored run on which a metric (not a judge) failed."""
+    from harness.store.db import connect
+
+    with connect(db_path, read_only=True) as con:
+        found = con.execute(
+            "SELECT count(DISTINCT example_id) FROM scores "
+            "WHERE run_id = ? AND error IS NOT NULL AND source != 'llm_judge'",
+            [run_id],
+        ).fetchone()
+    return int(found[0]) if found else 0

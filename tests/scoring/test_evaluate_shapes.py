@@ -116,6 +116,17 @@ def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> 
     assert doc["metrics"]["raises"] == {"count": 0}
     assert "metrics failed (metrics raised on 2 row(s)" in result.stderr
     assert doc["directions"] == {"raises": 1, "word_count": 0}
+    # A resume scores nothing again: the line says what does, and so does --resume.
+    assert result.stderr.strip().endswith(
+        "fix the metric and run the same command again (its calls come from the cache)"
+    )
+    resumed = CliRunner().invoke(cli, ["run", "--resume", doc["run_id"], "--no-mlflow"])
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip() == (
+        f"error: run {doc['run_id']} finished with no failed rows; nothing to resume (a metric "
+        "failed on 2 rows: a resume does not score again; fix the metric and run the same "
+        "command again, its calls come from the cache)"
+    )
 
 
 def test_a_run_scored_with_python_objects_is_not_resumed_from_the_cli(home: Path) -> None:
