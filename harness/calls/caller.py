@@ -101,6 +101,9 @@ class Caller(CallCounting):
         self.stats = CallStats()
         self._counting = threading.Lock()
         self.endpoints = Endpoints()  # where the app calls of local models are intercepted
+        # (row id, judge): judges whose cached answer for that row could not be read; a
+        # resume asks them again (``harness.judges.judge.Judge.ask``).
+        self.ask_judges_again: set[tuple[str, str]] = set()
         self.allowed_hosts = AllowedHosts()  # what else replay lets them reach
         self._interception: Interception | None = None
         self._client = client
@@ -150,8 +153,12 @@ class Caller(CallCounting):
         kind: CallKind = "model",
         row_id: str | None = None,
         stored: list[asyncio.Future[None]] | None = None,
+        ask_again: bool = False,
     ) -> CallResult:
         """Answer ``request``: from the cache when the mode allows, else from ``provider``.
+
+        ``ask_again``: in ``use`` mode, send even when the cache holds an answer, and store
+        the new one in its place (a judge answer that could not be read, on ``--resume``).
 
         An answer from the provider is stored in the cache before this returns, unless
         ``stored`` is given: then it returns with the answer and appends the write's future
@@ -163,7 +170,7 @@ class Caller(CallCounting):
             return await self._local(provider, request, kind, row_id)
         canonical = canonical_request(request)  # kept: the cache entry stores it too
         key = canonical_key(canonical)
-        if self.mode in ("use", "replay"):
+        if self.mode == "replay" or (self.mode == "use" and not ask_again):
             hit = self._hit(provider, key, kind, row_id)
             if hit is not None:
                 return hit

@@ -35,6 +35,7 @@ __all__ = ["FIELDS", "MAX_REPAIRS", "STRUCTURED_OUTPUT_PARAMS", "Judge"]
 
 FIELDS = ("input", "output", "expected", "context")  # the placeholders a judge prompt may use
 MAX_REPAIRS = 2  # re-asks after an answer with no usable verdict
+UNREADABLE = "no usable verdict"  # how the error of such a judge answer starts
 SAMPLE_TEMPERATURE = 1.0  # when asked N > 1 times and no temperature is set: let answers vary
 REPAIR_SEPARATOR = "\n\n--- repair ---\n\n"  # between attempts in a ScoreRow's raw text
 
@@ -287,10 +288,15 @@ class Judge:
         raws: list[str] = []
         result: CallResult | None = None
         error: JudgeParseError | None = None
+        # Cached answers that could not be read would be read the same way again: a resume
+        # asks again (the answer a judge gives a second time may well be readable).
+        again = (example_id, self.name) in caller.ask_judges_again
         for _attempt in range(MAX_REPAIRS + 1):
             request = provider.request(conversation, params, sample_index=sample)
             try:
-                result = await caller.call(provider, request, kind="judge", row_id=example_id)
+                result = await caller.call(
+                    provider, request, kind="judge", row_id=example_id, ask_again=again
+                )
             except ProviderError as e:
                 return self._row(
                     example_id, sample, None, raws, result, error=f"judge call failed: {e}"
@@ -312,7 +318,7 @@ class Judge:
             None,
             raws,
             result,
-            error=f"no usable verdict after {MAX_REPAIRS} repair(s): {error}",
+            error=f"{UNREADABLE} after {MAX_REPAIRS} repair(s): {error}",
         )
 
     def _row(

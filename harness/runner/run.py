@@ -248,6 +248,12 @@ class _Run:
     def _execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
         home, config, plan, run_id = self.home, self.config, self.plan, self.run_id
         if self.previous is not None:
+            from harness.judges.judge import UNREADABLE
+            from harness.store.scores import scores_failed_with
+
+            # Read before the claim forgets the failed rows: their unreadable judge answers
+            # are cached, and a resume asks those judges again.
+            self.caller.ask_judges_again = scores_failed_with(home.db_path, run_id, UNREADABLE)
             done = run_store.claim_resume(home.db_path, run_id)  # RunBusy if it is running
             todo = [e for e in plan.examples if e.id not in done]
         else:

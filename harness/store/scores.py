@@ -127,3 +127,16 @@ def metric_failures(db_path: Path, run_id: str) -> int:
             [run_id],
         ).fetchone()
     return int(found[0]) if found else 0
+
+
+def scores_failed_with(db_path: Path, run_id: str, prefix: str) -> set[tuple[str, str]]:
+    """(row, metric) of a stored run's scores whose error starts with ``prefix``."""
+    from harness.store.db import connect
+
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT DISTINCT example_id, metric FROM scores "
+            "WHERE run_id = ? AND starts_with(error, ?)",
+            [run_id, prefix],
+        ).fetchall()
+    return {(str(row), str(metric)) for row, metric in rows}

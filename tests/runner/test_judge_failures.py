@@ -141,3 +141,29 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
                 line,
             ), out
             assert err.startswith("error: ") and reason in err and err.count("\n") == 1
+
+
+def test_resume_asks_again_a_judge_whose_cached_answers_could_not_be_read(qa: str) -> None:
+    """An answer with no usable verdict is a good call, so it is cached: a resume read the
+    same answers again and failed the same way, while the error said `--resume` retries
+    them. A resume asks those judges again; its other calls still come from the cache."""
+    from harness.testing import FakeLLMServer
+
+    with FakeLLMServer(replies=["no verdict in this"]) as server:
+        env = {"OPENAI_BASE_URL": server.openai_base_url, "OPENAI_API_KEY": "sk-judge-test"}
+        judged = (*JUDGED, "--judge-model", "openai:/judge", "--limit", "3", "--json")
+        code, out, _ = invoke(*judged, env=env)
+        assert code == 1
+        first = json.loads(out)
+        assert first["errors"] == 3
+        [[reason, count]] = first["failures"]["judge"]["reasons"]
+        assert reason.startswith("no usable verdict after 2 repair(s)") and count == 3
+        asked = server.stats()["requests_total"]
+        assert asked == 9  # three rows, each asked once and repaired twice
+        server.configure(replies=[])  # the judge answers judge-shaped JSON from now on
+        code, out, err = invoke("run", "--resume", first["run_id"], "--json", env=env)
+        assert code == 0, err
+        resumed = json.loads(out)
+        assert resumed["errors"] == 0
+        assert resumed["metrics"]["answer_relevance"]["count"] == 3
+        assert server.stats()["requests_total"] == asked + 3  # asked again, once per row
