@@ -121,3 +121,10 @@ def infinite_eval_fn(predictions: Any) -> Any:
 
     scores = [0.5 if n != 1 else float("-inf") for n in range(len(predictions))]
     return MetricValue(scores=scores, aggregate_results={})
+
+
+def infinite_aggregate(predictions: Any) -> Any:
+    """An eval_fn whose scores are fine and whose own mean is inf (a ratio over zero)."""
+    from mlflow.metrics import MetricValue
+
+    return MetricValue(scores=[0.5] * len(predictions), aggregate_results={"mean": float("inf")})

@@ -344,7 +344,7 @@ def batch_result(value: Any, name: str, rows: int) -> BatchResult | None:
             labels = [s if isinstance(s, str) else None for s in scores]
         justifications = getattr(value, "justifications", None)
         aggregates = {
-            str(k): float(v)
+            str(k): _finite_aggregate(name, str(k), v)
             for k, v in (value.aggregate_results or {}).items()
             if v is not None and not (isinstance(v, float) and math.isnan(v))
         }
@@ -361,7 +361,19 @@ def batch_result(value: Any, name: str, rows: int) -> BatchResult | None:
             f"metric {name!r} returned {type(value).__name__}; an eval_fn returns an MLflow "
             "MetricValue or a number"
         )
-    return BatchResult(aggregates={name.split("/")[0]: float(value)})
+    own = name.split("/")[0]
+    return BatchResult(aggregates={own: _finite_aggregate(name, own, value)})
+
+
+def _finite_aggregate(name: str, aggregate: str, value: Any) -> float:
+    """An ``eval_fn``'s aggregate as a float; an infinite one is the metric's error, as an
+    infinite row score is (it showed as ``inf`` in the summary and ``null`` in --json)."""
+    number = float(value)
+    if math.isinf(number):
+        raise MetricError(
+            f"metric {name!r}: its aggregate {aggregate!r} is {number}, not a finite number"
+        )
+    return number
 
 
 def _number_or_none(value: Any) -> float | None:

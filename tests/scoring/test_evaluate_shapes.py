@@ -319,6 +319,20 @@ def test_an_infinite_metric_value_is_that_rows_metric_error(home: Path) -> None:
     report = CliRunner().invoke(cli, ["report", doc["run_id"], "-o", str(home / "r.html")])
     assert report.exit_code == 0, report.output
 
+    # An eval_fn's own aggregate that is infinite showed 'inf' in the summary and null in
+    # --json, exit 0: it is the metric's error too.
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json",
+            "--metric", "python:harness_test_metrics:infinite_aggregate",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["metric_errors"] == 1
+    assert "metric 'infinite_aggregate': its aggregate 'mean' is inf" in result.stderr
+
 
 def test_the_table_keeps_the_datas_other_columns_as_mlflow_does(home: Path) -> None:
     import mlflow
