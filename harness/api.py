@@ -326,8 +326,8 @@ def _run(
 ) -> EvaluationResult:
     from harness.runner.run import run_eval
     from harness.runner.spark_session import SparkTarget
-    from harness.runner.summary import results_table
-    from harness.store.runs import load_outputs_and_scores
+    from harness.runner.summary import labelled_judges, results_table
+    from harness.store.runs import get_run, load_outputs_and_scores
 
     spark, spark_remote, spark_profile = spark_flags
     session = None if isinstance(spark, (bool, str)) or spark is None else spark
@@ -350,7 +350,9 @@ def _run(
         evaluator_config=evaluator_config,
         mlflow_run=_active_mlflow_run() if config.mlflow else None,
     )
-    table = results_table(*load_outputs_and_scores(project.db_path, result.run_id))
+    outputs, scores = load_outputs_and_scores(project.db_path, result.run_id)
+    labelled = labelled_judges(get_run(project.db_path, result.run_id).config)
+    table = results_table(outputs, scores, labelled)
     _warn_failures(result)
     tables = {"eval_results_table": table}
     if result.slices:

@@ -176,7 +176,12 @@ def show(
     """
     from harness.config import resolve_home
     from harness.errors import ConfigError
-    from harness.runner.summary import record_slices, results_table, select_rows
+    from harness.runner.summary import (
+        labelled_judges,
+        record_slices,
+        results_table,
+        select_rows,
+    )
     from harness.runner.sweep import find_sweep
     from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs_and_scores
@@ -203,12 +208,13 @@ def show(
         run = read_run_file(run_id)
         info = run.info
         if with_rows:
-            table = results_table(run.rows(), run.scores())
+            table = results_table(run.rows(), run.scores(), labelled_judges(info.config))
     else:
         info = find_run_noted(db_path, run_id)
         run = info.run_id
         if with_rows:
-            table = results_table(*load_outputs_and_scores(db_path, info.run_id))
+            outputs, scores = load_outputs_and_scores(db_path, info.run_id)
+            table = results_table(outputs, scores, labelled_judges(info.config))
     slice_columns = list(by) or list(info.config.get("by") or [])
     slices = record_slices(home, run, slice_columns, max_slices=max_slices)
     left_out = 0

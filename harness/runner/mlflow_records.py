@@ -13,10 +13,10 @@ import contextlib
 import contextvars
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.runner.summary import ROW_COLUMNS, results_table
+from harness.runner.summary import ROW_COLUMNS, labelled_judges, results_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,17 +58,26 @@ def prompt_name_for(plan: RunPlan) -> str | None:
     return own or configured or None
 
 
-def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list[dict[str, Any]]:
+def feedback_rows(
+    scores: pd.DataFrame, judge_models: Mapping[str, str], labelled: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """Per-row assessments: every metric as CODE feedback, every judge as LLM_JUDGE (its
-    source the model the judge asked, from ``judge_models``: judge name -> model URI)."""
+    source the model the judge asked, from ``judge_models``: judge name -> model URI).
+
+    The value of a judge of ``labelled`` (``labelled_judges``) is its first sample's label,
+    as MLflow's own judges give a categorical answer; any other's is the mean of its samples.
+    """
     usable = scores[scores["value"].notna() | scores["error"].notna()]
     if usable.empty:
         return []
+    if "label" not in usable.columns:
+        usable = usable.assign(label=None)
     per_row = (
         usable.sort_values("sample")
         .groupby(["example_id", "metric"], sort=False)
         .agg(
             value=("value", "mean"),
+            label=("label", "first"),
             rationale=("rationale", "first"),
             source=("source", "first"),
             error=("error", "first"),
@@ -79,7 +88,7 @@ def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list
         {
             "row_id": r.example_id,
             "name": r.metric,
-            "value": None if r.value != r.value else float(r.value),  # NaN -> None
+            "value": _feedback_value(r.metric, r.value, r.label, labelled),
             "rationale": r.rationale,
             "error": r.error,
             "source": "LLM_JUDGE" if r.source == "llm_judge" else "CODE",
@@ -89,6 +98,13 @@ def feedback_rows(scores: pd.DataFrame, judge_models: Mapping[str, str]) -> list
         }
         for r in per_row.itertuples(index=False)
     ]
+
+
+def _feedback_value(metric: str, value: Any, label: Any, labelled: Collection[str]) -> Any:
+    """A row's feedback value: a labelled judge's label, else its number (NaN: None)."""
+    if metric in labelled and _present(label):
+        return str(label)
+    return float(value) if _present(value) else None
 
 
 def _metrics(result: RunResult) -> dict[str, float]:
@@ -136,6 +152,7 @@ def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
         finished_at=started,
         rows=None,
         feedback=[],
+        labelled=labelled_judges(plan.stored_config()),
         parent_run_id=_parent_run.get(),
         prompt_name=prompt_name_for(plan),
         system_prompt=plan.config.system,
@@ -149,8 +166,8 @@ def rows_record(
     """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes)."""
     return dataclasses.replace(
         head,
-        rows=results_table(outputs, scores),
-        feedback=feedback_rows(scores, judge_models),
+        rows=results_table(outputs, scores, head.labelled),
+        feedback=feedback_rows(scores, judge_models, head.labelled),
         finished_at=time.time(),
     )
 
@@ -227,12 +244,14 @@ def batch_traces(head: RunRecord, batch: Batch, judge_models: Mapping[str, str])
         for o in outputs
     ]  # fmt: skip
     return row_traces(
-        dataclasses.replace(head, finished_at=time.time()), rows, _feedback(scores, judge_models)
+        dataclasses.replace(head, finished_at=time.time()),
+        rows,
+        _feedback(scores, judge_models, head.labelled),
     )
 
 
 def _feedback(
-    scores: list[tuple[Any, ...]], judge_models: Mapping[str, str]
+    scores: list[tuple[Any, ...]], judge_models: Mapping[str, str], labelled: Collection[str]
 ) -> list[dict[str, Any]]:
     """``feedback_rows`` on score tuples (``SCORE_COLUMNS`` order)."""
     groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
@@ -242,13 +261,15 @@ def _feedback(
     feedback = []
     for (row_id, metric), group in groups.items():
         values = [float(s[2]) for s in group if _present(s[2])]
+        value = sum(values) / len(values) if values else None
+        label = next((s[5] for s in group if _present(s[5])), None)
         source = next((s[3] for s in group if _present(s[3])), None)
         judged = source == "llm_judge"
         feedback.append(
             {
                 "row_id": row_id,
                 "name": metric,
-                "value": sum(values) / len(values) if values else None,
+                "value": _feedback_value(metric, value, label, labelled),
                 "rationale": next((s[6] for s in group if _present(s[6])), None),
                 "error": next((s[8] for s in group if _present(s[8])), None),
                 "source": "LLM_JUDGE" if judged else "CODE",
@@ -279,7 +300,7 @@ def final_record(
     return dataclasses.replace(
         head,
         metrics=_metrics(result),
-        rows=results_table(outputs, scores),
+        rows=results_table(outputs, scores, head.labelled),
         tables=tables,
         finished_at=result.finished_at or time.time(),
         report_html=report_html,

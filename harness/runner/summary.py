@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import aggregate
@@ -47,19 +47,36 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
     return result
 
 
-def results_table(outputs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+def labelled_judges(config: Mapping[str, Any]) -> list[str]:
+    """The judges of a run (its stored config's ``judge_labels``) that answer with labels of
+    their own, such as rude/neutral/warm: the number each score stores is the label's place
+    on the list (``OutputSpec.value_of``), which only the label says. Not a yes/no judge
+    (nor two labels no/yes: the same 0 and 1), nor a scale, whose answers are numbers."""
+    found = []
+    for judge, labels in (config.get("judge_labels") or {}).items():
+        texts = [str(label) for label in labels]
+        if texts != ["no", "yes"] and not all(t.lstrip("-").isdigit() for t in texts):
+            found.append(str(judge))
+    return sorted(found)
+
+
+def results_table(
+    outputs: pd.DataFrame, scores: pd.DataFrame, labelled: Collection[str] = ()
+) -> pd.DataFrame:
     """The per-row table: one row per example, one column per metric.
 
     Columns: id, input, expected (several answers joined with `` || ``), context, output,
     error, latency_s, tokens, cached, the data's other columns (``_extra_columns``; a name
     harness's table already uses keeps harness's column), then each metric's value (a
-    judge's mean over its samples), ``<name>/rationale`` for judges and for metrics that
+    judge's mean over its samples), ``<name>/label`` for the judges of ``labelled``
+    (``labelled_judges``; its first sample's label, as its rationale, while the value stays
+    the number means are taken of), ``<name>/rationale`` for judges and for metrics that
     explain their scores, ``<name>/error`` when a judge answer or a metric failed, and for
     a judge with several samples ``<judge>/std``, ``<judge>/agreement`` and
     ``<judge>/self_disagreement``. This is ``eval_results_table`` in ``evaluate`` and in
     MLflow.
     """
-    table = _with_metrics(row_columns(outputs), scores)
+    table = _with_metrics(row_columns(outputs), scores, labelled)
     at = len(ROW_COLUMNS)
     added: list[str] = []
     for name, values in _extra_columns(outputs).items():
@@ -83,7 +100,9 @@ def _extra_columns(outputs: pd.DataFrame) -> dict[str, list[Any]]:
     return {name: [extra.get(name) if extra else None for extra in stored] for name in names}
 
 
-def _with_metrics(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+def _with_metrics(
+    table: pd.DataFrame, scores: pd.DataFrame, labelled: Collection[str]
+) -> pd.DataFrame:
     if scores.empty:
         return table
     values = scores.pivot_table(
@@ -95,6 +114,13 @@ def _with_metrics(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
         sort=False,
     )
     table = table.join(values, on="id")
+    if labelled and "label" in scores.columns:
+        said = scores[scores["metric"].isin(list(labelled))]
+        if not said.empty:
+            first = said.sort_values("sample").drop_duplicates(["example_id", "metric"])
+            labels = first.pivot(index="example_id", columns="metric", values="label")
+            labels.columns = [f"{c}/label" for c in labels.columns]
+            table = table.join(labels, on="id")
     judged = scores[scores["source"] == "llm_judge"]
     # Rationales: every judge's, and a metric's when it gives them (an MLflow Feedback, a
     # json-schema complaint, an eval_fn's justifications).

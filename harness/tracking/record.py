@@ -46,6 +46,9 @@ class RunRecord:
     finished_at: float
     rows: pandas.DataFrame | None  # None in the head a run opens MLflow with (no rows yet)
     feedback: list[dict] = field(default_factory=list)
+    # Judges that answer with labels of their own (rude/neutral/warm): the per-row table
+    # gives their labels beside the numbers, their feedback's value is the label.
+    labelled: list[str] = field(default_factory=list)
     parent_run_id: str | None = None  # the sweep's parent MLflow run
     prompt_name: str | None = None  # the prompt registry name; None = <experiment>-prompt
     system_prompt: str | None = None

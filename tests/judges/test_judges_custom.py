@@ -302,3 +302,73 @@ def test_resume_refuses_a_judge_changed_since_the_run_started(
     resumed = CliRunner().invoke(cli, ["run", "--resume", run_id, "--no-mlflow", "--json"])
     assert resumed.exit_code == 0, resumed.stderr
     assert json.loads(resumed.stdout)["metrics"]["polite"]["count"] == 20
+
+
+def test_a_label_judge_shows_its_labels_in_the_table_and_feedback(
+    home: Path, server: FakeLLMServer
+) -> None:
+    """The number a label stores (its place on the list) stays the value, so means work;
+    the per-row table (evaluate's, runs show's, MLflow's artifact) gives the label beside it
+    and MLflow's feedback holds the label, as MLflow's own categorical judges do."""
+    from mlflow import MlflowClient
+
+    import harness
+
+    register_judge(make_judge("tone", "Answer: {output}", output=["rude", "neutral", "warm"]))
+    answers = {"Go away now": "rude", "It is what it is": "neutral", "Happy to help you": "warm"}
+    server.configure(
+        replies={
+            text: json.dumps({"rationale": f"sounds {label}", "label": label})
+            for text, label in answers.items()
+        }
+    )
+    data = pd.DataFrame(
+        {"inputs": ["q1", "q2", "q3"], "outputs": list(answers), "targets": ["x", "y", "z"]}
+    )
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    # Twice: the first run creates the MLflow store (MLflow's API logs it), the second is
+    # written to a verified store with SQL; both must carry the labels.
+    for name in ("first", "second"):
+        result = harness.evaluate(
+            data=data,
+            predictions="outputs",
+            targets="targets",
+            judges=["tone"],
+            judge_model="openai:/judge",
+            metrics=["exact_match"],
+            run_name=name,
+            cache="off",
+        )
+        assert result.metrics["tone/mean"] == pytest.approx(0.5)
+        table = result.tables["eval_results_table"]
+        assert table["tone"].tolist() == [0.0, 0.5, 1.0]
+        assert table["tone/label"].tolist() == ["rude", "neutral", "warm"]
+        shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--rows", "--json"])
+        assert shown.exit_code == 0, shown.stderr
+        rows = json.loads(shown.stdout)["rows_table"]
+        assert [(r["tone"], r["tone/label"]) for r in rows] == [
+            (0.0, "rude"),
+            (0.5, "neutral"),
+            (1.0, "warm"),
+        ]
+        logged = client.get_run(result.mlflow_run_id)
+        artifact = json.loads(
+            Path(
+                client.download_artifacts(logged.info.run_id, "eval_results_table.json")
+            ).read_text(encoding="utf-8")
+        )
+        column = artifact["columns"].index("tone/label")
+        assert [row[column] for row in artifact["data"]] == ["rude", "neutral", "warm"]
+        traces = client.search_traces(
+            locations=[logged.info.experiment_id], run_id=result.mlflow_run_id
+        )
+        feedback = {
+            (a.name, a.feedback.value, a.rationale)
+            for t in traces
+            for a in t.info.assessments
+            if a.name in ("tone", "exact_match")
+        }
+        assert feedback == {
+            *(("tone", label, f"sounds {label}") for label in answers.values()),
+            ("exact_match", 0.0, None),
+        }
