@@ -63,7 +63,18 @@ _NEEDS_PACKAGE = {
 _DOWNLOADS_CORPUS = {"flesch_kincaid_grade_level": "cmudict"}
 # MLflow judge model URI schemes harness calls with a provider of its own.
 _SCHEMES = {"openai": "openai", "anthropic": "anthropic", "databricks": "databricks"}
-_SCORE_MENTION = re.compile(r"\bscore\s*:?\s*(\d+)", re.I)
+# A score a rubric names: "Score 1", "Scores: 1", "score from 1", "a scale of 1" ...
+_SCORE_MENTION = re.compile(
+    r"\b(?:scores?|scale|rating)\s*(?::|=|of|from|between|is)?\s*(\d+)\b(?!\.\d)", re.I
+)
+# ... and the scores its sentence goes on to list: ", 5 formal", " to 5", " or 3", "-5".
+_NEXT_SCORE = re.compile(
+    r"(?:[,;/\-–]|\b(?:or|and|to|through)\b)\s*(\d+)\b(?!\.\d)(?!\s*(?:%|percent))", re.I
+)
+_SENTENCE_END = re.compile(r"\n|\.(?:\s|$)")
+# What a make_genai_metric_from_prompt judge accepts when its prompt names no scale: MLflow
+# asks for "a numerical score" and checks none; 0-100 holds the scales prompts use.
+PROMPT_SCALE = "0-100"
 
 
 def is_evaluation_metric(obj: Any) -> bool:
@@ -189,11 +200,21 @@ def _graded(metric: Any, name: str, args: dict[str, Any], shape: DataShape) -> M
     keys = [keys] if isinstance(keys, str) else list(keys)
     context = tuple((key, _source(shape, key, name)) for key in keys)
     examples = args.get("examples") or []
+    grading = str(args.get("grading_prompt") or "")
+    scale = _scale([grading], [e.score for e in examples])
+    if scale is None:
+        named = sorted(_named_scores(grading))
+        raise MetricError(
+            f"MLflow metric {name!r}: its grading prompt names "
+            f"{'only score ' + str(named[0]) if named else 'no score'}, so harness cannot tell "
+            "its scale; name the lowest and highest ('Score 1: ...', 'Score 5: ...') or give "
+            "examples with their scores"
+        )
     return _judge(
         name,
         args,
         template=template,
-        output=_scale([str(args.get("grading_prompt") or "")], [e.score for e in examples]),
+        output=scale,
         params=_parameters(args),
         description=_one_line(str(args.get("definition") or "")),
         style="grading",
@@ -221,7 +242,7 @@ def _from_prompt(metric: Any, name: str, args: dict[str, Any], shape: DataShape)
         name,
         args,
         template=prompt + _PROMPT_FORMATTING_WRAPPER,
-        output=_scale([prompt], []),
+        output=_scale([prompt], []) or OutputSpec.parse(PROMPT_SCALE),
         params=dict(args.get("parameters") or {}),
         description=_one_line(prompt),
         style="prompt",
@@ -275,17 +296,34 @@ def _aggregations(args: dict[str, Any], name: str) -> tuple[str, ...]:
     return tuple(a for a in chosen if a not in ("mean", "p90"))
 
 
-def _scale(texts: list[str], example_scores: list[Any]) -> OutputSpec:
-    """The score range a rubric describes (``Score 1`` ... ``Score 5``), else 0-100.
+def _scale(texts: list[str], example_scores: list[Any]) -> OutputSpec | None:
+    """The score range a rubric describes (``Score 1`` ... ``Score 5``, ``Score 1 casual,
+    5 formal``, ``a score from 1 to 5``) and its examples' scores; None when they name
+    fewer than two scores (or more than 101 points).
 
     MLflow accepts any whole number; harness accepts the range the rubric names, so an
     answer off the scale is repaired instead of averaged in.
     """
-    found = {int(m) for text in texts for m in _SCORE_MENTION.findall(text)}
+    found = {score for text in texts for score in _named_scores(text)}
     found |= {int(s) for s in example_scores if isinstance(s, (int, float))}
     if len(found) >= 2 and max(found) - min(found) <= 100:
         return OutputSpec.parse(f"{min(found)}-{max(found)}")
-    return OutputSpec.parse("0-100")
+    return None
+
+
+def _named_scores(text: str) -> set[int]:
+    """The numbers ``text`` gives as scores: each one a score word names, and the ones its
+    sentence goes on to list, unless the score labels a rubric line (``Score 5: ...``,
+    whose description may hold other numbers)."""
+    found: set[int] = set()
+    for mention in _SCORE_MENTION.finditer(text):
+        found.add(int(mention.group(1)))
+        rest = text[mention.end() :]
+        if rest.lstrip(" \t").startswith(":"):
+            continue
+        end = _SENTENCE_END.search(rest)
+        found |= {int(n) for n in _NEXT_SCORE.findall(rest[: end.start() if end else None])}
+    return found
 
 
 def _one_line(text: str) -> str:

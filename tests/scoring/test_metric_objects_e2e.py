@@ -371,3 +371,57 @@ def test_objects_that_cannot_run_are_refused_before_the_run(home: Path) -> None:
     con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
     con.close()
+
+
+def test_a_rubric_naming_its_scores_on_one_line_keeps_the_judge_on_that_scale(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Score 1 casual, 5 formal" names a 1-5 scale: an answer of 99 is asked again, not
+    averaged in (it read as one score, and the scale fell back to 0-100); a rubric naming
+    one score only is refused before the run, since no answer could be checked."""
+    from mlflow.metrics.genai import make_genai_metric
+
+    def professionalism(grading_prompt: str) -> Any:
+        return make_genai_metric(
+            name="professionalism",
+            definition="How formal the answer's language is.",
+            grading_prompt=grading_prompt,
+            model="openai:/judge",
+            greater_is_better=True,
+        )
+
+    replies = {
+        "could not be used": "score: 2\njustification: Casual, asked again.",
+        "Hey dude, sup": "score: 99\njustification: Very casual.",
+        "Dear Sir, kind regards": "score: 5\njustification: Formal.",
+    }
+    data = pd.DataFrame(
+        {"inputs": ["q1", "q2"], "outputs": ["Hey dude, sup", "Dear Sir, kind regards"]}
+    )
+    with FakeLLMServer(replies=replies) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        result = harness.evaluate(
+            data=data,
+            predictions="outputs",
+            metrics=[],
+            extra_metrics=[professionalism("Score 1 casual, 5 formal")],
+            log_to_mlflow=False,
+        )
+        assert result.metrics["professionalism/v1/mean"] == pytest.approx(3.5)
+        assert result.tables["eval_results_table"]["professionalism/v1"].tolist() == [2.0, 5.0]
+        assert len(server.stats()["requests"]) == 3  # the 99 was asked again, once
+        with pytest.raises(MetricError) as refused:
+            harness.evaluate(
+                data=data,
+                predictions="outputs",
+                metrics=[],
+                extra_metrics=[professionalism("Score 1 means the language is casual.")],
+                log_to_mlflow=False,
+            )
+        assert len(server.stats()["requests"]) == 3
+    assert str(refused.value) == (
+        "MLflow metric 'professionalism/v1': its grading prompt names only score 1, so "
+        "harness cannot tell its scale; name the lowest and highest ('Score 1: ...', "
+        "'Score 5: ...') or give examples with their scores"
+    )

@@ -170,8 +170,8 @@ def test_judge_models_harness_cannot_call_are_refused(
 
 def test_grading_context_the_data_lacks_is_refused_before_the_run() -> None:
     metric = genai().make_genai_metric(
-        name="m", definition="d", grading_prompt="g", model="openai:/m",
-        grading_context_columns=["retrieved_docs"],
+        name="m", definition="d", grading_prompt="Score 1: bad. Score 5: good.",
+        model="openai:/m", grading_context_columns=["retrieved_docs"],
     )  # fmt: skip
     with pytest.raises(MetricError, match="reads 'retrieved_docs': no such column in the data"):
         adapt(metric, shape=QA)
