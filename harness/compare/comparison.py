@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from harness.compare.definitions import redefined
 from harness.compare.paired import Margin, metric_result, parse_margin, with_verdict
 from harness.compare.result import CandidateResult, Comparison, MetricResult, mean_notes
 from harness.compare.rows import flipped_rows
@@ -138,6 +139,9 @@ def _compare_one(
                 if names
             )
         )
+    # A name both runs scored may stand for two checks: a table edited between the runs.
+    changed = redefined(base.record.info.config, candidate.record.info.config, shared)
+    notes += list(changed.values())
     metrics: list[MetricResult] = []
     for metric in shared:
         b = base_scores.values.loc[common, metric].to_numpy()
@@ -173,6 +177,7 @@ def _compare_one(
         improvements_total=improvements.total,
         notes=notes,
         slices=slices,
+        redefined=changed,
     )
 
 

@@ -227,6 +227,8 @@ class CandidateResult:
     improvements_total: int
     notes: list[str] = field(default_factory=list)
     slices: list[SliceComparison] = field(default_factory=list)  # --by: column, then value
+    # metric or judge -> the note saying it is defined differently in the two runs
+    redefined: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)
@@ -248,6 +250,7 @@ class CandidateResult:
             },
             "slices": [s.as_dict() for s in self.slices],
             "notes": self.notes,
+            "redefined": self.redefined,
         }
 
 

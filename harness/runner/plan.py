@@ -60,6 +60,7 @@ class RunPlan:
     judge_providers: dict[str, Provider] = field(default_factory=dict)  # by URI
     sample: dict[str, Any] | None = None  # a sampled run: what it asked for and came to
     notes: list[str] = field(default_factory=list)  # said to the user, e.g. metrics skipped
+    definitions: dict[str, Any] = field(default_factory=dict)  # harness.scoring.versions
 
     def provider_for(self, judge: Judge) -> Provider:
         """The model a judge asks: its own (an MLflow GenAI metric's), else the run's."""
@@ -102,8 +103,14 @@ class RunPlan:
         method of their intervals and tests) and, for a run with judges, what they
         resolved to: each judge's model URI (its own, else ``--judge-model`` or
         harness.toml), its version (a judge whose prompt or scale changed is another judge)
-        and its answers from worst to best (what a report draws its bars over)."""
+        and its answers from worst to best (what a report draws its bars over). Each
+        metric's version and what defined it (``metric_versions``, ``metric_sources``:
+        ``harness.scoring.versions``) let compare and check tell a metric redefined between
+        two runs, as ``judge_versions`` a judge."""
         stored = {**self.config.as_dict(), "directions": self.directions, "binary": self.binary}
+        if self.definitions:
+            stored["metric_versions"] = {n: d.version for n, d in self.definitions.items()}
+            stored["metric_sources"] = {n: d.source for n, d in self.definitions.items()}
         if self.judges:
             if self.judge_provider is not None:
                 stored["judge_model_uri"] = self.judge_provider.uri
@@ -269,6 +276,7 @@ def plan_run(
         judge_providers,
         sample,
         notes,
+        scoring.definitions,
     )
 
 

@@ -27,7 +27,15 @@ from typing import Any
 
 from harness.errors import MetricError
 from harness.judges.judge import Judge
-from harness.metrics import BatchMetric, Metric, build_metric, get_metric, kind_names
+from harness.metrics import (
+    BatchMetric,
+    Metric,
+    build_metric,
+    get_metric,
+    kind_names,
+    kind_parameters,
+)
+from harness.scoring import versions
 from harness.scoring.shape import DataShape, Source
 from harness.scoring.specs import (
     from_table,
@@ -57,6 +65,8 @@ class Scoring:
     metrics: list[Metric] = field(default_factory=list)
     batch: list[BatchMetric] = field(default_factory=list)
     judges: list[Judge] = field(default_factory=list)
+    # What defined each metric (not judge: a judge has a version of its own), by name.
+    definitions: dict[str, versions.Definition] = field(default_factory=dict)
 
     def add(self, found: Scorer) -> None:
         if isinstance(found, Judge):
@@ -100,14 +110,17 @@ def adapt(obj: Any, *, shape: DataShape | None = None, name: str | None = None) 
     return found
 
 
-def _load_python(target: str, name: str | None, shape: DataShape | None) -> Scorer:
+def _load_python_defined(
+    target: str, name: str | None, shape: DataShape | None
+) -> tuple[Scorer, Any]:
+    """The scorer ``target`` names, and the object it was made from."""
     from harness.imports import load_object
 
     obj = load_object(
         target, what="python metric", error=MetricError, form="python:MODULE:FUNCTION"
     )
     try:
-        return adapt(obj, shape=shape, name=name)
+        return adapt(obj, shape=shape, name=name), obj
     except MetricError as e:
         raise MetricError(f"python metric {target!r}: {e}") from None
 
@@ -124,6 +137,17 @@ def resolve_spec(
     ``settings`` is the parsed harness.toml of ``home`` (where its ``@FILE`` values and
     ``[metrics.NAME]`` tables are read from).
     """
+    return _resolve_defined(text, settings=settings, home=home, shape=shape)[0]
+
+
+def _resolve_defined(
+    text: str,
+    *,
+    settings: Mapping[str, Any] | None,
+    home: Path | None,
+    shape: DataShape | None,
+) -> tuple[Scorer, versions.Definition]:
+    """``resolve_spec``, with what defined the metric (``harness.scoring.versions``)."""
     settings = settings or {}
     spec = parse_spec(text)
     if spec.kind is None:
@@ -131,22 +155,51 @@ def resolve_spec(
         tables = settings.get("metrics") or {}
         if name in table_names(settings):
             base = home or Path.cwd()
-            return from_table(
-                name,
-                tables[name],
-                source=str(base / "harness.toml"),
-                base_dir=base,
-                load=lambda target, label: _load_python(target, label, shape),
+            loaded: list[Any] = []
+
+            def load(target: str, label: str) -> Scorer:
+                found, obj = _load_python_defined(target, label, shape)
+                loaded.append(obj)
+                return found
+
+            found = from_table(
+                name, tables[name], source=str(base / "harness.toml"), base_dir=base, load=load
             )
+            return found, versions.table(name, tables[name], base, loaded[0] if loaded else None)
         try:
-            return get_metric(name)
+            metric = get_metric(name)
         except MetricError:
             if name in kind_names():
-                return build_metric(name, None, {})
+                return build_metric(name, None, {}), versions.kind_spec(name, {}, Path.cwd())
             raise unknown_name(name, settings) from None
+        return metric, _registered(metric)
     if spec.kind == "python":
-        return _load_python(str(spec.value), spec.label, shape)
-    return kind_metric(spec, Path.cwd())
+        found, obj = _load_python_defined(str(spec.value), spec.label, shape)
+        return found, versions.python_object(obj, f"function python:{spec.value}")
+    params = kind_parameters(spec.kind, spec.value)
+    return kind_metric(spec, Path.cwd()), versions.kind_spec(text, params, Path.cwd())
+
+
+def _registered(metric: Metric | BatchMetric) -> versions.Definition:
+    """A metric registered by name: harness's own (its function in harness), or one a
+    user registered from Python (``register_metric``), versioned by its function."""
+    if _is_builtin(metric):
+        return versions.builtin(metric.name)
+    return versions.python_object(metric, f"registered metric {metric.name!r}")
+
+
+def _is_builtin(metric: Metric | BatchMetric) -> bool:
+    return metric.origin == "builtin" and getattr(metric.fn, "__module__", "").startswith(
+        "harness."
+    )
+
+
+def _object_definition(obj: Any) -> versions.Definition:
+    """An object given in Python: harness's own metric (MLflow's latency is harness's)
+    by its name, anything else by its source."""
+    if isinstance(obj, (Metric, BatchMetric)) and _is_builtin(obj):
+        return versions.builtin(obj.name)
+    return versions.python_object(obj, "Python object")
 
 
 def resolve_scoring(
@@ -160,11 +213,11 @@ def resolve_scoring(
     """Every metric of a run, from ``specs`` (text) and ``objects``, each name once."""
     scoring = Scoring()
     found = [
-        resolve_spec(t, settings=settings, home=home, shape=shape) for t in dict.fromkeys(specs)
+        _resolve_defined(t, settings=settings, home=home, shape=shape) for t in dict.fromkeys(specs)
     ]
-    found += [adapt(obj, shape=shape) for obj in objects]
+    found += [(adapt(obj, shape=shape), _object_definition(obj)) for obj in objects]
     seen: dict[str, Scorer] = {}
-    for item in found:
+    for item, definition in found:
         if item.name in seen:
             if seen[item.name] is item:  # MLflow's latency() is harness's latency: once
                 continue
@@ -174,6 +227,8 @@ def resolve_scoring(
             )
         seen[item.name] = item
         scoring.add(item)
+        if not isinstance(item, Judge):
+            scoring.definitions[item.name] = definition
     return scoring
 
 

@@ -5,7 +5,9 @@ plugin) all read: ``<testsuites>`` > ``<testsuite>`` > ``<testcase>``. A failed 
 ``<failure>``; a gate that cannot be decided is an ``<error>`` (the test could not reach a
 verdict), so no reporter shows it as passed; a passed gate carries its reason in
 ``<system-out>``. When nothing could be checked at all (a replay miss, no baseline and no
-gates) the suite holds one ``harness check`` testcase with that ``<error>``.
+gates) the suite holds one ``harness check`` testcase with that ``<error>``. A gate on a
+metric or judge defined differently in the two runs (``harness.compare.definitions``) has
+that note in its text, and the suite each such note as a ``note`` property.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> st
             value = f"{run.run_id} {run.model} on {run.dataset}@{run.dataset_version}"
             ET.SubElement(properties, "property", name=key, value=value)
     ET.SubElement(properties, "property", name="outcome", value=result.outcome)
+    for note in _redefined(result).values():
+        ET.SubElement(properties, "property", name="note", value=note)
     suite.extend(cases)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -58,6 +62,9 @@ def _case(gate: GateResult, result: CheckResult) -> ET.Element:
         f"{gate.reason}\nobserved: {observed}\n95% CI: {ci(gate.low, gate.high)}\n"
         f"gate from: {gate.gate.origin}"
     )
+    note = _redefined(result).get(gate.gate.metric)
+    if note:
+        details += f"\nnote: {note}"
     if gate.outcome == FAIL:
         failure = ET.SubElement(case, "failure", message=gate.reason, type=gate.finding)
         failure.text = details
@@ -67,3 +74,10 @@ def _case(gate: GateResult, result: CheckResult) -> ET.Element:
     else:
         ET.SubElement(case, "system-out").text = details
     return case
+
+
+def _redefined(result: CheckResult) -> dict[str, str]:
+    """The notes of metrics and judges defined differently in the two runs, by name."""
+    if result.comparison is None:
+        return {}
+    return {k: v for c in result.comparison.candidates for k, v in c.redefined.items()}
