@@ -403,7 +403,8 @@ def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
     also = f", tags {', '.join(deleted.tags)}" if deleted.tags else ""
     click.echo(f"deleted run {deleted.info.run_id} ({deleted.info.rows_done} rows{also})")
     if deleted.mlflow == "deleted":
-        click.echo(f"MLflow run {deleted.info.mlflow_run_id} marked deleted")
+        runs = "run" if len(deleted.mlflow_run_ids) == 1 else "runs"
+        click.echo(f"MLflow {runs} {', '.join(deleted.mlflow_run_ids)} marked deleted")
     elif deleted.mlflow == "not found":
         click.echo(f"MLflow run {deleted.info.mlflow_run_id} was not in the store", err=True)
 

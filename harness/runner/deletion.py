@@ -15,6 +15,7 @@ from harness.errors import ConfigError
 from harness.store.runs import RunInfo
 from harness.store.runs import delete_run as delete_rows
 from harness.store.tags import find_run
+from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT
 from harness.tracking.run_updates import mark_deleted
 
 __all__ = ["Deleted", "delete_run"]
@@ -25,6 +26,7 @@ class Deleted:
     info: RunInfo  # the run as it was
     tags: list[str]  # the tags it had
     mlflow: str  # "deleted", "not logged" (no MLflow run) or "not found" (already gone)
+    mlflow_run_ids: list[str]  # the MLflow runs marked deleted
 
 
 def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
@@ -39,9 +41,16 @@ def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
             + (f" ({info.owner.describe()})" if info.owner else "")
             + "; use --force to delete it anyway"
         )
-    mlflow = "not logged"
-    if info.mlflow_run_id:
-        found = mark_deleted(home.tracking_uri, info.mlflow_run_id)
-        mlflow = "deleted" if found else "not found"
+    found: list[str] = []
+    # A run not (yet) logged may still have an MLflow run: one interrupted, killed, or
+    # whose logging failed is found by its tag. A --no-mlflow run never logged has none.
+    if info.mlflow_run_id or info.config.get("mlflow", True):
+        found = mark_deleted(
+            home.tracking_uri,
+            info.mlflow_run_id,
+            harness_run_id=info.run_id,
+            experiment=info.config.get("experiment") or DEFAULT_EXPERIMENT,
+        )
+    mlflow = "deleted" if found else "not found" if info.mlflow_run_id else "not logged"
     deleted, tags = delete_rows(home.db_path, info.run_id)
-    return Deleted(deleted, tags, mlflow)
+    return Deleted(deleted, tags, mlflow, found)

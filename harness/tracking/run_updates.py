@@ -6,7 +6,9 @@
   the run shows its verdict in the MLflow UI and a search (``tags.harness.check = 'fail'``)
   finds the runs that failed.
 - ``mark_deleted``: MLflow's soft delete (the run's ``lifecycle_stage`` becomes ``deleted``;
-  ``mlflow gc`` removes it for good, ``mlflow runs restore`` brings it back).
+  ``mlflow gc`` removes it for good, ``mlflow runs restore`` brings it back), of the MLflow
+  run DuckDB recorded and of any other tagged with the harness run's id (an interrupted
+  run's, which DuckDB learns only when the run finishes).
 
 Both act on the project's own store and never create one: without a store there is no run
 to change. ``import mlflow`` costs about a second, so it happens inside the functions.
@@ -69,19 +71,35 @@ def tag_check(
             client.log_artifacts(mlflow_run_id, tmp, artifact_path=str(Path(CHECK_ARTIFACT).parent))
 
 
-def mark_deleted(tracking_uri: str, mlflow_run_id: str) -> bool:
-    """Soft-delete the MLflow run; False when the store or the run is not there."""
+def mark_deleted(
+    tracking_uri: str, mlflow_run_id: str | None, *, harness_run_id: str, experiment: str
+) -> list[str]:
+    """Soft-delete a harness run's MLflow runs; return their ids ([] when there are none).
+
+    Those are ``mlflow_run_id`` (the run DuckDB recorded) and every run in ``experiment``
+    tagged with ``harness_run_id``: a run interrupted, killed or whose logging failed has an
+    MLflow run (with the traces of its rows) that DuckDB does not know yet.
+    """
     if not _existing_store(tracking_uri):
-        return False
+        return []
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
+    from harness.tracking.mlflow_resume import find_logged_runs
+
     client, _ = open_store(tracking_uri)
-    with mapped_errors(f"deleting MLflow run {mlflow_run_id}"):
-        try:
-            client.delete_run(mlflow_run_id)
-        except MlflowException as e:
-            if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-                return False
-            raise
-    return True
+    deleted = []
+    with mapped_errors(f"deleting the MLflow run of run {harness_run_id}"):
+        found = client.get_experiment_by_name(experiment)
+        tagged = find_logged_runs(client, found.experiment_id, harness_run_id) if found else []
+        ids = [mlflow_run_id] if mlflow_run_id else []
+        ids += [run.info.run_id for run in tagged if run.info.run_id not in ids]
+        for run_id in ids:
+            try:
+                client.delete_run(run_id)
+            except MlflowException as e:
+                if e.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                    raise
+            else:
+                deleted.append(run_id)
+    return deleted

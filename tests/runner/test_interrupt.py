@@ -134,6 +134,26 @@ def test_ctrl_c_prints_the_summary_and_the_resume_command(
     assert code == 0 and "interrupted" in out and "reason: interrupted by SIGINT" in out
 
 
+def test_deleting_an_interrupted_run_deletes_its_partly_logged_mlflow_run(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """An interrupted run's MLflow run (KILLED, with the traces of its rows) is not
+    recorded in DuckDB until the run finishes: a delete left it in the MLflow UI."""
+    process = start(env, *RUN)
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode == 130
+    [run_id] = run_ids(home)
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
+    assert status == "KILLED" and mlflow_traces(home, mlflow_run_id)
+    code, out, err = harness(env, "runs", "delete", run_id)
+    assert code == 0, err
+    assert out.endswith(f"MLflow run {mlflow_run_id} marked deleted\n")
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "KILLED", "deleted")]
+
+
 def test_after_a_stop_a_row_that_has_sent_nothing_sends_nothing(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
