@@ -116,10 +116,10 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 
 def _mlflow_state(info: RunInfo) -> str:
     """How far a run got into MLflow: logged, failed (logging failed), pending, or off."""
+    if info.mlflow_run_id:  # also a --no-mlflow run logged later with `harness runs log`
+        return "logged"
     if not info.config.get("mlflow", True):
         return "off"
-    if info.mlflow_run_id:
-        return "logged"
     if info.mlflow_error:
         return "failed"
     return "pending" if info.status in ("running", "finished") else "-"

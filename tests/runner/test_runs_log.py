@@ -67,10 +67,20 @@ def test_logging_a_logged_run_changes_nothing(qa: str, home: Path) -> None:
     assert store_contents(home) == before
 
 
+def listed_mlflow_state(run_id: str) -> str:
+    """The `mlflow` column of `harness runs list` for the run."""
+    code, out, _ = invoke("runs", "list")
+    assert code == 0
+    header, _, *rows = out.splitlines()
+    [row] = [row.split("│") for row in rows if row.startswith(run_id)]
+    return row[[c.strip() for c in header.split("┃")].index("mlflow")].strip()
+
+
 def test_a_run_never_logged_is_logged_once(qa: str, home: Path) -> None:
     code, out, err = invoke(*RUN, "--no-mlflow")
     assert code == 0, err
     run_id = json.loads(out)["run_id"]
+    assert listed_mlflow_state(run_id) == "off"
     code, out, err = invoke("runs", "log", run_id, "--json")
     assert code == 0, err
     first = json.loads(out)
@@ -80,6 +90,7 @@ def test_a_run_never_logged_is_logged_once(qa: str, home: Path) -> None:
     assert code == 0 and json.loads(out)["traces_written"] == 0
     assert store_contents(home) == after
     assert mlflow_runs(home, run_id) == [(first["mlflow_run_id"], "FINISHED", "active")]
+    assert listed_mlflow_state(run_id) == "logged"  # was "off", from --no-mlflow
 
 
 def test_a_run_is_logged_by_its_tag(qa: str, home: Path) -> None:
