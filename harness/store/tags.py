@@ -31,6 +31,13 @@ def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]
     name = name.strip()
     if not name or any(c.isspace() for c in name):
         raise ConfigError(f"a tag must be one word without spaces, not {name!r}")
+    from harness.store.exports import SUFFIXES as RUN_FILE_SUFFIXES  # pyarrow: only here
+
+    if name.lower().endswith(RUN_FILE_SUFFIXES):  # `runs show NAME` would read a file
+        raise ConfigError(
+            f"tag {name!r} ends like a run file ({', '.join(RUN_FILE_SUFFIXES)}), which "
+            "commands read as a file: choose another name"
+        )
     info = get_run(db_path, run_id)
     if name != info.run_id and _ids_starting(db_path, name):
         raise ConfigError(f"tag {name!r} would hide the run ids it starts; choose another name")

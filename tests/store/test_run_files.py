@@ -187,6 +187,20 @@ def test_tags_name_runs_and_move(run_id: str, home: Path) -> None:
     assert code == 2 and "would hide the run ids it starts" in err
 
 
+def test_a_tag_named_like_a_run_file_is_refused(run_id: str, home: Path) -> None:
+    """`runs show`, compare and check read such a name as a file: the tag was accepted,
+    then every use of it said `error: no such run file: baseline.jsonl`."""
+    for name in ("baseline.jsonl", "b.JSONL.gz", "b.parquet"):
+        code, out, err = invoke("runs", "tag", run_id, name)
+        assert (code, out) == (2, ""), name
+        assert err == (
+            f"error: tag {name!r} ends like a run file (.jsonl, .jsonl.gz, .parquet), which "
+            "commands read as a file: choose another name\n"
+        )
+    code, out, _ = invoke("runs", "list", "--json")
+    assert json.loads(out)[0]["tags"] == []
+
+
 def test_a_run_name_finds_the_newest_run_of_that_name(run_id: str) -> None:
     code, out, _ = invoke(
         "run", "--data", "qa", "--model", "python:harness.baselines:top_sentence",
