@@ -23,6 +23,7 @@ sync) stopped by SIGINT or SIGTERM, resumable.
     ├── ModelURIError               a model URI that no provider knows, or a bad python: target
     ├── MetricError                 an unknown metric or judge, or a bad judge definition
     ├── RunNotFound                 a run id that is not in the store
+    │   └── RunDeleted              the run was deleted (`runs delete --force`) while it ran
     ├── CacheError                  the response cache cannot be used (a bad cassette...)
     │   ├── CacheCorrupt            exit 74: an entry on disk failed its checksum (also an
     │   │                           EnvironmentFault: the cache is damaged, not the input)
@@ -108,6 +109,10 @@ class MetricError(HarnessError):
 
 class RunNotFound(HarnessError):
     """A run id that is not in the store."""
+
+
+class RunDeleted(RunNotFound):
+    """The run was deleted (``harness runs delete --force``) while it ran: it stops."""
 
 
 class CacheError(HarnessError):

@@ -387,7 +387,12 @@ def tag(ctx: click.Context, run_ref: str, name: str) -> None:
 
 @runs.command("delete")
 @click.argument("run_ref", metavar="RUN")
-@click.option("--force", is_flag=True, help="Delete a run whose status is still running.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Delete a run whose status is still running; its process stops at its next "
+    "batch of rows (exit 2) and stores nothing more.",
+)
 @click.pass_context
 def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
     """Delete RUN: its rows, outputs, scores and tags in DuckDB, and mark its MLflow run

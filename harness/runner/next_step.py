@@ -12,6 +12,7 @@ from harness.errors import (
     HarnessError,
     NotWritable,
     ReplayMiss,
+    RunDeleted,
 )
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ __all__ = ["with_next_step"]
 
 def with_next_step(error: HarnessError, run_id: str, result: RunResult | None) -> HarnessError:
     """The error a failed run raises: what failed, then what to do about it."""
+    if isinstance(error, RunDeleted):  # nothing is left to resume
+        error.result = result  # type: ignore[attr-defined]
+        return error
     if isinstance(error, DiskFull):
         step = f"free space and run `harness run --resume {run_id}`"
     elif isinstance(error, NotWritable):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from harness.errors import RunBusy, RunNotFound
+from harness.errors import RunBusy, RunDeleted, RunNotFound
 from harness.store.dataframes import frame
 from harness.store.db import connect
 from harness.store.owner import Owner, current_owner
@@ -225,6 +225,14 @@ def write_batch(
             if usage is not None:
                 con.execute(
                     "UPDATE runs SET usage = ? WHERE run_id = ?", [json.dumps(usage), run_id]
+                )
+            # `harness runs delete --force` from another process: store no row of a run
+            # that is gone (the rollback below), and stop it.
+            gone = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            if gone == (0,):
+                raise RunDeleted(
+                    f"run {run_id} was deleted while it ran (`harness runs delete --force`); "
+                    "it stopped, and the rows it had done are not kept"
                 )
             con.execute("COMMIT")
         except BaseException:

@@ -154,6 +154,28 @@ def test_deleting_an_interrupted_run_deletes_its_partly_logged_mlflow_run(
     assert mlflow_runs(home, run_id) == [(mlflow_run_id, "KILLED", "deleted")]
 
 
+def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """It went on calling the model for every row, wrote them into DuckDB under a run
+    that no longer existed, and ended `error: no run 'ID'`."""
+    process = start(env, *RUN, "--no-mlflow")
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    server.configure(latency_s=0.2)  # ~12 s more: still running when the delete comes
+    [run_id] = run_ids(home)
+    code, out, err = harness(env, "runs", "delete", run_id, "--force")
+    assert code == 0 and out.startswith(f"deleted run {run_id} "), err
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert last_line(err) == (
+        f"error: run {run_id} was deleted while it ran (`harness runs delete --force`); "
+        "it stopped, and the rows it had done are not kept"
+    )
+    assert server.stats()["requests_total"] < 2 * ROWS  # it did not go on to the end
+    for table in ("runs", "outputs", "scores"):
+        assert query(home, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
 def test_after_a_stop_a_row_that_has_sent_nothing_sends_nothing(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
