@@ -81,3 +81,24 @@ def test_the_commands_teardown_skips_the_cycle_collector_and_nothing_else(tmp_pa
     assert lines[0].startswith("harness, version")
     assert lines[1:] == ["frozen True", "atexit ran", "finalizer ran"]
     assert left_open.read_text() == "buffered, never flushed by hand"
+
+
+def test_the_command_says_one_line_for_a_refused_legacy_mlflow_metric(
+    home: Path, qa_file: Path
+) -> None:
+    """A ported script's legacy MLflow metric printed MLflow's FutureWarning ('``mlflow.
+    metrics.toxicity`` is deprecated since 3.4.0 ...') before harness's one line; in a
+    notebook (evaluate) the user's warning filters decide, as ever."""
+    import os
+
+    harness = [sys.executable, "-m", "harness"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    subprocess.run([*harness, "data", "import", str(qa_file), "--name", "qa"], env=env, check=True)
+    done = subprocess.run(
+        [*harness, "run", "--data", "qa", "--model", "echo", "--no-mlflow",
+         "--metric", "python:harness_test_metrics:toxic"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: python metric 'harness_test_metrics:toxic'")
+    assert done.stderr.count("\n") == 1, done.stderr
