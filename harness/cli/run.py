@@ -130,7 +130,8 @@ if TYPE_CHECKING:
     metavar="RUN",
     help="Finish an interrupted, failed or stopped run (its id, a tag or its run name): "
     "failed rows are retried and the same MLflow run completed (its other options are "
-    "taken from the run; a judge whose definition or model changed since is refused).",
+    "taken from the run; a judge or metric whose definition, or a judge whose model, "
+    "changed since is refused).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(

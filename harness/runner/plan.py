@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from harness.judges import Judge
     from harness.store.runs import RunInfo
 
-__all__ = ["SECRET_PARAMS", "RunPlan", "check_same_judges", "plan_run", "preflight"]
+__all__ = ["SECRET_PARAMS", "RunPlan", "check_same_scoring", "plan_run", "preflight"]
 
 # Parameters that could carry a credential into the run's stored config.
 SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
@@ -297,13 +297,26 @@ def _judge_providers(
     return resolve(judge_uri, providers.get(judge_uri.partition(":")[0], {})), judge_providers
 
 
-def check_same_judges(previous: RunInfo, plan: RunPlan) -> None:
-    """Refuse to resume with a judge that is not the one the run's rows were judged by.
+def check_same_scoring(previous: RunInfo, plan: RunPlan) -> None:
+    """Refuse to resume with a judge or metric that is not the one the run's rows were
+    scored by.
 
-    The judges are resolved again from their definitions (harness.toml, the --judges
-    file), and a changed one would grade the remaining rows while the rows done keep the
-    old one's verdicts, under the version the run stored: one column, two judges.
+    Judges and metrics are resolved again from their definitions (harness.toml, the
+    --judges file, a python: module), and a changed one would score the remaining rows
+    while the rows done keep the old one's scores, under the version the run stored: one
+    column, two judges (or two checks). Runs stored before metrics had versions have none
+    to compare with.
     """
+    metric_versions = previous.config.get("metric_versions") or {}
+    for name, definition in plan.definitions.items():
+        was = metric_versions.get(name)
+        if was is not None and was != definition.version:
+            raise ConfigError(
+                f"metric {name!r} changed since run {previous.run_id} started (now: "
+                f"{definition.source}); resuming would score its remaining rows with another "
+                "metric; restore its definition to resume, or start a new run (the calls "
+                "already made are cached)"
+            )
     versions = previous.config.get("judge_versions") or {}
     models = previous.config.get("judge_models") or {}
     for judge in plan.judges:

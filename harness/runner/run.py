@@ -45,7 +45,7 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.next_step import with_next_step
-from harness.runner.plan import RunPlan, check_same_judges, plan_run, preflight
+from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight
 from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
@@ -148,7 +148,7 @@ def run_eval(
     )
     config = plan.config  # names the metrics given as objects
     if previous is not None:
-        check_same_judges(previous, plan)
+        check_same_scoring(previous, plan)
     if report is not None:  # checked before the run exists: a bad path leaves nothing behind
         from harness.files import check_writable
 

@@ -166,6 +166,36 @@ def test_failed_rows_exit_1_then_resume_finishes(
     assert query(home, "SELECT count(*) FROM outputs") == [(20,)]
 
 
+def test_resume_refuses_a_metric_defined_differently_since_the_run_started(
+    qa: str, home: Path, tmp_path: Path
+) -> None:
+    """A [metrics.NAME] table edited before --resume scored the remaining rows with the new
+    check while the rows done kept the old one's scores, under the version the run stored."""
+    table = '[metrics.cites]\nkind = "contains"\nvalue = "{value}"\n'
+    (home / "harness.toml").write_text(table.format(value="the"), encoding="utf-8")
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--metric", "cites", "--no-mlflow", "--json", env=env,
+    )  # fmt: skip
+    assert code == 1
+    run_id = json.loads(out)["run_id"]
+    flag.unlink()
+    (home / "harness.toml").write_text(table.format(value="zzz"), encoding="utf-8")
+    before = query(home, "SELECT count(*) FROM scores")
+    code, _, err = invoke("run", "--resume", run_id, "--json", env=env)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(
+        f"error: metric 'cites' changed since run {run_id} started (now: [metrics.cites] table)"
+    )
+    assert query(home, "SELECT count(*) FROM scores") == before  # nothing written
+    (home / "harness.toml").write_text(table.format(value="the"), encoding="utf-8")
+    code, _, err = invoke("run", "--resume", run_id, "--json", env=env)
+    assert code == 0, err
+
+
 def test_resume_takes_a_run_name_or_a_tag(qa: str, home: Path, tmp_path: Path) -> None:
     """`--resume` finds the run as `runs show` does (it said "no run 'NAME'"): a name that
     several runs have is the newest, with the same note."""
