@@ -135,13 +135,13 @@ def _mlflow_state(info: RunInfo) -> str:
     type=click.IntRange(min=1),
     help="With --rows: at most N rows (--all for every row).",
 )
-@click.option("--all", "all_rows", is_flag=True, help="With --rows: every row.")
-@click.option("--errors", "errors_only", is_flag=True, help="With --rows: only failed rows.")
+@click.option("--all", "all_rows", is_flag=True, help="Every row (implies --rows).")
+@click.option("--errors", "errors_only", is_flag=True, help="Only failed rows (implies --rows).")
 @click.option(
     "--columns",
     metavar="A,B,...",
-    help="With --rows: these columns (and id), e.g. output,error,token_f1; the data's own "
-    "columns (final_decision, ...) and context show only when named here.",
+    help="The rows with these columns (and id), e.g. output,error,token_f1 (implies --rows); "
+    "the data's own columns (final_decision, ...) and context show only when named here.",
 )
 @by_option
 @max_slices_option
@@ -186,6 +186,8 @@ def show(
     from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs_and_scores
 
+    # Each of these is about rows: given without --rows it was ignored, silently.
+    with_rows = with_rows or all_rows or errors_only or columns is not None
     home = resolve_home(home_of(ctx))
     db_path = home.db_path
     table = None
@@ -264,6 +266,12 @@ def show(
     print_slices(slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
+    if (
+        isinstance(run, str)
+        and info.status != "running"
+        and (info.errors or info.status != "finished")
+    ):  # a stored run (not a file) that a resume goes on with
+        click.echo(f"go on with `harness run --resume {info.run_id}`")
     from harness.calls.stats import stopped_warnings
 
     for warning in stopped_warnings(info.usage):

@@ -57,6 +57,7 @@ def test_a_judge_that_fails_every_call_fails_the_run_and_resume_retries_it(
     code, out, _ = invoke("runs", "show", run_id)
     assert code == 0
     assert "20 failed" in out and "failed: 20 judge scores" in out and f"20 x {reason}" in out
+    assert f"go on with `harness run --resume {run_id}`" in out  # as the run's error said
 
     code, out, err = invoke(*JUDGED, *judge, env=env)  # the summary says it too
     assert code == 1 and "failed: 20 judge scores" in out and "20 failed" in out

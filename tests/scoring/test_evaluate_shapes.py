@@ -376,3 +376,9 @@ def test_the_table_keeps_the_datas_other_columns_as_mlflow_does(home: Path) -> N
     )
     assert named.exit_code == 0, named.output
     assert "geography" in named.stdout and "difficulty" in named.stdout
+    # --columns, --errors and --all are about rows: without --rows they were ignored.
+    implied = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--columns", "category"])
+    assert implied.exit_code == 0, implied.output
+    assert "geography" in implied.stdout
+    errors = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--errors", "--json"])
+    assert json.loads(errors.stdout)["rows_table"] == []  # asked for, and none failed
