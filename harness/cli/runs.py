@@ -341,6 +341,13 @@ def export(
 
         raise ConfigError("--overwrite, --spark-remote and --profile go with --spark-table")
     info = find_run_noted(home.db_path, run_ref)
+    if info.status == "running":  # its file would say "running" for ever, with some rows
+        from harness.errors import RunBusy
+
+        raise RunBusy(
+            f"run {info.run_id} is running in another process; export it once it ends (or "
+            "stop it with Ctrl-C: an interrupted run exports with the rows it stored)"
+        )
     if spark_table is not None:
         from harness.runner.spark_session import SparkTarget
         from harness.spark_tables import export_run_to_spark
@@ -404,7 +411,8 @@ def tag(ctx: click.Context, run_ref: str, name: str) -> None:
 @click.pass_context
 def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
     """Delete RUN: its rows, outputs, scores and tags in DuckDB, and mark its MLflow run
-    deleted (restorable with `mlflow runs restore`). The cache keeps every response.
+    deleted (restorable with `mlflow runs restore`; as with MLflow's own delete, its traces
+    stay in the experiment's Traces tab). The cache keeps every response.
 
     \b
     Example:

@@ -284,6 +284,10 @@ def test_a_run_still_running_elsewhere_is_not_resumed_twice_and_a_killed_one_is(
         f"{err.split(' on ', 1)[1].split(')')[0]}); let it finish, or stop it (Ctrl-C) "
         "and resume then\n"
     )
+    # An export now would be a file that says "running" for ever, with some of its rows.
+    code, _, err = harness(env, "runs", "export", run_id, str(home / "now.jsonl"))
+    assert code == 2 and err.startswith(f"error: run {run_id} is running in another process")
+    assert not (home / "now.jsonl").exists()
     process.kill()  # SIGKILL: nothing runs its cleanup
     process.communicate()
     server.configure(latency_s=0.04)
