@@ -464,6 +464,12 @@ def log(ctx: click.Context, run_id: str, as_json: bool) -> None:
     if as_json:
         print_json(logged.as_dict())
         return
+    if logged.resumed and not logged.traces_written:  # a logged run: it said "completed"
+        click.echo(
+            f"run {logged.run_id}: MLflow run {logged.mlflow_run_id} holds it already "
+            f"({plural(logged.traces, 'trace')}, none missing)"
+        )
+        return
     how = "completed" if logged.resumed else "logged"
     click.echo(
         f"run {logged.run_id}: MLflow run {logged.mlflow_run_id} {how}; "

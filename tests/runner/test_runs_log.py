@@ -60,9 +60,9 @@ def test_logging_a_logged_run_changes_nothing(qa: str, home: Path) -> None:
     assert (logged["traces"], logged["traces_written"]) == (20, 0)
     assert store_contents(home) == before
     code, out, _ = invoke("runs", "log", run["run_id"])
-    assert code == 0 and out == (
-        f"run {run['run_id']}: MLflow run {run['mlflow_run_id']} completed; "
-        "0 trace(s) written, 20 in all\n"
+    assert code == 0 and out == (  # it said "completed; 0 trace(s) written, 20 in all"
+        f"run {run['run_id']}: MLflow run {run['mlflow_run_id']} holds it already "
+        "(20 traces, none missing)\n"
     )
     assert store_contents(home) == before
 
