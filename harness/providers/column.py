@@ -2,8 +2,10 @@
 
 For answers produced elsewhere (a production log, another tool, a notebook): import them
 as a column of the dataset and score them with every metric and judge, no model called.
-A row whose column is empty is that row's error. The run checks before it starts that the
-dataset has the column (``harness.runner.plan.plan_run``).
+A row with no value in the column (null; a CSV's empty cell is imported as null) is that
+row's error; an empty text is the output it holds, scored like any other (a model that
+answered nothing). The run checks before it starts that the dataset has the column
+(``harness.runner.plan.plan_run``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,6 @@ class ColumnProvider(Provider):
         self, request: ModelRequest, client: httpx.AsyncClient | None
     ) -> ModelResponse:
         value = (request.row or {}).get(self.model)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None:
             raise ProviderError(f"the row has no value in column {self.model!r}")
         return ModelResponse(text=str(value))

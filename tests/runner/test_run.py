@@ -302,9 +302,9 @@ def test_evaluate_scores_predictions_already_in_the_data(home: Path) -> None:
 
     df = pd.DataFrame(
         {
-            "question": ["2+2?", "Capital of France?", "Colour of the sky?"],
-            "answer": ["4", "Paris", "blue"],
-            "response": ["4", "paris.", None],
+            "question": ["2+2?", "Capital of France?", "Colour of the sky?", "Say nothing."],
+            "answer": ["4", "Paris", "blue", "nothing"],
+            "response": ["4", "paris.", None, ""],
         }
     )
     result = harness.evaluate(
@@ -313,10 +313,13 @@ def test_evaluate_scores_predictions_already_in_the_data(home: Path) -> None:
     table = result.tables["eval_results_table"].set_index("input")
     assert table.loc["2+2?", "output"] == "4" and table.loc["2+2?", "exact_match"] == 1.0
     assert table.loc["Capital of France?", "exact_match"] == 1.0  # SQuAD normalization
-    assert result.result.errors == 1  # the empty cell is that row's error, not the run's
+    assert result.result.errors == 1  # the missing cell is that row's error, not the run's
+    # An empty text is an output (a model that said nothing), scored: it was a failed row.
+    assert table.loc["Say nothing.", "output"] == ""
+    assert table.loc["Say nothing.", "exact_match"] == 0.0
     errors = query(home, f"SELECT error FROM outputs WHERE run_id = '{result.run_id}'")
     assert [e for (e,) in errors if e] == ["the row has no value in column 'response'"]
-    assert result.result.calls["model"]["local_calls"] == 2
+    assert result.result.calls["model"]["local_calls"] == 3
     assert result.result.calls["model"]["errors"] == 1
     assert result.result.model == "column:response"
 
