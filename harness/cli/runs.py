@@ -28,6 +28,7 @@ from harness.cli.output import (
 from harness.wording import plural
 
 if TYPE_CHECKING:
+    from harness.runner.run_view import RunView
     from harness.store.runs import RunInfo
 
 
@@ -175,66 +176,38 @@ def show(
       harness runs show baseline.jsonl --rows --errors --columns output,error
     """
     from harness.config import resolve_home
-    from harness.errors import ConfigError
-    from harness.runner.summary import (
-        labelled_judges,
-        record_slices,
-        results_table,
-        select_rows,
-    )
-    from harness.runner.sweep import find_sweep
-    from harness.store.exports import RunRecord, is_run_file, read_run_file
-    from harness.store.runs import load_outputs_and_scores
+    from harness.runner.run_view import RowsWanted, RunView, view_run
 
-    # Each of these is about rows: given without --rows it was ignored, silently.
-    with_rows = with_rows or all_rows or errors_only or columns is not None
-    home = resolve_home(home_of(ctx))
-    db_path = home.db_path
-    table = None
-    sweep = None if is_run_file(run_id) else find_sweep(run_id, home=home, by=by,
-                                                         max_slices=max_slices)  # fmt: skip
-    if sweep is not None:
-        if with_rows:
-            raise ConfigError(
-                f"--rows shows one run's rows, and {run_id} is a sweep of "
-                f"{plural(len(sweep.runs), 'run')}: give one of their ids "
-                f"({', '.join(run.result.run_id for run in sweep.runs)})"
-            )
-        if as_json:
-            print_json(sweep.as_dict())
-        else:
-            print_sweep(sweep)
-        return
-    run: str | RunRecord
-    if is_run_file(run_id):
-        run = read_run_file(run_id)
-        info = run.info
-        if with_rows:
-            table = results_table(run.rows(), run.scores(), labelled_judges(info.config))
-    else:
-        info = find_run_noted(db_path, run_id)
-        run = info.run_id
-        if with_rows:
-            outputs, scores = load_outputs_and_scores(db_path, info.run_id)
-            table = results_table(outputs, scores, labelled_judges(info.config))
-    slice_columns = list(by) or list(info.config.get("by") or [])
-    slices = record_slices(home, run, slice_columns, max_slices=max_slices)
-    left_out = 0
-    if table is not None:
-        table, left_out = select_rows(
-            table,
+    # Each of --all, --errors and --columns is about rows: without --rows they were ignored.
+    rows = None
+    if with_rows or all_rows or errors_only or columns is not None:
+        rows = RowsWanted(
             errors_only=errors_only,
             columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
             limit=None if all_rows or as_json else limit,
         )
-    if as_json:
-        document = info.as_dict()
-        if slices:
-            document["slices"] = [s.as_dict() for s in slices]
-        if table is not None:
-            document["rows_table"] = table.to_dict(orient="records")
-        print_json(document)
+    home = resolve_home(home_of(ctx))
+    found = view_run(run_id, home=home, rows=rows, by=by, max_slices=max_slices)
+    if not isinstance(found, RunView):  # a sweep: its comparison table
+        if as_json:
+            print_json(found.as_dict())
+        else:
+            print_sweep(found)
         return
+    if found.note:
+        click.echo(f"note: {found.note}", err=True)
+    if as_json:
+        print_json(found.as_dict())
+    else:
+        _print_run(found)
+
+
+def _print_run(view: RunView) -> None:
+    """``runs show``'s text: the run's head, metrics, sample, slices, calls, what failed and
+    the way on, then the rows asked for."""
+    from harness.calls.stats import stopped_warnings
+
+    info = view.info
     click.echo(
         f"run {info.run_id}  {info.status}  {info.model} on "
         f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
@@ -263,19 +236,14 @@ def show(
         from harness.sampling import describe_sample
 
         click.echo(f"sample: {describe_sample(info.sample)}")
-    print_slices(slices)
+    print_slices(view.slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
-    if (
-        isinstance(run, str)
-        and info.status != "running"
-        and (info.errors or info.status != "finished")
-    ):  # a stored run (not a file) that a resume goes on with
+    if view.resumable:
         click.echo(f"go on with `harness run --resume {info.run_id}`")
-    from harness.calls.stats import stopped_warnings
-
     for warning in stopped_warnings(info.usage):
         click.echo(f"warning: {warning}", err=True)
+    table = view.table
     if table is not None:
         width = max(12, (shutil.get_terminal_size().columns - 3 * len(table.columns)) // max(
             1, len(table.columns)
@@ -285,8 +253,8 @@ def show(
             list(table.columns),
             [[_cell(v, width) for v in row] for row in table.itertuples(index=False)],
         )
-        if left_out:
-            click.echo(f"... {plural(left_out, 'more row')} (--limit N, or --all)")
+        if view.left_out:
+            click.echo(f"... {plural(view.left_out, 'more row')} (--limit N, or --all)")
 
 
 @runs.command("export")
