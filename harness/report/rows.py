@@ -1,7 +1,8 @@
 """The per-row data of a report: every row of every run, packed for the page's script.
 
 One entry per example id (the first run's rows in dataset order, then ids only later runs
-have), with the example (input, expected answers, context) once and, per run, the output or
+have), with the example (input, expected answers, context, the data's other columns) once
+and, per run, the output or
 error, latency, tokens, each metric's value (a judge's mean over its samples, as
 ``harness.store.scores`` computes it) and every judge sample's answer, rationale and error.
 
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from harness.metrics import metric_direction
 from harness.prompts import render, run_template
 from harness.store.datasets import Example
+from harness.store.scores import labelled_judges
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,6 +176,9 @@ def _payload(
                 "label": run.label,
                 "template": parts,
                 "system": run.record.info.config.get("system"),
+                # judges answering with labels of their own (rude/neutral/warm): a row's
+                # cell shows the label its samples gave rather than the number it stores
+                "labelled": labelled_judges(run.record.info.config),
             }
             for run, (parts, _) in zip(runs, templates, strict=True)
         ],
@@ -244,6 +249,8 @@ def _entries(
         }
         if example.context is not None:
             entry["context"] = example.context
+        if example.extra:  # the data's other columns, as evaluate's table has them
+            entry["data"] = dict(example.extra)
         entry["runs"] = [
             _run_row(records.get(example_id), per_row.get(example_id), one)
             for (records, per_row), one in zip(per_run, fields, strict=True)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import aggregate
+from harness.store.scores import labelled_judges as labelled_judges  # its callers import it here
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,19 +46,6 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
             for metric, stats in summarize_samples(sample_stats(judged)).items():
                 result[metric].update(stats)
     return result
-
-
-def labelled_judges(config: Mapping[str, Any]) -> list[str]:
-    """The judges of a run (its stored config's ``judge_labels``) that answer with labels of
-    their own, such as rude/neutral/warm: the number each score stores is the label's place
-    on the list (``OutputSpec.value_of``), which only the label says. Not a yes/no judge
-    (nor two labels no/yes: the same 0 and 1), nor a scale, whose answers are numbers."""
-    found = []
-    for judge, labels in (config.get("judge_labels") or {}).items():
-        texts = [str(label) for label in labels]
-        if texts != ["no", "yes"] and not all(t.lstrip("-").isdigit() for t in texts):
-            found.append(str(judge))
-    return sorted(found)
 
 
 def results_table(

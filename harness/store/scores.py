@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from harness.store.exports import RunRecord
 
-__all__ = ["ERRORS", "RunScores", "binary_metrics", "record_scores"]
+__all__ = ["ERRORS", "RunScores", "binary_metrics", "labelled_judges", "record_scores"]
 
 ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
 # The registered metrics that score 0 or 1 (``Metric.binary``; a test keeps this in step):
@@ -73,6 +73,19 @@ def _declared(config: Mapping[str, Any]) -> set[str]:
             elif [str(label) for label in labels] == ["0", "1"]:
                 found.add(str(judge))  # a 0-1 scale
     return found
+
+
+def labelled_judges(config: Mapping[str, Any]) -> list[str]:
+    """The judges of a run (its stored config's ``judge_labels``) that answer with labels of
+    their own, such as rude/neutral/warm: the number each score stores is the label's place
+    on the list (``OutputSpec.value_of``), which only the label says. Not a yes/no judge
+    (nor two labels no/yes: the same 0 and 1), nor a scale, whose answers are numbers."""
+    found = []
+    for judge, labels in (config.get("judge_labels") or {}).items():
+        texts = [str(label) for label in labels]
+        if texts != ["no", "yes"] and not all(_whole(t) for t in texts):
+            found.append(str(judge))
+    return sorted(found)
 
 
 def _whole(label: Any) -> bool:

@@ -60,3 +60,10 @@ def drop_folder(row: dict[str, Any]) -> str:
 
     shutil.rmtree(os.environ["HARNESS_TEST_DROP"], ignore_errors=True)
     return context_overlap(row)
+
+
+def tone(messages: list[dict[str, Any]]) -> str:
+    """A judge answering with labels of its own (rude/neutral/warm), drawn from the prompt."""
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    label = ("rude", "neutral", "warm")[hashlib.sha256(text.encode()).digest()[0] % 3]
+    return json.dumps({"rationale": f"it sounds {label}", "label": label})

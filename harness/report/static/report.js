@@ -119,6 +119,17 @@
       return row[key];
     }
 
+    // A cell's text: the score, or for a judge answering with labels of its own
+    // (rude/neutral/warm) the label its samples gave, when they agree (their mean is a
+    // number no answer said); sorting and filters still use the number.
+    function cell(row, r, k) {
+      var v = value(row, r, k), run = row.runs[r], name = metrics[k].name;
+      if (v === null || !run || (runs[r].labelled || []).indexOf(name) < 0) return fmt(v);
+      var said = ((run.judges || {})[name] || []).map(function (s) { return s[0]; });
+      var same = said.length && said.every(function (l) { return l !== null && l === said[0]; });
+      return same ? String(said[0]) : fmt(v);
+    }
+
     function flipOf(row) {
       var f = row.flips && row.flips[state.cand - 1];
       return f ? { worse: f[0], better: f[1] } : { worse: [], better: [] };
@@ -135,13 +146,13 @@
       }
       var flip = flipOf(row);
       metrics.forEach(function (m, k) {
-        var cell = cells[i++];
+        var td = cells[i++];
         if (!compare) {
-          cell.textContent = fmt(value(row, 0, k));
+          td.textContent = cell(row, 0, k);
         } else {
-          cell.textContent = fmt(value(row, 0, k)) + " → " + fmt(value(row, state.cand, k));
+          td.textContent = cell(row, 0, k) + " → " + cell(row, state.cand, k);
         }
-        cell.className = "num" + (flip.worse.indexOf(m.name) >= 0 ? " worse" : flip.better.indexOf(m.name) >= 0 ? " better" : "");
+        td.className = "num" + (flip.worse.indexOf(m.name) >= 0 ? " worse" : flip.better.indexOf(m.name) >= 0 ? " better" : "");
       });
       var flags = cells[i];
       flags.textContent = "";
@@ -178,6 +189,17 @@
       var box = el("div", "detail");
       if (row.expected.length) section(box, row.expected.length > 1 ? "expected (any of)" : "expected", row.expected.join("\n— or —\n"));
       if (row.context && !usesContext) section(box, "context", row.context);
+      if (row.data) {  // the data's other columns, each under its name
+        box.appendChild(el("h4", "", "data"));
+        var fields = el("table", "row-data");
+        Object.keys(row.data).forEach(function (name) {
+          var v = row.data[name], tr = el("tr");
+          tr.appendChild(el("th", "", name));
+          tr.appendChild(el("td", "", v === null ? "–" : typeof v === "string" ? v : JSON.stringify(v)));
+          fields.appendChild(tr);
+        });
+        box.appendChild(fields);
+      }
       row.runs.forEach(function (run, r) {
         var part = el("div", "run-detail");
         part.appendChild(el("h3", "", runs[r].label));
