@@ -366,6 +366,22 @@ class CheckResult:
     def exit_code(self) -> int:
         return {PASS: EXIT_PASS, FAIL: EXIT_FAIL, UNDECIDED: EXIT_UNDECIDED}[self.outcome]
 
+    def redefined(self) -> dict[str, str]:
+        """The notes of metrics and judges defined differently in the two runs, by name."""
+        if self.comparison is None:
+            return {}
+        return {k: v for c in self.comparison.candidates for k, v in c.redefined.items()}
+
+    def gate_note(self, gate: GateResult) -> str | None:
+        """The note a gate's row carries: its metric defined differently in the baseline
+        (a gate against the baseline then compares two checks)."""
+        return self.redefined().get(gate.gate.metric) if gate.gate.needs_baseline else None
+
+    def why(self, gate: GateResult) -> str:
+        """A gate's reason, and its note if it has one: every surface's "why" cell."""
+        note = self.gate_note(gate)
+        return f"{gate.reason}; note: {note}" if note else gate.reason
+
     def summary(self) -> str:
         """One line: the outcome and which gates decided it."""
         failed = [g.gate.name for g in self.gates if g.outcome == FAIL]

@@ -99,6 +99,21 @@ def test_an_edited_metrics_table_is_noted_everywhere(qa: None, home: Path, tmp_p
     code, out, _ = invoke("check", candidate, *gate, "--json")
     doc = json.loads(out)
     assert code == 1 and doc["comparison"]["candidates"][0]["redefined"] == {"cites": CITES_NOTE}
+    # The gate's own row says it too, beside its verdict (it said only the drop, with the
+    # note further down, under the comparison): terminal, Markdown and the report.
+    summary_md = summary.read_text(encoding="utf-8")
+    [gate_row] = [
+        line for line in summary_md.splitlines() if line.startswith("| ❌ cites max_drop")
+    ]
+    assert f"; note: {CITES_NOTE}" in gate_row
+    [exact_row] = [line for line in summary_md.splitlines() if "exact_match min" in line[:20]]
+    assert DIFFERENTLY not in exact_row
+    checked = tmp_path / "check.html"
+    code, out, _ = invoke("check", candidate, *gate, "--report", str(checked))
+    assert code == 1 and "; note: metric" in out  # in the gate's "why" cell (wrapped)
+    page = checked.read_text("utf-8")
+    row = page[page.index('<tr data-gate="cites max_drop 0.02">') :].split("</tr>")[0]
+    assert f"; note: {CITES_NOTE.replace(chr(39), '&#39;')}" in row
 
 
 def test_an_edited_judge_table_is_noted(qa: None, home: Path, tmp_path: Path) -> None:

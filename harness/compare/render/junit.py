@@ -47,7 +47,7 @@ def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> st
             value = f"{run.run_id} {run.model} on {run.dataset}@{run.dataset_version}"
             ET.SubElement(properties, "property", name=key, value=value)
     ET.SubElement(properties, "property", name="outcome", value=result.outcome)
-    for note in _redefined(result).values():
+    for note in result.redefined().values():
         ET.SubElement(properties, "property", name="note", value=note)
     suite.extend(cases)
     ET.indent(root)
@@ -62,7 +62,7 @@ def _case(gate: GateResult, result: CheckResult) -> ET.Element:
         f"{gate.reason}\nobserved: {observed}\n95% CI: {ci(gate.low, gate.high)}\n"
         f"gate from: {gate.gate.origin}"
     )
-    note = _redefined(result).get(gate.gate.metric)
+    note = result.gate_note(gate)
     if note:
         details += f"\nnote: {note}"
     if gate.outcome == FAIL:
@@ -74,10 +74,3 @@ def _case(gate: GateResult, result: CheckResult) -> ET.Element:
     else:
         ET.SubElement(case, "system-out").text = details
     return case
-
-
-def _redefined(result: CheckResult) -> dict[str, str]:
-    """The notes of metrics and judges defined differently in the two runs, by name."""
-    if result.comparison is None:
-        return {}
-    return {k: v for c in result.comparison.candidates for k, v in c.redefined.items()}

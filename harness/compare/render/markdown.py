@@ -191,7 +191,7 @@ def check_markdown(result: CheckResult) -> str:
             observed = signed(g.observed, 4) if g.gate.needs_baseline else number(g.observed)
             lines.append(
                 f"| {MARK.get(g.outcome, '⚠️')} {_cell(g.gate.name)} | {g.finding} | "
-                f"{observed} | {ci(g.low, g.high)} | {_cell(g.reason)} |"
+                f"{observed} | {ci(g.low, g.high)} | {_cell(result.why(g))} |"
             )
     lines.append("")
     if result.comparison is not None:

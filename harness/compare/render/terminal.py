@@ -199,7 +199,7 @@ def check_renderables(result: CheckResult) -> list[RenderableType]:
                 Text(g.finding, style=OUTCOME_STYLE.get(g.outcome, "yellow")),
                 signed(g.observed, 4) if g.gate.needs_baseline else number(g.observed),
                 ci(g.low, g.high),
-                g.reason,
+                result.why(g),
             )
         out.append(table)
     if result.comparison is not None:
