@@ -51,7 +51,8 @@ def builtin(name: str) -> Definition:
 def kind_spec(text: str, params: Mapping[str, Any], base_dir: Path) -> Definition:
     """``[LABEL=]KIND[:VALUE]`` given as text."""
     identity = {"spec": text.strip(), "files": _files(params, base_dir)}
-    return Definition(f"spec {text.strip()!r}", digest(identity))
+    # Quoted as typed: repr would double a regex's backslashes in compare's note.
+    return Definition(f"spec '{text.strip()}'", digest(identity))
 
 
 def table(name: str, content: Mapping[str, Any], base_dir: Path, loaded: Any = None) -> Definition:

@@ -143,6 +143,20 @@ def test_an_edited_judge_table_is_noted(qa: None, home: Path, tmp_path: Path) ->
     assert case is not None and (case.text or "").endswith(f"\nnote: {note}")
 
 
+def test_a_changed_spec_is_quoted_as_it_was_typed(qa: None, home: Path) -> None:
+    """The note quotes each run's --metric spec as the user typed it: a regex's
+    backslashes once, not doubled as Python's repr writes them."""
+    base = run(home, "", "--metric", r"cites=regex:\[\d+\]")
+    candidate = run(home, "", "--metric", r"cites=regex:\d+")
+    code, out, _ = invoke("compare", base, candidate, "--json")
+    (result,) = json.loads(out)["candidates"]
+    assert code == 0 and result["redefined"] == {
+        "cites": "metric 'cites' is defined differently in the two runs (base: spec "
+        r"'cites=regex:\[\d+\]'; candidate: spec 'cites=regex:\d+'): the comparison is of "
+        "two different checks"
+    }
+
+
 def test_nothing_changed_no_note(qa: None, home: Path, tmp_path: Path) -> None:
     options = ("--metric", "cites", "--metric", "x=regex:a", "--judge", "polite")
     toml = POLITE.format(prompt="Is this polite") + CITES.format(value="the")
