@@ -16,11 +16,12 @@ from rich.console import Console
 from run_files import write_run
 
 from harness.compare import check, compare, load_run
+from harness.compare.api import compare_refs
 from harness.compare.gates import parse_gate_option
 from harness.compare.render.github import error_lines
 from harness.compare.render.junit import check_junit
 from harness.compare.render.markdown import check_markdown, comparison_markdown
-from harness.compare.render.terminal import check_renderables
+from harness.compare.render.terminal import check_renderables, comparison_renderables
 from harness.config import resolve_home
 from harness.numbers import ci
 from harness.report.rows import _CHUNK_ROWS, Flips, ReportRun, pack, packed_rows, rows_payload
@@ -127,3 +128,17 @@ def test_markdown_notes_stay_apart(tmp_path: Path, home: Path) -> None:
     rendered = MarkdownIt().render(comparison_markdown(comparison))
     assert rendered.count("<blockquote>") == len(notes)
     assert rendered.count("<strong>Note:</strong>") == len(notes)
+
+
+def test_flipped_rows_line_counts_the_rows_shown(tmp_path: Path, home: Path) -> None:
+    """With rows that only got better, the line above them said "showing up to 0 of
+    each" and then listed three."""
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [0.0] * 6})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": [1.0] * 3 + [0.0] * 3})
+    comparison = compare_refs(str(tmp_path / "b.jsonl"), [str(tmp_path / "c.jsonl")], home=home)
+    console = Console(record=True, width=200)
+    for renderable in comparison_renderables(comparison):
+        console.print(renderable)
+    terminal = console.export_text()
+    assert "0 rows got worse, 3 got better (showing up to 3 of each)" in terminal
+    assert terminal.count("better: row ") == 3

@@ -87,7 +87,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
             f"{candidate.regressions_total} rows got worse, {candidate.improvements_total} "
             "got better"
             + (
-                f" (showing up to {len(candidate.regressions)} of each)"
+                f" (showing up to {max(len(candidate.regressions), len(candidate.improvements))}"
+                " of each)"
                 if candidate.regressions or candidate.improvements
                 else ""
             ),  # fmt: skip
