@@ -125,8 +125,8 @@ def list_(
     multiple=True,
     metavar="LABEL=ANSWER",
     help="Map a human label to a judge answer (e.g. maybe=no), repeatable; LABEL= "
-    "excludes it. Labels that map to no answer are excluded and counted (none mapping "
-    "is an error, exit 2, as is an ANSWER the judge cannot give).",
+    "excludes it. Labels that map to no answer are excluded and counted (if none maps, "
+    "it is an error, exit 2, as is an ANSWER the judge cannot give).",
 )
 @judges_file_option
 @guideline_option
