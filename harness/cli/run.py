@@ -129,9 +129,9 @@ if TYPE_CHECKING:
     "resume_id",
     metavar="RUN",
     help="Finish an interrupted, failed or stopped run (its id, a tag or its run name): "
-    "failed rows are retried and the same MLflow run completed (its other options are "
-    "taken from the run; a judge or metric whose definition, or a judge whose model, "
-    "changed since is refused).",
+    "failed rows are retried and the same MLflow run completed. Its other options are "
+    "the run's (one given with another value is refused), and so are its judges and "
+    "metrics (one whose definition, or a judge whose model, changed since is refused).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
@@ -262,8 +262,10 @@ def run(
     home = resolve_home(home_of(ctx))
     if resume_id and dry_run:  # before the run is looked up: the mistake is the flags'
         raise ConfigError("--dry-run estimates a new run; it cannot be used with --resume")
+    resumed = None
     if resume_id:
-        resume_id = find_run_noted(home.db_path, resume_id).run_id
+        resumed = find_run_noted(home.db_path, resume_id)
+        resume_id = resumed.run_id
     spark_target = SparkTarget.from_flags(
         home.settings, spark=spark, remote=spark_remote, profile=profile, verbose=verbose
     )
@@ -305,6 +307,8 @@ def run(
         traces=not no_traces,
         spark=spark_target is not None,
     )
+    if resumed is not None:
+        _refuse_changes_on_resume(ctx, config, RunConfig.from_dict(resumed.config))
     if check and (dry_run or (options.grid and not resume_id)):
         what = "--dry-run" if dry_run else "a sweep"
         raise ConfigError(f"--check checks one run, not {what}; check runs with `harness check`")
@@ -374,6 +378,43 @@ def run(
     failed = result.failure()
     if failed is not None:
         raise failed
+
+
+# What --resume takes from the run itself, by option -> RunConfig field: given with another
+# value than the run's, each was silently not used (a --judge-model on a resume kept the
+# run's judge model, and said nothing). Where the run goes (--spark...), what it writes
+# (--report, --json) and --check are the resume's own.
+_RUN_FIELDS = {
+    "data_ref": "data", "models": "model", "prompts": "prompt", "system": "system",
+    "params": "params", "metrics": "metrics", "judges": "judges",
+    "judge_model": "judge_model", "judge_samples": "judge_samples",
+    "judges_file": "judges_file", "guidelines": "guidelines", "cache_mode": "cache",
+    "concurrency": "concurrency", "max_cost": "max_cost", "limit": "limit",
+    "sample": "sample", "sample_seed": "sample_seed", "stratify": "stratify", "by": "by",
+    "max_slices": "max_slices", "experiment": "experiment", "run_name": "run_name",
+    "no_mlflow": "mlflow", "no_traces": "traces",
+}  # fmt: skip
+
+
+def _refuse_changes_on_resume(ctx: click.Context, given: Any, stored: Any) -> None:
+    """Refuse options given with --resume whose value is not the run's own."""
+    from click.core import ParameterSource
+
+    from harness.errors import ConfigError
+
+    changed = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name in _RUN_FIELDS
+        and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
+        and getattr(given, _RUN_FIELDS[param.name]) != getattr(stored, _RUN_FIELDS[param.name])
+    ]
+    if changed:
+        raise ConfigError(
+            f"--resume goes on with the run's own options, and {', '.join(changed)} "
+            f"{'differs' if len(changed) == 1 else 'differ'} from the run's; start a new run "
+            "to change them (its calls come from the cache)"
+        )
 
 
 def _sweep(

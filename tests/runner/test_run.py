@@ -196,6 +196,34 @@ def test_resume_refuses_a_metric_defined_differently_since_the_run_started(
     assert code == 0, err
 
 
+def test_resume_refuses_options_other_than_the_runs_own(
+    qa: str, home: Path, tmp_path: Path
+) -> None:
+    """`harness run --resume RUN --judge-model OTHER` (or --concurrency, --limit, ...) went
+    on with the run's own value and said nothing; the same value stays welcome."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--metric", "exact_match", "--no-mlflow", "--json", env=env,
+    )  # fmt: skip
+    assert code == 1
+    run_id = json.loads(out)["run_id"]
+    flag.unlink()
+    code, _, err = invoke("run", "--resume", run_id, "--metric", "token_f1", "--limit", "3")
+    assert code == 2 and err == (
+        "error: --resume goes on with the run's own options, and --metric, --limit differ "
+        "from the run's; start a new run to change them (its calls come from the cache)\n"
+    )
+    assert query(home, "SELECT status FROM runs") == [("finished",)]  # untouched
+    code, out, err = invoke(
+        "run", "--resume", run_id, "--metric", "exact_match", "--no-mlflow", "--json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["errors"] == 0
+
+
 def test_resume_takes_a_run_name_or_a_tag(qa: str, home: Path, tmp_path: Path) -> None:
     """`--resume` finds the run as `runs show` does (it said "no run 'NAME'"): a name that
     several runs have is the newest, with the same note."""
