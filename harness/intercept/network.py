@@ -16,12 +16,14 @@ ask a DNS server; only the name leaves, never a request), and sockets made outsi
 
 Each scope may bring an allow-list (``harness.intercept.allowed``): an address is open when
 an active scope's list matches it, or matches a name it was found under. A socket connects
-to an address, so the names are learnt where Python resolves them: while an allow-list is
-active, each name resolved through ``socket.getaddrinfo`` (which
+to an address, so the names are learnt where Python resolves them: once the guard is
+installed, each name resolved through ``socket.getaddrinfo`` (which
 ``socket.create_connection``, asyncio, anyio, httpx, urllib3 and aiohttp's default resolver
-call) is remembered with its addresses until the last replay scope ends. A host that is an
-LLM endpoint of an active scope (by its address or a name it was found under) stays closed,
-allowed or not.
+call) is remembered with its addresses, in replay or between replays, and kept after a
+replay ends (the most recent ``_NAMES_KEPT`` addresses): a client that looks a host up once
+and keeps the address (aiohttp's DNS cache, a statsd client built once) connects by address
+in the replays (the tests) after the one that found it. A host that is an LLM endpoint of
+an active scope (by its address or a name it was found under) stays closed, allowed or not.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import contextlib
 import errno
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +51,8 @@ _installed = False
 # The active scopes' allow-lists, each with the LLM endpoints it must not open (a list, not
 # a set: two scopes may bring equal ones), and the names addresses were resolved under.
 _allowed: list[tuple[AllowedHosts, Endpoints]] = []
-_names: dict[str, set[str]] = {}  # address -> names that resolved to it
-_NAMES_KEPT = 4096  # addresses remembered at most (a scan of an allowed *.suffix)
+_names: OrderedDict[str, set[str]] = OrderedDict()  # address -> names it was found under
+_NAMES_KEPT = 4096  # addresses remembered at most, the most recent (a process's life)
 
 
 def open_to_some() -> bool:
@@ -80,14 +83,18 @@ def _closed_because(host: str, port: int | None) -> str | None:
 def _learn(host: Any, results: list[Any]) -> None:
     """Remember the name an address was resolved under (see the module docstring): every
     name, not only allowed ones, so that an LLM endpoint's name closes its address."""
-    if not _allowed or not isinstance(host, str | bytes):
+    if not isinstance(host, str | bytes):
         return
     name = (host.decode(errors="replace") if isinstance(host, bytes) else host).lower()
     with _lock:
         for result in results:
             address = str(result[4][0])
-            if address != name and (address in _names or len(_names) < _NAMES_KEPT):
-                _names.setdefault(address, set()).add(name)
+            if address == name:
+                continue
+            _names.setdefault(address, set()).add(name)
+            _names.move_to_end(address)  # the most recent last (never missing meanwhile)
+            if len(_names) > _NAMES_KEPT:
+                _names.popitem(last=False)
 
 
 def _address_host(family: int, address: Any) -> str | None:
@@ -152,8 +159,7 @@ def _install() -> None:
 
     def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         results = getaddrinfo(host, *args, **kwargs)
-        if _closed:
-            _learn(host, results)
+        _learn(host, results)
         return results
 
     guarded_getaddrinfo.__wrapped__ = getaddrinfo  # type: ignore[attr-defined]
@@ -191,5 +197,3 @@ def closed_network(
             _closed -= 1
             if entry is not None:
                 _allowed.remove(entry)
-            if not _closed:
-                _names.clear()
