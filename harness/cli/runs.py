@@ -131,10 +131,8 @@ def _mlflow_state(info: RunInfo) -> str:
 @click.option("--rows", "with_rows", is_flag=True, help="Also show the rows with their scores.")
 @click.option(
     "--limit",
-    default=20,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="With --rows: at most N rows (--all for every row).",
+    help="At most N rows (implies --rows; --all for every row).  [default: 20]",
 )
 @click.option("--all", "all_rows", is_flag=True, help="Every row (implies --rows).")
 @click.option("--errors", "errors_only", is_flag=True, help="Only failed rows (implies --rows).")
@@ -152,7 +150,7 @@ def show(
     ctx: click.Context,
     run_id: str,
     with_rows: bool,
-    limit: int,
+    limit: int | None,
     all_rows: bool,
     errors_only: bool,
     columns: str | None,
@@ -178,13 +176,13 @@ def show(
     from harness.config import resolve_home
     from harness.runner.run_view import RowsWanted, RunView, view_run
 
-    # Each of --all, --errors and --columns is about rows: without --rows they were ignored.
+    # --all, --errors, --columns and --limit are about rows: without --rows, ignored once.
     rows = None
-    if with_rows or all_rows or errors_only or columns is not None:
+    if with_rows or all_rows or errors_only or columns is not None or limit is not None:
         rows = RowsWanted(
             errors_only=errors_only,
             columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-            limit=None if all_rows or as_json else limit,
+            limit=None if all_rows or as_json else (limit or 20),
         )
     home = resolve_home(home_of(ctx))
     found = view_run(run_id, home=home, rows=rows, by=by, max_slices=max_slices)

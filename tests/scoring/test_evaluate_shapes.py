@@ -380,5 +380,7 @@ def test_the_table_keeps_the_datas_other_columns_as_mlflow_does(home: Path) -> N
     implied = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--columns", "category"])
     assert implied.exit_code == 0, implied.output
     assert "geography" in implied.stdout
+    limited = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--limit", "1"])
+    assert "What is 2+2?" in limited.stdout and "... 2 more rows" in limited.stdout
     errors = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--errors", "--json"])
     assert json.loads(errors.stdout)["rows_table"] == []  # asked for, and none failed
