@@ -133,31 +133,35 @@ def _run_id(config: pytest.Config) -> str:
 def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
     """For a marked test: its recorder, active from the set-up of its function-scoped
     fixtures to their teardown; the cassette is written (record modes) when it ends."""
-    marker = request.node.get_closest_marker("harness")
-    if marker is None:
+    # A module's or class's marker and the test's own add up (as pytest-recording's do):
+    # the closest one's cassette wins, hosts and allowed_hosts are the union.
+    markers = list(request.node.iter_markers("harness"))  # closest first
+    if not markers:
         yield
         return
     from harness.intercept.allowed import AllowedHosts
     from harness.recorder import Recorder
 
     item = request.node
-    unknown = sorted(set(marker.kwargs) - {"cassette", "hosts", "allowed_hosts"})
-    if marker.args or unknown:
-        pytest.fail(
-            "@pytest.mark.harness takes cassette=, hosts= and allowed_hosts=, not "
-            f"{marker.args or unknown}",
-            pytrace=False,
-        )
-    allowed = marker.kwargs.get("allowed_hosts") or []
-    allowed = [allowed] if isinstance(allowed, str) else allowed
+    for marker in markers:
+        unknown = sorted(set(marker.kwargs) - {"cassette", "hosts", "allowed_hosts"})
+        if marker.args or unknown:
+            pytest.fail(
+                "@pytest.mark.harness takes cassette=, hosts= and allowed_hosts=, not "
+                f"{marker.args or unknown}",
+                pytrace=False,
+            )
+    allowed = [name for m in reversed(markers) for name in _listed(m.kwargs.get("allowed_hosts"))]
+    hosts = [name for m in reversed(markers) for name in _listed(m.kwargs.get("hosts"))]
+    cassette = next((m.kwargs["cassette"] for m in markers if m.kwargs.get("cassette")), None)
     problem = _attempt(lambda: AllowedHosts.parse(allowed, "@pytest.mark.harness allowed_hosts"))
     if problem:
         pytest.fail(problem, pytrace=False)
-    path = cassette_path(item, marker.kwargs.get("cassette"))
+    path = cassette_path(item, cassette)
     recorder = Recorder(
         path,
         MODES[item.config.getoption("--harness-record")],
-        hosts=tuple(marker.kwargs.get("hosts") or ()),
+        hosts=tuple(dict.fromkeys(hosts)),
         allowed_hosts=[*_allowed_option(item.config), *allowed],
         name=_test_id(item),
         record_hint=_record_command(item),
@@ -175,6 +179,13 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         problem = _attempt(lambda: recorder.stop(merge_if=_merge_check(item.config, path)))
         if problem:
             pytest.fail(problem, pytrace=False)
+
+
+def _listed(value: Any) -> list[Any]:
+    """A marker's ``hosts=``/``allowed_hosts=``: a list, or one name."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _from_here(config: pytest.Config, path: Path) -> str:

@@ -489,6 +489,41 @@ def test_bad():
         server.close()
 
 
+def test_a_modules_marker_and_a_tests_own_add_up(pytester: pytest.Pytester) -> None:
+    """A module's pytestmark with allowed_hosts and a test's own marker naming its cassette:
+    the closest marker alone counted, so the module's allow-list was dropped and the test's
+    service call refused (pytest-recording merges its markers' keywords)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    pytester.makepyfile(
+        test_merged=f"""
+import socket
+
+import pytest
+
+pytestmark = pytest.mark.harness(allowed_hosts=["0.0.0.0:{port}"])
+
+@pytest.mark.harness(cassette="none.jsonl")
+def test_own_cassette():
+    socket.create_connection(("0.0.0.0", {port}), timeout=5).close()
+
+@pytest.mark.harness(cassette="none.jsonl", allowed_hosts="10.0.0.*")
+def test_both_lists():
+    socket.create_connection(("0.0.0.0", {port}), timeout=5).close()
+"""
+    )
+    (pytester.path / "none.jsonl").write_text(
+        '{"entry_schema":1,"harness_cassette":1,"key_schema":1}\n'
+    )
+    try:
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+    finally:
+        server.close()
+
+
 def test_a_damaged_cassette_says_how_to_record_it_again(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
