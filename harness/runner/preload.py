@@ -41,9 +41,8 @@ REPORT_MODULES = (
     "jinja2",
     "harness.report.page",
     "harness.store.exports",
-    "harness.store.scores",
     "harness.store.calibrations",
-)
+)  # (not harness.store.scores: the run's start imports it, for harness.runner.summary)
 
 
 def end_modules(*, report: bool) -> tuple[str, ...]:
