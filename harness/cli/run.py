@@ -130,8 +130,9 @@ if TYPE_CHECKING:
     metavar="RUN",
     help="Finish an interrupted, failed or stopped run (its id, a tag or its run name): "
     "failed rows are retried and the same MLflow run completed. Its other options are "
-    "the run's (one given with another value is refused), and so are its judges and "
-    "metrics (one whose definition, or a judge whose model, changed since is refused).",
+    "the run's (one given with another value is refused; --max-cost sets a new budget), "
+    "and so are its judges and metrics (one whose definition, or a judge whose model, "
+    "changed since is refused).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
@@ -383,13 +384,13 @@ def run(
 # What --resume takes from the run itself, by option -> RunConfig field: given with another
 # value than the run's, each was silently not used (a --judge-model on a resume kept the
 # run's judge model, and said nothing). Where the run goes (--spark...), what it writes
-# (--report, --json) and --check are the resume's own.
+# (--report, --json), --check and --max-cost (a budget for the rest) are the resume's own.
 _RUN_FIELDS = {
     "data_ref": "data", "models": "model", "prompts": "prompt", "system": "system",
     "params": "params", "metrics": "metrics", "judges": "judges",
     "judge_model": "judge_model", "judge_samples": "judge_samples",
     "judges_file": "judges_file", "guidelines": "guidelines", "cache_mode": "cache",
-    "concurrency": "concurrency", "max_cost": "max_cost", "limit": "limit",
+    "concurrency": "concurrency", "limit": "limit",
     "sample": "sample", "sample_seed": "sample_seed", "stratify": "stratify", "by": "by",
     "max_slices": "max_slices", "experiment": "experiment", "run_name": "run_name",
     "no_mlflow": "mlflow", "no_traces": "traces",

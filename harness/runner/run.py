@@ -116,7 +116,10 @@ def run_eval(
     sampled_ids: list[str] | None = None
     if resume:
         previous = run_store.get_run(home.db_path, resume)
+        budget = config.max_cost  # a budget given now: the old one may be spent
         config = RunConfig.from_dict(previous.config)
+        if budget is not None:
+            config = dataclasses.replace(config, max_cost=budget)
         if previous.status == "finished" and not previous.errors and not previous.mlflow_pending:
             from harness.store.scores import metric_failures
 
@@ -459,7 +462,8 @@ class _Run:
             self.worker.stop("KILLED")
         stopped = BudgetExceeded(
             f"{reason} with {result.rows_done} of {result.rows} rows done; finish with "
-            f"`harness run --resume {self.run_id}`"
+            f"`harness run --resume {self.run_id} --max-cost USD`, a larger budget (the "
+            "calls made so far count against it)"
         )
         stopped.result = result
         raise stopped

@@ -107,8 +107,8 @@ _kept: list[SparkHandle] | None = None  # inside ``keep_sessions``: the sessions
 @contextlib.contextmanager
 def keep_sessions() -> Iterator[None]:
     """Inside, a Spark session harness starts stays open for the runs after it, which find
-    it active (a sweep's children: a local JVM took ~20 s to start for each), and is stopped
-    on leaving."""
+    it active (a sweep's children each started and stopped a Spark context of their own),
+    and is stopped on leaving."""
     global _kept
     outer, _kept = _kept, []
     try:

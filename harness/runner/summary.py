@@ -79,7 +79,7 @@ def _extra_columns(outputs: pd.DataFrame) -> dict[str, list[Any]]:
     """The data's columns beyond id, input, expected and context, by name, in the order the
     rows first name them (as ``mlflow.evaluate``'s table keeps the data's columns); a row
     without one has None. Read from the examples' stored JSON (``outputs``' ``extra``)."""
-    if "extra" not in outputs.columns:  # a run file's rows: no extras stored
+    if "extra" not in outputs.columns:  # rows read without their examples' JSON
         return {}
     from harness.fastjson import loads_text
 

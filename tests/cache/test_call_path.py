@@ -381,6 +381,7 @@ def test_max_cost_stops_before_the_budget_and_still_reports(
     )
     assert code == 1
     assert "--max-cost budget of $0.0010" in err and "--resume" in err
+    said = err
     stopped = json.loads(out)  # the rows done are still reported on stdout
     assert stopped["status"] == "stopped"
     assert 0 < stopped["rows_done"] < stopped["rows"] == 20
@@ -391,3 +392,12 @@ def test_max_cost_stops_before_the_budget_and_still_reports(
     assert code == 0, err
     assert report.read_text(encoding="utf-8") == later
     assert f"{stopped['rows_done']:,} rows, stopped" in later
+    # The way on it names: a resume with a larger budget finishes the run (a resume alone
+    # stopped at the same budget again, for ever, and --max-cost with it was ignored).
+    assert f"finish with `harness run --resume {stopped['run_id']} --max-cost USD`" in said
+    code, out, err = harness_cli("run", "--resume", stopped["run_id"], "--json")
+    assert code == 1 and json.loads(out)["rows_done"] == stopped["rows_done"]
+    code, out, err = harness_cli("run", "--resume", stopped["run_id"], "--max-cost", "1", "--json")
+    assert code == 0, err
+    finished = json.loads(out)
+    assert finished["status"] == "finished" and finished["rows_done"] == 20
