@@ -10,9 +10,7 @@ address at ``connect``, as with a service container's name.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +38,6 @@ def listener() -> Iterator[int]:
     server.listen()
     yield server.getsockname()[1]
     server.close()
-
-
-@pytest.fixture
-def service() -> Iterator[int]:
-    """A plain HTTP service (a vector store, say) on loopback: its port."""
-
-    class Ok(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize(

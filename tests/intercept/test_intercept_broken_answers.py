@@ -189,14 +189,20 @@ def test_a_stream_with_an_event_that_is_not_json_is_retried(
     assert streams.sent == 3 and not cassette.exists()
 
 
+def _ollama_chunks() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two chunks of an Ollama /api/chat stream: "Hi", then the last ("done": true)."""
+    head = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
+    hi = {**head, "message": {"role": "assistant", "content": "Hi"}, "done": False}
+    done = {**head, "message": {"role": "assistant", "content": ""}, "done": True}
+    return hi, done
+
+
 def test_an_ndjson_stream_with_a_line_that_is_not_json_is_retried(
     streams: _Streams, tmp_path: Path, home: Path
 ) -> None:
     (home / "harness.toml").write_text(RETRIES)
     cassette = tmp_path / "c.jsonl"
-    head = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
-    hi = {**head, "message": {"role": "assistant", "content": "Hi"}, "done": False}
-    done = {**head, "message": {"role": "assistant", "content": ""}, "done": True}
+    hi, done = _ollama_chunks()
     streams.content_type = "application/x-ndjson"
     whole = "".join(json.dumps(c) + "\n" for c in (hi, done))
     streams.bodies = [json.dumps(hi)[:20] + "\n" + whole, whole]
@@ -270,9 +276,7 @@ def test_an_ollama_stream_that_fails_midway_is_retried(
     # the "done": true chunk (and a client reading it raises on that line).
     (home / "harness.toml").write_text(RETRIES)
     cassette = tmp_path / "c.jsonl"
-    head = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
-    hi = {**head, "message": {"role": "assistant", "content": "Hi"}, "done": False}
-    done = {**head, "message": {"role": "assistant", "content": ""}, "done": True}
+    hi, done = _ollama_chunks()
     done.update(done_reason="stop", prompt_eval_count=1, eval_count=1)
     failed = {"error": "an error was encountered while running the model"}
     streams.content_type = "application/x-ndjson"

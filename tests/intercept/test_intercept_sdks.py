@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -279,28 +276,8 @@ def test_an_anthropic_calls_error_names_the_anthropic_api(
     )
 
 
-@pytest.fixture
-def local_service() -> Iterator[str]:
-    """A plain HTTP server on loopback that is no LLM endpoint (a local vector store, say)."""
-
-    class Ok(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_other_traffic_in_replay(llm: FakeLLMServer, tmp_path: Path, local_service: str) -> None:
+def test_other_traffic_in_replay(llm: FakeLLMServer, tmp_path: Path, service: int) -> None:
+    local_service = f"http://127.0.0.1:{service}"  # loopback, no LLM endpoint
     cassette = tmp_path / "c.jsonl"
     with harness.replay(cassette, mode="use"):
         ask(openai.OpenAI(), "hello")

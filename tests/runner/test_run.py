@@ -166,6 +166,21 @@ def test_failed_rows_exit_1_then_resume_finishes(
     assert query(home, "SELECT count(*) FROM outputs") == [(20,)]
 
 
+def resumable_run(tmp_path: Path, metric: str) -> tuple[str, dict[str, str]]:
+    """A run of qa whose even rows failed (its model raised while a flag file existed), with
+    the flag gone since: its id and the env its resume runs with."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    code, out, _ = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--metric", metric, "--no-mlflow", "--json", env=env,
+    )  # fmt: skip
+    assert code == 1
+    flag.unlink()
+    return json.loads(out)["run_id"], env
+
+
 def test_resume_refuses_a_metric_defined_differently_since_the_run_started(
     qa: str, home: Path, tmp_path: Path
 ) -> None:
@@ -173,16 +188,7 @@ def test_resume_refuses_a_metric_defined_differently_since_the_run_started(
     check while the rows done kept the old one's scores, under the version the run stored."""
     table = '[metrics.cites]\nkind = "contains"\nvalue = "{value}"\n'
     (home / "harness.toml").write_text(table.format(value="the"), encoding="utf-8")
-    flag = tmp_path / "flag"
-    flag.touch()
-    env = {"HARNESS_TEST_FLAG": str(flag)}
-    code, out, _ = invoke(
-        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
-        "--metric", "cites", "--no-mlflow", "--json", env=env,
-    )  # fmt: skip
-    assert code == 1
-    run_id = json.loads(out)["run_id"]
-    flag.unlink()
+    run_id, env = resumable_run(tmp_path, "cites")
     (home / "harness.toml").write_text(table.format(value="zzz"), encoding="utf-8")
     before = query(home, "SELECT count(*) FROM scores")
     code, _, err = invoke("run", "--resume", run_id, "--json", env=env)
@@ -201,16 +207,7 @@ def test_resume_refuses_options_other_than_the_runs_own(
 ) -> None:
     """`harness run --resume RUN --judge-model OTHER` (or --concurrency, --limit, ...) went
     on with the run's own value and said nothing; the same value stays welcome."""
-    flag = tmp_path / "flag"
-    flag.touch()
-    env = {"HARNESS_TEST_FLAG": str(flag)}
-    code, out, _ = invoke(
-        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
-        "--metric", "exact_match", "--no-mlflow", "--json", env=env,
-    )  # fmt: skip
-    assert code == 1
-    run_id = json.loads(out)["run_id"]
-    flag.unlink()
+    run_id, env = resumable_run(tmp_path, "exact_match")
     code, _, err = invoke("run", "--resume", run_id, "--metric", "token_f1", "--limit", "3")
     assert code == 2 and err == (
         "error: --resume goes on with the run's own options, and --metric, --limit differ "
