@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -65,6 +66,14 @@ def answer_some(row: dict[str, Any]) -> str:
 
 def judge_yes(messages: list[dict[str, Any]]) -> str:
     return '{"verdict": "yes", "rationale": "it is"}'
+
+
+def judge_tone(messages: list[dict[str, Any]]) -> str:
+    """A judge answering with labels of its own (rude/neutral/warm): the word the output
+    holds, so each row's label is known."""
+    text = str(messages[-1].get("content", ""))
+    label = next((w for w in ("rude", "neutral", "warm") if w in text), "neutral")
+    return json.dumps({"rationale": f"it sounds {label}", "label": label})
 
 
 def judge_fails_while_flagged(messages: list[dict[str, Any]]) -> str:

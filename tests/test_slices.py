@@ -201,7 +201,7 @@ def test_slice_means_and_intervals_match_pandas_statsmodels_and_scipy() -> None:
     document = table.as_dict()
     assert document["column"] == "topic" and document["overall"]["value"] is None
     first = document["slices"][0]["metrics"]["token_f1"]
-    assert set(first) == {"count", "mean", "se", "ci", "interval", "interval_note"}
+    assert set(first) == {"count", "mean", "se", "ci", "interval", "interval_note", "range"}
     records = pd.DataFrame(table.records())
     assert len(records) == (1 + len(table.slices)) * len(table.metrics)
     assert list(records.loc[records["value"] == "(all)", "metric"]) == table.metrics
@@ -224,7 +224,7 @@ def test_the_slices_table_says_why_a_cell_has_no_interval() -> None:
     labels = pd.Series(["x", "x", "flat", "flat", "y"], index=list("abcde"), dtype=object)
     records = slice_table("t", labels, values).records()
     assert list(records[0]) == ["column", "value", "metric", "mean", "ci_low", "ci_high",
-                                "rows", "count", "ci_note"]  # fmt: skip
+                                "rows", "count", "ci_note", "interval", "range"]  # fmt: skip
     notes = {r["value"]: r["ci_note"] for r in records}
     assert notes == {
         "(all)": None,
@@ -302,3 +302,66 @@ def test_a_slice_with_no_spread_says_why_it_has_no_interval(tmp_path: Path) -> N
         "every row scored 0.0714: with no spread over 60 rows there is no interval"
     )
     assert overall["token_f1"]["interval_note"] is None
+
+
+def test_a_bounded_scale_keeps_its_interval_inside_its_range(tmp_path: Path, home: Path) -> None:
+    """A three-label judge (rude/neutral/warm: 0, 0.5, 1) on 3 rows read `0.5 [-0.742, 1.74]`
+    and token F1 `0.6667 [-0.768, 2.1]` in `run --by`, `runs show --by`, --json and MLflow's
+    slices_table.json: Student's t, unclipped, for a mean that cannot leave [0, 1]. The t
+    interval is now cut at the range the metric declares, exact_match keeps Wilson's (as
+    statsmodels computes it), and every surface says which interval each metric got."""
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    from harness.cli import cli
+    from harness.config import resolve_home
+
+    (home / "harness.toml").write_text(
+        'judge_model = "python:harness_test_models:judge_tone"\n[judges.tone]\n'
+        'prompt = "Judge the tone: {output}"\noutput = ["rude", "neutral", "warm"]\n',
+        encoding="utf-8",
+    )
+    data = tmp_path / "tones.jsonl"
+    rows = [("rude", "rude"), ("neutral", "x"), ("warm", "warm")]
+    data.write_text(
+        "".join(json.dumps({"input": i, "expected": e, "topic": "t"}) + "\n" for i, e in rows),
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "tones"]).exit_code == 0
+    ran = runner.invoke(cli, ["run", "--data", "tones", "--model", "echo", "--prompt", "{input}",
+                              "--metric", "exact_match", "--metric", "token_f1", "--judge",
+                              "tone", "--by", "topic", "--json"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    result = json.loads(ran.output)
+    (table,) = result["slices"]
+    overall = table["overall"]["metrics"]
+    # The unclipped t interval, as scipy computes it, reaches past both ends.
+    t_low, t_high = scipy_stats.t.interval(0.95, 2, loc=0.5, scale=scipy_stats.sem([0, 0.5, 1]))
+    assert (round(t_low, 3), round(t_high, 3)) == (-0.742, 1.742)
+    assert overall["tone"]["mean"] == 0.5 and overall["tone"]["ci"] == [0.0, 1.0]
+    assert overall["tone"]["interval"] == "t" and overall["tone"]["range"] == [0.0, 1.0]
+    assert overall["token_f1"]["ci"] == [0.0, 1.0] and overall["token_f1"]["range"] == [0, 1]
+    wilson = proportion_confint(2, 3, method="wilson")
+    assert overall["exact_match"]["ci"] == pytest.approx(list(wilson), rel=1e-12)
+    assert overall["exact_match"]["interval"] == "wilson"
+    assert overall["exact_match"]["range"] is None
+
+    shown = runner.invoke(cli, ["runs", "show", result["run_id"], "--by", "topic"])
+    assert shown.exit_code == 0, shown.output
+    assert "95% intervals: Wilson's for exact_match; t cut at [0, 1] for token_f1, tone" in (
+        shown.output
+    )
+    tone = [s for s in shown.output.splitlines() if s.startswith("tone") and "(all)" in s]
+    assert tone[0].split("│")[-1].strip() == "[0, 1]"
+
+    client = MlflowClient(tracking_uri=resolve_home(home).tracking_uri)
+    path = client.download_artifacts(result["mlflow_run_id"], "slices_table.json")
+    artifact = json.loads(Path(path).read_text(encoding="utf-8"))
+    frame = pd.DataFrame(artifact["data"], columns=artifact["columns"]).set_index(
+        ["value", "metric"]
+    )
+    assert frame.loc[("(all)", "tone"), ["ci_low", "ci_high"]].tolist() == [0.0, 1.0]
+    assert frame.loc[("t", "token_f1"), "interval"] == "t"
+    assert frame.loc[("t", "token_f1"), "range"] == [0.0, 1.0]
+    assert frame.loc[("t", "exact_match"), "interval"] == "wilson"

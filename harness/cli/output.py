@@ -73,6 +73,8 @@ def print_slices(tables: Sequence[Any]) -> None:
     for table in tables:
         shown = Table(show_edge=False, pad_edge=False)
         title = f"by {table.column}: {len(table.slices)} values; 95% intervals"
+        if table.metrics:
+            title += f": {table.methods()}"
         console.print(title, markup=False, highlight=False, soft_wrap=True)
         for column in ("metric", table.column, "rows", "mean", "95% CI"):
             shown.add_column(column, overflow="fold")

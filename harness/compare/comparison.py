@@ -26,7 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from harness.compare.definitions import redefined
-from harness.compare.paired import Margin, metric_result, parse_margin, with_verdict
+from harness.compare.paired import (
+    Margin,
+    metric_result,
+    parse_margin,
+    shared_bounds,
+    with_verdict,
+)
 from harness.compare.result import CandidateResult, Comparison, MetricResult, mean_notes
 from harness.compare.rows import flipped_rows
 from harness.compare.slices import compare_slices
@@ -151,7 +157,18 @@ def _compare_one(
         direction = metric_direction(metric, {**base_scores.directions, **scores.directions})
         binary = metric in base_scores.binary and metric in scores.binary
         metrics.append(
-            metric_result(metric, direction, b, c, groups, margins, alpha, power, binary=binary)
+            metric_result(
+                metric,
+                direction,
+                b,
+                c,
+                groups,
+                margins,
+                alpha,
+                power,
+                binary=binary,
+                bounds=shared_bounds(metric, base_scores, scores),
+            )  # fmt: skip
         )
     # A metric whose rows all changed alike, on too few rows for an interval: say why its
     # cell is empty.

@@ -20,7 +20,7 @@ from harness.compare.result import (
     WORSE,
     MetricResult,
 )
-from harness.compare.sources import ERRORS
+from harness.compare.sources import ERRORS, RunScores
 from harness.errors import ConfigError
 from harness.stats import paired_difference
 
@@ -33,6 +33,7 @@ __all__ = [
     "Margin",
     "metric_result",
     "parse_margin",
+    "shared_bounds",
     "verdict",
     "with_verdict",
 ]
@@ -70,6 +71,15 @@ def parse_margin(text: str) -> tuple[str | None, Margin]:
     return (metric.strip() or None) if sep else None, Margin(value, percent)
 
 
+def shared_bounds(metric: str, base: RunScores, candidate: RunScores) -> tuple[float, float] | None:
+    """The range both runs' scores of ``metric`` lie in, when both declare one (the wider
+    ends, should a judge's scale differ between them); None otherwise."""
+    one, two = base.bounds.get(metric), candidate.bounds.get(metric)
+    if one is None or two is None:
+        return None
+    return min(one[0], two[0]), max(one[1], two[1])
+
+
 def metric_result(
     metric: str,
     direction: int,
@@ -81,13 +91,15 @@ def metric_result(
     power: float,
     *,
     binary: bool,
+    bounds: tuple[float, float] | None = None,
 ) -> MetricResult:
     """``metric`` compared on paired rows (``base[i]``, ``candidate[i]``; NaN: no score,
     left out with its pair), read in ``direction`` (+1 higher is better, -1 lower, 0
     neither; the failed-rows count is always -1), with its margin: ``margins[metric]``,
     else ``margins[None]``, else the default for its scale. ``binary``: both runs declare
-    the metric's scores 0 or 1 (``RunScores.binary``). The verdict waits for the adjusted
-    p-value."""
+    the metric's scores 0 or 1 (``RunScores.binary``); ``bounds``: the range both runs'
+    scores lie in (``shared_bounds``), where t intervals are cut. The verdict waits for the
+    adjusted p-value."""
     import numpy as np
     import pandas as pd
 
@@ -96,7 +108,13 @@ def metric_result(
     if isinstance(groups, pd.Series):
         clusters = groups.to_numpy()[both]
     stats = paired_difference(
-        base[both], candidate[both], clusters=clusters, alpha=alpha, power=power, binary=binary
+        base[both],
+        candidate[both],
+        clusters=clusters,
+        alpha=alpha,
+        power=power,
+        binary=binary,
+        bounds=bounds,
     )
     direction = -1 if metric == ERRORS else direction
     margin_spec = margins.get(metric) or margins.get(None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from harness.compare.paired import Margin, metric_result
+from harness.compare.paired import Margin, metric_result, shared_bounds
 from harness.compare.result import MetricResult, SliceComparison
 from harness.compare.sources import RunScores, row_labels
 from harness.slices import check_value_count, sort_labels
@@ -71,6 +71,7 @@ def compare_slices(
                     alpha,
                     power,
                     binary=m.stats.binary,
+                    bounds=shared_bounds(m.metric, base, candidate),
                 )  # fmt: skip
                 for m in overall
             ]

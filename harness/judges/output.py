@@ -108,6 +108,14 @@ class OutputSpec:
         """Whether every answer is stored as 0 or 1: yes/no, two labels, a 0-1 scale."""
         return {self.value_of(label) for label in self.labels} == {0.0, 1.0}
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range every stored score (and the mean of several samples) lies in: a
+        scale's ends, else 0 to 1."""
+        if self.kind == "scale":
+            return float(self.low), float(self.high)
+        return 0.0, 1.0
+
     def value_of(self, label: str) -> float:
         """The float stored for a canonical label."""
         if self.kind == "yes/no":

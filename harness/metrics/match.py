@@ -67,5 +67,6 @@ register_metric(
         description="SQuAD token F1 between the output and the best-matching expected answer",
         needs_expected=True,
         fn=_token_f1,
+        bounds=(0.0, 1.0),
     )
 )

@@ -87,6 +87,8 @@ class Metric:
     ``binary``: every score is 0 or 1 (a pass rate: exact match, a check); its means get
     Wilson's interval and its comparisons McNemar's test, whatever values a run happened to
     score (``harness.stats``). A metric that does not declare it is read as a scale.
+    ``bounds``: every score lies in ``(low, high)`` (token F1, ROUGE: 0 to 1); its t
+    intervals are cut there, so a mean on few rows is never given impossible values.
     """
 
     name: str
@@ -98,6 +100,12 @@ class Metric:
     origin: str = "builtin"  # builtin | kind | python | mlflow
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
     binary: bool = False
+    bounds: tuple[float, float] | None = None
+
+    @property
+    def range(self) -> tuple[float, float] | None:
+        """The range every score lies in: ``bounds``, or 0 to 1 for a 0/1 metric."""
+        return (0.0, 1.0) if self.binary else self.bounds
 
     def score(self, row: ScoringRow) -> float | None:
         """Score one row; None means the row cannot be scored by this metric."""

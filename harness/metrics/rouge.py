@@ -147,6 +147,7 @@ def rouge_n_metric(n: int) -> Metric:
         description=f"ROUGE-{n} F-measure against the best expected answer (as rouge-score)",
         needs_expected=True,
         fn=score,
+        bounds=(0.0, 1.0),
     )
 
 
@@ -162,5 +163,6 @@ register_metric(
         description="ROUGE-L (longest common subsequence) F-measure against the best answer",
         needs_expected=True,
         fn=_rouge_l,
+        bounds=(0.0, 1.0),
     )
 )

@@ -40,14 +40,24 @@ def _levenshtein(name: str, params: dict[str, Any], base_dir: Path) -> Metric:
         def to_value(row: ScoringRow) -> float:
             return levenshtein_similarity(fold(row.output), fixed)
 
-        return Metric(name, f"Levenshtein similarity to {value!r} (0-1)", False, to_value)
+        return Metric(
+            name,
+            f"Levenshtein similarity to {value!r} (0-1)",
+            False,
+            to_value,
+            bounds=(0.0, 1.0),
+        )
 
     def to_expected(row: ScoringRow) -> float:
         output = fold(row.output)
         return max(levenshtein_similarity(output, fold(answer)) for answer in row.expected)
 
     return Metric(
-        name, "Levenshtein similarity to the best expected answer (0-1)", True, to_expected
+        name,
+        "Levenshtein similarity to the best expected answer (0-1)",
+        True,
+        to_expected,
+        bounds=(0.0, 1.0),
     )
 
 

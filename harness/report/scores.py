@@ -75,7 +75,11 @@ def metric_views(runs: Sequence[ReportRun], metrics: Sequence[str]) -> list[Metr
                 cells.append(None)
                 continue
             scored = values[metric].dropna().to_numpy()
-            estimate = estimate_mean(scored, binary=metric in run.scores.binary)
+            estimate = estimate_mean(
+                scored,
+                binary=metric in run.scores.binary,
+                bounds=run.scores.bounds.get(metric),
+            )
             cells.append(MeanCell(estimate, int(len(values) - len(scored))))
             series.append(Series(run.label, scored.tolist(), estimate.mean, estimate.low,
                                  estimate.high))  # fmt: skip

@@ -90,6 +90,7 @@ def run_slice_tables(
                 failed=failed,
                 metrics=metrics,
                 binary=run.scores.binary,
+                bounds=run.scores.bounds,
             )  # fmt: skip
         )
     return tables, missing

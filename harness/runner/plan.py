@@ -92,6 +92,15 @@ class RunPlan:
         return sorted(found)
 
     @property
+    def bounds(self) -> dict[str, list[float]]:
+        """The metrics and judges whose every score lies in a known range, with it: a 0/1
+        metric's [0, 1], a bounded scale's (token F1, ROUGE), a judge's answers (its
+        scale, else [0, 1]; the mean of several samples stays in it)."""
+        found = {m.name: list(m.range) for m in self.metrics if m.range is not None}
+        found.update({j.name: list(j.output.bounds) for j in self.judges})
+        return dict(sorted(found.items()))
+
+    @property
     def judge_models(self) -> dict[str, str]:
         """Each judge's model URI, as its feedback's source."""
         return {j.name: self.provider_for(j).uri for j in self.judges}
@@ -100,14 +109,20 @@ class RunPlan:
         """The configuration the run's row keeps: the options, which way each metric is
         better (``directions``: compare, check and the report read it, since a ``python:``
         metric or a kind is known to no registry), which score only 0 or 1 (``binary``: the
-        method of their intervals and tests) and, for a run with judges, what they
+        method of their intervals and tests), the range each bounded one scores in
+        (``bounds``: where its t intervals are cut) and, for a run with judges, what they
         resolved to: each judge's model URI (its own, else ``--judge-model`` or
         harness.toml), its version (a judge whose prompt or scale changed is another judge)
         and its answers from worst to best (what a report draws its bars over). Each
         metric's version and what defined it (``metric_versions``, ``metric_sources``:
         ``harness.scoring.versions``) let compare and check tell a metric redefined between
         two runs, as ``judge_versions`` a judge."""
-        stored = {**self.config.as_dict(), "directions": self.directions, "binary": self.binary}
+        stored = {
+            **self.config.as_dict(),
+            "directions": self.directions,
+            "binary": self.binary,
+            "bounds": self.bounds,
+        }
         if self.definitions:
             stored["metric_versions"] = {n: d.version for n, d in self.definitions.items()}
             stored["metric_sources"] = {n: d.source for n, d in self.definitions.items()}

@@ -238,7 +238,7 @@ def _slices(
     import pandas as pd
 
     from harness.slices import check_value_count, column_labels, per_row_values, slice_table
-    from harness.store.scores import binary_metrics
+    from harness.store.scores import binary_metrics, metric_bounds
 
     index = [row["id"] for row in rows]
     labels = {}
@@ -257,6 +257,7 @@ def _slices(
             failed=failed,
             metrics=metrics,
             binary=binary_metrics(config, values),
+            bounds=metric_bounds(config, values),
         )  # fmt: skip
         for column, found in labels.items()
     ]

@@ -4,7 +4,8 @@ interval, next to the same numbers over all rows.
 Each row weighs the same: a judge asked several times scores a row with the mean of its
 samples, as in the run's aggregates. A metric's mean, standard error and interval come
 from ``harness.stats.estimate_mean`` (Wilson's interval for a metric declared 0/1, t
-otherwise, whatever the slice's values happen to be), the
+otherwise, whatever the slice's values happen to be, cut at the range a bounded metric
+declares: a judge's scale, token F1's 0 to 1), the
 same estimates ``compare`` and the reports show, over the rows of the slice that have a
 score (``count``; a failed row has none). Small slices get wide intervals: that is the
 point of showing them.
@@ -15,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.slices.labels import is_missing, sort_labels
@@ -64,7 +65,9 @@ class Slice:
     errors: int  # rows whose model call failed
     means: dict[str, MeanEstimate]  # metric -> estimate over the slice's scored rows
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+        """``range``: where each metric's t interval is cut (``bounds``; null: nowhere)."""
+        bounds = bounds or {}
         return {
             "value": self.value,
             "rows": self.rows,
@@ -77,6 +80,7 @@ class Slice:
                     "ci": [_finite(m.low), _finite(m.high)],
                     "interval": m.method,
                     "interval_note": m.interval_note,
+                    "range": _range(bounds.get(metric)),
                 }
                 for metric, m in self.means.items()
             },
@@ -91,19 +95,37 @@ class SliceTable:
     overall: Slice
     slices: list[Slice]
     metrics: list[str]
+    binary: frozenset[str] = frozenset()  # the metrics declared 0/1: Wilson's interval
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # t cut there
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "column": self.column,
-            "overall": self.overall.as_dict(),
-            "slices": [s.as_dict() for s in self.slices],
+            "overall": self.overall.as_dict(self.bounds),
+            "slices": [s.as_dict(self.bounds) for s in self.slices],
         }
+
+    def methods(self) -> str:
+        """Which interval each metric gets, in words: ``Wilson's for exact_match; t cut at
+        [0, 1] for token_f1, tone; t for latency``."""
+        wilson = [m for m in self.metrics if m in self.binary]
+        ranges: dict[tuple[float, float] | None, list[str]] = {}
+        for metric in self.metrics:
+            if metric not in self.binary:
+                ranges.setdefault(self.bounds.get(metric), []).append(metric)
+        parts = [f"Wilson's for {', '.join(wilson)}"] if wilson else []
+        for bound, names in ranges.items():
+            cut = f" cut at [{bound[0]:g}, {bound[1]:g}]" if bound else ""
+            parts.append(f"t{cut} for {', '.join(names)}")
+        return "; ".join(parts)
 
     def records(self) -> list[dict[str, Any]]:
         """One flat record per slice (overall first, value ``"(all)"``) and metric: the
         table logged to MLflow and returned by ``harness.evaluate``. The mean and its
         interval come before the counts so MLflow's artifact view shows them unscrolled;
-        ``ci_note`` says why a mean has no interval (None when it has one)."""
+        ``ci_note`` says why a mean has no interval (None when it has one), ``interval``
+        which one it has (``wilson``, ``t``, ``none``) and ``range`` where a t interval is
+        cut (``[0, 1]``; None: nowhere)."""
         records = []
         for s in [self.overall, *self.slices]:
             value = "(all)" if s is self.overall else s.value
@@ -114,7 +136,8 @@ class SliceTable:
                         "column": self.column, "value": value, "metric": metric,
                         "mean": _finite(m.mean), "ci_low": _finite(m.low),
                         "ci_high": _finite(m.high), "rows": s.rows, "count": m.n,
-                        "ci_note": _ci_note(m),
+                        "ci_note": _ci_note(m), "interval": m.method,
+                        "range": _range(self.bounds.get(metric)),
                     }
                 )  # fmt: skip
         return records
@@ -135,11 +158,13 @@ def slice_table(
     failed: pd.Series | None = None,
     metrics: Sequence[str] | None = None,
     binary: Collection[str] = (),
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> SliceTable:
     """The slices of ``column``. ``labels`` maps each row's example id to its value (its
     index is the run's rows); ``values`` holds the rows' scores (``per_row_values``);
     ``failed`` marks rows whose model call failed; ``binary`` names the metrics declared
-    to score 0 or 1 (``harness.store.scores.binary_metrics``)."""
+    to score 0 or 1 (``harness.store.scores.binary_metrics``), ``bounds`` the range each
+    bounded one scores in (``metric_bounds``: its t intervals are cut there)."""
     import numpy as np
 
     metrics = list(metrics if metrics is not None else values.columns)
@@ -159,7 +184,8 @@ def slice_table(
         for metric in metrics:
             scores = aligned[metric].to_numpy(dtype=float)[mask]
             means[metric] = estimate_mean(
-                scores[~np.isnan(scores)], binary=metric in binary
+                scores[~np.isnan(scores)], binary=metric in binary,
+                bounds=(bounds or {}).get(metric),
             )  # fmt: skip
         return Slice(value, int(mask.sum()), int(failures[mask].sum()), means)
 
@@ -168,7 +194,14 @@ def slice_table(
         one(value, np.array([v == value for v in label_array], dtype=bool))
         for value in sort_labels(label_array.tolist())
     ]
-    return SliceTable(column, overall, slices, metrics)
+    return SliceTable(
+        column, overall, slices, metrics, frozenset(binary) & set(metrics),
+        {m: b for m, b in (bounds or {}).items() if m in metrics and m not in binary},
+    )  # fmt: skip
+
+
+def _range(bound: tuple[float, float] | None) -> list[float] | None:
+    return None if bound is None else [bound[0], bound[1]]
 
 
 def _ci_note(m: MeanEstimate) -> str | None:

@@ -14,7 +14,7 @@ gets the t interval. The interval is:
 - ``wilson`` for 0/1 scores without clusters: Wilson's score interval, which stays inside
   [0, 1] and keeps its coverage at small n and near 0 or 1, where ``p ± z·SE`` does not;
 - ``t`` otherwise: ``mean ± t(n-1)·SE`` (the exact interval for normal scores, the CLT one
-  as n grows);
+  as n grows), cut at the metric's range when it declares one (below);
 - ``clustered t`` with clusters: ``mean ± t(G-1)·SE_cluster`` over G clusters;
 - ``clustered wilson`` for 0/1 scores with clusters: Wilson's interval on the effective
   number of rows ``n* = p(1-p) / SE_cluster²`` (at most n), shrunk by ``(z / t(G-1))²`` for
@@ -22,6 +22,16 @@ gets the t interval. The interval is:
   with Wilson's interval in place of Clopper-Pearson's). For p away from 0 and 1 it is close
   to the clustered t interval, but it stays inside [0, 1] and keeps Wilson's floor where
   ``p ± t·SE`` would reach past 1 or collapse to a point when no cluster varies.
+
+**Bounded scales.** A metric whose every score lies in a known range (``bounds=(low,
+high)``: a judge's 1-5 scale, a label judge's or a yes/no judge's samples averaged in [0, 1],
+token F1 or ROUGE in [0, 1]) gets its t interval cut at the range: ``mean ± t·SE`` on 3
+rows of 0, 0.5 and 1 is [-0.742, 1.74], a mean no data in [0, 1] can have. The cut keeps
+the coverage exactly (the true mean lies in the range, so it lies in the cut interval
+whenever it lies in the uncut one) and drops only impossible values; it is not Wilson's
+interval, whose variance ``p(1-p)`` holds for 0/1 scores only (for a scale it is the
+largest variance a mean of p can have, so it would be too wide for a judge that mostly
+agrees with itself). 0/1 scores need no cut: Wilson's interval stays inside [0, 1].
 
 With one row per cluster there is nothing to cluster: the numbers are the unclustered ones.
 
@@ -49,6 +59,8 @@ from harness.stats.quantiles import normal_quantile, t_quantile
 __all__ = [
     "MeanEstimate",
     "check_binary",
+    "check_bounds",
+    "clip",
     "cluster_se",
     "estimate_mean",
     "is_binary",
@@ -87,6 +99,24 @@ def check_binary(values: NDArray[np.float64], binary: bool) -> None:
     """ValueError when scores declared 0/1 (``binary``) hold anything else."""
     if binary and values.size and not is_binary(values):
         raise ValueError("scores declared 0/1 (binary=True) must all be 0 or 1")
+
+
+def check_bounds(values: NDArray[np.float64], bounds: tuple[float, float] | None) -> None:
+    """ValueError when a score lies outside the range its metric declares (``bounds``)."""
+    if bounds is None:
+        return
+    low, high = bounds
+    if not low < high:
+        raise ValueError(f"bounds must go from low to high, not {bounds}")
+    if values.size and not bool(np.all((values >= low) & (values <= high))):
+        raise ValueError(f"scores declared within [{low:g}, {high:g}] must lie in it")
+
+
+def clip(low: float, high: float, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """An interval cut at ``bounds`` (unchanged without them, or when it has no ends)."""
+    if bounds is None or math.isnan(low):
+        return low, high
+    return max(low, bounds[0]), min(high, bounds[1])
 
 
 def cluster_se(values: NDArray[np.float64], clusters: ArrayLike) -> tuple[float, int]:
@@ -137,13 +167,16 @@ def estimate_mean(
     clusters: ArrayLike | None = None,
     alpha: float = 0.05,
     binary: bool = False,
+    bounds: tuple[float, float] | None = None,
 ) -> MeanEstimate:
     """The mean of ``values`` (no NaN) with its standard error and ``1 - alpha`` interval.
 
-    ``binary``: the metric declares scores of only 0 and 1 (Wilson's interval); ValueError
+    ``binary``: the metric declares scores of only 0 and 1 (Wilson's interval); ``bounds``:
+    it declares every score within ``(low, high)`` (a t interval is cut there). ValueError
     when a value is anything else."""
     x = np.asarray(values, dtype=np.float64)
     check_binary(x, binary)
+    check_bounds(x, bounds)
     n = int(x.size)
     if n == 0:
         return MeanEstimate(NAN, 0, NAN, NAN, NAN, "none")
@@ -160,8 +193,8 @@ def estimate_mean(
             return MeanEstimate(mean, n, se, low, high, "clustered wilson")
         if _no_spread(se, x):
             return _no_spread_estimate(mean, n, se, n_clusters, alpha)
-        half = t * se
-        return MeanEstimate(mean, n, se, mean - half, mean + half, "clustered t")
+        low, high = clip(mean - t * se, mean + t * se, bounds)
+        return MeanEstimate(mean, n, se, low, high, "clustered t")
     if n < 2:
         return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
     se = float(x.std(ddof=1)) / math.sqrt(n)
@@ -171,7 +204,8 @@ def estimate_mean(
     if _no_spread(se, x):
         return _no_spread_estimate(mean, n, se, None, alpha)
     half = t_quantile(n - 1, 1 - alpha / 2) * se
-    return MeanEstimate(mean, n, se, mean - half, mean + half, "t")
+    low, high = clip(mean - half, mean + half, bounds)
+    return MeanEstimate(mean, n, se, low, high, "t")
 
 
 def _no_spread(se: float, values: NDArray[np.float64]) -> bool:

@@ -26,6 +26,8 @@ here is computed from those differences:
   give the same floor as without clusters, and as the clusters are real ones the SE still
   counts their shared cause. Added as clusters of their own because they stand for rows
   not yet seen, which belong to no observed cluster; t(G-1) counts the real clusters only;
+  a t interval of a metric declaring a range (``bounds``, a 1-5 judge) is cut at the
+  largest change such scores can show, ``±(high - low)``, as the adjusted ones at ±1;
 - **test**: ``exact McNemar`` for 0/1 scores (a binomial test on the rows that changed:
   exact at every n, and it uses only the discordant rows, which carry all the information),
   the ``paired t`` test otherwise (it tests the mean difference, the quantity the interval
@@ -69,6 +71,7 @@ from numpy.typing import ArrayLike
 from harness.stats.means import (
     MeanEstimate,
     check_binary,
+    clip,
     cluster_se,
     estimate_mean,
     one_row_per_cluster,
@@ -172,11 +175,13 @@ def paired_difference(
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
     binary: bool = False,
+    bounds: tuple[float, float] | None = None,
 ) -> PairedDifference:
     """Compare two runs' scores on the same rows (``base[i]`` and ``candidate[i]`` belong to
     one row; no NaN). ``clusters[i]`` names the row's cluster, when rows come in groups.
-    ``binary``: the metric declares scores of only 0 and 1 (the 0/1 methods); ValueError
-    when a value is anything else."""
+    ``binary``: the metric declares scores of only 0 and 1 (the 0/1 methods); ``bounds``:
+    it declares every score within ``(low, high)`` (the means' t intervals are cut there,
+    the change's at ``±(high - low)``). ValueError when a value is anything else."""
     b = np.asarray(base, dtype=np.float64)
     c = np.asarray(candidate, dtype=np.float64)
     if b.shape != c.shape or b.ndim != 1:
@@ -195,8 +200,8 @@ def paired_difference(
         discordant = (int(np.sum((b == 1) & (c == 0))), int(np.sum((b == 0) & (c == 1))))
     diff = float(d.mean()) if n else NAN
     means = (
-        estimate_mean(b, clusters=groups, alpha=alpha, binary=binary),
-        estimate_mean(c, clusters=groups, alpha=alpha, binary=binary),
+        estimate_mean(b, clusters=groups, alpha=alpha, binary=binary, bounds=bounds),
+        estimate_mean(c, clusters=groups, alpha=alpha, binary=binary, bounds=bounds),
     )
     n_clusters: int | None = None
     if groups is not None:
@@ -242,6 +247,8 @@ def paired_difference(
         low, high = center - quantile * interval_se, center + quantile * interval_se
         if binary:  # a change of 0/1 scores lies in [-1, 1]; the adjusted interval can reach past
             low, high = max(low, -1.0), min(high, 1.0)
+        elif bounds is not None:  # so does a change of scores in a range, by its width
+            low, high = clip(low, high, (bounds[0] - bounds[1], bounds[1] - bounds[0]))
         if n_clusters is not None and binary:
             p_value = _t_p_value(center, interval_se, n_clusters - 1)
             test = "adjusted clustered t"

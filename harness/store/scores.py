@@ -6,7 +6,9 @@ samples, so every row weighs the same. ``errors`` is one more column: 1 for a ro
 model call failed, 0 otherwise, so failures are compared and gated like a metric.
 
 Which scores are 0/1 (``binary``: Wilson's interval, McNemar's test) is what the run stored
-its metrics and judges declare, never a look at the values (see ``harness.stats``).
+its metrics and judges declare, never a look at the values (see ``harness.stats``), as is
+the range each bounded one scores in (``bounds``: a judge's scale, token F1's 0 to 1),
+where its t intervals are cut.
 """
 
 from __future__ import annotations
@@ -21,12 +23,24 @@ if TYPE_CHECKING:
 
     from harness.store.exports import RunRecord
 
-__all__ = ["ERRORS", "RunScores", "binary_metrics", "labelled_judges", "record_scores"]
+__all__ = [
+    "ERRORS",
+    "RunScores",
+    "binary_metrics",
+    "labelled_judges",
+    "metric_bounds",
+    "record_scores",
+]
 
 ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
 # The registered metrics that score 0 or 1 (``Metric.binary``; a test keeps this in step):
 # what a run stored before runs recorded ``binary`` is read with.
 BUILTIN_BINARY = frozenset({"exact_match"})
+# The registered metrics that score in a range of their own (``Metric.bounds``; a test keeps
+# this in step): what a run stored before runs recorded ``bounds`` is read with.
+BUILTIN_BOUNDS = {name: (0.0, 1.0) for name in ("rouge1", "rouge2", "rougeL", "token_f1")}
+
+Bounds = dict[str, tuple[float, float]]
 
 
 @dataclass
@@ -40,6 +54,7 @@ class RunScores:
     order: list[str]  # the metrics in the order the run asked for them, then ERRORS
     directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
     binary: frozenset[str] = frozenset()  # the metrics (and ERRORS) declared to score 0 or 1
+    bounds: Bounds = field(default_factory=dict)  # the range each bounded metric scores in
 
 
 def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> frozenset[str]:
@@ -59,6 +74,40 @@ def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None
         for name in found
         if name not in values.columns or values[name].dropna().isin((0.0, 1.0)).all()
     )
+
+
+def metric_bounds(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> Bounds:
+    """The metrics and judges of a run (its stored ``config``) whose every score lies in a
+    known range, with it (ERRORS and every 0/1 metric: 0 to 1). A run stores them; for one
+    stored before it did: the registered metrics that declare one (token F1, ROUGE) and
+    each judge, from its answers (a scale's ends, else 0 to 1: yes/no and labels).
+
+    With the run's per-row ``values``, a name with a score outside its range is left out,
+    as ``binary_metrics`` does (an older run's ``python:`` metric named ``token_f1``)."""
+    stored = config.get("bounds")
+    found: Bounds = {}
+    if stored is not None:
+        found = {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+    else:
+        found = dict(BUILTIN_BOUNDS)
+        for judge, labels in (config.get("judge_labels") or {}).items():
+            found[str(judge)] = _judge_bounds([str(label) for label in labels])
+    found.update({name: (0.0, 1.0) for name in _declared(config)})
+    if values is None:
+        return found
+    return {
+        name: (low, high)
+        for name, (low, high) in found.items()
+        if name not in values.columns or values[name].dropna().between(low, high).all()
+    }
+
+
+def _judge_bounds(labels: list[str]) -> tuple[float, float]:
+    """A judge's range from its answers, worst to best: a scale's ends, else 0 to 1."""
+    if all(_whole(label) for label in labels):
+        ends = [int(label) for label in labels]
+        return float(min(ends)), float(max(ends))
+    return 0.0, 1.0
 
 
 def _declared(config: Mapping[str, Any]) -> set[str]:
@@ -126,6 +175,7 @@ def record_scores(record: RunRecord) -> RunScores:
         [*order, ERRORS],
         directions,
         binary_metrics(config, values),
+        metric_bounds(config, values),
     )
 
 

@@ -33,9 +33,10 @@ def write_run(
     run_name: str | None = None,
     status: str = "finished",
     binary: Sequence[str] | None = None,
+    bounds: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """``binary``: the metrics the run declares 0/1 (stored as a run stores them); None:
-    nothing stored, as a run made before runs stored it."""
+    nothing stored, as a run made before runs stored it; ``bounds`` likewise the ranges."""
     n = len(next(iter(scores.values())))
     ids = list(ids) if ids is not None else [f"q{i}" for i in range(n)]
     failed = [bool(e) for e in errors] if errors is not None else [False] * n
@@ -90,6 +91,7 @@ def write_run(
             "metrics": [m for m in scores if m not in judges],
             "judges": list(judges),
             **({"binary": list(binary)} if binary is not None else {}),
+            **({"bounds": {k: list(v) for k, v in bounds.items()}} if bounds is not None else {}),
         },
         metrics={},
         usage={},

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from run_files import write_run
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportion_confint
 
@@ -16,7 +17,13 @@ from harness.cli import cli
 from harness.metrics import metric_names
 from harness.metrics.registry import registered
 from harness.stats import estimate_mean, paired_difference
-from harness.store.scores import BUILTIN_BINARY, ERRORS, binary_metrics
+from harness.store.scores import (
+    BUILTIN_BINARY,
+    BUILTIN_BOUNDS,
+    ERRORS,
+    binary_metrics,
+    metric_bounds,
+)
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -75,7 +82,8 @@ def test_runs_store_what_their_metrics_declare_and_compare_follows_it(tmp_path: 
     assert (f1["test"], f1["interval"], f1["binary"]) == ("paired t", "t", False)
     assert f1["base"]["method"] == "t"
     low, high = scipy_stats.t.interval(0.95, 8, loc=base.mean(), scale=scipy_stats.sem(base))
-    assert (f1["base"]["low"], f1["base"]["high"]) == pytest.approx((low, high))
+    # scipy's reaches past 1 (1.051), where no token F1 mean can be: cut at its range.
+    assert high > 1 and (f1["base"]["low"], f1["base"]["high"]) == pytest.approx((low, 1.0))
     assert (em["test"], em["interval"], em["binary"]) == ("exact McNemar", "adjusted wald", True)
     assert (em["base"]["low"], em["base"]["high"]) == pytest.approx(
         proportion_confint(6, 9, method="wilson")
@@ -91,3 +99,48 @@ def test_runs_stored_before_the_declaration_read_the_builtins_and_two_answer_jud
     # Asked several times, a judge scores a row with the mean of its samples: not 0/1.
     assert binary_metrics({"judge_labels": labels, "judge_samples": 3}) == BUILTIN_BINARY | {ERRORS}
     assert binary_metrics({"binary": ["contains"]}) == {"contains", ERRORS}
+
+
+def test_runs_stored_before_the_ranges_read_them_from_the_builtins_and_judges() -> None:
+    """A run stores the range each bounded metric scores in (``bounds``); an older one reads
+    the registered metrics' and its judges' (a scale's ends, else 0 to 1), and a name whose
+    scores leave the range (a ``python:`` metric named token_f1) has none."""
+    import pandas as pd
+
+    declared = {n: registered()[n].bounds for n in metric_names() if registered()[n].bounds}
+    assert declared == BUILTIN_BOUNDS
+    labels = {"tone": ["rude", "neutral", "warm"], "one_five": [str(i) for i in range(1, 6)]}
+    old = metric_bounds({"judge_labels": labels, "judge_samples": 3})
+    assert old["tone"] == (0.0, 1.0) and old["one_five"] == (1.0, 5.0)
+    assert old["exact_match"] == old[ERRORS] == old["token_f1"] == (0.0, 1.0)
+    assert "latency" not in old
+    values = pd.DataFrame({"token_f1": [0.5, 3.0], "tone": [0.0, 1.0]})
+    assert "token_f1" not in metric_bounds({"judge_labels": labels}, values)
+    stored = {"bounds": {"judge": [1, 5]}, "binary": []}
+    assert metric_bounds(stored) == {"judge": (1.0, 5.0), ERRORS: (0, 1)}
+
+
+def test_a_bounded_scale_is_compared_inside_its_range(tmp_path: Path) -> None:
+    """compare showed each run's mean of a 1-5 judge on 3 rows with its unclipped t interval
+    (3 [-1.97, 7.97]); both runs declare 1 to 5, so the means' intervals are cut there and
+    the change's at ±4."""
+    runs = [
+        write_run(
+            tmp_path / f"{name}.jsonl",
+            run_id=f"bnd0000aaaa{name}",
+            scores={"judge": scores},
+            judges=["judge"],
+            bounds={"judge": [1, 5]},
+        )  # fmt: skip
+        for name, scores in (("1", [1.0, 3.0, 5.0]), ("2", [5.0, 3.0, 1.0]))
+    ]
+    base, cand = runs
+    shown = CliRunner().invoke(cli, ["compare", str(base), str(cand), "--json"])
+    assert shown.exit_code == 0, shown.output
+    (judge,) = [m for m in json.loads(shown.output)["candidates"][0]["metrics"]
+                if m["metric"] == "judge"]  # fmt: skip
+    low, high = scipy_stats.t.interval(0.95, 2, loc=3, scale=scipy_stats.sem([1, 3, 5]))
+    assert low < 1 and high > 5
+    assert (judge["base"]["low"], judge["base"]["high"]) == (1.0, 5.0)
+    assert (judge["candidate"]["low"], judge["candidate"]["high"]) == (1.0, 5.0)
+    assert judge["ci"] == [-4.0, 4.0] and judge["interval"] == "t"

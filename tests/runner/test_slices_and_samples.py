@@ -375,7 +375,7 @@ def test_slices_reach_mlflow_and_the_python_api(
     path = client.download_artifacts(result.mlflow_run_id, "slices_table.json")
     artifact = json.loads(Path(path).read_text(encoding="utf-8"))  # mlflow.log_table's shape
     assert artifact["columns"] == ["column", "value", "metric", "mean", "ci_low", "ci_high",
-                                   "rows", "count", "ci_note"]  # fmt: skip
+                                   "rows", "count", "ci_note", "interval", "range"]  # fmt: skip
     frame = pd.DataFrame(artifact["data"], columns=artifact["columns"])
     assert frame["mean"].tolist() == pytest.approx(slices["mean"].tolist())
     assert frame["ci_note"].isna().all()  # Wilson's interval: every slice has one

@@ -291,3 +291,32 @@ def test_a_0_1_change_interval_stays_inside_minus_1_to_1() -> None:
         np.zeros(3), np.zeros(3), clusters=np.array([1, 1, 2]), binary=True
     )
     assert (clustered.low, clustered.high) == (-1.0, 1.0)
+
+
+@pytest.mark.parametrize("values", [[0, 0.5, 1], [0.5, 1, 1, 0.5], [0.2, 0.9, 0.95, 1, 1]])
+def test_a_bounded_scales_t_interval_is_scipys_cut_at_its_range(values: list[float]) -> None:
+    """A label judge (0, 0.5, 1) on 3 rows had Student's t unclipped: 0.5 [-0.742, 1.74]."""
+    x = np.asarray(values)
+    low, high = scipy_stats.t.interval(0.95, x.size - 1, loc=x.mean(), scale=scipy_stats.sem(x))
+    estimate = estimate_mean(x, bounds=(0.0, 1.0))
+    assert estimate.method == "t"
+    assert (estimate.low, estimate.high) == pytest.approx((max(low, 0.0), min(high, 1.0)))
+    assert 0.0 <= estimate.low <= estimate.mean <= estimate.high <= 1.0
+    # Without a range the interval is scipy's whole; a 0/1 metric's is statsmodels' Wilson.
+    plain = estimate_mean(x)
+    assert (plain.low, plain.high) == pytest.approx((low, high))
+    assert (estimate_mean([1.0, 1.0, 1.0], binary=True).low, 1.0) == pytest.approx(
+        proportion_confint(3, 3, method="wilson")
+    )
+    with pytest.raises(ValueError, match=r"within \[0, 1\]"):
+        estimate_mean([0.5, 2.0], bounds=(0.0, 1.0))
+
+
+def test_a_bounded_scales_change_and_means_are_cut_at_its_range() -> None:
+    base, candidate = np.array([1.0, 3.0, 5.0]), np.array([5.0, 3.0, 1.0])
+    result = paired_difference(base, candidate, bounds=(1.0, 5.0))
+    reference = scipy_stats.ttest_rel(candidate, base).confidence_interval(0.95)
+    assert reference.low < -4 and reference.high > 4
+    assert (result.low, result.high) == (-4.0, 4.0) and result.interval == "t"
+    assert (result.base.low, result.base.high) == (1.0, 5.0)
+    assert result.p_value == pytest.approx(scipy_stats.ttest_rel(candidate, base).pvalue)
