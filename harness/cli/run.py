@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,7 +22,6 @@ from harness.cli.options import (
 from harness.cli.output import (
     call_lines,
     failure_lines,
-    find_run_noted,
     fmt,
     home_of,
     invocation,
@@ -38,6 +36,7 @@ from harness.wording import plural
 if TYPE_CHECKING:
     from harness.config import Home
     from harness.runner.config import RunConfig, RunResult
+    from harness.runner.progress import Progress
     from harness.runner.spark_session import SparkTarget
     from harness.runner.sweep import SweepResult
 
@@ -245,86 +244,37 @@ def run(
       harness run --data qa --model databricks:/my-endpoint --spark databricks --profile prod
       harness run --data qa --model openai:/gpt-4o-mini --sample 200 --seed 1 --by topic
     """
-    from harness.config import read_text_arg, resolve_home
-    from harness.errors import ConfigError, HarnessError, ReplayMiss
-    from harness.runner.config import RunConfig
-    from harness.runner.progress import NullProgress, RichProgress
+    from click.core import ParameterSource
+
+    from harness.errors import HarnessError, ReplayMiss
     from harness.runner.run import run_eval
-    from harness.runner.spark_session import SparkTarget
-    from harness.sampling import DEFAULT_SEED, parse_size
+    from harness.runner.run_command import RunOptions, prepare_run
 
-    needs = "harness run needs --data NAME and --model URI (or --resume RUN_ID)"
-    if not resume_id and not data_ref:
-        raise ConfigError(needs)
-    if sample is None and sample_seed is not None:
-        raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
-    from harness.runner.sweep import sweep_options
-
-    home = resolve_home(home_of(ctx))
-    if resume_id and dry_run:  # before the run is looked up: the mistake is the flags'
-        raise ConfigError("--dry-run estimates a new run; it cannot be used with --resume")
-    resumed = None
-    if resume_id:
-        resumed = find_run_noted(home.db_path, resume_id)
-        resume_id = resumed.run_id
-    spark_target = SparkTarget.from_flags(
-        home.settings, spark=spark, remote=spark_remote, profile=profile, verbose=verbose
+    options = RunOptions(
+        data=data_ref, models=models, prompts=prompts, system=system, params=params,
+        metrics=metrics, judges=judges, judge_model=judge_model, judge_samples=judge_samples,
+        judges_file=judges_file, guidelines=guidelines, cache=cache_mode,
+        concurrency=concurrency, max_cost=max_cost, limit=limit, sample=sample,
+        sample_seed=sample_seed, stratify=stratify, by=by, max_slices=max_slices,
+        experiment=experiment, run_name=run_name, resume=resume_id, no_mlflow=no_mlflow,
+        no_traces=no_traces, spark=spark, spark_remote=spark_remote, profile=profile,
+        verbose=verbose, report=report, dry_run=dry_run, check=check, junit=junit,
+        gates=gates,
+        # what the command line gave: --resume refuses those whose value is not the run's
+        given={
+            param.opts[0]
+            for param in ctx.command.params
+            if param.name and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
+        },
+    )  # fmt: skip
+    prepared = prepare_run(
+        options, home=home_of(ctx), note=lambda said: click.echo(f"note: {said}", err=True)
     )
-    # --resume takes its options from the run: a [sweep] table does not apply to it.
-    options = sweep_options(
-        params,
-        prompts,
-        None if resume_id else home.settings,
-        base_dir=home.path,
-        models=models,
-        flags=["system"] if system is not None else [],
-    )
-    if not resume_id and not options.model:  # --model, or a [sweep] model list
-        raise ConfigError(needs)
-    config = RunConfig(
-        data=data_ref or "",
-        model=options.model or "",
-        prompt=read_text_arg(options.prompt, "--prompt"),
-        system=read_text_arg(system, "--system"),
-        params=options.params,
-        metrics=list(metrics),
-        judges=list(judges),
-        judge_model=judge_model,
-        judge_samples=judge_samples,
-        judges_file=judges_file,
-        guidelines=list(guidelines),
-        cache=cache_mode,
-        concurrency=concurrency,
-        experiment=experiment,
-        run_name=run_name,
-        max_cost=max_cost,
-        limit=limit,
-        sample=parse_size(sample) if sample is not None else None,
-        sample_seed=DEFAULT_SEED if sample_seed is None else sample_seed,
-        stratify=stratify,
-        by=list(by),
-        max_slices=max_slices,
-        mlflow=not no_mlflow,
-        traces=not no_traces,
-        spark=spark_target is not None,
-    )
-    if resumed is not None:
-        _refuse_changes_on_resume(ctx, config, RunConfig.from_dict(resumed.config))
-    if check and (dry_run or (options.grid and not resume_id)):
-        what = "--dry-run" if dry_run else "a sweep"
-        raise ConfigError(f"--check checks one run, not {what}; check runs with `harness check`")
-    if not check and (junit or any(v not in (None, ()) for v in gates.values())):
-        raise ConfigError("gate options (--baseline, --min, --max-drop, ...) need --check")
-    if report and (dry_run or (options.grid and not resume_id)):
-        what = "--dry-run" if dry_run else "a sweep"
-        raise ConfigError(
-            f"--report writes one run's report, not {what}'s; write each run's with "
-            "`harness report RUN`, or compare them with `harness report BASE CANDIDATE...`"
-        )
-    if options.grid and not resume_id:
-        _sweep(config, options.grid, home, spark_target, as_json=as_json, dry_run=dry_run)
+    config, home = prepared.config, prepared.home
+    if prepared.kind == "sweep":
+        _sweep(config, prepared.grid, home, prepared.spark_target, as_json=as_json, dry_run=dry_run)
         return
-    if dry_run:
+    if prepared.kind == "estimate":
         from harness.runner.estimate import estimate_run
 
         estimate = estimate_run(config, home=home_of(ctx))
@@ -333,19 +283,14 @@ def run(
         else:
             click.echo("\n".join(estimate.lines()))
         return
-    progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
-    if report and check:  # the check's report replaces the run's: checked before the run
-        from harness.files import check_writable
-
-        check_writable(Path(report))
     try:
         result = run_eval(
             config,
             home=home_of(ctx),
-            progress=progress,
-            resume=resume_id,
-            spark_target=spark_target,
-            report=None if check else report,
+            progress=_progress(as_json),
+            resume=prepared.resume,
+            spark_target=prepared.spark_target,
+            report=prepared.run_report,
         )
     except HarnessError as stopped:
         if check and isinstance(stopped, ReplayMiss):
@@ -381,41 +326,11 @@ def run(
         raise failed
 
 
-# What --resume takes from the run itself, by option -> RunConfig field: given with another
-# value than the run's, each was silently not used (a --judge-model on a resume kept the
-# run's judge model, and said nothing). Where the run goes (--spark...), what it writes
-# (--report, --json), --check and --max-cost (a budget for the rest) are the resume's own.
-_RUN_FIELDS = {
-    "data_ref": "data", "models": "model", "prompts": "prompt", "system": "system",
-    "params": "params", "metrics": "metrics", "judges": "judges",
-    "judge_model": "judge_model", "judge_samples": "judge_samples",
-    "judges_file": "judges_file", "guidelines": "guidelines", "cache_mode": "cache",
-    "concurrency": "concurrency", "limit": "limit",
-    "sample": "sample", "sample_seed": "sample_seed", "stratify": "stratify", "by": "by",
-    "max_slices": "max_slices", "experiment": "experiment", "run_name": "run_name",
-    "no_mlflow": "mlflow", "no_traces": "traces",
-}  # fmt: skip
+def _progress(as_json: bool) -> Progress:
+    """Rows done on stderr when a person watches it; nothing under --json or in a pipe."""
+    from harness.runner.progress import NullProgress, RichProgress
 
-
-def _refuse_changes_on_resume(ctx: click.Context, given: Any, stored: Any) -> None:
-    """Refuse options given with --resume whose value is not the run's own."""
-    from click.core import ParameterSource
-
-    from harness.errors import ConfigError
-
-    changed = [
-        param.opts[0]
-        for param in ctx.command.params
-        if param.name in _RUN_FIELDS
-        and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
-        and getattr(given, _RUN_FIELDS[param.name]) != getattr(stored, _RUN_FIELDS[param.name])
-    ]
-    if changed:
-        raise ConfigError(
-            f"--resume goes on with the run's own options, and {', '.join(changed)} "
-            f"{'differs' if len(changed) == 1 else 'differ'} from the run's; start a new run "
-            "to change them (its calls come from the cache)"
-        )
+    return NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
 
 
 def _sweep(
@@ -428,8 +343,7 @@ def _sweep(
     dry_run: bool,
 ) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
-    from harness.errors import HarnessError, RunFailed
-    from harness.runner.progress import NullProgress, RichProgress
+    from harness.errors import HarnessError
     from harness.runner.sweep import SweepResult, estimate_sweep, run_sweep
 
     if dry_run:
@@ -440,20 +354,19 @@ def _sweep(
         for point, estimate in estimates:
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
-    progress = NullProgress() if as_json or not sys.stderr.isatty() else RichProgress()
     try:
-        sweep = run_sweep(config, grid, home=home, progress=progress, spark_target=spark_target)
+        sweep = run_sweep(
+            config, grid, home=home, progress=_progress(as_json), spark_target=spark_target
+        )
     except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
         found = getattr(stopped, "result", None)
         if isinstance(found, SweepResult) and found.runs:
             _show_sweep(found, as_json)
         raise
     _show_sweep(sweep, as_json)
-    if sweep.errors:
-        raise RunFailed(sweep.failure_line())
-    metric_errors = sum(run.result.metric_errors for run in sweep.runs)
-    if metric_errors:
-        raise RunFailed(f"metrics failed in {metric_errors} place(s) in the sweep; see warnings")
+    failed = sweep.failure()
+    if failed is not None:
+        raise failed
 
 
 def _show_sweep(sweep: SweepResult, as_json: bool) -> None:

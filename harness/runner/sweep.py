@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
-from harness.errors import ConfigError, HarnessError, Interrupted
+from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
 from harness.interrupt import SIGNAL_NAMES, StopRequest, stop_on_signals
 from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
@@ -98,6 +98,18 @@ class SweepResult:
         said = "; ".join(f"run {result.run_id}: {result.failed_rows()}" for result in failed)
         resumes = " and ".join(f"`harness run --resume {result.run_id}`" for result in failed)
         return f"{self.errors} rows failed in the sweep ({said}); finish them with {resumes}"
+
+    def failure(self) -> RunFailed | None:
+        """What went wrong in a sweep that ran to its end, as the error to exit with (1):
+        failed rows (resumes finish them), else metrics that raised; None when all went well."""
+        if self.errors:
+            return RunFailed(self.failure_line())
+        metric_errors = sum(run.result.metric_errors for run in self.runs)
+        if metric_errors:
+            return RunFailed(
+                f"metrics failed in {metric_errors} place(s) in the sweep; see warnings"
+            )
+        return None
 
     @property
     def metric_names(self) -> list[str]:
