@@ -27,10 +27,11 @@ import json
 import os
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from harness.errors import ConfigError
 from harness.providers import TRANSPORTS
@@ -64,6 +65,13 @@ class _Direct:
     headers: dict[str, str]
     timeout: dict[str, float | None]
     aiohttp: bool = False  # ``transport`` is httpx-aiohttp's: send on its aiohttp session
+    # Made once, not per request (``_send_aiohttp``): the aiohttp timeout of ``timeout``,
+    # and the default headers merged with a request's own, by the request's headers.
+    aiohttp_timeout: Any = None
+    merged: dict[tuple[tuple[str, str], ...], Any] = field(default_factory=dict)
+
+
+_MERGED_KEPT = 16  # header sets kept merged per client: a provider's are the same each call
 
 
 _direct: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
@@ -96,10 +104,45 @@ def make_client(
     # The client builds its jar in __init__ and keeps it in ``_cookies``: no public hook.
     client._cookies = SetCookieOnly()
     if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARIABLES):
+        limits_s = timeout.as_dict()
         _direct[client] = _Direct(
-            pool, dict(client.headers), timeout.as_dict(), aiohttp=transport == "aiohttp"
+            pool,
+            dict(client.headers),
+            limits_s,
+            aiohttp=transport == "aiohttp",
+            aiohttp_timeout=_aiohttp_timeout(limits_s) if transport == "aiohttp" else None,
         )
     return client
+
+
+def _aiohttp_timeout(limits: Mapping[str, float | None]) -> Any:
+    """httpx's timeouts as httpx-aiohttp's transport gives them to aiohttp."""
+    from aiohttp import ClientTimeout
+
+    return ClientTimeout(
+        sock_connect=limits.get("connect"),
+        sock_read=limits.get("read"),
+        connect=limits.get("pool"),
+    )
+
+
+def json_body(body: Any) -> bytes:
+    """The bytes httpx's ``json=`` sends for ``body`` (compact, UTF-8, NaN refused), or
+    the same JSON with a float written another way (``0.00001`` for ``1e-05``, the same
+    number), by orjson: ~20x faster on a chat body (~20 µs a call with ``json``).
+
+    What orjson writes differently goes to ``json``: NaN and infinities (null from orjson,
+    an error here, as from httpx), and what orjson refuses (an integer beyond 64 bits, a
+    key that is not a string, a lone surrogate, an object it does not know).
+    """
+    try:
+        content = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        content = None
+    if content is None or b"null" in content:  # a None or a NaN: json decides which
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        content = text.encode("utf-8")
+    return content
 
 
 async def send_json(
@@ -109,10 +152,8 @@ async def send_json(
     direct = _direct.get(client)
     if direct is None:
         return await client.post(url, json=body, headers=headers, extensions={OWN_REQUEST: True})
-    # The bytes httpx's ``json=`` would send.
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     headers = {**headers, "Content-Type": "application/json"}
-    return await send(client, "POST", url, headers, content.encode("utf-8"))
+    return await send(client, "POST", url, headers, json_body(body))
 
 
 async def send(
@@ -186,19 +227,20 @@ async def _send_aiohttp(
     bench/bench_intercept.py). The transport's options (no redirects, the raw body for httpx
     to decode, its timeouts) and its error mapping (aiohttp's errors as httpx's).
     """
-    from aiohttp import ClientSession, ClientTimeout
+    from aiohttp import ClientSession
     from httpx_aiohttp.transport import map_aiohttp_exceptions
-    from multidict import CIMultiDict
 
     transport: Any = direct.transport
     if not isinstance(transport.client, ClientSession):
         transport.client = transport.get_client()
-    merged: CIMultiDict[str] = CIMultiDict(direct.headers)
-    given: CIMultiDict[str] = CIMultiDict(headers)
-    for name in set(given.keys()):  # the request's own headers replace the defaults
-        merged.popall(name, None)
-    merged.extend(given)
-    limits = timeout or direct.timeout
+    # aiohttp copies the headers into its own request: one merged set serves every request
+    # that gives the same headers (a provider's are the same on each call).
+    known = tuple(headers.items()) if type(headers) is dict else None
+    merged = direct.merged.get(known) if known is not None else None
+    if merged is None:
+        merged = _merged_headers(direct.headers, headers)
+        if known is not None and len(direct.merged) < _MERGED_KEPT:
+            direct.merged[known] = merged
     with map_aiohttp_exceptions():
         async with transport.client.request(
             method,
@@ -208,11 +250,9 @@ async def _send_aiohttp(
             allow_redirects=False,
             auto_decompress=False,
             compress=False,
-            timeout=ClientTimeout(
-                sock_connect=limits.get("connect"),
-                sock_read=limits.get("read"),
-                connect=limits.get("pool"),
-            ),
+            timeout=_aiohttp_timeout(timeout)
+            if timeout
+            else direct.aiohttp_timeout or _aiohttp_timeout(direct.timeout),
         ) as answer:
             body = await answer.read()
     extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
@@ -224,6 +264,19 @@ async def _send_aiohttp(
     )
     response.request_headers = merged
     return response
+
+
+def _merged_headers(defaults: Mapping[str, str], headers: Any) -> Any:
+    """The client's default headers with a request's own: they replace a default of the
+    same name, and keep their repeats and order."""
+    from multidict import CIMultiDict
+
+    merged: CIMultiDict[str] = CIMultiDict(defaults)
+    given: CIMultiDict[str] = CIMultiDict(headers)
+    for name in set(given.keys()):
+        merged.popall(name, None)
+    merged.extend(given)
+    return merged
 
 
 class _Shards(httpx.AsyncBaseTransport):

@@ -36,6 +36,7 @@ from harness.errors import (
     ProviderResponseError,
     ProviderTimeout,
 )
+from harness.fastjson import loads
 from harness.model_io import EXCLUDED_PARAMS, ModelRequest, ModelResponse
 from harness.providers.base import Provider
 
@@ -232,7 +233,7 @@ class HTTPProvider(Provider):
         if response.status_code >= 400:
             raise self.http_error(response, url)
         try:
-            data = response.json()
+            data = loads(response.content)  # what ``response.json()`` reads, faster
         except ValueError:
             error = ProviderResponseError(
                 f"{self.uri}: HTTP {response.status_code} from {redact_url(url)} "

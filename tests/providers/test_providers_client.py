@@ -236,3 +236,113 @@ def test_a_run_answered_from_the_cache_imports_no_http_client(fake, tmp_path) ->
 
     assert run() == "6 0 ['aiohttp', 'httpx']"  # sent: the client is imported
     assert run() == "0 6 []"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "messages": [{"role": "user", "content": "héllo \u2028 \x00 \x7f"}]},
+        {"t": 0.5, "n": 3, "ok": True, "list": [1, 2.25, "x"], "deep": {"a": {"b": []}}},
+        {"content": None, "t": 0.0},  # a None: json writes it, the same bytes
+        {"big": 2**70},  # beyond 64 bits: orjson refuses it, json writes it
+        {1: "a key that is not a string"},
+    ],
+)
+def test_a_json_body_is_the_json_httpx_would_send(body) -> None:
+    content = _client.json_body(body)
+    expected = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert content == expected.encode("utf-8")
+
+
+def test_a_json_body_writes_a_float_as_the_same_number_and_refuses_nan() -> None:
+    body = {"top_p": 1e-05, "temperature": 1e16}
+    assert json.loads(_client.json_body(body)) == body
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="Out of range float values are not JSON"):
+            _client.json_body({"temperature": bad})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _client.json_body({"what": object()})
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate: as httpx's ``json=``
+        _client.json_body({"surrogate": "\ud800"})
+
+
+def test_the_aiohttp_path_merges_each_set_of_headers_once_and_keeps_them_apart() -> None:
+    """A provider's headers, the same each call, are merged once; other headers (an
+    intercepted call's own) get their own merge, and only a few sets are kept."""
+    from aiohttp import web
+
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append({k.lower(): v for k, v in request.headers.items()})
+        return web.json_response({"ok": len(seen)})
+
+    async def scenario() -> _client._Direct:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        client = make_client(4, 30.0, transport="aiohttp")
+        try:
+            for i in range(3):
+                await send_json(client, url, {"n": i}, {"Authorization": "Bearer sk-a"})
+            await send_json(client, url, {"n": 3}, {"Authorization": "Bearer sk-b"})
+            for i in range(_client._MERGED_KEPT + 4):
+                await send(client, "POST", url, {"X-Request-Id": str(i)}, b"{}")
+            await send(client, "POST", url, [("X-Listed", "1")], b"{}")
+            return _client._direct[client]
+        finally:
+            await client.aclose()
+            await runner.cleanup()
+
+    direct = asyncio.run(scenario())
+    assert [h["authorization"] for h in seen[:4]] == ["Bearer sk-a"] * 3 + ["Bearer sk-b"]
+    assert all(h["content-type"] == "application/json" for h in seen[:4])
+    ids = [h.get("x-request-id") for h in seen[4:-1]]
+    assert ids == [str(i) for i in range(_client._MERGED_KEPT + 4)]
+    assert seen[-1]["x-listed"] == "1" and "x-request-id" not in seen[-1]
+    assert len(direct.merged) == _client._MERGED_KEPT
+    assert direct.aiohttp_timeout is not None and direct.aiohttp_timeout.sock_read == 30.0
+
+
+def test_a_run_whose_cache_is_empty_imports_the_client_from_its_start(fake, tmp_path) -> None:
+    # The first request's import (~0.3 s of CPU) overlaps the run's set-up instead of
+    # holding every row; a cache that may answer (a rerun, replay) leaves it to that request.
+    import subprocess
+    import sys
+
+    from processes import harness_env
+
+    code = (
+        "import sys, harness, harness.runner.run as run\n"
+        "seen = []\n"
+        "class Spy(run.Preload):\n"
+        "    def __init__(self, modules, **kwargs):\n"
+        "        seen.append(tuple(modules))\n"
+        "        super().__init__(modules, **kwargs)\n"
+        "run.Preload = Spy\n"
+        "rows = [{'id': str(i), 'input': f'q {i}', 'expected': 'a'} for i in range(3)]\n"
+        "result = harness.evaluate(model='openai:/fake-model', data=rows, judges=['correctness'],"
+        " judge_model='openai:/fake-judge', log_to_mlflow=False, cache=sys.argv[1])\n"
+        "calls = result.result.calls\n"
+        "print(sum(c['requests'] for c in calls.values()), "
+        "[m for m in seen if 'harness.providers._client' in m])"
+    )
+    env = harness_env(tmp_path / "home", fake)
+
+    def run(cache: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, cache], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    started = "[('harness.providers._client', 'httpx_aiohttp')]"
+    assert run("use") == f"6 {started}"  # an empty cache: every call is sent
+    assert run("use") == "0 []"  # answered from the cache
+    assert run("replay") == "0 []"
+    assert run("refresh") == f"6 {started}"  # the cache is not read
