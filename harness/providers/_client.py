@@ -19,22 +19,34 @@ apply: the client's default headers, its timeouts and its cookie jar. Over the `
 transport, while no cookie is set, it goes one step further and sends on the transport's
 aiohttp session itself (``_send_aiohttp``), with no ``httpx.Request`` at all. Any other
 client (a test's mock transport, a caller's own client) gets a plain ``client.post``.
+
+aiohttp refuses a host written as a bare number (``http://0:8080/v1``,
+``http://2130706433/``: "is not a canonical IPv4 address") that httpx, and so the openai
+and anthropic SDKs, hand to the system resolver; on aiohttp harness sends such a request to
+the dotted address the number stands for, with the Host header httpx would send
+(``aiohttp_url``), so a base URL that works with the SDK works with harness.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import socket
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from harness.errors import ConfigError
 from harness.providers import TRANSPORTS
+
+if TYPE_CHECKING:
+    from httpx_aiohttp import AiohttpTransport
 
 # The request extension that marks harness's own requests: the interception of the user's
 # HTTP calls (harness.intercept) passes them through untouched, so none is routed twice.
@@ -90,11 +102,11 @@ def make_client(
     client_class: type[httpx.AsyncClient] = httpx.AsyncClient
     if transport == "aiohttp":
         try:
-            from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+            from httpx_aiohttp import HttpxAiohttpClient
         except ImportError:
             transport = "httpx-shards"
         else:
-            pool, client_class = AiohttpTransport(limits=limits), HttpxAiohttpClient
+            pool, client_class = _aiohttp_transport()(limits=limits), HttpxAiohttpClient
     if transport == "httpx-shards":
         pool = _Shards(max(1, -(-concurrency // SHARD_CONNECTIONS)), limits)
     elif transport == "httpx":
@@ -241,6 +253,10 @@ async def _send_aiohttp(
         merged = _merged_headers(direct.headers, headers)
         if known is not None and len(direct.merged) < _MERGED_KEPT:
             direct.merged[known] = merged
+    url, host = aiohttp_url(url)
+    if host is not None and "host" not in merged:
+        merged = merged.copy()  # the kept set serves other URLs too
+        merged["Host"] = host
     with map_aiohttp_exceptions():
         async with transport.client.request(
             method,
@@ -277,6 +293,52 @@ def _merged_headers(defaults: Mapping[str, str], headers: Any) -> Any:
         merged.popall(name, None)
     merged.extend(given)
     return merged
+
+
+@functools.lru_cache(maxsize=256)
+def aiohttp_url(url: str) -> tuple[str, str | None]:
+    """``url`` as aiohttp will connect to it, and the Host header httpx would send for it
+    when its host had to be spelled out (else None).
+
+    A host that is a bare number (``0``, ``2130706433``, ``127.1``) is an IPv4 address to
+    the system resolver, and so to httpx, but aiohttp refuses it; it becomes the dotted
+    address it stands for (``0.0.0.0``, ``127.0.0.1``). Any other URL is left as it is.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or not host.replace(".", "").isdigit():
+        return url, None
+    try:
+        address = socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:  # no address at all (``1.2.3.4.5``): aiohttp says so
+        return url, None
+    if address == host:
+        return url, None
+    userinfo, at, host_port = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{address}{host_port[len(host) :]}"
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    port = parts.port
+    header = host if port is None or port == default_port else f"{host}:{port}"
+    return parts._replace(netloc=netloc).geturl(), header
+
+
+@functools.cache
+def _aiohttp_transport() -> type[AiohttpTransport]:
+    """httpx-aiohttp's transport, sending a bare-number host to its address (``aiohttp_url``)."""
+    from httpx_aiohttp import AiohttpTransport
+
+    class Transport(AiohttpTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            url, host = aiohttp_url(str(request.url))
+            if host is None:
+                return await super().handle_async_request(request)
+            given, request.url = request.url, httpx.URL(url)  # Host stays as httpx set it
+            try:
+                return await super().handle_async_request(request)
+            finally:
+                request.url = given
+
+    return Transport
 
 
 class _Shards(httpx.AsyncBaseTransport):

@@ -238,6 +238,26 @@ def test_an_app_asking_twice_gets_both_answers_back_in_order(
         assert [ask(openai.OpenAI(), "Pick a number.", temperature=1.0) for _ in range(3)] == first
 
 
+def test_a_base_url_with_a_bare_number_host_is_sent_as_the_sdk_sends_it(
+    llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``http://0:PORT/v1`` works with the SDK on its own; a miss harness sends for an async
+    client (on harness's aiohttp client) reaches the server too, not "is not a canonical
+    IPv4 address" after ten retries."""
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://0:{llm.port}/v1")
+
+    async def ask_async() -> str:
+        reply = await openai.AsyncOpenAI(max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi."}]
+        )
+        return str(reply.choices[0].message.content)
+
+    with harness.replay(tmp_path / "c.jsonl", mode="use") as recorder:
+        assert asyncio.run(ask_async()).startswith("Answer:")
+    assert recorder.stats["app"]["requests"] == 1 and recorder.written == 1
+    assert llm.stats()["requests"][-1]["headers"]["Host"] == f"0:{llm.port}"
+
+
 def test_errors_are_retried_handed_back_and_never_recorded(
     llm: FakeLLMServer, tmp_path: Path, home: Path
 ) -> None:

@@ -346,3 +346,32 @@ def test_a_run_whose_cache_is_empty_imports_the_client_from_its_start(fake, tmp_
     assert run("use") == "0 []"  # answered from the cache
     assert run("replay") == "0 []"
     assert run("refresh") == f"6 {started}"  # the cache is not read
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_bare_number_host_is_reached_as_httpx_reaches_it(fake, transport) -> None:
+    """``http://0:PORT`` and ``http://2130706433:PORT`` work with the openai SDK (httpx hands
+    them to the resolver); aiohttp refuses them ("is not a canonical IPv4 address"), so
+    harness's aiohttp client sends them to the address, with httpx's Host header."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def scenario() -> list[tuple[int, str]]:
+        seen = []
+        for host in ("0", "2130706433", "127.1"):
+            url = f"http://{host}:{fake.port}/v1/chat/completions"
+            for direct in (True, False):
+                client = make_client(2, 10.0, transport=transport)
+                if not direct:
+                    _client._direct.pop(client)  # through the client and its transport
+                try:
+                    response = await send_json(client, url, body, {"Authorization": "Bearer k"})
+                finally:
+                    await client.aclose()
+                sent = fake.stats()["requests"][-1]["headers"]
+                host_header = {k.lower(): v for k, v in sent.items()}["host"]
+                seen.append((response.status_code, host_header))
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        (200, f"{host}:{fake.port}") for host in ("0", "2130706433", "127.1") for _ in range(2)
+    ]
