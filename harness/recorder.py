@@ -123,6 +123,7 @@ class Recorder:
         record_hint: str | None = None,
         rerecord_hint: str | None = None,
         shown_path: str | None = None,
+        origin: str = "replay",
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown replay mode {mode!r}; use one of {', '.join(MODES)}")
@@ -134,6 +135,7 @@ class Recorder:
         # One string is one host (not its characters).
         self.allowed_hosts = (allowed_hosts,) if isinstance(allowed_hosts, str) else allowed_hosts
         self.name = name  # what the scope's calls are "for" in messages (a test id)
+        self.origin = origin  # "pytest" for a marked test: refusals name the marker first
         self.record_hint = record_hint or f'harness.replay("{self.path}", mode="use")'
         # For a damaged file: a mode that does not read it (``use`` would stop at it again).
         self.rerecord_hint = rerecord_hint or f'harness.replay("{self.path}", mode="refresh")'
@@ -231,6 +233,7 @@ class Recorder:
         self._loop = _LoopThread()
         self._caller = caller
         scope = Scope(caller, self._loop.loop, self._loop.thread.ident or 0, self.name)
+        scope.origin = self.origin
         if self._cache is not None:
             scope.cassette = Cassette(self.path, self._cache, caller.mode)
         self._scope = scope

@@ -30,7 +30,7 @@ def activate(scope: Scope, *, fallback: Scope) -> Iterator[Scope]:
     with (
         entered(scope, fallback=fallback),
         (
-            closed_network(scope.caller.allowed_hosts, scope.caller.endpoints)
+            closed_network(scope.caller.allowed_hosts, scope.caller.endpoints, scope.origin)
             if scope.mode == "replay"
             else contextlib.nullcontext()
         ),

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from harness.intercept.allowed import AllowedHosts
     from harness.intercept.endpoints import Endpoints
 
-__all__ = ["closed_network", "is_allowed", "open_to_some"]
+__all__ = ["closed_network", "is_allowed", "open_to_some", "where_to_add"]
 
 _lock = threading.Lock()
 _closed = 0  # replay scopes active in the process
@@ -52,6 +52,9 @@ _installed = False
 # a set: two scopes may bring equal ones), and the names addresses were resolved under.
 _allowed: list[tuple[AllowedHosts, Endpoints]] = []
 _names: OrderedDict[str, set[str]] = OrderedDict()  # address -> names it was found under
+# Who closed the network, outermost first: "pytest" (a marked test), "replay" (a
+# harness.replay block) or None (a run); the refusals name the outermost one's ways.
+_origins: list[str | None] = []
 _NAMES_KEPT = 4096  # addresses remembered at most, the most recent (a process's life)
 
 
@@ -66,15 +69,27 @@ def is_allowed(host: str, port: int | None) -> bool:
     return _closed_because(host, port) is None
 
 
+def where_to_add(key: str) -> str:
+    """Where a host can be added to ``key`` (``hosts`` or ``allowed_hosts``), the likeliest
+    first: in a marked test its marker (and for ``allowed_hosts`` the pytest option), in a
+    ``harness.replay`` block its argument, and harness.toml's ``[intercept]`` table."""
+    origin = _origins[0] if _origins else None
+    ways = [f"[intercept] {key} in harness.toml"]
+    if origin == "pytest":
+        extra = ["--harness-allowed-hosts"] if key == "allowed_hosts" else []
+        ways = [f"@pytest.mark.harness({key}=[...])", *extra, *ways]
+    elif origin == "replay":
+        ways.insert(0, f"harness.replay(..., {key}=[...])")
+    return ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} or {ways[-1]}"
+
+
 def _closed_because(host: str, port: int | None) -> str | None:
     """Why ``host`` is closed on ``port`` (the end of a refusal's message), None if open."""
-    closed = "only loopback and allowed_hosts are open"
-    if not _allowed:
-        return closed
     entries = list(_allowed)
     names = (host.lower(), *_names.get(host.lower(), ()))
     if not any(allowed.allows(name, port) for allowed, _ in entries for name in names):
-        return closed
+        where = where_to_add("allowed_hosts")
+        return f"only loopback and allowed_hosts are open; to reach it, add it to {where}"
     if any(endpoints.serves(name, port) for _, endpoints in entries for name in names):
         return "it is an LLM endpoint, which allowed_hosts never opens"
     return None
@@ -173,11 +188,14 @@ def _install() -> None:
 
 @contextlib.contextmanager
 def closed_network(
-    allowed: AllowedHosts | None = None, endpoints: Endpoints | None = None
+    allowed: AllowedHosts | None = None,
+    endpoints: Endpoints | None = None,
+    origin: str | None = None,
 ) -> Iterator[None]:
     """Refuse every non-loopback connection or datagram in the process while this is
     entered, but to the hosts ``allowed`` names that are not LLM endpoints (``endpoints``:
-    those of the scope's call path; the environment's and the hosted APIs' count always)."""
+    those of the scope's call path; the environment's and the hosted APIs' count always).
+    ``origin`` (``"pytest"``, ``"replay"``) is who closes it, for ``where_to_add``."""
     global _closed
     entry = None
     if allowed:
@@ -188,6 +206,7 @@ def closed_network(
         if not _installed:
             _install()
         _closed += 1
+        _origins.append(origin)
         if entry is not None:
             _allowed.append(entry)
     try:
@@ -195,5 +214,6 @@ def closed_network(
     finally:
         with _lock:
             _closed -= 1
+            _origins.remove(origin)  # the first equal one: the others keep their order
             if entry is not None:
                 _allowed.remove(entry)

@@ -55,7 +55,7 @@ from harness.errors import (
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import find_secret, header_secrets
 from harness.intercept.endpoints import is_loopback
-from harness.intercept.network import is_allowed, open_to_some
+from harness.intercept.network import is_allowed, open_to_some, where_to_add
 from harness.intercept.scope import Scope, current
 from harness.intercept.wire import AppRequest, JSONCall, error_response, http_response, json_call
 from harness.providers._client import OWN_REQUEST
@@ -105,8 +105,8 @@ def _endpoint(scope: Scope, request: Any) -> str | None:
             ReplayRefused(
                 f"harness replay: refused {request.method} {redact_url(str(url))}: nothing "
                 f"leaves the machine while replaying (if this is an LLM endpoint, add its "
-                f"host to [intercept] hosts in harness.toml; if it is a service the app "
-                f"needs, to [intercept] allowed_hosts)"
+                f"host to {where_to_add('hosts')}; if it is a service the app needs, to "
+                f"{where_to_add('allowed_hosts')})"
             ),
             None,
         )

@@ -141,6 +141,7 @@ class Scope:
         self.keys: list[str] = []
         self.failure: BaseException | None = None
         self.cassette: Cassette | None = None
+        self.origin: str | None = None  # "pytest" or "replay": a test's or a block's scope
         self.request_secrets: dict[str, str] = {}  # credential headers seen, for writers
         # A row's scope: its calls' cache writes, awaited before the row is recorded
         # (``Caller.call``'s ``stored``); None: each call waits for its own write.

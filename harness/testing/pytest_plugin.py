@@ -167,6 +167,7 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         record_hint=_record_command(item),
         rerecord_hint=_record_command(item, "all"),
         shown_path=_from_here(item.config, path),
+        origin="pytest",
     )
     problem = _attempt(recorder.start)
     if problem:

@@ -188,6 +188,39 @@ def test_harness_toml_allows_hosts(tmp_path: Path, service: int) -> None:
         harness.replay(cassette, home=tmp_path).start()
 
 
+def test_a_refusal_names_the_ways_to_allow_of_who_closed_the_network(
+    tmp_path: Path, service: int
+) -> None:
+    """A harness.replay block's refusal names its own allowed_hosts= first; a marked test's
+    names the marker and --harness-allowed-hosts (tests/testing/); a run's, harness.toml."""
+    cassette = tmp_path / "c.jsonl"
+    cassette.write_text('{"entry_schema":1,"harness_cassette":1,"key_schema":1}\n')
+    with (
+        pytest.raises(ReplayRefused) as refused,
+        harness.replay(cassette),
+        pytest.raises(httpx.ConnectError),
+    ):
+        httpx.get(f"http://0.0.0.0:{service}/")
+    assert str(refused.value).endswith(
+        "(if this is an LLM endpoint, add its host to harness.replay(..., hosts=[...]) or "
+        "[intercept] hosts in harness.toml; if it is a service the app needs, to "
+        "harness.replay(..., allowed_hosts=[...]) or [intercept] allowed_hosts in harness.toml)"
+    )
+    with pytest.raises(ConnectionRefusedError) as run, closed_network():
+        socket.create_connection(("0.0.0.0", service), timeout=5)
+    assert str(run.value).endswith(
+        "(only loopback and allowed_hosts are open; to reach it, add it to [intercept] "
+        "allowed_hosts in harness.toml)"
+    )
+    # A run in a marked test: the test's ways, whose allow-list opens the run's calls too.
+    with (
+        closed_network(origin="pytest"),
+        closed_network(),
+        pytest.raises(ConnectionRefusedError, match=r"add it to @pytest.mark.harness\(allowed"),
+    ):
+        socket.create_connection(("0.0.0.0", service), timeout=5)
+
+
 def test_a_pattern_is_kept_once() -> None:
     assert allowing("db", "DB", "db:5432").patterns == (
         HostPattern("db"),

@@ -424,6 +424,21 @@ def test_telemetry():
             "harness replay: refused a connection to 192.0.2.1:80: nothing leaves the machine *",
         ]
     )
+    # The ways to let a host through that a test has come first, then harness.toml's.
+    lines = result.stdout.lines
+    assert (
+        "harness replay: refused GET http://192.0.2.1/search: nothing leaves the machine while "
+        "replaying (if this is an LLM endpoint, add its host to "
+        "@pytest.mark.harness(hosts=[...]) or [intercept] hosts in harness.toml; if it is a "
+        "service the app needs, to @pytest.mark.harness(allowed_hosts=[...]), "
+        "--harness-allowed-hosts or [intercept] allowed_hosts in harness.toml)"
+    ) in lines
+    assert (
+        "harness replay: refused a connection to 192.0.2.1:80: nothing leaves the machine while "
+        "replaying (only loopback and allowed_hosts are open; to reach it, add it to "
+        "@pytest.mark.harness(allowed_hosts=[...]), --harness-allowed-hosts or [intercept] "
+        "allowed_hosts in harness.toml)"
+    ) in lines
 
 
 def test_allowed_hosts_let_a_service_through_and_nothing_else(pytester: pytest.Pytester) -> None:
@@ -471,7 +486,7 @@ def test_bad():
                 "give a name or IP with an optional :port",
                 "*_ test_other_host _*",
                 f"harness replay: refused a connection to 0.0.0.0:{port}: nothing leaves the "
-                "machine while replaying (only loopback and allowed_hosts are open)",
+                "machine while replaying (only loopback and allowed_hosts are open; *",
                 "*_ test_by_option _*",
                 f"harness replay: refused a connection to 0.0.0.0:{port}: *",
             ]
