@@ -123,16 +123,31 @@ def find_run_noted(db_path: Path, ref: str) -> RunInfo:
     return info
 
 
-def call_lines(calls: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per kind of call (model, judge, ...): sent, cached, local, failed, tokens."""
+def call_lines(
+    calls: dict[str, dict[str, Any]], in_resume: dict[str, dict[str, Any]] | None = None
+) -> list[str]:
+    """One line per kind of call (model, judge, ...): sent, cached, local, failed, tokens.
+
+    ``calls`` counts a run's calls in all its processes; for a resumed run, ``in_resume``
+    (this process's alone) adds ``(M in this resume)`` to each count its earlier ones
+    made larger: ``10 sent (4 in this resume)``.
+    """
     lines = []
     for kind, c in calls.items():
         if not any(c.get(k) for k in ("requests", "cache_hits", "local_calls", "errors")):
             continue
+        here = None if in_resume is None else in_resume.get(kind) or {}
+
+        def count(counter: str, what: str, c: dict[str, Any] = c, here: Any = here) -> str:
+            total = c.get(counter, 0)
+            if here is None or here.get(counter, 0) == total:
+                return f"{total} {what}"
+            return f"{total} {what} ({here.get(counter, 0)} in this resume)"
+
         line = (
-            f"{kind} calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-            + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-            + (f", {c['errors']} failed" if c.get("errors") else "")
+            f"{kind} calls: {count('requests', 'sent')}, {count('cache_hits', 'from cache')}"
+            + (f", {count('local_calls', 'local')}" if c.get("local_calls") else "")
+            + (f", {count('errors', 'failed')}" if c.get("errors") else "")
             + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
         )
         if c.get("cost_usd"):

@@ -415,7 +415,7 @@ def _print_summary(result: RunResult) -> None:
 
         click.echo(f"sample: {describe_sample(result.sample)}")
     print_slices(result.slices)
-    for line in call_lines(result.calls):
+    for line in call_lines(result.calls, result.calls_in_resume):
         click.echo(line)
     for line in failure_lines(result.failures):
         click.echo(line)

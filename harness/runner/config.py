@@ -98,6 +98,9 @@ class RunResult:
     finished_at: float | None = None  # epoch seconds, as stored (MLflow's end time)
     report: str | None = None  # where the run's HTML report was written (``report=``)
     report_error: str | None = None  # why it could not be written (the run is stored)
+    # A resumed run: the counters of this process's calls alone (``calls`` counts the
+    # calls of every process the run has had); None for a run that was not resumed.
+    calls_in_resume: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_info(cls, info: RunInfo) -> RunResult:
@@ -210,6 +213,7 @@ class RunResult:
             "failures": self.failures,
             "metrics": self.metrics,
             "calls": self.calls,
+            "calls_in_resume": self.calls_in_resume,
             "error_reasons": [{"error": e, "count": n} for e, n in self.error_reasons],
             "duration_s": round(self.duration_s, 3),
             "mlflow_error": self.mlflow_error,

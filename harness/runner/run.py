@@ -517,6 +517,7 @@ class _Run:
         run that cannot be stored raises, and the caller records it as failed.
         """
         home, plan, run_id = self.home, self.plan, self.run_id
+        here = self.caller.usage({}) if self.previous is not None else None
         usage = self._usage()
         outputs = None
         if (status in ("finished", "stopped") and plan.batch) or self.config.by:
@@ -576,6 +577,7 @@ class _Run:
             errors=errors,
             metrics=metrics,
             calls=usage,
+            calls_in_resume=here,
             error_reasons=reasons.most_common(5),
             duration_s=time.time() - self.started,
             failures=failures,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -170,3 +171,39 @@ def test_rows_that_exhaust_their_retries_are_stored_counted_and_resumable(
     assert resumed["errors"] == 0 and resumed["rows_done"] == 4
     rows = outputs(home, str(doc["run_id"]))
     assert all(output and error is None for _, output, error in rows)
+
+
+def test_a_resumes_summary_says_what_the_resume_itself_did(
+    fake: FakeLLMServer, qa: str, home: Path
+) -> None:
+    """A resume's summary said `model calls: 10 sent, 0 from cache, 4 failed` for a resume
+    that sent 4 and failed none: every count was the run's, over all its processes."""
+    settings(home, max_retries=0)
+
+    def failed_run(*params: str) -> dict[str, Any]:
+        fake.configure(error_500_rate=0.5, seed=3)
+        code, first, _ = run("--limit", "10", *params)
+        assert code == 1 and first["calls_in_resume"] is None
+        fake.configure(error_500_rate=0.0)  # the server recovers
+        counters: dict[str, Any] = first["calls"]["model"]  # type: ignore[index]
+        assert counters["requests"] and counters["errors"]  # some rows answered, some failed
+        return first
+
+    first = failed_run()
+    sent, failed = first["calls"]["model"]["requests"], first["calls"]["model"]["errors"]
+    code, resumed, err = run("--resume", str(first["run_id"]))
+    assert code == 0, err
+    total = resumed["calls"]["model"]  # type: ignore[index]
+    assert (total["requests"], total["errors"]) == (sent + failed, failed)  # the run's, as before
+    here = resumed["calls_in_resume"]["model"]  # type: ignore[index]
+    assert (here["requests"], here["errors"], here["cache_hits"]) == (failed, 0, 0)
+    assert resumed["calls_in_resume"]["judge"]["requests"] == 0  # type: ignore[index]
+
+    first = failed_run("--param", "temperature=0.5")  # new requests: none cached
+    sent, failed = first["calls"]["model"]["requests"], first["calls"]["model"]["errors"]
+    code, out, err = invoke("run", "--resume", str(first["run_id"]))
+    assert code == 0, err
+    assert (
+        f"model calls: {sent + failed} sent ({failed} in this resume), 0 from cache, "
+        f"{failed} failed (0 in this resume); tokens "
+    ) in out
