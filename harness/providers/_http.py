@@ -59,6 +59,18 @@ def out_of_quota(status: int, data: Any) -> bool:
     )
 
 
+def _is_ipv4(host: str) -> bool:
+    """Whether the resolver reads ``host`` (all digits and dots) as an IPv4 address: a bare
+    number (``0``, ``2130706433``) and ``127.1`` are, ``1.2.3.4.5`` is not."""
+    import socket
+
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
+
+
 def redact_url(url: str) -> str:
     """``url`` without user:password and query string (Azure and proxies put keys there)."""
     parts = urlsplit(url)
@@ -129,23 +141,42 @@ class HTTPProvider(Provider):
     ) -> None:
         self.key_env_name = key_env or self.key_env
         super().__init__(model, base_url.rstrip("/"))
-        self._refuse_secrets_in_base_url(base_url)
+        self._check_base_url(base_url)
         self._api_key = api_key  # never in a request, a key, a message or a repr
         self.key_required = key_required
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r}, base_url={self.base_url!r})"
 
-    def _refuse_secrets_in_base_url(self, url: str) -> None:
-        """Raise ConfigError when ``url`` carries credentials or a query string.
+    def _check_base_url(self, url: str) -> None:
+        """Raise ConfigError when ``url`` is no http(s) URL of a host, or carries
+        credentials or a query string.
 
+        A URL no client can send to (``localhost:8080/v1`` with no scheme, ``http://[::1``,
+        a port past 65535, ``1.2.3.4.5``) failed every call after ten retries, or raised a
+        traceback; it is the user's input, so it is refused before the run (exit 2).
         The base URL is part of every cache key and is shown by ``cache stats``, replay
         misses and exported cassettes, so a key in it would be stored and committed; with
         user:password the HTTP client also refuses to send beside the key's header. And the
         API's path (``/chat/completions``) is appended to it, which would land inside a query.
         """
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is no port
+        except ValueError as exc:
+            # Not parsed, so not redacted: show only what follows any user:password@.
+            shown = url.rpartition("@")[2]
+            raise ConfigError(f"the base URL of {self.uri} ({shown}) is not a URL: {exc}") from None
         where = f"the base URL of {self.uri} ({redact_url(url)})"
+        if parts.scheme not in ("http", "https"):
+            raise ConfigError(f"{where} must start with http:// or https://")
+        host = parts.hostname or ""
+        if not host:
+            raise ConfigError(f"{where} names no host")
+        if any(c.isspace() or c in '<>\\^`{|}"' for c in host):
+            raise ConfigError(f"{where} has a host name no server can have ({host!r})")
+        if host.replace(".", "").isdigit() and not _is_ipv4(host):
+            raise ConfigError(f"{where} has a host of digits that is no IPv4 address ({host})")
         key_hint = f"; give the key in {self.key_env_name}" if self.key_env_name else ""
         if parts.username is not None or parts.password is not None:
             raise ConfigError(f"{where} carries credentials (user:password@){key_hint}")

@@ -37,7 +37,10 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 
 
 def _needs_key(base_url: str) -> bool:
-    host = (urlsplit(base_url).hostname or "").lower()
+    try:
+        host = (urlsplit(base_url).hostname or "").lower()
+    except ValueError:  # not a URL: HTTPProvider refuses it, naming it
+        return False
     return host == "api.openai.com" or host.endswith(".azure.com")
 
 
