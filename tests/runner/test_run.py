@@ -246,7 +246,9 @@ def test_reader_in_another_process_works_while_a_run_writes(qa: str, home: Path)
     env = {
         **os.environ,
         "HARNESS_HOME": str(home),
-        "HARNESS_TEST_DELAY": "0.05",
+        # 20 rows one at a time: ~5 s running, so a reader starting a process every second
+        # or so on a loaded machine (xdist workers) still gets a look at it.
+        "HARNESS_TEST_DELAY": "0.25",
         "PYTHONPATH": str(TESTS),
     }
     harness = [sys.executable, "-m", "harness"]
