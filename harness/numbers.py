@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ci", "clip", "mean_ci", "number", "p_value", "signed"]
+__all__ = ["ci", "clip", "mde", "mean_ci", "number", "p_value", "signed"]
 
 
 def number(value: float | None, digits: int = 4) -> str:
@@ -35,6 +35,14 @@ def mean_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     if math.isnan(low):
         return number(mean, digits)
     return f"{number(mean, digits)} [{number(low, 3)}, {number(high, 3)}]"
+
+
+def mde(value: float | None, largest: float | None, digits: int = 3) -> str:
+    """A minimum detectable effect, or ``> 4 (none)`` when it exceeds ``largest``, the
+    largest change the scores can show: no change is detectable with those rows."""
+    if value is not None and largest is not None and value > largest:
+        return f"> {number(largest, digits)} (none)"
+    return number(value, digits)
 
 
 def p_value(p: float | None) -> str:

@@ -233,6 +233,19 @@ class CandidateResult:
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)
 
+    @property
+    def mde_legend(self) -> str:
+        """What the MDE column says, in words, with what ``> 4 (none)`` means when a metric
+        (over all rows or in a slice) has one: the legend of every surface."""
+        legend = "MDE: minimum detectable effect (80% power)"
+        every = [*self.metrics, *(m for s in self.slices for m in s.metrics)]
+        if any(m.stats.mde_exceeds_range for m in every):
+            legend += (
+                ", '> N (none)' where it exceeds N, the largest change the scores can show "
+                "(4 on a 1-5 scale, 1 for 0/1 scores): no change is detectable with these rows"
+            )
+        return legend
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run": self.run.as_dict(),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness._version import __version__
 from harness.memory import release_freed
-from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
 from harness.report.facts import run_facts
 from harness.report.rows import Flips, ReportRun, packed_rows
 from harness.report.scores import judge_views, metric_views, report_metrics
@@ -76,7 +76,7 @@ def environment(package: str) -> jinja2.Environment:
     )
     env.filters.update(
         number=number, signed=signed, ci=ci, mean_ci=mean_ci, p_value=p_value, clip=clip,
-        thousands=_thousands, arrow=_arrow,
+        thousands=_thousands, arrow=_arrow, mde=mde,
     )  # fmt: skip
     return env
 

@@ -52,7 +52,11 @@ here is computed from those differences:
   the noncentrality at which the two-sided t test with the interval's degrees of freedom
   (n-1 rows, or G-1 clusters) has that power (the noncentral t, as ``statsmodels``'
   ``TTestPower``): 3.27 SE at 8 rows, 3.76 SE at 5 clusters. For the adjusted Wald
-  interval (normal) it is Miller's eq. 10, ``(z(1-alpha/2) + z(power)) · SE`` (2.80 SE);
+  interval (normal) it is Miller's eq. 10, ``(z(1-alpha/2) + z(power)) · SE`` (2.80 SE).
+  It can exceed the largest change the scores can show (``max_change``: 1 for 0/1 scores,
+  ``high - low`` for a declared range): a 1-5 judge on 3 rows has an MDE of 13.1 where no
+  mean can move by more than 4. ``mde_exceeds_range`` then says that at this spread no
+  change at all is detectable with these rows; the MDE itself is kept as computed;
 - the Pearson **correlation** of the paired scores: how much pairing helped.
 
 Functions take plain arrays (already paired, no NaN) and return plain dataclasses, so a
@@ -112,6 +116,24 @@ class PairedDifference:
     # Why there is no interval though there are rows: the differences have no spread and
     # the rows are too few for the exact sign test's interval. None otherwise.
     interval_note: str | None = None
+    # The range the metric declares its scores in (``bounds``), where t intervals are cut.
+    bounds: tuple[float, float] | None = None
+
+    @property
+    def max_change(self) -> float | None:
+        """The largest change the scores can show: 1 for 0/1 scores, ``high - low`` for
+        a declared range (4 for a 1-5 judge); None when the metric declares neither."""
+        if self.binary:
+            return 1.0
+        return None if self.bounds is None else self.bounds[1] - self.bounds[0]
+
+    @property
+    def mde_exceeds_range(self) -> bool:
+        """The MDE is larger than any change the scores can show: even the largest one
+        would be found less often than ``power``, so no change is detectable with these rows
+        (a 1-5 judge on 3 rows: an MDE of 13.1 against at most 4)."""
+        largest = self.max_change
+        return largest is not None and not math.isnan(self.mde) and self.mde > largest
 
     @property
     def no_spread(self) -> bool:
@@ -160,6 +182,8 @@ class PairedDifference:
             "test": self.test,
             "correlation": self.correlation,
             "mde": self.mde,
+            "max_change": self.max_change,
+            "mde_exceeds_range": self.mde_exceeds_range,
             "discordant": list(self.discordant) if self.discordant else None,
             "alpha": self.alpha,
             "power": self.power,
@@ -282,6 +306,7 @@ def paired_difference(
         interval_se=interval_se,
         df=df,
         interval_note=interval_note,
+        bounds=bounds,
     )
 
 

@@ -21,7 +21,7 @@ from harness.compare.result import (
     FlippedRow,
     RunRef,
 )
-from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
 
 __all__ = ["check_markdown", "comparison_markdown"]
 
@@ -89,10 +89,10 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
         s = m.stats
         lines.append(
             f"| {_cell(m.metric)} | {s.n} | {m.missing} | {s.test} | {p_value(s.p_value)} | "
-            f"{s.interval} | {number(s.mde, 3)} | {number(s.correlation, 2)} | "
+            f"{s.interval} | {mde(s.mde, s.max_change)} | {number(s.correlation, 2)} | "
             f"{number(m.margin, 3)} ({_cell(m.margin_rule)}) |"
         )
-    lines += ["", "Verdicts:", ""]
+    lines += ["", f"{candidate.mde_legend}.", "", "Verdicts:", ""]
     lines += [f"- **{name}**: {meaning}" for name, meaning in VERDICTS.items()]
     lines += ["", "</details>", ""]
     lines += _slices(comparison, candidate)

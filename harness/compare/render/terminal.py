@@ -18,7 +18,7 @@ from harness.compare.result import (
     MetricResult,
     RunRef,
 )
-from harness.numbers import ci, clip, mean_ci, number, p_value, signed
+from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         Text(
             "margin that matters: "
             + ", ".join(f"{m.metric} {number(m.margin, 3)}" for m in candidate.metrics)
-            + f"; tests: {', '.join(tests)}; MDE: minimum detectable effect (80% power); "
+            + f"; tests: {', '.join(tests)}; {candidate.mde_legend}; "
             "r: correlation of the paired scores",
             style="dim",
         )
@@ -118,7 +118,7 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
         mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
         f"{signed(s.diff)} {ci(s.low, s.high)}",
         p_value(m.p_adjusted),
-        number(s.mde, 3),
+        mde(s.mde, s.max_change),
         number(s.correlation, 2) if s.correlation is None or abs(s.correlation) >= 0.01 else "0",
         Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
     ]

@@ -1,0 +1,114 @@
+"""What compare says of its MDE and its intervals, on every surface: a minimum detectable
+effect larger than any change the scores can show says no change is detectable, and the
+legend names the interval each metric's means and change got, as the run's ``--by`` does."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from html import unescape
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from run_files import write_run
+from scipy import stats as scipy_stats
+from statsmodels.stats.power import TTestPower
+
+from harness.cli import cli
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code in (0, 1), result.output
+    return result.stdout
+
+
+def two_runs(
+    tmp_path: Path,
+    base: dict[str, list[float]],
+    candidate: dict[str, list[float]],
+    bounds: dict[str, list[float]],
+    binary: list[str] | None = None,
+) -> tuple[str, str]:
+    """Two run files of the same rows, declaring ``bounds`` and ``binary`` as a run does."""
+    paths = []
+    for name, scores in (("base", base), ("candidate", candidate)):
+        path = write_run(tmp_path / f"{name}.jsonl", run_id=f"{name[:4]}00000000",
+                         scores=scores, judges=["judge"], bounds=bounds, binary=binary)  # fmt: skip
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def metrics_of(shown: str) -> dict[str, dict[str, object]]:
+    return {m["metric"]: m for m in json.loads(shown)["candidates"][0]["metrics"]}
+
+
+def table_row(text: str, metric: str) -> str:
+    """The lines of ``text`` whose first cell is ``metric`` (Markdown has two tables)."""
+    lines = [line for line in text.splitlines() if re.match(rf"\|? ?{metric}\b", line)]
+    assert lines, text
+    return "\n".join(lines)
+
+
+def test_an_mde_beyond_the_largest_change_says_no_change_is_detectable(tmp_path: Path) -> None:
+    """A 1-5 judge on 3 rows showed 'MDE 13.1' where no mean can move by more than 4 (and
+    exact match 'MDE 1.12'): a reader could not tell that no change at all is detectable
+    with these rows. The cell now says '> 4 (none)' and the legend what that means; --json
+    keeps the MDE as computed (statsmodels' and scipy's), with max_change and
+    mde_exceeds_range."""
+    base, candidate = two_runs(
+        tmp_path, {"judge": [1.0, 3.0, 5.0], "em": [1.0, 0.0, 1.0]},
+        {"judge": [5.0, 3.0, 1.0], "em": [0.0, 1.0, 1.0]}, {"judge": [1, 5]}, ["em"],
+    )  # fmt: skip
+    metrics = metrics_of(invoke("compare", base, candidate, "--json"))
+    judge, em = metrics["judge"], metrics["em"]
+    # The paired t test's MDE: the effect size statsmodels' power solves for, times sd(d).
+    d = np.array([4.0, 0.0, -4.0])
+    effect = TTestPower().solve_power(nobs=3, alpha=0.05, power=0.8)
+    assert judge["mde"] == pytest.approx(effect * d.std(ddof=1), rel=1e-6)
+    assert judge["mde"] > 13 and (judge["max_change"], judge["mde_exceeds_range"]) == (4, True)
+    # 0/1 scores: Miller's eq. 10 on the adjusted Wald SE (one discordant pair of each kind).
+    se = math.sqrt((2 / 5 + 2 / 5) / 5)
+    z = scipy_stats.norm.ppf(0.975) + scipy_stats.norm.ppf(0.8)
+    assert em["mde"] == pytest.approx(z * se) and em["mde"] > 1
+    assert (em["max_change"], em["mde_exceeds_range"]) == (1, True)
+
+    terminal = invoke("compare", base, candidate)
+    assert "> 4 (none)" in table_row(terminal, "judge") and "13.1" not in terminal
+    assert "> 1 (none)" in table_row(terminal, "em") and "1.12" not in terminal
+    legend = " ".join(terminal.split())
+    assert "'> N (none)' where it exceeds N, the largest change the scores can show" in legend
+    assert "no change is detectable with these rows" in legend
+
+    markdown = invoke("compare", base, candidate, "--markdown")
+    assert "| t | > 4 (none) |" in table_row(markdown, "judge")
+    assert "| adjusted wald | > 1 (none) |" in table_row(markdown, "em")
+    assert "no change is detectable with these rows" in markdown and "13.1" not in markdown
+
+    report = tmp_path / "report.html"
+    invoke("report", base, candidate, "-o", str(report))
+    page = unescape(report.read_text(encoding="utf-8"))
+    method = re.search(r'<table class="method">.*?</table>\s*<p class="note">(.*?)</p>', page, re.S)
+    assert method is not None
+    assert '<td>t</td><td class="num">> 4 (none)</td>' in method.group(0)
+    assert "no change is detectable with these rows" in method.group(1)
+
+
+def test_an_mde_within_the_range_is_shown_as_a_number(tmp_path: Path) -> None:
+    """40 rows of the same judge: an MDE below 4 is the number, with no '(none)' anywhere."""
+    rng = np.random.default_rng(7)
+    base_scores = rng.integers(1, 6, 40).astype(float)
+    candidate_scores = np.clip(base_scores + rng.integers(-1, 2, 40), 1, 5)
+    base, candidate = two_runs(
+        tmp_path, {"judge": list(base_scores)}, {"judge": list(candidate_scores)}, {"judge": [1, 5]}
+    )  # fmt: skip
+    (judge,) = metrics_of(invoke("compare", base, candidate, "--json")).values()
+    d = candidate_scores - base_scores
+    effect = TTestPower().solve_power(nobs=40, alpha=0.05, power=0.8)
+    assert judge["mde"] == pytest.approx(effect * d.std(ddof=1), rel=1e-6)
+    assert judge["mde"] < 4 and judge["mde_exceeds_range"] is False
+    terminal = invoke("compare", base, candidate)
+    assert f"{judge['mde']:.3g}" in table_row(terminal, "judge") and "(none)" not in terminal
