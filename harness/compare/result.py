@@ -8,6 +8,7 @@ The terminal table, ``--json``, ``--markdown``, JUnit XML, the GitHub step summa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "RunRef",
     "ScoreChange",
     "SliceComparison",
+    "interval_legend",
 ]
 
 # Exit codes of `harness check` (and `harness run --check`). 2 is bad input, as everywhere.
@@ -159,6 +161,51 @@ class SliceComparison:
         }
 
 
+MEAN_METHODS = {"wilson": "Wilson's", "clustered wilson": "clustered Wilson's"}
+CHANGE_METHODS = {"t": "paired t", "adjusted wald": "adjusted Wald"}
+
+
+def interval_legend(metrics: Sequence[MetricResult]) -> str:
+    """Which 95% interval each metric's means and change got, in words, as the run's ``--by``
+    heading says it: ``95% intervals of the means: Wilson's for exact_match; t cut at [1, 5]
+    for judge. Of the changes: adjusted Wald cut at ±1 for exact_match; paired t cut at ±4
+    for judge.`` Metrics without an interval (no spread, too few rows) are left out: their
+    notes say why. Empty when no metric has one. Given every slice's metrics, a metric is
+    named under each interval its slices got (the sign test's where a slice had no spread)."""
+    means: dict[str, list[str]] = {}
+    changes: dict[str, list[str]] = {}
+    for m in metrics:
+        s = m.stats
+        for method in dict.fromkeys((s.base.method, s.candidate.method)):
+            if method != "none":
+                cut = f" cut at [{s.bounds[0]:g}, {s.bounds[1]:g}]" if s.bounds else ""
+                name = MEAN_METHODS.get(method, method) + ("" if "wilson" in method else cut)
+                _add(means, name, m.metric)
+        if s.interval != "none":
+            # The sign test's [d, d] is never cut; every other change interval is, at the
+            # largest change the scores can show (±1 for 0/1 scores).
+            largest = None if s.interval == "exact sign" else s.max_change
+            cut = "" if largest is None else f" cut at ±{largest:g}"
+            _add(changes, CHANGE_METHODS.get(s.interval, s.interval) + cut, m.metric)
+    parts = []
+    for what, groups in (("the means", means), ("the changes", changes)):
+        if groups:
+            named = "; ".join(
+                f"{method} for {', '.join(names)}" for method, names in groups.items()
+            )
+            parts.append(f"{what}: {named}")
+    if not parts:
+        return ""
+    return "95% intervals of " + ". Of ".join(parts) + "."
+
+
+def _add(groups: dict[str, list[str]], method: str, metric: str) -> None:
+    """``metric`` under ``method``, once (the slices of a column name each metric again)."""
+    names = groups.setdefault(method, [])
+    if metric not in names:
+        names.append(metric)
+
+
 def mean_notes(metric: MetricResult) -> list[str]:
     """Why a run's mean has no interval though it has rows (its scores have no spread, on
     too few rows for the sign test's interval): one note for both runs when they agree."""
@@ -232,6 +279,11 @@ class CandidateResult:
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)
+
+    @property
+    def interval_legend(self) -> str:
+        """Which interval each metric's means and change got (``interval_legend``)."""
+        return interval_legend(self.metrics)
 
     @property
     def mde_legend(self) -> str:

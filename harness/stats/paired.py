@@ -188,6 +188,7 @@ class PairedDifference:
             "alpha": self.alpha,
             "power": self.power,
             "interval_note": self.interval_note,
+            "range": None if self.bounds is None else list(self.bounds),
         }
 
 

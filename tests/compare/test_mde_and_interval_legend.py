@@ -112,3 +112,87 @@ def test_an_mde_within_the_range_is_shown_as_a_number(tmp_path: Path) -> None:
     assert judge["mde"] < 4 and judge["mde_exceeds_range"] is False
     terminal = invoke("compare", base, candidate)
     assert f"{judge['mde']:.3g}" in table_row(terminal, "judge") and "(none)" not in terminal
+
+
+def legend_runs(tmp_path: Path) -> tuple[str, str]:
+    """12 rows of a 0/1 metric, a 1-5 judge, token F1 (0 to 1) and latency (no range); on
+    the rows of topic a, latency grows by 0.5 on every row (no spread)."""
+    rng = np.random.default_rng(3)
+    topics = ["a" if i % 2 else "b" for i in range(12)]
+    runs = []
+    latency = rng.uniform(0.1, 2, 12)
+    for name in ("base", "candidate"):
+        scores = {
+            "em": list(rng.integers(0, 2, 12).astype(float)),
+            "judge": list(rng.integers(1, 6, 12).astype(float)),
+            "token_f1": list(rng.uniform(0, 1, 12)),
+            "latency": list(latency),
+        }
+        path = write_run(tmp_path / f"{name}.jsonl", run_id=f"{name[:4]}11111111", scores=scores,
+                         judges=["judge"], binary=["em"],
+                         bounds={"judge": [1, 5], "token_f1": [0, 1]},
+                         extra=[{"topic": topic} for topic in topics])  # fmt: skip
+        runs.append(str(path))
+        latency = np.where(np.array(topics) == "a", latency + 0.5, rng.uniform(0.1, 2, 12))
+    return runs[0], runs[1]
+
+
+def test_the_legend_names_each_metrics_interval_as_json_has_it(tmp_path: Path) -> None:
+    """compare's terminal table, its Markdown (the PR comment) and the report's comparison
+    named only the tests ('tests: exact McNemar, paired t'); which interval each metric's
+    means and change got was in --json alone. Each now says it, as the run's --by heading
+    does ('95% intervals: Wilson's for exact_match; t cut at [0, 1] for token_f1; ...')."""
+    base, candidate = legend_runs(tmp_path)
+    metrics = metrics_of(invoke("compare", base, candidate, "--json"))
+    # What --json says each metric got, which the legend must name.
+    got = {name: (m["base"]["method"], m["interval"], m["range"]) for name, m in metrics.items()}
+    assert got == {
+        "em": ("wilson", "adjusted wald", [0, 1]),
+        "judge": ("t", "t", [1, 5]),
+        "token_f1": ("t", "t", [0, 1]),
+        "latency": ("t", "t", None),
+    }
+    legend = (
+        "95% intervals of the means: Wilson's for em; t cut at [0, 1] for token_f1; t for "
+        "latency; t cut at [1, 5] for judge. Of the changes: adjusted Wald cut at ±1 for em; "
+        "paired t cut at ±1 for token_f1; paired t for latency; paired t cut at ±4 for judge."
+    )
+    assert legend in " ".join(invoke("compare", base, candidate).split())
+    assert legend in invoke("compare", base, candidate, "--markdown")
+    report = tmp_path / "report.html"
+    invoke("report", base, candidate, "-o", str(report))
+    assert legend in " ".join(unescape(report.read_text(encoding="utf-8")).split())
+
+    # With clusters: the clustered methods.
+    clustered = (
+        "95% intervals of the means: clustered Wilson's for em; clustered t cut at [0, 1] for "
+        "token_f1; clustered t for latency; clustered t cut at [1, 5] for judge. Of the "
+        "changes: adjusted clustered t cut at ±1 for em; clustered t cut at ±1 for token_f1; "
+        "clustered t for latency; clustered t cut at ±4 for judge."
+    )
+    shown = invoke("compare", base, candidate, "--cluster", "context", "--json")
+    assert {m["interval"] for m in metrics_of(shown).values()} == {
+        "adjusted clustered t", "clustered t"
+    }  # fmt: skip
+    assert clustered in " ".join(invoke("compare", base, candidate, "--cluster", "context").split())
+
+    # Slices: a --by table names its intervals where they differ from the table over all
+    # rows: the 6 rows of topic a whose latency all grew by 0.5 get the sign test's [d, d].
+    sliced = json.loads(invoke("compare", base, candidate, "--by", "topic", "--json"))
+    (topic_a,) = [s for s in sliced["candidates"][0]["slices"] if s["value"] == "a"]
+    (latency_a,) = [m for m in topic_a["metrics"] if m["metric"] == "latency"]
+    assert (latency_a["interval"], latency_a["ci"]) == ("exact sign", [0.5, 0.5])
+    for shown in (invoke("compare", base, candidate, "--by", "topic"),
+                  invoke("compare", base, candidate, "--by", "topic", "--markdown")):  # fmt: skip
+        text = " ".join(shown.split())
+        assert text.count(legend) == 1
+        by_topic = text[text.index("By `topic`" if "By `topic`" in text else "by topic:") :]
+        assert "exact sign for latency; paired t cut at ±4 for judge; paired t for latency." in (
+            by_topic
+        )
+    report = tmp_path / "sliced.html"
+    invoke("report", base, candidate, "--by", "topic", "-o", str(report))
+    page = " ".join(unescape(report.read_text(encoding="utf-8")).split())
+    assert page.count(legend) == 1
+    slice_note = re.search(r'<div class="slice-changes" data-column="topic">.*?</p>', page)
+    assert slice_note is not None and "exact sign for latency" in slice_note.group(0)

@@ -20,6 +20,7 @@ from harness.compare.result import (
     CandidateResult,
     CheckResult,
     Comparison,
+    interval_legend,
 )
 from harness.report import Section, markup
 from harness.report.page import environment
@@ -50,7 +51,9 @@ def forest_plot(candidate: CandidateResult) -> str:
 
 def _render(**context: object) -> str:
     template = environment("harness.compare.render").get_template("comparison.html.j2")
-    return template.render(verdicts=VERDICTS, verdict_class=VERDICT_CLASS, **context)
+    return template.render(
+        verdicts=VERDICTS, verdict_class=VERDICT_CLASS, interval_legend=interval_legend, **context
+    )
 
 
 def comparison_section(comparison: Comparison) -> Section:

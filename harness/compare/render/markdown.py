@@ -20,6 +20,7 @@ from harness.compare.result import (
     Comparison,
     FlippedRow,
     RunRef,
+    interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
 
@@ -62,8 +63,9 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     lines += _note_lines(candidate.notes)
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
     lines += [
-        f"{candidate.paired:,} paired rows{cluster}. Means and changes with 95% intervals; "
-        "p-values Holm-adjusted across every metric compared.",
+        f"{candidate.paired:,} paired rows{cluster}. "
+        + (_cell(candidate.interval_legend) or "Means and changes with 95% intervals.")
+        + " p-values Holm-adjusted across every metric compared.",
         "",
         "| metric | base | candidate | change [95% CI] | p (adj.) | verdict |",
         "|---|---|---|---|---|---|",
@@ -124,6 +126,9 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
                     f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
                 )
         lines.append("")
+        legend = interval_legend([m for s in slices for m in s.metrics])
+        if legend and legend != candidate.interval_legend:  # a slice with no spread
+            lines += [_cell(legend), ""]
         notes = [note for s in slices for note in s.notes]
         lines += _note_lines(notes)
     return lines

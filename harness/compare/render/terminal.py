@@ -17,6 +17,7 @@ from harness.compare.result import (
     FlippedRow,
     MetricResult,
     RunRef,
+    interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
 from harness.wording import plural
@@ -71,6 +72,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
     for m in candidate.metrics:
         table.add_row(*_metric_cells(m))
     out.append(table)
+    if candidate.interval_legend:
+        out.append(Text(candidate.interval_legend, style="dim"))
     tests = sorted({m.stats.test for m in candidate.metrics} - {"none"})
     out.append(
         Text(
@@ -146,6 +149,9 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
                 table.add_row(f"{value} ({s.paired} rows)" if i == 0 else "", *_metric_cells(m))
             table.add_section()
         out.append(table)
+        legend = interval_legend([m for s in slices for m in s.metrics])
+        if legend and legend != candidate.interval_legend:  # a slice with no spread
+            out.append(Text(legend, style="dim"))
         out += [Text(f"note: {note}", style="yellow") for s in slices for note in s.notes]
     return out
 
