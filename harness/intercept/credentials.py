@@ -22,6 +22,7 @@ __all__ = [
     "environment_secrets",
     "find_secret",
     "header_secrets",
+    "keys_for_replay",
     "placeholder_keys",
 ]
 
@@ -58,6 +59,12 @@ def find_secret(text: str | bytes, secrets: Mapping[str, str]) -> str | None:
         if found:
             return name
     return None
+
+
+def keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
+    """``placeholder_keys`` in replay (a python: model's SDK client starts without a key;
+    it sends nothing), else nothing."""
+    return placeholder_keys() if mode == "replay" else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

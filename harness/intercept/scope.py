@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     from harness.model_io import ModelRequest
     from harness.providers.base import Provider
 
-__all__ = ["CallPath", "Cassette", "Scope", "Surroundings", "current", "entered"]
+__all__ = [
+    "CallPath",
+    "Cassette",
+    "Scope",
+    "Surroundings",
+    "current",
+    "current_cassette",
+    "entered",
+]
 
 
 class CallPath(Protocol):
@@ -274,6 +282,12 @@ def current() -> Scope | None:
     """The scope of the running code: its own, else the innermost fallback, else None."""
     scope = _CURRENT.get()
     return scope if scope is not None else _fallbacks.innermost()
+
+
+def current_cassette() -> Cassette | None:
+    """The cassette of the replay block or marked test the running code is in, if any."""
+    scope = current()
+    return scope.cassette if scope is not None else None
 
 
 def _retrieve(write: asyncio.Future[None] | concurrent.futures.Future[None]) -> None:

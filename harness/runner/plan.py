@@ -312,6 +312,36 @@ def _judge_providers(
     return resolve(judge_uri, providers.get(judge_uri.partition(":")[0], {})), judge_providers
 
 
+def resumed_run(
+    home: Home, reference: str, *, budget: float | None
+) -> tuple[RunInfo, RunConfig, list[str] | None]:
+    """The run ``--resume`` goes on with, the configuration it goes on with (its own, with
+    ``budget`` for the rest when one is given: the old one may be spent) and the ids of the
+    examples it drew (a sample's). Raise ``ConfigError`` for a run with nothing to resume."""
+    from harness.store import runs as run_store
+    from harness.wording import plural
+
+    previous = run_store.get_run(home.db_path, reference)
+    config = RunConfig.from_dict(previous.config)
+    if budget is not None:
+        config = dataclasses.replace(config, max_cost=budget)
+    if previous.status == "finished" and not previous.errors and not previous.mlflow_pending:
+        from harness.store.scores import metric_failures
+
+        failed = metric_failures(home.db_path, previous.run_id)
+        raise ConfigError(
+            f"run {previous.run_id} finished with no failed rows; nothing to resume"
+            + (
+                f" (a metric failed on {plural(failed, 'row')}: a resume does not score "
+                "again; fix the metric and run the same command again, its calls come "
+                "from the cache)"
+                if failed
+                else ""
+            )
+        )
+    return previous, config, run_store.run_example_ids(home.db_path, previous.run_id)
+
+
 def check_same_scoring(previous: RunInfo, plan: RunPlan) -> None:
     """Refuse to resume with a judge or metric that is not the one the run's rows were
     scored by.

@@ -34,7 +34,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.cache.store import EntryStore
+    from harness.calls import Caller
+    from harness.runner.plan import RunPlan
 
 __all__ = [
     "END_MODULES",
@@ -43,6 +49,7 @@ __all__ = [
     "Preload",
     "end_modules",
     "http_client_modules",
+    "sends_from_the_start",
 ]
 
 # What every run's end imports (harness.runner.run._record), heaviest first.
@@ -68,6 +75,16 @@ def http_client_modules(transport: str | None) -> tuple[str, ...]:
     client, and over the default transport httpx-aiohttp (and aiohttp)."""
     modules = ("harness.providers._client",)
     return modules + ("httpx_aiohttp",) if transport in (None, "aiohttp") else modules
+
+
+def sends_from_the_start(plan: RunPlan, cache: EntryStore | None, caller: Caller) -> bool:
+    """Whether a run's first calls go to an HTTP provider for certain, so its HTTP client
+    is worth importing from the run's start: a cache that holds nothing (or is not read)
+    cannot answer them. A rerun answered from the cache never imports the HTTP client
+    (tests/providers/test_providers_client.py)."""
+    if caller.mode == "replay" or not any(p is not None and not p.local for p in plan.providers):
+        return False
+    return caller.mode != "use" or (isinstance(cache, Sized) and len(cache) == 0)
 
 
 # The latest the imports start: a slow model's first row may take many seconds, and by

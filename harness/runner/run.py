@@ -23,7 +23,6 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sized
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,13 +45,17 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.next_step import with_next_step
-from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight
-from harness.runner.preload import Preload, end_modules, http_client_modules
+from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
+from harness.runner.preload import (
+    Preload,
+    end_modules,
+    http_client_modules,
+    sends_from_the_start,
+)
 from harness.runner.progress import NullProgress, Progress
 from harness.runner.summary import aggregate_scores, run_slices
 from harness.store import runs as run_store
 from harness.store.db import held
-from harness.wording import plural
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -60,7 +63,6 @@ if TYPE_CHECKING:
     import httpx
 
     from harness.cache.store import EntryStore
-    from harness.intercept.scope import Cassette
     from harness.runner.mlflow_run import MlflowLogger
     from harness.runner.spark_session import SparkTarget
     from harness.store.datasets import Example
@@ -116,30 +118,13 @@ def run_eval(
     previous: RunInfo | None = None
     sampled_ids: list[str] | None = None
     if resume:
-        previous = run_store.get_run(home.db_path, resume)
-        budget = config.max_cost  # a budget given now: the old one may be spent
-        config = RunConfig.from_dict(previous.config)
-        if budget is not None:
-            config = dataclasses.replace(config, max_cost=budget)
-        if previous.status == "finished" and not previous.errors and not previous.mlflow_pending:
-            from harness.store.scores import metric_failures
-
-            failed = metric_failures(home.db_path, previous.run_id)
-            raise ConfigError(
-                f"run {previous.run_id} finished with no failed rows; nothing to resume"
-                + (
-                    f" (a metric failed on {plural(failed, 'row')}: a resume does not score "
-                    "again; fix the metric and run the same command again, its calls come "
-                    "from the cache)"
-                    if failed
-                    else ""
-                )
-            )
+        previous, config, sampled_ids = resumed_run(home, resume, budget=config.max_cost)
         run_id = previous.run_id
-        sampled_ids = run_store.run_example_ids(home.db_path, run_id)
     else:
         run_id = uuid.uuid4().hex[:12]
-    cassette = _cassette()
+    from harness.intercept.scope import current_cassette
+
+    cassette = current_cassette()
     if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
         config = dataclasses.replace(config, cache=cassette.mode)
     plan = plan_run(
@@ -192,7 +177,7 @@ def run_eval(
         if cache is not None:
             cache.close()
         raise
-    if http_client is None and not config.spark and _sends_from_the_start(plan, cache, caller):
+    if http_client is None and not config.spark and sends_from_the_start(plan, cache, caller):
         # Its first request would import the HTTP client (~0.3 s of CPU) while every row
         # waits: started now, the import overlaps the run's set-up (the run row, the MLflow
         # worker), which waits on DuckDB and a new process more than on the CPU.
@@ -208,15 +193,6 @@ def run_eval(
     finally:
         if cache is not None:
             cache.close()
-
-
-def _sends_from_the_start(plan: RunPlan, cache: EntryStore | None, caller: Caller) -> bool:
-    """Whether the run's first calls go to an HTTP provider for certain: a cache that
-    holds nothing (or is not read) cannot answer them. A rerun answered from the cache
-    never imports the HTTP client (tests/providers/test_providers_client.py)."""
-    if caller.mode == "replay" or not any(p is not None and not p.local for p in plan.providers):
-        return False
-    return caller.mode != "use" or (isinstance(cache, Sized) and len(cache) == 0)
 
 
 # Up to this many rows, a finished run keeps the store open through its report and its
@@ -318,7 +294,9 @@ class _Run:
         failure: BaseException | None = None
         end_hold = contextlib.ExitStack()  # see _hold_from_the_last_write
         try:
-            with _keys_for_replay(config.cache):
+            from harness.intercept.credentials import keys_for_replay
+
+            with keys_for_replay(config.cache):
                 if config.spark:
                     from harness.runner.spark import run_on_spark
 
@@ -607,23 +585,6 @@ class _Run:
             slices=run_slices(self.config.by, plan.examples, outputs, scores, plan.stored_config()),
         )
         return result
-
-
-def _keys_for_replay(mode: str) -> contextlib.AbstractContextManager[None]:
-    """In replay, a python: model's SDK client starts without a key (it sends nothing)."""
-    if mode != "replay":
-        return contextlib.nullcontext()
-    from harness.intercept.credentials import placeholder_keys
-
-    return placeholder_keys()
-
-
-def _cassette() -> Cassette | None:
-    """The cassette of the replay block or marked test this run is made in, if any."""
-    from harness.intercept.scope import current
-
-    scope = current()
-    return scope.cassette if scope is not None else None
 
 
 def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
