@@ -215,6 +215,12 @@ def _print_run(view: RunView) -> None:
         click.echo(f"reason: {info.reason}")
     if info.mlflow_run_id:
         click.echo(f"MLflow run {info.mlflow_run_id}")
+    elif info.mlflow_partial_run_id and info.status != "finished":
+        # Interrupted, stopped or failed: a resume goes on with this same MLflow run.
+        how = (
+            "being logged" if info.status == "running" else "partly logged: the rows stored so far"
+        )
+        click.echo(f"MLflow run {info.mlflow_partial_run_id} ({how})")
     elif info.mlflow_error:
         click.echo(
             f"MLflow logging failed: {info.mlflow_error}; "

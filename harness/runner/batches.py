@@ -27,7 +27,9 @@ class BatchWriter:
     ``CALLBACK_ROWS``, each once its rows are stored or about to be (a run that fails
     deletes its MLflow run, so rows seen there but never stored leave nothing behind).
     ``usage`` gives the run's call counters (``runs.usage``), read as each batch is handed
-    over, after its rows' calls were counted, and stored in the batch's transaction.
+    over, after its rows' calls were counted, and stored in the batch's transaction;
+    ``mlflow_run_id`` the id of the MLflow run logging the rows, when there is one not
+    stored yet, stored the same way.
     """
 
     def __init__(
@@ -39,9 +41,11 @@ class BatchWriter:
         seconds: float = DEFAULT_BATCH_SECONDS,
         on_batch: Callable[[list[OutputRow], list[ScoreRow]], None] | None = None,
         usage: Callable[[], dict[str, Any]] | None = None,
+        mlflow_run_id: Callable[[], str | None] | None = None,
     ) -> None:
         self.home, self.run_id = home, run_id
         self.usage = usage  # called in the caller's thread, see the class
+        self.mlflow_run_id = mlflow_run_id  # likewise
         self.on_batch = on_batch  # called in the writer thread, see the class
         self.max_rows, self.max_seconds = rows, seconds
         self.outputs: list[OutputRow] = []
@@ -78,15 +82,22 @@ class BatchWriter:
             if self.on_batch is not None:
                 self._announce()
             usage = self.usage() if self.usage is not None else None
-            self._pending = self._thread.submit(self._write, self.outputs, self.scores, usage)
+            mlflow_run_id = self.mlflow_run_id() if self.mlflow_run_id is not None else None
+            self._pending = self._thread.submit(
+                self._write, self.outputs, self.scores, usage, mlflow_run_id
+            )
         self.outputs, self.scores = [], []
         self._announced = (0, 0)
         self.last_write = time.monotonic()
 
     def _write(
-        self, outputs: list[OutputRow], scores: list[ScoreRow], usage: dict[str, Any] | None
+        self,
+        outputs: list[OutputRow],
+        scores: list[ScoreRow],
+        usage: dict[str, Any] | None,
+        mlflow_run_id: str | None,
     ) -> None:
-        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores, usage)
+        run_store.write_batch(self.home.db_path, self.run_id, outputs, scores, usage, mlflow_run_id)
 
     def _wait(self) -> None:
         callbacks, self._callbacks = self._callbacks, []

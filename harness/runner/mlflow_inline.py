@@ -75,6 +75,10 @@ class InlineLogger:
     def close(self) -> None:
         """Nothing to stop: the caller's run is theirs to end."""
 
+    def opened_run_id(self) -> str | None:
+        """The MLflow run logged into (the caller's), once opened."""
+        return self._logger.run_id if self._logger is not None else None
+
     def _guard(self, work: Any) -> None:
         # As in the worker: the first failure is kept for finish, and the rows go on.
         if self._error is not None:

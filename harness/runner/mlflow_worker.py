@@ -16,9 +16,10 @@ store as it starts.
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
 breaks every script that calls ``harness.evaluate`` without an ``if __name__`` guard.
-Messages go to the child as pickles on its stdin; its replies (a request for the
-DataFrames, then the MLflow run id or an error) come back on its stdout as pickles, each
-after its length. Both ends are this package, so nothing foreign is ever unpickled.
+Messages go to the child as pickles on its stdin; its replies (the MLflow run's id once
+it is open, then at finish a request for the DataFrames, then the MLflow run id or an
+error) come back on its stdout as pickles, each after its length. Both ends are this
+package, so nothing foreign is ever unpickled.
 
 A run that ends without ``finish`` sends ``stop`` (``KILLED`` after a signal, ``FAILED``
 after an error); a run's process that dies outright just closes the pipe, which the worker
@@ -85,6 +86,9 @@ class MlflowWorker:
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._detached = False  # left to finish alone after a signal
+        self._opened: str | None = None  # the MLflow run's id, once the worker says it
+        self._cut = False  # a reply was left half read: nothing more can be read
+        self._replies = threading.Lock()  # one reader of the worker's stdout at a time
         self._rendered: RenderedRows | None = None  # ``prepare``d, for ``finish``
         self._reload: Callable[[], RunRecord] | None = None
         # Batches go through a queue and a sender thread, so a worker busy writing traces
@@ -121,6 +125,24 @@ class MlflowWorker:
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None:
         """Write the traces of a stored batch (``harness.runner.mlflow_records.batch_payload``)."""
         self._queue.put(("batch", batch, dict(judge_models)))
+
+    def opened_run_id(self) -> str | None:
+        """The id of the MLflow run the worker opened, if it has said so by now (it does
+        right after ``begin``); never waits."""
+        stdout = self._process.stdout
+        with self._replies:
+            unread = self._opened is None and not self._cut
+            if unread and stdout is not None and not stdout.closed and self._readable():
+                reply = self._read_reply(None)  # whole: it was written at once
+                if reply is not None and reply[0] == "opened":
+                    self._opened = str(reply[1])
+        return self._opened
+
+    def _readable(self) -> bool:
+        assert self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout.fileno(), selectors.EVENT_READ)
+            return bool(selector.select(timeout=0))
 
     def _stop_sender(self) -> None:
         if self._sender.is_alive():
@@ -162,12 +184,12 @@ class MlflowWorker:
         self._stop_sender()  # every batch is in the pipe before the finish
         try:
             self._send(("finish", _without_frames(record), rendered))
-            reply = self._read_reply(stop)
+            reply = self._finish_reply(stop)
             if reply is not None and reply[0] == "frames":
                 if record.rows is None and self._reload is not None:
                     record = self._reload()
                 self._send(("frames", record.rows, record.tables))
-                reply = self._read_reply(stop)
+                reply = self._finish_reply(stop)
         finally:
             if not self._detached:  # a worker left to finish alone still needs the file
                 rendered.discard()
@@ -206,6 +228,15 @@ class MlflowWorker:
             dataclasses.replace(record, report_html=None),
         )
 
+    def _finish_reply(self, stop: StopRequest | None) -> tuple[str, Any, str | None] | None:
+        """The worker's next reply to ``finish``, past the ``opened`` one if unread."""
+        with self._replies:
+            while True:
+                reply = self._read_reply(stop)
+                if reply is None or reply[0] != "opened":
+                    return reply
+                self._opened = str(reply[1])
+
     def _read_reply(self, stop: StopRequest | None) -> tuple[str, Any, str | None] | None:
         """The worker's next reply; None if it died before sending it whole."""
         header = self._read_exactly(_LENGTH.size, stop)
@@ -235,6 +266,7 @@ class MlflowWorker:
                     deadline = deadline or time.monotonic() + stop.grace_s
                     if time.monotonic() >= deadline:
                         self._detached = True  # it finishes alone; close() will not wait
+                        self._cut = True  # perhaps mid-reply: read no more
                         raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
                 if selector.select(timeout=None if stop is None else 0.2):
                     chunk = os.read(fd, min(missing, 1 << 20))
@@ -271,6 +303,7 @@ class MlflowWorker:
                 # Still busy (a backlog of traces): it goes on alone, holding the run's
                 # MLflow lock, and whoever logs the run next waits for it.
                 self._detached = True
+        self.opened_run_id()  # the worker's last word, if it opened the run just now
         if self._process.stdout is not None:
             self._process.stdout.close()
 
@@ -320,6 +353,9 @@ def main(tracking_uri: str) -> int:
 
                 head = message[1]
                 logger = ResumingLogger(head, tracking_uri=tracking_uri, **message[2])
+                # Told now, not only at finish: a run that never gets there (a signal,
+                # --max-cost, a failure) still names the MLflow run holding its rows.
+                _reply(out, ("opened", logger.run_id, None))
             elif kind == "rows" and logger is not None:
                 logger.add_rows(message[1])
             elif kind == "batch" and logger is not None and head is not None:

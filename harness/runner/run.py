@@ -228,6 +228,7 @@ class _Run:
         self.head: RunRecord | None = None
         self.report = report  # the file to write the HTML report to, if asked
         self.rows_total = len(plan.examples)  # the examples may be let go before the end
+        self.mlflow_run_stored: str | None = None  # the MLflow run's id, as stored so far
 
     def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
         from harness.runner.mlflow_run import mlflow_logger
@@ -283,7 +284,9 @@ class _Run:
             on_batch = trace_sender(plan, todo, self.worker, self.head)
         # Each batch stores the counters of the calls made so far with its rows: a run
         # killed before its end (SIGKILL, a second Ctrl-C) keeps what it paid for.
-        writer = BatchWriter(home, run_id, on_batch=on_batch, usage=self._usage)
+        writer = BatchWriter(
+            home, run_id, on_batch=on_batch, usage=self._usage, mlflow_run_id=self._new_mlflow_run
+        )
         reported = self.report is not None or self.worker is not None
         # Held back until the first row is done: see harness.runner.preload.
         preload = Preload(end_modules(report=reported))
@@ -339,6 +342,16 @@ class _Run:
         if self.mlflow_run is None and self.rows_total <= HOLD_REPORT_ROWS:
             with contextlib.suppress(EnvironmentFault):
                 hold.enter_context(held(self.home.db_path))
+
+    def _new_mlflow_run(self) -> str | None:
+        """The id of the MLflow run the worker opened, once it is known and until it is
+        stored (with a batch of rows, or as the run stops: ``_stop_mlflow``), so a run
+        that never completes its logging names the MLflow run that holds its rows."""
+        opened = self.worker.opened_run_id() if self.worker is not None else None
+        if opened is None or opened == self.mlflow_run_stored:
+            return None
+        self.mlflow_run_stored = opened
+        return opened
 
     def _usage(self) -> dict[str, Any]:
         """The run's call counters: this process's and those its earlier ones stored."""
@@ -453,8 +466,7 @@ class _Run:
     def _interrupted(self) -> RunResult:
         name = self.stop.signal_name
         result = self._record("interrupted", reason=f"interrupted by {name}")
-        if self.worker is not None:
-            self.worker.stop("KILLED", timeout_s=self.stop.grace_s)
+        self._stop_mlflow("KILLED", timeout_s=self.stop.grace_s)
         signum = self.stop.signum or 2
         raise Interrupted(
             f"interrupted by {name} with {result.rows_done} of {result.rows} rows stored; "
@@ -468,8 +480,7 @@ class _Run:
         reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
         result = self._record("stopped", reason=reason)
         self._report(result)  # the rows done are a run to look at too
-        if self.worker is not None:
-            self.worker.stop("KILLED")
+        self._stop_mlflow("KILLED")
         stopped = BudgetExceeded(
             f"{reason} with {result.rows_done} of {result.rows} rows done; finish with "
             f"`harness run --resume {self.run_id} --max-cost USD`, a larger budget (the "
@@ -489,11 +500,21 @@ class _Run:
         # (see there); only a store that cannot even be read leaves no result to show.
         with contextlib.suppress(EnvironmentFault):
             result = self._record("failed", reason=reason)
-        if self.worker is not None:
-            self.worker.stop("FAILED")
+        self._stop_mlflow("FAILED")
         if error is None:
             raise failure  # a bug: its traceback is worth more than a summary
         raise with_next_step(error, self.run_id, result) from failure
+
+    def _stop_mlflow(self, status: str, timeout_s: float = 60.0) -> None:
+        """End the MLflow run unfinished (``status``), holding the rows logged so far, and
+        store its id if no batch did (the worker may have opened it after the last)."""
+        if self.worker is None:
+            return
+        self.worker.stop(status, timeout_s=timeout_s)
+        opened = self._new_mlflow_run()
+        if opened is not None:
+            with contextlib.suppress(EnvironmentFault):  # the store that failed the run
+                run_store.set_mlflow_opened_run_id(self.home.db_path, self.run_id, opened)
 
     def _record(self, status: str, reason: str | None = None) -> RunResult:
         """Store how the run ended, with aggregates computed from its stored rows.

@@ -195,6 +195,15 @@ def m007_run_owner_since_boot(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m008_run_mlflow_opened_run_id(con: duckdb.DuckDBPyConnection) -> None:
+    # The MLflow run a run's logging opened, stored as soon as it is known (with a batch of
+    # rows, or as the run stops): a run interrupted, stopped or failed leaves it holding
+    # the rows logged so far, and `runs show` names it. mlflow_run_id is set only once
+    # logging completed; runs recorded before keep NULL.
+    con.execute("ALTER TABLE runs ADD COLUMN mlflow_opened_run_id VARCHAR")
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

@@ -59,6 +59,7 @@ class RunInfo:
     stale: bool = False  # stored as running, but its process is gone: shown as interrupted
     # A sampled run: {"size", "seed", "stratify", "rows", "population"}; None otherwise.
     sample: dict[str, Any] | None = None
+    mlflow_opened_run_id: str | None = None  # the MLflow run its logging opened, if known
 
     @property
     def sweep_id(self) -> str | None:
@@ -70,6 +71,12 @@ class RunInfo:
     def mlflow_pending(self) -> bool:
         """Logging to MLflow was asked for and has not completed (`harness runs log` does it)."""
         return bool(self.config.get("mlflow", True)) and self.mlflow_run_id is None
+
+    @property
+    def mlflow_partial_run_id(self) -> str | None:
+        """The MLflow run holding part of this run (the rows logged before it was
+        interrupted, stopped or failed), until logging completes it (``mlflow_run_id``)."""
+        return self.mlflow_opened_run_id if self.mlflow_run_id is None else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +94,7 @@ class RunInfo:
             "usage": self.usage,
             "mlflow_run_id": self.mlflow_run_id,
             "mlflow_error": self.mlflow_error,
+            "mlflow_partial_run_id": self.mlflow_partial_run_id,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "sample": self.sample,
@@ -201,12 +209,15 @@ def write_batch(
     outputs: list[OutputRow],
     scores: list[ScoreRow],
     usage: Mapping[str, Any] | None = None,
+    mlflow_opened_run_id: str | None = None,
 ) -> None:
     """Append one batch of rows in a single short transaction (bulk, through Arrow).
 
     ``usage``, the run's call counters so far (``runs.usage``), is stored in the same
     transaction: a run killed later (SIGKILL, a second Ctrl-C) keeps the spending of every
-    row it stored, and ``--resume`` (its totals, ``--max-cost``) goes on from it.
+    row it stored, and ``--resume`` (its totals, ``--max-cost``) goes on from it. So is
+    ``mlflow_opened_run_id``, the MLflow run the run's logging opened, once known: a run
+    that never completes its logging still names the MLflow run holding its rows.
     """
     if not outputs and not scores:
         return
@@ -225,6 +236,11 @@ def write_batch(
             if usage is not None:
                 con.execute(
                     "UPDATE runs SET usage = ? WHERE run_id = ?", [json.dumps(usage), run_id]
+                )
+            if mlflow_opened_run_id is not None:
+                con.execute(
+                    "UPDATE runs SET mlflow_opened_run_id = ? WHERE run_id = ?",
+                    [mlflow_opened_run_id, run_id],
                 )
             # `harness runs delete --force` from another process: store no row of a run
             # that is gone (the rollback below), and stop it.
@@ -322,6 +338,15 @@ def set_mlflow_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
         )
 
 
+def set_mlflow_opened_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
+    """The MLflow run the run's logging opened (logging may not complete: see
+    ``RunInfo.mlflow_partial_run_id``)."""
+    with connect(db_path) as con:
+        con.execute(
+            "UPDATE runs SET mlflow_opened_run_id = ? WHERE run_id = ?", [mlflow_run_id, run_id]
+        )
+
+
 def set_mlflow_error(db_path: Path, run_id: str, error: str) -> None:
     """MLflow logging failed (one line); `harness runs log` can catch up later."""
     with connect(db_path) as con:
@@ -332,7 +357,8 @@ _RUN_COLUMNS = (
     "r.run_id, r.run_name, r.dataset, r.dataset_version, r.model, r.status, r.config, r.metrics, "
     "r.usage, r.rows_total, (SELECT count(*) FROM outputs o WHERE o.run_id = r.run_id), "
     "r.errors, r.mlflow_run_id, r.created_at, r.finished_at, r.reason, r.failures, r.pid, "
-    "r.host, r.pid_started, r.pid_boot, r.pid_since_boot, r.mlflow_error, r.sample"
+    "r.host, r.pid_started, r.pid_boot, r.pid_since_boot, r.mlflow_error, r.sample, "
+    "r.mlflow_opened_run_id"
 )
 
 
@@ -362,6 +388,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         pid_since_boot,
         mlflow_error,
         sample,
+        mlflow_opened_run_id,
     ) = row
     owner = (
         Owner(pid, host, pid_started, pid_boot, pid_since_boot)
@@ -399,6 +426,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         mlflow_error=mlflow_error,
         stale=stale,
         sample=json.loads(sample) if sample else None,
+        mlflow_opened_run_id=mlflow_opened_run_id,
     )
 
 

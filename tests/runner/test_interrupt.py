@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from processes import (
     harness,
@@ -152,6 +153,74 @@ def test_deleting_an_interrupted_run_deletes_its_partly_logged_mlflow_run(
     assert code == 0, err
     assert out.endswith(f"MLflow run {mlflow_run_id} marked deleted\n")
     assert mlflow_runs(home, run_id) == [(mlflow_run_id, "KILLED", "deleted")]
+
+
+@pytest.mark.parametrize("written", ["mlflow-api", "sql"])
+def test_runs_show_names_the_partly_logged_mlflow_run_of_an_interrupted_run(
+    home: Path, env: dict[str, str], server: FakeLLMServer, written: str
+) -> None:
+    """`runs show` said 'interrupted ... reason: interrupted by SIGINT' and named no MLflow
+    run, while a KILLED one held the traces of the rows done: its id was stored only once
+    logging completed. It is named now, as partly logged, until a resume completes it."""
+    if written == "sql":  # a first run makes the store one the worker writes with SQL
+        code, _, err = harness(env, *RUN, "--limit", "2")
+        assert code == 0, err
+        server.reset()
+    process = start(env, *RUN)
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    run_id = query(home, "SELECT run_id FROM runs WHERE status = 'interrupted'")[0][0]
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
+    assert status == "KILLED" and mlflow_traces(home, mlflow_run_id)
+    code, out, err = harness(env, "runs", "show", run_id)
+    assert code == 0, err
+    assert f"MLflow run {mlflow_run_id} (partly logged: the rows stored so far)" in out.splitlines()
+    code, out, err = harness(env, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    document = json_doc(out)
+    assert document["mlflow_run_id"] is None  # not logged completely
+    assert document["mlflow_partial_run_id"] == mlflow_run_id
+
+    code, _, err = harness(env, "run", "--resume", run_id)
+    assert code == 0, err
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
+    code, out, err = harness(env, "runs", "show", run_id)
+    assert code == 0 and f"MLflow run {mlflow_run_id}" in out.splitlines(), err
+    assert "partly logged" not in out
+    code, out, err = harness(env, "runs", "show", run_id, "--json")
+    document = json_doc(out)
+    assert document["mlflow_run_id"] == mlflow_run_id
+    assert document["mlflow_partial_run_id"] is None
+
+
+def test_a_run_killed_outright_names_the_mlflow_run_its_batches_went_to(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """The MLflow run's id is stored with the rows, as soon as it is known: a run killed
+    with SIGKILL (no stop, no end) names it too."""
+    server.configure(latency_s=0.2)  # ~12 s: still running when it is killed
+    process = start(env, *RUN)
+
+    def opened() -> str | None:
+        try:
+            found = query(home, "SELECT mlflow_opened_run_id FROM runs")
+        except duckdb.Error:  # the run holds the store while it writes a batch
+            return None
+        return found[0][0] if found else None
+
+    stored = wait_for(opened, 120, "a batch to store the MLflow run's id")
+    process.kill()
+    process.communicate(timeout=120)
+    [run_id] = run_ids(home)
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [(mlflow_run_id, status, _)] = mlflow_runs(home, run_id)
+    assert stored == mlflow_run_id and status == "KILLED"
+    code, out, err = harness(env, "runs", "show", run_id)
+    assert code == 0 and out.startswith(f"run {run_id}  interrupted  "), err
+    assert f"MLflow run {mlflow_run_id} (partly logged: the rows stored so far)" in out.splitlines()
 
 
 def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
