@@ -16,19 +16,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from harness.errors import RunBusy, RunDeleted, RunNotFound
-from harness.store.dataframes import frame
 from harness.store.db import connect
 from harness.store.owner import Owner, current_owner
 from harness.store.rows import OutputRow, ScoreRow
-
-if TYPE_CHECKING:
-    import pandas as pd
+from harness.store.run_reads import (  # noqa: F401 - imported from here too
+    OUTPUTS_SQL,
+    SCORE_VALUES_SQL,
+    SCORES_SQL,
+    load_outputs,
+    load_outputs_and_scores,
+    load_score_values,
+    load_scores,
+    request_keys,
+    rows_stored,
+)
 
 
 def _now() -> datetime:
@@ -540,74 +547,6 @@ def failures(db_path: Path, run_id: str, top: int = 5) -> tuple[dict[str, dict[s
         if len(entry["reasons"]) < top:
             entry["reasons"].append([error, count])
     return found, int(failed[0]) if failed else 0
-
-
-OUTPUTS_SQL = """
-    SELECT o.example_id AS id, e.input, e.expected, e.context, o.output, o.error,
-           o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd, o.request_key,
-           o.cached, e.extra
-    FROM outputs o
-    JOIN runs r ON r.run_id = o.run_id
-    LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
-                        AND e.id = o.example_id
-    WHERE o.run_id = ?
-    ORDER BY e.position
-"""
-
-SCORES_SQL = (
-    "SELECT example_id, metric, sample, value, label, rationale, raw, error, source, "
-    "request_key, cached FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
-)
-# What a run's aggregates read of each score: no text beyond the names and its error.
-SCORE_VALUES_SQL = (
-    "SELECT example_id, metric, sample, value, error, source "
-    "FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
-)
-
-
-def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
-    """Outputs joined with their examples, in dataset order (``frame``: ``.df()``'s frame
-    for less memory; a run's end reads them)."""
-    with connect(db_path, read_only=True) as con:
-        return frame(con.sql(OUTPUTS_SQL, params=[run_id]))
-
-
-def load_outputs_and_scores(db_path: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``load_outputs`` and ``load_scores`` in one open of the store."""
-    with connect(db_path, read_only=True) as con:
-        outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
-        return outputs, frame(con.sql(SCORES_SQL, params=[run_id]))
-
-
-def rows_stored(db_path: Path, run_id: str) -> int:
-    """How many of a run's rows are stored (``len(load_outputs(...))``, without them)."""
-    with connect(db_path, read_only=True) as con:
-        found = con.execute("SELECT count(*) FROM outputs WHERE run_id = ?", [run_id]).fetchone()
-    return int(found[0]) if found else 0
-
-
-def load_scores(db_path: Path, run_id: str) -> pd.DataFrame:
-    with connect(db_path, read_only=True) as con:
-        return frame(con.sql(SCORES_SQL, params=[run_id]))
-
-
-def load_score_values(db_path: Path, run_id: str) -> pd.DataFrame:
-    """``load_scores`` without the scores' labels, rationales, raw answers and keys: what
-    aggregates, batch metrics and slices read (``SCORE_VALUES_SQL``)."""
-    with connect(db_path, read_only=True) as con:
-        return frame(con.sql(SCORE_VALUES_SQL, params=[run_id]))
-
-
-def request_keys(db_path: Path, run_id: str) -> set[str]:
-    """Every cache key a run's model, judge and app calls used (for ``cache export --run``)."""
-    with connect(db_path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT request_key FROM outputs WHERE run_id = ? AND request_key IS NOT NULL "
-            "UNION SELECT request_key FROM scores WHERE run_id = ? AND request_key IS NOT NULL "
-            "UNION SELECT unnest(app_request_keys) FROM outputs WHERE run_id = ?",
-            [run_id, run_id, run_id],
-        ).fetchall()
-    return {r[0] for r in rows}
 
 
 def delete_run(db_path: Path, run_id: str) -> tuple[RunInfo, list[str]]:
