@@ -24,12 +24,22 @@ from harness.secrets import scrub_secrets
 from harness.store.rows import ScoreRow
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from harness.runner.plan import RunPlan
     from harness.store.datasets import Example
 
-__all__ = ["BatchOutcome", "FinalScores", "add_extra_aggregates", "final_scores", "score_batches"]
+__all__ = [
+    "BatchOutcome",
+    "EndScores",
+    "FinalScores",
+    "add_extra_aggregates",
+    "end_scores",
+    "final_scores",
+    "score_batches",
+]
 
 
 @dataclass
@@ -176,3 +186,39 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return None if number != number else number
+
+
+@dataclass
+class EndScores:
+    """What a run's end reports of its scores (``end_scores``)."""
+
+    outputs: pd.DataFrame | None  # the rows' text, read only when something needs it
+    scores: pd.DataFrame
+    metrics: dict[str, dict[str, float]]  # metric -> aggregate -> value
+    problems: list[str] = field(default_factory=list)  # a metric that raised, one line each
+    errors: int = 0  # rows a metric raised on, plus batch metrics that raised
+
+
+def end_scores(plan: RunPlan, db_path: Path, run_id: str, *, complete: bool) -> EndScores:
+    """A run's scores and aggregates at its end, from what is stored: with its batch
+    metrics over the stored rows when it ran them all (``complete``: finished, or stopped at
+    its budget), the stored scores alone otherwise (interrupted, failed). The rows' text is
+    read for batch metrics and ``--by`` slices only."""
+    from harness.store import runs as run_store
+
+    outputs = None
+    if (complete and plan.batch) or plan.config.by:
+        outputs = run_store.load_outputs(db_path, run_id)
+    if complete:
+        final = final_scores(plan, run_id, outputs)
+        ended = EndScores(outputs, final.scores, final.metrics, list(final.problems), final.errors)
+    else:
+        from harness.runner.summary import aggregate_scores
+
+        scores = run_store.load_score_values(db_path, run_id)
+        ended = EndScores(outputs, scores, aggregate_scores(scores))
+    for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
+        if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
+            ended.metrics.get(judge.name, {}).pop("p50", None)
+            ended.metrics.get(judge.name, {}).pop("p90", None)
+    return ended

@@ -6,6 +6,7 @@ terminal and output is not ``--json``, and ``NullProgress`` otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -91,3 +92,17 @@ class RichProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def call_event_notes(progress: Progress) -> Callable[[str, dict[str, Any]], None]:
+    """The call path's ``on_event`` that tells ``progress`` what a person should hear of:
+    a corrupt cache entry, called again."""
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "cache_corrupt":
+            progress.note(
+                f"cache entry {data['key'][:12]} is corrupt; calling the model again "
+                f"({data['error']})"
+            )
+
+    return on_event

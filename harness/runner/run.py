@@ -52,8 +52,8 @@ from harness.runner.preload import (
     http_client_modules,
     sends_from_the_start,
 )
-from harness.runner.progress import NullProgress, Progress
-from harness.runner.summary import aggregate_scores, run_slices
+from harness.runner.progress import NullProgress, Progress, call_event_notes
+from harness.runner.summary import run_slices
 from harness.store import runs as run_store
 from harness.store.db import held
 
@@ -171,7 +171,7 @@ def run_eval(
             concurrency=config.concurrency,
             budget=Budget(config.max_cost, spent) if config.max_cost is not None else None,
             client=http_client,
-            on_event=lambda kind, data: _on_call_event(progress, kind, data),
+            on_event=call_event_notes(progress),
         )
     except BaseException:
         if cache is not None:
@@ -535,26 +535,13 @@ class _Run:
         home, plan, run_id = self.home, self.plan, self.run_id
         here = self.caller.usage({}) if self.previous is not None else None
         usage = self._usage()
-        outputs = None
-        if (status in ("finished", "stopped") and plan.batch) or self.config.by:
-            outputs = run_store.load_outputs(home.db_path, run_id)
-        problems: list[str] = []
-        metric_errors = 0
-        if status in ("finished", "stopped"):
-            from harness.runner.batch_scores import final_scores
+        from harness.runner.batch_scores import end_scores
 
-            final = final_scores(plan, run_id, outputs)  # batch metrics over the stored rows
-            scores, metrics = final.scores, final.metrics
-            problems, metric_errors = list(final.problems), final.errors
-            for problem in problems:
-                self.progress.note(problem)
-        else:
-            scores = run_store.load_score_values(home.db_path, run_id)
-            metrics = aggregate_scores(scores)
-        for judge in plan.judges:  # a yes/no judge's rows are 0 or 1: quantiles of them say nothing
-            if getattr(judge, "output", None) is not None and judge.output.kind == "yes/no":
-                metrics.get(judge.name, {}).pop("p50", None)
-                metrics.get(judge.name, {}).pop("p90", None)
+        ended = end_scores(plan, home.db_path, run_id, complete=status in ("finished", "stopped"))
+        outputs, scores, metrics = ended.outputs, ended.scores, ended.metrics
+        problems, metric_errors = list(ended.problems), ended.errors
+        for problem in problems:
+            self.progress.note(problem)
         failures, errors = run_store.failures(home.db_path, run_id)
         finished_at = datetime.now(timezone.utc)
         try:
@@ -606,10 +593,3 @@ class _Run:
             slices=run_slices(self.config.by, plan.examples, outputs, scores, plan.stored_config()),
         )
         return result
-
-
-def _on_call_event(progress: Progress, kind: str, data: dict[str, Any]) -> None:
-    if kind == "cache_corrupt":
-        progress.note(
-            f"cache entry {data['key'][:12]} is corrupt; calling the model again ({data['error']})"
-        )
