@@ -295,7 +295,6 @@ class _Run:
         )
         self.progress.start(len(todo), f"{plan.provider.uri} on {plan.dataset.ref}")
         failure: BaseException | None = None
-        end_hold = contextlib.ExitStack()  # see _hold_from_the_last_write
         try:
             from harness.intercept.credentials import keys_for_replay
 
@@ -310,38 +309,22 @@ class _Run:
             failure = e
         finally:
             try:  # whatever happened, keep every row already paid for
-                if failure is None and not self.stop.requested and not engine.stopped_by_budget:
-                    self._hold_from_the_last_write(end_hold)
                 writer.close()
             except BaseException as e:
-                end_hold.close()
                 failure = failure or e
             self.progress.stop()
             preload.wait()
         self._let_go_of_examples(todo)
         if failure is None and not self.stop.requested and not engine.stopped_by_budget:
             try:
-                with end_hold:
-                    return self._finished()
+                return self._finished()
             except EnvironmentFault as e:  # the store could not take the run's end
                 failure = e
-        end_hold.close()
         if failure is not None:
             return self._failed(failure)
         if self.stop.requested:
             return self._interrupted()
         return self._stopped_by_budget()
-
-    def _hold_from_the_last_write(self, hold: contextlib.ExitStack) -> None:
-        """Open the store for the last batch's write when the run's end will hold it to
-        its end anyway (``_finished``: no caller's MLflow run, at most ``HOLD_REPORT_ROWS``
-        rows), so the write and the end share one open: the write's close (a checkpoint)
-        and the end's open (the catalog read again) are gone. A cold run of 1,000 rows
-        (bench/bench_providers.py's goal 2) ended 60-80 ms sooner. A store that cannot be
-        opened is left to the write and the end, which report it as they always have."""
-        if self.mlflow_run is None and self.rows_total <= HOLD_REPORT_ROWS:
-            with contextlib.suppress(EnvironmentFault):
-                hold.enter_context(held(self.home.db_path))
 
     def _new_mlflow_run(self) -> str | None:
         """The id of the MLflow run the worker opened, once it is known and until it is
