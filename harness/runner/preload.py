@@ -18,11 +18,6 @@ than on the CPU, that is wall time: ``bench/bench_providers.py --rows 300 --late
 back, 1.31-1.32x without. With the CPU saturated (100 ms answers, 1,000 rows) the imports
 only move, as above.
 
-A run whose cache cannot answer its first calls (an empty cache, or one not read) starts
-a second such thread at once, for the HTTP client its first request imports
-(``http_client_modules``): that import then overlaps the run's set-up (its row in DuckDB,
-the MLflow worker's start), which waits on I/O and a new process more than on the CPU.
-
 The thread is joined before the run's end reads anything (``Preload.wait``), so the run
 never imports one of these modules while the thread is still importing it. A module that
 fails to import is left alone here: the run's end imports it again and reports the error
@@ -34,13 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Sequence, Sized
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from harness.cache.store import EntryStore
-    from harness.calls import Caller
-    from harness.runner.plan import RunPlan
+from collections.abc import Sequence
 
 __all__ = [
     "END_MODULES",
@@ -48,8 +37,6 @@ __all__ = [
     "START_AFTER_S",
     "Preload",
     "end_modules",
-    "http_client_modules",
-    "sends_from_the_start",
 ]
 
 # What every run's end imports (harness.runner.run._record), heaviest first.
@@ -68,23 +55,6 @@ def end_modules(*, report: bool) -> tuple[str, ...]:
     """What the end of a run will import: only that, since in a run whose rows keep the
     CPU busy every import here takes time from them."""
     return END_MODULES + (REPORT_MODULES if report else ())
-
-
-def http_client_modules(transport: str | None) -> tuple[str, ...]:
-    """What a run's first request imports (``harness.calls.Caller._http``): the HTTP
-    client, and over the default transport httpx-aiohttp (and aiohttp)."""
-    modules = ("harness.providers._client",)
-    return modules + ("httpx_aiohttp",) if transport in (None, "aiohttp") else modules
-
-
-def sends_from_the_start(plan: RunPlan, cache: EntryStore | None, caller: Caller) -> bool:
-    """Whether a run's first calls go to an HTTP provider for certain, so its HTTP client
-    is worth importing from the run's start: a cache that holds nothing (or is not read)
-    cannot answer them. A rerun answered from the cache never imports the HTTP client
-    (tests/providers/test_providers_client.py)."""
-    if caller.mode == "replay" or not any(p is not None and not p.local for p in plan.providers):
-        return False
-    return caller.mode != "use" or (isinstance(cache, Sized) and len(cache) == 0)
 
 
 # The latest the imports start: a slow model's first row may take many seconds, and by

@@ -46,12 +46,7 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.next_step import with_next_step
 from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
-from harness.runner.preload import (
-    Preload,
-    end_modules,
-    http_client_modules,
-    sends_from_the_start,
-)
+from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress, call_event_notes
 from harness.runner.summary import run_slices
 from harness.store import runs as run_store
@@ -177,11 +172,6 @@ def run_eval(
         if cache is not None:
             cache.close()
         raise
-    if http_client is None and not config.spark and sends_from_the_start(plan, cache, caller):
-        # Its first request would import the HTTP client (~0.3 s of CPU) while every row
-        # waits: started now, the import overlaps the run's set-up (the run row, the MLflow
-        # worker), which waits on DuckDB and a new process more than on the CPU.
-        Preload(http_client_modules(caller.transport), start_after_s=0)
     try:
         with stop_on_signals(stop) as stop:
             stop.last_words = (

@@ -309,45 +309,6 @@ def test_the_aiohttp_path_merges_each_set_of_headers_once_and_keeps_them_apart()
     assert direct.aiohttp_timeout is not None and direct.aiohttp_timeout.sock_read == 30.0
 
 
-def test_a_run_whose_cache_is_empty_imports_the_client_from_its_start(fake, tmp_path) -> None:
-    # The first request's import (~0.3 s of CPU) overlaps the run's set-up instead of
-    # holding every row; a cache that may answer (a rerun, replay) leaves it to that request.
-    import subprocess
-    import sys
-
-    from processes import harness_env
-
-    code = (
-        "import sys, harness, harness.runner.run as run\n"
-        "seen = []\n"
-        "class Spy(run.Preload):\n"
-        "    def __init__(self, modules, **kwargs):\n"
-        "        seen.append(tuple(modules))\n"
-        "        super().__init__(modules, **kwargs)\n"
-        "run.Preload = Spy\n"
-        "rows = [{'id': str(i), 'input': f'q {i}', 'expected': 'a'} for i in range(3)]\n"
-        "result = harness.evaluate(model='openai:/fake-model', data=rows, judges=['correctness'],"
-        " judge_model='openai:/fake-judge', log_to_mlflow=False, cache=sys.argv[1])\n"
-        "calls = result.result.calls\n"
-        "print(sum(c['requests'] for c in calls.values()), "
-        "[m for m in seen if 'harness.providers._client' in m])"
-    )
-    env = harness_env(tmp_path / "home", fake)
-
-    def run(cache: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", code, cache], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout.strip().splitlines()[-1]
-
-    started = "[('harness.providers._client', 'httpx_aiohttp')]"
-    assert run("use") == f"6 {started}"  # an empty cache: every call is sent
-    assert run("use") == "0 []"  # answered from the cache
-    assert run("replay") == "0 []"
-    assert run("refresh") == f"6 {started}"  # the cache is not read
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_bare_number_host_is_reached_as_httpx_reaches_it(fake, transport) -> None:
     """``http://0:PORT`` and ``http://2130706433:PORT`` work with the openai SDK (httpx hands
