@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -141,13 +142,7 @@ def test_the_aiohttp_path_sends_and_reads_what_the_transport_would() -> None:
         return answer
 
     async def scenario() -> tuple[list[httpx.Response], list[str | None], list[tuple]]:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await _serve(handle)
         url = f"http://127.0.0.1:{port}/v1/chat/completions?x=1"
         lean = make_client(4, 30.0, transport="aiohttp")
         plain = make_client(4, 30.0, transport="aiohttp")
@@ -193,6 +188,20 @@ def test_the_aiohttp_path_sends_and_reads_what_the_transport_would() -> None:
     assert cookies == ["2", "1"]  # each client stored the cookie its answer set
     # httpx-aiohttp's own mapping (a refused connection reads as httpx.ConnectTimeout)
     assert len(errors) == 2 and errors[0] == errors[1] and errors[0][1]
+
+
+async def _serve(handle: Any) -> tuple[Any, int]:
+    """An aiohttp server on loopback answering POST /v1/chat/completions with ``handle``:
+    its runner (``await runner.cleanup()`` stops it) and its port."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -278,13 +287,7 @@ def test_the_aiohttp_path_merges_each_set_of_headers_once_and_keeps_them_apart()
         return web.json_response({"ok": len(seen)})
 
     async def scenario() -> _client._Direct:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await _serve(handle)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         client = make_client(4, 30.0, transport="aiohttp")
         try:
