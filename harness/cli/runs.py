@@ -243,7 +243,13 @@ def _print_run(view: RunView) -> None:
     print_slices(view.slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
-    if view.resumable:
+    if view.resumable and info.status == "stopped":
+        # As the run's own error says: with the budget it reached, it would stop at once.
+        click.echo(
+            f"go on with `harness run --resume {info.run_id} --max-cost USD`, a larger budget "
+            "(the calls made so far count against it)"
+        )
+    elif view.resumable:
         click.echo(f"go on with `harness run --resume {info.run_id}`")
     for warning in stopped_warnings(info.usage):
         click.echo(f"warning: {warning}", err=True)

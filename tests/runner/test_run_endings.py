@@ -140,6 +140,11 @@ def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finish
     [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
     assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
     assert shown_doc["status"] == "stopped" and shown_doc["rows_done"] == done
+    # The way on is the run's own: a resume with the budget that stopped it stops at once.
+    assert lines[-1] == (
+        f"go on with `harness run --resume {run_id} --max-cost USD`, a larger budget (the "
+        "calls made so far count against it)"
+    )
     assert shown_doc["mlflow_run_id"] is None
     assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
     # The MLflow run is KILLED and holds one trace per stored row, none failed.
