@@ -104,6 +104,18 @@ def tagged_mlflow_runs(home: Path, run_id: str) -> list[str]:
     return [r.info.run_id for r in found]
 
 
+def make_store(env: dict[str, str], home: Path, written: str) -> None:
+    """With ``written="sql"``, a first run creates the MLflow store, so the MLflow run of the
+    next one is written with SQL (harness.tracking.sql_run), not MLflow's API."""
+    if written == "sql":
+        code, _, err = harness(env, *RUN, "--limit", "2")
+        assert code == 0, err
+        from harness.tracking import tracking_uri_for
+        from harness.tracking.mlflow_sqlite import verified_store
+
+        assert verified_store(tracking_uri_for(home)) is not None
+
+
 def priced_total(tmp_path: Path, server: FakeLLMServer) -> float:
     """What the whole run costs, done in one go in a home of its own."""
     home = tmp_path / "clean"
@@ -119,10 +131,12 @@ def priced_total(tmp_path: Path, server: FakeLLMServer) -> float:
     return total
 
 
+@pytest.mark.parametrize("written", ["mlflow-api", "sql"])
 def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finishes_it(
-    home: Path, tmp_path: Path, env: dict[str, str], server: FakeLLMServer
+    home: Path, tmp_path: Path, env: dict[str, str], server: FakeLLMServer, written: str
 ) -> None:
     max_cost = round(0.5 * priced_total(tmp_path, server), 6)
+    make_store(env, home, written)
     code, out, err = harness(env, *RUN, "--max-cost", str(max_cost))
     assert code == 1, err
     document = json_doc(out)
@@ -214,11 +228,13 @@ def test_a_run_with_failed_calls_exits_1_and_logs_its_finished_mlflow_run(
     assert tagged_mlflow_runs(home, run_id) == [mlflow_run_id]
 
 
+@pytest.mark.parametrize("written", ["mlflow-api", "sql"])
 def test_a_failed_run_names_its_failed_mlflow_run_and_resume_finishes_it(
-    home: Path, env: dict[str, str], server: FakeLLMServer
+    home: Path, env: dict[str, str], server: FakeLLMServer, written: str
 ) -> None:
     """A replay miss mid-run fails the run (exit 1, the miss explained); its MLflow run is
     FAILED, holding the traces of the rows stored, and named as partly logged."""
+    make_store(env, home, written)
     code, _, err = harness(env, *RUN, "--limit", "10", "--no-mlflow")  # caches 10 rows
     assert code == 0, err
     code, out, err = harness(env, *RUN, "--cache", "replay")
