@@ -101,6 +101,10 @@ class RunResult:
     # A resumed run: the counters of this process's calls alone (``calls`` counts the
     # calls of every process the run has had); None for a run that was not resumed.
     calls_in_resume: dict[str, dict[str, Any]] | None = None
+    # A run that did not finish: the MLflow run its logging opened and left unfinished
+    # (KILLED or FAILED, holding the rows logged so far), as `runs show` names it; None
+    # once logging completed it (``mlflow_run_id``) or when none was opened.
+    mlflow_partial_run_id: str | None = None
 
     @classmethod
     def from_info(cls, info: RunInfo) -> RunResult:
@@ -203,6 +207,7 @@ class RunResult:
             "run_id": self.run_id,
             "run_name": self.run_name,
             "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_partial_run_id": self.mlflow_partial_run_id,
             "dataset": self.dataset,
             "model": self.model,
             "status": self.status,

@@ -439,7 +439,7 @@ class _Run:
     def _interrupted(self) -> RunResult:
         name = self.stop.signal_name
         result = self._record("interrupted", reason=f"interrupted by {name}")
-        self._stop_mlflow("KILLED", timeout_s=self.stop.grace_s)
+        self._stop_mlflow("KILLED", result, timeout_s=self.stop.grace_s)
         signum = self.stop.signum or 2
         raise Interrupted(
             f"interrupted by {name} with {result.rows_done} of {result.rows} rows stored; "
@@ -453,7 +453,7 @@ class _Run:
         reason = f"stopped at the --max-cost budget of ${max_cost:.4f}"
         result = self._record("stopped", reason=reason)
         self._report(result)  # the rows done are a run to look at too
-        self._stop_mlflow("KILLED")
+        self._stop_mlflow("KILLED", result)
         stopped = BudgetExceeded(
             f"{reason} with {result.rows_done} of {result.rows} rows done; finish with "
             f"`harness run --resume {self.run_id} --max-cost USD`, a larger budget (the "
@@ -473,14 +473,15 @@ class _Run:
         # (see there); only a store that cannot even be read leaves no result to show.
         with contextlib.suppress(EnvironmentFault):
             result = self._record("failed", reason=reason)
-        self._stop_mlflow("FAILED")
+        self._stop_mlflow("FAILED", result)
         if error is None:
             raise failure  # a bug: its traceback is worth more than a summary
         raise with_next_step(error, self.run_id, result) from failure
 
-    def _stop_mlflow(self, status: str, timeout_s: float = 60.0) -> None:
+    def _stop_mlflow(self, status: str, result: RunResult | None, timeout_s: float = 60.0) -> None:
         """End the MLflow run unfinished (``status``), holding the rows logged so far, and
-        store its id if no batch did (the worker may have opened it after the last)."""
+        store its id if no batch did (the worker may have opened it after the last); the
+        result names it (``mlflow_partial_run_id``), as ``runs show`` does."""
         if self.worker is None:
             return
         self.worker.stop(status, timeout_s=timeout_s)
@@ -488,6 +489,8 @@ class _Run:
         if opened is not None:
             with contextlib.suppress(EnvironmentFault):  # the store that failed the run
                 run_store.set_mlflow_opened_run_id(self.home.db_path, self.run_id, opened)
+        if result is not None:
+            result.mlflow_partial_run_id = self.worker.opened_run_id()
 
     def _record(self, status: str, reason: str | None = None) -> RunResult:
         """Store how the run ended, with aggregates computed from its stored rows.

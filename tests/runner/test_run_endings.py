@@ -161,6 +161,7 @@ def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finish
     )
     assert shown_doc["mlflow_run_id"] is None
     assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
+    assert document["mlflow_partial_run_id"] == mlflow_run_id  # the run's own --json too
     # The MLflow run is KILLED and holds one trace per stored row, none failed.
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "KILLED"
@@ -172,6 +173,7 @@ def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finish
     resumed = json_doc(out)
     assert resumed["status"] == "finished" and resumed["rows_done"] == ROWS
     assert resumed["mlflow_run_id"] == mlflow_run_id  # the same MLflow run, completed
+    assert resumed["mlflow_partial_run_id"] is None
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FINISHED" and len({t[0] for t in traces}) == len(traces) == ROWS
     lines, shown_doc = shown(env, run_id)
@@ -255,6 +257,7 @@ def test_a_failed_run_names_its_failed_mlflow_run_and_resume_finishes_it(
     assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
     assert shown_doc["mlflow_run_id"] is None
     assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
+    assert document["mlflow_partial_run_id"] == mlflow_run_id  # the run's own --json too
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FAILED"
     assert traces == stored_rows(home, run_id)
