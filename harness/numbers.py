@@ -37,10 +37,11 @@ def mean_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     return f"{number(mean, digits)} [{number(low, 3)}, {number(high, 3)}]"
 
 
-def mde(value: float | None, largest: float | None, digits: int = 3) -> str:
+def mde(value: float | None, largest: float | None, none: bool = False, digits: int = 3) -> str:
     """A minimum detectable effect, or ``> 4 (none)`` when it exceeds ``largest``, the
-    largest change the scores can show: no change is detectable with those rows."""
-    if value is not None and largest is not None and value > largest:
+    largest change the scores can show, or when ``none`` says no change is detectable
+    with those rows anyway (0/1 scores whose test cannot reach alpha: ``> 1 (none)``)."""
+    if largest is not None and (none or (value is not None and value > largest)):
         return f"> {number(largest, digits)} (none)"
     return number(value, digits)
 

@@ -296,6 +296,16 @@ class CandidateResult:
                 ", '> N (none)' where it exceeds N, the largest change the scores can show "
                 "(4 on a 1-5 scale, 1 for 0/1 scores): no change is detectable with these rows"
             )
+        out_of_reach = [m.stats for m in every if m.stats.alpha_out_of_reach]
+        if out_of_reach:
+            alpha = out_of_reach[0].alpha
+            # Exact McNemar's smallest p-value, 2 * 0.5^n, is below alpha from this n on.
+            rows = math.floor(math.log2(2 / alpha)) + 1
+            legend += (
+                f"; for 0/1 scores also where these rows cannot give a p-value below {alpha:g} "
+                f"even if every row changed the same way (fewer than {rows} rows without "
+                "clusters)"
+            )
         return legend
 
     def as_dict(self) -> dict[str, Any]:

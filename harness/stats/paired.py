@@ -56,7 +56,15 @@ here is computed from those differences:
   It can exceed the largest change the scores can show (``max_change``: 1 for 0/1 scores,
   ``high - low`` for a declared range): a 1-5 judge on 3 rows has an MDE of 13.1 where no
   mean can move by more than 4. ``mde_exceeds_range`` then says that at this spread no
-  change at all is detectable with these rows; the MDE itself is kept as computed;
+  change at all is detectable with these rows; the MDE itself is kept as computed.
+  For 0/1 scores the test is discrete and can have a floor the MDE formula does not see:
+  with n rows, even every row changing the same way gives exact McNemar a p-value of
+  ``2·0.5^n`` (``smallest_p``), so below 6 rows at alpha 0.05 no change is found whatever
+  its size, while Miller's eq. 10 says 0.938 for 3 rows. The adjusted clustered t test has
+  such a floor too (every row changing the same way gives its smallest p-value: 0.069 for
+  clusters of 3, 1, 1 and 1 rows). ``mde_exceeds_range`` is then true as well: the MDE
+  of the test actually used exceeds every change the scores can show. Both compare the
+  floor with the ``alpha`` the MDE is computed at, the comparison's, not Holm's;
 - the Pearson **correlation** of the paired scores: how much pairing helped.
 
 Functions take plain arrays (already paired, no NaN) and return plain dataclasses, so a
@@ -118,6 +126,9 @@ class PairedDifference:
     interval_note: str | None = None
     # The range the metric declares its scores in (``bounds``), where t intervals are cut.
     bounds: tuple[float, float] | None = None
+    # 0/1 scores: the smallest two-sided p-value the test can give with these rows (or
+    # clusters), when every row changes the same way; None for a test with no such floor.
+    smallest_p: float | None = None
 
     @property
     def max_change(self) -> float | None:
@@ -128,10 +139,19 @@ class PairedDifference:
         return None if self.bounds is None else self.bounds[1] - self.bounds[0]
 
     @property
+    def alpha_out_of_reach(self) -> bool:
+        """0/1 scores whose test cannot give a p-value below ``alpha`` with these rows,
+        even if every row changed the same way (exact McNemar on fewer than 6 rows at 0.05)."""
+        return self.smallest_p is not None and self.smallest_p >= self.alpha
+
+    @property
     def mde_exceeds_range(self) -> bool:
         """The MDE is larger than any change the scores can show: even the largest one
         would be found less often than ``power``, so no change is detectable with these rows
-        (a 1-5 judge on 3 rows: an MDE of 13.1 against at most 4)."""
+        (a 1-5 judge on 3 rows: an MDE of 13.1 against at most 4; exact match on 3 rows,
+        whose test cannot reach ``alpha`` at all, ``alpha_out_of_reach``)."""
+        if self.alpha_out_of_reach:
+            return True
         largest = self.max_change
         return largest is not None and not math.isnan(self.mde) and self.mde > largest
 
@@ -184,6 +204,7 @@ class PairedDifference:
             "mde": self.mde,
             "max_change": self.max_change,
             "mde_exceeds_range": self.mde_exceeds_range,
+            "smallest_p_value": self.smallest_p,
             "discordant": list(self.discordant) if self.discordant else None,
             "alpha": self.alpha,
             "power": self.power,
@@ -229,6 +250,7 @@ def paired_difference(
         estimate_mean(c, clusters=groups, alpha=alpha, binary=binary, bounds=bounds),
     )
     n_clusters: int | None = None
+    clustered_floor = NAN
     if groups is not None:
         se, n_clusters = cluster_se(d, groups)
         df: float | None = n_clusters - 1 if n_clusters >= 2 else None
@@ -236,6 +258,9 @@ def paired_difference(
         if binary and n_clusters >= 2:
             center, interval_se = _adjusted_clustered(d, groups)
             interval = "adjusted clustered t"
+            # The test's floor: its p-value when every row changes the same way (the
+            # smallest of all outcomes, found by trying every one on up to 8 rows).
+            clustered_floor = _t_p_value(*_adjusted_clustered(np.ones(n), groups), n_clusters - 1)
     else:
         se = float(d.std(ddof=1)) / math.sqrt(n) if n >= 2 else NAN
         df = n - 1
@@ -244,6 +269,7 @@ def paired_difference(
             center, interval_se = _adjusted_wald(discordant, n)
             df, interval = None, "adjusted wald"
     interval_note = None
+    smallest_p = None
     if math.isnan(se) or math.isnan(interval_se):  # fewer than two rows (or clusters)
         center = interval_se = low = high = p_value = mde = NAN
         df, interval, test, correlation = None, "none", "none", None
@@ -277,10 +303,12 @@ def paired_difference(
         if n_clusters is not None and binary:
             p_value = _t_p_value(center, interval_se, n_clusters - 1)
             test = "adjusted clustered t"
+            smallest_p = clustered_floor
         elif n_clusters is not None:
             p_value, test = _t_p_value(diff, se, n_clusters - 1), "clustered t"
         elif binary and discordant is not None:
             p_value, test = _mcnemar_exact(*discordant), "exact McNemar"
+            smallest_p = _mcnemar_exact(0, n)  # every row changed the same way: 2 * 0.5^n
         else:
             p_value, test = _t_p_value(diff, se, n - 1), "paired t"
         mde = _detectable_effect(interval_se, df, alpha, power)
@@ -308,6 +336,7 @@ def paired_difference(
         df=df,
         interval_note=interval_note,
         bounds=bounds,
+        smallest_p=smallest_p,
     )
 
 

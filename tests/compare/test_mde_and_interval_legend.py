@@ -196,3 +196,46 @@ def test_the_legend_names_each_metrics_interval_as_json_has_it(tmp_path: Path) -
     assert page.count(legend) == 1
     slice_note = re.search(r'<div class="slice-changes" data-column="topic">.*?</p>', page)
     assert slice_note is not None and "exact sign for latency" in slice_note.group(0)
+
+
+def test_0_1_scores_on_too_few_rows_for_their_exact_test_say_no_change_is_detectable(
+    tmp_path: Path,
+) -> None:
+    """Exact match on 3 rows, one of which changed, showed 'MDE 0.938' (Miller's eq. 10),
+    yet exact McNemar on 3 rows says p >= 0.25 whatever changed (binomtest of 3 of 3), so
+    no change at all is detectable. Every surface now says '> 1 (none)' and why; --json
+    keeps the MDE as computed, with mde_exceeds_range and the test's smallest p-value.
+    6 rows can reach 0.05 (0.031): their MDE is the number."""
+    base, candidate = two_runs(tmp_path, {"em": [1.0, 0.0, 1.0]}, {"em": [1.0, 1.0, 1.0]},
+                               {}, ["em"])  # fmt: skip
+    (em,) = metrics_of(invoke("compare", base, candidate, "--json")).values()
+    se = math.sqrt((1 / 5 + 2 / 5 - (1 / 5) ** 2) / 5)  # adjusted Wald: one pair of each kind
+    z = scipy_stats.norm.ppf(0.975) + scipy_stats.norm.ppf(0.8)
+    assert em["mde"] == pytest.approx(z * se) and em["mde"] == pytest.approx(0.938, abs=5e-4)
+    assert em["smallest_p_value"] == pytest.approx(scipy_stats.binomtest(3, 3, 0.5).pvalue)
+    assert (em["max_change"], em["mde_exceeds_range"]) == (1, True)
+    legend_words = "cannot give a p-value below 0.05 even if every row changed the same way"
+
+    terminal = invoke("compare", base, candidate)
+    assert "> 1 (none)" in table_row(terminal, "em") and "0.938" not in terminal
+    assert legend_words in " ".join(terminal.split())
+    markdown = invoke("compare", base, candidate, "--markdown")
+    assert "| adjusted wald | > 1 (none) |" in table_row(markdown, "em")
+    assert legend_words in markdown and "fewer than 6 rows" in markdown
+    report = tmp_path / "report.html"
+    invoke("report", base, candidate, "-o", str(report))
+    page = unescape(report.read_text(encoding="utf-8"))
+    method = re.search(r'<table class="method">.*?</table>\s*<p class="note">(.*?)</p>', page, re.S)
+    assert method is not None
+    assert '<td>adjusted wald</td><td class="num">> 1 (none)</td>' in method.group(0)
+    assert legend_words in method.group(1)
+
+    six = tmp_path / "six"
+    six.mkdir()
+    base, candidate = two_runs(six, {"em": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]},
+                               {"em": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]}, {}, ["em"])  # fmt: skip
+    (em,) = metrics_of(invoke("compare", base, candidate, "--json")).values()
+    assert em["smallest_p_value"] == pytest.approx(scipy_stats.binomtest(6, 6, 0.5).pvalue)
+    assert em["mde"] < 1 and em["mde_exceeds_range"] is False
+    terminal = invoke("compare", base, candidate)
+    assert f"{em['mde']:.3g}" in table_row(terminal, "em") and "(none)" not in terminal

@@ -320,3 +320,59 @@ def test_a_bounded_scales_change_and_means_are_cut_at_its_range() -> None:
     assert (result.low, result.high) == (-4.0, 4.0) and result.interval == "t"
     assert (result.base.low, result.base.high) == (1.0, 5.0)
     assert result.p_value == pytest.approx(scipy_stats.ttest_rel(candidate, base).pvalue)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 9])
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_0_1_scores_whose_exact_test_cannot_reach_alpha_have_no_detectable_change(
+    n: int, alpha: float
+) -> None:
+    """Exact McNemar on n rows can say no less than binomtest's p for every row changed one
+    way, 2 * 0.5^n: below 6 rows at 0.05 (5 at 0.1) no change of any size is found, though
+    Miller's eq. 10 gave 3 rows with one change an MDE of 0.938, below the largest change."""
+    floor = scipy_stats.binomtest(n, n, 0.5).pvalue
+    base = np.zeros(n)
+    candidate = base.copy()
+    candidate[0] = 1  # one row changed
+    result = paired_difference(base, candidate, binary=True, alpha=alpha)
+    assert result.smallest_p == pytest.approx(floor, rel=1e-12)
+    every = paired_difference(base, np.ones(n), binary=True, alpha=alpha)
+    assert every.p_value == pytest.approx(floor, rel=1e-12)  # the floor is reached there
+    z = scipy_stats.norm.ppf
+    assert result.mde == pytest.approx((z(1 - alpha / 2) + z(0.8)) * result.interval_se)
+    assert result.alpha_out_of_reach == bool(floor >= alpha)
+    assert result.mde_exceeds_range == bool(floor >= alpha or result.mde > 1)
+    if n == 3 and alpha == 0.05:
+        assert result.mde == pytest.approx(0.938, abs=5e-4) and result.mde_exceeds_range
+    # A scale has no such floor: its t test can reach any alpha.
+    assert paired_difference(base, candidate, alpha=alpha).smallest_p is None
+
+
+def test_clustered_0_1_scores_whose_test_cannot_reach_alpha_have_no_detectable_change() -> None:
+    """The adjusted clustered t test has a floor too: with clusters of 3, 1, 1 and 1 rows no
+    outcome gives p below 0.05 (every row changing the same way gives the smallest, as
+    statsmodels' cluster-robust OLS of the augmented differences says), yet the MDE read
+    0.82 on some of them."""
+    import itertools
+
+    groups = np.array([0, 0, 0, 1, 2, 3])
+    every = np.concatenate([np.ones(6), [1.0, -1.0]])
+    fit = clustered_ols(every, np.concatenate([groups, [4, 5]]))
+    floor = 2 * scipy_stats.t.sf(fit.params[0] / fit.bse[0], 3)
+    lowest, shown = 1.0, []
+    for changes in itertools.product((-1, 0, 1), repeat=6):
+        d = np.array(changes, dtype=float)
+        result = paired_difference(
+            (d == -1).astype(float), (d == 1).astype(float), clusters=groups, binary=True
+        )
+        assert result.smallest_p == pytest.approx(floor, rel=1e-9)
+        assert result.mde_exceeds_range
+        lowest = min(lowest, result.p_value)
+        shown.append(result.mde)
+    assert lowest == pytest.approx(floor, rel=1e-9) and 0.05 < floor < 0.07
+    assert min(shown) < 0.83  # what the MDE column used to show
+    # 5 clusters of 1, 1, 1, 1, 2 rows can reach 0.05: no flag from the floor there.
+    five = np.array([0, 1, 2, 3, 4, 4])
+    reach = paired_difference(np.zeros(6), np.ones(6), clusters=five, binary=True)
+    assert reach.smallest_p is not None and reach.smallest_p < 0.05
+    assert not reach.alpha_out_of_reach

@@ -91,7 +91,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
         s = m.stats
         lines.append(
             f"| {_cell(m.metric)} | {s.n} | {m.missing} | {s.test} | {p_value(s.p_value)} | "
-            f"{s.interval} | {mde(s.mde, s.max_change)} | {number(s.correlation, 2)} | "
+            f"{s.interval} | {mde(s.mde, s.max_change, s.mde_exceeds_range)} | "
+            f"{number(s.correlation, 2)} | "
             f"{number(m.margin, 3)} ({_cell(m.margin_rule)}) |"
         )
     lines += ["", f"{candidate.mde_legend}.", "", "Verdicts:", ""]

@@ -121,7 +121,7 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
         mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
         f"{signed(s.diff)} {ci(s.low, s.high)}",
         p_value(m.p_adjusted),
-        mde(s.mde, s.max_change),
+        mde(s.mde, s.max_change, s.mde_exceeds_range),
         number(s.correlation, 2) if s.correlation is None or abs(s.correlation) >= 0.01 else "0",
         Text(m.verdict, style=VERDICT_STYLE.get(m.verdict, "")),
     ]
