@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import overload
 
-__all__ = ["ci", "clip", "mde", "mean_ci", "number", "p_value", "signed"]
+__all__ = [
+    "ci",
+    "clip",
+    "mde",
+    "mean_ci",
+    "number",
+    "p_value",
+    "range_list",
+    "range_text",
+    "signed",
+]
 
 
 def number(value: float | None, digits: int = 4) -> str:
@@ -44,6 +55,26 @@ def mde(value: float | None, largest: float | None, none: bool = False, digits: 
     if largest is not None and (none or (value is not None and value > largest)):
         return f"> {number(largest, digits)} (none)"
     return number(value, digits)
+
+
+def range_text(bounds: tuple[float, float]) -> str:
+    """A declared range as the surfaces name it: ``[1, 5]``, or ``[0, ∞)`` for one open
+    above (latency, word count)."""
+    low = "(-∞" if math.isinf(bounds[0]) else f"[{bounds[0]:g}"
+    high = "∞)" if math.isinf(bounds[1]) else f"{bounds[1]:g}]"
+    return f"{low}, {high}"
+
+
+@overload
+def range_list(bounds: tuple[float, float]) -> list[float | None]: ...
+@overload
+def range_list(bounds: tuple[float, float] | None) -> list[float | None] | None: ...
+def range_list(bounds: tuple[float, float] | None) -> list[float | None] | None:
+    """A declared range as JSON holds it (stored with a run, ``--json``, the slices table):
+    ``[0, 1]``, an open side as null (``[0, null]``: JSON has no infinity); None without."""
+    if bounds is None:
+        return None
+    return [end if math.isfinite(end) else None for end in bounds]
 
 
 def p_value(p: float | None) -> str:

@@ -365,3 +365,78 @@ def test_a_bounded_scale_keeps_its_interval_inside_its_range(tmp_path: Path, hom
     assert frame.loc[("t", "token_f1"), "interval"] == "t"
     assert frame.loc[("t", "token_f1"), "range"] == [0.0, 1.0]
     assert frame.loc[("t", "exact_match"), "interval"] == "wilson"
+
+
+def test_a_metric_never_negative_keeps_its_interval_at_or_above_0(
+    tmp_path: Path, home: Path
+) -> None:
+    """word_count and latency declared no range, so Student's t interval of their mean on a
+    few rows went below 0 (word counts 1, 1 and 9: `3.667 [-7.81, 15.1]`) in `run --by`,
+    `runs show --by`, --json and MLflow's slices_table.json. Both now declare 0 to infinity:
+    the interval is scipy's cut at 0 and at nothing above; the run stores the range with
+    its open side as null, and a run stored before reads it for the built-in metrics."""
+    import duckdb
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    from harness.cli import cli
+    from harness.config import resolve_home
+
+    data = tmp_path / "words.jsonl"
+    inputs = [("a", "t"), ("b", "t"), ("c d e f g h i j k", "u")]
+    data.write_text("".join(json.dumps({"input": i, "expected": "a", "topic": t}) + "\n"
+                            for i, t in inputs), encoding="utf-8")  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "words"]).exit_code == 0
+    ran = runner.invoke(cli, ["run", "--data", "words", "--model", "echo", "--prompt", "{input}",
+                              "--metric", "word_count", "--metric", "latency", "--by", "topic",
+                              "--json"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    result = json.loads(ran.output)
+    overall = result["slices"][0]["overall"]["metrics"]
+    low, high = scipy_stats.t.interval(0.95, 2, loc=11 / 3, scale=scipy_stats.sem([1, 1, 9]))
+    assert round(low, 2) == -7.81  # what it read
+    assert overall["word_count"]["ci"] == [0.0, pytest.approx(high, rel=1e-12)]
+    assert overall["word_count"]["interval"] == "t"
+    assert overall["word_count"]["range"] == overall["latency"]["range"] == [0.0, None]
+    db = resolve_home(home).db_path
+    with duckdb.connect(str(db), read_only=True) as con:
+        latency_rows = "SELECT value FROM scores WHERE metric = 'latency' ORDER BY example_id"
+        latencies = [v for (v,) in con.execute(latency_rows).fetchall()]
+        (config,) = con.execute("SELECT config FROM runs").fetchone()
+    assert json.loads(config)["bounds"] == {"latency": [0.0, None], "word_count": [0.0, None]}
+    low_l, high_l = scipy_stats.t.interval(0.95, 2, loc=np.mean(latencies),
+                                           scale=scipy_stats.sem(latencies))  # fmt: skip
+    assert overall["latency"]["ci"] == pytest.approx([max(low_l, 0.0), high_l], rel=1e-9)
+
+    shown = runner.invoke(cli, ["runs", "show", result["run_id"], "--by", "topic"])
+    assert shown.exit_code == 0, shown.output
+    assert "95% intervals: t cut at [0, ∞) for word_count, latency" in shown.output
+    words = [s for s in shown.output.splitlines() if s.startswith("word_count") and "(all)" in s]
+    assert words[0].split("│")[-1].strip() == f"[0, {high:.3g}]"
+
+    client = MlflowClient(tracking_uri=resolve_home(home).tracking_uri)
+    path = client.download_artifacts(result["mlflow_run_id"], "slices_table.json")
+    text = Path(path).read_text(encoding="utf-8")
+    assert "Infinity" not in text
+    artifact = json.loads(text)
+    frame = pd.DataFrame(artifact["data"], columns=artifact["columns"]).set_index(
+        ["value", "metric"]
+    )
+    assert frame.loc[("(all)", "word_count"), "ci_low"] == 0.0
+    assert frame.loc[("(all)", "word_count"), "range"] == [0.0, None]
+
+    # A run stored before the two declared their range (bounds without them), and one
+    # stored before runs stored ranges at all, read 0 to infinity for the built-ins; one
+    # whose word_count is its own python: metric reads none (scipy's interval, uncut).
+    stored = json.loads(config)
+    before = {**stored, "bounds": {}}
+    older = {k: v for k, v in stored.items() if k != "bounds"}
+    own = {**before, "metric_sources": {"word_count": "python:mine:count"}}
+    for kept, expected in ((before, [0.0, high]), (older, [0.0, high]), (own, [low, high])):
+        with duckdb.connect(str(db)) as con:
+            con.execute("UPDATE runs SET config = ?", [json.dumps(kept)])
+        again = runner.invoke(cli, ["runs", "show", result["run_id"], "--by", "topic", "--json"])
+        assert again.exit_code == 0, again.output
+        words = json.loads(again.output)["slices"][0]["overall"]["metrics"]["word_count"]
+        assert words["ci"] == pytest.approx(expected, rel=1e-12)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import CheckFailed, CheckUndecided
+from harness.numbers import range_text
 from harness.stats import PairedDifference
 
 __all__ = [
@@ -178,7 +179,7 @@ def interval_legend(metrics: Sequence[MetricResult]) -> str:
         s = m.stats
         for method in dict.fromkeys((s.base.method, s.candidate.method)):
             if method != "none":
-                cut = f" cut at [{s.bounds[0]:g}, {s.bounds[1]:g}]" if s.bounds else ""
+                cut = f" cut at {range_text(s.bounds)}" if s.bounds else ""
                 name = MEAN_METHODS.get(method, method) + ("" if "wilson" in method else cut)
                 _add(means, name, m.metric)
         if s.interval != "none":

@@ -88,7 +88,9 @@ class Metric:
     Wilson's interval and its comparisons McNemar's test, whatever values a run happened to
     score (``harness.stats``). A metric that does not declare it is read as a scale.
     ``bounds``: every score lies in ``(low, high)`` (token F1, ROUGE: 0 to 1); its t
-    intervals are cut there, so a mean on few rows is never given impossible values.
+    intervals are cut there, so a mean on few rows is never given impossible values. A
+    side may be infinite: ``(0.0, math.inf)`` for a score that is never negative but has no
+    largest value (latency, word count), whose intervals are cut at 0 only.
     """
 
     name: str

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config import Home
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
+from harness.numbers import range_list
 from harness.prompts import check_template, prompt_digest, run_template
 from harness.providers import Provider, resolve
 from harness.runner.config import RunConfig
@@ -92,12 +93,13 @@ class RunPlan:
         return sorted(found)
 
     @property
-    def bounds(self) -> dict[str, list[float]]:
+    def bounds(self) -> dict[str, list[float | None]]:
         """The metrics and judges whose every score lies in a known range, with it: a 0/1
         metric's [0, 1], a bounded scale's (token F1, ROUGE), a judge's answers (its
-        scale, else [0, 1]; the mean of several samples stays in it)."""
-        found = {m.name: list(m.range) for m in self.metrics if m.range is not None}
-        found.update({j.name: list(j.output.bounds) for j in self.judges})
+        scale, else [0, 1]; the mean of several samples stays in it). An open side is
+        null (latency's [0, null]): JSON has no infinity."""
+        found = {m.name: range_list(m.range) for m in self.metrics if m.range is not None}
+        found.update({j.name: range_list(j.output.bounds) for j in self.judges})
         return dict(sorted(found.items()))
 
     @property

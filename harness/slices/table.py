@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.numbers import range_list, range_text
 from harness.slices.labels import is_missing, sort_labels
 from harness.stats import MeanEstimate, estimate_mean
 
@@ -80,7 +81,7 @@ class Slice:
                     "ci": [_finite(m.low), _finite(m.high)],
                     "interval": m.method,
                     "interval_note": m.interval_note,
-                    "range": _range(bounds.get(metric)),
+                    "range": range_list(bounds.get(metric)),
                 }
                 for metric, m in self.means.items()
             },
@@ -107,7 +108,7 @@ class SliceTable:
 
     def methods(self) -> str:
         """Which interval each metric gets, in words: ``Wilson's for exact_match; t cut at
-        [0, 1] for token_f1, tone; t for latency``."""
+        [0, 1] for token_f1, tone; t cut at [0, ∞) for latency``."""
         wilson = [m for m in self.metrics if m in self.binary]
         ranges: dict[tuple[float, float] | None, list[str]] = {}
         for metric in self.metrics:
@@ -115,7 +116,7 @@ class SliceTable:
                 ranges.setdefault(self.bounds.get(metric), []).append(metric)
         parts = [f"Wilson's for {', '.join(wilson)}"] if wilson else []
         for bound, names in ranges.items():
-            cut = f" cut at [{bound[0]:g}, {bound[1]:g}]" if bound else ""
+            cut = f" cut at {range_text(bound)}" if bound else ""
             parts.append(f"t{cut} for {', '.join(names)}")
         return "; ".join(parts)
 
@@ -125,7 +126,7 @@ class SliceTable:
         interval come before the counts so MLflow's artifact view shows them unscrolled;
         ``ci_note`` says why a mean has no interval (None when it has one), ``interval``
         which one it has (``wilson``, ``t``, ``none``) and ``range`` where a t interval is
-        cut (``[0, 1]``; None: nowhere)."""
+        cut (``[0, 1]``, ``[0, None]`` at 0 only; None: nowhere)."""
         records = []
         for s in [self.overall, *self.slices]:
             value = "(all)" if s is self.overall else s.value
@@ -137,7 +138,7 @@ class SliceTable:
                         "mean": _finite(m.mean), "ci_low": _finite(m.low),
                         "ci_high": _finite(m.high), "rows": s.rows, "count": m.n,
                         "ci_note": _ci_note(m), "interval": m.method,
-                        "range": _range(self.bounds.get(metric)),
+                        "range": range_list(self.bounds.get(metric)),
                     }
                 )  # fmt: skip
         return records
@@ -198,10 +199,6 @@ def slice_table(
         column, overall, slices, metrics, frozenset(binary) & set(metrics),
         {m: b for m, b in (bounds or {}).items() if m in metrics and m not in binary},
     )  # fmt: skip
-
-
-def _range(bound: tuple[float, float] | None) -> list[float] | None:
-    return None if bound is None else [bound[0], bound[1]]
 
 
 def _ci_note(m: MeanEstimate) -> str | None:

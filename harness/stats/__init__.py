@@ -8,7 +8,8 @@
 Everything takes plain arrays of per-row scores (and optional cluster ids) and returns
 plain dataclasses; rendering is elsewhere. Whether scores are 0/1 (``binary=True``: Wilson,
 McNemar) is the caller's to say from what the metric declares, never read off the values,
-as is the range every score lies in (``bounds=(low, high)``: a t interval is cut there).
+as is the range every score lies in (``bounds=(low, high)``: a t interval is cut there;
+``(0, math.inf)`` for scores never negative with no largest value, cut at 0 only).
 The methods and why they were chosen are in the module docstrings; ``tests/stats`` checks
 them against scipy and statsmodels.
 """

@@ -31,7 +31,10 @@ the coverage exactly (the true mean lies in the range, so it lies in the cut int
 whenever it lies in the uncut one) and drops only impossible values; it is not Wilson's
 interval, whose variance ``p(1-p)`` holds for 0/1 scores only (for a scale it is the
 largest variance a mean of p can have, so it would be too wide for a judge that mostly
-agrees with itself). 0/1 scores need no cut: Wilson's interval stays inside [0, 1].
+agrees with itself). 0/1 scores need no cut: Wilson's interval stays inside [0, 1]. A
+side of the range may be infinite (``bounds=(0, math.inf)``: latency, a word count, never
+negative and with no largest value): the interval is then cut at the finite side only, as
+latency on 3 rows, ``0.1 [-0.3, 0.5]`` in Student's t, becomes ``[0, 0.5]``.
 
 With one row per cluster there is nothing to cluster: the numbers are the unclustered ones.
 

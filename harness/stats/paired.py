@@ -27,7 +27,9 @@ here is computed from those differences:
   counts their shared cause. Added as clusters of their own because they stand for rows
   not yet seen, which belong to no observed cluster; t(G-1) counts the real clusters only;
   a t interval of a metric declaring a range (``bounds``, a 1-5 judge) is cut at the
-  largest change such scores can show, ``±(high - low)``, as the adjusted ones at ±1;
+  largest change such scores can show, ``±(high - low)``, as the adjusted ones at ±1. A
+  range open on one side (latency, word count: 0 to infinity) bounds no change, however
+  it bounds the means: the change's interval is not cut, and ``max_change`` is None;
 - **test**: ``exact McNemar`` for 0/1 scores (a binomial test on the rows that changed:
   exact at every n, and it uses only the discordant rows, which carry all the information),
   the ``paired t`` test otherwise (it tests the mean difference, the quantity the interval
@@ -80,6 +82,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from harness.numbers import range_list
 from harness.stats.means import (
     MeanEstimate,
     check_binary,
@@ -133,10 +136,11 @@ class PairedDifference:
     @property
     def max_change(self) -> float | None:
         """The largest change the scores can show: 1 for 0/1 scores, ``high - low`` for
-        a declared range (4 for a 1-5 judge); None when the metric declares neither."""
+        a declared range (4 for a 1-5 judge); None when the metric declares neither, or a
+        range open on one side (latency's 0 to infinity: a change of any size)."""
         if self.binary:
             return 1.0
-        return None if self.bounds is None else self.bounds[1] - self.bounds[0]
+        return _change_limit(self.bounds)
 
     @property
     def alpha_out_of_reach(self) -> bool:
@@ -209,7 +213,7 @@ class PairedDifference:
             "alpha": self.alpha,
             "power": self.power,
             "interval_note": self.interval_note,
-            "range": None if self.bounds is None else list(self.bounds),
+            "range": range_list(self.bounds),  # an open side as None: JSON has no infinity
         }
 
 
@@ -227,7 +231,8 @@ def paired_difference(
     one row; no NaN). ``clusters[i]`` names the row's cluster, when rows come in groups.
     ``binary``: the metric declares scores of only 0 and 1 (the 0/1 methods); ``bounds``:
     it declares every score within ``(low, high)`` (the means' t intervals are cut there,
-    the change's at ``±(high - low)``). ValueError when a value is anything else."""
+    the change's at ``±(high - low)`` when both are finite). ValueError when a value is
+    anything else."""
     b = np.asarray(base, dtype=np.float64)
     c = np.asarray(candidate, dtype=np.float64)
     if b.shape != c.shape or b.ndim != 1:
@@ -298,8 +303,8 @@ def paired_difference(
         low, high = center - quantile * interval_se, center + quantile * interval_se
         if binary:  # a change of 0/1 scores lies in [-1, 1]; the adjusted interval can reach past
             low, high = max(low, -1.0), min(high, 1.0)
-        elif bounds is not None:  # so does a change of scores in a range, by its width
-            low, high = clip(low, high, (bounds[0] - bounds[1], bounds[1] - bounds[0]))
+        elif (largest := _change_limit(bounds)) is not None:  # a range's, by its width
+            low, high = clip(low, high, (-largest, largest))
         if n_clusters is not None and binary:
             p_value = _t_p_value(center, interval_se, n_clusters - 1)
             test = "adjusted clustered t"
@@ -338,6 +343,14 @@ def paired_difference(
         bounds=bounds,
         smallest_p=smallest_p,
     )
+
+
+def _change_limit(bounds: tuple[float, float] | None) -> float | None:
+    """The largest change scores in ``bounds`` can show, ``high - low``; None without a
+    range or for one open on a side (latency's 0 to infinity bounds no change)."""
+    if bounds is None or not math.isfinite(bounds[1] - bounds[0]):
+        return None
+    return bounds[1] - bounds[0]
 
 
 def _no_spread(se: float, b: np.ndarray, c: np.ndarray) -> bool:

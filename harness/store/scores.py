@@ -7,12 +7,13 @@ model call failed, 0 otherwise, so failures are compared and gated like a metric
 
 Which scores are 0/1 (``binary``: Wilson's interval, McNemar's test) is what the run stored
 its metrics and judges declare, never a look at the values (see ``harness.stats``), as is
-the range each bounded one scores in (``bounds``: a judge's scale, token F1's 0 to 1),
-where its t intervals are cut.
+the range each bounded one scores in (``bounds``: a judge's scale, token F1's 0 to 1,
+latency's 0 to infinity, stored as ``[0, null]``), where its t intervals are cut.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,18 @@ ERRORS = "errors"  # the per-row failure indicator, compared and gated like a me
 # The registered metrics that score 0 or 1 (``Metric.binary``; a test keeps this in step):
 # what a run stored before runs recorded ``binary`` is read with.
 BUILTIN_BINARY = frozenset({"exact_match"})
+# The registered metrics never negative with no largest value (``Metric.bounds`` of 0 to
+# infinity): declared after runs began to store ``bounds``, so a run stored in between
+# reads them for its built-in metrics of these names.
+BUILTIN_LOWER_BOUNDS = {name: (0.0, math.inf) for name in ("latency", "word_count")}
 # The registered metrics that score in a range of their own (``Metric.bounds``; a test keeps
 # this in step): what a run stored before runs recorded ``bounds`` is read with.
-BUILTIN_BOUNDS = {name: (0.0, 1.0) for name in ("rouge1", "rouge2", "rougeL", "token_f1")}
+BUILTIN_BOUNDS = {
+    **{name: (0.0, 1.0) for name in ("rouge1", "rouge2", "rougeL", "token_f1")},
+    **BUILTIN_LOWER_BOUNDS,
+}
+# What a run's ``metric_sources`` says of a built-in metric (``harness.scoring.versions``).
+BUILTIN_SOURCE = "built-in metric"
 
 Bounds = dict[str, tuple[float, float]]
 
@@ -78,16 +88,23 @@ def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None
 
 def metric_bounds(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> Bounds:
     """The metrics and judges of a run (its stored ``config``) whose every score lies in a
-    known range, with it (ERRORS and every 0/1 metric: 0 to 1). A run stores them; for one
-    stored before it did: the registered metrics that declare one (token F1, ROUGE) and
-    each judge, from its answers (a scale's ends, else 0 to 1: yes/no and labels).
+    known range, with it (ERRORS and every 0/1 metric: 0 to 1; an open side is infinite:
+    latency's 0 to inf). A run stores them, an open side as null; for one stored before it
+    did: the registered metrics that declare one (token F1, ROUGE, latency, word count) and
+    each judge, from its answers (a scale's ends, else 0 to 1: yes/no and labels). One
+    stored before the built-in latency and word count declared theirs (0 to inf) reads
+    them unless it says its metric of that name is not the built-in one.
 
     With the run's per-row ``values``, a name with a score outside its range is left out,
     as ``binary_metrics`` does (an older run's ``python:`` metric named ``token_f1``)."""
     stored = config.get("bounds")
     found: Bounds = {}
     if stored is not None:
-        found = {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+        found = {str(k): _stored_range(v) for k, v in stored.items()}
+        sources = config.get("metric_sources") or {}
+        for name, bound in BUILTIN_LOWER_BOUNDS.items():
+            if name not in found and sources.get(name, BUILTIN_SOURCE) == BUILTIN_SOURCE:
+                found[name] = bound
     else:
         found = dict(BUILTIN_BOUNDS)
         for judge, labels in (config.get("judge_labels") or {}).items():
@@ -100,6 +117,12 @@ def metric_bounds(config: Mapping[str, Any], values: pd.DataFrame | None = None)
         for name, (low, high) in found.items()
         if name not in values.columns or values[name].dropna().between(low, high).all()
     }
+
+
+def _stored_range(ends: Any) -> tuple[float, float]:
+    """A range as a run stores it, ``[low, high]``, null for an open side."""
+    low, high = ends
+    return (-math.inf if low is None else float(low), math.inf if high is None else float(high))
 
 
 def _judge_bounds(labels: list[str]) -> tuple[float, float]:

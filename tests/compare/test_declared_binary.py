@@ -4,6 +4,7 @@ run happened to score: token F1 that scores only 0 and 1 on a small run is still
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from harness.stats import estimate_mean, paired_difference
 from harness.store.scores import (
     BUILTIN_BINARY,
     BUILTIN_BOUNDS,
+    BUILTIN_LOWER_BOUNDS,
     ERRORS,
     binary_metrics,
     metric_bounds,
@@ -113,11 +115,17 @@ def test_runs_stored_before_the_ranges_read_them_from_the_builtins_and_judges() 
     old = metric_bounds({"judge_labels": labels, "judge_samples": 3})
     assert old["tone"] == (0.0, 1.0) and old["one_five"] == (1.0, 5.0)
     assert old["exact_match"] == old[ERRORS] == old["token_f1"] == (0.0, 1.0)
-    assert "latency" not in old
-    values = pd.DataFrame({"token_f1": [0.5, 3.0], "tone": [0.0, 1.0]})
-    assert "token_f1" not in metric_bounds({"judge_labels": labels}, values)
+    assert old["latency"] == old["word_count"] == (0.0, math.inf)  # never negative
+    values = pd.DataFrame({"token_f1": [0.5, 3.0], "tone": [0.0, 1.0], "latency": [-1.0, 2]})
+    bounded = metric_bounds({"judge_labels": labels}, values)
+    assert "token_f1" not in bounded and "latency" not in bounded
+    # A run stores an open side as null; one stored before latency and word_count declared
+    # theirs reads them, unless its metric of that name is not the built-in one.
     stored = {"bounds": {"judge": [1, 5]}, "binary": []}
-    assert metric_bounds(stored) == {"judge": (1.0, 5.0), ERRORS: (0, 1)}
+    assert metric_bounds(stored) == {"judge": (1.0, 5.0), ERRORS: (0, 1), **BUILTIN_LOWER_BOUNDS}
+    own = {**stored, "metric_sources": {"latency": "python:mine:latency"}}
+    assert "latency" not in metric_bounds(own) and "word_count" in metric_bounds(own)
+    assert metric_bounds({"bounds": {"latency": [0, None]}})["latency"] == (0.0, math.inf)
 
 
 def test_a_bounded_scale_is_compared_inside_its_range(tmp_path: Path) -> None:

@@ -115,8 +115,9 @@ def test_an_mde_within_the_range_is_shown_as_a_number(tmp_path: Path) -> None:
 
 
 def legend_runs(tmp_path: Path) -> tuple[str, str]:
-    """12 rows of a 0/1 metric, a 1-5 judge, token F1 (0 to 1) and latency (no range); on
-    the rows of topic a, latency grows by 0.5 on every row (no spread)."""
+    """12 rows of a 0/1 metric, a 1-5 judge, token F1 (0 to 1) and latency (0 to infinity:
+    no change is bounded); on the rows of topic a, latency grows by 0.5 on every row (no
+    spread)."""
     rng = np.random.default_rng(3)
     topics = ["a" if i % 2 else "b" for i in range(12)]
     runs = []
@@ -130,7 +131,7 @@ def legend_runs(tmp_path: Path) -> tuple[str, str]:
         }
         path = write_run(tmp_path / f"{name}.jsonl", run_id=f"{name[:4]}11111111", scores=scores,
                          judges=["judge"], binary=["em"],
-                         bounds={"judge": [1, 5], "token_f1": [0, 1]},
+                         bounds={"judge": [1, 5], "token_f1": [0, 1], "latency": [0, None]},
                          extra=[{"topic": topic} for topic in topics])  # fmt: skip
         runs.append(str(path))
         latency = np.where(np.array(topics) == "a", latency + 0.5, rng.uniform(0.1, 2, 12))
@@ -150,11 +151,12 @@ def test_the_legend_names_each_metrics_interval_as_json_has_it(tmp_path: Path) -
         "em": ("wilson", "adjusted wald", [0, 1]),
         "judge": ("t", "t", [1, 5]),
         "token_f1": ("t", "t", [0, 1]),
-        "latency": ("t", "t", None),
+        "latency": ("t", "t", [0, None]),
     }
     legend = (
-        "95% intervals of the means: Wilson's for em; t cut at [0, 1] for token_f1; t for "
-        "latency; t cut at [1, 5] for judge. Of the changes: adjusted Wald cut at ±1 for em; "
+        "95% intervals of the means: Wilson's for em; t cut at [0, 1] for token_f1; t cut at "
+        "[0, ∞) for latency; t cut at [1, 5] for judge. Of the changes: adjusted Wald cut at "
+        "±1 for em; "
         "paired t cut at ±1 for token_f1; paired t for latency; paired t cut at ±4 for judge."
     )
     assert legend in " ".join(invoke("compare", base, candidate).split())
@@ -166,7 +168,8 @@ def test_the_legend_names_each_metrics_interval_as_json_has_it(tmp_path: Path) -
     # With clusters: the clustered methods.
     clustered = (
         "95% intervals of the means: clustered Wilson's for em; clustered t cut at [0, 1] for "
-        "token_f1; clustered t for latency; clustered t cut at [1, 5] for judge. Of the "
+        "token_f1; clustered t cut at [0, ∞) for latency; clustered t cut at [1, 5] for judge. "
+        "Of the "
         "changes: adjusted clustered t cut at ±1 for em; clustered t cut at ±1 for token_f1; "
         "clustered t for latency; clustered t cut at ±4 for judge."
     )
@@ -239,3 +242,40 @@ def test_0_1_scores_on_too_few_rows_for_their_exact_test_say_no_change_is_detect
     assert em["mde"] < 1 and em["mde_exceeds_range"] is False
     terminal = invoke("compare", base, candidate)
     assert f"{em['mde']:.3g}" in table_row(terminal, "em") and "(none)" not in terminal
+
+
+@pytest.mark.parametrize("stored", [{"latency": [0, None]}, None])
+def test_a_metric_never_negative_has_its_means_cut_at_0_and_its_change_uncut(
+    tmp_path: Path, stored: dict[str, list[float | None]] | None
+) -> None:
+    """latency declared no range, so a run's mean on 3 rows read '0.183 [-0.29, 0.65]' in
+    compare (as in every surface). It now declares 0 to infinity (stored as [0, null]; a
+    run stored before ranges were reads it for the built-in metric): each mean is scipy's
+    t interval cut at 0; the change of a metric bounded below only is not bounded, so its
+    interval is scipy's paired t, uncut, and max_change is null, not inf."""
+    base_scores, candidate_scores = [0.1, 0.05, 0.4], [0.3, 0.02, 0.1]
+    paths = []
+    for name, scores in (("base", base_scores), ("candidate", candidate_scores)):
+        path = write_run(tmp_path / f"{name}.jsonl", run_id=f"{name[:4]}00000000",
+                         scores={"latency": scores}, bounds=stored)  # fmt: skip
+        paths.append(str(path))
+    shown = invoke("compare", *paths, "--json")
+    assert "Infinity" not in shown
+    (latency,) = metrics_of(shown).values()
+    for side, scores in (("base", base_scores), ("candidate", candidate_scores)):
+        low, high = scipy_stats.t.interval(0.95, 2, loc=np.mean(scores),
+                                           scale=scipy_stats.sem(scores))  # fmt: skip
+        assert low < 0
+        assert [latency[side]["low"], latency[side]["high"]] == [0.0, pytest.approx(high)]
+    d = np.array(candidate_scores) - np.array(base_scores)
+    change = scipy_stats.t.interval(0.95, 2, loc=d.mean(), scale=scipy_stats.sem(d))
+    assert latency["ci"] == pytest.approx(list(change)) and change[0] < -0.5 < 0.5 < change[1]
+    assert latency["range"] == [0.0, None] and latency["max_change"] is None
+    assert latency["mde_exceeds_range"] is False
+
+    legend = (
+        "95% intervals of the means: t cut at [0, ∞) for latency. Of the changes: paired t "
+        "for latency."
+    )
+    assert legend in " ".join(invoke("compare", *paths).split())
+    assert legend in " ".join(invoke("compare", *paths, "--markdown").split())
