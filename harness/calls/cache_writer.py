@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,12 @@ class CacheWriter:
     without a trip through one (each such trip was several loop callbacks and a wake-up).
     """
 
-    def __init__(self, cache: EntryStore) -> None:
+    def __init__(self, cache: EntryStore, before_commit: Callable[[], None] | None = None) -> None:
         self.cache = cache
+        # Called in the thread before each commit: a run saves its call counters there
+        # (``harness.store.usage_file``). An answer is counted before it is queued
+        # (``Caller._answered``), so every entry committed is counted in what it saved.
+        self.before_commit = before_commit
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
         self._lock = threading.Lock()
         self._pending: list[tuple[str, dict[str, Any], ModelResponse, Future[None]]] = []
@@ -80,6 +85,8 @@ class CacheWriter:
             ]
         except Exception as e:  # noqa: BLE001 - an entry that cannot be made fails its callers
             return [CacheError(f"cache write failed: {e}")] * len(batch)
+        if self.before_commit is not None:
+            self.before_commit()
         try:
             with self.cache.batch():
                 for key, entry in entries:

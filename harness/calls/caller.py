@@ -115,6 +115,9 @@ class Caller(CallCounting):
         self._blocking_flights: dict[str, concurrent.futures.Future[CallResult]] = {}
         self._reached: set[str | None] = set()  # base URLs that have answered at least once
         self._cache_writer: CacheWriter | None = None
+        # Called before each commit of answers to the cache, in the writer's thread (a run
+        # saves its counters there: ``harness.store.usage_file``).
+        self.before_cache_commit: Callable[[], None] | None = None
         self._on_event = on_event or (lambda kind, data: None)
         # Spark scale-out (harness.runner.spark). On the driver, ``defer_misses`` answers
         # what the cache holds and local calls, and raises CallDeferred for the rest; each
@@ -530,7 +533,7 @@ class Caller(CallCounting):
             with self._counting:  # an app's thread may be first (``call_blocking``)
                 if self._cache_writer is None:
                     assert self.cache is not None
-                    self._cache_writer = CacheWriter(self.cache)
+                    self._cache_writer = CacheWriter(self.cache, self.before_cache_commit)
         return self._cache_writer
 
     def _http(self) -> httpx.AsyncClient:

@@ -1,8 +1,9 @@
 """Deleting a run everywhere harness keeps it: its MLflow run, then its DuckDB rows.
 
 The MLflow run is soft-deleted first (reversible: ``mlflow runs restore``), then the rows,
-outputs, scores and tags go in one DuckDB transaction; if the second step fails, running
-the command again finishes it. The cache keeps every response: a deleted run can be run
+outputs, scores and tags go in one DuckDB transaction (then the counters file a killed
+run left: ``harness.store.usage_file``); if the second step fails, running the command
+again finishes it. The cache keeps every response: a deleted run can be run
 again for free.
 """
 
@@ -15,6 +16,7 @@ from harness.errors import ConfigError
 from harness.store.runs import RunInfo
 from harness.store.runs import delete_run as delete_rows
 from harness.store.tags import find_run
+from harness.store.usage_file import UsageFile
 from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT
 from harness.tracking.run_updates import mark_deleted
 
@@ -53,4 +55,5 @@ def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
         )
     mlflow = "deleted" if found else "not found" if info.mlflow_run_id else "not logged"
     deleted, tags = delete_rows(home.db_path, info.run_id)
+    UsageFile(home.db_path, info.run_id).remove()  # a run killed has left its counters
     return Deleted(deleted, tags, mlflow, found)

@@ -51,6 +51,7 @@ from harness.runner.progress import NullProgress, Progress, call_event_notes
 from harness.runner.summary import run_slices
 from harness.store import runs as run_store
 from harness.store.db import held
+from harness.store.usage_file import UsageFile
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -219,6 +220,7 @@ class _Run:
         self.report = report  # the file to write the HTML report to, if asked
         self.rows_total = len(plan.examples)  # the examples may be let go before the end
         self.mlflow_run_stored: str | None = None  # the MLflow run's id, as stored so far
+        self.usage_file = UsageFile(self.home.db_path, run_id)
 
     def execute(self, spark_session: Any, spark_target: SparkTarget | None) -> RunResult:
         from harness.runner.mlflow_run import mlflow_logger
@@ -227,6 +229,7 @@ class _Run:
         try:
             return self._execute(spark_session, spark_target)
         finally:
+            self.usage_file.close()  # no call is cached after the rows (drive closed it)
             if self.worker is not None:
                 self.worker.close()
 
@@ -272,8 +275,11 @@ class _Run:
         on_batch = None
         if self.worker is not None and config.traces:
             on_batch = trace_sender(plan, todo, self.worker, self.head)
-        # Each batch stores the counters of the calls made so far with its rows: a run
-        # killed before its end (SIGKILL, a second Ctrl-C) keeps what it paid for.
+        # Each batch stores the counters of the calls made so far with its rows, and the
+        # cache writer saves them to the run's usage file before each commit of answers: a
+        # run killed before its end (SIGKILL, a second Ctrl-C) keeps the count of every
+        # call it paid for (harness.store.usage_file).
+        self.caller.before_cache_commit = self.usage_file.saver(self._usage)
         writer = BatchWriter(
             home, run_id, on_batch=on_batch, usage=self._usage, mlflow_run_id=self._new_mlflow_run
         )
@@ -532,6 +538,7 @@ class _Run:
                 reason=reason,
                 finished_at=finished_at,
             )
+            self.usage_file.remove()  # its counters are stored, the last of them
         except EnvironmentFault as e:
             if status == "finished":
                 raise

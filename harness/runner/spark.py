@@ -11,8 +11,9 @@
    task runs its rows through the same engine and call path as a local run (see
    :mod:`harness.runner.spark_task`) and sends back the finished rows, the cache entries it
    paid for and its call counters.
-3. **The driver keeps each wave** as it returns: entries into the project's cache first,
-   then the rows into DuckDB (and their traces into MLflow), then the next wave.
+3. **The driver keeps each wave** as it returns: its counters (saved to the run's usage
+   file), entries into the project's cache, then the rows into DuckDB (and their traces
+   into MLflow), then the next wave.
 
 Limits are shared, not multiplied: ``--concurrency``, the rate limits of harness.toml and
 what is left of ``--max-cost`` are divided among the tasks that may run at once. A task's
@@ -349,28 +350,33 @@ def _collect(
 
 
 def _keep(engine: Engine, caller: Caller, records: list[dict[str, Any]]) -> bool:
-    """Keep one wave's results: entries, counters, then rows. True if the budget stopped it.
+    """Keep one wave's results: counters, entries, then rows. True if the budget stopped it.
 
     A task's error is raised after the other tasks' results are kept.
     """
     from harness.cache.entry import CacheEntry
     from harness.runner.spark_task import decode_row
 
+    stopped = False
+    for record in records:
+        if "stats" in record:
+            with caller._counting:  # read whole by the run's usage file (below)
+                caller.stats.add(record["stats"], record["error_kinds"])
+            stopped = stopped or record["stopped"]
+            if caller.budget is not None:
+                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
+                caller.budget.spent_usd += spent
     cache = caller.cache
     if cache is not None:
+        # Counted first, and the counters saved: every answer in the cache is counted in
+        # the run's usage file (harness.store.usage_file), as the cache writer does.
+        if caller.before_cache_commit is not None:
+            caller.before_cache_commit()
         with cache.batch():
             for record in records:
                 for text in record.get("entries", ()):
                     entry = CacheEntry.from_document(json.loads(text))
                     cache.set(entry.key, entry)
-    stopped = False
-    for record in records:
-        if "stats" in record:
-            caller.stats.add(record["stats"], record["error_kinds"])
-            stopped = stopped or record["stopped"]
-            if caller.budget is not None:
-                spent = sum(stats["cost_usd"] for stats in record["stats"].values())
-                caller.budget.spent_usd += spent
     for record in records:
         if "row" in record:
             engine.record(*decode_row(record["row"]))

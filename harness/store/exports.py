@@ -141,7 +141,7 @@ class RunRecord:
 def load_run_record(db_path: Path, run_id: str) -> RunRecord:
     """A stored run with its rows (``run_id`` may be a unique prefix)."""
     with connect(db_path, read_only=True) as con:
-        info = run_in(con, run_id)
+        info = run_in(con, run_id, db_path)
         rows = _arrow(con.sql(_ROWS_SQL, params={"run": info.run_id}))
         scores = _arrow(con.sql(_SCORES_SQL, params={"run": info.run_id}))
         digest = con.execute(

@@ -2,7 +2,8 @@
 
 A run writes its rows in batches, each in one short transaction (``write_batch``) with
 its call counters so far, so another process can read between batches and a crash loses
-at most the batch in flight (and the count of the calls paid since the last batch).
+at most the batch in flight; the counters of the calls paid since the last batch are in
+the run's usage file (``harness.store.usage_file``), read with a run left ``running``.
 A run records the process running it (``harness.store.owner``): one left ``running`` by a
 process that is gone reads back as ``interrupted`` (``RunInfo.stale``), and
 ``claim_resume`` refuses a run that a live process is still running.
@@ -36,6 +37,7 @@ from harness.store.run_reads import (  # noqa: F401 - imported from here too
     request_keys,
     rows_stored,
 )
+from harness.store.usage_file import with_saved_usage
 
 
 def _now() -> datetime:
@@ -369,7 +371,9 @@ _RUN_COLUMNS = (
 )
 
 
-def _run_info(row: tuple[Any, ...]) -> RunInfo:
+def _run_info(row: tuple[Any, ...], db_path: Path) -> RunInfo:
+    """A ``runs`` row of the store at ``db_path``; one stored ``running`` (its process may
+    be gone) with the counters its file saved since its last batch (``usage_file``)."""
     (
         run_id,
         run_name,
@@ -402,6 +406,9 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         if pid is not None and host
         else None
     )
+    counters = json.loads(usage or "{}")
+    if status == "running":
+        counters = with_saved_usage(db_path, run_id, counters)
     stale = status == "running" and (owner is None or not owner.is_alive())
     if stale:
         status = "interrupted"
@@ -420,7 +427,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         status,
         json.loads(config),
         json.loads(metrics or "{}"),
-        json.loads(usage or "{}"),
+        counters,
         total,
         done,
         errors,
@@ -442,17 +449,18 @@ def list_runs(db_path: Path, limit: int | None = None) -> list[RunInfo]:
     if limit:
         sql += f" LIMIT {int(limit)}"
     with connect(db_path, read_only=True) as con:
-        return [_run_info(r) for r in con.execute(sql).fetchall()]
+        return [_run_info(r, db_path) for r in con.execute(sql).fetchall()]
 
 
 def get_run(db_path: Path, run_id: str) -> RunInfo:
     """A run by its id or an unambiguous prefix of it."""
     with connect(db_path, read_only=True) as con:
-        return run_in(con, run_id)
+        return run_in(con, run_id, db_path)
 
 
-def run_in(con: Any, run_id: str) -> RunInfo:
-    """``get_run`` on an open connection (one open for a run and what is read with it)."""
+def run_in(con: Any, run_id: str, db_path: Path) -> RunInfo:
+    """``get_run`` on an open connection to ``db_path`` (one open for a run and what is
+    read with it)."""
     rows = con.execute(
         f"SELECT {_RUN_COLUMNS} FROM runs r WHERE starts_with(r.run_id, ?)", [run_id]
     ).fetchall()
@@ -460,7 +468,7 @@ def run_in(con: Any, run_id: str) -> RunInfo:
         raise RunNotFound(f"no run {run_id!r}; see `harness runs list`")
     if len(rows) > 1:
         raise RunNotFound(f"run id {run_id!r} is ambiguous: it starts {len(rows)} runs")
-    return _run_info(rows[0])
+    return _run_info(rows[0], db_path)
 
 
 # A row failed when its model call or any of its judge calls did (an unusable verdict too).

@@ -25,4 +25,4 @@ def sweep_children(db_path: Path, ref: str) -> list[RunInfo]:
         "ORDER BY r.created_at, r.run_id"
     )
     with connect(db_path, read_only=True) as con:
-        return [_run_info(row) for row in con.execute(sql, [ref, ref]).fetchall()]
+        return [_run_info(row, db_path) for row in con.execute(sql, [ref, ref]).fetchall()]

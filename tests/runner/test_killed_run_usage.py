@@ -4,7 +4,9 @@ goes on from what the killed process spent.
 
 The fake LLM server answers the first ``PAID`` calls and then holds every request until the
 client's timeout, so the killed process pays for exactly ``PAID`` calls, and a row failed by
-a timeout is stored (with the batch that writes it) before the test kills the process.
+a timeout is stored (with the batch that writes it) before the test kills the process. The
+calls answered after a run's last batch are counted too: in its usage file
+(``harness.store.usage_file``), saved before each commit of answers to the cache.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def failures_stored(home: Path) -> bool:
     return bool(failed)
 
 
+def usage_files(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / ".usage").glob("*"))
+
+
 def clean_run(tmp_path: Path, server: FakeLLMServer, *options: str) -> dict[str, Any]:
     """The usage of the same run done in one go, in a home of its own."""
     home = tmp_path / "clean"
@@ -69,6 +75,8 @@ def clean_run(tmp_path: Path, server: FakeLLMServer, *options: str) -> dict[str,
     import_rows(env, tmp_path, ROWS)
     code, _, err = harness(env, *RUN, *options)
     assert code == 0, err
+    # Its counters were saved as its answers were cached, and the file went at its end.
+    assert (home / ".usage").is_dir() and usage_files(home) == []
     server.reset()  # the request log and the fault sequence start over
     return usage_of(home)
 
@@ -142,3 +150,105 @@ def test_max_cost_on_resume_counts_what_the_killed_run_spent(
     # Every call the run was answered is counted: both processes' (the server's log).
     answered = sum(paid(server).values())
     assert usage["model"]["requests"] + usage["judge"]["requests"] == answered > PAID
+
+
+CACHED = 10  # calls answered (5 rows) before a run killed before its first batch of rows
+
+
+def killed_before_a_batch(home: Path, tmp_path: Path, server: FakeLLMServer, *options: str) -> str:
+    """Start the run, let the server answer ``CACHED`` calls (well within the 2 s before
+    the first batch of rows) and hold the rest, SIGKILL it once the cache holds those
+    answers; return the run's id."""
+    from harness.cache.store import ResponseCache
+
+    env = harness_env(home, server)
+    (home / "harness.toml").write_text("[calls]\nmax_retries = 0\ntimeout_s = 60\n")
+    import_rows(env, tmp_path, ROWS)
+    server.configure(fault_script=["ok"] * CACHED, timeout_rate=1.0, hang_s=60)
+    process = start(env, *RUN, *options)
+
+    def cached() -> bool:
+        cache = ResponseCache(home / "cache")
+        try:
+            return len(cache) >= CACHED
+        finally:
+            cache.close()
+
+    try:
+        wait_for(cached, 120, "the answers in the cache")
+    finally:
+        process.kill()
+        process.communicate()
+    assert sum(paid(server).values()) == CACHED
+    server.configure(fault_script=[], timeout_rate=0.0)  # the resume is answered
+    [(run_id,)] = query(home, "SELECT run_id FROM runs")
+    return str(run_id)
+
+
+def test_a_run_killed_before_its_first_batch_keeps_the_count_of_the_calls_it_cached(
+    home: Path, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    """The calls answered after a run's last batch write are paid for and their answers
+    are in the cache: they are counted (before, its stored usage counted only what its
+    batches stored, and the resume took them for cache hits)."""
+    clean = clean_run(tmp_path, server)
+    run_id = killed_before_a_batch(home, tmp_path, server)
+    assert usage_files(home) == [f"{run_id}.usage"]
+    env = harness_env(home, server)
+    code, out, err = harness(env, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    shown = json_doc(out)
+    assert shown["status"] == "interrupted"
+    assert sum(shown["usage"][kind]["requests"] for kind in KINDS) == CACHED, shown["usage"]
+    code, out, err = harness(env, "runs", "list", "--json")
+    assert code == 0, err
+    assert json_doc(out)[0]["usage"] == shown["usage"]
+
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    usage = usage_of(home)
+    assert sum(paid(server).values()) == 2 * ROWS and max(paid(server).values()) == 1
+    for kind in KINDS:
+        assert {c: usage[kind][c] for c in PAID_COUNTERS} == {
+            c: clean[kind][c] for c in PAID_COUNTERS
+        }, (kind, usage[kind], clean[kind])
+        assert usage[kind]["cost_usd"] == pytest.approx(clean[kind]["cost_usd"], abs=2e-6)
+    # The cached answers were hits for the resume alone: they are the run's requests.
+    here = json_doc(out)["calls_in_resume"]
+    assert sum(here[kind]["cache_hits"] for kind in KINDS) == CACHED
+    assert usage_files(home) == []  # the resume stored its end, then removed the file
+
+
+def test_max_cost_on_resume_counts_the_calls_a_killed_run_cached(
+    home: Path, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    clean = clean_run(tmp_path, server)
+    total = clean["model"]["cost_usd"] + clean["judge"]["cost_usd"]
+    killed_cost = total * CACHED / (2 * ROWS)  # the calls are alike: an eighth of the cost
+    # The resume pays for the other seven eighths: they fit in this budget only when it
+    # forgets what the killed process spent.
+    max_cost = round(total - killed_cost / 2, 6)
+    run_id = killed_before_a_batch(home, tmp_path, server, "--max-cost", str(max_cost))
+
+    env = harness_env(home, server)
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 1, err
+    assert json_doc(out)["status"] == "stopped"
+    assert f"stopped at the --max-cost budget of ${max_cost:.4f}" in err
+    usage = usage_of(home)
+    spent = usage["model"]["cost_usd"] + usage["judge"]["cost_usd"]
+    assert total - killed_cost < spent <= max_cost + 1e-6
+    # Every call the run was answered is counted: both processes' (the server's log).
+    answered = sum(paid(server).values())
+    assert usage["model"]["requests"] + usage["judge"]["requests"] == answered < 2 * ROWS
+    assert usage_files(home) == []  # a stopped run's end is stored too
+
+
+def test_runs_delete_removes_the_usage_file_a_killed_run_left(
+    home: Path, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    run_id = killed_before_a_batch(home, tmp_path, server)
+    assert usage_files(home) == [f"{run_id}.usage"]
+    code, _, err = harness(harness_env(home, server), "runs", "delete", run_id)
+    assert code == 0, err
+    assert usage_files(home) == []
