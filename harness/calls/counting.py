@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.calls.result import CallResult
-from harness.calls.stats import CallKind, CallStats
+from harness.calls.stats import KINDS, CallKind, CallStats
 from harness.providers.pricing import cost_usd
 
 if TYPE_CHECKING:
@@ -34,6 +34,14 @@ class CallCounting:
         resumed run's), read whole: calls in an app's threads count under the same lock."""
         with self._counting:
             return self.stats.with_earlier(earlier)
+
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """This process's counters per kind, copied whole under the lock and nothing more
+        (no rounding, no sums: the lock is held a microsecond): what a run's usage file
+        saves before each commit to the cache (``harness.store.usage_file``), which makes
+        the totals ``usage`` would give of them when it is read."""
+        with self._counting:
+            return {kind: vars(self.stats.of(kind)).copy() for kind in KINDS}
 
     def _answered(
         self, provider: Provider, key: str, response: ModelResponse, kind: CallKind

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.counters import rounded, with_earlier
+
 __all__ = [
     "KINDS",
     "CallKind",
@@ -45,7 +47,7 @@ class KindStats:
     saved_cost_usd: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in vars(self).items()}
+        return rounded(vars(self))
 
 
 @dataclass
@@ -68,17 +70,7 @@ class CallStats:
     def with_earlier(self, previous: Mapping[str, Any]) -> dict[str, Any]:
         """``as_dict`` with the counters of a run's earlier attempts added (``previous``:
         their ``as_dict``, as the run stored it), per kind of call."""
-        current = self.as_dict()
-        merged: dict[str, Any] = {}
-        for kind in dict.fromkeys([*previous, *current]):
-            before, now = previous.get(kind) or {}, current.get(kind) or {}
-            merged[kind] = {
-                k: round(before.get(k, 0) + now.get(k, 0), 6)
-                if isinstance(now.get(k, before.get(k)), float)
-                else before.get(k, 0) + now.get(k, 0)
-                for k in dict.fromkeys([*before, *now])
-            }
-        return merged
+        return with_earlier(previous, self.as_dict())
 
     def add(self, other: Mapping[str, Any], error_kinds: Mapping[str, int] | None = None) -> None:
         """Add counters reported elsewhere (``as_dict`` of another Caller's stats)."""

@@ -279,7 +279,9 @@ class _Run:
         # cache writer saves them to the run's usage file before each commit of answers: a
         # run killed before its end (SIGKILL, a second Ctrl-C) keeps the count of every
         # call it paid for (harness.store.usage_file).
-        self.caller.before_cache_commit = self.usage_file.saver(self._usage)
+        self.caller.before_cache_commit = self.usage_file.saver(
+            self.caller.counters, self.previous.usage if self.previous else {}
+        )
         writer = BatchWriter(
             home, run_id, on_batch=on_batch, usage=self._usage, mlflow_run_id=self._new_mlflow_run
         )
