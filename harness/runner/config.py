@@ -121,6 +121,7 @@ class RunResult:
             run_id=info.run_id,
             run_name=info.run_name,
             mlflow_run_id=info.mlflow_run_id,
+            mlflow_partial_run_id=info.mlflow_partial_run_id,
             dataset=f"{info.dataset}@{info.dataset_version}",
             model=info.model,
             status=info.status,

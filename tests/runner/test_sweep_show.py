@@ -181,3 +181,19 @@ def test_a_sliced_sampled_sweep_shows_its_childrens_slices_and_sample_again(qa):
     code, out, err = invoke("runs", "show", ran["sweep_id"], "--rows")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "--rows" in err and ran["runs"][0]["run_id"] in err
+
+
+def test_a_sweep_shown_again_names_its_stopped_childs_partly_logged_mlflow_run(qa):
+    # A budget the first run's first calls use up: it stops, and with it the sweep, its
+    # MLflow run KILLED with the rows logged so far (none), as `runs show RUN` names it.
+    sweep = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--model",
+             "openai:/gpt-4.1-nano", "--max-cost", "0.000001", "--json")  # fmt: skip
+    code, _, err = invoke(*sweep)
+    assert code == 1, err
+    assert "stopped at the --max-cost budget" in err
+    [child] = json.loads(invoke("runs", "list", "--json")[1])
+    assert child["status"] == "stopped" and child["mlflow_partial_run_id"]
+    again = shown(child["config"]["sweep"]["id"])
+    [run] = again["runs"]
+    assert run["run_id"] == child["run_id"] and run["mlflow_run_id"] is None
+    assert run["mlflow_partial_run_id"] == child["mlflow_partial_run_id"]
