@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import Home, parse_param, read_text_arg, resolve_home
-from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
+from harness.errors import BudgetExceeded, ConfigError, HarnessError, Interrupted, RunFailed
 from harness.interrupt import SIGNAL_NAMES, StopRequest, stop_on_signals
 from harness.metrics import DEFAULT_METRICS, metric_direction
 from harness.prompts import prompt_digest
@@ -301,7 +301,9 @@ def run_sweep(
         status = "FINISHED"
     except Interrupted as e:
         status = "KILLED"
-        raise _sweep_interrupted(e, sweep, len(points), base.cache) from None
+        raise _sweep_stopped(e, sweep, len(points), base.cache) from None
+    except BudgetExceeded as e:  # the parent is logged FAILED, as for any child's error
+        raise _sweep_stopped(e, sweep, len(points), base.cache) from None
     finally:
         sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)
         sweep.best = best_run(sweep.runs, sweep.primary_metric, sweep.directions)
@@ -319,10 +321,12 @@ def _one_spark_session(base: RunConfig) -> contextlib.AbstractContextManager[Non
     return keep_sessions()
 
 
-def _sweep_interrupted(
-    stopped: Interrupted, sweep: SweepResult, points: int, cache: str
-) -> Interrupted:
-    """The sweep's own ``Interrupted``: which runs are done, and how to finish the rest.
+def _sweep_stopped(
+    stopped: Interrupted | BudgetExceeded, sweep: SweepResult, points: int, cache: str
+) -> Interrupted | BudgetExceeded:
+    """The sweep's own ``Interrupted`` (or ``BudgetExceeded``, a child stopped at
+    ``--max-cost``): which runs are done, and how to finish the rest; its ``result`` is the
+    sweep so far, which ``harness run`` prints (its table, or ``--json``'s document).
 
     ``--resume`` goes on with one run; the points not started yet run only when the sweep
     runs again, and then the calls already made come from the cache."""
@@ -330,15 +334,16 @@ def _sweep_interrupted(
     rerun = "run the same command again to finish the sweep" + (
         " (the calls already made come from the cache)" if cache == "use" else ""
     )
-    if isinstance(stopped.result, RunResult):  # the child the signal stopped
+    if isinstance(stopped.result, RunResult):  # the child the signal (or budget) stopped
         message = f"{stopped.message}; or {rerun}"
     else:
-        message = f"interrupted by {SIGNAL_NAMES.get(stopped.signum, 'a signal')}; {rerun}"
-    error = Interrupted(
-        f"sweep {sweep.sweep_id} stopped after {finished} of {points} runs: {message}",
-        signum=stopped.signum,
-        result=sweep,
-    )
+        signum = stopped.signum if isinstance(stopped, Interrupted) else 0
+        message = f"interrupted by {SIGNAL_NAMES.get(signum or 0, 'a signal')}; {rerun}"
+    text = f"sweep {sweep.sweep_id} stopped after {finished} of {points} runs: {message}"
+    if isinstance(stopped, Interrupted):
+        return Interrupted(text, signum=stopped.signum, result=sweep)
+    error = BudgetExceeded(text)
+    error.result = sweep
     return error
 
 
@@ -378,7 +383,7 @@ def _run_children(
                     spark_target=spark_target,
                     stop=stop,
                 )
-        except Interrupted as e:  # the rows it stored are the sweep's too
+        except (Interrupted, BudgetExceeded) as e:  # the rows it stored are the sweep's too
             if isinstance(e.result, RunResult):
                 sweep.runs.append(SweepRun(point.values, e.result))
             raise

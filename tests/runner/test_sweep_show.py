@@ -188,11 +188,26 @@ def test_a_sweep_shown_again_names_its_stopped_childs_partly_logged_mlflow_run(q
     # MLflow run KILLED with the rows logged so far (none), as `runs show RUN` names it.
     sweep = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--model",
              "openai:/gpt-4.1-nano", "--max-cost", "0.000001", "--json")  # fmt: skip
-    code, _, err = invoke(*sweep)
+    code, out, err = invoke(*sweep)
     assert code == 1, err
     assert "stopped at the --max-cost budget" in err
     [child] = json.loads(invoke("runs", "list", "--json")[1])
     assert child["status"] == "stopped" and child["mlflow_partial_run_id"]
+    # --json printed the sweep so far, as an interrupted sweep does (it printed nothing):
+    # the stopped child, naming the MLflow run that holds its rows.
+    printed = json.loads(out)
+    assert printed["sweep_id"] == child["config"]["sweep"]["id"]
+    [stopped] = printed["runs"]
+    assert stopped["run_id"] == child["run_id"] and stopped["status"] == "stopped"
+    assert stopped["mlflow_partial_run_id"] == child["mlflow_partial_run_id"]
+    assert err.splitlines()[-1].startswith(
+        f"error: sweep {printed['sweep_id']} stopped after 0 of 2 runs: stopped at the "
+        "--max-cost budget"
+    )
+    assert err.splitlines()[-1].endswith(
+        "; or run the same command again to finish the sweep "
+        "(the calls already made come from the cache)"
+    )
     again = shown(child["config"]["sweep"]["id"])
     [run] = again["runs"]
     assert run["run_id"] == child["run_id"] and run["mlflow_run_id"] is None
