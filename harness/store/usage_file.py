@@ -50,6 +50,7 @@ class UsageFile:
         self.path = db_path.parent / USAGE_DIR / f"{run_id}.usage"
         self._fd: int | None = None
         self._slot = 0  # the slot the next save writes
+        self._removed = False  # the run's end stored its usage: saves are over
 
     def saver(
         self, counters: Callable[[], Mapping[str, Any]], earlier: Mapping[str, Any]
@@ -73,6 +74,8 @@ class UsageFile:
         last commits (SQLite's WAL is not synced at each commit either). A disk that
         refuses it is let be: the run goes on, and its next batch of rows meets the same
         fault in DuckDB and fails the run."""
+        if self._removed:  # an app's thread answered after the run's end: nothing to keep
+            return
         text = orjson.dumps(saved)
         record = b"%08x %s\n" % (zlib.crc32(text), text)
         if len(record) > SLOT:  # ~2 KB holds every counter of the three kinds of call
@@ -111,6 +114,10 @@ class UsageFile:
             self._fd = None
 
     def remove(self) -> None:
+        """Remove the file for good: a save after this (an answer an app's own thread got
+        after the run's end, stored in the cache all the same) does not make it again,
+        since the run's usage is stored and no reader would look at it."""
+        self._removed = True
         self.close()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)

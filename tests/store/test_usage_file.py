@@ -43,3 +43,15 @@ def test_a_save_reads_as_the_usage_the_run_would_store(tmp_path: Path) -> None:
     usage = UsageFile(db_path, "run1")
     usage.saver(lambda: {kind: vars(stats.of(kind)).copy() for kind in KINDS}, earlier)()
     assert UsageFile(db_path, "run1").load() == stats.with_earlier(earlier)
+
+
+def test_a_save_after_the_run_removed_its_file_does_not_make_it_again(tmp_path: Path) -> None:
+    """An app's thread may get an answer after the run's end (it outlived the run): the
+    cache stores it, but the file the end removed stays gone, not left behind."""
+    usage = UsageFile(tmp_path / "harness.duckdb", "run1")
+    save = usage.saver(lambda: {"model": {"requests": 1}}, {})
+    save()
+    assert usage.path.exists()
+    usage.remove()
+    save()
+    assert not usage.path.exists()
