@@ -12,7 +12,8 @@ calls answered after a run's last batch are counted too: in its usage file
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,27 @@ def killed_run(home: Path, tmp_path: Path, server: FakeLLMServer, *options: str)
     import_rows(env, tmp_path, ROWS)
     server.configure(fault_script=["ok"] * PAID, timeout_rate=1.0, hang_s=30)
     process = start(env, *RUN, *options)
+    return kill_once(
+        process, lambda: failures_stored(home), "a failed row stored", home, server, PAID
+    )
+
+
+def kill_once(
+    process: subprocess.Popen[str],
+    ready: Callable[[], bool],
+    what: str,
+    home: Path,
+    server: FakeLLMServer,
+    answered: int,
+) -> str:
+    """SIGKILL the run once ``ready()``; check the server answered ``answered`` calls, let
+    it answer the resume, and return the run's id."""
     try:
-        wait_for(lambda: failures_stored(home), 120, "a failed row stored")
+        wait_for(ready, 120, what)
     finally:
         process.kill()
         process.communicate()
-    assert sum(paid(server).values()) == PAID
+    assert sum(paid(server).values()) == answered
     server.configure(fault_script=[], timeout_rate=0.0)  # the resume is answered
     [(run_id,)] = query(home, "SELECT run_id FROM runs")
     return str(run_id)
@@ -174,15 +190,7 @@ def killed_before_a_batch(home: Path, tmp_path: Path, server: FakeLLMServer, *op
         finally:
             cache.close()
 
-    try:
-        wait_for(cached, 120, "the answers in the cache")
-    finally:
-        process.kill()
-        process.communicate()
-    assert sum(paid(server).values()) == CACHED
-    server.configure(fault_script=[], timeout_rate=0.0)  # the resume is answered
-    [(run_id,)] = query(home, "SELECT run_id FROM runs")
-    return str(run_id)
+    return kill_once(process, cached, "the answers in the cache", home, server, CACHED)
 
 
 def test_a_run_killed_before_its_first_batch_keeps_the_count_of_the_calls_it_cached(
