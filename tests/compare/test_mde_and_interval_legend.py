@@ -53,6 +53,17 @@ def table_row(text: str, metric: str) -> str:
     return "\n".join(lines)
 
 
+def report_method(tmp_path: Path, base: str, candidate: str) -> re.Match[str]:
+    """The report's method table of ``compare base candidate`` and, as group 1, the note
+    under it."""
+    report = tmp_path / "report.html"
+    invoke("report", base, candidate, "-o", str(report))
+    page = unescape(report.read_text(encoding="utf-8"))
+    method = re.search(r'<table class="method">.*?</table>\s*<p class="note">(.*?)</p>', page, re.S)
+    assert method is not None
+    return method
+
+
 def test_an_mde_beyond_the_largest_change_says_no_change_is_detectable(tmp_path: Path) -> None:
     """A 1-5 judge on 3 rows showed 'MDE 13.1' where no mean can move by more than 4 (and
     exact match 'MDE 1.12'): a reader could not tell that no change at all is detectable
@@ -88,11 +99,7 @@ def test_an_mde_beyond_the_largest_change_says_no_change_is_detectable(tmp_path:
     assert "| adjusted wald | > 1 (none) |" in table_row(markdown, "em")
     assert "no change is detectable with these rows" in markdown and "13.1" not in markdown
 
-    report = tmp_path / "report.html"
-    invoke("report", base, candidate, "-o", str(report))
-    page = unescape(report.read_text(encoding="utf-8"))
-    method = re.search(r'<table class="method">.*?</table>\s*<p class="note">(.*?)</p>', page, re.S)
-    assert method is not None
+    method = report_method(tmp_path, base, candidate)
     assert '<td>t</td><td class="num">> 4 (none)</td>' in method.group(0)
     assert "no change is detectable with these rows" in method.group(1)
 
@@ -225,11 +232,7 @@ def test_0_1_scores_on_too_few_rows_for_their_exact_test_say_no_change_is_detect
     markdown = invoke("compare", base, candidate, "--markdown")
     assert "| adjusted wald | > 1 (none) |" in table_row(markdown, "em")
     assert legend_words in markdown and "fewer than 6 rows" in markdown
-    report = tmp_path / "report.html"
-    invoke("report", base, candidate, "-o", str(report))
-    page = unescape(report.read_text(encoding="utf-8"))
-    method = re.search(r'<table class="method">.*?</table>\s*<p class="note">(.*?)</p>', page, re.S)
-    assert method is not None
+    method = report_method(tmp_path, base, candidate)
     assert '<td>adjusted wald</td><td class="num">> 1 (none)</td>' in method.group(0)
     assert legend_words in method.group(1)
 

@@ -145,6 +145,19 @@ def test_a_killed_run_resumed_counts_every_call_paid_once(
     assert json_doc(out)["usage"] == usage
 
 
+def resumed_to_its_budget(
+    home: Path, server: FakeLLMServer, run_id: str, max_cost: float
+) -> dict[str, Any]:
+    """Resume the killed run (its --max-cost kept); check it stopped at the budget, and
+    return the run's usage as stored."""
+    env = harness_env(home, server)
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 1, err
+    assert json_doc(out)["status"] == "stopped"
+    assert f"stopped at the --max-cost budget of ${max_cost:.4f}" in err
+    return usage_of(home)
+
+
 def test_max_cost_on_resume_counts_what_the_killed_run_spent(
     home: Path, tmp_path: Path, server: FakeLLMServer
 ) -> None:
@@ -155,12 +168,7 @@ def test_max_cost_on_resume_counts_what_the_killed_run_spent(
     max_cost = round(0.8 * total, 6)
     run_id = killed_run(home, tmp_path, server, "--max-cost", str(max_cost))
 
-    env = harness_env(home, server)
-    code, out, err = harness(env, "run", "--resume", run_id, "--json")
-    assert code == 1, err
-    assert json_doc(out)["status"] == "stopped"
-    assert f"stopped at the --max-cost budget of ${max_cost:.4f}" in err
-    usage = usage_of(home)
+    usage = resumed_to_its_budget(home, server, run_id, max_cost)
     spent = usage["model"]["cost_usd"] + usage["judge"]["cost_usd"]
     assert 0.5 * total < spent <= max_cost + 1e-6  # (the counters are rounded)
     # Every call the run was answered is counted: both processes' (the server's log).
@@ -238,12 +246,7 @@ def test_max_cost_on_resume_counts_the_calls_a_killed_run_cached(
     max_cost = round(total - killed_cost / 2, 6)
     run_id = killed_before_a_batch(home, tmp_path, server, "--max-cost", str(max_cost))
 
-    env = harness_env(home, server)
-    code, out, err = harness(env, "run", "--resume", run_id, "--json")
-    assert code == 1, err
-    assert json_doc(out)["status"] == "stopped"
-    assert f"stopped at the --max-cost budget of ${max_cost:.4f}" in err
-    usage = usage_of(home)
+    usage = resumed_to_its_budget(home, server, run_id, max_cost)
     spent = usage["model"]["cost_usd"] + usage["judge"]["cost_usd"]
     assert total - killed_cost < spent <= max_cost + 1e-6
     # Every call the run was answered is counted: both processes' (the server's log).
