@@ -59,10 +59,14 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     from harness.store.runs import list_runs
     from harness.store.tags import run_tags
 
-    db_path = resolve_home(home_of(ctx)).db_path
+    home = resolve_home(home_of(ctx))
+    db_path = home.db_path
     infos = list_runs(db_path, limit=limit)
     tags = run_tags(db_path)
     if as_json:
+        from harness.runner.mlflow_run import find_opened_mlflow_runs
+
+        find_opened_mlflow_runs(infos, home)
         print_json(
             [{**i.as_dict(), "tags": tags.get(i.run_id, []), "sweep_id": i.sweep_id} for i in infos]
         )

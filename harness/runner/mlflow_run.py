@@ -10,7 +10,7 @@ same interface, :class:`MlflowLogger`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.store import runs as run_store
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from harness.runner.plan import RunPlan
     from harness.store.datasets import Example
     from harness.store.rows import OutputRow, ScoreRow
+    from harness.store.runs import RunInfo
     from harness.tracking import RunRecord
 
 __all__ = [
     "MlflowLogger",
+    "find_opened_mlflow_runs",
     "log_to_mlflow",
     "mlflow_logger",
     "open_mlflow_run",
@@ -156,3 +158,28 @@ def log_to_mlflow(
     After a stop request, the worker's answer is waited for a few seconds more (then
     ``Interrupted``; the worker completes the MLflow run alone)."""
     return worker.finish(dataclasses.replace(record, report_html=report_html), stop)
+
+
+def find_opened_mlflow_runs(infos: Iterable[RunInfo], home: Home) -> None:
+    """Fill in ``mlflow_opened_run_id`` (so ``mlflow_partial_run_id``) of each stored run
+    that did not finish, is to be logged, and stored no MLflow run: the one tagged with its
+    id in the project's MLflow store, if any (read with ``sqlite3``, no MLflow import).
+
+    A run stopped (a signal, --max-cost, a failure) before its MLflow worker has said which
+    MLflow run it opened, or with the worker still busy after the stop's grace, stores
+    none, yet the worker goes on: it opens the MLflow run, writes the rows' traces and ends
+    it KILLED or FAILED, after the run's process is gone. A finished run is not looked up:
+    its worker named the MLflow run before it answered the run's end, and the run stores it.
+    """
+    wanted = [
+        info
+        for info in infos
+        if info.status != "finished" and info.mlflow_pending and info.mlflow_opened_run_id is None
+    ]
+    if not wanted:
+        return
+    from harness.tracking.mlflow_sqlite import tagged_runs
+
+    found = tagged_runs(home.tracking_uri, [info.run_id for info in wanted])
+    for info in wanted:
+        info.mlflow_opened_run_id = found.get(info.run_id)

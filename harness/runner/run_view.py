@@ -95,7 +95,10 @@ def view_run(
         if rows is not None:
             table = results_table(run.rows(), run.scores(), labelled_judges(info.config))
     else:
+        from harness.runner.mlflow_run import find_opened_mlflow_runs
+
         info, note = find_run(home.db_path, ref)
+        find_opened_mlflow_runs([info], home)
         run = info.run_id
         if rows is not None:
             outputs, scores = load_outputs_and_scores(home.db_path, info.run_id)

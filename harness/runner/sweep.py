@@ -403,6 +403,7 @@ def find_sweep(
     sample, and its slices by the columns it was run ``--by``, or by ``by`` when given,
     with at most ``max_slices`` values each); None when no stored run belongs to such a
     sweep. Raises ConfigError for a ``by`` column no row has or with too many values."""
+    from harness.runner.mlflow_run import find_opened_mlflow_runs
     from harness.runner.summary import record_slices
     from harness.store.sweeps import sweep_children
 
@@ -410,6 +411,7 @@ def find_sweep(
     children = sweep_children(home.db_path, ref)
     if not children:
         return None
+    find_opened_mlflow_runs(children, home)
     first = children[0].config["sweep"]
     # Runs stored before the sweep kept its axes have only their values' (sorted) keys.
     axes = list(first.get("axes") or first.get("values") or {})

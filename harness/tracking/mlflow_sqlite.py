@@ -24,13 +24,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from harness.errors import TrackingError
 from harness.tracking.mlflow_store import DB_FILE, artifact_root_for
 
-__all__ = ["VERIFIED_SCHEMAS", "connect", "mapped_sqlite_errors", "transaction", "verified_store"]
+__all__ = [
+    "VERIFIED_SCHEMAS",
+    "connect",
+    "mapped_sqlite_errors",
+    "tagged_runs",
+    "transaction",
+    "verified_store",
+]
 
 # alembic revision of the store -> MLflow versions (major.minor) whose writes the SQL path
 # was compared with.
@@ -93,6 +100,38 @@ def schema_revision(db_path: Path) -> str | None:
     except sqlite3.Error:
         return None
     return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def tagged_runs(tracking_uri: str, harness_run_ids: Collection[str]) -> dict[str, str]:
+    """Harness run id -> the MLflow run (not deleted) tagged with it (``harness.run_id``)
+    in the local SQLite store at ``tracking_uri``, the oldest when there are several (the
+    one ``--resume`` continues). Read as ``schema_revision`` reads, with ``sqlite3`` and
+    read-only: no MLflow import, nothing written. Empty for a store that is not local, does
+    not exist or cannot be read (the runs, tags and their columns are MLflow's since 1.0)."""
+    from harness.tracking.record import HARNESS_RUN_TAG
+
+    root = artifact_root_for(tracking_uri)
+    db_path = None if root is None else root.parent / DB_FILE
+    ids = list(dict.fromkeys(harness_run_ids))
+    if db_path is None or not ids or not db_path.is_file():
+        return {}
+    found: dict[str, str] = {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+            conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            for start in range(0, len(ids), 500):  # within SQLite's limit on parameters
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    "SELECT t.value, r.run_uuid FROM tags t JOIN runs r ON r.run_uuid = "
+                    "t.run_uuid WHERE t.key = ? AND r.lifecycle_stage = 'active' AND t.value "
+                    f"IN ({', '.join('?' * len(chunk))}) ORDER BY r.start_time, r.run_uuid",
+                    [HARNESS_RUN_TAG, *chunk],
+                ).fetchall()
+                for harness_run_id, mlflow_run_id in rows:
+                    found.setdefault(str(harness_run_id), str(mlflow_run_id))
+    except sqlite3.Error:
+        return {}
+    return found
 
 
 def installed_mlflow() -> str | None:

@@ -7,7 +7,9 @@ document, the DuckDB run, the MLflow run and its traces, the server's request lo
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,6 +223,70 @@ def test_a_run_killed_outright_names_the_mlflow_run_its_batches_went_to(
     code, out, err = harness(env, "runs", "show", run_id)
     assert code == 0 and out.startswith(f"run {run_id}  interrupted  "), err
     assert f"MLflow run {mlflow_run_id} (partly logged: the rows stored so far)" in out.splitlines()
+
+
+def test_runs_show_finds_the_mlflow_run_a_busy_worker_opened_after_the_run_stopped(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """Another process holds the MLflow store's write lock (another run's worker, `mlflow`)
+    while the run is interrupted: its worker, waiting for the lock to open the MLflow run,
+    has not said which run it opened when the stop's 5 s grace is over, so the run stores
+    none. Once the lock is let go the worker opens it, writes the rows' traces and ends it
+    KILLED. `runs show` (text and --json) and `runs list --json` named no MLflow run; they
+    find it by its `harness.run_id` tag now, and the resume completes that same run."""
+    from mlflow import MlflowClient
+
+    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
+    assert code == 0, err
+    server.reset()
+    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the store's write lock; its busy timeout is 20 s
+    try:
+        process = start(env, *RUN, "--json")
+        wait_for(lambda: started_rows(server, 8), 120, "the first calls")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
+        [(run_id,)] = query(home, "SELECT run_id FROM runs WHERE status = 'interrupted'")
+        assert not mlflow_runs(home, run_id)  # the worker is still waiting
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    document = json_doc(out)
+    assert document["run_id"] == run_id and document["mlflow_run_id"] is None
+    assert document["mlflow_partial_run_id"] is None  # not opened yet when the run stopped
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
+    [found] = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`harness.run_id` = '{run_id}'",
+    )
+    mlflow_run_id = found.info.run_id
+    assert found.info.status == "KILLED"
+    traced = client.search_traces(
+        locations=[found.info.experiment_id], run_id=mlflow_run_id, max_results=1000
+    )
+    stored = query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
+    assert sorted(t.info.client_request_id for t in traced) == sorted(r[0] for r in stored)
+    assert query(home, "SELECT mlflow_opened_run_id FROM runs WHERE run_id = ?", [run_id]) == [
+        (None,)
+    ]
+    code, out, err = harness(env, "runs", "show", run_id)
+    assert code == 0, err
+    assert f"MLflow run {mlflow_run_id} (partly logged: the rows stored so far)" in out.splitlines()
+    code, out, err = harness(env, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["mlflow_partial_run_id"] == mlflow_run_id
+    code, out, err = harness(env, "runs", "list", "--json")
+    assert code == 0, err
+    listed = {r["run_id"]: r["mlflow_partial_run_id"] for r in json.loads(out)}
+    assert listed[run_id] == mlflow_run_id
+
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["mlflow_run_id"] == mlflow_run_id
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
 
 
 def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
