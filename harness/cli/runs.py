@@ -204,6 +204,31 @@ def show(
         _print_run(found)
 
 
+def _mlflow_lines(info: RunInfo) -> list[str]:
+    """What ``runs show`` says of the run's MLflow run: its id once logged; else the one
+    holding the rows logged so far (``mlflow_partial_run_id``, whatever the status: a
+    resume, or for a finished run `runs log`, goes on with it) and how to complete it."""
+    if info.mlflow_run_id:
+        return [f"MLflow run {info.mlflow_run_id}"]
+    lines = []
+    if info.mlflow_partial_run_id:
+        how = (
+            "being logged" if info.status == "running" else "partly logged: the rows stored so far"
+        )
+        lines.append(f"MLflow run {info.mlflow_partial_run_id} ({how})")
+        if info.status != "finished":
+            return lines  # the way on is the run's own (`go on with ...`)
+    if info.mlflow_error:
+        lines.append(
+            f"MLflow logging failed: {info.mlflow_error}; "
+            f"log it with `harness runs log {info.run_id}`"
+        )
+    elif info.status == "finished" and info.mlflow_pending:
+        yet = "not completely" if info.mlflow_partial_run_id else "not"
+        lines.append(f"{yet} in MLflow yet: log it with `harness runs log {info.run_id}`")
+    return lines
+
+
 def _print_run(view: RunView) -> None:
     """``runs show``'s text: the run's head, metrics, sample, slices, calls, what failed and
     the way on, then the rows asked for."""
@@ -217,21 +242,8 @@ def _print_run(view: RunView) -> None:
     )
     if info.reason:
         click.echo(f"reason: {info.reason}")
-    if info.mlflow_run_id:
-        click.echo(f"MLflow run {info.mlflow_run_id}")
-    elif info.mlflow_partial_run_id and info.status != "finished":
-        # Interrupted, stopped or failed: a resume goes on with this same MLflow run.
-        how = (
-            "being logged" if info.status == "running" else "partly logged: the rows stored so far"
-        )
-        click.echo(f"MLflow run {info.mlflow_partial_run_id} ({how})")
-    elif info.mlflow_error:
-        click.echo(
-            f"MLflow logging failed: {info.mlflow_error}; "
-            f"log it with `harness runs log {info.run_id}`"
-        )
-    elif info.status == "finished" and info.mlflow_pending:
-        click.echo(f"not in MLflow yet: log it with `harness runs log {info.run_id}`")
+    for line in _mlflow_lines(info):
+        click.echo(line)
     print_table(
         None,
         ["metric", "mean", "p50", "p90", "rows"],

@@ -101,9 +101,10 @@ class RunResult:
     # A resumed run: the counters of this process's calls alone (``calls`` counts the
     # calls of every process the run has had); None for a run that was not resumed.
     calls_in_resume: dict[str, dict[str, Any]] | None = None
-    # A run that did not finish: the MLflow run its logging opened and left unfinished
-    # (KILLED or FAILED, holding the rows logged so far), as `runs show` names it; None
-    # once logging completed it (``mlflow_run_id``) or when none was opened.
+    # The MLflow run holding the rows logged so far while logging has not completed it
+    # (a run stopped, interrupted or failed: KILLED or FAILED; a finished run whose MLflow
+    # end failed: FAILED, until `runs log`), as `runs show` names it; None once logging
+    # completed it (``mlflow_run_id``) or when none is known to have been opened.
     mlflow_partial_run_id: str | None = None
 
     @classmethod

@@ -404,6 +404,7 @@ class _Run:
             result.mlflow_run_id = log_to_mlflow(record, self.worker, self.stop, report_html)
             run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
         except Interrupted as e:
+            self._keep_opened_mlflow_run(None)  # the worker completes it alone, or not
             raise e.extended(
                 f"the run's rows are all stored; `harness runs log {self.run_id}` "
                 "completes its MLflow run"
@@ -435,6 +436,7 @@ class _Run:
 
     def _mlflow_failed(self, result: RunResult, error: HarnessError) -> None:
         result.mlflow_error = error.message
+        self._keep_opened_mlflow_run(result)  # it holds the rows' traces: `runs log` ends it
         result.warnings.append(
             f"MLflow logging failed: {error.message}; the run is stored in DuckDB: "
             f"log it later with `harness runs log {self.run_id}`"
@@ -487,12 +489,18 @@ class _Run:
         raise with_next_step(error, self.run_id, result) from failure
 
     def _stop_mlflow(self, status: str, result: RunResult | None, timeout_s: float = 60.0) -> None:
-        """End the MLflow run unfinished (``status``), holding the rows logged so far, and
-        store its id if no batch did (the worker may have opened it after the last); the
-        result names it (``mlflow_partial_run_id``), as ``runs show`` does."""
+        """End the MLflow run unfinished (``status``), holding the rows logged so far."""
         if self.worker is None:
             return
         self.worker.stop(status, timeout_s=timeout_s)
+        self._keep_opened_mlflow_run(result)
+
+    def _keep_opened_mlflow_run(self, result: RunResult | None) -> None:
+        """For a run whose MLflow logging did not complete (stopped, failed, or its MLflow
+        end failed): store the MLflow run the worker opened if no batch did (it may have
+        said so after the last), and name it on the result (``mlflow_partial_run_id``), as
+        ``runs show`` and ``RunInfo.mlflow_partial_run_id`` do."""
+        assert self.worker is not None
         opened = self._new_mlflow_run()
         if opened is not None:
             with contextlib.suppress(EnvironmentFault):  # the store that failed the run

@@ -84,7 +84,8 @@ class RunInfo:
     @property
     def mlflow_partial_run_id(self) -> str | None:
         """The MLflow run holding part of this run (the rows logged before it was
-        interrupted, stopped or failed), until logging completes it (``mlflow_run_id``)."""
+        interrupted, stopped or failed, or before its MLflow end failed), until logging
+        completes it (``mlflow_run_id``); whatever the run's status."""
         return self.mlflow_opened_run_id if self.mlflow_run_id is None else None
 
     def as_dict(self) -> dict[str, Any]:

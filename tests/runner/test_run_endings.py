@@ -1,5 +1,5 @@
 """A run that does not finish cleanly, with MLflow on: stopped at ``--max-cost``, finished
-with failed calls, failed outright. Each test runs `python -m harness run` against the fake
+with failed calls, failed outright, finished with its MLflow end failed. Each test runs `python -m harness run` against the fake
 LLM server (a priced model and a priced judge, so every row costs two calls), and reads what
 the run left: its exit code and last line, `runs show` (text and --json), and the MLflow run
 it names, read back through MLflow's own client from the project's SQLite store.
@@ -7,6 +7,8 @@ it names, read back through MLflow's own client from the project's SQLite store.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -277,3 +279,54 @@ def test_a_failed_run_names_its_failed_mlflow_run_and_resume_finishes_it(
     assert (
         shown_doc["mlflow_run_id"] == mlflow_run_id and shown_doc["mlflow_partial_run_id"] is None
     )
+
+
+def test_a_finished_run_whose_mlflow_end_failed_names_its_mlflow_run_everywhere(
+    home: Path, env: dict[str, str]
+) -> None:
+    """Every row is stored, then the MLflow run's end fails: its experiment's artifacts
+    folder is a file (root writes through any chmod). The MLflow run holds every row's
+    trace, FAILED, and `runs log` completes it. `runs show --json` and `runs list --json`
+    named it (mlflow_partial_run_id) while `harness run --json` said null and `runs show`
+    named no MLflow run; all four name it now."""
+    make_store(env, home, "sql")
+    with sqlite3.connect(home / "mlruns" / "mlflow.db") as con:
+        [(location,)] = con.execute(
+            "SELECT artifact_location FROM experiments WHERE experiment_id IN "
+            "(SELECT experiment_id FROM runs)"
+        ).fetchall()
+    artifacts = Path(location)
+    aside = artifacts.with_name("aside")
+    artifacts.rename(aside)
+    artifacts.write_text("in the way")
+    code, out, err = harness(env, *RUN)
+    assert code == 74, err
+    document = json_doc(out)
+    run_id, error = document["run_id"], document["mlflow_error"]
+    assert document["status"] == "finished" and document["rows_done"] == ROWS
+    assert document["mlflow_run_id"] is None and "Not a directory" in error
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
+    assert document["mlflow_partial_run_id"] == mlflow_run_id
+    lines, shown_doc = shown(env, run_id)
+    assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
+    assert f"MLflow logging failed: {error}; log it with `harness runs log {run_id}`" in lines
+    assert shown_doc["mlflow_run_id"] is None
+    assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
+    code, out, err = harness(env, "runs", "list", "--json")
+    assert code == 0, err
+    listed = {r["run_id"]: r["mlflow_partial_run_id"] for r in json.loads(out)}
+    assert listed[run_id] == mlflow_run_id
+    status, traces = mlflow_run(home, mlflow_run_id)
+    assert status == "FAILED" and traces == stored_rows(home, run_id) and len(traces) == ROWS
+
+    artifacts.unlink()
+    aside.rename(artifacts)
+    code, out, err = harness(env, "runs", "log", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["mlflow_run_id"] == mlflow_run_id
+    assert mlflow_run(home, mlflow_run_id)[0] == "FINISHED"
+    lines, shown_doc = shown(env, run_id)
+    assert f"MLflow run {mlflow_run_id}" in lines and "partly logged" not in "\n".join(lines)
+    assert shown_doc["mlflow_run_id"] == mlflow_run_id
+    assert shown_doc["mlflow_partial_run_id"] is None
