@@ -1,8 +1,9 @@
 """A run that does not finish cleanly, with MLflow on: stopped at ``--max-cost``, finished
-with failed calls, failed outright, finished with its MLflow end failed. Each test runs `python -m harness run` against the fake
-LLM server (a priced model and a priced judge, so every row costs two calls), and reads what
-the run left: its exit code and last line, `runs show` (text and --json), and the MLflow run
-it names, read back through MLflow's own client from the project's SQLite store.
+with failed calls, failed outright, finished with its MLflow end failed. Each test runs
+`python -m harness run` against the fake LLM server (a priced model and a priced judge, so
+every row costs two calls), and reads what the run left: its exit code and last line,
+`runs show` (text and --json), and the MLflow run it names, read back through MLflow's own
+client from the project's SQLite store.
 """
 
 from __future__ import annotations
