@@ -95,11 +95,28 @@ class MlflowWorker:
         # never makes the run wait: the pipe may block, the rows do not.
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._drain, name="mlflow-sender", daemon=True)
+        # Whether the sender closes the pipe once it has sent the rest (see ``_let_go``),
+        # and whether it is past that choice; both under ``_handover``.
+        self._closing = False
+        self._sender_done = False
+        self._handover = threading.Lock()
         self._sender.start()
 
     def _drain(self) -> None:
         while (message := self._queue.get()) is not None:
             self._send(message)
+        with self._handover:
+            self._sender_done = True
+            closing = self._closing
+        if closing:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        """EOF for the worker: it ends the run (``KILLED`` unless told otherwise) and exits."""
+        with self._lock:
+            if self._process.stdin is not None and not self._process.stdin.closed:
+                with contextlib.suppress(OSError):  # it may be gone already
+                    self._process.stdin.close()
 
     def _send(self, message: tuple[Any, ...]) -> None:
         assert self._process.stdin is not None
@@ -144,10 +161,40 @@ class MlflowWorker:
             selector.register(self._process.stdout.fileno(), selectors.EVENT_READ)
             return bool(selector.select(timeout=0))
 
-    def _stop_sender(self) -> None:
-        if self._sender.is_alive():
-            self._queue.put(None)
-            self._sender.join()
+    def _stop_sender(self, stop: StopRequest | None = None, timeout_s: float | None = None) -> bool:
+        """Have every queued message sent and the sender end; False if it has not after
+        ``timeout_s`` or, once a signal is requested (``stop``), its grace: it is blocked on
+        a full pipe, the worker reading nothing (another process holds the MLflow store's
+        write lock, say), and the run must not wait on it (``_let_go``)."""
+        if not self._sender.is_alive():
+            return True
+        self._queue.put(None)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        grace: float | None = None
+        while True:
+            now = time.monotonic()
+            if stop is not None and stop.signum is not None:
+                grace = grace or now + stop.grace_s
+            limits = [t for t in (deadline, grace) if t is not None]
+            wait = min([0.2, *(t - now for t in limits)])
+            self._sender.join(timeout=max(wait, 0.0))
+            if not self._sender.is_alive():
+                return True
+            if limits and time.monotonic() >= min(limits):
+                return False
+
+    def _let_go(self) -> None:
+        """Leave the worker to finish alone while the sender is still blocked on the pipe:
+        the sender sends the rest as the worker reads again, then closes the pipe, and the
+        worker ends the run ``KILLED`` with the traces it got (a message cut short by this
+        process's exit reads as the pipe's end); ``--resume`` or ``harness runs log``
+        writes the missing ones into the same MLflow run."""
+        self._detached = True
+        with self._handover:
+            self._closing = True
+            done = self._sender_done
+        if done:  # it ended just now, without closing the pipe
+            self._close_stdin()
 
     def prepare(
         self, record: RunRecord, reload: Callable[[], RunRecord] | None = None
@@ -181,7 +228,11 @@ class MlflowWorker:
         rendered, self._rendered = self._rendered, None
         assert rendered is not None
         rendered, record = self._spool_report(rendered, record)
-        self._stop_sender()  # every batch is in the pipe before the finish
+        if not self._stop_sender(stop):  # every batch is in the pipe before the finish
+            rendered.discard()  # no finish will come for it
+            self._let_go()
+            assert stop is not None and stop.signum is not None
+            raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
         try:
             self._send(("finish", _without_frames(record), rendered))
             reply = self._finish_reply(stop)
@@ -289,16 +340,18 @@ class MlflowWorker:
             self._rendered = None
 
     def close(self, timeout_s: float = 60.0) -> None:
-        """End the worker; if the run neither finished nor stopped, it is ended KILLED."""
+        """End the worker; if the run neither finished nor stopped, it is ended KILLED.
+        Waits at most ``timeout_s`` in all (none once the worker was left to finish alone),
+        for the queued messages to be sent and for the worker to exit."""
         self._discard_rendered()
-        self._stop_sender()
-        with self._lock:
-            if self._process.stdin is not None and not self._process.stdin.closed:
-                with contextlib.suppress(OSError):  # it may be gone already
-                    self._process.stdin.close()  # EOF: the worker ends the run and exits
+        deadline = time.monotonic() + (0.0 if self._detached else timeout_s)
+        if not self._stop_sender(timeout_s=timeout_s if not self._detached else 0.0):
+            self._let_go()
+        else:
+            self._close_stdin()
         if not self._detached:
             try:
-                self._process.wait(timeout=timeout_s)
+                self._process.wait(timeout=max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
                 # Still busy (a backlog of traces): it goes on alone, holding the run's
                 # MLflow lock, and whoever logs the run next waits for it.

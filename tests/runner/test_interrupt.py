@@ -289,6 +289,62 @@ def test_runs_show_finds_the_mlflow_run_a_busy_worker_opened_after_the_run_stopp
     assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
 
 
+def test_a_run_stopped_while_its_worker_reads_nothing_exits_after_the_grace(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """Another process holds the MLflow store's write lock through the whole run, so the
+    worker, waiting to open the MLflow run, reads none of the rows' batches, and the pipe
+    to it fills. The run stopped by SIGINT waited for the pipe to drain before its 5 s
+    grace began: it could only exit once the worker gave up at its own 20 s busy timeout,
+    so MLflow got no run at all. Now it exits while the lock is still held, and the worker,
+    left to finish alone, opens the MLflow run once the lock is let go, writes the traces
+    it got whole (a batch cut short by the run's exit reads as the pipe's end) and ends it
+    KILLED; the resume writes the rest into that same run."""
+    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
+    assert code == 0, err
+    server.reset()
+    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the store's write lock; the worker waits 20 s for it
+    try:
+        process = start(env, *RUN, "--json")
+        # ~80 rows stored in batches: far more than a pipe holds (64 KiB), with PubMedQA's
+        # contexts in every prompt.
+        wait_for(lambda: started_rows(server, 160), 120, "half the calls")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
+        [(run_id,)] = query(home, "SELECT run_id FROM runs WHERE status = 'interrupted'")
+        assert not mlflow_runs(home, run_id)  # the worker still waits for the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stored = sorted(r[0] for r in query(home, "SELECT example_id FROM outputs"))
+    assert 2 < len(stored) < ROWS + 2, stored
+
+    def killed() -> str | None:
+        found = mlflow_runs(home, run_id)
+        return found[0][0] if found and found[0][1] == "KILLED" else None
+
+    mlflow_run_id = wait_for(killed, 120, "the worker to end the MLflow run KILLED")
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the worker to let the run go")
+    traced = mlflow_traces(home, mlflow_run_id)
+    # Those whose batches were in the pipe whole when the run's process exited, if any.
+    assert len(set(traced)) == len(traced)
+    ours = sorted(
+        r[0] for r in query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
+    )
+    assert set(traced) <= set(ours)
+
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    assert json_doc(out)["mlflow_run_id"] == mlflow_run_id
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
+    assert sorted(mlflow_traces(home, mlflow_run_id)) == sorted(
+        r[0] for r in query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
+    )
+
+
 def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
