@@ -404,11 +404,14 @@ class _Run:
             result.mlflow_run_id = log_to_mlflow(record, self.worker, self.stop, report_html)
             run_store.set_mlflow_run_id(self.home.db_path, self.run_id, result.mlflow_run_id)
         except Interrupted as e:
-            self._keep_opened_mlflow_run(None)  # the worker completes it alone, or not
-            raise e.extended(
+            self._keep_opened_mlflow_run(result)  # the worker completes it alone, or not
+            stopped = e.extended(
                 f"the run's rows are all stored; `harness runs log {self.run_id}` "
                 "completes its MLflow run"
-            ) from None
+            )
+            assert isinstance(stopped, Interrupted)
+            stopped.result = result  # `--json` prints the run, as after any other stop
+            raise stopped from None
         except HarnessError as e:
             self._mlflow_failed(result, e)
 

@@ -345,6 +345,53 @@ def test_a_run_stopped_while_its_worker_reads_nothing_exits_after_the_grace(
     )
 
 
+def test_a_run_stopped_in_its_mlflow_end_while_its_worker_reads_nothing_exits_after_the_grace(
+    home: Path, env: dict[str, str], server: FakeLLMServer
+) -> None:
+    """As above, with the signal after the last row: the run waits in its MLflow end for
+    every batch to reach the worker, which reads none while another process holds the
+    store's write lock. It exits after the grace, the lock still held, printing its
+    `--json` document (it printed none) and saying that `runs log` completes the MLflow
+    run, which the worker ends KILLED once the lock is let go."""
+    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
+    assert code == 0, err
+    server.reset()
+    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the worker waits 20 s for it, from the run's start
+    try:
+        process = start(env, *RUN, "--json")
+        wait_for(lambda: started_rows(server, 2 * (ROWS - 2)), 120, "every call")  # 2 cached
+        time.sleep(2)  # the rows' end (~0.5 s): the run now waits on the pipe to the worker
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    document = json_doc(out)  # the run, as after any other stop
+    run_id = document["run_id"]
+    assert document["status"] == "finished" and document["rows_done"] == ROWS
+    assert document["mlflow_run_id"] is None
+    [(status,)] = query(home, "SELECT status FROM runs WHERE run_id = ?", [run_id])
+    assert "interrupted while logging to MLflow" in last_line(err), err
+    assert f"`harness runs log {run_id}` completes its MLflow run" in last_line(err), err
+    assert status == "finished"
+
+    def killed() -> str | None:
+        found = mlflow_runs(home, run_id)
+        return found[0][0] if found and found[0][1] == "KILLED" else None
+
+    mlflow_run_id = wait_for(killed, 120, "the worker to end the MLflow run KILLED")
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the worker to let the run go")
+    code, out, err = harness(env, "runs", "log", run_id, "--json")
+    assert code == 0, err
+    assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
+    ours = query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
+    assert len(ours) == ROWS
+    assert sorted(mlflow_traces(home, mlflow_run_id)) == sorted(r[0] for r in ours)
+
+
 def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
