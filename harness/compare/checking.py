@@ -16,6 +16,9 @@ beats "cannot tell"), with its own exit code:
   and the result says about how many would, if the change stays as measured;
   with no spread in the changes (a scale that changed alike on every row) there is no
   interval, and the exact sign test's one-sided p-values decide (``harness.stats.paired``).
+  For 0/1 scores a gate's p-value for "worse" is at least exact McNemar's one-sided one
+  against no change, so no gate fails where that test cannot tell a drop from none (5 rows
+  that all dropped: p = 0.031 > 0.025), and the interval shown then reaches 0.
 
 A gate is also undecided, whatever its numbers, when more than ``max_missing`` of its rows
 have no score in one of the runs (failed rows, failed judge calls, rows the run did not
@@ -313,19 +316,33 @@ def _rows_needed_adjusted(
     one discordant pair of each kind added) clears the allowed drop, if the rows keep
     changing as measured (the same shares losing and gaining). Projecting the measured SE
     instead counts the added pairs as if they were rows that changed: identical runs said
-    about 2,305 rows would tell at 3 rows and 300 at 60, where 137 do at any n."""
+    about 2,305 rows would tell at 3 rows and 300 at 60, where 137 do at any n. Where the
+    gate's p-value is also exact McNemar's (a drop past the allowed one is a drop), its
+    one-sided p on that many rows' losses and gains must be below ``alpha / 2`` too."""
     only_base, only_candidate = discordant
     z = normal_quantile(1 - alpha / 2)
     side = (only_candidate - only_base) * direction / n + margin  # > 0: toward "not worse"
     if abs(side) < 1e-12:
         return None
+    exact = side < 0 or margin <= 0  # the threshold lies on the far side of 0 (paired.py)
+    from scipy import special  # ~0.15 s to import: only when a gate cannot tell
 
     def clears(rows: int) -> bool:
         lost = (only_base * rows / n + 1) / (rows + 2)
         gained = (only_candidate * rows / n + 1) / (rows + 2)
         center = (gained - lost) * direction
         se = math.sqrt(max(lost + gained - (gained - lost) ** 2, 0.0) / (rows + 2))
-        return (center + margin) * math.copysign(1.0, side) >= z * se
+        if (center + margin) * math.copysign(1.0, side) < z * se:
+            return False
+        if not exact:
+            return True
+        losses, gains = round(only_base * rows / n), round(only_candidate * rows / n)
+        if direction < 0:
+            losses, gains = gains, losses
+        toward = losses if side < 0 else gains  # the way the gate would decide
+        if toward == 0:
+            return False
+        return float(special.bdtrc(toward - 1, losses + gains, 0.5)) < alpha / 2
 
     return _fewest_rows(clears, n + 1)
 

@@ -171,7 +171,7 @@ def _compare_one(
             )  # fmt: skip
         )
     # A metric whose rows all changed alike, on too few rows for an interval: say why its
-    # cell is empty.
+    # cell is empty; 0/1 scores whose adjusted Wald interval was widened to 0: say why.
     notes += [f"{m.metric}: {m.stats.interval_note}" for m in metrics if m.stats.interval_note]
     notes += [note for m in metrics for note in mean_notes(m)]
     slices = []

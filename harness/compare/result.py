@@ -163,7 +163,12 @@ class SliceComparison:
 
 
 MEAN_METHODS = {"wilson": "Wilson's", "clustered wilson": "clustered Wilson's"}
-CHANGE_METHODS = {"t": "paired t", "adjusted wald": "adjusted Wald"}
+CHANGE_METHODS = {
+    "t": "paired t",
+    "adjusted wald": "adjusted Wald",
+    # exact McNemar did not reject "no change": the interval reaches 0 (harness.stats.paired)
+    "adjusted wald to 0": "adjusted Wald widened to 0 (exact McNemar cannot reject no change)",
+}
 
 
 def interval_legend(metrics: Sequence[MetricResult]) -> str:

@@ -23,6 +23,15 @@ ROWS = [
     {"id": "c", "input": "Who wrote the Odyssey?", "expected": "Homer"},
     {"id": "d", "input": "What gas do plants take in?", "expected": "carbon dioxide"},
 ]
+# Four more, each with "the" in its input (echoed): with only ROWS, 3 rows lose "the",
+# too few for exact McNemar to tell a drop from none (p = 0.25), so a drop gate on cites
+# cannot tell; with these 7 do (one-sided p = 0.0078) and it fails.
+MORE_ROWS = [
+    {"id": "e", "input": "Who painted the Mona Lisa?", "expected": "Leonardo"},
+    {"id": "f", "input": "What is the boiling point of water?", "expected": "100 C"},
+    {"id": "g", "input": "Which is the smallest prime?", "expected": "2"},
+    {"id": "h", "input": "What is the speed of light?", "expected": "c"},
+]
 CITES = '[metrics.cites]\nkind = "contains"\nvalue = "{value}"\n'
 POLITE = (
     'judge_model = "python:harness_test_models:judge_yes"\n'
@@ -42,8 +51,17 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
 
 @pytest.fixture
 def qa(home: Path, tmp_path: Path) -> None:
+    import_qa(tmp_path, ROWS)
+
+
+@pytest.fixture
+def more_qa(home: Path, tmp_path: Path) -> None:
+    import_qa(tmp_path, ROWS + MORE_ROWS)
+
+
+def import_qa(tmp_path: Path, rows: list[dict[str, str]]) -> None:
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     assert invoke("data", "import", str(path), "--name", "qa")[0] == 0
 
 
@@ -56,7 +74,9 @@ def run(home: Path, toml: str, *options: str) -> str:
     return str(json.loads(out)["run_id"])
 
 
-def test_an_edited_metrics_table_is_noted_everywhere(qa: None, home: Path, tmp_path: Path) -> None:
+def test_an_edited_metrics_table_is_noted_everywhere(
+    more_qa: None, home: Path, tmp_path: Path
+) -> None:
     metrics = ("--metric", "cites", "--metric", "exact_match")
     base = run(home, CITES.format(value="the"), *metrics)
     candidate = run(home, CITES.format(value="zzz"), *metrics)
@@ -65,10 +85,10 @@ def test_an_edited_metrics_table_is_noted_everywhere(qa: None, home: Path, tmp_p
     (result,) = json.loads(out)["candidates"]
     assert code == 0 and result["redefined"] == {"cites": CITES_NOTE}
     assert CITES_NOTE in result["notes"]
-    # Not a verdict: 'cites' compares by its numbers (every row lost "the"; 4 rows cannot
-    # tell), as it did before.
+    # Not a verdict: 'cites' compares by its numbers (7 of 8 rows lost "the"), as it did
+    # before.
     verdicts = {m["metric"]: m["verdict"] for m in result["metrics"]}
-    assert verdicts["cites"] == "inconclusive"
+    assert verdicts["cites"] == "worse"
     code, out, _ = invoke("compare", base, candidate)
     assert code == 0 and f"note: {CITES_NOTE}" in " ".join(out.split())
     code, out, _ = invoke("compare", base, candidate, "--markdown")
@@ -183,4 +203,4 @@ def test_a_run_file_exported_before_metric_versions_gets_no_note(qa: None, home:
     assert not any(DIFFERENTLY in n for n in result["notes"])
     assert {m["metric"] for m in result["metrics"]} == {"cites", "exact_match"}
     code, out, err = invoke("check", candidate, "--baseline", old, "--max-drop", "cites=0.02")
-    assert code == 1 and DIFFERENTLY not in out + err
+    assert code == 3 and DIFFERENTLY not in out + err  # 3 rows lost "the": cannot tell

@@ -83,6 +83,71 @@ def test_adjusted_wald_agrees_with_the_exact_test_when_few_rows_changed() -> Non
     assert result.low < 0 < result.high  # ...the adjusted interval does not
 
 
+def changed_rows(n: int, lost: int, gained: int) -> tuple[np.ndarray, np.ndarray]:
+    """n rows of 0/1 scores: ``lost`` went 1 -> 0, ``gained`` 0 -> 1, the rest stayed 1."""
+    base = np.array([1.0] * lost + [0.0] * gained + [1.0] * (n - lost - gained))
+    candidate = np.array([0.0] * lost + [1.0] * gained + [1.0] * (n - lost - gained))
+    return base, candidate
+
+
+def wald_p(base: np.ndarray, candidate: np.ndarray, threshold: float, upper: bool) -> float:
+    """The adjusted Wald interval's one-sided p (statsmodels, the augmented differences)."""
+    augmented = DescrStatsW(np.concatenate([candidate - base, [1.0, -1.0]]), ddof=0)
+    z = (augmented.mean - threshold) / (augmented.std / math.sqrt(augmented.nobs))
+    return float(scipy_stats.norm.sf(z) if upper else scipy_stats.norm.cdf(z))
+
+
+@pytest.mark.parametrize(
+    "n,lost,gained", [(5, 5, 0), (5, 0, 5), (8, 8, 0), (10, 7, 1), (40, 9, 2), (1000, 22, 10)]
+)
+@pytest.mark.parametrize("threshold", [-0.1, 0.0, 0.1])
+def test_0_1_one_sided_p_values_are_at_least_exact_mcnemars_beyond_0(
+    n: int, lost: int, gained: int, threshold: float
+) -> None:
+    """A change below t <= 0 is a change below 0, which exact McNemar must find too: the
+    gate's one-sided p is the larger of the adjusted Wald one and binomtest's on the rows
+    that changed (5 rows that all dropped: 0.031, not Wald's 0.010 at -0.1); on the near side
+    of 0 (a margin a change need only clear) the Wald one alone."""
+    base, candidate = changed_rows(n, lost, gained)
+    result = paired_difference(base, candidate, binary=True)
+    drop = scipy_stats.binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue
+    rise = scipy_stats.binomtest(gained, lost + gained, 0.5, alternative="greater").pvalue
+    below, above = (
+        wald_p(base, candidate, threshold, False),
+        wald_p(base, candidate, threshold, True),
+    )
+    expected_less = max(below, drop) if threshold <= 0 else below
+    expected_greater = max(above, rise) if threshold >= 0 else above
+    assert result.p_less(threshold) == pytest.approx(expected_less, rel=1e-9, abs=1e-15)
+    assert result.p_greater(threshold) == pytest.approx(expected_greater, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [*range(2, 26), 60, 200])
+def test_0_1_interval_excludes_0_exactly_when_exact_mcnemar_rejects(n: int) -> None:
+    """5 rows that all dropped gave [-1, -0.196] while exact McNemar's p is 0.0625: where
+    that test (statsmodels) does not reject, the adjusted Wald interval is widened to 0 and
+    says so; elsewhere it is the adjusted Wald interval itself."""
+    z = scipy_stats.norm.ppf(0.975)
+    for lost in range(min(n, 30) + 1):
+        for gained in range(min(n - lost, 30) + 1):
+            base, candidate = changed_rows(n, lost, gained)
+            result = paired_difference(base, candidate, binary=True)
+            table = [[n - lost - gained, lost], [gained, 0]]
+            p = mcnemar(table, exact=True).pvalue
+            assert result.p_value == pytest.approx(p, rel=1e-9)
+            augmented = DescrStatsW(np.concatenate([candidate - base, [1.0, -1.0]]), ddof=0)
+            half = z * augmented.std / math.sqrt(augmented.nobs)
+            low, high = max(augmented.mean - half, -1.0), min(augmented.mean + half, 1.0)
+            if p >= 0.05 and (low > 0 or high < 0):
+                assert result.interval == "adjusted wald to 0", (lost, gained)
+                assert "widened to 0" in (result.interval_note or "")
+                low, high = min(low, 0.0), max(high, 0.0)
+            else:
+                assert result.interval == "adjusted wald" and result.interval_note is None
+            assert (result.low, result.high) == pytest.approx((low, high), rel=1e-9, abs=1e-12)
+            assert (result.low > 0 or result.high < 0) == (p < 0.05), (lost, gained)
+
+
 def test_wilson_interval_matches_statsmodels() -> None:
     for successes, n in [(0, 10), (3, 10), (10, 10), (412, 1000)]:
         expected = proportion_confint(successes, n, alpha=0.05, method="wilson")
