@@ -168,7 +168,7 @@ def evaluate(
         _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
-    _check_mlflow_arguments(evaluators, env_manager, custom_artifacts)
+    _check_mlflow_arguments(evaluators, env_manager, custom_artifacts, evaluator_config)
     if model is not None and not isinstance(model, str) and not callable(model):
         raise _not_a_model(model)
     _check_types(
@@ -407,7 +407,10 @@ def _active_mlflow_run() -> tuple[str, str] | None:
 
 
 def _check_mlflow_arguments(
-    evaluators: str | Sequence[str] | None, env_manager: str, custom_artifacts: Any
+    evaluators: str | Sequence[str] | None,
+    env_manager: str,
+    custom_artifacts: Any,
+    evaluator_config: Any,
 ) -> None:
     named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
     if any(name != "default" for name in named):
@@ -416,6 +419,14 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+    if isinstance(evaluator_config, Mapping) and evaluator_config.get("metric_prefix"):
+        # MLflow prefixes every metric and the table's artifact; ignored, a second evaluation
+        # in the same MLflow run would overwrite the first's under the same names.
+        raise ConfigError(
+            "evaluator_config['metric_prefix'] is not supported: harness names metrics as "
+            "it stores them; evaluate each model in its own MLflow run "
+            "(with mlflow.start_run(nested=True):)"
+        )
 
 
 _FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}

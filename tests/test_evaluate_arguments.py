@@ -355,3 +355,31 @@ def test_no_message_of_evaluate_names_a_cli_flag(
         harness.evaluate(data="stored", **options)
     assert str(raised.value).startswith(said), str(raised.value)
     assert "--" not in re.sub(r"`[^`]*`", "", str(raised.value))  # a command may have flags
+
+
+def test_metric_prefix_is_refused_and_nested_runs_keep_two_evaluations_apart(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluator_config={'metric_prefix': ...} (MLflow's way to log two evaluations in one
+    run) was ignored: both logged exact_match/mean into the run, the second over the first."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "user.db"))
+    with mlflow.start_run(), pytest.raises(ConfigError) as raised:
+        harness.evaluate(
+            answer_four, DATA, targets="answer", evaluator_config={"metric_prefix": "base_"}
+        )
+    assert str(raised.value) == (
+        "evaluator_config['metric_prefix'] is not supported: harness names metrics as it "
+        "stores them; evaluate each model in its own MLflow run "
+        "(with mlflow.start_run(nested=True):)"
+    )
+    assert _stored(home) == (0, 0)
+    with mlflow.start_run():  # the advice, followed
+        runs = {}
+        right = lambda row: "4" if "2+2" in row["input"] else "Paris"  # noqa: E731
+        for name, model in (("four", answer_four), ("right", right)):
+            with mlflow.start_run(nested=True) as run:
+                harness.evaluate(model, DATA, targets="answer", metrics=["exact_match"])
+            runs[name] = mlflow.get_run(run.info.run_id).data.metrics["exact_match/mean"]
+    assert runs == {"four": 0.5, "right": 1.0}
