@@ -250,6 +250,8 @@ def evaluate(
         "expected": targets,
         "context": context or _mapped(col_mapping, "context"),
         "id": id,
+        # The column of outputs is not the expected answer, whatever its name (`answer`).
+        "skip": () if predictions is None else (predictions,),
     }
     provider = None
     model_uri = model

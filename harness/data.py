@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,9 +62,11 @@ def import_file(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
+    skip: Collection[str] | None = None,
     home: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
-    """Import a CSV, TSV, JSONL, JSON or Parquet file as dataset ``name``."""
+    """Import a CSV, TSV, JSONL, JSON or Parquet file as dataset ``name``; no column of
+    ``skip`` is taken for a field by its usual name (as :func:`map_columns`)."""
     source = Path(path).expanduser()
     df = read_table(source)
     return _import(
@@ -75,6 +77,7 @@ def import_file(
         expected=expected,
         context=context,
         id=id,
+        skip=skip or (),
         home=home,
     )
 
@@ -87,6 +90,7 @@ def import_dataframe(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
+    skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
@@ -105,6 +109,7 @@ def import_dataframe(
             expected=expected,
             context=context,
             id=id,
+            skip=skip,
             home=home,
         )
     return _import(
@@ -115,6 +120,7 @@ def import_dataframe(
         expected=expected,
         context=context,
         id=id,
+        skip=skip,
         home=home,
     )
 
@@ -156,6 +162,7 @@ def import_records(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
+    skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
     """Import rows that arrive in batches (dicts with ``columns``), in bounded memory.
@@ -173,7 +180,7 @@ def import_records(
 
     _check_name(name)
     mapping = map_columns(
-        [str(c) for c in columns], input=input, expected=expected, context=context, id=id
+        [str(c) for c in columns], input=input, expected=expected, context=context, id=id, skip=skip
     )
     digest = DatasetDigest()
     with tempfile.TemporaryDirectory(prefix="harness-import-") as folder:
@@ -322,8 +329,14 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 
 def _pick(
-    columns: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, required: bool
+    columns: list[str],
+    explicit: str | None,
+    candidates: tuple[str, ...],
+    what: str,
+    required: bool,
+    found: list[str],
 ) -> str | None:
+    """``explicit`` (one of ``columns``), else the first of ``candidates`` among ``found``."""
     if explicit is not None:
         if explicit not in columns:
             raise DataError(
@@ -332,10 +345,10 @@ def _pick(
             )
         return explicit
     for candidate in candidates:
-        if candidate in columns:
+        if candidate in found:
             return candidate
     by_lower: dict[str, list[str]] = {}
-    for column in columns:  # `Question`, ` ANSWER `: the names people give columns
+    for column in found:  # `Question`, ` ANSWER `: the names people give columns
         by_lower.setdefault(str(column).strip().lower(), []).append(column)
     for candidate in candidates:
         found = by_lower.get(candidate, [])
@@ -421,13 +434,19 @@ def map_columns(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
+    skip: Collection[str] = (),
 ) -> ColumnMapping:
-    """Which column holds each field: the one named, else the first usual name found."""
+    """Which column holds each field: the one named, else the first usual name found
+    outside ``skip`` (the column ``evaluate(predictions=...)`` reads the outputs from: a
+    column of answers named ``answer`` is not the expected answer)."""
+    found = [c for c in columns if c not in skip]
     return {
-        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True),
-        "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", required=False),
-        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False),
-        "id": _pick(columns, id, ID_COLUMNS, "id", required=False),
+        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True, found=found),
+        "expected": _pick(
+            columns, expected, EXPECTED_COLUMNS, "expected", required=False, found=found
+        ),
+        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False, found=found),
+        "id": _pick(columns, id, ID_COLUMNS, "id", required=False, found=found),
     }
 
 
@@ -456,10 +475,16 @@ def to_examples(
     expected: str | None = None,
     context: str | None = None,
     id: str | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[list[Example], ColumnMapping]:
     """Map a DataFrame's columns to examples; return them and the mapping used."""
     mapping = map_columns(
-        [str(c) for c in df.columns], input=input, expected=expected, context=context, id=id
+        [str(c) for c in df.columns],
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        skip=skip,
     )
     examples: list[Example] = []
     seen: dict[str, int] = {}
@@ -512,12 +537,15 @@ def _import(
     expected: str | None,
     context: str | None,
     id: str | None,
+    skip: Collection[str],
     home: str | os.PathLike[str] | None,
 ) -> ImportResult:
     _check_name(name)
     if len(df) == 0:
         raise DataError(f"{source} has no rows")
-    examples, mapping = to_examples(df, input=input, expected=expected, context=context, id=id)
+    examples, mapping = to_examples(
+        df, input=input, expected=expected, context=context, id=id, skip=skip
+    )
     digest = content_digest(examples)
     info, created = save_dataset(
         resolve_home(home).db_path,

@@ -227,6 +227,38 @@ def test_without_model_type_named_metrics_are_all_that_is_computed_as_in_mlflow(
     assert {"exact_match", "n_chars"} <= set(both.result.metrics)
 
 
+@pytest.mark.parametrize("source", ["frame", "csv"])
+def test_a_predictions_column_named_like_an_answer_is_the_output(
+    tmp_path: Path, source: str
+) -> None:
+    """Model answers logged in a column named `answer` (as a RAG app's log has them) were
+    read as the expected answer too: predictions="answer" failed, the column gone, with
+    'has no column 'answer' for column:answer', where mlflow.evaluate scores it."""
+    data = pd.DataFrame(
+        {"question": ["What is 2+2?", "Capital of France?"], "answer": ["4", "Paris"]}
+    )
+    if source == "csv":
+        data.to_csv(tmp_path / "answers.csv", index=False)
+    result = harness.evaluate(
+        data=data if source == "frame" else str(tmp_path / "answers.csv"),
+        predictions="answer",
+        model_type="text",
+        log_to_mlflow=False,
+    )
+    table = result.tables["eval_results_table"]
+    assert list(table["output"]) == ["4", "Paris"]
+    assert list(table["expected"]) == [None, None]
+    assert result.metrics["word_count/mean"] == 1.0
+    graded = harness.evaluate(  # named with targets=, another column still is the answer
+        data=data.assign(gold=["4", "paris"]),
+        predictions="answer",
+        targets="gold",
+        metrics=["exact_match"],
+        log_to_mlflow=False,
+    )
+    assert graded.metrics["exact_match/mean"] == 1.0
+
+
 def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
     from harness_test_metrics import raises
 
