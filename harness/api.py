@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
-from harness.errors import ConfigError, HarnessError, ModelURIError
+from harness.errors import ConfigError, DataError, HarnessError, ModelURIError
 from harness.evaluate_messages import in_python_words
 
 if TYPE_CHECKING:
@@ -237,6 +237,8 @@ def evaluate(
             "evaluate needs model= (a URI or a function) or predictions= (a column of data)"
         )
     if predictions is not None:
+        if frame is not None and predictions not in frame.df.columns:
+            raise _no_column("predictions", predictions, frame.df.columns)
         model = f"column:{predictions}"
     if model_type is _UNSET:
         named = metrics is not None or bool(extra_metrics)
@@ -453,6 +455,11 @@ def _check_by(by: list[str], columns: list[str], mapping: dict[str, Any]) -> Non
             raise ConfigError(
                 f"by={column!r}: the data has no such column; its columns: {', '.join(columns)}"
             )
+
+
+def _no_column(argument: str, column: str, columns: Iterable[Any]) -> DataError:
+    shown = ", ".join(str(c) for c in columns)
+    return DataError(f"{argument}={column!r}: the data has no such column; its columns: {shown}")
 
 
 def _not_a_model(model: Any) -> ModelURIError:

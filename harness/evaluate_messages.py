@@ -39,6 +39,7 @@ _FLAG_PHRASES = tuple(
         (r"--spark-remote\b", "spark_remote="),
         (r"--spark databricks\b", "spark='databricks'"),
         (r"^--spark needs", "spark= needs"),
+        (r" for column:(\S+); its other", r" for predictions='\1'; its other"),
         (r"^--profile names", "spark_profile= names"),
     )
 )  # fmt: skip

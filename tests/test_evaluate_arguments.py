@@ -383,3 +383,25 @@ def test_metric_prefix_is_refused_and_nested_runs_keep_two_evaluations_apart(
                 harness.evaluate(model, DATA, targets="answer", metrics=["exact_match"])
             runs[name] = mlflow.get_run(run.info.run_id).data.metrics["exact_match/mean"]
     assert runs == {"four": 0.5, "right": 1.0}
+
+
+def test_a_missing_predictions_column_is_named_in_the_users_words(
+    home: Path, tmp_path: Path
+) -> None:
+    """predictions= naming no column said 'dataframe@... has no column 'outputs' for
+    column:outputs; its other columns: context, expected' (the CLI's model URI, harness's
+    names for the user's columns question and answer)."""
+    with pytest.raises(DataError) as raised:
+        harness.evaluate(data=DATA, predictions="outputs", log_to_mlflow=False)
+    assert str(raised.value) == (
+        "predictions='outputs': the data has no such column; its columns: question, answer, topic"
+    )
+    DATA.to_csv(tmp_path / "qa.csv", index=False)  # a file's columns are known once stored
+    with pytest.raises(DataError) as raised:
+        harness.evaluate(data=str(tmp_path / "qa.csv"), predictions="outputs", log_to_mlflow=False)
+    assert re.fullmatch(
+        r"qa@\w+ has no column 'outputs' for predictions='outputs'; its other columns: "
+        r"context, expected, topic",
+        str(raised.value),
+    ), str(raised.value)
+    assert _stored(home) == (0, 0)
