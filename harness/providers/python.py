@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import numbers
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,14 @@ class PythonProvider(Provider):
             return result
         if result is None:
             raise ProviderError(f"{self.uri} returned None; a model must return text")
+        if request.row is not None and not isinstance(result, str | numbers.Number):
+            # str() of a list, a Series or an SDK's response object would be scored as the
+            # answer: a function written for mlflow.evaluate returns a list for a DataFrame.
+            raise ProviderError(
+                f"{self.uri} returned a {type(result).__name__}, not text; a model gets one "
+                "row and returns its answer as a str (from a batch predict, its first item: "
+                'm.predict([row["input"]])[0])'
+            )
         return ModelResponse(text=str(result), latency_s=latency)
 
 

@@ -283,6 +283,45 @@ def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> 
         harness.evaluate(echo_question, data, metrics=[raises], log_to_mlflow=False)
 
 
+class BatchModel:
+    """Shaped like a loaded MLflow model: predict takes a batch and returns a list."""
+
+    def predict(self, inputs: list) -> list:
+        return [text.upper() for text in inputs]
+
+
+def test_a_model_returning_a_list_is_a_row_error_not_an_answer() -> None:
+    """A function that returned its batch predict whole (a list, a Series, an SDK's response
+    object) had its str() scored as the answer: "['A?']" against "A?", silently wrong."""
+    from harness.errors import RowsFailedWarning
+
+    m = BatchModel()
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "ground_truth": ["A?", "B?"]})
+    for model in (
+        lambda row: m.predict([row["input"]]),
+        lambda row: pd.Series(m.predict([row["input"]])),
+    ):
+        with pytest.warns(RowsFailedWarning, match=r"returned a (list|Series), not text"):
+            result = harness.evaluate(model, data, targets="ground_truth", log_to_mlflow=False)
+        assert result.result.errors == 2 and result.metrics == {}
+        [error] = set(result.tables["eval_results_table"]["error"])
+        assert error.endswith(
+            "not text; a model gets one row and returns its answer as a str (from a batch "
+            'predict, its first item: m.predict([row["input"]])[0])'
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RowsFailedWarning)  # the advice, followed
+        right = harness.evaluate(
+            lambda row: m.predict([row["input"]])[0],
+            data,
+            targets="ground_truth",
+            log_to_mlflow=False,
+        )
+        numbers = harness.evaluate(lambda row: 4, data, model_type="text", log_to_mlflow=False)
+    assert right.metrics["exact_match/mean"] == 1.0
+    assert list(numbers.tables["eval_results_table"]["output"]) == ["4", "4"]
+
+
 def test_an_mlflow_scorer_gets_inputs_outputs_and_expectations_and_keeps_its_rationale() -> None:
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
