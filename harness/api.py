@@ -215,7 +215,7 @@ def evaluate(
         raise _wrong_type("by", by, "a column name or a list of them")
     if feature_names is not None:
         feature_names = _listed(feature_names, "feature_names")
-    config_map = dict(evaluator_config or {})
+    config_map = _default_evaluator_config(evaluator_config, evaluators)
     col_mapping = config_map.get("col_mapping") or {}
     if not isinstance(col_mapping, dict):
         raise ConfigError("evaluator_config['col_mapping'] must be a dict of name -> column")
@@ -423,7 +423,9 @@ def _check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
-    if isinstance(evaluator_config, Mapping) and evaluator_config.get("metric_prefix"):
+    if not isinstance(evaluator_config, Mapping):
+        return  # refused by _check_types, naming the argument
+    if _default_evaluator_config(evaluator_config, evaluators).get("metric_prefix"):
         # MLflow prefixes every metric and the table's artifact; ignored, a second evaluation
         # in the same MLflow run would overwrite the first's under the same names.
         raise ConfigError(
@@ -431,6 +433,19 @@ def _check_mlflow_arguments(
             "it stores them; evaluate each model in its own MLflow run "
             "(with mlflow.start_run(nested=True):)"
         )
+
+
+def _default_evaluator_config(
+    evaluator_config: Mapping[str, Any] | None, evaluators: str | Sequence[str] | None
+) -> dict[str, Any]:
+    """The default evaluator's config: MLflow also takes it nested under its name
+    (``{"default": {"col_mapping": ...}}``), the only form it accepts with ``evaluators=[...]``,
+    unless ``evaluators`` is the one name ``"default"``, which takes the config flat."""
+    config = dict(evaluator_config or {})
+    nested = config.get("default")
+    if not isinstance(evaluators, str) and isinstance(nested, Mapping):
+        return dict(nested)
+    return config
 
 
 _FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}

@@ -96,6 +96,38 @@ def test_col_mapping_picks_columns_as_in_mlflow() -> None:
     assert judge.needs == {"context"}
 
 
+@pytest.mark.parametrize("evaluators", [["default"], None])
+def test_evaluator_config_nested_under_default_is_the_default_evaluators(
+    evaluators: list[str] | None,
+) -> None:
+    """MLflow takes the config nested under the evaluator's name, the only form it accepts
+    with evaluators=["default"]: harness read no col_mapping there and refused the data
+    ('no input column: looked for input, question, inputs')."""
+    import mlflow
+
+    data = pd.DataFrame({"q": ["2+2?", "Capital?"], "gold": ["4", "Paris"], "pred": ["4", "x"]})
+    result = harness.evaluate(
+        data=data,
+        predictions="pred",
+        targets="gold",
+        extra_metrics=[mlflow.metrics.exact_match()],
+        evaluators=evaluators,
+        evaluator_config={"default": {"col_mapping": {"inputs": "q"}}},
+        log_to_mlflow=False,
+    )
+    assert result.metrics["exact_match/v1"] == 0.5
+    assert list(result.tables["eval_results_table"]["input"]) == ["2+2?", "Capital?"]
+    with pytest.raises(ConfigError, match=r"^evaluator_config\['metric_prefix'\] is not"):
+        harness.evaluate(
+            data=data,
+            predictions="pred",
+            targets="gold",
+            evaluators=evaluators,
+            evaluator_config={"default": {"col_mapping": {"inputs": "q"}, "metric_prefix": "a_"}},
+            log_to_mlflow=False,
+        )
+
+
 def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> None:
     from harness.data import import_dataframe
 
