@@ -171,6 +171,8 @@ def evaluate(
     _check_mlflow_arguments(evaluators, env_manager, custom_artifacts, evaluator_config)
     if model is not None and not isinstance(model, str) and not callable(model):
         raise _not_a_model(model)
+    if isinstance(model, str):
+        model = _harness_uri(model)
     _check_types(
         dicts={
             "params": params,
@@ -475,6 +477,26 @@ def _check_by(by: list[str], columns: list[str], mapping: dict[str, Any]) -> Non
 def _no_column(argument: str, column: str, columns: Iterable[Any]) -> DataError:
     shown = ", ".join(str(c) for c in columns)
     return DataError(f"{argument}={column!r}: the data has no such column; its columns: {shown}")
+
+
+def _harness_uri(model: str) -> str:
+    """``model`` as harness names it: MLflow's ``endpoints:/NAME`` (a Databricks serving
+    endpoint, under the default deployments target) is ``databricks:/NAME``; a logged MLflow
+    model's URI is refused saying what to pass instead."""
+    scheme, sep, rest = model.partition(":/")
+    rest = rest.lstrip("/")
+    if not sep or not rest:
+        return model
+    target = os.environ.get("MLFLOW_DEPLOYMENTS_TARGET", "databricks")
+    if scheme == "endpoints" and target.startswith("databricks"):
+        return f"databricks:/{rest}"
+    if scheme in ("runs", "models"):
+        raise ModelURIError(
+            f"model={model!r} is a logged MLflow model, which harness does not load: pass the "
+            "URI of the model it calls (openai:/MODEL, databricks:/ENDPOINT, ...) with its "
+            "prompt= and system=, or a function of the row dict that calls it"
+        )
+    return model
 
 
 def _not_a_model(model: Any) -> ModelURIError:

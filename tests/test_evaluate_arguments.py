@@ -405,3 +405,30 @@ def test_a_missing_predictions_column_is_named_in_the_users_words(
         str(raised.value),
     ), str(raised.value)
     assert _stored(home) == (0, 0)
+
+
+def test_mlflow_model_uris_an_endpoint_is_called_and_a_logged_model_is_explained(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow.evaluate("endpoints:/NAME", ...) evaluates a Databricks serving endpoint; harness
+    said "unknown model URI 'endpoints:/my-chat'", and for a logged model's runs:/ URI listed
+    its own schemes without saying what to pass instead."""
+    from harness.testing import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("DATABRICKS_HOST", server.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-test")
+        result = harness.evaluate("endpoints:/my-chat", DATA, targets="answer", log_to_mlflow=False)
+        paths = {r["path"] for r in server.stats()["requests"]}
+    assert result.result.rows == 2 and result.result.errors == 0
+    assert paths == {"/serving-endpoints/my-chat/invocations"}
+    assert result.result.model == "databricks:/my-chat"
+    for uri in ("runs:/abc123/model", "models:/qa-bot/3"):
+        with pytest.raises(ModelURIError) as raised:
+            harness.evaluate(uri, DATA, targets="answer", log_to_mlflow=False)
+        assert str(raised.value) == (
+            f"model={uri!r} is a logged MLflow model, which harness does not load: pass the URI "
+            "of the model it calls (openai:/MODEL, databricks:/ENDPOINT, ...) with its prompt= "
+            "and system=, or a function of the row dict that calls it"
+        )
+    assert _stored(home) == (1, 2)  # the endpoint's run; the refused calls stored nothing
