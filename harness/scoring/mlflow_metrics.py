@@ -22,7 +22,9 @@ before the run, in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -119,7 +121,7 @@ def adapt_evaluation_metric(
                 f"{corpus} corpus at first use and harness metrics run offline; install it once "
                 f"(python -m nltk.downloader {corpus}), or use harness's {instead!r}"
             )
-    return eval_fn_metric(
+    found = eval_fn_metric(
         metric.eval_fn,
         name=name,
         direction=direction_of(metric.greater_is_better),
@@ -127,6 +129,12 @@ def adapt_evaluation_metric(
         description=_one_line(metric.long_name if metric.long_name != metric.name else ""),
         origin="mlflow",
     )
+    if module.startswith("mlflow.") and "targets" in inspect.signature(metric.eval_fn).parameters:
+        # MLflow's own (exact_match, precision_at_k, mae, ...) take targets=None and return
+        # nothing without them: refused before the run, as harness's exact_match is, rather
+        # than a run whose results silently lack the metric.
+        found = dataclasses.replace(found, needs_expected=True)
+    return found
 
 
 def _downloads_corpus(package: str, corpus: str) -> bool:

@@ -373,6 +373,36 @@ def test_objects_that_cannot_run_are_refused_before_the_run(home: Path) -> None:
     con.close()
 
 
+def test_an_mlflow_builtin_reading_targets_is_refused_without_them(home: Path) -> None:
+    """mlflow.metrics.exact_match() (precision_at_k, mae, ...) on data without targets
+    returns nothing: the run finished with no exact_match/v1 in result.metrics, and no word
+    of why (MLflow at least logs that it returned None)."""
+    import mlflow.metrics
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "outputs": ["a", "b"]})
+    for builtin, name in (
+        (mlflow.metrics.exact_match(), "exact_match/v1"),
+        (mlflow.metrics.precision_at_k(2), "precision_at_2"),
+    ):
+        with pytest.raises(MetricError) as raised:
+            harness.evaluate(data=data, predictions="outputs", extra_metrics=[builtin])
+        said = str(raised.value)
+        assert said.startswith(f"metric '{name}' needs expected answers, and dataframe@"), said
+        assert said.endswith(
+            "has none (map a column with --expected at import, targets= in harness.evaluate)"
+        )
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    con.close()
+    graded = harness.evaluate(  # with targets=, as before
+        data=data.assign(gold=["a", "x"]),
+        predictions="outputs",
+        targets="gold",
+        extra_metrics=[mlflow.metrics.exact_match()],
+    )
+    assert graded.metrics["exact_match/v1"] == 0.5
+
+
 def test_a_rubric_naming_its_scores_on_one_line_keeps_the_judge_on_that_scale(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
