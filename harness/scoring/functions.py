@@ -279,8 +279,9 @@ def _argument(data: Columns, source: Source | str | None, default: Any) -> Any:
     if isinstance(source, str):  # "metric:NAME": another metric's values, else the default
         wanted = source[len("metric:") :]
         # As MLflow matches it: the metric's name, or its name without the version.
-        found = [n for n in data.scores if wanted in (n, n.split("/")[0])]
-        return _metric_values(data)[found[0]] if found else default
+        values = _metric_values(data)
+        found = [n for n in values if wanted in (n, n.split("/")[0])]
+        return values[found[0]] if found else default
     assert source is not None
     if source.kind == "value":
         return source.value
@@ -305,14 +306,18 @@ def _mlflow_target(answers: tuple[str, ...]) -> Any:
 
 
 def _metric_values(data: Columns) -> dict[str, Any]:
+    """Every metric so far as MLflow's ``MetricValue``: one with aggregates only (MLflow's
+    ``exact_match()``, an ``eval_fn`` returning a number) has no scores, as in MLflow."""
     from mlflow.metrics.base import MetricValue
 
+    names = [*data.scores, *(n for n in data.aggregates if n not in data.scores)]
     return {
         name: MetricValue(
-            scores=list(values),  # type: ignore[arg-type]  # a row not scored is None
+            # a row not scored is None
+            scores=list(data.scores[name]) if name in data.scores else None,  # type: ignore[arg-type]
             aggregate_results=dict(data.aggregates.get(name, {})),
         )
-        for name, values in data.scores.items()
+        for name in names
     }
 
 

@@ -224,6 +224,37 @@ def test_an_eval_fn_reads_other_metrics_as_mlflow_passes_them() -> None:
         harness.evaluate(echo_question, data, metrics=[wants], log_to_mlflow=False)
 
 
+def test_an_eval_fn_reads_a_metric_that_has_aggregates_only() -> None:
+    """MLflow's exact_match() reports an aggregate and no per-row scores: an eval_fn reading
+    it (through `metrics` or by name) raised KeyError: 'exact_match/v1' or got its default,
+    and its metric was missing from the results, where mlflow.evaluate passes it."""
+    import mlflow.metrics
+    from mlflow.metrics import MetricValue, make_metric
+
+    def accuracy_pct(predictions: pd.Series, metrics: dict) -> MetricValue:
+        found = metrics["exact_match/v1"]
+        assert found.scores is None  # as MLflow passes it
+        return MetricValue(aggregate_results={"pct": 100 * found.aggregate_results["exact_match"]})
+
+    def by_name(predictions: pd.Series, exact_match: MetricValue | None = None) -> float:
+        return -1.0 if exact_match is None else exact_match.aggregate_results["exact_match"]
+
+    data = pd.DataFrame({"question": ["a?", "b?"], "answer": ["a", "x"], "outputs": ["a", "b"]})
+    result = harness.evaluate(
+        data=data,
+        predictions="outputs",
+        extra_metrics=[
+            mlflow.metrics.exact_match(),
+            make_metric(eval_fn=accuracy_pct, greater_is_better=True, name="acc"),
+            make_metric(eval_fn=by_name, greater_is_better=True, name="em"),
+        ],
+        log_to_mlflow=False,
+    )
+    assert result.result.metric_errors == 0
+    assert result.metrics["acc/pct"] == 50.0
+    assert result.metrics["em"] == 0.5
+
+
 def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
     with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
         harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
