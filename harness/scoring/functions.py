@@ -327,7 +327,13 @@ def _legacy_call(fn: Callable[..., Any], name: str, data: Columns) -> BatchResul
     eval_df = pd.DataFrame({"prediction": data.outputs})
     if any(data.expected):
         eval_df["target"] = [_mlflow_target(answers) for answers in data.expected]
-    flat = {f"{m}/{k}": v for m, aggs in data.aggregates.items() for k, v in aggs.items()}
+    # Named as MLflow logs them: an aggregate named like its metric (exact_match()'s
+    # "exact_match") is the metric itself, "exact_match/v1".
+    flat = {
+        m if k == m.split("/")[0] else f"{m}/{k}": v
+        for m, aggs in data.aggregates.items()
+        for k, v in aggs.items()
+    }
     return batch_result(fn(eval_df, flat), name, len(data.ids))
 
 

@@ -254,6 +254,22 @@ def test_an_eval_fn_reads_a_metric_that_has_aggregates_only() -> None:
     assert result.metrics["acc/pct"] == 50.0
     assert result.metrics["em"] == 0.5
 
+    def legacy(eval_df: pd.DataFrame, builtin_metrics: dict) -> float:
+        # MLflow's legacy signature: aggregates named as logged, "exact_match/v1" itself.
+        return 100 * builtin_metrics["exact_match/v1"]
+
+    legacy_result = harness.evaluate(
+        data=data,
+        predictions="outputs",
+        extra_metrics=[
+            mlflow.metrics.exact_match(),
+            make_metric(eval_fn=legacy, greater_is_better=True, name="legacy_pct"),
+        ],
+        log_to_mlflow=False,
+    )
+    assert legacy_result.result.metric_errors == 0
+    assert legacy_result.metrics["legacy_pct"] == 50.0
+
 
 def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
     with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
