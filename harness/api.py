@@ -249,6 +249,10 @@ def evaluate(
         raise ConfigError(
             f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"
         )
+    if feature_names is not None and len(feature_names) == 1 and inputs is None:
+        # MLflow's model reads only the feature columns: one feature is the input, whatever
+        # its name and whatever other column is named like an input.
+        inputs = _mapped(col_mapping, "inputs", "input") or str(feature_names[0])
     mapping = {
         "input": inputs or _mapped(col_mapping, "inputs", "input"),
         "expected": targets,

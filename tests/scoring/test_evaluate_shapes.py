@@ -271,6 +271,35 @@ def test_an_eval_fn_reads_a_metric_that_has_aggregates_only() -> None:
     assert legacy_result.metrics["legacy_pct"] == 50.0
 
 
+def test_one_feature_name_is_the_input() -> None:
+    """feature_names=["q"] names the model's one feature: for a list, its column, which
+    harness then refused ('no input column: looked for input, question, inputs'); for a
+    DataFrame, it was ignored and another column named like an input was sent instead."""
+    seen: list[dict] = []
+
+    def model(row: dict) -> str:
+        seen.append(row)
+        return "a"
+
+    frame = pd.DataFrame({"q": ["a?", "b?"], "inputs": ["id-1", "id-2"], "gold": ["a", "b"]})
+    for data, options in (
+        (["a?", "b?"], {"targets": ["a", "b"]}),
+        (np.array(["a?", "b?"]), {"targets": np.array(["a", "b"])}),
+        (frame, {"targets": "gold"}),
+    ):
+        seen.clear()
+        result = harness.evaluate(
+            model,
+            data,
+            feature_names=["q"],
+            metrics=["exact_match"],
+            log_to_mlflow=False,
+            **options,
+        )
+        assert sorted(row["input"] for row in seen) == ["a?", "b?"]
+        assert result.metrics["exact_match/mean"] == 0.5
+
+
 def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
     with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
         harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
