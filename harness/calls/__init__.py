@@ -10,7 +10,9 @@ spaces it out, at most ``concurrency`` requests are on the wire at once over one
 HTTP client, and 408/429/5xx, timeouts and dropped connections are retried with backoff
 and jitter, honouring Retry-After (``harness.retry``).
 
-The HTTP calls a ``python:`` model makes to LLM endpoints come back here as ``app`` calls
+At most ``concurrency`` local calls (a ``python:`` model's function, ``echo``) run at once
+too, apart from those requests. The HTTP calls a ``python:`` model makes to LLM endpoints
+come back here as ``app`` calls
 (``harness.intercept``): a blocking client's miss is sent from the app's own thread by the
 same rules (``Caller.call_blocking``, ``harness.calls.in_thread``) unless a budget or rate
 limit keeps it on the event loop.

@@ -64,7 +64,9 @@ class Caller(CallCounting):
     """The one call path. Holds the cache, the HTTP client, the retry policy and the stats.
 
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
-    ``concurrency``; cache hits and local (``python:``/``echo``) calls are not.
+    ``concurrency``, and so, apart, are local (``python:``/``echo``) calls, whose code may
+    not be thread-safe (its own HTTP calls take the network's bound, not theirs); cache hits
+    are not bounded.
     ``rate_limits`` (``harness.calls.limits``) and ``budget`` (``harness.calls.budget``)
     are optional. While a local call runs, the HTTP calls its code makes to the LLM
     ``endpoints`` come back here as ``app`` calls (``harness.intercept``).
@@ -109,6 +111,7 @@ class Caller(CallCounting):
         self._client = client
         self._owns_client = client is None
         self._semaphore: asyncio.Semaphore | None = None
+        self._local_semaphore: asyncio.Semaphore | None = None
         self.halted = False  # a stop was asked: rows that have sent nothing send nothing
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         # The same for misses sent from the app's threads (``harness.calls.in_thread``).
@@ -275,8 +278,10 @@ class Caller(CallCounting):
         scope.writes = []  # the cache writes of its calls, awaited here (see ``call``)
         try:
             try:
-                with interception.active(scope):
-                    response = await self._attempt(provider, request, None)
+                async with self._local_limit():
+                    may_send(self.halted, sending=False)  # a stop may have come meanwhile
+                    with interception.active(scope):
+                        response = await self._attempt(provider, request, None)
             finally:
                 await scope.settle()
         except ProviderError as e:
@@ -527,6 +532,11 @@ class Caller(CallCounting):
         if self._semaphore is None:  # created lazily: it must belong to the running loop
             self._semaphore = asyncio.Semaphore(self.concurrency)
         return self._semaphore
+
+    def _local_limit(self) -> asyncio.Semaphore:
+        if self._local_semaphore is None:  # as _limit's, for local calls
+            self._local_semaphore = asyncio.Semaphore(self.concurrency)
+        return self._local_semaphore
 
     def _writer(self) -> CacheWriter:
         if self._cache_writer is None:

@@ -300,6 +300,34 @@ def test_one_feature_name_is_the_input() -> None:
         assert result.metrics["exact_match/mean"] == 0.5
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_function_model_is_called_at_most_concurrency_at_once(concurrency: int) -> None:
+    """mlflow.evaluate calls a function model once; harness calls it per row from worker
+    threads, and concurrency=1 (for a model that is not thread-safe) still had two rows in
+    it at once: local calls were bounded by nothing but the 2 x concurrency row workers."""
+    import threading
+    import time
+
+    inside: list[int] = []
+    peak = [0]
+    lock = threading.Lock()
+
+    def model(row: dict) -> str:
+        with lock:
+            inside.append(1)
+            peak[0] = max(peak[0], len(inside))
+        time.sleep(0.02)
+        with lock:
+            inside.pop()
+        return "a"
+
+    questions = [f"q{i}?" for i in range(12)]
+    harness.evaluate(
+        model, questions, model_type="text", concurrency=concurrency, log_to_mlflow=False
+    )
+    assert peak[0] == concurrency
+
+
 def test_no_model_type_and_no_metrics_is_refused_as_mlflow_refuses_it() -> None:
     with pytest.raises(ConfigError, match="nothing to compute: give model_type=, metrics="):
         harness.evaluate(echo_question, ["q?"], model_type=None, log_to_mlflow=False)
