@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
 from harness.errors import ConfigError, DataError, HarnessError, ModelURIError
 from harness.evaluate_messages import in_python_words
+from harness.evaluate_mlflow import (
+    check_mlflow_arguments,
+    default_evaluator_config,
+    harness_uri,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,11 +173,11 @@ def evaluate(
         _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
-    _check_mlflow_arguments(evaluators, env_manager, custom_artifacts, evaluator_config)
+    check_mlflow_arguments(evaluators, env_manager, custom_artifacts, evaluator_config)
     if model is not None and not isinstance(model, str) and not callable(model):
         raise _not_a_model(model)
     if isinstance(model, str):
-        model = _harness_uri(model)
+        model = harness_uri(model)
     _check_types(
         dicts={
             "params": params,
@@ -217,7 +222,7 @@ def evaluate(
         raise _wrong_type("by", by, "a column name or a list of them")
     if feature_names is not None:
         feature_names = _listed(feature_names, "feature_names")
-    config_map = _default_evaluator_config(evaluator_config, evaluators)
+    config_map = default_evaluator_config(evaluator_config, evaluators)
     col_mapping = config_map.get("col_mapping") or {}
     if not isinstance(col_mapping, dict):
         raise ConfigError("evaluator_config['col_mapping'] must be a dict of name -> column")
@@ -416,44 +421,6 @@ def _active_mlflow_run() -> tuple[str, str] | None:
     return str(mlflow.get_tracking_uri()), str(run.info.run_id)
 
 
-def _check_mlflow_arguments(
-    evaluators: str | Sequence[str] | None,
-    env_manager: str,
-    custom_artifacts: Any,
-    evaluator_config: Any,
-) -> None:
-    named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
-    if any(name != "default" for name in named):
-        raise ConfigError(f"harness runs MLflow's default evaluator only, not {named}")
-    if env_manager != "local":
-        raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
-    if custom_artifacts:
-        raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
-    if not isinstance(evaluator_config, Mapping):
-        return  # refused by _check_types, naming the argument
-    if _default_evaluator_config(evaluator_config, evaluators).get("metric_prefix"):
-        # MLflow prefixes every metric and the table's artifact; ignored, a second evaluation
-        # in the same MLflow run would overwrite the first's under the same names.
-        raise ConfigError(
-            "evaluator_config['metric_prefix'] is not supported: harness names metrics as "
-            "it stores them; evaluate each model in its own MLflow run "
-            "(with mlflow.start_run(nested=True):)"
-        )
-
-
-def _default_evaluator_config(
-    evaluator_config: Mapping[str, Any] | None, evaluators: str | Sequence[str] | None
-) -> dict[str, Any]:
-    """The default evaluator's config: MLflow also takes it nested under its name
-    (``{"default": {"col_mapping": ...}}``), the only form it accepts with ``evaluators=[...]``,
-    unless ``evaluators`` is the one name ``"default"``, which takes the config flat."""
-    config = dict(evaluator_config or {})
-    nested = config.get("default")
-    if not isinstance(evaluators, str) and isinstance(nested, Mapping):
-        return dict(nested)
-    return config
-
-
 _FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}
 
 
@@ -481,26 +448,6 @@ def _check_by(by: list[str], columns: list[str], mapping: dict[str, Any]) -> Non
 def _no_column(argument: str, column: str, columns: Iterable[Any]) -> DataError:
     shown = ", ".join(str(c) for c in columns)
     return DataError(f"{argument}={column!r}: the data has no such column; its columns: {shown}")
-
-
-def _harness_uri(model: str) -> str:
-    """``model`` as harness names it: MLflow's ``endpoints:/NAME`` (a Databricks serving
-    endpoint, under the default deployments target) is ``databricks:/NAME``; a logged MLflow
-    model's URI is refused saying what to pass instead."""
-    scheme, sep, rest = model.partition(":/")
-    rest = rest.lstrip("/")
-    if not sep or not rest:
-        return model
-    target = os.environ.get("MLFLOW_DEPLOYMENTS_TARGET", "databricks")
-    if scheme == "endpoints" and target.startswith("databricks"):
-        return f"databricks:/{rest}"
-    if scheme in ("runs", "models"):
-        raise ModelURIError(
-            f"model={model!r} is a logged MLflow model, which harness does not load: pass the "
-            "URI of the model it calls (openai:/MODEL, databricks:/ENDPOINT, ...) with its "
-            "prompt= and system=, or a function of the row dict that calls it"
-        )
-    return model
 
 
 def _not_a_model(model: Any) -> ModelURIError:

@@ -333,10 +333,10 @@ def _pick(
     explicit: str | None,
     candidates: tuple[str, ...],
     what: str,
-    required: bool,
     found: list[str],
 ) -> str | None:
     """``explicit`` (one of ``columns``), else the first of ``candidates`` among ``found``."""
+    required = what == "input"
     if explicit is not None:
         if explicit not in columns:
             raise DataError(
@@ -441,12 +441,10 @@ def map_columns(
     column of answers named ``answer`` is not the expected answer)."""
     found = [c for c in columns if c not in skip]
     return {
-        "input": _pick(columns, input, INPUT_COLUMNS, "input", required=True, found=found),
-        "expected": _pick(
-            columns, expected, EXPECTED_COLUMNS, "expected", required=False, found=found
-        ),
-        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", required=False, found=found),
-        "id": _pick(columns, id, ID_COLUMNS, "id", required=False, found=found),
+        "input": _pick(columns, input, INPUT_COLUMNS, "input", found),
+        "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", found),
+        "context": _pick(columns, context, CONTEXT_COLUMNS, "context", found),
+        "id": _pick(columns, id, ID_COLUMNS, "id", found),
     }
 
 
@@ -478,14 +476,8 @@ def to_examples(
     skip: Collection[str] = (),
 ) -> tuple[list[Example], ColumnMapping]:
     """Map a DataFrame's columns to examples; return them and the mapping used."""
-    mapping = map_columns(
-        [str(c) for c in df.columns],
-        input=input,
-        expected=expected,
-        context=context,
-        id=id,
-        skip=skip,
-    )
+    names = [str(c) for c in df.columns]
+    mapping = map_columns(names, input=input, expected=expected, context=context, id=id, skip=skip)
     examples: list[Example] = []
     seen: dict[str, int] = {}
     for position, record in enumerate(df.to_dict(orient="records")):

@@ -34,6 +34,7 @@ LAYERS: dict[str, str] = {
     "harness.cli": "cli",
     "harness.api": "api",
     "harness.evaluate_messages": "api",  # evaluate's errors in its argument names
+    "harness.evaluate_mlflow": "api",  # mlflow.evaluate's own arguments: evaluators, URIs
     "harness.data": "api",
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
     "harness.spark_tables": "api",  # Spark tables in and out: a run's session, the store
