@@ -405,8 +405,10 @@ class Caller(CallCounting):
         assert self.cache is not None
         explanation = explain_miss(canonical, self.cache.nearest(canonical, limit=3))
         call = f"app call to {canonical['base_url']}" if kind == "app" else f"{kind} call"
+        # No row: an app call from a thread the model started (see harness.intercept.scope).
+        where = f"for row {row_id}" if row_id is not None else "from a thread the model started"
         miss = ReplayMiss(
-            f"--cache replay: the {call} for row {row_id} is not in the cache: {explanation}",
+            f"--cache replay: the {call} {where} is not in the cache: {explanation}",
             explanation=explanation,
             call=call,
         )

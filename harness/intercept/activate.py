@@ -6,7 +6,10 @@ replay closes the network to all but loopback and the hosts its call path allows
 (``harness.intercept.network``).
 ``Interception`` is what a ``Caller`` holds: ``scope(row_id)`` builds a row's scope (on the
 call path's loop) and ``active(scope)`` turns it on around a local (``python:``) call; the
-calls of threads the user's code starts go to one scope per call path, which no row owns.
+calls of threads the user's code starts go to one scope per call path, which no row owns:
+a call of theirs that fails (a replay miss, an error after retries) fails every row that was
+active when it failed, since none can be told to own it, and an app that catches the SDK's
+error and falls back must not pass for one whose calls were answered.
 """
 
 from __future__ import annotations
@@ -58,5 +61,11 @@ class Interception:
             self.unattributed = Scope(
                 self.caller, scope.loop, scope.loop_thread, surroundings=self.surroundings
             )
-        with activate(scope, fallback=self.unattributed):
-            yield scope
+        unattributed = self.unattributed
+        failed_before = unattributed.failures
+        try:
+            with activate(scope, fallback=unattributed):
+                yield scope
+        finally:
+            if unattributed.failures > failed_before and unattributed.latest_failure is not None:
+                scope.fail(unattributed.latest_failure)

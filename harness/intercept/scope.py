@@ -9,7 +9,8 @@ the context: into ``asyncio`` tasks, into ``asyncio.to_thread`` (which is how a 
 starts itself (``threading.Thread``, ``ThreadPoolExecutor``) start with an empty context;
 their calls go to the innermost *fallback* scope active in the process (the run's, the
 block's or the test's), so they are still answered by the cache under the same mode, but a
-run cannot tell which row made them and records them on none.
+run cannot tell which row made them and records them on none; a call of theirs that fails
+fails every row whose model was running when it failed.
 
 The scope of a replay block or a marked test also names its ``Cassette``, so a run started
 inside it (``harness.evaluate`` in a test) uses the same cassette and mode for its own
@@ -148,6 +149,8 @@ class Scope:
         self.row_id = row_id
         self.keys: list[str] = []
         self.failure: BaseException | None = None
+        self.failures = 0  # how many calls failed, and the latest failure (see ``fail``)
+        self.latest_failure: BaseException | None = None
         self.cassette: Cassette | None = None
         self.origin: str | None = None  # "pytest" or "replay": a test's or a block's scope
         self.request_secrets: dict[str, str] = {}  # credential headers seen, for writers
@@ -200,6 +203,8 @@ class Scope:
         """Remember the first failure: it fails the row, block or test, whatever the code
         that made the call did with the error it was handed."""
         with self._lock:
+            self.failures += 1
+            self.latest_failure = error
             if self.failure is None:
                 self.failure = error
 
