@@ -243,9 +243,15 @@ def plan_run(
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
     check_template(template, available)
     if provider is None:
-        provider = resolve(
-            config.model, home.settings.get("providers", {}).get(config.model.partition(":")[0], {})
-        )
+        from harness.intercept.credentials import keys_for_replay
+
+        # A python: model's module may build its SDK client on import: in replay it starts
+        # with the placeholder keys the run's calls have (it sends nothing).
+        with keys_for_replay(config.cache):
+            provider = resolve(
+                config.model,
+                home.settings.get("providers", {}).get(config.model.partition(":")[0], {}),
+            )
     if provider.scheme == "column" and provider.model not in available - {"id", "input"}:
         raise DataError(
             f"{dataset.ref} has no column {provider.model!r} for {provider.uri}; its other "
