@@ -72,6 +72,9 @@ BASE_URL_ENV: dict[str, tuple[str, str]] = {
     "DATABRICKS_HOST": ("databricks", "/serving-endpoints"),
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A host name (or a "*.suffix" of one) or an IP address, as urlsplit gives it: "a b" (two
+# names in one string, a typo) would otherwise be taken for a name and match nothing.
+_HOST = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+")
 # One server often serves both APIs (a gateway, a local fake) under both OPENAI_BASE_URL and
 # ANTHROPIC_BASE_URL: when several endpoints match, the path says which API is called, so
 # a call to /v1/messages is priced, limited and labelled as Anthropic's.
@@ -107,7 +110,7 @@ class Endpoint:
             text = "//" + text
         parts = urlsplit(text)
         host = (parts.hostname or "").lower()
-        if not host or parts.query or parts.fragment:
+        if not _HOST.fullmatch(host) or parts.query or parts.fragment:
             raise ValueError(f"{text.lstrip('/')!r} is not a host or a URL prefix")
         port = parts.port  # raises ValueError on a bad port
         scheme = parts.scheme.lower() or None

@@ -86,6 +86,9 @@ def test_settings_hosts_and_provider_base_urls() -> None:
         ({"intercept": {"host": ["x"]}}, "unknown setting(s) host"),
         ({"intercept": {"hosts": ["http://x/?a=1"]}}, "is not a host or a URL prefix"),
         ({"intercept": {"hosts": ["x:notaport"]}}, "[intercept] hosts"),
+        ({"intercept": {"hosts": ["llm.internal gpu-box"]}}, "is not a host or a URL prefix"),
+        ({"intercept": {"hosts": ["http://llm internal/v1"]}}, "is not a host or a URL prefix"),
+        ({"providers": {"vllm": {"base_url": "http://gpu box:8000/v1"}}}, "base_url"),
         ({"intercept": "yes"}, "must be a table"),
     ],
 )
