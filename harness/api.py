@@ -125,6 +125,8 @@ def evaluate(
     inference_params: dict[str, Any] | None = None,
     custom_artifacts: Sequence[Any] | None = None,
     env_manager: str = "local",
+    model_config: dict[str, Any] | None = None,
+    model_id: str | None = None,
     dataset_path: str | None = None,
     by: str | Sequence[str] = (),
     sample: int | float | None = None,
@@ -158,7 +160,9 @@ def evaluate(
 
     ``evaluators`` (``"default"``), ``env_manager`` (``"local"``) and ``dataset_path`` are
     accepted so MLflow scripts run unchanged; ``inference_params`` are generation
-    parameters, like ``params``. ``custom_artifacts`` are not supported.
+    parameters, like ``params``. ``custom_artifacts``, and a ``model_id`` or ``model_config``
+    other than None (MLflow 3's link to an existing LoggedModel and config for loading a
+    logged model), are not supported.
 
     ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
     ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count,
@@ -173,7 +177,9 @@ def evaluate(
         _say_home_once(project.path)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
-    check_mlflow_arguments(evaluators, env_manager, custom_artifacts, evaluator_config)
+    check_mlflow_arguments(
+        evaluators, env_manager, custom_artifacts, evaluator_config, model_id, model_config
+    )
     if model is not None and not isinstance(model, str) and not callable(model):
         raise _not_a_model(model)
     if isinstance(model, str):

@@ -1,6 +1,7 @@
 """``mlflow.evaluate``'s own arguments as ``harness.evaluate`` reads them: the evaluators and
-environments it runs, ``evaluator_config`` (nested under ``"default"`` or not; ``metric_prefix``
-refused) and MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``)."""
+environments it runs, MLflow 3's ``model_id`` and ``model_config`` (None only),
+``evaluator_config`` (nested under ``"default"`` or not; ``metric_prefix`` refused) and
+MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def check_mlflow_arguments(
     env_manager: str,
     custom_artifacts: Any,
     evaluator_config: Any,
+    model_id: Any = None,
+    model_config: Any = None,
 ) -> None:
     named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
     if any(name != "default" for name in named):
@@ -26,6 +29,18 @@ def check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
+    if model_id is not None:  # MLflow 3: link the results to an existing LoggedModel
+        raise ConfigError(
+            f"model_id={model_id!r} is not supported: harness links each run to a LoggedModel "
+            "of its own, one per model URI, prompt and params (the run's tag "
+            "harness.model_id); drop model_id="
+        )
+    if model_config is not None:  # MLflow: pyfunc.load_model(model, model_config=...)
+        raise ConfigError(
+            "model_config= configures an MLflow model loaded from a URI, which harness does "
+            "not load: give the model's settings as params= (generation parameters), "
+            "prompt= and system="
+        )
     if not isinstance(evaluator_config, Mapping):
         return  # refused by evaluate's type checks, naming the argument
     if default_evaluator_config(evaluator_config, evaluators).get("metric_prefix"):

@@ -432,3 +432,31 @@ def test_mlflow_model_uris_an_endpoint_is_called_and_a_logged_model_is_explained
             "and system=, or a function of the row dict that calls it"
         )
     assert _stored(home) == (1, 2)  # the endpoint's run; the refused calls stored nothing
+
+
+def test_mlflow_3s_model_id_and_model_config_are_taken_and_a_value_is_explained(
+    home: Path,
+) -> None:
+    """mlflow.evaluate(..., model_id=..., model_config=...) (MLflow 3) failed with Python's
+    own "TypeError: evaluate() got an unexpected keyword argument 'model_id'". Their default,
+    None, runs; a value is one line saying why harness cannot honour it and what to do."""
+    result = harness.evaluate(
+        answer_four, DATA, targets="answer", model_id=None, model_config=None, log_to_mlflow=False
+    )
+    assert result.metrics["exact_match/mean"] == 0.5
+    before = _stored(home)
+    with pytest.raises(ConfigError) as raised:
+        harness.evaluate(answer_four, DATA, targets="answer", model_id="m-0123abcd")
+    assert str(raised.value) == (
+        "model_id='m-0123abcd' is not supported: harness links each run to a LoggedModel of "
+        "its own, one per model URI, prompt and params (the run's tag harness.model_id); "
+        "drop model_id="
+    )
+    with pytest.raises(ConfigError) as raised:
+        harness.evaluate(answer_four, DATA, targets="answer", model_config={"temperature": 0})
+    assert str(raised.value) == (
+        "model_config= configures an MLflow model loaded from a URI, which harness does not "
+        "load: give the model's settings as params= (generation parameters), prompt= and "
+        "system="
+    )
+    assert _stored(home) == before
