@@ -239,6 +239,9 @@ def evaluate(
     project = resolve_home(home)
     is_ref = isinstance(data, (str, os.PathLike))
     frame = None if is_ref else to_frame(data, targets=targets, feature_names=feature_names)
+    # A file's rows, read once, before they are stored: a message names its own columns.
+    table = _read_file(data) if is_ref else None
+    rows = frame.df if frame is not None else table  # None for a stored dataset's name
     if frame is not None:
         targets = frame.targets
         if model is None and predictions is None:
@@ -250,8 +253,8 @@ def evaluate(
             "evaluate needs model= (a URI or a function) or predictions= (a column of data)"
         )
     if predictions is not None:
-        if frame is not None and predictions not in frame.df.columns:
-            raise _no_column("predictions", predictions, frame.df.columns)
+        if rows is not None and predictions not in rows.columns:
+            raise _no_column("predictions", predictions, rows.columns)
         model = f"column:{predictions}"
     if model_type is _UNSET:
         named = metrics is not None or bool(extra_metrics)
@@ -279,8 +282,8 @@ def evaluate(
 
         provider = PythonProvider.from_function(model)
         model_uri = provider.uri
-    if by and frame is not None:
-        _check_by(by, [str(c) for c in frame.df.columns], mapping)
+    if by and rows is not None:
+        _check_by(by, [str(c) for c in rows.columns], mapping)
     defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
     chosen = list(metrics) if metrics is not None else list(defaults)
     if not chosen and not extra_metrics and not judges:
@@ -316,7 +319,7 @@ def evaluate(
         max_slices=max_slices,
         mlflow=log_to_mlflow,
     )
-    ref, created = _import(data, frame, data_name, project.path, mapping)
+    ref, created = _import(data, frame, table, data_name, project.path, mapping)
     config = dataclasses.replace(config, data=ref)
     try:
         return _run(
@@ -532,16 +535,32 @@ def _split(items: Sequence[Any]) -> tuple[list[str], list[Any]]:
     return list(dict.fromkeys(texts)), objects
 
 
-def _import(
-    data: Any, frame: Any, data_name: str | None, home: Path, mapping: dict[str, Any]
-) -> tuple[str, DatasetInfo | None]:
-    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored),
-    and the version if this import created it."""
+def _read_file(data: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The rows of ``data`` if it names a data file (by its extension), else None: a name."""
     from harness import data as data_module
 
-    if frame is None and Path(data).suffix.lower() in data_module.FORMATS:
-        imported = data_module.import_file(
-            data, name=data_name or Path(data).stem, home=home, **mapping
+    if Path(data).suffix.lower() not in data_module.FORMATS:
+        return None
+    return data_module.read_table(Path(data).expanduser())
+
+
+def _import(
+    data: Any,
+    frame: Any,
+    table: pd.DataFrame | None,
+    data_name: str | None,
+    home: Path,
+    mapping: dict[str, Any],
+) -> tuple[str, DatasetInfo | None]:
+    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored),
+    and the version if this import created it. ``table`` is a file's rows as
+    :func:`_read_file` read them."""
+    from harness import data as data_module
+
+    if table is not None:
+        path = Path(data).expanduser()
+        imported = data_module.import_dataframe(
+            table, name=data_name or path.stem, source=str(path), home=home, **mapping
         )
     elif frame is None:
         return str(data), None

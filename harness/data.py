@@ -92,19 +92,21 @@ def import_dataframe(
     id: str | None = None,
     skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
+    source: str | None = None,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
     ``df`` is a pandas DataFrame or a Spark DataFrame (``spark.table("qa")``); a Spark
     DataFrame is read in batches (see :func:`import_records`), so the same rows give the
-    same dataset version either way, and a table larger than memory imports.
+    same dataset version either way, and a table larger than memory imports. ``source``
+    is where the version says it came from (default ``dataframe``, or ``spark``).
     """
     if type(df).__module__.startswith("pyspark."):
         return import_records(
             spark_record_batches(df),
             list(df.columns),
             name=name,
-            source="spark",
+            source=source or "spark",
             input=input,
             expected=expected,
             context=context,
@@ -115,7 +117,7 @@ def import_dataframe(
     return _import(
         df,
         name=name,
-        source="dataframe",
+        source=source or "dataframe",
         input=input,
         expected=expected,
         context=context,

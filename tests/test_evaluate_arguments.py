@@ -13,6 +13,7 @@ import pytest
 import harness
 import harness.data
 from harness.errors import ConfigError, DataError, MetricError, ModelURIError, ReplayMiss
+from harness.store.datasets import list_datasets
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -396,15 +397,36 @@ def test_a_missing_predictions_column_is_named_in_the_users_words(
     assert str(raised.value) == (
         "predictions='outputs': the data has no such column; its columns: question, answer, topic"
     )
-    DATA.to_csv(tmp_path / "qa.csv", index=False)  # a file's columns are known once stored
-    with pytest.raises(DataError) as raised:
-        harness.evaluate(data=str(tmp_path / "qa.csv"), predictions="outputs", log_to_mlflow=False)
-    assert re.fullmatch(
-        r"qa@\w+ has no column 'outputs' for predictions='outputs'; its other columns: "
-        r"context, expected, topic",
-        str(raised.value),
-    ), str(raised.value)
+    # A file's said 'qa@... has no column 'outputs' for predictions='outputs'; its other
+    # columns: context, expected, topic': harness's names for the stored question and answer.
+    DATA.to_csv(tmp_path / "qa.csv", index=False)
+    DATA.to_json(tmp_path / "qa.jsonl", orient="records", lines=True)
+    for path in (tmp_path / "qa.csv", tmp_path / "qa.jsonl"):
+        with pytest.raises(DataError) as raised:
+            harness.evaluate(data=str(path), predictions="outputs", log_to_mlflow=False)
+        assert str(raised.value) == (
+            "predictions='outputs': the data has no such column; its columns: "
+            "question, answer, topic"
+        )
+        # by= said "no row has that column; columns: context, expected, id, input, topic"
+        # for both, as it does for a DataFrame's: the user's column answer is the expected.
+        with pytest.raises(ConfigError) as raised:
+            harness.evaluate(answer_four, data=str(path), by="region", log_to_mlflow=False)
+        assert str(raised.value) == (
+            "by='region': the data has no such column; its columns: question, answer, topic"
+        )
+        with pytest.raises(ConfigError) as raised:
+            harness.evaluate(answer_four, data=str(path), by="answer", log_to_mlflow=False)
+        assert str(raised.value) == (
+            "by='answer': that column is the data's expected answer; use by='expected'"
+        )
     assert _stored(home) == (0, 0)
+    DATA.assign(outputs=["4", "Rome"]).to_csv(tmp_path / "scored.csv", index=False)
+    result = harness.evaluate(
+        data=tmp_path / "scored.csv", predictions="outputs", targets="answer", log_to_mlflow=False
+    )
+    assert result.metrics["exact_match/mean"] == 0.5
+    assert list_datasets(home / "harness.duckdb")[0].source == str(tmp_path / "scored.csv")
 
 
 def test_mlflow_model_uris_an_endpoint_is_called_and_a_logged_model_is_explained(
