@@ -170,7 +170,7 @@ def evaluate(
     ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
     by ``seed``, keeping each value's share of the ``stratify`` column.
     """
-    from harness.frames import to_frame
+    from harness.frames import numbered_if_repeated, to_frame
 
     project = resolve_home(home)
     if home is None and not os.environ.get(HOME_ENV):
@@ -275,6 +275,8 @@ def evaluate(
         # The column of outputs is not the expected answer, whatever its name (`answer`).
         "skip": () if predictions is None else (predictions,),
     }
+    if rows is not None:  # mlflow.evaluate has no row ids: an id column may repeat
+        mapping = numbered_if_repeated(rows, mapping)
     provider = None
     model_uri = model
     if callable(model):

@@ -482,3 +482,35 @@ def test_mlflow_3s_model_id_and_model_config_are_taken_and_a_value_is_explained(
         "system="
     )
     assert _stored(home) == before
+
+
+def test_an_id_column_that_repeats_is_not_the_row_id_unless_named(
+    home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mlflow.evaluate has no row ids and evaluates rows whatever their `id` column holds;
+    harness refused them ("duplicate id '1' in rows 1 and 2"). An `id` column found by its
+    name that repeats is now not the row id: the rows are numbered, with a note. A unique
+    one is still the row id, and one named with id= must still be unique."""
+    repeated = pd.DataFrame({"id": [1, 1], "inputs": ["a?", "b?"], "ground_truth": ["a", "b"]})
+    repeated.to_csv(tmp_path / "repeated.csv", index=False)
+    for data in (repeated, str(tmp_path / "repeated.csv")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="harness"):
+            result = harness.evaluate(
+                lambda row: "a", data, targets="ground_truth", log_to_mlflow=False
+            )
+        table = result.tables["eval_results_table"]
+        assert list(table["id"]) == ["0", "1"]
+        assert list(table["exact_match"]) == [1.0, 0.0]
+        assert [r.getMessage() for r in caplog.records if "row id" in r.getMessage()] == [
+            "harness: the data's column 'id' repeats ('1' in rows 1 and 2), so it is not the "
+            "row id: the rows are numbered from 0 (id= names a column of unique ids)"
+        ]
+    unique = repeated.assign(id=["x", "y"])
+    result = harness.evaluate(lambda row: "a", unique, targets="ground_truth", log_to_mlflow=False)
+    assert list(result.tables["eval_results_table"]["id"]) == ["x", "y"]
+    before = _stored(home)
+    with pytest.raises(DataError) as raised:
+        harness.evaluate(lambda row: "a", repeated, id="id", log_to_mlflow=False)
+    assert str(raised.value) == "duplicate id '1' in rows 1 and 2"
+    assert _stored(home) == before
