@@ -23,7 +23,8 @@ idempotency keys), the method (always ``POST``), timeouts.
 one of ``"json"`` (a JSON body, parsed), ``"text"`` (any other text, a server-sent event
 stream or Ollama's NDJSON stream byte for byte) or ``"base64"`` (binary).
 ``harness.intercept.answers`` reads the text and token usage out of it for the entry and the
-run's counters; ``http_response`` turns it back into the response the client expects. The
+run's counters; ``http_response`` turns it back into the response the client expects, a
+live answer too, so the client reads the same bytes on a miss as on every later hit. The
 server's headers are never stored: a live answer is handed to the client with those
 ``live_headers`` keeps, one from the cache with none.
 """
@@ -274,12 +275,18 @@ def broken(raw: Mapping[str, Any]) -> str | None:
 
 
 def envelope_body(raw: Mapping[str, Any]) -> bytes:
-    """The body bytes of a stored answer."""
+    """The body bytes of a stored answer: a JSON body written out compact with its keys
+    sorted, whatever order it came in. Every answer the client gets is written here, the
+    one sent just now as the one from the cache, so the cold run and every rerun or replay
+    hand it the same bytes (an answer read from the cache has its keys sorted as stored;
+    one just parsed from the server, the server's order)."""
     if "json" in raw:
         try:  # every replayed answer is written out again: orjson, 3x the standard library
-            return orjson.dumps(raw["json"])
+            return orjson.dumps(raw["json"], option=orjson.OPT_SORT_KEYS)
         except TypeError:  # an int beyond 64 bits: the standard library writes it
-            return json.dumps(raw["json"], ensure_ascii=False, separators=(",", ":")).encode()
+            return json.dumps(
+                raw["json"], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+            ).encode()
     if "text" in raw:
         return str(raw["text"]).encode("utf-8")
     return base64.b64decode(str(raw.get("base64", "")))

@@ -1,0 +1,127 @@
+"""An app that reads its answers' raw text gets the same bytes on its cold run as on every
+rerun and replay: the run and its replay are the same run, byte for byte. Each row goes one
+way: the openai SDK (sync, async, streamed), the anthropic SDK (whole, streamed), plain httpx
+and an Ollama NDJSON stream, each returning the body text it was handed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.testing import FakeLLMServer
+
+APP = """
+import asyncio
+import os
+
+import anthropic
+import httpx
+import openai
+
+
+def _ask(row):
+    return [{"role": "user", "content": row["input"]}]
+
+
+async def _openai_async(row):
+    async with openai.AsyncOpenAI() as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=_ask(row)
+        )
+        return raw.http_response.text
+
+
+def answer(row):
+    via = row["via"]
+    if via == "openai":
+        raw = openai.OpenAI().chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=_ask(row)
+        )
+        return raw.http_response.text
+    if via == "openai_async":
+        return asyncio.run(_openai_async(row))
+    if via == "openai_stream":
+        with openai.OpenAI().chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=_ask(row), stream=True
+        ) as raw:
+            return raw.read().decode()
+    if via == "anthropic":
+        raw = anthropic.Anthropic().messages.with_raw_response.create(
+            model="claude-haiku-4-5", max_tokens=32, messages=_ask(row)
+        )
+        return raw.http_response.text
+    if via == "anthropic_stream":
+        with anthropic.Anthropic().messages.with_streaming_response.create(
+            model="claude-haiku-4-5", max_tokens=32, messages=_ask(row), stream=True
+        ) as raw:
+            return raw.read().decode()
+    if via == "httpx":
+        return httpx.post(
+            os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+            headers={"authorization": "Bearer " + os.environ["OPENAI_API_KEY"]},
+            json={"model": "gpt-4o-mini", "messages": _ask(row)},
+        ).text
+    if via == "ollama":
+        return httpx.post(
+            os.environ["OLLAMA_HOST"] + "/api/chat",
+            json={"model": "llama3.2", "messages": _ask(row)},
+        ).text
+    raise ValueError(via)
+"""
+
+WAYS = (
+    "openai",
+    "openai_async",
+    "openai_stream",
+    "anthropic",
+    "anthropic_stream",
+    "httpx",
+    "ollama",
+)
+
+
+def invoke(*args: str) -> tuple[int, dict, str]:
+    result = CliRunner().invoke(cli, list(args))
+    out = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    return result.exit_code, out, result.stderr
+
+
+def outputs(run_id: str) -> dict[str, str]:
+    code, shown, err = invoke("runs", "show", run_id, "--rows", "--json")
+    assert code == 0, err
+    assert all(row["error"] is None for row in shown["rows_table"]), shown["rows_table"]
+    return {row["input"]: row["output"] for row in shown["rows_table"]}
+
+
+def test_the_cold_run_hands_the_app_the_bytes_its_replay_does(
+    own_llm: FakeLLMServer, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", own_llm.url)
+    (tmp_path / "app_raw_bodies.py").write_text(APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"input": f"Q {way}?", "via": way}) + "\n" for way in WAYS))
+    assert invoke("data", "import", str(data), "--name", "ways")[0] == 0
+    run = ("run", "--data", "ways", "--model", "python:app_raw_bodies:answer",
+           "--no-mlflow", "--json")  # fmt: skip
+
+    code, cold, err = invoke(*run)
+    assert code == 0, err
+    assert cold["calls"]["app"]["requests"] == len(WAYS)  # every answer came from the server
+    assert cold["calls"]["app"]["cache_hits"] == 0
+    recorded = outputs(cold["run_id"])
+    assert len(recorded) == len(WAYS) and all(recorded.values())
+
+    own_llm.stop()
+    code, replayed, err = invoke(*run, "--cache", "replay")
+    assert code == 0, err
+    assert replayed["calls"]["app"]["cache_hits"] == len(WAYS)
+    assert outputs(replayed["run_id"]) == recorded
+    # What both got: a JSON body written compact with its keys sorted, a stream as it came.
+    body = json.loads(recorded["Q openai?"])
+    assert recorded["Q openai?"] == json.dumps(body, sort_keys=True, separators=(",", ":"))
+    assert recorded["Q openai_stream?"].startswith("data: {")
