@@ -440,3 +440,34 @@ def test_a_metric_never_negative_keeps_its_interval_at_or_above_0(
         assert again.exit_code == 0, again.output
         words = json.loads(again.output)["slices"][0]["overall"]["metrics"]["word_count"]
         assert words["ci"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_whole_number_column_with_a_gap_slices_as_whole_numbers(
+    tmp_path: Path, home: Path
+) -> None:
+    """pandas holds a column of whole numbers with a gap as floats, so a DataFrame's or a
+    Parquet file's year column sliced as '2011.0' and '2012.0' (MLflow metrics
+    'm/mean/by/year/2011.0'), where the same numbers from a JSONL file slice as '2011':
+    the slice names of one eval set changed with the file it came in."""
+    from harness.data import import_dataframe, import_file
+    from harness.slices import example_fields
+    from harness.store.datasets import load_examples
+
+    assert label(2011.0) == "2011" and label(np.float64(-3.0)) == "-3"
+    assert label(1.5) == "1.5" and label(1e300) == "1e+300"  # past 2**53: no int
+    frame = pd.DataFrame({"input": ["a", "b", "c"], "year": [2011, None, 2012]})
+    assert frame["year"].dtype == np.float64
+    from_frame = import_dataframe(frame, name="frame").dataset
+    path = tmp_path / "years.parquet"
+    frame.to_parquet(path)
+    from_parquet = import_file(path, name="parquet").dataset
+    path = tmp_path / "years.jsonl"
+    path.write_text(
+        '{"input": "a", "year": 2011}\n{"input": "b", "year": null}\n'
+        '{"input": "c", "year": 2012}\n',
+        encoding="utf-8",
+    )
+    from_jsonl = import_file(path, name="jsonl").dataset
+    for info in (from_frame, from_parquet, from_jsonl):
+        rows = [example_fields(e) for e in load_examples(home / "harness.duckdb", info)]
+        assert column_labels(rows, "year", "--by") == ["2011", None, "2012"], info.name

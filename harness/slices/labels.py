@@ -4,9 +4,11 @@ clusters (``--cluster``) group rows by.
 A column is one of the four an example always has (``id``, ``input``, ``expected``,
 ``context``) or any other column of the imported file, kept in the example's extra fields
 (PubMedQA's ``final_decision``, ``year``). A row's value becomes a text label: text stays
-as it is, anything else is its JSON (``2011``, ``true``, ``["a", "b"]``), so labels compare
-and sort the same whether the row came from DuckDB, a run file or a DataFrame. A row that
-has no value for the column (None, NaN, pandas' NA or NaT) gets the label None.
+as it is, anything else is its JSON (``2011``, ``true``, ``["a", "b"]``; a whole number held
+as a float, as pandas holds a column of them with a gap, is the number: ``2011``), so labels
+compare and sort the same whether the row came from DuckDB, a run file, a DataFrame or a
+Parquet file. A row that has no value for the column (None, NaN, pandas' NA or NaT) gets
+the label None.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def label(value: Any) -> str | None:
         return None
     if isinstance(value, str):  # ``value == ""`` for any value: pandas' NA has no truth
         return value or None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        # pandas holds whole numbers with a gap as floats: 2011.0 is the 2011 of a JSONL file
+        value = int(value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
