@@ -284,8 +284,10 @@ def evaluate(
 
         provider = PythonProvider.from_function(model)
         model_uri = provider.uri
-    if by and rows is not None:
-        _check_by(by, [str(c) for c in rows.columns], mapping)
+    if rows is not None:
+        columns = [str(c) for c in rows.columns]
+        _check_columns("by", by, columns, mapping)
+        _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
     defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
     chosen = list(metrics) if metrics is not None else list(defaults)
     if not chosen and not extra_metrics and not judges:
@@ -435,24 +437,27 @@ def _active_mlflow_run() -> tuple[str, str] | None:
 _FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}
 
 
-def _check_by(by: list[str], columns: list[str], mapping: dict[str, Any]) -> None:
-    """``by=`` columns checked against the data's own columns, before it is imported: after,
-    the run knows only harness's names for them (input, expected, ...)."""
+def _check_columns(
+    argument: str, wanted: list[str], columns: list[str], mapping: dict[str, Any]
+) -> None:
+    """``by=`` and ``stratify=`` columns checked against the data's own columns, before it is
+    imported: after, the run knows only harness's names for them (input, expected, ...)."""
     from harness.data import map_columns
     from harness.slices.labels import BUILTIN_COLUMNS
 
     fields = {column: field for field, column in map_columns(columns, **mapping).items()}
-    for column in by:
+    for column in wanted:
         if column in BUILTIN_COLUMNS:
             continue
         if column in fields:
             raise ConfigError(
-                f"by={column!r}: that column is the data's {_FIELDS[fields[column]]}; "
-                f"use by={fields[column]!r}"
+                f"{argument}={column!r}: that column is the data's {_FIELDS[fields[column]]}; "
+                f"use {argument}={fields[column]!r}"
             )
         if column not in columns:
             raise ConfigError(
-                f"by={column!r}: the data has no such column; its columns: {', '.join(columns)}"
+                f"{argument}={column!r}: the data has no such column; its columns: "
+                f"{', '.join(columns)}"
             )
 
 

@@ -227,6 +227,20 @@ def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
             ConfigError,
             "by='answer': that column is the data's expected answer; use by='expected'",
         ),
+        # stratify= of one of the DataFrame's own columns said "no row has that column",
+        # though the DataFrame plainly had it: it is named as by= names it
+        (
+            DATA,
+            {"sample": 2, "stratify": "answer"},
+            ConfigError,
+            "stratify='answer': that column is the data's expected answer; use stratify='expected'",
+        ),
+        (
+            DATA,
+            {"sample": 2, "stratify": "region"},
+            ConfigError,
+            "stratify='region': the data has no such column; its columns: question, answer, topic",
+        ),
         (DATA, {"concurrency": 0}, ConfigError, "concurrency= must be at least 1, got 0"),
         (
             DATA[["answer"]],
