@@ -11,7 +11,9 @@ on nothing but the seed and the id, so:
 - samples nest: with one seed, the 100 rows of ``--sample 100`` are among the 200 of
   ``--sample 200``, so growing a sample reuses every cached call of the smaller one;
 - a new version of the eval set that adds or drops a few rows keeps the rest of the sample
-  (a row's key does not change when other rows do), so its rerun is mostly cache hits.
+  (a row's key does not change when other rows do), so its rerun is mostly cache hits; this
+  needs ids of the rows' own: a file without an id column numbers its rows, and a row added
+  or dropped before others renumbers them.
 
 A seeded ``numpy`` generator over the sorted ids would also be reproducible, but it
 reshuffles everything when one row is added, and neither of the last two properties holds.
