@@ -225,6 +225,57 @@ def test_a_run_killed_outright_names_the_mlflow_run_its_batches_went_to(
     assert f"MLflow run {mlflow_run_id} (partly logged: the rows stored so far)" in out.splitlines()
 
 
+def stopped_with_the_store_locked(
+    home: Path,
+    env: dict[str, str],
+    server: FakeLLMServer,
+    calls: int,
+    *,
+    settle_s: float = 0.0,
+    status: str | None = "interrupted",
+) -> tuple[str, str, str]:
+    """Run ``RUN --json`` while another process holds the MLflow store's write lock (the
+    worker waits up to 20 s for it), SIGINT it once the server has answered ``calls``
+    calls and ``settle_s`` seconds more, and let the lock go only after the run has
+    exited; return the run's id (found by ``status`` while the lock is held, when given,
+    checking MLflow has no run of it yet; else from the --json document), stdout and
+    stderr. The store is made first by a run of 2 rows, so the MLflow run is written with
+    SQL."""
+    code, _, err = harness(env, *RUN, "--limit", "2")
+    assert code == 0, err
+    server.reset()
+    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    run_id = None
+    try:
+        process = start(env, *RUN, "--json")
+        wait_for(lambda: started_rows(server, calls), 120, f"{calls} calls")
+        time.sleep(settle_s)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
+        if status is not None:
+            [(run_id,)] = query(home, "SELECT run_id FROM runs WHERE status = ?", [status])
+            assert not mlflow_runs(home, run_id)  # the worker still waits for the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    return run_id or json_doc(out)["run_id"], out, err
+
+
+def killed_mlflow_run(home: Path, run_id: str) -> str:
+    """The MLflow run a worker left to finish alone ends KILLED, once it has; its id."""
+
+    def killed() -> str | None:
+        found = mlflow_runs(home, run_id)
+        return found[0][0] if found and found[0][1] == "KILLED" else None
+
+    mlflow_run_id = wait_for(killed, 120, "the worker to end the MLflow run KILLED")
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the worker to let the run go")
+    return str(mlflow_run_id)
+
+
 def test_runs_show_finds_the_mlflow_run_a_busy_worker_opened_after_the_run_stopped(
     home: Path, env: dict[str, str], server: FakeLLMServer
 ) -> None:
@@ -236,23 +287,7 @@ def test_runs_show_finds_the_mlflow_run_a_busy_worker_opened_after_the_run_stopp
     find it by its `harness.run_id` tag now, and the resume completes that same run."""
     from mlflow import MlflowClient
 
-    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
-    assert code == 0, err
-    server.reset()
-    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # the store's write lock; its busy timeout is 20 s
-    try:
-        process = start(env, *RUN, "--json")
-        wait_for(lambda: started_rows(server, 8), 120, "the first calls")
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
-        [(run_id,)] = query(home, "SELECT run_id FROM runs WHERE status = 'interrupted'")
-        assert not mlflow_runs(home, run_id)  # the worker is still waiting
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    run_id, out, _ = stopped_with_the_store_locked(home, env, server, 8)
     document = json_doc(out)
     assert document["run_id"] == run_id and document["mlflow_run_id"] is None
     assert document["mlflow_partial_run_id"] is None  # not opened yet when the run stopped
@@ -300,34 +335,12 @@ def test_a_run_stopped_while_its_worker_reads_nothing_exits_after_the_grace(
     left to finish alone, opens the MLflow run once the lock is let go, writes the traces
     it got whole (a batch cut short by the run's exit reads as the pipe's end) and ends it
     KILLED; the resume writes the rest into that same run."""
-    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
-    assert code == 0, err
-    server.reset()
-    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # the store's write lock; the worker waits 20 s for it
-    try:
-        process = start(env, *RUN, "--json")
-        # ~80 rows stored in batches: far more than a pipe holds (64 KiB), with PubMedQA's
-        # contexts in every prompt.
-        wait_for(lambda: started_rows(server, 160), 120, "half the calls")
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
-        [(run_id,)] = query(home, "SELECT run_id FROM runs WHERE status = 'interrupted'")
-        assert not mlflow_runs(home, run_id)  # the worker still waits for the lock
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    # ~80 rows stored in batches: far more than a pipe holds (64 KiB), with PubMedQA's
+    # contexts in every prompt.
+    run_id, _, _ = stopped_with_the_store_locked(home, env, server, 160)
     stored = sorted(r[0] for r in query(home, "SELECT example_id FROM outputs"))
     assert 2 < len(stored) < ROWS + 2, stored
-
-    def killed() -> str | None:
-        found = mlflow_runs(home, run_id)
-        return found[0][0] if found and found[0][1] == "KILLED" else None
-
-    mlflow_run_id = wait_for(killed, 120, "the worker to end the MLflow run KILLED")
-    wait_for(lambda: run_lock_free(home, run_id), 120, "the worker to let the run go")
+    mlflow_run_id = killed_mlflow_run(home, run_id)
     traced = mlflow_traces(home, mlflow_run_id)
     # Those whose batches were in the pipe whole when the run's process exited, if any.
     assert len(set(traced)) == len(traced)
@@ -353,24 +366,12 @@ def test_a_run_stopped_in_its_mlflow_end_while_its_worker_reads_nothing_exits_af
     store's write lock. It exits after the grace, the lock still held, printing its
     `--json` document (it printed none) and saying that `runs log` completes the MLflow
     run, which the worker ends KILLED once the lock is let go."""
-    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, written with SQL next
-    assert code == 0, err
-    server.reset()
-    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # the worker waits 20 s for it, from the run's start
-    try:
-        process = start(env, *RUN, "--json")
-        wait_for(lambda: started_rows(server, 2 * (ROWS - 2)), 120, "every call")  # 2 cached
-        time.sleep(2)  # the rows' end (~0.5 s): the run now waits on the pipe to the worker
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)  # not communicate(): the waiting worker holds stderr open
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    # Every call (2 rows are cached), then the rows' end (~0.5 s): the run then waits on
+    # the pipe to the worker.
+    run_id, out, err = stopped_with_the_store_locked(
+        home, env, server, 2 * (ROWS - 2), settle_s=2.0, status=None
+    )
     document = json_doc(out)  # the run, as after any other stop
-    run_id = document["run_id"]
     assert document["status"] == "finished" and document["rows_done"] == ROWS
     assert document["mlflow_run_id"] is None
     [(status,)] = query(home, "SELECT status FROM runs WHERE run_id = ?", [run_id])
@@ -378,12 +379,7 @@ def test_a_run_stopped_in_its_mlflow_end_while_its_worker_reads_nothing_exits_af
     assert f"`harness runs log {run_id}` completes its MLflow run" in last_line(err), err
     assert status == "finished"
 
-    def killed() -> str | None:
-        found = mlflow_runs(home, run_id)
-        return found[0][0] if found and found[0][1] == "KILLED" else None
-
-    mlflow_run_id = wait_for(killed, 120, "the worker to end the MLflow run KILLED")
-    wait_for(lambda: run_lock_free(home, run_id), 120, "the worker to let the run go")
+    mlflow_run_id = killed_mlflow_run(home, run_id)
     code, out, err = harness(env, "runs", "log", run_id, "--json")
     assert code == 0, err
     assert mlflow_runs(home, run_id) == [(mlflow_run_id, "FINISHED", "active")]
