@@ -344,8 +344,10 @@ class MlflowWorker:
         Waits at most ``timeout_s`` in all (none once the worker was left to finish alone),
         for the queued messages to be sent and for the worker to exit."""
         self._discard_rendered()
-        deadline = time.monotonic() + (0.0 if self._detached else timeout_s)
-        if not self._stop_sender(timeout_s=timeout_s if not self._detached else 0.0):
+        if self._detached:
+            timeout_s = 0.0
+        deadline = time.monotonic() + timeout_s
+        if not self._stop_sender(timeout_s=timeout_s):
             self._let_go()
         else:
             self._close_stdin()

@@ -107,6 +107,23 @@ def tagged_mlflow_runs(home: Path, run_id: str) -> list[str]:
     return [r.info.run_id for r in found]
 
 
+def partly_logged(
+    env: dict[str, str], home: Path, document: dict[str, Any]
+) -> tuple[str, list[str], dict[str, Any]]:
+    """Once the worker is done: the one MLflow run tagged with the run of ``document`` (its
+    `harness run --json`), named as partly logged by that document, by `runs show` and by
+    `runs show --json`; its id, and what `runs show` printed (text, document)."""
+    run_id = document["run_id"]
+    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
+    [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
+    lines, shown_doc = shown(env, run_id)
+    assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
+    assert shown_doc["mlflow_run_id"] is None
+    assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
+    assert document["mlflow_partial_run_id"] == mlflow_run_id  # the run's own --json too
+    return mlflow_run_id, lines, shown_doc
+
+
 def make_store(env: dict[str, str], home: Path, written: str) -> None:
     """With ``written="sql"``, a first run creates the MLflow store, so the MLflow run of the
     next one is written with SQL (harness.tracking.sql_run), not MLflow's API."""
@@ -152,19 +169,13 @@ def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finish
         "budget (the calls made so far count against it)"
     )
     assert "Traceback" not in err
-    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
-    lines, shown_doc = shown(env, run_id)
-    [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
-    assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
+    mlflow_run_id, lines, shown_doc = partly_logged(env, home, document)
     assert shown_doc["status"] == "stopped" and shown_doc["rows_done"] == done
     # The way on is the run's own: a resume with the budget that stopped it stops at once.
     assert lines[-1] == (
         f"go on with `harness run --resume {run_id} --max-cost USD`, a larger budget (the "
         "calls made so far count against it)"
     )
-    assert shown_doc["mlflow_run_id"] is None
-    assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
-    assert document["mlflow_partial_run_id"] == mlflow_run_id  # the run's own --json too
     # The MLflow run is KILLED and holds one trace per stored row, none failed.
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "KILLED"
@@ -253,14 +264,8 @@ def test_a_failed_run_names_its_failed_mlflow_run_and_resume_finishes_it(
     assert last_line(err).startswith("error: --cache replay: the model call for row ")
     assert last_line(err).endswith(f"; run {run_id} failed (see `harness runs show {run_id}`)")
     assert "Traceback" not in err
-    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
-    [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
-    lines, shown_doc = shown(env, run_id)
+    mlflow_run_id, lines, _ = partly_logged(env, home, document)
     assert lines[0].startswith(f"run {run_id}  failed  ")
-    assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
-    assert shown_doc["mlflow_run_id"] is None
-    assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
-    assert document["mlflow_partial_run_id"] == mlflow_run_id  # the run's own --json too
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FAILED"
     assert traces == stored_rows(home, run_id)
@@ -306,14 +311,8 @@ def test_a_finished_run_whose_mlflow_end_failed_names_its_mlflow_run_everywhere(
     run_id, error = document["run_id"], document["mlflow_error"]
     assert document["status"] == "finished" and document["rows_done"] == ROWS
     assert document["mlflow_run_id"] is None and "Not a directory" in error
-    wait_for(lambda: run_lock_free(home, run_id), 120, "the MLflow worker to end the run")
-    [mlflow_run_id] = tagged_mlflow_runs(home, run_id)
-    assert document["mlflow_partial_run_id"] == mlflow_run_id
-    lines, shown_doc = shown(env, run_id)
-    assert f"MLflow run {mlflow_run_id} {PARTLY}" in lines
+    mlflow_run_id, lines, _ = partly_logged(env, home, document)
     assert f"MLflow logging failed: {error}; log it with `harness runs log {run_id}`" in lines
-    assert shown_doc["mlflow_run_id"] is None
-    assert shown_doc["mlflow_partial_run_id"] == mlflow_run_id
     code, out, err = harness(env, "runs", "list", "--json")
     assert code == 0, err
     listed = {r["run_id"]: r["mlflow_partial_run_id"] for r in json.loads(out)}
