@@ -100,6 +100,7 @@ class MlflowWorker:
         self._closing = False
         self._sender_done = False
         self._handover = threading.Lock()
+        self._grace_end: float | None = None  # see ``_past_grace``
         self._sender.start()
 
     def _drain(self) -> None:
@@ -161,6 +162,17 @@ class MlflowWorker:
             selector.register(self._process.stdout.fileno(), selectors.EVENT_READ)
             return bool(selector.select(timeout=0))
 
+    def _past_grace(self, stop: StopRequest | None) -> bool:
+        """Whether a stop's grace is over: it starts when the end of the run first sees the
+        signal, and bounds every wait of that end together (sending the batches, sending the
+        finish, reading the answer), not each wait on its own."""
+        if stop is None or stop.signum is None:
+            return False
+        now = time.monotonic()
+        if self._grace_end is None:
+            self._grace_end = now + stop.grace_s
+        return now >= self._grace_end
+
     def _stop_sender(self, stop: StopRequest | None = None, timeout_s: float | None = None) -> bool:
         """Have every queued message sent and the sender end; False if it has not after
         ``timeout_s`` or, once a signal is requested (``stop``), its grace: it is blocked on
@@ -170,17 +182,12 @@ class MlflowWorker:
             return True
         self._queue.put(None)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        grace: float | None = None
         while True:
-            now = time.monotonic()
-            if stop is not None and stop.signum is not None:
-                grace = grace or now + stop.grace_s
-            limits = [t for t in (deadline, grace) if t is not None]
-            wait = min([0.2, *(t - now for t in limits)])
-            self._sender.join(timeout=max(wait, 0.0))
+            left = 0.2 if deadline is None else deadline - time.monotonic()
+            self._sender.join(timeout=min(0.2, max(left, 0.0)))
             if not self._sender.is_alive():
                 return True
-            if limits and time.monotonic() >= min(limits):
+            if self._past_grace(stop) or (deadline is not None and time.monotonic() >= deadline):
                 return False
 
     def _let_go(self) -> None:
@@ -233,16 +240,18 @@ class MlflowWorker:
             self._let_go()
             assert stop is not None and stop.signum is not None
             raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
+        sent = False  # the finish whole in the pipe: the worker needs the file
         try:
-            self._send(("finish", _without_frames(record), rendered))
+            self._send_within(("finish", _without_frames(record), rendered), stop)
+            sent = True
             reply = self._finish_reply(stop)
             if reply is not None and reply[0] == "frames":
                 if record.rows is None and self._reload is not None:
                     record = self._reload()
-                self._send(("frames", record.rows, record.tables))
+                self._send_within(("frames", record.rows, record.tables), stop)
                 reply = self._finish_reply(stop)
         finally:
-            if not self._detached:  # a worker left to finish alone still needs the file
+            if not (sent and self._detached):  # a worker left to finish alone needs it
                 rendered.discard()
         # A worker that died (the OOM killer) leaves unsent bytes in the pipe, and closing
         # it raises BrokenPipeError: its death is told below, as a TrackingError.
@@ -258,6 +267,40 @@ class MlflowWorker:
         if outcome != "ok":
             raise _error_class(kind)(value)
         return str(value)
+
+    def _send_within(self, message: tuple[Any, ...], stop: StopRequest | None) -> None:
+        """Send ``message`` from this thread, the sender having ended; once a signal is
+        requested, give up after the grace (``Interrupted``), even in the middle of the
+        message: the worker may read nothing (another process holds the store's write
+        lock) and the pipe hold less than the message (a run's metrics by slice can pass
+        64 KiB). The worker then reads the message cut short as the pipe's end, when this
+        process closes it or exits, and ends the MLflow run ``KILLED``."""
+        assert self._process.stdin is not None
+        data = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        with self._lock:
+            if self._broken is not None:
+                return
+            fd = self._process.stdin.fileno()
+            try:
+                self._process.stdin.flush()  # empty: every write of the sender was flushed
+                os.set_blocking(fd, False)  # write what fits, then wait with a limit
+                with selectors.DefaultSelector() as selector:
+                    selector.register(fd, selectors.EVENT_WRITE)
+                    while data:
+                        if self._past_grace(stop):
+                            self._detached = True  # the worker ends the run alone
+                            assert stop is not None and stop.signum is not None
+                            raise Interrupted(
+                                "interrupted while logging to MLflow", signum=stop.signum
+                            )
+                        if selector.select(timeout=0.2):
+                            with contextlib.suppress(BlockingIOError):
+                                data = data[os.write(fd, data) :]
+            except OSError as e:  # the worker died; ``finish`` reports it
+                self._broken = str(e)
+            finally:
+                with contextlib.suppress(OSError):  # a closed pipe has no mode to restore
+                    os.set_blocking(fd, True)
 
     def _spool_report(
         self, rendered: RenderedRows, record: RunRecord
@@ -304,21 +347,19 @@ class MlflowWorker:
 
     def _read_exactly(self, size: int, stop: StopRequest | None) -> bytes | None:
         """``size`` bytes of the worker's stdout, or None at its end. With ``stop``: once a
-        signal is requested, raise ``Interrupted`` after ``stop.grace_s`` seconds."""
+        signal is requested, raise ``Interrupted`` after the grace (``_past_grace``)."""
         assert self._process.stdout is not None
         fd = self._process.stdout.fileno()  # read raw: nothing may sit in a Python buffer
         chunks: list[bytes] = []
         missing = size
-        deadline: float | None = None
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while missing:
-                if stop is not None and stop.signum is not None:
-                    deadline = deadline or time.monotonic() + stop.grace_s
-                    if time.monotonic() >= deadline:
-                        self._detached = True  # it finishes alone; close() will not wait
-                        self._cut = True  # perhaps mid-reply: read no more
-                        raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
+                if self._past_grace(stop):
+                    self._detached = True  # it finishes alone; close() will not wait
+                    self._cut = True  # perhaps mid-reply: read no more
+                    assert stop is not None and stop.signum is not None
+                    raise Interrupted("interrupted while logging to MLflow", signum=stop.signum)
                 if selector.select(timeout=None if stop is None else 0.2):
                     chunk = os.read(fd, min(missing, 1 << 20))
                     if not chunk:

@@ -7,6 +7,7 @@ document, the DuckDB run, the MLflow run and its traces, the server's request lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sqlite3
@@ -386,6 +387,58 @@ def test_a_run_stopped_in_its_mlflow_end_while_its_worker_reads_nothing_exits_af
     ours = query(home, "SELECT example_id FROM outputs WHERE run_id = ?", [run_id])
     assert len(ours) == ROWS
     assert sorted(mlflow_traces(home, mlflow_run_id)) == sorted(r[0] for r in ours)
+
+
+def test_a_finish_larger_than_the_pipe_to_a_worker_reading_nothing_gives_up_after_the_grace(
+    home: Path, env: dict[str, str]
+) -> None:
+    """The run's end sent its own finish message (its metrics, by slice too, can pass the
+    pipe's 64 KiB) straight into the pipe, with no limit: with a worker reading nothing
+    (another process holds the store's write lock) the run stopped by a signal waited
+    until the worker gave up at its 20 s busy timeout and failed as `database is locked`,
+    and MLflow got no run. Now the finish gives up after the grace, the lock still held,
+    and the worker reads the message cut short as the pipe's end: once the lock is let go
+    it opens the MLflow run and ends it KILLED, and no spooled table is left behind."""
+    import pandas as pd
+
+    from harness.config import resolve_home
+    from harness.errors import Interrupted
+    from harness.interrupt import StopRequest
+    from harness.runner.mlflow_worker import MlflowWorker
+    from harness.tracking import RunRecord
+
+    code, _, err = harness(env, *RUN, "--limit", "2")  # the store, verified: written with SQL
+    assert code == 0, err
+    now = time.time()
+    head = RunRecord(
+        run_id="a-run-of-many-slices", run_name=None, experiment="harness", params={},
+        metrics={}, dataset_name="qa", dataset_version="v1", dataset_digest="d" * 64,
+        dataset_rows=4, prompt_template="{input}", config={}, started_at=now - 5,
+        finished_at=now, rows=None,
+    )  # fmt: skip
+    # ~160 KB of metrics, as 2,000 slice values of two metrics give
+    metrics = {f"{m}/mean/by/id/{i:08d}": i / 2000 for m in ("a", "b") for i in range(2000)}
+    holder = sqlite3.connect(home / "mlruns" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    worker = MlflowWorker(resolve_home().tracking_uri)
+    try:
+        worker.begin(head, traces=True, register=True, known_run_id=None, keep_rows=None)
+        stop = StopRequest(grace_s=1.0)
+        stop.request(signal.SIGINT)
+        rows = pd.DataFrame({"example_id": ["1"], "output": ["yes"]})
+        record = dataclasses.replace(head, metrics=metrics, rows=rows)
+        with pytest.raises(Interrupted, match="interrupted while logging to MLflow"):
+            worker.finish(record, stop)
+        assert not mlflow_runs(home, head.run_id)  # the worker still waits for the lock
+        worker.close()
+        assert worker._process.poll() is None  # left to finish alone
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert worker._process.wait(timeout=120) == 0
+    [(_, status, _)] = mlflow_runs(home, head.run_id)
+    assert status == "KILLED"
+    assert list((home / "mlruns").rglob(".harness-*")) == []
 
 
 def test_a_run_deleted_with_force_while_it_runs_stops_and_stores_nothing_more(
