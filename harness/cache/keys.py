@@ -2,8 +2,9 @@
 
 The key of a request is ``sha256(canonical_json(canonical_request(req))).hexdigest()``,
 where ``canonical_json`` is ``json.dumps(sort_keys=True, separators=(",", ":"),
-ensure_ascii=False, allow_nan=False)`` encoded as UTF-8. The canonical request is a dict
-with exactly these fields:
+ensure_ascii=False, allow_nan=False)`` encoded as UTF-8, a lone surrogate (which JSON's
+``\\ud800`` escape can hold and UTF-8 cannot) written as that escape. The canonical request
+is a dict with exactly these fields:
 
 ``key_schema``
     ``KEY_SCHEMA_VERSION`` (an int). Bumped whenever this function changes, so old
@@ -112,7 +113,7 @@ def canonical_json(value: Any) -> bytes:
             pass  # e.g. a lone surrogate: json.dumps gives the reference behaviour
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    ).encode("utf-8", "backslashreplace")  # a lone surrogate as its escape, \ud800
 
 
 # Python's float repr switches to exponent notation outside [1e-4, 1e16); orjson's at

@@ -144,12 +144,22 @@ def _prompt_sort_key(canonical: dict[str, Any]) -> str:
         content = message.get("content", "")
         parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
     if not parts:
-        return prompt_text(canonical)[:_SORT_KEY_CHARS]
-    return "\x1e".join(parts)[:_SORT_KEY_CHARS]
+        return _storable(prompt_text(canonical)[:_SORT_KEY_CHARS])
+    return _storable("\x1e".join(parts)[:_SORT_KEY_CHARS])
+
+
+def _family(canonical: dict[str, Any]) -> str:
+    return _storable(family_of(canonical))
+
+
+def _storable(text: str) -> str:
+    # SQLite takes UTF-8 text only: a lone surrogate (a JSON body may hold one, escaped)
+    # goes in as its escape, \ud800, as ``canonical_json`` writes it.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _index_tag(canonical: dict[str, Any]) -> str:
-    return family_of(canonical) + _SEP + _prompt_sort_key(canonical)
+    return _family(canonical) + _SEP + _prompt_sort_key(canonical)
 
 
 class ResponseCache:
@@ -245,7 +255,7 @@ class ResponseCache:
         every other family, so a changed model or base URL can be named. Closest first,
         by ``harness.cache.explain.distance``. Corrupt entries are skipped.
         """
-        family = family_of(canonical)
+        family = _family(canonical)
         keys = self._neighbour_keys(family, _index_tag(canonical), _NEIGHBOURS)
         if not keys:
             for other in self._families():

@@ -283,10 +283,10 @@ def envelope_body(raw: Mapping[str, Any]) -> bytes:
     if "json" in raw:
         try:  # every replayed answer is written out again: orjson, 3x the standard library
             return orjson.dumps(raw["json"], option=orjson.OPT_SORT_KEYS)
-        except TypeError:  # an int beyond 64 bits: the standard library writes it
-            return json.dumps(
+        except TypeError:  # an int beyond 64 bits, a lone surrogate: the standard library
+            return json.dumps(  # writes them, the surrogate as its escape, \ud800
                 raw["json"], ensure_ascii=False, separators=(",", ":"), sort_keys=True
-            ).encode()
+            ).encode("utf-8", "backslashreplace")
     if "text" in raw:
         return str(raw["text"]).encode("utf-8")
     return base64.b64decode(str(raw.get("base64", "")))

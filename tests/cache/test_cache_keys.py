@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -209,7 +210,7 @@ def _reference_json(value: Any) -> bytes:
 
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    ).encode("utf-8", "backslashreplace")
 
 
 def test_canonical_json_matches_json_dumps_for_every_character() -> None:
@@ -233,7 +234,7 @@ def test_canonical_json_matches_json_dumps_for_floats_and_ints() -> None:
 
 def test_canonical_json_keeps_json_dumps_behaviour_on_odd_values() -> None:
     odd: list[Any] = [
-        {"s": "lone \ud800 surrogate"},  # json.dumps writes it; UTF-8 then refuses it
+        {"s": "lone \ud800 surrogate"},  # UTF-8 has no form for it: written as its escape
         {"t": ("a", 1)},  # a tuple: written as a list by json.dumps
         {1: "int key"},  # json.dumps writes the key as "1"
         {"deep": [[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]] * 2},
@@ -252,5 +253,7 @@ def test_canonical_json_keeps_json_dumps_behaviour_on_odd_values() -> None:
         except (ValueError, UnicodeError) as exc:
             got = type(exc)
         assert got == expected, value
+    assert canonical_json({"s": "é \ud800"}) == '{"s":"é \\ud800"}'.encode()
+    assert json.loads(canonical_json({"s": "é \ud800"})) == {"s": "é \ud800"}
     with pytest.raises(ValueError):
         canonical_json({"temperature": float("nan")})

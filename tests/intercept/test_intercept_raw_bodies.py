@@ -6,7 +6,11 @@ and an Ollama NDJSON stream, each returning the body text it was handed."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -125,3 +129,92 @@ def test_the_cold_run_hands_the_app_the_bytes_its_replay_does(
     body = json.loads(recorded["Q openai?"])
     assert recorded["Q openai?"] == json.dumps(body, sort_keys=True, separators=(",", ":"))
     assert recorded["Q openai_stream?"].startswith("data: {")
+
+
+SURROGATE_APP = """
+import os
+
+import httpx
+import openai
+
+
+def answer(row):
+    if row["via"] == "openai":
+        raw = openai.OpenAI().chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": row["input"]}]
+        )
+        return raw.http_response.text + " | " + ascii(raw.parse().choices[0].message.content)
+    # A request body holding a lone surrogate escape too: JSON text any parser reads.
+    return httpx.post(
+        os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+        headers={"content-type": "application/json"},
+        content=b'{"model":"m","messages":[{"role":"user","content":"q \\\\udc00"}]}',
+    ).text
+"""
+
+# What a server may answer: valid JSON text whose string holds a lone surrogate escape.
+SURROGATE_BODY = (
+    b'{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"x\\ud800y"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+)
+
+
+@pytest.fixture
+def surrogate_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(SURROGATE_BODY)))
+            self.end_headers()
+            self.wfile.write(SURROGATE_BODY)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_lone_surrogate_escape_in_a_body_is_stored_and_replayed_byte_for_byte(
+    surrogate_server: ThreadingHTTPServer,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "app_surrogates.py").write_text(SURROGATE_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"input": "Q?", "via": "openai"}\n{"input": "R?", "via": "httpx"}\n')
+    assert invoke("data", "import", str(data), "--name", "odd")[0] == 0
+    run = ("run", "--data", "odd", "--model", "python:app_surrogates:answer",
+           "--no-mlflow", "--json")  # fmt: skip
+
+    code, cold, err = invoke(*run)
+    assert code == 0, err
+    assert cold["calls"]["app"]["requests"] == 2
+    recorded = outputs(cold["run_id"])
+    # The body as JSON writes it, keys sorted, the surrogate kept as its escape.
+    body = json.dumps(json.loads(SURROGATE_BODY), sort_keys=True, separators=(",", ":"))
+    assert recorded == {"Q?": body + " | 'x\\ud800y'", "R?": body}
+
+    code, hits, err = invoke(*run)
+    assert code == 0, err
+    assert hits["calls"]["app"]["cache_hits"] == 2
+    assert outputs(hits["run_id"]) == recorded
+
+    surrogate_server.shutdown()
+    code, replayed, err = invoke(*run, "--cache", "replay")
+    assert code == 0, err
+    assert replayed["calls"]["app"]["cache_hits"] == 2
+    assert outputs(replayed["run_id"]) == recorded
+    code, verified, err = invoke("cache", "verify", "--json")
+    assert code == 0, err
+    assert verified == {"entries": 2, "problems": []}
