@@ -168,6 +168,16 @@ def explain_miss(
     Otherwise the differences from the closest candidate, joined by ``; ``, at most
     ``max_differences`` of them and a count of the rest.
     """
+    # A JSON body may hold a lone surrogate (escaped), which UTF-8, and so the row's error
+    # in DuckDB, cannot: the message shows it as its escape, as the excerpts' JSON would.
+    return (
+        _account(canonical, candidates, max_differences)
+        .encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+    )
+
+
+def _account(canonical: Request, candidates: Sequence[Request], max_differences: int) -> str:
     best = closest(canonical, candidates)
     if best is None:
         return f"no cached entry for this provider/model ({_describe(canonical)})"

@@ -148,7 +148,8 @@ def answer(row):
     return httpx.post(
         os.environ["OPENAI_BASE_URL"] + "/chat/completions",
         headers={"content-type": "application/json"},
-        content=b'{"model":"m","messages":[{"role":"user","content":"q \\\\udc00"}]}',
+        content=b'{"model":"m","messages":[{"role":"user","content":"q \\\\%s"}]}'
+        % os.environ.get("ASK_ESCAPE", "udc00").encode(),
     ).text
 """
 
@@ -218,3 +219,26 @@ def test_a_lone_surrogate_escape_in_a_body_is_stored_and_replayed_byte_for_byte(
     code, verified, err = invoke("cache", "verify", "--json")
     assert code == 0, err
     assert verified == {"entries": 2, "problems": []}
+
+
+def test_a_replay_miss_on_a_body_with_a_lone_surrogate_names_it(
+    surrogate_server: ThreadingHTTPServer,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "app_surrogates.py").write_text(SURROGATE_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"input": "R?", "via": "httpx"}\n')
+    assert invoke("data", "import", str(data), "--name", "odd")[0] == 0
+    run = ("run", "--data", "odd", "--model", "python:app_surrogates:answer", "--no-mlflow")
+    assert invoke(*run)[0] == 0
+
+    monkeypatch.setenv("ASK_ESCAPE", "udc01")  # the app now asks with another surrogate
+    code, _, err = invoke(*run, "--cache", "replay")
+    assert code == 1, err
+    assert err.splitlines()[-1].startswith("error: 1 of 1 rows failed"), err
+    assert (
+        'prompt differs at character 3 (message 0, user): "q \\udc01" (cached: "q \\udc00")' in err
+    )
