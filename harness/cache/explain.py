@@ -140,10 +140,29 @@ def differences(request: Request, cached: Request) -> list[str]:
     return out
 
 
-def distance(request: Request, cached: Request) -> tuple[int, int]:
-    """Sort key for closeness: fewest differing fields, then longest common prompt prefix."""
-    shared = _common_prefix_len(prompt_text(request), prompt_text(cached))
-    return (len(differences(request, cached)), -shared)
+def _common_suffix_len(a: str, b: str) -> int:
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[-middle:] == b[-middle:]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def distance(request: Request, cached: Request) -> tuple[int, int, int]:
+    """Sort key for closeness: fewest differing fields, then the most prompt text in common
+    at the start and the end (the text before the first difference and after the last),
+    then the longest common prefix.
+
+    The start alone would tie a slightly edited row's prompt with every other row's that
+    shares it up to the edit ("What is the capitol of Chile?" with the capital of Peru and
+    of Chile alike); the end tells the row's own prompt from theirs."""
+    new, old = prompt_text(request), prompt_text(cached)
+    prefix = _common_prefix_len(new, old)
+    suffix = _common_suffix_len(new[prefix:], old[prefix:])
+    return (len(differences(request, cached)), -(prefix + suffix), -prefix)
 
 
 def closest(request: Request, candidates: Sequence[Request]) -> Request | None:

@@ -98,3 +98,20 @@ def test_many_differences_are_cut_short(make_request) -> None:
 def test_an_identical_request_points_at_verify(make_request) -> None:
     same = canonical_request(make_request())
     assert "harness cache verify" in explain_miss(same, [same])
+
+
+def test_an_edited_row_is_explained_against_its_own_prompt(make_request) -> None:
+    def asking(text: str) -> dict:
+        return canonical_request(make_request(messages=({"role": "user", "content": text},)))
+
+    peru, chile = asking("What is the capital of Peru?"), asking("What is the capital of Chile?")
+    # Both share "What is the capit" with it; only Chile's prompt shares the rest.
+    wanted = asking("What is the capitol of Chile?")
+    assert closest(wanted, [peru, chile]) is chile
+    assert explain_miss(wanted, [peru, chile]) == (
+        'prompt differs at character 18 (message 0, user): "What is the capitol of Chile?" '
+        '(cached: "What is the capital of Chile?")'
+    )
+    # A change that makes its first difference later with another row's prompt.
+    wanted = asking("What is the capital of Phile?")
+    assert closest(wanted, [peru, chile]) is chile

@@ -21,7 +21,7 @@ from harness.cache import (
 from harness.cache.keys import canonical_json
 from harness.cache.store import SafeDisk
 from harness.errors import CacheBusy, CacheCorrupt, CacheError
-from harness.model_io import ModelResponse
+from harness.model_io import ModelRequest, ModelResponse
 
 
 def raw_store(cache: ResponseCache) -> diskcache.Cache:
@@ -381,3 +381,16 @@ def test_an_unusable_directory_is_a_cache_error(tmp_path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(CacheError, match="cannot open the cache"):
         ResponseCache(blocker)
+
+
+def test_nearest_names_an_edited_rows_own_prompt_first(cache, make_request, store_request) -> None:
+    def asking(text: str) -> ModelRequest:
+        system = {"role": "system", "content": "Answer briefly."}
+        return make_request(messages=(system, {"role": "user", "content": text}))
+
+    for country in ("Peru", "Chile", "Kenya"):
+        store_request(asking(f"What is the capital of {country}?"))
+    for country in ("Peru", "Chile", "Kenya"):
+        wanted = canonical_request(asking(f"What is the capitol of {country}?"))
+        nearest = cache.nearest(wanted, limit=1)
+        assert nearest[0]["messages"][1]["content"] == f"What is the capital of {country}?"
