@@ -219,35 +219,45 @@ def _finite(value: float) -> float | None:
 # MLflow metric names may hold letters, digits, "_", "-", ".", " " and "/" (and ":" except
 # on Windows); "=" is refused. Names must also stay themselves as paths ("a/./b" is not).
 _UNSAFE = re.compile(r"[^\w.\- ]")
+_HASHED = re.compile(r"_[0-9a-f]{8}\Z")  # what a segment made safe ends with
+_NO_VALUE = "_none_"  # the segment of the slice of rows without a value
 MLFLOW_NAME_MAX = 250
 
 
 def mlflow_slice_metrics(table: SliceTable) -> dict[str, float]:
     """``NAME/mean/by/COLUMN/VALUE`` -> the slice's mean, for every metric and slice.
 
-    The column and value are made safe for MLflow (any other character becomes ``_``, a
-    row without a value is ``(none)`` -> ``_none_``); two values that would then collide
-    keep their names apart with a short hash of the value.
+    A column's or value's segment depends on it alone, so a slice keeps its name from run
+    to run whatever other values a run has: a text MLflow takes as it is stays itself; any
+    other (one with a character MLflow refuses, ``.`` or ``..``, one that ends like a made
+    segment, or the text ``_none_``) has its characters MLflow refuses made ``_`` and a
+    short hash of itself added (``a/b`` -> ``a_b_<8 hex>``, never ``a_b``, which is the
+    value ``a_b``); a row without a value is ``_none_``.
     """
     column = _segment(table.column)
     names: dict[str, float] = {}
-    seen: dict[str, str | None] = {}
     for s in table.slices:
-        segment = _segment("(none)" if s.value is None else s.value)
-        if seen.setdefault(segment, s.value) != s.value:
-            digest = hashlib.sha256(str(s.value).encode()).hexdigest()[:8]
-            segment = f"{segment}_{digest}"
+        segment = _NO_VALUE if s.value is None else _segment(s.value)
         for metric, m in s.means.items():
             if not math.isfinite(m.mean):
                 continue
             name = f"{metric}/mean/by/{column}/{segment}"
             if len(name) > MLFLOW_NAME_MAX:
-                digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-                name = f"{name[: MLFLOW_NAME_MAX - 9]}_{digest}"
+                name = f"{name[: MLFLOW_NAME_MAX - 9]}_{_digest(name)}"
             names[name] = m.mean
     return names
 
 
 def _segment(text: str) -> str:
+    """``text`` itself when MLflow takes it as one path segment and it cannot be mistaken
+    for a made segment; else its safe characters and a hash of it."""
     safe = _UNSAFE.sub("_", text).strip() or "_"
-    return "_" * len(safe) if set(safe) == {"."} else safe  # "." and ".." are path moves
+    if set(safe) == {"."}:  # "." and ".." are path moves
+        safe = "_" * len(safe)
+    if safe == text and text != _NO_VALUE and not _HASHED.search(text):
+        return text
+    return f"{safe}_{_digest(text)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]

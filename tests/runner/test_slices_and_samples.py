@@ -422,3 +422,39 @@ def test_slices_reach_mlflow_and_the_python_api(
         r[:timed] + r[timed + 1 :] for r in per_row[0]["data"]
     ]
     assert list(resolve_home(home).mlruns_dir.glob(".harness-table-*")) == []
+
+
+def test_a_slice_keeps_its_mlflow_name_whatever_other_values_the_run_has(home: Path) -> None:
+    """A value's MLflow metric name was made unique within the run: alone, `a/b` was
+    `.../src/a_b`; beside a literal `a_b` that name went to `a_b` and `a/b` got a hash, so
+    `.../src/a_b` meant one slice in one run and another in the next. A name is now a
+    function of the value alone: a value MLflow takes as it is keeps it, any other gets a
+    hash of itself, here read back from the MLflow store of three runs."""
+    from mlflow.tracking import MlflowClient
+
+    import harness
+    from harness.config import resolve_home
+
+    client = MlflowClient(tracking_uri=resolve_home(home).tracking_uri)
+
+    def logged_names(values: list[str | None], expected: list[str]) -> dict[str, float]:
+        frame = pd.DataFrame({"input": ["x"] * len(values), "expected": expected, "src": values})
+        result = harness.evaluate(
+            model="python:harness_test_models:slow_echo",
+            data=frame,
+            metrics=["exact_match"],
+            by="src",
+            home=home,
+        )
+        metrics = client.get_run(result.mlflow_run_id).data.metrics
+        return {k.removeprefix("exact_match/mean/by/src/"): v for k, v in metrics.items()
+                if "/by/" in k}  # fmt: skip
+
+    alone = logged_names(["a/b", "a/b"], ["x", "x"])
+    together = logged_names(["a/b", "a_b", None, "_none_"], ["x", "no", "x", "no"])
+    literal = logged_names(["a_b", "a_b"], ["no", "no"])
+    ((slash, one),) = alone.items()
+    assert slash.startswith("a_b_") and one == 1.0
+    (word,) = [n for n in together if n.startswith("_none__")]  # the text "_none_", hashed
+    assert together == {slash: 1.0, "a_b": 0.0, "_none_": 1.0, word: 0.0}
+    assert literal == {"a_b": 0.0}
