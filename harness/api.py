@@ -130,7 +130,7 @@ def evaluate(
     dataset_path: str | None = None,
     by: str | Sequence[str] = (),
     sample: int | float | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     stratify: str | None = None,
     max_slices: int | None = None,
 ) -> EvaluationResult:
@@ -206,7 +206,9 @@ def evaluate(
     )
     concurrency = _integer("concurrency", concurrency)
     judge_samples = _integer("judge_samples", judge_samples)
-    seed = _integer("seed", seed)
+    if seed is not None and sample is None:  # refused as the CLI's --seed without --sample
+        raise ConfigError("seed= picks which sample=; give sample=N (or a fraction) too")
+    seed = _integer("seed", 0 if seed is None else seed)  # 0: sampling.DEFAULT_SEED
     for name, count in (("concurrency", concurrency), ("judge_samples", judge_samples)):
         if count < 1:  # said here in Python's words, not the CLI's --concurrency
             raise ConfigError(f"{name}= must be at least 1, got {count}")

@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_SEED",
     "SampleSpec",
     "allocate",
+    "check_stratify",
     "choose_sample",
     "describe_sample",
     "parse_size",
@@ -232,10 +233,18 @@ class _Example(Protocol):
 E = TypeVar("E", bound=_Example)
 
 
+def check_stratify(stratify: str | None) -> None:
+    """Refuse an empty ``--stratify`` column (``--stratify "$COL"`` with COL unset): it
+    would sample without strata, or run every row, and store the empty name."""
+    if stratify == "":
+        raise ConfigError("--stratify needs a column name, got ''")
+
+
 def sample_examples(examples: Sequence[E], spec: SampleSpec, what: str = "--sample") -> list[E]:
     """The examples ``spec`` chooses, in their order. Raises ConfigError for a
     ``--stratify`` column no example has, DataError (naming ``what``) for more rows than
     there are."""
+    check_stratify(spec.stratify)
     strata = None
     if spec.stratify:
         rows = [example_fields(e) for e in examples]

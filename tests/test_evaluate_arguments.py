@@ -302,6 +302,26 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
             "stratify= needs sample=N (or a fraction such as 0.1)",
         ),
         (
+            {"seed": 3},
+            ConfigError,
+            "seed= picks which sample=; give sample=N (or a fraction) too",
+        ),
+        (
+            {"seed": 0},
+            ConfigError,
+            "seed= picks which sample=; give sample=N (or a fraction) too",
+        ),
+        (
+            {"sample": 1, "stratify": ""},
+            ConfigError,
+            "stratify= needs a column name, got ''",
+        ),
+        (
+            {"stratify": ""},
+            ConfigError,
+            "stratify= needs a column name, got ''",
+        ),
+        (
             {"judges": ["correctness"]},
             ConfigError,
             "judges= needs a judge model: pass judge_model=URI or set judge_model in harness.toml",

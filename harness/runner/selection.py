@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.errors import ConfigError, DataError
 from harness.runner.config import RunConfig
-from harness.sampling import SampleSpec, parse_size, sample_examples
+from harness.sampling import SampleSpec, check_stratify, parse_size, sample_examples
 from harness.slices import check_value_count, column_labels, example_fields, max_values
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
@@ -33,6 +33,7 @@ def select_examples(
 ) -> tuple[list[Example], dict[str, Any] | None]:
     """The run's examples, in dataset order, and for a sampled run what it stores about its
     sample (``SampleSpec.as_dict``). ``example_ids``: the ids a sampled run stored."""
+    check_stratify(config.stratify)
     if config.sample is None:
         if config.stratify:
             raise ConfigError("--stratify COLUMN needs --sample N (or a fraction such as 0.1)")

@@ -175,6 +175,21 @@ def test_too_many_slice_values_are_refused_with_one_line(
     assert code == 2 and "more than the 4 allowed" in err
 
 
+def test_an_empty_stratify_column_is_refused_with_one_line(
+    pubmedqa: list[dict[str, object]], home: Path
+) -> None:
+    """`--stratify ''` (an unset shell variable, say) ran a plain sample, or every row
+    without --sample, and stored the empty column with the run."""
+    run = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--no-mlflow")
+    for more in (("--sample", "10", "--stratify", ""), ("--stratify", "")):
+        code, out, err = invoke(*run, *more)
+        assert (code, out, err) == (2, "", "error: --stratify needs a column name, got ''\n")
+    code, out, err = invoke("data", "sample", "pqa", "10", "--stratify", "", "--name", "p10")
+    assert (code, out, err) == (2, "", "error: --stratify needs a column name, got ''\n")
+    assert len(query(home, "SELECT * FROM runs")) == 0
+    assert query(home, "SELECT DISTINCT name FROM datasets")["name"].tolist() == ["pqa"]
+
+
 def test_each_run_of_a_sweep_has_its_slices(pubmedqa: list[dict[str, object]], home: Path) -> None:
     sweep = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--param",
              "temperature=0", "--param", "temperature=1", "--by", "final_decision",
