@@ -315,6 +315,35 @@ def test_a_slice_with_no_spread_says_why_it_has_no_interval(tmp_path: Path) -> N
     assert overall["token_f1"]["interval_note"] is None
 
 
+def test_a_slice_of_one_row_says_why_it_has_no_interval(tmp_path: Path) -> None:
+    """A slice of one row had `"interval_note": null` in `--json`, a blank 95% CI cell in
+    `runs show --by` and a bare mean in the report, where a slice without spread says why;
+    each now says it is one row."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from tests.compare.run_files import write_run
+
+    run = write_run(
+        tmp_path / "run.jsonl", run_id="lone0000aaaa",
+        scores={"token_f1": [0.25, 0.5, 0.75, 1.0]},
+        extra=[{"topic": t} for t in ("a", "a", "b", "c")],
+    )  # fmt: skip
+    shown = CliRunner().invoke(cli, ["runs", "show", str(run), "--by", "topic", "--json"])
+    (table,) = json.loads(shown.output)["slices"]
+    notes = {s["value"]: s["metrics"]["token_f1"]["interval_note"] for s in table["slices"]}
+    one = "one row: an interval needs two or more"
+    assert notes == {"a": None, "b": one, "c": one}
+    shown = CliRunner().invoke(cli, ["runs", "show", str(run), "--by", "topic"])
+    cells = [[c.strip() for c in line.split("│")] for line in shown.output.splitlines()]
+    ci = {row[1]: row[-1] for row in cells if len(row) == 5 and row[1] in ("a", "b", "c")}
+    assert ci == {"a": "[0, 1]", "b": "none (one row)", "c": "none (one row)"}
+    page = tmp_path / "report.html"
+    made = CliRunner().invoke(cli, ["report", str(run), "--by", "topic", "-o", str(page)])
+    assert made.exit_code == 0, made.output
+    assert page.read_text(encoding="utf-8").count("0.75 (one row)") == 1
+
+
 def test_a_bounded_scale_keeps_its_interval_inside_its_range(tmp_path: Path, home: Path) -> None:
     """A three-label judge (rude/neutral/warm: 0, 0.5, 1) on 3 rows read `0.5 [-0.742, 1.74]`
     and token F1 `0.6667 [-0.768, 2.1]` in `run --by`, `runs show --by`, --json and MLflow's

@@ -94,10 +94,13 @@ def print_slices(tables: Sequence[Any]) -> None:
 
 
 def _slice_interval(m: Any) -> str:
-    """The 95% CI cell: blank with fewer than two rows, says why with rows but no spread."""
+    """The 95% CI cell: says why a mean has none (one row, no spread); blank with no score."""
+    from harness.slices.table import no_interval_words
+
     if m.low == m.low:
         return f"[{fmt(m.low, 3)}, {fmt(m.high, 3)}]"
-    return "none (no spread)" if m.interval_note else ""
+    words = no_interval_words(m)
+    return f"none ({words})" if words else ""
 
 
 def fmt(value: Any, digits: int = 4) -> str:

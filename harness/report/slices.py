@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
 from harness.numbers import mean_ci
+from harness.slices.table import no_interval_words
 from harness.store.scores import ERRORS
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ def _line(s: Slice, metrics: Sequence[str], *, overall: bool = False) -> SliceLi
     for metric in metrics:
         m = s.means[metric]
         text = mean_ci(m.mean, m.low, m.high) if m.n else "–"
-        means.append((f"{text} (no spread)" if m.interval_note else text, m.n))
+        words = no_interval_words(m)
+        means.append((f"{text} ({words})" if words else text, m.n))
     value = "(all)" if overall else "(none)" if s.value is None else s.value
     return SliceLine(value, s.rows, s.errors, means, overall)
 

@@ -31,6 +31,7 @@ __all__ = [
     "Slice",
     "SliceTable",
     "mlflow_slice_metrics",
+    "no_interval_words",
     "per_row_values",
     "slice_table",
     "slices_frame",
@@ -80,7 +81,7 @@ class Slice:
                     "se": _finite(m.se),
                     "ci": [_finite(m.low), _finite(m.high)],
                     "interval": m.method,
-                    "interval_note": m.interval_note,
+                    "interval_note": _ci_note(m),
                     "range": range_list(bounds.get(metric)),
                 }
                 for metric, m in self.means.items()
@@ -199,6 +200,14 @@ def slice_table(
         column, overall, slices, metrics, frozenset(binary) & set(metrics),
         {m: b for m, b in (bounds or {}).items() if m in metrics and m not in binary},
     )  # fmt: skip
+
+
+def no_interval_words(m: MeanEstimate) -> str | None:
+    """The few words of a table cell for a mean without an interval (``no spread``, ``one
+    row``); None when it has one or no row has a score (the cell shows no mean either)."""
+    if math.isfinite(m.low) or m.n == 0:
+        return None
+    return "one row" if m.n == 1 else "no spread" if m.interval_note else None
 
 
 def _ci_note(m: MeanEstimate) -> str | None:

@@ -54,7 +54,8 @@ def expected_tables(slices: list[dict]) -> dict[str, dict[str, dict[str, object]
             for metric, m in s["metrics"].items():
                 low, high = m["ci"]
                 text = mean_ci(_f(m["mean"]), _f(low), _f(high)) if m["count"] else "–"
-                text += " (no spread)" if m["interval_note"] else ""
+                if m["interval_note"]:  # no interval: one row, or no spread
+                    text += " (one row)" if m["count"] == 1 else " (no spread)"
                 line[metric] = (text, m["count"])
             lines[name] = line
         tables[table["column"]] = lines
