@@ -213,15 +213,15 @@ def _pairing_notes(
             return [sampled]
         if n_common < max(len(base_scores.rows), len(scores.rows)):
             return [
-                f"paired on the {n_common} rows both runs have "
-                f"(base {len(base_scores.rows)}, candidate {len(scores.rows)})"
+                f"paired on the {n_common:,} rows both runs have "
+                f"(base {len(base_scores.rows):,}, candidate {len(scores.rows):,})"
             ]
         return []
     what = "DATASETS DIFFER" if b.dataset != c.dataset else "DATASET VERSIONS DIFFER"
     return [
-        f"{what}: base {b.dataset}@{b.dataset_version} ({len(base_scores.rows)} rows), "
-        f"candidate {c.dataset}@{c.dataset_version} ({len(scores.rows)} rows); paired on "
-        f"the {n_common} example ids both have. Rows with the same id may not be the "
+        f"{what}: base {b.dataset}@{b.dataset_version} ({len(base_scores.rows):,} rows), "
+        f"candidate {c.dataset}@{c.dataset_version} ({len(scores.rows):,} rows); paired on "
+        f"the {n_common:,} example ids both have. Rows with the same id may not be the "
         "same question: check the flipped rows' inputs",
         *([sampled] if sampled else []),
     ]
@@ -239,11 +239,12 @@ def _sample_note(
     if samples[0] and n_common == n_base == n_candidate:
         return f"both runs are the same sample: {describe_sample(samples[0])}"
     sides = [
-        f"{role} is a sample of {describe_sample(sample)}" if sample else f"{role} has {n} rows"
+        f"{role} is a sample of {describe_sample(sample)}" if sample else f"{role} has {n:,} rows"
         for role, sample, n in zip(
             ("base", "candidate"), samples, (n_base, n_candidate), strict=True
         )
     ]
     return (
-        f"SAMPLES: {'; '.join(sides)}; compared on the {n_common} rows both have, and only on those"
+        f"SAMPLES: {'; '.join(sides)}; compared on the {n_common:,} rows both have, and only on "
+        "those"
     )

@@ -49,7 +49,7 @@ def select_examples(
         chosen = [e for e in population if e.id in wanted]
         if len(chosen) != len(wanted):
             raise DataError(
-                f"{dataset.ref} no longer holds {len(wanted) - len(chosen)} of the rows this "
+                f"{dataset.ref} no longer holds {len(wanted) - len(chosen):,} of the rows this "
                 "run sampled"
             )
     else:

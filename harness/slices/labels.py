@@ -144,7 +144,7 @@ def check_value_count(column: str, labels: Sequence[str | None], limit: int) -> 
     count = len(set(labels))
     if count > limit:
         raise ConfigError(
-            f"--by {column}: {count} distinct values, more than the {limit} allowed; slice by "
+            f"--by {column}: {count:,} distinct values, more than the {limit:,} allowed; slice by "
             "a column with fewer values, or raise the limit with --max-slices N "
             "([slices] max_values in harness.toml)"
         )

@@ -354,6 +354,26 @@ def test_compare_pairs_only_the_rows_both_samples_have(
     assert notes == ["both runs are the same sample: 60 of 120 rows (seed 1)"]
 
 
+def test_the_samples_note_writes_counts_as_every_message_does(tmp_path: Path) -> None:
+    """`compare`'s note said `base has 1200 rows; candidate is a sample of 1,100 of 1,200
+    rows ...; compared on the 1100 rows both have`: two ways to write one count (and
+    `--by` said `1200 distinct values`)."""
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"input": f"q {i}"}) + "\n" for i in range(1200)))
+    assert invoke("data", "import", str(path), "--name", "big")[0] == 0
+    run = ("run", "--data", "big", "--model", "echo", "--metric", "word_count", "--no-mlflow")
+    assert invoke(*run, "--run-name", "all")[0] == 0
+    assert invoke(*run, "--run-name", "most", "--sample", "1100")[0] == 0
+    code, out, err = invoke("compare", "all", "most")
+    assert code == 0, err
+    assert (
+        "note: SAMPLES: base has 1,200 rows; candidate is a sample of 1,100 of 1,200 rows "
+        "(seed 0); compared on the 1,100 rows both have, and only on those\n"
+    ) in out
+    code, _, err = invoke(*run, "--by", "input")
+    assert code == 2 and err.startswith("error: --by input: 1,200 distinct values, more than")
+
+
 def test_slices_reach_mlflow_and_the_python_api(
     pubmedqa: list[dict[str, object]], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
