@@ -179,12 +179,20 @@ def sweep_options(
     """
     values: dict[str, list[Any]] = {}
     if models:
-        values["model"] = list(models)
+        values["model"] = _once(models, [f"--model {m} is given" for m in models])
+    given: dict[str, list[str]] = {}  # each key's --param items as typed
     for item in params:
         key, value = parse_param(item)
         values.setdefault(key, []).append(value)
+        given.setdefault(key, []).append(item)
+    from harness.runner.plan import SECRET_PARAMS
+
+    for key, listed in values.items():
+        if key in given:  # a credential's value is no part of a message
+            shown = [f"{key}=..." if key in SECRET_PARAMS else item for item in given[key]]
+            _once(listed, [f"--param {item} is given" for item in shown])
     if prompts:
-        values["prompt"] = list(prompts)
+        values["prompt"] = _once(prompts, [f"--prompt {_one_line(p)} is given" for p in prompts])
     table = (settings or {}).get(SWEEP_SETTINGS, {})
     if not isinstance(table, dict):
         raise ConfigError("[sweep] in harness.toml must be a table of KEY = [VALUES]")
@@ -193,17 +201,17 @@ def sweep_options(
             continue
         if not isinstance(listed, list) or not listed:
             raise ConfigError(f"[sweep] {key} in harness.toml must be a non-empty list")
+        _once(listed, [f"[sweep] {key} in harness.toml lists {_one_line(v)}" for v in listed])
         if key in TEXT_AXES:
             listed = [_relative_to(v, base_dir) for v in listed]
         values[key] = listed
     fixed: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     for key, listed in values.items():
-        unique = _unique(listed)
-        if len(unique) == 1:
-            fixed[key] = unique[0]
+        if len(listed) == 1:
+            fixed[key] = listed[0]
         else:
-            grid[key] = unique
+            grid[key] = listed
     prompt = fixed.pop("prompt", None)
     model = fixed.pop("model", None) if models else None
     for key in ("model", "system"):
@@ -229,10 +237,35 @@ def _unique(values: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
+def _once(values: Sequence[Any], said: Sequence[str]) -> list[Any]:
+    """``values`` as a list; ConfigError when one repeats (by its JSON form: 0 and 0.0
+    differ), with ``said[i]`` naming the repeat: a second run of a value would replay the
+    first from the cache, and a value given twice by mistake would hide a missing one."""
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        form = json.dumps(value, sort_keys=True, default=str)
+        if form in seen:
+            raise ConfigError(
+                f"{said[i]} more than once; a sweep runs each value once (a second run of it "
+                "would only replay the first from the cache)"
+            )
+        seen.add(form)
+    return list(values)
+
+
+def _one_line(value: Any) -> str:
+    """A value as an error line shows it: text quoted when it has spaces, cut at 40."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = text if len(text) <= 40 else text[:39] + "…"
+    return repr(text) if not text or any(c.isspace() for c in text) else text
+
+
 def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[SweepPoint]:
     """Every combination of the grid's values applied to ``base``, in grid order."""
     if not grid:
         raise ConfigError("a sweep needs at least one KEY with values")
+    for axis, listed in grid.items():
+        _once(listed, [f"grid {axis} lists {_one_line(v)}" for v in listed])
     axes = list(grid)
     points = []
     for combo in itertools.product(*(grid[axis] for axis in axes)):

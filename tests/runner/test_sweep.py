@@ -46,11 +46,11 @@ def prompts(tmp_path: Path) -> dict[str, Path]:
 
 def test_repeated_keys_become_axes_and_single_values_stay_fixed():
     options = sweep_options(
-        ["temperature=0", "max_tokens=64", "temperature=0.7", "temperature=0"], ["@a.txt"]
+        ["temperature=0.7", "max_tokens=64", "temperature=0", "temperature=0.0"], ["@a.txt"]
     )
     assert options.params == {"max_tokens": 64}
     assert options.prompt == "@a.txt"
-    assert options.grid == {"temperature": [0, 0.7]}  # repeats collapse, order is kept
+    assert options.grid == {"temperature": [0.7, 0, 0.0]}  # in the order given
     options = sweep_options([], ["one {input}", "two {input}"])
     assert options.prompt is None and options.grid == {"prompt": ["one {input}", "two {input}"]}
 
@@ -183,6 +183,41 @@ def test_a_bad_point_fails_the_sweep_before_anything_runs(qa, home, prompts):
     finally:
         con.close()
     assert not (home / "mlruns").exists()
+
+
+def test_a_value_given_twice_is_refused_before_anything_runs(qa, home):
+    """`--param temperature=0.2 --param temperature=0.2` ran one plain run, and a value
+    repeated beside others a sweep with one run fewer than asked, without a word (a second
+    run of one value would only replay the first from the cache)."""
+    run = ("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match", "--no-mlflow")
+    cases = [
+        (("--param", "temperature=0.2", "--param", "temperature=0.2"),
+         "--param temperature=0.2"),
+        (("--param", "temperature=0", "--param", "temperature=0.7", "--param",
+          "temperature= 0"), "--param temperature= 0"),
+        (("--model", "echo", "--model", "echo:/b", "--model", "echo"), "--model echo"),
+        (("--param", "api_key=sk-secret-1", "--param", "api_key=sk-secret-1"),
+         "--param api_key=..."),
+        (("--prompt", "Q: {input}", "--prompt", "Q: {input}"), "--prompt 'Q: {input}'"),
+    ]  # fmt: skip
+    for flags, said in cases:
+        code, out, err = invoke(*run, *flags)
+        assert (code, out) == (2, ""), err
+        assert err == (
+            f"error: {said} is given more than once; a sweep runs each value once (a second "
+            "run of it would only replay the first from the cache)\n"
+        )
+    (home / "harness.toml").write_text("[sweep]\ntop_p = [0.5, 1, 0.5]\n", encoding="utf-8")
+    code, out, err = invoke(*run)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: [sweep] top_p in harness.toml lists 0.5 more than once; ")
+    with pytest.raises(ConfigError, match=r"^grid top_p lists 0.5 more than once; "):
+        expand_grid(RunConfig(data="qa", model="echo"), {"top_p": [0.5, 0.5]})
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def test_cli_repeated_param_runs_a_sweep_and_prints_json(qa):
