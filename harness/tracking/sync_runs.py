@@ -218,9 +218,13 @@ class Syncer:
             return self.src.search_experiments(ViewType.ACTIVE_ONLY, 1000, page_token=token)
 
         found = list(pages(fetch))
+        local = sorted(e.name for e in found)
         for name in names or ():
-            if name not in {e.name for e in found}:
-                raise ConfigError(f"no local experiment named '{name}'")
+            if name not in local:
+                raise ConfigError(
+                    f"no local experiment named '{name}'; the local ones: "
+                    + (", ".join(local) or "none")
+                )
         found = [e for e in found if names is None or e.name in names]
         return sorted(found, key=lambda e: (e.creation_time or 0, e.name))
 

@@ -758,9 +758,14 @@ def test_an_experiment_deleted_on_the_target_says_how_to_restore_it(server, sour
     )
 
 
-def test_unknown_local_experiment_is_a_config_error(server, source):
-    with pytest.raises(ConfigError, match="no local experiment named 'nope'"):
+def test_unknown_local_experiment_is_a_config_error_naming_the_local_ones(server, source):
+    with pytest.raises(ConfigError) as caught:
         sync(source[0], SyncTarget(server), experiments=["nope"])
+    # what --experiment takes: a newcomer does not know harness logs to 'harness'
+    assert (
+        str(caught.value)
+        == "no local experiment named 'nope'; the local ones: Default, evals, wide"
+    )
 
 
 def test_unreachable_target_is_one_line_tracking_error(source):
