@@ -102,3 +102,25 @@ def test_runnable_commands_find_the_store_in_the_users_project_home() -> None:
     assert opening  # the README's SQL step
     for command in opening:
         assert "${HARNESS_HOME:-.}/harness.duckdb" in command.text, command.source
+
+
+def test_the_readme_python_example_runs_and_gives_what_its_comments_say(tmp_path: Path) -> None:
+    """README's "From Python" block (a python block, so not run by the test above): run as
+    a script in a fresh project home, its values are those its comments show."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    after = readme.split("**From Python**", 1)[1]
+    block = after.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'result.metrics["exact_match/mean"]            # 1.0' in block
+    script = tmp_path / "example.py"
+    script.write_text(
+        block
+        + 'print(result.metrics["exact_match/mean"], len(result.tables["eval_results_table"]))\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "1.0 1"  # exact_match 1.0; one row per example
+    assert (tmp_path / "home" / "harness.duckdb").exists()
