@@ -167,10 +167,12 @@ class CheckUndecided(HarnessError):
 
 
 class EndpointUnreachable(HarnessError):
-    """A model or judge server refused the first connection harness made to it.
+    """A model or judge server refused the first connection harness made to it, or its
+    host's name did not resolve.
 
-    Not a ``ProviderError``: nothing is listening there, so retrying for a minute and then
-    failing every row helps nobody. The run stops at once with one line naming the URL;
+    Not a ``ProviderError``: nothing is listening there (or no such host is known: a typo
+    in the base URL, or no network), so retrying for a minute and then failing every row
+    helps nobody. The run stops at once with one line naming the URL;
     its finished rows are kept and ``--resume`` goes on once the server is up.
     """
 
@@ -224,15 +226,23 @@ class ProviderTimeout(ProviderError):
 
 
 class ProviderConnectionError(ProviderError):
-    """``refused``: nothing listened at the address (ECONNREFUSED), so no request was sent."""
+    """``refused``: nothing listened at the address (ECONNREFUSED); ``unresolved``: the
+    host's name did not resolve, with the resolver's reason. Either way no request was sent.
+    """
 
     retryable = True
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, refused: bool = False
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        refused: bool = False,
+        unresolved: str | None = None,
     ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.refused = refused
+        self.unresolved = unresolved
 
 
 class ProviderResponseError(ProviderError):

@@ -482,25 +482,28 @@ class Caller(CallCounting):
 
     def _check_reachable(self, provider: Provider, error: ProviderError, kind: CallKind) -> None:
         """Retries are for transient faults: a server that has never answered and refuses
-        the connection is not running (or the URL is wrong), so fail fast, naming it. The
-        call is a failed call like any other in the run's counts."""
+        the connection is not running (or the URL is wrong), and a host whose name does not
+        resolve is mistyped (or the machine is offline), so fail fast, naming it. The call
+        is a failed call like any other in the run's counts."""
         if isinstance(error, ProviderHTTPError):
             self._reached.add(provider.base_url)  # it answered: a later refusal is transient
-        elif (
-            isinstance(error, ProviderConnectionError)
-            and error.refused
-            and provider.base_url not in self._reached
-        ):
-            from harness.providers._http import redact_url
+            return
+        if not isinstance(error, ProviderConnectionError) or provider.base_url in self._reached:
+            return
+        from harness.providers._http import redact_url
 
-            url = redact_url(provider.base_url or "")
-            unreachable = EndpointUnreachable(
-                f"{provider.uri}: nothing is listening at {url} (connection refused): "
-                "is the server running, and is its base URL right",
-                url=url,
-            )
-            self._count_error(kind, unreachable)
-            raise unreachable from None
+        url = redact_url(provider.base_url or "")
+        if error.refused:
+            why = f"nothing is listening at {url} (connection refused): is the server running"
+        elif error.unresolved:
+            why = f"cannot find the host of {url} ({error.unresolved}): is this machine online"
+        else:
+            return
+        unreachable = EndpointUnreachable(
+            f"{provider.uri}: {why}, and is its base URL right", url=url
+        )
+        self._count_error(kind, unreachable)
+        raise unreachable from None
 
     async def _attempt(
         self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None

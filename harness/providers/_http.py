@@ -22,6 +22,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import socket
 import time
 from abc import abstractmethod
 from collections.abc import Mapping
@@ -297,6 +298,7 @@ class HTTPProvider(Provider):
         return ProviderConnectionError(
             f"{self.uri}: connection to {redact_url(url)} failed: {reason}",
             refused=_refused(error),
+            unresolved=_unresolved(error),
         )
 
     def http_error(self, response: httpx.Response, url: str) -> ProviderHTTPError:
@@ -342,6 +344,28 @@ def _refused(error: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+# getaddrinfo's answers that no retry within a run changes: no such name (a typo in the
+# base URL), no address for it, or no resolver to ask (a machine without a network).
+_UNRESOLVED = {
+    getattr(socket, name)
+    for name in ("EAI_NONAME", "EAI_NODATA", "EAI_AGAIN")
+    if hasattr(socket, name)
+}
+
+
+def _unresolved(error: BaseException) -> str | None:
+    """The resolver's reason when the host's name did not resolve (a ``socket.gaierror``
+    among the causes, as for ``_refused``); else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, socket.gaierror) and current.errno in _UNRESOLVED:
+            return current.strerror or str(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _is_timeout(error: Exception) -> bool:

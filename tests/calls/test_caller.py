@@ -223,6 +223,26 @@ def test_a_refused_first_connection_fails_fast_naming_the_url(transport: str) ->
     assert retry.waits == [] and caller.stats.model.retries == 0  # not a minute of backoff
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_a_host_that_does_not_resolve_fails_fast_naming_the_url(transport: str) -> None:
+    """A mistyped host (or a machine with no network) was retried 11 times a row, three
+    minutes for 50 rows, before every row failed. A name of more than 255 characters is
+    refused by the resolver itself, with no query sent: the same EAI_NONAME as a typo."""
+    host = ".".join(["a" * 60] * 5)
+    url = f"http://{host}/v1"
+    nowhere = OpenAIProvider("gpt-test", url, api_key="sk-test")
+    retry = RecordingRetry(max_retries=10, base_delay_s=1.0)
+    caller = Caller(cache=None, mode="off", retry=retry, transport=transport)
+    [error] = ask(caller, nowhere, "hi")
+    assert isinstance(error, EndpointUnreachable)
+    assert str(error) == (
+        f"openai:/gpt-test: cannot find the host of {url} (Name or service not known): "
+        "is this machine online, and is its base URL right"
+    )
+    assert retry.waits == [] and caller.stats.model.retries == 0
+    assert caller.stats.model.errors == 1  # a failed call, counted
+
+
 def test_a_refusal_after_the_server_has_answered_is_retried(tmp_path: Path) -> None:
     server = FakeLLMServer().start()
     prov = provider(server)
