@@ -19,13 +19,23 @@ import logging
 import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
-from harness.errors import ConfigError, DataError, HarnessError, ModelURIError
+from harness.errors import ConfigError, HarnessError
+from harness.evaluate_arguments import (
+    check_types,
+    integer,
+    listed,
+    mapped,
+    no_column,
+    not_a_model,
+    split_names,
+    wrong_type,
+)
 from harness.evaluate_messages import in_python_words
 from harness.evaluate_mlflow import (
     check_mlflow_arguments,
@@ -181,10 +191,10 @@ def evaluate(
         evaluators, env_manager, custom_artifacts, evaluator_config, model_id, model_config
     )
     if model is not None and not isinstance(model, str) and not callable(model):
-        raise _not_a_model(model)
+        raise not_a_model(model)
     if isinstance(model, str):
         model = harness_uri(model)
-    _check_types(
+    check_types(
         dicts={
             "params": params,
             "inference_params": inference_params,
@@ -204,32 +214,32 @@ def evaluate(
             "stratify": stratify,
         },
     )
-    concurrency = _integer("concurrency", concurrency)
-    judge_samples = _integer("judge_samples", judge_samples)
+    concurrency = integer("concurrency", concurrency)
+    judge_samples = integer("judge_samples", judge_samples)
     if seed is not None and sample is None:  # refused as the CLI's --seed without --sample
         raise ConfigError("seed= picks which sample=; give sample=N (or a fraction) too")
-    seed = _integer("seed", 0 if seed is None else seed)  # 0: sampling.DEFAULT_SEED
+    seed = integer("seed", 0 if seed is None else seed)  # 0: sampling.DEFAULT_SEED
     for name, count in (("concurrency", concurrency), ("judge_samples", judge_samples)):
         if count < 1:  # said here in Python's words, not the CLI's --concurrency
             raise ConfigError(f"{name}= must be at least 1, got {count}")
-    max_slices = None if max_slices is None else _integer("max_slices", max_slices)
+    max_slices = None if max_slices is None else integer("max_slices", max_slices)
     if max_cost is not None:
         if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
-            raise _wrong_type("max_cost", max_cost, "a number (USD)")
+            raise wrong_type("max_cost", max_cost, "a number (USD)")
         max_cost = float(max_cost)
         if max_cost < 0:
             raise ConfigError(f"max_cost= must be positive, got {max_cost}")
     # A single name or object where a list is expected is taken as a list of one, as by=
     # and evaluators= are: a str is iterable, and would be read one character at a time.
-    metrics = None if metrics is None else _listed(metrics, "metrics")
-    extra_metrics = _listed(extra_metrics, "extra_metrics")
-    judges = _listed(judges, "judges")
-    guidelines = _listed(guidelines, "guidelines")
-    by = _listed(by, "by")
+    metrics = None if metrics is None else listed(metrics, "metrics")
+    extra_metrics = listed(extra_metrics, "extra_metrics")
+    judges = listed(judges, "judges")
+    guidelines = listed(guidelines, "guidelines")
+    by = listed(by, "by")
     if not all(isinstance(column, str) for column in by):
-        raise _wrong_type("by", by, "a column name or a list of them")
+        raise wrong_type("by", by, "a column name or a list of them")
     if feature_names is not None:
-        feature_names = _listed(feature_names, "feature_names")
+        feature_names = listed(feature_names, "feature_names")
     config_map = default_evaluator_config(evaluator_config, evaluators)
     col_mapping = config_map.get("col_mapping") or {}
     if not isinstance(col_mapping, dict):
@@ -256,7 +266,7 @@ def evaluate(
         )
     if predictions is not None:
         if rows is not None and predictions not in rows.columns:
-            raise _no_column("predictions", predictions, rows.columns)
+            raise no_column("predictions", predictions, rows.columns)
         model = f"column:{predictions}"
     if model_type is _UNSET:
         named = metrics is not None or bool(extra_metrics)
@@ -268,11 +278,11 @@ def evaluate(
     if feature_names is not None and len(feature_names) == 1 and inputs is None:
         # MLflow's model reads only the feature columns: one feature is the input, whatever
         # its name and whatever other column is named like an input.
-        inputs = _mapped(col_mapping, "inputs", "input") or str(feature_names[0])
+        inputs = mapped(col_mapping, "inputs", "input") or str(feature_names[0])
     mapping = {
-        "input": inputs or _mapped(col_mapping, "inputs", "input"),
+        "input": inputs or mapped(col_mapping, "inputs", "input"),
         "expected": targets,
-        "context": context or _mapped(col_mapping, "context"),
+        "context": context or mapped(col_mapping, "context"),
         "id": id,
         # The column of outputs is not the expected answer, whatever its name (`answer`).
         "skip": () if predictions is None else (predictions,),
@@ -296,8 +306,8 @@ def evaluate(
         raise ConfigError(  # as mlflow.evaluate: with no model_type, say what to compute
             "nothing to compute: give model_type=, metrics=, extra_metrics= or judges="
         )
-    metric_specs, objects = _split([*chosen, *extra_metrics])
-    judge_names, judge_objects = _split(judges)
+    metric_specs, objects = split_names([*chosen, *extra_metrics])
+    judge_names, judge_objects = split_names(judges)
     from harness.runner.config import RunConfig
     from harness.sampling import parse_size
 
@@ -463,94 +473,13 @@ def _check_columns(
             )
 
 
-def _no_column(argument: str, column: str, columns: Iterable[Any]) -> DataError:
-    shown = ", ".join(str(c) for c in columns)
-    return DataError(f"{argument}={column!r}: the data has no such column; its columns: {shown}")
-
-
-def _not_a_model(model: Any) -> ModelURIError:
-    """What ``model=`` takes, and for an MLflow model (anything with ``predict``) how."""
-    what = type(model).__name__
-    said = "model= takes a model URI (openai:/MODEL, python:MODULE:FUNCTION, ...) or a function"
-    if callable(getattr(model, "predict", None)):
-        return ModelURIError(
-            f"{said} of the row dict, not a {what}; wrap its predict in one: "
-            f'model=lambda row: m.predict([row["input"]])[0]'
-        )
-    return ModelURIError(f"{said} of the row dict returning text, not a {what}")
-
-
-def _check_types(
-    *, dicts: dict[str, Any], texts: dict[str, Any], optional_texts: dict[str, Any]
-) -> None:
-    """Refuse, naming the argument, what would fail later as a built-in error (a list for
-    params= is "not a mapping" deep in the run) or be stored as it is."""
-    for name, value in dicts.items():
-        if value is not None and not isinstance(value, Mapping):
-            raise _wrong_type(name, value, "a dict")
-    for name, value in {**texts, **optional_texts}.items():
-        if not isinstance(value, str) and (value is not None or name in texts):
-            raise _wrong_type(name, value, "a str")
-
-
-def _wrong_type(name: str, value: Any, what: str) -> ConfigError:
-    shown = repr(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return ConfigError(f"{name}= takes {what}, got {type(value).__name__} {shown}")
-
-
-def _integer(name: str, value: Any) -> int:
-    """``value`` as an int (numpy's too); ConfigError for anything else, bool included."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _wrong_type(name, value, "an int")
-    return int(value)
-
-
-def _listed(value: Any, name: str) -> list[Any]:
-    """``value`` as a list: None is none, a str or any single object is one item, a dict is
-    refused. Only containers count as lists: an MLflow scorer is a pydantic model, which
-    iterates over its fields."""
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        raise ConfigError(f"{name}= takes a list, not a dict")
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or _is_model(value):
-        return [value]
-    return list(value)
-
-
-def _is_model(value: Any) -> bool:
-    """A pydantic model (an MLflow scorer is one), looked up without importing pydantic."""
-    return any(
-        c.__name__ == "BaseModel" and c.__module__.startswith("pydantic")
-        for c in type(value).__mro__
-    )
-
-
-def _mapped(col_mapping: dict[str, Any], *names: str) -> str | None:
-    for name in names:
-        value = col_mapping.get(name)
-        if isinstance(value, str):
-            return value
-    return None
-
-
-def _split(items: Sequence[Any]) -> tuple[list[str], list[Any]]:
-    """Names and specs (text) apart from objects, each kept in order."""
-    texts: list[str] = []
-    objects: list[Any] = []
-    for item in items:
-        (texts if isinstance(item, str) else objects).append(item)
-    return list(dict.fromkeys(texts)), objects
-
-
 def _read_file(data: str | os.PathLike[str]) -> pd.DataFrame | None:
     """The rows of ``data`` if it names a data file (by its extension), else None: a name."""
-    from harness import data as data_module
+    from harness.data_files import FORMATS, read_table
 
-    if Path(data).suffix.lower() not in data_module.FORMATS:
+    if Path(data).suffix.lower() not in FORMATS:
         return None
-    return data_module.read_table(Path(data).expanduser())
+    return read_table(Path(data).expanduser())
 
 
 def _import(

@@ -82,7 +82,7 @@ def test_what_counts_as_a_list_of_metrics() -> None:
 
     import numpy as np
 
-    from harness.api import _listed
+    from harness.evaluate_arguments import listed as _listed
 
     assert _listed(np.str_("exact_match"), "metrics") == ["exact_match"]
     assert _listed({"exact_match": 1, "token_f1": 2}.keys(), "metrics") == [

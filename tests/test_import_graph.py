@@ -33,9 +33,11 @@ LAYERS: dict[str, str] = {
     "harness.__main__": "cli",
     "harness.cli": "cli",
     "harness.api": "api",
+    "harness.evaluate_arguments": "api",  # evaluate's arguments checked in Python's words
     "harness.evaluate_messages": "api",  # evaluate's errors in its argument names
     "harness.evaluate_mlflow": "api",  # mlflow.evaluate's own arguments: evaluators, URIs
     "harness.data": "api",
+    "harness.data_files": "api",  # reading CSV/JSONL/JSON/Parquet eval-set files
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
     "harness.spark_tables": "api",  # Spark tables in and out: a run's session, the store
     "harness.frames": "api",
