@@ -180,7 +180,7 @@ def evaluate(
     ``sample=N`` (or a fraction such as 0.1) evaluates a reproducible random subset chosen
     by ``seed``, keeping each value's share of the ``stratify`` column.
     """
-    from harness.frames import numbered_if_repeated, to_frame
+    from harness.frames import to_frame
 
     project = resolve_home(home)
     if home is None and not os.environ.get(HOME_ENV):
@@ -287,8 +287,6 @@ def evaluate(
         # The column of outputs is not the expected answer, whatever its name (`answer`).
         "skip": () if predictions is None else (predictions,),
     }
-    if rows is not None:  # mlflow.evaluate has no row ids: an id column may repeat
-        mapping = numbered_if_repeated(rows, mapping)
     provider = None
     model_uri = model
     if callable(model):
@@ -498,13 +496,22 @@ def _import(
     if table is not None:
         path = Path(data).expanduser()
         imported = data_module.import_dataframe(
-            table, name=data_name or path.stem, source=str(path), home=home, **mapping
+            table,
+            name=data_name or path.stem,
+            source=str(path),
+            home=home,
+            number_repeated_ids=True,  # mlflow.evaluate has no row ids: an id may repeat
+            **mapping,
         )
     elif frame is None:
         return str(data), None
     else:
         imported = data_module.import_dataframe(
-            frame.df, name=data_name or frame.name or "dataframe", home=home, **mapping
+            frame.df,
+            name=data_name or frame.name or "dataframe",
+            home=home,
+            number_repeated_ids=True,
+            **mapping,
         )
     return imported.dataset.ref, imported.dataset if imported.created else None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import resolve_home
 from harness.data_files import read_table
-from harness.errors import DataError
+from harness.errors import DataError, DuplicateId
 from harness.slices.labels import is_missing
 from harness.store.datasets import DatasetInfo, Example, save_dataset
 
@@ -84,6 +85,7 @@ def import_dataframe(
     skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
     source: str | None = None,
+    number_repeated_ids: bool = False,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
@@ -91,31 +93,42 @@ def import_dataframe(
     DataFrame is read in batches (see :func:`import_records`), so the same rows give the
     same dataset version either way, and a table larger than memory imports. ``source``
     is where the version says it came from (default ``dataframe``, or ``spark``).
+
+    With ``number_repeated_ids`` (``harness.evaluate``: mlflow.evaluate's data has no row
+    ids), an ``id`` column found by its name whose values repeat is not the row id: the
+    rows are numbered from 0, the column stays in the data and a warning says so (a Spark
+    DataFrame is then read a second time). A column named with ``id=`` must be unique.
     """
+    arguments = dict(name=name, input=input, expected=expected, context=context, id=id, home=home)
+    try:
+        return _import_frame(df, source, skip, **arguments)
+    except DuplicateId as e:
+        column = None if id is not None else map_columns(
+            [str(c) for c in df.columns], input=input, expected=expected, context=context,
+            skip=skip,
+        )["id"]  # fmt: skip
+        if not number_repeated_ids or column is None:
+            raise
+        logging.getLogger("harness").warning(
+            "harness: the data's column %r repeats (%r in rows %d and %d), so it is not the "
+            "row id: the rows are numbered from 0 (id= names a column of unique ids)",
+            column, e.row_id, *e.rows,
+        )  # fmt: skip
+        return _import_frame(df, source, (*skip, column), **arguments)
+
+
+def _import_frame(
+    df: pd.DataFrame | Any, source: str | None, skip: Collection[str], **arguments: Any
+) -> ImportResult:
     if type(df).__module__.startswith("pyspark."):
         return import_records(
             spark_record_batches(df),
             list(df.columns),
-            name=name,
             source=source or "spark",
-            input=input,
-            expected=expected,
-            context=context,
-            id=id,
             skip=skip,
-            home=home,
+            **arguments,
         )
-    return _import(
-        df,
-        name=name,
-        source=source or "dataframe",
-        input=input,
-        expected=expected,
-        context=context,
-        id=id,
-        skip=skip,
-        home=home,
-    )
+    return _import(df, source=source or "dataframe", skip=skip, **arguments)
 
 
 def spark_record_batches(df: Any, rows: int = RECORD_BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
@@ -339,9 +352,7 @@ def to_examples(
     for position, record in enumerate(df.to_dict(orient="records")):
         example = to_example(record, position, mapping)
         if example.id in seen:
-            raise DataError(
-                f"duplicate id {example.id!r} in rows {seen[example.id]} and {position + 1}"
-            )
+            raise DuplicateId(example.id, (seen[example.id], position + 1))
         seen[example.id] = position + 1
         examples.append(example)
     return examples, mapping

@@ -19,7 +19,8 @@ sync) stopped by SIGINT or SIGTERM, resumable.
     ├── ConfigError                 a flag, an environment variable or harness.toml is wrong
     │   └── RunBusy                 --resume of a run another live process is running
     ├── DataError                   a data file cannot be read or mapped
-    │   └── DatasetNotFound         NAME[@VERSION] is not in the store
+    │   ├── DatasetNotFound         NAME[@VERSION] is not in the store
+    │   └── DuplicateId             two rows of the data have the same id
     ├── ModelURIError               a model URI that no provider knows, or a bad python: target
     ├── MetricError                 an unknown metric or judge, or a bad judge definition
     ├── RunNotFound                 a run id that is not in the store
@@ -97,6 +98,15 @@ class DataError(HarnessError):
 
 class DatasetNotFound(DataError):
     """A dataset name or version that is not in the store."""
+
+
+class DuplicateId(DataError):
+    """Two rows of the data have the same id: ``row_id`` in 1-based ``rows`` (first two)."""
+
+    def __init__(self, row_id: str, rows: tuple[int, int]) -> None:
+        super().__init__(f"duplicate id {row_id!r} in rows {rows[0]} and {rows[1]}")
+        self.row_id = row_id
+        self.rows = rows
 
 
 class ModelURIError(HarnessError):

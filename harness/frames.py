@@ -11,7 +11,8 @@
 
 With a list or an array, ``targets`` is the list (or array) of expected answers, as in
 MLflow, and becomes a ``targets`` column. MLflow has no row ids: an ``id`` column that
-repeats is not taken for them unless ``id=`` names it (``numbered_if_repeated``).
+repeats is not taken for them unless ``id=`` names it (``harness.data.import_dataframe``'s
+``number_repeated_ids``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from harness.errors import DataError
 
-__all__ = ["Frame", "numbered_if_repeated", "to_frame"]
+__all__ = ["Frame", "to_frame"]
 
 
 @dataclass
@@ -75,32 +76,6 @@ def to_frame(
         f"cannot evaluate on a {type(data).__name__}: give a DataFrame, a list of dicts or "
         "strings, a numpy array, an mlflow.data dataset, a file path or a stored dataset name"
     )
-
-
-def numbered_if_repeated(df: Any, mapping: dict[str, Any]) -> dict[str, Any]:
-    """``mapping`` (``harness.data``'s arguments) with the ``id`` column found by its name
-    left out of the fields when its values repeat as row ids (so the rows are numbered), and
-    a note saying so; as it is when ``id=`` named the column, or for a Spark DataFrame."""
-    import logging
-
-    from harness.data import map_columns, to_example
-
-    if mapping.get("id") is not None or type(df).__module__.startswith("pyspark."):
-        return mapping
-    fields = map_columns([str(c) for c in df.columns], **mapping)
-    column = fields["id"]
-    seen: dict[str, int] = {}
-    for position, record in enumerate(df.to_dict(orient="records") if column else ()):
-        row_id = to_example(record, position, fields).id
-        if row_id in seen:
-            logging.getLogger("harness").warning(
-                "harness: the data's column %r repeats (%r in rows %d and %d), so it is not "
-                "the row id: the rows are numbered from 0 (id= names a column of unique ids)",
-                column, row_id, seen[row_id], position + 1,
-            )  # fmt: skip
-            return {**mapping, "skip": (*mapping["skip"], column)}
-        seen[row_id] = position + 1
-    return mapping
 
 
 def _is_mlflow_dataset(data: Any) -> bool:

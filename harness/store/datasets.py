@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from harness.errors import DataError, DatasetNotFound
+from harness.errors import DataError, DatasetNotFound, DuplicateId
 from harness.store.db import connect
 
 
@@ -160,8 +160,7 @@ def save_staged_dataset(
             [str(staged)],
         ).fetchone()
     if duplicate:
-        rows = duplicate[1]
-        raise DataError(f"duplicate id {duplicate[0]!r} in rows {rows[0]} and {rows[1]}")
+        raise DuplicateId(duplicate[0], (duplicate[1][0], duplicate[1][1]))
     relation = f"read_parquet('{_sql_text(str(staged))}')"
 
     def insert(con: Any, version: str) -> None:

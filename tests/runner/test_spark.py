@@ -404,6 +404,42 @@ def test_evaluate_takes_a_spark_session_and_a_spark_dataframe(
     assert "correctness/mean" in result.metrics
 
 
+def test_a_spark_dataframe_whose_id_column_repeats_is_numbered_as_a_pandas_one(
+    cluster: tuple[FakeLLMServer, Any], home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """harness.evaluate numbers the rows of a pandas DataFrame whose `id` column repeats
+    (mlflow.evaluate has no row ids); the same rows as a Spark DataFrame were refused with
+    "duplicate id '1' in rows 1 and 2", which named no way out. They now give the pandas
+    frame's rows, warning and dataset version; a column named with id= must be unique."""
+    import harness
+    from harness.errors import DataError
+
+    _, spark = cluster
+    rows = pd.DataFrame({"id": [1, 1], "inputs": ["a?", "b?"], "ground_truth": ["a", "b"]})
+    results = []
+    for data in (rows, spark.createDataFrame(rows)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="harness"):
+            results.append(
+                harness.evaluate(
+                    lambda row: "a", data, targets="ground_truth", log_to_mlflow=False, home=home
+                )
+            )
+        table = results[-1].tables["eval_results_table"]
+        assert list(table["id"]) == ["0", "1"]
+        assert list(table["exact_match"]) == [1.0, 0.0]
+        assert [r.getMessage() for r in caplog.records if "row id" in r.getMessage()] == [
+            "harness: the data's column 'id' repeats ('1' in rows 1 and 2), so it is not the "
+            "row id: the rows are numbered from 0 (id= names a column of unique ids)"
+        ]
+    assert results[0].result.dataset == results[1].result.dataset
+    with pytest.raises(DataError) as raised:
+        harness.evaluate(
+            lambda row: "a", spark.createDataFrame(rows), id="id", log_to_mlflow=False, home=home
+        )
+    assert str(raised.value) == "duplicate id '1' in rows 1 and 2"
+
+
 def test_the_budget_is_shared_by_the_tasks_and_stops_the_run(
     fake: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
