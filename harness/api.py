@@ -286,6 +286,9 @@ def evaluate(
         "id": id,
         # The column of outputs is not the expected answer, whatever its name (`answer`).
         "skip": () if predictions is None else (predictions,),
+        # With the outputs in the data, metrics of outputs and targets need no input (as in
+        # mlflow.evaluate): data with no input column gives rows with an empty input.
+        "require_input": predictions is None,
     }
     provider = None
     model_uri = model

@@ -86,6 +86,7 @@ def import_dataframe(
     home: str | os.PathLike[str] | None = None,
     source: str | None = None,
     number_repeated_ids: bool = False,
+    require_input: bool = True,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
@@ -98,14 +99,24 @@ def import_dataframe(
     ids), an ``id`` column found by its name whose values repeat is not the row id: the
     rows are numbered from 0, the column stays in the data and a warning says so (a Spark
     DataFrame is then read a second time). A column named with ``id=`` must be unique.
+    Without ``require_input`` (outputs already in the data: ``predictions=``), data with no
+    input column imports, each row's input the empty text.
     """
-    arguments = dict(name=name, input=input, expected=expected, context=context, id=id, home=home)
+    arguments = dict(
+        name=name,
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        home=home,
+        require_input=require_input,
+    )
     try:
         return _import_frame(df, source, skip, **arguments)
     except DuplicateId as e:
         column = None if id is not None else map_columns(
             [str(c) for c in df.columns], input=input, expected=expected, context=context,
-            skip=skip,
+            skip=skip, require_input=require_input,
         )["id"]  # fmt: skip
         if not number_repeated_ids or column is None:
             raise
@@ -170,6 +181,7 @@ def import_records(
     id: str | None = None,
     skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
+    require_input: bool = True,
 ) -> ImportResult:
     """Import rows that arrive in batches (dicts with ``columns``), in bounded memory.
 
@@ -186,7 +198,13 @@ def import_records(
 
     _check_name(name)
     mapping = map_columns(
-        [str(c) for c in columns], input=input, expected=expected, context=context, id=id, skip=skip
+        [str(c) for c in columns],
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        skip=skip,
+        require_input=require_input,
     )
     digest = DatasetDigest()
     with tempfile.TemporaryDirectory(prefix="harness-import-") as folder:
@@ -219,9 +237,9 @@ def _pick(
     candidates: tuple[str, ...],
     what: str,
     found: list[str],
+    required: bool = False,
 ) -> str | None:
     """``explicit`` (one of ``columns``), else the first of ``candidates`` among ``found``."""
-    required = what == "input"
     if explicit is not None:
         if explicit not in columns:
             raise DataError(
@@ -304,13 +322,15 @@ def map_columns(
     context: str | None = None,
     id: str | None = None,
     skip: Collection[str] = (),
+    require_input: bool = True,
 ) -> ColumnMapping:
     """Which column holds each field: the one named, else the first usual name found
     outside ``skip`` (the column ``evaluate(predictions=...)`` reads the outputs from: a
-    column of answers named ``answer`` is not the expected answer)."""
+    column of answers named ``answer`` is not the expected answer). Only the input is
+    required, unless ``require_input`` is False (outputs already in the data)."""
     found = [c for c in columns if c not in skip]
     return {
-        "input": _pick(columns, input, INPUT_COLUMNS, "input", found),
+        "input": _pick(columns, input, INPUT_COLUMNS, "input", found, require_input),
         "expected": _pick(columns, expected, EXPECTED_COLUMNS, "expected", found),
         "context": _pick(columns, context, CONTEXT_COLUMNS, "context", found),
         "id": _pick(columns, id, ID_COLUMNS, "id", found),
@@ -319,8 +339,9 @@ def map_columns(
 
 def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) -> Example:
     """One source row (0-based ``position``) as an example; every unmapped column is extra."""
-    raw_input = record[mapping["input"]]  # type: ignore[index]
-    if is_missing(raw_input) or _text(raw_input).strip() == "":
+    # No input column only where the outputs are in the data (evaluate's predictions=).
+    raw_input = record[mapping["input"]] if mapping["input"] else ""
+    if mapping["input"] and (is_missing(raw_input) or _text(raw_input).strip() == ""):
         raise DataError(f"row {position + 1}: empty {mapping['input']!r} (the input column)")
     id_column = mapping["id"]
     raw_id = record[id_column] if id_column else None
@@ -343,10 +364,19 @@ def to_examples(
     context: str | None = None,
     id: str | None = None,
     skip: Collection[str] = (),
+    require_input: bool = True,
 ) -> tuple[list[Example], ColumnMapping]:
     """Map a DataFrame's columns to examples; return them and the mapping used."""
     names = [str(c) for c in df.columns]
-    mapping = map_columns(names, input=input, expected=expected, context=context, id=id, skip=skip)
+    mapping = map_columns(
+        names,
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        skip=skip,
+        require_input=require_input,
+    )
     examples: list[Example] = []
     seen: dict[str, int] = {}
     for position, record in enumerate(df.to_dict(orient="records")):
@@ -398,12 +428,19 @@ def _import(
     id: str | None,
     skip: Collection[str],
     home: str | os.PathLike[str] | None,
+    require_input: bool = True,
 ) -> ImportResult:
     _check_name(name)
     if len(df) == 0:
         raise DataError(f"{source} has no rows")
     examples, mapping = to_examples(
-        df, input=input, expected=expected, context=context, id=id, skip=skip
+        df,
+        input=input,
+        expected=expected,
+        context=context,
+        id=id,
+        skip=skip,
+        require_input=require_input,
     )
     digest = content_digest(examples)
     info, created = save_dataset(

@@ -395,6 +395,36 @@ def test_a_predictions_column_named_like_an_answer_is_the_output(
     assert graded.metrics["exact_match/mean"] == 1.0
 
 
+def test_static_predictions_need_no_input_column(home: Path) -> None:
+    """mlflow.evaluate(data=df, predictions="pred", targets="truth",
+    model_type="question-answering") scores data with no input column: its heuristic metrics
+    read only outputs and targets. harness refused it ("no input column: looked for input,
+    question, inputs; ..."). The rows now have an empty input, stored, logged and shown."""
+    import mlflow
+
+    from harness.config import resolve_home
+    from harness.errors import DataError
+
+    data = pd.DataFrame({"pred": ["Paris", "4"], "truth": ["Paris", "5"]})
+    result = harness.evaluate(
+        data=data, predictions="pred", targets="truth", model_type="question-answering"
+    )
+    table = result.tables["eval_results_table"]
+    assert list(table["input"]) == ["", ""]
+    assert list(table["output"]) == ["Paris", "4"]
+    assert result.metrics["exact_match/mean"] == 0.5
+    client = mlflow.MlflowClient(resolve_home(home).tracking_uri)
+    assert client.get_run(result.mlflow_run_id).data.metrics["exact_match/mean"] == 0.5
+    artifact = client.download_artifacts(result.mlflow_run_id, "eval_results_table.json")
+    logged = json.loads(Path(artifact).read_text(encoding="utf-8"))
+    assert [row[logged["columns"].index("output")] for row in logged["data"]] == ["Paris", "4"]
+    shown = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--rows"])
+    assert shown.exit_code == 0, shown.output
+    # A model still needs an input to be given.
+    with pytest.raises(DataError, match="no input column"):
+        harness.evaluate(lambda row: "x", data.drop(columns="pred"), targets="truth")
+
+
 def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
     from harness_test_metrics import raises
 
