@@ -4,8 +4,9 @@ A :class:`~harness.metrics.BatchMetric` (MLflow's ``eval_fn``) sees every row at
 runs when the rows are done, over what is stored: a resumed run computes it again over all
 its rows. Its per-row scores are stored like any metric's; its own aggregates (an
 ``eval_fn``'s ``aggregate_results``) are reported as it computed them, next to (and over)
-harness's mean, p50, p90 and count. Metrics and judges from MLflow also get the extra
-aggregations they ask for (``variance``, ``median``, ...).
+harness's mean, p50, p90 and count; for an MLflow ``make_metric``, instead of them, so its
+names are MLflow's (``/mean``, ``/variance``, ``/p90`` by default). Metrics and judges from
+MLflow also get the extra aggregations they ask for (``variance``, ``median``, ...).
 
 A batch metric that raises is reported, not fatal: the rows and the other metrics are
 kept, and the run counts it in ``metric_errors`` (the CLI exits 1).
@@ -77,8 +78,12 @@ def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame | None) -> Fi
         run_store.replace_scores(db, run_id, [m.name for m in plan.batch], outcome.rows)
         scores = run_store.load_score_values(db, run_id)
         metrics = aggregate_scores(scores)
+        from_mlflow = {m.name for m in plan.batch if m.origin == "mlflow"}
         for name, aggregates in outcome.aggregates.items():
-            metrics.setdefault(name, {}).update(aggregates)
+            if name in from_mlflow:  # MLflow logs its aggregate_results, and only those
+                metrics[name] = dict(aggregates)
+            else:
+                metrics.setdefault(name, {}).update(aggregates)
         problems += outcome.failures
     asked = {m.name: m.aggregations for m in [*plan.metrics, *plan.judges] if m.aggregations}
     add_extra_aggregates(metrics, scores, asked)

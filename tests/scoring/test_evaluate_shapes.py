@@ -395,6 +395,52 @@ def test_a_predictions_column_named_like_an_answer_is_the_output(
     assert graded.metrics["exact_match/mean"] == 1.0
 
 
+def test_a_make_metric_reports_mlflows_aggregates_only(home: Path) -> None:
+    """MLflow logs an eval_fn's aggregate_results and nothing else: by default (scores
+    only) mean, variance and p90. harness added its own p50 and count (and to an eval_fn's
+    own aggregates mean, p50, p90 and count), metrics MLflow never logs; its own metrics
+    keep them."""
+    import mlflow
+    from mlflow.metrics import MetricValue, make_metric
+
+    from harness.config import resolve_home
+
+    def n_chars(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(scores=[float(len(p)) for p in predictions])
+
+    def totals(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(scores=[1.0, 2.0], aggregate_results={"total": 3.0})
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "pred": ["x", "yy"], "truth": ["x", "y"]})
+    result = harness.evaluate(
+        data=data,
+        predictions="pred",
+        targets="truth",
+        metrics=["exact_match"],
+        extra_metrics=[
+            make_metric(eval_fn=n_chars, greater_is_better=False, name="n_chars"),
+            make_metric(eval_fn=totals, greater_is_better=True, name="totals"),
+        ],
+    )
+    expected = {
+        "exact_match/mean": 0.5,
+        "exact_match/p50": 0.5,
+        "exact_match/p90": 0.9,
+        "exact_match/count": 2,
+        "n_chars/mean": 1.5,
+        "n_chars/variance": 0.25,
+        "n_chars/p90": 1.9,
+        "totals/total": 3.0,
+    }
+    named = ("exact_match", "n_chars", "totals")
+    ours = {k: v for k, v in result.metrics.items() if k.split("/")[0] in named}
+    assert ours == pytest.approx(expected)
+    logged = mlflow.MlflowClient(resolve_home(home).tracking_uri).get_run(result.mlflow_run_id)
+    assert {
+        k: v for k, v in logged.data.metrics.items() if k.split("/")[0] in ("n_chars", "totals")
+    } == pytest.approx({k: v for k, v in expected.items() if not k.startswith("exact")})
+
+
 def test_static_predictions_need_no_input_column(home: Path) -> None:
     """mlflow.evaluate(data=df, predictions="pred", targets="truth",
     model_type="question-answering") scores data with no input column: its heuristic metrics
