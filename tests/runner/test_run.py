@@ -624,14 +624,14 @@ def test_the_report_reaches_mlflow_as_a_file_not_through_the_workers_pipe(
     from harness.runner.mlflow_worker import MlflowWorker
 
     finishes: list[tuple[object, ...]] = []
-    real = MlflowWorker._send
+    real = MlflowWorker._send_within  # what the run's end sends its messages with
 
-    def send(self: MlflowWorker, message: tuple[object, ...]) -> None:
+    def send(self: MlflowWorker, message: tuple[object, ...], stop: object) -> None:
         if message[0] == "finish":
             finishes.append(message)
-        real(self, message)
+        real(self, message, stop)
 
-    monkeypatch.setattr(MlflowWorker, "_send", send)
+    monkeypatch.setattr(MlflowWorker, "_send_within", send)
     client = MlflowClient(f"sqlite:///{home}/mlruns/mlflow.db")
     for n in (1, 2):
         if n == 1:
