@@ -7,3 +7,22 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
     """``1 row``, ``2 rows``, ``1,000 rows``: a count and its noun, agreeing."""
     word = noun if n == 1 else (many or noun + "s")
     return f"{n:,} {word}"
+
+
+def storable(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate written as its escape, ``\\ud800``.
+
+    Valid JSON may hold such an escape (``"x\\ud800y"``) and Python's json and the LLM
+    SDKs read it as a lone surrogate, which UTF-8 has no form for: DuckDB, SQLite, MLflow
+    and a file or terminal written as UTF-8 all refuse it. Written as the six characters of
+    its escape, as ``harness.cache.keys.canonical_json`` writes it in a cache entry, it
+    stays visible and the text stays the same wherever it is stored or shown. Other text
+    comes back as it is, the same object; only text that fails to encode pays for a copy.
+    """
+    if text.isascii():  # O(1) in CPython
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -95,3 +95,8 @@ def answer_or_nothing(row: dict[str, Any]) -> str:
     """Right on two rows of three (by id), else a word no answer has: token F1 (a scale)
     that scores only 0 and 1."""
     return answer_expected(row) if int(row["id"]) % 3 else "xyzzy"
+
+
+def lone_surrogate(row: dict[str, Any]) -> str:
+    """Text with a lone surrogate, as an SDK reads it from valid JSON ("x\\ud800y")."""
+    return "x\ud800y"

@@ -23,6 +23,7 @@ from harness.errors import BudgetExceeded, ProviderError
 from harness.metrics import ScoringRow
 from harness.prompts import render
 from harness.store.rows import OutputRow, ScoreRow
+from harness.wording import storable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -161,6 +162,9 @@ class Engine:
             result = await self.caller.call(plan.provider, request, kind="model", row_id=example.id)
         except ProviderError as e:
             return _output(example.id, None, error=str(e)), []
+        # A lone surrogate (an SDK reads one from valid JSON, a python: model may return it)
+        # as its escape, \ud800: the text scored is the text stored and shown.
+        result.text = storable(result.text)
         scoring = ScoringRow(
             input=example.input,
             output=result.text,

@@ -1,0 +1,99 @@
+"""A lone UTF-16 surrogate, which valid JSON may hold as the escape ``\\ud800`` and Python's
+json and the SDKs read, in what a run stores and shows: a model's answer, a judge's
+rationale, an error message, an imported row. UTF-8 has no form for it; harness writes it
+as its escape (``harness.wording.storable``), the way the cache does. Real processes, a
+real DuckDB store and a real MLflow store."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+from pathlib import Path
+
+from processes import harness, harness_env, query
+
+ESCAPED = "x\\ud800y"  # the six characters of the escape, as stored and shown
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    # json.dumps writes a lone surrogate as its escape: valid JSON, as a user's file holds it
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _report_rows(path: Path) -> str:
+    """The rows' JSON inside a report (gzipped, base64: harness.report.rows)."""
+    page = path.read_text(encoding="utf-8")
+    for packed in re.findall(r"[A-Za-z0-9+/=]{200,}", page):
+        try:
+            return gzip.decompress(base64.b64decode(packed)).decode("utf-8")
+        except (OSError, ValueError):
+            continue
+    raise AssertionError("no rows in the report")
+
+
+def _mlflow_table(home: Path, mlflow_run_id: str) -> dict[str, list[object]]:
+    (path,) = (home / "mlruns").rglob(f"{mlflow_run_id}/artifacts/eval_results_table.json")
+    table = json.loads(path.read_text(encoding="utf-8"))
+    return {c: [row[i] for row in table["data"]] for i, c in enumerate(table["columns"])}
+
+
+def _span_outputs(home: Path) -> list[str]:
+    import sqlite3
+
+    con = sqlite3.connect(home / "mlruns" / "mlflow.db")
+    try:
+        return [r[0] for r in con.execute("SELECT content FROM spans").fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_python_models_lone_surrogate_is_its_escape_in_every_store_and_output(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    env = harness_env(home)
+    data = _write(
+        tmp_path / "s.jsonl",
+        [{"question": "q0", "answer": ESCAPED}, {"question": "q1", "answer": "other"}],
+    )
+    assert harness(env, "data", "import", str(data), "--name", "s")[0] == 0
+    code, out, err = harness(
+        env,
+        "run",
+        "--data",
+        "s",
+        "--model",
+        "python:harness_test_models:lone_surrogate",
+        "--metric",
+        "exact_match",
+        "--json",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    run_id = doc["run_id"]
+    # the text scored is the text stored: row 0 expected the escape's six characters
+    assert doc["metrics"]["exact_match"]["mean"] == 0.5
+    assert query(home, "SELECT DISTINCT output FROM outputs") == [(ESCAPED,)]
+
+    code, out, err = harness(env, "runs", "show", run_id, "--rows", "--json")
+    assert code == 0, err
+    assert {r["output"] for r in json.loads(out)["rows_table"]} == {ESCAPED}
+    code, out, err = harness(env, "runs", "show", run_id, "--rows")
+    assert code == 0 and ESCAPED in out, err
+    exported = tmp_path / "run.jsonl"
+    code, _, err = harness(env, "runs", "export", run_id, str(exported))
+    assert code == 0, err
+    lines = exported.read_text(encoding="utf-8").splitlines()[1:]
+    assert [json.loads(line)["output"] for line in lines] == [ESCAPED, ESCAPED]
+    report = tmp_path / "report.html"
+    code, _, err = harness(env, "report", run_id, "-o", str(report))
+    assert code == 0, err
+    assert _report_rows(report).count('"output":' + json.dumps(ESCAPED)) == 2
+
+    table = _mlflow_table(home, doc["mlflow_run_id"])
+    assert table["output"] == [ESCAPED, ESCAPED]
+    spans = _span_outputs(home)
+    assert len(spans) == 2 and all(json.dumps(json.dumps(ESCAPED))[1:-1] in s for s in spans)
