@@ -59,6 +59,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.wording import storable
+
 
 class HarnessError(Exception):
     """Root of every error harness raises on purpose."""
@@ -66,6 +68,9 @@ class HarnessError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
+        # Stored (a row's error, a run's reason) and shown: a lone surrogate a user's
+        # exception quoted goes as its escape, \ud800, which UTF-8 can hold.
+        message = storable(message)
         super().__init__(message)
         self.message = message
 

@@ -100,3 +100,8 @@ def answer_or_nothing(row: dict[str, Any]) -> str:
 def lone_surrogate(row: dict[str, Any]) -> str:
     """Text with a lone surrogate, as an SDK reads it from valid JSON ("x\\ud800y")."""
     return "x\ud800y"
+
+
+def raise_lone_surrogate(row: dict[str, Any]) -> str:
+    """Fails with a message quoting a lone surrogate (text an SDK read from valid JSON)."""
+    raise ValueError("bad \ud800")

@@ -97,3 +97,30 @@ def test_a_python_models_lone_surrogate_is_its_escape_in_every_store_and_output(
     assert table["output"] == [ESCAPED, ESCAPED]
     spans = _span_outputs(home)
     assert len(spans) == 2 and all(json.dumps(json.dumps(ESCAPED))[1:-1] in s for s in spans)
+
+
+def test_an_error_quoting_a_lone_surrogate_fails_its_rows_with_the_escape(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = harness_env(home)
+    data = _write(tmp_path / "s.jsonl", [{"question": "q0"}, {"question": "q1"}])
+    assert harness(env, "data", "import", str(data), "--name", "s")[0] == 0
+    code, out, err = harness(
+        env,
+        "run",
+        "--data",
+        "s",
+        "--model",
+        "python:harness_test_models:raise_lone_surrogate",
+        "--json",
+    )
+    said = "python:harness_test_models:raise_lone_surrogate raised ValueError: bad \\ud800"
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("error: 2 of 2 rows failed") and said in err
+    doc = json.loads(out)
+    assert doc["errors"] == 2 and doc["failures"]["model"]["reasons"] == [[said, 2]]
+    assert query(home, "SELECT DISTINCT error FROM outputs") == [(said,)]
+    code, out, err = harness(env, "runs", "show", doc["run_id"], "--rows", "--json")
+    assert code == 0, err
+    assert {r["error"] for r in json.loads(out)["rows_table"]} == {said}
+    assert _mlflow_table(home, doc["mlflow_run_id"])["error"] == [said, said]
+    assert all(json.dumps(said)[1:-1] in s for s in _span_outputs(home))
