@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.wording import storable
+
 __all__ = ["OutputRow", "ScoreRow"]
 
 
@@ -40,3 +42,14 @@ class ScoreRow:
     error: str | None = None
     request_key: str | None = None
     cached: bool | None = None
+
+    def __post_init__(self) -> None:
+        # A judge's answer or a user's metric may hold a lone surrogate (an SDK reads one
+        # from valid JSON), which UTF-8, and so every store and output, has no form for.
+        # A heuristic metric's row (no text) pays for one look.
+        if self.rationale is self.raw is self.error is self.label is None:
+            return
+        for name in ("metric", "label", "rationale", "raw", "error"):
+            text = getattr(self, name)
+            if isinstance(text, str) and not text.isascii():
+                setattr(self, name, storable(text))

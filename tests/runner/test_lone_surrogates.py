@@ -14,6 +14,8 @@ from pathlib import Path
 
 from processes import harness, harness_env, query
 
+from harness.testing import FakeLLMServer
+
 ESCAPED = "x\\ud800y"  # the six characters of the escape, as stored and shown
 
 
@@ -124,3 +126,54 @@ def test_an_error_quoting_a_lone_surrogate_fails_its_rows_with_the_escape(tmp_pa
     assert {r["error"] for r in json.loads(out)["rows_table"]} == {said}
     assert _mlflow_table(home, doc["mlflow_run_id"])["error"] == [said, said]
     assert all(json.dumps(said)[1:-1] in s for s in _span_outputs(home))
+
+
+def test_a_judges_rationale_holding_a_lone_surrogate_escape_is_stored_as_the_escape(
+    tmp_path: Path,
+) -> None:
+    """The judge's answer is valid JSON: its rationale holds the escape \\ud800 (row
+    alpha) or, in the answer's own text, the surrogate the server's JSON escaped (beta)."""
+    home = tmp_path / "home"
+    replies = {
+        "alpha": '{"verdict": "yes", "rationale": "fine \\ud800 a"}',
+        "beta": '{"verdict": "no", "rationale": "fine \ud800 b"}',
+    }
+    with FakeLLMServer(replies=replies) as server:
+        env = harness_env(home, server)
+        data = _write(
+            tmp_path / "s.jsonl",
+            [{"question": "alpha?", "answer": "a"}, {"question": "beta?", "answer": "b"}],
+        )
+        assert harness(env, "data", "import", str(data), "--name", "s")[0] == 0
+        args = ["run", "--data", "s", "--model", "echo", "--judge", "correctness"]
+        code, out, err = harness(env, *args, "--judge-model", "openai:/judge", "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["metrics"]["correctness"]["mean"] == 0.5
+        rationales = ["fine \\ud800 a", "fine \\ud800 b"]
+        stored = query(
+            home, "SELECT rationale FROM scores WHERE metric = 'correctness' ORDER BY example_id"
+        )
+        assert [r for (r,) in stored] == rationales
+        code, out, err = harness(env, "runs", "show", doc["run_id"], "--rows", "--json")
+        assert code == 0, err
+        rows = json.loads(out)["rows_table"]
+        assert [r["correctness/rationale"] for r in rows] == rationales
+        report = tmp_path / "report.html"
+        assert harness(env, "report", doc["run_id"], "-o", str(report))[0] == 0
+        assert all(json.dumps(r) in _report_rows(report) for r in rationales)
+        table = _mlflow_table(home, doc["mlflow_run_id"])
+        assert table["correctness/rationale"] == rationales
+        # replayed: the cached answers give the same rationales
+        code, out, err = harness(
+            env, *args, "--judge-model", "openai:/judge", "--cache", "replay", "--json"
+        )
+        assert code == 0, err
+        again = json.loads(out)["run_id"]
+        stored = query(
+            home,
+            "SELECT rationale FROM scores WHERE metric = 'correctness' AND run_id = ? "
+            "ORDER BY example_id",
+            [again],
+        )
+        assert [r for (r,) in stored] == rationales
