@@ -21,6 +21,7 @@ from harness.data_files import read_table
 from harness.errors import DataError, DuplicateId
 from harness.slices.labels import is_missing
 from harness.store.datasets import DatasetInfo, Example, save_dataset
+from harness.wording import storable
 
 if TYPE_CHECKING:
     import os
@@ -267,10 +268,11 @@ def _pick(
 
 
 def _text(value: Any) -> str:
+    # A lone surrogate (valid JSON may hold its escape) as that escape: storable as text.
     if isinstance(value, str):
-        return value
+        return storable(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return storable(json.dumps(value, ensure_ascii=False, sort_keys=True))
     if hasattr(value, "tolist"):  # numpy arrays and scalars from parquet
         return _text(value.tolist())
     return str(value)
@@ -302,13 +304,15 @@ def _jsonable(value: Any) -> Any:
         value = value.tolist()
     if is_missing(value):
         return None
-    if isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):
+        return storable(value)  # a lone surrogate as its escape, as in _text
+    if isinstance(value, (int, float, bool)):
         return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
+        return {storable(str(k)): _jsonable(v) for k, v in value.items()}
+    return storable(str(value))
 
 
 ColumnMapping = dict[str, "str | None"]  # field (input, expected, context, id) -> column

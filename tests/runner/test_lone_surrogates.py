@@ -177,3 +177,48 @@ def test_a_judges_rationale_holding_a_lone_surrogate_escape_is_stored_as_the_esc
             [again],
         )
         assert [r for (r,) in stored] == rationales
+
+
+def test_imported_rows_holding_lone_surrogate_escapes_are_stored_run_and_logged(
+    tmp_path: Path,
+) -> None:
+    """JSONL fields (an extra column's keys too) and a CSV cell holding a JSON list: each
+    escape \\ud800 of the file is stored as those six characters, and scored as them."""
+    home = tmp_path / "home"
+    env = harness_env(home)
+    question = "q \ud800"
+    jsonl = _write(
+        tmp_path / "s.jsonl",
+        [
+            {"question": question, "answer": [question], "note": {"k \udc00": "n \udc00"}},
+            {"question": "plain", "answer": "other"},
+        ],
+    )
+    assert "\\ud800" in jsonl.read_text(encoding="utf-8")
+    csv = tmp_path / "c.csv"
+    csv.write_text('question,answer\nq0,"[""b \\ud800""]"\n', encoding="utf-8")
+    code, _, err = harness(env, "data", "import", str(jsonl), "--name", "s")
+    assert code == 0, err
+    code, _, err = harness(env, "data", "import", str(csv), "--name", "c")
+    assert code == 0, err
+    code, out, err = harness(env, "data", "show", "c", "--json")
+    assert code == 0, err
+    assert json.loads(out)["examples"][0]["expected"] == ["b \\ud800"]
+    code, out, err = harness(env, "data", "show", "s", "--json")
+    assert code == 0, err
+    first = json.loads(out)["examples"][0]
+    assert (first["input"], first["expected"]) == ("q \\ud800", ["q \\ud800"])
+    assert first["extra"] == {"note": {"k \\udc00": "n \\udc00"}}
+
+    args = ["run", "--data", "s", "--model", "echo", "--prompt", "{input}"]
+    code, out, err = harness(env, *args, "--metric", "exact_match", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["metrics"]["exact_match"]["mean"] == 0.5  # the echo of row 0 is its answer
+    assert query(home, "SELECT output FROM outputs ORDER BY example_id") == [
+        ("q \\ud800",),
+        ("plain",),
+    ]
+    table = _mlflow_table(home, doc["mlflow_run_id"])
+    assert table["input"] == ["q \\ud800", "plain"]
+    assert table["note"][0] == {"k \\udc00": "n \\udc00"}
