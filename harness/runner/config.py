@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 from harness.errors import EnvironmentFault, HarnessError, RunFailed, TrackingError
+from harness.wording import storable
 
 if TYPE_CHECKING:
     from harness.store.runs import RunInfo
@@ -53,6 +54,18 @@ class RunConfig:
     # The sweep this run is a point of: {"id", "axes", "values", "parent_mlflow_run_id"}, so
     # `harness runs show SWEEP_ID` finds its children in DuckDB. None for a single run.
     sweep: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Text the run stores and logs: a byte of argv that is not UTF-8 comes as a lone
+        # surrogate (as one a JSON escape gives), which neither DuckDB nor MLflow can hold.
+        for name in ("prompt", "system", "run_name", "experiment"):
+            text = getattr(self, name)
+            if isinstance(text, str):
+                setattr(self, name, storable(text))
+        self.guidelines = [storable(g) if isinstance(g, str) else g for g in self.guidelines]
+        self.params = {
+            storable(k): storable(v) if isinstance(v, str) else v for k, v in self.params.items()
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

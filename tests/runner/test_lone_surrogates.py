@@ -222,3 +222,36 @@ def test_imported_rows_holding_lone_surrogate_escapes_are_stored_run_and_logged(
     table = _mlflow_table(home, doc["mlflow_run_id"])
     assert table["input"] == ["q \\ud800", "plain"]
     assert table["note"][0] == {"k \\udc00": "n \\udc00"}
+
+
+def test_a_run_name_and_prompt_with_bytes_that_are_not_utf8_are_stored_as_escapes(
+    tmp_path: Path,
+) -> None:
+    """A byte of argv that is not UTF-8 (a Latin-1 terminal's ÿ) reaches Python as a lone
+    surrogate, \\udcff, as a JSON escape's does."""
+    home = tmp_path / "home"
+    env = harness_env(home)
+    data = _write(tmp_path / "s.jsonl", [{"question": "q0"}])
+    assert harness(env, "data", "import", str(data), "--name", "s")[0] == 0
+    name, prompt = "r\udcff", "p\udcff {input}"  # subprocess passes them as the bytes r\xff ...
+    code, out, err = harness(
+        env,
+        "run",
+        "--data",
+        "s",
+        "--model",
+        "echo",
+        "--run-name",
+        name,
+        "--prompt",
+        prompt,
+        "--json",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["run_name"] == "r\\udcff"
+    assert query(home, "SELECT run_name FROM runs") == [("r\\udcff",)]
+    assert query(home, "SELECT output FROM outputs") == [("p\\udcff q0",)]
+    code, out, err = harness(env, "runs", "show", "r\\udcff", "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["prompt"] == "p\\udcff {input}"
