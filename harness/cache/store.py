@@ -36,6 +36,7 @@ from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
 from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError
 from harness.faults import environment_fault, first_line
+from harness.wording import storable
 
 __all__ = [
     "REPAIR_HINT",
@@ -144,18 +145,12 @@ def _prompt_sort_key(canonical: dict[str, Any]) -> str:
         content = message.get("content", "")
         parts.append(content if isinstance(content, str) else json.dumps(content, sort_keys=True))
     if not parts:
-        return _storable(prompt_text(canonical)[:_SORT_KEY_CHARS])
-    return _storable("\x1e".join(parts)[:_SORT_KEY_CHARS])
+        return storable(prompt_text(canonical)[:_SORT_KEY_CHARS])
+    return storable("\x1e".join(parts)[:_SORT_KEY_CHARS])
 
 
 def _family(canonical: dict[str, Any]) -> str:
-    return _storable(family_of(canonical))
-
-
-def _storable(text: str) -> str:
-    # SQLite takes UTF-8 text only: a lone surrogate (a JSON body may hold one, escaped)
-    # goes in as its escape, \ud800, as ``canonical_json`` writes it.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return storable(family_of(canonical))
 
 
 def _index_tag(canonical: dict[str, Any]) -> str:
