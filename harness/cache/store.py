@@ -17,6 +17,7 @@ diskcache is safe across threads and processes; nothing here keeps state outside
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -56,6 +57,7 @@ REPAIR_HINT = (
 _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
 _SORT_KEY_CHARS = 512
 _NEIGHBOURS = 8  # entries read on each side of a missed request's place in the index
+_TAIL_CHARS = 256  # of a prompt's end, the second order ``nearest`` looks in
 # diskcache's select for ``Cache.get(key)``: a str key is stored raw, and a row with an
 # expiry (harness sets none) reads as diskcache reads it.
 # The key ``verify`` gives a problem that is no one entry's (SQLite's, a value file's).
@@ -149,6 +151,10 @@ def _prompt_sort_key(canonical: dict[str, Any]) -> str:
     return storable("\x1e".join(parts)[:_SORT_KEY_CHARS])
 
 
+def _tail(canonical: dict[str, Any]) -> str:
+    return prompt_text(canonical)[-_TAIL_CHARS:][::-1]
+
+
 def _family(canonical: dict[str, Any]) -> str:
     return storable(family_of(canonical))
 
@@ -175,6 +181,8 @@ class ResponseCache:
             # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
             raise _fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
+        # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
+        self._tails: dict[str, tuple[list[str], list[str]]] = {}
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -252,7 +260,9 @@ class ResponseCache:
         """
         family = _family(canonical)
         keys = self._neighbour_keys(family, _index_tag(canonical), _NEIGHBOURS)
-        if not keys:
+        if keys:
+            keys += self._tail_neighbour_keys(family, canonical, 2)  # its own is next
+        else:
             for other in self._families():
                 keys += self._neighbour_keys(other, other + _SEP + _prompt_sort_key(canonical), 2)
         candidates = []
@@ -277,6 +287,38 @@ class ResponseCache:
             (tag, high, count),
         ).fetchall()
         return [key for (key,) in above + below]
+
+    def _tail_neighbour_keys(self, family: str, canonical: dict[str, Any], count: int) -> list[str]:
+        """The keys of the family's entries whose prompts end most like ``canonical``'s.
+
+        The index orders prompts from their start, so an edit to the text every row shares
+        (a typo in the template) puts a row's own entry far from its place there, among
+        other rows' prompts, which share the start up to the edit but not the row's own
+        text at the end. This second order, prompts by their end read backwards, is made
+        once per family from its entries when a replay first misses in it (reading each
+        entry: ~1 s for 10,000 here, once; a replay writes nothing, so it stays right for
+        the run; entries another process stores meanwhile are not in it).
+        """
+        index = self._tails.get(family)
+        if index is None:
+            index = self._tails[family] = self._tail_index(family)
+        tails, keys = index
+        at = bisect.bisect_left(tails, _tail(canonical))
+        return keys[max(0, at - count) : at + count]
+
+    def _tail_index(self, family: str) -> tuple[list[str], list[str]]:
+        low, high = family + _SEP, family + chr(ord(_SEP) + 1)
+        rows = self._cache._sql(
+            "SELECT key FROM Cache WHERE tag >= ? AND tag < ? AND raw = 1", (low, high)
+        ).fetchall()
+        found = []
+        for (key,) in rows:
+            with contextlib.suppress(CacheCorrupt):
+                entry = self.get(key)
+                if entry is not None:
+                    found.append((_tail(entry.request), key))
+        found.sort()
+        return [tail for tail, _ in found], [key for _, key in found]
 
     def _families(self) -> dict[str, int]:
         rows = self._cache._sql(

@@ -394,3 +394,52 @@ def test_nearest_names_an_edited_rows_own_prompt_first(cache, make_request, stor
         wanted = canonical_request(asking(f"What is the capitol of {country}?"))
         nearest = cache.nearest(wanted, limit=1)
         assert nearest[0]["messages"][1]["content"] == f"What is the capital of {country}?"
+
+
+def test_nearest_names_an_edited_rows_own_prompt_among_many_rows(
+    cache, make_request, store_request
+) -> None:
+    """With more rows than the prompt-sorted index's window (8 each side), a typo in the
+    text every row shares put the missed row's place among other rows' prompts: 17 of 25
+    misses named another country's. The prompts' ends find the row's own."""
+    countries = [
+        "Argentina",
+        "Bolivia",
+        "Brazil",
+        "Canada",
+        "Chile",
+        "Colombia",
+        "Cuba",
+        "Ecuador",
+        "France",
+        "Germany",
+        "Ghana",
+        "Haiti",
+        "India",
+        "Italy",
+        "Japan",
+        "Kenya",
+        "Mexico",
+        "Nepal",
+        "Norway",
+        "Peru",
+        "Spain",
+        "Togo",
+        "Uganda",
+        "Wales",
+        "Yemen",
+    ]
+
+    def asking(text: str) -> ModelRequest:
+        system = {"role": "system", "content": "Answer briefly."}
+        return make_request(messages=(system, {"role": "user", "content": text}))
+
+    for country in countries:
+        store_request(asking(f"What is the capital of {country}?"))
+    named = {
+        country: cache.nearest(canonical_request(asking(f"What is the capitol of {country}?")), 1)
+        for country in countries
+    }
+    assert {c: found[0]["messages"][1]["content"] for c, found in named.items()} == {
+        c: f"What is the capital of {c}?" for c in countries
+    }
