@@ -33,7 +33,7 @@ from harness.compare.paired import (
     shared_bounds,
     with_verdict,
 )
-from harness.compare.result import CandidateResult, Comparison, MetricResult, mean_notes
+from harness.compare.result import CandidateResult, Comparison, MetricResult, metric_notes
 from harness.compare.rows import flipped_rows
 from harness.compare.slices import compare_slices
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
@@ -170,10 +170,9 @@ def _compare_one(
                 bounds=shared_bounds(metric, base_scores, scores),
             )  # fmt: skip
         )
-    # A metric whose rows all changed alike, on too few rows for an interval: say why its
-    # cell is empty; 0/1 scores whose adjusted Wald interval was widened to 0: say why.
-    notes += [f"{m.metric}: {m.stats.interval_note}" for m in metrics if m.stats.interval_note]
-    notes += [note for m in metrics for note in mean_notes(m)]
+    # A metric on one row, or whose rows all changed alike on too few rows for an interval:
+    # say why its cell is empty; 0/1 scores whose adjusted Wald interval was widened to 0.
+    notes += metric_notes(metrics)
     slices = []
     if by:
         slices = compare_slices(

@@ -17,6 +17,8 @@ from harness.compare.result import (
     CHANGED,
     INCONCLUSIVE,
     NO_DIFFERENCE,
+    ONE_ROW_CHANGE,
+    ONE_ROW_MEAN,
     WORSE,
     MetricResult,
 )
@@ -116,6 +118,15 @@ def metric_result(
         binary=binary,
         bounds=bounds,
     )
+    if stats.n == 1:  # no spread to measure: say why every number that needs one is missing
+        from dataclasses import replace
+
+        stats = replace(
+            stats,
+            interval_note=ONE_ROW_CHANGE,
+            base=replace(stats.base, interval_note=ONE_ROW_MEAN),
+            candidate=replace(stats.candidate, interval_note=ONE_ROW_MEAN),
+        )
     direction = -1 if metric == ERRORS else direction
     margin_spec = margins.get(metric) or margins.get(None)
     if margin_spec is not None:

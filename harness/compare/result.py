@@ -32,6 +32,7 @@ __all__ = [
     "ScoreChange",
     "SliceComparison",
     "interval_legend",
+    "metric_notes",
 ]
 
 # Exit codes of `harness check` (and `harness run --check`). 2 is bad input, as everywhere.
@@ -44,6 +45,11 @@ WORSE = "worse"
 NO_DIFFERENCE = "no detectable difference"
 INCONCLUSIVE = "inconclusive"
 CHANGED = "changed"  # a significant change of a metric with no better direction
+
+# Why a metric compared on one paired row has no interval, p-value or MDE (the change), and
+# its means no interval: the words a run's slice of one row says (harness.slices.table).
+ONE_ROW_CHANGE = "one row: an interval, a p-value or an MDE needs two or more"
+ONE_ROW_MEAN = "one row: an interval needs two or more"
 VERDICTS = {
     BETTER: "the candidate scores higher (lower, where lower is better), beyond chance",
     WORSE: "the candidate scores lower (higher, where lower is better), beyond chance",
@@ -144,13 +150,10 @@ class SliceComparison:
 
     @property
     def notes(self) -> list[str]:
-        """Why a cell of the slice has no interval though it has rows (no spread), as the
-        notes of the comparison over all rows say: each named by its slice."""
+        """Why a cell of the slice has no interval though it has rows (one row, no spread),
+        as the notes of the comparison over all rows say: each named by its slice."""
         where = f"{self.column} {'(none)' if self.value is None else self.value}"
-        notes = [f"{m.metric}: {m.stats.interval_note}" for m in self.metrics
-                 if m.stats.interval_note]  # fmt: skip
-        notes += [note for m in self.metrics for note in mean_notes(m)]
-        return [f"{where}: {note}" for note in notes]
+        return [f"{where}: {note}" for note in metric_notes(self.metrics)]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +213,21 @@ def _add(groups: dict[str, list[str]], method: str, metric: str) -> None:
     names = groups.setdefault(method, [])
     if metric not in names:
         names.append(metric)
+
+
+def metric_notes(metrics: Sequence[MetricResult]) -> list[str]:
+    """Why the metrics' cells have no interval though they have rows: one note for those
+    compared on one row (all of them: ``one row: ...``; else naming them), then each other
+    metric's change and means (no spread; an interval widened to 0)."""
+    one_row = [m.metric for m in metrics if m.stats.interval_note == ONE_ROW_CHANGE]
+    notes = []
+    if one_row:
+        names = "" if len(one_row) == len(metrics) else f"{', '.join(one_row)}: "
+        notes.append(names + ONE_ROW_CHANGE)
+    others = [m for m in metrics if m.metric not in one_row]
+    notes += [f"{m.metric}: {m.stats.interval_note}" for m in others if m.stats.interval_note]
+    notes += [note for m in others for note in mean_notes(m)]
+    return notes
 
 
 def mean_notes(metric: MetricResult) -> list[str]:

@@ -148,3 +148,35 @@ def test_a_slice_cell_with_no_interval_says_why_on_every_surface(tmp_path: Path)
     code, _, _ = invoke("report", str(base), str(cand), "--by", "topic", "-o", str(report))
     assert code == 0
     assert change.replace("'", "&#39;") in report.read_text(encoding="utf-8")
+
+
+def test_a_slice_of_one_row_says_why_it_has_no_interval_on_every_surface(
+    tmp_path: Path,
+) -> None:
+    """A slice of one row read 'y (1 rows)' with '–' for its intervals, p-value and MDE and
+    no word why, and null interval notes in --json, where `harness run --by` says "one
+    row: an interval needs two or more"; every surface now says it, in one note a slice."""
+    extra = [{"t": value} for value in ("x", "x", "y", "x", "x")]
+    base = write_run(tmp_path / "base.jsonl", run_id="b1", extra=extra, binary=["em"],
+                     scores={"f1": [0.1, 0.5, 0.3, 0.7, 0.2], "em": [1, 0, 1, 0, 1]})  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="c1", extra=extra, binary=["em"],
+                     scores={"f1": [0.2, 0.4, 0.6, 0.9, 0.1], "em": [1, 1, 0, 0, 1]})  # fmt: skip
+    note = "t y: one row: an interval, a p-value or an MDE needs two or more"
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "t")
+    assert code == 0
+    assert "y (1 row) " in out and "x (4 rows) " in out
+    assert out.count(f"note: {note}") == 1 and "note: t x" not in out
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "t", "--markdown")
+    assert out.count(f"> **Note:** {note}") == 1
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "t", "--json")
+    x, y = json.loads(out)["candidates"][0]["slices"]
+    assert y["notes"] == [note] and x["notes"] == []
+    for m in y["metrics"]:
+        assert m["interval_note"] == "one row: an interval, a p-value or an MDE needs two or more"
+        assert m["base"]["interval_note"] == "one row: an interval needs two or more"
+        assert m["candidate"]["interval_note"] == "one row: an interval needs two or more"
+    assert all(m["interval_note"] is None for m in x["metrics"])
+    report = tmp_path / "report.html"
+    code, _, _ = invoke("report", str(base), str(cand), "--by", "t", "-o", str(report))
+    assert code == 0
+    assert note in report.read_text(encoding="utf-8")

@@ -61,8 +61,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
     table = Table(
-        title=f"{candidate.paired:,} paired rows{cluster}; 95% intervals; p adjusted across "
-        f"{sum(len(c.metrics) for c in comparison.candidates)} comparisons (Holm)",
+        title=f"{plural(candidate.paired, 'paired row')}{cluster}; 95% intervals; p adjusted "
+        f"across {sum(len(c.metrics) for c in comparison.candidates)} comparisons (Holm)",
         title_justify="left",
         show_edge=False,
         pad_edge=False,
@@ -146,7 +146,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
         for s in slices:
             value = "(none)" if s.value is None else s.value
             for i, m in enumerate(s.metrics):
-                table.add_row(f"{value} ({s.paired} rows)" if i == 0 else "", *_metric_cells(m))
+                table.add_row(f"{value} ({plural(s.paired, 'row')})" if i == 0 else "",
+                              *_metric_cells(m))  # fmt: skip
             table.add_section()
         out.append(table)
         legend = interval_legend([m for s in slices for m in s.metrics])
