@@ -25,6 +25,7 @@ _FLAG_PHRASES = tuple(
         (r"^--max-slices must", "max_slices= must"),
         (r"^--stratify COLUMN needs --sample N", "stratify= needs sample=N"),
         (r"^--stratify needs a column name", "stratify= needs a column name"),
+        (r"^--by needs a column name", "by= needs a column name"),
         (r"^--cache replay: ", "cache='replay': "),
         (r"^--judge needs a judge model", "judges= needs a judge model"),
         (r"pass --judge-model URI", "pass judge_model=URI"),

@@ -272,6 +272,7 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
     import_dataframe(DATA, name="stored")
     cases = [
         ({"by": "nosuch"}, ConfigError, "by='nosuch': no row has that column; columns: "),
+        ({"by": ""}, ConfigError, "by= needs a column name, got ''"),
         ({"sample": 40}, DataError, "sample=40 is more rows than the 2 there are "),
         ({"sample": 1, "stratify": "nosuch"}, ConfigError, "stratify='nosuch': no row has"),
     ]

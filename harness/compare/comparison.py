@@ -39,7 +39,7 @@ from harness.compare.slices import compare_slices
 from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
 from harness.errors import ConfigError, DataError
 from harness.metrics import metric_direction
-from harness.slices import DEFAULT_MAX_VALUES
+from harness.slices import DEFAULT_MAX_VALUES, check_by
 from harness.stats import DEFAULT_ALPHA, DEFAULT_POWER, holm
 
 __all__ = ["DEFAULT_ROWS", "Margin", "compare", "parse_margin"]
@@ -71,6 +71,7 @@ def compare(
     """
     if not candidates:
         raise ConfigError("compare needs a base run and at least one candidate")
+    check_by(by)
     margins = dict(margins or {})
     base_scores = run_scores(base)
     # A margin for a metric the base lacks would be silently unused (a typo, say): refused,

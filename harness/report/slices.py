@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
 from harness.numbers import mean_ci
+from harness.slices.labels import check_by
 from harness.slices.table import no_interval_words
 from harness.store.scores import ERRORS
 
@@ -57,6 +58,7 @@ def run_slice_tables(
     (no row done has them). A ``by`` column no row has, or with more than ``max_values``
     values, is a ConfigError, as for ``harness runs show --by``."""
     asked = bool(by)
+    check_by(by)
     columns = list(dict.fromkeys(by or run.record.info.config.get("by") or []))
     rows = run.scores.rows
     if not columns or not len(rows):

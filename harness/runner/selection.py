@@ -18,7 +18,7 @@ from typing import Any
 from harness.errors import ConfigError, DataError
 from harness.runner.config import RunConfig
 from harness.sampling import SampleSpec, check_stratify, parse_size, sample_examples
-from harness.slices import check_value_count, column_labels, example_fields, max_values
+from harness.slices import check_by, check_value_count, column_labels, example_fields, max_values
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
 
@@ -68,6 +68,7 @@ def check_slices(
     config: RunConfig, examples: Sequence[Example], settings: Mapping[str, Any]
 ) -> None:
     """Refuse ``--by`` columns no row has or with too many values (ConfigError, exit 2)."""
+    check_by(config.by)
     if not config.by:
         if config.max_slices is not None:
             max_values(config.max_slices, settings)  # still a bad value if it is one

@@ -14,6 +14,7 @@ from __future__ import annotations
 from harness.slices.labels import (
     BUILTIN_COLUMNS,
     DEFAULT_MAX_VALUES,
+    check_by,
     check_value_count,
     column_labels,
     example_fields,
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_VALUES",
     "Slice",
     "SliceTable",
+    "check_by",
     "check_value_count",
     "column_labels",
     "example_fields",

@@ -24,6 +24,7 @@ from harness.errors import ConfigError
 __all__ = [
     "BUILTIN_COLUMNS",
     "DEFAULT_MAX_VALUES",
+    "check_by",
     "check_value_count",
     "column_labels",
     "example_fields",
@@ -136,6 +137,13 @@ def max_values(option: int | None, settings: Mapping[str, Any]) -> int:
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
         raise ConfigError(f"{where} must be a whole number of at least 1, got {chosen!r}")
     return chosen
+
+
+def check_by(columns: Sequence[str]) -> None:
+    """Refuse an empty ``--by`` column name (``--by "$COL"`` with COL unset), which would
+    otherwise read as a column no row has."""
+    if "" in columns:
+        raise ConfigError("--by needs a column name, got ''")
 
 
 def check_value_count(column: str, labels: Sequence[str | None], limit: int) -> None:

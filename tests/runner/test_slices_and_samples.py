@@ -493,3 +493,23 @@ def test_a_slice_keeps_its_mlflow_name_whatever_other_values_the_run_has(home: P
     (word,) = [n for n in together if n.startswith("_none__")]  # the text "_none_", hashed
     assert together == {slash: 1.0, "a_b": 0.0, "_none_": 1.0, word: 0.0}
     assert literal == {"a_b": 0.0}
+
+
+def test_an_empty_by_column_is_refused_with_one_line(
+    pubmedqa: list[dict[str, object]], home: Path, tmp_path: Path
+) -> None:
+    """`--by ''` (an unset shell variable, say) said "--by : no row has that column", as if
+    the data lacked a column named nothing; it is refused as `--stratify ''` is."""
+    said = (2, "", "error: --by needs a column name, got ''\n")
+    run = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--no-mlflow")
+    assert invoke(*run, "--by", "final_decision", "--by", "") == said
+    assert len(query(home, "SELECT * FROM runs")) == 0
+    code, out, err = invoke(*run, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert invoke("runs", "show", run_id, "--by", "") == said
+    assert invoke("compare", run_id, run_id, "--by", "") == said
+    page = tmp_path / "page.html"
+    assert invoke("report", run_id, "--by", "", "-o", str(page)) == said
+    assert invoke("report", run_id, run_id, "--by", "", "-o", str(page)) == said
+    assert not page.exists()
