@@ -273,6 +273,11 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
     cases = [
         ({"by": "nosuch"}, ConfigError, "by='nosuch': no row has that column; columns: "),
         ({"by": ""}, ConfigError, "by= needs a column name, got ''"),
+        (
+            {"by": ["topic", "topic"]},
+            ConfigError,
+            "by='topic' is given more than once; a column is sliced once",
+        ),
         ({"sample": 40}, DataError, "sample=40 is more rows than the 2 there are "),
         ({"sample": 1, "stratify": "nosuch"}, ConfigError, "stratify='nosuch': no row has"),
     ]

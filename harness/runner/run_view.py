@@ -72,10 +72,12 @@ def view_run(
     columns it was run ``--by``) and, when ``rows`` is given, the rows it selects."""
     from harness.runner.summary import labelled_judges, record_slices, results_table, select_rows
     from harness.runner.sweep import find_sweep
+    from harness.slices import check_by
     from harness.store.exports import RunRecord, is_run_file, read_run_file
     from harness.store.runs import load_outputs_and_scores
     from harness.store.tags import find_run
 
+    check_by(by)
     is_file = is_run_file(ref)
     sweep = None if is_file else find_sweep(ref, home=home, by=by, max_slices=max_slices)
     if sweep is not None:

@@ -141,9 +141,13 @@ def max_values(option: int | None, settings: Mapping[str, Any]) -> int:
 
 def check_by(columns: Sequence[str]) -> None:
     """Refuse an empty ``--by`` column name (``--by "$COL"`` with COL unset), which would
-    otherwise read as a column no row has."""
+    otherwise read as a column no row has, and a column given twice (one table, where two
+    were asked for: a typo for another column, most likely)."""
     if "" in columns:
         raise ConfigError("--by needs a column name, got ''")
+    repeated = next((c for i, c in enumerate(columns) if c in columns[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"--by {repeated} is given more than once; a column is sliced once")
 
 
 def check_value_count(column: str, labels: Sequence[str | None], limit: int) -> None:

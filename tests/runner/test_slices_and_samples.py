@@ -513,3 +513,24 @@ def test_an_empty_by_column_is_refused_with_one_line(
     assert invoke("report", run_id, "--by", "", "-o", str(page)) == said
     assert invoke("report", run_id, run_id, "--by", "", "-o", str(page)) == said
     assert not page.exists()
+
+
+def test_a_by_column_given_twice_is_refused_with_one_line(
+    pubmedqa: list[dict[str, object]], home: Path, tmp_path: Path
+) -> None:
+    """`--by final_decision --by final_decision` ran and showed one table where two columns
+    were asked for (a typo for another column, most likely), without a word."""
+    said = (2, "", "error: --by year is given more than once; a column is sliced once\n")
+    run = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--no-mlflow")
+    assert invoke(*run, "--by", "year", "--by", "final_decision", "--by", "year") == said
+    assert len(query(home, "SELECT * FROM runs")) == 0
+    code, out, err = invoke(*run, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    twice = ("--by", "year", "--by", "year")
+    assert invoke("runs", "show", run_id, *twice) == said
+    assert invoke("compare", run_id, run_id, *twice) == said
+    page = tmp_path / "page.html"
+    assert invoke("report", run_id, *twice, "-o", str(page)) == said
+    assert invoke("report", run_id, run_id, *twice, "-o", str(page)) == said
+    assert not page.exists()
