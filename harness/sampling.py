@@ -67,7 +67,9 @@ def parse_size(value: Any, what: str = "--sample") -> int | float:
     """``100`` (rows) or ``0.1`` (a fraction of the rows) from a flag, a config or the API.
 
     A whole number of 1 or more is a count; a number with a decimal point (or a float)
-    between 0 and 1 is a fraction. Raises ConfigError naming ``what`` for anything else.
+    between 0 and 1 is a fraction. No fraction is above 1, so a whole number above 1 is a
+    count however it is written (``1e3``, ``1000.0``: 1,000 rows). Raises ConfigError
+    naming ``what`` for anything else.
     """
     if isinstance(value, bool):
         raise ConfigError(f"{what} expects a number of rows or a fraction, got {value!r}")
@@ -85,6 +87,8 @@ def parse_size(value: Any, what: str = "--sample") -> int | float:
                 raise ConfigError(
                     f"{what} expects a number of rows (100) or a fraction (0.1), got {value!r}"
                 ) from None
+    if isinstance(number, float) and number.is_integer() and number > 1:
+        number = int(number)
     if isinstance(number, int):
         if number < 1:
             raise ConfigError(f"{what} must be at least 1 row, got {number}")

@@ -156,8 +156,10 @@ def test_allocate_compares_exactly_beyond_float_precision() -> None:
 
 @pytest.mark.parametrize(
     "text,size",
-    [("100", 100), (100, 100), ("0.1", 0.1), (0.25, 0.25), ("1.0", 1.0), ("1", 1)],
-)
+    [("100", 100), (100, 100), ("0.1", 0.1), (0.25, 0.25), ("1.0", 1.0), ("1", 1),
+     # A whole number above 1 is a count however it is written: no fraction is above 1.
+     ("1e3", 1000), ("2.5E3", 2500), (1e3, 1000), ("1000.0", 1000), ("1e-1", 0.1)],
+)  # fmt: skip
 def test_parse_size(text: object, size: float) -> None:
     parsed = parse_size(text)
     assert parsed == size and type(parsed) is type(size)
@@ -169,6 +171,8 @@ def test_parse_size(text: object, size: float) -> None:
         ("0", "at least 1 row"),
         ("-3", "at least 1 row"),
         ("1.5", "above 0 and at most 1"),
+        ("1.5e0", "above 0 and at most 1"),
+        ("1e400", "above 0 and at most 1"),
         ("0.0", "above 0 and at most 1"),
         ("nan", "above 0 and at most 1"),
         ("ten", "a number of rows (100) or a fraction (0.1)"),
