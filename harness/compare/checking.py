@@ -162,7 +162,7 @@ def _default_gates(comparison: Comparison) -> list[Gate]:
 def _missing(missing: int, total: int, what: str, max_missing: float) -> str | None:
     if total and missing / total > max_missing:
         return (
-            f"{missing} of {total} rows have no {what} (failed rows or judge calls, or rows "
+            f"{missing:,} of {total:,} rows have no {what} (failed rows or judge calls, or rows "
             f"the run did not reach): more than the {max_missing:.0%} a gate may miss"
         )
     if not total or missing == total:
@@ -182,12 +182,13 @@ def _bound(gate: Gate, scores: RunScores, candidate: LoadedRun, max_missing: flo
         if rate > gate.threshold:
             return GateResult(
                 gate, FAIL, "too many failed rows",
-                f"{failed} of {done} rows failed ({rate:.1%}), more than the "
+                f"{failed:,} of {done:,} rows failed ({rate:.1%}), more than the "
                 f"{gate.threshold:.1%} allowed", rate,
             )  # fmt: skip
         return GateResult(
             gate, PASS, "within the limit",
-            f"{failed} of {done} rows failed ({rate:.1%}); at most {gate.threshold:.1%} allowed",
+            f"{failed:,} of {done:,} rows failed ({rate:.1%}); at most {gate.threshold:.1%} "
+            "allowed",
             rate,
         )  # fmt: skip
     scored = column.dropna()

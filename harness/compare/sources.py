@@ -57,7 +57,8 @@ def load_run(ref: str, home: Home) -> LoadedRun:
     info = record.info
     if info.status != "finished":
         notes.append(
-            f"run {info.run_id} is {info.status}, with {info.rows_done} of {info.rows_total} rows"
+            f"run {info.run_id} is {info.status}, with {info.rows_done:,} of "
+            f"{info.rows_total:,} rows"
         )
     run = RunRef(
         ref=ref,

@@ -105,8 +105,8 @@ class Comparison:
             return None
         reasons = Counter(failed).most_common(2)
         return RunFailed(
-            f"{len(failed)} of {len(self.rows)} rows could not be judged ("
-            + "; ".join(f"{n} x {r}" for r, n in reasons)
+            f"{len(failed):,} of {len(self.rows):,} rows could not be judged ("
+            + "; ".join(f"{n:,} x {r}" for r, n in reasons)
             + "); the totals leave them out"
         )
 

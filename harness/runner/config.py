@@ -159,11 +159,11 @@ class RunResult:
         if not self.errors:
             return ""
         kinds = " | ".join(
-            f"{kind}: {entry['failed']} {FAILURE_UNITS.get(kind, 'calls')}: "
-            + "; ".join(f"{n} x {reason}" for reason, n in entry["reasons"][:2])
+            f"{kind}: {entry['failed']:,} {FAILURE_UNITS.get(kind, 'calls')}: "
+            + "; ".join(f"{n:,} x {reason}" for reason, n in entry["reasons"][:2])
             for kind, entry in self.failures.items()
         )
-        return f"{self.errors} of {self.rows} rows failed" + (f" ({kinds})" if kinds else "")
+        return f"{self.errors:,} of {self.rows:,} rows failed" + (f" ({kinds})" if kinds else "")
 
     def failure(self) -> HarnessError | None:
         """What went wrong in a run that ran to its end, as the error to exit with.

@@ -455,7 +455,7 @@ class _Run:
         self._stop_mlflow("KILLED", result, timeout_s=self.stop.grace_s)
         signum = self.stop.signum or 2
         raise Interrupted(
-            f"interrupted by {name} with {result.rows_done} of {result.rows} rows stored; "
+            f"interrupted by {name} with {result.rows_done:,} of {result.rows:,} rows stored; "
             f"resume with `harness run --resume {self.run_id}`",
             signum=signum,
             result=result,
@@ -468,7 +468,7 @@ class _Run:
         self._report(result)  # the rows done are a run to look at too
         self._stop_mlflow("KILLED", result)
         stopped = BudgetExceeded(
-            f"{reason} with {result.rows_done} of {result.rows} rows done; finish with "
+            f"{reason} with {result.rows_done:,} of {result.rows:,} rows done; finish with "
             f"`harness run --resume {self.run_id} --max-cost USD`, a larger budget (the "
             "calls made so far count against it)"
         )

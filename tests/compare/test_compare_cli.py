@@ -300,3 +300,23 @@ def test_a_run_file_row_with_a_null_extra_has_no_extra_columns(tmp_path: Path) -
         f"error: {wrong}: row 'a' has an extra that is not an object of its other columns "
         "(or null for none)\n"
     )
+
+
+def test_counts_of_thousands_have_separators_in_compare_and_check(tmp_path: Path) -> None:
+    """Compare and check wrote '1050 rows got worse', '1200 rows, 1050 failed', '1050 of
+    1200 rows failed (87.5%)' and 'with 1200 of 1200 rows', beside '1,200 paired rows'."""
+    n, failing = 1200, 1050
+    base = write_run(tmp_path / "base.jsonl", run_id="kbase", scores={"f1": [0.2] * n})
+    cand = write_run(tmp_path / "cand.jsonl", run_id="kcand", scores={"f1": [0.5] * n},
+                     errors=[i < failing for i in range(n)], status="stopped")  # fmt: skip
+    code, out, err = invoke("compare", str(base), str(cand))
+    assert code == 0, err
+    assert "1,050 rows got worse, 150 got better" in out
+    assert "1,200 rows, 1,050 failed" in out
+    assert "run kcand is stopped, with 1,200 of 1,200 rows" in out
+    code, out, err = invoke("compare", str(base), str(cand), "--markdown")
+    assert code == 0, err
+    assert "**1,050** rows got worse" in out and "1,200 rows, 1,050 failed)" in out
+    code, out, _ = invoke("check", str(cand), "--baseline", str(base), "--max-error-rate", "0.1")
+    assert code == 1
+    assert "1,050 of 1,200 rows failed (87.5%), more than the 10.0% allowed" in out

@@ -654,3 +654,22 @@ def test_the_report_reaches_mlflow_as_a_file_not_through_the_workers_pipe(
         assert logged.read_bytes() == report.read_bytes()
         assert list((home / "mlruns").rglob(".harness-report-*")) == []
     assert len(finishes) == 2
+
+
+def test_a_run_of_thousands_of_rows_counts_its_failures_with_separators(
+    home: Path, tmp_path: Path
+) -> None:
+    """'error: 600 of 1200 rows failed (model: 600 rows: ...)' wrote the counts without the
+    thousands separator every other message uses (1,200 rows)."""
+    rows = tmp_path / "big.jsonl"
+    rows.write_text("".join(json.dumps({"id": str(i), "input": f"q{i}", "expected": f"a{i}"})
+                            + "\n" for i in range(1200)))  # fmt: skip
+    flag = tmp_path / "flag"
+    flag.touch()
+    assert invoke("data", "import", str(rows), "--name", "big")[0] == 0
+    code, _, err = invoke("run", "--data", "big", "--model",
+                          "python:harness_test_models:fail_while_flagged", "--metric",
+                          "exact_match", "--no-mlflow",
+                          env={"HARNESS_TEST_FLAG": str(flag)})  # fmt: skip
+    assert code == 1
+    assert "600 of 1,200 rows failed (model: 600 rows: " in err

@@ -23,6 +23,7 @@ from harness.compare.result import (
     interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
+from harness.wording import plural
 
 __all__ = ["check_markdown", "comparison_markdown"]
 
@@ -38,8 +39,8 @@ def _cell(text: object) -> str:
 def _run(run: RunRef) -> str:
     return (
         f"**{_cell(run.label)}** (`{run.run_id}`, `{_cell(run.model)}` on "
-        f"`{run.dataset}@{run.dataset_version}`, {run.rows} rows"
-        + (f", {run.errors} failed" if run.errors else "")
+        f"`{run.dataset}@{run.dataset_version}`, {plural(run.rows, 'row')}"
+        + (f", {run.errors:,} failed" if run.errors else "")
         + ")"
     )
 
@@ -108,8 +109,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         lines += [
-            f"**By `{_cell(column)}`**: {len(slices)} values; p-values Holm-adjusted across "
-            f"{comparison.slice_comparisons} slice comparisons.",
+            f"**By `{_cell(column)}`**: {len(slices):,} values; p-values Holm-adjusted across "
+            f"{comparison.slice_comparisons:,} slice comparisons.",
             "",
             f"| {_cell(column)} | rows | metric | base | candidate | change [95% CI] | p (adj.) "
             "| verdict |",
@@ -120,7 +121,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
             for i, m in enumerate(s.metrics):
                 st = m.stats
                 lines.append(
-                    (f"| {value} | {s.paired} " if i == 0 else "| | ")
+                    (f"| {value} | {s.paired:,} " if i == 0 else "| | ")
                     + f"| {_cell(m.metric)} | {mean_ci(st.base.mean, st.base.low, st.base.high)} "
                     f"| {mean_ci(st.candidate.mean, st.candidate.low, st.candidate.high)} | "
                     f"{signed(st.diff)} {ci(st.low, st.high)} | {p_value(m.p_adjusted)} | "
@@ -137,7 +138,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
 
 def _flips(candidate: CandidateResult) -> list[str]:
     lines = [
-        f"**{candidate.regressions_total}** rows got worse, **{candidate.improvements_total}** "
+        f"**{candidate.regressions_total:,}** rows got worse, **{candidate.improvements_total:,}** "
         "got better.",
         "",
     ]
@@ -147,7 +148,7 @@ def _flips(candidate: CandidateResult) -> list[str]:
     ):
         if not rows:
             continue
-        shown = f" (first {len(rows)} of {total})" if total > len(rows) else ""
+        shown = f" (first {len(rows):,} of {total:,})" if total > len(rows) else ""
         lines += [f"<details><summary>{title}{shown}</summary>", ""]
         for row in rows:
             lines += _row(row, kind)

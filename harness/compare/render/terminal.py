@@ -36,7 +36,7 @@ def _run_line(role: str, run: RunRef) -> str:
     return (
         f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
         + plural(run.rows, "row")
-        + (f", {run.errors} failed" if run.errors else "")
+        + (f", {run.errors:,} failed" if run.errors else "")
     )
 
 
@@ -87,10 +87,10 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
     out += _slices(comparison, candidate)
     out.append(
         Text(
-            f"{candidate.regressions_total} rows got worse, {candidate.improvements_total} "
+            f"{candidate.regressions_total:,} rows got worse, {candidate.improvements_total:,} "
             "got better"
             + (
-                f" (showing up to {max(len(candidate.regressions), len(candidate.improvements))}"
+                f" (showing up to {max(len(candidate.regressions), len(candidate.improvements)):,}"
                 " of each)"
                 if candidate.regressions or candidate.improvements
                 else ""
@@ -137,8 +137,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         table = Table(
-            title=f"by {column}: {len(slices)} values; p adjusted across "
-            f"{comparison.slice_comparisons} slice comparisons (Holm)",
+            title=f"by {column}: {len(slices):,} values; p adjusted across "
+            f"{comparison.slice_comparisons:,} slice comparisons (Holm)",
             title_justify="left", show_edge=False, pad_edge=False,
         )  # fmt: skip
         for name in (column, *METRIC_COLUMNS):
