@@ -36,7 +36,14 @@ from harness.compare.paired import (
 from harness.compare.result import CandidateResult, Comparison, MetricResult, metric_notes
 from harness.compare.rows import flipped_rows
 from harness.compare.slices import compare_slices
-from harness.compare.sources import ERRORS, LoadedRun, RunScores, cluster_ids, run_scores
+from harness.compare.sources import (
+    ERRORS,
+    LoadedRun,
+    RunScores,
+    check_cluster,
+    cluster_ids,
+    run_scores,
+)
 from harness.errors import ConfigError, DataError
 from harness.metrics import metric_direction
 from harness.slices import DEFAULT_MAX_VALUES, check_by
@@ -72,6 +79,7 @@ def compare(
     if not candidates:
         raise ConfigError("compare needs a base run and at least one candidate")
     check_by(by)
+    check_cluster(cluster)
     margins = dict(margins or {})
     base_scores = run_scores(base)
     # A margin for a metric the base lacks would be silently unused (a typo, say): refused,

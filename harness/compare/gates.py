@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.compare.result import Gate
-from harness.compare.sources import ERRORS
+from harness.compare.sources import ERRORS, check_cluster
 from harness.config import GATE_RULES, check_gate_names, gate_rule_problem
 from harness.errors import ConfigError
 from harness.store.exports import is_run_file
@@ -99,6 +99,7 @@ def check_settings(
         # A file named in harness.toml is relative to the project home, where the file is.
         if is_run_file(configured) and not Path(configured).is_absolute():
             baseline = str(base_dir / configured)
+    check_cluster(cluster)
     if cluster is None and isinstance(table.get("cluster"), str):
         cluster = table["cluster"]
     if max_missing is None:

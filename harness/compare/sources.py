@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.compare.result import RunRef
+from harness.errors import ConfigError
 from harness.store.exports import RunRecord, is_run_file, load_run_record, read_run_file
 from harness.store.scores import ERRORS, RunScores, record_scores
 from harness.store.tags import find_run
@@ -27,6 +28,7 @@ __all__ = [
     "ERRORS",
     "LoadedRun",
     "RunScores",
+    "check_cluster",
     "cluster_ids",
     "load_run",
     "row_labels",
@@ -96,6 +98,13 @@ def row_labels(rows: pd.DataFrame, column: str, option: str) -> pd.Series:
         for example_id, r in zip(rows.index, rows.itertuples(index=False), strict=True)
     ]
     return pd.Series(column_labels(fields, column, option), index=rows.index, dtype=object)
+
+
+def check_cluster(cluster: str | None) -> None:
+    """Refuse an empty ``--cluster`` column name (``--cluster "$COL"`` with COL unset), which
+    would compare without clusters as if none were asked for."""
+    if cluster == "":
+        raise ConfigError("--cluster needs a column name, got ''")
 
 
 def cluster_ids(rows: pd.DataFrame, column: str) -> pd.Series:

@@ -320,3 +320,16 @@ def test_counts_of_thousands_have_separators_in_compare_and_check(tmp_path: Path
     code, out, _ = invoke("check", str(cand), "--baseline", str(base), "--max-error-rate", "0.1")
     assert code == 1
     assert "1,050 of 1,200 rows failed (87.5%), more than the 10.0% allowed" in out
+
+
+def test_an_empty_cluster_column_is_refused_with_one_line(tmp_path: Path) -> None:
+    """`--cluster ''` (an unset shell variable, say) compared and checked without clusters,
+    as if none were asked for, with intervals too narrow for clustered rows."""
+    base = write_run(tmp_path / "base.jsonl", run_id="ebase", scores={"f1": [0.2, 0.4, 0.3]})
+    cand = write_run(tmp_path / "cand.jsonl", run_id="ecand", scores={"f1": [0.3, 0.5, 0.3]})
+    said = (2, "", "error: --cluster needs a column name, got ''\n")
+    assert invoke("compare", str(base), str(cand), "--cluster", "") == said
+    assert invoke("check", str(cand), "--baseline", str(base), "--cluster", "") == said
+    page = tmp_path / "page.html"
+    assert invoke("report", str(base), str(cand), "--cluster", "", "-o", str(page)) == said
+    assert not page.exists()
