@@ -37,6 +37,7 @@ from harness.evaluate_arguments import (
     wrong_type,
 )
 from harness.evaluate_messages import in_python_words
+from harness.slices.labels import check_by
 from harness.evaluate_mlflow import (
     check_mlflow_arguments,
     default_evaluator_config,
@@ -299,6 +300,11 @@ def evaluate(
         model_uri = provider.uri
     if rows is not None:
         columns = [str(c) for c in rows.columns]
+        try:  # an empty or repeated name is said as such, not as a column the data lacks
+            check_by(by)
+        except ConfigError as e:
+            in_python_words(e)
+            raise
         _check_columns("by", by, columns, mapping)
         _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
     defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()

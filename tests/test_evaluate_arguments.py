@@ -241,6 +241,14 @@ def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
             ConfigError,
             "stratify='region': the data has no such column; its columns: question, answer, topic",
         ),
+        # by='' with a DataFrame was checked as a column the data lacks, in the CLI's words
+        (DATA, {"by": ""}, ConfigError, "by= needs a column name, got ''"),
+        (
+            DATA,
+            {"by": ["topic", "topic"]},
+            ConfigError,
+            "by='topic' is given more than once; a column is sliced once",
+        ),
         (DATA, {"concurrency": 0}, ConfigError, "concurrency= must be at least 1, got 0"),
         (
             DATA[["answer"]],
