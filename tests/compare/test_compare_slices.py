@@ -180,3 +180,19 @@ def test_a_slice_of_one_row_says_why_it_has_no_interval_on_every_surface(
     code, _, _ = invoke("report", str(base), str(cand), "--by", "t", "-o", str(report))
     assert code == 0
     assert note in report.read_text(encoding="utf-8")
+
+
+def test_counts_of_one_agree_with_their_nouns(tmp_path: Path) -> None:
+    """One metric read "p adjusted across 1 comparisons", and a column of one value "1
+    values; ... 1 slice comparisons", in the terminal and the Markdown."""
+    extra = [{"t": "x"} for _ in range(5)]
+    base = write_run(tmp_path / "base.jsonl", run_id="b1", extra=extra,
+                     scores={"f1": [0.1, 0.5, 0.3, 0.7, 0.2]})  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="c1", extra=extra,
+                     scores={"f1": [0.2, 0.4, 0.6, 0.9, 0.1]})  # fmt: skip
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "t")
+    assert code == 0
+    assert "p adjusted across 1 comparison (Holm)" in out
+    assert "by t: 1 value; p adjusted across 1 slice comparison (Holm)" in out
+    code, out, _ = invoke("compare", str(base), str(cand), "--by", "t", "--markdown")
+    assert "**By `t`**: 1 value; p-values Holm-adjusted across 1 slice comparison." in out

@@ -109,8 +109,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         lines += [
-            f"**By `{_cell(column)}`**: {len(slices):,} values; p-values Holm-adjusted across "
-            f"{comparison.slice_comparisons:,} slice comparisons.",
+            f"**By `{_cell(column)}`**: {plural(len(slices), 'value')}; p-values Holm-adjusted "
+            f"across {plural(comparison.slice_comparisons, 'slice comparison')}.",
             "",
             f"| {_cell(column)} | rows | metric | base | candidate | change [95% CI] | p (adj.) "
             "| verdict |",

@@ -62,7 +62,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
     table = Table(
         title=f"{plural(candidate.paired, 'paired row')}{cluster}; 95% intervals; p adjusted "
-        f"across {sum(len(c.metrics) for c in comparison.candidates)} comparisons (Holm)",
+        f"across {plural(sum(len(c.metrics) for c in comparison.candidates), 'comparison')} (Holm)",
         title_justify="left",
         show_edge=False,
         pad_edge=False,
@@ -137,8 +137,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         table = Table(
-            title=f"by {column}: {len(slices):,} values; p adjusted across "
-            f"{comparison.slice_comparisons:,} slice comparisons (Holm)",
+            title=f"by {column}: {plural(len(slices), 'value')}; p adjusted across "
+            f"{plural(comparison.slice_comparisons, 'slice comparison')} (Holm)",
             title_justify="left", show_edge=False, pad_edge=False,
         )  # fmt: skip
         for name in (column, *METRIC_COLUMNS):
