@@ -10,8 +10,9 @@ Exit codes: 0 success; 1 the work ran but did not succeed (failed rows or judge 
 replay miss, the budget, a refused server, a gate that failed); 2 bad usage or bad input,
 and nothing else; 3 ``harness check`` (or ``compare``) cannot decide;
 74 (``EX_IOERR`` of sysexits.h) the environment failed: disk, permissions, a locked or
-damaged store, an MLflow store or server that cannot be written; 130 and 143 a run (or
-sync) stopped by SIGINT or SIGTERM, resumable.
+damaged store, an MLflow store or server that cannot be written, a Spark Connect
+server that cannot be reached; 130 and 143 a run (or sync) stopped by SIGINT or
+SIGTERM, resumable.
 
 ::
 

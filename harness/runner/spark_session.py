@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, EnvironmentFault
 from harness.secrets import scrub_secrets
 
 __all__ = [
@@ -323,14 +323,16 @@ def _open_connect(url: str) -> SparkHandle:
     where = f"sc://{host}:{port}"
     # The client retries a server that does not answer for ten minutes and more, saying
     # nothing: a closed port, or one that takes the connection and never speaks, fails now.
+    # Either is the environment's fault (exit 74, as `harness sync` to a target it cannot
+    # reach), not the input's: a run may have stored its cached rows by now.
     try:
         answered = _speaks_http2(host, port, tls=_uses_tls(url, host))
     except OSError as e:
-        raise ConfigError(
+        raise EnvironmentFault(
             f"cannot reach the Spark Connect server at {where}: {e.strerror or e}"
         ) from None
     if not answered:
-        raise ConfigError(
+        raise EnvironmentFault(
             f"the server at {where} takes connections but does not answer as a Spark Connect "
             f"server (gRPC) within {CONNECT_TIMEOUT_S:g} s: is it one, and is it ready?"
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, EnvironmentFault
 from harness.runner.spark_session import SparkTarget, check_target, connect_address
 from harness.runner.spark_session import _cores as cores
 
@@ -71,7 +71,7 @@ def test_a_server_that_takes_the_connection_but_never_answers_is_refused_in_time
         for port in (listener.getsockname()[1], web.server_address[1]):
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(spark_session, "CONNECT_TIMEOUT_S", 0.5)
-                with pytest.raises(ConfigError) as caught:
+                with pytest.raises(EnvironmentFault) as caught:
                     _open_connect(f"sc://127.0.0.1:{port}")
             assert str(caught.value) == (
                 f"the server at sc://127.0.0.1:{port} takes connections but does not answer "
@@ -158,3 +158,39 @@ def test_the_cli_refuses_contradicting_spark_flags_before_anything_runs(home: Pa
     done = subprocess.run([*command[:6], "--profile", "ci"], capture_output=True, text=True)
     assert done.returncode == 2 and "--profile names" in done.stderr
     assert done.stdout == ""
+
+
+def test_a_connect_server_that_cannot_be_reached_after_cached_rows_is_exit_74(
+    home: Path, qa_file: Path
+) -> None:
+    """The session opens after the driver has stored what the cache answers (a cached rerun
+    needs no Spark): a closed port then is the environment's fault, one line and exit 74
+    with the run to resume, not exit 2 ("bad input, nothing written") as it was."""
+    import json
+    import socket
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.testing import FakeLLMServer
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"sc://127.0.0.1:{probe.getsockname()[1]}"
+    run = ["run", "--data", "qa", "--model", "openai:/m", "--no-mlflow", "--json"]
+    with FakeLLMServer() as fake, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        env.setenv("OPENAI_API_KEY", "sk-test")
+        assert (
+            CliRunner().invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+        )
+        cached = CliRunner().invoke(cli, [*run, "--limit", "2"])
+        assert cached.exit_code == 0, cached.stderr
+        done = CliRunner().invoke(cli, [*run, "--spark-remote", closed])
+    assert done.exit_code == 74, done.stderr
+    stored = json.loads(done.stdout)
+    assert stored["status"] == "failed" and stored["rows_done"] == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot reach the Spark Connect server at {closed}: Connection refused; "
+        f"fix that, then `harness run --resume {stored['run_id']}`"
+    ]

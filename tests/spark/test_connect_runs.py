@@ -89,16 +89,16 @@ def test_a_run_on_spark_connect_equals_a_local_run_and_its_rerun_needs_no_spark(
     outputs, _ = stored(home, rerun["run_id"])
     assert [o[:2] for o in outputs] == [o[:2] for o in stored(home, run["run_id"])[0]]
 
-    # A Spark run that does need the closed port says so in one line, exit 2, and how to
-    # resume (the run exists: its driver pass came first).
+    # A Spark run that does need the closed port says so in one line, exit 74 (the
+    # environment's fault), and how to resume (the run exists: its driver pass came first).
     fresh = harness("run", "--data", "qa", *RUN[:-4], "--model", "openai:/other",
                     "--spark-remote", closed, env=env)  # fmt: skip
-    assert fresh.returncode == 2
+    assert fresh.returncode == 74
     [line] = fresh.stderr.strip().splitlines()
     failed_id = line.rsplit("--resume ", 1)[-1].split("`")[0]
     assert line == (
         f"error: cannot reach the Spark Connect server at {closed}: Connection refused; "
-        f"run {failed_id} failed; `harness run --resume {failed_id}` tries again"
+        f"fix that, then `harness run --resume {failed_id}`"
     )
     assert failed_id not in (run["run_id"], rerun["run_id"])
 
