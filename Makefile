@@ -47,7 +47,7 @@ demo: install
 	@echo "  the run's report:  $${HARNESS_HOME:-.}/demo-report.html   (one file: open it in a browser, offline)"
 	@echo "  runs:              $(BIN)/harness runs list"
 	@echo "  rows:              $(BIN)/harness runs show demo-baseline --rows --limit 5"
-	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT metric, round(avg(value), 4) AS mean FROM scores GROUP BY metric ORDER BY 1'))\""
+	@echo "  every row, in SQL: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$${HARNESS_HOME:-.}/harness.duckdb', read_only=True).sql('SELECT coalesce(run_name, run_id) AS run, metric, round(avg(value), 4) AS mean FROM scores JOIN runs USING (run_id) GROUP BY run_id, run, metric ORDER BY run, metric'))\""
 	@echo "  MLflow UI:         $(BIN)/harness ui   (it prints its address when ready)"
 
 # Two workers: most tests wait on subprocesses and servers, so two at a time cut the suite's

@@ -124,3 +124,44 @@ def test_the_readme_python_example_runs_and_gives_what_its_comments_say(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "1.0 1"  # exact_match 1.0; one row per example
     assert (tmp_path / "home" / "harness.duckdb").exists()
+
+
+def _sql_hints() -> list[tuple[str, str]]:
+    """The README's SQL step and the SQL hint `make demo` prints, as a user runs them."""
+    [readme] = [c for c in runnable_commands(REPO / "README.md") if "harness.duckdb" in c.text]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    [echo] = [line for line in makefile.splitlines() if "every row, in SQL:" in line]
+    echo = echo.strip().removeprefix("@").replace("$$", "$")
+    echo = echo.replace("$(BIN)/", str(Path(sys.executable).parent) + "/")
+    printed = subprocess.run(["bash", "-c", echo], capture_output=True, text=True, check=True)
+    hint = printed.stdout.split("every row, in SQL: ", 1)[1].strip()
+    return [("README.md", readme.text), ("make demo", hint)]
+
+
+def test_the_sql_hints_give_each_runs_own_means(home: Path, qa_file: Path) -> None:
+    """Both averaged each metric over every run in the store: after `make demo`,
+    exact_match came out 0.2885, neither run's (0 and 0.577)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+    means = {}
+    models = {"wrong": "echo", "right": "python:harness_test_models:answer_expected"}
+    for name, model in models.items():
+        done = runner.invoke(cli, ["run", "--data", "qa", "--model", model, "--limit", "4",
+                                   "--metric", "exact_match", "--run-name", name,
+                                   "--no-mlflow", "--json"])  # fmt: skip
+        assert done.exit_code == 0, done.stderr
+        means[name] = json.loads(done.stdout)["metrics"]["exact_match"]["mean"]
+    assert means == {"wrong": 0.0, "right": 1.0}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for where, command in _sql_hints():
+        done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (where, done.stderr)
+        rows = [line for line in done.stdout.splitlines() if "exact_match" in line]
+        shown = {line.split("│")[1].strip(): float(line.split("│")[-2]) for line in rows}
+        assert shown == means, (where, done.stdout)
