@@ -201,7 +201,7 @@ def show(
     if as_json:
         print_json(found.as_dict())
     else:
-        _print_run(found)
+        _print_run(found, errors_only=errors_only)
 
 
 def _mlflow_lines(info: RunInfo) -> list[str]:
@@ -229,7 +229,7 @@ def _mlflow_lines(info: RunInfo) -> list[str]:
     return lines
 
 
-def _print_run(view: RunView) -> None:
+def _print_run(view: RunView, *, errors_only: bool = False) -> None:
     """``runs show``'s text: the run's head, metrics, sample, slices, calls, what failed and
     the way on, then the rows asked for."""
     from harness.calls.stats import stopped_warnings
@@ -270,7 +270,9 @@ def _print_run(view: RunView) -> None:
     for warning in stopped_warnings(info.usage):
         click.echo(f"warning: {warning}", err=True)
     table = view.table
-    if table is not None:
+    if table is not None and table.empty:
+        click.echo("no failed rows" if errors_only else "no rows")
+    elif table is not None:
         width = max(12, (shutil.get_terminal_size().columns - 3 * len(table.columns)) // max(
             1, len(table.columns)
         ))  # fmt: skip

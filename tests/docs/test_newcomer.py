@@ -285,6 +285,20 @@ def test_several_models_are_a_sweep_and_runs_show_selects_rows(qa_csv: Path) -> 
     assert code == 2 and "nope" in one_line_error(err)
 
 
+def test_runs_show_errors_says_when_no_row_failed(qa_csv: Path) -> None:
+    """It printed the rows table's header alone, as if the failed rows were missing."""
+    assert invoke("data", "import", str(qa_csv), "--name", "qa")[0] == 0
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = invoke("runs", "show", run_id, "--errors")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "no failed rows"
+    assert "latency_s" not in out  # no empty table
+    code, out, _ = invoke("runs", "show", run_id, "--errors", "--json")
+    assert json.loads(out)["rows_table"] == []
+
+
 def test_the_headline_metric_prefers_a_judge_then_the_defaults() -> None:
     from harness.runner.summary import headline_metric
 
