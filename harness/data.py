@@ -474,7 +474,7 @@ def sample_dataset(
     The version is content-digested like any import: sampling again with the same
     arguments reports the existing version.
     """
-    from harness.sampling import SampleSpec, parse_size, sample_examples
+    from harness.sampling import SampleSpec, describe_sample, parse_size, sample_examples
     from harness.store.datasets import load_examples, resolve_dataset
 
     _check_name(name)
@@ -488,13 +488,13 @@ def sample_dataset(
         )
     spec = SampleSpec(parse_size(size, "N"), seed, stratify)
     chosen = sample_examples(load_examples(db_path, source), spec, "N")
-    how = f"seed {seed}" + (f", stratified by {stratify}" if stratify else "")
+    drawn = {"rows": len(chosen), "population": source.n_rows, "seed": seed, "stratify": stratify}
     info, created = save_dataset(
         db_path,
         name=name,
         digest=content_digest(chosen),
         examples=chosen,
-        source=f"sample of {source.ref}: {len(chosen)} of {source.n_rows} rows ({how})",
+        source=f"sample of {source.ref}: {describe_sample(drawn)}",
         columns=dict(source.columns),
     )
     return ImportResult(info, created)

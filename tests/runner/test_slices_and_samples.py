@@ -275,6 +275,15 @@ def test_a_resumed_sample_finishes_exactly_its_rows(
     assert set(done["example_id"]) == chosen and done["error"].isna().all()
 
 
+def test_data_sample_writes_its_counts_as_everything_else_does(home: Path) -> None:
+    """It said "200 of 1000 rows" where `runs show` and `compare` write 1,000."""
+    assert invoke("data", "import", str(PUBMEDQA), "--name", "full")[0] == 0
+    code, out, err = invoke("data", "sample", "full", "200", "--name", "full-200")
+    assert code == 0, err
+    (full,) = query(home, "SELECT version FROM datasets WHERE name = 'full'")["version"]
+    assert f"(200 rows; sample of full@{full}: 200 of 1,000 rows (seed 0))" in out
+
+
 def test_data_sample_saves_a_content_digested_version(
     pubmedqa: list[dict[str, object]], home: Path
 ) -> None:
