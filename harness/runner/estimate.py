@@ -76,11 +76,18 @@ class RunEstimate:
     model_calls: CallEstimate
     judge_calls: CallEstimate
     assumptions: list[str] = field(default_factory=list)
+    max_cost: float | None = None  # --max-cost, the run's budget
 
     @property
     def cost_usd(self) -> float | None:
         costs = (self.model_calls.cost_usd, self.judge_calls.cost_usd)
         return None if None in costs else sum(c or 0.0 for c in costs)
+
+    @property
+    def over_max_cost(self) -> bool:
+        """Whether the estimate is over --max-cost: the budget would stop the run."""
+        cost = self.cost_usd
+        return self.max_cost is not None and cost is not None and cost > self.max_cost
 
     def as_dict(self) -> dict[str, Any]:
         cost = self.cost_usd
@@ -92,6 +99,8 @@ class RunEstimate:
             "rows": self.rows,
             "calls": {"model": self.model_calls.as_dict(), "judge": self.judge_calls.as_dict()},
             "cost_usd": None if cost is None else round(cost, 6),
+            "max_cost_usd": self.max_cost,
+            "over_max_cost": self.over_max_cost,
             "assumptions": self.assumptions,
         }
 
@@ -116,6 +125,12 @@ class RunEstimate:
                 else f"~${total:.4f}"
             )
         )
+        if self.over_max_cost:
+            out.append(
+                f"warning: the estimate (~${total:.4f}) is over --max-cost ${self.max_cost:.4f}: "
+                "the run would stop when it has spent that (`--resume` with a larger "
+                "--max-cost goes on)"
+            )
         out += [f"assumes {a}" for a in self.assumptions]
         return out
 
@@ -200,6 +215,7 @@ def estimate_run(
         model_est,
         judge_est,
         assumptions,
+        config.max_cost,
     )
 
 

@@ -115,3 +115,22 @@ def test_unknown_prices_and_the_text_report(fake: FakeLLMServer, qa: None) -> No
     assert lines[2].startswith("estimated cost: unknown")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--dry-run", "--resume", "x")
     assert code == 2 and "cannot be used with --resume" in err
+
+
+def test_a_dry_run_warns_when_max_cost_would_stop_the_run(fake: FakeLLMServer, qa: None) -> None:
+    """It estimated ~$3.43 under --max-cost 2.00 and said nothing of the budget."""
+    cost = dry_run()["cost_usd"]
+    assert isinstance(cost, float) and cost > 0.0001
+    code, out, err = invoke(*RUN, "--dry-run", "--max-cost", "0.0001")
+    assert code == 0, err
+    assert out.splitlines()[3] == (
+        f"warning: the estimate (~${cost:.4f}) is over --max-cost $0.0001: the run would stop "
+        "when it has spent that (`--resume` with a larger --max-cost goes on)"
+    )
+    over = dry_run("--max-cost", "0.0001")
+    assert (over["max_cost_usd"], over["over_max_cost"]) == (0.0001, True)
+    under = dry_run("--max-cost", "5")
+    assert (under["max_cost_usd"], under["over_max_cost"]) == (5.0, False)
+    code, out, _ = invoke(*RUN, "--dry-run", "--max-cost", "5")
+    assert code == 0 and "warning" not in out
+    assert (dry_run()["max_cost_usd"], dry_run()["over_max_cost"]) == (None, False)
