@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
+from harness.testing import FakeLLMServer
 
 JUDGED = (
     "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
@@ -95,6 +96,13 @@ def test_a_refused_judge_server_stops_the_run_at_once_naming_its_url(
     assert document["calls"]["judge"]["errors"] >= 1  # ...and counted as failed calls
     code, out, _ = invoke("runs", "show", run_id)
     assert f"reason: {refused}" in " ".join(out.split())
+    # The base URL is not the run's: the resume calls the server its environment names
+    # (README, "When a run is interrupted or fails"), so the fixed URL is the one used.
+    with FakeLLMServer() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        code, out, err = invoke("run", "--resume", run_id, "--json")
+        assert code == 0, err
+        assert fake.stats()["requests_total"] == json.loads(out)["calls"]["judge"]["requests"] > 0
 
 
 def test_a_replay_miss_is_stored_as_the_run_s_reason(qa: str) -> None:
