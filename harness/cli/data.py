@@ -196,7 +196,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         None,
         ["dataset", "version", "rows", "created", "source"],
         [
-            [i.name, i.version, i.n_rows, i.created_at.strftime("%Y-%m-%d %H:%M"), i.source]
+            [i.name, i.version, f"{i.n_rows:,}", i.created_at.strftime("%Y-%m-%d %H:%M"), i.source]
             for i in infos
         ],
     )

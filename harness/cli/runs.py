@@ -88,7 +88,7 @@ def list_(ctx: click.Context, limit: int | None, as_json: bool) -> None:
                 i.status,
                 f"{i.dataset}@{i.dataset_version}",
                 i.model + (f" {params}" if params else ""),
-                f"{i.rows_done}/{i.rows_total}",
+                f"{i.rows_done:,}/{i.rows_total:,}",
                 i.errors if i.errors is not None else "",
                 _mlflow_state(i),
                 f"{headline[0]} {fmt(headline[1].get('mean'))}" if headline else "",
@@ -237,7 +237,7 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
     info = view.info
     click.echo(
         f"run {info.run_id}  {info.status}  {info.model} on "
-        f"{info.dataset}@{info.dataset_version}  {info.rows_done}/{info.rows_total} rows, "
+        f"{info.dataset}@{info.dataset_version}  {info.rows_done:,}/{info.rows_total:,} rows, "
         f"{info.errors or 0} failed"
     )
     if info.reason:
@@ -419,7 +419,7 @@ def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
 
     deleted = delete_run(resolve_home(home_of(ctx)), run_ref, force=force)
     also = f", tags {', '.join(deleted.tags)}" if deleted.tags else ""
-    click.echo(f"deleted run {deleted.info.run_id} ({deleted.info.rows_done} rows{also})")
+    click.echo(f"deleted run {deleted.info.run_id} ({plural(deleted.info.rows_done, 'row')}{also})")
     if deleted.mlflow == "deleted":
         runs = "run" if len(deleted.mlflow_run_ids) == 1 else "runs"
         click.echo(f"MLflow {runs} {', '.join(deleted.mlflow_run_ids)} marked deleted")

@@ -112,9 +112,9 @@ class RunEstimate:
                 continue
             cost = "unknown price" if est.cost_usd is None else f"~${est.cost_usd:.4f}"
             out.append(
-                f"{kind} calls: {est.calls} ({est.cached} cached, {est.local} local, "
-                f"{est.to_send} to send); ~{est.input_tokens} tokens in / "
-                f"~{est.output_tokens} out; {cost}"
+                f"{kind} calls: {est.calls:,} ({est.cached:,} cached, {est.local:,} local, "
+                f"{est.to_send:,} to send); ~{est.input_tokens:,} tokens in / "
+                f"~{est.output_tokens:,} out; {cost}"
             )
         total = self.cost_usd
         out.append(

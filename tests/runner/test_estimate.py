@@ -134,3 +134,17 @@ def test_a_dry_run_warns_when_max_cost_would_stop_the_run(fake: FakeLLMServer, q
     code, out, _ = invoke(*RUN, "--dry-run", "--max-cost", "5")
     assert code == 0 and "warning" not in out
     assert (dry_run()["max_cost_usd"], dry_run()["over_max_cost"]) == (None, False)
+
+
+def test_the_estimates_counts_have_thousands_separators() -> None:
+    """`--dry-run` on 1,000 rows printed "model calls: 1000 (...); ~385575 tokens in"."""
+    from harness.runner.estimate import CallEstimate, RunEstimate
+
+    calls = CallEstimate(calls=1000, cached=250, local=0, input_tokens=385575,
+                         output_tokens=256000, cost_usd=None)  # fmt: skip
+    estimate = RunEstimate("pubmedqa", "openai:/gpt-4o", None, 1000, calls, CallEstimate())
+    assert estimate.lines()[:2] == [
+        "dry run: openai:/gpt-4o on pubmedqa, 1,000 rows; nothing sent",
+        "model calls: 1,000 (250 cached, 0 local, 750 to send); ~385,575 tokens in / "
+        "~256,000 out; unknown price",
+    ]
