@@ -42,6 +42,7 @@ from harness.evaluate_mlflow import (
     check_mlflow_arguments,
     default_evaluator_config,
     harness_uri,
+    linked_model,
 )
 
 if TYPE_CHECKING:
@@ -171,9 +172,11 @@ def evaluate(
 
     ``evaluators`` (``"default"``), ``env_manager`` (``"local"``) and ``dataset_path`` are
     accepted so MLflow scripts run unchanged; ``inference_params`` are generation
-    parameters, like ``params``. ``custom_artifacts``, and a ``model_id`` or ``model_config``
-    other than None (MLflow 3's link to an existing LoggedModel and config for loading a
-    logged model), are not supported.
+    parameters, like ``params``. ``model_id`` (else MLflow's active model, as in MLflow 3)
+    names an existing LoggedModel that the run's MLflow metrics, model input and traces link
+    to, in place of harness's own model of the configuration; it must be in the store the
+    run logs to. ``custom_artifacts``, and a ``model_config`` other than None (config for
+    loading a logged model), are not supported.
 
     ``by="COLUMN"`` (or several) also reports every metric per value of a data column:
     ``tables["slices_table"]`` (column, value, metric, mean, ci_low, ci_high, rows, count,
@@ -189,7 +192,7 @@ def evaluate(
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     check_mlflow_arguments(
-        evaluators, env_manager, custom_artifacts, evaluator_config, model_id, model_config
+        evaluators, env_manager, custom_artifacts, evaluator_config, model_config
     )
     if model is not None and not isinstance(model, str) and not callable(model):
         raise not_a_model(model)
@@ -213,8 +216,10 @@ def evaluate(
             "id": id,
             "predictions": predictions,
             "stratify": stratify,
+            "model_id": model_id,
         },
     )
+    linked = linked_model(model_id, log_to_mlflow)
     concurrency = integer("concurrency", concurrency)
     judge_samples = integer("judge_samples", judge_samples)
     if seed is not None and sample is None:  # refused as the CLI's --seed without --sample
@@ -341,6 +346,7 @@ def evaluate(
         by=list(by),
         max_slices=max_slices,
         mlflow=log_to_mlflow,
+        model_id=linked[0] if linked else None,
     )
     ref, created = _import(data, frame, table, data_name, project.path, mapping)
     config = dataclasses.replace(config, data=ref)
@@ -352,6 +358,7 @@ def evaluate(
             (spark, spark_remote, spark_profile),
             [*objects, *judge_objects],
             config_map,
+            linked[1] if linked else "",
         )
     except BaseException as e:
         # The run's checks need the stored rows, so the data is imported first; a call they
@@ -370,6 +377,7 @@ def _run(
     spark_flags: tuple[Any, str | None, str | None],
     objects: list[Any],
     evaluator_config: dict[str, Any],
+    model_named: str,
 ) -> EvaluationResult:
     from harness.runner.run import run_eval
     from harness.runner.spark_session import SparkTarget
@@ -387,6 +395,12 @@ def _run(
             profile=spark_profile,
         )
     config.spark = session is not None or target is not None
+    mlflow_run = _active_mlflow_run() if config.mlflow else None
+    if config.model_id is not None:  # before the run: in the store the run logs to
+        from harness.tracking.model_link import check_logged_model
+
+        uri = mlflow_run[0] if mlflow_run else project.tracking_uri
+        check_logged_model(uri, config.model_id, named=model_named, own_store=not mlflow_run)
     result = run_eval(
         config,
         home=project,
@@ -395,7 +409,7 @@ def _run(
         spark_target=target,
         scoring_objects=objects,
         evaluator_config=evaluator_config,
-        mlflow_run=_active_mlflow_run() if config.mlflow else None,
+        mlflow_run=mlflow_run,
     )
     outputs, scores = load_outputs_and_scores(project.db_path, result.run_id)
     labelled = labelled_judges(get_run(project.db_path, result.run_id).config)

@@ -1,17 +1,22 @@
 """``mlflow.evaluate``'s own arguments as ``harness.evaluate`` reads them: the evaluators and
-environments it runs, MLflow 3's ``model_id`` and ``model_config`` (None only),
-``evaluator_config`` (nested under ``"default"`` or not; ``metric_prefix`` refused) and
-MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``)."""
+environments it runs, MLflow 3's ``model_id`` (or active model) and ``model_config`` (None
+only), ``evaluator_config`` (nested under ``"default"`` or not; ``metric_prefix`` refused)
+and MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import ConfigError, ModelURIError
 
-__all__ = ["check_mlflow_arguments", "default_evaluator_config", "harness_uri"]
+__all__ = ["check_mlflow_arguments", "default_evaluator_config", "harness_uri", "linked_model"]
+
+# Where MLflow reads the active model when none is set in the process (its public variable
+# first, then the legacy one), as mlflow.get_active_model_id() does.
+ACTIVE_MODEL_ENV = ("MLFLOW_ACTIVE_MODEL_ID", "_MLFLOW_ACTIVE_MODEL_ID")
 
 
 def check_mlflow_arguments(
@@ -19,7 +24,6 @@ def check_mlflow_arguments(
     env_manager: str,
     custom_artifacts: Any,
     evaluator_config: Any,
-    model_id: Any = None,
     model_config: Any = None,
 ) -> None:
     named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
@@ -29,12 +33,6 @@ def check_mlflow_arguments(
         raise ConfigError(f"harness runs models in this environment (env_manager={env_manager!r})")
     if custom_artifacts:
         raise ConfigError("harness does not run custom_artifacts; read result.tables instead")
-    if model_id is not None:  # MLflow 3: link the results to an existing LoggedModel
-        raise ConfigError(
-            f"model_id={model_id!r} is not supported: harness links each run to a LoggedModel "
-            "of its own, one per model URI, prompt and params (the run's tag "
-            "harness.model_id); drop model_id="
-        )
     if model_config is not None:  # MLflow: pyfunc.load_model(model, model_config=...)
         raise ConfigError(
             "model_config= configures an MLflow model loaded from a URI, which harness does "
@@ -84,3 +82,28 @@ def harness_uri(model: str) -> str:
             "prompt= and system=, or a function of the row dict that calls it"
         )
     return model
+
+
+def linked_model(model_id: str | None, log_to_mlflow: bool) -> tuple[str, str] | None:
+    """The LoggedModel the run's MLflow results link to, as ``mlflow.evaluate`` picks it:
+    ``model_id``, else MLflow's active model (``mlflow.set_active_model``, read only when the
+    caller has imported MLflow: never imported for this; else MLflow's environment
+    variable). Returned with how the call named it, for a message; None: harness's own."""
+    if model_id is not None:
+        if not log_to_mlflow:
+            raise ConfigError(
+                f"model_id={model_id!r} links the MLflow results to a LoggedModel, and "
+                "log_to_mlflow=False logs none: drop one of them"
+            )
+        return model_id, f"model_id={model_id!r}"
+    if not log_to_mlflow:
+        return None
+    mlflow = sys.modules.get("mlflow")
+    active_model_id = getattr(mlflow, "get_active_model_id", None)
+    if active_model_id is not None:
+        active = active_model_id()
+    else:
+        active = next((os.environ[n] for n in ACTIVE_MODEL_ENV if os.environ.get(n)), None)
+    if not active:
+        return None
+    return str(active), f"the active model {active!r} (mlflow.set_active_model)"

@@ -54,6 +54,9 @@ class RunConfig:
     # The sweep this run is a point of: {"id", "axes", "values", "parent_mlflow_run_id"}, so
     # `harness runs show SWEEP_ID` finds its children in DuckDB. None for a single run.
     sweep: dict[str, Any] | None = None
+    # An existing MLflow LoggedModel the run's MLflow results link to (harness.evaluate's
+    # model_id=, or MLflow's active model) instead of the configuration's own.
+    model_id: str | None = None
 
     def __post_init__(self) -> None:
         # Text the run stores and logs: a byte of argv that is not UTF-8 comes as a lone

@@ -157,6 +157,7 @@ def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
         prompt_name=prompt_name_for(plan),
         system_prompt=plan.config.system,
         generation_params=dict(plan.config.params),
+        model_id=plan.config.model_id,
     )
 
 

@@ -152,6 +152,7 @@ class RunLogger:
         self.inputs_logged = False  # an existing run may hold them (MLflow re-adds a model's)
         self.owned = into_run is None
         self.existing_params: dict[str, str] = {}
+        self.model_id: str | None = None  # the LoggedModel the run's results link to
         if into_run is not None:
             with mapped_errors(self._what, self._secrets):
                 self._join(head, into_run)
@@ -176,10 +177,13 @@ class RunLogger:
                 self.links = (
                     _register(self.client, self.experiment, self.run_id, head) if register else None
                 )
+            self.model_id = self.links.model_id if self.links is not None else None
 
     def _join(self, head: RunRecord, run_id: str) -> None:
         """Log into ``run_id``, a run of the caller's own store (created nothing here)."""
         from mlflow.tracking import MlflowClient
+
+        from harness.tracking.registry import MODEL_ID_TAG
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.store = self.client._tracking_client.store  # traces are written through it
@@ -187,9 +191,15 @@ class RunLogger:
         self.experiment = self.client.get_experiment(run.info.experiment_id)
         self.run_id = run_id
         self.links = None
+        # No registration in the caller's store; a model named by the caller is linked, as
+        # mlflow.evaluate(model_id=...) links it (metrics, model input, traces).
+        self.model_id = head.model_id
         self.existing_params = dict(run.data.params)
-        for key, value in run_tags(head).items():  # the user's own tags stay as they are
-            if key not in run.data.tags or key == HARNESS_RUN_TAG:
+        tags = run_tags(head)
+        if head.model_id is not None:
+            tags[MODEL_ID_TAG] = head.model_id
+        for key, value in tags.items():  # the user's own tags stay as they are
+            if key not in run.data.tags or key in (HARNESS_RUN_TAG, MODEL_ID_TAG):
                 self.client.set_tag(run_id, key, value)
 
     @contextlib.contextmanager
@@ -215,7 +225,13 @@ class RunLogger:
             return
         with mapped_errors(self._what, self._secrets), self._failing():
             count, note = _log_traces(
-                self.client, self.store, self.experiment, self.run_id, row_traces, self.links
+                self.client,
+                self.store,
+                self.experiment,
+                self.run_id,
+                row_traces,
+                self.links,
+                model_id=self.model_id,
             )
             self.trace_count += count
             self.trace_note = note
@@ -225,10 +241,15 @@ class RunLogger:
         with mapped_errors(self._what, self._secrets):
             with self._failing():
                 _log_params_and_metrics(
-                    self.client, self.run_id, record, self.links, keep=self.existing_params
+                    self.client,
+                    self.run_id,
+                    record,
+                    self.links,
+                    keep=self.existing_params,
+                    model_id=self.model_id,
                 )
                 if not self.inputs_logged:
-                    _log_inputs(self.client, self.run_id, record, self.links)
+                    _log_inputs(self.client, self.run_id, record, self.model_id)
                 _log_artifacts(self.client, self.run_id, record)
                 if record.tables:  # the UI lists the tables this tag names
                     self.client.set_tag(self.run_id, *logged_tables_tag(record.tables))
@@ -287,6 +308,7 @@ def _register(
         system=record.system_prompt,
         identity=identity,
         model_params=model_params,
+        model_id=record.model_id,
     )
 
 
@@ -297,8 +319,10 @@ def _log_params_and_metrics(
     links: RegistryLinks | None = None,
     *,
     keep: Mapping[str, str] | None = None,
+    model_id: str | None = None,
 ) -> None:
-    """``keep``: params the run has already (a caller's run); MLflow params cannot change."""
+    """``keep``: params the run has already (a caller's run); MLflow params cannot change.
+    ``model_id``: the LoggedModel the metrics are also logged against."""
     import math
 
     from mlflow.entities import Metric
@@ -311,9 +335,9 @@ def _log_params_and_metrics(
     # Metrics with a model id are also the model's metrics, per dataset, as
     # mlflow.genai.evaluate logs them for an active model.
     linked: dict[str, Any] = {}
-    if links is not None:
+    if model_id is not None:
         linked = {
-            "model_id": links.model_id,
+            "model_id": model_id,
             "dataset_name": record.dataset_name,
             "dataset_digest": record.dataset_digest[:MLFLOW_DIGEST_MAX],
         }
@@ -330,9 +354,9 @@ def _log_params_and_metrics(
 
 
 def _log_inputs(
-    client: MlflowClient, run_id: str, record: RunRecord, links: RegistryLinks | None = None
+    client: MlflowClient, run_id: str, record: RunRecord, model_id: str | None = None
 ) -> None:
-    """The dataset (and the configuration's model) as the run's inputs, in one call."""
+    """The dataset (and the run's LoggedModel, ``model_id``) as the run's inputs, in one call."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
@@ -359,7 +383,7 @@ def _log_inputs(
         dataset=dataset._to_mlflow_entity(),
         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value="eval")],
     )
-    models = [LoggedModelInput(links.model_id)] if links is not None else None
+    models = [LoggedModelInput(model_id)] if model_id is not None else None
     try:
         client.log_inputs(run_id, datasets=[dataset_input], models=models)
     except MlflowException as e:
@@ -396,8 +420,11 @@ def _log_traces(
     run_id: str,
     row_traces: list[RowTrace],
     links: RegistryLinks | None = None,
+    *,
+    model_id: str | None = None,
 ) -> tuple[int, str]:
-    """Write ``row_traces``; return how many and a note for the run's tag."""
+    """Write ``row_traces``; return how many and a note for the run's tag. ``model_id``:
+    the LoggedModel the traces link to."""
     from harness.tracking.registry import LINKED_PROMPTS_TAG
     from harness.tracking.traces import supports_trace_api, write_traces_via_store
     from harness.tracking.traces_sql import is_sql_store, write_traces_sql
@@ -407,7 +434,6 @@ def _log_traces(
         return 0, f"skipped: {type(store).__name__} cannot store traces"
     # The model id puts the traces on the model's page; the prompt tag makes the trace
     # table filterable by prompt version.
-    model_id = links.model_id if links is not None else None
     tags = {LINKED_PROMPTS_TAG: links.linked_prompts} if links is not None else None
     if is_sql_store(store):
         write_traces_sql(

@@ -56,3 +56,6 @@ class RunRecord:
     report_html: str | None = None  # the run's HTML report (harness.report), logged as report.html
     # More tables to log beside the per-row one, by artifact name (``slices_table.json``).
     tables: dict[str, pandas.DataFrame] = field(default_factory=dict)
+    # An existing LoggedModel to link the run's metrics, model input and traces to, in place
+    # of the configuration's own (``harness.evaluate(model_id=...)``, MLflow's active model).
+    model_id: str | None = None

@@ -13,6 +13,7 @@ last three comparable over time:
   params`` in an experiment (tag ``harness.config_digest``), found again by later runs.
   Runs link to it as a model input, their metrics are logged against it (per dataset) and
   their traces carry its id, so MLflow's model pages compare one configuration's runs.
+  A run given a model of the user's own (``RunRecord.model_id``) links to that one instead.
 
 Everything goes through the client passed in (never MLflow's global tracking URI), and
 the prompt and model links are the tags MLflow's own link functions write.
@@ -254,8 +255,12 @@ def register_configuration(
     system: str | None,
     identity: ConfigIdentity,
     model_params: dict[str, str],
+    model_id: str | None = None,
 ) -> RegistryLinks:
-    """Register the run's prompt version and configuration model and link the run to both."""
+    """Register the run's prompt version and configuration model and link the run to both.
+
+    ``model_id`` names an existing LoggedModel to link instead of the configuration's own
+    (``harness.evaluate(model_id=...)``, MLflow's active model), as ``mlflow.evaluate`` does."""
     version = register_prompt_version(
         client,
         name=prompt_name,
@@ -266,13 +271,16 @@ def register_configuration(
         run_id=run_id,
     )
     links_params = {**model_params, "prompt_uri": f"prompts:/{version.name}/{version.version}"}
-    model = find_or_create_model(
-        client,
-        experiment_id=experiment_id,
-        identity=identity,
-        source_run_id=run_id,
-        params=links_params,
-    )
+    if model_id is not None:
+        model = client.get_logged_model(model_id)
+    else:
+        model = find_or_create_model(
+            client,
+            experiment_id=experiment_id,
+            identity=identity,
+            source_run_id=run_id,
+            params=links_params,
+        )
     link_prompt_to_run(client, run_id, version)
     link_prompt_to_model(client, model, version)
     client.set_tag(run_id, MODEL_ID_TAG, model.model_id)

@@ -4,7 +4,8 @@
 store (``harness.tracking.mlflow_sqlite``) this module does the same with the queries
 MLflow's searches make (``find_links``) and the rows MLflow's client writes
 (``register_links``: the prompt, its version, its listing on the experiment's Prompts tab,
-the configuration's LoggedModel), inside the run's transaction.
+the configuration's LoggedModel, or the user's own model found by its id), inside the run's
+transaction.
 tests/tracking/test_mlflow_sql.py registers a configuration both ways and compares every
 row. What this module does not write (a name MLflow refuses, a registered model of that
 name that is no prompt, a prompt text over MLflow's limit) it leaves to MLflow's API, which
@@ -62,7 +63,10 @@ def find_links(
     if listed is None or f",{experiment_id}," not in listed:
         return None
     version = _version(conn, name, identity.prompt_digest)
-    model = _model(conn, experiment_id, identity.digest)
+    if record.model_id is not None:  # the user's own model, not the configuration's
+        model = _model_by_id(conn, record.model_id)
+    else:
+        model = _model(conn, experiment_id, identity.digest)
     if version is None or model is None:
         return None
     return RegistryLinks(
@@ -168,7 +172,7 @@ def register_links(
     ids = [i for i in listed.split(",") if i]
     if str(experiment_id) not in ids:  # commas on both ends, as MLflow writes it
         _model_tag(conn, name, EXPERIMENT_IDS_TAG, "," + ",".join([*ids, str(experiment_id)]) + ",")
-    if _model(conn, experiment_id, identity.digest) is None:
+    if record.model_id is None and _model(conn, experiment_id, identity.digest) is None:
         version_number = _version(conn, name, digest)
         model_id = f"m-{uuid.uuid4().hex}"
         conn.execute(
@@ -224,6 +228,17 @@ def _version(conn: sqlite3.Connection, name: str, digest: str) -> int | None:
         (name, _DELETED_VERSION, PROMPT_DIGEST_TAG, digest),
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def _model_by_id(conn: sqlite3.Connection, model_id: str) -> tuple[str, str] | None:
+    """(id, name) of the live model ``model_id``, in any experiment; None: MLflow's API
+    (``get_logged_model``) says it is not there."""
+    row = conn.execute(
+        "SELECT model_id, name FROM logged_models WHERE model_id = ? "
+        "AND lifecycle_stage != 'deleted'",
+        (model_id,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def _model(conn: sqlite3.Connection, experiment_id: int, digest: str) -> tuple[str, str] | None:

@@ -149,6 +149,39 @@ def test_a_run_written_with_sql_reads_back_as_mlflow_wrote_it(store):
     assert list(table["id"]) == [r[0] for r in ROWS]
 
 
+def test_a_run_given_the_users_model_links_to_it_both_ways(store):
+    """A record naming a LoggedModel of the user's own (harness.evaluate(model_id=...)):
+    both ways link the run to that model (model input, metrics, traces, tags) and neither
+    finds or makes the configuration's; a model the store does not hold is left to
+    MLflow's API, which fails the run saying so."""
+    client = store["client"]
+    experiment = client.get_run(store["first"]).info.experiment_id
+    model = client.create_logged_model(experiment, name="users-agent")
+    before = {m.model_id for m in client.search_logged_models([experiment])}
+    record = _record(model_id=model.model_id)
+    api, sql = _both(store, record, register=True)
+    api_view, sql_view = _run_view(client, api), _run_view(client, sql)
+    assert sql_view == api_view
+    assert sql_view["models"] == [model.model_id]
+    assert sql_view["tags"]["harness.model_id"] == model.model_id
+    by_run: dict[str, dict] = {}
+    for metric in client.get_logged_model(model.model_id).metrics:
+        by_run.setdefault(metric.run_id, {})[metric.key] = (metric.value, metric.dataset_name)
+    assert by_run[sql] == by_run[api] and set(by_run[sql]) == {
+        k for k, v in record.metrics.items() if not math.isnan(v)
+    }
+    for run_id in (api, sql):
+        traces = _traces_by_row(client, client.get_run(run_id))
+        assert {t.info.request_metadata["mlflow.modelId"] for t in traces.values()} == {
+            model.model_id
+        }
+    assert {m.model_id for m in client.search_logged_models([experiment])} == before
+    gone = _record(model_id="m-" + "0" * 32)
+    assert SqlRunLogger.open(gone, db_path=store["db"], register=True) is None
+    with pytest.raises(TrackingError, match="Logged model with ID 'm-0+' not found"):
+        RunLogger(gone, tracking_uri=store["uri"], register=True)
+
+
 def test_params_metrics_and_nesting_without_registration(store):
     client = store["client"]
     parent = client.create_run(client.get_run(store["first"]).info.experiment_id).info.run_id
