@@ -37,13 +37,13 @@ from harness.evaluate_arguments import (
     wrong_type,
 )
 from harness.evaluate_messages import in_python_words
-from harness.slices.labels import check_by
 from harness.evaluate_mlflow import (
     check_mlflow_arguments,
     default_evaluator_config,
     harness_uri,
     linked_model,
 )
+from harness.slices.labels import check_by
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -223,7 +223,6 @@ def test_cli_import_list_show_json(qa_file: Path) -> None:
     assert len(shown["examples"]) == 3 and shown["rows"] == 20
 
 
-
 def test_data_list_writes_row_counts_with_thousands_separators(home: Path) -> None:
     """`data list` showed 1200 where everything else writes 1,200."""
     import_dataframe(pd.DataFrame({"input": [f"q{i}" for i in range(1200)]}), name="big")
@@ -231,6 +230,7 @@ def test_data_list_writes_row_counts_with_thousands_separators(home: Path) -> No
     assert code == 0
     [line] = [line for line in out.splitlines() if line.startswith("big ")]
     assert " 1,200 " in line
+
 
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
