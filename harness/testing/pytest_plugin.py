@@ -29,7 +29,7 @@ Under pytest-xdist each test runs in one worker, and each test has its own casse
 two workers write one file. Tests that share a cassette (``cassette=``) take turns under a
 file lock and merge: with ``new`` each adds its calls; with ``all`` the first test of the
 session to write the file replaces it and the others add to it (the session is recognised
-through pytest's cache, shared by the workers).
+by a note beside the lock file, which the workers share).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -225,16 +226,20 @@ def _attempt(action: Callable[[], Any]) -> str | None:
 
 
 def _merge_check(config: pytest.Config, path: Path) -> Callable[[], bool]:
-    """For ``all``: whether this session already rewrote ``path`` (then add to it)."""
+    """For ``all``: whether this session already rewrote ``path`` (then add to it). Called
+    under the cassette's file lock; the session that last wrote it is noted in a file beside
+    the lock, which every worker of the session sees (pytest's cache is not there under
+    ``-p no:cacheprovider``)."""
 
     def written_this_session() -> bool:
-        cache = getattr(config, "cache", None)
-        if cache is None:
-            return False
-        key = "harness/refreshed/" + hashlib.sha256(str(path).encode()).hexdigest()[:24]
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+        note = Path(tempfile.gettempdir()) / f"harness-cassette-{digest}.session"
         run = _run_id(config)
-        already = cache.get(key, None) == run
-        cache.set(key, run)
+        try:
+            already = note.read_text(encoding="utf-8") == run
+        except OSError:  # none yet: no session wrote it
+            already = False
+        note.write_text(run, encoding="utf-8")
         return already
 
     return written_this_session

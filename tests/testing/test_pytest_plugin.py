@@ -786,3 +786,32 @@ def test_shared(question):
     assert len(entries(suite.path / "shared.jsonl")) == 4  # an embedding and a chat call each
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest("-k", "shared").assert_outcomes(passed=2, deselected=3)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "-p", "xdist"]], ids=["serial", "xdist"])
+def test_all_on_a_shared_cassette_without_pytests_cache_keeps_every_tests_calls(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    """With ``-p no:cacheprovider`` (a read-only checkout in CI), ``all`` on a shared cassette
+    kept only the last test's calls: the session was recognised through pytest's cache."""
+    suite.makepyfile(
+        test_shared="""
+import pytest
+import my_app
+
+@pytest.mark.harness(cassette="shared.jsonl")
+@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?", "Tallest peak?"])
+def test_shared(question):
+    assert my_app.answer(question)
+"""
+    )
+    shared = suite.path / "shared.jsonl"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        args = [*workers, "-p", "no:cacheprovider", "test_shared.py"]
+        suite.runpytest(*args, "--harness-record=all").assert_outcomes(passed=3)
+        assert len(entries(shared)) == 6  # an embedding and a chat call each
+        suite.runpytest(*args, "--harness-record=all").assert_outcomes(passed=3)
+        assert len(entries(shared)) == 6  # the next session replaces it again
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest("-p", "no:cacheprovider", "test_shared.py").assert_outcomes(passed=3)
