@@ -45,6 +45,11 @@ def test_check_sh_replays_and_passes_like_ci(tmp_path: Path) -> None:
     assert "model calls: 0 sent, 30 from cache" in done.stdout  # replayed, nothing sent
     assert "judge calls: 0 sent, 60 from cache" in done.stdout
     assert "check: pass (all 6 gates passed)" in done.stdout
+    # The baseline declares its scores' kinds and ranges, as a run made today does: the
+    # yes/no judge is compared as 0/1 and the 1-5 judge's means are cut at its scale.
+    legend = " ".join(done.stdout.split())
+    assert "t cut at [1, 5] for faithfulness; Wilson's for correctness." in legend
+    assert "adjusted Wald cut at ±1 for correctness." in legend
     assert "::error" not in done.stderr
     cases = list(ET.parse(folder / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == 6 and not any(c.find("failure") is not None for c in cases)

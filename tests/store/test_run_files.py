@@ -157,7 +157,7 @@ def test_a_run_file_holds_the_rows_of_an_unfinished_run(
 
 
 def test_a_run_file_without_a_row_count_is_read(run_id: str, tmp_path: Path) -> None:
-    # Files exported before the header counted its rows (examples/ci/baseline.jsonl) read
+    # Files exported before the header counted its rows (examples/ci/baseline.jsonl was) read
     # as before, unchecked.
     lines = _export(run_id, tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
     header = json.loads(lines[0])
