@@ -19,7 +19,7 @@ the file:
   written when something was added, keeping every entry it had.
 - ``refresh``: every call is sent again, and the cassette is rewritten with exactly the
   calls the block made (entries it no longer uses are dropped; a block that failed keeps
-  them, as it may not have made every call).
+  them, as it may not have made every call: a call of it failed, or it raised).
 - ``off``: calls are sent and counted, the cassette is neither read nor written.
 
 A recording block that failed and stored nothing leaves the file as it was (none, if there
@@ -188,7 +188,7 @@ class Recorder:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.stop(cut_short=exc_type is not None)
         if self.failure is None:
             return
         if exc_type is None:
@@ -242,10 +242,12 @@ class Recorder:
         if self.mode == "replay":
             self._stack.enter_context(placeholder_keys())
 
-    def stop(self, merge_if: Callable[[], bool] | None = None) -> None:
+    def stop(self, merge_if: Callable[[], bool] | None = None, *, cut_short: bool = False) -> None:
         """End the block: stop routing, close the call path, write the cassette if the mode
         says so. ``merge_if`` (called under the file lock) tells ``refresh`` to keep the
-        entries already in the file, as when tests sharing a cassette each rewrite it."""
+        entries already in the file, as when tests sharing a cassette each rewrite it;
+        ``cut_short`` says the block raised (a test failed or skipped), so it may not have
+        made every call, and ``refresh`` keeps them too, as for a failed call."""
         if not self._started:
             return
         self._started = False
@@ -261,12 +263,12 @@ class Recorder:
         if self._cache is None or self.mode == "replay":
             return  # the file is only read
         if len(self._cache) == self._loaded and (
-            self.failure is not None or (self.mode == "use" and self.path.exists())
+            self.failure is not None or (self.path.exists() and (self.mode == "use" or cut_short))
         ):
             # Nothing new: the file stays as it is. A block with no calls gets one; a block
             # whose calls all failed does not (its replay would blame the calls, not it).
             return
-        self._save(self._cache, self._scope, merge_if)
+        self._save(self._cache, self._scope, merge_if, keep=cut_short)
 
     # -- the file -----------------------------------------------------------------------
 
@@ -287,7 +289,14 @@ class Recorder:
             )
         self._loaded = report.added
 
-    def _save(self, cache: MemoryCache, scope: Scope, merge_if: Callable[[], bool] | None) -> None:
+    def _save(
+        self,
+        cache: MemoryCache,
+        scope: Scope,
+        merge_if: Callable[[], bool] | None,
+        *,
+        keep: bool = False,
+    ) -> None:
         from filelock import FileLock
 
         from harness.cache.cassette import export_cassette, import_cassette
@@ -299,7 +308,7 @@ class Recorder:
             merge = self.mode == "use" or (merge_if is not None and merge_if())
             # A block that failed part way did not get to use every entry: ``refresh``
             # keeps them (its new answers win) rather than dropping them as unused.
-            if self.path.exists() and (merge or self.failure is not None):
+            if self.path.exists() and (merge or keep or self.failure is not None):
                 import_cassette(cache, self.path)  # what others wrote meanwhile
             recorded = cache.keys()
             for key in recorded:

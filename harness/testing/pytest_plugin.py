@@ -18,7 +18,8 @@ Installing harness registers it (the ``pytest11`` entry point ``harness``). A te
   fails it with that command, and the network is closed to all but loopback;
   ``--harness-record=new`` records the calls the cassette lacks and keeps the others;
   ``--harness-record=all`` records everything again and drops the entries the test no
-  longer uses (a test that failed keeps them; one whose calls all failed writes nothing);
+  longer uses (a test that failed or skipped part way keeps them; one whose calls all
+  failed writes nothing);
 - the ``harness_recorder`` fixture is the test's ``Recorder`` (its cassette, mode, live
   ``calls`` counters);
 - calls made by the test and by its function-scoped fixtures (set-up and teardown) are
@@ -53,6 +54,7 @@ DEFAULT_CASSETTE_DIR = "cassettes"
 _RECORDER = pytest.StashKey["Recorder"]()
 _RUN_ID = pytest.StashKey[str]()  # this pytest session, as the controller named it
 _TOLD = pytest.StashKey[bool]()  # the test's harness failure has failed a phase of it
+_CUT_SHORT = pytest.StashKey[bool]()  # its set-up or call raised: it may not have made every call
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -178,7 +180,10 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
     try:
         yield
     finally:
-        problem = _attempt(lambda: recorder.stop(merge_if=_merge_check(item.config, path)))
+        cut_short = item.stash.get(_CUT_SHORT, False)
+        problem = _attempt(
+            lambda: recorder.stop(merge_if=_merge_check(item.config, path), cut_short=cut_short)
+        )
         if problem:
             pytest.fail(problem, pytrace=False)
 
@@ -284,9 +289,13 @@ def _told_in_place(item: pytest.Item, *, swallowed: bool) -> Generator[None, Any
     try:
         result = yield
     except Exception:  # the test's own error: an assertion, the SDK's error for the miss...
+        item.stash[_CUT_SHORT] = True
         if not _untold(item):
             raise
         result = None  # replaced below, outside this block: no chained traceback
+    except BaseException:  # pytest.skip(), pytest.fail(), an xfail: it stopped part way too
+        item.stash[_CUT_SHORT] = True
+        raise
     else:
         if not (swallowed and _untold(item)):
             return result

@@ -187,6 +187,29 @@ def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
         harness.replay(cassette, mode="none")
 
 
+def test_refresh_of_a_block_that_raised_keeps_the_entries_it_did_not_get_to(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """A block the app's own error stopped part way did not make every call: ``refresh``
+    keeps the entries it did not get to (it dropped them, and the replay after the app was
+    fixed missed), and one that made no call leaves the file as it was."""
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        ask(openai.OpenAI(), "first")
+        ask(openai.OpenAI(), "second")
+    for calls in (["first"], []):
+        with contextlib.suppress(RuntimeError), harness.replay(cassette, mode="refresh"):
+            for text in calls:
+                ask(openai.OpenAI(), text)
+            raise RuntimeError("the app broke")
+        with harness.replay(cassette):  # the fixed app replays both calls
+            assert [ask(openai.OpenAI(), "first"), ask(openai.OpenAI(), "second")]
+    before = cassette.read_bytes()
+    with contextlib.suppress(RuntimeError), harness.replay(cassette, mode="refresh"):
+        raise RuntimeError("the app broke before any call")
+    assert cassette.read_bytes() == before
+
+
 def test_a_cassette_whose_folder_cannot_be_made_is_one_error(
     llm: FakeLLMServer, tmp_path: Path
 ) -> None:

@@ -815,3 +815,50 @@ def test_shared(question):
         assert len(entries(shared)) == 6  # the next session replaces it again
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest("-p", "no:cacheprovider", "test_shared.py").assert_outcomes(passed=3)
+
+
+def test_all_keeps_the_entries_a_test_that_stopped_part_way_did_not_get_to(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--harness-record=all`` on a test that failed (or skipped) after its first call
+    dropped the entries of the calls it did not get to make, so the replay after the fix
+    missed; a test that stopped before any call emptied its cassette."""
+    suite.makepyfile(
+        test_stops="""
+import os
+import pytest
+import my_app
+
+@pytest.mark.harness
+def test_two_questions():
+    my_app.answer("Capital of France?")
+    if os.environ.get("STOP") == "fail":
+        raise AssertionError("the app broke after the first question")
+    if os.environ.get("STOP") == "skip":
+        pytest.skip("not today")
+    my_app.answer("River of Egypt?")
+
+@pytest.mark.harness
+def test_stops_first():
+    if os.environ.get("STOP"):
+        pytest.skip("not today")
+    my_app.answer("Tallest peak?")
+"""
+    )
+    folder = suite.path / "cassettes" / "test_stops"
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("test_stops.py", "--harness-record=new").assert_outcomes(passed=2)
+        for stop, outcomes in (("fail", {"failed": 1}), ("skip", {"skipped": 1})):
+            monkeypatch.setenv("STOP", stop)
+            suite.runpytest(
+                "test_stops.py", "-k", "two_questions", "--harness-record=all"
+            ).assert_outcomes(deselected=1, **outcomes)
+            assert len(entries(folder / "test_two_questions.jsonl")) == 4
+        suite.runpytest("test_stops.py", "-k", "first", "--harness-record=all").assert_outcomes(
+            skipped=1, deselected=1
+        )
+        assert len(entries(folder / "test_stops_first.jsonl")) == 2
+    monkeypatch.delenv("STOP")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    suite.runpytest("test_stops.py").assert_outcomes(passed=2)
