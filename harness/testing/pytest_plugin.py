@@ -283,6 +283,20 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, Any, Any]:
     return (yield from _told_in_place(item, swallowed=True))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
+    """A harness failure fails an ``xfail`` test too: pytest would report it as the
+    expected failure, so a stale cassette (a miss) went unseen; the test is expected to
+    fail for its own reason, not for a call its cassette lacks."""
+    report = yield
+    if getattr(report, "wasxfail", None) is not None and item.stash.get(_TOLD, False):
+        report.outcome = "failed"
+        del report.wasxfail
+    return report
+
+
 def _told_in_place(item: pytest.Item, *, swallowed: bool) -> Generator[None, Any, Any]:
     """One phase of a marked test: its harness failure, if any and not told by an earlier
     phase, fails it (when the phase raised, or, with ``swallowed``, whatever it did)."""

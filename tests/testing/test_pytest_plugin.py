@@ -862,3 +862,38 @@ def test_stops_first():
     monkeypatch.delenv("STOP")
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest("test_stops.py").assert_outcomes(passed=2)
+
+
+def test_a_miss_fails_an_xfail_test_rather_than_passing_as_its_expected_failure(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An xfail test whose cassette lacked a call was reported XFAIL (strict or not), as
+    pytest reports any failure of such a test, so a stale cassette went unseen; the
+    harness failure now fails it, with its own message."""
+    suite.makepyfile(
+        test_known_bug="""
+import pytest
+import my_app
+
+pytestmark = pytest.mark.harness
+
+
+@pytest.mark.xfail(reason="the app answers in too many words")
+def test_short():
+    assert len(my_app.answer("What is the capital of France?").split()) == 1
+
+
+@pytest.mark.xfail(reason="the app answers in too many words", strict=True)
+def test_short_strict():
+    assert len(my_app.answer("What is the capital of France?").split()) == 1
+"""
+    )
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        suite.runpytest("test_known_bug.py", "--harness-record=new").assert_outcomes(xfailed=2)
+    suite.runpytest("test_known_bug.py").assert_outcomes(xfailed=2)  # replayed: its own bug
+    app = suite.path / "my_app.py"
+    app.write_text(app.read_text().replace("in a few words", "in one word"))
+    changed = suite.runpytest("test_known_bug.py")
+    changed.assert_outcomes(failed=2)
+    changed.stdout.fnmatch_lines(["*harness: test_known_bug.py::test_short made a call that*"])
