@@ -210,6 +210,7 @@ def eval_fn_metric(
     shape: DataShape | None,
     description: str | None = None,
     origin: str = "python",
+    id_lists: bool = False,
 ) -> BatchMetric:
     """MLflow's ``eval_fn`` as a batch metric: called once, with the arguments MLflow gives.
 
@@ -217,6 +218,10 @@ def eval_fn_metric(
     metrics computed so far (as MLflow ``MetricValue``), and any other parameter a column
     (through ``col_mapping``), a value of ``evaluator_config``, or another metric's values.
     A parameter nothing provides fails before the run, unless it has a default.
+
+    ``id_lists`` (MLflow's retriever metrics): each output is the list of document ids its
+    JSON text holds, and each row's targets the list of its expected answers (one answer is
+    a list of one, none an empty list), as MLflow holds a retriever's columns.
     """
     shape = shape or DataShape()
     parameters = _parameters(fn, f"metric {name!r}")
@@ -252,7 +257,8 @@ def eval_fn_metric(
     def compute(data: Columns) -> BatchResult | None:
         if legacy:
             return _legacy_call(fn, name, data)
-        arguments = [_argument(data, source, default) for _, source, default in plan]
+        ids_of = name if id_lists else None
+        arguments = [_argument(data, source, default, ids_of) for _, source, default in plan]
         return batch_result(fn(*arguments), name, len(data.ids))
 
     return BatchMetric(
@@ -271,9 +277,19 @@ def eval_fn_metric(
     )
 
 
-def _argument(data: Columns, source: Source | str | None, default: Any) -> Any:
+def _argument(
+    data: Columns, source: Source | str | None, default: Any, ids_of: str | None = None
+) -> Any:
+    """One argument of an eval_fn; ``ids_of``: the retriever metric reading id lists."""
     import pandas as pd
 
+    if ids_of and isinstance(source, Source) and source.kind in ("output", "expected"):
+        if source.kind == "expected":
+            return pd.Series([list(answers) for answers in data.expected], dtype=object)
+        return pd.Series(
+            [_id_list(text, row, ids_of) for row, text in zip(data.ids, data.outputs, strict=True)],
+            dtype=object,
+        )
     if source == "metrics":
         return _metric_values(data)
     if isinstance(source, str):  # "metric:NAME": another metric's values, else the default
@@ -296,6 +312,24 @@ def _argument(data: Columns, source: Source | str | None, default: Any) -> Any:
             return default
         return pd.Series([_mlflow_target(answers) for answers in data.expected])
     return pd.Series(data.extra[str(source.column)])
+
+
+def _id_list(text: str | None, row: str, metric: str) -> list[str]:
+    """A retriever's output, stored as the JSON text of its list of document ids."""
+    try:
+        ids = json.loads(text or "")
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids
+    ):
+        shown = text if text is None or len(text) <= 60 else text[:57] + "..."
+        raise MetricError(
+            f"metric {metric!r} reads each output as a list of document ids (a JSON list of "
+            f"strings or integers); row {row!r} has {shown!r}"
+        )
+    # Expected answers are stored as text (7 as "7"), so the ids are compared as text.
+    return [i if isinstance(i, str) else str(i) for i in ids]
 
 
 def _mlflow_target(answers: tuple[str, ...]) -> Any:

@@ -63,6 +63,9 @@ _NEEDS_PACKAGE = {
 # ...and the NLTK corpus the package downloads at first use when it is not there: textstat
 # 0.7.10+ (it requires nltk) counts syllables with the CMU dictionary.
 _DOWNLOADS_CORPUS = {"flesch_kincaid_grade_level": "cmudict"}
+# MLflow's retriever metrics (precision_at_k(k), ...), told by their eval_fn's factory: they
+# read each output as a list of document ids and each row's targets as a list.
+RETRIEVER_EVAL_FNS = ("_precision_at_k_eval_fn", "_recall_at_k_eval_fn", "_ndcg_at_k_eval_fn")
 # MLflow judge model URI schemes harness calls with a provider of its own.
 _SCHEMES = {"openai": "openai", "anthropic": "anthropic", "databricks": "databricks"}
 # A score a rubric names: "Score 1", "Scores: 1", "score from 1", "a scale of 1" ...
@@ -128,6 +131,7 @@ def adapt_evaluation_metric(
         shape=shape,
         description=_one_line(metric.long_name if metric.long_name != metric.name else ""),
         origin="mlflow",
+        id_lists=module.startswith("mlflow.") and _factory(metric.eval_fn) in RETRIEVER_EVAL_FNS,
     )
     if module.startswith("mlflow.") and "targets" in inspect.signature(metric.eval_fn).parameters:
         # MLflow's own (exact_match, precision_at_k, mae, ...) take targets=None and return
@@ -135,6 +139,11 @@ def adapt_evaluation_metric(
         # than a run whose results silently lack the metric.
         found = dataclasses.replace(found, needs_expected=True)
     return found
+
+
+def _factory(fn: Any) -> str:
+    """The function that made ``fn`` (``_precision_at_k_eval_fn`` for its ``_fn``)."""
+    return str(getattr(fn, "__qualname__", "")).split(".<locals>.")[0]
 
 
 def _downloads_corpus(package: str, corpus: str) -> bool:
