@@ -43,6 +43,7 @@ from harness.evaluate_mlflow import (
     harness_uri,
     linked_model,
 )
+from harness.evaluate_retriever import RETRIEVER, retriever_metrics, retriever_provider
 from harness.slices.labels import check_by
 
 if TYPE_CHECKING:
@@ -157,6 +158,10 @@ def evaluate(
     names ``metrics`` or ``extra_metrics`` has no defaults (MLflow's ``model_type=None``),
     and one that names neither has question-answering's. ``judges`` takes judge names and
     harness Judges.
+
+    ``model_type="retriever"``: the model (or ``predictions=`` column) gives each row a list
+    of document ids, ``targets=`` its relevant ids, scored by MLflow's ``precision_at_k``,
+    ``recall_at_k`` and ``ndcg_at_k`` at ``evaluator_config["retriever_k"]`` (default 3).
 
     ``predictions="COLUMN"`` scores outputs already in ``data`` instead of calling a model
     (the model URI ``column:COLUMN``; give ``model`` or ``predictions``, not both).
@@ -277,9 +282,10 @@ def evaluate(
     if model_type is _UNSET:
         named = metrics is not None or bool(extra_metrics)
         model_type = None if named else DEFAULT_MODEL_TYPE
-    if model_type is not None and model_type not in MODEL_TYPE_METRICS:
+    if model_type is not None and model_type not in [*MODEL_TYPE_METRICS, RETRIEVER]:
         raise ConfigError(
-            f"unknown model_type {model_type!r}; use one of {', '.join(MODEL_TYPE_METRICS)}"
+            f"unknown model_type {model_type!r}; use one of "
+            f"{', '.join([*MODEL_TYPE_METRICS, RETRIEVER])}"
         )
     if feature_names is not None and len(feature_names) == 1 and inputs is None:
         # MLflow's model reads only the feature columns: one feature is the input, whatever
@@ -298,7 +304,10 @@ def evaluate(
     }
     provider = None
     model_uri = model
-    if callable(model):
+    if model_type == RETRIEVER and model is not None:  # its list of ids: stored as JSON
+        provider = retriever_provider(model, cache)
+        model_uri = provider.uri if provider is not None else model
+    elif callable(model):
         from harness.providers.python import PythonProvider
 
         provider = PythonProvider.from_function(model)
@@ -312,7 +321,11 @@ def evaluate(
             raise
         _check_columns("by", by, columns, mapping)
         _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
-    defaults = MODEL_TYPE_METRICS[model_type] if model_type is not None else ()
+    defaults: Sequence[Any] = ()
+    if model_type == RETRIEVER:  # MLflow's metric objects, at evaluator_config's retriever_k
+        defaults = retriever_metrics(config_map) if metrics is None else ()
+    elif model_type is not None:
+        defaults = MODEL_TYPE_METRICS[model_type]
     chosen = list(metrics) if metrics is not None else list(defaults)
     if not chosen and not extra_metrics and not judges:
         raise ConfigError(  # as mlflow.evaluate: with no model_type, say what to compute

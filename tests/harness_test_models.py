@@ -105,3 +105,8 @@ def lone_surrogate(row: dict[str, Any]) -> str:
 def raise_lone_surrogate(row: dict[str, Any]) -> str:
     """Fails with a message quoting a lone surrogate (text an SDK read from valid JSON)."""
     raise ValueError("bad \ud800")
+
+
+def retrieve(row: dict[str, Any]) -> list[str]:
+    """A retriever (``model_type="retriever"``): the ids of the documents named in the input."""
+    return [word for word in row["input"].split() if word.startswith("d")]

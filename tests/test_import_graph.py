@@ -36,6 +36,7 @@ LAYERS: dict[str, str] = {
     "harness.evaluate_arguments": "api",  # evaluate's arguments checked in Python's words
     "harness.evaluate_messages": "api",  # evaluate's errors in its argument names
     "harness.evaluate_mlflow": "api",  # mlflow.evaluate's own arguments: evaluators, URIs
+    "harness.evaluate_retriever": "api",  # model_type="retriever": MLflow's metrics, id lists
     "harness.data": "api",
     "harness.data_files": "api",  # reading CSV/JSONL/JSON/Parquet eval-set files
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags

@@ -4,13 +4,16 @@ As the model of a run, the function receives the row as a dict (``id``, ``input`
 ``expected``, ``context``, ``prompt`` — the rendered template — and every extra column)
 and returns text. As a judge model it receives the rendered judge messages (a list of
 ``{"role", "content"}`` dicts). Async functions are awaited; plain ones run in a worker
-thread so a slow function does not stall the other rows.
+thread so a slow function does not stall the other rows. A retriever's function
+(``harness.evaluate(model_type="retriever")``, ``ids=True``) returns a list of document ids,
+stored as its JSON text (``["d1", "d2"]``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import numbers
 import time
 from collections.abc import Callable
@@ -42,16 +45,19 @@ class PythonProvider(Provider):
     scheme = "python"
     local = True
 
-    def __init__(self, model: str, fn: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, model: str, fn: Callable[..., Any] | None = None, *, ids: bool = False
+    ) -> None:
         super().__init__(model)
         self.fn = fn if fn is not None else load_callable(model)
         self.is_async = inspect.iscoroutinefunction(self.fn)
+        self.ids = ids  # a retriever: the function returns a list of document ids
 
     @classmethod
-    def from_function(cls, fn: Callable[..., Any]) -> PythonProvider:
+    def from_function(cls, fn: Callable[..., Any], *, ids: bool = False) -> PythonProvider:
         """A provider for a callable handed to ``evaluate`` directly."""
         name = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-        return cls(name, fn)
+        return cls(name, fn, ids=ids)
 
     @property
     def uri(self) -> str:
@@ -89,6 +95,8 @@ class PythonProvider(Provider):
         if isinstance(result, ModelResponse):
             result.latency_s = result.latency_s or latency
             return result
+        if self.ids and request.row is not None:
+            return ModelResponse(text=self._ids_text(result), latency_s=latency)
         if result is None:
             raise ProviderError(f"{self.uri} returned None; a model must return text")
         if request.row is not None and not isinstance(result, str | numbers.Number):
@@ -100,6 +108,25 @@ class PythonProvider(Provider):
                 'm.predict([row["input"]])[0])'
             )
         return ModelResponse(text=str(result), latency_s=latency)
+
+    def _ids_text(self, result: Any) -> str:
+        """A retriever's answer as it is stored: the JSON text of its list of ids (a text
+        is kept as it is: MLflow's retriever metrics read it as such a list, or fail)."""
+        if isinstance(result, str):
+            return result
+        if hasattr(result, "tolist"):  # a numpy array or a pandas Series
+            result = result.tolist()
+        if isinstance(result, (list, tuple)) and all(
+            isinstance(i, (str, numbers.Integral)) and not isinstance(i, bool) for i in result
+        ):
+            ids = [i if isinstance(i, str) else int(i) for i in result]
+            return json.dumps(ids, ensure_ascii=False)
+        shown = repr(result)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ProviderError(
+            f"{self.uri} returned {shown}; a retriever returns a list of document ids "
+            "(strings or integers) for the row"
+        )
 
 
 def _timed(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:

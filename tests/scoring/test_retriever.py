@@ -4,6 +4,7 @@ is held against mlflow.evaluate's own on the same data, in a local SQLite store.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 import harness
-from harness.errors import RowsFailedWarning
+from harness.cli import cli
+from harness.errors import ConfigError, RowsFailedWarning
+from harness.store.datasets import list_datasets
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -91,3 +95,130 @@ def test_an_output_that_is_no_list_of_ids_is_the_metrics_error() -> None:
         )
     assert result.metrics == {}
     assert "row '0' has 'd1, d2'" in " ".join(result.result.warnings)
+
+
+DEFAULT_NAMES = {
+    f"{name}_at_3/{aggregate}"
+    for name in ("precision", "recall", "ndcg")
+    for aggregate in ("mean", "variance", "p90")
+}
+
+
+def test_model_type_retriever_scores_static_predictions_as_mlflow(tmp_path: Path) -> None:
+    """model_type="retriever" was refused ("unknown model_type 'retriever'"): its default
+    metrics are MLflow's precision_at_3, recall_at_3 and ndcg_at_3, with MLflow's names."""
+    arguments = {
+        "data": retrieved_frame(),
+        "predictions": "retrieved",
+        "targets": "relevant",
+        "model_type": "retriever",
+    }
+    reference, _ = in_a_run(tmp_path, mlflow.evaluate, **arguments)
+    ours, our_run = in_a_run(tmp_path, harness.evaluate, **arguments)
+    assert set(reference.metrics) == DEFAULT_NAMES
+    assert ours.metrics == pytest.approx(reference.metrics)
+    logged = mlflow.MlflowClient().get_run(our_run).data.metrics
+    assert {k: logged[k] for k in DEFAULT_NAMES} == pytest.approx(reference.metrics)
+
+
+def mlflow_retriever(inputs: pd.DataFrame) -> list[list[str]]:
+    """harness_test_models.retrieve as mlflow.evaluate calls a model: a DataFrame in."""
+    return [[w for w in text.split() if w.startswith("d")] for text in inputs["question"]]
+
+
+def searched_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "question": ["d1 d2 d3", "d5 d1", "none", "d2 d2 d7 d8"],
+            "relevant": [["d1", "d3"], ["d9"], ["d2"], ["d8", "d2"]],
+        }
+    )
+
+
+@pytest.mark.parametrize("model", ["function", "uri"])
+def test_model_type_retriever_calls_a_function_returning_ids(
+    tmp_path: Path, model: str, home: Path
+) -> None:
+    """A function of the row returning its list of ids (its row was an error: "returned a
+    list, not text"), given as a callable or a python: URI, with retriever_k=2; the ids are
+    stored, shown and logged as their JSON text."""
+    from harness_test_models import retrieve
+
+    common = {"data": searched_frame(), "targets": "relevant", "model_type": "retriever"}
+    # Each its own config: MLflow pops retriever_k from the dict it is given.
+    reference, _ = in_a_run(
+        tmp_path,
+        mlflow.evaluate,
+        model=mlflow_retriever,
+        evaluator_config={"retriever_k": 2},
+        **common,
+    )
+    ours, our_run = in_a_run(
+        tmp_path,
+        harness.evaluate,
+        model=retrieve if model == "function" else "python:harness_test_models:retrieve",
+        evaluator_config={"retriever_k": 2},
+        **common,
+    )
+    assert set(reference.metrics) == {n.replace("_at_3", "_at_2") for n in DEFAULT_NAMES}
+    assert ours.metrics == pytest.approx(reference.metrics)
+    theirs = reference.tables["eval_results_table"]
+    mine = ours.tables["eval_results_table"].set_index("id").loc[["0", "1", "2", "3"]]
+    assert list(mine["output"]) == [
+        '["d1", "d2", "d3"]',
+        '["d5", "d1"]',
+        "[]",
+        '["d2", "d2", "d7", "d8"]',
+    ]
+    for name in ("precision_at_2", "recall_at_2", "ndcg_at_2"):
+        assert list(mine[name]) == pytest.approx(list(theirs[f"{name}/score"])), name
+    # The MLflow run's per-row table, and `harness runs show --rows`, hold the same text.
+    table = mlflow.artifacts.load_dict(f"runs:/{our_run}/eval_results_table.json")
+    outputs = [row[table["columns"].index("output")] for row in table["data"]]
+    assert sorted(outputs) == sorted(mine["output"])
+    shown = CliRunner().invoke(cli, ["runs", "show", ours.run_id, "--rows", "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = {row["id"]: row["output"] for row in json.loads(shown.output)["rows_table"]}
+    assert rows == dict(zip(mine.index, mine["output"], strict=True))
+
+
+def test_a_retriever_answering_no_list_fails_its_row() -> None:
+    data = pd.DataFrame({"question": ["q1", "q2"], "relevant": [["d1"], ["d2"]]})
+
+    def retrieve(row: dict[str, Any]) -> Any:
+        return ["d1"] if row["input"] == "q1" else {"ids": ["d2"]}
+
+    with pytest.warns(RowsFailedWarning, match="1 of 2 rows failed"):
+        result = harness.evaluate(
+            retrieve, data=data, targets="relevant", model_type="retriever", log_to_mlflow=False
+        )
+    errors = result.tables["eval_results_table"].set_index("id")["error"]
+    assert errors["1"].endswith(
+        "returned {'ids': ['d2']}; a retriever returns a list of document ids (strings or "
+        "integers) for the row"
+    )
+    assert result.metrics["precision_at_3/mean"] == 1.0  # the row that answered
+
+
+@pytest.mark.parametrize("k", [0, "3", 2.5, True])
+def test_a_retriever_k_that_is_no_positive_whole_number_is_refused(k: Any, home: Path) -> None:
+    """MLflow logs no metric for such a k (a warning in its log); harness refuses the call
+    before anything is stored."""
+    with pytest.raises(ConfigError, match=r"evaluator_config\['retriever_k'\] is how many"):
+        harness.evaluate(
+            data=retrieved_frame(),
+            predictions="retrieved",
+            targets="relevant",
+            model_type="retriever",
+            evaluator_config={"retriever_k": k},
+            log_to_mlflow=False,
+        )
+    db = home / "harness.duckdb"
+    assert not db.exists() or list_datasets(db) == []
+
+
+def test_unknown_model_type_names_retriever() -> None:
+    with pytest.raises(
+        ConfigError, match="use one of question-answering, text-summarization, text, retriever"
+    ):
+        harness.evaluate(data=retrieved_frame(), predictions="retrieved", model_type="retrieval")

@@ -1,0 +1,61 @@
+"""``harness.evaluate(model_type="retriever")``, as ``mlflow.evaluate`` evaluates a retriever.
+
+The model (a function of the row dict, a ``python:`` URI, or the static
+``predictions=`` column) gives each row a list of retrieved document ids, and ``targets=``
+holds each row's list of relevant ids. The default metrics are MLflow's own
+``precision_at_k(k)``, ``recall_at_k(k)`` and ``ndcg_at_k(k)``, with
+``k = evaluator_config["retriever_k"]`` (3 by default), so their names and values are
+MLflow's (``precision_at_3/mean``, ``/variance``, ``/p90``). A list of ids is stored (in
+DuckDB, the tables, ``runs show``, the report and MLflow's per-row table) as its JSON text,
+``["d1", "d2"]``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.providers.python import PythonProvider
+
+__all__ = ["DEFAULT_RETRIEVER_K", "RETRIEVER", "retriever_metrics", "retriever_provider"]
+
+RETRIEVER = "retriever"
+DEFAULT_RETRIEVER_K = 3  # MLflow's default evaluator's
+
+
+def retriever_metrics(evaluator_config: Mapping[str, Any]) -> list[Any]:
+    """MLflow's three retriever metrics at ``retriever_k`` (an int of at least 1: MLflow
+    logs nothing for another ``k``, with a warning; harness refuses it)."""
+    k = evaluator_config.get("retriever_k", DEFAULT_RETRIEVER_K)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ConfigError(
+            f"evaluator_config['retriever_k'] is how many retrieved documents the metrics "
+            f"read: a whole number of at least 1, not {k!r}"
+        )
+    from mlflow.metrics import ndcg_at_k, precision_at_k, recall_at_k
+
+    with warnings.catch_warnings():  # MLflow warns that they are deprecated: not the user's call
+        warnings.simplefilter("ignore", FutureWarning)
+        return [make(int(k)) for make in (precision_at_k, recall_at_k, ndcg_at_k)]
+
+
+def retriever_provider(model: str | Callable[..., Any], cache: str) -> PythonProvider | None:
+    """The provider of a retriever's function (a callable or a ``python:`` URI), whose list
+    of ids is stored as its JSON text; None for any other model URI (a ``column:`` of lists
+    is stored so by its provider, and a text model's answer is its text)."""
+    from harness.providers.python import PythonProvider
+
+    if callable(model):
+        return PythonProvider.from_function(model, ids=True)
+    scheme, _, target = model.partition(":")
+    if scheme == "python":
+        from harness.intercept.credentials import keys_for_replay
+
+        with keys_for_replay(cache):  # as the run loads it: its module may build a client
+            return PythonProvider(target, ids=True)
+    return None
