@@ -87,7 +87,11 @@ def run_facts(run: ReportRun) -> list[Fact]:
         facts.append(Fact("system prompt", clip(system, 80), detail=system))
     params = config.get("params") or {}
     facts.append(Fact("params", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"))
-    facts.append(Fact("metrics", ", ".join(config.get("metrics") or []) or "the defaults"))
+    # Metrics given as Python objects (harness.evaluate) are named apart from the specs.
+    metrics = [*(config.get("metrics") or []), *(config.get("python_objects") or [])]
+    judges = set(config.get("judges") or [])
+    metrics = [m for m in dict.fromkeys(metrics) if m not in judges]
+    facts.append(Fact("metrics", ", ".join(metrics) or "the defaults"))
     judges = config.get("judges") or []
     if judges:
         versions = config.get("judge_versions") or {}
