@@ -184,19 +184,26 @@ def surrogate_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPS
     server.server_close()
 
 
+def surrogate_app(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, rows: dict[str, str]
+) -> tuple[str, ...]:
+    """The app calling the surrogate server, importable, and dataset ``odd`` of ``rows``
+    (input -> the client it calls with); the `harness run` arguments that run it."""
+    (folder / "app_surrogates.py").write_text(SURROGATE_APP)
+    monkeypatch.syspath_prepend(str(folder))
+    data = folder / "q.jsonl"
+    data.write_text("".join(json.dumps({"input": q, "via": via}) + "\n" for q, via in rows.items()))
+    assert invoke("data", "import", str(data), "--name", "odd")[0] == 0
+    return ("run", "--data", "odd", "--model", "python:app_surrogates:answer", "--no-mlflow")
+
+
 def test_a_lone_surrogate_escape_in_a_body_is_stored_and_replayed_byte_for_byte(
     surrogate_server: ThreadingHTTPServer,
     tmp_path: Path,
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (tmp_path / "app_surrogates.py").write_text(SURROGATE_APP)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    data = tmp_path / "q.jsonl"
-    data.write_text('{"input": "Q?", "via": "openai"}\n{"input": "R?", "via": "httpx"}\n')
-    assert invoke("data", "import", str(data), "--name", "odd")[0] == 0
-    run = ("run", "--data", "odd", "--model", "python:app_surrogates:answer",
-           "--no-mlflow", "--json")  # fmt: skip
+    run = (*surrogate_app(tmp_path, monkeypatch, {"Q?": "openai", "R?": "httpx"}), "--json")
 
     code, cold, err = invoke(*run)
     assert code == 0, err
@@ -227,12 +234,7 @@ def test_a_replay_miss_on_a_body_with_a_lone_surrogate_names_it(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (tmp_path / "app_surrogates.py").write_text(SURROGATE_APP)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    data = tmp_path / "q.jsonl"
-    data.write_text('{"input": "R?", "via": "httpx"}\n')
-    assert invoke("data", "import", str(data), "--name", "odd")[0] == 0
-    run = ("run", "--data", "odd", "--model", "python:app_surrogates:answer", "--no-mlflow")
+    run = surrogate_app(tmp_path, monkeypatch, {"R?": "httpx"})
     assert invoke(*run)[0] == 0
 
     monkeypatch.setenv("ASK_ESCAPE", "udc01")  # the app now asks with another surrogate
