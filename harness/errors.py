@@ -11,8 +11,8 @@ replay miss, the budget, a refused server, a gate that failed); 2 bad usage or b
 and nothing else; 3 ``harness check`` (or ``compare``) cannot decide;
 74 (``EX_IOERR`` of sysexits.h) the environment failed: disk, permissions, a locked or
 damaged store, an MLflow store or server that cannot be written, a Spark Connect
-server that cannot be reached; 130 and 143 a run (or sync) stopped by SIGINT or
-SIGTERM, resumable.
+server or Databricks workspace that cannot be reached; 130 and 143 a run (or sync)
+stopped by SIGINT or SIGTERM, resumable.
 
 ::
 

@@ -228,8 +228,9 @@ def run(
       2    bad usage or input; nothing was written
       3    with --check: the check cannot decide (see `harness check --help`)
       74   the environment failed: disk full, read-only home, a locked or damaged
-           DuckDB file or MLflow store, a Spark Connect server that cannot be
-           reached (the run is resumable, `harness runs log` logs it to MLflow later)
+           DuckDB file or MLflow store, a Spark Connect server or Databricks
+           workspace that cannot be reached (the run is resumable, `harness runs
+           log` logs it to MLflow later)
       130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: finished rows are kept;
            `--resume RUN_ID` goes on (a second Ctrl-C exits at once, still resumable)
 

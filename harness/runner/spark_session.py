@@ -437,11 +437,43 @@ def _open_databricks(profile: str | None) -> SparkHandle:
     try:
         spark = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - Databricks Connect and SDK errors share no base
+        # A workspace the network cannot reach is the environment's fault (exit 74), as an
+        # unreachable Spark Connect server; anything else (a refused token, a cluster that
+        # is not there) is the user's setup (exit 2).
+        reason = _network_failure(e)
+        if reason is not None:
+            raise EnvironmentFault(
+                redact(f"cannot reach Databricks {compute}: {reason}", creds.secrets)
+            ) from None
         raise ConfigError(
             redact(f"cannot connect to Databricks {compute}: {error_line(e)}", creds.secrets)
         ) from None
     ui = f"{creds.host}/#setting/clusters/{creds.cluster_id}/sparkUi" if creds.cluster_id else None
     return SparkHandle(spark, True, f"Databricks {compute}", ui_url=ui)
+
+
+def _network_failure(error: BaseException) -> str | None:
+    """Why the network failed ``error``, from the deepest ``OSError`` in its chain (the SDK
+    raises ``TimeoutError`` over requests' ``ConnectionError`` over ``Connection refused``)
+    or a gRPC status of ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``; None for any other error."""
+    reason = None
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError):
+            reason = cause.strerror or error_line(cause)
+        else:
+            status = getattr(cause, "getGrpcStatusCode", None) or getattr(cause, "code", None)
+            try:
+                name = getattr(status() if callable(status) else None, "name", None)
+            except Exception:  # noqa: BLE001 - a code() that is not gRPC's
+                name = None
+            if name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                details = getattr(cause, "details", None)  # grpc.RpcError's own words
+                reason = reason or (details() if callable(details) else None) or error_line(cause)
+        cause = cause.__cause__ or cause.__context__
+    return reason
 
 
 def _describe(spark: Any, *, owned: bool, where: str, host: str | None = None) -> SparkHandle:

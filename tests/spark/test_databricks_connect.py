@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from spark_helpers import TESTS, cli_env, harness
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, EnvironmentFault
 from harness.runner.spark_session import SparkTarget, check_target, open_session
 from harness.testing import FakeLLMServer, SparkConnectServer
 
@@ -45,6 +46,18 @@ class _Builder:
             log.write(json.dumps(self.calls) + "\\n")
         if os.environ.get("FAKE_DBCONNECT_FAIL"):
             raise RuntimeError("401 Unauthorized: token " + os.environ["FAKE_DBCONNECT_FAIL"])
+        if os.environ.get("FAKE_DBCONNECT_LOOKUP"):  # look the cluster up, as the real one
+            from databricks.sdk import WorkspaceClient  # does, with the real SDK
+            from databricks.sdk.core import Config
+
+            profile = dict(self.calls).get("profile")
+            config = Config(profile=profile, retry_timeout_seconds=1)
+            if os.environ["FAKE_DBCONNECT_LOOKUP"] == "grpc":  # the session's own channel
+                import grpc
+
+                channel = grpc.insecure_channel(config.host.split("//")[-1])
+                channel.unary_unary("/spark.connect.SparkConnectService/Config")(b"", timeout=5)
+            WorkspaceClient(config=config).clusters.get(config.cluster_id)
         if "FAKE_DBCONNECT_REMOTE" not in os.environ:
             return _Unused()  # a test that only looks at what harness asked for
         from pyspark.sql.connect.session import SparkSession
@@ -224,6 +237,64 @@ def test_a_connection_failure_is_one_line_without_the_token(
     message = str(caught.value)
     assert message.startswith("cannot connect to Databricks cluster 0202-ci of ")
     assert TOKEN not in message and "\n" not in message
+
+
+def test_a_workspace_that_cannot_be_reached_after_cached_rows_is_exit_74(
+    in_process: Path,
+    profiles: Path,
+    home: Path,
+    qa_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As an unreachable Spark Connect server (tests/runner/test_spark_session.py): the
+    session opens after the driver has stored what the cache answers, so a workspace the
+    network cannot reach is the environment's fault, exit 74 with the run to resume, not
+    exit 2 ("bad input, nothing written") as it was. Databricks cannot run here: the
+    stand-in looks the cluster up with the real databricks-sdk, at a closed local port."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    profiles.write_text(f"[ci]\nhost = {closed}\ntoken = {TOKEN}\ncluster_id = 0202-ci\n")
+    monkeypatch.setenv("FAKE_DBCONNECT_LOOKUP", "1")
+    run = ["run", "--data", "qa", "--model", "openai:/m", "--no-mlflow", "--json"]
+    with FakeLLMServer() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        imported = CliRunner().invoke(cli, ["data", "import", str(qa_file), "--name", "qa"])
+        assert imported.exit_code == 0, imported.stderr
+        cached = CliRunner().invoke(cli, [*run, "--limit", "2"])
+        assert cached.exit_code == 0, cached.stderr
+        done = CliRunner().invoke(cli, [*run, "--spark", "databricks", "--profile", "ci"])
+    assert done.exit_code == 74, done.stderr
+    stored = json.loads(done.stdout)
+    assert stored["status"] == "failed" and stored["rows_done"] == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot reach Databricks cluster 0202-ci of {closed} ({profiles} [ci]): "
+        f"Connection refused; fix that, then `harness run --resume {stored['run_id']}`"
+    )
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_grpc_channel_that_cannot_connect_is_the_environments_fault(
+    in_process: Path, profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Databricks Connect's gRPC channel to a closed port (real grpc, the stand-in's call)
+    fails with UNAVAILABLE: exit 74, its details as the reason, no token."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    profiles.write_text(f"[ci]\nhost = {closed}\ntoken = {TOKEN}\ncluster_id = 0202-ci\n")
+    monkeypatch.setenv("FAKE_DBCONNECT_LOOKUP", "grpc")
+    with pytest.raises(EnvironmentFault) as caught:
+        open_session(target(profile="ci"))
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach Databricks cluster 0202-ci of {closed} (")
+    assert message.endswith("Connection refused") and "\n" not in message
+    assert TOKEN not in message
 
 
 def test_spark_flags_that_contradict_each_other_are_refused() -> None:
