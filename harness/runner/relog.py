@@ -77,6 +77,12 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
     from harness.tracking.mlflow_resume import ResumingLogger
 
     config = RunConfig.from_dict(info.config)
+    if config.model_id is not None:
+        from harness.tracking.model_link import check_resumed_link
+
+        check_resumed_link(
+            home.tracking_uri, config.model_id, info.run_id, doing="`harness runs log` would fail"
+        )
     # A sampled run's stored ids, not a new draw: the rows and slices it logs are its own.
     plan = plan_run(config, home, example_ids=run_store.run_example_ids(home.db_path, info.run_id))
     outputs, scores = run_store.load_outputs_and_scores(home.db_path, info.run_id)

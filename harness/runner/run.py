@@ -116,6 +116,15 @@ def run_eval(
     if resume:
         previous, config, sampled_ids = resumed_run(home, resume, budget=config.max_cost)
         run_id = previous.run_id
+        if config.mlflow and config.model_id is not None and mlflow_run is None:
+            from harness.tracking.model_link import check_resumed_link
+
+            check_resumed_link(
+                home.tracking_uri,
+                config.model_id,
+                run_id,
+                doing="`harness run --resume` would store its rows, then fail to log them",
+            )
     else:
         run_id = uuid.uuid4().hex[:12]
     from harness.intercept.scope import current_cassette

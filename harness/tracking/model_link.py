@@ -16,7 +16,7 @@ from harness.errors import ConfigError, TrackingError
 from harness.tracking.mlflow_store import DB_FILE, artifact_root_for
 from harness.tracking.sync_target import display_uri, uri_secrets
 
-__all__ = ["check_logged_model"]
+__all__ = ["check_logged_model", "check_resumed_link"]
 
 
 def check_logged_model(tracking_uri: str, model_id: str, *, named: str, own_store: bool) -> None:
@@ -52,6 +52,22 @@ def check_logged_model(tracking_uri: str, model_id: str, *, named: str, own_stor
                 f"({shown}): create it there (mlflow.create_external_model), or pass the id "
                 "of one it holds"
             ) from None
+
+
+def check_resumed_link(tracking_uri: str, model_id: str, run_id: str, *, doing: str) -> None:
+    """Raise ``ConfigError`` unless the project's store still holds ``model_id``, the model
+    the stored run ``run_id`` links to, before ``doing`` (a resume, ``runs log``) stores or
+    logs anything: the model may have been deleted since, or the run logged into an active
+    MLflow run of another store, and logging would fail once the rows are stored."""
+    if _in_project_store(tracking_uri, model_id):
+        return
+    raise ConfigError(
+        f"run {run_id} links its MLflow results to LoggedModel {model_id} (model_id=), "
+        f"which harness's MLflow store ({display_uri(tracking_uri)}) does not hold: it was "
+        "deleted, or the run was logged into an active MLflow run of another store; "
+        f"{doing}: start a new run instead, with harness.evaluate(..., model_id=...) where "
+        "the model is (its calls come from the cache)"
+    )
 
 
 def _in_project_store(tracking_uri: str, model_id: str) -> bool:

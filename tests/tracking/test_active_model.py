@@ -239,3 +239,77 @@ def test_a_resumed_run_keeps_its_link(home: Path, tmp_path: Path) -> None:
     assert counts == {2.0, 4.0}  # the rows scored at the first end, then at the resume's
     traces = client.search_traces(locations=[experiment], model_id=model.model_id)
     assert len(traces) == 4
+
+
+@pytest.mark.parametrize("gone", ["deleted", "another store"])
+def test_a_resume_whose_model_the_store_lacks_is_refused_before_it_runs(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    """Before: `harness run --resume` of a run linked to a model harness's store does not
+    hold (deleted since, or the run logged into an active run of another store) ran and
+    stored the remaining rows, then failed to log them (exit 74, "Logged model with ID
+    ... not found"). Now it is refused before anything runs: one line, exit 2."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    uri = "sqlite:///" + str((home / "mlruns" / "mlflow.db").resolve())
+    harness.evaluate(answer, qa(), targets="ground_truth", run_name="first")  # the store
+    client = mlflow.MlflowClient(uri)
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    data = pd.DataFrame({"id": ["1", "2", "3", "4"], "input": ["a", "b", "c", "d"],
+                         "expected": ["a", "b", "c", "d"]})  # fmt: skip
+    model = "python:harness_test_models:fail_while_flagged"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if gone == "deleted":
+            experiment = client.get_experiment_by_name("harness").experiment_id
+            model_id = client.create_logged_model(experiment, name="my-agent").model_id
+            first = harness.evaluate(model, data, model_id=model_id, metrics=["exact_match"])
+            client.delete_logged_model(model_id)
+        else:
+            mlflow.set_tracking_uri("sqlite:///" + str(tmp_path / "team-tracking.db"))
+            monkeypatch.chdir(tmp_path)
+            try:
+                model_id = mlflow.create_external_model(name="my-agent").model_id
+                with mlflow.start_run():
+                    first = harness.evaluate(
+                        model, data, model_id=model_id, metrics=["exact_match"]
+                    )
+            finally:
+                mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("HARNESS_TEST_FLAG")
+    assert first.result.errors == 2
+    from harness.store.runs import get_run
+
+    def state() -> tuple[Any, ...]:
+        run = get_run(home / "harness.duckdb", first.run_id)
+        return run.status, run.rows_done, run.errors, run.mlflow_run_id, run.mlflow_pending
+
+    before = state()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    mlflow_runs = len(client.search_runs(experiments))
+    result = CliRunner().invoke(cli, ["run", "--resume", first.run_id])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: run {first.run_id} links its MLflow results to LoggedModel {model_id} "
+        f"(model_id=), which harness's MLflow store ({uri}) does not hold: it was deleted, "
+        "or the run was logged into an active MLflow run of another store; `harness run "
+        "--resume` would store its rows, then fail to log them: start a new run instead, "
+        "with harness.evaluate(..., model_id=...) where the model is (its calls come from "
+        "the cache)"
+    ]
+    # `harness runs log` of it failed alike (exit 74); it is refused the same way.
+    logged = CliRunner().invoke(cli, ["runs", "log", first.run_id])
+    assert logged.exit_code == 2, logged.output
+    assert logged.stderr.splitlines() == [
+        result.stderr.splitlines()[0].replace(
+            "`harness run --resume` would store its rows, then fail to log them",
+            "`harness runs log` would fail",
+        )
+    ]
+    assert state() == before  # nothing ran, nothing was stored or logged
+    assert len(client.search_runs(experiments)) == mlflow_runs
