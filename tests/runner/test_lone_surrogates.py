@@ -224,6 +224,40 @@ def test_imported_rows_holding_lone_surrogate_escapes_are_stored_run_and_logged(
     assert table["note"][0] == {"k \\udc00": "n \\udc00"}
 
 
+def test_a_column_named_with_a_lone_surrogate_escape_is_imported_under_the_escape(
+    tmp_path: Path,
+) -> None:
+    """Before: "error: cannot read k.jsonl as jsonl: 'utf-8' codec can't encode character
+    '\\ud800' ..." (pandas cannot hold the name). A JSONL or JSON column name holding the
+    escape is now that name written as its escape, as values are; --input names it so. A
+    row whose names would then be one name twice is refused, naming them."""
+    home = tmp_path / "home"
+    env = harness_env(home)
+    jsonl = _write(
+        tmp_path / "k.jsonl", [{"question": "q1", "answer": "a", "\ud800": "v", "in \udc00": "x"}]
+    )
+    array = tmp_path / "k.json"
+    array.write_text(json.dumps([{"question": "q1", "\ud800": "v"}]), encoding="utf-8")
+    for path, name in ((jsonl, "k"), (array, "j")):
+        code, _, err = harness(env, "data", "import", str(path), "--name", name)
+        assert code == 0, err
+        code, out, err = harness(env, "data", "show", name, "--json")
+        assert code == 0, err
+        assert json.loads(out)["examples"][0]["extra"]["\\ud800"] == "v"
+    code, out, err = harness(
+        env, "data", "import", str(jsonl), "--name", "i", "--input", "in \\udc00", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["columns"]["input"] == "in \\udc00"
+    twice = _write(tmp_path / "t.jsonl", [{"question": "q1", "\ud800": "v", "\\ud800": "w"}])
+    code, out, err = harness(env, "data", "import", str(twice), "--name", "t")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f'error: {twice}:1: columns "\\ud800" and "\\\\ud800" would both be stored as '
+        "\\ud800 (a lone surrogate is stored as its escape); rename one"
+    ]
+
+
 def test_a_run_name_and_prompt_with_bytes_that_are_not_utf8_are_stored_as_escapes(
     tmp_path: Path,
 ) -> None:
