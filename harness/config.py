@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.wording import storable, storable_value
 
 DEFAULT_EXPERIMENT = "harness"
 DEFAULT_CONCURRENCY = 16
@@ -270,4 +271,6 @@ def parse_param(item: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
-    return key, value
+    # A lone surrogate (a JSON escape, or a byte of argv that is not UTF-8) as its escape,
+    # in the key and at any depth of the value: a sweep's table and JSON show them too.
+    return storable(key), storable_value(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def plural(n: int, noun: str, many: str | None = None) -> str:
     """``1 row``, ``2 rows``, ``1,000 rows``: a count and its noun, agreeing."""
@@ -26,3 +28,17 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def storable_value(value: Any) -> Any:
+    """``value`` with every text in it (a list's items, a dict's keys and values, at any
+    depth: a ``--param 'stop=["\\ud800"]'``) as :func:`storable` writes it."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [storable_value(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            storable(k) if isinstance(k, str) else k: storable_value(v) for k, v in value.items()
+        }
+    return value

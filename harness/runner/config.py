@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 from harness.errors import EnvironmentFault, HarnessError, RunFailed, TrackingError
-from harness.wording import storable
+from harness.wording import storable, storable_value
 
 if TYPE_CHECKING:
     from harness.store.runs import RunInfo
@@ -66,9 +66,9 @@ class RunConfig:
             if isinstance(text, str):
                 setattr(self, name, storable(text))
         self.guidelines = [storable(g) if isinstance(g, str) else g for g in self.guidelines]
-        self.params = {
-            storable(k): storable(v) if isinstance(v, str) else v for k, v in self.params.items()
-        }
+        self.params = {storable(k): storable_value(v) for k, v in self.params.items()}
+        if self.sweep is not None:  # its values are params': a sweep over such values
+            self.sweep = storable_value(self.sweep)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -289,3 +289,42 @@ def test_a_run_name_and_prompt_with_bytes_that_are_not_utf8_are_stored_as_escape
     code, out, err = harness(env, "runs", "show", "r\\udcff", "--json")
     assert code == 0, err
     assert json.loads(out)["config"]["prompt"] == "p\\udcff {input}"
+
+
+def test_a_params_lone_surrogate_inside_a_list_or_dict_is_stored_as_its_escape(
+    tmp_path: Path,
+) -> None:
+    """Before: `--param 'stop=["\\ud800"]'` (a JSON value) stopped with exit 74, "error:
+    .../harness.duckdb: Conversion Error: Malformed JSON ...: no low surrogate in string",
+    blaming the environment: only a parameter's top-level text was written as its escape.
+    Now a list's or dict's text (keys too) is, as a top-level value's, and the run goes on;
+    a sweep over such values too."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    env = harness_env(home)
+    data = _write(tmp_path / "s.jsonl", [{"question": "q0"}])
+    assert harness(env, "data", "import", str(data), "--name", "s")[0] == 0
+    args = ["run", "--data", "s", "--model", "echo", "--json"]
+    code, out, err = harness(
+        env, *args, "--param", 'stop=["\\ud800"]', "--param", 'x={"k\\udc00": ["v\\ud800"]}'
+    )
+    assert code == 0, err
+    run = json.loads(out)["run_id"]
+    code, out, err = harness(env, "runs", "show", run, "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["params"] == {
+        "stop": ["\\ud800"],
+        "x": {"k\\udc00": ["v\\ud800"]},
+    }
+    with sqlite3.connect(home / "mlruns" / "mlflow.db") as con:
+        logged = dict(con.execute("SELECT key, value FROM params WHERE value LIKE '%ud800%'"))
+    assert logged["param.stop"] == "['\\\\ud800']"  # MLflow writes the list's str()
+    code, out, err = harness(
+        env, *args, "--param", 'stop=["\\ud800"]', "--param", 'stop=["a"]', "--no-mlflow"
+    )
+    assert code == 0, err  # a traceback (UnicodeEncodeError) printing the sweep's JSON
+    assert [r["values"] for r in json.loads(out)["runs"]] == [
+        {"stop": ["\\ud800"]},
+        {"stop": ["a"]},
+    ]
