@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import DataError
+from harness.wording import storable_value
 
 __all__ = ["Frame", "to_frame"]
 
@@ -69,7 +70,10 @@ def to_frame(
     if isinstance(data, (list, tuple)) and data and all(isinstance(r, dict) for r in data):
         if targets is not None and not isinstance(targets, str):
             raise DataError("with a list of dicts, targets= names the expected-answer key")
-        return Frame(pd.DataFrame([_record(r) for r in data]), targets=targets)
+        # A lone surrogate (a JSON escape json.loads read) as its escape, as a file's:
+        # pandas' strings (pyarrow's) cannot hold it, in a value or a column name.
+        rows = [storable_value(_record(r)) for r in data]
+        return Frame(pd.DataFrame(rows), targets=targets)
     if hasattr(data, "ndim") and hasattr(data, "tolist") or isinstance(data, (list, tuple)):
         return _features(data, targets, feature_names)
     raise DataError(
@@ -96,7 +100,7 @@ def _features(data: Any, targets: Any, feature_names: Sequence[str] | None) -> F
     import numpy as np
     import pandas as pd
 
-    rows = data.tolist() if hasattr(data, "tolist") else list(data)
+    rows = storable_value(data.tolist() if hasattr(data, "tolist") else list(data))
     if not rows:
         raise DataError("the data has no rows")
     if not isinstance(rows[0], (list, tuple)):
@@ -124,7 +128,7 @@ def _features(data: Any, targets: Any, feature_names: Sequence[str] | None) -> F
             "with a list or an array, targets= is the list of expected answers, as in "
             "mlflow.evaluate"
         )
-    labels = targets.tolist() if isinstance(targets, np.ndarray) else list(targets)
+    labels = storable_value(targets.tolist() if isinstance(targets, np.ndarray) else list(targets))
     if len(labels) != len(df):
         raise DataError(f"targets has {len(labels)} values for {len(df)} rows")
     df["targets"] = labels

@@ -37,6 +37,8 @@ def storable_value(value: Any) -> Any:
         return storable(value)
     if isinstance(value, list):
         return [storable_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(storable_value(v) for v in value)
     if isinstance(value, dict):
         return {
             storable(k) if isinstance(k, str) else k: storable_value(v) for k, v in value.items()

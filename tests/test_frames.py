@@ -82,3 +82,19 @@ def test_shapes_harness_cannot_read_fail_in_one_line(
 ) -> None:
     with pytest.raises(DataError, match=message):
         to_frame(data, **options)
+
+
+def test_a_lone_surrogate_in_a_list_is_read_as_its_escape(home: Path) -> None:
+    """Before: pandas (over pyarrow) raised "UnicodeEncodeError: 'utf-8' codec can't encode
+    character '\\ud800'" out of harness.evaluate, a traceback, for a list of dicts or of
+    strings holding a lone surrogate (a JSON escape read by json.loads). It is now its
+    escape, as a file's is: in a value, a key (a column name) and the targets."""
+    records = to_frame([{"inputs": "q\ud800", "ground_truth": "a", "k\udc00": ["v\ud800"]}])
+    assert list(records.df.columns) == ["inputs", "ground_truth", "k\\udc00"]
+    assert records.df.iloc[0].to_dict() == {
+        "inputs": "q\\ud800",
+        "ground_truth": "a",
+        "k\\udc00": ["v\\ud800"],
+    }
+    strings = to_frame(["q\ud800"], targets=["a\udc00"])
+    assert stored(strings.df, home, expected=strings.targets) == [("q\\ud800", ("a\\udc00",))]
