@@ -89,8 +89,7 @@ def run_facts(run: ReportRun) -> list[Fact]:
     facts.append(Fact("params", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"))
     # Metrics given as Python objects (harness.evaluate) are named apart from the specs.
     metrics = [*(config.get("metrics") or []), *(config.get("python_objects") or [])]
-    judges = set(config.get("judges") or [])
-    metrics = [m for m in dict.fromkeys(metrics) if m not in judges]
+    metrics = [m for m in dict.fromkeys(metrics) if m not in set(config.get("judges") or [])]
     facts.append(Fact("metrics", ", ".join(metrics) or "the defaults"))
     judges = config.get("judges") or []
     if judges:
