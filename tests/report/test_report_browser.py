@@ -430,3 +430,41 @@ def test_a_long_runs_rows_are_listed_a_page_at_a_time(
         assert visible_ids(browser) == [last]
         assert browser.evaluate(after) == "detail-row"
         assert browser.requests == [(page.as_uri(), "Document")]
+
+
+WIDER_THAN_THE_PAGE = """(() => {
+  const width = document.documentElement.clientWidth;
+  const wide = e => e.getBoundingClientRect().right > width + 1;
+  const cut = e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1;
+  return {
+    page: document.documentElement.scrollWidth - width,
+    wide: [...document.querySelectorAll('body *')]
+      .filter(e => wide(e) && !wide(e.parentElement) && !e.closest('.table-wrap, table.method'))
+      .map(e => e.tagName + '.' + e.className),
+    cut: [...document.querySelectorAll('.table-wrap, pre')].filter(cut).map(e => e.className),
+  };
+})()"""
+
+
+def test_a_report_fits_a_phone_and_prints_whole(
+    report_home: ReportHome, chromium: str, tmp_path: Path
+) -> None:
+    """At 375 px the page never scrolls sideways (only a wide table, inside its own box);
+    printed, no table runs off the paper and no table or text box cuts what it holds."""
+    page = tmp_path / "compare.html"
+    ok(invoke(report_home.home, "report", "base", "candidate", "--by", "final_decision",
+              "-o", str(page)))  # fmt: skip
+    unfold = "document.querySelector('#row-table tbody tr.row').click()"
+    with Browser(chromium, tmp_path / "phone", (375, 800)) as browser:
+        open_report(browser, page)
+        browser.evaluate(unfold)
+        browser.evaluate("document.querySelector('#comparison details').open = true")
+        found = browser.evaluate(WIDER_THAN_THE_PAGE)
+        assert (found["page"], found["wide"]) == (0, []), found
+    with Browser(chromium, tmp_path / "paper", (718, 1000)) as browser:  # A4 less margins
+        open_report(browser, page)
+        browser.evaluate(unfold)
+        browser.page("Emulation.setEmulatedMedia", media="print")
+        found = browser.evaluate(WIDER_THAN_THE_PAGE)
+        assert found == {"page": 0, "wide": [], "cut": []}, found
+        assert browser.requests == [(page.as_uri(), "Document")]
