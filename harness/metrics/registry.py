@@ -222,6 +222,7 @@ class BatchMetric:
     columns: tuple[str, ...] = ()
     aggregations: tuple[str | Callable[[list[float]], float], ...] = ()
     wanted: tuple[tuple[str, str, bool], ...] = ()
+    bounds: tuple[float, float] | None = None  # as ``Metric.bounds``
 
 
 _registry: dict[str, Metric | BatchMetric] = {}

@@ -99,6 +99,7 @@ class RunPlan:
         scale, else [0, 1]; the mean of several samples stays in it). An open side is
         null (latency's [0, null]): JSON has no infinity."""
         found = {m.name: range_list(m.range) for m in self.metrics if m.range is not None}
+        found.update({b.name: range_list(b.bounds) for b in self.batch if b.bounds is not None})
         found.update({j.name: range_list(j.output.bounds) for j in self.judges})
         return dict(sorted(found.items()))
 

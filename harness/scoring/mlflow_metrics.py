@@ -124,6 +124,7 @@ def adapt_evaluation_metric(
                 f"{corpus} corpus at first use and harness metrics run offline; install it once "
                 f"(python -m nltk.downloader {corpus}), or use harness's {instead!r}"
             )
+    retriever = module.startswith("mlflow.") and _factory(metric.eval_fn) in RETRIEVER_EVAL_FNS
     found = eval_fn_metric(
         metric.eval_fn,
         name=name,
@@ -131,8 +132,10 @@ def adapt_evaluation_metric(
         shape=shape,
         description=_one_line(metric.long_name if metric.long_name != metric.name else ""),
         origin="mlflow",
-        id_lists=module.startswith("mlflow.") and _factory(metric.eval_fn) in RETRIEVER_EVAL_FNS,
+        id_lists=retriever,
     )
+    if retriever:  # precision, recall and NDCG at k: shares, so intervals stop at 0 and 1
+        found = dataclasses.replace(found, bounds=(0.0, 1.0))
     if module.startswith("mlflow.") and "targets" in inspect.signature(metric.eval_fn).parameters:
         # MLflow's own (exact_match, precision_at_k, mae, ...) take targets=None and return
         # nothing without them: refused before the run, as harness's exact_match is, rather

@@ -5,6 +5,7 @@ is held against mlflow.evaluate's own on the same data, in a local SQLite store.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,26 @@ def test_unknown_model_type_names_retriever() -> None:
         ConfigError, match="use one of question-answering, text-summarization, text, retriever"
     ):
         harness.evaluate(data=retrieved_frame(), predictions="retrieved", model_type="retrieval")
+
+
+def test_retriever_scores_get_intervals_within_0_and_1(home: Path) -> None:
+    """precision, recall and NDCG at k are shares, but were stored with no range, so the
+    report's t intervals ran past it (ndcg_at_3: 0.64 [-0.74, 2.02] on 3 rows): they are
+    stored as bounded by 0 and 1, where compare, check and the report cut intervals."""
+    from harness.store.runs import get_run
+
+    frame = retrieved_frame().head(3)
+    result = harness.evaluate(data=frame, predictions="retrieved", targets="relevant",
+                              model_type="retriever", log_to_mlflow=False)  # fmt: skip
+    config = get_run(harness.config.resolve_home().db_path, result.run_id).config
+    assert {name: config["bounds"].get(name) for name in ("precision_at_3", "ndcg_at_3")} == {
+        "precision_at_3": [0.0, 1.0],
+        "ndcg_at_3": [0.0, 1.0],
+    }
+    report = CliRunner().invoke(cli, ["report", result.run_id, "-o", "-"])
+    assert report.exit_code == 0, report.stderr
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", report.stdout))
+    # Each metric's card: its name, its mean and the mean's 95% interval.
+    intervals = re.findall(r"(ndcg|precision|recall)_at_3 ↑ [0-9.]+ \[(-?[0-9.]+), (-?[0-9.]+)\]",
+                           text)  # fmt: skip
+    assert len(intervals) == 3 and all(0 <= float(lo) <= float(hi) <= 1 for _, lo, hi in intervals)
