@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from harness.numbers import ci, number, signed
+from harness.wording import plural
 
 __all__ = [
     "Series",
@@ -112,7 +113,8 @@ def histogram(series: Sequence[Series], label: str) -> str:
             x0, x1 = x(float(edges[j])), x(float(edges[j + 1]))
             h = n / peak * (bottom - top)
             closing = "]" if j == len(count) - 1 else ")"
-            title = f"{s.name}: {n} rows in [{number(edges[j])}, {number(edges[j + 1])}{closing}"
+            where = f"[{number(edges[j])}, {number(edges[j + 1])}{closing}"
+            title = f"{s.name}: {plural(n, 'row')} in {where}"
             body.append(_rect(x0, bottom - h, x1 - x0, h, f"bar s{i}", title))
         if s.mean is not None and math.isfinite(s.mean):
             y = 6.0 + 7 * i
@@ -160,7 +162,7 @@ def bars(
             bx = x0 + i * 16
             total = sum(counts)
             share = f" ({n / total:.0%})" if total else ""
-            title = f"{name}: {category}: {n} {unit}{share}"
+            title = f"{name}: {category}: {plural(n, unit[:-1], unit)}{share}"  # "1 answer"
             body.append(_rect(bx, bottom - h, 14, h, f"bar s{i}", title))
             body.append(_text(bx + 7, bottom - h - 3, str(n), "count"))
         shown = category if len(category) <= 10 else category[:9] + "…"
@@ -275,7 +277,7 @@ def matrix(labels: Sequence[str], counts: dict[str, dict[str, int]], label: str)
             n_cell = counts.get(human, {}).get(judge, 0)
             shade = f"{n_cell / peak:.2f}"
             cls = "cell diag" if r == k else "cell"
-            title = f"human {human}, judge {judge}: {n_cell} rows"
+            title = f"human {human}, judge {judge}: {plural(n_cell, 'row')}"
             x0, y0 = left + cell * k, top + cell * r
             body.append(
                 f'<rect x="{_c(x0)}" y="{_c(y0)}" width="{_c(cell)}" height="{_c(cell)}" '

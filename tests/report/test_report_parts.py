@@ -48,6 +48,8 @@ def test_a_histogram_of_many_bins_is_capped_and_one_value_gets_one_bin() -> None
     assert 0 < len(root.findall(".//rect")) <= 30
     single = parse(histogram([Series("run", [4.0] * 12)], "word_count"))
     assert titles(single, ".//rect") == ["run: 12 rows in [3.8, 4.2]"]
+    one = parse(histogram([Series("run", [4.0])], "word_count"))  # said "1 rows in"
+    assert titles(one, ".//rect") == ["run: 1 row in [3.8, 4.2]"]
     empty = parse(histogram([Series("run", [])], "nothing"))
     assert "no scores" in ET.tostring(empty, encoding="unicode")
 
@@ -58,6 +60,8 @@ def test_bars_group_series_by_category() -> None:
         "base: no: 3 rows (30%)", "candidate: no: 6 rows (60%)",
         "base: yes: 7 rows (70%)", "candidate: yes: 4 rows (40%)",
     ]  # fmt: skip
+    one = parse(bars(["no"], [("base", [1])], "correctness", unit="answers"))  # "1 answers"
+    assert titles(one, ".//rect") == ["base: no: 1 answer (100%)"]
     assert [r.get("class") for r in root.findall(".//rect")] == ["bar s0", "bar s1"] * 2
 
 
@@ -100,7 +104,7 @@ def test_plot_text_is_escaped() -> None:
     svg = bars(['<b>"x"&'], [("run </script>", [1])], "a < b")
     root = parse(svg)
     assert "<b>" not in svg and "</script>" not in svg
-    assert titles(root, ".//rect") == ['run </script>: <b>"x"&: 1 rows (100%)']
+    assert titles(root, ".//rect") == ['run </script>: <b>"x"&: 1 row (100%)']
 
 
 TEMPLATES = [
