@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import resolve_home
@@ -30,8 +31,6 @@ from harness.errors import ConfigError, DataError
 from harness.runner.spark_session import SparkHandle, SparkTarget, open_session
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pyarrow as pa
 
     from harness.data import ImportResult
@@ -64,6 +63,8 @@ def import_spark_table(
     try:
         spark = handle.session
         try:
+            if table is not None:
+                _register_saved_table(handle, table)
             frame = spark.read.table(table) if table is not None else spark.sql(sql)
             columns = list(frame.columns)
         except Exception as e:  # noqa: BLE001 - Py4J/Spark Connect errors share no base
@@ -136,6 +137,7 @@ def export_run_to_spark(
     try:
         spark = handle.session
         try:
+            _register_saved_table(handle, table)
             exists = spark.catalog.tableExists(table)
             if exists and not overwrite:
                 held = spark.read.table(table).where(f"run_id = '{info.run_id}'").limit(1)
@@ -153,6 +155,30 @@ def export_run_to_spark(
         return ExportResult(info.run_id, table, rows.num_rows, exists and overwrite, handle.where)
     finally:
         handle.close()
+
+
+def _register_saved_table(handle: SparkHandle, table: str) -> None:
+    """Make a table an earlier command saved known to a local session harness started.
+
+    Such a session's catalog is in memory, new with each command, while the tables it saves
+    stay in its warehouse folder (``./spark-warehouse``): without this the next command's
+    ``data import --spark-table`` could not find the table and ``runs export`` could not
+    append to it. Its files there are registered as the table again (a no-op for a table
+    the catalog knows, a session harness did not start, or a name with no files).
+    """
+    spark = handle.session
+    if not handle.owned or not hasattr(spark, "_jsparkSession"):
+        return  # another session's catalog is its own (a cluster's, a Connect server's)
+    if spark.catalog.tableExists(table):
+        return
+    state = spark._jsparkSession.sessionState()
+    try:
+        name = state.sqlParser().parseTableIdentifier(table)
+        location = state.catalog().defaultTablePath(name)
+    except Exception:  # noqa: BLE001 - an unknown database, a bad name: Spark says so next
+        return
+    if Path(location.getPath()).is_dir():
+        spark.catalog.createTable(table, path=location.toString())
 
 
 def _open(settings: dict[str, Any], target: SparkTarget | None, session: Any) -> SparkHandle:

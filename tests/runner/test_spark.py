@@ -688,3 +688,42 @@ def test_a_sweep_on_spark_starts_its_local_session_once(
     runs = json.loads(done.stdout)["runs"]
     assert [run["rows"] for run in runs] == [4, 4]
     assert server.stats()["requests_total"] == 8  # every call of both points was a miss
+
+
+def test_a_table_exported_on_a_local_session_is_read_and_appended_to_by_the_next_command(
+    cluster: tuple[FakeLLMServer, Any], qa: str, home: Path, tmp_path: Path
+) -> None:
+    """A local session harness starts has an in-memory catalog, new with each command: a
+    table `runs export --spark-table` wrote (its files in ./spark-warehouse) was unknown to
+    the next command, so `data import --spark-table` of it failed (TABLE_OR_VIEW_NOT_FOUND)
+    and a second export, documented to append, failed (LOCATION_ALREADY_EXISTS)."""
+    first = run_eval(config(model="echo", judges=[], judge_model=None), home=home)
+    second = run_eval(config(model="echo", judges=[], judge_model=None), home=home)
+    env = {**os.environ, "HARNESS_HOME": str(home)}
+    (home / "harness.toml").write_text('[spark]\nmaster = "local[1]"\n')
+    harness = str(Path(sys.executable).parent / "harness")
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [harness, *arguments], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+
+    done = cli("runs", "export", first.run_id, "--spark-table", "results")
+    assert done.returncode == 0, done.stderr
+    done = cli("data", "import", "--spark-table", "results", "--name", "back", "--input", "input")
+    assert done.returncode == 0, done.stderr
+    done = cli("runs", "export", second.run_id, "--spark-table", "results")  # appends
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM examples WHERE dataset = 'back'").fetchone() == (
+            20,
+        )
+    finally:
+        con.close()
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "spark-warehouse" / "results", columns=["run_id"])
+    assert sorted(set(table.column("run_id").to_pylist())) == sorted([first.run_id, second.run_id])
+    assert table.num_rows == 40
