@@ -197,8 +197,7 @@ class Syncer:
 
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Every write to the target goes through here (the resume tests count them)."""
-        if self.stop is not None and self.stop.signum is not None:
-            raise Interrupted(f"interrupted by {self.stop.signal_name}", signum=self.stop.signum)
+        self._check_stop()
         if self._kill_after:
             with self._lock:
                 self._writes += 1
@@ -206,6 +205,11 @@ class Syncer:
                     self._kill_after = 0  # once: a caught signal lets this write finish
                     os.kill(os.getpid(), self._kill_with)
         return fn(*args, **kwargs)
+
+    def _check_stop(self) -> None:
+        """Raise ``Interrupted`` once a signal asked the sync to stop."""
+        if self.stop is not None and self.stop.signum is not None:
+            raise Interrupted(f"interrupted by {self.stop.signal_name}", signum=self.stop.signum)
 
     def preflight(self) -> None:
         """Fail fast, in one line, when the target is unreachable or refuses us."""
@@ -265,6 +269,8 @@ class Syncer:
 
         later: list[tuple[Run, RunSync]] = []
         for run in _parents_first(runs):
+            # Also between runs: a run to skip, and a dry run, write nothing to stop at.
+            self._check_stop()
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
             if self._sync_run(run, result, copies.get(run.info.run_id), experiment_id):
                 later.append((run, result))

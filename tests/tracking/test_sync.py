@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from harness.errors import ConfigError, TrackingError
+from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.secrets import redact
 from harness.tracking.databricks_auth import resolve_databricks_credentials
 from harness.tracking.sync import LOCK_FILE, SyncTarget, databricks_target, sync
@@ -628,6 +628,29 @@ def test_ctrl_c_stops_a_sync_between_writes_and_the_next_sync_goes_on(server, ho
     for rid in run_ids:
         assert len(copies[rid]) == 1
         _assert_same_run(uri, server, rid, copies[rid][0])
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "nothing-to-copy"])
+def test_ctrl_c_stops_a_sync_that_writes_nothing(server, source, dry_run):
+    """Ctrl-C during a dry run, or a sync whose runs are all copied already (20 s for 200
+    runs), was noticed only before a write: there was none, so the sync went on to the
+    end and exited 0. It now stops before the next run."""
+    src_uri, _ = source
+    if not dry_run:
+        sync(src_uri, SyncTarget(server))  # every run copied: the next sync only skips
+
+    lines: list[str] = []
+
+    def ctrl_c_after_the_first_run(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 1:  # once: a second Ctrl-C ends the process at once
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal, to sync's own handler
+
+    with pytest.raises(Interrupted) as stopped:
+        sync(src_uri, SyncTarget(server), dry_run=dry_run, progress=ctrl_c_after_the_first_run)
+    assert stopped.value.signum == signal.SIGINT
+    assert stopped.value.message.startswith("sync interrupted by SIGINT after 1 run(s)")
+    assert len(stopped.value.result.runs) == 1
 
 
 def _cli_sync(*args: str) -> Any:
