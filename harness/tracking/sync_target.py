@@ -142,6 +142,18 @@ def check_reachable(client: Any, target: SyncTarget, shown: str, *, databricks: 
         raise TrackingError(
             f"{shown} answered HTTP {status} to a test request; is it an MLflow server?"
         )
+    try:
+        response.json()
+    except ValueError:  # a web page: MLflow puts /api/... after a query string, say
+        hint = (
+            "MLflow adds its API paths after the URI, so a query string (?token=...) is "
+            "not sent as one: give a token in MLFLOW_TRACKING_TOKEN"
+            if urlparse(target.tracking_uri).query
+            else "is it an MLflow server's tracking URI?"
+        )
+        raise TrackingError(
+            f"{shown} answered a test request with a page, not MLflow's JSON; {hint}"
+        ) from None
 
 
 def display_uri(uri: str) -> str:

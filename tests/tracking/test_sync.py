@@ -1493,3 +1493,18 @@ def test_a_target_that_refuses_writes_or_tls_says_what_to_change(source, server,
         f"cannot reach the tracking server {tls}: the TLS handshake failed "
         "(WRONG_VERSION_NUMBER): is it http://, not https://?"
     )
+
+
+def test_a_tracking_uri_with_a_query_string_is_refused_before_anything_is_sent(source, server):
+    """A token in the URI's query (?token=...): MLflow puts its API paths after the query, so
+    the real server answered its UI page with 200, the probe passed, and the first call
+    failed as "MlflowException: API request to endpoint was successful but the response
+    body was not in a valid JSON format. Response body: '<!doctype html>...'"."""
+    uri = f"{server}/?token={SECRET}"
+    with pytest.raises(TrackingError) as caught:
+        sync(source[0], SyncTarget(uri, secrets=(SECRET,)))
+    assert str(caught.value) == (
+        f"the tracking server {server}/?token=*** answered a test request with a page, not "
+        "MLflow's JSON; MLflow adds its API paths after the URI, so a query string "
+        "(?token=...) is not sent as one: give a token in MLFLOW_TRACKING_TOKEN"
+    )
