@@ -93,7 +93,17 @@ def paid(server: Any) -> Counter[str]:
 
 
 def query(home: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    """``sql`` on the home's store, read-only. A run writing a batch holds the file's lock
+    for a moment; a reader waits for it as harness's own do (harness.store.db), up to 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+            break
+        except duckdb.IOException as e:
+            if "lock" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
