@@ -98,6 +98,18 @@ def test_a_marked_test_without_calls(harness_recorder):
 """
 
 
+# Three tests sharing one cassette.
+SHARED_TESTS = """
+import pytest
+import my_app
+
+@pytest.mark.harness(cassette="shared.jsonl")
+@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?", "Tallest peak?"])
+def test_shared(question):
+    assert my_app.answer(question)
+"""
+
+
 def entries(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()[1:]]
 
@@ -190,18 +202,8 @@ def test_all_drops_what_a_test_no_longer_uses(
 def test_xdist_workers_record_and_replay(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two tests share one cassette: under two workers they take turns and merge.
-    suite.makepyfile(
-        test_shared="""
-import pytest
-import my_app
-
-@pytest.mark.harness(cassette="shared.jsonl")
-@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?", "Tallest peak?"])
-def test_shared(question):
-    assert my_app.answer(question)
-"""
-    )
+    # Three tests share one cassette: under two workers they take turns and merge.
+    suite.makepyfile(test_shared=SHARED_TESTS)
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
         result = suite.runpytest("-n", "2", "-p", "xdist", "--harness-record=new")
@@ -794,17 +796,7 @@ def test_all_on_a_shared_cassette_without_pytests_cache_keeps_every_tests_calls(
 ) -> None:
     """With ``-p no:cacheprovider`` (a read-only checkout in CI), ``all`` on a shared cassette
     kept only the last test's calls: the session was recognised through pytest's cache."""
-    suite.makepyfile(
-        test_shared="""
-import pytest
-import my_app
-
-@pytest.mark.harness(cassette="shared.jsonl")
-@pytest.mark.parametrize("question", ["Capital of France?", "River of Egypt?", "Tallest peak?"])
-def test_shared(question):
-    assert my_app.answer(question)
-"""
-    )
+    suite.makepyfile(test_shared=SHARED_TESTS)
     shared = suite.path / "shared.jsonl"
     with FakeLLMServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)

@@ -14,24 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import mlflow
 import pandas as pd
 import pytest
+from test_active_run import answer, qa  # the same call mlflow.evaluate makes there
 
 import harness
 from harness.errors import ConfigError
 
-mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
-
-
-def qa() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"inputs": ["What is 2+2?", "Capital of France?"], "ground_truth": ["4", "Paris"]}
-    )
-
-
-def answer(row: dict) -> str:
-    return {"What is 2+2?": "4"}.get(row["input"], "Lyon")
 
 
 def answer_frame(frame: pd.DataFrame) -> list[str]:

@@ -9,17 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from harness.errors import TrackingError
 from harness.tracking import RunRecord, log_run, tracking_uri_for
 from harness.tracking.mlflow_log import MLFLOW_DIGEST_MAX
 from harness.tracking.traces import build_row_traces, to_mlflow_span, write_traces_via_store
 from harness.tracking.traces_sql import span_content
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 DIGEST = "0123456789abcdef" * 4  # sha256-sized, longer than MLflow's 36-char digest column
 ROWS = [

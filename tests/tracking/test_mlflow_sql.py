@@ -21,31 +21,29 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from mlflow.tracking import MlflowClient
 from test_mlflow_log import (
     ROWS,
     _normalized,
     _traces_by_row,
     global_tracking_uri,
     make_record,
-)  # noqa: E402
+)
 
-from harness.errors import TrackingError  # noqa: E402
-from harness.tracking import (  # noqa: E402
+from harness.errors import TrackingError
+from harness.tracking import (
     RunRecord,
     log_run,
-    mlflow_sqlite,  # noqa: E402
-    sql_artifacts,  # noqa: E402
+    mlflow_sqlite,
+    sql_artifacts,
     tracking_uri_for,
 )
-from harness.tracking.mlflow_log import RunLogger, open_run_logger  # noqa: E402
-from harness.tracking.mlflow_resume import ResumingLogger  # noqa: E402
-from harness.tracking.run_updates import tag_check  # noqa: E402
-from harness.tracking.sql_artifacts import _colspec_schema, table_json  # noqa: E402
-from harness.tracking.sql_run import SqlRunLogger  # noqa: E402
-from harness.tracking.traces import build_row_traces, previews  # noqa: E402
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient  # noqa: E402
+from harness.tracking.mlflow_log import RunLogger, open_run_logger
+from harness.tracking.mlflow_resume import ResumingLogger
+from harness.tracking.run_updates import tag_check
+from harness.tracking.sql_artifacts import _colspec_schema, table_json
+from harness.tracking.sql_run import SqlRunLogger
+from harness.tracking.traces import build_row_traces, previews
 
 
 def _record(**changes):

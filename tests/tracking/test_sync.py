@@ -30,7 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import mlflow
 import pytest
+from mlflow import MlflowClient
+from mlflow.entities import AssessmentSource, ViewType
 
 from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.secrets import redact
@@ -44,10 +47,6 @@ from harness.tracking.sync_runs import (
 )
 from harness.tracking.sync_target import display_uri
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import AssessmentSource, ViewType  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "dapi0123456789abcdefSECRET"

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow.entities import LoggedModelStatus
+from mlflow.tracking import MlflowClient
+from test_mlflow_log import make_record  # tests/tracking is on sys.path
 
 from harness.errors import TrackingError
 from harness.tracking import log_run, tracking_uri_for
@@ -17,11 +20,6 @@ from harness.tracking.registry import (
     to_mlflow_template,
 )
 from harness.tracking.sweep_log import finish_parent_run, start_parent_run
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow.entities import LoggedModelStatus  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from test_mlflow_log import make_record  # noqa: E402  (tests/tracking is on sys.path)
 
 
 def record(
