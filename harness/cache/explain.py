@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.wording import storable
+
 __all__ = ["closest", "differences", "distance", "explain_miss", "prompt_text"]
 
 _IDENTITY = ("provider", "base_url", "model")
@@ -189,11 +191,7 @@ def explain_miss(
     """
     # A JSON body may hold a lone surrogate (escaped), which UTF-8, and so the row's error
     # in DuckDB, cannot: the message shows it as its escape, as the excerpts' JSON would.
-    return (
-        _account(canonical, candidates, max_differences)
-        .encode("utf-8", "backslashreplace")
-        .decode("utf-8")
-    )
+    return storable(_account(canonical, candidates, max_differences))
 
 
 def _account(canonical: Request, candidates: Sequence[Request], max_differences: int) -> str:
