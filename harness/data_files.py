@@ -129,21 +129,21 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{line_no}: invalid JSON: {e.msg}") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line")
-            records.append(_storable_names(record, f"{path}:{line_no}"))
+            records.append(storable_names(record, f"{path}:{line_no}"))
     return records
 
 
-def _storable_names(record: dict[str, Any], where: str) -> dict[str, Any]:
+def storable_names(record: dict[str, Any], where: str) -> dict[str, Any]:
     """``record`` with each column name that holds a lone surrogate (valid JSON may hold
     its escape, ``"\\ud800"``) written as its escape, as values are (``storable``): pandas,
     DuckDB and MLflow cannot hold it. Two names that become one are refused."""
-    if all(name.isascii() for name in record):
+    if all(not isinstance(name, str) or name.isascii() for name in record):
         return record
     from harness.wording import storable
 
     named: dict[str, Any] = {}
     for name, value in record.items():
-        stored = storable(name)
+        stored = storable(name) if isinstance(name, str) else name
         if stored != name and stored in record:
             raise DataError(
                 f"{where}: columns {json.dumps(name)} and {json.dumps(stored)} would both be "
@@ -164,7 +164,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         data = data["data"]  # the common {"data": [...]} wrapper
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise DataError(f"{path}: expected a JSON array of objects")
-    return [_storable_names(r, f"{path}: row {n}") for n, r in enumerate(data, start=1)]
+    return [storable_names(r, f"{path}: row {n}") for n, r in enumerate(data, start=1)]
 
 
 def _unbytes(value: Any) -> Any:

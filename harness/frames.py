@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.data_files import storable_names
 from harness.errors import DataError
 from harness.wording import storable_value
 
@@ -72,7 +73,11 @@ def to_frame(
             raise DataError("with a list of dicts, targets= names the expected-answer key")
         # A lone surrogate (a JSON escape json.loads read) as its escape, as a file's:
         # pandas' strings (pyarrow's) cannot hold it, in a value or a column name.
-        rows = [storable_value(_record(r)) for r in data]
+        # Two keys that become one (``"k\udc00"`` beside ``"k\\udc00"``) are refused.
+        rows = [
+            storable_value(storable_names(_record(r), f"row {n}"))
+            for n, r in enumerate(data, start=1)
+        ]
         return Frame(pd.DataFrame(rows), targets=targets)
     if hasattr(data, "ndim") and hasattr(data, "tolist") or isinstance(data, (list, tuple)):
         return _features(data, targets, feature_names)

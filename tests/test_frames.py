@@ -84,6 +84,15 @@ def test_shapes_harness_cannot_read_fail_in_one_line(
         to_frame(data, **options)
 
 
+def test_two_keys_one_lone_surrogate_apart_are_refused() -> None:
+    """Before: a row with the keys ``"k\\udc00"`` and ``"k\\\\udc00"`` (its escape, as
+    text) became one column silently, the second value winning; a file import refused it.
+    Now harness.evaluate's list of dicts does too."""
+    with pytest.raises(DataError, match=r"row 2: columns .* would both be stored as k\\udc00"):
+        to_frame([{"inputs": "q"}, {"inputs": "q", "k\udc00": 1, "k\\udc00": 2}])
+    assert list(to_frame([{"inputs": "q", 1: "x"}]).df.columns) == ["inputs", 1]
+
+
 def test_a_lone_surrogate_in_a_list_is_read_as_its_escape(home: Path) -> None:
     """Before: pandas (over pyarrow) raised "UnicodeEncodeError: 'utf-8' codec can't encode
     character '\\ud800'" out of harness.evaluate, a traceback, for a list of dicts or of
