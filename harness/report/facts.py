@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.numbers import clip, number
 from harness.prompts import prompt_digest
 from harness.sampling import describe_sample
+from harness.store.scores import asked_metrics
 
 if TYPE_CHECKING:
     from harness.report.rows import ReportRun
@@ -88,8 +89,7 @@ def run_facts(run: ReportRun) -> list[Fact]:
     params = config.get("params") or {}
     facts.append(Fact("params", ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"))
     # Metrics given as Python objects (harness.evaluate) are named apart from the specs.
-    metrics = [*(config.get("metrics") or []), *(config.get("python_objects") or [])]
-    metrics = [m for m in dict.fromkeys(metrics) if m not in set(config.get("judges") or [])]
+    metrics = [m for m in asked_metrics(config) if m not in set(config.get("judges") or [])]
     facts.append(Fact("metrics", ", ".join(metrics) or "the defaults"))
     judges = config.get("judges") or []
     if judges:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERRORS",
     "RunScores",
+    "asked_metrics",
     "binary_metrics",
     "labelled_judges",
     "metric_bounds",
@@ -160,6 +161,15 @@ def labelled_judges(config: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
+def asked_metrics(config: Mapping[str, Any]) -> list[str]:
+    """The metrics a run asked for, in its order: those named by spec, then those given as
+    Python objects (``harness.evaluate``). The report's metrics line and its cards, and
+    compare's and check's tables, follow it."""
+    return list(
+        dict.fromkeys([*(config.get("metrics") or []), *(config.get("python_objects") or [])])
+    )
+
+
 def _whole(label: Any) -> bool:
     return str(label).lstrip("-").isdigit()
 
@@ -185,7 +195,7 @@ def record_scores(record: RunRecord) -> RunScores:
         else pd.DataFrame(index=rows.index)
     )
     config = record.info.config
-    asked = [*(config.get("metrics") or []), *(config.get("judges") or [])]
+    asked = [*asked_metrics(config), *(config.get("judges") or [])]
     order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
     # A run stores which way each of its metrics is better: a python: metric, a kind or an
     # MLflow metric is known to no registry here.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -32,3 +33,19 @@ def test_the_metrics_line_names_metrics_given_as_objects(home: Path) -> None:
     done = CliRunner().invoke(cli, ["report", result.run_id, "-o", "-"])
     assert done.exit_code == 0, done.stderr
     assert facts(done.stdout)["metrics"] == "exact_match, n_chars"
+
+
+def test_the_metric_cards_follow_the_metrics_line(home: Path) -> None:
+    """A retriever run's cards came by name (ndcg_at_3, precision_at_3, recall_at_3) while
+    its metrics line said precision_at_3, recall_at_3, ndcg_at_3: the cards followed the
+    metrics named by spec, then the rest by name, missing the ones given as objects."""
+    data = pd.DataFrame(
+        {"question": ["q1", "q2"], "found": [["d1", "d2"], ["d3"]], "relevant": [["d1"], ["d9"]]}
+    )
+    result = harness.evaluate(data=data, predictions="found", targets="relevant",
+                              model_type="retriever", log_to_mlflow=False)  # fmt: skip
+    done = CliRunner().invoke(cli, ["report", result.run_id, "-o", "-"])
+    assert done.exit_code == 0, done.stderr
+    line = ["precision_at_3", "recall_at_3", "ndcg_at_3"]
+    assert facts(done.stdout)["metrics"] == ", ".join(line)
+    assert re.findall(r'<div class="metric" data-metric="([^"]+)"', done.stdout) == line
