@@ -360,6 +360,7 @@ def evaluate(
         max_slices=max_slices,
         mlflow=log_to_mlflow,
         model_id=linked[0] if linked else None,
+        retriever=model_type == RETRIEVER,
     )
     ref, created = _import(data, frame, table, data_name, project.path, mapping)
     config = dataclasses.replace(config, data=ref)

@@ -51,7 +51,7 @@ def raises(row: dict[str, Any]) -> float:
 NOT_A_METRIC = 42
 
 
-MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "relevance", "toxic")
+MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "precision_at_2", "relevance", "toxic")
 
 
 def _mlflow_objects() -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _mlflow_objects() -> dict[str, Any]:
 
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
-    from mlflow.metrics import make_metric, toxicity
+    from mlflow.metrics import make_metric, precision_at_k, toxicity
     from mlflow.metrics.genai import answer_relevance
 
     @scorer
@@ -70,11 +70,13 @@ def _mlflow_objects() -> dict[str, Any]:
     with warnings.catch_warnings():  # MLflow 3 deprecates its GenAI metrics; still in use
         warnings.simplefilter("ignore", FutureWarning)
         relevance = answer_relevance(model="openai:/judge-model")
+        precision = precision_at_k(2)  # a retriever's
     return {
         "cites_scorer": cites,
         "exact_metric": make_metric(
             eval_fn=exact_eval_fn, greater_is_better=True, name="exact_mlflow"
         ),
+        "precision_at_2": precision,
         "relevance": relevance,
         "toxic": toxicity(),  # refused: it would download a model
     }

@@ -110,3 +110,11 @@ def raise_lone_surrogate(row: dict[str, Any]) -> str:
 def retrieve(row: dict[str, Any]) -> list[str]:
     """A retriever (``model_type="retriever"``): the ids of the documents named in the input."""
     return [word for word in row["input"].split() if word.startswith("d")]
+
+
+def retrieve_while_unflagged(row: dict[str, Any]) -> list[str]:
+    """``retrieve``, failing the rows with an even position while $HARNESS_TEST_FLAG exists."""
+    flag = os.environ.get("HARNESS_TEST_FLAG", "")
+    if flag and os.path.exists(flag) and int(row["id"]) % 2 == 0:
+        raise RuntimeError(f"flagged row {row['id']}")
+    return retrieve(row)

@@ -65,7 +65,7 @@ class PythonProvider(Provider):
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> PythonProvider:
-        return cls(model)
+        return cls(model, ids=bool(options.get("ids")))  # ids: a retriever's run, resumed
 
     async def complete(
         self, request: ModelRequest, client: httpx.AsyncClient | None

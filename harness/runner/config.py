@@ -57,6 +57,9 @@ class RunConfig:
     # An existing MLflow LoggedModel the run's MLflow results link to (harness.evaluate's
     # model_id=, or MLflow's active model) instead of the configuration's own.
     model_id: str | None = None
+    # harness.evaluate(model_type="retriever"): a python: model returns each row's list of
+    # document ids, stored as its JSON text; --resume rebuilds the model so.
+    retriever: bool = False
 
     def __post_init__(self) -> None:
         # Text the run stores and logs: a byte of argv that is not UTF-8 comes as a lone

@@ -248,11 +248,12 @@ def plan_run(
 
         # A python: model's module may build its SDK client on import: in replay it starts
         # with the placeholder keys the run's calls have (it sends nothing).
+        scheme = config.model.partition(":")[0]
+        options = dict(home.settings.get("providers", {}).get(scheme, {}))
+        if config.retriever and scheme == "python":  # its list of ids, as evaluate built it
+            options["ids"] = True
         with keys_for_replay(config.cache):
-            provider = resolve(
-                config.model,
-                home.settings.get("providers", {}).get(config.model.partition(":")[0], {}),
-            )
+            provider = resolve(config.model, options)
     if provider.scheme == "column" and provider.model not in available - {"id", "input"}:
         raise DataError(
             f"{dataset.ref} has no column {provider.model!r} for {provider.uri}; its other "

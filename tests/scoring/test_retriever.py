@@ -246,3 +246,34 @@ def test_retriever_scores_get_intervals_within_0_and_1(home: Path) -> None:
     intervals = re.findall(r"(ndcg|precision|recall)_at_3 ↑ [0-9.]+ \[(-?[0-9.]+), (-?[0-9.]+)\]",
                            text)  # fmt: skip
     assert len(intervals) == 3 and all(0 <= float(lo) <= float(hi) <= 1 for _, lo, hi in intervals)
+
+
+def test_a_retriever_run_resumed_from_the_cli_scores_as_one_done_in_one_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retriever function's run scored with metrics named by spec can be resumed with
+    `harness run --resume`, which rebuilt its python: model as a text model: the rows it
+    retried failed again ("returned a list, not text") and the run exited 1."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    common = {
+        "data": searched_frame(),
+        "targets": "relevant",
+        "model_type": "retriever",
+        "metrics": ["python:harness_test_metrics:precision_at_2"],
+        "log_to_mlflow": False,
+    }
+    with pytest.warns(RowsFailedWarning, match="2 of 4 rows failed"):
+        first = harness.evaluate("python:harness_test_models:retrieve_while_unflagged", **common)
+    flag.unlink()
+    resumed = CliRunner().invoke(cli, ["run", "--resume", first.run_id, "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    at_once = harness.evaluate("python:harness_test_models:retrieve", **common)
+    done = json.loads(resumed.stdout)
+    assert done["errors"] == 0
+    assert done["metrics"]["precision_at_2"]["mean"] == at_once.metrics["precision_at_2/mean"]
+    shown = CliRunner().invoke(cli, ["runs", "show", first.run_id, "--rows", "--json"])
+    rows = {row["id"]: row["output"] for row in json.loads(shown.output)["rows_table"]}
+    table = at_once.tables["eval_results_table"]
+    assert rows == dict(zip(table["id"], table["output"], strict=True))
