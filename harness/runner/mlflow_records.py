@@ -164,10 +164,13 @@ def head_record(plan: RunPlan, run_id: str, started: float) -> RunRecord:
 def rows_record(
     head: RunRecord, outputs: pd.DataFrame, scores: pd.DataFrame, judge_models: Mapping[str, str]
 ) -> RunRecord:
-    """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes)."""
+    """``head`` carrying some finished rows (``load_outputs``/``load_scores`` shapes), for
+    their traces: each row's expected answers stay a list (a retriever's trace expects it)."""
+    rows = results_table(outputs, scores, head.labelled)
+    rows["expected"] = list(outputs["expected"])  # the table's order is the outputs'
     return dataclasses.replace(
         head,
-        rows=results_table(outputs, scores, head.labelled),
+        rows=rows,
         feedback=feedback_rows(scores, judge_models, head.labelled),
         finished_at=time.time(),
     )
@@ -240,7 +243,7 @@ def batch_traces(head: RunRecord, batch: Batch, judge_models: Mapping[str, str])
     rows = [
         {
             "id": o[0], "input": o[1], "context": o[3], "output": o[4], "error": o[5],
-            "latency_s": o[6], "expected": " || ".join(o[2]) if o[2] else None,
+            "latency_s": o[6], "expected": o[2],
         }
         for o in outputs
     ]  # fmt: skip

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 ROOT_SPAN_NAME = "evaluate_row"
 SPAN_TYPE = "CHAIN"
 EXPECTATION_NAME = "expected_response"  # the name MLflow's built-in scorers read
+EXPECTED_JOIN = " || "  # several expected answers in one text, as the per-row table shows them
 HARNESS_ROW_KEY = "harness.row_id"
 # MLflow's store accepts at most this many trace ids per link_traces_to_run call.
 MAX_LINKS_PER_CALL = 100
@@ -110,6 +111,19 @@ def _text(value: Any) -> str | None:
     return text if text else None
 
 
+def _expectation(value: Any, *, ids: bool) -> str | list[str] | None:
+    """A row's expected answers (a list, or the per-row table's text joining them with
+    `` || ``) as its expectation: a retriever's list of relevant document ids as that list
+    (as mlflow.evaluate's table holds its targets), any other run's answers as the text."""
+    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+        text = _text(value)
+        return (text.split(EXPECTED_JOIN) if ids else text) if text else None
+    answers = [str(answer) for answer in value]
+    if not answers:
+        return None
+    return answers if ids else EXPECTED_JOIN.join(answers)
+
+
 # Ids need to be unique, not secret: a generator seeded from os.urandom once, instead of
 # one os.urandom call per id (secrets.randbits), which was ~5% of writing a trace.
 _ids = random.Random()
@@ -163,6 +177,7 @@ def row_traces(
     start_ns = int(record.started_at * 1e9)
     created_ms = int(record.finished_at * 1000) if record.finished_at else int(time.time() * 1000)
     dataset_source = f"dataset:{record.dataset_name}@{record.dataset_version}"
+    retriever = bool(record.config.get("retriever"))  # harness.evaluate(model_type="retriever")
     traces: list[RowTrace] = []
     for row in rows:
         row_id = str(row.get("id"))
@@ -170,7 +185,7 @@ def row_traces(
         if context := _text(row.get("context")):
             inputs["context"] = context
         assessments = []
-        if expected := _text(row.get("expected")):
+        if expected := _expectation(row.get("expected"), ids=retriever):
             assessments.append(
                 AssessmentData("expectation", EXPECTATION_NAME, expected, "HUMAN",
                                dataset_source, created_ms)

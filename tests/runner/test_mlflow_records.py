@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -69,6 +70,9 @@ def test_batch_traces_equal_the_frames_path():
     reference = build_row_traces(rows_record(head, *batch_frames(batch), JUDGES))
     plain = batch_traces(head, batch, JUDGES)
     assert _comparable(plain) == _comparable(reference)
+    retriever = dataclasses.replace(head, config={"retriever": True})  # its expected ids: lists
+    frames = build_row_traces(rows_record(retriever, *batch_frames(batch), JUDGES))
+    assert _comparable(batch_traces(retriever, batch, JUDGES)) == _comparable(frames)
     by_row = {t.row_id: t for t in plain}
     faithfulness = next(a for a in by_row["a"].assessments if a.name == "faithfulness")
     assert (faithfulness.value, faithfulness.rationale, faithfulness.error) == (

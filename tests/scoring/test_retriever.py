@@ -277,3 +277,35 @@ def test_a_retriever_run_resumed_from_the_cli_scores_as_one_done_in_one_go(
     rows = {row["id"]: row["output"] for row in json.loads(shown.output)["rows_table"]}
     table = at_once.tables["eval_results_table"]
     assert rows == dict(zip(table["id"], table["output"], strict=True))
+
+
+@pytest.mark.parametrize("where", ["project store", "active run"])
+def test_a_retriever_rows_trace_expects_the_list_of_relevant_ids(
+    tmp_path: Path, home: Path, where: str
+) -> None:
+    """Each row's trace held its targets as the text 'd1 || d4' (the per-row table's join
+    of several expected answers): its expected_response is now the list of ids given, as
+    mlflow.evaluate's table holds them."""
+    arguments = {"data": retrieved_frame().head(5), "predictions": "retrieved",
+                 "targets": "relevant", "model_type": "retriever"}  # fmt: skip
+    if where == "active run":
+        _, run_id = in_a_run(tmp_path, harness.evaluate, **arguments)
+        client = mlflow.MlflowClient()
+    else:
+        result = harness.evaluate(**arguments)
+        run_id = str(result.mlflow_run_id)
+        client = mlflow.MlflowClient("sqlite:///" + str(home / "mlruns" / "mlflow.db"))
+    experiment = client.get_run(run_id).info.experiment_id
+    traces = client.search_traces(locations=[experiment], run_id=run_id)
+    by_input = {}
+    for trace in traces:
+        question = json.loads(trace.info.request_metadata["mlflow.traceInputs"])["input"]
+        found = [a.value for a in trace.info.assessments if a.name == "expected_response"]
+        by_input[question] = found
+    assert by_input == {
+        "q1": [["d1", "d4"]],
+        "q2": [["d9"]],
+        "q3": [["d2"]],
+        "q4": [["d2", "d7", "d8"]],
+        "q5": [],  # nothing relevant: no expectation, as for an empty expected answer
+    }
