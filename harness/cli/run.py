@@ -133,6 +133,13 @@ if TYPE_CHECKING:
     "and so are its judges and metrics (one whose definition, or a judge whose model, "
     "changed since is refused).",
 )
+@click.option(
+    "--model-id",
+    metavar="ID",
+    help="Link the run's MLflow metrics, model input and traces to this existing "
+    "LoggedModel (m-...) of the project's MLflow store, in place of harness's own model "
+    "of the configuration (harness.evaluate's model_id=).",
+)
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option(
     "--no-traces",
@@ -203,6 +210,7 @@ def run(
     experiment: str,
     run_name: str | None,
     resume_id: str | None,
+    model_id: str | None,
     no_mlflow: bool,
     no_traces: bool,
     spark: str | None,
@@ -257,7 +265,8 @@ def run(
         judges_file=judges_file, guidelines=guidelines, cache=cache_mode,
         concurrency=concurrency, max_cost=max_cost, limit=limit, sample=sample,
         sample_seed=sample_seed, stratify=stratify, by=by, max_slices=max_slices,
-        experiment=experiment, run_name=run_name, resume=resume_id, no_mlflow=no_mlflow,
+        experiment=experiment, run_name=run_name, resume=resume_id, model_id=model_id,
+        no_mlflow=no_mlflow,
         no_traces=no_traces, spark=spark, spark_remote=spark_remote, profile=profile,
         verbose=verbose, report=report, dry_run=dry_run, check=check, junit=junit,
         gates=gates,

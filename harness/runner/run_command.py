@@ -41,7 +41,7 @@ RESUMED_OPTIONS = {
     "--concurrency": "concurrency", "--limit": "limit",
     "--sample": "sample", "--seed": "sample_seed", "--stratify": "stratify", "--by": "by",
     "--max-slices": "max_slices", "--experiment": "experiment", "--run-name": "run_name",
-    "--no-mlflow": "mlflow", "--no-traces": "traces",
+    "--no-mlflow": "mlflow", "--no-traces": "traces", "--model-id": "model_id",
 }  # fmt: skip
 
 _NEEDS = "harness run needs --data NAME and --model URI (or --resume RUN_ID)"
@@ -75,6 +75,7 @@ class RunOptions:
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
     resume: str | None = None  # the run to go on with: an id, a tag or a run name
+    model_id: str | None = None  # an existing LoggedModel the MLflow results link to
     no_mlflow: bool = False
     no_traces: bool = False
     spark: str | None = None  # "on" (a bare --spark) or "databricks"
@@ -181,9 +182,12 @@ def prepare_run(
         mlflow=not options.no_mlflow,
         traces=not options.no_traces,
         spark=spark_target is not None,
+        model_id=options.model_id,
     )
     if stored is not None:
         refuse_changes_on_resume(config, RunConfig.from_dict(stored), options.given)
+    elif options.model_id is not None:
+        _check_model_id(options.model_id, options.no_mlflow, resolved)
     sweep = bool(swept.grid) and not resume_id
     _refuse_what_check_and_report_cannot_do(options, sweep=sweep)
     if options.report and options.check:  # the check's report replaces the run's: before it
@@ -217,6 +221,26 @@ def refuse_changes_on_resume(given: RunConfig, stored: RunConfig, options: Colle
             f"{'differs' if len(changed) == 1 else 'differ'} from the run's; start a new run "
             "to change them (its calls come from the cache)"
         )
+
+
+def _check_model_id(model_id: str, no_mlflow: bool, home: Home) -> None:
+    """--model-id names a LoggedModel of the project's store, as ``harness.evaluate``'s
+    ``model_id=`` outside an active MLflow run does: refused before the run otherwise."""
+    if no_mlflow:
+        raise ConfigError(
+            "--model-id links the run's MLflow results to a LoggedModel, and --no-mlflow "
+            "logs none: drop one of them"
+        )
+    from harness.tracking.model_link import check_logged_model
+
+    check_logged_model(
+        home.tracking_uri,
+        model_id,
+        named=f"--model-id {model_id!r}",
+        own_store=True,
+        advice="harness run logs: create it there (mlflow.create_external_model on that "
+        "tracking URI), or give the id of one it holds",
+    )
 
 
 def _refuse_what_check_and_report_cannot_do(options: RunOptions, *, sweep: bool) -> None:

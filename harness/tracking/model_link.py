@@ -19,12 +19,23 @@ from harness.tracking.sync_target import display_uri, uri_secrets
 __all__ = ["check_logged_model", "check_resumed_link"]
 
 
-def check_logged_model(tracking_uri: str, model_id: str, *, named: str, own_store: bool) -> None:
+_EVALUATE_ADVICE = (
+    "harness.evaluate logs outside an active MLflow run: call it inside `with "
+    "mlflow.start_run():` on the tracking URI that holds the model (as mlflow.evaluate "
+    "logs there)"
+)
+
+
+def check_logged_model(
+    tracking_uri: str, model_id: str, *, named: str, own_store: bool, advice: str | None = None
+) -> None:
     """Raise ``ConfigError`` unless ``model_id`` is a live LoggedModel at ``tracking_uri``.
 
-    ``named`` says how the caller named it (``model_id='m-...'``, the active model);
-    ``own_store``: ``tracking_uri`` is the project's store (read with ``sqlite3``, no MLflow
-    import), not the caller's active run's (read with the MLflow the caller has loaded).
+    ``named`` says how the caller named it (``model_id='m-...'``, the active model,
+    ``--model-id``); ``own_store``: ``tracking_uri`` is the project's store (read with
+    ``sqlite3``, no MLflow import), not the caller's active run's (read with the MLflow the
+    caller has loaded). ``advice`` ends the refusal for the project's store: who logs there
+    and what to do (default: harness.evaluate's).
     """
     shown = display_uri(tracking_uri)
     if own_store:
@@ -32,9 +43,7 @@ def check_logged_model(tracking_uri: str, model_id: str, *, named: str, own_stor
             return
         raise ConfigError(
             f"{named} is not a LoggedModel in harness's MLflow store ({shown}), where "
-            "harness.evaluate logs outside an active MLflow run: call it inside `with "
-            "mlflow.start_run():` on the tracking URI that holds the model (as "
-            "mlflow.evaluate logs there)"
+            f"{advice or _EVALUATE_ADVICE}"
         )
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient

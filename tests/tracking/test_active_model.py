@@ -304,3 +304,50 @@ def test_a_resume_whose_model_the_store_lacks_is_refused_before_it_runs(
     ]
     assert state() == before  # nothing ran, nothing was stored or logged
     assert len(client.search_runs(experiments)) == mlflow_runs
+
+
+def test_harness_run_model_id_links_the_run_as_model_id_does(home: Path, tmp_path: Path) -> None:
+    """`harness run` had no --model-id ("No such option"), so a CLI run could not link to
+    the LoggedModel harness.evaluate(model_id=...) links to. It takes the same path: the
+    link read back through MlflowClient, and an id the project's store does not hold
+    refused in one line, exit 2, with nothing stored."""
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.store.runs import list_runs
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"input": "a", "expected": "a"}\n{"input": "b", "expected": "c"}\n')
+    cli_runner = CliRunner()
+    imported = cli_runner.invoke(cli, ["data", "import", str(data), "--name", "qa"])
+    assert imported.exit_code == 0, imported.stderr
+    run = ["run", "--data", "qa", "--model", "echo", "--prompt", "{input}", "--metric",
+           "exact_match", "--json"]  # fmt: skip
+    first = cli_runner.invoke(cli, run)  # makes the project's store
+    assert first.exit_code == 0, first.stderr
+    uri = "sqlite:///" + str((home / "mlruns" / "mlflow.db").resolve())
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("harness").experiment_id
+    model = client.create_logged_model(experiment, name="my-agent")
+    linked = cli_runner.invoke(cli, [*run, "--model-id", model.model_id])
+    assert linked.exit_code == 0, linked.stderr
+    run_id = json.loads(linked.stdout)["mlflow_run_id"]
+    assert link_view(client, run_id, model.model_id) == {
+        "model_inputs": [model.model_id],
+        "model_has_run_metrics": True,
+        "model_metrics_name_dataset": True,
+        "model_metric_values": True,
+    }
+    assert client.get_run(run_id).data.tags["harness.model_id"] == model.model_id
+    assert len(client.search_traces(locations=[experiment], model_id=model.model_id)) == 2
+    runs_before = len(list_runs(home / "harness.duckdb"))
+    mlflow_runs_before = len(client.search_runs([experiment]))
+    refused = cli_runner.invoke(cli, [*run, "--model-id", "m-nosuchmodel"])
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert refused.stderr.startswith("error: --model-id 'm-nosuchmodel' is not a LoggedModel")
+    assert refused.stderr.count("\n") == 1 and "harness run logs" in refused.stderr
+    assert len(list_runs(home / "harness.duckdb")) == runs_before
+    assert len(client.search_runs([experiment])) == mlflow_runs_before
