@@ -17,7 +17,10 @@ model, each trace's ``mlflow.modelId``; see :mod:`harness.tracking.registry`).
   ``harness.source_model_id`` (the local model's id), set when it is created there with the
   local name, type, params and tags, and the source run's copy as its source run; then it
   gets the local status (READY). The copy's ``harness.model_id``, model input, model metrics
-  and traces' ``mlflow.modelId`` name the target's model.
+  and traces' ``mlflow.modelId`` name the target's model. A model found there again gets
+  the local tags it lacks or holds with another value (a tag set on the local model after
+  the first sync); as with a run's tags, one deleted locally stays on the target. The run's
+  fingerprint holds the state of its models (``model_state``), so such a change is seen.
 
 Both lookups make a second sync, and one resumed after a kill, find what the first created.
 Databricks keeps prompts in Unity Catalog, under ``catalog.schema.name`` names that a local
@@ -128,8 +131,31 @@ class LinkCopier:
         self.models: dict[str, str] = {}  # local model id -> target model id
         self._listed: set[tuple[str, str]] = set()  # (prompt, target experiment) listed there
         self._planned: set[Any] = set()  # what a dry run would create, counted once
+        self._local_models: dict[str, Any] = {}  # local model id -> LoggedModel (None: gone)
         # Per local run: (key, step, timestamp) of a metric -> its model link on the target.
         self.metric_links: dict[str, dict[tuple[str, int, int], dict[str, Any]]] = {}
+
+    def model_state(self, model_ids: tuple[str, ...]) -> list[Any]:
+        """What of the local models a sync copies after their creation (tags, status), as a
+        value to hash into the run's fingerprint: a tag set on a model changes it."""
+        state: list[Any] = []
+        for model_id in model_ids:
+            local = self._local_model(model_id)
+            if local is None:
+                state.append([model_id, None])
+            else:
+                state.append([model_id, sorted(local.tags.items()), str(local.status)])
+        return state
+
+    def _local_model(self, model_id: str) -> Any | None:
+        from mlflow.exceptions import MlflowException
+
+        if model_id not in self._local_models:
+            try:
+                self._local_models[model_id] = self.src.get_logged_model(model_id)
+            except MlflowException:
+                self._local_models[model_id] = None
+        return self._local_models[model_id]
 
     # --- making them exist ------------------------------------------------------------
 
@@ -211,13 +237,10 @@ class LinkCopier:
                 return found
 
     def _model(self, model_id: str, experiment_id: str, result: RunSync) -> None:
-        from mlflow.exceptions import MlflowException
-
         if model_id in self.models or model_id in self._planned:
             return
-        try:
-            local = self.src.get_logged_model(model_id)
-        except MlflowException:
+        local = self._local_model(model_id)
+        if local is None:
             result.warnings.append(
                 f"logged model {model_id} is not in the local store; the copy names it as it is"
             )
@@ -233,19 +256,18 @@ class LinkCopier:
             )
         if found:
             target = found[0]
+            tags = self._model_tags(local, experiment_id, result)
+            # Set (or changed) locally since the model was copied; none is deleted there.
+            missing = {k: v for k, v in tags.items() if target.tags.get(k) != v}
+            result.model_tags += len(missing)
+            if missing and not self.dry_run:
+                self.write(self.dst.set_logged_model_tags, target.model_id, missing)
         else:
             result.models += 1
             if self.dry_run:
                 self._planned.add(model_id)
                 return
-            # The prompt versions the model names exist first, so its params can name them.
-            for name, version in _prompt_refs(
-                local.params.get(PROMPT_URI_PARAM), local.tags.get(LINKED_PROMPTS_TAG)
-            ):
-                if self.prompts:
-                    self._prompt(name, version, experiment_id, result)
-            tags = {k: self.tag(k, v) for k, v in local.tags.items()}
-            tags[TAG_SOURCE_MODEL] = model_id
+            tags = self._model_tags(local, experiment_id, result)
             target = self.write(
                 self.dst.create_logged_model,
                 experiment_id,
@@ -266,6 +288,18 @@ class LinkCopier:
                 "dataset_name": metric.dataset_name,
                 "dataset_digest": metric.dataset_digest,
             }
+
+    def _model_tags(self, local: Any, experiment_id: str, result: RunSync) -> dict[str, str]:
+        """The local model's tags as its copy holds them; the prompt versions the model
+        names exist on the target first, so its tags and params can name them."""
+        for name, version in _prompt_refs(
+            local.params.get(PROMPT_URI_PARAM), local.tags.get(LINKED_PROMPTS_TAG)
+        ):
+            if self.prompts:
+                self._prompt(name, version, experiment_id, result)
+        tags = {k: self.tag(k, v) for k, v in local.tags.items()}
+        tags[TAG_SOURCE_MODEL] = local.model_id
+        return tags
 
     # --- naming them in the copy ------------------------------------------------------
 

@@ -33,6 +33,7 @@ class RunSync:
     traces_removed: int = 0  # copies of local traces that are gone, deleted on the target
     prompts: int = 0  # prompt versions created on the target for this run (see sync_links)
     models: int = 0  # logged models created on the target for this run
+    model_tags: int = 0  # tags set on logged models found on the target (changed locally)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -51,7 +52,7 @@ class SyncReport:
     def totals(self) -> dict[str, int]:
         totals = {f"runs_{a}": sum(r.action == a for r in self.runs) for a in ACTIONS}
         totals.update({k: sum(getattr(r, k) for r in self.runs) for k in COUNTS})
-        for key in ("traces_removed", "prompts", "models"):
+        for key in ("traces_removed", "prompts", "models", "model_tags"):
             totals[key] = sum(getattr(r, key) for r in self.runs)
         return totals
 
@@ -72,6 +73,7 @@ def describe_run(result: RunSync, dry_run: bool, traces_skipped: bool) -> str:
         (result.traces_removed, "trace", " removed (replaced locally)"),
         (result.prompts, "prompt version", ""),
         (result.models, "logged model", ""),
+        (result.model_tags, "logged model tag", ""),
     ]
     counts = ", ".join(plural(n, noun) + after for n, noun, after in said if n)
     name = f"{result.experiment}/{result.run_name or result.run_id}"

@@ -56,8 +56,10 @@ _RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 # Tags whose value is a local run's id: the copy names that run's copy.
 _RUN_ID_TAGS = ("mlflow.parentRunId", "harness.sweep.best_run")
 TAGS_PENDING = "pending"  # the tags section of a fingerprint while a run id tag waits
-# "links" (the prompt versions and models the run names) only for a run that has them.
-_SECTIONS = ("info", "params", "tags", "metrics", "inputs", "artifacts", "traces", "links")
+# "links" (the prompt versions and models the run names) only for a run that has them,
+# "models" (those models' tags and status) only for a run that names a model.
+_SECTIONS: tuple[str, ...] = ("info", "params", "tags", "metrics", "inputs", "artifacts")
+_SECTIONS += ("traces", "links", "models")
 
 
 # --- what a local run holds -------------------------------------------------------------
@@ -82,10 +84,12 @@ class _LocalRun:
     artifacts: list[_Artifact]
     traces: list[TraceInfo] | None  # None: not read (traces=False)
     links: LocalLinks
+    models: list[Any]  # the tags and status of the models it links to (LinkCopier.model_state)
 
     def fingerprint(self) -> dict[str, str]:
         """A hash per section; no "traces" key when the traces were not read, no "links"
-        key when the run names no prompt version or logged model."""
+        key when the run names no prompt version or logged model, no "models" key when it
+        names no logged model."""
         info = self.run.info
         sections: dict[str, Any] = {
             "info": [info.run_name, info.start_time, info.end_time, info.status],
@@ -99,6 +103,8 @@ class _LocalRun:
             sections["traces"] = traces_fingerprint(self.traces)
         if self.links:
             sections["links"] = self.links.fingerprint()
+        if self.models:
+            sections["models"] = self.models
         return {name: _digest(sections[name]) for name in _SECTIONS if name in sections}
 
 
@@ -303,7 +309,10 @@ class Syncer:
         params = dict(run.data.params)
         full = self.src.get_run(run_id)  # search_runs leaves out the model inputs
         links = local_links(params, tags, full, traces)
-        return _LocalRun(run, read_at_ms, params, tags, metrics, inputs, artifacts, traces, links)
+        models = self.links.model_state(links.models)
+        return _LocalRun(
+            run, read_at_ms, params, tags, metrics, inputs, artifacts, traces, links, models
+        )
 
     def _local_artifacts(self, run: Run) -> list[_Artifact]:
         root = _local_dir(run.info.artifact_uri)

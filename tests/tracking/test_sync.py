@@ -1359,6 +1359,46 @@ def test_a_sync_killed_between_a_models_creation_and_its_status_resumes(
     assert [r.action for r in again.runs] == ["skip"]
 
 
+def test_tags_set_on_a_logged_model_after_its_copy_reach_the_target(server, tmp_path, monkeypatch):
+    """A tag set or changed on a local logged model after the first sync never reached the
+    target: the run's fingerprint did not see it, and the model's copy got tags only when
+    it was created. The next sync now sets them; a tag deleted locally stays there, as a
+    run's does."""
+    home = tmp_path / "model-tags-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    [run_id] = _harness_runs(home, "model-tags", ["Q: {input}"])
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    src, dst = MlflowClient(local_uri), MlflowClient(server)
+    model_id = src.get_run(run_id).data.tags["harness.model_id"]
+    src.set_logged_model_tags(model_id, {"stage": "candidate", "owner": "me"})
+    sync(local_uri, SyncTarget(server), experiments=["model-tags"])
+    [copy] = _copies(server)[run_id]
+    target_id = dst.get_run(copy.info.run_id).data.tags["harness.model_id"]
+    assert dst.get_logged_model(target_id).tags["stage"] == "candidate"
+
+    src.set_logged_model_tags(model_id, {"stage": "production", "reviewed": "yes"})
+    src.delete_logged_model_tag(model_id, "owner")
+    planned = sync(local_uri, SyncTarget(server), experiments=["model-tags"], dry_run=True)
+    assert [r.action for r in planned.runs] == ["update"]
+    assert planned.totals["model_tags"] == 2
+    assert dst.get_logged_model(target_id).tags["stage"] == "candidate"  # nothing written
+    report = sync(local_uri, SyncTarget(server), experiments=["model-tags"])
+    assert [(r.action, r.tags, r.models, r.model_tags) for r in report.runs] == [
+        ("update", 0, 0, 2)
+    ]
+    assert report.totals["model_tags"] == 2
+    local_tags = src.get_logged_model(model_id).tags
+    assert dst.get_logged_model(target_id).tags == {
+        **local_tags,
+        "mlflow.linkedPrompts": copy.data.tags["mlflow.linkedPrompts"],
+        "harness.source_model_id": model_id,
+        "owner": "me",  # deleted locally: kept on the target, as a run's tag is
+    }
+    again = sync(local_uri, SyncTarget(server), experiments=["model-tags"])
+    assert [(r.action, r.model_tags) for r in again.runs] == [("skip", 0)]
+
+
 class _Forward(http.server.BaseHTTPRequestHandler):
     """Forwards to ``upstream`` until ``budget`` requests are spent, then stops listening."""
 
