@@ -107,10 +107,8 @@ def sync(
             for experiment in syncer.local_experiments(experiments):
                 syncer.sync_experiment(experiment)
     except Interrupted as exc:
-        done = len(syncer.report.runs) if syncer is not None else 0
         raise Interrupted(
-            f"sync {exc.message} after {done} run(s); what was copied stays, and the same "
-            "`harness sync` again goes on from there",
+            f"sync {exc.message} {_stopped_after(syncer)}",
             signum=exc.signum,
             result=syncer.report if syncer is not None else None,
         ) from None
@@ -121,11 +119,9 @@ def sync(
         shown = target.label or display_uri(target.tracking_uri)
         lost = connection_lost(exc)
         if lost is not None:  # the target went away half-way (its retries are spent)
-            done = len(syncer.report.runs) if syncer is not None else 0
+            said, goes_on = _stopped_after(syncer).split("; ", 1)
             raise TrackingError(
-                f"sync to {shown} stopped after {done} run(s): the target stopped answering "
-                f"({lost}); what was copied stays, and the same `harness sync` again goes on "
-                "from there"
+                f"sync to {shown} stopped {said}: the target stopped answering ({lost}); {goes_on}"
             ) from exc
         reason = redact(first_line(exc), target.secrets)
         if "PERMISSION_DENIED" in reason:  # it let us read (the preflight) but not write
@@ -133,3 +129,19 @@ def sync(
         raise TrackingError(f"sync to {shown} failed: {reason}") from exc
     syncer.report.seconds = time.monotonic() - started
     return syncer.report
+
+
+def _stopped_after(syncer: Syncer | None) -> str:
+    """How far a sync that stopped half-way got, and that the same sync goes on from there
+    (completing the run it stopped in the middle of, if any): two parts, split by "; "."""
+    done = len(syncer.report.runs) if syncer is not None else 0
+    partly = syncer.partly_copied() if syncer is not None else None
+    if partly is None:
+        return (
+            f"after {done} run(s); what was copied stays, and the same `harness sync` again "
+            "goes on from there"
+        )
+    return (
+        f"after {done} run(s) and part of run {partly}; what was copied stays, and the same "
+        "`harness sync` again completes that run and goes on from there"
+    )

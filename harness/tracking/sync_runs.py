@@ -197,6 +197,9 @@ class Syncer:
         )
         self.stop = stop  # after a signal, no write starts: those under way finish
         self._writes = 0
+        self._written = 0  # writes started (all of them, unlike _writes)
+        # The run being synced and _written when it began: a sync cut off names it.
+        self._current: tuple[RunSync, int] | None = None
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         self._kill_with = getattr(signal, "SIG" + os.environ.get(KILL_SIGNAL_ENV, "KILL"))
         self._lock = threading.Lock()
@@ -204,6 +207,8 @@ class Syncer:
     def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Every write to the target goes through here (the resume tests count them)."""
         self._check_stop()
+        with self._lock:
+            self._written += 1
         if self._kill_after:
             with self._lock:
                 self._writes += 1
@@ -211,6 +216,16 @@ class Syncer:
                     self._kill_after = 0  # once: a caught signal lets this write finish
                     os.kill(os.getpid(), self._kill_with)
         return fn(*args, **kwargs)
+
+    def partly_copied(self) -> str | None:
+        """The run (``experiment/name``) a sync stopped in the middle of, once part of it
+        is on the target; None when it stopped between runs."""
+        if self._current is None:
+            return None
+        result, written_before = self._current
+        if result.target_run_id is None or self._written == written_before:
+            return None
+        return f"{result.experiment}/{result.run_name or result.run_id}"
 
     def _check_stop(self) -> None:
         """Raise ``Interrupted`` once a signal asked the sync to stop."""
@@ -278,14 +293,18 @@ class Syncer:
             # Also between runs: a run to skip, and a dry run, write nothing to stop at.
             self._check_stop()
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
+            self._current = (result, self._written)
             if self._sync_run(run, result, copies.get(run.info.run_id), experiment_id):
                 later.append((run, result))
+            self._current = None
             self.report.runs.append(result)
             self.say(describe_run(result, self.dry_run, self.report.traces_skipped))
         for run, result in later:  # every run is copied now: set the tags that name one
             assert result.target_run_id is not None  # (result counted them already)
             again = RunSync(run.info.run_id, experiment.name, name, "update", run.info.run_name)
+            self._current = (again, self._written)
             self._sync_run(run, again, self.dst.get_run(result.target_run_id), experiment_id)
+            self._current = None
 
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)
