@@ -44,8 +44,11 @@ or ``TERM``: sends itself that signal instead, which stops the sync gracefully).
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from harness.errors import HarnessError, Interrupted, TrackingError
 from harness.interrupt import stop_on_signals
@@ -101,8 +104,17 @@ def sync(
             stop_on_signals() as stop,
             sync_lock(source_tracking_uri, hold=not dry_run),
             quiet_store_creation(),  # a new sqlite:/// target: MLflow's INFO lines
+            _stand_in(target.tracking_uri, dry_run) as target_store,
         ):
-            syncer = Syncer(source_tracking_uri, target, dry_run, say, traces=traces, stop=stop)
+            syncer = Syncer(
+                source_tracking_uri,
+                target,
+                dry_run,
+                say,
+                traces=traces,
+                stop=stop,
+                target_store=target_store,
+            )
             syncer.preflight()
             for experiment in syncer.local_experiments(experiments):
                 syncer.sync_experiment(experiment)
@@ -145,3 +157,18 @@ def _stopped_after(syncer: Syncer | None) -> str:
         f"after {done} run(s) and part of run {partly}; what was copied stays, and the same "
         "`harness sync` again completes that run and goes on from there"
     )
+
+
+@contextlib.contextmanager
+def _stand_in(tracking_uri: str, dry_run: bool) -> Iterator[str | None]:
+    """For a dry run to a SQLite database that does not exist yet, an empty store in a
+    temporary folder to plan against (opening the target would create it); else None."""
+    db_path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+    if not (dry_run and tracking_uri.startswith("sqlite:///") and db_path):
+        yield None
+        return
+    if db_path == ":memory:" or Path(db_path).exists():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="harness-sync-dry-run-") as scratch:
+        yield f"sqlite:///{Path(scratch) / 'mlflow.db'}"

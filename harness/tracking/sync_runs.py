@@ -160,12 +160,16 @@ class Syncer:
         *,
         traces: bool,
         stop: StopRequest | None = None,
+        target_store: str | None = None,
     ) -> None:
+        """``target_store``: the URI to read the target from instead of its own (a dry
+        run's empty stand-in for a database that does not exist yet)."""
         from mlflow import MlflowClient
         from mlflow.tracing.client import TracingClient
         from mlflow.utils.uri import is_databricks_uri
 
-        self.src, self.dst = MlflowClient(source_uri), MlflowClient(target.tracking_uri)
+        store_uri = target_store or target.tracking_uri
+        self.src, self.dst = MlflowClient(source_uri), MlflowClient(store_uri)
         self.target, self.dry_run, self.say = target, dry_run, say
         self.shown = target.label or f"the tracking server {display_uri(target.tracking_uri)}"
         # Names the local store on every copy: its URI as given, not as shown (masked).
@@ -186,7 +190,7 @@ class Syncer:
         self.copier = TraceCopier(
             TracingClient(source_uri),
             self.dst,
-            TracingClient(target.tracking_uri),
+            TracingClient(store_uri),
             self._write,
             id_map=self.id_map,
             links=self.links,

@@ -485,6 +485,20 @@ def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, m
     }
 
 
+def test_a_dry_run_to_a_sqlite_database_not_made_yet_creates_nothing(source, tmp_path):
+    """harness sync --tracking-uri sqlite:///backup/new.db --dry-run created the database
+    (MLflow's full schema, ~1 MB) and its folder, though a dry run writes nothing: a typo
+    in the path left a stray store behind. It now plans against an empty store of its own,
+    thrown away after."""
+    src_uri, _ = source
+    target = f"sqlite:///{tmp_path}/backup/new.db"
+    plan = sync(src_uri, SyncTarget(target), experiments=["evals"], dry_run=True)
+    assert [r.action for r in plan.runs] == ["create"] * 3
+    assert plan.experiments_created == ["evals"]
+    assert plan.target == target
+    assert not (tmp_path / "backup").exists()
+
+
 def test_spans_uploaded_one_trace_at_a_time_as_to_databricks(server, tmp_path):
     """The Databricks way (no OTLP: each trace's spans as its ``traces.json`` artifact),
     run against the local MLflow server with bulk spans off: Databricks itself cannot run
