@@ -115,8 +115,9 @@ def sync(
                 stop=stop,
                 target_store=target_store,
             )
+            local = syncer.local_experiments(experiments)  # a name mistyped: said first
             syncer.preflight()
-            for experiment in syncer.local_experiments(experiments):
+            for experiment in local:
                 syncer.sync_experiment(experiment)
     except Interrupted as exc:
         raise Interrupted(

@@ -804,6 +804,12 @@ def test_unknown_local_experiment_is_a_config_error_naming_the_local_ones(server
         str(caught.value)
         == "no local experiment named 'nope'; the local ones: Default, evals, wide"
     )
+    # Said first, with the target down too: it was "cannot reach the tracking server"
+    # (exit 74), and the typo came up only once the server was back.
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ConfigError) as caught:
+        sync(source[0], SyncTarget(f"http://127.0.0.1:{port}"), experiments=["nope"])
+    assert str(caught.value).startswith("no local experiment named 'nope'")
 
 
 def test_unreachable_target_is_one_line_tracking_error(source):
