@@ -42,6 +42,7 @@ from harness.evaluate_mlflow import (
     default_evaluator_config,
     harness_uri,
     linked_model,
+    stored_evaluator_config,
 )
 from harness.evaluate_retriever import RETRIEVER, retriever_metrics, retriever_provider
 from harness.slices.labels import check_by
@@ -332,6 +333,7 @@ def evaluate(
             "nothing to compute: give model_type=, metrics=, extra_metrics= or judges="
         )
     metric_specs, objects = split_names([*chosen, *extra_metrics])
+    stored_config, left_out = stored_evaluator_config(config_map)  # for `run --resume`
     judge_names, judge_objects = split_names(judges)
     from harness.runner.config import RunConfig
     from harness.sampling import parse_size
@@ -361,6 +363,8 @@ def evaluate(
         mlflow=log_to_mlflow,
         model_id=linked[0] if linked else None,
         retriever=model_type == RETRIEVER,
+        evaluator_config=stored_config or None,
+        evaluator_config_left_out=left_out,
     )
     ref, created = _import(data, frame, table, data_name, project.path, mapping)
     config = dataclasses.replace(config, data=ref)

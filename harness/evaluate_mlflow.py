@@ -1,10 +1,12 @@
 """``mlflow.evaluate``'s own arguments as ``harness.evaluate`` reads them: the evaluators and
 environments it runs, MLflow 3's ``model_id`` (or active model) and ``model_config`` (None
 only), ``evaluator_config`` (nested under ``"default"`` or not; ``metric_prefix`` refused)
-and MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``)."""
+and MLflow's model URIs (``endpoints:/NAME``; a logged model's ``runs:/``); the part of
+``evaluator_config`` a run stores, so ``harness run --resume`` scores as the call did."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -12,7 +14,13 @@ from typing import Any
 
 from harness.errors import ConfigError, ModelURIError
 
-__all__ = ["check_mlflow_arguments", "default_evaluator_config", "harness_uri", "linked_model"]
+__all__ = [
+    "check_mlflow_arguments",
+    "default_evaluator_config",
+    "harness_uri",
+    "linked_model",
+    "stored_evaluator_config",
+]
 
 # Where MLflow reads the active model when none is set in the process (its public variable
 # first, then the legacy one), as mlflow.get_active_model_id() does.
@@ -62,6 +70,50 @@ def default_evaluator_config(
     if not isinstance(evaluators, str) and isinstance(nested, Mapping):
         return dict(nested)
     return config
+
+
+def stored_evaluator_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The entries of ``config`` a run can store as they are (JSON gives each value back
+    equal and of the same types), and the keys of the rest: a value JSON would change or
+    cannot hold (a tuple, a Series, a function, a non-text key), text DuckDB cannot hold,
+    or a credential (a key named like one, or the value of one in the environment). The run
+    keeps the first so ``harness run --resume`` scores its rows with them; the second make
+    it refuse, as it cannot score the rows as the call did."""
+    from harness.runner.plan import SECRET_PARAMS
+    from harness.secrets import scrub_secrets
+    from harness.wording import storable_value
+
+    stored: dict[str, Any] = {}
+    left_out: list[str] = []
+    for key, value in config.items():
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            text = None
+        if (
+            isinstance(key, str)
+            and key not in SECRET_PARAMS
+            and text is not None
+            and scrub_secrets(text) == text
+            and storable_value(key) == key
+            and _same(storable_value(value), value)
+            and _same(json.loads(text), value)
+        ):
+            stored[key] = value
+        else:
+            left_out.append(str(key))
+    return stored, left_out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a == b``, with the same types at every depth (``(1,) != [1]``, ``True != 1``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def harness_uri(model: str) -> str:

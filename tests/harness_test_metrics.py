@@ -130,3 +130,13 @@ def infinite_aggregate(predictions: Any) -> Any:
     from mlflow.metrics import MetricValue
 
     return MetricValue(scores=[0.5] * len(predictions), aggregate_results={"mean": float("inf")})
+
+
+def matches_reference(predictions: Any, reference: Any = None, weight: float = 1.0) -> Any:
+    """MLflow's eval_fn reading a column through col_mapping (``reference``) and a value of
+    evaluator_config (``weight``): each output equal to its reference scores ``weight``."""
+    from mlflow.metrics import MetricValue
+
+    references = [None] * len(predictions) if reference is None else list(reference)
+    scores = [weight * float(p == r) for p, r in zip(predictions, references, strict=True)]
+    return MetricValue(scores=scores, aggregate_results={"mean": sum(scores) / len(scores)})

@@ -60,6 +60,11 @@ class RunConfig:
     # harness.evaluate(model_type="retriever"): a python: model returns each row's list of
     # document ids, stored as its JSON text; --resume rebuilds the model so.
     retriever: bool = False
+    # harness.evaluate's evaluator_config (col_mapping, values an eval_fn reads): the entries
+    # JSON holds as given, which --resume scores with, and the keys of the rest, for which
+    # --resume refuses (harness.evaluate_mlflow.stored_evaluator_config).
+    evaluator_config: dict[str, Any] | None = None
+    evaluator_config_left_out: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Text the run stores and logs: a byte of argv that is not UTF-8 comes as a lone

@@ -182,8 +182,9 @@ def plan_run(
     """Resolve and check a run's configuration; raise HarnessError on anything wrong.
 
     ``scoring_objects`` are metric and judge objects given in Python (``harness.evaluate``);
-    the plan's config names them in ``python_objects``. ``example_ids``: the rows a sampled
-    run stored (``--resume`` takes them, rather than choosing again).
+    the plan's config names them in ``python_objects``. ``evaluator_config``:
+    ``harness.evaluate``'s; None reads the one the config stored. ``example_ids``: the rows
+    a sampled run stored (``--resume`` takes them, rather than choosing again).
     """
     if config.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
@@ -214,7 +215,10 @@ def plan_run(
     from harness.scoring import DataShape, check_scoring, resolve_scoring
 
     extra_columns = list(dict.fromkeys(k for e in examples[:1] for k in e.extra))
-    evaluator = dict(evaluator_config or {})
+    # harness.evaluate's own, else (`harness run --resume`, `runs log`) the one the run stored
+    evaluator = dict(
+        (config.evaluator_config or {}) if evaluator_config is None else evaluator_config
+    )
     shape = DataShape(
         fields=dict(dataset.columns),
         extra=tuple(extra_columns),
@@ -323,11 +327,16 @@ def _judge_providers(
 
 
 def resumed_run(
-    home: Home, reference: str, *, budget: float | None
+    home: Home,
+    reference: str,
+    budget: float | None,
+    evaluator_config: Mapping[str, Any] | None = None,
 ) -> tuple[RunInfo, RunConfig, list[str] | None]:
     """The run ``--resume`` goes on with, the configuration it goes on with (its own, with
     ``budget`` for the rest when one is given: the old one may be spent) and the ids of the
-    examples it drew (a sample's). Raise ``ConfigError`` for a run with nothing to resume."""
+    examples it drew (a sample's). Raise ``ConfigError`` for a run with nothing to resume,
+    or, unless ``evaluator_config`` is given again, one scored with evaluator_config values
+    it could not store (the CLI's resume would score its rows without them)."""
     from harness.store import runs as run_store
     from harness.wording import plural
 
@@ -348,6 +357,13 @@ def resumed_run(
                 if failed
                 else ""
             )
+        )
+    if config.evaluator_config_left_out and evaluator_config is None:
+        raise ConfigError(
+            f"run {previous.run_id} was scored with evaluator_config values a run cannot "
+            f"store ({', '.join(config.evaluator_config_left_out)}), so a resume cannot score "
+            "its rows as harness.evaluate did; call harness.evaluate again (the calls already "
+            "made are cached)"
         )
     return previous, config, run_store.run_example_ids(home.db_path, previous.run_id)
 

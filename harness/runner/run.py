@@ -114,7 +114,7 @@ def run_eval(
     previous: RunInfo | None = None
     sampled_ids: list[str] | None = None
     if resume:
-        previous, config, sampled_ids = resumed_run(home, resume, budget=config.max_cost)
+        previous, config, sampled_ids = resumed_run(home, resume, config.max_cost, evaluator_config)
         run_id = previous.run_id
         if config.mlflow and config.model_id is not None and mlflow_run is None:
             from harness.tracking.model_link import check_resumed_link

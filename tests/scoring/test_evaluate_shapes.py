@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import harness
 from harness.cli import cli
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RowsFailedWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -182,6 +182,66 @@ def test_a_run_scored_with_python_objects_is_not_resumed_from_the_cli(home: Path
     run = CliRunner().invoke(cli, ["run", "--resume", result.run_id])
     assert run.exit_code == 2
     assert "scored with Python objects (shout)" in run.stderr
+
+
+def resumable_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config: object) -> dict:
+    """harness.evaluate's arguments for a run whose even rows fail until the flag goes,
+    scored by an eval_fn named by spec that reads ``config``'s col_mapping and weight."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    return {
+        "model": "python:harness_test_models:fail_while_flagged",
+        "data": pd.DataFrame({"question": ["a", "b", "c", "d"], "answer": ["A", "B", "C", "D"],
+                              "gold": ["A", "B", "X", "D"]}),
+        "targets": "answer",
+        "metrics": ["python:harness_test_metrics:matches_reference"],
+        "evaluator_config": {"col_mapping": {"reference": "gold"}, **config},
+        "log_to_mlflow": False,
+    }  # fmt: skip
+
+
+def test_a_resume_from_the_cli_scores_with_the_runs_evaluator_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness run --resume` of a harness.evaluate run whose eval_fn (named by spec, so the
+    CLI rebuilds it) reads col_mapping and a value of evaluator_config scored every row
+    without them: the run's evaluator_config was not stored. The resume scores as a run
+    done in one go."""
+    arguments = resumable_call(tmp_path, monkeypatch, weight=2.0)
+    with pytest.warns(RowsFailedWarning, match="2 of 4 rows failed"):
+        first = harness.evaluate(**arguments)
+    (tmp_path / "flag").unlink()
+    resumed = CliRunner().invoke(cli, ["run", "--resume", first.run_id, "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    at_once = harness.evaluate(**arguments)
+    assert at_once.metrics["matches_reference/mean"] == 1.5  # 3 of 4 match, weighing 2
+    assert json.loads(resumed.stdout)["metrics"]["matches_reference"] == {
+        stat: at_once.metrics[f"matches_reference/{stat}"]
+        for stat in ("mean", "p50", "p90", "count")
+    }
+
+
+def test_a_resume_refuses_an_evaluator_config_the_run_could_not_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value JSON cannot hold as given (a Fraction) is not stored: the resume refuses in
+    one line rather than scoring the rows without it."""
+    from fractions import Fraction
+
+    arguments = resumable_call(tmp_path, monkeypatch, weight=Fraction(3, 2))
+    with pytest.warns(RowsFailedWarning, match="2 of 4 rows failed"):
+        first = harness.evaluate(**arguments)
+    (tmp_path / "flag").unlink()
+    resumed = CliRunner().invoke(cli, ["run", "--resume", first.run_id])
+    assert resumed.exit_code == 2
+    assert resumed.stderr == (
+        f"error: run {first.run_id} was scored with evaluator_config values a run cannot "
+        "store (weight), so a resume cannot score its rows as harness.evaluate did; call "
+        "harness.evaluate again (the calls already made are cached)\n"
+    )
+    shown = CliRunner().invoke(cli, ["runs", "show", first.run_id, "--json"])
+    assert json.loads(shown.stdout)["errors"] == 2  # nothing was retried
 
 
 def test_judges_take_harness_judge_objects(monkeypatch: pytest.MonkeyPatch) -> None:
