@@ -7,7 +7,9 @@ holds each row's list of relevant ids. The default metrics are MLflow's own
 ``k = evaluator_config["retriever_k"]`` (3 by default), so their names and values are
 MLflow's (``precision_at_3/mean``, ``/variance``, ``/p90``). A list of ids is stored (in
 DuckDB, the tables, ``runs show``, the report and MLflow's per-row table) as its JSON text,
-``["d1", "d2"]``.
+``["d1", "d2"]``. The relevant ids are stored as text, as every expected answer is (``[1, 5]``
+as ``"1"``, ``"5"``, where MLflow's table keeps the integers), so ids are compared as text:
+``7`` matches ``"7"``, which MLflow's metrics do not match.
 """
 
 from __future__ import annotations

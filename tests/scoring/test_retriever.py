@@ -309,3 +309,36 @@ def test_a_retriever_rows_trace_expects_the_list_of_relevant_ids(
         "q4": [["d2", "d7", "d8"]],
         "q5": [],  # nothing relevant: no expectation, as for an empty expected answer
     }
+
+
+def test_integer_ids_score_as_mlflows_and_are_stored_as_text(tmp_path: Path, home: Path) -> None:
+    """What docs/python-api.md says of ids that are not text, held against mlflow.evaluate on
+    the same data: integer ids on both sides score as MLflow scores them; the relevant ids
+    are stored as text (MLflow's table keeps [1, 5]; harness's expected answers, and the
+    trace's expectation, hold "1" and "5"), so an integer matches its text ("7" and 7), where
+    MLflow's metrics match neither."""
+    data = pd.DataFrame({"question": ["q1", "q2", "q3"],
+                         "retrieved": [[3, 1, 4], ["7", "2"], ["d1"]],
+                         "relevant": [[1, 5], [7], ["d1"]]})  # fmt: skip
+    arguments = {"data": data, "predictions": "retrieved", "targets": "relevant",
+                 "model_type": "retriever"}  # fmt: skip
+    reference, _ = in_a_run(tmp_path, mlflow.evaluate, **arguments)
+    ours, run_id = in_a_run(tmp_path, harness.evaluate, **arguments)
+    theirs = reference.tables["eval_results_table"]
+    mine = ours.tables["eval_results_table"].set_index("id").loc[["0", "1", "2"]]
+    assert list(theirs["relevant"]) == [[1, 5], [7], ["d1"]]
+    assert list(mine["expected"]) == ["1 || 5", "7", "d1"]
+    assert list(mine["output"]) == ["[3, 1, 4]", '["7", "2"]', '["d1"]']
+    for name in ("precision_at_3", "recall_at_3", "ndcg_at_3"):
+        same = [0, 2]  # the rows whose ids have one type on both sides
+        assert list(mine[name].iloc[same]) == pytest.approx(list(theirs[f"{name}/score"][same]))
+        assert theirs[f"{name}/score"][1] == 0 and mine[name].iloc[1] > 0, name
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    expected = {
+        json.loads(trace.info.request_metadata["mlflow.traceInputs"])["input"]: [
+            a.value for a in trace.info.assessments if a.name == "expected_response"
+        ]
+        for trace in client.search_traces(locations=[experiment], run_id=run_id)
+    }
+    assert expected == {"q1": [["1", "5"]], "q2": [["7"]], "q3": [["d1"]]}
