@@ -41,7 +41,7 @@ RESUMED_OPTIONS = {
     "--concurrency": "concurrency", "--limit": "limit",
     "--sample": "sample", "--seed": "sample_seed", "--stratify": "stratify", "--by": "by",
     "--max-slices": "max_slices", "--experiment": "experiment", "--run-name": "run_name",
-    "--no-mlflow": "mlflow", "--no-traces": "traces", "--model-id": "model_id",
+    "--model-id": "model_id", "--no-mlflow": "mlflow", "--no-traces": "traces",
 }  # fmt: skip
 
 _NEEDS = "harness run needs --data NAME and --model URI (or --resume RUN_ID)"
