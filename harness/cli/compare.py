@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -202,13 +202,14 @@ def check(
     from harness.files import check_writable
 
     home = resolve_home(home_of(ctx))
-    junit = gates.pop("junit")
-    if report:
-        check_writable(Path(report))  # before the work, not after it
+    junit = cast("str | None", gates.pop("junit"))
+    for target in (report, junit):
+        if target:
+            check_writable(Path(target))  # before the work, not after it
     result = check_ref(candidate, home=home, rows=rows, **gates)  # type: ignore[arg-type]
     finish_check(
         result,
-        junit=junit,  # type: ignore[arg-type]
+        junit=junit,
         tracking_uri=None if no_mlflow else home.tracking_uri,
         as_json=as_json,
         markdown=markdown,

@@ -190,12 +190,14 @@ def prepare_run(
         _check_model_id(options.model_id, options.no_mlflow, resolved)
     sweep = bool(swept.grid) and not resume_id
     _refuse_what_check_and_report_cannot_do(options, sweep=sweep)
-    if options.report and options.check:  # the check's report replaces the run's: before it
+    if options.check and (options.report or options.junit):  # written by the check: before it
         from pathlib import Path
 
         from harness.files import check_writable
 
-        check_writable(Path(options.report))
+        for target in (options.report, options.junit):
+            if target:
+                check_writable(Path(target))
     return PreparedRun(
         kind="sweep" if sweep else "estimate" if options.dry_run else "run",
         config=config,

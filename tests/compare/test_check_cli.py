@@ -107,6 +107,18 @@ def test_junit_xml_reads_back_with_the_standard_library(
     assert properties["outcome"] == "fail" and properties["baseline"].startswith("base ")
 
 
+def test_a_junit_file_that_cannot_be_written_is_refused_before_the_check(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder" / "check.xml"
+    code, out, err = invoke(
+        "check", runs["worse"], "--baseline", runs["base"], "--max-drop", "exact_match=0.02",
+        "--junit", str(missing), "--json",
+    )  # fmt: skip
+    assert (code, out) == (2, "")  # no verdict printed, then refused
+    assert err == f"error: cannot write {missing}: {missing.parent} is not a folder\n"
+
+
 def test_cannot_decide_is_a_junit_error_and_an_error_annotation(
     runs: dict[str, str], tmp_path: Path
 ) -> None:
