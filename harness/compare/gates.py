@@ -100,12 +100,19 @@ def check_settings(
         if is_run_file(configured) and not Path(configured).is_absolute():
             baseline = str(base_dir / configured)
     check_cluster(cluster)
-    if cluster is None and isinstance(table.get("cluster"), str):
-        cluster = table["cluster"]
+    if cluster is None and "cluster" in table:
+        configured = table["cluster"]
+        if not isinstance(configured, str) or not configured.strip():
+            raise ConfigError(
+                f"harness.toml: [check] cluster must be a dataset column's name, got {configured!r}"
+            )
+        cluster = configured
+    where = "max_missing"
     if max_missing is None:
-        max_missing = _number(table.get("max_missing", DEFAULT_MAX_MISSING), "max_missing")
+        where = "harness.toml: [check] max_missing"
+        max_missing = _number(table.get("max_missing", DEFAULT_MAX_MISSING), where)
     if not 0 <= max_missing <= 1:
-        raise ConfigError(f"max_missing must be between 0 and 1, got {max_missing:g}")
+        raise ConfigError(f"{where} must be between 0 and 1, got {max_missing:g}")
     return CheckSettings(chosen, baseline, cluster, max_missing)
 
 

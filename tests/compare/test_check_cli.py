@@ -200,6 +200,13 @@ def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) 
         ("errors = { min = 0 }", "gate errors: the rule is max_rate"),
         ("treshold = 3", "unknown [check] setting 'treshold'"),
         ("x = { max_drop = 1, max_drop_pct = 2 }", "give max_drop or max_drop_pct, not both"),
+        # Not ignored (the check would run without clusters), nor said as a flag's mistake.
+        (
+            "cluster = ['context']",
+            "harness.toml: [check] cluster must be a dataset column's name, got ['context']",
+        ),
+        ("cluster = ''", "harness.toml: [check] cluster must be a dataset column's name, got ''"),
+        ("max_missing = 2", "harness.toml: [check] max_missing must be between 0 and 1, got 2"),
     ],
 )
 def test_bad_check_tables_are_exit_2(
