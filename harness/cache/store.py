@@ -35,7 +35,7 @@ from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_cre
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
-from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError
+from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError, NotWritable
 from harness.faults import environment_fault, first_line
 from harness.wording import storable
 
@@ -502,6 +502,14 @@ def _fault(
     fault = environment_fault(error, directory, action=action)
     if fault is not None:
         return fault
+    if action == "opening":  # SQLite says only "unable to open database file"
+        if directory.is_dir() and not os.access(directory, os.W_OK):
+            return NotWritable(
+                f"the cache at {directory} is read-only; harness writes beside cache.db even "
+                "to read it (SQLite's write-ahead log): make the folder writable, or copy the "
+                "project home somewhere writable and point --home at the copy",
+                path=str(directory),
+            )
     if isinstance(error, diskcache.Timeout) or "database is locked" in str(error):
         return CacheBusy(
             f"the cache at {directory} is held by another process (waited {waited:g} s); "
