@@ -503,6 +503,11 @@ def _fault(
     if fault is not None:
         return fault
     if action == "opening":  # SQLite says only "unable to open database file"
+        if directory.exists() and not directory.is_dir():
+            return CacheError(
+                f"cannot open the cache at {directory}: it is a file, not a folder; "
+                "move it aside (harness makes a new cache there)"
+            )
         if directory.is_dir() and not os.access(directory, os.W_OK):
             return NotWritable(
                 f"the cache at {directory} is read-only; harness writes beside cache.db even "
@@ -531,8 +536,9 @@ def _size_on_disk(directory: Path) -> int:
 
 def cache_stats(directory: Path | str) -> dict[str, Any]:
     """``ResponseCache.stats()`` of the cache at ``directory``; a folder that does not exist
-    is an empty cache, and is not created (``cache stats`` only looks)."""
-    if not Path(directory).is_dir():
+    is an empty cache, and is not created (``cache stats`` only looks); a file there is
+    refused, as opening it would be."""
+    if not Path(directory).exists():
         return {
             "directory": str(directory),
             "entries": 0,

@@ -174,7 +174,7 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     """
     problems: list[tuple[str, str]] = []
     total = 0
-    if _cache_dir(ctx).is_dir():  # else nothing is cached yet: a check creates no cache
+    if _cache_dir(ctx).exists():  # else nothing is cached yet: a check creates no cache
         with _open_cache(ctx) as c:
             problems = c.verify()
             total = len(c)

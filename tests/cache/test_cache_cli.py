@@ -277,3 +277,16 @@ def test_a_read_only_cache_folder_is_named_exit_74(home: Path, fill, args: list[
         "cache.db even to read it (SQLite's write-ahead log): make the folder writable, or "
         "copy the project home somewhere writable and point --home at the copy\n"
     )
+
+
+@pytest.mark.parametrize("args", [["cache", "stats"], ["cache", "verify"]])
+def test_a_file_where_the_cache_folder_goes_is_named_not_an_empty_cache(
+    home: Path, args: list[str]
+) -> None:
+    (home / "cache").write_text("not a cache")
+    code, out, err = harness_cli(*args)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: cannot open the cache at {home / 'cache'}: it is a file, not a folder; "
+        "move it aside (harness makes a new cache there)\n"
+    )
