@@ -26,6 +26,7 @@ from harness.cache.entry import ENTRY_SCHEMA_VERSION, CacheEntry
 from harness.cache.keys import KEY_SCHEMA_VERSION, canonical_key
 from harness.cache.store import REPAIR_HINT, EntryStore
 from harness.errors import CacheCorrupt, CacheError, ConfigError
+from harness.faults import environment_fault
 from harness.files import folders_for, replaced_on_success, text_writer
 
 __all__ = [
@@ -76,7 +77,8 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     ``harness cache verify``/``prune`` rather than leave a silent hole in the cassette.
     Folders missing on the way to ``path`` are created (``tests/cassettes/`` need not
     exist yet). The file is written to a temporary name and renamed, so a failed export
-    leaves no half-written cassette, nor the folders it created.
+    leaves no half-written cassette, nor the folders it created. A full disk or a
+    read-only folder raises the ``EnvironmentFault`` that names it (exit 74).
     """
     path = Path(path)
     wanted = cache.keys() if keys is None else sorted(set(keys))
@@ -96,6 +98,9 @@ def export_cassette(cache: EntryStore, path: Path | str, keys: Iterable[str] | N
     except CacheCorrupt as exc:
         raise CacheCorrupt(f"cannot export {path}: {exc}; {REPAIR_HINT}") from None
     except OSError as exc:
+        fault = environment_fault(exc, path)  # a full disk, a read-only folder: exit 74
+        if fault is not None:
+            raise fault from None
         raise CacheError(f"cannot write cassette {path}: {_write_problem(path, exc)}") from None
     return written
 

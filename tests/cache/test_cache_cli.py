@@ -290,3 +290,20 @@ def test_a_file_where_the_cache_folder_goes_is_named_not_an_empty_cache(
         f"error: cannot open the cache at {home / 'cache'}: it is a file, not a folder; "
         "move it aside (harness makes a new cache there)\n"
     )
+
+
+def test_export_to_a_read_only_folder_is_an_environment_fault(
+    home: Path, fill, tmp_path: Path
+) -> None:
+    fill("2025-01-01T00:00:00.000Z")
+    out = tmp_path / "out"
+    out.mkdir()
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(out), sys.executable, "-m", "harness",
+         "cache", "export", str(out / "qa.jsonl")],
+        env=harness_env(home), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 74, done.stderr
+    assert done.stderr == f"error: {out / 'qa.jsonl'} is on a read-only file system\n"
+    assert list(out.iterdir()) == []
