@@ -77,6 +77,7 @@ class RunEstimate:
     judge_calls: CallEstimate
     assumptions: list[str] = field(default_factory=list)
     max_cost: float | None = None  # --max-cost, the run's budget
+    cache_mode: str = "use"  # --cache: in replay, a call to send is a miss that fails the run
 
     @property
     def cost_usd(self) -> float | None:
@@ -89,10 +90,19 @@ class RunEstimate:
         cost = self.cost_usd
         return self.max_cost is not None and cost is not None and cost > self.max_cost
 
+    @property
+    def replay_misses(self) -> int:
+        """Calls a ``--cache replay`` run would miss (0 in any other mode)."""
+        if self.cache_mode != "replay":
+            return 0
+        return self.model_calls.to_send + self.judge_calls.to_send
+
     def as_dict(self) -> dict[str, Any]:
         cost = self.cost_usd
         return {
             "dry_run": True,
+            "cache": self.cache_mode,
+            "replay_misses": self.replay_misses,
             "dataset": self.dataset,
             "model": self.model,
             "judge_model": self.judge_model,
@@ -130,6 +140,12 @@ class RunEstimate:
                 f"warning: the estimate (~${total:.4f}) is over --max-cost ${self.max_cost:.4f}: "
                 "the run would stop when it has spent that (`--resume` with a larger "
                 "--max-cost goes on)"
+            )
+        if self.replay_misses:
+            out.append(
+                f"warning: {plural(self.replay_misses, 'call')} not in the cache: with --cache "
+                "replay the run would fail at the first, sending nothing (it names what differs "
+                "from the closest cached entry)"
             )
         out += [f"assumes {a}" for a in self.assumptions]
         return out
@@ -216,6 +232,7 @@ def estimate_run(
         judge_est,
         assumptions,
         config.max_cost,
+        config.cache,
     )
 
 

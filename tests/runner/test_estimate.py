@@ -148,3 +148,24 @@ def test_the_estimates_counts_have_thousands_separators() -> None:
         "model calls: 1,000 (250 cached, 0 local, 750 to send); ~385,575 tokens in / "
         "~256,000 out; unknown price",
     ]
+
+
+def test_a_replay_dry_run_warns_of_the_calls_the_cache_lacks(
+    fake: FakeLLMServer, qa: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dry-run --cache replay` said "10 to send ... ~$0.0004" and nothing else, when a
+    replay sends nothing and fails at the first call the cache lacks."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, _, err = invoke(*RUN, "--limit", "4")
+    assert code == 0, err
+    doc = dry_run("--cache", "replay")
+    assert (doc["cache"], doc["replay_misses"]) == ("replay", 6)
+    code, out, err = invoke(*RUN, "--dry-run", "--cache", "replay")
+    assert code == 0, err
+    assert (
+        "warning: 6 calls not in the cache: with --cache replay the run would fail at the "
+        "first, sending nothing (it names what differs from the closest cached entry)"
+    ) in out.splitlines()
+    assert (dry_run()["cache"], dry_run()["replay_misses"]) == ("use", 0)
+    code, out, _ = invoke(*RUN, "--dry-run", "--limit", "4", "--cache", "replay")
+    assert code == 0 and "warning" not in out
