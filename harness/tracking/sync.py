@@ -65,6 +65,7 @@ from harness.tracking.sync_target import (
     first_line,
     sync_lock,
 )
+from harness.wording import plural
 
 __all__ = [
     "LOCK_FILE",
@@ -120,8 +121,9 @@ def sync(
             for experiment in local:
                 syncer.sync_experiment(experiment)
     except Interrupted as exc:
+        said, goes_on = _stopped_after(syncer)
         raise Interrupted(
-            f"sync {exc.message} {_stopped_after(syncer)}",
+            f"sync {exc.message} {said}; {goes_on}",
             signum=exc.signum,
             result=syncer.report if syncer is not None else None,
         ) from None
@@ -132,7 +134,7 @@ def sync(
         shown = target.label or display_uri(target.tracking_uri)
         lost = connection_lost(exc)
         if lost is not None:  # the target went away half-way (its retries are spent)
-            said, goes_on = _stopped_after(syncer).split("; ", 1)
+            said, goes_on = _stopped_after(syncer)
             raise TrackingError(
                 f"sync to {shown} stopped {said}: the target stopped answering ({lost}); {goes_on}"
             ) from exc
@@ -144,19 +146,20 @@ def sync(
     return syncer.report
 
 
-def _stopped_after(syncer: Syncer | None) -> str:
+def _stopped_after(syncer: Syncer | None) -> tuple[str, str]:
     """How far a sync that stopped half-way got, and that the same sync goes on from there
-    (completing the run it stopped in the middle of, if any): two parts, split by "; "."""
+    (completing the run it stopped in the middle of, if any)."""
     done = len(syncer.report.runs) if syncer is not None else 0
     partly = syncer.partly_copied() if syncer is not None else None
     if partly is None:
         return (
-            f"after {done} run(s); what was copied stays, and the same `harness sync` again "
-            "goes on from there"
+            f"after {plural(done, 'run')}",
+            "what was copied stays, and the same `harness sync` again goes on from there",
         )
     return (
-        f"after {done} run(s) and part of run {partly}; what was copied stays, and the same "
-        "`harness sync` again completes that run and goes on from there"
+        f"after {plural(done, 'run')} and part of run {partly}",
+        "what was copied stays, and the same `harness sync` again completes that run and "
+        "goes on from there",
     )
 
 

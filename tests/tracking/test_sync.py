@@ -628,9 +628,9 @@ def test_ctrl_c_stops_a_sync_between_writes_and_the_next_sync_goes_on(server, ho
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr
-    # Not "after 0 run(s)" alone: the first run is half on the target.
+    # Not "after 0 runs" alone: the first run is half on the target.
     assert done.stderr.splitlines()[-1] == (
-        "error: sync interrupted by SIGINT after 0 run(s) and part of run interrupted/r0; "
+        "error: sync interrupted by SIGINT after 0 runs and part of run interrupted/r0; "
         "what was copied stays, and the same `harness sync` again completes that run and "
         "goes on from there"
     )
@@ -664,7 +664,7 @@ def test_ctrl_c_stops_a_sync_that_writes_nothing(server, source, dry_run):
     with pytest.raises(Interrupted) as stopped:
         sync(src_uri, SyncTarget(server), dry_run=dry_run, progress=ctrl_c_after_the_first_run)
     assert stopped.value.signum == signal.SIGINT
-    assert stopped.value.message.startswith("sync interrupted by SIGINT after 1 run(s)")
+    assert stopped.value.message.startswith("sync interrupted by SIGINT after 1 run")
     assert len(stopped.value.result.runs) == 1
 
 
@@ -1493,7 +1493,7 @@ def test_a_target_that_goes_away_half_way_says_so_and_the_next_sync_finishes(
         proxy.shutdown()
     # The request that found it going: the connection dropped; those after it: refused.
     assert re.fullmatch(
-        rf"sync to http://127\.0\.0\.1:{port} stopped after [01] run\(s\)"
+        rf"sync to http://127\.0\.0\.1:{port} stopped after (0 runs|1 run)"
         r"( and part of run goes-away/r[01])?: the target "
         r"stopped answering \((Connection aborted|Connection refused)\); what was copied "
         r"stays, and the same `harness sync` again (completes that run and )?goes on from there",
