@@ -27,7 +27,11 @@ job checks that the executors see the providers' keys (:mod:`harness.runner.spar
 A stop request (Ctrl-C, SIGTERM) sends no more waves. The waves in flight get the stop's
 grace (``StopRequest.grace_s``, as rows in flight do in a local run) to come back, and are
 kept: their calls are paid for. Those still out then are cancelled (their job group, or
-their tag over Spark Connect) and run again on ``--resume``.
+their tag over Spark Connect) and run again on ``--resume``. Executors on this machine (a
+classic session with a ``local`` master) also see the stop, through a file the driver
+writes: their tasks stop as a local run does (no new rows, the calls in flight finish) and
+come back within the grace with what they paid for, so a wave longer than the grace loses
+no call. A task elsewhere cannot see that file, and goes on until its wave is cancelled.
 
 Settings (``[spark]`` in harness.toml): ``master`` (for a local session harness starts;
 default ``local[*]``), ``remote`` (``sc://HOST:PORT`` or ``databricks``) and ``profile``,
@@ -41,12 +45,15 @@ import contextlib
 import copy
 import json
 import math
+import shutil
+import tempfile
 import threading
 import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import SETTINGS_TABLES
@@ -68,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ROWS_PER_TASK", "SparkTarget", "run_on_spark", "spark_session"]
 
 DEFAULT_ROWS_PER_TASK = 100
+_TASK_GRACE_MARGIN_S = 2.0  # of the driver's grace, for tasks to see a stop and send back
 _SETTINGS = SETTINGS_TABLES["spark"] or frozenset()  # checked here too: a dict given in code
 
 
@@ -174,17 +182,27 @@ def _waves(
     caller.seeds = caller.local_seeds = None
 
     group = f"harness-{uuid.uuid4().hex[:12]}"  # the job group a stop cancels
+    stop_folder = _stop_folder(handle)  # where executors on this machine see a stop
+    stop_file = str(Path(stop_folder, "stop")) if stop_folder else None
 
     def submit(start: int) -> Future[list[dict[str, Any]]]:
         wave = deferred[start : start + wave_rows]
         n_tasks = min(tasks, math.ceil(len(wave) / per_task)) or 1
         items = [(encode_item(e, seeds.pop(e.id, ()), local_seeds.pop(e.id, None)),) for e in wave]
         spec = _spec(engine, caller, n_tasks, at_once)
+        spec.stop_file = stop_file
+        # The tasks' rows in flight must be back before the driver's grace ends: a second
+        # to notice the file and one to send the wave back.
+        spec.stop_grace_s = max(engine.stop.grace_s - _TASK_GRACE_MARGIN_S, 0.5)
         return pool.submit(_collect, handle, items, n_tasks, spec, group)
 
     settled = threading.Event()  # no wave in flight any more: nothing left to cancel
 
     def cancel(_signum: int) -> None:  # in the signal handler: the wait goes to a thread
+        if stop_file is not None:
+            with contextlib.suppress(OSError):  # the tasks are then cancelled at the grace
+                Path(stop_file).touch()
+
         def after_the_grace() -> None:
             if settled.is_set():  # the waves were all back: nothing to wait for
                 return
@@ -242,6 +260,18 @@ def _waves(
         settled.set()
         forget()
         pool.shutdown(wait=False, cancel_futures=True)
+        if stop_folder is not None:
+            shutil.rmtree(stop_folder, ignore_errors=True)
+
+
+def _stop_folder(handle: SparkHandle) -> str | None:
+    """A new folder for the stop file when the executors share this machine's disk (a
+    classic session whose master is ``local...``); None over Spark Connect or a cluster."""
+    try:
+        master = str(handle.session.sparkContext.master)
+    except (AttributeError, NotImplementedError):  # Spark Connect: the server's disk
+        return None
+    return tempfile.mkdtemp(prefix="harness-stop-") if master.startswith("local") else None
 
 
 def _spec(engine: Engine, caller: Caller, n_tasks: int, at_once: int) -> Any:

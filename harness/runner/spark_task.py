@@ -13,6 +13,10 @@ judges and their repairs, heuristic metrics), and returns, as JSON text:
 - or one ``{"error": ...}`` record if the task could not run (a missing key, a bad URI),
   which the driver turns into the usual one-line error.
 
+On the driver's machine (a local master) a task also watches for the driver's stop file:
+once it is there the task's engine stops as a local run's does (no new rows, the calls in
+flight get ``TaskSpec.stop_grace_s``), and the task sends back what it finished and paid for.
+
 An executor needs the harness package, the model's credentials in its environment and the
 network; never the project home. No secret travels with the task: providers are built on
 the executor from their URI and settings, as on the driver.
@@ -20,15 +24,19 @@ the executor from their URI and settings, as on the driver.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.interrupt import DEFAULT_GRACE_S, StopRequest
 from harness.store.rows import OutputRow, ScoreRow
 
 if TYPE_CHECKING:
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
     from harness.store.datasets import Example
 
 __all__ = ["PackedSpec", "ProviderRef", "TaskSpec", "decode_row", "encode_item", "run_task"]
+
+_STOP_POLL_S = 0.1  # how often a task looks for the driver's stop file
 
 
 @dataclass
@@ -78,6 +88,10 @@ class TaskSpec:
     concurrency: int  # per task
     budget_usd: float | None  # this task's share of what is left of --max-cost
     judge_providers: dict[str, ProviderRef] = field(default_factory=dict)  # judges' own
+    # A file the driver writes on a stop, when this task runs on its machine: the task
+    # then stops as a local run does and sends back what it paid for within its grace.
+    stop_file: str | None = None
+    stop_grace_s: float = DEFAULT_GRACE_S
 
 
 @dataclass
@@ -203,8 +217,10 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
             judge_providers=judge_providers,
         )
         rows = _Rows()
-        engine = Engine(plan, caller, rows, NullProgress())  # type: ignore[arg-type]
-        asyncio_run(drive(engine, examples, caller))
+        stop = StopRequest(spec.stop_grace_s)
+        engine = Engine(plan, caller, rows, NullProgress(), stop)  # type: ignore[arg-type]
+        with _watching(spec.stop_file, stop):
+            asyncio_run(drive(engine, examples, caller))
         payloads = rows.payloads
         if cache is not None:
             stored = cache.keys()
@@ -223,6 +239,29 @@ def _run(spec: TaskSpec, items: list[dict[str, Any]], folder: str) -> list[str]:
     finally:
         if cache is not None:
             cache.close()
+
+
+@contextlib.contextmanager
+def _watching(stop_file: str | None, stop: StopRequest) -> Iterator[None]:
+    """Ask ``stop`` once ``stop_file`` exists (the driver's stop), while the block runs."""
+    if stop_file is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(_STOP_POLL_S):
+            if os.path.exists(stop_file):
+                stop.request(signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=watch, name="harness-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 class _Rows:

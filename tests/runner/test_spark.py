@@ -604,6 +604,30 @@ def test_ctrl_c_cancels_a_wave_longer_than_the_grace_and_the_run_resumes(
     assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
 
 
+def test_ctrl_c_keeps_what_a_wave_longer_than_the_grace_paid_for_on_a_local_session(
+    fake: tuple[FakeLLMServer, Any], qa: str, home: Path
+) -> None:
+    """Before: a wave longer than the grace was cancelled whole at its end, and every call
+    its tasks had paid for was lost and paid again by --resume (a by-hand run: 15 calls
+    paid, 0 kept, 75 requests for 60 calls). Executors on this machine now see the stop
+    (the driver's stop file): their tasks send no new call, finish those in flight and come
+    back within the grace with what they paid for, so the resume pays for no call twice."""
+    server, spark = fake
+    # One wave of 20 rows in 2 tasks, 4 rows at a time each: ~9 s of calls, against the
+    # grace's 5 s; each call 1 s, so the calls in flight at the stop end within it.
+    write_settings(home, "[spark]\nrows_per_task = 10\n")
+    server.configure(latency_s=1.0)
+    result = _interrupted_on_spark(server, spark, home)
+    assert result.rows_done < 20
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+    paid = server.stats()["requests_total"]
+
+    resumed = run_eval(config(spark=True), home=home, spark_session=spark, resume=result.run_id)
+    assert resumed.status == "finished" and resumed.rows_done == 20 and resumed.errors == 0
+    stats = server.stats()
+    assert stats["requests_total"] == stats["unique_bodies"] == 20 * (1 + len(JUDGES)), paid
+
+
 def test_ctrl_c_stops_a_cli_run_on_a_local_session_harness_starts(
     cluster: tuple[FakeLLMServer, Any], qa: str, home: Path
 ) -> None:
