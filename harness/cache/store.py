@@ -35,11 +35,19 @@ from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_cre
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
-from harness.errors import CacheBusy, CacheCorrupt, CacheError, HarnessError, NotWritable
+from harness.errors import (
+    CacheBusy,
+    CacheCorrupt,
+    CacheError,
+    DiskFull,
+    HarnessError,
+    NotWritable,
+)
 from harness.faults import environment_fault, first_line
 from harness.wording import storable
 
 __all__ = [
+    "FULL_DISK_HINT",
     "REPAIR_HINT",
     "STORE_PROBLEM",
     "EntryStore",
@@ -52,6 +60,14 @@ __all__ = [
 REPAIR_HINT = (
     "the cache is damaged: `harness cache verify` lists its damaged entries, "
     "`harness cache prune` removes them"
+)
+
+# What a full disk met while opening the cache goes on with: SQLite needs room to open the
+# cache (and to delete from it, which frees no room in cache.db anyway), so only ``clear``,
+# which deletes the files, works then.
+FULL_DISK_HINT = (
+    "free space on that disk, or run `harness cache clear --yes` (it works on a full disk; "
+    "every cached response is removed)"
 )
 
 _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
@@ -173,11 +189,14 @@ class ResponseCache:
     def __init__(self, directory: Path | str, *, timeout: float = 60.0) -> None:
         self.directory = Path(directory)
         self.timeout = timeout
+        # Made before it is set up, so that a failed set-up can close the connection it
+        # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
+        self._cache = diskcache.Cache.__new__(diskcache.Cache)
         try:
-            self._cache = diskcache.Cache(
-                str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
-            )
+            self._cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
         except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error, AttributeError):
+                self._cache.close()
             # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
             raise _fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
@@ -474,7 +493,8 @@ class ResponseCache:
         return removed
 
     def clear(self) -> int:
-        """Remove every entry; return how many there were."""
+        """Remove every entry; return how many there were (``clear_cache`` also works on a
+        full disk)."""
         try:
             return int(self._cache.clear())
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
@@ -500,6 +520,15 @@ def _fault(
     """A full disk, a read-only cache folder or a cache another process holds (after
     ``waited`` seconds) named as such; else a ``CacheError``."""
     fault = environment_fault(error, directory, action=action)
+    if fault is None and action == "opening" and "disk i/o error" in str(error).lower():
+        # SQLite cannot make its shared-memory file (cache.db-shm) on a full disk
+        with contextlib.suppress(OSError):
+            if os.statvfs(directory).f_bavail == 0:
+                fault = DiskFull(
+                    f"no space left on device while opening {directory}", path=str(directory)
+                )
+    if isinstance(fault, DiskFull) and action == "opening":
+        return DiskFull(f"{fault}; {FULL_DISK_HINT}", path=fault.path)
     if fault is not None:
         return fault
     if action == "opening":  # SQLite says only "unable to open database file"
@@ -554,3 +583,53 @@ def cache_stats(directory: Path | str) -> dict[str, Any]:
         return cache.stats()
     finally:
         cache.close()
+
+
+def clear_cache(directory: Path | str, *, timeout: float = 60.0) -> int:
+    """Remove every entry of the cache at ``directory``; return how many there were.
+
+    On a full disk SQLite cannot open the cache (nor delete from it, which frees no room in
+    cache.db): then, if no other process has the cache open, its files are deleted instead,
+    which frees their space. A folder that does not exist is an empty cache, not created.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return 0
+    try:
+        with ResponseCache(directory, timeout=timeout) as cache:
+            return cache.clear()
+    except DiskFull:
+        pass
+    return _delete_cache_files(directory, timeout)
+
+
+def _delete_cache_files(directory: Path, timeout: float) -> int:
+    # In exclusive locking mode SQLite reads a WAL database without cache.db-shm (which a
+    # full disk cannot hold), and the lock is had only when no other process has the cache
+    # open (each holds a shared lock on cache.db), so nobody loses a write.
+    database = directory / "cache.db"
+    try:
+        con = sqlite3.connect(database, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _fault(exc, directory, "opening", waited=timeout) from None
+    try:
+        con.execute("PRAGMA locking_mode = EXCLUSIVE")
+        con.execute("BEGIN EXCLUSIVE")
+        ((count,),) = con.execute("SELECT COUNT(*) FROM Cache").fetchall()
+        filenames = [
+            name
+            for (name,) in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")
+            if isinstance(name, str)
+        ]
+        disk = SafeDisk(str(directory))  # deletes only files inside the cache folder
+        for name in filenames:
+            disk.remove(name)  # and the folders it leaves empty, as diskcache does
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{database}{suffix}")
+    except (sqlite3.Error, OSError) as exc:
+        raise _fault(exc, directory, waited=timeout) from None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            con.close()  # the files are gone: whatever it cannot write there is lost
+    return int(count)

@@ -246,8 +246,9 @@ def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
         if not click.confirm("Remove every cached response?", err=as_json):
             click.echo("cache clear cancelled: nothing removed", err=True)
             ctx.exit(1)  # as click's abort: the command did not do what it says
-    with _open_cache(ctx) as c:
-        removed = c.clear()
+    from harness.cache.store import clear_cache
+
+    removed = clear_cache(_cache_dir(ctx))
     if as_json:
         print_json({"removed": removed})
     else:

@@ -307,3 +307,41 @@ def test_export_to_a_read_only_folder_is_an_environment_fault(
     assert done.returncode == 74, done.stderr
     assert done.stderr == f"error: {out / 'qa.jsonl'} is on a read-only file system\n"
     assert list(out.iterdir()) == []
+
+
+def test_clear_works_on_a_full_disk_and_the_others_say_how_to_free_space(
+    home: Path, fill, tmp_path: Path
+) -> None:
+    """On a full disk (a real 1 MiB tmpfs, in a user + mount namespace) SQLite cannot open
+    the cache: `clear` deletes its files instead, and the others name the way out."""
+    fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
+    small = tmp_path / "small"
+    small.mkdir()
+    script = (
+        'mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2/cache" "$1/cache" '
+        '&& { dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true; } && shift 2 '
+        '&& "$@" cache prune; echo "rc=$?"; "$@" cache clear --yes; echo "rc=$?"; ls "$H/cache"'
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), str(home), sys.executable,
+         "-m", "harness", "--home", str(small)],
+        env={**harness_env(home), "H": str(small)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stderr == (
+        f"error: no space left on device while opening {small / 'cache'}; free space on that "
+        "disk, or run `harness cache clear --yes` (it works on a full disk; every cached "
+        "response is removed)\n"
+    )
+    assert done.stdout == "rc=74\nremoved 2 entries\nrc=0\n"  # and the folder is empty
+
+
+def test_clear_on_a_full_disk_deletes_nothing_another_process_has_open(home: Path, fill) -> None:
+    from harness.cache.store import _delete_cache_files
+    from harness.errors import CacheBusy
+
+    fill("2025-01-01T00:00:00.000Z")
+    with ResponseCache(home / "cache") as held:
+        with pytest.raises(CacheBusy):
+            _delete_cache_files(home / "cache", timeout=0.2)
+        assert len(held) == 1
+    assert (home / "cache" / "cache.db").exists()
