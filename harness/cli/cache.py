@@ -115,8 +115,13 @@ def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) ->
         if note:
             click.echo(f"note: {note}", err=True)
         keys = request_keys(db_path, info.run_id)
-    with _open_cache(ctx) as c:
-        written = export_cassette(c, path, keys)
+    if not _cache_dir(ctx).exists():  # nothing is cached yet: an export creates no cache
+        from harness.cache.memory import MemoryCache
+
+        written = export_cassette(MemoryCache(), path, keys)
+    else:
+        with _open_cache(ctx) as c:
+            written = export_cassette(c, path, keys)
     if as_json:
         print_json({"path": path, "entries": written})
     else:

@@ -345,3 +345,14 @@ def test_clear_on_a_full_disk_deletes_nothing_another_process_has_open(home: Pat
             _delete_cache_files(home / "cache", timeout=0.2)
         assert len(held) == 1
     assert (home / "cache" / "cache.db").exists()
+
+
+def test_export_from_a_home_with_no_cache_writes_an_empty_cassette_and_creates_no_cache(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "new-home"  # not there yet: as stats and verify, export must not make it
+    path = tmp_path / "e.jsonl"
+    code, out, err = harness_cli("--home", str(home), "cache", "export", str(path))
+    assert (code, out, err) == (0, f"wrote 0 entries to {path}\n", "")
+    assert not home.exists()
+    assert harness_cli("cache", "import", str(path))[0] == 0  # a cassette, if an empty one
