@@ -53,7 +53,7 @@ __all__ = [
     "EntryStore",
     "ResponseCache",
     "SafeDisk",
-    "cache_stats",
+    "cache_fault",
 ]
 
 # What a message about a damaged entry goes on with, wherever one stops a command.
@@ -198,7 +198,7 @@ class ResponseCache:
             with contextlib.suppress(sqlite3.Error, AttributeError):
                 self._cache.close()
             # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
-            raise _fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
+            raise cache_fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
         # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
         self._tails: dict[str, tuple[list[str], list[str]]] = {}
@@ -217,7 +217,7 @@ class ResponseCache:
                 "SELECT group_concat(substr(key, 1, 16), '') FROM Cache WHERE raw = 1"
             ).fetchone()
         except sqlite3.Error as exc:
-            raise _fault(exc, self.directory) from None
+            raise cache_fault(exc, self.directory) from None
         return row[0] if row else None
 
     def get(self, key: str) -> CacheEntry | None:
@@ -360,7 +360,7 @@ class ResponseCache:
         try:
             self._cache.set(key, text, tag=_index_tag(entry.request))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise _fault(exc, self.directory, waited=self.timeout) from None
+            raise cache_fault(exc, self.directory, waited=self.timeout) from None
         self._known.add(key)
 
     def delete(self, key: str) -> bool:
@@ -374,7 +374,7 @@ class ResponseCache:
             with self._cache.transact():
                 yield
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:  # the commit itself
-            raise _fault(exc, self.directory, waited=self.timeout) from None
+            raise cache_fault(exc, self.directory, waited=self.timeout) from None
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -489,7 +489,7 @@ class ResponseCache:
                 with self._cache.transact():
                     removed += sum(bool(self._cache.delete(k)) for k in doomed[start : start + 500])
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise _fault(exc, self.directory, waited=self.timeout) from None
+            raise cache_fault(exc, self.directory, waited=self.timeout) from None
         return removed
 
     def clear(self) -> int:
@@ -498,7 +498,7 @@ class ResponseCache:
         try:
             return int(self._cache.clear())
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise _fault(exc, self.directory, waited=self.timeout) from None
+            raise cache_fault(exc, self.directory, waited=self.timeout) from None
 
     def close(self) -> None:
         """Close this process's connections (the cache can be reopened any time)."""
@@ -514,7 +514,7 @@ class ResponseCache:
         return f"ResponseCache({str(self.directory)!r})"
 
 
-def _fault(
+def cache_fault(
     error: BaseException, directory: Path, action: str = "writing", *, waited: float = 60.0
 ) -> HarnessError:
     """A full disk, a read-only cache folder or a cache another process holds (after
@@ -561,75 +561,3 @@ def _size_on_disk(directory: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(root, name))
     return total
-
-
-def cache_stats(directory: Path | str) -> dict[str, Any]:
-    """``ResponseCache.stats()`` of the cache at ``directory``; a folder that does not exist
-    is an empty cache, and is not created (``cache stats`` only looks); a file there is
-    refused, as opening it would be."""
-    if not Path(directory).exists():
-        return {
-            "directory": str(directory),
-            "entries": 0,
-            "size_bytes": 0,
-            "oldest": None,
-            "newest": None,
-            "unreadable": 0,
-            "by_provider": {},
-            "by_model": [],
-        }
-    cache = ResponseCache(directory)
-    try:
-        return cache.stats()
-    finally:
-        cache.close()
-
-
-def clear_cache(directory: Path | str, *, timeout: float = 60.0) -> int:
-    """Remove every entry of the cache at ``directory``; return how many there were.
-
-    On a full disk SQLite cannot open the cache (nor delete from it, which frees no room in
-    cache.db): then, if no other process has the cache open, its files are deleted instead,
-    which frees their space. A folder that does not exist is an empty cache, not created.
-    """
-    directory = Path(directory)
-    if not directory.exists():
-        return 0
-    try:
-        with ResponseCache(directory, timeout=timeout) as cache:
-            return cache.clear()
-    except DiskFull:
-        pass
-    return _delete_cache_files(directory, timeout)
-
-
-def _delete_cache_files(directory: Path, timeout: float) -> int:
-    # In exclusive locking mode SQLite reads a WAL database without cache.db-shm (which a
-    # full disk cannot hold), and the lock is had only when no other process has the cache
-    # open (each holds a shared lock on cache.db), so nobody loses a write.
-    database = directory / "cache.db"
-    try:
-        con = sqlite3.connect(database, timeout=timeout, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise _fault(exc, directory, "opening", waited=timeout) from None
-    try:
-        con.execute("PRAGMA locking_mode = EXCLUSIVE")
-        con.execute("BEGIN EXCLUSIVE")
-        ((count,),) = con.execute("SELECT COUNT(*) FROM Cache").fetchall()
-        filenames = [
-            name
-            for (name,) in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")
-            if isinstance(name, str)
-        ]
-        disk = SafeDisk(str(directory))  # deletes only files inside the cache folder
-        for name in filenames:
-            disk.remove(name)  # and the folders it leaves empty, as diskcache does
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(f"{database}{suffix}")
-    except (sqlite3.Error, OSError) as exc:
-        raise _fault(exc, directory, waited=timeout) from None
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            con.close()  # the files are gone: whatever it cannot write there is lost
-    return int(count)

@@ -55,7 +55,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     Example:
       harness cache stats --json
     """
-    from harness.cache.store import cache_stats
+    from harness.cache.upkeep import cache_stats
 
     document = cache_stats(_cache_dir(ctx))
     if as_json:
@@ -251,7 +251,7 @@ def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
         if not click.confirm("Remove every cached response?", err=as_json):
             click.echo("cache clear cancelled: nothing removed", err=True)
             ctx.exit(1)  # as click's abort: the command did not do what it says
-    from harness.cache.store import clear_cache
+    from harness.cache.upkeep import clear_cache
 
     removed = clear_cache(_cache_dir(ctx))
     if as_json:

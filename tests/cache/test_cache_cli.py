@@ -336,7 +336,7 @@ def test_clear_works_on_a_full_disk_and_the_others_say_how_to_free_space(
 
 
 def test_clear_on_a_full_disk_deletes_nothing_another_process_has_open(home: Path, fill) -> None:
-    from harness.cache.store import _delete_cache_files
+    from harness.cache.upkeep import _delete_cache_files
     from harness.errors import CacheBusy
 
     fill("2025-01-01T00:00:00.000Z")
