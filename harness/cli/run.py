@@ -403,10 +403,13 @@ def _show(result: object, as_json: bool) -> None:
 
 
 def _print_summary(result: RunResult) -> None:
+    # A run that ended before its last row (stopped, interrupted, failed) says of how many.
+    done = plural(result.rows, "row")
+    if result.rows_done < result.rows:
+        done = f"{result.rows_done:,} of {done}"
     title = (
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({plural(result.rows_done, 'row')}, {result.errors} failed, "
-        f"{result.duration_s:.1f} s)"
+        f"({done}, {result.errors} failed, {result.duration_s:.1f} s)"
     )
     if result.metrics:
         print_table(

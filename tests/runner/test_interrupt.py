@@ -128,7 +128,9 @@ def test_ctrl_c_prints_the_summary_and_the_resume_command(
     [run_id] = run_ids(home)
     done = query(home, "SELECT count(*) FROM outputs")[0][0]
     shown = " ".join(out.split())  # the summary table's title wraps
-    assert f"run {run_id}: openai:/m on qa@" in shown and f"({done} rows, 0 failed," in shown
+    assert (
+        f"run {run_id}: openai:/m on qa@" in shown and f"({done} of {ROWS} rows, 0 failed," in shown
+    )
     assert f"judge calls: {done} sent" in shown
     assert last_line(err) == (
         f"error: interrupted by SIGINT with {done} of {ROWS} rows stored; "

@@ -145,7 +145,7 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
             [count] = counts
             assert re.fullmatch(r"model calls: 0 sent, 0 from cache, \d+ failed.*", count)
             assert re.fullmatch(
-                r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 rows, 0 failed, "
+                r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 of \d+ rows, 0 failed, "
                 r"[0-9.]+ s\)",
                 line,
             ), out
