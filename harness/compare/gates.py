@@ -79,18 +79,21 @@ def check_settings(
     table = settings.get("check", {})
     check_gate_names(table)  # also when the settings did not come from Home.settings
     gates: dict[tuple[str, str], Gate] = {}
+    in_table = "harness.toml: [check] "  # every mistake in the table names it, as config's do
     for key, value in table.items():
         if isinstance(value, Mapping):
             for rule, threshold in value.items():
-                gate = Gate(key, rule, _number(threshold, f"[check] {key}.{rule}"), "harness.toml")
-                gates[(gate.metric, gate.rule)] = _valid(gate)
+                number = _number(threshold, f"{in_table}{key}.{rule}")
+                gate = Gate(key, rule, number, "harness.toml")
+                gates[(gate.metric, gate.rule)] = _valid(gate, in_table)
     for gate in options:
         gates[(gate.metric, gate.rule)] = _valid(gate)
     chosen = list(gates.values())
     for metric in {g.metric for g in chosen}:
-        rules = {g.rule for g in chosen if g.metric == metric}
-        if {"max_drop", "max_drop_pct"} <= rules:
-            raise ConfigError(f"gate {metric!r}: give max_drop or max_drop_pct, not both")
+        drops = [g for g in chosen if g.metric == metric and g.rule.startswith("max_drop")]
+        if len(drops) > 1:
+            where = in_table if all(g.origin == "harness.toml" for g in drops) else ""
+            raise ConfigError(f"{where}gate {metric!r}: give max_drop or max_drop_pct, not both")
     configured = table.get("baseline")
     if baseline is None and configured is not None:
         if not isinstance(configured, str) or not configured.strip():
@@ -116,16 +119,17 @@ def check_settings(
     return CheckSettings(chosen, baseline, cluster, max_missing)
 
 
-def _valid(gate: Gate) -> Gate:
+def _valid(gate: Gate, where: str = "") -> Gate:
+    """``gate``, or ConfigError saying what is wrong with it (after ``where``)."""
     problem = gate_rule_problem(gate.metric, gate.rule)
     if problem:
-        raise ConfigError(problem)
+        raise ConfigError(where + problem)
     if gate.metric == ERRORS and not 0 <= gate.threshold <= 1:
         raise ConfigError(
-            f"gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}"
+            f"{where}gate errors: max_rate is a share between 0 and 1, not {gate.threshold:g}"
         )
     if gate.rule.startswith("max_drop") and gate.threshold < 0:
-        raise ConfigError(f"gate {gate.name}: an allowed drop cannot be negative")
+        raise ConfigError(f"{where}gate {gate.name}: an allowed drop cannot be negative")
     return gate
 
 
