@@ -225,8 +225,8 @@ def _drop_test(
             gate, UNDECIDED, "cannot tell",
             f"the baseline has no {gate.metric!r} scores to compare with", None,
         )  # fmt: skip
-    missing = _missing(result.missing, candidate.paired, f"{gate.metric} score in both runs",
-                       max_missing)  # fmt: skip
+    missing = _missing(result.missing, candidate.paired,
+                       f"{gate.metric} score {_lacking(result)}", max_missing)  # fmt: skip
     if missing or math.isnan(result.stats.p_value):
         reason = missing or f"{result.stats.n} paired rows are too few to estimate a change"
         return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
@@ -236,6 +236,18 @@ def _drop_test(
     else:
         p_worse, p_not_worse = stats.p_greater(m), stats.p_less(m)
     return _DropTest(gate, result, p_worse, p_not_worse)
+
+
+def _lacking(result: MetricResult) -> str:
+    """Which run lacks the scores of a pairing's missing rows, in words."""
+    if not result.missing_base:
+        return "in the candidate"
+    if not result.missing_candidate:
+        return "in the baseline"
+    return (
+        f"in one run or both ({result.missing_base:,} in the baseline, "
+        f"{result.missing_candidate:,} in the candidate)"
+    )
 
 
 def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> GateResult:

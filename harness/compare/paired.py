@@ -144,6 +144,8 @@ def metric_result(
         margin_rule=rule,
         stats=stats,
         missing=int(base.size - both.sum()),
+        missing_base=int(np.isnan(base).sum()),
+        missing_candidate=int(np.isnan(candidate).sum()),
         p_adjusted=math.nan,
         verdict=INCONCLUSIVE,
     )

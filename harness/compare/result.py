@@ -122,6 +122,8 @@ class MetricResult:
     margin_rule: str  # where the margin came from, in words
     stats: PairedDifference
     missing: int  # rows of the pairing that one side has no score for
+    missing_base: int  # of those, the rows the base has no score for
+    missing_candidate: int  # and the rows the candidate has none for (a row may be in both)
     p_adjusted: float  # Holm, across every metric and candidate of the comparison
     verdict: str
 

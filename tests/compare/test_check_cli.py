@@ -67,12 +67,29 @@ def test_exit_codes_for_each_outcome(runs: dict[str, str], home: Path) -> None:
     assert code == 2 and err == "error: --min expects METRIC=VALUE, got 'exact_match'\n"
 
 
-def test_failed_rows_cannot_decide_unless_an_error_gate_fails(runs: dict[str, str]) -> None:
+def test_failed_rows_cannot_decide_unless_an_error_gate_fails(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
     args = ("check", runs["failing"], "--baseline", runs["base"], "--json")
     code, out, _ = invoke(*args, "--max-drop", "token_f1=0.05")
     gate = json.loads(out)["gates"][0]
     assert code == 3 and gate["outcome"] == "undecided"
-    assert "have no token_f1 score in both runs" in gate["reason"]
+    failed = int(gate["reason"].split(" of ")[0])
+    assert gate["reason"].startswith(
+        f"{failed} of {N} rows have no token_f1 score in the candidate"
+    )
+    # The reason says which run lacks the scores: here the baseline, then each of them.
+    code, out, _ = invoke("check", runs["same"], "--baseline", runs["failing"], "--json",
+                          "--max-drop", "token_f1=0.05")  # fmt: skip
+    reason = json.loads(out)["gates"][0]["reason"]
+    assert reason.startswith(f"{failed} of {N} rows have no token_f1 score in the baseline (")
+    other = write_run(tmp_path / "other.jsonl", run_id="other", scores={"token_f1": [0.5] * N},
+                      errors=[i < 30 for i in range(N)])  # fmt: skip
+    code, out, _ = invoke("check", str(other), "--baseline", runs["failing"], "--json",
+                          "--max-drop", "token_f1=0.05")  # fmt: skip
+    reason = json.loads(out)["gates"][0]["reason"]
+    assert " rows have no token_f1 score in one run or both " in reason
+    assert f"({failed} in the baseline, 30 in the candidate)" in reason
     assert invoke(*args, "--max-drop", "token_f1=0.05", "--max-missing", "0.2")[0] == 0
     code, out, _ = invoke(*args, "--max-drop", "token_f1=0.05", "--max-error-rate", "0.05")
     outcomes = [g["outcome"] for g in json.loads(out)["gates"]]
