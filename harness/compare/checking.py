@@ -223,7 +223,9 @@ def _drop_test(
     if result is None:
         return GateResult(
             gate, UNDECIDED, "cannot tell",
-            f"the baseline has no {gate.metric!r} scores to compare with", None,
+            f"the baseline has no {gate.metric!r} scores to compare with: record the baseline "
+            f"again with {gate.metric} (its model calls come from the cache), or bound "
+            f"{gate.metric} with --min or a [check] min until then", None,
         )  # fmt: skip
     missing = _missing(result.missing, candidate.paired,
                        f"{gate.metric} score {_lacking(result)}", max_missing)  # fmt: skip

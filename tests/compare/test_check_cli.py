@@ -96,6 +96,22 @@ def test_failed_rows_cannot_decide_unless_an_error_gate_fails(
     assert code == 1 and outcomes == ["undecided", "fail"]  # a failure beats "cannot tell"
 
 
+def test_a_drop_gate_on_a_metric_the_baseline_lacks_says_what_to_do(tmp_path: Path) -> None:
+    # A judge added since the baseline was recorded: nothing to compare with, and the way on.
+    base = write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": [1.0] * 40})
+    candidate = write_run(tmp_path / "cand.jsonl", run_id="cand", judges=["relevance"],
+                          scores={"exact_match": [1.0] * 40, "relevance": [0.9] * 40})  # fmt: skip
+    code, out, _ = invoke("check", str(candidate), "--baseline", str(base), "--json",
+                          "--max-drop", "relevance=0.05")  # fmt: skip
+    gate = json.loads(out)["gates"][0]
+    assert (code, gate["outcome"]) == (3, "undecided")
+    assert gate["reason"] == (
+        "the baseline has no 'relevance' scores to compare with: record the baseline again "
+        "with relevance (its model calls come from the cache), or bound relevance with "
+        "--min or a [check] min until then"
+    )
+
+
 def test_junit_xml_reads_back_with_the_standard_library(
     runs: dict[str, str], tmp_path: Path
 ) -> None:
