@@ -96,6 +96,13 @@ def test_failed_rows_cannot_decide_unless_an_error_gate_fails(
     assert code == 1 and outcomes == ["undecided", "fail"]  # a failure beats "cannot tell"
 
 
+def test_the_terminal_shows_a_reason_as_written(runs: dict[str, str]) -> None:
+    # A reason's "[check]" once went to rich as markup and vanished from the table.
+    code, out, _ = invoke("check", runs["same"], "--max-drop", "exact_match=0.02")
+    row = next(line for line in out.splitlines() if line.startswith("exact_match max_drop"))
+    assert code == 3 and row.rstrip().endswith("give --baseline RUN|FILE or [check] baseline")
+
+
 def test_a_drop_gate_on_a_metric_the_baseline_lacks_says_what_to_do(tmp_path: Path) -> None:
     # A judge added since the baseline was recorded: nothing to compare with, and the way on.
     base = write_run(tmp_path / "base.jsonl", run_id="base", scores={"exact_match": [1.0] * 40})

@@ -196,3 +196,15 @@ def test_counts_of_one_agree_with_their_nouns(tmp_path: Path) -> None:
     assert "by t: 1 value; p adjusted across 1 slice comparison (Holm)" in out
     code, out, _ = invoke("compare", str(base), str(cand), "--by", "t", "--markdown")
     assert "**By `t`**: 1 value; p-values Holm-adjusted across 1 slice comparison." in out
+
+
+def test_slice_values_are_shown_as_written(tmp_path: Path) -> None:
+    # A value such as "[/x]" went to rich as markup: a traceback instead of the table.
+    values = ["[/x]" if i % 2 else "[easy]" for i in range(40)]
+    extra = [{"tag": v} for v in values]
+    scores = {"f1": np.linspace(0, 1, 40)}
+    base = write_run(tmp_path / "b.jsonl", run_id="b", scores=scores, extra=extra)
+    cand = write_run(tmp_path / "c.jsonl", run_id="c", scores=scores, extra=extra)
+    code, out, err = invoke("compare", str(base), str(cand), "--by", "tag")
+    assert code == 0, err
+    assert "[/x] (20 rows)" in out and "[easy] (20 rows)" in out

@@ -115,7 +115,7 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
     s = m.stats
     arrow = {1: "↑", -1: "↓"}.get(m.direction, "")
     return [
-        f"{m.metric} {arrow}".strip(),
+        Text(f"{m.metric} {arrow}".strip()),
         str(s.n) + (f" (-{m.missing})" if m.missing else ""),
         mean_ci(s.base.mean, s.base.low, s.base.high, 3),
         mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
@@ -137,8 +137,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         table = Table(
-            title=f"by {column}: {plural(len(slices), 'value')}; p adjusted across "
-            f"{plural(comparison.slice_comparisons, 'slice comparison')} (Holm)",
+            title=Text(f"by {column}: {plural(len(slices), 'value')}; p adjusted across "
+                       f"{plural(comparison.slice_comparisons, 'slice comparison')} (Holm)"),
             title_justify="left", show_edge=False, pad_edge=False,
         )  # fmt: skip
         for name in (column, *METRIC_COLUMNS):
@@ -146,8 +146,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
         for s in slices:
             value = "(none)" if s.value is None else s.value
             for i, m in enumerate(s.metrics):
-                table.add_row(f"{value} ({plural(s.paired, 'row')})" if i == 0 else "",
-                              *_metric_cells(m))  # fmt: skip
+                label = Text(f"{value} ({plural(s.paired, 'row')})" if i == 0 else "")
+                table.add_row(label, *_metric_cells(m))  # Text: a value is not markup
             table.add_section()
         out.append(table)
         legend = interval_legend([m for s in slices for m in s.metrics])
@@ -202,12 +202,12 @@ def check_renderables(result: CheckResult) -> list[RenderableType]:
         for column in ("gate", "result", "observed", "95% CI", "why"):
             table.add_column(column, overflow="fold")
         for g in result.gates:
-            table.add_row(
-                g.gate.name + ("" if g.gate.origin == "option" else f"  ({g.gate.origin})"),
+            table.add_row(  # Text, not markup: a reason may say "[check]"
+                Text(g.gate.name + ("" if g.gate.origin == "option" else f"  ({g.gate.origin})")),
                 Text(g.finding, style=OUTCOME_STYLE.get(g.outcome, "yellow")),
                 signed(g.observed, 4) if g.gate.needs_baseline else number(g.observed),
                 ci(g.low, g.high),
-                result.why(g),
+                Text(result.why(g)),
             )
         out.append(table)
     if result.comparison is not None:
