@@ -93,6 +93,13 @@ def compare(
         base, candidates, home=home_of(ctx), cluster=cluster, margins=margins, rows=rows,
         by=by, max_slices=max_slices,
     )  # fmt: skip
+    for candidate in comparison.candidates:  # e.g. a `baseline` tag moved onto the candidate
+        if candidate.run.run_id == comparison.base.run_id:
+            click.echo(
+                f"warning: {candidate.run.ref!r} is the base run itself ({candidate.run.run_id}):"
+                " the comparison can show no change",
+                err=True,
+            )
     _show(comparison, as_json=as_json, markdown=markdown)
     for warning in publish_comparison(comparison).warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -239,6 +246,13 @@ def finish_check(
     from harness.compare.publish import publish_check
     from harness.errors import CheckFailed, CheckUndecided, RunFailed
 
+    base, candidate = result.baseline, result.candidate
+    if base is not None and candidate is not None and base.run_id == candidate.run_id:
+        click.echo(
+            f"warning: the baseline {base.ref!r} is the candidate run itself ({base.run_id}): "
+            "no drop gate can find a change",
+            err=True,
+        )
     if not quiet:
         _show(result, as_json=as_json, markdown=markdown)
     published = publish_check(result, junit=junit, tracking_uri=tracking_uri, report=report,

@@ -333,3 +333,29 @@ def test_an_empty_cluster_column_is_refused_with_one_line(tmp_path: Path) -> Non
     page = tmp_path / "page.html"
     assert invoke("report", str(base), str(cand), "--cluster", "", "-o", str(page)) == said
     assert not page.exists()
+
+
+def test_comparing_a_run_with_itself_warns_in_one_line(
+    two_runs: tuple[str, str], tmp_path: Path
+) -> None:
+    # The `baseline` tag moved onto the candidate: nothing can differ, and both say so.
+    _, candidate_id = two_runs
+    assert invoke("runs", "tag", candidate_id, "baseline")[0] == 0
+    code, out, err = invoke("compare", "baseline", "perfect", "--json")
+    assert code == 0 and json.loads(out)["candidates"][0]["metrics"]
+    warning = (
+        f"warning: 'perfect' is the base run itself ({candidate_id}): "
+        "the comparison can show no change\n"
+    )
+    assert err == warning
+    code, out, err = invoke("check", "perfect", "--baseline", "baseline", "--no-mlflow")
+    assert code == 3 and "check: undecided" in out  # 20 rows; the warning changes no code
+    assert err.splitlines()[0] == (
+        f"warning: the baseline 'baseline' is the candidate run itself ({candidate_id}): "
+        "no drop gate can find a change"
+    )
+    # A file exported from the same run is the same run too.
+    exported = tmp_path / "perfect.jsonl"
+    assert invoke("runs", "export", "perfect", str(exported))[0] == 0
+    code, _, err = invoke("compare", str(exported), "perfect")
+    assert code == 0 and err == warning
