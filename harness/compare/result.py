@@ -15,6 +15,7 @@ from typing import Any
 from harness.errors import CheckFailed, CheckUndecided
 from harness.numbers import range_text
 from harness.stats import PairedDifference
+from harness.wording import plural
 
 __all__ = [
     "EXIT_FAIL",
@@ -497,7 +498,9 @@ class CheckResult:
                 gate = next(g for g in self.gates if g.outcome == UNDECIDED)
                 return text + f"{gate.gate.name} ({gate.reason})"
             return text + ", ".join(undecided)
-        return f"all {len(self.gates)} gates passed"
+        if len(self.gates) == 1:
+            return f"the {plural(1, 'gate')} passed"
+        return f"all {plural(len(self.gates), 'gate')} passed"
 
     def as_dict(self) -> dict[str, Any]:
         return json_safe(self._as_dict())

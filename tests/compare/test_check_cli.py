@@ -51,7 +51,8 @@ def runs(tmp_path: Path) -> dict[str, str]:
 
 def test_exit_codes_for_each_outcome(runs: dict[str, str], home: Path) -> None:
     gate = ("--max-drop", "exact_match=0.02", "--baseline", runs["base"])
-    assert invoke("check", runs["same"], *gate)[0] == 0
+    code, out, _ = invoke("check", runs["same"], *gate)
+    assert code == 0 and out.splitlines()[-1] == "check: pass (the 1 gate passed)"
     code, out, err = invoke("check", runs["worse"], *gate)
     assert code == 1 and "check: fail" in out
     assert err.splitlines()[-1] == "error: 1 of 1 gates failed: exact_match max_drop 0.02"

@@ -36,7 +36,7 @@ def test_check_tags_the_candidates_mlflow_run_and_delete_marks_it_deleted(
     client = MlflowClient(resolve_home(home).tracking_uri)
     run = client.get_run(mlflow_run_id)
     assert run.data.tags["harness.check"] == "pass"
-    assert run.data.tags["harness.check.summary"] == "all 1 gates passed"
+    assert run.data.tags["harness.check.summary"] == "the 1 gate passed"
     artifact = client.download_artifacts(mlflow_run_id, "harness/check.json", str(home))
     assert json.loads(Path(artifact).read_text(encoding="utf-8")) == doc["check"]
 

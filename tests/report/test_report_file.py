@@ -310,7 +310,7 @@ def test_check_writes_its_report_next_to_the_junit_file(
                  "--max-drop", "token_f1=0.5", "--report", str(page))  # fmt: skip
     assert ran.exit_code == 0, ran.output
     html = page.read_text(encoding="utf-8")
-    assert '<div class="banner pass">Pass: all 1 gates passed</div>' in html
+    assert '<div class="banner pass">Pass: the 1 gate passed</div>' in html
 
 
 def test_a_run_file_is_reported_in_an_empty_home(report_home: ReportHome, tmp_path: Path) -> None:
