@@ -208,3 +208,27 @@ def test_slice_values_are_shown_as_written(tmp_path: Path) -> None:
     code, out, err = invoke("compare", str(base), str(cand), "--by", "tag")
     assert code == 0, err
     assert "[/x] (20 rows)" in out and "[easy] (20 rows)" in out
+
+
+def test_means_have_one_number_of_digits_on_every_surface(
+    runs: tuple[Path, Path, dict[str, np.ndarray]],
+) -> None:
+    # --markdown (and the report) once showed means to 4 digits (0.5523), the terminal to 3.
+    from harness.compare.api import compare_refs
+    from harness.compare.render.html import comparison_section
+    from harness.numbers import mean_ci
+
+    base, cand, _ = runs
+    args = ("compare", str(base), str(cand), "--by", "topic")
+    doc = json.loads(invoke(*args, "--json")[1])
+    candidate = doc["candidates"][0]
+    means = [
+        (m[side]["mean"], m[side]["low"], m[side]["high"])
+        for m in [*candidate["metrics"], *(m for s in candidate["slices"] for m in s["metrics"])]
+        for side in ("base", "candidate")
+    ]
+    cells = [mean_ci(*mean, 3) for mean in means]
+    assert cells != [mean_ci(*mean, 4) for mean in means]  # the digits tell
+    html = str(comparison_section(compare_refs(str(base), [str(cand)], by=["topic"])).html)
+    for surface in (invoke(*args)[1], invoke(*args, "--markdown")[1], html):
+        assert all(cell in surface for cell in cells)

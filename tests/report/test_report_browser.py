@@ -25,6 +25,7 @@ from report_models import EVIL_OUTPUT
 from report_runs import CANDIDATE_PROMPT, METRICS, ReportHome, invoke, ok
 
 from harness.compare.api import compare_refs
+from harness.compare.render import MEAN_DIGITS
 from harness.judges.variance import sample_stats
 from harness.numbers import ci, mean_ci, p_value, signed
 from harness.prompts import DEFAULT_PROMPT, render
@@ -255,8 +256,8 @@ def test_a_comparisons_report_in_chromium(
                 m.metric,
                 m.metric + {1: " ↑", -1: " ↓"}.get(m.direction, ""),
                 f"{s.n}" + (f" (−{m.missing})" if m.missing else ""),
-                mean_ci(s.base.mean, s.base.low, s.base.high),
-                mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high),
+                mean_ci(s.base.mean, s.base.low, s.base.high, MEAN_DIGITS),
+                mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, MEAN_DIGITS),
                 f"{signed(s.diff)} {ci(s.low, s.high)}",
                 p_value(m.p_adjusted),
                 m.verdict,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from report_runs import ReportHome, invoke, ok
 
+from harness.compare.render import MEAN_DIGITS
 from harness.numbers import ci, mean_ci, p_value, signed
 
 
@@ -138,8 +139,8 @@ def test_a_comparison_report_by_a_column_shows_what_compare_by_says(
             base, cand = m["base"], m["candidate"]
             low, high = m["ci"]
             expected = [
-                mean_ci(_f(base["mean"]), _f(base["low"]), _f(base["high"])),
-                mean_ci(_f(cand["mean"]), _f(cand["low"]), _f(cand["high"])),
+                mean_ci(_f(base["mean"]), _f(base["low"]), _f(base["high"]), MEAN_DIGITS),
+                mean_ci(_f(cand["mean"]), _f(cand["low"]), _f(cand["high"]), MEAN_DIGITS),
                 f"{signed(_f(m['diff']))} {ci(_f(low), _f(high))}",
                 p_value(_f(m["p_adjusted"])),
                 m["verdict"],

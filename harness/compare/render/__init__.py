@@ -10,3 +10,7 @@ Nothing here computes a number: every figure comes from the result object, forma
 ``harness.numbers``, so all surfaces agree. The HTML report draws the same objects
 (``html``, with the plots and page of ``harness.report``).
 """
+
+# A mean shown with its interval: significant digits, the same on every surface (its
+# interval's ends have 3, harness.numbers.ci).
+MEAN_DIGITS = 3

@@ -7,6 +7,7 @@ The page around them is ``harness.report``'s.
 
 from __future__ import annotations
 
+from harness.compare.render import MEAN_DIGITS
 from harness.compare.result import (
     BETTER,
     CHANGED,
@@ -52,7 +53,11 @@ def forest_plot(candidate: CandidateResult) -> str:
 def _render(**context: object) -> str:
     template = environment("harness.compare.render").get_template("comparison.html.j2")
     return template.render(
-        verdicts=VERDICTS, verdict_class=VERDICT_CLASS, interval_legend=interval_legend, **context
+        verdicts=VERDICTS,
+        verdict_class=VERDICT_CLASS,
+        interval_legend=interval_legend,
+        mean_digits=MEAN_DIGITS,
+        **context,
     )
 
 

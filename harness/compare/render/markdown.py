@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
+from harness.compare.render import MEAN_DIGITS
 from harness.compare.result import (
     BETTER,
     FAIL,
@@ -23,6 +24,7 @@ from harness.compare.result import (
     interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
+from harness.stats.paired import MeanEstimate
 from harness.wording import plural
 
 __all__ = ["check_markdown", "comparison_markdown"]
@@ -75,8 +77,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
         s = m.stats
         arrow = {1: " ↑", -1: " ↓"}.get(m.direction, "")
         lines.append(
-            f"| {_cell(m.metric)}{arrow} | {mean_ci(s.base.mean, s.base.low, s.base.high)} | "
-            f"{mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high)} | "
+            f"| {_cell(m.metric)}{arrow} | {_mean(s.base)} | "
+            f"{_mean(s.candidate)} | "
             f"{signed(s.diff)} {ci(s.low, s.high)} | {p_value(m.p_adjusted)} | "
             f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
         )
@@ -104,6 +106,10 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     return lines
 
 
+def _mean(estimate: MeanEstimate) -> str:
+    return mean_ci(estimate.mean, estimate.low, estimate.high, MEAN_DIGITS)
+
+
 def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
     lines: list[str] = []
     for column in comparison.by:
@@ -122,8 +128,8 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
                 st = m.stats
                 lines.append(
                     (f"| {value} | {s.paired:,} " if i == 0 else "| | ")
-                    + f"| {_cell(m.metric)} | {mean_ci(st.base.mean, st.base.low, st.base.high)} "
-                    f"| {mean_ci(st.candidate.mean, st.candidate.low, st.candidate.high)} | "
+                    + f"| {_cell(m.metric)} | {_mean(st.base)} "
+                    f"| {_mean(st.candidate)} | "
                     f"{signed(st.diff)} {ci(st.low, st.high)} | {p_value(m.p_adjusted)} | "
                     f"{VERDICT_MARK.get(m.verdict, '')}{m.verdict} |"
                 )

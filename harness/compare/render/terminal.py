@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.compare.render import MEAN_DIGITS
 from harness.compare.result import (
     BETTER,
     CHANGED,
@@ -117,8 +118,8 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
     return [
         Text(f"{m.metric} {arrow}".strip()),
         str(s.n) + (f" (-{m.missing})" if m.missing else ""),
-        mean_ci(s.base.mean, s.base.low, s.base.high, 3),
-        mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, 3),
+        mean_ci(s.base.mean, s.base.low, s.base.high, MEAN_DIGITS),
+        mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, MEAN_DIGITS),
         f"{signed(s.diff)} {ci(s.low, s.high)}",
         p_value(m.p_adjusted),
         mde(s.mde, s.max_change, s.mde_exceeds_range),
