@@ -408,7 +408,8 @@ def tag(ctx: click.Context, run_ref: str, name: str) -> None:
 def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
     """Delete RUN: its rows, outputs, scores and tags in DuckDB, and mark its MLflow run
     deleted (restorable with `mlflow runs restore`; as with MLflow's own delete, its traces
-    stay in the experiment's Traces tab). The cache keeps every response.
+    stay in the experiment's Traces tab). The last run of a sweep takes the sweep's MLflow
+    parent run with it. The cache keeps every response.
 
     \b
     Example:
@@ -425,6 +426,12 @@ def delete(ctx: click.Context, run_ref: str, force: bool) -> None:
         click.echo(f"MLflow {runs} {', '.join(deleted.mlflow_run_ids)} marked deleted")
     elif deleted.mlflow == "not found":
         click.echo(f"MLflow run {deleted.info.mlflow_run_id} was not in the store", err=True)
+    if deleted.sweep_parent:
+        sweep_id = deleted.info.config["sweep"]["id"]
+        click.echo(
+            f"MLflow parent run {deleted.sweep_parent} of sweep {sweep_id} marked deleted "
+            "(its last run is gone)"
+        )
 
 
 def _cell(value: object, width: int = 60) -> str:

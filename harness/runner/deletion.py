@@ -3,8 +3,8 @@
 The MLflow run is soft-deleted first (reversible: ``mlflow runs restore``), then the rows,
 outputs, scores and tags go in one DuckDB transaction (then the counters file a killed
 run left: ``harness.store.usage_file``); if the second step fails, running the command
-again finishes it. The cache keeps every response: a deleted run can be run
-again for free.
+again finishes it. The last run of a sweep takes the sweep's MLflow parent run with it.
+The cache keeps every response: a deleted run can be run again for free.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from harness.config import Home
 from harness.errors import ConfigError
 from harness.store.runs import RunInfo
 from harness.store.runs import delete_run as delete_rows
+from harness.store.sweeps import sweep_children
 from harness.store.tags import find_run
 from harness.store.usage_file import UsageFile
 from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT
@@ -29,6 +30,7 @@ class Deleted:
     tags: list[str]  # the tags it had
     mlflow: str  # "deleted", "not logged" (no MLflow run) or "not found" (already gone)
     mlflow_run_ids: list[str]  # the MLflow runs marked deleted
+    sweep_parent: str | None = None  # the sweep's MLflow parent, marked deleted with its last run
 
 
 def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
@@ -54,6 +56,24 @@ def delete_run(home: Home, ref: str, *, force: bool = False) -> Deleted:
             experiment=info.config.get("experiment") or DEFAULT_EXPERIMENT,
         )
     mlflow = "deleted" if found else "not found" if info.mlflow_run_id else "not logged"
+    # Before the rows go, so that a failure here leaves the run to delete again.
+    parent = _delete_sweep_parent(home, info)
     deleted, tags = delete_rows(home.db_path, info.run_id)
     UsageFile(home.db_path, info.run_id).remove()  # a run killed has left its counters
-    return Deleted(deleted, tags, mlflow, found)
+    return Deleted(deleted, tags, mlflow, found, parent)
+
+
+def _delete_sweep_parent(home: Home, info: RunInfo) -> str | None:
+    """Mark the MLflow parent run of ``info``'s sweep deleted when ``info`` is the last run
+    of it left, so no parent stays showing runs that are gone; its id, else None."""
+    sweep = info.config.get("sweep") or {}
+    parent = sweep.get("parent_mlflow_run_id")
+    if not parent or [c.run_id for c in sweep_children(home.db_path, sweep["id"])] != [info.run_id]:
+        return None
+    found = mark_deleted(
+        home.tracking_uri,
+        parent,
+        harness_run_id=sweep["id"],
+        experiment=info.config.get("experiment") or DEFAULT_EXPERIMENT,
+    )
+    return parent if parent in found else None

@@ -212,3 +212,32 @@ def test_a_sweep_shown_again_names_its_stopped_childs_partly_logged_mlflow_run(q
     [run] = again["runs"]
     assert run["run_id"] == child["run_id"] and run["mlflow_run_id"] is None
     assert run["mlflow_partial_run_id"] == child["mlflow_partial_run_id"]
+
+
+def test_deleting_a_sweeps_last_run_marks_its_mlflow_parent_deleted(qa):
+    """With every child of a sweep deleted, its MLflow parent run stayed active, with the
+    metrics and best run of children that were gone, and nothing in harness could delete
+    it (`runs delete PARENT` named the children, then said no such run). The parent now
+    goes with the last child; while a child is left, it stays."""
+    code, out, err = invoke(*SWEEP, "--json")
+    assert code == 0, err
+    ran = json.loads(out)
+    parent, sweep_id = ran["parent_mlflow_run_id"], ran["sweep_id"]
+    first, last = (r["run_id"] for r in ran["runs"])
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+
+    uri = resolve_home().tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    code, out, err = invoke("runs", "delete", first)
+    assert code == 0, err
+    assert "parent" not in out
+    assert client.get_run(parent).info.lifecycle_stage == "active"
+    code, out, err = invoke("runs", "delete", last)
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        f"MLflow parent run {parent} of sweep {sweep_id} marked deleted (its last run is gone)"
+    )
+    assert client.get_run(parent).info.lifecycle_stage == "deleted"
