@@ -500,12 +500,13 @@ def primary_metric(
 def best_run(
     runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, int]
 ) -> int | None:
-    """Index of the child with the best mean of ``metric`` (the first one on ties)."""
+    """Index of the child with the best mean of ``metric`` (the first one on ties: means
+    that differ only past 12 significant digits, as a float sum's order makes them, tie)."""
     if metric is None:
         return None
     sign = metric_direction(metric, directions)
     scored = [
-        (sign * mean, -i)
+        (sign * float(f"{mean:.12g}"), -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]

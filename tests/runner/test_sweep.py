@@ -113,6 +113,11 @@ def test_the_best_child_by_the_primary_metric():
     assert best_run(runs, "latency", {}) == 2  # lower is better (the built-in says so)
     assert best_run(runs, None, {}) is None
     assert best_run([_result({"x": 1.0}), _result({"x": 1.0})], "x", {}) == 0  # first on ties
+    # Means equal but for the order of a float sum (0.4 over 8 rows and over 3): a tie too,
+    # not a win for the later run (an interrupted child was starred over a finished one).
+    tied = [_result({"x": sum([0.4] * 8) / 8}), _result({"x": sum([0.4] * 3) / 3})]
+    assert best_run(tied, "x", {}) == 0
+    assert best_run(tied, "x", {"x": -1}) == 0
 
 
 def test_a_runs_own_directions_pick_the_best_child():
