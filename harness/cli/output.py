@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.wording import plural
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -167,7 +169,7 @@ def failure_lines(failures: dict[str, dict[str, Any]], top: int = 3) -> list[str
 
     lines = []
     for kind, entry in failures.items():
-        unit = FAILURE_UNITS.get(kind, "calls")
+        unit = FAILURE_UNITS.get(kind, "call") + ("" if entry["failed"] == 1 else "s")
         lines.append(f"failed: {entry['failed']} {kind} {unit}")
         lines += [f"  {n} x {_one_line(reason)}" for reason, n in entry["reasons"][:top]]
     return lines
@@ -200,7 +202,7 @@ def print_sweep(sweep: SweepResult) -> None:
     one row per child, ``*`` on the best, then where to find it again."""
     hidden = sweep.columns.index("mlflow_run_id")
     print_table(
-        f"sweep {sweep.sweep_id}: {len(sweep.runs)} runs over {', '.join(sweep.axes)}"
+        f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')} over {', '.join(sweep.axes)}"
         + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
         ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
         [

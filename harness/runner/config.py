@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import DEFAULT_CACHE_MODE, DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT
 from harness.errors import EnvironmentFault, HarnessError, RunFailed, TrackingError
-from harness.wording import storable, storable_value
+from harness.wording import plural, storable, storable_value
 
 if TYPE_CHECKING:
     from harness.store.runs import RunInfo
 
 # What one failure of a kind of call costs: a model call fails its row, a judge call a score.
-FAILURE_UNITS = {"model": "rows", "judge": "scores"}
+FAILURE_UNITS = {"model": "row", "judge": "score"}  # what failed, per kind of call
 
 if TYPE_CHECKING:
     from harness.slices import SliceTable
@@ -170,7 +170,7 @@ class RunResult:
         if not self.errors:
             return ""
         kinds = " | ".join(
-            f"{kind}: {entry['failed']:,} {FAILURE_UNITS.get(kind, 'calls')}: "
+            f"{kind}: {plural(entry['failed'], FAILURE_UNITS.get(kind, 'call'))}: "
             + "; ".join(f"{n:,} x {reason}" for reason, n in entry["reasons"][:2])
             for kind, entry in self.failures.items()
         )

@@ -39,6 +39,7 @@ from harness.prompts import prompt_digest
 from harness.providers import Provider
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.progress import NullProgress, Progress
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.runner.estimate import RunEstimate
@@ -97,7 +98,8 @@ class SweepResult:
         failed = [run.result for run in self.runs if run.result.errors]
         said = "; ".join(f"run {result.run_id}: {result.failed_rows()}" for result in failed)
         resumes = " and ".join(f"`harness run --resume {result.run_id}`" for result in failed)
-        return f"{self.errors} rows failed in the sweep ({said}); finish them with {resumes}"
+        failed_rows = plural(self.errors, "row")
+        return f"{failed_rows} failed in the sweep ({said}); finish them with {resumes}"
 
     def failure(self) -> RunFailed | None:
         """What went wrong in a sweep that ran to its end, as the error to exit with (1):

@@ -319,6 +319,35 @@ def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_pat
     assert code == 0, err
 
 
+def test_one_failed_row_and_one_run_left_are_counted_in_the_singular(qa, tmp_path, monkeypatch):
+    """A sweep with one failed row said "1 rows failed in the sweep (... (model: 1 rows:
+    ...))", `runs show` "failed: 1 model rows", and a sweep with one run left "1 runs"."""
+    rows = tmp_path / "two.jsonl"  # the even id fails while flagged, the odd one does not
+    rows.write_text('{"id": 2, "question": "a?"}\n{"id": 3, "question": "b?"}\n')
+    assert invoke("data", "import", str(rows), "--name", "two")[0] == 0
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    code, out, err = invoke(
+        "run", "--data", "two", "--model", "python:harness_test_models:fail_while_flagged",
+        "--model", "echo", "--metric", "word_count", "--no-mlflow", "--json",
+    )  # fmt: skip
+    assert code == 1, err
+    doc = json.loads(out)
+    failed, clean = (run["run_id"] for run in doc["runs"])
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(
+        f"error: 1 row failed in the sweep (run {failed}: 1 of 2 rows failed (model: 1 row: 1 x "
+    ), line
+    code, out, err = invoke("runs", "show", failed)
+    assert code == 0, err
+    assert "failed: 1 model row\n" in out
+    assert invoke("runs", "delete", clean)[0] == 0
+    code, out, err = invoke("runs", "show", doc["sweep_id"])
+    assert code == 0, err
+    assert f"sweep {doc['sweep_id']}: 1 run over model" in out
+
+
 def test_a_harness_option_given_as_a_param_or_sweep_key_is_refused_before_any_run(qa, home):
     code, _, err = invoke("run", "--data", "qa", "--model", MODEL, "--param", "judge=correctness")
     assert code == 2 and err.count("\n") == 1, err
