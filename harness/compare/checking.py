@@ -50,6 +50,7 @@ from harness.metrics import metric_direction
 from harness.numbers import number, signed
 from harness.stats import DEFAULT_ALPHA, holm
 from harness.stats.quantiles import normal_quantile, t_quantile
+from harness.store.scores import Bounds
 
 __all__ = ["check", "undecided"]
 
@@ -90,6 +91,7 @@ def check(
                 f"gate {gate.name}: {gate.metric} has no better direction, so it cannot "
                 "drop; bound it with min or max"
             )
+        _check_reachable(gate, scores.bounds)
     if not gates and baseline is None:
         return CheckResult(
             candidate.ref, None, [], None, notes,
@@ -409,3 +411,18 @@ def _rows_needed(
             return None
         low = found
     return low if low > n else None
+
+
+def _check_reachable(gate: Gate, bounds: Bounds) -> None:
+    """A min above a bounded metric's top (``--min exact_match=1.5``), or a max below its
+    bottom, is a typo no run can pass: refused, rather than failed as a gate."""
+    if gate.metric not in bounds or gate.rule not in ("min", "max"):
+        return
+    low, high = bounds[gate.metric]
+    if (gate.rule == "min" and gate.threshold > high) or (
+        gate.rule == "max" and gate.threshold < low
+    ):
+        raise ConfigError(
+            f"gate {gate.name}: {gate.metric} scores from {low:g} to {high:g}, so no run "
+            f"can pass it; give a {gate.rule} within that range"
+        )

@@ -68,6 +68,22 @@ def test_exit_codes_for_each_outcome(runs: dict[str, str], home: Path) -> None:
     assert code == 2 and err == "error: --min expects METRIC=VALUE, got 'exact_match'\n"
 
 
+def test_a_bound_no_run_can_meet_is_refused(runs: dict[str, str]) -> None:
+    """Before: --min exact_match=1.5 (a typo for 0.5; exact match scores 0 or 1) was a gate
+    that failed, exit 1, as if the run were at fault. Now it is bad input, exit 2."""
+    for option, value in [("--min", "exact_match=1.5"), ("--min", "token_f1=1.01"),
+                          ("--max", "exact_match=-0.1")]:  # fmt: skip
+        code, out, err = invoke("check", runs["same"], option, value)
+        assert code == 2 and out == "", (option, value, err)
+        metric = value.partition("=")[0]
+        assert err == (
+            f"error: gate {metric} {option[2:]} {float(value.partition('=')[2]):.4g}: {metric} "
+            f"scores from 0 to 1, so no run can pass it; give a {option[2:]} within that range\n"
+        )
+    code, _, _ = invoke("check", runs["same"], "--min", "exact_match=1")  # reachable: a gate
+    assert code == 1
+
+
 def test_failed_rows_cannot_decide_unless_an_error_gate_fails(
     runs: dict[str, str], tmp_path: Path
 ) -> None:
