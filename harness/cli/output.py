@@ -170,7 +170,7 @@ def failure_lines(failures: dict[str, dict[str, Any]], top: int = 3) -> list[str
     lines = []
     for kind, entry in failures.items():
         unit = FAILURE_UNITS.get(kind, "call") + ("" if entry["failed"] == 1 else "s")
-        lines.append(f"failed: {entry['failed']} {kind} {unit}")
+        lines.append(f"failed: {entry['failed']:,} {kind} {unit}")
         lines += [f"  {n} x {_one_line(reason)}" for reason, n in entry["reasons"][:top]]
     return lines
 
