@@ -66,6 +66,17 @@ def parse_gate_option(rule: str, text: str) -> Gate:
     return Gate(metric, rule, _number(raw, f"{flag} {text}"), "option")
 
 
+def _choose(gates: dict[tuple[str, str], Gate], gate: Gate) -> None:
+    """Add ``gate`` under its metric and kind; a second of the same rule replaces the
+    first, a max_drop beside a max_drop_pct is refused."""
+    kind = "max_drop" if gate.rule.startswith("max_drop") else gate.rule
+    had = gates.get((gate.metric, kind))
+    if had is not None and had.rule != gate.rule:
+        where = "harness.toml: [check] " if gate.origin == "harness.toml" else ""
+        raise ConfigError(f"{where}gate {gate.metric!r}: give max_drop or max_drop_pct, not both")
+    gates[(gate.metric, kind)] = gate
+
+
 def check_settings(
     settings: Mapping[str, Any],
     *,
@@ -78,22 +89,19 @@ def check_settings(
     """The gates and settings of a check: flags over ``[check]`` in harness.toml."""
     table = settings.get("check", {})
     check_gate_names(table)  # also when the settings did not come from Home.settings
+    # By metric and kind: max_drop and max_drop_pct are one kind, so a flag of either
+    # replaces the table's drop rule; both from one place are refused.
     gates: dict[tuple[str, str], Gate] = {}
     in_table = "harness.toml: [check] "  # every mistake in the table names it, as config's do
     for key, value in table.items():
         if isinstance(value, Mapping):
             for rule, threshold in value.items():
                 number = _number(threshold, f"{in_table}{key}.{rule}")
-                gate = Gate(key, rule, number, "harness.toml")
-                gates[(gate.metric, gate.rule)] = _valid(gate, in_table)
+                _choose(gates, _valid(Gate(key, rule, number, "harness.toml"), in_table))
+    flags: dict[tuple[str, str], Gate] = {}
     for gate in options:
-        gates[(gate.metric, gate.rule)] = _valid(gate)
-    chosen = list(gates.values())
-    for metric in {g.metric for g in chosen}:
-        drops = [g for g in chosen if g.metric == metric and g.rule.startswith("max_drop")]
-        if len(drops) > 1:
-            where = in_table if all(g.origin == "harness.toml" for g in drops) else ""
-            raise ConfigError(f"{where}gate {metric!r}: give max_drop or max_drop_pct, not both")
+        _choose(flags, _valid(gate))
+    chosen = list({**gates, **flags}.values())
     configured = table.get("baseline")
     if baseline is None and configured is not None:
         if not isinstance(configured, str) or not configured.strip():

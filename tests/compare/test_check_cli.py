@@ -247,6 +247,20 @@ def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) 
     # A flag replaces the table's rule of the same metric and kind.
     code, out, _ = invoke("check", runs["worse"], "--json", "--max-drop", "exact_match=0.2")
     assert code == 0 and json.loads(out)["gates"][1]["gate"] == "exact_match max_drop 0.2"
+    # A drop in percent is of the same kind: before, it collided with the table's max_drop
+    # ("give max_drop or max_drop_pct, not both", exit 2).
+    code, out, err = invoke("check", runs["worse"], "--json", "--max-drop", "exact_match=50%")
+    assert code == 0, err
+    assert [g["gate"] for g in json.loads(out)["gates"]][:2] == [
+        "exact_match min 0.3",
+        "exact_match max_drop_pct 50%",
+    ]
+    code, _, err = invoke(
+        "check", runs["worse"], "--max-drop", "exact_match=0.2", "--max-drop", "exact_match=5%"
+    )
+    assert (
+        code == 2 and err == "error: gate 'exact_match': give max_drop or max_drop_pct, not both\n"
+    )
 
 
 @pytest.mark.parametrize(
