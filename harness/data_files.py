@@ -119,7 +119,8 @@ def _delimiter(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     records = []
-    with open(path, encoding="utf-8", errors="strict") as f:
+    # utf-8-sig: a BOM before the first line (Excel, PowerShell, Notepad) is not JSON
+    with open(path, encoding="utf-8-sig", errors="strict") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -155,7 +156,7 @@ def storable_names(record: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is not JSON
     except ValueError as e:
         if isinstance(e, UnicodeDecodeError):
             raise

@@ -351,3 +351,26 @@ def test_library_raises_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="has no rows"):
         import_dataframe(pd.DataFrame({"input": []}), name="empty")
     assert list_datasets(Path(tmp_path) / "home" / "harness.duckdb") == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_a_utf8_bom_and_crlf_line_ends_read_as_without_them(
+    tmp_path: Path, home: Path, fmt: str
+) -> None:
+    # Excel, PowerShell and Notepad write a BOM before the text; the CSV was read, while
+    # JSON and JSONL were refused: "invalid JSON: Unexpected UTF-8 BOM".
+    rows = [{"id": "001", "input": "What is 2+2?", "expected": "4"}]
+    if fmt == "csv":
+        text = "id,input,expected\r\n001,What is 2+2?,4\r\n"
+    elif fmt == "jsonl":
+        text = "".join(json.dumps(r) + "\r\n" for r in rows)
+    else:
+        text = json.dumps(rows)
+    path = tmp_path / f"bom.{fmt}"
+    path.write_bytes("\ufeff".encode() + text.encode())
+    plain = tmp_path / f"plain.{fmt}"
+    plain.write_bytes(text.replace("\r\n", "\n").encode())
+    info = import_file(path, name=f"bom-{fmt}").dataset
+    assert info.digest == import_file(plain, name=f"plain-{fmt}").dataset.digest
+    [example] = load_examples(home / "harness.duckdb", info)
+    assert (example.id, example.input, example.expected) == ("001", "What is 2+2?", ("4",))
