@@ -374,3 +374,28 @@ def test_a_utf8_bom_and_crlf_line_ends_read_as_without_them(
     assert info.digest == import_file(plain, name=f"plain-{fmt}").dataset.digest
     [example] = load_examples(home / "harness.duckdb", info)
     assert (example.id, example.input, example.expected) == ("001", "What is 2+2?", ("4",))
+
+
+def test_importing_an_older_version_again_says_it_is_not_the_one_name_runs(
+    tmp_path: Path, home: Path
+) -> None:
+    # A file changed, imported, then put back and imported again: the import said
+    # "unchanged: already stored as qa@<old>" and `--data qa` went on running the change.
+    path = tmp_path / "qa.csv"
+    path.write_text("id,input\n1,a\n")
+    old = import_file(path, name="qa").dataset
+    path.write_text("id,input\n1,changed\n")
+    new = import_file(path, name="qa").dataset
+    path.write_text("id,input\n1,a\n")
+    code, out, err = invoke("data", "import", str(path), "--name", "qa")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"unchanged: already stored as {old.ref} (1 row; columns: input=input, id=id); "
+        f"the newest version is {new.ref}, the one `--data qa` runs: give --data {old.ref} "
+        "to run this one\n"
+    )
+    code, out, _ = invoke("data", "import", str(path), "--name", "qa", "--json")
+    assert (json.loads(out)["created"], json.loads(out)["newest"]) == (False, new.ref)
+    path.write_text("id,input\n1,changed\n")
+    code, out, _ = invoke("data", "import", str(path), "--name", "qa")
+    assert out == f"unchanged: already stored as {new.ref} (1 row; columns: input=input, id=id)\n"

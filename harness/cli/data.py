@@ -81,7 +81,8 @@ def import_(
     dataset version.
 
     A version is named by the digest of its content: importing the same content again
-    reports the existing version; changed content makes a new one. Columns named input,
+    reports the existing version (and, if it is not the newest, which version `--data NAME`
+    runs); changed content makes a new one. Columns named input,
     question, expected, answer, context or id (in any case) are found by themselves; a
     .csv may be separated by commas, semicolons, tabs or bars; a row with more fields than
     the header, or a header naming a column twice, is refused. A Spark table is read in
@@ -120,8 +121,13 @@ def import_(
         if path is None:
             raise ConfigError("harness data import needs a file PATH (or --spark-table NAME)")
         result = import_file(path, name=name, home=home_of(ctx), **mapping)
+    from harness.config import resolve_home
+    from harness.store.datasets import resolve_dataset
+
+    # Content stored before under an older version is not what `--data NAME` runs.
+    newest = resolve_dataset(resolve_home(home_of(ctx)).db_path, name).ref
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "newest": newest})
         return
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
@@ -129,6 +135,12 @@ def import_(
         f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; columns: "
         + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
         + ")"
+        + (
+            ""
+            if newest == info.ref
+            else f"; the newest version is {newest}, the one `--data {name}` runs: "
+            f"give --data {info.ref} to run this one"
+        )
     )
 
 
