@@ -349,10 +349,16 @@ def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) ->
         raise DataError(f"row {position + 1}: empty {mapping['input']!r} (the input column)")
     id_column = mapping["id"]
     raw_id = record[id_column] if id_column else None
+    if id_column and (is_missing(raw_id) or _text(raw_id).strip() == ""):
+        # Not the row number: it may be another row's id ('1' in row 2 after row 1's 1).
+        raise DataError(
+            f"row {position + 1}: empty {id_column!r} (the id column); give every row an id, "
+            f"or name another column with --id ({PYTHON_ARGUMENTS['id']} in harness.evaluate)"
+        )
     raw_context = record[mapping["context"]] if mapping["context"] else None
     mapped = {c for c in mapping.values() if c}
     return Example(
-        id=str(position) if is_missing(raw_id) else _text(raw_id),
+        id=str(position) if id_column is None else _text(raw_id),
         input=_text(raw_input),
         expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
         context=None if is_missing(raw_context) else _text(raw_context),

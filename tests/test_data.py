@@ -270,6 +270,20 @@ BAD_INPUTS = {
         [],
         "duplicate id '1' in rows 1 and 3",
     ),
+    # A row with no id took its row number as its id: '1' for the second row, refused as
+    # a duplicate of the first row's '1' (a CSV's empty cell was the id '').
+    "empty id": (
+        lambda d: write(d / "noid.csv", b"id,question\n1,a\n,b\n"),
+        [],
+        "row 2: empty 'id' (the id column); give every row an id, or name another column with --id",
+    ),
+    "null id": (
+        lambda d: write(
+            d / "noid.jsonl", b'{"id": 1, "question": "a"}\n{"id": null, "question": "b"}\n'
+        ),
+        [],
+        "row 2: empty 'id' (the id column)",
+    ),
     "non-utf8": (
         lambda d: write(d / "latin.csv", "question\ncaf\xe9\n".encode("latin-1")),
         [],

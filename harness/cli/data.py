@@ -58,7 +58,7 @@ def data() -> None:
     "--id",
     "id_col",
     metavar="COL",
-    help="Column with a unique row id. [default: id, else the row number]",
+    help="Column with a unique row id, in every row. [default: id, else the row number]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
