@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import resolve_home
 from harness.data_files import read_table
-from harness.errors import DataError, DuplicateId
+from harness.errors import DataError, DuplicateId, MissingId
 from harness.slices.labels import is_missing
 from harness.store.datasets import DatasetInfo, Example, save_dataset
 from harness.wording import storable
@@ -97,9 +97,10 @@ def import_dataframe(
     is where the version says it came from (default ``dataframe``, or ``spark``).
 
     With ``number_repeated_ids`` (``harness.evaluate``: mlflow.evaluate's data has no row
-    ids), an ``id`` column found by its name whose values repeat is not the row id: the
-    rows are numbered from 0, the column stays in the data and a warning says so (a Spark
-    DataFrame is then read a second time). A column named with ``id=`` must be unique.
+    ids), an ``id`` column found by its name whose values repeat, or that some rows leave
+    empty, is not the row id: the rows are numbered from 0, the column stays in the data
+    and a warning says so (a Spark DataFrame is then read a second time). A column named
+    with ``id=`` must be unique and in every row.
     Without ``require_input`` (outputs already in the data: ``predictions=``), data with no
     input column imports, each row's input the empty text.
     """
@@ -114,17 +115,22 @@ def import_dataframe(
     )
     try:
         return _import_frame(df, source, skip, **arguments)
-    except DuplicateId as e:
+    except (DuplicateId, MissingId) as e:
         column = None if id is not None else map_columns(
             [str(c) for c in df.columns], input=input, expected=expected, context=context,
             skip=skip, require_input=require_input,
         )["id"]  # fmt: skip
         if not number_repeated_ids or column is None:
             raise
+        why = (
+            f"repeats ({e.row_id!r} in rows {e.rows[0]} and {e.rows[1]})"
+            if isinstance(e, DuplicateId)
+            else f"has no value in row {e.row}"
+        )
         logging.getLogger("harness").warning(
-            "harness: the data's column %r repeats (%r in rows %d and %d), so it is not the "
-            "row id: the rows are numbered from 0 (id= names a column of unique ids)",
-            column, e.row_id, *e.rows,
+            "harness: the data's column %r %s, so it is not the row id: the rows are numbered "
+            "from 0 (id= names a column of unique ids)",
+            column, why,
         )  # fmt: skip
         return _import_frame(df, source, (*skip, column), **arguments)
 
@@ -351,9 +357,10 @@ def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) ->
     raw_id = record[id_column] if id_column else None
     if id_column and (is_missing(raw_id) or _text(raw_id).strip() == ""):
         # Not the row number: it may be another row's id ('1' in row 2 after row 1's 1).
-        raise DataError(
+        raise MissingId(
             f"row {position + 1}: empty {id_column!r} (the id column); give every row an id, "
-            f"or name another column with --id ({PYTHON_ARGUMENTS['id']} in harness.evaluate)"
+            f"or name another column with --id ({PYTHON_ARGUMENTS['id']} in harness.evaluate)",
+            position + 1,
         )
     raw_context = record[mapping["context"]] if mapping["context"] else None
     mapped = {c for c in mapping.values() if c}

@@ -115,6 +115,14 @@ class DuplicateId(DataError):
         self.rows = rows
 
 
+class MissingId(DataError):
+    """A row of the data has no value in its id column (1-based ``row``)."""
+
+    def __init__(self, message: str, row: int) -> None:
+        super().__init__(message)
+        self.row = row
+
+
 class ModelURIError(HarnessError):
     """A model URI that no provider understands."""
 

@@ -562,3 +562,26 @@ def test_an_id_column_that_repeats_is_not_the_row_id_unless_named(
         harness.evaluate(lambda row: "a", repeated, id="id", log_to_mlflow=False)
     assert str(raised.value) == "duplicate id '1' in rows 1 and 2"
     assert _stored(home) == before
+
+
+def test_an_id_column_with_empty_rows_is_not_the_row_id_unless_named(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An `id` column some rows leave empty (ids 1, None, 3) numbered those rows, '1' for
+    the second, which clashed with the first's ('duplicate id'); a file's import now refuses
+    it. mlflow.evaluate's data has no ids: as with one that repeats, such a column is not
+    the row id, with a note; named with id=, it is refused."""
+    data = pd.DataFrame({"id": [1, None, 3], "inputs": ["a?", "b?", "c?"], "ground_truth": "a"})
+    with caplog.at_level("WARNING", logger="harness"):
+        result = harness.evaluate(
+            lambda row: "a", data, targets="ground_truth", log_to_mlflow=False
+        )
+    assert list(result.tables["eval_results_table"]["id"]) == ["0", "1", "2"]
+    assert [r.getMessage() for r in caplog.records if "row id" in r.getMessage()] == [
+        "harness: the data's column 'id' has no value in row 2, so it is not the row id: the "
+        "rows are numbered from 0 (id= names a column of unique ids)"
+    ]
+    before = _stored(home)
+    with pytest.raises(DataError, match=r"^row 2: empty 'id' \(the id column\)"):
+        harness.evaluate(lambda row: "a", data, id="id", log_to_mlflow=False)
+    assert _stored(home) == before
