@@ -334,9 +334,9 @@ def _print_comparison(result: Any, with_rows: bool) -> None:
 def _print_calls(calls: dict[str, dict[str, object]]) -> None:
     c = calls.get("judge", {})
     click.echo(
-        f"judge calls: {c.get('requests', 0)} sent, {c.get('cache_hits', 0)} from cache"
-        + (f", {c['local_calls']} local" if c.get("local_calls") else "")
-        + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+        f"judge calls: {c.get('requests', 0):,} sent, {c.get('cache_hits', 0):,} from cache"
+        + (f", {c['local_calls']:,} local" if c.get("local_calls") else "")
+        + f"; tokens {c.get('input_tokens', 0):,} in / {c.get('output_tokens', 0):,} out"
     )
 
 

@@ -146,14 +146,14 @@ def call_lines(
         def count(counter: str, what: str, c: dict[str, Any] = c, here: Any = here) -> str:
             total = c.get(counter, 0)
             if here is None or here.get(counter, 0) == total:
-                return f"{total} {what}"
-            return f"{total} {what} ({here.get(counter, 0)} in this resume)"
+                return f"{total:,} {what}"
+            return f"{total:,} {what} ({here.get(counter, 0):,} in this resume)"
 
         line = (
             f"{kind} calls: {count('requests', 'sent')}, {count('cache_hits', 'from cache')}"
             + (f", {count('local_calls', 'local')}" if c.get("local_calls") else "")
             + (f", {count('errors', 'failed')}" if c.get("errors") else "")
-            + f"; tokens {c.get('input_tokens', 0)} in / {c.get('output_tokens', 0)} out"
+            + f"; tokens {c.get('input_tokens', 0):,} in / {c.get('output_tokens', 0):,} out"
         )
         if c.get("cost_usd"):
             line += f"; cost ${c['cost_usd']:.4f}"

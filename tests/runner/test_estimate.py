@@ -150,6 +150,30 @@ def test_the_estimates_counts_have_thousands_separators() -> None:
     ]
 
 
+def test_a_runs_call_counts_have_thousands_separators(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run of 1,000 rows said "model calls: 0 sent, 0 from cache, 1000 local" and a 50-row
+    one "tokens 11072 in", where its dry run and its HTML report say 1,000 and 11,072."""
+    from harness.cli.judges import _print_calls
+    from harness.cli.output import call_lines
+
+    calls = {"model": {"requests": 1200, "cache_hits": 3400, "local_calls": 1000,
+                       "errors": 1500, "input_tokens": 11072, "output_tokens": 2000}}  # fmt: skip
+    here = {"model": {"requests": 1000, "cache_hits": 3400, "local_calls": 1000,
+                      "errors": 1000, "input_tokens": 11072, "output_tokens": 2000}}  # fmt: skip
+    assert call_lines(calls) == [
+        "model calls: 1,200 sent, 3,400 from cache, 1,000 local, 1,500 failed; "
+        "tokens 11,072 in / 2,000 out"
+    ]
+    assert call_lines(calls, here) == [
+        "model calls: 1,200 sent (1,000 in this resume), 3,400 from cache, 1,000 local, "
+        "1,500 failed (1,000 in this resume); tokens 11,072 in / 2,000 out"
+    ]
+    _print_calls({"judge": {**calls["model"], "local_calls": 0}})
+    assert capsys.readouterr().out == (
+        "judge calls: 1,200 sent, 3,400 from cache; tokens 11,072 in / 2,000 out\n"
+    )
+
+
 def test_a_replay_dry_run_warns_of_the_calls_the_cache_lacks(
     fake: FakeLLMServer, qa: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
