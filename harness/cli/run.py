@@ -409,7 +409,7 @@ def _print_summary(result: RunResult) -> None:
         done = f"{result.rows_done:,} of {done}"
     title = (
         f"run {result.run_id}: {result.model} on {result.dataset} "
-        f"({done}, {result.errors} failed, {result.duration_s:.1f} s)"
+        f"({done}, {result.errors:,} failed, {result.duration_s:.1f} s)"
     )
     if result.metrics:
         print_table(
@@ -417,7 +417,7 @@ def _print_summary(result: RunResult) -> None:
             ["metric", "mean", "p50", "p90", "rows"],
             [
                 [name, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")),
-                 a.get("count", 0)]
+                 f"{a.get('count', 0):,}"]
                 for name, a in result.metrics.items()
             ],
         )  # fmt: skip

@@ -238,7 +238,7 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
     click.echo(
         f"run {info.run_id}  {info.status}  {info.model} on "
         f"{info.dataset}@{info.dataset_version}  {info.rows_done:,}/{info.rows_total:,} rows, "
-        f"{info.errors or 0} failed"
+        f"{info.errors or 0:,} failed"
     )
     if info.reason:
         click.echo(f"reason: {info.reason}")
@@ -248,10 +248,11 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
         None,
         ["metric", "mean", "p50", "p90", "rows"],
         [
-            [n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")), a.get("count")]
+            [n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")),
+             None if a.get("count") is None else f"{a['count']:,}"]
             for n, a in info.metrics.items()
         ],
-    )
+    )  # fmt: skip
     if info.sample:
         from harness.sampling import describe_sample
 

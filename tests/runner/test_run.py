@@ -673,3 +673,30 @@ def test_a_run_of_thousands_of_rows_counts_its_failures_with_separators(
                           env={"HARNESS_TEST_FLAG": str(flag)})  # fmt: skip
     assert code == 1
     assert "600 of 1,200 rows failed (model: 600 rows: " in err
+
+
+def test_the_summary_writes_counts_with_thousands_separators(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of 2,400 rows, 1,200 of them failed, said "(2,400 rows, 1200 failed, ...)" and
+    "rows 1200" in its metric table, as did runs show ("2,400/2,400 rows, 1200 failed")."""
+    from harness.data import import_dataframe
+
+    rows = pd.DataFrame({"id": [str(i) for i in range(2400)], "input": ["q"] * 2400,
+                         "expected": ["a"] * 2400})  # fmt: skip
+    import_dataframe(rows, name="big")
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    model = "python:harness_test_models:fail_while_flagged"
+    code, out, err = invoke("run", "--data", "big", "--model", model, "--metric", "exact_match",
+                            "--run-name", "big", "--no-mlflow")  # fmt: skip
+    assert code == 1, err
+    assert "(2,400 rows, 1,200 failed, " in out
+    [row] = [line for line in out.splitlines() if line.startswith("exact_match ")]
+    assert row.split("│")[-1].strip() == "1,200"
+    code, shown, err = invoke("runs", "show", "big")
+    assert code == 0, err
+    assert "2,400/2,400 rows, 1,200 failed" in shown.splitlines()[0]
+    [row] = [line for line in shown.splitlines() if line.startswith("exact_match ")]
+    assert row.split("│")[-1].strip() == "1,200"
