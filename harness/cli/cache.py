@@ -125,7 +125,7 @@ def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) ->
     if as_json:
         print_json({"path": path, "entries": written})
     else:
-        click.echo(f"wrote {written} entries to {path}")
+        click.echo(f"wrote {plural(written, 'entry', 'entries')} to {path}")
 
 
 @cache.command("import")
@@ -222,7 +222,7 @@ def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
     if as_json:
         print_json({"removed": removed})
     else:
-        click.echo(f"removed {removed} entries")
+        click.echo(f"removed {plural(removed, 'entry', 'entries')}")
 
 
 @cache.command()
@@ -257,4 +257,4 @@ def clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
     if as_json:
         print_json({"removed": removed})
     else:
-        click.echo(f"removed {removed} entries")
+        click.echo(f"removed {plural(removed, 'entry', 'entries')}")

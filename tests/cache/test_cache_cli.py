@@ -99,7 +99,7 @@ def test_export_makes_the_folders_of_its_path(home: Path, fill, tmp_path: Path) 
     path = tmp_path / "suite" / "tests" / "cassettes" / "qa.jsonl.gz"  # as docs/cache.md
     code, out, err = harness_cli("cache", "export", str(path))
     assert code == 0, err
-    assert out == f"wrote 1 entries to {path}\n"
+    assert out == f"wrote 1 entry to {path}\n"
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
     assert [json.loads(line)["key"] for line in lines[1:]] == keys
     assert [p.name for p in path.parent.iterdir()] == ["qa.jsonl.gz"]  # no partial file

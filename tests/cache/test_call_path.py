@@ -225,7 +225,7 @@ def test_a_damaged_entry_in_replay_is_an_environment_fault_and_the_run_resumes(
     # What the message says to do: find it, remove it, bring the good entry back, resume.
     code, out, _ = harness_cli("cache", "verify")
     assert code == 1 and key in out
-    assert harness_cli("cache", "prune")[1] == "removed 1 entries\n"
+    assert harness_cli("cache", "prune")[1] == "removed 1 entry\n"
     assert harness_cli("cache", "import", str(cassette))[0] == 0
     resumed = run_json("--resume", failed["run_id"])
     assert resumed["run_id"] == failed["run_id"] and resumed["status"] == "finished"
