@@ -217,8 +217,10 @@ def prune(ctx: click.Context, days: float | None, as_json: bool) -> None:
     Example:
       harness cache prune --older-than 30
     """
-    with _open_cache(ctx) as c:
-        removed = c.prune(days)
+    removed = 0
+    if _cache_dir(ctx).exists():  # else nothing is cached yet: nothing to remove, no cache made
+        with _open_cache(ctx) as c:
+            removed = c.prune(days)
     if as_json:
         print_json({"removed": removed})
     else:

@@ -356,3 +356,14 @@ def test_export_from_a_home_with_no_cache_writes_an_empty_cassette_and_creates_n
     assert (code, out, err) == (0, f"wrote 0 entries to {path}\n", "")
     assert not home.exists()
     assert harness_cli("cache", "import", str(path))[0] == 0  # a cassette, if an empty one
+
+
+def test_prune_on_a_home_with_no_cache_creates_no_cache(tmp_path: Path) -> None:
+    """`cache prune` on a home that did not exist made it, and <home>/cache, to remove 0
+    entries, where stats, verify, export and clear create nothing."""
+    home = tmp_path / "new-home"
+    for args in (("prune",), ("prune", "--older-than", "1"), ("prune", "--json")):
+        code, out, err = harness_cli("--home", str(home), "cache", *args)
+        assert (code, err) == (0, "")
+        assert out == ('{\n  "removed": 0\n}\n' if "--json" in args else "removed 0 entries\n")
+    assert not home.exists()
