@@ -20,7 +20,7 @@ from harness.config import resolve_home
 from harness.data_files import read_table
 from harness.errors import DataError, DuplicateId, MissingId
 from harness.slices.labels import is_missing
-from harness.store.datasets import DatasetInfo, Example, save_dataset
+from harness.store.datasets import DatasetInfo, Example, resolve_dataset, save_dataset
 from harness.wording import storable
 
 if TYPE_CHECKING:
@@ -42,9 +42,17 @@ RECORD_BATCH_ROWS = 1000  # rows of a Spark table held in memory at once while i
 class ImportResult:
     dataset: DatasetInfo
     created: bool  # False when the same content was already stored under this name
+    # NAME@VERSION of the name's newest version, which `--data NAME` runs: another than
+    # ``dataset`` when content stored before under an older version came again
+    newest: str
+
+    @classmethod
+    def of(cls, db_path: Path, info: DatasetInfo, created: bool) -> ImportResult:
+        newest = info.ref if created else resolve_dataset(db_path, info.name).ref
+        return cls(info, created, newest)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.dataset.as_dict(), "created": self.created}
+        return {**self.dataset.as_dict(), "created": self.created, "newest": self.newest}
 
 
 def import_file(
@@ -226,8 +234,9 @@ def import_records(
                 writer.write_batch(example_batch(examples, first=digest.rows - len(examples)))
         if not digest.rows:
             raise DataError(f"{source} has no rows")
+        db_path = resolve_home(home).db_path
         info, created = save_staged_dataset(
-            resolve_home(home).db_path,
+            db_path,
             name=name,
             digest=digest.hexdigest(),
             n_rows=digest.rows,
@@ -235,7 +244,7 @@ def import_records(
             source=source,
             columns=dict(mapping),
         )
-    return ImportResult(info, created)
+    return ImportResult.of(db_path, info, created)
 
 
 def _pick(
@@ -460,15 +469,16 @@ def _import(
         require_input=require_input,
     )
     digest = content_digest(examples)
+    db_path = resolve_home(home).db_path
     info, created = save_dataset(
-        resolve_home(home).db_path,
+        db_path,
         name=name,
         digest=digest,
         examples=examples,
         source=source,
         columns=dict(mapping),
     )
-    return ImportResult(info, created)
+    return ImportResult.of(db_path, info, created)
 
 
 def sample_dataset(
@@ -488,7 +498,7 @@ def sample_dataset(
     arguments reports the existing version.
     """
     from harness.sampling import SampleSpec, describe_sample, parse_size, sample_examples
-    from harness.store.datasets import load_examples, resolve_dataset
+    from harness.store.datasets import load_examples
 
     _check_name(name)
     db_path = resolve_home(home).db_path
@@ -510,7 +520,7 @@ def sample_dataset(
         source=f"sample of {source.ref}: {describe_sample(drawn)}",
         columns=dict(source.columns),
     )
-    return ImportResult(info, created)
+    return ImportResult.of(db_path, info, created)
 
 
 def _check_name(name: str) -> None:

@@ -121,13 +121,8 @@ def import_(
         if path is None:
             raise ConfigError("harness data import needs a file PATH (or --spark-table NAME)")
         result = import_file(path, name=name, home=home_of(ctx), **mapping)
-    from harness.config import resolve_home
-    from harness.store.datasets import resolve_dataset
-
-    # Content stored before under an older version is not what `--data NAME` runs.
-    newest = resolve_dataset(resolve_home(home_of(ctx)).db_path, name).ref
     if as_json:
-        print_json({**result.as_dict(), "newest": newest})
+        print_json(result.as_dict())
         return
     info = result.dataset
     verb = "imported" if result.created else "unchanged: already stored as"
@@ -137,8 +132,8 @@ def import_(
         + ")"
         + (
             ""
-            if newest == info.ref
-            else f"; the newest version is {newest}, the one `--data {name}` runs: "
+            if result.newest == info.ref
+            else f"; the newest version is {result.newest}, the one `--data {name}` runs: "
             f"give --data {info.ref} to run this one"
         )
     )

@@ -58,8 +58,9 @@ _RUN_ID_TAGS = ("mlflow.parentRunId", "harness.sweep.best_run")
 TAGS_PENDING = "pending"  # the tags section of a fingerprint while a run id tag waits
 # "links" (the prompt versions and models the run names) only for a run that has them,
 # "models" (those models' tags and status) only for a run that names a model.
-_SECTIONS: tuple[str, ...] = ("info", "params", "tags", "metrics", "inputs", "artifacts")
-_SECTIONS += ("traces", "links", "models")
+_SECTIONS = (
+    "info", "params", "tags", "metrics", "inputs", "artifacts", "traces", "links", "models",
+)  # fmt: skip
 
 
 # --- what a local run holds -------------------------------------------------------------
@@ -200,9 +201,8 @@ class Syncer:
             workers=WORKERS,
         )
         self.stop = stop  # after a signal, no write starts: those under way finish
-        self._writes = 0
-        self._written = 0  # writes started (all of them, unlike _writes)
-        # The run being synced and _written when it began: a sync cut off names it.
+        self._writes = 0  # writes started
+        # The run being synced and _writes when it began: a sync cut off names it.
         self._current: tuple[RunSync, int] | None = None
         self._kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         self._kill_with = getattr(signal, "SIG" + os.environ.get(KILL_SIGNAL_ENV, "KILL"))
@@ -212,13 +212,10 @@ class Syncer:
         """Every write to the target goes through here (the resume tests count them)."""
         self._check_stop()
         with self._lock:
-            self._written += 1
-        if self._kill_after:
-            with self._lock:
-                self._writes += 1
-                if self._writes > self._kill_after:
-                    self._kill_after = 0  # once: a caught signal lets this write finish
-                    os.kill(os.getpid(), self._kill_with)
+            self._writes += 1
+            if self._kill_after and self._writes > self._kill_after:
+                self._kill_after = 0  # once: a caught signal lets this write finish
+                os.kill(os.getpid(), self._kill_with)
         return fn(*args, **kwargs)
 
     def partly_copied(self) -> str | None:
@@ -227,7 +224,7 @@ class Syncer:
         if self._current is None:
             return None
         result, written_before = self._current
-        if result.target_run_id is None or self._written == written_before:
+        if result.target_run_id is None or self._writes == written_before:
             return None
         return f"{result.experiment}/{result.run_name or result.run_id}"
 
@@ -297,7 +294,7 @@ class Syncer:
             # Also between runs: a run to skip, and a dry run, write nothing to stop at.
             self._check_stop()
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
-            self._current = (result, self._written)
+            self._current = (result, self._writes)
             if self._sync_run(run, result, copies.get(run.info.run_id), experiment_id):
                 later.append((run, result))
             self._current = None
@@ -306,7 +303,7 @@ class Syncer:
         for run, result in later:  # every run is copied now: set the tags that name one
             assert result.target_run_id is not None  # (result counted them already)
             again = RunSync(run.info.run_id, experiment.name, name, "update", run.info.run_name)
-            self._current = (again, self._written)
+            self._current = (again, self._writes)
             self._sync_run(run, again, self.dst.get_run(result.target_run_id), experiment_id)
             self._current = None
 
