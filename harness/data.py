@@ -293,6 +293,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _optional_text(value: Any) -> str | None:
+    """An optional field's cell as text, None when it holds nothing: a CSV's empty cell
+    (or one of blanks) is the absent key of a JSONL row, not a context of ''."""
+    if is_missing(value):
+        return None
+    text = _text(value)
+    return text if text.strip() else None
+
+
 def _answers(value: Any) -> tuple[str, ...]:
     """One expected answer, a list of them, or a JSON list written in a CSV cell."""
     if hasattr(value, "tolist") and not isinstance(value, str):
@@ -377,7 +386,7 @@ def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) ->
         id=str(position) if id_column is None else _text(raw_id),
         input=_text(raw_input),
         expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
-        context=None if is_missing(raw_context) else _text(raw_context),
+        context=_optional_text(raw_context),
         extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
     )
 

@@ -413,3 +413,42 @@ def test_importing_an_older_version_again_says_it_is_not_the_one_name_runs(
     path.write_text("id,input\n1,changed\n")
     code, out, _ = invoke("data", "import", str(path), "--name", "qa")
     assert out == f"unchanged: already stored as {new.ref} (1 row; columns: input=input, id=id)\n"
+
+
+def test_a_csv_and_a_jsonl_of_the_same_rows_store_the_same_rows(tmp_path: Path) -> None:
+    """A CSV's empty context cell was stored as '' where the same row in JSONL, with no
+    context key, was stored as null: `data show --json` differed, the two files were two
+    versions, and a report took '' for a context the run's prompt had not had. A list of
+    numbers in an expected cell is stored as the JSONL list is."""
+    csv_path = tmp_path / "qa.csv"
+    csv_path.write_text(
+        "id,question,answer,context\n"
+        'a,How much?,"[1, 2.50]",\n'
+        'b,Which?,"[true, null, ""x""]",the context\n'
+        "c,Blank?,y,  \n"
+    )
+    jsonl_path = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "a", "question": "How much?", "answer": [1, 2.5]},
+        {"id": "b", "question": "Which?", "answer": [True, None, "x"], "context": "the context"},
+        {"id": "c", "question": "Blank?", "answer": "y"},
+    ]
+    jsonl_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    shown = []
+    for path, name in ((csv_path, "qa"), (jsonl_path, "qa-jsonl")):
+        code, out, _ = invoke("data", "import", str(path), "--name", name, "--json")
+        assert code == 0
+        code, out, _ = invoke("data", "show", name, "--json")
+        assert code == 0
+        shown.append(json.loads(out))
+    from_csv, from_jsonl = shown
+    assert from_csv["examples"] == from_jsonl["examples"]
+    assert [(e["expected"], e["context"]) for e in from_csv["examples"]] == [
+        (["1", "2.5"], None),
+        (["True", "x"], "the context"),
+        (["y"], None),
+    ]
+    assert from_csv["digest"] == from_jsonl["digest"]
+    code, out, _ = invoke("data", "import", str(jsonl_path), "--name", "qa", "--json")
+    assert code == 0 and json.loads(out)["created"] is False  # the CSV's version already
