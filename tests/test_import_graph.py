@@ -39,6 +39,7 @@ LAYERS: dict[str, str] = {
     "harness.evaluate_retriever": "api",  # model_type="retriever": MLflow's metrics, id lists
     "harness.data": "api",
     "harness.data_files": "api",  # reading CSV/JSONL/JSON/Parquet eval-set files
+    "harness.data_export": "api",  # writing a stored version back to a file
     "harness.compare": "api",  # compare and check: runs from the store, stats, MLflow tags
     "harness.spark_tables": "api",  # Spark tables in and out: a run's session, the store
     "harness.frames": "api",

@@ -1,4 +1,4 @@
-"""``harness data``: import, list and show eval sets."""
+"""``harness data``: import, sample, export, list and show eval sets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from harness.wording import plural
 
 @click.group()
 def data() -> None:
-    """Eval sets: import files, list them, show their rows.
+    """Eval sets: import files, list them, show their rows, export them.
 
     \b
     Example:
@@ -177,6 +177,51 @@ def sample(
     info = result.dataset
     verb = "saved" if result.created else "unchanged: already stored as"
     click.echo(f"{verb} {info.ref} ({info.n_rows} rows; {info.source})")
+
+
+@data.command("export")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--version", metavar="V", help="The version to write. [default: the newest]")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write: .jsonl (or .ndjson) or .csv, by its name.",
+)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def export(
+    ctx: click.Context, ref: str, version: str | None, output: str, force: bool, as_json: bool
+) -> None:
+    """Write a dataset version to a file that `harness data import` reads back to the
+    same rows (the same version: importing it again under NAME changes nothing).
+
+    The fields are written as the columns id, input, expected and context, every other
+    column under its own name. A CSV holds text only: a version with a number, a list or
+    an empty value among its other columns is refused; write .jsonl instead.
+
+    \b
+    Examples:
+      harness data export qa -o qa.jsonl
+      harness data export qa --version 3f2a9c -o qa-old.csv --force
+    """
+    from harness.data_export import export_dataset
+
+    if version is not None:
+        from harness.errors import ConfigError
+
+        if "@" in ref:
+            raise ConfigError(f"give the version in {ref} or with --version, not both")
+        ref = f"{ref}@{version}"
+    result = export_dataset(ref, output, force=force, home=home_of(ctx))
+    if as_json:
+        print_json(result.as_dict())
+        return
+    info = result.dataset
+    click.echo(f"wrote {info.ref} ({plural(info.n_rows, 'row')}) to {output}")
 
 
 @data.command("list")
