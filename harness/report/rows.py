@@ -78,7 +78,9 @@ class ReportRun:
     @property
     def template(self) -> str:
         rows = self.scores.rows
-        has_context = bool(rows["context"].notna().any()) if len(rows) else False
+        # The run's rule (runner.plan): a context counts when it is non-empty; an eval set
+        # imported before empty cells read as absent holds '' where it has none.
+        has_context = any(bool(c) for c in rows["context"].dropna())
         return run_template(self.record.info.config.get("prompt"), has_context=has_context)
 
 

@@ -8,6 +8,7 @@ import gzip
 import json
 import string
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,26 @@ def test_a_metric_points_the_way_its_run_stored_not_the_way_its_name_says() -> N
     }
     assert shown == stored
     assert metric_views([run("old", {})], ["exact_match"])[0].direction == 1
+
+
+def test_an_empty_stored_context_shows_the_prompt_without_context(home: Path) -> None:
+    """An eval set imported before empty cells read as absent holds '' as its context: the
+    run used the prompt without a context block (a context counts when non-empty), and
+    the report showed the one with it (it asked whether any context was non-null)."""
+    import duckdb
+    import pandas as pd
+    from click.testing import CliRunner
+
+    import harness
+    from harness.cli import cli
+    from harness.prompts import DEFAULT_PROMPT, DEFAULT_PROMPT_NO_CONTEXT
+
+    data = pd.DataFrame({"question": ["a", "bb"], "answer": ["a", "b"]})
+    result = harness.evaluate(lambda row: row["input"], data, metrics=["exact_match"],
+                              log_to_mlflow=False)  # fmt: skip
+    with duckdb.connect(str(home / "harness.duckdb")) as con:
+        con.execute("UPDATE examples SET context = ''")
+    done = CliRunner().invoke(cli, ["report", result.run_id, "-o", "-"])
+    assert done.exit_code == 0, done.stderr
+    assert f"<pre>{escape(DEFAULT_PROMPT_NO_CONTEXT)}</pre>" in done.stdout
+    assert escape(DEFAULT_PROMPT) not in done.stdout
