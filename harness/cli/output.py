@@ -74,7 +74,7 @@ def print_slices(tables: Sequence[Any]) -> None:
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     for table in tables:
         shown = Table(show_edge=False, pad_edge=False)
-        title = f"by {table.column}: {len(table.slices)} values; 95% intervals"
+        title = f"by {table.column}: {plural(len(table.slices), 'value')}; 95% intervals"
         if table.metrics:
             title += f": {table.methods()}"
         console.print(title, markup=False, highlight=False, soft_wrap=True)
@@ -87,7 +87,7 @@ def print_slices(tables: Sequence[Any]) -> None:
                 shown.add_row(
                     metric if s is table.overall else "",
                     "(none)" if value is None else value,
-                    f"{m.n}" if m.n == s.rows else f"{m.n} of {s.rows}",
+                    f"{m.n:,}" if m.n == s.rows else f"{m.n:,} of {s.rows:,}",
                     fmt(m.mean) if m.n else "",
                     _slice_interval(m),
                 )
@@ -201,12 +201,16 @@ def print_sweep(sweep: SweepResult) -> None:
     """A sweep's comparison table (``harness run`` at its end, ``harness runs show``):
     one row per child, ``*`` on the best, then where to find it again."""
     hidden = sweep.columns.index("mlflow_run_id")
+    counts = {len(sweep.axes) + 2, len(sweep.axes) + 3}  # rows, errors (an axis may be "rows")
     print_table(
         f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')} over {', '.join(sweep.axes)}"
         + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
         ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
         [
-            ["*" if n == sweep.best else "", *(fmt(v) for i, v in enumerate(row) if i != hidden)]
+            [
+                "*" if n == sweep.best else "",
+                *(f"{v:,}" if i in counts else fmt(v) for i, v in enumerate(row) if i != hidden),
+            ]
             for n, row in enumerate(sweep.rows)
         ],
     )

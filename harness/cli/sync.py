@@ -115,11 +115,8 @@ def sync(
                 r["run_id"],
                 r["target_experiment"] or r["experiment"],
                 r["action"],
-                r["params"],
-                r["metrics"],
-                r["tags"],
-                r["artifacts"],
-                "skipped" if report.traces_skipped else r["traces"],
+                *(f"{r[key]:,}" for key in ("params", "metrics", "tags", "artifacts")),
+                "skipped" if report.traces_skipped else f"{r['traces']:,}",
             ]
             for r in runs
         ],

@@ -163,7 +163,7 @@ class TraceCopier:
                     list(pool.map(lambda pair: self._upload_spans(*pair), pairs))
                 for ids in chunks([tid for tid in linked if tid], MAX_LINK_TRACES):
                     self.write(self.dst.link_traces_to_run, list(ids), run_id)
-                self.say(f"  traces {min((done + 1) * TRACE_CHUNK, len(plans))}/{len(plans)}")
+                self.say(f"  traces {min((done + 1) * TRACE_CHUNK, len(plans)):,}/{len(plans):,}")
 
     def _read_spans(self, infos: list[TraceInfo]) -> dict[str, Any]:
         """Trace id -> TraceData. Spans in the local database come in one query."""

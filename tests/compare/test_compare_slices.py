@@ -198,6 +198,25 @@ def test_counts_of_one_agree_with_their_nouns(tmp_path: Path) -> None:
     assert "**By `t`**: 1 value; p-values Holm-adjusted across 1 slice comparison." in out
 
 
+def test_the_n_columns_have_thousands_separators(tmp_path: Path) -> None:
+    """compare's n column (and its slices') wrote `3000 (-1000)`, the Markdown's rows and
+    missing columns `3000` and `1000`, where every other count reads 3,000."""
+    n = 4000
+    extra = [{"t": "x"} for _ in range(n)]
+    base_scores = np.linspace(0, 1, n)
+    cand_scores = [None if i < 1000 else v for i, v in enumerate(base_scores)]
+    base = write_run(tmp_path / "base.jsonl", run_id="b1", extra=extra, scores={"f1": base_scores})
+    cand = write_run(tmp_path / "cand.jsonl", run_id="c1", extra=extra, scores={"f1": cand_scores})
+    code, out, err = invoke("compare", str(base), str(cand), "--by", "t")
+    assert code == 0, err
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines() if "│" in line]
+    assert cells[0][:2] == ["f1 ↑", "3,000 (-1,000)"]
+    assert cells[1][:3] == ["x (4,000 rows)", "f1 ↑", "3,000 (-1,000)"]
+    code, out, err = invoke("compare", str(base), str(cand), "--markdown")
+    assert code == 0, err
+    assert "| f1 | 3,000 | 1,000 |" in out
+
+
 def test_slice_values_are_shown_as_written(tmp_path: Path) -> None:
     # A value such as "[/x]" went to rich as markup: a traceback instead of the table.
     values = ["[/x]" if i % 2 else "[easy]" for i in range(40)]

@@ -383,6 +383,28 @@ def test_the_samples_note_writes_counts_as_every_message_does(tmp_path: Path) ->
     assert code == 2 and err.startswith("error: --by input: 1,200 distinct values, more than")
 
 
+def test_the_by_tables_counts_have_thousands_separators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness run --by` wrote its rows column as `1000 of 2000` and its title as `1
+    values`, where every other count harness prints reads 1,000 and agrees with its noun."""
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "input": f"q {i}", "t": "x"}) + "\n"
+                            for i in range(2000)))  # fmt: skip
+    assert invoke("data", "import", str(path), "--name", "big")[0] == 0
+    flag = tmp_path / "flag"
+    flag.touch()  # the even ids fail: half the rows have no score
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    code, out, _ = invoke("run", "--data", "big", "--model",
+                          "python:harness_test_models:fail_while_flagged", "--metric",
+                          "word_count", "--by", "t", "--no-mlflow")  # fmt: skip
+    assert code == 1
+    assert "\nby t: 1 value; 95% intervals" in out
+    cells = [[c.strip() for c in line.split("│")[1:3]] for line in out.splitlines()
+             if line.startswith(("word_count │ (all)", "           │ x"))]  # fmt: skip
+    assert cells == [["(all)", "1,000 of 2,000"], ["x", "1,000 of 2,000"]]
+
+
 def test_slices_reach_mlflow_and_the_python_api(
     pubmedqa: list[dict[str, object]], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -365,3 +365,21 @@ def test_a_harness_option_given_as_a_param_or_sweep_key_is_refused_before_any_ru
     (home / "harness.toml").write_text("[sweep]\nseed = [1, 2]\n", encoding="utf-8")
     code, _, err = invoke("run", "--data", "qa", "--model", MODEL, "--limit", "1", "--no-mlflow")
     assert code == 0, err
+
+
+def test_the_sweep_tables_counts_have_thousands_separators(tmp_path, monkeypatch):
+    """The sweep's table wrote its rows and errors columns as 2000 and 1000, where every
+    other count harness prints reads 2,000."""
+    rows = tmp_path / "many.jsonl"
+    rows.write_text("".join(f'{{"id": {i}, "question": "q{i}?"}}\n' for i in range(2000)))
+    assert invoke("data", "import", str(rows), "--name", "many")[0] == 0
+    flag = tmp_path / "flag"
+    flag.touch()  # the even ids fail: 1,000 of 2,000 rows in each run
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    code, out, err = invoke(
+        "run", "--data", "many", "--model", "python:harness_test_models:fail_while_flagged",
+        "--param", "seed=1", "--param", "seed=2", "--metric", "word_count", "--no-mlflow",
+    )  # fmt: skip
+    assert code == 1, err
+    table = [line.split("│") for line in out.splitlines() if "│" in line]
+    assert [[cell.strip() for cell in line[3:5]] for line in table] == [["2,000", "1,000"]] * 2

@@ -1126,6 +1126,30 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
     assert neither.exit_code == 2 and "one target" in neither.stderr
 
 
+def test_a_sync_of_a_thousand_traces_writes_its_counts_with_separators(tmp_path):
+    """`harness sync` said `  traces 200/1000` as it went and `1000` in its table's traces
+    column, where its own line above them said `1,000 traces`."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "input": f"q {i}"}) + "\n" for i in range(1000)))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "many"]).exit_code == 0
+    ran = runner.invoke(cli, ["run", "--data", "many", "--model", "echo", "--metric",
+                              "word_count", "--experiment", "many", "--json"])  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    mlflow_run_id = json.loads(ran.stdout)["mlflow_run_id"]
+    target = f"sqlite:///{tmp_path}/backup/mlflow.db"
+    synced = runner.invoke(cli, ["sync", "--tracking-uri", target, "--experiment", "many"])
+    assert synced.exit_code == 0, synced.stderr
+    progress = [line for line in synced.stderr.splitlines() if line.startswith("  traces ")]
+    assert progress == [f"  traces {n:,}/1,000" for n in range(200, 1001, 200)]
+    [row] = [line.split("│") for line in synced.stdout.splitlines() if mlflow_run_id in line]
+    assert row[-1].strip() == "1,000"
+
+
 def test_a_row_run_again_by_resume_keeps_one_trace_on_the_target(server, tmp_path, monkeypatch):
     """A resume replaces the ERROR trace of a failed row with the new one; the sync after it
     kept the copied ERROR trace too, so the copy showed that row twice (21 traces for 20

@@ -93,7 +93,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     for m in candidate.metrics:
         s = m.stats
         lines.append(
-            f"| {_cell(m.metric)} | {s.n} | {m.missing} | {s.test} | {p_value(s.p_value)} | "
+            f"| {_cell(m.metric)} | {s.n:,} | {m.missing:,} | {s.test} | {p_value(s.p_value)} | "
             f"{s.interval} | {mde(s.mde, s.max_change, s.mde_exceeds_range)} | "
             f"{number(s.correlation, 2)} | "
             f"{number(m.margin, 3)} ({_cell(m.margin_rule)}) |"

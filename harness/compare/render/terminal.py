@@ -117,7 +117,7 @@ def _metric_cells(m: MetricResult) -> list[RenderableType]:
     arrow = {1: "↑", -1: "↓"}.get(m.direction, "")
     return [
         Text(f"{m.metric} {arrow}".strip()),
-        str(s.n) + (f" (-{m.missing})" if m.missing else ""),
+        f"{s.n:,}" + (f" (-{m.missing:,})" if m.missing else ""),
         mean_ci(s.base.mean, s.base.low, s.base.high, MEAN_DIGITS),
         mean_ci(s.candidate.mean, s.candidate.low, s.candidate.high, MEAN_DIGITS),
         f"{signed(s.diff)} {ci(s.low, s.high)}",
