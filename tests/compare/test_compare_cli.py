@@ -322,6 +322,40 @@ def test_counts_of_thousands_have_separators_in_compare_and_check(tmp_path: Path
     assert "1,050 of 1,200 rows failed (87.5%), more than the 10.0% allowed" in out
 
 
+def test_a_run_with_no_name_shows_its_id_once(qa_file: Path, tmp_path: Path) -> None:
+    """A run with no name is named by its id: its line read `base: 1a2b3c4d5e6f  [1a2b3c4d5e6f]
+    echo on ...` in the terminal, `**1a2b3c4d5e6f** (`1a2b3c4d5e6f`, ...` in the Markdown."""
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    runs = []
+    for named in ((), ("--run-name", "named")):
+        code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--metric",
+                                "word_count", "--no-mlflow", "--json", *named)  # fmt: skip
+        assert code == 0, err
+        runs.append(json.loads(out)["run_id"])
+    unnamed, named = runs
+    code, out, err = invoke("compare", unnamed, named)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"base: [{unnamed}] echo on qa@"), lines[0]
+    assert lines[2].startswith(f"candidate: named  [{named}] echo on qa@"), lines[2]
+    code, out, err = invoke("compare", unnamed, named, "--markdown")
+    assert code == 0, err
+    assert f"Base: `{unnamed}` (`echo` on `qa@" in out
+    assert f"Candidate: **named** (`{named}`, `echo` on `qa@" in out
+    page = tmp_path / "page.html"
+    code, _, err = invoke("report", unnamed, named, "-o", str(page))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert f"<b>base</b>: <code>{unnamed}</code>, echo on qa@" in html
+    assert f"<b>candidate</b>: named <code>{named}</code>, echo on qa@" in html
+    # An exported run with no name: its id once, then the file it came from.
+    exported = tmp_path / "unnamed.jsonl"
+    assert invoke("runs", "export", unnamed, str(exported))[0] == 0
+    code, out, err = invoke("compare", str(exported), named)
+    assert code == 0, err
+    assert out.startswith(f"base: [{unnamed}] ({exported}) echo on qa@"), out.splitlines()[0]
+
+
 def test_an_empty_cluster_column_is_refused_with_one_line(tmp_path: Path) -> None:
     """`--cluster ''` (an unset shell variable, say) compared and checked without clusters,
     as if none were asked for, with intervals too narrow for clustered rows."""

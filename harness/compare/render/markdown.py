@@ -39,8 +39,12 @@ def _cell(text: object) -> str:
 
 
 def _run(run: RunRef) -> str:
+    # A run with no name is named by its id (its label), shown once: `ID` (`MODEL` on ...).
+    named = f"**{_cell(run.label)}** (`{run.run_id}`, " if run.run_name else f"`{run.run_id}` ("
+    if not run.run_name and run.origin != "store":
+        named += f"{_cell(run.origin)}, "
     return (
-        f"**{_cell(run.label)}** (`{run.run_id}`, `{_cell(run.model)}` on "
+        named + f"`{_cell(run.model)}` on "
         f"`{run.dataset}@{run.dataset_version}`, {plural(run.rows, 'row')}"
         + (f", {run.errors:,} failed" if run.errors else "")
         + ")"

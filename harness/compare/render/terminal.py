@@ -34,8 +34,11 @@ TEXT_WIDTH = 120
 
 
 def _run_line(role: str, run: RunRef) -> str:
+    # A run with no name is named by its id (its label), shown once: `base: [ID] MODEL ...`.
+    named = f"{run.label}  " if run.run_name else ""
+    where = f" ({run.origin})" if not run.run_name and run.origin != "store" else ""
     return (
-        f"{role}: {run.label}  [{run.run_id}] {run.model} on {run.dataset}@{run.dataset_version}, "
+        f"{role}: {named}[{run.run_id}]{where} {run.model} on {run.dataset}@{run.dataset_version}, "
         + plural(run.rows, "row")
         + (f", {run.errors:,} failed" if run.errors else "")
     )
