@@ -35,6 +35,7 @@ from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_cre
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
+from harness.cache.readonly import ImmutableCache, unwritable
 from harness.errors import (
     CacheBusy,
     CacheCorrupt,
@@ -186,22 +187,37 @@ class ResponseCache:
     one SHA-256 over the entry text and one ``json.loads``.
     """
 
-    def __init__(self, directory: Path | str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, directory: Path | str, *, timeout: float = 60.0, read_only: bool = False
+    ) -> None:
+        """``read_only``: the caller only reads, so a cache folder it cannot write is opened
+        as it is (``harness.cache.readonly``) instead of refused; writes then fail."""
         self.directory = Path(directory)
         self.timeout = timeout
-        # Made before it is set up, so that a failed set-up can close the connection it
-        # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
-        self._cache = diskcache.Cache.__new__(diskcache.Cache)
-        try:
-            self._cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
-        except (sqlite3.Error, OSError) as exc:
-            with contextlib.suppress(sqlite3.Error, AttributeError):
-                self._cache.close()
-            # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
-            raise cache_fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
+        self.read_only = read_only and unwritable(self.directory)
+        self._cache = self._open_read_only() if self.read_only else self._open(timeout)
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
         # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
         self._tails: dict[str, tuple[list[str], list[str]]] = {}
+
+    def _open(self, timeout: float) -> diskcache.Cache:
+        # Made before it is set up, so that a failed set-up can close the connection it
+        # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
+        cache = diskcache.Cache.__new__(diskcache.Cache)
+        try:
+            cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error, AttributeError):
+                cache.close()
+            # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
+            raise cache_fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
+        return cache
+
+    def _open_read_only(self) -> diskcache.Cache:
+        try:
+            return ImmutableCache(self.directory, SafeDisk, _SETTINGS)
+        except sqlite3.Error as exc:  # not a folder's fault: cache.db itself (not a database)
+            raise CacheError(f"cannot open the cache at {self.directory}: {exc}") from None
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -539,9 +555,10 @@ def cache_fault(
             )
         if directory.is_dir() and not os.access(directory, os.W_OK):
             return NotWritable(
-                f"the cache at {directory} is read-only; harness writes beside cache.db even "
-                "to read it (SQLite's write-ahead log): make the folder writable, or copy the "
-                "project home somewhere writable and point --home at the copy",
+                f"the cache at {directory} is read-only, and this command writes to it "
+                "(`--cache replay`, `cache stats`, `verify` and `export` only read): make the "
+                "folder writable, or copy the project home somewhere writable and point --home "
+                "at the copy",
                 path=str(directory),
             )
     if isinstance(error, diskcache.Timeout) or "database is locked" in str(error):

@@ -31,7 +31,7 @@ def cache_stats(directory: Path | str) -> dict[str, Any]:
             "by_provider": {},
             "by_model": [],
         }
-    cache = ResponseCache(directory)
+    cache = ResponseCache(directory, read_only=True)
     try:
         return cache.stats()
     finally:

@@ -58,7 +58,7 @@ async def acomplete(
     elif mode != "off":
         from harness.cache.store import ResponseCache
 
-        store = ResponseCache(project.cache_dir)
+        store = ResponseCache(project.cache_dir, read_only=mode == "replay")
     caller = Caller.from_settings(settings, cache=store, mode=mode, concurrency=1)
     try:
         return await caller.call(provider, provider.request(messages, params))

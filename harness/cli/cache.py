@@ -24,11 +24,12 @@ def _cache_dir(ctx: click.Context) -> Path:
 
 
 @contextmanager
-def _open_cache(ctx: click.Context) -> Iterator[ResponseCache]:
-    """The project's cache, created if it is not there yet."""
+def _open_cache(ctx: click.Context, *, read_only: bool = False) -> Iterator[ResponseCache]:
+    """The project's cache, created if it is not there yet; ``read_only`` for a command that
+    only reads (it can then read a cache folder it cannot write)."""
     from harness.cache.store import ResponseCache
 
-    cache = ResponseCache(_cache_dir(ctx))
+    cache = ResponseCache(_cache_dir(ctx), read_only=read_only)
     try:
         yield cache
     finally:
@@ -120,7 +121,7 @@ def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) ->
 
         written = export_cassette(MemoryCache(), path, keys)
     else:
-        with _open_cache(ctx) as c:
+        with _open_cache(ctx, read_only=True) as c:
             written = export_cassette(c, path, keys)
     if as_json:
         print_json({"path": path, "entries": written})
@@ -180,7 +181,7 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     problems: list[tuple[str, str]] = []
     total = 0
     if _cache_dir(ctx).exists():  # else nothing is cached yet: a check creates no cache
-        with _open_cache(ctx) as c:
+        with _open_cache(ctx, read_only=True) as c:
             problems = c.verify()
             total = len(c)
     if as_json:

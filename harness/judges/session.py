@@ -46,7 +46,7 @@ def judge_session(
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
     set_prices(home.settings.get("prices", {}))
-    store = ResponseCache(home.cache_dir) if cache != "off" else None
+    store = ResponseCache(home.cache_dir, read_only=cache == "replay") if cache != "off" else None
     # The same retries, rate limits and transport as `harness run` ([calls] in harness.toml).
     caller = Caller.from_settings(home.settings, cache=store, mode=cache, concurrency=concurrency)
 

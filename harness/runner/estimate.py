@@ -241,7 +241,7 @@ def _open_cache(home: Home, mode: str) -> ResponseCache | None:
         return None  # never create a cache folder for a dry run
     from harness.cache.store import ResponseCache
 
-    return ResponseCache(home.cache_dir)
+    return ResponseCache(home.cache_dir, read_only=True)  # an estimate stores nothing
 
 
 def _count(

@@ -163,7 +163,7 @@ def run_eval(
     elif config.cache != "off":
         from harness.cache.store import ResponseCache
 
-        cache = ResponseCache(home.cache_dir)
+        cache = ResponseCache(home.cache_dir, read_only=config.cache == "replay")
     previous_usage = previous.usage if previous else {}
     spent = sum(
         float(u.get("cost_usd") or 0) for u in previous_usage.values() if isinstance(u, dict)

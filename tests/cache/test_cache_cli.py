@@ -254,31 +254,6 @@ def test_import_lists_ten_conflicts_and_says_how_many_more(
     assert lines[-1] == "... and 2 more conflicts (--json lists all)"
 
 
-def _in_read_only_cache(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``harness ARGS`` with the home's cache folder bind-mounted read-only over itself, in
-    a user + mount namespace of its own (root writes through any chmod; a mount it cannot)."""
-    folder = str(home / "cache")
-    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
-    return subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", folder, sys.executable, "-m", "harness",
-         *args],
-        env=harness_env(home), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize("args", [["cache", "stats"], ["cache", "verify", "--json"]])
-def test_a_read_only_cache_folder_is_named_exit_74(home: Path, fill, args: list[str]) -> None:
-    fill("2025-01-01T00:00:00.000Z")
-    done = _in_read_only_cache(home, *args)
-    assert done.returncode == 74, done.stderr
-    assert done.stdout == ""
-    assert done.stderr == (
-        f"error: the cache at {home / 'cache'} is read-only; harness writes beside "
-        "cache.db even to read it (SQLite's write-ahead log): make the folder writable, or "
-        "copy the project home somewhere writable and point --home at the copy\n"
-    )
-
-
 @pytest.mark.parametrize("args", [["cache", "stats"], ["cache", "verify"]])
 def test_a_file_where_the_cache_folder_goes_is_named_not_an_empty_cache(
     home: Path, args: list[str]
