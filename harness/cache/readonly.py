@@ -7,6 +7,9 @@ a read-only folder forbids. Opened ``immutable``, SQLite reads cache.db alone an
 nothing: right when nobody can change the file, as in a folder nobody can write, and when
 every entry is in cache.db, not in a write-ahead log (``cache.db-wal``) it would ignore.
 A non-empty log, left by a process that did not close the cache, is refused, named.
+The same serves a cache on a full disk, where SQLite has no room to open it (for
+``cache.db-shm``): there no log holding entries means nobody is writing, as a write would
+have to grow the log first.
 diskcache's own set-up writes its settings, so ``ImmutableCache`` reads them instead.
 """
 
@@ -23,7 +26,7 @@ import diskcache
 
 from harness.errors import NotWritable
 
-__all__ = ["ImmutableCache", "unwritable"]
+__all__ = ["ImmutableCache", "merged", "unwritable"]
 
 
 def unwritable(directory: Path) -> bool:
@@ -33,6 +36,13 @@ def unwritable(directory: Path) -> bool:
     return database.is_file() and not (
         os.access(directory, os.W_OK) and os.access(database, os.W_OK)
     )
+
+
+def merged(directory: Path) -> bool:
+    """True when ``directory`` holds a cache.db and no write-ahead log with entries in it:
+    then cache.db alone holds every entry."""
+    wal = directory / "cache.db-wal"
+    return (directory / "cache.db").is_file() and not (wal.exists() and wal.stat().st_size > 0)
 
 
 class ImmutableCache(diskcache.Cache):

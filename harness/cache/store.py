@@ -35,7 +35,7 @@ from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_cre
 from harness.cache.explain import distance, prompt_text
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
-from harness.cache.readonly import ImmutableCache, unwritable
+from harness.cache.readonly import ImmutableCache, merged, unwritable
 from harness.errors import (
     CacheBusy,
     CacheCorrupt,
@@ -64,8 +64,8 @@ REPAIR_HINT = (
 )
 
 # What a full disk met while opening the cache goes on with: SQLite needs room to open the
-# cache (and to delete from it, which frees no room in cache.db anyway), so only ``clear``,
-# which deletes the files, works then.
+# cache to write (and to delete from it, which frees no room in cache.db anyway), so only
+# ``clear``, which deletes the files, works then (a reader opens it as immutable).
 FULL_DISK_HINT = (
     "free space on that disk, or run `harness cache clear --yes` (it works on a full disk; "
     "every cached response is removed)"
@@ -190,12 +190,19 @@ class ResponseCache:
     def __init__(
         self, directory: Path | str, *, timeout: float = 60.0, read_only: bool = False
     ) -> None:
-        """``read_only``: the caller only reads, so a cache folder it cannot write is opened
-        as it is (``harness.cache.readonly``) instead of refused; writes then fail."""
+        """``read_only``: the caller only reads, so a cache folder it cannot write, or one on
+        a full disk, is opened as it is (``harness.cache.readonly``) instead of refused;
+        writes then fail."""
         self.directory = Path(directory)
         self.timeout = timeout
         self.read_only = read_only and unwritable(self.directory)
-        self._cache = self._open_read_only() if self.read_only else self._open(timeout)
+        try:
+            self._cache = self._open_read_only() if self.read_only else self._open(timeout)
+        except DiskFull:  # SQLite needs room to open it; as immutable, it needs none
+            if not (read_only and merged(self.directory)):
+                raise
+            self.read_only = True
+            self._cache = self._open_read_only()
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
         # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
         self._tails: dict[str, tuple[list[str], list[str]]] = {}

@@ -342,3 +342,37 @@ def test_prune_on_a_home_with_no_cache_creates_no_cache(tmp_path: Path) -> None:
         assert (code, err) == (0, "")
         assert out == ('{\n  "removed": 0\n}\n' if "--json" in args else "removed 0 entries\n")
     assert not home.exists()
+
+
+def test_stats_verify_and_export_read_a_cache_on_a_full_disk(
+    home: Path, fill, tmp_path: Path
+) -> None:
+    """On a full disk (a real 1 MiB tmpfs, in a user + mount namespace) SQLite has no room
+    to open the cache; the commands that only read open it as immutable, and need none."""
+    fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
+    small = tmp_path / "small"
+    small.mkdir()
+    script = (
+        'mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2/cache" "$1/cache" '
+        '&& { dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true; } && shift 2 '
+        '&& "$@" cache stats --json && "$@" cache verify --json && "$@" cache export "$O"'
+        ' && ls -A "$H/cache" && stat -c %s "$H/cache/cache.db-wal"'
+    )
+    cassette = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), str(home), sys.executable,
+         "-m", "harness", "--home", str(small)],
+        env={**harness_env(home), "H": str(small), "O": str(cassette)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    decoder = json.JSONDecoder()
+    stats, end = decoder.raw_decode(done.stdout)
+    verified, end2 = decoder.raw_decode(done.stdout, end + 1)
+    assert stats["entries"] == 2
+    assert stats["oldest"] == "2025-01-01T00:00:00.000Z"
+    assert verified == {"entries": 2, "problems": []}
+    # The empty files SQLite made trying to open it to write (as before; also `prune`'s)
+    listed = "cache.db\ncache.db-shm\ncache.db-wal\n0\n"
+    assert done.stdout[end2:] == f"\nwrote 2 entries to {cassette}\n{listed}"
+    assert len(cassette.read_text().splitlines()) == 3  # a header and two entries
