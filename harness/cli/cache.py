@@ -63,7 +63,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         print_json(document)
         return
     click.echo(
-        f"{document['entries']} entries, {document['size_bytes'] / 1e6:.1f} MB in "
+        f"{plural(document['entries'], 'entry', 'entries')}, "
+        f"{document['size_bytes'] / 1e6:.1f} MB in "
         f"{document['directory']}"
     )
     if document["oldest"]:
@@ -78,8 +79,6 @@ def stats(ctx: click.Context, as_json: bool) -> None:
             ],
         )
     if document["unreadable"]:
-        from harness.wording import plural
-
         click.echo(
             f"{plural(document['unreadable'], 'entry', 'entries')} cannot be read (damaged): "
             "`harness cache verify` lists them, `harness cache prune` removes them"

@@ -48,6 +48,13 @@ def damage(home: Path, key: str, value: str) -> None:
     con.close()
 
 
+def test_stats_says_1_entry(home: Path, fill) -> None:
+    fill("2025-01-01T00:00:00.000Z")
+    code, out, err = harness_cli("cache", "stats")
+    assert (code, err) == (0, "")
+    assert out.startswith("1 entry, ") and out.split("\n")[0].endswith(f" MB in {home / 'cache'}")
+
+
 def test_stats_counts_an_entry_that_is_not_json_and_exits_0(home: Path, fill) -> None:
     keys = fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
     damage(home, keys[1], "{not json")
