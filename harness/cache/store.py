@@ -203,6 +203,14 @@ class ResponseCache:
                 raise
             self.read_only = True
             self._cache = self._open_read_only()
+        except NotWritable as exc:  # not "this command writes to it": it does not
+            if not read_only or (self.directory / "cache.db").exists():
+                raise
+            raise NotWritable(
+                f"the cache at {self.directory} is read-only and has no cache.db (nothing was "
+                "cached there, or it was not copied there): no entry can be read from it",
+                path=exc.path,
+            ) from None
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
         # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
         self._tails: dict[str, tuple[list[str], list[str]]] = {}

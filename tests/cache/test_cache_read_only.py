@@ -158,3 +158,21 @@ def test_a_read_only_cache_with_an_unmerged_write_ahead_log_is_refused_named_exi
         "cache once where it is writable (`harness cache stats` merges them), or copy the "
         "project home somewhere writable and point --home at the copy\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args", [[*RUN, "--cache", "replay"], ["cache", "stats"]], ids=["replay", "stats"]
+)
+def test_a_read_only_cache_folder_with_no_cache_db_is_named_as_such(
+    home: Path, tmp_path: Path, server: FakeLLMServer, args: list[str]
+) -> None:
+    """Not "this command writes to it", which replay and stats do not."""
+    import_rows(harness_env(home, server), tmp_path, 2)
+    (home / "cache").mkdir()
+    done = in_read_only_cache(home, server, *args)
+    assert (done.returncode, done.stdout) == (74, ""), done.stderr
+    assert done.stderr == (
+        f"error: the cache at {home / 'cache'} is read-only and has no cache.db (nothing was "
+        "cached there, or it was not copied there): no entry can be read from it\n"
+    )
+    assert list((home / "cache").iterdir()) == []
