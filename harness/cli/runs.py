@@ -136,7 +136,8 @@ def _mlflow_state(info: RunInfo) -> str:
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    help="At most N rows (implies --rows; --all for every row).  [default: 20]",
+    help="At most N rows (implies --rows; --all for every row).  "
+    "[default: 20; with --json, every row]",
 )
 @click.option("--all", "all_rows", is_flag=True, help="Every row (implies --rows).")
 @click.option("--errors", "errors_only", is_flag=True, help="Only failed rows (implies --rows).")
@@ -170,7 +171,7 @@ def show(
     RUN is a run id (or a unique prefix), a tag, a run name, a file from
     `harness runs export`, or a sweep's id (or its MLflow parent run's id).
     --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
-    those --errors and --columns select), whole.
+    those --errors and --columns select), whole, or the first N with --limit N.
 
     \b
     Example:
@@ -186,7 +187,8 @@ def show(
         rows = RowsWanted(
             errors_only=errors_only,
             columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-            limit=None if all_rows or as_json else (limit or 20),
+            # --json prints every row unless --limit says how many; the table, 20.
+            limit=None if all_rows else limit if as_json else (limit or 20),
         )
     home = resolve_home(home_of(ctx))
     found = view_run(run_id, home=home, rows=rows, by=by, max_slices=max_slices)

@@ -91,6 +91,9 @@ def test_runs_list_and_show(qa: str) -> None:
     first = shown["rows_table"][0]
     assert first["output"].endswith("Answer:")  # echo returns the rendered default prompt
     assert first["word_count"] == len(first["output"].split())
+    # --limit says "at most N rows", with --json too (which without it prints every row).
+    code, out, _ = invoke("runs", "show", run_id, "--limit", "2", "--json")
+    assert code == 0 and json.loads(out)["rows_table"] == shown["rows_table"][:2]
     code, out, _ = invoke("runs", "show", run_id)
     assert code == 0 and "word_count" in out
     code, _, err = invoke("runs", "show", "nope")
