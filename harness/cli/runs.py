@@ -169,7 +169,8 @@ def show(
     and with --by each run's slices.
 
     RUN is a run id (or a unique prefix), a tag, a run name, a file from
-    `harness runs export`, or a sweep's id (or its MLflow parent run's id).
+    `harness runs export`, or a sweep's id (or a unique prefix, or its MLflow parent
+    run's id).
     --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
     those --errors and --columns select), whole, or the first N with --limit N.
 
@@ -193,6 +194,8 @@ def show(
     home = resolve_home(home_of(ctx))
     found = view_run(run_id, home=home, rows=rows, by=by, max_slices=max_slices)
     if not isinstance(found, RunView):  # a sweep: its comparison table
+        if found.note:
+            click.echo(f"note: {found.note}", err=True)
         if as_json:
             print_json(found.as_dict())
         else:

@@ -86,6 +86,7 @@ class SweepResult:
     primary_metric: str | None = None
     best: int | None = None  # index into runs
     warnings: list[str] = field(default_factory=list)
+    note: str | None = None  # how ``find_sweep`` read its reference, when that needs saying
 
     @property
     def errors(self) -> int:
@@ -433,19 +434,22 @@ def find_sweep(
     by: Sequence[str] = (),
     max_slices: int | None = None,
 ) -> SweepResult | None:
-    """The sweep ``ref`` names (its id, or its MLflow parent run's id), rebuilt from its
-    children in DuckDB: the same table, best child and JSON as when it ran (each child's
-    sample, and its slices by the columns it was run ``--by``, or by ``by`` when given,
-    with at most ``max_slices`` values each); None when no stored run belongs to such a
-    sweep. Raises ConfigError for a ``by`` column no row has or with too many values."""
+    """The sweep ``ref`` names (its id or a unique prefix of it, or its MLflow parent run's
+    id: ``find_sweep_id``), rebuilt from its children in DuckDB: the same table, best child
+    and JSON as when it ran (each child's sample, and its slices by the columns it was run
+    ``--by``, or by ``by`` when given, with at most ``max_slices`` values each); None when
+    no stored run belongs to such a sweep. Raises ConfigError for a ``by`` column no row
+    has or with too many values, and RunNotFound for an ambiguous prefix."""
     from harness.runner.mlflow_run import find_opened_mlflow_runs
     from harness.runner.summary import record_slices
-    from harness.store.sweeps import sweep_children
+    from harness.store.sweeps import find_sweep_id, sweep_children
 
     home = resolve_home(home)
-    children = sweep_children(home.db_path, ref)
-    if not children:
+    found = find_sweep_id(home.db_path, ref)
+    if found is None:
         return None
+    sweep_id, note = found
+    children = sweep_children(home.db_path, sweep_id)
     find_opened_mlflow_runs(children, home)
     first = children[0].config["sweep"]
     # Runs stored before the sweep kept its axes have only their values' (sorted) keys.
@@ -465,6 +469,7 @@ def find_sweep(
         axes=axes,
         runs=[SweepRun(values(c), result(c)) for c in children],
         sweep_id=first["id"],
+        note=note,
     )
     base = RunConfig.from_dict(children[0].config)
     sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)

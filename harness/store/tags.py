@@ -147,9 +147,10 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
         return get_run(db_path, ids[0][0]), None
     if ids:
         raise RunNotFound(f"run id {ref!r} is ambiguous: it starts several runs")
-    from harness.store.sweeps import sweep_children
+    from harness.store.sweeps import find_sweep_id, sweep_children
 
-    children = sweep_children(db_path, ref)
+    sweep = find_sweep_id(db_path, ref)
+    children = sweep_children(db_path, sweep[0]) if sweep else []
     if children:  # `harness report SWEEP`: name the runs that can be given instead
         raise RunNotFound(
             f"{ref!r} is a sweep of {len(children)} runs, not a run: give one of their ids "

@@ -241,3 +241,51 @@ def test_deleting_a_sweeps_last_run_marks_its_mlflow_parent_deleted(qa):
         f"MLflow parent run {parent} of sweep {sweep_id} marked deleted (its last run is gone)"
     )
     assert client.get_run(parent).info.lifecycle_stage == "deleted"
+
+
+def test_a_sweep_is_shown_by_a_unique_prefix_of_its_id_as_a_run_is(qa, home):
+    """`runs show` took a run by a unique prefix of its id, but a sweep only by its whole
+    id: `runs show 36d4e9` said "no run, tag or run name '36d4e9'"."""
+    import duckdb
+
+    ran = []
+    for _ in range(2):
+        code, out, err = invoke(*SWEEP, "--no-mlflow", "--json")
+        assert code == 0, err
+        ran.append(json.loads(out))
+    first_child = ran[0]["runs"][0]["run_id"]
+    # Ids that share a prefix, written where the runs keep them (sweep ids are random).
+    con = duckdb.connect(str(home / "harness.duckdb"))
+    for sweep, new_id in zip(ran, ("abc111111111", "abc222222222"), strict=True):
+        con.execute(
+            "UPDATE runs SET config = replace(config, ?, ?) WHERE "
+            "json_extract_string(config, '$.sweep.id') = ?",
+            [sweep["sweep_id"], new_id, sweep["sweep_id"]],
+        )
+    con.close()
+
+    by_prefix = shown("abc1")
+    assert by_prefix["sweep_id"] == "abc111111111"
+    assert children(by_prefix) == children(ran[0])
+    code, out, err = invoke("runs", "show", "abc2")
+    assert code == 0 and "sweep abc222222222: 2 runs over temperature" in out, err
+    # A prefix of both is refused as a run id's is; a command that takes a run names the runs.
+    code, out, err = invoke("runs", "show", "abc")
+    assert (code, out, err) == (2, "", "error: sweep id 'abc' is ambiguous: it starts 2 sweeps\n")
+    code, _, err = invoke("report", "abc1")
+    assert code == 2 and err.startswith("error: 'abc1' is a sweep of 2 runs, not a run: give")
+
+    # A prefix of a sweep's id and of a run's id is ambiguous too.
+    con = duckdb.connect(str(home / "harness.duckdb"))
+    con.execute("UPDATE runs SET config = replace(config, 'abc222222222', ?)",
+                [first_child[:5] + "zzzzzzz"])  # fmt: skip
+    con.close()
+    code, out, err = invoke("runs", "show", first_child[:5])
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: '{first_child[:5]}' is ambiguous: it starts the id of sweep "
+        f"{first_child[:5]}zzzzzzz and of run {first_child}; give more of the id\n"
+    )
+    # A run's whole id still shows the run.
+    code, out, err = invoke("runs", "show", first_child, "--json")
+    assert code == 0 and json.loads(out)["run_id"] == first_child, err
