@@ -169,8 +169,8 @@ def show(
     and with --by each run's slices.
 
     RUN is a run id (or a unique prefix), a tag, a run name, a file from
-    `harness runs export`, or a sweep's id (or a unique prefix, or its MLflow parent
-    run's id).
+    `harness runs export`, or a sweep's id (or a unique prefix, its MLflow parent run's
+    id, or the --run-name it was given: its runs are named "NAME axis=value").
     --rows prints the first 20 rows, cells cut to fit; --json prints every row (of
     those --errors and --columns select), whole, or the first N with --limit N.
 

@@ -51,8 +51,9 @@ class RunConfig:
     # Metrics and judges given as Python objects (harness.evaluate): named here, but only
     # the objects can score them again, so such a run cannot be resumed from the CLI.
     python_objects: list[str] = field(default_factory=list)
-    # The sweep this run is a point of: {"id", "axes", "values", "parent_mlflow_run_id"}, so
-    # `harness runs show SWEEP_ID` finds its children in DuckDB. None for a single run.
+    # The sweep this run is a point of: {"id", "axes", "values", "parent_mlflow_run_id",
+    # "name"}, so `harness runs show SWEEP_ID` (or NAME, the sweep's --run-name) finds its
+    # children in DuckDB. None for a single run.
     sweep: dict[str, Any] | None = None
     # An existing MLflow LoggedModel the run's MLflow results link to (harness.evaluate's
     # model_id=, or MLflow's active model) instead of the configuration's own.

@@ -87,6 +87,7 @@ class SweepResult:
     best: int | None = None  # index into runs
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # how ``find_sweep`` read its reference, when that needs saying
+    name: str | None = None  # the --run-name it was given: its children are "NAME axis=value"
 
     @property
     def errors(self) -> int:
@@ -325,7 +326,7 @@ def run_sweep(
     for point in points:
         plan = plan_run(point.config, home, provider)
         preflight(point.config, home.settings, plan.providers)
-    sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[])
+    sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[], name=base.run_name)
     if base.mlflow:
         sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
     status = "FAILED"
@@ -407,6 +408,7 @@ def _run_children(
                 "axes": sweep.axes,  # the values' order: the stored config's keys are sorted
                 "values": point.values,
                 "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
+                "name": sweep.name,  # `harness runs show NAME` finds the sweep
             },
         )
         try:
@@ -434,12 +436,13 @@ def find_sweep(
     by: Sequence[str] = (),
     max_slices: int | None = None,
 ) -> SweepResult | None:
-    """The sweep ``ref`` names (its id or a unique prefix of it, or its MLflow parent run's
-    id: ``find_sweep_id``), rebuilt from its children in DuckDB: the same table, best child
-    and JSON as when it ran (each child's sample, and its slices by the columns it was run
-    ``--by``, or by ``by`` when given, with at most ``max_slices`` values each); None when
-    no stored run belongs to such a sweep. Raises ConfigError for a ``by`` column no row
-    has or with too many values, and RunNotFound for an ambiguous prefix."""
+    """The sweep ``ref`` names (its id or a unique prefix of it, its MLflow parent run's id,
+    or the ``--run-name`` it was given: ``find_sweep_id``), rebuilt from its children in
+    DuckDB: the same table, best child and JSON as when it ran (each child's sample, and
+    its slices by the columns it was run ``--by``, or by ``by`` when given, with at most
+    ``max_slices`` values each); None when no stored run belongs to such a sweep. Raises
+    ConfigError for a ``by`` column no row has or with too many values, and RunNotFound
+    for an ambiguous prefix."""
     from harness.runner.mlflow_run import find_opened_mlflow_runs
     from harness.runner.summary import record_slices
     from harness.store.sweeps import find_sweep_id, sweep_children
@@ -470,6 +473,7 @@ def find_sweep(
         runs=[SweepRun(values(c), result(c)) for c in children],
         sweep_id=first["id"],
         note=note,
+        name=first.get("name"),
     )
     base = RunConfig.from_dict(children[0].config)
     sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)

@@ -1,8 +1,8 @@
 """Finding a sweep and its child runs in DuckDB.
 
 A sweep has no table of its own: each child run stores ``config["sweep"]`` (the sweep's
-id, the values of its point and the MLflow parent run's id), so the children are the
-runs whose stored config names the sweep.
+id, the values of its point, the MLflow parent run's id and the ``--run-name`` the sweep
+was given), so the children are the runs whose stored config names the sweep.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def find_sweep_id(db_path: Path, ref: str) -> tuple[str, str | None] | None:
     when it names none.
 
     In order, as ``find_run`` takes a run: the sweep's id or its MLflow parent run's id;
-    then, when ``ref`` is not a tag, a run id or a run name (which name a run), an
-    unambiguous prefix of a sweep id. A prefix that starts several sweep ids, or a sweep
-    id and run ids, raises RunNotFound.
+    then, when ``ref`` is not a tag, a run id or a run name (which name a run), the
+    ``--run-name`` the sweep was given (the newest sweep of that name, with a note when
+    several have it); then an unambiguous prefix of a sweep id. A prefix that starts
+    several sweep ids, or a sweep id and run ids, raises RunNotFound.
     """
     with connect(db_path, read_only=True) as con:
         whole = con.execute(
@@ -55,6 +56,12 @@ def find_sweep_id(db_path: Path, ref: str) -> tuple[str, str | None] | None:
         ).fetchone()
         if a_run:
             return None
+        named = con.execute(
+            f"SELECT {_SWEEP_ID} AS id FROM runs r "
+            "WHERE json_extract_string(r.config, '$.sweep.name') = ? "
+            "GROUP BY id ORDER BY max(r.created_at) DESC",
+            [ref],
+        ).fetchall()
         started = con.execute(
             f"SELECT DISTINCT {_SWEEP_ID} AS id FROM runs r WHERE starts_with({_SWEEP_ID}, ?) "
             "ORDER BY id",
@@ -64,6 +71,15 @@ def find_sweep_id(db_path: Path, ref: str) -> tuple[str, str | None] | None:
             "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id LIMIT 2",
             [ref],
         ).fetchall()
+    if named:
+        note = None
+        if len(named) > 1:
+            others = ", ".join(str(r[0]) for r in named[1:4]) + (", ..." if len(named) > 4 else "")
+            note = (
+                f"{len(named)} sweeps are named {ref!r}; using the newest, {named[0][0]} "
+                f"(the others: {others}; give a sweep's id for one of them)"
+            )
+        return str(named[0][0]), note
     if not started:
         return None
     if len(started) > 1:

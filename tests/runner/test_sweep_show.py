@@ -289,3 +289,34 @@ def test_a_sweep_is_shown_by_a_unique_prefix_of_its_id_as_a_run_is(qa, home):
     # A run's whole id still shows the run.
     code, out, err = invoke("runs", "show", first_child, "--json")
     assert code == 0 and json.loads(out)["run_id"] == first_child, err
+
+
+def test_a_sweep_is_shown_by_the_run_name_it_was_given(qa):
+    """A sweep run with --run-name X names its runs "X temperature=0", ...: `runs show X`
+    said "no run, tag or run name 'X'". X now shows the sweep, the newest of that name."""
+    sweeps = []
+    for _ in range(2):
+        code, out, err = invoke(*SWEEP, "--run-name", "X", "--no-mlflow", "--json")
+        assert code == 0, err
+        sweeps.append(json.loads(out))
+    names = {r["run_name"] for r in json.loads(invoke("runs", "list", "--json")[1])}
+    assert names == {"X temperature=0", "X temperature=0.7"}
+    older, newer = (s["sweep_id"] for s in sweeps)
+
+    code, out, err = invoke("runs", "show", "X")
+    assert code == 0, err
+    assert f"sweep {newer}: 2 runs over temperature" in out
+    assert err == (
+        f"note: 2 sweeps are named 'X'; using the newest, {newer} (the others: {older}; "
+        "give a sweep's id for one of them)\n"
+    )
+    assert children(shown("X")) == children(sweeps[1])
+    # A command that takes one run names the sweep's runs, as for its id.
+    code, _, err = invoke("report", "X")
+    assert code == 2 and err.startswith("error: 'X' is a sweep of 2 runs, not a run: give")
+
+    # A run's own name (or a tag) is a run's, as before.
+    code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--limit", "1",
+                            "--run-name", "X", "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    assert shown("X")["run_id"] == json.loads(out)["run_id"]
