@@ -24,9 +24,8 @@ import contextlib
 import itertools
 import json
 import os
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
 CONFIG_AXES = ("model", *TEXT_AXES)  # RunConfig fields; any other axis is a generation param
+Reopen = Callable[[], "str | None"]  # opens the sweep's parent run again; its id, or None
 
 
 @dataclass(frozen=True)
@@ -233,14 +233,6 @@ def _relative_to(value: Any, base_dir: str | os.PathLike[str] | None) -> Any:
     return value
 
 
-def _unique(values: list[Any]) -> list[Any]:
-    """Values in first-seen order, without repeats (by their JSON form: 0 and 0.0 differ)."""
-    seen: dict[str, Any] = {}
-    for value in values:
-        seen.setdefault(json.dumps(value, sort_keys=True, default=str), value)
-    return list(seen.values())
-
-
 def _once(values: Sequence[Any], said: Sequence[str]) -> list[Any]:
     """``values`` as a list; ConfigError when one repeats (by its JSON form: 0 and 0.0
     differ), with ``said[i]`` naming the repeat: a second run of a value would replay the
@@ -327,14 +319,17 @@ def run_sweep(
         plan = plan_run(point.config, home, provider)
         preflight(point.config, home.settings, plan.providers)
     sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[], name=base.run_name)
-    if base.mlflow:
-        sweep.parent_mlflow_run_id = _start_parent(base, grid, points, home, sweep, progress)
+
+    def reopen() -> str | None:
+        return _start_parent(base, grid, points, home, sweep, progress)
+
+    sweep.parent_mlflow_run_id = reopen() if base.mlflow else None
     status = "FAILED"
     try:
         # One stop request for the whole sweep: a Ctrl-C that comes while a child ends
         # (its rows all done) or between children stops the sweep, not only a child.
         with stop_on_signals() as stop, _one_spark_session(base):
-            _run_children(points, sweep, home, progress, provider, spark_target, stop)
+            _run_children(points, sweep, home, progress, provider, spark_target, stop, reopen)
         status = "FINISHED"
     except Interrupted as e:
         status = "KILLED"
@@ -392,6 +387,7 @@ def _run_children(
     provider: Provider | None,
     spark_target: SparkTarget | None,
     stop: StopRequest,
+    reopen: Reopen,
 ) -> None:
     from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
@@ -400,6 +396,8 @@ def _run_children(
         if stop.requested:
             raise Interrupted(f"interrupted by {stop.signal_name}", signum=stop.signum or 2)
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
+        if number > 1 and sweep.parent_mlflow_run_id:
+            _reopen_deleted_parent(sweep, point, home, progress, reopen)
         # The child names its sweep in its stored config: that is how the sweep is found again.
         config = replace(
             point.config,
@@ -532,27 +530,39 @@ def _start_parent(
     sweep: SweepResult,
     progress: Progress,
 ) -> str | None:
-    from harness.tracking.sweep_log import start_parent_run
+    from harness.runner.sweep_parent import start_parent
 
-    params: dict[str, Any] = {"dataset": base.data, "sweep.runs": len(points)}
-    if "model" not in grid:
-        params["model"] = base.model
-    params.update({f"param.{k}": v for k, v in sorted(base.params.items())})
-    for axis in grid:
-        labels = _unique([p.values[axis] for p in points])
-        params[f"sweep.{axis}"] = json.dumps(labels, ensure_ascii=False, default=str)
     try:
-        return start_parent_run(
-            tracking_uri=home.tracking_uri,
-            experiment=base.experiment,
-            run_name=base.run_name or f"sweep {' x '.join(grid)}",
-            params=params,
-            started_at=time.time(),
-        )
+        return start_parent(base, grid, [point.values for point in points], home)
     except HarnessError as e:  # as for a single run: MLflow failing does not stop the work
         sweep.warnings.append(f"MLflow logging failed: {e}")
         progress.note(f"MLflow logging failed: {e}")
         return None
+
+
+def _reopen_deleted_parent(
+    sweep: SweepResult, point: SweepPoint, home: Home, progress: Progress, reopen: Reopen
+) -> None:
+    """A parent run deleted while the sweep runs is opened anew for the runs left, so none
+    is logged under a deleted parent (one MLflow hides, and that cannot be finished)."""
+    from harness.runner.sweep_parent import parent_deleted
+
+    old = sweep.parent_mlflow_run_id
+    try:
+        if old is None or not parent_deleted(old, home):
+            return
+    except HarnessError as e:
+        sweep.warnings.append(f"MLflow logging failed: {e}")
+        return
+    sweep.parent_mlflow_run_id = reopen()
+    if sweep.parent_mlflow_run_id:
+        said = (
+            f"MLflow parent run {old} of sweep {sweep.sweep_id} was deleted while the sweep "
+            f"ran; the runs from {point.config.run_name} on are under a new parent run "
+            f"{sweep.parent_mlflow_run_id}"
+        )
+        sweep.warnings.append(said)
+        progress.note(said)
 
 
 def _finish_parent(sweep: SweepResult, home: Home, progress: Progress, *, status: str) -> None:

@@ -24,7 +24,13 @@ from harness.tracking.mlflow_store import (
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["SWEEP_TABLE_ARTIFACT", "SWEEP_TAG", "finish_parent_run", "start_parent_run"]
+__all__ = [
+    "SWEEP_TABLE_ARTIFACT",
+    "SWEEP_TAG",
+    "finish_parent_run",
+    "parent_run_deleted",
+    "start_parent_run",
+]
 
 SWEEP_TABLE_ARTIFACT = "sweep_comparison.json"
 SWEEP_TAG = "harness.sweep"
@@ -69,6 +75,22 @@ def start_parent_run(
         )
         client.log_batch(run.info.run_id, params=mlflow_params(params))
     return run.info.run_id
+
+
+def parent_run_deleted(run_id: str, *, tracking_uri: str) -> bool:
+    """Whether the parent run ``run_id`` is deleted (or gone from the store): by
+    `harness runs delete` of the sweep's last run so far, or in MLflow, while it ran."""
+    from mlflow.exceptions import MlflowException
+
+    with mapped_errors(f"cannot read sweep run {run_id} in MLflow at {tracking_uri}"):
+        client, _ = open_store(tracking_uri)
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as e:
+            if e.error_code == "RESOURCE_DOES_NOT_EXIST":  # deleted for good (`mlflow gc`)
+                return True
+            raise
+        return bool(run.info.lifecycle_stage == "deleted")
 
 
 def finish_parent_run(

@@ -383,3 +383,49 @@ def test_the_sweep_tables_counts_have_thousands_separators(tmp_path, monkeypatch
     assert code == 1, err
     table = [line.split("│") for line in out.splitlines() if "│" in line]
     assert [[cell.strip() for cell in line[3:5]] for line in table] == [["2,000", "1,000"]] * 2
+
+
+def test_a_parent_deleted_between_runs_is_opened_again_for_the_runs_left(qa, home):
+    """`harness runs delete` of a sweep's only stored run, between two of its runs (from
+    another terminal), takes the MLflow parent with it; the sweep went on logging its next
+    run under the deleted parent (which MLflow hides) and could not finish it ("must be
+    in the 'active' state"). The runs left now go under a new parent, which it finishes."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+    from harness.runner.deletion import delete_run
+    from harness.runner.progress import NullProgress
+    from harness.store.runs import list_runs
+
+    deleted: list[str] = []
+
+    class DeletesTheFirstRun(NullProgress):  # what the other terminal does, at that moment
+        def note(self, message: str) -> None:
+            super().note(message)
+            if message.startswith("sweep run 2 of 2"):
+                [first] = list_runs(resolve_home().db_path)
+                gone = delete_run(resolve_home(), first.run_id)
+                assert gone.sweep_parent is not None
+                deleted.append(gone.sweep_parent)
+
+    progress = DeletesTheFirstRun()
+    base = RunConfig(data="qa", model=MODEL, metrics=["exact_match"], run_name="S", limit=2)
+    sweep = run_sweep(base, {"temperature": [0, 0.7]}, progress=progress)
+    [old] = deleted
+    new = sweep.parent_mlflow_run_id
+    assert new is not None and new != old
+    said = (
+        f"MLflow parent run {old} of sweep {sweep.sweep_id} was deleted while the sweep ran; "
+        f"the runs from S temperature=0.7 on are under a new parent run {new}"
+    )
+    assert sweep.warnings == [said] and said in progress.notes
+
+    uri = resolve_home().tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    parent = client.get_run(new)
+    assert (parent.info.lifecycle_stage, parent.info.status) == ("active", "FINISHED")
+    assert parent.data.tags["harness.sweep.axes"] == "temperature"
+    child = client.get_run(sweep.runs[1].result.mlflow_run_id)
+    assert child.data.tags["mlflow.parentRunId"] == new
+    [left] = list_runs(resolve_home().db_path)
+    assert left.config["sweep"]["parent_mlflow_run_id"] == new
