@@ -51,6 +51,7 @@ from harness.numbers import number, signed
 from harness.stats import DEFAULT_ALPHA, holm
 from harness.stats.quantiles import normal_quantile, t_quantile
 from harness.store.scores import Bounds
+from harness.wording import plural
 
 __all__ = ["check", "undecided"]
 
@@ -262,7 +263,7 @@ def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> 
     if stats.no_spread:  # the exact sign test decides (harness.stats.paired)
         each = "cluster's mean" if stats.clusters else "row"
         interval = f"{signed(stats.diff, 4)} on every {each} (no spread)"
-    units = f"{stats.clusters} clusters" if stats.clusters else f"{stats.n:,} rows"
+    units = plural(stats.clusters, "cluster") if stats.clusters else plural(stats.n, "row")
     by = f" (exact sign test on {units})" if stats.no_spread else ""
     allowed = number(margin) + (f" ({gate.threshold:g}%)" if gate.rule == "max_drop_pct" else "")
     way = "drop" if direction > 0 else "rise"

@@ -48,6 +48,7 @@ from harness.errors import ConfigError, DataError
 from harness.metrics import metric_direction
 from harness.slices import DEFAULT_MAX_VALUES, check_by
 from harness.stats import DEFAULT_ALPHA, DEFAULT_POWER, holm
+from harness.wording import plural
 
 __all__ = ["DEFAULT_ROWS", "Margin", "compare", "parse_margin"]
 
@@ -247,7 +248,9 @@ def _sample_note(
     if samples[0] and n_common == n_base == n_candidate:
         return f"both runs are the same sample: {describe_sample(samples[0])}"
     sides = [
-        f"{role} is a sample of {describe_sample(sample)}" if sample else f"{role} has {n:,} rows"
+        f"{role} is a sample of {describe_sample(sample)}"
+        if sample
+        else f"{role} has {plural(n, 'row')}"
         for role, sample, n in zip(
             ("base", "candidate"), samples, (n_base, n_candidate), strict=True
         )

@@ -16,6 +16,7 @@ from harness.numbers import clip, number
 from harness.prompts import prompt_digest
 from harness.sampling import describe_sample
 from harness.store.scores import asked_metrics
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.report.rows import ReportRun
@@ -107,9 +108,9 @@ def run_facts(run: ReportRun) -> list[Fact]:
     rows = run.scores.rows
     failed = int(rows["error"].notna().sum()) if len(rows) else 0
     status = info.status + (
-        f", {info.rows_done:,} of {info.rows_total:,} rows"
+        f", {info.rows_done:,} of {plural(info.rows_total, 'row')}"
         if info.rows_done != info.rows_total
-        else f", {info.rows_done:,} rows"
+        else f", {plural(info.rows_done, 'row')}"
     )
     facts.append(Fact("status", status, warn=info.status != "finished"))
     if failed:

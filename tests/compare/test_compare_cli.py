@@ -4,6 +4,7 @@ run files, tags and names, the pairing, every output format."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -393,3 +394,23 @@ def test_comparing_a_run_with_itself_warns_in_one_line(
     assert invoke("runs", "export", "perfect", str(exported))[0] == 0
     code, _, err = invoke("compare", str(exported), "perfect")
     assert code == 0 and err == warning
+
+
+def test_counts_of_one_agree_with_their_noun_on_every_surface(tmp_path: Path) -> None:
+    """A comparison of two one-row runs said '1 rows got worse' in the terminal and the
+    Markdown, and '1 rows' in the HTML report's run lines, paired rows and status."""
+    base = write_run(tmp_path / "base.jsonl", run_id="obase", scores={"f1": [0.9]})
+    cand = write_run(tmp_path / "cand.jsonl", run_id="ocand", scores={"f1": [0.1]})
+    surfaces = {}
+    for name, args in {
+        "terminal": ("compare",),
+        "markdown": ("compare", "--markdown"),
+        "html": ("report", "-o", "-"),
+    }.items():
+        code, surfaces[name], err = invoke(*args, str(base), str(cand))
+        assert code == 0, (name, err)
+    for name, text in surfaces.items():
+        assert re.search(r"\b1(\*\*)? rows\b", text) is None, name
+    assert "1 row got worse, 0 got better" in surfaces["terminal"]
+    assert "**1** row got worse" in surfaces["markdown"]
+    assert "1 row got worse" in surfaces["html"] and "finished, 1 row<" in surfaces["html"]

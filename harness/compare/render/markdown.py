@@ -70,7 +70,7 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     lines += _note_lines(candidate.notes)
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
     lines += [
-        f"{candidate.paired:,} paired rows{cluster}. "
+        f"{candidate.paired:,} paired {'row' if candidate.paired == 1 else 'rows'}{cluster}. "
         + (_cell(candidate.interval_legend) or "Means and changes with 95% intervals.")
         + " p-values Holm-adjusted across every metric compared.",
         "",
@@ -147,8 +147,10 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
 
 
 def _flips(candidate: CandidateResult) -> list[str]:
+    worse = candidate.regressions_total
     lines = [
-        f"**{candidate.regressions_total:,}** rows got worse, **{candidate.improvements_total:,}** "
+        f"**{worse:,}** {'row' if worse == 1 else 'rows'} got worse, "
+        f"**{candidate.improvements_total:,}** "
         "got better.",
         "",
     ]

@@ -91,8 +91,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
     out += _slices(comparison, candidate)
     out.append(
         Text(
-            f"{candidate.regressions_total:,} rows got worse, {candidate.improvements_total:,} "
-            "got better"
+            f"{plural(candidate.regressions_total, 'row')} got worse, "
+            f"{candidate.improvements_total:,} got better"
             + (
                 f" (showing up to {max(len(candidate.regressions), len(candidate.improvements)):,}"
                 " of each)"
