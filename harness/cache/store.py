@@ -33,42 +33,30 @@ import diskcache
 
 from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_created_at
 from harness.cache.explain import distance, prompt_text
+from harness.cache.faults import cache_fault
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
 from harness.cache.readonly import ImmutableCache, merged, unwritable
 from harness.errors import (
-    CacheBusy,
     CacheCorrupt,
     CacheError,
     DiskFull,
-    HarnessError,
     NotWritable,
 )
-from harness.faults import environment_fault, first_line
 from harness.wording import storable
 
 __all__ = [
-    "FULL_DISK_HINT",
     "REPAIR_HINT",
     "STORE_PROBLEM",
     "EntryStore",
     "ResponseCache",
     "SafeDisk",
-    "cache_fault",
 ]
 
 # What a message about a damaged entry goes on with, wherever one stops a command.
 REPAIR_HINT = (
     "the cache is damaged: `harness cache verify` lists its damaged entries, "
     "`harness cache prune` removes them"
-)
-
-# What a full disk met while opening the cache goes on with: SQLite needs room to open the
-# cache to write (and to delete from it, which frees no room in cache.db anyway), so only
-# ``clear``, which deletes the files, works then (a reader opens it as immutable).
-FULL_DISK_HINT = (
-    "free space on that disk, or run `harness cache clear --yes` (it works on a full disk; "
-    "every cached response is removed)"
 )
 
 _SEP = "\x1f"  # between the family and the prompt sort key in a row's tag
@@ -543,47 +531,6 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
-
-
-def cache_fault(
-    error: BaseException, directory: Path, action: str = "writing", *, waited: float = 60.0
-) -> HarnessError:
-    """A full disk, a read-only cache folder or a cache another process holds (after
-    ``waited`` seconds) named as such; else a ``CacheError``."""
-    fault = environment_fault(error, directory, action=action)
-    if fault is None and action == "opening" and "disk i/o error" in str(error).lower():
-        # SQLite cannot make its shared-memory file (cache.db-shm) on a full disk
-        with contextlib.suppress(OSError):
-            if os.statvfs(directory).f_bavail == 0:
-                fault = DiskFull(
-                    f"no space left on device while opening {directory}", path=str(directory)
-                )
-    if isinstance(fault, DiskFull) and action == "opening":
-        return DiskFull(f"{fault}; {FULL_DISK_HINT}", path=fault.path)
-    if fault is not None:
-        return fault
-    if action == "opening":  # SQLite says only "unable to open database file"
-        if directory.exists() and not directory.is_dir():
-            return CacheError(
-                f"cannot open the cache at {directory}: it is a file, not a folder; "
-                "move it aside (harness makes a new cache there)"
-            )
-        if directory.is_dir() and not os.access(directory, os.W_OK):
-            return NotWritable(
-                f"the cache at {directory} is read-only, and this command writes to it "
-                "(`--cache replay`, `cache stats`, `verify` and `export` only read): make the "
-                "folder writable, or copy the project home somewhere writable and point --home "
-                "at the copy",
-                path=str(directory),
-            )
-    if isinstance(error, diskcache.Timeout) or "database is locked" in str(error):
-        return CacheBusy(
-            f"the cache at {directory} is held by another process (waited {waited:g} s); "
-            "try again when it finishes",
-            path=str(directory),
-        )
-    verb = "open" if action == "opening" else "write"
-    return CacheError(f"cannot {verb} the cache at {directory}: {first_line(error)}")
 
 
 def _size_on_disk(directory: Path) -> int:

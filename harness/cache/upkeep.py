@@ -10,7 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from harness.cache.store import ResponseCache, SafeDisk, cache_fault
+from harness.cache.faults import cache_fault
+from harness.cache.store import ResponseCache, SafeDisk
 from harness.errors import DiskFull
 
 __all__ = ["cache_stats", "clear_cache"]
