@@ -542,6 +542,7 @@ def _import(
             source=str(path),
             home=home,
             number_repeated_ids=True,  # mlflow.evaluate has no row ids: an id may repeat
+            lists_in_text=data_module.holds_text_only(path),
             **mapping,
         )
     elif frame is None:

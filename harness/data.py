@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import resolve_home
-from harness.data_files import read_table
+from harness.data_files import FORMATS, read_table
 from harness.errors import DataError, DuplicateId, MissingId
 from harness.slices.labels import is_missing
 from harness.store.datasets import DatasetInfo, Example, resolve_dataset, save_dataset
@@ -80,7 +80,15 @@ def import_file(
         id=id,
         skip=skip or (),
         home=home,
+        lists_in_text=holds_text_only(source),
     )
+
+
+def holds_text_only(path: Path) -> bool:
+    """Whether ``path`` is a CSV or TSV file, whose cells are text only: there an
+    ``expected`` cell written as a JSON list is several answers. A JSON, JSONL or Parquet
+    file has lists of its own, so its text is one answer whatever it looks like."""
+    return FORMATS.get(path.suffix.lower()) in ("csv", "tsv")
 
 
 def import_dataframe(
@@ -96,6 +104,7 @@ def import_dataframe(
     source: str | None = None,
     number_repeated_ids: bool = False,
     require_input: bool = True,
+    lists_in_text: bool = True,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
@@ -111,6 +120,10 @@ def import_dataframe(
     with ``id=`` must be unique and in every row.
     Without ``require_input`` (outputs already in the data: ``predictions=``), data with no
     input column imports, each row's input the empty text.
+    With ``lists_in_text`` (the default: a DataFrame read with ``pd.read_csv`` holds text
+    only), an ``expected`` text written as a JSON list (``'["d1", "d2"]'``) is several
+    answers, as in a Spark DataFrame (Spark's JSON reader makes a column of lists and texts
+    a text column); without it, one answer.
     """
     arguments = dict(
         name=name,
@@ -120,6 +133,7 @@ def import_dataframe(
         id=id,
         home=home,
         require_input=require_input,
+        lists_in_text=lists_in_text,
     )
     try:
         return _import_frame(df, source, skip, **arguments)
@@ -197,13 +211,16 @@ def import_records(
     skip: Collection[str] = (),
     home: str | os.PathLike[str] | None = None,
     require_input: bool = True,
+    lists_in_text: bool = True,
 ) -> ImportResult:
     """Import rows that arrive in batches (dicts with ``columns``), in bounded memory.
 
     Each batch is mapped as a file's rows are and digested in order, so the same rows give
     the same version as from a file, then written to a Parquet file in a temporary folder;
     the store takes the version from there in one transaction (or finds it already there).
-    Memory holds one batch, whatever the number of rows.
+    Memory holds one batch, whatever the number of rows. With ``lists_in_text`` (a Spark
+    table's text column may hold lists as JSON text), an expected text written as a JSON
+    list is several answers.
     """
     import tempfile
 
@@ -227,7 +244,8 @@ def import_records(
         with pq.ParquetWriter(staged, EXAMPLE_SCHEMA) as writer:
             for batch in batches:
                 examples = [
-                    to_example(record, digest.rows + n, mapping) for n, record in enumerate(batch)
+                    to_example(record, digest.rows + n, mapping, lists_in_text)
+                    for n, record in enumerate(batch)
                 ]
                 for example in examples:
                     digest.update(example)
@@ -302,13 +320,14 @@ def _optional_text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def _answers(value: Any) -> tuple[str, ...]:
-    """One expected answer, a list of them, or a JSON list written in a CSV cell."""
+def _answers(value: Any, lists_in_text: bool) -> tuple[str, ...]:
+    """One expected answer, a list of them, or (``lists_in_text``: a CSV cell, which holds
+    text only) a JSON list written as text."""
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     if is_missing(value) or value == "":
         return ()
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+    if lists_in_text and isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         try:
             parsed = json.loads(value)
         except ValueError:
@@ -365,8 +384,11 @@ def map_columns(
     }
 
 
-def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) -> Example:
-    """One source row (0-based ``position``) as an example; every unmapped column is extra."""
+def to_example(
+    record: dict[str, Any], position: int, mapping: ColumnMapping, lists_in_text: bool = False
+) -> Example:
+    """One source row (0-based ``position``) as an example; every unmapped column is extra.
+    With ``lists_in_text``, an expected text written as a JSON list is several answers."""
     # No input column only where the outputs are in the data (evaluate's predictions=).
     raw_input = record[mapping["input"]] if mapping["input"] else ""
     if mapping["input"] and (is_missing(raw_input) or _text(raw_input).strip() == ""):
@@ -385,7 +407,9 @@ def to_example(record: dict[str, Any], position: int, mapping: ColumnMapping) ->
     return Example(
         id=str(position) if id_column is None else _text(raw_id),
         input=_text(raw_input),
-        expected=_answers(record[mapping["expected"]]) if mapping["expected"] else (),
+        expected=(
+            _answers(record[mapping["expected"]], lists_in_text) if mapping["expected"] else ()
+        ),
         context=_optional_text(raw_context),
         extra={k: _jsonable(v) for k, v in record.items() if k not in mapped},
     )
@@ -400,6 +424,7 @@ def to_examples(
     id: str | None = None,
     skip: Collection[str] = (),
     require_input: bool = True,
+    lists_in_text: bool = False,
 ) -> tuple[list[Example], ColumnMapping]:
     """Map a DataFrame's columns to examples; return them and the mapping used."""
     names = [str(c) for c in df.columns]
@@ -415,7 +440,7 @@ def to_examples(
     examples: list[Example] = []
     seen: dict[str, int] = {}
     for position, record in enumerate(df.to_dict(orient="records")):
-        example = to_example(record, position, mapping)
+        example = to_example(record, position, mapping, lists_in_text)
         if example.id in seen:
             raise DuplicateId(example.id, (seen[example.id], position + 1))
         seen[example.id] = position + 1
@@ -464,6 +489,7 @@ def _import(
     skip: Collection[str],
     home: str | os.PathLike[str] | None,
     require_input: bool = True,
+    lists_in_text: bool = False,
 ) -> ImportResult:
     _check_name(name)
     if len(df) == 0:
@@ -476,6 +502,7 @@ def _import(
         id=id,
         skip=skip,
         require_input=require_input,
+        lists_in_text=lists_in_text,
     )
     digest = content_digest(examples)
     db_path = resolve_home(home).db_path

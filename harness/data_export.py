@@ -115,8 +115,9 @@ def _record(example: Example, *, csv_cells: bool) -> dict[str, Any]:
 
 def _expected(answers: tuple[str, ...], csv_cells: bool) -> Any:
     """One answer as its text, else the list: the importer reads an empty cell as no
-    answer and a cell written as a JSON list as several, so those go as a list."""
-    if len(answers) == 1 and answers[0] and not _looks_like_list(answers[0]):
+    answer, and a CSV cell written as a JSON list as several, so those go as a list (one
+    answer that looks like a list is ``["[1, 2]"]`` in a CSV, its text in JSONL)."""
+    if len(answers) == 1 and answers[0] and not (csv_cells and _looks_like_list(answers[0])):
         return answers[0]
     if csv_cells:
         return json.dumps(list(answers), ensure_ascii=False) if answers else ""

@@ -452,3 +452,68 @@ def test_a_csv_and_a_jsonl_of_the_same_rows_store_the_same_rows(tmp_path: Path) 
     assert from_csv["digest"] == from_jsonl["digest"]
     code, out, _ = invoke("data", "import", str(jsonl_path), "--name", "qa", "--json")
     assert code == 0 and json.loads(out)["created"] is False  # the CSV's version already
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
+def test_a_json_text_that_looks_like_a_list_is_one_answer(
+    tmp_path: Path, home: Path, fmt: str
+) -> None:
+    """An expected answer "[1, 2]" in a JSONL file (a JSON or Parquet text too) was parsed
+    as the two answers 1 and 2, so `data show --json` said ["1", "2"] and exact_match
+    compared the output with "1" or "2": only a CSV cell, text only, is read as a JSON list.
+    The same rows as CSV, with the cell ["[1, 2]"], store the same answers."""
+    rows = [
+        {"input": "What does sorted([2, 1]) return?", "expected": "[1, 2]", "out": "[1, 2]"},
+        {"input": "And sorted([])?", "expected": "[]", "out": "[]"},
+    ]
+    path = tmp_path / f"qa.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif fmt == "json":
+        path.write_text(json.dumps(rows))
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    code, _, err = invoke("data", "import", str(path), "--name", "qa")
+    assert code == 0, err
+    code, out, _ = invoke("data", "show", "qa", "--json")
+    shown = json.loads(out)
+    assert [e["expected"] for e in shown["examples"]] == [["[1, 2]"], ["[]"]]
+
+    csv_path = tmp_path / "qa.csv"
+    csv_path.write_text(
+        "input,expected,out\n"
+        '"What does sorted([2, 1]) return?","[""[1, 2]""]","[1, 2]"\n'
+        '"And sorted([])?","[""[]""]","[]"\n'
+    )
+    code, out, err = invoke("data", "import", str(csv_path), "--name", "qa", "--json")
+    assert code == 0, err
+    assert json.loads(out)["created"] is False  # the same rows: the same version
+
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "column:out", "--metric", "exact_match",
+        "--json", "--no-mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["exact_match"]["mean"] == 1.0
+
+
+def test_a_dataframe_or_csv_given_to_evaluate_reads_a_text_list_as_answers(
+    tmp_path: Path, home: Path
+) -> None:
+    """harness.evaluate reads a JSON list written as text in a CSV's cell, or in a pandas
+    DataFrame's (pd.read_csv's cells are text only), as several answers, as documented;
+    a JSONL file given to it keeps the text as one answer."""
+    import harness
+
+    csv_path = tmp_path / "qa.csv"
+    csv_path.write_text('question,answer,out\n"Which?","[""a"", ""b""]","b"\n')
+    jsonl_path = tmp_path / "qa.jsonl"
+    jsonl_path.write_text(json.dumps({"question": "Which?", "answer": "[1, 2]", "out": "[1, 2]"}))
+    for data in (str(csv_path), pd.read_csv(csv_path), str(jsonl_path)):
+        result = harness.evaluate(
+            data=data, predictions="out", metrics=["exact_match"], log_to_mlflow=False
+        )
+        assert result.metrics["exact_match/mean"] == 1.0
+    db = home / "harness.duckdb"
+    stored = [load_examples(db, d)[0].expected for d in list_datasets(db)]
+    assert sorted(stored) == [("[1, 2]",), ("a", "b"), ("a", "b")]

@@ -139,3 +139,17 @@ def test_version_picks_an_older_version(tmp_path: Path, home: Path, qa_file: Pat
         "data", "export", f"qa@{first.version}", "--version", "x", "-o", "y.csv"
     )
     assert code == 2 and "not both" in stderr
+
+
+def test_one_answer_that_looks_like_a_list_is_its_text_in_jsonl(tmp_path: Path, home: Path) -> None:
+    """JSONL export wrote the one answer "[1, 2]" as the list ["[1, 2]"], as the importer
+    once read a JSON text "[1, 2]" as two answers; now a JSON text is one answer, so it is
+    written as the text. A CSV, text only, still writes it as the list of one."""
+    source = tmp_path / "listy.jsonl"
+    source.write_text(json.dumps({"input": "sorted([2, 1])?", "expected": "[1, 2]"}) + "\n")
+    imported = import_file(source, name="qa").dataset
+    for suffix, line in ((".jsonl", '"expected": "[1, 2]"'), (".csv", '"[""[1, 2]""]"')):
+        out = tmp_path / f"qa{suffix}"
+        export_dataset("qa", out)
+        assert line in out.read_text()
+        assert import_file(out, name="qa").dataset.version == imported.version
