@@ -385,8 +385,8 @@ def tag(ctx: click.Context, run_ref: str, name: str) -> None:
     """Pin the tag NAME on RUN; use NAME wherever a run id goes.
 
     A tag names one run: tagging another run with the same NAME moves it. NAME may not
-    be a run's name or the start of run ids, which it would hide, nor end in .jsonl,
-    .jsonl.gz or .parquet, which is read as a run file.
+    be a run's name, a sweep's --run-name or the start of run or sweep ids, which it
+    would hide, nor end in .jsonl, .jsonl.gz or .parquet, which is read as a run file.
 
     \b
     Example:

@@ -13,7 +13,7 @@ from harness.errors import RunNotFound
 from harness.store.db import connect
 from harness.store.runs import _RUN_COLUMNS, RunInfo, _run_info
 
-__all__ = ["find_sweep_id", "sweep_children"]
+__all__ = ["find_sweep_id", "sweep_children", "sweeps_hidden_by"]
 
 _SWEEP_ID = "json_extract_string(r.config, '$.sweep.id')"
 
@@ -91,3 +91,22 @@ def find_sweep_id(db_path: Path, ref: str) -> tuple[str, str | None] | None:
             "give more of the id"
         )
     return str(started[0][0]), None
+
+
+def sweeps_hidden_by(db_path: Path, tag: str) -> tuple[list[str], list[str]]:
+    """The ids of the sweeps given the ``--run-name`` ``tag`` (newest first), and of those
+    whose id ``tag`` starts: a tag is taken before either (``find_sweep_id``), so it would
+    hide them."""
+    with connect(db_path, read_only=True) as con:
+        named = con.execute(
+            f"SELECT {_SWEEP_ID} AS id FROM runs r "
+            "WHERE json_extract_string(r.config, '$.sweep.name') = ? "
+            "GROUP BY id ORDER BY max(r.created_at) DESC",
+            [tag],
+        ).fetchall()
+        started = con.execute(
+            f"SELECT DISTINCT {_SWEEP_ID} AS id FROM runs r WHERE starts_with({_SWEEP_ID}, ?) "
+            "ORDER BY id",
+            [tag],
+        ).fetchall()
+    return [str(r[0]) for r in named], [str(r[0]) for r in started]

@@ -3,10 +3,11 @@ run by id, tag or run name.
 
 A tag names one run at a time; tagging another run with the same name moves it, as a
 baseline moves when a better run replaces it. A tag may not be another run's name or start
-run ids: it would hide them. A run may take its own name as a tag: that pins it among the
-runs of that name. A run named later like a tag (or like the start of a run id) is hidden
-all the same, so ``find_run`` says so in its note, and the commands that write (``runs
-delete``, ``runs log``) refuse such a reference.
+run ids, nor a sweep's ``--run-name`` or the start of sweep ids: it would hide them. A run
+may take its own name as a tag: that pins it among the runs of that name. A run named
+later like a tag (or like the start of a run id) is hidden all the same, so ``find_run``
+says so in its note, and the commands that write (``runs delete``, ``runs log``) refuse
+such a reference.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]
             f"tag {name!r} is the name of {_runs(named)}; a tag must not hide a run name: "
             "choose another tag"
         )
+    _check_sweeps(db_path, name, info)
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         row = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [name]).fetchone()
@@ -60,6 +62,24 @@ def tag_run(db_path: Path, run_id: str, name: str) -> tuple[RunInfo, str | None]
         con.execute("COMMIT")
     previous = row[0] if row and row[0] != info.run_id else None
     return info, previous
+
+
+def _check_sweeps(db_path: Path, name: str, info: RunInfo) -> None:
+    """Refuse a tag that is a sweep's ``--run-name`` or starts a sweep's id: `runs show
+    NAME` takes a tag first, so it would show the run instead of the sweep. A run named
+    NAME already hides the sweep, so it may take its own name as a tag."""
+    from harness.store.sweeps import sweeps_hidden_by
+
+    named, started = sweeps_hidden_by(db_path, name)
+    if named and info.run_name != name:
+        shown = ", ".join(named[:3]) + (", ..." if len(named) > 3 else "")
+        sweeps = f"sweep {shown}" if len(named) == 1 else f"{len(named)} sweeps ({shown})"
+        raise ConfigError(
+            f"tag {name!r} is the name of {sweeps}; a tag must not hide a sweep's name: "
+            "choose another tag"
+        )
+    if started:
+        raise ConfigError(f"tag {name!r} would hide the sweep ids it starts; choose another name")
 
 
 def run_tags(db_path: Path) -> dict[str, list[str]]:

@@ -320,3 +320,36 @@ def test_a_sweep_is_shown_by_the_run_name_it_was_given(qa):
                             "--run-name", "X", "--no-mlflow", "--json")  # fmt: skip
     assert code == 0, err
     assert shown("X")["run_id"] == json.loads(out)["run_id"]
+
+
+def test_a_tag_may_not_hide_a_sweeps_name_or_id(qa):
+    """`runs tag RUN X`, X a sweep's --run-name, was taken: `runs show X` then showed RUN
+    instead of the sweep, silently. It is refused as a tag naming another run is, and so
+    is a tag that starts a sweep's id; a run named X (which shows for X) may take it."""
+    code, out, err = invoke(*SWEEP, "--run-name", "X", "--no-mlflow", "--json")
+    assert code == 0, err
+    sweep = json.loads(out)["sweep_id"]
+    code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--limit", "1",
+                            "--no-mlflow", "--json")  # fmt: skip
+    assert code == 0, err
+    run = json.loads(out)["run_id"]
+
+    code, out, err = invoke("runs", "tag", run, "X")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: tag 'X' is the name of sweep {sweep}; a tag must not hide a sweep's name: "
+        "choose another tag\n"
+    )
+    code, out, err = invoke("runs", "tag", run, sweep[:-1])
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: tag '{sweep[:-1]}' would hide the sweep ids it starts; choose another name\n"
+    )
+    assert shown("X")["sweep_id"] == sweep
+    assert invoke("runs", "list", "--json")[1].count('"tags": []') == 3  # nothing written
+
+    code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--limit", "1",
+                            "--run-name", "X", "--no-mlflow", "--json")  # fmt: skip
+    named = json.loads(out)["run_id"]
+    code, out, err = invoke("runs", "tag", named, "X")
+    assert (code, out) == (0, f"tagged run {named} 'X'\n"), err
