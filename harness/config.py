@@ -14,6 +14,7 @@ The project home holds everything harness writes::
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -95,9 +96,11 @@ SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
 CHECK_SETTINGS = ("baseline", "cluster", "max_missing")
 GATE_RULES = ("min", "max", "max_drop", "max_drop_pct")
 ERRORS_GATE_RULES = ("max_rate",)
+# [rate_limits."URI"], and the limits every [providers.NAME] may set.
+RATE_LIMIT_KEYS = frozenset({"requests_per_minute", "tokens_per_minute"})
 # [providers.NAME]: the HTTP providers, which are the ones with settings.
 PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
-    name: frozenset({"requests_per_minute", "tokens_per_minute", *keys})
+    name: frozenset({*RATE_LIMIT_KEYS, *keys})
     for name, keys in {
         "openai": ("base_url", "api_key_env"),
         "anthropic": ("base_url", "api_key_env"),
@@ -159,7 +162,27 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
         for key in ("base_url", "host"):
             if key in table:
                 _check_url(table[key], f"{where}: [providers.{provider}] {key}")
+    _check_rate_limits(settings.get("rate_limits", {}), where)
     return settings
+
+
+def _check_rate_limits(table: Any, where: str) -> None:
+    """A misspelt limit would leave the model unlimited, the run sent at full speed."""
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where}: rate_limits must be a table ([rate_limits."URI"])')
+    for uri, limits in table.items():
+        name = f"[rate_limits.{json.dumps(uri, ensure_ascii=False)}]"
+        if not isinstance(limits, dict):
+            raise ConfigError(
+                f"{where}: {name} must be a table such as "
+                f"{{ requests_per_minute = 100 }}, not {limits!r}"
+            )
+        extra = sorted(set(limits) - RATE_LIMIT_KEYS)
+        if extra:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(extra)} in {name}; "
+                f"known: {', '.join(sorted(RATE_LIMIT_KEYS))}"
+            )
 
 
 def _check_url(value: Any, where: str) -> None:

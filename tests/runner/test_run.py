@@ -131,6 +131,30 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            '[rate_limits."echo"]\nrequest_per_minute = 5\n',
+            'harness.toml: unknown key(s) request_per_minute in [rate_limits."echo"]; '
+            "known: requests_per_minute, tokens_per_minute",
+        ),
+        (
+            '[rate_limits]\n"echo" = 5\n',
+            'harness.toml: [rate_limits."echo"] must be a table such as '
+            "{ requests_per_minute = 100 }, not 5",
+        ),
+    ],
+)
+def test_a_misspelt_rate_limit_is_exit_2_not_an_unlimited_run(
+    table: str, message: str, qa: str, home: Path
+) -> None:
+    (home / "harness.toml").write_text(table)
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out) == (2, "") and err == f"error: {message}\n"
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_failed_rows_exit_1_then_resume_finishes(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
