@@ -263,13 +263,15 @@ def plan_run(
             f"{dataset.ref} has no column {provider.model!r} for {provider.uri}; its other "
             f"columns: {', '.join(sorted(available - {'id', 'input'})) or 'none'}"
         )
+    from harness.judges.resolve import available_judges, resolve_judges
+
     judges: list[Any] = []
     if config.judges:
-        from harness.judges.resolve import resolve_judges
-
         judges = resolve_judges(
             config.judges, home=home, judges_file=config.judges_file, guidelines=config.guidelines
         )
+    else:  # a --judges FILE, and harness.toml's [judges.NAME], are read and checked all the same
+        available_judges(home=home, judges_file=config.judges_file, guidelines=config.guidelines)
     check_scoring(
         scoring,
         judges=judges,

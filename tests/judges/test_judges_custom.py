@@ -372,3 +372,31 @@ def test_a_label_judge_shows_its_labels_in_the_table_and_feedback(
             *(("tone", label, f"sounds {label}") for label in answers.values()),
             ("exact_match", 0.0, None),
         }
+
+
+@pytest.mark.parametrize(
+    ("toml", "judges_file", "message"),
+    [
+        ("", "missing.toml", "no such file: {tmp}/missing.toml"),
+        (
+            '[judges.x]\nprompt = "{{outptu}}"\n',
+            None,
+            "{home}/harness.toml: [judges.x]: judge 'x': unknown placeholder(s) {{outptu}}; "
+            "a judge prompt can use {{input}}, {{output}}, {{expected}}, {{context}}",
+        ),
+    ],
+)
+def test_a_run_without_judge_still_refuses_a_bad_judges_file_or_table(
+    qa: str, home: Path, tmp_path: Path, toml: str, judges_file: str | None, message: str
+) -> None:
+    (home / "harness.toml").write_text(toml)
+    extra = ["--judges", str(tmp_path / judges_file)] if judges_file else []
+    result = CliRunner().invoke(
+        cli, ["run", "--data", "qa", "--model", "echo", "--no-mlflow", *extra]
+    )
+    expected = message.format(tmp=tmp_path, home=resolve_home(home).path)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {expected}\n"
+    from harness.store.runs import list_runs
+
+    assert list_runs(resolve_home(home).db_path) == []
