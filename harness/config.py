@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ DEFAULT_BATCH_ROWS = 1000  # rows per DuckDB write transaction...
 DEFAULT_BATCH_SECONDS = 2.0  # ...or fewer, when this much time has passed since the last write
 
 HOME_ENV = "HARNESS_HOME"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SETTINGS_FILE = "harness.toml"
 
 
@@ -162,8 +164,20 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
         for key in ("base_url", "host"):
             if key in table:
                 _check_url(table[key], f"{where}: [providers.{provider}] {key}")
+        if "api_key_env" in table:
+            _check_env_name(table["api_key_env"], f"{where}: [providers.{provider}] api_key_env")
     _check_rate_limits(settings.get("rate_limits", {}), where)
     return settings
+
+
+def _check_env_name(value: Any, where: str) -> None:
+    """``api_key_env`` names a variable; a key pasted in its place would be shown in every
+    failed call's message and stored with the run, so the value itself is never echoed."""
+    if not isinstance(value, str) or not _ENV_NAME.match(value):
+        raise ConfigError(
+            f"{where} must name an environment variable (letters, digits and _, such as "
+            "MY_SERVER_KEY) that holds the key, not the key itself"
+        )
 
 
 def _check_rate_limits(table: Any, where: str) -> None:

@@ -155,6 +155,23 @@ def test_a_misspelt_rate_limit_is_exit_2_not_an_unlimited_run(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize("value", ['"sk-proj-abc123"', "5"])
+def test_api_key_env_that_is_not_a_variable_name_is_exit_2_and_not_shown(
+    value: str, qa: str, home: Path
+) -> None:
+    # A key pasted where its variable's name goes was sent nowhere, but shown in every
+    # failed row's error ("(check sk-proj-abc123)") and stored; a number was a traceback.
+    (home / "harness.toml").write_text(f"[providers.openai]\napi_key_env = {value}\n")
+    code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--no-mlflow")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: harness.toml: [providers.openai] api_key_env must name an environment "
+        "variable (letters, digits and _, such as MY_SERVER_KEY) that holds the key, "
+        "not the key itself\n"
+    )
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_failed_rows_exit_1_then_resume_finishes(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
