@@ -37,6 +37,7 @@ DEFAULT_BATCH_SECONDS = 2.0  # ...or fewer, when this much time has passed since
 
 HOME_ENV = "HARNESS_HOME"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROMPT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # MLflow's prompt registry
 SETTINGS_FILE = "harness.toml"
 
 
@@ -167,6 +168,14 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
         if "api_key_env" in table:
             _check_env_name(table["api_key_env"], f"{where}: [providers.{provider}] api_key_env")
     _check_rate_limits(settings.get("rate_limits", {}), where)
+    prompt_name = settings.get("mlflow", {}).get("prompt_name")
+    if prompt_name is not None and not (
+        isinstance(prompt_name, str) and _PROMPT_NAME.match(prompt_name)
+    ):  # MLflow's rule, refused now rather than after the run, when it is logged
+        raise ConfigError(
+            f"{where}: [mlflow] prompt_name {prompt_name!r} may only hold letters, digits, "
+            "'_', '-' and '.'"
+        )
     return settings
 
 

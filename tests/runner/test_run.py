@@ -172,6 +172,20 @@ def test_api_key_env_that_is_not_a_variable_name_is_exit_2_and_not_shown(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize("value", ['"support answer"', "5"])
+def test_a_bad_mlflow_prompt_name_is_exit_2_before_the_run(value: str, qa: str, home: Path) -> None:
+    # It was found when the finished run was logged: the run stored, then exit 74.
+    (home / "harness.toml").write_text(f"[mlflow]\nprompt_name = {value}\n")
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo")
+    shown = "'support answer'" if value.startswith('"') else value
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: harness.toml: [mlflow] prompt_name {shown} may only hold letters, digits, "
+        "'_', '-' and '.'\n"
+    )
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_failed_rows_exit_1_then_resume_finishes(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
