@@ -281,6 +281,10 @@ def run(
         options, home=home_of(ctx), note=lambda said: click.echo(f"note: {said}", err=True)
     )
     config, home = prepared.config, prepared.home
+    if check:  # a bad gate in [check] or a flag is refused before the run, not after it
+        from harness.compare.api import check_gates
+
+        check_gates(home=home, **gates)
     if prepared.kind == "sweep":
         _sweep(config, prepared.grid, home, prepared.spark_target, as_json=as_json, dry_run=dry_run)
         return

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 
 from harness.compare.checking import check
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_margin
-from harness.compare.gates import check_settings, parse_gate_option
+from harness.compare.gates import CheckSettings, check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
 from harness.compare.sources import load_run
 from harness.config import Home, resolve_home
 from harness.slices import DEFAULT_MAX_VALUES, max_values
 
-__all__ = ["check_ref", "compare_refs"]
+__all__ = ["check_gates", "check_ref", "compare_refs"]
 
 
 def compare_refs(
@@ -60,18 +60,13 @@ def check_ref(
     """``harness check CANDIDATE``: gates from the flags (``METRIC=VALUE`` texts) over the
     ``[check]`` table of the project's harness.toml."""
     home = resolve_home(home)
-    options = [
-        *(parse_gate_option("min", text) for text in minimums),
-        *(parse_gate_option("max", text) for text in maximums),
-        *(parse_gate_option("max_drop", text) for text in max_drops),
-    ]
-    if max_error_rate is not None:
-        options.append(Gate("errors", "max_rate", max_error_rate, "option"))
-    settings = check_settings(
-        home.settings,
-        base_dir=home.path,
-        options=options,
+    settings = check_gates(
+        home=home,
         baseline=baseline,
+        minimums=minimums,
+        maximums=maximums,
+        max_drops=max_drops,
+        max_error_rate=max_error_rate,
         cluster=cluster,
         max_missing=max_missing,
     )
@@ -84,4 +79,35 @@ def check_ref(
         cluster=settings.cluster,
         max_missing=settings.max_missing,
         rows=rows,
+    )
+
+
+def check_gates(
+    *,
+    home: str | os.PathLike[str] | Home | None = None,
+    baseline: str | None = None,
+    minimums: Sequence[str] = (),
+    maximums: Sequence[str] = (),
+    max_drops: Sequence[str] = (),
+    max_error_rate: float | None = None,
+    cluster: str | None = None,
+    max_missing: float | None = None,
+) -> CheckSettings:
+    """The gates and settings ``check_ref`` would apply, checked without loading a run:
+    ``harness run --check`` refuses a bad gate before the run, not after it."""
+    home = resolve_home(home)
+    options = [
+        *(parse_gate_option("min", text) for text in minimums),
+        *(parse_gate_option("max", text) for text in maximums),
+        *(parse_gate_option("max_drop", text) for text in max_drops),
+    ]
+    if max_error_rate is not None:
+        options.append(Gate("errors", "max_rate", max_error_rate, "option"))
+    return check_settings(
+        home.settings,
+        base_dir=home.path,
+        options=options,
+        baseline=baseline,
+        cluster=cluster,
+        max_missing=max_missing,
     )

@@ -87,3 +87,30 @@ def test_failed_rows_exit_1_even_when_the_gates_pass(qa: None, tmp_path: Path) -
 def test_check_option_mistakes_are_exit_2(qa: None, args: tuple[str, ...], message: str) -> None:
     code, out, err = invoke("run", "--data", "qa", *MODEL, "--no-mlflow", *args)
     assert code == 2 and out == "" and message in err
+
+
+@pytest.mark.parametrize(
+    "toml,args,message",
+    [
+        (
+            '[check]\ntoken_f1 = { min = "high" }\n',
+            (),
+            "harness.toml: [check] token_f1.min: expected a number, got 'high'",
+        ),
+        ("", ("--min", "token_f1=high"), "--min token_f1=high: expected a number, got 'high'"),
+        (
+            "[check]\nerrors = { max_rate = 2 }\n",
+            (),
+            "harness.toml: [check] gate errors: max_rate is a share between 0 and 1, not 2",
+        ),
+    ],
+)
+def test_a_bad_gate_is_exit_2_before_the_run(
+    qa: None, home: Path, toml: str, args: tuple[str, ...], message: str
+) -> None:
+    # It was found by the check after the run: the rows were paid for and stored, then exit 2.
+    (home / "harness.toml").write_text(toml)
+    code, out, err = invoke("run", "--data", "qa", *MODEL, "--no-mlflow", "--check", *args)
+    assert (code, out, err) == (2, "", f"error: {message}\n")
+    code, out, _ = invoke("runs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
