@@ -233,6 +233,7 @@ def plan_run(
     scoring = resolve_scoring(
         names, scoring_objects, settings=home.settings, home=home.path, shape=shape
     )
+    _check_unused_metric_tables(home, names)
     if scoring_objects:
         specs = set(names)
         objects = [n for n in scoring.names if n not in specs]
@@ -457,3 +458,16 @@ def preflight(
                 f'add it to harness.toml: [prices] "{provider.uri}" = [INPUT, OUTPUT] '
                 f"(USD per million tokens)"
             )
+
+
+def _check_unused_metric_tables(home: Home, names: list[str]) -> None:
+    """A ``[metrics.NAME]`` table of a kind that no ``--metric`` names is still checked, as
+    docs/config.md says of every table (a ``python =`` one is imported only when used)."""
+    from harness.scoring import resolve_spec
+    from harness.scoring.specs import table_names
+
+    tables = home.settings.get("metrics") or {}
+    for name in table_names(home.settings):
+        table = tables[name]
+        if name not in names and not (isinstance(table, dict) and "python" in table):
+            resolve_spec(name, settings=home.settings, home=home.path)

@@ -186,6 +186,18 @@ def test_a_bad_mlflow_prompt_name_is_exit_2_before_the_run(value: str, qa: str, 
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_a_bad_metric_table_no_run_names_is_exit_2(qa: str, home: Path) -> None:
+    # Only a run with --metric cites checked it; the others ran and exited 0.
+    (home / "harness.toml").write_text('[metrics.cites]\nkind = "regx"\npattern = "x"\n')
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"error: {home.resolve()}/harness.toml: [metrics.cites]: unknown metric kind 'regx'; "
+    )
+    assert err.count("\n") == 1
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_failed_rows_exit_1_then_resume_finishes(
     qa: str, home: Path, tmp_path: Path, qa_rows: list[dict[str, object]]
 ) -> None:
