@@ -50,6 +50,9 @@ SYSTEM_PROMPT = (
     "are asked to judge, using only the information given to you."
 )
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# What reads as a placeholder but is not one, so the judge would see it as written, without
+# the row's text: MLflow's and Jinja's {{ outputs }}, { output } with spaces, {output.text}.
+_LOOSE_PLACEHOLDER = re.compile(r"\{+\s*[A-Za-z_][\w.]*\s*\}+")
 _FIELD_TITLES = {
     "input": "Input",
     "output": "Output",
@@ -85,10 +88,21 @@ class Judge:
 
     def __post_init__(self) -> None:
         used = _PLACEHOLDER.findall(self.template)
-        unknown = sorted({name for name in used if name not in FIELDS})
+        loose = sorted(
+            {
+                found
+                for found in _LOOSE_PLACEHOLDER.findall(self.template)
+                if _PLACEHOLDER.fullmatch(found) is None
+            }
+        )
+        unknown = [
+            "{" + name + "}"
+            for name in sorted(set(used) - set(FIELDS))
+            if not any("{" + name + "}" in found for found in loose)
+        ] + loose
         allowed = ", ".join("{" + f + "}" for f in FIELDS)
         if unknown:
-            shown = ", ".join("{" + u + "}" for u in unknown)
+            shown = ", ".join(unknown)
             raise MetricError(
                 f"judge {self.name!r}: unknown placeholder(s) {shown}; "
                 f"a judge prompt can use {allowed}"
