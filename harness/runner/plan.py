@@ -283,6 +283,7 @@ def plan_run(
     )
     judges += scoring.judges
     for judge in judges:  # as for metrics: fail before the run, not on every row
+        _check_judge_params(judge.name, getattr(judge, "params", None) or {})
         for needed, what, present, python in (
             ("expected", "expected answers", has_expected, "targets="),
             ("context", "contexts", has_context, "context="),
@@ -471,3 +472,19 @@ def _check_unused_metric_tables(home: Home, names: list[str]) -> None:
         table = tables[name]
         if name not in names and not (isinstance(table, dict) and "python" in table):
             resolve_spec(name, settings=home.settings, home=home.path)
+
+
+def _check_judge_params(name: str, params: Mapping[str, Any]) -> None:
+    """A judge's ``params`` are sent in each of its requests, as ``--param`` is in the
+    model's: a credential or one of harness's options is refused there too."""
+    for key in params:
+        if key in SECRET_PARAMS:
+            raise ConfigError(
+                f"judge {name!r}: params {key!r} would store a credential with the run; "
+                "keys are read from environment variables only (e.g. OPENAI_API_KEY)"
+            )
+        if key in OPTION_PARAMS:
+            raise ConfigError(
+                f"judge {name!r}: params {key!r} is a harness option, not a model parameter: "
+                f"it would be sent in every judge request; use {OPTION_PARAMS[key]}"
+            )

@@ -407,3 +407,35 @@ def test_a_run_without_judge_still_refuses_a_bad_judges_file_or_table(
     from harness.store.runs import list_runs
 
     assert list_runs(resolve_home(home).db_path) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            '{ judge_model = "openai:/gpt-4o" }',
+            "judge 'x': params 'judge_model' is a harness option, not a model parameter: "
+            "it would be sent in every judge request; use --judge-model",
+        ),
+        (
+            '{ api_key = "sk-zzz" }',
+            "judge 'x': params 'api_key' would store a credential with the run; keys are "
+            "read from environment variables only (e.g. OPENAI_API_KEY)",
+        ),
+    ],
+)
+def test_a_judge_param_that_is_an_option_or_a_key_is_exit_2(
+    qa: str, home: Path, params: str, message: str
+) -> None:
+    # judge_model went into every judge request's body, where a real API answers 400.
+    (home / "harness.toml").write_text(f'[judges.x]\nprompt = "{{output}}"\nparams = {params}\n')
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--data", "qa", "--model", "echo", "--no-mlflow", "--judge", "x"]
+        + ["--judge-model", "python:fake_judges:valid"],
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {message}\n"
+    from harness.store.runs import list_runs
+
+    assert list_runs(resolve_home(home).db_path) == []
