@@ -69,7 +69,9 @@ def make_judge(
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise MetricError(f"invalid judge name {name!r}: use letters, digits, _ . -")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise MetricError(f"judge {name!r}: prompt must be text, not {prompt!r}")
+    if not prompt.strip():
         raise MetricError(f"judge {name!r} needs a prompt")
     spec = OutputSpec.parse(output)
     if isinstance(rubric, Mapping):

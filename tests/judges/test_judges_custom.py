@@ -111,6 +111,7 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
     ("toml", "message"),
     [
         ('[judges.j]\noutput = "yes/no"\n', "[judges.j] needs a prompt"),
+        ("[judges.j]\nprompt = 5\n", "[judges.j]: judge 'j': prompt must be text, not 5"),
         ('[judges.j]\nprompt = "{output}"\nscale = "1-5"\n', "unknown key(s) scale"),
         ('[judges.j]\nprompt = "{output}"\noutput = "5-1"\n', "must go from low to high"),
         ('[judges.j]\nprompt = "{output}"\noutput = ["only"]\n', "at least two"),
