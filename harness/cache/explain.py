@@ -90,10 +90,15 @@ def _message_differences(index: int, new: Mapping[str, Any], old: Mapping[str, A
             f"{_excerpt(new_text, at)} (cached: {_excerpt(old_text, at)})"
         )
     for name in sorted((set(new) | set(old)) - {"role", "content"}):
-        if new.get(name) != old.get(name):
+        if new.get(name) != old.get(name):  # a tool call's id or arguments: shown where
             out.append(
-                f"message {index} {name}: {_shown(name in new, new.get(name))}"
-                f" (cached: {_shown(name in old, old.get(name))})"
+                _param_difference(
+                    f"message {index} {name}",
+                    name in new,
+                    new.get(name),
+                    name in old,
+                    old.get(name),
+                )
             )
     return out
 

@@ -388,3 +388,38 @@ def test_threads_the_app_starts_use_the_blocks_cassette(llm: FakeLLMServer, tmp_
     with harness.replay(cassette) as recorder:
         assert fan_out() == answers
     assert recorder.stats["app"]["cache_hits"] == 6 and llm.stats()["requests_total"] == 6
+
+
+def test_a_changed_tool_call_in_an_agents_history_shows_where_it_differs(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """An agent's second turn carries the first's tool call; a changed call id (or argument)
+    deep in it is shown around the difference, not by the start both share."""
+
+    def second_turn(call_id: str) -> None:
+        call = {"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "C"})}
+        openai.OpenAI().chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": call_id, "type": "function", "function": call}],
+                },
+                {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+            ],
+        )
+
+    cassette = tmp_path / "agent.jsonl"
+    with harness.replay(cassette, mode="use"):
+        second_turn("call_abc")
+    with pytest.raises(ReplayMiss) as missed, harness.replay(cassette):
+        second_turn("call_xyz")
+    assert missed.value.explanation == (
+        'message 1 tool_calls differs at character 107: "…ther\\"}, \\"id\\": \\"call_xyz\\", '
+        '\\"type\\": \\"function\\"}]" (cached: "…ther\\"}, \\"id\\": \\"call_abc\\", '
+        '\\"type\\": \\"function\\"}]"); message 2 tool_call_id: "call_xyz" '
+        '(cached: "call_abc")'
+    )
+    assert llm.stats()["requests_total"] == 1
