@@ -333,9 +333,19 @@ def _message(item: pytest.Item, recorder: Recorder) -> str:
     failure = recorder.current_failure
     if isinstance(failure, ReplayMiss) and not isinstance(failure, ReplayRefused):
         return (
-            f"harness: {_test_id(item)} made a call that is not in {recorder.shown_path}: "
+            f"harness: {_test_id(item)} made {_call_named(failure.call)} that is not in "
+            f"{recorder.shown_path}: "
             f"{failure.explanation or failure}\n"
             f"record it with: {_record_command(item)}"
         )
     told = str(failure)
     return told if told.startswith("harness") else f"harness: {told}"  # not "harness: harness"
+
+
+def _call_named(call: str | None) -> str:
+    """``a call to URL`` for the app's call (with two SDKs, or two servers, which one),
+    ``a judge call`` for harness's own."""
+    if call is None:
+        return "a call"
+    url = call.removeprefix("app call to ")
+    return f"a call to {url}" if url != call else f"a {call}"

@@ -1,7 +1,8 @@
 """docs/testing.md runs as written: its app, its test, its commands, and the output it shows.
 
 The page talks to OpenAI; here ``OPENAI_BASE_URL`` points its SDK at the fake server (what
-any OpenAI-compatible server is to the SDK), and nothing else about the page changes.
+any OpenAI-compatible server is to the SDK), and nothing else about the page changes
+but that URL where a miss names the call.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def test_the_page_runs_as_written(tmp_path: Path) -> None:
         app.write_text(app.read_text().replace("in a few words", "in one word"))
         missed = shell("python -m pytest tests", tmp_path, server)
         assert missed.returncode == 1
-        for line in shown_lines(blocks["miss"]):
+        for line in shown_lines(blocks["miss"]):  # the call's URL is the fake server's here
+            line = line.replace("https://api.openai.com/v1", server.openai_base_url)
             assert line in missed.stdout.splitlines(), (line, missed.stdout)
 
     with FakeLLMServer() as server:  # the command the miss gives records it, as written
