@@ -19,9 +19,10 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from harness.errors import ReplayMiss
 from harness.intercept.network import closed_network
 from harness.intercept.patch import install
-from harness.intercept.scope import CallPath, Scope, Surroundings, entered
+from harness.intercept.scope import CallPath, Scope, Surroundings, current, entered
 
 __all__ = ["Interception", "activate"]
 
@@ -48,6 +49,10 @@ class Interception:
         self.caller = caller
         self.unattributed: Scope | None = None
         self.surroundings = Surroundings()  # the environment, read once for every row
+        # The replay block or marked test this call path runs in (harness.evaluate in a
+        # test), told of a row's replay miss: the run only fails the row, and the test
+        # must fail naming the call, not with what it met next (a KeyError on a metric).
+        self.outer = current()
 
     def scope(self, row_id: str | None) -> Scope:
         """A new scope for one row; must be called on the call path's loop."""
@@ -69,3 +74,5 @@ class Interception:
         finally:
             if unattributed.failures > failed_before and unattributed.latest_failure is not None:
                 scope.fail(unattributed.latest_failure)
+            if self.outer is not None and isinstance(scope.failure, ReplayMiss):
+                self.outer.fail(scope.failure)

@@ -272,6 +272,22 @@ def test_evaluate_inside_a_marked_test_replays_its_own_calls_too(
     monkeypatch.delenv("OPENAI_API_KEY")
     suite.runpytest_subprocess(*args).assert_outcomes(passed=1, deselected=3)  # no server, no key
 
+    # A changed prompt in the app fails the test with the call and what differs, as outside
+    # evaluate, not with whatever the test met next (a row that failed has no metrics).
+    app = suite.path / "my_app.py"
+    app.write_text(app.read_text().replace("in a few words", "in one word"))
+    changed = suite.runpytest_subprocess(*args)
+    changed.assert_outcomes(failed=1, deselected=3)
+    changed.stdout.fnmatch_lines(
+        [
+            "harness: test_evaluation.py::test_the_app_scores_well made a call to "
+            f"{server.openai_base_url}/chat/completions that is not in cassettes/test_evaluation/"
+            "test_the_app_scores_well.jsonl: prompt differs at character *",
+            "record it with: python -m pytest 'test_evaluation.py::test_the_app_scores_well' "
+            "--harness-record=new",
+        ]
+    )
+
 
 def test_a_cassette_that_would_hold_a_key_is_not_written(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
