@@ -44,6 +44,16 @@ def invoke(*args: str) -> tuple[int, str, str]:
         (["bogus"], "no such command 'bogus'; see `harness --help`"),
         (["runs", "tag", "r1"], "missing argument 'NAME'; see `harness runs tag --help`"),
         (["run", "--param"], "option '--param' requires an argument"),  # click gives no command
+        (
+            ["data", "list", "--home", "{dir}"],
+            "--home is harness's own option: give it before the command, "
+            "`harness --home DIR data list ...`",
+        ),
+        (
+            ["runs", "show", "r1", "--home={dir}"],
+            "--home is harness's own option: give it before the command, "
+            "`harness --home DIR runs show ...`",
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(args: list[str], line: str, tmp_path: Path) -> None:

@@ -50,6 +50,14 @@ def _usage_line(error: click.UsageError) -> str:
     """Click's usage error (a bad value, an unknown option, a missing argument) as harness
     says its own errors: one line, naming where the help is, instead of click's four
     (usage, "Try ... for help", a blank line, the error)."""
+    if isinstance(error, click.NoSuchOption) and error.option_name == "--home":
+        # harness's own option, given after a command (`harness data list --home DIR`)
+        where = error.ctx.command_path if error.ctx is not None else "harness COMMAND"
+        command = where.partition(" ")[2] or "COMMAND"
+        return (
+            "--home is harness's own option: give it before the command, "
+            f"`harness --home DIR {command} ...`"
+        )
     message = " ".join(line.strip() for line in error.format_message().splitlines()).strip()
     if message[:1].isupper() and message[1:2].islower():  # "Invalid value" -> "invalid value"
         message = message[0].lower() + message[1:]
