@@ -139,8 +139,11 @@ class HTTPProvider(Provider):
         api_key: str | None = None,
         key_env: str | None = None,
         key_required: bool = True,
+        key_setting: str | None = None,
     ) -> None:
         self.key_env_name = key_env or self.key_env
+        # Where the user named the variable (``[providers.openai]``): then it must be set.
+        self.key_setting = key_setting
         super().__init__(model, base_url.rstrip("/"))
         self._check_base_url(base_url)
         self._api_key = api_key  # never in a request, a key, a message or a repr
@@ -194,7 +197,17 @@ class HTTPProvider(Provider):
         return bool(self._api_key)
 
     def check_credentials(self) -> None:
-        """Raise ConfigError when a key is needed and missing (called before a run starts)."""
+        """Raise ConfigError when a key is needed and missing (called before a run starts).
+
+        A variable the user named with ``api_key_env`` is needed even where a key is
+        optional (a local server): left unset, every call was sent without it and failed.
+        """
+        if self.key_setting and not self._api_key:
+            hint = "" if self.key_required else ", or remove api_key_env if the server needs none"
+            raise ConfigError(
+                f"{self.key_setting} api_key_env names {self.key_env_name}, which is not set "
+                f"(or is empty): set it to the key{hint}"
+            )
         if self.key_required and not self._api_key:
             raise ConfigError(f"{self.uri} needs an API key: set {self.key_env_name}")
 

@@ -45,8 +45,15 @@ class AnthropicProvider(HTTPProvider):
         *,
         api_key: str | None = None,
         key_env: str | None = None,
+        key_setting: str | None = None,
     ) -> None:
-        super().__init__(model, base_url or DEFAULT_BASE_URL, api_key=api_key, key_env=key_env)
+        super().__init__(
+            model,
+            base_url or DEFAULT_BASE_URL,
+            api_key=api_key,
+            key_env=key_env,
+            key_setting=key_setting,
+        )
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> AnthropicProvider:
@@ -57,6 +64,7 @@ class AnthropicProvider(HTTPProvider):
             options.get("base_url") or env_value(BASE_URL_ENV),
             api_key=env_value(key_env),
             key_env=key_env,
+            key_setting="[providers.anthropic]" if options.get("api_key_env") else None,
         )
 
     def request(

@@ -10,7 +10,9 @@ Configuration (settings from ``[providers.openai]`` in harness.toml, else the en
 The key is required for OpenAI's own API and for Azure; for any other base URL it is
 optional, since local OpenAI-compatible servers usually need none: without a key no
 ``Authorization`` header is sent, and a server that does want one answers 401, which is
-reported as "check OPENAI_API_KEY". Azure gets the key in its ``api-key`` header as well.
+reported as "check OPENAI_API_KEY". A variable named by ``api_key_env`` is required
+wherever the server is: naming it says the server wants a key. Azure gets the key in its
+``api-key`` header as well.
 
 Every ``--param`` goes into the body as given (``temperature``, ``max_tokens``, ``top_p``,
 ``seed``, ``stop``, ``response_format``, ``tools``, ...), so server-specific parameters
@@ -56,6 +58,7 @@ class OpenAIProvider(HTTPProvider):
         api_key: str | None = None,
         key_env: str | None = None,
         key_required: bool | None = None,
+        key_setting: str | None = None,
     ) -> None:
         url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         super().__init__(
@@ -64,6 +67,7 @@ class OpenAIProvider(HTTPProvider):
             api_key=api_key,
             key_env=key_env,
             key_required=_needs_key(url) if key_required is None else key_required,
+            key_setting=key_setting,
         )
         self._azure = (urlsplit(url).hostname or "").lower().endswith(".azure.com")
 
@@ -76,6 +80,7 @@ class OpenAIProvider(HTTPProvider):
             options.get("base_url") or env_value(BASE_URL_ENV),
             api_key=env_value(key_env),
             key_env=key_env,
+            key_setting="[providers.openai]" if options.get("api_key_env") else None,
         )
 
     def url(self, request: ModelRequest) -> str:

@@ -172,6 +172,40 @@ def test_api_key_env_that_is_not_a_variable_name_is_exit_2_and_not_shown(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_api_key_env_that_is_not_set_is_exit_2_unless_nothing_is_sent(
+    provider: str, qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a local base_url the run started and every row failed with 401 "(check
+    # MY_TEAM_KEY)", exit 1: the variable the user named was simply not set.
+    from harness.testing import FakeLLMServer
+
+    monkeypatch.delenv("MY_TEAM_KEY", raising=False)
+    with FakeLLMServer() as server:
+        url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+        (home / "harness.toml").write_text(
+            f'[providers.{provider}]\nbase_url = "{url}"\napi_key_env = "MY_TEAM_KEY"\n'
+        )
+        run = ("run", "--data", "qa", "--model", f"{provider}:/m", "--no-mlflow")
+        code, out, err = invoke(*run)
+        hint = ", or remove api_key_env if the server needs none" if provider == "openai" else ""
+        assert (code, out) == (2, "")
+        assert err == (
+            f"error: [providers.{provider}] api_key_env names MY_TEAM_KEY, which is not set "
+            f"(or is empty): set it to the key{hint}\n"
+        )
+        assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+        code, _, err = invoke(*run, "--dry-run")  # an estimate sends nothing
+        assert code == 0, err
+        monkeypatch.setenv("MY_TEAM_KEY", "sk-team-0123456789")
+        code, _, err = invoke(*run)
+        assert code == 0, err
+        monkeypatch.setenv("MY_TEAM_KEY", " ")
+        code, _, err = invoke(*run, "--cache", "replay")  # no network, so no key
+        assert code == 0, err
+        assert server.stats()["requests_total"] == 20
+
+
 @pytest.mark.parametrize("value", ['"support answer"', "5"])
 def test_a_bad_mlflow_prompt_name_is_exit_2_before_the_run(value: str, qa: str, home: Path) -> None:
     # It was found when the finished run was logged: the run stored, then exit 74.
