@@ -74,6 +74,9 @@ class Home:
         return check_settings(load_toml(path, missing_ok=True), path)
 
 
+SPARK_TEXT = ("master", "remote", "profile")  # [spark]: read only by runs with --spark...
+SPARK_COUNTS = ("tasks", "rows_per_task")  # ...so their values are checked when it is read
+
 # What harness.toml may hold (docs/config.md describes each). The tables whose keys are
 # checked where they are used ([calls], [judges.NAME], [sweep]) are listed with None here;
 # the rest are checked in full by check_settings ([check] by check_gate_names).
@@ -86,7 +89,7 @@ SETTINGS_TABLES: dict[str, frozenset[str] | None] = {
     "prices": None,
     "calls": None,
     "sweep": None,
-    "spark": frozenset({"master", "remote", "profile", "tasks", "rows_per_task"}),
+    "spark": frozenset({*SPARK_TEXT, *SPARK_COUNTS}),
     "check": None,
     "metrics": None,
     "intercept": None,
@@ -123,7 +126,8 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
             f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
         )
-    for name in ("providers", "mlflow", "slices"):  # the other tables' owners say it in their words
+    # The other tables' owners say it in their words.
+    for name in ("providers", "mlflow", "slices", "spark"):
         if name in settings and not isinstance(settings[name], dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
     for name in ("judge_model",):
@@ -168,6 +172,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
         if "api_key_env" in table:
             _check_env_name(table["api_key_env"], f"{where}: [providers.{provider}] api_key_env")
     _check_rate_limits(settings.get("rate_limits", {}), where)
+    _check_run_only_values(settings, where)
     prompt_name = settings.get("mlflow", {}).get("prompt_name")
     if prompt_name is not None and not (
         isinstance(prompt_name, str) and _PROMPT_NAME.match(prompt_name)
@@ -177,6 +182,25 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             "'_', '-' and '.'"
         )
     return settings
+
+
+def _check_run_only_values(settings: dict[str, Any], where: str) -> None:
+    """The values of tables only some runs read ([slices] with --by, [spark] with --spark),
+    refused when the file is read: otherwise a bad one waited for the run that used it.
+    Their owners (harness.slices.max_values, harness.runner.spark) say the same."""
+    spark = settings.get("spark", {})
+    for key in SPARK_TEXT:
+        if key in spark and not isinstance(spark[key], str):
+            raise ConfigError(f"{where}: [spark] {key} must be text, got {spark[key]!r}")
+    for key in SPARK_COUNTS:
+        value = spark.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            raise ConfigError(f"{where}: [spark] {key} must be a whole number >= 1, got {value!r}")
+    value = settings.get("slices", {}).get("max_values")
+    if value is not None and (type(value) is not int or value < 1):
+        raise ConfigError(
+            f"{where}: [slices] max_values must be a whole number of at least 1, got {value!r}"
+        )
 
 
 def _check_env_name(value: Any, where: str) -> None:

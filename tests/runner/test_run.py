@@ -134,6 +134,28 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
+        ('[slices]\nmax_values = "x"\n',
+         "[slices] max_values must be a whole number of at least 1, got 'x'"),
+        ('[spark]\ntasks = "8"\n', "[spark] tasks must be a whole number >= 1, got '8'"),
+        ("[spark]\nrows_per_task = 0\n",
+         "[spark] rows_per_task must be a whole number >= 1, got 0"),
+        ("[spark]\nmaster = 5\n", "[spark] master must be text, got 5"),
+        ("spark = 5\n", "spark must be a table ([spark])"),  # was a TypeError traceback
+    ],
+)  # fmt: skip
+def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
+    table: str, message: str, qa: str, home: Path
+) -> None:
+    # A run without --by or --spark does not read them, and accepted them, exit 0.
+    (home / "harness.toml").write_text(table)
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out) == (2, "") and err == f"error: harness.toml: {message}\n"
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
         (
             '[rate_limits."echo"]\nrequest_per_minute = 5\n',
             'harness.toml: unknown key(s) request_per_minute in [rate_limits."echo"]; '
