@@ -53,6 +53,8 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # What reads as a placeholder but is not one, so the judge would see it as written, without
 # the row's text: MLflow's and Jinja's {{ outputs }}, { output } with spaces, {output.text}.
 _LOOSE_PLACEHOLDER = re.compile(r"\{+\s*[A-Za-z_][\w.]*\s*\}+")
+# A placeholder opened and never closed ("Answer: {output"): the judge would see it as written.
+_UNCLOSED = re.compile(r"\{\s*(?:" + "|".join(FIELDS) + r")(?![\w.]*\s*\})")
 _FIELD_TITLES = {
     "input": "Input",
     "output": "Output",
@@ -87,6 +89,12 @@ class Judge:
     aggregations: tuple[str, ...] = ()  # reported besides mean, p50, p90 (MLflow's variance)
 
     def __post_init__(self) -> None:
+        unclosed = _UNCLOSED.search(self.template)
+        if unclosed:
+            raise MetricError(
+                f"judge {self.name!r}: prompt template is not valid: {unclosed.group(0)} "
+                "has no closing '}'"
+            )
         used = _PLACEHOLDER.findall(self.template)
         loose = sorted(
             {

@@ -116,6 +116,12 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
         ('[judges.j]\nprompt = "{output}"\noutput = "5-1"\n', "must go from low to high"),
         ('[judges.j]\nprompt = "{output}"\noutput = ["only"]\n', "at least two"),
         ('[judges.j]\nprompt = "{answer}"\n', "unknown placeholder(s) {answer}"),
+        # It said "its prompt uses no placeholder", or nothing beside a closed one.
+        (
+            '[judges.j]\nprompt = "Answer: {output"\n',
+            "[judges.j]: judge 'j': prompt template is not valid: {output has no closing '}'",
+        ),
+        ('[judges.j]\nprompt = "Q: {input}\\nA: {output\\nOk?"\n', "{output has no closing"),
         # MLflow's and Jinja's form, spaces, an attribute: the judge never saw the output.
         (
             '[judges.j]\nprompt = "Q: {input} A: {{ outputs }}"\n',
