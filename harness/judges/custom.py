@@ -76,7 +76,12 @@ def make_judge(
     spec = OutputSpec.parse(output)
     if isinstance(rubric, Mapping):
         rubric = "\n".join(f"{k}: {v}" for k, v in rubric.items())
-    for text, what in ((definition, "definition"), (rubric, "rubric"), (system, "system")):
+    for text, what in (
+        (definition, "definition"),
+        (rubric, "rubric"),
+        (system, "system"),
+        (description, "description"),
+    ):
         if text is not None and not isinstance(text, str):
             raise MetricError(f"judge {name!r}: {what} must be text")
     checked = tuple(_check_example(name, i, e, spec) for i, e in enumerate(examples, start=1))
@@ -91,7 +96,7 @@ def make_judge(
         examples=checked,
         system=system or None,
         params=dict(params or {}),
-        description=description,
+        description=description or "",
         origin=origin,
     )
 
@@ -177,7 +182,7 @@ def judges_from_table(table: Any, source: str) -> dict[str, Judge]:
                 examples=body.get("examples", ()),
                 system=body.get("system"),
                 params=body.get("params"),
-                description=str(body.get("description", "")),
+                description=body.get("description", ""),
                 origin="custom",
             )
         except MetricError as e:

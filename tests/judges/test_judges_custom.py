@@ -113,6 +113,11 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
         ('[judges.j]\noutput = "yes/no"\n', "[judges.j] needs a prompt"),
         ("[judges.j]\nprompt = 5\n", "[judges.j]: judge 'j': prompt must be text, not 5"),
         ('[judges.j]\nprompt = "{output}"\nscale = "1-5"\n', "unknown key(s) scale"),
+        # `harness judges list` showed it as ['a'].
+        (
+            '[judges.j]\nprompt = "{output}"\ndescription = ["a"]\n',
+            "[judges.j]: judge 'j': description must be text",
+        ),
         ('[judges.j]\nprompt = "{output}"\noutput = "5-1"\n', "must go from low to high"),
         ('[judges.j]\nprompt = "{output}"\noutput = ["only"]\n', "at least two"),
         ('[judges.j]\nprompt = "{answer}"\n', "unknown placeholder(s) {answer}"),
