@@ -1,8 +1,9 @@
 """Which judges ``--judge NAME`` means: the built-ins, then the custom ones, by precedence.
 
 Custom judges come from Python (``register_judge``), then ``[judges.NAME]`` tables in
-harness.toml, then a ``--judges FILE``; a later source wins over an earlier one, and a
-custom judge wins over a built-in of the same name.
+harness.toml, then a ``--judges FILE``; a later source wins over an earlier one. No custom
+judge may take a built-in judge's or a metric's name (``harness.judges.custom`` refuses it
+where it is defined): the scores of a run are keyed by name, so a name means one judge.
 """
 
 from __future__ import annotations
