@@ -118,8 +118,11 @@ PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
 
 def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
     """Refuse what harness.toml may not hold, in one line that names it: a misspelt table
-    or key would otherwise be ignored, and the run would quietly use the defaults."""
-    where = path.name
+    or key would otherwise be ignored, and the run would quietly use the defaults.
+
+    Messages begin with the file's full path, as the judges' and metrics' do: the file read
+    is the project home's, which need not be in the current directory (``HARNESS_HOME``)."""
+    where = str(path)
     unknown = sorted(set(settings) - set(SETTINGS_TABLES))
     if unknown:
         raise ConfigError(
@@ -127,7 +130,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
         )
     # The other tables' owners say it in their words.
-    for name in ("providers", "mlflow", "slices", "spark"):
+    for name in ("providers", "mlflow", "slices", "spark", "metrics"):
         if name in settings and not isinstance(settings[name], dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
     for name in ("judge_model",):

@@ -271,5 +271,5 @@ def test_a_key_in_a_harness_toml_url_is_refused_when_the_file_is_read(
     done = subprocess.run([sys.executable, "-m", "harness", "judges", "list"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2, done.stdout
-    assert done.stderr.startswith(f"error: harness.toml: {problem}")
+    assert done.stderr.startswith(f"error: {home.resolve()}/harness.toml: {problem}")
     assert len(done.stderr.strip().splitlines()) == 1 and key not in done.stderr + done.stdout

@@ -28,7 +28,7 @@ from typing import Any
 
 from harness.compare.result import Gate
 from harness.compare.sources import ERRORS, check_cluster
-from harness.config import GATE_RULES, check_gate_names, gate_rule_problem
+from harness.config import GATE_RULES, SETTINGS_FILE, check_gate_names, gate_rule_problem
 from harness.errors import ConfigError
 from harness.store.exports import is_run_file
 
@@ -66,13 +66,13 @@ def parse_gate_option(rule: str, text: str) -> Gate:
     return Gate(metric, rule, _number(raw, f"{flag} {text}"), "option")
 
 
-def _choose(gates: dict[tuple[str, str], Gate], gate: Gate) -> None:
+def _choose(gates: dict[tuple[str, str], Gate], gate: Gate, in_table: str = "") -> None:
     """Add ``gate`` under its metric and kind; a second of the same rule replaces the
     first, a max_drop beside a max_drop_pct is refused."""
     kind = "max_drop" if gate.rule.startswith("max_drop") else gate.rule
     had = gates.get((gate.metric, kind))
     if had is not None and had.rule != gate.rule:
-        where = "harness.toml: [check] " if gate.origin == "harness.toml" else ""
+        where = f"{in_table} " if gate.origin == "harness.toml" else ""
         raise ConfigError(f"{where}gate {gate.metric!r}: give max_drop or max_drop_pct, not both")
     gates[(gate.metric, kind)] = gate
 
@@ -88,16 +88,17 @@ def check_settings(
 ) -> CheckSettings:
     """The gates and settings of a check: flags over ``[check]`` in harness.toml."""
     table = settings.get("check", {})
-    check_gate_names(table)  # also when the settings did not come from Home.settings
+    in_table = f"{base_dir / SETTINGS_FILE}: [check]"  # as config's messages name the file
+    check_gate_names(table, str(base_dir / SETTINGS_FILE))  # also for settings not from Home
     # By metric and kind: max_drop and max_drop_pct are one kind, so a flag of either
     # replaces the table's drop rule; both from one place are refused.
     gates: dict[tuple[str, str], Gate] = {}
-    in_table = "harness.toml: [check] "  # every mistake in the table names it, as config's do
     for key, value in table.items():
         if isinstance(value, Mapping):
             for rule, threshold in value.items():
-                number = _number(threshold, f"{in_table}{key}.{rule}")
-                _choose(gates, _valid(Gate(key, rule, number, "harness.toml"), in_table))
+                number = _number(threshold, f"{in_table} {key}.{rule}")
+                gate = _valid(Gate(key, rule, number, "harness.toml"), f"{in_table} ")
+                _choose(gates, gate, in_table)
     flags: dict[tuple[str, str], Gate] = {}
     for gate in options:
         _choose(flags, _valid(gate))
@@ -105,7 +106,7 @@ def check_settings(
     configured = table.get("baseline")
     if baseline is None and configured is not None:
         if not isinstance(configured, str) or not configured.strip():
-            raise ConfigError("harness.toml: [check] baseline must be a run, tag or file name")
+            raise ConfigError(f"{in_table} baseline must be a run, tag or file name")
         baseline = configured
         # A file named in harness.toml is relative to the project home, where the file is.
         if is_run_file(configured) and not Path(configured).is_absolute():
@@ -115,12 +116,12 @@ def check_settings(
         configured = table["cluster"]
         if not isinstance(configured, str) or not configured.strip():
             raise ConfigError(
-                f"harness.toml: [check] cluster must be a dataset column's name, got {configured!r}"
+                f"{in_table} cluster must be a dataset column's name, got {configured!r}"
             )
         cluster = configured
     where = "max_missing"
     if max_missing is None:
-        where = "harness.toml: [check] max_missing"
+        where = f"{in_table} max_missing"
         max_missing = _number(table.get("max_missing", DEFAULT_MAX_MISSING), where)
     if not 0 <= max_missing <= 1:
         raise ConfigError(f"{where} must be between 0 and 1, got {max_missing:g}")

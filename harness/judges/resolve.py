@@ -36,7 +36,7 @@ def _json_mode(home: Home) -> bool:
     OpenAI-compatible server that rejects ``response_format``)."""
     value = home.settings.get("judge_json_mode", True)
     if not isinstance(value, bool):
-        raise MetricError("harness.toml: judge_json_mode must be true or false")
+        raise MetricError(f"{home.path / 'harness.toml'}: judge_json_mode must be true or false")
     return value
 
 

@@ -307,8 +307,9 @@ def test_bad_check_tables_are_exit_2(
 ) -> None:
     (home / "harness.toml").write_text(f"[check]\n{table}\n", encoding="utf-8")
     code, out, err = invoke("check", runs["same"], "--baseline", runs["base"])
-    # One line that names the file, as every [check] mistake does.
-    assert (code, out) == (2, "") and err.startswith(f"error: {message}") and err.count("\n") == 1
+    # One line that names the file (its full path), as every [check] mistake does.
+    assert (code, out) == (2, "") and err.startswith(f"error: {home.resolve()}/{message}")
+    assert err.count("\n") == 1
 
 
 def test_default_gates_check_every_metric_with_a_direction(runs: dict[str, str]) -> None:

@@ -111,6 +111,7 @@ def test_a_bad_gate_is_exit_2_before_the_run(
     # It was found by the check after the run: the rows were paid for and stored, then exit 2.
     (home / "harness.toml").write_text(toml)
     code, out, err = invoke("run", "--data", "qa", *MODEL, "--no-mlflow", "--check", *args)
-    assert (code, out, err) == (2, "", f"error: {message}\n")
+    where = f"{home.resolve()}/" if message.startswith("harness.toml") else ""
+    assert (code, out, err) == (2, "", f"error: {where}{message}\n")
     code, out, _ = invoke("runs", "list", "--json")
     assert code == 0 and json.loads(out) == []

@@ -149,8 +149,28 @@ def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
     # A run without --by or --spark does not read them, and accepted them, exit 0.
     (home / "harness.toml").write_text(table)
     code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
-    assert (code, out) == (2, "") and err == f"error: harness.toml: {message}\n"
+    assert (code, out) == (2, "") and err == f"error: {home.resolve()}/harness.toml: {message}\n"
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "[check]\ntreshold = 3\n",
+        '[providers.openai]\napi_key_env = "sk-x"\n',
+        '[judges.j]\nprompt = "{answer}"\n',
+        '[metrics.m]\nkind = "regx"\n',
+    ],
+)
+def test_every_harness_toml_mistake_names_the_file_by_its_full_path(
+    table: str, qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settings' own checks said "harness.toml: ...", the judges' and metrics' the full
+    # path: with HARNESS_HOME elsewhere, the bare name pointed at the current directory.
+    monkeypatch.chdir(tmp_path)
+    (home / "harness.toml").write_text(table)
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out) == (2, "") and err.startswith(f"error: {home.resolve()}/harness.toml: ")
 
 
 @pytest.mark.parametrize(
@@ -173,7 +193,7 @@ def test_a_misspelt_rate_limit_is_exit_2_not_an_unlimited_run(
 ) -> None:
     (home / "harness.toml").write_text(table)
     code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
-    assert (code, out) == (2, "") and err == f"error: {message}\n"
+    assert (code, out) == (2, "") and err == f"error: {home.resolve()}/{message}\n"
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
@@ -187,9 +207,9 @@ def test_api_key_env_that_is_not_a_variable_name_is_exit_2_and_not_shown(
     code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--no-mlflow")
     assert (code, out) == (2, "")
     assert err == (
-        "error: harness.toml: [providers.openai] api_key_env must name an environment "
-        "variable (letters, digits and _, such as MY_SERVER_KEY) that holds the key, "
-        "not the key itself\n"
+        f"error: {home.resolve()}/harness.toml: [providers.openai] api_key_env must name an "
+        "environment variable (letters, digits and _, such as MY_SERVER_KEY) that holds the "
+        "key, not the key itself\n"
     )
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
@@ -236,8 +256,8 @@ def test_a_bad_mlflow_prompt_name_is_exit_2_before_the_run(value: str, qa: str, 
     shown = "'support answer'" if value.startswith('"') else value
     assert (code, out) == (2, "")
     assert err == (
-        f"error: harness.toml: [mlflow] prompt_name {shown} may only hold letters, digits, "
-        "'_', '-' and '.'\n"
+        f"error: {home.resolve()}/harness.toml: [mlflow] prompt_name {shown} may only hold "
+        "letters, digits, '_', '-' and '.'\n"
     )
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
