@@ -45,11 +45,16 @@ class ImportResult:
     # NAME@VERSION of the name's newest version, which `--data NAME` runs: another than
     # ``dataset`` when content stored before under an older version came again
     newest: str
+    # the column this import took for each field: the stored version's ``columns`` are those
+    # of its first import, which another file of the same rows may name otherwise
+    columns: dict[str, Any]
 
     @classmethod
-    def of(cls, db_path: Path, info: DatasetInfo, created: bool) -> ImportResult:
+    def of(
+        cls, db_path: Path, info: DatasetInfo, created: bool, columns: dict[str, Any]
+    ) -> ImportResult:
         newest = info.ref if created else resolve_dataset(db_path, info.name).ref
-        return cls(info, created, newest)
+        return cls(info, created, newest, columns)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.dataset.as_dict(), "created": self.created, "newest": self.newest}
@@ -262,7 +267,7 @@ def import_records(
             source=source,
             columns=dict(mapping),
         )
-    return ImportResult.of(db_path, info, created)
+    return ImportResult.of(db_path, info, created, dict(mapping))
 
 
 def _pick(
@@ -514,7 +519,7 @@ def _import(
         source=source,
         columns=dict(mapping),
     )
-    return ImportResult.of(db_path, info, created)
+    return ImportResult.of(db_path, info, created, dict(mapping))
 
 
 def sample_dataset(
@@ -556,7 +561,7 @@ def sample_dataset(
         source=f"sample of {source.ref}: {describe_sample(drawn)}",
         columns=dict(source.columns),
     )
-    return ImportResult.of(db_path, info, created)
+    return ImportResult.of(db_path, info, created, dict(source.columns))
 
 
 def _check_name(name: str) -> None:

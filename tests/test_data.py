@@ -415,6 +415,23 @@ def test_importing_an_older_version_again_says_it_is_not_the_one_name_runs(
     assert out == f"unchanged: already stored as {new.ref} (1 row; columns: input=input, id=id)\n"
 
 
+def test_importing_the_same_rows_again_names_this_files_columns(tmp_path: Path, home: Path) -> None:
+    # `harness data export pubmedqa -o pubmedqa.jsonl` then `harness data import
+    # pubmedqa.jsonl --name pubmedqa` said "columns: input=question, expected=answer", the
+    # columns of the first import's file, which the exported file does not have.
+    first = tmp_path / "first.jsonl"
+    first.write_text('{"id": "1", "question": "q", "answer": "a"}\n')
+    again = tmp_path / "again.jsonl"
+    again.write_text('{"id": "1", "input": "q", "expected": "a"}\n')
+    info = import_file(first, name="qa").dataset
+    code, out, err = invoke("data", "import", str(again), "--name", "qa")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"unchanged: already stored as {info.ref} "
+        "(1 row; columns: input=input, expected=expected, id=id)\n"
+    )
+
+
 def test_a_csv_and_a_jsonl_of_the_same_rows_store_the_same_rows(tmp_path: Path) -> None:
     """A CSV's empty context cell was stored as '' where the same row in JSONL, with no
     context key, was stored as null: `data show --json` differed, the two files were two

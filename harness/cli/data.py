@@ -128,7 +128,7 @@ def import_(
     verb = "imported" if result.created else "unchanged: already stored as"
     click.echo(
         f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; columns: "
-        + ", ".join(f"{k}={v}" for k, v in info.columns.items() if v)
+        + ", ".join(f"{k}={v}" for k, v in result.columns.items() if v)
         + ")"
         + (
             ""
