@@ -82,17 +82,19 @@ def check(
     scores = run_scores(candidate)
     notes = list(candidate.notes) + (baseline.notes if baseline else [])
     for gate in gates:
+        # a gate of the [check] table is named as gates.py names its mistakes
+        where = "harness.toml: [check] " if gate.origin == "harness.toml" else ""
         if gate.metric not in scores.values.columns:
             raise ConfigError(
-                f"gate {gate.name}: the candidate has no {gate.metric!r} scores; "
+                f"{where}gate {gate.name}: the candidate has no {gate.metric!r} scores; "
                 f"it has {', '.join(scores.order)}"
             )
         if gate.needs_baseline and metric_direction(gate.metric, scores.directions) == 0:
             raise ConfigError(
-                f"gate {gate.name}: {gate.metric} has no better direction, so it cannot "
-                "drop; bound it with min or max"
+                f"{where}gate {gate.name}: {gate.metric} has no better direction, so it "
+                "cannot drop; bound it with min or max"
             )
-        _check_reachable(gate, scores.bounds)
+        _check_reachable(gate, scores.bounds, where)
     if not gates and baseline is None:
         return CheckResult(
             candidate.ref, None, [], None, notes,
@@ -414,7 +416,7 @@ def _rows_needed(
     return low if low > n else None
 
 
-def _check_reachable(gate: Gate, bounds: Bounds) -> None:
+def _check_reachable(gate: Gate, bounds: Bounds, where: str) -> None:
     """A min above a bounded metric's top (``--min exact_match=1.5``), or a max below its
     bottom, is a typo no run can pass: refused, rather than failed as a gate."""
     if gate.metric not in bounds or gate.rule not in ("min", "max"):
@@ -424,6 +426,6 @@ def _check_reachable(gate: Gate, bounds: Bounds) -> None:
         gate.rule == "max" and gate.threshold < low
     ):
         raise ConfigError(
-            f"gate {gate.name}: {gate.metric} scores from {low:g} to {high:g}, so no run "
+            f"{where}gate {gate.name}: {gate.metric} scores from {low:g} to {high:g}, so no run "
             f"can pass it; give a {gate.rule} within that range"
         )

@@ -300,6 +300,15 @@ def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) 
         ),
         ("cluster = ''", "harness.toml: [check] cluster must be a dataset column's name, got ''"),
         ("max_missing = 2", "harness.toml: [check] max_missing must be between 0 and 1, got 2"),
+        # Before, these two said "error: gate rouge9 min 0.3: ..." as if of a flag.
+        (
+            "rouge9 = { min = 0.3 }",
+            "harness.toml: [check] gate rouge9 min 0.3: the candidate has no 'rouge9' scores",
+        ),
+        (
+            "exact_match = { min = 1.5 }",
+            "harness.toml: [check] gate exact_match min 1.5: exact_match scores from 0 to 1",
+        ),
     ],
 )
 def test_bad_check_tables_are_exit_2(
