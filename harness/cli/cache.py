@@ -153,8 +153,8 @@ def import_(ctx: click.Context, path: str, as_json: bool) -> None:
         print_json(report.as_dict())
         return
     click.echo(
-        f"added {report.added}, unchanged {report.unchanged}, "
-        f"conflicts {len(report.conflicts)}, invalid {len(report.invalid)}"
+        f"added {report.added:,}, unchanged {report.unchanged:,}, "
+        f"conflicts {len(report.conflicts):,}, invalid {len(report.invalid):,}"
     )
     for key in report.conflicts[:_LISTED]:
         click.echo(f"conflict: {key} differs from the local entry (kept the local one)")

@@ -383,3 +383,17 @@ def test_stats_verify_and_export_read_a_cache_on_a_full_disk(
     listed = "cache.db\ncache.db-shm\ncache.db-wal\n0\n"
     assert done.stdout[end2:] == f"\nwrote 2 entries to {cassette}\n{listed}"
     assert len(cassette.read_text().splitlines()) == 3  # a header and two entries
+
+
+def test_import_writes_its_counts_with_thousands_separators(
+    home: Path, fill, tmp_path: Path
+) -> None:
+    # Before: "added 1000, unchanged 0, ..." where export said "wrote 1,000 entries".
+    fill(*["2025-01-01T00:00:00.000Z"] * 1000)
+    path = tmp_path / "big.jsonl"
+    assert harness_cli("cache", "export", str(path))[1] == f"wrote 1,000 entries to {path}\n"
+    harness_cli("cache", "clear", "--yes")
+    code, out, err = harness_cli("cache", "import", str(path))
+    assert (code, err, out) == (0, "", "added 1,000, unchanged 0, conflicts 0, invalid 0\n")
+    code, out, err = harness_cli("cache", "import", str(path))
+    assert (code, err, out) == (0, "", "added 0, unchanged 1,000, conflicts 0, invalid 0\n")
