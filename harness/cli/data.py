@@ -176,7 +176,7 @@ def sample(
         return
     info = result.dataset
     verb = "saved" if result.created else "unchanged: already stored as"
-    click.echo(f"{verb} {info.ref} ({info.n_rows} rows; {info.source})")
+    click.echo(f"{verb} {info.ref} ({plural(info.n_rows, 'row')}; {info.source})")
 
 
 @data.command("export")

@@ -282,6 +282,11 @@ def test_data_sample_writes_its_counts_as_everything_else_does(home: Path) -> No
     assert code == 0, err
     (full,) = query(home, "SELECT version FROM datasets WHERE name = 'full'")["version"]
     assert f"(200 rows; sample of full@{full}: 200 of 1,000 rows (seed 0))" in out
+    # And then "saved full-all@... (1000 rows; ...)" and "saved full-1@... (1 rows; ...)".
+    code, out, err = invoke("data", "sample", "full", "1000", "--name", "full-all")
+    assert code == 0 and out.startswith(f"saved full-all@{full} (1,000 rows; sample of "), err
+    code, out, err = invoke("data", "sample", "full", "1", "--name", "full-1")
+    assert code == 0 and " (1 row; sample of " in out, err
 
 
 def test_data_sample_saves_a_content_digested_version(
