@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.wording import storable, storable_value
+from harness.wording import storable, storable_value, unknown_names
 
 DEFAULT_EXPERIMENT = "harness"
 DEFAULT_CONCURRENCY = 16
@@ -126,7 +126,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
     unknown = sorted(set(settings) - set(SETTINGS_TABLES))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
+            f"{where}: {unknown_names('setting', unknown)}; known: "
             f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
         )
     # The other tables' owners say it in their words.
@@ -143,7 +143,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             extra = sorted(set(settings[table]) - keys)
             if extra:
                 raise ConfigError(
-                    f"{where}: unknown key(s) {', '.join(extra)} in [{table}]; "
+                    f"{where}: {unknown_names('key', extra)} in [{table}]; "
                     f"known: {', '.join(sorted(keys))}"
                 )
     if "check" in settings:
@@ -166,7 +166,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             )
         if extra:
             raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(extra)} in [providers.{provider}]; "
+                f"{where}: {unknown_names('key', extra)} in [providers.{provider}]; "
                 f"known: {', '.join(sorted(PROVIDER_SETTINGS[provider]))}"
             )
         for key in ("base_url", "host"):
@@ -230,7 +230,7 @@ def _check_rate_limits(table: Any, where: str) -> None:
         extra = sorted(set(limits) - RATE_LIMIT_KEYS)
         if extra:
             raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(extra)} in {name}; "
+                f"{where}: {unknown_names('key', extra)} in {name}; "
                 f"known: {', '.join(sorted(RATE_LIMIT_KEYS))}"
             )
 

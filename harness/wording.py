@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -44,3 +45,10 @@ def storable_value(value: Any) -> Any:
             storable(k) if isinstance(k, str) else k: storable_value(v) for k, v in value.items()
         }
     return value
+
+
+def unknown_names(noun: str, names: Iterable[str]) -> str:
+    """``unknown setting x`` or ``unknown settings x, y``: the names a mistake is about,
+    with its noun agreeing."""
+    listed = list(names)
+    return f"unknown {noun if len(listed) == 1 else noun + 's'} {', '.join(listed)}"

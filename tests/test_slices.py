@@ -133,7 +133,8 @@ def test_the_limit_comes_from_the_option_then_harness_toml_then_the_default() ->
     for settings, message in (
         ({"slices": {"max_values": 0}}, "[slices] max_values must be a whole number"),
         ({"slices": {"max_values": "9"}}, "[slices] max_values must be a whole number"),
-        ({"slices": {"max_value": 9}}, "unknown setting(s) max_value"),
+        ({"slices": {"max_value": 9}}, "unknown setting max_value"),
+        ({"slices": {"max_value": 9, "maxvalues": 9}}, "unknown settings max_value, maxvalues"),
         ({"slices": 3}, "[slices] in harness.toml must be a table"),
     ):
         with pytest.raises(ConfigError) as raised:

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.config import DEFAULT_TIMEOUT_S
 from harness.errors import ConfigError
+from harness.wording import unknown_names
 
 __all__ = ["CALLS_KEYS", "caller_options"]
 
@@ -28,7 +29,7 @@ def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     table = settings.get("calls") or {}
     unknown = sorted(set(table) - set(CALLS_KEYS))
     if unknown:
-        raise ConfigError(f"[calls] in harness.toml: unknown setting(s) {', '.join(unknown)}")
+        raise ConfigError(f"[calls] in harness.toml: {unknown_names('setting', unknown)}")
 
     def number(name: str, default: float, kind: type = float) -> Any:
         value = table.get(name, default)

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
+from harness.wording import unknown_names
 
 __all__ = [
     "BASE_URL_ENV",
@@ -148,9 +149,7 @@ class Endpoints:
             raise ConfigError("[intercept] in harness.toml must be a table")
         unknown = sorted(set(table) - {"hosts", "allowed_hosts"})
         if unknown:
-            raise ConfigError(
-                f"[intercept] in harness.toml: unknown setting(s) {', '.join(unknown)}"
-            )
+            raise ConfigError(f"[intercept] in harness.toml: {unknown_names('setting', unknown)}")
         hosts = table.get("hosts", [])
         if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
             raise ConfigError("[intercept] hosts must be a list of host names or URL prefixes")

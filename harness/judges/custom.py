@@ -31,6 +31,7 @@ from typing import Any
 from harness.errors import JudgeParseError, MetricError
 from harness.judges.judge import FIELDS, Judge
 from harness.judges.output import OutputSpec
+from harness.wording import unknown_names
 
 __all__ = [
     "load_judges_file",
@@ -108,7 +109,7 @@ def _check_example(name: str, number: int, example: Any, spec: OutputSpec) -> di
     unknown = sorted(set(example) - _EXAMPLE_KEYS)
     if unknown:
         raise MetricError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(_EXAMPLE_KEYS))}"
+            f"{where}: {unknown_names('key', unknown)}; use {', '.join(sorted(_EXAMPLE_KEYS))}"
         )
     if "answer" not in example:
         raise MetricError(f"{where}: needs an answer ({spec.describe()})")
@@ -168,7 +169,7 @@ def judges_from_table(table: Any, source: str) -> dict[str, Judge]:
         unknown = sorted(set(body) - _KEYS)
         if unknown:
             raise MetricError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(_KEYS))}"
+                f"{where}: {unknown_names('key', unknown)}; use {', '.join(sorted(_KEYS))}"
             )
         if "prompt" not in body:
             raise MetricError(f"{where} needs a prompt")

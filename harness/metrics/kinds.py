@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import MetricError
+from harness.wording import unknown_names
 
 if TYPE_CHECKING:
     from harness.metrics.registry import Metric
@@ -153,7 +154,7 @@ def build(
     unknown = sorted(set(params) - set(known) - set(COMMON_PARAMS))
     if unknown:
         allowed = ", ".join([*known, *COMMON_PARAMS])
-        raise MetricError(f"{where}: unknown key(s) {', '.join(unknown)}; use {allowed}")
+        raise MetricError(f"{where}: {unknown_names('key', unknown)}; use {allowed}")
     for key, value in params.items():
         _check_type(where, kind.param(key), key, value)
     for param in kind.params:

@@ -66,6 +66,7 @@ from harness.runner.spark_session import (
     error_line,
     open_session,
 )
+from harness.wording import unknown_names
 
 if TYPE_CHECKING:
     from harness.calls import Caller
@@ -139,7 +140,7 @@ def _settings(home_settings: dict[str, Any]) -> dict[str, Any]:
     table = dict(home_settings.get("spark") or {})
     unknown = sorted(set(table) - _SETTINGS)
     if unknown:
-        raise ConfigError(f"[spark] in harness.toml: unknown setting(s) {', '.join(unknown)}")
+        raise ConfigError(f"[spark] in harness.toml: {unknown_names('setting', unknown)}")
     for name in ("tasks", "rows_per_task"):
         value = table.get(name)
         if value is not None and (type(value) is not int or value < 1):

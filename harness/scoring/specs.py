@@ -42,6 +42,7 @@ from harness.metrics import (
     metric_names,
 )
 from harness.metrics.kinds import NAME
+from harness.wording import unknown_names
 
 __all__ = ["MetricSpec", "from_table", "kind_metric", "override", "parse_spec", "table_names"]
 
@@ -124,7 +125,7 @@ def from_table(
         unknown = sorted(set(table) - _PYTHON_KEYS)
         if unknown:
             raise MetricError(
-                f"unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(_PYTHON_KEYS))}"
+                f"{unknown_names('key', unknown)}; use {', '.join(sorted(_PYTHON_KEYS))}"
             )
         target = table["python"]
         if not isinstance(target, str):

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.wording import unknown_names
 
 __all__ = [
     "BUILTIN_COLUMNS",
@@ -131,7 +132,7 @@ def max_values(option: int | None, settings: Mapping[str, Any]) -> int:
             raise ConfigError("[slices] in harness.toml must be a table")
         unknown = sorted(set(table) - {"max_values"})
         if unknown:
-            raise ConfigError(f"[slices] in harness.toml: unknown setting(s) {', '.join(unknown)}")
+            raise ConfigError(f"[slices] in harness.toml: {unknown_names('setting', unknown)}")
         chosen = table.get("max_values", DEFAULT_MAX_VALUES)
         where = "[slices] max_values"
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:

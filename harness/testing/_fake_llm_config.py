@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.wording import unknown_names
 
 FAULT_KINDS: tuple[str, ...] = ("error_500", "error_429", "timeout", "drop", "malformed")
 """Every fault the server can inject, in the order the rates are laid out on [0, 1)."""
@@ -94,7 +95,7 @@ class FakeLLMConfig:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ConfigError(f"fake LLM server: unknown setting(s) {', '.join(unknown)}")
+            raise ConfigError(f"fake LLM server: {unknown_names('setting', unknown)}")
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:

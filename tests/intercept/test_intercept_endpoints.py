@@ -83,7 +83,7 @@ def test_settings_hosts_and_provider_base_urls() -> None:
     ("settings", "problem"),
     [
         ({"intercept": {"hosts": "llm.internal"}}, "must be a list"),
-        ({"intercept": {"host": ["x"]}}, "unknown setting(s) host"),
+        ({"intercept": {"host": ["x"]}}, "unknown setting host"),
         ({"intercept": {"hosts": ["http://x/?a=1"]}}, "is not a host or a URL prefix"),
         ({"intercept": {"hosts": ["x:notaport"]}}, "[intercept] hosts"),
         ({"intercept": {"hosts": ["llm.internal gpu-box"]}}, "is not a host or a URL prefix"),

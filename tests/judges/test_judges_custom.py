@@ -112,7 +112,7 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
     [
         ('[judges.j]\noutput = "yes/no"\n', "[judges.j] needs a prompt"),
         ("[judges.j]\nprompt = 5\n", "[judges.j]: judge 'j': prompt must be text, not 5"),
-        ('[judges.j]\nprompt = "{output}"\nscale = "1-5"\n', "unknown key(s) scale"),
+        ('[judges.j]\nprompt = "{output}"\nscale = "1-5"\n', "unknown key scale"),
         # `harness judges list` showed it as ['a'].
         (
             '[judges.j]\nprompt = "{output}"\ndescription = ["a"]\n',

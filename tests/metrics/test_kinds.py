@@ -184,7 +184,7 @@ def test_command_line_values_give_the_same_parameters(kind: str, value: str, par
     [
         ("regex", {}, "metric 'regex' (regex) needs 'pattern': a Python regular expression"),
         ("regex", {"pattern": "["}, "metric 'regex': bad regular expression '[': "),
-        ("contains", {"valeu": "x"}, "metric 'contains' (contains): unknown key(s) valeu; use "),
+        ("contains", {"valeu": "x"}, "metric 'contains' (contains): unknown key valeu; use "),
         ("length", {"max": "5"}, "metric 'length' (length): max must be a whole number, not '5'"),
         ("length", {"max": True}, "max must be a whole number, not True"),
         ("length", {}, "metric 'length' (length) needs min, max or both"),

@@ -127,7 +127,7 @@ def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Pat
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
-    assert code == 2 and "unknown setting(s) max_retriez" in err
+    assert code == 2 and "unknown setting max_retriez" in err
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
@@ -178,7 +178,7 @@ def test_every_harness_toml_mistake_names_the_file_by_its_full_path(
     [
         (
             '[rate_limits."echo"]\nrequest_per_minute = 5\n',
-            'harness.toml: unknown key(s) request_per_minute in [rate_limits."echo"]; '
+            'harness.toml: unknown key request_per_minute in [rate_limits."echo"]; '
             "known: requests_per_minute, tokens_per_minute",
         ),
         (

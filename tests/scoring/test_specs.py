@@ -109,12 +109,12 @@ needs_expected = true
     [
         (
             '[metrics.x]\nkind = "regex"\npatern = "a"',
-            "[metrics.x]: (regex): unknown key(s) patern",
+            "[metrics.x]: (regex): unknown key patern",
         ),
         ('[metrics.x]\nkind = "regex"', "[metrics.x]: (regex) needs 'pattern'"),
         ('[metrics.x]\ndescription = "d"', '[metrics.x] needs kind = "..." or python = '),
         ('[metrics.x]\nkind = "is-json"\npython = "m:f"', '[metrics.x] needs kind = "..." or'),
-        ('[metrics.x]\npython = "m:f"\nneeds = true', "[metrics.x]: unknown key(s) needs; use "),
+        ('[metrics.x]\npython = "m:f"\nneeds = true', "[metrics.x]: unknown key needs; use "),
         ('[metrics.x]\nkind = "nope"', "[metrics.x]: unknown metric kind 'nope'"),
         ('[metrics.rougeL]\nkind = "is-json"', "'rougeL' is a built-in metric"),
         (
