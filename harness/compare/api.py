@@ -14,7 +14,7 @@ from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_marg
 from harness.compare.gates import CheckSettings, check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
 from harness.compare.sources import load_run
-from harness.config import Home, resolve_home
+from harness.config import SETTINGS_FILE, Home, resolve_home
 from harness.slices import DEFAULT_MAX_VALUES, max_values
 
 __all__ = ["check_gates", "check_ref", "compare_refs"]
@@ -79,6 +79,7 @@ def check_ref(
         cluster=settings.cluster,
         max_missing=settings.max_missing,
         rows=rows,
+        settings_file=str(home.path / SETTINGS_FILE),
     )
 
 

@@ -73,8 +73,10 @@ def check(
     max_missing: float = DEFAULT_MAX_MISSING,
     rows: int = DEFAULT_ROWS,
     alpha: float = DEFAULT_ALPHA,
+    settings_file: str = "harness.toml",
 ) -> CheckResult:
-    """Check ``candidate`` against ``gates`` (and ``baseline``, for drop gates).
+    """Check ``candidate`` against ``gates`` (and ``baseline``, for drop gates);
+    ``settings_file`` is the harness.toml the ``[check]`` table's gates came from.
 
     Raises ConfigError for a gate on a metric the candidate has no scores for, or a drop
     gate on a metric with no better direction.
@@ -83,7 +85,7 @@ def check(
     notes = list(candidate.notes) + (baseline.notes if baseline else [])
     for gate in gates:
         # a gate of the [check] table is named as gates.py names its mistakes
-        where = "harness.toml: [check] " if gate.origin == "harness.toml" else ""
+        where = f"{settings_file}: [check] " if gate.origin == "harness.toml" else ""
         if gate.metric not in scores.values.columns:
             raise ConfigError(
                 f"{where}gate {gate.name}: the candidate has no {gate.metric!r} scores; "
