@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import SETTINGS_TABLES
-from harness.errors import ConfigError, HarnessError, RunFailed
+from harness.errors import ConfigError, EnvironmentFault, HarnessError, RunFailed
 from harness.runner.spark_session import (
     DEFAULT_TASKS,
     SparkHandle,
@@ -367,15 +367,19 @@ def _collect(
     def task(batches: Any) -> Any:
         return run_task(packed, batches)
 
-    with warnings.catch_warnings():
-        # pyspark checks the pandas version even for Arrow-only functions and warns about
-        # pandas 3; nothing here goes through pandas.
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        frame = spark.createDataFrame(items, "item string").repartition(n_tasks)  # round robin
-        mapped = frame.mapInArrow(task, "payload string")
     try:
-        rows = mapped.collect()
+        with warnings.catch_warnings():
+            # pyspark checks the pandas version even for Arrow-only functions and warns
+            # about pandas 3; nothing here goes through pandas.
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+            frame = spark.createDataFrame(items, "item string").repartition(n_tasks)  # round robin
+            rows = frame.mapInArrow(task, "payload string").collect()
     except Exception as e:  # noqa: BLE001 - Py4J/Spark errors have no common type
+        lost = handle.why_lost(e)
+        if lost is not None:  # the environment's fault (exit 74), as at the start
+            raise EnvironmentFault(
+                f"lost the Spark Connect server at {handle.where}: {lost}"
+            ) from None
         raise RunFailed(handle.failure("the Spark job failed", e)) from None
     return [json.loads(row[0]) for row in rows]
 

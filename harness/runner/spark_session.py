@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, EnvironmentFault
+from harness.runner.spark_retries import ServerWatch
 from harness.secrets import scrub_secrets
 
 __all__ = [
@@ -185,6 +186,12 @@ class SparkHandle:
     ui_url: str | None = None
     log_path: str | None = None  # a local JVM's output, when harness redirected it
     default_tasks: int | None = None  # the session's cores, when it can say
+    # a Spark Connect server's: whether it went away (the environment's fault) under a job
+    watch: ServerWatch | None = None
+
+    def why_lost(self, error: BaseException) -> str | None:
+        """Why a job failed with ``error`` if its Spark Connect server is gone, else None."""
+        return self.watch.why_lost(error) if self.watch is not None else None
 
     def failure(self, what: str, error: BaseException) -> str:
         """``what: <the error's line> (Spark UI: URL)``: one line, for a HarnessError."""
@@ -325,8 +332,9 @@ def _open_connect(url: str) -> SparkHandle:
     # nothing: a closed port, or one that takes the connection and never speaks, fails now.
     # Either is the environment's fault (exit 74, as `harness sync` to a target it cannot
     # reach), not the input's: a run may have stored its cached rows by now.
+    tls = _uses_tls(url, host)
     try:
-        answered = _speaks_http2(host, port, tls=_uses_tls(url, host))
+        answered = _speaks_http2(host, port, tls=tls)
     except OSError as e:
         raise EnvironmentFault(
             f"cannot reach the Spark Connect server at {where}: {e.strerror or e}"
@@ -337,14 +345,18 @@ def _open_connect(url: str) -> SparkHandle:
             f"server (gRPC) within {CONNECT_TIMEOUT_S:g} s: is it one, and is it ready?"
         )
     remote = _connect_client()
+    watch = ServerWatch(lambda: _speaks_http2(host, port, tls=tls))
     try:
         spark = remote.builder.remote(url).create()
+        watch.install(spark)
         spark.version  # noqa: B018 - the first call: the server answers, or says why not
     except PySparkException as e:
         raise ConfigError(
             f"cannot use the Spark Connect server at {where}: {_without_token(error_line(e), url)}"
         ) from None
-    return _describe(spark, owned=True, where=where, host=host)
+    handle = _describe(spark, owned=True, where=where, host=host)
+    handle.watch = watch
+    return handle
 
 
 # What an HTTP/2 client sends first (RFC 9113 3.4): the preface, then its SETTINGS frame

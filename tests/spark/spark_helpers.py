@@ -21,7 +21,9 @@ def cli_env(home: Path, llm: FakeLLMServer, **extra: str) -> dict[str, str]:
         HARNESS_HOME=str(home),
         OPENAI_BASE_URL=llm.openai_base_url,
         OPENAI_API_KEY=KEY,
-        PYTHONPATH=str(TESTS),  # harness_test_models, for python: judges
+        # harness_test_models, for python: judges; the checkout under test before the
+        # installed one (a worktree's harness, not the editable install's)
+        PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]),
     )
     env.update(extra)
     return env
