@@ -53,9 +53,10 @@ demo: install
 # Two workers: most tests wait on subprocesses and servers, so two at a time cut the suite's
 # wall time on a 2-core machine; worksteal keeps the long tests from ending last. (Grouping
 # the Spark tests by xdist_group would start each JVM once, but --dist loadgroup does not
-# group with pytest 9.2: pytest-dev/pytest-xdist#1386.)
+# group with pytest 9.2: pytest-dev/pytest-xdist#1386.) --durations: the slowest tests at the
+# end of every run, to keep the suite under its 15 minutes.
 test: install $(SPARK_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=25
 
 # The MLflow tests (the SQL-written run read back through MlflowClient against MLflow's own,
 # sync, the store) under every MLflow minor version pyproject allows, each in its own venv
