@@ -54,7 +54,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # the row's text: MLflow's and Jinja's {{ outputs }}, { output } with spaces, {output.text}.
 _LOOSE_PLACEHOLDER = re.compile(r"\{+\s*[A-Za-z_][\w.]*\s*\}+")
 # A placeholder opened and never closed ("Answer: {output"): the judge would see it as written.
-_UNCLOSED = re.compile(r"\{\s*(?:" + "|".join(FIELDS) + r")(?![\w.]*\s*\})")
+# Closed means a '}' comes before any other '{': "{context_used: yes or no}" (JSON written
+# loosely in a prompt) is closed, and kept as written as other braces are.
+_UNCLOSED = re.compile(r"\{\s*(?:" + "|".join(FIELDS) + r")(?=[^{}]*(?:\{|\Z))")
 _FIELD_TITLES = {
     "input": "Input",
     "output": "Output",

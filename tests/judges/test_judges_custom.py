@@ -16,6 +16,7 @@ from harness.config import resolve_home
 from harness.errors import MetricError
 from harness.judges import available_judges, make_judge, register_judge, resolve_judges
 from harness.judges.custom import _registry
+from harness.metrics import ScoringRow
 from harness.runner.config import RunConfig
 from harness.runner.run import run_eval
 from harness.store.runs import load_scores
@@ -149,6 +150,29 @@ def test_bad_custom_judges_are_one_line_errors(home: Path, toml: str, message: s
     with pytest.raises(MetricError) as caught:
         resolve_judges(["j"], home=resolve_home(home), judges_file=None, guidelines=[])
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "sent"),
+    [
+        (
+            "Q: {input}\\nA: {output}\\nReply as {context_used: yes or no}.",
+            "Q: q\nA: the answer\nReply as {context_used: yes or no}.",
+        ),
+        (
+            "A: {output}\\nReply with JSON such as {input_ok: true, output_ok: false}",
+            "A: the answer\nReply with JSON such as {input_ok: true, output_ok: false}",
+        ),
+    ],
+)
+def test_a_field_name_inside_closed_json_braces_is_kept_as_written(
+    home: Path, prompt: str, sent: str
+) -> None:
+    # Refused with "{context has no closing '}'" though the brace was closed.
+    (home / "harness.toml").write_text(f'[judges.j]\nprompt = "{prompt}"\n', encoding="utf-8")
+    (judge,) = resolve_judges(["j"], home=resolve_home(home), judges_file=None, guidelines=[])
+    user = judge.messages(ScoringRow("q", "the answer", (), None, None))[1]["content"]
+    assert user.endswith(sent)
 
 
 def test_unknown_judge_lists_the_known_ones(home: Path) -> None:
