@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.errors import ConfigError, RunNotFound
 from harness.store.db import connect
 from harness.store.runs import RunInfo, get_run, list_runs
+from harness.wording import plural
 
 __all__ = ["find_run", "run_tags", "tag_run"]
 
@@ -172,10 +173,14 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
     sweep = find_sweep_id(db_path, ref)
     children = sweep_children(db_path, sweep[0]) if sweep else []
     if children:  # `harness report SWEEP`: name the runs that can be given instead
+        listed = ", ".join(child.run_id for child in children)
+        give = (  # one run is left when the others were deleted
+            f"its id ({listed}); `harness runs show {ref}` shows it"
+            if len(children) == 1
+            else f"one of their ids ({listed}); `harness runs show {ref}` compares them"
+        )
         raise RunNotFound(
-            f"{ref!r} is a sweep of {len(children)} runs, not a run: give one of their ids "
-            f"({', '.join(child.run_id for child in children)}); `harness runs show {ref}` "
-            "compares them"
+            f"{ref!r} is a sweep of {plural(len(children), 'run')}, not a run: give {give}"
         )
     raise RunNotFound(
         f"no run, tag or run name {ref!r}; see `harness runs list` (or give an exported run file)"

@@ -353,3 +353,20 @@ def test_a_tag_may_not_hide_a_sweeps_name_or_id(qa):
     named = json.loads(out)["run_id"]
     code, out, err = invoke("runs", "tag", named, "X")
     assert (code, out) == (0, f"tagged run {named} 'X'\n"), err
+
+
+def test_a_sweep_with_one_run_left_is_named_as_one_run(qa):
+    """With one child of a sweep deleted, `harness report SWEEP_ID` said "is a sweep of 1
+    runs, not a run: give one of their ids"."""
+    code, out, err = invoke(*SWEEP, "--no-mlflow", "--json")
+    assert code == 0, err
+    ran = json.loads(out)
+    first, last = (r["run_id"] for r in ran["runs"])
+    code, _, err = invoke("runs", "delete", first)
+    assert code == 0, err
+    code, _, err = invoke("report", ran["sweep_id"])
+    assert code == 2
+    assert err == (
+        f"error: '{ran['sweep_id']}' is a sweep of 1 run, not a run: give its id ({last}); "
+        f"`harness runs show {ran['sweep_id']}` shows it\n"
+    )
