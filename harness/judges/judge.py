@@ -25,6 +25,7 @@ from harness.errors import JudgeParseError, MetricError, ProviderError
 from harness.judges.output import OutputSpec
 from harness.judges.parse import PARSER_VERSION, Verdict, parse_verdict
 from harness.store.rows import ScoreRow
+from harness.wording import unknown_names
 
 if TYPE_CHECKING:
     from harness.calls import Caller, CallResult
@@ -112,9 +113,8 @@ class Judge:
         ] + loose
         allowed = ", ".join("{" + f + "}" for f in FIELDS)
         if unknown:
-            shown = ", ".join(unknown)
             raise MetricError(
-                f"judge {self.name!r}: unknown placeholder(s) {shown}; "
+                f"judge {self.name!r}: {unknown_names('placeholder', unknown)}; "
                 f"a judge prompt can use {allowed}"
             )
         if not used:

@@ -262,7 +262,7 @@ def test_samples_are_distinct_requests() -> None:
 
 
 def test_bad_judge_definitions_are_metric_errors() -> None:
-    with pytest.raises(MetricError, match=r"unknown placeholder\(s\) \{question\}"):
+    with pytest.raises(MetricError, match=r"unknown placeholder \{question\};"):
         make_judge("j", "Q: {question} A: {output}")
     with pytest.raises(MetricError, match="uses no placeholder"):
         make_judge("j", "Is it good?")

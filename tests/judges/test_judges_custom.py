@@ -121,7 +121,9 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
         ),
         ('[judges.j]\nprompt = "{output}"\noutput = "5-1"\n', "must go from low to high"),
         ('[judges.j]\nprompt = "{output}"\noutput = ["only"]\n', "at least two"),
-        ('[judges.j]\nprompt = "{answer}"\n', "unknown placeholder(s) {answer}"),
+        ('[judges.j]\nprompt = "{answer}"\n', "unknown placeholder {answer};"),
+        # Said "unknown placeholder(s)" where settings and keys agree with their count.
+        ('[judges.j]\nprompt = "{answer} {reply}"\n', "unknown placeholders {answer}, {reply};"),
         # It said "its prompt uses no placeholder", or nothing beside a closed one.
         (
             '[judges.j]\nprompt = "Answer: {output"\n',
@@ -131,10 +133,10 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
         # MLflow's and Jinja's form, spaces, an attribute: the judge never saw the output.
         (
             '[judges.j]\nprompt = "Q: {input} A: {{ outputs }}"\n',
-            "judge 'j': unknown placeholder(s) {{ outputs }}; a judge prompt can use {input}, ",
+            "judge 'j': unknown placeholder {{ outputs }}; a judge prompt can use {input}, ",
         ),
-        ('[judges.j]\nprompt = "Q: {input} A: { output }"\n', "placeholder(s) { output };"),
-        ('[judges.j]\nprompt = "A: {output.text}"\n', "unknown placeholder(s) {output.text};"),
+        ('[judges.j]\nprompt = "Q: {input} A: { output }"\n', "placeholder { output };"),
+        ('[judges.j]\nprompt = "A: {output.text}"\n', "unknown placeholder {output.text};"),
         ('[judges.safety]\nprompt = "{output}"\n', "'safety' is a built-in judge"),
         ('[judges.token_f1]\nprompt = "{output}"\n', "'token_f1' is a metric"),
         (
@@ -424,7 +426,7 @@ def test_a_label_judge_shows_its_labels_in_the_table_and_feedback(
         (
             '[judges.x]\nprompt = "{outptu}"\n',
             None,
-            "{home}/harness.toml: [judges.x]: judge 'x': unknown placeholder(s) {{outptu}}; "
+            "{home}/harness.toml: [judges.x]: judge 'x': unknown placeholder {{outptu}}; "
             "a judge prompt can use {{input}}, {{output}}, {{expected}}, {{context}}",
         ),
     ],
