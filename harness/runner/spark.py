@@ -66,7 +66,7 @@ from harness.runner.spark_session import (
     error_line,
     open_session,
 )
-from harness.wording import unknown_names
+from harness.wording import plural, unknown_names
 
 if TYPE_CHECKING:
     from harness.calls import Caller
@@ -175,9 +175,11 @@ def _waves(
     depth = 1 if caller.budget is not None else 2
     at_once = max(1, min(cores, tasks * depth))  # tasks that may run at the same time
     _probe(engine, handle, at_once)
+    rows = plural(len(deferred), "row")
     engine.progress.note(
-        f"{len(deferred)} row(s) need calls the cache cannot answer: "
-        f"sending them to Spark ({handle.where}), {tasks} task(s) at a time"
+        f"{rows} {'needs' if len(deferred) == 1 else 'need'} calls the cache cannot answer: "
+        f"sending {'it' if len(deferred) == 1 else 'them'} to Spark ({handle.where}), "
+        f"{plural(tasks, 'task')} at a time"
     )
     seeds, local_seeds = caller.seeds or {}, caller.local_seeds or {}
     caller.seeds = caller.local_seeds = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import pytest
 from harness.config import resolve_home
 from harness.errors import ConfigError, HarnessError
 from harness.runner.config import RunConfig
+from harness.runner.progress import NullProgress
 from harness.runner.run import run_eval
 from harness.runner.spark import spark_session
 from harness.testing import FakeLLMServer
@@ -110,8 +112,13 @@ def test_a_spark_run_stores_what_a_local_run_stores_and_reruns_without_spark(
 ) -> None:
     server, spark = fake
     before = jobs(spark)
-    on_spark = run_eval(config(spark=True), home=home, spark_session=spark)
+    progress = NullProgress()
+    on_spark = run_eval(config(spark=True), home=home, spark_session=spark, progress=progress)
     assert jobs(spark) > before  # the calls went through Spark jobs
+    # counts agree with their nouns (it said "20 row(s)" and "2 task(s)")
+    [sent] = [n for n in progress.notes if "cannot answer" in n]
+    assert re.fullmatch(r"20 rows need calls the cache cannot answer: sending them to Spark "
+                        r"\(.+\), \d+ tasks at a time", sent), sent  # fmt: skip
     assert on_spark.status == "finished" and on_spark.errors == 0 and on_spark.rows_done == 20
     assert on_spark.calls["model"]["requests"] == 20
     assert on_spark.calls["judge"]["requests"] == 40
