@@ -71,7 +71,23 @@ class Home:
     def settings(self) -> dict[str, Any]:
         """harness.toml as a dict ({} when there is none), its tables and keys checked."""
         path = self.path / SETTINGS_FILE
-        return check_settings(load_toml(path, missing_ok=True), path)
+        return Settings(check_settings(load_toml(path, missing_ok=True), path), path)
+
+
+class Settings(dict[str, Any]):
+    """harness.toml's tables, knowing the file they were read from: the owners of the tables
+    checked where they are used ([calls], [sweep], [intercept], [prices]) name it in their
+    messages, as ``check_settings`` does (see ``settings_file``)."""
+
+    def __init__(self, tables: Mapping[str, Any], path: Path) -> None:
+        super().__init__(tables)
+        self.path = path
+
+
+def settings_file(settings: Mapping[str, Any]) -> str:
+    """How a message about ``settings`` names its file: the full path of the harness.toml
+    read, or just ``harness.toml`` for settings not read from a file (the Python API's)."""
+    return str(settings.path) if isinstance(settings, Settings) else SETTINGS_FILE
 
 
 SPARK_TEXT = ("master", "remote", "profile")  # [spark]: read only by runs with --spark...

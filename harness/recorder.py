@@ -202,7 +202,7 @@ class Recorder:
         """Read the cassette and route this context's calls (``__enter__`` does this)."""
         from harness.cache.memory import MemoryCache
         from harness.calls import Caller
-        from harness.config import resolve_home
+        from harness.config import resolve_home, settings_file
         from harness.intercept.activate import activate
         from harness.intercept.allowed import AllowedHosts
         from harness.intercept.credentials import placeholder_keys
@@ -218,7 +218,7 @@ class Recorder:
         except ValueError as exc:
             raise ConfigError(f"harness.replay hosts: {exc}") from None
         allowed = AllowedHosts.parse(self.allowed_hosts, "harness.replay allowed_hosts")
-        set_prices(settings.get("prices") or {})
+        set_prices(settings.get("prices") or {}, settings_file(settings))
         self._cache = None if self.mode == "off" else MemoryCache()
         if self._cache is not None and self.mode != "refresh":
             self._load(self._cache)

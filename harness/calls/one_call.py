@@ -31,7 +31,7 @@ async def acomplete(
     prices, retries, rate limits) come from the project home's harness.toml. Inside
     ``harness.replay`` (or a marked test) the call uses its cassette and mode instead.
     """
-    from harness.config import resolve_home
+    from harness.config import resolve_home, settings_file
     from harness.intercept.scope import current
     from harness.providers import resolve
     from harness.providers._http import HTTPProvider
@@ -49,7 +49,7 @@ async def acomplete(
         provider = model
     if isinstance(provider, HTTPProvider) and mode != "replay":
         provider.check_credentials()
-    set_prices(settings.get("prices") or {})
+    set_prices(settings.get("prices") or {}, settings_file(settings))
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages += [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     store: EntryStore | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.config import DEFAULT_TIMEOUT_S
+from harness.config import DEFAULT_TIMEOUT_S, settings_file
 from harness.errors import ConfigError
 from harness.wording import unknown_names
 
@@ -26,15 +26,19 @@ def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     from harness.providers import TRANSPORTS
     from harness.retry import RetryPolicy
 
+    where = settings_file(settings)  # messages begin with the file, as config's do
     table = settings.get("calls") or {}
     unknown = sorted(set(table) - set(CALLS_KEYS))
     if unknown:
-        raise ConfigError(f"[calls] in harness.toml: {unknown_names('setting', unknown)}")
+        raise ConfigError(
+            f"{where}: {unknown_names('setting', unknown)} in [calls]; "
+            f"known: {', '.join(CALLS_KEYS)}"
+        )
 
     def number(name: str, default: float, kind: type = float) -> Any:
         value = table.get(name, default)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"[calls] {name} must be a number >= 0, got {value!r}")
+            raise ConfigError(f"{where}: [calls] {name} must be a number >= 0, got {value!r}")
         return kind(value)
 
     defaults = RetryPolicy()
@@ -45,7 +49,7 @@ def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     )
     transport = table.get("transport")
     if transport not in (None, *TRANSPORTS):
-        raise ConfigError(f"[calls] transport must be one of {', '.join(TRANSPORTS)}")
+        raise ConfigError(f"{where}: [calls] transport must be one of {', '.join(TRANSPORTS)}")
     return {
         "retry": retry,
         "timeout_s": number("timeout_s", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S,

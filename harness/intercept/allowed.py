@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.config import settings_file
+
 __all__ = ["AllowedHosts", "HostPattern"]
 
 _NAME = re.compile(r"[a-z0-9*_.-]+")
@@ -100,7 +102,8 @@ class AllowedHosts:
         table = settings.get("intercept") or {}
         if not isinstance(table, Mapping) or "allowed_hosts" not in table:
             return cls()
-        return cls.parse(table["allowed_hosts"], "[intercept] allowed_hosts in harness.toml")
+        where = f"{settings_file(settings)}: [intercept] allowed_hosts"  # as config's messages
+        return cls.parse(table["allowed_hosts"], where)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

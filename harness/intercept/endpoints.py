@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.config import settings_file
 from harness.errors import ConfigError
 from harness.wording import unknown_names
 
@@ -144,28 +145,34 @@ class Endpoints:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Endpoints:
         """From harness.toml: ``[intercept] hosts`` and ``[providers.NAME] base_url``."""
+        where = settings_file(settings)  # messages begin with the file, as config's do
         table = settings.get("intercept") or {}
         if not isinstance(table, Mapping):
-            raise ConfigError("[intercept] in harness.toml must be a table")
+            raise ConfigError(f"{where}: [intercept] must be a table")
         unknown = sorted(set(table) - {"hosts", "allowed_hosts"})
         if unknown:
-            raise ConfigError(f"[intercept] in harness.toml: {unknown_names('setting', unknown)}")
+            raise ConfigError(
+                f"{where}: {unknown_names('setting', unknown)} in [intercept]; "
+                "known: allowed_hosts, hosts"
+            )
         hosts = table.get("hosts", [])
         if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-            raise ConfigError("[intercept] hosts must be a list of host names or URL prefixes")
+            raise ConfigError(
+                f"{where}: [intercept] hosts must be a list of host names or URL prefixes"
+            )
         found = []
         for host in hosts:
             try:
                 found.append(Endpoint.parse(host, "http"))
             except ValueError as exc:
-                raise ConfigError(f"[intercept] hosts: {exc}") from None
+                raise ConfigError(f"{where}: [intercept] hosts: {exc}") from None
         for name, options in (settings.get("providers") or {}).items():
             base_url = options.get("base_url") if isinstance(options, Mapping) else None
             if isinstance(base_url, str) and base_url.strip():
                 try:
                     found.append(Endpoint.parse(base_url, str(name)))
                 except ValueError as exc:
-                    raise ConfigError(f"[providers.{name}] base_url: {exc}") from None
+                    raise ConfigError(f"{where}: [providers.{name}] base_url: {exc}") from None
         return cls(found)
 
     def match(

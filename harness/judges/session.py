@@ -39,13 +39,14 @@ def judge_session(
     """Run ``work(caller)`` to completion; return its result and the call counters."""
     from harness.cache.store import ResponseCache
     from harness.calls import CACHE_MODES, Caller
+    from harness.config import settings_file
     from harness.providers.pricing import set_prices
 
     if cache not in CACHE_MODES:
         raise ConfigError(f"unknown cache mode {cache!r}; use one of {', '.join(CACHE_MODES)}")
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}")
-    set_prices(home.settings.get("prices", {}))
+    set_prices(home.settings.get("prices", {}), settings_file(home.settings))
     store = ResponseCache(home.cache_dir, read_only=cache == "replay") if cache != "off" else None
     # The same retries, rate limits and transport as `harness run` ([calls] in harness.toml).
     caller = Caller.from_settings(home.settings, cache=store, mode=cache, concurrency=concurrency)

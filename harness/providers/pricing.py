@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from harness.config import SETTINGS_FILE
 from harness.errors import ConfigError
 
 BUILTIN_PRICES: dict[str, tuple[float, float]] = {
@@ -67,7 +68,7 @@ _overrides: dict[str, tuple[float, float]] = {}
 _known: dict[str, tuple[float, float] | None] = {}
 
 
-def _pair(uri: str, value: Any) -> tuple[float, float]:
+def _pair(uri: str, value: Any, where: str) -> tuple[float, float]:
     if isinstance(value, Mapping):
         value = (value.get("input"), value.get("output"))
     try:
@@ -75,17 +76,18 @@ def _pair(uri: str, value: Any) -> tuple[float, float]:
         price = (float(inp), float(out))
     except (TypeError, ValueError):
         raise ConfigError(
-            f"[prices] {uri!r} must be [input, output] or {{ input = ..., output = ... }} "
+            f"{where}: [prices] {uri!r} must be [input, output] or {{ input = ..., output = ... }} "
             f"in USD per million tokens"
         ) from None
     if min(price) < 0 or any(p != p for p in price):
-        raise ConfigError(f"[prices] {uri!r}: prices cannot be negative")
+        raise ConfigError(f"{where}: [prices] {uri!r}: prices cannot be negative")
     return price
 
 
-def set_prices(prices: Mapping[str, Any]) -> None:
-    """Install prices from harness.toml (replacing earlier overrides)."""
-    parsed = {str(uri): _pair(str(uri), value) for uri, value in prices.items()}
+def set_prices(prices: Mapping[str, Any], where: str = SETTINGS_FILE) -> None:
+    """Install prices from harness.toml (replacing earlier overrides); ``where`` names the
+    file in messages (``harness.config.settings_file``)."""
+    parsed = {str(uri): _pair(str(uri), value, where) for uri, value in prices.items()}
     _overrides.clear()
     _overrides.update(parsed)
     _known.clear()

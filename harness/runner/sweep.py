@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import Home, parse_param, read_text_arg, resolve_home
+from harness.config import Home, parse_param, read_text_arg, resolve_home, settings_file
 from harness.errors import BudgetExceeded, ConfigError, HarnessError, Interrupted, RunFailed
 from harness.interrupt import SIGNAL_NAMES, StopRequest, stop_on_signals
 from harness.metrics import DEFAULT_METRICS, metric_direction
@@ -197,15 +197,16 @@ def sweep_options(
             _once(listed, [f"--param {item} is given" for item in shown])
     if prompts:
         values["prompt"] = _once(prompts, [f"--prompt {_one_line(p)} is given" for p in prompts])
+    where = settings_file(settings or {})  # messages begin with the file, as config's do
     table = (settings or {}).get(SWEEP_SETTINGS, {})
     if not isinstance(table, dict):
-        raise ConfigError("[sweep] in harness.toml must be a table of KEY = [VALUES]")
+        raise ConfigError(f"{where}: [sweep] must be a table of KEY = [VALUES]")
     for key, listed in table.items():
         if key in values or key in flags:
             continue
         if not isinstance(listed, list) or not listed:
-            raise ConfigError(f"[sweep] {key} in harness.toml must be a non-empty list")
-        _once(listed, [f"[sweep] {key} in harness.toml lists {_one_line(v)}" for v in listed])
+            raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list")
+        _once(listed, [f"{where}: [sweep] {key} lists {_one_line(v)}" for v in listed])
         if key in TEXT_AXES:
             listed = [_relative_to(v, base_dir) for v in listed]
         values[key] = listed
@@ -220,7 +221,7 @@ def sweep_options(
     model = fixed.pop("model", None) if models else None
     for key in ("model", "system"):
         if key in fixed:  # a one-value [sweep] entry: only the flag may set these
-            raise ConfigError(f"[sweep] {key} needs two or more values (or use --{key})")
+            raise ConfigError(f"{where}: [sweep] {key} needs two or more values (or use --{key})")
     if "model" in grid:  # the sweep's children each set it; the base needs a valid one
         model = grid["model"][0]
     return SweepOptions(params=fixed, prompt=prompt, grid=grid, model=model)

@@ -160,6 +160,17 @@ def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
         '[providers.openai]\napi_key_env = "sk-x"\n',
         '[judges.j]\nprompt = "{answer}"\n',
         '[metrics.m]\nkind = "regx"\n',
+        # The tables checked where they are used said "[calls] ..." with no file at all.
+        '[calls]\ntimeout_s = "x"\n',
+        "[calls]\ntimeouts = 5\n",
+        '[calls]\ntransport = "carrier-pigeon"\n',
+        "[sweep]\ntop_p = []\n",
+        '[sweep]\nsystem = ["Be brief."]\n',
+        '[intercept]\nhosts = "llm.internal"\n',
+        '[intercept]\nhost = ["llm.internal"]\n',
+        '[intercept]\nallowed_hosts = "db"\n',
+        '[prices]\n"echo" = "free"\n',
+        '[prices]\n"echo" = [-1, 0]\n',
     ],
 )
 def test_every_harness_toml_mistake_names_the_file_by_its_full_path(

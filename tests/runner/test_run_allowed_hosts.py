@@ -78,6 +78,6 @@ def test_replay_reaches_only_the_hosts_harness_toml_allows(
     bad = run()
     assert bad.exit_code == 2
     assert bad.stderr == (
-        "error: [intercept] allowed_hosts in harness.toml must be a list of hosts, such as "
-        '["db:5432", "*.internal"]\n'
+        f"error: {home / 'harness.toml'}: [intercept] allowed_hosts must be a list of hosts, "
+        'such as ["db:5432", "*.internal"]\n'
     )

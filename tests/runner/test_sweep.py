@@ -215,7 +215,8 @@ def test_a_value_given_twice_is_refused_before_anything_runs(qa, home):
     (home / "harness.toml").write_text("[sweep]\ntop_p = [0.5, 1, 0.5]\n", encoding="utf-8")
     code, out, err = invoke(*run)
     assert (code, out) == (2, "")
-    assert err.startswith("error: [sweep] top_p in harness.toml lists 0.5 more than once; ")
+    where = home / "harness.toml"  # messages begin with the file read, as config's do
+    assert err.startswith(f"error: {where}: [sweep] top_p lists 0.5 more than once; ")
     with pytest.raises(ConfigError, match=r"^grid top_p lists 0.5 more than once; "):
         expand_grid(RunConfig(data="qa", model="echo"), {"top_p": [0.5, 0.5]})
     con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
@@ -276,7 +277,9 @@ def test_a_sweep_table_of_models_runs_without_a_model_flag(qa, home):
     (home / "harness.toml").write_text(f'[sweep]\nmodel = ["{MODEL}"]\n', encoding="utf-8")
     code, out, err = invoke("run", "--data", "qa", "--no-mlflow")
     assert (code, out) == (2, "")
-    assert err == "error: [sweep] model needs two or more values (or use --model)\n"
+    assert err == (
+        f"error: {home / 'harness.toml'}: [sweep] model needs two or more values (or use --model)\n"
+    )
 
 
 def test_a_system_flag_replaces_the_sweep_tables_system_prompts(qa, home):
