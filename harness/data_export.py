@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config import resolve_home
 from harness.errors import ConfigError, DataError, DiskFull
 from harness.faults import environment_fault
-from harness.files import replaced_on_success, text_writer
+from harness.files import folder_problem, replaced_on_success, text_writer
 from harness.store.datasets import DatasetInfo, Example, load_examples, resolve_dataset
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ def export_dataset(
         raise ConfigError(f"{target} is a folder")
     if target.exists() and not force:
         raise ConfigError(f"{target} exists; give --force to replace it")
-    if not target.parent.is_dir():
-        raise ConfigError(f"{target.parent} is not a folder")
+    problem = folder_problem(target.parent)
+    if problem is not None:
+        raise ConfigError(problem)
     examples = load_examples(db_path, info)
     columns = _columns(info, examples)
     records = [_record(e, csv_cells=fmt == "csv") for e in examples]

@@ -21,6 +21,7 @@ from harness.errors import ConfigError, DiskFull
 
 __all__ = [
     "check_writable",
+    "folder_problem",
     "folders_for",
     "replaced_on_success",
     "text_writer",
@@ -77,11 +78,23 @@ def write_text_atomically(target: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8")
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why a new file cannot be put in ``folder``, or None when it is a folder: "F does not
+    exist", or "F is not a folder" when a file stands at ``folder`` or on its way there."""
+    if folder.is_dir():
+        return None
+    standing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if standing is not None and not standing.is_dir():
+        return f"{standing} is not a folder"
+    return f"{folder} does not exist"
+
+
 def check_writable(target: Path) -> None:
     """Raise ConfigError unless ``target`` can be written as a file: its folder exists and
     it is not a folder itself. For output files a command names before doing its work."""
-    if not target.parent.is_dir():
-        raise ConfigError(f"cannot write {target}: {target.parent} is not a folder")
+    problem = folder_problem(target.parent)
+    if problem is not None:
+        raise ConfigError(f"cannot write {target}: {problem}")
     if target.is_dir():
         raise ConfigError(f"cannot write {target}: it is a folder")
 

@@ -122,6 +122,16 @@ def test_export_errors_are_one_line_exit_2_and_write_nothing(
     code, _, _ = invoke("data", "export", "qa", "-o", str(out), "--force")
     assert code == 0 and len(out.read_text().splitlines()) == 20
 
+    # A folder that is not there was "not a folder"; a file where the folder goes still is.
+    for target, said in [
+        (tmp_path / "nope" / "x.jsonl", f"{tmp_path / 'nope'} does not exist"),
+        (out / "x.jsonl", f"{out} is not a folder"),
+        (out / "deeper" / "x.jsonl", f"{out} is not a folder"),
+    ]:
+        code, stdout, stderr = invoke("data", "export", "qa", "-o", str(target))
+        assert (code, stdout, stderr) == (2, "", f"error: {said}\n")
+    assert sorted(tmp_path.iterdir()) == sorted([home, out, qa_file])
+
 
 def test_version_picks_an_older_version(tmp_path: Path, home: Path, qa_file: Path) -> None:
     first = import_file(qa_file, name="qa").dataset

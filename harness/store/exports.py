@@ -38,7 +38,7 @@ import pyarrow as pa
 from harness._version import __version__
 from harness.errors import ConfigError, DataError, DiskFull
 from harness.faults import environment_fault
-from harness.files import replaced_on_success, text_writer
+from harness.files import folder_problem, replaced_on_success, text_writer
 from harness.store.db import connect
 from harness.store.runs import SCORE_SCHEMA, RunInfo, run_in
 
@@ -221,8 +221,9 @@ def export_run(record: RunRecord, path: str | os.PathLike[str]) -> int:
             f"{target}: a run file must end in .parquet, .jsonl or .jsonl.gz "
             "(the format is chosen by the name)"
         )
-    if not target.parent.is_dir():
-        raise ConfigError(f"{target.parent} is not a folder")
+    problem = folder_problem(target.parent)
+    if problem is not None:
+        raise ConfigError(problem)
     header = json.dumps(_header(record), ensure_ascii=False)
     try:
         with replaced_on_success(target) as partial:

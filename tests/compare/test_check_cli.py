@@ -173,7 +173,7 @@ def test_a_junit_file_that_cannot_be_written_is_refused_before_the_check(
         "--junit", str(missing), "--json",
     )  # fmt: skip
     assert (code, out) == (2, "")  # no verdict printed, then refused
-    assert err == f"error: cannot write {missing}: {missing.parent} is not a folder\n"
+    assert err == f"error: cannot write {missing}: {missing.parent} does not exist\n"
 
 
 def test_cannot_decide_is_a_junit_error_and_an_error_annotation(

@@ -270,7 +270,7 @@ def test_report_options_and_mistakes(
     assert not (tmp_path / "x.html").exists()
     missing = tmp_path / "nowhere" / "r.html"
     refused("report", "base", "-o", str(missing),
-            message=f"cannot write {missing}: {missing.parent} is not a folder")  # fmt: skip
+            message=f"cannot write {missing}: {missing.parent} does not exist")  # fmt: skip
     refused(
         "report",
         "base",
@@ -280,7 +280,7 @@ def test_report_options_and_mistakes(
     )
     refused("run", "--data", "qa", "--model", "echo", "--metric", "word_count",
             "--report", str(missing),
-            message=f"cannot write {missing}: {missing.parent} is not a folder")  # fmt: skip
+            message=f"cannot write {missing}: {missing.parent} does not exist")  # fmt: skip
     refused("run", "--data", "qa", "--model", "echo", "--dry-run", "--report", "r.html",
             message="--report writes one run's report, not --dry-run's; write each run's "
             "with `harness report RUN`, or compare them with `harness report BASE "
@@ -347,11 +347,11 @@ def test_a_report_that_cannot_be_written_leaves_the_run_finished(
     assert get_run(home / "harness.duckdb", doc["run_id"]).status == "finished"
     [warning] = [w for w in doc["warnings"] if "report" in w]
     assert warning == (f"the report was not written (cannot write {gone / 'r.html'}: "
-                       f"{gone} is not a folder); write it with `harness report "
+                       f"{gone} does not exist); write it with `harness report "
                        f"{doc['run_id']} -o {gone / 'r.html'}`")  # fmt: skip
     assert ran.stderr.strip().splitlines()[-1] == (
         f"error: the run is stored, but its report could not be written: cannot write "
-        f"{gone / 'r.html'}: {gone} is not a folder; write it with `harness report "
+        f"{gone / 'r.html'}: {gone} does not exist; write it with `harness report "
         f"{doc['run_id']} -o FILE`"
     )
     mountable = shutil.which("unshare") is not None and subprocess.run(

@@ -147,11 +147,11 @@ def test_report_is_one_runs(tmp_path: Path) -> None:
     assert prepare_run(replace(ONE_RUN, report=report, check=True)).run_report is None
     missing = str(tmp_path / "no-such-folder" / "report.html")
     refused = refusal(replace(ONE_RUN, report=missing, check=True))
-    assert refused == f"cannot write {missing}: {Path(missing).parent} is not a folder"
+    assert refused == f"cannot write {missing}: {Path(missing).parent} does not exist"
     assert prepare_run(replace(ONE_RUN, report=missing)).run_report == missing  # the run's own
     junit = str(tmp_path / "no-such-folder" / "junit.xml")  # the check's JUnit file too
     refused = refusal(replace(ONE_RUN, junit=junit, check=True))
-    assert refused == f"cannot write {junit}: {Path(junit).parent} is not a folder"
+    assert refused == f"cannot write {junit}: {Path(junit).parent} does not exist"
 
 
 def test_the_first_mistake_is_the_one_said() -> None:

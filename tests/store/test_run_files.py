@@ -91,7 +91,10 @@ def test_bad_export_targets_write_nothing(run_id: str, tmp_path: Path) -> None:
     code, _, err = invoke("runs", "export", run_id, str(tmp_path / "run.csv"))
     assert code == 2 and "must end in .parquet, .jsonl or .jsonl.gz" in err
     code, _, err = invoke("runs", "export", run_id, str(tmp_path / "nowhere" / "run.jsonl"))
-    assert code == 2 and "is not a folder" in err
+    assert (code, err) == (2, f"error: {tmp_path / 'nowhere'} does not exist\n")
+    qa = tmp_path / "qa.jsonl"  # a file where the folder goes
+    code, _, err = invoke("runs", "export", run_id, str(qa / "run.jsonl"))
+    assert (code, err) == (2, f"error: {qa} is not a folder\n")
     assert sorted(tmp_path.iterdir()) == [tmp_path / "home", tmp_path / "qa.jsonl"]
     # A FILE or a Spark table (tests/spark/test_spark_tables.py), one of them.
     code, _, err = invoke("runs", "export", run_id)
