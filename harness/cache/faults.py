@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import diskcache
@@ -12,7 +13,7 @@ import diskcache
 from harness.errors import CacheBusy, CacheError, DiskFull, HarnessError, NotWritable
 from harness.faults import environment_fault, first_line
 
-__all__ = ["FULL_DISK_HINT", "cache_fault"]
+__all__ = ["FULL_DISK_HINT", "cache_fault", "removing_what_a_failed_open_left"]
 
 # What a full disk met while opening the cache goes on with: SQLite needs room to open the
 # cache to write (and to delete from it, which frees no room in cache.db anyway), so only
@@ -62,3 +63,29 @@ def cache_fault(
         )
     verb = "open" if action == "opening" else "write"
     return CacheError(f"cannot {verb} the cache at {directory}: {first_line(error)}")
+
+
+@contextlib.contextmanager
+def removing_what_a_failed_open_left(directory: Path) -> Iterator[None]:
+    """On a full disk SQLite makes cache.db-wal and cache.db-shm before it finds it cannot
+    write them, and a failed open left both behind, empty (the -shm three bytes long, no
+    room for more: zeros). Removes the ones the open made (not there before it, and holding
+    nothing) when it fails for want of room; on a full disk no other process can have opened
+    the cache to write either, so none of them is anybody's."""
+    made = [directory / f"cache.db{suffix}" for suffix in ("-wal", "-shm")]
+    made = [path for path in made if not os.path.lexists(path)]
+    try:
+        yield
+    except DiskFull:
+        for path in made:
+            with contextlib.suppress(OSError):
+                if _empty(path):
+                    path.unlink()
+        raise
+
+
+def _empty(path: Path) -> bool:
+    """``path`` is a file of at most a few zero bytes."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 16:
+        return False
+    return not path.read_bytes().strip(b"\0")

@@ -33,7 +33,7 @@ import diskcache
 
 from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_created_at
 from harness.cache.explain import distance, prompt_text
-from harness.cache.faults import cache_fault
+from harness.cache.faults import cache_fault, removing_what_a_failed_open_left
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
 from harness.cache.readonly import ImmutableCache, merged, unwritable
@@ -207,13 +207,15 @@ class ResponseCache:
         # Made before it is set up, so that a failed set-up can close the connection it
         # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
         cache = diskcache.Cache.__new__(diskcache.Cache)
-        try:
-            cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
-        except (sqlite3.Error, OSError) as exc:
-            with contextlib.suppress(sqlite3.Error, AttributeError):
-                cache.close()
-            # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
-            raise cache_fault(exc, self.directory, "opening", waited=max(timeout, 60.0)) from None
+        with removing_what_a_failed_open_left(self.directory):  # closed first, below
+            try:
+                cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
+            except (sqlite3.Error, OSError) as exc:
+                with contextlib.suppress(sqlite3.Error, AttributeError):
+                    cache.close()
+                # diskcache waits 60 s for a lock while it opens, whatever ``timeout`` says
+                waited = max(timeout, 60.0)
+                raise cache_fault(exc, self.directory, "opening", waited=waited) from None
         return cache
 
     def _open_read_only(self) -> diskcache.Cache:
