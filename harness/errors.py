@@ -361,3 +361,9 @@ class RowsFailedWarning(UserWarning):
     notebook shows it, and ``warnings.simplefilter("error", RowsFailedWarning)`` makes a
     script stop on it as ``mlflow.evaluate`` would.
     """
+
+
+class LiveCallWarning(UserWarning):
+    """A call to an LLM API's route on a host harness does not intercept (a local server
+    named only in the app's code) was sent live, neither cached nor recorded; said once per
+    host (``harness.intercept.routing``)."""

@@ -43,6 +43,7 @@ __all__ = [
     "Endpoints",
     "environment_endpoints",
     "is_loopback",
+    "llm_route",
 ]
 
 KNOWN_HOSTS: dict[str, str] = {
@@ -92,6 +93,22 @@ def _path_api(path: str) -> str | None:
     if _OPENAI_PATH.search(path):
         return "openai"
     return None
+
+
+# The routes of the LLM APIs (OpenAI's and Anthropic's, Ollama's own), at the end of a path:
+# a POST to one on a host that is not intercepted is an LLM call harness does not see.
+_LLM_ROUTE = re.compile(
+    r"/(chat/completions|completions|embeddings|responses|messages)/?$"
+    r"|^/api/(chat|generate|embed|embeddings)/?$"
+)
+
+
+def llm_route(path: str) -> str | None:
+    """The API whose route ``path`` ends with (``openai``, ``anthropic``, ``ollama``), or
+    None: how a call to an LLM server harness does not intercept is recognised."""
+    if _LLM_ROUTE.search(path) is None:
+        return None
+    return _path_api(path) or "ollama"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,11 @@
   loopback and the hosts an allow-list names are open and anything else raises
   ``ConnectError`` (and fails the scope). When an active scope allows some host, a request
   to a name the allow-lists do not name is sent on for the socket guard to judge by the
-  address the name resolves to (``harness.intercept.network``);
+  address the name resolves to (``harness.intercept.network``). A ``POST`` to an LLM API's
+  route on such a host (a local server named only in the app's code, ``llm_route``) is an
+  LLM call harness does not see: unless an allow-list names the host, it is refused as a
+  miss in ``replay``, and sent with a ``LiveCallWarning``, once per host, in ``use`` and
+  ``refresh`` (``_live``);
 - to an LLM endpoint but not a JSON ``POST`` (a ``GET /v1/models``, a multipart upload):
   sent as it is, uncached, except in ``replay``, where it is refused the same way;
 - a JSON ``POST`` to an LLM endpoint: keyed (``harness.intercept.wire``) and handed to the
@@ -39,6 +43,7 @@ import asyncio
 import ipaddress
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
@@ -46,6 +51,7 @@ from typing import Any
 from harness.cache.keys import canonical_key
 from harness.errors import (
     ConfigError,
+    LiveCallWarning,
     ProviderError,
     ProviderHTTPError,
     ProviderTimeout,
@@ -54,7 +60,7 @@ from harness.errors import (
 )
 from harness.intercept.app_provider import app_provider
 from harness.intercept.credentials import find_secret, header_secrets
-from harness.intercept.endpoints import is_loopback
+from harness.intercept.endpoints import is_loopback, llm_route
 from harness.intercept.network import is_allowed, open_to_some, where_to_add
 from harness.intercept.scope import Scope, current
 from harness.intercept.wire import AppRequest, JSONCall, error_response, http_response, json_call
@@ -65,6 +71,7 @@ __all__ = ["route_async", "route_sync"]
 
 _PASS = None  # what ``_plan`` returns for a request that is sent as it is
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_warned: set[tuple[str, str, int | None]] = set()  # hosts told of a live LLM call (record)
 # (the stored answer, whether it is the server's error answer, the live answer's headers)
 _Answer = tuple[dict[str, Any], bool, tuple[tuple[str, str], ...]]
 
@@ -111,6 +118,52 @@ def _endpoint(scope: Scope, request: Any) -> str | None:
             None,
         )
     return api
+
+
+def _live(scope: Scope, request: Any) -> None:
+    """A ``POST`` to a host that is not an LLM endpoint: when its path is an LLM API's route
+    (a local server named only in the app's code), say so once per host, as a
+    ``LiveCallWarning``, or in replay refuse it as a miss (``_Refusal``); unless an
+    allow-list names the host, which lets it through live on purpose. Off, nothing is
+    cached anyway."""
+    url = request.url
+    api = llm_route(url.path)
+    if api is None or scope.mode == "off":
+        return
+    port = url.port or _DEFAULT_PORTS.get(url.scheme)
+    if scope.caller.allowed_hosts.allows(url.host, port):
+        return
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    host = f"{host}:{url.port}" if url.port is not None else host
+    named = f'"{host}"'
+    ways = f"[intercept] hosts = [{named}] in harness.toml"
+    if scope.origin == "pytest":
+        ways = f"@pytest.mark.harness(hosts=[{named}]) or {ways}"
+    elif scope.origin == "replay":
+        ways = f"harness.replay(..., hosts=[{named}]) or {ways}"
+    where = f"{request.method} {redact_url(str(url))}"
+    fix = (
+        f"to record and replay its calls, add {ways}; to call it live on purpose, add it to "
+        "allowed_hosts"
+    )
+    if scope.mode == "replay":
+        raise _Refusal(
+            ReplayRefused(
+                f"harness replay: refused {where}: {host} is not an LLM endpoint harness "
+                f"intercepts, and replay makes no live call ({fix})"
+            ),
+            api,
+        )
+    place = (url.scheme, url.host, url.port)
+    if place not in _warned:
+        _warned.add(place)
+        kept = "recorded" if scope.cassette is not None else "cached"
+        warnings.warn(
+            f"harness: {where} was sent live, not {kept}: {host} is not an LLM endpoint "
+            f"harness intercepts (loopback hosts are not, unless named); {fix}",
+            LiveCallWarning,
+            stacklevel=2,
+        )
 
 
 class _Keyed:
@@ -270,6 +323,8 @@ def route_sync(transport: Any, request: Any, send: Callable[[Any, Any], Any]) ->
     try:
         api = _endpoint(scope, request)
         if api is None:
+            if request.method == "POST":
+                _live(scope, request)
             return send(transport, request)
         keyed = _plan(scope, request, api, request.read())
         if keyed is None:
@@ -318,6 +373,8 @@ async def route_async(
     try:
         api = _endpoint(scope, request)
         if api is None:
+            if request.method == "POST":
+                _live(scope, request)
             return await send(transport, request)
         keyed = _plan(scope, request, api, await request.aread())
         if keyed is None:

@@ -906,3 +906,80 @@ def test_short_strict():
     changed = suite.runpytest("test_known_bug.py")
     changed.assert_outcomes(failed=2)
     changed.stdout.fnmatch_lines(["*harness: test_known_bug.py::test_short made a call to * that*"])
+
+
+LOCAL_APP = """
+import os
+
+import openai
+
+
+def answer(question):
+    # A local server (vLLM, llama.cpp, LM Studio) named in the app's own code, not in
+    # harness.toml or the environment: harness does not intercept loopback hosts by itself.
+    client = openai.OpenAI(base_url=os.environ["LOCAL_LLM_URL"], api_key="sk-local")
+    reply = client.chat.completions.create(
+        model="local-model", messages=[{"role": "user", "content": question}]
+    )
+    return reply.choices[0].message.content
+"""
+
+LOCAL_TESTS = """
+import pytest
+
+import local_app
+
+@pytest.mark.harness
+def test_local():
+    assert local_app.answer("Capital of France?")
+"""
+
+
+def test_a_local_llm_server_the_harness_does_not_intercept_is_not_called_silently(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(local_app=LOCAL_APP, test_local=LOCAL_TESTS)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    args = ("-p", "no:cacheprovider", "-W", "always")
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("LOCAL_LLM_URL", server.openai_base_url)
+        host = server.openai_base_url.split("//")[1].split("/")[0]  # 127.0.0.1:PORT
+        hosts_line = f'[intercept] hosts = ["{host}"]'
+        # Recording: the call goes to the server as it is, and the user is told why the
+        # cassette stays empty and what caches it.
+        recorded = pytester.runpytest_subprocess(*args, "--harness-record=new")
+        recorded.assert_outcomes(passed=1, warnings=1)
+        said = " ".join(recorded.stdout.str().split())
+        assert (
+            f"LiveCallWarning: harness: POST http://{host}/v1/chat/completions was sent live, "
+            f"not recorded: {host} is not an LLM endpoint harness intercepts (loopback hosts "
+            f"are not, unless named); to record and replay its calls, add "
+            f'@pytest.mark.harness(hosts=["{host}"]) or {hosts_line} in harness.toml; to '
+            "call it live on purpose, add it to allowed_hosts"
+        ) in said
+        assert server.stats()["requests_total"] == 1
+
+        # Replaying: the test fails as on a miss, and nothing is sent.
+        replayed = pytester.runpytest_subprocess(*args)
+        replayed.assert_outcomes(failed=1)
+        said = " ".join(replayed.stdout.str().split())
+        assert (
+            f"harness replay: refused POST http://{host}/v1/chat/completions: {host} is not "
+            "an LLM endpoint harness intercepts, and replay makes no live call (to record and "
+            f'replay its calls, add @pytest.mark.harness(hosts=["{host}"]) or {hosts_line} '
+            "in harness.toml; to call it live on purpose, add it to allowed_hosts)"
+        ) in said
+        assert server.stats()["requests_total"] == 1
+
+        # A host allowed on purpose is called live in silence.
+        allowed = pytester.runpytest_subprocess(*args, f"--harness-allowed-hosts={host}")
+        allowed.assert_outcomes(passed=1)
+        assert "LiveCallWarning" not in allowed.stdout.str()
+        assert server.stats()["requests_total"] == 2
+
+        # Named in the marker, its calls are recorded, and replay with the server stopped.
+        pytester.makepyfile(
+            test_local=LOCAL_TESTS.replace("harness\n", f"harness(hosts=[{host!r}])\n")
+        )
+        pytester.runpytest_subprocess(*args, "--harness-record=new").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
