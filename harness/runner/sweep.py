@@ -546,7 +546,7 @@ def _reopen_deleted_parent(
 ) -> None:
     """A parent run deleted while the sweep runs is opened anew for the runs left, so none
     is logged under a deleted parent (one MLflow hides, and that cannot be finished)."""
-    from harness.runner.sweep_parent import parent_deleted
+    from harness.runner.sweep_parent import parent_deleted, reopened_note, stored_runs
 
     old = sweep.parent_mlflow_run_id
     try:
@@ -555,12 +555,14 @@ def _reopen_deleted_parent(
     except HarnessError as e:
         sweep.warnings.append(f"MLflow logging failed: {e}")
         return
+    # Its runs deleted with it leave the sweep, as `harness runs show SWEEP_ID` lists it.
+    kept = stored_runs(sweep.sweep_id, home)
+    gone = [r.result.run_name or r.result.run_id for r in sweep.runs if r.result.run_id not in kept]
+    sweep.runs = [run for run in sweep.runs if run.result.run_id in kept]
     sweep.parent_mlflow_run_id = reopen()
     if sweep.parent_mlflow_run_id:
-        said = (
-            f"MLflow parent run {old} of sweep {sweep.sweep_id} was deleted while the sweep "
-            f"ran; the runs from {point.config.run_name} on are under a new parent run "
-            f"{sweep.parent_mlflow_run_id}"
+        said = reopened_note(
+            sweep.sweep_id, old, sweep.parent_mlflow_run_id, point.config.run_name, gone
         )
         sweep.warnings.append(said)
         progress.note(said)

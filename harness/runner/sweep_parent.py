@@ -12,7 +12,7 @@ from typing import Any
 from harness.config import Home
 from harness.runner.config import RunConfig
 
-__all__ = ["parent_deleted", "start_parent"]
+__all__ = ["parent_deleted", "reopened_note", "start_parent", "stored_runs"]
 
 
 def start_parent(
@@ -47,6 +47,27 @@ def parent_deleted(run_id: str, home: Home) -> bool:
     from harness.tracking.sweep_log import parent_run_deleted
 
     return parent_run_deleted(run_id, tracking_uri=home.tracking_uri)
+
+
+def stored_runs(sweep_id: str, home: Home) -> set[str]:
+    """The ids of the sweep's runs still stored in DuckDB (``harness runs delete`` of its
+    only run so far deletes the parent too, which the sweep then opens again)."""
+    from harness.store.sweeps import sweep_children
+
+    return {child.run_id for child in sweep_children(home.db_path, sweep_id)}
+
+
+def reopened_note(sweep_id: str, old: str, new: str, first: str | None, gone: list[str]) -> str:
+    """What the sweep says when its parent ``old`` was deleted and ``new`` opened before
+    its run named ``first``; ``gone``: its runs deleted with it, left out of the sweep."""
+    said = (
+        f"MLflow parent run {old} of sweep {sweep_id} was deleted while the sweep ran; "
+        f"the runs from {first} on are under a new parent run {new}"
+    )
+    if gone:
+        was = "was deleted with it and is" if len(gone) == 1 else "were deleted with it and are"
+        said += f"; {', '.join(gone)} {was} left out of the sweep"
+    return said
 
 
 def _unique(values: list[Any]) -> list[Any]:

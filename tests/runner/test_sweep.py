@@ -16,6 +16,7 @@ from harness.runner.sweep import (
     SweepRun,
     best_run,
     expand_grid,
+    find_sweep,
     primary_metric,
     run_sweep,
     sweep_options,
@@ -419,7 +420,8 @@ def test_a_parent_deleted_between_runs_is_opened_again_for_the_runs_left(qa, hom
     assert new is not None and new != old
     said = (
         f"MLflow parent run {old} of sweep {sweep.sweep_id} was deleted while the sweep ran; "
-        f"the runs from S temperature=0.7 on are under a new parent run {new}"
+        f"the runs from S temperature=0.7 on are under a new parent run {new}; "
+        "S temperature=0 was deleted with it and is left out of the sweep"
     )
     assert sweep.warnings == [said] and said in progress.notes
 
@@ -428,7 +430,14 @@ def test_a_parent_deleted_between_runs_is_opened_again_for_the_runs_left(qa, hom
     parent = client.get_run(new)
     assert (parent.info.lifecycle_stage, parent.info.status) == ("active", "FINISHED")
     assert parent.data.tags["harness.sweep.axes"] == "temperature"
-    child = client.get_run(sweep.runs[1].result.mlflow_run_id)
+    child = client.get_run(sweep.runs[-1].result.mlflow_run_id)
     assert child.data.tags["mlflow.parentRunId"] == new
     [left] = list_runs(resolve_home().db_path)
     assert left.config["sweep"]["parent_mlflow_run_id"] == new
+    # The new parent's table, like `harness runs show SWEEP_ID`, lists the runs that exist.
+    logged = json.loads(Path(client.download_artifacts(new, "sweep_comparison.json")).read_text())
+    run_ids = [row[logged["columns"].index("run_id")] for row in logged["data"]]
+    assert run_ids == [run.result.run_id for run in sweep.runs] == [left.run_id]
+    shown = find_sweep(sweep.sweep_id)
+    assert shown is not None and [run.result.run_id for run in shown.runs] == run_ids
+
