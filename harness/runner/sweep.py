@@ -393,12 +393,13 @@ def _run_children(
     from harness.runner.mlflow_records import mlflow_parent_run
     from harness.runner.run import run_eval
 
+    unchecked = False  # MLflow failed to say whether the parent was deleted: said once
     for number, point in enumerate(points, 1):
         if stop.requested:
             raise Interrupted(f"interrupted by {stop.signal_name}", signum=stop.signum or 2)
         progress.note(f"sweep run {number} of {len(points)}: {point.config.run_name}")
         if number > 1 and sweep.parent_mlflow_run_id:
-            _reopen_deleted_parent(sweep, point, home, progress, reopen)
+            unchecked = _reopen_deleted_parent(sweep, point, home, progress, reopen, unchecked)
         # The child names its sweep in its stored config: that is how the sweep is found again.
         config = replace(
             point.config,
@@ -542,30 +543,31 @@ def _start_parent(
 
 
 def _reopen_deleted_parent(
-    sweep: SweepResult, point: SweepPoint, home: Home, progress: Progress, reopen: Reopen
-) -> None:
+    sweep: SweepResult, p: SweepPoint, home: Home, progress: Progress, reopen: Reopen, said: bool
+) -> bool:
     """A parent run deleted while the sweep runs is opened anew for the runs left, so none
-    is logged under a deleted parent (one MLflow hides, and that cannot be finished)."""
+    is logged under a deleted parent (one MLflow hides, and that cannot be finished).
+    Returns whether MLflow failing to tell if it was deleted is said (``said``: before)."""
     from harness.runner.sweep_parent import parent_deleted, reopened_note, stored_runs
 
     old = sweep.parent_mlflow_run_id
     try:
         if old is None or not parent_deleted(old, home):
-            return
-    except HarnessError as e:
-        sweep.warnings.append(f"MLflow logging failed: {e}")
-        return
-    # Its runs deleted with it leave the sweep, as `harness runs show SWEEP_ID` lists it.
-    kept = stored_runs(sweep.sweep_id, home)
+            return said
+    except HarnessError as e:  # said once, as when the parent cannot be opened
+        if not said:
+            sweep.warnings.append(f"MLflow logging failed: {e}")
+            progress.note(f"MLflow logging failed: {e}")
+        return True
+    kept = stored_runs(sweep.sweep_id, home)  # runs deleted with it leave, as in `runs show`
     gone = [r.result.run_name or r.result.run_id for r in sweep.runs if r.result.run_id not in kept]
     sweep.runs = [run for run in sweep.runs if run.result.run_id in kept]
-    sweep.parent_mlflow_run_id = reopen()
-    if sweep.parent_mlflow_run_id:
-        said = reopened_note(
-            sweep.sweep_id, old, sweep.parent_mlflow_run_id, point.config.run_name, gone
-        )
-        sweep.warnings.append(said)
-        progress.note(said)
+    new = sweep.parent_mlflow_run_id = reopen()
+    if new:
+        note = reopened_note(sweep.sweep_id, old, new, p.config.run_name, gone)
+        sweep.warnings.append(note)
+        progress.note(note)
+    return said
 
 
 def _finish_parent(sweep: SweepResult, home: Home, progress: Progress, *, status: str) -> None:

@@ -441,3 +441,26 @@ def test_a_parent_deleted_between_runs_is_opened_again_for_the_runs_left(qa, hom
     shown = find_sweep(sweep.sweep_id)
     assert shown is not None and [run.result.run_id for run in shown.runs] == run_ids
 
+
+def test_a_parent_that_cannot_be_checked_is_said_once_and_noted(qa, home):
+    """MLflow failing between runs (its store damaged) made each later run add the same
+    warning again, and none reached the progress notes, unlike a parent that cannot be
+    opened: the check's failure is now said once, in both."""
+    from harness.config import resolve_home
+    from harness.runner.progress import NullProgress
+
+    store = Path(resolve_home().tracking_uri.removeprefix("sqlite:///"))
+
+    class DamagesTheStore(NullProgress):  # what a full disk or another program does
+        def note(self, message: str) -> None:
+            super().note(message)
+            if message.startswith("sweep run 2 of 3"):
+                store.rename(store.with_suffix(".ok"))
+                store.write_bytes(b"this is not SQLite" * 4000)
+
+    progress = DamagesTheStore()
+    base = RunConfig(data="qa", model=MODEL, metrics=["exact_match"], run_name="S", limit=2)
+    sweep = run_sweep(base, {"temperature": [0, 0.5, 0.7]}, progress=progress)
+    parent = sweep.parent_mlflow_run_id
+    checks = [w for w in sweep.warnings if f"cannot read sweep run {parent}" in w]
+    assert len(checks) == 1 and checks[0] in progress.notes, sweep.warnings
