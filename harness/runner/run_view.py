@@ -86,6 +86,7 @@ def view_run(
                 f"--rows shows one run's rows, and {ref} is a sweep of "
                 f"{plural(len(sweep.runs), 'run')}: give one of their ids "
                 f"({', '.join(run.result.run_id for run in sweep.runs)})"
+                + (f"; {sweep.note}" if sweep.note else "")  # the newest sweep of a name
             )
         return sweep
     table = None

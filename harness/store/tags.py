@@ -179,8 +179,9 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
             if len(children) == 1
             else f"one of their ids ({listed}); `harness runs show {ref}` compares them"
         )
+        which = f"; {sweep[1]}" if sweep and sweep[1] else ""  # the newest of a name, as shown
         raise RunNotFound(
-            f"{ref!r} is a sweep of {plural(len(children), 'run')}, not a run: give {give}"
+            f"{ref!r} is a sweep of {plural(len(children), 'run')}, not a run: give {give}{which}"
         )
     raise RunNotFound(
         f"no run, tag or run name {ref!r}; see `harness runs list` (or give an exported run file)"

@@ -311,9 +311,22 @@ def test_a_sweep_is_shown_by_the_run_name_it_was_given(qa):
         "give a sweep's id for one of them)\n"
     )
     assert children(shown("X")) == children(sweeps[1])
-    # A command that takes one run names the sweep's runs, as for its id.
-    code, _, err = invoke("report", "X")
-    assert code == 2 and err.startswith("error: 'X' is a sweep of 2 runs, not a run: give")
+    # A command that takes one run names the sweep's runs, as for its id, and says which
+    # sweep of that name they are, as `runs show X` does.
+    ids = ", ".join(run["run_id"] for run in sweeps[1]["runs"])
+    for command in (("report", "X"), ("compare", "X", "X")):
+        code, _, err = invoke(*command)
+        assert code == 2 and err == (
+            f"error: 'X' is a sweep of 2 runs, not a run: give one of their ids ({ids}); "
+            "`harness runs show X` compares them; 2 sweeps are named 'X'; using the newest, "
+            f"{newer} (the others: {older}; give a sweep's id for one of them)\n"
+        ), command
+    code, _, err = invoke("runs", "show", "X", "--rows")
+    assert code == 2 and err == (
+        f"error: --rows shows one run's rows, and X is a sweep of 2 runs: give one of their "
+        f"ids ({ids}); 2 sweeps are named 'X'; using the newest, {newer} (the others: "
+        f"{older}; give a sweep's id for one of them)\n"
+    )
 
     # A run's own name (or a tag) is a run's, as before.
     code, out, err = invoke("run", "--data", "qa", "--model", "openai:/m", "--limit", "1",
