@@ -291,6 +291,24 @@ def test_export_to_a_read_only_folder_is_an_environment_fault(
     assert list(out.iterdir()) == []
 
 
+def on_a_full_disk(
+    home: Path, small: Path, commands: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``commands`` (sh; ``"$@"`` is harness with ``--home $H``) on a copy of ``home``'s
+    cache in ``small``, a real 1 MiB tmpfs filled up, in a user + mount namespace."""
+    small.mkdir()
+    script = (
+        'mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2/cache" "$1/cache" '
+        '&& { dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true; } && shift 2 && ' + commands
+    )
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), str(home), sys.executable,
+         "-m", "harness", "--home", str(small)],
+        env={**harness_env(home), "H": str(small), **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def test_clear_works_on_a_full_disk_and_the_others_say_how_to_free_space(
     home: Path, fill, tmp_path: Path
 ) -> None:
@@ -298,18 +316,11 @@ def test_clear_works_on_a_full_disk_and_the_others_say_how_to_free_space(
     the cache: `clear` deletes its files instead, and the others name the way out."""
     fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
     small = tmp_path / "small"
-    small.mkdir()
-    script = (
-        'mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2/cache" "$1/cache" '
-        '&& { dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true; } && shift 2 '
-        '&& ls -A "$H/cache" && { "$@" cache prune; echo "rc=$?"; } && ls -A "$H/cache" '
+    done = on_a_full_disk(
+        home, small,
+        'ls -A "$H/cache" && { "$@" cache prune; echo "rc=$?"; } && ls -A "$H/cache" '
         '&& { "$@" cache stats >/dev/null; echo "rc=$?"; } && ls -A "$H/cache" '
-        '&& "$@" cache clear --yes; echo "rc=$?"; ls "$H/cache"'
-    )
-    done = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), str(home), sys.executable,
-         "-m", "harness", "--home", str(small)],
-        env={**harness_env(home), "H": str(small)}, capture_output=True, text=True, timeout=120,
+        '&& "$@" cache clear --yes; echo "rc=$?"; ls "$H/cache"',
     )  # fmt: skip
     assert done.stderr == (
         f"error: no space left on device while opening {small / 'cache'}; free space on that "
@@ -363,19 +374,12 @@ def test_stats_verify_and_export_read_a_cache_on_a_full_disk(
     to open the cache; the commands that only read open it as immutable, and need none."""
     fill("2025-01-01T00:00:00.000Z", "2025-02-01T00:00:00.000Z")
     small = tmp_path / "small"
-    small.mkdir()
-    script = (
-        'mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2/cache" "$1/cache" '
-        '&& { dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true; } && shift 2 '
-        '&& "$@" cache stats --json && "$@" cache verify --json && "$@" cache export "$O"'
-        ' && ls -A "$H/cache"'
-    )
     cassette = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), str(home), sys.executable,
-         "-m", "harness", "--home", str(small)],
-        env={**harness_env(home), "H": str(small), "O": str(cassette)},
-        capture_output=True, text=True, timeout=120,
+    done = on_a_full_disk(
+        home, small,
+        '"$@" cache stats --json && "$@" cache verify --json && "$@" cache export "$O"'
+        ' && ls -A "$H/cache"',
+        O=str(cassette),
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (0, "")
     decoder = json.JSONDecoder()

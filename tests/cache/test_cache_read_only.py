@@ -58,6 +58,15 @@ def outputs(home: Path, run_id: str) -> list[tuple[object, ...]]:
     )
 
 
+def cached_run(home: Path, tmp_path: Path, server: FakeLLMServer) -> dict[str, str]:
+    """A two-row run that fills the cache, in a writable folder; the run's environment."""
+    env = harness_env(home, server)
+    import_rows(env, tmp_path, 2)
+    code, _, err = harness(env, *RUN)
+    assert code == 0, err
+    return env
+
+
 def test_replay_stats_verify_and_export_read_a_read_only_cache_and_change_nothing(
     home: Path, tmp_path: Path, server: FakeLLMServer
 ) -> None:
@@ -101,10 +110,7 @@ def test_replay_stats_verify_and_export_read_a_read_only_cache_and_change_nothin
 def test_a_command_that_writes_to_a_read_only_cache_is_refused_named_exit_74(
     home: Path, tmp_path: Path, server: FakeLLMServer, args: list[str]
 ) -> None:
-    env = harness_env(home, server)
-    import_rows(env, tmp_path, 2)
-    code, _, err = harness(env, *RUN)
-    assert code == 0, err
+    cached_run(home, tmp_path, server)
     before = snapshot(home / "cache")
     done = in_read_only_cache(home, server, *args)
     assert done.returncode == 74, done.stderr
@@ -139,10 +145,7 @@ os._exit(0)
 def test_a_read_only_cache_with_an_unmerged_write_ahead_log_is_refused_named_exit_74(
     home: Path, tmp_path: Path, server: FakeLLMServer, args: list[str]
 ) -> None:
-    env = harness_env(home, server)
-    import_rows(env, tmp_path, 2)
-    code, _, err = harness(env, *RUN)
-    assert code == 0, err
+    env = cached_run(home, tmp_path, server)
     folder = home / "cache"
     subprocess.run(
         [sys.executable, "-c", _DIE_UNMERGED, str(folder), str(Path(__file__).parent)],
