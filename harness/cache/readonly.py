@@ -26,7 +26,7 @@ import diskcache
 
 from harness.errors import NotWritable
 
-__all__ = ["ImmutableCache", "merged", "unwritable"]
+__all__ = ["ImmutableCache", "merged", "nothing_cached", "unwritable"]
 
 
 def unwritable(directory: Path) -> bool:
@@ -35,6 +35,17 @@ def unwritable(directory: Path) -> bool:
     database = directory / "cache.db"
     return database.is_file() and not (
         os.access(directory, os.W_OK) and os.access(database, os.W_OK)
+    )
+
+
+def nothing_cached(directory: Path) -> bool:
+    """True when ``directory`` holds no cache for a command that only reads (``cache stats``,
+    ``verify``, ``export``) to open: it does not exist, or it is a folder with no cache.db
+    that this process cannot write, where none was ever made. Either is an empty cache."""
+    return not directory.exists() or (
+        directory.is_dir()
+        and not (directory / "cache.db").exists()
+        and not os.access(directory, os.W_OK)
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache.faults import cache_fault
+from harness.cache.readonly import nothing_cached
 from harness.cache.store import ResponseCache, SafeDisk
 from harness.errors import DiskFull
 
@@ -19,9 +20,9 @@ __all__ = ["cache_stats", "clear_cache"]
 
 def cache_stats(directory: Path | str) -> dict[str, Any]:
     """``ResponseCache.stats()`` of the cache at ``directory``; a folder that does not exist
-    is an empty cache, and is not created (``cache stats`` only looks); a file there is
-    refused, as opening it would be."""
-    if not Path(directory).exists():
+    is an empty cache, and is not created (``cache stats`` only looks), as is a read-only
+    folder with no cache.db; a file there is refused, as opening it would be."""
+    if nothing_cached(Path(directory)):
         return {
             "directory": str(directory),
             "entries": 0,

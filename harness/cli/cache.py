@@ -115,7 +115,9 @@ def export(ctx: click.Context, path: str, run_ref: str | None, as_json: bool) ->
         if note:
             click.echo(f"note: {note}", err=True)
         keys = request_keys(db_path, info.run_id)
-    if not _cache_dir(ctx).exists():  # nothing is cached yet: an export creates no cache
+    from harness.cache.readonly import nothing_cached
+
+    if nothing_cached(_cache_dir(ctx)):  # nothing is cached yet: an export creates no cache
         from harness.cache.memory import MemoryCache
 
         written = export_cassette(MemoryCache(), path, keys)
@@ -177,9 +179,11 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     Example:
       harness cache verify
     """
+    from harness.cache.readonly import nothing_cached
+
     problems: list[tuple[str, str]] = []
     total = 0
-    if _cache_dir(ctx).exists():  # else nothing is cached yet: a check creates no cache
+    if not nothing_cached(_cache_dir(ctx)):  # else nothing is cached: a check creates no cache
         with _open_cache(ctx, read_only=True) as c:
             problems = c.verify()
             total = len(c)

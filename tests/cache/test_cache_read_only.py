@@ -163,19 +163,36 @@ def test_a_read_only_cache_with_an_unmerged_write_ahead_log_is_refused_named_exi
     )
 
 
-@pytest.mark.parametrize(
-    "args", [[*RUN, "--cache", "replay"], ["cache", "stats"]], ids=["replay", "stats"]
-)
-def test_a_read_only_cache_folder_with_no_cache_db_is_named_as_such(
-    home: Path, tmp_path: Path, server: FakeLLMServer, args: list[str]
+def test_a_read_only_cache_folder_with_no_cache_db_is_named_as_such_by_replay(
+    home: Path, tmp_path: Path, server: FakeLLMServer
 ) -> None:
-    """Not "this command writes to it", which replay and stats do not."""
+    """Not "this command writes to it", which replay does not."""
     import_rows(harness_env(home, server), tmp_path, 2)
     (home / "cache").mkdir()
-    done = in_read_only_cache(home, server, *args)
+    done = in_read_only_cache(home, server, *RUN, "--cache", "replay")
     assert (done.returncode, done.stdout) == (74, ""), done.stderr
     assert done.stderr == (
         f"error: the cache at {home / 'cache'} is read-only and has no cache.db (nothing was "
         "cached there, or it was not copied there): no entry can be read from it\n"
     )
+    assert list((home / "cache").iterdir()) == []
+
+
+def test_stats_verify_and_export_read_a_read_only_cache_folder_with_no_cache_db_as_empty(
+    home: Path, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    """As they read a cache folder that does not exist: nothing is cached there."""
+    (home / "cache").mkdir()
+    done = in_read_only_cache(home, server, "cache", "stats", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json_doc(done.stdout)["entries"] == 0
+    done = in_read_only_cache(home, server, "cache", "stats")
+    assert (done.returncode, done.stdout) == (0, f"0 entries, 0.0 MB in {home / 'cache'}\n")
+    done = in_read_only_cache(home, server, "cache", "verify", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json_doc(done.stdout) == {"entries": 0, "problems": []}
+    cassette = tmp_path / "out.jsonl"
+    done = in_read_only_cache(home, server, "cache", "export", str(cassette))
+    assert (done.returncode, done.stdout) == (0, f"wrote 0 entries to {cassette}\n"), done.stderr
+    assert len(cassette.read_text().splitlines()) == 1  # the header alone
     assert list((home / "cache").iterdir()) == []
