@@ -192,6 +192,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             _check_env_name(table["api_key_env"], f"{where}: [providers.{provider}] api_key_env")
     _check_rate_limits(settings.get("rate_limits", {}), where)
     _check_run_only_values(settings, where)
+    _check_sweep_values(settings, where)
     prompt_name = settings.get("mlflow", {}).get("prompt_name")
     if prompt_name is not None and not (
         isinstance(prompt_name, str) and _PROMPT_NAME.match(prompt_name)
@@ -220,6 +221,41 @@ def _check_run_only_values(settings: dict[str, Any], where: str) -> None:
         raise ConfigError(
             f"{where}: [slices] max_values must be a whole number of at least 1, got {value!r}"
         )
+
+
+# The sampling parameters every provider knows, by the values each takes: a value of another
+# type (temperature = "hot") would be sent as it is, and a real API answers 400 for each call.
+_NUMBER_PARAMS = ("temperature", "top_p")
+_INTEGER_PARAMS = ("max_tokens", "n", "seed")
+
+
+def param_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the sampling parameter ``key`` (``temperature must be a
+    number, got 'hot'``), or None: temperature and top_p take a number, max_tokens, n and
+    seed an integer, stop a string or a list of strings. Other keys are the provider's."""
+    if key in _NUMBER_PARAMS:
+        ok, wanted = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    elif key in _INTEGER_PARAMS:
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif key == "stop":
+        ok = isinstance(value, str) or (
+            isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        )
+        wanted = "a string or a list of strings"
+    else:
+        return None
+    return None if ok else f"{key} must be {wanted}, got {value!r}"
+
+
+def _check_sweep_values(settings: dict[str, Any], where: str) -> None:
+    """[sweep]'s values of the sampling parameters (``param_problem``); the rest of the
+    table is checked where it is used (``harness.runner.sweep.sweep_options``)."""
+    table = settings.get("sweep")
+    for key, listed in table.items() if isinstance(table, dict) else ():
+        for value in listed if isinstance(listed, list) else ():
+            problem = param_problem(key, value)
+            if problem:
+                raise ConfigError(f"{where}: [sweep] {problem}")
 
 
 def _check_env_name(value: Any, where: str) -> None:
@@ -349,7 +385,8 @@ def read_text_arg(value: str | None, what: str) -> str | None:
 
 
 def parse_param(item: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` -> (key, value), with VALUE read as JSON when it parses (numbers, lists)."""
+    """``KEY=VALUE`` -> (key, value), with VALUE read as JSON when it parses (numbers, lists);
+    a sampling parameter's value of the wrong type is refused (``param_problem``)."""
     import json
 
     key, sep, raw = item.partition("=")
@@ -360,6 +397,9 @@ def parse_param(item: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
+    problem = param_problem(key, value)
+    if problem:
+        raise ConfigError(f"--param {item}: {problem}")
     # A lone surrogate (a JSON escape, or a byte of argv that is not UTF-8) as its escape,
     # in the key and at any depth of the value: a sweep's table and JSON show them too.
     return storable(key), storable_value(value)

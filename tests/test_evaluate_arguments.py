@@ -362,6 +362,11 @@ def test_the_runs_own_checks_name_evaluates_arguments_not_cli_flags(home: Path) 
             "from environment variables only (e.g. OPENAI_API_KEY)",
         ),
         (
+            {"params": {"temperature": "hot"}},
+            ConfigError,
+            "params temperature must be a number, got 'hot'",
+        ),
+        (
             {"max_cost": 1.0, "model": "openai:/gpt-unpriced"},
             ConfigError,
             "max_cost= needs the price of openai:/gpt-unpriced, which harness does not know",

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.config import param_problem
 from harness.errors import JudgeParseError, MetricError
 from harness.judges.judge import FIELDS, Judge
 from harness.judges.output import OutputSpec
@@ -88,6 +89,10 @@ def make_judge(
     checked = tuple(_check_example(name, i, e, spec) for i, e in enumerate(examples, start=1))
     if params is not None and not isinstance(params, Mapping):
         raise MetricError(f"judge {name!r}: params must be a table of generation parameters")
+    for key, value in (params or {}).items():
+        problem = param_problem(key, value)
+        if problem:
+            raise MetricError(f"judge {name!r}: params {problem}")
     return Judge(
         name=name,
         template=prompt,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.config import Home, settings_file
+from harness.config import Home, param_problem, settings_file
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
 from harness.numbers import range_list
@@ -441,6 +441,10 @@ def preflight(
             f"param {key!r} (--param or a [sweep] key) is a harness option, not a model "
             f"parameter: it would be sent in every request; use {OPTION_PARAMS[key]}"
         )
+    for key, value in config.params.items():  # --param's are checked as they are read
+        problem = param_problem(key, value)
+        if problem:
+            raise ConfigError(f"params {problem}")
     set_prices(settings.get("prices") or {}, settings_file(settings))
     RateLimits(settings)  # validates the tables
     for provider in providers:

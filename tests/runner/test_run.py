@@ -124,6 +124,39 @@ def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Pat
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("toml", "args", "message"),
+    [
+        ('[judges.x]\nprompt = "{output}"\nparams = {temperature = "hot"}\n',
+         ["--judge", "x", "--judge-model", "echo"],
+         "{file}: [judges.x]: judge 'x': params temperature must be a number, got 'hot'"),
+        ('[judges.x]\nprompt = "{output}"\nparams = {max_tokens = 1.5}\n', [],
+         "{file}: [judges.x]: judge 'x': params max_tokens must be an integer, got 1.5"),
+        ('[judges.x]\nprompt = "{output}"\nparams = {stop = ["a", 1]}\n', [],
+         "{file}: [judges.x]: judge 'x': params stop must be a string or a list of strings, "
+         "got ['a', 1]"),
+        ("[sweep]\ntop_p = [0.5, true]\n", [],
+         "{file}: [sweep] top_p must be a number, got True"),
+        ("", ["--param", "temperature=hot"],
+         "--param temperature=hot: temperature must be a number, got 'hot'"),
+        ("", ["--param", "seed=1", "--param", "seed=x"],
+         "--param seed=x: seed must be an integer, got 'x'"),
+        ("", ["--param", "n=[2]"], "--param n=[2]: n must be an integer, got [2]"),
+    ],
+    ids=["judge-temperature", "judge-max_tokens", "judge-stop", "sweep", "param", "param-sweep",
+         "param-n"],
+)  # fmt: skip
+def test_a_sampling_param_of_the_wrong_type_is_exit_2_and_leaves_no_run(
+    toml: str, args: list[str], message: str, qa: str, home: Path
+) -> None:
+    # temperature = "hot" was sent in every request (a real API answers 400 for each), exit 0.
+    (home / "harness.toml").write_text(toml)
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", *args, "--no-mlflow")
+    file = f"{home.resolve()}/harness.toml"
+    assert (code, out, err) == (2, "", f"error: {message.format(file=file)}\n")
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
