@@ -46,7 +46,13 @@ _CORRUPT_TEXT = (
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an error's message (SQLAlchemy appends the SQL and its parameters)."""
+    """The first line of an error's message (SQLAlchemy appends the SQL and its parameters),
+    the driver's own words when SQLAlchemy's error holds them (``file is not a database``,
+    not ``(sqlite3.DatabaseError) file is not a database``), also when it comes wrapped in
+    an error that repeats its text, as MLflow's store raises it (an ``MlflowException``)."""
+    cause = error.__cause__
+    if getattr(error, "orig", None) is None and cause is not None and str(cause) == str(error):
+        error = cause  # the wrapper adds nothing: its cause may hold the driver's error
     orig = getattr(error, "orig", None)  # SQLAlchemy: the driver's own error, without the SQL
     source = orig if isinstance(orig, BaseException) else error
     lines = str(source).strip().splitlines()

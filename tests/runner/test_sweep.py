@@ -464,3 +464,9 @@ def test_a_parent_that_cannot_be_checked_is_said_once_and_noted(qa, home):
     parent = sweep.parent_mlflow_run_id
     checks = [w for w in sweep.warnings if f"cannot read sweep run {parent}" in w]
     assert len(checks) == 1 and checks[0] in progress.notes, sweep.warnings
+    # One plain line: the driver's reason, not SQLAlchemy's "(sqlite3.DatabaseError) ...",
+    # its statement, parameters and background link (MLflow's store wraps them in its error).
+    assert checks[0] == (
+        f"MLflow logging failed: cannot read sweep run {parent} in MLflow at "
+        f"sqlite:///{store}: file is not a database"
+    )
