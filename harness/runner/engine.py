@@ -19,7 +19,7 @@ import asyncio
 from typing import TYPE_CHECKING, TypeVar
 
 from harness.calls import ROW_SENT, CallDeferred, Caller, CallHalted, CallResult
-from harness.errors import BudgetExceeded, ProviderError
+from harness.errors import BudgetExceeded, ProviderError, ReplayMiss
 from harness.metrics import ScoringRow
 from harness.prompts import render
 from harness.store.rows import OutputRow, ScoreRow
@@ -45,6 +45,12 @@ class Engine:
 
     Counts failed rows (``errors``), notes a ``--max-cost`` stop (``stopped_by_budget``)
     and keeps the rows a ``CallDeferred`` sent elsewhere (``deferred``, for Spark).
+
+    A ``--cache replay`` miss stops the run: no row is started after it, the row that
+    missed (and any other in flight that misses) is stored as failed with the miss as its
+    error, the rows in flight finish, and ``run`` raises the first miss (``replay_miss``).
+    Every call counted as failed is then a failed row the summary counts, and
+    ``--resume`` (which drops failed rows) runs them again.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class Engine:
         self._on_first_row = on_first_row  # called once, when the first row is recorded
         self.errors = 0
         self.stopped_by_budget = False
+        self.replay_miss: ReplayMiss | None = None  # the first, raised once rows are done
         self.judges_together = False
         self.deferred: list[Example] = []  # rows a CallDeferred sent elsewhere
 
@@ -97,13 +104,16 @@ class Engine:
 
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
-                if self.stopped_by_budget or self.stop.requested:
+                if self.stopped_by_budget or self.stop.requested or self.replay_miss:
                     return
                 ROW_SENT.set([False])  # this task's context: the row's and its judges'
                 try:
                     output, scores = await self.process(example)
                 except CallHalted:  # stopped before it paid for anything: not stored
                     return
+                except ReplayMiss as miss:  # stored as failed, naming the call; the run stops
+                    self.replay_miss = self.replay_miss or miss
+                    output, scores = _output(example.id, None, error=str(miss)), []
                 except BudgetExceeded:
                     self.stopped_by_budget = True
                     return
@@ -128,6 +138,8 @@ class Engine:
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            if self.replay_miss is not None:  # its row and those in flight are recorded
+                raise self.replay_miss
         finally:
             forget()
             for task in tasks:

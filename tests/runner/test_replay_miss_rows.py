@@ -1,0 +1,91 @@
+"""A ``--cache replay`` run whose cache lacks some calls, through the CLI against the fake
+LLM server: its summary, `runs show` and `--json` agree on the rows that missed, and
+`--resume` runs them again once the cache holds their calls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import harness, harness_env, import_rows, json_doc, last_line, query
+
+from harness.testing import FakeLLMServer
+
+ROWS = 6
+RUN = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--no-mlflow")
+ROW_LINE = re.compile(r"\((\d+) of (\d+) rows, (\d+) failed")
+CALLS_FAILED = re.compile(r"^model calls: .*, (\d+) failed;", re.MULTILINE)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(latency_s=0.01) as running:
+        yield running
+
+
+@pytest.fixture
+def env(home: Path, tmp_path: Path, server: FakeLLMServer) -> dict[str, str]:
+    env = harness_env(home, server)
+    import_rows(env, tmp_path, ROWS)
+    return env
+
+
+def said(text: str) -> tuple[int, int, int]:
+    """(rows stored, failed rows, failed model calls) as a summary's lines say them."""
+    rows = ROW_LINE.search(text)
+    calls = CALLS_FAILED.search(text)
+    assert rows is not None and calls is not None, text
+    return int(rows.group(1)), int(rows.group(3)), int(calls.group(1))
+
+
+def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
+    home: Path, env: dict[str, str]
+) -> None:
+    """Two rows cached, then a replay of all six: the first miss stops the run. The rows
+    that missed were not stored, so the summary said "(2 of 6 rows, 0 failed)" above
+    "model calls: ..., 2 failed" (every row in flight had missed). The row that missed is
+    stored as failed now, its error the miss; the counts agree everywhere and `--resume`
+    runs it again."""
+    code, _, err = harness(env, *RUN, "--limit", "2")  # caches the first two rows' calls
+    assert code == 0, err
+    code, out, err = harness(env, *RUN, "--cache", "replay", "--concurrency", "1")
+    assert code == 1, err  # a miss still fails the run
+    assert last_line(err).startswith("error: --cache replay: the model call for row ")
+    assert "Traceback" not in err
+    run_id = out.split()[1].rstrip(":")
+    stored, failed, calls_failed = said(out)
+    assert failed == calls_failed >= 1
+    assert 2 < stored < ROWS  # the cached rows, then the rows that missed; none after
+    errors = query(
+        home, "SELECT error FROM outputs WHERE run_id = ? AND error IS NOT NULL", [run_id]
+    )
+    assert len(errors) == failed
+    assert all(e.startswith("--cache replay: the model call for row ") for (e,) in errors)
+    assert query(home, "SELECT count(*) FROM outputs WHERE run_id = ?", [run_id]) == [(stored,)]
+
+    code, shown, err = harness(env, "runs", "show", run_id)
+    assert code == 0, err
+    assert shown.startswith(f"run {run_id}  failed  ")
+    assert shown.splitlines()[0].endswith(f"  {stored}/{ROWS} rows, {failed} failed")
+    shown_calls = CALLS_FAILED.search(shown)
+    assert shown_calls is not None and int(shown_calls.group(1)) == failed
+    code, out, err = harness(env, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    document = json_doc(out)
+    assert document["status"] == "failed"
+    assert document["rows_done"] == stored and document["errors"] == failed
+    assert document["usage"]["model"]["errors"] == failed
+
+    # Once the cache holds every call, the resume runs the failed rows and the rest again.
+    code, _, err = harness(env, *RUN)
+    assert code == 0, err
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    resumed = json_doc(out)
+    assert resumed["status"] == "finished"
+    assert resumed["rows_done"] == ROWS and resumed["errors"] == 0
+    assert query(
+        home, "SELECT count(*) FROM outputs WHERE run_id = ? AND error IS NULL", [run_id]
+    ) == [(ROWS,)]
