@@ -48,7 +48,8 @@ class Engine:
 
     A ``--cache replay`` miss stops the run: no row is started after it, the row that
     missed (and any other in flight that misses) is stored as failed with the miss as its
-    error, the rows in flight finish, and ``run`` raises the first miss (``replay_miss``).
+    error (a judge's miss as that judge's score's error), the rows in flight finish, and
+    ``run`` raises the first miss (``replay_miss``).
     Every call counted as failed is then a failed row the summary counts, and
     ``--resume`` (which drops failed rows) runs them again.
     """
@@ -190,13 +191,14 @@ class Engine:
         if plan.judges:
 
             def ask(judge: Judge) -> Awaitable[list[ScoreRow]]:
-                return judge.evaluate(
+                asked = judge.evaluate(
                     scoring,
                     example_id=example.id,
                     caller=self.caller,
                     provider=plan.provider_for(judge),
                     samples=config.judge_samples,
                 )
+                return self._judged(judge, asked, example.id)
 
             if self.caller.defer_misses:  # Spark's driver pass: look every judge up
                 deferred = False  # (their hits ship with the row, so none is paid twice)
@@ -214,6 +216,18 @@ class Engine:
                 for judge in plan.judges:
                     scores.extend(await ask(judge))
         return _output(example.id, result), scores
+
+    async def _judged(
+        self, judge: Judge, asked: Awaitable[list[ScoreRow]], example_id: str
+    ) -> list[ScoreRow]:
+        """A judge's scores; a replay miss is its score's error, the model's answer kept
+        (a failed judge row, as a failed judge call makes), and stops the run (see the
+        class)."""
+        try:
+            return await asked
+        except ReplayMiss as miss:
+            self.replay_miss = self.replay_miss or miss
+            return [ScoreRow(example_id, judge.name, None, source="llm_judge", error=str(miss))]
 
 
 async def _all_of(awaitables: list[Awaitable[T]]) -> list[T]:

@@ -89,3 +89,45 @@ def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
     assert query(
         home, "SELECT count(*) FROM outputs WHERE run_id = ? AND error IS NULL", [run_id]
     ) == [(ROWS,)]
+
+
+def test_a_judge_replay_miss_keeps_the_models_answer_and_fails_the_judges_score(
+    home: Path, env: dict[str, str]
+) -> None:
+    """A replay whose judge model's calls are not cached: the row's model answer (cached)
+    is stored, the judge's score holds the miss as its error, and the summary counts one
+    failed row, one failed judge call and a failed judge score, not a failed model row."""
+    judged = ("--judge", "correctness", "--concurrency", "1")
+    code, _, err = harness(env, *RUN, *judged, "--judge-model", "openai:/gpt-4o-mini")
+    assert code == 0, err
+    again = (*RUN, *judged, "--judge-model", "openai:/gpt-4o")
+    code, out, err = harness(env, *again, "--cache", "replay")
+    assert code == 1, err
+    assert last_line(err).startswith("error: --cache replay: the judge call for row ")
+    run_id = out.split()[1].rstrip(":")
+    rows = ROW_LINE.search(out)
+    judge_calls = re.search(r"^judge calls: .*, (\d+) failed;", out, re.MULTILINE)
+    assert rows is not None and judge_calls is not None, out
+    failed = int(rows.group(3))
+    assert failed == int(judge_calls.group(1)) >= 1
+    assert f"failed: {failed} judge score" in out and "model row" not in out
+    assert not CALLS_FAILED.search(out)  # the model's calls all came from the cache
+    outputs = query(home, "SELECT output, error FROM outputs WHERE run_id = ?", [run_id])
+    assert len(outputs) == int(rows.group(1))
+    assert all(output and error is None for output, error in outputs)
+    errors = query(
+        home,
+        "SELECT error FROM scores WHERE run_id = ? AND metric = 'correctness' "
+        "AND error IS NOT NULL",
+        [run_id],
+    )
+    assert len(errors) == failed
+    assert all(e.startswith("--cache replay: the judge call for row ") for (e,) in errors)
+
+    code, _, err = harness(env, *again)  # caches the judge's calls
+    assert code == 0, err
+    code, out, err = harness(env, "run", "--resume", run_id, "--json")
+    assert code == 0, err
+    resumed = json_doc(out)
+    assert resumed["status"] == "finished"
+    assert resumed["rows_done"] == ROWS and resumed["errors"] == 0
