@@ -419,6 +419,13 @@ def _run(
 
         uri = mlflow_run[0] if mlflow_run else project.tracking_uri
         check_logged_model(uri, config.model_id, named=model_named, own_store=not mlflow_run)
+    import warnings
+
+    from harness.errors import UnknownParamWarning
+    from harness.runner.plan import param_warnings
+
+    for said in param_warnings(dict.fromkeys(config.params, "params"), config, project):
+        warnings.warn(said, UnknownParamWarning, stacklevel=3)
     result = run_eval(
         config,
         home=project,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.model_io import EXCLUDED_PARAMS
 from harness.wording import storable, storable_value, unknown_names
 
 DEFAULT_EXPERIMENT = "harness"
@@ -245,6 +246,53 @@ def param_problem(key: str, value: Any) -> str | None:
     else:
         return None
     return None if ok else f"{key} must be {wanted}, got {value!r}"
+
+
+# The request parameters of the APIs harness calls, by name: OpenAI's chat completions and
+# responses, Anthropic's messages, Ollama's options, vLLM's and other OpenAI-compatible
+# servers' extras, and harness's own client-side ones (model_io.EXCLUDED_PARAMS). A name
+# that is none of these but nearly one (temprature) is said before the run (param_warning).
+KNOWN_PARAMS = frozenset(
+    {
+        *("temperature", "top_p", "top_k", "top_a", "min_p", "typical_p", "tfs_z"),
+        *("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens"),
+        *("min_tokens", "n", "best_of", "seed", "stop", "stop_sequences", "stop_token_ids"),
+        *("presence_penalty", "frequency_penalty", "repetition_penalty", "repeat_penalty"),
+        *("repeat_last_n", "length_penalty", "logprobs", "top_logprobs", "logit_bias"),
+        *("prompt_logprobs", "response_format", "reasoning_effort", "reasoning", "verbosity"),
+        *("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"),
+        *("user", "metadata", "store", "service_tier", "modalities", "prediction", "audio"),
+        *("web_search_options", "stream", "stream_options", "thinking", "think", "format"),
+        *("keep_alive", "num_ctx", "num_predict", "num_keep", "num_batch", "num_gpu"),
+        *("num_thread", "mirostat", "mirostat_eta", "mirostat_tau", "penalize_newline"),
+        *("guided_json", "guided_regex", "guided_choice", "guided_grammar", "chat_template"),
+        *("chat_template_kwargs", "skip_special_tokens", "ignore_eos", "use_beam_search"),
+        *("include_stop_str_in_output", "spaces_between_special_tokens", "echo", "suffix"),
+        *("instructions", "include", "text", "truncation", "top_n_tokens", "safe_prompt"),
+        *("random_seed", "extra_body"),
+    }
+    | EXCLUDED_PARAMS
+)
+
+
+def param_warning(key: str, where: str) -> str | None:
+    """The warning for a parameter name that is not one harness knows but nearly is one
+    (``temprature``), given at ``where`` (``--param``, ``FILE: [sweep]``), else None.
+
+    A warning, not an error: the name is sent as given, and a server's own extra may be
+    close to a known name (``top_n`` to ``top_k``, say) and be what the user meant; but a
+    misspelt one is ignored by Ollama and vLLM, and a sweep over it differs in nothing."""
+    import difflib
+
+    if key in KNOWN_PARAMS:
+        return None
+    close = difflib.get_close_matches(key, sorted(KNOWN_PARAMS), n=1, cutoff=0.8)
+    if not close:  # a provider's own parameter: sent in silence
+        return None
+    return (
+        f"{where} {key} is not a parameter harness knows; did you mean {close[0]}? "
+        "(it is sent as given)"
+    )
 
 
 def _check_sweep_values(settings: dict[str, Any], where: str) -> None:

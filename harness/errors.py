@@ -363,6 +363,12 @@ class RowsFailedWarning(UserWarning):
     """
 
 
+class UnknownParamWarning(UserWarning):
+    """A parameter name harness does not know but nearly does (``params={"temprature":
+    0.7}``): it is sent as given, where a local server ignores it. Said before the run;
+    ``warnings.simplefilter("error", UnknownParamWarning)`` makes a script stop on it."""
+
+
 class LiveCallWarning(UserWarning):
     """A call to an LLM API's route on a host harness does not intercept (a local server
     named only in the app's code) was sent live, neither cached nor recorded; said once per

@@ -281,12 +281,17 @@ def run(
         options, home=home_of(ctx), note=lambda said: click.echo(f"note: {said}", err=True)
     )
     config, home = prepared.config, prepared.home
+    # Said before anything runs; --json's go in its warnings (an estimate's JSON has none).
+    early = prepared.warnings if as_json and prepared.kind != "estimate" else []
+    for warning in [] if early else prepared.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if check:  # a bad gate in [check] or a flag is refused before the run, not after it
         from harness.compare.api import check_gates
 
         check_gates(home=home, **gates)
     if prepared.kind == "sweep":
-        _sweep(config, prepared.grid, home, prepared.spark_target, as_json=as_json, dry_run=dry_run)
+        _sweep(config, prepared.grid, home, prepared.spark_target, as_json=as_json,
+               dry_run=dry_run, early=early)  # fmt: skip
         return
     if prepared.kind == "estimate":
         from harness.runner.estimate import estimate_run
@@ -318,8 +323,10 @@ def run(
         # like any result, then exit with the reason and what to do next.
         found = getattr(stopped, "result", None)
         if found is not None:
+            found.warnings[:0] = early
             _show(found, as_json)
         raise
+    result.warnings[:0] = early
     if check:
         from harness.compare.api import check_ref
 
@@ -355,6 +362,7 @@ def _sweep(
     *,
     as_json: bool,
     dry_run: bool,
+    early: list[str],
 ) -> None:
     """Run (or estimate) a sweep and print its comparison table."""
     from harness.errors import HarnessError
@@ -375,8 +383,10 @@ def _sweep(
     except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
         found = getattr(stopped, "result", None)
         if isinstance(found, SweepResult) and found.runs:
+            found.warnings[:0] = early
             _show_sweep(found, as_json)
         raise
+    sweep.warnings[:0] = early
     _show_sweep(sweep, as_json)
     failed = sweep.failure()
     if failed is not None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import Home, param_problem, settings_file
+from harness.config import Home, load_toml, param_problem, param_warning, settings_file
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
 from harness.numbers import range_list
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from harness.judges import Judge
     from harness.store.runs import RunInfo
 
-__all__ = ["SECRET_PARAMS", "RunPlan", "check_same_scoring", "plan_run", "preflight"]
+__all__ = [
+    "SECRET_PARAMS",
+    "RunPlan",
+    "check_same_scoring",
+    "param_warnings",
+    "plan_run",
+    "preflight",
+]
 
 # Parameters that could carry a credential into the run's stored config.
 SECRET_PARAMS = frozenset({"api_key", "token", "headers", "extra_headers"})
@@ -492,3 +500,31 @@ def _check_judge_params(name: str, params: Mapping[str, Any]) -> None:
                 f"judge {name!r}: params {key!r} is a harness option, not a model parameter: "
                 f"it would be sent in every judge request; use {OPTION_PARAMS[key]}"
             )
+
+
+def param_warnings(given: Mapping[str, str], config: RunConfig, home: Home) -> list[str]:
+    """The warnings for the parameter names nearly known (``config.param_warning``): of
+    ``given`` (each name -> where it was given: ``--param``, ``FILE: [sweep]``, ``params``)
+    and of the params of the judges ``config`` asks for. Said once, before the run (or a
+    sweep's runs) starts: by ``harness run`` on stderr (in --json's warnings), by
+    ``harness.evaluate`` as an ``UnknownParamWarning``."""
+    found = [param_warning(key, where) for key, where in given.items()]
+    if config.judges:
+        from harness.judges.resolve import resolve_judges
+
+        tables = dict(home.settings.get("judges") or {})
+        files = dict.fromkeys(tables, settings_file(home.settings))
+        if config.judges_file:  # read by resolve_judges first: it wins, as there
+            path = Path(config.judges_file).expanduser()
+            files.update(dict.fromkeys(load_toml(path).get("judges") or {}, str(path)))
+        judges = resolve_judges(
+            config.judges, home=home, judges_file=config.judges_file, guidelines=config.guidelines
+        )
+        for judge in judges:
+            file = files.get(judge.name)
+            where = f"{file}: [judges.{judge.name}]: " if file else ""
+            found += [
+                param_warning(key, f"{where}judge {judge.name!r}: params")
+                for key in getattr(judge, "params", None) or {}
+            ]
+    return [warning for warning in found if warning]

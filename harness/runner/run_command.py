@@ -104,6 +104,8 @@ class PreparedRun:
     resume: str | None  # the id of the run --resume goes on with
     spark_target: SparkTarget | None
     run_report: str | None  # the run's own report: with --check, the check's replaces it
+    # Parameter names nearly known (temprature): said once, before the run or sweep starts.
+    warnings: list[str] = field(default_factory=list)
 
 
 def prepare_run(
@@ -198,6 +200,7 @@ def prepare_run(
         for target in (options.report, options.junit):
             if target:
                 check_writable(Path(target))
+    warnings = [] if resume_id else _param_warnings(options, config, resolved)
     return PreparedRun(
         kind="sweep" if sweep else "estimate" if options.dry_run else "run",
         config=config,
@@ -206,7 +209,24 @@ def prepare_run(
         resume=resume_id,
         spark_target=spark_target,
         run_report=None if options.check else options.report,
+        warnings=warnings,
     )
+
+
+def _param_warnings(options: RunOptions, config: RunConfig, home: Home) -> list[str]:
+    """The parameter names nearly known, of --param, [sweep] (its axes too) and the judges'
+    params (``harness.runner.plan.param_warnings``); a --resume said them when it began."""
+    from harness.config import parse_param, settings_file
+    from harness.runner.plan import param_warnings
+    from harness.runner.sweep import CONFIG_AXES, SWEEP_SETTINGS
+
+    given = {parse_param(item)[0]: "--param" for item in options.params}
+    table = home.settings.get(SWEEP_SETTINGS) or {}
+    where = f"{settings_file(home.settings)}: [{SWEEP_SETTINGS}]"
+    for key in table:
+        if key not in given and key not in CONFIG_AXES:
+            given[key] = where
+    return param_warnings(given, config, home)
 
 
 def refuse_changes_on_resume(given: RunConfig, stored: RunConfig, options: Collection[str]) -> None:
