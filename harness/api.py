@@ -560,6 +560,7 @@ def _import(
             name=data_name or frame.name or "dataframe",
             home=home,
             number_repeated_ids=True,
+            lists_in_text=False,  # as mlflow.evaluate: a str is one answer, a list several
             **mapping,
         )
     return imported.dataset.ref, imported.dataset if imported.created else None

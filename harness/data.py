@@ -109,7 +109,7 @@ def import_dataframe(
     source: str | None = None,
     number_repeated_ids: bool = False,
     require_input: bool = True,
-    lists_in_text: bool = True,
+    lists_in_text: bool = False,
 ) -> ImportResult:
     """Import a DataFrame as dataset ``name`` (same mapping rules as files).
 
@@ -125,10 +125,10 @@ def import_dataframe(
     with ``id=`` must be unique and in every row.
     Without ``require_input`` (outputs already in the data: ``predictions=``), data with no
     input column imports, each row's input the empty text.
-    With ``lists_in_text`` (the default: a DataFrame read with ``pd.read_csv`` holds text
-    only), an ``expected`` text written as a JSON list (``'["d1", "d2"]'``) is several
-    answers, as in a Spark DataFrame (Spark's JSON reader makes a column of lists and texts
-    a text column); without it, one answer.
+    An ``expected`` text is one answer whatever it looks like (``"[1, 2]"``), as in
+    ``mlflow.evaluate``; a list (a tuple, an array) is several. With ``lists_in_text`` (the
+    cells of a CSV or TSV file, which hold text only), a text written as a JSON list
+    (``'["d1", "d2"]'``) is several answers.
     """
     arguments = dict(
         name=name,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -514,23 +515,48 @@ def test_a_json_text_that_looks_like_a_list_is_one_answer(
     assert json.loads(out)["metrics"]["exact_match"]["mean"] == 1.0
 
 
-def test_a_dataframe_or_csv_given_to_evaluate_reads_a_text_list_as_answers(
+def test_evaluate_reads_a_text_list_as_answers_only_in_a_csv_file(
     tmp_path: Path, home: Path
 ) -> None:
-    """harness.evaluate reads a JSON list written as text in a CSV's cell, or in a pandas
-    DataFrame's (pd.read_csv's cells are text only), as several answers, as documented;
-    a JSONL file given to it keeps the text as one answer."""
+    """harness.evaluate reads a JSON list written as text in a CSV file's cell as several
+    answers, as documented; a JSONL file keeps such a text as one answer, and so does data
+    given in Python, as mlflow.evaluate does: a DataFrame's text (pd.read_csv's too), a list
+    of dicts' and targets=[...]'s. The Python data was split: the answer "[1, 2]" became 1
+    and 2 and exact_match scored the right output "[1, 2]" 0. A list there is several."""
     import harness
 
     csv_path = tmp_path / "qa.csv"
-    csv_path.write_text('question,answer,out\n"Which?","[""a"", ""b""]","b"\n')
+    csv_path.write_text('question,answer,out\n"Which?","[""x"", ""y""]","y"\n')
     jsonl_path = tmp_path / "qa.jsonl"
     jsonl_path.write_text(json.dumps({"question": "Which?", "answer": "[1, 2]", "out": "[1, 2]"}))
-    for data in (str(csv_path), pd.read_csv(csv_path), str(jsonl_path)):
+    for data in (str(csv_path), str(jsonl_path)):
         result = harness.evaluate(
             data=data, predictions="out", metrics=["exact_match"], log_to_mlflow=False
         )
         assert result.metrics["exact_match/mean"] == 1.0
+    result = harness.evaluate(
+        data=pd.read_csv(csv_path), predictions="out", metrics=["exact_match"],
+        log_to_mlflow=False,
+    )  # fmt: skip
+    assert result.metrics["exact_match/mean"] == 0.0  # "y" is not the answer '["x", "y"]'
+    as_python = [
+        pd.DataFrame({"question": ["Sorted?", "Which?"], "answer": ["[1, 2]", ["x", "y"]]}),
+        [{"question": "Sorted?", "answer": "[1, 2]"}, {"question": "Which?", "answer": ("x", "y")}],
+    ]
+    for data in as_python:
+        result = harness.evaluate(
+            lambda row: "[1, 2]" if row["input"] == "Sorted?" else "y",
+            data=data, metrics=["exact_match"], log_to_mlflow=False,
+        )  # fmt: skip
+        assert result.metrics["exact_match/mean"] == 1.0
+    result = harness.evaluate(
+        lambda row: "[1, 2]" if row["input"] == "Sorted?" else "y",
+        data=["Sorted?", "Which?"], targets=["[1, 2]", np.array(["x", "y"])],
+        metrics=["exact_match"], log_to_mlflow=False,
+    )  # fmt: skip
+    assert result.metrics["exact_match/mean"] == 1.0
+    direct = import_dataframe(pd.DataFrame({"input": ["q"], "expected": ["[3]"]}), name="qa")
+    assert load_examples(home / "harness.duckdb", direct.dataset)[0].expected == ("[3]",)
     db = home / "harness.duckdb"
-    stored = [load_examples(db, d)[0].expected for d in list_datasets(db)]
-    assert sorted(stored) == [("[1, 2]",), ("a", "b"), ("a", "b")]
+    stored = {e.expected for d in list_datasets(db) for e in load_examples(db, d)}
+    assert stored == {("[1, 2]",), ('["x", "y"]',), ("x", "y"), ("[3]",)}
