@@ -285,7 +285,13 @@ def _argument(
 
     if ids_of and isinstance(source, Source) and source.kind in ("output", "expected"):
         if source.kind == "expected":
-            return pd.Series([list(answers) for answers in data.expected], dtype=object)
+            return pd.Series(
+                [
+                    _relevant_ids(a, row, ids_of)
+                    for row, a in zip(data.ids, data.expected, strict=True)
+                ],
+                dtype=object,
+            )
         return pd.Series(
             [_id_list(text, row, ids_of) for row, text in zip(data.ids, data.outputs, strict=True)],
             dtype=object,
@@ -330,6 +336,26 @@ def _id_list(text: str | None, row: str, metric: str) -> list[str]:
         )
     # Expected answers are stored as text (7 as "7"), so the ids are compared as text.
     return [i if isinstance(i, str) else str(i) for i in ids]
+
+
+def _relevant_ids(answers: tuple[str, ...], row: str, metric: str) -> list[str]:
+    """A row's relevant ids: its expected answers, one id each. One answer that is a JSON
+    list written as text is refused, not read as the id ``'["d1"]'`` that no output holds
+    (MLflow logs nothing for a text target): data given in Python keeps a text whole, and
+    ``pd.read_csv`` gives the text of a CSV's lists."""
+    if len(answers) == 1 and answers[0].startswith("[") and answers[0].endswith("]"):
+        try:
+            parsed = json.loads(answers[0])
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            shown = answers[0] if len(answers[0]) <= 60 else answers[0][:57] + "..."
+            raise MetricError(
+                f"metric {metric!r} reads each row's targets as a list of relevant ids; row "
+                f"{row!r} has the text {shown!r}: give a list (a DataFrame from pd.read_csv: "
+                f"df[COLUMN].map(json.loads)) or the CSV file's path"
+            )
+    return list(answers)
 
 
 def _mlflow_target(answers: tuple[str, ...]) -> Any:

@@ -98,6 +98,33 @@ def test_an_output_that_is_no_list_of_ids_is_the_metrics_error() -> None:
     assert "row '0' has 'd1, d2'" in " ".join(result.result.warnings)
 
 
+def test_relevant_ids_written_as_json_text_are_the_metrics_error(tmp_path: Path) -> None:
+    """A DataFrame read with pd.read_csv holds a CSV's lists of relevant ids as text: each
+    row's one relevant id was the text '["d1"]', which no output holds, so every retriever
+    metric scored 0 without a word (MLflow logs nothing for a text target, with a warning).
+    The metric now fails, saying how to give the lists; the CSV's path reads them."""
+    path = tmp_path / "retrieval.csv"
+    pd.DataFrame(
+        {"question": ["q1", "q2"], "retrieved": ['["d1", "d2"]', '["d3"]'],
+         "relevant": ['["d1"]', '["d3"]']}
+    ).to_csv(path, index=False)  # fmt: skip
+    as_text = pd.read_csv(path)
+    with pytest.warns(RowsFailedWarning, match="targets as a list of relevant ids"):
+        result = harness.evaluate(
+            data=as_text, predictions="retrieved", targets="relevant",
+            model_type="retriever", log_to_mlflow=False,
+        )  # fmt: skip
+    assert result.metrics == {}
+    assert "row '0' has the text '[\"d1\"]'" in " ".join(result.result.warnings)
+    as_lists = as_text.assign(relevant=as_text["relevant"].map(json.loads))
+    for data in (as_lists, str(path)):
+        result = harness.evaluate(
+            data=data, predictions="retrieved", targets="relevant",
+            model_type="retriever", log_to_mlflow=False,
+        )  # fmt: skip
+        assert result.metrics["recall_at_3/mean"] == 1.0
+
+
 DEFAULT_NAMES = {
     f"{name}_at_3/{aggregate}"
     for name in ("precision", "recall", "ndcg")
