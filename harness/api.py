@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
 from harness.errors import ConfigError, HarnessError
 from harness.evaluate_arguments import (
+    check_named_columns,
     check_types,
     integer,
     listed,
@@ -288,10 +289,12 @@ def evaluate(
             f"unknown model_type {model_type!r}; use one of "
             f"{', '.join([*MODEL_TYPE_METRICS, RETRIEVER])}"
         )
+    inputs_said = "inputs" if inputs is not None else "evaluator_config['col_mapping']['inputs']"
     if feature_names is not None and len(feature_names) == 1 and inputs is None:
         # MLflow's model reads only the feature columns: one feature is the input, whatever
         # its name and whatever other column is named like an input.
         inputs = mapped(col_mapping, "inputs", "input") or str(feature_names[0])
+        inputs_said = "feature_names" if inputs == str(feature_names[0]) else inputs_said
     mapping = {
         "input": inputs or mapped(col_mapping, "inputs", "input"),
         "expected": targets,
@@ -320,8 +323,17 @@ def evaluate(
         except ConfigError as e:
             in_python_words(e)
             raise
-        _check_columns("by", by, columns, mapping)
-        _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
+        context_said = "context" if context else "evaluator_config['col_mapping']['context']"
+        check_named_columns(
+            columns,
+            {inputs_said: mapping["input"], "targets": targets, context_said: mapping["context"]},
+        )
+        try:  # no input column: `name one with --input` said in evaluate's words
+            _check_columns("by", by, columns, mapping)
+            _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
+        except HarnessError as e:
+            in_python_words(e)
+            raise
     defaults: Sequence[Any] = ()
     if model_type == RETRIEVER:  # MLflow's metric objects, at evaluator_config's retriever_k
         defaults = retriever_metrics(config_map) if metrics is None else ()

@@ -17,6 +17,15 @@ def no_column(argument: str, column: str, columns: Iterable[Any]) -> DataError:
     return DataError(f"{argument}={column!r}: the data has no such column; its columns: {shown}")
 
 
+def check_named_columns(columns: Sequence[str], named: Mapping[str, str | None]) -> None:
+    """Refuse a column an argument names (``targets='answer'``, ``inputs=``, ``context=``, or
+    through ``col_mapping``) that the data lacks, in evaluate's words, before anything is
+    stored: the import would say it in the CLI's (``column 'answer' (for expected)``)."""
+    for argument, column in named.items():
+        if column is not None and column not in columns:
+            raise no_column(argument, column, columns)
+
+
 def not_a_model(model: Any) -> ModelURIError:
     """What ``model=`` takes, and for an MLflow model (anything with ``predict``) how."""
     what = type(model).__name__

@@ -43,6 +43,8 @@ _FLAG_PHRASES = tuple(
         (r"^--spark needs", "spark= needs"),
         (r" for column:(\S+); its other", r" for predictions='\1'; its other"),
         (r"^--profile names", "spark_profile= names"),
+        (r"name one with --input \(inputs= in harness\.evaluate; columns are: (.*)\)$",
+         r"name one with inputs=COLUMN; its columns: \1"),
     )
 )  # fmt: skip
 

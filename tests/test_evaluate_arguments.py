@@ -255,7 +255,34 @@ def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
             {},
             DataError,
             "no input column: looked for input, question, inputs; "
-            "name one with --input (inputs= in harness.evaluate; columns are: answer)",
+            "name one with inputs=COLUMN; its columns: answer",
+        ),
+        # A column named by targets=, inputs=, context= or col_mapping that the data lacks
+        # was said in the import's words: column 'gold' (for expected) does not exist
+        (
+            DATA,
+            {"targets": "gold"},
+            DataError,
+            "targets='gold': the data has no such column; its columns: question, answer, topic",
+        ),
+        (
+            DATA,
+            {"inputs": "prompt"},
+            DataError,
+            "inputs='prompt': the data has no such column; its columns: question, answer, topic",
+        ),
+        (
+            DATA,
+            {"evaluator_config": {"col_mapping": {"inputs": "prompt"}}},
+            DataError,
+            "evaluator_config['col_mapping']['inputs']='prompt': the data has no such column; "
+            "its columns: question, answer, topic",
+        ),
+        (
+            DATA,
+            {"context": "passage"},
+            DataError,
+            "context='passage': the data has no such column; its columns: question, answer, topic",
         ),
     ],
 )
