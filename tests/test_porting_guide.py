@@ -30,6 +30,20 @@ def test_the_guide_has_the_four_examples() -> None:
     assert [name for name, _ in examples()] == ["qa", "spark", "judge", "versions"]
 
 
+def test_the_guide_names_each_model_types_default_metrics() -> None:
+    """The porting table listed question-answering's defaults only: a script ported with
+    model_type="text-summarization" or "text" found its metrics' names nowhere (MLflow's
+    rouge1/v1/mean is harness's rouge1/mean)."""
+    from harness.api import MODEL_TYPE_METRICS
+
+    rows = GUIDE.read_text(encoding="utf-8").splitlines()
+    for model_type, names in MODEL_TYPE_METRICS.items():
+        row = [r for r in rows if r.startswith(f"| default metrics of `{model_type}`: ")]
+        assert len(row) == 1, model_type
+        harness_side = row[0].split(" | ")[1]
+        assert [n for n in names if f"`{n}`" not in harness_side] == [], model_type
+
+
 @pytest.fixture
 def notebook(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
