@@ -37,7 +37,7 @@ from harness.evaluate_arguments import (
     split_names,
     wrong_type,
 )
-from harness.evaluate_messages import in_python_words
+from harness.evaluate_messages import in_python_words, row_dict_hint
 from harness.evaluate_mlflow import (
     check_mlflow_arguments,
     default_evaluator_config,
@@ -481,7 +481,7 @@ def _warn_failures(result: RunResult) -> None:
         reasons = "; ".join(f"{n} x {e}" for e, n in result.error_reasons[:3])
         parts.append(
             f"{result.errors} of {result.rows} rows failed ({reasons}): the rows are in "
-            "the table with their error"
+            f"the table with their error{row_dict_hint([e for e, _ in result.error_reasons])}"
         )
     if result.metric_errors:
         shown = "; ".join(w for w in result.warnings if w.startswith("metric"))

@@ -8,7 +8,7 @@ import re
 
 from harness.errors import HarnessError
 
-__all__ = ["in_python_words"]
+__all__ = ["in_python_words", "row_dict_hint"]
 
 # The run's own checks are the CLI's: a message that starts with one of these flags names
 # evaluate's argument instead (`--by topic: no row has that column` -> `by='topic': ...`).
@@ -62,3 +62,22 @@ def in_python_words(error: HarnessError) -> None:
     if message != error.message:
         error.message = message
         error.args = (message,)
+
+
+_MISSING_KEY = re.compile(r"^python:\S+ raised KeyError: '([^']*)'$")
+_ROW_NAMES = {"id", "input", "expected", "expected_all", "context", "prompt"}
+
+
+def row_dict_hint(reasons: list[str]) -> str:
+    """For a model function that read a key the row dict lacks (``row["inputs"]``, as a
+    function written for mlflow.evaluate reads its DataFrame's column): how the row names
+    the data's columns. Empty for any other failure."""
+    for reason in reasons:
+        found = _MISSING_KEY.match(reason)
+        if found is not None and found.group(1) not in _ROW_NAMES:
+            return (
+                "; a model function gets one row as a dict: the input as row['input'], the "
+                "expected answer as row['expected'], the context as row['context'] and the "
+                "data's other columns by name (not a DataFrame, as mlflow.evaluate's does)"
+            )
+    return ""

@@ -549,7 +549,17 @@ def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> 
     [warning] = caught
     assert str(warning.message).startswith("2 of 2 rows failed (2 x python:")
     assert "dataframe_model raised KeyError: 'inputs'" in str(warning.message)
+    # It said no more: how the row dict names the data's input column was nowhere.
+    assert str(warning.message).endswith(
+        "the rows are in the table with their error; a model function gets one row as a "
+        "dict: the input as row['input'], the expected answer as row['expected'], the "
+        "context as row['context'] and the data's other columns by name (not a DataFrame, "
+        "as mlflow.evaluate's does)"
+    )
     assert warning.filename == __file__  # the caller's line, not harness's
+    with pytest.warns(RowsFailedWarning) as caught:  # a key of the row dict: no such hint
+        harness.evaluate(lambda row: row["context"] + 1, data, log_to_mlflow=False)
+    assert str(caught[0].message).endswith("the rows are in the table with their error")
 
     with pytest.warns(RowsFailedWarning, match=r"^metrics failed \(metrics raised on 2 row"):
         harness.evaluate(echo_question, data, metrics=[raises], log_to_mlflow=False)
