@@ -129,7 +129,7 @@ def check_options(fn: F) -> F:
         ),
         click.option(
             "--max-error-rate", type=click.FloatRange(0, 1), metavar="RATE",
-            help="Fail when more than this share of rows failed.",
+            help="Fail when more than this share of rows failed (a model or judge call).",
         ),
         click.option(
             "--max-missing", type=click.FloatRange(0, 1), metavar="RATE",

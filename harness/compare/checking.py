@@ -3,8 +3,8 @@
 Each gate ends in one of three outcomes, and the check in the worst of them (a failure
 beats "cannot tell"), with its own exit code:
 
-- ``min`` / ``max`` / ``errors max_rate``: the candidate's mean (or share of failed rows)
-  against the bound: **pass** or **fail**;
+- ``min`` / ``max`` / ``errors max_rate``: the candidate's mean (or share of failed rows,
+  whose model call or a judge call failed) against the bound: **pass** or **fail**;
 - ``max_drop`` / ``max_drop_pct``: the paired difference against the baseline (see
   ``harness.compare.comparison``), with the allowed drop as the margin:
   **fail** ("worse") when the data show a drop larger than allowed: the whole 95% interval of
@@ -181,22 +181,26 @@ def _bound(gate: Gate, scores: RunScores, candidate: LoadedRun, max_missing: flo
     total = max(candidate.record.info.rows_total, len(scores.rows))
     column = scores.values[gate.metric]
     if gate.metric == ERRORS:
-        failed, done = int(column.sum()), len(column)
+        # A row failed when its model call or one of its judge calls did (the run's own
+        # count, as `harness run` and the run's line say it); the errors column marks only
+        # the model calls that failed.
+        model_failed, done = int(column.sum()), len(column)
+        failed = min(max(model_failed, candidate.record.info.errors or 0), done)
         missing = _missing(total - done, total, "result", max_missing)
         rate = failed / done if done else math.nan
         if missing:
             return GateResult(gate, UNDECIDED, "cannot tell", missing, rate)
+        counted = f"{failed:,} of {done:,} rows failed ({rate:.1%}"
+        if failed > model_failed:
+            counted += f"; {failed - model_failed:,} of them by a judge call only"
         if rate > gate.threshold:
             return GateResult(
                 gate, FAIL, "too many failed rows",
-                f"{failed:,} of {done:,} rows failed ({rate:.1%}), more than the "
-                f"{gate.threshold:.1%} allowed", rate,
+                f"{counted}), more than the {gate.threshold:.1%} allowed", rate,
             )  # fmt: skip
         return GateResult(
             gate, PASS, "within the limit",
-            f"{failed:,} of {done:,} rows failed ({rate:.1%}); at most {gate.threshold:.1%} "
-            "allowed",
-            rate,
+            f"{counted}); at most {gate.threshold:.1%} allowed", rate,
         )  # fmt: skip
     scored = column.dropna()
     missing = _missing(total - len(scored), total, f"{gate.metric} score", max_missing)

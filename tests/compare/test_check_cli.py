@@ -361,3 +361,41 @@ def test_clusters_of_one_row_decide_0_1_gates_as_without_clusters(tmp_path: Path
             for name in "bc"]  # fmt: skip
     tiny_gate = ("check", tiny[1], "--baseline", tiny[0], "--max-drop", "exact_match=0.1")
     assert invoke(*tiny_gate)[0] == invoke(*tiny_gate, "--cluster", "qid")[0] == 3
+
+
+def test_the_error_rate_gate_counts_rows_whose_judge_call_failed(
+    qa_file: Path, tmp_path: Path
+) -> None:
+    """A candidate whose judge calls failed on every row (its model calls all answered) is
+    '20 rows, 20 failed' to `harness run` and on the check's candidate line, and its errors
+    gate said '0 of 20 rows failed (0.0%); at most 0.0% allowed' below it: `harness check
+    CAND --max-error-rate 0` passed, exit 0. The gate counts every failed row, as documented
+    ('at most this share of the candidate's rows failed')."""
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    judged = (
+        "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
+        "--judge", "answer_relevance", "--no-mlflow", "--json",
+    )  # fmt: skip
+    code, out, err = invoke(*judged, "--judge-model", "python:harness_test_models:judge_messages")
+    assert code == 0, err
+    base = json.loads(out)["run_id"]
+    flag = tmp_path / "flag"
+    flag.touch()
+    code, out, _ = invoke(
+        *judged, "--judge-model", "python:harness_test_models:judge_fails_while_flagged",
+        env={"HARNESS_TEST_FLAG": str(flag)},
+    )  # fmt: skip
+    assert code == 1 and json.loads(out)["errors"] == 20
+    cand = json.loads(out)["run_id"]
+
+    code, out, err = invoke("check", cand, "--baseline", base, "--max-error-rate", "0")
+    assert code == 1, out + err
+    assert "20 rows, 20 failed" in out
+    assert err.splitlines()[-1] == "error: 1 of 1 gates failed: errors max_rate 0"
+    code, out, _ = invoke("check", cand, "--baseline", base, "--max-error-rate", "1", "--json")
+    assert code == 0
+    (gate,) = json.loads(out)["gates"]
+    assert (gate["outcome"], gate["observed"]) == ("pass", 1)
+    assert gate["reason"] == (
+        "20 of 20 rows failed (100.0%; 20 of them by a judge call only); at most 100.0% allowed"
+    )
