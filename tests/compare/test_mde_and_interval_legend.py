@@ -282,3 +282,17 @@ def test_a_metric_never_negative_has_its_means_cut_at_0_and_its_change_uncut(
     )
     assert legend in " ".join(invoke("compare", *paths).split())
     assert legend in " ".join(invoke("compare", *paths, "--markdown").split())
+
+
+def test_one_row_names_no_tests_in_the_legend(tmp_path: Path) -> None:
+    """Runs of one row (a CI smoke run with --limit 1) have no test: compare's legend read
+    'margin that matters: f1 0.02; tests: ; MDE: ...'. It now leaves 'tests' out."""
+    paths = [
+        str(write_run(tmp_path / f"{name}.jsonl", run_id=name, scores={"f1": [value]},
+                      bounds={"f1": [0, 1]}))
+        for name, value in (("one_base", 0.3), ("one_cand", 0.2))
+    ]  # fmt: skip
+    out = " ".join(invoke("compare", *paths).split())
+    assert "note: one row: an interval, a p-value or an MDE needs two or more" in out
+    assert "margin that matters: f1 0.02; MDE: minimum detectable effect" in out
+    assert "tests:" not in out

@@ -83,7 +83,8 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         Text(
             "margin that matters: "
             + ", ".join(f"{m.metric} {number(m.margin, 3)}" for m in candidate.metrics)
-            + f"; tests: {', '.join(tests)}; {candidate.mde_legend}; "
+            + (f"; tests: {', '.join(tests)}" if tests else "")  # none on one row
+            + f"; {candidate.mde_legend}; "
             "r: correlation of the paired scores",
             style="dim",
         )
