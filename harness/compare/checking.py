@@ -124,7 +124,7 @@ def check(
     drops: dict[int, _DropTest] = {}
     for i, gate in enumerate(gates):
         if gate.needs_baseline:
-            outcome = _drop_test(gate, comparison, baseline, max_missing)
+            outcome = _drop_test(gate, comparison, baseline, max_missing, candidate)
             if isinstance(outcome, GateResult):
                 results[i] = outcome
             else:
@@ -221,8 +221,19 @@ def _bound(gate: Gate, scores: RunScores, candidate: LoadedRun, max_missing: flo
     )  # fmt: skip
 
 
+def _unreached(run: LoadedRun) -> int:
+    """Rows a stopped or interrupted run did not reach: they are in no pairing, and count as
+    missing scores, as a ``min`` gate counts them."""
+    info = run.record.info
+    return max(0, info.rows_total - info.rows_done)
+
+
 def _drop_test(
-    gate: Gate, comparison: Comparison | None, baseline: LoadedRun | None, max_missing: float
+    gate: Gate,
+    comparison: Comparison | None,
+    baseline: LoadedRun | None,
+    max_missing: float,
+    candidate_run: LoadedRun,
 ) -> GateResult | _DropTest:
     if baseline is None or comparison is None:
         return GateResult(
@@ -238,8 +249,12 @@ def _drop_test(
             f"again with {gate.metric} (its model calls come from the cache), or bound "
             f"{gate.metric} with --min or a [check] min until then", None,
         )  # fmt: skip
-    missing = _missing(result.missing, candidate.paired,
-                       f"{gate.metric} score {_lacking(result)}", max_missing)  # fmt: skip
+    in_base = result.missing_base + _unreached(baseline)
+    in_candidate = result.missing_candidate + _unreached(candidate_run)
+    unreached = in_base + in_candidate - result.missing_base - result.missing_candidate
+    missing = _missing(result.missing + unreached, candidate.paired + unreached,
+                       f"{gate.metric} score {_lacking(in_base, in_candidate)}",
+                       max_missing)  # fmt: skip
     if missing or math.isnan(result.stats.p_value):
         reason = missing or f"{result.stats.n} paired rows are too few to estimate a change"
         return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
@@ -251,16 +266,13 @@ def _drop_test(
     return _DropTest(gate, result, p_worse, p_not_worse)
 
 
-def _lacking(result: MetricResult) -> str:
-    """Which run lacks the scores of a pairing's missing rows, in words."""
-    if not result.missing_base:
+def _lacking(in_base: int, in_candidate: int) -> str:
+    """Which run lacks the scores of a gate's missing rows, in words."""
+    if not in_base:
         return "in the candidate"
-    if not result.missing_candidate:
+    if not in_candidate:
         return "in the baseline"
-    return (
-        f"in one run or both ({result.missing_base:,} in the baseline, "
-        f"{result.missing_candidate:,} in the candidate)"
-    )
+    return f"in one run or both ({in_base:,} in the baseline, {in_candidate:,} in the candidate)"
 
 
 def _drop_result(drop: _DropTest, p_worse: float, alpha: float, family: int) -> GateResult:

@@ -34,9 +34,11 @@ def write_run(
     status: str = "finished",
     binary: Sequence[str] | None = None,
     bounds: Mapping[str, Sequence[float]] | None = None,
+    rows_total: int | None = None,
 ) -> Path:
     """``binary``: the metrics the run declares 0/1 (stored as a run stores them); None:
-    nothing stored, as a run made before runs stored it; ``bounds`` likewise the ranges."""
+    nothing stored, as a run made before runs stored it; ``bounds`` likewise the ranges;
+    ``rows_total``: the rows the run meant to do, more than it holds when it stopped early."""
     n = len(next(iter(scores.values())))
     ids = list(ids) if ids is not None else [f"q{i}" for i in range(n)]
     failed = [bool(e) for e in errors] if errors is not None else [False] * n
@@ -95,7 +97,7 @@ def write_run(
         },
         metrics={},
         usage={},
-        rows_total=n,
+        rows_total=n if rows_total is None else rows_total,
         rows_done=n,
         errors=sum(failed),
         mlflow_run_id=None,

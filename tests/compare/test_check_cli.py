@@ -399,3 +399,33 @@ def test_the_error_rate_gate_counts_rows_whose_judge_call_failed(
     assert gate["reason"] == (
         "20 of 20 rows failed (100.0%; 20 of them by a judge call only); at most 100.0% allowed"
     )
+
+
+def test_a_drop_gate_counts_the_rows_a_stopped_run_did_not_reach(tmp_path: Path) -> None:
+    """A candidate stopped after 30 of its 40 rows (a CI job's timeout, --max-cost) passed
+    `--max-drop f1=0.05` on the 30 rows it had ('not worse'), while `--min f1=...` on the
+    same run could not decide ('10 of 40 rows have no f1 score (... or rows the run did not
+    reach)'), as docs/ci.md says a gate does: the missing rows could be the bad ones. The
+    drop gate now counts them too, in either run."""
+    rng = np.random.default_rng(5)
+    f1 = rng.beta(2, 3, 40)
+    base = write_run(tmp_path / "base.jsonl", run_id="full", scores={"f1": f1})
+    stopped = write_run(tmp_path / "stopped.jsonl", run_id="stopped", scores={"f1": f1[:30]},
+                        status="stopped", rows_total=40)  # fmt: skip
+    reason = (
+        "10 of 40 rows have no f1 score in the {} (failed rows or judge calls, or rows the "
+        "run did not reach): more than the 5% a gate may miss"
+    )
+    code, out, _ = invoke("check", str(stopped), "--baseline", str(base), "--max-drop",
+                          "f1=0.05", "--json")  # fmt: skip
+    assert code == 3
+    (gate,) = json.loads(out)["gates"]
+    assert (gate["outcome"], gate["reason"]) == ("undecided", reason.format("candidate"))
+    code, out, _ = invoke("check", str(base), "--baseline", str(stopped), "--max-drop",
+                          "f1=0.05", "--json")  # fmt: skip
+    assert code == 3
+    assert json.loads(out)["gates"][0]["reason"] == reason.format("baseline")
+    # Allowing a quarter of the rows to be missing decides on the 30 rows both have.
+    code, out, _ = invoke("check", str(stopped), "--baseline", str(base), "--max-drop",
+                          "f1=0.05", "--max-missing", "0.25", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["gates"][0]["finding"] == "not worse"
