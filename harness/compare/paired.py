@@ -128,14 +128,21 @@ def metric_result(
             candidate=replace(stats.candidate, interval_note=ONE_ROW_MEAN),
         )
     direction = -1 if metric == ERRORS else direction
+    # The margin comes from the paired scores; with none (a judge that failed on every row
+    # of one run), from the base's own, so a gate on it is named by a number, not nan.
+    values = np.concatenate([base[both], candidate[both]])
+    base_mean = stats.base.mean
+    if not values.size:
+        values = base[~np.isnan(base)]
+        base_mean = float(values.mean()) if values.size else math.nan
     margin_spec = margins.get(metric) or margins.get(None)
     if margin_spec is not None:
-        margin, rule = margin_spec.resolve(stats.base.mean)
+        margin, rule = margin_spec.resolve(base_mean)
     else:
-        if _unit_scale(metric, np.concatenate([base[both], candidate[both]])):
+        if _unit_scale(metric, values):
             margin, rule = DEFAULT_UNIT_MARGIN, "default for scores in [0, 1]"
         else:
-            margin = abs(stats.base.mean) * DEFAULT_RELATIVE_MARGIN / 100
+            margin = abs(base_mean) * DEFAULT_RELATIVE_MARGIN / 100
             rule = f"default: {DEFAULT_RELATIVE_MARGIN:g}% of the base mean"
     return MetricResult(
         metric=metric,

@@ -429,3 +429,33 @@ def test_a_drop_gate_counts_the_rows_a_stopped_run_did_not_reach(tmp_path: Path)
     code, out, _ = invoke("check", str(stopped), "--baseline", str(base), "--max-drop",
                           "f1=0.05", "--max-missing", "0.25", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["gates"][0]["finding"] == "not worse"
+
+
+def test_a_metric_with_no_paired_scores_gets_a_default_gate_named_by_a_number(
+    tmp_path: Path,
+) -> None:
+    """A candidate whose judge failed on every row, checked with no gates configured, got a
+    default gate named 'judge max_drop nan' (in the table, JUnit and ::error titles), and
+    compare's legend read 'margin that matters: ..., judge –': the default margin was taken
+    from the paired rows, of which there were none. It comes from the base's scores then:
+    0.02 for 0/1 scores, 5% of the base mean on a 1-5 scale."""
+    rng = np.random.default_rng(7)
+    yes = (rng.random(20) < 0.7).astype(float)
+    scale = rng.integers(1, 6, 20).astype(float)
+    judges = ["yes", "scale"]
+    base = write_run(tmp_path / "base.jsonl", run_id="judged", judges=judges,
+                     scores={"yes": yes, "scale": scale}, binary=["yes"])  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="unjudged", judges=judges,
+                     scores={"yes": [None] * 20, "scale": [None] * 20}, binary=["yes"])  # fmt: skip
+    code, out, _ = invoke("check", str(cand), "--baseline", str(base), "--json")
+    assert code == 3
+    gates = {g["gate"]: g["outcome"] for g in json.loads(out)["gates"]}
+    assert gates == {
+        "yes max_drop 0.02": "undecided",
+        f"scale max_drop {scale.mean() * 0.05:g}": "undecided",
+    }
+    code, out, _ = invoke("compare", str(base), str(cand))
+    assert code == 0
+    assert f"margin that matters: yes 0.02, scale {scale.mean() * 0.05:.3g};" in " ".join(
+        out.split()
+    )
