@@ -256,7 +256,9 @@ def _drop_test(
                        f"{gate.metric} score {_lacking(in_base, in_candidate)}",
                        max_missing)  # fmt: skip
     if missing or math.isnan(result.stats.p_value):
-        reason = missing or f"{result.stats.n} paired rows are too few to estimate a change"
+        n = result.stats.n
+        few = f"{plural(n, 'paired row')} {'is' if n == 1 else 'are'} too few"
+        reason = missing or f"{few} to estimate a change"
         return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
     stats, m = result.stats, result.margin
     if result.direction > 0:

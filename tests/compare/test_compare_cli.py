@@ -414,3 +414,14 @@ def test_counts_of_one_agree_with_their_noun_on_every_surface(tmp_path: Path) ->
     assert "1 row got worse, 0 got better" in surfaces["terminal"]
     assert "**1** row got worse" in surfaces["markdown"]
     assert "1 row got worse" in surfaces["html"] and "finished, 1 row<" in surfaces["html"]
+
+
+def test_a_drop_gate_on_one_row_says_one_paired_row_is_too_few(tmp_path: Path) -> None:
+    """`harness check` of a one-row candidate (a CI smoke run, --limit 1) said '1 paired rows
+    are too few to estimate a change' in the gate's reason, the JUnit file and ::error."""
+    base = write_run(tmp_path / "base.jsonl", run_id="obase", scores={"f1": [0.9]})
+    cand = write_run(tmp_path / "cand.jsonl", run_id="ocand", scores={"f1": [0.1]})
+    code, out, _ = invoke("check", str(cand), "--baseline", str(base), "--max-drop", "f1=0.1",
+                          "--json")  # fmt: skip
+    assert code == 3
+    assert json.loads(out)["gates"][0]["reason"] == ("1 paired row is too few to estimate a change")
