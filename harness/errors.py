@@ -197,7 +197,8 @@ class EndpointUnreachable(HarnessError):
     Not a ``ProviderError``: nothing is listening there (or no such host is known: a typo
     in the base URL, or no network), so retrying for a minute and then failing every row
     helps nobody. The run stops at once with one line naming the URL;
-    its finished rows are kept and ``--resume`` goes on once the server is up.
+    its finished rows are kept, the rows whose calls it failed are stored as failed
+    (``harness.runner.engine``), and ``--resume`` goes on once the server is up.
     """
 
     exit_code = 1

@@ -19,7 +19,7 @@ import asyncio
 from typing import TYPE_CHECKING, TypeVar
 
 from harness.calls import ROW_SENT, CallDeferred, Caller, CallHalted, CallResult
-from harness.errors import BudgetExceeded, ProviderError, ReplayMiss
+from harness.errors import BudgetExceeded, EndpointUnreachable, ProviderError, ReplayMiss
 from harness.metrics import ScoringRow
 from harness.prompts import render
 from harness.store.rows import OutputRow, ScoreRow
@@ -39,6 +39,9 @@ __all__ = ["Engine", "drive"]
 
 T = TypeVar("T")
 
+# Errors that fail the call's row and stop the run (see ``Engine``).
+_STOPS_THE_RUN = (ReplayMiss, EndpointUnreachable)
+
 
 class Engine:
     """Rows of one plan through one ``Caller``; finished rows go to ``writer``.
@@ -46,10 +49,11 @@ class Engine:
     Counts failed rows (``errors``), notes a ``--max-cost`` stop (``stopped_by_budget``)
     and keeps the rows a ``CallDeferred`` sent elsewhere (``deferred``, for Spark).
 
-    A ``--cache replay`` miss stops the run: no row is started after it, the row that
-    missed (and any other in flight that misses) is stored as failed with the miss as its
-    error (a judge's miss as that judge's score's error), the rows in flight finish, and
-    ``run`` raises the first miss (``replay_miss``).
+    A ``--cache replay`` miss, or a server that refuses the first connection (or whose
+    host does not resolve: ``EndpointUnreachable``), stops the run: no row is started
+    after it, the row whose call failed so (and any other in flight that fails so) is
+    stored as failed with that error (a judge's call as that judge's score's error), the
+    rows in flight finish, and ``run`` raises the first such error (``stopped_by``).
     Every call counted as failed is then a failed row the summary counts, and
     ``--resume`` (which drops failed rows) runs them again.
     """
@@ -70,7 +74,8 @@ class Engine:
         self._on_first_row = on_first_row  # called once, when the first row is recorded
         self.errors = 0
         self.stopped_by_budget = False
-        self.replay_miss: ReplayMiss | None = None  # the first, raised once rows are done
+        # The first error that stops the run (see the class), raised once rows are done.
+        self.stopped_by: ReplayMiss | EndpointUnreachable | None = None
         self.judges_together = False
         self.deferred: list[Example] = []  # rows a CallDeferred sent elsewhere
 
@@ -105,16 +110,16 @@ class Engine:
 
         async def worker() -> None:
             for example in pending:  # one shared iterator: memory stays flat with rows
-                if self.stopped_by_budget or self.stop.requested or self.replay_miss:
+                if self.stopped_by_budget or self.stop.requested or self.stopped_by:
                     return
                 ROW_SENT.set([False])  # this task's context: the row's and its judges'
                 try:
                     output, scores = await self.process(example)
                 except CallHalted:  # stopped before it paid for anything: not stored
                     return
-                except ReplayMiss as miss:  # stored as failed, naming the call; the run stops
-                    self.replay_miss = self.replay_miss or miss
-                    output, scores = _output(example.id, None, error=str(miss)), []
+                except _STOPS_THE_RUN as e:  # stored as failed, naming the call; the run stops
+                    self.stopped_by = self.stopped_by or e
+                    output, scores = _output(example.id, None, error=str(e)), []
                 except BudgetExceeded:
                     self.stopped_by_budget = True
                     return
@@ -139,8 +144,8 @@ class Engine:
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            if self.replay_miss is not None:  # its row and those in flight are recorded
-                raise self.replay_miss
+            if self.stopped_by is not None:  # its row and those in flight are recorded
+                raise self.stopped_by
         finally:
             forget()
             for task in tasks:
@@ -220,14 +225,14 @@ class Engine:
     async def _judged(
         self, judge: Judge, asked: Awaitable[list[ScoreRow]], example_id: str
     ) -> list[ScoreRow]:
-        """A judge's scores; a replay miss is its score's error, the model's answer kept
-        (a failed judge row, as a failed judge call makes), and stops the run (see the
-        class)."""
+        """A judge's scores; a replay miss or an unreachable judge server is its score's
+        error, the model's answer kept (a failed judge row, as a failed judge call makes),
+        and stops the run (see the class)."""
         try:
             return await asked
-        except ReplayMiss as miss:
-            self.replay_miss = self.replay_miss or miss
-            return [ScoreRow(example_id, judge.name, None, source="llm_judge", error=str(miss))]
+        except _STOPS_THE_RUN as e:
+            self.stopped_by = self.stopped_by or e
+            return [ScoreRow(example_id, judge.name, None, source="llm_judge", error=str(e))]
 
 
 async def _all_of(awaitables: list[Awaitable[T]]) -> list[T]:

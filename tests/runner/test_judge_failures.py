@@ -125,8 +125,9 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
 ) -> None:
     """A model server that refuses the first call, or a replay miss on the first row, once
     printed the head of an empty metrics table and a `runs show --rows` of no rows before
-    the error; now the run's line, then the error. The row the replay missed is stored
-    as failed (the miss its error), so the line counts it as the calls do."""
+    the error; now the run's line, then the error. The rows whose calls were refused, the
+    row the replay missed, are stored as failed (the refusal, the miss their error), so the
+    line counts them as the calls do."""
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
@@ -134,33 +135,27 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         run = ("run", "--data", "qa", "--model", "openai:/gpt-test", "--metric",
                "exact_match", "--no-mlflow")  # fmt: skip
-        code, out, err = invoke(*run)
-        assert code == 1
-        line, *counts = out.splitlines()
-        # the refused calls: failed calls, counted (each row in flight made one)
-        [count] = counts
-        assert re.fullmatch(r"model calls: 0 sent, 0 from cache, \d+ failed.*", count)
-        assert re.fullmatch(
-            r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(0 of \d+ rows, 0 failed, "
-            r"[0-9.]+ s\)",
-            line,
-        ), out
-        assert err.startswith("error: ") and "nothing is listening at" in err
-        assert err.count("\n") == 1
-        # A replay miss on the first row: that row is stored as failed, naming the miss.
-        miss = "--cache replay: the model call for row "
-        code, out, err = invoke(*run, "--cache", "replay")
-        assert code == 1
-        line, count, failed, reason, rows = out.splitlines()
-        assert re.fullmatch(
-            r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \(1 of \d+ rows, 1 failed, "
-            r"[0-9.]+ s\)",
-            line,
-        ), out
-        assert re.fullmatch(r"model calls: 0 sent, 0 from cache, 1 failed.*", count)
-        assert failed == "failed: 1 model row" and reason.startswith(f"  1 x {miss}")
-        assert rows.startswith("rows: harness runs show ")
-        assert err.startswith("error: ") and miss in err and err.count("\n") == 1
+        for extra, reason, stored in [
+            ((), f"openai:/gpt-test: nothing is listening at {url} (connection refused)", None),
+            (("--cache", "replay"), "--cache replay: the model call for row ", 1),
+        ]:
+            code, out, err = invoke(*run, *extra)
+            assert code == 1
+            line, count, failed, why, rows = out.splitlines()
+            # each row in flight made one failed call (refused), or the first missed
+            found = re.fullmatch(
+                r"run [0-9a-f]{12}: openai:/gpt-test on qa@[0-9a-f]{12} \((\d+)( of \d+)? "
+                r"rows, (\d+) failed, [0-9.]+ s\)",
+                line,
+            )
+            assert found is not None and found[1] == found[3], out
+            n = int(found[1])
+            assert n == (stored or n) >= 1
+            assert re.fullmatch(rf"model calls: 0 sent, 0 from cache, {n} failed.*", count)
+            assert failed == ("failed: 1 model row" if n == 1 else f"failed: {n} model rows")
+            assert why.startswith(f"  {n} x {reason}")
+            assert rows.startswith("rows: harness runs show ")
+            assert err.startswith(f"error: {reason}") and err.count("\n") == 1
 
 
 def test_resume_asks_again_a_judge_whose_cached_answers_could_not_be_read(qa: str) -> None:
