@@ -249,15 +249,16 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
         click.echo(f"reason: {info.reason}")
     for line in _mlflow_lines(info):
         click.echo(line)
-    print_table(
-        None,
-        ["metric", "mean", "p50", "p90", "rows"],
-        [
-            [n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")),
-             None if a.get("count") is None else f"{a['count']:,}"]
-            for n, a in info.metrics.items()
-        ],
-    )  # fmt: skip
+    if info.metrics:  # none scored (every row failed, or none stored): no table of nothing
+        print_table(
+            None,
+            ["metric", "mean", "p50", "p90", "rows"],
+            [
+                [n, fmt(a.get("mean")), fmt(a.get("p50")), fmt(a.get("p90")),
+                 None if a.get("count") is None else f"{a['count']:,}"]
+                for n, a in info.metrics.items()
+            ],
+        )  # fmt: skip
     if info.sample:
         from harness.sampling import describe_sample
 

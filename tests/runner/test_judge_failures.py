@@ -125,9 +125,9 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
 ) -> None:
     """A model server that refuses the first call, or a replay miss on the first row, once
     printed the head of an empty metrics table and a `runs show --rows` of no rows before
-    the error; now the run's line, then the error. The rows whose calls were refused, the
-    row the replay missed, are stored as failed (the refusal, the miss their error), so the
-    line counts them as the calls do."""
+    the error; now the run's line, then the error (and `runs show` prints no empty table
+    either). The rows whose calls were refused, the row the replay missed, are stored as
+    failed (the refusal, the miss their error), so the line counts them as the calls do."""
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
@@ -156,6 +156,13 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
             assert why.startswith(f"  {n} x {reason}")
             assert rows.startswith("rows: harness runs show ")
             assert err.startswith(f"error: {reason}") and err.count("\n") == 1
+            # `runs show` prints no empty table either: the head, then what failed
+            run_id = line.split()[1].rstrip(":")
+            code, shown, _ = invoke("runs", "show", run_id)
+            assert code == 0
+            head, reason_line, *rest = shown.splitlines()
+            assert head.endswith(f" rows, {n} failed") and reason_line.startswith("reason: ")
+            assert rest == [count, failed, why, f"go on with `harness run --resume {run_id}`"]
 
 
 def test_resume_asks_again_a_judge_whose_cached_answers_could_not_be_read(qa: str) -> None:
