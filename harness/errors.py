@@ -149,6 +149,8 @@ class ReplayMiss(CacheError):
     call (``app call to URL``, ``judge call``), for a message made elsewhere."""
 
     exit_code = 1
+    # How the message of a miss that fails the run begins (the run's stored reason).
+    PREFIX = "--cache replay: "
 
     def __init__(
         self, message: str, *, explanation: str | None = None, call: str | None = None

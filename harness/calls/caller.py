@@ -408,7 +408,7 @@ class Caller(CallCounting):
         # No row: an app call from a thread the model started (see harness.intercept.scope).
         where = f"for row {row_id}" if row_id is not None else "from a thread the model started"
         miss = ReplayMiss(
-            f"--cache replay: the {call} {where} is not in the cache: {explanation}",
+            f"{ReplayMiss.PREFIX}the {call} {where} is not in the cache: {explanation}",
             explanation=explanation,
             call=call,
         )

@@ -25,6 +25,7 @@ from harness.cli.output import (
     print_sweep,
     print_table,
 )
+from harness.errors import ReplayMiss
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -271,6 +272,12 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
         click.echo(
             f"go on with `harness run --resume {info.run_id} --max-cost USD`, a larger budget "
             "(the calls made so far count against it)"
+        )
+    elif view.resumable and (info.reason or "").startswith(ReplayMiss.PREFIX):
+        # The resume replays too: at once, it would miss the same calls again.
+        click.echo(
+            "once the cache holds the calls it missed (a run without --cache replay makes "
+            f"them, or import their cassette), go on with `harness run --resume {info.run_id}`"
         )
     elif view.resumable:
         click.echo(f"go on with `harness run --resume {info.run_id}`")

@@ -135,9 +135,20 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         run = ("run", "--data", "qa", "--model", "openai:/gpt-test", "--metric",
                "exact_match", "--no-mlflow")  # fmt: skip
-        for extra, reason, stored in [
-            ((), f"openai:/gpt-test: nothing is listening at {url} (connection refused)", None),
-            (("--cache", "replay"), "--cache replay: the model call for row ", 1),
+        for extra, reason, stored, way in [
+            (
+                (),
+                f"openai:/gpt-test: nothing is listening at {url} (connection refused)",
+                None,
+                "go on with `harness run --resume {}`",
+            ),
+            (
+                ("--cache", "replay"),
+                "--cache replay: the model call for row ",
+                1,
+                "once the cache holds the calls it missed (a run without --cache replay makes "
+                "them, or import their cassette), go on with `harness run --resume {}`",
+            ),
         ]:
             code, out, err = invoke(*run, *extra)
             assert code == 1
@@ -162,7 +173,7 @@ def test_a_run_stopped_before_any_row_prints_its_error_and_no_empty_table(
             assert code == 0
             head, reason_line, *rest = shown.splitlines()
             assert head.endswith(f" rows, {n} failed") and reason_line.startswith("reason: ")
-            assert rest == [count, failed, why, f"go on with `harness run --resume {run_id}`"]
+            assert rest == [count, failed, why, way.format(run_id)]
 
 
 def test_resume_asks_again_a_judge_whose_cached_answers_could_not_be_read(qa: str) -> None:

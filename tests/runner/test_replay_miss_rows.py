@@ -71,6 +71,12 @@ def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
     assert shown.splitlines()[0].endswith(f"  {stored}/{ROWS} rows, {failed} failed")
     shown_calls = CALLS_FAILED.search(shown)
     assert shown_calls is not None and int(shown_calls.group(1)) == failed
+    # The way on it names: a resume replays too, so it needs the calls in the cache first
+    # (it said "go on with `harness run --resume RUN`", which missed the same calls again).
+    assert shown.splitlines()[-1] == (
+        "once the cache holds the calls it missed (a run without --cache replay makes them, "
+        f"or import their cassette), go on with `harness run --resume {run_id}`"
+    )
     code, out, err = harness(env, "runs", "show", run_id, "--json")
     assert code == 0, err
     document = json_doc(out)
@@ -78,6 +84,8 @@ def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
     assert document["rows_done"] == stored and document["errors"] == failed
     assert document["usage"]["model"]["errors"] == failed
 
+    code, out, err = harness(env, "run", "--resume", run_id)  # at once: it misses again
+    assert code == 1 and "--cache replay: the model call for row " in last_line(err)
     # Once the cache holds every call, the resume runs the failed rows and the rest again.
     code, _, err = harness(env, *RUN)
     assert code == 0, err
