@@ -512,3 +512,68 @@ def test_a_whole_number_column_with_a_gap_slices_as_whole_numbers(
     for info in (from_frame, from_parquet, from_jsonl):
         rows = [example_fields(e) for e in load_examples(home / "harness.duckdb", info)]
         assert column_labels(rows, "year", "--by") == ["2011", None, "2012"], info.name
+
+
+def test_a_value_that_reads_all_or_none_passes_for_neither_line(tmp_path: Path) -> None:
+    """A column whose value is the text '(all)' or '(none)' showed it bare: `runs show --by`
+    and the report printed two '(all)' lines (the overall one and the value's), `compare
+    --by` two '(none)' slices, and the MLflow slices_table two '(all)' rows. Such a value is
+    now quoted everywhere, '"(all)"', and the overall line and the rows without a value keep
+    the bare words."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from tests.compare.run_files import write_run
+
+    topics = ["(all)", "(all)", "(none)", "(none)", None, None, "x", "x"]
+    extra = [{"topic": t} for t in topics]
+    base = write_run(
+        tmp_path / "base.jsonl", run_id="odd00000base",
+        scores={"token_f1": [0.1, 0.3, 0.2, 0.6, 0.5, 0.7, 0.4, 0.8]}, extra=extra,
+    )  # fmt: skip
+    candidate = write_run(
+        tmp_path / "cand.jsonl", run_id="odd00000cand",
+        scores={"token_f1": [0.2, 0.5, 0.2, 0.7, 0.4, 0.9, 0.6, 0.8]}, extra=extra,
+    )  # fmt: skip
+
+    shown = CliRunner().invoke(cli, ["runs", "show", str(base), "--by", "topic"])
+    assert shown.exit_code == 0, shown.output
+    cells = [[c.strip() for c in line.split("│")] for line in shown.output.splitlines()]
+    values = [row[1] for row in cells if len(row) == 5]
+    assert values == ["(all)", '"(all)"', '"(none)"', "x", "(none)"]
+
+    table = CliRunner().invoke(cli, ["runs", "show", str(base), "--by", "topic", "--json"])
+    (sliced,) = json.loads(table.output)["slices"]
+    assert [s["value"] for s in sliced["slices"]] == ["(all)", "(none)", "x", None]
+    ids = [f"q{i}" for i in range(len(topics))]
+    logged = slice_table(  # the records of MLflow's slices_table and harness.evaluate's
+        "topic", pd.Series(topics, index=ids), pd.DataFrame({"m": 0.5}, ids)
+    ).records()
+    assert [r["value"] for r in logged] == ["(all)", '"(all)"', '"(none)"', "x", None]
+
+    page = tmp_path / "report.html"
+    made = CliRunner().invoke(cli, ["report", str(base), "--by", "topic", "-o", str(page)])
+    assert made.exit_code == 0, made.output
+    text = page.read_text(encoding="utf-8")
+    assert text.count('<tr class="overall"><td>(all)</td>') == 1
+    assert text.count("<td>&#34;(all)&#34;</td>") == 1
+    page = tmp_path / "compared.html"
+    made = CliRunner().invoke(
+        cli, ["report", str(base), str(candidate), "--by", "topic", "-o", str(page)]
+    )
+    assert made.exit_code == 0, made.output
+    text = page.read_text(encoding="utf-8")
+    assert '<th rowspan="1">&#34;(none)&#34;</th>' in text
+    assert '<th rowspan="1">(none)</th>' in text
+
+    compared = CliRunner().invoke(
+        cli, ["compare", str(base), str(candidate), "--by", "topic", "--rows", "0"]
+    )
+    assert compared.exit_code == 0, compared.output
+    labels = [line.split("│")[0].strip() for line in compared.output.splitlines()]
+    assert '"(all)" (2 rows)' in labels and '"(none)" (2 rows)' in labels
+    assert "(none) (2 rows)" in labels
+    markdown = CliRunner().invoke(
+        cli, ["compare", str(base), str(candidate), "--by", "topic", "--markdown"]
+    )
+    assert '| "(none)" | 2 ' in markdown.output and "| (none) | 2 " in markdown.output

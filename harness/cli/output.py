@@ -71,6 +71,8 @@ def print_slices(tables: Sequence[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from harness.slices.labels import shown_value
+
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     for table in tables:
         shown = Table(show_edge=False, pad_edge=False)
@@ -83,10 +85,9 @@ def print_slices(tables: Sequence[Any]) -> None:
         for metric in table.metrics:
             for s in [table.overall, *table.slices]:
                 m = s.means[metric]
-                value = "(all)" if s is table.overall else s.value
                 shown.add_row(
                     metric if s is table.overall else "",
-                    "(none)" if value is None else value,
+                    shown_value(s.value, overall=s is table.overall),
                     f"{m.n:,}" if m.n == s.rows else f"{m.n:,} of {s.rows:,}",
                     fmt(m.mean) if m.n else "",
                     _slice_interval(m),

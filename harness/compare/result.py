@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.errors import CheckFailed, CheckUndecided
 from harness.numbers import range_text
+from harness.slices.labels import shown_value
 from harness.stats import PairedDifference
 from harness.wording import plural
 
@@ -155,7 +156,7 @@ class SliceComparison:
     def notes(self) -> list[str]:
         """Why a cell of the slice has no interval though it has rows (one row, no spread),
         as the notes of the comparison over all rows say: each named by its slice."""
-        where = f"{self.column} {'(none)' if self.value is None else self.value}"
+        where = f"{self.column} {shown_value(self.value)}"
         return [f"{where}: {note}" for note in metric_notes(self.metrics)]
 
     def as_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from harness.report.facts import run_facts
 from harness.report.rows import Flips, ReportRun, packed_rows
 from harness.report.scores import judge_views, metric_views, report_metrics
 from harness.report.slices import slice_views
+from harness.slices.labels import shown_value
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def environment(package: str) -> jinja2.Environment:
     )
     env.filters.update(
         number=number, signed=signed, ci=ci, mean_ci=mean_ci, p_value=p_value, clip=clip,
-        thousands=_thousands, plural=plural, arrow=_arrow, mde=mde,
+        thousands=_thousands, plural=plural, arrow=_arrow, mde=mde, slice_value=shown_value,
     )  # fmt: skip
     return env
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
 from harness.numbers import mean_ci
-from harness.slices.labels import check_by
+from harness.slices.labels import check_by, shown_value
 from harness.slices.table import no_interval_words
 from harness.store.scores import ERRORS
 
@@ -106,7 +106,7 @@ def _line(s: Slice, metrics: Sequence[str], *, overall: bool = False) -> SliceLi
         text = mean_ci(m.mean, m.low, m.high) if m.n else "–"
         words = no_interval_words(m)
         means.append((f"{text} ({words})" if words else text, m.n))
-    value = "(all)" if overall else "(none)" if s.value is None else s.value
+    value = shown_value(s.value, overall=overall)
     return SliceLine(value, s.rows, s.errors, means, overall)
 
 

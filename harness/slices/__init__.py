@@ -22,6 +22,7 @@ from harness.slices.labels import (
     label,
     max_values,
     row_fields,
+    shown_value,
     sort_labels,
 )
 from harness.slices.table import (
@@ -48,6 +49,7 @@ __all__ = [
     "mlflow_slice_metrics",
     "per_row_values",
     "row_fields",
+    "shown_value",
     "slice_table",
     "slices_frame",
     "sort_labels",

@@ -33,11 +33,14 @@ __all__ = [
     "label",
     "max_values",
     "row_fields",
+    "shown_value",
     "sort_labels",
 ]
 
 BUILTIN_COLUMNS = ("id", "input", "expected", "context")
 DEFAULT_MAX_VALUES = 50  # slices per --by column; [slices] max_values, --max-slices
+ALL_VALUE = "(all)"  # the overall line of a slice table
+NONE_VALUE = "(none)"  # the slice of the rows without a value
 
 
 def is_missing(value: Any) -> bool:
@@ -61,6 +64,17 @@ def label(value: Any) -> str | None:
         # pandas holds whole numbers with a gap as floats: 2011.0 is the 2011 of a JSONL file
         value = int(value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def shown_value(value: str | None, *, overall: bool = False) -> str:
+    """A slice's value as a table shows it beside the overall line: ``(all)`` on that line,
+    ``(none)`` for the rows without a value, and a value that itself reads ``(all)`` or
+    ``(none)`` in double quotes (``"(all)"``), so that it passes for neither."""
+    if overall:
+        return ALL_VALUE
+    if value is None:
+        return NONE_VALUE
+    return f'"{value}"' if value in (ALL_VALUE, NONE_VALUE) else value
 
 
 def row_fields(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.numbers import range_list, range_text
-from harness.slices.labels import is_missing, sort_labels
+from harness.slices.labels import is_missing, shown_value, sort_labels
 from harness.stats import MeanEstimate, estimate_mean
 
 if TYPE_CHECKING:
@@ -130,7 +130,8 @@ class SliceTable:
         cut (``[0, 1]``, ``[0, None]`` at 0 only; None: nowhere)."""
         records = []
         for s in [self.overall, *self.slices]:
-            value = "(all)" if s is self.overall else s.value
+            overall = s is self.overall  # the (none) slice's value stays null
+            value = shown_value(s.value, overall=overall) if overall or s.value else None
             for metric in self.metrics:
                 m = s.means[metric]
                 records.append(

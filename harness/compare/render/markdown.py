@@ -24,6 +24,7 @@ from harness.compare.result import (
     interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
+from harness.slices.labels import shown_value
 from harness.stats.paired import MeanEstimate
 from harness.wording import plural
 
@@ -127,7 +128,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
             "|---|---|---|---|---|---|---|---|",
         ]
         for s in slices:
-            value = "(none)" if s.value is None else _cell(s.value)
+            value = _cell(shown_value(s.value))
             for i, m in enumerate(s.metrics):
                 st = m.stats
                 lines.append(

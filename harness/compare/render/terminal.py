@@ -21,6 +21,7 @@ from harness.compare.result import (
     interval_legend,
 )
 from harness.numbers import ci, clip, mde, mean_ci, number, p_value, signed
+from harness.slices.labels import shown_value
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[Renderab
         for name in (column, *METRIC_COLUMNS):
             table.add_column(name, overflow="fold")
         for s in slices:
-            value = "(none)" if s.value is None else s.value
+            value = shown_value(s.value)
             for i, m in enumerate(s.metrics):
                 label = Text(f"{value} ({plural(s.paired, 'row')})" if i == 0 else "")
                 table.add_row(label, *_metric_cells(m))  # Text: a value is not markup
