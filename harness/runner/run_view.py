@@ -110,7 +110,7 @@ def view_run(
     view = RunView(
         info,
         stored=not is_file,
-        slices=record_slices(home, run, columns, max_slices=max_slices),
+        slices=record_slices(home, run, columns, max_slices=max_slices, limited=bool(by)),
         note=note,
     )
     if table is not None and rows is not None:

@@ -192,18 +192,22 @@ def record_slices(
     columns: Sequence[str],
     *,
     max_slices: int | None = None,
+    limited: bool = True,
 ) -> list[SliceTable]:
     """The slices of a stored run (by id) or a run's record, such as a run file's
     (``harness runs show RUN --by COLUMN``).
 
     Raises ConfigError for a column no row has, or one with more values than
-    ``max_slices`` (else ``[slices] max_values`` in harness.toml, else 50) allows.
+    ``max_slices`` (else ``[slices] max_values`` in harness.toml, else 50) allows, unless
+    ``limited`` is False: the columns the run was run ``--by``, whose values were counted
+    against the run's own limit (its ``--max-slices``) when it ran, are shown as it showed
+    them.
     """
     from harness.slices import max_values, row_fields
 
     if not columns:
         return []
-    limit = max_values(max_slices, home.settings)
+    limit = max_values(max_slices, home.settings) if limited else None
     if isinstance(run, str):
         from harness.store.exports import load_run_record
 

@@ -464,7 +464,7 @@ def find_sweep(
 
     def result(child: RunInfo) -> RunResult:
         columns = list(by) or list(child.config.get("by") or [])
-        slices = record_slices(home, child.run_id, columns, max_slices=max_slices)
+        slices = record_slices(home, child.run_id, columns, max_slices=max_slices, limited=bool(by))
         return replace(RunResult.from_info(child), slices=slices)
 
     sweep = SweepResult(

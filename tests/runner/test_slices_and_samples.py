@@ -175,6 +175,40 @@ def test_too_many_slice_values_are_refused_with_one_line(
     assert code == 2 and "more than the 4 allowed" in err
 
 
+def test_a_run_made_with_a_raised_limit_shows_its_own_slices_again(
+    pubmedqa: list[dict[str, object]], home: Path, tmp_path: Path
+) -> None:
+    """A run made `--by id --max-slices 200` could not be shown again: `runs show RUN`
+    (and its run file, and `runs show SWEEP` of a sweep made so) refused the run's own
+    column, "--by id: 120 distinct values, more than the 50 allowed", exit 2, though no
+    --by was given. The run's own columns were counted against its limit when it ran; a
+    column given to `runs show --by` still is."""
+    run = ("run", "--data", "pqa", "--model", "echo", "--metric", "word_count", "--no-mlflow",
+           "--by", "id", "--max-slices", "200")  # fmt: skip
+    code, out, err = invoke(*run, "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = invoke("runs", "show", run_id)
+    assert code == 0, err
+    assert f"by id: {ROWS} values" in out
+    code, out, err = invoke("runs", "show", run_id, "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["slices"][0]["slices"]) == ROWS
+    exported = tmp_path / "run.jsonl"
+    assert invoke("runs", "export", run_id, str(exported))[0] == 0
+    code, out, err = invoke("runs", "show", str(exported))
+    assert code == 0, err
+    assert f"by id: {ROWS} values" in out
+    code, _, err = invoke("runs", "show", run_id, "--by", "id")  # asked for: the limit holds
+    assert code == 2 and "more than the 50 allowed" in err
+    code, out, err = invoke(*run, "--param", "temperature=0", "--param", "temperature=1",
+                            "--run-name", "wide")  # fmt: skip
+    assert code == 0, err
+    code, out, err = invoke("runs", "show", "wide")
+    assert code == 0, err
+    assert out.count(f"by id: {ROWS} values") == 2
+
+
 def test_an_empty_stratify_column_is_refused_with_one_line(
     pubmedqa: list[dict[str, object]], home: Path
 ) -> None:
