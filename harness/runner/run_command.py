@@ -242,6 +242,12 @@ def refuse_changes_on_resume(given: RunConfig, stored: RunConfig, options: Colle
             f"--resume goes on with the run's own options, and {', '.join(changed)} "
             f"{'differs' if len(changed) == 1 else 'differ'} from the run's; start a new run "
             "to change them (its calls come from the cache)"
+            + (
+                "; for --by no new run is needed: resume without it, then `harness runs "
+                "show RUN --by COLUMN` (or `harness report RUN --by COLUMN`) slices the run"
+                if "--by" in changed
+                else ""
+            )
         )
 
 

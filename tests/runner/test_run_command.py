@@ -106,6 +106,24 @@ def test_refuse_changes_on_resume_names_what_differs() -> None:
     refuse_changes_on_resume(given, stored, set())
 
 
+def test_a_resume_with_another_by_says_no_new_run_is_needed() -> None:
+    """`harness run --resume RUN --by topic` (a run made without --by, or by another column)
+    was told only to "start a new run to change them", as for a changed model: slices
+    need no run, since `runs show RUN --by` and `report RUN --by` slice any run; it says so."""
+    stored = RunConfig(data="qa", model="echo", by=["final_decision"])
+    with pytest.raises(ConfigError) as refused:
+        refuse_changes_on_resume(replace(stored, by=["topic"]), stored, {"--by"})
+    assert str(refused.value) == (
+        "--resume goes on with the run's own options, and --by differs from the run's; start "
+        "a new run to change them (its calls come from the cache); for --by no new run is "
+        "needed: resume without it, then `harness runs show RUN --by COLUMN` (or `harness "
+        "report RUN --by COLUMN`) slices the run"
+    )
+    with pytest.raises(ConfigError) as refused:  # another option alone: as before
+        refuse_changes_on_resume(replace(stored, model="other"), stored, {"--model"})
+    assert "for --by" not in str(refused.value)
+
+
 def test_resumed_options_are_the_commands_in_its_order() -> None:
     from harness.cli.run import run
 
