@@ -106,7 +106,12 @@ def run_facts(run: ReportRun) -> list[Fact]:
             Fact("judge model", model + (f", {samples} samples per row" if samples > 1 else ""))
         )
     rows = run.scores.rows
-    failed = int(rows["error"].notna().sum()) if len(rows) else 0
+    # A failed row: its model call failed, or a judge's answer did (as the page's "only
+    # failed rows" filter and the run's own count have it).
+    scored = run.score_rows
+    judge_failed = scored[(scored["source"] == "llm_judge") & scored["error"].notna()]
+    model_failed = rows["error"].dropna()
+    failed = len(set(model_failed.index) | set(judge_failed["example_id"]))
     status = info.status + (
         f", {info.rows_done:,} of {plural(info.rows_total, 'row')}"
         if info.rows_done != info.rows_total
@@ -114,7 +119,11 @@ def run_facts(run: ReportRun) -> list[Fact]:
     )
     facts.append(Fact("status", status, warn=info.status != "finished"))
     if failed:
-        reasons = Counter(rows["error"].dropna().map(lambda e: clip(str(e), 120)))
+        reasons = Counter(clip(str(e), 120) for e in model_failed)
+        reasons.update(
+            clip(f"{judge}: {error}", 120)
+            for judge, error in zip(judge_failed["metric"], judge_failed["error"], strict=True)
+        )
         text = f"{failed:,} {'row' if failed == 1 else 'rows'} failed: " + "; ".join(
             f"{n} × {reason}" for reason, n in reasons.most_common(3)
         )

@@ -5,7 +5,8 @@
 answers with markup that would fetch an image and close the page's script if a report
 ever pasted outputs into its HTML. ``judge`` answers any judge prompt (a 1-5 score or a
 yes/no verdict) with a rationale of a length real judges write (two or three sentences),
-drawn deterministically from the prompt. ``drop_folder`` removes a folder as it answers.
+drawn deterministically from the prompt; ``flaky_judge`` is ``judge`` but gives no
+verdict for one row. ``drop_folder`` removes a folder as it answers.
 """
 
 from __future__ import annotations
@@ -67,3 +68,12 @@ def tone(messages: list[dict[str, Any]]) -> str:
     text = "\n".join(str(m.get("content", "")) for m in messages)
     label = ("rude", "neutral", "warm")[hashlib.sha256(text.encode()).digest()[0] % 3]
     return json.dumps({"rationale": f"it sounds {label}", "label": label})
+
+
+def flaky_judge(messages: list[dict[str, Any]]) -> str:
+    """``judge``, except that it answers no verdict at all (every time, so the repairs fail
+    too) for the row whose question contains ``HARNESS_TEST_JUDGE_FAIL_TEXT``."""
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    if os.environ["HARNESS_TEST_JUDGE_FAIL_TEXT"] in text:
+        return "I would rather not say."
+    return judge(messages)

@@ -426,3 +426,40 @@ def test_default_names_never_take_another_runs_report(
     both = ok(invoke(home, "report", "ab", "評価"))
     assert both.stdout == f"report: report-ab-vs-{ids['評価']}.html\n"
     assert len(list(out.iterdir())) == 7  # and none written over another
+
+
+def test_failed_rows_count_the_rows_whose_judge_failed(tmp_path: Path) -> None:
+    """A row whose model call failed and another whose judge gave no verdict: the run
+    counts 2 failed rows, as the page's "only failed rows" filter lists them, and so does
+    its "errors" line, with the judge's reason beside the model's."""
+    from report_runs import pubmedqa_rows
+
+    rows = pubmedqa_rows(5)
+    data = tmp_path / "five.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ok(invoke(tmp_path, "data", "import", str(data), "--name", "five"))
+    env = {
+        "HARNESS_TEST_FAIL_ID": str(rows[0]["id"]),
+        "HARNESS_TEST_JUDGE_FAIL_TEXT": str(rows[1]["question"]),
+    }
+    ok(
+        invoke(tmp_path, "run", "--data", "five", "--model", "python:report_models:answer",
+               "--metric", "token_f1", "--judge", "correctness",
+               "--judge-model", "python:report_models:flaky_judge", "--run-name", "flaky",
+               "--no-mlflow", env=env),
+        code=1,
+    )  # fmt: skip
+    shown = json.loads(ok(invoke(tmp_path, "runs", "show", "flaky", "--json")).stdout)
+    assert shown["errors"] == 2
+    html = ok(invoke(tmp_path, "report", "flaky", "-o", "-")).stdout
+    flagged = [r for r in unpack(html)["rows"] if r["runs"][0].get("error") or any(
+        s[3] for samples in r["runs"][0].get("judges", {}).values() for s in samples
+    )]  # fmt: skip
+    assert len(flagged) == 2
+    (model_reason, _), (judge_reason, _) = (
+        shown["failures"]["model"]["reasons"][0],
+        shown["failures"]["judge"]["reasons"][0],
+    )
+    assert facts(html)["errors"] == (
+        f"2 rows failed: 1 × {model_reason}; 1 × correctness: {judge_reason}"
+    )
