@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from harness.report.page import Section, markup, render_report
 from harness.report.rows import Flips, ReportRun
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.store.exports import RunRecord
@@ -72,7 +73,7 @@ def run_report(
         [run],
         title=f"harness report: {run.label}",
         subtitle=f"{info.model} on {info.dataset}@{info.dataset_version}, "
-        f"{info.rows_done:,} rows, {info.status}",
+        f"{plural(info.rows_done, 'row')}, {info.status}",
         db_path=db_path,
         by=by,
         max_slices=max_slices,

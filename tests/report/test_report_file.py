@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from report_models import EVIL_OUTPUT
-from report_runs import CANDIDATE_PROMPT, JUDGES, ReportHome, invoke, ok, run_id
+from report_runs import CANDIDATE_PROMPT, JUDGES, PUBMEDQA, ReportHome, invoke, ok, run_id
 
 from harness.store.runs import list_runs
 from harness.testing import FakeLLMServer
@@ -463,3 +463,14 @@ def test_failed_rows_count_the_rows_whose_judge_failed(tmp_path: Path) -> None:
     assert facts(html)["errors"] == (
         f"2 rows failed: 1 × {model_reason}; 1 × correctness: {judge_reason}"
     )
+
+
+def test_the_report_of_a_one_row_run_says_1_row(tmp_path: Path) -> None:
+    """The report of a `--limit 1` run said "..., 1 rows, finished" under its title."""
+    ok(invoke(tmp_path, "data", "import", str(PUBMEDQA), "--name", "pubmedqa"))
+    ok(invoke(tmp_path, "run", "--data", "pubmedqa", "--limit", "1", "--model",
+              "python:harness.baselines:context_overlap", "--metric", "token_f1",
+              "--run-name", "one", "--no-mlflow"))  # fmt: skip
+    html = ok(invoke(tmp_path, "report", "one", "-o", "-")).stdout
+    assert re.search(r"\b1 rows\b", html) is None
+    assert "on pubmedqa@" in html and ", 1 row, finished</p>" in html
