@@ -9,6 +9,7 @@ A distribution is drawn as bars for a judge's answers (yes/no, a 1-5 scale, labe
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JudgeView", "MetricView", "judge_views", "metric_views", "report_metrics"]
 
+ONE_ROW = "one row: an interval needs two or more"
 MAX_BAR_VALUES = 12  # more distinct whole numbers than this: a histogram
 
 
@@ -41,6 +43,15 @@ class MeanCell:
     def text(self) -> str:
         e = self.estimate
         return mean_ci(e.mean, e.low, e.high)
+
+    @property
+    def note(self) -> str | None:
+        """Why the mean has no interval: its rows have no spread, or it is one row's score
+        (the words of ``harness compare`` and of a slice's ``--json``); None if it has one."""
+        e = self.estimate
+        if e.interval_note:
+            return e.interval_note
+        return ONE_ROW if e.n == 1 and not math.isfinite(e.low) else None
 
 
 @dataclass

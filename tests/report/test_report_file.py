@@ -474,3 +474,21 @@ def test_the_report_of_a_one_row_run_says_1_row(tmp_path: Path) -> None:
     html = ok(invoke(tmp_path, "report", "one", "-o", "-")).stdout
     assert re.search(r"\b1 rows\b", html) is None
     assert "on pubmedqa@" in html and ", 1 row, finished</p>" in html
+
+
+def test_a_mean_of_one_row_says_why_it_has_no_interval(tmp_path: Path) -> None:
+    """A one-row run's card showed "0.3206 1 row" with no interval and no word why, where
+    `harness compare` and its slice say "one row: an interval needs two or more"."""
+    ok(invoke(tmp_path, "data", "import", str(PUBMEDQA), "--name", "pubmedqa"))
+    ok(invoke(tmp_path, "run", "--data", "pubmedqa", "--limit", "1", "--model",
+              "python:harness.baselines:context_overlap", "--metric", "token_f1",
+              "--run-name", "one", "--by", "final_decision", "--no-mlflow"))  # fmt: skip
+    html = ok(invoke(tmp_path, "report", "one", "-o", "-")).stdout
+    card = re.search(r'<div class="metric" data-metric="token_f1">.*?</p>', html, re.S)
+    assert card is not None
+    assert '<span class="note no-interval">(one row: an interval needs two or more)</span>' in (
+        card.group(0)
+    )
+    shown = json.loads(ok(invoke(tmp_path, "runs", "show", "one", "--json")).stdout)
+    words = shown["slices"][0]["overall"]["metrics"]["token_f1"]["interval_note"]
+    assert f"({words})" in card.group(0)
