@@ -586,3 +586,24 @@ def test_a_run_still_running_elsewhere_is_not_resumed_twice_and_a_killed_one_is(
     assert code == 0, err
     assert json_doc(out)["rows_done"] == ROWS
     assert query(home, "SELECT status, reason FROM runs") == [("finished", None)]
+
+
+def test_ctrl_c_says_the_report_asked_for_was_not_written(
+    home: Path, env: dict[str, str], server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """`harness run --report FILE` stopped by Ctrl-C wrote no FILE and said nothing of it
+    (docs/report.md: "written when the run ends"); it now says how to write it."""
+    written = tmp_path / "run.html"
+    process = start(env, *RUN, "--report", str(written))
+    wait_for(lambda: started_rows(server), 120, "the first calls")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    [run_id] = run_ids(home)
+    assert not written.exists()
+    assert (
+        f"warning: the report was not written (the run did not finish); write it with "
+        f"`harness report {run_id} -o {written}`"
+    ) in err
+    code, _, err = harness(env, "report", run_id, "-o", str(written))
+    assert code == 0 and written.exists(), err
