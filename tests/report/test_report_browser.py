@@ -469,3 +469,24 @@ def test_a_report_fits_a_phone_and_prints_whole(
         found = browser.evaluate(WIDER_THAN_THE_PAGE)
         assert found == {"page": 0, "wide": [], "cut": []}, found
         assert browser.requests == [(page.as_uri(), "Document")]
+
+
+def test_a_one_row_runs_table_says_1_row(chromium: str, tmp_path: Path) -> None:
+    """The table of a `--limit 1` run's report said "Showing 1 of 1 rows"."""
+    from report_runs import PUBMEDQA
+
+    ok(invoke(tmp_path, "data", "import", str(PUBMEDQA), "--name", "pubmedqa"))
+    ok(invoke(tmp_path, "run", "--data", "pubmedqa", "--limit", "1", "--model",
+              "python:harness.baselines:context_overlap", "--metric", "token_f1",
+              "--run-name", "one", "--no-mlflow"))  # fmt: skip
+    page = tmp_path / "one.html"
+    ok(invoke(tmp_path, "report", "one", "-o", str(page)))
+    with Browser(chromium, tmp_path / "profile", WINDOW) as browser:
+        open_report(browser, page)
+        assert browser.evaluate("document.getElementById('rows-status').textContent") == (
+            "Showing 1 of 1 row"
+        )
+        browser.type_into("#search", "no such text")
+        assert browser.evaluate("document.getElementById('rows-status').textContent") == (
+            "Showing 0 of 1 row"
+        )

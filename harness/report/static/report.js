@@ -314,7 +314,8 @@
       body.textContent = "";
       body.appendChild(part);
       var count = function (n) { return n.toLocaleString("en-US"); };
-      status.textContent = "Showing " + count(matches.length) + " of " + count(rows.length) + " rows" +
+      status.textContent = "Showing " + count(matches.length) + " of " + count(rows.length) +
+        (rows.length === 1 ? " row" : " rows") +
         (listed < matches.length ? ", the first " + count(listed) + " listed" : "");
       more.hidden = listed >= matches.length;
       more.textContent = "Show " + count(Math.min(PAGE, matches.length - listed)) + " more";
