@@ -490,3 +490,30 @@ def test_a_one_row_runs_table_says_1_row(chromium: str, tmp_path: Path) -> None:
         assert browser.evaluate("document.getElementById('rows-status').textContent") == (
             "Showing 0 of 1 row"
         )
+
+
+def test_a_column_header_sorts_from_the_keyboard(
+    report_home: ReportHome, chromium: str, tmp_path: Path
+) -> None:
+    """A column header takes the keyboard's focus (Tab) and says "sort", but Enter or Space
+    on it did nothing: only a mouse click sorted."""
+    page = tmp_path / "candidate.html"
+    ok(invoke(report_home.home, "report", "candidate", "-o", str(page)))
+    header = (
+        "[...document.querySelectorAll('#row-table thead th')]"
+        ".find(t => t.textContent.startsWith('token_f1'))"
+    )
+    with Browser(chromium, tmp_path / "profile", WINDOW) as browser:
+        open_report(browser, page)
+        browser.evaluate(f"{header}.focus()")
+        for key, code, sort in ((" ", "Space", "ascending"), ("Enter", "Enter", "descending")):
+            for kind in ("keyDown", "keyUp"):
+                browser.page("Input.dispatchKeyEvent", type=kind, key=key, code=code,
+                             windowsVirtualKeyCode=13 if key == "Enter" else 32)  # fmt: skip
+            assert browser.evaluate(f"{header}.getAttribute('aria-sort')") == sort
+        values = browser.evaluate(
+            "[...document.querySelectorAll('#row-table tbody tr.row')]"
+            f".map(tr => tr.cells[{header}.cellIndex].textContent)"
+            ".filter(t => t !== '–').map(Number)"
+        )
+        assert values == sorted(values, reverse=True) and len(set(values)) > 1

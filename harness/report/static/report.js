@@ -100,6 +100,9 @@
         th.tabIndex = 0;
         th.title = c.metric && compare ? "sort by the change from the base run" : "sort";
         th.addEventListener("click", function () { sortBy(c.key, th); });
+        th.addEventListener("keydown", function (e) {  // focusable, so the keyboard sorts too
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(c.key, th); }
+        });
       }
       head.appendChild(th);
     });
