@@ -192,3 +192,35 @@ def test_the_scores_text_says_wilson_is_for_metrics_that_declare_0_1(tmp_path: P
     assert "Wilson's for 0/1 scores" not in html
     assert "Wilson's for a metric that declares 0/1 scores" in html
     assert "0.6667 [0.208, 0.939]" in html and "0.6667 [-0.768, 2.1]" in html
+
+
+def test_a_slice_tables_failed_column_says_it_counts_model_failures(tmp_path: Path) -> None:
+    """A run whose model failed on one row and whose judge failed on another: "what was
+    run" says 2 rows failed (and the "failed rows" filter lists 2), while the slice table's
+    column headed "failed" said 1 for every row: it counts rows whose model call failed (as
+    `runs show --by` does), and its header now says so."""
+    from report_runs import pubmedqa_rows
+
+    rows = pubmedqa_rows(6)
+    data = tmp_path / "six.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ok(invoke(tmp_path, "data", "import", str(data), "--name", "six"))
+    env = {
+        "HARNESS_TEST_FAIL_ID": str(rows[0]["id"]),
+        "HARNESS_TEST_JUDGE_FAIL_TEXT": str(rows[1]["question"]),
+    }
+    ok(
+        invoke(tmp_path, "run", "--data", "six", "--model", "python:report_models:answer",
+               "--metric", "token_f1", "--judge", "correctness", "--by", "final_decision",
+               "--judge-model", "python:report_models:flaky_judge", "--run-name", "flaky",
+               "--no-mlflow", env=env),
+        code=1,
+    )  # fmt: skip
+    shown = json.loads(ok(invoke(tmp_path, "runs", "show", "flaky", "--json")).stdout)
+    html = ok(invoke(tmp_path, "report", "flaky", "-o", "-")).stdout
+    assert '<dd class="warn">2 rows failed: ' in html
+    head = re.search(r'data-column="final_decision">.*?<thead>(.*?)</thead>', html, re.S)
+    assert head is not None
+    assert '<th class="num">rows</th><th class="num">model failed</th>' in head.group(1)
+    overall = slice_tables(html)["final_decision"]["(all)"]
+    assert overall["failed"] == shown["slices"][0]["overall"]["errors"] == 1
