@@ -117,6 +117,8 @@ def run_facts(run: ReportRun) -> list[Fact]:
         if info.rows_done != info.rows_total
         else f", {plural(info.rows_done, 'row')}"
     )
+    if info.reason and info.status != "finished":  # why it ended early, as `runs show` says
+        status += f" (reason: {info.reason})"
     facts.append(Fact("status", status, warn=info.status != "finished"))
     if failed:
         reasons = Counter(clip(str(e), 120) for e in model_failed)

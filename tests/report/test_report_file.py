@@ -492,3 +492,26 @@ def test_a_mean_of_one_row_says_why_it_has_no_interval(tmp_path: Path) -> None:
     shown = json.loads(ok(invoke(tmp_path, "runs", "show", "one", "--json")).stdout)
     words = shown["slices"][0]["overall"]["metrics"]["token_f1"]["interval_note"]
     assert f"({words})" in card.group(0)
+
+
+def test_a_run_stopped_early_says_why(tmp_path: Path, report_server: FakeLLMServer) -> None:
+    """A run stopped at its --max-cost budget: "what was run" said "stopped, 14 of 40 rows"
+    and not why, where `harness runs show` gives the reason."""
+    from report_runs import pubmedqa_rows
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pubmedqa_rows(40)), encoding="utf-8")
+    ok(invoke(tmp_path, "data", "import", str(data), "--name", "qa"))
+    env = {"OPENAI_BASE_URL": report_server.openai_base_url, "OPENAI_API_KEY": "sk-test"}
+    ok(
+        invoke(tmp_path, "run", "--data", "qa", "--model", "openai:/gpt-4o", "--metric",
+               "token_f1", "--max-cost", "0.01", "--concurrency", "1", "--cache", "off",
+               "--run-name", "budget", "--no-mlflow", env=env),
+        code=1,
+    )  # fmt: skip
+    shown = json.loads(ok(invoke(tmp_path, "runs", "show", "budget", "--json")).stdout)
+    assert shown["status"] == "stopped" and shown["reason"].startswith("stopped at the --max-cost")
+    html = ok(invoke(tmp_path, "report", "budget", "-o", "-")).stdout
+    assert facts(html)["status"] == (
+        f"stopped, {shown['rows_done']} of 40 rows (reason: {shown['reason']})"
+    )
