@@ -323,16 +323,10 @@ def run(
         # like any result, then exit with the reason and what to do next.
         found = getattr(stopped, "result", None)
         if found is not None:
-            found.warnings[:0] = early
-            if prepared.run_report and not (found.report or found.report_error):
-                # Interrupted or failed: it ends at once, without the report it was asked for.
-                found.warnings.append(
-                    f"the report was not written (the run did not finish); write it with "
-                    f"`{invocation()} report {found.run_id} -o {prepared.run_report}`"
-                )
+            prepared.complete(found, early, stopped=True, harness=invocation())
             _show(found, as_json)
         raise
-    result.warnings[:0] = early
+    prepared.complete(result, early, stopped=False)
     if check:
         from harness.compare.api import check_ref
 

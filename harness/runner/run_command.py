@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import os
 
     from harness.config import Home
-    from harness.runner.config import RunConfig
+    from harness.runner.config import RunConfig, RunResult
     from harness.runner.spark_session import SparkTarget
 
 __all__ = [
@@ -106,6 +106,20 @@ class PreparedRun:
     run_report: str | None  # the run's own report: with --check, the check's replaces it
     # Parameter names nearly known (temprature): said once, before the run or sweep starts.
     warnings: list[str] = field(default_factory=list)
+
+    def complete(
+        self, result: RunResult, early: list[str], *, stopped: bool, harness: str = "harness"
+    ) -> None:
+        """Put ``early`` (the warnings said before the run, for ``--json``) first in the
+        result's; a run that ``stopped`` (interrupted, failed) without the report it was asked
+        for says how to write it (``harness``: how to type the command in that hint)."""
+        result.warnings[:0] = early
+        if stopped and self.run_report and not (result.report or result.report_error):
+            # It ends at once, without the report it was asked for.
+            result.warnings.append(
+                f"the report was not written (the run did not finish); write it with "
+                f"`{harness} report {result.run_id} -o {self.run_report}`"
+            )
 
 
 def prepare_run(
