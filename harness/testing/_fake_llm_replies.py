@@ -19,6 +19,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # A judge's answer format naming its labels: "winner": "1" or "2" or "tie".
 _LABELS = re.compile(r'"([A-Za-z_][\w-]*)": ("[^"\n]*"(?: or "[^"\n]*")+)')
 _RANGE = re.compile(r"\b(\d{1,3})\s*(?:-|–|to)\s*(\d{1,3})\b")
+_SCALE_AFTER_SCORE = 40  # characters from "score" to its scale, at most
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,15 @@ def _judge_answer(prompt: str, digest: str) -> dict[str, Any]:
 
 
 def _score_range(prompt: str) -> tuple[int, int]:
-    """The first ``LOW-HIGH`` / ``LOW to HIGH`` scale after the word "score", else 1-5."""
-    match = _RANGE.search(prompt, prompt.find("score"))
-    if match:
-        low, high = int(match.group(1)), int(match.group(2))
-        if low < high <= 100:
-            return low, high
+    """The first ``LOW-HIGH`` / ``LOW to HIGH`` scale close after the word "score" ("a score
+    from 1-5", ``"score": an integer from 1 to 5``), else 1-5. Only close after: a judge may
+    say "score" before the row, whose own ranges ("at 11-14 weeks") are no scale."""
+    for mention in re.finditer("score", prompt):
+        match = _RANGE.search(prompt, mention.end())
+        if match and match.start() - mention.end() <= _SCALE_AFTER_SCORE:
+            low, high = int(match.group(1)), int(match.group(2))
+            if low < high <= 100:
+                return low, high
     return 1, 5
 
 

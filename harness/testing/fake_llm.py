@@ -56,8 +56,9 @@ Replies are deterministic. By default the text is a pure function of the convers
 - when JSON is asked for (``response_format`` json, Ollama ``format``, or "json" in the prompt)
   and the prompt mentions "score" and/or "verdict", a judge answer
   ``{"score": N, "verdict": "yes"|"no", "rationale": "..."}`` with only the keys mentioned;
-  N is drawn by hash from the first ``LOW-HIGH`` or ``LOW to HIGH`` scale after "score"
-  (else 1-5), and the verdict is ``"pass"|"fail"`` when the prompt mentions both words;
+  N is drawn by hash from the first ``LOW-HIGH`` or ``LOW to HIGH`` scale that follows a
+  "score" within 40 characters (else 1-5), and the verdict is ``"pass"|"fail"`` when the
+  prompt mentions both words;
 - else ``"Answer: <first sentence of the last user message, cut to 80 characters>"``, or
   ``{"answer": "<that sentence>"}`` when a JSON response format is asked for.
 

@@ -396,6 +396,26 @@ def test_judge_prompts_get_json_scores(server: FakeLLMServer, client: httpx.Clie
     assert max(scores) > 5
 
 
+def test_a_range_in_the_row_is_not_taken_for_the_judges_scale(
+    server: FakeLLMServer, client: httpx.Client
+) -> None:
+    """MLflow's GenAI metrics (``answer_relevance``) say "score" before the row and their
+    scale after it: on PubMedQA's "macrosomia at 11-14 weeks" the fake judge answered 12,
+    and the row failed with "score 12 is outside the 1-5 scale"."""
+    scores = set()
+    for i in range(30):
+        prompt = (
+            "You will be given an input and an output; give a score and a justification.\n"
+            f"Input:\nIs severe macrosomia manifested at 11-14 weeks of gestation? ({i})\n"
+            "Output:\nAnswer: maybe.\n\n"
+            "Answer relevance: Please give a score from 1-5 based on the degree of relevance."
+            " Reply in JSON."
+        )
+        scores.add(json.loads(openai_text(client, server, chat(prompt)))["score"])
+    assert scores <= {1, 2, 3, 4, 5}
+    assert len(scores) > 2
+
+
 def test_judge_prompts_get_json_verdicts(server: FakeLLMServer, client: httpx.Client) -> None:
     verdicts = set()
     for i in range(20):
