@@ -28,10 +28,17 @@ def claim_port(host: str, port: int, flag: str = "--port") -> int:
             s.bind((host, port))
         except OSError as e:
             raise ConfigError(
-                f"cannot listen on {host}:{port} ({e.strerror or e}); another program has it "
-                f"(on macOS, AirPlay takes 5000): pass {flag} N, or {flag} 0 for a free port"
+                f"cannot listen on {host}:{port} ({e.strerror or e}); {busy_port_hint(port)}: "
+                f"pass {flag} N, or {flag} 0 for a free port"
             ) from None
     return port
+
+
+def busy_port_hint(port: int) -> str:
+    """Who may hold ``port``: macOS's AirPlay receiver is named only for the port it takes."""
+    if port == 5000:
+        return "another program has it (on macOS, AirPlay takes 5000)"
+    return "another program has it"
 
 
 def wait_listening(host: str, port: int, timeout_s: float, alive: object = None) -> bool:

@@ -324,6 +324,23 @@ def test_ui_refuses_a_taken_port_in_one_line(home: Path) -> None:
     assert f"127.0.0.1:{port}" in one_line_error(err) and "--port 0" in err
 
 
+def test_a_taken_port_names_airplay_only_for_port_5000() -> None:
+    """`harness dev fake-llm` started twice said "cannot listen on 127.0.0.1:8765 (Address
+    already in use); another program has it (on macOS, AirPlay takes 5000)": a hint about
+    another port, for a port that was not 5000."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = invoke("dev", "fake-llm", "--port", str(port))
+    line = one_line_error(err)
+    assert code == 2 and f"127.0.0.1:{port}" in line and "--port 0" in line
+    assert "AirPlay" not in line
+    from harness.ports import busy_port_hint
+
+    assert "AirPlay" in busy_port_hint(5000)
+
+
 def test_dev_fake_llm_runs_a_command_against_the_fake_server(qa_csv: Path, home: Path) -> None:
     assert invoke("data", "import", str(qa_csv), "--name", "qa")[0] == 0
     harness_bin = [sys.executable, "-m", "harness"]
