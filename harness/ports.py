@@ -34,6 +34,14 @@ def claim_port(host: str, port: int, flag: str = "--port") -> int:
     return port
 
 
+def preferred_port(host: str, port: int) -> int:
+    """``port`` if it can be listened on, else a free one (the OS's pick)."""
+    try:
+        return claim_port(host, port)
+    except ConfigError:
+        return free_port(host)
+
+
 def busy_port_hint(port: int) -> str:
     """Who may hold ``port``: macOS's AirPlay receiver is named only for the port it takes."""
     if port == 5000:

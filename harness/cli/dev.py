@@ -21,7 +21,7 @@ def dev() -> None:
     default=8765,
     show_default=True,
     type=click.IntRange(min=0, max=65535),
-    help="Port on 127.0.0.1 (0: a free one). With a COMMAND, a free one unless given.",
+    help="Port on 127.0.0.1 (0: a free one). With a COMMAND, a free one if it is taken.",
 )
 @click.option(
     "--latency",
@@ -48,11 +48,13 @@ def fake_llm(ctx: click.Context, port: int, latency: float, command: tuple[str, 
           --judge faithfulness --judge-model openai:/gpt-4o-mini --limit 20
       harness dev fake-llm --port 8765
     """
-    from harness.ports import claim_port
+    from harness.ports import claim_port, preferred_port
     from harness.testing.dev import run_with_fake_llm, serve_fake_llm
 
     given = ctx.get_parameter_source("port") is not click.core.ParameterSource.DEFAULT
     if command:
-        ctx.exit(run_with_fake_llm(command, port=claim_port("127.0.0.1", port if given else 0),
-                                   latency_s=latency))  # fmt: skip
+        # The default port while it is free: the base URL is in every cache key, so commands
+        # wrapped one after another share their cache (a rerun sends nothing, a replay hits).
+        port = claim_port("127.0.0.1", port) if given else preferred_port("127.0.0.1", port)
+        ctx.exit(run_with_fake_llm(command, port=port, latency_s=latency))
     serve_fake_llm(port=claim_port("127.0.0.1", port), latency_s=latency, say=click.echo)

@@ -341,6 +341,30 @@ def test_a_taken_port_names_airplay_only_for_port_5000() -> None:
     assert "AirPlay" in busy_port_hint(5000)
 
 
+def test_commands_wrapped_in_dev_fake_llm_share_the_cache(
+    qa_csv: Path, home: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """README: "wrap a single command: `harness dev fake-llm -- harness run ...`". Each
+    wrap served on a new free port, and the base URL is in every cache key: the same run
+    wrapped again sent every call again, and wrapped with --cache replay it missed them all
+    ("closest: base_url: http://127.0.0.1:35973/v1 (cached: http://127.0.0.1:56013/v1)").
+    A wrap now serves on --port's default when it is free, as `harness dev fake-llm` does."""
+    from harness.cli.dev import fake_llm
+    from harness.ports import free_port
+
+    [port_option] = [p for p in fake_llm.params if p.name == "port"]
+    monkeypatch.setattr(port_option, "default", free_port())  # 8765 may be another test's
+    assert invoke("data", "import", str(qa_csv), "--name", "qa")[0] == 0
+    harness_bin = [sys.executable, "-m", "harness"]
+    run = [*harness_bin, "run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--no-mlflow",
+           "--json"]  # fmt: skip
+    for extra, sent, hits in (((), 2, 0), (("--cache", "replay"), 0, 2)):
+        capfd.readouterr()
+        assert invoke("dev", "fake-llm", "--", *run, *extra)[0] == 0
+        calls = json.loads(capfd.readouterr().out)["calls"]["model"]  # the command's stdout
+        assert (calls["requests"], calls["cache_hits"]) == (sent, hits)
+
+
 def test_dev_fake_llm_runs_a_command_against_the_fake_server(qa_csv: Path, home: Path) -> None:
     assert invoke("data", "import", str(qa_csv), "--name", "qa")[0] == 0
     harness_bin = [sys.executable, "-m", "harness"]
