@@ -165,3 +165,30 @@ def test_the_sql_hints_give_each_runs_own_means(home: Path, qa_file: Path) -> No
         rows = [line for line in done.stdout.splitlines() if "exact_match" in line]
         shown = {line.split("│")[1].strip(): float(line.split("│")[-2]) for line in rows}
         assert shown == means, (where, done.stdout)
+
+
+def test_the_python_api_pages_first_example_runs_as_written(tmp_path: Path) -> None:
+    """docs/python-api.md opens with every argument of ``harness.evaluate`` in one call; it
+    used ``df``, ``has_citation`` and ``answer_relevance`` without defining them (a NameError
+    for a reader who ran it). Run as a script from a fresh clone's folder against the fake
+    LLM server, it now completes, every row scored."""
+    page = (REPO / "docs" / "python-api.md").read_text(encoding="utf-8")
+    block = page.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "first.py"
+    script.write_text(
+        block + "table = result.tables['eval_results_table']\n"
+        "errors = [c for c in table.columns if c == 'error' or c.endswith('/error')]\n"
+        "print(len(table), int(table[errors].notna().sum().sum()),\n"
+        "      sorted(result.tables['slices_table']['value'].unique()))\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "datasets").symlink_to(REPO / "datasets")
+    with FakeLLMServer() as server:
+        env = {**os.environ, **client_env(server), "HARNESS_HOME": str(tmp_path / "home")}
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RowsFailedWarning" not in done.stderr, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "200 0 ['(all)', 'maybe', 'no', 'yes']"  # no errors
