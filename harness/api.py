@@ -37,6 +37,7 @@ from harness.evaluate_arguments import (
     split_names,
     wrong_type,
 )
+from harness.evaluate_data import check_columns, forget_version, import_data, read_file
 from harness.evaluate_messages import in_python_words, row_dict_hint
 from harness.evaluate_mlflow import (
     check_mlflow_arguments,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from harness.config import Home
     from harness.providers import Provider
     from harness.runner.config import RunConfig, RunResult
-    from harness.store.datasets import DatasetInfo
 
 # model_type's default: "question-answering" when the call names no metrics; when it names
 # metrics= or extra_metrics= (as an mlflow.evaluate script without model_type does), MLflow's
@@ -265,7 +265,7 @@ def evaluate(
     is_ref = isinstance(data, (str, os.PathLike))
     frame = None if is_ref else to_frame(data, targets=targets, feature_names=feature_names)
     # A file's rows, read once, before they are stored: a message names its own columns.
-    table = _read_file(data) if is_ref else None
+    table = read_file(data) if is_ref else None
     rows = frame.df if frame is not None else table  # None for a stored dataset's name
     if frame is not None:
         targets = frame.targets
@@ -329,8 +329,8 @@ def evaluate(
             {inputs_said: mapping["input"], "targets": targets, context_said: mapping["context"]},
         )
         try:  # no input column: `name one with --input` said in evaluate's words
-            _check_columns("by", by, columns, mapping)
-            _check_columns("stratify", [stratify] if stratify else [], columns, mapping)
+            check_columns("by", by, columns, mapping)
+            check_columns("stratify", [stratify] if stratify else [], columns, mapping)
         except HarnessError as e:
             in_python_words(e)
             raise
@@ -378,7 +378,7 @@ def evaluate(
         evaluator_config=stored_config or None,
         evaluator_config_left_out=left_out,
     )
-    ref, created = _import(data, frame, table, data_name, project.path, mapping)
+    ref, created = import_data(data, frame, table, data_name, project.path, mapping)
     config = dataclasses.replace(config, data=ref)
     try:
         return _run(
@@ -394,7 +394,7 @@ def evaluate(
         # The run's checks need the stored rows, so the data is imported first; a call they
         # refuse leaves nothing behind: the version it created goes unless a run uses it.
         if created is not None:
-            _forget(project, created)
+            forget_version(project, created)
         if isinstance(e, HarnessError):
             in_python_words(e)
         raise
@@ -502,95 +502,3 @@ def _active_mlflow_run() -> tuple[str, str] | None:
     if run is None:
         return None
     return str(mlflow.get_tracking_uri()), str(run.info.run_id)
-
-
-_FIELDS = {"input": "input", "expected": "expected answer", "context": "context", "id": "id"}
-
-
-def _check_columns(
-    argument: str, wanted: list[str], columns: list[str], mapping: dict[str, Any]
-) -> None:
-    """``by=`` and ``stratify=`` columns checked against the data's own columns, before it is
-    imported: after, the run knows only harness's names for them (input, expected, ...)."""
-    from harness.data import map_columns
-    from harness.slices.labels import BUILTIN_COLUMNS
-
-    fields = {column: field for field, column in map_columns(columns, **mapping).items()}
-    for column in wanted:
-        if column in BUILTIN_COLUMNS:
-            continue
-        if column in fields:
-            raise ConfigError(
-                f"{argument}={column!r}: that column is the data's {_FIELDS[fields[column]]}; "
-                f"use {argument}={fields[column]!r}"
-            )
-        if column not in columns:
-            raise ConfigError(
-                f"{argument}={column!r}: the data has no such column; its columns: "
-                f"{', '.join(columns)}"
-            )
-
-
-def _read_file(data: str | os.PathLike[str]) -> pd.DataFrame | None:
-    """The rows of ``data`` if it names a data file (by its extension), else None: a name."""
-    from harness.data_files import FORMATS, read_table
-
-    if Path(data).suffix.lower() not in FORMATS:
-        return None
-    return read_table(Path(data).expanduser())
-
-
-def _import(
-    data: Any,
-    frame: Any,
-    table: pd.DataFrame | None,
-    data_name: str | None,
-    home: Path,
-    mapping: dict[str, Any],
-) -> tuple[str, DatasetInfo | None]:
-    """The stored dataset's ``NAME@VERSION`` for ``data`` (imported unless already stored),
-    and the version if this import created it. ``table`` is a file's rows as
-    :func:`_read_file` read them."""
-    from harness import data as data_module
-
-    if table is not None:
-        path = Path(data).expanduser()
-        imported = data_module.import_dataframe(
-            table,
-            name=data_name or path.stem,
-            source=str(path),
-            home=home,
-            number_repeated_ids=True,  # mlflow.evaluate has no row ids: an id may repeat
-            lists_in_text=data_module.holds_text_only(path),
-            **mapping,
-        )
-    elif frame is None:
-        return str(data), None
-    else:
-        imported = data_module.import_dataframe(
-            frame.df,
-            name=data_name or frame.name or "dataframe",
-            home=home,
-            number_repeated_ids=True,
-            lists_in_text=False,  # as mlflow.evaluate: a str is one answer, a list several
-            **mapping,
-        )
-    return imported.dataset.ref, imported.dataset if imported.created else None
-
-
-def _forget(project: Home, version: DatasetInfo) -> None:
-    """Remove a version a refused call created. Failing to is a warning: the refusal being
-    raised is what the caller must see, not the cleanup's own error."""
-    import duckdb
-
-    from harness.errors import HarnessError
-    from harness.store.datasets import delete_unused_version
-
-    try:
-        delete_unused_version(project.db_path, version.name, version.version)
-    except (HarnessError, duckdb.Error, OSError) as e:
-        logging.getLogger("harness").warning(
-            "harness: could not remove dataset version %s that this refused call stored: %s",
-            version.ref,
-            e,
-        )

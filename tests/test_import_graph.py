@@ -37,6 +37,7 @@ LAYERS: dict[str, str] = {
     "harness.evaluate_messages": "api",  # evaluate's errors in its argument names
     "harness.evaluate_mlflow": "api",  # mlflow.evaluate's own arguments: evaluators, URIs
     "harness.evaluate_retriever": "api",  # model_type="retriever": MLflow's metrics, id lists
+    "harness.evaluate_data": "api",  # evaluate's data imported, its by=/stratify= columns checked
     "harness.data": "api",
     "harness.data_files": "api",  # reading CSV/JSONL/JSON/Parquet eval-set files
     "harness.data_export": "api",  # writing a stored version back to a file
