@@ -118,3 +118,13 @@ def retrieve_while_unflagged(row: dict[str, Any]) -> list[str]:
     if flag and os.path.exists(flag) and int(row["id"]) % 2 == 0:
         raise RuntimeError(f"flagged row {row['id']}")
     return retrieve(row)
+
+
+def judge_fails_on_text(messages: list[dict[str, Any]]) -> str:
+    """``judge_messages``, except that it raises for a prompt holding any of the texts in
+    $HARNESS_TEST_JUDGE_FAIL_TEXT (separated by ``|``)."""
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    marks = [m for m in os.environ.get("HARNESS_TEST_JUDGE_FAIL_TEXT", "").split("|") if m]
+    if any(mark in text for mark in marks):
+        raise RuntimeError("judge backend exploded")
+    return judge_messages(messages)

@@ -181,11 +181,10 @@ def _bound(gate: Gate, scores: RunScores, candidate: LoadedRun, max_missing: flo
     total = max(candidate.record.info.rows_total, len(scores.rows))
     column = scores.values[gate.metric]
     if gate.metric == ERRORS:
-        # A row failed when its model call or one of its judge calls did (the run's own
-        # count, as `harness run` and the run's line say it); the errors column marks only
-        # the model calls that failed.
-        model_failed, done = int(column.sum()), len(column)
-        failed = min(max(model_failed, candidate.record.info.errors or 0), done)
+        # A row failed when its model call or one of its judge calls did (the errors
+        # column: the run's own count, as `harness run` and `harness compare` say it).
+        failed, done = int(column.sum()), len(column)
+        model_failed = int(scores.rows["error"].notna().sum())
         missing = _missing(total - done, total, "result", max_missing)
         rate = failed / done if done else math.nan
         if missing:

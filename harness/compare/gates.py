@@ -14,7 +14,7 @@
 Rules: ``min`` / ``max`` bound the candidate's mean; ``max_drop`` is the largest drop from
 the baseline allowed, in the metric's units (a rise, for a metric where lower is better),
 ``max_drop_pct`` the same in percent of the baseline's mean; ``errors`` takes ``max_rate``,
-the largest share of rows whose model call may fail. A flag (``--min``, ``--max``,
+the largest share of rows that may fail (a model or judge call). A flag (``--min``, ``--max``,
 ``--max-drop``, ``--max-error-rate``) replaces the table's rule of the same metric and kind.
 """
 

@@ -2,9 +2,9 @@
 
 A row flips on a metric whose higher value is better (answer matching, ROUGE, every judge)
 when its score moved by at least the metric's margin (any change, for 0/1 scores), and on
-``errors`` when its model call failed in one run only. Rows that got worse on anything
-come first (the "regressions", most metrics worse first, then the largest drops relative
-to each metric's range); rows that only got better follow.
+``errors`` when it failed (its model call or a judge call) in one run only. Rows that got
+worse on anything come first (the "regressions", most metrics worse first, then the
+largest drops relative to each metric's range); rows that only got better follow.
 """
 
 from __future__ import annotations

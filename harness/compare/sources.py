@@ -4,7 +4,8 @@ A run is named by a run file (``harness runs export``), a tag (``harness runs ta
 id or a prefix of one, or a run name. Its scores become one row per example and one column
 per metric: a judge asked several times (``--judge-samples``) scores each row with the mean
 of its samples, so every row weighs the same (``harness.store.scores``, which the report
-shares). ``errors`` is one more column: 1 for a row whose model call failed, 0 otherwise.
+shares). ``errors`` is one more column: 1 for a row that failed (its model call or a judge call),
+0 otherwise.
 """
 
 from __future__ import annotations

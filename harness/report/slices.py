@@ -72,7 +72,7 @@ def run_slice_tables(
         for example_id, r in zip(rows.index, rows.itertuples(index=False), strict=True)
     ]
     metrics = [m for m in run.scores.order if m != ERRORS]
-    failed = rows["error"].notna()
+    failed = run.scores.values[ERRORS] > 0  # model or judge call (harness.slices.failed_rows)
     tables, missing = [], []
     for column in columns:
         try:

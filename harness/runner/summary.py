@@ -241,7 +241,13 @@ def _slices(
 ) -> list[SliceTable]:
     import pandas as pd
 
-    from harness.slices import check_value_count, column_labels, per_row_values, slice_table
+    from harness.slices import (
+        check_value_count,
+        column_labels,
+        failed_rows,
+        per_row_values,
+        slice_table,
+    )
     from harness.store.scores import binary_metrics, metric_bounds
 
     index = [row["id"] for row in rows]
@@ -251,7 +257,7 @@ def _slices(
         if max_values is not None:
             check_value_count(column, labels[column], max_values)
     values = per_row_values(scores)
-    failed = pd.Series(errors.notna().to_numpy(), index=ids.to_numpy())
+    failed = failed_rows(pd.Series(errors.to_numpy(), index=ids.to_numpy()), scores)
     metrics = metric_order(config, list(values.columns))
     return [
         slice_table(

@@ -28,6 +28,7 @@ from harness.slices.labels import (
 from harness.slices.table import (
     Slice,
     SliceTable,
+    failed_rows,
     mlflow_slice_metrics,
     per_row_values,
     slice_table,
@@ -43,6 +44,7 @@ __all__ = [
     "check_value_count",
     "column_labels",
     "example_fields",
+    "failed_rows",
     "is_missing",
     "label",
     "max_values",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Slice",
     "SliceTable",
+    "failed_rows",
     "mlflow_slice_metrics",
     "no_interval_words",
     "per_row_values",
@@ -58,13 +59,28 @@ def per_row_values(scores: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def failed_rows(model_errors: pd.Series, scores: pd.DataFrame) -> pd.Series:
+    """Whether each row failed (``model_errors``' index: the example ids; its values the
+    model call's error, null when it answered): its model call, or any of its judge calls
+    (a judge score with an error: an unusable verdict too). The rows a run counts as failed
+    (``harness.store.runs.failures``, "N failed"), the ``errors`` that ``compare`` compares
+    and ``check --max-error-rate`` gates, and each slice's ``errors``."""
+    import pandas as pd
+
+    failed = model_errors.notna().to_numpy(dtype=bool)
+    if not scores.empty:
+        judged = scores[(scores["source"] == "llm_judge") & scores["error"].notna()]
+        failed = failed | model_errors.index.isin(judged["example_id"].unique())
+    return pd.Series(failed, index=model_errors.index, dtype=bool)
+
+
 @dataclass(frozen=True)
 class Slice:
     """The rows with one value of the column (or every row, for the overall line)."""
 
     value: str | None  # None: rows without a value (or, as ``overall``, every row)
     rows: int
-    errors: int  # rows whose model call failed
+    errors: int  # rows that failed: their model call or a judge call (``failed_rows``)
     means: dict[str, MeanEstimate]  # metric -> estimate over the slice's scored rows
 
     def as_dict(self, bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
@@ -165,7 +181,7 @@ def slice_table(
 ) -> SliceTable:
     """The slices of ``column``. ``labels`` maps each row's example id to its value (its
     index is the run's rows); ``values`` holds the rows' scores (``per_row_values``);
-    ``failed`` marks rows whose model call failed; ``binary`` names the metrics declared
+    ``failed`` marks the rows that failed (``failed_rows``); ``binary`` names the metrics declared
     to score 0 or 1 (``harness.store.scores.binary_metrics``), ``bounds`` the range each
     bounded one scores in (``metric_bounds``: its t intervals are cut there)."""
     import numpy as np

@@ -2,8 +2,9 @@
 report all compute their statistics from.
 
 A judge asked several times (``--judge-samples``) scores each row with the mean of its
-samples, so every row weighs the same. ``errors`` is one more column: 1 for a row whose
-model call failed, 0 otherwise, so failures are compared and gated like a metric.
+samples, so every row weighs the same. ``errors`` is one more column: 1 for a row that
+failed (its model call, or any of its judge calls: the run's "N failed"), 0 otherwise, so
+failures are compared and gated like a metric.
 
 Which scores are 0/1 (``binary``: Wilson's interval, McNemar's test) is what the run stored
 its metrics and judges declare, never a look at the values (see ``harness.stats``), as is
@@ -34,7 +35,7 @@ __all__ = [
     "record_scores",
 ]
 
-ERRORS = "errors"  # the per-row failure indicator, compared and gated like a metric
+ERRORS = "errors"  # the per-row failure indicator (model or judge), compared and gated
 # The registered metrics that score 0 or 1 (``Metric.binary``; a test keeps this in step):
 # what a run stored before runs recorded ``binary`` is read with.
 BUILTIN_BINARY = frozenset({"exact_match"})
@@ -178,14 +179,14 @@ def record_scores(record: RunRecord) -> RunScores:
     """Per-row scores of ``record``: a judge's samples averaged per row."""
     import pandas as pd
 
-    from harness.slices import per_row_values
+    from harness.slices import failed_rows, per_row_values
 
     rows = record.rows().set_index("id")
     scores = record.scores()
     values = per_row_values(scores)  # one column per metric, in the order first seen
     metrics = [str(m) for m in values.columns]
     values = values.reindex(index=rows.index).astype(float)
-    values[ERRORS] = rows["error"].notna().astype(float)
+    values[ERRORS] = failed_rows(rows["error"], scores).astype(float)
     judged = scores[scores["source"] == "llm_judge"]
     judges = frozenset(judged["metric"])
     first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])

@@ -425,3 +425,62 @@ def test_a_drop_gate_on_one_row_says_one_paired_row_is_too_few(tmp_path: Path) -
                           "--json")  # fmt: skip
     assert code == 3
     assert json.loads(out)["gates"][0]["reason"] == ("1 paired row is too few to estimate a change")
+
+
+def test_errors_counts_the_rows_whose_judge_call_failed(qa_file: Path, tmp_path: Path) -> None:
+    """A candidate whose model failed on 11 rows of 20 and whose judge failed on 2 more:
+    `harness run` and compare's own candidate line say '13 failed', and the `errors` row
+    below it said 0.55 (11 of 20: only the model calls), as did each `--by` slice and the
+    run's slices. `errors` is the share of failed rows everywhere; its interval (Wilson's)
+    and test (exact McNemar) are statsmodels' and scipy's on those 13."""
+    from scipy import stats as scipy_stats
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    judged = (
+        "run", "--data", "qa", "--judge", "answer_relevance", "--by", "final_decision",
+        "--no-mlflow", "--json",
+    )  # fmt: skip
+    code, out, err = invoke(
+        *judged, "--model", "python:harness_test_models:answer_expected",
+        "--judge-model", "python:harness_test_models:judge_messages",
+    )  # fmt: skip
+    assert code == 0, err
+    base = json.loads(out)["run_id"]
+    rows = [json.loads(line) for line in qa_file.read_text(encoding="utf-8").splitlines()]
+    answered = [r for r in rows if int(r["id"]) % 2]  # fail_while_flagged fails even ids
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {
+        "HARNESS_TEST_FLAG": str(flag),
+        "HARNESS_TEST_JUDGE_FAIL_TEXT": "|".join(r["question"] for r in answered[:2]),
+    }
+    code, out, _ = invoke(
+        *judged, "--model", "python:harness_test_models:fail_while_flagged",
+        "--judge-model", "python:harness_test_models:judge_fails_on_text", env=env,
+    )  # fmt: skip
+    ran = json.loads(out)
+    model_failed = len(rows) - len(answered)
+    assert code == 1 and model_failed == 11 and ran["errors"] == 13
+    assert sum(s["errors"] for s in ran["slices"][0]["slices"]) == 13
+    assert ran["slices"][0]["overall"]["errors"] == 13
+
+    code, out, err = invoke("compare", base, ran["run_id"], "--by", "final_decision", "--json")
+    assert code == 0, err
+    (cand,) = json.loads(out)["candidates"]
+    (errors,) = [m for m in cand["metrics"] if m["metric"] == "errors"]
+    assert errors["binary"] and errors["candidate"]["mean"] == 13 / 20
+    low, high = proportion_confint(13, 20, alpha=0.05, method="wilson")
+    assert [errors["candidate"]["low"], errors["candidate"]["high"]] == pytest.approx([low, high])
+    assert errors["discordant"] == [0, 13] and errors["test"] == "exact McNemar"
+    assert errors["p_value"] == pytest.approx(scipy_stats.binomtest(13, 13, 0.5).pvalue)
+    by_value = {
+        s["value"]: next(m for m in s["metrics"] if m["metric"] == "errors") for s in cand["slices"]
+    }
+    shown = {s["value"]: s for s in ran["slices"][0]["slices"]}
+    assert set(by_value) == set(shown) == {"maybe", "no", "yes"}
+    for value, metric in by_value.items():
+        assert metric["candidate"]["mean"] * metric["n"] == pytest.approx(shown[value]["errors"])
+    code, out, _ = invoke("compare", base, ran["run_id"])
+    assert "20 rows, 13 failed" in out
+    assert re.search(r"errors ↓\s+│ 20\s+│ 0 \[0, 0\.161\]\s+│ 0\.65 \[0\.433, 0\.819\]", out), out

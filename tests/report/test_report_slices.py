@@ -194,11 +194,11 @@ def test_the_scores_text_says_wilson_is_for_metrics_that_declare_0_1(tmp_path: P
     assert "0.6667 [0.208, 0.939]" in html and "0.6667 [-0.768, 2.1]" in html
 
 
-def test_a_slice_tables_failed_column_says_it_counts_model_failures(tmp_path: Path) -> None:
+def test_a_slice_tables_failed_column_counts_model_and_judge_failures(tmp_path: Path) -> None:
     """A run whose model failed on one row and whose judge failed on another: "what was
     run" says 2 rows failed (and the "failed rows" filter lists 2), while the slice table's
-    column headed "failed" said 1 for every row: it counts rows whose model call failed (as
-    `runs show --by` does), and its header now says so."""
+    "failed" column (and `runs show --by`'s `errors`) said 1: it counted only the rows whose
+    model call failed. Both count every failed row now, as the run does."""
     from report_runs import pubmedqa_rows
 
     rows = pubmedqa_rows(6)
@@ -221,6 +221,6 @@ def test_a_slice_tables_failed_column_says_it_counts_model_failures(tmp_path: Pa
     assert '<dd class="warn">2 rows failed: ' in html
     head = re.search(r'data-column="final_decision">.*?<thead>(.*?)</thead>', html, re.S)
     assert head is not None
-    assert '<th class="num">rows</th><th class="num">model failed</th>' in head.group(1)
+    assert '<th class="num">rows</th><th class="num">failed</th>' in head.group(1)
     overall = slice_tables(html)["final_decision"]["(all)"]
-    assert overall["failed"] == shown["slices"][0]["overall"]["errors"] == 1
+    assert overall["failed"] == shown["slices"][0]["overall"]["errors"] == shown["errors"] == 2
