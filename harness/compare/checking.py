@@ -113,6 +113,9 @@ def check(
         comparison = compare(
             baseline, [candidate], cluster=cluster, margins=margins, rows=rows, known_margins=False
         )
+        # Rows of two datasets paired by id: a note of the check's own too (--json, JUnit,
+        # GitHub's ::warning), not only of the comparison behind it.
+        notes += [c.datasets_note for c in comparison.candidates if c.datasets_note]
     if not gates and comparison is not None:
         gates = _default_gates(comparison)
         notes.append(

@@ -55,6 +55,11 @@ __all__ = ["DEFAULT_ROWS", "Margin", "compare", "parse_margin"]
 DEFAULT_ROWS = 10  # flipped rows shown per candidate
 
 
+# How the note on runs of two datasets, or two versions of one, begins: loud on every
+# surface, and a warning of check's (``CandidateResult.datasets_note``).
+DATASET_NOTES = ("DATASETS DIFFER", "DATASET VERSIONS DIFFER")
+
+
 def compare(
     base: LoadedRun,
     candidates: Sequence[LoadedRun],
@@ -137,6 +142,7 @@ def _compare_one(
     scores = run_scores(candidate)
     common = base_scores.rows.index.intersection(scores.rows.index, sort=False)
     notes = list(candidate.notes) + _pairing_notes(base, candidate, base_scores, scores, common)
+    datasets = next((n for n in notes if n.startswith(DATASET_NOTES)), None)
     if len(common) == 0:
         raise DataError(
             f"{candidate.ref.label} and {base.ref.label} share no example id: "
@@ -204,6 +210,7 @@ def _compare_one(
         notes=notes,
         slices=slices,
         redefined=changed,
+        datasets_note=datasets,
     )
 
 
@@ -226,7 +233,7 @@ def _pairing_notes(
                 f"(base {len(base_scores.rows):,}, candidate {len(scores.rows):,})"
             ]
         return []
-    what = "DATASETS DIFFER" if b.dataset != c.dataset else "DATASET VERSIONS DIFFER"
+    what = DATASET_NOTES[0] if b.dataset != c.dataset else DATASET_NOTES[1]
     return [
         f"{what}: base {b.dataset}@{b.dataset_version} ({len(base_scores.rows):,} rows), "
         f"candidate {c.dataset}@{c.dataset_version} ({len(scores.rows):,} rows); paired on "

@@ -304,6 +304,8 @@ class CandidateResult:
     slices: list[SliceComparison] = field(default_factory=list)  # --by: column, then value
     # metric or judge -> the note saying it is defined differently in the two runs
     redefined: dict[str, str] = field(default_factory=dict)
+    # the note saying the runs used two datasets or two versions of one (one of ``notes``)
+    datasets_note: str | None = None
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)
@@ -474,6 +476,28 @@ class CheckResult:
         if self.comparison is None:
             return {}
         return {k: v for c in self.comparison.candidates for k, v in c.redefined.items()}
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """What a check warns of, as (title, note): the runs used two datasets or two
+        versions of one (rows paired by id may not be the same question), and each metric
+        or judge defined differently in the two runs. JUnit's notes and GitHub's
+        ``::warning`` lines."""
+        found = []
+        for candidate in self.comparison.candidates if self.comparison else ():
+            if candidate.datasets_note:
+                what = candidate.datasets_note.split(":", 1)[0].lower()  # "datasets differ"
+                found.append((f"the runs' {what}", candidate.datasets_note))
+            found += [(f"{name} is defined differently", note)
+                      for name, note in candidate.redefined.items()]  # fmt: skip
+        return found
+
+    def lead_notes(self) -> list[str]:
+        """The notes shown above the gates: those the comparison below does not show (the
+        datasets note is one of the candidate's notes there too)."""
+        shown = (
+            {n for c in self.comparison.candidates for n in c.notes} if self.comparison else set()
+        )
+        return [n for n in self.notes if n not in shown]
 
     def gate_note(self, gate: GateResult) -> str | None:
         """The note a gate's row carries: its metric defined differently in the baseline

@@ -459,3 +459,38 @@ def test_a_metric_with_no_paired_scores_gets_a_default_gate_named_by_a_number(
     # Every row failed (its judge calls did): `errors` is compared too.
     legend = f"margin that matters: yes 0.02, scale {scale.mean() * 0.05:.3g}, errors 0.02;"
     assert legend in " ".join(out.split())
+
+
+def test_a_dataset_version_change_is_a_note_and_warning_of_the_check(tmp_path: Path) -> None:
+    """A candidate run on v2 of the eval set checked against a baseline on v1: the terminal
+    and --markdown said DATASET VERSIONS DIFFER (the comparison's note), but check's own
+    `notes` in --json, its JUnit file and GitHub's workflow commands did not, where a
+    metric defined differently gets a note property and a ::warning. They say it now,
+    with the same verdict and exit code, and the terminal and markdown say it once."""
+    rng = np.random.default_rng(3)
+    em = (rng.random(30) < 0.6).astype(float)
+    base = write_run(tmp_path / "base.jsonl", run_id="onv1", scores={"exact_match": em},
+                     binary=["exact_match"])  # fmt: skip
+    cand = write_run(tmp_path / "cand.jsonl", run_id="onv2", scores={"exact_match": em},
+                     binary=["exact_match"], version="v2")  # fmt: skip
+    note = (
+        "DATASET VERSIONS DIFFER: base synthetic@v1 (30 rows), candidate synthetic@v2 "
+        "(30 rows); paired on the 30 example ids both have. Rows with the same id may not be "
+        "the same question: check the flipped rows' inputs"
+    )
+    gate = ("check", str(cand), "--baseline", str(base), "--max-drop", "exact_match=0.1")
+    code, out, _ = invoke(*gate, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert note in doc["notes"] and note in doc["comparison"]["candidates"][0]["notes"]
+    junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    code, out, err = invoke(*gate, "--junit", str(junit), env=env)
+    assert code == 0
+    assert " ".join(out.split()).count(note) == 1
+    assert summary.read_text(encoding="utf-8").count(note) == 1
+    warning = "::warning title=harness check%3A the runs' dataset versions differ::" + note
+    assert warning in err.splitlines()
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert [p.get("value") for p in suite.iter("property") if p.get("name") == "note"] == [note]

@@ -3,7 +3,8 @@
 With ``GITHUB_ACTIONS=true``, each gate that failed or cannot be decided becomes an
 ``::error`` line (either one fails the step, so either one is an error to explain), shown on
 the run's summary page and the PR's checks; a metric or judge defined differently in the two runs
-is a ``::warning`` (``harness.compare.definitions``). They go to stderr (the runner reads workflow
+(``harness.compare.definitions``), and runs of two datasets or two versions of one, are each a
+``::warning``. They go to stderr (the runner reads workflow
 commands from both streams), so ``--json`` keeps stdout to its one document. With
 ``$GITHUB_STEP_SUMMARY`` set, the markdown summary is appended to that file, as GitHub asks
 of every step.
@@ -34,7 +35,8 @@ def _escape_property(text: str) -> str:
 
 def error_lines(result: CheckResult) -> list[str]:
     """One workflow command per gate that did not pass (and one if nothing was checked),
-    and a warning per metric or judge defined differently in the two runs."""
+    and a warning per ``CheckResult.warnings``: two datasets (or versions), a metric or
+    judge defined differently in the two runs."""
     lines = []
     for gate in result.gates:
         if gate.outcome not in (FAIL, UNDECIDED):
@@ -44,10 +46,9 @@ def error_lines(result: CheckResult) -> list[str]:
     if result.undecided_reason:
         title = _escape_property("harness check: cannot decide")
         lines.append(f"::error title={title}::{_escape_data(result.undecided_reason)}")
-    for candidate in result.comparison.candidates if result.comparison else ():
-        for name, note in candidate.redefined.items():
-            title = _escape_property(f"harness check: {name} is defined differently")
-            lines.append(f"::warning title={title}::{_escape_data(note)}")
+    for what, note in result.warnings():
+        title = _escape_property(f"harness check: {what}")
+        lines.append(f"::warning title={title}::{_escape_data(note)}")
     return lines
 
 

@@ -47,7 +47,7 @@ def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> st
             value = f"{run.run_id} {run.model} on {run.dataset}@{run.dataset_version}"
             ET.SubElement(properties, "property", name=key, value=value)
     ET.SubElement(properties, "property", name="outcome", value=result.outcome)
-    for note in result.redefined().values():
+    for _, note in result.warnings():
         ET.SubElement(properties, "property", name="note", value=note)
     suite.extend(cases)
     ET.indent(root)

@@ -204,7 +204,7 @@ def check_markdown(result: CheckResult) -> str:
     if result.baseline:
         lines.append(f"Baseline: {_run(result.baseline)}")
     lines.append("")
-    lines += _note_lines(result.notes)
+    lines += _note_lines(result.lead_notes())
     if result.gates:
         lines += ["", "| gate | result | observed | 95% CI | why |", "|---|---|---|---|---|"]
         for g in result.gates:

@@ -202,7 +202,7 @@ def check_renderables(result: CheckResult) -> list[RenderableType]:
         out.append(Text(_run_line("candidate", result.candidate), style="bold"))
     if result.baseline:
         out.append(Text(_run_line("baseline", result.baseline), style="bold"))
-    out += [Text(f"note: {n}", style="yellow") for n in result.notes]
+    out += [Text(f"note: {n}", style="yellow") for n in result.lead_notes()]
     if result.gates:
         table = Table(show_edge=False, pad_edge=False)
         for column in ("gate", "result", "observed", "95% CI", "why"):
