@@ -66,13 +66,16 @@ DEFAULT_MODEL_TYPE = "question-answering"
 _homes_said: set[Path] = set()
 
 
-def _say_home_once(path: Path) -> None:
-    """The CLI's home is a flag away; a notebook's is wherever it runs: say where, once."""
+def _say_home_once(path: Path, mlruns: bool) -> None:
+    """The CLI's home is a flag away; a notebook's is wherever it runs: say where, once.
+    ``mlruns``: the run logs to the home's own MLflow store (not to the caller's active
+    MLflow run, nor nowhere with ``log_to_mlflow=False``), so mlruns/ is written there too."""
     if path not in _homes_said:
         _homes_said.add(path)
         logging.getLogger("harness").warning(
-            "harness: writing harness.duckdb, cache/ and mlruns/ under %s "
-            "(pass home= or set HARNESS_HOME to choose the project home)",
+            "harness: writing %s under %s (pass home= or set HARNESS_HOME to choose the "
+            "project home)",
+            "harness.duckdb, cache/ and mlruns/" if mlruns else "harness.duckdb and cache/",
             path,
         )
 
@@ -195,7 +198,7 @@ def evaluate(
 
     project = resolve_home(home)
     if home is None and not os.environ.get(HOME_ENV):
-        _say_home_once(project.path)
+        _say_home_once(project.path, mlruns=bool(log_to_mlflow) and _active_mlflow_run() is None)
     if data is None:
         raise ConfigError("evaluate needs data=: a DataFrame, a file or a stored dataset name")
     check_mlflow_arguments(

@@ -617,3 +617,27 @@ def test_an_id_column_with_empty_rows_is_not_the_row_id_unless_named(
     with pytest.raises(DataError, match=r"^row 2: empty 'id' \(the id column\)"):
         harness.evaluate(lambda row: "a", data, id="id", log_to_mlflow=False)
     assert _stored(home) == before
+
+
+@pytest.mark.parametrize("log_to_mlflow", [True, False])
+def test_the_home_said_names_mlruns_only_when_the_run_writes_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    log_to_mlflow: bool,
+) -> None:
+    # No home= and no HARNESS_HOME: evaluate says where it writes, once; with
+    # log_to_mlflow=False it writes no mlruns/ and must not say it does.
+    import harness.api
+
+    monkeypatch.delenv("HARNESS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(harness.api, "_homes_said", set())
+    with caplog.at_level("WARNING", logger="harness"):
+        harness.evaluate(
+            data=DATA, model=answer_four, targets="answer", log_to_mlflow=log_to_mlflow
+        )
+    said = [r.getMessage() for r in caplog.records if "project home" in r.getMessage()]
+    assert len(said) == 1, said
+    assert ("mlruns/" in said[0]) == log_to_mlflow == (tmp_path / "mlruns").exists()
+    assert "harness.duckdb" in said[0] and (tmp_path / "harness.duckdb").exists()
