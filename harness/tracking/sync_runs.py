@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.errors import ConfigError, Interrupted, TrackingError
-from harness.tracking.mlflow_store import artifact_root_for
+from harness.tracking.sync_experiments import artifacts_beside
 from harness.tracking.sync_links import LinkCopier, LocalLinks, local_links
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import (
@@ -315,7 +315,7 @@ class Syncer:
             self.target.prepare_experiment(name)
         keep = [k for k in local.tags if not k.startswith("mlflow.") or k == "mlflow.note.content"]
         tags = {k: local.tags[k] for k in keep}
-        location = _artifacts_beside(self.target.tracking_uri, name)
+        location = artifacts_beside(self.target.tracking_uri, name)
         return self._write(self.dst.create_experiment, name, artifact_location=location, tags=tags)
 
     def _read_local(self, run: Run) -> _LocalRun:
@@ -554,16 +554,3 @@ def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
         return None
     ok = isinstance(data, dict) and data.get("v") == FINGERPRINT_VERSION
     return data if ok and isinstance(data.get("sections"), dict) else None
-
-
-def _artifacts_beside(tracking_uri: str, experiment: str) -> str | None:
-    """Where a new experiment in a SQLite target keeps its artifacts: beside the database
-    (``artifacts/<name>-<hash>``), as the local store does. MLflow's default for a bare
-    SQLite URI is ``./mlruns`` of whatever folder the sync ran in: inside the project home,
-    often, which a backup must not depend on. None (the server's choice) for any other."""
-    root = artifact_root_for(tracking_uri)
-    if root is None:
-        return None
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in experiment)[:40]
-    digest = hashlib.sha256(experiment.encode()).hexdigest()[:8]
-    return (root / f"{slug.strip('-.') or 'experiment'}-{digest}").as_uri()
