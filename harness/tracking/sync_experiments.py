@@ -1,12 +1,81 @@
-"""The experiments a sync writes on its target."""
+"""The experiments a sync writes on its target, and finding a local experiment's copy
+there: under its name or, once the local experiment was renamed after a sync, by the
+source tags the sync wrote on the copy.
+
+A target experiment the sync creates carries ``harness.source_experiment`` (the local
+store's id and the experiment's id there, which a rename keeps) and
+``harness.source_experiment_name`` (the local name it was last synced under). One found by
+its name and carrying no such tag yet (made by hand or by an earlier harness) gets both,
+so a rename after that sync is recognised too. An experiment whose name is free on the
+target but whose tagged copy was made under the old local name (and sits where the old
+name maps to) is that copy: the sync renames it to follow the local name, and every run
+copied there is found again, so nothing is copied twice.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from harness.tracking.mlflow_store import artifact_root_for
 
-__all__ = ["artifacts_beside"]
+__all__ = [
+    "TAG_SOURCE_EXPERIMENT",
+    "TAG_SOURCE_EXPERIMENT_NAME",
+    "artifacts_beside",
+    "renamed_copy",
+    "source_tags",
+    "stale_tags",
+]
+
+TAG_SOURCE_EXPERIMENT = "harness.source_experiment"
+TAG_SOURCE_EXPERIMENT_NAME = "harness.source_experiment_name"
+
+
+def source_key(source_id: str, local: Any) -> str:
+    """What ``harness.source_experiment`` holds: the local store's id and the experiment's."""
+    return f"{source_id}:{local.experiment_id}"
+
+
+def source_tags(source_id: str, local: Any) -> dict[str, str]:
+    return {
+        TAG_SOURCE_EXPERIMENT: source_key(source_id, local),
+        TAG_SOURCE_EXPERIMENT_NAME: local.name,
+    }
+
+
+def stale_tags(found: Any, source_id: str, local: Any) -> dict[str, str]:
+    """The source tags to set on ``found`` (the copy found by name): both when it has none,
+    the name when it is ours under an older name; none when it is another experiment's
+    (several local experiments synced into one target experiment)."""
+    key = found.tags.get(TAG_SOURCE_EXPERIMENT)
+    if key is None:
+        return source_tags(source_id, local)
+    if (
+        key == source_key(source_id, local)
+        and found.tags.get(TAG_SOURCE_EXPERIMENT_NAME) != local.name
+    ):
+        return {TAG_SOURCE_EXPERIMENT_NAME: local.name}
+    return {}
+
+
+def renamed_copy(
+    dst: Any, source_id: str, local: Any, mapper: Callable[[str], str] | None
+) -> Any | None:
+    """The active target experiment copied from ``local`` under an older local name, where
+    that name maps to (``mapper``: the target's name for a local one); None when none is."""
+    from mlflow.entities import ViewType
+
+    key = source_key(source_id, local)
+    found = dst.search_experiments(
+        ViewType.ACTIVE_ONLY, 1000, f"tags.`{TAG_SOURCE_EXPERIMENT}` = '{key}'"
+    )
+    for experiment in found:
+        old = experiment.tags.get(TAG_SOURCE_EXPERIMENT_NAME)
+        if old and old != local.name and experiment.name == (mapper(old) if mapper else old):
+            return experiment
+    return None
 
 
 def artifacts_beside(tracking_uri: str, experiment: str) -> str | None:

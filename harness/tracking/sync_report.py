@@ -45,6 +45,8 @@ class SyncReport:
     dry_run: bool
     runs: list[RunSync] = field(default_factory=list)
     experiments_created: list[str] = field(default_factory=list)
+    # [old, new] target names of copies renamed as their local experiment was
+    experiments_renamed: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
     traces_skipped: bool = False  # traces=False: no trace was read, planned or copied
 

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from harness.errors import ConfigError, Interrupted, TrackingError
-from harness.tracking.sync_experiments import artifacts_beside
+from harness.tracking.sync_experiments import (
+    TAG_SOURCE_EXPERIMENT_NAME,
+    artifacts_beside,
+    renamed_copy,
+    source_tags,
+    stale_tags,
+)
 from harness.tracking.sync_links import LinkCopier, LocalLinks, local_links
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import (
@@ -263,6 +269,14 @@ class Syncer:
         mapper = self.target.experiment_path
         name = mapper(experiment.name) if mapper else experiment.name
         existing = self.dst.get_experiment_by_name(name)
+        if existing is None:  # renamed locally since a sync? Its copy follows.
+            existing = renamed_copy(self.dst, self.source_id, experiment, mapper)
+            if existing is not None:
+                self._rename_experiment(existing, name, experiment)
+        elif existing.lifecycle_stage != "deleted" and not self.dry_run:
+            tags = stale_tags(existing, self.source_id, experiment)
+            for key, value in tags.items():  # a later rename is then recognised
+                self._write(self.dst.set_experiment_tag, existing.experiment_id, key, value)
         if existing is not None and existing.lifecycle_stage == "deleted":
             # A mapped target (--databricks --experiment PATH) can also go elsewhere.
             elsewhere = ", or sync into another experiment" if mapper else ""
@@ -307,6 +321,22 @@ class Syncer:
             self._sync_run(run, again, self.dst.get_run(result.target_run_id), experiment_id)
             self._current = None
 
+    def _rename_experiment(self, copy: Any, name: str, local: Any) -> None:
+        """Rename the copy of ``local`` to ``name``, as it was renamed locally."""
+        self.report.experiments_renamed.append([copy.name, name])
+        verb = "would rename" if self.dry_run else "renamed"
+        self.say(
+            f"{verb} experiment '{copy.name}' to '{name}' on {self.shown} "
+            "(renamed locally since the last sync)"
+        )
+        if self.dry_run:
+            return
+        if self.target.prepare_experiment:
+            self.target.prepare_experiment(name)
+        self._write(self.dst.rename_experiment, copy.experiment_id, name)
+        tag = TAG_SOURCE_EXPERIMENT_NAME
+        self._write(self.dst.set_experiment_tag, copy.experiment_id, tag, local.name)
+
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)
         if self.dry_run:
@@ -314,7 +344,7 @@ class Syncer:
         if self.target.prepare_experiment:
             self.target.prepare_experiment(name)
         keep = [k for k in local.tags if not k.startswith("mlflow.") or k == "mlflow.note.content"]
-        tags = {k: local.tags[k] for k in keep}
+        tags = {k: local.tags[k] for k in keep} | source_tags(self.source_id, local)
         location = artifacts_beside(self.target.tracking_uri, name)
         return self._write(self.dst.create_experiment, name, artifact_location=location, tags=tags)
 

@@ -1597,3 +1597,51 @@ def test_a_tracking_uri_with_a_query_string_is_refused_before_anything_is_sent(s
         "MLflow's JSON; MLflow adds its API paths after the URI, so a query string "
         "(?token=...) is not sent as one: give a token in MLFLOW_TRACKING_TOKEN"
     )
+
+
+def test_an_experiment_renamed_locally_after_a_sync_is_renamed_on_the_target(server, tmp_path):
+    """A local experiment renamed after a sync was copied again, whole, as a second
+    experiment with a duplicate of every run; the sync now finds its copy by the source tag
+    it wrote and renames that copy, and a new run there joins it."""
+    uri = _new_store(tmp_path)
+    experiment_id = _make_experiment(uri, tmp_path, "before-rename")
+    with _tracking(uri):
+        first_run = _log_eval_run("before-rename", "r1", traces=1)
+    first = sync(uri, SyncTarget(server))
+    assert [r.action for r in first.runs] == ["create"]
+    dst = MlflowClient(server)
+    target = dst.get_experiment_by_name("before-rename")
+    # A second mapping of the same local experiment (its copy keeps the old name).
+    mirror = SyncTarget(server, experiment_path=lambda name: f"mirror/{name}")
+    assert [r.action for r in sync(uri, mirror).runs] == ["create"]
+
+    MlflowClient(uri).rename_experiment(experiment_id, "after-rename")
+    lines: list[str] = []
+    again = sync(uri, SyncTarget(server), progress=lines.append)
+    assert [(r.action, r.target_experiment) for r in again.runs] == [("skip", "after-rename")]
+    assert again.experiments_renamed == [["before-rename", "after-rename"]]
+    assert again.experiments_created == []
+    assert lines[0] == (
+        "renamed experiment 'before-rename' to 'after-rename' on the tracking server "
+        f"{server} (renamed locally since the last sync)"
+    )
+    assert dst.get_experiment_by_name("before-rename") is None
+    renamed = dst.get_experiment_by_name("after-rename")
+    assert renamed.experiment_id == target.experiment_id
+    assert len(_copies(server)[first_run]) == 2  # this copy and the mirror's, no third
+
+    with _tracking(uri):
+        second_run = _log_eval_run("after-rename", "r2", traces=1)
+    latest = sync(uri, SyncTarget(server))
+    assert [(r.run_id, r.action) for r in latest.runs] == [
+        (first_run, "skip"),
+        (second_run, "create"),
+    ]
+    assert latest.experiments_renamed == []
+    [copy] = _copies(server)[second_run]
+    assert copy.info.experiment_id == target.experiment_id
+    # The mirror's copy follows too, under its own mapping.
+    mirrored = sync(uri, mirror)
+    assert mirrored.experiments_renamed == [["mirror/before-rename", "mirror/after-rename"]]
+    assert [r.action for r in mirrored.runs] == ["skip", "create"]
+    assert len(_copies(server)[first_run]) == 2
