@@ -269,6 +269,8 @@ class Syncer:
         mapper = self.target.experiment_path
         name = mapper(experiment.name) if mapper else experiment.name
         existing = self.dst.get_experiment_by_name(name)
+        if existing is not None and self.dry_run and name in self._renamed_away():
+            existing = None  # a dry run renamed it away, in its plan
         if existing is None:  # renamed locally since a sync? Its copy follows.
             existing = renamed_copy(self.dst, self.source_id, experiment, mapper)
             if existing is not None:
@@ -320,6 +322,9 @@ class Syncer:
             self._current = (again, self._writes)
             self._sync_run(run, again, self.dst.get_run(result.target_run_id), experiment_id)
             self._current = None
+
+    def _renamed_away(self) -> set[str]:
+        return {old for old, _new in self.report.experiments_renamed}
 
     def _rename_experiment(self, copy: Any, name: str, local: Any) -> None:
         """Rename the copy of ``local`` to ``name``, as it was renamed locally."""

@@ -1645,3 +1645,34 @@ def test_an_experiment_renamed_locally_after_a_sync_is_renamed_on_the_target(ser
     assert mirrored.experiments_renamed == [["mirror/before-rename", "mirror/after-rename"]]
     assert [r.action for r in mirrored.runs] == ["skip", "create"]
     assert len(_copies(server)[first_run]) == 2
+
+
+def test_a_new_experiment_under_a_renamed_ones_old_name_gets_its_own_copy(server, tmp_path):
+    """After `harness run` made a new local experiment under the name the renamed one had,
+    the sync renames the old copy and creates a new one, and its dry run plans the same
+    (it planned the new runs into the old copy, which the sync renames away)."""
+    uri = _new_store(tmp_path)
+    old_id = _make_experiment(uri, tmp_path, "reused-name")
+    with _tracking(uri):
+        first_run = _log_eval_run("reused-name", "r1", traces=1)
+    assert [r.action for r in sync(uri, SyncTarget(server)).runs] == ["create"]
+    MlflowClient(uri).rename_experiment(old_id, "reused-name-old")
+    _make_experiment(uri, tmp_path, "reused-name")
+    with _tracking(uri):
+        new_run = _log_eval_run("reused-name", "r2", traces=1)
+
+    for report in (sync(uri, SyncTarget(server), dry_run=True), sync(uri, SyncTarget(server))):
+        assert report.experiments_renamed == [["reused-name", "reused-name-old"]]
+        assert report.experiments_created == ["reused-name"]
+        assert [(r.run_id, r.action, r.target_experiment) for r in report.runs] == [
+            (first_run, "skip", "reused-name-old"),
+            (new_run, "create", "reused-name"),
+        ]
+    dst = MlflowClient(server)
+    copies = _copies(server)
+    assert [c.info.experiment_id for c in copies[first_run]] == [
+        dst.get_experiment_by_name("reused-name-old").experiment_id
+    ]
+    assert [c.info.experiment_id for c in copies[new_run]] == [
+        dst.get_experiment_by_name("reused-name").experiment_id
+    ]
