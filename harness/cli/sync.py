@@ -121,6 +121,9 @@ def sync(
             for r in runs
         ],
     )
+    if all(r["action"] == "skip" for r in runs):  # said once, after a table of skips
+        held = "the run as it is" if len(runs) == 1 else f"all {len(runs):,} runs as they are"
+        click.echo(f"nothing to copy: {document.get('target')} holds {held} here")
     for r in runs:
         for warning in r.get("warnings") or []:
             click.echo(f"warning: run {r['run_id']}: {warning}", err=True)

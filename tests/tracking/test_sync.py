@@ -1676,3 +1676,23 @@ def test_a_new_experiment_under_a_renamed_ones_old_name_gets_its_own_copy(server
     assert [c.info.experiment_id for c in copies[new_run]] == [
         dst.get_experiment_by_name("reused-name").experiment_id
     ]
+
+
+def test_a_second_cli_sync_says_it_had_nothing_to_copy(server, home):
+    """A second `harness sync` printed "synced to ..." over a table of `skip` rows (one per
+    run, however many) and nothing more; its last line now says nothing was copied."""
+    uri = _new_store(home)
+    name = "nothing-to-copy"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        _log_eval_run(name, "r1", traces=1)
+        _log_eval_run(name, "r2", traces=1)
+    first = _cli_sync("--tracking-uri", server, "--experiment", name)
+    assert first.exit_code == 0, first.stderr
+    assert "nothing to copy" not in first.stdout
+    for extra in ((), ("--dry-run",)):
+        again = _cli_sync("--tracking-uri", server, "--experiment", name, *extra)
+        assert again.exit_code == 0, again.stderr
+        assert again.stdout.splitlines()[-1] == (
+            f"nothing to copy: {server} holds all 2 runs as they are here"
+        )
