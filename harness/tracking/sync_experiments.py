@@ -8,8 +8,9 @@ store's id and the experiment's id there, which a rename keeps) and
 its name and carrying no such tag yet (made by hand or by an earlier harness) gets both,
 so a rename after that sync is recognised too. An experiment whose name is free on the
 target but whose tagged copy was made under the old local name (and sits where the old
-name maps to) is that copy: the sync renames it to follow the local name, and every run
-copied there is found again, so nothing is copied twice.
+name maps to) is that copy: the sync renames it to follow the local name (unless it holds
+runs synced from another store: a shared experiment keeps its name), and every run copied
+there is found again, so nothing is copied twice.
 """
 
 from __future__ import annotations

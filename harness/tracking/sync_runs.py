@@ -271,10 +271,9 @@ class Syncer:
         existing = self.dst.get_experiment_by_name(name)
         if existing is not None and self.dry_run and name in self._renamed_away():
             existing = None  # a dry run renamed it away, in its plan
-        if existing is None:  # renamed locally since a sync? Its copy follows.
-            existing = renamed_copy(self.dst, self.source_id, experiment, mapper)
-            if existing is not None:
-                self._rename_experiment(existing, name, experiment)
+        renamed = None  # renamed locally since a sync? Its copy follows (below).
+        if existing is None:
+            existing = renamed = renamed_copy(self.dst, self.source_id, experiment, mapper)
         elif existing.lifecycle_stage != "deleted" and not self.dry_run:
             tags = stale_tags(existing, self.source_id, experiment)
             for key, value in tags.items():  # a later rename is then recognised
@@ -288,7 +287,10 @@ class Syncer:
                 f"MLFLOW_TRACKING_URI set to it){elsewhere}, then sync again"
             )
         copies: dict[str, Run] = {}
-        for run in _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []:
+        held = _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []
+        if renamed is not None:
+            name = self._rename_experiment(renamed, name, experiment, held)
+        for run in held:
             source_id = run.data.tags.get(TAG_SOURCE_RUN)
             # Two copies of one run (made by hand?): prefer the one whose sync completed.
             if source_id and TAG_FINGERPRINT in copies.get(source_id, run).data.tags:
@@ -326,21 +328,28 @@ class Syncer:
     def _renamed_away(self) -> set[str]:
         return {old for old, _new in self.report.experiments_renamed}
 
-    def _rename_experiment(self, copy: Any, name: str, local: Any) -> None:
-        """Rename the copy of ``local`` to ``name``, as it was renamed locally."""
+    def _rename_experiment(self, copy: Any, name: str, local: Any, held: list[Run]) -> str:
+        """Rename the copy of ``local`` to ``name``, as it was renamed locally, unless it
+        holds runs synced from elsewhere (a shared experiment); return its name."""
+        if any(r.data.tags.get(TAG_SOURCE_STORE) != self.source_id for r in held):
+            self.say(
+                f"kept experiment '{copy.name}' on {self.shown}: renamed locally to "
+                f"'{local.name}' since the last sync, but it holds runs synced from elsewhere"
+            )
+            return str(copy.name)
         self.report.experiments_renamed.append([copy.name, name])
         verb = "would rename" if self.dry_run else "renamed"
         self.say(
             f"{verb} experiment '{copy.name}' to '{name}' on {self.shown} "
             "(renamed locally since the last sync)"
         )
-        if self.dry_run:
-            return
-        if self.target.prepare_experiment:
-            self.target.prepare_experiment(name)
-        self._write(self.dst.rename_experiment, copy.experiment_id, name)
-        tag = TAG_SOURCE_EXPERIMENT_NAME
-        self._write(self.dst.set_experiment_tag, copy.experiment_id, tag, local.name)
+        if not self.dry_run:
+            if self.target.prepare_experiment:
+                self.target.prepare_experiment(name)
+            self._write(self.dst.rename_experiment, copy.experiment_id, name)
+            tag = TAG_SOURCE_EXPERIMENT_NAME
+            self._write(self.dst.set_experiment_tag, copy.experiment_id, tag, local.name)
+        return name
 
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)

@@ -1696,3 +1696,31 @@ def test_a_second_cli_sync_says_it_had_nothing_to_copy(server, home):
         assert again.stdout.splitlines()[-1] == (
             f"nothing to copy: {server} holds all 2 runs as they are here"
         )
+
+
+def test_a_shared_experiment_keeps_its_name_when_one_store_renames_its_own(server, tmp_path):
+    """Two homes sync their `shared` experiment into one target experiment; one home renames
+    its own: the shared copy keeps its name (the other home's runs are in it) and that
+    home's runs are still found there, none copied again."""
+    mine, theirs = _new_store(tmp_path / "mine"), _new_store(tmp_path / "theirs")
+    my_id = _make_experiment(mine, tmp_path / "mine", "shared")
+    _make_experiment(theirs, tmp_path / "theirs", "shared")
+    with _tracking(mine):
+        my_run = _log_eval_run("shared", "mine", traces=1)
+    with _tracking(theirs):
+        _log_eval_run("shared", "theirs", traces=1)
+    sync(mine, SyncTarget(server))
+    sync(theirs, SyncTarget(server))
+    MlflowClient(mine).rename_experiment(my_id, "mine-only")
+
+    lines: list[str] = []
+    again = sync(mine, SyncTarget(server), progress=lines.append)
+    assert [(r.action, r.target_experiment) for r in again.runs] == [("skip", "shared")]
+    assert again.experiments_renamed == again.experiments_created == []
+    assert lines[0] == (
+        f"kept experiment 'shared' on the tracking server {server}: renamed locally to "
+        "'mine-only' since the last sync, but it holds runs synced from elsewhere"
+    )
+    dst = MlflowClient(server)
+    assert dst.get_experiment_by_name("mine-only") is None
+    assert len(_copies(server)[my_run]) == 1
