@@ -281,8 +281,9 @@ def run(
         options, home=home_of(ctx), note=lambda said: click.echo(f"note: {said}", err=True)
     )
     config, home = prepared.config, prepared.home
-    # Said before anything runs; --json's go in its warnings (an estimate's JSON has none).
-    early = prepared.warnings if as_json and prepared.kind != "estimate" else []
+    # Said before anything runs; --json's go in its warnings (an estimate's JSON, a sweep's
+    # too, has none: there they are said on stderr).
+    early = prepared.warnings if as_json and not dry_run else []
     for warning in [] if early else prepared.warnings:
         click.echo(f"warning: {warning}", err=True)
     if check:  # a bad gate in [check] or a flag is refused before the run, not after it

@@ -95,3 +95,18 @@ def test_evaluate_warns_of_a_misspelt_param_with_its_own_class(home: Path) -> No
             params={"temperature": 0.7, "my_option": 1},
             log_to_mlflow=False,
         )
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_sweep_estimate_says_a_misspelt_param(as_json: bool, qa: str, home: Path) -> None:
+    # --dry-run of a sweep: its --json has no warnings, so the warning goes to stderr, as a
+    # single run's estimate says it (it was said nowhere with --json)
+    (home / "harness.toml").write_text("[sweep]\ntemprature = [0, 0.7]\n")
+    flags = ["--json"] if as_json else []
+    code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--limit", "2",
+                            "--dry-run", "--no-mlflow", *flags)  # fmt: skip
+    assert code == 0, err
+    line = f"{home.resolve()}/harness.toml: [sweep] temprature {SAID.format('temperature')}"
+    assert err.splitlines() == [f"warning: {line}"]
+    if as_json:
+        assert len(json.loads(out)["runs"]) == 2
