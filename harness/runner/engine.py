@@ -46,8 +46,9 @@ _STOPS_THE_RUN = (ReplayMiss, EndpointUnreachable)
 class Engine:
     """Rows of one plan through one ``Caller``; finished rows go to ``writer``.
 
-    Counts failed rows (``errors``), notes a ``--max-cost`` stop (``stopped_by_budget``)
-    and keeps the rows a ``CallDeferred`` sent elsewhere (``deferred``, for Spark).
+    Counts failed rows (``errors``: a model or judge call failed), notes a ``--max-cost``
+    stop (``stopped_by_budget``) and keeps the rows a ``CallDeferred`` sent elsewhere
+    (``deferred``, for Spark).
 
     A ``--cache replay`` miss, or a server that refuses the first connection (or whose
     host does not resolve: ``EndpointUnreachable``), stops the run: no row is started
@@ -85,7 +86,10 @@ class Engine:
             first, self._on_first_row = self._on_first_row, None
             first()
         self.writer.add(output, scores)
-        self.errors += output.error is not None
+        # A failed row, as the run's summary counts it: its model call or a judge call.
+        self.errors += output.error is not None or any(
+            s.source == "llm_judge" and s.error is not None for s in scores
+        )
         calls = self.caller.stats
         cost = calls.total("cost_usd")
         self.progress.advance(

@@ -200,3 +200,41 @@ def test_resume_asks_again_a_judge_whose_cached_answers_could_not_be_read(qa: st
         assert resumed["errors"] == 0
         assert resumed["metrics"]["answer_relevance"]["count"] == 3
         assert server.stats()["requests_total"] == asked + 3  # asked again, once per row
+
+
+def test_the_progress_counts_a_row_whose_judge_failed_as_an_error(
+    qa: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress line said 'errors' for the rows whose model call failed only: a run
+    whose judge failed on every row showed no errors while it ran, then ended '20 of 20
+    rows failed'. It counts a failed row as the run's summary does (model or judge)."""
+    from typing import Any
+
+    from harness.runner.config import RunConfig
+    from harness.runner.progress import NullProgress
+    from harness.runner.run import run_eval
+
+    class Seen(NullProgress):
+        errors: list[Any] = []
+
+        def advance(self, n: int = 1, **fields: Any) -> None:
+            self.errors.append(fields.get("errors"))
+
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    seen = Seen()
+    result = run_eval(
+        RunConfig(
+            data="qa",
+            model="python:harness_test_models:answer_expected",
+            judges=["answer_relevance"],
+            judge_model="python:harness_test_models:judge_fails_while_flagged",
+            metrics=["exact_match"],
+            mlflow=False,
+        ),
+        home=home,
+        progress=seen,
+    )
+    assert result.errors == 20
+    assert seen.errors[-1] == 20 and len(seen.errors) == 20
