@@ -230,6 +230,18 @@ def _unreached(run: LoadedRun) -> int:
     return max(0, info.rows_total - info.rows_done)
 
 
+def _reached_by_neither(baseline: LoadedRun, candidate: LoadedRun) -> int:
+    """Rows of one eval set (the same dataset and version) that neither stopped run
+    reached: counted once, not once per run. Runs of two versions share no such count."""
+    b, c = baseline.record.info, candidate.record.info
+    if not (_unreached(baseline) and _unreached(candidate)):
+        return 0
+    if (b.dataset, b.dataset_version, b.rows_total) != (c.dataset, c.dataset_version, c.rows_total):
+        return 0
+    reached = set(baseline.record.rows()["id"]) | set(candidate.record.rows()["id"])
+    return max(0, b.rows_total - len(reached))
+
+
 def _drop_test(
     gate: Gate,
     comparison: Comparison | None,
@@ -253,7 +265,11 @@ def _drop_test(
         )  # fmt: skip
     in_base = result.missing_base + _unreached(baseline)
     in_candidate = result.missing_candidate + _unreached(candidate_run)
-    unreached = in_base + in_candidate - result.missing_base - result.missing_candidate
+    unreached = (
+        _unreached(baseline)
+        + _unreached(candidate_run)
+        - _reached_by_neither(baseline, candidate_run)
+    )
     missing = _missing(result.missing + unreached, candidate.paired + unreached,
                        f"{gate.metric} score {_lacking(in_base, in_candidate)}",
                        max_missing)  # fmt: skip

@@ -494,3 +494,20 @@ def test_a_dataset_version_change_is_a_note_and_warning_of_the_check(tmp_path: P
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert [p.get("value") for p in suite.iter("property") if p.get("name") == "note"] == [note]
+
+
+def test_rows_neither_stopped_run_reached_count_once(tmp_path: Path) -> None:
+    """A baseline and a candidate of a 40-row eval set, both stopped after the same 30 rows,
+    had a drop gate say '20 of 50 rows have no f1 score': the 10 rows neither reached were
+    counted once per run, over more rows than the set has. They count once: 10 of 40."""
+    f1 = np.random.default_rng(5).beta(2, 3, 40)[:30]
+    runs = [write_run(tmp_path / f"{name}.jsonl", run_id=name, scores={"f1": f1},
+                      status="stopped", rows_total=40) for name in ("base", "cand")]  # fmt: skip
+    code, out, _ = invoke("check", str(runs[1]), "--baseline", str(runs[0]), "--max-drop",
+                          "f1=0.05", "--json")  # fmt: skip
+    assert code == 3
+    assert json.loads(out)["gates"][0]["reason"] == (
+        "10 of 40 rows have no f1 score in one run or both (10 in the baseline, 10 in the "
+        "candidate) (failed rows or judge calls, or rows the run did not reach): more than "
+        "the 5% a gate may miss"
+    )
