@@ -25,7 +25,6 @@ from harness.cli.output import (
     print_sweep,
     print_table,
 )
-from harness.errors import ReplayMiss
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -267,20 +266,9 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
     print_slices(view.slices)
     for line in [*call_lines(info.usage), *failure_lines(info.failures)]:
         click.echo(line)
-    if view.resumable and info.status == "stopped":
-        # As the run's own error says: with the budget it reached, it would stop at once.
-        click.echo(
-            f"go on with `harness run --resume {info.run_id} --max-cost USD`, a larger budget "
-            "(the calls made so far count against it)"
-        )
-    elif view.resumable and (info.reason or "").startswith(ReplayMiss.PREFIX):
-        # The resume replays too: at once, it would miss the same calls again.
-        click.echo(
-            "once the cache holds the calls it missed (a run without --cache replay makes "
-            f"them, or import their cassette), go on with `harness run --resume {info.run_id}`"
-        )
-    elif view.resumable:
-        click.echo(f"go on with `harness run --resume {info.run_id}`")
+    next_step = view.next_step()
+    if next_step is not None:
+        click.echo(next_step)
     for warning in stopped_warnings(info.usage):
         click.echo(f"warning: {warning}", err=True)
     table = view.table

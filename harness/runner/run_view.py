@@ -51,6 +51,27 @@ class RunView:
             and bool(info.errors or info.status != "finished")
         )
 
+    def next_step(self) -> str | None:
+        """What to type to go on with the run (``runs show``'s last line), if it can go on."""
+        from harness.errors import ReplayMiss
+
+        info = self.info
+        if not self.resumable:
+            return None
+        if info.status == "stopped":
+            # As the run's own error says: with the budget it reached, it would stop at once.
+            return (
+                f"go on with `harness run --resume {info.run_id} --max-cost USD`, a larger "
+                "budget (the calls made so far count against it)"
+            )
+        if (info.reason or "").startswith(ReplayMiss.PREFIX):
+            # The resume replays too: at once, it would miss the same calls again.
+            return (
+                "once the cache holds the calls it missed (a run without --cache replay makes "
+                f"them, or import their cassette), go on with `harness run --resume {info.run_id}`"
+            )
+        return f"go on with `harness run --resume {info.run_id}`"
+
     def as_dict(self) -> dict[str, Any]:
         document = self.info.as_dict()
         if self.slices:
