@@ -284,8 +284,7 @@ def run(
     # Said before anything runs; --json's go in its warnings (an estimate's JSON, a sweep's
     # too, has none: there they are said on stderr).
     early = prepared.warnings if as_json and not dry_run else []
-    for warning in [] if early else prepared.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    _say_warnings([] if early else prepared.warnings)
     if check:  # a bad gate in [check] or a flag is refused before the run, not after it
         from harness.compare.api import check_gates
 
@@ -326,6 +325,8 @@ def run(
         if found is not None:
             prepared.complete(found, early, stopped=True, harness=invocation())
             _show(found, as_json)
+        else:
+            _say_warnings(early)  # no JSON document to carry them
         raise
     prepared.complete(result, early, stopped=False)
     if check:
@@ -386,12 +387,19 @@ def _sweep(
         if isinstance(found, SweepResult) and found.runs:
             found.warnings[:0] = early
             _show_sweep(found, as_json)
+        else:
+            _say_warnings(early)  # no JSON document to carry them
         raise
     sweep.warnings[:0] = early
     _show_sweep(sweep, as_json)
     failed = sweep.failure()
     if failed is not None:
         raise failed
+
+
+def _say_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _show_sweep(sweep: SweepResult, as_json: bool) -> None:

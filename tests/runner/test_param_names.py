@@ -110,3 +110,18 @@ def test_a_sweep_estimate_says_a_misspelt_param(as_json: bool, qa: str, home: Pa
     assert err.splitlines() == [f"warning: {line}"]
     if as_json:
         assert len(json.loads(out)["runs"]) == 2
+
+
+def test_a_run_that_fails_with_no_result_still_says_the_warning_with_json(
+    qa: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --json holds the early warnings for its document; a run refused before it exists (no
+    # key for the model) prints none, so they are said on stderr instead of lost.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code, out, err = invoke(
+        "run", "--data", qa, "--model", "openai:/gpt-4o-mini", "--param", "temprature=0.7",
+        "--json",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert f"warning: --param temprature {SAID.format('temperature')}" in err
+    assert "OPENAI_API_KEY" in err
