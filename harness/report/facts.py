@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.numbers import clip, number
 from harness.prompts import prompt_digest
 from harness.sampling import describe_sample
+from harness.slices.table import failed_rows
 from harness.store.scores import asked_metrics
 from harness.wording import plural
 
@@ -107,11 +108,11 @@ def run_facts(run: ReportRun) -> list[Fact]:
         )
     rows = run.scores.rows
     # A failed row: its model call failed, or a judge's answer did (as the page's "only
-    # failed rows" filter and the run's own count have it).
+    # failed rows" filter, the run's own count and compare's errors have it).
     scored = run.score_rows
     judge_failed = scored[(scored["source"] == "llm_judge") & scored["error"].notna()]
     model_failed = rows["error"].dropna()
-    failed = len(set(model_failed.index) | set(judge_failed["example_id"]))
+    failed = int(failed_rows(rows["error"], scored).sum())
     status = info.status + (
         f", {info.rows_done:,} of {plural(info.rows_total, 'row')}"
         if info.rows_done != info.rows_total
