@@ -96,7 +96,7 @@ def check_settings(
     for key, value in table.items():
         if isinstance(value, Mapping):
             for rule, threshold in value.items():
-                number = _number(threshold, f"{in_table} {key}.{rule}")
+                number = _table_number(threshold, f"{in_table} {key}.{rule}", rule)
                 gate = _valid(Gate(key, rule, number, "harness.toml"), f"{in_table} ")
                 _choose(gates, gate, in_table)
     flags: dict[tuple[str, str], Gate] = {}
@@ -122,7 +122,7 @@ def check_settings(
     where = "max_missing"
     if max_missing is None:
         where = f"{in_table} max_missing"
-        max_missing = _number(table.get("max_missing", DEFAULT_MAX_MISSING), where)
+        max_missing = _table_number(table.get("max_missing", DEFAULT_MAX_MISSING), where)
     if not 0 <= max_missing <= 1:
         raise ConfigError(f"{where} must be between 0 and 1, got {max_missing:g}")
     return CheckSettings(chosen, baseline, cluster, max_missing)
@@ -140,6 +140,30 @@ def _valid(gate: Gate, where: str = "") -> Gate:
     if gate.rule.startswith("max_drop") and gate.threshold < 0:
         raise ConfigError(f"{where}gate {gate.name}: an allowed drop cannot be negative")
     return gate
+
+
+def _table_number(value: Any, where: str, rule: str = "") -> float:
+    """A ``[check]`` value: a TOML number, as docs/ci.md writes them. A quoted one is
+    refused, not read: ``"0.02"`` would pass where ``"5%"`` cannot, so strings are refused
+    alike, each with what to write instead."""
+    if isinstance(value, str):
+        text = value.strip()
+        if rule == "max_drop_pct" and text.endswith("%") and _is_number(text[:-1]):
+            hint = f"write the percent as a number: max_drop_pct = {text[:-1].strip()}"
+        elif _is_number(text):
+            hint = "write it without quotes"
+        else:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        raise ConfigError(f"{where}: expected a number, got the string {value!r} ({hint})")
+    return _number(value, where)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(value: Any, where: str) -> float:

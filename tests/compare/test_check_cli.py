@@ -278,6 +278,28 @@ def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) 
             "exact_match = { max_drop = 'a' }",
             "harness.toml: [check] exact_match.max_drop: expected a number, got 'a'",
         ),
+        # A quoted number was read as one while a quoted percent ('5%') was refused: every
+        # gate value is a TOML number now, as docs/ci.md writes them.
+        (
+            "exact_match = { max_drop = '0.02' }",
+            "harness.toml: [check] exact_match.max_drop: expected a number, got the string "
+            "'0.02' (write it without quotes)",
+        ),
+        (
+            "faithfulness = { max_drop_pct = '5%' }",
+            "harness.toml: [check] faithfulness.max_drop_pct: expected a number, got the string "
+            "'5%' (write the percent as a number: max_drop_pct = 5)",
+        ),
+        (
+            "errors = { max_rate = '0.01' }",
+            "harness.toml: [check] errors.max_rate: expected a number, got the string '0.01' "
+            "(write it without quotes)",
+        ),
+        (
+            "max_missing = '0.05'",
+            "harness.toml: [check] max_missing: expected a number, got the string '0.05' "
+            "(write it without quotes)",
+        ),
         (
             "exact_match = { max_drop = -1 }",
             "harness.toml: [check] gate exact_match max_drop -1: an allowed drop cannot be "
@@ -317,7 +339,7 @@ def test_bad_check_tables_are_exit_2(
     (home / "harness.toml").write_text(f"[check]\n{table}\n", encoding="utf-8")
     code, out, err = invoke("check", runs["same"], "--baseline", runs["base"])
     # One line that names the file (its full path), as every [check] mistake does.
-    assert (code, out) == (2, "") and err.startswith(f"error: {home.resolve()}/{message}")
+    assert (code, out) == (2, "") and err.startswith(f"error: {home.resolve()}/{message}"), err
     assert err.count("\n") == 1
 
 
