@@ -13,8 +13,9 @@ from harness.compare.checking import check
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_margin
 from harness.compare.gates import CheckSettings, check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
-from harness.compare.sources import load_run
+from harness.compare.sources import LoadedRun, load_run
 from harness.config import SETTINGS_FILE, Home, resolve_home
+from harness.errors import ConfigError, DataError, RunNotFound
 from harness.slices import DEFAULT_MAX_VALUES, max_values
 
 __all__ = ["check_gates", "check_ref", "compare_refs"]
@@ -71,7 +72,7 @@ def check_ref(
         max_missing=max_missing,
     )
     loaded = load_run(candidate, home)
-    loaded_baseline = load_run(settings.baseline, home) if settings.baseline else None
+    loaded_baseline = _load_baseline(settings, home)
     return check(
         loaded,
         loaded_baseline,
@@ -81,6 +82,19 @@ def check_ref(
         rows=rows,
         settings_file=str(home.path / SETTINGS_FILE),
     )
+
+
+def _load_baseline(settings: CheckSettings, home: Home) -> LoadedRun | None:
+    """The check's baseline; one that harness.toml names and that cannot be loaded is said
+    with the file and key it came from, as other harness.toml messages are."""
+    if not settings.baseline:
+        return None
+    try:
+        return load_run(settings.baseline, home)
+    except (RunNotFound, DataError) as e:
+        if settings.baseline_from is None:
+            raise
+        raise ConfigError(f"{settings.baseline_from}: {e}") from None
 
 
 def check_gates(

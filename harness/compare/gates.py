@@ -52,6 +52,9 @@ class CheckSettings:
     baseline: str | None
     cluster: str | None
     max_missing: float
+    # Where ``baseline`` came from when harness.toml named it ("FILE: [check] baseline"),
+    # for messages about it; None for --baseline.
+    baseline_from: str | None = None
 
 
 def parse_gate_option(rule: str, text: str) -> Gate:
@@ -104,7 +107,9 @@ def check_settings(
         _choose(flags, _valid(gate))
     chosen = list({**gates, **flags}.values())
     configured = table.get("baseline")
+    baseline_from = None
     if baseline is None and configured is not None:
+        baseline_from = f"{in_table} baseline"
         if not isinstance(configured, str) or not configured.strip():
             raise ConfigError(f"{in_table} baseline must be a run, tag or file name")
         baseline = configured
@@ -125,7 +130,7 @@ def check_settings(
         max_missing = _table_number(table.get("max_missing", DEFAULT_MAX_MISSING), where)
     if not 0 <= max_missing <= 1:
         raise ConfigError(f"{where} must be between 0 and 1, got {max_missing:g}")
-    return CheckSettings(chosen, baseline, cluster, max_missing)
+    return CheckSettings(chosen, baseline, cluster, max_missing, baseline_from)
 
 
 def _valid(gate: Gate, where: str = "") -> Gate:

@@ -343,6 +343,25 @@ def test_bad_check_tables_are_exit_2(
     assert err.count("\n") == 1
 
 
+def test_a_check_baseline_that_is_not_there_names_harness_toml(
+    runs: dict[str, str], home: Path
+) -> None:
+    """Before: "error: no such run file: HOME/nope.jsonl", not saying the name came from
+    harness.toml's [check] baseline; a flag's baseline is said as before."""
+    where = f"{home.resolve()}/harness.toml: [check] baseline"
+    (home / "harness.toml").write_text('[check]\nbaseline = "nope.jsonl"\n', encoding="utf-8")
+    code, out, err = invoke("check", runs["same"])
+    assert (code, out) == (2, "")
+    assert err == f"error: {where}: no such run file: {home / 'nope.jsonl'}\n"
+    (home / "harness.toml").write_text('[check]\nbaseline = "nosuchtag"\n', encoding="utf-8")
+    code, out, err = invoke("check", runs["same"])
+    assert (code, out) == (2, "") and err.startswith(
+        f"error: {where}: no run, tag or run name 'nosuchtag'"
+    )
+    code, _, err = invoke("check", runs["same"], "--baseline", "other.jsonl")
+    assert code == 2 and err == "error: no such run file: other.jsonl\n"
+
+
 def test_default_gates_check_every_metric_with_a_direction(runs: dict[str, str]) -> None:
     code, out, _ = invoke("check", runs["same"], "--baseline", runs["base"], "--json")
     doc = json.loads(out)
