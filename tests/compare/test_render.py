@@ -142,3 +142,18 @@ def test_flipped_rows_line_counts_the_rows_shown(tmp_path: Path, home: Path) -> 
     terminal = console.export_text()
     assert "0 rows got worse, 3 got better (showing up to 3 of each)" in terminal
     assert terminal.count("better: row ") == 3
+
+
+def test_markdown_of_one_row_claims_no_intervals(tmp_path: Path, home: Path) -> None:
+    """Before: `harness compare --markdown` of one-row runs said "Means and changes with 95%
+    intervals." above a table with none; like the terminal, it now names no interval."""
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [1.0], "f1": [0.5]})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": [0.0], "f1": [0.7]})
+    h = resolve_home(home)
+    comparison = compare(
+        load_run(str(tmp_path / "b.jsonl"), h), [load_run(str(tmp_path / "c.jsonl"), h)]
+    )
+    assert comparison.candidates[0].interval_legend == ""  # the terminal shows no legend
+    lines = comparison_markdown(comparison).splitlines()
+    assert "1 paired row. p-values Holm-adjusted across every metric compared." in lines
+    assert not any("intervals" in line for line in lines)

@@ -70,10 +70,13 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     lines = [f"{heading}# Candidate: {_run(candidate.run)}", ""]
     lines += _note_lines(candidate.notes)
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
+    # No legend when no metric has an interval (one row, no spread), as in the terminal:
+    # the notes say why, and no sentence claims intervals the table does not show.
+    legend = _cell(candidate.interval_legend)
     lines += [
         f"{candidate.paired:,} paired {'row' if candidate.paired == 1 else 'rows'}{cluster}. "
-        + (_cell(candidate.interval_legend) or "Means and changes with 95% intervals.")
-        + " p-values Holm-adjusted across every metric compared.",
+        + (f"{legend} " if legend else "")
+        + "p-values Holm-adjusted across every metric compared.",
         "",
         "| metric | base | candidate | change [95% CI] | p (adj.) | verdict |",
         "|---|---|---|---|---|---|",
