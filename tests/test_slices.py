@@ -145,6 +145,25 @@ def test_the_limit_comes_from_the_option_then_harness_toml_then_the_default() ->
         check_value_count("topic", ["a", "b", None], 2)
 
 
+def test_too_many_numbers_suggest_binning_the_column() -> None:
+    """A numeric column is not binned: each distinct number is a slice, and a number 1 and
+    the text "1" are one slice. Before, refusing 60 latencies said only "slice by a column
+    with fewer values"; now it says the values are numbers and what to do with them."""
+    assert label(1) == label("1") == label(1.0) == "1"  # one slice
+    numbers = [label(v) for v in [*range(30), *(str(v) for v in range(30, 60)), None]]
+    with pytest.raises(ConfigError) as raised:
+        check_value_count("latency_ms", numbers, 50)
+    assert str(raised.value) == (
+        "--by latency_ms: 61 distinct values, more than the 50 allowed; its values are "
+        "numbers, and each distinct number is a slice of its own (numbers are not binned): "
+        "add a column of ranges (bins) to the file before importing it and slice by that, "
+        "or raise the limit with --max-slices N ([slices] max_values in harness.toml)"
+    )
+    with pytest.raises(ConfigError) as raised:  # text keeps the general advice
+        check_value_count("topic", [f"t{i}" for i in range(60)], 50)
+    assert "slice by a column with fewer values" in str(raised.value)
+
+
 def scores_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
     """Stored-score rows: a 0/1 metric, a [0, 1] metric and a judge asked twice per row."""
     records = []

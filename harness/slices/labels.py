@@ -168,10 +168,22 @@ def check_by(columns: Sequence[str]) -> None:
 def check_value_count(column: str, labels: Sequence[str | None], limit: int) -> None:
     """Refuse a ``--by`` column with more than ``limit`` distinct values (an id or free
     text, most likely: one slice per row tells nothing)."""
-    count = len(set(labels))
+    distinct = set(labels)
+    count = len(distinct)
     if count > limit:
+        given = [value for value in distinct if value is not None]
+        if given and all(_number(value) is not None for value in given):
+            # A number is its own slice, never binned: "slice by another column" does not
+            # help with latencies or scores, a column of their ranges does.
+            advice = (
+                "its values are numbers, and each distinct number is a slice of its own "
+                "(numbers are not binned): add a column of ranges (bins) to the file before "
+                "importing it and slice by that"
+            )
+        else:
+            advice = "slice by a column with fewer values"
         raise ConfigError(
-            f"--by {column}: {count:,} distinct values, more than the {limit:,} allowed; slice by "
-            "a column with fewer values, or raise the limit with --max-slices N "
-            "([slices] max_values in harness.toml)"
+            f"--by {column}: {count:,} distinct values, more than the {limit:,} allowed; "
+            f"{advice}, or raise the limit with --max-slices N ([slices] max_values in "
+            "harness.toml)"
         )

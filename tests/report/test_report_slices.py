@@ -108,9 +108,11 @@ def test_a_sliced_sampled_run_reports_the_slices_the_run_computed(
             "reasoning_free_pred, reasoning_required_pred, split, year")  # fmt: skip
     years = len(shown["year"]) - 1
     refused("--by", "year", "--max-slices", "3",
-            message=f"--by year: {years} distinct values, more than the 3 allowed; slice by a "
-            "column with fewer values, or raise the limit with --max-slices N ([slices] "
-            "max_values in harness.toml)")  # fmt: skip
+            message=f"--by year: {years} distinct values, more than the 3 allowed; its values "
+            "are numbers, and each distinct number is a slice of its own (numbers are not "
+            "binned): add a column of ranges (bins) to the file before importing it and slice "
+            "by that, or raise the limit with --max-slices N ([slices] max_values in "
+            "harness.toml)")  # fmt: skip
 
 
 def test_a_comparison_report_by_a_column_shows_what_compare_by_says(
