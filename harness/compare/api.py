@@ -13,7 +13,7 @@ from harness.compare.checking import check
 from harness.compare.comparison import DEFAULT_ROWS, Margin, compare, parse_margin
 from harness.compare.gates import CheckSettings, check_settings, parse_gate_option
 from harness.compare.result import CheckResult, Comparison, Gate
-from harness.compare.sources import LoadedRun, load_run
+from harness.compare.sources import LoadedRun, find_source, load_run
 from harness.config import SETTINGS_FILE, Home, resolve_home
 from harness.errors import ConfigError, DataError, RunNotFound
 from harness.slices import DEFAULT_MAX_VALUES, max_values
@@ -84,12 +84,18 @@ def check_ref(
     )
 
 
-def _load_baseline(settings: CheckSettings, home: Home) -> LoadedRun | None:
-    """The check's baseline; one that harness.toml names and that cannot be loaded is said
-    with the file and key it came from, as other harness.toml messages are."""
+def _load_baseline(
+    settings: CheckSettings, home: Home, *, find_only: bool = False
+) -> LoadedRun | None:
+    """The check's baseline (``find_only``: only whether it is there, read by nothing);
+    one that harness.toml names and that cannot be loaded is said with the file and key it
+    came from, as other harness.toml messages are."""
     if not settings.baseline:
         return None
     try:
+        if find_only:
+            find_source(settings.baseline, home)
+            return None
         return load_run(settings.baseline, home)
     except (RunNotFound, DataError) as e:
         if settings.baseline_from is None:
@@ -109,7 +115,8 @@ def check_gates(
     max_missing: float | None = None,
 ) -> CheckSettings:
     """The gates and settings ``check_ref`` would apply, checked without loading a run:
-    ``harness run --check`` refuses a bad gate before the run, not after it."""
+    ``harness run --check`` refuses a bad gate, or a baseline that is not there, before the
+    run, not after it."""
     home = resolve_home(home)
     options = [
         *(parse_gate_option("min", text) for text in minimums),
@@ -118,7 +125,7 @@ def check_gates(
     ]
     if max_error_rate is not None:
         options.append(Gate("errors", "max_rate", max_error_rate, "option"))
-    return check_settings(
+    settings = check_settings(
         home.settings,
         base_dir=home.path,
         options=options,
@@ -126,3 +133,5 @@ def check_gates(
         cluster=cluster,
         max_missing=max_missing,
     )
+    _load_baseline(settings, home, find_only=True)
+    return settings

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.compare.result import RunRef
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.store.exports import RunRecord, is_run_file, load_run_record, read_run_file
 from harness.store.scores import ERRORS, RunScores, record_scores
 from harness.store.tags import find_run
@@ -44,6 +44,17 @@ class LoadedRun:
     ref: RunRef
     record: RunRecord
     notes: list[str] = field(default_factory=list)
+
+
+def find_source(ref: str, home: Home) -> None:
+    """Raise as :func:`load_run` would when ``ref`` names no run, without reading the run
+    (``harness run --check`` asks before the run, not after it)."""
+    path = Path(ref).expanduser()
+    if is_run_file(ref) or path.is_file():
+        if not path.is_file():
+            raise DataError(f"no such run file: {path}")
+    else:
+        find_run(home.db_path, ref)
 
 
 def load_run(ref: str, home: Home) -> LoadedRun:

@@ -115,3 +115,18 @@ def test_a_bad_gate_is_exit_2_before_the_run(
     assert (code, out, err) == (2, "", f"error: {where}{message}\n")
     code, out, _ = invoke("runs", "list", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_a_baseline_that_is_not_there_is_exit_2_before_the_run(qa: None, home: Path) -> None:
+    # It was found by the check after the run: the rows were paid for and stored, then exit 2.
+    (home / "harness.toml").write_text('[check]\nbaseline = "nope.jsonl"\n')
+    code, out, err = invoke("run", "--data", "qa", *MODEL, "--no-mlflow", "--check")
+    where = f"{home.resolve()}/harness.toml: [check] baseline"
+    assert (code, out, err) == (2, "", f"error: {where}: no such run file: {home / 'nope.jsonl'}\n")
+    (home / "harness.toml").write_text("")
+    code, out, err = invoke(
+        "run", "--data", "qa", *MODEL, "--no-mlflow", "--check", "--baseline", "nosuchtag"
+    )
+    assert (code, out) == (2, "") and err.startswith("error: no run, tag or run name 'nosuchtag'")
+    code, out, _ = invoke("runs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
