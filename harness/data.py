@@ -340,8 +340,20 @@ def _answers(value: Any, lists_in_text: bool) -> tuple[str, ...]:
         if isinstance(parsed, list):
             value = parsed
     if isinstance(value, (list, tuple)):
-        return tuple(_text(v) for v in value if not is_missing(v))
-    return (_text(value),)
+        return tuple(_answer_text(v) for v in value if not is_missing(v))
+    return (_answer_text(value),)
+
+
+def _answer_text(value: Any) -> str:
+    """An expected answer as text; an integral float is its integer (4.0 is "4"): pandas
+    makes an int column with a missing value floats, so a target 4 arrives as 4.0, and
+    exact_match would then score the output "4" 0 (mlflow.evaluate raises on the types).
+    A CSV cell is text, kept as written ("4.0" stays "4.0")."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()  # numpy's float32 is no float
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return _text(value)
 
 
 def _jsonable(value: Any) -> Any:

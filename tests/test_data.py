@@ -560,3 +560,48 @@ def test_evaluate_reads_a_text_list_as_answers_only_in_a_csv_file(
     db = home / "harness.duckdb"
     stored = {e.expected for d in list_datasets(db) for e in load_examples(db, d)}
     assert stored == {("[1, 2]",), ('["x", "y"]',), ("x", "y"), ("[3]",)}
+
+
+@pytest.mark.parametrize("source", ["dataframe", "parquet", "jsonl"])
+def test_an_integral_float_answer_is_its_integer(tmp_path: Path, home: Path, source: str) -> None:
+    """pandas makes an int column with a missing value floats: the target 4 was stored as
+    the answer "4.0", and exact_match scored the output "4" 0 without a word."""
+    df = pd.DataFrame(
+        {
+            "question": ["2+2?", "half?", "none?", "big?"],
+            "answer": [4, 0.5, None, -3],  # float64: 4.0, 0.5, NaN, -3.0
+        }
+    )
+    assert df["answer"].dtype == np.float64
+    if source == "dataframe":
+        info = import_dataframe(df, name="ints").dataset
+    else:
+        path = tmp_path / f"ints.{source}"
+        if source == "parquet":
+            df.to_parquet(path)
+        else:
+            df.to_json(path, orient="records", lines=True)
+        info = import_file(path, name="ints").dataset
+    examples = load_examples(home / "harness.duckdb", info)
+    assert [e.expected for e in examples] == [("4",), ("0.5",), (), ("-3",)]
+    texts = df.assign(answer=["4", "0.5", None, "-3"])
+    assert import_dataframe(texts, name="texts").dataset.digest == info.digest
+
+
+def test_integral_floats_in_a_list_of_answers_and_numpy_scalars(home: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "question": ["a", "b"],
+            "answer": [np.array([1.0, 2.5], dtype=np.float32), np.float64(7.0)],
+        }
+    )
+    info = import_dataframe(df, name="lists").dataset
+    examples = load_examples(home / "harness.duckdb", info)
+    assert [e.expected for e in examples] == [("1", "2.5"), ("7",)]
+
+
+def test_a_csv_cell_that_reads_4_0_stays_as_written(tmp_path: Path, home: Path) -> None:
+    path = tmp_path / "v.csv"
+    path.write_text("question,answer\nWhich version?,2.0\n")
+    info = import_file(path, name="v").dataset
+    assert load_examples(home / "harness.duckdb", info)[0].expected == ("2.0",)

@@ -641,3 +641,13 @@ def test_the_home_said_names_mlruns_only_when_the_run_writes_it(
     assert len(said) == 1, said
     assert ("mlruns/" in said[0]) == log_to_mlflow == (tmp_path / "mlruns").exists()
     assert "harness.duckdb" in said[0] and (tmp_path / "harness.duckdb").exists()
+
+
+def test_an_int_target_with_a_missing_value_scores_its_integer_output() -> None:
+    """pandas makes the targets [4, None] floats: the answer was stored as "4.0" and
+    exact_match scored the output "4" 0 without a word."""
+    data = pd.DataFrame({"question": ["What is 2+2?", "Unknown?"], "answer": [4, None]})
+    result = harness.evaluate(
+        answer_four, data, targets="answer", extra_metrics="exact_match", log_to_mlflow=False
+    )
+    assert result.metrics["exact_match/mean"] == 1.0
