@@ -65,19 +65,23 @@ def in_python_words(error: HarnessError) -> None:
 
 
 _MISSING_KEY = re.compile(r"^python:\S+ raised KeyError: '([^']*)'$")
+# A function written for a DataFrame, given a row: row["question"] is its text, no Series.
+_CELL_METHOD = re.compile(r"^python:\S+ raised AttributeError: '(str|list|NoneType)' object has")
 _ROW_NAMES = {"id", "input", "expected", "expected_all", "context", "prompt"}
 
 
 def row_dict_hint(reasons: list[str]) -> str:
     """For a model function that read a key the row dict lacks (``row["inputs"]``, as a
-    function written for mlflow.evaluate reads its DataFrame's column): how the row names
-    the data's columns. Empty for any other failure."""
+    function written for mlflow.evaluate reads its DataFrame's column), or called a
+    Series' method on a cell (``row["inputs"].map(...)``): how the row names the data's
+    columns. Empty for any other failure."""
     for reason in reasons:
         found = _MISSING_KEY.match(reason)
-        if found is not None and found.group(1) not in _ROW_NAMES:
+        if (found is not None and found.group(1) not in _ROW_NAMES) or _CELL_METHOD.match(reason):
             return (
                 "; a model function gets one row as a dict: the input as row['input'], the "
-                "expected answer as row['expected'], the context as row['context'] and the "
-                "data's other columns by name (not a DataFrame, as mlflow.evaluate's does)"
+                "expected answer as row['expected'], the context as row['context'] (each "
+                "also under its column's name) and the data's other columns by name (not a "
+                "DataFrame, as mlflow.evaluate's does)"
             )
     return ""

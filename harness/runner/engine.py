@@ -174,7 +174,7 @@ class Engine:
 
     async def process(self, example: Example) -> tuple[OutputRow, list[ScoreRow]]:
         plan, config = self.plan, self.plan.config
-        row = example.as_row()
+        row = example.as_row(plan.dataset.columns)
         prompt = render(plan.template, row)
         row["prompt"] = prompt
         messages = [{"role": "system", "content": config.system}] if config.system else []

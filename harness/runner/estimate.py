@@ -176,7 +176,7 @@ def estimate_run(
     model_est, judge_est = CallEstimate(), CallEstimate()
     try:
         for example in plan.examples:
-            row = example.as_row()
+            row = example.as_row(plan.dataset.columns)
             row["prompt"] = render(plan.template, row)
             messages: list[Message] = (
                 [{"role": "system", "content": config.system}] if config.system else []

@@ -26,8 +26,12 @@ class Example:
     context: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    def as_row(self) -> dict[str, Any]:
-        """The dict a ``python:`` model receives (extra columns included, never overriding)."""
+    def as_row(self, columns: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The dict a ``python:`` model receives (extra columns included, never overriding).
+
+        With ``columns`` (a dataset's field -> column mapping), each mapped field is also
+        under its column's own name (``row["question"]`` beside ``row["input"]``), as a
+        function ported from ``mlflow.evaluate`` reads it; never over a field's name."""
         row: dict[str, Any] = dict(self.extra)
         row.update(
             id=self.id,
@@ -36,7 +40,14 @@ class Example:
             expected_all=list(self.expected),
             context=self.context,
         )
+        for field_name, column in (columns or {}).items():
+            if field_name in row and isinstance(column, str) and column not in _ROW_FIELDS:
+                row.setdefault(column, row[field_name])
         return row
+
+
+# The names harness gives a row's own fields, which a column of the data never takes over.
+_ROW_FIELDS = frozenset({"id", "input", "expected", "expected_all", "context", "prompt"})
 
 
 @dataclass(frozen=True)

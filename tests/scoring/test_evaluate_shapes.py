@@ -548,15 +548,22 @@ def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> 
     assert result.result.errors == 2 and result.metrics == {}
     [warning] = caught
     assert str(warning.message).startswith("2 of 2 rows failed (2 x python:")
-    assert "dataframe_model raised KeyError: 'inputs'" in str(warning.message)
-    # It said no more: how the row dict names the data's input column was nowhere.
-    assert str(warning.message).endswith(
+    # row["inputs"] is the row's input text (the column's own name), which has no .map
+    assert "dataframe_model raised AttributeError: 'str' object has no attribute 'map'" in str(
+        warning.message
+    )
+    hint = (
         "the rows are in the table with their error; a model function gets one row as a "
         "dict: the input as row['input'], the expected answer as row['expected'], the "
-        "context as row['context'] and the data's other columns by name (not a DataFrame, "
-        "as mlflow.evaluate's does)"
+        "context as row['context'] (each also under its column's name) and the data's other "
+        "columns by name (not a DataFrame, as mlflow.evaluate's does)"
     )
+    assert str(warning.message).endswith(hint)
     assert warning.filename == __file__  # the caller's line, not harness's
+    with pytest.warns(RowsFailedWarning) as caught:  # a key the row lacks: the same hint
+        harness.evaluate(lambda row: row["question"], data, log_to_mlflow=False)
+    assert "raised KeyError: 'question'" in str(caught[0].message)
+    assert str(caught[0].message).endswith(hint)
     with pytest.warns(RowsFailedWarning) as caught:  # a key of the row dict: no such hint
         harness.evaluate(lambda row: row["context"] + 1, data, log_to_mlflow=False)
     assert str(caught[0].message).endswith("the rows are in the table with their error")
@@ -737,3 +744,37 @@ def test_the_table_keeps_the_datas_other_columns_as_mlflow_does(home: Path) -> N
     assert "What is 2+2?" in limited.stdout and "... 2 more rows" in limited.stdout
     errors = CliRunner().invoke(cli, ["runs", "show", result.run_id, "--errors", "--json"])
     assert json.loads(errors.stdout)["rows_table"] == []  # asked for, and none failed
+
+
+def answer_by_column_names(row: dict) -> str:
+    # Written as for mlflow.evaluate's columns: the data's own names, not harness's.
+    return f"{row['question']}|{row['truth']}|{row['passage']}|{row['input']}"
+
+
+def test_a_model_function_reads_the_mapped_columns_under_their_own_names(home: Path) -> None:
+    """def model(row): return row["question"] failed every row with KeyError: 'question':
+    the mapped input was only row["input"]."""
+    data = pd.DataFrame({"question": ["a?", "b?"], "truth": ["t1", "t2"], "passage": ["p1", "p2"]})
+    result = harness.evaluate(
+        answer_by_column_names,
+        data,
+        targets="truth",
+        context="passage",
+        extra_metrics="exact_match",
+        log_to_mlflow=False,
+    )
+    assert result.result.errors == 0
+    table = result.tables["eval_results_table"]
+    assert list(table["output"]) == ["a?|t1|p1|a?", "b?|t2|p2|b?"]
+    # A column named as one of harness's own fields keeps harness's value there.
+    named_prompt = pd.DataFrame({"prompt": ["x?"], "context": ["c"], "passage": ["p"]})
+    result = harness.evaluate(
+        lambda row: f"{row['prompt']}|{row['context']}|{row['expected']}",
+        named_prompt,
+        inputs="prompt",
+        targets="context",
+        context="passage",
+        prompt="Q: {input}",
+        log_to_mlflow=False,
+    )
+    assert list(result.tables["eval_results_table"]["output"]) == ["Q: x?|p|c"]
