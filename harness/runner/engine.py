@@ -174,7 +174,9 @@ class Engine:
 
     async def process(self, example: Example) -> tuple[OutputRow, list[ScoreRow]]:
         plan, config = self.plan, self.plan.config
-        row = example.as_row(plan.dataset.columns)
+        # A Spark task's plan has no dataset (its rows come with the task; a python: model,
+        # the one reader of the data's own column names, runs on the driver).
+        row = example.as_row(plan.dataset.columns if plan.dataset is not None else None)
         prompt = render(plan.template, row)
         row["prompt"] = prompt
         messages = [{"role": "system", "content": config.system}] if config.system else []
