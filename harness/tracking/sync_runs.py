@@ -15,7 +15,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from harness.tracking.sync_experiments import (
     stale_tags,
 )
 from harness.tracking.sync_links import LinkCopier, LocalLinks, local_links
+from harness.tracking.sync_listing import parents_first, search_runs, walk_artifacts
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import (
     SyncTarget,
@@ -263,7 +264,7 @@ class Syncer:
     def sync_experiment(self, experiment: Any) -> None:
         from mlflow.entities import ViewType
 
-        runs = _search_runs(self.src, experiment.experiment_id, ViewType.ACTIVE_ONLY)
+        runs = search_runs(self.src, experiment.experiment_id, ViewType.ACTIVE_ONLY)
         if not runs:
             return
         mapper = self.target.experiment_path
@@ -287,7 +288,7 @@ class Syncer:
                 f"MLFLOW_TRACKING_URI set to it){elsewhere}, then sync again"
             )
         copies: dict[str, Run] = {}
-        held = _search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []
+        held = search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []
         if renamed is not None:
             name = self._rename_experiment(renamed, name, experiment, held)
         for run in held:
@@ -308,7 +309,7 @@ class Syncer:
             return slot[0] or ""  # "" in a dry run
 
         later: list[tuple[Run, RunSync]] = []
-        for run in _parents_first(runs):
+        for run in parents_first(runs):
             # Also between runs: a run to skip, and a dry run, write nothing to stop at.
             self._check_stop()
             result = RunSync(run.info.run_id, experiment.name, name, "create", run.info.run_name)
@@ -381,7 +382,7 @@ class Syncer:
     def _local_artifacts(self, run: Run) -> list[_Artifact]:
         root = _local_dir(run.info.artifact_uri)
         if root is None:  # a remote artifact store: list it, download when uploading
-            files = _walk_artifacts(self.src, run.info.run_id)
+            files = walk_artifacts(self.src, run.info.run_id)
             return [_Artifact(f.path, f.file_size, None, None) for f in files]
         found = []
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
@@ -506,7 +507,7 @@ class Syncer:
                 models = [m for m in models if m not in linked]
             plan.models = models
         if "artifacts" in changed:
-            files = _walk_artifacts(self.dst, target_run.info.run_id) if target_run else ()
+            files = walk_artifacts(self.dst, target_run.info.run_id) if target_run else ()
             sizes = {f.path: f.file_size for f in files}
             since_ns = (synced_at_ms or 0) * 1_000_000 or None
             for artifact in local.artifacts:
@@ -562,33 +563,6 @@ class Syncer:
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _search_runs(client: Any, experiment_id: str, view: Any) -> list[Run]:
-    def fetch(token: str | None) -> Any:
-        order = ["attributes.start_time ASC"]
-        return client.search_runs([experiment_id], "", view, 1000, order, token)
-
-    return list(pages(fetch))
-
-
-def _walk_artifacts(client: Any, run_id: str, path: str | None = None) -> Iterator[Any]:
-    for item in client.list_artifacts(run_id, path):
-        yield from _walk_artifacts(client, run_id, item.path) if item.is_dir else (item,)
-
-
-def _parents_first(runs: list[Run]) -> list[Run]:
-    """Order runs so a parent is copied before its children (to map mlflow.parentRunId)."""
-    by_id = {r.info.run_id: r for r in runs}
-
-    def depth(run: Run) -> int:
-        seen = set()
-        while (parent := run.data.tags.get("mlflow.parentRunId")) in by_id and parent not in seen:
-            seen.add(parent)
-            run = by_id[parent]
-        return len(seen)
-
-    return sorted(runs, key=depth)  # stable: start-time order within a depth
 
 
 def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
