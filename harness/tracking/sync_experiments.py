@@ -11,6 +11,13 @@ target but whose tagged copy was made under the old local name (and sits where t
 name maps to) is that copy: the sync renames it to follow the local name (unless it holds
 runs synced from another store: a shared experiment keeps its name), and every run copied
 there is found again, so nothing is copied twice.
+
+A copy also carries ``harness.target_experiment_name``: the name the sync gave it, where
+this mapping puts the local experiment. A copy renamed on the target since (by a team,
+or a shared copy kept under its name) no longer has that name; it is found by the tags and
+keeps its new name, which ``harness.target_experiment_kept`` records once the sync said so.
+The tags tell a second mapping's copy (``mirror/NAME``) apart: its recorded name is what
+that mapping gives, so a sync mapped elsewhere never takes it for its own.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from harness.tracking.mlflow_store import artifact_root_for
 __all__ = [
     "TAG_SOURCE_EXPERIMENT",
     "TAG_SOURCE_EXPERIMENT_NAME",
+    "TAG_TARGET_KEPT",
+    "TAG_TARGET_NAME",
     "artifacts_beside",
+    "kept_copy",
+    "kept_tags",
     "renamed_copy",
     "source_tags",
     "stale_tags",
@@ -32,6 +43,8 @@ __all__ = [
 
 TAG_SOURCE_EXPERIMENT = "harness.source_experiment"
 TAG_SOURCE_EXPERIMENT_NAME = "harness.source_experiment_name"
+TAG_TARGET_NAME = "harness.target_experiment_name"
+TAG_TARGET_KEPT = "harness.target_experiment_kept"
 
 
 def source_key(source_id: str, local: Any) -> str:
@@ -39,26 +52,43 @@ def source_key(source_id: str, local: Any) -> str:
     return f"{source_id}:{local.experiment_id}"
 
 
-def source_tags(source_id: str, local: Any) -> dict[str, str]:
+def source_tags(source_id: str, local: Any, name: str) -> dict[str, str]:
+    """The tags of a copy of ``local`` the sync gives ``name`` on the target."""
     return {
         TAG_SOURCE_EXPERIMENT: source_key(source_id, local),
         TAG_SOURCE_EXPERIMENT_NAME: local.name,
+        TAG_TARGET_NAME: name,
     }
 
 
 def stale_tags(found: Any, source_id: str, local: Any) -> dict[str, str]:
-    """The source tags to set on ``found`` (the copy found by name): both when it has none,
-    the name when it is ours under an older name; none when it is another experiment's
+    """The source tags to set on ``found`` (the copy found by name): those it lacks or has
+    from an older name when it is ours or nobody's; none when it is another experiment's
     (several local experiments synced into one target experiment)."""
     key = found.tags.get(TAG_SOURCE_EXPERIMENT)
-    if key is None:
-        return source_tags(source_id, local)
-    if (
-        key == source_key(source_id, local)
-        and found.tags.get(TAG_SOURCE_EXPERIMENT_NAME) != local.name
-    ):
-        return {TAG_SOURCE_EXPERIMENT_NAME: local.name}
-    return {}
+    if key is not None and key != source_key(source_id, local):
+        return {}
+    wanted = source_tags(source_id, local, found.name)
+    return {k: v for k, v in wanted.items() if found.tags.get(k) != v}
+
+
+def kept_tags(copy: Any, name: str, local: Any) -> dict[str, str]:
+    """The tags to set on ``copy``, synced into under its own name instead of ``name`` (the
+    local name's target name): found again by :func:`kept_copy`, said once."""
+    wanted = {TAG_SOURCE_EXPERIMENT_NAME: local.name, TAG_TARGET_NAME: name}
+    wanted[TAG_TARGET_KEPT] = copy.name
+    return {k: v for k, v in wanted.items() if copy.tags.get(k) != v}
+
+
+def _tagged(dst: Any, source_id: str, local: Any) -> list[Any]:
+    """The active target experiments whose source tag names ``local``."""
+    from mlflow.entities import ViewType
+
+    key = source_key(source_id, local)
+    found = dst.search_experiments(
+        ViewType.ACTIVE_ONLY, 1000, f"tags.`{TAG_SOURCE_EXPERIMENT}` = '{key}'"
+    )
+    return list(found)
 
 
 def renamed_copy(
@@ -66,15 +96,23 @@ def renamed_copy(
 ) -> Any | None:
     """The active target experiment copied from ``local`` under an older local name, where
     that name maps to (``mapper``: the target's name for a local one); None when none is."""
-    from mlflow.entities import ViewType
-
-    key = source_key(source_id, local)
-    found = dst.search_experiments(
-        ViewType.ACTIVE_ONLY, 1000, f"tags.`{TAG_SOURCE_EXPERIMENT}` = '{key}'"
-    )
-    for experiment in found:
+    for experiment in _tagged(dst, source_id, local):
         old = experiment.tags.get(TAG_SOURCE_EXPERIMENT_NAME)
         if old and old != local.name and experiment.name == (mapper(old) if mapper else old):
+            return experiment
+    return None
+
+
+def kept_copy(
+    dst: Any, source_id: str, local: Any, name: str, mapper: Callable[[str], str] | None
+) -> Any | None:
+    """The active target experiment copied from ``local`` by this mapping (it was given
+    ``name``, or the name the last synced local name maps to) that has another name now:
+    renamed on the target, or kept there; None when none is."""
+    for experiment in _tagged(dst, source_id, local):
+        given = experiment.tags.get(TAG_TARGET_NAME)
+        old = experiment.tags.get(TAG_SOURCE_EXPERIMENT_NAME) or local.name
+        if given and given != experiment.name and given in (name, mapper(old) if mapper else old):
             return experiment
     return None
 

@@ -25,7 +25,11 @@ from urllib.parse import urlparse
 from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.sync_experiments import (
     TAG_SOURCE_EXPERIMENT_NAME,
+    TAG_TARGET_KEPT,
+    TAG_TARGET_NAME,
     artifacts_beside,
+    kept_copy,
+    kept_tags,
     renamed_copy,
     source_tags,
     stale_tags,
@@ -272,13 +276,15 @@ class Syncer:
         existing = self.dst.get_experiment_by_name(name)
         if existing is not None and self.dry_run and name in self._renamed_away():
             existing = None  # a dry run renamed it away, in its plan
-        renamed = None  # renamed locally since a sync? Its copy follows (below).
+        # Renamed locally since a sync? Its copy follows (below). On the target? It stays.
+        renamed = kept = None
         if existing is None:
             existing = renamed = renamed_copy(self.dst, self.source_id, experiment, mapper)
-        elif existing.lifecycle_stage != "deleted" and not self.dry_run:
-            tags = stale_tags(existing, self.source_id, experiment)
-            for key, value in tags.items():  # a later rename is then recognised
-                self._write(self.dst.set_experiment_tag, existing.experiment_id, key, value)
+        if existing is None:
+            existing = kept = kept_copy(self.dst, self.source_id, experiment, name, mapper)
+        elif renamed is None and existing.lifecycle_stage != "deleted" and not self.dry_run:
+            # A later rename, here or on the target, is then recognised.
+            self._tag(existing, stale_tags(existing, self.source_id, experiment))
         if existing is not None and existing.lifecycle_stage == "deleted":
             # A mapped target (--databricks --experiment PATH) can also go elsewhere.
             elsewhere = ", or sync into another experiment" if mapper else ""
@@ -291,6 +297,8 @@ class Syncer:
         held = search_runs(self.dst, existing.experiment_id, ViewType.ALL) if existing else []
         if renamed is not None:
             name = self._rename_experiment(renamed, name, experiment, held)
+        elif kept is not None:
+            name = self._keep_name(kept, name, experiment)
         for run in held:
             source_id = run.data.tags.get(TAG_SOURCE_RUN)
             # Two copies of one run (made by hand?): prefer the one whose sync completed.
@@ -348,9 +356,23 @@ class Syncer:
             if self.target.prepare_experiment:
                 self.target.prepare_experiment(name)
             self._write(self.dst.rename_experiment, copy.experiment_id, name)
-            tag = TAG_SOURCE_EXPERIMENT_NAME
-            self._write(self.dst.set_experiment_tag, copy.experiment_id, tag, local.name)
+        self._tag(copy, {TAG_SOURCE_EXPERIMENT_NAME: local.name, TAG_TARGET_NAME: name})
         return name
+
+    def _keep_name(self, copy: Any, name: str, local: Any) -> str:
+        """Sync into ``copy``, renamed on the target since the last sync: it keeps that
+        name, said once."""
+        if copy.tags.get(TAG_TARGET_KEPT) != copy.name:
+            self.say(
+                f"syncing into experiment '{copy.name}' on {self.shown}, the copy of "
+                f"'{local.name}' renamed there since the last sync (it keeps that name)"
+            )
+        self._tag(copy, kept_tags(copy, name, local))
+        return str(copy.name)
+
+    def _tag(self, experiment: Any, tags: dict[str, str]) -> None:
+        for key, value in tags.items() if not self.dry_run else ():
+            self._write(self.dst.set_experiment_tag, experiment.experiment_id, key, value)
 
     def _create_experiment(self, name: str, local: Any) -> str:
         self.report.experiments_created.append(name)
@@ -359,7 +381,7 @@ class Syncer:
         if self.target.prepare_experiment:
             self.target.prepare_experiment(name)
         keep = [k for k in local.tags if not k.startswith("mlflow.") or k == "mlflow.note.content"]
-        tags = {k: local.tags[k] for k in keep} | source_tags(self.source_id, local)
+        tags = {k: local.tags[k] for k in keep} | source_tags(self.source_id, local, name)
         location = artifacts_beside(self.target.tracking_uri, name)
         return self._write(self.dst.create_experiment, name, artifact_location=location, tags=tags)
 

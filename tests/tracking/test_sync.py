@@ -1724,3 +1724,54 @@ def test_a_shared_experiment_keeps_its_name_when_one_store_renames_its_own(serve
     dst = MlflowClient(server)
     assert dst.get_experiment_by_name("mine-only") is None
     assert len(_copies(server)[my_run]) == 1
+
+
+def test_a_copy_renamed_on_the_target_keeps_its_name_and_gets_the_runs(server, tmp_path):
+    """The team renamed the copy on the server (team-qa -> team-qa-server): the next sync
+    (and its dry run) copied every run again into a new `team-qa`. It now finds the copy by
+    its source tag, syncs into it under the server's name and says so once; a second
+    mapping (mirror/NAME) keeps its own copy, and a new one makes its own."""
+    uri = _new_store(tmp_path)
+    _make_experiment(uri, tmp_path, "team-qa")
+    with _tracking(uri):
+        first_run = _log_eval_run("team-qa", "r1", traces=1)
+    mirror = SyncTarget(server, experiment_path=lambda name: f"mirror/{name}")
+    for target in (SyncTarget(server), mirror):
+        assert [r.action for r in sync(uri, target).runs] == ["create"]
+    dst = MlflowClient(server)
+    copy = dst.get_experiment_by_name("team-qa")
+    dst.rename_experiment(copy.experiment_id, "team-qa-server")
+
+    said = (
+        f"syncing into experiment 'team-qa-server' on the tracking server {server}, the copy "
+        "of 'team-qa' renamed there since the last sync (it keeps that name)"
+    )
+    for dry_run in (True, False):
+        lines: list[str] = []
+        again = sync(uri, SyncTarget(server), dry_run=dry_run, progress=lines.append)
+        assert [(r.action, r.target_experiment) for r in again.runs] == [("skip", "team-qa-server")]
+        assert again.experiments_created == again.experiments_renamed == []
+        assert lines[0] == said
+    assert dst.get_experiment_by_name("team-qa") is None
+    assert len(_copies(server)[first_run]) == 2  # this copy and the mirror's, no third
+
+    with _tracking(uri):
+        second_run = _log_eval_run("team-qa", "r2", traces=1)
+    lines = []
+    latest = sync(uri, SyncTarget(server), progress=lines.append)
+    assert [(r.action, r.target_experiment) for r in latest.runs] == [
+        ("skip", "team-qa-server"),
+        ("create", "team-qa-server"),
+    ]
+    assert said not in lines
+    [second_copy] = _copies(server)[second_run]
+    assert second_copy.info.experiment_id == copy.experiment_id
+    # The mirror's copy is its own, and a new mapping makes one of its own.
+    mirrored = sync(uri, mirror)
+    assert [(r.action, r.target_experiment) for r in mirrored.runs] == [
+        ("skip", "mirror/team-qa"),
+        ("create", "mirror/team-qa"),
+    ]
+    other = sync(uri, SyncTarget(server, experiment_path=lambda name: f"other/{name}"))
+    assert other.experiments_created == ["other/team-qa"]
+    assert [r.action for r in other.runs] == ["create", "create"]
