@@ -345,6 +345,7 @@ class Syncer:
                 f"kept experiment '{copy.name}' on {self.shown}: renamed locally to "
                 f"'{local.name}' since the last sync, but it holds runs synced from elsewhere"
             )
+            self._tag(copy, kept_tags(copy, name, local))  # said once: kept_copy finds it
             return str(copy.name)
         self.report.experiments_renamed.append([copy.name, name])
         verb = "would rename" if self.dry_run else "renamed"

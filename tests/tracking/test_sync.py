@@ -1698,20 +1698,29 @@ def test_a_second_cli_sync_says_it_had_nothing_to_copy(server, home):
         )
 
 
+def _shared_then_renamed_in_mine(
+    server: str, tmp_path: Path, shared: str = "shared", mine_only: str = "mine-only"
+) -> tuple[str, str]:
+    """Two homes synced their `shared` experiment into one target experiment, then the
+    first one (whose sync made the copy) renamed its own `mine_only`: (its URI, its run)."""
+    mine, theirs = _new_store(tmp_path / "mine"), _new_store(tmp_path / "theirs")
+    my_id = _make_experiment(mine, tmp_path / "mine", shared)
+    _make_experiment(theirs, tmp_path / "theirs", shared)
+    with _tracking(mine):
+        my_run = _log_eval_run(shared, "mine", traces=1)
+    with _tracking(theirs):
+        _log_eval_run(shared, "theirs", traces=1)
+    sync(mine, SyncTarget(server))
+    sync(theirs, SyncTarget(server))
+    MlflowClient(mine).rename_experiment(my_id, mine_only)
+    return mine, my_run
+
+
 def test_a_shared_experiment_keeps_its_name_when_one_store_renames_its_own(server, tmp_path):
     """Two homes sync their `shared` experiment into one target experiment; one home renames
     its own: the shared copy keeps its name (the other home's runs are in it) and that
     home's runs are still found there, none copied again."""
-    mine, theirs = _new_store(tmp_path / "mine"), _new_store(tmp_path / "theirs")
-    my_id = _make_experiment(mine, tmp_path / "mine", "shared")
-    _make_experiment(theirs, tmp_path / "theirs", "shared")
-    with _tracking(mine):
-        my_run = _log_eval_run("shared", "mine", traces=1)
-    with _tracking(theirs):
-        _log_eval_run("shared", "theirs", traces=1)
-    sync(mine, SyncTarget(server))
-    sync(theirs, SyncTarget(server))
-    MlflowClient(mine).rename_experiment(my_id, "mine-only")
+    mine, my_run = _shared_then_renamed_in_mine(server, tmp_path)
 
     lines: list[str] = []
     again = sync(mine, SyncTarget(server), progress=lines.append)
@@ -1723,6 +1732,32 @@ def test_a_shared_experiment_keeps_its_name_when_one_store_renames_its_own(serve
     )
     dst = MlflowClient(server)
     assert dst.get_experiment_by_name("mine-only") is None
+    assert len(_copies(server)[my_run]) == 1
+
+
+def test_a_kept_shared_experiment_is_said_once(server, tmp_path):
+    """The sync that kept a shared copy's name (renamed locally) said so again on every sync
+    after it; it says it once, and later syncs go on into the copy without a word."""
+    mine, my_run = _shared_then_renamed_in_mine(server, tmp_path, "shared-once", "mine-once")
+    first: list[str] = []
+    sync(mine, SyncTarget(server), progress=first.append)
+    assert first[0].startswith("kept experiment 'shared-once' on ")
+    with _tracking(mine):
+        new_run = _log_eval_run("mine-once", "later", traces=1)
+
+    for dry_run in (True, False):
+        lines: list[str] = []
+        again = sync(mine, SyncTarget(server), dry_run=dry_run, progress=lines.append)
+        assert [(r.run_id, r.action, r.target_experiment) for r in again.runs] == [
+            (my_run, "skip", "shared-once"),
+            (new_run, "create", "shared-once"),
+        ]
+        assert again.experiments_renamed == again.experiments_created == []
+        assert [line for line in lines if "experiment '" in line] == []
+    dst = MlflowClient(server)
+    assert dst.get_experiment_by_name("mine-once") is None
+    shared = dst.get_experiment_by_name("shared-once").experiment_id
+    assert [c.info.experiment_id for c in _copies(server)[new_run]] == [shared]
     assert len(_copies(server)[my_run]) == 1
 
 
