@@ -249,10 +249,22 @@ def _watching(stop_file: str | None, stop: StopRequest) -> Iterator[None]:
         return
     done = threading.Event()
 
+    def stopped() -> bool:
+        if os.path.exists(stop_file):
+            stop.request(signal.SIGINT)
+            return True
+        return False
+
+    # A task that starts after the stop (its Python worker still importing when the driver
+    # was interrupted) must send nothing: looked at before the first row, not one poll
+    # later, when its first calls were paid and came back after the driver's grace, lost.
+    if stopped():
+        yield
+        return
+
     def watch() -> None:
         while not done.wait(_STOP_POLL_S):
-            if os.path.exists(stop_file):
-                stop.request(signal.SIGINT)
+            if stopped():
                 return
 
     watcher = threading.Thread(target=watch, name="harness-stop-watch", daemon=True)
