@@ -544,7 +544,7 @@ def _interrupt_once_executors_call(server: FakeLLMServer) -> None:
     threading.Thread(target=interrupt, daemon=True).start()
 
 
-def _interrupted_on_spark(server: FakeLLMServer, spark: Any, home: Path) -> Any:
+def _interrupted_on_spark(server: FakeLLMServer, spark: Any, home: Path, **changes: Any) -> Any:
     """Run on Spark, SIGINT at the executors' first calls; the interrupted run's result
     (its message says how to resume), the server's latency back to none."""
     from harness.errors import Interrupted
@@ -552,7 +552,7 @@ def _interrupted_on_spark(server: FakeLLMServer, spark: Any, home: Path) -> Any:
     _interrupt_once_executors_call(server)
     try:
         with pytest.raises(Interrupted) as stopped:
-            run_eval(config(spark=True), home=home, spark_session=spark)
+            run_eval(config(spark=True, **changes), home=home, spark_session=spark)
     finally:
         server.configure(latency_s=0.0)
     result = stopped.value.result
@@ -620,11 +620,14 @@ def test_ctrl_c_keeps_what_a_wave_longer_than_the_grace_paid_for_on_a_local_sess
     (the driver's stop file): their tasks send no new call, finish those in flight and come
     back within the grace with what they paid for, so the resume pays for no call twice."""
     server, spark = fake
-    # One wave of 20 rows in 2 tasks, 4 rows at a time each: ~9 s of calls, against the
-    # grace's 5 s; each call 1 s, so the calls in flight at the stop end within it.
-    write_settings(home, "[spark]\nrows_per_task = 10\n")
-    server.configure(latency_s=1.0)
-    result = _interrupted_on_spark(server, spark, home)
+    # One wave of 20 rows in 1 task, 2 rows at a time: ~10 s of calls (0.5 s each, the
+    # model's then the judges'), against the grace's 5 s (the task's 3 s), so the calls in
+    # flight at the stop end well within it. (Two tasks of 10 rows, 4 at a time, with 1 s
+    # calls failed one run in two on a slow day: the fake server, in this busy process,
+    # answered the calls in flight after the task's grace.)
+    write_settings(home, "[spark]\ntasks = 1\nrows_per_task = 20\n")
+    server.configure(latency_s=0.5)
+    result = _interrupted_on_spark(server, spark, home, concurrency=2)
     assert result.rows_done < 20
     assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
     paid = server.stats()["requests_total"]
