@@ -43,10 +43,13 @@ def test_the_compare_by_example_quotes_only_what_a_rerun_gives(home: Path) -> No
     example = example[: example.index("The terminal, `--json`")]
     slices = doc["candidates"][0]["slices"]
     f1 = {s["value"]: next(m for m in s["metrics"] if m["metric"] == "token_f1") for s in slices}
-    for value, verdict in (("maybe", "worse"), ("yes", "no detectable difference"),
-                           ("no", "no detectable difference")):  # fmt: skip
+    # The `yes` slice's adjusted p sits near 0.05 and moves with latency's (below): the
+    # example calls it within the margin and says another run may call it worse; it is worse
+    # exactly when its adjusted p is below 0.05.
+    yes = "worse" if f1["yes"]["p_adjusted"] < 0.05 else "no detectable difference"
+    for value, verdict in (("maybe", "worse"), ("yes", yes), ("no", "no detectable difference")):
         m = f1[value]
-        assert m["verdict"] == verdict
+        assert m["verdict"] == verdict, (value, m)
         assert f"{signed(m['diff'])} {ci(*m['ci'])}" in example, value
     # Latency's slices move every other slice's adjusted p: at their extremes (p 0 or 1),
     # the `yes` slice's differs, and the example says its own varies rather than fixing it.
