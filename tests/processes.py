@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -172,3 +173,18 @@ def json_doc(text: str) -> dict[str, Any]:
     """stdout of ``--json``: exactly one JSON document."""
     document: dict[str, Any] = json.loads(text)
     return document
+
+
+# A run of the `qa` rows (``import_rows``) against an OpenAI-style server, and what its
+# summary says: "(STORED of TOTAL rows, FAILED failed" and "model calls: ..., N failed;".
+QA_RUN = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--no-mlflow")
+ROW_LINE = re.compile(r"\((\d+) of (\d+) rows, (\d+) failed")
+CALLS_FAILED = re.compile(r"^model calls: .*, (\d+) failed;", re.MULTILINE)
+
+
+def said_counts(text: str) -> tuple[int, int, int]:
+    """(rows stored, failed rows, failed model calls) as a summary's lines say them."""
+    rows = ROW_LINE.search(text)
+    calls = CALLS_FAILED.search(text)
+    assert rows is not None and calls is not None, text
+    return int(rows.group(1)), int(rows.group(3)), int(calls.group(1))

@@ -4,20 +4,26 @@ count the same failures as the calls, and `--resume` runs them again once it ans
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import harness, harness_env, import_rows, json_doc, last_line, query
+from processes import (
+    CALLS_FAILED,
+    harness,
+    harness_env,
+    import_rows,
+    json_doc,
+    last_line,
+    query,
+    said_counts,
+)
+from processes import QA_RUN as RUN
 
 from harness.testing import FakeLLMServer
 
 ROWS = 20
-RUN = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--no-mlflow")
-ROW_LINE = re.compile(r"\((\d+) of (\d+) rows, (\d+) failed")
-CALLS_FAILED = re.compile(r"^model calls: .*, (\d+) failed;", re.MULTILINE)
 
 
 @pytest.fixture
@@ -48,9 +54,7 @@ def test_a_refused_server_stores_the_rows_it_refused_as_failed_and_the_counts_ag
     refused = f"nothing is listening at {refused_url} (connection refused)"
     assert refused in last_line(err) and "Traceback" not in err
     run_id = out.split()[1].rstrip(":")
-    rows, calls = ROW_LINE.search(out), CALLS_FAILED.search(out)
-    assert rows is not None and calls is not None, out
-    stored, failed, calls_failed = int(rows.group(1)), int(rows.group(3)), int(calls.group(1))
+    stored, failed, calls_failed = said_counts(out)
     assert 1 <= stored == failed == calls_failed < ROWS  # the rows in flight, none after
     assert "failed: " + (f"{failed} model rows" if failed > 1 else "1 model row") in out
     errors = query(home, "SELECT error FROM outputs WHERE run_id = ?", [run_id])

@@ -9,14 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import harness, harness_env, import_rows, json_doc, last_line, query
+from processes import (
+    CALLS_FAILED,
+    ROW_LINE,
+    harness,
+    harness_env,
+    import_rows,
+    json_doc,
+    last_line,
+    query,
+    said_counts,
+)
+from processes import QA_RUN as RUN
 
 from harness.testing import FakeLLMServer
 
 ROWS = 6
-RUN = ("run", "--data", "qa", "--model", "openai:/gpt-4o-mini", "--no-mlflow")
-ROW_LINE = re.compile(r"\((\d+) of (\d+) rows, (\d+) failed")
-CALLS_FAILED = re.compile(r"^model calls: .*, (\d+) failed;", re.MULTILINE)
 
 
 @pytest.fixture
@@ -30,14 +38,6 @@ def env(home: Path, tmp_path: Path, server: FakeLLMServer) -> dict[str, str]:
     env = harness_env(home, server)
     import_rows(env, tmp_path, ROWS)
     return env
-
-
-def said(text: str) -> tuple[int, int, int]:
-    """(rows stored, failed rows, failed model calls) as a summary's lines say them."""
-    rows = ROW_LINE.search(text)
-    calls = CALLS_FAILED.search(text)
-    assert rows is not None and calls is not None, text
-    return int(rows.group(1)), int(rows.group(3)), int(calls.group(1))
 
 
 def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
@@ -55,7 +55,7 @@ def test_a_replay_miss_stores_its_row_as_failed_and_the_summary_agrees(
     assert last_line(err).startswith("error: --cache replay: the model call for row ")
     assert "Traceback" not in err
     run_id = out.split()[1].rstrip(":")
-    stored, failed, calls_failed = said(out)
+    stored, failed, calls_failed = said_counts(out)
     assert failed == calls_failed >= 1
     assert 2 < stored < ROWS  # the cached rows, then the rows that missed; none after
     errors = query(
