@@ -372,6 +372,11 @@ class Comparison:
     by: list[str] = field(default_factory=list)  # the --by columns sliced
 
     @property
+    def comparisons(self) -> int:
+        """How many tests the Holm adjustment over all rows counted (those with a p-value)."""
+        return sum(not math.isnan(m.stats.p_value) for c in self.candidates for m in c.metrics)
+
+    @property
     def slice_comparisons(self) -> int:
         """How many tests the slices' Holm adjustment counted (those with a p-value)."""
         return sum(

@@ -7,7 +7,9 @@ import dataclasses
 import gzip
 import html
 import json
+import math
 import random
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -144,9 +146,11 @@ def test_flipped_rows_line_counts_the_rows_shown(tmp_path: Path, home: Path) -> 
     assert terminal.count("better: row ") == 3
 
 
-def test_markdown_of_one_row_claims_no_intervals(tmp_path: Path, home: Path) -> None:
+def test_one_row_claims_no_intervals_or_adjustment(tmp_path: Path, home: Path) -> None:
     """Before: `harness compare --markdown` of one-row runs said "Means and changes with 95%
-    intervals." above a table with none; like the terminal, it now names no interval."""
+    intervals." above a table with none, and both it and the terminal's title ("1 paired
+    row; 95% intervals; p adjusted across 2 comparisons (Holm)") an adjustment of p-values
+    no metric has; they name neither now (the note says why)."""
     write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [1.0], "f1": [0.5]})
     write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": [0.0], "f1": [0.7]})
     h = resolve_home(home)
@@ -154,6 +158,33 @@ def test_markdown_of_one_row_claims_no_intervals(tmp_path: Path, home: Path) -> 
         load_run(str(tmp_path / "b.jsonl"), h), [load_run(str(tmp_path / "c.jsonl"), h)]
     )
     assert comparison.candidates[0].interval_legend == ""  # the terminal shows no legend
+    assert comparison.comparisons == 0
     lines = comparison_markdown(comparison).splitlines()
-    assert "1 paired row. p-values Holm-adjusted across every metric compared." in lines
-    assert not any("intervals" in line for line in lines)
+    assert "1 paired row." in lines
+    assert not any("intervals" in line or "Holm" in line for line in lines)
+    console = Console(record=True, width=200)
+    for renderable in comparison_renderables(comparison):
+        console.print(renderable)
+    terminal = console.export_text()
+    assert "one row: an interval, a p-value or an MDE needs two or more" in terminal
+    assert "1 paired row" in terminal
+    assert not re.search("intervals|adjusted|Holm", terminal), terminal
+
+
+def test_the_adjustment_counts_only_the_metrics_with_a_p_value(tmp_path: Path, home: Path) -> None:
+    """The terminal's title counted every metric in the family, those that have no p-value
+    too; Holm's family (``harness.stats.holm``) leaves them out, and so does the title."""
+    base = {"f1": [0.1, 0.9, 0.4, 0.6], "g": [1.0, 0.0, 1.0, 1.0]}
+    write_run(tmp_path / "b.jsonl", run_id="b", scores=base)
+    candidate = {"f1": [0.2, 0.5, 0.3, 0.8], "g": [1.0, None, None, None]}
+    write_run(tmp_path / "c.jsonl", run_id="c", scores=candidate)
+    h = resolve_home(home)
+    comparison = compare(
+        load_run(str(tmp_path / "b.jsonl"), h), [load_run(str(tmp_path / "c.jsonl"), h)]
+    )
+    p = {m.metric: m.stats.p_value for m in comparison.candidates[0].metrics}
+    assert not math.isnan(p["f1"]) and math.isnan(p["g"])  # g: one paired row
+    console = Console(record=True, width=200)
+    for renderable in comparison_renderables(comparison):
+        console.print(renderable)
+    assert "p adjusted across 1 comparison (Holm)" in console.export_text()

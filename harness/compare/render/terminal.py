@@ -65,9 +65,12 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         loud = note.split(":", 1)[0].isupper()  # "DATASETS DIFFER: ...", "SAMPLES: ..."
         out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
+    # The family counts the tests that have a p-value; with none (one row), the notes say
+    # why and the title claims no intervals or adjustment.
+    tested = comparison.comparisons
+    adjusted = f"; 95% intervals; p adjusted across {plural(tested, 'comparison')} (Holm)"
     table = Table(
-        title=f"{plural(candidate.paired, 'paired row')}{cluster}; 95% intervals; p adjusted "
-        f"across {plural(sum(len(c.metrics) for c in comparison.candidates), 'comparison')} (Holm)",
+        title=f"{plural(candidate.paired, 'paired row')}{cluster}{adjusted if tested else ''}",
         title_justify="left",
         show_edge=False,
         pad_edge=False,
