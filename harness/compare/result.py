@@ -268,6 +268,21 @@ class FlippedRow:
     worse: list[ScoreChange]
     better: list[ScoreChange]
     rationales: dict[str, tuple[str | None, str | None]]  # judge -> (base, candidate)
+    # judge -> (base, candidate): why the judge gave no score (its call failed, no verdict)
+    judge_errors: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    def judge_lines(self) -> list[tuple[str, str | None, str | None]]:
+        """(judge, base, candidate) as a reviewer reads them: each side's rationale, or
+        ``[failed] ERROR`` where the judge failed there (as a failed model call's output is
+        shown), for the judges with anything to say."""
+        found = []
+        for judge, (base, candidate) in self.rationales.items():
+            errors = self.judge_errors.get(judge, (None, None))
+            sides = [text or (f"[failed] {error}" if error else None)
+                     for text, error in zip((base, candidate), errors, strict=True)]  # fmt: skip
+            if any(sides):
+                found.append((judge, sides[0], sides[1]))
+        return found
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -283,6 +298,10 @@ class FlippedRow:
             "rationales": {
                 judge: {"base": base, "candidate": candidate}
                 for judge, (base, candidate) in self.rationales.items()
+            },
+            "judge_errors": {
+                judge: {"base": base, "candidate": candidate}
+                for judge, (base, candidate) in self.judge_errors.items()
             },
         }
 

@@ -48,7 +48,9 @@ def flipped_rows(
     delta = (c - b).to_numpy()
     if ERRORS in metrics:
         delta[:, metrics.index(ERRORS)] *= -1  # a new failure is a drop
-    span = np.nanmax(np.abs(np.vstack([b.to_numpy(), c.to_numpy()])), axis=0)
+    both = np.abs(np.vstack([b.to_numpy(), c.to_numpy()]))
+    # A judge that scored no row (failed everywhere) has no span: nanmax would warn.
+    span = np.max(np.where(np.isnan(both), -np.inf, both), axis=0, initial=-np.inf)
     scale = np.where((span > 0) & np.isfinite(span), span, 1.0)
     threshold = np.array([max(margins[m], 1e-12) for m in metrics])
     with np.errstate(invalid="ignore"):
@@ -108,13 +110,31 @@ def _flipped(
             judge: (_rationale(base, example_id, judge), _rationale(candidate, example_id, judge))
             for judge in judges
         },
+        judge_errors={
+            judge: sides
+            for judge in judges
+            if any(
+                sides := (
+                    _judge_error(base, example_id, judge),
+                    _judge_error(candidate, example_id, judge),
+                )
+            )  # fmt: skip
+        },
     )
 
 
 def _rationale(scores: RunScores, example_id: str, judge: str) -> str | None:
-    if judge not in scores.rationales.columns or example_id not in scores.rationales.index:
+    return _cell(scores.rationales, example_id, judge)
+
+
+def _judge_error(scores: RunScores, example_id: str, judge: str) -> str | None:
+    return None if scores.judge_errors is None else _cell(scores.judge_errors, example_id, judge)
+
+
+def _cell(table: pd.DataFrame, example_id: str, column: str) -> str | None:
+    if column not in table.columns or example_id not in table.index:
         return None
-    return _text(scores.rationales.at[example_id, judge])
+    return _text(table.at[example_id, column])
 
 
 def _number(value: Any) -> float | None:

@@ -67,6 +67,8 @@ class RunScores:
     directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
     binary: frozenset[str] = frozenset()  # the metrics (and ERRORS) declared to score 0 or 1
     bounds: Bounds = field(default_factory=dict)  # the range each bounded metric scores in
+    # one column per judge that failed on some row: the first sample's error (else NaN)
+    judge_errors: pd.DataFrame | None = None
 
 
 def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> frozenset[str]:
@@ -195,6 +197,12 @@ def record_scores(record: RunRecord) -> RunScores:
         if not first.empty
         else pd.DataFrame(index=rows.index)
     )
+    failed = first[first["error"].notna()]
+    judge_errors = (
+        failed.pivot(index="example_id", columns="metric", values="error")
+        if not failed.empty
+        else pd.DataFrame(index=rows.index)
+    )
     config = record.info.config
     asked = [*asked_metrics(config), *(config.get("judges") or [])]
     order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
@@ -210,6 +218,7 @@ def record_scores(record: RunRecord) -> RunScores:
         directions,
         binary_metrics(config, values),
         metric_bounds(config, values),
+        judge_errors,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -484,3 +485,55 @@ def test_errors_counts_the_rows_whose_judge_call_failed(qa_file: Path, tmp_path:
     code, out, _ = invoke("compare", base, ran["run_id"])
     assert "20 rows, 13 failed" in out
     assert re.search(r"errors ↓\s+│ 20\s+│ 0 \[0, 0\.161\]\s+│ 0\.65 \[0\.433, 0\.819\]", out), out
+
+
+def test_a_row_whose_judge_failed_says_why_among_the_flipped_rows(
+    qa_file: Path, tmp_path: Path
+) -> None:
+    """A row that flipped on `errors` because the candidate's judge failed showed the
+    change ("errors 0 → 1") and the base's rationale, and nothing of the candidate's
+    failure (a failed model call shows "[failed] ERROR" as its output). The judge's error
+    now shows in its place, in the terminal, --markdown and --json (`judge_errors`). A judge
+    that failed on every row of both runs made compare print numpy's "All-NaN slice
+    encountered"."""
+    assert invoke("data", "import", str(qa_file), "--name", "qa")[0] == 0
+    judged = ("run", "--data", "qa", "--judge", "answer_relevance", "--no-mlflow", "--json",
+              "--model", "python:harness_test_models:answer_expected")  # fmt: skip
+    code, out, err = invoke(*judged, "--judge-model", "python:harness_test_models:judge_messages")
+    assert code == 0, err
+    base = json.loads(out)["run_id"]
+    rows = [json.loads(line) for line in qa_file.read_text(encoding="utf-8").splitlines()]
+    failing = "judge_fails_on_text"
+    some = {"HARNESS_TEST_JUDGE_FAIL_TEXT": "|".join(r["question"] for r in rows[:2])}
+    every = {"HARNESS_TEST_JUDGE_FAIL_TEXT": "|".join(r["question"] for r in rows)}
+    candidates = []
+    for env in (some, every, every):
+        code, out, _ = invoke(
+            *judged, "--judge-model", f"python:harness_test_models:{failing}", env=env
+        )
+        assert code == 1
+        candidates.append(json.loads(out)["run_id"])
+    said = "[failed] judge call failed: python:harness_test_models:judge_fails_on_text raised "
+    said += "RuntimeError: judge backend exploded"
+
+    code, out, err = invoke("compare", base, candidates[0], "--json")
+    assert code == 0, err
+    (cand,) = json.loads(out)["candidates"]
+    flipped = cand["flipped"]["regressed_rows"]
+    assert sorted(r["example_id"] for r in flipped) == sorted(str(r["id"]) for r in rows[:2])
+    for row in flipped:
+        assert row["judge_errors"]["answer_relevance"]["base"] is None
+        assert f"[failed] {row['judge_errors']['answer_relevance']['candidate']}" == said
+        assert row["rationales"]["answer_relevance"]["base"]  # the base's own, still there
+    code, out, err = invoke("compare", base, candidates[0], "--rows", "2")
+    assert code == 0, err
+    assert out.count(f"answer_relevance (candidate): {said}") == 2, out
+    code, out, err = invoke("compare", base, candidates[0], "--markdown")
+    assert code == 0, err
+    assert out.count(f"| answer_relevance (candidate) | {said} |") == 2, out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's warnings among them
+        code, out, err = invoke("compare", candidates[1], candidates[2])  # no judge score at all
+    assert code == 0, err
+    assert "All-NaN" not in err

@@ -196,7 +196,7 @@ def _row(row: FlippedRow, kind: str) -> list[str]:
     if row.expected:
         lines.append(f"| expected | {_cell(' || '.join(row.expected))} |")
     lines += [f"| base | {_cell(base)} |", f"| candidate | {_cell(candidate)} |"]
-    for judge, (b, c) in row.rationales.items():
+    for judge, b, c in row.judge_lines():
         if b:
             lines.append(f"| {_cell(judge)} (base) | {_cell(b)} |")
         if c:

@@ -185,13 +185,12 @@ def _flipped(row: FlippedRow, kind: str, style: str) -> list[RenderableType]:
             else f"[failed] {row.candidate_error}",
         ),  # fmt: skip
     ]
-    for judge, (base, candidate) in row.rationales.items():
-        if base or candidate:
-            fields.append((f"{judge} (base)", base))
-            fields.append((f"{judge} (candidate)", candidate))
+    for judge, base, candidate in row.judge_lines():
+        fields.append((f"{judge} (base)", base))
+        fields.append((f"{judge} (candidate)", candidate))
     for name, value in fields:
         if value:
-            lines.append(Text(f"  {name + ':':<24}{clip(value, TEXT_WIDTH)}"))
+            lines.append(Text(f"  {name + ':':<23} {clip(value, TEXT_WIDTH)}"))  # a long name too
     return lines
 
 
