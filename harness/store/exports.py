@@ -40,7 +40,7 @@ from harness.errors import ConfigError, DataError, DiskFull
 from harness.faults import environment_fault
 from harness.files import folder_problem, replaced_on_success, text_writer
 from harness.store.db import connect
-from harness.store.runs import SCORE_SCHEMA, RunInfo, run_in
+from harness.store.runs import RunInfo, run_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,20 @@ HEADER_KEY = "harness_run_export"
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 # A row's scores: the columns of the scores table without the run and example ids.
-_SCORE = pa.struct([f for f in SCORE_SCHEMA if f.name not in ("run_id", "example_id")])
+_SCORE = pa.struct(
+    [
+        ("metric", pa.string()),
+        ("sample", pa.int32()),
+        ("value", pa.float64()),
+        ("label", pa.string()),
+        ("rationale", pa.string()),
+        ("raw", pa.string()),
+        ("error", pa.string()),
+        ("source", pa.string()),
+        ("request_key", pa.string()),
+        ("cached", pa.bool_()),
+    ]
+)
 ROW_SCHEMA = pa.schema(
     [
         ("id", pa.string()),

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from harness.errors import RunBusy, RunDeleted, RunNotFound
+from harness.store.bulk import OUTPUT_COLUMNS, SCORE_COLUMNS, insert_rows
 from harness.store.db import connect
 from harness.store.owner import Owner, current_owner
 from harness.store.rows import OutputRow, ScoreRow
@@ -155,15 +155,10 @@ def create_run(
                 ],
             )
             if example_ids is not None:
-                chosen = pa.table(
-                    {
-                        "run_id": pa.array([run_id] * len(example_ids), pa.string()),
-                        "example_id": pa.array(example_ids, pa.string()),
-                    }
+                con.execute(
+                    "INSERT INTO run_examples SELECT $run, unnest($ids::VARCHAR[])",
+                    {"run": run_id, "ids": example_ids},
                 )
-                con.register("chosen_examples", chosen)
-                con.execute("INSERT INTO run_examples SELECT * FROM chosen_examples")
-                con.unregister("chosen_examples")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -179,40 +174,6 @@ def run_example_ids(db_path: Path, run_id: str) -> list[str] | None:
     return [r[0] for r in rows] or None
 
 
-_OUTPUT_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("example_id", pa.string()),
-        ("output", pa.string()),
-        ("error", pa.string()),
-        ("latency_s", pa.float64()),
-        ("input_tokens", pa.int32()),
-        ("output_tokens", pa.int32()),
-        ("cost_usd", pa.float64()),
-        ("request_key", pa.string()),
-        ("cached", pa.bool_()),
-        ("app_request_keys", pa.list_(pa.string())),
-        ("created_at", pa.timestamp("us")),
-    ]
-)
-SCORE_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("example_id", pa.string()),
-        ("metric", pa.string()),
-        ("sample", pa.int32()),
-        ("value", pa.float64()),
-        ("label", pa.string()),
-        ("rationale", pa.string()),
-        ("raw", pa.string()),
-        ("error", pa.string()),
-        ("source", pa.string()),
-        ("request_key", pa.string()),
-        ("cached", pa.bool_()),
-    ]
-)
-
-
 def write_batch(
     db_path: Path,
     run_id: str,
@@ -221,7 +182,7 @@ def write_batch(
     usage: Mapping[str, Any] | None = None,
     mlflow_opened_run_id: str | None = None,
 ) -> None:
-    """Append one batch of rows in a single short transaction (bulk, through Arrow).
+    """Append one batch of rows in a single short transaction (``harness.store.bulk``).
 
     ``usage``, the run's call counters so far (``runs.usage``), is stored in the same
     transaction: a run killed later (SIGKILL, a second Ctrl-C) keeps the spending of every
@@ -232,17 +193,17 @@ def write_batch(
     if not outputs and not scores:
         return
     now = _now()
-    out_table = pa.Table.from_pylist(
-        [{"run_id": run_id, **vars(o), "created_at": now} for o in outputs], schema=_OUTPUT_SCHEMA
-    )
-    score_table = pa.Table.from_pylist(
-        [{"run_id": run_id, **vars(s)} for s in scores], schema=SCORE_SCHEMA
-    )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            _insert(con, "outputs", _OUTPUT_SCHEMA, out_table)
-            _insert(con, "scores", SCORE_SCHEMA, score_table)
+            insert_rows(
+                con,
+                "outputs",
+                OUTPUT_COLUMNS,
+                [vars(o) for o in outputs],
+                {"run_id": run_id, "created_at": now},
+            )
+            insert_rows(con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id})
             if usage is not None:
                 con.execute(
                     "UPDATE runs SET usage = ? WHERE run_id = ?", [json.dumps(usage), run_id]
@@ -268,19 +229,6 @@ def write_batch(
             raise
 
 
-def _insert(con: Any, table: str, schema: pa.Schema, rows: pa.Table) -> None:
-    """Append Arrow ``rows`` to ``table`` (columns named: the physical order never matters)."""
-    con.register("batch_rows", rows)
-    try:
-        con.execute(f"INSERT INTO {table} ({', '.join(schema.names)}) SELECT * FROM batch_rows")
-    finally:
-        # After a refused insert the transaction is aborted and this fails too ("Current
-        # transaction is aborted"), which would hide the insert's own error (a duplicate
-        # key, memory); the view goes with the connection either way.
-        with contextlib.suppress(duckdb.Error):
-            con.unregister("batch_rows")
-
-
 def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[ScoreRow]) -> None:
     """Swap a run's scores of ``metrics`` for ``scores``, in one transaction.
 
@@ -289,9 +237,6 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
     """
     if not metrics:
         return
-    score_table = pa.Table.from_pylist(
-        [{"run_id": run_id, **vars(s)} for s in scores], schema=SCORE_SCHEMA
-    )
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -299,7 +244,7 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
                 "DELETE FROM scores WHERE run_id = ? AND list_contains(?, metric)",
                 [run_id, metrics],
             )
-            _insert(con, "scores", SCORE_SCHEMA, score_table)
+            insert_rows(con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id})
             con.execute("COMMIT")
         except BaseException:
             # A failed COMMIT (a full disk) has rolled back already; the error is the news.

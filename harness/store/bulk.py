@@ -1,0 +1,109 @@
+"""Appending many rows to a table in one statement, without Arrow.
+
+A run's batch writes (``runs.write_batch``) went through ``pa.Table.from_pylist``, and
+building an Arrow array from Python objects imports pandas (pyarrow 25): a run carried
+pyarrow and pandas (~80 MB) from its first batch for its writes alone. Here the rows are
+one JSON array (orjson), written to a temporary file and read by DuckDB's own JSON reader
+(``read_json``, built into DuckDB: no extension is downloaded) with every column's type
+given, so nothing is guessed. ``bench/bench_batch_write.py`` times it against the Arrow
+path: less CPU on both sides (orjson's dump is a tenth of ``from_pylist``'s time).
+
+JSON has no NaN or infinity (orjson writes them as null): a float column's non-finite
+value goes as its name (``"nan"``, ``"inf"``, ``"-inf"``), which DuckDB casts back.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+__all__ = ["OUTPUT_COLUMNS", "SCORE_COLUMNS", "insert_rows"]
+
+# Each table's columns a run writes, with their DuckDB types: the fields of OutputRow and
+# ScoreRow (harness.store.rows), in their order, after the run's id.
+OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "VARCHAR"),
+    ("example_id", "VARCHAR"),
+    ("output", "VARCHAR"),
+    ("error", "VARCHAR"),
+    ("latency_s", "DOUBLE"),
+    ("input_tokens", "INTEGER"),
+    ("output_tokens", "INTEGER"),
+    ("cost_usd", "DOUBLE"),
+    ("request_key", "VARCHAR"),
+    ("cached", "BOOLEAN"),
+    ("app_request_keys", "VARCHAR[]"),
+    ("created_at", "TIMESTAMP"),
+)
+SCORE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "VARCHAR"),
+    ("example_id", "VARCHAR"),
+    ("metric", "VARCHAR"),
+    ("sample", "INTEGER"),
+    ("value", "DOUBLE"),
+    ("label", "VARCHAR"),
+    ("rationale", "VARCHAR"),
+    ("raw", "VARCHAR"),
+    ("error", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("request_key", "VARCHAR"),
+    ("cached", "BOOLEAN"),
+)
+
+
+def insert_rows(
+    con: Any,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Mapping[str, Any]],
+    constants: Mapping[str, Any],
+) -> None:
+    """Append ``rows`` (each a mapping of column to value) to ``table``, with ``constants``
+    (column to value: the run's id, a time) the same in every row; ``columns`` are the
+    table's columns written and their types. Nothing when there are no rows."""
+    if not rows:
+        return
+    read = [(name, kind) for name, kind in columns if name not in constants]
+    floats = [name for name, kind in read if kind == "DOUBLE"]
+    body = orjson.dumps([_finite(row, floats) for row in rows], default=_number)
+    names = ", ".join(name for name, _ in columns)
+    shape = ", ".join(f"{name}: '{kind}'" for name, kind in read)
+    selected = ", ".join(
+        f"${name}::{kind}" if name in constants else name for name, kind in columns
+    )
+    fd, path = tempfile.mkstemp(prefix="harness-rows-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        del body
+        con.execute(
+            f"INSERT INTO {table} ({names}) SELECT {selected} FROM "
+            f"read_json($rows_file, format = 'array', columns = {{{shape}}})",
+            {**constants, "rows_file": path},
+        )
+    finally:
+        os.unlink(path)
+
+
+def _finite(row: Mapping[str, Any], floats: Sequence[str]) -> Mapping[str, Any]:
+    """``row``, with a non-finite float spelled out (see the module's docstring)."""
+    odd = {
+        name: str(value)
+        for name in floats
+        if isinstance(value := row.get(name), float) and not math.isfinite(value)
+    }
+    return {**row, **odd} if odd else row
+
+
+def _number(value: Any) -> Any:
+    """A number orjson does not know (numpy's float64, int64), as Python's."""
+    if hasattr(value, "__index__"):
+        return int(value)
+    if hasattr(value, "__float__"):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not storable")

@@ -1,0 +1,196 @@
+"""A run's batch writes (harness.store.runs.write_batch, harness.store.bulk): the rows read
+back exactly as the Arrow path before them stored them, every column type, NULLs, NaN,
+lists and unicode; a refused batch leaves nothing, not even its temporary file."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from harness.errors import StoreError
+from harness.store import runs
+from harness.store.bulk import OUTPUT_COLUMNS, SCORE_COLUMNS
+from harness.store.db import connect
+from harness.store.rows import OutputRow, ScoreRow
+
+TEXTS = [
+    "plain",
+    "",  # empty, not NULL
+    "line\u2028separator\u2029paragraph",
+    "nul \x00 inside",
+    'quotes " and \\ backslash, \n newline \t tab \r',
+    "é 中文 😀 \U0010ffff",
+    "long " * 2000,
+]
+
+
+def _rows() -> tuple[list[OutputRow], list[ScoreRow]]:
+    floats = [0.1, -0.0, 1e-300, 1.7976931348623157e308, math.nan, math.inf, -math.inf, None]
+    lists: list[list[str] | None] = [None, [], ["a"], ["k1", "k2 \u2028 😀", ""]]
+    outputs, scores = [], []
+    for i, text in enumerate(TEXTS * 2):
+        outputs.append(
+            OutputRow(
+                f"e{i}",
+                text if i % 3 else None,
+                None if i % 4 else text,
+                floats[i % len(floats)],
+                [0, 2**31 - 1, None, -1][i % 4],
+                i,
+                floats[(i + 3) % len(floats)],
+                None if i % 5 == 0 else f"key-{i}",
+                [True, False, None][i % 3],
+                lists[i % len(lists)],
+            )
+        )
+        scores.append(ScoreRow(f"e{i}", "token_f1", floats[i % len(floats)]))
+        scores.append(
+            ScoreRow(
+                f"e{i}",
+                "correctness",
+                1.0 if i % 2 else None,
+                "llm_judge",
+                i % 3,
+                text,
+                text,
+                text or None,
+                None if i % 2 else text,
+                f"rk{i}",
+                [True, False][i % 2],
+            )  # fmt: skip
+        )
+    return outputs, scores
+
+
+def _arrow_write(db: Path, run_id: str, outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
+    """What write_batch did before: Arrow tables built from the rows, registered, inserted."""
+    import pyarrow as pa
+
+    types = {
+        "VARCHAR": pa.string(),
+        "DOUBLE": pa.float64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR[]": pa.list_(pa.string()),
+        "TIMESTAMP": pa.timestamp("us"),
+    }
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901)
+    with connect(db) as con:
+        output_rows = [{"run_id": run_id, **vars(o), "created_at": now} for o in outputs]
+        score_rows = [{"run_id": run_id, **vars(s)} for s in scores]
+        for table, columns, rows in (
+            ("outputs", OUTPUT_COLUMNS, output_rows),
+            ("scores", SCORE_COLUMNS, score_rows),
+        ):
+            schema = pa.schema([(name, types[kind]) for name, kind in columns])
+            con.register("batch_rows", pa.Table.from_pylist(rows, schema=schema))
+            con.execute(f"INSERT INTO {table} ({', '.join(schema.names)}) SELECT * FROM batch_rows")
+            con.unregister("batch_rows")
+
+
+def _new_run(db: Path, run_id: str = "run1") -> None:
+    runs.create_run(
+        db, run_id=run_id, run_name=None, dataset="d", dataset_version="v", model="m",
+        config={}, rows_total=len(TEXTS) * 2,
+    )  # fmt: skip
+
+
+def _stored(db: Path) -> list[Any]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        found = [
+            con.execute(
+                "SELECT * EXCLUDE (created_at) FROM outputs ORDER BY example_id"
+                if table == "outputs"
+                else "SELECT * FROM scores ORDER BY example_id, metric"
+            ).fetchall()
+            for table in ("outputs", "scores")
+        ]
+    # NaN is not equal to itself: compared by its repr, as every other value is.
+    return [[tuple(repr(v) for v in row) for row in rows] for rows in found]
+
+
+def test_a_batch_reads_back_as_the_arrow_path_stored_it(tmp_path: Path) -> None:
+    outputs, scores = _rows()
+    before, after = tmp_path / "arrow.duckdb", tmp_path / "new.duckdb"
+    for db in (before, after):
+        _new_run(db)
+    _arrow_write(before, "run1", outputs, scores)
+    runs.write_batch(after, "run1", outputs, scores, usage={"model": {"requests": 3}})
+    assert _stored(after) == _stored(before)
+    stored = _stored(after)
+    assert len(stored[0]) == len(outputs) and len(stored[1]) == len(scores)
+    assert {"nan", "inf", "-inf", "None", "-0.0"} <= {row[4] for row in stored[0]}
+    assert "'nul \\x00 inside'" in {row[2] for row in stored[0]}
+    with duckdb.connect(str(after), read_only=True) as con:
+        times = con.execute("SELECT DISTINCT created_at FROM outputs").fetchall()
+        usage = con.execute("SELECT usage FROM runs").fetchone()
+    assert len(times) == 1 and isinstance(times[0][0], datetime)
+    assert usage == ('{"model": {"requests": 3}}',)
+
+
+def test_replaced_scores_read_back_as_written(tmp_path: Path) -> None:
+    outputs, scores = _rows()
+    before, after = tmp_path / "arrow.duckdb", tmp_path / "new.duckdb"
+    for db in (before, after):
+        _new_run(db)
+    _arrow_write(before, "run1", outputs, scores)
+    runs.write_batch(after, "run1", outputs, [s for s in scores if s.metric != "correctness"])
+    runs.replace_scores(
+        after, "run1", ["correctness"], [s for s in scores if s.metric == "correctness"]
+    )
+    assert _stored(after) == _stored(before)
+
+
+def test_a_refused_batch_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    db = tmp_path / "h.duckdb"
+    _new_run(db)
+    outputs, scores = _rows()
+    runs.write_batch(db, "run1", outputs[:3], scores[:6], usage={"n": 1})
+    # The same rows again: their keys are taken, and the batch's transaction rolls back.
+    with pytest.raises(StoreError, match="Duplicate key"):
+        runs.write_batch(db, "run1", outputs[:4], scores[:8], usage={"n": 2})
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM outputs").fetchone() == (3,)
+        assert con.execute("SELECT count(*) FROM scores").fetchone() == (6,)
+        assert con.execute("SELECT usage FROM runs").fetchone() == ('{"n": 1}',)
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_sampled_runs_chosen_ids_are_stored(tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    ids = ["b", "a", "c \u2028 😀"]
+    runs.create_run(
+        db, run_id="run1", run_name=None, dataset="d", dataset_version="v", model="m",
+        config={}, rows_total=3, sample={"size": 3}, example_ids=ids,
+    )  # fmt: skip
+    assert sorted(runs.run_example_ids(db, "run1") or []) == sorted(ids)
+
+
+def test_writing_a_batch_imports_neither_pyarrow_nor_pandas(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from harness.store import runs\n"
+        "from harness.store.rows import OutputRow, ScoreRow\n"
+        f"db = Path({str(tmp_path / 'h.duckdb')!r})\n"
+        "runs.create_run(db, run_id='r', run_name=None, dataset='d', dataset_version='v',"
+        " model='m', config={}, rows_total=1, sample={'size': 1}, example_ids=['e'])\n"
+        "runs.write_batch(db, 'r', [OutputRow('e', 'x', None, 0.5, 1, 2, None, 'k', True,"
+        " ['a'])], [ScoreRow('e', 'm', 1.0)], usage={})\n"
+        "print(sorted(n for n in ('pandas', 'pyarrow') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
