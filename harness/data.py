@@ -231,7 +231,7 @@ def import_records(
 
     import pyarrow.parquet as pq
 
-    from harness.store.datasets import EXAMPLE_SCHEMA, example_batch, save_staged_dataset
+    from harness.store.datasets import example_batch, example_schema, save_staged_dataset
 
     _check_name(name)
     mapping = map_columns(
@@ -246,7 +246,7 @@ def import_records(
     digest = DatasetDigest()
     with tempfile.TemporaryDirectory(prefix="harness-import-") as folder:
         staged = Path(folder) / "examples.parquet"
-        with pq.ParquetWriter(staged, EXAMPLE_SCHEMA) as writer:
+        with pq.ParquetWriter(staged, example_schema()) as writer:
             for batch in batches:
                 examples = [
                     to_example(record, digest.rows + n, mapping, lists_in_text)

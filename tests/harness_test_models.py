@@ -27,18 +27,20 @@ def slow_echo(row: dict[str, Any]) -> str:
     return row["input"]
 
 
-def pandas_seen(row: dict[str, Any]) -> str:
-    """Whether pandas is imported (harness.runner.preload): row 1 looks a moment into the
-    run, while the other rows are still running; the others wait for it (up to 30 s)."""
+def end_module_seen(row: dict[str, Any]) -> str:
+    """Whether the run's end module harness.runner.batch_scores is imported
+    (harness.runner.preload): row 1 looks a moment into the run, while the other rows are
+    still running; the others wait for it (up to 30 s)."""
     import sys
 
+    name = "harness.runner.batch_scores"
     if row["id"] == "1":
         time.sleep(0.3)
     else:
         deadline = time.monotonic() + 30
-        while "pandas" not in sys.modules and time.monotonic() < deadline:
+        while name not in sys.modules and time.monotonic() < deadline:
             time.sleep(0.01)
-    return "pandas" if "pandas" in sys.modules else "no pandas"
+    return "imported" if name in sys.modules else "not imported"
 
 
 def judge_messages(messages: list[dict[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """Importing what a run's end needs while its rows run.
 
-A run's end (its aggregates, its report, its MLflow record) is the first to need pandas,
-Jinja2 and the report's own modules: in a 1,000-row run against a model
+A run's end (its aggregates, its report, its MLflow record) is the first to need its own
+modules, Jinja2 and the report's, and pandas and pyarrow: in a 1,000-row run against a model
 100 ms away they took 0.4-0.6 s of the 0.7-0.9 s between the last answer and the run's
 return (issue 14). While the rows run, the CPU mostly waits on the model, so a thread
 imports them then, and the end took 0.46-0.48 s. Where the CPU is busy while the rows run
@@ -17,6 +17,12 @@ than on the CPU, that is wall time: ``bench/bench_providers.py --rows 300 --late
 --judges correctness --mlflow`` took 1.21-1.25x a bare aiohttp client with the thread held
 back, 1.31-1.32x without. With the CPU saturated (100 ms answers, 1,000 rows) the imports
 only move, as above.
+
+pandas and pyarrow are left to the end itself (and so is ``harness.store.exports``, which
+imports pyarrow): held from the first row on, their ~80 MB were part of the rows' peak of
+memory, which they do not need (issue 14, goal 4: a cached rerun of 10,000 rows peaked at
+263 MB in its rows with them; numbers in docs/design.md). Importing them is CPU that a
+run waiting on its model would have had to spare: that run's end takes longer by it.
 
 The thread is joined before the run's end reads anything (``Preload.wait``), so the run
 never imports one of these modules while the thread is still importing it. A module that
@@ -39,14 +45,14 @@ __all__ = [
     "end_modules",
 ]
 
-# What every run's end imports (harness.runner.run._record), heaviest first.
-END_MODULES = ("pandas", "harness.runner.batch_scores")
+# What every run's end imports (harness.runner.run._record), heaviest first; not pandas
+# (see the module's docstring).
+END_MODULES = ("harness.runner.batch_scores",)
 # What its report imports: a run logged to MLflow or asked for --report. Its intervals
 # need no scipy (harness.stats.quantiles).
 REPORT_MODULES = (
     "jinja2",
     "harness.report.page",
-    "harness.store.exports",
     "harness.store.calibrations",
 )  # (not harness.store.scores: the run's start imports it, for harness.runner.summary)
 

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DataError, DatasetNotFound, DuplicateId
 from harness.store.db import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -95,21 +96,29 @@ def _info(row: tuple[Any, ...]) -> DatasetInfo:
     )
 
 
-# A version's examples as the store takes them in (without the dataset and version).
-EXAMPLE_SCHEMA = pa.schema(
-    [
-        ("position", pa.int32()),
-        ("id", pa.string()),
-        ("input", pa.string()),
-        ("expected", pa.list_(pa.string())),
-        ("context", pa.string()),
-        ("extra", pa.string()),  # JSON text
-    ]
-)
+def example_schema() -> pa.Schema:
+    """A version's examples as the store takes them in (without the dataset and version).
+
+    Arrow is imported here, not with the module: a run reads its examples through this
+    module and writes no Arrow (and building Arrow from Python objects imports pandas)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("position", pa.int32()),
+            ("id", pa.string()),
+            ("input", pa.string()),
+            ("expected", pa.list_(pa.string())),
+            ("context", pa.string()),
+            ("extra", pa.string()),  # JSON text
+        ]
+    )
 
 
 def example_batch(examples: list[Example], *, first: int = 0) -> pa.RecordBatch:
-    """Examples as an Arrow batch of ``EXAMPLE_SCHEMA``; positions from ``first`` on."""
+    """Examples as an Arrow batch of ``example_schema()``; positions from ``first`` on."""
+    import pyarrow as pa
+
     return pa.RecordBatch.from_pydict(
         {
             "position": range(first, first + len(examples)),
@@ -119,7 +128,7 @@ def example_batch(examples: list[Example], *, first: int = 0) -> pa.RecordBatch:
             "context": [e.context for e in examples],
             "extra": [json.dumps(e.extra, ensure_ascii=False, default=str) for e in examples],
         },
-        schema=EXAMPLE_SCHEMA,
+        schema=example_schema(),
     )
 
 
@@ -137,7 +146,10 @@ def save_dataset(
     Returns the version's info and whether it was created (False: it existed already).
     Everything is written in one transaction, so a failure leaves no partial dataset.
     """
-    new_examples = pa.Table.from_batches([example_batch(examples)], schema=EXAMPLE_SCHEMA)
+    import pyarrow as pa
+
+    batch = example_batch(examples)
+    new_examples = pa.Table.from_batches([batch], schema=batch.schema)
 
     def insert(con: Any, version: str) -> None:
         con.register("new_examples", new_examples)
@@ -157,7 +169,7 @@ def save_staged_dataset(
     source: str | None,
     columns: dict[str, Any],
 ) -> tuple[DatasetInfo, bool]:
-    """:func:`save_dataset` for examples staged in a Parquet file of ``EXAMPLE_SCHEMA``
+    """:func:`save_dataset` for examples staged in a Parquet file of ``example_schema()``
     (a table too large for memory): DuckDB reads the file as it inserts.
 
     Raises DataError naming the rows of the first duplicate id, before anything is written.

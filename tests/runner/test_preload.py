@@ -62,8 +62,8 @@ def test_waiting_starts_a_preload_that_was_never_begun() -> None:
 
 def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Path) -> None:
     # Until then the rows' own first imports (a cold run's HTTP client, which every row
-    # waits for) have the CPU to themselves. Both rows run at once: row 2 waits for pandas,
-    # so row 1 is the first done, and it looks before it is.
+    # waits for) have the CPU to themselves. Both rows run at once: row 2 waits for the
+    # end's module, so row 1 is the first done, and it looks before it is.
     from processes import harness_env
 
     env = harness_env(tmp_path / "home")
@@ -79,7 +79,7 @@ def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Pat
         "from harness.runner.config import RunConfig\n"
         "from harness.runner.run import run_eval\n"
         "from harness.store.runs import load_outputs\n"
-        "config = RunConfig(data='qa', model='python:harness_test_models:pandas_seen',"
+        "config = RunConfig(data='qa', model='python:harness_test_models:end_module_seen',"
         " metrics=['word_count'], concurrency=2, mlflow=False)\n"
         "result = run_eval(config)\n"
         "from harness.config import resolve_home\n"
@@ -88,7 +88,7 @@ def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Pat
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip().splitlines()[-1] == "['no pandas', 'pandas']"
+    assert done.stdout.strip().splitlines()[-1] == "['not imported', 'imported']"
 
 
 def test_what_is_preloaded_is_what_a_run_imports_only_at_its_end() -> None:
@@ -97,6 +97,18 @@ def test_what_is_preloaded_is_what_a_run_imports_only_at_its_end() -> None:
         "import sys, harness.runner.run, harness.runner.plan, harness.cli.run\n"
         f"print([n for n in {[*END_MODULES, *REPORT_MODULES]!r} "
         "if n in sys.modules])"
+    )
+    assert _python(code) == "[]"
+
+
+def test_nothing_preloaded_imports_pandas_or_pyarrow() -> None:
+    # Held from the first row on, they were ~80 MB of a run's peak while its rows ran
+    # (issue 14): the end imports them itself, once the rows are done.
+    code = (
+        "import sys\n"
+        "from harness.runner.preload import end_modules, Preload\n"
+        "Preload(end_modules(report=True)).wait()\n"
+        "print(sorted(n for n in ('pandas', 'pyarrow') if n in sys.modules))"
     )
     assert _python(code) == "[]"
 
