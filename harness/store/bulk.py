@@ -18,6 +18,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -62,10 +63,16 @@ def insert_rows(
     columns: Sequence[tuple[str, str]],
     rows: Sequence[Mapping[str, Any]],
     constants: Mapping[str, Any],
+    *,
+    folder: Path,
 ) -> None:
     """Append ``rows`` (each a mapping of column to value) to ``table``, with ``constants``
     (column to value: the run's id, a time) the same in every row; ``columns`` are the
-    table's columns written and their types. Nothing when there are no rows."""
+    table's columns written and their types. Nothing when there are no rows.
+
+    The file is written in ``folder``, the database's own: a store that can be written has
+    room there, and a failure to write it is the store's (not a full or unwritable TMPDIR
+    blamed on the database)."""
     if not rows:
         return
     read = [(name, kind) for name, kind in columns if name not in constants]
@@ -76,7 +83,7 @@ def insert_rows(
     selected = ", ".join(
         f"${name}::{kind}" if name in constants else name for name, kind in columns
     )
-    fd, path = tempfile.mkstemp(prefix="harness-rows-", suffix=".json")
+    fd, path = tempfile.mkstemp(prefix=".harness-rows-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(body)

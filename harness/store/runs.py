@@ -202,8 +202,12 @@ def write_batch(
                 OUTPUT_COLUMNS,
                 [vars(o) for o in outputs],
                 {"run_id": run_id, "created_at": now},
+                folder=db_path.parent,
             )
-            insert_rows(con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id})
+            insert_rows(
+                con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id},
+                folder=db_path.parent,
+            )  # fmt: skip
             if usage is not None:
                 con.execute(
                     "UPDATE runs SET usage = ? WHERE run_id = ?", [json.dumps(usage), run_id]
@@ -244,7 +248,10 @@ def replace_scores(db_path: Path, run_id: str, metrics: list[str], scores: list[
                 "DELETE FROM scores WHERE run_id = ? AND list_contains(?, metric)",
                 [run_id, metrics],
             )
-            insert_rows(con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id})
+            insert_rows(
+                con, "scores", SCORE_COLUMNS, [vars(s) for s in scores], {"run_id": run_id},
+                folder=db_path.parent,
+            )  # fmt: skip
             con.execute("COMMIT")
         except BaseException:
             # A failed COMMIT (a full disk) has rolled back already; the error is the news.
