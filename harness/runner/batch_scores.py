@@ -85,15 +85,24 @@ def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame | None) -> Fi
             else:
                 metrics.setdefault(name, {}).update(aggregates)
         problems += outcome.failures
-    asked = {m.name: m.aggregations for m in [*plan.metrics, *plan.judges] if m.aggregations}
-    add_extra_aggregates(metrics, scores, asked)
+    add_extra_aggregates(metrics, scores, _asked(plan))
     failed_rows = (
         int((scores["error"].notna() & (scores["source"] == "code")).sum()) if len(scores) else 0
     )
     errors = failed_rows + len(problems)
-    if failed_rows:
-        problems.append(f"metrics raised on {failed_rows} row(s); see the scores' error column")
+    problems += _raised_on(failed_rows)
     return FinalScores(scores, metrics, problems, errors)
+
+
+def _raised_on(failed_rows: int) -> list[str]:
+    if not failed_rows:
+        return []
+    return [f"metrics raised on {failed_rows} row(s); see the scores' error column"]
+
+
+def _asked(plan: RunPlan) -> dict[str, Sequence[Any]]:
+    """The extra aggregations each metric or judge asked for, by its name."""
+    return {m.name: m.aggregations for m in [*plan.metrics, *plan.judges] if m.aggregations}
 
 
 def score_batches(
@@ -198,7 +207,7 @@ class EndScores:
     """What a run's end reports of its scores (``end_scores``)."""
 
     outputs: pd.DataFrame | None  # the rows' text, read only when something needs it
-    scores: pd.DataFrame
+    scores: pd.DataFrame | None  # None when nothing at the end reads them (see end_scores)
     metrics: dict[str, dict[str, float]]  # metric -> aggregate -> value
     problems: list[str] = field(default_factory=list)  # a metric that raised, one line each
     errors: int = 0  # rows a metric raised on, plus batch metrics that raised
@@ -208,13 +217,30 @@ def end_scores(plan: RunPlan, db_path: Path, run_id: str, *, complete: bool) -> 
     """A run's scores and aggregates at its end, from what is stored: with its batch
     metrics over the stored rows when it ran them all (``complete``: finished, or stopped at
     its budget), the stored scores alone otherwise (interrupted, failed). The rows' text is
-    read for batch metrics and ``--by`` slices only."""
+    read for batch metrics and ``--by`` slices only, and the scores as a DataFrame only for
+    them, for extra aggregations (MLflow's ``variance``, ...) and for several samples per
+    row: otherwise the aggregates are computed from the scores' values alone
+    (``stored_aggregates``), and the end of a run without MLflow or a report never
+    imports pandas (nor does its preload: ``harness.runner.preload``). At 10,000 rows x 5
+    metrics the DataFrame and its group-bys took 40 MB above the step's start (numbers
+    in docs/design.md)."""
     from harness.store import runs as run_store
 
     outputs = None
     if (complete and plan.batch) or plan.config.by:
         outputs = run_store.load_outputs(db_path, run_id)
-    if complete:
+    stored = None
+    if not plan.batch and not plan.config.by and not _asked(plan):
+        from harness.runner.summary import stored_aggregates
+
+        stored = stored_aggregates(db_path, run_id)  # None: several samples per row
+    if stored is not None:
+        metrics, failed_rows = stored
+        if not complete:  # as below: a run that did not end counts no failed rows
+            failed_rows = 0
+        problems = _raised_on(failed_rows)
+        ended = EndScores(None, None, metrics, problems, failed_rows)
+    elif complete:
         final = final_scores(plan, run_id, outputs)
         ended = EndScores(outputs, final.scores, final.metrics, list(final.problems), final.errors)
     else:

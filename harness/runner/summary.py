@@ -9,6 +9,8 @@ from harness.metrics import aggregate
 from harness.store.scores import labelled_judges as labelled_judges  # its callers import it here
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from harness.config import Home
@@ -46,6 +48,31 @@ def aggregate_scores(scores: pd.DataFrame) -> dict[str, dict[str, float]]:
             for metric, stats in summarize_samples(sample_stats(judged)).items():
                 result[metric].update(stats)
     return result
+
+
+def stored_aggregates(db_path: Path, run_id: str) -> tuple[dict[str, dict[str, float]], int] | None:
+    """``aggregate_scores`` of a run's stored scores, and the rows a metric raised on,
+    computed from its values alone (``score_summary``): no pandas, no DataFrame. None
+    when a row has several samples of a judge, whose means and agreement need
+    ``load_score_values`` and ``aggregate_scores``.
+
+    The same numbers: with one sample per row, a row's mean is its value, and
+    ``aggregate`` sorts the values before it sums them (``math.fsum``, exact) and takes
+    their quantiles.
+    """
+    from harness.store.run_reads import score_summary
+
+    summary = score_summary(db_path, run_id)
+    if summary is None:
+        return None
+    result: dict[str, dict[str, float]] = {}
+    failed = 0
+    for metric, values, judged, judge_errors, code_errors in summary:
+        result[metric] = aggregate(values)
+        if judged:
+            result[metric]["errors"] = judge_errors
+        failed += code_errors
+    return result, failed
 
 
 def results_table(

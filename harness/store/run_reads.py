@@ -36,6 +36,39 @@ SCORE_VALUES_SQL = (
 )
 
 
+# What a run's aggregates read of its scores when each row has one sample of each metric
+# (``score_summary``), per metric: its values, whether a judge gave it, and its errors.
+SCORE_SUMMARY_SQL = """
+    SELECT metric,
+           list(value) FILTER (WHERE value IS NOT NULL),
+           bool_or(source = 'llm_judge'),
+           count(error) FILTER (WHERE source = 'llm_judge'),
+           count(error) FILTER (WHERE source = 'code'),
+           max(sample)
+    FROM scores WHERE run_id = ? GROUP BY metric
+"""
+
+
+# A metric's name, its values, whether a judge gave it, its judge errors and code errors.
+MetricSummary = tuple[str, list[float], bool, int, int]
+
+
+def score_summary(db_path: Path, run_id: str) -> list[MetricSummary] | None:
+    """Per metric (by name): its stored values (NULLs left out, in no order), whether a
+    judge gave it, its judge answers that failed and its rows a metric raised on; None when
+    a row has more than one sample of a metric (``--judge-samples``), whose per-row means
+    ``load_score_values`` and pandas compute. No DataFrame, no text but the names."""
+    with connect(db_path, read_only=True) as con:
+        found = con.execute(SCORE_SUMMARY_SQL, [run_id]).fetchall()
+    if any(top for *_, top in found):
+        return None
+    summary = [
+        (str(metric), list(values or ()), bool(judged), int(judge_errors), int(code_errors))
+        for metric, values, judged, judge_errors, code_errors, _ in found
+    ]
+    return sorted(summary, key=lambda entry: entry[0])
+
+
 def load_outputs(db_path: Path, run_id: str) -> pd.DataFrame:
     """Outputs joined with their examples, in dataset order (``frame``: ``.df()``'s frame
     for less memory; a run's end reads them)."""

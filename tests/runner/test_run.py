@@ -759,8 +759,9 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
     qa: str, home: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     """The aggregates read each score's value, not its text, and count the rows without
-    reading them; the MLflow run's table reads the rows and scores whole, once; ``--by``
-    slices read the rows. A run without MLflow reads no text back at all."""
+    reading them (without ``--by`` or batch metrics, in SQL: no DataFrame); the MLflow
+    run's table reads the rows and scores whole, once; ``--by`` slices read the rows. A
+    run without MLflow reads no text back at all."""
     from harness.store import runs as run_store
 
     reads: list[str] = []
@@ -780,8 +781,8 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
     code, out, err = invoke(*args, *extra[case])
     assert code == 0, err
     expected = {
-        "no-mlflow": ["load_score_values"],
-        "mlflow": ["load_score_values", "load_outputs_and_scores"],
+        "no-mlflow": [],
+        "mlflow": ["load_outputs_and_scores"],
         "by": ["load_outputs", "load_score_values", "load_outputs_and_scores"],
     }
     assert reads == expected[case]
