@@ -140,7 +140,7 @@ def prepare_mlflow_end(
     from harness.runner.mlflow_records import final_record
 
     def read() -> RunRecord:
-        outputs, scores = run_store.load_outputs_and_scores(home.db_path, result.run_id)
+        outputs, scores = run_store.load_table_rows(home.db_path, result.run_id)
         return final_record(head, result, outputs, scores)
 
     return worker.prepare(read(), read)

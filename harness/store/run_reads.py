@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.store.dataframes import frame
-from harness.store.db import connect
+from harness.store.db import connect, drop_cached_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +28,12 @@ OUTPUTS_SQL = """
 SCORES_SQL = (
     "SELECT example_id, metric, sample, value, label, rationale, raw, error, source, "
     "request_key, cached FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
+)
+# What the per-row table (``harness.runner.summary.results_table``) reads of each score:
+# no raw answers, keys or cache flags.
+TABLE_SCORES_SQL = (
+    "SELECT example_id, metric, sample, value, label, rationale, error, source "
+    "FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample"
 )
 # What a run's aggregates read of each score: no text beyond the names and its error.
 SCORE_VALUES_SQL = (
@@ -80,7 +86,18 @@ def load_outputs_and_scores(db_path: Path, run_id: str) -> tuple[pd.DataFrame, p
     """``load_outputs`` and ``load_scores`` in one open of the store."""
     with connect(db_path, read_only=True) as con:
         outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
+        drop_cached_pages(con)  # the examples' pages: not on top of the scores' read
         return outputs, frame(con.sql(SCORES_SQL, params=[run_id]))
+
+
+def load_table_rows(db_path: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``load_outputs_and_scores`` with only what the per-row table reads of the scores
+    (``TABLE_SCORES_SQL``), for a run's MLflow table: every filter of the scores the
+    table makes copied the judges' raw answers and cache keys too."""
+    with connect(db_path, read_only=True) as con:
+        outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
+        drop_cached_pages(con)
+        return outputs, frame(con.sql(TABLE_SCORES_SQL, params=[run_id]))
 
 
 def rows_stored(db_path: Path, run_id: str) -> int:

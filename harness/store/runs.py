@@ -34,6 +34,7 @@ from harness.store.run_reads import (  # noqa: F401 - imported from here too
     load_outputs_and_scores,
     load_score_values,
     load_scores,
+    load_table_rows,
     request_keys,
     rows_stored,
 )

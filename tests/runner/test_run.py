@@ -760,12 +760,14 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
 ) -> None:
     """The aggregates read each score's value, not its text, and count the rows without
     reading them (without ``--by`` or batch metrics, in SQL: no DataFrame); the MLflow
-    run's table reads the rows and scores whole, once; ``--by`` slices read the rows. A
-    run without MLflow reads no text back at all."""
+    run's table reads the rows whole and what it shows of the scores, once; ``--by``
+    slices read the rows. A run without MLflow reads no text back at all."""
     from harness.store import runs as run_store
 
     reads: list[str] = []
-    for name in ("load_outputs", "load_scores", "load_outputs_and_scores", "load_score_values"):
+    names = ("load_outputs", "load_scores", "load_outputs_and_scores", "load_table_rows",
+             "load_score_values")  # fmt: skip
+    for name in names:
 
         def spy(
             *args: object, _real: object = getattr(run_store, name), _name: str = name
@@ -782,8 +784,8 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
     assert code == 0, err
     expected = {
         "no-mlflow": [],
-        "mlflow": ["load_outputs_and_scores"],
-        "by": ["load_outputs", "load_score_values", "load_outputs_and_scores"],
+        "mlflow": ["load_table_rows"],
+        "by": ["load_outputs", "load_score_values", "load_table_rows"],
     }
     assert reads == expected[case]
     result = json.loads(out)

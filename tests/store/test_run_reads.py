@@ -15,10 +15,10 @@ from harness.cli import cli
 from harness.config import resolve_home
 from harness.errors import StoreError
 from harness.runner.batch_scores import add_extra_aggregates
-from harness.runner.summary import aggregate_scores
+from harness.runner.summary import aggregate_scores, results_table, stored_aggregates
 from harness.slices import per_row_values
 from harness.store.datasets import load_examples, resolve_dataset
-from harness.store.db import held
+from harness.store.db import drop_cached_pages, held
 from harness.store.rows import OutputRow, ScoreRow
 from harness.store.runs import (
     create_run,
@@ -26,6 +26,7 @@ from harness.store.runs import (
     load_outputs_and_scores,
     load_score_values,
     load_scores,
+    load_table_rows,
     rows_stored,
     write_batch,
 )
@@ -117,3 +118,70 @@ def test_a_refused_batch_reports_duckdbs_own_error_and_stores_none_of_its_rows(
     assert "Duplicate key" in str(caught.value) and stored in str(caught.value)
     assert "aborted" not in str(caught.value)
     assert rows_stored(db_path, "r1") == 12 and len(load_scores(db_path, "r1")) == before
+
+
+def test_one_sample_per_row_aggregates_in_sql_as_through_pandas(qa_file: Path, home: Path) -> None:
+    db_path = _stored_run(qa_file, home)
+    assert stored_aggregates(db_path, "r1") is None  # a judge asked twice: pandas' way
+    # The same run with one sample of each: a failed judge answer, a metric that raised, a
+    # NaN, a judge and metrics.
+    scores = load_scores(db_path, "r1")
+    once = scores[scores["sample"] == 0]
+    create_run(
+        db_path, run_id="r2", run_name=None, dataset="qa", dataset_version="v", model="m",
+        config={}, rows_total=12,
+    )  # fmt: skip
+    rows = [
+        ScoreRow(r.example_id, r.metric, None if pd.isna(r.value) else r.value, r.source,
+                 r.sample, error=None if pd.isna(r.error) else r.error)
+        for r in once.itertuples()
+    ]  # fmt: skip
+    write_batch(db_path, "r2", [], rows)
+    narrow = load_score_values(db_path, "r2")
+    failed = int((narrow["error"].notna() & (narrow["source"] == "code")).sum())
+    assert stored_aggregates(db_path, "r2") == (aggregate_scores(narrow), failed)
+    assert failed == 1 and aggregate_scores(narrow)["relevance"]["errors"] == 1
+
+
+def test_the_mlflow_tables_read_of_the_scores_makes_the_same_table(
+    qa_file: Path, home: Path
+) -> None:
+    db_path = _stored_run(qa_file, home)
+    outputs, scores = load_table_rows(db_path, "r1")
+    pd.testing.assert_frame_equal(outputs, load_outputs(db_path, "r1"))
+    full = load_scores(db_path, "r1")
+    assert set(full.columns) - set(scores.columns) == {"raw", "request_key", "cached"}
+    pd.testing.assert_frame_equal(scores, full[list(scores.columns)])
+    for labelled in ((), ("correctness",)):
+        pd.testing.assert_frame_equal(
+            results_table(outputs, scores, labelled), results_table(outputs, full, labelled)
+        )
+
+
+def _cached_table_pages(con: object) -> int:
+    found = con.execute(  # type: ignore[attr-defined]
+        "SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
+    ).fetchall()
+    return int(found[0][0]) if found else 0
+
+
+@pytest.mark.parametrize("limit", [None, "64.0 MiB"], ids=["default", "set"])
+def test_dropping_the_cached_pages_keeps_the_memory_limit(
+    tmp_path: Path, limit: str | None
+) -> None:
+    import duckdb
+
+    path = tmp_path / "pages.duckdb"
+    with duckdb.connect(str(path)) as con:  # a table of many pages
+        con.execute("CREATE TABLE t AS SELECT range AS n, repeat('x', 100) || range AS s "
+                    "FROM range(200000)")  # fmt: skip
+    with duckdb.connect(str(path), read_only=True) as con:
+        if limit is not None:
+            con.execute(f"SET memory_limit = '{limit}'")
+        before = con.execute("SELECT current_setting('memory_limit')").fetchall()
+        rows = con.sql("SELECT * FROM t ORDER BY s").to_arrow_table()
+        read = _cached_table_pages(con)
+        drop_cached_pages(con)
+        assert _cached_table_pages(con) < read / 2  # the pages the read left are gone
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
+        assert con.sql("SELECT count(*) FROM t").fetchall() == [(rows.num_rows,)]
