@@ -184,7 +184,7 @@ def record_scores(record: RunRecord) -> RunScores:
     from harness.slices import failed_rows, per_row_values
 
     rows = record.rows().set_index("id")
-    scores = record.scores()
+    scores = record.scores(("metric", "sample", "value", "label", "rationale", "error", "source"))
     values = per_row_values(scores)  # one column per metric, in the order first seen
     metrics = [str(m) for m in values.columns]
     values = values.reindex(index=rows.index).astype(float)

@@ -185,3 +185,18 @@ def test_dropping_the_cached_pages_keeps_the_memory_limit(
         assert _cached_table_pages(con) < read / 2  # the pages the read left are gone
         assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
         assert con.sql("SELECT count(*) FROM t").fetchall() == [(rows.num_rows,)]
+
+
+def test_a_records_scores_read_by_field_are_the_whole_frames_columns(
+    qa_file: Path, home: Path
+) -> None:
+    # What the report reads of them (harness.report.rows.ReportRun.score_rows).
+    from harness.store.exports import load_run_record
+
+    db_path = _stored_run(qa_file, home)
+    record = load_run_record(db_path, "r1")
+    whole = record.scores()
+    assert len(whole) == len(load_scores(db_path, "r1"))
+    some = record.scores(("source", "metric", "value", "error"))  # in the record's order
+    assert list(some.columns) == ["example_id", "metric", "value", "error", "source"]
+    pd.testing.assert_frame_equal(some, whole[list(some.columns)])
