@@ -171,8 +171,10 @@ def render_report(
     for run in runs:  # the views are made: the rows' pages need less at their peak
         run.forget_score_rows()
     release_freed()
+    packed = packed_rows(runs, metrics, flips)
+    release_freed()  # the rows' Python objects and Arrow takes, before the page is made
     context |= {
-        "packed": packed_rows(runs, metrics, flips),
+        "packed": packed,
         "css": markup(_static("report.css")),
         "js": markup(_static("report.js")),
     }
