@@ -128,31 +128,6 @@ def connect(
             con.close()
 
 
-def drop_cached_pages(con: duckdb.DuckDBPyConnection) -> None:
-    """Let the database drop the table pages its queries read and still caches, between
-    two large reads on one connection: DuckDB keeps them until its memory limit is near
-    (80% of RAM) or the database is closed, so each read's peak came on top of the last's.
-    Lowering the limit for a moment evicts them (pages in use stay), and the limit is
-    put back: the default exactly, another as DuckDB shows it (to 0.1 GiB). Reading a
-    10,000-row run's outputs then its scores (``load_outputs_and_scores``), two runs
-    each: peak 76-77 MB above the start against 99-109 MB, in 0.15-0.20 s against
-    0.16-0.21 s."""
-    limit = _memory_limit(con)
-    try:
-        # Only as far as it can: a limit below the pages in use is refused, having
-        # dropped what could be.
-        with contextlib.suppress(duckdb.OutOfMemoryException, duckdb.InvalidInputException):
-            con.execute("SET memory_limit = '1MB'")
-    finally:
-        con.execute("RESET memory_limit")
-        if _memory_limit(con) != limit:  # one set before (a staged insert's)
-            con.execute("SET memory_limit = ?", [limit])
-
-
-def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
-    return str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-
-
 @contextmanager
 def held(db_path: Path) -> Iterator[None]:
     """Keep the store open for writing while a burst of short pieces of work runs here.

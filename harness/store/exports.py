@@ -40,7 +40,7 @@ from harness._version import __version__
 from harness.errors import ConfigError, DataError, DiskFull
 from harness.faults import environment_fault
 from harness.files import folder_problem, replaced_on_success, text_writer
-from harness.store.db import connect, drop_cached_pages
+from harness.store.db import connect
 from harness.store.runs import RunInfo, run_in
 
 if TYPE_CHECKING:
@@ -161,7 +161,6 @@ def load_run_record(db_path: Path, run_id: str) -> RunRecord:
     with connect(db_path, read_only=True) as con:
         info = run_in(con, run_id, db_path)
         rows = _arrow(con.sql(_ROWS_SQL, params={"run": info.run_id}))
-        drop_cached_pages(con)  # the examples' pages: not on top of the scores' read
         scores = _arrow(con.sql(_SCORES_SQL, params={"run": info.run_id}))
         digest = con.execute(
             "SELECT digest FROM datasets WHERE name = ? AND version = ?",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.store.dataframes import frame
-from harness.store.db import connect, drop_cached_pages
+from harness.store.db import connect
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,7 +86,6 @@ def load_outputs_and_scores(db_path: Path, run_id: str) -> tuple[pd.DataFrame, p
     """``load_outputs`` and ``load_scores`` in one open of the store."""
     with connect(db_path, read_only=True) as con:
         outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
-        drop_cached_pages(con)  # the examples' pages: not on top of the scores' read
         return outputs, frame(con.sql(SCORES_SQL, params=[run_id]))
 
 
@@ -96,7 +95,6 @@ def load_table_rows(db_path: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFr
     table makes copied the judges' raw answers and cache keys too."""
     with connect(db_path, read_only=True) as con:
         outputs = frame(con.sql(OUTPUTS_SQL, params=[run_id]))
-        drop_cached_pages(con)
         return outputs, frame(con.sql(TABLE_SCORES_SQL, params=[run_id]))
 
 

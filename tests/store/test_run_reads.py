@@ -18,7 +18,7 @@ from harness.runner.batch_scores import add_extra_aggregates
 from harness.runner.summary import aggregate_scores, results_table, stored_aggregates
 from harness.slices import per_row_values
 from harness.store.datasets import load_examples, resolve_dataset
-from harness.store.db import drop_cached_pages, held
+from harness.store.db import held
 from harness.store.rows import OutputRow, ScoreRow
 from harness.store.runs import (
     create_run,
@@ -156,35 +156,6 @@ def test_the_mlflow_tables_read_of_the_scores_makes_the_same_table(
         pd.testing.assert_frame_equal(
             results_table(outputs, scores, labelled), results_table(outputs, full, labelled)
         )
-
-
-def _cached_table_pages(con: object) -> int:
-    found = con.execute(  # type: ignore[attr-defined]
-        "SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
-    ).fetchall()
-    return int(found[0][0]) if found else 0
-
-
-@pytest.mark.parametrize("limit", [None, "64.0 MiB"], ids=["default", "set"])
-def test_dropping_the_cached_pages_keeps_the_memory_limit(
-    tmp_path: Path, limit: str | None
-) -> None:
-    import duckdb
-
-    path = tmp_path / "pages.duckdb"
-    with duckdb.connect(str(path)) as con:  # a table of many pages
-        con.execute("CREATE TABLE t AS SELECT range AS n, repeat('x', 100) || range AS s "
-                    "FROM range(200000)")  # fmt: skip
-    with duckdb.connect(str(path), read_only=True) as con:
-        if limit is not None:
-            con.execute(f"SET memory_limit = '{limit}'")
-        before = con.execute("SELECT current_setting('memory_limit')").fetchall()
-        rows = con.sql("SELECT * FROM t ORDER BY s").to_arrow_table()
-        read = _cached_table_pages(con)
-        drop_cached_pages(con)
-        assert _cached_table_pages(con) < read / 2  # the pages the read left are gone
-        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == before
-        assert con.sql("SELECT count(*) FROM t").fetchall() == [(rows.num_rows,)]
 
 
 def test_a_records_scores_read_by_field_are_the_whole_frames_columns(
