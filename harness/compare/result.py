@@ -272,13 +272,14 @@ class FlippedRow:
     judge_errors: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def judge_lines(self) -> list[tuple[str, str | None, str | None]]:
-        """(judge, base, candidate) as a reviewer reads them: each side's rationale, or
+        """(judge, base, candidate) as a reviewer reads them: each side's rationale, then
         ``[failed] ERROR`` where the judge failed there (as a failed model call's output is
-        shown), for the judges with anything to say."""
+        shown; a sample after the first may fail where the first has its rationale), for
+        the judges with anything to say."""
         found = []
         for judge, (base, candidate) in self.rationales.items():
             errors = self.judge_errors.get(judge, (None, None))
-            sides = [text or (f"[failed] {error}" if error else None)
+            sides = [" ".join(filter(None, (text, error and f"[failed] {error}"))) or None
                      for text, error in zip((base, candidate), errors, strict=True)]  # fmt: skip
             if any(sides):
                 found.append((judge, sides[0], sides[1]))

@@ -67,7 +67,7 @@ class RunScores:
     directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
     binary: frozenset[str] = frozenset()  # the metrics (and ERRORS) declared to score 0 or 1
     bounds: Bounds = field(default_factory=dict)  # the range each bounded metric scores in
-    # one column per judge that failed on some row: the first sample's error (else NaN)
+    # one column per judge that failed on some row: its first failed sample's error (else NaN)
     judge_errors: pd.DataFrame | None = None
 
 
@@ -197,7 +197,9 @@ def record_scores(record: RunRecord) -> RunScores:
         if not first.empty
         else pd.DataFrame(index=rows.index)
     )
-    failed = first[first["error"].notna()]
+    # The first failed sample's: a row whose later sample failed counts as failed too.
+    failed = judged[judged["error"].notna()]
+    failed = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
     judge_errors = (
         failed.pivot(index="example_id", columns="metric", values="error")
         if not failed.empty
