@@ -331,6 +331,12 @@ class CandidateResult:
         return next((m for m in self.metrics if m.metric == name), None)
 
     @property
+    def tested(self) -> bool:
+        """Whether any of its metrics has a p-value (one of Holm's family): a candidate
+        that pairs one row with the base has none, whatever the others have."""
+        return any(not math.isnan(m.stats.p_value) for m in self.metrics)
+
+    @property
     def interval_legend(self) -> str:
         """Which interval each metric's means and change got (``interval_legend``)."""
         return interval_legend(self.metrics)

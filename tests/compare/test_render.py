@@ -188,3 +188,30 @@ def test_the_adjustment_counts_only_the_metrics_with_a_p_value(tmp_path: Path, h
     for renderable in comparison_renderables(comparison):
         console.print(renderable)
     assert "p adjusted across 1 comparison (Holm)" in console.export_text()
+
+
+def test_a_one_row_candidate_beside_others_claims_no_intervals(tmp_path: Path, home: Path) -> None:
+    """`harness compare base c1 c2` where c2 pairs one row with the base: c2's table was
+    titled "1 paired row; 95% intervals; p adjusted across 2 comparisons (Holm)" (--markdown:
+    "p-values Holm-adjusted across every metric compared.") since c1's metrics had
+    p-values; a candidate's title now claims them only when its own metrics have them."""
+    scores = {"f1": [0.1, 0.9, 0.4, 0.6], "g": [0.5, 0.2, 0.7, 0.1]}
+    write_run(tmp_path / "b.jsonl", run_id="b", scores=scores)
+    write_run(tmp_path / "c1.jsonl", run_id="c1", scores={m: v[::-1] for m, v in scores.items()})
+    write_run(tmp_path / "c2.jsonl", run_id="c2", scores={"f1": [0.3], "g": [0.4]}, ids=["q0"])
+    h = resolve_home(home)
+    comparison = compare(
+        load_run(str(tmp_path / "b.jsonl"), h),
+        [load_run(str(tmp_path / f"{c}.jsonl"), h) for c in ("c1", "c2")],
+    )
+    assert comparison.comparisons == 2
+    console = Console(record=True, width=200)
+    for renderable in comparison_renderables(comparison):
+        console.print(renderable)
+    terminal = console.export_text()
+    assert "4 paired rows; 95% intervals; p adjusted across 2 comparisons (Holm)" in terminal
+    assert re.search(r"^ *1 paired row *$", terminal, re.M), terminal
+    lines = comparison_markdown(comparison).splitlines()
+    adjusted = "p-values Holm-adjusted across every metric compared."
+    assert any(line.startswith("4 paired rows.") and line.endswith(adjusted) for line in lines)
+    assert "1 paired row." in lines

@@ -72,13 +72,13 @@ def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str)
     cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
     # No legend when no metric has an interval (one row, no spread), as in the terminal:
     # the notes say why, and no sentence claims intervals the table does not show.
-    # Nor the adjustment's sentence when no metric has a p-value.
+    # Nor the adjustment's sentence when none of its metrics has a p-value.
     legend = _cell(candidate.interval_legend)
     adjusted = "p-values Holm-adjusted across every metric compared."
     sentences = [
         f"{candidate.paired:,} paired {'row' if candidate.paired == 1 else 'rows'}{cluster}.",
         *([legend] if legend else []),
-        *([adjusted] if comparison.comparisons else []),
+        *([adjusted] if candidate.tested else []),
     ]
     lines += [
         " ".join(sentences),

@@ -65,12 +65,13 @@ def _candidate(comparison: Comparison, candidate: CandidateResult) -> list[Rende
         loud = note.split(":", 1)[0].isupper()  # "DATASETS DIFFER: ...", "SAMPLES: ..."
         out.append(Text(f"note: {note}", style="bold red" if loud else "yellow"))
     cluster = f", clustered by {comparison.cluster}" if comparison.cluster else ""
-    # The family counts the tests that have a p-value; with none (one row), the notes say
-    # why and the title claims no intervals or adjustment.
+    # The family counts the tests that have a p-value; a candidate with none (one row),
+    # beside others or not, claims no intervals or adjustment: the notes say why.
     tested = comparison.comparisons
     adjusted = f"; 95% intervals; p adjusted across {plural(tested, 'comparison')} (Holm)"
     table = Table(
-        title=f"{plural(candidate.paired, 'paired row')}{cluster}{adjusted if tested else ''}",
+        title=f"{plural(candidate.paired, 'paired row')}{cluster}"
+        f"{adjusted if candidate.tested else ''}",
         title_justify="left",
         show_edge=False,
         pad_edge=False,
