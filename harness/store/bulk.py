@@ -108,9 +108,11 @@ def _finite(row: Mapping[str, Any], floats: Sequence[str]) -> Mapping[str, Any]:
 
 
 def _number(value: Any) -> Any:
-    """A number orjson does not know (numpy's float64, int64), as Python's."""
+    """A number orjson does not know (numpy's float32, int64), as Python's; a non-finite
+    one by its name, as ``_finite`` spells a float's (orjson would write this one null)."""
     if hasattr(value, "__index__"):
         return int(value)
     if hasattr(value, "__float__"):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else str(number)
     raise TypeError(f"{type(value).__name__} is not storable")

@@ -197,3 +197,22 @@ def test_writing_a_batch_imports_neither_pyarrow_nor_pandas(tmp_path: Path) -> N
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_numpy_numbers_that_are_not_finite_stay_so(tmp_path: Path) -> None:
+    """numpy's float32 (not a Python float, unlike float64) went through orjson's default
+    as a Python float, and a NaN or infinity of it was written as JSON null: stored NULL
+    where the Arrow path stored NaN and inf."""
+    import numpy as np
+
+    db = tmp_path / "new.duckdb"
+    _new_run(db)
+    values = [np.float32("nan"), np.float32("inf"), np.float32(-np.inf), np.float32(0.5)]
+    scores = [ScoreRow(f"e{i}", "m", v) for i, v in enumerate(values)]  # type: ignore[arg-type]
+    output = OutputRow("e0", "x", None, np.float32("nan"), 1, 2, np.float32("inf"), None, None)  # type: ignore[arg-type]
+    runs.write_batch(db, "run1", [output], scores)
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute("SELECT value FROM scores ORDER BY example_id").fetchall()
+        row = con.execute("SELECT latency_s, cost_usd FROM outputs").fetchone()
+    assert [repr(v) for (v,) in stored] == ["nan", "inf", "-inf", "0.5"]
+    assert row is not None and math.isnan(row[0]) and row[1] == math.inf
