@@ -6,7 +6,9 @@ pyarrow and pandas (~80 MB) from its first batch for its writes alone. Here the 
 one JSON array (orjson), written to a temporary file and read by DuckDB's own JSON reader
 (``read_json``, built into DuckDB: no extension is downloaded) with every column's type
 given, so nothing is guessed. ``bench/bench_batch_write.py`` times it against the Arrow
-path: less CPU on both sides (orjson's dump is a tenth of ``from_pylist``'s time).
+path: orjson's dump is a tenth of ``from_pylist``'s time, but DuckDB parses the text
+again, so long answers cost a little more (3,000 characters: 1.06-1.12x the CPU) and
+short ones about the same (numbers in docs/design.md).
 
 JSON has no NaN or infinity (orjson writes them as null): a float column's non-finite
 value goes as its name (``"nan"``, ``"inf"``, ``"-inf"``), which DuckDB casts back.
