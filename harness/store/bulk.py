@@ -16,9 +16,11 @@ value goes as its name (``"nan"``, ``"inf"``, ``"-inf"``), which DuckDB casts ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,10 @@ from typing import Any
 import orjson
 
 __all__ = ["OUTPUT_COLUMNS", "SCORE_COLUMNS", "insert_rows"]
+
+PREFIX = ".harness-rows-"  # a batch's file, beside the database
+STALE_S = 3600.0  # a batch file older than this is left by a writer that was killed
+_swept: set[Path] = set()  # the folders ``_sweep`` has looked in, in this process
 
 # Each table's columns a run writes, with their DuckDB types: the fields of OutputRow and
 # ScoreRow (harness.store.rows), in their order, after the run's id.
@@ -85,7 +91,8 @@ def insert_rows(
     selected = ", ".join(
         f"${name}::{kind}" if name in constants else name for name, kind in columns
     )
-    fd, path = tempfile.mkstemp(prefix=".harness-rows-", suffix=".json", dir=folder)
+    _sweep(folder)
+    fd, path = tempfile.mkstemp(prefix=PREFIX, suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(body)
@@ -97,6 +104,21 @@ def insert_rows(
         )
     finally:
         os.unlink(path)
+
+
+def _sweep(folder: Path) -> None:
+    """Remove, once per process, the batch files of writers killed outright (SIGKILL, the
+    OOM killer: no ``finally`` ran) from ``folder``: one file per batch, up to tens of MB,
+    that nothing else would ever remove. A file is a batch's for the moment of one insert;
+    one older than ``STALE_S`` is no live writer's, on this machine or another sharing it."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    limit = time.time() - STALE_S
+    for path in folder.glob(f"{PREFIX}*.json"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            if path.stat().st_mtime < limit:
+                path.unlink()
 
 
 def _finite(row: Mapping[str, Any], floats: Sequence[str]) -> Mapping[str, Any]:

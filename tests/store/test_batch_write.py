@@ -216,3 +216,22 @@ def test_numpy_numbers_that_are_not_finite_stay_so(tmp_path: Path) -> None:
         row = con.execute("SELECT latency_s, cost_usd FROM outputs").fetchone()
     assert [repr(v) for (v,) in stored] == ["nan", "inf", "-inf", "0.5"]
     assert row is not None and math.isnan(row[0]) and row[1] == math.inf
+
+
+def test_a_killed_writers_batch_file_goes_at_the_next_write(tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL, the OOM killer) while it wrote a batch left its
+    .harness-rows-*.json (up to tens of MB) beside the database for good; the next batch
+    written there removes it. A file of a writer that may still be at work stays."""
+    import os
+    import time
+
+    db = tmp_path / "h.duckdb"
+    _new_run(db)
+    left, fresh = tmp_path / ".harness-rows-killed.json", tmp_path / ".harness-rows-busy.json"
+    for path in (left, fresh):
+        path.write_bytes(b"[")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(left, (hours_ago, hours_ago))
+    outputs, scores = _rows()
+    runs.write_batch(db, "run1", outputs[:3], scores[:6])
+    assert not left.exists() and fresh.exists()
