@@ -1,10 +1,11 @@
 """Importing what a run's end needs while its rows run.
 
 A run's end (its aggregates, its report, its MLflow record) is the first to need its own
-modules, Jinja2 and the report's, and pandas and pyarrow: in a 1,000-row run against a model
-100 ms away they took 0.4-0.6 s of the 0.7-0.9 s between the last answer and the run's
-return (issue 14). While the rows run, the CPU mostly waits on the model, so a thread
-imports them then, and the end took 0.46-0.48 s. Where the CPU is busy while the rows run
+modules, Jinja2 and the report's (and pandas and pyarrow, which this thread no longer
+imports: below): in a 1,000-row run against a model 100 ms away they took 0.4-0.6 s of
+the 0.7-0.9 s between the last answer and the run's return (issue 14). While the rows
+run, the CPU mostly waits on the model, so a thread imports them then, and the end took
+0.46-0.48 s. Where the CPU is busy while the rows run
 (a cached rerun; a test server on the same two cores, where the rows' span grew by
 0.1-0.2 s), the imports only move, since the same ones happen either way.
 
