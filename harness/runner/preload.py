@@ -19,11 +19,16 @@ than on the CPU, that is wall time: ``bench/bench_providers.py --rows 300 --late
 back, 1.31-1.32x without. With the CPU saturated (100 ms answers, 1,000 rows) the imports
 only move, as above.
 
-pandas and pyarrow are left to the end itself (and so is ``harness.store.exports``, which
-imports pyarrow): held from the first row on, their ~80 MB were part of the rows' peak of
-memory, which they do not need (issue 14, goal 4: a cached rerun of 10,000 rows peaked at
-263 MB in its rows with them; numbers in docs/design.md). Importing them is CPU that a
-run waiting on its model would have had to spare: that run's end takes longer by it.
+pandas and pyarrow (with ``harness.store.exports``, which imports pyarrow) are preloaded
+only for a run whose end reads them: its MLflow table and its report do, a plain run's
+aggregates do not (``harness.runner.summary.stored_aggregates``). Held from the first row
+on, their ~80 MB are part of the rows' peak of memory (issue 14, goal 4: a cached rerun of
+10,000 rows peaked at 263 MB in its rows with them), which a plain run no longer pays;
+a reported run's end peaks higher than its rows either way (its table and report, ~300
+MB at 10,000 rows), and left to that end their import lengthened a cold run that waits
+on its model: ``bench/bench_providers.py --rows 1000 --judges correctness --mlflow
+--repeat 3`` took 4.29-4.59 s left to the end, 4.23-4.31 s preloaded (the same minutes'
+code before, which preloaded pandas for every run: 4.07-4.21 s).
 
 The thread is joined before the run's end reads anything (``Preload.wait``), so the run
 never imports one of these modules while the thread is still importing it. A module that
@@ -49,9 +54,11 @@ __all__ = [
 # What every run's end imports (harness.runner.run._record), heaviest first; not pandas
 # (see the module's docstring).
 END_MODULES = ("harness.runner.batch_scores",)
-# What its report imports: a run logged to MLflow or asked for --report. Its intervals
-# need no scipy (harness.stats.quantiles).
+# What its report and MLflow table import: a run logged to MLflow or asked for --report.
+# Its intervals need no scipy (harness.stats.quantiles).
 REPORT_MODULES = (
+    "pandas",
+    "harness.store.exports",  # pyarrow
     "jinja2",
     "harness.report.page",
     "harness.store.calibrations",

@@ -101,16 +101,18 @@ def test_what_is_preloaded_is_what_a_run_imports_only_at_its_end() -> None:
     assert _python(code) == "[]"
 
 
-def test_nothing_preloaded_imports_pandas_or_pyarrow() -> None:
+def test_pandas_and_pyarrow_are_preloaded_only_for_an_end_that_reads_them() -> None:
     # Held from the first row on, they were ~80 MB of a run's peak while its rows ran
-    # (issue 14): the end imports them itself, once the rows are done.
-    code = (
-        "import sys\n"
-        "from harness.runner.preload import end_modules, Preload\n"
-        "Preload(end_modules(report=True)).wait()\n"
-        "print(sorted(n for n in ('pandas', 'pyarrow') if n in sys.modules))"
-    )
-    assert _python(code) == "[]"
+    # (issue 14), also in a plain run whose end never reads them; a reported run's end
+    # (its MLflow table, its report) does, and waited for their import.
+    for report, imported in ((False, "[]"), (True, "['pandas', 'pyarrow']")):
+        code = (
+            "import sys\n"
+            "from harness.runner.preload import end_modules, Preload\n"
+            f"Preload(end_modules(report={report})).wait()\n"
+            "print(sorted(n for n in ('pandas', 'pyarrow') if n in sys.modules))"
+        )
+        assert _python(code) == imported, report
 
 
 def test_a_run_preloads_only_what_its_end_will_import() -> None:

@@ -1,6 +1,7 @@
-"""A run's rows (everything before its end: the engine, scoring, cache lookups, batch
+"""A plain run's rows (everything before its end: the engine, scoring, cache lookups, batch
 writes) import neither pyarrow nor pandas: ~80 MB of a cached rerun's peak of memory
-while its rows ran (issue 14, goal 4). The end may import them."""
+while its rows ran (issue 14, goal 4). A run logged to MLflow or reported has them
+preloaded for its end (harness.runner.preload)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,7 @@ def test_a_runs_rows_import_neither_pyarrow_nor_pandas(tmp_path: Path, qa_file: 
         )  # fmt: skip
         run = [
             "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
-            "--judge", "correctness", "--metric", "token_f1", "--sample", "10", "--report",
-            str(tmp_path / "report.html"),
+            "--judge", "correctness", "--metric", "token_f1", "--sample", "10", "--no-mlflow",
         ]  # fmt: skip
         for paid in ("first run, paid", "cached rerun"):
             done = subprocess.run(
