@@ -40,6 +40,7 @@ from harness._version import __version__
 from harness.errors import ConfigError, DataError, DiskFull
 from harness.faults import environment_fault
 from harness.files import folder_problem, replaced_on_success, text_writer
+from harness.store.bulk import SCORE_COLUMNS
 from harness.store.db import connect
 from harness.store.runs import RunInfo, run_in
 
@@ -59,20 +60,12 @@ EXPORT_VERSION = 1
 HEADER_KEY = "harness_run_export"
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
-# A row's scores: the columns of the scores table without the run and example ids.
+# A row's scores: the columns of the scores table a run writes (``bulk.SCORE_COLUMNS``)
+# without the run and example ids.
+_ARROW = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
+          "BOOLEAN": pa.bool_()}  # fmt: skip
 _SCORE = pa.struct(
-    [
-        ("metric", pa.string()),
-        ("sample", pa.int32()),
-        ("value", pa.float64()),
-        ("label", pa.string()),
-        ("rationale", pa.string()),
-        ("raw", pa.string()),
-        ("error", pa.string()),
-        ("source", pa.string()),
-        ("request_key", pa.string()),
-        ("cached", pa.bool_()),
-    ]
+    [(name, _ARROW[kind]) for name, kind in SCORE_COLUMNS if name not in ("run_id", "example_id")]
 )
 ROW_SCHEMA = pa.schema(
     [
