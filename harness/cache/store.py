@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -143,6 +145,21 @@ class SafeDisk(diskcache.Disk):
             raise CacheCorrupt(f"cache row points outside the cache directory: {filename!r}")
 
 
+class _ThreadedCache(diskcache.Cache):
+    """diskcache's Cache, noting whether a thread other than the one that opened it made a
+    connection of its own (``ResponseCache.close``)."""
+
+    opener: int
+    other_threads: bool
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        if getattr(self._local, "con", None) is None and threading.get_ident() != self.opener:
+            self.other_threads = True
+        con: sqlite3.Connection = diskcache.Cache._con.fget(self)
+        return con
+
+
 def _prompt_sort_key(canonical: dict[str, Any]) -> str:
     # Last message first: the row-specific text usually sits in the last user message,
     # so the entry with the longest shared prefix is most often the same row's. A request
@@ -206,10 +223,13 @@ class ResponseCache:
     def _open(self, timeout: float) -> diskcache.Cache:
         # Made before it is set up, so that a failed set-up can close the connection it
         # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
-        cache = diskcache.Cache.__new__(diskcache.Cache)
+        cache = _ThreadedCache.__new__(_ThreadedCache)
+        cache.opener, cache.other_threads = threading.get_ident(), False
         with removing_what_a_failed_open_left(self.directory):  # closed first, below
             try:
-                cache.__init__(str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS)
+                diskcache.Cache.__init__(
+                    cache, str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
+                )
             except (sqlite3.Error, OSError) as exc:
                 with contextlib.suppress(sqlite3.Error, AttributeError):
                     cache.close()
@@ -522,8 +542,21 @@ class ResponseCache:
             raise cache_fault(exc, self.directory, waited=self.timeout) from None
 
     def close(self) -> None:
-        """Close this process's connections (the cache can be reopened any time)."""
+        """Close this process's connections (the cache can be reopened any time).
+
+        diskcache closes only the calling thread's connection. Those the lookup and writer
+        threads opened (their threads done) are freed only by the cycle collector, since a
+        ``sqlite3.Connection`` and its statement cache refer to each other: a run whose
+        end allocated little (SQL aggregates, no pandas) exited with them never collected,
+        so the last one never closed and cache.db-wal kept its entries (a read-only copy of
+        the cache was then refused, and a writing command in one got SQLite's bare
+        "attempt to write a readonly database": tests/cache/test_cache_read_only.py).
+        Collecting here closes them, when another thread opened one (a collection takes
+        time in a large process: ``harness.complete`` opens and closes the cache at each
+        call); the last close merges the log into cache.db."""
         self._cache.close()
+        if getattr(self._cache, "other_threads", False):
+            gc.collect()
 
     def __enter__(self) -> ResponseCache:
         return self
