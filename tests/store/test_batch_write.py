@@ -117,12 +117,21 @@ def _stored(db: Path) -> list[Any]:
     return [[tuple(repr(v) for v in row) for row in rows] for rows in found]
 
 
-def test_a_batch_reads_back_as_the_arrow_path_stored_it(tmp_path: Path) -> None:
-    outputs, scores = _rows()
+def _arrow_written(
+    tmp_path: Path, outputs: list[OutputRow], scores: list[ScoreRow]
+) -> tuple[Path, Path]:
+    """Two stores with the same run: the first holding ``outputs`` and ``scores`` as the
+    Arrow path wrote them, the second empty for the path under test."""
     before, after = tmp_path / "arrow.duckdb", tmp_path / "new.duckdb"
     for db in (before, after):
         _new_run(db)
     _arrow_write(before, "run1", outputs, scores)
+    return before, after
+
+
+def test_a_batch_reads_back_as_the_arrow_path_stored_it(tmp_path: Path) -> None:
+    outputs, scores = _rows()
+    before, after = _arrow_written(tmp_path, outputs, scores)
     runs.write_batch(after, "run1", outputs, scores, usage={"model": {"requests": 3}})
     assert _stored(after) == _stored(before)
     stored = _stored(after)
@@ -138,10 +147,7 @@ def test_a_batch_reads_back_as_the_arrow_path_stored_it(tmp_path: Path) -> None:
 
 def test_replaced_scores_read_back_as_written(tmp_path: Path) -> None:
     outputs, scores = _rows()
-    before, after = tmp_path / "arrow.duckdb", tmp_path / "new.duckdb"
-    for db in (before, after):
-        _new_run(db)
-    _arrow_write(before, "run1", outputs, scores)
+    before, after = _arrow_written(tmp_path, outputs, scores)
     runs.write_batch(after, "run1", outputs, [s for s in scores if s.metric != "correctness"])
     runs.replace_scores(
         after, "run1", ["correctness"], [s for s in scores if s.metric == "correctness"]
