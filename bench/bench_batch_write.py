@@ -89,14 +89,8 @@ def arrow_write(db: Path, run_id: str, outputs: list[OutputRow], scores: list[Sc
     """``write_batch`` as it was: the rows as Arrow tables, registered and inserted."""
     import pyarrow as pa
 
-    types = {
-        "VARCHAR": pa.string(),
-        "DOUBLE": pa.float64(),
-        "INTEGER": pa.int32(),
-        "BOOLEAN": pa.bool_(),
-        "VARCHAR[]": pa.list_(pa.string()),
-        "TIMESTAMP": pa.timestamp("us"),
-    }
+    from harness.store.exports import ARROW_TYPES as types
+
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     tables = []
     output_rows = [{"run_id": run_id, **vars(o), "created_at": now} for o in outputs]

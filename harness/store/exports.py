@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ARROW_TYPES",
     "EXPORT_VERSION",
     "RunRecord",
     "export_run",
@@ -62,10 +63,21 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 # A row's scores: the columns of the scores table a run writes (``bulk.SCORE_COLUMNS``)
 # without the run and example ids.
-_ARROW = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
-          "BOOLEAN": pa.bool_()}  # fmt: skip
+# The Arrow type of each DuckDB type a run's columns have (``bulk``'s column lists).
+ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "DOUBLE": pa.float64(),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "TIMESTAMP": pa.timestamp("us"),
+}
 _SCORE = pa.struct(
-    [(name, _ARROW[kind]) for name, kind in SCORE_COLUMNS if name not in ("run_id", "example_id")]
+    [
+        (name, ARROW_TYPES[kind])
+        for name, kind in SCORE_COLUMNS
+        if name not in ("run_id", "example_id")
+    ]
 )
 ROW_SCHEMA = pa.schema(
     [

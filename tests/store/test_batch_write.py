@@ -74,14 +74,8 @@ def _arrow_write(db: Path, run_id: str, outputs: list[OutputRow], scores: list[S
     """What write_batch did before: Arrow tables built from the rows, registered, inserted."""
     import pyarrow as pa
 
-    types = {
-        "VARCHAR": pa.string(),
-        "DOUBLE": pa.float64(),
-        "INTEGER": pa.int32(),
-        "BOOLEAN": pa.bool_(),
-        "VARCHAR[]": pa.list_(pa.string()),
-        "TIMESTAMP": pa.timestamp("us"),
-    }
+    from harness.store.exports import ARROW_TYPES as types
+
     now = datetime(2026, 1, 2, 3, 4, 5, 678901)
     with connect(db) as con:
         output_rows = [{"run_id": run_id, **vars(o), "created_at": now} for o in outputs]
