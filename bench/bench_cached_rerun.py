@@ -260,7 +260,7 @@ def restore(home: Path) -> None:
     """Put the fill's stores back: every rerun writes its run into both stores, and a home
     reused across invocations grew by a 10,000-row run (and its traces) each time, which
     made each later rerun slower than the one before (22 reruns: a 222 MB DuckDB file and a
-    3.5 GB MLflow store, where the fill leaves 26 MB and ~150 MB). Not timed."""
+    3.5 GB MLflow store, where the fill leaves 26 MB and 137 MB). Not timed."""
     kept = home / FILLED
     for db in home.glob("harness.duckdb*"):
         db.unlink()
