@@ -132,3 +132,59 @@ def test_a_run_and_its_report_never_import_scipy(tmp_path: Path) -> None:
         "print(result.result.rows_done, bool(result.result.mlflow_run_id), 'scipy' in sys.modules)"
     )
     assert _python(code) == "5 True False"
+
+
+# Runs `harness run ...` as the CLI does, and prints whether the HTTP client was imported
+# (or being imported by the thread that does it) as the run's rows began, and at its end.
+_CLIENT_SEEN = """
+import sys, threading
+import harness.runner.run as run
+CLIENT = "harness.providers._client"
+def seen():
+    importing = any(t.name == "harness-http-client" for t in threading.enumerate())
+    return CLIENT in sys.modules or importing
+execute, finished = run._Run._execute, run._Run._finished
+def rows(self, *args, **kwargs):
+    print("at the rows:", seen())
+    return execute(self, *args, **kwargs)
+def end(self, *args, **kwargs):
+    print("at the end:", CLIENT in sys.modules)
+    return finished(self, *args, **kwargs)
+run._Run._execute, run._Run._finished = rows, end
+from harness.cli import main
+sys.argv = ["harness", "run", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_run_whose_calls_go_out_imports_the_http_client_before_its_rows(
+    tmp_path: Path, qa_file: Path
+) -> None:
+    # A cold run's first call waited for httpx and aiohttp (~0.3 s); a rerun whose every
+    # call is cached, and a replay, never import them.
+    from processes import harness_env
+
+    from harness.testing import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        env = harness_env(tmp_path / "home", server)
+        subprocess.run(
+            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
+            env=env, capture_output=True, check=True, timeout=300,
+        )  # fmt: skip
+        run = [
+            "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
+            "--judge", "correctness", "--metric", "token_f1", "--no-mlflow",
+        ]  # fmt: skip
+        said = {}
+        for what, mode in (("cold", "use"), ("cached rerun", "use"), ("replay", "replay")):
+            done = subprocess.run(
+                [sys.executable, "-c", _CLIENT_SEEN, *run, "--cache", mode],
+                env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            said[what] = [line for line in done.stdout.splitlines() if line.startswith("at the")]
+        assert server.stats()["requests_total"] > 0
+    assert said["cold"] == ["at the rows: True", "at the end: True"]
+    assert said["cached rerun"] == ["at the rows: False", "at the end: False"]
+    assert said["replay"] == ["at the rows: False", "at the end: False"]
