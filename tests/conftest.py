@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PUBMEDQA = REPO / "datasets" / "pubmedqa" / "pubmedqa_pqal.jsonl"
+# The Spark JVMs the tests start read tests/spark_conf/spark-defaults.conf (JVM flags that
+# start them faster); tests that give a JVM an environment of its own pass this on.
+os.environ["SPARK_CONF_DIR"] = str(REPO / "tests" / "spark_conf")
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from spark_helpers import KEY
+from spark_helpers import KEY, SPARK_CONF_DIR
 
 from harness.testing import FakeLLMServer, SparkConnectServer
 
@@ -33,6 +33,7 @@ def connect_server(
         "OPENAI_API_KEY": KEY,
         "ANTHROPIC_BASE_URL": llm.anthropic_base_url,
         "ANTHROPIC_API_KEY": "",  # the executors' environment lacks it
+        "SPARK_CONF_DIR": SPARK_CONF_DIR,
     }
     folder = tmp_path_factory.mktemp("spark-connect")
     # One server serves every test of a worker; with the default 1 GB heap, reading the

@@ -12,6 +12,7 @@ from harness.testing import FakeLLMServer
 KEY = "sk-connect-test"
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
+SPARK_CONF_DIR = str(TESTS / "spark_conf")  # JVM flags for a fast start (see that file)
 
 
 def cli_env(home: Path, llm: FakeLLMServer, **extra: str) -> dict[str, str]:
@@ -19,6 +20,7 @@ def cli_env(home: Path, llm: FakeLLMServer, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
     env.update(
         HARNESS_HOME=str(home),
+        SPARK_CONF_DIR=SPARK_CONF_DIR,
         OPENAI_BASE_URL=llm.openai_base_url,
         OPENAI_API_KEY=KEY,
         # harness_test_models, for python: judges; the checkout under test before the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from spark_helpers import KEY, cli_env
+from spark_helpers import KEY, SPARK_CONF_DIR, cli_env
 
 from harness.testing import FakeLLMServer, SparkConnectServer
 
@@ -44,7 +44,11 @@ def test_a_server_lost_mid_run_is_the_environments_fault_in_one_line(
     (home / "harness.toml").write_text(settings, encoding="utf-8")
     with FakeLLMServer(latency_s=0.5) as fake:
         env = cli_env(home, fake)
-        server_env = {"OPENAI_BASE_URL": fake.openai_base_url, "OPENAI_API_KEY": KEY}
+        server_env = {
+            "OPENAI_BASE_URL": fake.openai_base_url,
+            "OPENAI_API_KEY": KEY,
+            "SPARK_CONF_DIR": SPARK_CONF_DIR,
+        }
         with SparkConnectServer(env=server_env, folder=tmp_path / "server") as server:
             harness_bin = str(Path(sys.executable).parent / "harness")
             subprocess.run(
