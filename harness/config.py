@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 10  # 40% of calls failing: 0.4**11, 1 call in 24,000 gives up
 DEFAULT_BATCH_ROWS = 1000  # rows per DuckDB write transaction...
 DEFAULT_BATCH_SECONDS = 2.0  # ...or fewer, when this much time has passed since the last write
+DEFAULT_STOP_GRACE_S = 5.0  # [calls] stop_grace_s: after a stop, for the calls in flight
 
 HOME_ENV = "HARNESS_HOME"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,6 +69,11 @@ class Home:
     def artifacts_dir(self) -> Path:
         return self.mlruns_dir / "artifacts"
 
+    @property
+    def stop_grace_s(self) -> float:
+        """[calls] stop_grace_s: how long a stopped run waits for its work in flight."""
+        return stop_grace(self.settings)
+
     @cached_property
     def settings(self) -> dict[str, Any]:
         """harness.toml as a dict ({} when there is none), its tables and keys checked."""
@@ -89,6 +95,18 @@ def settings_file(settings: Mapping[str, Any]) -> str:
     """How a message about ``settings`` names its file: the full path of the harness.toml
     read, or just ``harness.toml`` for settings not read from a file (the Python API's)."""
     return str(settings.path) if isinstance(settings, Settings) else SETTINGS_FILE
+
+
+def stop_grace(settings: Mapping[str, Any]) -> float:
+    """``[calls] stop_grace_s`` (default 5): after Ctrl-C or SIGTERM, how long the calls in
+    flight and the MLflow logging of a run may take to finish before they are given up."""
+    value = (settings.get("calls") or {}).get("stop_grace_s", DEFAULT_STOP_GRACE_S)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(
+            f"{settings_file(settings)}: [calls] stop_grace_s must be a number of seconds > 0, "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 SPARK_TEXT = ("master", "remote", "profile")  # [spark]: read only by runs with --spark...

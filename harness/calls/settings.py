@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.config import DEFAULT_TIMEOUT_S, settings_file
+from harness.config import DEFAULT_TIMEOUT_S, settings_file, stop_grace
 from harness.errors import ConfigError
 from harness.wording import unknown_names
 
 __all__ = ["CALLS_KEYS", "caller_options"]
 
-CALLS_KEYS = ("timeout_s", "max_retries", "retry_base_delay_s", "retry_max_delay_s", "transport")
+CALLS_KEYS = (
+    "timeout_s",
+    "max_retries",
+    "retry_base_delay_s",
+    "retry_max_delay_s",
+    "transport",
+    "stop_grace_s",  # read by the run (harness.config.stop_grace), checked here with the rest
+)
 
 
 def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,6 +54,7 @@ def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         base_delay_s=number("retry_base_delay_s", defaults.base_delay_s),
         max_delay_s=number("retry_max_delay_s", defaults.max_delay_s),
     )
+    stop_grace(settings)
     transport = table.get("transport")
     if transport not in (None, *TRANSPORTS):
         raise ConfigError(f"{where}: [calls] transport must be one of {', '.join(TRANSPORTS)}")

@@ -184,7 +184,7 @@ def run_eval(
         raise
     try:
         http_client_ahead(plan, cache)
-        with stop_on_signals(stop) as stop:
+        with stop_on_signals(stop or StopRequest(home.stop_grace_s)) as stop:
             stop.last_words = (
                 f"interrupted again: exiting now; `harness run --resume {run_id}` goes on "
                 "from the rows stored"

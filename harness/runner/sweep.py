@@ -329,7 +329,7 @@ def run_sweep(
     try:
         # One stop request for the whole sweep: a Ctrl-C that comes while a child ends
         # (its rows all done) or between children stops the sweep, not only a child.
-        with stop_on_signals() as stop, _one_spark_session(base):
+        with stop_on_signals(StopRequest(home.stop_grace_s)) as stop, _one_spark_session(base):
             _run_children(points, sweep, home, progress, provider, spark_target, stop, reopen)
         status = "FINISHED"
     except Interrupted as e:

@@ -243,7 +243,8 @@ def stopped_with_the_store_locked(
     exited; return the run's id (found by ``status`` while the lock is held, when given,
     checking MLflow has no run of it yet; else from the --json document), stdout and
     stderr. The store is made first by a run of 2 rows, so the MLflow run is written with
-    SQL."""
+    SQL. The stop's grace is 1 s (``[calls] stop_grace_s``), not 5: these tests wait it out."""
+    (home / "harness.toml").write_text("[calls]\nstop_grace_s = 1\n")
     code, _, err = harness(env, *RUN, "--limit", "2")
     assert code == 0, err
     server.reset()
@@ -284,7 +285,7 @@ def test_runs_show_finds_the_mlflow_run_a_busy_worker_opened_after_the_run_stopp
 ) -> None:
     """Another process holds the MLflow store's write lock (another run's worker, `mlflow`)
     while the run is interrupted: its worker, waiting for the lock to open the MLflow run,
-    has not said which run it opened when the stop's 5 s grace is over, so the run stores
+    has not said which run it opened when the stop's grace is over, so the run stores
     none. Once the lock is let go the worker opens it, writes the rows' traces and ends it
     KILLED. `runs show` (text and --json) and `runs list --json` named no MLflow run; they
     find it by its `harness.run_id` tag now, and the resume completes that same run."""
@@ -332,7 +333,7 @@ def test_a_run_stopped_while_its_worker_reads_nothing_exits_after_the_grace(
 ) -> None:
     """Another process holds the MLflow store's write lock through the whole run, so the
     worker, waiting to open the MLflow run, reads none of the rows' batches, and the pipe
-    to it fills. The run stopped by SIGINT waited for the pipe to drain before its 5 s
+    to it fills. The run stopped by SIGINT waited for the pipe to drain before its
     grace began: it could only exit once the worker gave up at its own 20 s busy timeout,
     so MLflow got no run at all. Now it exits while the lock is still held, and the worker,
     left to finish alone, opens the MLflow run once the lock is let go, writes the traces

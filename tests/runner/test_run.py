@@ -164,6 +164,18 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_a_bad_stop_grace_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> None:
+    """[calls] stop_grace_s (how long a stopped run waits for its work in flight) is
+    checked with the rest of [calls], before the run exists."""
+    (home / "harness.toml").write_text("[calls]\nstop_grace_s = 0\n")
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out) == (2, "") and err == (
+        f"error: {home.resolve()}/harness.toml: [calls] stop_grace_s must be a number of "
+        "seconds > 0, got 0\n"
+    )
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
