@@ -9,6 +9,15 @@ which is what lets ``harness runs list`` work in a second terminal while a run i
 ``held`` keeps the file open across a burst of such pieces of work in one process (the end
 of a run), each then a cursor on the one open database.
 
+The file is attached to an in-memory database with a row group of ``ROW_GROUP_SIZE`` rows
+(DuckDB's default is 122,880). Each write's close checkpoints, and a checkpoint merges the
+small row groups the last batches appended with the row groups before them: with DuckDB's
+default size it rewrote up to three row groups of 122,880 rows, so one batch's close in
+four to eight took 0.3-0.8 s and raised the process's peak by 90-170 MB, on any store
+holding more than a few runs. With 32,768 rows a merge moves a quarter as much
+(``bench/bench_store_growth.py``). The size applies to rows written from now on; a store
+written before keeps its row groups.
+
 DuckDB's errors are mapped here: a full disk, a read-only home and a damaged file become
 the ``EnvironmentFault`` that names them (``harness.faults``), anything else a
 ``StoreError`` with the first line of DuckDB's message.
@@ -38,6 +47,8 @@ from harness.faults import environment_fault, first_line
 from harness.store.migrations import apply_migrations
 
 LOCK_TIMEOUT_S = 60.0
+ROW_GROUP_SIZE = 32_768  # rows; see the module's docstring
+CATALOG = "store"  # the name the file is attached as
 LOCK_TIMEOUT_ENV = "HARNESS_LOCK_TIMEOUT_S"
 
 _migrated: set[Path] = set()  # files already brought up to date by this process
@@ -84,6 +95,7 @@ def connect(
     if anchor is not None:  # see ``held``: a cursor on the database already open
         cursor = anchor.cursor()
         try:
+            cursor.execute(f"USE {CATALOG}")
             yield cursor
         except (duckdb.Error, OSError) as e:
             raise store_fault(e, db_path) from e
@@ -167,7 +179,7 @@ def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBP
     delay = 0.01
     while True:
         try:
-            return duckdb.connect(str(db_path), read_only=read_only)
+            return _attach(db_path, read_only=read_only)
         except duckdb.Error as e:
             if not _is_lock_error(e):
                 raise store_fault(e, db_path, "opening") from e
@@ -179,3 +191,19 @@ def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBP
             # Jitter keeps two waiting processes from retrying in lock-step.
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
+
+
+def _attach(db_path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The file attached (``ROW_GROUP_SIZE``) as the default catalog of an in-memory database,
+    spilling, as when DuckDB opens the file itself, to ``<file>.tmp``."""
+    con = duckdb.connect(":memory:")
+    try:
+        path = str(db_path).replace("'", "''")
+        mode = ", READ_ONLY" if read_only else ""
+        con.execute(f"ATTACH '{path}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE}{mode})")
+        con.execute(f"USE {CATALOG}")
+        con.execute(f"SET temp_directory = '{path}.tmp'")
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from harness.errors import StoreError
+from harness.store import db as store_db
 from harness.store import runs
 from harness.store.bulk import OUTPUT_COLUMNS, SCORE_COLUMNS
 from harness.store.db import connect
@@ -235,3 +236,25 @@ def test_a_killed_writers_batch_file_goes_at_the_next_write(tmp_path: Path) -> N
     outputs, scores = _rows()
     runs.write_batch(db, "run1", outputs[:3], scores[:6])
     assert not left.exists() and fresh.exists()
+
+
+def test_batches_are_stored_in_row_groups_a_checkpoint_merges_cheaply(tmp_path: Path) -> None:
+    # Each batch's close checkpoints, merging the row groups the last batches appended with
+    # those before them: with DuckDB's 122,880-row groups one close in four to eight
+    # rewrote up to three of them (0.3-0.8 s, +90-170 MB on a store of a few runs).
+    db = tmp_path / "h.duckdb"
+    _new_run(db)
+    for first, n in ((0, 8000), (8000, 1000), (9000, 1000)):
+        ids = [f"e{i}" for i in range(first, first + n)]
+        outputs = [OutputRow(e, "an answer", None, 0.1, 10, 5, None, f"k{e}", False) for e in ids]
+        scores = [ScoreRow(e, f"m{m}", 0.5) for e in ids for m in range(5)]
+        runs.write_batch(db, "run1", outputs, scores)
+    with connect(db, read_only=True) as con:
+        for table, rows in (("outputs", 10_000), ("scores", 50_000)):
+            groups = con.execute(
+                "SELECT row_group_id, sum(count) FROM pragma_storage_info(?) "
+                "WHERE column_name = 'run_id' AND segment_type <> 'VALIDITY' GROUP BY 1",
+                [table],
+            ).fetchall()
+            assert max(n for _, n in groups) <= store_db.ROW_GROUP_SIZE, (table, groups)
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (rows,)
