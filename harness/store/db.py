@@ -9,6 +9,16 @@ which is what lets ``harness runs list`` work in a second terminal while a run i
 ``held`` keeps the file open across a burst of such pieces of work in one process (the end
 of a run), each then a cursor on the one open database.
 
+In one process the file is open once at a time, shared: the first ``connect`` of it opens
+it, every other one meanwhile, from any thread, gets a cursor on that open database, and
+the last to finish closes it (the checkpoint). DuckDB refuses to attach a file a second
+time in one process, and to open it writable and read-only at once. So a read while the
+file is open writable reads through that open. A write while it is open read-only waits
+until the other threads' reads end (up to the lock timeout, then ``StoreBusy``), and reads
+asked for meanwhile wait behind it; a write inside a read of the same thread, which would
+wait on itself, is a ``StoreError``. DuckDB's settings (``SET``) belong to the open
+database, shared by every cursor: a piece of work that sets one resets it when done.
+
 The file is attached to an in-memory database with a row group of ``ROW_GROUP_SIZE`` rows
 (DuckDB's default is 122,880). Each write's close checkpoints, and a checkpoint merges the
 small row groups the last batches appended with the row groups before them: with DuckDB's
@@ -28,9 +38,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -52,7 +65,22 @@ CATALOG = "store"  # the name the file is attached as
 LOCK_TIMEOUT_ENV = "HARNESS_LOCK_TIMEOUT_S"
 
 _migrated: set[Path] = set()  # files already brought up to date by this process
-_held: dict[Path, duckdb.DuckDBPyConnection] = {}  # files ``held`` open by this process
+_held: dict[Path, int] = {}  # files ``held`` open by this process: how many holds
+
+
+@dataclass(eq=False)
+class _Open:
+    """A file attached in this process: shared by each ``connect`` of it meanwhile."""
+
+    anchor: duckdb.DuckDBPyConnection | None = None  # None while it is being opened
+    read_only: bool = False
+    users: Counter[int] = field(default_factory=Counter)  # cursors handed out, by thread
+    closing: bool = False  # its last user is closing it (the checkpoint)
+
+
+_open_files: dict[Path, _Open] = {}  # guarded by _registry, as is _writers_waiting
+_writers_waiting: Counter[Path] = Counter()  # writable opens waiting for readers to end
+_registry = threading.Condition()
 
 
 def _is_lock_error(error: duckdb.Error) -> bool:
@@ -89,21 +117,12 @@ def connect(
     """Open the store, migrated to the current schema, for one short piece of work.
 
     A read on a file that does not exist yet yields an in-memory database with the
-    current schema, so reading an empty project home never creates files.
+    current schema, so reading an empty project home never creates files. Every
+    ``connect`` of a file already open in this process, from any thread, is a cursor on
+    that open database (see the module's docstring for which).
     """
-    anchor = _held.get(db_path.resolve()) if _held else None
-    if anchor is not None:  # see ``held``: a cursor on the database already open
-        cursor = anchor.cursor()
-        try:
-            cursor.execute(f"USE {CATALOG}")
-            yield cursor
-        except (duckdb.Error, OSError) as e:
-            raise store_fault(e, db_path) from e
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                cursor.close()
-        return
-    if read_only and not db_path.exists():
+    key = db_path.resolve()
+    if read_only and not _in_use(key) and not db_path.exists():
         con = duckdb.connect(":memory:")
         apply_migrations(con)
         try:
@@ -116,28 +135,18 @@ def connect(
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise store_fault(e, db_path.parent) from None
-    # A reader that has not migrated this file yet opens it writable once, so that a
-    # store written by an older harness is upgraded before anything reads it.
-    writable = not read_only or db_path.resolve() not in _migrated
     timeout = lock_timeout() if timeout_s is None else timeout_s
+    me = threading.get_ident()
     try:
-        con = _open(db_path, read_only=not writable, timeout_s=timeout)
-    except NotWritable:
-        if not read_only:
-            raise
-        # A read-only home (a mounted copy, a CI cache): reading needs no migration.
-        con = _open(db_path, read_only=True, timeout_s=timeout)
-        writable = False
+        cursor = _use(db_path, key, me, read_only=read_only, timeout_s=timeout)
+    except duckdb.Error as e:  # a cursor refused: the open database failed earlier
+        raise store_fault(e, db_path, "opening") from e
     try:
-        if writable and db_path.resolve() not in _migrated:
-            apply_migrations(con)
-            _migrated.add(db_path.resolve())
-        yield con
+        yield cursor
     except (duckdb.Error, OSError) as e:
         raise store_fault(e, db_path) from e
     finally:
-        with contextlib.suppress(duckdb.Error):  # after a failed write, the error is the news
-            con.close()
+        _let_go(key, me, cursor)
 
 
 @contextmanager
@@ -154,12 +163,9 @@ def held(db_path: Path) -> Iterator[None]:
     the same file share the first.
     """
     key = db_path.resolve()
-    if key in _held:
-        yield
-        return
     failure: BaseException | None = None
-    with connect(db_path) as con:  # migrated, retried while another process holds it
-        _held[key] = con
+    with connect(db_path):  # migrated, retried while another process holds it
+        _held[key] = _held.get(key, 0) + 1
         try:
             yield
         except BaseException as e:
@@ -169,9 +175,158 @@ def held(db_path: Path) -> Iterator[None]:
             # ``connect`` hands out inside a hold translate them).
             failure = e
         finally:
-            del _held[key]
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
     if failure is not None:
         raise failure
+
+
+def _in_use(key: Path) -> bool:
+    with _registry:
+        return key in _open_files
+
+
+def _use(
+    db_path: Path, key: Path, me: int, *, read_only: bool, timeout_s: float
+) -> duckdb.DuckDBPyConnection:
+    """A cursor on the file's one open database in this process, opened if it is not: see
+    the module's docstring. ``me`` is the calling thread's id, given back to ``_let_go``."""
+    deadline = time.monotonic() + timeout_s
+    mine: _Open | None = None  # the entry this thread opens, until it is open
+    try:
+        with _registry:
+            cursor = _join(db_path, key, me, read_only, deadline, timeout_s)
+            if cursor is not None:
+                return cursor
+            mine = _open_files[key] = _Open()
+        anchor, anchor_read_only = _first_open(db_path, key, read_only, timeout_s)
+        try:
+            cursor = _cursor(anchor)
+        except BaseException:
+            anchor.close()
+            raise
+        with _registry:
+            mine.anchor, mine.read_only = anchor, anchor_read_only
+            mine.users[me] += 1
+            mine = None
+            _registry.notify_all()
+        return cursor
+    finally:
+        if mine is not None:  # its open failed: the next waiting thread tries
+            with _registry:
+                del _open_files[key]
+                _registry.notify_all()
+
+
+def _join(
+    db_path: Path, key: Path, me: int, read_only: bool, deadline: float, timeout_s: float
+) -> duckdb.DuckDBPyConnection | None:
+    """Under ``_registry``: a cursor on the file's open database once this thread may have
+    one, or None when the file is not open and this thread is to open it."""
+    waiting = False  # counted in _writers_waiting
+    try:
+        while True:
+            entry = _open_files.get(key)
+            if entry is None:
+                if read_only and _writers_waiting[key]:
+                    _registry.wait()  # a writable open waits: it goes first
+                    continue
+                return None
+            if entry.anchor is None or entry.closing:
+                _registry.wait()  # being opened or closed, which ends by itself
+                continue
+            if not entry.read_only or (
+                read_only and (me in entry.users or not _writers_waiting[key])
+            ):
+                cursor = _cursor(entry.anchor)
+                entry.users[me] += 1
+                return cursor
+            if read_only:
+                _registry.wait()  # a writable open waits for this one's readers
+                continue
+            if me in entry.users:
+                raise StoreError(
+                    f"{db_path}: opened for writing while this thread reads it",
+                    path=str(db_path),
+                )
+            if not waiting:
+                waiting = True
+                _writers_waiting[key] += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreBusy(
+                    f"{db_path} is being read by another thread of this process (waited "
+                    f"{timeout_s:.0f} s); try again when it finishes"
+                )
+            _registry.wait(left)
+    finally:
+        if waiting:
+            _writers_waiting[key] -= 1
+            if not _writers_waiting[key]:
+                del _writers_waiting[key]
+            _registry.notify_all()
+
+
+def _cursor(anchor: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    cursor = anchor.cursor()
+    try:
+        cursor.execute(f"USE {CATALOG}")  # the catalog in use is each connection's own
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
+def _let_go(key: Path, me: int, cursor: duckdb.DuckDBPyConnection) -> None:
+    """``_use``'s cursor is done with; the last user of the file closes it."""
+    closing: _Open | None = None
+    try:
+        with contextlib.suppress(duckdb.Error):  # after a failed write, the error is the news
+            cursor.close()
+        with _registry:
+            entry = _open_files[key]
+            entry.users[me] -= 1
+            if entry.users[me] <= 0:
+                del entry.users[me]
+            if entry.users:
+                return
+            entry.closing, closing = True, entry
+        assert entry.anchor is not None
+        with contextlib.suppress(duckdb.Error):
+            entry.anchor.close()  # detaches the file: the checkpoint
+    finally:
+        if closing is not None:
+            with _registry:
+                del _open_files[key]
+                _registry.notify_all()
+
+
+def _first_open(
+    db_path: Path, key: Path, read_only: bool, timeout_s: float
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """The file opened, migrated if this process has not yet; and whether read-only."""
+    # A reader that has not migrated this file yet opens it writable once, so that a
+    # store written by an older harness is upgraded before anything reads it.
+    writable = not read_only or key not in _migrated
+    try:
+        con = _open(db_path, read_only=not writable, timeout_s=timeout_s)
+    except NotWritable:
+        if not read_only:
+            raise
+        # A read-only home (a mounted copy, a CI cache): reading needs no migration.
+        con = _open(db_path, read_only=True, timeout_s=timeout_s)
+        writable = False
+    try:
+        if writable and key not in _migrated:
+            apply_migrations(con)
+            _migrated.add(key)
+    except BaseException as e:
+        con.close()
+        if isinstance(e, (duckdb.Error, OSError)):
+            raise store_fault(e, db_path) from e
+        raise
+    return con, not writable
 
 
 def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,172 @@ def test_an_error_inside_a_hold_is_a_store_error_and_releases_the_file(tmp_path:
     other = _other_process(path)
     assert other.returncode == 0, other.stderr
     assert other.stdout.strip() == "1"
+
+
+# -- one open database per file in this process, whatever the thread ---------------------
+
+
+def _store(path: Path) -> Path:
+    with store_db.connect(path) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+    return path
+
+
+def _in_threads(*work: Any) -> list[BaseException]:
+    """Run each callable in a thread of its own; the errors they raised."""
+    errors: list[BaseException] = []
+
+    def run(job: Any) -> None:
+        try:
+            job()
+        except BaseException as e:  # reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return errors
+
+
+def test_two_threads_write_and_read_one_store_at_once(tmp_path: Path, opens: list[bool]) -> None:
+    """Two ``evaluate`` calls in two threads of one process, or a run's writer thread while
+    the main thread reads: DuckDB refuses to attach the file a second time in a process, so
+    the second open failed ("Unique file handle conflict"). Both are cursors on one open."""
+    path = _store(tmp_path / "h.duckdb")
+    opens.clear()
+    both_in = threading.Barrier(2, timeout=30)  # each waits inside its open for the other
+
+    def write(x: int) -> None:
+        with store_db.connect(path) as con:
+            both_in.wait()
+            con.execute("INSERT INTO t VALUES (?)", [x])
+            both_in.wait()
+            assert con.execute("SELECT sum(x) FROM t").fetchone() == (3,)
+
+    assert _in_threads(lambda: write(1), lambda: write(2)) == []
+    assert opens == [False]  # one open, shared
+    assert not store_db._open_files
+    with store_db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT sum(x) FROM t").fetchone() == (3,)
+
+
+def test_a_read_while_another_thread_writes_reads_through_its_open(
+    tmp_path: Path, opens: list[bool]
+) -> None:
+    """A read-only open while the file is open writable in the same process was refused
+    ("Can't open a connection to same database file with a different configuration")."""
+    path = _store(tmp_path / "h.duckdb")
+    opens.clear()
+    both_in = threading.Barrier(2, timeout=30)
+    seen: list[Any] = []
+
+    def write() -> None:
+        with store_db.connect(path) as con:
+            con.execute("INSERT INTO t VALUES (5)")
+            both_in.wait()
+            both_in.wait()
+
+    def read() -> None:
+        both_in.wait()  # the writer has the file open
+        try:
+            with store_db.connect(path, read_only=True) as con:
+                seen.append(con.execute("SELECT sum(x) FROM t").fetchone())
+        finally:
+            both_in.wait()
+
+    assert _in_threads(write, read) == []
+    assert seen == [(5,)] and opens == [False]
+
+
+def test_a_write_while_another_thread_reads_waits_for_the_read(
+    tmp_path: Path, opens: list[bool]
+) -> None:
+    """A writable open while the file is open read-only (another thread's read) waits until
+    the read ends, then opens it writable; a read asked for meanwhile waits behind it."""
+    path = _store(tmp_path / "h.duckdb")
+    key = path.resolve()
+    opens.clear()
+    reading, writer_waits = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def read() -> None:
+        with store_db.connect(path, read_only=True) as con:
+            reading.set()
+            assert writer_waits.wait(30)
+            assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+            order.append("read")
+
+    def write() -> None:
+        assert reading.wait(30)
+        with store_db.connect(path) as con:
+            con.execute("INSERT INTO t VALUES (7)")
+            order.append("write")
+
+    def watch() -> None:  # lets the reader go once the writer is seen waiting for it
+        deadline = time.monotonic() + 30
+        while not store_db._writers_waiting[key] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer_waits.set()
+
+    assert _in_threads(read, write, watch) == []
+    assert order == ["read", "write"]
+    assert opens == [True, False]  # read-only for the read, then writable
+    with store_db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT sum(x) FROM t").fetchone() == (7,)
+
+
+def test_a_write_inside_a_read_of_the_same_thread_is_refused(tmp_path: Path) -> None:
+    path = _store(tmp_path / "h.duckdb")
+    with store_db.connect(path, read_only=True) as con:  # read-only: migrated already
+        with (
+            pytest.raises(StoreError, match="opened for writing while this thread reads it"),
+            store_db.connect(path),
+        ):
+            pass
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert not store_db._open_files
+
+
+def test_threads_reading_and_writing_over_and_over_all_finish(tmp_path: Path) -> None:
+    """Four threads opening the file read-only and writable in turn, 25 times each: every
+    read and write is done (none refused, none left waiting) and the file is closed after."""
+    path = _store(tmp_path / "h.duckdb")
+
+    def work(n: int) -> None:
+        for i in range(25):
+            if (n + i) % 3:
+                with store_db.connect(path, read_only=True) as con:
+                    con.execute("SELECT count(*) FROM t").fetchone()
+            else:
+                with store_db.connect(path) as con:
+                    con.execute("INSERT INTO t VALUES (1)")
+
+    assert _in_threads(*(lambda n=n: work(n) for n in range(4))) == []
+    writes = sum(1 for n in range(4) for i in range(25) if not (n + i) % 3)
+    assert not store_db._open_files and not store_db._writers_waiting
+    with store_db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (writes,)
+
+
+def test_the_last_user_closes_the_file(tmp_path: Path) -> None:
+    """Checkpointed (its write-ahead log gone) once the last of its users is done, not
+    before; and the process opens it again afterwards, as does DuckDB itself."""
+    import duckdb
+
+    path = _store(tmp_path / "h.duckdb")
+    wal = Path(f"{path}.wal")
+    with store_db.connect(path) as first:
+        with store_db.connect(path) as second:
+            second.execute("INSERT INTO t VALUES (1)")
+        assert wal.exists()  # the other user keeps it open
+        first.execute("INSERT INTO t VALUES (2)")
+    assert not wal.exists() and not store_db._open_files
+    with duckdb.connect(str(path)) as plain:  # closed: not attached in this process
+        assert plain.execute("SELECT sum(x) FROM t").fetchone() == (3,)
+    with store_db.connect(path) as again:
+        again.execute("INSERT INTO t VALUES (4)")
+    with store_db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT sum(x) FROM t").fetchone() == (7,)
