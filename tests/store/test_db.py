@@ -260,3 +260,26 @@ def test_the_last_user_closes_the_file(tmp_path: Path) -> None:
         again.execute("INSERT INTO t VALUES (4)")
     with store_db.connect(path, read_only=True) as con:
         assert con.execute("SELECT sum(x) FROM t").fetchone() == (7,)
+
+
+def test_a_large_dataset_import_leaves_the_shared_memory_limit_as_it_was(tmp_path: Path) -> None:
+    """A staged dataset's insert limits DuckDB's memory to spill (64 MB): a setting of the
+    open database, which stayed on it for every other user of the file while it was open."""
+    import pyarrow.parquet as pq
+
+    from harness.store.datasets import Example, example_batch, example_schema, save_staged_dataset
+
+    path = tmp_path / "h.duckdb"
+    staged = tmp_path / "examples.parquet"
+    with pq.ParquetWriter(staged, example_schema()) as writer:
+        writer.write_batch(example_batch([Example("e1", "a question", ("an answer",))]))
+    with store_db.held(path):  # another user of the open database meanwhile
+        with store_db.connect(path, read_only=True) as con:
+            (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        _, created = save_staged_dataset(
+            path, name="qa", digest="0" * 64, n_rows=1, staged=staged, source=None, columns={}
+        )
+        assert created
+        with store_db.connect(path, read_only=True) as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)
+            assert con.execute("SELECT count(*) FROM examples").fetchone() == (1,)
