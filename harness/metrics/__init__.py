@@ -27,6 +27,7 @@ Use :func:`get_metric` to look one up, :func:`metric_names` to list them and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,25 +79,37 @@ __all__ = [
 DEFAULT_METRICS: tuple[str, ...] = ("exact_match", "token_f1", "rougeL", "word_count", "latency")
 
 _builtins_loaded = False
+_builtins_loading = False  # by the thread holding the lock
+# Held while the built-ins are imported: a lookup from another thread meanwhile (two
+# ``harness.evaluate`` calls started in two threads) waits for all of them, where it found
+# none yet. Re-entrant, so that a lookup on the way, in the importing thread, goes on.
+_builtins_lock = threading.RLock()
 
 
 def _load_builtins() -> None:
     # Imported on first use rather than at the top, so a metric registered from Python
     # before the first lookup keeps its name until then, as it always has. Each family
     # registers itself in ``harness.metrics.registry`` (metrics) or ``.kinds`` (kinds).
-    global _builtins_loaded
+    global _builtins_loaded, _builtins_loading
     if _builtins_loaded:
         return
-    _builtins_loaded = True
-    from harness.metrics import (  # noqa: F401
-        basic,
-        checks,
-        match,
-        readability,
-        rouge,
-        similarity,
-        structure,
-    )
+    with _builtins_lock:
+        if _builtins_loaded or _builtins_loading:
+            return
+        _builtins_loading = True
+        try:
+            from harness.metrics import (  # noqa: F401
+                basic,
+                checks,
+                match,
+                readability,
+                rouge,
+                similarity,
+                structure,
+            )
+        finally:
+            _builtins_loading = False
+        _builtins_loaded = True
 
 
 def get_metric(name: str) -> Metric | BatchMetric:

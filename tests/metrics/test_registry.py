@@ -211,3 +211,40 @@ def test_every_metric_scores_odd_rows_without_raising() -> None:
                 )
             )
             assert value is None or isinstance(value, float), (name, output, value)
+
+
+def test_a_metric_looked_up_while_another_thread_loads_the_builtins_is_found() -> None:
+    # Two harness.evaluate calls started in two threads of a fresh process: the second
+    # looked up 'exact_match' while the first was still importing the built-in metrics, and
+    # got "unknown metric 'exact_match'; known: " (nothing yet). The import is slowed here
+    # (a finder that waits in front of one built-in family) so the second lookup lands in it.
+    import subprocess
+    import sys
+
+    code = """
+import importlib.abc, sys, threading, time
+inside = threading.Event()
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "harness.metrics.basic":  # the first family imported
+            inside.set()
+            time.sleep(0.5)
+        return None
+sys.meta_path.insert(0, Slow())
+from harness.metrics import get_metric
+found = {}
+def look(who):
+    try:
+        found[who] = get_metric("exact_match").name
+    except Exception as e:
+        found[who] = f"{type(e).__name__}: {e}"
+first = threading.Thread(target=look, args=("first",))
+first.start()
+inside.wait(30)
+look("second")
+first.join()
+print(found["first"], "|", found["second"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "exact_match | exact_match"
