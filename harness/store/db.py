@@ -88,6 +88,13 @@ def _is_lock_error(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def _is_foreign_open(error: duckdb.Error) -> bool:
+    """The file is attached or open elsewhere in this process: harness's own opens share
+    one (``_use``), so by a connection of the caller's (a notebook querying the store)."""
+    text = str(error)
+    return "Unique file handle conflict" in text or "different configuration" in text
+
+
 def lock_timeout() -> float:
     """How long to wait for another process's hold on the file: the environment, else 60 s."""
     raw = os.environ.get(LOCK_TIMEOUT_ENV)
@@ -336,6 +343,13 @@ def _open(db_path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBP
         try:
             return _attach(db_path, read_only=read_only)
         except duckdb.Error as e:
+            if _is_foreign_open(e):
+                raise StoreError(
+                    f"{db_path} is open in this Python process by a DuckDB connection "
+                    "harness did not make (duckdb.connect): close it (con.close()) before "
+                    "harness uses the store",
+                    path=str(db_path),
+                ) from e
             if not _is_lock_error(e):
                 raise store_fault(e, db_path, "opening") from e
             if time.monotonic() >= deadline:

@@ -283,3 +283,30 @@ def test_a_large_dataset_import_leaves_the_shared_memory_limit_as_it_was(tmp_pat
         with store_db.connect(path, read_only=True) as con:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (before,)
             assert con.execute("SELECT count(*) FROM examples").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_callers_own_open_of_the_file_is_named_with_what_to_do(
+    tmp_path: Path, read_only: bool
+) -> None:
+    # A notebook that queries the store with duckdb.connect and keeps the connection: the
+    # next harness.evaluate got DuckDB's "Unique file handle conflict" (before the store's
+    # one open per process: "different configuration"), naming neither cause nor remedy.
+    import duckdb
+
+    path = tmp_path / "harness.duckdb"
+    with store_db.connect(path):
+        pass
+    theirs = duckdb.connect(str(path), read_only=read_only)
+    try:
+        with (
+            pytest.raises(
+                StoreError, match=r"by a DuckDB connection harness did not make.*close it"
+            ),
+            store_db.connect(path),  # as a run writes it
+        ):
+            pass
+    finally:
+        theirs.close()
+    with store_db.connect(path, read_only=True) as con:  # closed: harness opens it again
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] > 0
