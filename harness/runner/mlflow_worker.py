@@ -426,8 +426,8 @@ def main(tracking_uri: str) -> int:
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
     if verified_store(tracking_uri) is None:
         # MLflow's API will log this run: import MLflow and open (or create) the store
-        # while the rows run. A run in a verified store is written without MLflow (only
-        # continuing an earlier MLflow run imports it, then).
+        # while the rows run. A run in a verified store is written without MLflow, a new
+        # one or one continued (``harness.tracking.sql_resume``).
         from harness.tracking.mlflow_store import open_store
 
         try:

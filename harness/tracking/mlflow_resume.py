@@ -8,9 +8,10 @@ the traces of the rows it does not hold yet, logs what differs of the params, me
 inputs and artifacts (MLflow skips identical metric values and inputs), and ends it
 ``FINISHED``: running it twice changes nothing the second time.
 
-A harness run that has no MLflow run yet, in a store whose schema is verified (the usual
-case: every run but a resumed one), is written with SQL (``harness.tracking.sql_run``), so
-the run never imports MLflow; continuing an earlier MLflow run goes through MLflow's API.
+In a store whose schema is verified (``mlflow_sqlite.verified_store``), a harness run that
+has no MLflow run yet is written with SQL (``harness.tracking.sql_run``), and an earlier
+MLflow run is continued with SQL (``harness.tracking.sql_resume``, the same steps as
+below), so neither imports MLflow; any other store goes through MLflow's API.
 
 Only one process writes a harness run's MLflow run at a time: ``run_lock`` is an OS file
 lock beside the SQLite store, held from opening to the end (the OS drops it when the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from harness.tracking.mlflow_store import (
     open_store,
 )
 from harness.tracking.record import HARNESS_RUN_TAG, TRACES_TAG, RunRecord
+from harness.tracking.sql_resume import ResumedSqlRun, same_metric
 from harness.tracking.sql_run import SqlRunLogger
 
 if TYPE_CHECKING:
@@ -146,9 +147,11 @@ class ResumingLogger:
         try:
             self.logged_rows: set[str] = set()
             self.resumed = False
-            sql = _new_sql_run(head, tracking_uri, traces, register)
+            sql = _sql_run(head, tracking_uri, traces, register, known_run_id, keep_rows)
             if sql is not None:
                 self.logger: RunLogger | SqlRunLogger = sql
+                if isinstance(sql, ResumedSqlRun):
+                    self.resumed, self.logged_rows = True, set(sql.logged_rows)
                 return
             existing = self._existing(head, tracking_uri, known_run_id)
             api = RunLogger(
@@ -243,7 +246,7 @@ class ResumingLogger:
         with SQL (``record.rows`` and ``record.tables`` are not read then).
         """
         try:
-            if isinstance(self.logger, SqlRunLogger):
+            if isinstance(self.logger, SqlRunLogger):  # a ResumedSqlRun logs what it lacks
                 return self.logger.finish(record, rendered)
             if self.resumed:
                 record = self._missing(self.logger, record)
@@ -275,7 +278,7 @@ class ResumingLogger:
             record,
             params={k: v for k, v in record.params.items() if str(k) not in logged.params},
             metrics={
-                k: v for k, v in record.metrics.items() if not _same(logged.metrics.get(k), v)
+                k: v for k, v in record.metrics.items() if not same_metric(logged.metrics.get(k), v)
             },
         )
 
@@ -287,24 +290,29 @@ class ResumingLogger:
     _release = release
 
 
-def _new_sql_run(
-    head: RunRecord, tracking_uri: str, traces: bool, register: bool
+def _sql_run(
+    head: RunRecord,
+    tracking_uri: str,
+    traces: bool,
+    register: bool,
+    known_run_id: str | None,
+    keep_rows: Collection[str] | None,
 ) -> SqlRunLogger | None:
-    """The run of ``head`` created with SQL, if its store is verified and no MLflow run
-    holds this harness run yet; else None (MLflow's API then logs it)."""
+    """The run of ``head`` written with SQL, if its store is verified: a new one when no
+    MLflow run holds this harness run yet, else that run continued (``ResumedSqlRun``);
+    None when MLflow's API must log it."""
     from harness.tracking.mlflow_sqlite import verified_store
 
     db_path = verified_store(tracking_uri)
     if db_path is None:
         return None
-    return SqlRunLogger.open(head, db_path=db_path, traces=traces, register=register, new_only=True)
-
-
-def _same(logged: float | None, value: Any) -> bool:
-    if logged is None or value is None:
-        return False
-    number = float(value)
-    return logged == number or (math.isnan(logged) and math.isnan(number))
+    new = SqlRunLogger.open(head, db_path=db_path, traces=traces, register=register, new_only=True)
+    if new is not None:
+        return new
+    return ResumedSqlRun.resume(
+        head, db_path=db_path, traces=traces, register=register,
+        known_run_id=known_run_id, keep_rows=keep_rows,
+    )  # fmt: skip
 
 
 def lock_path(tracking_uri: str, harness_run_id: str) -> Path | None:

@@ -193,6 +193,9 @@ class SqlRunLogger:
         self.links, self.traces, self.replaces = links, traces, replaces
         self.trace_count = 0
         self.trace_note: str | None = None
+        # What an earlier run holds already (``sql_resume.ResumedSqlRun``): not logged again.
+        self.logged_params: frozenset[str] = frozenset()
+        self.inputs_logged = False
 
     @contextlib.contextmanager
     def _failing(self) -> Iterator[None]:
@@ -256,7 +259,8 @@ class SqlRunLogger:
             assert dataset is not None  # inferred by MLflow when not plain text
             with transaction(self._conn):
                 self._log_params_and_metrics(record)
-                self._log_inputs(record, dataset)
+                if not self.inputs_logged:
+                    self._log_inputs(record, dataset)
                 tags = []
                 if rendered.tables:  # the UI lists the tables this tag names
                     tags.append(logged_tables_tag(rendered.tables))
@@ -300,7 +304,11 @@ class SqlRunLogger:
             values["prompt_uri"] = links.prompt_uri
         conn.executemany(
             "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-            [(k, v[:MAX_PARAM_VAL_LENGTH], run_id) for k, v in values.items()],
+            [
+                (k, v[:MAX_PARAM_VAL_LENGTH], run_id)
+                for k, v in values.items()
+                if k not in self.logged_params
+            ],
         )
         timestamp = epoch_ms(record.finished_at)
         metrics = []
@@ -311,14 +319,19 @@ class SqlRunLogger:
             if math.isinf(number):
                 number = _INF if number > 0 else -_INF
             metrics.append((str(key), number, timestamp, run_id))
+        # As MLflow's log_batch: a value logged already (same key, time, step) is not
+        # added again, and the latest is the greatest (step, timestamp, value).
         conn.executemany(
             "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-            "VALUES (?, ?, ?, ?, 0, 0)",
+            "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING",
             metrics,
         )
         conn.executemany(
             "INSERT INTO latest_metrics (key, value, timestamp, run_uuid, step, is_nan) "
-            "VALUES (?, ?, ?, ?, 0, 0)",
+            "VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (key, run_uuid) DO UPDATE SET "
+            "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
+            "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) "
+            "> (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
             metrics,
         )
         if links is not None:
@@ -328,7 +341,7 @@ class SqlRunLogger:
             conn.executemany(
                 "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, "
                 "metric_step, metric_value, experiment_id, run_id, dataset_uuid, dataset_name, "
-                "dataset_digest) VALUES (?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)",
+                "dataset_digest) VALUES (?, ?, ?, 0, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING",
                 [
                     (links.model_id, key, ts, number, self.experiment_id, run_id,
                      record.dataset_name, digest)

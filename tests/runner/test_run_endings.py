@@ -136,6 +136,17 @@ def make_store(env: dict[str, str], home: Path, written: str) -> None:
         assert verified_store(tracking_uri_for(home)) is not None
 
 
+def resumed(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`harness run --resume ARGS`, and whether it or its MLflow worker (whose stderr is the
+    run's) imported MLflow, from Python's own report of each import (PYTHONPROFILEIMPORTTIME)."""
+    code, out, err = harness({**env, "PYTHONPROFILEIMPORTTIME": "1"}, "run", "--resume", *args)
+    reported = [line for line in err.splitlines() if line.startswith("import time:")]
+    assert reported  # the report is there to read
+    imported = any(line.rsplit("|", 1)[-1].strip() == "mlflow" for line in reported)
+    said = "\n".join(line for line in err.splitlines() if not line.startswith("import time:"))
+    return code, out, said + ("\n(imported mlflow)" if imported else "")
+
+
 def priced_total(tmp_path: Path, server: FakeLLMServer) -> float:
     """What the whole run costs, done in one go in a home of its own."""
     home = tmp_path / "clean"
@@ -182,12 +193,13 @@ def test_a_run_stopped_at_max_cost_names_its_killed_mlflow_run_and_resume_finish
     assert traces == stored_rows(home, run_id)
     assert len(traces) == done and all(t[1:] == ("OK", None) for t in traces)
 
-    code, out, err = harness(env, "run", "--resume", run_id, "--max-cost", "1", "--json")
-    assert code == 0, err
-    resumed = json_doc(out)
-    assert resumed["status"] == "finished" and resumed["rows_done"] == ROWS
-    assert resumed["mlflow_run_id"] == mlflow_run_id  # the same MLflow run, completed
-    assert resumed["mlflow_partial_run_id"] is None
+    # Continued with SQL in the verified store (whoever wrote it first): no MLflow import.
+    code, out, err = resumed(env, run_id, "--max-cost", "1", "--json")
+    assert code == 0 and "(imported mlflow)" not in err, err
+    document = json_doc(out)
+    assert document["status"] == "finished" and document["rows_done"] == ROWS
+    assert document["mlflow_run_id"] == mlflow_run_id  # the same MLflow run, completed
+    assert document["mlflow_partial_run_id"] is None
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FINISHED" and len({t[0] for t in traces}) == len(traces) == ROWS
     lines, shown_doc = shown(env, run_id)
@@ -235,10 +247,10 @@ def test_a_run_with_failed_calls_exits_1_and_logs_its_finished_mlflow_run(
     assert traces == rows
     assert sum(state == "ERROR" or error is not None for _, state, error in rows) == failing
 
-    code, out, err = harness(env, "run", "--resume", run_id, "--json")  # answered now
-    assert code == 0, err
-    resumed = json_doc(out)
-    assert resumed["errors"] == 0 and resumed["mlflow_run_id"] == mlflow_run_id
+    code, out, err = resumed(env, run_id, "--json")  # answered now
+    assert code == 0 and "(imported mlflow)" not in err, err
+    document = json_doc(out)
+    assert document["errors"] == 0 and document["mlflow_run_id"] == mlflow_run_id
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FINISHED" and traces == [(row, "OK", None) for row, _, _ in rows]
     assert tagged_mlflow_runs(home, run_id) == [mlflow_run_id]
@@ -277,11 +289,11 @@ def test_a_failed_run_names_its_failed_mlflow_run_and_resume_finishes_it(
     # Once the cache holds every call (another run makes them), the resume replays the rest.
     code, _, err = harness(env, *RUN, "--no-mlflow")
     assert code == 0, err
-    code, out, err = harness(env, "run", "--resume", run_id, "--json")
-    assert code == 0, err
-    resumed = json_doc(out)
-    assert resumed["status"] == "finished" and resumed["rows_done"] == ROWS
-    assert resumed["mlflow_run_id"] == mlflow_run_id
+    code, out, err = resumed(env, run_id, "--json")
+    assert code == 0 and "(imported mlflow)" not in err, err
+    document = json_doc(out)
+    assert document["status"] == "finished" and document["rows_done"] == ROWS
+    assert document["mlflow_run_id"] == mlflow_run_id
     status, traces = mlflow_run(home, mlflow_run_id)
     assert status == "FINISHED" and len({t[0] for t in traces}) == len(traces) == ROWS
     lines, shown_doc = shown(env, run_id)

@@ -10,11 +10,13 @@ must list for the SQL path to be used at all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +41,7 @@ from harness.tracking import (
     tracking_uri_for,
 )
 from harness.tracking.mlflow_log import RunLogger, open_run_logger
-from harness.tracking.mlflow_resume import ResumingLogger
+from harness.tracking.mlflow_resume import ResumingLogger, find_logged_runs
 from harness.tracking.run_updates import tag_check
 from harness.tracking.sql_artifacts import _colspec_schema, table_json
 from harness.tracking.sql_run import SqlRunLogger
@@ -574,67 +576,125 @@ def test_a_checks_verdict_on_a_run_written_with_sql(store):
     assert {api, sql} <= {r.info.run_id for r in runs}
 
 
-def _interrupted_then_resumed(
-    store, base: RunRecord, harness_run_id: str
-) -> tuple[dict, dict, str]:
-    """A run stopped by a signal after 5 rows' traces (row r5, which failed, is to run
-    again), then resumed: both of its MLflow run's states, read back, and its id."""
+def _stopped_and_resumed(store, base: RunRecord, harness_run_id: str, *, sql: bool) -> dict:
+    """A run's MLflow life: stopped by a signal after 5 rows' traces (row r2 traced twice,
+    as an older harness could), with a duplicate MLflow run an older harness left; resumed
+    and failed; resumed with row r5 (failed) to run again, and finished; resumed again
+    with a metric changed and a param added, and finished. Each state read back, by step;
+    ``sql``: whether each resume is written with SQL (else through MLflow's API)."""
     client = store["client"]
     record = dataclasses.replace(base, run_id=harness_run_id)
     head = dataclasses.replace(record, metrics={}, rows=pd.DataFrame(), feedback=[])
+    rows = build_row_traces(record)
     first = ResumingLogger(head, tracking_uri=store["uri"], register=True)
-    first.add_traces(build_row_traces(record)[:5])
+    first.add_traces(rows[:5])
+    first.logger.add_traces(_anew(rows[1:2], 1))  # r2 again, as a trace of its own
     first.stop("KILLED")
-    killed = _state(client, first.run_id)
-    second = ResumingLogger(
-        head,
-        tracking_uri=store["uri"],
-        register=True,
-        known_run_id=first.run_id,
-        keep_rows=[r[0] for r in ROWS if r[0] != "r5"],
+    duplicate = RunLogger(head, tracking_uri=store["uri"], register=True)
+    duplicate.add_traces(_anew(rows[:2], 2))
+    client.set_terminated(duplicate.run_id, "KILLED")
+    states = {"killed": _state(client, first.run_id)}
+    all_rows = [r[0] for r in ROWS]
+    refreshed = dataclasses.replace(
+        record,
+        params={**record.params, "extra": "1"},
+        metrics={**record.metrics, "exact_match/mean": 0.5},
+        finished_at=record.finished_at + 5,
     )
-    assert second.resumed and second.run_id == first.run_id
-    second.add_rows(record)
-    assert second.finish(record) == first.run_id
-    return killed, _state(client, first.run_id), first.run_id
+    steps = (
+        ("failed", [r for r in all_rows if r != "r5"], None),
+        ("finished", [r for r in all_rows if r != "r5"], record),
+        ("refreshed", all_rows, refreshed),
+    )
+    for step, keep_rows, finished in steps:
+        resumed = ResumingLogger(
+            head,
+            tracking_uri=store["uri"],
+            register=True,
+            known_run_id=first.run_id,
+            keep_rows=keep_rows,
+        )
+        assert resumed.resumed and resumed.run_id == first.run_id
+        assert resumed.writes_sql == sql, step
+        if finished is None:
+            resumed.add_traces(rows[:3])  # held already: nothing written
+            resumed.stop("FAILED")
+        else:
+            resumed.add_rows(finished)
+            assert resumed.finish(finished) == first.run_id
+        states[step] = _state(client, first.run_id)
+    assert [r.info.run_id for r in find_logged_runs(client, _experiment_id(client, first.run_id),
+                                                    harness_run_id)] == [first.run_id]  # fmt: skip
+    assert client.get_run(duplicate.run_id).info.lifecycle_stage == "deleted"
+    return states
+
+
+def _anew(traces: list, offset: int) -> list:
+    """The same rows' traces under other trace ids."""
+    return [dataclasses.replace(t, otel_trace_id=t.otel_trace_id + offset) for t in traces]
+
+
+def _experiment_id(client, run_id) -> str:
+    return str(client.get_run(run_id).info.experiment_id)
 
 
 def _state(client, run_id) -> dict:
     view = _run_view(client, run_id)
     assert view["tags"].pop("harness.run_id")
-    traces = _traces_by_row(client, client.get_run(run_id))
-    view["traces"] = {row_id: _normalized(t) for row_id, t in traces.items()}
+    run = client.get_run(run_id)
+    view["history"] = {
+        key: [(m.value, m.step) for m in client.get_metric_history(run_id, key)]
+        for key in sorted(run.data.metrics)
+    }
+    traces = client.search_traces(
+        locations=[run.info.experiment_id], run_id=run_id, max_results=100
+    )
+    view["traces_per_row"] = dict(Counter(t.info.client_request_id for t in traces))
+    view["traces"] = {t.info.client_request_id: _normalized(t) for t in traces}
     return view
 
 
-def test_an_interrupted_then_resumed_run_written_with_sql(store, monkeypatch):
-    """Issue 15's lifecycle on the SQL path: a run stopped by a signal is KILLED with the
-    traces it had; --resume continues that same MLflow run (here through MLflow's API),
-    replaces the failed row's trace and ends it FINISHED, as when MLflow wrote it all."""
-    client = store["client"]
+def test_a_stopped_failed_and_resumed_run_is_continued_with_sql_as_mlflow_continues_it(
+    store, monkeypatch
+):
+    """Issue 15's lifecycle: a run stopped by a signal is KILLED with the traces it had;
+    each --resume continues that same MLflow run (duplicates deleted, a row's second trace
+    and the traces of rows to run again deleted), a failure ends it FAILED, a finish
+    FINISHED, logging only what it lacks. In a verified store each resume is written with
+    SQL; read back through MlflowClient, each state equals MLflow's API doing it all."""
     base = _record()
-    with monkeypatch.context() as patched:  # the reference: MLflow's API from the start
+    with monkeypatch.context() as patched:  # the reference: MLflow's API throughout
         patched.setattr(mlflow_sqlite, "VERIFIED_SCHEMAS", {})
-        api_killed, api_done, api = _interrupted_then_resumed(store, base, "resume-api")
-    sql_head = _record(run_id="resume-sql")
-    probe = ResumingLogger(sql_head, tracking_uri=store["uri"], register=True)
-    assert probe.writes_sql  # a new harness run in a verified store: SQL
-    probe.stop("KILLED")
-    client.delete_run(probe.run_id)
-    sql_killed, sql_done, sql = _interrupted_then_resumed(store, base, "resume-sql")
-    assert sql_killed == api_killed
-    assert sql_killed["status"] == "KILLED" and sorted(sql_killed["traces"]) == [
-        "r1", "r2", "r3", "r4", "r5",
-    ]  # fmt: skip
-    assert not sql_killed["params"] and not sql_killed["metrics"]
-    assert sql_done == api_done
-    assert sql_done["status"] == "FINISHED" and sorted(sql_done["traces"]) == [r[0] for r in ROWS]
-    assert sql_done["traces"]["r5"]["state"] == "ERROR"
-    assert client.get_run(sql).info.end_time >= client.get_run(sql).info.start_time
-    experiment = client.get_run(sql).info.experiment_id
-    logged = client.search_runs([experiment], filter_string="tags.`harness.run_id` = 'resume-sql'")
-    assert [r.info.run_id for r in logged] == [sql]
-    assert api != sql
+        api = _stopped_and_resumed(store, base, "resume-api", sql=False)
+    written = _stopped_and_resumed(store, base, "resume-sql", sql=True)
+    for step in ("killed", "failed", "finished", "refreshed"):
+        assert written[step] == api[step], step
+    killed, failed, finished, refreshed = (
+        written[s] for s in ("killed", "failed", "finished", "refreshed")
+    )
+    assert killed["status"] == "KILLED" and killed["traces_per_row"] == {
+        "r1": 1, "r2": 2, "r3": 1, "r4": 1, "r5": 1,
+    }  # fmt: skip
+    assert not killed["params"] and not killed["metrics"]
+    assert failed["status"] == "FAILED"
+    assert failed["traces_per_row"] == {"r1": 1, "r2": 1, "r3": 1, "r4": 1}
+    assert finished["status"] == "FINISHED" and finished["datasets"] and finished["models"]
+    assert finished["traces_per_row"] == dict.fromkeys((r[0] for r in ROWS), 1)
+    assert finished["traces"]["r5"]["state"] == "ERROR"
+    assert refreshed["params"]["extra"] == "1"
+    assert refreshed["history"]["exact_match/mean"] == [(0.25, 0), (0.5, 0)]
+    assert refreshed["history"]["errors"] == [(1.0, 0)]  # the same value: not logged again
+    assert refreshed["datasets"] == finished["datasets"]  # one dataset input
+    # A deleted trace takes its assessments, spans, tags and metadata along.
+    with contextlib.closing(sqlite3.connect(store["db"])) as conn:
+        for table, column in (("assessments", "trace_id"), ("spans", "trace_id"),
+                              ("trace_tags", "request_id"),
+                              ("trace_request_metadata", "request_id")):  # fmt: skip
+            orphans = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {column} NOT IN "
+                "(SELECT request_id FROM trace_info)"
+            ).fetchone()
+            assert orphans == (0,), table
 
 
 _REGISTRY_TABLES = (
