@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.tracking.mlflow_names import ARTIFACTS_FOLDER, Tag
-from harness.tracking.mlflow_sqlite import connect, mapped_sqlite_errors, transaction
+from harness.tracking.mlflow_sqlite import mapped_sqlite_errors, transaction
 from harness.tracking.mlflow_store import DEFAULT_EXPERIMENT
 from harness.tracking.record import HARNESS_RUN_TAG, TRACES_TAG, RunRecord
 from harness.tracking.sql_run import (
@@ -32,9 +32,9 @@ from harness.tracking.sql_run import (
     _experiment,
     _LeftToMlflow,
     _mark_deleted,
-    _refused_key,
     _set_tags,
     _tag,
+    opened_with_sql,
 )
 
 if TYPE_CHECKING:
@@ -66,23 +66,13 @@ class ResumedSqlRun(SqlRunLogger):
     ) -> ResumedSqlRun | None:
         """Open the earlier run for writing, or return None (having written nothing) when
         there is none or MLflow's API must continue it."""
-        if _refused_key(head) is not None:
-            return None
-        what = f"cannot log run {head.run_id} to MLflow at {db_path}"
-        conn = connect(db_path)
-        try:
-            with mapped_sqlite_errors(what):
-                opened = cls._continue(
-                    conn, head, what, db_path, traces, register, known_run_id, keep_rows
-                )
-        except _LeftToMlflow:
-            opened = None
-        except BaseException:
-            conn.close()
-            raise
-        if opened is None:
-            conn.close()
-        return opened
+        return opened_with_sql(
+            head,
+            db_path,
+            lambda conn, what: cls._continue(
+                conn, head, what, db_path, traces, register, known_run_id, keep_rows
+            ),
+        )
 
     @classmethod
     def _continue(

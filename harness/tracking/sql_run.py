@@ -20,9 +20,9 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from harness.errors import TrackingError
 from harness.tracking.mlflow_names import (
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from harness.tracking.registry import RegistryLinks
     from harness.tracking.traces import RowTrace
 
-__all__ = ["SqlRunLogger", "logged_tables_tag", "run_tags"]
+__all__ = ["SqlRunLogger", "logged_tables_tag", "opened_with_sql", "run_tags"]
 
 _INF = 1.7976931348623157e308  # MLflow stores +-inf metrics as the largest float
 
@@ -91,6 +91,34 @@ class _LeftToMlflow(Exception):
     prompt or model: the transaction is rolled back, nothing is written."""
 
 
+Opened = TypeVar("Opened", bound="SqlRunLogger")
+
+
+def opened_with_sql(
+    head: RunRecord,
+    db_path: Path,
+    make: Callable[[sqlite3.Connection, str], Opened | None],
+) -> Opened | None:
+    """``make(conn, what)`` on a new connection to the store: the logger it opens on that
+    connection, or None (the connection closed, nothing written) when it opens none, MLflow
+    must write the run (``_LeftToMlflow``, a key MLflow refuses in its own words)."""
+    if _refused_key(head) is not None:
+        return None
+    what = f"cannot log run {head.run_id} to MLflow at {db_path}"
+    conn = connect(db_path)
+    try:
+        with mapped_sqlite_errors(what):
+            opened = make(conn, what)
+    except _LeftToMlflow:
+        opened = None
+    except BaseException:
+        conn.close()
+        raise
+    if opened is None:
+        conn.close()
+    return opened
+
+
 class SqlRunLogger:
     """One MLflow run in a verified SQLite store, logged in stages like ``RunLogger``."""
 
@@ -108,25 +136,15 @@ class SqlRunLogger:
         """Create the run, or return None (having written nothing) when MLflow must.
 
         ``new_only``: None as well when the experiment holds a run of this harness run
-        already (``ResumingLogger`` continues it through MLflow's API).
+        already (``ResumingLogger`` continues it: ``sql_resume.ResumedSqlRun``).
         """
-        if _refused_key(head) is not None:
-            return None  # MLflow's API refuses the run, in its own words
-        what = f"cannot log run {head.run_id} to MLflow at {db_path}"
-        conn = connect(db_path)
-        try:
-            with mapped_sqlite_errors(what):
-                opened = cls._create(
-                    conn, head, what, db_path, traces, replaces, register, new_only
-                )
-        except _LeftToMlflow:
-            opened = None
-        except BaseException:
-            conn.close()
-            raise
-        if opened is None:
-            conn.close()
-        return opened
+        return opened_with_sql(
+            head,
+            db_path,
+            lambda conn, what: cls._create(
+                conn, head, what, db_path, traces, replaces, register, new_only
+            ),
+        )
 
     @classmethod
     def _create(
