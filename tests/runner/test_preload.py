@@ -158,17 +158,20 @@ main()
 
 
 def test_a_run_whose_calls_go_out_imports_the_http_client_before_its_rows(
-    tmp_path: Path,
+    tmp_path: Path, qa_file: Path
 ) -> None:
     # A cold run's first call waited for httpx and aiohttp (~0.3 s); a rerun whose every
     # call is cached, and a replay, never import them.
-    from processes import harness_env, import_rows
+    from processes import harness_env
 
     from harness.testing import FakeLLMServer
 
     with FakeLLMServer() as server:
         env = harness_env(tmp_path / "home", server)
-        import_rows(env, tmp_path, 6)
+        subprocess.run(
+            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
+            env=env, capture_output=True, check=True, timeout=300,
+        )  # fmt: skip
         run = [
             "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
             "--judge", "correctness", "--metric", "token_f1", "--no-mlflow",
