@@ -40,14 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from harness.cache.store import EntryStore
-    from harness.runner.plan import RunPlan
 
 __all__ = [
     "END_MODULES",
@@ -55,7 +49,6 @@ __all__ = [
     "START_AFTER_S",
     "Preload",
     "end_modules",
-    "http_client_ahead",
 ]
 
 # What every run's end imports (harness.runner.run._record), heaviest first; not pandas
@@ -109,50 +102,3 @@ class Preload:
         """Return once every module is imported (or has failed to)."""
         self._go.set()
         self._thread.join()
-
-
-HTTP_CLIENT = "harness.providers._client"  # httpx, aiohttp: what a run's first HTTP call imports
-
-
-def http_client_ahead(plan: RunPlan, cache: EntryStore | None) -> bool:
-    """Start importing the HTTP client in a thread now, when the run's calls will go over
-    HTTP; whether it did.
-
-    The first call that misses the cache imports it (httpx and aiohttp: ~0.3 s of CPU),
-    and every row in flight waits for that: in a cold run, most of the time between the
-    run's start and its first answer. Begun as the run is set up, the import overlaps
-    with the run's creation, its MLflow worker's start and the rows' first lookups.
-
-    Calls go out when the run has an HTTP provider and its cache does not answer them all:
-    no cache (``--cache off``), ``refresh``, or ``use`` with fewer entries in the cache
-    than the run has calls to make. A rerun whose every call is cached imports no HTTP
-    client at all, so it is left alone (whence the count: a cache big enough might answer
-    every call; one too small cannot). ``replay`` and a cassette never send.
-    """
-    from harness.providers._http import HTTPProvider
-
-    config = plan.config
-    if config.cache == "replay" or config.spark:  # Spark: the executors send, not this process
-        return False
-    if not any(isinstance(p, HTTPProvider) for p in plan.providers):
-        return False
-    if config.cache == "use":
-        from harness.cache.store import ResponseCache
-
-        if not isinstance(cache, ResponseCache):  # a cassette's: a test's replay or record
-            return False
-        calls = len(plan.examples) * (1 + len(plan.judges) * config.judge_samples)
-        if len(cache) >= calls:
-            return False
-    if HTTP_CLIENT in sys.modules:
-        return False
-    threading.Thread(
-        target=_import, args=(HTTP_CLIENT,), name="harness-http-client", daemon=True
-    ).start()
-    return True
-
-
-def _import(name: str) -> None:
-    # One that fails is imported again, and its error reported, by the first call.
-    with contextlib.suppress(ImportError):
-        importlib.import_module(name)

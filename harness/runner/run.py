@@ -46,7 +46,7 @@ from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.next_step import with_next_step
 from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
-from harness.runner.preload import Preload, end_modules, http_client_ahead
+from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress, call_event_notes
 from harness.runner.summary import run_slices
 from harness.store import runs as run_store
@@ -183,7 +183,6 @@ def run_eval(
             cache.close()
         raise
     try:
-        http_client_ahead(plan, cache)
         with stop_on_signals(stop or StopRequest(home.stop_grace_s)) as stop:
             stop.last_words = (
                 f"interrupted again: exiting now; `harness run --resume {run_id}` goes on "
@@ -197,11 +196,12 @@ def run_eval(
 
 
 # Up to this many rows, a finished run keeps the store open through its report and its
-# MLflow run's end (``_Run._finished``): the report's two opens and the one storing the MLflow
-# run's id cost a fixed time on the path to the run's exit, the hold memory that grows with
-# the rows. bench/bench_run_end.py (a cached rerun logged to MLflow, held against closed, the
-# hold through the report only): the end took 0.89x and 0.97x at 1,000 rows (-0.07, -0.02 s)
-# for +13 MB of peak RSS, 0.82x at 2,000 (-0.15 s) for +22 MB, 1.03x at 10,000 (+0.06 s), +64 MB.
+# MLflow run's end (see ``_Run._finished``): the report's two opens of the store and the
+# one storing the MLflow run's id cost a fixed time on the path to the run's exit, the
+# hold memory that grows with the rows. bench/bench_run_end.py (a cached rerun logged to
+# MLflow, held against closed, the hold through the report only): at 1,000 rows the end
+# took 0.89x and 0.97x (-0.07 s, -0.02 s) for +13 MB of peak RSS, at 2,000 0.82x
+# (-0.15 s) for +22 MB, at 10,000 1.03x (+0.06 s) for +64 MB.
 HOLD_REPORT_ROWS = 2_000
 
 
