@@ -627,9 +627,9 @@ def test_traces_stream_to_mlflow_once_per_row_also_across_a_resume(
     experiment = client.get_run(first["mlflow_run_id"]).info.experiment_id
     runs = client.search_runs([experiment])
     assert [(r.info.run_id, r.info.status) for r in runs] == [(first["mlflow_run_id"], "FINISHED")]
-    # The first run created the store, so MLflow's API logged it; continuing that MLflow
-    # run goes through MLflow's API too (a new run in a verified store is written with SQL).
-    assert runs[0].data.tags["harness.traces"] == "20 traces (sql-bulk)"
+    # Continuing that MLflow run in a verified store is written with SQL, as a new run is
+    # (harness.tracking.sql_resume), not through MLflow's API ("(sql-bulk)").
+    assert runs[0].data.tags["harness.traces"] == "20 traces (sql-direct)"
 
 
 @pytest.mark.parametrize("hold_rows", [0, 2_000])
