@@ -37,7 +37,7 @@ from harness.tracking.mlflow_store import (
     open_store,
 )
 from harness.tracking.record import HARNESS_RUN_TAG, TRACES_TAG, RunRecord
-from harness.tracking.sql_resume import ResumedSqlRun, same_metric
+from harness.tracking.sql_resume import ResumedSqlRun, same_metric, stale_traces
 from harness.tracking.sql_run import SqlRunLogger
 
 if TYPE_CHECKING:
@@ -184,18 +184,12 @@ class ResumingLogger:
         row that ``--resume`` runs again gets a new one. Returns the rows traced."""
         experiment_id = logger.experiment.experiment_id
         found = traced_rows(logger.store, experiment_id, mlflow_run_id)
-        keep = None if keep_rows is None else set(keep_rows)
-        stale = []
-        for row_id, trace_ids in found.items():
-            if keep is not None and row_id not in keep:
-                stale += trace_ids
-            else:
-                stale += trace_ids[1:]  # a row traced twice (an older harness): keep the first
+        stale, kept = stale_traces(found, keep_rows)
         for start in range(0, len(stale), _DELETE_CHUNK):
             logger.client.delete_traces(
                 experiment_id, trace_ids=stale[start : start + _DELETE_CHUNK]
             )
-        return {r for r in found if keep is None or r in keep}
+        return kept
 
     def _existing(self, head: RunRecord, tracking_uri: str, known: str | None) -> str | None:
         with mapped_errors(f"cannot log run {head.run_id} to MLflow at {tracking_uri}"):

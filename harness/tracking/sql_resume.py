@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from harness.tracking.sql_run import (
 if TYPE_CHECKING:
     from harness.tracking.sql_artifacts import RenderedRows
 
-__all__ = ["ResumedSqlRun", "same_metric"]
+__all__ = ["ResumedSqlRun", "same_metric", "stale_traces"]
 
 _ARCHIVED = "ARCHIVE_REPO"  # mlflow.tracing.constant.SpansLocation.ARCHIVE_REPO
 _REVIEW_ITEM_TRACE = "trace"  # mlflow.genai.review_queues.ReviewItemType.TRACE
@@ -177,13 +177,7 @@ def _tidy_traces(
     ):
         if row_id:
             found.setdefault(row_id, []).append(trace_id)
-    keep = None if keep_rows is None else set(keep_rows)
-    stale: list[str] = []
-    for row_id, trace_ids in found.items():
-        if keep is not None and row_id not in keep:
-            stale += trace_ids
-        else:
-            stale += trace_ids[1:]  # a row traced twice (an older harness): keep the first
+    stale, kept = stale_traces(found, keep_rows)
     for start in range(0, len(stale), _CHUNK):
         chunk = stale[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
@@ -199,7 +193,23 @@ def _tidy_traces(
             f"DELETE FROM review_queue_items WHERE item_type = ? AND item_id IN ({marks})",
             (_REVIEW_ITEM_TRACE, *chunk),
         )
-    return {r for r in found if keep is None or r in keep}
+    return kept
+
+
+def stale_traces(
+    found: Mapping[str, list[str]], keep_rows: Collection[str] | None
+) -> tuple[list[str], set[str]]:
+    """Of a run's traces by row (``found``, oldest first), those to delete (a row not in
+    ``keep_rows``, a row's second trace) and the rows left traced: one trace per row, none
+    for a row no longer stored (``None``: keep every row). Either path's rule."""
+    keep = None if keep_rows is None else set(keep_rows)
+    stale: list[str] = []
+    for row_id, trace_ids in found.items():
+        if keep is not None and row_id not in keep:
+            stale += trace_ids
+        else:
+            stale += trace_ids[1:]  # a row traced twice (an older harness): keep the first
+    return stale, {r for r in found if keep is None or r in keep}
 
 
 def same_metric(logged: float | None, value: Any) -> bool:
