@@ -45,7 +45,7 @@ def flipped_rows(
     metrics = [m for m in margins if m == ERRORS or metric_direction(m, known) > 0]
     b = base.values.loc[common, metrics]
     c = candidate.values.loc[common, metrics]
-    delta = (c - b).to_numpy()
+    delta = (c - b).to_numpy(copy=True)  # written to below: not a view of the frame
     if ERRORS in metrics:
         delta[:, metrics.index(ERRORS)] *= -1  # a new failure is a drop
     both = np.abs(np.vstack([b.to_numpy(), c.to_numpy()]))

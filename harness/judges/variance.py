@@ -10,30 +10,59 @@ have no spread to measure and are left out.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-__all__ = ["STAT_COLUMNS", "row_stats", "sample_stats", "summarize_samples"]
+__all__ = ["STAT_COLUMNS", "repeated_stats", "row_stats", "sample_stats", "summarize_samples"]
 
 STAT_COLUMNS = ("samples", "mean", "std", "agreement", "self_disagreement")
 
 
 def row_stats(values: list[float]) -> dict[str, Any]:
     """Mean, std, agreement and the self-disagreement flag of one row's sample values."""
-    n = len(values)
-    mean = math.fsum(values) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
-    top = Counter(values).most_common(1)[0][1]
+    import numpy as np
+
+    stats = repeated_stats(np.zeros(len(values), dtype=np.intp), np.asarray(values, dtype=float))
     return {
-        "samples": n,
+        "samples": int(stats["samples"][0]),
+        "mean": float(stats["mean"][0]),
+        "std": float(stats["std"][0]),
+        "agreement": float(stats["agreement"][0]),
+        "self_disagreement": bool(stats["self_disagreement"][0]),
+    }
+
+
+def repeated_stats(groups: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
+    """``STAT_COLUMNS`` of each group of samples (``groups``: each sample's row and judge,
+    numbered from 0, every number in use), over the samples' ``values``: the one definition
+    of a judge's self-agreement, which ``sample_stats`` (compare, MLflow) and the report
+    (from ``harness.slices.per_row``) both compute with. Vectorized: a 10,000-row run must
+    not pay a Python loop per row and judge."""
+    import numpy as np
+
+    count = int(groups.max()) + 1 if len(groups) else 0
+    samples = np.bincount(groups, minlength=count)
+    mean = np.bincount(groups, weights=values, minlength=count) / samples
+    spread = (values - mean[groups]) ** 2
+    std = np.sqrt(np.bincount(groups, weights=spread, minlength=count) / samples)
+    # the most common answer's samples: runs of one value within a group, sorted
+    order = np.lexsort((values, groups))
+    by_group, by_value = groups[order], values[order]
+    starts = np.flatnonzero(
+        np.concatenate(([True], (by_group[1:] != by_group[:-1]) | (by_value[1:] != by_value[:-1])))
+    )
+    runs = np.diff(np.append(starts, len(order)))
+    top = np.zeros(count, dtype=np.intp)
+    np.maximum.at(top, by_group[starts], runs)
+    return {
+        "samples": samples,
         "mean": mean,
         "std": std,
-        "agreement": top / n,
-        "self_disagreement": top < n,
+        "agreement": top / samples,
+        "self_disagreement": top < samples,
     }
 
 
@@ -42,9 +71,9 @@ def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:
 
     Columns: metric, example_id, samples, mean, std, agreement, self_disagreement.
     ``scores`` has one row per (example_id, metric, sample), as a run's stored scores do
-    (``harness.store.runs.load_scores``). Vectorized: a 10,000-row run must not pay a
-    Python loop per row and judge.
+    (``harness.store.runs.load_scores``); the numbers are ``repeated_stats``'.
     """
+    import numpy as np
     import pandas as pd
 
     columns = ["metric", "example_id", *STAT_COLUMNS]
@@ -53,28 +82,20 @@ def sample_stats(scores: pd.DataFrame) -> pd.DataFrame:
         judged = scores[scores["source"] == "llm_judge"]
     judged = judged.dropna(subset=["value"])
     # A store's scores have one row per (example, metric, sample): when every sample is
-    # number 0 (each judge asked once, the common case) no row has two, and the group-bys
-    # below (10 ms at 1,000 rows, a run's end pays three) have nothing to find.
+    # number 0 (each judge asked once, the common case) no row has two, and the group-by
+    # below has nothing to find.
     if judged.empty or ("sample" in judged.columns and not (judged["sample"] > 0).any()):
         return pd.DataFrame(columns=columns)
-    keys = ["metric", "example_id"]
-    values = judged.assign(value=judged["value"].astype(float)).groupby(keys, sort=True)["value"]
-    samples = values.size()
-    repeated = samples[samples >= 2].index
-    if len(repeated) == 0:  # one sample per row: nothing to measure, the common case
+    grouped = judged.groupby(["metric", "example_id"], sort=True)
+    stats = repeated_stats(
+        grouped.ngroup().to_numpy(dtype=np.intp), judged["value"].to_numpy(dtype=float)
+    )
+    found = pd.DataFrame(stats, index=grouped.size().index)
+    found = found[found["samples"] >= 2]
+    if found.empty:  # one sample per row: nothing to measure, the common case
         return pd.DataFrame(columns=columns)
-    top = judged.groupby([*keys, "value"], sort=False).size().groupby(level=[0, 1]).max()
-    stats = pd.DataFrame(
-        {
-            "samples": samples,
-            "mean": values.mean(),
-            "std": values.std(ddof=0),
-            "agreement": top / samples,
-        }
-    ).loc[repeated]
-    stats["self_disagreement"] = stats["agreement"] < 1.0
-    stats["samples"] = stats["samples"].astype(int)
-    return stats.reset_index()[columns]
+    found["samples"] = found["samples"].astype(int)
+    return found.reset_index()[columns]
 
 
 def summarize_samples(stats: pd.DataFrame) -> dict[str, dict[str, float]]:

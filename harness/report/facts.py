@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.numbers import clip, number
 from harness.prompts import prompt_digest
 from harness.sampling import describe_sample
-from harness.slices.table import failed_rows
-from harness.store.scores import asked_metrics
+from harness.store.scores import ERRORS, asked_metrics
 from harness.wording import plural
 
 if TYPE_CHECKING:
@@ -106,13 +105,10 @@ def run_facts(run: ReportRun) -> list[Fact]:
         facts.append(
             Fact("judge model", model + (f", {samples} samples per row" if samples > 1 else ""))
         )
-    rows = run.scores.rows
+    scores = run.scores
     # A failed row: its model call failed, or a judge's answer did (as the page's "only
     # failed rows" filter, the run's own count and compare's errors have it).
-    scored = run.score_rows
-    judge_failed = scored[(scored["source"] == "llm_judge") & scored["error"].notna()]
-    model_failed = rows["error"].dropna()
-    failed = int(failed_rows(rows["error"], scored).sum())
+    failed = int(scores.columns[ERRORS].sum())
     status = info.status + (
         f", {info.rows_done:,} of {plural(info.rows_total, 'row')}"
         if info.rows_done != info.rows_total
@@ -122,11 +118,8 @@ def run_facts(run: ReportRun) -> list[Fact]:
         status += f" (reason: {info.reason})"
     facts.append(Fact("status", status, warn=info.status != "finished"))
     if failed:
-        reasons = Counter(clip(str(e), 120) for e in model_failed)
-        reasons.update(
-            clip(f"{judge}: {error}", 120)
-            for judge, error in zip(judge_failed["metric"], judge_failed["error"], strict=True)
-        )
+        reasons = Counter(clip(str(e), 120) for e in scores.model_errors if e is not None)
+        reasons.update(clip(f"{judge}: {error}", 120) for _, judge, error in scores.judge_failures)
         text = f"{failed:,} {'row' if failed == 1 else 'rows'} failed: " + "; ".join(
             f"{n} × {reason}" for reason, n in reasons.most_common(3)
         )
@@ -139,11 +132,12 @@ def run_facts(run: ReportRun) -> list[Fact]:
         if any(counters.get(k) for k in ("requests", "cache_hits", "local_calls", "errors")):
             facts.append(Fact(f"{kind} calls", _calls(counters)))
     facts.append(Fact("cache mode", str(config.get("cache") or "use")))
-    latency = rows["latency_s"].dropna()
-    if len(latency):
-        facts.append(
-            Fact("model latency", f"median {number(float(latency.median()), 3)} s per row")
-        )
+    latency = [s for s in scores.latencies if s is not None and s == s]  # not NaN
+    if latency:
+        import numpy as np
+
+        median = float(np.median(np.array(latency, dtype=float)))
+        facts.append(Fact("model latency", f"median {number(median, 3)} s per row"))
     started, finished = info.created_at, info.finished_at
     when = _when(started)
     if finished is not None:

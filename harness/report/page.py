@@ -168,11 +168,8 @@ def render_report(
         "judges": judge_views(runs, calibrations),
         "slices": slice_views(runs, by, max_slices),
     }
-    for run in runs:  # the views are made: the rows' pages need less at their peak
-        run.forget_score_rows()
-    release_freed()
     packed = packed_rows(runs, metrics, flips)
-    release_freed()  # the rows' Python objects and Arrow takes, before the page is made
+    release_freed()  # the rows' Python objects and reads, before the page is made
     context |= {
         "packed": packed,
         "css": markup(_static("report.css")),

@@ -27,8 +27,8 @@ import json
 import math
 import string
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import metric_direction
@@ -37,10 +37,8 @@ from harness.store.datasets import Example
 from harness.store.scores import labelled_judges
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
-
     from harness.store.exports import RunRecord
+    from harness.store.record_rows import RowReader
     from harness.store.scores import RunScores
 
 __all__ = [
@@ -64,25 +62,13 @@ class ReportRun:
     record: RunRecord
     scores: RunScores
 
-    @cached_property
-    def score_rows(self) -> pd.DataFrame:
-        """Every score of the run, one row per example, metric and sample (kept until
-        ``forget_score_rows``): what the page's views read of them, no rationales, raw
-        answers or keys (at 10,000 rows x 3 judges, 8 MB against 22 MB)."""
-        return self.record.scores(("metric", "sample", "value", "label", "error", "source"))
-
-    def forget_score_rows(self) -> None:
-        """Let ``score_rows`` go: the page's views are made, and its rows do not need it
-        (a 10,000-row run's scores, judge answers and rationales: ~23 MB)."""
-        self.__dict__.pop("score_rows", None)
-
     @property
     def template(self) -> str:
-        rows = self.scores.rows
         # The run's rule (runner.plan): a context counts when it is non-empty; an eval set
         # imported before empty cells read as absent holds '' where it has none.
-        has_context = any(bool(c) for c in rows["context"].dropna())
-        return run_template(self.record.info.config.get("prompt"), has_context=has_context)
+        return run_template(
+            self.record.info.config.get("prompt"), has_context=self.scores.has_context
+        )
 
 
 @dataclass
@@ -203,36 +189,43 @@ def _rows(
     flips: Sequence[Flips],
     fields: Sequence[Sequence[str]],
 ) -> Iterator[dict[str, Any]]:
-    per_run = []
-    for run in runs:
-        table = run.record.table
-        # Where each example's row is (the last one, should an id repeat): the rows
-        # themselves become Python objects a chunk at a time (see ``_records``).
-        where = {str(example_id): i for i, example_id in enumerate(table.column("id").to_pylist())}
-        values = run.scores.values.reindex(columns=list(metrics))
-        per_row = {
-            str(example_id): [_number(v) for v in row]
-            for example_id, row in zip(values.index, values.to_numpy(), strict=True)
-        }
-        per_run.append((table, where, per_row))
-    order = list(dict.fromkeys(example_id for _, where, _ in per_run for example_id in where))
-    for start in range(0, len(order), _CHUNK_ROWS):
-        chunk = order[start : start + _CHUNK_ROWS]
-        fetched = [(_records(table, where, chunk), per_row) for table, where, per_row in per_run]
-        yield from _entries(chunk, fetched, flips, fields)
+    with ExitStack() as stack:
+        per_run = []
+        for run in runs:
+            reader = stack.enter_context(run.record.reader(_SCORE_FIELDS))
+            # Where each example's row is (the last one, should an id repeat): the rows
+            # themselves become Python objects a chunk at a time (``RowReader.records``;
+            # the whole run's held 63 MB more at 10,000 rows).
+            where = {example_id: i for i, example_id in enumerate(reader.ids())}
+            per_row = _row_values(run.scores, metrics)
+            per_run.append((reader, where, per_row))
+        order = list(dict.fromkeys(example_id for _, where, _ in per_run for example_id in where))
+        for start in range(0, len(order), _CHUNK_ROWS):
+            chunk = order[start : start + _CHUNK_ROWS]
+            fetched = [
+                (_records(reader, where, chunk), per_row) for reader, where, per_row in per_run
+            ]
+            yield from _entries(chunk, fetched, flips, fields)
+
+
+def _row_values(scores: RunScores, metrics: Sequence[str]) -> dict[str, list[float | None]]:
+    """Each row's value of each of ``metrics`` (None: not scored, or not the run's)."""
+    none = [None] * len(scores.ids)
+    columns = [
+        [_number(v) for v in scores.columns[m].tolist()] if m in scores.columns else none
+        for m in metrics
+    ]
+    if not columns:
+        return {example_id: [] for example_id in scores.ids}
+    return dict(zip(scores.ids, (list(row) for row in zip(*columns, strict=True)), strict=True))
 
 
 def _records(
-    table: pa.Table, where: Mapping[str, int], chunk: Sequence[str]
+    reader: RowReader, where: Mapping[str, int], chunk: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """The rows of ``chunk``'s examples in ``table``, by example id, as Python objects.
-
-    Straight from Arrow (a fraction of the time of iterating pandas' rows) and a chunk at
-    a time: the whole table as Python objects held 63 MB more at 10,000 rows."""
+    """The rows of ``chunk``'s examples, by example id, as Python objects."""
     present = [example_id for example_id in chunk if example_id in where]
-    if not present:
-        return {}
-    rows = table.take([where[example_id] for example_id in present]).to_pylist()
+    rows = reader.records([where[example_id] for example_id in present])
     return dict(zip(present, rows, strict=True))
 
 
@@ -345,4 +338,7 @@ def packed_rows(
 # for 629 kB; 10,000 rows: 0.32 s against 0.81 s. The report is built as a run logged to
 # MLflow ends, on the path to its exit (issue 14).
 _LEVEL = 4
+# What the page shows of a row's scores (``_judged``): not the judges' raw answers, keys
+# or cache flags, which a stored run's rows are then read without.
+_SCORE_FIELDS = ("metric", "sample", "value", "label", "rationale", "error", "source")
 _CHUNK_ROWS = 200  # ~0.4 MB of JSON at PubMedQA's row size

@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from harness.metrics import metric_direction
 from harness.numbers import mean_ci, number
 from harness.report.rows import stored_directions
 from harness.report.svg import Series, bars, histogram, matrix
+from harness.slices.per_row import JudgeSamples
 from harness.stats import MeanEstimate, estimate_mean
 from harness.store.scores import ERRORS
 
@@ -81,17 +84,17 @@ def metric_views(runs: Sequence[ReportRun], metrics: Sequence[str]) -> list[Metr
         cells: list[MeanCell | None] = []
         series = []
         for run in runs:
-            values = run.scores.values
-            if metric not in values.columns:
+            column = run.scores.columns.get(metric)
+            if column is None:
                 cells.append(None)
                 continue
-            scored = values[metric].dropna().to_numpy()
+            scored = column[~np.isnan(column)]
             estimate = estimate_mean(
                 scored,
                 binary=metric in run.scores.binary,
                 bounds=run.scores.bounds.get(metric),
             )
-            cells.append(MeanCell(estimate, int(len(values) - len(scored))))
+            cells.append(MeanCell(estimate, int(len(column) - len(scored))))
             series.append(Series(run.label, scored.tolist(), estimate.mean, estimate.low,
                                  estimate.high))  # fmt: skip
         label = f"distribution of {metric}"
@@ -124,22 +127,18 @@ def _judge_bars(runs: Sequence[ReportRun], judge: str, label: str) -> str:
         if known:
             order = [str(k) for k in known]
             break
-    answers = []
-    for run in runs:
-        scores = run.score_rows
-        mine = scores[(scores["metric"] == judge) & (scores["source"] == "llm_judge")]
-        answers.append((run.label, mine))
+    answers = [(run.label, run.scores.samples.get(judge, JudgeSamples())) for run in runs]
     if not order:  # a run from before the labels were stored: the answers seen, by value
         seen: dict[str, float] = {}
         for _, mine in answers:
-            for answer, value in mine[["label", "value"]].dropna().itertuples(index=False):
-                seen.setdefault(str(answer), float(value))
+            for answer, value in mine.seen.items():
+                seen.setdefault(answer, value)
         order = sorted(seen, key=lambda a: (seen[a], a))
-    failed = [int(mine["label"].isna().sum()) for _, mine in answers]
+    failed = [mine.failed for _, mine in answers]
     categories = order + (["failed"] if any(failed) else [])
     counts = []
     for (name, mine), n_failed in zip(answers, failed, strict=True):
-        tally = Counter(str(a) for a in mine["label"].dropna())
+        tally = mine.labels
         counts.append((name, [tally[a] for a in order] + ([n_failed] if any(failed) else [])))
     return bars(categories, counts, label, unit="answers")
 
@@ -169,33 +168,31 @@ def judge_views(
     runs: Sequence[ReportRun], calibrations: Sequence[Sequence[StoredCalibration]]
 ) -> list[JudgeView]:
     """One view per judge of any run; ``calibrations`` has each run's calibrations."""
-    from harness.judges.variance import sample_stats
+    from harness.judges.variance import repeated_stats
 
     views: dict[str, JudgeView] = {}
     for run, calibrated in zip(runs, calibrations, strict=True):
         if not run.scores.judges:
             continue
-        scores = run.score_rows
-        judged = scores[scores["source"] == "llm_judge"]
-        stats = sample_stats(judged)
         samples = int(run.record.info.config.get("judge_samples") or 1)
         for judge in [m for m in run.scores.order if m in run.scores.judges]:
-            mine = judged[judged["metric"] == judge]
-            view = JudgeRunView(
-                run=run.label,
-                samples=samples,
-                answers=len(mine),
-                failed=int(mine["label"].isna().sum()),
-            )
-            rows = stats[stats["metric"] == judge]
-            if samples > 1 and len(rows):
+            mine = run.scores.samples[judge]
+            view = JudgeRunView(run=run.label, samples=samples, answers=mine.answers,
+                                failed=mine.failed)  # fmt: skip
+            if samples > 1 and mine.repeated:
+                lengths = [len(values) for values in mine.repeated]
+                rows = repeated_stats(
+                    np.repeat(np.arange(len(lengths)), lengths),
+                    np.array([v for values in mine.repeated for v in values], dtype=float),
+                )
+                agreement = rows["agreement"].tolist()
                 view.agreement = {
-                    "rows": len(rows),
-                    "agreement": float(rows["agreement"].mean()),
-                    "std": float(rows["std"].mean()),
+                    "rows": len(agreement),
+                    "agreement": float(np.mean(rows["agreement"])),
+                    "std": float(np.mean(rows["std"])),
                     "disagree": int(rows["self_disagreement"].sum()),
                 }
-                shares = Counter(float(a) for a in rows["agreement"])
+                shares = Counter(float(a) for a in agreement)
                 levels = sorted(shares, reverse=True)
                 view.agreement_plot = bars(
                     [f"{a:.0%}" for a in levels],

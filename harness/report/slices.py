@@ -60,9 +60,9 @@ def run_slice_tables(
     asked = bool(by)
     check_by(by)
     columns = list(dict.fromkeys(by or run.record.info.config.get("by") or []))
-    rows = run.scores.rows
-    if not columns or not len(rows):
+    if not columns or not run.scores.ids:
         return [], []
+    rows = run.scores.rows  # a frame: slicing reads pandas (not a run's own report's path)
     import pandas as pd
 
     from harness.slices import check_value_count, column_labels, row_fields, slice_table

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.numbers import range_list, range_text
 from harness.slices.labels import is_missing, shown_value, sort_labels
+from harness.slices.per_row import SCORE_FIELDS, per_row
 from harness.stats import MeanEstimate, estimate_mean
 
 if TYPE_CHECKING:
@@ -40,38 +41,53 @@ __all__ = [
 
 
 def per_row_values(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per example id, one column per metric (in the order first seen): the score,
-    a judge's samples averaged; NaN where a row has no score."""
+    """One row per example id with a score, one column per metric (in the order first seen):
+    the score, a judge's samples averaged (``harness.slices.per_row``); NaN where a row has
+    no score."""
     import pandas as pd
 
     if scores.empty:
         return pd.DataFrame(index=pd.Index([], name="example_id"), dtype=float)
-    # In the order first seen; unique() and not dict.fromkeys(), which walks an Arrow
-    # column one Python string at a time (40,000 of them: 27 ms, against 0.5 ms).
-    metrics = [str(m) for m in scores["metric"].unique()]
-    return (
-        scores.dropna(subset=["value"])
-        .groupby(["example_id", "metric"], sort=False)["value"]
-        .mean()
-        .unstack("metric")
-        .reindex(columns=metrics)
-        .astype(float)
-    )
+    ids = [str(i) for i in pd.unique(scores["example_id"])]
+    found = per_row([None] * len(ids), _score_tuples(scores, ids))
+    frame = pd.DataFrame(found.values, index=pd.Index(ids, name="example_id"), dtype=float)
+    # in the order first seen in ``scores``; unique() and not dict.fromkeys(), which walks
+    # an Arrow column one Python string at a time (40,000 of them: 27 ms, against 0.5 ms)
+    frame = frame.reindex(columns=[str(m) for m in pd.unique(scores["metric"])])
+    frame.columns.name = "metric"
+    return frame[frame.notna().any(axis=1)]
 
 
 def failed_rows(model_errors: pd.Series, scores: pd.DataFrame) -> pd.Series:
     """Whether each row failed (``model_errors``' index: the example ids; its values the
     model call's error, null when it answered): its model call, or any of its judge calls
-    (a judge score with an error: an unusable verdict too). The rows a run counts as failed
-    (``harness.store.runs.failures``, "N failed"), the ``errors`` that ``compare`` compares
-    and ``check --max-error-rate`` gates, and each slice's ``errors``."""
+    (``harness.slices.per_row``)."""
     import pandas as pd
 
-    failed = model_errors.notna().to_numpy(dtype=bool)
-    if not scores.empty:
-        judged = scores[(scores["source"] == "llm_judge") & scores["error"].notna()]
-        failed = failed | model_errors.index.isin(judged["example_id"].unique())
+    ids = [str(i) for i in model_errors.index]
+    errors = [None if e is None or e != e else e for e in model_errors.tolist()]
+    failed = per_row(errors, _score_tuples(scores, ids)).failed
     return pd.Series(failed, index=model_errors.index, dtype=bool)
+
+
+def _score_tuples(scores: pd.DataFrame, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``scores``' rows of ``ids`` as ``per_row`` reads them, in its order."""
+    if scores.empty:
+        return []
+    place = {example_id: n for n, example_id in enumerate(ids)}
+    columns = [
+        scores[name].astype(object).where(scores[name].notna(), None).tolist()
+        if name in scores.columns
+        else [None] * len(scores)
+        for name in SCORE_FIELDS
+    ]
+    found = [
+        (place[key], *score)
+        for key, *score in zip(scores["example_id"].astype(str).tolist(), *columns, strict=True)
+        if key in place
+    ]
+    found.sort(key=lambda s: (s[0], s[1], s[2] or 0))
+    return found
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from harness._version import __version__
 from harness.errors import ConfigError, DataError, DiskFull
@@ -42,13 +41,21 @@ from harness.faults import environment_fault
 from harness.files import folder_problem, replaced_on_success, text_writer
 from harness.store.bulk import SCORE_COLUMNS
 from harness.store.db import connect
+from harness.store.record_rows import (
+    ROWS_SQL,
+    SCORE_FIELDS,
+    RowReader,
+    StoredRows,
+    scores_sql,
+)
 from harness.store.runs import RunInfo, run_in
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
-    "ARROW_TYPES",
+    "ARROW_TYPES",  # noqa: F822 - made on first use (``__getattr__``)
     "EXPORT_VERSION",
     "RunRecord",
     "export_run",
@@ -61,84 +68,88 @@ EXPORT_VERSION = 1
 HEADER_KEY = "harness_run_export"
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
-# A row's scores: the columns of the scores table a run writes (``bulk.SCORE_COLUMNS``)
-# without the run and example ids.
-# The Arrow type of each DuckDB type a run's columns have (``bulk``'s column lists).
-ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "DOUBLE": pa.float64(),
-    "INTEGER": pa.int32(),
-    "BOOLEAN": pa.bool_(),
-    "VARCHAR[]": pa.list_(pa.string()),
-    "TIMESTAMP": pa.timestamp("us"),
-}
-_SCORE = pa.struct(
-    [
-        (name, ARROW_TYPES[kind])
-        for name, kind in SCORE_COLUMNS
-        if name not in ("run_id", "example_id")
-    ]
-)
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("input", pa.string()),
-        ("expected", pa.list_(pa.string())),
-        ("context", pa.string()),
-        ("extra", pa.string()),  # JSON text
-        ("output", pa.string()),
-        ("error", pa.string()),
-        ("latency_s", pa.float64()),
-        ("input_tokens", pa.int32()),
-        ("output_tokens", pa.int32()),
-        ("cost_usd", pa.float64()),
-        ("request_key", pa.string()),
-        ("cached", pa.bool_()),
-        ("scores", pa.list_(_SCORE)),
-    ]
-)
 
-# A run's rows in dataset order; ``_SCORES_SQL`` gives each score with its row's place in
-# that order (``example_id`` is unique in a run, so the order is total).
-_RUN_ROWS = """
-FROM outputs o
-JOIN runs r ON r.run_id = o.run_id
-LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
-                    AND e.id = o.example_id
-WHERE o.run_id = $run
-"""
-_ROWS_SQL = f"""
-SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
-       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
-       o.request_key, o.cached
-{_RUN_ROWS}
-ORDER BY e.position, o.example_id
-"""
-_SCORES_SQL = f"""
-WITH places AS (
-    SELECT o.example_id, row_number() OVER (ORDER BY e.position, o.example_id) - 1 AS place
-    {_RUN_ROWS}
-)
-SELECT p.place, {", ".join(f"s.{f.name}" for f in _SCORE)}
-FROM scores s JOIN places p ON p.example_id = s.example_id
-WHERE s.run_id = $run
-ORDER BY p.place, s.metric, s.sample
-"""
+@cache
+def _schema() -> tuple[dict[str, pa.DataType], pa.StructType, pa.Schema]:
+    """The Arrow types of a run's columns, made on first use: pyarrow is imported only by
+    the paths that need an Arrow table (run files, ``compare``), not by a stored run's
+    report, which every run logged to MLflow writes at its end (issue 14)."""
+    import pyarrow as pa
+
+    # The Arrow type of each DuckDB type a run's columns have (``bulk``'s column lists).
+    types = {
+        "VARCHAR": pa.string(),
+        "DOUBLE": pa.float64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR[]": pa.list_(pa.string()),
+        "TIMESTAMP": pa.timestamp("us"),
+    }
+    score = pa.struct([(name, types[kind]) for name, kind in SCORE_COLUMNS if name in SCORE_FIELDS])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("input", pa.string()),
+            ("expected", pa.list_(pa.string())),
+            ("context", pa.string()),
+            ("extra", pa.string()),  # JSON text
+            ("output", pa.string()),
+            ("error", pa.string()),
+            ("latency_s", pa.float64()),
+            ("input_tokens", pa.int32()),
+            ("output_tokens", pa.int32()),
+            ("cost_usd", pa.float64()),
+            ("request_key", pa.string()),
+            ("cached", pa.bool_()),
+            ("scores", pa.list_(score)),
+        ]
+    )
+    return types, score, schema
+
+
+def __getattr__(name: str) -> Any:
+    """``ARROW_TYPES`` and ``ROW_SCHEMA``, made (and pyarrow imported) when first asked for."""
+    if name == "ARROW_TYPES":
+        return _schema()[0]
+    if name == "ROW_SCHEMA":
+        return _schema()[2]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
 class RunRecord:
     """A run and its rows, read from the store or from a run file: what ``compare``,
-    ``check`` and ``runs show`` work on."""
+    ``check`` and ``runs show`` work on.
+
+    A run file's rows are an Arrow table (``arrow``), read whole. A stored run's are read
+    from ``db_path`` when asked for: as an Arrow table on first use of ``table``, or, for
+    its report, a chunk at a time as Python objects (``reader``), without pyarrow."""
 
     info: RunInfo
     dataset_digest: str | None
-    table: pa.Table  # ROW_SCHEMA: one row per example, its scores nested
+    arrow: pa.Table | None  # ROW_SCHEMA: one row per example, its scores nested
     origin: str  # "store", or the path of the run file
+    db_path: Path | None = None  # a stored run's store, its rows not read yet
 
     @property
     def from_file(self) -> bool:
         return self.origin != "store"
+
+    @property
+    def table(self) -> pa.Table:
+        """The rows, one per example in dataset order, their scores nested (ROW_SCHEMA)."""
+        if self.arrow is None:
+            assert self.db_path is not None, "a record with neither rows nor a store"
+            with connect(self.db_path, read_only=True) as con:
+                self.arrow = _stored_table(con, self.info.run_id)
+        return self.arrow
+
+    def reader(self, score_fields: Sequence[str] = SCORE_FIELDS) -> RowReader:
+        """The rows a chunk at a time, as Python objects (``RowReader``), their scores with
+        ``score_fields`` at least; close it after."""
+        if self.arrow is None and self.db_path is not None:
+            return StoredRows(self, score_fields)
+        return RowReader(self, score_fields)
 
     def rows(self) -> pd.DataFrame:
         """One row per example (``id`` first), without the scores."""
@@ -149,30 +160,35 @@ class RunRecord:
         with ``fields``, ``example_id`` and only those of a score's columns (in their
         order): the report's views read no raw answers or keys, which at 10,000 rows x 3
         judges were half the frame."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         scores = self.table.column("scores").combine_chunks()
         flat = pc.list_flatten(scores)
         parents = pc.list_parent_indices(scores)
         columns = {"example_id": pc.take(self.table.column("id"), parents)}
-        for field in _SCORE:
-            if fields is None or field.name in fields:
-                columns[field.name] = flat.field(field.name)
+        for name in SCORE_FIELDS:
+            if fields is None or name in fields:
+                columns[name] = flat.field(name)
         return pa.table(columns).to_pandas()
 
 
 def load_run_record(db_path: Path, run_id: str) -> RunRecord:
-    """A stored run with its rows (``run_id`` may be a unique prefix)."""
+    """A stored run (``run_id`` may be a unique prefix); its rows are read when asked for."""
     with connect(db_path, read_only=True) as con:
         info = run_in(con, run_id, db_path)
-        rows = _arrow(con.sql(_ROWS_SQL, params={"run": info.run_id}))
-        scores = _arrow(con.sql(_SCORES_SQL, params={"run": info.run_id}))
         digest = con.execute(
             "SELECT digest FROM datasets WHERE name = ? AND version = ?",
             [info.dataset, info.dataset_version],
         ).fetchone()
-    table = rows.append_column("scores", _nested(scores, rows.num_rows)).cast(ROW_SCHEMA)
-    return RunRecord(info, digest[0] if digest else None, table, "store")
+    return RunRecord(info, digest[0] if digest else None, None, "store", db_path)
+
+
+def _stored_table(con: Any, run_id: str) -> pa.Table:
+    """A stored run's rows as one Arrow table (ROW_SCHEMA)."""
+    rows = _arrow(con.sql(ROWS_SQL, params={"run": run_id}))
+    scores = _arrow(con.sql(scores_sql(), params={"run": run_id}))
+    return rows.append_column("scores", _nested(scores, rows.num_rows)).cast(_schema()[2])
 
 
 def _arrow(relation: Any) -> pa.Table:
@@ -181,17 +197,19 @@ def _arrow(relation: Any) -> pa.Table:
 
 
 def _nested(scores: pa.Table, n_rows: int) -> pa.ListArray:
-    """Each row's scores as one list (empty for a row with none), from ``_SCORES_SQL``'s
+    """Each row's scores as one list (empty for a row with none), from ``scores_sql``'s
     flat rows, sorted by their row's place.
 
     Nested here rather than by DuckDB's ``list()``: at 10,000 rows of 6 scores the
     aggregate took 0.33 s and 169 MB at its peak, the two flat reads 0.19 s and 115 MB."""
     import numpy as np
+    import pyarrow as pa
 
+    score = _schema()[1]
     places = scores.column("place").to_numpy()
     offsets = np.searchsorted(places, np.arange(n_rows + 1)).astype(np.int32)
-    fields = [scores.column(f.name).combine_chunks().cast(f.type) for f in _SCORE]
-    values = pa.StructArray.from_arrays(fields, fields=list(_SCORE))
+    fields = [scores.column(f.name).combine_chunks().cast(f.type) for f in score]
+    values = pa.StructArray.from_arrays(fields, fields=list(score))
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
@@ -283,7 +301,7 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
             header, table = _read_jsonl(source, name.endswith(".gz"))
         else:
             raise DataError(f"{source}: a run file ends in .parquet, .jsonl or .jsonl.gz")
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException, EOFError) as e:
+    except (OSError, ValueError, KeyError, TypeError, _arrow_error(), EOFError) as e:
         raise DataError(f"{source} is not a readable harness run file: {e}") from None
     _check_extra(table, source)
     rows = header.get("rows")  # absent from files written before it was recorded
@@ -314,6 +332,12 @@ def read_run_file(path: str | os.PathLike[str]) -> RunRecord:
         sample=run.get("sample"),
     )
     return RunRecord(info, dataset.get("digest"), table, str(source))
+
+
+def _arrow_error() -> type[Exception]:
+    import pyarrow as pa
+
+    return pa.ArrowException
 
 
 def _check_extra(table: pa.Table, source: Path) -> None:
@@ -351,7 +375,7 @@ def _read_parquet(source: Path) -> tuple[dict[str, Any], pa.Table]:
     metadata = table.schema.metadata or {}
     raw = metadata.get(HEADER_KEY.encode())
     header = _check_header(json.loads(raw) if raw else None, source)
-    return header, table.replace_schema_metadata(None).cast(ROW_SCHEMA)
+    return header, table.replace_schema_metadata(None).cast(_schema()[2])
 
 
 def _read_jsonl(source: Path, gzipped: bool) -> tuple[dict[str, Any], pa.Table]:
@@ -367,4 +391,6 @@ def _read_jsonl(source: Path, gzipped: bool) -> tuple[dict[str, Any], pa.Table]:
             if row.get("extra") is not None:
                 row["extra"] = json.dumps(row["extra"], ensure_ascii=False)
             rows.append(row)
-    return header, pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
+    import pyarrow as pa
+
+    return header, pa.Table.from_pylist(rows, schema=_schema()[2])

@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.slices.per_row import JUDGE_SOURCE, JudgeSamples
+
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from harness.store.exports import RunRecord
@@ -53,25 +57,72 @@ BUILTIN_BOUNDS = {
 BUILTIN_SOURCE = "built-in metric"
 
 Bounds = dict[str, tuple[float, float]]
+# A run's per-row scores by metric: ``RunScores.columns`` (or a frame of them, a column each).
+Values = Mapping[str, Any]
 
 
 @dataclass
 class RunScores:
-    """One run's rows (indexed by example id) and its per-row scores."""
+    """One run's per-row scores (``harness.slices.per_row``), its rows by their place in the
+    run's order; compare's frames (``rows``, ``values``, ``rationales``, ``judge_errors``,
+    indexed by example id) are made from them when first asked for."""
 
-    rows: pd.DataFrame  # input, expected, context, extra, output, error
-    values: pd.DataFrame  # one column per metric, judge and ERRORS; NaN = not scored
-    rationales: pd.DataFrame  # one column per judge: the first sample's rationale
+    record: RunRecord | None  # what ``rows`` and ``rationales`` are read from
+    ids: list[str]  # each row's example id
+    columns: dict[str, np.ndarray]  # metric, judge and ERRORS -> per-row value; NaN: none
     judges: frozenset[str]
     order: list[str]  # the metrics in the order the run asked for them, then ERRORS
     directions: dict[str, int] = field(default_factory=dict)  # the run's own, when stored
     binary: frozenset[str] = frozenset()  # the metrics (and ERRORS) declared to score 0 or 1
     bounds: Bounds = field(default_factory=dict)  # the range each bounded metric scores in
-    # one column per judge that failed on some row: its first failed sample's error (else NaN)
-    judge_errors: pd.DataFrame | None = None
+    model_errors: list[str | None] = field(default_factory=list)  # per row
+    latencies: list[float | None] = field(default_factory=list)  # per row, the model's
+    has_context: bool = False  # a row has a (non-empty) context
+    samples: dict[str, JudgeSamples] = field(default_factory=dict)  # per judge
+    judge_failures: list[tuple[int, str, str]] = field(default_factory=list)  # (row, judge, error)
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """input, expected, context, extra, output, error, ... indexed by example id."""
+        assert self.record is not None
+        return self.record.rows().set_index("id")
+
+    @cached_property
+    def values(self) -> pd.DataFrame:
+        """One column per metric, judge and ERRORS, indexed by example id; NaN = not scored."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.columns, index=pd.Index(self.ids, name="id"), dtype=float)
+        frame.columns.name = "metric"
+        return frame
+
+    @cached_property
+    def rationales(self) -> pd.DataFrame:
+        """One column per judge: each row's first sample's rationale."""
+        import pandas as pd
+
+        found: dict[str, dict[str, Any]] = {}
+        if self.judges and self.record is not None:
+            fields = ("metric", "sample", "rationale", "source")
+            with self.record.reader() as reader:
+                for place, metric, _, rationale, source in reader.scores(fields):
+                    if source == JUDGE_SOURCE:  # by sample: the first one is kept
+                        found.setdefault(metric, {}).setdefault(self.ids[place], rationale)
+        return pd.DataFrame(found, index=pd.Index(self.ids, name="example_id"), dtype=object)
+
+    @cached_property
+    def judge_errors(self) -> pd.DataFrame:
+        """One column per judge that failed on some row: its first failed sample's error
+        (else NaN)."""
+        import pandas as pd
+
+        found: dict[str, dict[str, str]] = {}
+        for place, judge, error in self.judge_failures:  # by sample: the first one is kept
+            found.setdefault(judge, {}).setdefault(self.ids[place], error)
+        return pd.DataFrame(found, index=pd.Index(self.ids, name="example_id"), dtype=object)
 
 
-def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> frozenset[str]:
+def binary_metrics(config: Mapping[str, Any], values: Values | None = None) -> frozenset[str]:
     """The metrics and judges of a run (its stored ``config``) whose every score is 0 or 1,
     and ERRORS. A run stores them; for one stored before it did: ``exact_match`` and each
     judge with two answers (yes/no, two labels, a 0-1 scale) asked once. Anything else is a
@@ -86,11 +137,11 @@ def binary_metrics(config: Mapping[str, Any], values: pd.DataFrame | None = None
     return frozenset(
         name
         for name in found
-        if name not in values.columns or values[name].dropna().isin((0.0, 1.0)).all()
+        if name not in values or _within(values[name], 0.0, 1.0, ends_only=True)
     )
 
 
-def metric_bounds(config: Mapping[str, Any], values: pd.DataFrame | None = None) -> Bounds:
+def metric_bounds(config: Mapping[str, Any], values: Values | None = None) -> Bounds:
     """The metrics and judges of a run (its stored ``config``) whose every score lies in a
     known range, with it (ERRORS and every 0/1 metric: 0 to 1; an open side is infinite:
     latency's 0 to inf). A run stores them, an open side as null; for one stored before it
@@ -119,8 +170,20 @@ def metric_bounds(config: Mapping[str, Any], values: pd.DataFrame | None = None)
     return {
         name: (low, high)
         for name, (low, high) in found.items()
-        if name not in values.columns or values[name].dropna().between(low, high).all()
+        if name not in values or _within(values[name], low, high)
     }
+
+
+def _within(column: Any, low: float, high: float, *, ends_only: bool = False) -> bool:
+    """Whether a column's every score (NaN: none) lies from ``low`` to ``high``, or is one
+    of the two."""
+    import numpy as np
+
+    found = np.asarray(column, dtype=float)
+    found = found[~np.isnan(found)]
+    if ends_only:
+        return bool(((found == low) | (found == high)).all())
+    return bool(((found >= low) & (found <= high)).all())
 
 
 def _stored_range(ends: Any) -> tuple[float, float]:
@@ -178,33 +241,17 @@ def _whole(label: Any) -> bool:
 
 
 def record_scores(record: RunRecord) -> RunScores:
-    """Per-row scores of ``record``: a judge's samples averaged per row."""
-    import pandas as pd
+    """Per-row scores of ``record``: a judge's samples averaged per row, read a chunk at a
+    time, with neither pandas nor pyarrow for a stored run."""
+    from harness.slices.per_row import SCORE_FIELDS, per_row
 
-    from harness.slices import failed_rows, per_row_values
-
-    rows = record.rows().set_index("id")
-    scores = record.scores(("metric", "sample", "value", "label", "rationale", "error", "source"))
-    values = per_row_values(scores)  # one column per metric, in the order first seen
-    metrics = [str(m) for m in values.columns]
-    values = values.reindex(index=rows.index).astype(float)
-    values[ERRORS] = failed_rows(rows["error"], scores).astype(float)
-    judged = scores[scores["source"] == "llm_judge"]
-    judges = frozenset(judged["metric"])
-    first = judged.sort_values("sample").drop_duplicates(["example_id", "metric"])
-    rationales = (
-        first.pivot(index="example_id", columns="metric", values="rationale")
-        if not first.empty
-        else pd.DataFrame(index=rows.index)
-    )
-    # The first failed sample's: a row whose later sample failed counts as failed too.
-    failed = judged[judged["error"].notna()]
-    failed = failed.sort_values("sample").drop_duplicates(["example_id", "metric"])
-    judge_errors = (
-        failed.pivot(index="example_id", columns="metric", values="error")
-        if not failed.empty
-        else pd.DataFrame(index=rows.index)
-    )
+    with record.reader() as reader:
+        heads = reader.heads()
+        ids = [example_id for example_id, _, _, _ in heads]
+        model_errors = [error for _, error, _, _ in heads]
+        found = per_row(model_errors, reader.scores(SCORE_FIELDS))
+    columns = {**found.values, ERRORS: found.failed.astype(float)}
+    metrics = list(found.values)
     config = record.info.config
     asked = [*asked_metrics(config), *(config.get("judges") or [])]
     order = [m for m in dict.fromkeys([*asked, *sorted(metrics)]) if m in metrics]
@@ -212,15 +259,19 @@ def record_scores(record: RunRecord) -> RunScores:
     # MLflow metric is known to no registry here.
     directions = {str(k): int(v) for k, v in (config.get("directions") or {}).items()}
     return RunScores(
-        rows,
-        values,
-        rationales,
-        judges,
+        record,
+        ids,
+        columns,
+        frozenset(found.judges),
         [*order, ERRORS],
         directions,
-        binary_metrics(config, values),
-        metric_bounds(config, values),
-        judge_errors,
+        binary_metrics(config, columns),
+        metric_bounds(config, columns),
+        model_errors,
+        [latency for _, _, latency, _ in heads],
+        any(has_context for _, _, _, has_context in heads),
+        found.judges,
+        found.judge_failures,
     )
 
 

@@ -109,7 +109,7 @@ def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_paylo
         data = json.loads(gzip.decompress(base64.b64decode(packed)))
         assert len(data["rows"]) == (n + 9 if len(shown) == 2 else n)
     empty = runs[0].record.table.slice(0, 0)
-    none = ReportRun("empty", dataclasses.replace(base, table=empty), record_scores(base))
+    none = ReportRun("empty", dataclasses.replace(base, arrow=empty), record_scores(base))
     assert json.loads(gzip.decompress(base64.b64decode(packed_rows([none], ["f1"]))))["rows"] == []
 
 

@@ -212,21 +212,19 @@ def test_a_report_finds_each_judges_calibration_by_its_own_model_in_the_runs_ord
 
 
 def test_a_metric_points_the_way_its_run_stored_not_the_way_its_name_says() -> None:
-    import pandas as pd
+    import numpy as np
 
     from harness.metrics import metric_direction
     from harness.report.rows import ReportRun
     from harness.report.scores import metric_views
     from harness.store.scores import RunScores
 
-    rows = pd.DataFrame({"error": [None, None]}, index=pd.Index(["a", "b"], name="id"))
-    values = pd.DataFrame({"exact_match": [1.0, 0.0], "python:app:cost": [0.2, 0.4]}, rows.index)
-    names = list(values.columns)
+    columns = {"exact_match": np.array([1.0, 0.0]), "python:app:cost": np.array([0.2, 0.4])}
+    names = list(columns)
     stored = {"exact_match": -1, "python:app:cost": -1}  # what the runs' configs hold
 
     def run(label: str, directions: dict[str, int]) -> ReportRun:
-        scores = RunScores(rows, values, pd.DataFrame(index=rows.index), frozenset(), names,
-                           directions)  # fmt: skip
+        scores = RunScores(None, ["a", "b"], columns, frozenset(), names, directions)
         return ReportRun(label, None, scores)  # type: ignore[arg-type]  # scores only
 
     assert metric_direction("exact_match") == 1  # the registry's word, which must lose

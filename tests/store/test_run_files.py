@@ -152,7 +152,7 @@ def test_a_run_file_holds_the_rows_of_an_unfinished_run(
 
     record = load_run_record(resolve_home(home).db_path, run_id)
     info = dataclasses.replace(record.info, status="interrupted", rows_done=5)
-    part = dataclasses.replace(record, info=info, table=record.table.slice(0, 5))
+    part = dataclasses.replace(record, info=info, arrow=record.table.slice(0, 5))
     for name in ("part.jsonl", "part.parquet"):
         assert export_run(part, tmp_path / name) == 5
         back = read_run_file(tmp_path / name).info

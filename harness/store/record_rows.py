@@ -1,0 +1,231 @@
+"""A run's rows read as Python objects, a chunk at a time: from a run's Arrow table (a run
+file, ``harness.store.exports``), or straight from DuckDB for a stored run, so that a run's
+own report needs neither pyarrow nor pandas (issue 14: importing them alone took ~80 MB of
+the run's process at its end).
+
+A row is a dict with ``ROW_FIELDS``' keys, its ``scores`` a list of dicts with
+``SCORE_FIELDS``' keys, as ``pyarrow.Table.to_pylist`` makes them of a run's table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.store.bulk import SCORE_COLUMNS
+from harness.store.db import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from harness.store.runs import RunInfo
+
+__all__ = ["ROWS_SQL", "ROW_FIELDS", "SCORE_FIELDS", "RowReader", "StoredRows", "scores_sql"]
+
+# A row's scores: the columns of the scores table a run writes (``bulk.SCORE_COLUMNS``)
+# without the run and example ids.
+SCORE_FIELDS = tuple(name for name, _ in SCORE_COLUMNS if name not in ("run_id", "example_id"))
+# A row's columns, in ROW_SCHEMA's order (``scores`` last).
+ROW_FIELDS = (
+    "id", "input", "expected", "context", "extra", "output", "error", "latency_s",
+    "input_tokens", "output_tokens", "cost_usd", "request_key", "cached", "scores",
+)  # fmt: skip
+
+
+# A run's rows in dataset order; ``scores_sql`` gives each score with its row's place in
+# that order (``example_id`` is unique in a run, so the order is total).
+_RUN_ROWS = """
+FROM outputs o
+JOIN runs r ON r.run_id = o.run_id
+LEFT JOIN examples e ON e.dataset = r.dataset AND e.version = r.dataset_version
+                    AND e.id = o.example_id
+WHERE o.run_id = $run
+"""
+ROWS_SQL = f"""
+SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
+       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
+       o.request_key, o.cached
+{_RUN_ROWS}
+ORDER BY e.position, o.example_id
+"""
+
+
+def scores_sql(fields: Sequence[str] = SCORE_FIELDS) -> str:
+    """Each score of a run (its ``fields``) with its row's place in dataset order, by place,
+    metric and sample."""
+    return f"""
+WITH places AS (
+    SELECT o.example_id, row_number() OVER (ORDER BY e.position, o.example_id) - 1 AS place
+    {_RUN_ROWS}
+)
+SELECT p.place, {", ".join(f"s.{name}" for name in fields)}
+FROM scores s JOIN places p ON p.example_id = s.example_id
+WHERE s.run_id = $run
+ORDER BY p.place, s.metric, s.sample
+"""
+
+
+class RunRecord(Protocol):
+    """What a reader reads of a run's record (``harness.store.exports.RunRecord``)."""
+
+    info: RunInfo
+    db_path: Path | None  # a stored run's store
+
+    @property
+    def table(self) -> pa.Table: ...
+
+
+class RowReader:
+    """A record's rows as Python objects, as ``pyarrow.Table.to_pylist`` makes them: a dict
+    per row with ROW_FIELDS' keys, ``scores`` a list of dicts with SCORE_FIELDS' keys."""
+
+    def __init__(self, record: RunRecord, score_fields: Sequence[str] = SCORE_FIELDS) -> None:
+        self.record = record
+        self.score_fields = tuple(score_fields)  # of each row's scores: these at least
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def ids(self) -> list[str]:
+        """Every row's example id, in the record's order."""
+        return [str(i) for i in self.record.table.column("id").to_pylist()]
+
+    def heads(self) -> list[tuple[str, str | None, float | None, bool]]:
+        """Every row's example id, model error, latency and whether it has a context (a
+        non-empty one: the run's rule, ``runner.plan``), in the record's order."""
+        table = self.record.table
+        return list(
+            zip(
+                self.ids(),
+                table.column("error").to_pylist(),
+                table.column("latency_s").to_pylist(),
+                [bool(c) for c in table.column("context").to_pylist()],
+                strict=True,
+            )
+        )
+
+    def scores(self, fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Every score as its row's place and its ``fields``, by place, metric and sample."""
+        import pyarrow.compute as pc
+
+        nested = self.record.table.column("scores").combine_chunks()
+        flat = pc.list_flatten(nested)
+        places = pc.list_parent_indices(nested).to_pylist()
+        metrics, samples = (flat.field(name).to_pylist() for name in ("metric", "sample"))
+        columns = [flat.field(name).to_pylist() for name in fields]
+        # sorted as the store's are (a run file's rows hold theirs in that order)
+        for i in sorted(range(len(places)), key=lambda i: (places[i], metrics[i], samples[i])):
+            yield (places[i], *(column[i] for column in columns))
+
+    def records(self, places: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows at ``places`` (0 is the first row), in that order."""
+        if not places:
+            return []
+        rows: list[dict[str, Any]] = self.record.table.take(list(places)).to_pylist()
+        return rows
+
+
+class StoredRows(RowReader):
+    """A stored run's rows straight from DuckDB, with no Arrow table: the rows and their
+    scores are two ordered reads, taken a chunk at a time as the rows are asked for in
+    order (a run's own report). Rows asked for out of order (a comparison's candidate whose
+    rows are not the base's) are taken from the record's Arrow table instead."""
+
+    def __init__(self, record: RunRecord, score_fields: Sequence[str] = SCORE_FIELDS) -> None:
+        super().__init__(record, score_fields)
+        self._held = ExitStack()  # the store's cursors, until ``close``
+        self._con: Any = None  # the cursor of the small reads (ids, heads)
+        self._rows: Any = None
+        self._scores: Any = None
+        self._next = 0  # the place of the next row the reads give
+        self._pending: list[tuple[Any, ...]] = []  # scores read past the rows given
+
+    def _cursor(self) -> Any:
+        """A cursor of its own on the store (each read holds its result), open until
+        ``close``."""
+        assert self.record.db_path is not None
+        return self._held.enter_context(connect(self.record.db_path, read_only=True))
+
+    def _connection(self) -> Any:
+        if self._con is None:
+            self._con = self._cursor()
+        return self._con
+
+    def close(self) -> None:
+        self._rows = self._scores = self._con = None
+        self._held.close()
+
+    def ids(self) -> list[str]:
+        found = (
+            self._connection()
+            .execute(
+                f"SELECT o.example_id {_RUN_ROWS} ORDER BY e.position, o.example_id",
+                {"run": self.record.info.run_id},
+            )
+            .fetchall()
+        )
+        return [str(example_id) for (example_id,) in found]
+
+    def heads(self) -> list[tuple[str, str | None, float | None, bool]]:
+        found = (
+            self._connection()
+            .execute(
+                "SELECT o.example_id, o.error, o.latency_s, coalesce(e.context, '') <> '' "
+                f"{_RUN_ROWS} ORDER BY e.position, o.example_id",
+                {"run": self.record.info.run_id},
+            )
+            .fetchall()
+        )
+        return [(str(i), error, latency, bool(context)) for i, error, latency, context in found]
+
+    def scores(self, fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        assert self.record.db_path is not None
+        with connect(self.record.db_path, read_only=True) as cursor:
+            cursor.execute(scores_sql(fields), {"run": self.record.info.run_id})
+            while found := cursor.fetchmany(_SCORE_CHUNK):
+                yield from found
+
+    def records(self, places: Sequence[int]) -> list[dict[str, Any]]:
+        if not places:
+            return []
+        if list(places) != list(range(self._next, self._next + len(places))):
+            return super().records(places)
+        if self._rows is None:
+            params = {"run": self.record.info.run_id}
+            self._rows = self._cursor()
+            self._rows.execute(ROWS_SQL, params)
+            self._scores = self._cursor()
+            self._scores.execute(scores_sql(self.score_fields), params)
+        rows = [
+            dict(zip(ROW_FIELDS[:-1], row, strict=True))
+            for row in self._rows.fetchmany(len(places))
+        ]
+        start, end = self._next, self._next + len(rows)
+        nested: list[list[dict[str, Any]]] = [[] for _ in rows]
+        fields, pending = self.score_fields, self._pending
+        while True:
+            if not pending:
+                pending = self._pending = self._scores.fetchmany(_SCORE_CHUNK)
+                if not pending:
+                    break
+                pending.reverse()  # taken from the end
+            score = pending[-1]
+            if score[0] >= end:
+                break
+            pending.pop()
+            nested[score[0] - start].append(dict(zip(fields, score[1:], strict=True)))
+        for row, scores in zip(rows, nested, strict=True):
+            row["scores"] = scores
+        self._next = end
+        return rows
+
+
+_SCORE_CHUNK = 2048  # scores read at a time: a few hundred rows' worth
