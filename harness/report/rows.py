@@ -198,6 +198,8 @@ def _rows(
             # the whole run's held 63 MB more at 10,000 rows).
             where = {example_id: i for i, example_id in enumerate(reader.ids())}
             per_row = _row_values(run.scores, metrics)
+            for example_id in where.keys() - per_row.keys():  # a row stored since its
+                per_row[example_id] = [None] * len(metrics)  # scores were read: none yet
             per_run.append((reader, where, per_row))
         order = list(dict.fromkeys(example_id for _, where, _ in per_run for example_id in where))
         for start in range(0, len(order), _CHUNK_ROWS):

@@ -172,3 +172,36 @@ def test_a_judges_self_agreement_is_the_same_numbers_in_the_report_and_in_mlflow
         assert agreement["agreement"] == pytest.approx(said["agreement"], rel=1e-12)
         assert agreement["std"] == pytest.approx(said["std"], rel=1e-12)
         assert agreement["rows"] == len(record_scores(record).samples[judge].repeated)
+
+
+def test_a_row_stored_between_the_reads_of_its_scores_and_rows_shows_no_scores(
+    tmp_path: Path,
+) -> None:
+    """A stored run's scores and rows are read with opens of their own: a row the run
+    stores in between (a report of a run still going) shows with no scores yet, where
+    it had no values at all (``null``), which the page cannot show."""
+    import duckdb
+
+    from harness.report.rows import ReportRun, rows_payload
+    from harness.store.scores import record_scores
+
+    rows = pubmedqa_rows(5)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ok(invoke(tmp_path, "data", "import", str(data), "--name", "qa"))
+    ok(invoke(tmp_path, "run", "--data", "qa", "--model", "echo", "--metric", "token_f1",
+              "--limit", "4", "--run-name", "going", "--no-mlflow"))  # fmt: skip
+    db_path = tmp_path / "harness.duckdb"
+    record = load_run_record(db_path, run_id(tmp_path, "going"))
+    scores = record_scores(record)
+    with duckdb.connect(str(db_path)) as con:
+        con.execute(
+            "INSERT INTO outputs (run_id, example_id, output, created_at) "
+            "VALUES (?, ?, 'late', current_timestamp)",
+            [record.info.run_id, str(rows[4]["id"])],
+        )
+    payload = rows_payload([ReportRun("going", record, scores)], ["token_f1"])
+    late = payload["rows"][-1]
+    assert late["id"] == str(rows[4]["id"]) and late["runs"][0]["output"] == "late"
+    assert late["runs"][0]["values"] == [None]
+    assert all(r["runs"][0]["values"][0] is not None for r in payload["rows"][:-1])
