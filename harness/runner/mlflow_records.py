@@ -290,12 +290,12 @@ def _present(value: Any) -> bool:
 def final_record(
     head: RunRecord,
     result: RunResult,
-    outputs: pd.DataFrame,
-    scores: pd.DataFrame,
+    outputs: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
     report_html: str | None = None,
 ) -> RunRecord:
-    """``head`` completed with the run's metrics, its whole per-row table, with ``--by`` the
-    slices table, and its report."""
+    """``head`` completed with the run's metrics, its whole per-row table (none without
+    ``outputs`` and ``scores``), with ``--by`` the slices table, and its report."""
     tables = {}
     if result.slices:
         from harness.slices import slices_frame
@@ -304,7 +304,9 @@ def final_record(
     return dataclasses.replace(
         head,
         metrics=_metrics(result),
-        rows=results_table(outputs, scores, head.labelled),
+        rows=None
+        if outputs is None or scores is None
+        else results_table(outputs, scores, head.labelled),
         tables=tables,
         finished_at=result.finished_at or time.time(),
         report_html=report_html,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from harness.store.rows import OutputRow, ScoreRow
     from harness.store.runs import RunInfo
     from harness.tracking import RunRecord
+    from harness.tracking.sql_artifacts import PlainTable
 
 __all__ = [
     "MlflowLogger",
@@ -44,7 +45,10 @@ class MlflowLogger(Protocol):
     def add_rows(self, chunk: RunRecord) -> None: ...
     def add_batch(self, batch: Batch, judge_models: Mapping[str, str]) -> None: ...
     def prepare(
-        self, record: RunRecord, reload: Callable[[], RunRecord] | None = None
+        self,
+        record: RunRecord,
+        reload: Callable[[], RunRecord] | None = None,
+        table: PlainTable | None = None,
     ) -> RunRecord: ...
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
     def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
@@ -130,20 +134,22 @@ def prepare_mlflow_end(
     home: Home, head: RunRecord, result: RunResult, worker: MlflowLogger
 ) -> RunRecord:
     """The MLflow run's final record, its tables made now (``MlflowLogger.prepare``) from
-    the run's rows and scores read back here (the step before read only what its
-    aggregates need), so they can go before its report is built: the report and the
-    tables are the two largest steps of a large run's end, and each is the peak of memory
-    alone.
+    the run's rows and scores read back here a chunk at a time, in plain Python
+    (``harness.runner.table_rows``: no pandas), so they can go before its report is built:
+    the report and the tables are the two largest steps of a large run's end.
 
-    The record returned may hold no DataFrames; should MLflow's API need them at the end,
-    they are read again from the store."""
+    The record returned holds no DataFrames; should MLflow's API need them (a store not
+    written with SQL, a dataset schema only MLflow infers), they are read from the store
+    then (``reload``)."""
     from harness.runner.mlflow_records import final_record
+    from harness.runner.table_rows import open_table
 
     def read() -> RunRecord:
         outputs, scores = run_store.load_table_rows(home.db_path, result.run_id)
         return final_record(head, result, outputs, scores)
 
-    return worker.prepare(read(), read)
+    with open_table(home.db_path, result.run_id, head.labelled) as table:
+        return worker.prepare(final_record(head, result), read, table)
 
 
 def log_to_mlflow(

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from harness.runner.mlflow_records import Batch
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_resume import ResumingLogger
-    from harness.tracking.sql_artifacts import RenderedRows
+    from harness.tracking.sql_artifacts import PlainTable, RenderedRows
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds harness/
 _LENGTH = struct.Struct("!Q")  # what precedes each reply: its length in bytes
@@ -204,12 +204,16 @@ class MlflowWorker:
             self._close_stdin()
 
     def prepare(
-        self, record: RunRecord, reload: Callable[[], RunRecord] | None = None
+        self,
+        record: RunRecord,
+        reload: Callable[[], RunRecord] | None = None,
+        table: PlainTable | None = None,
     ) -> RunRecord:
         """Render ``record``'s tables now, for ``finish``; return it without its DataFrames.
 
         The tables go to the worker rendered (what the SQL path writes), the per-row one as
-        a file it moves into place (``render_rows``). Their DataFrames follow only when the
+        a file it moves into place (``render_rows``), made from ``table`` when given (the
+        record then holds no rows). Their DataFrames follow only when the
         worker asks (MLflow's API, or its schema inference, needs them): a worker writing
         SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
         (20 MB) for nothing. Then ``reload`` makes them again; without it, the record
@@ -218,7 +222,7 @@ class MlflowWorker:
         from harness.tracking.sql_artifacts import render_rows
 
         self._discard_rendered()
-        self._rendered = render_rows(record, self._spool)
+        self._rendered = render_rows(record, self._spool, table)
         self._reload = reload
         return record if reload is None else _without_frames(record)
 

@@ -16,10 +16,10 @@ import json
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.tracking.record import (
     CONFIG_ARTIFACT,
@@ -31,6 +31,7 @@ from harness.tracking.record import (
 )
 
 __all__ = [
+    "PlainTable",
     "RenderedRows",
     "dataset_entity",
     "render_rows",
@@ -64,28 +65,62 @@ class RenderedRows:
 _RENDER_CHUNK_ROWS = 1000
 
 
-def render_rows(record: RunRecord, spool: Path | None = None) -> RenderedRows:
-    """The table artifacts and the dataset entity of ``record`` (its DataFrames).
+class PlainTable(Protocol):
+    """The per-row table as plain rows, read a chunk at a time (``harness.runner.table_rows``)."""
+
+    columns: list[str]
+    floats: list[bool]  # which columns pandas holds as floats
+
+    @property
+    def rows(self) -> int: ...
+
+    missing: dict[str, int]  # the dataset columns' missing values (id, input, ...)
+
+    def chunks(self) -> Iterator[Sequence[Sequence[Any]]]: ...
+
+
+def render_rows(
+    record: RunRecord, spool: Path | None = None, table: PlainTable | None = None
+) -> RenderedRows:
+    """The table artifacts and the dataset entity of ``record``: its per-row table from
+    ``table``, read a chunk at a time without pandas, else from its DataFrame.
 
     With ``spool`` (a folder on the artifacts' file system) the per-row table is written
     there, a chunk at a time, instead of held as text: at 100,000 rows its JSON is 200 MB,
     which the MLflow worker's pipe carried whole and each side held, twice. A folder that
     cannot take it (a full disk) leaves the table as text, as without ``spool``.
     """
-    assert record.rows is not None, "a finished run's record holds its rows"
-    dataset = dataset_entity(record, infer=False)
+    if table is not None:
+        # A text column with some values missing is one pandas holds NaN (a number) in:
+        # not text alone, as ``dataset_entity`` reads the DataFrame.
+        counts = {n: None if 0 < gone < table.rows else gone for n, gone in table.missing.items()}
+        dataset = _entity(record, _counted_schema(table.rows, counts), table.rows)
+        parts: Any = lambda: _plain_json_parts(table)  # noqa: E731 - made twice at most
+    else:
+        assert record.rows is not None, "a finished run's record holds its rows"
+        dataset = dataset_entity(record, infer=False)
+        frame = record.rows
+        parts = lambda: _table_json_parts(frame)  # noqa: E731
     tables = {name: table_json(frame) for name, frame in record.tables.items()}
     if spool is not None:
         try:
-            return RenderedRows(None, dataset, tables, _spooled(record.rows, spool))
+            return RenderedRows(None, dataset, tables, spool_file(spool, "table", ".json", parts()))
         except OSError:
             pass  # rendered in memory below, as the run's process always could
-    return RenderedRows(table_json(record.rows), dataset, tables)
+    return RenderedRows("".join(parts()), dataset, tables)
 
 
-def _spooled(frame: Any, folder: Path) -> Path:
-    """``table_json(frame)`` written to a new hidden file in ``folder``; its path."""
-    return spool_file(folder, "table", ".json", _table_json_parts(frame))
+def _plain_json_parts(table: PlainTable) -> Iterator[str]:
+    """``table_json`` of the DataFrame of ``table``'s rows, from the rows."""
+    from harness.tracking.table_json import table_head, values_text
+
+    yield table_head(table.columns)
+    first = True
+    for chunk in table.chunks():
+        if chunk:
+            yield ("" if first else ",") + values_text(chunk, table.floats)
+            first = False
+    yield "]}"
 
 
 def spool_file(folder: Path, kind: str, suffix: str, parts: Iterable[str]) -> Path:
@@ -164,9 +199,17 @@ def dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
     Without ``infer``, None when its schema needs MLflow's inference (see ``_colspec_schema``).
     """
     assert record.rows is not None, "a finished run's record holds its rows"
-    columns = [c for c in ("id", "input", "expected", "context") if c in record.rows.columns]
+    columns = [c for c in _DATASET_COLUMNS if c in record.rows.columns]
     frame = record.rows[columns]
-    schema = _colspec_schema(frame, infer=infer)
+    return _entity(record, _colspec_schema(frame, infer=infer), len(frame), len(columns))
+
+
+_DATASET_COLUMNS = ("id", "input", "expected", "context")
+
+
+def _entity(
+    record: RunRecord, schema: str | None, rows: int, columns: int = len(_DATASET_COLUMNS)
+) -> dict[str, str] | None:
     if schema is None:
         return None
     source = {
@@ -181,7 +224,7 @@ def dataset_entity(record: RunRecord, *, infer: bool) -> dict[str, str] | None:
         "source_type": "code",
         "source": json.dumps(source),
         "schema": schema,
-        "profile": json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+        "profile": json.dumps({"num_rows": rows, "num_elements": rows * columns}),
     }
 
 
@@ -192,14 +235,26 @@ def _colspec_schema(frame: Any, *, infer: bool = True) -> str | None:
     missing; a column of only None is ``any``. Any other column (numbers, NaN, an empty
     frame) is inferred by MLflow itself, imported for this one case (None without ``infer``).
     """
-    specs: list[dict[str, Any]] = []
+    counts: dict[str, int | None] = {}
     for name in frame.columns:
         values = frame[name].tolist()
-        if not values or not all(v is None or isinstance(v, str) for v in values):
-            return _mlflow_schema(frame) if infer else None
-        missing = any(v is None for v in values)
-        kind = "any" if all(v is None for v in values) else "string"
-        specs.append({"type": kind, "name": str(name), "required": not missing})
+        text = all(v is None or isinstance(v, str) for v in values)
+        counts[str(name)] = sum(v is None for v in values) if text else None
+    schema = _counted_schema(len(frame), counts)
+    if schema is None and infer:
+        return _mlflow_schema(frame)
+    return schema
+
+
+def _counted_schema(rows: int, missing: dict[str, int | None]) -> str | None:
+    """The schema of ``rows`` rows of columns of text and ``missing`` Nones each (None:
+    not only text); None for MLflow to infer it (no rows, a column not only text)."""
+    specs: list[dict[str, Any]] = []
+    for name, gone in missing.items():
+        if not rows or gone is None:
+            return None
+        kind = "any" if gone == rows else "string"
+        specs.append({"type": kind, "name": name, "required": not gone})
     return json.dumps({"mlflow_colspec": specs})
 
 

@@ -773,22 +773,22 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
 ) -> None:
     """The aggregates read each score's value, not its text, and count the rows without
     reading them (without ``--by`` or batch metrics, in SQL: no DataFrame); the MLflow
-    run's table reads the rows whole and what it shows of the scores, once; ``--by``
-    slices read the rows. A run without MLflow reads no text back at all."""
+    run's table reads the rows and what it shows of the scores, once, a chunk at a time
+    (``open_table``: no DataFrame); ``--by`` slices read the rows. A run without MLflow
+    reads no text back at all."""
+    from harness.runner import table_rows
     from harness.store import runs as run_store
 
     reads: list[str] = []
     names = ("load_outputs", "load_scores", "load_outputs_and_scores", "load_table_rows",
              "load_score_values")  # fmt: skip
-    for name in names:
+    for module, name in [*((run_store, n) for n in names), (table_rows, "open_table")]:
 
-        def spy(
-            *args: object, _real: object = getattr(run_store, name), _name: str = name
-        ) -> object:
+        def spy(*args: object, _real: object = getattr(module, name), _name: str = name) -> object:
             reads.append(_name)
             return _real(*args)  # type: ignore[operator]
 
-        monkeypatch.setattr(run_store, name, spy)
+        monkeypatch.setattr(module, name, spy)
     args = ["run", "--data", "qa", "--model", "python:harness_test_models:answer_some",
             "--metric", "token_f1", "--judge", "correctness",
             "--judge-model", "python:harness_test_models:judge_yes", "--json"]  # fmt: skip
@@ -797,8 +797,8 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
     assert code == 0, err
     expected = {
         "no-mlflow": [],
-        "mlflow": ["load_table_rows"],
-        "by": ["load_outputs", "load_score_values", "load_table_rows"],
+        "mlflow": ["open_table"],
+        "by": ["load_outputs", "load_score_values", "open_table"],
     }
     assert reads == expected[case]
     result = json.loads(out)
