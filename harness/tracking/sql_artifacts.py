@@ -91,10 +91,10 @@ def render_rows(
     cannot take it (a full disk) leaves the table as text, as without ``spool``.
     """
     if table is not None:
-        # A text column with some values missing is one pandas holds NaN (a number) in:
-        # not text alone, as ``dataset_entity`` reads the DataFrame.
-        counts = {n: None if 0 < gone < table.rows else gone for n, gone in table.missing.items()}
-        dataset = _entity(record, _counted_schema(table.rows, counts), table.rows)
+        # Text with some values missing is ``string``, not required: what MLflow infers of
+        # the DataFrame, where pandas holds NaN for them (``dataset_entity`` asks MLflow).
+        missing: dict[str, int | None] = dict(table.missing)
+        dataset = _entity(record, _counted_schema(table.rows, missing), table.rows)
         parts: Any = lambda: _plain_json_parts(table)  # noqa: E731 - made twice at most
     else:
         assert record.rows is not None, "a finished run's record holds its rows"

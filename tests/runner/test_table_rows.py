@@ -6,6 +6,7 @@ or pyarrow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from harness.store.runs import get_run
 from harness.store.scores import labelled_judges
 from harness.testing import FakeLLMServer
 from harness.tracking import RunRecord
-from harness.tracking.sql_artifacts import RenderedRows, render_rows
+from harness.tracking.sql_artifacts import RenderedRows, dataset_entity, render_rows
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -43,16 +44,19 @@ def _record(rows: object = None) -> RunRecord:
 
 
 def _both(db_path: Path, run_id: str, labelled: list[str]) -> tuple[RenderedRows, RenderedRows]:
-    """What main rendered (its DataFrame, ``main_results_table``) and what the plain rows
-    render; ``results_table``'s DataFrame, made from the plain rows, renders the same."""
+    """What main rendered (its DataFrame, ``main_results_table``; its dataset as the MLflow
+    worker wrote it, inferred by MLflow where main left it to MLflow) and what the plain rows
+    render; ``results_table``'s DataFrame, made from the plain rows, renders as main's."""
     outputs, scores = load_table_rows(db_path, run_id)
     main_frame = main_results_table(outputs, scores, labelled)
     frame = results_table(outputs, scores, labelled)
     pd.testing.assert_frame_equal(frame, main_frame)  # the same types, the same values
     assert frame.attrs == main_frame.attrs
     main = render_rows(_record(main_frame))
+    written = dataset_entity(_record(main_frame), infer=True)
+    assert main.dataset in (None, written)
     with open_table(db_path, run_id, labelled) as table:
-        return main, render_rows(_record(), table=table)
+        return dataclasses.replace(main, dataset=written), render_rows(_record(), table=table)
 
 
 def _same(pandas: RenderedRows, plain: RenderedRows) -> None:
@@ -64,7 +68,7 @@ def _same(pandas: RenderedRows, plain: RenderedRows) -> None:
         for mine, main in rows:
             assert mine == main
     assert plain.table_json == pandas.table_json
-    assert plain.dataset == pandas.dataset
+    assert plain.dataset is None or plain.dataset == pandas.dataset  # None: MLflow infers it
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -85,8 +89,7 @@ def test_the_plain_table_is_pandas_json_of_the_results_table(
     columns = json.loads(plain.table_json or "")["columns"]
     assert "x_int" in columns and "tone/label" in columns and columns.count("output") == 1
     assert ("judge_a/std" in columns) == (seed % 3 > 0)
-    if seed % 4 == 0:  # every context given: the dataset's schema is written without MLflow
-        assert plain.dataset is not None
+    assert plain.dataset is not None  # text, some of it missing: written without MLflow
 
 
 def test_a_run_without_rows_or_scores(home: Path) -> None:
@@ -95,6 +98,7 @@ def test_a_run_without_rows_or_scores(home: Path) -> None:
     _same(pandas, plain)
     assert json.loads(plain.table_json or "")["data"] == []
     assert plain.dataset is None  # no rows: MLflow infers the schema, as before
+    assert pandas.dataset is not None  # inferred
 
 
 def _write_data(path: Path) -> None:
@@ -147,6 +151,7 @@ def test_runs_made_through_the_cli_render_as_main_rendered_them(
         labelled = labelled_judges(info.config)
         pandas, plain = _both(db_path, run_id, labelled)
         _same(pandas, plain)
+        assert plain.dataset is not None
     assert labelled == ["tone"]
     assert "tone/label" in json.loads(plain.table_json or "")["columns"]
 
@@ -191,3 +196,23 @@ def test_the_mlflow_table_step_imports_neither_pandas_nor_pyarrow(home: Path) ->
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"loaded": [], "rows": True}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_dataset_is_written_as_mlflow_infers_it_without_the_frames(
+    home: Path, seed: int
+) -> None:
+    """Some rows without context or expected answers: their text columns are text with
+    missing values, which MLflow's inference (of main's DataFrame, pandas holding NaN there)
+    makes ``string``, not required. The plain table writes that itself; it said "MLflow
+    must infer it", so the worker asked the run's process for the frames, which read the
+    whole table back with pandas at the MLflow run's end."""
+    db_path = home / "harness.duckdb"
+    run_id = make_run(db_path, seed, rows=40, samples=1)
+    outputs, scores = load_table_rows(db_path, run_id)
+    inferred = dataset_entity(_record(main_results_table(outputs, scores, [])), infer=True)
+    with open_table(db_path, run_id) as table:
+        assert 0 < table.missing["context"] < table.rows
+        plain = render_rows(_record(), table=table)
+    assert plain.dataset == inferred
+    assert '"name": "context", "required": false' in (plain.dataset or {}).get("schema", "")
