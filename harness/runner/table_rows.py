@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.fastjson import loads_text
-from harness.store.db import connect
 
 __all__ = ["ROW_COLUMNS", "StoredTable", "frame_rows", "open_table"]
 
@@ -290,6 +289,8 @@ def open_table(db_path: Path, run_id: str, labelled: Collection[str] = ()) -> It
     """The per-row table of a stored run, the store open for this block: its columns
     found now (a pass over its scores and its rows' data columns), its rows read by
     ``StoredTable.chunks``."""
+    from harness.store.db import connect  # not at import: the MLflow worker imports this
+
     shape = _Shape(labelled=set(labelled))
     with connect(db_path, read_only=True) as con:
         for score in con.sql(_SHAPE_SCORES, params=[run_id]).iter_rows(_CHUNK_ROWS * 10):

@@ -21,12 +21,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.slices.per_row import JUDGE_SOURCE, JudgeSamples
-
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from harness.slices.per_row import JudgeSamples
     from harness.store.exports import RunRecord
 
 __all__ = [
@@ -100,6 +99,8 @@ class RunScores:
     def rationales(self) -> pd.DataFrame:
         """One column per judge: each row's first sample's rationale."""
         import pandas as pd
+
+        from harness.slices.per_row import JUDGE_SOURCE
 
         found: dict[str, dict[str, Any]] = {}
         if self.judges and self.record is not None:

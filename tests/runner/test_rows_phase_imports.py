@@ -1,7 +1,7 @@
 """A plain run's rows (everything before its end: the engine, scoring, cache lookups, batch
 writes) import neither pyarrow nor pandas: ~80 MB of a cached rerun's peak of memory
 while its rows ran (issue 14, goal 4). A run logged to MLflow or reported has them
-preloaded for its end (harness.runner.preload)."""
+preloaded for its end (harness.runner.preload). The MLflow worker's modules import neither."""
 
 from __future__ import annotations
 
@@ -47,3 +47,18 @@ def test_a_runs_rows_import_neither_pyarrow_nor_pandas(tmp_path: Path, qa_file: 
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
             assert "rows imported: []" in done.stdout, (paid, done.stdout)
+
+
+def test_the_mlflow_workers_modules_import_neither_numpy_nor_duckdb() -> None:
+    # The worker (harness.runner.mlflow_worker) imports these to write a run's traces and
+    # its end with SQL; numpy and DuckDB, which the run's own process needs, added ~26 MB
+    # to the worker's peak (34 -> 60 MB at 10,000 rows).
+    code = (
+        "import sys\n"
+        "import harness.runner.mlflow_worker, harness.runner.mlflow_records\n"
+        "import harness.tracking.sql_run, harness.tracking.sql_artifacts\n"
+        "import harness.tracking.traces_sql, harness.tracking.mlflow_resume\n"
+        "print(sorted(n for n in ('numpy', 'duckdb', 'pandas', 'pyarrow') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
