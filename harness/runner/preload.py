@@ -1,9 +1,9 @@
 """Importing what a run's end needs while its rows run.
 
 A run's end (its aggregates, its report, its MLflow record) is the first to need its own
-modules, Jinja2 and the report's (and pandas and pyarrow, which this thread no longer
-imports: below): in a 1,000-row run against a model 100 ms away they took 0.4-0.6 s of
-the 0.7-0.9 s between the last answer and the run's return (issue 14). While the rows
+modules, Jinja2 and the report's (no longer pandas and pyarrow: below): in a 1,000-row
+run against a model 100 ms away they took 0.4-0.6 s of the 0.7-0.9 s between the last
+answer and the run's return (issue 14). While the rows
 run, the CPU mostly waits on the model, so a thread imports them then, and the end took
 0.46-0.48 s. Where the CPU is busy while the rows run
 (a cached rerun; a test server on the same two cores, where the rows' span grew by
@@ -19,16 +19,13 @@ than on the CPU, that is wall time: ``bench/bench_providers.py --rows 300 --late
 back, 1.31-1.32x without. With the CPU saturated (100 ms answers, 1,000 rows) the imports
 only move, as above.
 
-pandas and pyarrow (with ``harness.store.exports``, which imports pyarrow) are preloaded
-only for a run whose end reads them: its MLflow table and its report do, a plain run's
-aggregates do not (``harness.runner.summary.stored_aggregates``). Held from the first row
-on, their ~80 MB are part of the rows' peak of memory (issue 14, goal 4: a cached rerun of
-10,000 rows peaked at 263 MB in its rows with them), which a plain run no longer pays;
-a reported run's end peaks higher than its rows either way (its table and report, ~300
-MB at 10,000 rows), and left to that end their import lengthened a cold run that waits
-on its model: ``bench/bench_providers.py --rows 1000 --judges correctness --mlflow
---repeat 3`` took 4.29-4.59 s left to the end, 4.23-4.31 s preloaded (the same minutes'
-code before, which preloaded pandas for every run: 4.07-4.21 s).
+A run's end no longer imports pandas and pyarrow (issue 14, goal 4: their import alone is
+~80 MB of the process), unless it is sliced ``--by`` or scored by batch metrics: it reads
+the store a chunk at a time in plain Python for its MLflow table
+(``harness.runner.table_rows``) and its report (``harness.store.record_rows``). Preloaded
+from the first row on, as they were while the end read them, they were part of the rows'
+peak too: a cached rerun of 10,000 rows logged to MLflow peaked at 259 MB in its rows with
+them, 192 MB without (its report, the largest step of its end, at 217-232 MB).
 
 The thread is joined before the run's end reads anything (``Preload.wait``), so the run
 never imports one of these modules while the thread is still importing it. A module that
@@ -55,10 +52,8 @@ __all__ = [
 # (see the module's docstring).
 END_MODULES = ("harness.runner.batch_scores",)
 # What its report and MLflow table import: a run logged to MLflow or asked for --report.
-# Its intervals need no scipy (harness.stats.quantiles).
+# Its intervals need no scipy (harness.stats.quantiles), its rows no pandas or pyarrow.
 REPORT_MODULES = (
-    "pandas",
-    "harness.store.exports",  # pyarrow
     "jinja2",
     "harness.report.page",
     "harness.store.calibrations",

@@ -101,18 +101,17 @@ def test_what_is_preloaded_is_what_a_run_imports_only_at_its_end() -> None:
     assert _python(code) == "[]"
 
 
-def test_pandas_and_pyarrow_are_preloaded_only_for_an_end_that_reads_them() -> None:
+def test_pandas_and_pyarrow_are_never_preloaded() -> None:
     # Held from the first row on, they were ~80 MB of a run's peak while its rows ran
-    # (issue 14), also in a plain run whose end never reads them; a reported run's end
-    # (its MLflow table, its report) does, and waited for their import.
-    for report, imported in ((False, "[]"), (True, "['pandas', 'pyarrow']")):
+    # (issue 14); no run's end reads them now (tests/runner/test_rows_phase_imports.py).
+    for report in (False, True):
         code = (
             "import sys\n"
             "from harness.runner.preload import end_modules, Preload\n"
             f"Preload(end_modules(report={report})).wait()\n"
             "print(sorted(n for n in ('pandas', 'pyarrow') if n in sys.modules))"
         )
-        assert _python(code) == imported, report
+        assert _python(code) == "[]", report
 
 
 def test_a_run_preloads_only_what_its_end_will_import() -> None:
