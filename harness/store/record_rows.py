@@ -52,6 +52,34 @@ ORDER BY e.position, o.example_id
 """
 
 
+# A page of a run's rows (``$ids``, consecutive in dataset order), in that order, and their
+# scores by row, metric and sample: only the page's examples are joined, not every example
+# of the dataset, texts and all.
+_PAGE_ROWS_SQL = """
+WITH page AS (SELECT unnest($ids::VARCHAR[]) AS id),
+run AS (SELECT dataset, dataset_version FROM runs WHERE run_id = $run)
+SELECT o.example_id AS id, e.input, e.expected, e.context, CAST(e.extra AS VARCHAR) AS extra,
+       o.output, o.error, o.latency_s, o.input_tokens, o.output_tokens, o.cost_usd,
+       o.request_key, o.cached
+FROM outputs o
+LEFT JOIN (
+    SELECT e.* FROM examples e JOIN run ON e.dataset = run.dataset
+                                       AND e.version = run.dataset_version
+    WHERE e.id IN (SELECT id FROM page)
+) e ON e.id = o.example_id
+WHERE o.run_id = $run AND o.example_id IN (SELECT id FROM page)
+ORDER BY e.position, o.example_id
+"""
+
+
+def _page_scores_sql(fields: Sequence[str]) -> str:
+    return f"""
+SELECT example_id, {", ".join(fields)} FROM scores
+WHERE run_id = $run AND example_id IN (SELECT unnest($ids::VARCHAR[]))
+ORDER BY example_id, metric, sample
+"""
+
+
 def scores_sql(fields: Sequence[str] = SCORE_FIELDS) -> str:
     """Each score of a run (its ``fields``) with its row's place in dataset order, by place,
     metric and sample."""
@@ -134,45 +162,47 @@ class RowReader:
 
 
 class StoredRows(RowReader):
-    """A stored run's rows straight from DuckDB, with no Arrow table: the rows and their
-    scores are two ordered reads, taken a chunk at a time as the rows are asked for in
-    order (a run's own report). Rows asked for out of order (a comparison's candidate whose
-    rows are not the base's) are taken from the record's Arrow table instead."""
+    """A stored run's rows straight from DuckDB, with no Arrow table: as the rows are asked
+    for in order (a run's own report), a page of them and their scores at a time, each page
+    one read of its own rows (``_PAGE_ROWS``). Rows asked for out of order (a comparison's
+    candidate whose rows are not the base's) are taken from the record's Arrow table.
+
+    Not two reads of the whole run, taken a chunk at a time: DuckDB sorts a read whole
+    before it gives its first row, and a 10,000-row run's rows and scores, sorted, were
+    ~70 MB of the report's peak (issue 14, goal 4)."""
 
     def __init__(self, record: RunRecord, score_fields: Sequence[str] = SCORE_FIELDS) -> None:
         super().__init__(record, score_fields)
-        self._held = ExitStack()  # the store's cursors, until ``close``
-        self._con: Any = None  # the cursor of the small reads (ids, heads)
-        self._rows: Any = None
-        self._scores: Any = None
-        self._next = 0  # the place of the next row the reads give
-        self._pending: list[tuple[Any, ...]] = []  # scores read past the rows given
-
-    def _cursor(self) -> Any:
-        """A cursor of its own on the store (each read holds its result), open until
-        ``close``."""
-        assert self.record.db_path is not None
-        return self._held.enter_context(connect(self.record.db_path, read_only=True))
+        self._held = ExitStack()  # the store's cursor, until ``close``
+        self._con: Any = None
+        self._order: list[str] | None = None  # every row's id, in dataset order
+        self._next = 0  # the place of the next row the pages give
+        self._page: list[dict[str, Any]] = []  # read, not yet given (reversed)
 
     def _connection(self) -> Any:
+        """A cursor of its own on the store, open until ``close``."""
         if self._con is None:
-            self._con = self._cursor()
+            assert self.record.db_path is not None
+            self._con = self._held.enter_context(connect(self.record.db_path, read_only=True))
         return self._con
 
     def close(self) -> None:
-        self._rows = self._scores = self._con = None
+        self._con = None
+        self._page = []
         self._held.close()
 
     def ids(self) -> list[str]:
-        found = (
-            self._connection()
-            .execute(
-                f"SELECT o.example_id {_RUN_ROWS} ORDER BY e.position, o.example_id",
-                {"run": self.record.info.run_id},
+        if self._order is None:
+            found = (
+                self._connection()
+                .execute(
+                    f"SELECT o.example_id {_RUN_ROWS} ORDER BY e.position, o.example_id",
+                    {"run": self.record.info.run_id},
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
-        return [str(example_id) for (example_id,) in found]
+            self._order = [str(example_id) for (example_id,) in found]
+        return list(self._order)
 
     def heads(self) -> list[tuple[str, str | None, float | None, bool]]:
         found = (
@@ -198,34 +228,37 @@ class StoredRows(RowReader):
             return []
         if list(places) != list(range(self._next, self._next + len(places))):
             return super().records(places)
-        if self._rows is None:
-            params = {"run": self.record.info.run_id}
-            self._rows = self._cursor()
-            self._rows.execute(ROWS_SQL, params)
-            self._scores = self._cursor()
-            self._scores.execute(scores_sql(self.score_fields), params)
-        rows = [
-            dict(zip(ROW_FIELDS[:-1], row, strict=True))
-            for row in self._rows.fetchmany(len(places))
-        ]
-        start, end = self._next, self._next + len(rows)
-        nested: list[list[dict[str, Any]]] = [[] for _ in rows]
-        fields, pending = self.score_fields, self._pending
-        while True:
-            if not pending:
-                pending = self._pending = self._scores.fetchmany(_SCORE_CHUNK)
-                if not pending:
-                    break
-                pending.reverse()  # taken from the end
-            score = pending[-1]
-            if score[0] >= end:
-                break
-            pending.pop()
-            nested[score[0] - start].append(dict(zip(fields, score[1:], strict=True)))
-        for row, scores in zip(rows, nested, strict=True):
-            row["scores"] = scores
-        self._next = end
+        order = self._order if self._order is not None else self.ids()
+        if places[-1] >= len(order):  # a row stored since the ids were read
+            return super().records(places)
+        rows = []
+        for _ in places:
+            if not self._page:
+                self._page = self._read_page(order[self._next : self._next + _PAGE_ROWS])
+                self._page.reverse()  # taken from the end
+            if self._page:
+                rows.append(self._page.pop())
+            self._next += 1
+        if [row["id"] for row in rows] != [order[place] for place in places]:
+            return super().records(places)  # a row gone from the store since the ids
+        return rows
+
+    def _read_page(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The rows of ``ids`` (consecutive in dataset order), in that order, each with its
+        scores by metric and sample."""
+        con = self._connection()
+        params = {"run": self.record.info.run_id, "ids": ids}
+        fields = self.score_fields
+        nested: dict[str, list[dict[str, Any]]] = {}
+        for example_id, *score in con.execute(_page_scores_sql(fields), params).fetchall():
+            nested.setdefault(example_id, []).append(dict(zip(fields, score, strict=True)))
+        rows = []
+        for row in con.execute(_PAGE_ROWS_SQL, params).fetchall():
+            found = dict(zip(ROW_FIELDS[:-1], row, strict=True))
+            found["scores"] = nested.get(found["id"], [])
+            rows.append(found)
         return rows
 
 
+_PAGE_ROWS = 1000  # rows read at a time: ~4 MB of PubMedQA's rows and scores
 _SCORE_CHUNK = 2048  # scores read at a time: a few hundred rows' worth

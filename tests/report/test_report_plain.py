@@ -76,11 +76,14 @@ def test_a_stored_runs_own_report_imports_neither_pandas_nor_pyarrow(
 
 
 def test_a_stored_runs_rows_read_a_chunk_at_a_time_are_its_tables(
-    stored: tuple[Path, str],
+    stored: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from harness.slices.per_row import SCORE_FIELDS
+    from harness.store import record_rows
     from harness.store.record_rows import RowReader, StoredRows
 
+    # pages of 4 rows, asked for 7 at a time: a chunk spans pages, and a page chunks
+    monkeypatch.setattr(record_rows, "_PAGE_ROWS", 4)
     home, run = stored
     record = load_run_record(home / "harness.duckdb", run)
     with record.reader() as reader:
