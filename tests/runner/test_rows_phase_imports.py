@@ -29,17 +29,27 @@ main()
 """
 
 
+# A run of 10 rows of the imported data: a model, a judge and a metric.
+_ARGS = [
+    "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
+    "--judge", "correctness", "--metric", "token_f1", "--sample", "10",
+]  # fmt: skip
+
+
+def _home_with(qa_file: Path, home: Path, server: FakeLLMServer) -> dict[str, str]:
+    """The environment of a project home at ``home`` holding ``qa_file`` as ``qa``."""
+    env = harness_env(home, server)
+    subprocess.run(
+        [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
+        env=env, capture_output=True, check=True, timeout=300,
+    )  # fmt: skip
+    return env
+
+
 def test_a_runs_rows_import_neither_pyarrow_nor_pandas(tmp_path: Path, qa_file: Path) -> None:
     with FakeLLMServer() as server:
-        env = harness_env(tmp_path / "home", server)
-        subprocess.run(
-            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
-            env=env, capture_output=True, check=True, timeout=300,
-        )  # fmt: skip
-        run = [
-            "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
-            "--judge", "correctness", "--metric", "token_f1", "--sample", "10", "--no-mlflow",
-        ]  # fmt: skip
+        env = _home_with(qa_file, tmp_path / "home", server)
+        run = [*_ARGS, "--no-mlflow"]
         for paid in ("first run, paid", "cached rerun"):
             done = subprocess.run(
                 [sys.executable, "-c", _RUN, *run],
@@ -67,17 +77,9 @@ def test_a_run_logged_to_mlflow_and_reported_imports_neither_pyarrow_nor_pandas(
     # the store a chunk at a time in plain Python: with pandas and pyarrow imported for it,
     # a 10,000-row cached rerun's process peaked ~80 MB higher (issue 14, goal 4).
     with FakeLLMServer() as server:
-        env = harness_env(tmp_path / "home", server)
-        subprocess.run(
-            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
-            env=env, capture_output=True, check=True, timeout=300,
-        )  # fmt: skip
+        env = _home_with(qa_file, tmp_path / "home", server)
         report = tmp_path / "report.html"
-        run = [
-            "--data", "qa", "--model", "openai:/gpt-test", "--judge-model", "openai:/judge",
-            "--judge", "correctness", "--metric", "token_f1", "--sample", "10",
-            "--report", str(report),
-        ]  # fmt: skip
+        run = [*_ARGS, "--report", str(report)]
         done = subprocess.run(
             [sys.executable, "-c", _WHOLE_RUN, *run],
             env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
