@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from harness.store import runs as run_store
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from harness.config import Home
     from harness.interrupt import StopRequest
     from harness.runner.config import RunResult
@@ -48,7 +50,7 @@ class MlflowLogger(Protocol):
         self,
         record: RunRecord,
         reload: Callable[[], RunRecord] | None = None,
-        table: PlainTable | None = None,
+        table: Callable[[], AbstractContextManager[PlainTable]] | None = None,
     ) -> RunRecord: ...
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
     def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
@@ -148,8 +150,14 @@ def prepare_mlflow_end(
         outputs, scores = run_store.load_table_rows(home.db_path, result.run_id)
         return final_record(head, result, outputs, scores)
 
-    with open_table(home.db_path, result.run_id, head.labelled) as table:
-        return worker.prepare(final_record(head, result), read, table)
+    # Opened by the logger that renders it: one that logs through MLflow's API in this
+    # process (``InlineLogger``) reads the frames instead, and would pay the table's first
+    # pass over every score for nothing.
+    return worker.prepare(
+        final_record(head, result),
+        read,
+        lambda: open_table(home.db_path, result.run_id, head.labelled),
+    )
 
 
 def log_to_mlflow(

@@ -51,6 +51,7 @@ from harness.errors import EnvironmentFault, HarnessError, Interrupted, Tracking
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from contextlib import AbstractContextManager
 
     from harness.interrupt import StopRequest
     from harness.runner.mlflow_records import Batch
@@ -207,13 +208,13 @@ class MlflowWorker:
         self,
         record: RunRecord,
         reload: Callable[[], RunRecord] | None = None,
-        table: PlainTable | None = None,
+        table: Callable[[], AbstractContextManager[PlainTable]] | None = None,
     ) -> RunRecord:
         """Render ``record``'s tables now, for ``finish``; return it without its DataFrames.
 
         The tables go to the worker rendered (what the SQL path writes), the per-row one as
-        a file it moves into place (``render_rows``), made from ``table`` when given (the
-        record then holds no rows). Their DataFrames follow only when the
+        a file it moves into place (``render_rows``), made from the table ``table`` opens
+        when given (the record then holds no rows). Their DataFrames follow only when the
         worker asks (MLflow's API, or its schema inference, needs them): a worker writing
         SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
         (20 MB) for nothing. Then ``reload`` makes them again; without it, the record
@@ -222,7 +223,11 @@ class MlflowWorker:
         from harness.tracking.sql_artifacts import render_rows
 
         self._discard_rendered()
-        self._rendered = render_rows(record, self._spool, table)
+        if table is None:
+            self._rendered = render_rows(record, self._spool)
+        else:
+            with table() as plain:
+                self._rendered = render_rows(record, self._spool, plain)
         self._reload = reload
         return record if reload is None else _without_frames(record)
 

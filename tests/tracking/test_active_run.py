@@ -42,6 +42,15 @@ def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
         return finish(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(InlineLogger, "finish", watched)
+    # MLflow's API logs the table's DataFrame here: the plain table, which only the SQL
+    # path writes, is never opened (its first pass reads every score).
+    from harness.runner import table_rows
+
+    opened: list[str] = []
+    real_open = table_rows.open_table
+    monkeypatch.setattr(
+        table_rows, "open_table", lambda *a, **k: opened.append("open_table") or real_open(*a, **k)
+    )
     user_uri = "sqlite:///" + str(tmp_path / "team-tracking.db")
     # An experiment made on a bare SQLite URI keeps its artifacts in ./mlruns, MLflow's
     # default: under the test's own folder, not the checkout's.
@@ -75,6 +84,7 @@ def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
     # Nothing went to the project's own store; the rows are in DuckDB with the run's id.
     assert not (home / "mlruns" / "mlflow.db").exists()
     assert held_at_finish == [False]
+    assert opened == []
     from harness.store.runs import get_run
 
     assert get_run(home / "harness.duckdb", result.run_id).mlflow_run_id == run.info.run_id
