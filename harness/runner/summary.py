@@ -124,19 +124,10 @@ _SCORE_FIELDS = ("example_id", "metric", "sample", "value", "label", "rationale"
 
 
 def _score_tuples(scores: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """The scores as ``table_rows`` takes them: tuples, missing text None (not NaN)."""
-    if scores.empty:
-        return []
-    fields = []
-    for name in _SCORE_FIELDS:
-        if name not in scores.columns:
-            fields.append([None] * len(scores))
-        elif name in ("value", "sample"):
-            fields.append(scores[name].tolist())
-        else:
-            column = scores[name].astype(object)
-            fields.append(column.where(column.notna(), None).tolist())
-    return list(zip(*fields, strict=True))
+    """The scores as ``table_rows`` takes them: tuples, missing values None (not NaN)."""
+    from harness.slices.per_row import frame_tuples
+
+    return frame_tuples(scores, _SCORE_FIELDS) if not scores.empty else []
 
 
 def row_columns(outputs: pd.DataFrame) -> pd.DataFrame:

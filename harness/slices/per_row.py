@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["JUDGE_SOURCE", "SCORE_FIELDS", "JudgeSamples", "PerRow", "per_row"]
+__all__ = ["JUDGE_SOURCE", "SCORE_FIELDS", "JudgeSamples", "PerRow", "frame_tuples", "per_row"]
 
 JUDGE_SOURCE = "llm_judge"  # a score's source when an LLM judge gave it
 # What ``per_row`` reads of each score, after its row's place.
@@ -103,3 +103,17 @@ def _close(column: np.ndarray, place: int, usable: list[float], tally: JudgeSamp
         column[place] = math.fsum(usable) / len(usable)
     if tally is not None and len(usable) >= 2:
         tally.repeated.append(usable)
+
+
+def frame_tuples(frame: Any, fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    """A DataFrame's rows as tuples of ``fields``, a missing value (NaN too) as None and a
+    field the frame lacks None throughout: scores read into pandas, as ``per_row`` and
+    ``harness.runner.table_rows`` take them."""
+    columns = []
+    for name in fields:
+        if name in frame.columns:
+            column = frame[name].astype(object)
+            columns.append(column.where(column.notna(), None).tolist())
+        else:
+            columns.append([None] * len(frame))
+    return list(zip(*columns, strict=True))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.numbers import range_list, range_text
 from harness.slices.labels import is_missing, shown_value, sort_labels
-from harness.slices.per_row import SCORE_FIELDS, per_row
+from harness.slices.per_row import SCORE_FIELDS, frame_tuples, per_row
 from harness.stats import MeanEstimate, estimate_mean
 
 if TYPE_CHECKING:
@@ -75,16 +75,10 @@ def _score_tuples(scores: pd.DataFrame, ids: Sequence[str]) -> list[tuple[Any, .
     if scores.empty:
         return []
     place = {example_id: n for n, example_id in enumerate(ids)}
-    columns = [
-        scores[name].astype(object).where(scores[name].notna(), None).tolist()
-        if name in scores.columns
-        else [None] * len(scores)
-        for name in SCORE_FIELDS
-    ]
     found = [
-        (place[key], *score)
-        for key, *score in zip(scores["example_id"].astype(str).tolist(), *columns, strict=True)
-        if key in place
+        (place[str(key)], *score)
+        for key, *score in frame_tuples(scores, ("example_id", *SCORE_FIELDS))
+        if str(key) in place
     ]
     found.sort(key=lambda s: (s[0], s[1], s[2] or 0))
     return found
