@@ -16,7 +16,8 @@ table before, byte for byte, over stored runs of every kind.
   has two or more usable samples, by name.
 
 Which columns are float columns is pandas' inference over the whole column (an int column
-with a missing value is one), found in a first pass over the scores and the data's columns.
+with a missing value is one), found first: the scores by an aggregate in the store (which
+metrics, which columns they have), the data's columns in a pass over the rows.
 """
 
 from __future__ import annotations
@@ -73,11 +74,20 @@ _SCORES = f"""
     WHERE s.run_id = ?
     ORDER BY s.example_id, s.metric, s.sample
 """
-# What the columns are decided by: every score of the run without its texts, and every
-# row's data columns and missing values.
-_SHAPE_SCORES = """
-    SELECT example_id, metric, sample, value, rationale IS NOT NULL, error IS NOT NULL, source
-    FROM scores WHERE run_id = ? ORDER BY example_id, metric, sample
+# What the columns are decided by: the run's metrics, as ``_Shape.add_score`` finds them
+# over every score (by example, metric, sample), in one aggregate (a metric is first named
+# by its first example, metrics of the same first example by name), and every row's data
+# columns and missing values.
+_SHAPE_METRICS = """
+    SELECT metric, bool_or(explained), bool_or(failed), bool_or(judged), max(usable) >= 2
+    FROM (
+        SELECT metric, example_id,
+               bool_or(rationale IS NOT NULL) AS explained, bool_or(error IS NOT NULL) AS failed,
+               bool_or(source = 'llm_judge') AS judged,
+               count(*) FILTER (WHERE source = 'llm_judge' AND NOT isnan(value)) AS usable
+        FROM scores WHERE run_id = ? GROUP BY metric, example_id
+    )
+    GROUP BY metric ORDER BY min(example_id), metric
 """
 _SHAPE_OUTPUTS = f"""
     SELECT o.example_id, e.extra, o.example_id IS NULL, e.input IS NULL,
@@ -136,6 +146,18 @@ class _Shape:
                     self.repeated.add(metric)
                 self.usable.add(key)
 
+    def add_metric(
+        self, metric: str, explained: bool, failed: bool, judged: bool, repeated: bool
+    ) -> None:
+        """What ``add_score`` finds of ``metric`` over all its scores, found by the store."""
+        self.metrics.setdefault(metric)
+        for found, names in (
+            (explained, self.explained), (failed, self.failed), (judged, self.judged),
+            (repeated, self.repeated),
+        ):  # fmt: skip
+            if found:
+                names.add(metric)
+
     def add_row(self, extra: Any, missing: Sequence[bool]) -> None:
         self.rows += 1
         for name, gone in zip(_DATASET_COLUMNS, missing, strict=True):
@@ -184,6 +206,8 @@ def _number(value: Any) -> bool:
 
 def _mean(values: Sequence[float]) -> float:
     """pandas' groupby mean (Kahan-compensated sum over the count)."""
+    if len(values) == 1:
+        return 0.0 + values[0]  # what the sum below makes of one value (-0.0 is 0.0)
     total = compensation = 0.0
     for value in values:
         y = value - compensation
@@ -205,8 +229,27 @@ def _std(values: Sequence[float]) -> float:
     return math.sqrt(squares / len(values))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The shape's columns after the data's, as each row's values are found of them."""
+
+    metrics: list[str]
+    labels: list[str]
+    rationales: list[tuple[str, bool]]  # and whether every score's rationale counts
+    failed: list[str]
+    repeated: list[str]
+
+    @classmethod
+    def of(cls, shape: _Shape) -> _Plan:
+        rationales = [(m, m in shape.explained) for m in shape.rationales()]
+        return cls(
+            list(shape.metrics), shape.labels(), rationales, sorted(shape.failed),
+            sorted(shape.repeated),
+        )  # fmt: skip
+
+
 def _metric_values(
-    shape: _Shape, data_columns: Sequence[str], extra: Any, scores: Sequence[Sequence[Any]]
+    plan: _Plan, data_columns: Sequence[str], extra: Any, scores: Sequence[Sequence[Any]]
 ) -> list[Any]:
     """A row's values after ``ROW_COLUMNS``: its data columns' (``extra``: its example's
     columns, parsed), then its metrics' from ``scores``, its scores as tuples of
@@ -214,22 +257,30 @@ def _metric_values(
     None (a NaN value too)."""
     by_metric: dict[str, list[Sequence[Any]]] = {}
     for score in scores:
-        by_metric.setdefault(score[1], []).append(score)
-    found = [extra.get(n) if isinstance(extra, dict) else None for n in data_columns]
-    for metric in shape.metrics:  # a judge's samples in the order given (pandas sums so)
-        usable = [s[3] for s in by_metric.get(metric, ()) if _number(s[3])]
+        same = by_metric.get(score[1])
+        if same is None:
+            by_metric[score[1]] = [score]
+        else:
+            same.append(score)
+    if isinstance(extra, dict):
+        found = [extra.get(n) for n in data_columns]
+    else:
+        found = [None] * len(data_columns)
+    none: tuple[Sequence[Any], ...] = ()
+    for metric in plan.metrics:  # a judge's samples in the order given (pandas sums so)
+        usable = [s[3] for s in by_metric.get(metric, none) if _number(s[3])]
         found.append(_mean(usable) if usable else None)
-    found += [_first(by_metric.get(m, ()), 4) for m in shape.labels()]
+    found += [_first(by_metric.get(m, none), 4) for m in plan.labels]
+    for metric, explained in plan.rationales:
+        own = by_metric.get(metric, none)
+        found.append(_first(own if explained else [s for s in own if s[7] == "llm_judge"], 5))
     found += [
-        _first([s for s in by_metric.get(m, ()) if m in shape.explained or s[7] == "llm_judge"], 5)
-        for m in shape.rationales()
+        _first([s for s in by_metric.get(m, none) if s[6] is not None], 6) for m in plan.failed
     ]
-    found += [
-        _first([s for s in by_metric.get(m, ()) if s[6] is not None], 6)
-        for m in sorted(shape.failed)
-    ]
-    for metric in sorted(shape.repeated):
-        usable = [s[3] for s in by_metric.get(metric, ()) if s[7] == "llm_judge" and _number(s[3])]
+    for metric in plan.repeated:
+        usable = [
+            s[3] for s in by_metric.get(metric, none) if s[7] == "llm_judge" and _number(s[3])
+        ]
         if len(usable) < 2:
             found += [math.nan] * 3  # as pandas' join leaves a row without them
             continue
@@ -240,6 +291,8 @@ def _metric_values(
 
 def _first(scores: Sequence[Sequence[Any]], at: int) -> Any:
     """Field ``at`` of the score of the first sample among ``scores``; None if none."""
+    if len(scores) == 1:
+        return scores[0][at]
     return min(scores, key=lambda s: s[2])[at] if scores else None
 
 
@@ -258,7 +311,7 @@ class StoredTable:
     data_columns: list[str]  # the data's own columns among them
     floats: list[bool]  # which columns are float columns (pandas' inference)
     missing: dict[str, int]  # of the dataset's columns (id, input, expected, context)
-    shape: _Shape
+    plan: _Plan
 
     @property
     def rows(self) -> int:
@@ -278,7 +331,7 @@ class StoredTable:
                 output = outputs[row_id]
                 expected = " || ".join(output[2]) if output[2] else None
                 own = scores.get(row_id, ())
-                rest = _metric_values(self.shape, self.data_columns, _extra(output[10]), own)
+                rest = _metric_values(self.plan, self.data_columns, _extra(output[10]), own)
                 rows.append((*output[:2], expected, *output[3:10], *rest))
             del found, outputs, scores
             yield rows
@@ -287,22 +340,22 @@ class StoredTable:
 @contextlib.contextmanager
 def open_table(db_path: Path, run_id: str, labelled: Collection[str] = ()) -> Iterator[StoredTable]:
     """The per-row table of a stored run, the store open for this block: its columns
-    found now (a pass over its scores and its rows' data columns), its rows read by
-    ``StoredTable.chunks``."""
+    found now (an aggregate of its scores, a pass over its rows' data columns), its rows
+    read by ``StoredTable.chunks``."""
     from harness.store.db import connect  # not at import: the MLflow worker imports this
 
     shape = _Shape(labelled=set(labelled))
     with connect(db_path, read_only=True) as con:
-        for score in con.sql(_SHAPE_SCORES, params=[run_id]).iter_rows(_CHUNK_ROWS * 10):
-            shape.add_score(score)
-        shape.usable.clear()
+        for metric in con.execute(_SHAPE_METRICS, [run_id]).fetchall():
+            shape.add_metric(*metric)
         ids = []
         for row_id, extra, *gone in con.sql(_SHAPE_OUTPUTS, params=[run_id]).iter_rows(_CHUNK_ROWS):
             ids.append(row_id)
             shape.add_row(_extra(extra), gone)
         columns, data_columns, floats = shape.columns()
         missing = {name: shape.missing[name] for name in _DATASET_COLUMNS}
-        yield StoredTable(con, run_id, ids, columns, data_columns, floats, missing, shape)
+        plan = _Plan.of(shape)
+        yield StoredTable(con, run_id, ids, columns, data_columns, floats, missing, plan)
 
 
 def frame_rows(
@@ -324,8 +377,9 @@ def frame_rows(
     for extra in parsed:
         shape.add_row(extra, (False,) * len(_DATASET_COLUMNS))
     columns, data_columns, floats = shape.columns()
+    plan = _Plan.of(shape)
     rows = [
-        _metric_values(shape, data_columns, extra, by_row.get(row_id, ()))
+        _metric_values(plan, data_columns, extra, by_row.get(row_id, ()))
         for row_id, extra in zip(ids, parsed, strict=True)
     ]
     at = len(ROW_COLUMNS) + len(data_columns)

@@ -112,7 +112,17 @@ def value_text(value: Any, as_float: bool = False) -> str:
 
 def values_text(rows: Iterable[Sequence[Any]], floats: Sequence[bool]) -> str:
     """Rows as the ``data`` of the table's JSON, without its brackets: ``[..],[..]``."""
-    writers = [_float_text if f else value_text for f in floats]
+    # A float column's numbers written once each: its text depends on the number alone (an
+    # int or a bool as the float it equals; NaN is never found, and written each time).
+    seen: dict[Any, str] = {}
+
+    def number(value: Any) -> str:
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = _float_text(value)
+        return text
+
+    writers = [number if f else value_text for f in floats]
     return ",".join(
         "[" + ",".join([write(v) for write, v in zip(writers, row, strict=True)]) + "]"
         for row in rows
