@@ -117,12 +117,15 @@ def _number(value: Any) -> float | None:
     about 0.19999999999999998), None for no score."""
     if value is None:
         return None
+    if type(value) is float:  # most are
+        return value if math.isfinite(value) else None
     number = float(value)
     return number if math.isfinite(number) else None
 
 
 def _example(row: Mapping[str, Any]) -> Example:
-    extra = json.loads(row["extra"]) if row.get("extra") else {}
+    text = row.get("extra")
+    extra = json.loads(text) if text and text != "{}" else {}  # most rows have none
     return Example(
         id=str(row["id"]),
         input=row["input"] or "",
@@ -135,12 +138,21 @@ def _example(row: Mapping[str, Any]) -> Example:
 def _judged(scores: Sequence[Mapping[str, Any]]) -> dict[str, list[list[Any]]]:
     """A row's judges -> their samples as [label, value, rationale, error], in order."""
     found: dict[str, list[list[Any]]] = {}
-    for s in sorted(scores, key=lambda s: (s["metric"], s["sample"])):
-        if s["source"] == "llm_judge":
-            found.setdefault(s["metric"], []).append(
-                [s["label"], _number(s["value"]), s["rationale"], s["error"]]
-            )
+    judged = [s for s in scores if s["source"] == "llm_judge"]  # sorted as they come
+    if len(judged) > 1:
+        judged.sort(key=_sample_key)
+    for s in judged:
+        answer = [s["label"], _number(s["value"]), s["rationale"], s["error"]]
+        same = found.get(s["metric"])
+        if same is None:
+            found[s["metric"]] = [answer]
+        else:
+            same.append(answer)
     return found
+
+
+def _sample_key(score: Mapping[str, Any]) -> tuple[str, int]:
+    return score["metric"], score["sample"]
 
 
 def rows_payload(

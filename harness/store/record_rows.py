@@ -250,15 +250,21 @@ class StoredRows(RowReader):
         params = {"run": self.record.info.run_id, "ids": ids}
         fields = self.score_fields
         nested: dict[str, list[dict[str, Any]]] = {}
-        for example_id, *score in con.execute(_page_scores_sql(fields), params).fetchall():
-            nested.setdefault(example_id, []).append(dict(zip(fields, score, strict=True)))
+        for score in con.execute(_page_scores_sql(fields), params).fetchall():
+            one = dict(zip(fields, score[1:], strict=True))
+            same = nested.get(score[0])
+            if same is None:
+                nested[score[0]] = [one]
+            else:
+                same.append(one)
         rows = []
         for row in con.execute(_PAGE_ROWS_SQL, params).fetchall():
-            found = dict(zip(ROW_FIELDS[:-1], row, strict=True))
-            found["scores"] = nested.get(found["id"], [])
+            found = dict(zip(_ROW_HEAD, row, strict=True))
+            found["scores"] = nested.get(row[0], [])
             rows.append(found)
         return rows
 
 
+_ROW_HEAD = ROW_FIELDS[:-1]  # what _PAGE_ROWS_SQL selects, "id" first
 _PAGE_ROWS = 1000  # rows read at a time: ~4 MB of PubMedQA's rows and scores
 _SCORE_CHUNK = 2048  # scores read at a time: a few hundred rows' worth
