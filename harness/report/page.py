@@ -148,15 +148,18 @@ def render_report(
     db_path: Path | None = None,
     by: Sequence[str] = (),
     max_slices: int | None = None,
+    calibrations: Sequence[list[StoredCalibration]] | None = None,
 ) -> str:
     """The report of ``runs`` (one run, or a base and its candidates) as one HTML page.
 
     ``lead`` sections come first (a check, a comparison); ``flips`` marks each candidate's
     rows that got worse or better; ``db_path`` is the store the judges' calibrations are
     read from (none for a report with no store); ``by`` are the columns to slice each run
-    by (at most ``max_slices`` values each), else each run's own ``--by`` columns."""
+    by (at most ``max_slices`` values each), else each run's own ``--by`` columns;
+    ``calibrations`` each run's (``find_calibrations``), when read already."""
     metrics = report_metrics(runs)
-    calibrations = [find_calibrations(db_path, run) for run in runs]
+    if calibrations is None:
+        calibrations = [find_calibrations(db_path, run) for run in runs]
     context = {
         "title": title,
         "subtitle": subtitle,
