@@ -2,7 +2,8 @@
 
 - :func:`run_report`: the report of one run (what was run, each metric's mean with its
   95% interval and distribution, the judges' self-agreement and calibration, every row);
-  every run logs it to MLflow and ``harness run --report FILE`` writes it;
+  every run logs it to MLflow and ``harness run --report FILE`` writes it
+  (:func:`stored_run_report`: of a run in the store);
 - :func:`render_report`: the page for one run or several, with sections placed first
   (``harness.compare.render.html`` adds a comparison's and a check's, for
   ``harness report BASE CANDIDATE`` and ``harness check --report``);
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ __all__ = [
     "report_run_ids",
     "run_label",
     "run_report",
+    "stored_run_report",
     "write_report",
 ]
 
@@ -66,20 +68,40 @@ def run_report(
     """The report of one run; ``db_path`` is the store to read judge calibrations from;
     ``by`` columns to slice it by (else the run's own ``--by`` columns), with at most
     ``max_slices`` values each."""
+    return _run_report(lambda: record, record.db_path, db_path, by, max_slices)
+
+
+def stored_run_report(db_path: Path, run_id: str) -> str:
+    """``run_report`` of the run ``run_id`` stored in ``db_path``, its judges' calibrations
+    read from there too: the run read in the one open of the store its scores are read in."""
+    from harness.store.exports import load_run_record
+
+    return _run_report(lambda: load_run_record(db_path, run_id), db_path, db_path, (), None)
+
+
+def _run_report(
+    read: Callable[[], RunRecord],
+    store: Path | None,
+    db_path: Path | None,
+    by: Sequence[str],
+    max_slices: int | None,
+) -> str:
     from harness.report.page import find_calibrations
     from harness.store.db import connect
     from harness.store.scores import record_scores
 
-    info = record.info
     with contextlib.ExitStack() as hold:
-        # The run's scores and its judges' calibrations read in one open of the store (the
-        # scores' reader holds it open for all their reads anyway): one open (20-40 ms of
-        # a run's path to its exit) fewer. Not the rows: the open store keeps the pages
-        # read, and the rows read after the scores would add theirs to the scores'.
-        if record.db_path is not None:
-            hold.enter_context(connect(record.db_path, read_only=True))
+        # The run (``read``), its scores and its judges' calibrations read in one open of
+        # the store ``store`` (the scores' reader holds it open for all their reads anyway):
+        # opens (20-40 ms each on a run's path to its exit) fewer. Not the rows: the open
+        # store keeps the pages read, and the rows read after the scores would add theirs to
+        # the scores'.
+        if store is not None:
+            hold.enter_context(connect(store, read_only=True))
+        record = read()
         run = ReportRun(run_label(record), record, record_scores(record))
         calibrations = [find_calibrations(db_path, run)]
+    info = record.info
     return render_report(
         [run],
         title=f"harness report: {run.label}",

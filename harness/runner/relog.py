@@ -94,11 +94,10 @@ def log_stored_run(run_id: str, *, home: str | os.PathLike[str] | Home | None = 
         slices=run_slices(config.by, plan.examples, outputs, scores, info.config),
     )
     head = head_record(plan, info.run_id, begun)
-    from harness.report import run_report
-    from harness.store.exports import load_run_record
+    from harness.report import stored_run_report
 
     # The report a run logs when it ends, so a run logged later carries it too.
-    report_html = run_report(load_run_record(home.db_path, info.run_id), db_path=home.db_path)
+    report_html = stored_run_report(home.db_path, info.run_id)
     try:
         logger = ResumingLogger(
             head,

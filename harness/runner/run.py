@@ -428,12 +428,10 @@ class _Run:
         """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""
         if self.report is None and not to_mlflow:
             return None
-        from harness.report import run_report, write_report
-        from harness.store.exports import load_run_record
+        from harness.report import stored_run_report, write_report
 
         # From the run as stored, as `harness report RUN` reads it: the same bytes.
-        db_path = self.home.db_path
-        html = run_report(load_run_record(db_path, self.run_id), db_path=db_path)
+        html = stored_run_report(self.home.db_path, self.run_id)
         if self.report is not None:
             try:
                 result.report = str(write_report(self.report, html))

@@ -640,7 +640,7 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     (``harness.store.db.held``). A run of up to ``HOLD_REPORT_ROWS`` rows keeps it open
     through its MLflow run's table, its report and its MLflow run's end too; a larger one
     closes it first, and its MLflow run's table reads the rows and scores, its report the
-    run, its scores with the judges' calibrations, and its rows (each let go before the
+    run with its scores and the judges' calibrations, then its rows (each let go before the
     next: DuckDB keeps what an open read cached until it closes), and its MLflow run id is
     stored, with opens of their own. The rest of the run still opens the file for each
     short piece of work, so other processes can read between them."""
@@ -668,9 +668,9 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     )  # fmt: skip
     assert code == 0, err
     # Held: the one open. Closed first: then the MLflow table's read of the rows and
-    # scores (one open), the report's of the run, of its scores and the judges'
+    # scores (one open), the report's of the run, its scores and the judges'
     # calibrations (one open), of its rows, and the MLflow run's id.
-    assert at_end.count(True) == (1 if hold_rows else 6), at_end
+    assert at_end.count(True) == (1 if hold_rows else 5), at_end
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
     result = json.loads(out)
     run_id = result["run_id"]
