@@ -33,9 +33,14 @@ class MemoryCache:
         self._entries: dict[str, CacheEntry] = {}
         self._lock = threading.RLock()
 
-    def get(self, key: str) -> CacheEntry | None:
+    def get(self, key: str, *, held: bool = False) -> CacheEntry | None:
+        """The entry under ``key``, or None (``held`` is ``ResponseCache``'s: a dict has no
+        transaction to hold)."""
         with self._lock:
             return self._entries.get(key)
+
+    def release_reads(self) -> None:
+        """Nothing to release (see ``get``)."""
 
     def known_absent(self, key: str) -> bool:
         """Whether ``key`` is not here (exact: the dict is the whole cache)."""

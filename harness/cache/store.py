@@ -75,6 +75,9 @@ _GET = (
     " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
 )
 
+# Lookups one read transaction serves at most (``get(held=True)``): ~25 ms of a cached run.
+_HELD_READS = 256
+
 _SETTINGS: dict[str, Any] = {
     "eviction_policy": "none",  # never drop a paid response behind the user's back
     "size_limit": 2**62,
@@ -93,7 +96,9 @@ class EntryStore(Protocol):
     """What the call path and cassettes need of a cache: ``ResponseCache`` on disk, or
     ``harness.cache.memory.MemoryCache`` for a cassette in use."""
 
-    def get(self, key: str) -> CacheEntry | None: ...
+    def get(self, key: str, *, held: bool = False) -> CacheEntry | None: ...
+
+    def release_reads(self) -> None: ...
 
     def known_absent(self, key: str) -> bool: ...
 
@@ -167,6 +172,7 @@ class ResponseCache:
         self._known = known_keys(os.path.realpath(self.directory), self._key_prefixes)
         # family -> its prompts' ends read backwards, sorted, and their keys (``nearest``)
         self._tails: dict[str, tuple[list[str], list[str]]] = {}
+        self._held = threading.local()  # .holding: this thread's read transaction is get's
 
     def _open(self, timeout: float) -> diskcache.Cache:
         # Made before it is set up, so that a failed set-up can close the connection it
@@ -209,14 +215,19 @@ class ResponseCache:
             raise cache_fault(exc, self.directory) from None
         return row[0] if row else None
 
-    def get(self, key: str) -> CacheEntry | None:
-        """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks."""
+    def get(self, key: str, *, held: bool = False) -> CacheEntry | None:
+        """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks.
+
+        ``held``: read in a transaction this thread keeps open across lookups, until
+        ``release_reads``, or a miss, or ``_HELD_READS`` lookups: each select then skips
+        taking and dropping WAL's read lock (see ``_select``).
+        """
         if type(key) is not str:
             raise CacheError(f"cache keys are str, not {type(key).__name__}")
         # diskcache's own ``get`` runs this select and this ``fetch`` too, after ~10 µs of
         # settings lookups per call, and this runs on every cache hit (issue 14).
         try:
-            rows = self._cache._sql(_GET, (key, time.time())).fetchall()
+            rows = self._select(key, held)
         except sqlite3.Error as exc:
             raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
         if not rows:
@@ -237,6 +248,41 @@ class ResponseCache:
         except OSError:  # as diskcache has it: a miss
             return None
         return decode_entry(key, value)
+
+    def _select(self, key: str, held: bool) -> list[Any]:
+        """The select of ``get``. Held, it reads from the snapshot a read transaction took
+        up to ``_HELD_READS`` lookups ago (a few ms in a cached run): an entry stored since
+        (by this process's writer thread or another process) is not in it, so a miss there
+        ends the transaction and is asked again, and only a hit is ever answered from an
+        older snapshot. A transaction someone else opened on this thread is left alone."""
+        con = self._cache._con
+        state = self._held
+        holding = getattr(state, "holding", False) and con.in_transaction
+        if held and not con.in_transaction:
+            con.execute("BEGIN")  # deferred: the first select takes the snapshot
+            state.holding, state.count, holding = True, 0, True
+        rows = con.execute(_GET, (key, time.time())).fetchall()
+        if holding:
+            state.count += 1
+            if not rows or state.count >= _HELD_READS:
+                self.release_reads()
+                if not rows:
+                    rows = con.execute(_GET, (key, time.time())).fetchall()
+        return rows
+
+    def release_reads(self) -> None:
+        """End the read transaction ``get(held=True)`` keeps open on this thread, if any:
+        entries stored since are seen again, and WAL's checkpoints can pass it. Called
+        before any write on this thread's connection, and by whoever holds reads once its
+        burst of lookups is over (``harness.calls.Caller``: when the event loop next turns)."""
+        if getattr(self._held, "holding", False):
+            self._held.holding = False
+            con = self._cache._con
+            if con.in_transaction:
+                try:
+                    con.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
 
     def _still_names(self, key: str, filename: str | None) -> bool:
         try:
@@ -346,6 +392,7 @@ class ResponseCache:
         if entry.key != key or canonical_key(entry.request) != key:
             raise CacheError(f"entry for {entry.key[:12]} does not belong under key {key[:12]}")
         text = entry.to_text()
+        self.release_reads()
         try:
             self._cache.set(key, text, tag=_index_tag(entry.request))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
@@ -354,11 +401,13 @@ class ResponseCache:
 
     def delete(self, key: str) -> bool:
         """Remove one entry; True if it was there."""
+        self.release_reads()
         return bool(self._cache.delete(key))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Group many writes in one transaction (holds the write lock until the end)."""
+        self.release_reads()
         try:
             with self._cache.transact():
                 yield
@@ -473,6 +522,7 @@ class ResponseCache:
                 if created is not None and parse_time(created) < cutoff:
                     doomed.append(key)
         removed = 0
+        self.release_reads()
         try:
             for start in range(0, len(doomed), 500):
                 with self._cache.transact():
@@ -484,6 +534,7 @@ class ResponseCache:
     def clear(self) -> int:
         """Remove every entry; return how many there were (``clear_cache`` also works on a
         full disk)."""
+        self.release_reads()
         try:
             return int(self._cache.clear())
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
@@ -502,6 +553,7 @@ class ResponseCache:
         Collecting here closes them, when another thread opened one (a collection takes
         time in a large process: ``harness.complete`` opens and closes the cache at each
         call); the last close merges the log into cache.db."""
+        self.release_reads()
         self._cache.close()
         if getattr(self._cache, "other_threads", False):
             gc.collect()

@@ -114,6 +114,7 @@ class Caller(CallCounting):
         self._local_semaphore: asyncio.Semaphore | None = None
         self.halted = False  # a stop was asked: rows that have sent nothing send nothing
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
+        self._reads_held = False  # the loop's hits share a read transaction until it turns
         # The same for misses sent from the app's threads (``harness.calls.in_thread``).
         self._blocking_flights: dict[str, concurrent.futures.Future[CallResult]] = {}
         self._reached: set[str | None] = set()  # base URLs that have answered at least once
@@ -177,7 +178,7 @@ class Caller(CallCounting):
         canonical = canonical_request(request)  # kept: the cache entry stores it too
         key = canonical_key(canonical)
         if self.mode == "replay" or (self.mode == "use" and not ask_again):
-            hit = self._hit(provider, key, kind, row_id)
+            hit = self._hit(provider, key, kind, row_id, held=True)
             if hit is not None:
                 return hit
             if self.mode == "replay":
@@ -345,9 +346,9 @@ class Caller(CallCounting):
         return self._hit(provider, key, kind, row_id)
 
     def _hit(
-        self, provider: Provider, key: str, kind: CallKind, row_id: str | None
+        self, provider: Provider, key: str, kind: CallKind, row_id: str | None, held: bool = False
     ) -> CallResult | None:
-        hit = self._lookup(provider, key, kind, row_id)
+        hit = self._lookup(provider, key, kind, row_id, held)
         if hit is None or key in self.precounted:
             return hit
         self._count_hit(provider, hit, kind)
@@ -370,11 +371,14 @@ class Caller(CallCounting):
         return error
 
     def _lookup(
-        self, provider: Provider, key: str, kind: CallKind, row_id: str | None
+        self, provider: Provider, key: str, kind: CallKind, row_id: str | None, held: bool = False
     ) -> CallResult | None:
         assert self.cache is not None
+        if held and not self._reads_held:  # on the loop: released when it next turns
+            self._reads_held = True
+            asyncio.get_running_loop().call_soon(self._release_reads)
         try:
-            entry = self.cache.get(key)
+            entry = self.cache.get(key, held=held)
         except CacheCorrupt as e:
             if self.mode == "replay":  # replay never calls the model: no answer to give
                 from harness.cache.store import REPAIR_HINT
@@ -398,6 +402,11 @@ class Caller(CallCounting):
             self._cost(provider, response),
             response.raw,
         )
+
+    def _release_reads(self) -> None:
+        self._reads_held = False
+        if self.cache is not None:
+            self.cache.release_reads()
 
     def _replay_miss(self, canonical: dict[str, Any], kind: CallKind, row_id: str | None) -> None:
         from harness.cache.explain import explain_miss
@@ -559,6 +568,7 @@ class Caller(CallCounting):
         return self._client
 
     async def aclose(self) -> None:
+        self._release_reads()
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None
