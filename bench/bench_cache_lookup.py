@@ -2,14 +2,16 @@
 
 A fully cached rerun of 10,000 rows x 4 calls makes 40,000 lookups; this fills a cache
 with 10,000 realistic entries (a ~600-character prompt, a ~300-character answer and a
-provider body of ~1 KB), then times 40,000 lookups five ways:
+provider body of ~1 KB), then times 40,000 lookups six ways:
 
 - raw diskcache: ``diskcache.Cache.get`` of the same JSON text in a default diskcache
 - ResponseCache.get: the harness lookup (read, checksum, parse, build the entry)
 - ResponseCache.get held: the same in a read transaction held across lookups, as the run's
   event loop reads (``get(held=True)``: one transaction per ``_HELD_READS`` lookups)
 - request_key: building the canonical request and hashing it (paid per call before a lookup)
-- key + get: both, i.e. what one cached call costs the call path
+- key + get: both, i.e. what one cached call cost the call path before held reads
+- as Caller.call: the key and its canonical JSON, then a held get given the request, whose
+  stored copy is then not parsed again (``decode_entry``'s ``request``)
 
 Run: ``python bench/bench_cache_lookup.py [--rows 10000] [--lookups 40000]``
 """
@@ -28,6 +30,7 @@ import diskcache
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.cache import CacheEntry, ResponseCache, canonical_request, request_key  # noqa: E402
+from harness.cache.keys import canonical_key_json  # noqa: E402
 from harness.model_io import ModelRequest, ModelResponse  # noqa: E402
 
 SYSTEM = "You are a careful assistant. Answer the question using only the context. " * 3
@@ -122,12 +125,20 @@ def main() -> None:
             for req in lookup_requests:
                 cache.get(request_key(req))
 
+        def as_caller() -> None:
+            for req in lookup_requests:
+                canonical = canonical_request(req)
+                key, encoded = canonical_key_json(canonical)
+                cache.get(key, held=True, request=(canonical, encoded))
+            cache.release_reads()
+
         n = args.lookups
         raw_s = best_of(args.repeats, raw_gets)
         harness_s = best_of(args.repeats, harness_gets)
         held_s = best_of(args.repeats, held_gets)
         key_s = best_of(args.repeats, keying)
         both_s = best_of(args.repeats, key_and_get)
+        caller_s = best_of(args.repeats, as_caller)
         print(f"entries: {args.rows:,} ({entry_chars:,} chars each), lookups: {n:,}")
         print(f"fill (request_key + set, one transaction): {fill_s:.2f} s")
         for label, total, unit in [
@@ -136,6 +147,7 @@ def main() -> None:
             ("ResponseCache.get held", held_s, "lookup"),
             ("request_key", key_s, "call"),
             ("request_key + get", both_s, "call"),
+            ("as Caller.call", caller_s, "call"),
         ]:
             print(f"{label + ':':26}{total / n * 1e6:7.1f} us/{unit:7} {total:6.3f} s total")
         print(f"ratio ResponseCache.get / raw diskcache get: {harness_s / raw_s:.2f}x")

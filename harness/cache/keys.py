@@ -60,6 +60,7 @@ __all__ = [
     "canonical_fields",
     "canonical_json",
     "canonical_key",
+    "canonical_key_json",
     "canonical_request",
     "family_of",
     "request_key",
@@ -250,10 +251,17 @@ def canonical_fields(
 
 def canonical_key(canonical: Mapping[str, Any]) -> str:
     """The key of an already canonical request (as stored in a cache entry)."""
+    return canonical_key_json(canonical)[0]
+
+
+def canonical_key_json(canonical: Mapping[str, Any]) -> tuple[str, bytes]:
+    """``canonical_key`` and the canonical JSON it hashes: the bytes an entry stores the
+    request as, which a cache hit need not parse again (``decode_entry``'s ``request``)."""
     try:
-        return hashlib.sha256(canonical_json(canonical)).hexdigest()
+        encoded = canonical_json(canonical)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"request cannot be keyed: {exc}") from None
+    return hashlib.sha256(encoded).hexdigest(), encoded
 
 
 def request_key(req: ModelRequest) -> str:

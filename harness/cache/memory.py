@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from harness.cache.entry import CacheEntry
+from harness.cache.entry import CacheEntry, KnownRequest
 from harness.cache.explain import distance
 from harness.cache.keys import canonical_key, family_of
 from harness.errors import CacheError
@@ -33,9 +33,11 @@ class MemoryCache:
         self._entries: dict[str, CacheEntry] = {}
         self._lock = threading.RLock()
 
-    def get(self, key: str, *, held: bool = False) -> CacheEntry | None:
-        """The entry under ``key``, or None (``held`` is ``ResponseCache``'s: a dict has no
-        transaction to hold)."""
+    def get(
+        self, key: str, *, held: bool = False, request: KnownRequest | None = None
+    ) -> CacheEntry | None:
+        """The entry under ``key``, or None (``held`` and ``request`` are ``ResponseCache``'s:
+        a dict has no transaction to hold, nor text to parse)."""
         with self._lock:
             return self._entries.get(key)
 

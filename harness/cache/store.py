@@ -34,7 +34,13 @@ from typing import Any, Protocol
 import diskcache
 
 from harness.cache.disk import SafeDisk, _ThreadedCache
-from harness.cache.entry import CacheEntry, decode_entry, parse_time, stored_created_at
+from harness.cache.entry import (
+    CacheEntry,
+    KnownRequest,
+    decode_entry,
+    parse_time,
+    stored_created_at,
+)
 from harness.cache.explain import distance, prompt_text
 from harness.cache.faults import cache_fault, removing_what_a_failed_open_left
 from harness.cache.keys import canonical_key, family_of
@@ -96,7 +102,9 @@ class EntryStore(Protocol):
     """What the call path and cassettes need of a cache: ``ResponseCache`` on disk, or
     ``harness.cache.memory.MemoryCache`` for a cassette in use."""
 
-    def get(self, key: str, *, held: bool = False) -> CacheEntry | None: ...
+    def get(
+        self, key: str, *, held: bool = False, request: KnownRequest | None = None
+    ) -> CacheEntry | None: ...
 
     def release_reads(self) -> None: ...
 
@@ -215,8 +223,13 @@ class ResponseCache:
             raise cache_fault(exc, self.directory) from None
         return row[0] if row else None
 
-    def get(self, key: str, *, held: bool = False) -> CacheEntry | None:
+    def get(
+        self, key: str, *, held: bool = False, request: KnownRequest | None = None
+    ) -> CacheEntry | None:
         """The entry for ``key``, or None; raise ``CacheCorrupt`` if it fails its checks.
+
+        ``request``: the canonical request of ``key`` and its canonical JSON, which the
+        entry's stored request then need not be parsed into (``decode_entry``).
 
         ``held``: read in a transaction this thread keeps open across lookups, until
         ``release_reads``, or a miss, or ``_HELD_READS`` lookups: each select then skips
@@ -247,7 +260,7 @@ class ResponseCache:
             return None  # deleted (or replaced) since the select: a miss
         except OSError:  # as diskcache has it: a miss
             return None
-        return decode_entry(key, value)
+        return decode_entry(key, value, request)
 
     def _select(self, key: str, held: bool) -> list[Any]:
         """The select of ``get``. Held, it reads from the snapshot a read transaction took

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.cache.keys import canonical_key, canonical_request, request_key
+from harness.cache.keys import canonical_key_json, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
 from harness.calls.counting import CallCounting
 from harness.calls.halt import CallHalted, has_sent, may_send
@@ -37,7 +37,7 @@ from harness.providers.pricing import cost_usd
 if TYPE_CHECKING:
     import httpx
 
-    from harness.cache.entry import CacheEntry
+    from harness.cache.entry import CacheEntry, KnownRequest
     from harness.cache.store import EntryStore
     from harness.calls.budget import Budget
     from harness.calls.limits import RateLimits
@@ -176,9 +176,9 @@ class Caller(CallCounting):
         if provider.local:
             return await self._local(provider, request, kind, row_id)
         canonical = canonical_request(request)  # kept: the cache entry stores it too
-        key = canonical_key(canonical)
+        key, encoded = canonical_key_json(canonical)
         if self.mode == "replay" or (self.mode == "use" and not ask_again):
-            hit = self._hit(provider, key, kind, row_id, held=True)
+            hit = self._hit(provider, key, kind, row_id, held=True, request=(canonical, encoded))
             if hit is not None:
                 return hit
             if self.mode == "replay":
@@ -346,9 +346,15 @@ class Caller(CallCounting):
         return self._hit(provider, key, kind, row_id)
 
     def _hit(
-        self, provider: Provider, key: str, kind: CallKind, row_id: str | None, held: bool = False
+        self,
+        provider: Provider,
+        key: str,
+        kind: CallKind,
+        row_id: str | None,
+        held: bool = False,
+        request: KnownRequest | None = None,
     ) -> CallResult | None:
-        hit = self._lookup(provider, key, kind, row_id, held)
+        hit = self._lookup(provider, key, kind, row_id, held, request)
         if hit is None or key in self.precounted:
             return hit
         self._count_hit(provider, hit, kind)
@@ -371,14 +377,20 @@ class Caller(CallCounting):
         return error
 
     def _lookup(
-        self, provider: Provider, key: str, kind: CallKind, row_id: str | None, held: bool = False
+        self,
+        provider: Provider,
+        key: str,
+        kind: CallKind,
+        row_id: str | None,
+        held: bool = False,
+        request: KnownRequest | None = None,
     ) -> CallResult | None:
         assert self.cache is not None
         if held and not self._reads_held:  # on the loop: released when it next turns
             self._reads_held = True
             asyncio.get_running_loop().call_soon(self._release_reads)
         try:
-            entry = self.cache.get(key, held=held)
+            entry = self.cache.get(key, held=held, request=request)
         except CacheCorrupt as e:
             if self.mode == "replay":  # replay never calls the model: no answer to give
                 from harness.cache.store import REPAIR_HINT
