@@ -114,7 +114,9 @@ class Caller(CallCounting):
         self._local_semaphore: asyncio.Semaphore | None = None
         self.halted = False  # a stop was asked: rows that have sent nothing send nothing
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
-        self._reads_held = False  # the loop's hits share a read transaction until it turns
+        # This thread's loop has a release of held reads to come (its hits share a read
+        # transaction until it turns); per thread, as each thread reads on its own connection.
+        self._reads_held = threading.local()
         # The same for misses sent from the app's threads (``harness.calls.in_thread``).
         self._blocking_flights: dict[str, concurrent.futures.Future[CallResult]] = {}
         self._reached: set[str | None] = set()  # base URLs that have answered at least once
@@ -386,8 +388,8 @@ class Caller(CallCounting):
         request: KnownRequest | None = None,
     ) -> CallResult | None:
         assert self.cache is not None
-        if held and not self._reads_held:  # on the loop: released when it next turns
-            self._reads_held = True
+        if held and not getattr(self._reads_held, "due", False):  # when the loop next turns
+            self._reads_held.due = True
             asyncio.get_running_loop().call_soon(self._release_reads)
         try:
             entry = self.cache.get(key, held=held, request=request)
@@ -416,7 +418,7 @@ class Caller(CallCounting):
         )
 
     def _release_reads(self) -> None:
-        self._reads_held = False
+        self._reads_held.due = False
         if self.cache is not None:
             self.cache.release_reads()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,43 @@ def test_release_reads_ends_the_transaction_and_plain_gets_hold_nothing(
         )
         == key
     )
+
+
+def test_a_caller_shared_by_two_threads_releases_each_threads_reads(
+    server: FakeLLMServer, cache: ResponseCache
+) -> None:
+    prov = OpenAIProvider("gpt-test", server.openai_base_url, api_key="sk-test")
+    request = prov.request([{"role": "user", "content": "shared"}], {})
+    filler = Caller(cache=cache, retry=RetryPolicy(max_retries=2, base_delay_s=0.001))
+
+    async def fill() -> None:
+        try:
+            await filler.call(prov, request)
+        finally:
+            await filler.aclose()
+
+    asyncio.run(fill())
+    caller = Caller(cache=cache)
+    first_hit, second_hit = threading.Event(), threading.Event()
+    held_after_a_turn: dict[str, bool] = {}
+
+    async def hit(name: str, before: threading.Event | None, after: threading.Event) -> None:
+        if before is not None:
+            before.wait(10)
+        assert (await caller.call(prov, request)).cached
+        after.set()
+        if before is None:  # the first thread's loop turns only once the second has hit
+            second_hit.wait(10)
+        await asyncio.sleep(0)
+        held_after_a_turn[name] = connection(cache).in_transaction
+
+    threads = [
+        threading.Thread(target=asyncio.run, args=(hit("first", None, first_hit),)),
+        threading.Thread(target=asyncio.run, args=(hit("second", first_hit, second_hit),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert held_after_a_turn == {"first": False, "second": False}
