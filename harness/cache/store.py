@@ -484,6 +484,7 @@ class ResponseCache:
         one entry (SQLite integrity, missing or stray value files) have key ``STORE_PROBLEM``.
         """
         problems = []
+        self.release_reads()  # ``check`` below opens a transaction on this connection
         for key in self.keys():
             problem = self._problem(key)
             if problem:

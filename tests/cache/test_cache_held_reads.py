@@ -113,6 +113,8 @@ def test_writes_on_the_reading_thread_end_its_held_reads(cache: ResponseCache) -
 
     assert cache.get(first) is None
     assert cache.get(third) is not None
+    assert cache.get(third, held=True) is not None
+    assert cache.verify() == []  # SQLite's check, in a transaction of its own
 
 
 def test_held_reads_end_after_a_burst_and_let_a_checkpoint_through(
