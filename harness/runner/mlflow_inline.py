@@ -55,10 +55,12 @@ class InlineLogger:
             logger, head = self._logger, self._head
             self._guard(lambda: logger.add_traces(batch_traces(head, batch, judge_models)))
 
-    def prepare(self, record: RunRecord, reload: Any = None, table: Any = None) -> RunRecord:
+    def prepare(
+        self, record: RunRecord, reload: Any = None, table: Any = None, rows: int | None = None
+    ) -> RunRecord:
         """``record`` with its DataFrames (``reload``'s when it has none): MLflow's API, in
         this process, logs them."""
-        del table
+        del table, rows
         return reload() if record.rows is None and reload is not None else record
 
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:

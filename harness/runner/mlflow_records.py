@@ -189,19 +189,24 @@ SCORE_COLUMNS = (
     "error", "request_key", "cached",
 )  # fmt: skip
 
-Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+# Then each output's place in the run's dataset and its example's own columns (``extra``),
+# for the per-row table the worker makes (``harness.runner.table_rows.SpooledTable``).
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, Any]]]
 
 
 def batch_payload(
-    by_id: Mapping[str, Example], outputs: list[OutputRow], scores: list[ScoreRow]
+    by_id: Mapping[str, tuple[int, Example]], outputs: list[OutputRow], scores: list[ScoreRow]
 ) -> Batch:
-    """A stored batch as tuples in ``ROW_COLUMNS`` and ``SCORE_COLUMNS`` order.
+    """A stored batch as tuples in ``ROW_COLUMNS`` and ``SCORE_COLUMNS`` order, and each
+    output's place and columns (``by_id``: each row's example and its place in the data).
 
     The raw judge text, which MLflow does not show, is left out.
     """
     out = []
+    places = []
     for o in outputs:
-        example = by_id[o.example_id]
+        position, example = by_id[o.example_id]
+        places.append((position, example.extra))
         out.append(
             (
                 o.example_id, example.input, list(example.expected), example.context,
@@ -215,7 +220,7 @@ def batch_payload(
         )
         for s in scores
     ]  # fmt: skip
-    return out, score_rows
+    return out, score_rows, places
 
 
 def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -223,7 +228,7 @@ def batch_frames(batch: Batch) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``batch_traces`` is checked against in tests/runner/test_mlflow_records.py)."""
     import pandas as pd
 
-    outputs, scores = batch
+    outputs, scores, _ = batch
     return (
         pd.DataFrame(outputs, columns=list(ROW_COLUMNS)),
         pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
@@ -239,7 +244,7 @@ def batch_traces(head: RunRecord, batch: Batch, judge_models: Mapping[str, str])
     """
     from harness.tracking.traces import row_traces
 
-    outputs, scores = batch
+    outputs, scores, _ = batch
     rows = [
         {
             "id": o[0], "input": o[1], "context": o[3], "output": o[4], "error": o[5],

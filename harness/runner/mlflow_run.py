@@ -51,6 +51,7 @@ class MlflowLogger(Protocol):
         record: RunRecord,
         reload: Callable[[], RunRecord] | None = None,
         table: Callable[[], AbstractContextManager[PlainTable]] | None = None,
+        rows: int | None = None,
     ) -> RunRecord: ...
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str: ...
     def stop(self, status: str = "KILLED", timeout_s: float = 60.0) -> None: ...
@@ -89,6 +90,9 @@ def open_mlflow_run(
             register=True,
             known_run_id=known_run_id,
             keep_rows=sorted(resumed_rows) if resumed_rows is not None else None,
+            # A fresh run's worker gets every row (as traces): it can make the per-row
+            # table itself, off this process (``prepare_mlflow_end``).
+            table=resumed_rows is None and plan.config.traces,
         )
     if resumed_rows and plan.config.traces:
         home = plan.home
@@ -120,7 +124,9 @@ def trace_sender(
     from harness.runner.mlflow_records import batch_payload
 
     assert head is not None
-    examples = {e.id: e for e in todo}
+    # Each example with its place in the run's data (``todo`` is in dataset order), by
+    # which the worker orders the per-row table it makes of a fresh run's batches.
+    examples = {e.id: (position, e) for position, e in enumerate(todo)}
     judge_models = plan.judge_models
 
     def send(outputs: list[OutputRow], scores: list[ScoreRow]) -> None:
@@ -157,6 +163,7 @@ def prepare_mlflow_end(
         final_record(head, result),
         read,
         lambda: open_table(home.db_path, result.run_id, head.labelled),
+        rows=result.rows_done,
     )
 
 

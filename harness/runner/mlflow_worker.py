@@ -6,12 +6,13 @@ the rows for the GIL; in a worker process it runs on another core while the rows
 processed: the worker opens the MLflow run at the start (``begin``), writes each batch's
 traces as the batch is stored (``add_batch``: plain tuples, turned into traces here in
 plain Python, off the run's process), and logs params, metrics and artifacts at the end
-(``finish``: the tables come rendered; their DataFrames follow only if the worker asks,
-for MLflow's API). The run's process never imports MLflow at all, and the worker skips
-MLflow's slow interpreter shutdown once it has replied. In a store whose schema is
-verified, a new MLflow run is written with ``sqlite3`` (``harness.tracking.sql_run``) and
-the worker imports neither MLflow nor pandas; otherwise it imports MLflow and opens the
-store as it starts.
+(``finish``: the tables come rendered, but for a fresh run's per-row table, which the
+worker makes of the rows it got, ``harness.runner.worker_table``; their DataFrames follow
+only if the worker asks, for MLflow's API). The run's process never imports MLflow at
+all, and the worker skips MLflow's slow interpreter shutdown once it has replied. In a
+store whose schema is verified, a new MLflow run is written with ``sqlite3``
+(``harness.tracking.sql_run``) and the worker imports neither MLflow nor pandas;
+otherwise it imports MLflow and opens the store as it starts.
 
 The worker is a plain ``python -m harness.runner.mlflow_worker`` child, not
 ``multiprocessing``: a spawned multiprocessing child re-runs the user's ``__main__``, which
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from harness.interrupt import StopRequest
     from harness.runner.mlflow_records import Batch
+    from harness.runner.worker_table import WorkerTable
     from harness.tracking import RunRecord
     from harness.tracking.mlflow_resume import ResumingLogger
     from harness.tracking.sql_artifacts import PlainTable, RenderedRows
@@ -92,6 +94,10 @@ class MlflowWorker:
         self._replies = threading.Lock()  # one reader of the worker's stdout at a time
         self._rendered: RenderedRows | None = None  # ``prepare``d, for ``finish``
         self._reload: Callable[[], RunRecord] | None = None
+        # The per-row table: asked of the worker (``begin``), and how to render it here
+        # should the worker fail to make it (``finish``).
+        self._table_asked = False
+        self._table: Callable[[], AbstractContextManager[PlainTable]] | None = None
         # Batches go through a queue and a sender thread, so a worker busy writing traces
         # never makes the run wait: the pipe may block, the rows do not.
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
@@ -135,6 +141,7 @@ class MlflowWorker:
         """Open the run's MLflow run, or continue its earlier one
         (``harness.tracking.mlflow_resume.ResumingLogger(head, **options)``)."""
         # Without its (empty) table: unpickling a DataFrame would import pandas there.
+        self._table_asked = bool(options.get("table"))
         self._queue.put(("begin", _without_frames(head), options))
 
     def add_rows(self, chunk: RunRecord) -> None:
@@ -209,6 +216,7 @@ class MlflowWorker:
         record: RunRecord,
         reload: Callable[[], RunRecord] | None = None,
         table: Callable[[], AbstractContextManager[PlainTable]] | None = None,
+        rows: int | None = None,
     ) -> RunRecord:
         """Render ``record``'s tables now, for ``finish``; return it without its DataFrames.
 
@@ -219,16 +227,24 @@ class MlflowWorker:
         SQL never loads pandas, and a 10,000-row table is not pickled (0.17 s) and piped
         (20 MB) for nothing. Then ``reload`` makes them again; without it, the record
         keeps them.
+
+        A fresh run's worker makes the per-row table itself, from the batches of the
+        ``rows`` rows stored (``harness.runner.worker_table``), while this process builds
+        the report; should it fail to (or log with MLflow's API), ``finish`` renders it
+        here with ``table``.
         """
-        from harness.tracking.sql_artifacts import render_rows
+        from harness.tracking.sql_artifacts import render_rows, render_tables
 
         self._discard_rendered()
-        if table is None:
+        self._table, self._reload = table, reload
+        if self._table_asked and rows is not None and table is not None:
+            self._queue.put(("table", _without_frames(record), rows))
+            self._rendered = render_tables(record, rows)
+        elif table is None:
             self._rendered = render_rows(record, self._spool)
         else:
             with table() as plain:
                 self._rendered = render_rows(record, self._spool, plain)
-        self._reload = reload
         return record if reload is None else _without_frames(record)
 
     def finish(self, record: RunRecord, stop: StopRequest | None = None) -> str:
@@ -254,6 +270,15 @@ class MlflowWorker:
             self._send_within(("finish", _without_frames(record), rendered), stop)
             sent = True
             reply = self._finish_reply(stop)
+            if reply is not None and reply[0] == "table":  # the worker could not make it
+                from harness.tracking.sql_artifacts import render_rows
+
+                assert self._table is not None
+                with self._table() as plain:
+                    made = render_rows(_without_frames(record), self._spool, plain)
+                rendered = rendered.with_table(made)
+                self._send_within(("table", made), stop)
+                reply = self._finish_reply(stop)
             if reply is not None and reply[0] == "frames":
                 if record.rows is None and self._reload is not None:
                     record = self._reload()
@@ -433,6 +458,7 @@ def main(tracking_uri: str) -> int:
     error: HarnessError | None = None
     logger: ResumingLogger | None = None
     head: RunRecord | None = None  # what the run was opened with; each batch extends it
+    table: WorkerTable | None = None  # the per-row table, when the worker makes it
     if verified_store(tracking_uri) is None:
         # MLflow's API will log this run: import MLflow and open (or create) the store
         # while the rows run. A run in a verified store is written without MLflow, a new
@@ -454,10 +480,14 @@ def main(tracking_uri: str) -> int:
             if error is not None and kind != "finish":
                 continue  # already failed: drain the pipe, report at finish
             if kind == "begin":
+                from harness.runner.worker_table import WorkerTable, table_request
                 from harness.tracking.mlflow_resume import ResumingLogger
 
                 head = message[1]
+                asked = table_request(message[2])
                 logger = ResumingLogger(head, tracking_uri=tracking_uri, **message[2])
+                if asked and logger.writes_sql:  # else the run's process renders it
+                    table = WorkerTable(tracking_uri, head.labelled)
                 # Told now, not only at finish: a run that never gets there (a signal,
                 # --max-cost, a failure) still names the MLflow run holding its rows.
                 _reply(out, ("opened", logger.run_id, None))
@@ -467,6 +497,10 @@ def main(tracking_uri: str) -> int:
                 from harness.runner.mlflow_records import batch_traces
 
                 logger.add_traces(batch_traces(head, message[1], message[2]))
+                if table is not None:
+                    table.add(message[1])
+            elif kind == "table" and table is not None:
+                table.make(*message[1:])
             elif kind == "stop" and logger is not None:
                 ended = True
                 logger.stop(message[1])
@@ -480,6 +514,15 @@ def main(tracking_uri: str) -> int:
                     assert logger is not None
                     record, rendered = message[1:]
                     try:
+                        if rendered.worker_rows is not None:  # the table is ours to make
+                            made = table.take() if table is not None else None
+                            if made is None:  # it could not be: the run's process renders it
+                                _reply(out, ("table", None, None))
+                                try:
+                                    made = pickle.load(sys.stdin.buffer)[1]  # ("table", rendered)
+                                except (EOFError, pickle.UnpicklingError):
+                                    break  # the run's process died: end the run KILLED, below
+                            rendered = rendered.with_table(made)
                         if not (logger.writes_sql and rendered.dataset is not None):
                             # MLflow's API (or its schema inference) needs the DataFrames.
                             _reply(out, ("frames", None, None))
@@ -496,13 +539,15 @@ def main(tracking_uri: str) -> int:
                     finally:
                         rendered.discard()  # moved into the run's artifacts, or not needed
                     _reply(out, ("ok", run_id, None))
-                _exit_now()
+                _exit_now(table)
         except Exception as e:  # noqa: BLE001 - MLflow's errors, mapped to one line
             error = _mapped(e, tracking_uri)
         if kind == "finish":  # finish itself raised
             assert error is not None
             _reply(out, ("error", error.message, type(error).__name__))
-            _exit_now()
+            _exit_now(table)
+    if table is not None:
+        table.discard()
     if not ended and logger is not None:  # the run's process is gone: keep what we wrote
         with contextlib.suppress(HarnessError):
             logger.stop("FAILED" if error is not None else "KILLED")
@@ -532,13 +577,16 @@ def _reply(out: Any, reply: tuple[str, Any, str | None]) -> None:
         out.flush()
 
 
-def _exit_now() -> None:
+def _exit_now(table: WorkerTable | None = None) -> None:
     """Leave without the interpreter's shutdown, once the run is logged and the reply sent.
 
     With MLflow loaded, shutdown (atexit hooks, SQLAlchemy pools, module teardown) takes
     ~1 s, and the run's process waits for this one to end. Every write is committed by
     now, and SQLite needs no goodbye, so there is nothing left that shutdown would do.
+    A per-row table the worker made and did not log (``table``) is deleted first.
     """
+    if table is not None:
+        table.discard()
     sys.stderr.flush()
     os._exit(0)
 

@@ -4,7 +4,9 @@ dataset are written from without pandas (``prepare_mlflow_end``), so the run's p
 never holds the whole table nor imports pandas for it; and for rows in memory
 (``frame_rows``), what ``harness.runner.summary.results_table`` builds its DataFrame from.
 tests/runner/test_table_rows.py checks both against the pandas pivots that defined the
-table before, byte for byte, over stored runs of every kind.
+table before, byte for byte, over stored runs of every kind. A fresh run's MLflow worker
+makes the same table of the rows it receives (``SpooledTable``, without the store;
+tests/runner/test_worker_table.py checks it against ``open_table``'s).
 
 - ``ROW_COLUMNS``; then the data's own columns, in the order the rows first name them (a
   name the table already has keeps the table's column); then each metric's value (the mean
@@ -32,7 +34,7 @@ from typing import Any
 
 from harness.fastjson import loads_text
 
-__all__ = ["ROW_COLUMNS", "StoredTable", "frame_rows", "open_table"]
+__all__ = ["ROW_COLUMNS", "SpooledTable", "StoredTable", "frame_rows", "open_table"]
 
 # The per-row table's columns before the metrics, in order.
 ROW_COLUMNS = (
@@ -42,6 +44,9 @@ ROW_COLUMNS = (
 _STATS = ("std", "agreement", "self_disagreement")
 _DATASET_COLUMNS = ("id", "input", "expected", "context")
 _CHUNK_ROWS = 1000
+# The worker's chunks are smaller: it renders them while the run's process is at its
+# largest (the report), and each chunk's texts add to the process tree's peak.
+_SPOOLED_CHUNK_ROWS = 250
 _INT64 = (-(2**63), 2**64)  # the ints pandas holds as numbers (uint64 above int64's top)
 
 # A run's stored rows with their examples.
@@ -384,3 +389,119 @@ def frame_rows(
     ]
     at = len(ROW_COLUMNS) + len(data_columns)
     return columns[len(ROW_COLUMNS) :], data_columns, floats[at:], rows
+
+
+class SpooledTable:
+    """A fresh run's per-row table made by the MLflow worker from the batches it receives
+    (``harness.runner.mlflow_records.batch_payload``), not read back from the store: what
+    ``open_table`` reads of the same stored run, the same columns (``_Shape``, its metrics
+    ordered as ``_SHAPE_METRICS`` orders them, its data columns as the rows in dataset
+    order first name them) and rows (``_metric_values``, a row's scores by metric and
+    sample as ``_SCORES`` reads them), in dataset order.
+
+    Each row (its output, its example's columns, its scores) is pickled to a temporary
+    file as its batch comes, with its offset kept by its place in the dataset, so the
+    worker never holds the table's texts: ``chunks`` reads them back in order, a chunk at
+    a time. A batch it cannot take raises; the caller then drops the table.
+    """
+
+    def __init__(self, folder: Path | None, labelled: Collection[str]) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by close()
+        self._size = 0
+        self._index: dict[tuple[int, str], tuple[int, int]] = {}  # (position, id): where
+        self._shape = _Shape(labelled=set(labelled))
+        self._first: dict[str, str] = {}  # each metric's first example id (min)
+        self._named: dict[str, tuple[tuple[int, str], int]] = {}  # data column: where first
+        self.columns: list[str] = []
+        self.data_columns: list[str] = []
+        self.floats: list[bool] = []
+        self.missing: dict[str, int] = {}
+        self._plan: _Plan | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self._index)
+
+    def add(
+        self,
+        outputs: Sequence[Sequence[Any]],
+        scores: Sequence[Sequence[Any]],
+        places: Sequence[tuple[int, Any]],
+    ) -> None:
+        """A batch: outputs in ``ROW_COLUMNS`` order, scores in ``SCORE_COLUMNS`` order
+        (``harness.runner.mlflow_records``), each output's place in the dataset and its
+        example's own columns."""
+        import pickle
+
+        by_row: dict[str, list[tuple[Any, ...]]] = {}
+        for s in scores:  # as ``_SCORES`` reads them
+            own = (s[0], s[1], s[4], s[2], s[5], s[6], s[8], s[3])
+            by_row.setdefault(s[0], []).append(own)
+        for output, (position, extra) in zip(outputs, places, strict=True):
+            row_id = output[0]
+            key = (position, row_id)
+            if key in self._index:
+                raise ValueError(f"row {row_id!r} came twice")
+            own_scores = sorted(by_row.pop(row_id, ()), key=lambda s: (s[1], s[2]))
+            self._add_shape(key, output, extra, own_scores)
+            data = pickle.dumps((output, extra, own_scores), protocol=pickle.HIGHEST_PROTOCOL)
+            self._file.write(data)
+            self._index[key] = (self._size, len(data))
+            self._size += len(data)
+        if by_row:
+            raise ValueError("scores came without their rows")
+
+    def _add_shape(
+        self, key: tuple[int, str], output: Sequence[Any], extra: Any, scores: list[Any]
+    ) -> None:
+        expected = output[2]
+        gone = (output[0] is None, output[1] is None, not expected, output[3] is None)
+        self._shape.add_row(extra, gone)
+        if isinstance(extra, dict):
+            for at, name in enumerate(extra):
+                first = self._named.get(name)
+                if first is None or (key, at) < first:
+                    self._named[name] = (key, at)
+        row_id, firsts, add_score = key[1], self._first, self._shape.add_score
+        for s in scores:
+            metric = s[1]
+            known = firsts.get(metric)
+            if known is None or row_id < known:
+                firsts[metric] = row_id
+            add_score((row_id, metric, s[2], s[3], s[5] is not None, s[6] is not None, s[7]))
+        # ``add_score`` finds a row's repeated samples by its (metric, id): all its scores
+        # came with it, so no later row needs this row's.
+        self._shape.usable.clear()
+
+    def finish(self) -> None:
+        """Find the columns, once every batch is in."""
+        shape = self._shape
+        shape.metrics = dict.fromkeys(sorted(shape.metrics, key=lambda m: (self._first[m], m)))
+        names = sorted(shape.extras, key=self._named.__getitem__)
+        shape.extras = {name: shape.extras[name] for name in names}
+        self.columns, self.data_columns, self.floats = shape.columns()
+        self.missing = {name: shape.missing[name] for name in _DATASET_COLUMNS}
+        self._plan = _Plan.of(shape)
+
+    def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows, in dataset order, up to 250 at a time (``StoredTable.chunks``)."""
+        import pickle
+
+        assert self._plan is not None, "finish() first"
+        self._file.flush()
+        order = sorted(self._index)
+        for start in range(0, len(order), _SPOOLED_CHUNK_ROWS):
+            rows = []
+            for key in order[start : start + _SPOOLED_CHUNK_ROWS]:
+                offset, size = self._index[key]
+                self._file.seek(offset)
+                output, extra, scores = pickle.loads(self._file.read(size))
+                expected = " || ".join(output[2]) if output[2] else None
+                rest = _metric_values(self._plan, self.data_columns, extra, scores)
+                rows.append((*output[:2], expected, *output[3:10], *rest))
+            yield rows
+
+    def close(self) -> None:
+        self._file.close()

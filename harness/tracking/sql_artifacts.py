@@ -11,6 +11,7 @@ folder, each whole or not at all.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import shutil
@@ -35,6 +36,7 @@ __all__ = [
     "RenderedRows",
     "dataset_entity",
     "render_rows",
+    "render_tables",
     "spool_file",
     "table_json",
     "write_artifacts",
@@ -53,6 +55,16 @@ class RenderedRows:
     # (``discard``).
     table_file: Path | None = None
     report_file: Path | None = None
+    # Set: the per-row table and the dataset entity are the MLflow worker's to make, from
+    # the batches of this many rows it received (``harness.runner.table_rows.SpooledTable``).
+    worker_rows: int | None = None
+
+    def with_table(self, table: RenderedRows) -> RenderedRows:
+        """These tables with ``table``'s per-row table and dataset entity."""
+        return dataclasses.replace(
+            self, table_json=table.table_json, table_file=table.table_file,
+            dataset=table.dataset, worker_rows=None,
+        )  # fmt: skip
 
     def discard(self) -> None:
         """Delete the files if they are still there (the run was not written with them)."""
@@ -108,6 +120,13 @@ def render_rows(
         except OSError:
             pass  # rendered in memory below, as the run's process always could
     return RenderedRows("".join(parts()), dataset, tables)
+
+
+def render_tables(record: RunRecord, rows: int) -> RenderedRows:
+    """``render_rows`` but for the per-row table and the dataset entity, which the MLflow
+    worker makes from the ``rows`` rows it received (``RenderedRows.worker_rows``)."""
+    tables = {name: table_json(frame) for name, frame in record.tables.items()}
+    return RenderedRows(None, None, tables, worker_rows=rows)
 
 
 def _plain_json_parts(table: PlainTable) -> Iterator[str]:

@@ -65,7 +65,8 @@ def test_batch_traces_equal_the_frames_path():
         ScoreRow("c", "token_f1", 0.5, sample=1),
         ScoreRow("d", "correctness", 1.0, "llm_judge", 0, rationale="ok"),
     ]
-    batch = batch_payload(examples, outputs, scores)
+    places = {k: (i, e) for i, (k, e) in enumerate(examples.items())}
+    batch = batch_payload(places, outputs, scores)
     head = _head()
     reference = build_row_traces(rows_record(head, *batch_frames(batch), JUDGES))
     plain = batch_traces(head, batch, JUDGES)

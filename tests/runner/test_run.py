@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from processes import wait_for
 
 from harness.cli import cli
 
@@ -667,10 +668,10 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
         "--json", "--report", str(report),
     )  # fmt: skip
     assert code == 0, err
-    # Held: the one open. Closed first: then the MLflow table's read of the rows and
-    # scores (one open), the report's of the run, its scores and the judges'
-    # calibrations (one open), of its rows, and the MLflow run's id.
-    assert at_end.count(True) == (1 if hold_rows else 5), at_end
+    # Held: the one open. Closed first: then the report's of the run, its scores and the
+    # judges' calibrations (one open), of its rows, and the MLflow run's id (the MLflow
+    # worker makes the run's table of the rows it got: harness.runner.worker_table).
+    assert at_end.count(True) == (1 if hold_rows else 4), at_end
     assert at_end.count(False) >= 3  # the dataset, the run's start, its rows
     result = json.loads(out)
     run_id = result["run_id"]
@@ -682,16 +683,16 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
 def test_a_run_whose_end_fails_after_its_mlflow_table_is_made_leaves_no_table_file(
     qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The MLflow run's per-row table is written to a file before the report is built
-    (``MlflowWorker.prepare``); an end that fails in between deletes it, and the MLflow run
-    is not left running (KILLED, as for any crash of the run's process: the worker's pipe
-    closes without a finish)."""
+    """The MLflow run's per-row table is written to a file while the report is built
+    (by the MLflow worker, ``harness.runner.worker_table``); an end that fails meanwhile
+    deletes it, and the MLflow run is not left running (KILLED, as for any crash of the
+    run's process: the worker's pipe closes without a finish)."""
     from mlflow import MlflowClient
 
     import harness.runner.run as run_module
 
     def broken(self: object, result: object, to_mlflow: bool = False) -> str:
-        assert list((home / "mlruns").glob(".harness-table-*")), "prepared before the report"
+        wait_for(lambda: list((home / "mlruns").glob(".harness-table-*")), 60, "the table")
         raise MemoryError("the report could not be built")
 
     monkeypatch.setattr(run_module._Run, "_report", broken)
@@ -773,9 +774,9 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
 ) -> None:
     """The aggregates read each score's value, not its text, and count the rows without
     reading them (without ``--by`` or batch metrics, in SQL: no DataFrame); the MLflow
-    run's table reads the rows and what it shows of the scores, once, a chunk at a time
-    (``open_table``: no DataFrame); ``--by`` slices read the rows. A run without MLflow
-    reads no text back at all."""
+    run's table is made by the MLflow worker of the rows it received (a fresh run's: it
+    reads nothing back here; ``open_table`` is its fallback); ``--by`` slices read the
+    rows. A run without MLflow reads no text back at all."""
     from harness.runner import table_rows
     from harness.store import runs as run_store
 
@@ -795,10 +796,10 @@ def test_a_runs_end_reads_the_rows_text_only_for_the_steps_that_show_it(
     extra = {"no-mlflow": ["--no-mlflow"], "mlflow": [], "by": ["--by", "final_decision"]}
     code, out, err = invoke(*args, *extra[case])
     assert code == 0, err
-    expected = {
+    expected = {  # the MLflow run's table: made by the worker, of the rows it got
         "no-mlflow": [],
-        "mlflow": ["open_table"],
-        "by": ["load_outputs", "load_score_values", "open_table"],
+        "mlflow": [],
+        "by": ["load_outputs", "load_score_values"],
     }
     assert reads == expected[case]
     result = json.loads(out)
