@@ -144,12 +144,14 @@ class RunRecord:
                 self.arrow = _stored_table(con, self.info.run_id)
         return self.arrow
 
-    def reader(self, score_fields: Sequence[str] = SCORE_FIELDS) -> RowReader:
+    def reader(
+        self, score_fields: Sequence[str] = SCORE_FIELDS, sources: Collection[str] | None = None
+    ) -> RowReader:
         """The rows a chunk at a time, as Python objects (``RowReader``), their scores with
-        ``score_fields`` at least; close it after."""
+        ``score_fields`` at least, of ``sources`` at least (None: all); close it after."""
         if self.arrow is None and self.db_path is not None:
-            return StoredRows(self, score_fields)
-        return RowReader(self, score_fields)
+            return StoredRows(self, score_fields, sources)
+        return RowReader(self, score_fields, sources)
 
     def rows(self) -> pd.DataFrame:
         """One row per example (``id`` first), without the scores."""

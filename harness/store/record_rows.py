@@ -9,7 +9,7 @@ A row is a dict with ``ROW_FIELDS``' keys, its ``scores`` a list of dicts with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -72,10 +72,13 @@ ORDER BY e.position, o.example_id
 """
 
 
-def _page_scores_sql(fields: Sequence[str]) -> str:
+def _page_scores_sql(fields: Sequence[str], sources: bool) -> str:
+    """A page's scores (``$ids``), their ``fields`` then their row's id; with ``sources``,
+    only those of the sources ``$sources``."""
+    chosen = " AND source IN (SELECT unnest($sources::VARCHAR[]))" if sources else ""
     return f"""
-SELECT example_id, {", ".join(fields)} FROM scores
-WHERE run_id = $run AND example_id IN (SELECT unnest($ids::VARCHAR[]))
+SELECT {", ".join(fields)}, example_id FROM scores
+WHERE run_id = $run AND example_id IN (SELECT unnest($ids::VARCHAR[])){chosen}
 ORDER BY example_id, metric, sample
 """
 
@@ -107,11 +110,20 @@ class RunRecord(Protocol):
 
 class RowReader:
     """A record's rows as Python objects, as ``pyarrow.Table.to_pylist`` makes them: a dict
-    per row with ROW_FIELDS' keys, ``scores`` a list of dicts with SCORE_FIELDS' keys."""
+    per row with ROW_FIELDS' keys, ``scores`` a list of dicts with SCORE_FIELDS' keys.
 
-    def __init__(self, record: RunRecord, score_fields: Sequence[str] = SCORE_FIELDS) -> None:
+    ``sources``: of a row's scores, those of these sources (``source``) at least (None:
+    all); a reader may give the others too."""
+
+    def __init__(
+        self,
+        record: RunRecord,
+        score_fields: Sequence[str] = SCORE_FIELDS,
+        sources: Collection[str] | None = None,
+    ) -> None:
         self.record = record
         self.score_fields = tuple(score_fields)  # of each row's scores: these at least
+        self.sources = None if sources is None else sorted(sources)
 
     def __enter__(self) -> RowReader:
         return self
@@ -171,8 +183,13 @@ class StoredRows(RowReader):
     before it gives its first row, and a 10,000-row run's rows and scores, sorted, were
     ~70 MB of the report's peak (issue 14, goal 4)."""
 
-    def __init__(self, record: RunRecord, score_fields: Sequence[str] = SCORE_FIELDS) -> None:
-        super().__init__(record, score_fields)
+    def __init__(
+        self,
+        record: RunRecord,
+        score_fields: Sequence[str] = SCORE_FIELDS,
+        sources: Collection[str] | None = None,
+    ) -> None:
+        super().__init__(record, score_fields, sources)
         self._held = ExitStack()  # the store's cursor, until ``close``
         self._con: Any = None
         self._order: list[str] | None = None  # every row's id, in dataset order
@@ -245,16 +262,18 @@ class StoredRows(RowReader):
 
     def _read_page(self, ids: list[str]) -> list[dict[str, Any]]:
         """The rows of ``ids`` (consecutive in dataset order), in that order, each with its
-        scores by metric and sample."""
+        scores (of ``sources``) by metric and sample."""
         con = self._connection()
         params = {"run": self.record.info.run_id, "ids": ids}
         fields = self.score_fields
         nested: dict[str, list[dict[str, Any]]] = {}
-        for score in con.execute(_page_scores_sql(fields), params).fetchall():
-            one = dict(zip(fields, score[1:], strict=True))
-            same = nested.get(score[0])
+        sql = _page_scores_sql(fields, self.sources is not None)
+        chosen = params if self.sources is None else {**params, "sources": self.sources}
+        for score in con.execute(sql, chosen).fetchall():
+            one = dict(zip(fields, score, strict=False))  # its row's id last: left out
+            same = nested.get(score[-1])
             if same is None:
-                nested[score[0]] = [one]
+                nested[score[-1]] = [one]
             else:
                 same.append(one)
         rows = []

@@ -112,6 +112,25 @@ def test_a_stored_runs_rows_read_a_chunk_at_a_time_are_its_tables(
     assert [row["scores"] for row in first] == shown
 
 
+def test_a_stored_runs_rows_read_for_the_page_hold_only_its_judges_samples(
+    stored: tuple[Path, str],
+) -> None:
+    """The page shows a row's judges' samples, not its metrics' scores (their values come
+    from the run's scores): a stored run's rows are read with those only, the same samples
+    as the whole read's; an Arrow table's reader may give them all."""
+    home, run = stored
+    record = load_run_record(home / "harness.duckdb", run)
+    with record.reader() as reader:
+        whole = reader.records(range(ROWS))
+    judged = [[s for s in row["scores"] if s["source"] == "llm_judge"] for row in whole]
+    assert sorted({len(one) for one in judged}) == [0, 3]
+    fresh = load_run_record(home / "harness.duckdb", run)
+    with fresh.reader(sources=["llm_judge"]) as reader:
+        rows = reader.records(range(ROWS))
+    assert [row["scores"] for row in rows] == judged
+    assert [{**row, "scores": []} for row in rows] == [{**row, "scores": []} for row in whole]
+
+
 def test_compares_frames_are_made_from_the_same_per_row_scores(
     stored: tuple[Path, str],
 ) -> None:
