@@ -388,11 +388,15 @@ class Caller(CallCounting):
         request: KnownRequest | None = None,
     ) -> CallResult | None:
         assert self.cache is not None
-        if held and not getattr(self._reads_held, "due", False):  # when the loop next turns
-            self._reads_held.due = True
+        state = self._reads_held
+        # After a miss, this thread's lookups are likely a cold run's misses: a plain select
+        # each (one statement, not BEGIN, select, COMMIT and the select again), till a hit.
+        missed, state.missed = getattr(state, "missed", False), held
+        if held and not missed and not getattr(state, "due", False):  # when the loop turns
+            state.due = True
             asyncio.get_running_loop().call_soon(self._release_reads)
         try:
-            entry = self.cache.get(key, held=held, request=request)
+            entry = self.cache.get(key, held=held and not missed, request=request)
         except CacheCorrupt as e:
             if self.mode == "replay":  # replay never calls the model: no answer to give
                 from harness.cache.store import REPAIR_HINT
@@ -402,6 +406,7 @@ class Caller(CallCounting):
             return None
         if entry is None:
             return None
+        state.missed = False
         if self.seeds is not None and row_id is not None:
             self.seeds.setdefault(row_id, []).append(entry)
         response = entry.to_response()

@@ -192,3 +192,35 @@ def test_a_caller_shared_by_two_threads_releases_each_threads_reads(
         thread.join(20)
 
     assert held_after_a_turn == {"first": False, "second": False}
+
+
+def test_misses_after_a_miss_are_one_select_each_and_a_hit_holds_reads_again(
+    server: FakeLLMServer, cache: ResponseCache
+) -> None:
+    prov = OpenAIProvider("gpt-test", server.openai_base_url, api_key="sk-test")
+    requests = [prov.request([{"role": "user", "content": f"cold {i}"}], {}) for i in range(4)]
+    statements: list[str] = []
+
+    async def go(caller: Caller, asked: list[ModelRequest]) -> list[bool]:
+        con = connection(cache)
+        con.set_trace_callback(statements.append)
+        try:
+            return [(await caller.call(prov, request)).cached for request in asked]
+        finally:
+            con.set_trace_callback(None)
+            await caller.aclose()
+
+    retry = RetryPolicy(max_retries=2, base_delay_s=0.001)
+    assert asyncio.run(go(Caller(cache=cache, retry=retry), requests)) == [False] * 4
+    on_loop = [s.split()[0] for s in statements]
+    # the first miss: a held select, asked again once its transaction ended; the next three
+    # misses: one plain select each (no transaction to take, end and ask again in)
+    assert on_loop == ["BEGIN", "SELECT", "COMMIT", "SELECT"] + ["SELECT"] * 3
+
+    statements.clear()
+    # a miss, then hits: the hits share one transaction again, as in a cached run
+    asked = [prov.request([{"role": "user", "content": "cold 9"}], {}), *requests]
+    assert asyncio.run(go(Caller(cache=cache, retry=retry), asked)) == [False] + [True] * 4
+    on_loop = [s.split()[0] for s in statements]
+    # (a plain select for the first hit; the transaction ends after the trace, on aclose)
+    assert on_loop == ["BEGIN", "SELECT", "COMMIT", "SELECT", "SELECT", "BEGIN"] + ["SELECT"] * 3
