@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,29 +36,33 @@ class CacheWriter:
         self.before_commit = before_commit
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="harness-cache")
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, dict[str, Any], ModelResponse, Future[None]]] = []
+        # Each entry's future: a thread's (``submit``) or an event loop's (``write``).
+        self._pending: list[tuple[str, dict[str, Any], ModelResponse, _Done]] = []
         self._draining = False
 
     def submit(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> Future[None]:
         """Queue the answer to a canonical request; the future is done once it is committed
         (with CacheError if it is not). Raise RuntimeError once ``close``d."""
         done: Future[None] = Future()
-        with self._lock:
-            if not self._draining:
-                self._thread.submit(self._drain)  # raises once closed: nothing is queued
-                self._draining = True
-            self._pending.append((key, canonical, response, done))
+        self._queue((key, canonical, response, done))
         return done
 
     async def write(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> None:
         """Store the answer to a canonical request; return once it is committed (raise
-        CacheError if it is not). Cancelled, the write goes on: the answer was paid for."""
-        written = asyncio.wrap_future(self.submit(key, canonical, response))
-        try:
-            await asyncio.shield(written)
-        except asyncio.CancelledError:  # its outcome is nobody's news now (nor an error's)
-            written.add_done_callback(_retrieve)
-            raise
+        CacheError if it is not). Cancelled, the write goes on: the answer was paid for.
+
+        The loop's own future, settled with the rest of its batch in one callback: one
+        wake-up of the loop per batch, not one per entry (``asyncio.wrap_future``'s)."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue((key, canonical, response, written))
+        await written  # cancelled, it is done: the batch's callback passes it by
+
+    def _queue(self, item: tuple[str, dict[str, Any], ModelResponse, _Done]) -> None:
+        with self._lock:
+            if not self._draining:
+                self._thread.submit(self._drain)  # raises once closed: nothing is queued
+                self._draining = True
+            self._pending.append(item)
 
     def _drain(self) -> None:
         while True:
@@ -67,13 +72,15 @@ class CacheWriter:
                     self._draining = False
                     return
             errors = self._store(batch)
+            on_loops: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
             for (*_, done), error in zip(batch, errors, strict=True):
-                if done.cancelled():  # nobody cancels them (``write`` shields); if one did
-                    continue
-                if error is None:
-                    done.set_result(None)
+                if isinstance(done, asyncio.Future):
+                    on_loops.setdefault(done.get_loop(), []).append((done, error))
                 else:
-                    done.set_exception(error)
+                    _settle(((done, error),))
+            for loop, settled in on_loops.items():
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
 
     def _store(self, batch: list[Any]) -> list[BaseException | None]:
         from harness.cache.entry import CacheEntry
@@ -107,6 +114,15 @@ class CacheWriter:
         self._thread.shutdown(wait=True)
 
 
-def _retrieve(written: asyncio.Future[None]) -> None:
-    if not written.cancelled():
-        written.exception()
+_Done = Future[None] | asyncio.Future[None]
+
+
+def _settle(settled: Any) -> None:
+    """Settle each (future, error) pair; a future already done (cancelled) is passed by."""
+    for done, error in settled:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

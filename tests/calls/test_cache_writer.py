@@ -1,0 +1,86 @@
+"""The cache writer settles a batch of an event loop's writes in one wake-up of that loop.
+
+A cold run stores each answer through ``CacheWriter.write``; a wake-up per entry (what
+``asyncio.wrap_future`` does: one ``call_soon_threadsafe`` each) was a write to the loop's
+self-pipe and a turn of the loop for every call. The cache is the real one on disk; the
+loop is asyncio's own, counting what other threads hand it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from harness.cache import ResponseCache, canonical_request, request_key
+from harness.calls.cache_writer import CacheWriter
+from harness.errors import CacheError
+from harness.model_io import ModelRequest, ModelResponse
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop, counting the callbacks other threads schedule on it."""
+
+    handed: int = 0
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> Any:
+        self.handed += 1
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+
+def answer(i: int) -> tuple[str, dict[str, Any], ModelResponse]:
+    request = ModelRequest(
+        provider="openai", model="m", messages=({"role": "user", "content": f"q{i}"},)
+    )
+    return request_key(request), canonical_request(request), ModelResponse(text=f"a{i}")
+
+
+def test_a_batch_of_writes_wakes_their_loop_once_and_each_is_stored(tmp_path: Path) -> None:
+    first_commit, go_on = threading.Event(), threading.Event()
+
+    def before_commit() -> None:  # the first batch waits, so the other 40 queue behind it
+        first_commit.set()
+        go_on.wait(10)
+
+    with ResponseCache(tmp_path / "cache") as cache:
+        writer = CacheWriter(cache, before_commit)
+        answers = [answer(i) for i in range(41)]
+
+        async def go() -> None:
+            first = asyncio.ensure_future(writer.write(*answers[0]))
+            await asyncio.get_running_loop().run_in_executor(None, first_commit.wait, 10)
+            rest = [asyncio.ensure_future(writer.write(*a)) for a in answers[1:]]
+            await asyncio.sleep(0)  # the 40 are queued
+            go_on.set()
+            await asyncio.gather(first, *rest)
+
+        loop = CountingLoop()
+        try:
+            loop.run_until_complete(go())
+        finally:
+            loop.close()
+            writer.close()
+        # the first batch, the executor's wait, the batch of 40: not 41 wake-ups
+        assert loop.handed <= 4
+        assert all(cache.get(key) is not None for key, _, _ in answers)
+
+
+def test_a_write_that_fails_raises_in_its_caller(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path / "cache") as cache:
+        writer = CacheWriter(cache)
+        key, canonical, response = answer(1)
+
+        async def go() -> str:
+            try:
+                await writer.write("0" * 64, canonical, response)  # not the request's key
+            except CacheError as e:
+                return str(e)
+            return "stored"
+
+        try:
+            outcome = asyncio.run(go())
+        finally:
+            writer.close()
+        assert outcome != "stored"
+        assert cache.get(key) is None
