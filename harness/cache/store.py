@@ -189,9 +189,10 @@ class ResponseCache:
         cache.opener, cache.other_threads = threading.get_ident(), False
         with removing_what_a_failed_open_left(self.directory):  # closed first, below
             try:
-                diskcache.Cache.__init__(
-                    cache, str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
-                )
+                if not cache.open_set_up(str(self.directory), timeout, SafeDisk, _SETTINGS):
+                    diskcache.Cache.__init__(
+                        cache, str(self.directory), timeout=timeout, disk=SafeDisk, **_SETTINGS
+                    )
             except (sqlite3.Error, OSError) as exc:
                 with contextlib.suppress(sqlite3.Error, AttributeError):
                     cache.close()
