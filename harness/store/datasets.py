@@ -349,13 +349,16 @@ def load_examples(db_path: Path, info: DatasetInfo, limit: int | None = None) ->
         sql += f" LIMIT {int(limit)}"
     with connect(db_path, read_only=True) as con:
         rows = con.execute(sql, [info.name, info.version]).fetchall()
+    # Positional, and no JSON parse of a row with no extra columns ("{}", most datasets):
+    # 0.011 s for 10,000 rows where keywords and a parse of each took 0.025 s (issue 14).
+    loads = json.loads
     return [
         Example(
-            id=r[0],
-            input=r[1],
-            expected=tuple(r[2] or ()),
-            context=r[3],
-            extra=json.loads(r[4] or "{}"),
+            id_,
+            text,
+            tuple(expected) if expected else (),
+            context,
+            loads(extra) if extra and extra != "{}" else {},
         )
-        for r in rows
+        for id_, text, expected, context, extra in rows
     ]
