@@ -89,6 +89,38 @@ def test_a_run_logged_to_mlflow_and_reported_imports_neither_pyarrow_nor_pandas(
         assert "harness-runs" in report.read_text(encoding="utf-8")[:4096]
 
 
+# Prints what a run had imported when its engine starts its rows (before the first call).
+_START = """
+import sys
+import harness.runner.engine as engine
+run = engine.Engine.run
+async def looked(self, *args, **kwargs):
+    print("start imported:", sorted(n for n in ("numpy", "pandas", "pyarrow") if n in sys.modules))
+    return await run(self, *args, **kwargs)
+engine.Engine.run = looked
+from harness.cli import main
+sys.argv = ["harness", "run", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_runs_start_imports_no_numpy_before_its_first_call(tmp_path: Path, qa_file: Path) -> None:
+    # harness.slices imported its tables (numpy, with harness.stats) for the start's check
+    # of --by and --stratify columns: ~0.07 s before the first call (issue 14). Now the
+    # run's end imports them, or the preload thread while the rows wait on the model.
+    with FakeLLMServer() as server:
+        env = _home_with(qa_file, tmp_path / "home", server)
+        report = tmp_path / "report.html"
+        run = [*_ARGS, "--by", "final_decision", "--report", str(report)]
+        done = subprocess.run(
+            [sys.executable, "-c", _START, *run],
+            env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "start imported: []" in done.stdout, done.stdout
+        assert "final_decision" in done.stdout  # its slices table, numpy's, at its end
+
+
 def test_the_mlflow_workers_modules_import_neither_numpy_nor_duckdb() -> None:
     # The worker (harness.runner.mlflow_worker) imports these to write a run's traces and
     # its end with SQL; numpy and DuckDB, which the run's own process needs, added ~26 MB
