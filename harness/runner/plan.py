@@ -24,6 +24,7 @@ from harness.runner.config import RunConfig
 from harness.runner.selection import check_slices, select_examples
 from harness.store import datasets as dataset_store
 from harness.store.datasets import DatasetInfo, Example
+from harness.store.db import connect
 
 if TYPE_CHECKING:
     from harness.judges import Judge
@@ -215,8 +216,9 @@ def plan_run(
             f"this run was scored with Python objects ({', '.join(config.python_objects)}); "
             "only harness.evaluate with those objects can score it again"
         )
-    dataset = dataset_store.resolve_dataset(home.db_path, config.data)
-    examples, sample = select_examples(config, home.db_path, dataset, example_ids)
+    with connect(home.db_path, read_only=True):  # one open of the file for both reads
+        dataset = dataset_store.resolve_dataset(home.db_path, config.data)
+        examples, sample = select_examples(config, home.db_path, dataset, example_ids)
     check_slices(config, examples, home.settings)
     has_expected = any(e.expected for e in examples)
     has_context = any(e.context for e in examples)
