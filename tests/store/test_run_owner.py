@@ -65,6 +65,22 @@ def test_this_process_records_its_start_since_boot() -> None:
     assert owner.is_alive()
 
 
+def test_this_process_finds_its_epoch_start_without_importing_psutil() -> None:
+    # Importing psutil took ~15-50 ms of every run's start, for a number /proc gives.
+    code = (
+        "import sys, json\n"
+        "from harness.store.owner import current_owner\n"
+        "owner = current_owner()\n"
+        "imported = 'psutil' in sys.modules\n"
+        "import psutil\n"
+        "print(json.dumps([imported, owner.started, psutil.Process().create_time()]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, started, psutils = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported is False
+    assert started == pytest.approx(psutils, abs=0.02)  # the boot time read twice: see above
+
+
 def test_a_live_process_is_alive_after_the_wall_clock_moves(
     sleeper: subprocess.Popen[bytes],
 ) -> None:
