@@ -43,6 +43,7 @@ from collections.abc import Sequence
 __all__ = [
     "END_MODULES",
     "REPORT_MODULES",
+    "SLICE_MODULES",
     "START_AFTER_S",
     "Preload",
     "end_modules",
@@ -60,10 +61,15 @@ REPORT_MODULES = (
 )  # (not harness.store.scores: the run's start imports it, for harness.runner.summary)
 
 
-def end_modules(*, report: bool) -> tuple[str, ...]:
+# What a sliced run's end imports (``--by``): its tables, and numpy with them; the run's
+# start no longer imports them (harness.slices).
+SLICE_MODULES = ("harness.slices.table",)
+
+
+def end_modules(*, report: bool, sliced: bool = False) -> tuple[str, ...]:
     """What the end of a run will import: only that, since in a run whose rows keep the
     CPU busy every import here takes time from them."""
-    return END_MODULES + (REPORT_MODULES if report else ())
+    return END_MODULES + (REPORT_MODULES if report else ()) + (SLICE_MODULES if sliced else ())
 
 
 # The latest the imports start: a slow model's first row may take many seconds, and by

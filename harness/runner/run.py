@@ -296,7 +296,7 @@ class _Run:
         )
         reported = self.report is not None or self.worker is not None
         # Held back until the first row is done: see harness.runner.preload.
-        preload = Preload(end_modules(report=reported))
+        preload = Preload(end_modules(report=reported, sliced=bool(config.by)))
         engine = Engine(
             plan, self.caller, writer, self.progress, self.stop, on_first_row=preload.begin
         )
