@@ -13,8 +13,8 @@ column; any other field is rendered here, per row, by the same ``harness.prompts
 the run used, so the page shows exactly the prompt the model was sent.
 
 The data is JSON, gzipped (no name, no time: the same bytes every time) and base64
-encoded: a 1,000-row PubMedQA run is 2.5 MB of JSON, most of it contexts that every
-prompt repeats, and under 1 MB packed. The page unpacks it with the browser's own
+encoded: a 1,000-row PubMedQA run is 3.4 MB of JSON, most of it contexts that every
+prompt repeats, and 1.2 MB packed. The page unpacks it with the browser's own
 ``DecompressionStream``; base64 text cannot close a ``<script>`` element, whatever the
 rows hold.
 """
@@ -358,10 +358,11 @@ def packed_rows(
     return base64.b64encode(packed).decode("ascii")
 
 
-# Level 4: on a 1,000-row run's 2.0 MB of rows, 658 kB in 32 ms where level 6 took 89 ms
-# for 629 kB; 10,000 rows: 0.32 s against 0.81 s. The report is built as a run logged to
-# MLflow ends, on the path to its exit (issue 14).
-_LEVEL = 4
+# Level 2: the report is built as a run logged to MLflow ends, on the path to its exit
+# (issue 14). At 10,000 rows (21.7 MB of JSON): 7.50 MB in 0.21 s of CPU, where level 4
+# took 0.32 s for 6.90 MB (level 6: 0.79 s, 6.57 MB; level 1: 0.20 s, 7.82 MB); level 4's
+# compression, in its thread, was still running 0.09-0.18 s after the last row was made.
+_LEVEL = 2
 # What the page shows of a row's scores (``_judged``): its judges' samples, not the judges'
 # raw answers, keys or cache flags, nor the other metrics' scores (their values come from
 # the run's scores, ``_row_values``), which a stored run's rows are then read without.

@@ -154,6 +154,23 @@ def test_packed_rows_unpack_to_the_same_data_and_the_same_text_every_time() -> N
     assert pack(payload) == packed
 
 
+def test_packed_rows_are_gzip_at_level_2_the_same_stream_as_gzip_compress() -> None:
+    """The rows are deflated at level 2 (a 10,000-row run's 21.7 MB of JSON in 0.21 s of
+    CPU, where level 4 took 0.32 s, on the path to a run's exit; issue 14): the stream
+    Python's own ``gzip.compress(..., compresslevel=2, mtime=0)`` writes, no name, no time."""
+    import orjson
+
+    words = "the lace plant forms perforations in its leaves through programmed cell death"
+    payload = {
+        "rows": [
+            {"id": str(i), "context": " ".join(words.split()[i % 7 :] * 3), "v": [i / 7, None]}
+            for i in range(400)
+        ]
+    }
+    packed = base64.b64decode(pack(payload))
+    assert packed == gzip.compress(orjson.dumps(payload), compresslevel=2, mtime=0)
+
+
 def _calibration(judge: str, version: str, model: str, yes_yes: int) -> Calibration:
     """A calibration of ``judge``, told apart from the others by its yes/yes count."""
     return Calibration(
