@@ -26,6 +26,7 @@ from harness.compare.render.markdown import check_markdown, comparison_markdown
 from harness.compare.render.terminal import check_renderables, comparison_renderables
 from harness.config import resolve_home
 from harness.numbers import ci
+from harness.report.page import render_report
 from harness.report.rows import _CHUNK_ROWS, Flips, ReportRun, pack, packed_rows, rows_payload
 from harness.report.scores import report_metrics
 from harness.store.exports import read_run_file
@@ -111,6 +112,26 @@ def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_paylo
     empty = runs[0].record.table.slice(0, 0)
     none = ReportRun("empty", dataclasses.replace(base, arrow=empty), record_scores(base))
     assert json.loads(gzip.decompress(base64.b64decode(packed_rows([none], ["f1"]))))["rows"] == []
+
+
+def test_rows_packed_reach_the_page_as_markup_it_does_not_scan_again(tmp_path: Path) -> None:
+    """The packed rows are base64 (nothing HTML escapes): the page's template takes them as
+    markup instead of scanning 10 MB of them (10,000 rows) for characters to escape."""
+    from markupsafe import Markup
+
+    n = 3 * _CHUNK_ROWS + 1
+    run = read_run_file(write_run(
+        tmp_path / "run.jsonl", run_id="run", judges=["faith"],
+        scores={"f1": [i / n for i in range(n)], "faith": [float(i % 2) for i in range(n)]},
+        rationales={"faith": [f"reason {i} " * (i % 13) for i in range(n)]},
+    ))  # fmt: skip
+    runs = [ReportRun("run", run, record_scores(run))]
+    metrics = report_metrics(runs)
+    packed = packed_rows(runs, metrics)
+    assert isinstance(packed, Markup)
+    assert packed == pack(rows_payload(runs, metrics))
+    page = render_report(runs, title="t", subtitle="s")
+    assert f'id="rows-data">{packed}</script>' in page
 
 
 def test_markdown_notes_stay_apart(tmp_path: Path, home: Path) -> None:
