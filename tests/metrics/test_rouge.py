@@ -9,7 +9,7 @@ import pytest
 from rouge_score import rouge_scorer, tokenize
 
 from harness.metrics import ScoringRow, get_metric
-from harness.metrics.rouge import lcs_length, rouge_l_score, rouge_n_score
+from harness.metrics.rouge import _text_positions, lcs_length, rouge_l_score, rouge_n_score
 from harness.metrics.text import rouge_tokens
 
 ROUGE_TYPES = ["rouge1", "rouge2", "rougeL"]
@@ -131,3 +131,15 @@ def test_bit_parallel_lcs_matches_the_textbook_table() -> None:
         assert lcs_length(first, second) == textbook(first, second)
         assert lcs_length(second, first) == textbook(first, second)
     assert lcs_length(["x"] * 300, ["x"] * 200) == 200
+
+
+def test_rouge_l_builds_the_table_of_the_shorter_text_only() -> None:
+    # A short output against a long answer (or the other way round): the long text's
+    # positions table, a Python loop over all its tokens, is never needed.
+    short = "the lace plant cells"
+    long = " ".join(f"the plant word{index} cells" for index in range(200))
+    _text_positions.cache_clear()
+    assert rouge_l_score(short, long) == rouge_l_score(long, short) > 0
+    _text_positions(short)  # already there: no new table
+    info = _text_positions.cache_info()
+    assert (info.misses, info.hits, info.currsize) == (1, 2, 1)
