@@ -147,7 +147,7 @@ class CacheEntry:
         key; ``ResponseCache.verify`` and ``import_cassette`` do.
         """
         name = expected_key or "?"
-        if not isinstance(document, Mapping):
+        if type(document) is not dict and not isinstance(document, Mapping):
             raise CacheCorrupt(f"cache entry {name} is not a JSON object")
         if not checksum_verified:
             body = {k: v for k, v in document.items() if k != "checksum"}

@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -95,6 +96,7 @@ INT_PARAMS = frozenset(
 )
 # Floats beyond 2**53 are not exact ints; leave them as floats.
 _EXACT_INT_LIMIT = 2.0**53
+_PLAIN = frozenset({str, bool, int, type(None)})  # types ``_normalize`` returns as they are
 
 
 def canonical_json(value: Any) -> bytes:
@@ -133,15 +135,16 @@ def _orjson_same(value: Any) -> bool:
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
         if kind is dict:
             for key, member in item.items():
                 if type(key) is not str:
                     return False
-                stack.append(member)
+                if type(member) is not str:  # most members are text: no need to stack those
+                    stack.append(member)
         elif kind is list:
             stack.extend(item)
+        elif kind is str or kind is bool or item is None:
+            continue
         elif kind is int:
             if not _INT64_MIN <= item <= _INT64_MAX:
                 return False
@@ -164,6 +167,13 @@ def _normalize(value: Any, where: str) -> Any:
         if value.is_integer() and abs(value) < _EXACT_INT_LIMIT:
             return int(value)
         return value
+    if kind is dict:  # the usual object: its plain members need no look, nor a name
+        return {
+            (k if type(k) is str else str(k)): v
+            if type(v) in _PLAIN
+            else _normalize(v, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if isinstance(value, Mapping):
         return {str(k): _normalize(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -174,6 +184,13 @@ def _normalize(value: Any, where: str) -> Any:
 
 
 def _normalize_param(name: str, value: Any) -> Any:
+    kind = type(value)
+    # The usual values first, before a name is made for a message there will not be: they
+    # are normalized once per call, cache hits included.
+    if kind is str:
+        return [value] if name == "stop" else value
+    if kind is float and name in FLOAT_PARAMS and math.isfinite(value):
+        return value
     where = f"parameter {name!r}"
     if name in FLOAT_PARAMS and isinstance(value, (int, float)) and not isinstance(value, bool):
         as_float = float(value)

@@ -247,8 +247,9 @@ class ResponseCache:
         if not rows:
             return None
         ((mode, filename, stored),) = rows
-        try:
-            value = self._cache._disk.fetch(mode, filename, stored, False)
+        try:  # text in the row (an entry under 32 KiB) is the value as SafeDisk.fetch gives it
+            in_row = mode == diskcache.core.MODE_RAW and filename is None and type(stored) is str
+            value = stored if in_row else self._cache._disk.fetch(mode, filename, stored, False)
         except CacheCorrupt as exc:  # SafeDisk refused a pickled or misplaced value
             raise CacheCorrupt(f"cache entry {key}: {exc}") from None
         except ValueError:  # a value file that is not UTF-8

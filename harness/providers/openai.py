@@ -146,10 +146,15 @@ _STOPPED_EARLY = {
 
 def chat_stopped_early(raw: Mapping[str, Any] | None) -> str | None:
     """Why a chat-completions answer is not whole (``finish_reason``), else None."""
-    choices = raw.get("choices") if isinstance(raw, Mapping) else None
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+    # type() first: a parsed body is a dict, and isinstance of an ABC is a Python call (this
+    # runs on every model and judge call, cache hits included).
+    choices = raw.get("choices") if type(raw) is dict or isinstance(raw, Mapping) else None
+    if not isinstance(choices, list) or not choices:
         return None
-    reason = choices[0].get("finish_reason")
+    first = choices[0]
+    if type(first) is not dict and not isinstance(first, Mapping):
+        return None
+    reason = first.get("finish_reason")
     return _STOPPED_EARLY.get(reason) if isinstance(reason, str) else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -172,6 +173,55 @@ def test_float_params_are_stored_as_floats_and_counts_as_ints() -> None:
     assert params["max_tokens"] == 16 and isinstance(params["max_tokens"], int)
     assert params["custom"] == 2 and isinstance(params["custom"], int)
     assert canonical_request(with_params(custom=True))["params"]["custom"] is True
+
+
+class _Text(str):
+    pass
+
+
+def test_params_in_every_spelling_normalize_as_documented() -> None:
+    # The usual values (text, a finite float sampling parameter, an object of plain members)
+    # take a short path; every spelling must come out as the long one makes it.
+    params = canonical_request(
+        with_params(
+            temperature=0.25,
+            top_p=1,
+            stop="END",
+            user="me",
+            response_format={"type": "json_object", 3: 1.0, "n": [2.0, (1, "x")]},
+            extra={"deep": {"x": 5.0, "y": None}},
+        )
+    )["params"]
+    assert params == {
+        "max_tokens": 16,  # BASE's
+        "seed": 7,
+        "temperature": 0.25,
+        "top_p": 1.0,
+        "stop": ["END"],
+        "user": "me",
+        "response_format": {"type": "json_object", "3": 1, "n": [2, [1, "x"]]},
+        "extra": {"deep": {"x": 5, "y": None}},
+    }
+    assert [type(v) for v in params["response_format"]["n"]] == [int, list]
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"temperature": float("nan")}, "parameter 'temperature' is nan"),
+        ({"temperature": float("inf")}, "parameter 'temperature' is inf"),
+        (
+            {"response_format": {"a": {"b": float("-inf")}}},
+            "parameter 'response_format'.a.b is -inf",
+        ),
+        ({"tools": [{"x": object()}]}, "parameter 'tools'[0].x has a object value"),
+        ({"user": _Text("me")}, "parameter 'user' has a _Text value"),
+        ({"response_format": {"t": _Text("y")}}, "parameter 'response_format'.t has a _Text value"),
+    ],
+)
+def test_a_value_json_cannot_hold_is_named_by_its_place(params: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        request_key(with_params(**params))
 
 
 class _ShapeOnlyProvider(Provider):
