@@ -21,6 +21,7 @@ An answer of the right kind that is not allowed (a score of 7 on a 1-5 scale, ``
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -116,7 +117,8 @@ def parse_verdict(text: str, output: OutputSpec) -> Verdict:
 
 
 def _parse(text: str, output: OutputSpec) -> Verdict:
-    cleaned = _THINK.sub("", text or "").strip()
+    text = text or ""
+    cleaned = (_THINK.sub("", text) if "<" in text else text).strip()  # no <think>, no regex
     if not cleaned:
         raise JudgeParseError("the judge's answer is empty")
     in_objects = [
@@ -126,9 +128,9 @@ def _parse(text: str, output: OutputSpec) -> Verdict:
     ]
     if in_objects:
         # A draft verdict, then the final one: reading either would be a guess.
-        labels = list(dict.fromkeys(found.label for found, _ in in_objects))
-        if len(labels) > 1:
-            several = ", ".join(labels)
+        labels = [found.label for found, _ in in_objects]
+        if len(labels) > 1 and len(set(labels)) > 1:
+            several = ", ".join(dict.fromkeys(labels))
             raise JudgeParseError(f"the judge's answer gives several verdicts ({several})")
         found, snippet = in_objects[0]
         if found.rationale is None:  # {"score": 4} after some reasoning: keep the reasoning
@@ -213,7 +215,7 @@ def _load_object(snippet: str) -> dict[str, Any] | None:
 def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) -> Verdict | None:
     keys = {str(k).strip().lower(): v for k, v in obj.items()}
     rationale = _rationale(keys)
-    for key in dict.fromkeys((output.key, *_VERDICT_KEYS[output.kind])):
+    for key in _verdict_keys(output.key, output.kind):
         if key in keys:
             # A label judge's other keys may hold free text ("answer": "..."): not a verdict.
             strict = output.kind != "labels" or key == output.key
@@ -231,6 +233,12 @@ def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) ->
                         else Verdict(found.value, found.label, rationale)
                     )
     return None
+
+
+@functools.lru_cache(maxsize=64)  # a run has a few judges, and each reads many answers
+def _verdict_keys(key: str, kind: str) -> tuple[str, ...]:
+    """The keys that may hold a verdict: the judge's own first, then the kind's synonyms."""
+    return tuple(dict.fromkeys((key, *_VERDICT_KEYS[kind])))
 
 
 def _rationale(keys: Mapping[str, Any]) -> str | None:

@@ -36,6 +36,7 @@ ACCEPTED = [
     (SCALE, '{"rationale": "no score key here"}\n{"score": 3}', "3"),
     (SCALE, "I don't think it's perfect. {\"score\": 4}", "4"),
     (SCALE, '{"score": 4} and again: {"rationale": "Good.", "score": "4/5"}', "4"),
+    (SCALE, 'a < b, so {"score": 4, "rationale": "less-than, no think block"}', "4"),
     # prose
     (SCALE, "Score: 4", "4"),
     (SCALE, "Score: 4/5", "4"),
@@ -110,6 +111,12 @@ REJECTED = [
     (YES_NO, '{"verdict": "no"} at first, but {"verdict": "yes"}', "several verdicts (no, yes)"),
     (SCALE, "", "empty"),
     (SCALE, "<think>Score: 4</think>", "empty"),
+    (SCALE, "<THINK>Score: 4</Think>  ", "empty"),
+    (
+        SCALE,
+        '{"score": 5} {"score": 2} {"score": 5} {"score": 4}',
+        "several verdicts (5, 2, 4)",
+    ),
     (TEN, "Score: 11/10", "outside the 0-10 scale"),
     (YES_NO, "Maybe.", "no verdict"),
     (YES_NO, "No issues found; the answer is right.", "no verdict"),
