@@ -185,7 +185,13 @@ class Judge:
     @staticmethod
     def render(template: str, values: Mapping[str, str]) -> str:
         """Replace the known placeholders only, so JSON braces in a prompt stay as written."""
-        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+        parts = _template_parts(template)
+        if len(parts) == 1:
+            return template
+        filled = list(parts)
+        for at in range(1, len(parts), 2):  # what _PLACEHOLDER.sub would put there
+            filled[at] = values.get(parts[at], "{" + parts[at] + "}")
+        return "".join(filled)
 
     def _example(self, number: int, example: Mapping[str, Any]) -> str:
         lines = [f"Example {number}:"]
@@ -308,7 +314,7 @@ class Judge:
         sample: int = 0,
     ) -> ScoreRow:
         """Ask once (plus repairs) and turn the answer into a ScoreRow."""
-        conversation: list[Mapping[str, Any]] = [dict(m) for m in messages]
+        conversation: list[Mapping[str, Any]] = list(map(dict, messages))
         raws: list[str] = []
         result: CallResult | None = None
         error: JudgeParseError | None = None
@@ -368,6 +374,13 @@ class Judge:
             request_key=result.request_key if result else None,
             cached=result.cached if result else None,
         )
+
+
+@functools.lru_cache(maxsize=64)  # a run has a few judges, each rendered once per row
+def _template_parts(template: str) -> tuple[str, ...]:
+    """The text around each placeholder and, between, the placeholders' names: text, name,
+    text, ..., text (split once, not matched again per row, with a call back per field)."""
+    return tuple(_PLACEHOLDER.split(template))
 
 
 def _values(row: ScoringRow) -> dict[str, str]:

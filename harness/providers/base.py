@@ -54,7 +54,7 @@ class Provider(ABC):
         return ModelRequest(
             provider=self.scheme,
             model=self.model,
-            messages=tuple(dict(m) for m in messages),
+            messages=tuple(map(dict, messages)),  # copies, made in C
             params=dict(params or {}),
             base_url=self.base_url,
             sample_index=sample_index,

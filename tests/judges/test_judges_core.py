@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -95,6 +96,26 @@ def test_a_user_message_is_its_parts_stripped_and_joined_by_blank_lines() -> Non
     ]
     assert user == "\n\n".join(p.strip() for p in parts if p is not None)
     assert again.endswith("A: Something else.") and again.startswith(user[: user.index("Q:")])
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Q: {input}\nA: {output}",
+        "{output}{output}{input}",
+        "no placeholder at all",
+        "",
+        '{"score": 1} {{output}} { output } {output.text} {unknown} {output',
+        "{context}: {expected} / {input}-{output}.",
+        "\u00e9 {input} \u6771 {output} {{{input}}}",
+    ],
+)
+def test_render_fills_what_the_placeholder_pattern_matches(template: str) -> None:
+    # Rendering splits a template once and joins it per row: the text must be what
+    # substituting each match of the placeholder pattern makes, braces and unknowns kept.
+    values = {"input": "the {question}", "output": "an answer \\1", "expected": "", "context": "c"}
+    reference = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+    assert Judge.render(template, values) == reference
 
 
 def test_custom_prompt_keeps_literal_braces() -> None:
