@@ -339,3 +339,15 @@ def test_an_account_out_of_quota_fails_at_once(fake: FakeLLMServer) -> None:
         "of quota: retrying cannot help; add credit or raise its limit)"
     )
     assert "\n" not in str(error) and "attempts" not in str(error)
+
+
+def test_call_stats_total_is_the_sum_over_kinds() -> None:
+    from harness.calls.stats import KINDS, CallStats
+
+    stats = CallStats()
+    for index, kind in enumerate(KINDS):
+        stats.of(kind).cache_hits = 10**index
+        stats.of(kind).cost_usd = (0.1, 0.2, 0.7)[index]
+    assert stats.total("cache_hits") == 111
+    assert stats.total("cost_usd") == sum((0.1, 0.2, 0.7))  # the same float, same order
+    assert CallStats().total("saved_cost_usd") == 0

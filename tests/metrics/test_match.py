@@ -171,3 +171,16 @@ def test_tokens_are_cached_and_immutable() -> None:
     assert squad_tokens("The quick brown fox") is first
     assert isinstance(first, tuple)
     assert exact_match_score("quick brown fox", "The quick brown fox") == 1.0
+
+
+def test_best_of_expected_takes_the_best_answer_or_none() -> None:
+    from harness.metrics.text import best_of_expected
+
+    def overlap(output: str, answer: str) -> float:
+        return float(len(set(output) & set(answer)))
+
+    assert best_of_expected("abc", (), overlap) is None
+    assert best_of_expected("abc", ("b",), overlap) == 1.0  # one answer: its score
+    assert best_of_expected("abc", ("b", "abx", "z"), overlap) == 2.0
+    nan = float("nan")
+    assert best_of_expected("a", ("a",), lambda output, answer: nan) is nan
