@@ -48,6 +48,7 @@ from harness.runner.next_step import with_next_step
 from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
 from harness.runner.preload import Preload, end_modules
 from harness.runner.progress import NullProgress, Progress, call_event_notes
+from harness.runner.run_report import run_report
 from harness.runner.summary import run_slices
 from harness.store import runs as run_store
 from harness.store.db import held
@@ -426,23 +427,9 @@ class _Run:
 
     def _report(self, result: RunResult, to_mlflow: bool = False) -> str | None:
         """The run's HTML report, written to ``report=`` (if asked) and returned for MLflow."""
-        if self.report is None and not to_mlflow:
-            return None
-        from harness.report import stored_run_report, write_report
-
-        # From the run as stored, as `harness report RUN` reads it: the same bytes.
-        html = stored_run_report(self.home.db_path, self.run_id)
-        if self.report is not None:
-            try:
-                result.report = str(write_report(self.report, html))
-            except HarnessError as e:  # a full disk: the run is stored all the same
-                result.report_error = e.message
-                result.warnings.append(
-                    f"the report was not written ({e.message}); write it with "
-                    f"`harness report {self.run_id} -o {self.report}`"
-                )
-                self.progress.note(result.warnings[-1])
-        return html
+        return run_report(
+            self.home.db_path, self.run_id, self.report, result, self.progress, to_mlflow
+        )
 
     def _mlflow_failed(self, result: RunResult, error: HarnessError) -> None:
         result.mlflow_error = error.message
