@@ -67,6 +67,13 @@ class BatchWriter:
         elif self.on_batch is not None and len(self.outputs) - self._announced[0] >= CALLBACK_ROWS:
             self._announce()
 
+    def flush_if_idle(self) -> None:
+        """``flush``, unless the last write is still running (``flush`` would wait for it):
+        the engine's once it has started its last row, so the rows done by then are stored
+        while the last ones run, and the write ``close`` waits for holds only those."""
+        if self._pending is None or self._pending.done():
+            self.flush()
+
     def _announce(self) -> None:
         """Hand the rows ``on_batch`` has not seen to it, in the writer thread, in order."""
         assert self.on_batch is not None

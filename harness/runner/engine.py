@@ -112,7 +112,10 @@ class Engine:
 
         seeds, local_seeds = self.caller.seeds, self.caller.local_seeds
 
+        last_started = False
+
         async def worker() -> None:
+            nonlocal last_started
             for example in pending:  # one shared iterator: memory stays flat with rows
                 if self.stopped_by_budget or self.stop.requested or self.stopped_by:
                     return
@@ -134,6 +137,9 @@ class Engine:
                     seeds.pop(example.id, None)
                     local_seeds.pop(example.id, None)
                 self.record(output, scores)
+            if not last_started:  # every row has started: store those done (batches.py)
+                last_started = True
+                self.writer.flush_if_idle()
 
         tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -917,3 +918,36 @@ def test_the_summary_writes_counts_with_thousands_separators(
     assert "2,400/2,400 rows, 1,200 failed" in shown.splitlines()[0]
     [row] = [line for line in shown.splitlines() if line.startswith("exact_match ")]
     assert row.split("│")[-1].strip() == "1,200"
+
+
+def test_the_rows_done_when_the_last_row_starts_are_stored_while_the_last_ones_run(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once every row has started, the rows done are written (if no write is running):
+    the last write, which the run's end waits for, holds only the rows still running
+    then. It held every row done since the last timed write (~450 of a 1,000-row cold
+    run: 0.04-0.05 s on the path to the exit, now 0.01-0.03 s)."""
+    from harness.runner.batches import BatchWriter
+
+    defaults = BatchWriter.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "seconds", 3600.0)  # no timed write, however slow
+    written: list[int] = []
+    real = BatchWriter._write
+
+    def counted(self: BatchWriter, outputs: list[Any], *args: Any) -> None:
+        written.append(len(outputs))
+        real(self, outputs, *args)
+
+    monkeypatch.setattr(BatchWriter, "_write", counted)
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:answer_expected",
+        "--metric", "token_f1", "--concurrency", "2", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    # 4 row workers (2 per connection): the first to find no row left stores those done,
+    # at least its own and at most all but the 3 others' in flight.
+    assert len(written) == 2 and sum(written) == 20, written
+    assert written[1] <= 3, written
+    run_id = json.loads(out)["run_id"]
+    assert query(home, f"SELECT count(*) FROM outputs WHERE run_id = '{run_id}'") == [(20,)]
