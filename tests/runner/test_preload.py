@@ -64,15 +64,7 @@ def test_a_run_imports_its_ends_modules_once_its_first_row_is_done(tmp_path: Pat
     # Until then the rows' own first imports (a cold run's HTTP client, which every row
     # waits for) have the CPU to themselves. Both rows run at once: row 2 waits for the
     # end's module, so row 1 is the first done, and it looks before it is.
-    from processes import harness_env
-
-    env = harness_env(tmp_path / "home")
-    data = tmp_path / "rows.jsonl"
-    data.write_text('{"id": "1", "input": "a"}\n{"id": "2", "input": "b"}\n')
-    subprocess.run(
-        [sys.executable, "-m", "harness", "data", "import", str(data), "--name", "qa"],
-        env=env, capture_output=True, check=True,
-    )  # fmt: skip
+    env = _home_with(tmp_path, ['{"id": "1", "input": "a"}', '{"id": "2", "input": "b"}'])
     code = (
         "import harness.runner.preload\n"
         "harness.runner.preload.START_AFTER_S = 600  # only the first row starts it\n"
@@ -153,15 +145,7 @@ def test_a_reported_runs_end_finds_what_its_report_imports_already_preloaded(
     # Whatever the report imports that the preload did not is imported after the last
     # call, on the path to the run's exit: numpy.ma (numpy's histogram bins import it)
     # was ~0.02 s of a 1,000-row cold run's end.
-    from processes import harness_env
-
-    env = harness_env(tmp_path / "home")
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(f'{{"id": "{i}", "input": "q {i} words"}}\n' for i in range(20)))
-    subprocess.run(
-        [sys.executable, "-m", "harness", "data", "import", str(data), "--name", "qa"],
-        env=env, capture_output=True, check=True,
-    )  # fmt: skip
+    env = _home_with(tmp_path, [f'{{"id": "{i}", "input": "q {i} words"}}' for i in range(20)])
     code = (
         "import sys\n"
         "import harness.runner.run as run\n"
@@ -184,3 +168,18 @@ def test_a_reported_runs_end_finds_what_its_report_imports_already_preloaded(
     )
     assert "imported at the end: []" in done.stdout, done.stdout
     assert "harness-runs" in (tmp_path / "report.html").read_text(encoding="utf-8")[:4096]
+
+
+def _home_with(tmp_path: Path, rows: list[str]) -> dict[str, str]:
+    """The environment of a project home under ``tmp_path`` holding ``rows`` (JSON lines)
+    as the dataset ``qa``."""
+    from processes import harness_env
+
+    env = harness_env(tmp_path / "home")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(row + "\n" for row in rows))
+    subprocess.run(
+        [sys.executable, "-m", "harness", "data", "import", str(data), "--name", "qa"],
+        env=env, capture_output=True, check=True,
+    )  # fmt: skip
+    return env
