@@ -94,10 +94,7 @@ class _ThreadedCache(diskcache.Cache):
         database = op.join(directory, diskcache.core.DBNAME)
         if not op.isfile(database) or op.getsize(database) == 0:
             return False
-        self._directory = directory
-        self._timeout = timeout
-        self._local = threading.local()
-        self._txn_id = None
+        prepare_open(self, directory, timeout)
         try:
             # diskcache's connection, its per-connection pragmas set from Settings
             names = {name for (name,) in self._sql("SELECT name FROM sqlite_master")}
@@ -115,10 +112,29 @@ class _ThreadedCache(diskcache.Cache):
         if not ready:
             self.close()
             return False
-        self._disk = disk(directory, **{k[5:]: v for k, v in stored.items() if k[:5] == "disk_"})
-        for key, value in stored.items():
-            setattr(self, key, value)  # as diskcache's ``reset(key)`` does
+        adopt_settings(self, stored, disk)
         return True
+
+
+def prepare_open(cache: diskcache.Cache, directory: str, timeout: float) -> None:
+    """What ``diskcache.Cache.__init__`` sets before its first statement, for a cache
+    opened without its set-up (``open_set_up``, ``harness.cache.readonly``)."""
+    cache._directory = directory
+    cache._timeout = timeout
+    cache._local = threading.local()
+    cache._txn_id = None
+
+
+def adopt_settings(
+    cache: diskcache.Cache, stored: dict[str, Any], disk: type[diskcache.Disk]
+) -> None:
+    """``stored`` (the cache's Settings table) as the cache's attributes, as diskcache's
+    ``reset(key)`` sets them, and its Disk made with the ``disk_`` ones."""
+    for key, value in stored.items():
+        setattr(cache, key, value)
+    cache._disk = disk(
+        cache._directory, **{k[5:]: v for k, v in stored.items() if k.startswith("disk_")}
+    )
 
 
 # What diskcache's set-up makes (with the tag index, and no eviction's own index).

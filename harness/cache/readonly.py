@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import diskcache
 
+from harness.cache.disk import adopt_settings, prepare_open
 from harness.errors import NotWritable
 
 __all__ = ["ImmutableCache", "merged", "nothing_cached", "unwritable"]
@@ -72,10 +72,7 @@ class ImmutableCache(diskcache.Cache):
                 "them), or copy the project home somewhere writable and point --home at the copy",
                 path=str(wal),
             )
-        self._directory = str(directory)
-        self._timeout = 0
-        self._local = threading.local()
-        self._txn_id = None
+        prepare_open(self, str(directory), 0)
         # per connection, as diskcache sets them (its journal_mode would try to write)
         self._pragmas = {p: settings[f"sqlite_{p}"] for p in ("cache_size", "mmap_size")}
         try:
@@ -84,11 +81,7 @@ class ImmutableCache(diskcache.Cache):
         except sqlite3.Error:
             self.close()
             raise
-        for key, value in stored.items():
-            setattr(self, key, value)  # as diskcache's ``reset(key)`` does
-        self._disk = disk(
-            self._directory, **{k[5:]: v for k, v in stored.items() if k.startswith("disk_")}
-        )
+        adopt_settings(self, stored, disk)
 
     @property
     def _con(self) -> sqlite3.Connection:
