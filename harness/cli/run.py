@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -35,8 +37,10 @@ from harness.wording import plural
 
 if TYPE_CHECKING:
     from harness.config import Home
+    from harness.interrupt import StopRequest
     from harness.runner.config import RunConfig, RunResult
     from harness.runner.progress import Progress
+    from harness.runner.run_command import PreparedRun
     from harness.runner.spark_session import SparkTarget
     from harness.runner.sweep import SweepResult
 
@@ -255,8 +259,6 @@ def run(
     """
     from click.core import ParameterSource
 
-    from harness.errors import HarnessError, ReplayMiss
-    from harness.runner.run import run_eval
     from harness.runner.run_command import RunOptions, prepare_run
 
     options = RunOptions(
@@ -302,6 +304,28 @@ def run(
         else:
             click.echo("\n".join(estimate.lines()))
         return
+    with _until_shown(home, "run") as stop:
+        _run(ctx, prepared, stop, as_json=as_json, early=early, check=check, junit=junit,
+             report=report, gates=gates)  # fmt: skip
+
+
+def _run(
+    ctx: click.Context,
+    prepared: PreparedRun,
+    stop: StopRequest,
+    *,
+    as_json: bool,
+    early: list[str],
+    check: bool,
+    junit: str | None,
+    report: str | None,
+    gates: dict[str, Any],
+) -> None:
+    """Run what ``prepared`` says and show its result (or, stopped, the rows done)."""
+    from harness.errors import HarnessError, ReplayMiss
+    from harness.runner.run import run_eval
+
+    config, home = prepared.config, prepared.home
     try:
         result = run_eval(
             config,
@@ -310,6 +334,7 @@ def run(
             resume=prepared.resume,
             spark_target=prepared.spark_target,
             report=prepared.run_report,
+            stop=stop,
         )
     except HarnessError as stopped:
         if check and isinstance(stopped, ReplayMiss):
@@ -328,6 +353,7 @@ def run(
         else:
             _say_warnings(early)  # no JSON document to carry them
         raise
+    stop.last_words = f"interrupted again: exiting now; run {result.run_id} is finished and stored"
     prepared.complete(result, early, stopped=False)
     if check:
         from harness.compare.api import check_ref
@@ -347,6 +373,34 @@ def run(
     failed = result.failure()
     if failed is not None:
         raise failed
+
+
+@contextlib.contextmanager
+def _until_shown(home: Home, what: str) -> Iterator[StopRequest]:
+    """A stop request for a run (``what``: or a sweep) and the showing of its result.
+    ``run_eval`` handles SIGINT and SIGTERM only while the run works: one that came after
+    it, as the result was shown, raised KeyboardInterrupt there, and the command exited
+    130 with ``error: interrupted`` and no result, its run finished and stored
+    (tests/runner/test_crash_consistency.py caught one). Now the command ends as it would
+    have and says the signal stopped nothing; a second signal still exits at once."""
+    from harness.errors import Interrupted
+    from harness.interrupt import StopRequest, stop_on_signals
+
+    stop = StopRequest(home.stop_grace_s)
+    late = True
+    try:
+        with stop_on_signals(stop):
+            yield stop
+    except Interrupted:
+        late = False  # it stopped the work, and says so itself
+        raise
+    finally:
+        if late and stop.requested:
+            click.echo(
+                f"note: {stop.signal_name} came as the {what} ended: it finished all the "
+                "same, nothing was stopped",
+                err=True,
+            )
 
 
 def _progress(as_json: bool) -> Progress:
@@ -378,23 +432,24 @@ def _sweep(
         for point, estimate in estimates:
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
-    try:
-        sweep = run_sweep(
-            config, grid, home=home, progress=_progress(as_json), spark_target=spark_target
-        )
-    except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
-        found = getattr(stopped, "result", None)
-        if isinstance(found, SweepResult) and found.runs:
-            found.warnings[:0] = early
-            _show_sweep(found, as_json)
-        else:
-            _say_warnings(early)  # no JSON document to carry them
-        raise
-    sweep.warnings[:0] = early
-    _show_sweep(sweep, as_json)
-    failed = sweep.failure()
-    if failed is not None:
-        raise failed
+    with _until_shown(home, "sweep"):  # run_sweep has its own, for its runs
+        try:
+            sweep = run_sweep(
+                config, grid, home=home, progress=_progress(as_json), spark_target=spark_target
+            )
+        except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
+            found = getattr(stopped, "result", None)
+            if isinstance(found, SweepResult) and found.runs:
+                found.warnings[:0] = early
+                _show_sweep(found, as_json)
+            else:
+                _say_warnings(early)  # no JSON document to carry them
+            raise
+        sweep.warnings[:0] = early
+        _show_sweep(sweep, as_json)
+        failed = sweep.failure()
+        if failed is not None:
+            raise failed
 
 
 def _say_warnings(warnings: list[str]) -> None:

@@ -1,0 +1,91 @@
+"""A SIGINT or SIGTERM that comes just before or just after a run's work, in `harness run`.
+
+Each test runs `harness.cli.main` in a process of its own, with one function wrapped so
+that the process sends itself a real signal at that moment (the moments are a few
+microseconds wide: tests/runner/test_crash_consistency.py found the one after a run's end
+by chance, in a fresh-clone CI), and reads what the command printed and stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from processes import query
+
+RUN = ["run", "--data", "qa", "--model", "echo", "--metric", "exact_match", "--no-mlflow"]
+
+
+def _command(args: list[str], target: str, attr: str, sig: int) -> subprocess.CompletedProcess[str]:
+    """``harness ARGS`` with ``target.attr`` (a module, or ``module:Class``) wrapped to send
+    this process ``sig`` first."""
+    module, _, owner = target.partition(":")
+    code = (
+        "import importlib, os, sys\n"
+        f"holder = importlib.import_module({module!r})\n"
+        + (f"holder = getattr(holder, {owner!r})\n" if owner else "")
+        + f"original = getattr(holder, {attr!r})\n"
+        "def signalled(*args, **kwargs):\n"
+        f"    os.kill(os.getpid(), {int(sig)})\n"
+        "    return original(*args, **kwargs)\n"
+        f"setattr(holder, {attr!r}, signalled)\n"
+        f"sys.argv = ['harness', *{args!r}]\n"
+        "from harness.cli import main\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+
+
+def _imported(qa_file: Path) -> None:
+    from harness.data import import_file
+
+    import_file(qa_file, name="qa")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_run_ended_lets_the_command_show_it_and_exit_as_it_would(
+    home: Path, qa_file: Path, sig: signal.Signals
+) -> None:
+    # After run_eval returned, before its result is shown: the default handler raised
+    # KeyboardInterrupt there (SIGTERM: harness's own Interrupted), and the command exited
+    # 130 (143) with `error: interrupted` and no --json document, its run finished.
+    _imported(qa_file)
+    done = _command([*RUN, "--json"], "harness.runner.run_command:PreparedRun", "complete", sig)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["status"], shown["rows_done"]) == ("finished", 20)
+    assert done.stderr == (
+        f"note: {sig.name} came as the run ended: it finished all the same, nothing was stopped\n"
+    )
+    assert query(home, "SELECT status, rows_total FROM runs") == [("finished", 20)]
+
+
+def test_a_signal_after_a_sweep_ended_lets_the_command_show_it(home: Path, qa_file: Path) -> None:
+    _imported(qa_file)
+    done = _command([*RUN, "--param", "seed=1", "--param", "seed=2"], "harness.cli.run", "_show_sweep", signal.SIGINT)
+    assert done.returncode == 0, done.stderr
+    assert "sweep " in done.stdout and "runs show" in done.stdout
+    assert done.stderr.endswith(
+        "note: SIGINT came as the sweep ended: it finished all the same, nothing was stopped\n"
+    )
+    assert query(home, "SELECT status FROM runs") == [("finished",), ("finished",)]
+
+
+def test_a_signal_as_the_run_is_planned_stops_it_before_it_exists(
+    home: Path, qa_file: Path
+) -> None:
+    # The command's stop request is taken before run_eval plans the run: a signal then is
+    # seen before the run is created, which then is not.
+    _imported(qa_file)
+    done = _command(RUN, "harness.runner.run", "plan_run", signal.SIGINT)
+    assert done.returncode == 130
+    assert done.stderr == "error: interrupted by SIGINT before the run started\n"
+    assert done.stdout == ""
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
