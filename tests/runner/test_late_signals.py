@@ -69,7 +69,12 @@ def test_a_signal_after_the_run_ended_lets_the_command_show_it_and_exit_as_it_wo
 
 def test_a_signal_after_a_sweep_ended_lets_the_command_show_it(home: Path, qa_file: Path) -> None:
     _imported(qa_file)
-    done = _command([*RUN, "--param", "seed=1", "--param", "seed=2"], "harness.cli.run", "_show_sweep", signal.SIGINT)
+    done = _command(
+        [*RUN, "--param", "seed=1", "--param", "seed=2"],
+        "harness.cli.run",
+        "_show_sweep",
+        signal.SIGINT,
+    )
     assert done.returncode == 0, done.stderr
     assert "sweep " in done.stdout and "runs show" in done.stdout
     assert done.stderr.endswith(
