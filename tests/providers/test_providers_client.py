@@ -339,3 +339,55 @@ def test_a_bare_number_host_is_reached_as_httpx_reaches_it(fake, transport) -> N
     assert asyncio.run(scenario()) == [
         (200, f"{host}:{fake.port}") for host in ("0", "2130706433", "127.1") for _ in range(2)
     ]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_plain_answer_on_the_aiohttp_path_is_read_as_httpx_reads_it_without_its_decoder(
+    monkeypatch, chunked
+) -> None:
+    """An answer with no Content-Encoding is made into the response httpx makes of it (the
+    body read, the stream consumed and closed, a Content-Length when it came chunked), but
+    not read back through httpx's decoder: only a compressed one needs that (issue 14)."""
+    from aiohttp import web
+
+    decoders: list[str | None] = []
+    real = httpx.Response._get_content_decoder
+
+    def counted(self: httpx.Response) -> Any:
+        decoders.append(self.headers.get("content-encoding"))
+        return real(self)
+
+    monkeypatch.setattr(httpx.Response, "_get_content_decoder", counted)
+    text = json.dumps({"choices": [{"message": {"content": "é" * 50}}]}).encode()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(body=text, content_type="application/json")
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        answer.enable_chunked_encoding()
+        await answer.prepare(request)
+        await answer.write(text[:40])
+        await answer.write(text[40:])
+        await answer.write_eof()
+        return answer
+
+    async def scenario() -> httpx.Response:
+        runner, port = await _serve(handle)
+        client = make_client(4, 30.0, transport="aiohttp")
+        try:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            return await send_json(client, url, {"model": "m"}, {"Authorization": "Bearer k"})
+        finally:
+            await client.aclose()
+            await runner.cleanup()
+
+    response = asyncio.run(scenario())
+    assert type(response) is _client._AiohttpAnswer
+    built = httpx.Response(200, headers=response.headers.raw, content=text)  # as it was made
+    assert decoders == [None]  # only by the reference above
+    assert (response.status_code, response.content, response.json()) == (200, text, built.json())
+    assert response.headers.get("content-length") == str(len(text))
+    assert list(response.headers.raw) == list(built.headers.raw)
+    assert response.is_stream_consumed and response.is_closed
+    assert response.text == built.text and response.encoding == built.encoding == "utf-8"
+    assert response.extensions["http_version"] == b"HTTP/1.1"
