@@ -13,6 +13,9 @@ transactions and a run whose process is gone reads back as interrupted.
 The handlers are installed only in the main thread (Python allows no other) and the
 previous ones are restored when the block ends, so a library caller (a notebook) gets
 them for the duration of a run only.
+
+A command around such work (``harness run``) holds the signals after it with
+``signals_after``: the work's result is shown whole and the command exits as it would have.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["SIGNAL_NAMES", "StopRequest", "stop_on_signals"]
+__all__ = ["SIGNAL_NAMES", "StopRequest", "signals_after", "stop_on_signals"]
 
 SIGNAL_NAMES: dict[int, str] = {int(signal.SIGINT): "SIGINT", int(signal.SIGTERM): "SIGTERM"}
 DEFAULT_GRACE_S = 5.0  # how long calls in flight may take to finish once a stop is asked
@@ -37,6 +40,7 @@ class StopRequest:
     def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.signum: int | None = None
         self.grace_s = grace_s
+        self.began = False  # a ``stop_on_signals`` block has handled the signals for it
         # Written to stderr if a second signal ends the process at once.
         self.last_words = "interrupted again: exiting now"
         self._callbacks: list[Callable[[int], None]] = []
@@ -90,6 +94,43 @@ def stop_on_signals(stop: StopRequest | None = None) -> Iterator[StopRequest]:
         stop.request(signum)
 
     previous: dict[int, Any] = {}
+    for signum in SIGNAL_NAMES:
+        previous[signum] = signal.signal(signum, handle)
+    stop.began = True
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_after(stop: StopRequest) -> Iterator[StopRequest]:
+    """For a block that does work with ``stop_on_signals(stop)`` inside it, then shows its
+    result. Until that work begins, a signal does what it did before the block (Ctrl-C
+    raises ``KeyboardInterrupt`` at once: nothing exists yet to stop gracefully); while it
+    works, the work handles it; once it is over, the first signal only sets ``stop`` (the
+    rest is showing what is already stored: ``stop.requested`` tells the block it came)
+    and a second exits at once. Without it, one that came as the work's result was shown
+    raised there, and the command's exit said nothing of the run it had finished."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous: dict[int, Any] = {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.began:  # this handler is back: the work is over
+            if stop.requested:
+                _exit_now(signum, stop.last_words)
+            stop.request(signum)
+            return
+        before = previous[signum]
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:  # as if never caught: the default action, now
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
     for signum in SIGNAL_NAMES:
         previous[signum] = signal.signal(signum, handle)
     try:

@@ -377,19 +377,20 @@ def _run(
 
 @contextlib.contextmanager
 def _until_shown(home: Home, what: str) -> Iterator[StopRequest]:
-    """A stop request for a run (``what``: or a sweep) and the showing of its result.
-    ``run_eval`` handles SIGINT and SIGTERM only while the run works: one that came after
-    it, as the result was shown, raised KeyboardInterrupt there, and the command exited
-    130 with ``error: interrupted`` and no result, its run finished and stored
-    (tests/runner/test_crash_consistency.py caught one). Now the command ends as it would
-    have and says the signal stopped nothing; a second signal still exits at once."""
+    """A stop request for a run (``what``: or a sweep) and the showing of its result
+    (``signals_after``). A SIGINT or SIGTERM before the run begins stops the command at
+    once; one while it runs is the run's to handle; one after it, as its result is shown,
+    raised there, and the command exited 130 with ``error: interrupted`` and no result, its
+    run finished and stored (tests/runner/test_crash_consistency.py caught one). Now the
+    command ends as it would have and says the signal stopped nothing; a second signal
+    still exits at once."""
     from harness.errors import Interrupted
-    from harness.interrupt import StopRequest, stop_on_signals
+    from harness.interrupt import StopRequest, signals_after
 
     stop = StopRequest(home.stop_grace_s)
     late = True
     try:
-        with stop_on_signals(stop):
+        with signals_after(stop):
             yield stop
     except Interrupted:
         late = False  # it stopped the work, and says so itself

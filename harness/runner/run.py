@@ -158,7 +158,7 @@ def run_eval(
         if http_client is not None:
             raise ConfigError("a run on Spark builds its own HTTP clients on the executors")
         spark_target = check_ready(home.settings, spark_target, spark_session)
-    if stop is not None and stop.requested:  # the caller's, asked as the run was planned
+    if stop is not None and stop.requested:  # the caller's (a sweep's), as it began this run
         name = stop.signal_name
         raise Interrupted(f"interrupted by {name} before the run started", signum=stop.signum or 2)
     cache: EntryStore | None = None

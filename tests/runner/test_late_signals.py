@@ -21,9 +21,11 @@ from processes import query
 RUN = ["run", "--data", "qa", "--model", "echo", "--metric", "exact_match", "--no-mlflow"]
 
 
-def _command(args: list[str], target: str, attr: str, sig: int) -> subprocess.CompletedProcess[str]:
+def _command(
+    args: list[str], target: str, attr: str, sig: int, then: str = ""
+) -> subprocess.CompletedProcess[str]:
     """``harness ARGS`` with ``target.attr`` (a module, or ``module:Class``) wrapped to send
-    this process ``sig`` first."""
+    this process ``sig`` first (and print ``then`` on stderr if that did not stop it)."""
     module, _, owner = target.partition(":")
     code = (
         "import importlib, os, sys\n"
@@ -32,6 +34,7 @@ def _command(args: list[str], target: str, attr: str, sig: int) -> subprocess.Co
         + f"original = getattr(holder, {attr!r})\n"
         "def signalled(*args, **kwargs):\n"
         f"    os.kill(os.getpid(), {int(sig)})\n"
+        f"    print({then!r}, file=sys.stderr, end='')\n"
         "    return original(*args, **kwargs)\n"
         f"setattr(holder, {attr!r}, signalled)\n"
         f"sys.argv = ['harness', *{args!r}]\n"
@@ -67,30 +70,33 @@ def test_a_signal_after_the_run_ended_lets_the_command_show_it_and_exit_as_it_wo
     assert query(home, "SELECT status, rows_total FROM runs") == [("finished", 20)]
 
 
-def test_a_signal_after_a_sweep_ended_lets_the_command_show_it(home: Path, qa_file: Path) -> None:
-    _imported(qa_file)
-    done = _command(
-        [*RUN, "--param", "seed=1", "--param", "seed=2"],
-        "harness.cli.run",
-        "_show_sweep",
-        signal.SIGINT,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "sweep " in done.stdout and "runs show" in done.stdout
-    assert done.stderr.endswith(
-        "note: SIGINT came as the sweep ended: it finished all the same, nothing was stopped\n"
-    )
-    assert query(home, "SELECT status FROM runs") == [("finished",), ("finished",)]
-
-
-def test_a_signal_as_the_run_is_planned_stops_it_before_it_exists(
+def test_a_signal_as_the_run_is_planned_stops_the_command_at_once(
     home: Path, qa_file: Path
 ) -> None:
-    # The command's stop request is taken before run_eval plans the run: a signal then is
-    # seen before the run is created, which then is not.
+    # The command holds the signals from before run_eval plans the run, but until the run
+    # begins a Ctrl-C raises at once, as it always did: nothing exists yet to stop
+    # gracefully, and planning (a Spark cluster's check) may take long.
     _imported(qa_file)
-    done = _command(RUN, "harness.runner.run", "plan_run", signal.SIGINT)
-    assert done.returncode == 130
-    assert done.stderr == "error: interrupted by SIGINT before the run started\n"
-    assert done.stdout == ""
+    done = _command(RUN, "harness.runner.run", "plan_run", signal.SIGINT, then="planned on")
+    assert (done.returncode, done.stderr, done.stdout) == (130, "error: interrupted\n", "")
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_run_given_a_stop_already_asked_for_is_not_created(home: Path, qa_file: Path) -> None:
+    # A sweep's stop request, asked between its check and its next run's start: the run
+    # stops before it exists rather than starting and stopping at once.
+    from harness.errors import Interrupted
+    from harness.interrupt import StopRequest
+    from harness.runner.config import RunConfig
+    from harness.runner.run import run_eval
+
+    _imported(qa_file)
+    stop = StopRequest()
+    stop.request(signal.SIGTERM)
+    with pytest.raises(Interrupted) as raised:
+        run_eval(RunConfig(data="qa", model="echo", mlflow=False), home=home, stop=stop)
+    assert (raised.value.message, raised.value.exit_code) == (
+        "interrupted by SIGTERM before the run started",
+        143,
+    )
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
