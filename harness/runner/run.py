@@ -322,7 +322,7 @@ class _Run:
         finally:
             if failure is None and not self.stop.requested and not engine.stopped_by_budget:
                 try:  # one open for the last batch's write and the end (see _finished)
-                    end.enter_context(held(home.db_path))
+                    end.enter_context(held(home.db_path, merge=False))
                 except BaseException as e:  # the store cannot be opened: the run failed
                     failure = e
             try:  # whatever happened, keep every row already paid for

@@ -130,7 +130,7 @@ def create_run(
     """A new run, ``running`` in this process; a sampled run's description and chosen ids
     go in the same transaction."""
     owner = current_owner()
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
@@ -275,7 +275,7 @@ def finish_run(
 ) -> None:
     """End a run: ``finished``, ``failed``, ``interrupted`` or ``stopped``, and why."""
     ended = finished_at.astimezone(timezone.utc).replace(tzinfo=None) if finished_at else _now()
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute(
             "UPDATE runs SET status = ?, metrics = ?, usage = ?, errors = ?, failures = ?, "
             "reason = ?, finished_at = ? WHERE run_id = ?",
@@ -294,7 +294,7 @@ def finish_run(
 
 def set_mlflow_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
     """The run is logged to MLflow, completely."""
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute(
             "UPDATE runs SET mlflow_run_id = ?, mlflow_error = NULL WHERE run_id = ?",
             [mlflow_run_id, run_id],
@@ -304,7 +304,7 @@ def set_mlflow_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
 def set_mlflow_opened_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> None:
     """The MLflow run the run's logging opened (logging may not complete: see
     ``RunInfo.mlflow_partial_run_id``)."""
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute(
             "UPDATE runs SET mlflow_opened_run_id = ? WHERE run_id = ?", [mlflow_run_id, run_id]
         )
@@ -312,7 +312,7 @@ def set_mlflow_opened_run_id(db_path: Path, run_id: str, mlflow_run_id: str) -> 
 
 def set_mlflow_error(db_path: Path, run_id: str, error: str) -> None:
     """MLflow logging failed (one line); `harness runs log` can catch up later."""
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute("UPDATE runs SET mlflow_error = ? WHERE run_id = ?", [error, run_id])
 
 
@@ -442,7 +442,7 @@ def claim_resume(db_path: Path, run_id: str) -> set[str]:
     are not cached), so trying it again costs no more than the calls that failed.
     """
     owner = current_owner()
-    with connect(db_path) as con:
+    with connect(db_path, merge=False) as con:  # on a run's path: see store.db
         con.execute("BEGIN TRANSACTION")
         try:
             row = con.execute(
