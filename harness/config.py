@@ -315,7 +315,7 @@ def param_warning(key: str, where: str) -> str | None:
 
 def _check_sweep_values(settings: dict[str, Any], where: str) -> None:
     """[sweep]'s values of the sampling parameters (``param_problem``); the rest of the
-    table is checked where it is used (``harness.runner.sweep.sweep_options``)."""
+    table is checked where it is used (``harness.runner.sweep_grid.sweep_options``)."""
     table = settings.get("sweep")
     for key, listed in table.items() if isinstance(table, dict) else ():
         for value in listed if isinstance(listed, list) else ():

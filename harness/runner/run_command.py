@@ -134,7 +134,7 @@ def prepare_run(
     from harness.config import read_text_arg, resolve_home
     from harness.runner.config import RunConfig
     from harness.runner.spark_session import SparkTarget
-    from harness.runner.sweep import sweep_options
+    from harness.runner.sweep_grid import sweep_options
     from harness.sampling import DEFAULT_SEED, parse_size
 
     if not options.resume and not options.data:
@@ -232,7 +232,7 @@ def _param_warnings(options: RunOptions, config: RunConfig, home: Home) -> list[
     params (``harness.runner.plan.param_warnings``); a --resume said them when it began."""
     from harness.config import parse_param, settings_file
     from harness.runner.plan import param_warnings
-    from harness.runner.sweep import CONFIG_AXES, SWEEP_SETTINGS
+    from harness.runner.sweep_grid import CONFIG_AXES, SWEEP_SETTINGS
 
     given = {parse_param(item)[0]: "--param" for item in options.params}
     table = home.settings.get(SWEEP_SETTINGS) or {}

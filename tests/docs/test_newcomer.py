@@ -206,7 +206,7 @@ def test_the_config_reference_example_is_accepted_by_every_reader(tmp_path: Path
     from harness.judges.custom import settings_judges
     from harness.providers.pricing import set_prices
     from harness.runner.spark import _settings as spark_settings
-    from harness.runner.sweep import sweep_options
+    from harness.runner.sweep_grid import sweep_options
 
     text = (REPO / "docs" / "config.md").read_text("utf-8")
     block = re.search(r"```toml\n(.*?)```", text, re.S)

@@ -12,15 +12,8 @@ from click.testing import CliRunner
 from harness.cli import cli
 from harness.errors import ConfigError
 from harness.runner.config import RunConfig, RunResult
-from harness.runner.sweep import (
-    SweepRun,
-    best_run,
-    expand_grid,
-    find_sweep,
-    primary_metric,
-    run_sweep,
-    sweep_options,
-)
+from harness.runner.sweep import SweepRun, best_run, find_sweep, primary_metric, run_sweep
+from harness.runner.sweep_grid import expand_grid, sweep_options
 
 MODEL = "python:harness_test_models:answer_expected"
 
