@@ -1,9 +1,10 @@
-"""Copying runs to the target: what a local run holds, what the target lacks, and the writes.
+"""Copying runs to the target: what the target lacks, and the writes.
 
 ``Syncer`` does the work of :func:`harness.tracking.sync.sync` (whose docstring says what
-is copied and how a change is noticed): it reads each local run with its fingerprint,
-plans what is missing on the target (``_plan``) and copies it (``_apply``), every write
-through ``_write``. Traces are copied by :mod:`harness.tracking.sync_traces`.
+is copied and how a change is noticed): it reads each local run with its fingerprint
+(:mod:`harness.tracking.sync_local`), plans what is missing on the target (``_plan``) and
+copies it (``_apply``), every write through ``_write``. Traces are copied by
+:mod:`harness.tracking.sync_traces`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import os
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from harness.errors import ConfigError, Interrupted, TrackingError
 from harness.tracking.sync_experiments import (
@@ -34,8 +33,23 @@ from harness.tracking.sync_experiments import (
     source_tags,
     stale_tags,
 )
-from harness.tracking.sync_links import LinkCopier, LocalLinks, local_links
+from harness.tracking.sync_links import LinkCopier
 from harness.tracking.sync_listing import parents_first, search_runs, walk_artifacts
+from harness.tracking.sync_local import (
+    FINGERPRINT_VERSION,
+    SECTIONS,
+    TAG_FINGERPRINT,
+    TAG_SOURCE_RUN,
+    TAG_SOURCE_STORE,
+    TAGS_PENDING,
+    TRACES_SKIPPED,
+    Artifact,
+    LocalRun,
+    input_key,
+    metric_key,
+    parse_fingerprint,
+    read_local,
+)
 from harness.tracking.sync_report import COUNTS, RunSync, SyncReport, describe_run
 from harness.tracking.sync_target import (
     SyncTarget,
@@ -43,105 +57,22 @@ from harness.tracking.sync_target import (
     display_uri,
     without_credentials,
 )
-from harness.tracking.sync_traces import TraceCopier, TracePlan, pages, traces_fingerprint
+from harness.tracking.sync_traces import TraceCopier, TracePlan, pages
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run, TraceInfo
+    from mlflow.entities import Run
 
     from harness.interrupt import StopRequest
 
 __all__ = ["KILL_AFTER_ENV", "TAG_FINGERPRINT", "TAG_SOURCE_RUN", "WORKERS", "Syncer"]
-
-TAG_SOURCE_RUN = "harness.source_run_id"
-TAG_SOURCE_STORE = "harness.source_store"
-TAG_FINGERPRINT = "harness.sync_fingerprint"
-FINGERPRINT_VERSION = 1
-TRACES_SKIPPED = "skipped"  # the traces section of a fingerprint when no trace was copied
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit
 WORKERS = 4  # concurrent requests to the target
 KILL_AFTER_ENV = "HARNESS_SYNC_TEST_KILL_AFTER_WRITES"
 KILL_SIGNAL_ENV = "HARNESS_SYNC_TEST_KILL_SIGNAL"  # KILL (the default), INT or TERM
 
-_RUN_SYNC_TAGS = (TAG_SOURCE_RUN, TAG_SOURCE_STORE, TAG_FINGERPRINT)
 # Tags whose value is a local run's id: the copy names that run's copy.
 _RUN_ID_TAGS = ("mlflow.parentRunId", "harness.sweep.best_run")
-TAGS_PENDING = "pending"  # the tags section of a fingerprint while a run id tag waits
-# "links" (the prompt versions and models the run names) only for a run that has them,
-# "models" (those models' tags and status) only for a run that names a model.
-_SECTIONS = (
-    "info", "params", "tags", "metrics", "inputs", "artifacts", "traces", "links", "models",
-)  # fmt: skip
-
-
-# --- what a local run holds -------------------------------------------------------------
-
-
-@dataclass
-class _Artifact:
-    path: str  # relative, "/"-separated
-    size: int | None
-    mtime_ns: int | None  # None when the source is not a local directory
-    local_file: Path | None
-
-
-@dataclass
-class _LocalRun:
-    run: Run
-    read_at_ms: int
-    params: dict[str, str]
-    tags: dict[str, str]
-    metrics: dict[str, list[Any]]  # key -> full history
-    inputs: list[Any]
-    artifacts: list[_Artifact]
-    traces: list[TraceInfo] | None  # None: not read (traces=False)
-    links: LocalLinks
-    models: list[Any]  # the tags and status of the models it links to (LinkCopier.model_state)
-
-    def fingerprint(self) -> dict[str, str]:
-        """A hash per section; no "traces" key when the traces were not read, no "links"
-        key when the run names no prompt version or logged model, no "models" key when it
-        names no logged model."""
-        info = self.run.info
-        sections: dict[str, Any] = {
-            "info": [info.run_name, info.start_time, info.end_time, info.status],
-            "params": sorted(self.params.items()),
-            "tags": sorted(self.tags.items()),
-            "metrics": sorted((k, sorted(map(_metric_key, h))) for k, h in self.metrics.items()),
-            "inputs": sorted(_input_key(i) for i in self.inputs),
-            "artifacts": sorted((a.path, a.size, a.mtime_ns) for a in self.artifacts),
-        }
-        if self.traces is not None:
-            sections["traces"] = traces_fingerprint(self.traces)
-        if self.links:
-            sections["links"] = self.links.fingerprint()
-        if self.models:
-            sections["models"] = self.models
-        return {name: _digest(sections[name]) for name in _SECTIONS if name in sections}
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _metric_key(metric: Any) -> tuple[int, int, str]:
-    return (int(metric.step), int(metric.timestamp), repr(float(metric.value)))
-
-
-def _input_key(dataset_input: Any) -> tuple[str, str, str]:
-    context = json.dumps(sorted((t.key, t.value) for t in dataset_input.tags))
-    return (dataset_input.dataset.name, dataset_input.dataset.digest, context)
-
-
-def _local_dir(uri: str) -> Path | None:
-    """The directory behind a local artifact URI, or None for a remote one."""
-    scheme = urlparse(uri).scheme
-    if scheme == "file":
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
-        return Path(local_file_uri_to_path(uri))
-    return Path(uri) if len(scheme) <= 1 else None  # a path, or a Windows drive letter
 
 
 @dataclass
@@ -151,7 +82,7 @@ class _RunPlan:
     metrics: list[Any] = field(default_factory=list)
     inputs: list[Any] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # target model ids to link as inputs
-    artifacts: list[_Artifact] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
     traces: list[TracePlan] = field(default_factory=list)
     traces_gone: list[str] = field(default_factory=list)  # target trace ids to delete
     # Run id tags naming a run not copied yet (a sweep's best child): set after it is.
@@ -386,35 +317,6 @@ class Syncer:
         location = artifacts_beside(self.target.tracking_uri, name)
         return self._write(self.dst.create_experiment, name, artifact_location=location, tags=tags)
 
-    def _read_local(self, run: Run) -> _LocalRun:
-        run_id, read_at_ms = run.info.run_id, int(time.time() * 1000)
-        tags = {k: v for k, v in run.data.tags.items() if k not in _RUN_SYNC_TAGS}
-        metrics = {key: self.src.get_metric_history(run_id, key) for key in run.data.metrics}
-        inputs = list(run.inputs.dataset_inputs) if run.inputs else []
-        skip_traces = self.report.traces_skipped
-        traces = None if skip_traces else self.copier.read(run.info.experiment_id, run_id)
-        artifacts = self._local_artifacts(run)
-        params = dict(run.data.params)
-        full = self.src.get_run(run_id)  # search_runs leaves out the model inputs
-        links = local_links(params, tags, full, traces)
-        models = self.links.model_state(links.models)
-        return _LocalRun(
-            run, read_at_ms, params, tags, metrics, inputs, artifacts, traces, links, models
-        )
-
-    def _local_artifacts(self, run: Run) -> list[_Artifact]:
-        root = _local_dir(run.info.artifact_uri)
-        if root is None:  # a remote artifact store: list it, download when uploading
-            files = walk_artifacts(self.src, run.info.run_id)
-            return [_Artifact(f.path, f.file_size, None, None) for f in files]
-        found = []
-        for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            if path.is_file():
-                stat = path.stat()
-                rel = path.relative_to(root).as_posix()
-                found.append(_Artifact(rel, stat.st_size, stat.st_mtime_ns, path))
-        return found
-
     def _sync_run(
         self, run: Run, result: RunSync, target_run: Run | None, experiment_id: Callable[[], str]
     ) -> bool:
@@ -428,10 +330,12 @@ class Syncer:
                 result.action = "skip"
                 result.warnings.append("the copy is deleted on the target; restore it to sync")
                 return False
-        local = self._read_local(run)
+        local = read_local(
+            self.src, run, self.copier, self.links, skip_traces=self.report.traces_skipped
+        )
         now = local.fingerprint()
-        before = _parse_fingerprint(target_run.data.tags if target_run else {})
-        compared = [s for s in _SECTIONS if s in now]  # without traces when they are skipped
+        before = parse_fingerprint(target_run.data.tags if target_run else {})
+        compared = [s for s in SECTIONS if s in now]  # without traces when they are skipped
         if before is not None and all(before["sections"].get(s) == now[s] for s in compared):
             result.action = "skip"
             return False
@@ -464,7 +368,7 @@ class Syncer:
         self._write(self.dst.set_tag, result.target_run_id, TAG_FINGERPRINT, stamp_text)
         return bool(plan.tags_later)
 
-    def _create_run(self, local: _LocalRun, experiment_id: str) -> str:
+    def _create_run(self, local: LocalRun, experiment_id: str) -> str:
         info = local.run.info
         tags = {TAG_SOURCE_RUN: info.run_id, TAG_SOURCE_STORE: self.source_id}
         if "mlflow.user" in local.tags:  # the server takes the run's user from this tag
@@ -478,7 +382,7 @@ class Syncer:
 
     def _plan(
         self,
-        local: _LocalRun,
+        local: LocalRun,
         target_run: Run | None,
         changed: set[str],
         synced_at_ms: int | None,
@@ -514,14 +418,14 @@ class Syncer:
                 present: set[tuple[int, int, str]] = set()
                 if target_run is not None and have is not None and key in have.metrics:
                     target_history = self.dst.get_metric_history(target_run.info.run_id, key)
-                    present = set(map(_metric_key, target_history))
-                missing = [m for m in history if _metric_key(m) not in present]
+                    present = set(map(metric_key, target_history))
+                missing = [m for m in history if metric_key(m) not in present]
                 # Logged against the model's copy when they were against the local model.
                 plan.metrics += [self.links.metric(local.run.info.run_id, m) for m in missing]
         if "inputs" in changed:
             inputs = target_run.inputs.dataset_inputs if target_run and target_run.inputs else []
-            present_inputs = set(map(_input_key, inputs))
-            plan.inputs = [i for i in local.inputs if _input_key(i) not in present_inputs]
+            present_inputs = set(map(input_key, inputs))
+            plan.inputs = [i for i in local.inputs if input_key(i) not in present_inputs]
         if "links" in changed:
             models = self.links.model_inputs(local.links)
             if models and target_run is not None:  # search_runs leaves out the model inputs
@@ -548,7 +452,7 @@ class Syncer:
 
     # --- copying it -----------------------------------------------------------------------
 
-    def _apply(self, local: _LocalRun, plan: _RunPlan, run_id: str, experiment_id: str) -> None:
+    def _apply(self, local: LocalRun, plan: _RunPlan, run_id: str, experiment_id: str) -> None:
         from mlflow.entities import LoggedModelInput, RunStatus, RunTag
 
         tags = [RunTag(k, v) for k, v in plan.tags.items()]
@@ -570,10 +474,10 @@ class Syncer:
             status = RunStatus.from_string(info.status)
             self._write(store.update_run_info, run_id, status, info.end_time, None)
 
-    def _upload(self, local: _LocalRun, artifacts: list[_Artifact], run_id: str) -> None:
+    def _upload(self, local: LocalRun, artifacts: list[Artifact], run_id: str) -> None:
         with tempfile.TemporaryDirectory(prefix="harness-sync-") as tmp:
 
-            def upload(artifact: _Artifact) -> None:
+            def upload(artifact: Artifact) -> None:
                 path = artifact.local_file
                 if path is None:  # a remote source: fetch the file first
                     fetched = self.src.download_artifacts(local.run.info.run_id, artifact.path, tmp)
@@ -583,15 +487,3 @@ class Syncer:
 
             with ThreadPoolExecutor(WORKERS, thread_name_prefix="harness-sync") as pool:
                 list(pool.map(upload, artifacts))
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-def _parse_fingerprint(tags: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        data = json.loads(tags.get(TAG_FINGERPRINT) or "null")
-    except ValueError:
-        return None
-    ok = isinstance(data, dict) and data.get("v") == FINGERPRINT_VERSION
-    return data if ok and isinstance(data.get("sections"), dict) else None
