@@ -8,31 +8,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.cache.keys import canonical_key_json, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
-from harness.calls.counting import CallCounting
 from harness.calls.halt import CallHalted, has_sent, may_send
 from harness.calls.result import CallResult
+from harness.calls.sending import CallSending
 from harness.calls.stats import CallKind, CallStats
 from harness.config import DEFAULT_TIMEOUT_S
-from harness.errors import (
-    BudgetExceeded,
-    CacheCorrupt,
-    ConfigError,
-    EndpointUnreachable,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderHTTPError,
-    ReplayMiss,
-)
+from harness.errors import BudgetExceeded, CacheCorrupt, ConfigError, ProviderError, ReplayMiss
 from harness.intercept.allowed import AllowedHosts
 from harness.intercept.endpoints import Endpoints
-from harness.providers.pricing import cost_usd
 
 if TYPE_CHECKING:
     import httpx
@@ -43,7 +32,7 @@ if TYPE_CHECKING:
     from harness.calls.limits import RateLimits
     from harness.intercept.activate import Interception
     from harness.intercept.app_provider import AppProvider
-    from harness.model_io import ModelRequest, ModelResponse
+    from harness.model_io import ModelRequest
     from harness.providers.base import Provider
     from harness.retry import RetryPolicy
 
@@ -60,7 +49,7 @@ class CallDeferred(Exception):
     """
 
 
-class Caller(CallCounting):
+class Caller(CallSending):
     """The one call path. Holds the cache, the HTTP client, the retry policy and the stats.
 
     ``call`` is safe to use from many coroutines at once: network sends are bounded by
@@ -443,133 +432,8 @@ class Caller(CallCounting):
         self._count_error(kind, miss)  # a call that failed, counted like any other
         raise miss
 
-    # -- sending ---------------------------------------------------------------------------
-
-    async def _send(
-        self, provider: Provider, request: ModelRequest, kind: CallKind
-    ) -> ModelResponse:
-        may_send(self.halted, sending=False)  # before a budget or a rate limit is taken
-        limiter = self.rate_limits.limiter(provider) if self.rate_limits else None
-        tokens_in = tokens_out = 0
-        reserved = 0.0
-        if self.budget is not None or limiter is not None:
-            tokens_in, tokens_out = self._estimate(provider, request)
-        if self.budget is not None:
-
-            def estimate() -> float:
-                nonlocal tokens_in, tokens_out
-                tokens_in, tokens_out = self._estimate(provider, request)
-                return cost_usd(provider.uri, tokens_in, tokens_out) or 0.0
-
-            reserved = await self.budget.reserve(estimate)
-        attempts = 0
-
-        async def attempt() -> ModelResponse:
-            nonlocal attempts
-            attempts += 1
-            if limiter is not None:
-                await limiter.acquire(tokens_in + tokens_out)
-            try:
-                response = await self._attempt(provider, request, self._http())
-            except CallHalted:
-                if limiter is not None:  # not sent: no tokens used
-                    limiter.settle(tokens_in + tokens_out, 0)
-                raise
-            except ProviderError as e:
-                if limiter is not None:  # a refused request used no tokens
-                    limiter.settle(tokens_in + tokens_out, 0)
-                self._check_reachable(provider, e, kind)
-                raise
-            self._reached.add(provider.base_url)
-            if limiter is not None:
-                used = (response.input_tokens or 0) + (response.output_tokens or 0)
-                limiter.settle(tokens_in + tokens_out, used or None)
-            return response
-
-        def on_retry(error: ProviderError) -> None:
-            self._retried(kind, error)
-            self._on_event("retry", {"kind": kind, "error": str(error)})
-
-        response: ModelResponse | None = None
-        try:
-            response = await self.retry.run(attempt, on_retry)
-            return response
-        except ProviderError as e:
-            self._gave_up(kind, e, attempts)
-            raise
-        finally:
-            if self.budget is not None:
-                self.budget.settle(
-                    reserved,
-                    self._cost(provider, response) if response else 0.0,
-                    uri=provider.uri,
-                    estimated_input=tokens_in,
-                    input_tokens=response.input_tokens if response else None,
-                    output_tokens=response.output_tokens if response else None,
-                )
-
-    def _check_reachable(self, provider: Provider, error: ProviderError, kind: CallKind) -> None:
-        """Retries are for transient faults: a server that has never answered and refuses
-        the connection is not running (or the URL is wrong), and a host whose name does not
-        resolve is mistyped (or the machine is offline), so fail fast, naming it. The call
-        is a failed call like any other in the run's counts."""
-        if isinstance(error, ProviderHTTPError):
-            self._reached.add(provider.base_url)  # it answered: a later refusal is transient
-            return
-        if not isinstance(error, ProviderConnectionError) or provider.base_url in self._reached:
-            return
-        from harness.providers._http import redact_url
-
-        url = redact_url(provider.base_url or "")
-        if error.refused:
-            why = f"nothing is listening at {url} (connection refused): is the server running"
-        elif error.unresolved:
-            why = f"cannot find the host of {url} ({error.unresolved}): is this machine online"
-        else:
-            return
-        unreachable = EndpointUnreachable(
-            f"{provider.uri}: {why}, and is its base URL right", url=url
-        )
-        self._count_error(kind, unreachable)
-        raise unreachable from None
-
-    async def _attempt(
-        self, provider: Provider, request: ModelRequest, client: httpx.AsyncClient | None
-    ) -> ModelResponse:
-        started = time.perf_counter()
-        if client is None:
-            response = await provider.complete(request, None)
-        else:
-            async with self._limit():
-                may_send(self.halted)  # after a wait for a connection: a stop may have come
-                response = await provider.complete(request, client)
-        if not response.latency_s:
-            response.latency_s = time.perf_counter() - started
-        return response
-
-    def _estimate(self, provider: Provider, request: ModelRequest) -> tuple[int, int]:
-        if self.budget is not None:
-            return self.budget.estimate_tokens(provider.uri, request.messages, request.params)
-        from harness.calls.limits import (
-            DEFAULT_OUTPUT_TOKENS,
-            estimate_input_tokens,
-            requested_output_tokens,
-        )
-
-        return (
-            estimate_input_tokens(request.messages),
-            requested_output_tokens(request.params) or DEFAULT_OUTPUT_TOKENS,
-        )
-
-    def _limit(self) -> asyncio.Semaphore:
-        if self._semaphore is None:  # created lazily: it must belong to the running loop
-            self._semaphore = asyncio.Semaphore(self.concurrency)
-        return self._semaphore
-
-    def _local_limit(self) -> asyncio.Semaphore:
-        if self._local_semaphore is None:  # as _limit's, for local calls
-            self._local_semaphore = asyncio.Semaphore(self.concurrency)
-        return self._local_semaphore
+    # Sending a miss (``_send``, ``_attempt``, ``_limit``, ``_http``...) is in the base class
+    # ``harness.calls.sending.CallSending``.
 
     def _writer(self) -> CacheWriter:
         if self._cache_writer is None:
@@ -578,13 +442,6 @@ class Caller(CallCounting):
                     assert self.cache is not None
                     self._cache_writer = CacheWriter(self.cache, self.before_cache_commit)
         return self._cache_writer
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            from harness.providers._client import make_client
-
-            self._client = make_client(self.concurrency, self.timeout_s, self.transport)
-        return self._client
 
     async def aclose(self) -> None:
         self._release_reads()
