@@ -25,33 +25,21 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import diskcache
 
 from harness.cache.disk import SafeDisk, _ThreadedCache
-from harness.cache.entry import (
-    CacheEntry,
-    KnownRequest,
-    decode_entry,
-    parse_time,
-    stored_created_at,
-)
+from harness.cache.entry import CacheEntry, KnownRequest, decode_entry
 from harness.cache.explain import distance, prompt_text
 from harness.cache.faults import cache_fault, removing_what_a_failed_open_left
 from harness.cache.keys import canonical_key, family_of
 from harness.cache.known_keys import known_keys
+from harness.cache.maintenance import STORE_PROBLEM, CacheMaintenance
 from harness.cache.readonly import ImmutableCache, merged, unwritable
-from harness.errors import (
-    CacheCorrupt,
-    CacheError,
-    DiskFull,
-    NotWritable,
-)
+from harness.errors import CacheCorrupt, CacheError, DiskFull, NotWritable
 from harness.wording import storable
 
 __all__ = [
@@ -74,8 +62,6 @@ _NEIGHBOURS = 8  # entries read on each side of a missed request's place in the 
 _TAIL_CHARS = 256  # of a prompt's end, the second order ``nearest`` looks in
 # diskcache's select for ``Cache.get(key)``: a str key is stored raw, and a row with an
 # expiry (harness sets none) reads as diskcache reads it.
-# The key ``verify`` gives a problem that is no one entry's (SQLite's, a value file's).
-STORE_PROBLEM = "(store)"
 _GET = (
     "SELECT mode, filename, value FROM Cache"
     " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
@@ -146,7 +132,7 @@ def _index_tag(canonical: dict[str, Any]) -> str:
     return _family(canonical) + _SEP + _prompt_sort_key(canonical)
 
 
-class ResponseCache:
+class ResponseCache(CacheMaintenance):
     """Model responses on disk, keyed by ``harness.cache.keys.request_key``.
 
     Safe to share between threads and processes. ``get`` costs one indexed SQLite read,
@@ -429,123 +415,7 @@ class ResponseCache:
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:  # the commit itself
             raise cache_fault(exc, self.directory, waited=self.timeout) from None
 
-    # -- maintenance -----------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        """Entries, size on disk, oldest and newest call, entries per model, and how many
-        entries are damaged so badly that their time cannot be read (``unreadable``; only
-        ``verify`` checks every checksum)."""
-        times = []
-        unreadable = 0
-        for key in self.keys():
-            created = self._created_at(key)
-            if created is None:  # not JSON, or not an entry at all
-                unreadable += 1
-                continue
-            try:
-                times.append((parse_time(created), created))
-            except ValueError:  # a time no harness writes
-                unreadable += 1
-        oldest = min(times)[1] if times else None
-        newest = max(times)[1] if times else None
-        by_model = []
-        by_provider: Counter[str] = Counter()
-        for family, count in sorted(self._families().items()):
-            provider, base_url, model = json.loads(family)
-            by_model.append(
-                {"provider": provider, "base_url": base_url, "model": model, "entries": count}
-            )
-            by_provider[provider] += count
-        return {
-            "directory": str(self.directory),
-            "entries": len(self),
-            "size_bytes": _size_on_disk(self.directory),
-            "oldest": oldest,
-            "newest": newest,
-            "unreadable": unreadable,
-            "by_provider": dict(sorted(by_provider.items())),
-            "by_model": by_model,
-        }
-
-    def _created_at(self, key: str) -> str | None:
-        """The entry's ``created_at``, or None when the entry cannot be read."""
-        try:
-            value = self._cache.get(key)
-            if isinstance(value, str):
-                created = stored_created_at(value)
-                if created is not None:
-                    return created
-            return decode_entry(key, value).created_at
-        except (CacheCorrupt, ValueError):  # not an entry, refused by SafeDisk, not UTF-8
-            return None
-
-    def verify(self) -> list[tuple[str, str]]:
-        """Check every entry: checksum, format, and that its key is its request's key.
-
-        Returns (key, problem) pairs, empty when all is well. Problems that belong to no
-        one entry (SQLite integrity, missing or stray value files) have key ``STORE_PROBLEM``.
-        """
-        problems = []
-        self.release_reads()  # ``check`` below opens a transaction on this connection
-        for key in self.keys():
-            problem = self._problem(key)
-            if problem:
-                problems.append((key, problem))
-        ((foreign,),) = self._cache._sql(
-            "SELECT COUNT(*) FROM Cache WHERE raw = 0 OR typeof(key) != 'text'"
-        ).fetchall()
-        if foreign:
-            problems.append(
-                (STORE_PROBLEM, f"{foreign} rows have keys harness never writes (pickled?)")
-            )
-        try:
-            warnings = self._cache.check(fix=False)
-        except (sqlite3.Error, diskcache.Timeout) as exc:
-            warnings = [exc]
-        problems += [(STORE_PROBLEM, str(getattr(w, "message", w))) for w in warnings]
-        return problems
-
-    def _problem(self, key: str) -> str | None:
-        try:
-            entry = self.get(key)
-        except CacheCorrupt as exc:
-            return (
-                str(exc)
-                .replace(f"cache entry {key}: ", "", 1)
-                .replace(f"cache entry {key} ", "", 1)
-            )
-        if entry is None:
-            return None  # deleted since the key was listed
-        if canonical_key(entry.request) != key:
-            return "stored under a key that is not its request's key"
-        return None
-
-    def prune(self, older_than_days: float | None = None) -> int:
-        """Remove entries that fail ``verify`` and, if given, those older than N days.
-
-        Age is the time of the original call (``created_at``), so an imported cassette
-        keeps its age. Returns the number of entries removed.
-        """
-        cutoff = None
-        if older_than_days is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
-        doomed = []
-        for key in self.keys():
-            if self._problem(key):
-                doomed.append(key)
-            elif cutoff is not None:
-                created = self._created_at(key)
-                if created is not None and parse_time(created) < cutoff:
-                    doomed.append(key)
-        removed = 0
-        self.release_reads()
-        try:
-            for start in range(0, len(doomed), 500):
-                with self._cache.transact():
-                    removed += sum(bool(self._cache.delete(k)) for k in doomed[start : start + 500])
-        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise cache_fault(exc, self.directory, waited=self.timeout) from None
-        return removed
+    # -- maintenance (``stats``, ``verify`` and ``prune``: ``harness.cache.maintenance``) --
 
     def clear(self) -> int:
         """Remove every entry; return how many there were (``clear_cache`` also works on a
@@ -582,12 +452,3 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
-
-
-def _size_on_disk(directory: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(root, name))
-    return total
