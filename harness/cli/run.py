@@ -433,11 +433,10 @@ def _sweep(
         for point, estimate in estimates:
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
-    with _until_shown(home, "sweep"):  # run_sweep has its own, for its runs
+    with _until_shown(home, "sweep") as stop:
         try:
-            sweep = run_sweep(
-                config, grid, home=home, progress=_progress(as_json), spark_target=spark_target
-            )
+            sweep = run_sweep(config, grid, home=home, progress=_progress(as_json),
+                              spark_target=spark_target, stop=stop)  # fmt: skip
         except HarnessError as stopped:  # interrupted: the runs done so far, then the reason
             found = getattr(stopped, "result", None)
             if isinstance(found, SweepResult) and found.runs:

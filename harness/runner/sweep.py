@@ -8,7 +8,7 @@ the parent run holds the sweep's params, the comparison table
 same table: one row per child with the values that vary, its run ids and each metric's mean.
 
 A sweep has an id of its own; each child stores it in its config (``config["sweep"]``),
-so ``load_sweep`` rebuilds the table from DuckDB by that id or by the MLflow parent's id.
+so ``find_sweep`` rebuilds the table from DuckDB by that id or by the MLflow parent's id.
 
 Where sweeps come from (``sweep_options``: several values of a flag, or a ``[sweep]``
 table) and the points of their grid (``expand_grid``) live in ``harness.runner.sweep_grid``.
@@ -146,12 +146,14 @@ def run_sweep(
     progress: Progress | None = None,
     provider: Provider | None = None,
     spark_target: SparkTarget | None = None,
+    stop: StopRequest | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` over ``base`` as a child run of one MLflow parent run.
 
     Every child is checked (``plan_run``) before the first one starts, so a typo in one
     prompt fails the sweep before anything is written. A child that raises (e.g. a
     ``--max-cost`` stop) ends the sweep: the parent is logged FAILED with the children done.
+    ``stop`` is the caller's own stop request (``harness run``'s), as for ``run_eval``.
     """
     from harness.runner.plan import plan_run, preflight
 
@@ -171,7 +173,8 @@ def run_sweep(
     try:
         # One stop request for the whole sweep: a Ctrl-C that comes while a child ends
         # (its rows all done) or between children stops the sweep, not only a child.
-        with stop_on_signals(StopRequest(home.stop_grace_s)) as stop, _one_spark_session(base):
+        stop = stop or StopRequest(home.stop_grace_s)
+        with stop_on_signals(stop), _one_spark_session(base):
             _run_children(points, sweep, home, progress, provider, spark_target, stop, reopen)
         status = "FINISHED"
     except Interrupted as e:

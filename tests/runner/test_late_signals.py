@@ -70,6 +70,22 @@ def test_a_signal_after_the_run_ended_lets_the_command_show_it_and_exit_as_it_wo
     assert query(home, "SELECT status, rows_total FROM runs") == [("finished", 20)]
 
 
+def test_a_signal_after_a_sweep_ended_lets_the_command_show_it(home: Path, qa_file: Path) -> None:
+    _imported(qa_file)
+    done = _command(
+        [*RUN, "--param", "seed=1", "--param", "seed=2"],
+        "harness.cli.run",
+        "_show_sweep",
+        signal.SIGINT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sweep " in done.stdout and "runs show" in done.stdout
+    assert done.stderr.endswith(
+        "note: SIGINT came as the sweep ended: it finished all the same, nothing was stopped\n"
+    )
+    assert query(home, "SELECT status FROM runs") == [("finished",), ("finished",)]
+
+
 def test_a_signal_as_the_run_is_planned_stops_the_command_at_once(
     home: Path, qa_file: Path
 ) -> None:
