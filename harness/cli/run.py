@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.cli.compare import check_options, finish_check
+from harness.cli.late_signals import until_shown
 from harness.cli.options import (
     by_option,
     cache_option,
@@ -304,7 +303,7 @@ def run(
         else:
             click.echo("\n".join(estimate.lines()))
         return
-    with _until_shown(home, "run") as stop:
+    with until_shown(home, "run") as stop:
         _run(ctx, prepared, stop, as_json=as_json, early=early, check=check, junit=junit,
              report=report, gates=gates)  # fmt: skip
 
@@ -375,35 +374,6 @@ def _run(
         raise failed
 
 
-@contextlib.contextmanager
-def _until_shown(home: Home, what: str) -> Iterator[StopRequest]:
-    """A stop request for a run (``what``: or a sweep) and the showing of its result
-    (``signals_after``). A SIGINT or SIGTERM before the run begins stops the command at
-    once; one while it runs is the run's to handle; one after it, as its result is shown,
-    raised there, and the command exited 130 with ``error: interrupted`` and no result, its
-    run finished and stored (tests/runner/test_crash_consistency.py caught one). Now the
-    command ends as it would have and says the signal stopped nothing; a second signal
-    still exits at once."""
-    from harness.errors import Interrupted
-    from harness.interrupt import StopRequest, signals_after
-
-    stop = StopRequest(home.stop_grace_s)
-    late = True
-    try:
-        with signals_after(stop):
-            yield stop
-    except Interrupted:
-        late = False  # it stopped the work, and says so itself
-        raise
-    finally:
-        if late and stop.requested:
-            click.echo(
-                f"note: {stop.signal_name} came as the {what} ended: it finished all the "
-                "same, nothing was stopped",
-                err=True,
-            )
-
-
 def _progress(as_json: bool) -> Progress:
     """Rows done on stderr when a person watches it; nothing under --json or in a pipe."""
     from harness.runner.progress import NullProgress, RichProgress
@@ -433,7 +403,7 @@ def _sweep(
         for point, estimate in estimates:
             click.echo("\n  ".join([f"{point.config.run_name}:", *estimate.lines()]))
         return
-    with _until_shown(home, "sweep") as stop:
+    with until_shown(home, "sweep") as stop:
         try:
             sweep = run_sweep(config, grid, home=home, progress=_progress(as_json),
                               spark_target=spark_target, stop=stop)  # fmt: skip

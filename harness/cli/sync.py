@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from harness.cli.late_signals import until_shown
 from harness.cli.output import home_of, print_json, print_table
+
+if TYPE_CHECKING:
+    from harness.tracking.sync import SyncReport
 
 
 @click.command()
@@ -85,22 +91,29 @@ def sync(
         target = SyncTarget(tracking_uri=tracking_uri, experiment_path=None)
         experiments = None if experiment is None else [experiment]
     progress = None if as_json else (lambda message: click.echo(message, err=True))
-    try:
-        report = sync_runs(
-            home.tracking_uri,
-            target,
-            experiments=experiments,
-            dry_run=dry_run,
-            traces=not no_traces,
-            progress=progress,
-        )
-    except Interrupted as stopped:  # the runs done so far, then the one-line error
-        if as_json and stopped.result is not None:
-            print_json(stopped.result.as_dict())
-        raise
-    if as_json:
-        print_json(report.as_dict())
-        return
+    with until_shown(home, "sync") as stop:
+        try:
+            report = sync_runs(
+                home.tracking_uri,
+                target,
+                experiments=experiments,
+                dry_run=dry_run,
+                traces=not no_traces,
+                progress=progress,
+                stop=stop,
+            )
+        except Interrupted as stopped:  # the runs done so far, then the one-line error
+            if as_json and stopped.result is not None:
+                print_json(stopped.result.as_dict())
+            raise
+        if as_json:
+            print_json(report.as_dict())
+        else:
+            _show(report, dry_run)
+
+
+def _show(report: SyncReport, dry_run: bool) -> None:
+    """The sync's table (what it copied, or would), then what it says once."""
     document = report.as_dict()
     runs = document.get("runs", [])
     if not runs:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError, Interrupted, TrackingError
-from harness.interrupt import stop_on_signals
+from harness.interrupt import StopRequest, stop_on_signals
 from harness.secrets import redact
 from harness.tracking.databricks_auth import databricks_target
 from harness.tracking.mlflow_store import quiet_store_creation
@@ -86,6 +86,7 @@ def sync(
     dry_run: bool = False,
     traces: bool = True,
     progress: Callable[[str], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> SyncReport:
     """Copy the local experiments (all, or those named) and their runs to ``target``.
 
@@ -96,13 +97,14 @@ def sync(
     another sync from the same local store is running; ``ConfigError`` for an unknown
     experiment; ``Interrupted`` (exit 130/143) after SIGINT or SIGTERM: no write starts
     after the signal, those under way finish, and a second sync goes on from there.
+    ``stop`` is the caller's own stop request (``harness sync``'s: ``until_shown``).
     """
     started = time.monotonic()
     say = progress or (lambda _m: None)
     syncer: Syncer | None = None
     try:
         with (
-            stop_on_signals() as stop,
+            stop_on_signals(stop) as stop,
             sync_lock(source_tracking_uri, hold=not dry_run),
             quiet_store_creation(),  # a new sqlite:/// target: MLflow's INFO lines
             _stand_in(target.tracking_uri, dry_run) as target_store,

@@ -86,6 +86,28 @@ def test_a_signal_after_a_sweep_ended_lets_the_command_show_it(home: Path, qa_fi
     assert query(home, "SELECT status FROM runs") == [("finished",), ("finished",)]
 
 
+def test_a_signal_after_a_sync_ended_lets_the_command_show_it(
+    home: Path, qa_file: Path, tmp_path: Path
+) -> None:
+    from processes import harness
+
+    _imported(qa_file)
+    code, _, err = harness(dict(os.environ), *RUN[:-1])  # logged to the local MLflow store
+    assert code == 0, err
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    done = _command(
+        ["sync", "--tracking-uri", target, "--json"],
+        "harness.cli.sync",
+        "print_json",
+        signal.SIGTERM,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["action"] for r in json.loads(done.stdout)["runs"]] == ["create"]
+    assert done.stderr.endswith(
+        "note: SIGTERM came as the sync ended: it finished all the same, nothing was stopped\n"
+    )
+
+
 def test_a_signal_as_the_run_is_planned_stops_the_command_at_once(
     home: Path, qa_file: Path
 ) -> None:
