@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from harness.tracking.mlflow_names import PREVIEW_MAX_LENGTH, Tag
@@ -223,15 +224,18 @@ def row_traces(
 def span_attributes(row: RowTrace) -> dict[str, str]:
     """The root span's attributes, JSON-encoded as MLflow stores span attributes."""
     attributes = {
-        Tag.SPAN_REQUEST_ID: json.dumps(row.trace_id),
-        Tag.SPAN_TYPE: json.dumps(SPAN_TYPE),
+        Tag.SPAN_REQUEST_ID: f'"{row.trace_id}"',  # json.dumps of "tr-" and hex digits
+        Tag.SPAN_TYPE: _SPAN_TYPE_JSON,
         Tag.SPAN_INPUTS: row.inputs_json,
     }
     # A row without output (it failed) has no outputs at all, as a span that never set them.
     if row.outputs_json is not None:
         attributes[Tag.SPAN_OUTPUTS] = row.outputs_json
-    attributes[HARNESS_ROW_KEY] = json.dumps(row.row_id)
+    attributes[HARNESS_ROW_KEY] = encode_basestring_ascii(row.row_id)  # json.dumps of a str
     return attributes
+
+
+_SPAN_TYPE_JSON = json.dumps(SPAN_TYPE)
 
 
 def span_events(row: RowTrace) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -18,7 +19,7 @@ from harness.errors import TrackingError
 from harness.tracking import RunRecord, log_run, tracking_uri_for
 from harness.tracking.mlflow_log import MLFLOW_DIGEST_MAX
 from harness.tracking.traces import build_row_traces, to_mlflow_span, write_traces_via_store
-from harness.tracking.traces_sql import span_content
+from harness.tracking.traces_sql import json_value, span_content
 
 DIGEST = "0123456789abcdef" * 4  # sha256-sized, longer than MLflow's 36-char digest column
 ROWS = [
@@ -313,6 +314,17 @@ def test_span_content_unquotes_json_looking_outputs_as_mlflow_does():
         for changed in (replace(row, outputs=text), replace(row, row_id=text)):
             expected = translate_span_when_storing(to_mlflow_span(changed))
             assert span_content(changed) == expected, text
+
+
+def test_assessment_values_are_written_as_json_dumps_writes_them():
+    """The bulk path's own encoder for assessment values (``json_value``) matches json.dumps."""
+    values = [
+        0.1, 1 / 3, -0.0, 1e300, 5e-324, float("nan"), float("inf"), -float("inf"), 0, -7,
+        10**30, True, False, None, "", "yes", 'Grüß "Gott"\n\u2028\x00\\', "\ud800",
+        ["doc-1", "doc-2"], {"a": 1}, np.float64(0.25),
+    ]  # fmt: skip
+    for value in values:
+        assert json_value(value) == json.dumps(value), value
 
 
 def test_trace_ids_carry_their_creation_millisecond_first():
