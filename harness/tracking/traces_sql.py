@@ -17,6 +17,7 @@ import json
 import math
 import sqlite3
 import time
+from itertools import chain
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
@@ -105,8 +106,40 @@ def write_traces_sqlite(
         )  # fmt: skip
         with transaction(conn):
             for name in _TABLES:
-                if tables[name]:
-                    conn.executemany(insert_statement(name), tables[name])
+                _insert_rows(conn, name, tables[name])
+
+
+# Rows per INSERT statement on SQLite (see ``_insert_rows``), within its limit on bound
+# parameters: 32,766 since SQLite 3.32, 999 before.
+_ROWS_PER_STATEMENT = 200
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` into ``table`` by statements of many rows each.
+
+    One statement per row (``executemany`` of a one-row INSERT) opens the table and
+    each of its indexes (assessments: eight) for every row; 200 rows a statement open them
+    once for all: 10,000 traces took 1.1 s instead of 1.25-1.4 s in SQLite.
+    """
+    if not rows:
+        return
+    width = len(COLUMNS[table])
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
+    per_statement = max(1, min(_ROWS_PER_STATEMENT, limit // width))
+    whole = len(rows) - len(rows) % per_statement
+    if whole:
+        conn.executemany(
+            insert_statement(table, per_statement),
+            [
+                list(chain.from_iterable(rows[start : start + per_statement]))
+                for start in range(0, whole, per_statement)
+            ],
+        )
+    if whole < len(rows):
+        conn.execute(
+            insert_statement(table, len(rows) - whole), list(chain.from_iterable(rows[whole:]))
+        )
 
 
 def span_content(row: RowTrace) -> dict[str, Any]:
@@ -373,8 +406,9 @@ def _driver_insert(table: Any) -> str:
     return insert_statement(table.name)
 
 
-def insert_statement(table: str) -> str:
-    """``INSERT INTO "table" ("a", "b") VALUES (?, ?)`` for the table's ``COLUMNS``.
+def insert_statement(table: str, rows: int = 1) -> str:
+    """``INSERT INTO "table" ("a", "b") VALUES (?, ?)`` for the table's ``COLUMNS``, with
+    ``rows`` rows of values.
 
     Positional: the driver binds a tuple's values by index, where named parameters cost a
     dict lookup per column and row (with building the dicts, 0.3 s of 2.3 s writing the
@@ -382,5 +416,5 @@ def insert_statement(table: str) -> str:
     """
     columns = COLUMNS[table]
     names = ", ".join(f'"{c}"' for c in columns)
-    values = ", ".join("?" * len(columns))
-    return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
+    values = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * rows)
+    return f'INSERT INTO "{table}" ({names}) VALUES {values}'

@@ -38,6 +38,7 @@ from harness.tracking import (
     log_run,
     mlflow_sqlite,
     sql_artifacts,
+    traces_sql,
     tracking_uri_for,
 )
 from harness.tracking.mlflow_log import RunLogger, open_run_logger
@@ -147,6 +148,18 @@ def test_a_run_written_with_sql_reads_back_as_mlflow_wrote_it(store):
             sql_run.info.experiment_id, "eval_results_table.json", run_ids=[sql]
         )
     assert list(table["id"]) == [r[0] for r in ROWS]
+
+
+def test_traces_inserted_many_rows_a_statement_read_back_as_mlflow_wrote_them(store, monkeypatch):
+    """Whole statements of several rows, then the rest in one (``traces_sql._insert_rows``)."""
+    monkeypatch.setattr(traces_sql, "_ROWS_PER_STATEMENT", 4)
+    client = store["client"]
+    api, sql = _both(store, _record())
+    reference = _traces_by_row(client, client.get_run(api))
+    written = _traces_by_row(client, client.get_run(sql))
+    assert sorted(written) == sorted(reference) == sorted(r[0] for r in ROWS)
+    for row_id in reference:
+        assert _normalized(written[row_id]) == _normalized(reference[row_id]), row_id
 
 
 def test_a_run_given_the_users_model_links_to_it_both_ways(store):
