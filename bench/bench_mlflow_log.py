@@ -10,6 +10,7 @@ on a busy machine it shows how much of the wall time was ours.
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import tempfile
@@ -121,4 +122,9 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(arg) for arg in sys.argv[1:]] or [1000, 10000])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sizes", nargs="*", type=int, default=[1000, 10000], metavar="ROWS",
+        help="rows of each synthetic run logged (default: 1000 10000)",
+    )  # fmt: skip
+    main(parser.parse_args().sizes)

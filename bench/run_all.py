@@ -7,6 +7,7 @@ script takes flags for the full sizes the issues name (e.g. ``bench_cached_rerun
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -55,4 +56,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="runs: " + "; ".join(" ".join(b) for b in BENCHMARKS),
+    ).parse_args()
     sys.exit(main())
