@@ -46,17 +46,23 @@ def _home_with(qa_file: Path, home: Path, server: FakeLLMServer) -> dict[str, st
     return env
 
 
+def _probed(script: str, env: dict[str, str], cwd: Path, *options: str) -> str:
+    """What ``script`` (one of the probes here, running `harness run OPTIONS`) printed; the
+    run must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *options],
+        env=env, capture_output=True, text=True, timeout=300, cwd=cwd,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_a_runs_rows_import_neither_pyarrow_nor_pandas(tmp_path: Path, qa_file: Path) -> None:
     with FakeLLMServer() as server:
         env = _home_with(qa_file, tmp_path / "home", server)
-        run = [*_ARGS, "--no-mlflow"]
         for paid in ("first run, paid", "cached rerun"):
-            done = subprocess.run(
-                [sys.executable, "-c", _RUN, *run],
-                env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            assert "rows imported: []" in done.stdout, (paid, done.stdout)
+            printed = _probed(_RUN, env, tmp_path, *_ARGS, "--no-mlflow")
+            assert "rows imported: []" in printed, (paid, printed)
 
 
 # The same run logged to MLflow and reported: prints what the whole run imported, at exit.
@@ -79,13 +85,8 @@ def test_a_run_logged_to_mlflow_and_reported_imports_neither_pyarrow_nor_pandas(
     with FakeLLMServer() as server:
         env = _home_with(qa_file, tmp_path / "home", server)
         report = tmp_path / "report.html"
-        run = [*_ARGS, "--report", str(report)]
-        done = subprocess.run(
-            [sys.executable, "-c", _WHOLE_RUN, *run],
-            env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "run imported: []" in done.stdout, done.stdout
+        printed = _probed(_WHOLE_RUN, env, tmp_path, *_ARGS, "--report", str(report))
+        assert "run imported: []" in printed, printed
         assert "harness-runs" in report.read_text(encoding="utf-8")[:4096]
 
 
@@ -111,14 +112,10 @@ def test_a_runs_start_imports_no_numpy_before_its_first_call(tmp_path: Path, qa_
     with FakeLLMServer() as server:
         env = _home_with(qa_file, tmp_path / "home", server)
         report = tmp_path / "report.html"
-        run = [*_ARGS, "--by", "final_decision", "--report", str(report)]
-        done = subprocess.run(
-            [sys.executable, "-c", _START, *run],
-            env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "start imported: []" in done.stdout, done.stdout
-        assert "final_decision" in done.stdout  # its slices table, numpy's, at its end
+        by = ("--by", "final_decision", "--report", str(report))
+        printed = _probed(_START, env, tmp_path, *_ARGS, *by)
+        assert "start imported: []" in printed, printed
+        assert "final_decision" in printed  # its slices table, numpy's, at its end
 
 
 def test_the_mlflow_workers_modules_import_neither_numpy_nor_duckdb() -> None:
