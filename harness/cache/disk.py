@@ -57,11 +57,11 @@ class SafeDisk(diskcache.Disk):
 
 
 class _ThreadedCache(diskcache.Cache):
-    """diskcache's Cache, noting whether a thread other than the one that opened it made a
-    connection of its own (``ResponseCache.close``)."""
+    """diskcache's Cache, noting which threads other than the one that opened it have a
+    connection of their own open (``ResponseCache.close``)."""
 
     opener: int
-    other_threads: bool
+    other_threads: set[int]  # their idents; a thread that closes its own leaves the set
 
     @property
     def _con(self) -> sqlite3.Connection:
@@ -72,9 +72,14 @@ class _ThreadedCache(diskcache.Cache):
         if con is not None and getattr(local, "pid", None) == os.getpid():
             return con
         if con is None and threading.get_ident() != self.opener:
-            self.other_threads = True
+            self.other_threads.add(threading.get_ident())
         opened: sqlite3.Connection = diskcache.Cache._con.fget(self)
         return opened
+
+    def close_in_thread(self) -> None:
+        """Close the calling thread's connection (diskcache's ``close`` closes only that)."""
+        self.close()
+        self.other_threads.discard(threading.get_ident())
 
     def open_set_up(
         self, directory: str, timeout: float, disk: type[diskcache.Disk], settings: dict[str, Any]

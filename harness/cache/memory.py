@@ -44,6 +44,9 @@ class MemoryCache:
     def release_reads(self) -> None:
         """Nothing to release (see ``get``)."""
 
+    def close_in_thread(self) -> None:
+        """Nothing to close: a dict has no connection."""
+
     def known_absent(self, key: str) -> bool:
         """Whether ``key`` is not here (exact: the dict is the whole cache)."""
         with self._lock:

@@ -94,6 +94,8 @@ class EntryStore(Protocol):
 
     def release_reads(self) -> None: ...
 
+    def close_in_thread(self) -> None: ...
+
     def known_absent(self, key: str) -> bool: ...
 
     def set(self, key: str, entry: CacheEntry) -> None: ...
@@ -172,7 +174,7 @@ class ResponseCache(CacheMaintenance):
         # Made before it is set up, so that a failed set-up can close the connection it
         # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
         cache = _ThreadedCache.__new__(_ThreadedCache)
-        cache.opener, cache.other_threads = threading.get_ident(), False
+        cache.opener, cache.other_threads = threading.get_ident(), set()
         with removing_what_a_failed_open_left(self.directory):  # closed first, below
             try:
                 if not cache.open_set_up(str(self.directory), timeout, SafeDisk, _SETTINGS):
@@ -438,11 +440,19 @@ class ResponseCache(CacheMaintenance):
         "attempt to write a readonly database": tests/cache/test_cache_read_only.py).
         Collecting here closes them, when another thread opened one (a collection takes
         time in a large process: ``harness.complete`` opens and closes the cache at each
-        call); the last close merges the log into cache.db."""
+        call); the last close merges the log into cache.db. A thread that closed its own
+        (``close_in_thread``: the call path's cache writer, as it stops) needs no collection:
+        one took 0.03-0.05 s at the end of a cold 1,000-row run (issue 14)."""
         self.release_reads()
         self._cache.close()
-        if getattr(self._cache, "other_threads", False):
+        if getattr(self._cache, "other_threads", None):
             gc.collect()
+
+    def close_in_thread(self) -> None:
+        """Close the calling thread's connection, as a thread that will not use the cache
+        again ends (see ``close``); the next use in this thread opens one again."""
+        self.release_reads()
+        self._cache.close_in_thread()
 
     def __enter__(self) -> ResponseCache:
         return self

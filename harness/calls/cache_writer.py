@@ -39,6 +39,7 @@ class CacheWriter:
         # Each entry's future: a thread's (``submit``) or an event loop's (``write``).
         self._pending: list[tuple[str, dict[str, Any], ModelResponse, _Done]] = []
         self._draining = False
+        self._started = False  # whether the thread ever ran: it has a connection to close
 
     def submit(self, key: str, canonical: dict[str, Any], response: ModelResponse) -> Future[None]:
         """Queue the answer to a canonical request; the future is done once it is committed
@@ -61,7 +62,7 @@ class CacheWriter:
         with self._lock:
             if not self._draining:
                 self._thread.submit(self._drain)  # raises once closed: nothing is queued
-                self._draining = True
+                self._draining = self._started = True
             self._pending.append(item)
 
     def _drain(self) -> None:
@@ -110,7 +111,14 @@ class CacheWriter:
             return errors
 
     def close(self) -> None:
-        """Wait for the writes queued so far, then stop the thread."""
+        """Wait for the writes queued so far, then stop the thread, its cache connection
+        closed in it (left to the thread's end, the connection is freed only by a cycle
+        collection: ``ResponseCache.close``)."""
+        with self._lock:
+            started = self._started
+        if started:
+            with contextlib.suppress(RuntimeError):  # closed already
+                self._thread.submit(self.cache.close_in_thread)
         self._thread.shutdown(wait=True)
 
 

@@ -9,6 +9,7 @@ loop is asyncio's own, counting what other threads hand it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,37 @@ def test_a_write_that_fails_raises_in_its_caller(tmp_path: Path) -> None:
             writer.close()
         assert outcome != "stored"
         assert cache.get(key) is None
+
+
+def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_collection(
+    tmp_path: Path,
+) -> None:
+    # A connection left to its thread's end is freed only by a cycle collection (a
+    # sqlite3.Connection and its statement cache refer to each other), which the cache's
+    # close then ran: 0.03-0.05 s at the end of a cold 1,000-row run. The collector is off
+    # here, so nothing else collects it; the write-ahead log is merged into cache.db only
+    # when the last connection closes.
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.disable()
+    gc.callbacks.append(note)
+    try:
+        cache = ResponseCache(tmp_path / "cache")
+        writer = CacheWriter(cache)
+        for i in range(3):
+            writer.submit(*answer(i)).result(10)
+        writer.close()
+        collections.clear()
+        cache.close()
+        assert collections == []
+        wal = tmp_path / "cache" / "cache.db-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+    finally:
+        gc.callbacks.remove(note)
+        gc.enable()
+    with ResponseCache(tmp_path / "cache") as again:
+        assert all(again.get(answer(i)[0]) is not None for i in range(3))
