@@ -204,6 +204,19 @@ def m008_run_mlflow_opened_run_id(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN mlflow_opened_run_id VARCHAR")
 
 
+@migration
+def m009_token_counts_bigint(con: duckdb.DuckDBPyConnection) -> None:
+    # A server that reported 2**31 tokens or more (a count gone wrong on its side: 2**32 - 1
+    # for "unknown") failed every batch holding that answer, and, the answer being cached,
+    # every resume of the run: the counts are stored as they were reported, up to 2**63 - 1.
+    con.execute(
+        """
+        ALTER TABLE outputs ALTER COLUMN input_tokens TYPE BIGINT;
+        ALTER TABLE outputs ALTER COLUMN output_tokens TYPE BIGINT;
+        """
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the database to the newest schema; return how many migrations ran."""
     con.execute(

@@ -14,6 +14,8 @@ from harness.wording import storable
 
 __all__ = ["OutputRow", "ScoreRow"]
 
+_MIN, _MAX = -(2**63), 2**63 - 1  # a token count the store holds (BIGINT)
+
 
 @dataclass
 class OutputRow:
@@ -27,6 +29,13 @@ class OutputRow:
     request_key: str | None
     cached: bool | None
     app_request_keys: list[str] | None = None  # the calls the model's own code made
+
+    def __post_init__(self) -> None:
+        # A count the store's BIGINT cannot hold is none a server could mean: unknown.
+        if self.input_tokens is not None and not _MIN <= self.input_tokens <= _MAX:
+            self.input_tokens = None
+        if self.output_tokens is not None and not _MIN <= self.output_tokens <= _MAX:
+            self.output_tokens = None
 
 
 @dataclass

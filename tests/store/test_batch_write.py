@@ -140,6 +140,23 @@ def test_a_batch_reads_back_as_the_arrow_path_stored_it(tmp_path: Path) -> None:
     assert usage == ('{"model": {"requests": 3}}',)
 
 
+def test_token_counts_of_2_to_the_31_or_more_are_stored_as_reported(tmp_path: Path) -> None:
+    # A server that counts wrong (2**32 - 1 for "unknown") failed every batch with such an
+    # answer, and, the answer being cached, every resume. Beyond a 64-bit count: unknown.
+    db = tmp_path / "store.duckdb"
+    _new_run(db)
+    counts = [2**31, 2**32 - 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1]
+    outputs = [
+        OutputRow(f"e{i}", "a", None, 0.1, n, n, None, None, False) for i, n in enumerate(counts)
+    ]
+    runs.write_batch(db, "run1", outputs, [])
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute(
+            "SELECT input_tokens, output_tokens FROM outputs ORDER BY example_id"
+        ).fetchall()
+    assert stored == [(n, n) for n in (2**31, 2**32 - 1, 2**63 - 1)] + [(None, None)] * 3
+
+
 def test_replaced_scores_read_back_as_written(tmp_path: Path) -> None:
     outputs, scores = _rows()
     before, after = _arrow_written(tmp_path, outputs, scores)

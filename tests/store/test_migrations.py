@@ -143,3 +143,41 @@ def test_a_run_stored_before_migration_2_reads_back_and_resumes(tmp_path: Path) 
     assert claim_resume(path, "old-running") == set()
     claimed = get_run(path, "old-running")
     assert claimed.status == "running" and not claimed.stale and claimed.owner is not None
+
+
+def test_a_version_8_store_keeps_its_token_counts_and_takes_larger_ones(tmp_path: Path) -> None:
+    from harness.store import runs
+    from harness.store.rows import OutputRow
+
+    path = tmp_path / "v8.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+        "applied_at TIMESTAMP DEFAULT now())"
+    )
+    for number, fn in enumerate(MIGRATIONS[:8], start=1):
+        fn(con)
+        con.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, fn.__name__]
+        )
+    con.execute(
+        "INSERT INTO runs (run_id, dataset, dataset_version, model, status, config, rows_total, "
+        "created_at) VALUES ('r1', 'qa', 'v1', 'echo', 'running', '{}', 2, now())"
+    )
+    con.execute(
+        "INSERT INTO outputs (run_id, example_id, output, input_tokens, output_tokens, "
+        "created_at) VALUES ('r1', 'e0', 'a', 2147483647, 7, now())"
+    )
+    con.close()
+    store_db._migrated.discard(path.resolve())
+    runs.write_batch(path, "r1", [OutputRow("e1", "b", None, 0.1, 2**31, 8, None, None, False)], [])
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = con.execute(
+            "SELECT example_id, input_tokens, output_tokens FROM outputs ORDER BY example_id"
+        ).fetchall()
+        kinds = con.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'outputs' AND column_name LIKE '%_tokens'"
+        ).fetchall()
+    assert stored == [("e0", 2**31 - 1, 7), ("e1", 2**31, 8)]
+    assert kinds == [("BIGINT",), ("BIGINT",)]
