@@ -1,7 +1,7 @@
 """The end of a cached rerun logged to MLflow, with and without the store held through it.
 
 A finished run keeps the DuckDB store open from reading its rows back through its report
-and its MLflow run's end when it has at most ``harness.runner.run.HOLD_REPORT_ROWS`` rows
+and its MLflow run's end when it has at most ``harness.runner.run_end.HOLD_REPORT_ROWS`` rows
 (three opens fewer on the path to its exit), and closes it before the report otherwise
 (the open database keeps the pages the report reads: memory that grows with the rows).
 This times both ways on the same rows, alternating: the run's end (``_Run._finished``:
@@ -32,8 +32,9 @@ def child(home: str, hold_rows: int, judges: list[str]) -> None:
     from bench_cached_rerun import bench_config
 
     import harness.runner.run as run_module
+    import harness.runner.run_end as run_end
 
-    run_module.HOLD_REPORT_ROWS = hold_rows
+    run_end.HOLD_REPORT_ROWS = hold_rows
     ends: list[float] = []
     finished = run_module._Run._finished
 

@@ -6,7 +6,7 @@ objects built from them on the C library's heap, the report's Arrow arrays in py
 pool. Both allocators keep what is freed for reuse, so the process's resident memory only
 grows from one step to the next and its peak is the sum of them. ``release_freed`` between
 the steps returns it: pyarrow's pool (``MemoryPool.release_unused``) and glibc's heap
-(``malloc_trim``, as Dask's workers do). Numbers in ``harness.runner.run._finished``.
+(``malloc_trim``, as Dask's workers do). Numbers in ``harness.runner.run_end.RunEnd._finished``.
 """
 
 from __future__ import annotations

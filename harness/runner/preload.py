@@ -49,7 +49,7 @@ __all__ = [
     "end_modules",
 ]
 
-# What every run's end imports (harness.runner.run._record), heaviest first; not pandas
+# What every run's end imports (harness.runner.run_end.RunEnd._record), heaviest first; not pandas
 # (see the module's docstring).
 END_MODULES = ("harness.runner.batch_scores",)
 # What its report and MLflow table import: a run logged to MLflow or asked for --report.

@@ -648,10 +648,10 @@ def test_the_end_of_a_run_reads_its_rows_and_stores_its_end_in_one_open(
     written, so that write shares it too (it was an open and a checkpoint of its own, on
     the path to the exit). The rest of the run still opens the file for each short piece
     of work, so other processes can read between them."""
-    import harness.runner.run as run_module
+    import harness.runner.run_end as run_end
     from harness.store import db as store_db
 
-    monkeypatch.setattr(run_module, "HOLD_REPORT_ROWS", hold_rows)
+    monkeypatch.setattr(run_end, "HOLD_REPORT_ROWS", hold_rows)
     at_end: list[bool] = []  # each open: whether it came from the run's end
     real = store_db._open
     # The run's end, the hold taken for it, and the rows' batches: the run's 20 rows are

@@ -33,7 +33,7 @@ def test_evaluate_logs_into_the_active_run_on_the_users_tracking_uri(
     from harness.store import db as store_db
 
     # The user's run may be on a server: the project's store is not held while it is
-    # written (a small run holds it through its end otherwise, harness.runner.run).
+    # written (a small run holds it through its end otherwise, harness.runner.run_end).
     held_at_finish: list[bool] = []
     finish = InlineLogger.finish
 
