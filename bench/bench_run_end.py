@@ -38,10 +38,10 @@ def child(home: str, hold_rows: int, judges: list[str]) -> None:
     ends: list[float] = []
     finished = run_module._Run._finished
 
-    def timed(self: object) -> object:
+    def timed(self: object, *args: object) -> object:
         started = time.perf_counter()
         try:
-            return finished(self)  # type: ignore[arg-type]
+            return finished(self, *args)  # type: ignore[arg-type]
         finally:
             ends.append(time.perf_counter() - started)
 
