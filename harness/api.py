@@ -439,7 +439,7 @@ def _run(
     from harness.errors import UnknownParamWarning
     from harness.runner.plan import param_warnings
 
-    for said in param_warnings(dict.fromkeys(config.params, "params"), config, project):
+    for said in param_warnings(dict.fromkeys(config.params, "params"), config, project, objects):
         warnings.warn(said, UnknownParamWarning, stacklevel=3)
     result = run_eval(
         config,

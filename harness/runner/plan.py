@@ -504,13 +504,24 @@ def _check_judge_params(name: str, params: Mapping[str, Any]) -> None:
             )
 
 
-def param_warnings(given: Mapping[str, str], config: RunConfig, home: Home) -> list[str]:
+def param_warnings(
+    given: Mapping[str, str], config: RunConfig, home: Home, objects: Sequence[Any] = ()
+) -> list[str]:
     """The warnings for the parameter names nearly known (``config.param_warning``): of
-    ``given`` (each name -> where it was given: ``--param``, ``FILE: [sweep]``, ``params``)
-    and of the params of the judges ``config`` asks for. Said once, before the run (or a
+    ``given`` (each name -> where it was given: ``--param``, ``FILE: [sweep]``, ``params``),
+    of the params of the judges ``config`` asks for and of the judges among ``objects``
+    (``harness.evaluate``'s ``judges=[make_judge(...)]``). Said once, before the run (or a
     sweep's runs) starts: by ``harness run`` on stderr (in --json's warnings), by
     ``harness.evaluate`` as an ``UnknownParamWarning``."""
     found = [param_warning(key, where) for key, where in given.items()]
+    if objects:
+        from harness.judges.judge import Judge
+
+        for judge in objects:
+            if isinstance(judge, Judge):
+                found += [
+                    param_warning(key, f"judge {judge.name!r}: params") for key in judge.params
+                ]
     if config.judges:
         from harness.judges.resolve import resolve_judges
 

@@ -97,6 +97,21 @@ def test_evaluate_warns_of_a_misspelt_param_with_its_own_class(home: Path) -> No
         )
 
 
+def test_evaluate_warns_of_a_misspelt_param_of_a_judge_object(home: Path) -> None:
+    # A judge made in Python (make_judge) sends its params in each of its requests, as a
+    # [judges.NAME] table's: its misspelt name was sent in silence.
+    from harness.judges import make_judge
+
+    data = pd.DataFrame({"inputs": ["2+2", "hi"], "targets": ["4", "hi"]})
+    misspelt = make_judge("terse", "Is {output} right?", params={"max_token": 50})
+    spelt = make_judge("terse2", "Is {output} right?", params={"max_tokens": 50, "my_opt": 1})
+    with pytest.warns(UnknownParamWarning) as caught:
+        harness.evaluate(MODEL, data, targets="targets", judges=[misspelt, spelt],
+                         judge_model=JUDGE_MODEL, log_to_mlflow=False)  # fmt: skip
+    said = [str(w.message) for w in caught if w.category is UnknownParamWarning]
+    assert said == [f"judge 'terse': params max_token {SAID.format('max_tokens')}"]
+
+
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_a_sweep_estimate_says_a_misspelt_param(as_json: bool, qa: str, home: Path) -> None:
     # --dry-run of a sweep: its --json has no warnings, so the warning goes to stderr, as a
