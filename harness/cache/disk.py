@@ -61,7 +61,10 @@ class _ThreadedCache(diskcache.Cache):
     connection of their own open (``ResponseCache.close``)."""
 
     opener: int
-    other_threads: set[int]  # their idents; a thread that closes its own leaves the set
+    # How many threads other than the opener have a connection open: counted, not named by
+    # ident, as an ended thread's ident may be a new thread's.
+    other_threads: int
+    counting: threading.Lock
 
     @property
     def _con(self) -> sqlite3.Connection:
@@ -72,14 +75,19 @@ class _ThreadedCache(diskcache.Cache):
         if con is not None and getattr(local, "pid", None) == os.getpid():
             return con
         if con is None and threading.get_ident() != self.opener:
-            self.other_threads.add(threading.get_ident())
+            with self.counting:
+                self.other_threads += 1
         opened: sqlite3.Connection = diskcache.Cache._con.fget(self)
         return opened
 
     def close_in_thread(self) -> None:
         """Close the calling thread's connection (diskcache's ``close`` closes only that)."""
+        if getattr(self._local, "con", None) is None:
+            return
         self.close()
-        self.other_threads.discard(threading.get_ident())
+        if threading.get_ident() != self.opener:
+            with self.counting:
+                self.other_threads -= 1
 
     def open_set_up(
         self, directory: str, timeout: float, disk: type[diskcache.Disk], settings: dict[str, Any]

@@ -174,7 +174,8 @@ class ResponseCache(CacheMaintenance):
         # Made before it is set up, so that a failed set-up can close the connection it
         # opened (a lock on cache.db, which ``clear_cache`` goes on to take).
         cache = _ThreadedCache.__new__(_ThreadedCache)
-        cache.opener, cache.other_threads = threading.get_ident(), set()
+        cache.opener, cache.other_threads = threading.get_ident(), 0
+        cache.counting = threading.Lock()
         with removing_what_a_failed_open_left(self.directory):  # closed first, below
             try:
                 if not cache.open_set_up(str(self.directory), timeout, SafeDisk, _SETTINGS):
@@ -445,7 +446,7 @@ class ResponseCache(CacheMaintenance):
         one took 0.03-0.05 s at the end of a cold 1,000-row run (issue 14)."""
         self.release_reads()
         self._cache.close()
-        if getattr(self._cache, "other_threads", None):
+        if getattr(self._cache, "other_threads", 0):
             gc.collect()
 
     def close_in_thread(self) -> None:

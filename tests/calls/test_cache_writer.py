@@ -119,3 +119,35 @@ def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_
         gc.enable()
     with ResponseCache(tmp_path / "cache") as again:
         assert all(again.get(answer(i)[0]) is not None for i in range(3))
+
+
+def test_a_connection_another_thread_left_open_is_still_collected_at_the_close(
+    tmp_path: Path,
+) -> None:
+    # A thread that looked up an entry and ended left its connection to the collector; the
+    # writer's thread, started after it, may be given the same thread ident: the close
+    # must still collect the one left, or the write-ahead log stays unmerged.
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.disable()
+    gc.callbacks.append(note)
+    try:
+        cache = ResponseCache(tmp_path / "cache")
+        reader = threading.Thread(target=cache.get, args=(answer(0)[0],))
+        reader.start()
+        reader.join()
+        writer = CacheWriter(cache)
+        writer.submit(*answer(1)).result(10)
+        writer.close()
+        collections.clear()
+        cache.close()
+        assert collections == [2]
+        wal = tmp_path / "cache" / "cache.db-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+    finally:
+        gc.callbacks.remove(note)
+        gc.enable()
