@@ -112,6 +112,35 @@ def test_a_stored_runs_rows_read_a_chunk_at_a_time_are_its_tables(
     assert [row["scores"] for row in first] == shown
 
 
+def test_a_stored_runs_rows_whose_examples_are_gone_read_a_page_at_a_time_are_its_tables(
+    stored: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's examples are joined by their places in the dataset (from its first row's to
+    its last's): a row whose example is gone from the store has none, comes last, and is
+    read as the run's table has it (no input, no context), the rows around it too."""
+    import shutil
+
+    import duckdb
+
+    from harness.store import record_rows
+
+    monkeypatch.setattr(record_rows, "_PAGE_ROWS", 4)
+    home, run = stored
+    db_path = tmp_path / "harness.duckdb"
+    shutil.copy(home / "harness.duckdb", db_path)
+    with duckdb.connect(str(db_path)) as con:
+        gone = [i for (i,) in con.execute("SELECT id FROM examples ORDER BY position").fetchall()]
+        gone = [gone[1], gone[9], gone[10]]  # two pages' rows, two on one page
+        con.execute("DELETE FROM examples WHERE list_contains($gone, id)", {"gone": gone})
+    record = load_run_record(db_path, run)
+    with record.reader() as reader:
+        rows = [row for start in range(0, ROWS, 5) for row in reader.records(range(start,
+                min(start + 5, ROWS)))]  # fmt: skip
+    assert rows == record.table.to_pylist()
+    assert [row["id"] for row in rows[-3:]] == sorted(gone)
+    assert [row["input"] for row in rows[-3:]] == [None] * 3
+
+
 def test_a_stored_runs_rows_read_for_the_page_hold_only_its_judges_samples(
     stored: tuple[Path, str],
 ) -> None:
