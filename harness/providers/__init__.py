@@ -14,7 +14,16 @@ from harness.errors import ModelURIError
 from harness.model_io import ModelRequest, ModelResponse
 from harness.providers.base import Provider
 
-__all__ = ["PROVIDERS", "TRANSPORTS", "ModelRequest", "ModelResponse", "Provider", "resolve"]
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "LOCAL_SCHEMES",
+    "PROVIDERS",
+    "TRANSPORTS",
+    "ModelRequest",
+    "ModelResponse",
+    "Provider",
+    "resolve",
+]
 
 # scheme -> "module:Class"; the module is imported on first use.
 PROVIDERS: dict[str, str] = {
@@ -27,10 +36,14 @@ PROVIDERS: dict[str, str] = {
     "column": "harness.providers.column:ColumnProvider",
 }
 
+# The schemes whose provider answers in this process (``Provider.local``): no HTTP client.
+LOCAL_SCHEMES: tuple[str, ...] = ("python", "echo", "column")
+
 # How HTTP providers send (``harness.providers._client``), named here so that checking a
 # setting imports no HTTP client: a fully cached run never needs one (httpx alone took
 # 63 ms to import, 40 of them its command line's rich and pygments).
 TRANSPORTS: tuple[str, ...] = ("aiohttp", "httpx-shards", "httpx")
+DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 
 URI_FORMS = (
     "openai:/MODEL, anthropic:/MODEL, databricks:/ENDPOINT, ollama:/MODEL, "

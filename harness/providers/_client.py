@@ -43,7 +43,7 @@ import httpx
 import orjson
 
 from harness.errors import ConfigError
-from harness.providers import TRANSPORTS
+from harness.providers import DEFAULT_TRANSPORT, TRANSPORTS
 
 if TYPE_CHECKING:
     from httpx_aiohttp import AiohttpTransport
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 # HTTP calls (harness.intercept) passes them through untouched, so none is routed twice.
 OWN_REQUEST = "harness_own_request"
 SHARD_CONNECTIONS = 8  # connections per pool for "httpx-shards"
-DEFAULT_TRANSPORT = "aiohttp"  # httpx's own pool slows down under concurrency (bench/)
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 

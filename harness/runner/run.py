@@ -40,7 +40,7 @@ from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
 from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
-from harness.runner.preload import Preload, end_modules
+from harness.runner.preload import Preload, client_preload, end_modules
 from harness.runner.progress import NullProgress, Progress, call_event_notes
 from harness.runner.run_end import RunEnd
 from harness.store import runs as run_store
@@ -126,6 +126,8 @@ def run_eval(
     cassette = current_cassette()
     if cassette is not None:  # inside harness.replay or a marked test: its cassette and mode
         config = dataclasses.replace(config, cache=cassette.mode)
+    if http_client is None:  # the client's import beside the planning, if it will be needed
+        client_preload(config, home, provider, cassette=cassette is not None)
     plan = plan_run(
         config,
         home,
