@@ -30,6 +30,7 @@ BENCHMARKS = [
     ["bench_cached_rerun.py", "--goal1-rows", "1000", "--sizes", "1000,10000", "--repeat", "3"],
     ["bench_run_end.py", "--rows", "1000", "--repeat", "5"],
     ["bench_store_growth.py", "--runs", "20", "--batches", "40"],
+    ["bench_batch_write.py"],
     ["bench_mlflow_log.py"],
     ["bench_sync.py", "--traces", "1000"],
     ["bench_spark.py"],

@@ -6,6 +6,7 @@ the command line), and `run_all.py --help` started every benchmark (~15 minutes)
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,15 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"
 
 def test_the_benchmarks_are_found() -> None:
     assert {"run_all.py", "bench_mlflow_log.py", "bench_cached_rerun.py"} <= set(SCRIPTS)
+
+
+def test_make_bench_runs_every_benchmark() -> None:
+    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    listed = {script for script, *_ in run_all.BENCHMARKS}
+    assert listed == {s for s in SCRIPTS if s.startswith("bench_")}
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
