@@ -115,8 +115,8 @@ def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_paylo
 
 
 def test_rows_packed_reach_the_page_as_markup_it_does_not_scan_again(tmp_path: Path) -> None:
-    """The packed rows are base64 (nothing HTML escapes): the page's template takes them as
-    markup instead of scanning 10 MB of them (10,000 rows) for characters to escape."""
+    """The packed rows are base64 (nothing HTML escapes): the page takes them as markup,
+    as they are, instead of scanning 10 MB of them (10,000 rows) for characters to escape."""
     from markupsafe import Markup
 
     n = 3 * _CHUNK_ROWS + 1
@@ -132,6 +132,28 @@ def test_rows_packed_reach_the_page_as_markup_it_does_not_scan_again(tmp_path: P
     assert packed == pack(rows_payload(runs, metrics))
     page = render_report(runs, title="t", subtitle="s")
     assert f'id="rows-data">{packed}</script>' in page
+
+
+def test_rows_packed_go_in_their_element_as_the_page_is_joined_whatever_the_run_is_named(
+    tmp_path: Path,
+) -> None:
+    """The page's rows go in their element as the page is joined, not through the template
+    (which copied the 10 MB of a 10,000-row report twice, the report's peak): a run named
+    as the element is, empty, shows that name escaped, and its rows go in the element."""
+    from harness.report.page import _ROWS_DATA
+
+    n = _CHUNK_ROWS + 1
+    run = read_run_file(write_run(
+        tmp_path / "run.jsonl", run_id="run", judges=["faith"],
+        scores={"f1": [i / n for i in range(n)], "faith": [float(i % 2) for i in range(n)]},
+    ))  # fmt: skip
+    label = _ROWS_DATA + "</script>"
+    runs = [ReportRun(label, run, record_scores(run))]
+    packed = packed_rows(runs, report_metrics(runs))
+    page = render_report(runs, title=label, subtitle=label)
+    assert re.findall(r"<script\b[^>]*>", page) == [_ROWS_DATA, "<script>"]
+    assert page.count(f"{_ROWS_DATA}{packed}</script>") == 1
+    assert "&lt;script type=&#34;application/octet-stream&#34; id=&#34;rows-data&#34;&gt;" in page
 
 
 def test_markdown_notes_stay_apart(tmp_path: Path, home: Path) -> None:
