@@ -9,8 +9,10 @@ loop is asyncio's own, counting what other threads hand it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +89,10 @@ def test_a_write_that_fails_raises_in_its_caller(tmp_path: Path) -> None:
         assert cache.get(key) is None
 
 
-def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_collection(
-    tmp_path: Path,
-) -> None:
-    # A connection left to its thread's end is freed only by a cycle collection (a
-    # sqlite3.Connection and its statement cache refer to each other), which the cache's
-    # close then ran: 0.03-0.05 s at the end of a cold 1,000-row run. The collector is off
-    # here, so nothing else collects it; the write-ahead log is merged into cache.db only
-    # when the last connection closes.
+@contextlib.contextmanager
+def collections_seen() -> Iterator[list[int]]:
+    """The generations of the cycle collections run inside, with the collector off (so
+    none runs but those asked for: ``gc.collect``)."""
     collections: list[int] = []
 
     def note(phase: str, info: dict[str, int]) -> None:
@@ -104,6 +102,26 @@ def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_
     gc.disable()
     gc.callbacks.append(note)
     try:
+        yield collections
+    finally:
+        gc.callbacks.remove(note)
+        gc.enable()
+
+
+def merged(folder: Path) -> bool:
+    """Whether the cache's write-ahead log is merged into cache.db (the last connection
+    closed does it)."""
+    wal = folder / "cache.db-wal"
+    return not wal.exists() or wal.stat().st_size == 0
+
+
+def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_collection(
+    tmp_path: Path,
+) -> None:
+    # A connection left to its thread's end is freed only by a cycle collection (a
+    # sqlite3.Connection and its statement cache refer to each other), which the cache's
+    # close then ran: 0.03-0.05 s at the end of a cold 1,000-row run.
+    with collections_seen() as collections:
         cache = ResponseCache(tmp_path / "cache")
         writer = CacheWriter(cache)
         for i in range(3):
@@ -112,11 +130,7 @@ def test_the_writer_closes_its_threads_connection_so_the_cache_closes_without_a_
         collections.clear()
         cache.close()
         assert collections == []
-        wal = tmp_path / "cache" / "cache.db-wal"
-        assert not wal.exists() or wal.stat().st_size == 0
-    finally:
-        gc.callbacks.remove(note)
-        gc.enable()
+        assert merged(tmp_path / "cache")
     with ResponseCache(tmp_path / "cache") as again:
         assert all(again.get(answer(i)[0]) is not None for i in range(3))
 
@@ -127,15 +141,7 @@ def test_a_connection_another_thread_left_open_is_still_collected_at_the_close(
     # A thread that looked up an entry and ended left its connection to the collector; the
     # writer's thread, started after it, may be given the same thread ident: the close
     # must still collect the one left, or the write-ahead log stays unmerged.
-    collections: list[int] = []
-
-    def note(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    gc.disable()
-    gc.callbacks.append(note)
-    try:
+    with collections_seen() as collections:
         cache = ResponseCache(tmp_path / "cache")
         reader = threading.Thread(target=cache.get, args=(answer(0)[0],))
         reader.start()
@@ -146,8 +152,4 @@ def test_a_connection_another_thread_left_open_is_still_collected_at_the_close(
         collections.clear()
         cache.close()
         assert collections == [2]
-        wal = tmp_path / "cache" / "cache.db-wal"
-        assert not wal.exists() or wal.stat().st_size == 0
-    finally:
-        gc.callbacks.remove(note)
-        gc.enable()
+        assert merged(tmp_path / "cache")

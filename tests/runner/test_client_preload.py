@@ -55,15 +55,21 @@ def _importer(env: dict[str, str], tmp_path: Path, *options: str) -> list[str]:
     return out.read_text().split() if out.exists() else []
 
 
+def _project(tmp_path: Path, qa_file: Path, server: FakeLLMServer) -> dict[str, str]:
+    """The environment of a new project home holding ``qa_file`` as ``qa``."""
+    env = harness_env(tmp_path / "home", server)
+    subprocess.run(
+        [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
+        env=env, capture_output=True, check=True, timeout=300,
+    )  # fmt: skip
+    return env
+
+
 def test_the_client_is_imported_beside_the_planning_only_when_calls_will_be_sent(
     tmp_path: Path, qa_file: Path
 ) -> None:
     with FakeLLMServer() as server:
-        env = harness_env(tmp_path / "home", server)
-        subprocess.run(
-            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
-            env=env, capture_output=True, check=True, timeout=300,
-        )  # fmt: skip
+        env = _project(tmp_path, qa_file, server)
         assert _importer(env, tmp_path, *_REMOTE) == ["harness-preload"]  # a new project
         assert _importer(env, tmp_path, *_REMOTE) == []  # its rerun: all cached, no client
         assert _importer(env, tmp_path, *_REMOTE, "--cache", "refresh") == ["harness-preload"]
@@ -73,9 +79,5 @@ def test_the_client_is_imported_beside_the_planning_only_when_calls_will_be_sent
 
 def test_a_local_model_with_no_judge_imports_no_client(tmp_path: Path, qa_file: Path) -> None:
     with FakeLLMServer() as server:
-        env = harness_env(tmp_path / "home", server)
-        subprocess.run(
-            [sys.executable, "-m", "harness", "data", "import", str(qa_file), "--name", "qa"],
-            env=env, capture_output=True, check=True, timeout=300,
-        )  # fmt: skip
+        env = _project(tmp_path, qa_file, server)
         assert _importer(env, tmp_path, "--model", "echo") == []

@@ -22,9 +22,8 @@ def test_fresh_store_gets_every_migration(tmp_path: Path) -> None:
     assert expected | {"schema_migrations"} <= tables
 
 
-@pytest.mark.parametrize("version", range(len(MIGRATIONS)))
-def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int) -> None:
-    path = tmp_path / f"v{version}.duckdb"
+def _store_at(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A connection to a new store at ``path`` written at schema ``version``."""
     con = duckdb.connect(str(path))
     con.execute(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
@@ -35,7 +34,13 @@ def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int)
         con.execute(
             "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, fn.__name__]
         )
-    con.close()
+    return con
+
+
+@pytest.mark.parametrize("version", range(len(MIGRATIONS)))
+def test_store_from_an_earlier_version_is_upgraded(tmp_path: Path, version: int) -> None:
+    path = tmp_path / f"v{version}.duckdb"
+    _store_at(path, version).close()
     store_db._migrated.discard(path.resolve())
     with store_db.connect(path) as con:
         assert schema_version(con) == len(MIGRATIONS)
@@ -150,16 +155,7 @@ def test_a_version_8_store_keeps_its_token_counts_and_takes_larger_ones(tmp_path
     from harness.store.rows import OutputRow
 
     path = tmp_path / "v8.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
-        "applied_at TIMESTAMP DEFAULT now())"
-    )
-    for number, fn in enumerate(MIGRATIONS[:8], start=1):
-        fn(con)
-        con.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, fn.__name__]
-        )
+    con = _store_at(path, 8)
     con.execute(
         "INSERT INTO runs (run_id, dataset, dataset_version, model, status, config, rows_total, "
         "created_at) VALUES ('r1', 'qa', 'v1', 'echo', 'running', '{}', 2, now())"
