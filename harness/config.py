@@ -164,8 +164,9 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{where}: {unknown_names('setting', unknown)}; known: "
             f"{', '.join(SETTINGS_TABLES)} (see docs/config.md)"
         )
-    # The other tables' owners say it in their words.
-    for name in ("providers", "mlflow", "slices", "spark", "metrics"):
+    # The other tables' owners say it in their words. [calls] and [prices] are read where
+    # no owner checks first (the stop's grace, the prices installed): a traceback there.
+    for name in ("providers", "mlflow", "slices", "spark", "metrics", "calls", "prices"):
         if name in settings and not isinstance(settings[name], dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
     for name in ("judge_model",):

@@ -188,6 +188,8 @@ def test_a_bad_stop_grace_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> No
          "[spark] rows_per_task must be a whole number >= 1, got 0"),
         ("[spark]\nmaster = 5\n", "[spark] master must be text, got 5"),
         ("spark = 5\n", "spark must be a table ([spark])"),  # was a TypeError traceback
+        ("calls = 5\n", "calls must be a table ([calls])"),  # were AttributeError tracebacks
+        ("prices = 5\n", "prices must be a table ([prices])"),
     ],
 )  # fmt: skip
 def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
