@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import socket
+import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ from harness.errors import ConfigError
 from harness.providers import DEFAULT_TRANSPORT, TRANSPORTS
 
 if TYPE_CHECKING:
+    import ssl
+
     from httpx_aiohttp import AiohttpTransport
 
 # The request extension that marks harness's own requests: the interception of the user's
@@ -87,6 +90,27 @@ _MERGED_KEPT = 16  # header sets kept merged per client: a provider's are the sa
 
 _direct: weakref.WeakKeyDictionary[httpx.AsyncClient, _Direct] = weakref.WeakKeyDictionary()
 
+_tls_lock = threading.Lock()
+_tls: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (the roots of ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``,
+    else certifi's), made once a process for every client ``make_client`` builds.
+
+    Each transport made its own, and reading the roots took ~20 ms of every client's
+    creation, on the critical path of a cold run's first request (issue 14, goal 2); a run
+    sure to send its calls now makes it beside its planning (``client_preload``). One
+    context serves any number of clients and threads; a new one is made if those
+    variables change.
+    """
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    with _tls_lock:  # a second thread asking while the first reads the roots waits for them
+        context = _tls.get(key)
+        if context is None:
+            context = _tls[key] = httpx.create_ssl_context(trust_env=True)
+    return context
+
 
 def make_client(
     concurrency: int, timeout_s: float, transport: str | None = None
@@ -105,11 +129,12 @@ def make_client(
         except ImportError:
             transport = "httpx-shards"
         else:
-            pool, client_class = _aiohttp_transport()(limits=limits), HttpxAiohttpClient
+            aiohttp_pool = _aiohttp_transport()(limits=limits, verify=tls_context())
+            pool, client_class = aiohttp_pool, HttpxAiohttpClient
     if transport == "httpx-shards":
         pool = _Shards(max(1, -(-concurrency // SHARD_CONNECTIONS)), limits)
     elif transport == "httpx":
-        pool = httpx.AsyncHTTPTransport(limits=limits)
+        pool = httpx.AsyncHTTPTransport(limits=limits, verify=tls_context())
     # The client still mounts proxy transports from the environment (trust_env).
     client = client_class(timeout=timeout, transport=pool)
     # The client builds its jar in __init__ and keeps it in ``_cookies``: no public hook.
@@ -376,7 +401,7 @@ class _Shards(httpx.AsyncBaseTransport):
     def __init__(self, count: int, limits: httpx.Limits) -> None:
         # One TLS context (httpx's default, as each pool made its own) for all the pools:
         # reading the roots took ~30 ms a pool, 0.23 s for the 8 pools of concurrency 64.
-        verify = httpx.create_ssl_context(trust_env=True)
+        verify = tls_context()
         self.pools = [httpx.AsyncHTTPTransport(limits=limits, verify=verify) for _ in range(count)]
         self.turn = 0
 

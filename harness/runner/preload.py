@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -94,11 +94,18 @@ START_AFTER_S = 1.0
 
 class Preload:
     """Import ``modules`` in a thread of their own, from ``begin`` (or ``start_after_s``
-    from now, whichever comes first) until ``wait``."""
+    from now, whichever comes first) until ``wait``; then call ``then``, if given."""
 
-    def __init__(self, modules: Sequence[str], *, start_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        modules: Sequence[str],
+        *,
+        start_after_s: float | None = None,
+        then: Callable[[], object] | None = None,
+    ) -> None:
         self.modules = tuple(modules)
         self.start_after_s = START_AFTER_S if start_after_s is None else start_after_s
+        self.then = then
         self._go = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-preload", daemon=True)
         self._thread.start()
@@ -113,6 +120,8 @@ class Preload:
             # One that fails is imported again, and its error reported, by the run's end.
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+        if self.then is not None:
+            self.then()
 
     def wait(self) -> None:
         """Return once every module is imported (or has failed to)."""
@@ -129,7 +138,8 @@ def client_preload(
     The first call sent makes the client (``harness.providers._client.make_client``), and
     with aiohttp its import (aiohttp builds two TLS contexts as it loads) took ~0.13 s of a
     cold 1,000-row run's start while every row waited; imported beside the planning, the
-    first request went ~0.07 s sooner (issue 14, goal 2). Sure to be sent: every call of a
+    first request went ~0.07 s sooner (issue 14, goal 2). Its TLS context is made there too
+    (``tls_context``: reading the roots, ~20 ms). Sure to be sent: every call of a
     ``--cache off`` or ``refresh`` run, and every call of a project whose cache holds
     nothing yet. A rerun whose answers may all be cached makes no client at all, and its
     CPU is busy: an import it does not need is left out.
@@ -148,7 +158,16 @@ def client_preload(
     modules: tuple[str, ...] = ("harness.providers._client",)
     if transport == "aiohttp":
         modules += ("httpx_aiohttp",)
-    return Preload(modules, start_after_s=0.0)
+    return Preload(modules, start_after_s=0.0, then=_tls_context)
+
+
+def _tls_context() -> None:
+    """The client's TLS context made ahead. Roots that cannot be read (a bad
+    ``SSL_CERT_FILE``) are left for the client's creation to report, as it always has."""
+    with contextlib.suppress(ImportError, OSError):  # ssl.SSLError is an OSError
+        from harness.providers._client import tls_context
+
+        tls_context()
 
 
 def _remote(uri: str) -> bool:

@@ -67,6 +67,39 @@ def test_the_shards_share_one_tls_context_that_verifies(monkeypatch, tmp_path) -
         make_client(64, 30.0, transport="httpx-shards")
 
 
+def _tls_of(client: httpx.AsyncClient) -> Any:
+    transport: Any = client._transport
+    if hasattr(transport, "pools"):  # httpx-shards
+        transport = transport.pools[0]
+    return getattr(transport, "ssl_context", None) or transport._pool._ssl_context
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_client_shares_one_tls_context_made_for_its_roots(monkeypatch, transport) -> None:
+    """Reading the TLS roots took ~20 ms of each client's creation (issue 14): the clients
+    share one context per process, made again for other roots (SSL_CERT_FILE); a roots
+    file that cannot be read is reported each time, not remembered."""
+    import certifi
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    clients = [make_client(8, 30.0, transport=transport) for _ in range(2)]
+    default = _client.tls_context()
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    clients.append(make_client(8, 30.0, transport=transport))
+    try:
+        first, second, other = (_tls_of(c) for c in clients)
+        assert first is second is default and other is not first
+        assert other is _client.tls_context()  # SSL_CERT_FILE's, kept in turn
+    finally:
+        for client in clients:
+            asyncio.run(client.aclose())
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where() + ".missing")
+    for _ in range(2):
+        with pytest.raises(FileNotFoundError):
+            make_client(8, 30.0, transport=transport)
+
+
 def test_with_a_proxy_in_the_environment_requests_go_through_the_client(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     client = make_client(4, 30.0)

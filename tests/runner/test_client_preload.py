@@ -1,8 +1,9 @@
 """The HTTP client is imported beside a run's planning when its first calls are sure to be
 sent (a project whose cache holds nothing yet, ``--cache refresh`` or ``off``), in the
-preload thread: its import (~0.13 s with aiohttp) was on the critical path of a cold run's
-first request (issue 14, goal 2). A rerun whose answers may all be cached, or a run of a
-local model with no judge, imports no client at all."""
+preload thread, and its TLS roots read there: its import (~0.13 s with aiohttp) and the
+roots (~0.02 s) were on the critical path of a cold run's first request (issue 14, goal 2).
+A rerun whose answers may all be cached, or a run of a local model with no judge, imports
+no client at all."""
 
 from __future__ import annotations
 
@@ -15,16 +16,30 @@ from processes import harness_env
 from harness.testing import FakeLLMServer
 
 # Runs `harness run ...` as the CLI does, and writes to $PROBE_OUT the name of the thread
-# that imports httpx_aiohttp (the aiohttp transport's client), if one does.
+# that imports httpx_aiohttp (the aiohttp transport's client), if one does, and of each
+# thread that reads TLS roots from a file (``roots:NAME``).
 _PROBE = """
-import os, sys, threading
+import os, ssl, sys, threading
+def note(what):
+    with open(os.environ["PROBE_OUT"], "a") as out:
+        out.write(what + threading.current_thread().name + "\\n")
 class Probe:
     def find_spec(self, name, path=None, target=None):
         if name == "httpx_aiohttp":
-            with open(os.environ["PROBE_OUT"], "a") as out:
-                out.write(threading.current_thread().name + "\\n")
+            note("")
         return None
 sys.meta_path.insert(0, Probe())
+load = ssl.SSLContext.load_verify_locations
+def roots(self, *args, **kwargs):
+    note("roots:")
+    return load(self, *args, **kwargs)
+ssl.SSLContext.load_verify_locations = roots
+import time, harness.store.runs as runs
+create_run = runs.create_run
+def slow_create_run(*args, **kwargs):  # the planning of a large run: longer than the preload
+    time.sleep(0.3)
+    return create_run(*args, **kwargs)
+runs.create_run = slow_create_run
 from harness.cli import main
 sys.argv = ["harness", "run", *sys.argv[1:]]
 main()
@@ -70,9 +85,10 @@ def test_the_client_is_imported_beside_the_planning_only_when_calls_will_be_sent
 ) -> None:
     with FakeLLMServer() as server:
         env = _project(tmp_path, qa_file, server)
-        assert _importer(env, tmp_path, *_REMOTE) == ["harness-preload"]  # a new project
+        preloaded = ["harness-preload", "roots:harness-preload"]  # once, in the preload thread
+        assert _importer(env, tmp_path, *_REMOTE) == preloaded  # a new project
         assert _importer(env, tmp_path, *_REMOTE) == []  # its rerun: all cached, no client
-        assert _importer(env, tmp_path, *_REMOTE, "--cache", "refresh") == ["harness-preload"]
+        assert _importer(env, tmp_path, *_REMOTE, "--cache", "refresh") == preloaded
         requests = server.stats()["requests_total"]
         assert requests == 2 * 2 * 5  # the first run and the refresh sent; the rerun did not
 
