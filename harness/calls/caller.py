@@ -324,9 +324,17 @@ class Caller(CallSending):
         *,
         kind: CallKind = "model",
         row_id: str | None = None,
+        request: KnownRequest | None = None,
+        held: bool = False,
     ) -> CallResult | None:
         """``cached`` for the request whose key is ``key`` (an intercepted call is keyed
-        before its request is made: ``harness.intercept.wire.JSONCall``)."""
+        before its request is made: ``harness.intercept.wire.JSONCall``).
+
+        ``request``: its canonical request and canonical JSON, as ``call`` passes them, so
+        the entry's stored request is not parsed again (``ResponseCache.get``). ``held``:
+        the caller runs on this Caller's event loop (an async client's call from the
+        model's coroutine): the lookup holds reads as ``call``'s do, until the loop turns.
+        """
         if self.mode not in ("use", "replay") or provider.local:
             return None
         # A miss known without SQLite: in an app's busy thread, each SQLite call waits for
@@ -334,7 +342,7 @@ class Caller(CallSending):
         assert self.cache is not None
         if self.mode == "use" and self.cache.known_absent(key):
             return None
-        return self._hit(provider, key, kind, row_id)
+        return self._hit(provider, key, kind, row_id, held=held, request=request)
 
     def _hit(
         self,

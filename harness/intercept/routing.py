@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-from harness.cache.keys import canonical_key
+from harness.cache.keys import canonical_key_json
 from harness.errors import (
     ConfigError,
     LiveCallWarning,
@@ -168,15 +168,18 @@ def _live(scope: Scope, request: Any) -> None:
 
 class _Keyed:
     """A call keyed for the call path: its key and provider now (all a cache hit needs), its
-    request when the cache has no answer."""
+    request when the cache has no answer. ``known`` is its canonical request and canonical
+    JSON, which a hit's entry need not parse again (``Caller.cached_key``)."""
 
-    __slots__ = ("call", "key", "provider", "sample", "secrets")
+    __slots__ = ("call", "key", "known", "provider", "sample", "secrets")
 
     def __init__(self, call: JSONCall, sample: int, secrets: dict[str, str]) -> None:
         self.call = call
         self.sample = sample
         self.secrets = secrets
-        self.key = canonical_key(call.canonical(sample))
+        canonical = call.canonical(sample)
+        self.key, encoded = canonical_key_json(canonical)
+        self.known = (canonical, encoded)
         self.provider = app_provider(call.api, call.model, call.base_url)
 
     def request(self, request: Any) -> AppRequest:
@@ -220,9 +223,18 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> _Keyed | None
 
 def _cached(scope: Scope, keyed: _Keyed) -> _Answer | None:
     """The answer from the cache, if it holds one, in the calling thread: a hit needs no
-    trip to the call path's loop. Raise what the lookup raised (recorded on the scope)."""
+    trip to the call path's loop. On that loop (an async client's call), the lookup holds
+    reads as the call path's own hits do. Raise what the lookup raised (recorded on the
+    scope)."""
     try:
-        result = scope.caller.cached_key(keyed.provider, keyed.key, kind="app", row_id=scope.row_id)
+        result = scope.caller.cached_key(
+            keyed.provider,
+            keyed.key,
+            kind="app",
+            row_id=scope.row_id,
+            request=keyed.known,
+            held=asyncio._get_running_loop() is scope.loop,
+        )
     except Exception as e:  # a corrupt entry in replay
         scope.fail(e)
         raise

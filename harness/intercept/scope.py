@@ -88,7 +88,14 @@ class CallPath(Protocol):
     def sends_in_thread(self, provider: Provider) -> bool: ...
 
     def cached_key(
-        self, provider: Provider, key: str, *, kind: Any = ..., row_id: Any = ...
+        self,
+        provider: Provider,
+        key: str,
+        *,
+        kind: Any = ...,
+        row_id: Any = ...,
+        request: Any = ...,
+        held: bool = ...,
     ) -> Any: ...
 
 
