@@ -7,8 +7,8 @@
    - direct: ``await Caller.call(provider, request)``, a harness model call;
    - intercepted, sync: ``HTTPTransport.handle_request(request)`` of httpx2 (the package the
      openai SDK sends with), called from a worker thread while the Caller's event loop runs
-     in another, as a plain ``python:`` model's SDK call is: the hop between the threads is
-     included;
+     in another, in a stretch of work (``harness.thread_work``), as a plain ``python:``
+     model's SDK call is: the hop between the threads is included;
    - intercepted, async: ``AsyncHTTPTransport.handle_async_request`` on the Caller's loop,
      as an ``async def`` model's call is.
 
@@ -144,6 +144,7 @@ def bench_hits(count: int, repeats: int) -> bool:
     import httpx2
     import openai
 
+    from harness import thread_work
     from harness.cache import ResponseCache
     from harness.calls import Caller
     from harness.intercept.activate import activate
@@ -180,7 +181,8 @@ def bench_hits(count: int, repeats: int) -> bool:
         def scoped(caller: Caller, work: Callable[[], None]) -> Callable[[], None]:
             def run() -> None:  # a fresh scope each time: repeats are not new samples
                 scope = Scope(caller, loop.loop, loop.thread.ident or 0)
-                with activate(scope, fallback=scope):
+                # thread_work.work(): as harness.providers.python runs a model's call
+                with activate(scope, fallback=scope), thread_work.work():
                     work()
 
             return run

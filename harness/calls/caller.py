@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness import thread_work
 from harness.cache.keys import canonical_key_json, canonical_request, request_key
 from harness.calls.cache_writer import CacheWriter
 from harness.calls.halt import CallHalted, has_sent, may_send
@@ -332,8 +333,11 @@ class Caller(CallSending):
 
         ``request``: its canonical request and canonical JSON, as ``call`` passes them, so
         the entry's stored request is not parsed again (``ResponseCache.get``). ``held``:
-        the caller runs on this Caller's event loop (an async client's call from the
-        model's coroutine): the lookup holds reads as ``call``'s do, until the loop turns.
+        the lookup holds reads as ``call``'s do, until the event loop running in this thread
+        turns (the caller must be on this Caller's loop then: an async client's call from
+        the model's coroutine), or, in a thread with no loop, until its stretch of work ends
+        (``harness.thread_work``: a ``python:`` model's call); in a thread in none (one the
+        user's code started), it holds nothing.
         """
         if self.mode not in ("use", "replay") or provider.local:
             return None
@@ -389,11 +393,17 @@ class Caller(CallSending):
         # After a miss, this thread's lookups are likely a cold run's misses: a plain select
         # each (one statement, not BEGIN, select, COMMIT and the select again), till a hit.
         missed, state.missed = getattr(state, "missed", False), held
-        if held and not missed and not getattr(state, "due", False):  # when the loop turns
-            state.due = True
-            asyncio.get_running_loop().call_soon(self._release_reads)
+        hold = held and not missed
+        if hold and not getattr(state, "due", False):
+            if asyncio._get_running_loop() is not None:  # released when the loop turns
+                state.due = True
+                asyncio.get_running_loop().call_soon(self._release_reads)
+            elif thread_work.at_end(self._release_reads):  # when the model's call returns
+                state.due = True
+            else:  # a thread the user's code started: nothing would end a transaction
+                hold = False
         try:
-            entry = self.cache.get(key, held=held and not missed, request=request)
+            entry = self.cache.get(key, held=hold, request=request)
         except CacheCorrupt as e:
             if self.mode == "replay":  # replay never calls the model: no answer to give
                 from harness.cache.store import REPAIR_HINT

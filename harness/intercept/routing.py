@@ -223,9 +223,10 @@ def _plan(scope: Scope, request: Any, api: str, content: bytes) -> _Keyed | None
 
 def _cached(scope: Scope, keyed: _Keyed) -> _Answer | None:
     """The answer from the cache, if it holds one, in the calling thread: a hit needs no
-    trip to the call path's loop. On that loop (an async client's call), the lookup holds
-    reads as the call path's own hits do. Raise what the lookup raised (recorded on the
-    scope)."""
+    trip to the call path's loop. On that loop (an async client's call), or in a thread
+    with no loop (a sync client's), the lookup holds reads as the call path's own hits do
+    (``Caller.cached_key``). Raise what the lookup raised (recorded on the scope)."""
+    running = asyncio._get_running_loop()
     try:
         result = scope.caller.cached_key(
             keyed.provider,
@@ -233,7 +234,7 @@ def _cached(scope: Scope, keyed: _Keyed) -> _Answer | None:
             kind="app",
             row_id=scope.row_id,
             request=keyed.known,
-            held=asyncio._get_running_loop() is scope.loop,
+            held=running is None or running is scope.loop,
         )
     except Exception as e:  # a corrupt entry in replay
         scope.fail(e)
