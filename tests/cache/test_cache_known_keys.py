@@ -4,6 +4,7 @@ holds, whichever way it got there; and a lookup that knows it costs no SQLite ca
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ def test_a_key_the_cache_holds_is_never_known_absent(tmp_path: Path) -> None:
         assert not cache.known_absent(request_key(elsewhere))  # stored by another instance
         assert cache.known_absent(request_key(never))
         assert cache.get(request_key(never)) is None
+
+
+def test_reading_the_keys_in_another_thread_leaves_no_connection_open_there(
+    tmp_path: Path,
+) -> None:
+    with ResponseCache(tmp_path / "cache") as cache:
+        req = build_request()
+        cache.set(request_key(req), build_entry(req))
+        answers: list[bool] = []
+        thread = threading.Thread(target=lambda: answers.append(cache.known_absent("0" * 64)))
+        thread.start()
+        thread.join(10)
+
+        assert answers == [True]
+        # none for ``close`` to collect (the app's thread of a cold run reads SQLite no more)
+        assert cache._cache.other_threads == 0
+        assert not cache.known_absent(request_key(req))
 
 
 def test_a_known_miss_asks_sqlite_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
