@@ -425,6 +425,9 @@ def load_toml(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
+    if path.is_dir() or (path.exists() and not path.is_file()):  # a FIFO's open would wait
+        kind = "a folder, not a TOML file" if path.is_dir() else "not a regular file"
+        raise ConfigError(f"{path} is {kind}")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -432,8 +435,12 @@ def load_toml(path: Path, *, missing_ok: bool = False) -> dict[str, Any]:
         if missing_ok:
             return {}
         raise ConfigError(f"no such file: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (bad byte at offset {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
 
 
 def read_text_arg(value: str | None, what: str) -> str | None:

@@ -203,6 +203,37 @@ def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
 
 
 @pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: p.write_bytes(b'judge_model = "\xff"\n'),
+         "is not UTF-8 text (bad byte at offset 15)"),  # was a UnicodeDecodeError traceback
+        (lambda p: p.mkdir(), "is a folder, not a TOML file"),  # was IsADirectoryError
+    ],
+    ids=["latin-1", "folder"],
+)  # fmt: skip
+def test_a_harness_toml_harness_cannot_read_is_exit_2_and_leaves_no_run(
+    write: Any, message: str, qa: str, home: Path
+) -> None:
+    write(home / "harness.toml")
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    assert (code, out, err) == (2, "", f"error: {home.resolve()}/harness.toml {message}\n")
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_judges_file_that_is_not_utf8_is_exit_2_and_leaves_no_run(
+    qa: str, home: Path, tmp_path: Path
+) -> None:
+    judges = tmp_path / "judges.toml"  # was a UnicodeDecodeError traceback, exit 1
+    judges.write_bytes(b'[judges.x]\nprompt = "\xe9 {output}"\n')
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "echo", "--no-mlflow", "--judges", str(judges)
+    )
+    message = f"error: {judges} is not UTF-8 text (bad byte at offset 21)\n"
+    assert (code, out, err) == (2, "", message)
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize(
     "table",
     [
         "[check]\ntreshold = 3\n",
