@@ -86,6 +86,11 @@ def make_judge(
     ):
         if text is not None and not isinstance(text, str):
             raise MetricError(f"judge {name!r}: {what} must be text")
+    if isinstance(examples, str | Mapping) or not isinstance(examples, Sequence):
+        raise MetricError(
+            f"judge {name!r}: examples must be a list of examples (tables of fields), "
+            f"not {examples!r}"
+        )
     checked = tuple(_check_example(name, i, e, spec) for i, e in enumerate(examples, start=1))
     if params is not None and not isinstance(params, Mapping):
         raise MetricError(f"judge {name!r}: params must be a table of generation parameters")

@@ -145,8 +145,13 @@ def test_a_judges_file_adds_to_and_overrides_harness_toml(home: Path, tmp_path: 
             "example 1: answer 'perhaps' is not a valid yes/no answer",
         ),
         ("judges = 3\n", "must be a table of [judges.NAME] tables"),
+        # A TypeError traceback (int is not iterable); a table was read as its keys.
+        ('[judges.j]\nprompt = "{output}"\nexamples = 5\n',
+         "judge 'j': examples must be a list of examples (tables of fields), not 5"),
+        ('[judges.j]\nprompt = "{output}"\nexamples = { output = "x" }\n',
+         "judge 'j': examples must be a list of examples (tables of fields), not {'output': 'x'}"),
     ],
-)
+)  # fmt: skip
 def test_bad_custom_judges_are_one_line_errors(home: Path, toml: str, message: str) -> None:
     (home / "harness.toml").write_text(toml, encoding="utf-8")
     with pytest.raises(MetricError) as caught:
