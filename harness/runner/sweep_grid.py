@@ -101,6 +101,9 @@ def sweep_options(
             continue
         if not isinstance(listed, list) or not listed:
             raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list")
+        text = [v for v in listed if not isinstance(v, str)] if key in TEXT_AXES else []
+        if text:  # a prompt of 5 was an AttributeError traceback, a prompt of [5, 6] sent "5"
+            raise ConfigError(f"{where}: [sweep] {key} must list text, got {text[0]!r}")
         _once(listed, [f"{where}: [sweep] {key} lists {_one_line(v)}" for v in listed])
         if key in TEXT_AXES:
             listed = [_relative_to(v, base_dir) for v in listed]

@@ -276,6 +276,25 @@ def test_a_sweep_table_of_models_runs_without_a_model_flag(qa, home):
     )
 
 
+@pytest.mark.parametrize(
+    ("table", "shown"),
+    [
+        ("prompt = [5]", "5"),  # was an AttributeError traceback, exit 1
+        ('prompt = ["Q: {input}", 5]', "5"),  # ran a sweep whose second prompt was "5"
+        ('system = ["Be brief.", 2.5]', "2.5"),
+    ],
+)
+def test_a_sweep_text_axis_of_a_number_is_exit_2_and_leaves_no_run(qa, home, table, shown):
+    (home / "harness.toml").write_text(f"[sweep]\n{table}\n", encoding="utf-8")
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
+    key = table.split()[0]
+    assert (code, out, err) == (
+        2, "", f"error: {home / 'harness.toml'}: [sweep] {key} must list text, got {shown}\n"
+    )  # fmt: skip
+    with duckdb.connect(str(home / "harness.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
 def test_a_system_flag_replaces_the_sweep_tables_system_prompts(qa, home):
     # docs/mlflow.md: "a flag for a key replaces it", --system as --param and --prompt.
     (home / "harness.toml").write_text(
