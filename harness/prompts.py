@@ -42,8 +42,12 @@ def template_fields(template: str) -> list[str]:
         ) from None
 
 
-def check_template(template: str, available: Iterable[str]) -> None:
-    """Raise ConfigError if the template names a field the rows do not have."""
+def check_template(
+    template: str, available: Iterable[str], first_row: Mapping[str, Any] | None = None
+) -> None:
+    """Raise ConfigError if the template names a field the rows do not have, or cannot be
+    filled in from ``first_row`` (an attribute, index, conversion or format the value does
+    not have: ``{input.x}``, ``{input!z}``, ``{input:>>>}``), before any row is run."""
     names = set(available)
     for field in template_fields(template):
         base = field.split(".")[0].split("[")[0]
@@ -57,6 +61,14 @@ def check_template(template: str, available: Iterable[str]) -> None:
                 f"prompt template uses {{{base}}}, which rows do not have; "
                 f"available: {', '.join('{' + n + '}' for n in sorted(names))}"
             )
+    if first_row is not None:
+        try:
+            render(template, first_row)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"prompt template cannot be filled in from the first row (id "
+                f"{first_row.get('id')}): {e}; write literal braces as {{{{ and }}}}"
+            ) from None
 
 
 def render(template: str, row: Mapping[str, Any]) -> str:

@@ -257,7 +257,7 @@ def plan_run(
         )
     template = run_template(config.prompt, has_context=has_context)
     available = {"id", "input", "expected", "context"} | {k for e in examples[:1] for k in e.extra}
-    check_template(template, available)
+    check_template(template, available, examples[0].as_row(dataset.columns) if examples else None)
     if provider is None:
         from harness.intercept.credentials import keys_for_replay
 

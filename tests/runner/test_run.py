@@ -159,6 +159,30 @@ def test_a_sampling_param_of_the_wrong_type_is_exit_2_and_leaves_no_run(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("prompt", "problem"),
+    [
+        ("Q: {input.text}", "'str' object has no attribute 'text'"),
+        ("Q: {input!x}", "Unknown conversion specifier x"),
+        ("Q: {input:>>>}", "Unknown format code '>' for object of type 'str'"),
+    ],
+    ids=["attribute", "conversion", "format"],
+)
+def test_a_prompt_template_the_rows_cannot_fill_is_exit_2_and_leaves_no_run(
+    prompt: str, problem: str, qa: str, home: Path
+) -> None:
+    # Each was a traceback from the first row's worker (exit 1); harness.evaluate(prompt=)
+    # goes through the same plan.
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--prompt", prompt,
+                            "--no-mlflow")  # fmt: skip
+    first = query(home, "SELECT id FROM examples ORDER BY position LIMIT 1")[0][0]
+    assert (code, out, err) == (
+        2, "", f"error: prompt template cannot be filled in from the first row (id {first}): "
+        f"{problem}; write literal braces as {{{{ and }}}}\n"
+    )  # fmt: skip
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
