@@ -15,6 +15,7 @@ The project home holds everything harness writes::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -101,7 +102,8 @@ def stop_grace(settings: Mapping[str, Any]) -> float:
     """``[calls] stop_grace_s`` (default 5): after Ctrl-C or SIGTERM, how long the calls in
     flight and the MLflow logging of a run may take to finish before they are given up."""
     value = (settings.get("calls") or {}).get("stop_grace_s", DEFAULT_STOP_GRACE_S)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric or not math.isfinite(value) or value <= 0:  # nan passed "<= 0"
         raise ConfigError(
             f"{settings_file(settings)}: [calls] stop_grace_s must be a number of seconds > 0, "
             f"got {value!r}"

@@ -131,7 +131,8 @@ def _limit_values(table: Any, where: str) -> dict[str, float]:
         value = table.get(name)
         if value is None:
             continue
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value) or value <= 0:  # nan: the run waited forever
             raise ConfigError(f"{where}: {name} must be a positive number, got {value!r}")
         values[name] = float(value)
     return values

@@ -7,6 +7,7 @@ know, or a value it cannot take, is a ``ConfigError`` naming it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,12 @@ def caller_options(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     def number(name: str, default: float, kind: type = float) -> Any:
         value = table.get(name, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        if kind is int and not isinstance(value, int):  # 1.5 retries was 1, said nowhere
+            raise ConfigError(f"{where}: [calls] {name} must be a whole number >= 0, got {value!r}")
+        # nan and inf: a traceback from the HTTP client (inf, or nan with httpx), or a retry
+        # that sleeps nan seconds.
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where}: [calls] {name} must be a number >= 0, got {value!r}")
         return kind(value)
 

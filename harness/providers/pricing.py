@@ -21,6 +21,7 @@ at the full input price (OpenAI bills them at a discount): an OpenAI cost is an 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -73,14 +74,18 @@ def _pair(uri: str, value: Any, where: str) -> tuple[float, float]:
         value = (value.get("input"), value.get("output"))
     try:
         inp, out = value
+        if isinstance(inp, bool) or isinstance(out, bool):  # true was a price of 1
+            raise TypeError
         price = (float(inp), float(out))
     except (TypeError, ValueError):
         raise ConfigError(
             f"{where}: [prices] {uri!r} must be [input, output] or {{ input = ..., output = ... }} "
             f"in USD per million tokens"
         ) from None
-    if min(price) < 0 or any(p != p for p in price):
-        raise ConfigError(f"{where}: [prices] {uri!r}: prices cannot be negative")
+    if not all(math.isfinite(p) and p >= 0 for p in price):  # nan was "cannot be negative"
+        raise ConfigError(
+            f"{where}: [prices] {uri!r}: a price is a number of USD >= 0, got {value!r}"
+        )
     return price
 
 
