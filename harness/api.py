@@ -243,7 +243,7 @@ def evaluate(
         if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):
             raise wrong_type("max_cost", max_cost, "a number (USD)")
         max_cost = float(max_cost)
-        if max_cost < 0:
+        if not max_cost >= 0:  # nan too: a budget no cost ever reaches
             raise ConfigError(f"max_cost= must be positive, got {max_cost}")
     # A single name or object where a list is expected is taken as a list of one, as by=
     # and evaluators= are: a str is iterable, and would be read one character at a time.

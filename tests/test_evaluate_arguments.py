@@ -104,6 +104,7 @@ def test_what_counts_as_a_list_of_metrics() -> None:
         ("concurrency", True, "concurrency= takes an int, got bool True"),
         ("judge_samples", 1.5, "judge_samples= takes an int, got float 1.5"),
         ("max_cost", "1", "max_cost= takes a number (USD), got str '1'"),
+        ("max_cost", float("nan"), "max_cost= must be positive, got nan"),  # was taken
         ("cache", None, "cache= takes a str, got NoneType None"),
         ("run_name", 3, "run_name= takes a str, got int 3"),
         ("by", ["topic", 3], "by= takes a column name or a list of them, got list ['topic', 3]"),

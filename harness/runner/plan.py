@@ -203,7 +203,7 @@ def plan_run(
         raise ConfigError(
             "--guideline is read by the guidelines judge only: add --judge guidelines"
         )
-    if config.max_cost is not None and config.max_cost < 0:
+    if config.max_cost is not None and not config.max_cost >= 0:  # nan: a budget never met
         raise ConfigError(f"--max-cost must be positive, got {config.max_cost}")
     from harness.calls import CACHE_MODES
 

@@ -183,6 +183,14 @@ def test_a_prompt_template_the_rows_cannot_fill_is_exit_2_and_leaves_no_run(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_a_max_cost_of_nan_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> None:
+    # A budget no cost is ever more than: the run went on, unbounded, exit 0.
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--max-cost", "nan",
+                            "--no-mlflow")  # fmt: skip
+    assert (code, out, err) == (2, "", "error: --max-cost must be positive, got nan\n")
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
