@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 from collections import Counter
@@ -23,7 +24,7 @@ import diskcache
 from harness.cache.entry import decode_entry, parse_time, stored_created_at
 from harness.cache.faults import cache_fault
 from harness.cache.keys import canonical_key
-from harness.errors import CacheCorrupt
+from harness.errors import CacheCorrupt, ConfigError
 
 if TYPE_CHECKING:
     from harness.cache.entry import CacheEntry, KnownRequest
@@ -158,7 +159,14 @@ class CacheMaintenance:
         """
         cutoff = None
         if older_than_days is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
+            if not 0 <= older_than_days < math.inf:  # nan was a ValueError traceback
+                raise ConfigError(
+                    f"--older-than must be a number of days >= 0, got {older_than_days}"
+                )
+            try:
+                cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
+            except OverflowError:  # before year 1: no entry is that old
+                cutoff = datetime.min.replace(tzinfo=timezone.utc)
         doomed = []
         for key in self.keys():
             if self._problem(key):

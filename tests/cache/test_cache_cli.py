@@ -356,6 +356,28 @@ def test_export_from_a_home_with_no_cache_writes_an_empty_cassette_and_creates_n
     assert harness_cli("cache", "import", str(path))[0] == 0  # a cassette, if an empty one
 
 
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [
+        ("nan", "error: --older-than must be a number of days >= 0, got nan\n"),
+        ("inf", "error: --older-than must be a number of days >= 0, got inf\n"),
+        ("1e12", None),  # more days than the calendar has: nothing is that old
+    ],
+)
+def test_prune_older_than_a_number_of_no_date_is_one_line_or_removes_nothing(
+    fill, days: str, said: str | None
+) -> None:
+    # Each was a traceback: nan a ValueError, inf and 1e12 an OverflowError (exit 1).
+    fill("2020-01-01T00:00:00+00:00")
+    code, out, err = harness_cli("cache", "prune", "--older-than", days)
+    if said is None:
+        assert (code, out, err) == (0, "removed 0 entries\n", "")
+    else:
+        assert (code, out, err) == (2, "", said)
+    code, out, _ = harness_cli("cache", "stats", "--json")
+    assert json.loads(out)["entries"] == 1
+
+
 def test_prune_on_a_home_with_no_cache_creates_no_cache(tmp_path: Path) -> None:
     """`cache prune` on a home that did not exist made it, and <home>/cache, to remove 0
     entries, where stats, verify, export and clear create nothing."""
