@@ -227,6 +227,8 @@ def evaluate(
             "predictions": predictions,
             "stratify": stratify,
             "model_id": model_id,
+            "spark_remote": spark_remote,  # 5 was an AttributeError traceback
+            "spark_profile": spark_profile,
         },
     )
     linked = linked_model(model_id, log_to_mlflow)

@@ -415,6 +415,8 @@ def resolve_home(home: str | os.PathLike[str] | Home | None = None) -> Home:
     if isinstance(home, Home):
         return home
     raw = home if home is not None else os.environ.get(HOME_ENV) or "."
+    if not isinstance(raw, str | os.PathLike):  # home=5 was a TypeError traceback
+        raise ConfigError(f"the project home must be a folder's path, not {raw!r}")
     path = Path(raw).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"project home {path} is a file, not a folder")

@@ -46,6 +46,9 @@ def check_types(
     for name, value in dicts.items():
         if value is not None and not isinstance(value, Mapping):
             raise wrong_type(name, value, "a dict")
+        keys = [k for k in value or {} if not isinstance(k, str)]
+        if keys:  # {5: 1} was an AttributeError traceback (no isascii)
+            raise ConfigError(f"{name}= takes names (str) as keys, got {keys[0]!r}")
     for name, value in {**texts, **optional_texts}.items():
         if not isinstance(value, str) and (value is not None or name in texts):
             raise wrong_type(name, value, "a str")

@@ -34,6 +34,8 @@ def check_mlflow_arguments(
     evaluator_config: Any,
     model_config: Any = None,
 ) -> None:
+    if not isinstance(evaluators, str | Sequence | None):  # 5 was a TypeError traceback
+        raise ConfigError(f"evaluators= takes a name or a list of names, not {evaluators!r}")
     named = [evaluators] if isinstance(evaluators, str) else list(evaluators or [])
     if any(name != "default" for name in named):
         raise ConfigError(f"harness runs MLflow's default evaluator only, not {named}")

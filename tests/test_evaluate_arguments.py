@@ -108,6 +108,11 @@ def test_what_counts_as_a_list_of_metrics() -> None:
         ("cache", None, "cache= takes a str, got NoneType None"),
         ("run_name", 3, "run_name= takes a str, got int 3"),
         ("by", ["topic", 3], "by= takes a column name or a list of them, got list ['topic', 3]"),
+        # Each was a TypeError or AttributeError traceback from deep inside.
+        ("params", {5: 1}, "params= takes names (str) as keys, got 5"),
+        ("evaluators", 5, "evaluators= takes a name or a list of names, not 5"),
+        ("spark_remote", 5, "spark_remote= takes a str, got int 5"),
+        ("home", 5, "the project home must be a folder's path, not 5"),
     ],
 )
 def test_a_wrong_type_is_one_line_naming_the_argument(
