@@ -60,6 +60,7 @@ from harness.tracking.sync_runs import Syncer
 from harness.tracking.sync_target import (
     LOCK_FILE,
     SyncTarget,
+    check_not_the_source,
     connection_lost,
     display_uri,
     first_line,
@@ -99,6 +100,7 @@ def sync(
     after the signal, those under way finish, and a second sync goes on from there.
     ``stop`` is the caller's own stop request (``harness sync``'s: ``until_shown``).
     """
+    check_not_the_source(source_tracking_uri, target.tracking_uri)
     started = time.monotonic()
     say = progress or (lambda _m: None)
     syncer: Syncer | None = None

@@ -82,6 +82,22 @@ def check_tracking_uri(uri: str) -> None:
     )
 
 
+def check_not_the_source(source_uri: str, target_uri: str) -> None:
+    """Refuse a target that is the local store itself (``sqlite:///HOME/mlruns/mlflow.db``):
+    each run was copied into the store it came from, a second time, as a new run."""
+    paths = []
+    for uri in (source_uri, target_uri):
+        parsed = urlparse(uri)
+        if parsed.scheme.lower().partition("+")[0] != "sqlite" or not parsed.path[1:]:
+            return
+        paths.append(Path(unquote(parsed.path)[1:]).expanduser().resolve())
+    if paths[0] == paths[1]:
+        raise ConfigError(
+            f"--tracking-uri {display_uri(target_uri)} is this project's own MLflow store; "
+            "sync copies it to another server or database"
+        )
+
+
 @contextmanager
 def sync_lock(source_uri: str, *, hold: bool) -> Iterator[None]:
     """Hold the local store's sync lock for the block; fail at once if another sync has it.

@@ -485,6 +485,24 @@ def test_a_sqlite_target_keeps_artifacts_beside_its_database(source, tmp_path, m
     }
 
 
+def test_a_target_that_is_the_local_store_itself_is_refused(tmp_path, monkeypatch):
+    """harness sync --tracking-uri sqlite:///HOME/mlruns/mlflow.db (the project's own
+    store) copied each run into the store it came from, as a new run, exit 0."""
+    uri = _new_store(tmp_path)
+    _make_experiment(uri, tmp_path, "evals")
+    client = MlflowClient(uri)
+    client.create_run(client.get_experiment_by_name("evals").experiment_id, run_name="r")
+    monkeypatch.chdir(tmp_path)  # the same file, named by a relative path
+    for target in (uri, "sqlite:///mlruns/../mlruns/mlflow.db"):
+        with pytest.raises(ConfigError) as refused:
+            sync(uri, SyncTarget(target))
+        assert str(refused.value) == (
+            f"--tracking-uri {target} is this project's own MLflow store; sync copies it to "
+            "another server or database"
+        )
+    assert len(client.search_runs([client.get_experiment_by_name("evals").experiment_id])) == 1
+
+
 def test_a_dry_run_to_a_sqlite_database_not_made_yet_creates_nothing(source, tmp_path):
     """harness sync --tracking-uri sqlite:///backup/new.db --dry-run created the database
     (MLflow's full schema, ~1 MB) and its folder, though a dry run writes nothing: a typo
