@@ -255,8 +255,9 @@ def param_problem(key: str, value: Any) -> str | None:
     """Why ``value`` cannot be the sampling parameter ``key`` (``temperature must be a
     number, got 'hot'``), or None: temperature and top_p take a number, max_tokens, n and
     seed an integer, stop a string or a list of strings. Other keys are the provider's."""
-    if key in _NUMBER_PARAMS:
-        ok, wanted = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    if key in _NUMBER_PARAMS:  # NaN and Infinity (JSON's extensions) no API reads
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        ok, wanted = number and math.isfinite(value), "a number"
     elif key in _INTEGER_PARAMS:
         ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
     elif key == "stop":

@@ -144,9 +144,14 @@ def test_bad_run_input_is_exit_2_and_leaves_no_run(case: str, qa: str, home: Pat
         ("", ["--param", "seed=1", "--param", "seed=x"],
          "--param seed=x: seed must be an integer, got 'x'"),
         ("", ["--param", "n=[2]"], "--param n=[2]: n must be an integer, got [2]"),
+        # Sent as NaN and Infinity, which no JSON parser of an API reads, exit 0.
+        ("", ["--param", "temperature=NaN"],
+         "--param temperature=NaN: temperature must be a number, got nan"),
+        ("[sweep]\ntop_p = [0.5, inf]\n", [],
+         "{file}: [sweep] top_p must be a number, got inf"),
     ],
     ids=["judge-temperature", "judge-max_tokens", "judge-stop", "sweep", "param", "param-sweep",
-         "param-n"],
+         "param-n", "param-nan", "sweep-inf"],
 )  # fmt: skip
 def test_a_sampling_param_of_the_wrong_type_is_exit_2_and_leaves_no_run(
     toml: str, args: list[str], message: str, qa: str, home: Path
