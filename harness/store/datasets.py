@@ -345,8 +345,8 @@ def load_examples(db_path: Path, info: DatasetInfo, limit: int | None = None) ->
         "SELECT id, input, expected, context, extra FROM examples "
         "WHERE dataset = ? AND version = ? ORDER BY position"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
+    if limit is not None:  # DuckDB's LIMIT is an int64: more is every row (was exit 74)
+        sql += f" LIMIT {min(int(limit), 2**63 - 1)}"
     with connect(db_path, read_only=True) as con:
         rows = con.execute(sql, [info.name, info.version]).fetchall()
     # Positional, and no JSON parse of a row with no extra columns ("{}", most datasets):

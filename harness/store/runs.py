@@ -400,8 +400,8 @@ def _run_info(row: tuple[Any, ...], db_path: Path) -> RunInfo:
 
 def list_runs(db_path: Path, limit: int | None = None) -> list[RunInfo]:
     sql = f"SELECT {_RUN_COLUMNS} FROM runs r ORDER BY r.created_at DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
+    if limit:  # DuckDB's LIMIT is an int64: more is every run (was exit 74)
+        sql += f" LIMIT {min(int(limit), 2**63 - 1)}"
     with connect(db_path, read_only=True) as con:
         return [_run_info(r, db_path) for r in con.execute(sql).fetchall()]
 

@@ -196,6 +196,19 @@ def test_a_max_cost_of_nan_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> N
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_a_limit_beyond_an_int64_takes_every_row(qa: str, home: Path) -> None:
+    # DuckDB's LIMIT is an int64: a larger --limit was a Conversion Error shown as a damaged
+    # store, exit 74, for harness run, harness runs list and harness data show alike.
+    huge = str(10**23)
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--limit", huge,
+                            "--no-mlflow", "--json")  # fmt: skip
+    assert (code, err) == (0, "") and json.loads(out)["rows"] == 20
+    code, out, err = invoke("runs", "list", "--limit", huge, "--json")
+    assert (code, err, len(json.loads(out))) == (0, "", 1)
+    code, out, err = invoke("data", "show", "qa", "--limit", huge, "--json")
+    assert (code, err, len(json.loads(out)["examples"])) == (0, "", 20)
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
