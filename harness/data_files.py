@@ -128,6 +128,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{line_no}: invalid JSON: {e.msg}") from None
+            except RecursionError:  # [[[...]]] thousands deep: Python's parser gives up
+                raise DataError(f"{path}:{line_no}: invalid JSON: nested too deeply") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line")
             records.append(storable_names(record, f"{path}:{line_no}"))
@@ -161,6 +163,8 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         if isinstance(e, UnicodeDecodeError):
             raise
         raise DataError(f"{path}: invalid JSON: {e}") from None
+    except RecursionError:
+        raise DataError(f"{path}: invalid JSON: nested too deeply") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]  # the common {"data": [...]} wrapper
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):

@@ -331,6 +331,19 @@ BAD_INPUTS = {
         [],
         "twice.tsv as tsv: column 'id' appears twice in the header",
     ),
+    # A RecursionError traceback, exit 1, from Python's JSON parser.
+    "json nested too deeply": (
+        lambda d: write(
+            d / "deep.jsonl", b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+        ),
+        [],
+        "deep.jsonl:1: invalid JSON: nested too deeply",
+    ),
+    "json array nested too deeply": (
+        lambda d: write(d / "deep.json", b"[" * 100_000 + b"]" * 100_000),
+        [],
+        "deep.json: invalid JSON: nested too deeply",
+    ),
 }
 
 
