@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.config import SETTINGS_FILE
 from harness.errors import ConfigError
+from harness.wording import unknown_names
 
 BUILTIN_PRICES: dict[str, tuple[float, float]] = {
     "openai:/gpt-4o": (2.50, 10.00),
@@ -71,6 +72,11 @@ _known: dict[str, tuple[float, float] | None] = {}
 
 def _pair(uri: str, value: Any, where: str) -> tuple[float, float]:
     if isinstance(value, Mapping):
+        extra = sorted(str(k) for k in set(value) - {"input", "output"})
+        if extra:  # { ..., cached = 2 } was taken, the key ignored
+            raise ConfigError(
+                f"{where}: [prices] {uri!r}: {unknown_names('key', extra)}; known: input, output"
+            )
         value = (value.get("input"), value.get("output"))
     try:
         inp, out = value

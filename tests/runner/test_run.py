@@ -236,14 +236,16 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
         ('[prices]\n"openai:/gpt-4o-mini" = [inf, 2]\n',  # an infinite cost, exit 0
          "{file}: [prices] 'openai:/gpt-4o-mini': a price is a number of USD >= 0, "
          "got [inf, 2]"),
+        ('[prices]\n"echo" = { input = 1, output = 2, cached = 0.5 }\n',  # ignored, exit 0
+         "{file}: [prices] 'echo': unknown key cached; known: input, output"),
         ('[prices]\n"openai:/gpt-4o-mini" = [true, 2]\n',  # a price of $1
          "{file}: [prices] 'openai:/gpt-4o-mini' must be [input, output] or "
          "{{ input = ..., output = ... }} in USD per million tokens"),
     ],
     ids=["timeout-inf", "timeout-nan", "retry-nan", "retries-1.5", "grace-nan",
-         "rate-limit-nan", "price-inf", "price-true"],
+         "rate-limit-nan", "price-inf", "price-key", "price-true"],
 )  # fmt: skip
-def test_a_settings_number_that_is_nan_inf_or_fractional_is_exit_2_and_leaves_no_run(
+def test_a_settings_value_harness_cannot_use_is_exit_2_and_leaves_no_run(
     table: str, message: str, qa: str, home: Path
 ) -> None:
     (home / "harness.toml").write_text(table)
