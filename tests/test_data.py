@@ -363,6 +363,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 def test_unknown_dataset_is_exit_2(qa_file: Path) -> None:
     invoke("data", "import", str(qa_file), "--name", "qa")
+    # qa@$VERSION with the variable unset: the newest version was shown (and run), exit 0.
+    said = (
+        "error: dataset reference 'qa@' has no version after '@'; give NAME for the newest "
+        "version, or NAME@VERSION\n"
+    )
+    assert invoke("data", "show", "qa@") == (2, "", said)
+    assert invoke("run", "--data", "qa@", "--model", "echo", "--no-mlflow") == (2, "", said)
     code, _, err = invoke("data", "show", "nope")
     assert code == 2 and "unknown dataset 'nope' in " in err and "datasets there: qa" in err
     code, _, err = invoke("data", "show", "qa@ffffff")

@@ -81,9 +81,14 @@ class DatasetInfo:
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
-    name, _, version = ref.partition("@")
+    name, at, version = ref.partition("@")
     if not name:
         raise DataError(f"dataset reference {ref!r} has no name")
+    if at and not version:  # qa@$VERSION with the variable unset took the newest version
+        raise DataError(
+            f"dataset reference {ref!r} has no version after '@'; give NAME for the newest "
+            "version, or NAME@VERSION"
+        )
     return name, version or None
 
 
