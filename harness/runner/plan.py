@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import Home, load_toml, param_problem, param_warning, settings_file
+from harness.config import (
+    DEFAULT_EXPERIMENT,
+    Home,
+    load_toml,
+    param_problem,
+    param_warning,
+    settings_file,
+)
 from harness.errors import ConfigError, DataError, MetricError
 from harness.metrics import DEFAULT_METRICS, BatchMetric, Metric, get_metric
 from harness.numbers import range_list
@@ -202,6 +209,11 @@ def plan_run(
     if config.guidelines and "guidelines" not in config.judges:  # else read by nothing
         raise ConfigError(
             "--guideline is read by the guidelines judge only: add --judge guidelines"
+        )
+    if not config.experiment.strip():  # "" went to harness, "  " made an experiment "  "
+        raise ConfigError(
+            f"--experiment {config.experiment!r} is empty: give an experiment's name, or leave "
+            f"the option out ({DEFAULT_EXPERIMENT})"
         )
     if config.max_cost is not None and not config.max_cost >= 0:  # nan: a budget never met
         raise ConfigError(f"--max-cost must be positive, got {config.max_cost}")

@@ -209,6 +209,21 @@ def test_a_limit_beyond_an_int64_takes_every_row(qa: str, home: Path) -> None:
     assert (code, err, len(json.loads(out)["examples"])) == (0, "", 20)
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
+    name: str, qa: str, home: Path
+) -> None:
+    # --experiment "$EXPERIMENT" with the variable unset: "" logged to harness, "  " made
+    # an MLflow experiment named "  ", exit 0.
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--experiment", name)
+    assert (code, out, err) == (
+        2, "", f"error: --experiment {name!r} is empty: give an experiment's name, or leave "
+        "the option out (harness)\n"
+    )  # fmt: skip
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+    assert not (home / "mlruns").exists()
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
