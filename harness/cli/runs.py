@@ -187,7 +187,9 @@ def show(
     if with_rows or all_rows or errors_only or columns is not None or limit is not None:
         rows = RowsWanted(
             errors_only=errors_only,
-            columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+            columns=None
+            if columns is None
+            else [c.strip() for c in columns.split(",") if c.strip()],
             # --json prints every row unless --limit says how many; the table, 20.
             limit=None if all_rows else limit if as_json else (limit or 20),
         )

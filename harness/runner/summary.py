@@ -284,6 +284,8 @@ def select_rows(
 
     if errors_only:
         table = table[table["error"].notna()] if "error" in table.columns else table.iloc[:0]
+    if columns is not None and not columns:  # --columns "$COLS" unset: all were shown
+        raise ConfigError(f"--columns names no column; columns: {', '.join(table.columns)}")
     if columns:
         unknown = [c for c in columns if c not in table.columns]
         if unknown:

@@ -224,6 +224,15 @@ def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
     assert not (home / "mlruns").exists()
 
 
+def test_runs_show_columns_naming_no_column_is_exit_2(qa: str, home: Path) -> None:
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json")
+    run_id = json.loads(out)["run_id"]
+    for given in ("", ",", " , "):  # --columns "$COLS" unset: the default columns, exit 0
+        code, out, err = invoke("runs", "show", run_id, "--columns", given)
+        assert (code, out) == (2, "") and err.startswith("error: --columns names no column; ")
+        assert err.count("\n") == 1 and "columns: id, input, " in err
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
