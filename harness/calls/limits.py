@@ -142,13 +142,16 @@ class RateLimits:
     """The limiters of a run, one per model (provider URI and server), made on first use."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        from harness.config import settings_file
+
         settings = settings or {}
+        file = settings_file(settings)  # named as every other harness.toml message names it
         self.by_scheme = {
-            str(scheme): _limit_values(table, f"[providers.{scheme}]")
+            str(scheme): _limit_values(table, f"{file}: [providers.{scheme}]")
             for scheme, table in (settings.get("providers") or {}).items()
         }
         self.by_uri = {
-            str(uri): _limit_values(table, f"[rate_limits.{uri!r}]")
+            str(uri): _limit_values(table, f"{file}: [rate_limits.{uri!r}]")
             for uri, table in (settings.get("rate_limits") or {}).items()
         }
         self._limiters: dict[tuple[str, str | None], RateLimiter | None] = {}

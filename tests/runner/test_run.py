@@ -255,8 +255,8 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
          "[calls] stop_grace_s must be a number of seconds > 0, got nan"),
         # nan: a run that waited forever for its first request.
         ('[rate_limits."openai:/gpt-4o-mini"]\nrequests_per_minute = nan\n',
-         "[rate_limits.'openai:/gpt-4o-mini']: requests_per_minute must be a positive number, "
-         "got nan"),
+         "{file}: [rate_limits.'openai:/gpt-4o-mini']: requests_per_minute must be a positive "
+         "number, got nan"),
         ('[prices]\n"openai:/gpt-4o-mini" = [inf, 2]\n',  # an infinite cost, exit 0
          "{file}: [prices] 'openai:/gpt-4o-mini': a price is a number of USD >= 0, "
          "got [inf, 2]"),
@@ -275,7 +275,7 @@ def test_a_settings_value_harness_cannot_use_is_exit_2_and_leaves_no_run(
     (home / "harness.toml").write_text(table)
     code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
     file = f"{home.resolve()}/harness.toml"
-    if not message.startswith("{file}") and not message.startswith("[rate_limits"):
+    if not message.startswith("{file}"):
         message = "{file}: " + message
     assert (code, out, err) == (2, "", f"error: {message.format(file=file)}\n")
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
@@ -366,6 +366,9 @@ def test_a_judges_file_that_is_not_utf8_is_exit_2_and_leaves_no_run(
         '[intercept]\nallowed_hosts = "db"\n',
         '[prices]\n"echo" = "free"\n',
         '[prices]\n"echo" = [-1, 0]\n',
+        # The rate limits' values said "[providers.openai]: ..." with no file at all.
+        "[providers.openai]\nrequests_per_minute = 0\n",
+        '[rate_limits."echo"]\ntokens_per_minute = "x"\n',
     ],
 )
 def test_every_harness_toml_mistake_names_the_file_by_its_full_path(
