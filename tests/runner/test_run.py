@@ -335,6 +335,20 @@ def test_a_harness_toml_harness_cannot_read_is_exit_2_and_leaves_no_run(
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
+def test_a_judges_file_may_be_a_pipe(home: Path, tmp_path: Path) -> None:
+    # --judges <(...): refused as "not a regular file" by the commit that refused folders.
+    pipe = tmp_path / "judges.pipe"
+    os.mkfifo(pipe)
+    writer = subprocess.Popen(
+        ["sh", "-c", f"printf '[judges.piped]\\nprompt = \"{{output}}\"\\n' > {pipe}"]
+    )
+    try:
+        code, out, err = invoke("judges", "list", "--judges", str(pipe), "--json")
+    finally:
+        writer.wait(timeout=30)
+    assert (code, err) == (0, "") and "piped" in {j["name"] for j in json.loads(out)}
+
+
 def test_a_judges_file_that_is_not_utf8_is_exit_2_and_leaves_no_run(
     qa: str, home: Path, tmp_path: Path
 ) -> None:
