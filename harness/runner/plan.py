@@ -186,6 +186,16 @@ class RunPlan:
         return params
 
 
+def check_experiment_name(name: str) -> None:
+    """A new run's MLflow experiment: "" (an unset variable) went to the default one, and
+    "  " made an experiment of that name."""
+    if not name.strip():
+        raise ConfigError(
+            f"--experiment {name!r} is empty: give an experiment's name, or leave the option "
+            f"out ({DEFAULT_EXPERIMENT})"
+        )
+
+
 def plan_run(
     config: RunConfig,
     home: Home,
@@ -209,11 +219,6 @@ def plan_run(
     if config.guidelines and "guidelines" not in config.judges:  # else read by nothing
         raise ConfigError(
             "--guideline is read by the guidelines judge only: add --judge guidelines"
-        )
-    if not config.experiment.strip():  # "" went to harness, "  " made an experiment "  "
-        raise ConfigError(
-            f"--experiment {config.experiment!r} is empty: give an experiment's name, or leave "
-            f"the option out ({DEFAULT_EXPERIMENT})"
         )
     if config.max_cost is not None and not config.max_cost >= 0:  # nan: a budget never met
         raise ConfigError(f"--max-cost must be positive, got {config.max_cost}")

@@ -39,7 +39,14 @@ from harness.providers import Provider
 from harness.runner.batches import BatchWriter
 from harness.runner.config import RunConfig, RunResult
 from harness.runner.engine import Engine, drive
-from harness.runner.plan import RunPlan, check_same_scoring, plan_run, preflight, resumed_run
+from harness.runner.plan import (
+    RunPlan,
+    check_experiment_name,
+    check_same_scoring,
+    plan_run,
+    preflight,
+    resumed_run,
+)
 from harness.runner.preload import Preload, client_preload, end_modules
 from harness.runner.progress import NullProgress, Progress, call_event_notes
 from harness.runner.run_end import RunEnd
@@ -119,7 +126,8 @@ def run_eval(
                 run_id,
                 doing="`harness run --resume` would store its rows, then fail to log them",
             )
-    else:
+    else:  # a new run: a run stored before this check keeps its name when resumed
+        check_experiment_name(config.experiment)
         run_id = uuid.uuid4().hex[:12]
     from harness.intercept.scope import current_cassette
 

@@ -209,13 +209,16 @@ def test_a_limit_beyond_an_int64_takes_every_row(qa: str, home: Path) -> None:
     assert (code, err, len(json.loads(out)["examples"])) == (0, "", 20)
 
 
-@pytest.mark.parametrize("name", ["", "  "])
+@pytest.mark.parametrize(
+    ("name", "sweep"), [("", []), ("  ", []), ("", ["--param", "seed=1", "--param", "seed=2"])]
+)
 def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
-    name: str, qa: str, home: Path
+    name: str, sweep: list[str], qa: str, home: Path
 ) -> None:
     # --experiment "$EXPERIMENT" with the variable unset: "" logged to harness, "  " made
-    # an MLflow experiment named "  ", exit 0.
-    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--experiment", name)
+    # an MLflow experiment named "  ", exit 0 (a sweep: its parent run in harness).
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--experiment", name,
+                            *sweep)  # fmt: skip
     assert (code, out, err) == (
         2, "", f"error: --experiment {name!r} is empty: give an experiment's name, or leave "
         "the option out (harness)\n"
