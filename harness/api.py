@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import DEFAULT_CONCURRENCY, DEFAULT_EXPERIMENT, HOME_ENV, resolve_home
+from harness.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_EXPERIMENT,
+    HOME_ENV,
+    MAX_JUDGE_SAMPLES,
+    resolve_home,
+)
 from harness.errors import ConfigError, HarnessError
 from harness.evaluate_arguments import (
     check_named_columns,
@@ -240,6 +246,11 @@ def evaluate(
     for name, count in (("concurrency", concurrency), ("judge_samples", judge_samples)):
         if count < 1:  # said here in Python's words, not the CLI's --concurrency
             raise ConfigError(f"{name}= must be at least 1, got {count}")
+    if judge_samples > MAX_JUDGE_SAMPLES:
+        raise ConfigError(
+            f"judge_samples= must be at most {MAX_JUDGE_SAMPLES} (each sample is a judge call "
+            f"per row), got {judge_samples}"
+        )
     max_slices = None if max_slices is None else integer("max_slices", max_slices)
     if max_cost is not None:
         if isinstance(max_cost, bool) or not isinstance(max_cost, numbers.Real):

@@ -31,6 +31,9 @@ from harness.wording import storable, storable_value, unknown_names
 
 DEFAULT_EXPERIMENT = "harness"
 DEFAULT_CONCURRENCY = 16
+# Each judge sample is a judge call per row, planned before the first is sent: 10**11 grew
+# a run to 7 GB in 20 s. A hundred is far beyond what a judge's self-agreement needs.
+MAX_JUDGE_SAMPLES = 100
 DEFAULT_CACHE_MODE = "use"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 10  # 40% of calls failing: 0.4**11, 1 call in 24,000 gives up

@@ -256,6 +256,14 @@ def test_a_model_object_is_refused_saying_how_to_pass_it(home: Path) -> None:
             "by='topic' is given more than once; a column is sliced once",
         ),
         (DATA, {"concurrency": 0}, ConfigError, "concurrency= must be at least 1, got 0"),
+        # 10**11 samples grew the process to 7 GB in 20 s before the first call
+        (
+            DATA,
+            {"judge_samples": 10**11},
+            ConfigError,
+            "judge_samples= must be at most 100 (each sample is a judge call per row), "
+            "got 100000000000",
+        ),
         (
             DATA[["answer"]],
             {},

@@ -101,7 +101,7 @@ if TYPE_CHECKING:
     default=1,
     show_default=True,
     type=int,
-    help="Ask each judge N times per row (distinct cache entries).",
+    help="Ask each judge N times per row (distinct cache entries; at most 100).",
 )
 @judges_file_option
 @guideline_option

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import (
     DEFAULT_EXPERIMENT,
+    MAX_JUDGE_SAMPLES,
     Home,
     load_toml,
     param_problem,
@@ -214,8 +215,11 @@ def plan_run(
     """
     if config.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
-    if config.judge_samples < 1:
-        raise ConfigError(f"--judge-samples must be at least 1, got {config.judge_samples}")
+    if not 1 <= config.judge_samples <= MAX_JUDGE_SAMPLES:
+        raise ConfigError(
+            f"--judge-samples must be from 1 to {MAX_JUDGE_SAMPLES} (each sample is a judge "
+            f"call per row), got {config.judge_samples}"
+        )
     if config.guidelines and "guidelines" not in config.judges:  # else read by nothing
         raise ConfigError(
             "--guideline is read by the guidelines judge only: add --judge guidelines"

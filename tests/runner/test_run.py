@@ -236,6 +236,23 @@ def test_runs_show_columns_naming_no_column_is_exit_2(qa: str, home: Path) -> No
         assert err.count("\n") == 1 and "columns: id, input, " in err
 
 
+def test_judge_samples_beyond_a_hundred_are_exit_2_and_leave_no_run(
+    qa: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10**11 samples grew the process to 7 GB in 20 s, deaf to SIGTERM, before any call.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing is sent
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--judge", "correctness",
+                            "--judge-model", "openai:/judge", "--judge-samples", "100000000000",
+                            "--no-mlflow")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --judge-samples must be from 1 to 100 (each sample is a judge call per row), "
+        "got 100000000000\n"
+    )
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> None:
     (home / "harness.toml").write_text("[calls]\nmax_retriez = 3\n")
     code, _, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
