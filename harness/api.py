@@ -202,6 +202,8 @@ def evaluate(
     """
     from harness.frames import to_frame
 
+    if not isinstance(log_to_mlflow, bool):  # "no" was true: the run was logged
+        raise wrong_type("log_to_mlflow", log_to_mlflow, "True or False")
     project = resolve_home(home)
     if home is None and not os.environ.get(HOME_ENV):
         _say_home_once(project.path, mlruns=bool(log_to_mlflow) and _active_mlflow_run() is None)

@@ -123,6 +123,16 @@ def test_a_wrong_type_is_one_line_naming_the_argument(
     assert str(raised.value) == said
 
 
+def test_log_to_mlflow_takes_true_or_false(tmp_path: Path) -> None:
+    # "no" was true: the run was logged to MLflow, as were 0 and None
+    project = tmp_path / "project"
+    for value in ("no", 0, None):
+        with pytest.raises(ConfigError) as raised:
+            harness.evaluate(answer_four, DATA, home=project, log_to_mlflow=value)
+        assert str(raised.value).startswith("log_to_mlflow= takes True or False, got ")
+    assert not project.exists()  # nothing stored, no MLflow store made
+
+
 def test_numpy_integers_are_ints() -> None:
     import numpy as np
 
