@@ -260,47 +260,6 @@ def test_bad_calls_settings_are_exit_2_and_leave_no_run(qa: str, home: Path) -> 
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
 
 
-@pytest.mark.parametrize(
-    ("table", "message"),
-    [
-        # inf: an OverflowError traceback from the HTTP client (nan: a ValueError with httpx).
-        ("[calls]\ntimeout_s = inf\n", "[calls] timeout_s must be a number >= 0, got inf"),
-        ('[calls]\ntransport = "httpx"\ntimeout_s = nan\n',
-         "[calls] timeout_s must be a number >= 0, got nan"),
-        ("[calls]\nretry_base_delay_s = nan\n",
-         "[calls] retry_base_delay_s must be a number >= 0, got nan"),
-        ("[calls]\nmax_retries = 1.5\n",  # was 1 retry, said nowhere
-         "[calls] max_retries must be a whole number >= 0, got 1.5"),
-        ("[calls]\nstop_grace_s = nan\n",
-         "[calls] stop_grace_s must be a number of seconds > 0, got nan"),
-        # nan: a run that waited forever for its first request.
-        ('[rate_limits."openai:/gpt-4o-mini"]\nrequests_per_minute = nan\n',
-         "{file}: [rate_limits.'openai:/gpt-4o-mini']: requests_per_minute must be a positive "
-         "number, got nan"),
-        ('[prices]\n"openai:/gpt-4o-mini" = [inf, 2]\n',  # an infinite cost, exit 0
-         "{file}: [prices] 'openai:/gpt-4o-mini': a price is a number of USD >= 0, "
-         "got [inf, 2]"),
-        ('[prices]\n"echo" = { input = 1, output = 2, cached = 0.5 }\n',  # ignored, exit 0
-         "{file}: [prices] 'echo': unknown key cached; known: input, output"),
-        ('[prices]\n"openai:/gpt-4o-mini" = [true, 2]\n',  # a price of $1
-         "{file}: [prices] 'openai:/gpt-4o-mini' must be [input, output] or "
-         "{{ input = ..., output = ... }} in USD per million tokens"),
-    ],
-    ids=["timeout-inf", "timeout-nan", "retry-nan", "retries-1.5", "grace-nan",
-         "rate-limit-nan", "price-inf", "price-key", "price-true"],
-)  # fmt: skip
-def test_a_settings_value_harness_cannot_use_is_exit_2_and_leaves_no_run(
-    table: str, message: str, qa: str, home: Path
-) -> None:
-    (home / "harness.toml").write_text(table)
-    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
-    file = f"{home.resolve()}/harness.toml"
-    if not message.startswith("{file}"):
-        message = "{file}: " + message
-    assert (code, out, err) == (2, "", f"error: {message.format(file=file)}\n")
-    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
-
-
 def test_a_bad_stop_grace_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> None:
     """[calls] stop_grace_s (how long a stopped run waits for its work in flight) is
     checked with the rest of [calls], before the run exists."""
@@ -325,12 +284,34 @@ def test_a_bad_stop_grace_is_exit_2_and_leaves_no_run(qa: str, home: Path) -> No
         ("spark = 5\n", "spark must be a table ([spark])"),  # was a TypeError traceback
         ("calls = 5\n", "calls must be a table ([calls])"),  # were AttributeError tracebacks
         ("prices = 5\n", "prices must be a table ([prices])"),
+        # inf: an OverflowError traceback from the HTTP client (nan: a ValueError with httpx).
+        ("[calls]\ntimeout_s = inf\n", "[calls] timeout_s must be a number >= 0, got inf"),
+        ('[calls]\ntransport = "httpx"\ntimeout_s = nan\n',
+         "[calls] timeout_s must be a number >= 0, got nan"),
+        ("[calls]\nretry_base_delay_s = nan\n",
+         "[calls] retry_base_delay_s must be a number >= 0, got nan"),
+        ("[calls]\nmax_retries = 1.5\n",  # was 1 retry, said nowhere
+         "[calls] max_retries must be a whole number >= 0, got 1.5"),
+        ("[calls]\nstop_grace_s = nan\n",
+         "[calls] stop_grace_s must be a number of seconds > 0, got nan"),
+        # nan: a run that waited forever for its first request.
+        ('[rate_limits."openai:/gpt-4o-mini"]\nrequests_per_minute = nan\n',
+         "[rate_limits.'openai:/gpt-4o-mini']: requests_per_minute must be a positive "
+         "number, got nan"),
+        ('[prices]\n"openai:/gpt-4o-mini" = [inf, 2]\n',  # an infinite cost, exit 0
+         "[prices] 'openai:/gpt-4o-mini': a price is a number of USD >= 0, got [inf, 2]"),
+        ('[prices]\n"echo" = { input = 1, output = 2, cached = 0.5 }\n',  # ignored, exit 0
+         "[prices] 'echo': unknown key cached; known: input, output"),
+        ('[prices]\n"openai:/gpt-4o-mini" = [true, 2]\n',  # a price of $1
+         "[prices] 'openai:/gpt-4o-mini' must be [input, output] or "
+         "{ input = ..., output = ... } in USD per million tokens"),
     ],
 )  # fmt: skip
-def test_settings_of_runs_with_by_or_spark_are_checked_by_every_run(
+def test_a_settings_value_harness_cannot_use_is_exit_2_and_leaves_no_run(
     table: str, message: str, qa: str, home: Path
 ) -> None:
-    # A run without --by or --spark does not read them, and accepted them, exit 0.
+    # Each was taken (exit 0) or a traceback (exit 1). A run without --by or --spark does
+    # not read [slices] or [spark], and accepted theirs.
     (home / "harness.toml").write_text(table)
     code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow")
     assert (code, out) == (2, "") and err == f"error: {home.resolve()}/harness.toml: {message}\n"
