@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import filecmp
 import json
 import shutil
 import tempfile
@@ -178,7 +179,8 @@ def _table_json_parts(frame: Any) -> Iterator[str]:
 
 def write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> None:
     """The tables, prompt, config and report, each written to a temporary name and renamed
-    (what ``mlflow_log._log_artifacts`` logs)."""
+    (what ``mlflow_log._log_artifacts`` logs); one already there with the same bytes is
+    kept."""
     files = dict(rendered.tables)
     if rendered.table_json is not None:
         files[TABLE_ARTIFACT] = rendered.table_json
@@ -198,7 +200,20 @@ def write_artifacts(folder: Path, record: RunRecord, rendered: RenderedRows) -> 
                 _move(path, staged / name)
                 names.append(name)
         for name in names:
-            (staged / name).replace(folder / name)
+            if not _same_file(staged / name, folder / name):
+                (staged / name).replace(folder / name)
+
+
+def _same_file(new: Path, old: Path) -> bool:
+    """True when ``old`` exists with ``new``'s bytes: kept as it is, so logging a logged
+    run again (``harness runs log``) leaves its files and their mtimes alone, and the next
+    ``harness sync`` (which compares size and mtime) uploads none of them again."""
+    try:
+        if old.stat().st_size != new.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return False
+    return filecmp.cmp(new, old, shallow=False)
 
 
 def _move(source: Path, target: Path) -> None:

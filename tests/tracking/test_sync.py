@@ -1144,6 +1144,38 @@ def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
     assert neither.exit_code == 2 and "one target" in neither.stderr
 
 
+def test_runs_log_of_a_logged_run_leaves_the_next_sync_nothing_to_copy(
+    server, tmp_path, monkeypatch
+):
+    """`harness runs log` of a logged run said it held it already, but wrote its four
+    artifact files again (new mtimes), so the next `harness sync` uploaded them all again
+    ("update ... 4 artifacts"). Files with the same bytes are now kept as they are."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    home = tmp_path / "relog-home"
+    home.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    data = tmp_path / "qa.csv"
+    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    ran = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--metric",
+                              "word_count", "--experiment", "relogged", "--json"])  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    local_uri = f"sqlite:///{home}/mlruns/mlflow.db"
+    target = SyncTarget(server)
+    [created] = sync(local_uri, target, experiments=["relogged"]).runs
+    assert (created.action, created.artifacts) == ("create", 4)
+
+    relogged = runner.invoke(cli, ["runs", "log", json.loads(ran.stdout)["run_id"]])
+    assert relogged.exit_code == 0, relogged.stderr
+    assert "holds it already" in relogged.stdout
+    [again] = sync(local_uri, target, experiments=["relogged"]).runs
+    assert (again.action, again.artifacts) == ("skip", 0)
+
+
 def test_a_sync_of_a_thousand_traces_writes_its_counts_with_separators(tmp_path):
     """`harness sync` said `  traces 200/1000` as it went and `1000` in its table's traces
     column, where its own line above them said `1,000 traces`."""
