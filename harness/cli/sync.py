@@ -103,8 +103,10 @@ def sync(
                 stop=stop,
             )
         except Interrupted as stopped:  # the runs done so far, then the one-line error
-            if as_json and stopped.result is not None:
-                print_json(stopped.result.as_dict())
+            if as_json and stopped.result is not None:  # marked, as `harness run --json` is
+                document = stopped.result.as_dict()
+                document.update(status="interrupted", reason=stopped.message)
+                print_json(document)
             raise
         if as_json:
             print_json(report.as_dict())

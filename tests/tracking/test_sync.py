@@ -663,6 +663,36 @@ def test_ctrl_c_stops_a_sync_between_writes_and_the_next_sync_goes_on(server, ho
         _assert_same_run(uri, server, rid, copies[rid][0])
 
 
+def test_an_interrupted_json_sync_says_so_in_its_document(server, tmp_path):
+    """`harness sync --json` stopped by SIGTERM (exit 143) printed an ordinary report of
+    the runs done so far (`"runs": []`, every total 0), with nothing saying it was cut off
+    nor that part of a run was on the target. It now says `"status": "interrupted"` and
+    the reason, which names that run, as `harness run --json` does."""
+    home = tmp_path / "json-home"
+    uri = _new_store(home)
+    name = "interrupted-json"
+    _make_experiment(uri, home, name)
+    with _tracking(uri):
+        _log_eval_run(name, "r0", traces=2)
+    env = dict(
+        os.environ,
+        **{KILL_AFTER_ENV: "8", KILL_SIGNAL_ENV: "TERM"},
+        HARNESS_HOME=str(home),
+        PYTHONPATH=str(REPO),
+    )
+    done = subprocess.run(
+        [PYTHON, "-m", "harness", "sync", "--tracking-uri", server, "--experiment", name,
+         "--json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 143, done.stderr
+    line = done.stderr.splitlines()[-1]
+    assert line.startswith("error: sync interrupted by SIGTERM after 0 runs and part of run ")
+    document = json.loads(done.stdout)
+    assert (document["status"], "error: " + document["reason"]) == ("interrupted", line)
+    assert document["runs"] == []
+
+
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "nothing-to-copy"])
 def test_ctrl_c_stops_a_sync_that_writes_nothing(server, source, dry_run):
     """Ctrl-C during a dry run, or a sync whose runs are all copied already (20 s for 200
