@@ -44,8 +44,9 @@ from harness.tracking.sync_runs import (
     KILL_SIGNAL_ENV,
     TAG_FINGERPRINT,
     TAG_SOURCE_RUN,
+    Syncer,
 )
-from harness.tracking.sync_target import display_uri
+from harness.tracking.sync_target import connection_lost, display_uri
 from harness.tracking.sync_traces import META_SOURCE_ASSESSMENT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1891,3 +1892,27 @@ def test_a_copy_renamed_on_the_target_keeps_its_name_and_gets_the_runs(server, t
     other = sync(uri, SyncTarget(server, experiment_path=lambda name: f"other/{name}"))
     assert other.experiments_created == ["other/team-qa"]
     assert [r.action for r in other.runs] == ["create", "create"]
+
+
+def test_once_a_write_finds_the_target_gone_no_other_write_waits_for_it(tmp_path, monkeypatch):
+    """A write that found the target gone after MLflow's retries (~4 minutes by default)
+    ends the sync, but the trace copier's other threads each began a write of their own and
+    waited as long again: a sync to a server killed half-way took 492 s to stop (helper
+    177's probe). Every write after the first such failure raises it without a request."""
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the budget, spent at once
+    gone = SyncTarget(tracking_uri=f"http://127.0.0.1:{_free_port()}")  # nothing listens
+    syncer = Syncer(_new_store(tmp_path), gone, False, lambda _m: None, traces=True)
+    sent: list[str] = []
+
+    def create(name: str) -> str:
+        sent.append(name)
+        return syncer.dst.create_experiment(name)
+
+    with pytest.raises(MlflowException) as first:
+        syncer._write(create, "first")
+    assert connection_lost(first.value) == "Connection refused"
+    with pytest.raises(MlflowException) as then:
+        syncer._write(create, "queued")
+    assert then.value is first.value and sent == ["first"]
