@@ -239,6 +239,8 @@ def evaluate(
             "spark_profile": spark_profile,
         },
     )
+    if not experiment.strip():  # in Python's words, not the CLI's --experiment
+        raise ConfigError(f"experiment= is empty ({experiment!r}): give an experiment's name")
     linked = linked_model(model_id, log_to_mlflow)
     concurrency = integer("concurrency", concurrency)
     judge_samples = integer("judge_samples", judge_samples)

@@ -113,6 +113,8 @@ def test_what_counts_as_a_list_of_metrics() -> None:
         ("evaluators", 5, "evaluators= takes a name or a list of names, not 5"),
         ("spark_remote", 5, "spark_remote= takes a str, got int 5"),
         ("home", 5, "the project home must be a folder's path, not 5"),
+        # said in the CLI's words: --experiment '' is empty
+        ("experiment", " ", "experiment= is empty (' '): give an experiment's name"),
     ],
 )
 def test_a_wrong_type_is_one_line_naming_the_argument(
