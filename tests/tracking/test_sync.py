@@ -1108,21 +1108,29 @@ def test_databricks_refusal_never_shows_the_token(source, refusing_server, tmp_p
     )
 
 
-def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
-    """`harness sync` end to end: a real harness run in a project home, a real server."""
-    import json as json_module
-
+def _cli_project(home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A CliRunner on a new project ``home`` holding a two-row dataset ``qa``."""
     from click.testing import CliRunner
 
     from harness.cli import cli
 
-    home = tmp_path / "cli-home"
     home.mkdir()
     monkeypatch.setenv("HARNESS_HOME", str(home))
-    data = tmp_path / "qa.csv"
+    data = home.parent / f"{home.name}-qa.csv"
     data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
     runner = CliRunner()
     assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    return runner
+
+
+def test_cli_syncs_a_harness_run_once(server, tmp_path, monkeypatch):
+    """`harness sync` end to end: a real harness run in a project home, a real server."""
+    import json as json_module
+
+    from harness.cli import cli
+
+    home = tmp_path / "cli-home"
+    runner = _cli_project(home, monkeypatch)
     args = ["run", "--data", "qa", "--model", "echo", "--metric", "word_count"]
     local_runs = []
     for _ in range(2):
@@ -1181,17 +1189,11 @@ def test_runs_log_of_a_logged_run_leaves_the_next_sync_nothing_to_copy(
     """`harness runs log` of a logged run said it held it already, but wrote its four
     artifact files again (new mtimes), so the next `harness sync` uploaded them all again
     ("update ... 4 artifacts"). Files with the same bytes are now kept as they are."""
-    from click.testing import CliRunner
 
     from harness.cli import cli
 
     home = tmp_path / "relog-home"
-    home.mkdir()
-    monkeypatch.setenv("HARNESS_HOME", str(home))
-    data = tmp_path / "qa.csv"
-    data.write_text("id,question,answer\n1,What is 2+2?,4\n2,Capital of France?,Paris\n")
-    runner = CliRunner()
-    assert runner.invoke(cli, ["data", "import", str(data), "--name", "qa"]).exit_code == 0
+    runner = _cli_project(home, monkeypatch)
     ran = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--metric",
                               "word_count", "--experiment", "relogged", "--json"])  # fmt: skip
     assert ran.exit_code == 0, ran.stderr
