@@ -2,7 +2,9 @@
 
 ``environment_secrets`` (``harness.secrets``) are the values of the variables that hold API
 keys. ``header_secrets`` are the values of a request's own
-credential headers (``Authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``).
+credential headers: ``Authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``, and any
+other header named like a credential (``CREDENTIAL_HEADER``: a gateway's
+``x-portkey-api-key``, a ``cookie``, an ``x-session-token``), but not ``idempotency-key``.
 ``find_secret`` says which of them occurs in a text, by name, never by value. Values shorter
 than ``MIN_SECRET_CHARS`` are ignored: "1" or "true" would be found everywhere.
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from harness.secrets import KEY_VARIABLES, MIN_SECRET_CHARS, environment_secrets
 
 __all__ = [
+    "CREDENTIAL_HEADER",
     "CREDENTIAL_HEADERS",
     "KEY_VARIABLES",
     "MIN_SECRET_CHARS",
@@ -30,6 +34,12 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _CREDENTIAL_HEADER_NAMES = frozenset(
     {*CREDENTIAL_HEADERS, *(name.encode("latin-1") for name in CREDENTIAL_HEADERS)}
 )
+# A header name (lower-cased) that holds a credential: a gateway's or a service's own key.
+CREDENTIAL_HEADER = re.compile(
+    r"cookie|auth|secret|passw|credential|(^|[-_])(key|token|session|sig|signature)$"
+)
+# Named like one, but a random id the SDKs send (its value is in no body): not a credential.
+_NOT_CREDENTIALS = frozenset({"idempotency-key"})
 # Set in replay when unset: SDK clients refuse to start without a key, though nothing is sent.
 PLACEHOLDER_KEY = "sk-harness-replay-needs-no-key"
 PLACEHOLDER_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
@@ -40,10 +50,11 @@ def header_secrets(headers: Iterable[tuple[str | bytes, str | bytes]]) -> dict[s
     ``headers`` may be str pairs or, as httpx's ``Headers.raw`` holds them, bytes pairs."""
     found = {}
     for raw_name, raw_value in headers:
-        if raw_name.lower() not in _CREDENTIAL_HEADER_NAMES:  # bytes or str: no decoding
-            continue
+        known = raw_name.lower() in _CREDENTIAL_HEADER_NAMES  # bytes or str: no decoding
         name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
         lowered = name.lower()
+        if not known and (lowered in _NOT_CREDENTIALS or not CREDENTIAL_HEADER.search(lowered)):
+            continue
         value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
         scheme, _, token = value.strip().partition(" ")
         credential = token.strip() if token and scheme.lower() in ("bearer", "basic") else value

@@ -47,7 +47,7 @@ import orjson
 from harness.cache.keys import canonical_fields
 from harness.fastjson import loads  # every intercepted call, hit or miss, reads JSON
 from harness.intercept.answers import ndjson_ended, ndjson_garbled, stream_ended, stream_garbled
-from harness.intercept.credentials import find_secret
+from harness.intercept.credentials import CREDENTIAL_HEADER, find_secret
 from harness.model_io import ModelRequest
 
 __all__ = [
@@ -339,9 +339,6 @@ _NOT_HANDED = frozenset(
         "proxy-authenticate",
     }
 )
-_CREDENTIAL_HEADER = re.compile(
-    r"cookie|auth|secret|passw|credential|(^|[-_])(key|token|session|sig|signature)$"
-)
 
 
 def live_headers(
@@ -356,7 +353,7 @@ def live_headers(
     kept = []
     for name, value in headers:
         lowered = name.lower()
-        if lowered in _NOT_HANDED or _CREDENTIAL_HEADER.search(lowered):
+        if lowered in _NOT_HANDED or CREDENTIAL_HEADER.search(lowered):
             continue
         if find_secret(value, secrets) is not None:
             continue

@@ -355,6 +355,26 @@ def test_a_credential_in_a_body_is_refused_before_it_is_sent(
     assert files_holding(tmp_path, SENTINEL_KEY) == []
 
 
+def test_a_gateway_key_header_echoed_in_the_body_is_refused(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """A key in a header of the app's own naming (a gateway's ``x-portkey-api-key``), held in
+    no environment variable, is a credential too: its value in the body is never recorded."""
+    gateway_key = "pk-gateway-credential-31415926"
+    client = openai.OpenAI(default_headers={"X-Portkey-Api-Key": gateway_key})
+    with (
+        pytest.raises(ConfigError, match="carries the value of the x-portkey-api-key header"),
+        harness.replay(tmp_path / "c.jsonl", mode="use"),
+        pytest.raises(openai.APIStatusError),
+    ):
+        ask(client, "hello", extra_body={"metadata": {"gateway": gateway_key}})
+    assert llm.stats()["requests_total"] == 0
+    assert files_holding(tmp_path, gateway_key) == []
+    with harness.replay(tmp_path / "c.jsonl", mode="use"):  # the header alone is fine
+        ask(client, "hello")
+    assert files_holding(tmp_path, gateway_key) == []
+
+
 @pytest.mark.parametrize("mode", ["use", "refresh", "off"])
 def test_a_body_no_key_can_hold_is_refused_unsent(
     llm: FakeLLMServer, tmp_path: Path, mode: str

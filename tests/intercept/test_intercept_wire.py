@@ -342,12 +342,15 @@ def test_credentials_are_found_by_name_never_shown() -> None:
         [
             ("Authorization", "Bearer sk-live-1234567890"),
             ("x-api-key", "ant-key-99999"),
+            (b"X-Portkey-Api-Key", b"pk-gateway-5555"),
+            ("Idempotency-Key", "stainless-python-retry-1234"),
             ("accept", "json"),
         ]
     )
     assert headers == {
         "the authorization header": "sk-live-1234567890",
         "the x-api-key header": "ant-key-99999",
+        "the x-portkey-api-key header": "pk-gateway-5555",
     }
     assert find_secret('{"q": "sk-live-1234567890"}', found) == "OPENAI_API_KEY"
     assert find_secret('{"q": "hello"}', found) is None
