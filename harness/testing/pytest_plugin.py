@@ -154,10 +154,14 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
                 f"{marker.args or unknown}",
                 pytrace=False,
             )
+        problem = _marker_problem(marker.kwargs)
+        if problem:
+            pytest.fail(f"harness: @pytest.mark.harness {problem}", pytrace=False)
     allowed = [name for m in reversed(markers) for name in _listed(m.kwargs.get("allowed_hosts"))]
     hosts = [name for m in reversed(markers) for name in _listed(m.kwargs.get("hosts"))]
     cassette = next((m.kwargs["cassette"] for m in markers if m.kwargs.get("cassette")), None)
     problem = _attempt(lambda: AllowedHosts.parse(allowed, "@pytest.mark.harness allowed_hosts"))
+    problem = problem or _attempt(lambda: _check_hosts(hosts))
     if problem:
         pytest.fail(problem, pytrace=False)
     path = cassette_path(item, cassette)
@@ -186,6 +190,38 @@ def _harness_cassette(request: pytest.FixtureRequest) -> Iterator[None]:
         )
         if problem:
             pytest.fail(problem, pytrace=False)
+
+
+def _marker_problem(kwargs: dict[str, Any]) -> str | None:
+    """What is wrong with a marker's ``cassette=``, ``hosts=`` or ``allowed_hosts=`` type
+    (a number for a path would otherwise surface as a TypeError from deep in pathlib)."""
+    cassette = kwargs.get("cassette")  # None: the default one
+    if cassette is not None and (
+        not isinstance(cassette, (str, os.PathLike)) or not str(cassette).strip()
+    ):
+        return f"cassette= is the path of a .jsonl file, not {cassette!r}"
+    for name in ("hosts", "allowed_hosts"):
+        value = kwargs.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+            isinstance(host, str) for host in value
+        ):
+            return f"{name}= is a host or a list of hosts, not {value!r}"
+    return None
+
+
+def _check_hosts(hosts: list[str]) -> None:
+    """Raise the ``ConfigError`` that names the marker for a ``hosts=`` entry that is no
+    host (``Recorder.start`` would name ``harness.replay``)."""
+    from harness.errors import ConfigError
+    from harness.intercept.endpoints import Endpoint
+
+    for host in hosts:
+        try:
+            Endpoint.parse(host, "http")
+        except ValueError as exc:
+            raise ConfigError(f"@pytest.mark.harness hosts: {exc}") from None
 
 
 def _listed(value: Any) -> list[Any]:

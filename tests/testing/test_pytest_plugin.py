@@ -396,10 +396,26 @@ def test_unmarked(harness_recorder):
 @pytest.mark.harness("shared.jsonl")
 def test_positional():
     pass
+
+@pytest.mark.harness(cassette=5)
+def test_number():
+    pass
+
+@pytest.mark.harness(cassette="")
+def test_empty():
+    pass
+
+@pytest.mark.harness(hosts=5)
+def test_hosts_number():
+    pass
+
+@pytest.mark.harness(hosts=[""])
+def test_hosts_empty():
+    pass
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=2)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(errors=6)
     result.stdout.fnmatch_lines(
         [
             "*_ ERROR at setup of test_unmarked _*",
@@ -407,9 +423,18 @@ def test_positional():
             "*_ ERROR at setup of test_positional _*",
             "@pytest.mark.harness takes cassette=, hosts= and allowed_hosts=, not "
             "('shared.jsonl',)",
+            "*_ ERROR at setup of test_number _*",
+            "harness: @pytest.mark.harness cassette= is the path of a .jsonl file, not 5",
+            "*_ ERROR at setup of test_empty _*",
+            "harness: @pytest.mark.harness cassette= is the path of a .jsonl file, not ''",
+            "*_ ERROR at setup of test_hosts_number _*",
+            "harness: @pytest.mark.harness hosts= is a host or a list of hosts, not 5",
+            "*_ ERROR at setup of test_hosts_empty _*",
+            "harness: @pytest.mark.harness hosts: * is not a host or a URL prefix",
         ],
         consecutive=True,
     )
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_a_connection_off_the_machine_fails_the_test_in_one_line(pytester: pytest.Pytester) -> None:
