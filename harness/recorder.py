@@ -279,7 +279,11 @@ class Recorder:
             if self.mode == "use":
                 return
             raise CacheError(f"no cassette at {self.shown_path}: record it with {self.record_hint}")
-        report = import_cassette(cache, self.path)
+        try:
+            report = import_cassette(cache, self.path)
+        except CacheError as exc:  # not a cassette, another version's, unreadable, empty
+            problem = str(exc).replace(str(self.path), self.shown_path)
+            raise CacheError(f"{problem}; record it again with {self.rerecord_hint}") from None
         if report.invalid:
             line, problem = report.invalid[0]
             more = f" (and {len(report.invalid) - 1} more lines)" if len(report.invalid) > 1 else ""

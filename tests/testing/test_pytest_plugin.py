@@ -607,6 +607,42 @@ def test_a_damaged_cassette_says_how_to_record_it_again(
     suite.runpytest("-k", "france").assert_outcomes(passed=1, deselected=2)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            '{"entry_schema":1,"harness_cassette":2,"key_schema":1}\n',
+            "is a version 2 cassette; this harness reads version 1",
+        ),
+        ("", "is not a harness cassette (it is empty)"),
+        ("<<<<<<< HEAD\n", "is not a harness cassette (its first line is not a header)"),
+    ],
+)
+def test_a_cassette_that_is_none_of_this_harness_names_it_as_run_and_how_to_record_it(
+    pytester: pytest.Pytester, content: str, problem: str
+) -> None:
+    pytester.makepyfile(
+        test_other="""
+import pytest
+
+@pytest.mark.harness
+def test_x():
+    pass
+"""
+    )
+    cassette = pytester.path / "cassettes" / "test_other" / "test_x.jsonl"
+    cassette.parent.mkdir(parents=True)
+    cassette.write_text(content)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"harness: cassettes/test_other/test_x.jsonl {problem}; record it again with "
+            "python -m pytest 'test_other.py::test_x' --harness-record=all"
+        ]
+    )
+
+
 def test_a_server_gone_while_recording_fails_the_test_with_the_connection_error(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, home: Path
 ) -> None:
