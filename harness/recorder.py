@@ -69,7 +69,7 @@ def replay(
     mode: str = "replay",
     *,
     home: str | os.PathLike[str] | None = None,
-    hosts: tuple[str, ...] | list[str] = (),
+    hosts: tuple[str, ...] | list[str] | str = (),
     allowed_hosts: tuple[str, ...] | list[str] | str = (),
 ) -> Recorder:
     """A ``Recorder`` for ``with`` (see the module docstring). ``hosts`` adds LLM endpoints to
@@ -117,7 +117,7 @@ class Recorder:
         mode: str = "replay",
         *,
         home: str | os.PathLike[str] | None = None,
-        hosts: tuple[str, ...] | list[str] = (),
+        hosts: tuple[str, ...] | list[str] | str = (),
         allowed_hosts: tuple[str, ...] | list[str] | str = (),
         name: str | None = None,
         record_hint: str | None = None,
@@ -131,8 +131,17 @@ class Recorder:
         self.shown_path = shown_path or str(self.path)  # the path as messages show it
         self.mode = mode
         self.home = home
-        self.hosts = tuple(hosts)
         # One string is one host (not its characters).
+        if isinstance(hosts, str):
+            hosts = (hosts,)
+        if not isinstance(hosts, (list, tuple, set, frozenset)) or not all(
+            isinstance(host, str) for host in hosts
+        ):
+            raise ConfigError(
+                f'harness.replay hosts must be a list of hosts, such as ["llm.internal"], not '
+                f"{hosts!r}"
+            )
+        self.hosts = tuple(hosts)
         self.allowed_hosts = (allowed_hosts,) if isinstance(allowed_hosts, str) else allowed_hosts
         self.name = name  # what the scope's calls are "for" in messages (a test id)
         self.origin = origin  # "pytest" for a marked test: refusals name the marker first

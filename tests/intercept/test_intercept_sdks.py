@@ -375,6 +375,22 @@ def test_a_gateway_key_header_echoed_in_the_body_is_refused(
     assert files_holding(tmp_path, gateway_key) == []
 
 
+def test_one_host_given_as_a_string_is_that_host(llm: FakeLLMServer, tmp_path: Path) -> None:
+    """``hosts="localhost:PORT"`` was read as its characters ("l", "o", ...): the app's calls
+    to it went out live, uncached, and the cassette stayed empty."""
+    port = llm.openai_base_url.split(":")[2].split("/")[0]
+    client = openai.OpenAI(base_url=f"http://localhost:{port}/v1")  # not OPENAI_BASE_URL's host
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use", hosts=f"localhost:{port}") as recorder:
+        ask(client, "hello")
+    assert recorder.written == 1
+    with harness.replay(cassette, hosts=f"localhost:{port}"):  # from the cassette
+        ask(client, "hello")
+    assert llm.stats()["requests_total"] == 1
+    with pytest.raises(ConfigError, match=r"hosts must be a list of hosts, .* not 5"):
+        harness.replay(cassette, hosts=5)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("mode", ["use", "refresh", "off"])
 def test_a_body_no_key_can_hold_is_refused_unsent(
     llm: FakeLLMServer, tmp_path: Path, mode: str
