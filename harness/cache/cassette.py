@@ -119,7 +119,9 @@ def _read_lines(path: Path) -> Generator[str, None, None]:
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == _GZIP_MAGIC
         opener = gzip.open if gzipped else open
-        with opener(path, "rt", encoding="utf-8", errors="replace", newline="\n") as lines:
+        # utf-8-sig: a cassette saved by an editor that starts files with a byte-order mark
+        # (Notepad, PowerShell's Set-Content -Encoding utf8) is the same cassette.
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="\n") as lines:
             yield from lines
     except FileNotFoundError:
         raise CacheError(f"no cassette at {path}") from None

@@ -375,6 +375,21 @@ def test_a_gateway_key_header_echoed_in_the_body_is_refused(
     assert files_holding(tmp_path, gateway_key) == []
 
 
+def test_a_cassette_saved_with_a_byte_order_mark_replays(
+    llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """A cassette hand-edited in an editor that writes a UTF-8 byte-order mark was "not a
+    harness cassette (its first line is not a header)"."""
+    cassette = tmp_path / "c.jsonl"
+    with harness.replay(cassette, mode="use"):
+        first = ask(openai.OpenAI(), "hello")
+    cassette.write_bytes(b"\xef\xbb\xbf" + cassette.read_bytes())
+    with harness.replay(cassette) as recorder:
+        assert ask(openai.OpenAI(), "hello") == first
+    assert recorder.stats["app"]["cache_hits"] == 1
+    assert llm.stats()["requests_total"] == 1
+
+
 def test_one_host_given_as_a_string_is_that_host(llm: FakeLLMServer, tmp_path: Path) -> None:
     """``hosts="localhost:PORT"`` was read as its characters ("l", "o", ...): the app's calls
     to it went out live, uncached, and the cassette stayed empty."""
