@@ -21,7 +21,6 @@ from harness.secrets import KEY_VARIABLES, MIN_SECRET_CHARS, environment_secrets
 
 __all__ = [
     "CREDENTIAL_HEADER",
-    "CREDENTIAL_HEADERS",
     "KEY_VARIABLES",
     "MIN_SECRET_CHARS",
     "environment_secrets",
@@ -31,8 +30,8 @@ __all__ = [
     "placeholder_keys",
 ]
 
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
-# A header name (lower-cased) that holds a credential: a gateway's or a service's own key.
+# A header name (lower-cased) that holds a credential: Authorization, x-api-key, api-key,
+# x-goog-api-key, a gateway's or a service's own key.
 CREDENTIAL_HEADER = re.compile(
     r"cookie|auth|secret|passw|credential|(^|[-_])(key|token|session|sig|signature)$"
 )
@@ -66,8 +65,6 @@ def _credential_name(raw_name: str | bytes) -> str | None:
     and a pattern search) was ~5 us of an intercepted cache hit's ~45 (bench_intercept.py)."""
     name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
     lowered = name.lower()
-    if lowered in CREDENTIAL_HEADERS:
-        return lowered
     if lowered in _NOT_CREDENTIALS or not CREDENTIAL_HEADER.search(lowered):
         return None
     return lowered
