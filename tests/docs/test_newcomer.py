@@ -231,6 +231,22 @@ def test_the_config_reference_example_is_accepted_by_every_reader(tmp_path: Path
     assert set(SETTINGS_TABLES) <= documented | {"providers"}
 
 
+def test_the_config_reference_table_names_every_key_its_tables_take() -> None:
+    """The table under docs/config.md's example is where a reader looks a key up; its
+    [calls] row lacked stop_grace_s, which the example sets and harness.toml takes."""
+    import re
+
+    from harness.calls.settings import CALLS_KEYS
+    from harness.config import SETTINGS_TABLES
+
+    text = (REPO / "docs" / "config.md").read_text("utf-8")
+    rows = dict(re.findall(r"^\| `\[(\w+)\]` \| (.*?) \|", text, re.M))
+    tables = {"calls": CALLS_KEYS}
+    tables.update({name: keys for name, keys in SETTINGS_TABLES.items() if keys is not None})
+    missing = {t: [k for k in sorted(ks) if f"`{k}`" not in rows[t]] for t, ks in tables.items()}
+    assert missing == {t: [] for t in tables}
+
+
 # 4. the demo's yes/no baseline --------------------------------------------------------------
 
 
