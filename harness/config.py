@@ -154,6 +154,16 @@ PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
         "ollama": ("base_url",),
     }.items()
 }
+# Where each provider's key goes instead of harness.toml: the refusal of a key written there
+# says so (api_key_env is a setting of openai and anthropic only; the others refuse it).
+_NAME_A_KEY_VARIABLE = "put the key in an environment variable and name it with api_key_env"
+PROVIDER_KEY_ADVICE: dict[str, str] = {
+    "openai": _NAME_A_KEY_VARIABLE,
+    "anthropic": _NAME_A_KEY_VARIABLE,
+    "databricks": "put the token in DATABRICKS_TOKEN, or in a ~/.databrickscfg profile "
+    "named with profile",
+    "ollama": "harness sends Ollama no key",
+}
 
 
 def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -202,8 +212,7 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
         if secrets:
             raise ConfigError(
                 f"{where}: [providers.{provider}] {secrets[0]!r} is not read from settings, "
-                "so it can never be stored with a run; put the key in an environment "
-                "variable and name it with api_key_env"
+                f"so it can never be stored with a run; {PROVIDER_KEY_ADVICE[provider]}"
             )
         if extra:
             raise ConfigError(
@@ -212,7 +221,11 @@ def check_settings(settings: dict[str, Any], path: Path) -> dict[str, Any]:
             )
         for key in ("base_url", "host"):
             if key in table:
-                _check_url(table[key], f"{where}: [providers.{provider}] {key}")
+                _check_url(
+                    table[key],
+                    f"{where}: [providers.{provider}] {key}",
+                    PROVIDER_KEY_ADVICE[provider],
+                )
         if "api_key_env" in table:
             _check_env_name(table["api_key_env"], f"{where}: [providers.{provider}] api_key_env")
     _check_rate_limits(settings.get("rate_limits", {}), where)
@@ -360,7 +373,7 @@ def _check_rate_limits(table: Any, where: str) -> None:
             )
 
 
-def _check_url(value: Any, where: str) -> None:
+def _check_url(value: Any, where: str, key_advice: str) -> None:
     """What the provider would refuse when a run uses it (``harness.providers._http``),
     refused when the file is read: a URL with a key in it must not wait for a run."""
     from urllib.parse import urlsplit
@@ -373,14 +386,11 @@ def _check_url(value: Any, where: str) -> None:
     except ValueError:  # a bad port or IPv6 address
         raise ConfigError(f"{where} is not a URL") from None
     if credentials:  # the URL itself is not shown: it holds a secret
-        raise ConfigError(
-            f"{where} carries credentials (user:password@); put the key in an environment "
-            "variable and name it with api_key_env"
-        )
+        raise ConfigError(f"{where} carries credentials (user:password@); {key_advice}")
     if parts.query:
         raise ConfigError(
             f"{where} has a query string (?...): the API's path is added to the base URL, "
-            "so it must end at a path; put a key in an environment variable"
+            f"so it must end at a path; {key_advice}"
         )
 
 

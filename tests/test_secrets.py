@@ -273,3 +273,35 @@ def test_a_key_in_a_harness_toml_url_is_refused_when_the_file_is_read(
     assert done.returncode == 2, done.stdout
     assert done.stderr.startswith(f"error: {home.resolve()}/harness.toml: {problem}")
     assert len(done.stderr.strip().splitlines()) == 1 and key not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "databricks", "ollama"])
+@pytest.mark.parametrize("written", ["token", "url"])
+def test_a_key_refused_in_harness_toml_is_sent_where_that_provider_takes_one(
+    home: Path, provider: str, written: str
+) -> None:
+    """The refusal of a key in [providers.databricks] or [providers.ollama] said to "name it
+    with api_key_env", a key those tables refuse in turn (unknown key api_key_env); it now
+    says where that provider's key goes: a Databricks token in DATABRICKS_TOKEN or a
+    profile, and Ollama is sent none."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.config import PROVIDER_SETTINGS
+    from harness.errors import ConfigError
+    from harness.providers import resolve
+
+    key = sentinel("advice")
+    url_key = "host" if provider == "databricks" else "base_url"
+    line = f'token = "{key}"' if written == "token" else f'{url_key} = "http://u:{key}@h.example"'
+    (home / "harness.toml").write_text(f"[providers.{provider}]\n{line}\n", encoding="utf-8")
+    done = CliRunner().invoke(cli, ["judges", "list"])
+    assert done.exit_code == 2 and key not in done.stderr + done.stdout
+    [said] = done.stderr.strip().splitlines()
+    assert ("api_key_env" in said) == ("api_key_env" in PROVIDER_SETTINGS[provider]), said
+    if provider == "databricks":
+        assert "DATABRICKS_TOKEN" in said and "profile" in said
+    if written == "token":  # the providers refuse it alike when handed it without the file
+        with pytest.raises(ConfigError) as refused:
+            resolve(f"{provider}:/m", {"token": key})
+        assert ("api_key_env" in str(refused.value)) == (provider in ("openai", "anthropic"))

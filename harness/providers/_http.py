@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from harness.config import PROVIDER_KEY_ADVICE
 from harness.errors import (
     ConfigError,
     ProviderConnectionError,
@@ -115,14 +116,13 @@ def env_value(name: str | None) -> str | None:
     return value or None
 
 
-def reject_inline_secrets(options: Mapping[str, Any], where: str) -> None:
+def reject_inline_secrets(options: Mapping[str, Any], provider: str) -> None:
     """Keys belong in environment variables: refuse them in harness.toml or options."""
     for name in ("api_key", "token", "headers", "extra_headers"):
         if name in options:
             raise ConfigError(
-                f"{where}: {name!r} is not read from settings, so it can never be stored "
-                f"with a run; put the key in an environment variable and name it with "
-                f"api_key_env"
+                f"[providers.{provider}]: {name!r} is not read from settings, so it can never "
+                f"be stored with a run; {PROVIDER_KEY_ADVICE[provider]}"
             )
 
 

@@ -57,7 +57,7 @@ class AnthropicProvider(HTTPProvider):
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> AnthropicProvider:
-        reject_inline_secrets(options, "[providers.anthropic]")
+        reject_inline_secrets(options, "anthropic")
         key_env = options.get("api_key_env") or KEY_ENV
         return cls(
             model,

@@ -96,7 +96,7 @@ class DatabricksProvider(HTTPProvider):
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> DatabricksProvider:
-        reject_inline_secrets(options, "[providers.databricks]")
+        reject_inline_secrets(options, "databricks")
         named = options.get("profile") or env_value(PROFILE_ENV)
         host = options.get("host") or env_value(HOST_ENV)
         token = env_value(TOKEN_ENV)

@@ -46,7 +46,7 @@ class OllamaProvider(HTTPProvider):
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> OllamaProvider:
-        reject_inline_secrets(options, "[providers.ollama]")
+        reject_inline_secrets(options, "ollama")
         return cls(model, options.get("base_url") or env_value(HOST_ENV))
 
     def auth_hint(self) -> str:

@@ -73,7 +73,7 @@ class OpenAIProvider(HTTPProvider):
 
     @classmethod
     def from_uri(cls, model: str, options: dict[str, Any]) -> OpenAIProvider:
-        reject_inline_secrets(options, "[providers.openai]")
+        reject_inline_secrets(options, "openai")
         key_env = options.get("api_key_env") or KEY_ENV
         return cls(
             model,

@@ -141,7 +141,7 @@ def test_missing_configuration_is_a_config_error(
     config_file.write_text("[broken\nhost = x\n")
     with pytest.raises(ConfigError, match="cannot parse"):
         resolve("databricks:/chat", {"profile": "staging"})
-    with pytest.raises(ConfigError, match="api_key_env"):
+    with pytest.raises(ConfigError, match="put the token in DATABRICKS_TOKEN"):
         resolve("databricks:/chat", {"token": TOKEN})
 
 
