@@ -10,6 +10,7 @@ must exit with the code its comment documents (``# exits N``), else 0.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,23 @@ def test_the_python_api_pages_first_example_runs_as_written(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RowsFailedWarning" not in done.stderr, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "200 0 ['(all)', 'maybe', 'no', 'yes']"  # no errors
+
+
+def test_the_python_api_pages_retriever_example_runs_as_written(tmp_path: Path) -> None:
+    """docs/python-api.md's retriever (a function of one row returning its document ids)
+    runs as a script in a fresh project home, and its last line's metrics are there: the
+    three relevant ids of two questions, all retrieved within k=5."""
+    page = (REPO / "docs" / "python-api.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "def retrieve" in b]
+    last = block.strip().splitlines()[-1]
+    assert last == 'results.metrics["precision_at_5/mean"], results.metrics["ndcg_at_5/mean"]'
+    script = tmp_path / "retriever.py"
+    script.write_text(block + f"print({last})\nprint(results.metrics['recall_at_5/mean'])\n")
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    *_, shown, recall = done.stdout.splitlines()
+    assert shown.split()[0] == "0.5" and recall == "1.0"  # 1/3 and 2/3 of 3 retrieved

@@ -7,6 +7,7 @@ but that URL where a miss names the call.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -80,3 +81,25 @@ def test_the_page_runs_as_written(tmp_path: Path) -> None:
         assert lines[first : first + 2] == shown_lines(blocks["evaluate output"])
         assert lines[second : second + 2] == shown_lines(blocks["replay output"])
         assert server.stats()["requests_total"] == 4  # two rows; the replay sent nothing
+
+
+def test_the_notebook_block_records_then_replays_as_written(tmp_path: Path) -> None:
+    """The "Notebooks and scripts" block (harness.replay with mode="use", then the default
+    replay, then allowed_hosts=) runs as a script beside the page's app: the first block
+    records the app's two calls, and the two after it answer from the cassette alone."""
+    page = PAGE.read_text(encoding="utf-8")
+    notebook = page.split("## Notebooks and scripts", 1)[1].split("```python\n", 1)[1]
+    (tmp_path / "my_app.py").write_text(page_blocks()["my_app.py"])
+    script = tmp_path / "notebook.py"
+    script.write_text("import my_app\n" + notebook.split("```", 1)[0])
+    with FakeLLMServer() as server:
+        env = {**os.environ, "OPENAI_BASE_URL": server.openai_base_url}
+        env["OPENAI_API_KEY"] = "sk-notebook"  # "record what is missing" needs the key once
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert server.stats()["requests_total"] == 2  # recorded once; the replays sent nothing
+    stats = ast.literal_eval(done.stdout.splitlines()[-1])  # recorder.stats["app"]
+    assert (stats["requests"], stats["cache_hits"]) == (2, 0)
+    assert stats["input_tokens"] > 0
+    assert (tmp_path / "cassettes" / "rag.jsonl").exists()
