@@ -241,6 +241,8 @@ def evaluate(
     )
     if not experiment.strip():  # in Python's words, not the CLI's --experiment
         raise ConfigError(f"experiment= is empty ({experiment!r}): give an experiment's name")
+    if run_name is not None and not run_name.strip():
+        raise ConfigError(f"run_name= is empty ({run_name!r}): give the run a name, or None")
     linked = linked_model(model_id, log_to_mlflow)
     concurrency = integer("concurrency", concurrency)
     judge_samples = integer("judge_samples", judge_samples)

@@ -115,6 +115,7 @@ def test_what_counts_as_a_list_of_metrics() -> None:
         ("home", 5, "the project home must be a folder's path, not 5"),
         # said in the CLI's words: --experiment '' is empty
         ("experiment", " ", "experiment= is empty (' '): give an experiment's name"),
+        ("run_name", "", "run_name= is empty (''): give the run a name, or None"),
     ],
 )
 def test_a_wrong_type_is_one_line_naming_the_argument(

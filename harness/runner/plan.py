@@ -197,6 +197,15 @@ def check_experiment_name(name: str) -> None:
         )
 
 
+def check_run_name(name: str | None) -> None:
+    """A new run's name: "" (an unset variable) or "  " made a run that lists with no name
+    and that no name finds (a sweep: its children named by their point alone)."""
+    if name is not None and not name.strip():
+        raise ConfigError(
+            f"--run-name {name!r} is empty: give the run a name, or leave the option out"
+        )
+
+
 def plan_run(
     config: RunConfig,
     home: Home,

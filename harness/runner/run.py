@@ -42,6 +42,7 @@ from harness.runner.engine import Engine, drive
 from harness.runner.plan import (
     RunPlan,
     check_experiment_name,
+    check_run_name,
     check_same_scoring,
     plan_run,
     preflight,
@@ -128,6 +129,7 @@ def run_eval(
             )
     else:  # a new run: a run stored before this check keeps its name when resumed
         check_experiment_name(config.experiment)
+        check_run_name(config.run_name)
         run_id = uuid.uuid4().hex[:12]
     from harness.intercept.scope import current_cassette
 

@@ -155,11 +155,12 @@ def run_sweep(
     ``--max-cost`` stop) ends the sweep: the parent is logged FAILED with the children done.
     ``stop`` is the caller's own stop request (``harness run``'s), as for ``run_eval``.
     """
-    from harness.runner.plan import check_experiment_name, plan_run, preflight
+    from harness.runner.plan import check_experiment_name, check_run_name, plan_run, preflight
 
     home = resolve_home(home)
     progress = progress or NullProgress()
     check_experiment_name(base.experiment)  # before the parent MLflow run is made
+    check_run_name(base.run_name)
     points = expand_grid(base, grid)
     for point in points:
         plan = plan_run(point.config, home, provider)

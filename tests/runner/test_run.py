@@ -227,6 +227,24 @@ def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
     assert not (home / "mlruns").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "sweep"), [("", []), (" ", []), ("", ["--param", "seed=1", "--param", "seed=2"])]
+)
+def test_an_empty_run_name_is_exit_2_and_leaves_no_run(
+    name: str, sweep: list[str], qa: str, home: Path
+) -> None:
+    # --run-name "$NAME" with the variable unset: a run with no name that no name finds,
+    # exit 0 (a sweep: its children named by their point alone), as --experiment "" was.
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--run-name", name,
+                            *sweep)  # fmt: skip
+    assert (code, out, err) == (
+        2, "", f"error: --run-name {name!r} is empty: give the run a name, or leave the option "
+        "out\n"
+    )  # fmt: skip
+    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
+    assert not (home / "mlruns").exists()
+
+
 def test_runs_show_columns_naming_no_column_is_exit_2(qa: str, home: Path) -> None:
     code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json")
     run_id = json.loads(out)["run_id"]
