@@ -40,6 +40,22 @@ def invoke(*args: str) -> tuple[int, str, str]:
             "no such option '--bogus'. (Did you mean one of: '--columns', '--rows'?); "
             "see `harness runs show --help`",
         ),
+        # nan and inf were taken (neither is below 0): no request was ever answered
+        (
+            ["dev", "fake-llm", "--latency", "nan", "--", "true"],
+            "invalid value for '--latency': nan is not a number of seconds; "
+            "see `harness dev fake-llm --help`",
+        ),
+        (
+            ["dev", "fake-llm", "--latency", "inf", "--", "true"],
+            "invalid value for '--latency': inf is not a number of seconds; "
+            "see `harness dev fake-llm --help`",
+        ),
+        (
+            ["dev", "fake-llm", "--latency", "-1"],
+            "invalid value for '--latency': -1.0 is not in the range x>=0; "
+            "see `harness dev fake-llm --help`",
+        ),
         (["--bogus"], "no such option '--bogus'; see `harness --help`"),
         (["bogus"], "no such command 'bogus'; see `harness --help`"),
         (["runs", "tag", "r1"], "missing argument 'NAME'; see `harness runs tag --help`"),

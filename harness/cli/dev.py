@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.options import Seconds
+
 
 @click.group()
 def dev() -> None:
@@ -27,7 +29,7 @@ def dev() -> None:
     "--latency",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     help="Seconds each answer waits, to watch progress and concurrency.",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)

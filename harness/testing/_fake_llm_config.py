@@ -8,6 +8,7 @@ per request, which fault (if any) to inject and how long to wait first.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import Counter
 from collections.abc import Mapping
@@ -58,8 +59,11 @@ class FakeLLMConfig:
     def __post_init__(self) -> None:
         for name in ("latency_s", "jitter_s", "retry_after_s", "hang_s"):
             value = getattr(self, name)
+            # nan and inf passed `< 0`: a server whose every answer (or 429, or hang) never came
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"fake LLM server: {name} must be a number >= 0, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"fake LLM server: {name} must be a finite number, got {value!r}")
         for kind in FAULT_KINDS:
             rate = self.rate(kind)
             if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:

@@ -644,7 +644,15 @@ def test_runtime_config(server: FakeLLMServer, client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"error_500_rate": 0.6, "drop_rate": 0.6}, {"latency_s": -1}, {"fault_script": ["boom"]}],
+    [
+        {"error_500_rate": 0.6, "drop_rate": 0.6},
+        {"latency_s": -1},
+        {"fault_script": ["boom"]},
+        {"latency_s": float("nan")},  # these were taken: no answer ever came
+        {"jitter_s": float("inf")},
+        {"hang_s": float("nan")},
+        {"retry_after_s": float("inf")},
+    ],
 )
 def test_bad_settings_are_refused(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
