@@ -127,7 +127,7 @@ class Recorder:
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown replay mode {mode!r}; use one of {', '.join(MODES)}")
-        self.path = Path(path)
+        self.path = Path(_cassette_path(path))
         self.shown_path = shown_path or str(self.path)  # the path as messages show it
         self.mode = mode
         self.home = home
@@ -333,6 +333,27 @@ class Recorder:
                         f"{leaked}"
                     )
             self.written = export_cassette(cache, self.path)  # makes the folders it needs
+
+
+def _cassette_path(path: Any) -> str:
+    """``path`` as a str: 5 (or bytes) was a TypeError from deep in pathlib, and "" was
+    the current folder, refused as "a directory, not a cassette" with a command to record "."."""
+    try:
+        given = os.fspath(path)
+    except TypeError:
+        given = None
+    if not isinstance(given, str):
+        shown = repr(path) if len(repr(path)) <= 40 else repr(path)[:37] + "..."
+        raise ConfigError(
+            f"harness.replay path takes a cassette file's path (a str or os.PathLike), got "
+            f"{type(path).__name__} {shown}"
+        )
+    if not given.strip():
+        raise ConfigError(
+            f"harness.replay path is empty ({given!r}): give the cassette file's path, such as "
+            f'"tests/cassettes/rag.jsonl"'
+        )
+    return given
 
 
 def _lock_path(path: Path) -> str:

@@ -187,6 +187,33 @@ def test_modes_and_the_file(llm: FakeLLMServer, tmp_path: Path) -> None:
         harness.replay(cassette, mode="none")
 
 
+WANTS = "harness.replay path takes a cassette file's path (a str or os.PathLike), got "
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        (5, WANTS + "int 5"),
+        (None, WANTS + "NoneType None"),
+        (b"c.jsonl", WANTS + "bytes b'c.jsonl'"),
+        (
+            "",
+            "harness.replay path is empty (''): give the cassette file's path, such as "
+            '"tests/cassettes/rag.jsonl"',
+        ),
+    ],
+)
+@pytest.mark.parametrize("helper", [harness.replay, harness.Recorder])
+def test_a_cassette_path_of_another_type_or_empty_is_one_line_naming_it(
+    helper: Any, path: object, said: str
+) -> None:
+    """5, None or bytes was a TypeError from deep in pathlib; "" was the current folder,
+    refused as "a directory, not a cassette" with a command that records to "."."""
+    with pytest.raises(ConfigError) as raised:
+        helper(path, mode="use")
+    assert str(raised.value) == said
+
+
 def test_refresh_of_a_block_that_raised_keeps_the_entries_it_did_not_get_to(
     llm: FakeLLMServer, tmp_path: Path
 ) -> None:
