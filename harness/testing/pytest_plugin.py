@@ -91,6 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         config.stash[_RUN_ID] = uuid.uuid4().hex
+    if not str(config.getini("harness_cassette_dir")).strip():
+        # An empty value put each test module's cassettes in a folder beside the test files.
+        raise pytest.UsageError(
+            "harness_cassette_dir is empty: give the cassettes' folder, relative to each test "
+            f"file's folder, or leave the setting out ({DEFAULT_CASSETTE_DIR})"
+        )
     allowed = _allowed_option(config)
     if allowed:  # a bad host is a usage error, said once, before any test runs
         from harness.errors import ConfigError

@@ -362,6 +362,24 @@ def test_named():
     )
 
 
+def test_an_empty_cassette_dir_is_a_usage_error_naming_it(pytester: pytest.Pytester) -> None:
+    # "harness_cassette_dir =" recorded each module's cassettes beside the test files
+    # (test_x/test_marked.jsonl), exit 0.
+    pytester.makepyfile(
+        test_x="import pytest\n\n@pytest.mark.harness\ndef test_marked():\n    pass\n"
+    )
+    pytester.makeini("[pytest]\nharness_cassette_dir =\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--harness-record=new")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: harness_cassette_dir is empty: give the cassettes' folder, relative to each "
+            "test file's folder, or leave the setting out (cassettes)"
+        ]
+    )
+    assert not list(pytester.path.rglob("*.jsonl"))
+
+
 def test_a_nested_class_names_its_cassette_by_every_class(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_nested="""
