@@ -35,6 +35,8 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"no such file: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a data file")
+    if not path.is_file():  # Linux gives a pipe no size: it was refused as "empty"
+        raise DataError(f"{path} is not a regular file (a pipe, a socket or a device)")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(FORMATS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -245,6 +246,16 @@ def folder(path: Path) -> Path:
     return path
 
 
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)  # no writer: opening it waits for one
+    return path
+
+
+def device(path: Path) -> Path:
+    path.symlink_to("/dev/null")
+    return path
+
+
 BAD_INPUTS = {
     "missing file": (lambda d: d / "nope.csv", [], "no such file"),
     "missing file without extension": (lambda d: d / "nope", [], "no such file"),
@@ -257,6 +268,9 @@ BAD_INPUTS = {
         "qa.parquet is a folder, not a data file",
     ),
     "unknown format": (lambda d: write(d / "data.xlsx", b"x"), [], "unknown format '.xlsx'"),
+    # Each was refused as "is empty" (Linux gives them no size), a pipe with a writer too.
+    "fifo": (lambda d: fifo(d / "pipe.jsonl"), [], "pipe.jsonl is not a regular file (a pipe, "),
+    "device": (lambda d: device(d / "null.csv"), [], "null.csv is not a regular file (a pipe, "),
     "empty file": (lambda d: write(d / "empty.csv", b""), [], "is empty"),
     "header only": (lambda d: write(d / "head.csv", b"question,answer\n"), [], "has no rows"),
     "empty jsonl": (lambda d: write(d / "blank.jsonl", b"\n\n"), [], "has no rows"),
