@@ -115,6 +115,10 @@ def _write_problem(path: Path, exc: OSError) -> str:
 
 
 def _read_lines(path: Path) -> Generator[str, None, None]:
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A named pipe with no writer: opening it waited forever (and a pipe with one lost
+        # its first bytes to the gzip probe below).
+        raise CacheError(f"{path} is not a regular file (a pipe, a socket or a device)")
     try:
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == _GZIP_MAGIC

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -195,6 +196,19 @@ def test_a_cassette_without_header_is_accepted(cache, filled, fresh, tmp_path) -
     export_cassette(cache, path)
     rewrite_line(path, 0, lambda line: "")
     assert import_cassette(fresh, path).added == 3
+
+
+def test_a_named_pipe_is_refused_unopened(fresh, tmp_path) -> None:
+    """`harness cache import pipe.jsonl` (and harness.replay of it) waited forever for a
+    writer; a device (here /dev/null) read as an empty file."""
+    pipe = tmp_path / "pipe.jsonl"
+    os.mkfifo(pipe)
+    device = tmp_path / "null.jsonl"
+    device.symlink_to("/dev/null")
+    for path in (pipe, device):
+        with pytest.raises(CacheError) as caught:
+            import_cassette(fresh, path)
+        assert str(caught.value) == f"{path} is not a regular file (a pipe, a socket or a device)"
 
 
 @pytest.mark.parametrize(
