@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from harness.config import resolve_home
 from harness.errors import ConfigError, DataError
@@ -60,6 +62,7 @@ def import_spark_table(
     project = resolve_home(home)
     handle = _open(project.settings, target, session)
     what = f"Spark table {table}" if table is not None else "the Spark SQL query"
+    made = _new_warehouse(handle)
     try:
         spark = handle.session
         try:
@@ -82,6 +85,33 @@ def import_spark_table(
         )
     finally:
         handle.close()
+        _remove_if_empty(made)
+
+
+def _new_warehouse(handle: SparkHandle) -> Path | None:
+    """The warehouse folder of a local session harness started, when it is not there yet.
+
+    The session's catalog makes it on first use, even to find that a table does not exist:
+    a failed ``data import --spark-table`` or ``runs export --spark-table`` left an empty
+    ``./spark-warehouse`` behind.
+    """
+    if not handle.owned or not hasattr(handle.session, "_jsparkSession"):
+        return None  # another session's warehouse is its own
+    try:
+        where = urlparse(handle.session.conf.get("spark.sql.warehouse.dir"))
+    except Exception:  # noqa: BLE001 - py4j errors have no common type; nothing to tidy
+        return None
+    if where.scheme not in ("", "file"):
+        return None
+    folder = Path(unquote(where.path))
+    return None if folder.exists() else folder
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    """Remove ``folder`` (see ``_new_warehouse``) unless a table was saved in it."""
+    if folder is not None:
+        with suppress(OSError):
+            folder.rmdir()
 
 
 def _reading(batches: Iterator[Any], handle: SparkHandle, what: str) -> Iterator[Any]:
@@ -134,6 +164,7 @@ def export_run_to_spark(
     info = get_run(project.db_path, run_id)  # an unknown run fails before Spark starts
     rows = run_rows(project.db_path, info.run_id)
     handle = _open(project.settings, target, session)
+    made = _new_warehouse(handle)
     try:
         spark = handle.session
         try:
@@ -155,6 +186,7 @@ def export_run_to_spark(
         return ExportResult(info.run_id, table, rows.num_rows, exists and overwrite, handle.where)
     finally:
         handle.close()
+        _remove_if_empty(made)  # the table's files keep it
 
 
 def _register_saved_table(handle: SparkHandle, table: str) -> None:

@@ -98,6 +98,38 @@ def test_table_errors_are_one_line(spark: Any, remote: SparkTarget, home: Path) 
         import_spark_table(name="x", home=home, target=remote)
 
 
+def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
+    llm: FakeLLMServer, home: Path, tmp_path: Path
+) -> None:
+    """A local session's catalog makes ./spark-warehouse on first use, even to find that a
+    table is not there: `data import --spark-table` of a table that does not exist, and
+    `runs export --spark-table` to a schema that does not, left it (empty) in the cwd."""
+    (home / "harness.toml").write_text('[spark]\nmaster = "local[1]"\n')
+    import_file(write_jsonl(tmp_path / "qa.jsonl", [{"question": "q"}]), name="qa", home=home)
+    run = run_eval(RunConfig(data="qa", model="echo", mlflow=False), home=home)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "harness"), *arguments]
+        return subprocess.run(
+            command, env=cli_env(home, llm), cwd=work, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+
+    imported = cli("data", "import", "--spark-table", "no_such_table", "--name", "x")
+    assert imported.returncode == 2 and imported.stderr.count("\n") == 1, imported.stderr
+    assert imported.stderr.startswith(
+        "error: cannot read Spark table no_such_table: [TABLE_OR_VIEW_NOT_FOUND]"
+    )
+    exported = cli("runs", "export", run.run_id, "--spark-table", "no_schema.results")
+    assert exported.returncode == 2 and exported.stderr.count("\n") == 1, exported.stderr
+    assert exported.stderr.startswith(
+        "error: cannot write Spark table no_schema.results: [SCHEMA_NOT_FOUND]"
+    )
+    assert list(work.iterdir()) == []
+
+
 def test_a_run_exported_to_a_table_reads_back_as_stored(
     spark: Any, remote: SparkTarget, fake: FakeLLMServer, home: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
