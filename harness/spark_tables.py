@@ -97,10 +97,7 @@ def _new_warehouse(handle: SparkHandle) -> Path | None:
     """
     if not handle.owned or not hasattr(handle.session, "_jsparkSession"):
         return None  # another session's warehouse is its own
-    try:
-        where = urlparse(handle.session.conf.get("spark.sql.warehouse.dir"))
-    except Exception:  # noqa: BLE001 - py4j errors have no common type; nothing to tidy
-        return None
+    where = urlparse(handle.session.conf.get("spark.sql.warehouse.dir"))  # always set
     if where.scheme not in ("", "file"):
         return None
     folder = Path(unquote(where.path))
