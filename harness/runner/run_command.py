@@ -202,8 +202,13 @@ def prepare_run(
     )
     if stored is not None:
         refuse_changes_on_resume(config, RunConfig.from_dict(stored), options.given)
-    elif options.model_id is not None:
-        _check_model_id(options.model_id, options.no_mlflow, resolved)
+    else:  # also refused by a --dry-run, which estimates a run these would stop
+        from harness.runner.plan import check_experiment_name, check_run_name
+
+        check_experiment_name(config.experiment)
+        check_run_name(config.run_name)
+        if options.model_id is not None:
+            _check_model_id(options.model_id, options.no_mlflow, resolved)
     sweep = bool(swept.grid) and not resume_id
     _refuse_what_check_and_report_cannot_do(options, sweep=sweep)
     if options.check and (options.report or options.junit):  # written by the check: before it

@@ -210,7 +210,14 @@ def test_a_limit_beyond_an_int64_takes_every_row(qa: str, home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "sweep"), [("", []), ("  ", []), ("", ["--param", "seed=1", "--param", "seed=2"])]
+    ("name", "sweep"),
+    [
+        ("", []),
+        ("  ", []),
+        ("", ["--param", "seed=1", "--param", "seed=2"]),
+        ("", ["--dry-run"]),  # an estimate of a run that would be refused: exit 0
+        ("", ["--dry-run", "--param", "seed=1", "--param", "seed=2"]),
+    ],
 )
 def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
     name: str, sweep: list[str], qa: str, home: Path
@@ -228,7 +235,14 @@ def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
 
 
 @pytest.mark.parametrize(
-    ("name", "sweep"), [("", []), (" ", []), ("", ["--param", "seed=1", "--param", "seed=2"])]
+    ("name", "sweep"),
+    [
+        ("", []),
+        (" ", []),
+        ("", ["--param", "seed=1", "--param", "seed=2"]),
+        ("", ["--dry-run"]),  # an estimate of a run that would be refused: exit 0
+        ("", ["--dry-run", "--param", "seed=1", "--param", "seed=2"]),
+    ],
 )
 def test_an_empty_run_name_is_exit_2_and_leaves_no_run(
     name: str, sweep: list[str], qa: str, home: Path
