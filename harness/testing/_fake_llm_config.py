@@ -50,7 +50,7 @@ class FakeLLMConfig:
     seed: int = 0
     replies: Replies = None
     fault_once_per_body: bool = False
-    fault_script: tuple[str, ...] = ()
+    fault_script: str | tuple[str, ...] = ()  # a str is one step (normalised to a tuple)
     script_per_body: bool = False
     vary_with_temperature: bool = False
     max_recorded: int = 1000
@@ -75,7 +75,9 @@ class FakeLLMConfig:
         if not isinstance(self.max_recorded, int) or self.max_recorded < 0:
             raise ConfigError("fake LLM server: max_recorded must be an integer >= 0")
         # Normalise the script so a JSON list, a tuple and None entries all mean the same.
-        script = tuple("ok" if step is None else step for step in self.fault_script)
+        # A str is one step, not its characters ("error_429" was 9 unknown steps).
+        given = (self.fault_script,) if isinstance(self.fault_script, str) else self.fault_script
+        script = tuple("ok" if step is None else step for step in given)
         unknown = [step for step in script if step not in SCRIPT_STEPS]
         if unknown:
             raise ConfigError(

@@ -597,6 +597,14 @@ def test_fault_script(server: FakeLLMServer, client: httpx.Client) -> None:
     assert attempts == [500, 500, 429, 429, 200]
 
 
+def test_a_fault_script_given_as_one_string_is_one_step(client: httpx.Client) -> None:
+    # "error_429" was read character by character: 9 unknown steps, a ConfigError.
+    with FakeLLMServer(fault_script="error_429", retry_after_s=0) as server:
+        assert statuses(client, server, 2) == [429, 200]
+        server.configure(fault_script="error_500")
+        assert statuses(client, server, 2) == [500, 200]
+
+
 def test_stats_count_and_record(server: FakeLLMServer, client: httpx.Client) -> None:
     secret = "sk-secret-123"
     headers = {"Authorization": f"Bearer {secret}"}
