@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 from harness.config import resolve_home
 from harness.errors import ConfigError, DataError
 from harness.runner.spark_session import SparkHandle, SparkTarget, open_session
+from harness.wording import plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -139,6 +140,14 @@ class ExportResult:
             "replaced": self.replaced,
             "spark": self.where,
         }
+
+    def line(self) -> str:
+        """What ``harness runs export --spark-table`` prints."""
+        replaced = " (the table replaced)" if self.replaced else ""
+        return (
+            f"run {self.run_id}: {plural(self.rows, 'row')} written to {self.table} on "
+            f"{self.where}{replaced}"
+        )
 
 
 def export_run_to_spark(

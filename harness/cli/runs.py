@@ -361,10 +361,7 @@ def export(
         if as_json:
             print_json(result.as_dict())
             return
-        click.echo(
-            f"run {result.run_id}: {result.rows} rows written to {result.table} on {result.where}"
-            + (" (the table replaced)" if result.replaced else "")
-        )
+        click.echo(result.line())
         return
     from harness.store.exports import export_run, load_run_record
 

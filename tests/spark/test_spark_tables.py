@@ -23,7 +23,7 @@ from harness.errors import ConfigError, DataError
 from harness.runner.config import RunConfig
 from harness.runner.run import run_eval
 from harness.runner.spark_session import SparkTarget
-from harness.spark_tables import export_run_to_spark, import_spark_table
+from harness.spark_tables import ExportResult, export_run_to_spark, import_spark_table
 from harness.store.runs import load_outputs, load_scores
 from harness.testing import FakeLLMServer, SparkConnectServer
 
@@ -217,3 +217,10 @@ def test_importing_a_table_takes_memory_that_does_not_grow_with_the_table(
     # Holding the added rows once would take all of extra_mb (toPandas: 2-3 times it);
     # measured growth 8-27 MB, the allocator's noise.
     assert growth < extra_mb / 2, (peaks, extra_mb)
+
+
+@pytest.mark.parametrize(("rows", "said"), [(1, "1 row written"), (1200, "1,200 rows written")])
+def test_an_export_says_its_rows_in_words_that_agree(rows: int, said: str) -> None:
+    # `runs export --spark-table` of a one-row run printed "1 rows written".
+    result = ExportResult("3f2a9c1b4d5e", "main.evals.results", rows, False, "local[1]")
+    assert result.line() == f"run 3f2a9c1b4d5e: {said} to main.evals.results on local[1]"
