@@ -171,6 +171,11 @@ class FakeLLMServer:
             max_recorded=max_recorded,
             echo_key_in_errors=echo_key_in_errors,
         )
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            # else the child's argparse usage text, from start()
+            raise ConfigError(
+                f"fake LLM server: port must be 0 to 65535 (0: any free one), got {port!r}"
+            )
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None

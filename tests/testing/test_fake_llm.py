@@ -660,6 +660,10 @@ def test_runtime_config(server: FakeLLMServer, client: httpx.Client) -> None:
         {"jitter_s": float("inf")},
         {"hang_s": float("nan")},
         {"retry_after_s": float("inf")},
+        {"port": "x"},  # these failed at start() with the child's argparse usage
+        {"port": 70000},
+        {"port": -1},
+        {"port": True},
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, Any]) -> None:
