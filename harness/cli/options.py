@@ -52,6 +52,20 @@ def concurrency_option(help: str) -> Decorator:
     )
 
 
+class OutputFile(click.Path):
+    """A file a command writes (a report, JUnit XML). An empty name, `--junit "$FILE"`
+    with the variable unset, is refused when the options are read: read as no name it
+    would write somewhere else, or fail as the folder "." after the work is done."""
+
+    def __init__(self, allow_dash: bool = False) -> None:
+        super().__init__(dir_okay=False, allow_dash=allow_dash)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail(f"needs a file name, got {value!r}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 judges_file_option: Decorator = click.option(
     "--judges",
     "judges_file",

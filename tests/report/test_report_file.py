@@ -292,6 +292,35 @@ def test_report_options_and_mistakes(
     assert len(list_runs(home / "harness.duckdb")) == runs_before  # nothing was run
 
 
+def test_an_empty_file_name_is_refused_before_anything_is_written(
+    report_home: ReportHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o "$OUT"`, `--junit "$JUNIT"`, `--report "$PAGE"` with the variable unset: the
+    report went to its default name, and the others failed as the folder "." after the
+    check was printed, or after the run was stored."""
+    home, cwd = report_home.home, tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    runs_before = len(list_runs(home / "harness.duckdb"))
+    check = ["check", "candidate", "--baseline", "base", "--no-mlflow"]
+    run = ["run", "--data", "qa", "--model", "echo", "--metric", "word_count", "--no-mlflow"]
+    for args, option in [
+        (["report", "base", "-o", ""], "'-o' / '--output'"),
+        (["report", "base", "candidate", "--output="], "'-o' / '--output'"),
+        ([*check, "--junit", ""], "'--junit'"),
+        ([*check, "--report", ""], "'--report'"),
+        ([*run, "--check", "--min", "word_count=0", "--junit", ""], "'--junit'"),
+        ([*run, "--report", ""], "'--report'"),
+    ]:
+        result = invoke(home, *args)
+        assert (result.exit_code, result.stdout) == (2, ""), (args, result.output)
+        line = f"error: invalid value for {option}: needs a file name, got ''; see `"
+        assert result.stderr.startswith(line), args  # then the command's --help, one line
+        assert result.stderr.endswith(f" {args[0]} --help`\n") and result.stderr.count("\n") == 1
+    assert list(cwd.iterdir()) == []  # no report under a default name
+    assert len(list_runs(home / "harness.duckdb")) == runs_before  # nothing was run
+
+
 def test_check_writes_its_report_next_to_the_junit_file(
     report_home: ReportHome, tmp_path: Path
 ) -> None:
