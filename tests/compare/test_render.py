@@ -83,6 +83,36 @@ def test_markdown_escapes_what_would_break_a_table(tmp_path: Path, home: Path) -
     assert "<script>" not in markdown
 
 
+def test_markdown_shows_an_answers_markdown_as_text(tmp_path: Path, home: Path) -> None:
+    """An answer, a slice value or a row id holding Markdown was read as Markdown in the PR
+    comment: `![x](url)` became an image GitHub loads, `[text](url)` a link, a slice value
+    `**f**` read as a bold f, and a backtick in an id broke its code span. Rendered by
+    markdown-it (CommonMark with GitHub's tables and strikethrough), each shows as typed."""
+    from markdown_it import MarkdownIt
+
+    answer = "see ![x](http://example.com/p.png) [docs](http://example.com) **b** ~~s~~ _i_"
+    values = ["**f**", "`e`"]
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [1.0] * 4},
+              ids=["r`1", "r2", "r3", "r4"], outputs=["fine"] * 4,
+              extra=[{"topic": values[i % 2]} for i in range(4)])  # fmt: skip
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"exact_match": [0.0] + [1.0] * 3},
+              ids=["r`1", "r2", "r3", "r4"], outputs=[answer] + ["fine"] * 3,
+              extra=[{"topic": values[i % 2]} for i in range(4)])  # fmt: skip
+    comparison = compare_refs(str(tmp_path / "b.jsonl"), [str(tmp_path / "c.jsonl")],
+                              home=home, by=["topic"])  # fmt: skip
+    page = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    rendered = page.render(comparison_markdown(comparison))
+    assert "<img" not in rendered and "<a " not in rendered
+    assert "<em>" not in rendered and "<s>" not in rendered
+    assert f"<td>{html.escape(answer, quote=False)}</td>" in rendered
+    assert "<td>**f**</td>" in rendered and "<td>`e`</td>" in rendered
+    assert "<strong>Row <code>r`1</code></strong>" in rendered
+    assert "<strong>By <code>topic</code></strong>" in rendered
+    # What Markdown reads as text stays as it is: metric names, intervals, the margin.
+    raw = comparison_markdown(comparison)
+    assert "| exact_match ↑ |" in raw and "0.02 (default for scores in [0, 1])" in raw
+
+
 def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_payload(
     tmp_path: Path,
 ) -> None:

@@ -1,12 +1,14 @@
 """Markdown for a PR comment (``--markdown``) and the GitHub step summary.
 
 GitHub-flavoured: tables, and ``<details>`` for what a reviewer opens only when needed.
-Cell text is escaped so an answer containing ``|`` or HTML cannot break the page.
+Cell text is escaped so an answer containing ``|``, HTML or Markdown shows as it is and
+cannot break the page.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 
 from harness.compare.render import MEAN_DIGITS
@@ -35,8 +37,28 @@ VERDICT_MARK = {BETTER: "🟢 ", WORSE: "🔴 "}
 CELL_WIDTH = 300
 
 
+# Markdown's inline syntax in an answer, an input or a slice value is shown, not followed:
+# `**`, `~~`, `_x_` and backticks would restyle the text (a value `**f**` read as f), and
+# `[text](url)` or `![x](url)` put a link or an image the PR page loads into the comment.
+# A backslash before each keeps the text as it is; `_` inside a word (exact_match) is
+# left alone, as Markdown reads it as text there; `](` is enough to break a link or image.
+_INLINE = re.compile(r"[\\`*~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|\](?=\()")
+
+
 def _cell(text: object) -> str:
-    return html.escape(clip(str(text), CELL_WIDTH), quote=False).replace("|", "\\|") if text else ""
+    if not text:
+        return ""
+    shown = html.escape(clip(str(text), CELL_WIDTH), quote=False)
+    return _INLINE.sub(lambda m: "\\" + m.group(0), shown).replace("|", "\\|")
+
+
+def _code(text: object) -> str:
+    """``text`` as one code span, shown exactly: nothing inside one is read as an escape or
+    an entity, so it is fenced with more backticks than any run of them it holds."""
+    body = clip(str(text), CELL_WIDTH)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _run(run: RunRef) -> str:
@@ -45,8 +67,8 @@ def _run(run: RunRef) -> str:
     if not run.run_name and run.origin != "store":
         named += f"{_cell(run.origin)}, "
     return (
-        named + f"`{_cell(run.model)}` on "
-        f"`{run.dataset}@{run.dataset_version}`, {plural(run.rows, 'row')}"
+        named + f"{_code(run.model)} on "
+        f"{_code(f'{run.dataset}@{run.dataset_version}')}, {plural(run.rows, 'row')}"
         + (f", {run.errors:,} failed" if run.errors else "")
         + ")"
     )
@@ -69,7 +91,7 @@ def comparison_markdown(comparison: Comparison, *, heading: str = "###") -> str:
 def _candidate(comparison: Comparison, candidate: CandidateResult, heading: str) -> list[str]:
     lines = [f"{heading}# Candidate: {_run(candidate.run)}", ""]
     lines += _note_lines(candidate.notes)
-    cluster = f", clustered by `{comparison.cluster}`" if comparison.cluster else ""
+    cluster = f", clustered by {_code(comparison.cluster)}" if comparison.cluster else ""
     # No legend when no metric has an interval (one row, no spread), as in the terminal:
     # the notes say why, and no sentence claims intervals the table does not show.
     # Nor the adjustment's sentence when none of its metrics has a p-value.
@@ -128,7 +150,7 @@ def _slices(comparison: Comparison, candidate: CandidateResult) -> list[str]:
     for column in comparison.by:
         slices = [s for s in candidate.slices if s.column == column]
         lines += [
-            f"**By `{_cell(column)}`**: {plural(len(slices), 'value')}; p-values Holm-adjusted "
+            f"**By {_code(column)}**: {plural(len(slices), 'value')}; p-values Holm-adjusted "
             f"across {plural(comparison.slice_comparisons, 'slice comparison')}.",
             "",
             f"| {_cell(column)} | rows | metric | base | candidate | change [95% CI] | p (adj.) "
@@ -187,7 +209,7 @@ def _row(row: FlippedRow, kind: str) -> list[str]:
         row.candidate_output if row.candidate_error is None else f"[failed] {row.candidate_error}"
     )
     lines = [
-        f"**Row `{_cell(row.example_id)}`**: {changes}",
+        f"**Row {_code(row.example_id)}**: {changes}",
         "",
         "| | |",
         "|---|---|",
