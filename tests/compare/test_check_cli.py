@@ -176,6 +176,23 @@ def test_a_junit_file_that_cannot_be_written_is_refused_before_the_check(
     assert err == f"error: cannot write {missing}: {missing.parent} does not exist\n"
 
 
+def test_a_junit_file_reads_back_whatever_the_run_is_named(tmp_path: Path) -> None:
+    """A run named with a control character (\\x01, a vertical tab) was written into the
+    suite's name as it is, which XML 1.0 has no form for: every JUnit reader refused the
+    whole file. The character is written as its escape."""
+    scores = {"exact_match": [1.0, 0.0] * 20}
+    base = write_run(tmp_path / "b.jsonl", run_id="b", scores=scores)
+    candidate = write_run(tmp_path / "c.jsonl", run_id="c", scores=scores,
+                          run_name="nightly\x01\x0b\x1f")  # fmt: skip
+    junit = tmp_path / "check.xml"
+    code, _, _ = invoke("check", str(candidate), "--baseline", str(base), "--max-drop",
+                        "exact_match=0.5", "--junit", str(junit))  # fmt: skip
+    assert code == 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("name", "").startswith("harness check: nightly\\x01\\x0b\\x1f (")
+
+
 def test_cannot_decide_is_a_junit_error_and_an_error_annotation(
     runs: dict[str, str], tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ that note in its text, and the suite each such note as a ``note`` property.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
@@ -19,6 +20,16 @@ from harness.compare.result import FAIL, UNDECIDED, CheckResult, GateResult
 from harness.numbers import ci, number, signed
 
 __all__ = ["check_junit"]
+
+# Characters XML 1.0 has no form for (most control characters: a run named with a \x01 in
+# it, say). ElementTree writes them as they are, and every JUnit reader then refuses the
+# whole file; each is written as the text of its escape instead, so it stays visible.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if m.group() < "\x20" else
+                        f"\\u{ord(m.group()):04x}", text)  # fmt: skip
 
 
 def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> str:
@@ -50,6 +61,11 @@ def check_junit(result: CheckResult, *, timestamp: datetime | None = None) -> st
     for _, note in result.warnings():
         ET.SubElement(properties, "property", name="note", value=note)
     suite.extend(cases)
+    for element in root.iter():
+        if element.text:
+            element.text = _xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, _xml_text(value))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
