@@ -229,16 +229,16 @@ def _pairing_notes(
             return [sampled]
         if n_common < max(len(base_scores.rows), len(scores.rows)):
             return [
-                f"paired on the {n_common:,} rows both runs have "
+                f"paired on the {plural(n_common, 'row')} both runs have "
                 f"(base {len(base_scores.rows):,}, candidate {len(scores.rows):,})"
             ]
         return []
     what = DATASET_NOTES[0] if b.dataset != c.dataset else DATASET_NOTES[1]
     return [
-        f"{what}: base {b.dataset}@{b.dataset_version} ({len(base_scores.rows):,} rows), "
-        f"candidate {c.dataset}@{c.dataset_version} ({len(scores.rows):,} rows); paired on "
-        f"the {n_common:,} example ids both have. Rows with the same id may not be the "
-        "same question: check the flipped rows' inputs",
+        f"{what}: base {b.dataset}@{b.dataset_version} ({plural(len(base_scores.rows), 'row')})"
+        f", candidate {c.dataset}@{c.dataset_version} ({plural(len(scores.rows), 'row')}); "
+        f"paired on the {plural(n_common, 'example id')} both have. Rows with the same id may "
+        "not be the same question: check the flipped rows' inputs",
         *([sampled] if sampled else []),
     ]
 

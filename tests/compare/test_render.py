@@ -113,6 +113,21 @@ def test_markdown_shows_an_answers_markdown_as_text(tmp_path: Path, home: Path) 
     assert "| exact_match ↑ |" in raw and "0.02 (default for scores in [0, 1])" in raw
 
 
+def test_pairing_notes_count_one_row_as_one(tmp_path: Path, home: Path) -> None:
+    """A one-row base against a longer candidate said "(1 rows)", "paired on the 1 example
+    ids both have" and "paired on the 1 rows both runs have"."""
+    base = write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [1.0]})
+    for version, note in [
+        ("v2", "DATASET VERSIONS DIFFER: base synthetic@v1 (1 row), candidate synthetic@v2 "
+               "(3 rows); paired on the 1 example id both have."),
+        ("v1", "paired on the 1 row both runs have (base 1, candidate 3)"),
+    ]:  # fmt: skip
+        candidate = write_run(tmp_path / f"c-{version}.jsonl", run_id="c", version=version,
+                              scores={"exact_match": [1.0, 0.0, 1.0]})  # fmt: skip
+        notes = compare_refs(str(base), [str(candidate)], home=home).candidates[0].notes
+        assert any(n.startswith(note) for n in notes), notes
+
+
 def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_payload(
     tmp_path: Path,
 ) -> None:
