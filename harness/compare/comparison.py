@@ -144,10 +144,7 @@ def _compare_one(
     notes = list(candidate.notes) + _pairing_notes(base, candidate, base_scores, scores, common)
     datasets = next((n for n in notes if n.startswith(DATASET_NOTES)), None)
     if len(common) == 0:
-        raise DataError(
-            f"{candidate.ref.label} and {base.ref.label} share no example id: "
-            "they are not runs of the same eval set"
-        )
+        raise DataError(_nothing_paired(base, candidate, base_scores, scores))
     groups = cluster_ids(base_scores.rows.loc[common], cluster) if cluster else None
     shared = [m for m in scores.order if m in base_scores.values.columns]
     only_base = [m for m in base_scores.order if m not in scores.values.columns]
@@ -211,6 +208,24 @@ def _compare_one(
         slices=slices,
         redefined=changed,
         datasets_note=datasets,
+    )
+
+
+def _nothing_paired(
+    base: LoadedRun, candidate: LoadedRun, base_scores: RunScores, scores: RunScores
+) -> str:
+    """Why no row pairs: a run stopped before its first row has none (its eval set may well
+    be the other's), else the two runs have no example id in common."""
+    for run, held in ((candidate, scores), (base, base_scores)):
+        if len(held.rows) == 0:
+            info = run.record.info
+            return (
+                f"{run.ref.label} has no rows to compare: run {info.run_id} is {info.status}, "
+                f"with 0 of {info.rows_total:,} rows done"
+            )
+    return (
+        f"{candidate.ref.label} and {base.ref.label} share no example id: "
+        "they are not runs of the same eval set"
     )
 
 

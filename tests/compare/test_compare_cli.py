@@ -209,6 +209,10 @@ def test_clustered_comparison(tmp_path: Path) -> None:
         (("{a}", "{missing}"), "no such run file"),
         (("{a}", "{a}", "--json", "--markdown"), "choose one of --json and --markdown"),
         (("{a}", "{other}"), "share no example id"),
+        (  # stopped before its first row: its eval set is not the question
+            ("{a}", "{empty}"),
+            "empty.jsonl) has no rows to compare: run e is interrupted, with 0 of 2 rows done\n",
+        ),
         (("{a}", "{a}", "--margin", "x=abc"), "--margin expects [METRIC=]VALUE[%]"),
         (
             ("{a}", "{a}", "--margin", "nosuch=0.1"),
@@ -222,8 +226,11 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     write_run(tmp_path / "a.jsonl", run_id="a", scores={"exact_match": [1.0, 0.0]})
     write_run(tmp_path / "other.jsonl", run_id="o", scores={"exact_match": [1.0]}, ids=["zz"])
+    write_run(tmp_path / "empty.jsonl", run_id="e", scores={"exact_match": []},
+              run_name="empty", status="interrupted", rows_total=2)  # fmt: skip
     (tmp_path / "garbage.jsonl").write_text('{"hello": 1}\n', encoding="utf-8")
-    paths = {k: str(tmp_path / f"{k}.jsonl") for k in ("a", "other", "garbage", "missing")}
+    paths = {k: str(tmp_path / f"{k}.jsonl") for k in ("a", "other", "garbage", "missing",
+                                                       "empty")}  # fmt: skip
     code, out, err = invoke("compare", *(a.format(**paths) for a in args))
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
