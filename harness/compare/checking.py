@@ -276,6 +276,8 @@ def _drop_test(
     if missing or math.isnan(result.stats.p_value):
         n = result.stats.n
         few = f"{plural(n, 'paired row')} {'is' if n == 1 else 'are'} too few"
+        if result.stats.clusters == 1:  # rows enough, but all of one cluster
+            few = f"{plural(n, 'paired row')} of one cluster {'is' if n == 1 else 'are'} too few"
         reason = missing or f"{few} to estimate a change"
         return GateResult(gate, UNDECIDED, "cannot tell", reason, result.stats.diff)
     stats, m = result.stats, result.margin

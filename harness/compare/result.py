@@ -16,6 +16,7 @@ from harness.errors import CheckFailed, CheckUndecided
 from harness.numbers import range_text
 from harness.slices.labels import shown_value
 from harness.stats import PairedDifference
+from harness.stats.paired import ONE_CLUSTER_CHANGE
 from harness.wording import plural
 
 __all__ = [
@@ -223,12 +224,15 @@ def metric_notes(metrics: Sequence[MetricResult]) -> list[str]:
     """Why the metrics' cells have no interval though they have rows: one note for those
     compared on one row (all of them: ``one row: ...``; else naming them), then each other
     metric's change and means (no spread; an interval widened to 0)."""
-    one_row = [m.metric for m in metrics if m.stats.interval_note == ONE_ROW_CHANGE]
     notes = []
-    if one_row:
-        names = "" if len(one_row) == len(metrics) else f"{', '.join(one_row)}: "
-        notes.append(names + ONE_ROW_CHANGE)
-    others = [m for m in metrics if m.metric not in one_row]
+    alike: list[str] = []  # one row, or one cluster: one note for the metrics it holds for
+    for note in (ONE_ROW_CHANGE, ONE_CLUSTER_CHANGE):
+        these = [m.metric for m in metrics if m.stats.interval_note == note]
+        if these:
+            names = "" if len(these) == len(metrics) else f"{', '.join(these)}: "
+            notes.append(names + note)
+            alike += these
+    others = [m for m in metrics if m.metric not in alike]
     notes += [f"{m.metric}: {m.stats.interval_note}" for m in others if m.stats.interval_note]
     notes += [note for m in others for note in mean_notes(m)]
     return notes

@@ -60,6 +60,7 @@ from numpy.typing import ArrayLike, NDArray
 from harness.stats.quantiles import normal_quantile, t_quantile
 
 __all__ = [
+    "ONE_CLUSTER_MEAN",
     "MeanEstimate",
     "check_binary",
     "check_bounds",
@@ -72,6 +73,9 @@ __all__ = [
 ]
 
 NAN = float("nan")
+# Rows that all share one cluster (a --cluster column with one value, or a --by slice of
+# one cluster) have no cluster-to-cluster spread to measure, as one row has no spread.
+ONE_CLUSTER_MEAN = "one cluster: an interval needs two or more"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def estimate_mean(
     if clusters is not None:
         se, n_clusters = cluster_se(x, clusters)
         if n_clusters < 2:
-            return MeanEstimate(mean, n, NAN, NAN, NAN, "none")
+            return MeanEstimate(mean, n, NAN, NAN, NAN, "none", ONE_CLUSTER_MEAN)
         t = t_quantile(n_clusters - 1, 1 - alpha / 2)
         if binary:
             low, high = _clustered_wilson(mean, n, se, t, normal_quantile(1 - alpha / 2))

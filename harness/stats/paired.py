@@ -113,11 +113,18 @@ from harness.stats.means import (
     one_row_per_cluster,
 )
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_POWER", "PairedDifference", "paired_difference"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_POWER",
+    "ONE_CLUSTER_CHANGE",
+    "PairedDifference",
+    "paired_difference",
+]
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.80
 NAN = float("nan")
+ONE_CLUSTER_CHANGE = "one cluster: an interval, a p-value or an MDE needs two or more"
 
 
 @dataclass(frozen=True)
@@ -313,6 +320,8 @@ def paired_difference(
     if math.isnan(se) or math.isnan(interval_se):  # fewer than two rows (or clusters)
         center = interval_se = low = high = p_value = mde = NAN
         df, interval, test, correlation = None, "none", "none", None
+        if n_clusters == 1 and n > 1:  # (one row: the caller says so, of both runs too)
+            interval_note = ONE_CLUSTER_CHANGE
     elif not binary and _no_spread(se, b, c):
         units = n_clusters or n
         # The sign test, two-sided: n equal signs have p = 2 * 0.5^n; no change has none.

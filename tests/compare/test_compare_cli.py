@@ -202,6 +202,34 @@ def test_clustered_comparison(tmp_path: Path) -> None:
     assert code == 2 and "no row has that column; columns: context, expected" in err
 
 
+def test_rows_of_one_cluster_say_why_they_have_no_interval(tmp_path: Path) -> None:
+    """--cluster by a column of one value (or --by that column, each slice one cluster):
+    the cells had no interval, p-value or MDE and no note said why, and check said "60
+    paired rows are too few to estimate a change"."""
+    rng = np.random.default_rng(5)
+    one = [{"source": "web", "topic": f"t{i % 2}"} for i in range(60)]
+    base = rng.random(60)
+    write_run(tmp_path / "a.jsonl", run_id="a", scores={"token_f1": base}, extra=one)
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"token_f1": base * 0.9}, extra=one)
+    runs = (str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
+    code, out, _ = invoke("compare", *runs, "--cluster", "source", "--json")
+    assert code == 0
+    candidate = json.loads(out)["candidates"][0]
+    metric = candidate["metrics"][0]
+    assert (metric["clusters"], metric["ci"], metric["p_value"]) == (1, [None, None], None)
+    change = "one cluster: an interval, a p-value or an MDE needs two or more"
+    assert metric["interval_note"] == change and change in candidate["notes"]
+    mean = "one cluster: an interval needs two or more"
+    assert metric["base"]["interval_note"] == metric["candidate"]["interval_note"] == mean
+    code, out, _ = invoke("compare", *runs, "--cluster", "topic", "--by", "topic")
+    assert code == 0
+    assert f"note: topic t0: {change}" in out and f"note: topic t1: {change}" in out
+    code, out, _ = invoke("check", runs[1], "--baseline", runs[0], "--cluster", "source",
+                          "--max-drop", "token_f1=0.5", "--no-mlflow")  # fmt: skip
+    assert code == 3
+    assert "60 paired rows of one cluster are too few to estimate a change" in out
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
