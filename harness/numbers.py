@@ -23,7 +23,9 @@ def number(value: float | None, digits: int = 4) -> str:
         return "–"
     if value == 0:
         return "0"
-    if abs(value) >= 1e5:
+    # Whole numbers in full up to 1e15; beyond, a float holds no more digits than `g`
+    # shows, and `,.0f` wrote 1e308 as 309 digits, nearly all of them made up.
+    if 1e5 <= abs(value) < 1e15:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 

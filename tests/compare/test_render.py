@@ -128,6 +128,25 @@ def test_pairing_notes_count_one_row_as_one(tmp_path: Path, home: Path) -> None:
         assert any(n.startswith(note) for n in notes), notes
 
 
+def test_a_huge_mean_is_written_in_four_digits_not_in_made_up_ones(
+    tmp_path: Path, home: Path
+) -> None:
+    """A metric scoring around 1e30 (a perplexity of garbage, say) was written as
+    1,500,000,000,000,000,016,808,780,005,376: 31 digits where a float holds 16, the rest
+    made up, and `--margin 1e308` as 309 of them. Beyond 1e15 a number is `g`'s 4 digits."""
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"perplexity": [1e30, 2e30] * 5})
+    write_run(tmp_path / "c.jsonl", run_id="c", scores={"perplexity": [1e30, 3e30] * 5})
+    comparison = compare_refs(str(tmp_path / "b.jsonl"), [str(tmp_path / "c.jsonl")], home=home)
+    console = Console(record=True, width=300)
+    for renderable in comparison_renderables(comparison):
+        console.print(renderable)
+    terminal = console.export_text()
+    markdown = comparison_markdown(comparison)
+    for text in (terminal, markdown):
+        assert "| 1.5e+30 [" in text.replace("│", "|") and "000,000" not in text
+    assert "2e+30 [" in terminal and "perplexity 7.5e+28" in terminal  # the 5% margin
+
+
 def test_rows_packed_as_they_are_made_are_the_text_pack_makes_of_the_whole_payload(
     tmp_path: Path,
 ) -> None:

@@ -30,6 +30,8 @@
     if (v === null || v === undefined) return "–";
     if (v === 0) return "0";
     var a = Math.abs(v);
+    // As harness.numbers.number: whole numbers in full up to 1e15, then 4 digits (1e+30).
+    if (a >= 1e15) return v.toExponential(3).replace(/\.?0+e/, "e");
     if (a >= 1e5) return Math.round(v).toLocaleString("en-US");
     return String(Number(v.toPrecision(4)));
   }
