@@ -126,6 +126,10 @@ def find_run(db_path: Path, ref: str) -> tuple[RunInfo, str | None]:
     after the tag was made) wins, with a note naming them; a name that also starts run
     ids wins over them, with a note naming them.
     """
+    if not ref:  # `harness runs delete "$RUN"`, unset: as a prefix it starts every run id
+        raise RunNotFound(
+            "no run named '': give a run id, a tag or a run name; see `harness runs list`"
+        )
     with connect(db_path, read_only=True) as con:
         tagged = con.execute("SELECT run_id FROM run_tags WHERE name = ?", [ref]).fetchone()
         ids = con.execute(

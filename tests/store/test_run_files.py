@@ -268,6 +268,22 @@ def test_a_tag_never_hides_a_run_name_nor_deletes_the_wrong_run(run_id: str, hom
     assert rows == [(run_id,), (later,)]
 
 
+def test_an_empty_run_name_names_no_run(run_id: str, home: Path, tmp_path: Path) -> None:
+    """`harness runs delete "$RUN"` with RUN unset: '' starts every run id, so with one run
+    stored it was taken as that run's abbreviation and the run was deleted (and `runs show
+    ''`, `report ''`, `compare '' RUN` read it). It names no run, in one line, exit 2."""
+    refused = (
+        "error: no run named '': give a run id, a tag or a run name; see `harness runs list`\n"
+    )
+    page = tmp_path / "r.html"
+    for args in (["runs", "delete", ""], ["runs", "show", ""], ["report", "", "-o", str(page)],
+                 ["compare", "", run_id], ["runs", "tag", "", "pinned"]):  # fmt: skip
+        assert invoke(*args) == (2, "", refused), args
+    assert not page.exists()
+    code, out, _ = invoke("runs", "show", run_id, "--json")
+    assert code == 0 and json.loads(out)["run_id"] == run_id  # still there
+
+
 def test_delete_removes_the_runs_rows_and_tags(run_id: str, home: Path) -> None:
     invoke("runs", "tag", run_id, "old")
     code, out, _ = invoke("runs", "delete", run_id)
