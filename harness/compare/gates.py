@@ -106,6 +106,8 @@ def check_settings(
     for gate in options:
         _choose(flags, _valid(gate))
     chosen = list({**gates, **flags}.values())
+    if baseline is not None and not baseline.strip():  # `--baseline "$BASE"`, unset
+        raise ConfigError(f"--baseline needs a run, tag or file name, got {baseline!r}")
     configured = table.get("baseline")
     baseline_from = None
     if baseline is None and configured is not None:

@@ -243,6 +243,21 @@ def test_no_annotations_outside_github_actions(runs: dict[str, str]) -> None:
     assert code == 1 and "::error" not in err
 
 
+def test_an_empty_baseline_option_is_refused(runs: dict[str, str], home: Path) -> None:
+    """`--baseline "$BASE"` with BASE unset dropped the baseline harness.toml names: the
+    check said "cannot decide: no baseline and no gates" (exit 3), or with gates of its
+    own checked none of the drops the baseline was there for."""
+    Path(runs["base"]).replace(home / "baseline.jsonl")
+    (home / "harness.toml").write_text(
+        '[check]\nbaseline = "baseline.jsonl"\nexact_match = { max_drop = 0.02 }\n',
+        encoding="utf-8",
+    )
+    for extra in ([], ["--min", "exact_match=0.1"]):
+        code, out, err = invoke("check", runs["worse"], "--baseline", "", *extra)
+        assert (code, out) == (2, "")
+        assert err == "error: --baseline needs a run, tag or file name, got ''\n"
+
+
 def test_gates_and_baseline_from_harness_toml(runs: dict[str, str], home: Path) -> None:
     Path(runs["base"]).replace(home / "baseline.jsonl")
     (home / "harness.toml").write_text(
