@@ -69,11 +69,13 @@ def default_report_name(refs: Sequence[str], run_ids: Sequence[str] = (), *,
     import re
     from pathlib import Path
 
-    from harness.store.exports import SUFFIXES
+    from harness.store.exports import SUFFIXES, is_run_file
 
     names = []
     for i, ref in enumerate(refs):
-        name = Path(ref).name
+        # A run file by its file name; a run by all of its name: `team-a/nightly` is not
+        # `team-b/nightly`, whose report-nightly.html it replaced.
+        name = Path(ref).name if is_run_file(ref) or Path(ref).is_file() else ref
         for suffix in SUFFIXES:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]

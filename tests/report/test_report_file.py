@@ -412,6 +412,28 @@ def test_a_report_that_cannot_be_written_leaves_the_run_finished(
     assert get_run(home / "harness.duckdb", doc["run_id"]).status == "finished"
 
 
+def test_runs_named_like_paths_get_reports_of_their_own(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs named team-a/nightly and team-b/nightly both wrote report-nightly.html (the
+    name's last path part, as a run file's), the second replacing the first's report."""
+    data = tmp_path / "tiny.jsonl"
+    data.write_text('{"input": "a", "expected": "a"}\n', encoding="utf-8")
+    ok(invoke(home, "data", "import", str(data), "--name", "tiny"))
+    names = ("team-a/nightly", "team-b/nightly")
+    for name in names:
+        ok(invoke(home, "run", "--data", "tiny", "--model", "echo", "--metric",
+                  "exact_match", "--run-name", name, "--no-mlflow"))  # fmt: skip
+    ids = {name: run_id(home, name) for name in names}
+    monkeypatch.chdir(tmp_path)
+    for name in names:
+        page = f"report-{name.replace('/', '-')}-{ids[name]}.html"
+        assert ok(invoke(home, "report", name)).stdout == f"report: {page}\n"
+        html = (tmp_path / page).read_text(encoding="utf-8")
+        assert f'<meta name="harness-runs" content="{ids[name]}">' in html
+    assert not (tmp_path / "report-nightly.html").exists()
+
+
 def test_default_names_never_take_another_runs_report(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
