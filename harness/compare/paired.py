@@ -62,15 +62,17 @@ class Margin:
 def parse_margin(text: str) -> tuple[str | None, Margin]:
     """``[METRIC=]VALUE[%]`` -> (metric or None for every metric, margin)."""
     metric, sep, raw = text.rpartition("=")
-    raw = raw.strip()
+    raw, metric = raw.strip(), metric.strip()
     percent = raw.endswith("%")
     try:
         value = float(raw.rstrip("%"))
+        if sep and not metric:  # `--margin "$M=0.1"`, unset: not every metric's margin
+            raise ValueError(text)
     except ValueError:
         raise ConfigError(f"--margin expects [METRIC=]VALUE[%], got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"--margin must be a number >= 0, got {text!r}")
-    return (metric.strip() or None) if sep else None, Margin(value, percent)
+    return metric if sep else None, Margin(value, percent)
 
 
 def shared_bounds(metric: str, base: RunScores, candidate: RunScores) -> tuple[float, float] | None:

@@ -242,6 +242,10 @@ def test_rows_of_one_cluster_say_why_they_have_no_interval(tmp_path: Path) -> No
             "empty.jsonl) has no rows to compare: run e is interrupted, with 0 of 2 rows done\n",
         ),
         (("{a}", "{a}", "--margin", "x=abc"), "--margin expects [METRIC=]VALUE[%]"),
+        (  # `--margin "$M=0.1"` with M unset was every metric's margin
+            ("{a}", "{a}", "--margin", "=0.1"),
+            "error: --margin expects [METRIC=]VALUE[%], got '=0.1'\n",
+        ),
         (
             ("{a}", "{a}", "--margin", "nosuch=0.1"),
             "--margin nosuch: the base has no 'nosuch' scores; it has exact_match",
