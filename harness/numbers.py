@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import overload
 
 __all__ = [
@@ -87,9 +88,15 @@ def p_value(p: float | None) -> str:
     return f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".")
 
 
+# Control characters left after the whitespace is collapsed: an answer holding ESC [2J or
+# ESC ]0;... cleared the terminal or set its title when a flipped row was shown, and could
+# move the cursor over the verdict. Each is shown as the text of its escape instead.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def clip(text: str | None, width: int) -> str:
-    """One line of at most ``width`` characters."""
+    """One line of at most ``width`` characters, control characters written as escapes."""
     if not text:
         return ""
-    line = " ".join(str(text).split())
+    line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " ".join(str(text).split()))
     return line if len(line) <= width else line[: width - 1] + "…"

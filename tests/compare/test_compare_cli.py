@@ -230,6 +230,25 @@ def test_rows_of_one_cluster_say_why_they_have_no_interval(tmp_path: Path) -> No
     assert "60 paired rows of one cluster are too few to estimate a change" in out
 
 
+def test_a_flipped_rows_control_characters_are_shown_not_sent_to_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """An answer holding ESC [2J (clear the screen) or ESC ]0;... BEL (set the terminal's
+    title) was written to the terminal as it is under the flipped rows, where it cleared
+    the comparison or could move the cursor over its verdict: it shows as escapes."""
+    answer = "\x1b[2J\x1b]0;pwned\x07\x1b[1A check: pass\x00"
+    write_run(tmp_path / "a.jsonl", run_id="a", scores={"exact_match": [1.0, 1.0]},
+              outputs=["fine", "fine"])  # fmt: skip
+    write_run(tmp_path / "b.jsonl", run_id="b", scores={"exact_match": [0.0, 1.0]},
+              outputs=[answer, "fine"])  # fmt: skip
+    for extra in ([], ["--markdown"]):
+        code, out, _ = invoke("compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
+                              *extra)  # fmt: skip
+        assert code == 0
+        assert not any(c in out for c in "\x1b\x07\x00")
+        assert "x1b[2J" in out and "pwned" in out
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
