@@ -114,6 +114,26 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+# What the metrics table shows of a metric, and a judge's failed answers (the calls' line).
+_IN_THE_TABLE = frozenset({"mean", "p50", "p90", "count", "errors"})
+
+
+def other_aggregates(metrics: dict[str, dict[str, Any]]) -> str | None:
+    """The metrics' aggregates the table has no column for, in one line: an ``eval_fn``
+    that returns one number (MLflow logs it under the metric's name) had a blank row,
+    its value nowhere in the terminal; MLflow's ``variance``, a judge's ``agreement``."""
+    parts = []
+    for name, values in metrics.items():
+        shown = [
+            fmt(value) if key == name else f"{key} {fmt(value)}"
+            for key, value in values.items()
+            if key not in _IN_THE_TABLE and value is not None
+        ]
+        if shown:
+            parts.append(f"{name} {', '.join(shown)}")
+    return f"over the run: {'; '.join(parts)}" if parts else None
+
+
 def home_of(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("home")
 

@@ -27,6 +27,7 @@ from harness.cli.output import (
     fmt,
     home_of,
     invocation,
+    other_aggregates,
     print_json,
     print_slices,
     print_sweep,
@@ -472,6 +473,8 @@ def _print_summary(result: RunResult) -> None:
         )  # fmt: skip
     else:  # stopped before any row was stored: no table of nothing
         click.echo(title)
+    if result.metrics and (also := other_aggregates(result.metrics)):
+        click.echo(also)
     if result.sample:
         from harness.sampling import describe_sample
 

@@ -20,6 +20,7 @@ from harness.cli.output import (
     find_run_noted,
     fmt,
     home_of,
+    other_aggregates,
     print_json,
     print_slices,
     print_sweep,
@@ -261,6 +262,8 @@ def _print_run(view: RunView, *, errors_only: bool = False) -> None:
                 for n, a in info.metrics.items()
             ],
         )  # fmt: skip
+        if also := other_aggregates(info.metrics):
+            click.echo(also)
     if info.sample:
         from harness.sampling import describe_sample
 

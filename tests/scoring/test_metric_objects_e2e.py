@@ -334,6 +334,27 @@ def test_the_cli_runs_python_metrics_tables_and_mlflow_objects(
     assert replayed["metrics"] == cold["metrics"]
 
 
+def test_an_eval_fns_one_number_is_shown_in_the_terminal(qa: str, home: Path) -> None:
+    # It is the metric's whole value (MLflow logs it under the metric's name), and the
+    # summary of `run` and `runs show` had only a blank row for it, the number nowhere.
+    args = [
+        "run", "--data", "qa", "--model", "openai:/m", "--no-mlflow",
+        "--metric", "python:harness_test_metrics:mean_words", "--metric", "exact_match",
+    ]  # fmt: skip
+    code, out, err = invoke(*args, "--json")
+    assert code == 0, err
+    value = json.loads(out)["metrics"]["mean_words"]["mean_words"]
+    assert value > 1  # the fake server's answers have words
+    code, out, err = invoke(*args)  # the cached rerun: a second run, the same outputs
+    assert code == 0, err
+    line = f"over the run: mean_words {value:.4g}"
+    assert line in out.splitlines()
+    run_id = out.split()[1].rstrip(":")
+    code, out, err = invoke("runs", "show", run_id)
+    assert code == 0, err
+    assert line in out.splitlines()
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
