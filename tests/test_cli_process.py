@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from processes import query
 
 SHOW = "import gc; print(tuple(gc.get_threshold()))"
 
@@ -102,3 +106,46 @@ def test_the_command_says_one_line_for_a_refused_legacy_mlflow_metric(
     assert done.returncode == 2
     assert done.stderr.startswith("error: python metric 'harness_test_metrics:toxic'")
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "line"),
+    [
+        (signal.SIGINT, 130, "error: interrupted\n"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM)\n"),
+    ],
+)
+def test_a_signal_during_a_duckdb_query_exits_as_interrupted_and_stores_nothing(
+    home: Path, qa_file: Path, sig: signal.Signals, code: int, line: str
+) -> None:
+    """`harness data import` of a large file, Ctrl-C (or SIGTERM) as DuckDB inserted its
+    rows: DuckDB runs the signal's handler in its query and raises RuntimeError("Query
+    interrupted") instead of what the handler raised; the command printed that traceback
+    and exited 1. Here the insert is a query that does not end, signalled once the main
+    thread is in it (one DuckDB thread: with more, a signal may wait for the query's end)."""
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys, threading, time\n"
+         "import harness.store.datasets as datasets\n"
+         "original = datasets._save_version\n"
+         "def endless_insert(con, version):\n"
+         "    con.execute('SET threads = 1')  # DuckDB checks for signals between its tasks\n"
+         "    con.execute('SELECT sum(hash(i)) FROM range(1000000000000) r(i)')\n"
+         "def signal_in_query():\n"
+         "    main = threading.main_thread().ident\n"
+         "    while sys._current_frames()[main].f_code.co_name != 'endless_insert':\n"
+         "        time.sleep(0.01)\n"
+         "    time.sleep(0.2)  # into DuckDB's own execution\n"
+         f"    os.kill(os.getpid(), {int(sig)})\n"
+         "def saving(*args, **kwargs):\n"
+         "    threading.Thread(target=signal_in_query, daemon=True).start()\n"
+         "    return original(*args[:-1], endless_insert, **kwargs)\n"
+         "datasets._save_version = saving\n"
+         f"sys.argv = ['harness', 'data', 'import', {str(qa_file)!r}, '--name', 'qa']\n"
+         "from harness.cli import main\n"
+         "main()\n"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (code, line)
+    assert query(home, "SELECT count(*) FROM datasets") == [(0,)]
+    assert query(home, "SELECT count(*) FROM examples") == [(0,)]

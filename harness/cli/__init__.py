@@ -92,8 +92,9 @@ class HarnessGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from harness.errors import HarnessError
 
+        terms: list[int] = []
         try:
-            with _sigterm_raises():
+            with _sigterm_raises(terms):
                 return super().invoke(ctx)
         except HarnessError as e:
             raise HarnessCommandError(str(e), e.exit_code) from None
@@ -103,12 +104,27 @@ class HarnessGroup(click.Group):
             raise HarnessCommandError(_usage_line(e), e.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C outside a run or sync, which handle their own
             raise HarnessCommandError("interrupted", 130) from None
+        except RuntimeError as e:
+            # A signal during a DuckDB query: DuckDB runs the handler itself, and what the
+            # handler raised (KeyboardInterrupt, or Interrupted below) comes out as its own
+            # RuntimeError("Query interrupted"), a traceback and exit 1 (`harness data
+            # import` of a large file, Ctrl-C as its rows were inserted).
+            if str(e) != _DUCKDB_INTERRUPTED:
+                raise
+            if terms:
+                raise HarnessCommandError("terminated (SIGTERM)", 128 + terms[0]) from None
+            raise HarnessCommandError("interrupted", 130) from None
+
+
+# What DuckDB raises when a signal's handler raised while it ran a query.
+_DUCKDB_INTERRUPTED = "Query interrupted"
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _sigterm_raises(terms: list[int]) -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C (open transactions roll back), exit 143: ``harness run``
-    and ``harness sync`` replace this with a graceful stop while they work."""
+    and ``harness sync`` replace this with a graceful stop while they work. Each SIGTERM
+    is noted in ``terms``, for when DuckDB replaces what the handler raised."""
     import signal
     import threading
 
@@ -119,6 +135,7 @@ def _sigterm_raises() -> Iterator[None]:
     def terminated(signum: int, _frame: Any) -> None:
         from harness.errors import Interrupted
 
+        terms.append(signum)
         raise Interrupted("terminated (SIGTERM)", signum=signum)
 
     previous = signal.signal(signal.SIGTERM, terminated)
