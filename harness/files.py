@@ -49,11 +49,40 @@ def folders_for(target: Path) -> Iterator[None]:
 def replaced_on_success(target: Path) -> Iterator[Path]:
     """A temporary path to write; renamed to ``target`` if the block succeeds, else removed."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _remove_abandoned(target)
     try:
         yield partial
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the temporary files of earlier writers of ``target`` whose process is gone: a
+    writer killed outright (SIGKILL, the OOM killer, a CI job's timeout) cannot remove its
+    own, which stayed beside the user's file (hidden, as large as the file) for good."""
+    prefix, suffix = f".{target.name}.", ".partial"
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return  # the write itself says what is wrong with the folder
+    for name in names:
+        pid = name[len(prefix) : -len(suffix)]
+        if not (name.startswith(prefix) and name.endswith(suffix) and pid.isdigit()):
+            continue
+        if int(pid) != os.getpid() and not _process_exists(int(pid)):
+            with suppress(OSError):
+                (target.parent / name).unlink()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but is another user's: its file is not ours to remove
+        return True
+    return True
 
 
 @contextmanager

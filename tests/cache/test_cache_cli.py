@@ -112,6 +112,44 @@ def test_export_makes_the_folders_of_its_path(home: Path, fill, tmp_path: Path) 
     assert [p.name for p in path.parent.iterdir()] == ["qa.jsonl.gz"]  # no partial file
 
 
+def test_an_export_killed_outright_leaves_no_file_past_the_next_export(
+    home: Path, fill, tmp_path: Path
+) -> None:
+    """`harness cache export` killed with SIGKILL as it wrote (a CI job's timeout, the OOM
+    killer) left its hidden temporary file (`.qa.jsonl.gz.PID.partial`, as large as the
+    cassette) beside it for good, one more for each kill: the next write of the same file
+    removes those whose process is gone, not one of a writer still running."""
+    fill("2025-01-01T00:00:00.000Z")
+    path = tmp_path / "cassettes" / "qa.jsonl.gz"
+    path.parent.mkdir()
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import contextlib, os, signal, sys\n"
+         "import harness.cache.cassette as cassette\n"
+         "original = cassette.text_writer\n"
+         "@contextlib.contextmanager\n"
+         "def killed_as_it_writes(partial, **kwargs):\n"
+         "    with original(partial, **kwargs) as out:\n"
+         "        out.write('half a cassette')\n"
+         "        out.flush()\n"
+         "        os.kill(os.getpid(), signal.SIGKILL)\n"
+         "        yield out\n"
+         "cassette.text_writer = killed_as_it_writes\n"
+         f"sys.argv = ['harness', 'cache', 'export', {str(path)!r}]\n"
+         "from harness.cli import main\n"
+         "main()\n"],
+        capture_output=True, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    left = [p.name for p in path.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".qa.jsonl.gz.") and left[0].endswith(".partial")
+    running = path.parent / f".qa.jsonl.gz.{os.getppid()}.partial"  # a live writer's
+    running.write_text("")
+    code, out, err = harness_cli("cache", "export", str(path))
+    assert code == 0, err
+    assert sorted(p.name for p in path.parent.iterdir()) == [running.name, "qa.jsonl.gz"]
+
+
 def entries(home: Path) -> int:
     with ResponseCache(home / "cache") as cache:
         return len(cache)
