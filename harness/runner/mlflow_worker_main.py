@@ -130,8 +130,11 @@ def main(tracking_uri: str) -> int:
     if table is not None:
         table.discard()
     if not ended and logger is not None:  # the run's process is gone: keep what we wrote
+        # A sweep's parent run too: the process that would have ended it is gone with the
+        # run (killed outright), and it stayed RUNNING for good.
+        parent = head.parent_run_id if head is not None else None
         with contextlib.suppress(HarnessError):
-            logger.stop("FAILED" if error is not None else "KILLED")
+            logger.stop("FAILED" if error is not None else "KILLED", parent)
     return 0
 
 

@@ -248,14 +248,18 @@ class ResumingLogger:
         finally:
             self._release()
 
-    def stop(self, status: str) -> None:
-        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds."""
+    def stop(self, status: str, parent: str | None = None) -> None:
+        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds; and
+        ``parent`` (a sweep's run, whose process is gone) ``KILLED``, if still running."""
         try:
             if isinstance(self.logger, SqlRunLogger):
-                self.logger.stop(status)
+                self.logger.stop(status, parent)
                 return
+            client = self.logger.client
             with mapped_errors(self.logger._what):
-                self.logger.client.set_terminated(self.run_id, status)
+                client.set_terminated(self.run_id, status)
+                if parent is not None and client.get_run(parent).info.status == "RUNNING":
+                    client.set_terminated(parent, "KILLED")
         finally:
             self._release()
 

@@ -297,14 +297,22 @@ class SqlRunLogger:
         self._conn.close()
         return self.run_id
 
-    def stop(self, status: str) -> None:
-        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds."""
+    def stop(self, status: str, parent: str | None = None) -> None:
+        """End the run unfinished (``KILLED`` or ``FAILED``), keeping what it holds; and
+        ``parent`` (a sweep's run, whose process is gone) ``KILLED``, if still running."""
+        now = int(time.time() * 1000)
         try:
             with mapped_sqlite_errors(self._what), transaction(self._conn):
                 self._conn.execute(
                     "UPDATE runs SET status = ?, end_time = ? WHERE run_uuid = ?",
-                    (status, int(time.time() * 1000), self.run_id),
+                    (status, now, self.run_id),
                 )
+                if parent is not None:
+                    self._conn.execute(
+                        "UPDATE runs SET status = 'KILLED', end_time = ? "
+                        "WHERE run_uuid = ? AND status = 'RUNNING'",
+                        (now, parent),
+                    )
         finally:
             self._conn.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from processes import (
     import_rows,
     json_doc,
     last_line,
+    mlflow_runs,
     paid,
     query,
+    run_lock_free,
     start,
     wait_for,
 )
@@ -109,3 +112,32 @@ def test_a_signal_as_a_run_ends_stops_the_sweep_before_its_next_run(
     # The run that was ending finished; no other run started.
     assert [run.result.status for run in sweep.runs] == ["finished"]
     assert query(home, "SELECT status FROM runs") == [("finished",)]
+
+
+# The worker writes the store in SQL, or through MLflow's API in a mode harness does not
+# write itself (harness.tracking.mlflow_sqlite).
+@pytest.mark.parametrize("api", [False, True], ids=["sql", "mlflow-api"])
+def test_a_sweep_killed_outright_leaves_its_mlflow_parent_run_killed(
+    home: Path, tmp_path: Path, server: FakeLLMServer, api: bool
+) -> None:
+    """kill -9 of a sweep during its second run: that run's logging worker outlives the
+    process and ends its MLflow run KILLED (docs/mlflow.md), but the sweep's parent run,
+    which only the sweep's process ended, stayed RUNNING for good."""
+    env = harness_env(home, server, **({"MLFLOW_SQL_TRACE_ROLLUPS_ENABLED": "1"} if api else {}))
+    import_rows(env, tmp_path, ROWS)
+    process = start(env, *SWEEP)
+    wait_for(lambda: server.stats()["requests_total"] >= ROWS + 10, 120, "the second run")
+    process.kill()  # its process only: the worker, in a session of its own, lives on
+    process.communicate(timeout=60)
+    second = query(home, "SELECT run_id FROM runs ORDER BY created_at")[1][0]
+    wait_for(lambda: run_lock_free(home, second), 120, "the worker to end the run")
+    assert [status for _, status, _ in mlflow_runs(home, second)] == ["KILLED"]
+    con = sqlite3.connect(home / "mlruns" / "mlflow.db")
+    try:
+        parents = con.execute(
+            "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'harness.sweep'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert parents == [("KILLED",)]
