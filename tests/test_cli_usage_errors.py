@@ -35,6 +35,15 @@ def invoke(*args: str) -> tuple[int, str, str]:
             "invalid value for '-o' / '--output': File '{dir}' is a directory; "
             "see `harness report --help`",
         ),
+        (  # `--judges "$JUDGES"`, unset: the run went on with no judges file at all
+            ["run", "--data", "qa", "--model", "echo", "--judges", ""],
+            "invalid value for '--judges': needs a file name, got ''; see `harness run --help`",
+        ),
+        (
+            ["judges", "list", "--judges", ""],
+            "invalid value for '--judges': needs a file name, got ''; "
+            "see `harness judges list --help`",
+        ),
         (
             ["runs", "show", "--bogus"],
             "no such option '--bogus'. (Did you mean one of: '--columns', '--rows'?); "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from harness.cli.options import Decorator, OutputFile, max_slices_option
+from harness.cli.options import Decorator, FileName, max_slices_option
 from harness.cli.output import home_of, print_json, print_renderables
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +138,7 @@ def check_options(fn: F) -> F:
         ),
         cluster_option("Rows that share this dataset column form a cluster."),
         click.option(
-            "--junit", metavar="FILE", type=OutputFile(),
+            "--junit", metavar="FILE", type=FileName(),
             help="Write the gates as JUnit XML (one testcase per gate).",
         ),
     ]  # fmt: skip
@@ -157,7 +157,7 @@ def check_options(fn: F) -> F:
 @click.option(
     "--report",
     metavar="FILE",
-    type=OutputFile(),
+    type=FileName(),
     help="Write the HTML report of the check (its gates, the comparison, every row) to "
     "FILE, e.g. next to the JUnit file for CI to keep.",
 )

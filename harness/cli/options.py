@@ -52,10 +52,11 @@ def concurrency_option(help: str) -> Decorator:
     )
 
 
-class OutputFile(click.Path):
-    """A file a command writes (a report, JUnit XML). An empty name, `--junit "$FILE"`
-    with the variable unset, is refused when the options are read: read as no name it
-    would write somewhere else, or fail as the folder "." after the work is done."""
+class FileName(click.Path):
+    """A file a command reads or writes (a judges file, a report, JUnit XML). An empty
+    name, `--junit "$FILE"` with the variable unset, is refused when the options are
+    read: read as no name it would write somewhere else, fail as the folder "." after the
+    work is done, or run with no judges file at all."""
 
     def __init__(self, allow_dash: bool = False) -> None:
         super().__init__(dir_okay=False, allow_dash=allow_dash)
@@ -70,7 +71,7 @@ judges_file_option: Decorator = click.option(
     "--judges",
     "judges_file",
     metavar="FILE",
-    type=click.Path(dir_okay=False),
+    type=FileName(),
     help="TOML file with custom [judges.NAME] tables.",
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.compare import cluster_option, rows_option
-from harness.cli.options import OutputFile, max_slices_option
+from harness.cli.options import FileName, max_slices_option
 from harness.cli.output import home_of
 
 
@@ -15,7 +15,7 @@ from harness.cli.output import home_of
     "-o",
     "--output",
     metavar="FILE",
-    type=OutputFile(allow_dash=True),
+    type=FileName(allow_dash=True),
     help="Where to write the report ('-' for stdout). [default: report-RUN.html, or "
     "report-BASE-vs-CANDIDATE.html, with the run id where a name is not a file name or "
     "that file is not a report]",

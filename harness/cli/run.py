@@ -10,7 +10,7 @@ import click
 from harness.cli.compare import check_options, finish_check
 from harness.cli.late_signals import until_shown
 from harness.cli.options import (
-    OutputFile,
+    FileName,
     by_option,
     cache_option,
     concurrency_option,
@@ -174,7 +174,7 @@ if TYPE_CHECKING:
     "--report",
     "report",
     metavar="FILE",
-    type=OutputFile(),
+    type=FileName(),
     help="Write the run's HTML report to FILE at the end (with --check: the check's, "
     "with the comparison). Every run also logs it to MLflow as report.html.",
 )
