@@ -9,6 +9,7 @@ from typing import overload
 __all__ = [
     "ci",
     "clip",
+    "controls_escaped",
     "mde",
     "mean_ci",
     "number",
@@ -94,9 +95,14 @@ def p_value(p: float | None) -> str:
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
+def controls_escaped(text: str) -> str:
+    """``text`` with its control characters (not tabs or line ends) written as escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def clip(text: str | None, width: int) -> str:
     """One line of at most ``width`` characters, control characters written as escapes."""
     if not text:
         return ""
-    line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", " ".join(str(text).split()))
+    line = controls_escaped(" ".join(str(text).split()))
     return line if len(line) <= width else line[: width - 1] + "…"

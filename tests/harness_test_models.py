@@ -130,3 +130,11 @@ def judge_fails_on_text(messages: list[dict[str, Any]]) -> str:
     if any(mark in text for mark in marks):
         raise RuntimeError("judge backend exploded")
     return judge_messages(messages)
+
+
+MARKUP = "see [bold]this[/bold] and [/x] \x1b[2J done"  # rich markup, an escape sequence
+
+
+def markup(row: dict[str, Any]) -> str:
+    """An answer rich would read as markup (and fail on), with a terminal escape."""
+    return MARKUP

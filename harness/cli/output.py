@@ -33,21 +33,33 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(_clean(document), indent=2, ensure_ascii=False, default=str))
 
 
+def _plain(value: Any) -> Any:
+    """A cell or header as rich ``Text``: what a model wrote (or a column, a run, a slice
+    value is named) shows as it is. As a str it was read as rich's markup: `[b]x[/b]` lost
+    its tags, `[/x]` raised MarkupError (a traceback from `runs show --rows`), and an
+    escape sequence reached the terminal."""
+    from rich.text import Text
+
+    from harness.numbers import controls_escaped
+
+    return Text(controls_escaped("" if value is None else str(value)))
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(_plain(column), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_plain(v) for v in row))
     import sys
 
     # Piped output gets a fixed, wide table rather than rich's 80-column default.
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     if title:  # a line of its own: as the table's title it would wrap at a narrow table's width
-        console.print(title, markup=False, highlight=False, soft_wrap=True)
+        console.print(_plain(title), highlight=False, soft_wrap=True)
     console.print(table)
 
 
@@ -79,18 +91,23 @@ def print_slices(tables: Sequence[Any]) -> None:
         title = f"by {table.column}: {plural(len(table.slices), 'value')}; 95% intervals"
         if table.metrics:
             title += f": {table.methods()}"
-        console.print(title, markup=False, highlight=False, soft_wrap=True)
+        console.print(_plain(title), highlight=False, soft_wrap=True)
         for column in ("metric", table.column, "rows", "mean", "95% CI"):
-            shown.add_column(column, overflow="fold")
+            shown.add_column(_plain(column), overflow="fold")
         for metric in table.metrics:
             for s in [table.overall, *table.slices]:
                 m = s.means[metric]
                 shown.add_row(
-                    metric if s is table.overall else "",
-                    shown_value(s.value, overall=s is table.overall),
-                    f"{m.n:,}" if m.n == s.rows else f"{m.n:,} of {s.rows:,}",
-                    fmt(m.mean) if m.n else "",
-                    _slice_interval(m),
+                    *map(
+                        _plain,
+                        (
+                            metric if s is table.overall else "",
+                            shown_value(s.value, overall=s is table.overall),
+                            f"{m.n:,}" if m.n == s.rows else f"{m.n:,} of {s.rows:,}",
+                            fmt(m.mean) if m.n else "",
+                            _slice_interval(m),
+                        ),
+                    )
                 )
             shown.add_section()
         console.print(shown)

@@ -70,7 +70,11 @@ class RichProgress:
             refresh_per_second=5,
         )
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total, rate="", info="")
+        from rich.markup import escape
+
+        # The description is read as markup (its column's "[bold]"): a dataset named
+        # with brackets is shown as it is.
+        self._task = self._progress.add_task(escape(description), total=total, rate="", info="")
 
     def advance(self, n: int = 1, **fields: Any) -> None:
         if self._progress is None:
@@ -86,7 +90,13 @@ class RichProgress:
         )
 
     def note(self, message: str) -> None:
-        self.console.print(f"[yellow]{message}[/yellow]", highlight=False)
+        from rich.text import Text
+
+        from harness.numbers import controls_escaped
+
+        # Text, not markup: a note may quote a run's name or an error, "[/x]" in which
+        # raised MarkupError mid-run.
+        self.console.print(Text(controls_escaped(message), style="yellow"), highlight=False)
 
     def stop(self) -> None:
         if self._progress is not None:
