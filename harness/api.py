@@ -358,7 +358,7 @@ def evaluate(
             raise
     defaults: Sequence[Any] = ()
     if model_type == RETRIEVER:  # MLflow's metric objects, at evaluator_config's retriever_k
-        defaults = retriever_metrics(config_map) if metrics is None else ()
+        defaults = retriever_metrics(config_map, extra_metrics) if metrics is None else ()
     elif model_type is not None:
         defaults = MODEL_TYPE_METRICS[model_type]
     chosen = list(metrics) if metrics is not None else list(defaults)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
@@ -30,9 +30,12 @@ RETRIEVER = "retriever"
 DEFAULT_RETRIEVER_K = 3  # MLflow's default evaluator's
 
 
-def retriever_metrics(evaluator_config: Mapping[str, Any]) -> list[Any]:
+def retriever_metrics(evaluator_config: Mapping[str, Any], given: Sequence[Any] = ()) -> list[Any]:
     """MLflow's three retriever metrics at ``retriever_k`` (an int of at least 1: MLflow
-    logs nothing for another ``k``, with a warning; harness refuses it)."""
+    logs nothing for another ``k``, with a warning; harness refuses it), but for one that an
+    MLflow metric of ``given`` (the call's extra_metrics) names: the usual script adds
+    ``precision_at_k(k)`` for k = 1, 3, 5, and MLflow computes precision_at_3 once (a name's
+    last metric is the one it keeps), where harness would refuse two metrics of one name."""
     k = evaluator_config.get("retriever_k", DEFAULT_RETRIEVER_K)
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ConfigError(
@@ -43,7 +46,11 @@ def retriever_metrics(evaluator_config: Mapping[str, Any]) -> list[Any]:
 
     with warnings.catch_warnings():  # MLflow warns that they are deprecated: not the user's call
         warnings.simplefilter("ignore", FutureWarning)
-        return [make(int(k)) for make in (precision_at_k, recall_at_k, ndcg_at_k)]
+        defaults = [make(int(k)) for make in (precision_at_k, recall_at_k, ndcg_at_k)]
+    from mlflow.models import EvaluationMetric
+
+    named = {(m.name, m.version) for m in given if isinstance(m, EvaluationMetric)}
+    return [m for m in defaults if (m.name, m.version) not in named]
 
 
 def retriever_provider(model: str | Callable[..., Any], cache: str) -> PythonProvider | None:

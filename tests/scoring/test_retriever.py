@@ -369,3 +369,29 @@ def test_integer_ids_score_as_mlflows_and_are_stored_as_text(tmp_path: Path, hom
         for trace in client.search_traces(locations=[experiment], run_id=run_id)
     }
     assert expected == {"q1": [["1", "5"]], "q2": [["7"]], "q3": [["d1"]]}
+
+
+def test_extra_metrics_at_the_default_k_are_taken_once_as_in_mlflow(tmp_path: Path) -> None:
+    """The usual retriever script (model_type="retriever" and extra_metrics at k = 1, 3,
+    ...) names precision_at_3 twice: its default and its extra metric. MLflow computes it
+    once; harness refused the call ("two metrics are named 'precision_at_3'; name one with
+    LABEL=... on the command line")."""
+    from mlflow.metrics import ndcg_at_k, precision_at_k, recall_at_k
+
+    arguments = {
+        "data": retrieved_frame(),
+        "predictions": "retrieved",
+        "targets": "relevant",
+        "model_type": "retriever",
+        "extra_metrics": [m(k) for m in (precision_at_k, recall_at_k, ndcg_at_k) for k in (1, 3)],
+    }
+    reference, _ = in_a_run(tmp_path, mlflow.evaluate, **arguments)
+    ours, _ = in_a_run(tmp_path, harness.evaluate, **arguments)
+    assert {"precision_at_1/mean", "ndcg_at_3/mean"} <= set(reference.metrics)
+    assert ours.metrics == pytest.approx(reference.metrics)
+    table = ours.tables["eval_results_table"]
+    assert sorted(c for c in table.columns if c.endswith("_at_3")) == [
+        "ndcg_at_3",
+        "precision_at_3",
+        "recall_at_3",
+    ]
