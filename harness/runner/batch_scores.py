@@ -80,10 +80,14 @@ def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame | None) -> Fi
         metrics = aggregate_scores(scores)
         from_mlflow = {m.name for m in plan.batch if m.origin == "mlflow"}
         for name, aggregates in outcome.aggregates.items():
-            if name in from_mlflow:  # MLflow logs its aggregate_results, and only those
-                metrics[name] = dict(aggregates)
-            else:
+            if name not in from_mlflow:
                 metrics.setdefault(name, {}).update(aggregates)
+        for name in from_mlflow:  # MLflow logs its aggregate_results, and only those: none
+            # for text scores ("yes"/"no"), where harness's own would be a count of 0
+            if name in outcome.aggregates:
+                metrics[name] = dict(outcome.aggregates[name])
+            else:
+                metrics.pop(name, None)
         problems += outcome.failures
     add_extra_aggregates(metrics, scores, _asked(plan))
     failed_rows = (

@@ -501,6 +501,35 @@ def test_a_make_metric_reports_mlflows_aggregates_only(home: Path) -> None:
     } == pytest.approx({k: v for k, v in expected.items() if not k.startswith("exact")})
 
 
+def test_a_make_metric_of_text_scores_reports_nothing_as_mlflow(home: Path) -> None:
+    """An eval_fn scoring rows "yes"/"no" (MetricValue(scores=[...]) of text): MLflow logs no
+    aggregate for it; harness reported and logged `yes_no/count` 0, a metric MLflow never
+    logs, that reads as "no row scored"."""
+    import mlflow
+    from mlflow.metrics import MetricValue, make_metric
+
+    from harness.config import resolve_home
+
+    def yes_no(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(scores=["yes" if len(p) > 1 else "no" for p in predictions])
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "pred": ["x", "yy"], "truth": ["x", "y"]})
+    arguments = {
+        "data": data,
+        "predictions": "pred",
+        "targets": "truth",
+        "extra_metrics": [make_metric(eval_fn=yes_no, greater_is_better=True, name="yes_no")],
+    }
+    result = harness.evaluate(**arguments)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = mlflow.evaluate(**arguments)
+    assert reference.metrics == {}
+    assert [k for k in result.metrics if k.startswith("yes_no")] == []
+    logged = mlflow.MlflowClient(resolve_home(home).tracking_uri).get_run(result.mlflow_run_id)
+    assert [k for k in logged.data.metrics if k.startswith("yes_no")] == []
+
+
 def test_static_predictions_need_no_input_column(home: Path) -> None:
     """mlflow.evaluate(data=df, predictions="pred", targets="truth",
     model_type="question-answering") scores data with no input column: its heuristic metrics
