@@ -67,17 +67,28 @@ def in_python_words(error: HarnessError) -> None:
 _MISSING_KEY = re.compile(r"^python:\S+ raised KeyError: '([^']*)'$")
 # A function written for a DataFrame, given a row: row["question"] is its text, no Series.
 _CELL_METHOD = re.compile(r"^python:\S+ raised AttributeError: '(str|list|NoneType)' object has")
+# ... or a DataFrame's method called on the row itself (MLflow's documented model function
+# loops over `inputs.iterrows()`); other attributes of a dict may be the function's own bug.
+_FRAME_METHOD = re.compile(
+    r"^python:\S+ raised AttributeError: 'dict' object has no attribute "
+    r"'(iterrows|itertuples|apply|iloc|loc|columns|to_dict|to_numpy|shape|squeeze|index)'$"
+)
 _ROW_NAMES = {"id", "input", "expected", "expected_all", "context", "prompt"}
 
 
 def row_dict_hint(reasons: list[str]) -> str:
     """For a model function that read a key the row dict lacks (``row["inputs"]``, as a
     function written for mlflow.evaluate reads its DataFrame's column), or called a
-    Series' method on a cell (``row["inputs"].map(...)``): how the row names the data's
-    columns. Empty for any other failure."""
+    Series' method on a cell (``row["inputs"].map(...)``) or a DataFrame's on the row
+    (``inputs.iterrows()``): how the row names the data's columns. Empty for any other
+    failure."""
     for reason in reasons:
         found = _MISSING_KEY.match(reason)
-        if (found is not None and found.group(1) not in _ROW_NAMES) or _CELL_METHOD.match(reason):
+        if (
+            (found is not None and found.group(1) not in _ROW_NAMES)
+            or _CELL_METHOD.match(reason)
+            or _FRAME_METHOD.match(reason)
+        ):
             return (
                 "; a model function gets one row as a dict: the input as row['input'], the "
                 "expected answer as row['expected'], the context as row['context'] (each "

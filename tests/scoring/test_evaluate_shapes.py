@@ -560,6 +560,13 @@ def test_static_predictions_need_no_input_column(home: Path) -> None:
         harness.evaluate(lambda row: "x", data.drop(columns="pred"), targets="truth")
 
 
+def iterrows_model(inputs: pd.DataFrame) -> list[str]:
+    """MLflow's documented function model (openai_qa): a DataFrame in, a list out. The row
+    dict has no iterrows, and the warning said only that, with no hint of what harness
+    passes."""
+    return [str(row["inputs"]).upper() for _, row in inputs.iterrows()]
+
+
 def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> None:
     from harness_test_metrics import raises
 
@@ -592,6 +599,12 @@ def test_failed_rows_and_metrics_are_a_warning_naming_the_reason(home: Path) -> 
     with pytest.warns(RowsFailedWarning) as caught:  # a key the row lacks: the same hint
         harness.evaluate(lambda row: row["question"], data, log_to_mlflow=False)
     assert "raised KeyError: 'question'" in str(caught[0].message)
+    assert str(caught[0].message).endswith(hint)
+    with pytest.warns(RowsFailedWarning) as caught:  # MLflow's docs' model: a DataFrame's rows
+        harness.evaluate(iterrows_model, data, log_to_mlflow=False)
+    assert "raised AttributeError: 'dict' object has no attribute 'iterrows'" in str(
+        caught[0].message
+    )
     assert str(caught[0].message).endswith(hint)
     with pytest.warns(RowsFailedWarning) as caught:  # a key of the row dict: no such hint
         harness.evaluate(lambda row: row["context"] + 1, data, log_to_mlflow=False)
