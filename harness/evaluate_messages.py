@@ -45,6 +45,10 @@ _FLAG_PHRASES = tuple(
         (r"^--profile names", "spark_profile= names"),
         (r"name one with --input \(inputs= in harness\.evaluate; columns are: (.*)\)$",
          r"name one with inputs=COLUMN; its columns: \1"),
+        (r"; name one with LABEL=\.\.\. on the command line or \[metrics\.LABEL\] in "
+         r"harness\.toml$",
+         "; give each a name of its own: a function's (def NAME, not a lambda), "
+         "make_metric(name=...), or a spec's LABEL= ('cites=regex:...')"),
     )
 )  # fmt: skip
 

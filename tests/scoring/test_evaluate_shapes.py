@@ -820,3 +820,32 @@ def test_a_model_function_reads_the_mapped_columns_under_their_own_names(home: P
         log_to_mlflow=False,
     )
     assert list(result.tables["eval_results_table"]["output"]) == ["Q: x?|p|c"]
+
+
+def test_two_metrics_of_one_name_are_refused_in_pythons_words(home: Path) -> None:
+    """Two lambdas (both '<lambda>') or two make_metric(name="m") in extra_metrics: the
+    refusal told a Python caller to "name one with LABEL=... on the command line or
+    [metrics.LABEL] in harness.toml", neither of which names a function."""
+    from mlflow.metrics import MetricValue, make_metric
+
+    from harness.errors import MetricError
+
+    def total(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(aggregate_results={"v": 1.0})
+
+    def other(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(aggregate_results={"v": 2.0})
+
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "pred": ["x", "yy"], "truth": ["x", "y"]})
+    for extra, name in (
+        ([lambda row: 1.0, lambda row: 0.0], "<lambda>"),
+        ([make_metric(eval_fn=f, greater_is_better=True, name="m") for f in (total, other)], "m"),
+        (["regex:a", "regex:b"], "regex"),
+    ):
+        with pytest.raises(MetricError) as caught:
+            harness.evaluate(data=data, predictions="pred", targets="truth", extra_metrics=extra)
+        assert str(caught.value) == (
+            f"two metrics are named {name!r}; give each a name of its own: a function's "
+            "(def NAME, not a lambda), make_metric(name=...), or a spec's LABEL= "
+            "('cites=regex:...')"
+        )
