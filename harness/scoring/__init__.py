@@ -215,7 +215,7 @@ def resolve_scoring(
     found = [
         _resolve_defined(t, settings=settings, home=home, shape=shape) for t in dict.fromkeys(specs)
     ]
-    found += [(adapt(obj, shape=shape), _object_definition(obj)) for obj in objects]
+    found += [(adapt(obj, shape=shape), _object_definition(obj)) for obj in _once(objects)]
     seen: dict[str, Scorer] = {}
     for item, definition in found:
         if item.name in seen:
@@ -230,6 +230,28 @@ def resolve_scoring(
         if not isinstance(item, Judge):
             scoring.definitions[item.name] = definition
     return scoring
+
+
+def _once(objects: Sequence[Any]) -> list[Any]:
+    """``objects`` with each metric once: an object given twice, or two of MLflow's own
+    offline metrics of one name (``exact_match()`` made twice, ``precision_at_k(3)`` beside
+    the retriever's default), compute the same thing, and mlflow.evaluate computes it once.
+    Any other two metrics of one name are refused, naming it."""
+    from harness.scoring.mlflow_metrics import is_evaluation_metric, same_builtin
+
+    kept: list[Any] = []
+    for obj in objects:
+        if not any(
+            obj is other
+            or (
+                is_evaluation_metric(obj)
+                and is_evaluation_metric(other)
+                and same_builtin(obj, other)
+            )
+            for other in kept
+        ):
+            kept.append(obj)
+    return kept
 
 
 def check_scoring(

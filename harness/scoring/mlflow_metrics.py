@@ -37,7 +37,13 @@ from harness.scoring.functions import direction_of, eval_fn_metric
 from harness.scoring.mlflow_judge import MlflowJudge, template_fields
 from harness.scoring.shape import OUTPUT_NAMES, DataShape, Source
 
-__all__ = ["REFUSED_BUILTINS", "adapt_evaluation_metric", "is_evaluation_metric", "judge_model"]
+__all__ = [
+    "REFUSED_BUILTINS",
+    "adapt_evaluation_metric",
+    "is_evaluation_metric",
+    "judge_model",
+    "same_builtin",
+]
 
 # MLflow built-in metrics that cannot run offline, and what to use in their place.
 REFUSED_BUILTINS: dict[str, str] = {
@@ -86,6 +92,17 @@ def is_evaluation_metric(obj: Any) -> bool:
     """Whether ``obj`` is MLflow's EvaluationMetric (without importing MLflow)."""
     module = sys.modules.get("mlflow.models.evaluation.base")
     return module is not None and isinstance(obj, module.EvaluationMetric)
+
+
+def same_builtin(a: Any, b: Any) -> bool:
+    """Whether two EvaluationMetrics are one of MLflow's own offline metrics, by name: its
+    name holds all it is made of (``precision_at_3``, ``exact_match/v1``). Not a GenAI
+    metric, whose model and prompt its name does not say."""
+    return all(
+        not m.genai_metric_args
+        and (getattr(m.eval_fn, "__module__", "") or "").startswith("mlflow.")
+        for m in (a, b)
+    ) and full_name(a) == full_name(b)
 
 
 def full_name(metric: Any) -> str:

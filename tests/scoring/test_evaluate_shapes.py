@@ -849,3 +849,37 @@ def test_two_metrics_of_one_name_are_refused_in_pythons_words(home: Path) -> Non
             "(def NAME, not a lambda), make_metric(name=...), or a spec's LABEL= "
             "('cites=regex:...')"
         )
+
+
+def test_one_metric_object_given_twice_is_computed_once_as_in_mlflow(home: Path) -> None:
+    """extra_metrics naming one metric twice (one object twice, or MLflow's exact_match()
+    made twice): mlflow.evaluate computes it once; harness refused the call as two metrics
+    of one name. Two different metrics of one name are still refused."""
+    import mlflow
+    from mlflow.metrics import MetricValue, make_metric
+
+    from harness.errors import MetricError
+
+    def total(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(aggregate_results={"v": 1.0})
+
+    def other(predictions: pd.Series, targets: pd.Series) -> MetricValue:
+        return MetricValue(aggregate_results={"v": 2.0})
+
+    once = make_metric(eval_fn=total, greater_is_better=True, name="m")
+    data = pd.DataFrame({"inputs": ["a?", "b?"], "pred": ["x", "yy"], "truth": ["x", "y"]})
+    arguments = {
+        "data": data,
+        "predictions": "pred",
+        "targets": "truth",
+        "extra_metrics": [mlflow.metrics.exact_match(), once, mlflow.metrics.exact_match(), once],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = mlflow.evaluate(**arguments)
+    result = harness.evaluate(**arguments)
+    assert result.metrics == pytest.approx(reference.metrics)
+    assert result.metrics == {"exact_match/v1": 0.5, "m/v": 1.0}
+    twins = [once, make_metric(eval_fn=other, greater_is_better=True, name="m")]
+    with pytest.raises(MetricError, match="two metrics are named 'm'"):
+        harness.evaluate(**{**arguments, "extra_metrics": twins})
