@@ -40,9 +40,25 @@ def compare_refs(
     limit = max_values(max_slices, home.settings) if by else DEFAULT_MAX_VALUES
     loaded_base = load_run(base, home)
     loaded = [load_run(ref, home) for ref in candidates]
+    _refuse_a_candidate_twice(loaded)
     return compare(
         loaded_base, loaded, cluster=cluster, margins=parsed, rows=rows, by=by, max_slices=limit
     )
+
+
+def _refuse_a_candidate_twice(loaded: Sequence[LoadedRun]) -> None:
+    """One run given twice as a candidate (by its id and its name, say) was compared twice
+    and counted twice in the Holm family, its p-values adjusted as if it were two runs."""
+    seen: dict[tuple[str, str], str] = {}
+    for run in loaded:
+        origin = run.ref.origin if run.ref.origin == "store" else os.path.realpath(run.ref.origin)
+        key = (run.ref.run_id, origin)
+        if key in seen:
+            raise ConfigError(
+                f"candidate {run.ref.ref!r} is run {run.ref.run_id}, already given as "
+                f"{seen[key]!r}: give each candidate once"
+            )
+        seen[key] = run.ref.ref
 
 
 def check_ref(

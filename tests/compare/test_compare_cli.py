@@ -270,6 +270,10 @@ def test_a_flipped_rows_control_characters_are_shown_not_sent_to_the_terminal(
             "--margin nosuch: the base has no 'nosuch' scores; it has exact_match",
         ),
         (("{a}", "{garbage}"), "is not a harness run file"),
+        (  # it was compared twice, and counted twice in the Holm family
+            ("{a}", "{a}", "{a}"),
+            "is run a, already given as '",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
