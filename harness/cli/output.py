@@ -235,13 +235,20 @@ def invocation() -> str:
     return relative if not relative.startswith("..") else os.path.abspath(started)
 
 
+def _run_count(sweep: SweepResult) -> str:
+    """``2 runs``, or ``1 of 3 runs`` for a sweep stopped before its last point ran."""
+    if sweep.points and sweep.points > len(sweep.runs):
+        return f"{len(sweep.runs)} of {sweep.points} runs"
+    return plural(len(sweep.runs), "run")
+
+
 def print_sweep(sweep: SweepResult) -> None:
     """A sweep's comparison table (``harness run`` at its end, ``harness runs show``):
     one row per child, ``*`` on the best, then where to find it again."""
     hidden = sweep.columns.index("mlflow_run_id")
     counts = {len(sweep.axes) + 2, len(sweep.axes) + 3}  # rows, errors (an axis may be "rows")
     print_table(
-        f"sweep {sweep.sweep_id}: {plural(len(sweep.runs), 'run')} over {', '.join(sweep.axes)}"
+        f"sweep {sweep.sweep_id}: {_run_count(sweep)} over {', '.join(sweep.axes)}"
         + (f"; * = best {sweep.primary_metric}" if sweep.primary_metric else ""),
         ["", *(c for i, c in enumerate(sweep.columns) if i != hidden)],
         [

@@ -60,6 +60,9 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # how ``find_sweep`` read its reference, when that needs saying
     name: str | None = None  # the --run-name it was given: its children are "NAME axis=value"
+    # The grid's size: more than len(runs) when the sweep was stopped before its last point
+    # ran (or a child was deleted since). None for a sweep stored before children kept it.
+    points: int | None = None
 
     @property
     def errors(self) -> int:
@@ -123,6 +126,7 @@ class SweepResult:
             "sweep_id": self.sweep_id,
             "parent_mlflow_run_id": self.parent_mlflow_run_id,
             "axes": self.axes,
+            "points": self.points,
             "primary_metric": self.primary_metric,
             "best_run_id": best.run_id if best else None,
             "errors": self.errors,
@@ -165,7 +169,9 @@ def run_sweep(
     for point in points:
         plan = plan_run(point.config, home, provider)
         preflight(point.config, home.settings, plan.providers)
-    sweep = SweepResult(parent_mlflow_run_id=None, axes=list(grid), runs=[], name=base.run_name)
+    sweep = SweepResult(
+        parent_mlflow_run_id=None, axes=list(grid), runs=[], name=base.run_name, points=len(points)
+    )
 
     def reopen() -> str | None:
         return _start_parent(base, grid, points, home, sweep, progress)
@@ -256,6 +262,7 @@ def _run_children(
                 "values": point.values,
                 "parent_mlflow_run_id": sweep.parent_mlflow_run_id,
                 "name": sweep.name,  # `harness runs show NAME` finds the sweep
+                "points": sweep.points,  # `runs show` says when runs are missing
             },
         )
         try:
@@ -314,6 +321,14 @@ def find_sweep(
         slices = record_slices(home, child.run_id, columns, max_slices=max_slices, limited=bool(by))
         return replace(RunResult.from_info(child), slices=slices)
 
+    points = first.get("points")
+    if points and points > len(children):  # stopped before its last point, or runs deleted
+        missing = (
+            f"only {len(children)} of the sweep's {points} runs "
+            f"{'is' if len(children) == 1 else 'are'} stored (it was stopped before the "
+            "others ran, or they were deleted): run the same command again to run them all"
+        )
+        note = f"{note}; {missing}" if note else missing
     sweep = SweepResult(
         parent_mlflow_run_id=first.get("parent_mlflow_run_id"),
         axes=axes,
@@ -321,6 +336,7 @@ def find_sweep(
         sweep_id=first["id"],
         note=note,
         name=first.get("name"),
+        points=points,
     )
     base = RunConfig.from_dict(children[0].config)
     sweep.primary_metric = primary_metric(base, sweep.metric_names, sweep.directions)

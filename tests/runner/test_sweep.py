@@ -361,7 +361,8 @@ def test_one_failed_row_and_one_run_left_are_counted_in_the_singular(qa, tmp_pat
     assert invoke("runs", "delete", clean)[0] == 0
     code, out, err = invoke("runs", "show", doc["sweep_id"])
     assert code == 0, err
-    assert f"sweep {doc['sweep_id']}: 1 run over model" in out
+    # The deleted run is counted as missing: one of the sweep's two runs is left.
+    assert f"sweep {doc['sweep_id']}: 1 of 2 runs over model" in out
 
 
 def test_a_harness_option_given_as_a_param_or_sweep_key_is_refused_before_any_run(qa, home):

@@ -6,6 +6,7 @@ sends the signal from inside a run's end (a batch metric), where a run takes no 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -141,3 +142,45 @@ def test_a_sweep_killed_outright_leaves_its_mlflow_parent_run_killed(
     finally:
         con.close()
     assert parents == [("KILLED",)]
+
+
+def test_a_stopped_sweep_shown_again_says_how_many_of_its_runs_it_holds(
+    home: Path, qa_file: Path
+) -> None:
+    """A sweep stopped after its first point was shown again by `harness runs show` as "1
+    run over seed", as if it had had one point: nothing said that two never ran."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.data import import_file
+
+    import_file(qa_file, name="qa")
+
+    def stop_after_first(columns: Columns) -> BatchResult:
+        os.kill(os.getpid(), signal.SIGINT)  # the first run is ending: no other starts
+        return BatchResult(aggregates={"rows": float(len(columns.ids))})
+
+    register_metric(BatchMetric("stop_first", "sends SIGINT", False, stop_after_first))
+    try:
+        with pytest.raises(Interrupted) as raised:
+            run_sweep(
+                RunConfig(data="qa", model="echo", metrics=["stop_first"], mlflow=False),
+                {"seed": [1, 2, 3]},
+                home=home,
+            )
+    finally:
+        registered().pop("stop_first", None)
+    sweep_id = raised.value.result.sweep_id
+    assert raised.value.result.as_dict()["points"] == 3
+
+    shown = CliRunner().invoke(cli, ["runs", "show", sweep_id])
+    assert shown.exit_code == 0, shown.output
+    assert f"sweep {sweep_id}: 1 of 3 runs over seed" in shown.stdout
+    assert shown.stderr == (
+        "note: only 1 of the sweep's 3 runs is stored (it was stopped before the others "
+        "ran, or they were deleted): run the same command again to run them all\n"
+    )
+    shown = CliRunner().invoke(cli, ["runs", "show", sweep_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.stdout)
+    assert document["points"] == 3 and len(document["runs"]) == 1
