@@ -139,7 +139,8 @@ def prepare_run(
 
     if not options.resume and not options.data:
         raise ConfigError(_NEEDS)
-    if options.sample is None and options.sample_seed is not None:
+    # A resume's --seed is the run's own, compared with its stored seed below, as --stratify is.
+    if options.sample is None and options.sample_seed is not None and not options.resume:
         raise ConfigError("--seed picks which --sample; give --sample N (or a fraction) too")
     resolved = resolve_home(home)
     if options.resume and options.dry_run:  # before the run is looked up: the flags' mistake

@@ -309,6 +309,33 @@ def test_a_resumed_sample_finishes_exactly_its_rows(
     assert set(done["example_id"]) == chosen and done["error"].isna().all()
 
 
+def test_a_resume_takes_the_runs_own_seed_alone_as_it_takes_its_stratify(
+    pubmedqa: list[dict[str, object]], home: Path, tmp_path: Path
+) -> None:
+    """`--resume RUN --seed 2` of a run sampled with seed 2 was refused ("--seed picks which
+    --sample; give --sample N (or a fraction) too") while `--stratify` alone passed."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    env = {"HARNESS_TEST_FLAG": str(flag)}
+    code, out, _ = invoke(
+        "run", "--data", "pqa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--metric", "exact_match", "--sample", "12", "--seed", "2", "--stratify",
+        "final_decision", "--no-mlflow", "--json", env=env,
+    )  # fmt: skip
+    assert code == 1
+    run_id = json.loads(out)["run_id"]
+    code, _, err = invoke("run", "--resume", run_id, "--seed", "3", env=env)
+    assert (code, err) == (2, (
+        "error: --resume goes on with the run's own options, and --seed differs from the "
+        "run's; start a new run to change them (its calls come from the cache)\n"
+    ))  # fmt: skip
+    flag.unlink()
+    code, out, err = invoke("run", "--resume", run_id, "--seed", "2", "--json", env=env)
+    assert code == 0, err
+    resumed = json.loads(out)
+    assert resumed["run_id"] == run_id and resumed["errors"] == 0 and resumed["rows"] == 12
+
+
 def test_data_sample_writes_its_counts_as_everything_else_does(home: Path) -> None:
     """It said "200 of 1000 rows" where `runs show` and `compare` write 1,000."""
     assert invoke("data", "import", str(PUBMEDQA), "--name", "full")[0] == 0
