@@ -355,6 +355,10 @@ def _run(
             _say_warnings(early)  # no JSON document to carry them
         raise
     stop.last_words = f"interrupted again: exiting now; run {result.run_id} is finished and stored"
+    if prepared.resume:  # a sweep's run: its MLflow parent's table still held the run's rows
+        from harness.runner.sweep import refresh_resumed_parent
+
+        result.warnings += refresh_resumed_parent(result.run_id, home)
     prepared.complete(result, early, stopped=False)
     if check:
         from harness.compare.api import check_ref

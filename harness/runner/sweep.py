@@ -433,6 +433,37 @@ def _reopen_deleted_parent(
     return said
 
 
+def refresh_resumed_parent(
+    run_id: str, home: Home, progress: Progress | None = None
+) -> list[str]:
+    """Log the sweep's comparison table, best child and its metrics to its MLflow parent
+    again, from DuckDB, after ``run_id``, one of its runs, was resumed: the parent was
+    written when the sweep ended, with that run's failed rows and means as they were then.
+    The parent keeps its status; one still RUNNING (its sweep goes on in another process)
+    is left to it. Nothing for a run of no sweep or not logged to MLflow. Returns the
+    warnings (MLflow failing does not fail the resumed run)."""
+    from harness.store.tags import find_run
+    from harness.tracking.sweep_log import parent_run_status
+
+    progress = progress or NullProgress()
+    config = find_run(home.db_path, run_id)[0].config
+    sweep_id = (config.get("sweep") or {}).get("id")
+    if not sweep_id or not config.get("mlflow", True):
+        return []
+    sweep = find_sweep(sweep_id, home=home)
+    if sweep is None or sweep.parent_mlflow_run_id is None:
+        return []
+    try:
+        status = parent_run_status(sweep.parent_mlflow_run_id, tracking_uri=home.tracking_uri)
+    except HarnessError as e:
+        progress.note(f"MLflow logging failed: {e}")
+        return [f"MLflow logging failed: {e}"]
+    if status is None or status == "RUNNING":
+        return []
+    _finish_parent(sweep, home, progress, status=status)
+    return sweep.warnings
+
+
 def _finish_parent(sweep: SweepResult, home: Home, progress: Progress, *, status: str) -> None:
     import pandas as pd
 

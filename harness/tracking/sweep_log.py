@@ -29,6 +29,7 @@ __all__ = [
     "SWEEP_TAG",
     "finish_parent_run",
     "parent_run_deleted",
+    "parent_run_status",
     "start_parent_run",
 ]
 
@@ -75,6 +76,22 @@ def start_parent_run(
         )
         client.log_batch(run.info.run_id, params=mlflow_params(params))
     return run.info.run_id
+
+
+def parent_run_status(run_id: str, *, tracking_uri: str) -> str | None:
+    """The parent run's status (``FINISHED``, ``KILLED``, ``RUNNING``, ...); None when it
+    is deleted or gone from the store."""
+    from mlflow.exceptions import MlflowException
+
+    with mapped_errors(f"cannot read sweep run {run_id} in MLflow at {tracking_uri}"):
+        client, _ = open_store(tracking_uri)
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as e:
+            if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return None if run.info.lifecycle_stage == "deleted" else str(run.info.status)
 
 
 def parent_run_deleted(run_id: str, *, tracking_uri: str) -> bool:

@@ -335,6 +335,40 @@ def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_pat
     assert code == 0, err
 
 
+def test_resuming_a_sweeps_run_logs_the_parents_table_again(qa, home, tmp_path, monkeypatch):
+    """The MLflow parent's sweep_comparison.json still said "errors: 2" of a run whose
+    failed rows `--resume` had finished: it was written once, when the sweep ended."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.config import resolve_home
+
+    flag = tmp_path / "flag"
+    flag.touch()
+    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
+    code, out, err = invoke(
+        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
+        "--param", "temperature=0", "--param", "temperature=1", "--limit", "4",
+        "--metric", "exact_match", "--json",
+    )  # fmt: skip
+    assert code == 1, err
+    ran = json.loads(out)
+    uri = resolve_home(home).tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def parent_table() -> list[list[object]]:
+        path = client.download_artifacts(ran["parent_mlflow_run_id"], "sweep_comparison.json")
+        return json.loads(Path(path).read_text())["data"]
+
+    assert [row[4] for row in parent_table()] == [2, 2]  # errors
+    flag.unlink()
+    code, _, err = invoke("run", "--resume", ran["runs"][1]["run_id"])
+    assert code == 0, err
+    assert [row[3:] for row in parent_table()] == [[4, 2, 1.0], [4, 0, 1.0]]  # resumed: 0
+    parent = client.get_run(ran["parent_mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["harness.sweep.best_run"] == ran["runs"][0]["mlflow_run_id"]
+
+
 def test_one_failed_row_and_one_run_left_are_counted_in_the_singular(qa, tmp_path, monkeypatch):
     """A sweep with one failed row said "1 rows failed in the sweep (... (model: 1 rows:
     ...))", `runs show` "failed: 1 model rows", and a sweep with one run left "1 runs"."""
