@@ -433,9 +433,7 @@ def _reopen_deleted_parent(
     return said
 
 
-def refresh_resumed_parent(
-    run_id: str, home: Home, progress: Progress | None = None
-) -> list[str]:
+def refresh_resumed_parent(run_id: str, home: Home, progress: Progress | None = None) -> list[str]:
     """Log the sweep's comparison table, best child and its metrics to its MLflow parent
     again, from DuckDB, after ``run_id``, one of its runs, was resumed: the parent was
     written when the sweep ended, with that run's failed rows and means as they were then.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -40,6 +41,10 @@ __all__ = [
 
 SWEEP_SETTINGS = "sweep"
 TEXT_AXES = ("prompt", "system")  # values are TEXT or @FILE
+# The most runs one sweep makes. Each point is a whole run over the eval set, checked before
+# the first starts: a grid of 10 values on 6 axes (a million runs) was planned for minutes,
+# growing to gigabytes, before anything was said.
+MAX_SWEEP_POINTS = 1000
 CONFIG_AXES = ("model", *TEXT_AXES)  # RunConfig fields; any other axis is a generation param
 
 
@@ -162,6 +167,13 @@ def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[Swee
     for axis, listed in grid.items():
         _once(listed, [f"grid {axis} lists {_one_line(v)}" for v in listed])
     axes = list(grid)
+    count = math.prod(len(grid[axis]) for axis in axes)
+    if count > MAX_SWEEP_POINTS:
+        sizes = " x ".join(f"{len(grid[axis])} {axis}" for axis in axes)
+        raise ConfigError(
+            f"a sweep of {count:,} runs ({sizes}) is more than the {MAX_SWEEP_POINTS:,} one "
+            "sweep makes: narrow the grid, or sweep it in parts"
+        )
     points = []
     for combo in itertools.product(*(grid[axis] for axis in axes)):
         config = replace(base, params=dict(base.params))

@@ -220,6 +220,30 @@ def test_a_value_given_twice_is_refused_before_anything_runs(qa, home):
         con.close()
 
 
+def test_a_grid_of_more_runs_than_a_sweep_makes_is_refused_before_planning(qa, home):
+    # 6 axes of 10 values: a million runs, planned for minutes (the --dry-run too) before
+    # anything was said, growing to gigabytes.
+    values = ", ".join(str(v / 10) for v in range(10))
+    axes = ["temperature", "top_p", "presence_penalty"]
+    table = "".join(f"{axis} = [{values}]\n" for axis in axes) + "seed = [1, 2]\n"
+    (home / "harness.toml").write_text(f"[sweep]\n{table}", encoding="utf-8")
+    for dry_run in ([], ["--dry-run"]):
+        code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--no-mlflow", *dry_run)
+        assert (code, out) == (2, "")
+        assert err == (
+            "error: a sweep of 2,000 runs (10 temperature x 10 top_p x 10 presence_penalty x "
+            "2 seed) is more than the 1,000 one sweep makes: narrow the grid, or sweep it in "
+            "parts\n"
+        )
+    grid = {axis: [v / 10 for v in range(10)] for axis in axes}  # the limit itself
+    assert len(expand_grid(RunConfig(data="qa", model="echo"), grid)) == 1000
+    con = duckdb.connect(str(home / "harness.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    finally:
+        con.close()
+
+
 def test_cli_repeated_param_runs_a_sweep_and_prints_json(qa):
     code, out, err = invoke("run", "--data", "qa", "--model", MODEL, "--metric", "exact_match",
                             "--param", "seed=1", "--param", "seed=2", "--limit", "3",
