@@ -375,16 +375,26 @@ def best_run(
     runs: Sequence[SweepRun], metric: str | None, directions: Mapping[str, int]
 ) -> int | None:
     """Index of the child with the best mean of ``metric`` (the first one on ties: means
-    that differ only past 12 significant digits, as a float sum's order makes them, tie)."""
+    that differ only past 12 significant digits, as a float sum's order makes them, tie).
+
+    A child whose every row ran and none failed beats one with failed or missing rows,
+    whatever their means: a mean over the rows that succeeded leaves out the failures (a
+    run with half its rows failed was starred as the best). Only when no child is whole
+    is the best taken among the others."""
     if metric is None:
         return None
     sign = metric_direction(metric, directions)
     scored = [
-        (sign * float(f"{mean:.12g}"), -i)
+        (whole(run), sign * float(f"{mean:.12g}"), -i)
         for i, run in enumerate(runs)
         if (mean := run.result.metrics.get(metric, {}).get("mean")) is not None and mean == mean
     ]
-    return -max(scored)[1] if scored else None
+    return -max(scored)[2] if scored else None
+
+
+def whole(run: SweepRun) -> bool:
+    """Every row of the child ran, and none failed."""
+    return not run.result.errors and run.result.rows_done >= run.result.rows
 
 
 def _start_parent(

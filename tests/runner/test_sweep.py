@@ -85,10 +85,10 @@ def test_expand_grid_is_the_product_with_readable_names(prompts):
         expand_grid(base, {"prompt": ["@/no/such/prompt.txt"]})
 
 
-def _result(metrics: dict[str, float | None]) -> SweepRun:
+def _result(metrics: dict[str, float | None], errors: int = 0, rows_done: int = 1) -> SweepRun:
     result = RunResult(
         run_id="r", run_name=None, mlflow_run_id=None, dataset="qa@1", model="echo",
-        status="finished", rows=1, rows_done=1, errors=0,
+        status="finished", rows=1, rows_done=rows_done, errors=errors,
         metrics={k: {"mean": v} for k, v in metrics.items()}, calls={}, error_reasons=[],
         duration_s=0.0,
     )  # fmt: skip
@@ -112,6 +112,14 @@ def test_the_best_child_by_the_primary_metric():
     tied = [_result({"x": sum([0.4] * 8) / 8}), _result({"x": sum([0.4] * 3) / 3})]
     assert best_run(tied, "x", {}) == 0
     assert best_run(tied, "x", {"x": -1}) == 0
+
+
+def test_a_child_with_failed_or_missing_rows_is_not_the_best_over_a_whole_one():
+    # Its mean is over the rows that succeeded: half its rows failed, and it was starred.
+    runs = [_result({"x": 0.5}), _result({"x": 1.0}, errors=1), _result({"x": 0.9}, rows_done=0)]
+    assert best_run(runs, "x", {}) == 0
+    assert best_run(runs[1:], "x", {}) == 0  # none whole: the best of the others
+    assert best_run([_result({"x": 0.4}), _result({"x": 0.6})], "x", {}) == 1
 
 
 def test_a_runs_own_directions_pick_the_best_child():
@@ -390,7 +398,8 @@ def test_resuming_a_sweeps_run_logs_the_parents_table_again(qa, home, tmp_path, 
     assert [row[3:] for row in parent_table()] == [[4, 2, 1.0], [4, 0, 1.0]]  # resumed: 0
     parent = client.get_run(ran["parent_mlflow_run_id"])
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["harness.sweep.best_run"] == ran["runs"][0]["mlflow_run_id"]
+    # The resumed run, its rows all done now, is the best: the other still has failed rows.
+    assert parent.data.tags["harness.sweep.best_run"] == ran["runs"][1]["mlflow_run_id"]
 
 
 def test_one_failed_row_and_one_run_left_are_counted_in_the_singular(qa, tmp_path, monkeypatch):
