@@ -35,8 +35,9 @@ from harness.judges.output import OutputSpec
 __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 
 # 2: an answer cut off at its token limit is not read; 3: JSON objects that disagree are
-# no verdict (the first of them was read)
-PARSER_VERSION = 3
+# no verdict (the first of them was read); 4: a minus sign before a number is kept ("-2"
+# was read as 2)
+PARSER_VERSION = 4
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -93,6 +94,7 @@ _SCORE_IN_PROSE = re.compile(
     re.I,
 )
 _MARKUP = "\"'`*_#>-[]() \t"
+_NEGATIVE = re.compile(r"-\d")
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ def _from_lines(text: str, output: OutputSpec) -> Verdict | None:
 
 def _first_value(rest: str, output: OutputSpec) -> str:
     """The answer at the start of what follows ``score:``, e.g. ``4/5`` or ``yes``."""
-    rest = rest.strip().strip(_MARKUP)
+    rest = _unmark(rest)
     if output.kind == "scale":
         match = re.match(r"\[*\s*(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)", rest, re.I)
         return match.group(1) if match else ""
@@ -311,10 +313,19 @@ def _from_bare(text: str, output: OutputSpec) -> Verdict | None:
 
 def _bare(text: str, output: OutputSpec) -> str | None:
     """``text`` as a whole answer (``4``, ``4/5``, ``No.``, ``**yes**``), else None."""
-    stripped = text.strip().strip(_MARKUP).rstrip(".!").strip(_MARKUP)
+    stripped = _unmark(_unmark(text).rstrip(".!"))
     if not stripped or len(stripped) > 40:
         return None
     return output.coerce(stripped) if output.kind == "scale" else _soft(stripped, output)
+
+
+def _unmark(text: str) -> str:
+    """``text`` without the markup around it; a ``-`` right before a digit is a minus sign,
+    not a bullet: ``**-2**`` is -2."""
+    text = text.strip()
+    start = len(text) - len(text.lstrip(_MARKUP))
+    stripped = text.strip(_MARKUP)
+    return "-" + stripped if start and _NEGATIVE.match(text, start - 1) else stripped
 
 
 def _soft(word: str, output: OutputSpec) -> str | None:

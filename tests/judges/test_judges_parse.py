@@ -13,6 +13,7 @@ TEN = OutputSpec.parse("0-10")
 YES_NO = OutputSpec.parse("yes/no")
 GRADES = OutputSpec.parse(["bad", "okay", "good"])
 PAIR = OutputSpec.parse(["1", "2", "tie"], key="winner")
+SIGNED = OutputSpec.parse("-2..2")  # "any integer range": a minus sign is part of the score
 
 # (output type, judge answer, the label it must read)
 ACCEPTED = [
@@ -55,6 +56,11 @@ ACCEPTED = [
     (SCALE, '"score": 2, "rationale": "The answer is mostly', "2"),  # cut off by max_tokens
     (TEN, "Score: 7/10", "7"),
     (TEN, '{"score": 0}', "0"),
+    (SIGNED, "-2", "-2"),
+    (SIGNED, "Score: -2", "-2"),
+    (SIGNED, "**Score:** **-1**", "-1"),
+    (SIGNED, "Rating: [[-2]]", "-2"),
+    (SIGNED, "- 2", "2"),  # a bullet, then a space: not a minus sign
     # yes/no
     (YES_NO, '{"rationale": "Same conclusion.", "verdict": "yes"}', "yes"),
     (YES_NO, '{"verdict": "No", "rationale": "Wrong."}', "no"),
@@ -118,6 +124,9 @@ REJECTED = [
         "several verdicts (5, 2, 4)",
     ),
     (TEN, "Score: 11/10", "outside the 0-10 scale"),
+    (SCALE, "-1", "score -1 is outside the 1-5 scale"),
+    (SCALE, "Score: -3", "score -3 is outside the 1-5 scale"),
+    (SCALE, "**-2**", "score -2 is outside the 1-5 scale"),
     (YES_NO, "Maybe.", "no verdict"),
     (YES_NO, "No issues found; the answer is right.", "no verdict"),
     (YES_NO, '{"verdict": "partially"}', "no verdict"),
