@@ -14,7 +14,8 @@ correct.`` :func:`parse_verdict` accepts all of these, in this order:
 4. for scales only, ``a score of N`` in a sentence, when every such mention agrees.
 
 An answer of the right kind that is not allowed (a score of 7 on a 1-5 scale, ``8/10`` on a
-1-5 scale, a label not in the list) is rejected rather than read some other way. Bump
+1-5 scale, a label not in the list) is rejected rather than read some other way, as is a
+range of scores (``Score: 3-4``), of which either end would be a guess. Bump
 ``PARSER_VERSION`` whenever the accepted shapes change: it is part of every judge's version.
 """
 
@@ -36,8 +37,8 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 
 # 2: an answer cut off at its token limit is not read; 3: JSON objects that disagree are
 # no verdict (the first of them was read); 4: a minus sign before a number is kept ("-2"
-# was read as 2)
-PARSER_VERSION = 4
+# was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read)
+PARSER_VERSION = 5
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -93,6 +94,9 @@ _SCORE_IN_PROSE = re.compile(
     r"(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)",
     re.I,
 )
+# What follows a score to make it a range: "3-4", "3 – 4", "3 to 4", "4 or 5".
+_RANGE_END = re.compile(r"\s*(?:-{1,2}|–|—|\bto\b|\bor\b)\s*(-?\d+(?:\.\d+)?)\b", re.I)
+_DENOMINATOR = re.compile(r"/|out\s+of", re.I)
 _MARKUP = "\"'`*_#>-[]() \t"
 _NEGATIVE = re.compile(r"-\d")
 
@@ -278,7 +282,15 @@ def _first_value(rest: str, output: OutputSpec) -> str:
     rest = _unmark(rest)
     if output.kind == "scale":
         match = re.match(r"\[*\s*(-?\d+(?:\.\d+)?(?:\s*(?:/|out\s+of)\s*\d+)?)", rest, re.I)
-        return match.group(1) if match else ""
+        if not match:
+            return ""
+        end = _range_end(rest, match)
+        if end is not None:  # reading either end would be a guess
+            raise JudgeParseError(
+                f"the judge's answer gives a range of scores ({match.group(1)} to {end}), "
+                "not one score"
+            )
+        return match.group(1)
     if output.kind == "yes/no":
         match = re.match(r"[A-Za-z]+", rest)
         return match.group(0) if match else ""
@@ -338,13 +350,26 @@ def _soft(word: str, output: OutputSpec) -> str | None:
 
 def _from_sentences(text: str, output: OutputSpec) -> Verdict | None:
     """``I would give this a score of 4``: accepted only when every mention agrees."""
-    found = {output.coerce(m.group(1)) for m in _SCORE_IN_PROSE.finditer(text)}
+    found = set()
+    for match in _SCORE_IN_PROSE.finditer(text):
+        found.add(output.coerce(match.group(1)))
+        end = _range_end(text, match)
+        if end is not None:  # "a score of 3-4": both ends are mentioned, so they disagree
+            found.add(output.coerce(end))
     labels = sorted(label for label in found if label is not None)
     if len(labels) == 1:
         return _verdict(output, labels[0], text, "")
     if len(labels) > 1:
         raise JudgeParseError(f"the judge's answer gives several scores ({', '.join(labels)})")
     return None
+
+
+def _range_end(text: str, match: re.Match[str]) -> str | None:
+    """The other end when the score ``match`` found is the start of a range (``3-4``)."""
+    if _DENOMINATOR.search(match.group(1)):  # "3 out of 5 - ..." is one score
+        return None
+    end = _RANGE_END.match(text, match.end(1))
+    return end.group(1) if end else None
 
 
 def _verdict(output: OutputSpec, label: str, text: str, verdict_part: str) -> Verdict:

@@ -61,6 +61,9 @@ ACCEPTED = [
     (SIGNED, "**Score:** **-1**", "-1"),
     (SIGNED, "Rating: [[-2]]", "-2"),
     (SIGNED, "- 2", "2"),  # a bullet, then a space: not a minus sign
+    (SCALE, "Score: 4 - a solid answer", "4"),  # a dash, then words: no range
+    (SCALE, "Score: 4 out of 5 - 1 point off for the dose", "4"),
+    (SCALE, "Score: 3-4\n\nOn reflection, final score: 4", "4"),
     # yes/no
     (YES_NO, '{"rationale": "Same conclusion.", "verdict": "yes"}', "yes"),
     (YES_NO, '{"verdict": "No", "rationale": "Wrong."}', "no"),
@@ -127,6 +130,12 @@ REJECTED = [
     (SCALE, "-1", "score -1 is outside the 1-5 scale"),
     (SCALE, "Score: -3", "score -3 is outside the 1-5 scale"),
     (SCALE, "**-2**", "score -2 is outside the 1-5 scale"),
+    # a range is no verdict: reading its first score would be a guess
+    (SCALE, "Score: 3-4", "a range of scores (3 to 4)"),
+    (SCALE, "**Rating:** 4 – 5", "a range of scores (4 to 5)"),
+    (SCALE, "Final score: 4 or 5", "a range of scores (4 to 5)"),
+    (SCALE, "Score: 3 to 4/5", "a range of scores (3 to 4)"),
+    (SCALE, "I would give it a score of 3-4.", "several scores (3, 4)"),
     (YES_NO, "Maybe.", "no verdict"),
     (YES_NO, "No issues found; the answer is right.", "no verdict"),
     (YES_NO, '{"verdict": "partially"}', "no verdict"),
