@@ -7,7 +7,8 @@ correct.`` :func:`parse_verdict` accepts all of these, in this order:
 
 1. every JSON (or Python-literal) object in the text, nested objects included, whose keys
    name a verdict (the judge's own key first, then common synonyms); objects that give
-   different verdicts (a draft, then a final answer) are no verdict, and are repaired;
+   different verdicts (a draft, then a final answer; one object per criterion or claim, with
+   no overall verdict) are no verdict, and are repaired;
 2. labelled lines (``score: N``, ``verdict: yes``), the last one winning, since judges
    reason first and conclude last;
 3. a bare answer: the whole text, its first word (``Yes, ...``), its last line, or ``[[N]]``;
@@ -37,8 +38,9 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 
 # 2: an answer cut off at its token limit is not read; 3: JSON objects that disagree are
 # no verdict (the first of them was read); 4: a minus sign before a number is kept ("-2"
-# was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read)
-PARSER_VERSION = 5
+# was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read);
+# 6: nested objects that disagree are no verdict (the first of them was read)
+PARSER_VERSION = 6
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -229,15 +231,23 @@ def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) ->
             if label is not None:
                 return Verdict(output.value_of(label), label, rationale)
     if depth < 2:  # {"evaluation": {"score": 4, ...}}
-        for value in keys.values():
-            if isinstance(value, Mapping):
-                found = _from_mapping(value, output, depth + 1)
-                if found is not None:
-                    return (
-                        found
-                        if found.rationale or not rationale
-                        else Verdict(found.value, found.label, rationale)
-                    )
+        nested = [
+            found
+            for value in keys.values()
+            if isinstance(value, Mapping)
+            and (found := _from_mapping(value, output, depth + 1)) is not None
+        ]
+        labels = list(dict.fromkeys(found.label for found in nested))
+        if len(labels) > 1:  # {"accuracy": {"score": 2}, "clarity": {"score": 5}}: no overall
+            several = ", ".join(labels)
+            raise JudgeParseError(f"the judge's answer gives several verdicts ({several})")
+        if nested:
+            found = nested[0]
+            return (
+                found
+                if found.rationale or not rationale
+                else Verdict(found.value, found.label, rationale)
+            )
     return None
 
 

@@ -64,6 +64,8 @@ ACCEPTED = [
     (SCALE, "Score: 4 - a solid answer", "4"),  # a dash, then words: no range
     (SCALE, "Score: 4 out of 5 - 1 point off for the dose", "4"),
     (SCALE, "Score: 3-4\n\nOn reflection, final score: 4", "4"),
+    (YES_NO, '{"claim 1": {"verdict": "yes"}, "claim 2": {"verdict": "yes"}}', "yes"),
+    (SCALE, '{"criteria": {"a": {"score": 2}, "b": {"score": 5}}, "score": 4}', "4"),
     # yes/no
     (YES_NO, '{"rationale": "Same conclusion.", "verdict": "yes"}', "yes"),
     (YES_NO, '{"verdict": "No", "rationale": "Wrong."}', "no"),
@@ -118,6 +120,13 @@ REJECTED = [
         "several verdicts (2, 5)",
     ),
     (YES_NO, '{"verdict": "no"} at first, but {"verdict": "yes"}', "several verdicts (no, yes)"),
+    # nested objects that disagree, and no overall verdict: reading the first is a guess
+    (SCALE, '{"accuracy": {"score": 2}, "clarity": {"score": 5}}', "several verdicts (2, 5)"),
+    (
+        YES_NO,
+        '{"claim 1": {"verdict": "yes"}, "claim 2": {"verdict": "no", "reason": "not in it"}}',
+        "several verdicts (yes, no)",
+    ),
     (SCALE, "", "empty"),
     (SCALE, "<think>Score: 4</think>", "empty"),
     (SCALE, "<THINK>Score: 4</Think>  ", "empty"),
