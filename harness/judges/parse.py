@@ -5,10 +5,10 @@ follow it with prose, write Python dicts, add trailing commas, think aloud in ``
 blocks, or answer in prose: ``Score: 4/5``, ``**Rating:** [[3]]``, ``Yes, the candidate is
 correct.`` :func:`parse_verdict` accepts all of these, in this order:
 
-1. every JSON (or Python-literal) object in the text, nested objects included, whose keys
-   name a verdict (the judge's own key first, then common synonyms); objects that give
-   different verdicts (a draft, then a final answer; one object per criterion or claim, with
-   no overall verdict) are no verdict, and are repaired;
+1. every JSON (or Python-literal) object in the text, nested objects (and lists of them)
+   included, whose keys name a verdict (the judge's own key first, then common synonyms);
+   objects that give different verdicts (a draft, then a final answer; one object per
+   criterion or claim, with no overall verdict) are no verdict, and are repaired;
 2. labelled lines (``score: N``, ``verdict: yes``), the last one winning, since judges
    reason first and conclude last;
 3. a bare answer: the whole text, its first word (``Yes, ...``), its last line, or ``[[N]]``;
@@ -39,8 +39,9 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 # 2: an answer cut off at its token limit is not read; 3: JSON objects that disagree are
 # no verdict (the first of them was read); 4: a minus sign before a number is kept ("-2"
 # was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read);
-# 6: nested objects that disagree are no verdict (the first of them was read)
-PARSER_VERSION = 6
+# 6: nested objects that disagree are no verdict (the first of them was read); 7: objects in
+# a list inside the answer's object are read (the first "score" on a line was)
+PARSER_VERSION = 7
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -230,12 +231,13 @@ def _from_mapping(obj: Mapping[str, Any], output: OutputSpec, depth: int = 0) ->
             label = output.coerce(keys[key]) if strict else _soft(keys[key], output)
             if label is not None:
                 return Verdict(output.value_of(label), label, rationale)
-    if depth < 2:  # {"evaluation": {"score": 4, ...}}
+    if depth < 2:  # {"evaluation": {"score": 4, ...}}, {"claims": [{"verdict": ...}, ...]}
         nested = [
             found
             for value in keys.values()
-            if isinstance(value, Mapping)
-            and (found := _from_mapping(value, output, depth + 1)) is not None
+            for child in (value if isinstance(value, list) else (value,))
+            if isinstance(child, Mapping)
+            and (found := _from_mapping(child, output, depth + 1)) is not None
         ]
         labels = list(dict.fromkeys(found.label for found in nested))
         if len(labels) > 1:  # {"accuracy": {"score": 2}, "clarity": {"score": 5}}: no overall

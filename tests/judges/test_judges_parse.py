@@ -66,6 +66,7 @@ ACCEPTED = [
     (SCALE, "Score: 3-4\n\nOn reflection, final score: 4", "4"),
     (YES_NO, '{"claim 1": {"verdict": "yes"}, "claim 2": {"verdict": "yes"}}', "yes"),
     (SCALE, '{"criteria": {"a": {"score": 2}, "b": {"score": 5}}, "score": 4}', "4"),
+    (SCALE, '{"results": [{"score": 4, "rationale": "fine"}]}', "4"),
     # yes/no
     (YES_NO, '{"rationale": "Same conclusion.", "verdict": "yes"}', "yes"),
     (YES_NO, '{"verdict": "No", "rationale": "Wrong."}', "no"),
@@ -125,6 +126,12 @@ REJECTED = [
     (
         YES_NO,
         '{"claim 1": {"verdict": "yes"}, "claim 2": {"verdict": "no", "reason": "not in it"}}',
+        "several verdicts (yes, no)",
+    ),
+    (SCALE, '{"results": [{"score": 2}, {"score": 5}]}', "several verdicts (2, 5)"),
+    (
+        YES_NO,
+        '{"claims": [{"claim": "a", "verdict": "yes"}, {"claim": "b", "verdict": "no"}]}',
         "several verdicts (yes, no)",
     ),
     (SCALE, "", "empty"),
