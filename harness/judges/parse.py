@@ -40,8 +40,9 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 # no verdict (the first of them was read); 4: a minus sign before a number is kept ("-2"
 # was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read);
 # 6: nested objects that disagree are no verdict (the first of them was read); 7: objects in
-# a list inside the answer's object are read (the first "score" on a line was)
-PARSER_VERSION = 7
+# a list inside the answer's object are read (the first "score" on a line was); 8: "Verdict:
+# N/A" is no verdict (it was read as "N", no)
+PARSER_VERSION = 8
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -304,7 +305,8 @@ def _first_value(rest: str, output: OutputSpec) -> str:
             )
         return match.group(1)
     if output.kind == "yes/no":
-        match = re.match(r"[A-Za-z]+", rest)
+        # A word before "/" is no answer: "N/A" is not "N", "Yes/No" echoes the format.
+        match = re.match(r"[A-Za-z]+(?![A-Za-z/])", rest)
         return match.group(0) if match else ""
     for label in sorted(output.labels, key=len, reverse=True):  # longest first: "no" vs "none"
         if re.match(rf"(?:response\s+|option\s+)?{re.escape(label)}(?![\w])", rest, re.I):

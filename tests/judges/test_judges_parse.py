@@ -84,6 +84,7 @@ ACCEPTED = [
     (YES_NO, "Verdict: yes", "yes"),
     (YES_NO, "**Verdict:** **No**", "no"),
     (YES_NO, "Answer: No.", "no"),
+    (YES_NO, "Verdict: no / the dose is wrong", "no"),
     (YES_NO, "The claims match the context.\n\nVerdict: YES", "yes"),
     (YES_NO, "The answer says 40 mg; the reference says 20 mg.\n\nNo", "no"),
     (YES_NO, "[[Yes]]", "yes"),
@@ -157,6 +158,10 @@ REJECTED = [
     (YES_NO, '{"verdict": "partially"}', "no verdict"),
     (YES_NO, '{"score": 4}', "no verdict"),
     (YES_NO, "I cannot determine this from the information given.", "no verdict"),
+    # "N/A" is not the word "N" (no): not applicable is no verdict, never a silent 0
+    (YES_NO, "Verdict: N/A", "no verdict"),
+    (YES_NO, "**Answer:** n/a - the reference is empty", "no verdict"),
+    (YES_NO, "Decision: Yes/No", "no verdict"),
     (GRADES, '{"label": "excellent"}', "not one of the labels"),
     (PAIR, '{"winner": "3"}', "not one of the labels"),
     (PAIR, "Both responses are fine.", "no verdict"),
