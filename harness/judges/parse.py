@@ -11,7 +11,8 @@ correct.`` :func:`parse_verdict` accepts all of these, in this order:
    criterion or claim, with no overall verdict) are no verdict, and are repaired;
 2. labelled lines (``score: N``, ``verdict: yes``), the last one winning, since judges
    reason first and conclude last;
-3. a bare answer: the whole text, its first word (``Yes, ...``), its last line, or ``[[N]]``;
+3. a bare answer: the whole text, its first word (``Yes, ...``; not a numbered list's
+   ``1.``), its last line, or ``[[N]]``;
 4. for scales only, ``a score of N`` in a sentence, when every such mention agrees.
 
 An answer of the right kind that is not allowed (a score of 7 on a 1-5 scale, ``8/10`` on a
@@ -41,8 +42,8 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 # was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read);
 # 6: nested objects that disagree are no verdict (the first of them was read); 7: objects in
 # a list inside the answer's object are read (the first "score" on a line was); 8: "Verdict:
-# N/A" is no verdict (it was read as "N", no)
-PARSER_VERSION = 8
+# N/A" is no verdict (it was read as "N", no); 9: "1. ..." (a numbered list) is no answer "1"
+PARSER_VERSION = 9
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -101,6 +102,7 @@ _SCORE_IN_PROSE = re.compile(
 # What follows a score to make it a range: "3-4", "3 – 4", "3 to 4", "4 or 5".
 _RANGE_END = re.compile(r"\s*(?:-{1,2}|–|—|\bto\b|\bor\b)\s*(-?\d+(?:\.\d+)?)\b", re.I)
 _DENOMINATOR = re.compile(r"/|out\s+of", re.I)
+_ENUMERATOR = re.compile(r"[\s\"'`*_#>]*\d+[.)]\s+\S")
 _MARKUP = "\"'`*_#>-[]() \t"
 _NEGATIVE = re.compile(r"-\d")
 
@@ -327,7 +329,9 @@ def _from_bare(text: str, output: OutputSpec) -> Verdict | None:
     if not lines:
         return None
     first = re.match(r"[\s\"'`*_#>]*([A-Za-z0-9]+)(?=\s*[.,;:!)—–-]|\s*$)", lines[0])
-    if first and output.kind != "scale":
+    # "1. Response 2 is ..." starts a numbered list: its "1" is no answer, not even when
+    # the labels are numbers (the pairwise judge's "1", "2").
+    if first and output.kind != "scale" and not _ENUMERATOR.match(lines[0]):
         label = _soft(first.group(1), output)
         if label is not None:
             return _verdict(output, label, text, first.group(0))

@@ -103,6 +103,8 @@ ACCEPTED = [
     (PAIR, "[[2]]", "2"),
     (PAIR, "Winner: tie", "tie"),
     (PAIR, "Tie.", "tie"),
+    (PAIR, "2, because it cites the study.", "2"),
+    (PAIR, "1. Response 1 misses the dose.\n2. Response 2 gives it.\n\n2", "2"),
 ]
 
 # (output type, judge answer, a piece of the error)
@@ -165,6 +167,13 @@ REJECTED = [
     (GRADES, '{"label": "excellent"}', "not one of the labels"),
     (PAIR, '{"winner": "3"}', "not one of the labels"),
     (PAIR, "Both responses are fine.", "no verdict"),
+    # a numbered list's "1." is no verdict "1"
+    (PAIR, "1. Response 2 is more complete.", "no verdict"),
+    (
+        PAIR,
+        "1) Response 1 misses the dose.\n2) Response 2 gives it.\nSo Response 2 is better.",
+        "no verdict",
+    ),
 ]
 
 
