@@ -262,7 +262,8 @@ def compare(
     RUN_B are run ids (or unique prefixes), tags or run names.
 
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
-    as inconsistent: the judge preferred a position, not an answer). Exit code 1 when
+    as inconsistent: the judge preferred a position, not an answer). A row both runs
+    answered with the same text is a tie, and the judge is not asked. Exit code 1 when
     rows could not be judged (judge calls that failed after their retries).
 
     \b

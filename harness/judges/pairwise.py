@@ -3,7 +3,8 @@
 For every row both runs answered (same dataset, same example id and input), the judge sees
 the two outputs twice, once in each order, to cancel position bias: judges tend to prefer
 whichever response they read first (or last). When the two orders agree, that run wins the
-row; when they disagree the row is a tie, and is counted as ``inconsistent``. Results are
+row; when they disagree the row is a tie, and is counted as ``inconsistent``. A row both
+runs answered with the same text is a tie without asking the judge. Results are
 returned (and printed by ``harness judges compare``), not stored: every judge call is in
 the cache, so running the comparison again costs nothing.
 """
@@ -154,6 +155,12 @@ def _in_run_terms(label: str | None, a_shown_first: bool) -> str | None:
 
 async def compare_row(row: dict[str, Any], *, caller: Caller, provider: Provider) -> PairwiseRow:
     """Ask the judge in both orders and combine the verdicts."""
+    if row["output_a"] == row["output_b"]:
+        # One answer twice: both orders are the same prompt, and whichever position the
+        # judge names would read as inconsistency. Neither run is better; nothing is asked.
+        return PairwiseRow(
+            row["id"], row["input"], row["output_a"], row["output_b"], "tie", "tie", "tie", True
+        )
     params = PAIRWISE_JUDGE.request_params(provider, samples=1)
     common = {"expected": tuple(row["expected"]), "context": row["context"]}
     orders = [

@@ -85,6 +85,23 @@ def test_a_position_biased_judge_gives_ties(two_runs: tuple[str, str], home: Pat
     assert (totals["ties"], totals["inconsistent"], totals["win_rate_a"]) == (20, 20, 0.5)
 
 
+def test_rows_both_runs_answered_alike_are_ties_without_a_judge_call(
+    two_runs: tuple[str, str], home: Path
+) -> None:
+    # The same model twice: every row's two outputs are the same text, so the two orders
+    # are one prompt, and a judge picking "1" there prefers no run and shows no bias.
+    again = model_run(home, "python:harness_test_models:answer_expected")
+    result = compare_runs(
+        two_runs[0], again, judge_model="python:fake_judges:prefers_first", home=home
+    )
+    assert {(r.a_first, r.b_first, r.winner, r.consistent) for r in result.rows} == {
+        ("tie", "tie", "tie", True)
+    }
+    totals = result.totals
+    assert (totals["ties"], totals["inconsistent"], totals["errors"]) == (20, 0, 0)
+    assert result.calls["judge"]["local_calls"] == 0
+
+
 def test_against_the_server_both_orders_are_sent_and_cached(
     qa: str, home: Path, server: FakeLLMServer
 ) -> None:
