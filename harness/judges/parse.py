@@ -288,7 +288,7 @@ def _from_lines(text: str, output: OutputSpec) -> Verdict | None:
             continue
         label = _soft(value, output) if output.kind == "labels" else output.coerce(value)
         if label is not None:
-            return _verdict(output, label, text, match.group(0))
+            return _verdict(output, label, text, match.group(0), last=True)
     return None
 
 
@@ -337,7 +337,7 @@ def _from_bare(text: str, output: OutputSpec) -> Verdict | None:
             return _verdict(output, label, text, first.group(0))
     label = _bare(lines[-1], output)
     if label is not None:
-        return _verdict(output, label, text, lines[-1])
+        return _verdict(output, label, text, lines[-1], last=True)
     return None
 
 
@@ -390,8 +390,18 @@ def _range_end(text: str, match: re.Match[str]) -> str | None:
     return end.group(1) if end else None
 
 
-def _verdict(output: OutputSpec, label: str, text: str, verdict_part: str) -> Verdict:
-    """The rationale of a prose answer is the text around its verdict."""
-    rest = text.replace(verdict_part, " ", 1) if verdict_part else text
+def _verdict(
+    output: OutputSpec, label: str, text: str, verdict_part: str, *, last: bool = False
+) -> Verdict:
+    """The rationale of a prose answer is the text around its verdict, which is the first
+    place ``verdict_part`` occurs, or with ``last`` (a last line, the last labelled line)
+    the last: "It makes 4 claims; 3 hold.\n\n4" keeps its "4 claims"."""
+    if not verdict_part:
+        rest = text
+    elif last:
+        before, _, after = text.rpartition(verdict_part)
+        rest = f"{before} {after}"
+    else:
+        rest = text.replace(verdict_part, " ", 1)
     rationale = " ".join(rest.split()).lstrip(" .,:;-—*_#").rstrip(" ,:;-—*_#") or None
     return Verdict(output.value_of(label), label, rationale)

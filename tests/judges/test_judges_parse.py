@@ -222,6 +222,17 @@ def test_values_stored_per_output_type() -> None:
         (SCALE, '{"score": 5}', None),
         (SCALE, "5", None),
         (YES_NO, "Yes, the candidate is correct.", "the candidate is correct."),
+        # the verdict on the last line is taken out there, not where its text first occurs
+        (
+            SCALE,
+            "The answer makes 4 claims; 3 are supported.\n\n4",
+            "The answer makes 4 claims; 3 are supported.",
+        ),
+        (
+            SCALE,
+            "Score: 3 at first glance.\nThe dose is wrong.\nScore: 3",
+            "Score: 3 at first glance. The dose is wrong.",
+        ),
     ],
 )
 def test_rationale_is_kept(spec: OutputSpec, text: str, rationale: str | None) -> None:
