@@ -102,6 +102,7 @@ _SCORE_IN_PROSE = re.compile(
 # What follows a score to make it a range: "3-4", "3 – 4", "3 to 4", "4 or 5".
 _RANGE_END = re.compile(r"\s*(?:-{1,2}|–|—|\bto\b|\bor\b)\s*(-?\d+(?:\.\d+)?)\b", re.I)
 _DENOMINATOR = re.compile(r"/|out\s+of", re.I)
+_FENCE = re.compile(r"```[\w+-]*")
 _ENUMERATOR = re.compile(r"[\s\"'`*_#>]*\d+[.)]\s+\S")
 _MARKUP = "\"'`*_#>-[]() \t"
 _NEGATIVE = re.compile(r"-\d")
@@ -403,5 +404,7 @@ def _verdict(
         rest = f"{before} {after}"
     else:
         rest = text.replace(verdict_part, " ", 1)
+    if "```" in rest:  # the fence around a JSON answer is no reasoning
+        rest = _FENCE.sub(" ", rest)
     rationale = " ".join(rest.split()).lstrip(" .,:;-—*_#").rstrip(" ,:;-—*_#") or None
     return Verdict(output.value_of(label), label, rationale)

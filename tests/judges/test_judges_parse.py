@@ -220,6 +220,8 @@ def test_values_stored_per_output_type() -> None:
         (SCALE, "The dose is wrong.\nScore: 2", "The dose is wrong."),
         (SCALE, 'It matches the abstract. {"score": 5}', "It matches the abstract."),
         (SCALE, '{"score": 5}', None),
+        (SCALE, '```json\n{"score": 5}\n```', None),  # a code fence is no rationale
+        (SCALE, 'It cites the trial.\n```json\n{"score": 5}\n```', "It cites the trial."),
         (SCALE, "5", None),
         (YES_NO, "Yes, the candidate is correct.", "the candidate is correct."),
         # the verdict on the last line is taken out there, not where its text first occurs
