@@ -289,7 +289,12 @@ def _from_lines(text: str, output: OutputSpec) -> Verdict | None:
             continue
         label = _soft(value, output) if output.kind == "labels" else output.coerce(value)
         if label is not None:
-            return _verdict(output, label, text, match.group(0), last=True)
+            # The line up to its answer: "Score: 4 - it misses the dose" keeps its reason.
+            at = match.group(1).lower().find(value.lower())
+            end = match.end() if at < 0 else match.start(1) + at + len(value)
+            while end < match.end() and text[end] in "]*_`\"'":  # "[[4]]", "**4**"
+                end += 1
+            return _verdict(output, label, text, text[match.start() : end], last=True)
     return None
 
 

@@ -218,6 +218,10 @@ def test_values_stored_per_output_type() -> None:
         (SCALE, '{"score": 4, "explanation": "From another key."}', "From another key."),
         (SCALE, '{"score": 4, "reason": ["a", "b"]}', '["a", "b"]'),
         (SCALE, "The dose is wrong.\nScore: 2", "The dose is wrong."),
+        # what follows the answer on its line is the reason
+        (SCALE, "Score: 4 - it misses the dose.", "it misses the dose."),
+        (SCALE, "**Rating:** [[4]] because it misses the dose", "because it misses the dose"),
+        (YES_NO, "Verdict: No, it contradicts the reference.", "it contradicts the reference."),
         (SCALE, 'It matches the abstract. {"score": 5}', "It matches the abstract."),
         (SCALE, '{"score": 5}', None),
         (SCALE, '```json\n{"score": 5}\n```', None),  # a code fence is no rationale
