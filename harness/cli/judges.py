@@ -205,6 +205,10 @@ def calibrate_(
         raise failed
 
 
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else fmt(value)
+
+
 def _print_calibration(result: Any, show: int) -> None:
     click.echo(
         f"judge {result.judge}@{result.judge_version} ({result.judge_model}) vs "
@@ -216,7 +220,8 @@ def _print_calibration(result: Any, show: int) -> None:
         + (f" (labels that map to no judge answer: {excluded})" if excluded else "")
         + f"; not judged {result.not_judged}; judge errors {len(result.errors)}"
     )
-    line = f"accuracy {fmt(result.accuracy)}  Cohen's kappa {fmt(result.kappa)}"
+    # None: no row compared, or (kappa) both sides gave one answer: there is no figure.
+    line = f"accuracy {_figure(result.accuracy)}  Cohen's kappa {_figure(result.kappa)}"
     if result.weighted_kappa is not None:
         line += f"  quadratic-weighted kappa {fmt(result.weighted_kappa)}"
     click.echo(line)

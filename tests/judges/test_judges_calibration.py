@@ -271,5 +271,6 @@ def test_calibrate_cli(labelled: str, monkeypatch: pytest.MonkeyPatch) -> None:
     failing = [*args[:-1], "python:fake_judges:broken"]
     broken = CliRunner().invoke(cli, failing)
     assert broken.exit_code == 1 and "judge errors 8" in broken.stdout  # 2 labels excluded
+    assert "accuracy n/a  Cohen's kappa n/a\n" in broken.stdout  # no row compared
     assert broken.stderr.startswith("error: 8 of 8 judge answers failed (8 x judge call")
     assert broken.stderr.endswith("; the figures leave those rows out\n")
