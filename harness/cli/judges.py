@@ -269,7 +269,8 @@ def compare(
     A row is won by a run only when both orders agree; otherwise it is a tie (and counted
     as inconsistent: the judge preferred a position, not an answer). A row both runs
     answered with the same text is a tie, and the judge is not asked. Exit code 1 when
-    rows could not be judged (judge calls that failed after their retries).
+    rows could not be judged (judge calls that failed after their retries, or answers
+    with no usable verdict).
 
     \b
     Example:
