@@ -209,52 +209,33 @@ def test_a_limit_beyond_an_int64_takes_every_row(qa: str, home: Path) -> None:
     assert (code, err, len(json.loads(out)["examples"])) == (0, "", 20)
 
 
+# --experiment "$EXPERIMENT" with the variable unset: "" logged to harness, "  " made an
+# MLflow experiment named "  ", exit 0 (a sweep: its parent run in harness). --run-name
+# "$NAME": a run with no name that no name finds (a sweep: its children named by their
+# point alone). A --dry-run estimated, exit 0, a run that would be refused.
+EMPTY_NAME_SAYS = {
+    "--experiment": "give an experiment's name, or leave the option out (harness)",
+    "--run-name": "give the run a name, or leave the option out",
+}
+
+
+@pytest.mark.parametrize("option", list(EMPTY_NAME_SAYS))
 @pytest.mark.parametrize(
     ("name", "sweep"),
     [
         ("", []),
         ("  ", []),
         ("", ["--param", "seed=1", "--param", "seed=2"]),
-        ("", ["--dry-run"]),  # an estimate of a run that would be refused: exit 0
+        ("", ["--dry-run"]),
         ("", ["--dry-run", "--param", "seed=1", "--param", "seed=2"]),
     ],
 )
-def test_an_empty_experiment_name_is_exit_2_and_leaves_no_run(
-    name: str, sweep: list[str], qa: str, home: Path
+def test_an_empty_experiment_or_run_name_is_exit_2_and_leaves_no_run(
+    option: str, name: str, sweep: list[str], qa: str, home: Path
 ) -> None:
-    # --experiment "$EXPERIMENT" with the variable unset: "" logged to harness, "  " made
-    # an MLflow experiment named "  ", exit 0 (a sweep: its parent run in harness).
-    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--experiment", name,
-                            *sweep)  # fmt: skip
-    assert (code, out, err) == (
-        2, "", f"error: --experiment {name!r} is empty: give an experiment's name, or leave "
-        "the option out (harness)\n"
-    )  # fmt: skip
-    assert query(home, "SELECT count(*) FROM runs") == [(0,)]
-    assert not (home / "mlruns").exists()
-
-
-@pytest.mark.parametrize(
-    ("name", "sweep"),
-    [
-        ("", []),
-        (" ", []),
-        ("", ["--param", "seed=1", "--param", "seed=2"]),
-        ("", ["--dry-run"]),  # an estimate of a run that would be refused: exit 0
-        ("", ["--dry-run", "--param", "seed=1", "--param", "seed=2"]),
-    ],
-)
-def test_an_empty_run_name_is_exit_2_and_leaves_no_run(
-    name: str, sweep: list[str], qa: str, home: Path
-) -> None:
-    # --run-name "$NAME" with the variable unset: a run with no name that no name finds,
-    # exit 0 (a sweep: its children named by their point alone), as --experiment "" was.
-    code, out, err = invoke("run", "--data", "qa", "--model", "echo", "--run-name", name,
-                            *sweep)  # fmt: skip
-    assert (code, out, err) == (
-        2, "", f"error: --run-name {name!r} is empty: give the run a name, or leave the option "
-        "out\n"
-    )  # fmt: skip
+    code, out, err = invoke("run", "--data", "qa", "--model", "echo", option, name, *sweep)
+    said = f"error: {option} {name!r} is empty: {EMPTY_NAME_SAYS[option]}\n"
+    assert (code, out, err) == (2, "", said)
     assert query(home, "SELECT count(*) FROM runs") == [(0,)]
     assert not (home / "mlruns").exists()
 

@@ -345,15 +345,24 @@ def test_a_system_flag_replaces_the_sweep_tables_system_prompts(qa, home):
     assert json.loads(config)["system"] == "From the flag."
 
 
-def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_path, monkeypatch):
+def _sweep_failing_half_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str
+) -> tuple[Path, int, str, str]:
+    """Two runs of 4 rows over temperature, 2 rows of each failing while the flag file
+    exists: the flag, and the sweep's exit code, stdout (JSON) and stderr."""
     flag = tmp_path / "flag"
     flag.touch()
     monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
     code, out, err = invoke(
         "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
-        "--param", "temperature=0", "--param", "temperature=1", "--limit", "4",
-        "--no-mlflow", "--json",
+        "--param", "temperature=0", "--param", "temperature=1", "--limit", "4", "--json",
+        *flags,
     )  # fmt: skip
+    return flag, code, out, err
+
+
+def test_failed_rows_of_a_sweep_name_each_run_its_reasons_and_resume(qa, tmp_path, monkeypatch):
+    flag, code, out, err = _sweep_failing_half_its_rows(tmp_path, monkeypatch, "--no-mlflow")
     assert code == 1, err
     ids = [run["run_id"] for run in json.loads(out)["runs"]]
     line = err.strip().splitlines()[-1]
@@ -374,14 +383,9 @@ def test_resuming_a_sweeps_run_logs_the_parents_table_again(qa, home, tmp_path, 
 
     from harness.config import resolve_home
 
-    flag = tmp_path / "flag"
-    flag.touch()
-    monkeypatch.setenv("HARNESS_TEST_FLAG", str(flag))
-    code, out, err = invoke(
-        "run", "--data", "qa", "--model", "python:harness_test_models:fail_while_flagged",
-        "--param", "temperature=0", "--param", "temperature=1", "--limit", "4",
-        "--metric", "exact_match", "--json",
-    )  # fmt: skip
+    flag, code, out, err = _sweep_failing_half_its_rows(
+        tmp_path, monkeypatch, "--metric", "exact_match"
+    )
     assert code == 1, err
     ran = json.loads(out)
     uri = resolve_home(home).tracking_uri
