@@ -17,7 +17,8 @@ correct.`` :func:`parse_verdict` accepts all of these, in this order:
 
 An answer of the right kind that is not allowed (a score of 7 on a 1-5 scale, ``8/10`` on a
 1-5 scale, a label not in the list) is rejected rather than read some other way, as is a
-range of scores (``Score: 3-4``), of which either end would be a guess. Bump
+range of scores (``Score: 3-4``) or two answers on a labelled line (``Winner: 1 or 2``), of
+which either would be a guess. Bump
 ``PARSER_VERSION`` whenever the accepted shapes change: it is part of every judge's version.
 """
 
@@ -42,8 +43,9 @@ __all__ = ["PARSER_VERSION", "Verdict", "parse_verdict"]
 # was read as 2); 5: a range of scores ("3-4", "4 or 5") is no verdict (its first score was read);
 # 6: nested objects that disagree are no verdict (the first of them was read); 7: objects in
 # a list inside the answer's object are read (the first "score" on a line was); 8: "Verdict:
-# N/A" is no verdict (it was read as "N", no); 9: "1. ..." (a numbered list) is no answer "1"
-PARSER_VERSION = 9
+# N/A" is no verdict (it was read as "N", no); 9: "1. ..." (a numbered list) is no answer "1";
+# 10: a labelled line naming two answers ("Winner: 1 or 2") is no verdict (the first was read)
+PARSER_VERSION = 10
 
 _VERDICT_KEYS = {
     "scale": ("score", "rating", "grade", "final_score", "overall_score", "value", "result"),
@@ -106,6 +108,11 @@ _FENCE = re.compile(r"```[\w+-]*")
 _ENUMERATOR = re.compile(r"[\s\"'`*_#>]*\d+[.)]\s+\S")
 _MARKUP = "\"'`*_#>-[]() \t"
 _NEGATIVE = re.compile(r"-\d")
+# A second answer joined to the first on its line: "1 or 2", "yes and no", "Response 1 and
+# Response 2"; what follows a comma ("1, because Response 2 ...") is the reason.
+_SECOND_ANSWER = re.compile(
+    r"\s*(?:or|and|vs\.?|versus|&)\s+(?:response\s+|option\s+)?([A-Za-z0-9]+)\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -315,11 +322,27 @@ def _first_value(rest: str, output: OutputSpec) -> str:
     if output.kind == "yes/no":
         # A word before "/" is no answer: "N/A" is not "N", "Yes/No" echoes the format.
         match = re.match(r"[A-Za-z]+(?![A-Za-z/])", rest)
-        return match.group(0) if match else ""
+        if not match:
+            return ""
+        _one_answer(match.group(0), rest[match.end() :], output)
+        return match.group(0)
     for label in sorted(output.labels, key=len, reverse=True):  # longest first: "no" vs "none"
-        if re.match(rf"(?:response\s+|option\s+)?{re.escape(label)}(?![\w])", rest, re.I):
+        found = re.match(rf"(?:response\s+|option\s+)?{re.escape(label)}(?![\w])", rest, re.I)
+        if found:
+            _one_answer(label, rest[found.end() :], output)
             return label
     return rest.split(",")[0].split(".")[0]
+
+
+def _one_answer(first: str, after: str, output: OutputSpec) -> None:
+    """Refuse a line that names a second answer after ``first``: "Winner: 1 or 2", "Verdict:
+    yes and no", "Response 1 and Response 2 are tied" were read as their first answer."""
+    match = _SECOND_ANSWER.match(after)
+    if match is None:
+        return
+    second = _soft(match.group(1), output)
+    if second is not None and second != _soft(first, output):
+        raise JudgeParseError(f"the judge's answer gives two answers ({first}, {second})")
 
 
 def _from_bare(text: str, output: OutputSpec) -> Verdict | None:

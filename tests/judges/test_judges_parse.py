@@ -17,6 +17,10 @@ SIGNED = OutputSpec.parse("-2..2")  # "any integer range": a minus sign is part 
 
 # (output type, judge answer, the label it must read)
 ACCEPTED = [
+    # one answer, then words that name no second one
+    (PAIR, "Winner: 1, because Response 2 misses the dose", "1"),
+    (YES_NO, "Verdict: no, no errors were found", "no"),
+    (YES_NO, "Verdict: yes and the answer is complete", "yes"),
     # JSON as asked, and the ways it arrives wrapped
     (SCALE, '{"rationale": "Covers every point.", "score": 5}', "5"),
     (SCALE, '```json\n{"score": 3, "rationale": "Half right."}\n```', "3"),
@@ -174,6 +178,11 @@ REJECTED = [
         "1) Response 1 misses the dose.\n2) Response 2 gives it.\nSo Response 2 is better.",
         "no verdict",
     ),
+    # a labelled line naming two answers was read as its first
+    (PAIR, "Winner: 1 or 2, hard to say", "two answers (1, 2)"),
+    (PAIR, "Winner: Response 1 and Response 2 are tied", "two answers (1, 2)"),
+    (YES_NO, "Verdict: yes and no", "two answers (yes, no)"),
+    (GRADES, "Label: good or okay", "two answers (good, okay)"),
 ]
 
 
