@@ -174,6 +174,7 @@ def check_target(target: SparkTarget, session: Any = None) -> None:
         _databricks_builder(target.profile)
     elif target.remote:
         _connect_client()
+        _check_connect_url(target.remote)
 
 
 @dataclass
@@ -321,6 +322,19 @@ def _connect_client() -> Any:
     except ImportError as e:
         raise ConfigError(_NEEDS_CONNECT.format(missing=e.name or "a module")) from None
     return RemoteSession
+
+
+def _check_connect_url(url: str) -> None:
+    """pyspark's own reading of the URL, no network: a parameter it refuses (``;foo``, a
+    path) is bad input, refused before a run exists, not once the server answers."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql.connect.client.core import DefaultChannelBuilder
+
+    try:
+        DefaultChannelBuilder(url)
+    except PySparkException as e:
+        where = "sc://{}:{}".format(*connect_address(url))
+        raise ConfigError(f"Spark remote {where}: {_without_token(error_line(e), url)}") from None
 
 
 def _open_connect(url: str) -> SparkHandle:

@@ -194,3 +194,36 @@ def test_a_connect_server_that_cannot_be_reached_after_cached_rows_is_exit_74(
         f"error: cannot reach the Spark Connect server at {closed}: Connection refused; "
         f"fix that, then `harness run --resume {stored['run_id']}`"
     ]
+
+
+def test_a_connect_url_pyspark_cannot_read_is_refused_before_the_run(
+    home: Path, qa_file: Path
+) -> None:
+    """A parameter pyspark's client refuses (`;foo`, a path) was found only once the server
+    answered: the run and its cached rows were stored, then 'error: cannot use the Spark
+    Connect server ...', exit 2 ("nothing written"). It is refused before the run now (the
+    port here is closed: before, the check of the server came first, exit 74)."""
+    import json
+    import socket
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"sc://127.0.0.1:{probe.getsockname()[1]}"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+    for bad, why in (
+        (f"{closed}/;foo;token=s3cret", "Parameter 'foo' should be provided as a key-value"),
+        (f"{closed}/path;token=s3cret", "The path component '/path' must be empty"),
+    ):
+        done = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--spark-remote", bad])
+        assert done.exit_code == 2, done.output
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: Spark remote {closed}: [INVALID_CONNECT_URL] ")
+        assert why in line and "s3cret" not in line
+        assert done.stdout == ""
+    listed = runner.invoke(cli, ["runs", "list", "--json"])
+    assert json.loads(listed.stdout) == []
