@@ -86,6 +86,7 @@ class SparkTarget:
         environ: Mapping[str, str] | None = None,
     ) -> SparkTarget:
         """The flags, else ``SPARK_REMOTE``, else ``[spark]`` of harness.toml."""
+        _not_empty(remote)
         table = settings.get("spark") or {}
         env = os.environ if environ is None else environ
         from_env = env.get("SPARK_REMOTE", "")
@@ -115,6 +116,7 @@ class SparkTarget:
         """``--spark [databricks]``, ``--spark-remote URL``, ``--profile NAME``: the target,
         or None when none of them asks for Spark. ``spark`` is ``"on"`` (a bare
         ``--spark``), ``"databricks"`` or a Spark Connect URL."""
+        _not_empty(remote)
         if spark and spark.startswith("sc://"):  # evaluate(spark="sc://...")
             if remote and remote != spark:
                 raise ConfigError("spark= and spark_remote= name two Spark Connect servers")
@@ -142,6 +144,12 @@ class SparkTarget:
             host, port = connect_address(self.remote)
             return f"sc://{host}:{port}"
         return self.master or "local[*]"
+
+
+def _not_empty(remote: str | None) -> None:
+    """``--spark-remote "$URL"`` with URL unset asks for a cluster, not for no flag."""
+    if remote is not None and not remote.strip():
+        raise ConfigError("--spark-remote needs sc://HOST:PORT or databricks, got nothing")
 
 
 def connect_address(url: str) -> tuple[str, int]:

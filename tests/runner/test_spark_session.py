@@ -227,3 +227,34 @@ def test_a_connect_url_pyspark_cannot_read_is_refused_before_the_run(
         assert done.stdout == ""
     listed = runner.invoke(cli, ["runs", "list", "--json"])
     assert json.loads(listed.stdout) == []
+
+
+def test_an_empty_spark_remote_is_refused_not_taken_for_no_flag(home: Path, qa_file: Path) -> None:
+    """`--spark-remote "$URL"` with URL unset ran the whole run locally, exit 0, and
+    `data import --spark-table T --spark-remote ""` read T from a local session."""
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "import", str(qa_file), "--name", "qa"]).exit_code == 0
+    echo = runner.invoke(cli, ["run", "--data", "qa", "--model", "echo", "--no-mlflow", "--json"])
+    run_id = json.loads(echo.stdout)["run_id"]
+    expected = "error: --spark-remote needs sc://HOST:PORT or databricks, got nothing"
+    for command in (
+        ["run", "--data", "qa", "--model", "echo", "--limit", "1", "--spark-remote", ""],
+        ["data", "import", "--spark-table", "t", "--name", "t", "--spark-remote", ""],
+        ["runs", "export", run_id, "--spark-table", "t", "--spark-remote", " "],
+    ):
+        done = runner.invoke(cli, command)
+        assert done.exit_code == 2, done.output
+        assert done.stderr.strip().splitlines() == [expected]
+    assert [
+        run["run_id"] for run in json.loads(runner.invoke(cli, ["runs", "list", "--json"]).stdout)
+    ] == [run_id]
+    with pytest.raises(ConfigError, match="^spark_remote= needs sc://HOST:PORT"):
+        import harness
+
+        harness.evaluate(model="echo", data=[{"inputs": "a?"}], spark_remote="")
