@@ -183,7 +183,7 @@ def export_run_to_spark(
                         f"Spark table {table} already holds run {info.run_id}; "
                         "--overwrite replaces the table"
                     )
-            frame = spark.createDataFrame(rows)
+            frame = _frame(spark, rows)
             frame.write.mode("overwrite" if overwrite else "append").saveAsTable(table)
         except ConfigError:
             raise
@@ -193,6 +193,17 @@ def export_run_to_spark(
     finally:
         handle.close()
         _remove_if_empty(made)  # the table's files keep it
+
+
+def _frame(spark: Any, rows: pa.Table) -> Any:
+    """``rows`` as a Spark DataFrame. A run without rows (it failed before any) has nothing
+    Spark can infer a schema from ("CANNOT_INFER_EMPTY_SCHEMA"), and classic pyspark cannot
+    convert an Arrow table of no chunks: it is no rows with the columns of the others."""
+    if rows.num_rows:
+        return spark.createDataFrame(rows)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return spark.createDataFrame([], schema=from_arrow_schema(rows.schema))
 
 
 def _register_saved_table(handle: SparkHandle, table: str) -> None:

@@ -224,3 +224,37 @@ def test_an_export_says_its_rows_in_words_that_agree(rows: int, said: str) -> No
     # `runs export --spark-table` of a one-row run printed "1 rows written".
     result = ExportResult("3f2a9c1b4d5e", "main.evals.results", rows, False, "local[1]")
     assert result.line() == f"run 3f2a9c1b4d5e: {said} to main.evals.results on local[1]"
+
+
+def test_a_run_without_rows_exports_as_an_empty_table_of_the_same_columns(
+    spark: Any, remote: SparkTarget, fake: FakeLLMServer, home: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A run that failed before any row (here: its Spark Connect server could not be
+    reached) stopped `runs export --spark-table` with Spark's "[CANNOT_INFER_EMPTY_SCHEMA]
+    Can not infer schema from an empty dataset", exit 2, where a run file is written."""
+    import socket
+
+    from spark_helpers import harness
+
+    from harness.store.runs import list_runs
+
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-export")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"sc://127.0.0.1:{probe.getsockname()[1]}"
+    import_file(write_jsonl(tmp_path / "squares.jsonl", varied_rows()), name="sq", home=home)
+    run = ["run", "--data", "sq", "--model", "openai:/m", "--no-mlflow", "--spark-remote"]
+    failed = harness(*run, closed, env=cli_env(home, fake))  # no session active there
+    assert failed.returncode == 74, failed.stderr
+    (empty,) = list_runs(home / "harness.duckdb")
+    exported = export_run_to_spark(empty.run_id, "no_rows", home=home, target=remote)
+    assert exported.rows == 0 and "0 rows written to no_rows" in exported.line()
+    assert spark.read.table("no_rows").count() == 0
+
+    full = run_eval(RunConfig(data="sq", model="openai:/m", mlflow=False), home=home)
+    export_run_to_spark(full.run_id, "no_rows", home=home, target=remote)  # appends
+    export_run_to_spark(full.run_id, "some_rows", home=home, target=remote)
+    assert spark.read.table("no_rows").count() == 30
+    assert spark.read.table("no_rows").schema == spark.read.table("some_rows").schema
