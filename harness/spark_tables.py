@@ -21,6 +21,7 @@ Databricks Connect or local); table names are the session catalog's
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ def import_spark_table(
         try:
             if table is not None:
                 _register_saved_table(handle, table)
+            else:
+                _register_saved_tables(handle)
             frame = spark.read.table(table) if table is not None else spark.sql(sql)
             columns = list(frame.columns)
         except Exception as e:  # noqa: BLE001 - Py4J/Spark Connect errors share no base
@@ -89,6 +92,25 @@ def import_spark_table(
         _remove_if_empty(made)
 
 
+def _register_saved_tables(handle: SparkHandle) -> None:
+    """Every table an earlier command saved in a local session's warehouse folder, made
+    known (see ``_register_saved_table``): a query may name any of them, as in
+    ``--spark-sql "SELECT * FROM results WHERE run_id = '...'"`` after ``runs export``."""
+    folder = _warehouse(handle)
+    if folder is not None and folder.is_dir():
+        for entry in sorted(folder.iterdir()):
+            if entry.is_dir() and re.fullmatch(r"\w+", entry.name):  # NAME.db: a schema
+                _register_saved_table(handle, entry.name)
+
+
+def _warehouse(handle: SparkHandle) -> Path | None:
+    """The warehouse folder of a local session harness started (None for another's)."""
+    if not handle.owned or not hasattr(handle.session, "_jsparkSession"):
+        return None  # another session's warehouse is its own
+    where = urlparse(handle.session.conf.get("spark.sql.warehouse.dir"))  # always set
+    return Path(unquote(where.path)) if where.scheme in ("", "file") else None
+
+
 def _new_warehouse(handle: SparkHandle) -> Path | None:
     """The warehouse folder of a local session harness started, when it is not there yet.
 
@@ -96,13 +118,8 @@ def _new_warehouse(handle: SparkHandle) -> Path | None:
     a failed ``data import --spark-table`` or ``runs export --spark-table`` left an empty
     ``./spark-warehouse`` behind.
     """
-    if not handle.owned or not hasattr(handle.session, "_jsparkSession"):
-        return None  # another session's warehouse is its own
-    where = urlparse(handle.session.conf.get("spark.sql.warehouse.dir"))  # always set
-    if where.scheme not in ("", "file"):
-        return None
-    folder = Path(unquote(where.path))
-    return None if folder.exists() else folder
+    folder = _warehouse(handle)
+    return None if folder is None or folder.exists() else folder
 
 
 def _remove_if_empty(folder: Path | None) -> None:

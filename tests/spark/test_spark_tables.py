@@ -130,6 +130,35 @@ def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
     assert list(work.iterdir()) == []
 
 
+def test_a_query_on_a_local_session_finds_the_tables_earlier_commands_saved(
+    llm: FakeLLMServer, home: Path, tmp_path: Path
+) -> None:
+    """A local session's catalog is new with each command; `data import --spark-table T`
+    found a table an earlier `runs export` saved (./spark-warehouse/T), but a query naming
+    it, `--spark-sql "SELECT ... FROM T WHERE run_id = ..."` (what picks one run out of a
+    table of several), stopped with "[TABLE_OR_VIEW_NOT_FOUND]", exit 2."""
+    (home / "harness.toml").write_text('[spark]\nmaster = "local[1]"\n')
+    import_file(write_jsonl(tmp_path / "qa.jsonl", [{"question": "q"}]), name="qa", home=home)
+    run = run_eval(RunConfig(data="qa", model="echo", mlflow=False), home=home)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "harness"), *arguments]
+        return subprocess.run(
+            command, env=cli_env(home, llm), cwd=work, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+
+    exported = cli("runs", "export", run.run_id, "--spark-table", "results")
+    assert exported.returncode == 0, exported.stderr
+    query = f"SELECT id, input, output AS expected FROM results WHERE run_id = '{run.run_id}'"
+    imported = cli("data", "import", "--spark-sql", query, "--name", "echoed", "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout)["rows"] == 1
+    assert sorted(p.name for p in (work / "spark-warehouse").iterdir()) == ["results"]
+
+
 def test_a_run_exported_to_a_table_reads_back_as_stored(
     spark: Any, remote: SparkTarget, fake: FakeLLMServer, home: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
