@@ -233,7 +233,7 @@ def import_records(
 
     from harness.store.datasets import example_batch, example_schema, save_staged_dataset
 
-    _check_name(name)
+    check_dataset_name(name)
     mapping = map_columns(
         [str(c) for c in columns],
         input=input,
@@ -508,7 +508,7 @@ def _import(
     require_input: bool = True,
     lists_in_text: bool = False,
 ) -> ImportResult:
-    _check_name(name)
+    check_dataset_name(name)
     if len(df) == 0:
         raise DataError(f"{source} has no rows")
     examples, mapping = to_examples(
@@ -553,7 +553,7 @@ def sample_dataset(
     from harness.sampling import SampleSpec, describe_sample, parse_size, sample_examples
     from harness.store.datasets import load_examples
 
-    _check_name(name)
+    check_dataset_name(name)
     db_path = resolve_home(home).db_path
     source = resolve_dataset(db_path, ref)
     if name == source.name:  # the newest version of NAME is what `--data NAME` runs
@@ -576,6 +576,6 @@ def sample_dataset(
     return ImportResult.of(db_path, info, created, dict(source.columns))
 
 
-def _check_name(name: str) -> None:
+def check_dataset_name(name: str) -> None:
     if not name or any(ch in name for ch in "@/\\\n\t ") or len(name) > 200:
         raise DataError(f"invalid dataset name {name!r}: use letters, digits, '-', '_' or '.'")

@@ -57,10 +57,11 @@ def import_spark_table(
 ) -> ImportResult:
     """Import the Spark table ``table`` (or the result of the query ``sql``) as dataset
     ``name``, with the column mapping of files (see :mod:`harness.data`)."""
-    from harness.data import import_records, spark_record_batches
+    from harness.data import check_dataset_name, import_records, spark_record_batches
 
     if (table is None) == (sql is None):
         raise ConfigError("give a Spark table (--spark-table NAME) or a query (--spark-sql QUERY)")
+    check_dataset_name(name)  # before Spark starts and reads the table
     project = resolve_home(home)
     handle = _open(project.settings, target, session)
     what = f"Spark table {table}" if table is not None else "the Spark SQL query"

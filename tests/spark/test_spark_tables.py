@@ -98,6 +98,26 @@ def test_table_errors_are_one_line(spark: Any, remote: SparkTarget, home: Path) 
         import_spark_table(name="x", home=home, target=remote)
 
 
+def test_a_bad_dataset_name_is_refused_before_spark_reads_the_table(
+    llm: FakeLLMServer, home: Path, tmp_path: Path
+) -> None:
+    """`data import --spark-table T --name bad/name` started a local JVM (~10 s) and read
+    the whole table before refusing the name (or said the table was not there)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for source in (["--spark-table", "no_such_table"], ["--spark-sql", "SELECT 'q' AS input"]):
+        command = [str(Path(sys.executable).parent / "harness"), "data", "import", *source]
+        done = subprocess.run(
+            [*command, "--name", "bad/name"], env=cli_env(home, llm), cwd=work,
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [
+            "error: invalid dataset name 'bad/name': use letters, digits, '-', '_' or '.'"
+        ]
+    assert list(work.iterdir()) == [] and not (home / "harness.duckdb").exists()
+
+
 def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
     llm: FakeLLMServer, home: Path, tmp_path: Path
 ) -> None:
