@@ -138,3 +138,8 @@ MARKUP = "see [bold]this[/bold] and [/x] \x1b[2J done"  # rich markup, an escape
 def markup(row: dict[str, Any]) -> str:
     """An answer rich would read as markup (and fail on), with a terminal escape."""
     return MARKUP
+
+
+def exits(row: dict[str, Any]) -> str:
+    """A model whose code (or a library it calls) calls sys.exit()."""
+    raise SystemExit(3)

@@ -134,7 +134,9 @@ class Metric:
             result = self.fn(row)
             scores = result if isinstance(result, (list, tuple)) else [result]
             rows = [self._row(example_id, score) for score in scores]
-        except Exception as e:  # noqa: BLE001 - the user's code: recorded on the row, not raised
+        # SystemExit too: sys.exit() in the user's metric (or a library it calls) ended
+        # harness with that code (3 reads as --check's "cannot decide") and not a word.
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: on the row
             said = scrub_secrets(str(e))  # the user's message may hold a key of this environment
             return [ScoreRow(example_id, self.name, None, error=f"{type(e).__name__}: {said}")]
         return rows

@@ -82,7 +82,9 @@ class PythonProvider(Provider):
             else:
                 # Timed inside the worker thread: queueing for a thread is not the model's latency.
                 result, latency = await asyncio.to_thread(_timed, self.fn, arg)
-        except Exception as e:  # a failing user function fails its row, not the run
+        # A failing user function fails its row, not the run; sys.exit() in it too, which
+        # ended harness with its code and not a word.
+        except (Exception, SystemExit) as e:
             hint = ""
             if request.row is None and isinstance(e, TypeError | KeyError | AttributeError):
                 # The likeliest cause: a function written for the model role, given messages.

@@ -23,6 +23,7 @@ from harness.metrics import BatchMetric, Columns, extra_aggregates
 from harness.metrics.registry import not_finite
 from harness.secrets import scrub_secrets
 from harness.store.rows import ScoreRow
+from harness.wording import plural
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -101,7 +102,7 @@ def final_scores(plan: RunPlan, run_id: str, outputs: pd.DataFrame | None) -> Fi
 def _raised_on(failed_rows: int) -> list[str]:
     if not failed_rows:
         return []
-    return [f"metrics raised on {failed_rows} row(s); see the scores' error column"]
+    return [f"metrics raised on {plural(failed_rows, 'row')}; see the scores' error column"]
 
 
 def _asked(plan: RunPlan) -> dict[str, Sequence[Any]]:
@@ -148,7 +149,9 @@ def score_batches(
     for metric in metrics:
         try:
             found = metric.fn(columns) if ids else None
-        except Exception as e:  # noqa: BLE001 - the user's eval_fn: reported, the run kept
+        # SystemExit too: a library calling sys.exit() in the user's eval_fn ended harness
+        # with that code and not a word.
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's eval_fn: reported
             said = scrub_secrets(str(e)).strip()  # the user's message may hold a key
             first = said.splitlines()[0] if said else ""
             outcome.failures.append(f"metric {metric.name!r} raised {type(e).__name__}: {first}")

@@ -146,7 +146,7 @@ def test_a_metric_that_raises_fails_its_rows_and_the_cli_exits_1(home: Path) -> 
     assert doc["metric_errors"] == 2 and doc["errors"] == 0
     assert doc["metrics"]["word_count"]["count"] == 2  # the other metric is there
     assert doc["metrics"]["raises"] == {"count": 0}
-    assert "metrics failed (metrics raised on 2 row(s)" in result.stderr
+    assert "metrics failed (metrics raised on 2 rows" in result.stderr
     assert doc["directions"] == {"raises": 1, "word_count": 0}
     # A resume scores nothing again: the line says what does, and so does --resume.
     assert result.stderr.strip().endswith(
