@@ -51,7 +51,14 @@ def raises(row: dict[str, Any]) -> float:
 NOT_A_METRIC = 42
 
 
-MLFLOW_OBJECTS = ("cites_scorer", "exact_metric", "precision_at_2", "relevance", "toxic")
+MLFLOW_OBJECTS = (
+    "cites_scorer",
+    "exact_metric",
+    "mlflow_exact_match",
+    "precision_at_2",
+    "relevance",
+    "toxic",
+)
 
 
 def _mlflow_objects() -> dict[str, Any]:
@@ -59,7 +66,7 @@ def _mlflow_objects() -> dict[str, Any]:
 
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
-    from mlflow.metrics import make_metric, precision_at_k, toxicity
+    from mlflow.metrics import exact_match, make_metric, precision_at_k, toxicity
     from mlflow.metrics.genai import answer_relevance
 
     @scorer
@@ -76,6 +83,7 @@ def _mlflow_objects() -> dict[str, Any]:
         "exact_metric": make_metric(
             eval_fn=exact_eval_fn, greater_is_better=True, name="exact_mlflow"
         ),
+        "mlflow_exact_match": exact_match(),  # its one number is "exact_match"
         "precision_at_2": precision,
         "relevance": relevance,
         "toxic": toxicity(),  # refused: it would download a model

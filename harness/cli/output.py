@@ -141,8 +141,9 @@ def other_aggregates(metrics: dict[str, dict[str, Any]]) -> str | None:
     its value nowhere in the terminal; MLflow's ``variance``, a judge's ``agreement``."""
     parts = []
     for name, values in metrics.items():
+        own = (name, name.split("/")[0])  # exact_match()'s "exact_match" is exact_match/v1
         shown = [
-            fmt(value) if key == name else f"{key} {fmt(value)}"
+            fmt(value) if key in own else f"{key} {fmt(value)}"
             for key, value in values.items()
             if key not in _IN_THE_TABLE and value is not None
         ]
