@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from spark_helpers import cli_env
 
 from harness.data import import_file
 from harness.errors import ConfigError, DataError
-from harness.runner.config import RunConfig
+from harness.runner.config import RunConfig, RunResult
 from harness.runner.run import run_eval
 from harness.runner.spark_session import SparkTarget
 from harness.spark_tables import ExportResult, export_run_to_spark, import_spark_table
@@ -118,12 +119,11 @@ def test_a_bad_dataset_name_is_refused_before_spark_reads_the_table(
     assert list(work.iterdir()) == [] and not (home / "harness.duckdb").exists()
 
 
-def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
+def _local_project(
     llm: FakeLLMServer, home: Path, tmp_path: Path
-) -> None:
-    """A local session's catalog makes ./spark-warehouse on first use, even to find that a
-    table is not there: `data import --spark-table` of a table that does not exist, and
-    `runs export --spark-table` to a schema that does not, left it (empty) in the cwd."""
+) -> tuple[RunResult, Path, Callable[..., subprocess.CompletedProcess[str]]]:
+    """A project on a local[1] session harness starts, with a one-row `echo` run; an empty
+    working folder; and the CLI run there."""
     (home / "harness.toml").write_text('[spark]\nmaster = "local[1]"\n')
     import_file(write_jsonl(tmp_path / "qa.jsonl", [{"question": "q"}]), name="qa", home=home)
     run = run_eval(RunConfig(data="qa", model="echo", mlflow=False), home=home)
@@ -137,6 +137,16 @@ def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
             timeout=600,
         )  # fmt: skip
 
+    return run, work, cli
+
+
+def test_a_failed_table_command_on_a_local_session_leaves_no_warehouse_folder(
+    llm: FakeLLMServer, home: Path, tmp_path: Path
+) -> None:
+    """A local session's catalog makes ./spark-warehouse on first use, even to find that a
+    table is not there: `data import --spark-table` of a table that does not exist, and
+    `runs export --spark-table` to a schema that does not, left it (empty) in the cwd."""
+    run, work, cli = _local_project(llm, home, tmp_path)
     imported = cli("data", "import", "--spark-table", "no_such_table", "--name", "x")
     assert imported.returncode == 2 and imported.stderr.count("\n") == 1, imported.stderr
     assert imported.stderr.startswith(
@@ -157,19 +167,7 @@ def test_a_query_on_a_local_session_finds_the_tables_earlier_commands_saved(
     found a table an earlier `runs export` saved (./spark-warehouse/T), but a query naming
     it, `--spark-sql "SELECT ... FROM T WHERE run_id = ..."` (what picks one run out of a
     table of several), stopped with "[TABLE_OR_VIEW_NOT_FOUND]", exit 2."""
-    (home / "harness.toml").write_text('[spark]\nmaster = "local[1]"\n')
-    import_file(write_jsonl(tmp_path / "qa.jsonl", [{"question": "q"}]), name="qa", home=home)
-    run = run_eval(RunConfig(data="qa", model="echo", mlflow=False), home=home)
-    work = tmp_path / "work"
-    work.mkdir()
-
-    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-        command = [str(Path(sys.executable).parent / "harness"), *arguments]
-        return subprocess.run(
-            command, env=cli_env(home, llm), cwd=work, capture_output=True, text=True,
-            timeout=600,
-        )  # fmt: skip
-
+    run, work, cli = _local_project(llm, home, tmp_path)
     exported = cli("runs", "export", run.run_id, "--spark-table", "results")
     assert exported.returncode == 0, exported.stderr
     query = f"SELECT id, input, output AS expected FROM results WHERE run_id = '{run.run_id}'"
